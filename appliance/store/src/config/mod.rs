@@ -1,0 +1,301 @@
+//! The configuration document: one typed value per section, parsed from TOML
+//! (files) or JSON (API), then validated as a whole. Every problem carries
+//! the key path it is about, so a user can find it in their file.
+
+mod dpx;
+mod integrator;
+mod mail;
+mod network;
+mod node;
+mod path;
+mod simple;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use dpx::{DnsRecord, Dpx};
+pub use integrator::{Channel, Integrator, SecurityDef};
+pub use mail::{Mail, Relay, RelayMode, RelayTls};
+pub use network::{Interface, Network};
+pub use node::{ExtraService, Node, RestartMode};
+pub use path::KeyPath;
+pub use simple::{Pgha, Ssh, Vpn, Web};
+
+/// The whole node configuration. Sections absent from a file take their
+/// defaults; unknown keys anywhere are refused.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub node: Node,
+    pub network: Network,
+    pub vpn: Vpn,
+    pub dpx: Dpx,
+    pub web: Web,
+    pub ssh: Ssh,
+    pub mail: Mail,
+    pub pgha: Pgha,
+    pub integrator: Integrator,
+}
+
+/// One thing wrong with a document, at one key path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+pub(crate) fn render_problems(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The top-level sections; the supervisor signals the service owning a
+/// section when it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Section {
+    Node,
+    Network,
+    Vpn,
+    Dpx,
+    Web,
+    Ssh,
+    Mail,
+    Pgha,
+    Integrator,
+}
+
+impl Section {
+    pub const ALL: [Section; 9] = [
+        Section::Node,
+        Section::Network,
+        Section::Vpn,
+        Section::Dpx,
+        Section::Web,
+        Section::Ssh,
+        Section::Mail,
+        Section::Pgha,
+        Section::Integrator,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::Node => "node",
+            Section::Network => "network",
+            Section::Vpn => "vpn",
+            Section::Dpx => "dpx",
+            Section::Web => "web",
+            Section::Ssh => "ssh",
+            Section::Mail => "mail",
+            Section::Pgha => "pgha",
+            Section::Integrator => "integrator",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Changes here can cut the admin off the node, so they must be confirmed.
+    pub fn is_risky(self) -> bool {
+        matches!(
+            self,
+            Section::Network | Section::Vpn | Section::Ssh | Section::Web
+        )
+    }
+}
+
+impl Config {
+    /// Parses TOML text. Syntax errors name the line and column.
+    pub fn from_toml(text: &str) -> Result<Config, Vec<Problem>> {
+        Config::from_value(toml_to_json(text)?)
+    }
+
+    /// Parses TOML or JSON text, whichever it is (JSON starts with `{`).
+    pub fn from_text(text: &str) -> Result<Config, Vec<Problem>> {
+        Config::from_value(text_to_json(text)?)
+    }
+
+    /// Typed parse of a JSON value, then validation; the only way a document
+    /// becomes a `Config`, so every entry point checks the same things.
+    pub fn from_value(value: Value) -> Result<Config, Vec<Problem>> {
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            vec![Problem {
+                path: if path == "." { String::new() } else { path },
+                message: e.into_inner().to_string(),
+            }]
+        })?;
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let root = KeyPath::root();
+        self.node.validate(&root.key("node"), &mut out);
+        self.network.validate(&root.key("network"), &mut out);
+        self.dpx.validate(&root.key("dpx"), &mut out);
+        self.mail.validate(&root.key("mail"), &mut out);
+        self.integrator.validate(&root.key("integrator"), &mut out);
+        out
+    }
+
+    pub fn to_json(&self) -> Value {
+        // A derived Serialize of plain data cannot fail.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    pub fn section_json(&self, section: Section) -> Value {
+        self.to_json()
+            .get(section.name())
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Sections whose content differs between two documents.
+    pub fn changed_sections(&self, other: &Config) -> Vec<Section> {
+        let (a, b) = (self.to_json(), other.to_json());
+        Section::ALL
+            .into_iter()
+            .filter(|s| a.get(s.name()) != b.get(s.name()))
+            .collect()
+    }
+}
+
+/// TOML text → JSON value, with syntax errors turned into problems.
+pub fn toml_to_json(text: &str) -> Result<Value, Vec<Problem>> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let place = match e.span() {
+            Some(span) => {
+                let (line, col) = line_col(text, span.start);
+                format!("line {line}, column {col}")
+            }
+            None => String::new(),
+        };
+        vec![Problem {
+            path: place,
+            message: format!("not valid TOML: {}", e.message()),
+        }]
+    })?;
+    serde_json::to_value(table).map_err(|e| {
+        vec![Problem {
+            path: String::new(),
+            message: format!("unsupported TOML value: {e}"),
+        }]
+    })
+}
+
+/// TOML or JSON text → JSON value.
+pub fn text_to_json(text: &str) -> Result<Value, Vec<Problem>> {
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| {
+            vec![Problem {
+                path: format!("line {}, column {}", e.line(), e.column()),
+                message: format!("not valid JSON: {e}"),
+            }]
+        })
+    } else {
+        toml_to_json(text)
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Shared checks used by several sections.
+pub(crate) mod check {
+    use super::{KeyPath, Problem};
+
+    pub fn push(out: &mut Vec<Problem>, path: &KeyPath, message: impl Into<String>) {
+        out.push(Problem {
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// RFC 1123 host name (dots allowed), as used for the node and DNS names.
+    pub fn hostname(out: &mut Vec<Problem>, path: &KeyPath, name: &str) {
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name.trim_end_matches('.').split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !ok {
+            push(
+                out,
+                path,
+                format!(
+                    "{name:?} is not a host name (letters, digits and '-', labels of 1-63 characters)"
+                ),
+            );
+        }
+    }
+
+    /// Names of objects users create: short, lowercase, no spaces.
+    pub fn object_name(out: &mut Vec<Problem>, path: &KeyPath, name: &str) {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            push(
+                out,
+                path,
+                format!("{name:?} is not a valid name (1-64 letters, digits, '-', '_' or '.')"),
+            );
+        }
+    }
+
+    /// Reports names that appear more than once in a list.
+    pub fn unique<'a>(
+        out: &mut Vec<Problem>,
+        list: &KeyPath,
+        field: &str,
+        names: impl Iterator<Item = &'a str>,
+    ) {
+        let mut seen = std::collections::HashSet::new();
+        for (i, name) in names.enumerate() {
+            if !seen.insert(name) {
+                push(
+                    out,
+                    &list.index(i).key(field),
+                    format!("{name:?} is used more than once"),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

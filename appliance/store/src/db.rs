@@ -1,0 +1,151 @@
+//! Opening the database, its schema migrations and the audit log.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::{StoreError, now_unix};
+
+/// Schema steps, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE revisions (
+        id INTEGER PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        author TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        document TEXT NOT NULL
+    );
+    CREATE TABLE pending (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        revision INTEGER NOT NULL REFERENCES revisions(id),
+        fallback INTEGER NOT NULL REFERENCES revisions(id),
+        deadline INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+"#];
+
+/// A handle on `<state>/alpharen.db`. Writers take `&mut self` so each write
+/// is one transaction.
+pub struct Store {
+    pub(crate) conn: Connection,
+    path: PathBuf,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in a state directory.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::StateDir {
+            path: state_dir.display().to_string(),
+            source,
+        })?;
+        let path = state_dir.join("alpharen.db");
+        let conn = Connection::open(&path).map_err(|source| StoreError::Db {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut store = Store { conn, path };
+        store.init()?;
+        Ok(store)
+    }
+
+    fn init(&mut self) -> Result<(), StoreError> {
+        self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        self.conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{} has schema version {version}, newer than this firmware knows ({}); boot the newer slot or restore a backup",
+                self.path.display(),
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(step)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The newest audit entries, newest first.
+    pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, at, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt.query_map(params![limit], |r| {
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records an event that did not come with its own write (for example a
+    /// service marked failed).
+    pub fn audit(&self, actor: &str, action: &str, detail: &str) -> Result<(), StoreError> {
+        Ok(audit(&self.conn, actor, action, detail)?)
+    }
+
+    /// Reads one value of a single-row query, `None` if there is no row.
+    pub(crate) fn optional<T: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.conn.query_row(sql, args, |r| r.get(0)).optional()?)
+    }
+}
+
+pub(crate) fn audit(
+    conn: &Connection,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "INSERT INTO audit (at, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![now_unix(), actor, action, detail],
+    )
+    .map(drop)
+}

@@ -1,0 +1,63 @@
+use crate::config::Problem;
+
+/// Everything the store can refuse or fail at. `code()` is the stable string
+/// the control socket and the API hand to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the configuration is invalid:\n{}", crate::config::render_problems(.0))]
+    Invalid(Vec<Problem>),
+    #[error("revision {0} does not exist (see `config history`)")]
+    NoRevision(i64),
+    #[error("no configuration has been applied yet")]
+    Empty,
+    #[error("nothing is waiting for confirmation")]
+    NothingPending,
+    #[error("user {0:?} does not exist")]
+    NoUser(String),
+    #[error("user {0:?} already exists")]
+    UserExists(String),
+    #[error("{0}")]
+    BadUser(String),
+    #[error("the backup cannot be restored: {0}")]
+    BadBackup(String),
+    #[error("cannot use state directory {path}: {source}")]
+    StateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database {path}: {source}")]
+    Db {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Invalid(_) => "invalid_config",
+            StoreError::NoRevision(_) => "no_such_revision",
+            StoreError::Empty => "no_config",
+            StoreError::NothingPending => "nothing_pending",
+            StoreError::NoUser(_) => "no_such_user",
+            StoreError::UserExists(_) => "user_exists",
+            StoreError::BadUser(_) => "invalid_user",
+            StoreError::BadBackup(_) => "invalid_backup",
+            StoreError::StateDir { .. } => "state_dir",
+            StoreError::Db { .. } => "database",
+            StoreError::Corrupt(_) => "corrupt",
+        }
+    }
+}
+
+/// Database errors inside the store; the file is always `<state>/alpharen.db`.
+impl From<rusqlite::Error> for StoreError {
+    fn from(source: rusqlite::Error) -> Self {
+        StoreError::Db {
+            path: "alpharen.db".into(),
+            source,
+        }
+    }
+}
