@@ -35,6 +35,10 @@ const MIGRATIONS: &[&str] = &[r#"
         password_hash TEXT NOT NULL,
         created_at INTEGER NOT NULL
     );
+    CREATE TABLE component_schema (
+        name TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
     CREATE TABLE secrets (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL,
@@ -98,6 +102,35 @@ impl Store {
             tx.commit()?;
         }
         Ok(())
+    }
+
+    /// Applies a service's own schema steps (its tables live in the same
+    /// file); each component counts its steps separately, so services can
+    /// add tables without touching the store's migrations.
+    pub fn migrate_component(&mut self, component: &str, steps: &[&str]) -> Result<(), StoreError> {
+        let done: i64 = self
+            .optional(
+                "SELECT version FROM component_schema WHERE name = ?1",
+                [component],
+            )?
+            .unwrap_or(0);
+        for (i, step) in steps.iter().enumerate().skip(done as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(step)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO component_schema (name, version) VALUES (?1, ?2)",
+                params![component, i as i64 + 1],
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The connection, for services' own tables (set up with
+    /// `migrate_component`). Config, users and secrets go through the
+    /// typed methods.
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     pub fn path(&self) -> &Path {
