@@ -1,0 +1,15 @@
+//! The control protocol: JSON-RPC 2.0, one JSON object per line, over a Unix
+//! socket whose peer credentials decide access. The supervisor serves it on
+//! `<state>/run/control.sock`; services that answer their own methods serve
+//! it on `<state>/run/<service>.sock` and the supervisor forwards to them.
+//!
+//! This crate knows framing, messages and access, nothing of what the
+//! methods do.
+
+mod client;
+mod protocol;
+mod server;
+
+pub use client::{Client, ClientError};
+pub use protocol::{Call, ErrorObject, Reply, Request, Response, RpcError, MAX_LINE};
+pub use server::{Handler, Peer, serve};

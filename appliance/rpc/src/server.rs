@@ -1,0 +1,152 @@
+//! Accept loop, line framing and peer-credential checks.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::protocol::{Call, MAX_LINE, Reply, Request, Response, RpcError};
+
+/// Who is on the other end of the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: Option<i32>,
+}
+
+impl Peer {
+    /// Root, our own user, or a member of the `alpharen` group (checked
+    /// against the peer's supplementary groups).
+    fn allowed(&self) -> bool {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if self.uid == 0 || self.uid == me {
+            return true;
+        }
+        let Some(gid) = group_id("alpharen") else {
+            return false;
+        };
+        self.gid == gid || self.pid.is_some_and(|pid| supplementary_groups(pid).contains(&gid))
+    }
+}
+
+fn group_id(name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then(|| f.nth(1)?.parse().ok())?
+    })
+}
+
+fn supplementary_groups(pid: i32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Groups:"))
+                .map(|g| g.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// What answers the methods.
+pub trait Handler: Send + Sync + 'static {
+    fn call(&self, call: Call) -> impl Future<Output = Result<Reply, RpcError>> + Send;
+}
+
+/// Serves connections until the listener fails; each connection is its own
+/// task so a slow client blocks nobody.
+pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let h = handler.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = connection(stream, h).await {
+                        tracing::debug!(error = %e, "control connection ended");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn write_line(w: &mut (impl AsyncWriteExt + Unpin), value: &impl serde::Serialize) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line).await
+}
+
+async fn connection<H: Handler>(stream: UnixStream, handler: Arc<H>) -> std::io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let peer = Peer {
+        uid: cred.uid(),
+        gid: cred.gid(),
+        pid: cred.pid(),
+    };
+    let (r, mut w) = stream.into_split();
+    if !peer.allowed() {
+        let e = RpcError::new(
+            "forbidden",
+            "access to the control socket needs root or membership of the alpharen group",
+        );
+        return write_line(&mut w, &Response::err(Value::Null, &e)).await;
+    }
+    let mut reader = BufReader::new(r);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if buf.len() > MAX_LINE {
+            let e = RpcError::new(
+                "invalid_request",
+                format!("request line longer than {MAX_LINE} bytes; connection closed"),
+            );
+            return write_line(&mut w, &Response::err(Value::Null, &e)).await;
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let req: Request = match serde_json::from_slice(&buf) {
+            Ok(r) => r,
+            Err(e) => {
+                let e = RpcError::new("parse_error", format!("not a JSON-RPC request: {e}"));
+                write_line(&mut w, &Response::err(Value::Null, &e)).await?;
+                continue;
+            }
+        };
+        if req.jsonrpc != "2.0" {
+            let e = RpcError::new("invalid_request", "\"jsonrpc\" must be \"2.0\"");
+            write_line(&mut w, &Response::err(req.id, &e)).await?;
+            continue;
+        }
+        let call = Call {
+            method: req.method.clone(),
+            params: req.params,
+            peer,
+        };
+        match handler.call(call).await {
+            Ok(Reply::Value(v)) => write_line(&mut w, &Response::ok(req.id, v)).await?,
+            Ok(Reply::Stream { first, mut rest }) => {
+                write_line(&mut w, &Response::ok(req.id, first)).await?;
+                let method = format!("{}.item", req.method);
+                while let Some(item) = rest.recv().await {
+                    let note = json!({"jsonrpc": "2.0", "method": method, "params": item});
+                    write_line(&mut w, &note).await?;
+                }
+                return Ok(());
+            }
+            Err(e) => write_line(&mut w, &Response::err(req.id, &e)).await?,
+        }
+    }
+}

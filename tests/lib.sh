@@ -1,0 +1,29 @@
+# Helpers for end-to-end tests. Source it: `. "$(dirname "$0")/../lib.sh"`.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ALPHAREN=${ALPHAREN_BIN:-$ROOT/target/debug/alpharen}
+OUT=${TEST_OUT:-$ROOT/tests/out}
+mkdir -p "$OUT"
+_cleanups=()
+cleanup() { local i; for ((i=${#_cleanups[@]}-1; i>=0; i--)); do eval "${_cleanups[i]}" || true; done; }
+trap cleanup EXIT
+on_exit() { _cleanups+=("$*"); }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+# wait_for SECONDS CMD...: run CMD every 0.1 s until it succeeds or time runs out.
+wait_for() {
+  local limit=$1; shift
+  local tries=$((limit * 10))
+  for ((i = 0; i < tries; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+# start_node DIR [ARGS...]: `alpharen run --dev` in the background; waits for the socket.
+start_node() {
+  local dir=$1; shift
+  mkdir -p "$dir"
+  "$ALPHAREN" run --state-dir "$dir" --dev "$@" >"$dir/console.log" 2>&1 &
+  NODE_PID=$!
+  on_exit "kill $NODE_PID 2>/dev/null; wait $NODE_PID 2>/dev/null"
+  wait_for 20 "$ALPHAREN" ctl --state-dir "$dir" status || { cat "$dir/console.log"; fail "node in $dir did not start"; }
+}
+ctl() { "$ALPHAREN" ctl --state-dir "$STATE" "$@"; }
