@@ -11,7 +11,9 @@ use crate::protocol::{Response, RpcError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the control socket {path}: {source} (is the supervisor running? try `alpharen run --state-dir DIR` or pass --socket)")]
+    #[error(
+        "cannot reach the control socket {path}: {source} (is the supervisor running? try `alpharen run --state-dir DIR` or pass --socket)"
+    )]
     Connect {
         path: PathBuf,
         source: std::io::Error,
@@ -70,14 +72,14 @@ impl Client {
         match (resp.result, resp.error) {
             (_, Some(e)) => Err(ClientError::Rpc(RpcError::from_object(&e))),
             (Some(v), None) => Ok(v),
-            (None, None) => Err(ClientError::Protocol("answer has neither result nor error".into())),
+            (None, None) => Err(ClientError::Protocol(
+                "answer has neither result nor error".into(),
+            )),
         }
     }
 
     /// After a streaming call: the next streamed item, `None` at the end.
     pub fn next_item(&mut self) -> Result<Option<Value>, ClientError> {
-        Ok(self
-            .read_value()?
-            .and_then(|v| v.get("params").cloned()))
+        Ok(self.read_value()?.and_then(|v| v.get("params").cloned()))
     }
 }

@@ -11,5 +11,5 @@ mod protocol;
 mod server;
 
 pub use client::{Client, ClientError};
-pub use protocol::{Call, ErrorObject, Reply, Request, Response, RpcError, MAX_LINE};
+pub use protocol::{Call, ErrorObject, MAX_LINE, Reply, Request, Response, RpcError};
 pub use server::{Handler, Peer, serve};

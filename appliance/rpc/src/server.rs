@@ -29,7 +29,10 @@ impl Peer {
         let Some(gid) = group_id("alpharen") else {
             return false;
         };
-        self.gid == gid || self.pid.is_some_and(|pid| supplementary_groups(pid).contains(&gid))
+        self.gid == gid
+            || self
+                .pid
+                .is_some_and(|pid| supplementary_groups(pid).contains(&gid))
     }
 }
 
@@ -45,9 +48,11 @@ fn supplementary_groups(pid: i32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Groups:"))
-                .map(|g| g.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+            s.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
+                g.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
         })
         .unwrap_or_default()
 }
@@ -78,7 +83,10 @@ pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>) {
     }
 }
 
-async fn write_line(w: &mut (impl AsyncWriteExt + Unpin), value: &impl serde::Serialize) -> std::io::Result<()> {
+async fn write_line(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    value: &impl serde::Serialize,
+) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     line.push(b'\n');
     w.write_all(&line).await
@@ -103,7 +111,10 @@ async fn connection<H: Handler>(stream: UnixStream, handler: Arc<H>) -> std::io:
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).await?;
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .await?;
         if n == 0 {
             return Ok(());
         }

@@ -207,6 +207,25 @@ pub fn toml_to_json(text: &str) -> Result<Value, Vec<Problem>> {
     })
 }
 
+/// JSON value → TOML text, leaving out nulls (TOML has none); `None` when
+/// the value is not a table.
+pub fn json_to_toml(value: &Value) -> Option<String> {
+    fn strip(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), strip(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(strip).collect()),
+            other => other.clone(),
+        }
+    }
+    let table: toml::Table = serde_json::from_value(strip(value)).ok()?;
+    toml::to_string_pretty(&table).ok()
+}
+
 /// TOML or JSON text → JSON value.
 pub fn text_to_json(text: &str) -> Result<Value, Vec<Problem>> {
     if text.trim_start().starts_with('{') {

@@ -1,0 +1,143 @@
+//! `alpharen`: one multi-call binary. This file only picks what to run, from
+//! argv[0] (`init`) or the first argument; every subsystem lives in its own
+//! crate.
+
+use std::path::PathBuf;
+
+use alpharen_supervisor::init::{self, InitOptions};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+/// Where a node keeps its state (the data partition).
+const NODE_STATE_DIR: &str = "/data";
+
+#[derive(Parser)]
+#[command(name = "alpharen", version, about = "ALPHA-REN node firmware")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run as PID 1 (chosen automatically when pid is 1 or argv[0] is `init`).
+    Init {
+        #[arg(long, default_value = NODE_STATE_DIR)]
+        state_dir: PathBuf,
+        #[arg(long)]
+        dev: bool,
+        /// Inside a container or PID namespace: no mounts, no reboot(2).
+        #[arg(long)]
+        container: bool,
+    },
+    /// The supervisor on a node (started by init).
+    Supervise {
+        #[arg(long, default_value = NODE_STATE_DIR)]
+        state_dir: PathBuf,
+        #[arg(long)]
+        dev: bool,
+        #[arg(long, hide = true)]
+        under_init: bool,
+    },
+    /// Supervisor and services in the foreground, for development and tests.
+    Run {
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Loopback dev ports; leave the host's network alone.
+        #[arg(long)]
+        dev: bool,
+        /// TOML file that seeds the first revision of an empty state dir.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run one built-in service (the supervisor does this).
+    Serve {
+        name: String,
+        #[arg(long, default_value = NODE_STATE_DIR)]
+        state_dir: PathBuf,
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Administer the node over its control socket (see `alpharen ctl --help`).
+    #[command(disable_help_flag = true)]
+    Ctl {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ALPHAREN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .try_init();
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let argv0 = args
+        .first()
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or("alpharen");
+    if argv0 == "init" || std::process::id() == 1 {
+        let container = args.iter().any(|a| a == "--container");
+        let dev = args.iter().any(|a| a == "--dev");
+        return init::run(InitOptions {
+            state_dir: PathBuf::from(NODE_STATE_DIR),
+            dev,
+            container,
+        })
+        .context("init failed");
+    }
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Ctl { args } => {
+            let code = alpharen_ctl::main(std::iter::once("alpharen ctl".to_string()).chain(args));
+            std::process::exit(code);
+        }
+        Cmd::Init {
+            state_dir,
+            dev,
+            container,
+        } => init::run(InitOptions {
+            state_dir,
+            dev,
+            container,
+        })
+        .context("init failed"),
+        Cmd::Supervise {
+            state_dir,
+            dev,
+            under_init,
+        } => supervise(state_dir, dev, None, under_init),
+        Cmd::Run {
+            state_dir,
+            dev,
+            config,
+        } => supervise(state_dir, dev, config, false),
+        Cmd::Serve { name, .. } => {
+            logging();
+            bail!("there is no built-in service {name:?} in this firmware")
+        }
+    }
+}
+
+fn supervise(
+    state_dir: PathBuf,
+    dev: bool,
+    config: Option<PathBuf>,
+    under_init: bool,
+) -> Result<()> {
+    logging();
+    alpharen_supervisor::run(alpharen_supervisor::Options {
+        state_dir,
+        dev,
+        config,
+        under_init,
+    })
+    .context("the supervisor stopped with an error")
+}

@@ -1,0 +1,194 @@
+//! config show|apply|set|history|diff|rollback|confirm|export.
+
+use std::path::PathBuf;
+
+use alpharen_rpc::Client;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use crate::CtlError;
+use crate::output::{Output, table, text, time};
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the configuration (one section, or a past revision).
+    Show {
+        section: Option<String>,
+        #[arg(long)]
+        revision: Option<i64>,
+    },
+    /// Apply a whole document from a TOML or JSON file ("-" for stdin).
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[arg(short = 'm', long = "message", default_value = "")]
+        message: String,
+    },
+    /// Set one value, e.g. `config set node.hostname node2`.
+    Set {
+        path: String,
+        value: String,
+        #[arg(short = 'm', long = "message", default_value = "")]
+        message: String,
+    },
+    /// List revisions, newest first.
+    History {
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Key-by-key differences between two revisions.
+    Diff { a: i64, b: i64 },
+    /// Make a new revision equal to revision N.
+    Rollback { revision: i64 },
+    /// Keep a pending (risky) change; otherwise it reverts by itself.
+    Confirm,
+    /// Print the configuration as TOML, ready for `config apply`.
+    Export {
+        #[arg(long)]
+        with_secrets: bool,
+    },
+}
+
+fn read_input(file: &PathBuf) -> Result<String, CtlError> {
+    let read = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    };
+    read.map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))
+}
+
+fn print_outcome(v: &Value) {
+    match v["revision"].as_object() {
+        None => println!("no changes"),
+        Some(r) => {
+            let changed: Vec<String> = v["changed"]
+                .as_array()
+                .map(|a| a.iter().map(text).collect())
+                .unwrap_or_default();
+            println!(
+                "revision {} applied ({})",
+                text(&r["id"]),
+                changed.join(", ")
+            );
+        }
+    }
+    if let Some(p) = v["pending"].as_object() {
+        println!(
+            "this change can cut you off: confirm it within {} s with `alpharen ctl config confirm`, or it reverts to revision {}",
+            text(&p["seconds_left"]),
+            text(&p["fallback"])
+        );
+    }
+}
+
+impl ConfigCmd {
+    pub fn run(self, client: &mut Client, out: &Output) -> Result<(), CtlError> {
+        match self {
+            ConfigCmd::Show { section, revision } => {
+                let v = client.call(
+                    "config.get",
+                    json!({"section": section, "revision": revision}),
+                )?;
+                if out.json {
+                    out.show(&v, |_| {});
+                } else {
+                    let doc = &v["config"];
+                    let rendered = match &section {
+                        Some(name) => {
+                            let mut t = serde_json::Map::new();
+                            t.insert(name.clone(), doc.clone());
+                            toml_text(&Value::Object(t))
+                        }
+                        None => toml_text(doc),
+                    };
+                    print!("{rendered}");
+                }
+            }
+            ConfigCmd::Apply { file, message } => {
+                let text = read_input(&file)?;
+                let v = client.call("config.apply", json!({"text": text, "comment": message}))?;
+                out.show(&v, print_outcome);
+            }
+            ConfigCmd::Set {
+                path,
+                value,
+                message,
+            } => {
+                let value = alpharen_store::diff::parse_cli_value(&value);
+                let v = client.call(
+                    "config.set",
+                    json!({"path": path, "value": value, "comment": message}),
+                )?;
+                out.show(&v, print_outcome);
+            }
+            ConfigCmd::History { limit } => {
+                let v = client.call("config.history", json!({"limit": limit}))?;
+                out.show(&v, |v| {
+                    let pending = v["pending"]["revision"].as_i64();
+                    let rows = v["revisions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|r| {
+                            let id = r["id"].as_i64();
+                            vec![
+                                format!(
+                                    "{}{}",
+                                    text(&r["id"]),
+                                    if id == pending && id.is_some() {
+                                        " (pending)"
+                                    } else {
+                                        ""
+                                    }
+                                ),
+                                time(&r["created_at"]),
+                                text(&r["author"]),
+                                text(&r["comment"]),
+                            ]
+                        })
+                        .collect();
+                    table(&["revision", "time", "author", "comment"], rows);
+                });
+            }
+            ConfigCmd::Diff { a, b } => {
+                let v = client.call("config.diff", json!({"a": a, "b": b}))?;
+                out.show(&v, |v| {
+                    let changes = v.as_array().cloned().unwrap_or_default();
+                    if changes.is_empty() {
+                        println!("revisions {a} and {b} are the same");
+                    }
+                    for c in changes {
+                        let path = text(&c["path"]);
+                        match (c["old"].is_null(), c["new"].is_null()) {
+                            (true, _) => println!("+ {path} = {}", c["new"]),
+                            (_, true) => println!("- {path} = {}", c["old"]),
+                            _ => println!("~ {path}: {} -> {}", c["old"], c["new"]),
+                        }
+                    }
+                });
+            }
+            ConfigCmd::Rollback { revision } => {
+                let v = client.call("config.rollback", json!({"revision": revision}))?;
+                out.show(&v, print_outcome);
+            }
+            ConfigCmd::Confirm => {
+                let v = client.call("config.confirm", json!({}))?;
+                out.show(&v, |v| {
+                    println!("revision {} confirmed", text(&v["confirmed"]))
+                });
+            }
+            ConfigCmd::Export { with_secrets } => {
+                let v = client.call("config.export", json!({"with_secrets": with_secrets}))?;
+                out.show(&v, |v| print!("{}", text(&v["text"])));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A JSON document as TOML for reading; JSON if TOML cannot hold it.
+fn toml_text(v: &Value) -> String {
+    alpharen_store::config::json_to_toml(v)
+        .unwrap_or_else(|| format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default()))
+}

@@ -1,0 +1,60 @@
+//! The command tree. Each group lives in its own file and knows how to call
+//! the node and print the answer.
+
+mod backup;
+mod config;
+mod system;
+mod user;
+
+use alpharen_rpc::Client;
+use clap::Subcommand;
+
+use crate::CtlError;
+use crate::output::Output;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Node name, version, uptime, pending change and services.
+    Status,
+    /// Every service with its state, pid and restarts.
+    Services,
+    /// Restart a service (also revives one marked failed).
+    Restart { service: String },
+    /// Show captured service output.
+    Logs(system::Logs),
+    /// Configuration: show, apply, set, history, diff, rollback, confirm, export.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
+    /// Node users (console, API and ssh logins).
+    #[command(subcommand)]
+    User(user::UserCmd),
+    /// Backup of configuration, users and secrets in one file.
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
+    /// Reboot the node.
+    Reboot,
+    /// Power the node off (stops the supervisor in development mode).
+    Poweroff,
+    /// Version of this CLI.
+    Version,
+}
+
+impl Command {
+    pub fn run(self, client: &mut Client, out: &Output) -> Result<(), CtlError> {
+        match self {
+            Command::Status => system::status(client, out),
+            Command::Services => system::services(client, out),
+            Command::Restart { service } => system::restart(client, out, &service),
+            Command::Logs(l) => l.run(client, out),
+            Command::Config(c) => c.run(client, out),
+            Command::User(u) => u.run(client, out),
+            Command::Backup(b) => b.run(client, out),
+            Command::Reboot => system::stop(client, out, "system.reboot"),
+            Command::Poweroff => system::stop(client, out, "system.poweroff"),
+            Command::Version => {
+                println!("alpharen {}", env!("CARGO_PKG_VERSION"));
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! `alpharen ctl`: the admin CLI. It only talks to the control socket, so
+//! the ssh door can run the very same commands. One file per command group
+//! under `cmd/`; `output` renders tables for people and JSON for scripts.
+
+mod cmd;
+mod output;
+
+use std::path::PathBuf;
+
+use alpharen_rpc::{Client, ClientError};
+use clap::Parser;
+
+pub use cmd::Command;
+
+#[derive(Debug, Parser)]
+#[command(name = "alpharen ctl", about = "Administer an ALPHA-REN node", version)]
+pub struct Ctl {
+    /// State directory of the node (its control socket is run/control.sock).
+    #[arg(long, global = true, env = "ALPHAREN_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Control socket path (overrides --state-dir).
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Exit codes: 0 done, 1 the node refused or failed, 2 usage, 3 the node
+/// could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl CtlError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            CtlError::Client(ClientError::Connect { .. }) => 3,
+            CtlError::Client(_) | CtlError::Io(_) => 1,
+            CtlError::Usage(_) => 2,
+        }
+    }
+}
+
+/// Runs `alpharen ctl ARGS...` (args include the program name); returns the
+/// process exit code.
+pub fn main(args: impl IntoIterator<Item = String>) -> i32 {
+    let ctl = match Ctl::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match run(ctl) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", render_error(&e));
+            e.exit_code()
+        }
+    }
+}
+
+fn render_error(e: &CtlError) -> String {
+    match e {
+        CtlError::Client(ClientError::Rpc(rpc)) => format!("{} [{}]", rpc.message, rpc.code),
+        other => other.to_string(),
+    }
+}
+
+fn socket_path(ctl: &Ctl) -> PathBuf {
+    if let Some(s) = &ctl.socket {
+        return s.clone();
+    }
+    ctl.state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/data"))
+        .join("run")
+        .join("control.sock")
+}
+
+fn run(ctl: Ctl) -> Result<(), CtlError> {
+    let mut client = Client::connect(&socket_path(&ctl))?;
+    let out = output::Output { json: ctl.json };
+    ctl.command.run(&mut client, &out)
+}

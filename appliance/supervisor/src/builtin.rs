@@ -1,0 +1,17 @@
+//! The built-in services, in start order. Each runs as
+//! `alpharen serve NAME` and owns one config section; a change to that
+//! section reaches it as SIGHUP. Services add themselves here when they land.
+
+use alpharen_store::Section;
+
+pub struct Builtin {
+    pub name: &'static str,
+    pub section: Section,
+}
+
+/// Start order is this order; stop order is its reverse.
+pub const BUILTINS: &[Builtin] = &[];
+
+pub fn find(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.name == name)
+}

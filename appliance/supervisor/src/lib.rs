@@ -1,0 +1,22 @@
+//! The node's process tree: PID 1 (`init`), the supervisor that starts,
+//! restarts and stops services, and the control socket through which every
+//! admin door (CLI, web, ssh) reaches the node.
+//!
+//! Only the supervisor writes configuration to the store. Services are
+//! separate processes; this crate never links their code, it starts them
+//! as `alpharen serve NAME` and signals them.
+
+pub mod builtin;
+mod confirm;
+mod control;
+mod error;
+pub mod init;
+mod logs;
+mod methods;
+mod policy;
+mod service;
+mod setup;
+mod supervise;
+
+pub use error::SupervisorError;
+pub use supervise::{Options, run};

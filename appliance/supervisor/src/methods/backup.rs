@@ -1,0 +1,32 @@
+//! `backup.create` and `backup.restore`.
+
+use std::sync::Arc;
+
+use alpharen_rpc::{Call, Reply, RpcError};
+use alpharen_store::Backup;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{author, store_err, unknown, with_store};
+use crate::supervise::Node;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Restore {
+    backup: Value,
+    author: Option<String>,
+}
+
+pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
+    let value = match call.method.as_str() {
+        "backup.create" => json!(with_store(node, |s| s.backup())?),
+        "backup.restore" => {
+            let p: Restore = call.params()?;
+            let backup = Backup::parse(&p.backup.to_string()).map_err(store_err)?;
+            let who = author(&call, p.author);
+            super::config::commit(node, move |s| s.restore(&backup, &who)).await?
+        }
+        _ => return Err(unknown(&call)),
+    };
+    Ok(Reply::Value(value))
+}

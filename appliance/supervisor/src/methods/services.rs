@@ -1,0 +1,151 @@
+//! `status`, `services.*`, `logs.read`, `system.*`.
+
+use std::sync::Arc;
+
+use alpharen_rpc::{Call, Reply, RpcError};
+use alpharen_store::now_unix;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use super::{unknown, with_store};
+use crate::service::{Cmd, ServiceStatus};
+use crate::supervise::Node;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Name {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Logs {
+    service: Option<String>,
+    #[serde(default = "hundred")]
+    lines: usize,
+    #[serde(default)]
+    follow: bool,
+}
+
+fn hundred() -> usize {
+    100
+}
+
+async fn statuses(node: &Node) -> Vec<ServiceStatus> {
+    let services = node.services.lock().await;
+    services
+        .order
+        .iter()
+        .filter_map(|n| services.handles.get(n).and_then(|h| h.status()))
+        .collect()
+}
+
+pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
+    let value = match call.method.as_str() {
+        "status" => {
+            let config = node.config();
+            let (revision, pending, setup_required) = with_store(node, |s| {
+                Ok((
+                    s.current()?.map(|r| r.meta.id),
+                    s.pending()?,
+                    !s.has_admin()?,
+                ))
+            })?;
+            json!({
+                "hostname": config.node.hostname,
+                "version": env!("CARGO_PKG_VERSION"),
+                "uptime": now_unix() - node.started_at,
+                "dev": node.opts.dev,
+                "state_dir": node.opts.state_dir,
+                "revision": revision,
+                "pending": pending,
+                "setup_required": setup_required,
+                "services": statuses(node).await,
+            })
+        }
+        "services.list" => json!(statuses(node).await),
+        "services.restart" => {
+            let p: Name = call.params()?;
+            let services = node.services.lock().await;
+            let h = services.handles.get(&p.name).ok_or_else(|| {
+                RpcError::new(
+                    "no_such_service",
+                    format!(
+                        "there is no service {:?}; `alpharen ctl services` lists them",
+                        p.name
+                    ),
+                )
+            })?;
+            h.tx.send(Cmd::Restart)
+                .await
+                .map_err(|_| RpcError::new("internal_error", "the service task is gone"))?;
+            json!({"restarted": p.name})
+        }
+        "logs.read" => {
+            let p: Logs = call.params()?;
+            let lines = node.logs.tail(p.service.as_deref(), p.lines);
+            if p.follow {
+                let (tx, rx) = mpsc::channel(256);
+                tokio::spawn(follow(node.logs.subscribe(), p.service, tx));
+                return Ok(Reply::Stream {
+                    first: json!(lines),
+                    rest: rx,
+                });
+            }
+            json!(lines)
+        }
+        "system.reboot" | "system.poweroff" => {
+            if !node.opts.under_init {
+                if call.method == "system.poweroff" {
+                    node.shutdown.notify_one();
+                    return Ok(Reply::Value(json!({"stopping": true})));
+                }
+                return Err(RpcError::new(
+                    "not_supported",
+                    "this supervisor is not the node's init (development mode), so it cannot reboot; stop it with Ctrl-C or `ctl poweroff`",
+                ));
+            }
+            // busybox convention: SIGTERM to init reboots, SIGUSR2 powers off.
+            let sig = if call.method == "system.reboot" {
+                Signal::SIGTERM
+            } else {
+                Signal::SIGUSR2
+            };
+            kill(Pid::from_raw(1), sig)
+                .map_err(|e| RpcError::new("internal_error", format!("cannot signal init: {e}")))?;
+            json!({"stopping": true})
+        }
+        _ => return Err(unknown(&call)),
+    };
+    Ok(Reply::Value(value))
+}
+
+/// Streams new log lines until the client goes away.
+async fn follow(
+    mut rx: broadcast::Receiver<crate::logs::LogLine>,
+    service: Option<String>,
+    tx: mpsc::Sender<Value>,
+) {
+    loop {
+        match rx.recv().await {
+            Ok(line) => {
+                if service.as_ref().is_some_and(|s| *s != line.service) {
+                    continue;
+                }
+                if tx.send(json!(line)).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                let note = json!({"service": "supervisor", "stream": "event", "text": format!("{n} log lines skipped (reader too slow)")});
+                if tx.send(note).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! First boot: while no admin exists the node holds a one-time setup code,
+//! shown on the console and in `<state>/setup-code` (0600). Wrong codes are
+//! rate-limited; the code dies when setup completes.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use alpharen_store::Store;
+
+use crate::SupervisorError;
+
+/// Wrong codes allowed before a lockout.
+const MAX_WRONG: u32 = 5;
+const LOCKOUT: Duration = Duration::from_secs(60);
+
+pub struct SetupState {
+    code: Option<String>,
+    file: PathBuf,
+    wrong: u32,
+    locked_until: Option<Instant>,
+}
+
+/// A code that is easy to read off a serial console: no 0/O, 1/I/L.
+fn new_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 12];
+    rand::fill(&mut bytes);
+    let chars: String = bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    format!("{}-{}-{}", &chars[0..4], &chars[4..8], &chars[8..12])
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum CodeCheck {
+    Ok,
+    NotRequired,
+    Wrong,
+    Locked(Duration),
+}
+
+impl SetupState {
+    pub fn init(store: &Store, state_dir: &Path) -> Result<SetupState, SupervisorError> {
+        let file = state_dir.join("setup-code");
+        let mut state = SetupState {
+            code: None,
+            file,
+            wrong: 0,
+            locked_until: None,
+        };
+        if store.has_admin()? {
+            let _ = std::fs::remove_file(&state.file);
+            return Ok(state);
+        }
+        let code = new_code();
+        let _ = std::fs::remove_file(&state.file);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&state.file)
+            .map_err(|source| SupervisorError::Read {
+                path: state.file.display().to_string(),
+                source,
+            })?;
+        let _ = writeln!(f, "{code}");
+        state.code = Some(code);
+        Ok(state)
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    pub fn check(&mut self, given: &str, now: Instant) -> CodeCheck {
+        let Some(code) = &self.code else {
+            return CodeCheck::NotRequired;
+        };
+        if let Some(until) = self.locked_until {
+            if now < until {
+                return CodeCheck::Locked(until - now);
+            }
+            self.locked_until = None;
+            self.wrong = 0;
+        }
+        let normal = |s: &str| s.trim().to_ascii_uppercase().replace([' ', '-'], "");
+        if normal(given) == normal(code) {
+            return CodeCheck::Ok;
+        }
+        self.wrong += 1;
+        if self.wrong >= MAX_WRONG {
+            self.locked_until = Some(now + LOCKOUT);
+        }
+        CodeCheck::Wrong
+    }
+
+    /// Setup finished: the code is gone for good.
+    pub fn finish(&mut self) {
+        self.code = None;
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_codes_lock_out_and_right_code_works_once_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut s = SetupState::init(&store, dir.path()).unwrap();
+        let code = s.code().unwrap().to_string();
+        let on_disk = std::fs::read_to_string(dir.path().join("setup-code")).unwrap();
+        assert_eq!(on_disk.trim(), code);
+        let t0 = Instant::now();
+        for _ in 0..MAX_WRONG {
+            assert_eq!(s.check("nope", t0), CodeCheck::Wrong);
+        }
+        assert!(matches!(s.check(&code, t0), CodeCheck::Locked(_)));
+        let later = t0 + LOCKOUT + Duration::from_secs(1);
+        assert_eq!(s.check(&code.to_lowercase(), later), CodeCheck::Ok);
+        s.finish();
+        assert_eq!(s.check(&code, later), CodeCheck::NotRequired);
+        assert!(!dir.path().join("setup-code").exists());
+    }
+}
