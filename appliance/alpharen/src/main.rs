@@ -83,13 +83,14 @@ fn main() -> Result<()> {
         .first()
         .and_then(|a| a.rsplit('/').next())
         .unwrap_or("alpharen");
-    if argv0 == "init" || std::process::id() == 1 {
-        let container = args.iter().any(|a| a == "--container");
-        let dev = args.iter().any(|a| a == "--dev");
+    // The kernel starts us as /sbin/init with its own arguments (such as
+    // "single"); only an explicit `alpharen init ...` is parsed.
+    let explicit = args.get(1).is_some_and(|a| a == "init");
+    if argv0 == "init" || (std::process::id() == 1 && !explicit) {
         return init::run(InitOptions {
             state_dir: PathBuf::from(NODE_STATE_DIR),
-            dev,
-            container,
+            dev: false,
+            container: false,
         })
         .context("init failed");
     }

@@ -5,6 +5,7 @@
 //! never a kernel panic. No async runtime here; one `poll` loop.
 
 use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -183,6 +184,20 @@ fn start_supervisor(opts: &InitOptions) -> std::io::Result<Child> {
         .arg("--under-init");
     if opts.dev {
         cmd.arg("--dev");
+    }
+    // SAFETY: sigprocmask is async-signal-safe; it only changes the child's
+    // mask. Our blocked signals belong to our signalfd and must not stay
+    // blocked in the supervisor (it handles SIGTERM itself).
+    unsafe {
+        cmd.pre_exec(|| {
+            let empty = SigSet::empty();
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&empty),
+                None,
+            )
+            .map_err(std::io::Error::from)
+        });
     }
     cmd.spawn()
 }

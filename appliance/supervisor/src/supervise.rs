@@ -272,10 +272,11 @@ impl Node {
                 None => self.add(&mut services, spec, "extra"),
             }
         }
-        if self.opts.under_init && old.node.hostname != new.node.hostname {
-            if let Err(e) = nix::unistd::sethostname(&new.node.hostname) {
-                self.logs.event(&format!("cannot set hostname: {e}"));
-            }
+        if self.opts.under_init
+            && old.node.hostname != new.node.hostname
+            && let Err(e) = nix::unistd::sethostname(&new.node.hostname)
+        {
+            self.logs.event(&format!("cannot set hostname: {e}"));
         }
         self.pending_changed.notify_one();
     }
