@@ -2,6 +2,7 @@
 # Runs every end-to-end test script; each gets its own output dir and a
 # time limit. Prints a summary and fails if any failed.
 set -uo pipefail
+shopt -s nullglob
 cd "$(dirname "$0")/.."
 export ALPHAREN_BIN=${ALPHAREN_BIN:-$PWD/target/debug/alpharen}
 failed=()

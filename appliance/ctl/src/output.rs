@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn times_render_in_utc() {
         assert_eq!(time(&Value::from(0)), "1970-01-01 00:00:00 UTC");
-        assert_eq!(time(&Value::from(1_795_000_000)), "2026-11-18 09:46:40 UTC");
+        assert_eq!(time(&Value::from(1_795_000_000)), "2026-11-18 11:06:40 UTC");
         assert_eq!(duration(59), "59s");
         assert_eq!(duration(3_725), "1h 2m");
         assert_eq!(duration(90_000), "1d 1h");
