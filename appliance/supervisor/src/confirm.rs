@@ -78,16 +78,21 @@ mod tests {
         (dir, Mutex::new(s))
     }
 
+    /// Lets (paused) time pass, failing if the revert happens meanwhile.
+    async fn no_revert_for<F: std::future::Future + Unpin>(task: &mut F, secs: u64) {
+        tokio::select! {
+            _ = task => panic!("reverted within {secs} s"),
+            _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn unconfirmed_risky_change_is_reverted_after_the_timeout() {
         let (_d, store) = store_with_pending(120);
         let changed = Notify::new();
         let task = wait_and_revert(&store, &changed);
         tokio::pin!(task);
-        tokio::select! {
-            _ = &mut task => panic!("reverted too early"),
-            _ = tokio::time::sleep(Duration::from_secs(118)) => {}
-        }
+        no_revert_for(&mut task, 118).await;
         let (before, after, _) = task.await;
         assert_eq!(before.network.manage, Some(true));
         assert_eq!(after.network.manage, None);
@@ -102,16 +107,10 @@ mod tests {
         let changed = Notify::new();
         let task = wait_and_revert(&store, &changed);
         tokio::pin!(task);
-        tokio::select! {
-            _ = &mut task => panic!("reverted too early"),
-            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-        }
+        no_revert_for(&mut task, 60).await;
         store.lock().unwrap().confirm("t").unwrap();
         changed.notify_one();
-        tokio::select! {
-            _ = &mut task => panic!("a confirmed change was reverted"),
-            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
-        }
+        no_revert_for(&mut task, 600).await;
         assert_eq!(store.lock().unwrap().history(10).unwrap().len(), 2);
     }
 
