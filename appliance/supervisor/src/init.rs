@@ -141,6 +141,57 @@ fn loopback_up() -> Result<(), Errno> {
     result
 }
 
+/// The block device whose GPT partition name is `name` (from sysfs uevents).
+fn partition_named(name: &str) -> Option<PathBuf> {
+    let entries = std::fs::read_dir("/sys/class/block").ok()?;
+    entries.flatten().find_map(|e| {
+        let uevent = std::fs::read_to_string(e.path().join("uevent")).ok()?;
+        let mut dev = None;
+        let mut matches = false;
+        for line in uevent.lines() {
+            if let Some(d) = line.strip_prefix("DEVNAME=") {
+                dev = Some(PathBuf::from("/dev").join(d));
+            }
+            matches |= line.strip_prefix("PARTNAME=") == Some(name);
+        }
+        dev.filter(|_| matches)
+    })
+}
+
+/// Mounts the data partition (GPT name `data`, ext4) on the state
+/// directory. Without one the node still boots, on a tmpfs, and says so:
+/// a broken data disk must not make the node unreachable.
+fn mount_data(state_dir: &Path) {
+    let _ = std::fs::create_dir_all(state_dir);
+    if is_mounted(&state_dir.display().to_string()) {
+        return;
+    }
+    let result = match partition_named("data") {
+        Some(dev) => mount(
+            Some(&dev),
+            state_dir,
+            Some("ext4"),
+            MsFlags::MS_NOATIME,
+            None::<&str>,
+        )
+        .map_err(|e| format!("{}: {e}", dev.display())),
+        None => Err("no partition named \"data\"".to_string()),
+    };
+    if let Err(e) = result {
+        say(&format!(
+            "cannot mount the data partition ({e}); running on a temporary {} whose changes are lost at reboot",
+            state_dir.display()
+        ));
+        mount_if_missing(
+            "tmpfs",
+            &state_dir.display().to_string(),
+            "tmpfs",
+            MsFlags::MS_NOSUID,
+            Some("mode=0755"),
+        );
+    }
+}
+
 fn hostname_from_store(state_dir: &Path) -> String {
     alpharen_store::Store::open(state_dir)
         .and_then(|s| s.current_config())
@@ -208,6 +259,7 @@ pub fn run(opts: InitOptions) -> Result<(), SupervisorError> {
     let err = |what: &str, e: Errno| SupervisorError::Init(format!("{what}: {e}"));
     if !opts.container {
         mount_kernel_filesystems();
+        mount_data(&opts.state_dir);
         let name = hostname_from_store(&opts.state_dir);
         if let Err(e) = nix::unistd::sethostname(&name) {
             say(&format!("cannot set hostname {name}: {e}"));

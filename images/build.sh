@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds images/out/alpharen-<board>.img: a GPT disk with an ESP
+# (systemd-boot, boot-counted entries for slots A and B), two squashfs root
+# slots and an ext4 data partition. Every part comes from Debian's packages
+# plus our release binary.   Usage: images/build.sh [qemu-x86_64|pc-x86_64]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BOARD=${1:-qemu-x86_64}
+[ -f "board/$BOARD/board.env" ] || { echo "unknown board $BOARD (see board/)" >&2; exit 2; }
+# shellcheck source=/dev/null
+. "board/$BOARD/board.env"
+OUT=$ROOT/images/out
+CACHE=$OUT/cache
+WORK=$OUT/work-$BOARD
+IMAGE=alpharen-$BOARD.img
+BIN=${ALPHAREN_BIN:-$ROOT/target/release/alpharen}
+
+scripts/deps.sh
+[ -x "$BIN" ] || cargo build --release
+rm -rf "$WORK"; mkdir -p "$CACHE" "$WORK"/{input,tmp,empty,kernel,boot,initramfs,rootfs}
+
+say() { echo "image: $*"; }
+
+# 1. Debian parts, downloaded once into the cache and unpacked.
+kpkg=$(apt-cache depends "$KERNEL_PACKAGE" | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n 1)
+[ -n "$kpkg" ] || { echo "cannot resolve $KERNEL_PACKAGE to a kernel package" >&2; exit 1; }
+for p in "$kpkg" systemd-boot-efi busybox-static; do
+  ls "$CACHE/${p}_"*.deb >/dev/null 2>&1 || (cd "$CACHE" && apt-get download "$p" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+done
+dpkg-deb -x "$(ls "$CACHE/${kpkg}_"*.deb | head -n 1)" "$WORK/kernel"
+dpkg-deb -x "$(ls "$CACHE"/systemd-boot-efi_*.deb | head -n 1)" "$WORK/boot"
+dpkg-deb -x "$(ls "$CACHE"/busybox-static_*.deb | head -n 1)" "$WORK/boot"
+KVER=$(ls "$WORK/kernel/lib/modules")
+depmod -b "$WORK/kernel" "$KVER"
+say "kernel $KVER"
+
+# 2. Initramfs: busybox, the modules the board needs (dependencies first), our init script.
+mods=$(python3 - "$WORK/kernel/lib/modules/$KVER/modules.dep" $MODULES <<'PY'
+import sys
+deps = {}
+for line in open(sys.argv[1]):
+    path, _, rest = line.partition(":")
+    deps[path] = rest.split()
+by_name = {p.rsplit("/", 1)[-1].split(".ko")[0].replace("-", "_"): p for p in deps}
+order = []
+def add(path):
+    for d in deps.get(path, []):
+        add(d)
+    if path not in order:
+        order.append(path)
+for name in sys.argv[2:]:
+    path = by_name.get(name.replace("-", "_"))
+    if path is None:
+        sys.exit(f"module {name} is not in this kernel (built in, or misspelt in board.env)")
+    add(path)
+print("\n".join(order))
+PY
+)
+ir=$WORK/initramfs
+mkdir -p "$ir"/{bin,dev,proc,sys,newroot,etc,lib/modules}
+cp "$WORK/boot/bin/busybox" "$ir/bin/busybox"
+cp images/initramfs-init "$ir/init"
+for m in $mods; do
+  mkdir -p "$ir/lib/modules/$(dirname "$m")"
+  cp "$WORK/kernel/lib/modules/$KVER/$m" "$ir/lib/modules/$m"
+done
+echo "$mods" > "$ir/etc/modules"
+(cd "$ir" && find . | cpio --quiet -o -H newc | gzip -9) > "$WORK/input/initrd.img"
+cp "$WORK/kernel/boot/vmlinuz-$KVER" "$WORK/input/vmlinuz"
+
+# 3. Root filesystem: alpharen (+ the glibc it links), busybox, the overlay.
+rf=$WORK/rootfs
+mkdir -p "$rf"/{bin,sbin,usr/bin,usr/sbin,etc,data,proc,sys,dev,run,tmp,root,boot/efi}
+install -m 0755 "$BIN" "$rf/usr/bin/alpharen"
+ln -s ../usr/bin/alpharen "$rf/sbin/init"
+ln -s ../bin/alpharen "$rf/usr/sbin/sendmail"
+for lib in $(ldd "$BIN" | grep -o '/[^ ]*'); do
+  mkdir -p "$rf$(dirname "$lib")"; cp -L "$lib" "$rf$lib"
+done
+cp "$WORK/boot/bin/busybox" "$rf/bin/busybox"
+for applet in $("$rf/bin/busybox" --list); do
+  [ -e "$rf/bin/$applet" ] || ln -s busybox "$rf/bin/$applet"
+done
+mkdir -p "$rf/etc/ssl/certs"
+cp /etc/ssl/certs/ca-certificates.crt "$rf/etc/ssl/certs/"
+cp -a overlays/. "$rf/"
+echo "VERSION_ID=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)" >> "$rf/etc/os-release"
+chmod 1777 "$rf/tmp"
+mksquashfs "$rf" "$WORK/input/rootfs.squashfs" -comp zstd -noappend -all-root -quiet >/dev/null
+
+# 4. ESP: systemd-boot and one boot-counted entry per slot (A preferred).
+cp "$WORK/boot/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$WORK/input/"
+printf 'timeout 0\nconsole-mode keep\n' > "$WORK/input/loader.conf"
+for slot in a b; do
+  version=$([ $slot = a ] && echo 2 || echo 1)
+  cat > "$WORK/input/entry-$slot.conf" <<EOT
+title ALPHA-REN slot $slot
+sort-key alpharen
+version $version
+linux /$slot/vmlinuz
+initrd /$slot/initrd.img
+options $CMDLINE alpharen.slot=$slot
+EOT
+done
+
+# 5. Assemble with genimage.
+sed "s/@IMAGE@/$IMAGE/" board/genimage.cfg.in > "$WORK/genimage.cfg"
+genimage --config "$WORK/genimage.cfg" --inputpath "$WORK/input" --outputpath "$OUT" \
+  --rootpath "$WORK/empty" --tmppath "$WORK/tmp" >"$WORK/genimage.log" 2>&1 \
+  || { cat "$WORK/genimage.log"; exit 1; }
+say "$OUT/$IMAGE: $(du -h --apparent-size "$OUT/$IMAGE" | cut -f1) (rootfs $(du -h "$WORK/input/rootfs.squashfs" | cut -f1), initramfs $(du -h "$WORK/input/initrd.img" | cut -f1))"

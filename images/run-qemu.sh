@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Boots a node image in QEMU: UEFI (OVMF), KVM when usable else TCG, serial
+# console on this terminal (and in images/out/serial.log), host ports
+# 8443 -> 443 and 2222 -> 22 on 127.0.0.1. Prints the console URL and the
+# setup code as soon as the node shows them.
+#   Usage: images/run-qemu.sh [IMAGE]   (Ctrl-A X quits QEMU)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+IMG=${1:-$ROOT/images/out/alpharen-qemu-x86_64.img}
+OUT=$(dirname "$IMG")
+LOG=${SERIAL_LOG:-$OUT/serial.log}
+[ -f "$IMG" ] || { echo "no image at $IMG: run images/build.sh first" >&2; exit 1; }
+vars=$OUT/OVMF_VARS.fd
+[ -f "$vars" ] || cp /usr/share/OVMF/OVMF_VARS_4M.fd "$vars"
+# KVM only if it really runs a kernel: nested or odd hosts expose a
+# /dev/kvm that fails at the first instruction. The answer is cached.
+accel=tcg
+if [ -w /dev/kvm ]; then
+  if [ ! -f "$OUT/accel" ]; then
+    kernel=$(ls "$OUT"/work-*/input/vmlinuz 2>/dev/null | head -n 1)
+    probe=$OUT/kvm-probe.log; : > "$probe"
+    if [ -n "$kernel" ]; then
+      timeout 10 qemu-system-x86_64 -machine q35,accel=kvm -m 256 -kernel "$kernel" -append "console=ttyS0 panic=-1" \
+        -display none -monitor none -serial file:"$probe" -no-reboot >/dev/null 2>&1 || true
+    fi
+    if grep -q "Linux version" "$probe"; then echo kvm > "$OUT/accel"; else echo tcg > "$OUT/accel"; fi
+  fi
+  accel=$(cat "$OUT/accel")
+fi
+echo "QEMU with $accel; serial console below (Ctrl-A X quits)" >&2
+: > "$LOG"
+(
+  for _ in $(seq 1 1200); do
+    code=$(sed -n 's/.*setup code \([A-Z0-9-]*\).*/\1/p' "$LOG" | tail -n 1)
+    if [ -n "$code" ]; then
+      printf '\n\n=== ALPHA-REN console: https://127.0.0.1:%s/   setup code: %s   (ssh: ssh -p %s admin@127.0.0.1) ===\n\n' \
+        "${WEB_PORT:-8443}" "$code" "${SSH_PORT:-2222}" >&2
+      exit 0
+    fi
+    grep -q "alpharen: ready" "$LOG" 2>/dev/null && grep -q "setup complete\|no setup" "$LOG" && exit 0
+    sleep 0.5
+  done
+) &
+exec qemu-system-x86_64 -machine q35,accel=$accel -m 512 -smp 2 \
+  -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+  -drive if=pflash,format=raw,file="$vars" \
+  -drive file="$IMG",if=virtio,format=raw \
+  -netdev user,id=n0,hostfwd=tcp:127.0.0.1:${WEB_PORT:-8443}-:443,hostfwd=tcp:127.0.0.1:${SSH_PORT:-2222}-:22 \
+  -device virtio-net-pci,netdev=n0 \
+  -chardev stdio,id=s0,logfile="$LOG",signal=on -serial chardev:s0 \
+  -display none -monitor none ${QEMU_EXTRA:-}
