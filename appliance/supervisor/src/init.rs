@@ -142,7 +142,7 @@ fn loopback_up() -> Result<(), Errno> {
 }
 
 /// The block device whose GPT partition name is `name` (from sysfs uevents).
-fn partition_named(name: &str) -> Option<PathBuf> {
+pub(crate) fn partition_named(name: &str) -> Option<PathBuf> {
     let entries = std::fs::read_dir("/sys/class/block").ok()?;
     entries.flatten().find_map(|e| {
         let uevent = std::fs::read_to_string(e.path().join("uevent")).ok()?;

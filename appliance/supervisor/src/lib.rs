@@ -6,6 +6,7 @@
 //! separate processes; this crate never links their code, it starts them
 //! as `alpharen serve NAME` and signals them.
 
+mod boot;
 pub mod builtin;
 mod confirm;
 mod control;

@@ -137,6 +137,9 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     node.start_services(&config).await;
     tokio::spawn(control::serve(listener, node.clone()));
     tokio::spawn(confirm::run(node.clone()));
+    if node.opts.under_init {
+        tokio::spawn(mark_boot_good(node.clone()));
+    }
     let mut term = signal(SignalKind::terminate()).map_err(SupervisorError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(SupervisorError::Runtime)?;
     node.logs.event(&format!(
@@ -156,6 +159,44 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     let _ = std::fs::remove_file(control_socket(&node.opts.state_dir));
     node.logs.event("stopped");
     Ok(())
+}
+
+/// Once every built-in service has run for a while, this boot counts as
+/// good for the boot loader.
+async fn mark_boot_good(node: Arc<Node>) {
+    const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+    for _ in 0..60 {
+        tokio::time::sleep(SETTLE).await;
+        let services = node.services.lock().await;
+        let healthy = BUILTINS.iter().all(|b| {
+            services
+                .handles
+                .get(b.name)
+                .and_then(|h| h.status())
+                .is_some_and(|s| {
+                    s.state == "running" && now_unix() - s.since >= SETTLE.as_secs() as i64
+                })
+        });
+        drop(services);
+        if healthy {
+            match tokio::task::spawn_blocking(crate::boot::mark_good).await {
+                Ok(Ok((Some(slot), failed))) => {
+                    node.logs.event(&format!("boot of slot {slot} marked good"));
+                    for bad in failed {
+                        let what = format!("slot {bad} failed all its boot tries and was skipped");
+                        node.logs.event(&what);
+                        crate::control::notify(&node, "boot slot failed", &what);
+                    }
+                }
+                Ok(Ok((None, _))) => {}
+                Ok(Err(e)) => node.logs.event(&format!("cannot mark this boot good: {e}")),
+                Err(e) => node.logs.event(&format!("cannot mark this boot good: {e}")),
+            }
+            return;
+        }
+    }
+    node.logs
+        .event("services did not settle within 10 minutes; this boot is not marked good");
 }
 
 impl Node {
