@@ -354,7 +354,11 @@ async fn bounce(
         origin: Origin::Node,
     };
     match shared.spool_op(move |sp| sp.enqueue(&benv, &text)).await {
-        Ok(id) => tracing::info!(%id, "bounce queued"),
+        Ok(id) => {
+            tracing::info!(%id, "bounce queued");
+            // It arrived after this pass listed the queue: look again.
+            shared.wake.notify_one();
+        }
         Err(e) => tracing::error!(error = %e, "cannot queue a bounce"),
     }
 }
