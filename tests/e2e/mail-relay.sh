@@ -4,7 +4,7 @@
 # notifications grouped; kill -9 of the service during deliveries in a
 # bounded loop → every accepted message delivered (duplicates counted).
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/mail-lib.sh"
+. "$(dirname "$0")/../mail-lib.sh"
 STATE=$(mktemp -d /tmp/mail-relay.XXXXXX); [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
 P=$(free_port); SP=$(free_port)
 write_config "$STATE" "$P" "$SP"

@@ -3,12 +3,12 @@
 # the command line, dot handling, sysexits codes; works while the mail
 # service is down (spooled) and is delivered when it comes up.
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/mail-lib.sh"
+. "$(dirname "$0")/../mail-lib.sh"
 STATE=$(mktemp -d /tmp/mail-sendmail.XXXXXX); on_exit "rm -rf $STATE"
 P=$(free_port); SP=$(free_port)
 write_config "$STATE" "$P" "$SP"
 # argv[0] dispatch: run the binary under the name `sendmail`.
-ln -s "$MAILDEV" "$STATE/sendmail"
+ln -s "$SENDMAIL_BIN" "$STATE/sendmail"
 SM=("$STATE/sendmail" --state-dir "$STATE")
 start_sink "$STATE" "$SP"
 

@@ -4,7 +4,7 @@
 # addresses (501), bare LF (521); refused messages are never queued,
 # accepted ones reach the real smarthost (aiosmtpd).
 . "$(dirname "$0")/../lib.sh"
-. "$(dirname "$0")/mail-lib.sh"
+. "$(dirname "$0")/../mail-lib.sh"
 STATE=$(mktemp -d /tmp/mail-smtp.XXXXXX); on_exit "rm -rf $STATE"
 P=$(free_port); SP=$(free_port)
 write_config "$STATE" "$P" "$SP" '[mail.limits]

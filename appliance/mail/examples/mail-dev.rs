@@ -42,7 +42,11 @@ fn main() -> ExitCode {
 }
 
 fn run(mut args: Vec<String>) -> Result<(), String> {
-    let cmd = if args.is_empty() { String::new() } else { args.remove(0) };
+    let cmd = if args.is_empty() {
+        String::new()
+    } else {
+        args.remove(0)
+    };
     match cmd.as_str() {
         "serve" => {
             tracing_subscriber::fmt()
@@ -61,10 +65,15 @@ fn run(mut args: Vec<String>) -> Result<(), String> {
             let file = args.first().ok_or("config file missing")?;
             let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
             let cfg = alpharen_store::Config::from_toml(&text).map_err(|p| {
-                p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")
+                p.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
             })?;
             let mut store = alpharen_store::Store::open(&dir).map_err(|e| e.to_string())?;
-            store.apply(&cfg, "mail-dev", "test config").map_err(|e| e.to_string())?;
+            store
+                .apply(&cfg, "mail-dev", "test config")
+                .map_err(|e| e.to_string())?;
             Ok(())
         }
         "set-secret" => {

@@ -1,8 +1,10 @@
 # Helpers shared by the mail tests. Source after tests/lib.sh.
-# The service runs alone (no supervisor) through the `mail-dev` example,
-# which calls the same entry points as `alpharen serve mail` /
-# `alpharen sendmail`; the smarthost is a real aiosmtpd server.
+# The service runs alone (`alpharen serve mail`, no supervisor, so tests can
+# kill -9 it freely); the `mail-dev` example seeds its config and secrets
+# and calls its control socket. The smarthost is a real aiosmtpd server.
 MAILDEV=${MAIL_DEV_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/mail-dev}
+if [ -x "$ALPHAREN" ]; then SERVE=("$ALPHAREN" serve mail); SENDMAIL_BIN=$ALPHAREN
+else SERVE=("$MAILDEV" serve); SENDMAIL_BIN=$MAILDEV; fi
 SYSPY=/usr/bin/python3   # Debian's python, which has python3-aiosmtpd
 SINK_PY="$ROOT/tests/e2e/smtp_sink.py"
 [ -x "$MAILDEV" ] || fail "build it first: cargo build -p alpharen-mail --example mail-dev ($MAILDEV)"
@@ -44,7 +46,7 @@ stop_sink() { kill "$SINK_PID" 2>/dev/null || true; wait "$SINK_PID" 2>/dev/null
 
 # start_mail DIR PORT: sets MAIL_PID.
 start_mail() {
-  "$MAILDEV" serve --state-dir "$1" --dev >>"$1/mail.log" 2>&1 &
+  "${SERVE[@]}" --state-dir "$1" --dev >>"$1/mail.log" 2>&1 &
   MAIL_PID=$!
   on_exit "kill $MAIL_PID 2>/dev/null || true"
   wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$2" || { cat "$1/mail.log"; fail "mail service did not start"; }
