@@ -31,6 +31,7 @@ unit:
 	$(CARGO) test --workspace
 
 e2e: build
+	$(CARGO) build -p alpharen-mail --example mail-dev
 	tests/run-e2e.sh
 
 test: deps lint unit e2e

@@ -1,5 +1,5 @@
 //! `alpharen`: one multi-call binary. This file only picks what to run, from
-//! argv[0] (`init`) or the first argument; every subsystem lives in its own
+//! argv[0] (`init`, `sendmail`) or the first argument; every subsystem lives in its own
 //! crate.
 
 use std::path::PathBuf;
@@ -58,6 +58,13 @@ enum Cmd {
         #[arg(long)]
         dev: bool,
     },
+    /// Queue a message like sendmail(8): `-t`, `-f`, `-F`, `-i`, recipients;
+    /// the message on stdin (also run as `sendmail`).
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Administer the node over its control socket (see `alpharen ctl --help`).
     #[command(disable_help_flag = true)]
     Ctl {
@@ -94,6 +101,9 @@ fn main() -> Result<()> {
         })
         .context("init failed");
     }
+    if argv0 == "sendmail" {
+        std::process::exit(alpharen_mail::sendmail_main(&args[1..]));
+    }
     let cli = Cli::parse();
     match cli.command {
         Cmd::Ctl { args } => {
@@ -120,9 +130,17 @@ fn main() -> Result<()> {
             dev,
             config,
         } => supervise(state_dir, dev, config, false),
-        Cmd::Serve { name, .. } => {
+        Cmd::Sendmail { args } => std::process::exit(alpharen_mail::sendmail_main(&args)),
+        Cmd::Serve {
+            name,
+            state_dir,
+            dev,
+        } => {
             logging();
-            bail!("there is no built-in service {name:?} in this firmware")
+            match name.as_str() {
+                "mail" => alpharen_mail::serve(&state_dir, dev).context("mail service"),
+                _ => bail!("there is no built-in service {name:?} in this firmware"),
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 pub use dpx::{DnsRecord, Dpx};
 pub use integrator::{Channel, Integrator, SecurityDef};
-pub use mail::{Mail, Relay, RelayMode, RelayTls};
+pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, is_mail_address};
 pub use network::{Interface, Network};
 pub use node::{ExtraService, Node, RestartMode};
 pub use path::KeyPath;

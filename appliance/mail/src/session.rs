@@ -1,0 +1,418 @@
+//! The SMTP server conversation without I/O: command lines in, replies
+//! out. Parsing is `smtp-proto`'s; the decisions (order of commands, limits,
+//! refusal codes) are here so they are unit-tested line by line.
+
+use smtp_proto::{Error as ParseError, MAIL_BODY_BINARYMIME, MAIL_SMTPUTF8, Request};
+
+/// Limits of one session, from `[mail.limits]`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub hostname: String,
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub max_line_length: usize,
+    pub max_errors: u32,
+}
+
+/// A complete transaction ready to be spooled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    pub helo: String,
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send this reply (one or more lines, CRLF-terminated) and go on.
+    Reply(String),
+    /// Send and close the connection.
+    Close(String),
+    /// Switch to reading message text (the 354 is in the reply).
+    StartData(String),
+    /// Spool the transaction, then answer 250 (or 451 if that fails).
+    Accept(Transaction),
+}
+
+#[derive(Debug, Default)]
+struct Data {
+    buf: Vec<u8>,
+    size: u64,
+    too_big: bool,
+    long_line: bool,
+}
+
+pub struct Session {
+    limits: Limits,
+    helo: Option<String>,
+    from: Option<(String, bool)>,
+    to: Vec<String>,
+    errors: u32,
+    data: Option<Data>,
+}
+
+fn reply(code: u16, enhanced: &str, text: &str) -> String {
+    format!("{code} {enhanced} {text}\r\n")
+}
+
+/// `local@domain` with both parts present; addresses without a domain
+/// cannot be relayed.
+fn routable(addr: &str) -> bool {
+    addr.rsplit_once('@')
+        .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+}
+
+impl Session {
+    pub fn new(limits: Limits) -> Session {
+        Session {
+            limits,
+            helo: None,
+            from: None,
+            to: Vec::new(),
+            errors: 0,
+            data: None,
+        }
+    }
+
+    pub fn greeting(&self) -> String {
+        format!("220 {} ESMTP alpharen\r\n", self.limits.hostname)
+    }
+
+    pub fn in_data(&self) -> bool {
+        self.data.is_some()
+    }
+
+    fn reset(&mut self) {
+        self.from = None;
+        self.to.clear();
+        self.data = None;
+    }
+
+    /// A refused command; too many of them end the session.
+    fn error(&mut self, text: String) -> Action {
+        self.errors += 1;
+        if self.errors >= self.limits.max_errors {
+            Action::Close(format!(
+                "{}421 4.7.0 {} Error: too many errors\r\n",
+                text, self.limits.hostname
+            ))
+        } else {
+            Action::Reply(text)
+        }
+    }
+
+    /// One command line, with its line end. `too_long` says the line was
+    /// cut at the line-length limit.
+    pub fn command(&mut self, line: &[u8], too_long: bool) -> Action {
+        if too_long {
+            return self.error(reply(500, "5.5.2", "Line too long"));
+        }
+        let parsed = Request::parse(&mut line.iter());
+        let req = match parsed {
+            Ok(r) => r,
+            Err(e) => return self.parse_error(e),
+        };
+        match req {
+            Request::Ehlo { host } | Request::Lhlo { host } => {
+                self.reset();
+                self.helo = Some(host.to_string());
+                let l = &self.limits;
+                Action::Reply(format!(
+                    "250-{}\r\n250-PIPELINING\r\n250-SIZE {}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
+                     250-ENHANCEDSTATUSCODES\r\n250 HELP\r\n",
+                    l.hostname, l.max_message_size
+                ))
+            }
+            Request::Helo { host } => {
+                self.reset();
+                self.helo = Some(host.to_string());
+                Action::Reply(format!("250 {}\r\n", self.limits.hostname))
+            }
+            Request::Mail { from } => {
+                if self.helo.is_none() {
+                    return self.error(reply(503, "5.5.1", "Error: send HELO/EHLO first"));
+                }
+                if self.from.is_some() {
+                    return self.error(reply(503, "5.5.1", "Error: nested MAIL command"));
+                }
+                if from.flags & MAIL_BODY_BINARYMIME != 0 {
+                    return self.error(reply(555, "5.5.4", "BODY=BINARYMIME is not supported"));
+                }
+                if from.size as u64 > self.limits.max_message_size {
+                    return self.error(reply(
+                        552,
+                        "5.3.4",
+                        "Message size exceeds fixed maximum message size",
+                    ));
+                }
+                let addr = from.address.to_string();
+                if !addr.is_empty() && !routable(&addr) {
+                    return self.error(reply(553, "5.1.7", "Sender address needs a domain"));
+                }
+                let utf8 = from.flags & MAIL_SMTPUTF8 != 0;
+                if !utf8 && !addr.is_ascii() {
+                    return self.error(reply(553, "5.6.7", "Non-ASCII address needs SMTPUTF8"));
+                }
+                self.from = Some((addr, utf8));
+                Action::Reply(reply(250, "2.1.0", "Ok"))
+            }
+            Request::Rcpt { to } => {
+                let Some((_, utf8)) = &self.from else {
+                    return self.error(reply(503, "5.5.1", "Error: need MAIL command"));
+                };
+                let addr = to.address.to_string();
+                if !routable(&addr) {
+                    return self.error(reply(501, "5.1.3", "Bad recipient address syntax"));
+                }
+                if !*utf8 && !addr.is_ascii() {
+                    return self.error(reply(553, "5.6.7", "Non-ASCII address needs SMTPUTF8"));
+                }
+                if self.to.len() >= self.limits.max_recipients {
+                    // 452 per RFC 5321 4.5.3.1.10: the client sends the rest later.
+                    return Action::Reply(reply(452, "4.5.3", "Error: too many recipients"));
+                }
+                self.to.push(addr);
+                Action::Reply(reply(250, "2.1.5", "Ok"))
+            }
+            Request::Data => {
+                if self.from.is_none() {
+                    return self.error(reply(503, "5.5.1", "Error: need MAIL command"));
+                }
+                if self.to.is_empty() {
+                    return self.error(reply(554, "5.5.1", "Error: no valid recipients"));
+                }
+                self.data = Some(Data::default());
+                Action::StartData("354 End data with <CR><LF>.<CR><LF>\r\n".into())
+            }
+            Request::Rset => {
+                self.reset();
+                Action::Reply(reply(250, "2.0.0", "Ok"))
+            }
+            Request::Noop { .. } => Action::Reply(reply(250, "2.0.0", "Ok")),
+            Request::Quit => Action::Close(reply(221, "2.0.0", "Bye")),
+            Request::Vrfy { .. } => Action::Reply(reply(
+                252,
+                "2.5.2",
+                "Cannot VRFY user, but will accept message and attempt delivery",
+            )),
+            Request::Help { .. } => Action::Reply(
+                "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n".into(),
+            ),
+            Request::StartTls | Request::Auth { .. } => {
+                self.error(reply(502, "5.5.1", "Not offered on the loopback listener"))
+            }
+            other => self.error(reply(
+                502,
+                "5.5.1",
+                &format!("Error: command {} not implemented", other.name()),
+            )),
+        }
+    }
+
+    fn parse_error(&mut self, e: ParseError) -> Action {
+        let text = match e {
+            ParseError::UnknownCommand => reply(500, "5.5.2", "Error: command not recognized"),
+            ParseError::InvalidSenderAddress => reply(501, "5.1.7", "Bad sender address syntax"),
+            ParseError::InvalidRecipientAddress => {
+                reply(501, "5.1.3", "Bad recipient address syntax")
+            }
+            ParseError::SyntaxError { syntax } => reply(501, "5.5.4", &format!("Syntax: {syntax}")),
+            ParseError::InvalidParameter { param } => {
+                reply(501, "5.5.4", &format!("Invalid parameter {param}"))
+            }
+            ParseError::UnsupportedParameter { param } => reply(
+                555,
+                "5.5.4",
+                &format!("Unsupported parameter {}", param.escape_debug()),
+            ),
+            ParseError::ResponseTooLong => reply(500, "5.5.2", "Line too long"),
+            ParseError::NeedsMoreData { .. } | ParseError::InvalidResponse { .. } => {
+                reply(500, "5.5.2", "Error: bad syntax")
+            }
+        };
+        self.error(text)
+    }
+
+    /// One line of message text with its line end (or cut at the limit).
+    /// `None` means keep reading.
+    pub fn data_line(&mut self, line: &[u8], too_long: bool) -> Option<Action> {
+        let Some(data) = self.data.as_mut() else {
+            return Some(Action::Reply(reply(503, "5.5.1", "Error: not in DATA")));
+        };
+        if !too_long && !line.ends_with(b"\r\n") {
+            // A bare LF could end the message text for us but not for the
+            // next hop (SMTP smuggling); refuse and close like Postfix.
+            self.reset();
+            return Some(Action::Close(reply(
+                521,
+                "5.5.2",
+                "Error: bare <LF> received (RFC 5321 2.3.8); closing connection",
+            )));
+        }
+        if line == b".\r\n" {
+            let data = self.data.take().unwrap_or_default();
+            let (from, _) = self.from.take().unwrap_or_default();
+            let to = std::mem::take(&mut self.to);
+            return Some(if data.too_big {
+                Action::Reply(reply(552, "5.3.4", "Error: message too large"))
+            } else if data.long_line {
+                Action::Reply(reply(
+                    550,
+                    "5.6.0",
+                    &format!(
+                        "Error: message has a line longer than {} bytes",
+                        self.limits.max_line_length
+                    ),
+                ))
+            } else {
+                Action::Accept(Transaction {
+                    helo: self.helo.clone().unwrap_or_default(),
+                    from,
+                    to,
+                    data: data.buf,
+                })
+            });
+        }
+        if too_long {
+            data.long_line = true;
+        }
+        let text = line.strip_prefix(b".").unwrap_or(line);
+        data.size += text.len() as u64;
+        if data.size > self.limits.max_message_size {
+            data.too_big = true;
+            data.buf = Vec::new();
+        }
+        if !data.too_big && !data.long_line {
+            data.buf.extend_from_slice(text);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session::new(Limits {
+            hostname: "n1".into(),
+            max_message_size: 100,
+            max_recipients: 2,
+            max_line_length: 1000,
+            max_errors: 5,
+        })
+    }
+
+    fn code(a: &Action) -> String {
+        match a {
+            Action::Reply(t) | Action::Close(t) | Action::StartData(t) => {
+                t.lines().last().unwrap_or("")[..3].to_string()
+            }
+            Action::Accept(_) => "accept".into(),
+        }
+    }
+
+    fn run(s: &mut Session, line: &str) -> String {
+        code(&s.command(line.as_bytes(), false))
+    }
+
+    #[test]
+    fn happy_path_with_dot_unstuffing() {
+        let mut s = session();
+        assert_eq!(run(&mut s, "EHLO c\r\n"), "250");
+        assert_eq!(
+            run(&mut s, "MAIL FROM:<a@b> SIZE=50 BODY=8BITMIME\r\n"),
+            "250"
+        );
+        assert_eq!(run(&mut s, "RCPT TO:<c@d>\r\n"), "250");
+        assert_eq!(run(&mut s, "DATA\r\n"), "354");
+        assert_eq!(s.data_line(b"Subject: x\r\n", false), None);
+        assert_eq!(s.data_line(b"..dot\r\n", false), None);
+        match s.data_line(b".\r\n", false) {
+            Some(Action::Accept(t)) => {
+                assert_eq!(t.data, b"Subject: x\r\n.dot\r\n");
+                assert_eq!(t.to, vec!["c@d"]);
+                assert_eq!(t.from, "a@b");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The transaction is over: a new MAIL is not nested.
+        assert_eq!(run(&mut s, "MAIL FROM:<>\r\n"), "250");
+    }
+
+    #[test]
+    fn order_and_syntax_refusals() {
+        let mut s = session();
+        assert_eq!(run(&mut s, "MAIL FROM:<a@b>\r\n"), "503");
+        assert_eq!(run(&mut s, "HELO c\r\n"), "250");
+        assert_eq!(run(&mut s, "RCPT TO:<c@d>\r\n"), "503");
+        assert_eq!(run(&mut s, "DATA\r\n"), "503");
+        assert_eq!(run(&mut s, "FOO\r\n"), "500");
+        let mut s = session();
+        run(&mut s, "EHLO c\r\n");
+        assert!(["501", "553"].contains(&run(&mut s, "MAIL FROM:<nodomain>\r\n").as_str()));
+        assert_eq!(run(&mut s, "MAIL FROM:<a@b> SIZE=1000\r\n"), "552");
+        assert_eq!(run(&mut s, "MAIL FROM:<a@b> FOO=1\r\n"), "555");
+        assert_eq!(run(&mut s, "MAIL FROM:<a@b>\r\n"), "250");
+        assert_eq!(run(&mut s, "MAIL FROM:<a@b>\r\n"), "503");
+    }
+
+    #[test]
+    fn recipients_limits_and_data_without_rcpt() {
+        let mut s = session();
+        run(&mut s, "EHLO c\r\n");
+        run(&mut s, "MAIL FROM:<a@b>\r\n");
+        assert_eq!(run(&mut s, "DATA\r\n"), "554");
+        assert_eq!(run(&mut s, "RCPT TO:<bad>\r\n"), "501");
+        assert_eq!(run(&mut s, "RCPT TO:<é@d>\r\n"), "553");
+        assert_eq!(run(&mut s, "RCPT TO:<1@d>\r\n"), "250");
+        assert_eq!(run(&mut s, "RCPT TO:<2@d>\r\n"), "250");
+        assert_eq!(run(&mut s, "RCPT TO:<3@d>\r\n"), "452");
+        let mut s = session();
+        run(&mut s, "EHLO c\r\n");
+        assert_eq!(run(&mut s, "MAIL FROM:<ö@b> SMTPUTF8\r\n"), "250");
+        assert_eq!(run(&mut s, "RCPT TO:<é@d>\r\n"), "250");
+    }
+
+    #[test]
+    fn oversize_long_lines_and_bare_lf() {
+        let mut s = session();
+        for l in [
+            "EHLO c\r\n",
+            "MAIL FROM:<a@b>\r\n",
+            "RCPT TO:<c@d>\r\n",
+            "DATA\r\n",
+        ] {
+            run(&mut s, l);
+        }
+        for _ in 0..20 {
+            assert_eq!(s.data_line(b"0123456789\r\n", false), None);
+        }
+        assert_eq!(code(&s.data_line(b".\r\n", false).unwrap()), "552");
+        for l in ["MAIL FROM:<a@b>\r\n", "RCPT TO:<c@d>\r\n", "DATA\r\n"] {
+            run(&mut s, l);
+        }
+        assert_eq!(s.data_line(b"xxxx", true), None);
+        assert_eq!(code(&s.data_line(b".\r\n", false).unwrap()), "550");
+        for l in ["MAIL FROM:<a@b>\r\n", "RCPT TO:<c@d>\r\n", "DATA\r\n"] {
+            run(&mut s, l);
+        }
+        let a = s.data_line(b"x\n", false).unwrap();
+        assert!(matches!(a, Action::Close(_)));
+        assert_eq!(code(&a), "521");
+    }
+
+    #[test]
+    fn too_many_errors_close() {
+        let mut s = session();
+        for _ in 0..4 {
+            assert!(matches!(s.command(b"BAD\r\n", false), Action::Reply(_)));
+        }
+        let a = s.command(b"BAD\r\n", false);
+        assert!(matches!(a, Action::Close(_)));
+        assert_eq!(code(&a), "421");
+        let mut s = session();
+        assert_eq!(code(&s.command(b"EHLO x", true)), "500");
+    }
+}

@@ -1,0 +1,241 @@
+//! The loopback SMTP listener: framing, timeouts, rate and connection
+//! limits around [`Session`], and the durable spool write before the 250.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::session::{Action, Limits, Session, Transaction};
+use crate::spool::{Envelope, Origin};
+use crate::{Error, Shared, io_err, message, now};
+
+/// Binds 127.0.0.1:port and serves it in a task.
+pub async fn start(shared: Arc<Shared>, port: u16) -> Result<JoinHandle<()>, Error> {
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(io_err(format!("SMTP listener on {addr}")))?;
+    Ok(tokio::spawn(accept_loop(shared, listener)))
+}
+
+/// Decrements the session count when a connection ends, however it ends.
+struct SessionGuard(Arc<Shared>);
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "SMTP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let max = shared.settings().mail.limits.max_connections as usize;
+        if shared.sessions.fetch_add(1, Ordering::SeqCst) >= max {
+            shared.sessions.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!(%peer, max, "SMTP connection refused: too many connections");
+            tokio::spawn(async move {
+                let _ = stream
+                    .write_all(b"421 4.3.2 Too many connections, try again later\r\n")
+                    .await;
+            });
+            continue;
+        }
+        let guard = SessionGuard(shared.clone());
+        let sh = shared.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            if let Err(e) = connection(sh, stream, peer).await {
+                tracing::debug!(%peer, error = %e, "SMTP connection ended");
+            }
+        });
+    }
+}
+
+/// Reads one line up to `max` bytes (line end included). `Ok(None)` at end
+/// of input; `Ok(Some(true))` when the line was longer (the rest of it is
+/// skipped, so a client cannot make us buffer without bound).
+async fn read_line(
+    r: &mut (impl AsyncBufRead + Unpin),
+    out: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<bool>> {
+    out.clear();
+    let mut too_long = false;
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if !too_long {
+            if out.len() + take > max {
+                too_long = true;
+                out.clear();
+            } else {
+                out.extend_from_slice(&buf[..take]);
+            }
+        }
+        r.consume(take);
+        if done {
+            return Ok(Some(too_long));
+        }
+    }
+}
+
+async fn connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> std::io::Result<()> {
+    let settings = shared.settings();
+    let l = &settings.mail.limits;
+    let idle = Duration::from_secs(l.idle_timeout);
+    let max_line = l.max_line_length as usize;
+    let max_per_minute = l.max_commands_per_minute;
+    let mut session = Session::new(Limits {
+        hostname: settings.hostname.clone(),
+        max_message_size: l.max_message_size,
+        max_recipients: l.max_recipients as usize,
+        max_line_length: max_line,
+        max_errors: l.max_errors,
+    });
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut w = BufWriter::new(w);
+    w.write_all(session.greeting().as_bytes()).await?;
+    w.flush().await?;
+    let mut shutdown = shared.shutdown.clone();
+    let mut line = Vec::with_capacity(1024);
+    let (mut window, mut count) = (Instant::now(), 0u32);
+    loop {
+        let read = if session.in_data() {
+            // Message text is finished even while shutting down.
+            tokio::time::timeout(idle, read_line(&mut r, &mut line, max_line)).await
+        } else {
+            tokio::select! {
+                res = tokio::time::timeout(idle, read_line(&mut r, &mut line, max_line)) => res,
+                _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+                    w.write_all(format!("421 4.3.2 {} Service shutting down\r\n", settings.hostname).as_bytes()).await?;
+                    return w.flush().await;
+                }
+            }
+        };
+        let too_long = match read {
+            Err(_) => {
+                let text = format!(
+                    "421 4.4.2 {} Error: timeout exceeded\r\n",
+                    settings.hostname
+                );
+                w.write_all(text.as_bytes()).await?;
+                return w.flush().await;
+            }
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(None)) => return w.flush().await,
+            Ok(Ok(Some(t))) => t,
+        };
+        let action = if session.in_data() {
+            match session.data_line(&line, too_long) {
+                None => continue,
+                Some(a) => a,
+            }
+        } else {
+            if window.elapsed() >= Duration::from_secs(60) {
+                (window, count) = (Instant::now(), 0);
+            }
+            count += 1;
+            if count > max_per_minute {
+                tracing::warn!(%peer, "SMTP client over the command rate limit");
+                w.write_all(b"421 4.7.0 Error: too many commands, slow down\r\n")
+                    .await?;
+                return w.flush().await;
+            }
+            session.command(&line, too_long)
+        };
+        match action {
+            Action::Reply(t) => w.write_all(t.as_bytes()).await?,
+            Action::StartData(t) => {
+                w.write_all(t.as_bytes()).await?;
+                w.flush().await?;
+            }
+            Action::Close(t) => {
+                w.write_all(t.as_bytes()).await?;
+                return w.flush().await;
+            }
+            Action::Accept(tx) => {
+                let text = match accept(&shared, tx, peer).await {
+                    Ok(id) => format!("250 2.0.0 Ok: queued as {id}\r\n"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot spool a message; client told to retry");
+                        "451 4.3.0 Error: queue file write error, try again later\r\n".into()
+                    }
+                };
+                w.write_all(text.as_bytes()).await?;
+            }
+        }
+        // PIPELINING: replies to a batch go out together, when the client
+        // has nothing more buffered for us.
+        if r.buffer().is_empty() {
+            w.flush().await?;
+        }
+    }
+}
+
+async fn accept(shared: &Arc<Shared>, tx: Transaction, peer: SocketAddr) -> Result<String, Error> {
+    let s = shared.settings();
+    let t = now();
+    let received = format!(
+        "Received: from {} ([{}])\r\n\tby {} (alpharen) with ESMTP;\r\n\t{}\r\n",
+        tx.helo.replace(['\r', '\n'], ""),
+        peer.ip(),
+        s.hostname,
+        message::rfc5322_date(t)
+    );
+    let token = format!("{:x}.{:08x}", t, rand::random::<u32>());
+    let data = message::stamp(&tx.data, &received, &token, &s.hostname, t);
+    let env = Envelope {
+        from: tx.from,
+        to: tx.to,
+        received: t,
+        origin: Origin::Smtp,
+    };
+    let rcpts = env.to.len();
+    let id = shared.spool_op(move |sp| sp.enqueue(&env, &data)).await?;
+    tracing::info!(%id, rcpts, "message accepted");
+    shared.wake.notify_one();
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn long_lines_are_cut_and_skipped() {
+        let input: &[u8] = b"short\r\nxxxxxxxxxxxxxxxxxxxxxxxxx\r\nnext\r\ntail";
+        let mut r = BufReader::with_capacity(4, input);
+        let mut line = Vec::new();
+        assert_eq!(read_line(&mut r, &mut line, 10).await.unwrap(), Some(false));
+        assert_eq!(line, b"short\r\n");
+        assert_eq!(read_line(&mut r, &mut line, 10).await.unwrap(), Some(true));
+        assert_eq!(read_line(&mut r, &mut line, 10).await.unwrap(), Some(false));
+        assert_eq!(line, b"next\r\n");
+        assert_eq!(read_line(&mut r, &mut line, 10).await.unwrap(), None);
+    }
+}
