@@ -3,7 +3,9 @@ SHELL := /bin/bash
 STATE ?= $(CURDIR)/state
 CARGO ?= cargo
 
-.PHONY: all deps build release run test lint unit e2e bench clean
+BOARD ?= qemu-x86_64
+
+.PHONY: all deps build release image run dev test lint unit e2e bench clean
 
 all: build
 
@@ -16,11 +18,20 @@ build:
 release:
 	$(CARGO) build --release
 
-# Until the node image lands, `make run` runs the supervisor and services in
-# the foreground in development mode (loopback dev ports, state in ./state).
-run: deps release
+# The disk image for BOARD (qemu-x86_64 or pc-x86_64) in images/out/.
+image: deps release
+	images/build.sh $(BOARD)
+
+# Builds the node image and boots it in QEMU; prints the console URL and
+# the setup code. Ctrl-A X quits QEMU; the image keeps its data partition.
+run: BOARD = qemu-x86_64
+run: image
+	images/run-qemu.sh images/out/alpharen-qemu-x86_64.img
+
+# Supervisor and services in the foreground on this machine (loopback dev
+# ports, state in ./state): quicker than an image for development.
+dev: deps release
 	@echo "state directory: $(STATE)  (Ctrl-C stops the node)"
-	@echo "in another terminal: target/release/alpharen ctl --state-dir $(STATE) status"
 	target/release/alpharen run --state-dir $(STATE) --dev
 
 lint:

@@ -16,16 +16,17 @@ vars=$OUT/OVMF_VARS.fd
 # /dev/kvm that fails at the first instruction. The answer is cached.
 accel=tcg
 if [ -w /dev/kvm ]; then
-  if [ ! -f "$OUT/accel" ]; then
-    kernel=$(ls "$OUT"/work-*/input/vmlinuz 2>/dev/null | head -n 1)
-    probe=$OUT/kvm-probe.log; : > "$probe"
+  cache=$ROOT/images/out/accel
+  if [ ! -f "$cache" ]; then
+    kernel=$(ls "$ROOT"/images/out/work-*/input/vmlinuz 2>/dev/null | head -n 1 || true)
+    probe=$ROOT/images/out/kvm-probe.log; : > "$probe"
     if [ -n "$kernel" ]; then
       timeout 10 qemu-system-x86_64 -machine q35,accel=kvm -m 256 -kernel "$kernel" -append "console=ttyS0 panic=-1" \
         -display none -monitor none -serial file:"$probe" -no-reboot >/dev/null 2>&1 || true
     fi
-    if grep -q "Linux version" "$probe"; then echo kvm > "$OUT/accel"; else echo tcg > "$OUT/accel"; fi
+    if grep -q "Linux version" "$probe"; then echo kvm > "$cache"; else echo tcg > "$cache"; fi
   fi
-  accel=$(cat "$OUT/accel")
+  accel=$(cat "$cache")
 fi
 echo "QEMU with $accel; serial console below (Ctrl-A X quits)" >&2
 : > "$LOG"

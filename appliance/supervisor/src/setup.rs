@@ -55,6 +55,16 @@ impl SetupState {
             let _ = std::fs::remove_file(&state.file);
             return Ok(state);
         }
+        // The same code until setup is done, so the one printed at the
+        // first boot stays valid across reboots.
+        let kept = std::fs::read_to_string(&state.file)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|c| c.len() == 14 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'));
+        if let Some(code) = kept {
+            state.code = Some(code);
+            return Ok(state);
+        }
         let code = new_code();
         let _ = std::fs::remove_file(&state.file);
         let mut f = std::fs::OpenOptions::new()
@@ -116,6 +126,8 @@ mod tests {
         let code = s.code().unwrap().to_string();
         let on_disk = std::fs::read_to_string(dir.path().join("setup-code")).unwrap();
         assert_eq!(on_disk.trim(), code);
+        let again = SetupState::init(&store, dir.path()).unwrap();
+        assert_eq!(again.code(), Some(code.as_str()), "code survives a restart");
         let t0 = Instant::now();
         for _ in 0..MAX_WRONG {
             assert_eq!(s.check("nope", t0), CodeCheck::Wrong);

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Boot time to "ready" of the node image, against the same kernel, loader
+# and QEMU settings booting a busybox initramfs to a shell prompt (the
+# reference in PEERS.md). Same run, same disk layout: the reference disk is
+# ours with slot A's initramfs replaced. Also reports image sizes.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+RUNS=${RUNS:-2}
+IMG=images/out/alpharen-qemu-x86_64.img
+[ -f "$IMG" ] || images/build.sh qemu-x86_64 >/dev/null
+work=$(mktemp -d)
+trap 'pkill -f "$work" 2>/dev/null; rm -rf "$work"' EXIT
+
+# Reference initramfs: busybox, a prompt marker, nothing else.
+ref=$work/initramfs; mkdir -p "$ref"/{bin,proc,dev}
+cp images/out/work-qemu-x86_64/boot/bin/busybox "$ref/bin/busybox"
+cat > "$ref/init" <<'SH'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+echo "BUSYBOX-SHELL-READY"
+exec sh
+SH
+chmod +x "$ref/init"
+(cd "$ref" && find . | cpio --quiet -o -H newc | gzip -9) > "$work/ref-initrd.img"
+cp --sparse=always "$IMG" "$work/ref.img"
+esp_start=$(sfdisk -J "$work/ref.img" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["partitions"][0]["start"]*512)')
+mcopy -o -i "$work/ref.img@@$esp_start" "$work/ref-initrd.img" ::a/initrd.img
+
+time_to() {  # time_to DISK MARKER -> seconds from QEMU start to MARKER on serial
+  local disk=$1 marker=$2 log=$work/serial-$RANDOM.log
+  local t0; t0=$(date +%s.%N)
+  SERIAL_LOG=$log WEB_PORT=$((20000 + RANDOM % 20000)) SSH_PORT=$((20000 + RANDOM % 20000)) \
+    setsid images/run-qemu.sh "$disk" </dev/null >/dev/null 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 6000); do grep -q "$marker" "$log" 2>/dev/null && break; sleep 0.1; done
+  local t1; t1=$(date +%s.%N)
+  kill -- -"$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  grep -q "$marker" "$log" || { echo "no '$marker' within 600 s" >&2; return 1; }
+  echo "$t1 - $t0" | bc
+}
+ours=(); theirs=()
+for i in $(seq 1 "$RUNS"); do
+  cp --sparse=always "$IMG" "$work/ours.img"
+  ours+=("$(time_to "$work/ours.img" "alpharen: ready")")
+  theirs+=("$(time_to "$work/ref.img" "BUSYBOX-SHELL-READY")")
+done
+echo "accelerator: $(cat images/out/accel 2>/dev/null || echo tcg)"
+echo "node image to ready (s): ${ours[*]}"
+echo "busybox shell (s):       ${theirs[*]}"
+python3 - "${ours[*]}" "${theirs[*]}" <<'PY'
+import statistics, sys
+a = statistics.median(map(float, sys.argv[1].split())); b = statistics.median(map(float, sys.argv[2].split()))
+print(f"median {a:.1f} s vs {b:.1f} s: ratio {a/b:.2f} (target <= 1.5)")
+PY
+echo "image: $(du -h --apparent-size "$IMG" | cut -f1) apparent, $(du -h "$IMG" | cut -f1) allocated, $(zstd -q -c "$IMG" | wc -c | numfmt --to=iec) zstd"
+echo "rootfs squashfs: $(du -h images/out/work-qemu-x86_64/input/rootfs.squashfs | cut -f1); initramfs: $(du -h images/out/work-qemu-x86_64/input/initrd.img | cut -f1)"
