@@ -13,6 +13,9 @@ pub struct Builtin {
 pub const BUILTINS: &[Builtin] = &[Builtin {
     name: "mail",
     section: Section::Mail,
+}, Builtin {
+    name: "integrator",
+    section: Section::Integrator,
 }];
 
 pub fn find(name: &str) -> Option<&'static Builtin> {
