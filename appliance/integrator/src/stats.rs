@@ -45,13 +45,18 @@ impl Stats {
                     "service": name,
                     "calls": o.calls,
                     "errors": o.errors,
-                    "mean_ms": if o.calls == 0 { 0.0 } else { o.total_us as f64 / o.calls as f64 / 1000.0 },
-                    "p99_ms": percentile(&mut v, 99.0) as f64 / 1000.0,
+                    "mean_ms": if o.calls == 0 { 0.0 } else { ms(o.total_us as f64 / o.calls as f64) },
+                    "p99_ms": ms(percentile(&mut v, 99.0) as f64),
                 })
             })
             .collect();
         Value::Array(list)
     }
+}
+
+/// Microseconds → milliseconds, rounded to the microsecond.
+fn ms(us: f64) -> f64 {
+    us.round() / 1000.0
 }
 
 /// Nearest-rank percentile; 0 for no samples.
