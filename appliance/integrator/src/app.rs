@@ -25,15 +25,42 @@ use crate::{Error, lb};
 
 /// The SDK shipped inside the binary, written out for the workers.
 const SDK: &[(&str, &str)] = &[
-    ("alpharen/__init__.py", include_str!("../python/alpharen/__init__.py")),
-    ("alpharen/integrator.py", include_str!("../python/alpharen/integrator.py")),
-    ("alpharen/worker.py", include_str!("../python/alpharen/worker.py")),
-    ("zato/__init__.py", include_str!("../python/zato/__init__.py")),
-    ("zato/server/__init__.py", include_str!("../python/zato/server/__init__.py")),
-    ("zato/server/service/__init__.py", include_str!("../python/zato/server/service/__init__.py")),
-    ("zato/common/__init__.py", include_str!("../python/zato/common/__init__.py")),
-    ("zato/common/exception.py", include_str!("../python/zato/common/exception.py")),
-    ("zato/common/api.py", include_str!("../python/zato/common/api.py")),
+    (
+        "alpharen/__init__.py",
+        include_str!("../python/alpharen/__init__.py"),
+    ),
+    (
+        "alpharen/integrator.py",
+        include_str!("../python/alpharen/integrator.py"),
+    ),
+    (
+        "alpharen/worker.py",
+        include_str!("../python/alpharen/worker.py"),
+    ),
+    (
+        "zato/__init__.py",
+        include_str!("../python/zato/__init__.py"),
+    ),
+    (
+        "zato/server/__init__.py",
+        include_str!("../python/zato/server/__init__.py"),
+    ),
+    (
+        "zato/server/service/__init__.py",
+        include_str!("../python/zato/server/service/__init__.py"),
+    ),
+    (
+        "zato/common/__init__.py",
+        include_str!("../python/zato/common/__init__.py"),
+    ),
+    (
+        "zato/common/exception.py",
+        include_str!("../python/zato/common/exception.py"),
+    ),
+    (
+        "zato/common/api.py",
+        include_str!("../python/zato/common/api.py"),
+    ),
 ];
 
 const VALIDATE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,13 +112,25 @@ impl App {
         for (rel, text) in SDK {
             let path = sdk_dir.join(rel);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(Error::io(format!("create {}", parent.display())))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(Error::io(format!("create {}", parent.display())))?;
             }
             std::fs::write(&path, text).map_err(Error::io(format!("write {}", path.display())))?;
         }
         let config = store.current_config()?.integrator;
-        let spec = Spec { python: python(), sdk_dir, memory_limit: config.worker_memory_limit };
-        let pool = Pool::new(spec, 0, CodeSet { generation: 0, sync: json!({"op": "sync", "modules": []}) });
+        let spec = Spec {
+            python: python(),
+            sdk_dir,
+            memory_limit: config.worker_memory_limit,
+        };
+        let pool = Pool::new(
+            spec,
+            0,
+            CodeSet {
+                generation: 0,
+                sync: json!({"op": "sync", "modules": []}),
+            },
+        );
         let app = Arc::new(App {
             state_dir: state_dir.to_path_buf(),
             dev,
@@ -119,7 +158,10 @@ impl App {
     }
 
     pub fn config(&self) -> Arc<Integrator> {
-        self.config.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.config
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub fn route(&self, path: &str) -> Option<Arc<Route>> {
@@ -128,7 +170,11 @@ impl App {
 
     pub fn in_flight(&self) -> u32 {
         self.local_in_flight.load(Ordering::Relaxed)
-            + self.remotes().iter().map(|r| r.in_flight.load(Ordering::Relaxed)).sum::<u32>()
+            + self
+                .remotes()
+                .iter()
+                .map(|r| r.in_flight.load(Ordering::Relaxed))
+                .sum::<u32>()
     }
 
     pub fn remotes(&self) -> Arc<Vec<Arc<Remote>>> {
@@ -150,7 +196,10 @@ impl App {
         }
         let generated = uuid4();
         store.set_secret(&key, &generated)?;
-        tracing::info!(security = name, "generated a password (see `alpharen ctl integrator password {name}`)");
+        tracing::info!(
+            security = name,
+            "generated a password (see `alpharen ctl integrator password {name}`)"
+        );
         Ok(generated)
     }
 
@@ -163,12 +212,19 @@ impl App {
             for def in &config.security {
                 let secret = Self::secret_for(store, &def.name, def.password.as_deref())?;
                 let rule = match def.kind.as_str() {
-                    "basic" => Rule::Basic { username: def.username.clone().unwrap_or_default(), password: secret },
+                    "basic" => Rule::Basic {
+                        username: def.username.clone().unwrap_or_default(),
+                        password: secret,
+                    },
                     "apikey" => Rule::ApiKey {
                         header: def.header.clone().unwrap_or_else(|| "X-API-Key".into()),
                         key: secret,
                     },
-                    _ => Rule::Hmac { name: def.name.clone(), key: secret, skew: def.skew.unwrap_or(300) },
+                    _ => Rule::Hmac {
+                        name: def.name.clone(),
+                        key: secret,
+                        skew: def.skew.unwrap_or(300),
+                    },
                 };
                 rules.insert(def.name.clone(), rule);
             }
@@ -206,14 +262,18 @@ impl App {
             .servers
             .iter()
             .map(|base| {
-                old_remotes.iter().find(|r| &r.base == base).cloned().unwrap_or_else(|| {
-                    Arc::new(Remote {
-                        base: base.clone(),
-                        healthy: std::sync::atomic::AtomicBool::new(false),
-                        in_flight: AtomicU32::new(0),
-                        rtt_us: Mutex::new(0.0),
+                old_remotes
+                    .iter()
+                    .find(|r| &r.base == base)
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Arc::new(Remote {
+                            base: base.clone(),
+                            healthy: std::sync::atomic::AtomicBool::new(false),
+                            in_flight: AtomicU32::new(0),
+                            rtt_us: Mutex::new(0.0),
+                        })
                     })
-                })
             })
             .collect();
         let workers = if config.workers == 0 {
@@ -272,25 +332,46 @@ impl App {
                 return Err(RpcError::new("deploy_refused", problems.join("; "))
                     .with_details(json!({"file": file, "problems": problems})));
             }
-            let v = registry::add_version(s, &module, file, source, &services, actor).map_err(rpc_store)?;
+            let v = registry::add_version(s, &module, file, source, &services, actor)
+                .map_err(rpc_store)?;
             let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-            let _ = s.audit(actor, "integrator.deploy", &format!("{file} v{v}: {}", names.join(", ")));
+            let _ = s.audit(
+                actor,
+                "integrator.deploy",
+                &format!("{file} v{v}: {}", names.join(", ")),
+            );
             Ok(v)
         })?;
-        self.publish_code().map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+        self.publish_code()
+            .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
         tracing::info!(file, module = %module, version, services = services.len(), "deployed");
         Ok(json!({"module": module, "file": file, "version": version, "services": services}))
     }
 
-    async fn validate(&self, module: &str, file: &str, source: &str) -> Result<Vec<ServiceInfo>, RpcError> {
+    async fn validate(
+        &self,
+        module: &str,
+        file: &str,
+        source: &str,
+    ) -> Result<Vec<ServiceInfo>, RpcError> {
         let msg = json!({"op": "validate", "module": module, "source": source, "file": file});
         let reply = in_fresh_worker(&self.pool.spec(), &msg, VALIDATE_TIMEOUT)
             .await
-            .map_err(|e| RpcError::new("deploy_failed", format!("{file}: validation worker failed: {e}")))?;
+            .map_err(|e| {
+                RpcError::new(
+                    "deploy_failed",
+                    format!("{file}: validation worker failed: {e}"),
+                )
+            })?;
         if reply["ok"] != json!(true) {
             let line = reply["line"].as_i64();
-            let at = line.map(|l| format!("{file}, line {l}")).unwrap_or_else(|| file.to_string());
-            let message = format!("{at}: {}", reply["error"].as_str().unwrap_or("invalid service file"));
+            let at = line
+                .map(|l| format!("{file}, line {l}"))
+                .unwrap_or_else(|| file.to_string());
+            let message = format!(
+                "{at}: {}",
+                reply["error"].as_str().unwrap_or("invalid service file")
+            );
             return Err(RpcError::new("deploy_failed", message).with_details(json!({
                 "file": file, "line": reply["line"], "traceback": reply["traceback"],
             })));
@@ -302,7 +383,12 @@ impl App {
     fn module_of(&self, name: &str) -> Result<String, RpcError> {
         self.with_store(|s| registry::resolve(s, name))
             .map_err(rpc_store)?
-            .ok_or_else(|| RpcError::new("not_found", format!("no deployed service or file is named {name:?}")))
+            .ok_or_else(|| {
+                RpcError::new(
+                    "not_found",
+                    format!("no deployed service or file is named {name:?}"),
+                )
+            })
     }
 
     pub fn list(&self) -> Result<Value, RpcError> {
@@ -312,16 +398,22 @@ impl App {
 
     pub fn versions(&self, name: &str) -> Result<Value, RpcError> {
         let module = self.module_of(name)?;
-        let v = self.with_store(|s| registry::versions(s, &module)).map_err(rpc_store)?;
+        let v = self
+            .with_store(|s| registry::versions(s, &module))
+            .map_err(rpc_store)?;
         Ok(json!(v))
     }
 
     pub fn source(&self, name: &str, version: Option<i64>) -> Result<Value, RpcError> {
         let module = self.module_of(name)?;
-        let found = self.with_store(|s| registry::source(s, &module, version)).map_err(rpc_store)?;
-        let (version, file, source, services) =
-            found.ok_or_else(|| RpcError::new("not_found", format!("{module}: no such version")))?;
-        Ok(json!({"module": module, "version": version, "file": file, "source": source, "services": services}))
+        let found = self
+            .with_store(|s| registry::source(s, &module, version))
+            .map_err(rpc_store)?;
+        let (version, file, source, services) = found
+            .ok_or_else(|| RpcError::new("not_found", format!("{module}: no such version")))?;
+        Ok(
+            json!({"module": module, "version": version, "file": file, "source": source, "services": services}),
+        )
     }
 
     pub async fn rollback(&self, name: &str, version: i64, actor: &str) -> Result<Value, RpcError> {
@@ -330,7 +422,9 @@ impl App {
         let (_, file, source, _) = self
             .with_store(|s| registry::source(s, &module, Some(version)))
             .map_err(rpc_store)?
-            .ok_or_else(|| RpcError::new("not_found", format!("{module} has no version {version}")))?;
+            .ok_or_else(|| {
+                RpcError::new("not_found", format!("{module} has no version {version}"))
+            })?;
         // Revalidated: the other modules may have changed since.
         let services = self.validate(&module, &file, &source).await?;
         self.with_store(|s| -> Result<(), RpcError> {
@@ -340,10 +434,15 @@ impl App {
                 return Err(RpcError::new("deploy_refused", problems.join("; ")));
             }
             registry::activate(s, &module, version).map_err(rpc_store)?;
-            let _ = s.audit(actor, "integrator.rollback", &format!("{module} v{version}"));
+            let _ = s.audit(
+                actor,
+                "integrator.rollback",
+                &format!("{module} v{version}"),
+            );
             Ok(())
         })?;
-        self.publish_code().map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+        self.publish_code()
+            .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
         Ok(json!({"module": module, "version": version}))
     }
 
@@ -356,7 +455,8 @@ impl App {
                 r
             })
             .map_err(rpc_store)?;
-        self.publish_code().map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+        self.publish_code()
+            .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
         Ok(json!({"module": module, "removed": removed}))
     }
 
@@ -368,7 +468,12 @@ impl App {
             .security
             .iter()
             .find(|d| d.name == security)
-            .ok_or_else(|| RpcError::new("not_found", format!("no security definition is named {security:?}")))?;
+            .ok_or_else(|| {
+                RpcError::new(
+                    "not_found",
+                    format!("no security definition is named {security:?}"),
+                )
+            })?;
         if def.password.is_some() && set.is_some() {
             return Err(RpcError::new(
                 "conflict",
@@ -380,11 +485,15 @@ impl App {
             if p.is_empty() {
                 return Err(RpcError::invalid_params("password must not be empty"));
             }
-            self.with_store(|s| s.set_secret(&key, p)).map_err(rpc_store)?;
-            self.reload().map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+            self.with_store(|s| s.set_secret(&key, p))
+                .map_err(rpc_store)?;
+            self.reload()
+                .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
         }
         let value = self.with_store(|s| s.secret(&key)).map_err(rpc_store)?;
-        Ok(json!({"security": security, "kind": def.kind, "username": def.username, "password": value}))
+        Ok(
+            json!({"security": security, "kind": def.kind, "username": def.username, "password": value}),
+        )
     }
 
     /// HEAD on an outgoing connection's address, as the seed prescribes.
@@ -394,9 +503,17 @@ impl App {
             .outgoing
             .iter()
             .find(|o| o.name == name)
-            .ok_or_else(|| RpcError::new("not_found", format!("no outgoing connection is named {name:?}")))?;
+            .ok_or_else(|| {
+                RpcError::new(
+                    "not_found",
+                    format!("no outgoing connection is named {name:?}"),
+                )
+            })?;
         if o.host.starts_with("https://") {
-            return Err(RpcError::new("unsupported", "ping over https is not supported yet"));
+            return Err(RpcError::new(
+                "unsupported",
+                "ping over https is not supported yet",
+            ));
         }
         let url = format!("{}{}", o.host.trim_end_matches('/'), o.url_path);
         let limit = Duration::from_secs(o.timeout.unwrap_or(config.timeout));
@@ -404,7 +521,9 @@ impl App {
         let status = head(&self.client, &url, limit).await;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match status {
-            Ok(code) => Ok(json!({"name": name, "url": url, "ok": code < 500, "status": code, "ms": ms})),
+            Ok(code) => {
+                Ok(json!({"name": name, "url": url, "ok": code < 500, "status": code, "ms": ms}))
+            }
             Err(e) => Ok(json!({"name": name, "url": url, "ok": false, "error": e, "ms": ms})),
         }
     }
@@ -475,7 +594,9 @@ pub async fn health_loop(app: Arc<App>) {
     loop {
         for r in app.remotes().iter() {
             let started = Instant::now();
-            let ok = head(&app.client, &format!("{}/", r.base), Duration::from_secs(1)).await.is_ok();
+            let ok = head(&app.client, &format!("{}/", r.base), Duration::from_secs(1))
+                .await
+                .is_ok();
             if ok && let Ok(mut rtt) = r.rtt_us.lock() {
                 *rtt = lb::ewma(*rtt, started.elapsed().as_micros() as f64);
             }

@@ -51,18 +51,27 @@ impl Handler for Control {
             "integrator.versions" => app.versions(&call.params::<Named>()?.name)?,
             "integrator.rollback" => {
                 let p: Named = call.params()?;
-                let v = p.version.ok_or_else(|| RpcError::invalid_params("rollback needs a version"))?;
+                let v = p
+                    .version
+                    .ok_or_else(|| RpcError::invalid_params("rollback needs a version"))?;
                 app.rollback(&p.name, v, &actor(&call)).await?
             }
             "integrator.undeploy" => app.undeploy(&call.params::<Named>()?.name, &actor(&call))?,
-            "integrator.stats" => app.stats.lock().map(|s| s.to_json()).unwrap_or_else(|_| json!([])),
+            "integrator.stats" => app
+                .stats
+                .lock()
+                .map(|s| s.to_json())
+                .unwrap_or_else(|_| json!([])),
             "integrator.ping" => app.ping(&call.params::<Named>()?.name).await?,
             "integrator.password" => {
                 let p: Password = call.params()?;
                 app.password(&p.security, p.password.as_deref())?
             }
             other => {
-                return Err(RpcError::new("method_not_found", format!("no method {other:?}")));
+                return Err(RpcError::new(
+                    "method_not_found",
+                    format!("no method {other:?}"),
+                ));
             }
         };
         Ok(Reply::Value(v))

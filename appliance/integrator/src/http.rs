@@ -19,9 +19,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::app::{App, Remote};
+use crate::lb;
 use crate::security::{self, AuthError, Parts};
 use crate::worker::{Failure, Outcome};
-use crate::lb;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 10 << 20;
@@ -101,16 +101,31 @@ async fn proxy(app: &App, remote: Arc<Remote>, req: Request<Incoming>) -> Resp {
     remote.in_flight.fetch_add(1, Ordering::Relaxed);
     let (mut parts, body) = req.into_parts();
     let result = async {
-        let body = Limited::new(body, MAX_BODY).collect().await.map_err(|e| e.to_string())?.to_bytes();
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-        parts.uri = format!("{}{pq}", remote.base).parse().map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?;
-        parts.headers.insert(FORWARDED, HeaderValue::from_static("1"));
+        let body = Limited::new(body, MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        parts.uri = format!("{}{pq}", remote.base)
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?;
+        parts
+            .headers
+            .insert(FORWARDED, HeaderValue::from_static("1"));
         parts.headers.remove("host");
         let out = Request::from_parts(parts, Full::new(body));
-        let resp = tokio::time::timeout(Duration::from_secs(app.config().timeout), app.client.request(out))
-            .await
-            .map_err(|_| "timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+        let resp = tokio::time::timeout(
+            Duration::from_secs(app.config().timeout),
+            app.client.request(out),
+        )
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
         let (p, b) = resp.into_parts();
         let bytes = b.collect().await.map_err(|e| e.to_string())?.to_bytes();
         Ok::<_, String>(Response::from_parts(p, Full::new(bytes)))
@@ -121,7 +136,11 @@ async fn proxy(app: &App, remote: Arc<Remote>, req: Request<Incoming>) -> Resp {
         Ok(r) => r,
         Err(e) => {
             remote.healthy.store(false, Ordering::Relaxed);
-            error(StatusCode::BAD_GATEWAY, format!("server {} failed: {e}", remote.base), &cid)
+            error(
+                StatusCode::BAD_GATEWAY,
+                format!("server {} failed: {e}", remote.base),
+                &cid,
+            )
         }
     }
 }
@@ -137,7 +156,10 @@ async fn local(app: &App, req: Request<Incoming>) -> Resp {
     if !ch.methods.is_empty() && !ch.methods.iter().any(|m| m == &method) {
         let mut r = error(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{method} is not allowed on {path}; allowed: {}", ch.methods.join(", ")),
+            format!(
+                "{method} is not allowed on {path}; allowed: {}",
+                ch.methods.join(", ")
+            ),
             &cid,
         );
         if let Ok(v) = HeaderValue::from_str(&ch.methods.join(", ")) {
@@ -150,7 +172,11 @@ async fn local(app: &App, req: Request<Incoming>) -> Resp {
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than {MAX_BODY} bytes"), &cid);
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {MAX_BODY} bytes"),
+                &cid,
+            );
         }
     };
     let header = |name: &str| {
@@ -164,7 +190,13 @@ async fn local(app: &App, req: Request<Incoming>) -> Resp {
         let now = SystemTime::now();
         let checked = security::check(
             rule,
-            &Parts { method: &method, path: &path, header: &header, body: &body, now },
+            &Parts {
+                method: &method,
+                path: &path,
+                header: &header,
+                body: &body,
+                now,
+            },
         );
         let refused = match checked {
             Ok(None) => None,
@@ -173,7 +205,11 @@ async fn local(app: &App, req: Request<Incoming>) -> Resp {
                     security::Rule::Hmac { skew, .. } => *skew,
                     _ => 300,
                 };
-                let fresh = app.replay.lock().map(|mut c| c.admit(sig, now, skew)).unwrap_or(false);
+                let fresh = app
+                    .replay
+                    .lock()
+                    .map(|mut c| c.admit(sig, now, skew))
+                    .unwrap_or(false);
                 (!fresh).then_some(AuthError::Replay)
             }
             Err(e) => Some(e),
@@ -248,7 +284,13 @@ fn from_reply(reply: &Value, cid: &str) -> Resp {
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = match reply["body"].as_str().map(|b| B64.decode(b)) {
         Some(Ok(b)) => b,
-        _ => return error(StatusCode::BAD_GATEWAY, "worker sent a malformed answer", cid),
+        _ => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "worker sent a malformed answer",
+                cid,
+            );
+        }
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;

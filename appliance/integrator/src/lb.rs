@@ -30,7 +30,11 @@ pub fn choose(candidates: &[Candidate]) -> Option<usize> {
 
 /// Exponentially weighted moving average; the first sample is taken as is.
 pub fn ewma(old: f64, sample: f64) -> f64 {
-    if old <= 0.0 { sample } else { old * 0.8 + sample * 0.2 }
+    if old <= 0.0 {
+        sample
+    } else {
+        old * 0.8 + sample * 0.2
+    }
 }
 
 #[cfg(test)]
@@ -38,7 +42,11 @@ mod tests {
     use super::*;
 
     fn c(healthy: bool, in_flight: u32, rtt_us: f64) -> Candidate {
-        Candidate { healthy, in_flight, rtt_us }
+        Candidate {
+            healthy,
+            in_flight,
+            rtt_us,
+        }
     }
 
     #[test]

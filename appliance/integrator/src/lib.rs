@@ -66,16 +66,21 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
         .await
         .map_err(Error::io(format!("bind {addr}")))?;
     let run_dir = state_dir.join("run");
-    std::fs::create_dir_all(&run_dir).map_err(Error::io(format!("create {}", run_dir.display())))?;
+    std::fs::create_dir_all(&run_dir)
+        .map_err(Error::io(format!("create {}", run_dir.display())))?;
     let sock = run_dir.join("integrator.sock");
     let _ = std::fs::remove_file(&sock);
-    let control = tokio::net::UnixListener::bind(&sock).map_err(Error::io(format!("bind {}", sock.display())))?;
+    let control = tokio::net::UnixListener::bind(&sock)
+        .map_err(Error::io(format!("bind {}", sock.display())))?;
     tracing::info!(listen = %addr, control = %sock.display(), workers = app.pool.alive(), "integrator started");
 
     let mut term = signal(SignalKind::terminate()).map_err(Error::io("SIGTERM handler"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(Error::io("SIGHUP handler"))?;
     let http = tokio::spawn(http::serve(listener, app.clone()));
-    let ctl = tokio::spawn(alpharen_rpc::serve(control, Arc::new(control::Control(app.clone()))));
+    let ctl = tokio::spawn(alpharen_rpc::serve(
+        control,
+        Arc::new(control::Control(app.clone())),
+    ));
     let pick = tokio::spawn(pickup::watch(app.clone()));
     let health = tokio::spawn(app::health_loop(app.clone()));
     loop {

@@ -27,7 +27,9 @@ pub async fn watch(app: Arc<App>) {
     let mut seen: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
     loop {
         tokio::time::sleep(POLL).await;
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         let mut now_seen = HashMap::new();
         for e in entries.flatten() {
             let path = e.path();
@@ -35,7 +37,10 @@ pub async fn watch(app: Arc<App>) {
                 continue;
             }
             let Ok(meta) = e.metadata() else { continue };
-            let sig = (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+            let sig = (
+                meta.len(),
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            );
             if seen.get(&path) == Some(&sig) {
                 deploy_file(&app, &base, &path).await;
             } else {
@@ -47,7 +52,13 @@ pub async fn watch(app: Arc<App>) {
 }
 
 async fn deploy_file(app: &App, base: &Path, path: &Path) {
-    let Some(file) = path.file_name().and_then(|f| f.to_str()).map(str::to_string) else { return };
+    let Some(file) = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .map(str::to_string)
+    else {
+        return;
+    };
     let source = match std::fs::read(path) {
         Ok(b) => match String::from_utf8(b) {
             Ok(s) => s,
@@ -67,7 +78,11 @@ async fn deploy_file(app: &App, base: &Path, path: &Path) {
             finish(base, path, &file, None);
         }
         Err(e) => {
-            let tb = e.details.get("traceback").and_then(|t| t.as_str()).unwrap_or("");
+            let tb = e
+                .details
+                .get("traceback")
+                .and_then(|t| t.as_str())
+                .unwrap_or("");
             tracing::warn!(file, error = %e.message, "pickup deploy failed; the previous version keeps serving");
             finish(base, path, &file, Some(format!("{}\n{tb}", e.message)));
         }
@@ -75,7 +90,11 @@ async fn deploy_file(app: &App, base: &Path, path: &Path) {
 }
 
 fn finish(base: &Path, path: &Path, file: &str, error: Option<String>) {
-    let dest = base.join(if error.is_some() { "failed" } else { "processed" });
+    let dest = base.join(if error.is_some() {
+        "failed"
+    } else {
+        "processed"
+    });
     if let Err(e) = std::fs::rename(path, dest.join(file)) {
         tracing::warn!(file, error = %e, "cannot move the pickup file; removing it");
         let _ = std::fs::remove_file(path);

@@ -65,14 +65,24 @@ pub fn module_name(file: &str) -> Option<String> {
     }
     let m: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     Some(m)
 }
 
 /// Checks the names a new version defines against the rules and the other
 /// active modules; every problem in one message.
-pub fn name_problems(module: &str, services: &[ServiceInfo], active: &[ActiveModule]) -> Vec<String> {
+pub fn name_problems(
+    module: &str,
+    services: &[ServiceInfo],
+    active: &[ActiveModule],
+) -> Vec<String> {
     let mut out = Vec::new();
     for (i, s) in services.iter().enumerate() {
         if s.name.starts_with("AR") {
@@ -82,7 +92,10 @@ pub fn name_problems(module: &str, services: &[ServiceInfo], active: &[ActiveMod
             ));
         }
         if services[..i].iter().any(|o| o.name == s.name) {
-            out.push(format!("service name {:?} is defined twice in this file", s.name));
+            out.push(format!(
+                "service name {:?} is defined twice in this file",
+                s.name
+            ));
         }
         if let Some(other) = active
             .iter()
@@ -256,7 +269,11 @@ mod tests {
     use super::*;
 
     fn svc(name: &str) -> ServiceInfo {
-        ServiceInfo { name: name.into(), class: "C".into(), doc: String::new() }
+        ServiceInfo {
+            name: name.into(),
+            class: "C".into(),
+            doc: String::new(),
+        }
     }
 
     #[test]
@@ -276,7 +293,11 @@ mod tests {
             source: String::new(),
             services: vec![svc("taken")],
         };
-        let p = name_problems("m", &[svc("ARx"), svc("a"), svc("a"), svc("taken")], &[other.clone()]);
+        let p = name_problems(
+            "m",
+            &[svc("ARx"), svc("a"), svc("a"), svc("taken")],
+            &[other.clone()],
+        );
         assert_eq!(p.len(), 3, "{p:?}");
         // Redeploying the module that owns a name is fine.
         assert!(name_problems("other", &[svc("taken")], &[other]).is_empty());
@@ -287,12 +308,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         s.migrate_component("integrator", SCHEMA).unwrap();
-        assert_eq!(add_version(&mut s, "m", "m.py", "v1", &[svc("a")], "t").unwrap(), 1);
-        assert_eq!(add_version(&mut s, "m", "m.py", "v2", &[svc("a")], "t").unwrap(), 2);
+        assert_eq!(
+            add_version(&mut s, "m", "m.py", "v1", &[svc("a")], "t").unwrap(),
+            1
+        );
+        assert_eq!(
+            add_version(&mut s, "m", "m.py", "v2", &[svc("a")], "t").unwrap(),
+            2
+        );
         assert_eq!(active(&mut s).unwrap()[0].source, "v2");
         activate(&mut s, "m", 1).unwrap();
         assert_eq!(active(&mut s).unwrap()[0].source, "v1");
-        assert_eq!(versions(&mut s, "m").unwrap().iter().filter(|v| v.active).count(), 1);
+        assert_eq!(
+            versions(&mut s, "m")
+                .unwrap()
+                .iter()
+                .filter(|v| v.active)
+                .count(),
+            1
+        );
         assert_eq!(resolve(&mut s, "a").unwrap().as_deref(), Some("m"));
         assert!(deactivate(&mut s, "m").unwrap());
         assert!(active(&mut s).unwrap().is_empty());

@@ -14,9 +14,19 @@ use sha2::{Digest, Sha256};
 /// One security definition with its secret resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
-    Basic { username: String, password: String },
-    ApiKey { header: String, key: String },
-    Hmac { name: String, key: String, skew: u64 },
+    Basic {
+        username: String,
+        password: String,
+    },
+    ApiKey {
+        header: String,
+        key: String,
+    },
+    Hmac {
+        name: String,
+        key: String,
+        skew: u64,
+    },
 }
 
 /// Why a request was refused; the message goes back to the client.
@@ -58,8 +68,13 @@ pub fn check(rule: &Rule, req: &Parts<'_>) -> Result<Option<Vec<u8>>, AuthError>
             let value = (req.header)("authorization").ok_or(AuthError::Missing)?;
             let (user, pass) = parse_basic(&value).ok_or(AuthError::Invalid)?;
             // Both compared, so timing does not tell which one was wrong.
-            let ok = same(user.as_bytes(), username.as_bytes()) & same(pass.as_bytes(), password.as_bytes());
-            if ok { Ok(None) } else { Err(AuthError::Invalid) }
+            let ok = same(user.as_bytes(), username.as_bytes())
+                & same(pass.as_bytes(), password.as_bytes());
+            if ok {
+                Ok(None)
+            } else {
+                Err(AuthError::Invalid)
+            }
         }
         Rule::ApiKey { header, key } => {
             let value = (req.header)(&header.to_ascii_lowercase()).ok_or(AuthError::Missing)?;
@@ -127,7 +142,11 @@ fn verify_hmac(req: &Parts<'_>, name: &str, key: &str, skew: u64) -> Result<Vec<
         .strip_prefix('(')
         .and_then(|r| r.split_once(')'))
         .ok_or_else(|| sig_err("Signature-Input has no component list"))?;
-    let components: Vec<&str> = inner.0.split_whitespace().map(|c| c.trim_matches('"')).collect();
+    let components: Vec<&str> = inner
+        .0
+        .split_whitespace()
+        .map(|c| c.trim_matches('"'))
+        .collect();
     for c in COVERED {
         if !components.contains(&c) {
             return Err(sig_err(format!("Signature-Input must cover \"{c}\"")));
@@ -142,7 +161,11 @@ fn verify_hmac(req: &Parts<'_>, name: &str, key: &str, skew: u64) -> Result<Vec<
             "alg" => alg_ok = v == "hmac-sha256",
             "created" => {
                 let created: u64 = v.parse().map_err(|_| sig_err("created is not a number"))?;
-                within(req.now, SystemTime::UNIX_EPOCH + Duration::from_secs(created), skew)?;
+                within(
+                    req.now,
+                    SystemTime::UNIX_EPOCH + Duration::from_secs(created),
+                    skew,
+                )?;
             }
             _ => {}
         }
@@ -153,7 +176,8 @@ fn verify_hmac(req: &Parts<'_>, name: &str, key: &str, skew: u64) -> Result<Vec<
     let date = (req.header)("date").ok_or_else(|| sig_err("Date header missing"))?;
     let when = httpdate::parse_http_date(&date).map_err(|_| sig_err("Date is not an HTTP date"))?;
     within(req.now, when, skew)?;
-    let digest = (req.header)("content-digest").ok_or_else(|| sig_err("Content-Digest header missing"))?;
+    let digest =
+        (req.header)("content-digest").ok_or_else(|| sig_err("Content-Digest header missing"))?;
     if digest.trim() != content_digest(req.body) {
         return Err(sig_err("Content-Digest does not match the body"));
     }
@@ -164,7 +188,9 @@ fn verify_hmac(req: &Parts<'_>, name: &str, key: &str, skew: u64) -> Result<Vec<
         .and_then(|r| r.strip_prefix(':'))
         .and_then(|r| r.strip_suffix(':'))
         .ok_or_else(|| sig_err(format!("Signature has no {label}=:...: entry")))?;
-    let got = B64.decode(sig_b64).map_err(|_| sig_err("Signature is not base64"))?;
+    let got = B64
+        .decode(sig_b64)
+        .map_err(|_| sig_err("Signature is not base64"))?;
     let base = signature_base(req.method, req.path, date.trim(), digest.trim(), params);
     if !same(&got, &sign(key, &base)) {
         return Err(AuthError::Invalid);
@@ -178,7 +204,10 @@ fn within(now: SystemTime, when: SystemTime, skew: u64) -> Result<(), AuthError>
         Err(e) => e.duration(),
     };
     if diff.as_secs() > skew {
-        return Err(sig_err(format!("date is {}s away from the server clock (allowed {skew}s)", diff.as_secs())));
+        return Err(sig_err(format!(
+            "date is {}s away from the server clock (allowed {skew}s)",
+            diff.as_secs()
+        )));
     }
     Ok(())
 }
@@ -212,45 +241,83 @@ pub fn uuid4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parts<'a>(h: &'a dyn Fn(&str) -> Option<String>, body: &'a [u8], now: SystemTime) -> Parts<'a> {
-        Parts { method: "POST", path: "/api/x", header: h, body, now }
+    fn parts<'a>(
+        h: &'a dyn Fn(&str) -> Option<String>,
+        body: &'a [u8],
+        now: SystemTime,
+    ) -> Parts<'a> {
+        Parts {
+            method: "POST",
+            path: "/api/x",
+            header: h,
+            body,
+            now,
+        }
     }
 
     fn signed(key: &str, body: &[u8], date: SystemTime) -> HashMap<String, String> {
         let date = httpdate::fmt_http_date(date);
         let digest = content_digest(body);
-        let params = "(\"@method\" \"@path\" \"date\" \"content-digest\");keyid=\"h\";alg=\"hmac-sha256\"";
-        let sig = sign(key, &signature_base("POST", "/api/x", &date, &digest, params));
+        let params =
+            "(\"@method\" \"@path\" \"date\" \"content-digest\");keyid=\"h\";alg=\"hmac-sha256\"";
+        let sig = sign(
+            key,
+            &signature_base("POST", "/api/x", &date, &digest, params),
+        );
         HashMap::from([
             ("date".to_string(), date),
             ("content-digest".to_string(), digest),
             ("signature-input".to_string(), format!("sig1={params}")),
-            ("signature".to_string(), format!("sig1=:{}:", B64.encode(sig))),
+            (
+                "signature".to_string(),
+                format!("sig1=:{}:", B64.encode(sig)),
+            ),
         ])
     }
 
     #[test]
     fn basic_accepts_only_the_right_pair() {
-        let rule = Rule::Basic { username: "cust".into(), password: "pw".into() };
+        let rule = Rule::Basic {
+            username: "cust".into(),
+            password: "pw".into(),
+        };
         let now = SystemTime::now();
-        let good = |n: &str| (n == "authorization").then(|| format!("Basic {}", B64.encode("cust:pw")));
+        let good =
+            |n: &str| (n == "authorization").then(|| format!("Basic {}", B64.encode("cust:pw")));
         assert_eq!(check(&rule, &parts(&good, b"", now)), Ok(None));
-        let bad = |n: &str| (n == "authorization").then(|| format!("Basic {}", B64.encode("cust:px")));
-        assert_eq!(check(&rule, &parts(&bad, b"", now)), Err(AuthError::Invalid));
+        let bad =
+            |n: &str| (n == "authorization").then(|| format!("Basic {}", B64.encode("cust:px")));
+        assert_eq!(
+            check(&rule, &parts(&bad, b"", now)),
+            Err(AuthError::Invalid)
+        );
         let none = |_: &str| None;
-        assert_eq!(check(&rule, &parts(&none, b"", now)), Err(AuthError::Missing));
+        assert_eq!(
+            check(&rule, &parts(&none, b"", now)),
+            Err(AuthError::Missing)
+        );
     }
 
     #[test]
     fn apikey_reads_its_header() {
-        let rule = Rule::ApiKey { header: "X-API-Key".into(), key: "k1".into() };
+        let rule = Rule::ApiKey {
+            header: "X-API-Key".into(),
+            key: "k1".into(),
+        };
         let h = |n: &str| (n == "x-api-key").then(|| "k1".to_string());
         assert!(check(&rule, &parts(&h, b"", SystemTime::now())).is_ok());
     }
@@ -258,18 +325,31 @@ mod tests {
     #[test]
     fn hmac_valid_wrong_key_changed_body_stale() {
         let now = SystemTime::now();
-        let rule = Rule::Hmac { name: "h".into(), key: "secret".into(), skew: 300 };
+        let rule = Rule::Hmac {
+            name: "h".into(),
+            key: "secret".into(),
+            skew: 300,
+        };
         let hs = signed("secret", b"{}", now);
         let h = |n: &str| hs.get(n).cloned();
         assert!(check(&rule, &parts(&h, b"{}", now)).is_ok());
         let wrong = signed("other", b"{}", now);
         let h = |n: &str| wrong.get(n).cloned();
-        assert_eq!(check(&rule, &parts(&h, b"{}", now)), Err(AuthError::Invalid));
+        assert_eq!(
+            check(&rule, &parts(&h, b"{}", now)),
+            Err(AuthError::Invalid)
+        );
         let h = |n: &str| hs.get(n).cloned();
-        assert!(matches!(check(&rule, &parts(&h, b"{\"a\":1}", now)), Err(AuthError::Signature(_))));
+        assert!(matches!(
+            check(&rule, &parts(&h, b"{\"a\":1}", now)),
+            Err(AuthError::Signature(_))
+        ));
         let old = signed("secret", b"{}", now - Duration::from_secs(600));
         let h = |n: &str| old.get(n).cloned();
-        assert!(matches!(check(&rule, &parts(&h, b"{}", now)), Err(AuthError::Signature(_))));
+        assert!(matches!(
+            check(&rule, &parts(&h, b"{}", now)),
+            Err(AuthError::Signature(_))
+        ));
     }
 
     #[test]

@@ -56,7 +56,11 @@ pub fn python() -> PathBuf {
         return PathBuf::from(p);
     }
     let sys = PathBuf::from("/usr/bin/python3");
-    if sys.exists() { sys } else { PathBuf::from("python3") }
+    if sys.exists() {
+        sys
+    } else {
+        PathBuf::from("python3")
+    }
 }
 
 impl Worker {
@@ -74,7 +78,10 @@ impl Worker {
             // SAFETY: only async-signal-safe setrlimit runs between fork and exec.
             unsafe {
                 cmd.pre_exec(move || {
-                    let rl = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    let rl = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
                     if libc::setrlimit(libc::RLIMIT_AS, &rl) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
@@ -96,7 +103,14 @@ impl Worker {
                 tracing::info!(worker = id, "{line}");
             }
         });
-        let mut w = Worker { id, child, stdin, stdout: BufReader::new(stdout), generation: 0, rtt_us: 0.0 };
+        let mut w = Worker {
+            id,
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            generation: 0,
+            rtt_us: 0.0,
+        };
         let started = Instant::now();
         w.roundtrip(&json!({"op": "ping"}), SYNC_TIMEOUT)
             .await
@@ -108,7 +122,8 @@ impl Worker {
     /// Sends one frame and reads one back within `limit`.
     pub async fn roundtrip(&mut self, msg: &Value, limit: Duration) -> Result<Value, Failure> {
         let data = serde_json::to_vec(msg).map_err(|e| Failure::Died(e.to_string()))?;
-        let len = u32::try_from(data.len()).map_err(|_| Failure::Died("request frame too large".into()))?;
+        let len = u32::try_from(data.len())
+            .map_err(|_| Failure::Died("request frame too large".into()))?;
         let mut frame = Vec::with_capacity(data.len() + 4);
         frame.extend_from_slice(&len.to_be_bytes());
         frame.extend_from_slice(&data);
@@ -128,7 +143,9 @@ impl Worker {
         match tokio::time::timeout(limit, io).await {
             Err(_) => Err(Failure::Timeout(limit)),
             Ok(Err(e)) => Err(Failure::Died(self.exit_reason(e).await)),
-            Ok(Ok(buf)) => serde_json::from_slice(&buf).map_err(|e| Failure::Died(format!("bad frame: {e}"))),
+            Ok(Ok(buf)) => {
+                serde_json::from_slice(&buf).map_err(|e| Failure::Died(format!("bad frame: {e}")))
+            }
         }
     }
 
@@ -189,7 +206,10 @@ impl Pool {
     }
 
     pub fn spec(&self) -> Spec {
-        self.spec.read().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.spec
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub fn set_spec(&self, spec: Spec) {
@@ -199,7 +219,10 @@ impl Pool {
     }
 
     pub fn code(&self) -> Arc<CodeSet> {
-        self.code.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.code
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// New code for every worker; each loads it before its next request,
@@ -245,11 +268,17 @@ impl Pool {
                 match Worker::spawn(&self.spec()).await {
                     Ok(mut w) => match self.sync(&mut w).await {
                         Ok(()) => {
-                            tracing::info!(worker = w.id, pid = w.pid().unwrap_or(0), "worker ready");
+                            tracing::info!(
+                                worker = w.id,
+                                pid = w.pid().unwrap_or(0),
+                                "worker ready"
+                            );
                             self.give_back(w);
                             return;
                         }
-                        Err(e) => tracing::warn!(error = %e, "new worker could not load the services"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "new worker could not load the services")
+                        }
                     },
                     Err(e) => tracing::warn!(error = %e, "cannot start a python worker"),
                 }
@@ -296,12 +325,19 @@ impl Pool {
     /// Takes the idle worker the balancer prefers, waiting until `deadline`.
     async fn checkout(&self, deadline: Instant) -> Option<Worker> {
         let wait = deadline.saturating_duration_since(Instant::now());
-        let permit = tokio::time::timeout(wait, self.permits.acquire()).await.ok()?.ok()?;
+        let permit = tokio::time::timeout(wait, self.permits.acquire())
+            .await
+            .ok()?
+            .ok()?;
         permit.forget();
         let mut idle = self.idle.lock().ok()?;
         let cands: Vec<lb::Candidate> = idle
             .iter()
-            .map(|w| lb::Candidate { healthy: true, in_flight: 0, rtt_us: w.rtt_us })
+            .map(|w| lb::Candidate {
+                healthy: true,
+                in_flight: 0,
+                rtt_us: w.rtt_us,
+            })
             .collect();
         let i = lb::choose(&cands)?;
         Some(idle.swap_remove(i))
@@ -316,7 +352,9 @@ impl Pool {
             self.replace(w, &e);
             return Outcome::Failed(e);
         }
-        let limit = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        let limit = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
         let started = Instant::now();
         match w.roundtrip(msg, limit).await {
             Ok(reply) => {
@@ -345,6 +383,8 @@ impl Pool {
 /// Runs a message in a fresh worker that is thrown away afterwards: deploys
 /// are validated where they cannot disturb the serving workers.
 pub async fn in_fresh_worker(spec: &Spec, msg: &Value, limit: Duration) -> Result<Value, Failure> {
-    let mut w = Worker::spawn(spec).await.map_err(|e| Failure::Died(e.to_string()))?;
+    let mut w = Worker::spawn(spec)
+        .await
+        .map_err(|e| Failure::Died(e.to_string()))?;
     w.roundtrip(msg, limit).await
 }

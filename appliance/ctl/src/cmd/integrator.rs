@@ -49,17 +49,22 @@ impl IntegratorCmd {
             IntegratorCmd::Deploy { file } => {
                 let source = std::fs::read_to_string(file)
                     .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))?;
-                let name = file.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+                let name = file
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .unwrap_or_default();
                 ("integrator.deploy", json!({"file": name, "source": source}))
             }
             IntegratorCmd::List => ("integrator.list", json!({})),
-            IntegratorCmd::Source { name, version } => {
-                ("integrator.source", json!({"name": name, "version": version}))
-            }
+            IntegratorCmd::Source { name, version } => (
+                "integrator.source",
+                json!({"name": name, "version": version}),
+            ),
             IntegratorCmd::Versions { name } => ("integrator.versions", json!({"name": name})),
-            IntegratorCmd::Rollback { name, version } => {
-                ("integrator.rollback", json!({"name": name, "version": version}))
-            }
+            IntegratorCmd::Rollback { name, version } => (
+                "integrator.rollback",
+                json!({"name": name, "version": version}),
+            ),
             IntegratorCmd::Undeploy { name } => ("integrator.undeploy", json!({"name": name})),
             IntegratorCmd::Stats => ("integrator.stats", json!({})),
             IntegratorCmd::Ping { name } => ("integrator.ping", json!({"name": name})),
@@ -106,7 +111,11 @@ fn human(cmd: &IntegratorCmd, v: &Value) {
             text(&v["version"]),
             v["services"]
                 .as_array()
-                .map(|a| a.iter().map(|s| text(&s["name"])).collect::<Vec<_>>().join(", "))
+                .map(|a| a
+                    .iter()
+                    .map(|s| text(&s["name"]))
+                    .collect::<Vec<_>>()
+                    .join(", "))
                 .unwrap_or_default()
         ),
         _ => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),

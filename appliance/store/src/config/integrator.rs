@@ -198,7 +198,11 @@ impl Integrator {
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
             {
-                check::push(out, &at.key("header"), format!("{h:?} is not a header name"));
+                check::push(
+                    out,
+                    &at.key("header"),
+                    format!("{h:?} is not a header name"),
+                );
             }
             if def.skew.is_some() && def.kind != "hmac" {
                 check::push(out, &at.key("skew"), "only for kind \"hmac\"");
@@ -207,7 +211,11 @@ impl Integrator {
                 check::push(out, &at.key("skew"), "must be 1-3600 seconds");
             }
             if def.password.as_deref() == Some("") {
-                check::push(out, &at.key("password"), "empty; omit it to have one generated");
+                check::push(
+                    out,
+                    &at.key("password"),
+                    "empty; omit it to have one generated",
+                );
             }
         }
         check::unique(
