@@ -243,7 +243,13 @@ async fn local(app: &App, req: Request<Incoming>) -> Resp {
     });
     let started = Instant::now();
     let deadline = started + route.timeout;
-    let outcome = app.pool.run(&msg, deadline).await;
+    // In its own task: if the client goes away mid-request, dropping this
+    // future must not drop a checked-out worker (the pool would shrink).
+    let pool = app.pool.clone();
+    let outcome = match tokio::spawn(async move { pool.run(&msg, deadline).await }).await {
+        Ok(o) => o,
+        Err(e) => Outcome::Failed(Failure::Died(format!("dispatch task failed: {e}"))),
+    };
     let resp = match outcome {
         Outcome::Reply(reply) => from_reply(&reply, &cid),
         Outcome::Busy => error(
