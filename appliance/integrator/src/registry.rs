@@ -200,12 +200,15 @@ pub fn versions(store: &mut Store, module: &str) -> Result<Vec<Version>, StoreEr
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// One stored version: number, file name, source, services.
+pub type Stored = (i64, String, String, Vec<ServiceInfo>);
+
 /// Source and metadata of one version (`None` = the active one).
 pub fn source(
     store: &mut Store,
     module: &str,
     version: Option<i64>,
-) -> Result<Option<(i64, String, String, Vec<ServiceInfo>)>, StoreError> {
+) -> Result<Option<Stored>, StoreError> {
     let conn = store.connection();
     let version = match version {
         Some(v) => Some(v),
@@ -296,7 +299,7 @@ mod tests {
         let p = name_problems(
             "m",
             &[svc("ARx"), svc("a"), svc("a"), svc("taken")],
-            &[other.clone()],
+            std::slice::from_ref(&other),
         );
         assert_eq!(p.len(), 3, "{p:?}");
         // Redeploying the module that owns a name is fine.
