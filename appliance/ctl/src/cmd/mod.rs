@@ -3,8 +3,8 @@
 
 mod backup;
 mod config;
-mod mail;
 mod integrator;
+mod mail;
 mod system;
 mod user;
 
