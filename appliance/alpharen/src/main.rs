@@ -139,6 +139,8 @@ fn main() -> Result<()> {
             logging();
             match name.as_str() {
                 "mail" => alpharen_mail::serve(&state_dir, dev).context("mail service"),
+                "integrator" => alpharen_integrator::serve(&state_dir, dev)
+                    .context("the integrator stopped with an error"),
                 _ => bail!("there is no built-in service {name:?} in this firmware"),
             }
         }

@@ -10,10 +10,16 @@ pub struct Builtin {
 }
 
 /// Start order is this order; stop order is its reverse.
-pub const BUILTINS: &[Builtin] = &[Builtin {
-    name: "mail",
-    section: Section::Mail,
-}];
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "mail",
+        section: Section::Mail,
+    },
+    Builtin {
+        name: "integrator",
+        section: Section::Integrator,
+    },
+];
 
 pub fn find(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)

@@ -3,6 +3,7 @@
 
 mod backup;
 mod config;
+mod integrator;
 mod mail;
 mod system;
 mod user;
@@ -35,6 +36,9 @@ pub enum Command {
     /// Mail service: queue, flush, delete, retry, test, notify.
     #[command(subcommand)]
     Mail(mail::MailCmd),
+    /// Integrator: deploy Python services, versions, stats, passwords, pings.
+    #[command(subcommand)]
+    Integrator(integrator::IntegratorCmd),
     /// Reboot the node.
     Reboot,
     /// Power the node off (stops the supervisor in development mode).
@@ -54,6 +58,7 @@ impl Command {
             Command::User(u) => u.run(client, out),
             Command::Backup(b) => b.run(client, out),
             Command::Mail(m) => m.run(client, out),
+            Command::Integrator(i) => i.run(client, out),
             Command::Reboot => system::stop(client, out, "system.reboot"),
             Command::Poweroff => system::stop(client, out, "system.poweroff"),
             Command::Version => {

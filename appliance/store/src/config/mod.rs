@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use dpx::{DnsRecord, Dpx};
-pub use integrator::{Channel, Integrator, SecurityDef};
+pub use integrator::{Channel, Integrator, Outgoing, SecurityDef};
 pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, is_mail_address};
 pub use network::{Interface, Network};
 pub use node::{ExtraService, Node, RestartMode};

@@ -130,6 +130,7 @@ fn reserved_and_duplicate_names_are_refused() {
 [[integrator.security]]
 name = "ARadmin"
 kind = "basic"
+username = "admin"
 [[integrator.security]]
 name = "ARadmin"
 kind = "magic"
@@ -163,4 +164,49 @@ fn changed_sections_lists_only_differences() {
 fn toml_round_trip_is_lossless() {
     let c = Config::from_toml(DESIGN_EXAMPLE).unwrap();
     assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+}
+
+#[test]
+fn integrator_section_problems_are_path_precise() {
+    let text = r#"
+[integrator]
+workers = 2
+worker_memory_limit = 8
+timeout = 0
+servers = ["ftp://x"]
+[[integrator.security]]
+name = "k"
+kind = "apikey"
+header = "bad header"
+[[integrator.channels]]
+name = "c"
+url_path = "/a"
+methods = ["GET", "FETCH"]
+data_format = "yaml"
+service = "s"
+security = "k"
+[[integrator.outgoing]]
+name = "o"
+host = "http://127.0.0.1:8000/path"
+security = "k"
+"#;
+    let got = paths(Config::from_toml(text).unwrap_err());
+    assert_eq!(
+        got,
+        vec![
+            "integrator.worker_memory_limit",
+            "integrator.timeout",
+            "integrator.servers[0]",
+            "integrator.security[0].header",
+            "integrator.channels[0].methods[1]",
+            "integrator.channels[0].data_format",
+            "integrator.outgoing[0].host",
+            "integrator.outgoing[0].security",
+        ]
+    );
+    let err = Config::from_toml("[integrator]\nworkerz = 1\n").unwrap_err();
+    assert_eq!(err[0].path, "integrator.workerz");
+    let ok = Config::from_toml("[integrator]\nworkers = 3\n").unwrap();
+    assert_eq!(ok.integrator.workers, 3);
+    assert_eq!(ok.integrator.port, 11223);
 }

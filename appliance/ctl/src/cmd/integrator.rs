@@ -1,0 +1,123 @@
+//! `ctl integrator ...`: the integrator's own methods, forwarded by the
+//! supervisor to `<state>/run/integrator.sock`.
+
+use std::path::PathBuf;
+
+use alpharen_rpc::Client;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use crate::CtlError;
+use crate::output::{Output, table, text};
+
+#[derive(Debug, Subcommand)]
+pub enum IntegratorCmd {
+    /// Workers, channels and load-balancer servers.
+    Status,
+    /// Deploy a service file (validated first; the old version keeps serving on failure).
+    Deploy { file: PathBuf },
+    /// Deployed services.
+    List,
+    /// Source of a service's file (active version unless --version).
+    Source {
+        name: String,
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// Versions of a service's file.
+    Versions { name: String },
+    /// Make an earlier version of a service's file active again.
+    Rollback { name: String, version: i64 },
+    /// Stop serving a service's file (its versions are kept).
+    Undeploy { name: String },
+    /// Calls, errors, mean and p99 per service.
+    Stats,
+    /// HEAD ping of an outgoing REST connection.
+    Ping { name: String },
+    /// Show (or --set) the password / key of a security definition.
+    Password {
+        security: String,
+        #[arg(long)]
+        set: Option<String>,
+    },
+}
+
+impl IntegratorCmd {
+    pub fn run(self, client: &mut Client, out: &Output) -> Result<(), CtlError> {
+        let (method, params) = match &self {
+            IntegratorCmd::Status => ("integrator.status", json!({})),
+            IntegratorCmd::Deploy { file } => {
+                let source = std::fs::read_to_string(file)
+                    .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))?;
+                let name = file
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .unwrap_or_default();
+                ("integrator.deploy", json!({"file": name, "source": source}))
+            }
+            IntegratorCmd::List => ("integrator.list", json!({})),
+            IntegratorCmd::Source { name, version } => (
+                "integrator.source",
+                json!({"name": name, "version": version}),
+            ),
+            IntegratorCmd::Versions { name } => ("integrator.versions", json!({"name": name})),
+            IntegratorCmd::Rollback { name, version } => (
+                "integrator.rollback",
+                json!({"name": name, "version": version}),
+            ),
+            IntegratorCmd::Undeploy { name } => ("integrator.undeploy", json!({"name": name})),
+            IntegratorCmd::Stats => ("integrator.stats", json!({})),
+            IntegratorCmd::Ping { name } => ("integrator.ping", json!({"name": name})),
+            IntegratorCmd::Password { security, set } => (
+                "integrator.password",
+                json!({"security": security, "password": set}),
+            ),
+        };
+        let v = client.call(method, params)?;
+        out.show(&v, |v| human(&self, v));
+        Ok(())
+    }
+}
+
+fn rows(v: &Value, cols: &[&str]) -> Vec<Vec<String>> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| cols.iter().map(|c| text(&r[*c])).collect())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn human(cmd: &IntegratorCmd, v: &Value) {
+    match cmd {
+        IntegratorCmd::List => {
+            let cols = ["name", "file", "version", "doc"];
+            table(&cols, rows(v, &cols));
+        }
+        IntegratorCmd::Versions { .. } => {
+            let cols = ["version", "file", "deployed_at", "actor", "active"];
+            table(&cols, rows(v, &cols));
+        }
+        IntegratorCmd::Stats => {
+            let cols = ["service", "calls", "errors", "mean_ms", "p99_ms"];
+            table(&cols, rows(v, &cols));
+        }
+        IntegratorCmd::Source { .. } => print!("{}", v["source"].as_str().unwrap_or_default()),
+        IntegratorCmd::Password { .. } => println!("{}", text(&v["password"])),
+        IntegratorCmd::Deploy { .. } => println!(
+            "deployed {} version {}: {}",
+            text(&v["file"]),
+            text(&v["version"]),
+            v["services"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .map(|s| text(&s["name"]))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        ),
+        _ => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+    }
+}

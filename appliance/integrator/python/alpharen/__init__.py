@@ -1,0 +1,1 @@
+"""ALPHA-REN Python SDK: services run by the integrator's worker processes."""

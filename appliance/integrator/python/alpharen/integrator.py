@@ -1,0 +1,480 @@
+"""The service API: what a user's service sees as ``self``.
+
+Mirrors the parts of Zato's ``Service`` that services in the wild use, so
+code written for Zato runs unchanged. Only the standard library is used:
+workers run the firmware's bare python3.
+"""
+
+import base64
+import json
+import logging
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import xml.etree.ElementTree as ET
+
+__all__ = [
+    'Service', 'Request', 'Response', 'ServiceError', 'Reportable', 'BadRequest',
+    'Unauthorized', 'Forbidden', 'NotFound', 'Int', 'Integer', 'Float', 'Bool',
+    'Boolean', 'AsIs', 'Unicode', 'Text', 'List', 'Dict', 'Opaque',
+]
+
+
+# ---- Errors a service may raise to answer with a given HTTP status ----------
+
+class ServiceError(Exception):
+    """Base of errors that carry an HTTP status back to the caller."""
+    status = 500
+
+    def __init__(self, cid=None, msg=None, status=None):
+        # Zato's signature is (cid, msg); accept a lone message too.
+        if msg is None and cid is not None and not _looks_like_cid(cid):
+            cid, msg = None, cid
+        self.cid = cid
+        self.msg = msg if msg is not None else self.__class__.__name__
+        if status is not None:
+            self.status = status
+        super().__init__(self.msg)
+
+
+def _looks_like_cid(value):
+    return isinstance(value, str) and len(value) >= 20 and ' ' not in value
+
+
+class Reportable(ServiceError):
+    def __init__(self, cid=None, msg=None, status=400):
+        super().__init__(cid, msg, status)
+
+
+class BadRequest(ServiceError):
+    status = 400
+
+
+class Unauthorized(ServiceError):
+    status = 401
+
+
+class Forbidden(ServiceError):
+    status = 403
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+# ---- SimpleIO element types -------------------------------------------------
+
+class AsIs:
+    """A SimpleIO element kept as it arrived."""
+
+    def __init__(self, name, default=None):
+        self.name = name
+        self.default = default
+
+    def convert(self, value):
+        return value
+
+    def __str__(self):
+        return self.name
+
+
+Opaque = AsIs
+Unicode = Text = AsIs
+
+
+class Int(AsIs):
+    def convert(self, value):
+        return int(value)
+
+
+Integer = Int
+
+
+class Float(AsIs):
+    def convert(self, value):
+        return float(value)
+
+
+class Bool(AsIs):
+    def convert(self, value):
+        if isinstance(value, str):
+            return value.strip().lower() in ('1', 'true', 'yes', 'on', 'y', 't')
+        return bool(value)
+
+
+Boolean = Bool
+
+
+class List(AsIs):
+    def convert(self, value):
+        return value if isinstance(value, list) else [value]
+
+
+class Dict(AsIs):
+    pass
+
+
+def _element(item):
+    if isinstance(item, AsIs):
+        return item
+    name = str(item)
+    # Zato's naming convention: a leading '-' marks an optional element in
+    # the newer single-tuple style; handled by the caller.
+    return AsIs(name)
+
+
+class Bunch(dict):
+    """A dict whose keys are also attributes (``self.request.input.id``)."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+    def __delattr__(self, key):
+        try:
+            del self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+class Payload(Bunch):
+    """The default response payload: set it whole or field by field."""
+
+
+# ---- Request and response ---------------------------------------------------
+
+class HTTPInfo:
+    """What the channel received over HTTP."""
+
+    def __init__(self, method='GET', path='/', query='', headers=None):
+        self.method = method
+        self.path = path
+        self.query_string = query
+        self.headers = Bunch(headers or {})
+        self.params = Bunch(_flat(urllib.parse.parse_qs(query, keep_blank_values=True)))
+        # Zato names these GET/POST.
+        self.GET = self.params
+        self.POST = Bunch()
+
+    @property
+    def query(self):
+        return self.params
+
+    def __repr__(self):
+        return '<HTTPInfo %s %s>' % (self.method, self.path)
+
+
+def _flat(multi):
+    return {k: (v[0] if len(v) == 1 else v) for k, v in multi.items()}
+
+
+class Request:
+    def __init__(self, payload=None, raw=b'', http=None, data_format='json'):
+        self.payload = payload
+        self.raw_request = raw
+        self.http = http or HTTPInfo()
+        self.data_format = data_format
+        self.input = Bunch()
+
+
+class Response:
+    def __init__(self):
+        self.payload = Payload()
+        self.status_code = 200
+        self.headers = {}
+        self.content_type = None
+        self.content_encoding = None
+
+    def __setattr__(self, key, value):
+        # Zato code sets `self.response.payload = None` to mean empty.
+        object.__setattr__(self, key, value)
+
+
+# ---- Outgoing REST connections ----------------------------------------------
+
+class OutgoingResponse:
+    """What an outgoing call returns (requests-like)."""
+
+    def __init__(self, status_code, body, headers, data_format):
+        self.status_code = status_code
+        self.content = body
+        self.headers = Bunch({k.lower(): v for k, v in headers.items()})
+        self.data_format = data_format
+        self.text = body.decode('utf-8', 'replace')
+        self._data = None
+        self._parsed = False
+
+    @property
+    def ok(self):
+        return 200 <= self.status_code < 400
+
+    def json(self):
+        return json.loads(self.text) if self.text else None
+
+    @property
+    def data(self):
+        if not self._parsed:
+            self._parsed = True
+            try:
+                if self.data_format == 'json':
+                    self._data = self.json()
+                elif self.data_format == 'form':
+                    self._data = Bunch(_flat(urllib.parse.parse_qs(self.text)))
+                elif self.data_format == 'xml':
+                    self._data = ET.fromstring(self.content) if self.content else None
+                else:
+                    self._data = self.text
+            except ValueError:
+                self._data = None
+            except ET.ParseError:
+                self._data = None
+        return self._data
+
+    def __repr__(self):
+        return '<OutgoingResponse %s>' % self.status_code
+
+
+class RESTConnection:
+    """One outgoing REST connection definition, callable with Zato's
+    ``conn.get(cid, params)`` / ``conn.post(cid, data, params)``."""
+
+    def __init__(self, config):
+        self.name = config['name']
+        self.host = config['host'].rstrip('/')
+        self.url_path = config.get('url_path') or '/'
+        self.data_format = config.get('data_format') or 'json'
+        self.timeout = float(config.get('timeout') or 30)
+        self.username = config.get('username')
+        self.password = config.get('password')
+
+    def _url(self, params):
+        params = dict(params or {})
+        path = self.url_path
+        # Zato fills {placeholders} of the path from params; the rest go to the query.
+        for key in list(params):
+            token = '{%s}' % key
+            if token in path:
+                path = path.replace(token, urllib.parse.quote(str(params.pop(key)), safe=''))
+        url = self.host + path
+        if params:
+            url += ('&' if '?' in url else '?') + urllib.parse.urlencode(params, doseq=True)
+        return url
+
+    def _encode(self, data):
+        if data is None:
+            return None, None
+        if isinstance(data, bytes):
+            return data, None
+        if isinstance(data, str):
+            return data.encode('utf-8'), None
+        if self.data_format == 'form' and isinstance(data, dict):
+            return urllib.parse.urlencode(data, doseq=True).encode(), 'application/x-www-form-urlencoded'
+        if self.data_format == 'xml' and isinstance(data, ET.Element):
+            return ET.tostring(data), 'application/xml'
+        return json.dumps(data).encode('utf-8'), 'application/json'
+
+    def http_request(self, method, cid=None, data=None, params=None, headers=None):
+        body, ctype = self._encode(data)
+        req = urllib.request.Request(self._url(params), data=body, method=method)
+        if ctype:
+            req.add_header('Content-Type', ctype)
+        if self.username is not None:
+            token = base64.b64encode(('%s:%s' % (self.username, self.password or '')).encode()).decode()
+            req.add_header('Authorization', 'Basic ' + token)
+        if cid:
+            req.add_header('X-Zato-CID', str(cid))
+        for k, v in (headers or {}).items():
+            req.add_header(k, str(v))
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return OutgoingResponse(resp.status, resp.read(), dict(resp.headers), self.data_format)
+        except urllib.error.HTTPError as e:
+            return OutgoingResponse(e.code, e.read() or b'', dict(e.headers or {}), self.data_format)
+
+    def get(self, cid=None, params=None, headers=None, *args, **kwargs):
+        return self.http_request('GET', cid, None, params, headers)
+
+    def delete(self, cid=None, params=None, headers=None, *args, **kwargs):
+        return self.http_request('DELETE', cid, None, params, headers)
+
+    def options(self, cid=None, params=None, headers=None, *args, **kwargs):
+        return self.http_request('OPTIONS', cid, None, params, headers)
+
+    def post(self, cid=None, data=None, params=None, headers=None, *args, **kwargs):
+        return self.http_request('POST', cid, data, params, headers)
+
+    def put(self, cid=None, data=None, params=None, headers=None, *args, **kwargs):
+        return self.http_request('PUT', cid, data, params, headers)
+
+    def patch(self, cid=None, data=None, params=None, headers=None, *args, **kwargs):
+        return self.http_request('PATCH', cid, data, params, headers)
+
+    def ping(self, cid=None):
+        """HEAD on the connection's address, as the seed asks for checks."""
+        return self.http_request('HEAD', cid).status_code
+
+
+class OutgoingWrapper:
+    def __init__(self, conn):
+        self.conn = conn
+        self.config = {'name': conn.name, 'address_host': conn.host, 'address_url_path': conn.url_path}
+
+    def ping(self, cid=None):
+        return self.conn.ping(cid)
+
+
+class OutgoingMap:
+    """``self.out.rest`` / ``self.outgoing.plain_http``: name → wrapper."""
+
+    def __init__(self, defs):
+        self._defs = defs
+
+    def __getitem__(self, name):
+        try:
+            return OutgoingWrapper(RESTConnection(self._defs[name]))
+        except KeyError:
+            raise KeyError('no outgoing REST connection is named %r (configured: %s)'
+                           % (name, ', '.join(sorted(self._defs)) or 'none')) from None
+
+    def get(self, name, default=None):
+        if name in self._defs:
+            return self[name]
+        return default
+
+    def __contains__(self, name):
+        return name in self._defs
+
+    def keys(self):
+        return self._defs.keys()
+
+
+class Outgoing:
+    def __init__(self, defs):
+        self.rest = OutgoingMap(defs)
+        self.plain_http = self.rest
+
+
+# ---- The service base class -------------------------------------------------
+
+# Registry filled by the worker: service name -> class; used by invoke().
+_registry = {}
+_outgoing_defs = {}
+
+
+class Service:
+    """Base class of user services. Subclasses set ``name`` and define
+    ``handle(self)``."""
+
+    name = None
+
+    def __init__(self):
+        self.cid = uuid.uuid4().hex
+        self.request = Request()
+        self.response = Response()
+        self.logger = logging.getLogger(self.get_name())
+        self.out = Outgoing(_outgoing_defs)
+        self.outgoing = self.out
+        self.environ = {}
+        self.channel = None
+
+    @classmethod
+    def get_name(cls):
+        return cls.__dict__.get('name') or cls._default_name()
+
+    @classmethod
+    def _default_name(cls):
+        base = cls.__module__.rsplit('.', 1)[-1]
+        out = []
+        for i, ch in enumerate(cls.__name__):
+            if ch.isupper() and i:
+                out.append('-')
+            out.append(ch.lower())
+        return '%s.%s' % (base, ''.join(out))
+
+    # Hooks Zato services may override.
+    def before_handle(self):
+        pass
+
+    def after_handle(self):
+        pass
+
+    def handle(self):
+        raise NotImplementedError('%s does not define handle()' % type(self).__name__)
+
+    def invoke(self, name, payload=None, *args, **kwargs):
+        """Runs another deployed service in this worker and returns its
+        response payload."""
+        cls = _registry.get(name)
+        if cls is None:
+            raise NotFound(self.cid, 'no service is named %r' % name)
+        other = cls()
+        other.cid = self.cid
+        other.request.payload = payload
+        other.request.http = self.request.http
+        other.request.data_format = 'json'
+        run_service(other)
+        return other.response.payload
+
+    def invoke_async(self, name, payload=None, *args, **kwargs):
+        # Runs inline: workers handle one request at a time.
+        self.invoke(name, payload)
+        return self.cid
+
+
+def _read_input(service):
+    """SimpleIO: fills request.input from the payload (then the query);
+    a missing required element is a 400 naming it."""
+    sio = getattr(type(service), 'SimpleIO', None)
+    if sio is None:
+        return
+    source = {}
+    payload = service.request.payload
+    if isinstance(payload, dict):
+        source.update(payload)
+    required = list(getattr(sio, 'input_required', ()) or ())
+    optional = list(getattr(sio, 'input_optional', ()) or ())
+    # Newer Zato: `input = 'a', '-b'` (a dash marks optional).
+    single = getattr(sio, 'input', None)
+    if single is not None:
+        for item in (single if isinstance(single, (list, tuple)) else (single,)):
+            name = str(item)
+            if name.startswith('-'):
+                optional.append(name[1:] if not isinstance(item, AsIs) else item)
+            else:
+                required.append(item)
+    params = service.request.http.params
+    missing = []
+    values = Bunch()
+    for item, needed in [(i, True) for i in required] + [(i, False) for i in optional]:
+        el = _element(item)
+        name = el.name
+        if name in source:
+            raw = source[name]
+        elif name in params:
+            raw = params[name]
+        else:
+            if needed:
+                missing.append(name)
+            else:
+                values[name] = el.default
+            continue
+        try:
+            values[name] = el.convert(raw) if raw is not None else None
+        except (TypeError, ValueError):
+            raise BadRequest(service.cid, 'Invalid input: %s' % name) from None
+    if missing:
+        raise BadRequest(service.cid, 'Missing input: %s' % ', '.join(missing))
+    service.request.input = values
+
+
+def run_service(service):
+    _read_input(service)
+    service.before_handle()
+    service.handle()
+    service.after_handle()

@@ -1,0 +1,290 @@
+"""A worker process: runs user services for the integrator, one request at
+a time. Frames on stdin/stdout are a 4-byte big-endian length followed by
+a JSON object; user output (print) goes to stderr so it can never corrupt
+them. The integrator kills and replaces a worker that hangs, crashes or
+outgrows its memory limit, so this loop does not defend against that.
+"""
+
+import ast
+import base64
+import json
+import logging
+import os
+import struct
+import sys
+import traceback
+import types
+import xml.etree.ElementTree as ET
+
+import alpharen.integrator as sdk
+
+# Service attributes of Zato that this integrator does not provide; using
+# one is refused at deploy time rather than failing at the first request.
+UNSUPPORTED_ATTRS = {
+    'kvdb': 'the Redis KV database', 'pubsub': 'publish/subscribe',
+    'patterns': 'integration patterns', 'cache': 'caches', 'sso': 'single sign-on',
+    'crypto': 'the crypto API', 'email': 'e-mail connections', 'search': 'search connections',
+    'odb': 'the operational database', 'cloud': 'cloud connections', 'im': 'instant messaging',
+    'amqp': 'AMQP', 'zmq': 'ZeroMQ', 'wsx': 'WebSockets', 'scheduler': 'the scheduler API',
+    'lock': 'distributed locks', 'publish': 'publish/subscribe', 'vault': 'Vault',
+}
+SUPPORTED_OUT = {'rest', 'plain_http'}
+
+MODULE_PREFIX = 'alpharen_services.'
+
+
+def read_exact(f, n):
+    buf = b''
+    while len(buf) < n:
+        chunk = f.read(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def read_frame(f):
+    head = read_exact(f, 4)
+    if head is None:
+        return None
+    (n,) = struct.unpack('>I', head)
+    body = read_exact(f, n)
+    if body is None:
+        return None
+    return json.loads(body)
+
+
+def write_frame(f, obj):
+    data = json.dumps(obj, separators=(',', ':')).encode('utf-8')
+    f.write(struct.pack('>I', len(data)) + data)
+    f.flush()
+
+
+def scan_unsupported(source, filename):
+    """Finds uses of Zato APIs this integrator lacks: (line, message)."""
+    tree = ast.parse(source, filename)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        base = node.value
+        if isinstance(base, ast.Name) and base.id == 'self' and node.attr in UNSUPPORTED_ATTRS:
+            return node.lineno, 'self.%s (%s) is not supported by the ALPHA-REN integrator' % (
+                node.attr, UNSUPPORTED_ATTRS[node.attr])
+        if (isinstance(base, ast.Attribute) and base.attr in ('out', 'outgoing')
+                and isinstance(base.value, ast.Name) and base.value.id == 'self'
+                and node.attr not in SUPPORTED_OUT):
+            return node.lineno, 'self.%s.%s is not supported by the ALPHA-REN integrator (only self.out.rest and self.outgoing.plain_http)' % (
+                base.attr, node.attr)
+    return None
+
+
+def load_module(module, source, filename):
+    """Executes a service file as its own module; returns (module, classes)."""
+    mod = types.ModuleType(MODULE_PREFIX + module)
+    mod.__file__ = filename
+    code = compile(source, filename, 'exec')
+    exec(code, mod.__dict__)
+    classes = []
+    for obj in list(mod.__dict__.values()):
+        if (isinstance(obj, type) and issubclass(obj, sdk.Service) and obj is not sdk.Service
+                and obj.__module__ == mod.__name__):
+            classes.append(obj)
+    return mod, classes
+
+
+def error_location(exc, filename):
+    if isinstance(exc, SyntaxError) and exc.filename == filename:
+        return exc.lineno
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == filename:
+            line = frame.lineno
+    return line
+
+
+def user_traceback(exc, filename):
+    """The traceback limited to the user's own file (the worker's frames
+    would only confuse)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+    head = 'Traceback (most recent call last):\n' + ''.join(traceback.format_list(frames)) if frames else ''
+    return head + ''.join(traceback.format_exception_only(type(exc), exc))
+
+
+def validate(msg):
+    module, source, filename = msg['module'], msg['source'], msg['file']
+    try:
+        found = scan_unsupported(source, filename)
+        if found:
+            return {'ok': False, 'error': found[1], 'file': filename, 'line': found[0],
+                    'traceback': ''}
+        _, classes = load_module(module, source, filename)
+    except BaseException as e:  # noqa: B902 - user code may raise anything, SystemExit too
+        return {'ok': False, 'error': '%s: %s' % (type(e).__name__, e), 'file': filename,
+                'line': error_location(e, filename),
+                'traceback': user_traceback(e, filename)}
+    if not classes:
+        return {'ok': False, 'error': 'no class deriving from Service is defined in %s' % filename,
+                'file': filename, 'line': None, 'traceback': ''}
+    services = []
+    for cls in classes:
+        name = cls.get_name()
+        if not isinstance(name, str) or not name:
+            return {'ok': False, 'error': 'class %s: name must be a non-empty string' % cls.__name__,
+                    'file': filename, 'line': None, 'traceback': ''}
+        if cls.handle is sdk.Service.handle:
+            return {'ok': False, 'error': 'class %s (%s) does not define handle(self)' % (cls.__name__, name),
+                    'file': filename, 'line': None, 'traceback': ''}
+        services.append({'name': name, 'class': cls.__name__,
+                         'doc': (cls.__doc__ or '').strip()})
+    return {'ok': True, 'services': services}
+
+
+class State:
+    def __init__(self):
+        self.modules = {}  # module -> (version, [classes])
+
+    def sync(self, msg):
+        wanted = {m['module']: m for m in msg.get('modules', [])}
+        for module in list(self.modules):
+            if module not in wanted:
+                del self.modules[module]
+        errors = []
+        for module, m in wanted.items():
+            have = self.modules.get(module)
+            if have and have[0] == m['version']:
+                continue
+            try:
+                _, classes = load_module(module, m['source'], m['file'])
+                self.modules[module] = (m['version'], classes)
+            except BaseException as e:  # noqa: B902
+                errors.append('%s: %s' % (m['file'], e))
+        sdk._registry.clear()
+        for _, classes in self.modules.values():
+            for cls in classes:
+                sdk._registry[cls.get_name()] = cls
+        sdk._outgoing_defs.clear()
+        for o in msg.get('outgoing', []):
+            sdk._outgoing_defs[o['name']] = o
+        return {'ok': not errors, 'error': '; '.join(errors)}
+
+
+def parse_body(raw, data_format):
+    if data_format == 'json':
+        if not raw.strip():
+            return None
+        return json.loads(raw)
+    if data_format == 'form':
+        return sdk.Bunch(sdk._flat(sdk.urllib.parse.parse_qs(raw.decode('utf-8'), keep_blank_values=True)))
+    if data_format == 'xml':
+        return ET.fromstring(raw) if raw.strip() else None
+    try:
+        return raw.decode('utf-8')
+    except UnicodeDecodeError:
+        return raw
+
+
+def render(payload, data_format):
+    """Response payload → (bytes, content type)."""
+    if payload is None:
+        return b'', None
+    if isinstance(payload, sdk.Payload) and not payload:
+        return b'', None
+    if isinstance(payload, bytes):
+        return payload, 'application/octet-stream'
+    if isinstance(payload, str):
+        kind = {'json': 'application/json', 'xml': 'application/xml'}.get(data_format, 'text/plain; charset=utf-8')
+        return payload.encode('utf-8'), kind
+    if isinstance(payload, ET.Element):
+        return ET.tostring(payload), 'application/xml'
+    return json.dumps(payload, default=str).encode('utf-8'), 'application/json'
+
+
+def error_reply(status, message, cid, fatal=False):
+    body = json.dumps({'error': message, 'cid': cid}).encode()
+    return {'ok': False, 'status': status, 'fatal': fatal, 'error': message,
+            'headers': {'content-type': 'application/json'},
+            'body': base64.b64encode(body).decode()}
+
+
+def call(msg):
+    name = msg['service']
+    cls = sdk._registry.get(name)
+    cid = msg.get('cid') or ''
+    if cls is None:
+        return error_reply(404, 'no service is named %r' % name, cid)
+    http = msg.get('http') or {}
+    data_format = msg.get('data_format') or 'json'
+    raw = base64.b64decode(msg.get('body') or '')
+    svc = cls()
+    if cid:
+        svc.cid = cid
+    svc.channel = msg.get('channel')
+    svc.request.raw_request = raw
+    svc.request.data_format = data_format
+    svc.request.http = sdk.HTTPInfo(http.get('method', 'GET'), http.get('path', '/'),
+                                    http.get('query', ''), http.get('headers') or {})
+    try:
+        svc.request.payload = parse_body(raw, data_format)
+    except (ValueError, ET.ParseError, UnicodeDecodeError) as e:
+        return error_reply(400, 'request body is not valid %s: %s' % (data_format, e), svc.cid)
+    try:
+        sdk.run_service(svc)
+    except sdk.ServiceError as e:
+        return error_reply(e.status, e.msg, svc.cid)
+    except MemoryError:
+        return error_reply(502, 'service %s exceeded the worker memory limit' % name, svc.cid, fatal=True)
+    except BaseException as e:  # noqa: B902 - a service's bug must not end the worker
+        logging.getLogger(name).error('cid=%s service failed:\n%s', svc.cid, traceback.format_exc())
+        if isinstance(e, (SystemExit, KeyboardInterrupt)):
+            return error_reply(500, 'service %s tried to exit the worker' % name, svc.cid, fatal=True)
+        return error_reply(500, 'service %s failed: %s: %s' % (name, type(e).__name__, e), svc.cid)
+    resp = svc.response
+    try:
+        body, ctype = render(resp.payload, data_format)
+    except (TypeError, ValueError) as e:
+        return error_reply(500, 'response payload of %s cannot be serialised: %s' % (name, e), svc.cid)
+    headers = {str(k): str(v) for k, v in (resp.headers or {}).items()}
+    ctype = resp.content_type or ctype
+    if ctype and not any(k.lower() == 'content-type' for k in headers):
+        headers['content-type'] = ctype
+    return {'ok': True, 'status': int(resp.status_code or 200), 'headers': headers,
+            'body': base64.b64encode(body).decode()}
+
+
+def main():
+    # The protocol gets private copies of fds 0 and 1; user code's print()
+    # and input() then see stderr and /dev/null.
+    proto_in = os.fdopen(os.dup(0), 'rb', buffering=65536)
+    proto_out = os.fdopen(os.dup(1), 'wb')
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format='worker=%d service=%%(name)s level=%%(levelname)s %%(message)s' % os.getpid())
+    state = State()
+    while True:
+        msg = read_frame(proto_in)
+        if msg is None:
+            return
+        op = msg.get('op')
+        if op == 'call':
+            reply = call(msg)
+        elif op == 'sync':
+            reply = state.sync(msg)
+        elif op == 'validate':
+            reply = validate(msg)
+        elif op == 'ping':
+            reply = {'ok': True}
+        else:
+            reply = {'ok': False, 'error': 'unknown op %r' % op}
+        try:
+            write_frame(proto_out, reply)
+        except MemoryError:
+            os._exit(70)
+        if reply.get('fatal'):
+            os._exit(70)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,609 @@
+//! The integrator's state and operations: configuration → routes, secrets,
+//! deploys, and the health of the load balancer's servers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use alpharen_rpc::RpcError;
+use alpharen_store::Store;
+use alpharen_store::config::{Channel, Integrator};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use crate::registry::{self, ServiceInfo};
+use crate::security::{ReplayCache, Rule, uuid4};
+use crate::stats::Stats;
+use crate::worker::{CodeSet, Pool, Spec, in_fresh_worker, python};
+use crate::{Error, lb};
+
+/// The SDK shipped inside the binary, written out for the workers.
+const SDK: &[(&str, &str)] = &[
+    (
+        "alpharen/__init__.py",
+        include_str!("../python/alpharen/__init__.py"),
+    ),
+    (
+        "alpharen/integrator.py",
+        include_str!("../python/alpharen/integrator.py"),
+    ),
+    (
+        "alpharen/worker.py",
+        include_str!("../python/alpharen/worker.py"),
+    ),
+    (
+        "zato/__init__.py",
+        include_str!("../python/zato/__init__.py"),
+    ),
+    (
+        "zato/server/__init__.py",
+        include_str!("../python/zato/server/__init__.py"),
+    ),
+    (
+        "zato/server/service/__init__.py",
+        include_str!("../python/zato/server/service/__init__.py"),
+    ),
+    (
+        "zato/common/__init__.py",
+        include_str!("../python/zato/common/__init__.py"),
+    ),
+    (
+        "zato/common/exception.py",
+        include_str!("../python/zato/common/exception.py"),
+    ),
+    (
+        "zato/common/api.py",
+        include_str!("../python/zato/common/api.py"),
+    ),
+];
+
+const VALIDATE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// One REST channel ready to serve.
+pub struct Route {
+    pub channel: Channel,
+    pub rule: Option<Rule>,
+    pub timeout: Duration,
+}
+
+/// Another server of the cluster, health-checked by HEAD every 2 s.
+pub struct Remote {
+    pub base: String,
+    pub healthy: std::sync::atomic::AtomicBool,
+    pub in_flight: AtomicU32,
+    pub rtt_us: Mutex<f64>,
+}
+
+pub struct App {
+    pub state_dir: PathBuf,
+    pub dev: bool,
+    store: Mutex<Store>,
+    pub pool: Arc<Pool>,
+    config: RwLock<Arc<Integrator>>,
+    routes: RwLock<Arc<HashMap<String, Arc<Route>>>>,
+    outgoing: RwLock<Arc<Vec<Value>>>,
+    pub remotes: RwLock<Arc<Vec<Arc<Remote>>>>,
+    pub stats: Mutex<Stats>,
+    pub replay: Mutex<ReplayCache>,
+    generation: AtomicU64,
+    deploying: tokio::sync::Mutex<()>,
+    pub local_in_flight: AtomicU32,
+    pub local_rtt_us: Mutex<f64>,
+    pub client: HttpClient,
+}
+
+fn rpc_store(e: alpharen_store::StoreError) -> RpcError {
+    RpcError::new(e.code(), e.to_string())
+}
+
+impl App {
+    pub fn open(state_dir: &Path, dev: bool) -> Result<Arc<App>, Error> {
+        let mut store = Store::open(state_dir)?;
+        store.migrate_component("integrator", registry::SCHEMA)?;
+        let sdk_dir = state_dir.join("integrator").join("sdk");
+        for (rel, text) in SDK {
+            let path = sdk_dir.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(Error::io(format!("create {}", parent.display())))?;
+            }
+            std::fs::write(&path, text).map_err(Error::io(format!("write {}", path.display())))?;
+        }
+        let config = store.current_config()?.integrator;
+        let spec = Spec {
+            python: python(),
+            sdk_dir,
+            memory_limit: config.worker_memory_limit,
+        };
+        let pool = Pool::new(
+            spec,
+            0,
+            CodeSet {
+                generation: 0,
+                sync: json!({"op": "sync", "modules": []}),
+            },
+        );
+        let app = Arc::new(App {
+            state_dir: state_dir.to_path_buf(),
+            dev,
+            store: Mutex::new(store),
+            pool,
+            config: RwLock::new(Arc::new(config)),
+            routes: RwLock::new(Arc::new(HashMap::new())),
+            outgoing: RwLock::new(Arc::new(Vec::new())),
+            remotes: RwLock::new(Arc::new(Vec::new())),
+            stats: Mutex::new(Stats::default()),
+            replay: Mutex::new(ReplayCache::default()),
+            generation: AtomicU64::new(0),
+            deploying: tokio::sync::Mutex::new(()),
+            local_in_flight: AtomicU32::new(0),
+            local_rtt_us: Mutex::new(0.0),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        });
+        app.reload()?;
+        Ok(app)
+    }
+
+    fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
+        let mut guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    pub fn config(&self) -> Arc<Integrator> {
+        self.config
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn route(&self, path: &str) -> Option<Arc<Route>> {
+        self.routes.read().ok()?.get(path).cloned()
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.local_in_flight.load(Ordering::Relaxed)
+            + self
+                .remotes()
+                .iter()
+                .map(|r| r.in_flight.load(Ordering::Relaxed))
+                .sum::<u32>()
+    }
+
+    pub fn remotes(&self) -> Arc<Vec<Arc<Remote>>> {
+        self.remotes.read().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Secret of a security definition: the config's password wins (and is
+    /// kept as the secret); otherwise the stored one; otherwise a new uuid4.
+    fn secret_for(store: &mut Store, name: &str, given: Option<&str>) -> Result<String, Error> {
+        let key = format!("integrator.security.{name}");
+        if let Some(p) = given {
+            if store.secret(&key)?.as_deref() != Some(p) {
+                store.set_secret(&key, p)?;
+            }
+            return Ok(p.to_string());
+        }
+        if let Some(s) = store.secret(&key)? {
+            return Ok(s);
+        }
+        let generated = uuid4();
+        store.set_secret(&key, &generated)?;
+        tracing::info!(
+            security = name,
+            "generated a password (see `alpharen ctl integrator password {name}`)"
+        );
+        Ok(generated)
+    }
+
+    /// Re-reads the config section and reconciles routes, secrets,
+    /// outgoing connections, workers and servers (SIGHUP).
+    pub fn reload(&self) -> Result<(), Error> {
+        let (config, rules) = self.with_store(|store| -> Result<_, Error> {
+            let config = store.current_config()?.integrator;
+            let mut rules = HashMap::new();
+            for def in &config.security {
+                let secret = Self::secret_for(store, &def.name, def.password.as_deref())?;
+                let rule = match def.kind.as_str() {
+                    "basic" => Rule::Basic {
+                        username: def.username.clone().unwrap_or_default(),
+                        password: secret,
+                    },
+                    "apikey" => Rule::ApiKey {
+                        header: def.header.clone().unwrap_or_else(|| "X-API-Key".into()),
+                        key: secret,
+                    },
+                    _ => Rule::Hmac {
+                        name: def.name.clone(),
+                        key: secret,
+                        skew: def.skew.unwrap_or(300),
+                    },
+                };
+                rules.insert(def.name.clone(), rule);
+            }
+            Ok((config, rules))
+        })?;
+        let routes: HashMap<String, Arc<Route>> = config
+            .channels
+            .iter()
+            .map(|c| {
+                let route = Route {
+                    channel: c.clone(),
+                    rule: c.security.as_ref().and_then(|s| rules.get(s).cloned()),
+                    timeout: Duration::from_secs(c.timeout.unwrap_or(config.timeout)),
+                };
+                (c.url_path.clone(), Arc::new(route))
+            })
+            .collect();
+        let outgoing: Vec<Value> = config
+            .outgoing
+            .iter()
+            .map(|o| {
+                let (user, pass) = match o.security.as_ref().and_then(|s| rules.get(s)) {
+                    Some(Rule::Basic { username, password }) => (json!(username), json!(password)),
+                    _ => (Value::Null, Value::Null),
+                };
+                json!({
+                    "name": o.name, "host": o.host, "url_path": o.url_path,
+                    "data_format": o.data_format, "timeout": o.timeout.unwrap_or(config.timeout),
+                    "username": user, "password": pass,
+                })
+            })
+            .collect();
+        let old_remotes = self.remotes();
+        let remotes: Vec<Arc<Remote>> = config
+            .servers
+            .iter()
+            .map(|base| {
+                old_remotes
+                    .iter()
+                    .find(|r| &r.base == base)
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Arc::new(Remote {
+                            base: base.clone(),
+                            healthy: std::sync::atomic::AtomicBool::new(false),
+                            in_flight: AtomicU32::new(0),
+                            rtt_us: Mutex::new(0.0),
+                        })
+                    })
+            })
+            .collect();
+        let workers = if config.workers == 0 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            config.workers as usize
+        };
+        let mut spec = self.pool.spec();
+        spec.memory_limit = config.worker_memory_limit;
+        self.pool.set_spec(spec);
+        if let Ok(mut r) = self.routes.write() {
+            *r = Arc::new(routes);
+        }
+        if let Ok(mut o) = self.outgoing.write() {
+            *o = Arc::new(outgoing);
+        }
+        if let Ok(mut r) = self.remotes.write() {
+            *r = Arc::new(remotes);
+        }
+        if let Ok(mut c) = self.config.write() {
+            *c = Arc::new(config);
+        }
+        self.publish_code()?;
+        self.pool.resize(workers);
+        Ok(())
+    }
+
+    /// Builds the sync frame from the active modules and outgoing
+    /// connections and hands it to the pool under a new generation.
+    fn publish_code(&self) -> Result<(), Error> {
+        let active = self.with_store(registry::active)?;
+        let outgoing = self.outgoing.read().map(|o| o.clone()).unwrap_or_default();
+        let modules: Vec<Value> = active
+            .iter()
+            .map(|m| json!({"module": m.module, "version": m.version, "source": m.source, "file": m.file}))
+            .collect();
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.pool.set_code(CodeSet {
+            generation,
+            sync: json!({"op": "sync", "modules": modules, "outgoing": *outgoing}),
+        });
+        Ok(())
+    }
+
+    /// Validates a file in a fresh worker, checks its names, stores it as a
+    /// new version and makes every worker load it before its next request.
+    pub async fn deploy(&self, file: &str, source: &str, actor: &str) -> Result<Value, RpcError> {
+        let module = registry::module_name(file)
+            .ok_or_else(|| RpcError::invalid_params(format!("{file:?} is not a .py file name")))?;
+        let _one_at_a_time = self.deploying.lock().await;
+        let services = self.validate(&module, file, source).await?;
+        let version = self.with_store(|s| -> Result<i64, RpcError> {
+            let active = registry::active(s).map_err(rpc_store)?;
+            let problems = registry::name_problems(&module, &services, &active);
+            if !problems.is_empty() {
+                return Err(RpcError::new("deploy_refused", problems.join("; "))
+                    .with_details(json!({"file": file, "problems": problems})));
+            }
+            let v = registry::add_version(s, &module, file, source, &services, actor)
+                .map_err(rpc_store)?;
+            let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+            let _ = s.audit(
+                actor,
+                "integrator.deploy",
+                &format!("{file} v{v}: {}", names.join(", ")),
+            );
+            Ok(v)
+        })?;
+        self.publish_code()
+            .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+        tracing::info!(file, module = %module, version, services = services.len(), "deployed");
+        Ok(json!({"module": module, "file": file, "version": version, "services": services}))
+    }
+
+    async fn validate(
+        &self,
+        module: &str,
+        file: &str,
+        source: &str,
+    ) -> Result<Vec<ServiceInfo>, RpcError> {
+        let msg = json!({"op": "validate", "module": module, "source": source, "file": file});
+        let reply = in_fresh_worker(&self.pool.spec(), &msg, VALIDATE_TIMEOUT)
+            .await
+            .map_err(|e| {
+                RpcError::new(
+                    "deploy_failed",
+                    format!("{file}: validation worker failed: {e}"),
+                )
+            })?;
+        if reply["ok"] != json!(true) {
+            let line = reply["line"].as_i64();
+            let at = line
+                .map(|l| format!("{file}, line {l}"))
+                .unwrap_or_else(|| file.to_string());
+            let message = format!(
+                "{at}: {}",
+                reply["error"].as_str().unwrap_or("invalid service file")
+            );
+            return Err(RpcError::new("deploy_failed", message).with_details(json!({
+                "file": file, "line": reply["line"], "traceback": reply["traceback"],
+            })));
+        }
+        serde_json::from_value(reply["services"].clone())
+            .map_err(|e| RpcError::new("deploy_failed", format!("worker answer: {e}")))
+    }
+
+    fn module_of(&self, name: &str) -> Result<String, RpcError> {
+        self.with_store(|s| registry::resolve(s, name))
+            .map_err(rpc_store)?
+            .ok_or_else(|| {
+                RpcError::new(
+                    "not_found",
+                    format!("no deployed service or file is named {name:?}"),
+                )
+            })
+    }
+
+    pub fn list(&self) -> Result<Value, RpcError> {
+        let active = self.with_store(registry::active).map_err(rpc_store)?;
+        Ok(registry::modules_json(&active))
+    }
+
+    pub fn versions(&self, name: &str) -> Result<Value, RpcError> {
+        let module = self.module_of(name)?;
+        let v = self
+            .with_store(|s| registry::versions(s, &module))
+            .map_err(rpc_store)?;
+        Ok(json!(v))
+    }
+
+    pub fn source(&self, name: &str, version: Option<i64>) -> Result<Value, RpcError> {
+        let module = self.module_of(name)?;
+        let found = self
+            .with_store(|s| registry::source(s, &module, version))
+            .map_err(rpc_store)?;
+        let (version, file, source, services) = found
+            .ok_or_else(|| RpcError::new("not_found", format!("{module}: no such version")))?;
+        Ok(
+            json!({"module": module, "version": version, "file": file, "source": source, "services": services}),
+        )
+    }
+
+    pub async fn rollback(&self, name: &str, version: i64, actor: &str) -> Result<Value, RpcError> {
+        let module = self.module_of(name)?;
+        let _one_at_a_time = self.deploying.lock().await;
+        let (_, file, source, _) = self
+            .with_store(|s| registry::source(s, &module, Some(version)))
+            .map_err(rpc_store)?
+            .ok_or_else(|| {
+                RpcError::new("not_found", format!("{module} has no version {version}"))
+            })?;
+        // Revalidated: the other modules may have changed since.
+        let services = self.validate(&module, &file, &source).await?;
+        self.with_store(|s| -> Result<(), RpcError> {
+            let active = registry::active(s).map_err(rpc_store)?;
+            let problems = registry::name_problems(&module, &services, &active);
+            if !problems.is_empty() {
+                return Err(RpcError::new("deploy_refused", problems.join("; ")));
+            }
+            registry::activate(s, &module, version).map_err(rpc_store)?;
+            let _ = s.audit(
+                actor,
+                "integrator.rollback",
+                &format!("{module} v{version}"),
+            );
+            Ok(())
+        })?;
+        self.publish_code()
+            .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+        Ok(json!({"module": module, "version": version}))
+    }
+
+    pub fn undeploy(&self, name: &str, actor: &str) -> Result<Value, RpcError> {
+        let module = self.module_of(name)?;
+        let removed = self
+            .with_store(|s| {
+                let r = registry::deactivate(s, &module);
+                let _ = s.audit(actor, "integrator.undeploy", &module);
+                r
+            })
+            .map_err(rpc_store)?;
+        self.publish_code()
+            .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+        Ok(json!({"module": module, "removed": removed}))
+    }
+
+    /// Reveals or sets the secret of a security definition (the socket is
+    /// root/alpharen-group only, and generated passwords must be learnable).
+    pub fn password(&self, security: &str, set: Option<&str>) -> Result<Value, RpcError> {
+        let config = self.config();
+        let def = config
+            .security
+            .iter()
+            .find(|d| d.name == security)
+            .ok_or_else(|| {
+                RpcError::new(
+                    "not_found",
+                    format!("no security definition is named {security:?}"),
+                )
+            })?;
+        if def.password.is_some() && set.is_some() {
+            return Err(RpcError::new(
+                "conflict",
+                "the config sets this password; change integrator.security[].password instead",
+            ));
+        }
+        let key = format!("integrator.security.{security}");
+        if let Some(p) = set {
+            if p.is_empty() {
+                return Err(RpcError::invalid_params("password must not be empty"));
+            }
+            self.with_store(|s| s.set_secret(&key, p))
+                .map_err(rpc_store)?;
+            self.reload()
+                .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+        }
+        let value = self.with_store(|s| s.secret(&key)).map_err(rpc_store)?;
+        Ok(
+            json!({"security": security, "kind": def.kind, "username": def.username, "password": value}),
+        )
+    }
+
+    /// HEAD on an outgoing connection's address, as the seed prescribes.
+    pub async fn ping(&self, name: &str) -> Result<Value, RpcError> {
+        let config = self.config();
+        let o = config
+            .outgoing
+            .iter()
+            .find(|o| o.name == name)
+            .ok_or_else(|| {
+                RpcError::new(
+                    "not_found",
+                    format!("no outgoing connection is named {name:?}"),
+                )
+            })?;
+        if o.host.starts_with("https://") {
+            return Err(RpcError::new(
+                "unsupported",
+                "ping over https is not supported yet",
+            ));
+        }
+        let url = format!("{}{}", o.host.trim_end_matches('/'), o.url_path);
+        let limit = Duration::from_secs(o.timeout.unwrap_or(config.timeout));
+        let started = Instant::now();
+        let status = head(&self.client, &url, limit).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match status {
+            Ok(code) => {
+                Ok(json!({"name": name, "url": url, "ok": code < 500, "status": code, "ms": ms}))
+            }
+            Err(e) => Ok(json!({"name": name, "url": url, "ok": false, "error": e, "ms": ms})),
+        }
+    }
+
+    pub fn status(&self) -> Value {
+        let config = self.config();
+        let routes = self.routes.read().map(|r| r.len()).unwrap_or(0);
+        let remotes: Vec<Value> = self
+            .remotes()
+            .iter()
+            .map(|r| {
+                json!({
+                    "server": r.base,
+                    "healthy": r.healthy.load(Ordering::Relaxed),
+                    "in_flight": r.in_flight.load(Ordering::Relaxed),
+                    "rtt_ms": r.rtt_us.lock().map(|v| *v / 1000.0).unwrap_or(0.0),
+                })
+            })
+            .collect();
+        json!({
+            "port": config.port,
+            "workers": self.pool.alive(),
+            "idle_workers": self.pool.idle_count(),
+            "workers_replaced": self.pool.replaced.load(Ordering::Relaxed),
+            "channels": routes,
+            "in_flight": self.local_in_flight.load(Ordering::Relaxed),
+            "servers": remotes,
+            "python": self.pool.spec().python.display().to_string(),
+        })
+    }
+
+    /// The balancer's view: index 0 is this server, then the remotes.
+    pub fn candidates(&self, remotes: &[Arc<Remote>]) -> Vec<lb::Candidate> {
+        let mut out = vec![lb::Candidate {
+            healthy: self.pool.alive() > 0,
+            in_flight: self.local_in_flight.load(Ordering::Relaxed),
+            rtt_us: self.local_rtt_us.lock().map(|v| *v).unwrap_or(0.0),
+        }];
+        out.extend(remotes.iter().map(|r| lb::Candidate {
+            healthy: r.healthy.load(Ordering::Relaxed),
+            in_flight: r.in_flight.load(Ordering::Relaxed),
+            rtt_us: r.rtt_us.lock().map(|v| *v).unwrap_or(0.0),
+        }));
+        out
+    }
+}
+
+/// Status of a HEAD request, or why there was none.
+pub async fn head(client: &HttpClient, url: &str, limit: Duration) -> Result<u16, String> {
+    let req = hyper::Request::head(url)
+        .header("user-agent", "alpharen-integrator")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(limit, client.request(req)).await {
+        Err(_) => Err(format!("no answer within {limit:?}")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(resp)) => {
+            let status = resp.status().as_u16();
+            let _ = resp.into_body().collect().await;
+            Ok(status)
+        }
+    }
+}
+
+/// Checks every remote server with HEAD every 2 s; any HTTP answer within
+/// a second counts as healthy, and its time feeds the RTT average.
+pub async fn health_loop(app: Arc<App>) {
+    loop {
+        for r in app.remotes().iter() {
+            let started = Instant::now();
+            let ok = head(&app.client, &format!("{}/", r.base), Duration::from_secs(1))
+                .await
+                .is_ok();
+            if ok && let Ok(mut rtt) = r.rtt_us.lock() {
+                *rtt = lb::ewma(*rtt, started.elapsed().as_micros() as f64);
+            }
+            if r.healthy.swap(ok, Ordering::Relaxed) != ok {
+                tracing::info!(server = %r.base, healthy = ok, "server health changed");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

@@ -1,0 +1,317 @@
+//! The load-balancer port: picks a server for each request (this one or a
+//! cluster peer), and on this server runs the channel: method check,
+//! security, body parsing by the worker, timeout, error mapping.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+use crate::app::{App, Remote};
+use crate::lb;
+use crate::security::{self, AuthError, Parts};
+use crate::worker::{Failure, Outcome};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 10 << 20;
+/// Marks a request already balanced once, so a peer serves it itself.
+const FORWARDED: &str = "x-alpharen-forwarded";
+
+type Resp = Response<Full<Bytes>>;
+
+pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(handle(app, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn json_response(status: StatusCode, body: Value) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(status: StatusCode, message: impl Into<String>, cid: &str) -> Resp {
+    json_response(status, json!({"error": message.into(), "cid": cid}))
+}
+
+fn new_cid() -> String {
+    let b: [u8; 12] = rand::random();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn handle(app: Arc<App>, req: Request<Incoming>) -> Resp {
+    let remotes = app.remotes();
+    if !remotes.is_empty() && !req.headers().contains_key(FORWARDED) {
+        let cands = app.candidates(&remotes);
+        match lb::choose(&cands) {
+            Some(0) | None => {}
+            Some(i) => {
+                if let Some(r) = remotes.get(i - 1) {
+                    return proxy(&app, r.clone(), req).await;
+                }
+            }
+        }
+    }
+    app.local_in_flight.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let resp = local(&app, req).await;
+    app.local_in_flight.fetch_sub(1, Ordering::Relaxed);
+    if let Ok(mut rtt) = app.local_rtt_us.lock() {
+        *rtt = lb::ewma(*rtt, started.elapsed().as_micros() as f64);
+    }
+    resp
+}
+
+/// Forwards a request to a cluster peer as it came.
+async fn proxy(app: &App, remote: Arc<Remote>, req: Request<Incoming>) -> Resp {
+    let cid = new_cid();
+    remote.in_flight.fetch_add(1, Ordering::Relaxed);
+    let (mut parts, body) = req.into_parts();
+    let result = async {
+        let body = Limited::new(body, MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        parts.uri = format!("{}{pq}", remote.base)
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?;
+        parts
+            .headers
+            .insert(FORWARDED, HeaderValue::from_static("1"));
+        parts.headers.remove("host");
+        let out = Request::from_parts(parts, Full::new(body));
+        let resp = tokio::time::timeout(
+            Duration::from_secs(app.config().timeout),
+            app.client.request(out),
+        )
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+        let (p, b) = resp.into_parts();
+        let bytes = b.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok::<_, String>(Response::from_parts(p, Full::new(bytes)))
+    }
+    .await;
+    remote.in_flight.fetch_sub(1, Ordering::Relaxed);
+    match result {
+        Ok(r) => r,
+        Err(e) => {
+            remote.healthy.store(false, Ordering::Relaxed);
+            error(
+                StatusCode::BAD_GATEWAY,
+                format!("server {} failed: {e}", remote.base),
+                &cid,
+            )
+        }
+    }
+}
+
+async fn local(app: &App, req: Request<Incoming>) -> Resp {
+    let cid = new_cid();
+    let path = req.uri().path().to_string();
+    let Some(route) = app.route(&path) else {
+        return error(StatusCode::NOT_FOUND, format!("no channel at {path}"), &cid);
+    };
+    let method = req.method().as_str().to_string();
+    let ch = &route.channel;
+    if !ch.methods.is_empty() && !ch.methods.iter().any(|m| m == &method) {
+        let mut r = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "{method} is not allowed on {path}; allowed: {}",
+                ch.methods.join(", ")
+            ),
+            &cid,
+        );
+        if let Ok(v) = HeaderValue::from_str(&ch.methods.join(", ")) {
+            r.headers_mut().insert("allow", v);
+        }
+        return r;
+    }
+    let query = req.uri().query().unwrap_or("").to_string();
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {MAX_BODY} bytes"),
+                &cid,
+            );
+        }
+    };
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    if let Some(rule) = &route.rule {
+        let now = SystemTime::now();
+        let checked = security::check(
+            rule,
+            &Parts {
+                method: &method,
+                path: &path,
+                header: &header,
+                body: &body,
+                now,
+            },
+        );
+        let refused = match checked {
+            Ok(None) => None,
+            Ok(Some(sig)) => {
+                let skew = match rule {
+                    security::Rule::Hmac { skew, .. } => *skew,
+                    _ => 300,
+                };
+                let fresh = app
+                    .replay
+                    .lock()
+                    .map(|mut c| c.admit(sig, now, skew))
+                    .unwrap_or(false);
+                (!fresh).then_some(AuthError::Replay)
+            }
+            Err(e) => Some(e),
+        };
+        if let Some(e) = refused {
+            tracing::info!(channel = %ch.name, cid, reason = %e, "request refused");
+            let mut r = error(StatusCode::UNAUTHORIZED, e.to_string(), &cid);
+            if matches!(rule, security::Rule::Basic { .. }) {
+                r.headers_mut().insert(
+                    "www-authenticate",
+                    HeaderValue::from_static("Basic realm=\"alpharen\""),
+                );
+            }
+            return r;
+        }
+    }
+    let headers: serde_json::Map<String, Value> = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| *k != "authorization")
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), json!(v.to_str().ok()?))))
+        .collect();
+    let msg = json!({
+        "op": "call",
+        "service": ch.service,
+        "channel": ch.name,
+        "cid": cid,
+        "data_format": ch.data_format,
+        "body": B64.encode(&body),
+        "http": {"method": method, "path": path, "query": query, "headers": headers},
+    });
+    let started = Instant::now();
+    let deadline = started + route.timeout;
+    // In its own task: if the client goes away mid-request, dropping this
+    // future must not drop a checked-out worker (the pool would shrink).
+    let pool = app.pool.clone();
+    let outcome = match tokio::spawn(async move { pool.run(&msg, deadline).await }).await {
+        Ok(o) => o,
+        Err(e) => Outcome::Failed(Failure::Died(format!("dispatch task failed: {e}"))),
+    };
+    let resp = match outcome {
+        Outcome::Reply(reply) => from_reply(&reply, &cid),
+        Outcome::Busy => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no worker became free within {:?}", route.timeout),
+            &cid,
+        ),
+        Outcome::Failed(Failure::Timeout(d)) => {
+            tracing::warn!(service = %ch.service, cid, "timed out; worker replaced");
+            error(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("service {} did not answer within {d:?}", ch.service),
+                &cid,
+            )
+        }
+        Outcome::Failed(Failure::Died(why)) => {
+            tracing::warn!(service = %ch.service, cid, reason = %why, "worker failed; replaced");
+            error(
+                StatusCode::BAD_GATEWAY,
+                format!("service {} failed: the worker {why}", ch.service),
+                &cid,
+            )
+        }
+    };
+    let failed = resp.status().is_server_error();
+    if let Ok(mut s) = app.stats.lock() {
+        s.record(&ch.service, started.elapsed().as_micros() as u64, failed);
+    }
+    resp
+}
+
+/// A worker's answer → HTTP response.
+fn from_reply(reply: &Value, cid: &str) -> Resp {
+    let status = reply["status"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = match reply["body"].as_str().map(|b| B64.decode(b)) {
+        Some(Ok(b)) => b,
+        _ => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "worker sent a malformed answer",
+                cid,
+            );
+        }
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Some(h) = reply["headers"].as_object() {
+        for (k, v) in h {
+            if let (Ok(name), Some(Ok(value))) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                v.as_str().map(HeaderValue::from_str),
+            ) {
+                r.headers_mut().insert(name, value);
+            }
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(cid) {
+        r.headers_mut().insert("x-alpharen-cid", v);
+    }
+    r
+}

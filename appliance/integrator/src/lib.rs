@@ -1,0 +1,112 @@
+//! The integrator: Zato-style Python services behind REST channels on the
+//! load-balancer port (:11223), with channel security, outgoing REST
+//! connections, hot deploy and per-service statistics.
+//!
+//! User code never runs in this process: it runs in python3 worker
+//! processes (`worker`) that this crate starts, feeds one request at a time
+//! and replaces when they hang, crash or outgrow their memory limit. This
+//! crate may touch the store (its `integrator` config section, its secrets
+//! `integrator.security.*`, its own `integrator_*` tables) and its own files
+//! under `<state>/integrator/`; nothing of other services.
+
+mod app;
+mod control;
+mod http;
+pub mod lb;
+mod pickup;
+pub mod registry;
+pub mod security;
+pub mod stats;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpharen_store::StoreError;
+
+pub use app::App;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Io { what, source }
+    }
+}
+
+/// Runs the integrator until SIGTERM: `alpharen serve integrator`.
+pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
+    // Current-thread: the heavy lifting happens in the python workers.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::io("tokio runtime"))?;
+    rt.block_on(run(state_dir, dev))
+}
+
+async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let app = App::open(state_dir, dev)?;
+    let port = app.config().port;
+    let ip = if dev { [127, 0, 0, 1] } else { [0, 0, 0, 0] };
+    let addr = SocketAddr::from((ip, port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(Error::io(format!("bind {addr}")))?;
+    let run_dir = state_dir.join("run");
+    std::fs::create_dir_all(&run_dir)
+        .map_err(Error::io(format!("create {}", run_dir.display())))?;
+    let sock = run_dir.join("integrator.sock");
+    let _ = std::fs::remove_file(&sock);
+    let control = tokio::net::UnixListener::bind(&sock)
+        .map_err(Error::io(format!("bind {}", sock.display())))?;
+    tracing::info!(listen = %addr, control = %sock.display(), workers = app.pool.alive(), "integrator started");
+
+    let mut term = signal(SignalKind::terminate()).map_err(Error::io("SIGTERM handler"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(Error::io("SIGHUP handler"))?;
+    let http = tokio::spawn(http::serve(listener, app.clone()));
+    let ctl = tokio::spawn(alpharen_rpc::serve(
+        control,
+        Arc::new(control::Control(app.clone())),
+    ));
+    let pick = tokio::spawn(pickup::watch(app.clone()));
+    let health = tokio::spawn(app::health_loop(app.clone()));
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                match app.reload() {
+                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Err(e) => tracing::warn!(error = %e, "reload failed; keeping the previous configuration"),
+                }
+            }
+        }
+    }
+    tracing::info!("stopping: finishing requests in flight");
+    http.abort();
+    pick.abort();
+    health.abort();
+    // Bounded: the supervisor kills after 10 s anyway.
+    for _ in 0..80 {
+        if app.in_flight() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ctl.abort();
+    app.pool.stop();
+    let _ = std::fs::remove_file(&sock);
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! Deployed service files and their versions, kept in the store. A file is
+//! a "module" (its name without `.py`); every deploy of it is a new version
+//! and one version per module is active. Rollback activates an old one.
+
+use alpharen_store::{Store, StoreError, now_unix};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Our own tables, applied with `Store::migrate_component`.
+pub const SCHEMA: &[&str] = &[r#"
+    CREATE TABLE integrator_versions (
+        module TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        file TEXT NOT NULL,
+        source TEXT NOT NULL,
+        services TEXT NOT NULL,
+        deployed_at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        PRIMARY KEY (module, version)
+    );
+    CREATE TABLE integrator_active (
+        module TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
+"#];
+
+/// One service a file defines (as the validating worker reported it).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ServiceInfo {
+    pub name: String,
+    #[serde(default)]
+    pub class: String,
+    #[serde(default)]
+    pub doc: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Version {
+    pub module: String,
+    pub version: i64,
+    pub file: String,
+    pub services: Vec<ServiceInfo>,
+    pub deployed_at: i64,
+    pub actor: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ActiveModule {
+    pub module: String,
+    pub version: i64,
+    pub file: String,
+    pub source: String,
+    pub services: Vec<ServiceInfo>,
+}
+
+/// The module a file name deploys as: its stem, restricted to identifier
+/// characters so it is a valid Python module name.
+pub fn module_name(file: &str) -> Option<String> {
+    let base = file.rsplit('/').next()?;
+    let stem = base.strip_suffix(".py")?;
+    if stem.is_empty() || stem.len() > 100 {
+        return None;
+    }
+    let m: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Some(m)
+}
+
+/// Checks the names a new version defines against the rules and the other
+/// active modules; every problem in one message.
+pub fn name_problems(
+    module: &str,
+    services: &[ServiceInfo],
+    active: &[ActiveModule],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, s) in services.iter().enumerate() {
+        if s.name.starts_with("AR") {
+            out.push(format!(
+                "service name {:?} (class {}) starts with \"AR\", which is reserved for built-in services",
+                s.name, s.class
+            ));
+        }
+        if services[..i].iter().any(|o| o.name == s.name) {
+            out.push(format!(
+                "service name {:?} is defined twice in this file",
+                s.name
+            ));
+        }
+        if let Some(other) = active
+            .iter()
+            .find(|m| m.module != module && m.services.iter().any(|o| o.name == s.name))
+        {
+            out.push(format!(
+                "service name {:?} is already deployed from {} (undeploy it or rename)",
+                s.name, other.file
+            ));
+        }
+    }
+    out
+}
+
+fn services_of(text: &str) -> Vec<ServiceInfo> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+pub fn active(store: &mut Store) -> Result<Vec<ActiveModule>, StoreError> {
+    let conn = store.connection();
+    let mut stmt = conn.prepare(
+        "SELECT v.module, v.version, v.file, v.source, v.services FROM integrator_active a
+         JOIN integrator_versions v ON v.module = a.module AND v.version = a.version ORDER BY v.module",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ActiveModule {
+            module: r.get(0)?,
+            version: r.get(1)?,
+            file: r.get(2)?,
+            source: r.get(3)?,
+            services: services_of(&r.get::<_, String>(4)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Stores a validated version and makes it active; returns its number.
+pub fn add_version(
+    store: &mut Store,
+    module: &str,
+    file: &str,
+    source: &str,
+    services: &[ServiceInfo],
+    actor: &str,
+) -> Result<i64, StoreError> {
+    let tx = store.connection().transaction()?;
+    let next: i64 = tx.query_row(
+        "SELECT coalesce(max(version), 0) + 1 FROM integrator_versions WHERE module = ?1",
+        [module],
+        |r| r.get(0),
+    )?;
+    let services = serde_json::to_string(services).unwrap_or_else(|_| "[]".into());
+    tx.execute(
+        "INSERT INTO integrator_versions (module, version, file, source, services, deployed_at, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![module, next, file, source, services, now_unix(), actor],
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO integrator_active (module, version) VALUES (?1, ?2)",
+        params![module, next],
+    )?;
+    tx.commit()?;
+    Ok(next)
+}
+
+pub fn activate(store: &mut Store, module: &str, version: i64) -> Result<(), StoreError> {
+    store.connection().execute(
+        "INSERT OR REPLACE INTO integrator_active (module, version) VALUES (?1, ?2)",
+        params![module, version],
+    )?;
+    Ok(())
+}
+
+/// Removes a module from service; its versions stay for rollback.
+pub fn deactivate(store: &mut Store, module: &str) -> Result<bool, StoreError> {
+    let n = store
+        .connection()
+        .execute("DELETE FROM integrator_active WHERE module = ?1", [module])?;
+    Ok(n > 0)
+}
+
+pub fn versions(store: &mut Store, module: &str) -> Result<Vec<Version>, StoreError> {
+    let conn = store.connection();
+    let mut stmt = conn.prepare(
+        "SELECT v.module, v.version, v.file, v.services, v.deployed_at, v.actor,
+                a.version IS NOT NULL
+         FROM integrator_versions v LEFT JOIN integrator_active a
+           ON a.module = v.module AND a.version = v.version
+         WHERE v.module = ?1 ORDER BY v.version",
+    )?;
+    let rows = stmt.query_map([module], |r| {
+        Ok(Version {
+            module: r.get(0)?,
+            version: r.get(1)?,
+            file: r.get(2)?,
+            services: services_of(&r.get::<_, String>(3)?),
+            deployed_at: r.get(4)?,
+            actor: r.get(5)?,
+            active: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One stored version: number, file name, source, services.
+pub type Stored = (i64, String, String, Vec<ServiceInfo>);
+
+/// Source and metadata of one version (`None` = the active one).
+pub fn source(
+    store: &mut Store,
+    module: &str,
+    version: Option<i64>,
+) -> Result<Option<Stored>, StoreError> {
+    let conn = store.connection();
+    let version = match version {
+        Some(v) => Some(v),
+        None => conn
+            .query_row(
+                "SELECT version FROM integrator_active WHERE module = ?1",
+                [module],
+                |r| r.get(0),
+            )
+            .optional()?,
+    };
+    let Some(version) = version else {
+        return Ok(None);
+    };
+    Ok(conn
+        .query_row(
+            "SELECT file, source, services FROM integrator_versions WHERE module = ?1 AND version = ?2",
+            params![module, version],
+            |r| Ok((version, r.get(0)?, r.get(1)?, services_of(&r.get::<_, String>(2)?))),
+        )
+        .optional()?)
+}
+
+/// The module holding a service name, or the name itself if it is a module
+/// with versions.
+pub fn resolve(store: &mut Store, name: &str) -> Result<Option<String>, StoreError> {
+    if let Some(m) = active(store)?
+        .into_iter()
+        .find(|m| m.services.iter().any(|s| s.name == name))
+    {
+        return Ok(Some(m.module));
+    }
+    let known: Option<String> = store
+        .connection()
+        .query_row(
+            "SELECT module FROM integrator_versions WHERE module = ?1 LIMIT 1",
+            [name.strip_suffix(".py").unwrap_or(name)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(known)
+}
+
+pub fn modules_json(mods: &[ActiveModule]) -> Value {
+    Value::Array(
+        mods.iter()
+            .flat_map(|m| {
+                m.services.iter().map(move |s| {
+                    serde_json::json!({
+                        "name": s.name, "class": s.class, "doc": s.doc,
+                        "module": m.module, "file": m.file, "version": m.version,
+                    })
+                })
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(name: &str) -> ServiceInfo {
+        ServiceInfo {
+            name: name.into(),
+            class: "C".into(),
+            doc: String::new(),
+        }
+    }
+
+    #[test]
+    fn module_names_from_files() {
+        assert_eq!(module_name("get_user.py").as_deref(), Some("get_user"));
+        assert_eq!(module_name("dir/my-svc.py").as_deref(), Some("my_svc"));
+        assert_eq!(module_name("x.txt"), None);
+        assert_eq!(module_name(".py"), None);
+    }
+
+    #[test]
+    fn names_reserved_duplicate_and_taken() {
+        let other = ActiveModule {
+            module: "other".into(),
+            version: 1,
+            file: "other.py".into(),
+            source: String::new(),
+            services: vec![svc("taken")],
+        };
+        let p = name_problems(
+            "m",
+            &[svc("ARx"), svc("a"), svc("a"), svc("taken")],
+            std::slice::from_ref(&other),
+        );
+        assert_eq!(p.len(), 3, "{p:?}");
+        // Redeploying the module that owns a name is fine.
+        assert!(name_problems("other", &[svc("taken")], &[other]).is_empty());
+    }
+
+    #[test]
+    fn versions_rollback_and_undeploy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.migrate_component("integrator", SCHEMA).unwrap();
+        assert_eq!(
+            add_version(&mut s, "m", "m.py", "v1", &[svc("a")], "t").unwrap(),
+            1
+        );
+        assert_eq!(
+            add_version(&mut s, "m", "m.py", "v2", &[svc("a")], "t").unwrap(),
+            2
+        );
+        assert_eq!(active(&mut s).unwrap()[0].source, "v2");
+        activate(&mut s, "m", 1).unwrap();
+        assert_eq!(active(&mut s).unwrap()[0].source, "v1");
+        assert_eq!(
+            versions(&mut s, "m")
+                .unwrap()
+                .iter()
+                .filter(|v| v.active)
+                .count(),
+            1
+        );
+        assert_eq!(resolve(&mut s, "a").unwrap().as_deref(), Some("m"));
+        assert!(deactivate(&mut s, "m").unwrap());
+        assert!(active(&mut s).unwrap().is_empty());
+        assert_eq!(source(&mut s, "m", Some(2)).unwrap().unwrap().2, "v2");
+    }
+}
