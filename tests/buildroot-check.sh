@@ -31,7 +31,7 @@ for cfg in "$EXT"/configs/*_defconfig; do
   if [ -n "$missing" ]; then echo "FAIL $name: options dropped by Kconfig:"; echo "$missing"; status=1; continue; fi
   echo "ok $name"
 done
-if (cd "$EXT" && "$BR/utils/check-package" -b Config.in external.mk package/*/*); then
+if (cd "$EXT" && /usr/bin/python3 "$BR/utils/check-package" -b Config.in external.mk package/*/*); then
   echo "ok check-package"
 else
   echo "FAIL check-package"; status=1

@@ -53,6 +53,15 @@ impl CtlError {
 /// Runs `alpharen ctl ARGS...` (args include the program name); returns the
 /// process exit code.
 pub fn main(args: impl IntoIterator<Item = String>) -> i32 {
+    // Like other CLIs, end quietly when the reader of our output goes away
+    // (`ctl logs | head`) instead of panicking on a broken pipe.
+    // SAFETY: setting a signal to its default disposition installs no handler.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
     let ctl = match Ctl::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

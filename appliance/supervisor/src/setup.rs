@@ -34,6 +34,25 @@ fn new_code() -> String {
     format!("{}-{}-{}", &chars[0..4], &chars[4..8], &chars[8..12])
 }
 
+/// The code must survive a power cut right after it was shown: temp file,
+/// fsync, rename, fsync of the directory.
+fn write_durably(path: &Path, code: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    writeln!(f, "{code}")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum CodeCheck {
     Ok,
@@ -60,23 +79,18 @@ impl SetupState {
         let kept = std::fs::read_to_string(&state.file)
             .ok()
             .map(|s| s.trim().to_string())
-            .filter(|c| c.len() == 14 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'));
+            .filter(|c| {
+                c.len() == 14 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+            });
         if let Some(code) = kept {
             state.code = Some(code);
             return Ok(state);
         }
         let code = new_code();
-        let _ = std::fs::remove_file(&state.file);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&state.file)
-            .map_err(|source| SupervisorError::Read {
-                path: state.file.display().to_string(),
-                source,
-            })?;
-        let _ = writeln!(f, "{code}");
+        write_durably(&state.file, &code).map_err(|source| SupervisorError::Read {
+            path: state.file.display().to_string(),
+            source,
+        })?;
         state.code = Some(code);
         Ok(state)
     }
