@@ -119,9 +119,16 @@ fn main() -> Result<()> {
             dev,
             config,
         } => supervise(state_dir, dev, config, false),
-        Cmd::Serve { name, .. } => {
+        Cmd::Serve {
+            name,
+            state_dir,
+            dev,
+        } => {
             logging();
-            bail!("there is no built-in service {name:?} in this firmware")
+            match name.as_str() {
+                "web" => alpharen_web::serve(&state_dir, dev).context("web service"),
+                _ => bail!("there is no built-in service {name:?} in this firmware"),
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ use super::{KeyPath, Problem, check};
 
 /// `[integrator]`: security definitions and REST channels of the integrator.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Integrator {
     pub security: Vec<SecurityDef>,
@@ -11,6 +12,7 @@ pub struct Integrator {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecurityDef {
     pub name: String,
@@ -22,6 +24,7 @@ pub struct SecurityDef {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Channel {
     pub name: String,

@@ -4,6 +4,7 @@ use super::{KeyPath, Problem, check};
 
 /// `[mail]`: the relay that carries the node's mail out.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Mail {
     pub relay: Option<Relay>,
@@ -11,6 +12,7 @@ pub struct Mail {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Relay {
     pub mode: RelayMode,
@@ -29,6 +31,7 @@ fn default_port() -> u16 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RelayMode {
     Smarthost,
@@ -36,6 +39,7 @@ pub enum RelayMode {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RelayTls {
     None,
