@@ -127,6 +127,7 @@ fn main() -> Result<()> {
             logging();
             match name.as_str() {
                 "web" => alpharen_web::serve(&state_dir, dev).context("web service"),
+                "ssh" => alpharen_ssh::serve(&state_dir, dev).context("ssh service"),
                 _ => bail!("there is no built-in service {name:?} in this firmware"),
             }
         }

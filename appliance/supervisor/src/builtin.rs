@@ -10,10 +10,16 @@ pub struct Builtin {
 }
 
 /// Start order is this order; stop order is its reverse.
-pub const BUILTINS: &[Builtin] = &[Builtin {
-    name: "web",
-    section: Section::Web,
-}];
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "web",
+        section: Section::Web,
+    },
+    Builtin {
+        name: "ssh",
+        section: Section::Ssh,
+    },
+];
 
 pub fn find(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
