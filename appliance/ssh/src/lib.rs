@@ -664,7 +664,7 @@ mod tests {
         let k = host_key(dir.path()).unwrap();
         let line = k.public_key().to_openssh().unwrap();
         let other = PrivateKey::from(Ed25519Keypair::from_seed(&[7u8; 32]));
-        assert!(key_allowed(&[line.clone()], k.public_key()));
+        assert!(key_allowed(std::slice::from_ref(&line), k.public_key()));
         assert!(!key_allowed(&[line], other.public_key()));
         assert!(!key_allowed(&["garbage".into()], other.public_key()));
     }

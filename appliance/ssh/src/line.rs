@@ -44,10 +44,8 @@ impl LineEditor {
                     out.push(Action::Echo(std::mem::take(&mut echo)));
                     out.push(Action::Run(std::mem::take(&mut self.line)));
                 }
-                '\u{7f}' | '\u{8}' => {
-                    if self.line.pop().is_some() {
-                        echo.extend_from_slice(b"\x08 \x08");
-                    }
+                '\u{7f}' | '\u{8}' if self.line.pop().is_some() => {
+                    echo.extend_from_slice(b"\x08 \x08");
                 }
                 '\u{15}' => {
                     for _ in 0..self.line.chars().count() {

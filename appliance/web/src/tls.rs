@@ -118,15 +118,20 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
     }
     let key_der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("{}: not a PEM private key: {e}", key.display()))?;
-    let ck = CertifiedKey::from_der(chain, key_der, &provider())
-        .map_err(|e| format!("{}: {e}", key.display()))?;
-    match ck.keys_match() {
-        Ok(()) => Ok(ck),
-        Err(_) => Err(format!(
+    let mismatch = || {
+        format!(
             "{} does not belong to the certificate {}",
             key.display(),
             cert.display()
-        )),
+        )
+    };
+    let ck = CertifiedKey::from_der(chain, key_der, &provider()).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => mismatch(),
+        e => format!("{}: {e}", key.display()),
+    })?;
+    match ck.keys_match() {
+        Ok(()) => Ok(ck),
+        Err(_) => Err(mismatch()),
     }
 }
 
