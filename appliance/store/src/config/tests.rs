@@ -207,5 +207,5 @@ admin = ["ssh-dss AAAA", "ssh-ed25519 !!!"]
         assert!(paths.contains(&want), "{want} not in {paths:?}");
     }
     let unknown = Config::from_toml("[web]\nport = 1\n").unwrap_err();
-    assert_eq!(unknown[0].path, "web");
+    assert_eq!(unknown[0].path, "web.port");
 }
