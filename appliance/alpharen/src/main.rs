@@ -141,6 +141,8 @@ fn main() -> Result<()> {
                 "mail" => alpharen_mail::serve(&state_dir, dev).context("mail service"),
                 "integrator" => alpharen_integrator::serve(&state_dir, dev)
                     .context("the integrator stopped with an error"),
+                "web" => alpharen_web::serve(&state_dir, dev).context("web service"),
+                "ssh" => alpharen_ssh::serve(&state_dir, dev).context("ssh service"),
                 _ => bail!("there is no built-in service {name:?} in this firmware"),
             }
         }

@@ -12,6 +12,14 @@ pub struct Builtin {
 /// Start order is this order; stop order is its reverse.
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
+        name: "web",
+        section: Section::Web,
+    },
+    Builtin {
+        name: "ssh",
+        section: Section::Ssh,
+    },
+    Builtin {
         name: "mail",
         section: Section::Mail,
     },

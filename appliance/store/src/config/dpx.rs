@@ -4,6 +4,7 @@ use super::{KeyPath, Problem, check};
 
 /// `[dpx]`: the cluster zone served by the node's DNS.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Dpx {
     pub zone: Option<String>,
@@ -11,6 +12,7 @@ pub struct Dpx {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DnsRecord {
     pub name: String,

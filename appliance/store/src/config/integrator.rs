@@ -5,6 +5,7 @@ use super::{KeyPath, Problem, check};
 /// `[integrator]`: Python service workers, security definitions, REST
 /// channels, outgoing REST connections and the load balancer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Integrator {
     /// Load balancer port (dev binds it on 127.0.0.1), the seed's 11223.
@@ -39,6 +40,7 @@ impl Default for Integrator {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecurityDef {
     pub name: String,
@@ -60,6 +62,7 @@ pub struct SecurityDef {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Channel {
     pub name: String,
@@ -79,6 +82,7 @@ pub struct Channel {
 
 /// An outgoing REST connection, reached by services as `self.out.rest[name]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Outgoing {
     pub name: String,

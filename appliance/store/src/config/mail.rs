@@ -5,6 +5,7 @@ use super::{KeyPath, Problem, check};
 /// `[mail]`: the local SMTP listener, the spool's limits and the relay that
 /// carries the node's mail out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Mail {
     pub relay: Option<Relay>,
@@ -38,6 +39,7 @@ impl Default for Mail {
 
 /// `[mail.listen]`: the loopback SMTP listener (no AUTH, so never on the LAN).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Listen {
     /// Port on 127.0.0.1 / ::1; 25 on a node, 2525 with `--dev` when unset.
@@ -46,6 +48,7 @@ pub struct Listen {
 
 /// `[mail.limits]`: what one SMTP client may ask of the listener.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest message in bytes (announced as SIZE).
@@ -76,6 +79,7 @@ impl Default for Limits {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Relay {
     pub mode: RelayMode,
@@ -99,6 +103,7 @@ fn default_port() -> u16 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RelayMode {
     Smarthost,
@@ -106,6 +111,7 @@ pub enum RelayMode {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RelayTls {
     None,

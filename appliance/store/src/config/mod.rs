@@ -19,11 +19,12 @@ pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, is_mail_address
 pub use network::{Interface, Network};
 pub use node::{ExtraService, Node, RestartMode};
 pub use path::KeyPath;
-pub use simple::{Pgha, Ssh, Vpn, Web};
+pub use simple::{Pgha, SSH_KEY_TYPES, Ssh, Vpn, Web, check_ssh_key};
 
 /// The whole node configuration. Sections absent from a file take their
 /// defaults; unknown keys anywhere are refused.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub node: Node,
@@ -39,6 +40,7 @@ pub struct Config {
 
 /// One thing wrong with a document, at one key path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Problem {
     pub path: String,
     pub message: String,
@@ -65,6 +67,7 @@ pub(crate) fn render_problems(problems: &[Problem]) -> String {
 /// The top-level sections; the supervisor signals the service owning a
 /// section when it changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Section {
     Node,
@@ -154,6 +157,8 @@ impl Config {
         self.network.validate(&root.key("network"), &mut out);
         self.dpx.validate(&root.key("dpx"), &mut out);
         self.mail.validate(&root.key("mail"), &mut out);
+        self.web.validate(&root.key("web"), &mut out);
+        self.ssh.validate(&root.key("ssh"), &mut out);
         self.integrator.validate(&root.key("integrator"), &mut out);
         out
     }

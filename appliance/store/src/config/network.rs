@@ -6,6 +6,7 @@ use super::{KeyPath, Problem, check};
 
 /// `[network]`: links and addresses. The net service owns this section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Network {
     /// Whether the node configures its links at all; unset means "yes on a
@@ -15,6 +16,7 @@ pub struct Network {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Interface {
     pub name: Option<String>,

@@ -6,6 +6,7 @@ use super::{KeyPath, Problem, Section, check};
 
 /// `[node]`: identity of the node and operator-defined daemons.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Node {
     pub hostname: String,
@@ -28,6 +29,7 @@ impl Default for Node {
 
 /// A daemon the operator wants supervised like the built-in services.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExtraService {
     pub name: String,
@@ -41,6 +43,7 @@ pub struct ExtraService {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartMode {
     /// Restart whenever it exits.

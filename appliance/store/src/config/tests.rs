@@ -210,3 +210,48 @@ security = "k"
     assert_eq!(ok.integrator.workers, 3);
     assert_eq!(ok.integrator.port, 11223);
 }
+
+#[test]
+fn web_and_ssh_sections_are_checked_with_paths() {
+    let ok = Config::from_toml(
+        r#"
+[web]
+https_port = 9443
+cert = "/data/tls/mine.pem"
+key = "/data/tls/mine.key"
+[ssh]
+password_auth = false
+[ssh.authorized_keys]
+admin = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@laptop"]
+"#,
+    )
+    .unwrap();
+    assert_eq!(ok.web.https_port, Some(9443));
+    assert!(ok.ssh.allow_shell, "prompt allowed by default");
+    let bad = Config::from_toml(
+        r#"
+[web]
+https_port = 0
+cert = "relative.pem"
+session_idle_minutes = 1
+[ssh.authorized_keys]
+admin = ["ssh-dss AAAA", "ssh-ed25519 !!!"]
+"Bad User" = []
+"#,
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = bad.iter().map(|p| p.path.as_str()).collect();
+    for want in [
+        "web.https_port",
+        "web.cert",
+        "web.key",
+        "web.session_idle_minutes",
+        "ssh.authorized_keys.admin[0]",
+        "ssh.authorized_keys.admin[1]",
+        "ssh.authorized_keys.Bad User",
+    ] {
+        assert!(paths.contains(&want), "{want} not in {paths:?}");
+    }
+    let unknown = Config::from_toml("[web]\nport = 1\n").unwrap_err();
+    assert_eq!(unknown[0].path, "web.port");
+}

@@ -121,12 +121,10 @@ async fn complete(node: &Arc<Node>, p: Setup) -> Result<Value, RpcError> {
             ));
         }
     }
-    if !p.ssh_authorized_keys.is_empty() {
-        return Err(RpcError::invalid_params(
-            "ssh_authorized_keys: this firmware has no ssh service yet; leave it out",
-        ));
-    }
     let mut doc = with_store(node, |s| Ok(s.current_config()?.to_json()))?;
+    if !p.ssh_authorized_keys.is_empty() {
+        doc["ssh"]["authorized_keys"]["admin"] = json!(p.ssh_authorized_keys);
+    }
     doc["node"]["hostname"] = json!(p.hostname);
     if let Some(tz) = p.timezone {
         doc["node"]["timezone"] = json!(tz);

@@ -1,0 +1,458 @@
+//! Who is calling: console sessions (cookie + double-submit CSRF token) and
+//! API tokens (bearer), both stored hashed in the web service's own tables;
+//! the roles they carry; and the login rate limiter. The decisions are
+//! plain functions so they are tested without HTTP.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use alpharen_store::{Role, Store, StoreError, now_unix};
+use base64::Engine;
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub const SESSION_COOKIE: &str = "alpharen_session";
+pub const CSRF_COOKIE: &str = "alpharen_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+pub const TOKEN_PREFIX: &str = "art_";
+
+/// The web service's tables, applied with `Store::migrate_component`.
+pub const SCHEMA: &[&str] = &[r#"
+    CREATE TABLE web_sessions (
+        id_hash TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+    );
+    CREATE TABLE web_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        username TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used INTEGER
+    );
+"#];
+
+/// How a caller proved who they are; CSRF applies only to cookies, since a
+/// browser attaches those on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Session,
+    Token,
+}
+
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: String,
+    pub role: Role,
+    pub via: Via,
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Any logged-in user: reads.
+    Read,
+    /// Changes anything.
+    Admin,
+}
+
+pub fn role_allows(role: Role, need: Need) -> bool {
+    match need {
+        Need::Read => true,
+        Need::Admin => role == Role::Admin,
+    }
+}
+
+/// Methods that change nothing need no CSRF token.
+pub fn is_safe_method(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+/// Double-submit check for cookie-authenticated, state-changing requests:
+/// the header must equal both the CSRF cookie and the session's token
+/// (so a cookie planted by a sibling host is not enough).
+pub fn csrf_ok(
+    method: &str,
+    via: Via,
+    cookie: Option<&str>,
+    header: Option<&str>,
+    session_csrf: &str,
+) -> bool {
+    if via == Via::Token || is_safe_method(method) {
+        return true;
+    }
+    match (cookie, header) {
+        (Some(c), Some(h)) => {
+            !h.is_empty()
+                && ct_eq(c.as_bytes(), h.as_bytes())
+                && ct_eq(h.as_bytes(), session_csrf.as_bytes())
+        }
+        _ => false,
+    }
+}
+
+/// Constant-time comparison, so tokens cannot be guessed byte by byte.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::fill(&mut buf[..]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+pub fn hash_secret(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Value of one cookie in a `Cookie:` header.
+pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|part| {
+        let (k, v) = part.trim().split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
+
+/// Login attempts: failures per key (client IP, user name) in a sliding
+/// window. A key over its limit is refused until its oldest failure ages
+/// out. The map is capped so a flood of addresses cannot grow it forever.
+pub struct RateLimiter {
+    window: Duration,
+    max: usize,
+    cap: usize,
+    failures: HashMap<String, VecDeque<Instant>>,
+}
+
+impl RateLimiter {
+    pub fn new(max: usize, window: Duration) -> RateLimiter {
+        RateLimiter {
+            window,
+            max,
+            cap: 10_000,
+            failures: HashMap::new(),
+        }
+    }
+
+    fn prune(&mut self, key: &str, now: Instant) {
+        if let Some(q) = self.failures.get_mut(key) {
+            while q
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= self.window)
+            {
+                q.pop_front();
+            }
+            if q.is_empty() {
+                self.failures.remove(key);
+            }
+        }
+    }
+
+    /// `Err(wait)` while the key is locked out.
+    pub fn check(&mut self, key: &str, now: Instant) -> Result<(), Duration> {
+        self.prune(key, now);
+        match self.failures.get(key) {
+            Some(q) if q.len() >= self.max => {
+                let oldest = q.front().copied().unwrap_or(now);
+                Err(self.window.saturating_sub(now.duration_since(oldest)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn failure(&mut self, key: &str, now: Instant) {
+        if self.failures.len() >= self.cap && !self.failures.contains_key(key) {
+            let window = self.window;
+            self.failures
+                .retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+            if self.failures.len() >= self.cap {
+                return;
+            }
+        }
+        let q = self.failures.entry(key.to_string()).or_default();
+        q.push_back(now);
+        while q.len() > self.max {
+            q.pop_front();
+        }
+    }
+
+    pub fn success(&mut self, key: &str) {
+        self.failures.remove(key);
+    }
+}
+
+/// A new console session: the cookie value (kept only by the browser)
+/// and its CSRF token.
+pub struct NewSession {
+    pub id: String,
+    pub csrf: String,
+}
+
+pub fn create_session(store: &mut Store, user: &str) -> Result<NewSession, StoreError> {
+    let id = random_token(32);
+    let csrf = random_token(24);
+    let now = now_unix();
+    store.connection().execute(
+        "INSERT INTO web_sessions (id_hash, username, csrf, created_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![hash_secret(&id), user, csrf, now],
+    )?;
+    Ok(NewSession { id, csrf })
+}
+
+/// The session's user, role and CSRF token, if it exists, has not idled
+/// out and its user still exists. Touches `last_seen` at most once a minute.
+pub fn lookup_session(
+    store: &mut Store,
+    id: &str,
+    idle_secs: i64,
+) -> Result<Option<(Caller, String)>, StoreError> {
+    let hash = hash_secret(id);
+    let now = now_unix();
+    let conn = store.connection();
+    let row: Option<(String, String, i64, String)> = conn
+        .query_row(
+            "SELECT s.username, s.csrf, s.last_seen, u.role FROM web_sessions s
+             JOIN users u ON u.name = s.username WHERE s.id_hash = ?1",
+            [&hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((user, csrf, last_seen, role)) = row else {
+        return Ok(None);
+    };
+    if now - last_seen > idle_secs {
+        conn.execute("DELETE FROM web_sessions WHERE id_hash = ?1", [&hash])?;
+        return Ok(None);
+    }
+    if now - last_seen >= 60 {
+        conn.execute(
+            "UPDATE web_sessions SET last_seen = ?2 WHERE id_hash = ?1",
+            params![hash, now],
+        )?;
+    }
+    let role = Role::parse(&role)?;
+    Ok(Some((
+        Caller {
+            user,
+            role,
+            via: Via::Session,
+        },
+        csrf,
+    )))
+}
+
+pub fn delete_session(store: &mut Store, id: &str) -> Result<(), StoreError> {
+    store.connection().execute(
+        "DELETE FROM web_sessions WHERE id_hash = ?1",
+        [hash_secret(id)],
+    )?;
+    Ok(())
+}
+
+/// Drops sessions idle for longer than allowed.
+pub fn expire_sessions(store: &mut Store, idle_secs: i64) -> Result<usize, StoreError> {
+    Ok(store.connection().execute(
+        "DELETE FROM web_sessions WHERE last_seen < ?1",
+        [now_unix() - idle_secs],
+    )?)
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub username: String,
+    pub role: String,
+    pub created_at: i64,
+    pub last_used: Option<i64>,
+}
+
+/// Creates an API token; the secret is returned once and stored hashed.
+pub fn create_token(
+    store: &mut Store,
+    name: &str,
+    user: &str,
+    role: Role,
+) -> Result<(TokenInfo, String), StoreError> {
+    let secret = format!("{TOKEN_PREFIX}{}", random_token(32));
+    let now = now_unix();
+    let conn = store.connection();
+    conn.execute(
+        "INSERT INTO web_tokens (name, hash, username, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![name, hash_secret(&secret), user, role.as_str(), now],
+    )?;
+    let id = conn.last_insert_rowid();
+    Ok((
+        TokenInfo {
+            id,
+            name: name.into(),
+            username: user.into(),
+            role: role.as_str().into(),
+            created_at: now,
+            last_used: None,
+        },
+        secret,
+    ))
+}
+
+pub fn list_tokens(store: &mut Store) -> Result<Vec<TokenInfo>, StoreError> {
+    let conn = store.connection();
+    let mut stmt = conn.prepare(
+        "SELECT id, name, username, role, created_at, last_used FROM web_tokens ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(TokenInfo {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            username: r.get(2)?,
+            role: r.get(3)?,
+            created_at: r.get(4)?,
+            last_used: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// `true` if a token was revoked.
+pub fn revoke_token(store: &mut Store, id: i64) -> Result<bool, StoreError> {
+    Ok(store
+        .connection()
+        .execute("DELETE FROM web_tokens WHERE id = ?1", [id])?
+        > 0)
+}
+
+/// The token's caller. Its role is the lower of the token's and its
+/// user's current role, so demoting a user demotes their tokens.
+pub fn lookup_token(store: &mut Store, secret: &str) -> Result<Option<Caller>, StoreError> {
+    if !secret.starts_with(TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    let hash = hash_secret(secret);
+    let conn = store.connection();
+    let row: Option<(i64, String, String, String, Option<i64>)> = conn
+        .query_row(
+            "SELECT t.id, t.username, t.role, u.role, t.last_used FROM web_tokens t
+             JOIN users u ON u.name = t.username WHERE t.hash = ?1",
+            [&hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((id, user, token_role, user_role, last_used)) = row else {
+        return Ok(None);
+    };
+    let now = now_unix();
+    if last_used.is_none_or(|t| now - t >= 60) {
+        conn.execute(
+            "UPDATE web_tokens SET last_used = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+    }
+    let role =
+        if Role::parse(&token_role)? == Role::Admin && Role::parse(&user_role)? == Role::Admin {
+            Role::Admin
+        } else {
+            Role::Viewer
+        };
+    Ok(Some(Caller {
+        user,
+        role,
+        via: Via::Token,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewers_only_read() {
+        assert!(role_allows(Role::Viewer, Need::Read));
+        assert!(!role_allows(Role::Viewer, Need::Admin));
+        assert!(role_allows(Role::Admin, Need::Admin));
+    }
+
+    #[test]
+    fn csrf_needed_only_for_cookie_writes() {
+        let s = "tok123";
+        assert!(csrf_ok("GET", Via::Session, None, None, s));
+        assert!(csrf_ok("POST", Via::Token, None, None, s));
+        assert!(!csrf_ok("POST", Via::Session, Some(s), None, s));
+        assert!(!csrf_ok("POST", Via::Session, None, Some(s), s));
+        assert!(!csrf_ok("DELETE", Via::Session, Some("x"), Some("x"), s));
+        assert!(!csrf_ok("PUT", Via::Session, Some(s), Some("tok124"), s));
+        assert!(!csrf_ok("POST", Via::Session, Some(""), Some(""), ""));
+        assert!(csrf_ok("PATCH", Via::Session, Some(s), Some(s), s));
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let h = "a=1; alpharen_session=xyz; alpharen_csrf=abc";
+        assert_eq!(cookie(h, SESSION_COOKIE), Some("xyz"));
+        assert_eq!(cookie(h, CSRF_COOKIE), Some("abc"));
+        assert_eq!(cookie(h, "b"), None);
+    }
+
+    #[test]
+    fn limiter_locks_after_max_failures_and_recovers() {
+        let mut l = RateLimiter::new(3, Duration::from_secs(60));
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(l.check("ip:1", t0).is_ok());
+            l.failure("ip:1", t0);
+        }
+        let wait = l.check("ip:1", t0 + Duration::from_secs(10)).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(50));
+        assert!(l.check("ip:2", t0).is_ok(), "other keys unaffected");
+        assert!(l.check("ip:1", t0 + Duration::from_secs(61)).is_ok());
+        l.failure("user:a", t0);
+        l.success("user:a");
+        assert!(l.failures.is_empty() || !l.failures.contains_key("user:a"));
+    }
+
+    #[test]
+    fn limiter_map_is_capped() {
+        let mut l = RateLimiter::new(3, Duration::from_secs(60));
+        l.cap = 10;
+        let t0 = Instant::now();
+        for i in 0..100 {
+            l.failure(&format!("ip:{i}"), t0);
+        }
+        assert!(l.failures.len() <= 10);
+        // Old entries are dropped to make room once they expire.
+        l.failure("ip:new", t0 + Duration::from_secs(61));
+        assert!(l.failures.contains_key("ip:new"));
+    }
+
+    #[test]
+    fn sessions_and_tokens_roundtrip_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.migrate_component("web", SCHEMA).unwrap();
+        s.add_user("admin", "correct horse", Role::Admin, "t")
+            .unwrap();
+        let sess = create_session(&mut s, "admin").unwrap();
+        let (caller, csrf) = lookup_session(&mut s, &sess.id, 3600).unwrap().unwrap();
+        assert_eq!(caller.user, "admin");
+        assert_eq!(csrf, sess.csrf);
+        assert!(lookup_session(&mut s, "nope", 3600).unwrap().is_none());
+        delete_session(&mut s, &sess.id).unwrap();
+        assert!(lookup_session(&mut s, &sess.id, 3600).unwrap().is_none());
+
+        let (info, secret) = create_token(&mut s, "ci", "admin", Role::Viewer).unwrap();
+        let stored: String = s
+            .connection()
+            .query_row("SELECT hash FROM web_tokens", [], |r| r.get(0))
+            .unwrap();
+        assert_ne!(stored, secret, "tokens are stored hashed");
+        let c = lookup_token(&mut s, &secret).unwrap().unwrap();
+        assert_eq!(c.role, Role::Viewer);
+        assert!(revoke_token(&mut s, info.id).unwrap());
+        assert!(lookup_token(&mut s, &secret).unwrap().is_none());
+    }
+}

@@ -1,0 +1,273 @@
+//! The web service: the node's HTTPS front. It serves the admin console
+//! (static assets embedded in the binary), the REST API under `/api/v1/`
+//! that maps the supervisor's control methods, and the first-boot setup
+//! wizard; a plain-HTTP listener only redirects to HTTPS.
+//!
+//! It never writes configuration or users itself: every change goes
+//! through the control socket (`<state>/run/control.sock`). It opens the
+//! store only to check passwords and to keep its own tables (console
+//! sessions and API tokens, stored hashed). It depends on no other
+//! service's crate.
+
+pub mod api;
+pub mod auth;
+mod console;
+pub mod control;
+pub mod error;
+pub mod tls;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alpharen_store::Store;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+use crate::auth::RateLimiter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] alpharen_store::StoreError),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+/// Failed logins allowed per user / per client address in `LOGIN_WINDOW`.
+const LOGIN_MAX_PER_USER: usize = 5;
+const LOGIN_MAX_PER_IP: usize = 20;
+const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// How long in-flight requests get after SIGTERM (the supervisor kills at 10 s).
+const DRAIN: Duration = Duration::from_secs(8);
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Shared by every request.
+pub struct App {
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    pub db: Mutex<Store>,
+    pub user_limiter: Mutex<RateLimiter>,
+    pub ip_limiter: Mutex<RateLimiter>,
+    pub idle_secs: AtomicI64,
+}
+
+impl App {
+    pub fn new(state_dir: &Path) -> Result<App, Error> {
+        let mut store = Store::open(state_dir)?;
+        store.migrate_component("web", auth::SCHEMA)?;
+        let web = store.current_config()?.web;
+        Ok(App {
+            state_dir: state_dir.to_path_buf(),
+            socket: state_dir.join("run").join("control.sock"),
+            db: Mutex::new(store),
+            user_limiter: Mutex::new(RateLimiter::new(LOGIN_MAX_PER_USER, LOGIN_WINDOW)),
+            ip_limiter: Mutex::new(RateLimiter::new(LOGIN_MAX_PER_IP, LOGIN_WINDOW)),
+            idle_secs: AtomicI64::new(i64::from(web.session_idle_minutes) * 60),
+        })
+    }
+
+    pub fn idle_secs(&self) -> i64 {
+        self.idle_secs.load(Ordering::Relaxed)
+    }
+}
+
+/// The client's address, attached to each request by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// Listening addresses for a config and mode.
+fn ports(web: &alpharen_store::config::Web, dev: bool) -> (SocketAddr, Option<SocketAddr>) {
+    let ip: IpAddr = if dev {
+        Ipv4Addr::LOCALHOST.into()
+    } else {
+        Ipv4Addr::UNSPECIFIED.into()
+    };
+    let https = web.https_port.unwrap_or(if dev { 8443 } else { 443 });
+    let http = web.http_port.unwrap_or(if dev { 8080 } else { 80 });
+    (
+        SocketAddr::new(ip, https),
+        web.http_redirect.then_some(SocketAddr::new(ip, http)),
+    )
+}
+
+pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io("tokio runtime".into(), e))?;
+    rt.block_on(run(state_dir, dev))
+}
+
+struct Listeners {
+    addrs: (SocketAddr, Option<SocketAddr>),
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Listeners {
+    fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
+    let app = Arc::new(App::new(state_dir)?);
+    let config = app
+        .db
+        .lock()
+        .map_err(|_| Error::Tls("lock".into()))?
+        .current_config()?;
+    let ck = tls::choose(state_dir, &config.web, &config.node.hostname)?;
+    tracing::info!(fingerprint = %tls::fingerprint(&ck), "TLS certificate (SHA-256)");
+    let resolver = Arc::new(tls::Resolver::new(ck));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())?));
+    let router = api::router(app.clone());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let shared = Arc::new(Shared {
+        acceptor,
+        router,
+        graceful: Mutex::new(Some(graceful)),
+    });
+    let mut listeners = start(&shared, ports(&config.web, dev)).await?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::Io("SIGTERM".into(), e))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::Io("SIGHUP".into(), e))?;
+    let mut sweep = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                if let Err(e) = reload(&app, &resolver, &shared, &mut listeners, dev).await {
+                    tracing::error!(error = %e, "reload failed; keeping the previous settings");
+                }
+            }
+            _ = sweep.tick() => {
+                if let Ok(mut db) = app.db.lock() {
+                    let _ = auth::expire_sessions(&mut db, app.idle_secs());
+                }
+            }
+        }
+    }
+    tracing::info!("stopping: draining connections");
+    listeners.stop();
+    let graceful = shared.graceful.lock().ok().and_then(|mut g| g.take());
+    if let Some(g) = graceful {
+        let _ = tokio::time::timeout(DRAIN, g.shutdown()).await;
+    }
+    Ok(())
+}
+
+/// SIGHUP: re-read `[web]` and `[node]`; swap the certificate, rebind if
+/// the ports changed.
+async fn reload(
+    app: &Arc<App>,
+    resolver: &tls::Resolver,
+    shared: &Arc<Shared>,
+    listeners: &mut Listeners,
+    dev: bool,
+) -> Result<(), Error> {
+    let config = Store::open(&app.state_dir)?.current_config()?;
+    app.idle_secs.store(
+        i64::from(config.web.session_idle_minutes) * 60,
+        Ordering::Relaxed,
+    );
+    let ck = tls::choose(&app.state_dir, &config.web, &config.node.hostname)?;
+    tracing::info!(fingerprint = %tls::fingerprint(&ck), "reloaded; TLS certificate (SHA-256)");
+    resolver.set(ck);
+    let addrs = ports(&config.web, dev);
+    if addrs != listeners.addrs {
+        listeners.stop();
+        *listeners = start(shared, addrs).await?;
+    }
+    Ok(())
+}
+
+struct Shared {
+    acceptor: tokio_rustls::TlsAcceptor,
+    router: Router,
+    graceful: Mutex<Option<hyper_util::server::graceful::GracefulShutdown>>,
+}
+
+async fn start(
+    shared: &Arc<Shared>,
+    addrs: (SocketAddr, Option<SocketAddr>),
+) -> Result<Listeners, Error> {
+    let https = TcpListener::bind(addrs.0)
+        .await
+        .map_err(|e| Error::Bind(addrs.0, e))?;
+    tracing::info!(addr = %addrs.0, "HTTPS listening");
+    let mut tasks = vec![tokio::spawn(accept_https(https, shared.clone()))];
+    if let Some(a) = addrs.1 {
+        let http = TcpListener::bind(a).await.map_err(|e| Error::Bind(a, e))?;
+        tracing::info!(addr = %a, "HTTP redirect listening");
+        let https_port = addrs.0.port();
+        tasks.push(tokio::spawn(async move {
+            let app = api::redirect_router(https_port);
+            if let Err(e) = axum::serve(http, app).await {
+                tracing::error!(error = %e, "HTTP listener stopped");
+            }
+        }));
+    }
+    Ok(Listeners { addrs, tasks })
+}
+
+async fn accept_https(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let watcher = match shared.graceful.lock() {
+            Ok(g) => match g.as_ref() {
+                Some(g) => g.watcher(),
+                None => return,
+            },
+            Err(_) => return,
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, shared.acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let ip = ClientIp(peer.ip());
+            let svc = shared.router.clone().map_request(
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ip);
+                    req
+                },
+            );
+            let svc = hyper_util::service::TowerToHyperService::new(svc);
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(peer = %peer, error = %e, "connection ended");
+            }
+        });
+    }
+}

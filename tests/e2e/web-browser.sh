@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The console in headless Chromium (Playwright driving Debian's chromium):
+# setup, login, config change, history, diff, rollback, risky change, confirm.
+. "$(dirname "$0")/../lib.sh"
+[ -x /usr/bin/chromium ] || fail "needs /usr/bin/chromium (scripts/deps.sh)"
+command -v npm >/dev/null || fail "needs node and npm"
+DIR=$ROOT/tests/browser
+if [ ! -d "$DIR/node_modules/playwright-core" ]; then
+  (cd "$DIR" && timeout 300 npm install --no-audit --no-fund --silent) || fail "npm install playwright-core"
+fi
+STATE=$(mktemp -d /tmp/alpharen-webui.XXXXXX)
+on_exit "rm -rf $STATE"
+start_node "$STATE"
+wait_for 20 curl -skf https://127.0.0.1:8443/api/v1/health || fail "web did not come up"
+TEST_OUT=$OUT timeout 180 node "$DIR/console.mjs" https://127.0.0.1:8443 "$(cat "$STATE/setup-code")" || fail "console test (screenshots in $OUT)"
+pass "console walk-through; screenshots in $OUT"

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Web service end to end: HTTPS API of a `alpharen run --dev` node with curl.
+# Setup (wrong code, right code, again), login, CSRF, roles, tokens,
+# unauthenticated access on every OpenAPI path, bad bodies, config
+# history/diff/rollback, risky change confirm, login rate limit, logs SSE,
+# backup, HTTP redirect.
+. "$(dirname "$0")/../lib.sh"
+command -v curl >/dev/null && command -v jq >/dev/null || fail "needs curl and jq (scripts/deps.sh)"
+STATE=$(mktemp -d /tmp/alpharen-web.XXXXXX)
+on_exit "rm -rf $STATE"
+start_node "$STATE"
+BASE=https://127.0.0.1:8443
+wait_for 20 curl -skf "$BASE/api/v1/health" || { cat "$STATE/console.log"; fail "web did not come up"; }
+pass "health answers over HTTPS"
+
+JAR=$STATE/cookies VJAR=$STATE/vcookies
+# req METHOD PATH [BODY [CURL ARGS...]]: sets CODE and BODY.
+req() {
+  local m=$1 p=$2 d=${3-}
+  shift $(($# < 3 ? $# : 3))
+  local args=(-sk -o "$STATE/body" -w '%{http_code}' -X "$m" "$BASE$p")
+  [ -n "$d" ] && args+=(-H 'content-type: application/json' --data-binary "$d")
+  CODE=$(curl "${args[@]}" "$@") || CODE=000
+  BODY=$(cat "$STATE/body" 2>/dev/null || true)
+}
+expect() { # expect CODE what
+  [ "$CODE" = "$1" ] || fail "$2: got HTTP $CODE, want $1: $BODY"
+  pass "$2 ($CODE)"
+}
+as_admin() { req "$1" "$2" "${3-}" -b "$JAR" -H "x-csrf-token: $CSRF" "${@:4}"; }
+as_viewer() { req "$1" "$2" "${3-}" -b "$VJAR" -H "x-csrf-token: $VCSRF"; }
+
+# --- first boot
+req GET /api/v1/setup
+expect 200 "setup status"
+[ "$(jq -r .required <<<"$BODY")" = true ] || fail "setup should be required"
+req GET /api/v1/status
+expect 401 "status before setup refused"
+req POST /api/v1/setup '{"code":"WRONG-CODE-0000","admin_password":"correct horse","hostname":"node1"}'
+expect 403 "wrong setup code"
+[ "$(jq -r .code <<<"$BODY")" = wrong_setup_code ] || fail "code field: $BODY"
+req POST /api/v1/setup '{"code": "x", '
+expect 400 "malformed JSON"
+grep -q "malformed_json" <<<"$BODY" || fail "no clear code: $BODY"
+CODE=$(curl -sk -o "$STATE/body" -w '%{http_code}' -H 'content-type: text/plain' --data '{"code":"x"}' "$BASE/api/v1/setup"); BODY=$(cat "$STATE/body")
+expect 415 "wrong content type"
+head -c 2000000 /dev/zero | tr '\0' 'a' | sed 's/^/{"code":"/; s/$/"}/' >"$STATE/big.json"
+CODE=$(curl -sk -o "$STATE/body" -w '%{http_code}' -X POST -H 'content-type: application/json' --data-binary @"$STATE/big.json" "$BASE/api/v1/setup"); BODY=$(cat "$STATE/body")
+expect 413 "oversized body"
+req POST /api/v1/setup '{"code":"x","admin_password":"correct horse","hostname":"node1","bogus":1}'
+expect 422 "unknown field in setup"
+CODE_TEXT=$(cat "$STATE/setup-code")
+req POST /api/v1/setup "{\"code\":\"$CODE_TEXT\",\"admin_password\":\"correct horse\",\"hostname\":\"node1\"}"
+expect 200 "setup with the right code"
+req POST /api/v1/setup "{\"code\":\"$CODE_TEXT\",\"admin_password\":\"correct horse\",\"hostname\":\"node1\"}"
+expect 409 "setup again"
+req GET /api/v1/setup
+[ "$(jq -r .required <<<"$BODY")" = false ] || fail "setup still required"
+
+# --- login
+req POST /api/v1/session '{"username":"admin","password":"wrong horse"}'
+expect 401 "wrong password"
+req POST /api/v1/session '{"username":"admin","password":"correct horse"}' -c "$JAR"
+expect 200 "login"
+CSRF=$(jq -r .csrf <<<"$BODY")
+grep -q "alpharen_session" "$JAR" || fail "no session cookie"
+curl -sk -D - -o /dev/null -H 'content-type: application/json' --data '{"username":"admin","password":"correct horse"}' "$BASE/api/v1/session" \
+  | grep -i '^set-cookie: alpharen_session' | grep -qi 'HttpOnly; Secure; SameSite=Strict' || fail "session cookie flags"
+pass "session cookie is HttpOnly, Secure, SameSite=Strict"
+as_admin GET /api/v1/status
+expect 200 "status as admin"
+[ "$(jq -r .hostname <<<"$BODY")" = node1 ] || fail "hostname: $BODY"
+
+# --- every OpenAPI path refuses the unauthenticated
+as_admin GET /api/v1/openapi.json
+expect 200 "openapi document"
+[ "$(jq -r .openapi <<<"$BODY" | cut -c1-3)" = 3.1 ] || fail "not OpenAPI 3.1"
+echo "$BODY" >"$STATE/openapi.json"
+n=0
+while read -r method path; do
+  case "$method $path" in
+    "get /api/v1/health"|"get /api/v1/setup"|"post /api/v1/setup"|"post /api/v1/session") continue ;;
+  esac
+  p=${path//\{name\}/nobody}; p=${p//\{id\}/1}
+  req "${method^^}" "$p" '{}'
+  [ "$CODE" = 401 ] || fail "unauthenticated ${method^^} $p: HTTP $CODE $BODY"
+  req "${method^^}" "$p" '{}' -H 'authorization: Bearer art_forged'
+  [ "$CODE" = 401 ] || fail "forged token ${method^^} $p: HTTP $CODE"
+  n=$((n + 1))
+done < <(jq -r '.paths | to_entries[] | .key as $p | .value | keys[] | "\(.) \($p)"' "$STATE/openapi.json")
+[ "$n" -ge 20 ] || fail "only $n operations walked"
+pass "all $n protected operations refuse no auth and forged tokens (401)"
+
+# --- CSRF
+req PATCH /api/v1/config '{"path":"node.confirm_timeout","value":300}' -b "$JAR"
+expect 403 "cookie write without CSRF header"
+[ "$(jq -r .code <<<"$BODY")" = csrf ] || fail "csrf code: $BODY"
+req PATCH /api/v1/config '{"path":"node.confirm_timeout","value":300}' -b "$JAR" -H "x-csrf-token: nope"
+expect 403 "cookie write with wrong CSRF header"
+
+# --- config change, history, diff, rollback
+as_admin GET /api/v1/config
+BEFORE=$(jq -r .revision <<<"$BODY")
+as_admin PATCH /api/v1/config '{"path":"node.confirm_timeout","value":300,"comment":"longer"}'
+expect 200 "config change"
+AFTER=$(jq -r .revision.id <<<"$BODY")
+as_admin PATCH /api/v1/config '{"path":"node.confirm_timeout","value":0}'
+expect 422 "invalid value"
+[ "$(jq -r '.details[0].path' <<<"$BODY")" = node.confirm_timeout ] || fail "problem path: $BODY"
+as_admin GET "/api/v1/config/history?limit=5"
+expect 200 "history"
+jq -e ".revisions[] | select(.id == $AFTER and .author == \"admin\")" <<<"$BODY" >/dev/null || fail "revision $AFTER by admin not in history: $BODY"
+as_admin GET "/api/v1/config/diff?a=$BEFORE&b=$AFTER"
+expect 200 "diff"
+grep -q confirm_timeout <<<"$BODY" || fail "diff lacks the change: $BODY"
+as_admin GET "/api/v1/config/diff?a=$BEFORE&b=9999"
+expect 404 "diff with unknown revision"
+as_admin GET "/api/v1/config/diff?a=x"
+expect 400 "diff with bad query"
+as_admin POST /api/v1/config/rollback "{\"revision\":$BEFORE}"
+expect 200 "rollback"
+as_admin GET "/api/v1/config?section=node"
+[ "$(jq -r .config.confirm_timeout <<<"$BODY")" = 120 ] || fail "rollback did not restore: $BODY"
+as_admin GET /api/v1/config/schema
+expect 200 "config JSON schema"
+jq -e '.properties.web and .properties.node' <<<"$BODY" >/dev/null || fail "schema lacks sections"
+
+# --- risky change: pending, then confirm
+as_admin PATCH /api/v1/config '{"path":"web.session_idle_minutes","value":90}'
+expect 200 "risky change"
+jq -e '.pending.deadline' <<<"$BODY" >/dev/null || fail "risky change not pending: $BODY"
+as_admin GET /api/v1/status
+jq -e '.pending' <<<"$BODY" >/dev/null || fail "status does not show pending"
+as_admin POST /api/v1/config/confirm
+expect 200 "confirm"
+as_admin POST /api/v1/config/confirm
+expect 409 "confirm with nothing pending"
+
+# --- viewer is read-only
+as_admin POST /api/v1/users '{"name":"viewer1","password":"viewer pass","role":"viewer"}'
+expect 200 "add viewer"
+as_admin POST /api/v1/users '{"name":"viewer1","password":"viewer pass"}'
+expect 409 "add same user again"
+as_admin POST /api/v1/users '{"name":"x","password":"short"}'
+expect 422 "short password"
+req POST /api/v1/session '{"username":"viewer1","password":"viewer pass"}' -c "$VJAR"
+expect 200 "viewer login"
+VCSRF=$(jq -r .csrf <<<"$BODY")
+as_viewer GET /api/v1/config
+expect 200 "viewer reads config"
+as_viewer PATCH /api/v1/config '{"path":"node.confirm_timeout","value":300}'
+expect 403 "viewer cannot change config"
+as_viewer POST /api/v1/config/rollback '{"revision":1}'
+expect 403 "viewer cannot roll back"
+as_viewer POST /api/v1/tokens '{"name":"v"}'
+expect 403 "viewer cannot make tokens"
+as_viewer GET /api/v1/backup
+expect 403 "viewer cannot download backups"
+
+# --- API tokens
+as_admin POST /api/v1/tokens '{"name":"ci","role":"admin"}'
+expect 200 "create token"
+TOKEN=$(jq -r .secret <<<"$BODY"); TID=$(jq -r .token.id <<<"$BODY")
+as_admin GET /api/v1/tokens
+grep -q "$TOKEN" <<<"$BODY" && fail "token secret listed"
+req PATCH /api/v1/config '{"path":"node.timezone","value":"Europe/Berlin"}' -H "authorization: Bearer $TOKEN"
+expect 200 "bearer token writes without CSRF"
+as_admin POST /api/v1/tokens '{"name":"ro"}'
+RO=$(jq -r .secret <<<"$BODY")
+req PATCH /api/v1/config '{"path":"node.timezone","value":"UTC"}' -H "authorization: Bearer $RO"
+expect 403 "viewer token cannot write"
+as_admin DELETE "/api/v1/tokens/$TID"
+expect 200 "revoke token"
+req GET /api/v1/status '' -H "authorization: Bearer $TOKEN"
+expect 401 "revoked token refused"
+
+# --- logs, backup
+as_admin GET "/api/v1/logs?lines=5"
+expect 200 "logs"
+curl -sk -N --max-time 3 -b "$JAR" "$BASE/api/v1/logs?follow=true&lines=3" >"$STATE/sse" || true
+grep -q '^event: line' "$STATE/sse" || fail "no SSE lines: $(head -c 300 "$STATE/sse")"
+pass "logs follow streams server-sent events"
+as_admin GET /api/v1/backup
+expect 200 "backup download"
+cp "$STATE/body" "$STATE/backup.json"
+CODE=$(curl -sk -o "$STATE/body" -w '%{http_code}' -b "$JAR" -H "x-csrf-token: $CSRF" -H 'content-type: application/json' --data-binary @"$STATE/backup.json" "$BASE/api/v1/backup/restore"); BODY=$(cat "$STATE/body")
+expect 200 "backup restore"
+as_admin POST /api/v1/backup/restore '{"nope":1}'
+expect 422 "bad backup"
+
+# --- login rate limit (per user)
+for i in 1 2 3 4 5; do req POST /api/v1/session '{"username":"viewer1","password":"bad pass 1"}'; done
+req POST /api/v1/session '{"username":"viewer1","password":"viewer pass"}'
+expect 429 "login rate limited after 5 failures"
+curl -sk -D - -o /dev/null -H 'content-type: application/json' --data '{"username":"viewer1","password":"x"}' "$BASE/api/v1/session" | grep -qi '^retry-after:' || fail "no Retry-After"
+
+# --- logout, unknown route, redirect
+as_admin GET /api/v1/nope
+expect 404 "unknown API route"
+as_admin DELETE /api/v1/session
+expect 200 "logout"
+as_admin GET /api/v1/status
+expect 401 "session gone after logout"
+LOC=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:8080/api/v1/health?x=1")
+[ "$LOC" = "308 https://127.0.0.1:8443/api/v1/health?x=1" ] || fail "redirect: $LOC"
+pass "HTTP redirects to HTTPS"
+curl -sk "$BASE/" | grep -q '<script type="module"' || fail "console not served"
+pass "console served"
+echo "web e2e: all passed"
