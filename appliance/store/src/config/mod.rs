@@ -16,7 +16,7 @@ use serde_json::Value;
 pub use dpx::{DnsRecord, Dpx};
 pub use integrator::{Channel, Integrator, SecurityDef};
 pub use mail::{Mail, Relay, RelayMode, RelayTls};
-pub use network::{Interface, Network};
+pub use network::{Dns, Interface, Network, Route, Time, Vlan, in_subnet, parse_cidr, parse_dest};
 pub use node::{ExtraService, Node, RestartMode};
 pub use path::KeyPath;
 pub use simple::{Pgha, Ssh, Vpn, Web};
