@@ -120,6 +120,14 @@ fn main() -> Result<()> {
             dev,
             config,
         } => supervise(state_dir, dev, config, false),
+        Cmd::Serve {
+            name,
+            state_dir,
+            dev,
+        } if name == "net" => {
+            logging();
+            alpharen_net::serve(&state_dir, dev).context("the net service failed")
+        }
         Cmd::Serve { name, .. } => {
             logging();
             bail!("there is no built-in service {name:?} in this firmware")

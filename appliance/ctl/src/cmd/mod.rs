@@ -3,6 +3,7 @@
 
 mod backup;
 mod config;
+mod net;
 mod system;
 mod user;
 
@@ -31,6 +32,8 @@ pub enum Command {
     /// Backup of configuration, users and secrets in one file.
     #[command(subcommand)]
     Backup(backup::BackupCmd),
+    /// Network: links, addresses with origin, routes, DHCP leases, DNS, time.
+    Net,
     /// Reboot the node.
     Reboot,
     /// Power the node off (stops the supervisor in development mode).
@@ -49,6 +52,7 @@ impl Command {
             Command::Config(c) => c.run(client, out),
             Command::User(u) => u.run(client, out),
             Command::Backup(b) => b.run(client, out),
+            Command::Net => net::status(client, out),
             Command::Reboot => system::stop(client, out, "system.reboot"),
             Command::Poweroff => system::stop(client, out, "system.poweroff"),
             Command::Version => {
