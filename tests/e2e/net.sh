@@ -27,7 +27,7 @@ if inN ip link add link eth1 name vtest type vlan id 4000 2>/dev/null; then inN 
 inN ip addr add 10.88.0.99/24 dev eth1
 
 start_dnsmasq() {
-  inP dnsmasq --no-daemon --no-ping --port=0 --interface=p0 --bind-interfaces \
+  ip netns exec $P dnsmasq --no-daemon --no-ping --port=0 --interface=p0 --bind-interfaces \
     --dhcp-range=10.77.0.100,10.77.0.150,2m --dhcp-leasefile="$T/leases" \
     --dhcp-option=option:router,10.77.0.1 --dhcp-option=option:dns-server,10.77.0.53 \
     --dhcp-option=option:mtu,1400 --dhcp-option=option:domain-name,example.test \
@@ -45,7 +45,7 @@ cmdport 0
 pidfile $T/chronyd.pid
 EOC
 # -x: never touch the (shared) system clock
-inP chronyd -x -d -f "$T/chrony.conf" >"$T/chronyd.log" 2>&1 &
+ip netns exec $P chronyd -x -d -f "$T/chrony.conf" >"$T/chronyd.log" 2>&1 &
 CHRONY_PID=$!
 on_exit "kill $CHRONY_PID 2>/dev/null"
 
@@ -75,7 +75,7 @@ servers = ["10.77.0.1"]
 EOC
 CLOCK_BEFORE=$(date +%s)
 mkdir -p "$STATE"
-inN "$ALPHAREN" run --state-dir "$STATE" --dev --config "$T/seed.toml" >"$STATE/console.log" 2>&1 &
+ip netns exec $N "$ALPHAREN" run --state-dir "$STATE" --dev --config "$T/seed.toml" >"$STATE/console.log" 2>&1 &
 NODE_PID=$!
 on_exit "kill $NODE_PID 2>/dev/null; wait $NODE_PID 2>/dev/null"
 wait_for 20 ctl status || { cat "$STATE/console.log"; fail "node did not start"; }
@@ -84,7 +84,7 @@ pass "node runs in namespace $N"
 st() { ctl --json net; }
 jqnet() { st | jq -e "$1" >/dev/null; }
 has_addr() { inN ip -o addr show dev "$1" | grep -q " $2 "; }
-dump() { { echo "--- console"; tail -40 "$STATE/console.log"; echo "--- dnsmasq"; tail -20 "$T/dnsmasq.log"; inN ip addr; inN ip route; } >&2; }
+dump() { { echo "--- net log"; tail -30 "$STATE/log/net.log"; echo "--- dnsmasq"; tail -8 "$T/dnsmasq.log"; inN ip addr; inN ip route; } >&2 || true; }
 
 # DHCP: address, default route, MTU, resolver
 wait_for 30 bash -c "ip netns exec $N ip -o -4 addr show dev eth0 | grep -q 'inet 10.77.0.1[0-9][0-9]/24'" || { dump; fail "no DHCP address on eth0"; }
@@ -109,12 +109,12 @@ if [ $VLAN_OK = 1 ]; then
 else
   echo "skip: this kernel has no 802.1Q support; VLAN creation not checked"
 fi
-has_addr eth1 10.88.0.99/24 || fail "foreign address was removed"
+has_addr eth1 10.88.0.99/24 || { dump; fail "foreign address was removed"; }
 pass "static addresses, route, VLAN; foreign address untouched"
 
 # Missing link reported, then configured when it appears
 wait_for 5 jqnet '.missing | index("eth2")' || fail "eth2 not reported missing"
-ctl net | grep -q "MISSING .*eth2" || fail "ctl net does not show the missing link"
+ctl net >"$T/net.txt"; grep -q "MISSING .*eth2" "$T/net.txt" || fail "ctl net does not show the missing link"
 inN ip link add eth2 type veth peer name eth2p
 wait_for 10 has_addr eth2 10.66.0.5/24 || { dump; fail "eth2 not configured after it appeared"; }
 pass "missing eth2 reported, configured once it appeared"
@@ -124,7 +124,7 @@ wait_for 15 jqnet '.time.last.offset != null' || { st | jq .time >&2; fail "no S
 st | jq -e '.time.set_clock == false and .time.clock_stepped == false and .time.last.stratum >= 8' >/dev/null || { st | jq .time >&2; fail "time status wrong"; }
 NOW=$(date +%s); [ $((NOW - CLOCK_BEFORE)) -ge 0 ] && [ $((NOW - CLOCK_BEFORE)) -lt 300 ] || fail "host clock moved"
 pass "SNTP offset $(st | jq .time.last.offset) s from chrony, clock untouched"
-ctl net | grep -q "lease     $LEASED on eth0" || { ctl net; fail "ctl net does not show the lease"; }
+ctl net >"$T/net.txt"; grep -q "lease     $LEASED on eth0" "$T/net.txt" || { cat "$T/net.txt"; fail "ctl net does not show the lease"; }
 pass "ctl net renders links, lease, dns, time"
 
 # Reapply (SIGHUP with the same config) changes nothing

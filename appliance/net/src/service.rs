@@ -37,6 +37,8 @@ struct Svc {
     tx: mpsc::Sender<Report>,
     shared: Arc<Mutex<Shared>>,
     missing: Vec<String>,
+    /// VLANs the kernel refused; retried on the slow tick, not on every event.
+    failed_vlans: Vec<String>,
 }
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -89,10 +91,18 @@ impl Svc {
             let leases = &self.leases;
             let input = |name: &str| leases.get(name).map(Held::input);
             for action in plan::diff(&self.net, &actual, &input) {
+                let vlan = match &action {
+                    plan::Action::CreateVlan { name, .. } => Some(name.clone()),
+                    _ => None,
+                };
+                if vlan.as_ref().is_some_and(|v| self.failed_vlans.contains(v)) {
+                    continue;
+                }
                 tracing::info!(action = ?action, "apply");
                 if let Err(e) = netlink::apply(&self.handle, &action).await {
                     tracing::warn!(action = ?action, error = %e, "netlink change failed");
                     last_error = Some(format!("{action:?}: {e}"));
+                    self.failed_vlans.extend(vlan);
                 }
             }
             self.accept_ra(&actual);
@@ -403,6 +413,7 @@ pub async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
         tx,
         shared: shared.clone(),
         missing: Vec::new(),
+        failed_vlans: Vec::new(),
     };
     svc.load()?;
     let listener = bind(&state_dir)?;
@@ -428,6 +439,7 @@ pub async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
                 if let Err(e) = svc.load() {
                     tracing::warn!(error = %e, "cannot reload config; keeping the current one");
                 }
+                svc.failed_vlans.clear();
                 svc.reconcile().await;
                 svc.sntp();
             }
@@ -443,6 +455,8 @@ pub async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
             Some(r) = rx.recv() => {
                 if svc.on_report(r) {
                     svc.reconcile().await;
+                    // A new or renewed lease may be what makes the time servers reachable.
+                    svc.sntp();
                 }
             }
             _ = tokio::time::sleep_until(next_expiry.unwrap_or(Instant::now() + far)), if next_expiry.is_some() => {
@@ -451,7 +465,10 @@ pub async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
                 }
             }
             _ = sntp_tick.tick() => svc.sntp(),
-            _ = resync.tick() => svc.reconcile().await,
+            _ = resync.tick() => {
+                svc.failed_vlans.clear();
+                svc.reconcile().await;
+            }
         }
     }
     tracing::info!("SIGTERM: releasing leases and stopping");
