@@ -128,7 +128,7 @@ ctl net >"$T/net.txt"; grep -q "lease     $LEASED on eth0" "$T/net.txt" || { cat
 pass "ctl net renders links, lease, dns, time"
 
 # Reapply (SIGHUP with the same config) changes nothing
-snap() { inN ip -o addr; inN ip route; inN ip -6 route; inN ip -o link | sed 's/ state [A-Z]*//'; }
+snap() { inN ip -o addr | sed "s/ tentative//; s/ dadfailed//"; inN ip route; inN ip -6 route; inN ip -o link | sed 's/ state [A-Z]*//'; }
 BEFORE=$(snap)
 APPLIES=$(grep -c "INFO.*apply action" "$STATE/console.log" || true)
 NETPID=$(ctl --json services | jq -r '.[] | select(.name=="net") | .pid')

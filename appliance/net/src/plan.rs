@@ -159,8 +159,11 @@ fn owned(proto: u8) -> bool {
     proto == PROTO_STATIC || proto == PROTO_DHCP
 }
 
+/// Addresses and routes, each with the protocol number that marks it ours.
+type Wanted = (Vec<(Addr, u8)>, Vec<(RouteKey, u8)>);
+
 /// Static addresses and routes of one entry, with our protocol numbers.
-fn wanted(iface: &Interface, lease: Option<&LeaseInput>) -> (Vec<(Addr, u8)>, Vec<(RouteKey, u8)>) {
+fn wanted(iface: &Interface, lease: Option<&LeaseInput>) -> Wanted {
     let mut addrs: Vec<(Addr, u8)> = iface
         .addresses
         .iter()
