@@ -83,14 +83,14 @@ pass "node runs in namespace $N"
 
 st() { ctl --json net; }
 jqnet() { st | jq -e "$1" >/dev/null; }
-has_addr() { inN ip -o addr show dev "$1" | grep -q " $2 "; }
+has_addr() { inN ip -o addr show dev "$1" | grep -c >/dev/null " $2 "; }
 dump() { { echo "--- net log"; tail -30 "$STATE/log/net.log"; echo "--- dnsmasq"; tail -8 "$T/dnsmasq.log"; inN ip addr; inN ip route; } >&2 || true; }
 
 # DHCP: address, default route, MTU, resolver
-wait_for 30 bash -c "ip netns exec $N ip -o -4 addr show dev eth0 | grep -q 'inet 10.77.0.1[0-9][0-9]/24'" || { dump; fail "no DHCP address on eth0"; }
+wait_for 30 bash -c "ip netns exec $N ip -o -4 addr show dev eth0 | grep -c >/dev/null 'inet 10.77.0.1[0-9][0-9]/24'" || { dump; fail "no DHCP address on eth0"; }
 LEASED=$(inN ip -o -4 addr show dev eth0 | awk '{print $4}')
 pass "DHCP address $LEASED on eth0"
-wait_for 5 bash -c "ip netns exec $N ip route show default | grep -q 'via 10.77.0.1 dev eth0'" || { dump; fail "no DHCP default route"; }
+wait_for 5 bash -c "ip netns exec $N ip route show default | grep -c >/dev/null 'via 10.77.0.1 dev eth0'" || { dump; fail "no DHCP default route"; }
 pass "default route via 10.77.0.1"
 [ "$(inN cat /sys/class/net/eth0/mtu)" = 1400 ] || fail "MTU from DHCP not applied"
 pass "MTU 1400 from DHCP"
@@ -102,10 +102,10 @@ pass "hostname sent"
 
 # Static: two addresses, a route, a VLAN; the foreign address survives
 has_addr eth1 10.88.0.5/24 && has_addr eth1 fd00:88::5/64 || { dump; fail "static addresses missing"; }
-inN ip route show 198.51.100.0/24 | grep -q "via 10.88.0.1 dev eth1 .*metric 50" || { dump; fail "static route missing"; }
+inN ip route show 198.51.100.0/24 | grep -c >/dev/null "via 10.88.0.1 dev eth1 .*metric 50" || { dump; fail "static route missing"; }
 if [ $VLAN_OK = 1 ]; then
   wait_for 10 has_addr eth1.10 10.99.0.5/24 || { dump; fail "VLAN eth1.10 not configured"; }
-  inN ip -d link show eth1.10 | grep -q "vlan protocol 802.1Q id 10" || fail "eth1.10 is not VLAN 10"
+  inN ip -d link show eth1.10 | grep -c >/dev/null "vlan protocol 802.1Q id 10" || fail "eth1.10 is not VLAN 10"
 else
   echo "skip: this kernel has no 802.1Q support; VLAN creation not checked"
 fi
@@ -141,9 +141,9 @@ pass "reapply changes nothing"
 
 # Removing one address removes only that one
 sed 's|addresses = \["10.88.0.5/24", "fd00:88::5/64"\]|addresses = ["10.88.0.5/24"]|' "$T/seed.toml" >"$T/less.toml"
-ctl config apply "$T/less.toml" >/dev/null
+ctl config apply --file "$T/less.toml" >/dev/null
 ctl config confirm >/dev/null
-wait_for 10 bash -c "! ip netns exec $N ip -o addr show dev eth1 | grep -q fd00:88::5/64" || fail "removed address still there"
+wait_for 10 bash -c "! ip netns exec $N ip -o addr show dev eth1 | grep -c >/dev/null fd00:88::5/64" || fail "removed address still there"
 has_addr eth1 10.88.0.5/24 && has_addr eth1 10.88.0.99/24 && has_addr eth0 "$LEASED" || fail "other addresses touched"
 pass "removing one address removes only that one"
 
@@ -162,7 +162,7 @@ id = 10
 link = "eth1"
 name = "v10"
 EOC
-if ctl config apply "$T/bad.toml" >"$T/bad.out" 2>&1; then fail "bad config accepted"; fi
+if ctl config apply --file "$T/bad.toml" >"$T/bad.out" 2>&1; then fail "bad config accepted"; fi
 for p in 'network.interfaces\[0\].addresses\[0\]' 'network.interfaces\[0\].gateway4' 'network.vlans\[1\].id'; do
   grep -q "$p" "$T/bad.out" || { cat "$T/bad.out"; fail "error does not name $p"; }
 done
@@ -174,7 +174,7 @@ pass "bad network config refused with paths, nothing applied"
 ctl restart net >/dev/null
 wait_for 10 grep -q "DHCPRELEASE" "$T/dnsmasq.log" || { dump; fail "no DHCPRELEASE on stop"; }
 pass "lease released on SIGTERM"
-wait_for 30 bash -c "ip netns exec $N ip -o -4 addr show dev eth0 | grep -q 'inet 10.77.0.1[0-9][0-9]/24'" || { dump; fail "no lease after restart"; }
+wait_for 30 bash -c "ip netns exec $N ip -o -4 addr show dev eth0 | grep -c >/dev/null 'inet 10.77.0.1[0-9][0-9]/24'" || { dump; fail "no lease after restart"; }
 pass "lease again after restart"
 
 # Renewal at T1 (60 s of a 2 min lease)
@@ -188,8 +188,8 @@ ADDR=$(inN ip -o -4 addr show dev eth0 | awk '{print $4}')
 sleep 20
 has_addr eth0 "$ADDR" || fail "lease dropped although not expired"
 pass "server gone: lease kept"
-wait_for 130 bash -c "! ip netns exec $N ip -o -4 addr show dev eth0 | grep -q inet" || { dump; fail "expired lease not removed"; }
-inN ip route show default | grep -q "dev eth0" && fail "default route of expired lease remains"
+wait_for 130 bash -c "! ip netns exec $N ip -o -4 addr show dev eth0 | grep -c >/dev/null inet" || { dump; fail "expired lease not removed"; }
+inN ip route show default | grep -c >/dev/null "dev eth0" && fail "default route of expired lease remains"
 has_addr eth1 10.88.0.5/24 || fail "expiry touched static addresses"
 kill -0 $NODE_PID || fail "node died"
 pass "expired lease removed; service still running"
