@@ -445,7 +445,7 @@ pub async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
             }
             Some(_) = events.next() => {
                 if pending.is_none() {
-                    pending = Some(Instant::now() + Duration::from_millis(50));
+                    pending = Some(Instant::now() + Duration::from_millis(10));
                 }
             }
             _ = tokio::time::sleep_until(wake), if pending.is_some() => {
