@@ -138,6 +138,7 @@ fn main() -> Result<()> {
         } => {
             logging();
             match name.as_str() {
+                "net" => alpharen_net::serve(&state_dir, dev).context("the net service failed"),
                 "mail" => alpharen_mail::serve(&state_dir, dev).context("mail service"),
                 "integrator" => alpharen_integrator::serve(&state_dir, dev)
                     .context("the integrator stopped with an error"),

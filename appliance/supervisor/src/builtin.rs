@@ -12,6 +12,10 @@ pub struct Builtin {
 /// Start order is this order; stop order is its reverse.
 pub const BUILTINS: &[Builtin] = &[
     Builtin {
+        name: "net",
+        section: Section::Network,
+    },
+    Builtin {
         name: "web",
         section: Section::Web,
     },

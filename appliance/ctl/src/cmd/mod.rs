@@ -5,6 +5,7 @@ mod backup;
 mod config;
 mod integrator;
 mod mail;
+mod net;
 mod system;
 mod user;
 
@@ -39,6 +40,8 @@ pub enum Command {
     /// Integrator: deploy Python services, versions, stats, passwords, pings.
     #[command(subcommand)]
     Integrator(integrator::IntegratorCmd),
+    /// Network: links, addresses with origin, routes, DHCP leases, DNS, time.
+    Net,
     /// Reboot the node.
     Reboot,
     /// Power the node off (stops the supervisor in development mode).
@@ -59,6 +62,7 @@ impl Command {
             Command::Backup(b) => b.run(client, out),
             Command::Mail(m) => m.run(client, out),
             Command::Integrator(i) => i.run(client, out),
+            Command::Net => net::status(client, out),
             Command::Reboot => system::stop(client, out, "system.reboot"),
             Command::Poweroff => system::stop(client, out, "system.poweroff"),
             Command::Version => {

@@ -16,7 +16,7 @@ use serde_json::Value;
 pub use dpx::{DnsRecord, Dpx};
 pub use integrator::{Channel, Integrator, Outgoing, SecurityDef};
 pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, is_mail_address};
-pub use network::{Interface, Network};
+pub use network::{Dns, Interface, Network, Route, Time, Vlan, in_subnet, parse_cidr, parse_dest};
 pub use node::{ExtraService, Node, RestartMode};
 pub use path::KeyPath;
 pub use simple::{Pgha, SSH_KEY_TYPES, Ssh, Vpn, Web, check_ssh_key};

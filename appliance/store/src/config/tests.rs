@@ -255,3 +255,64 @@ admin = ["ssh-dss AAAA", "ssh-ed25519 !!!"]
     let unknown = Config::from_toml("[web]\nport = 1\n").unwrap_err();
     assert_eq!(unknown[0].path, "web.port");
 }
+
+#[test]
+fn network_extensions_parse_and_validate() {
+    let ok = r#"
+[network]
+manage = true
+[[network.interfaces]]
+name = "eth0"
+addresses = ["192.0.2.5/24", "2001:db8::5/64"]
+mtu = 1400
+gateway4 = "192.0.2.1"
+gateway6 = "2001:db8::1"
+routes = [{ dest = "198.51.100.0/24", via = "192.0.2.254", metric = 50 }]
+accept_ra = false
+[[network.vlans]]
+id = 10
+parent = "eth0"
+[network.dns]
+servers = ["192.0.2.53"]
+search = ["example.net"]
+[network.time]
+servers = ["192.0.2.123", "pool.example.net", "192.0.2.1:1123"]
+set_clock = false
+"#;
+    let c = Config::from_toml(ok).unwrap();
+    assert_eq!(c.network.vlans[0].link_name(), "eth0.10");
+    assert!(c.network.dns.use_dhcp);
+
+    let bad = r#"
+[[network.interfaces]]
+name = "eth0"
+addresses = ["10.0.0.1/24"]
+gateway6 = "2001:db8::1"
+mtu = 10
+routes = [{ dest = "nowhere" }, { dest = "default", via = "192.168.9.1" }]
+[[network.vlans]]
+id = 10
+link = "eth0"
+[[network.vlans]]
+id = 10
+link = "eth0"
+name = "v10"
+[[network.vlans]]
+id = 5000
+link = "eth0"
+[network.dns]
+servers = ["not-an-ip"]
+"#;
+    assert_eq!(
+        paths(Config::from_toml(bad).unwrap_err()),
+        vec![
+            "network.interfaces[0].mtu",
+            "network.interfaces[0].gateway6",
+            "network.interfaces[0].routes[0].dest",
+            "network.interfaces[0].routes[1].via",
+            "network.vlans[1].id",
+            "network.vlans[2].id",
+            "network.dns.servers[0]",
+        ]
+    );
+}
