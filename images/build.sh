@@ -25,7 +25,8 @@ say() { echo "image: $*"; }
 # 1. Debian parts, downloaded once into the cache and unpacked.
 kpkg=$(apt-cache depends "$KERNEL_PACKAGE" | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n 1)
 [ -n "$kpkg" ] || { echo "cannot resolve $KERNEL_PACKAGE to a kernel package" >&2; exit 1; }
-for p in "$kpkg" systemd-boot-efi busybox-static; do
+PYTHON_DEBS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib"
+for p in "$kpkg" systemd-boot-efi busybox-static $PYTHON_DEBS; do
   ls "$CACHE/${p}_"*.deb >/dev/null 2>&1 || (cd "$CACHE" && apt-get download "$p" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
 done
 dpkg-deb -x "$(ls "$CACHE/${kpkg}_"*.deb | head -n 1)" "$WORK/kernel"
@@ -75,12 +76,23 @@ mkdir -p "$rf"/{bin,sbin,usr/bin,usr/sbin,etc,data,proc,sys,dev,run,tmp,root,boo
 install -m 0755 "$BIN" "$rf/usr/bin/alpharen"
 ln -s ../usr/bin/alpharen "$rf/sbin/init"
 ln -s ../bin/alpharen "$rf/usr/sbin/sendmail"
-for lib in $(ldd "$BIN" | grep -o '/[^ ]*'); do
-  mkdir -p "$rf$(dirname "$lib")"; cp -L "$lib" "$rf$lib"
-done
 cp "$WORK/boot/bin/busybox" "$rf/bin/busybox"
 for applet in $("$rf/bin/busybox" --list); do
   [ -e "$rf/bin/$applet" ] || ln -s busybox "$rf/bin/$applet"
+done
+# python3 for the integrator's service workers (user code never runs in a
+# Rust process): Debian's interpreter and standard library, without docs,
+# tests or the bytecode caches.
+for p in $PYTHON_DEBS; do dpkg-deb -x "$(ls "$CACHE/${p}_"*.deb | head -n 1)" "$rf"; done
+rm -rf "$rf/usr/share/doc" "$rf/usr/share/man" "$rf/usr/share/lintian" "$rf"/usr/lib/python3.11/{test,idlelib,tkinter,turtledemo,ensurepip,lib2to3}
+find "$rf/usr/lib/python3.11" -name __pycache__ -prune -exec rm -rf {} +
+ln -sf python3.11 "$rf/usr/bin/python3"
+# Shared libraries of everything we ship, taken from this build machine
+# (the same Debian release as the packages).
+for elf in "$BIN" "$rf/usr/bin/python3.11" "$rf"/usr/lib/python3.11/lib-dynload/*.so; do
+  for lib in $(ldd "$elf" 2>/dev/null | grep -o '/[^ ]*'); do
+    [ -e "$rf$lib" ] || { mkdir -p "$rf$(dirname "$lib")"; cp -L "$lib" "$rf$lib"; }
+  done
 done
 mkdir -p "$rf/etc/ssl/certs"
 cp /etc/ssl/certs/ca-certificates.crt "$rf/etc/ssl/certs/"

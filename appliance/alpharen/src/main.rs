@@ -38,6 +38,9 @@ enum Cmd {
         dev: bool,
         #[arg(long, hide = true)]
         under_init: bool,
+        /// TOML file that seeds the first revision of an empty state dir.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Supervisor and services in the foreground, for development and tests.
     Run {
@@ -124,7 +127,8 @@ fn main() -> Result<()> {
             state_dir,
             dev,
             under_init,
-        } => supervise(state_dir, dev, None, under_init),
+            config,
+        } => supervise(state_dir, dev, config, under_init),
         Cmd::Run {
             state_dir,
             dev,

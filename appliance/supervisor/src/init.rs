@@ -21,6 +21,9 @@ use nix::unistd::Pid;
 
 use crate::SupervisorError;
 
+/// Shipped in the root filesystem by the image.
+const SEED_CONFIG: &str = "/etc/alpharen/seed.toml";
+
 #[derive(Debug, Clone)]
 pub struct InitOptions {
     pub state_dir: PathBuf,
@@ -235,6 +238,10 @@ fn start_supervisor(opts: &InitOptions) -> std::io::Result<Child> {
         .arg("--under-init");
     if opts.dev {
         cmd.arg("--dev");
+    }
+    // The image's defaults seed an empty data partition (DHCP on eth0).
+    if Path::new(SEED_CONFIG).exists() {
+        cmd.arg("--config").arg(SEED_CONFIG);
     }
     // SAFETY: sigprocmask is async-signal-safe; it only changes the child's
     // mask. Our blocked signals belong to our signalfd and must not stay
