@@ -17,7 +17,7 @@ IMAGE=alpharen-$BOARD.img
 BIN=${ALPHAREN_BIN:-$ROOT/target/release/alpharen}
 
 scripts/deps.sh
-[ -x "$BIN" ] || cargo build --release
+[ -n "${ALPHAREN_BIN:-}" ] || cargo build --release -q
 rm -rf "$WORK"; mkdir -p "$CACHE" "$WORK"/{input,tmp,empty,kernel,boot,initramfs,rootfs}
 
 say() { echo "image: $*"; }

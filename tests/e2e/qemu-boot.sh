@@ -8,8 +8,8 @@
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 IMG=$ROOT/images/out/alpharen-qemu-x86_64.img
-[ -x target/release/alpharen ] || cargo build --release -q
-images/build.sh qemu-x86_64 >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; fail "image build"; }
+cargo build --release -q
+ALPHAREN_BIN=$ROOT/target/release/alpharen images/build.sh qemu-x86_64 >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; fail "image build"; }
 disk=$OUT/disk.img
 cp --sparse=always "$IMG" "$disk"
 WEB=$((20000 + RANDOM % 10000)); SSHP=$((30000 + RANDOM % 10000))
