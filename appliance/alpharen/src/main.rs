@@ -139,6 +139,7 @@ fn main() -> Result<()> {
             logging();
             match name.as_str() {
                 "mail" => alpharen_mail::serve(&state_dir, dev).context("mail service"),
+                "vpn" => alpharen_vpn::serve(&state_dir, dev).context("vpn service"),
                 _ => bail!("there is no built-in service {name:?} in this firmware"),
             }
         }

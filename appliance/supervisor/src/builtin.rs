@@ -10,10 +10,16 @@ pub struct Builtin {
 }
 
 /// Start order is this order; stop order is its reverse.
-pub const BUILTINS: &[Builtin] = &[Builtin {
-    name: "mail",
-    section: Section::Mail,
-}];
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "vpn",
+        section: Section::Vpn,
+    },
+    Builtin {
+        name: "mail",
+        section: Section::Mail,
+    },
+];
 
 pub fn find(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)

@@ -6,6 +6,7 @@ mod config;
 mod mail;
 mod system;
 mod user;
+mod vpn;
 
 use alpharen_rpc::Client;
 use clap::Subcommand;
@@ -35,6 +36,8 @@ pub enum Command {
     /// Mail service: queue, flush, delete, retry, test, notify.
     #[command(subcommand)]
     Mail(mail::MailCmd),
+    /// VPN (WireGuard): status, road-warrior peers.
+    Vpn(vpn::VpnArgs),
     /// Reboot the node.
     Reboot,
     /// Power the node off (stops the supervisor in development mode).
@@ -54,6 +57,7 @@ impl Command {
             Command::User(u) => u.run(client, out),
             Command::Backup(b) => b.run(client, out),
             Command::Mail(m) => m.run(client, out),
+            Command::Vpn(v) => v.run(client, out),
             Command::Reboot => system::stop(client, out, "system.reboot"),
             Command::Poweroff => system::stop(client, out, "system.poweroff"),
             Command::Version => {

@@ -9,6 +9,7 @@ mod network;
 mod node;
 mod path;
 mod simple;
+mod vpn;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,7 +20,9 @@ pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, is_mail_address
 pub use network::{Interface, Network};
 pub use node::{ExtraService, Node, RestartMode};
 pub use path::KeyPath;
-pub use simple::{Pgha, Ssh, Vpn, Web};
+pub use simple::{Pgha, Ssh, Web};
+pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
+pub use network::parse_cidr;
 
 /// The whole node configuration. Sections absent from a file take their
 /// defaults; unknown keys anywhere are refused.
@@ -152,6 +155,7 @@ impl Config {
         let root = KeyPath::root();
         self.node.validate(&root.key("node"), &mut out);
         self.network.validate(&root.key("network"), &mut out);
+        self.vpn.validate(&root.key("vpn"), &mut out);
         self.dpx.validate(&root.key("dpx"), &mut out);
         self.mail.validate(&root.key("mail"), &mut out);
         self.integrator.validate(&root.key("integrator"), &mut out);
