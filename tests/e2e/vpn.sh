@@ -62,30 +62,31 @@ pass "status: handshake, rx/tx, endpoint"
 
 # Wrong key: the client swaps its private key; no handshake, no traffic.
 GOOD_KEY=$(sed -n 's/^PrivateKey = //p' "$OUT/laptop.conf")
-ip netns exec "$CLI" sh -c 'wg genkey > /tmp/'$S'.key; wg set wg0 private-key /tmp/'$S'.key'
+HS0=$(ip netns exec "$CLI" wg show wg0 latest-handshakes | awk '{print $2}')
+ip netns exec "$CLI" sh -c 'umask 077; wg genkey > /tmp/'$S'.key; wg set wg0 private-key /tmp/'$S'.key'
 rm -f "/tmp/$S.key"
 ! ip netns exec "$CLI" ping -c3 -W1 -i0.5 10.8.0.1 >/dev/null 2>&1 || fail "traffic passed with a wrong key"
-[ "$(ip netns exec "$CLI" wg show wg0 latest-handshakes | awk '{print $2}')" = 0 ] || fail "handshake with a wrong key"
-ip netns exec "$CLI" sh -c "echo '$GOOD_KEY' > /tmp/$S.key; wg set wg0 private-key /tmp/$S.key"; rm -f "/tmp/$S.key"
+[ "$(ip netns exec "$CLI" wg show wg0 latest-handshakes | awk '{print $2}')" = "$HS0" ] || fail "handshake with a wrong key"
+ip netns exec "$CLI" sh -c "umask 077; echo '$GOOD_KEY' > /tmp/$S.key; wg set wg0 private-key /tmp/$S.key"; rm -f "/tmp/$S.key"
 wait_for 20 ip netns exec "$CLI" ping -c1 -W1 10.8.0.1 || fail "tunnel did not come back with the right key"
 pass "wrong key: no handshake; right key: back"
 
 # Bad input: refused as a whole, with paths; nothing applied.
-out=$(ctl config set vpn.peers '[{"name":"bad","public_key":"nope","allowed_ips":["10.8.0.0/24"]}]' 2>&1) && fail "malformed key accepted"
+out=$(ctl config set vpn.peers '[{name = "bad", public_key = "nope", allowed_ips = ["10.9.0.0/24"]}]' 2>&1) && fail "malformed key accepted"
 echo "$out" | grep -q 'vpn.peers\[0\].public_key' || fail "malformed key error has no path: $out"
-out=$(ctl config set vpn.peers "[$(ctl config show vpn --json | python3 -c 'import json,sys; p=json.load(sys.stdin)["config"]["peers"][0]; print(json.dumps(p))'),{\"name\":\"site\",\"public_key\":\"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\",\"allowed_ips\":[\"10.8.0.0/25\"]}]" 2>&1) && fail "overlapping allowed IPs accepted"
+LAPTOP=$(ctl config show vpn --json | python3 -c 'import json,sys; p=json.load(sys.stdin)["config"]["peers"][0]; print("{name = \"%s\", public_key = \"%s\", allowed_ips = %s}" % (p["name"], p["public_key"], json.dumps(p["allowed_ips"])))')
+out=$(ctl config set vpn.peers "[$LAPTOP, {name = \"site\", public_key = \"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\", allowed_ips = [\"10.8.0.0/25\"]}]" 2>&1) && fail "overlapping allowed IPs accepted"
 echo "$out" | grep -q 'overlaps' || fail "overlap error unclear: $out"
 out=$(ctl config set vpn.pool '"10.8.0.0/30"' 2>&1) || fail "pool change refused: $out"
 ctl config confirm >/dev/null
-out=$(ctl vpn peer add p2 2>&1)  # 10.8.0.1 node, .2 laptop: /30 full
+# 10.8.0.1 is the node, .2 the laptop: a /30 has no address left.
 out=$(ctl vpn peer add p3 2>&1) && fail "peer added to an exhausted pool"
 echo "$out" | grep -q 'no free address' || fail "pool exhausted error unclear: $out"
-ctl vpn peer del p2 >/dev/null 2>&1 || true
 ctl config set vpn.pool '"10.8.0.0/24"' >/dev/null && ctl config confirm >/dev/null
 # Port in use: the node keeps its working port and says why.
 ip netns exec "$NODE" python3 -c 'import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("0.0.0.0",51999)); time.sleep(60)' &
 HOLD=$!; on_exit "kill $HOLD 2>/dev/null"
-sleep 0.5
+wait_for 10 sh -c "ip netns exec $NODE ss -lun | grep -q :51999" || fail "could not hold UDP 51999"
 ctl config set vpn.listen_port 51999 >/dev/null
 wait_for 10 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE\" vpn --json | grep -q 'already in use'" || fail "port in use not reported"
 ip netns exec "$CLI" ping -c1 -W2 10.8.0.1 >/dev/null || fail "tunnel broken by a refused port change"
@@ -131,10 +132,10 @@ start_node_in "$N2" "$STATE2" "$OUT/seed2.toml"
 ctl2() { "$ALPHAREN" ctl --state-dir "$STATE2" "$@"; }
 wait_for 20 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE2\" vpn --json | grep -q '\"running\": true'" || fail "node2 tunnel not up"
 P2=$(ctl2 vpn --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])')
-ctl2 config set vpn.peers "[{\"name\":\"site1\",\"public_key\":\"$P1\",\"endpoint\":\"10.98.0.1:51820\",\"allowed_ips\":[\"10.7.0.1/32\",\"192.168.51.0/24\"],\"persistent_keepalive\":25}]" >/dev/null
+ctl2 config set vpn.peers "[{name = \"site1\", public_key = \"$P1\", endpoint = \"10.98.0.1:51820\", allowed_ips = [\"10.7.0.1/32\", \"192.168.51.0/24\"], persistent_keepalive = 25}]" >/dev/null
 ctl2 config confirm >/dev/null
 ctl config set vpn.addresses '["10.8.0.1/24", "10.7.0.1/24"]' >/dev/null
-ctl config set vpn.peers "[{\"name\":\"site2\",\"public_key\":\"$P2\",\"endpoint\":\"10.98.0.2:51820\",\"allowed_ips\":[\"10.7.0.2/32\",\"192.168.52.0/24\"]}]" >/dev/null
+ctl config set vpn.peers "[{name = \"site2\", public_key = \"$P2\", endpoint = \"10.98.0.2:51820\", allowed_ips = [\"10.7.0.2/32\", \"192.168.52.0/24\"]}]" >/dev/null
 ctl config confirm >/dev/null
 wait_for 30 ip netns exec "$L1" ping -c1 -W1 192.168.52.10 || { ctl2 vpn; ctl vpn; tail -20 "$STATE2/console.log"; fail "LAN hosts do not reach each other"; }
 ip netns exec "$L2" ping -c1 -W1 192.168.51.10 >/dev/null || fail "LAN2 -> LAN1 failed"
