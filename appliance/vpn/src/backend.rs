@@ -41,8 +41,11 @@ pub struct PeerStatus {
 /// The operations the service needs from a WireGuard implementation.
 pub trait Backend: Send {
     fn kind(&self) -> &'static str;
-    fn set_device(&mut self, private_key: Option<&Key>, listen_port: Option<u16>)
-    -> Result<(), BackendError>;
+    fn set_device(
+        &mut self,
+        private_key: Option<&Key>,
+        listen_port: Option<u16>,
+    ) -> Result<(), BackendError>;
     fn remove_peer(&mut self, key: &Key) -> Result<(), BackendError>;
     fn add_peer(&mut self, peer: &PeerSpec) -> Result<(), BackendError>;
     fn status(&mut self) -> Result<Vec<PeerStatus>, BackendError>;
@@ -106,7 +109,10 @@ impl Boringtun {
             if line.is_empty() {
                 // `get` answers end with "errno=N" then a blank line;
                 // a blank line before it is not possible in either answer.
-                if lines.last().is_some_and(|l: &String| l.starts_with("errno=")) {
+                if lines
+                    .last()
+                    .is_some_and(|l: &String| l.starts_with("errno="))
+                {
                     return Ok(lines);
                 }
                 continue;

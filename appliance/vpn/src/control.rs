@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alpharen_rpc::{Call, Client, ClientError, Handler, Reply, RpcError};
-use alpharen_store::config::{Vpn, VpnPeer, parse_cidr};
 use alpharen_store::Store;
+use alpharen_store::config::{Vpn, VpnPeer, parse_cidr};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::UnixListener;
@@ -39,7 +39,10 @@ pub async fn start(shared: Arc<Shared>) -> Result<JoinHandle<()>, Error> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660));
     }
-    Ok(tokio::spawn(alpharen_rpc::serve(listener, Arc::new(Control(shared)))))
+    Ok(tokio::spawn(alpharen_rpc::serve(
+        listener,
+        Arc::new(Control(shared)),
+    )))
 }
 
 struct Control(Arc<Shared>);
@@ -75,7 +78,11 @@ fn supervisor_error(e: ClientError) -> RpcError {
 }
 
 /// One call to the supervisor, off the async thread.
-async fn supervisor(state_dir: PathBuf, method: &'static str, params: Value) -> Result<Value, RpcError> {
+async fn supervisor(
+    state_dir: PathBuf,
+    method: &'static str,
+    params: Value,
+) -> Result<Value, RpcError> {
     tokio::task::spawn_blocking(move || {
         let mut c = Client::connect(&state_dir.join("run").join("control.sock"))?;
         c.call(method, params)
@@ -88,14 +95,25 @@ async fn supervisor(state_dir: PathBuf, method: &'static str, params: Value) -> 
 /// The current section as the supervisor has it (not our cached copy: a
 /// change may be on its way to us).
 async fn current_vpn(state_dir: &Path) -> Result<Vpn, RpcError> {
-    let v = supervisor(state_dir.to_path_buf(), "config.get", json!({"section": "vpn"})).await?;
+    let v = supervisor(
+        state_dir.to_path_buf(),
+        "config.get",
+        json!({"section": "vpn"}),
+    )
+    .await?;
     serde_json::from_value(v.get("config").cloned().unwrap_or(Value::Null))
         .map_err(|e| RpcError::new("internal_error", format!("vpn section: {e}")))
 }
 
 /// Writes the peer list through the supervisor and confirms it.
-async fn write_peers(state_dir: &Path, peers: &[VpnPeer], comment: String, author: String) -> Result<Value, RpcError> {
-    let peers = serde_json::to_value(peers).map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+async fn write_peers(
+    state_dir: &Path,
+    peers: &[VpnPeer],
+    comment: String,
+    author: String,
+) -> Result<Value, RpcError> {
+    let peers =
+        serde_json::to_value(peers).map_err(|e| RpcError::new("internal_error", e.to_string()))?;
     let out = supervisor(
         state_dir.to_path_buf(),
         "config.set",
@@ -103,7 +121,12 @@ async fn write_peers(state_dir: &Path, peers: &[VpnPeer], comment: String, autho
     )
     .await?;
     if out.get("pending").is_some_and(|p| !p.is_null()) {
-        supervisor(state_dir.to_path_buf(), "config.confirm", json!({"author": author})).await?;
+        supervisor(
+            state_dir.to_path_buf(),
+            "config.confirm",
+            json!({"author": author}),
+        )
+        .await?;
     }
     Ok(out)
 }
@@ -144,7 +167,11 @@ impl Control {
         };
         let mut guard = sh.tunnel.lock().await;
         let (running, backend, live) = match guard.as_mut() {
-            Some(t) => (true, Some(t.backend.kind()), t.backend.status().map_err(|e| vpn_error(e.into()))?),
+            Some(t) => (
+                true,
+                Some(t.backend.kind()),
+                t.backend.status().map_err(|e| vpn_error(e.into()))?,
+            ),
             None => (false, None, Vec::new()),
         };
         let peers: Vec<Value> = vpn
@@ -184,26 +211,45 @@ impl Control {
         let sh = &self.0;
         let vpn = current_vpn(&sh.state_dir).await?;
         if vpn.peers.iter().any(|x| x.name == p.name) {
-            return Err(RpcError::new("exists", format!("a peer named {:?} exists already", p.name)));
+            return Err(RpcError::new(
+                "exists",
+                format!("a peer named {:?} exists already", p.name),
+            ));
         }
         let pool_net = vpn.pool_net().ok_or_else(|| {
             RpcError::new("no_pool", "vpn.pool is not set: road-warrior addresses come from it (e.g. `ctl config set vpn.pool '\"10.8.0.0/24\"'`)")
         })?;
         let endpoint = vpn.endpoint.clone().ok_or_else(|| {
-            RpcError::new("no_endpoint", "vpn.endpoint is not set: clients need the node's public host:port")
+            RpcError::new(
+                "no_endpoint",
+                "vpn.endpoint is not set: clients need the node's public host:port",
+            )
         })?;
         let mut taken: Vec<(IpAddr, u8)> = vpn
             .peers
             .iter()
             .flat_map(|x| x.allowed_ips.iter().filter_map(|s| parse_cidr(s)))
             .collect();
-        taken.extend(vpn.addresses.iter().filter_map(|s| parse_cidr(s)).map(|(ip, _)| (ip, 32)));
+        taken.extend(
+            vpn.addresses
+                .iter()
+                .filter_map(|s| parse_cidr(s))
+                .map(|(ip, _)| (ip, 32)),
+        );
         let addr = pool::allocate(pool_net, &taken).ok_or_else(|| {
-            RpcError::new("pool_exhausted", format!("vpn.pool {} has no free address left; delete a peer or widen the pool", vpn.pool.as_deref().unwrap_or("")))
+            RpcError::new(
+                "pool_exhausted",
+                format!(
+                    "vpn.pool {} has no free address left; delete a peer or widen the pool",
+                    vpn.pool.as_deref().unwrap_or("")
+                ),
+            )
         })?;
         for (i, a) in p.allowed_ips.iter().enumerate() {
             if parse_cidr(a).is_none() {
-                return Err(RpcError::invalid_params(format!("allowed_ips[{i}]: {a:?} is not a CIDR")));
+                return Err(RpcError::invalid_params(format!(
+                    "allowed_ips[{i}]: {a:?} is not a CIDR"
+                )));
             }
         }
         let server_public = {
@@ -226,7 +272,13 @@ impl Control {
             endpoint: None,
             persistent_keepalive: None,
         });
-        let out = write_peers(&sh.state_dir, &peers, format!("vpn peer add {}", p.name), author).await?;
+        let out = write_peers(
+            &sh.state_dir,
+            &peers,
+            format!("vpn peer add {}", p.name),
+            author,
+        )
+        .await?;
         // Do not wait for the SIGHUP: the client may connect right away.
         let applied = sh.reconcile().await.map_err(vpn_error);
         let conf = ClientConfig {
@@ -235,11 +287,16 @@ impl Control {
             dns: vpn.dns.clone(),
             server_public_key: keys::to_base64(&server_public),
             endpoint,
-            allowed_ips: if p.allowed_ips.is_empty() { default_client_routes(&vpn) } else { p.allowed_ips },
+            allowed_ips: if p.allowed_ips.is_empty() {
+                default_client_routes(&vpn)
+            } else {
+                p.allowed_ips
+            },
             keepalive: CLIENT_KEEPALIVE,
         };
         let text = render(&conf);
-        let (qr_text, qr_svg) = qr(&text).map_err(|e| RpcError::new("internal_error", format!("QR code: {e}")))?;
+        let (qr_text, qr_svg) =
+            qr(&text).map_err(|e| RpcError::new("internal_error", format!("QR code: {e}")))?;
         Ok(json!({
             "name": p.name,
             "address": format!("{addr}/32"),
@@ -259,9 +316,18 @@ impl Control {
         let before = vpn.peers.len();
         let peers: Vec<VpnPeer> = vpn.peers.into_iter().filter(|x| x.name != p.name).collect();
         if peers.len() == before {
-            return Err(RpcError::new("not_found", format!("no peer named {:?} (see `ctl vpn`)", p.name)));
+            return Err(RpcError::new(
+                "not_found",
+                format!("no peer named {:?} (see `ctl vpn`)", p.name),
+            ));
         }
-        let out = write_peers(&sh.state_dir, &peers, format!("vpn peer del {}", p.name), author).await?;
+        let out = write_peers(
+            &sh.state_dir,
+            &peers,
+            format!("vpn peer del {}", p.name),
+            author,
+        )
+        .await?;
         sh.reconcile().await.map_err(vpn_error)?;
         Ok(json!({"name": p.name, "removed": true, "revision": out.get("revision")}))
     }
@@ -275,8 +341,17 @@ impl Handler for Control {
             "vpn.peer_add" => {
                 let p: PeerAdd = call.params()?;
                 let mut problems = Vec::new();
-                if p.name.is_empty() || p.name.len() > 64 || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-                    problems.push(format!("{:?} is not a valid name (1-64 letters, digits, '-', '_' or '.')", p.name));
+                if p.name.is_empty()
+                    || p.name.len() > 64
+                    || !p
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                {
+                    problems.push(format!(
+                        "{:?} is not a valid name (1-64 letters, digits, '-', '_' or '.')",
+                        p.name
+                    ));
                 }
                 if let Some(m) = problems.pop() {
                     return Err(RpcError::invalid_params(m));
@@ -291,7 +366,10 @@ impl Handler for Control {
                 self.0.reconcile().await.map_err(vpn_error)?;
                 Ok(json!({"reloaded": true}).into())
             }
-            other => Err(RpcError::new("method_not_found", format!("no method {other:?} in the vpn service"))),
+            other => Err(RpcError::new(
+                "method_not_found",
+                format!("no method {other:?} in the vpn service"),
+            )),
         }
     }
 }

@@ -49,7 +49,9 @@ pub enum Error {
     Backend(#[from] BackendError),
     #[error(transparent)]
     Net(#[from] NetError),
-    #[error("UDP port {port} is already in use on this node; choose another vpn.listen_port ({source})")]
+    #[error(
+        "UDP port {port} is already in use on this node; choose another vpn.listen_port ({source})"
+    )]
     PortInUse { port: u16, source: std::io::Error },
     #[error("{0}")]
     Config(String),
@@ -99,10 +101,14 @@ pub(crate) fn load(state_dir: &Path) -> Result<(Vpn, Option<Desired>), Error> {
         let preshared_key = match &p.preshared_key_secret {
             Some(name) => {
                 let text = store.secret(name)?.ok_or_else(|| {
-                    Error::Config(format!("{at}.preshared_key_secret: no secret named {name:?}"))
+                    Error::Config(format!(
+                        "{at}.preshared_key_secret: no secret named {name:?}"
+                    ))
                 })?;
                 Some(decode_key(&text).ok_or_else(|| {
-                    Error::Config(format!("{at}.preshared_key_secret: secret {name:?} is not a WireGuard key"))
+                    Error::Config(format!(
+                        "{at}.preshared_key_secret: secret {name:?} is not a WireGuard key"
+                    ))
                 })?)
             }
             None => None,
@@ -193,7 +199,11 @@ impl Shared {
             None => true,
         };
         if fresh {
-            if guard.is_none() || guard.as_ref().is_some_and(|t| t.applied.listen_port != desired.listen_port) {
+            if guard.is_none()
+                || guard
+                    .as_ref()
+                    .is_some_and(|t| t.applied.listen_port != desired.listen_port)
+            {
                 check_port(desired.listen_port)?;
             }
             // The old interface (if renamed) goes away with its handle.
@@ -229,7 +239,12 @@ impl Shared {
 }
 
 /// Executes the difference between `old` and `new` on a tunnel.
-async fn apply(net: &Net, t: &mut Tunnel, old: Option<&Desired>, new: &Desired) -> Result<(), Error> {
+async fn apply(
+    net: &Net,
+    t: &mut Tunnel,
+    old: Option<&Desired>,
+    new: &Desired,
+) -> Result<(), Error> {
     let c = diff(old, new);
     if c.is_empty() {
         return Ok(());

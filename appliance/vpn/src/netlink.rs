@@ -101,7 +101,11 @@ impl Net {
         Ok(())
     }
 
-    fn route(index: u32, ip: IpAddr, len: u8) -> Result<rtnetlink::packet_route::route::RouteMessage, NetError> {
+    fn route(
+        index: u32,
+        ip: IpAddr,
+        len: u8,
+    ) -> Result<rtnetlink::packet_route::route::RouteMessage, NetError> {
         RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(ip, len)
             .map(|b| b.output_interface(index).build())
@@ -112,7 +116,13 @@ impl Net {
     }
 
     pub async fn add_route(&self, index: u32, ip: IpAddr, len: u8) -> Result<(), NetError> {
-        match self.handle.route().add(Self::route(index, ip, len)?).execute().await {
+        match self
+            .handle
+            .route()
+            .add(Self::route(index, ip, len)?)
+            .execute()
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) if errno_is(&e, libc::EEXIST) => Ok(()),
             Err(source) => Err(NetError::Request {
@@ -123,7 +133,13 @@ impl Net {
     }
 
     pub async fn del_route(&self, index: u32, ip: IpAddr, len: u8) -> Result<(), NetError> {
-        match self.handle.route().del(Self::route(index, ip, len)?).execute().await {
+        match self
+            .handle
+            .route()
+            .del(Self::route(index, ip, len)?)
+            .execute()
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) if errno_is(&e, libc::ESRCH) => Ok(()),
             Err(source) => Err(NetError::Request {

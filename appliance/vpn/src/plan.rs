@@ -125,7 +125,9 @@ pub fn diff(old: Option<&Desired>, new: &Desired) -> Changes {
     let new_routes = new.routes();
     c.routes_add = new_routes.difference(&old_routes).copied().collect();
     c.routes_del = old_routes.difference(&new_routes).copied().collect();
-    let old_addrs: BTreeSet<Prefix> = old.map(|o| o.addresses.iter().copied().collect()).unwrap_or_default();
+    let old_addrs: BTreeSet<Prefix> = old
+        .map(|o| o.addresses.iter().copied().collect())
+        .unwrap_or_default();
     let new_addrs: BTreeSet<Prefix> = new.addresses.iter().copied().collect();
     c.addresses_add = new_addrs.difference(&old_addrs).copied().collect();
     c.addresses_del = old_addrs.difference(&new_addrs).copied().collect();
@@ -231,7 +233,10 @@ mod tests {
 
     #[test]
     fn removed_peer_loses_its_routes() {
-        let old = desired(vec![peer(1, &["10.8.0.2/32"]), peer(2, &["192.168.7.9/24"])]);
+        let old = desired(vec![
+            peer(1, &["10.8.0.2/32"]),
+            peer(2, &["192.168.7.9/24"]),
+        ]);
         let new = desired(vec![peer(1, &["10.8.0.2/32"])]);
         let c = diff(Some(&old), &new);
         assert_eq!(c.remove, vec![[2; 32]]);

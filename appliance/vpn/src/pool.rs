@@ -37,7 +37,10 @@ mod tests {
         // The node's 10.8.0.1/24 is an interface address, not a route: the
         // caller passes it as /32.
         let taken_fixed = [v4([10, 8, 0, 1], 32), taken[1]];
-        assert_eq!(allocate(pool, &taken_fixed), Some(Ipv4Addr::new(10, 8, 0, 3)));
+        assert_eq!(
+            allocate(pool, &taken_fixed),
+            Some(Ipv4Addr::new(10, 8, 0, 3))
+        );
         assert_eq!(allocate(pool, &[]), Some(Ipv4Addr::new(10, 8, 0, 1)));
     }
 

@@ -85,7 +85,11 @@ impl VpnArgs {
                         _ => "disabled",
                     };
                     println!("vpn        {state} ({})", text(&v["backend"]));
-                    println!("interface  {} port {}", text(&v["interface"]), text(&v["listen_port"]));
+                    println!(
+                        "interface  {} port {}",
+                        text(&v["interface"]),
+                        text(&v["listen_port"])
+                    );
                     println!("public key {}", text(&v["public_key"]));
                     if !v["error"].is_null() {
                         println!("error      {}", text(&v["error"]));
@@ -95,7 +99,12 @@ impl VpnArgs {
                         .into_iter()
                         .flatten()
                         .map(|p| {
-                            let ips: Vec<String> = p["allowed_ips"].as_array().into_iter().flatten().map(text).collect();
+                            let ips: Vec<String> = p["allowed_ips"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .map(text)
+                                .collect();
                             vec![
                                 text(&p["name"]),
                                 ips.join(","),
@@ -106,11 +115,23 @@ impl VpnArgs {
                             ]
                         })
                         .collect();
-                    table(&["PEER", "ALLOWED IPS", "ENDPOINT", "HANDSHAKE", "RX", "TX"], rows);
+                    table(
+                        &["PEER", "ALLOWED IPS", "ENDPOINT", "HANDSHAKE", "RX", "TX"],
+                        rows,
+                    );
                 });
             }
-            VpnCmd::Peer(PeerCmd::Add { name, allowed_ips, conf, svg, no_qr }) => {
-                let v = client.call("vpn.peer_add", json!({"name": name, "allowed_ips": allowed_ips}))?;
+            VpnCmd::Peer(PeerCmd::Add {
+                name,
+                allowed_ips,
+                conf,
+                svg,
+                no_qr,
+            }) => {
+                let v = client.call(
+                    "vpn.peer_add",
+                    json!({"name": name, "allowed_ips": allowed_ips}),
+                )?;
                 if let Some(path) = &conf {
                     write_private(path, &text(&v["config"]))?;
                 }

@@ -17,12 +17,12 @@ use serde_json::Value;
 pub use dpx::{DnsRecord, Dpx};
 pub use integrator::{Channel, Integrator, SecurityDef};
 pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, is_mail_address};
+pub use network::parse_cidr;
 pub use network::{Interface, Network};
 pub use node::{ExtraService, Node, RestartMode};
 pub use path::KeyPath;
 pub use simple::{Pgha, Ssh, Web};
 pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
-pub use network::parse_cidr;
 
 /// The whole node configuration. Sections absent from a file take their
 /// defaults; unknown keys anywhere are refused.

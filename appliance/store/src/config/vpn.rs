@@ -171,7 +171,12 @@ impl Vpn {
             );
         }
         let list = path.key("peers");
-        check::unique(out, &list, "name", self.peers.iter().map(|p| p.name.as_str()));
+        check::unique(
+            out,
+            &list,
+            "name",
+            self.peers.iter().map(|p| p.name.as_str()),
+        );
         check::unique(
             out,
             &list,
@@ -197,11 +202,7 @@ impl Vpn {
             if let Some(ep) = &peer.endpoint
                 && split_endpoint(ep).is_none()
             {
-                check::push(
-                    out,
-                    &at.key("endpoint"),
-                    format!("{ep:?} is not host:port"),
-                );
+                check::push(out, &at.key("endpoint"), format!("{ep:?} is not host:port"));
             }
             if peer.allowed_ips.is_empty() {
                 check::push(
@@ -213,7 +214,11 @@ impl Vpn {
             for (j, ip) in peer.allowed_ips.iter().enumerate() {
                 let ip_at = at.key("allowed_ips").index(j);
                 let Some(net) = parse_cidr(ip) else {
-                    check::push(out, &ip_at, format!("{ip:?} is not a CIDR like 10.8.0.2/32"));
+                    check::push(
+                        out,
+                        &ip_at,
+                        format!("{ip:?} is not a CIDR like 10.8.0.2/32"),
+                    );
                     continue;
                 };
                 if let Some((k, l, _)) = seen
@@ -293,8 +298,14 @@ mod tests {
 
     #[test]
     fn endpoint_and_pool_checks() {
-        assert_eq!(split_endpoint("vpn.example.net:51820"), Some(("vpn.example.net", 51820)));
-        assert_eq!(split_endpoint("[2001:db8::1]:51820"), Some(("2001:db8::1", 51820)));
+        assert_eq!(
+            split_endpoint("vpn.example.net:51820"),
+            Some(("vpn.example.net", 51820))
+        );
+        assert_eq!(
+            split_endpoint("[2001:db8::1]:51820"),
+            Some(("2001:db8::1", 51820))
+        );
         assert_eq!(split_endpoint("nohost"), None);
         let v = Vpn {
             pool: Some("10.9.0.0/31".into()),
