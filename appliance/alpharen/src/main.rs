@@ -148,6 +148,7 @@ fn main() -> Result<()> {
                     .context("the integrator stopped with an error"),
                 "web" => alpharen_web::serve(&state_dir, dev).context("web service"),
                 "ssh" => alpharen_ssh::serve(&state_dir, dev).context("ssh service"),
+                "vpn" => alpharen_vpn::serve(&state_dir, dev).context("vpn service"),
                 _ => bail!("there is no built-in service {name:?} in this firmware"),
             }
         }

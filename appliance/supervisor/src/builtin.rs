@@ -16,6 +16,10 @@ pub const BUILTINS: &[Builtin] = &[
         section: Section::Network,
     },
     Builtin {
+        name: "vpn",
+        section: Section::Vpn,
+    },
+    Builtin {
         name: "web",
         section: Section::Web,
     },

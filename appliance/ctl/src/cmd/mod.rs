@@ -8,6 +8,7 @@ mod mail;
 mod net;
 mod system;
 mod user;
+mod vpn;
 
 use alpharen_rpc::Client;
 use clap::Subcommand;
@@ -42,6 +43,8 @@ pub enum Command {
     Integrator(integrator::IntegratorCmd),
     /// Network: links, addresses with origin, routes, DHCP leases, DNS, time.
     Net,
+    /// VPN (WireGuard): status, road-warrior peers.
+    Vpn(vpn::VpnArgs),
     /// Reboot the node.
     Reboot,
     /// Power the node off (stops the supervisor in development mode).
@@ -63,6 +66,7 @@ impl Command {
             Command::Mail(m) => m.run(client, out),
             Command::Integrator(i) => i.run(client, out),
             Command::Net => net::status(client, out),
+            Command::Vpn(v) => v.run(client, out),
             Command::Reboot => system::stop(client, out, "system.reboot"),
             Command::Poweroff => system::stop(client, out, "system.poweroff"),
             Command::Version => {

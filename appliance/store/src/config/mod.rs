@@ -9,6 +9,7 @@ mod network;
 mod node;
 mod path;
 mod simple;
+mod vpn;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,7 +20,8 @@ pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, is_mail_address
 pub use network::{Dns, Interface, Network, Route, Time, Vlan, in_subnet, parse_cidr, parse_dest};
 pub use node::{ExtraService, Node, RestartMode};
 pub use path::KeyPath;
-pub use simple::{Pgha, SSH_KEY_TYPES, Ssh, Vpn, Web, check_ssh_key};
+pub use simple::{Pgha, SSH_KEY_TYPES, Ssh, Web, check_ssh_key};
+pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
 
 /// The whole node configuration. Sections absent from a file take their
 /// defaults; unknown keys anywhere are refused.
@@ -155,6 +157,7 @@ impl Config {
         let root = KeyPath::root();
         self.node.validate(&root.key("node"), &mut out);
         self.network.validate(&root.key("network"), &mut out);
+        self.vpn.validate(&root.key("vpn"), &mut out);
         self.dpx.validate(&root.key("dpx"), &mut out);
         self.mail.validate(&root.key("mail"), &mut out);
         self.web.validate(&root.key("web"), &mut out);

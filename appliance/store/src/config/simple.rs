@@ -8,11 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{KeyPath, Problem, check};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct Vpn {}
-
 /// `[web]`: the HTTPS front. Ports left out take the mode's default
 /// (443/80 on a node, 8443/8080 with `--dev`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -69,8 +69,8 @@ fn unknown_key_is_refused_with_its_path() {
         "{}",
         err[0].message
     );
-    let err = Config::from_toml("[vpn]\nenabled = true\n").unwrap_err();
-    assert_eq!(paths(err), vec!["vpn.enabled"]);
+    let err = Config::from_toml("[vpn]\nenable = true\n").unwrap_err();
+    assert_eq!(paths(err), vec!["vpn.enable"]);
     let err = Config::from_toml("[bogus]\n").unwrap_err();
     assert!(err[0].message.contains("bogus"));
 }

@@ -1,0 +1,390 @@
+//! `<state>/run/vpn.sock`: `vpn.status`, `vpn.peer_add`, `vpn.peer_del`.
+//! Peer changes are written by the supervisor (`config.set`, then
+//! `config.confirm`: the operator asked for this exact change, so there is
+//! nothing to roll back to automatically), then applied here at once.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alpharen_rpc::{Call, Client, ClientError, Handler, Reply, RpcError};
+use alpharen_store::Store;
+use alpharen_store::config::{Vpn, VpnPeer, parse_cidr};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::UnixListener;
+use tokio::task::JoinHandle;
+
+use crate::client::{ClientConfig, qr, render};
+use crate::plan::network_of;
+use crate::{Error, Shared, io_err, keys, node_key, pool};
+
+/// Keepalive written into road-warrior configs: keeps NAT mappings open so
+/// the node can reach the client.
+pub const CLIENT_KEEPALIVE: u16 = 25;
+
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("run").join("vpn.sock")
+}
+
+pub async fn start(shared: Arc<Shared>) -> Result<JoinHandle<()>, Error> {
+    let path = socket_path(&shared.state_dir);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err(format!("{}", dir.display())))?;
+    }
+    // A socket left by a killed predecessor would make bind fail.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(io_err(format!("bind {}", path.display())))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660));
+    }
+    Ok(tokio::spawn(alpharen_rpc::serve(
+        listener,
+        Arc::new(Control(shared)),
+    )))
+}
+
+struct Control(Arc<Shared>);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerAdd {
+    name: String,
+    /// What the client routes through the tunnel; default: the pool and
+    /// the node's tunnel networks.
+    #[serde(default)]
+    allowed_ips: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerDel {
+    name: String,
+}
+
+fn vpn_error(e: Error) -> RpcError {
+    match e {
+        Error::PortInUse { .. } => RpcError::new("port_in_use", e.to_string()),
+        other => RpcError::new("vpn_error", other.to_string()),
+    }
+}
+
+fn supervisor_error(e: ClientError) -> RpcError {
+    match e {
+        ClientError::Rpc(r) => r,
+        other => RpcError::new("supervisor_unavailable", other.to_string()),
+    }
+}
+
+/// One call to the supervisor, off the async thread.
+async fn supervisor(
+    state_dir: PathBuf,
+    method: &'static str,
+    params: Value,
+) -> Result<Value, RpcError> {
+    tokio::task::spawn_blocking(move || {
+        let mut c = Client::connect(&state_dir.join("run").join("control.sock"))?;
+        c.call(method, params)
+    })
+    .await
+    .map_err(|e| RpcError::new("internal_error", e.to_string()))?
+    .map_err(supervisor_error)
+}
+
+/// The current section as the supervisor has it (not our cached copy: a
+/// change may be on its way to us).
+async fn current_vpn(state_dir: &Path) -> Result<Vpn, RpcError> {
+    let v = supervisor(
+        state_dir.to_path_buf(),
+        "config.get",
+        json!({"section": "vpn"}),
+    )
+    .await?;
+    serde_json::from_value(v.get("config").cloned().unwrap_or(Value::Null))
+        .map_err(|e| RpcError::new("internal_error", format!("vpn section: {e}")))
+}
+
+/// Writes the peer list through the supervisor and confirms it.
+async fn write_peers(
+    state_dir: &Path,
+    peers: &[VpnPeer],
+    comment: String,
+    author: String,
+) -> Result<Value, RpcError> {
+    let peers =
+        serde_json::to_value(peers).map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+    let out = supervisor(
+        state_dir.to_path_buf(),
+        "config.set",
+        json!({"path": "vpn.peers", "value": peers, "comment": comment, "author": author}),
+    )
+    .await?;
+    if out.get("pending").is_some_and(|p| !p.is_null()) {
+        supervisor(
+            state_dir.to_path_buf(),
+            "config.confirm",
+            json!({"author": author}),
+        )
+        .await?;
+    }
+    Ok(out)
+}
+
+/// What a road-warrior client routes by default: the pool and the node's
+/// tunnel networks, deduplicated.
+pub fn default_client_routes(vpn: &Vpn) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let nets = vpn.pool.iter().chain(vpn.addresses.iter());
+    for s in nets {
+        if let Some((ip, len)) = parse_cidr(s) {
+            let n = format!("{}/{len}", network_of(ip, len));
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+impl Control {
+    async fn status(&self) -> Result<Value, RpcError> {
+        let sh = &self.0;
+        let vpn = sh.vpn.lock().map(|g| g.clone()).unwrap_or_default();
+        let error = sh.last_error.lock().ok().and_then(|g| g.clone());
+        let public_key = {
+            let dir = sh.state_dir.clone();
+            tokio::task::spawn_blocking(move || {
+                Store::open(&dir)
+                    .ok()
+                    .and_then(|s| s.secret(crate::PRIVATE_KEY_SECRET).ok().flatten())
+                    .and_then(|t| keys::from_base64(&t))
+                    .map(|k| keys::to_base64(&keys::public_of(&k)))
+            })
+            .await
+            .ok()
+            .flatten()
+        };
+        let mut guard = sh.tunnel.lock().await;
+        let (running, backend, live) = match guard.as_mut() {
+            Some(t) => (
+                true,
+                Some(t.backend.kind()),
+                t.backend.status().map_err(|e| vpn_error(e.into()))?,
+            ),
+            None => (false, None, Vec::new()),
+        };
+        let peers: Vec<Value> = vpn
+            .peers
+            .iter()
+            .map(|p| {
+                let st = keys::from_base64(&p.public_key)
+                    .and_then(|k| live.iter().find(|s| s.public_key == k));
+                json!({
+                    "name": p.name,
+                    "public_key": p.public_key,
+                    "allowed_ips": p.allowed_ips,
+                    "configured_endpoint": p.endpoint,
+                    "endpoint": st.and_then(|s| s.endpoint).map(|e| e.to_string()),
+                    "latest_handshake_secs_ago": st.and_then(|s| s.handshake_age).map(|d| d.as_secs()),
+                    "rx_bytes": st.map_or(0, |s| s.rx_bytes),
+                    "tx_bytes": st.map_or(0, |s| s.tx_bytes),
+                })
+            })
+            .collect();
+        Ok(json!({
+            "enabled": vpn.enabled,
+            "running": running,
+            "backend": backend,
+            "kernel_wireguard": crate::backend::kernel_available(),
+            "interface": vpn.interface,
+            "listen_port": vpn.listen_port,
+            "addresses": vpn.addresses,
+            "public_key": public_key,
+            "endpoint": vpn.endpoint,
+            "peers": peers,
+            "error": error,
+        }))
+    }
+
+    async fn peer_add(&self, p: PeerAdd, author: String) -> Result<Value, RpcError> {
+        let sh = &self.0;
+        let vpn = current_vpn(&sh.state_dir).await?;
+        if vpn.peers.iter().any(|x| x.name == p.name) {
+            return Err(RpcError::new(
+                "exists",
+                format!("a peer named {:?} exists already", p.name),
+            ));
+        }
+        let pool_net = vpn.pool_net().ok_or_else(|| {
+            RpcError::new("no_pool", "vpn.pool is not set: road-warrior addresses come from it (e.g. `ctl config set vpn.pool '\"10.8.0.0/24\"'`)")
+        })?;
+        let endpoint = vpn.endpoint.clone().ok_or_else(|| {
+            RpcError::new(
+                "no_endpoint",
+                "vpn.endpoint is not set: clients need the node's public host:port",
+            )
+        })?;
+        let mut taken: Vec<(IpAddr, u8)> = vpn
+            .peers
+            .iter()
+            .flat_map(|x| x.allowed_ips.iter().filter_map(|s| parse_cidr(s)))
+            .collect();
+        taken.extend(
+            vpn.addresses
+                .iter()
+                .filter_map(|s| parse_cidr(s))
+                .map(|(ip, _)| (ip, 32)),
+        );
+        let addr = pool::allocate(pool_net, &taken).ok_or_else(|| {
+            RpcError::new(
+                "pool_exhausted",
+                format!(
+                    "vpn.pool {} has no free address left; delete a peer or widen the pool",
+                    vpn.pool.as_deref().unwrap_or("")
+                ),
+            )
+        })?;
+        for (i, a) in p.allowed_ips.iter().enumerate() {
+            if parse_cidr(a).is_none() {
+                return Err(RpcError::invalid_params(format!(
+                    "allowed_ips[{i}]: {a:?} is not a CIDR"
+                )));
+            }
+        }
+        let server_public = {
+            let dir = sh.state_dir.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut s = Store::open(&dir)?;
+                node_key(&mut s).map(|(_, p)| p)
+            })
+            .await
+            .map_err(|e| RpcError::new("internal_error", e.to_string()))?
+            .map_err(vpn_error)?
+        };
+        let (client_secret, client_public) = keys::generate();
+        let mut peers = vpn.peers.clone();
+        peers.push(VpnPeer {
+            name: p.name.clone(),
+            public_key: keys::to_base64(&client_public),
+            preshared_key_secret: None,
+            allowed_ips: vec![format!("{addr}/32")],
+            endpoint: None,
+            persistent_keepalive: None,
+        });
+        let out = write_peers(
+            &sh.state_dir,
+            &peers,
+            format!("vpn peer add {}", p.name),
+            author,
+        )
+        .await?;
+        // Do not wait for the SIGHUP: the client may connect right away.
+        let applied = sh.reconcile().await.map_err(vpn_error);
+        let conf = ClientConfig {
+            private_key: keys::to_base64(&client_secret),
+            address: format!("{addr}/32"),
+            dns: vpn.dns.clone(),
+            server_public_key: keys::to_base64(&server_public),
+            endpoint,
+            allowed_ips: if p.allowed_ips.is_empty() {
+                default_client_routes(&vpn)
+            } else {
+                p.allowed_ips
+            },
+            keepalive: CLIENT_KEEPALIVE,
+        };
+        let text = render(&conf);
+        let (qr_text, qr_svg) =
+            qr(&text).map_err(|e| RpcError::new("internal_error", format!("QR code: {e}")))?;
+        Ok(json!({
+            "name": p.name,
+            "address": format!("{addr}/32"),
+            "public_key": keys::to_base64(&client_public),
+            "revision": out.get("revision"),
+            "enabled": vpn.enabled,
+            "applied": applied.is_ok(),
+            "config": text,
+            "qr": qr_text,
+            "qr_svg": qr_svg,
+        }))
+    }
+
+    async fn peer_del(&self, p: PeerDel, author: String) -> Result<Value, RpcError> {
+        let sh = &self.0;
+        let vpn = current_vpn(&sh.state_dir).await?;
+        let before = vpn.peers.len();
+        let peers: Vec<VpnPeer> = vpn.peers.into_iter().filter(|x| x.name != p.name).collect();
+        if peers.len() == before {
+            return Err(RpcError::new(
+                "not_found",
+                format!("no peer named {:?} (see `ctl vpn`)", p.name),
+            ));
+        }
+        let out = write_peers(
+            &sh.state_dir,
+            &peers,
+            format!("vpn peer del {}", p.name),
+            author,
+        )
+        .await?;
+        sh.reconcile().await.map_err(vpn_error)?;
+        Ok(json!({"name": p.name, "removed": true, "revision": out.get("revision")}))
+    }
+}
+
+impl Handler for Control {
+    async fn call(&self, call: Call) -> Result<Reply, RpcError> {
+        let author = format!("vpn (uid {})", call.peer.uid);
+        match call.method.as_str() {
+            "vpn.status" => Ok(self.status().await?.into()),
+            "vpn.peer_add" => {
+                let p: PeerAdd = call.params()?;
+                let mut problems = Vec::new();
+                if p.name.is_empty()
+                    || p.name.len() > 64
+                    || !p
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                {
+                    problems.push(format!(
+                        "{:?} is not a valid name (1-64 letters, digits, '-', '_' or '.')",
+                        p.name
+                    ));
+                }
+                if let Some(m) = problems.pop() {
+                    return Err(RpcError::invalid_params(m));
+                }
+                Ok(self.peer_add(p, author).await?.into())
+            }
+            "vpn.peer_del" => {
+                let p: PeerDel = call.params()?;
+                Ok(self.peer_del(p, author).await?.into())
+            }
+            "vpn.reload" => {
+                self.0.reconcile().await.map_err(vpn_error)?;
+                Ok(json!({"reloaded": true}).into())
+            }
+            other => Err(RpcError::new(
+                "method_not_found",
+                format!("no method {other:?} in the vpn service"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_routes_are_networks() {
+        let vpn = Vpn {
+            pool: Some("10.8.0.0/24".into()),
+            addresses: vec!["10.8.0.1/24".into(), "fd00::1/64".into()],
+            ..Vpn::default()
+        };
+        assert_eq!(default_client_routes(&vpn), ["10.8.0.0/24", "fd00::/64"]);
+    }
+}
