@@ -49,6 +49,8 @@ for svc in net web ssh mail integrator; do
   echo "$status" | grep -E "^$svc +running" >/dev/null || fail "service $svc not running: $status"
 done
 pass "ssh status: every service running"
+wait_for 120 grep -q "boot of slot a marked good" "$LOG" || { tail -20 "$LOG"; fail "slot A was not marked good"; }
+pass "slot A marked good for the boot loader"
 
 "${SSH[@]}" reboot >/dev/null 2>&1 || true
 wait_for 120 grep -q "SIGTERM received" "$LOG" || fail "reboot over ssh did not reach init"
