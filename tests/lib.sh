@@ -27,3 +27,6 @@ start_node() {
   wait_for 20 "$ALPHAREN" ctl --state-dir "$dir" status || { cat "$dir/console.log"; fail "node in $dir did not start"; }
 }
 ctl() { "$ALPHAREN" ctl --state-dir "$STATE" "$@"; }
+# has PATTERN...: like `grep -q`, but reads all its input, so the writer of
+# a pipe is never cut off by SIGPIPE (which `set -o pipefail` would report).
+has() { grep "$@" >/dev/null; }

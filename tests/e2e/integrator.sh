@@ -8,8 +8,6 @@ STATE=$OUT/state
 rm -rf "$STATE"; mkdir -p "$STATE"
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
 LB=http://127.0.0.1:11223
-# Reads all input (grep -q would close the pipe on the writer).
-has() { grep "$@" >/dev/null; }
 export ALPHAREN STATE; export -f ctl has
 FILES_PORT=18765
 

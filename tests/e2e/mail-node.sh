@@ -12,21 +12,21 @@ rm -f "$STATE/alpharen.db"*   # seeded by `run --config` below instead
 start_sink "$STATE" "$SP"
 start_node "$STATE" --config "$STATE/cfg.toml"
 wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$P" || { cat "$STATE/console.log"; fail "mail listener not up under the supervisor"; }
-ctl services | grep -q '^mail' || { ctl services; fail "mail not in the service list"; }
-relay_ok() { "$ALPHAREN" ctl --state-dir "$STATE" mail status | grep -q "relay    smarthost 127.0.0.1:$SP"; }
+ctl services | has '^mail' || { ctl services; fail "mail not in the service list"; }
+relay_ok() { "$ALPHAREN" ctl --state-dir "$STATE" mail status | has "relay    smarthost 127.0.0.1:$SP"; }
 wait_for 10 relay_ok || { ctl mail status; fail "ctl mail status does not show the smarthost"; }
 pass "supervisor starts mail; ctl mail status answers through control.sock"
 
 out=$(swaks --server "127.0.0.1:$P" --from a@example.org --to b@example.net --h-Subject node-swaks 2>&1 || true)
 grep -q "queued as" <<<"$out" || { echo "$out"; fail "swaks not accepted"; }
 echo "Subject: node-sendmail" | "$ALPHAREN" sendmail --state-dir "$STATE" -f root c@example.net || fail "alpharen sendmail exited $?"
-ctl mail test ops2@example.net | grep -q queued || fail "ctl mail test"
+ctl mail test ops2@example.net | has queued || fail "ctl mail test"
 wait_for 20 sink_ge 3 || { ctl mail queue; fail "mail did not reach the smarthost"; }
 grep -q 'X-Sink-From: root@n1' "$STATE"/sink/*.eml || fail "sendmail sender not qualified with the node name"
 pass "swaks, alpharen sendmail and ctl mail test delivered via the smarthost"
 
 [ "$(ctl --json mail queue | grep -c '"id"' || true)" -eq 0 ] || { ctl mail queue; fail "queue not empty"; }
-ctl mail notify "disk almost full" "sda1 91%" | grep -q queued || fail "ctl mail notify"
+ctl mail notify "disk almost full" "sda1 91%" | has queued || fail "ctl mail notify"
 wait_for 10 sink_ge 4 || fail "notification not delivered"
 pass "ctl mail queue / notify"
 
@@ -34,7 +34,7 @@ pass "ctl mail queue / notify"
 stop_sink
 start_sink "$STATE" "$SP2"
 ctl config set mail.relay.port "$SP2" >/dev/null || fail "ctl config set mail.relay.port"
-moved() { "$ALPHAREN" ctl --state-dir "$STATE" mail status | grep -q ":$SP2 "; }
+moved() { "$ALPHAREN" ctl --state-dir "$STATE" mail status | has ":$SP2 "; }
 wait_for 10 moved || { ctl mail status; fail "relay port not re-read after the config change"; }
 out=$(swaks --server "127.0.0.1:$P" --from a@example.org --to b@example.net --h-Subject after-hup 2>&1 || true)
 grep -q 'queued as' <<<"$out" || { echo "$out"; fail "not accepted after reload"; }

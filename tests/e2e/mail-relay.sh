@@ -13,9 +13,9 @@ sw() { swaks --server "127.0.0.1:$P" --timeout 10 "$@" 2>&1 || true; }
 
 # 1. Smarthost down: accepted, queued with attempts and last error.
 for i in 1 2 3; do
-  sw --from a@example.org --to "b$i@example.net" --h-Subject "down-$i" | grep -q 'queued as' || fail "message $i not accepted"
+  sw --from a@example.org --to "b$i@example.net" --h-Subject "down-$i" | has 'queued as' || fail "message $i not accepted"
 done
-wait_for 10 bash -c "'$MAILDEV' rpc --state-dir '$STATE' mail.queue | grep -q '\"attempts\":1'" || fail "no attempt recorded"
+wait_for 10 bash -c "'$MAILDEV' rpc --state-dir '$STATE' mail.queue | has '\"attempts\":1'" || fail "no attempt recorded"
 q=$(mrpc mail.queue)
 grep -q '"last_error":"[^"]*[Cc]onnect' <<<"$q" || { echo "$q"; fail "last error not recorded"; }
 [ "$(queued)" -eq 3 ] || fail "expected 3 queued"
@@ -24,7 +24,7 @@ pass "smarthost down: 3 messages queued with attempts and last error"
 # Metadata survives a restart.
 stop_mail; start_mail "$STATE" "$P"
 [ "$(queued)" -eq 3 ] || fail "queue lost over a restart"
-mrpc mail.queue | grep -q '"attempts":1' || fail "attempt count lost over a restart"
+mrpc mail.queue | has '"attempts":1' || fail "attempt count lost over a restart"
 pass "queue and metadata survive a restart"
 
 # 2. Smarthost up; flush → each delivered exactly once.
@@ -38,11 +38,11 @@ pass "smarthost up + mail.flush: each message delivered exactly once"
 
 # 3. Permanent failure: bounce to the sender, dead letter kept.
 n0=$(sink_count)
-sw --from sender@example.org --to reject-me@example.net --h-Subject doomed | grep -q 'queued as' || fail "doomed not accepted"
+sw --from sender@example.org --to reject-me@example.net --h-Subject doomed | has 'queued as' || fail "doomed not accepted"
 wait_for 20 sink_ge $((n0 + 1)) || fail "no bounce arrived"
 b=$(grep -l 'report-type=delivery-status' "$STATE"/sink/*.eml | head -1)
 [ -n "$b" ] || fail "bounce is not a DSN"
-grep -q 'X-Sink-From: $' "$b" || grep -q 'X-Sink-From: <>' "$b" || fail "bounce does not use the null sender"
+grep -q 'X-Sink-From: $' "$b" || has 'X-Sink-From: <>' "$b" || fail "bounce does not use the null sender"
 grep -q 'X-Sink-To: sender@example.org' "$b" || fail "bounce not sent to the envelope sender"
 grep -q 'Final-Recipient: rfc822; reject-me@example.net' "$b" || fail "DSN lacks the failed recipient"
 [ "$(queued dead)" -eq 1 ] || fail "dead letter not kept"
@@ -59,12 +59,12 @@ pass "550 → DSN to the envelope sender (null sender), dead letter listed, retr
 
 # 4. Notifications: the first goes out, the next ones are held for a digest.
 n0=$(sink_count)
-mrpc mail.notify '{"subject":"service net failed","body":"5 crashes in 60 s"}' | grep -q '"sent":true' || fail "first notification not sent"
-mrpc mail.notify '{"subject":"service web failed","body":"x"}' | grep -q '"held":true' || fail "second notification not held"
+mrpc mail.notify '{"subject":"service net failed","body":"5 crashes in 60 s"}' | has '"sent":true' || fail "first notification not sent"
+mrpc mail.notify '{"subject":"service web failed","body":"x"}' | has '"held":true' || fail "second notification not held"
 wait_for 10 sink_ge $((n0 + 1)) || fail "notification not delivered"
 notified() { grep -l 'Subject: \[n1\] service net failed' "$STATE"/sink/*.eml | xargs grep -q 'X-Sink-To: ops@example.net'; }
 wait_for 10 notified || fail "notification not sent to the admins"
-mrpc mail.test | grep -q '"id"' || fail "mail.test failed"
+mrpc mail.test | has '"id"' || fail "mail.test failed"
 wait_for 10 sink_ge $((n0 + 2)) || fail "test message not delivered"
 pass "mail.notify: first sent to admin_recipients, next held; mail.test delivered"
 
@@ -73,7 +73,7 @@ stop_sink; start_sink "$STATE" "$SP" --delay 0.3
 n0=$(sink_count)
 N=30
 for i in $(seq $N); do
-  sw --from a@example.org --to k@example.net --h-Subject "kill-$i" | grep -q 'queued as' || fail "kill-$i not accepted"
+  sw --from a@example.org --to k@example.net --h-Subject "kill-$i" | has 'queued as' || fail "kill-$i not accepted"
 done
 for round in 1 2 3 4 5 6; do
   sleep "0.$((RANDOM % 9 + 1))"

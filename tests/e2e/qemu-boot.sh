@@ -37,14 +37,14 @@ api() { curl -sk --max-time 20 "https://127.0.0.1:$WEB/api/v1/$1" "${@:2}"; }
 wait_for 300 api health || { tail -40 "$LOG"; fail "web console not reachable through the forwarded port"; }
 body=$(printf '{"code":"%s","admin_password":"correct horse battery","hostname":"qnode","ssh_authorized_keys":["%s"]}' "$code" "$(cat "$OUT/id.pub")")
 out=$(api setup -H 'content-type: application/json' -d "$body")
-echo "$out" | grep -q '"revision"' || fail "setup failed: $out"
-api setup | grep -q '"required":false' || fail "setup still required"
+echo "$out" | has '"revision"' || fail "setup failed: $out"
+api setup | has '"required":false' || fail "setup still required"
 pass "setup over HTTPS"
 
 wait_for 200 "${SSH[@]}" status || fail "ssh status did not answer"
 status=$("${SSH[@]}" status)
 echo "$status" > "$OUT/status1.txt"
-echo "$status" | grep -q "qnode" || fail "hostname not applied: $status"
+echo "$status" | has "qnode" || fail "hostname not applied: $status"
 for svc in net web ssh mail integrator; do
   echo "$status" | grep -E "^$svc +running" >/dev/null || fail "service $svc not running: $status"
 done
@@ -57,7 +57,7 @@ wait_for 120 grep -q "SIGTERM received" "$LOG" || fail "reboot over ssh did not 
 stop_hard   # QEMU reboots the guest in place; a fresh start keeps the test simple
 start
 wait_for 300 "${SSH[@]}" status || fail "ssh after reboot failed (host key changed or service down)"
-"${SSH[@]}" config show node | grep -q 'hostname = "qnode"' || fail "config lost across reboot"
+"${SSH[@]}" config show node | has 'hostname = "qnode"' || fail "config lost across reboot"
 pass "reboot over ssh: config and host key kept"
 
 # Power cut while a config apply is in flight.
@@ -69,5 +69,5 @@ kill "$writer" 2>/dev/null; wait "$writer" 2>/dev/null || true
 start
 wait_for 300 "${SSH[@]}" status || fail "node not healthy after the power cut"
 "${SSH[@]}" config history >"$OUT/history.txt" || fail "history unreadable after the power cut"
-"${SSH[@]}" config show node | grep -q 'hostname = "qnode"' || fail "config damaged by the power cut"
+"${SSH[@]}" config show node | has 'hostname = "qnode"' || fail "config damaged by the power cut"
 pass "power cut during apply: node healthy, revision intact"

@@ -23,7 +23,7 @@ endpoint = "10.99.0.1:51820"
 TOML
 start_node_in "$NODE" "$STATE" "$OUT/seed.toml"
 wait_for 20 ip -n "$NODE" link show arvpn0 || { cat "$STATE/console.log"; fail "arvpn0 did not appear"; }
-ip -n "$NODE" -br addr show arvpn0 | grep -q 10.8.0.1/24 || fail "arvpn0 has no 10.8.0.1/24"
+ip -n "$NODE" -br addr show arvpn0 | has 10.8.0.1/24 || fail "arvpn0 has no 10.8.0.1/24"
 pass "node up with arvpn0"
 
 # Road warrior: the config from `peer add` applied unmodified.
@@ -42,7 +42,7 @@ pass "handshake and ping node <- wireguard-go"
 
 ip netns exec "$NODE" iperf3 -s -1 -B 10.8.0.1 -p 5201 >"$OUT/iperf-s.log" 2>&1 &
 IPS=$!; on_exit "kill $IPS 2>/dev/null"
-wait_for 10 ip netns exec "$NODE" sh -c 'ss -ltn | grep -q :5201'
+wait_for 10 ip netns exec "$NODE" sh -c 'ss -ltn | has :5201'
 ip netns exec "$CLI" timeout 30 iperf3 -c 10.8.0.1 -p 5201 -n 20M -J >"$OUT/iperf-c.json" || fail "TCP transfer through the tunnel failed"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); b=d["end"]["sum_received"]["bytes"]; s=d["end"]["sum_sent"]["bytes"]; assert s>=20*1024*1024 and b>=16*1024*1024, (s, b)' "$OUT/iperf-c.json" || fail "TCP transfer incomplete"
 pass "TCP transfer of 20 MiB through the tunnel"
@@ -57,7 +57,7 @@ assert p["latest_handshake_secs_ago"] is not None and p["latest_handshake_secs_a
 assert p["rx_bytes"] > 16_000_000 and p["tx_bytes"] > 0, p
 assert p["endpoint"].startswith("10.99.0.2:"), p
 PY
-ctl vpn | grep -q laptop || fail "ctl vpn does not list the peer"
+ctl vpn | has laptop || fail "ctl vpn does not list the peer"
 pass "status: handshake, rx/tx, endpoint"
 
 # Wrong key: the client swaps its private key; no handshake, no traffic.
@@ -73,26 +73,26 @@ pass "wrong key: no handshake; right key: back"
 
 # Bad input: refused as a whole, with paths; nothing applied.
 out=$(ctl config set vpn.peers '[{name = "bad", public_key = "nope", allowed_ips = ["10.9.0.0/24"]}]' 2>&1) && fail "malformed key accepted"
-echo "$out" | grep -q 'vpn.peers\[0\].public_key' || fail "malformed key error has no path: $out"
+echo "$out" | has 'vpn.peers\[0\].public_key' || fail "malformed key error has no path: $out"
 LAPTOP=$(ctl config show vpn --json | python3 -c 'import json,sys; p=json.load(sys.stdin)["config"]["peers"][0]; print("{name = \"%s\", public_key = \"%s\", allowed_ips = %s}" % (p["name"], p["public_key"], json.dumps(p["allowed_ips"])))')
 out=$(ctl config set vpn.peers "[$LAPTOP, {name = \"site\", public_key = \"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\", allowed_ips = [\"10.8.0.0/25\"]}]" 2>&1) && fail "overlapping allowed IPs accepted"
-echo "$out" | grep -q 'overlaps' || fail "overlap error unclear: $out"
+echo "$out" | has 'overlaps' || fail "overlap error unclear: $out"
 out=$(ctl config set vpn.pool '"10.8.0.0/30"' 2>&1) || fail "pool change refused: $out"
 ctl config confirm >/dev/null
 # 10.8.0.1 is the node, .2 the laptop: a /30 has no address left.
 out=$(ctl vpn peer add p3 2>&1) && fail "peer added to an exhausted pool"
-echo "$out" | grep -q 'no free address' || fail "pool exhausted error unclear: $out"
+echo "$out" | has 'no free address' || fail "pool exhausted error unclear: $out"
 ctl config set vpn.pool '"10.8.0.0/24"' >/dev/null && ctl config confirm >/dev/null
 # Port in use: the node keeps its working port and says why.
 ip netns exec "$NODE" python3 -c 'import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("0.0.0.0",51999)); time.sleep(60)' &
 HOLD=$!; on_exit "kill $HOLD 2>/dev/null"
-wait_for 10 sh -c "ip netns exec $NODE ss -lun | grep -q :51999" || fail "could not hold UDP 51999"
+wait_for 10 sh -c "ip netns exec $NODE ss -lun | has :51999" || fail "could not hold UDP 51999"
 ctl config set vpn.listen_port 51999 >/dev/null
-wait_for 10 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE\" vpn --json | grep -q 'already in use'" || fail "port in use not reported"
+wait_for 10 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE\" vpn --json | has 'already in use'" || fail "port in use not reported"
 ip netns exec "$CLI" ping -c1 -W2 10.8.0.1 >/dev/null || fail "tunnel broken by a refused port change"
 ctl config set vpn.listen_port 51820 >/dev/null && ctl config confirm >/dev/null
 kill $HOLD 2>/dev/null || true
-wait_for 10 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE\" vpn --json | grep -q '\"error\": null'" || fail "error not cleared"
+wait_for 10 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE\" vpn --json | has '\"error\": null'" || fail "error not cleared"
 pass "bad input: malformed key, overlap, pool exhausted, port in use"
 
 # Restart of the service: the client gets back without doing anything.
@@ -103,7 +103,7 @@ pass "vpn restart: tunnel back without client action"
 # peer del: revoked at once.
 ctl vpn peer del laptop >/dev/null
 ! ip netns exec "$CLI" ping -c3 -W1 -i0.5 10.8.0.1 >/dev/null 2>&1 || fail "traffic still passes after peer del"
-ctl vpn --json | grep -q laptop && fail "peer still listed"
+ctl vpn --json | has laptop && fail "peer still listed"
 pass "peer del: traffic stops at once"
 
 # Site to site: node1 (LAN 192.168.51.0/24) <-> node2 (LAN 192.168.52.0/24).
@@ -130,7 +130,7 @@ TOML
 STATE2=$OUT/node2
 start_node_in "$N2" "$STATE2" "$OUT/seed2.toml"
 ctl2() { "$ALPHAREN" ctl --state-dir "$STATE2" "$@"; }
-wait_for 20 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE2\" vpn --json | grep -q '\"running\": true'" || fail "node2 tunnel not up"
+wait_for 20 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE2\" vpn --json | has '\"running\": true'" || fail "node2 tunnel not up"
 P2=$(ctl2 vpn --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])')
 ctl2 config set vpn.peers "[{name = \"site1\", public_key = \"$P1\", endpoint = \"10.98.0.1:51820\", allowed_ips = [\"10.7.0.1/32\", \"192.168.51.0/24\"], persistent_keepalive = 25}]" >/dev/null
 ctl2 config confirm >/dev/null

@@ -65,7 +65,7 @@ expect 200 "login"
 CSRF=$(jq -r .csrf <<<"$BODY")
 grep -q "alpharen_session" "$JAR" || fail "no session cookie"
 curl -sk -D - -o /dev/null -H 'content-type: application/json' --data '{"username":"admin","password":"correct horse"}' "$BASE/api/v1/session" \
-  | grep -i '^set-cookie: alpharen_session' | grep -qi 'HttpOnly; Secure; SameSite=Strict' || fail "session cookie flags"
+  | grep -i '^set-cookie: alpharen_session' | has -i 'HttpOnly; Secure; SameSite=Strict' || fail "session cookie flags"
 pass "session cookie is HttpOnly, Secure, SameSite=Strict"
 as_admin GET /api/v1/status
 expect 200 "status as admin"
@@ -192,7 +192,7 @@ expect 422 "bad backup"
 for i in 1 2 3 4 5; do req POST /api/v1/session '{"username":"viewer1","password":"bad pass 1"}'; done
 req POST /api/v1/session '{"username":"viewer1","password":"viewer pass"}'
 expect 429 "login rate limited after 5 failures"
-curl -sk -D - -o /dev/null -H 'content-type: application/json' --data '{"username":"viewer1","password":"x"}' "$BASE/api/v1/session" | grep -qi '^retry-after:' || fail "no Retry-After"
+curl -sk -D - -o /dev/null -H 'content-type: application/json' --data '{"username":"viewer1","password":"x"}' "$BASE/api/v1/session" | has -i '^retry-after:' || fail "no Retry-After"
 
 # --- logout, unknown route, redirect
 as_admin GET /api/v1/nope
@@ -204,6 +204,6 @@ expect 401 "session gone after logout"
 LOC=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:8080/api/v1/health?x=1")
 [ "$LOC" = "308 https://127.0.0.1:8443/api/v1/health?x=1" ] || fail "redirect: $LOC"
 pass "HTTP redirects to HTTPS"
-curl -sk "$BASE/" | grep -q '<script type="module"' || fail "console not served"
+curl -sk "$BASE/" | has '<script type="module"' || fail "console not served"
 pass "console served"
 echo "web e2e: all passed"
