@@ -85,8 +85,12 @@ fn extra_services_follow_the_config() {
 fn unconfirmed_risky_change_reverts_by_itself() {
     let node = Node::start(Some("[node]\nconfirm_timeout = 2\n"));
     let out = node.ctl(&["config", "set", "network.manage", "false"]);
-    let (stdout, _) = text(&out);
-    assert!(stdout.contains("confirm it within"), "{stdout}");
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains("confirm it within"),
+        "{stdout}{stderr}{}",
+        node.console()
+    );
     let reverted = wait_until(Duration::from_secs(15), || {
         let h = node.call("config.history", json!({})).ok()?;
         (h["revisions"].as_array()?.len() == 3).then_some(h)

@@ -109,7 +109,9 @@ impl Store {
                 "it has no admin user; restoring it would lock everyone out".into(),
             ));
         }
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM users", [])?;
         for u in &backup.users {
             tx.execute(

@@ -47,7 +47,9 @@ const MIGRATIONS: &[&str] = &[r#"
 "#];
 
 /// A handle on `<state>/alpharen.db`. Writers take `&mut self` so each write
-/// is one transaction.
+/// is one transaction, begun IMMEDIATE: several processes share the file,
+/// and a read transaction that later wants to write would fail at once
+/// ("database is locked") instead of waiting out the busy timeout.
 pub struct Store {
     pub(crate) conn: Connection,
     path: PathBuf,
@@ -96,7 +98,9 @@ impl Store {
             )));
         }
         for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute_batch(step)?;
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
@@ -115,7 +119,9 @@ impl Store {
             )?
             .unwrap_or(0);
         for (i, step) in steps.iter().enumerate().skip(done as usize) {
-            let tx = self.conn.transaction()?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute_batch(step)?;
             tx.execute(
                 "INSERT OR REPLACE INTO component_schema (name, version) VALUES (?1, ?2)",

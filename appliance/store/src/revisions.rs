@@ -131,7 +131,9 @@ impl Store {
         author: &str,
         comment: &str,
     ) -> Result<ApplyOutcome, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = apply_in(&tx, config, author, comment, true)?;
         tx.commit()?;
         Ok(out)
@@ -146,7 +148,9 @@ impl Store {
     /// Keeps the pending revision for good.
     pub fn confirm(&mut self, actor: &str) -> Result<Pending, StoreError> {
         let pending = self.pending()?.ok_or(StoreError::NothingPending)?;
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM pending", [])?;
         audit(
             &tx,
@@ -166,7 +170,9 @@ impl Store {
             "automatic revert: revision {} was not confirmed in time; restored revision {}",
             pending.revision, pending.fallback
         );
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM pending", [])?;
         let out = apply_in(&tx, &fallback.config, actor, &comment, false)?;
         audit(&tx, actor, "config.revert", &comment)?;

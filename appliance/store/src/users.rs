@@ -84,7 +84,9 @@ impl Store {
     ) -> Result<User, StoreError> {
         check_name(name)?;
         let hashed = hash(password)?;
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let exists: Option<String> = tx
             .query_row("SELECT name FROM users WHERE name = ?1", [name], |r| {
                 r.get(0)
@@ -119,7 +121,9 @@ impl Store {
         actor: &str,
     ) -> Result<(), StoreError> {
         let hashed = hash(password)?;
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE users SET password_hash = ?2 WHERE name = ?1",
             params![name, hashed],
@@ -197,7 +201,9 @@ impl Store {
                 "{name:?} is the last admin; add another admin first"
             )));
         }
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM users WHERE name = ?1", [name])?;
         audit(&tx, actor, "user.del", name)?;
         Ok(tx.commit()?)
