@@ -9,7 +9,6 @@ use std::time::Duration;
 use alpharen_rpc::{Call, Handler, Reply, RpcError};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::net::UnixListener;
 use tokio::task::JoinHandle;
 
 use crate::notify::Digest;

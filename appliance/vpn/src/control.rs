@@ -12,7 +12,6 @@ use alpharen_store::Store;
 use alpharen_store::config::{Vpn, VpnPeer, parse_cidr};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::net::UnixListener;
 use tokio::task::JoinHandle;
 
 use crate::client::{ClientConfig, qr, render};
