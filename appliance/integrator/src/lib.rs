@@ -65,13 +65,9 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(Error::io(format!("bind {addr}")))?;
-    let run_dir = state_dir.join("run");
-    std::fs::create_dir_all(&run_dir)
-        .map_err(Error::io(format!("create {}", run_dir.display())))?;
-    let sock = run_dir.join("integrator.sock");
-    let _ = std::fs::remove_file(&sock);
-    let control = tokio::net::UnixListener::bind(&sock)
-        .map_err(Error::io(format!("bind {}", sock.display())))?;
+    let sock = state_dir.join("run").join("integrator.sock");
+    let control =
+        alpharen_rpc::bind(&sock).map_err(Error::io(format!("bind {}", sock.display())))?;
     tracing::info!(listen = %addr, control = %sock.display(), workers = app.pool.alive(), "integrator started");
 
     let mut term = signal(SignalKind::terminate()).map_err(Error::io("SIGTERM handler"))?;

@@ -382,14 +382,7 @@ impl Handler for Rpc {
 }
 
 fn bind(state_dir: &Path) -> Result<tokio::net::UnixListener, Error> {
-    use std::os::unix::fs::PermissionsExt;
-    let run = state_dir.join("run");
-    std::fs::create_dir_all(&run)?;
-    let path = run.join("net.sock");
-    let _ = std::fs::remove_file(&path);
-    let l = tokio::net::UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
-    Ok(l)
+    Ok(alpharen_rpc::bind(&state_dir.join("run").join("net.sock"))?)
 }
 
 pub async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {

@@ -57,6 +57,24 @@ fn supplementary_groups(pid: i32) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// Binds a control socket: creates its directory, replaces a socket left
+/// by a killed predecessor (bind would fail on it), and opens it to root
+/// and the `alpharen` group only (0660). Every service's socket is made
+/// here so they all get the same access rules.
+pub fn bind(path: &std::path::Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Some(gid) = group_id("alpharen") {
+        let _ = std::os::unix::fs::chown(path, None, Some(gid));
+    }
+    Ok(listener)
+}
+
 /// What answers the methods.
 pub trait Handler: Send + Sync + 'static {
     fn call(&self, call: Call) -> impl Future<Output = Result<Reply, RpcError>> + Send;

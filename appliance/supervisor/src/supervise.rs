@@ -3,7 +3,6 @@
 //! stops everything in reverse order on SIGTERM.
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -88,16 +87,7 @@ fn bind_socket(path: &Path) -> Result<UnixListener, SupervisorError> {
         path: path.display().to_string(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
-    if let Ok(Some(group)) = nix::unistd::Group::from_name("alpharen") {
-        let _ = nix::unistd::chown(path, None, Some(group.gid));
-    }
-    Ok(listener)
+    alpharen_rpc::bind(path).map_err(err)
 }
 
 pub fn control_socket(state_dir: &Path) -> PathBuf {

@@ -12,7 +12,6 @@ use alpharen_store::Store;
 use alpharen_store::config::{Vpn, VpnPeer, parse_cidr};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::net::UnixListener;
 use tokio::task::JoinHandle;
 
 use crate::client::{ClientConfig, qr, render};
@@ -29,16 +28,8 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 
 pub async fn start(shared: Arc<Shared>) -> Result<JoinHandle<()>, Error> {
     let path = socket_path(&shared.state_dir);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_err(format!("{}", dir.display())))?;
-    }
-    // A socket left by a killed predecessor would make bind fail.
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).map_err(io_err(format!("bind {}", path.display())))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660));
-    }
+    let listener =
+        alpharen_rpc::bind(&path).map_err(io_err(format!("bind {}", path.display())))?;
     Ok(tokio::spawn(alpharen_rpc::serve(
         listener,
         Arc::new(Control(shared)),
