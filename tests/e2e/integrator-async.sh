@@ -140,8 +140,9 @@ out=$(post /t.publish '{"topic":"orders","n":1000,"sleep":0.003}')
 wait_for 10 bash -c '[ "$(ctl --json integrator kv list --ns seen | jq ".keys | length")" -ge 50 ]' || fail "delivery did not start"
 IPID=$(ctl --json services | jq -r '.[] | select(.name=="integrator") | .pid')
 [ -n "$IPID" ] && [ "$IPID" != null ] || fail "no integrator pid"
+before=$(seen_count)
 kill -9 "$IPID"
-before=$(ctl --json integrator kv list --ns seen 2>/dev/null | jq '.keys | length' || echo "?")
+[ "$before" -lt 1000 ] || fail "delivery finished before the kill"
 echo "  killed integrator pid $IPID with ~$before of 1000 delivered"
 wait_for 30 bash -c "p=\$(ctl --json services | jq -r '.[] | select(.name==\"integrator\") | .pid'); [ -n \"\$p\" ] && [ \"\$p\" != null ] && [ \"\$p\" != $IPID ] && ctl integrator status" || fail "integrator not restarted by the supervisor"
 wait_for 60 bash -c '[ "$(ctl --json integrator kv list --ns seen | jq ".keys | length")" = 1000 ]' || fail "lost messages: $(seen_count) of 1000 seen"

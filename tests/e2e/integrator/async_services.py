@@ -86,7 +86,7 @@ class Slow(Service):
     name = 'sub.slow'
 
     def handle(self):
-        time.sleep(30)
+        time.sleep(0.5)
 
 
 class Async(Service):
