@@ -305,17 +305,19 @@ impl Plan {
             }
             Schedule::Cron(c) => {
                 let local = after + 1 + self.offset;
-                let mut day = local.div_euclid(86_400);
-                let mut from = local.rem_euclid(86_400) as u32;
-                for _ in 0..CRON_HORIZON_DAYS {
+                let first = local.div_euclid(86_400);
+                for day in first..first + CRON_HORIZON_DAYS {
+                    let from = if day == first {
+                        local.rem_euclid(86_400) as u32
+                    } else {
+                        0
+                    };
                     if !self.holidays.contains(&day)
                         && c.day_matches(day)
                         && let Some(secs) = c.time_on_day(from)
                     {
                         return Some(day * 86_400 + i64::from(secs) - self.offset);
                     }
-                    day += 1;
-                    from = 0;
                 }
                 None
             }
