@@ -98,6 +98,8 @@ pub struct App {
     pub local_in_flight: AtomicU32,
     pub local_rtt_us: Mutex<f64>,
     pub client: HttpClient,
+    /// KV, queues, locks and jobs (ARKVD / ARPuSuB / ARSCHED).
+    pub engine: Arc<crate::engine::Engine>,
 }
 
 fn rpc_store(e: alpharen_store::StoreError) -> RpcError {
@@ -108,6 +110,10 @@ impl App {
     pub fn open(state_dir: &Path, dev: bool) -> Result<Arc<App>, Error> {
         let mut store = Store::open(state_dir)?;
         store.migrate_component("integrator", registry::SCHEMA)?;
+        let data = crate::data::Data::open(state_dir).map_err(|e| Error::Io {
+            what: "open the integrator data".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         let sdk_dir = state_dir.join("integrator").join("sdk");
         for (rel, text) in SDK {
             let path = sdk_dir.join(rel);
@@ -147,7 +153,10 @@ impl App {
             local_in_flight: AtomicU32::new(0),
             local_rtt_us: Mutex::new(0.0),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            engine: crate::engine::Engine::new(Arc::new(data)),
         });
+        app.pool
+            .set_host(Arc::new(crate::engine::HostImpl(Arc::downgrade(&app))));
         app.reload()?;
         Ok(app)
     }

@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use alpharen_rpc::{Call, Handler, Reply, RpcError};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
+
+use crate::data::{KvValue, now_ms};
+use crate::engine;
 
 use crate::app::App;
 
@@ -28,6 +31,39 @@ struct Password {
     security: String,
     #[serde(default)]
     password: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Kv {
+    #[serde(default = "default_ns")]
+    ns: String,
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(default)]
+    ttl: Option<f64>,
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+fn default_ns() -> String {
+    "default".into()
+}
+
+#[derive(Deserialize)]
+struct QueueSel {
+    topic: String,
+    #[serde(default)]
+    subscriber: Option<String>,
+    #[serde(default)]
+    dlq: bool,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+fn data_err(e: crate::data::DataError) -> RpcError {
+    RpcError::new(e.code(), e.to_string())
 }
 
 fn actor(call: &Call) -> String {
@@ -67,6 +103,114 @@ impl Handler for Control {
                 let p: Password = call.params()?;
                 app.password(&p.security, p.password.as_deref())?
             }
+            "integrator.jobs" => app.engine.jobs_json().map_err(data_err)?,
+            "integrator.job_run" => {
+                let name = call.params::<Named>()?.name;
+                engine::start_job(app, &name, "manual")
+                    .map_err(|e| RpcError::new("conflict", e))?;
+                json!({"job": name, "started": true})
+            }
+            "integrator.kv_get" => {
+                let p: Kv = call.params()?;
+                let v = app
+                    .engine
+                    .data
+                    .kv_get(&p.ns, &p.key, now_ms())
+                    .map_err(data_err)?;
+                json!({"ns": p.ns, "key": p.key, "found": v.is_some(), "value": v.map(|v| v.to_wire())})
+            }
+            "integrator.kv_set" => {
+                let p: Kv = call.params()?;
+                if p.key.is_empty() {
+                    return Err(RpcError::invalid_params("key must not be empty"));
+                }
+                let v = KvValue::Json(p.value.unwrap_or(Value::Null));
+                let ttl = p.ttl.filter(|t| *t > 0.0).map(|t| (t * 1000.0) as i64);
+                app.engine
+                    .data
+                    .kv_set(&p.ns, &p.key, &v, ttl, now_ms())
+                    .map_err(data_err)?;
+                json!({"ns": p.ns, "key": p.key, "set": true})
+            }
+            "integrator.kv_del" => {
+                let p: Kv = call.params()?;
+                let d = app
+                    .engine
+                    .data
+                    .kv_del(&p.ns, &p.key, now_ms())
+                    .map_err(data_err)?;
+                json!({"ns": p.ns, "key": p.key, "deleted": d})
+            }
+            "integrator.kv_list" => {
+                let p: Kv = call.params()?;
+                let prefix = p.prefix.unwrap_or_default();
+                let keys = app
+                    .engine
+                    .data
+                    .kv_keys(&p.ns, &prefix, now_ms(), 10_000)
+                    .map_err(data_err)?;
+                let namespaces = app.engine.data.kv_namespaces(now_ms()).map_err(data_err)?;
+                json!({"ns": p.ns, "keys": keys,
+                       "namespaces": namespaces.into_iter().map(|(n, c)| json!({"ns": n, "keys": c})).collect::<Vec<_>>()})
+            }
+            "integrator.topics" => {
+                let stats = app.engine.data.queue_stats().map_err(data_err)?;
+                let config = app.config();
+                let mut out: Vec<Value> = Vec::new();
+                for t in &config.topics {
+                    for sub in &t.subscribers {
+                        let st = stats
+                            .iter()
+                            .find(|s| s.topic == t.name && &s.subscriber == sub);
+                        out.push(json!({"topic": t.name, "subscriber": sub, "max_depth": t.max_depth,
+                            "ready": st.map_or(0, |s| s.ready), "in_flight": st.map_or(0, |s| s.in_flight),
+                            "dead": st.map_or(0, |s| s.dead)}));
+                    }
+                }
+                for s in stats.iter().filter(|s| {
+                    s.topic.is_empty()
+                        || !config
+                            .topics
+                            .iter()
+                            .any(|t| t.name == s.topic && t.subscribers.contains(&s.subscriber))
+                }) {
+                    let topic = if s.topic.is_empty() {
+                        "(invoke_async)".to_string()
+                    } else {
+                        s.topic.clone()
+                    };
+                    out.push(
+                        json!({"topic": topic, "subscriber": s.subscriber, "max_depth": null,
+                        "ready": s.ready, "in_flight": s.in_flight, "dead": s.dead}),
+                    );
+                }
+                Value::Array(out)
+            }
+            "integrator.queue" => {
+                let p: QueueSel = call.params()?;
+                app.engine
+                    .data
+                    .queue_messages(&p.topic, p.subscriber.as_deref(), p.dlq, 1000)
+                    .map_err(data_err)?
+            }
+            "integrator.purge" => {
+                let p: QueueSel = call.params()?;
+                let n = app
+                    .engine
+                    .data
+                    .purge(&p.topic, p.subscriber.as_deref(), p.dlq)
+                    .map_err(data_err)?;
+                json!({"topic": p.topic, "purged": n})
+            }
+            "integrator.publish" => {
+                let p: QueueSel = call.params()?;
+                let id = app
+                    .engine
+                    .publish(&app.config(), &p.topic, &p.data.unwrap_or(Value::Null))
+                    .map_err(data_err)?;
+                json!({"topic": p.topic, "msg_id": id})
+            }
+            "integrator.locks" => app.engine.data.locks(now_ms()).map_err(data_err)?,
             other => {
                 return Err(RpcError::new(
                     "method_not_found",

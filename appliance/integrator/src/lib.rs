@@ -11,10 +11,14 @@
 
 mod app;
 mod control;
+pub mod data;
+mod engine;
 mod http;
 pub mod lb;
 mod pickup;
 pub mod registry;
+pub mod retry;
+pub mod sched;
 pub mod security;
 pub mod stats;
 pub mod worker;
@@ -79,6 +83,9 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     ));
     let pick = tokio::spawn(pickup::watch(app.clone()));
     let health = tokio::spawn(app::health_loop(app.clone()));
+    let delivery = tokio::spawn(engine::delivery_loop(app.clone()));
+    let scheduler = tokio::spawn(engine::scheduler_loop(app.clone()));
+    let sweep = tokio::spawn(engine::sweep_loop(app.clone()));
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -94,6 +101,10 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     http.abort();
     pick.abort();
     health.abort();
+    // Deliveries in flight stay leased and are redelivered at the next start.
+    delivery.abort();
+    scheduler.abort();
+    sweep.abort();
     // Bounded: the supervisor kills after 10 s anyway.
     for _ in 0..80 {
         if app.in_flight() == 0 {

@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// Our own tables, applied with `Store::migrate_component`.
-pub const SCHEMA: &[&str] = &[r#"
+pub const SCHEMA: &[&str] = &[
+    r#"
     CREATE TABLE integrator_versions (
         module TEXT NOT NULL,
         version INTEGER NOT NULL,
@@ -23,7 +24,9 @@ pub const SCHEMA: &[&str] = &[r#"
         module TEXT PRIMARY KEY,
         version INTEGER NOT NULL
     );
-"#];
+"#,
+    crate::data::SCHEMA_STEP,
+];
 
 /// One service a file defines (as the validating worker reported it).
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]

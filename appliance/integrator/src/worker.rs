@@ -29,6 +29,12 @@ pub struct Spec {
     pub memory_limit: u64,
 }
 
+/// Answers the requests a worker sends while it runs a call (KV, publish,
+/// locks, invoke_async): the integrator owns SQLite, the worker only asks.
+pub trait Host: Send + Sync {
+    fn call(&self, req: &Value) -> Value;
+}
+
 /// Why a round trip failed; either way the worker is gone.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
@@ -119,33 +125,62 @@ impl Worker {
         Ok(w)
     }
 
-    /// Sends one frame and reads one back within `limit`.
+    /// Sends one frame and reads one back within `limit`. Frames with
+    /// `"op": "host"` before the answer are requests of the running service,
+    /// answered by `host` (or refused when there is none, e.g. validation).
     pub async fn roundtrip(&mut self, msg: &Value, limit: Duration) -> Result<Value, Failure> {
+        self.roundtrip_with(msg, limit, None).await
+    }
+
+    pub async fn roundtrip_with(
+        &mut self,
+        msg: &Value,
+        limit: Duration,
+        host: Option<&dyn Host>,
+    ) -> Result<Value, Failure> {
         let data = serde_json::to_vec(msg).map_err(|e| Failure::Died(e.to_string()))?;
         let len = u32::try_from(data.len())
             .map_err(|_| Failure::Died("request frame too large".into()))?;
         let mut frame = Vec::with_capacity(data.len() + 4);
         frame.extend_from_slice(&len.to_be_bytes());
         frame.extend_from_slice(&data);
+        let stdin = &mut self.stdin;
+        let stdout = &mut self.stdout;
         let io = async {
-            self.stdin.write_all(&frame).await?;
-            self.stdin.flush().await?;
-            let mut head = [0u8; 4];
-            self.stdout.read_exact(&mut head).await?;
-            let n = u32::from_be_bytes(head) as usize;
-            if n > MAX_FRAME {
-                return Err(std::io::Error::other(format!("frame of {n} bytes")));
+            stdin.write_all(&frame).await?;
+            stdin.flush().await?;
+            loop {
+                let mut head = [0u8; 4];
+                stdout.read_exact(&mut head).await?;
+                let n = u32::from_be_bytes(head) as usize;
+                if n > MAX_FRAME {
+                    return Err(std::io::Error::other(format!("frame of {n} bytes")));
+                }
+                let mut buf = vec![0u8; n];
+                stdout.read_exact(&mut buf).await?;
+                let v: Value = serde_json::from_slice(&buf)
+                    .map_err(|e| std::io::Error::other(format!("bad frame: {e}")))?;
+                if v["op"] != json!("host") {
+                    return Ok(v);
+                }
+                let answer = match host {
+                    Some(h) => h.call(&v),
+                    None => json!({"ok": false, "code": "unavailable",
+                                   "error": "not available while a file is validated"}),
+                };
+                let data = serde_json::to_vec(&answer).map_err(std::io::Error::other)?;
+                let len = u32::try_from(data.len()).map_err(std::io::Error::other)?;
+                let mut out = Vec::with_capacity(data.len() + 4);
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(&data);
+                stdin.write_all(&out).await?;
+                stdin.flush().await?;
             }
-            let mut buf = vec![0u8; n];
-            self.stdout.read_exact(&mut buf).await?;
-            Ok(buf)
         };
         match tokio::time::timeout(limit, io).await {
             Err(_) => Err(Failure::Timeout(limit)),
             Ok(Err(e)) => Err(Failure::Died(self.exit_reason(e).await)),
-            Ok(Ok(buf)) => {
-                serde_json::from_slice(&buf).map_err(|e| Failure::Died(format!("bad frame: {e}")))
-            }
+            Ok(Ok(v)) => Ok(v),
         }
     }
 
@@ -189,9 +224,15 @@ pub struct Pool {
     alive: AtomicUsize,
     pub replaced: AtomicU64,
     stopping: AtomicBool,
+    host: std::sync::OnceLock<Arc<dyn Host>>,
 }
 
 impl Pool {
+    /// Who answers the workers' own requests during calls (set once).
+    pub fn set_host(&self, host: Arc<dyn Host>) {
+        let _ = self.host.set(host);
+    }
+
     pub fn new(spec: Spec, target: usize, code: CodeSet) -> Arc<Pool> {
         Arc::new(Pool {
             spec: RwLock::new(spec),
@@ -202,6 +243,7 @@ impl Pool {
             alive: AtomicUsize::new(0),
             replaced: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            host: std::sync::OnceLock::new(),
         })
     }
 
@@ -356,7 +398,8 @@ impl Pool {
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
         let started = Instant::now();
-        match w.roundtrip(msg, limit).await {
+        let host = self.host.get().map(|h| h.as_ref());
+        match w.roundtrip_with(msg, limit, host).await {
             Ok(reply) => {
                 w.rtt_us = lb::ewma(w.rtt_us, started.elapsed().as_micros() as f64);
                 if reply["fatal"] == json!(true) {

@@ -40,6 +40,70 @@ pub enum IntegratorCmd {
         #[arg(long)]
         set: Option<String>,
     },
+    /// Scheduled jobs with their next and last run and result.
+    Jobs,
+    /// Run a scheduled job now.
+    JobRun { name: String },
+    /// The key-value store (ARKVD).
+    #[command(subcommand)]
+    Kv(KvCmd),
+    /// Pub/sub topics with per-subscriber queue depth and dead letters.
+    Topics,
+    /// Messages waiting on a topic (--dlq: its dead-letter queue).
+    Queue {
+        topic: String,
+        #[arg(long)]
+        subscriber: Option<String>,
+        #[arg(long)]
+        dlq: bool,
+    },
+    /// Drop the waiting (--dlq: the dead) messages of a topic.
+    Purge {
+        topic: String,
+        #[arg(long)]
+        subscriber: Option<String>,
+        #[arg(long)]
+        dlq: bool,
+    },
+    /// Publish a message (JSON, or a string when not JSON).
+    Publish { topic: String, message: String },
+    /// Locks currently held.
+    Locks,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KvCmd {
+    Get {
+        key: String,
+        #[arg(long, default_value = "default")]
+        ns: String,
+    },
+    /// Set a key (VALUE is JSON, or a string when not JSON).
+    Set {
+        key: String,
+        value: String,
+        #[arg(long, default_value = "default")]
+        ns: String,
+        /// Seconds until the key expires.
+        #[arg(long)]
+        ttl: Option<f64>,
+    },
+    Del {
+        key: String,
+        #[arg(long, default_value = "default")]
+        ns: String,
+    },
+    /// Keys of a namespace starting with PREFIX, and all namespaces.
+    List {
+        #[arg(default_value = "")]
+        prefix: String,
+        #[arg(long, default_value = "default")]
+        ns: String,
+    },
+}
+
+fn json_or_string(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_string()))
 }
 
 impl IntegratorCmd {
@@ -72,6 +136,48 @@ impl IntegratorCmd {
                 "integrator.password",
                 json!({"security": security, "password": set}),
             ),
+            IntegratorCmd::Jobs => ("integrator.jobs", json!({})),
+            IntegratorCmd::JobRun { name } => ("integrator.job_run", json!({"name": name})),
+            IntegratorCmd::Kv(KvCmd::Get { key, ns }) => {
+                ("integrator.kv_get", json!({"ns": ns, "key": key}))
+            }
+            IntegratorCmd::Kv(KvCmd::Set {
+                key,
+                value,
+                ns,
+                ttl,
+            }) => (
+                "integrator.kv_set",
+                json!({"ns": ns, "key": key, "value": json_or_string(value), "ttl": ttl}),
+            ),
+            IntegratorCmd::Kv(KvCmd::Del { key, ns }) => {
+                ("integrator.kv_del", json!({"ns": ns, "key": key}))
+            }
+            IntegratorCmd::Kv(KvCmd::List { prefix, ns }) => {
+                ("integrator.kv_list", json!({"ns": ns, "prefix": prefix}))
+            }
+            IntegratorCmd::Topics => ("integrator.topics", json!({})),
+            IntegratorCmd::Queue {
+                topic,
+                subscriber,
+                dlq,
+            } => (
+                "integrator.queue",
+                json!({"topic": topic, "subscriber": subscriber, "dlq": dlq}),
+            ),
+            IntegratorCmd::Purge {
+                topic,
+                subscriber,
+                dlq,
+            } => (
+                "integrator.purge",
+                json!({"topic": topic, "subscriber": subscriber, "dlq": dlq}),
+            ),
+            IntegratorCmd::Publish { topic, message } => (
+                "integrator.publish",
+                json!({"topic": topic, "data": json_or_string(message)}),
+            ),
+            IntegratorCmd::Locks => ("integrator.locks", json!({})),
         };
         let v = client.call(method, params)?;
         out.show(&v, |v| human(&self, v));
@@ -102,6 +208,55 @@ fn human(cmd: &IntegratorCmd, v: &Value) {
         IntegratorCmd::Stats => {
             let cols = ["service", "calls", "errors", "mean_ms", "p99_ms"];
             table(&cols, rows(v, &cols));
+        }
+        IntegratorCmd::Jobs => {
+            let cols = [
+                "name",
+                "kind",
+                "service",
+                "next_run",
+                "last_run",
+                "last_result",
+                "runs",
+            ];
+            table(&cols, rows(v, &cols));
+        }
+        IntegratorCmd::Topics => {
+            let cols = [
+                "topic",
+                "subscriber",
+                "ready",
+                "in_flight",
+                "dead",
+                "max_depth",
+            ];
+            table(&cols, rows(v, &cols));
+        }
+        IntegratorCmd::Queue { .. } => {
+            let cols = [
+                "id",
+                "msg_id",
+                "subscriber",
+                "attempts",
+                "state",
+                "last_error",
+            ];
+            table(&cols, rows(v, &cols));
+        }
+        IntegratorCmd::Kv(KvCmd::Get { .. }) => {
+            if v["found"] == json!(true) {
+                println!(
+                    "{}",
+                    serde_json::to_string(&v["value"]["json"]).unwrap_or_default()
+                );
+            } else {
+                println!("(not found)");
+            }
+        }
+        IntegratorCmd::Kv(KvCmd::List { .. }) => {
+            for k in v["keys"].as_array().into_iter().flatten() {
+                println!("{}", text(k));
+            }
         }
         IntegratorCmd::Source { .. } => print!("{}", v["source"].as_str().unwrap_or_default()),
         IntegratorCmd::Password { .. } => println!("{}", text(&v["password"])),

@@ -11,6 +11,8 @@ import logging
 import urllib.error
 import urllib.parse
 import urllib.request
+import os as _os
+import time as _time
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -18,6 +20,7 @@ __all__ = [
     'Service', 'Request', 'Response', 'ServiceError', 'Reportable', 'BadRequest',
     'Unauthorized', 'Forbidden', 'NotFound', 'Int', 'Integer', 'Float', 'Bool',
     'Boolean', 'AsIs', 'Unicode', 'Text', 'List', 'Dict', 'Opaque',
+    'HostError', 'QueueFull', 'LockTimeout',
 ]
 
 
@@ -181,6 +184,9 @@ class Request:
         self.http = http or HTTPInfo()
         self.data_format = data_format
         self.input = Bunch()
+        # Pub/sub, invoke_async and scheduler calls: msg_id, topic, attempt, job.
+        self.meta = Bunch()
+        self.msg_id = None
 
 
 class Response:
@@ -365,6 +371,186 @@ class Outgoing:
 # Registry filled by the worker: service name -> class; used by invoke().
 _registry = {}
 _outgoing_defs = {}
+# Set by the worker: sends one request to the integrator, returns its answer.
+_host = None
+
+
+# ---- KV, pub/sub, locks: requests to the integrator (which owns SQLite) ----
+
+class HostError(Exception):
+    """The integrator refused a KV / publish / lock request."""
+
+    def __init__(self, code, message):
+        self.code = code
+        super().__init__(message)
+
+
+class QueueFull(HostError):
+    """A subscriber's queue is at its max_depth; nothing was published."""
+
+
+def _call(call, **kw):
+    if _host is None:
+        raise HostError('unavailable', 'not connected to the integrator')
+    kw['call'] = call
+    reply = _host(kw)
+    if not reply.get('ok'):
+        cls = QueueFull if reply.get('code') == 'queue_full' else HostError
+        raise cls(reply.get('code'), reply.get('error') or 'integrator error')
+    return reply.get('value')
+
+
+def _wire(value):
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {'b64': base64.b64encode(bytes(value)).decode()}
+    return {'json': value}
+
+
+def _unwire(v):
+    if v is None:
+        return None
+    if 'b64' in v:
+        return base64.b64decode(v['b64'])
+    return v.get('json')
+
+
+class KV:
+    """``self.kv``: namespaced keys with JSON or bytes values, TTL in
+    seconds, compare-and-set and prefix listing."""
+
+    def __init__(self, ns='default'):
+        self.namespace = ns
+
+    def ns(self, name):
+        return KV(name)
+
+    def get(self, key, default=None):
+        v = _call('kv.get', ns=self.namespace, key=str(key))
+        return default if v is None else _unwire(v)
+
+    def set(self, key, value, ttl=None):
+        _call('kv.set', ns=self.namespace, key=str(key), value=_wire(value), ttl=ttl)
+        return True
+
+    def delete(self, key):
+        return _call('kv.del', ns=self.namespace, key=str(key))
+
+    def cas(self, key, expected, new, ttl=None):
+        """Sets `new` only if the current value is `expected` (None: absent);
+        `new` None deletes. True when it was swapped."""
+        return _call('kv.cas', ns=self.namespace, key=str(key),
+                     expected=None if expected is None else _wire(expected),
+                     new=None if new is None else _wire(new), ttl=ttl)
+
+    def keys(self, prefix=''):
+        return _call('kv.keys', ns=self.namespace, prefix=prefix)
+
+    def exists(self, key):
+        return _call('kv.get', ns=self.namespace, key=str(key)) is not None
+
+    def incr(self, key, amount=1):
+        """Atomic counter built on compare-and-set."""
+        for _ in range(1000):
+            cur = self.get(key)
+            new = (cur or 0) + amount
+            if self.cas(key, cur, new):
+                return new
+        raise HostError('conflict', 'incr of %r kept racing' % key)
+
+
+class RedisLikeConn(KV):
+    """``self.kvdb.conn``: the Redis calls Zato services use."""
+
+    def set(self, key, value, ex=None, px=None, nx=False, **kwargs):
+        ttl = ex if ex is not None else (px / 1000.0 if px is not None else None)
+        if nx:
+            return bool(self.cas(key, None, value, ttl=ttl))
+        return super().set(key, value, ttl=ttl)
+
+    def setex(self, key, time, value):
+        return super().set(key, value, ttl=time)
+
+    def delete(self, *keys):
+        return sum(1 for k in keys if super(RedisLikeConn, self).delete(k))
+
+    def keys(self, pattern='*'):
+        prefix = pattern.split('*', 1)[0]
+        return super().keys(prefix)
+
+    def incrby(self, key, amount=1):
+        return self.incr(key, amount)
+
+
+class KVDB:
+    def __init__(self):
+        self.conn = RedisLikeConn('kvdb')
+
+
+class Cache(KV):
+    """``self.cache``: Zato's ``self.cache.default.get/set(key, value, expiry)``."""
+
+    def __init__(self, ns='cache'):
+        super().__init__(ns)
+
+    @property
+    def default(self):
+        return self
+
+    def set(self, key, value, expiry=None, ttl=None, **kwargs):
+        return super().set(key, value, ttl=ttl if ttl is not None else expiry)
+
+    def __getitem__(self, name):
+        return Cache('cache.' + name) if name != 'default' else self
+
+
+class LockTimeout(Exception):
+    """The lock was not obtained within the timeout."""
+
+
+class Lock:
+    """``with self.lock('name', timeout=10, expires=20):`` - held by one
+    worker at a time; it lapses after `expires` seconds so a killed
+    holder cannot block the others forever."""
+
+    def __init__(self, name, timeout=10, expires=20):
+        self.name = name
+        self.timeout = timeout
+        self.expires = expires
+        self.owner = '%d:%s' % (_os.getpid(), uuid.uuid4().hex)
+        self.held = False
+
+    def acquire(self):
+        deadline = _time.monotonic() + (self.timeout or 0)
+        delay = 0.005
+        while True:
+            if _call('lock.acquire', name=self.name, owner=self.owner, ttl=self.expires):
+                self.held = True
+                return True
+            if _time.monotonic() >= deadline:
+                raise LockTimeout('lock %r not obtained within %ss' % (self.name, self.timeout))
+            _time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def release(self):
+        if self.held:
+            self.held = False
+            return _call('lock.release', name=self.name, owner=self.owner)
+        return False
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+class PubSub:
+    """``self.pubsub.publish(topic, data=msg)`` as in Zato."""
+
+    def publish(self, topic, data=None, **kwargs):
+        return _call('publish', topic=topic, data=data)
 
 
 class Service:
@@ -382,6 +568,10 @@ class Service:
         self.outgoing = self.out
         self.environ = {}
         self.channel = None
+        self.kv = KV()
+        self.kvdb = KVDB()
+        self.cache = Cache()
+        self.pubsub = PubSub()
 
     @classmethod
     def get_name(cls):
@@ -422,9 +612,17 @@ class Service:
         return other.response.payload
 
     def invoke_async(self, name, payload=None, *args, **kwargs):
-        # Runs inline: workers handle one request at a time.
-        self.invoke(name, payload)
-        return self.cid
+        """Queues a run of another service (durable: it happens after a
+        restart too), retried per integrator.async_attempts; returns its id."""
+        return _call('invoke_async', service=name, payload=payload)
+
+    def publish(self, topic, msg=None, **kwargs):
+        """Publishes to a topic: one durable copy per subscriber; raises
+        QueueFull when a subscriber's queue is at its max_depth."""
+        return _call('publish', topic=topic, data=msg if msg is not None else kwargs.get('data'))
+
+    def lock(self, name, timeout=10, expires=20):
+        return Lock(name, timeout=timeout, expires=expires)
 
 
 def _read_input(service):

@@ -21,12 +21,11 @@ import alpharen.integrator as sdk
 # Service attributes of Zato that this integrator does not provide; using
 # one is refused at deploy time rather than failing at the first request.
 UNSUPPORTED_ATTRS = {
-    'kvdb': 'the Redis KV database', 'pubsub': 'publish/subscribe',
-    'patterns': 'integration patterns', 'cache': 'caches', 'sso': 'single sign-on',
+    'patterns': 'integration patterns', 'sso': 'single sign-on',
     'crypto': 'the crypto API', 'email': 'e-mail connections', 'search': 'search connections',
     'odb': 'the operational database', 'cloud': 'cloud connections', 'im': 'instant messaging',
     'amqp': 'AMQP', 'zmq': 'ZeroMQ', 'wsx': 'WebSockets', 'scheduler': 'the scheduler API',
-    'lock': 'distributed locks', 'publish': 'publish/subscribe', 'vault': 'Vault',
+    'vault': 'Vault',
 }
 SUPPORTED_OUT = {'rest', 'plain_http'}
 
@@ -219,6 +218,10 @@ def call(msg):
     if cid:
         svc.cid = cid
     svc.channel = msg.get('channel')
+    meta = msg.get('meta')
+    if meta:
+        svc.request.meta = sdk.Bunch(meta)
+        svc.request.msg_id = meta.get('msg_id')
     svc.request.raw_request = raw
     svc.request.data_format = data_format
     svc.request.http = sdk.HTTPInfo(http.get('method', 'GET'), http.get('path', '/'),
@@ -263,6 +266,18 @@ def main():
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format='worker=%d service=%%(name)s level=%%(levelname)s %%(message)s' % os.getpid())
     state = State()
+
+    def host(req):
+        # A request of the running service to the integrator (KV, publish,
+        # locks, invoke_async); the answer is the next frame on stdin.
+        req = dict(req, op='host')
+        write_frame(proto_out, req)
+        reply = read_frame(proto_in)
+        if reply is None:
+            os._exit(0)
+        return reply
+
+    sdk._host = host
     while True:
         msg = read_frame(proto_in)
         if msg is None:

@@ -22,6 +22,16 @@ pub struct Integrator {
     pub security: Vec<SecurityDef>,
     pub channels: Vec<Channel>,
     pub outgoing: Vec<Outgoing>,
+    /// Scheduled jobs (ARSCHED): one-time, interval or cron.
+    pub jobs: Vec<Job>,
+    /// Holiday calendars whose dates jobs naming them skip.
+    pub calendars: Vec<Calendar>,
+    /// Pub/sub topics (ARPuSuB) and their subscribing services.
+    pub topics: Vec<Topic>,
+    /// Attempts of `invoke_async` work before it is given up.
+    pub async_attempts: u32,
+    /// First retry delay of `invoke_async` work in ms (doubles, capped at 60 s).
+    pub async_backoff_ms: u64,
 }
 
 impl Default for Integrator {
@@ -35,8 +45,182 @@ impl Default for Integrator {
             security: Vec::new(),
             channels: Vec::new(),
             outgoing: Vec::new(),
+            jobs: Vec::new(),
+            calendars: Vec::new(),
+            topics: Vec::new(),
+            async_attempts: 5,
+            async_backoff_ms: 1000,
         }
     }
+}
+
+/// A scheduled job: runs `service` with `payload` on its schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub name: String,
+    pub service: String,
+    #[serde(default)]
+    pub payload: Option<serde_json::Value>,
+    /// `one_time`, `interval` or `cron`.
+    pub kind: String,
+    /// one_time: `YYYY-MM-DDTHH:MM[:SS]` in `timezone`.
+    #[serde(default)]
+    pub at: Option<String>,
+    /// interval: the parts of the period, summed.
+    #[serde(default)]
+    pub seconds: u64,
+    #[serde(default)]
+    pub minutes: u64,
+    #[serde(default)]
+    pub hours: u64,
+    #[serde(default)]
+    pub days: u64,
+    /// interval: first run (default: when the job is first seen) and last.
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub end: Option<String>,
+    /// cron: 5 fields (min hour dom month dow) or 6 with seconds first.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// `UTC` or a fixed offset such as `+02:00`.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    /// A calendar of `integrator.calendars` whose dates are skipped.
+    #[serde(default)]
+    pub calendar: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Runs of this job allowed at the same time.
+    #[serde(default = "one")]
+    pub max_instances: u32,
+    /// After downtime: `run_once` (one catch-up run) or `skip`.
+    #[serde(default = "default_misfire")]
+    pub misfire: String,
+}
+
+/// Dates (`YYYY-MM-DD`) on which jobs naming this calendar do not run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Calendar {
+    pub name: String,
+    #[serde(default)]
+    pub dates: Vec<String>,
+}
+
+/// A topic: each subscriber (a service) has its own durable queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Topic {
+    pub name: String,
+    #[serde(default)]
+    pub subscribers: Vec<String>,
+    /// Messages a subscriber's queue may hold; publishing beyond is refused.
+    #[serde(default = "default_depth")]
+    pub max_depth: u64,
+    /// Seconds a message may wait for delivery; 0 = forever.
+    #[serde(default = "default_expiry")]
+    pub expiry: u64,
+    /// Deliveries tried before a message goes to the dead-letter queue.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay in ms (doubles, capped at 60 s).
+    #[serde(default = "default_backoff")]
+    pub backoff_ms: u64,
+}
+
+fn default_tz() -> String {
+    "UTC".into()
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn default_misfire() -> String {
+    "run_once".into()
+}
+fn default_depth() -> u64 {
+    10_000
+}
+fn default_expiry() -> u64 {
+    86_400
+}
+fn default_attempts() -> u32 {
+    5
+}
+fn default_backoff() -> u64 {
+    500
+}
+
+/// `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
+    let mut it = s.split('-');
+    let y: i32 = it.next()?.parse().ok()?;
+    let m: u32 = it.next()?.parse().ok()?;
+    let d: u32 = it.next()?.parse().ok()?;
+    if it.next().is_some() || s.len() != 10 || !(1..=12).contains(&m) || d == 0 {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    (d <= days[m as usize - 1]).then_some((y, m, d))
+}
+
+/// `YYYY-MM-DDTHH:MM[:SS]` (a space may replace the T; a trailing Z is
+/// accepted): date and seconds of the day.
+pub fn parse_datetime(s: &str) -> Option<((i32, u32, u32), u32)> {
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, time) = s.split_once(['T', ' '])?;
+    let date = parse_date(date)?;
+    let parts: Vec<&str> = time.split(':').collect();
+    if !(2..=3).contains(&parts.len()) {
+        return None;
+    }
+    let mut v = [0u32; 3];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return None;
+        }
+        v[i] = p.parse().ok()?;
+    }
+    if v[0] > 23 || v[1] > 59 || v[2] > 59 {
+        return None;
+    }
+    Some((date, v[0] * 3600 + v[1] * 60 + v[2]))
+}
+
+/// `UTC`/`Z` or `+HH:MM` / `-HH:MM`: the offset from UTC in seconds.
+pub fn parse_tz(s: &str) -> Option<i64> {
+    if s == "UTC" || s == "Z" || s == "Etc/UTC" {
+        return Some(0);
+    }
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (h, m) = s.get(1..)?.split_once(':')?;
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -313,5 +497,162 @@ impl Integrator {
             "name",
             self.outgoing.iter().map(|o| o.name.as_str()),
         );
+        self.validate_async(path, out);
+    }
+
+    fn validate_async(&self, path: &KeyPath, out: &mut Vec<Problem>) {
+        let cals = path.key("calendars");
+        for (i, c) in self.calendars.iter().enumerate() {
+            let at = cals.index(i);
+            check::object_name(out, &at.key("name"), &c.name);
+            for (j, d) in c.dates.iter().enumerate() {
+                if parse_date(d).is_none() {
+                    check::push(
+                        out,
+                        &at.key("dates").index(j),
+                        format!("{d:?} is not a YYYY-MM-DD date"),
+                    );
+                }
+            }
+        }
+        check::unique(
+            out,
+            &cals,
+            "name",
+            self.calendars.iter().map(|c| c.name.as_str()),
+        );
+        let jobs = path.key("jobs");
+        for (i, j) in self.jobs.iter().enumerate() {
+            let at = jobs.index(i);
+            check::object_name(out, &at.key("name"), &j.name);
+            reserved(out, &at.key("name"), &j.name);
+            if j.service.is_empty() {
+                check::push(out, &at.key("service"), "must name a service");
+            }
+            let period = j.seconds + j.minutes * 60 + j.hours * 3600 + j.days * 86_400;
+            match j.kind.as_str() {
+                "one_time" => {
+                    if j.at.is_none() {
+                        check::push(out, &at.key("at"), "required for kind \"one_time\"");
+                    }
+                }
+                "interval" => {
+                    if period == 0 {
+                        check::push(
+                            out,
+                            &at.key("seconds"),
+                            "kind \"interval\" needs seconds, minutes, hours or days",
+                        );
+                    }
+                }
+                "cron" => match &j.cron {
+                    None => check::push(out, &at.key("cron"), "required for kind \"cron\""),
+                    Some(c) => {
+                        let n = c.split_whitespace().count();
+                        if n != 5 && n != 6 {
+                            check::push(
+                                out,
+                                &at.key("cron"),
+                                format!("{c:?} has {n} fields, not 5 (or 6 with seconds)"),
+                            );
+                        }
+                    }
+                },
+                other => check::push(
+                    out,
+                    &at.key("kind"),
+                    format!("{other:?} is not one of one_time, interval, cron"),
+                ),
+            }
+            if j.kind != "interval" && period != 0 {
+                check::push(
+                    out,
+                    &at.key("seconds"),
+                    "seconds/minutes/hours/days only for kind \"interval\"",
+                );
+            }
+            if j.kind != "cron" && j.cron.is_some() {
+                check::push(out, &at.key("cron"), "only for kind \"cron\"");
+            }
+            for (key, v) in [("at", &j.at), ("start", &j.start), ("end", &j.end)] {
+                if let Some(v) = v
+                    && parse_datetime(v).is_none()
+                {
+                    check::push(
+                        out,
+                        &at.key(key),
+                        format!("{v:?} is not YYYY-MM-DDTHH:MM[:SS]"),
+                    );
+                }
+            }
+            if parse_tz(&j.timezone).is_none() {
+                check::push(
+                    out,
+                    &at.key("timezone"),
+                    format!("{:?} is not UTC or an offset like +02:00", j.timezone),
+                );
+            }
+            if let Some(c) = &j.calendar
+                && !self.calendars.iter().any(|k| &k.name == c)
+            {
+                check::push(
+                    out,
+                    &at.key("calendar"),
+                    format!("no calendar is named {c:?}"),
+                );
+            }
+            if j.max_instances == 0 || j.max_instances > 64 {
+                check::push(out, &at.key("max_instances"), "must be 1-64");
+            }
+            if j.misfire != "run_once" && j.misfire != "skip" {
+                check::push(
+                    out,
+                    &at.key("misfire"),
+                    format!("{:?} is not one of run_once, skip", j.misfire),
+                );
+            }
+        }
+        check::unique(
+            out,
+            &jobs,
+            "name",
+            self.jobs.iter().map(|j| j.name.as_str()),
+        );
+        let topics = path.key("topics");
+        for (i, t) in self.topics.iter().enumerate() {
+            let at = topics.index(i);
+            check::object_name(out, &at.key("name"), &t.name);
+            reserved(out, &at.key("name"), &t.name);
+            for (j, s) in t.subscribers.iter().enumerate() {
+                if s.is_empty() {
+                    check::push(out, &at.key("subscribers").index(j), "must name a service");
+                }
+            }
+            if t.max_depth == 0 {
+                check::push(out, &at.key("max_depth"), "must be at least 1");
+            }
+            if t.max_attempts == 0 || t.max_attempts > 100 {
+                check::push(out, &at.key("max_attempts"), "must be 1-100");
+            }
+            if t.backoff_ms > 3_600_000 {
+                check::push(out, &at.key("backoff_ms"), "at most 3600000 (one hour)");
+            }
+        }
+        check::unique(
+            out,
+            &topics,
+            "name",
+            self.topics.iter().map(|t| t.name.as_str()),
+        );
+        if self.async_attempts == 0 || self.async_attempts > 100 {
+            check::push(out, &path.key("async_attempts"), "must be 1-100");
+        }
+        if self.async_backoff_ms > 3_600_000 {
+            check::push(
+                out,
+                &path.key("async_backoff_ms"),
+                "at most 3600000 (one hour)",
+            );
+        }
     }
 }

@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use dpx::{DnsRecord, Dpx};
-pub use integrator::{Channel, Integrator, Outgoing, SecurityDef};
+pub use integrator::{
+    Calendar, Channel, Integrator, Job, Outgoing, SecurityDef, Topic, parse_date, parse_datetime,
+    parse_tz,
+};
 pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, is_mail_address};
 pub use network::{Dns, Interface, Network, Route, Time, Vlan, in_subnet, parse_cidr, parse_dest};
 pub use node::{ExtraService, Node, RestartMode};

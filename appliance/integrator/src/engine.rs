@@ -1,0 +1,572 @@
+//! The async side of the integrator: answers workers' KV / publish / lock /
+//! invoke_async requests, delivers queued messages to services (at least
+//! once: a message is deleted only after its handler returned without
+//! error) and runs scheduled jobs. All state is in `Data` (SQLite).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use alpharen_store::config::{Integrator, Job};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::app::App;
+use crate::data::{Broker, Data, DataError, KvValue, Route, now_ms};
+use crate::retry;
+use crate::sched::{self, Misfire, Plan};
+use crate::security::uuid4;
+use crate::worker::{Host, Outcome};
+
+/// Late by more than this at startup counts as a misfire (seconds).
+const MISFIRE_GRACE: i64 = 1;
+/// Longest a single key or namespace may be.
+const MAX_KEY: usize = 1024;
+
+/// One job as the scheduler holds it.
+struct JobState {
+    job: Job,
+    plan: Result<Plan, String>,
+    next_run: Option<i64>,
+    running: Arc<AtomicU32>,
+}
+
+pub struct Engine {
+    pub data: Arc<Data>,
+    /// Woken by publish / invoke_async so delivery does not wait for a tick.
+    wake: Notify,
+    in_flight: AtomicUsize,
+    jobs: Mutex<HashMap<String, JobState>>,
+    /// The config the job table was last reconciled with.
+    jobs_config: Mutex<Option<Arc<Integrator>>>,
+}
+
+impl Engine {
+    pub fn new(data: Arc<Data>) -> Arc<Engine> {
+        Arc::new(Engine {
+            data,
+            wake: Notify::new(),
+            in_flight: AtomicUsize::new(0),
+            jobs: Mutex::new(HashMap::new()),
+            jobs_config: Mutex::new(None),
+        })
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, JobState>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Routes of a publish: one per subscriber of the topic.
+    fn topic_routes(config: &Integrator, topic: &str) -> Result<Vec<Route>, DataError> {
+        let t = config
+            .topics
+            .iter()
+            .find(|t| t.name == topic)
+            .ok_or_else(|| DataError::NotFound(format!("no topic is named {topic:?}")))?;
+        if t.subscribers.is_empty() {
+            return Err(DataError::NotFound(format!(
+                "topic {topic:?} has no subscribers; the message would be lost"
+            )));
+        }
+        Ok(t.subscribers
+            .iter()
+            .map(|s| Route {
+                topic: t.name.clone(),
+                subscriber: s.clone(),
+                max_depth: t.max_depth,
+                expiry_ms: (t.expiry > 0).then(|| t.expiry as i64 * 1000),
+                max_attempts: t.max_attempts,
+                backoff_ms: t.backoff_ms,
+            })
+            .collect())
+    }
+
+    pub fn publish(
+        &self,
+        config: &Integrator,
+        topic: &str,
+        data: &Value,
+    ) -> Result<String, DataError> {
+        let routes = Self::topic_routes(config, topic)?;
+        let id = self.data.publish(&routes, data, now_ms())?;
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// `invoke_async`: a queue of its own (topic "") with the async retry policy.
+    pub fn invoke_async(
+        &self,
+        config: &Integrator,
+        service: &str,
+        payload: &Value,
+    ) -> Result<String, DataError> {
+        let route = Route {
+            topic: String::new(),
+            subscriber: service.to_string(),
+            max_depth: 100_000,
+            expiry_ms: None,
+            max_attempts: config.async_attempts,
+            backoff_ms: config.async_backoff_ms,
+        };
+        let id = self.data.publish(&[route], payload, now_ms())?;
+        self.wake.notify_one();
+        Ok(id)
+    }
+}
+
+// ---- requests from workers ---------------------------------------------------
+
+/// Answers host frames; holds the app weakly (the app owns the pool that
+/// owns this).
+pub struct HostImpl(pub Weak<App>);
+
+fn s<'a>(req: &'a Value, key: &str) -> Result<&'a str, (String, &'static str)> {
+    req[key]
+        .as_str()
+        .filter(|v| v.len() <= MAX_KEY)
+        .ok_or_else(|| {
+            (
+                format!("{key} must be a string of at most {MAX_KEY} bytes"),
+                "invalid_params",
+            )
+        })
+}
+
+fn ttl_ms(req: &Value) -> Option<i64> {
+    req["ttl"]
+        .as_f64()
+        .filter(|t| *t > 0.0)
+        .map(|t| (t * 1000.0) as i64)
+}
+
+fn host_call(app: &App, req: &Value) -> Result<Value, (String, &'static str)> {
+    let engine = &app.engine;
+    let data = &engine.data;
+    let now = now_ms();
+    let db = |e: DataError| (e.to_string(), e.code());
+    let value = |key: &str| -> Result<Option<KvValue>, (String, &'static str)> {
+        match &req[key] {
+            Value::Null => Ok(None),
+            v => KvValue::from_wire(v).map(Some).ok_or_else(|| {
+                (
+                    format!("{key} is neither {{\"json\": ...}} nor {{\"b64\": ...}}"),
+                    "invalid_params",
+                )
+            }),
+        }
+    };
+    match req["call"].as_str().unwrap_or_default() {
+        "kv.get" => Ok(data
+            .kv_get(s(req, "ns")?, s(req, "key")?, now)
+            .map_err(db)?
+            .map(|v| v.to_wire())
+            .unwrap_or(Value::Null)),
+        "kv.set" => {
+            let v = value("value")?
+                .ok_or_else(|| ("value is required".to_string(), "invalid_params"))?;
+            data.kv_set(s(req, "ns")?, s(req, "key")?, &v, ttl_ms(req), now)
+                .map_err(db)?;
+            Ok(json!(true))
+        }
+        "kv.del" => Ok(json!(
+            data.kv_del(s(req, "ns")?, s(req, "key")?, now)
+                .map_err(db)?
+        )),
+        "kv.cas" => {
+            let (exp, new) = (value("expected")?, value("new")?);
+            Ok(json!(
+                data.kv_cas(
+                    s(req, "ns")?,
+                    s(req, "key")?,
+                    exp.as_ref(),
+                    new.as_ref(),
+                    ttl_ms(req),
+                    now
+                )
+                .map_err(db)?
+            ))
+        }
+        "kv.keys" => {
+            let prefix = req["prefix"].as_str().unwrap_or_default();
+            Ok(json!(
+                data.kv_keys(s(req, "ns")?, prefix, now, 100_000)
+                    .map_err(db)?
+            ))
+        }
+        "publish" => Ok(json!(
+            engine
+                .publish(&app.config(), s(req, "topic")?, &req["data"])
+                .map_err(db)?
+        )),
+        "invoke_async" => Ok(json!(
+            engine
+                .invoke_async(&app.config(), s(req, "service")?, &req["payload"])
+                .map_err(db)?
+        )),
+        "lock.acquire" => {
+            let ttl = ttl_ms(req).unwrap_or(20_000);
+            Ok(json!(
+                data.lock_acquire(s(req, "name")?, s(req, "owner")?, ttl, now)
+                    .map_err(db)?
+            ))
+        }
+        "lock.release" => Ok(json!(
+            data.lock_release(s(req, "name")?, s(req, "owner")?)
+                .map_err(db)?
+        )),
+        other => Err((format!("unknown host call {other:?}"), "method_not_found")),
+    }
+}
+
+impl Host for HostImpl {
+    fn call(&self, req: &Value) -> Value {
+        let Some(app) = self.0.upgrade() else {
+            return json!({"ok": false, "code": "unavailable", "error": "integrator stopping"});
+        };
+        match host_call(&app, req) {
+            Ok(v) => json!({"ok": true, "value": v}),
+            Err((error, code)) => json!({"ok": false, "code": code, "error": error}),
+        }
+    }
+}
+
+// ---- delivery ----------------------------------------------------------------
+
+/// What one service call in a worker came to.
+fn call_result(out: Outcome) -> Result<(), Option<String>> {
+    match out {
+        Outcome::Reply(v)
+            if v["ok"] == json!(true) && v["status"].as_u64().unwrap_or(200) < 400 =>
+        {
+            Ok(())
+        }
+        Outcome::Reply(v) => Err(Some(
+            v["error"]
+                .as_str()
+                .unwrap_or("service answered with an error")
+                .to_string(),
+        )),
+        Outcome::Busy => Err(None),
+        Outcome::Failed(f) => Err(Some(f.to_string())),
+    }
+}
+
+fn call_msg(service: &str, channel: &str, payload: &Value, meta: Value) -> Value {
+    json!({
+        "op": "call", "service": service, "channel": channel, "cid": uuid4().replace('-', ""),
+        "data_format": "json", "body": B64.encode(serde_json::to_vec(payload).unwrap_or_default()),
+        "http": {}, "meta": meta,
+    })
+}
+
+async fn deliver(app: Arc<App>, d: crate::data::Delivery) {
+    let timeout = Duration::from_secs(app.config().timeout);
+    let channel = if d.topic.is_empty() {
+        "invoke_async"
+    } else {
+        "pubsub"
+    };
+    let meta = json!({"msg_id": d.msg_id, "topic": d.topic, "attempt": d.attempts + 1});
+    let msg = call_msg(&d.subscriber, channel, &d.data, meta);
+    let pool = app.pool.clone();
+    let out = pool.run(&msg, Instant::now() + timeout).await;
+    let data = &app.engine.data;
+    let done = match call_result(out) {
+        Ok(()) => data.ack(d.id),
+        Err(None) => data.release(d.id, now_ms() + 100),
+        Err(Some(e)) => {
+            let next = retry::next_delay(d.attempts + 1, d.max_attempts, d.backoff_ms)
+                .map(|ms| now_ms() + ms as i64);
+            if next.is_none() {
+                tracing::warn!(topic = %d.topic, subscriber = %d.subscriber, msg_id = %d.msg_id, error = %e, "message dead-lettered after {} attempts", d.attempts + 1);
+            }
+            data.nack(d.id, &e, next)
+        }
+    };
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "cannot record a delivery");
+    }
+}
+
+/// Hands due messages to workers, never more at once than there are
+/// workers, so HTTP channels keep getting served.
+pub async fn delivery_loop(app: Arc<App>) {
+    match app.engine.data.recover() {
+        Ok(n) if n > 0 => tracing::info!(
+            messages = n,
+            "redelivering messages in flight at the last stop"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot recover leased messages"),
+    }
+    let engine = app.engine.clone();
+    loop {
+        let cap = app.pool.alive().max(1);
+        let free = cap.saturating_sub(engine.in_flight.load(Ordering::Relaxed));
+        let mut took = 0;
+        if free > 0 {
+            match engine.data.take_due(now_ms(), free) {
+                Ok(batch) => {
+                    took = batch.len();
+                    for d in batch {
+                        engine.in_flight.fetch_add(1, Ordering::Relaxed);
+                        let app2 = app.clone();
+                        tokio::spawn(async move {
+                            let engine = app2.engine.clone();
+                            deliver(app2, d).await;
+                            engine.in_flight.fetch_sub(1, Ordering::Relaxed);
+                            engine.wake.notify_one();
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the queues"),
+            }
+        }
+        if took == 0 || took == free {
+            // Nothing due or all slots busy: wait for a publish, a finished
+            // delivery or a retry coming due.
+            let _ = tokio::time::timeout(Duration::from_millis(200), engine.wake.notified()).await;
+        }
+    }
+}
+
+/// Deletes expired keys and locks every few seconds.
+pub async fn sweep_loop(app: Arc<App>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if let Err(e) = app.engine.data.sweep(now_ms()) {
+            tracing::warn!(error = %e, "KV sweep failed");
+        }
+    }
+}
+
+// ---- scheduler ------------------------------------------------------------------
+
+fn now_s() -> i64 {
+    now_ms().div_euclid(1000)
+}
+
+impl Engine {
+    /// Brings the job table in line with the config. At startup, jobs
+    /// whose stored next run has passed get the misfire treatment.
+    fn reconcile(&self, config: &Integrator, startup: bool) -> Vec<(String, &'static str)> {
+        let now = now_s();
+        let rows: HashMap<String, crate::data::JobRow> = match self.data.job_rows() {
+            Ok(r) => r.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the job table");
+                HashMap::new()
+            }
+        };
+        let mut jobs = self.jobs();
+        let mut fire = Vec::new();
+        let mut keep = Vec::new();
+        for job in &config.jobs {
+            keep.push(job.name.as_str());
+            let spec = serde_json::to_string(job).unwrap_or_default();
+            let dates = job
+                .calendar
+                .as_ref()
+                .and_then(|c| config.calendars.iter().find(|k| &k.name == c))
+                .map(|c| c.dates.as_slice());
+            let row = rows.get(&job.name).filter(|r| r.spec == spec);
+            let first_seen = row.map_or(now, |r| r.first_seen);
+            let plan = sched::plan(job, dates, first_seen);
+            let unchanged = jobs.get(&job.name).is_some_and(|j| j.job == *job);
+            if unchanged && !startup {
+                continue;
+            }
+            let running = jobs
+                .get(&job.name)
+                .map(|j| j.running.clone())
+                .unwrap_or_default();
+            let next_run = match (&plan, row) {
+                (Err(e), _) => {
+                    tracing::warn!(job = %job.name, error = %e, "job cannot be scheduled");
+                    None
+                }
+                (Ok(p), Some(r)) if startup => {
+                    match sched::misfire(r.next_run, now, MISFIRE_GRACE, &job.misfire) {
+                        Misfire::OnTime => r.next_run,
+                        Misfire::RunOnce => {
+                            if job.enabled {
+                                fire.push((job.name.clone(), "misfire"));
+                            }
+                            p.next_after(now)
+                        }
+                        Misfire::Skip => {
+                            let _ = self.data.job_result(
+                                &job.name,
+                                now,
+                                "skipped (misfire)",
+                                "misfire",
+                                0.0,
+                                false,
+                            );
+                            p.next_after(now)
+                        }
+                    }
+                }
+                (Ok(_), Some(r)) => r.next_run,
+                (Ok(p), None) => p.next_after(now - 1),
+            };
+            if let Err(e) = self.data.job_upsert(&job.name, &spec, first_seen, next_run) {
+                tracing::warn!(job = %job.name, error = %e, "cannot store the job");
+            }
+            jobs.insert(
+                job.name.clone(),
+                JobState {
+                    job: job.clone(),
+                    plan,
+                    next_run,
+                    running,
+                },
+            );
+        }
+        jobs.retain(|name, _| keep.contains(&name.as_str()));
+        let _ = self.data.job_forget_others(&keep);
+        fire
+    }
+
+    /// Jobs due now (their next run is advanced and stored first, so a
+    /// crash during the run does not repeat it).
+    fn due(&self, now: i64) -> (Vec<(String, &'static str)>, Option<i64>) {
+        let mut jobs = self.jobs();
+        let mut fire = Vec::new();
+        let mut soonest: Option<i64> = None;
+        for (name, j) in jobs.iter_mut() {
+            let Some(next) = j.next_run else { continue };
+            if next <= now {
+                let after = j.plan.as_ref().ok().and_then(|p| p.next_after(now));
+                j.next_run = after;
+                if let Err(e) = self.data.job_next(name, after) {
+                    tracing::warn!(job = %name, error = %e, "cannot store the next run");
+                }
+                if j.job.enabled {
+                    fire.push((name.clone(), "schedule"));
+                }
+            }
+            if let Some(n) = j.next_run {
+                soonest = Some(soonest.map_or(n, |s: i64| s.min(n)));
+            }
+        }
+        (fire, soonest)
+    }
+
+    pub fn jobs_json(&self) -> Result<Value, DataError> {
+        let rows = self.data.job_rows()?;
+        let jobs = self.jobs();
+        let mut out: Vec<Value> = rows
+            .into_iter()
+            .map(|r| {
+                let j = jobs.get(&r.name);
+                json!({
+                    "name": r.name,
+                    "service": j.map(|j| j.job.service.clone()),
+                    "kind": j.map(|j| j.job.kind.clone()),
+                    "enabled": j.map(|j| j.job.enabled),
+                    "next_run": r.next_run.map(sched::format_utc),
+                    "next_run_unix": r.next_run,
+                    "last_run": r.last_run.map(sched::format_utc),
+                    "last_result": r.last_result,
+                    "last_trigger": r.last_trigger,
+                    "last_ms": r.last_ms,
+                    "runs": r.runs,
+                    "running": j.map(|j| j.running.load(Ordering::Relaxed)),
+                    "error": j.and_then(|j| j.plan.as_ref().err().cloned()),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        Ok(Value::Array(out))
+    }
+}
+
+/// Starts one run of a job unless it already has `max_instances` running.
+pub fn start_job(app: &Arc<App>, name: &str, trigger: &'static str) -> Result<(), String> {
+    let (job, running) = {
+        let jobs = app.engine.jobs();
+        let j = jobs
+            .get(name)
+            .ok_or_else(|| format!("no job is named {name:?}"))?;
+        (j.job.clone(), j.running.clone())
+    };
+    if running.fetch_add(1, Ordering::SeqCst) >= job.max_instances {
+        running.fetch_sub(1, Ordering::SeqCst);
+        let _ = app.engine.data.job_result(
+            name,
+            now_s(),
+            "skipped (max_instances reached)",
+            trigger,
+            0.0,
+            false,
+        );
+        return Err(format!(
+            "job {name:?} already has {} run(s) in progress",
+            job.max_instances
+        ));
+    }
+    let app = app.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let at = now_s();
+        let payload = job.payload.clone().unwrap_or(Value::Null);
+        let meta = json!({"job": job.name, "trigger": trigger});
+        let msg = call_msg(&job.service, "scheduler", &payload, meta);
+        let timeout = Duration::from_secs(app.config().timeout);
+        let out = app.pool.clone().run(&msg, Instant::now() + timeout).await;
+        let result = match call_result(out) {
+            Ok(()) => "ok".to_string(),
+            Err(None) => "error: no worker free".to_string(),
+            Err(Some(e)) => format!("error: {e}"),
+        };
+        running.fetch_sub(1, Ordering::SeqCst);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(job = %job.name, service = %job.service, trigger, result = %result, ms, "job ran");
+        if let Err(e) = app
+            .engine
+            .data
+            .job_result(&job.name, at, &result, trigger, ms, true)
+        {
+            tracing::warn!(job = %job.name, error = %e, "cannot record the job result");
+        }
+    });
+    Ok(())
+}
+
+/// Runs jobs when due; re-reads the config after SIGHUP.
+pub async fn scheduler_loop(app: Arc<App>) {
+    let mut startup = true;
+    loop {
+        let config = app.config();
+        let changed = {
+            let mut last = app
+                .engine
+                .jobs_config
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let changed = last.as_ref().is_none_or(|l| !Arc::ptr_eq(l, &config));
+            *last = Some(config.clone());
+            changed
+        };
+        if changed {
+            for (name, trigger) in app.engine.reconcile(&config, startup) {
+                if let Err(e) = start_job(&app, &name, trigger) {
+                    tracing::warn!(job = %name, error = %e, "catch-up run not started");
+                }
+            }
+            startup = false;
+        }
+        let now = now_s();
+        let (fire, soonest) = app.engine.due(now);
+        for (name, trigger) in fire {
+            if let Err(e) = start_job(&app, &name, trigger) {
+                tracing::info!(job = %name, error = %e, "run skipped");
+            }
+        }
+        sched::sleep_until_due(soonest, now_s(), Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,548 @@
+//! Scheduling arithmetic (ARSCHED), kept pure so it is tested without a
+//! clock: cron parsing, next-run computation with holiday calendars and
+//! fixed-offset time zones, and the misfire decision after downtime.
+//! Times are unix seconds (UTC); calendars and cron fields are evaluated in
+//! the job's local time (UTC + offset).
+
+use std::collections::HashSet;
+
+use alpharen_store::config::{Job, parse_date, parse_datetime, parse_tz};
+
+/// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of a day number (inverse of `days_from_civil`).
+pub fn civil_from_days(z: i64) -> (i32, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y as i32, m, d)
+}
+
+/// Renders unix seconds as `YYYY-MM-DDTHH:MM:SSZ` for humans.
+pub fn format_utc(t: i64) -> String {
+    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+    let s = t.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CronError {
+    #[error("{0} fields; a cron expression has 5 (or 6 with seconds first)")]
+    Fields(usize),
+    #[error("field {field} ({name}): {why}")]
+    Field {
+        field: usize,
+        name: &'static str,
+        why: String,
+    },
+}
+
+/// A parsed cron expression: one bit set per allowed value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cron {
+    seconds: u64,
+    minutes: u64,
+    hours: u64,
+    dom: u64,
+    months: u64,
+    dow: u64,
+    /// Vixie cron: when both day fields are restricted, either may match.
+    dom_star: bool,
+    dow_star: bool,
+}
+
+const FIELDS: [(&str, u32, u32); 6] = [
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+];
+
+fn parse_field(text: &str, idx: usize, field: usize) -> Result<u64, CronError> {
+    let (name, lo, hi) = FIELDS[idx];
+    let err = |why: String| CronError::Field { field, name, why };
+    let mut bits = 0u64;
+    for part in text.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => {
+                let step: u32 = s
+                    .parse()
+                    .map_err(|_| err(format!("step {s:?} is not a number")))?;
+                if step == 0 {
+                    return Err(err("step 0".into()));
+                }
+                (r, step)
+            }
+            None => (part, 1),
+        };
+        let (a, b) = if range == "*" {
+            (lo, hi)
+        } else if let Some((a, b)) = range.split_once('-') {
+            let a: u32 = a
+                .parse()
+                .map_err(|_| err(format!("{a:?} is not a number")))?;
+            let b: u32 = b
+                .parse()
+                .map_err(|_| err(format!("{b:?} is not a number")))?;
+            (a, b)
+        } else {
+            let a: u32 = range
+                .parse()
+                .map_err(|_| err(format!("{range:?} is not a number")))?;
+            // `5/15` means from 5 to the end in steps of 15.
+            (a, if part.contains('/') { hi } else { a })
+        };
+        if a < lo || b > hi || a > b {
+            return Err(err(format!("{range:?} is outside {lo}-{hi}")));
+        }
+        let mut v = a;
+        while v <= b {
+            bits |= 1 << v;
+            v += step;
+        }
+    }
+    Ok(bits)
+}
+
+impl Cron {
+    /// Parses `min hour dom month dow` or `sec min hour dom month dow`.
+    pub fn parse(expr: &str) -> Result<Cron, CronError> {
+        let f: Vec<&str> = expr.split_whitespace().collect();
+        let (sec, rest) = match f.len() {
+            5 => ("0", &f[..]),
+            6 => (f[0], &f[1..]),
+            n => return Err(CronError::Fields(n)),
+        };
+        let off = f.len() - 5;
+        let mut dow = parse_field(rest[4], 5, 5 + off)?;
+        if dow & (1 << 7) != 0 {
+            dow = (dow | 1) & !(1 << 7); // 7 is Sunday too
+        }
+        Ok(Cron {
+            seconds: parse_field(sec, 0, 1)?,
+            minutes: parse_field(rest[0], 1, 1 + off)?,
+            hours: parse_field(rest[1], 2, 2 + off)?,
+            dom: parse_field(rest[2], 3, 3 + off)?,
+            months: parse_field(rest[3], 4, 4 + off)?,
+            dow,
+            dom_star: rest[2] == "*" || rest[2].starts_with("*/"),
+            dow_star: rest[4] == "*" || rest[4].starts_with("*/"),
+        })
+    }
+
+    fn day_matches(&self, day: i64) -> bool {
+        let (_, m, d) = civil_from_days(day);
+        if self.months & (1 << m) == 0 {
+            return false;
+        }
+        let wd = (day + 4).rem_euclid(7) as u32; // 1970-01-01 was a Thursday
+        let dom_ok = self.dom & (1 << d) != 0;
+        let dow_ok = self.dow & (1 << wd) != 0;
+        match (self.dom_star, self.dow_star) {
+            (true, true) => true,
+            (false, true) => dom_ok,
+            (true, false) => dow_ok,
+            (false, false) => dom_ok || dow_ok,
+        }
+    }
+
+    /// First second of the day at or after `from` (seconds into the day)
+    /// that the time fields allow.
+    fn time_on_day(&self, from: u32) -> Option<u32> {
+        for h in from / 3600..24 {
+            if self.hours & (1 << h) == 0 {
+                continue;
+            }
+            for m in 0..60 {
+                if self.minutes & (1 << m) == 0 {
+                    continue;
+                }
+                for s in 0..60 {
+                    let t = h * 3600 + m * 60 + s;
+                    if t >= from && self.seconds & (1 << s) != 0 {
+                        return Some(t);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// What a job's schedule is, resolved from its config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    OneTime {
+        at: i64,
+    },
+    Interval {
+        every: i64,
+        start: i64,
+        end: Option<i64>,
+    },
+    Cron(Box<Cron>),
+}
+
+/// A job's schedule with its time zone and skipped dates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub schedule: Schedule,
+    /// Seconds east of UTC.
+    pub offset: i64,
+    /// Local day numbers that are holidays.
+    pub holidays: HashSet<i64>,
+}
+
+/// Local `YYYY-MM-DDTHH:MM[:SS]` in a zone → unix seconds.
+fn local_to_unix(s: &str, offset: i64) -> Option<i64> {
+    let ((y, m, d), secs) = parse_datetime(s)?;
+    Some(days_from_civil(y, m, d) * 86_400 + i64::from(secs) - offset)
+}
+
+/// Builds a job's plan; `first_seen` anchors intervals without a start.
+pub fn plan(job: &Job, calendar_dates: Option<&[String]>, first_seen: i64) -> Result<Plan, String> {
+    let offset =
+        parse_tz(&job.timezone).ok_or_else(|| format!("bad timezone {:?}", job.timezone))?;
+    let time = |v: &Option<String>, what: &str| -> Result<Option<i64>, String> {
+        match v {
+            None => Ok(None),
+            Some(s) => local_to_unix(s, offset)
+                .map(Some)
+                .ok_or_else(|| format!("{what}: {s:?} is not YYYY-MM-DDTHH:MM[:SS]")),
+        }
+    };
+    let schedule = match job.kind.as_str() {
+        "one_time" => Schedule::OneTime {
+            at: time(&job.at, "at")?.ok_or("one_time needs at")?,
+        },
+        "interval" => {
+            let every = job.seconds + job.minutes * 60 + job.hours * 3600 + job.days * 86_400;
+            let every = i64::try_from(every).map_err(|_| "interval too long")?;
+            if every == 0 {
+                return Err("interval of 0 seconds".into());
+            }
+            Schedule::Interval {
+                every,
+                start: time(&job.start, "start")?.unwrap_or(first_seen),
+                end: time(&job.end, "end")?,
+            }
+        }
+        "cron" => Schedule::Cron(Box::new(
+            Cron::parse(job.cron.as_deref().unwrap_or_default()).map_err(|e| e.to_string())?,
+        )),
+        other => return Err(format!("unknown kind {other:?}")),
+    };
+    let mut holidays = HashSet::new();
+    for d in calendar_dates.unwrap_or_default() {
+        let (y, m, d) = parse_date(d).ok_or_else(|| format!("bad calendar date {d:?}"))?;
+        holidays.insert(days_from_civil(y, m, d));
+    }
+    Ok(Plan {
+        schedule,
+        offset,
+        holidays,
+    })
+}
+
+/// How far ahead a cron search looks before giving up (`0 0 30 2 *`).
+const CRON_HORIZON_DAYS: i64 = 366 * 8;
+/// Bound on holiday skips for an interval (a calendar is finite).
+const MAX_SKIPS: usize = 100_000;
+
+impl Plan {
+    fn is_holiday(&self, t: i64) -> bool {
+        !self.holidays.is_empty()
+            && self
+                .holidays
+                .contains(&(t + self.offset).div_euclid(86_400))
+    }
+
+    /// The first run strictly after `after`, or None when there is none.
+    pub fn next_after(&self, after: i64) -> Option<i64> {
+        match &self.schedule {
+            Schedule::OneTime { at } => (*at > after && !self.is_holiday(*at)).then_some(*at),
+            Schedule::Interval { every, start, end } => {
+                let mut t = if after < *start {
+                    *start
+                } else {
+                    start + ((after - start) / every + 1) * every
+                };
+                for _ in 0..MAX_SKIPS {
+                    if end.is_some_and(|e| t > e) {
+                        return None;
+                    }
+                    if !self.is_holiday(t) {
+                        return Some(t);
+                    }
+                    // Jump to the first tick of the next local day.
+                    let next_day =
+                        ((t + self.offset).div_euclid(86_400) + 1) * 86_400 - self.offset;
+                    t = start + ((next_day - start + every - 1) / every) * every;
+                }
+                None
+            }
+            Schedule::Cron(c) => {
+                let local = after + 1 + self.offset;
+                let first = local.div_euclid(86_400);
+                for day in first..first + CRON_HORIZON_DAYS {
+                    let from = if day == first {
+                        local.rem_euclid(86_400) as u32
+                    } else {
+                        0
+                    };
+                    if !self.holidays.contains(&day)
+                        && c.day_matches(day)
+                        && let Some(secs) = c.time_on_day(from)
+                    {
+                        return Some(day * 86_400 + i64::from(secs) - self.offset);
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+/// What to do at startup with a job whose stored next run has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misfire {
+    /// Not late (or no next run): keep the stored schedule.
+    OnTime,
+    /// Late and policy `run_once`: one catch-up run now, then on schedule.
+    RunOnce,
+    /// Late and policy `skip`: no catch-up; resume on schedule.
+    Skip,
+}
+
+/// Late means more than `grace` seconds past the stored next run.
+pub fn misfire(next_run: Option<i64>, now: i64, grace: i64, policy: &str) -> Misfire {
+    match next_run {
+        Some(n) if n + grace < now => {
+            if policy == "skip" {
+                Misfire::Skip
+            } else {
+                Misfire::RunOnce
+            }
+        }
+        _ => Misfire::OnTime,
+    }
+}
+
+/// Sleeps until `due` (unix seconds) as seen from `now`, at most `cap`:
+/// the scheduler re-reads its table after each wake, so a long sleep
+/// never misses a job added meanwhile.
+pub async fn sleep_until_due(due: Option<i64>, now: i64, cap: std::time::Duration) {
+    let wait = due
+        .map(|d| std::time::Duration::from_secs(d.saturating_sub(now).max(0) as u64))
+        .unwrap_or(cap)
+        .min(cap);
+    tokio::time::sleep(wait).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> i64 {
+        local_to_unix(s, 0).unwrap_or_else(|| panic!("bad test time {s}"))
+    }
+
+    fn cron_plan(expr: &str) -> Plan {
+        Plan {
+            schedule: Schedule::Cron(Box::new(Cron::parse(expr).expect("cron"))),
+            offset: 0,
+            holidays: HashSet::new(),
+        }
+    }
+
+    #[test]
+    fn civil_round_trip() {
+        for day in [-800_000, -1, 0, 1, 11_016, 19_782, 20_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(day);
+            assert_eq!(days_from_civil(y, m, d), day);
+        }
+        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
+        assert_eq!(
+            format_utc(ts("2024-02-29T13:05:09")),
+            "2024-02-29T13:05:09Z"
+        );
+    }
+
+    #[test]
+    fn cron_next_run_table() {
+        let table = [
+            ("* * * * *", "2024-01-01T00:00:30", "2024-01-01T00:01:00"),
+            ("*/15 * * * *", "2024-01-01T10:07:00", "2024-01-01T10:15:00"),
+            ("0 9 * * 1-5", "2024-01-05T09:00:00", "2024-01-08T09:00:00"), // Fri → Mon
+            ("30 2 1 * *", "2024-01-31T00:00:00", "2024-02-01T02:30:00"),
+            ("0 0 29 2 *", "2024-03-01T00:00:00", "2028-02-29T00:00:00"),
+            ("0 12 * * 0", "2024-01-01T00:00:00", "2024-01-07T12:00:00"), // Sunday
+            ("0 12 * * 7", "2024-01-01T00:00:00", "2024-01-07T12:00:00"), // 7 = Sunday
+            (
+                "*/10 * * * * *",
+                "2024-01-01T00:00:05",
+                "2024-01-01T00:00:10",
+            ),
+            (
+                "5/20 * * * * *",
+                "2024-01-01T00:00:26",
+                "2024-01-01T00:00:45",
+            ),
+            ("0 0 1,15 * 1", "2024-01-02T00:00:00", "2024-01-08T00:00:00"), // dom or dow
+            (
+                "59 23 31 12 *",
+                "2024-12-31T23:59:00",
+                "2025-12-31T23:59:00",
+            ),
+            (
+                "0 8-10/2 * * *",
+                "2024-01-01T08:00:00",
+                "2024-01-01T10:00:00",
+            ),
+        ];
+        for (expr, after, want) in table {
+            let got = cron_plan(expr).next_after(ts(after)).map(format_utc);
+            assert_eq!(
+                got.as_deref(),
+                Some(&*format!("{want}Z")),
+                "{expr} after {after}"
+            );
+        }
+        assert_eq!(cron_plan("0 0 30 2 *").next_after(0), None);
+    }
+
+    #[test]
+    fn cron_errors() {
+        assert_eq!(Cron::parse("* * *"), Err(CronError::Fields(3)));
+        assert!(matches!(
+            Cron::parse("60 * * * *"),
+            Err(CronError::Field { field: 1, .. })
+        ));
+        assert!(matches!(
+            Cron::parse("* * * 13 *"),
+            Err(CronError::Field { field: 4, .. })
+        ));
+        assert!(matches!(
+            Cron::parse("*/0 * * * *"),
+            Err(CronError::Field { .. })
+        ));
+        assert!(Cron::parse("x * * * *").is_err());
+    }
+
+    #[test]
+    fn cron_in_a_time_zone() {
+        let mut p = cron_plan("0 9 * * *");
+        p.offset = 2 * 3600; // 09:00 at +02:00 is 07:00Z
+        assert_eq!(
+            p.next_after(ts("2024-06-01T08:00:00"))
+                .map(format_utc)
+                .as_deref(),
+            Some("2024-06-02T07:00:00Z")
+        );
+    }
+
+    #[test]
+    fn holiday_skip() {
+        let mut p = cron_plan("0 9 * * *");
+        p.holidays.insert(days_from_civil(2024, 12, 25));
+        p.holidays.insert(days_from_civil(2024, 12, 26));
+        let got = p.next_after(ts("2024-12-24T10:00:00")).map(format_utc);
+        assert_eq!(got.as_deref(), Some("2024-12-27T09:00:00Z"));
+        let iv = Plan {
+            schedule: Schedule::Interval {
+                every: 3600,
+                start: ts("2024-12-24T00:00:00"),
+                end: None,
+            },
+            offset: 0,
+            holidays: p.holidays.clone(),
+        };
+        assert_eq!(
+            iv.next_after(ts("2024-12-24T23:30:00"))
+                .map(format_utc)
+                .as_deref(),
+            Some("2024-12-27T00:00:00Z")
+        );
+        let once = Plan {
+            schedule: Schedule::OneTime {
+                at: ts("2024-12-25T12:00:00"),
+            },
+            offset: 0,
+            holidays: p.holidays,
+        };
+        assert_eq!(once.next_after(0), None);
+    }
+
+    #[test]
+    fn interval_start_and_end() {
+        let p = Plan {
+            schedule: Schedule::Interval {
+                every: 90,
+                start: 1000,
+                end: Some(1300),
+            },
+            offset: 0,
+            holidays: HashSet::new(),
+        };
+        assert_eq!(p.next_after(0), Some(1000));
+        assert_eq!(p.next_after(1000), Some(1090));
+        assert_eq!(p.next_after(1089), Some(1090));
+        assert_eq!(p.next_after(1260), Some(1270));
+        assert_eq!(p.next_after(1270), None);
+    }
+
+    #[test]
+    fn one_time() {
+        let p = Plan {
+            schedule: Schedule::OneTime { at: 500 },
+            offset: 0,
+            holidays: HashSet::new(),
+        };
+        assert_eq!(p.next_after(499), Some(500));
+        assert_eq!(p.next_after(500), None);
+    }
+
+    #[test]
+    fn misfire_decisions() {
+        assert_eq!(misfire(None, 1000, 1, "run_once"), Misfire::OnTime);
+        assert_eq!(misfire(Some(1200), 1000, 1, "run_once"), Misfire::OnTime);
+        assert_eq!(misfire(Some(999), 1000, 1, "run_once"), Misfire::OnTime);
+        assert_eq!(misfire(Some(900), 1000, 1, "run_once"), Misfire::RunOnce);
+        assert_eq!(misfire(Some(900), 1000, 1, "skip"), Misfire::Skip);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timer_sleeps_until_due_with_cap() {
+        let t0 = tokio::time::Instant::now();
+        sleep_until_due(Some(1005), 1000, std::time::Duration::from_secs(60)).await;
+        assert_eq!(t0.elapsed().as_secs(), 5);
+        let t1 = tokio::time::Instant::now();
+        sleep_until_due(Some(5000), 1000, std::time::Duration::from_secs(2)).await;
+        assert_eq!(t1.elapsed().as_secs(), 2);
+        let t2 = tokio::time::Instant::now();
+        sleep_until_due(Some(10), 1000, std::time::Duration::from_secs(2)).await;
+        assert_eq!(t2.elapsed().as_secs(), 0);
+    }
+}
