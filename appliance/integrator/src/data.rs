@@ -277,7 +277,7 @@ impl Data {
         now: i64,
     ) -> Result<bool, DataError> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let cur: Option<(String, Vec<u8>)> = tx
                 .query_row(
                     "SELECT kind, value FROM integrator_kv WHERE ns = ?1 AND key = ?2
@@ -367,7 +367,7 @@ impl Data {
         now: i64,
     ) -> Result<bool, DataError> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "DELETE FROM integrator_locks WHERE name = ?1 AND expires_at <= ?2",
                 params![name, now],
@@ -581,7 +581,7 @@ impl Broker for Data {
         let id = msg_id();
         let text = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for r in routes {
                 let depth: i64 = tx
                     .prepare_cached(
@@ -618,7 +618,7 @@ impl Broker for Data {
 
     fn take_due(&self, now: i64, limit: usize) -> Result<Vec<Delivery>, DataError> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "UPDATE integrator_queue SET state = 'dlq', last_error = 'expired before delivery'
                  WHERE state = 'ready' AND expires_at IS NOT NULL AND expires_at <= ?1",

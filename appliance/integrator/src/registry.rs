@@ -144,7 +144,9 @@ pub fn add_version(
     services: &[ServiceInfo],
     actor: &str,
 ) -> Result<i64, StoreError> {
-    let tx = store.connection().transaction()?;
+    let tx = store
+        .connection()
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let next: i64 = tx.query_row(
         "SELECT coalesce(max(version), 0) + 1 FROM integrator_versions WHERE module = ?1",
         [module],
