@@ -30,3 +30,4 @@ ctl() { "$ALPHAREN" ctl --state-dir "$STATE" "$@"; }
 # has PATTERN...: like `grep -q`, but reads all its input, so the writer of
 # a pipe is never cut off by SIGPIPE (which `set -o pipefail` would report).
 has() { grep "$@" >/dev/null; }
+export -f has   # also inside `bash -c` waits
