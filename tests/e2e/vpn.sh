@@ -42,7 +42,7 @@ pass "handshake and ping node <- wireguard-go"
 
 ip netns exec "$NODE" iperf3 -s -1 -B 10.8.0.1 -p 5201 >"$OUT/iperf-s.log" 2>&1 &
 IPS=$!; on_exit "kill $IPS 2>/dev/null"
-wait_for 10 ip netns exec "$NODE" sh -c 'ss -ltn | has :5201'
+wait_for 10 ip netns exec "$NODE" sh -c 'ss -ltn | grep -q :5201'
 ip netns exec "$CLI" timeout 30 iperf3 -c 10.8.0.1 -p 5201 -n 20M -J >"$OUT/iperf-c.json" || fail "TCP transfer through the tunnel failed"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); b=d["end"]["sum_received"]["bytes"]; s=d["end"]["sum_sent"]["bytes"]; assert s>=20*1024*1024 and b>=16*1024*1024, (s, b)' "$OUT/iperf-c.json" || fail "TCP transfer incomplete"
 pass "TCP transfer of 20 MiB through the tunnel"
@@ -86,13 +86,13 @@ ctl config set vpn.pool '"10.8.0.0/24"' >/dev/null && ctl config confirm >/dev/n
 # Port in use: the node keeps its working port and says why.
 ip netns exec "$NODE" python3 -c 'import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("0.0.0.0",51999)); time.sleep(60)' &
 HOLD=$!; on_exit "kill $HOLD 2>/dev/null"
-wait_for 10 sh -c "ip netns exec $NODE ss -lun | has :51999" || fail "could not hold UDP 51999"
+wait_for 10 sh -c "ip netns exec $NODE ss -lun | grep -q :51999" || fail "could not hold UDP 51999"
 ctl config set vpn.listen_port 51999 >/dev/null
-wait_for 10 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE\" vpn --json | has 'already in use'" || fail "port in use not reported"
+wait_for 10 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE\" vpn --json | grep -q 'already in use'" || fail "port in use not reported"
 ip netns exec "$CLI" ping -c1 -W2 10.8.0.1 >/dev/null || fail "tunnel broken by a refused port change"
 ctl config set vpn.listen_port 51820 >/dev/null && ctl config confirm >/dev/null
 kill $HOLD 2>/dev/null || true
-wait_for 10 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE\" vpn --json | has '\"error\": null'" || fail "error not cleared"
+wait_for 10 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE\" vpn --json | grep -q '\"error\": null'" || fail "error not cleared"
 pass "bad input: malformed key, overlap, pool exhausted, port in use"
 
 # Restart of the service: the client gets back without doing anything.
@@ -130,7 +130,7 @@ TOML
 STATE2=$OUT/node2
 start_node_in "$N2" "$STATE2" "$OUT/seed2.toml"
 ctl2() { "$ALPHAREN" ctl --state-dir "$STATE2" "$@"; }
-wait_for 20 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE2\" vpn --json | has '\"running\": true'" || fail "node2 tunnel not up"
+wait_for 20 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE2\" vpn --json | grep -q '\"running\": true'" || fail "node2 tunnel not up"
 P2=$(ctl2 vpn --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])')
 ctl2 config set vpn.peers "[{name = \"site1\", public_key = \"$P1\", endpoint = \"10.98.0.1:51820\", allowed_ips = [\"10.7.0.1/32\", \"192.168.51.0/24\"], persistent_keepalive = 25}]" >/dev/null
 ctl2 config confirm >/dev/null
