@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use alpharen_rpc::Client;
+use crate::node::Node;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -43,7 +43,7 @@ pub enum IntegratorCmd {
 }
 
 impl IntegratorCmd {
-    pub fn run(self, client: &mut Client, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
         let (method, params) = match &self {
             IntegratorCmd::Status => ("integrator.status", json!({})),
             IntegratorCmd::Deploy { file } => {
