@@ -30,4 +30,29 @@ ctl() { "$ALPHAREN" ctl --state-dir "$STATE" "$@"; }
 # has PATTERN...: like `grep -q`, but reads all its input, so the writer of
 # a pipe is never cut off by SIGPIPE (which `set -o pipefail` would report).
 has() { grep "$@" >/dev/null; }
+<<<<<<< HEAD
 export -f has   # also inside `bash -c` waits
+=======
+# seed_ports FILE: writes a `run --config` seed that puts the node's
+# listeners on free loopback ports instead of the dev defaults (8443, 8080,
+# 2222, 2525, 11223), so a test can run beside other nodes on this machine.
+# Sets HTTPS_PORT HTTP_PORT SSH_PORT SMTP_PORT LB_PORT.
+seed_ports() {
+  read -r HTTPS_PORT HTTP_PORT SSH_PORT SMTP_PORT LB_PORT < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(5)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
+  cat >"$1" <<TOML
+[web]
+https_port = $HTTPS_PORT
+http_port = $HTTP_PORT
+[ssh]
+port = $SSH_PORT
+[mail.listen]
+port = $SMTP_PORT
+[integrator]
+port = $LB_PORT
+TOML
+}
+>>>>>>> web2

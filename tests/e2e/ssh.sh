@@ -2,15 +2,16 @@
 # SSH service end to end with the real OpenSSH client: key accepted, wrong
 # key refused, password refused by default, exit codes propagate, backup to
 # stdout, forwarding refused, interactive prompt, host key stable across
-# restarts.
+# restarts, changes recorded under the ssh user.
 . "$(dirname "$0")/../lib.sh"
 command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || fail "needs openssh-client"
 STATE=$(mktemp -d /tmp/alpharen-ssh.XXXXXX)
 on_exit "rm -rf $STATE"
 ssh-keygen -q -t ed25519 -N '' -f "$STATE/id_good" -C good
 ssh-keygen -q -t ed25519 -N '' -f "$STATE/id_bad" -C bad
-start_node "$STATE"
-SSHOPTS=(-p 2222 -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile="$STATE/known_hosts"
+seed_ports "$STATE/seed.toml"
+start_node "$STATE" --config "$STATE/seed.toml"
+SSHOPTS=(-p "$SSH_PORT" -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile="$STATE/known_hosts"
   -o ConnectTimeout=10 -o LogLevel=ERROR -o IdentitiesOnly=yes)
 nssh() { timeout 30 ssh "${SSHOPTS[@]}" -i "$STATE/id_good" admin@127.0.0.1 "$@"; }
 
@@ -29,7 +30,7 @@ resp = json.loads(s.makefile().readline())
 sys.exit(0 if "result" in resp else print(resp) or 1)
 PY
 pass "setup with an SSH key"
-wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/2222" || fail "ssh did not listen"
+wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SSH_PORT" || fail "ssh did not listen"
 wait_for 10 nssh version 2>/dev/null || true
 
 out=$(nssh status) || fail "ssh status failed"
@@ -41,7 +42,7 @@ if timeout 30 ssh "${SSHOPTS[@]}" -i "$STATE/id_bad" admin@127.0.0.1 status 2>/d
 pass "wrong key refused"
 if timeout 30 ssh "${SSHOPTS[@]}" -i "$STATE/id_good" root@127.0.0.1 status 2>/dev/null; then fail "key accepted for another user"; fi
 pass "key not accepted for another user"
-if timeout 30 ssh -p 2222 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o PubkeyAuthentication=no \
+if timeout 30 ssh -p "$SSH_PORT" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o PubkeyAuthentication=no \
     -o PreferredAuthentications=password -o NumberOfPasswordPrompts=0 -o LogLevel=ERROR admin@127.0.0.1 status 2>/dev/null; then
   fail "password login allowed"
 fi
@@ -63,8 +64,11 @@ pass "backup create - streams a backup ($(wc -c <"$STATE/backup.json") bytes)"
 nssh config set node.timezone Europe/Berlin >/dev/null || fail "config set over ssh"
 [ "$(ctl --json config show node | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("config",d).get("timezone"))')" = Europe/Berlin ] || fail "config set did not apply"
 pass "config change over ssh"
+who=$(ctl --json config history | python3 -c 'import json,sys; d=json.load(sys.stdin); r=d.get("revisions",d); print(r[0]["author"], r[0]["comment"])')
+[ "$who" = 'admin set node.timezone = "Europe/Berlin"' ] || fail "newest revision should be admin's config set: $who"
+pass "change over ssh recorded with the ssh user as author"
 
-if timeout 20 ssh "${SSHOPTS[@]}" -i "$STATE/id_good" -o ExitOnForwardFailure=yes -N -L 127.0.0.1:18999:127.0.0.1:8443 admin@127.0.0.1 2>/dev/null & then
+if timeout 20 ssh "${SSHOPTS[@]}" -i "$STATE/id_good" -o ExitOnForwardFailure=yes -N -L 127.0.0.1:18999:127.0.0.1:$HTTPS_PORT admin@127.0.0.1 2>/dev/null & then
   FPID=$!
   sleep 2
   if curl -sk --max-time 3 https://127.0.0.1:18999/api/v1/health >/dev/null 2>&1; then kill $FPID; fail "port forwarding works"; fi

@@ -3,6 +3,7 @@
 //! under `cmd/`; `output` renders tables for people and JSON for scripts.
 
 mod cmd;
+mod node;
 mod output;
 
 use std::path::PathBuf;
@@ -97,7 +98,9 @@ fn socket_path(ctl: &Ctl) -> PathBuf {
 }
 
 fn run(ctl: Ctl) -> Result<(), CtlError> {
-    let mut client = Client::connect(&socket_path(&ctl))?;
+    let client = Client::connect(&socket_path(&ctl))?;
+    let author = std::env::var(node::AUTHOR_ENV).ok();
+    let mut node = node::Node::new(client, author);
     let out = output::Output { json: ctl.json };
-    ctl.command.run(&mut client, &out)
+    ctl.command.run(&mut node, &out)
 }

@@ -285,8 +285,9 @@ impl russh::server::Handler for Conn {
         tracing::info!(user = %self.user, command = %command, "ssh exec");
         let shared = self.shared.clone();
         let handle = session.handle();
+        let user = self.user.clone();
         tokio::spawn(async move {
-            let code = run(&shared, &handle, channel, args, Some(rx), pty).await;
+            let code = run(&shared, &handle, channel, &user, args, Some(rx), pty).await;
             let _ = handle.exit_status_request(channel, code).await;
             let _ = handle.eof(channel).await;
             let _ = handle.close(channel).await;
@@ -427,7 +428,7 @@ async fn shell_worker(
             args
         };
         tracing::info!(user = %user, command = %line, "ssh shell command");
-        let code = run(&shared, &handle, channel, args, None, true).await;
+        let code = run(&shared, &handle, channel, &user, args, None, true).await;
         if code == 0 {
             say(line::PROMPT.to_string()).await;
         } else {
@@ -450,11 +451,14 @@ async fn finish(handle: Handle, channel: ChannelId, stderr: Vec<u8>, code: u32) 
 }
 
 /// Runs `alpharen ctl --state-dir DIR ARGS...` and streams it into the
-/// channel; returns its exit code. On a pty, `\n` becomes `\r\n`.
+/// channel; returns its exit code. On a pty, `\n` becomes `\r\n`. The
+/// logged-in user goes in `ALPHAREN_AUTHOR`, so changes are recorded under
+/// that name (the arguments are the ssh user's; the environment is not).
 async fn run(
     shared: &Shared,
     handle: &Handle,
     channel: ChannelId,
+    user: &str,
     args: Vec<String>,
     stdin: Option<mpsc::Receiver<Vec<u8>>>,
     pty: bool,
@@ -464,6 +468,7 @@ async fn run(
         .arg("--state-dir")
         .arg(&shared.state_dir)
         .args(&args)
+        .env("ALPHAREN_AUTHOR", user)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use alpharen_rpc::Client;
+use crate::node::Node;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -83,7 +83,7 @@ fn print_outcome(v: &Value) {
 }
 
 impl ConfigCmd {
-    pub fn run(self, client: &mut Client, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
         match self {
             ConfigCmd::Show { section, revision } => {
                 let v = client.call(

@@ -10,7 +10,7 @@ mod system;
 mod user;
 mod vpn;
 
-use alpharen_rpc::Client;
+use crate::node::Node;
 use clap::Subcommand;
 
 use crate::CtlError;
@@ -54,7 +54,7 @@ pub enum Command {
 }
 
 impl Command {
-    pub fn run(self, client: &mut Client, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
         match self {
             Command::Status => system::status(client, out),
             Command::Services => system::services(client, out),

@@ -1,6 +1,6 @@
 //! status, services, restart, logs, reboot, poweroff.
 
-use alpharen_rpc::Client;
+use crate::node::Node;
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -31,7 +31,7 @@ fn service_rows(list: &Value) -> Vec<Vec<String>> {
 
 const SERVICE_HEADER: [&str; 6] = ["service", "state", "pid", "restarts", "since", "last exit"];
 
-pub fn status(client: &mut Client, out: &Output) -> Result<(), CtlError> {
+pub fn status(client: &mut Node, out: &Output) -> Result<(), CtlError> {
     let v = client.call("status", json!({}))?;
     out.show(&v, |v| {
         println!("node      {}", text(&v["hostname"]));
@@ -58,19 +58,19 @@ pub fn status(client: &mut Client, out: &Output) -> Result<(), CtlError> {
     Ok(())
 }
 
-pub fn services(client: &mut Client, out: &Output) -> Result<(), CtlError> {
+pub fn services(client: &mut Node, out: &Output) -> Result<(), CtlError> {
     let v = client.call("services.list", json!({}))?;
     out.show(&v, |v| table(&SERVICE_HEADER, service_rows(v)));
     Ok(())
 }
 
-pub fn restart(client: &mut Client, out: &Output, name: &str) -> Result<(), CtlError> {
+pub fn restart(client: &mut Node, out: &Output, name: &str) -> Result<(), CtlError> {
     let v = client.call("services.restart", json!({"name": name}))?;
     out.show(&v, |_| println!("{name} restarting"));
     Ok(())
 }
 
-pub fn stop(client: &mut Client, out: &Output, method: &str) -> Result<(), CtlError> {
+pub fn stop(client: &mut Node, out: &Output, method: &str) -> Result<(), CtlError> {
     let v = client.call(method, json!({}))?;
     out.show(&v, |_| println!("stopping"));
     Ok(())
@@ -100,7 +100,7 @@ fn print_line(out: &Output, l: &Value) {
 }
 
 impl Logs {
-    pub fn run(self, client: &mut Client, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
         let v = client.call(
             "logs.read",
             json!({"service": self.service, "lines": self.lines, "follow": self.follow}),

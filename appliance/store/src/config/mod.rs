@@ -140,13 +140,18 @@ impl Config {
     /// Typed parse of a JSON value, then validation; the only way a document
     /// becomes a `Config`, so every entry point checks the same things.
     pub fn from_value(value: Value) -> Result<Config, Vec<Problem>> {
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+        let config: Config = serde_path_to_error::deserialize(&value).map_err(|e| {
             let path = e.path().to_string();
             vec![Problem {
                 path: if path == "." { String::new() } else { path },
                 message: e.into_inner().to_string(),
             }]
         })?;
+        let mut problems = Vec::new();
+        arrays_for_tables(&value, &config.to_json(), &KeyPath::root(), &mut problems);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let problems = config.validate();
         if problems.is_empty() {
             Ok(config)
@@ -192,6 +197,39 @@ impl Config {
             .into_iter()
             .filter(|s| a.get(s.name()) != b.get(s.name()))
             .collect()
+    }
+}
+
+/// serde lets a struct be written as a sequence of its fields, so `[]`
+/// would read as a table of defaults (and `{"config": []}` would reset the
+/// whole configuration). Refuses an array wherever the parsed document has
+/// a table.
+fn arrays_for_tables(input: &Value, parsed: &Value, path: &KeyPath, out: &mut Vec<Problem>) {
+    match (input, parsed) {
+        (Value::Array(_), Value::Object(_)) => {
+            let at = path.to_string();
+            out.push(Problem {
+                path: if at.is_empty() {
+                    "(document)".into()
+                } else {
+                    at
+                },
+                message: "must be a table (a JSON object), not an array".into(),
+            });
+        }
+        (Value::Object(i), Value::Object(p)) => {
+            for (k, v) in i {
+                if let Some(pv) = p.get(k) {
+                    arrays_for_tables(v, pv, &path.key(k), out);
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(p)) => {
+            for (n, (v, pv)) in i.iter().zip(p).enumerate() {
+                arrays_for_tables(v, pv, &path.index(n), out);
+            }
+        }
+        _ => {}
     }
 }
 

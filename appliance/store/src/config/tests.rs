@@ -316,3 +316,24 @@ servers = ["not-an-ip"]
         ]
     );
 }
+
+/// serde reads a struct from a sequence too; an array where a table
+/// belongs must not turn into defaults (`PUT /api/v1/config
+/// {"config": []}` used to reset the whole configuration).
+#[test]
+fn arrays_are_not_tables() {
+    let err = Config::from_value(serde_json::json!([])).unwrap_err();
+    assert_eq!(err[0].path, "(document)");
+    assert!(err[0].message.contains("not an array"), "{err:?}");
+    let err = Config::from_value(serde_json::json!({"web": []})).unwrap_err();
+    assert_eq!(err[0].path, "web");
+    let err = Config::from_value(serde_json::json!({"mail": {"listen": [25]}})).unwrap_err();
+    assert_eq!(err[0].path, "mail.listen");
+    // Real arrays stay arrays, tables inside them are checked too.
+    let ok = Config::from_value(serde_json::json!({"network": {"interfaces": [{"name": "eth0"}]}}));
+    assert!(ok.is_ok(), "{ok:?}");
+    let err =
+        Config::from_value(serde_json::json!({"network": {"interfaces": [["eth0"]]}})).unwrap_err();
+    assert_eq!(err[0].path, "network.interfaces[0]");
+    assert!(Config::from_value(serde_json::json!({})).is_ok());
+}

@@ -1,0 +1,90 @@
+//! The connection to the node as the commands see it: the control socket
+//! client plus the acting user. The ssh door runs `alpharen ctl` for its
+//! logged-in user and says so in `ALPHAREN_AUTHOR`; changes are then
+//! recorded under that name instead of the Unix user of the socket peer.
+
+use alpharen_rpc::{Client, ClientError};
+use serde_json::{Value, json};
+
+/// The environment variable naming the acting user. Only an environment
+/// variable, not an option: an ssh user controls the arguments of the
+/// command it runs, not the environment the ssh door gives it.
+pub const AUTHOR_ENV: &str = "ALPHAREN_AUTHOR";
+
+/// Methods whose params take an optional `author` (the supervisor's params
+/// structs deny unknown fields, so no other method may get one).
+const AUTHORED: &[&str] = &[
+    "config.apply",
+    "config.set",
+    "config.rollback",
+    "config.confirm",
+    "users.add",
+    "users.passwd",
+    "users.del",
+    "backup.restore",
+];
+
+pub struct Node {
+    client: Client,
+    author: Option<String>,
+}
+
+impl Node {
+    pub fn new(client: Client, author: Option<String>) -> Node {
+        let author = author.filter(|a| !a.trim().is_empty());
+        Node { client, author }
+    }
+
+    pub fn call(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let params = with_author(method, params, self.author.as_deref());
+        self.client.call(method, params)
+    }
+
+    /// After a streaming call: the next streamed item, `None` at the end.
+    pub fn next_item(&mut self) -> Result<Option<Value>, ClientError> {
+        self.client.next_item()
+    }
+}
+
+/// `params` with `author` added when the method takes one, an author is
+/// known and the params do not name one already.
+fn with_author(method: &str, mut params: Value, author: Option<&str>) -> Value {
+    if let (Some(a), true) = (author, AUTHORED.contains(&method))
+        && let Some(obj) = params.as_object_mut()
+    {
+        obj.entry("author").or_insert_with(|| json!(a));
+    }
+    params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn author_only_for_methods_that_take_it() {
+        let p = with_author(
+            "config.set",
+            json!({"path": "a", "value": 1}),
+            Some("alice"),
+        );
+        assert_eq!(p, json!({"path": "a", "value": 1, "author": "alice"}));
+        let p = with_author("config.confirm", json!({}), Some("alice"));
+        assert_eq!(p, json!({"author": "alice"}));
+        for m in ["config.history", "status", "users.list", "backup.create"] {
+            assert_eq!(with_author(m, json!({}), Some("alice")), json!({}), "{m}");
+        }
+    }
+
+    #[test]
+    fn no_author_leaves_params_alone() {
+        let p = json!({"name": "bob", "password": "x"});
+        assert_eq!(with_author("users.add", p.clone(), None), p);
+    }
+
+    #[test]
+    fn explicit_author_wins() {
+        let p = json!({"revision": 3, "author": "carol"});
+        assert_eq!(with_author("config.rollback", p.clone(), Some("alice")), p);
+    }
+}
