@@ -30,9 +30,7 @@ ctl() { "$ALPHAREN" ctl --state-dir "$STATE" "$@"; }
 # has PATTERN...: like `grep -q`, but reads all its input, so the writer of
 # a pipe is never cut off by SIGPIPE (which `set -o pipefail` would report).
 has() { grep "$@" >/dev/null; }
-<<<<<<< HEAD
 export -f has   # also inside `bash -c` waits
-=======
 # seed_ports FILE: writes a `run --config` seed that puts the node's
 # listeners on free loopback ports instead of the dev defaults (8443, 8080,
 # 2222, 2525, 11223), so a test can run beside other nodes on this machine.
@@ -55,4 +53,3 @@ port = $SMTP_PORT
 port = $LB_PORT
 TOML
 }
->>>>>>> web2
