@@ -10,7 +10,7 @@ RUNS=${RUNS:-2}
 IMG=images/out/alpharen-qemu-x86_64.img
 [ -f "$IMG" ] || images/build.sh qemu-x86_64 >/dev/null
 work=$(mktemp -d)
-trap 'pkill -f "$work" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT   # each QEMU is stopped by time_to
 
 # Reference initramfs: busybox, a prompt marker, nothing else.
 ref=$work/initramfs; mkdir -p "$ref"/{bin,proc,dev}
