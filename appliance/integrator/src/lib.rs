@@ -69,7 +69,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(Error::io(format!("bind {addr}")))?;
-    let sock = state_dir.join("run").join("integrator.sock");
+    let sock = alpharen_rpc::service_socket(state_dir, "integrator");
     let control =
         alpharen_rpc::bind(&sock).map_err(Error::io(format!("bind {}", sock.display())))?;
     tracing::info!(listen = %addr, control = %sock.display(), workers = app.pool.alive(), "integrator started");

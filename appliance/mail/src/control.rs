@@ -16,7 +16,7 @@ use crate::spool::{Area, Envelope, Origin, QueueState, SpoolError};
 use crate::{Error, Shared, io_err, message, now};
 
 pub fn socket_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("run").join("mail.sock")
+    alpharen_rpc::service_socket(state_dir, "mail")
 }
 
 pub async fn start(shared: Arc<Shared>) -> Result<JoinHandle<()>, Error> {

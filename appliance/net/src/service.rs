@@ -382,7 +382,9 @@ impl Handler for Rpc {
 }
 
 fn bind(state_dir: &Path) -> Result<tokio::net::UnixListener, Error> {
-    Ok(alpharen_rpc::bind(&state_dir.join("run").join("net.sock"))?)
+    Ok(alpharen_rpc::bind(&alpharen_rpc::service_socket(
+        state_dir, "net",
+    ))?)
 }
 
 pub async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {

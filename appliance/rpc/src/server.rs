@@ -57,6 +57,12 @@ fn supplementary_groups(pid: i32) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// Where a service serves its own methods (`<state>/run/<service>.sock`);
+/// the supervisor forwards `<service>.*` calls there.
+pub fn service_socket(state_dir: &std::path::Path, service: &str) -> std::path::PathBuf {
+    state_dir.join("run").join(format!("{service}.sock"))
+}
+
 /// Binds a control socket: creates its directory, replaces a socket left
 /// by a killed predecessor (bind would fail on it), and opens it to root
 /// and the `alpharen` group only (0660). Every service's socket is made

@@ -30,11 +30,7 @@ pub async fn forward(
     method: &str,
     params: Value,
 ) -> Result<Value, RpcError> {
-    let path = node
-        .opts
-        .state_dir
-        .join("run")
-        .join(format!("{service}.sock"));
+    let path = alpharen_rpc::service_socket(&node.opts.state_dir, service);
     let unavailable = |e: std::io::Error| {
         RpcError::new(
             "service_unavailable",
@@ -78,7 +74,7 @@ pub fn notify(node: &Node, subject: &str, body: &str) {
     let state_dir = node.opts.state_dir.clone();
     let logs = node.logs.clone();
     tokio::spawn(async move {
-        let path = state_dir.join("run").join("mail.sock");
+        let path = alpharen_rpc::service_socket(&state_dir, "mail");
         let sent = async {
             let mut s = UnixStream::connect(&path).await?;
             let mut line = serde_json::to_vec(

@@ -23,7 +23,7 @@ use crate::{Error, Shared, io_err, keys, node_key, pool};
 pub const CLIENT_KEEPALIVE: u16 = 25;
 
 pub fn socket_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("run").join("vpn.sock")
+    alpharen_rpc::service_socket(state_dir, "vpn")
 }
 
 pub async fn start(shared: Arc<Shared>) -> Result<JoinHandle<()>, Error> {
