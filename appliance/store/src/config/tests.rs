@@ -337,3 +337,14 @@ fn arrays_are_not_tables() {
     assert_eq!(err[0].path, "network.interfaces[0]");
     assert!(Config::from_value(serde_json::json!({})).is_ok());
 }
+
+#[test]
+fn submission_ports_are_checked() {
+    let ok = Config::from_toml("[mail.submission]\nports = [25, 587]\n").unwrap();
+    assert_eq!(ok.mail.submission.ports, vec![25, 587]);
+    let bad = "[mail.submission]\nports = [587, 0, 587]\n";
+    assert_eq!(
+        paths(Config::from_toml(bad).unwrap_err()),
+        vec!["mail.submission.ports[1]", "mail.submission.ports[2]"]
+    );
+}
