@@ -151,7 +151,11 @@ impl Shared {
     /// SMTP AUTH: the node's users and their argon2 hashes, off the async
     /// thread (hashing is slow on purpose).
     pub async fn check_user(&self, user: &str, password: &str) -> bool {
-        let (dir, user, password) = (self.state_dir.clone(), user.to_string(), password.to_string());
+        let (dir, user, password) = (
+            self.state_dir.clone(),
+            user.to_string(),
+            password.to_string(),
+        );
         let check = move || Store::open(&dir)?.verify_password(&user, &password);
         match tokio::task::spawn_blocking(check).await {
             Ok(Ok(found)) => found.is_some(),

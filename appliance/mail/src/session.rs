@@ -174,7 +174,11 @@ impl Session {
             return self.error(reply(503, "5.5.1", "Error: already authenticated"));
         }
         if self.from.is_some() {
-            return self.error(reply(503, "5.5.1", "Error: AUTH not allowed in a mail transaction"));
+            return self.error(reply(
+                503,
+                "5.5.1",
+                "Error: AUTH not allowed in a mail transaction",
+            ));
         }
         match mechanism {
             AUTH_PLAIN if initial.is_empty() => {
@@ -592,7 +596,9 @@ mod tests {
         s.tls_started();
         assert_eq!(run(&mut s, "MAIL FROM:<a@b>\r\n"), "503");
         let ehlo = s.command(b"EHLO c\r\n", false);
-        assert!(matches!(&ehlo, Action::Reply(t) if t.contains("AUTH PLAIN LOGIN") && !t.contains("STARTTLS")));
+        assert!(
+            matches!(&ehlo, Action::Reply(t) if t.contains("AUTH PLAIN LOGIN") && !t.contains("STARTTLS"))
+        );
         assert_eq!(run(&mut s, "STARTTLS\r\n"), "503");
         assert_eq!(run(&mut s, "MAIL FROM:<a@b>\r\n"), "530");
         // "\0alice\0pw"

@@ -238,8 +238,10 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Action::StartTls(t) => {
                 if !crate::tls::available(&shared.state_dir) {
-                    w.write_all(b"454 4.7.0 TLS not available: the node has no certificate yet\r\n")
-                        .await?;
+                    w.write_all(
+                        b"454 4.7.0 TLS not available: the node has no certificate yet\r\n",
+                    )
+                    .await?;
                 } else {
                     w.write_all(t.as_bytes()).await?;
                     w.flush().await?;
@@ -278,7 +280,10 @@ async fn accept(
     let t = now();
     // RFC 3848: ESMTPSA = TLS and AUTH.
     let (with, auth) = match user {
-        Some(u) => ("ESMTPSA", format!(" (authenticated as {})", u.replace(['\r', '\n'], ""))),
+        Some(u) => (
+            "ESMTPSA",
+            format!(" (authenticated as {})", u.replace(['\r', '\n'], "")),
+        ),
         None => ("ESMTP", String::new()),
     };
     let received = format!(

@@ -119,7 +119,10 @@ fn mount_ext4(dev: &Path, target: &Path) -> Result<(), String> {
 
 fn format(dev: &Path) -> Result<(), String> {
     let path = dev.display().to_string();
-    match run("/usr/sbin/mke2fs", &["-q", "-F", "-t", "ext4", "-L", LABEL, &path])? {
+    match run(
+        "/usr/sbin/mke2fs",
+        &["-q", "-F", "-t", "ext4", "-L", LABEL, &path],
+    )? {
         0 => Ok(()),
         code => Err(format!("mke2fs {path} failed (exit {code})")),
     }
