@@ -348,3 +348,19 @@ fn submission_ports_are_checked() {
         vec!["mail.submission.ports[1]", "mail.submission.ports[2]"]
     );
 }
+
+#[test]
+fn time_zones_are_names_offsets_or_utc() {
+    for ok in ["UTC", "Europe/Berlin", "Etc/GMT-5", "+02:00", "-09:30"] {
+        let cfg = format!("[node]\ntimezone = {ok:?}\n");
+        assert!(Config::from_toml(&cfg).is_ok(), "{ok}");
+    }
+    for bad in ["Europe/Atlantis", "", "+25:00", "berlin"] {
+        let cfg = format!("[node]\ntimezone = {bad:?}\n");
+        assert_eq!(
+            paths(Config::from_toml(&cfg).unwrap_err()),
+            vec!["node.timezone"],
+            "{bad}"
+        );
+    }
+}
