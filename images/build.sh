@@ -26,8 +26,8 @@ say() { echo "image: $*"; }
 kpkg=$(apt-cache depends "$KERNEL_PACKAGE" | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n 1)
 [ -n "$kpkg" ] || { echo "cannot resolve $KERNEL_PACKAGE to a kernel package" >&2; exit 1; }
 PYTHON_DEBS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib"
-# The data partition's first-boot tools: grow (sfdisk), format, check.
-DISK_DEBS="fdisk e2fsprogs"
+# The data partition's first-boot tools: grow (sfdisk, partx), format, check.
+DISK_DEBS="fdisk e2fsprogs util-linux"
 for p in "$kpkg" systemd-boot-efi busybox-static $PYTHON_DEBS $DISK_DEBS; do
   ls "$CACHE/${p}_"*.deb >/dev/null 2>&1 || (cd "$CACHE" && apt-get download "$p" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
 done
@@ -91,7 +91,7 @@ find "$rf/usr/lib/python3.11" -name __pycache__ -prune -exec rm -rf {} +
 ln -sf python3.11 "$rf/usr/bin/python3"
 mkdir -p "$WORK/disk"
 for p in $DISK_DEBS; do dpkg-deb -x "$(ls "$CACHE/${p}_"*.deb | head -n 1)" "$WORK/disk"; done
-install -m 0755 "$WORK/disk/sbin/sfdisk" "$WORK/disk/sbin/mke2fs" "$WORK/disk/sbin/e2fsck" "$rf/usr/sbin/"
+install -m 0755 "$WORK/disk/sbin/sfdisk" "$WORK/disk/sbin/mke2fs" "$WORK/disk/sbin/e2fsck" "$WORK/disk/usr/bin/partx" "$rf/usr/sbin/"
 # Shared libraries of everything we ship, taken from this build machine
 # (the same Debian release as the packages).
 for elf in "$BIN" "$rf/usr/bin/python3.11" "$rf"/usr/lib/python3.11/lib-dynload/*.so "$rf"/usr/sbin/*; do

@@ -128,8 +128,9 @@ fn format(dev: &Path) -> Result<(), String> {
     }
 }
 
-/// Moves the GPT backup header to the end of the disk and extends the
-/// partition over the free space after it. `None`: nothing to grow.
+/// Moves the GPT backup header to the end of the disk, extends the
+/// partition over the free space after it and tells the kernel. `None`:
+/// nothing to grow.
 fn grow(dev: &Path) -> Result<Option<u64>, String> {
     let name = dev
         .file_name()
@@ -160,6 +161,14 @@ fn grow(dev: &Path) -> Result<Option<u64>, String> {
     )?;
     if code != 0 {
         return Err(format!("sfdisk -N {number} {disk} failed (exit {code})"));
+    }
+    // The root is mounted from this disk, so the kernel cannot re-read the
+    // whole table; update just this partition (BLKPG).
+    let code = run("/usr/sbin/partx", &["-u", "--nr", &number, &disk])?;
+    if code != 0 {
+        return Err(format!(
+            "partx -u --nr {number} {disk} failed (exit {code})"
+        ));
     }
     let after = sectors(&sys.join("size"))?;
     Ok((after > before).then_some(after / 2048))
