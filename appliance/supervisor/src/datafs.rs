@@ -81,15 +81,19 @@ pub fn prepare(dev: &Path, target: &Path, say: impl Fn(&str)) -> Result<(), Stri
         say(&format!(
             "data filesystem on {show} does not mount; checking it"
         ));
-        match run("/usr/sbin/e2fsck", &["-y", &dev.display().to_string()]) {
-            // 0 clean, 1 errors corrected, 2 corrected and reboot advised.
-            Ok(0..=2) if mount_ext4(dev, target).is_ok() => {
-                say(&format!("data filesystem on {show} repaired and mounted"));
-                return Ok(());
-            }
-            Ok(code) => say(&format!("e2fsck could not repair {show} (exit {code})")),
-            Err(e) => say(&e),
+        // Exit 1 (errors corrected) counts as failure for `run`; what
+        // matters is whether it mounts afterwards.
+        let checked = run("/usr/sbin/e2fsck", &["-y", &dev.display().to_string()], "");
+        if mount_ext4(dev, target).is_ok() {
+            say(&format!("data filesystem on {show} repaired and mounted"));
+            return Ok(());
         }
+        say(&format!(
+            "e2fsck could not repair {show}: {}",
+            checked
+                .err()
+                .unwrap_or_else(|| "it still does not mount".into())
+        ));
     }
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     match on_corrupt(&cmdline) {
@@ -117,16 +121,15 @@ fn mount_ext4(dev: &Path, target: &Path) -> Result<(), String> {
     .map_err(|e| format!("{}: {e}", dev.display()))
 }
 
+/// Lazy inode table and journal init and no discard: the kernel finishes
+/// the tables in the background, so the first boot is not held up.
 fn format(dev: &Path) -> Result<(), String> {
     let path = dev.display().to_string();
-    match run(
-        "/usr/sbin/mke2fs",
-        &["-q", "-F", "-t", "ext4", "-L", LABEL, &path],
-    )? {
-        0 => Ok(()),
-        code => Err(format!("mke2fs {path} failed (exit {code})")),
-    }
+    let args = ["-q", "-F", "-t", "ext4", "-L", LABEL, "-E", LAZY, &path];
+    run("/usr/sbin/mke2fs", &args, "")
 }
+
+const LAZY: &str = "nodiscard,lazy_itable_init=1,lazy_journal_init=1";
 
 /// Moves the GPT backup header to the end of the disk, extends the
 /// partition over the free space after it and tells the kernel. `None`:
@@ -147,52 +150,71 @@ fn grow(dev: &Path) -> Result<Option<u64>, String> {
         .ok()
         .and_then(|p| p.parent().and_then(|d| d.file_name()).map(|d| d.to_owned()))
         .ok_or_else(|| format!("no disk found for {name}"))?;
-    let disk = Path::new("/dev").join(disk).display().to_string();
     let sectors = |p: &Path| read(p).map(|s| s.parse::<u64>().unwrap_or(0));
     let before = sectors(&sys.join("size"))?;
+    let start = sectors(&sys.join("start"))?;
+    let disk_size = sectors(&sys.join("..").join("size"))?;
+    if !worth_growing(disk_size, start, before) {
+        return Ok(None);
+    }
+    let disk = Path::new("/dev").join(disk).display().to_string();
     run(
-        "sfdisk",
-        &["-q", "--no-reread", "--relocate", "gpt-bak-std", &disk],
-    )?;
-    let code = run_with_input(
         "/usr/sbin/sfdisk",
-        &["-q", "--no-reread", "-N", &number, &disk],
+        &["-q", "--no-reread", "--relocate", "gpt-bak-std", &disk],
+        "",
+    )?;
+    run(
+        "/usr/sbin/sfdisk",
+        &[
+            "-q",
+            "--no-reread",
+            "--no-tell-kernel",
+            "-N",
+            &number,
+            &disk,
+        ],
         ", +\n",
     )?;
-    if code != 0 {
-        return Err(format!("sfdisk -N {number} {disk} failed (exit {code})"));
-    }
     // The root is mounted from this disk, so the kernel cannot re-read the
     // whole table; update just this partition (BLKPG).
-    let code = run("/usr/sbin/partx", &["-u", "--nr", &number, &disk])?;
-    if code != 0 {
-        return Err(format!(
-            "partx -u --nr {number} {disk} failed (exit {code})"
-        ));
-    }
+    run("/usr/sbin/partx", &["-u", "--nr", &number, &disk], "")?;
     let after = sectors(&sys.join("size"))?;
     Ok((after > before).then_some(after / 2048))
 }
 
-fn run(program: &str, args: &[&str]) -> Result<i32, String> {
-    run_with_input(program, args, "")
-}
-
-fn run_with_input(program: &str, args: &[&str], input: &str) -> Result<i32, String> {
+/// Runs a tool; its complaints become the error (and stay off the console
+/// when it succeeds).
+fn run(program: &str, args: &[&str], input: &str) -> Result<(), String> {
     use std::io::Write;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input.as_bytes());
     }
-    let status = child
-        .wait()
+    let out = child
+        .wait_with_output()
         .map_err(|e| format!("cannot wait for {program}: {e}"))?;
-    Ok(status.code().unwrap_or(-1))
+    if out.status.success() {
+        return Ok(());
+    }
+    let why = String::from_utf8_lossy(&out.stderr);
+    let why = why.trim().lines().last().unwrap_or("no message");
+    Err(format!(
+        "{program} {} failed ({}): {why}",
+        args.join(" "),
+        out.status
+    ))
+}
+
+/// Growing rewrites the partition table; only worth it for at least 1 MiB
+/// beyond the partition (and the 33 sectors of the backup GPT).
+pub fn worth_growing(disk_sectors: u64, start: u64, size: u64) -> bool {
+    disk_sectors.saturating_sub(start + size + 33) >= 2048
 }
 
 #[cfg(test)]
@@ -219,6 +241,15 @@ mod tests {
         );
         assert_eq!(on_corrupt("console=ttyS0 alpharen.slot=a"), OnCorrupt::Keep);
         assert_eq!(on_corrupt("alpharen.data=reformatx"), OnCorrupt::Keep);
+    }
+
+    #[test]
+    fn grows_only_into_a_megabyte_or_more() {
+        // 64 MiB partition at 1 MiB on a disk with just the backup GPT after it.
+        assert!(!worth_growing(2048 + 131_072 + 33, 2048, 131_072));
+        assert!(!worth_growing(2048 + 131_072 + 33 + 2047, 2048, 131_072));
+        assert!(worth_growing(2048 + 131_072 + 33 + 2048, 2048, 131_072));
+        assert!(!worth_growing(100, 2048, 131_072));
     }
 
     #[test]
