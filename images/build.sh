@@ -109,18 +109,7 @@ mksquashfs "$rf" "$WORK/input/rootfs.squashfs" -comp zstd -noappend -all-root -q
 
 # 4. ESP: systemd-boot and one boot-counted entry per slot (A preferred).
 cp "$WORK/boot/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$WORK/input/"
-printf 'timeout 0\nconsole-mode keep\n' > "$WORK/input/loader.conf"
-for slot in a b; do
-  version=$([ $slot = a ] && echo 2 || echo 1)
-  cat > "$WORK/input/entry-$slot.conf" <<EOT
-title ALPHA-REN slot $slot
-sort-key alpharen
-version $version
-linux /$slot/vmlinuz
-initrd /$slot/initrd.img
-options $CMDLINE alpharen.slot=$slot
-EOT
-done
+board/loader-entries.sh "$WORK/input" "$CMDLINE" initrd.img
 
 # 5. Assemble with genimage.
 sed "s/@IMAGE@/$IMAGE/" board/genimage.cfg.in > "$WORK/genimage.cfg"

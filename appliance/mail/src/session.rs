@@ -449,6 +449,73 @@ impl Session {
     }
 }
 
+/// Feeds `data` to a session line by line (the first byte picks loopback
+/// or submission and whether AUTH succeeds), acting out STARTTLS and AUTH
+/// as the listener would, and checks every reply: a CRLF-terminated line
+/// with a 3-digit code. Returns how many messages were accepted. For the
+/// fuzz target (`appliance/mail/fuzz`) and the randomized unit test.
+pub fn drive(data: &[u8]) -> usize {
+    const MAX_LINE: usize = 256;
+    let (mode, input) = data.split_first().map_or((0, data), |(m, r)| (*m, r));
+    let mut s = Session::new(Limits {
+        hostname: "fuzz".into(),
+        max_message_size: 4096,
+        max_recipients: 5,
+        max_line_length: MAX_LINE,
+        max_errors: 50,
+        submission: mode & 1 == 1,
+    });
+    let mut accepted = 0;
+    for chunk in input.split_inclusive(|&b| b == b'\n') {
+        let too_long = chunk.len() > MAX_LINE;
+        let line = &chunk[..chunk.len().min(MAX_LINE)];
+        let mut action = if s.in_data() {
+            match s.data_line(line, too_long) {
+                None => continue,
+                Some(a) => a,
+            }
+        } else {
+            s.command(line, too_long)
+        };
+        loop {
+            match action {
+                Action::Authenticate { user, .. } => action = s.auth_result(user, mode & 2 == 2),
+                Action::StartTls(t) => {
+                    check_reply(&t);
+                    s.tls_started();
+                    break;
+                }
+                Action::Reply(t) | Action::StartData(t) => {
+                    check_reply(&t);
+                    break;
+                }
+                Action::Close(t) => {
+                    check_reply(&t);
+                    return accepted;
+                }
+                Action::Accept(tx) => {
+                    assert!(!tx.to.is_empty(), "accepted without recipients");
+                    assert!(tx.data.len() <= 4096, "accepted over the size limit");
+                    accepted += 1;
+                    break;
+                }
+            }
+        }
+    }
+    accepted
+}
+
+fn check_reply(reply: &str) {
+    assert!(reply.ends_with("\r\n"), "reply without CRLF: {reply:?}");
+    for line in reply.split_terminator("\r\n") {
+        let code = line.get(..3).unwrap_or("");
+        assert!(
+            code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()),
+            "reply line without a code: {line:?}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,5 +709,50 @@ mod tests {
         run(&mut loopback, "EHLO c\r\n");
         assert_eq!(run(&mut loopback, "STARTTLS\r\n"), "502");
         assert_eq!(run(&mut loopback, "AUTH PLAIN AGFsaWNlAHB3\r\n"), "502");
+    }
+
+    #[test]
+    fn random_sessions_never_break_the_protocol() {
+        use rand::{Rng, SeedableRng};
+        let words: [&[u8]; 16] = [
+            b"EHLO x\r\n",
+            b"MAIL FROM:<a@b>\r\n",
+            b"RCPT TO:<c@d>\r\n",
+            b"DATA\r\n",
+            b".\r\n",
+            b"STARTTLS\r\n",
+            b"AUTH PLAIN AGEAYg==\r\n",
+            b"AUTH LOGIN\r\n",
+            b"YQ==\r\n",
+            b"*\r\n",
+            b"RSET\r\n",
+            b"hello\n",
+            b"\xff\xfe\r\n",
+            b"QUIT\r\n",
+            b"MAIL FROM:<> SIZE=99999999\r\n",
+            b"..dot\r\n",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut accepted = 0;
+        for _ in 0..2_000 {
+            let mut data = vec![rng.random::<u8>()];
+            if rng.random_bool(0.5) {
+                // A good loopback transaction first, then noise.
+                data[0] &= !1;
+                data.extend_from_slice(
+                    b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nhi\r\n.\r\n",
+                );
+            }
+            for _ in 0..rng.random_range(1..40) {
+                if rng.random_bool(0.8) {
+                    data.extend_from_slice(words[rng.random_range(0..words.len())]);
+                } else {
+                    let n = rng.random_range(0..300);
+                    data.extend((0..n).map(|_| rng.random::<u8>()));
+                }
+            }
+            accepted += drive(&data);
+        }
+        assert!(accepted > 0, "the generator never completed a message");
     }
 }
