@@ -50,6 +50,9 @@ for svc in net web ssh mail integrator; do
   echo "$status" | grep -E "^$svc +running" >/dev/null || fail "service $svc not running: $status"
 done
 pass "ssh status: every service running"
+mem=$(echo "$status" | sed -n 's/^memory *//p')
+[ -n "$mem" ] || fail "status does not report memory: $status"
+pass "idle after boot, read over ssh: $mem"
 wait_for 120 grep -q "boot of slot a marked good" "$LOG" || { tail -20 "$LOG"; fail "slot A was not marked good"; }
 pass "slot A marked good for the boot loader"
 
