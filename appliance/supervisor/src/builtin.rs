@@ -20,6 +20,10 @@ pub const BUILTINS: &[Builtin] = &[
         section: Section::Vpn,
     },
     Builtin {
+        name: "dpx",
+        section: Section::Dpx,
+    },
+    Builtin {
         name: "web",
         section: Section::Web,
     },
