@@ -160,9 +160,10 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
 
     let mut port = settings.port;
     // No zone, no listener: a node without `dpx.zone` does not take port 53.
-    let mut server = match settings.zone.is_some() {
-        true => Some(server::listen(&core, port, dev).await?),
-        false => None,
+    let mut server = if settings.zone.is_some() {
+        Some(server::listen(&core, port, dev).await?)
+    } else {
+        None
     };
     core.reload(settings.zone)?;
     core.set_port(port);
@@ -183,10 +184,10 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
                     }
                 };
                 let wanted = s.zone.is_some();
-                if server.is_some() && (!wanted || s.port != port) {
-                    if let Some(mut old) = server.take() {
-                        let _ = old.shutdown_gracefully().await;
-                    }
+                if (!wanted || s.port != port)
+                    && let Some(mut old) = server.take()
+                {
+                    let _ = old.shutdown_gracefully().await;
                 }
                 if wanted && server.is_none() {
                     match server::listen(&core, s.port, dev).await {

@@ -203,7 +203,6 @@ pub fn apply(dynamic: &mut Vec<Record>, updates: &[Record]) -> bool {
 mod tests {
     use super::*;
     use hickory_proto::rr::rdata::{A, CNAME, TXT};
-    use hickory_proto::rr::record_data::RData;
 
     fn origin() -> Name {
         Name::from_ascii("z.example.").unwrap()
