@@ -1,7 +1,9 @@
 //! The web service: the node's HTTPS front. It serves the admin console
 //! (static assets embedded in the binary), the REST API under `/api/v1/`
 //! that maps the supervisor's control methods, and the first-boot setup
-//! wizard; a plain-HTTP listener only redirects to HTTPS.
+//! wizard; a plain-HTTP listener only redirects to HTTPS. For ARDPX it
+//! answers dyndns2 `/nic/update` from the `[dpx]` section, which the
+//! supervisor signals to this service as well as to dpx.
 //!
 //! It never writes configuration or users itself: every change goes
 //! through the control socket (`<state>/run/control.sock`). It opens the
@@ -13,16 +15,18 @@ pub mod api;
 pub mod auth;
 mod console;
 pub mod control;
+pub mod dyndns;
 pub mod error;
 pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use alpharen_store::Store;
+use alpharen_store::config::Dpx;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -62,13 +66,17 @@ pub struct App {
     pub user_limiter: Mutex<RateLimiter>,
     pub ip_limiter: Mutex<RateLimiter>,
     pub idle_secs: AtomicI64,
+    /// `[dpx]` as of the last start or SIGHUP.
+    dpx: RwLock<Arc<Dpx>>,
+    pub throttle: Mutex<dyndns::Throttle>,
 }
 
 impl App {
     pub fn new(state_dir: &Path) -> Result<App, Error> {
         let mut store = Store::open(state_dir)?;
         store.migrate_component("web", auth::SCHEMA)?;
-        let web = store.current_config()?.web;
+        let config = store.current_config()?;
+        let web = config.web;
         Ok(App {
             state_dir: state_dir.to_path_buf(),
             socket: state_dir.join("run").join("control.sock"),
@@ -76,7 +84,23 @@ impl App {
             user_limiter: Mutex::new(RateLimiter::new(LOGIN_MAX_PER_USER, LOGIN_WINDOW)),
             ip_limiter: Mutex::new(RateLimiter::new(LOGIN_MAX_PER_IP, LOGIN_WINDOW)),
             idle_secs: AtomicI64::new(i64::from(web.session_idle_minutes) * 60),
+            dpx: RwLock::new(Arc::new(config.dpx)),
+            throttle: Mutex::new(dyndns::Throttle::default()),
         })
+    }
+
+    pub fn dpx(&self) -> Arc<Dpx> {
+        match self.dpx.read() {
+            Ok(d) => d.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set_dpx(&self, dpx: Dpx) {
+        match self.dpx.write() {
+            Ok(mut d) => *d = Arc::new(dpx),
+            Err(p) => *p.into_inner() = Arc::new(dpx),
+        }
     }
 
     pub fn idle_secs(&self) -> i64 {
@@ -172,8 +196,8 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// SIGHUP: re-read `[web]` and `[node]`; swap the certificate, rebind if
-/// the ports changed.
+/// SIGHUP: re-read `[web]`, `[node]` and `[dpx]`; swap the certificate,
+/// rebind if the ports changed.
 async fn reload(
     app: &Arc<App>,
     resolver: &tls::Resolver,
@@ -186,6 +210,7 @@ async fn reload(
         i64::from(config.web.session_idle_minutes) * 60,
         Ordering::Relaxed,
     );
+    app.set_dpx(config.dpx.clone());
     let ck = tls::choose(&app.state_dir, &config.web, &config.node.hostname)?;
     tracing::info!(fingerprint = %tls::fingerprint(&ck), "reloaded; TLS certificate (SHA-256)");
     resolver.set(ck);
