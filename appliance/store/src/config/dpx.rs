@@ -17,6 +17,37 @@ pub struct Dpx {
     pub records: Vec<DnsRecord>,
     pub tsig_keys: Vec<TsigKey>,
     pub dyndns: Dyndns,
+    /// Reverse-proxy routes served on the web service's HTTPS listener.
+    pub routes: Vec<ProxyRoute>,
+}
+
+/// `[[dpx.routes]]`: requests for `host` (and `path_prefix`) go to `backend`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProxyRoute {
+    pub host: String,
+    /// `http://host:port`, reached from the node (a VPN address for a
+    /// backend in a LAN without port forwarding).
+    pub backend: String,
+    /// Only paths below this prefix (`/app`); the whole host when unset.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Only clients with an address inside the VPN's networks.
+    #[serde(default)]
+    pub vpn_only: bool,
+}
+
+impl ProxyRoute {
+    /// `(host, port)` of an `http://host:port[/]` backend.
+    pub fn backend_authority(&self) -> Option<(&str, u16)> {
+        let rest = self.backend.strip_prefix("http://")?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('/') {
+            return None;
+        }
+        super::split_endpoint(rest)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +193,42 @@ impl Dpx {
                         format!("{t:?} is not one of {}", UPDATE_TYPES.join(", ")),
                     );
                 }
+            }
+        }
+        let routes = path.key("routes");
+        let keys_of: Vec<String> = self
+            .routes
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.host.to_ascii_lowercase(),
+                    r.path_prefix.as_deref().unwrap_or("/")
+                )
+            })
+            .collect();
+        check::unique(out, &routes, "host", keys_of.iter().map(String::as_str));
+        for (i, r) in self.routes.iter().enumerate() {
+            let at = routes.index(i);
+            check::hostname(out, &at.key("host"), &r.host);
+            if r.backend_authority().is_none() {
+                check::push(
+                    out,
+                    &at.key("backend"),
+                    format!(
+                        "{:?} is not a backend URL like http://10.8.0.2:8080",
+                        r.backend
+                    ),
+                );
+            }
+            if let Some(p) = &r.path_prefix
+                && (!p.starts_with('/') || p.contains(char::is_whitespace))
+            {
+                check::push(
+                    out,
+                    &at.key("path_prefix"),
+                    format!("{p:?} is not a path like /app"),
+                );
             }
         }
         let users = path.key("dyndns").key("users");

@@ -426,3 +426,21 @@ fn dpx_keys_without_a_zone_are_refused() {
     assert!(in_zone("Home.Arclst.Example.", "arclst.example"));
     assert!(!in_zone("xarclst.example", "arclst.example."));
 }
+
+#[test]
+fn dpx_routes_need_http_backends_and_unique_hosts() {
+    let ok = "[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"http://10.8.0.2:8080\"\n[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"http://10.8.0.3:80/\"\npath_prefix = \"/api\"\nvpn_only = true\n";
+    let c = Config::from_toml(ok).unwrap();
+    assert_eq!(c.dpx.routes[1].backend_authority(), Some(("10.8.0.3", 80)));
+    let bad = "[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"https://x:1\"\n[[dpx.routes]]\nhost = \"APP.z.example\"\nbackend = \"http://x:1/base\"\npath_prefix = \"api\"\n[[dpx.routes]]\nhost = \"App.z.example\"\nbackend = \"http://x\"\n";
+    assert_eq!(
+        paths(Config::from_toml(bad).unwrap_err()),
+        [
+            "dpx.routes[2].host",
+            "dpx.routes[0].backend",
+            "dpx.routes[1].backend",
+            "dpx.routes[1].path_prefix",
+            "dpx.routes[2].backend",
+        ]
+    );
+}
