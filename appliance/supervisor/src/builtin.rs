@@ -8,7 +8,8 @@ use alpharen_store::Section;
 pub struct Builtin {
     pub name: &'static str,
     pub section: Section,
-    /// Other sections it reads (web serves `/nic/update` from `[dpx]`).
+    /// Other sections it reads (web serves `/nic/update` and the proxy
+    /// routes from `[dpx]`, `vpn_only` routes from `[vpn]`).
     pub also: &'static [Section],
 }
 
@@ -41,7 +42,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "web",
         section: Section::Web,
-        also: &[Section::Dpx],
+        also: &[Section::Dpx, Section::Vpn],
     },
     Builtin {
         name: "ssh",

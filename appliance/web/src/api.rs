@@ -993,6 +993,10 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::console::routes())
         .layer(axum::middleware::from_fn(buffer_body))
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::proxy::layer,
+        ))
         .with_state(app)
 }
 

@@ -2,8 +2,9 @@
 //! (static assets embedded in the binary), the REST API under `/api/v1/`
 //! that maps the supervisor's control methods, and the first-boot setup
 //! wizard; a plain-HTTP listener only redirects to HTTPS. For ARDPX it
-//! answers dyndns2 `/nic/update` from the `[dpx]` section, which the
-//! supervisor signals to this service as well as to dpx.
+//! answers dyndns2 `/nic/update` and reverse-proxies `[[dpx.routes]]`
+//! from the `[dpx]` section (and `[vpn]` for `vpn_only` routes), which the
+//! supervisor signals to this service as well as to their owners.
 //!
 //! It never writes configuration or users itself: every change goes
 //! through the control socket (`<state>/run/control.sock`). It opens the
@@ -17,6 +18,7 @@ mod console;
 pub mod control;
 pub mod dyndns;
 pub mod error;
+pub mod proxy;
 pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -68,7 +70,37 @@ pub struct App {
     pub idle_secs: AtomicI64,
     /// `[dpx]` as of the last start or SIGHUP.
     dpx: RwLock<Arc<Dpx>>,
+    /// The VPN's networks, for `vpn_only` routes.
+    vpn_nets: RwLock<Arc<Vec<(IpAddr, u8)>>>,
     pub throttle: Mutex<dyndns::Throttle>,
+    pub backends: proxy::Backends,
+}
+
+/// The networks of `[vpn]`: its own addresses and the road-warrior pool;
+/// none while the VPN is off, so `vpn_only` routes then refuse everyone.
+fn vpn_nets(vpn: &alpharen_store::config::Vpn) -> Vec<(IpAddr, u8)> {
+    if !vpn.enabled {
+        return Vec::new();
+    }
+    vpn.addresses
+        .iter()
+        .chain(vpn.pool.iter())
+        .filter_map(|c| alpharen_store::config::parse_cidr(c))
+        .collect()
+}
+
+fn swap<T>(lock: &RwLock<Arc<T>>, value: T) {
+    match lock.write() {
+        Ok(mut g) => *g = Arc::new(value),
+        Err(p) => *p.into_inner() = Arc::new(value),
+    }
+}
+
+fn current<T>(lock: &RwLock<Arc<T>>) -> Arc<T> {
+    match lock.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
 }
 
 impl App {
@@ -85,22 +117,18 @@ impl App {
             ip_limiter: Mutex::new(RateLimiter::new(LOGIN_MAX_PER_IP, LOGIN_WINDOW)),
             idle_secs: AtomicI64::new(i64::from(web.session_idle_minutes) * 60),
             dpx: RwLock::new(Arc::new(config.dpx)),
+            vpn_nets: RwLock::new(Arc::new(vpn_nets(&config.vpn))),
             throttle: Mutex::new(dyndns::Throttle::default()),
+            backends: proxy::backends(),
         })
     }
 
     pub fn dpx(&self) -> Arc<Dpx> {
-        match self.dpx.read() {
-            Ok(d) => d.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        current(&self.dpx)
     }
 
-    fn set_dpx(&self, dpx: Dpx) {
-        match self.dpx.write() {
-            Ok(mut d) => *d = Arc::new(dpx),
-            Err(p) => *p.into_inner() = Arc::new(dpx),
-        }
+    pub fn vpn_nets(&self) -> Arc<Vec<(IpAddr, u8)>> {
+        current(&self.vpn_nets)
     }
 
     pub fn idle_secs(&self) -> i64 {
@@ -196,7 +224,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// SIGHUP: re-read `[web]`, `[node]` and `[dpx]`; swap the certificate,
+/// SIGHUP: re-read `[web]`, `[node]`, `[dpx]` and `[vpn]`; swap the certificate,
 /// rebind if the ports changed.
 async fn reload(
     app: &Arc<App>,
@@ -210,7 +238,8 @@ async fn reload(
         i64::from(config.web.session_idle_minutes) * 60,
         Ordering::Relaxed,
     );
-    app.set_dpx(config.dpx.clone());
+    swap(&app.dpx, config.dpx.clone());
+    swap(&app.vpn_nets, vpn_nets(&config.vpn));
     let ck = tls::choose(&app.state_dir, &config.web, &config.node.hostname)?;
     tracing::info!(fingerprint = %tls::fingerprint(&ck), "reloaded; TLS certificate (SHA-256)");
     resolver.set(ck);
@@ -289,7 +318,8 @@ async fn accept_https(listener: TcpListener, shared: Arc<Shared>) {
             );
             let svc = hyper_util::service::TowerToHyperService::new(svc);
             let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            // With upgrades: proxied WebSockets take over the connection.
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(peer = %peer, error = %e, "connection ended");
             }
