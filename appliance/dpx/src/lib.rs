@@ -15,6 +15,8 @@
 
 mod control;
 pub mod db;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod harness;
 mod server;
 pub mod update;
 pub mod zone;
