@@ -92,17 +92,26 @@ impl Handler for Control {
         let core = &self.0;
         let cur = core.current();
         let value = match call.method.as_str() {
-            "dpx.status" => match &cur.zone {
-                None => json!({"zone": null, "port": null}),
-                Some(z) => json!({
-                    "zone": z.origin.to_string(),
-                    "port": core.port(),
-                    "serial": z.serial,
-                    "static_records": z.statics.len(),
-                    "dynamic_records": z.dynamic.len(),
-                    "tsig_keys": z.keys.iter().map(|k| k.signer.signer_name().to_string()).collect::<Vec<_>>(),
-                }),
-            },
+            "dpx.status" => {
+                let client = core
+                    .client_status()
+                    .lock()
+                    .map(|c| json!(*c))
+                    .unwrap_or(Value::Null);
+                let mut v = match &cur.zone {
+                    None => json!({"zone": null, "port": null}),
+                    Some(z) => json!({
+                        "zone": z.origin.to_string(),
+                        "port": core.port(),
+                        "serial": z.serial,
+                        "static_records": z.statics.len(),
+                        "dynamic_records": z.dynamic.len(),
+                        "tsig_keys": z.keys.iter().map(|k| k.signer.signer_name().to_string()).collect::<Vec<_>>(),
+                    }),
+                };
+                v["client"] = client;
+                v
+            }
             "dpx.records" => {
                 let records: Vec<Value> = match &cur.zone {
                     None => Vec::new(),

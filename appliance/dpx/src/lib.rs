@@ -4,6 +4,8 @@
 //! updates: RFC 2136 signed with TSIG, and the dyndns2 updates the web
 //! service forwards over `<state>/run/dpx.sock`. Dynamic records and the
 //! SOA serial live in the store, so they are served again after a restart.
+//! The [`client`] keeps this node's own name current at an upstream
+//! dyndns2 provider.
 //!
 //! This crate owns the `dpx_*` tables and the DNS listener; it never writes
 //! configuration and never serves HTTP (`/nic/update` and the reverse proxy
@@ -13,6 +15,7 @@
 //! pure functions, [`db`] the tables, `server` the hickory wiring and
 //! `control` the `dpx.*` methods.
 
+pub mod client;
 mod control;
 pub mod db;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -24,7 +27,7 @@ pub mod zone;
 use std::net::IpAddr;
 use std::path::Path;
 
-use alpharen_store::config::TsigAlgorithm;
+use alpharen_store::config::{DyndnsClient, TsigAlgorithm};
 use alpharen_store::{Config, Store, StoreError};
 use base64::Engine;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm as Alg;
@@ -60,6 +63,8 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 struct Settings {
     port: u16,
     zone: Option<Zone>,
+    /// `[dpx.client]` with its password secret.
+    client: Option<(DyndnsClient, Option<String>)>,
 }
 
 impl Settings {
@@ -73,7 +78,11 @@ impl Settings {
             None => None,
             Some(name) => Some(configured_zone(store, &config, name, dev)?),
         };
-        Ok(Settings { port, zone })
+        let client = match &config.dpx.client {
+            Some(c) => Some((c.clone(), store.secret(DyndnsClient::PASSWORD_SECRET)?)),
+            None => None,
+        };
+        Ok(Settings { port, zone, client })
     }
 }
 
@@ -161,6 +170,12 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let mut int = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
 
     let mut port = settings.port;
+    let client_status = core.client_status();
+    let spawn_client = |c: Option<(DyndnsClient, Option<String>)>| {
+        *client_status.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        c.map(|(c, password)| tokio::spawn(client::run(c, password, client_status.clone())))
+    };
+    let mut dyndns_client = spawn_client(settings.client);
     // No zone, no listener: a node without `dpx.zone` does not take port 53.
     let mut server = if settings.zone.is_some() {
         Some(server::listen(&core, port, dev).await?)
@@ -185,6 +200,10 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
                         continue;
                     }
                 };
+                if let Some(task) = dyndns_client.take() {
+                    task.abort();
+                }
+                dyndns_client = spawn_client(s.client);
                 let wanted = s.zone.is_some();
                 if (!wanted || s.port != port)
                     && let Some(mut old) = server.take()
@@ -210,6 +229,9 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     }
     if let Some(mut s) = server {
         let _ = s.shutdown_gracefully().await;
+    }
+    if let Some(task) = dyndns_client {
+        task.abort();
     }
     control.abort();
     let _ = std::fs::remove_file(alpharen_rpc::service_socket(state_dir, "dpx"));

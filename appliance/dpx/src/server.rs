@@ -69,6 +69,7 @@ pub(crate) struct Core {
     current: RwLock<Arc<Current>>,
     /// The DNS port in use, for `dpx.status`.
     port: AtomicU16,
+    client: crate::client::Shared,
 }
 
 fn servfail(e: impl std::fmt::Display) -> ResponseCode {
@@ -86,6 +87,7 @@ impl Core {
                 catalog: Arc::new(Catalog::new()),
             })),
             port: AtomicU16::new(0),
+            client: Default::default(),
         }))
     }
 
@@ -98,6 +100,11 @@ impl Core {
 
     pub fn port(&self) -> u16 {
         self.port.load(Ordering::Relaxed)
+    }
+
+    /// The dyndns client's status, written by its task.
+    pub fn client_status(&self) -> crate::client::Shared {
+        self.client.clone()
     }
 
     pub fn set_port(&self, port: u16) {

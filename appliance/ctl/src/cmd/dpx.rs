@@ -16,7 +16,8 @@ pub struct DpxArgs {
 
 #[derive(Debug, Subcommand)]
 enum DpxCmd {
-    /// Zone, port, SOA serial, record counts and TSIG keys (the default).
+    /// Zone, port, SOA serial, record counts, TSIG keys and the dyndns
+    /// client's state (the default).
     Status,
     /// Every record served besides the SOA, configured and dynamic.
     Records,
@@ -28,6 +29,20 @@ impl DpxArgs {
             DpxCmd::Status => {
                 let v = client.call("dpx.status", json!({}))?;
                 out.show(&v, |v| {
+                    let c = &v["client"];
+                    if !c.is_null() {
+                        println!(
+                            "dyndns    {} {} ({}{})",
+                            text(&c["hostname"]),
+                            text(&c["address"]),
+                            text(&c["state"]),
+                            [("answer", &c["last_answer"]), ("error", &c["last_error"])]
+                                .iter()
+                                .filter(|(_, x)| !x.is_null())
+                                .map(|(k, x)| format!(", {k}: {}", text(x)))
+                                .collect::<String>()
+                        );
+                    }
                     if v["zone"].is_null() {
                         println!("no zone (set dpx.zone to serve one)");
                         return;

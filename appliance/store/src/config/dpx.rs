@@ -19,6 +19,62 @@ pub struct Dpx {
     pub dyndns: Dyndns,
     /// Reverse-proxy routes served on the web service's HTTPS listener.
     pub routes: Vec<ProxyRoute>,
+    /// Keeps this node's public name current at an upstream dyndns2 provider.
+    pub client: Option<DyndnsClient>,
+}
+
+/// `[dpx.client]`: the dyndns2 client. The password is the secret
+/// [`DyndnsClient::PASSWORD_SECRET`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DyndnsClient {
+    /// `https://host[:port]` of the provider; `/nic/update` is appended.
+    pub server: String,
+    pub hostname: String,
+    pub username: String,
+    /// Take the address from this interface (first global IPv4, else IPv6)...
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// ...or from this URL, which answers with the caller's address in text.
+    #[serde(default)]
+    pub check_url: Option<String>,
+    /// Seconds between address checks.
+    #[serde(default = "default_client_interval")]
+    pub interval: u64,
+    /// PEM CA for a provider with a private CA (added to the built-in roots).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+fn default_client_interval() -> u64 {
+    300
+}
+
+impl DyndnsClient {
+    pub const PASSWORD_SECRET: &str = "dpx.client.password";
+}
+
+/// `(tls, host, port, path)` of an `http://` or `https://` URL.
+pub fn split_url(url: &str) -> Option<(bool, &str, u16, &str)> {
+    let (tls, rest) = match url.split_once("://")? {
+        ("https", r) => (true, r),
+        ("http", r) => (false, r),
+        _ => return None,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let default = if tls { 443 } else { 80 };
+    let (host, port) = match super::split_endpoint(authority) {
+        Some((h, p)) => (h, p),
+        None if !authority.is_empty() && !authority.contains([':', '@', ' ']) => {
+            (authority, default)
+        }
+        None => return None,
+    };
+    Some((tls, host, port, path))
 }
 
 /// `[[dpx.routes]]`: requests for `host` (and `path_prefix`) go to `backend`.
@@ -228,6 +284,37 @@ impl Dpx {
                     out,
                     &at.key("path_prefix"),
                     format!("{p:?} is not a path like /app"),
+                );
+            }
+        }
+        if let Some(c) = &self.client {
+            let at = path.key("client");
+            if !matches!(split_url(&c.server), Some((true, _, _, "/"))) {
+                check::push(
+                    out,
+                    &at.key("server"),
+                    format!("{:?} is not https://host[:port]", c.server),
+                );
+            }
+            check::hostname(out, &at.key("hostname"), &c.hostname);
+            if c.username.is_empty() || c.username.contains(':') {
+                check::push(out, &at.key("username"), "must be non-empty without ':'");
+            }
+            match (&c.interface, &c.check_url) {
+                (Some(_), None) => {}
+                (None, Some(u)) if split_url(u).is_some() => {}
+                (None, Some(u)) => check::push(
+                    out,
+                    &at.key("check_url"),
+                    format!("{u:?} is not an http(s) URL"),
+                ),
+                _ => check::push(out, &at, "set exactly one of interface and check_url"),
+            }
+            if c.interval < 60 {
+                check::push(
+                    out,
+                    &at.key("interval"),
+                    "at least 60 seconds (providers block faster clients)",
                 );
             }
         }

@@ -444,3 +444,29 @@ fn dpx_routes_need_http_backends_and_unique_hosts() {
         ]
     );
 }
+
+#[test]
+fn dpx_client_needs_https_and_one_address_source() {
+    let ok = "[dpx.client]\nserver = \"https://dns.example.net:8443\"\nhostname = \"lan1.z.example\"\nusername = \"lan1\"\ncheck_url = \"http://127.0.0.1:9/ip\"\n";
+    let c = Config::from_toml(ok).unwrap();
+    assert_eq!(c.dpx.client.as_ref().unwrap().interval, 300);
+    assert_eq!(
+        split_url("http://127.0.0.1:9/ip"),
+        Some((false, "127.0.0.1", 9, "/ip"))
+    );
+    assert_eq!(
+        split_url("https://x.example"),
+        Some((true, "x.example", 443, "/"))
+    );
+    assert_eq!(split_url("ftp://x"), None);
+    let bad = "[dpx.client]\nserver = \"http://dns.example.net\"\nhostname = \"lan1\"\nusername = \"a:b\"\ninterface = \"eth0\"\ncheck_url = \"http://x/\"\ninterval = 5\n";
+    assert_eq!(
+        paths(Config::from_toml(bad).unwrap_err()),
+        [
+            "dpx.client.server",
+            "dpx.client.username",
+            "dpx.client",
+            "dpx.client.interval"
+        ]
+    );
+}
