@@ -1,5 +1,6 @@
-"""A backend for the dpx proxy test: HTTP on one port, WebSocket echo on
-another. Run with Debian's python3 (python3-websockets).
+"""A backend for the dpx proxy tests: HTTP on one port, WebSocket echo on
+another, on 127.0.0.1 or the address given. Run with Debian's python3
+(python3-websockets).
 
 GET /echo...   -> JSON of the method, path and request headers
 GET /stream    -> "first" now, "last" once RELEASE_FILE exists (20 s at most)
@@ -17,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import websockets
 
 HTTP_PORT, WS_PORT, RELEASE_FILE = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+BIND = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -71,9 +73,9 @@ async def echo(ws, path=None):
 
 
 async def main():
-    server = ThreadingHTTPServer(("127.0.0.1", HTTP_PORT), Handler)
+    server = ThreadingHTTPServer((BIND, HTTP_PORT), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    async with websockets.serve(echo, "127.0.0.1", WS_PORT):
+    async with websockets.serve(echo, BIND, WS_PORT):
         await asyncio.Future()
 
 

@@ -1,5 +1,6 @@
-"""WebSocket echo through the node's HTTPS proxy: connects to 127.0.0.1:PORT
-with SNI and Host HOST, sends a message, prints the echo."""
+"""WebSocket echo through the node's HTTPS proxy: connects to ADDR:PORT
+(127.0.0.1 unless given) with SNI and Host HOST, sends a message, prints
+the echo."""
 import asyncio
 import socket
 import ssl
@@ -8,13 +9,14 @@ import sys
 import websockets
 
 PORT, HOST, PATH, MESSAGE = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ADDR = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
 
 
 async def main():
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    sock = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+    sock = socket.create_connection((ADDR, PORT), timeout=10)
     async with websockets.connect(
         f"wss://{HOST}:{PORT}{PATH}", ssl=ctx, sock=sock, server_hostname=HOST, open_timeout=10
     ) as ws:
