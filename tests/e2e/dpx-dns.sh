@@ -135,3 +135,11 @@ wait_for 20 bash -c "dig @127.0.0.1 -p $DNS_PORT +short +time=1 +tries=1 pc1.dyn
 ctl dpx records | has "pc1.dyn.$ZONE.*192.0.2.77.*dynamic" || { ctl dpx records; fail "ctl dpx records"; }
 ctl dpx | has "serial    $S3" || { ctl dpx; fail "ctl dpx status"; }
 pass "records and serial survive a restart; ctl dpx status/records"
+
+# The port moves with a config change (new one bound before the old closes).
+OLD_PORT=$DNS_PORT; DNS_PORT=$(free_dns_port)
+ctl config set dpx.port "$DNS_PORT" >/dev/null
+wait_for 10 bash -c "dig @127.0.0.1 -p $DNS_PORT +short +time=1 +tries=1 www.$ZONE A | grep -q 192.0.2.10" || fail "DNS did not move to port $DNS_PORT"
+dig @127.0.0.1 -p "$OLD_PORT" +time=1 +tries=1 www.$ZONE A >/dev/null 2>&1 && fail "old port $OLD_PORT still answers"
+ctl dpx | has "port      $DNS_PORT" || fail "ctl dpx does not show the new port"
+pass "dpx.port change rebinds"

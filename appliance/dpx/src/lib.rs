@@ -205,20 +205,22 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
                 }
                 dyndns_client = spawn_client(s.client);
                 let wanted = s.zone.is_some();
-                if (!wanted || s.port != port)
-                    && let Some(mut old) = server.take()
-                {
-                    let _ = old.shutdown_gracefully().await;
-                }
-                if wanted && server.is_none() {
+                if wanted && (server.is_none() || s.port != port) {
+                    // Bind the new port before closing the old one, so a
+                    // port in use leaves DNS answering where it was.
                     match server::listen(&core, s.port, dev).await {
                         Ok(srv) => {
-                            server = Some(srv);
+                            if let Some(mut old) = server.replace(srv) {
+                                let _ = old.shutdown_gracefully().await;
+                            }
                             port = s.port;
                             core.set_port(port);
                         }
-                        Err(e) => tracing::error!(error = %e, "cannot bind the DNS port"),
+                        Err(e) => tracing::error!(error = %e, port, "cannot bind the DNS port; keeping the old one"),
                     }
+                }
+                if !wanted && let Some(mut old) = server.take() {
+                    let _ = old.shutdown_gracefully().await;
                 }
                 match core.reload(s.zone) {
                     Ok(()) => tracing::info!(port, serial = ?core.current().zone.as_ref().map(|z| z.serial), "configuration reloaded"),
