@@ -11,6 +11,7 @@ PY=/usr/bin/python3   # Debian's, with python3-websockets
 command -v dig >/dev/null || fail "dig missing (scripts/deps.d/dpx.list)"
 
 S=dt$$
+OUT=$(mktemp -d /tmp/dpx-tunnel.XXXXXX); on_exit "rm -rf $OUT"   # fresh state dirs every run
 OUTSIDE=${S}o; PUB=${S}p; PRIV=${S}q
 ns_pair "$OUTSIDE" "$PUB" 10.97.0.2 10.97.0.1
 ip netns add "$PRIV"; on_exit "ip netns del $PRIV"
