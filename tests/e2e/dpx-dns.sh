@@ -143,3 +143,7 @@ wait_for 10 bash -c "dig @127.0.0.1 -p $DNS_PORT +short +time=1 +tries=1 www.$ZO
 dig @127.0.0.1 -p "$OLD_PORT" +time=1 +tries=1 www.$ZONE A >/dev/null 2>&1 && fail "old port $OLD_PORT still answers"
 ctl dpx | has "port      $DNS_PORT" || fail "ctl dpx does not show the new port"
 pass "dpx.port change rebinds"
+
+# Queries are not logged one by one (the log would grow with traffic).
+ctl logs dpx -n 1000 | has -c 'request:' && fail "the dpx log has a line per query"
+pass "no per-query log lines"
