@@ -76,9 +76,14 @@ enum Cmd {
     },
 }
 
+/// hickory-server logs every DNS query at info: two lines per packet would
+/// flood the dpx log (and cost most of its throughput), so only its
+/// warnings are kept unless ALPHAREN_LOG says otherwise.
+const DEFAULT_LOG: &str = "info,hickory_server=warn";
+
 fn logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ALPHAREN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -149,6 +154,7 @@ fn main() -> Result<()> {
                 "web" => alpharen_web::serve(&state_dir, dev).context("web service"),
                 "ssh" => alpharen_ssh::serve(&state_dir, dev).context("ssh service"),
                 "vpn" => alpharen_vpn::serve(&state_dir, dev).context("vpn service"),
+                "dpx" => alpharen_dpx::serve(&state_dir, dev).context("dpx service"),
                 _ => bail!("there is no built-in service {name:?} in this firmware"),
             }
         }

@@ -268,7 +268,7 @@ impl Node {
     pub async fn reconcile(&self, old: &Config, new: &Config) {
         let changed = old.changed_sections(new);
         let mut services = self.services.lock().await;
-        for b in BUILTINS.iter().filter(|b| changed.contains(&b.section)) {
+        for b in BUILTINS.iter().filter(|b| b.watches(&changed)) {
             if let Some(h) = services.handles.get(b.name) {
                 let _ = h.tx.send(Cmd::Reload).await;
             }

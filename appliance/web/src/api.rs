@@ -989,9 +989,14 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY));
     Router::new()
         .nest("/api/v1", api)
+        .route("/nic/update", get(crate::dyndns::nic_update))
         .merge(crate::console::routes())
         .layer(axum::middleware::from_fn(buffer_body))
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::proxy::layer,
+        ))
         .with_state(app)
 }
 

@@ -1,7 +1,10 @@
 //! The web service: the node's HTTPS front. It serves the admin console
 //! (static assets embedded in the binary), the REST API under `/api/v1/`
 //! that maps the supervisor's control methods, and the first-boot setup
-//! wizard; a plain-HTTP listener only redirects to HTTPS.
+//! wizard; a plain-HTTP listener only redirects to HTTPS. For ARDPX it
+//! answers dyndns2 `/nic/update` and reverse-proxies `[[dpx.routes]]`
+//! from the `[dpx]` section (and `[vpn]` for `vpn_only` routes), which the
+//! supervisor signals to this service as well as to their owners.
 //!
 //! It never writes configuration or users itself: every change goes
 //! through the control socket (`<state>/run/control.sock`). It opens the
@@ -13,16 +16,19 @@ pub mod api;
 pub mod auth;
 mod console;
 pub mod control;
+pub mod dyndns;
 pub mod error;
+pub mod proxy;
 pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use alpharen_store::Store;
+use alpharen_store::config::Dpx;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -62,13 +68,47 @@ pub struct App {
     pub user_limiter: Mutex<RateLimiter>,
     pub ip_limiter: Mutex<RateLimiter>,
     pub idle_secs: AtomicI64,
+    /// `[dpx]` as of the last start or SIGHUP.
+    dpx: RwLock<Arc<Dpx>>,
+    /// The VPN's networks, for `vpn_only` routes.
+    vpn_nets: RwLock<Arc<Vec<(IpAddr, u8)>>>,
+    pub throttle: Mutex<dyndns::Throttle>,
+    pub backends: proxy::Backends,
+}
+
+/// The networks of `[vpn]`: its own addresses and the road-warrior pool;
+/// none while the VPN is off, so `vpn_only` routes then refuse everyone.
+fn vpn_nets(vpn: &alpharen_store::config::Vpn) -> Vec<(IpAddr, u8)> {
+    if !vpn.enabled {
+        return Vec::new();
+    }
+    vpn.addresses
+        .iter()
+        .chain(vpn.pool.iter())
+        .filter_map(|c| alpharen_store::config::parse_cidr(c))
+        .collect()
+}
+
+fn swap<T>(lock: &RwLock<Arc<T>>, value: T) {
+    match lock.write() {
+        Ok(mut g) => *g = Arc::new(value),
+        Err(p) => *p.into_inner() = Arc::new(value),
+    }
+}
+
+fn current<T>(lock: &RwLock<Arc<T>>) -> Arc<T> {
+    match lock.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
 }
 
 impl App {
     pub fn new(state_dir: &Path) -> Result<App, Error> {
         let mut store = Store::open(state_dir)?;
         store.migrate_component("web", auth::SCHEMA)?;
-        let web = store.current_config()?.web;
+        let config = store.current_config()?;
+        let web = config.web;
         Ok(App {
             state_dir: state_dir.to_path_buf(),
             socket: state_dir.join("run").join("control.sock"),
@@ -76,7 +116,19 @@ impl App {
             user_limiter: Mutex::new(RateLimiter::new(LOGIN_MAX_PER_USER, LOGIN_WINDOW)),
             ip_limiter: Mutex::new(RateLimiter::new(LOGIN_MAX_PER_IP, LOGIN_WINDOW)),
             idle_secs: AtomicI64::new(i64::from(web.session_idle_minutes) * 60),
+            dpx: RwLock::new(Arc::new(config.dpx)),
+            vpn_nets: RwLock::new(Arc::new(vpn_nets(&config.vpn))),
+            throttle: Mutex::new(dyndns::Throttle::default()),
+            backends: proxy::backends(),
         })
+    }
+
+    pub fn dpx(&self) -> Arc<Dpx> {
+        current(&self.dpx)
+    }
+
+    pub fn vpn_nets(&self) -> Arc<Vec<(IpAddr, u8)>> {
+        current(&self.vpn_nets)
     }
 
     pub fn idle_secs(&self) -> i64 {
@@ -172,8 +224,8 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// SIGHUP: re-read `[web]` and `[node]`; swap the certificate, rebind if
-/// the ports changed.
+/// SIGHUP: re-read `[web]`, `[node]`, `[dpx]` and `[vpn]`; swap the certificate,
+/// rebind if the ports changed.
 async fn reload(
     app: &Arc<App>,
     resolver: &tls::Resolver,
@@ -186,6 +238,8 @@ async fn reload(
         i64::from(config.web.session_idle_minutes) * 60,
         Ordering::Relaxed,
     );
+    swap(&app.dpx, config.dpx.clone());
+    swap(&app.vpn_nets, vpn_nets(&config.vpn));
     let ck = tls::choose(&app.state_dir, &config.web, &config.node.hostname)?;
     tracing::info!(fingerprint = %tls::fingerprint(&ck), "reloaded; TLS certificate (SHA-256)");
     resolver.set(ck);
@@ -264,7 +318,8 @@ async fn accept_https(listener: TcpListener, shared: Arc<Shared>) {
             );
             let svc = hyper_util::service::TowerToHyperService::new(svc);
             let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(tls), svc);
+            // With upgrades: proxied WebSockets take over the connection.
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(peer = %peer, error = %e, "connection ended");
             }

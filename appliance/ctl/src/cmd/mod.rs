@@ -3,6 +3,7 @@
 
 mod backup;
 mod config;
+mod dpx;
 mod integrator;
 mod mail;
 mod net;
@@ -45,6 +46,8 @@ pub enum Command {
     Net,
     /// VPN (WireGuard): status, road-warrior peers.
     Vpn(vpn::VpnArgs),
+    /// Authoritative DNS (dpx.zone): status, records.
+    Dpx(dpx::DpxArgs),
     /// Reboot the node.
     Reboot,
     /// Power the node off (stops the supervisor in development mode).
@@ -67,6 +70,7 @@ impl Command {
             Command::Integrator(i) => i.run(client, out),
             Command::Net => net::status(client, out),
             Command::Vpn(v) => v.run(client, out),
+            Command::Dpx(d) => d.run(client, out),
             Command::Reboot => system::stop(client, out, "system.reboot"),
             Command::Poweroff => system::stop(client, out, "system.poweroff"),
             Command::Version => {

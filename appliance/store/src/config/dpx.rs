@@ -1,14 +1,109 @@
+//! `[dpx]`: the cluster zone served by the node's DNS, the keys allowed to
+//! change it (RFC 2136 with TSIG) and the dyndns2 users of `/nic/update`.
+//! Key material and passwords are never in this section: they are store
+//! secrets named by [`TsigKey::secret_name`] and [`DyndnsUser::secret_name`].
+
 use serde::{Deserialize, Serialize};
 
 use super::{KeyPath, Problem, check};
 
-/// `[dpx]`: the cluster zone served by the node's DNS.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Dpx {
     pub zone: Option<String>,
+    /// DNS port (UDP and TCP); 53 on a node, 5353 on 127.0.0.1 with `--dev`.
+    pub port: Option<u16>,
     pub records: Vec<DnsRecord>,
+    pub tsig_keys: Vec<TsigKey>,
+    pub dyndns: Dyndns,
+    /// Reverse-proxy routes served on the web service's HTTPS listener.
+    pub routes: Vec<ProxyRoute>,
+    /// Keeps this node's public name current at an upstream dyndns2 provider.
+    pub client: Option<DyndnsClient>,
+}
+
+/// `[dpx.client]`: the dyndns2 client. The password is the secret
+/// [`DyndnsClient::PASSWORD_SECRET`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DyndnsClient {
+    /// `https://host[:port]` of the provider; `/nic/update` is appended.
+    pub server: String,
+    pub hostname: String,
+    pub username: String,
+    /// Take the address from this interface (first global IPv4, else IPv6)...
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// ...or from this URL, which answers with the caller's address in text.
+    #[serde(default)]
+    pub check_url: Option<String>,
+    /// Seconds between address checks.
+    #[serde(default = "default_client_interval")]
+    pub interval: u64,
+    /// PEM CA for a provider with a private CA (added to the built-in roots).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+fn default_client_interval() -> u64 {
+    300
+}
+
+impl DyndnsClient {
+    pub const PASSWORD_SECRET: &str = "dpx.client.password";
+}
+
+/// `(tls, host, port, path)` of an `http://` or `https://` URL.
+pub fn split_url(url: &str) -> Option<(bool, &str, u16, &str)> {
+    let (tls, rest) = match url.split_once("://")? {
+        ("https", r) => (true, r),
+        ("http", r) => (false, r),
+        _ => return None,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let default = if tls { 443 } else { 80 };
+    let (host, port) = match super::split_endpoint(authority) {
+        Some((h, p)) => (h, p),
+        None if !authority.is_empty() && !authority.contains([':', '@', ' ']) => {
+            (authority, default)
+        }
+        None => return None,
+    };
+    Some((tls, host, port, path))
+}
+
+/// `[[dpx.routes]]`: requests for `host` (and `path_prefix`) go to `backend`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProxyRoute {
+    pub host: String,
+    /// `http://host:port`, reached from the node (a VPN address for a
+    /// backend in a LAN without port forwarding).
+    pub backend: String,
+    /// Only paths below this prefix (`/app`); the whole host when unset.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Only clients with an address inside the VPN's networks.
+    #[serde(default)]
+    pub vpn_only: bool,
+}
+
+impl ProxyRoute {
+    /// `(host, port)` of an `http://host:port[/]` backend.
+    pub fn backend_authority(&self) -> Option<(&str, u16)> {
+        let rest = self.backend.strip_prefix("http://")?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('/') {
+            return None;
+        }
+        super::split_endpoint(rest)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,43 +118,292 @@ pub struct DnsRecord {
     pub ttl: Option<u32>,
 }
 
-const RECORD_TYPES: [&str; 7] = ["A", "AAAA", "CNAME", "TXT", "MX", "SRV", "NS"];
+/// A TSIG key allowed to send RFC 2136 updates, and what it may change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TsigKey {
+    /// Key name as clients send it (`nsupdate -y hmac-sha256:NAME:SECRET`).
+    pub name: String,
+    pub algorithm: TsigAlgorithm,
+    /// Names the key may change, relative to the zone (`@` for the apex,
+    /// `*.dyn` for everything below `dyn`) or absolute with a final dot.
+    pub names: Vec<String>,
+    /// Record types the key may change; empty means all of A, AAAA, CNAME,
+    /// TXT, MX and SRV.
+    #[serde(default)]
+    pub types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum TsigAlgorithm {
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+    #[serde(rename = "hmac-sha512")]
+    HmacSha512,
+}
+
+/// `[dpx.dyndns]`: the dyndns2 protocol (`/nic/update`) on the web service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct Dyndns {
+    pub users: Vec<DyndnsUser>,
+    /// Seconds a client must wait between two updates of one host name;
+    /// faster updates are answered `abuse`.
+    pub min_interval: u64,
+}
+
+impl Default for Dyndns {
+    fn default() -> Self {
+        Dyndns {
+            users: Vec::new(),
+            min_interval: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DyndnsUser {
+    pub name: String,
+    /// Fully qualified names (inside the zone) this user may update.
+    pub hostnames: Vec<String>,
+}
+
+/// Types a record in the zone may have (SOA is made by the server).
+pub const RECORD_TYPES: [&str; 7] = ["A", "AAAA", "CNAME", "TXT", "MX", "SRV", "NS"];
+/// Types dynamic updates may change (the apex SOA and NS stay the server's).
+pub const UPDATE_TYPES: [&str; 6] = ["A", "AAAA", "CNAME", "TXT", "MX", "SRV"];
+
+impl TsigKey {
+    /// The store secret holding the base64 key.
+    pub fn secret_name(&self) -> String {
+        format!("dpx.tsig.{}", self.name.trim_end_matches('.'))
+    }
+}
+
+impl DyndnsUser {
+    /// The store secret holding the user's password.
+    pub fn secret_name(&self) -> String {
+        format!("dpx.dyndns.{}", self.name)
+    }
+}
+
+/// Whether `name` (absolute, any case, final dot optional) is inside `zone`.
+pub fn in_zone(name: &str, zone: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+    name == zone || name.ends_with(&format!(".{zone}"))
+}
 
 impl Dpx {
     pub(super) fn validate(&self, path: &KeyPath, out: &mut Vec<Problem>) {
         if let Some(zone) = &self.zone {
             check::hostname(out, &path.key("zone"), zone);
         }
-        if !self.records.is_empty() && self.zone.is_none() {
-            check::push(out, &path.key("zone"), "records need a zone to live in");
+        if self.port == Some(0) {
+            check::push(out, &path.key("port"), "must be 1-65535");
+        }
+        let needs_zone =
+            !self.records.is_empty() || !self.tsig_keys.is_empty() || !self.dyndns.users.is_empty();
+        if needs_zone && self.zone.is_none() {
+            check::push(
+                out,
+                &path.key("zone"),
+                "records, tsig_keys and dyndns users need a zone to live in",
+            );
         }
         for (i, rec) in self.records.iter().enumerate() {
-            let at = path.key("records").index(i);
-            if rec.name != "@" {
-                check::hostname(out, &at.key("name"), rec.name.trim_start_matches("*."));
-            }
-            if !RECORD_TYPES.contains(&rec.kind.as_str()) {
+            rec.validate(&path.key("records").index(i), out);
+        }
+        let keys = path.key("tsig_keys");
+        check::unique(
+            out,
+            &keys,
+            "name",
+            self.tsig_keys.iter().map(|k| k.name.as_str()),
+        );
+        for (i, key) in self.tsig_keys.iter().enumerate() {
+            let at = keys.index(i);
+            check::hostname(out, &at.key("name"), &key.name);
+            if key.names.is_empty() {
                 check::push(
                     out,
-                    &at.key("type"),
-                    format!("{:?} is not one of {}", rec.kind, RECORD_TYPES.join(", ")),
+                    &at.key("names"),
+                    "a key needs at least one name it may change",
                 );
             }
-            let bad_ip = match rec.kind.as_str() {
-                "A" => rec.value.parse::<std::net::Ipv4Addr>().is_err(),
-                "AAAA" => rec.value.parse::<std::net::Ipv6Addr>().is_err(),
-                _ => false,
-            };
-            if bad_ip {
+            for (j, name) in key.names.iter().enumerate() {
+                if name != "@" {
+                    owner_name(out, &at.key("names").index(j), name);
+                }
+            }
+            for (j, t) in key.types.iter().enumerate() {
+                if !UPDATE_TYPES.contains(&t.as_str()) {
+                    check::push(
+                        out,
+                        &at.key("types").index(j),
+                        format!("{t:?} is not one of {}", UPDATE_TYPES.join(", ")),
+                    );
+                }
+            }
+        }
+        let routes = path.key("routes");
+        let keys_of: Vec<String> = self
+            .routes
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.host.to_ascii_lowercase(),
+                    r.path_prefix.as_deref().unwrap_or("/")
+                )
+            })
+            .collect();
+        check::unique(out, &routes, "host", keys_of.iter().map(String::as_str));
+        for (i, r) in self.routes.iter().enumerate() {
+            let at = routes.index(i);
+            check::hostname(out, &at.key("host"), &r.host);
+            if r.backend_authority().is_none() {
                 check::push(
                     out,
-                    &at.key("value"),
+                    &at.key("backend"),
                     format!(
-                        "{:?} is not an address for a {} record",
-                        rec.value, rec.kind
+                        "{:?} is not a backend URL like http://10.8.0.2:8080",
+                        r.backend
                     ),
                 );
             }
+            if let Some(p) = &r.path_prefix
+                && (!p.starts_with('/') || p.contains(char::is_whitespace))
+            {
+                check::push(
+                    out,
+                    &at.key("path_prefix"),
+                    format!("{p:?} is not a path like /app"),
+                );
+            }
+        }
+        if let Some(c) = &self.client {
+            let at = path.key("client");
+            if !matches!(split_url(&c.server), Some((true, _, _, "/"))) {
+                check::push(
+                    out,
+                    &at.key("server"),
+                    format!("{:?} is not https://host[:port]", c.server),
+                );
+            }
+            check::hostname(out, &at.key("hostname"), &c.hostname);
+            if c.username.is_empty() || c.username.contains(':') {
+                check::push(out, &at.key("username"), "must be non-empty without ':'");
+            }
+            match (&c.interface, &c.check_url) {
+                (Some(_), None) => {}
+                (None, Some(u)) if split_url(u).is_some() => {}
+                (None, Some(u)) => check::push(
+                    out,
+                    &at.key("check_url"),
+                    format!("{u:?} is not an http(s) URL"),
+                ),
+                _ => check::push(out, &at, "set exactly one of interface and check_url"),
+            }
+            if c.interval < 60 {
+                check::push(
+                    out,
+                    &at.key("interval"),
+                    "at least 60 seconds (providers block faster clients)",
+                );
+            }
+        }
+        let users = path.key("dyndns").key("users");
+        check::unique(
+            out,
+            &users,
+            "name",
+            self.dyndns.users.iter().map(|u| u.name.as_str()),
+        );
+        for (i, user) in self.dyndns.users.iter().enumerate() {
+            let at = users.index(i);
+            check::object_name(out, &at.key("name"), &user.name);
+            for (j, host) in user.hostnames.iter().enumerate() {
+                let host_at = at.key("hostnames").index(j);
+                check::hostname(out, &host_at, host);
+                if let Some(zone) = &self.zone
+                    && !in_zone(host, zone)
+                {
+                    check::push(out, &host_at, format!("{host:?} is not inside {zone:?}"));
+                }
+            }
+        }
+    }
+}
+
+/// A record owner: a host name that may start with `*.` and whose labels
+/// may start with `_` (`_sip._tcp`), as SRV and TXT owners do.
+fn owner_name(out: &mut Vec<Problem>, path: &KeyPath, name: &str) {
+    let plain: Vec<&str> = name
+        .trim_start_matches("*.")
+        .split('.')
+        .map(|l| l.strip_prefix('_').unwrap_or(l))
+        .collect();
+    let mut problems = Vec::new();
+    check::hostname(&mut problems, path, &plain.join("."));
+    if !problems.is_empty() {
+        check::push(
+            out,
+            path,
+            format!(
+                "{name:?} is not a DNS name (labels of letters, digits, '-', a leading '_' or a leading '*.')"
+            ),
+        );
+    }
+}
+
+impl DnsRecord {
+    fn validate(&self, at: &KeyPath, out: &mut Vec<Problem>) {
+        if self.name != "@" {
+            owner_name(out, &at.key("name"), &self.name);
+        }
+        if !RECORD_TYPES.contains(&self.kind.as_str()) {
+            check::push(
+                out,
+                &at.key("type"),
+                format!("{:?} is not one of {}", self.kind, RECORD_TYPES.join(", ")),
+            );
+            return;
+        }
+        let v = self.value.as_str();
+        let fields: Vec<&str> = v.split_whitespace().collect();
+        let host = |s: &str| {
+            let mut p = Vec::new();
+            check::hostname(&mut p, at, s);
+            p.is_empty()
+        };
+        let (ok, shape) = match self.kind.as_str() {
+            "A" => (v.parse::<std::net::Ipv4Addr>().is_ok(), "an IPv4 address"),
+            "AAAA" => (v.parse::<std::net::Ipv6Addr>().is_ok(), "an IPv6 address"),
+            "CNAME" | "NS" => (host(v), "a host name"),
+            "MX" => (
+                fields.len() == 2 && fields[0].parse::<u16>().is_ok() && host(fields[1]),
+                "\"PREFERENCE HOST\" like \"10 mail\"",
+            ),
+            "SRV" => (
+                fields.len() == 4
+                    && fields[..3].iter().all(|f| f.parse::<u16>().is_ok())
+                    && host(fields[3]),
+                "\"PRIORITY WEIGHT PORT TARGET\" like \"0 5 443 www\"",
+            ),
+            _ => (!v.is_empty() && v.len() <= 255, "1-255 characters of text"),
+        };
+        if !ok {
+            check::push(
+                out,
+                &at.key("value"),
+                format!("{v:?} is not {shape} for a {} record", self.kind),
+            );
         }
     }
 }

@@ -338,6 +338,139 @@ fn arrays_are_not_tables() {
     assert!(Config::from_value(serde_json::json!({})).is_ok());
 }
 
+const DPX_FULL: &str = r#"
+[dpx]
+zone = "arclst.example."
+port = 5300
+[[dpx.records]]
+name = "mail"
+type = "MX"
+value = "10 mx1"
+[[dpx.records]]
+name = "_sip._tcp"
+type = "SRV"
+value = "0 5 5060 sip"
+[[dpx.tsig_keys]]
+name = "ddns-key"
+algorithm = "hmac-sha512"
+names = ["*.dyn", "home"]
+types = ["A", "AAAA"]
+[dpx.dyndns]
+min_interval = 30
+[[dpx.dyndns.users]]
+name = "alice"
+hostnames = ["home.arclst.example"]
+"#;
+
+#[test]
+fn dpx_keys_users_and_records_load() {
+    let c = Config::from_toml(DPX_FULL).unwrap();
+    assert_eq!(c.dpx.port, Some(5300));
+    assert_eq!(c.dpx.tsig_keys[0].algorithm, TsigAlgorithm::HmacSha512);
+    assert_eq!(c.dpx.tsig_keys[0].secret_name(), "dpx.tsig.ddns-key");
+    assert_eq!(c.dpx.dyndns.users[0].secret_name(), "dpx.dyndns.alice");
+    assert_eq!(c.dpx.dyndns.min_interval, 30);
+    assert_eq!(Config::from_toml("").unwrap().dpx.dyndns.min_interval, 60);
+}
+
+#[test]
+fn dpx_problems_name_their_paths() {
+    let bad = r#"
+[dpx]
+zone = "arclst.example."
+port = 0
+[[dpx.records]]
+name = "mail"
+type = "MX"
+value = "mx1"
+[[dpx.records]]
+name = "x"
+type = "CNAME"
+value = "not a host"
+[[dpx.tsig_keys]]
+name = "k"
+algorithm = "hmac-sha256"
+names = []
+types = ["SOA"]
+[[dpx.tsig_keys]]
+name = "k"
+algorithm = "hmac-sha256"
+names = ["ok"]
+[[dpx.dyndns.users]]
+name = "bob"
+hostnames = ["home.elsewhere.example"]
+"#;
+    assert_eq!(
+        paths(Config::from_toml(bad).unwrap_err()),
+        [
+            "dpx.port",
+            "dpx.records[0].value",
+            "dpx.records[1].value",
+            "dpx.tsig_keys[1].name",
+            "dpx.tsig_keys[0].names",
+            "dpx.tsig_keys[0].types[0]",
+            "dpx.dyndns.users[0].hostnames[0]",
+        ]
+    );
+    let unknown = "[dpx]\nzone = \"z.example.\"\n[[dpx.tsig_keys]]\nname = \"k\"\nalgorithm = \"hmac-md5\"\nnames = [\"a\"]\n";
+    assert_eq!(
+        paths(Config::from_toml(unknown).unwrap_err()),
+        ["dpx.tsig_keys[0].algorithm"]
+    );
+}
+
+#[test]
+fn dpx_keys_without_a_zone_are_refused() {
+    let c = "[[dpx.tsig_keys]]\nname = \"k\"\nalgorithm = \"hmac-sha256\"\nnames = [\"a\"]\n";
+    assert_eq!(paths(Config::from_toml(c).unwrap_err()), ["dpx.zone"]);
+    assert!(in_zone("Home.Arclst.Example.", "arclst.example"));
+    assert!(!in_zone("xarclst.example", "arclst.example."));
+}
+
+#[test]
+fn dpx_routes_need_http_backends_and_unique_hosts() {
+    let ok = "[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"http://10.8.0.2:8080\"\n[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"http://10.8.0.3:80/\"\npath_prefix = \"/api\"\nvpn_only = true\n";
+    let c = Config::from_toml(ok).unwrap();
+    assert_eq!(c.dpx.routes[1].backend_authority(), Some(("10.8.0.3", 80)));
+    let bad = "[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"https://x:1\"\n[[dpx.routes]]\nhost = \"APP.z.example\"\nbackend = \"http://x:1/base\"\npath_prefix = \"api\"\n[[dpx.routes]]\nhost = \"App.z.example\"\nbackend = \"http://x\"\n";
+    assert_eq!(
+        paths(Config::from_toml(bad).unwrap_err()),
+        [
+            "dpx.routes[2].host",
+            "dpx.routes[0].backend",
+            "dpx.routes[1].backend",
+            "dpx.routes[1].path_prefix",
+            "dpx.routes[2].backend",
+        ]
+    );
+}
+
+#[test]
+fn dpx_client_needs_https_and_one_address_source() {
+    let ok = "[dpx.client]\nserver = \"https://dns.example.net:8443\"\nhostname = \"lan1.z.example\"\nusername = \"lan1\"\ncheck_url = \"http://127.0.0.1:9/ip\"\n";
+    let c = Config::from_toml(ok).unwrap();
+    assert_eq!(c.dpx.client.as_ref().unwrap().interval, 300);
+    assert_eq!(
+        split_url("http://127.0.0.1:9/ip"),
+        Some((false, "127.0.0.1", 9, "/ip"))
+    );
+    assert_eq!(
+        split_url("https://x.example"),
+        Some((true, "x.example", 443, "/"))
+    );
+    assert_eq!(split_url("ftp://x"), None);
+    let bad = "[dpx.client]\nserver = \"http://dns.example.net\"\nhostname = \"lan1\"\nusername = \"a:b\"\ninterface = \"eth0\"\ncheck_url = \"http://x/\"\ninterval = 5\n";
+    assert_eq!(
+        paths(Config::from_toml(bad).unwrap_err()),
+        [
+            "dpx.client.server",
+            "dpx.client.username",
+            "dpx.client",
+            "dpx.client.interval"
+        ]
+    );
+}
+
 #[test]
 fn submission_ports_are_checked() {
     let ok = Config::from_toml("[mail.submission]\nports = [25, 587]\n").unwrap();

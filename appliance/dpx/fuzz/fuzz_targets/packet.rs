@@ -1,0 +1,29 @@
+//! Any bytes as a DNS packet to the dpx server: it must not panic, and
+//! nothing but a correctly signed, in-policy update may change the zone —
+//! which random bytes never are. Run: `cargo +nightly fuzz run packet`
+//! from appliance/dpx.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use alpharen_dpx::harness::Harness;
+use libfuzzer_sys::fuzz_target;
+
+fn setup() -> &'static (tokio::runtime::Runtime, Harness) {
+    static SETUP: OnceLock<(tokio::runtime::Runtime, Harness)> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("dpx-fuzz-{}", std::process::id()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("tokio runtime");
+        let harness = Harness::new(&dir).expect("harness store");
+        (rt, harness)
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let (rt, harness) = setup();
+    let before = harness.state();
+    let _ = rt.block_on(harness.handle(data));
+    assert_eq!(harness.state(), before);
+});

@@ -1,0 +1,137 @@
+//! `<state>/run/dpx.sock`: the `dpx.*` control methods. `dpx.status` and
+//! `dpx.records` for `ctl dpx`; `dpx.dyndns` is how the web service's
+//! `/nic/update` changes an address without touching the dpx tables itself.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use alpharen_rpc::{Call, Handler, Reply, RpcError};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::server::Core;
+use crate::{Error, io_err, update};
+
+/// TTL of dyndns addresses: short, they change.
+const DYNDNS_TTL: u32 = 60;
+
+pub fn start(state_dir: &Path, core: Arc<Core>) -> Result<JoinHandle<()>, Error> {
+    let path = alpharen_rpc::service_socket(state_dir, "dpx");
+    let listener = alpharen_rpc::bind(&path).map_err(io_err(format!("bind {}", path.display())))?;
+    Ok(tokio::spawn(alpharen_rpc::serve(
+        listener,
+        Arc::new(Control(core)),
+    )))
+}
+
+struct Control(Arc<Core>);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DyndnsParams {
+    hostname: String,
+    ip: IpAddr,
+    user: String,
+}
+
+fn record_json(r: &Record, source: &str) -> Value {
+    json!({
+        "name": r.name.to_string(),
+        "type": r.record_type().to_string(),
+        "ttl": r.ttl,
+        "data": r.data.to_string(),
+        "source": source,
+    })
+}
+
+/// Sets the one address of `hostname` for the IP's family (A or AAAA).
+fn dyndns(core: &Arc<Core>, p: DyndnsParams) -> Result<Value, RpcError> {
+    let mut name = Name::from_ascii(&p.hostname).map_err(|e| {
+        RpcError::invalid_params(format!("{:?} is not a DNS name: {e}", p.hostname))
+    })?;
+    name.set_fqdn(true);
+    let (t, data) = match p.ip {
+        IpAddr::V4(a) => (RecordType::A, RData::A(A(a))),
+        IpAddr::V6(a) => (RecordType::AAAA, RData::AAAA(AAAA(a))),
+    };
+    let mut clear = Record::update0(name.clone(), 0, t);
+    clear.dns_class = DNSClass::ANY;
+    let set = Record::from_rdata(name.clone(), DYNDNS_TTL, data);
+    let by = format!("dyndns:{}", p.user);
+    let result = core.commit(&by, |zone, dynamic| {
+        if !zone.origin.zone_of(&name) {
+            return Err(ResponseCode::NotZone);
+        }
+        let now: Vec<&Record> = dynamic
+            .iter()
+            .filter(|r| r.name == name && r.record_type() == t)
+            .collect();
+        if now.len() == 1 && now[0].data == set.data {
+            return Ok(false);
+        }
+        Ok(update::apply(dynamic, &[clear, set.clone()]))
+    });
+    match result {
+        Ok(changed) => Ok(json!({"changed": changed})),
+        Err(ResponseCode::NotZone) => Err(RpcError::new(
+            "not_in_zone",
+            format!("{name} is not inside the zone"),
+        )),
+        Err(ResponseCode::Refused) => Err(RpcError::new("no_zone", "dpx.zone is not set")),
+        Err(code) => Err(RpcError::new("dpx_error", format!("update failed: {code}"))),
+    }
+}
+
+impl Handler for Control {
+    async fn call(&self, call: Call) -> Result<Reply, RpcError> {
+        let core = &self.0;
+        let cur = core.current();
+        let value = match call.method.as_str() {
+            "dpx.status" => {
+                let client = core
+                    .client_status()
+                    .lock()
+                    .map(|c| json!(*c))
+                    .unwrap_or(Value::Null);
+                let mut v = match &cur.zone {
+                    None => json!({"zone": null, "port": null}),
+                    Some(z) => json!({
+                        "zone": z.origin.to_string(),
+                        "port": core.port(),
+                        "serial": z.serial,
+                        "static_records": z.statics.len(),
+                        "dynamic_records": z.dynamic.len(),
+                        "tsig_keys": z.keys.iter().map(|k| k.signer.signer_name().to_string()).collect::<Vec<_>>(),
+                    }),
+                };
+                v["client"] = client;
+                v
+            }
+            "dpx.records" => {
+                let records: Vec<Value> = match &cur.zone {
+                    None => Vec::new(),
+                    Some(z) => z
+                        .statics
+                        .iter()
+                        .map(|r| record_json(r, "config"))
+                        .chain(z.dynamic.iter().map(|r| record_json(r, "dynamic")))
+                        .collect(),
+                };
+                json!({"records": records})
+            }
+            "dpx.dyndns" => dyndns(core, call.params()?)?,
+            other => {
+                return Err(RpcError::new(
+                    "method_not_found",
+                    format!("no method {other:?}"),
+                ));
+            }
+        };
+        Ok(Reply::Value(value))
+    }
+}

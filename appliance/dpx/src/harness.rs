@@ -1,0 +1,262 @@
+//! A whole dpx DNS server without sockets, for the malformed-input tests
+//! and the cargo-fuzz target (`fuzz/`): bytes in, response bytes out,
+//! exactly as the UDP listener would hand them to hickory.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use alpharen_store::{Config, Store};
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_proto::rr::{Name, RData, Record, RecordType, TSigner};
+use hickory_proto::serialize::binary::BinEncoder;
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
+
+use crate::server::{Core, Dns};
+use crate::{Error, Settings};
+
+/// The zone, key and secret the harness serves.
+pub const ZONE: &str = "fuzz.test.";
+pub const KEY_NAME: &str = "fuzz-key";
+pub const KEY_SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+const CONFIG: &str = r#"
+[node]
+hostname = "ns1"
+[dpx]
+zone = "fuzz.test."
+[[dpx.records]]
+name = "www"
+type = "A"
+value = "192.0.2.1"
+[[dpx.tsig_keys]]
+name = "fuzz-key"
+algorithm = "hmac-sha256"
+names = ["*.dyn"]
+types = ["A"]
+"#;
+
+pub struct Harness {
+    dns: Dns,
+}
+
+/// Collects the encoded response instead of sending it.
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let mut bytes = Vec::new();
+        let info = response.destructive_emit(&mut BinEncoder::new(&mut bytes))?;
+        if let Ok(mut out) = self.0.lock() {
+            *out = bytes;
+        }
+        Ok(info)
+    }
+}
+
+impl Harness {
+    /// A server for [`ZONE`] with its store in `state_dir` (empty or
+    /// made by an earlier harness).
+    pub fn new(state_dir: &Path) -> Result<Harness, Error> {
+        let mut store = Store::open(state_dir)?;
+        if store.current()?.is_none() {
+            let config = Config::from_toml(CONFIG).map_err(|p| crate::zone::ZoneError {
+                what: "harness config".into(),
+                message: format!("{p:?}"),
+            })?;
+            store.apply(&config, "harness", "")?;
+            use base64::Engine;
+            let secret = base64::engine::general_purpose::STANDARD.encode(KEY_SECRET);
+            store.set_secret(&format!("dpx.tsig.{KEY_NAME}"), &secret)?;
+        }
+        let settings = Settings::load(&store, true)?;
+        let core = Core::new(store)?;
+        core.reload(settings.zone)?;
+        Ok(Harness { dns: Dns(core) })
+    }
+
+    /// Handles one UDP packet; the response bytes, or `None` when the
+    /// packet does not even parse as a request (the listener drops those).
+    pub async fn handle(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        let src: SocketAddr = ([127, 0, 0, 1], 5353).into();
+        let request = Request::from_bytes(packet.to_vec(), src, Protocol::Udp).ok()?;
+        let capture = Capture::default();
+        self.dns
+            .handle_request::<_, TokioTime>(&request, capture.clone())
+            .await;
+        capture.0.lock().ok().map(|b| b.clone())
+    }
+
+    /// What an observer can see of the zone: serial and dynamic records.
+    pub fn state(&self) -> (u32, Vec<String>) {
+        match &self.dns.0.current().zone {
+            Some(z) => (z.serial, z.dynamic.iter().map(|r| r.to_string()).collect()),
+            None => (0, Vec::new()),
+        }
+    }
+}
+
+/// Well-formed starting points for mutation: a query, an unsigned update,
+/// one signed with the wrong secret and one signed correctly for a name
+/// outside the key's policy. None of them, mutated or not, may change
+/// the zone.
+pub fn seeds(now: u64) -> Vec<Vec<u8>> {
+    let zone = Name::from_ascii(ZONE).unwrap_or_else(|_| Name::root());
+    let name = |s: &str| Name::from_ascii(format!("{s}.{ZONE}")).unwrap_or_else(|_| Name::root());
+    let mut query = Message::new(1, MessageType::Query, OpCode::Query);
+    query.add_query(Query::query(name("www"), RecordType::A));
+    let update = |host: &str| {
+        let mut m = Message::new(2, MessageType::Query, OpCode::Update);
+        m.add_query(Query::query(zone.clone(), RecordType::SOA));
+        m.add_authority(Record::from_rdata(
+            name(host),
+            60,
+            RData::A(A([192, 0, 2, 9].into())),
+        ));
+        m
+    };
+    let signed = |mut m: Message, secret: &[u8]| {
+        let key = Name::from_ascii(format!("{KEY_NAME}.")).unwrap_or_else(|_| Name::root());
+        if let Ok(signer) = TSigner::new(secret.to_vec(), TsigAlgorithm::HmacSha256, key, 300) {
+            let _ = m.finalize(&signer, now);
+        }
+        m
+    };
+    [
+        query,
+        update("a.dyn"),
+        signed(update("a.dyn"), b"wrong secret, wrong secret!!!!!!"),
+        signed(update("other"), KEY_SECRET),
+    ]
+    .iter()
+    .filter_map(|m| m.to_vec().ok())
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::ResponseCode;
+
+    /// xorshift64: deterministic, so a failure reproduces.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    fn mutate(seed: &[u8], rng: &mut u64) -> Vec<u8> {
+        let mut p = seed.to_vec();
+        let len = p.len().max(1);
+        let at = (next(rng) as usize) % len;
+        match next(rng) % 6 {
+            0 => {
+                for _ in 0..1 + next(rng) % 4 {
+                    let i = (next(rng) as usize) % len;
+                    if let Some(b) = p.get_mut(i) {
+                        *b ^= 1 << (next(rng) % 8);
+                    }
+                }
+            }
+            1 => p.truncate(at),
+            2 => p.insert(at.min(p.len()), next(rng) as u8),
+            3 => {
+                if let Some(b) = p.get_mut(at) {
+                    *b = next(rng) as u8;
+                }
+            }
+            4 => {
+                let extra = p[at.min(p.len())..].to_vec();
+                p.extend_from_slice(&extra);
+            }
+            _ => p = (0..next(rng) % 600).map(|_| next(rng) as u8).collect(),
+        }
+        p
+    }
+
+    fn rcode(resp: &[u8]) -> ResponseCode {
+        Message::from_vec(resp)
+            .map(|m| m.response_code)
+            .unwrap_or(ResponseCode::Unknown(0xfff))
+    }
+
+    #[test]
+    fn malformed_packets_neither_crash_nor_change_the_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let h = Harness::new(dir.path()).unwrap();
+            let before = h.state();
+            let now = alpharen_store::now_unix() as u64;
+            let seeds = seeds(now);
+            assert_eq!(seeds.len(), 4);
+            let codes: Vec<ResponseCode> = {
+                let mut v = Vec::new();
+                for s in &seeds {
+                    v.push(rcode(&h.handle(s).await.unwrap()));
+                }
+                v
+            };
+            assert_eq!(
+                codes,
+                [
+                    ResponseCode::NoError,
+                    ResponseCode::Refused,
+                    ResponseCode::NotAuth,
+                    ResponseCode::Refused
+                ]
+            );
+            let mut rng = 0x9E37_79B9_7F4A_7C15;
+            for i in 0..20_000 {
+                let packet = mutate(&seeds[i % seeds.len()], &mut rng);
+                let _ = h.handle(&packet).await;
+            }
+            assert_eq!(h.state(), before, "a malformed packet changed the zone");
+            let answer = Message::from_vec(&h.handle(&seeds[0]).await.unwrap()).unwrap();
+            assert_eq!(answer.answers.len(), 1, "the server stopped answering");
+
+            // The harness can change the zone at all: a good update does.
+            let mut good = Message::new(3, MessageType::Query, OpCode::Update);
+            good.add_query(Query::query(
+                Name::from_ascii(ZONE).unwrap(),
+                RecordType::SOA,
+            ));
+            good.add_authority(Record::from_rdata(
+                Name::from_ascii(format!("b.dyn.{ZONE}")).unwrap(),
+                60,
+                RData::A(A([192, 0, 2, 7].into())),
+            ));
+            let key = Name::from_ascii(format!("{KEY_NAME}.")).unwrap();
+            good.finalize(
+                &TSigner::new(KEY_SECRET.to_vec(), TsigAlgorithm::HmacSha256, key, 300).unwrap(),
+                now,
+            )
+            .unwrap();
+            let resp = h.handle(&good.to_vec().unwrap()).await.unwrap();
+            assert_eq!(rcode(&resp), ResponseCode::NoError);
+            assert_eq!(h.state().0, before.0 + 1);
+        });
+    }
+}

@@ -1,0 +1,242 @@
+//! ARDPX: the node's authoritative DNS for the cluster zone (`dpx.zone`).
+//! Records come from the configuration, from the node itself (its name,
+//! its VPN address, the `_arsrv._tcp` discovery SRV) and from dynamic
+//! updates: RFC 2136 signed with TSIG, and the dyndns2 updates the web
+//! service forwards over `<state>/run/dpx.sock`. Dynamic records and the
+//! SOA serial live in the store, so they are served again after a restart.
+//! The [`client`] keeps this node's own name current at an upstream
+//! dyndns2 provider.
+//!
+//! This crate owns the `dpx_*` tables and the DNS listener; it never writes
+//! configuration and never serves HTTP (`/nic/update` and the reverse proxy
+//! are the web service's, which reaches this one only through the socket).
+//!
+//! Layout: [`zone`] turns config into records, [`update`] is RFC 2136 as
+//! pure functions, [`db`] the tables, `server` the hickory wiring and
+//! `control` the `dpx.*` methods.
+
+pub mod client;
+mod control;
+pub mod db;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod harness;
+mod server;
+pub mod update;
+pub mod zone;
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use alpharen_store::config::{DyndnsClient, TsigAlgorithm};
+use alpharen_store::{Config, Store, StoreError};
+use base64::Engine;
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm as Alg;
+use hickory_proto::rr::{Name, TSigner};
+
+use server::{Core, Key, Zone};
+
+/// Default DNS ports (DESIGN §5).
+pub const PORT_PROD: u16 = 53;
+pub const PORT_DEV: u16 = 5353;
+/// Accepted clock difference for TSIG-signed updates, in seconds.
+const TSIG_FUDGE: u16 = 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Zone(#[from] zone::ZoneError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+/// What the service runs with; rebuilt on SIGHUP.
+struct Settings {
+    port: u16,
+    zone: Option<Zone>,
+    /// `[dpx.client]` with its password secret.
+    client: Option<(DyndnsClient, Option<String>)>,
+}
+
+impl Settings {
+    fn load(store: &Store, dev: bool) -> Result<Settings, Error> {
+        let config = store.current_config()?;
+        let port = config
+            .dpx
+            .port
+            .unwrap_or(if dev { PORT_DEV } else { PORT_PROD });
+        let zone = match &config.dpx.zone {
+            None => None,
+            Some(name) => Some(configured_zone(store, &config, name, dev)?),
+        };
+        let client = match &config.dpx.client {
+            Some(c) => Some((c.clone(), store.secret(DyndnsClient::PASSWORD_SECRET)?)),
+            None => None,
+        };
+        Ok(Settings { port, zone, client })
+    }
+}
+
+fn configured_zone(store: &Store, config: &Config, name: &str, dev: bool) -> Result<Zone, Error> {
+    let origin = zone::origin(name)?;
+    let found = if dev {
+        vec![IpAddr::from([127, 0, 0, 1])]
+    } else {
+        link_addresses()
+    };
+    let addresses = zone::node_addresses(config, &found);
+    let mut keys = Vec::new();
+    for k in &config.dpx.tsig_keys {
+        let secret = k.secret_name();
+        let Some(text) = store.secret(&secret)? else {
+            tracing::warn!(key = %k.name, secret, "TSIG key has no secret; updates with it are refused");
+            continue;
+        };
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text.trim()) else {
+            tracing::warn!(key = %k.name, secret, "TSIG secret is not base64; updates with it are refused");
+            continue;
+        };
+        let alg = match k.algorithm {
+            TsigAlgorithm::HmacSha256 => Alg::HmacSha256,
+            TsigAlgorithm::HmacSha512 => Alg::HmacSha512,
+        };
+        let key_err = |e: &dyn std::fmt::Display| zone::ZoneError {
+            what: format!("TSIG key {}", k.name),
+            message: e.to_string(),
+        };
+        let key_name = Name::from_ascii(format!("{}.", k.name.trim_end_matches('.')))
+            .map_err(|e| key_err(&e))?;
+        let signer = TSigner::new(bytes, alg, key_name, TSIG_FUDGE).map_err(|e| key_err(&e))?;
+        keys.push(Key {
+            signer,
+            policy: update::Policy::new(&k.names, &k.types, &origin)?,
+        });
+    }
+    Ok(Zone {
+        primary: zone::node_name(config, &origin)?,
+        statics: zone::static_records(config, &origin, &addresses)?,
+        origin,
+        dynamic: Vec::new(),
+        serial: 0,
+        keys,
+    })
+}
+
+/// Global addresses on the node's links, for the node's own A/AAAA when
+/// the configuration has no static ones (DHCP).
+fn link_addresses() -> Vec<IpAddr> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| a.address)
+        .filter_map(|s| {
+            s.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| s.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .filter(|ip| match ip {
+            IpAddr::V4(a) => !a.is_loopback() && !a.is_link_local(),
+            IpAddr::V6(a) => !a.is_loopback() && !a.is_unicast_link_local(),
+        })
+        .collect()
+}
+
+/// `alpharen serve dpx`: runs until SIGTERM.
+pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io_err("tokio runtime"))?;
+    rt.block_on(run(state_dir, dev))
+}
+
+async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let store = Store::open(state_dir)?;
+    let settings = Settings::load(&store, dev)?;
+    let core = Core::new(store)?;
+    let mut term = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(io_err("SIGHUP handler"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
+
+    let mut port = settings.port;
+    let client_status = core.client_status();
+    let spawn_client = |c: Option<(DyndnsClient, Option<String>)>| {
+        *client_status.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        c.map(|(c, password)| tokio::spawn(client::run(c, password, client_status.clone())))
+    };
+    let mut dyndns_client = spawn_client(settings.client);
+    // No zone, no listener: a node without `dpx.zone` does not take port 53.
+    let mut server = if settings.zone.is_some() {
+        Some(server::listen(&core, port, dev).await?)
+    } else {
+        None
+    };
+    core.reload(settings.zone)?;
+    core.set_port(port);
+    let control = control::start(state_dir, core.clone())?;
+    tracing::info!(port, dev, zone = ?core.current().zone.as_ref().map(|z| z.origin.to_string()), "dpx service ready");
+
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                let loaded = Store::open(state_dir).map_err(Error::from).and_then(|s| Settings::load(&s, dev));
+                let s = match loaded {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reload failed; keeping the previous configuration");
+                        continue;
+                    }
+                };
+                if let Some(task) = dyndns_client.take() {
+                    task.abort();
+                }
+                dyndns_client = spawn_client(s.client);
+                let wanted = s.zone.is_some();
+                if wanted && (server.is_none() || s.port != port) {
+                    // Bind the new port before closing the old one, so a
+                    // port in use leaves DNS answering where it was.
+                    match server::listen(&core, s.port, dev).await {
+                        Ok(srv) => {
+                            if let Some(mut old) = server.replace(srv) {
+                                let _ = old.shutdown_gracefully().await;
+                            }
+                            port = s.port;
+                            core.set_port(port);
+                        }
+                        Err(e) => tracing::error!(error = %e, port, "cannot bind the DNS port; keeping the old one"),
+                    }
+                }
+                if !wanted && let Some(mut old) = server.take() {
+                    let _ = old.shutdown_gracefully().await;
+                }
+                match core.reload(s.zone) {
+                    Ok(()) => tracing::info!(port, serial = ?core.current().zone.as_ref().map(|z| z.serial), "configuration reloaded"),
+                    Err(e) => tracing::error!(error = %e, "reload failed"),
+                }
+            }
+        }
+    }
+    if let Some(mut s) = server {
+        let _ = s.shutdown_gracefully().await;
+    }
+    if let Some(task) = dyndns_client {
+        task.abort();
+    }
+    control.abort();
+    let _ = std::fs::remove_file(alpharen_rpc::service_socket(state_dir, "dpx"));
+    tracing::info!("dpx service stopped");
+    Ok(())
+}

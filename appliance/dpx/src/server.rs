@@ -1,0 +1,370 @@
+//! The DNS server: hickory's `Server` (UDP + TCP) answering from a
+//! `Catalog` that holds one zone handler. The zone is immutable once built;
+//! every change (an UPDATE, a dyndns call, a SIGHUP) builds the next one
+//! and swaps it in, so queries never wait for a writer.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use alpharen_store::Store;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use hickory_proto::rr::rdata::tsig::TsigError;
+use hickory_proto::rr::{LowerName, Name, Record, TSigResponseContext, TSigner};
+use hickory_server::Server;
+use hickory_server::dnssec::NxProofKind;
+use hickory_server::net::runtime::{Time, TokioRuntimeProvider};
+use hickory_server::server::{Request, RequestHandler, RequestInfo, ResponseHandler, ResponseInfo};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{
+    AuthLookup, AxfrPolicy, Catalog, LookupControlFlow, LookupOptions, Nsec3QueryInfo,
+    UpdateRequest, ZoneHandler, ZoneType,
+};
+
+use crate::update::{self, Policy};
+use crate::{Error, db, io_err, zone};
+
+/// A TSIG key with what it may change.
+#[derive(Clone)]
+pub(crate) struct Key {
+    pub signer: TSigner,
+    pub policy: Policy,
+}
+
+/// The zone as served now.
+#[derive(Clone)]
+pub(crate) struct Zone {
+    pub origin: Name,
+    pub primary: Name,
+    /// From the configuration and the node itself; updates never touch them.
+    pub statics: Vec<Record>,
+    /// Added by RFC 2136 updates and dyndns, persisted in the store.
+    pub dynamic: Vec<Record>,
+    pub serial: u32,
+    pub keys: Vec<Key>,
+}
+
+impl Zone {
+    /// Every record served, SOA first.
+    pub fn records(&self) -> Result<Vec<Record>, zone::ZoneError> {
+        let mut all = vec![zone::soa(&self.origin, &self.primary, self.serial)?];
+        all.extend(self.statics.iter().cloned());
+        all.extend(self.dynamic.iter().cloned());
+        Ok(all)
+    }
+}
+
+pub(crate) struct Current {
+    pub zone: Option<Zone>,
+    catalog: Arc<Catalog>,
+}
+
+/// Shared by the listeners, the zone handler and the control socket.
+pub(crate) struct Core {
+    /// Held for the whole read-modify-write of a change, so changes are
+    /// serialized and each sees the previous one.
+    store: Mutex<Store>,
+    current: RwLock<Arc<Current>>,
+    /// The DNS port in use, for `dpx.status`.
+    port: AtomicU16,
+    client: crate::client::Shared,
+}
+
+fn servfail(e: impl std::fmt::Display) -> ResponseCode {
+    tracing::error!(error = %e, "cannot apply a change to the zone");
+    ResponseCode::ServFail
+}
+
+impl Core {
+    pub fn new(mut store: Store) -> Result<Arc<Core>, Error> {
+        db::migrate(&mut store)?;
+        Ok(Arc::new(Core {
+            store: Mutex::new(store),
+            current: RwLock::new(Arc::new(Current {
+                zone: None,
+                catalog: Arc::new(Catalog::new()),
+            })),
+            port: AtomicU16::new(0),
+            client: Default::default(),
+        }))
+    }
+
+    pub fn current(&self) -> Arc<Current> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port.load(Ordering::Relaxed)
+    }
+
+    /// The dyndns client's status, written by its task.
+    pub fn client_status(&self) -> crate::client::Shared {
+        self.client.clone()
+    }
+
+    pub fn set_port(&self, port: u16) {
+        self.port.store(port, Ordering::Relaxed);
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Loads the configured zone (or none) with its persisted dynamic
+    /// records and serial, and serves it.
+    pub fn reload(self: &Arc<Self>, configured: Option<Zone>) -> Result<(), Error> {
+        let mut store = self.store();
+        let zone = match configured {
+            None => None,
+            Some(mut z) => {
+                let fp = zone::fingerprint(&z.origin, &z.statics);
+                z.serial = db::serial_for(&mut store, &fp)?;
+                z.dynamic = db::load_dynamic(&mut store)?
+                    .into_iter()
+                    .filter(|r| z.origin.zone_of(&r.name))
+                    .collect();
+                Some(z)
+            }
+        };
+        self.install(zone)
+    }
+
+    fn install(self: &Arc<Self>, zone: Option<Zone>) -> Result<(), Error> {
+        let mut catalog = Catalog::new();
+        if let Some(z) = &zone {
+            let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+                z.origin.clone(),
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+                None,
+            );
+            for r in z.records()? {
+                handler.upsert_mut(r, z.serial);
+            }
+            let handler = DpxZone {
+                inner: handler,
+                core: Arc::downgrade(self),
+            };
+            catalog.upsert(LowerName::new(&z.origin), vec![Arc::new(handler)]);
+        }
+        let next = Arc::new(Current {
+            zone,
+            catalog: Arc::new(catalog),
+        });
+        match self.current.write() {
+            Ok(mut c) => *c = next,
+            Err(p) => *p.into_inner() = next,
+        }
+        Ok(())
+    }
+
+    /// Runs `change` on a copy of the dynamic records; when it reports a
+    /// change, persists them with the next serial and serves the result.
+    pub fn commit(
+        self: &Arc<Self>,
+        by: &str,
+        change: impl FnOnce(&Zone, &mut Vec<Record>) -> Result<bool, ResponseCode>,
+    ) -> Result<bool, ResponseCode> {
+        let mut store = self.store();
+        let cur = self.current();
+        let zone = cur.zone.as_ref().ok_or(ResponseCode::Refused)?;
+        let mut dynamic = zone.dynamic.clone();
+        if !change(zone, &mut dynamic)? {
+            return Ok(false);
+        }
+        let serial = db::next_serial(zone.serial);
+        db::save_dynamic(&mut store, &dynamic, serial, by).map_err(servfail)?;
+        let next = Zone {
+            dynamic,
+            serial,
+            ..zone.clone()
+        };
+        self.install(Some(next)).map_err(servfail)?;
+        tracing::info!(by, serial, "zone changed");
+        Ok(true)
+    }
+
+    /// RFC 2136 with TSIG: unsigned → REFUSED, unknown key or bad MAC →
+    /// NOTAUTH, outside the key's policy → REFUSED; the answer is signed
+    /// whenever the key is known.
+    fn update(
+        self: &Arc<Self>,
+        request: &Request,
+        now: u64,
+    ) -> (Result<bool, ResponseCode>, Option<TSigResponseContext>) {
+        let cur = self.current();
+        let Some(zone) = cur.zone.as_ref() else {
+            return (Err(ResponseCode::Refused), None);
+        };
+        let id = request.id();
+        let Some(sig) = request.signature() else {
+            tracing::warn!(src = %request.src(), "unsigned update refused");
+            return (Err(ResponseCode::Refused), None);
+        };
+        let Some(key) = zone
+            .keys
+            .iter()
+            .find(|k| k.signer.signer_name() == &sig.name)
+        else {
+            tracing::warn!(src = %request.src(), key = %sig.name, "update with an unknown key");
+            return (
+                Err(ResponseCode::NotAuth),
+                Some(TSigResponseContext::unknown_key(id, now, sig.name.clone())),
+            );
+        };
+        let Ok((_, _, valid)) = key
+            .signer
+            .verify_message_byte(request.as_slice(), None, true)
+        else {
+            tracing::warn!(src = %request.src(), key = %sig.name, "update with a bad signature");
+            return (
+                Err(ResponseCode::NotAuth),
+                Some(TSigResponseContext::bad_signature(
+                    id,
+                    now,
+                    key.signer.clone(),
+                )),
+            );
+        };
+        let signed = |error| {
+            Some(TSigResponseContext::new(
+                id,
+                now,
+                key.signer.clone(),
+                sig.data.mac.clone(),
+                error,
+            ))
+        };
+        if !valid.contains(&now) {
+            tracing::warn!(src = %request.src(), key = %sig.name, "update signed at the wrong time");
+            return (Err(ResponseCode::NotAuth), signed(Some(TsigError::BadTime)));
+        }
+        if let Err(code) = update::check(&key.policy, &zone.origin, request.updates()) {
+            tracing::warn!(src = %request.src(), key = %sig.name, %code, "update outside the key's policy");
+            return (Err(code), signed(None));
+        }
+        let by = format!("tsig:{}", sig.name);
+        let result = self.commit(&by, |zone, dynamic| {
+            let all = zone.records().map_err(servfail)?;
+            update::prerequisites(&all, &zone.origin, request.prerequisites())?;
+            Ok(update::apply(dynamic, request.updates()))
+        });
+        (result, signed(None))
+    }
+}
+
+/// The zone as hickory sees it: lookups go to the in-memory handler,
+/// updates to [`Core::update`].
+struct DpxZone {
+    inner: InMemoryZoneHandler<TokioRuntimeProvider>,
+    core: Weak<Core>,
+}
+
+#[async_trait::async_trait]
+impl ZoneHandler for DpxZone {
+    fn zone_type(&self) -> ZoneType {
+        ZoneType::Primary
+    }
+
+    fn axfr_policy(&self) -> AxfrPolicy {
+        AxfrPolicy::Deny
+    }
+
+    async fn update(
+        &self,
+        request: &Request,
+        now: u64,
+    ) -> (Result<bool, ResponseCode>, Option<TSigResponseContext>) {
+        match self.core.upgrade() {
+            Some(core) => core.update(request, now),
+            None => (Err(ResponseCode::ServFail), None),
+        }
+    }
+
+    fn origin(&self) -> &LowerName {
+        self.inner.origin()
+    }
+
+    async fn lookup(
+        &self,
+        name: &LowerName,
+        rtype: RecordType,
+        request_info: Option<&RequestInfo<'_>>,
+        lookup_options: LookupOptions,
+    ) -> LookupControlFlow<AuthLookup> {
+        self.inner
+            .lookup(name, rtype, request_info, lookup_options)
+            .await
+    }
+
+    async fn search(
+        &self,
+        request: &Request,
+        lookup_options: LookupOptions,
+    ) -> (LookupControlFlow<AuthLookup>, Option<TSigResponseContext>) {
+        self.inner.search(request, lookup_options).await
+    }
+
+    async fn nsec_records(
+        &self,
+        name: &LowerName,
+        lookup_options: LookupOptions,
+    ) -> LookupControlFlow<AuthLookup> {
+        self.inner.nsec_records(name, lookup_options).await
+    }
+
+    async fn nsec3_records(
+        &self,
+        info: Nsec3QueryInfo<'_>,
+        lookup_options: LookupOptions,
+    ) -> LookupControlFlow<AuthLookup> {
+        self.inner.nsec3_records(info, lookup_options).await
+    }
+
+    fn nx_proof_kind(&self) -> Option<&NxProofKind> {
+        None
+    }
+}
+
+/// Hands each request to the catalog current when it arrived.
+pub(crate) struct Dns(pub Arc<Core>);
+
+#[async_trait::async_trait]
+impl RequestHandler for Dns {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let catalog = self.0.current().catalog.clone();
+        catalog
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
+}
+
+/// Binds UDP and TCP on the port: loopback in dev, every address on a
+/// node (`[::]`, which also takes IPv4 on Linux).
+pub(crate) async fn listen(core: &Arc<Core>, port: u16, dev: bool) -> Result<Server<Dns>, Error> {
+    let ip = if dev {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    let addr = SocketAddr::new(ip, port);
+    let udp = tokio::net::UdpSocket::bind(addr)
+        .await
+        .map_err(io_err(format!("bind udp {addr}")))?;
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(io_err(format!("bind tcp {addr}")))?;
+    let mut server = Server::new(Dns(core.clone()));
+    server.register_socket(udp);
+    server.register_listener(tcp, Duration::from_secs(10), 32);
+    Ok(server)
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Reverse-proxy throughput of the web service's `[[dpx.routes]]` vs nginx
+# proxying to the same backend, same run: wrk GET / with Host
+# proxy.bench over HTTPS keep-alive, both fronts with the node's
+# certificate, both keeping backend connections alive. The backend is a
+# separate one-worker nginx returning a small static body. Not pass/fail.
+#   DURATION=10 CONNS=32 THREADS=2 tests/bench/dpx-proxy.sh
+. "$(dirname "$0")/../lib.sh"
+command -v wrk >/dev/null && command -v nginx >/dev/null || fail "needs wrk and nginx (scripts/deps.sh)"
+DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2}
+W=$(mktemp -d /tmp/dpx-proxy-bench.XXXXXX); on_exit "rm -rf $W"
+read -r BP NP < <(python3 -c 'import socket
+s=[socket.socket() for _ in range(2)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(*(x.getsockname()[1] for x in s))')
+nginx_conf() { # nginx_conf DIR WORKERS SERVER-BLOCK
+  mkdir -p "$1/logs"
+  cat >"$1/nginx.conf" <<NGINX
+worker_processes $2;
+pid $1/nginx.pid;
+error_log $1/logs/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
+  keepalive_requests 100000;
+  $3
+}
+NGINX
+  nginx -p "$1" -c "$1/nginx.conf" -g 'daemon off;' &
+  on_exit "kill $! 2>/dev/null; wait $! 2>/dev/null"
+}
+nginx_conf "$W/backend" 1 "server { listen 127.0.0.1:$BP; location / { default_type text/plain; return 200 'hello from the backend'; } }"
+wait_for 10 curl -sf "http://127.0.0.1:$BP/" || fail "backend nginx did not come up"
+
+seed_ports "$W/seed.toml"
+cat >>"$W/seed.toml" <<TOML
+[[dpx.routes]]
+host = "proxy.bench"
+backend = "http://127.0.0.1:$BP"
+TOML
+start_node "$W/node" --config "$W/seed.toml"
+OURS=https://127.0.0.1:$HTTPS_PORT/
+wait_for 20 curl -skf -H 'Host: proxy.bench' "$OURS" || fail "our proxy did not come up"
+
+nginx_conf "$W/front" 2 "upstream be { server 127.0.0.1:$BP; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NP ssl;
+    ssl_certificate $W/node/tls/cert.pem;
+    ssl_certificate_key $W/node/tls/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto https;
+      proxy_set_header X-Forwarded-Host \$host;
+    }
+  }"
+THEIRS=https://127.0.0.1:$NP/
+wait_for 10 curl -skf -H 'Host: proxy.bench' "$THEIRS" || fail "nginx front did not come up"
+[ "$(curl -sk -H 'Host: proxy.bench' "$OURS")" = "$(curl -sk -H 'Host: proxy.bench' "$THEIRS")" ] || fail "bodies differ"
+
+rps() { # rps URL -> requests/s (p99 on stderr)
+  timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: proxy.bench' "$1" >"$W/wrk.out" 2>&1 || true
+  awk '/Requests\/sec/ {print $2}' "$W/wrk.out"
+  grep -E '^\s+99%' "$W/wrk.out" | awk '{print "p99=" $2}' >&2
+}
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s GET / (Host: proxy.bench) over HTTPS keep-alive"
+R_OURS=$(rps "$OURS"); R_NGINX=$(rps "$THEIRS")
+echo "ours (web + dpx.routes): $R_OURS req/s"
+echo "nginx proxy_pass:        $R_NGINX req/s"
+python3 -c "print(f'ratio ours / nginx: {$R_OURS/$R_NGINX:.2f}')"

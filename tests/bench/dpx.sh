@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Authoritative DNS queries per second of the dpx service vs NSD and Knot,
+# same run, same zone, same client (dnsperf), each server on 127.0.0.1
+# with one worker (ours is one current-thread runtime; NSD server-count 1;
+# Knot one UDP and one TCP worker). The zone: SOA, NS, the node's A, the
+# discovery SRV and RECORDS A records plus a CNAME, MX and TXT; the query
+# mix is 80% existing A, 10% other types, 10% NXDOMAIN. Not a pass/fail
+# test.
+#   SECS=10 RECORDS=1000 tests/bench/dpx.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ALPHAREN=${ALPHAREN_BIN:-$ROOT/target/release/alpharen}
+SECS=${SECS:-10}; RECORDS=${RECORDS:-1000}
+[ -x "$ALPHAREN" ] || { echo "build first: cargo build --release ($ALPHAREN)"; exit 1; }
+for t in dnsperf nsd knotd dig; do
+  command -v $t >/dev/null || { echo "$t missing (scripts/deps.d/dpx.list; scripts/deps.sh)"; exit 1; }
+done
+W=$(mktemp -d /tmp/dpx-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
+trap cleanup EXIT
+ports() { /usr/bin/python3 -c '
+import socket
+out = []
+while len(out) < '"$1"':
+    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", p)); out.append(p)
+    except OSError:
+        pass
+    u.close(); t.close()
+print(*out)'; }
+read -r OUR NSD KNOT HTTPS HTTP SSH SMTP LB < <(ports 8)
+ZONE=bench.test.
+
+# --- the zone, once as our config and once as a zone file ------------------
+/usr/bin/python3 - "$W" "$ZONE" "$RECORDS" "$OUR" "$HTTPS" "$HTTP" "$SSH" "$SMTP" "$LB" <<'PY'
+import random, sys
+w, zone, n, our, https, http, ssh, smtp, lb = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:]
+recs = [(f"h{i}", "A", f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}") for i in range(n)]
+recs += [("www", "CNAME", "h0"), ("@", "MX", "10 h1"), ("@", "TXT", "v=spf1 -all")]
+with open(f"{w}/seed.toml", "w") as f:
+    f.write(f'[node]\nhostname = "ns1"\n[web]\nhttps_port = {https}\nhttp_port = {http}\n[ssh]\nport = {ssh}\n'
+            f'[mail.listen]\nport = {smtp}\n[integrator]\nport = {lb}\n[dpx]\nzone = "{zone}"\nport = {our}\n')
+    for name, t, v in recs:
+        f.write(f'[[dpx.records]]\nname = "{name}"\ntype = "{t}"\nvalue = "{v}"\n')
+with open(f"{w}/zone", "w") as f:
+    f.write(f"$ORIGIN {zone}\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n"
+            f"_arsrv._tcp SRV 0 0 {lb} ns1\n")
+    for name, t, v in recs:
+        f.write(f'{name} {t} {chr(34) + v + chr(34) if t == "TXT" else v}\n')
+rnd = random.Random(1)
+with open(f"{w}/queries", "w") as f:
+    for _ in range(100000):
+        r = rnd.random()
+        if r < 0.8:
+            f.write(f"h{rnd.randrange(n)}.{zone} A\n")
+        elif r < 0.85:
+            f.write(f"www.{zone} A\n")
+        elif r < 0.9:
+            f.write(f"{zone} {rnd.choice(['MX', 'TXT', 'NS', 'SOA'])}\n")
+        else:
+            f.write(f"nx{rnd.randrange(10**6)}.{zone} A\n")
+PY
+
+# --- ours ------------------------------------------------------------------
+"$ALPHAREN" run --state-dir "$W/node" --dev --config "$W/seed.toml" >"$W/node.log" 2>&1 &
+pids+=($!)
+# --- NSD -------------------------------------------------------------------
+mkdir -p "$W/nsd"
+cat >"$W/nsd/nsd.conf" <<CONF
+server:
+  ip-address: 127.0.0.1@$NSD
+  server-count: 1
+  username: ""
+  chroot: ""
+  zonesdir: "$W"
+  database: ""
+  zonelistfile: "$W/nsd/zone.list"
+  xfrdfile: "$W/nsd/xfrd.state"
+  xfrdir: "$W/nsd"
+  pidfile: "$W/nsd/nsd.pid"
+  hide-version: yes
+  verbosity: 0
+  # Debian builds NSD with response rate limiting on; nothing else has it.
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+remote-control:
+  control-enable: no
+zone:
+  name: "$ZONE"
+  zonefile: "$W/zone"
+CONF
+nsd -d -c "$W/nsd/nsd.conf" >"$W/nsd.log" 2>&1 &
+pids+=($!)
+# --- Knot ------------------------------------------------------------------
+mkdir -p "$W/knot"
+cat >"$W/knot/knot.conf" <<CONF
+server:
+  listen: 127.0.0.1@$KNOT
+  rundir: "$W/knot"
+  udp-workers: 1
+  tcp-workers: 1
+  background-workers: 1
+database:
+  storage: "$W/knot"
+log:
+  - target: stderr
+    any: error
+zone:
+  - domain: $ZONE
+    file: "$W/zone"
+    journal-content: none
+    zonefile-load: whole
+CONF
+knotd -c "$W/knot/knot.conf" >"$W/knot.log" 2>&1 &
+pids+=($!)
+
+up() { for _ in $(seq 100); do dig @127.0.0.1 -p "$1" +short +time=1 +tries=1 "h1.$ZONE" A | grep -q . && return 0; sleep 0.2; done; return 1; }
+up "$OUR" || { cat "$W/node.log"; echo "dpx did not come up"; exit 1; }
+up "$NSD" || { cat "$W/nsd.log"; echo "nsd did not come up"; exit 1; }
+up "$KNOT" || { cat "$W/knot.log"; echo "knot did not come up"; exit 1; }
+# Same answers from all three for a few names.
+for q in "h7.$ZONE A" "www.$ZONE A" "$ZONE MX" "_arsrv._tcp.$ZONE SRV"; do
+  a=$(dig @127.0.0.1 -p "$OUR" +short $q | sort); b=$(dig @127.0.0.1 -p "$NSD" +short $q | sort); c=$(dig @127.0.0.1 -p "$KNOT" +short $q | sort)
+  [ "$a" = "$b" ] && [ "$a" = "$c" ] || { echo "answers differ for $q: ours=[$a] nsd=[$b] knot=[$c]"; exit 1; }
+done
+
+qps() { dnsperf -s 127.0.0.1 -p "$1" -d "$W/queries" -l "$SECS" -c 4 -q 200 -t 2 2>&1 | tee "$W/perf-$1.log" | awk '/Queries per second/ {print $4}'; }
+lost() { awk '/Queries lost/ {print $3}' "$W/perf-$1.log"; }
+Q_OUR=$(qps "$OUR"); Q_NSD=$(qps "$NSD"); Q_KNOT=$(qps "$KNOT")
+echo "dnsperf ${SECS}s, zone of $((RECORDS + 7)) records, 4 clients x 200 outstanding, one server worker each"
+printf '%-6s %12s qps  lost %s\n' ours "$Q_OUR" "$(lost "$OUR")" nsd "$Q_NSD" "$(lost "$NSD")" knot "$Q_KNOT" "$(lost "$KNOT")"
+/usr/bin/python3 -c "print(f'ratio ours / nsd:  {$Q_OUR/$Q_NSD:.2f}'); print(f'ratio ours / knot: {$Q_OUR/$Q_KNOT:.2f}')"
