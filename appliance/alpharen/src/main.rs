@@ -149,6 +149,7 @@ fn main() -> Result<()> {
                 "web" => alpharen_web::serve(&state_dir, dev).context("web service"),
                 "ssh" => alpharen_ssh::serve(&state_dir, dev).context("ssh service"),
                 "vpn" => alpharen_vpn::serve(&state_dir, dev).context("vpn service"),
+                "pgha" => alpharen_pgha::serve(&state_dir, dev).context("pgha service"),
                 _ => bail!("there is no built-in service {name:?} in this firmware"),
             }
         }

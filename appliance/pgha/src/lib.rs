@@ -9,4 +9,224 @@
 //! group); it never writes configuration and never talks to other services
 //! except through the control socket (notifications).
 
+mod act;
+pub mod clock;
+mod control;
 pub mod decide;
+mod group;
+mod journal;
+pub mod observe;
+mod pins;
+pub mod referee;
+mod remote;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alpharen_store::config::{KeyPath, PgGroupResolved, Problem};
+use alpharen_store::{Store, StoreError};
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("the SSH client key in the store is unusable: {0}")]
+    Key(String),
+}
+
+/// A group left out for bad settings, with its problems.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Excluded {
+    pub group: String,
+    pub problems: Vec<String>,
+}
+
+/// The runnable groups of the current config, secrets filled in from (and
+/// kept in) the store, and those left out.
+struct Plan {
+    grace: Duration,
+    poll: Duration,
+    groups: Vec<PgGroupResolved>,
+    excluded: Vec<Excluded>,
+}
+
+impl Plan {
+    fn load(store: &mut Store) -> Result<Plan, Error> {
+        let cfg = store.current_config()?.pgha;
+        let mut plan = Plan {
+            grace: Duration::from_secs(cfg.grace),
+            poll: Duration::from_secs(cfg.poll_interval),
+            groups: Vec::new(),
+            excluded: Vec::new(),
+        };
+        let at = KeyPath::root().key("pgha").key("pg_controller");
+        for (i, g) in cfg.pg_controller.iter().enumerate() {
+            match g.resolve(i, &at.index(i)) {
+                Ok(mut g) => {
+                    for (n, s) in g.servers.iter_mut().enumerate() {
+                        s.ssh_pwd = secret(store, &g.key, n, "ssh_pwd", s.ssh_pwd.take())?;
+                        s.pg_replica_pwd =
+                            secret(store, &g.key, n, "pg_replica_pwd", s.pg_replica_pwd.take())?;
+                    }
+                    plan.groups.push(g);
+                }
+                Err(problems) => plan.excluded.push(Excluded {
+                    group: g.key_or(i),
+                    problems: problems.iter().map(Problem::to_string).collect(),
+                }),
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// A password from the config is kept as the secret
+/// `pgha.<group>.<server>.<name>`; without one, the stored secret is used.
+fn secret(
+    store: &mut Store,
+    group: &str,
+    server: usize,
+    name: &str,
+    given: Option<String>,
+) -> Result<Option<String>, Error> {
+    let key = format!("pgha.{group}.{server}.{name}");
+    match given {
+        Some(v) => {
+            if store.secret(&key)?.as_deref() != Some(v.as_str()) {
+                store.set_secret(&key, &v)?;
+            }
+            Ok(Some(v))
+        }
+        None => Ok(store.secret(&key)?),
+    }
+}
+
+/// Shared with the control socket.
+pub(crate) struct Shared {
+    state_dir: PathBuf,
+    pins: pins::Pins,
+    client_key: String,
+    groups: Mutex<BTreeMap<String, Arc<Mutex<group::GroupStatus>>>>,
+    excluded: Mutex<Vec<Excluded>>,
+}
+
+/// `alpharen serve pgha`: runs until SIGTERM.
+pub fn serve(state_dir: &Path, _dev: bool) -> Result<(), Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io("tokio runtime".into(), e))?;
+    rt.block_on(run(state_dir))
+}
+
+async fn run(state_dir: &Path) -> Result<(), Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let sig = |kind, name: &str| signal(kind).map_err(|e| Error::Io(format!("{name} handler"), e));
+    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+    let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
+
+    let mut store = Store::open(state_dir)?;
+    store.migrate_component("pgha", pins::SCHEMA)?;
+    let key = remote::client_key(&mut store)?;
+    let client_key = key.public_key().to_openssh().unwrap_or_default();
+    let store = Arc::new(Mutex::new(store));
+    let pins = pins::Pins::new(store.clone());
+    let shared = Arc::new(Shared {
+        state_dir: state_dir.to_path_buf(),
+        pins: pins.clone(),
+        client_key,
+        groups: Mutex::new(BTreeMap::new()),
+        excluded: Mutex::new(Vec::new()),
+    });
+    let remote = Arc::new(remote::Remote::new(pins.clone(), key));
+    let journal = journal::Journal::new(state_dir);
+    let control = control::start(shared.clone())?;
+
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+    loop {
+        let plan = {
+            let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+            Plan::load(&mut s)
+        };
+        match plan {
+            Ok(plan) => {
+                for t in tasks.drain(..) {
+                    t.abort();
+                }
+                tasks = start_groups(plan, &shared, &remote, &pins, &journal);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the pgha section; keeping the running groups")
+            }
+        }
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => tracing::info!("configuration changed; restarting the group controllers"),
+        }
+    }
+    for t in tasks {
+        t.abort();
+    }
+    control.abort();
+    let _ = std::fs::remove_file(alpharen_rpc::service_socket(state_dir, "pgha"));
+    tracing::info!("pgha stopped");
+    Ok(())
+}
+
+fn start_groups(
+    plan: Plan,
+    shared: &Arc<Shared>,
+    remote: &Arc<remote::Remote>,
+    pins: &pins::Pins,
+    journal: &journal::Journal,
+) -> Vec<JoinHandle<()>> {
+    for x in &plan.excluded {
+        journal.alert(
+            &x.group,
+            "group excluded for bad settings",
+            &x.problems.join("\n"),
+        );
+    }
+    let env = group::Env {
+        grace: plan.grace,
+        poll: plan.poll,
+        remote: remote.clone(),
+        pins: pins.clone(),
+        journal: journal.clone(),
+    };
+    let mut statuses = BTreeMap::new();
+    let tasks = plan
+        .groups
+        .into_iter()
+        .map(|g| {
+            let status = Arc::new(Mutex::new(group::GroupStatus {
+                key: g.key.clone(),
+                log: journal.log_path(&g.key).display().to_string(),
+                situation: "starting".into(),
+                ..Default::default()
+            }));
+            statuses.insert(g.key.clone(), status.clone());
+            tokio::spawn(group::run(g, env.clone(), status))
+        })
+        .collect();
+    tracing::info!(
+        groups = statuses.len(),
+        excluded = plan.excluded.len(),
+        grace = plan.grace.as_secs(),
+        "pgha ready"
+    );
+    if let Ok(mut g) = shared.groups.lock() {
+        *g = statuses;
+    }
+    if let Ok(mut x) = shared.excluded.lock() {
+        *x = plan.excluded;
+    }
+    tasks
+}

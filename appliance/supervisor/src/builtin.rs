@@ -32,6 +32,10 @@ pub const BUILTINS: &[Builtin] = &[
         section: Section::Mail,
     },
     Builtin {
+        name: "pgha",
+        section: Section::Pgha,
+    },
+    Builtin {
         name: "integrator",
         section: Section::Integrator,
     },
