@@ -12,6 +12,10 @@ use russh::{ChannelMsg, client};
 
 use crate::pins::Pins;
 
+/// Longest a connection and key exchange may take, whatever the
+/// command's own limit: an unreachable host is known quickly.
+const CONNECT_LIMIT: Duration = Duration::from_secs(5);
+
 /// Secret holding the node's SSH client key (OpenSSH PEM), used for hosts
 /// configured without `ssh_pwd`.
 pub const CLIENT_KEY_SECRET: &str = "pgha.ssh_client_key";
@@ -146,7 +150,12 @@ impl Remote {
             inactivity_timeout: Some(Duration::from_secs(600)),
             ..Default::default()
         });
-        let connected = client::connect(config, (to.host.as_str(), to.port), handler).await;
+        let connected = tokio::time::timeout(
+            CONNECT_LIMIT,
+            client::connect(config, (to.host.as_str(), to.port), handler),
+        )
+        .await
+        .unwrap_or(Err(russh::Error::ConnectionTimeout));
         let seen = offered.lock().ok().and_then(|s| s.clone());
         if let (Some(p), Some(o)) = (&pinned, &seen)
             && p != o
