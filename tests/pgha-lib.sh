@@ -7,6 +7,8 @@ command -v /usr/sbin/sshd >/dev/null || fail "sshd missing (scripts/deps.sh)"
 [ -x $PGBIN/postgres ] || fail "PostgreSQL 15 missing (scripts/deps.sh)"
 command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
 
+# A TERM (timeout) still runs the cleanups.
+trap "exit 1" TERM INT
 SFX=$$
 NS_S=pg-s-$SFX; NS_A=pg-a-$SFX; NS_B=pg-b-$SFX; NS_C=pg-c-$SFX; NS_R=pg-r-$SFX
 declare -A IP=([A]=10.66.0.1 [B]=10.66.0.2 [C]=10.66.0.3 [R]=10.66.0.4)
@@ -71,7 +73,6 @@ wal_level = replica
 max_wal_senders = 10
 wal_keep_size = '256MB'
 hot_standby = on
-synchronous_standby_names = '*'
 synchronous_commit = on
 wal_sender_timeout = '3s'
 wal_receiver_timeout = '3s'
@@ -92,7 +93,7 @@ pg_start() {
 # pg_pair: A initialised as master, B a synchronous standby of it.
 pg_pair() {
   mkdir -p "$T/A" "$T/B"; chown postgres: "$T/A" "$T/B"
-  runuser -u postgres -- $PGBIN/initdb -q -D "$T/A/data" -U postgres --auth=trust >/dev/null
+  runuser -u postgres -- $PGBIN/initdb -D "$T/A/data" -U postgres --auth=trust >"$T/initdb.log"
   pg_conf "$T/A/data"
   pg_start A
   on_exit "runuser -u postgres -- $PGBIN/pg_ctl -D $T/A/data stop -m immediate >/dev/null 2>&1"
@@ -102,6 +103,9 @@ pg_pair() {
     -D "$T/B/data" -R -X stream -c fast
   pg_start B
   wait_for 30 is_streaming B || fail "B does not stream from A"
+  # Only now: with no standby, every commit on A would wait for one.
+  sql A "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
+  sql A "SELECT pg_reload_conf()" >/dev/null
 }
 
 # referee: answers `up`/`down` for GET /?host=H&port=P by a TCP connect.

@@ -21,6 +21,9 @@ use crate::remote::{Remote, RemoteError};
 
 /// Limit of one SSH login during a poll.
 const PROBE_LIMIT: Duration = Duration::from_secs(5);
+/// The referee may itself wait on an unreachable master (its own connect
+/// timeout), so it gets longer than a SQL poll.
+const REFEREE_LIMIT: Duration = Duration::from_secs(4);
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct GroupStatus {
@@ -97,7 +100,12 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
             observe::poll(&servers[1].sql, sql_limit),
             env.remote.probe(&servers[0].ssh, PROBE_LIMIT),
             env.remote.probe(&servers[1].ssh, PROBE_LIMIT),
-            referee::ask(group.referee.as_deref(), &m.pg_host, m.pg_port, sql_limit),
+            referee::ask(
+                group.referee.as_deref(),
+                &m.pg_host,
+                m.pg_port,
+                REFEREE_LIMIT
+            ),
         );
         let polls = [p0, p1];
         let probes = [s0, s1];
@@ -111,7 +119,14 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
         let actions = machine.step(now, &obs);
         let situation = describe(machine.situation(), now);
         if situation != said {
-            announce(&env.journal, &key, machine.situation(), &situation, &probes);
+            announce(
+                &env.journal,
+                &key,
+                machine.situation(),
+                &situation,
+                &polls,
+                &probes,
+            );
             said = situation.clone();
         }
         publish(
@@ -228,26 +243,38 @@ fn describe(s: &Situation, now: Instant) -> String {
     }
 }
 
-/// Situation changes go to the log; those needing a human are alerts.
+/// Situation changes go to the log; those needing a human are alerts,
+/// with what failed on each server.
 fn announce(
     journal: &Journal,
     key: &str,
     s: &Situation,
     text: &str,
+    polls: &[Result<Polled, String>; 2],
     probes: &[Result<(), RemoteError>; 2],
 ) {
+    let detail = || {
+        (0..2)
+            .flat_map(|i| {
+                [
+                    polls[i]
+                        .as_ref()
+                        .err()
+                        .map(|e| format!("server {i} sql: {e}")),
+                    probes[i]
+                        .as_ref()
+                        .err()
+                        .map(|e| format!("server {i} ssh: {e}")),
+                ]
+            })
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     match s {
-        Situation::Halted(_) => {
-            let detail = probes
-                .iter()
-                .filter_map(|p| p.as_ref().err())
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n");
-            journal.alert(key, "halted", &format!("{text}\n{detail}"));
-        }
+        Situation::Halted(_) => journal.alert(key, "halted", &format!("{text}\n{}", detail())),
         Situation::NoQuorum(_) | Situation::NothingReachable | Situation::MasterLost { .. } => {
-            journal.alert(key, text, text)
+            journal.alert(key, text, &detail())
         }
         _ => journal.note(key, text),
     }

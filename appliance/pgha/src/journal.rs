@@ -35,7 +35,7 @@ impl Journal {
     pub fn note(&self, group: &str, text: &str) {
         tracing::info!(group, "{text}");
         let path = self.log_path(group);
-        let line = format!("{} {text}\n", Utc::now().stamp());
+        let line = format!("{} {}\n", Utc::now().stamp(), text.replace('\n', " | "));
         let write = || -> std::io::Result<()> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;

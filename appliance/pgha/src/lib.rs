@@ -19,6 +19,7 @@ pub mod observe;
 mod pins;
 pub mod referee;
 mod remote;
+pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
