@@ -43,6 +43,11 @@ impl Utc {
         Utc::from_unix(alpharen_store::now_unix())
     }
 
+    /// `20261123T125000Z`, for file names that sort by time.
+    pub fn compact(&self) -> String {
+        self.stamp().replace(['-', ':'], "")
+    }
+
     /// `2026-11-23T12:50:00Z`
     pub fn stamp(&self) -> String {
         format!(

@@ -1,8 +1,10 @@
 //! `<state>/run/pgha.sock`: `pgha.status` (every group: roles, lag, last
-//! action, pending timers, excluded groups) and `pgha.unpin` (forget a
-//! host key after checking a host that was reinstalled).
+//! action, pending timers, excluded groups; the last backup),
+//! `pgha.unpin` (forget a host key after checking a host that was
+//! reinstalled) and `pgha.backup` (run the backup controller now).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use alpharen_rpc::{Call, Handler, Reply, RpcError};
 use serde::Deserialize;
@@ -45,11 +47,23 @@ impl Handler for Control {
                     })
                     .unwrap_or_default();
                 let excluded = sh.excluded.lock().map(|x| x.clone()).unwrap_or_default();
+                let backup = sh.backup_last.lock().map(|l| l.clone()).unwrap_or_default();
                 Ok(Reply::Value(json!({
                     "groups": groups,
                     "excluded": excluded,
                     "client_key": sh.client_key,
+                    "backup_last": backup,
                 })))
+            }
+            "pgha.backup" => {
+                if !sh.backup_configured.load(Ordering::Relaxed) {
+                    return Err(RpcError::new(
+                        "not_configured",
+                        "no pgha.backup_controller is configured",
+                    ));
+                }
+                sh.backup_now.notify_one();
+                Ok(Reply::Value(json!({"started": true})))
             }
             "pgha.unpin" => {
                 let p: UnpinParams = call.params()?;
@@ -67,7 +81,10 @@ impl Handler for Control {
             }
             _ => Err(RpcError::new(
                 "method_not_found",
-                format!("pgha has no method {:?} (status, unpin)", call.method),
+                format!(
+                    "pgha has no method {:?} (status, unpin, backup)",
+                    call.method
+                ),
             )),
         }
     }

@@ -10,6 +10,7 @@
 //! except through the control socket (notifications).
 
 mod act;
+mod backup;
 pub mod clock;
 mod control;
 pub mod decide;
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alpharen_store::config::{KeyPath, PgGroupResolved, Problem};
+use alpharen_store::config::{BackupController, KeyPath, PgGroupResolved, Problem};
 use alpharen_store::{Store, StoreError};
 use tokio::task::JoinHandle;
 
@@ -54,6 +55,7 @@ struct Plan {
     poll: Duration,
     groups: Vec<PgGroupResolved>,
     excluded: Vec<Excluded>,
+    backup: Option<BackupController>,
 }
 
 impl Plan {
@@ -64,6 +66,7 @@ impl Plan {
             poll: Duration::from_secs(cfg.poll_interval),
             groups: Vec::new(),
             excluded: Vec::new(),
+            backup: cfg.backup_controller.clone(),
         };
         let at = KeyPath::root().key("pgha").key("pg_controller");
         for (i, g) in cfg.pg_controller.iter().enumerate() {
@@ -114,6 +117,11 @@ pub(crate) struct Shared {
     client_key: String,
     groups: Mutex<BTreeMap<String, Arc<Mutex<group::GroupStatus>>>>,
     excluded: Mutex<Vec<Excluded>>,
+    /// Wakes the backup controller for a run now (`pgha.backup`).
+    backup_now: Arc<tokio::sync::Notify>,
+    /// The last backup run's result.
+    backup_last: Arc<Mutex<Option<String>>>,
+    backup_configured: std::sync::atomic::AtomicBool,
 }
 
 /// `alpharen serve pgha`: runs until SIGTERM.
@@ -144,6 +152,9 @@ async fn run(state_dir: &Path) -> Result<(), Error> {
         client_key,
         groups: Mutex::new(BTreeMap::new()),
         excluded: Mutex::new(Vec::new()),
+        backup_now: Arc::new(tokio::sync::Notify::new()),
+        backup_last: Arc::new(Mutex::new(None)),
+        backup_configured: std::sync::atomic::AtomicBool::new(false),
     });
     let remote = Arc::new(remote::Remote::new(pins.clone(), key));
     let journal = journal::Journal::new(state_dir);
@@ -203,7 +214,19 @@ fn start_groups(
         journal: journal.clone(),
     };
     let mut statuses = BTreeMap::new();
-    let tasks = plan
+    shared
+        .backup_configured
+        .store(plan.backup.is_some(), std::sync::atomic::Ordering::Relaxed);
+    let backup = plan.backup.map(|b| {
+        tokio::spawn(backup::run(
+            b,
+            remote.clone(),
+            journal.clone(),
+            shared.backup_now.clone(),
+            shared.backup_last.clone(),
+        ))
+    });
+    let tasks: Vec<_> = plan
         .groups
         .into_iter()
         .map(|g| {
@@ -216,6 +239,7 @@ fn start_groups(
             statuses.insert(g.key.clone(), status.clone());
             tokio::spawn(group::run(g, env.clone(), status))
         })
+        .chain(backup)
         .collect();
     tracing::info!(
         groups = statuses.len(),

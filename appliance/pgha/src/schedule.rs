@@ -2,7 +2,7 @@
 //! of Unix time: a window of UTC hours on chosen weekdays, at most one run
 //! per window day, none in the first 15 minutes after the service starts,
 //! a retry no sooner than 20 minutes after a failure. Also the storage
-//! path templates and the retention choice.
+//! path templates.
 
 use crate::clock::Utc;
 
@@ -76,17 +76,6 @@ pub fn expand(template: &str, at: &Utc) -> String {
         .replace("%year", &format!("{:04}", at.year))
 }
 
-/// Of archive names that sort by age (they carry a UTC stamp), those to
-/// delete so that `keep` remain; none when `keep` is 0.
-pub fn expired(mut names: Vec<String>, keep: usize) -> Vec<String> {
-    if keep == 0 || names.len() <= keep {
-        return Vec::new();
-    }
-    names.sort();
-    names.truncate(names.len() - keep);
-    names
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,15 +146,5 @@ mod tests {
             expand("backup/dow_%weekday/%year-%month-%day", &at),
             "backup/dow_7/2026-11-01"
         );
-    }
-
-    #[test]
-    fn retention_keeps_the_newest() {
-        let names = ["b.20260103", "b.20260101", "b.20260102"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(expired(names.clone(), 2), vec!["b.20260101".to_string()]);
-        assert!(expired(names.clone(), 3).is_empty());
-        assert!(expired(names, 0).is_empty());
     }
 }

@@ -1,4 +1,4 @@
-//! pgha status|unpin: the PostgreSQL HA controller's `pgha.*` methods,
+//! pgha status|unpin|backup: the PostgreSQL HA controller's `pgha.*` methods,
 //! forwarded by the supervisor to `<state>/run/pgha.sock`.
 
 use crate::node::Node;
@@ -17,6 +17,8 @@ pub enum PghaCmd {
         /// `host:port` as `pgha status` shows it.
         host: String,
     },
+    /// Run the backup controller now (result in `pgha status`).
+    Backup,
 }
 
 /// `1234 B / 0.5 s` from a master's view of its replica.
@@ -97,6 +99,14 @@ impl PghaCmd {
                         }
                     }
                     println!("client key  {}", text(&v["client_key"]));
+                    println!("backup      {}", text(&v["backup_last"]));
+                });
+                Ok(())
+            }
+            PghaCmd::Backup => {
+                let v = client.call("pgha.backup", json!({}))?;
+                out.show(&v, |_| {
+                    println!("backup started; see `alpharen ctl pgha status`")
                 });
                 Ok(())
             }
