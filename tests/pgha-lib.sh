@@ -10,9 +10,10 @@ command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
 # A TERM (timeout) still runs the cleanups.
 trap "exit 1" TERM INT
 SFX=$$
-NS_S=pg-s-$SFX; NS_A=pg-a-$SFX; NS_B=pg-b-$SFX; NS_C=pg-c-$SFX; NS_R=pg-r-$SFX
-declare -A IP=([A]=10.66.0.1 [B]=10.66.0.2 [C]=10.66.0.3 [R]=10.66.0.4)
-declare -A NS=([A]=$NS_A [B]=$NS_B [C]=$NS_C [R]=$NS_R)
+NS_S=pg-s-$SFX
+# A, B: database servers; C: the node; R: referee; K: backup storage.
+declare -A IP=([A]=10.66.0.1 [B]=10.66.0.2 [C]=10.66.0.3 [R]=10.66.0.4 [K]=10.66.0.5)
+declare -A NS=([A]=pg-a-$SFX [B]=pg-b-$SFX [C]=pg-c-$SFX [R]=pg-r-$SFX [K]=pg-k-$SFX)
 REPL_PWD=r3pl-$SFX
 
 in_ns() { local n=$1; shift; ip netns exec "${NS[$n]}" "$@"; }
@@ -28,7 +29,7 @@ pg_net() {
   ip netns exec $NS_S ip link add br0 type bridge
   ip netns exec $NS_S ip link set br0 up
   local n
-  for n in A B C R; do
+  for n in A B C R K; do
     ip netns add "${NS[$n]}"; on_exit "ip netns del ${NS[$n]}"
     ip link add eth0 netns "${NS[$n]}" type veth peer name "p$n" netns $NS_S
     ip netns exec $NS_S ip link set "p$n" master br0 up
@@ -41,17 +42,17 @@ pg_net() {
 unplug() { ip netns exec $NS_S ip link set "p$1" down; }
 plug() { ip netns exec $NS_S ip link set "p$1" up; }
 
-# sshd_for X: an sshd on X's address with its own host key, logging in
-# `postgres` with the keys in $T/authorized_keys.
+# sshd_for X [KEYS]: an sshd on X's address with its own host key, logging
+# in `postgres` with the keys in KEYS ($T/authorized_keys by default).
 sshd_for() {
-  local n=$1 d=$T/$1
+  local n=$1 d=$T/$1 keys=${2:-$T/authorized_keys}
   mkdir -p /run/sshd "$d"
   [ -f "$d/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
   cat >"$d/sshd_config" <<EOC
 ListenAddress ${IP[$n]}:22
 HostKey $d/host_key
 PidFile $d/sshd.pid
-AuthorizedKeysFile $T/authorized_keys
+AuthorizedKeysFile $keys
 StrictModes no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -59,7 +60,8 @@ UsePAM yes
 AllowUsers postgres
 PermitRootLogin no
 EOC
-  in_ns "$n" /usr/sbin/sshd -D -e -f "$d/sshd_config" >>"$d/sshd.log" 2>&1 &
+  # `ip netns exec` (not the in_ns function) so that $! is sshd itself.
+  ip netns exec "${NS[$n]}" /usr/sbin/sshd -D -e -f "$d/sshd_config" >>"$d/sshd.log" 2>&1 &
   eval "SSHD_$n=$!"
   on_exit "kill $! 2>/dev/null"
   wait_for 10 in_ns "$n" bash -c "exec 3<>/dev/tcp/${IP[$n]}/22" || fail "sshd on $n did not start"
@@ -103,14 +105,16 @@ pg_pair() {
     -D "$T/B/data" -R -X stream -c fast
   pg_start B
   wait_for 30 is_streaming B || fail "B does not stream from A"
-  # Only now: with no standby, every commit on A would wait for one.
+  # Only now: with no standby, every commit on A would wait for one. B
+  # gets it too, for when it is master (rebuilds copy it from there).
+  echo "synchronous_standby_names = '*'" >>"$T/B/data/postgresql.conf"
   sql A "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
   sql A "SELECT pg_reload_conf()" >/dev/null
 }
 
 # referee: answers `up`/`down` for GET /?host=H&port=P by a TCP connect.
 referee() {
-  in_ns R python3 - "${IP[R]}" 8080 >"$T/referee.log" 2>&1 <<'EOP' &
+  ip netns exec "${NS[R]}" python3 - "${IP[R]}" 8080 >"$T/referee.log" 2>&1 <<'EOP' &
 import http.server, socket, sys, urllib.parse
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -159,13 +163,54 @@ pg_data_folder = "$T/B/data"
 pg_backup_folder = "$T/B/backups"
 pg_log_filepath = "$T/B/postgresql.log"
 EOC
+  [ -z "${BACKUP:-}" ] || backup_conf >>"$T/seed.toml"
   mkdir -p "$STATE"
-  in_ns C "$ALPHAREN" run --state-dir "$STATE" --dev --config "$T/seed.toml" >"$STATE/console.log" 2>&1 &
+  ip netns exec "${NS[C]}" "$ALPHAREN" run --state-dir "$STATE" --dev --config "$T/seed.toml" >"$STATE/console.log" 2>&1 &
   NODE_PID=$!
   on_exit "kill $NODE_PID 2>/dev/null; wait $NODE_PID 2>/dev/null"
   wait_for 30 pgha_status || { cat "$STATE/console.log"; fail "pgha did not answer"; }
   pgha_status | jq -r .client_key >"$T/authorized_keys"
   chmod 644 "$T/authorized_keys"
+}
+# backup_conf: the backup controller's section, storage on K: the db
+# instance zipped from its host (a missing first server shows the
+# fallback), the sync folder rsynced from the node, two archives kept.
+backup_conf() {
+  local ssh="ssh -i $T/bkp_key -o UserKnownHostsFile=$T/bkp_known_hosts"
+  cat <<EOC
+[pgha.backup]
+keep = 2
+storage_ssh_host = "${IP[K]}"
+storage_ssh_user = "postgres"
+storage_ssh_path = "$T/K/store/dow_%weekday"
+[pgha.backup.sync_folder]
+folder = "$T/sync"
+excluded_paths = ["temp/"]
+send_mode = "rsync"
+ssh_command = "$ssh"
+[[pgha.backup.pgdb]]
+ssh_user = "postgres"
+pg_replica_user = "replicator"
+pg_replica_pwd = "$REPL_PWD"
+pg_basebackup_command = "$PGBIN/pg_basebackup"
+destination_folder = "$T/bkp_tmp"
+send_mode = "zip_cmd"
+ssh_command = "$ssh"
+scp_command = "scp -i $T/bkp_key -o UserKnownHostsFile=$T/bkp_known_hosts"
+[[pgha.backup.pgdb.servers]]
+ssh_host = "10.66.0.99"
+[[pgha.backup.pgdb.servers]]
+ssh_host = "${IP[A]}"
+EOC
+}
+# storage: K's sshd takes the backup key; a sync folder to archive.
+storage() {
+  mkdir -p "$T/K/store" "$T/sync/temp"; chown postgres: "$T/K/store"
+  echo keep >"$T/sync/a.txt"; echo skip >"$T/sync/temp/b.txt"
+  ssh-keygen -q -t ed25519 -N '' -f "$T/bkp_key"
+  touch "$T/bkp_known_hosts"; chown postgres: "$T/bkp_key" "$T/bkp_known_hosts"
+  cp "$T/bkp_key.pub" "$T/storage_keys"; chmod 644 "$T/storage_keys"
+  sshd_for K "$T/storage_keys"
 }
 pgha_status() { "$ALPHAREN" ctl --state-dir "$STATE" --json pgha status; }
 group() { pgha_status | jq -r ".groups[0].$1"; }

@@ -3,7 +3,7 @@
 //! (the next server of the instance when one fails) and sent from there to
 //! the storage server with rsync or zip + scp, then the node's sync folder
 //! the same way from the node. Any failure aborts the run; it is retried
-//! 20 minutes later. Results go to `bkp_backup.log` and notifications.
+//! 20 minutes later. Results go to `bkp_controller.log` and notifications.
 
 use std::time::Duration;
 
@@ -16,7 +16,6 @@ use crate::schedule::{self, Memory, Schedule};
 
 /// Longest one instance's backup and transfer may take.
 const RUN_LIMIT: Duration = Duration::from_secs(6 * 3600);
-const LOG: &str = "bkp_backup";
 
 /// Where an archive goes and how, with the seed's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,20 +237,19 @@ async fn run_once(
                 .await
             {
                 Ok(out) if out.status == 0 => {
-                    journal.note(
-                        LOG,
-                        &format!("pgdb[{i}] from {host} sent to {}:{}", send.host, send.path),
-                    );
+                    journal.note(&format!(
+                        "pgdb[{i}] from {host} sent to {}:{}",
+                        send.host, send.path
+                    ));
                     errors.clear();
                     break;
                 }
                 Ok(out) => errors.push(format!("{host}: exit {}: {}", out.status, out.tail())),
                 Err(e) => errors.push(e.to_string()),
             }
-            journal.note(
-                LOG,
-                &format!("pgdb[{i}] from {host} failed; trying the next server"),
-            );
+            journal.note(&format!(
+                "pgdb[{i}] from {host} failed; trying the next server"
+            ));
         }
         if !errors.is_empty() {
             return Err(format!(
@@ -296,10 +294,10 @@ async fn run_once(
                     .unwrap_or("failed")
             ));
         }
-        journal.note(
-            LOG,
-            &format!("sync folder {folder} sent to {}:{}", send.host, send.path),
-        );
+        journal.note(&format!(
+            "sync folder {folder} sent to {}:{}",
+            send.host, send.path
+        ));
     }
     Ok(())
 }
@@ -333,21 +331,17 @@ pub async fn run(
         if !asked && day.is_none() {
             continue;
         }
-        journal.note(
-            LOG,
-            if asked {
-                "backup asked for"
-            } else {
-                "backup started"
-            },
-        );
+        journal.note(if asked {
+            "backup asked for"
+        } else {
+            "backup started"
+        });
         let result = run_once(&cfg, &remote, &journal, &Utc::from_unix(t)).await;
         let shown = match &result {
             Ok(()) => {
                 memory.done_day = day.or(memory.done_day);
                 memory.last_failure = None;
                 journal.alert(
-                    LOG,
                     "backup done",
                     "every instance and the sync folder were sent",
                 );
@@ -355,7 +349,7 @@ pub async fn run(
             }
             Err(e) => {
                 memory.last_failure = Some(t);
-                journal.alert(LOG, "backup failed; next try in 20 minutes", e);
+                journal.alert("backup failed; next try in 20 minutes", e);
                 format!("{} failed: {e}", Utc::from_unix(t).stamp())
             }
         };

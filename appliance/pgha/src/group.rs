@@ -21,6 +21,9 @@ use crate::remote::{Remote, RemoteError};
 
 /// Limit of one SSH login during a poll.
 const PROBE_LIMIT: Duration = Duration::from_secs(5);
+/// SSH logins cost a key exchange on both ends: at most one per server in
+/// this time, however short the poll interval.
+const SSH_EVERY: Duration = Duration::from_secs(5);
 /// The referee may itself wait on an unreachable master (its own connect
 /// timeout), so it gets longer than a SQL poll.
 const REFEREE_LIMIT: Duration = Duration::from_secs(4);
@@ -70,23 +73,26 @@ pub struct Env {
     pub poll: Duration,
     pub remote: Arc<Remote>,
     pub pins: Pins,
-    pub journal: Journal,
+    pub state_dir: std::path::PathBuf,
 }
 
 pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus>>) {
     let servers = group.servers.clone().map(Server::new);
     let key = group.key.clone();
     let mut machine = Machine::new(env.grace, env.pins.last_master(&key));
+    let journal = Journal::group(&env.state_dir, &key);
     let mut said = String::new();
-    env.journal.note(
-        &key,
-        &format!(
-            "controlling {} and {}, last master {}",
-            servers[0].cfg.pg_host,
-            servers[1].cfg.pg_host,
-            machine.master()
-        ),
-    );
+    journal.note(&format!(
+        "controlling {} and {}, last master {}",
+        servers[0].cfg.pg_host,
+        servers[1].cfg.pg_host,
+        machine.master()
+    ));
+    let mut probes: [Probe; 2] = [
+        (Ssh::Down, Some("not probed yet".into())),
+        (Ssh::Down, Some("not probed yet".into())),
+    ];
+    let mut last_probe = None;
     let mut tick = tokio::time::interval(env.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -95,11 +101,12 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
             .poll
             .clamp(Duration::from_secs(1), Duration::from_secs(3));
         let m = &servers[machine.master()].cfg;
+        let probe_due = last_probe.is_none_or(|t: Instant| t.elapsed() >= SSH_EVERY);
         let (p0, p1, s0, s1, referee) = tokio::join!(
             observe::poll(&servers[0].sql, sql_limit),
             observe::poll(&servers[1].sql, sql_limit),
-            env.remote.probe(&servers[0].ssh, PROBE_LIMIT),
-            env.remote.probe(&servers[1].ssh, PROBE_LIMIT),
+            probe(&env.remote, &servers[0], probe_due),
+            probe(&env.remote, &servers[1], probe_due),
             referee::ask(
                 group.referee.as_deref(),
                 &m.pg_host,
@@ -108,10 +115,17 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
             ),
         );
         let polls = [p0, p1];
-        let probes = [s0, s1];
+        for (slot, fresh) in probes.iter_mut().zip([s0, s1]) {
+            if let Some(f) = fresh {
+                *slot = f;
+            }
+        }
+        if probe_due {
+            last_probe = Some(Instant::now());
+        }
         let obs = Observation {
             roles: [0, 1].map(|i| polls[i].as_ref().map_or(Role::Down, |p| p.role(env.grace))),
-            ssh: [0, 1].map(|i| ssh_state(&probes[i])),
+            ssh: [0, 1].map(|i| probes[i].0),
             referee,
         };
         let now = Instant::now();
@@ -119,14 +133,7 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
         let actions = machine.step(now, &obs);
         let situation = describe(machine.situation(), now);
         if situation != said {
-            announce(
-                &env.journal,
-                &key,
-                machine.situation(),
-                &situation,
-                &polls,
-                &probes,
-            );
+            announce(&journal, machine.situation(), &situation, &polls, &probes);
             said = situation.clone();
         }
         publish(
@@ -134,7 +141,7 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
         );
         for action in actions {
             let (name, reason) = explain(&action, &before, &servers, env.grace, &obs);
-            env.journal.note(&key, &format!("action {name}: {reason}"));
+            journal.note(&format!("action {name}: {reason}"));
             let result = carry_out(&env, &servers, &action).await;
             machine.finished(Instant::now(), &action, result.is_ok());
             if result.is_ok()
@@ -147,8 +154,7 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
                 Err(e) => format!("failed: {e}"),
             };
             let subject = format!("{name}: {}", if result.is_ok() { "done" } else { "failed" });
-            env.journal
-                .alert(&key, &subject, &format!("{reason}\n{shown}"));
+            journal.alert(&subject, &format!("{reason}\n{shown}"));
             if let Ok(mut s) = status.lock() {
                 s.last_action = Some(LastAction {
                     at: Utc::now().stamp(),
@@ -161,12 +167,19 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
     }
 }
 
-fn ssh_state(probe: &Result<(), RemoteError>) -> Ssh {
-    match probe {
-        Ok(()) => Ssh::Up,
-        Err(RemoteError::KeyChanged { .. }) => Ssh::KeyChanged,
-        Err(_) => Ssh::Down,
+/// A server's SSH as last probed, with the error if any.
+type Probe = (Ssh, Option<String>);
+
+/// Logs in to a server when `due`; `None` keeps the previous result.
+async fn probe(remote: &Remote, server: &Server, due: bool) -> Option<Probe> {
+    if !due {
+        return None;
     }
+    Some(match remote.probe(&server.ssh, PROBE_LIMIT).await {
+        Ok(()) => (Ssh::Up, None),
+        Err(e @ RemoteError::KeyChanged { .. }) => (Ssh::KeyChanged, Some(e.to_string())),
+        Err(e) => (Ssh::Down, Some(e.to_string())),
+    })
 }
 
 async fn carry_out(env: &Env, servers: &[Server; 2], action: &Action) -> Result<String, String> {
@@ -247,11 +260,10 @@ fn describe(s: &Situation, now: Instant) -> String {
 /// with what failed on each server.
 fn announce(
     journal: &Journal,
-    key: &str,
     s: &Situation,
     text: &str,
     polls: &[Result<Polled, String>; 2],
-    probes: &[Result<(), RemoteError>; 2],
+    probes: &[Probe; 2],
 ) {
     let detail = || {
         (0..2)
@@ -261,10 +273,7 @@ fn announce(
                         .as_ref()
                         .err()
                         .map(|e| format!("server {i} sql: {e}")),
-                    probes[i]
-                        .as_ref()
-                        .err()
-                        .map(|e| format!("server {i} ssh: {e}")),
+                    probes[i].1.as_ref().map(|e| format!("server {i} ssh: {e}")),
                 ]
             })
             .flatten()
@@ -272,11 +281,11 @@ fn announce(
             .join("\n")
     };
     match s {
-        Situation::Halted(_) => journal.alert(key, "halted", &format!("{text}\n{}", detail())),
+        Situation::Halted(_) => journal.alert("halted", &format!("{text}\n{}", detail())),
         Situation::NoQuorum(_) | Situation::NothingReachable | Situation::MasterLost { .. } => {
-            journal.alert(key, text, &detail())
+            journal.alert(text, &detail())
         }
-        _ => journal.note(key, text),
+        _ => journal.note(text),
     }
 }
 
@@ -288,7 +297,7 @@ fn publish(
     situation: &str,
     obs: &Observation,
     polls: &[Result<Polled, String>; 2],
-    probes: &[Result<(), RemoteError>; 2],
+    probes: &[Probe; 2],
     now: Instant,
 ) {
     let pending = match machine.situation() {
@@ -320,7 +329,7 @@ fn publish(
                 ssh_state: format!("{:?}", obs.ssh[i]).to_lowercase(),
                 error: [
                     polls[i].as_ref().err().map(|e| format!("sql: {e}")),
-                    probes[i].as_ref().err().map(|e| format!("ssh: {e}")),
+                    probes[i].1.as_ref().map(|e| format!("ssh: {e}")),
                 ]
                 .into_iter()
                 .flatten()

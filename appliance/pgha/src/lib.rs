@@ -157,7 +157,6 @@ async fn run(state_dir: &Path) -> Result<(), Error> {
         backup_configured: std::sync::atomic::AtomicBool::new(false),
     });
     let remote = Arc::new(remote::Remote::new(pins.clone(), key));
-    let journal = journal::Journal::new(state_dir);
     let control = control::start(shared.clone())?;
 
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
@@ -171,7 +170,7 @@ async fn run(state_dir: &Path) -> Result<(), Error> {
                 for t in tasks.drain(..) {
                     t.abort();
                 }
-                tasks = start_groups(plan, &shared, &remote, &pins, &journal);
+                tasks = start_groups(plan, &shared, &remote, &pins);
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the pgha section; keeping the running groups")
@@ -197,21 +196,17 @@ fn start_groups(
     shared: &Arc<Shared>,
     remote: &Arc<remote::Remote>,
     pins: &pins::Pins,
-    journal: &journal::Journal,
 ) -> Vec<JoinHandle<()>> {
     for x in &plan.excluded {
-        journal.alert(
-            &x.group,
-            "group excluded for bad settings",
-            &x.problems.join("\n"),
-        );
+        journal::Journal::group(&shared.state_dir, &x.group)
+            .alert("group excluded for bad settings", &x.problems.join("\n"));
     }
     let env = group::Env {
         grace: plan.grace,
         poll: plan.poll,
         remote: remote.clone(),
         pins: pins.clone(),
-        journal: journal.clone(),
+        state_dir: shared.state_dir.clone(),
     };
     let mut statuses = BTreeMap::new();
     shared
@@ -221,7 +216,7 @@ fn start_groups(
         tokio::spawn(backup::run(
             b,
             remote.clone(),
-            journal.clone(),
+            journal::Journal::backup(&shared.state_dir),
             shared.backup_now.clone(),
             shared.backup_last.clone(),
         ))
@@ -232,8 +227,12 @@ fn start_groups(
         .map(|g| {
             let status = Arc::new(Mutex::new(group::GroupStatus {
                 key: g.key.clone(),
-                log: journal.log_path(&g.key).display().to_string(),
+                log: journal::Journal::group(&shared.state_dir, &g.key)
+                    .log_path()
+                    .display()
+                    .to_string(),
                 situation: "starting".into(),
+                master: pins.last_master(&g.key),
                 ..Default::default()
             }));
             statuses.insert(g.key.clone(), status.clone());
