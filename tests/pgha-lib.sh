@@ -59,6 +59,7 @@ KbdInteractiveAuthentication no
 UsePAM yes
 AllowUsers postgres
 PermitRootLogin no
+Subsystem sftp internal-sftp
 EOC
   # `ip netns exec` (not the in_ns function) so that $! is sshd itself.
   ip netns exec "${NS[$n]}" /usr/sbin/sshd -D -e -f "$d/sshd_config" >>"$d/sshd.log" 2>&1 &
@@ -205,7 +206,7 @@ EOC
 }
 # storage: K's sshd takes the backup key; a sync folder to archive.
 storage() {
-  mkdir -p "$T/K/store" "$T/sync/temp"; chown postgres: "$T/K/store"
+  mkdir -p "$T/K/store" "$T/sync/temp" "$T/bkp_tmp"; chown postgres: "$T/K/store" "$T/bkp_tmp"
   echo keep >"$T/sync/a.txt"; echo skip >"$T/sync/temp/b.txt"
   ssh-keygen -q -t ed25519 -N '' -f "$T/bkp_key"
   touch "$T/bkp_known_hosts"; chown postgres: "$T/bkp_key" "$T/bkp_known_hosts"
