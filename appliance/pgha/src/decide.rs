@@ -9,7 +9,8 @@
 //!   still receiving from a master, the referee agrees or is reachable),
 //!   fence the old master, then promote the best standby;
 //! - two masters: keep the one that was master last, rebuild the other,
-//!   only while the controller is on the majority side;
+//!   only while the controller is on the majority side and the other's
+//!   host answers SSH;
 //! - a changed SSH host key halts the group until the service restarts.
 
 use tokio::time::{Duration, Instant};
@@ -160,8 +161,12 @@ impl Machine {
             return Vec::new();
         }
         self.situation = Situation::TwoMasters;
+        let other = 1 - self.master;
+        if obs.ssh[other] != Ssh::Up {
+            return Vec::new();
+        }
         vec![Action::Rebuild {
-            server: 1 - self.master,
+            server: other,
             from: self.master,
         }]
     }
@@ -422,6 +427,11 @@ mod tests {
         );
         let cut = obs(primary(), primary(), Referee::Unreachable);
         assert!(m.step(Instant::now(), &cut).is_empty());
+        // Not over a host that does not answer SSH: the rebuild would fail.
+        let mut no_ssh = obs(primary(), primary(), Referee::Reachable);
+        no_ssh.ssh[0] = Ssh::Down;
+        assert!(m.step(Instant::now(), &no_ssh).is_empty());
+        assert_eq!(m.situation(), &Situation::TwoMasters);
     }
 
     #[tokio::test(start_paused = true)]

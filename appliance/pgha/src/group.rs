@@ -97,9 +97,11 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // A loaded host may take a second or two to answer; a poll is
+        // never allowed to hold up the next one for long either.
         let sql_limit = env
             .poll
-            .clamp(Duration::from_secs(1), Duration::from_secs(3));
+            .clamp(Duration::from_secs(2), Duration::from_secs(5));
         let m = &servers[machine.master()].cfg;
         let probe_due = last_probe.is_none_or(|t: Instant| t.elapsed() >= SSH_EVERY);
         let (p0, p1, s0, s1, referee) = tokio::join!(
@@ -129,7 +131,6 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
             referee,
         };
         let now = Instant::now();
-        let before = machine.situation().clone();
         let actions = machine.step(now, &obs);
         let situation = describe(machine.situation(), now);
         if situation != said {
@@ -140,7 +141,7 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
             &status, &group, &machine, &situation, &obs, &polls, &probes, now,
         );
         for action in actions {
-            let (name, reason) = explain(&action, &before, &servers, env.grace, &obs);
+            let (name, reason) = explain(&action, machine.situation(), &servers, env.grace, &obs);
             journal.note(&format!("action {name}: {reason}"));
             let result = carry_out(&env, &servers, &action).await;
             machine.finished(Instant::now(), &action, result.is_ok());
@@ -204,7 +205,7 @@ async fn carry_out(env: &Env, servers: &[Server; 2], action: &Action) -> Result<
 /// The action's name and the reason a reader of the log needs.
 fn explain(
     action: &Action,
-    before: &Situation,
+    situation: &Situation,
     servers: &[Server; 2],
     grace: Duration,
     obs: &Observation,
@@ -228,7 +229,7 @@ fn explain(
         ),
         Action::Rebuild { server, from } => (
             format!("rebuild {} from {}", name(server), name(from)),
-            match before {
+            match situation {
                 Situation::TwoMasters => "two masters; this one was not master last".to_string(),
                 _ => format!(
                     "replica down or not streaming for {} s (grace)",
