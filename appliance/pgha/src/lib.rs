@@ -159,19 +159,14 @@ async fn run(state_dir: &Path) -> Result<(), Error> {
     let remote = Arc::new(remote::Remote::new(pins.clone(), key));
     let control = control::start(shared.clone())?;
 
-    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+    let mut running = Running::default();
     loop {
         let plan = {
             let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
             Plan::load(&mut s)
         };
         match plan {
-            Ok(plan) => {
-                for t in tasks.drain(..) {
-                    t.abort();
-                }
-                tasks = start_groups(plan, &shared, &remote, &pins);
-            }
+            Ok(plan) => running.reconcile(plan, &shared, &remote),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the pgha section; keeping the running groups")
             }
@@ -179,52 +174,52 @@ async fn run(state_dir: &Path) -> Result<(), Error> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => tracing::info!("configuration changed; restarting the group controllers"),
+            _ = hup.recv() => tracing::info!("configuration changed"),
         }
     }
-    for t in tasks {
-        t.abort();
-    }
+    running.stop();
     control.abort();
     let _ = std::fs::remove_file(alpharen_rpc::service_socket(state_dir, "pgha"));
     tracing::info!("pgha stopped");
     Ok(())
 }
 
-fn start_groups(
-    plan: Plan,
-    shared: &Arc<Shared>,
-    remote: &Arc<remote::Remote>,
-    pins: &pins::Pins,
-) -> Vec<JoinHandle<()>> {
-    for x in &plan.excluded {
-        journal::Journal::group(&shared.state_dir, &x.group)
-            .alert("group excluded for bad settings", &x.problems.join("\n"));
-    }
-    let env = group::Env {
-        grace: plan.grace,
-        poll: plan.poll,
-        remote: remote.clone(),
-        pins: pins.clone(),
-        state_dir: shared.state_dir.clone(),
-    };
-    let mut statuses = BTreeMap::new();
-    shared
-        .backup_configured
-        .store(plan.backup.is_some(), std::sync::atomic::Ordering::Relaxed);
-    let backup = plan.backup.map(|b| {
-        tokio::spawn(backup::run(
-            b,
-            remote.clone(),
-            journal::Journal::backup(&shared.state_dir),
-            shared.backup_now.clone(),
-            shared.backup_last.clone(),
-        ))
-    });
-    let tasks: Vec<_> = plan
-        .groups
-        .into_iter()
-        .map(|g| {
+/// The group loops and the backup controller as running now, with what
+/// they were started from, so a reload restarts only what changed (an
+/// unchanged group keeps its timers and any action in progress).
+#[derive(Default)]
+struct Running {
+    groups: BTreeMap<String, (PgGroupResolved, [Duration; 2], JoinHandle<()>)>,
+    backup: Option<(BackupController, JoinHandle<()>)>,
+}
+
+impl Running {
+    fn reconcile(&mut self, plan: Plan, shared: &Arc<Shared>, remote: &Arc<remote::Remote>) {
+        for x in &plan.excluded {
+            journal::Journal::group(&shared.state_dir, &x.group)
+                .alert("group excluded for bad settings", &x.problems.join("\n"));
+        }
+        let timing = [plan.grace, plan.poll];
+        let env = group::Env {
+            grace: plan.grace,
+            poll: plan.poll,
+            remote: remote.clone(),
+            pins: shared.pins.clone(),
+            state_dir: shared.state_dir.clone(),
+        };
+        let mut statuses = shared.groups.lock().unwrap_or_else(|p| p.into_inner());
+        self.groups.retain(|key, (cfg, t, task)| {
+            let keep = *t == timing && plan.groups.contains(cfg);
+            if !keep {
+                task.abort();
+                statuses.remove(key);
+            }
+            keep
+        });
+        for g in plan.groups {
+            if self.groups.contains_key(&g.key) {
+                continue;
+            }
             let status = Arc::new(Mutex::new(group::GroupStatus {
                 key: g.key.clone(),
                 log: journal::Journal::group(&shared.state_dir, &g.key)
@@ -232,25 +227,47 @@ fn start_groups(
                     .display()
                     .to_string(),
                 situation: "starting".into(),
-                master: pins.last_master(&g.key),
+                master: shared.pins.last_master(&g.key),
                 ..Default::default()
             }));
             statuses.insert(g.key.clone(), status.clone());
-            tokio::spawn(group::run(g, env.clone(), status))
-        })
-        .chain(backup)
-        .collect();
-    tracing::info!(
-        groups = statuses.len(),
-        excluded = plan.excluded.len(),
-        grace = plan.grace.as_secs(),
-        "pgha ready"
-    );
-    if let Ok(mut g) = shared.groups.lock() {
-        *g = statuses;
+            let task = tokio::spawn(group::run(g.clone(), env.clone(), status));
+            self.groups.insert(g.key.clone(), (g, timing, task));
+        }
+        drop(statuses);
+        if self.backup.as_ref().map(|(b, _)| b) != plan.backup.as_ref() {
+            if let Some((_, task)) = self.backup.take() {
+                task.abort();
+            }
+            self.backup = plan.backup.map(|b| {
+                let task = tokio::spawn(backup::run(
+                    b.clone(),
+                    remote.clone(),
+                    journal::Journal::backup(&shared.state_dir),
+                    shared.backup_now.clone(),
+                    shared.backup_last.clone(),
+                ));
+                (b, task)
+            });
+        }
+        shared
+            .backup_configured
+            .store(self.backup.is_some(), std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            groups = self.groups.len(),
+            excluded = plan.excluded.len(),
+            grace = plan.grace.as_secs(),
+            "pgha ready"
+        );
+        if let Ok(mut x) = shared.excluded.lock() {
+            *x = plan.excluded;
+        }
     }
-    if let Ok(mut x) = shared.excluded.lock() {
-        *x = plan.excluded;
+
+    fn stop(self) {
+        let backup = self.backup.into_iter().map(|(_, t)| t);
+        for task in self.groups.into_values().map(|(_, _, t)| t).chain(backup) {
+            task.abort();
+        }
     }
-    tasks
 }
