@@ -155,6 +155,7 @@ fn main() -> Result<()> {
                 "ssh" => alpharen_ssh::serve(&state_dir, dev).context("ssh service"),
                 "vpn" => alpharen_vpn::serve(&state_dir, dev).context("vpn service"),
                 "dpx" => alpharen_dpx::serve(&state_dir, dev).context("dpx service"),
+                "pgha" => alpharen_pgha::serve(&state_dir, dev).context("pgha service"),
                 _ => bail!("there is no built-in service {name:?} in this firmware"),
             }
         }

@@ -55,6 +55,11 @@ pub const BUILTINS: &[Builtin] = &[
         also: &[],
     },
     Builtin {
+        name: "pgha",
+        section: Section::Pgha,
+        also: &[],
+    },
+    Builtin {
         name: "integrator",
         section: Section::Integrator,
         also: &[],

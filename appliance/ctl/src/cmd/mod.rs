@@ -7,6 +7,7 @@ mod dpx;
 mod integrator;
 mod mail;
 mod net;
+mod pgha;
 mod system;
 mod user;
 mod vpn;
@@ -39,6 +40,9 @@ pub enum Command {
     /// Mail service: queue, flush, delete, retry, test, notify.
     #[command(subcommand)]
     Mail(mail::MailCmd),
+    /// PostgreSQL HA: groups with roles, lag, last action, pending timers.
+    #[command(subcommand)]
+    Pgha(pgha::PghaCmd),
     /// Integrator: deploy Python services, versions, stats, passwords, pings.
     #[command(subcommand)]
     Integrator(integrator::IntegratorCmd),
@@ -67,6 +71,7 @@ impl Command {
             Command::User(u) => u.run(client, out),
             Command::Backup(b) => b.run(client, out),
             Command::Mail(m) => m.run(client, out),
+            Command::Pgha(p) => p.run(client, out),
             Command::Integrator(i) => i.run(client, out),
             Command::Net => net::status(client, out),
             Command::Vpn(v) => v.run(client, out),

@@ -8,6 +8,7 @@ mod mail;
 mod network;
 mod node;
 mod path;
+mod pgha;
 mod simple;
 mod vpn;
 
@@ -26,7 +27,11 @@ pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, Submission, is_
 pub use network::{Dns, Interface, Network, Route, Time, Vlan, in_subnet, parse_cidr, parse_dest};
 pub use node::{ExtraService, Node, RestartMode};
 pub use path::KeyPath;
-pub use simple::{Pgha, SSH_KEY_TYPES, Ssh, Web, check_ssh_key};
+pub use pgha::{
+    BackupController, BackupServer, PgGroup, PgGroupResolved, PgServer, PgServerResolved, Pgha,
+    SendMode, SyncFolder,
+};
+pub use simple::{SSH_KEY_TYPES, Ssh, Web, check_ssh_key};
 pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
 
 /// The whole node configuration. Sections absent from a file take their
@@ -173,6 +178,7 @@ impl Config {
         self.mail.validate(&root.key("mail"), &mut out);
         self.web.validate(&root.key("web"), &mut out);
         self.ssh.validate(&root.key("ssh"), &mut out);
+        self.pgha.validate(&root.key("pgha"), &mut out);
         self.integrator.validate(&root.key("integrator"), &mut out);
         out
     }

@@ -1,6 +1,4 @@
-//! Small sections: `web` and `ssh` (their services own them), and sections
-//! whose services have not landed yet, which accept nothing so a typo is
-//! caught today rather than silently ignored.
+//! Small sections: `web` and `ssh` (their services own them).
 
 use std::collections::BTreeMap;
 
@@ -164,8 +162,3 @@ impl Ssh {
         }
     }
 }
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct Pgha {}

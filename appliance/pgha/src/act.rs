@@ -1,0 +1,193 @@
+//! The actions of [`crate::decide`] carried out over SSH, each followed by
+//! a check over SQL that it took effect: a promoted server leaves
+//! recovery, a rebuilt one streams from the master.
+
+use std::time::Duration;
+
+use alpharen_store::config::PgServerResolved;
+
+use crate::observe::{self, SqlTarget};
+use crate::remote::{Remote, Target, quote};
+
+/// Longest a rebuild's base backup may take.
+const REBUILD_LIMIT: Duration = Duration::from_secs(3600);
+const CTL_LIMIT: Duration = Duration::from_secs(90);
+/// Longest a promoted or rebuilt server gets to show the change.
+const VERIFY_LIMIT: Duration = Duration::from_secs(60);
+
+/// One server's SSH and SQL coordinates with its secrets.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub cfg: PgServerResolved,
+    pub ssh: Target,
+    pub sql: SqlTarget,
+}
+
+impl Server {
+    pub fn new(cfg: PgServerResolved) -> Server {
+        Server {
+            ssh: Target {
+                host: cfg.ssh_host.clone(),
+                port: cfg.ssh_port,
+                user: cfg.ssh_user.clone(),
+                password: cfg.ssh_pwd.clone(),
+            },
+            sql: SqlTarget {
+                host: cfg.pg_host.clone(),
+                port: cfg.pg_port,
+                user: cfg.pg_replica_user.clone(),
+                password: cfg.pg_replica_pwd.clone(),
+                database: cfg.pg_database.clone(),
+            },
+            cfg,
+        }
+    }
+
+    fn pg_ctl(&self) -> String {
+        format!(
+            "{} -D {}",
+            self.cfg.pg_ctl_command,
+            quote(&self.cfg.pg_data_folder)
+        )
+    }
+
+    /// Stops PostgreSQL if it runs (fast shutdown: clients are cut).
+    fn stop_script(&self) -> String {
+        let ctl = self.pg_ctl();
+        format!("if {ctl} status >/dev/null 2>&1; then {ctl} stop -m fast -w -t 60; fi")
+    }
+
+    fn start_script(&self) -> String {
+        let log = self
+            .cfg
+            .pg_log_filepath
+            .clone()
+            .unwrap_or_else(|| format!("{}/postgresql.log", self.cfg.pg_backup_folder));
+        format!("{} -l {} start -w -t 60", self.pg_ctl(), quote(&log))
+    }
+
+    /// The seed's recovery: stop, move the data folder into the backup
+    /// folder under a UTC stamp (never deleted by us), base backup from the
+    /// master with `-R` (standby.signal + primary_conninfo), start.
+    fn rebuild_script(&self, from: &Server) -> String {
+        let data = quote(&self.cfg.pg_data_folder);
+        let backups = quote(&self.cfg.pg_backup_folder);
+        let password = match &self.cfg.pg_replica_pwd {
+            Some(p) => format!("PGPASSWORD={} ", quote(p)),
+            None => String::new(),
+        };
+        [
+            "set -e".to_string(),
+            self.stop_script(),
+            format!("mkdir -p {backups}"),
+            format!(
+                "if [ -e {data} ]; then mv {data} {backups}/\"$(basename {data})\".\"$(date -u +%Y%m%dT%H%M%SZ)\"; fi"
+            ),
+            format!(
+                "{password}{} -h {} -p {} -U {} -D {data} -R -X stream -c fast",
+                self.cfg.pg_basebackup_command,
+                quote(&from.cfg.pg_host),
+                from.cfg.pg_port,
+                quote(&self.cfg.pg_replica_user),
+            ),
+            self.start_script(),
+        ]
+        .join("\n")
+    }
+}
+
+/// Runs a script; a non-zero exit is an error carrying the output's tail.
+async fn script(remote: &Remote, on: &Server, text: &str, limit: Duration) -> Result<(), String> {
+    let out = remote
+        .run(&on.ssh, text, limit)
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.status == 0 {
+        Ok(())
+    } else {
+        Err(format!("exit status {}: {}", out.status, out.tail()))
+    }
+}
+
+pub async fn fence(remote: &Remote, server: &Server) -> Result<(), String> {
+    script(remote, server, &server.stop_script(), CTL_LIMIT).await
+}
+
+/// `pg_ctl promote` (12–17), then waits until it leaves recovery; returns
+/// the new timeline.
+pub async fn promote(remote: &Remote, server: &Server) -> Result<i32, String> {
+    let text = format!("{} promote -w -t 60", server.pg_ctl());
+    script(remote, server, &text, CTL_LIMIT).await?;
+    verify(server, |p| p.primary.then_some(p.timeline.unwrap_or(0)))
+        .await
+        .ok_or_else(|| "promoted, but it did not leave recovery".to_string())
+}
+
+/// Rebuilds `server` as a standby of `from`, then waits until it streams.
+pub async fn rebuild(remote: &Remote, server: &Server, from: &Server) -> Result<(), String> {
+    script(remote, server, &server.rebuild_script(from), REBUILD_LIMIT).await?;
+    verify(server, |p| {
+        p.receiver
+            .as_ref()
+            .is_some_and(|r| r.status == "streaming")
+            .then_some(())
+    })
+    .await
+    .ok_or_else(|| "rebuilt and started, but it does not stream from the master".to_string())
+}
+
+/// Polls `server` until `check` says yes or VERIFY_LIMIT passes.
+async fn verify<T>(server: &Server, check: impl Fn(&observe::Polled) -> Option<T>) -> Option<T> {
+    let end = tokio::time::Instant::now() + VERIFY_LIMIT;
+    while tokio::time::Instant::now() < end {
+        if let Ok(p) = observe::poll(&server.sql, Duration::from_secs(3)).await
+            && let Some(v) = check(&p)
+        {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(host: &str) -> Server {
+        Server::new(PgServerResolved {
+            ssh_host: host.into(),
+            ssh_port: 22,
+            ssh_user: "postgres".into(),
+            ssh_pwd: None,
+            pg_host: host.into(),
+            pg_port: 5432,
+            pg_replica_user: "era_replica".into(),
+            pg_replica_pwd: Some("it's".into()),
+            pg_ctl_command: "/usr/lib/postgresql/15/bin/pg_ctl".into(),
+            pg_basebackup_command: "pg_basebackup".into(),
+            pg_database: "postgres".into(),
+            pg_data_folder: "/srv/pg data".into(),
+            pg_backup_folder: "/srv/backups".into(),
+            pg_log_filepath: None,
+            pg_signal_filepath: None,
+        })
+    }
+
+    #[test]
+    fn rebuild_moves_the_data_aside_and_streams_from_the_master() {
+        let s = server("db1").rebuild_script(&server("db2"));
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines[0], "set -e");
+        assert!(lines[1].contains("stop -m fast"));
+        assert!(
+            lines[3]
+                .starts_with("if [ -e '/srv/pg data' ]; then mv '/srv/pg data' '/srv/backups'/")
+        );
+        assert_eq!(
+            lines[4],
+            r"PGPASSWORD='it'\''s' pg_basebackup -h 'db2' -p 5432 -U 'era_replica' -D '/srv/pg data' -R -X stream -c fast"
+        );
+        assert!(lines[5].ends_with("-l '/srv/backups/postgresql.log' start -w -t 60"));
+    }
+}

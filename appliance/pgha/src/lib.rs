@@ -1,0 +1,273 @@
+//! The `pgha` service: the seed's `pg_controller`. For each configured
+//! group of two PostgreSQL servers it polls both over SQL and SSH, asks the
+//! referee, decides with the pure state machine in [`decide`] and acts over
+//! SSH (fence, promote, rebuild). Status is answered on
+//! `<state>/run/pgha.sock`.
+//!
+//! This crate reads its `[pgha]` section and its secrets from the store and
+//! keeps its own tables there (pinned SSH host keys, the last master of each
+//! group); it never writes configuration and never talks to other services
+//! except through the control socket (notifications).
+
+mod act;
+mod backup;
+pub mod clock;
+mod control;
+pub mod decide;
+mod group;
+mod journal;
+pub mod observe;
+mod pins;
+pub mod referee;
+mod remote;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alpharen_store::config::{BackupController, KeyPath, PgGroupResolved, Problem};
+use alpharen_store::{Store, StoreError};
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("the SSH client key in the store is unusable: {0}")]
+    Key(String),
+}
+
+/// A group left out for bad settings, with its problems.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Excluded {
+    pub group: String,
+    pub problems: Vec<String>,
+}
+
+/// The runnable groups of the current config, secrets filled in from (and
+/// kept in) the store, and those left out.
+struct Plan {
+    grace: Duration,
+    poll: Duration,
+    groups: Vec<PgGroupResolved>,
+    excluded: Vec<Excluded>,
+    backup: Option<BackupController>,
+}
+
+impl Plan {
+    fn load(store: &mut Store) -> Result<Plan, Error> {
+        let cfg = store.current_config()?.pgha;
+        let mut plan = Plan {
+            grace: Duration::from_secs(cfg.grace),
+            poll: Duration::from_secs(cfg.poll_interval),
+            groups: Vec::new(),
+            excluded: Vec::new(),
+            backup: cfg.backup_controller.clone(),
+        };
+        let at = KeyPath::root().key("pgha").key("pg_controller");
+        for (i, g) in cfg.pg_controller.iter().enumerate() {
+            match g.resolve(i, &at.index(i)) {
+                Ok(mut g) => {
+                    for (n, s) in g.servers.iter_mut().enumerate() {
+                        s.ssh_pwd = secret(store, &g.key, n, "ssh_pwd", s.ssh_pwd.take())?;
+                        s.pg_replica_pwd =
+                            secret(store, &g.key, n, "pg_replica_pwd", s.pg_replica_pwd.take())?;
+                    }
+                    plan.groups.push(g);
+                }
+                Err(problems) => plan.excluded.push(Excluded {
+                    group: g.key_or(i),
+                    problems: problems.iter().map(Problem::to_string).collect(),
+                }),
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// A password from the config is kept as the secret
+/// `pgha.<group>.<server>.<name>`; without one, the stored secret is used.
+fn secret(
+    store: &mut Store,
+    group: &str,
+    server: usize,
+    name: &str,
+    given: Option<String>,
+) -> Result<Option<String>, Error> {
+    let key = format!("pgha.{group}.{server}.{name}");
+    match given {
+        Some(v) => {
+            if store.secret(&key)?.as_deref() != Some(v.as_str()) {
+                store.set_secret(&key, &v)?;
+            }
+            Ok(Some(v))
+        }
+        None => Ok(store.secret(&key)?),
+    }
+}
+
+/// Shared with the control socket.
+pub(crate) struct Shared {
+    state_dir: PathBuf,
+    pins: pins::Pins,
+    client_key: String,
+    groups: Mutex<BTreeMap<String, Arc<Mutex<group::GroupStatus>>>>,
+    excluded: Mutex<Vec<Excluded>>,
+    /// Wakes the backup controller for a run now (`pgha.backup`).
+    backup_now: Arc<tokio::sync::Notify>,
+    /// The last backup run's result.
+    backup_last: Arc<Mutex<Option<String>>>,
+    backup_configured: std::sync::atomic::AtomicBool,
+}
+
+/// `alpharen serve pgha`: runs until SIGTERM.
+pub fn serve(state_dir: &Path, _dev: bool) -> Result<(), Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io("tokio runtime".into(), e))?;
+    rt.block_on(run(state_dir))
+}
+
+async fn run(state_dir: &Path) -> Result<(), Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let sig = |kind, name: &str| signal(kind).map_err(|e| Error::Io(format!("{name} handler"), e));
+    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+    let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
+
+    let mut store = Store::open(state_dir)?;
+    store.migrate_component("pgha", pins::SCHEMA)?;
+    let key = remote::client_key(&mut store)?;
+    let client_key = key.public_key().to_openssh().unwrap_or_default();
+    let store = Arc::new(Mutex::new(store));
+    let pins = pins::Pins::new(store.clone());
+    let shared = Arc::new(Shared {
+        state_dir: state_dir.to_path_buf(),
+        pins: pins.clone(),
+        client_key,
+        groups: Mutex::new(BTreeMap::new()),
+        excluded: Mutex::new(Vec::new()),
+        backup_now: Arc::new(tokio::sync::Notify::new()),
+        backup_last: Arc::new(Mutex::new(None)),
+        backup_configured: std::sync::atomic::AtomicBool::new(false),
+    });
+    let remote = Arc::new(remote::Remote::new(pins.clone(), key));
+    let control = control::start(shared.clone())?;
+
+    let mut running = Running::default();
+    loop {
+        let plan = {
+            let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+            Plan::load(&mut s)
+        };
+        match plan {
+            Ok(plan) => running.reconcile(plan, &shared, &remote),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the pgha section; keeping the running groups")
+            }
+        }
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => tracing::info!("configuration changed"),
+        }
+    }
+    running.stop();
+    control.abort();
+    let _ = std::fs::remove_file(alpharen_rpc::service_socket(state_dir, "pgha"));
+    tracing::info!("pgha stopped");
+    Ok(())
+}
+
+/// The group loops and the backup controller as running now, with what
+/// they were started from, so a reload restarts only what changed (an
+/// unchanged group keeps its timers and any action in progress).
+#[derive(Default)]
+struct Running {
+    groups: BTreeMap<String, (PgGroupResolved, [Duration; 2], JoinHandle<()>)>,
+    backup: Option<(BackupController, JoinHandle<()>)>,
+}
+
+impl Running {
+    fn reconcile(&mut self, plan: Plan, shared: &Arc<Shared>, remote: &Arc<remote::Remote>) {
+        for x in &plan.excluded {
+            journal::Journal::group(&shared.state_dir, &x.group)
+                .alert("group excluded for bad settings", &x.problems.join("\n"));
+        }
+        let timing = [plan.grace, plan.poll];
+        let env = group::Env {
+            grace: plan.grace,
+            poll: plan.poll,
+            remote: remote.clone(),
+            pins: shared.pins.clone(),
+            state_dir: shared.state_dir.clone(),
+        };
+        let mut statuses = shared.groups.lock().unwrap_or_else(|p| p.into_inner());
+        self.groups.retain(|key, (cfg, t, task)| {
+            let keep = *t == timing && plan.groups.contains(cfg);
+            if !keep {
+                task.abort();
+                statuses.remove(key);
+            }
+            keep
+        });
+        for g in plan.groups {
+            if self.groups.contains_key(&g.key) {
+                continue;
+            }
+            let status = Arc::new(Mutex::new(group::GroupStatus {
+                key: g.key.clone(),
+                log: journal::Journal::group(&shared.state_dir, &g.key)
+                    .log_path()
+                    .display()
+                    .to_string(),
+                situation: "starting".into(),
+                master: shared.pins.last_master(&g.key),
+                ..Default::default()
+            }));
+            statuses.insert(g.key.clone(), status.clone());
+            let task = tokio::spawn(group::run(g.clone(), env.clone(), status));
+            self.groups.insert(g.key.clone(), (g, timing, task));
+        }
+        drop(statuses);
+        if self.backup.as_ref().map(|(b, _)| b) != plan.backup.as_ref() {
+            if let Some((_, task)) = self.backup.take() {
+                task.abort();
+            }
+            self.backup = plan.backup.map(|b| {
+                let task = tokio::spawn(backup::run(
+                    b.clone(),
+                    remote.clone(),
+                    journal::Journal::backup(&shared.state_dir),
+                    shared.backup_now.clone(),
+                    shared.backup_last.clone(),
+                ));
+                (b, task)
+            });
+        }
+        shared
+            .backup_configured
+            .store(self.backup.is_some(), std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            groups = self.groups.len(),
+            excluded = plan.excluded.len(),
+            grace = plan.grace.as_secs(),
+            "pgha ready"
+        );
+        if let Ok(mut x) = shared.excluded.lock() {
+            *x = plan.excluded;
+        }
+    }
+
+    fn stop(self) {
+        let backup = self.backup.into_iter().map(|(_, t)| t);
+        for task in self.groups.into_values().map(|(_, _, t)| t).chain(backup) {
+            task.abort();
+        }
+    }
+}
