@@ -26,7 +26,9 @@ say() { echo "image: $*"; }
 kpkg=$(apt-cache depends "$KERNEL_PACKAGE" | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n 1)
 [ -n "$kpkg" ] || { echo "cannot resolve $KERNEL_PACKAGE to a kernel package" >&2; exit 1; }
 PYTHON_DEBS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib"
-for p in "$kpkg" systemd-boot-efi busybox-static $PYTHON_DEBS; do
+# The data partition's first-boot tools: grow (sfdisk, partx), format, check.
+DISK_DEBS="fdisk e2fsprogs util-linux"
+for p in "$kpkg" systemd-boot-efi busybox-static $PYTHON_DEBS $DISK_DEBS; do
   ls "$CACHE/${p}_"*.deb >/dev/null 2>&1 || (cd "$CACHE" && apt-get download "$p" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
 done
 dpkg-deb -x "$(ls "$CACHE/${kpkg}_"*.deb | head -n 1)" "$WORK/kernel"
@@ -87,9 +89,13 @@ for p in $PYTHON_DEBS; do dpkg-deb -x "$(ls "$CACHE/${p}_"*.deb | head -n 1)" "$
 rm -rf "$rf/usr/share/doc" "$rf/usr/share/man" "$rf/usr/share/lintian" "$rf"/usr/lib/python3.11/{test,idlelib,tkinter,turtledemo,ensurepip,lib2to3}
 find "$rf/usr/lib/python3.11" -name __pycache__ -prune -exec rm -rf {} +
 ln -sf python3.11 "$rf/usr/bin/python3"
+mkdir -p "$WORK/disk"
+for p in $DISK_DEBS; do dpkg-deb -x "$(ls "$CACHE/${p}_"*.deb | head -n 1)" "$WORK/disk"; done
+install -m 0755 "$WORK/disk/sbin/sfdisk" "$WORK/disk/sbin/mke2fs" "$WORK/disk/sbin/e2fsck" "$WORK/disk/usr/bin/partx" "$rf/usr/sbin/"
 # Shared libraries of everything we ship, taken from this build machine
 # (the same Debian release as the packages).
-for elf in "$BIN" "$rf/usr/bin/python3.11" "$rf"/usr/lib/python3.11/lib-dynload/*.so; do
+for elf in "$BIN" "$rf/usr/bin/python3.11" "$rf"/usr/lib/python3.11/lib-dynload/*.so "$rf"/usr/sbin/*; do
+  ! ldd "$elf" 2>/dev/null | grep "not found" || { echo "$elf needs a library this machine lacks" >&2; exit 1; }
   for lib in $(ldd "$elf" 2>/dev/null | grep -o '/[^ ]*'); do
     [ -e "$rf$lib" ] || { mkdir -p "$rf$(dirname "$lib")"; cp -L "$lib" "$rf$lib"; }
   done
@@ -103,18 +109,7 @@ mksquashfs "$rf" "$WORK/input/rootfs.squashfs" -comp zstd -noappend -all-root -q
 
 # 4. ESP: systemd-boot and one boot-counted entry per slot (A preferred).
 cp "$WORK/boot/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$WORK/input/"
-printf 'timeout 0\nconsole-mode keep\n' > "$WORK/input/loader.conf"
-for slot in a b; do
-  version=$([ $slot = a ] && echo 2 || echo 1)
-  cat > "$WORK/input/entry-$slot.conf" <<EOT
-title ALPHA-REN slot $slot
-sort-key alpharen
-version $version
-linux /$slot/vmlinuz
-initrd /$slot/initrd.img
-options $CMDLINE alpharen.slot=$slot
-EOT
-done
+board/loader-entries.sh "$WORK/input" "$CMDLINE" initrd.img
 
 # 5. Assemble with genimage.
 sed "s/@IMAGE@/$IMAGE/" board/genimage.cfg.in > "$WORK/genimage.cfg"

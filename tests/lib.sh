@@ -53,3 +53,14 @@ port = $SMTP_PORT
 port = $LB_PORT
 TOML
 }
+# build_image: the release binary and the QEMU image from it, rebuilt only
+# when one of their inputs is newer than the image. Sets IMG.
+build_image() {
+  IMG=$ROOT/images/out/alpharen-qemu-x86_64.img
+  (cd "$ROOT" && cargo build --release -q)
+  if [ -f "$IMG" ] && [ -z "$(find "$ROOT/target/release/alpharen" "$ROOT/images/build.sh" "$ROOT/images/initramfs-init" \
+      "$ROOT/board" "$ROOT/overlays" -newer "$IMG" -print -quit)" ]; then
+    return 0
+  fi
+  ALPHAREN_BIN=$ROOT/target/release/alpharen "$ROOT/images/build.sh" qemu-x86_64 >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; fail "image build"; }
+}

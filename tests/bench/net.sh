@@ -2,8 +2,11 @@
 # net benchmark (not pass/fail), same topology and same run for both:
 # the client in a node namespace, dnsmasq in a peer namespace over veth.
 #  1. start -> DHCP lease applied (address on eth0), median of N runs:
-#     `alpharen run` (supervisor + net service) vs `busybox udhcpc` with a
-#     script that applies the address; ratio alpharen/udhcpc.
+#     the net service (`alpharen serve net` on a prepared store) vs
+#     `busybox udhcpc` with a script that applies the address; ratio
+#     net/udhcpc. For information, also the whole node from a cold start
+#     (`alpharen run` on an empty state dir: store creation, every service
+#     starting at once on the same cores).
 #  2. idle RSS/PSS of the net service holding a lease.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -58,11 +61,14 @@ def measure(cmd):
         time.sleep(0.005)
     dt = time.monotonic() - t0
     return dt, p
-ours, theirs, rss = [], [], None
+def stop(p):
+    p.send_signal(signal.SIGTERM); p.wait(timeout=15)
+ours, theirs, cold, rss = [], [], [], None
+prepared = os.path.join(w, "prepared")
 for i in range(runs):
-    st = os.path.join(w, f"st{i}")
+    st = os.path.join(w, f"st{i}") if i else prepared
     dt, p = measure([bin_, "run", "--state-dir", st, "--dev", "--config", os.path.join(w, "seed.toml")])
-    ours.append(dt)
+    cold.append(dt)
     if i == 0:
         time.sleep(3)
         kids = open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()
@@ -72,15 +78,20 @@ for i in range(runs):
                 r = [l for l in open(f"/proc/{k}/status") if l.startswith("VmRSS")][0].split()[1]
                 s = [l for l in open(f"/proc/{k}/smaps_rollup") if l.startswith("Pss:")][0].split()[1]
                 rss = (r, s)
-    p.send_signal(signal.SIGTERM); p.wait(timeout=15)
+    stop(p)
+    dt, p = measure([bin_, "serve", "net", "--state-dir", prepared, "--dev"])
+    ours.append(dt)
+    stop(p)
     dt, p = measure(["busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-s", os.path.join(w, "udhcpc.sh")])
     theirs.append(dt)
     p.wait(timeout=10)
-mo, mt = statistics.median(ours), statistics.median(theirs)
+fmt = lambda xs: ", ".join(f"{x*1000:.0f}" for x in xs)
+mo, mt, mc = statistics.median(ours), statistics.median(theirs), statistics.median(cold)
 print(f"## start -> DHCP lease applied, median of {runs}")
-print(f"alpharen run (supervisor + net): {mo*1000:.1f} ms  (runs: {', '.join(f'{x*1000:.0f}' for x in ours)})")
-print(f"busybox udhcpc:                  {mt*1000:.1f} ms  (runs: {', '.join(f'{x*1000:.0f}' for x in theirs)})")
-print(f"ratio alpharen/udhcpc = {mo/mt:.2f}")
+print(f"alpharen serve net:              {mo*1000:.1f} ms  (runs: {fmt(ours)})")
+print(f"busybox udhcpc:                  {mt*1000:.1f} ms  (runs: {fmt(theirs)})")
+print(f"ratio net/udhcpc = {mo/mt:.2f}")
+print(f"whole node, cold start (alpharen run, empty state): {mc*1000:.1f} ms  (runs: {fmt(cold)}), {mc/mt:.2f} x udhcpc")
 if rss:
     print(f"## idle net service holding a lease: RSS {rss[0]} KiB, PSS {rss[1]} KiB")
 PY

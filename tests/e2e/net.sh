@@ -52,6 +52,7 @@ on_exit "kill $CHRONY_PID 2>/dev/null"
 cat >"$T/seed.toml" <<EOC
 [node]
 hostname = "netnode"
+confirm_timeout = 10
 [network]
 manage = true
 [[network.interfaces]]
@@ -147,6 +148,21 @@ wait_for 10 bash -c "! ip netns exec $N ip -o addr show dev eth1 | grep -c >/dev
 has_addr eth1 10.88.0.5/24 && has_addr eth1 10.88.0.99/24 && has_addr eth0 "$LEASED" || fail "other addresses touched"
 pass "removing one address removes only that one"
 
+# Commit-confirm: move the address the admin reaches the node on and do
+# not confirm: the old address is back once the timeout passes.
+admin_reaches() { inP busybox ping -c 1 -W 2 "$1" >/dev/null 2>&1; }
+admin_reaches 10.88.0.5 || fail "the admin in the peer namespace cannot reach 10.88.0.5"
+sed 's|addresses = \["10.88.0.5/24"\]|addresses = ["10.88.0.6/24"]|' "$T/less.toml" >"$T/moved.toml"
+ctl config apply --file "$T/moved.toml" >/dev/null
+wait_for 10 has_addr eth1 10.88.0.6/24 || { dump; fail "moved address not applied"; }
+has_addr eth1 10.88.0.5/24 && fail "old address kept after the move"
+admin_reaches 10.88.0.5 && fail "10.88.0.5 still answers after the move"
+wait_for 40 has_addr eth1 10.88.0.5/24 || { dump; fail "unconfirmed address change did not revert"; }
+wait_for 10 bash -c "! ip netns exec $N ip -o addr show dev eth1 | grep -c >/dev/null 10.88.0.6/24" || fail "moved address left behind after the revert"
+ctl config history | has -i "revert" || fail "history does not show the revert"
+wait_for 10 admin_reaches 10.88.0.5 || fail "the admin cannot reach 10.88.0.5 after the revert"
+pass "unconfirmed move of the admin's address reverted after the timeout"
+
 # Bad input: clear errors, nothing applied
 REV=$(ctl --json status | jq .revision)
 cat >"$T/bad.toml" <<EOC
@@ -176,6 +192,20 @@ wait_for 10 grep -q "DHCPRELEASE" "$T/dnsmasq.log" || { dump; fail "no DHCPRELEA
 pass "lease released on SIGTERM"
 wait_for 30 bash -c "ip netns exec $N ip -o -4 addr show dev eth0 | grep -c >/dev/null 'inet 10.77.0.1[0-9][0-9]/24'" || { dump; fail "no lease after restart"; }
 pass "lease again after restart"
+
+# Carrier down/up: the lease is kept while the cable is out; the client
+# starts over when the carrier is back.
+ACKS=$(grep -c "DHCPACK" "$T/dnsmasq.log")
+ADDR=$(inN ip -o -4 addr show dev eth0 | awk '{print $4}')
+inP ip link set p0 down
+wait_for 10 bash -c "ip netns exec $N ip -o link show eth0 | grep -c >/dev/null NO-CARRIER" || fail "eth0 kept its carrier"
+wait_for 10 jqnet '.links[] | select(.name == "eth0") | .carrier == false' || { dump; fail "net.status does not show the carrier loss"; }
+sleep 1
+has_addr eth0 "$ADDR" || { dump; fail "lease dropped when the carrier went"; }
+inP ip link set p0 up
+wait_for 30 bash -c "[ \$(grep -c DHCPACK '$T/dnsmasq.log') -gt $ACKS ]" || { dump; fail "no DHCP exchange after the carrier came back"; }
+has_addr eth0 "$ADDR" || { dump; fail "no address after the carrier came back"; }
+pass "carrier down: lease kept; carrier up: DHCP again"
 
 # Renewal at T1 (60 s of a 2 min lease)
 ACKS=$(grep -c "DHCPACK" "$T/dnsmasq.log")

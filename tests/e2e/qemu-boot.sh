@@ -7,11 +7,10 @@
 # old or the new revision.
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
-IMG=$ROOT/images/out/alpharen-qemu-x86_64.img
-cargo build --release -q
-ALPHAREN_BIN=$ROOT/target/release/alpharen images/build.sh qemu-x86_64 >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; fail "image build"; }
+build_image
 disk=$OUT/disk.img
 cp --sparse=always "$IMG" "$disk"
+truncate -s +256M "$disk"   # a bigger disk than the image, as when flashed
 WEB=$((20000 + RANDOM % 10000)); SSHP=$((30000 + RANDOM % 10000))
 ssh-keygen -q -t ed25519 -N "" -f "$OUT/id" <<<y >/dev/null
 KNOWN=$OUT/known_hosts; : > "$KNOWN"
@@ -29,6 +28,8 @@ stop_hard() { kill -9 -- -"$QEMU" 2>/dev/null; wait "$QEMU" 2>/dev/null || true;
 start
 grep -q "slot a from /dev/vda2" "$LOG" || fail "did not boot slot A"
 grep -q "cannot mount the data partition" "$LOG" && fail "data partition not mounted"
+grep -Eq "data partition .* grown to (2[89][0-9]|3[0-9][0-9]) MiB" "$LOG" || { grep init: "$LOG"; fail "data partition not grown to the disk"; }
+grep -q "was blank: formatted ext4" "$LOG" || fail "blank data partition not formatted"
 code=$(sed -n 's/.*setup code \([A-Z0-9-]*\).*/\1/p' "$LOG" | head -n 1)
 [ -n "$code" ] || fail "no setup code on the console"
 pass "boot 1 ready (slot A), setup code $code"
@@ -49,6 +50,9 @@ for svc in net web ssh mail integrator; do
   echo "$status" | grep -E "^$svc +running" >/dev/null || fail "service $svc not running: $status"
 done
 pass "ssh status: every service running"
+mem=$(echo "$status" | sed -n 's/^memory *//p')
+[ -n "$mem" ] || fail "status does not report memory: $status"
+pass "idle after boot, read over ssh: $mem"
 wait_for 120 grep -q "boot of slot a marked good" "$LOG" || { tail -20 "$LOG"; fail "slot A was not marked good"; }
 pass "slot A marked good for the boot loader"
 
@@ -58,6 +62,7 @@ stop_hard   # QEMU reboots the guest in place; a fresh start keeps the test simp
 start
 wait_for 300 "${SSH[@]}" status || fail "ssh after reboot failed (host key changed or service down)"
 "${SSH[@]}" config show node | has 'hostname = "qnode"' || fail "config lost across reboot"
+grep -q "was blank" "$LOG" && fail "data partition formatted again on the second boot"
 pass "reboot over ssh: config and host key kept"
 
 # Power cut while a config apply is in flight.

@@ -1,12 +1,14 @@
 //! Scheduling arithmetic (ARSCHED), kept pure so it is tested without a
 //! clock: cron parsing, next-run computation with holiday calendars and
-//! fixed-offset time zones, and the misfire decision after downtime.
-//! Times are unix seconds (UTC); calendars and cron fields are evaluated in
-//! the job's local time (UTC + offset).
+//! time zones (fixed offsets or IANA names with daylight saving), and the
+//! misfire decision after downtime. Times are unix seconds (UTC); calendars
+//! and cron fields are evaluated in the job's local time. A local time
+//! skipped in spring runs just after the jump; one repeated in autumn runs
+//! once, at its first occurrence.
 
 use std::collections::HashSet;
 
-use alpharen_store::config::{Job, parse_date, parse_datetime, parse_tz};
+use alpharen_store::config::{Job, Zone, parse_date, parse_datetime, parse_tz};
 
 /// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
 pub fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
@@ -80,6 +82,40 @@ const FIELDS: [(&str, u32, u32); 6] = [
     ("day of week", 0, 7),
 ];
 
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+
+/// A number, or a month / weekday name (`JAN`, `mon`) in those fields.
+fn value(text: &str, idx: usize) -> Option<u32> {
+    if let Ok(n) = text.parse() {
+        return Some(n);
+    }
+    let (names, first) = match idx {
+        4 => (&MONTHS[..], 1),
+        5 => (&DAYS[..], 0),
+        _ => return None,
+    };
+    let lower = text.to_ascii_lowercase();
+    names
+        .iter()
+        .position(|n| *n == lower)
+        .map(|i| i as u32 + first)
+}
+
+/// Vixie cron's shorthands.
+fn expand_macro(expr: &str) -> &str {
+    match expr.trim() {
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        _ => expr,
+    }
+}
+
 fn parse_field(text: &str, idx: usize, field: usize) -> Result<u64, CronError> {
     let (name, lo, hi) = FIELDS[idx];
     let err = |why: String| CronError::Field { field, name, why };
@@ -100,17 +136,11 @@ fn parse_field(text: &str, idx: usize, field: usize) -> Result<u64, CronError> {
         let (a, b) = if range == "*" {
             (lo, hi)
         } else if let Some((a, b)) = range.split_once('-') {
-            let a: u32 = a
-                .parse()
-                .map_err(|_| err(format!("{a:?} is not a number")))?;
-            let b: u32 = b
-                .parse()
-                .map_err(|_| err(format!("{b:?} is not a number")))?;
+            let a = value(a, idx).ok_or_else(|| err(format!("{a:?} is not a number")))?;
+            let b = value(b, idx).ok_or_else(|| err(format!("{b:?} is not a number")))?;
             (a, b)
         } else {
-            let a: u32 = range
-                .parse()
-                .map_err(|_| err(format!("{range:?} is not a number")))?;
+            let a = value(range, idx).ok_or_else(|| err(format!("{range:?} is not a number")))?;
             // `5/15` means from 5 to the end in steps of 15.
             (a, if part.contains('/') { hi } else { a })
         };
@@ -127,9 +157,10 @@ fn parse_field(text: &str, idx: usize, field: usize) -> Result<u64, CronError> {
 }
 
 impl Cron {
-    /// Parses `min hour dom month dow` or `sec min hour dom month dow`.
+    /// Parses `min hour dom month dow` or `sec min hour dom month dow`
+    /// (months and weekdays also by name), or `@daily` and the like.
     pub fn parse(expr: &str) -> Result<Cron, CronError> {
-        let f: Vec<&str> = expr.split_whitespace().collect();
+        let f: Vec<&str> = expand_macro(expr).split_whitespace().collect();
         let (sec, rest) = match f.len() {
             5 => ("0", &f[..]),
             6 => (f[0], &f[1..]),
@@ -209,26 +240,24 @@ pub enum Schedule {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub schedule: Schedule,
-    /// Seconds east of UTC.
-    pub offset: i64,
+    pub zone: Zone,
     /// Local day numbers that are holidays.
     pub holidays: HashSet<i64>,
 }
 
 /// Local `YYYY-MM-DDTHH:MM[:SS]` in a zone → unix seconds.
-fn local_to_unix(s: &str, offset: i64) -> Option<i64> {
+fn local_to_unix(s: &str, zone: Zone) -> Option<i64> {
     let ((y, m, d), secs) = parse_datetime(s)?;
-    Some(days_from_civil(y, m, d) * 86_400 + i64::from(secs) - offset)
+    Some(zone.to_utc(days_from_civil(y, m, d) * 86_400 + i64::from(secs)))
 }
 
 /// Builds a job's plan; `first_seen` anchors intervals without a start.
 pub fn plan(job: &Job, calendar_dates: Option<&[String]>, first_seen: i64) -> Result<Plan, String> {
-    let offset =
-        parse_tz(&job.timezone).ok_or_else(|| format!("bad timezone {:?}", job.timezone))?;
+    let zone = parse_tz(&job.timezone).ok_or_else(|| format!("bad timezone {:?}", job.timezone))?;
     let time = |v: &Option<String>, what: &str| -> Result<Option<i64>, String> {
         match v {
             None => Ok(None),
-            Some(s) => local_to_unix(s, offset)
+            Some(s) => local_to_unix(s, zone)
                 .map(Some)
                 .ok_or_else(|| format!("{what}: {s:?} is not YYYY-MM-DDTHH:MM[:SS]")),
         }
@@ -261,7 +290,7 @@ pub fn plan(job: &Job, calendar_dates: Option<&[String]>, first_seen: i64) -> Re
     }
     Ok(Plan {
         schedule,
-        offset,
+        zone,
         holidays,
     })
 }
@@ -270,13 +299,17 @@ pub fn plan(job: &Job, calendar_dates: Option<&[String]>, first_seen: i64) -> Re
 const CRON_HORIZON_DAYS: i64 = 366 * 8;
 /// Bound on holiday skips for an interval (a calendar is finite).
 const MAX_SKIPS: usize = 100_000;
+/// Bound on local times passed over because they were already used: an
+/// hour repeated when daylight saving ends (its times run once).
+const MAX_REPEATS: usize = 3_700;
 
 impl Plan {
+    fn local_day(&self, t: i64) -> i64 {
+        (t + self.zone.offset_at(t)).div_euclid(86_400)
+    }
+
     fn is_holiday(&self, t: i64) -> bool {
-        !self.holidays.is_empty()
-            && self
-                .holidays
-                .contains(&(t + self.offset).div_euclid(86_400))
+        !self.holidays.is_empty() && self.holidays.contains(&self.local_day(t))
     }
 
     /// The first run strictly after `after`, or None when there is none.
@@ -297,31 +330,44 @@ impl Plan {
                         return Some(t);
                     }
                     // Jump to the first tick of the next local day.
-                    let next_day =
-                        ((t + self.offset).div_euclid(86_400) + 1) * 86_400 - self.offset;
+                    let next_day = self.zone.to_utc((self.local_day(t) + 1) * 86_400);
                     t = start + ((next_day - start + every - 1) / every) * every;
                 }
                 None
             }
             Schedule::Cron(c) => {
-                let local = after + 1 + self.offset;
-                let first = local.div_euclid(86_400);
-                for day in first..first + CRON_HORIZON_DAYS {
-                    let from = if day == first {
-                        local.rem_euclid(86_400) as u32
-                    } else {
-                        0
-                    };
-                    if !self.holidays.contains(&day)
-                        && c.day_matches(day)
-                        && let Some(secs) = c.time_on_day(from)
-                    {
-                        return Some(day * 86_400 + i64::from(secs) - self.offset);
+                let mut from = after + 1 + self.zone.offset_at(after + 1);
+                for _ in 0..MAX_REPEATS {
+                    let local = self.next_cron_local(c, from)?;
+                    let t = self.zone.to_utc(local);
+                    if t > after {
+                        return Some(t);
                     }
+                    from = local + 1;
                 }
                 None
             }
         }
+    }
+
+    /// The first local wall-clock time at or after `local` that the cron
+    /// fields allow, on a day that is not a holiday.
+    fn next_cron_local(&self, c: &Cron, local: i64) -> Option<i64> {
+        let first = local.div_euclid(86_400);
+        for day in first..first + CRON_HORIZON_DAYS {
+            let from = if day == first {
+                local.rem_euclid(86_400) as u32
+            } else {
+                0
+            };
+            if !self.holidays.contains(&day)
+                && c.day_matches(day)
+                && let Some(secs) = c.time_on_day(from)
+            {
+                return Some(day * 86_400 + i64::from(secs));
+            }
+        }
+        None
     }
 }
 
@@ -366,13 +412,13 @@ mod tests {
     use super::*;
 
     fn ts(s: &str) -> i64 {
-        local_to_unix(s, 0).unwrap_or_else(|| panic!("bad test time {s}"))
+        local_to_unix(s, Zone::Fixed(0)).unwrap_or_else(|| panic!("bad test time {s}"))
     }
 
     fn cron_plan(expr: &str) -> Plan {
         Plan {
             schedule: Schedule::Cron(Box::new(Cron::parse(expr).expect("cron"))),
-            offset: 0,
+            zone: Zone::Fixed(0),
             holidays: HashSet::new(),
         }
     }
@@ -454,13 +500,72 @@ mod tests {
     #[test]
     fn cron_in_a_time_zone() {
         let mut p = cron_plan("0 9 * * *");
-        p.offset = 2 * 3600; // 09:00 at +02:00 is 07:00Z
+        p.zone = Zone::Fixed(2 * 3600); // 09:00 at +02:00 is 07:00Z
         assert_eq!(
             p.next_after(ts("2024-06-01T08:00:00"))
                 .map(format_utc)
                 .as_deref(),
             Some("2024-06-02T07:00:00Z")
         );
+    }
+
+    #[test]
+    fn cron_names_and_macros() {
+        assert_eq!(
+            Cron::parse("0 9 * jan-mar MON-fri").unwrap(),
+            Cron::parse("0 9 * 1-3 1-5").unwrap()
+        );
+        assert_eq!(
+            Cron::parse("@daily").unwrap(),
+            Cron::parse("0 0 * * *").unwrap()
+        );
+        assert_eq!(
+            Cron::parse("@weekly").unwrap(),
+            Cron::parse("0 0 * * sun").unwrap()
+        );
+        assert!(Cron::parse("0 9 * * funday").is_err());
+        assert!(Cron::parse("0 jan * * *").is_err());
+        assert!(Cron::parse("@fortnightly").is_err());
+    }
+
+    #[test]
+    fn cron_across_daylight_saving_in_a_named_zone() {
+        let berlin = parse_tz("Europe/Berlin").unwrap();
+        let next = |expr: &str, after: &str| {
+            let mut p = cron_plan(expr);
+            p.zone = berlin;
+            p.next_after(ts(after)).map(format_utc)
+        };
+        // 09:00 Berlin is 08:00Z in winter, 07:00Z in summer (2026-03-29).
+        assert_eq!(
+            next("0 9 * * *", "2026-03-28T09:00:00").as_deref(),
+            Some("2026-03-29T07:00:00Z")
+        );
+        assert_eq!(
+            next("0 9 * * *", "2026-03-27T09:00:00").as_deref(),
+            Some("2026-03-28T08:00:00Z")
+        );
+        // 02:30 does not exist on 2026-03-29: it runs at 03:30 CEST.
+        assert_eq!(
+            next("30 2 * * *", "2026-03-29T00:00:00").as_deref(),
+            Some("2026-03-29T01:30:00Z")
+        );
+        // 02:30 happens twice on 2026-10-25 (00:30Z CEST, 01:30Z CET): once.
+        assert_eq!(
+            next("30 2 * * *", "2026-10-25T00:00:00").as_deref(),
+            Some("2026-10-25T00:30:00Z")
+        );
+        assert_eq!(
+            next("30 2 * * *", "2026-10-25T00:30:00").as_deref(),
+            Some("2026-10-26T01:30:00Z")
+        );
+        // An hourly job runs the repeated hour once (01:00Z is skipped).
+        assert_eq!(
+            next("0 * * * *", "2026-10-25T00:30:00").as_deref(),
+            Some("2026-10-25T02:00:00Z")
+        );
+        assert!(parse_tz("Mars/Olympus").is_none());
+        assert_eq!(parse_tz("+05:30"), Some(Zone::Fixed(5 * 3600 + 1800)));
     }
 
     #[test]
@@ -476,7 +581,7 @@ mod tests {
                 start: ts("2024-12-24T00:00:00"),
                 end: None,
             },
-            offset: 0,
+            zone: Zone::Fixed(0),
             holidays: p.holidays.clone(),
         };
         assert_eq!(
@@ -489,7 +594,7 @@ mod tests {
             schedule: Schedule::OneTime {
                 at: ts("2024-12-25T12:00:00"),
             },
-            offset: 0,
+            zone: Zone::Fixed(0),
             holidays: p.holidays,
         };
         assert_eq!(once.next_after(0), None);
@@ -503,7 +608,7 @@ mod tests {
                 start: 1000,
                 end: Some(1300),
             },
-            offset: 0,
+            zone: Zone::Fixed(0),
             holidays: HashSet::new(),
         };
         assert_eq!(p.next_after(0), Some(1000));
@@ -517,7 +622,7 @@ mod tests {
     fn one_time() {
         let p = Plan {
             schedule: Schedule::OneTime { at: 500 },
-            offset: 0,
+            zone: Zone::Fixed(0),
             holidays: HashSet::new(),
         };
         assert_eq!(p.next_after(499), Some(500));

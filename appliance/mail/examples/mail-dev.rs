@@ -6,6 +6,7 @@
 //! mail-dev sendmail [sendmail args]      (or run it as `sendmail`)
 //! mail-dev apply-config --state-dir DIR FILE.toml
 //! mail-dev set-secret --state-dir DIR NAME VALUE
+//! mail-dev add-user --state-dir DIR NAME PASSWORD
 //! mail-dev rpc --state-dir DIR METHOD [JSON-PARAMS]
 
 use std::path::PathBuf;
@@ -84,6 +85,17 @@ fn run(mut args: Vec<String>) -> Result<(), String> {
             let mut store = alpharen_store::Store::open(&dir).map_err(|e| e.to_string())?;
             store.set_secret(name, value).map_err(|e| e.to_string())
         }
+        "add-user" => {
+            let dir = state_dir(&mut args)?;
+            let (Some(name), Some(password)) = (args.first(), args.get(1)) else {
+                return Err("add-user NAME PASSWORD".into());
+            };
+            let mut store = alpharen_store::Store::open(&dir).map_err(|e| e.to_string())?;
+            store
+                .add_user(name, password, alpharen_store::Role::Viewer, "mail-dev")
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
         "rpc" => {
             let dir = state_dir(&mut args)?;
             let method = args.first().ok_or("method missing")?;
@@ -97,6 +109,6 @@ fn run(mut args: Vec<String>) -> Result<(), String> {
             println!("{v}");
             Ok(())
         }
-        _ => Err("usage: mail-dev serve|sendmail|apply-config|set-secret|rpc ...".into()),
+        _ => Err("usage: mail-dev serve|sendmail|apply-config|set-secret|add-user|rpc ...".into()),
     }
 }

@@ -29,8 +29,8 @@ pub enum Outcome {
 
 pub enum Relay {
     Smarthost(AsyncSmtpTransport<Tokio1Executor>),
-    /// Straight to each recipient domain's host on port 25 (implicit MX:
-    /// the domain's own address; MX records are not looked up yet).
+    /// Straight to each recipient domain's mail exchangers on port 25, in
+    /// MX preference order (the resolver of `/etc/resolv.conf`).
     Direct {
         hostname: String,
     },
@@ -126,25 +126,114 @@ impl Relay {
                     .first()
                     .and_then(|r| r.rsplit_once('@'))
                     .map_or(String::new(), |x| x.1.to_string());
-                let tls = match TlsParameters::new_rustls(domain.clone()) {
-                    Ok(p) => Tls::Opportunistic(p),
-                    Err(_) => Tls::None,
-                };
-                let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(domain)
-                    .port(25)
-                    .tls(tls)
-                    .timeout(Some(TIMEOUT))
-                    .hello_name(ClientId::Domain(hostname.clone()))
-                    .build();
-                t.send_raw(&env, msg).await
+                return send_direct(hostname, &domain, &env, msg).await;
             }
         };
-        match result {
-            Ok(_) => Outcome::Delivered,
-            Err(e) if e.is_permanent() => Outcome::Permanent(e.to_string()),
-            Err(e) => Outcome::Transient(e.to_string()),
+        outcome(result)
+    }
+}
+
+fn outcome<T>(result: Result<T, lettre::transport::smtp::Error>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Delivered,
+        Err(e) if e.is_permanent() => Outcome::Permanent(e.to_string()),
+        Err(e) => Outcome::Transient(e.to_string()),
+    }
+}
+
+/// What the DNS said about a domain's MX records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MxAnswer {
+    /// (preference, exchange) pairs; the exchange `"."` is a null MX.
+    Records(Vec<(u16, String)>),
+    /// The name exists but has no MX records.
+    NoRecords,
+    NoDomain,
+    Failed(String),
+}
+
+/// The hosts to try for `domain`, best first (RFC 5321 5.1: no MX means
+/// the domain itself; RFC 7505: a lone "." means it takes no mail).
+pub fn mx_hosts(domain: &str, answer: MxAnswer) -> Result<Vec<String>, Outcome> {
+    match answer {
+        MxAnswer::Records(mut recs) => {
+            if recs.iter().any(|(_, h)| h == "." || h.is_empty()) {
+                return Err(Outcome::Permanent(format!(
+                    "{domain} does not accept mail (null MX)"
+                )));
+            }
+            recs.sort_by_key(|(pref, _)| *pref);
+            let mut hosts: Vec<String> = Vec::new();
+            for (_, h) in recs {
+                let h = h.trim_end_matches('.').to_ascii_lowercase();
+                if !hosts.contains(&h) {
+                    hosts.push(h);
+                }
+            }
+            Ok(hosts)
+        }
+        MxAnswer::NoRecords => Ok(vec![domain.to_string()]),
+        MxAnswer::NoDomain => Err(Outcome::Permanent(format!(
+            "domain {domain} does not exist"
+        ))),
+        MxAnswer::Failed(e) => Err(Outcome::Transient(format!(
+            "MX lookup for {domain} failed: {e}"
+        ))),
+    }
+}
+
+async fn lookup_mx(domain: &str) -> MxAnswer {
+    use hickory_resolver::proto::rr::RData;
+    let resolver = match hickory_resolver::TokioResolver::builder_tokio().and_then(|b| b.build()) {
+        Ok(r) => r,
+        Err(e) => return MxAnswer::Failed(format!("no resolver: {e}")),
+    };
+    match resolver.mx_lookup(format!("{domain}.")).await {
+        Ok(l) => MxAnswer::Records(
+            l.answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        Err(e) if e.is_nx_domain() => MxAnswer::NoDomain,
+        Err(e) if e.is_no_records_found() => MxAnswer::NoRecords,
+        Err(e) => MxAnswer::Failed(e.to_string()),
+    }
+}
+
+/// Tries the domain's exchangers in order until one takes the message or
+/// refuses it for good.
+async fn send_direct(hostname: &str, domain: &str, env: &LEnvelope, msg: &[u8]) -> Outcome {
+    let answer = lookup_mx(domain).await;
+    tracing::debug!(domain, ?answer, "MX lookup");
+    let hosts = match mx_hosts(domain, answer) {
+        Ok(h) => h,
+        Err(o) => return o,
+    };
+    let mut last = Outcome::Transient(format!("no mail exchanger for {domain}"));
+    for host in hosts {
+        let tls = match TlsParameters::new_rustls(host.clone()) {
+            Ok(p) => Tls::Opportunistic(p),
+            Err(_) => Tls::None,
+        };
+        let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
+            .port(25)
+            .tls(tls)
+            .timeout(Some(TIMEOUT))
+            .hello_name(ClientId::Domain(hostname.to_string()))
+            .build();
+        match outcome(t.send_raw(env, msg).await) {
+            Outcome::Transient(e) => {
+                tracing::info!(%host, error = %e, "mail exchanger failed; trying the next");
+                last = Outcome::Transient(format!("{host}: {e}"));
+            }
+            done => return done,
         }
     }
+    last
 }
 
 fn envelope(from: &str, to: &[String]) -> Result<LEnvelope, String> {
@@ -374,6 +463,36 @@ mod tests {
             received: 0,
             origin,
         }
+    }
+
+    #[test]
+    fn mx_answers_become_hosts_in_order() {
+        let recs = MxAnswer::Records(vec![
+            (20, "Backup.example.org.".into()),
+            (10, "mx1.example.org.".into()),
+            (20, "backup.example.org".into()),
+        ]);
+        assert_eq!(
+            mx_hosts("example.org", recs).unwrap(),
+            vec!["mx1.example.org", "backup.example.org"]
+        );
+        assert_eq!(
+            mx_hosts("example.org", MxAnswer::NoRecords).unwrap(),
+            vec!["example.org"]
+        );
+        let null = MxAnswer::Records(vec![(0, ".".into())]);
+        assert!(matches!(
+            mx_hosts("x.org", null),
+            Err(Outcome::Permanent(_))
+        ));
+        assert!(matches!(
+            mx_hosts("x.org", MxAnswer::NoDomain),
+            Err(Outcome::Permanent(_))
+        ));
+        assert!(matches!(
+            mx_hosts("x.org", MxAnswer::Failed("timeout".into())),
+            Err(Outcome::Transient(_))
+        ));
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! bouncing permanent failures and keeping dead letters; `mail.notify`
 //! lets the supervisor mail the admins, rate-limited.
 //!
-//! This crate reads its `[mail]` section and the relay password from the
-//! store and owns the spool; it never writes configuration, never opens
-//! non-loopback listeners (LAN submission with STARTTLS + AUTH is not built
-//! yet) and never talks to other services except over the network.
+//! This crate reads its `[mail]` section, the relay password and the node
+//! users (for SMTP AUTH) from the store and owns the spool; it never writes
+//! configuration, listens beyond loopback only on `mail.submission.ports`
+//! (STARTTLS + AUTH required there) and never talks to other services
+//! except over the network.
 //!
 //! Accepting is durable: the 250 after DATA and sendmail's exit status 0
 //! come only after the message file and its directory are fsynced. The
@@ -24,7 +25,10 @@ pub mod sendmail;
 pub mod session;
 mod smtp;
 pub mod spool;
+mod tls;
 
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -144,6 +148,25 @@ impl Shared {
         }
     }
 
+    /// SMTP AUTH: the node's users and their argon2 hashes, off the async
+    /// thread (hashing is slow on purpose).
+    pub async fn check_user(&self, user: &str, password: &str) -> bool {
+        let (dir, user, password) = (
+            self.state_dir.clone(),
+            user.to_string(),
+            password.to_string(),
+        );
+        let check = move || Store::open(&dir)?.verify_password(&user, &password);
+        match tokio::task::spawn_blocking(check).await {
+            Ok(Ok(found)) => found.is_some(),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot check SMTP credentials");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Swaps in new settings and a relay built from them.
     fn apply(&self, s: Settings) {
         let relay = match deliver::Relay::build(&s) {
@@ -203,8 +226,15 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let mut int = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
 
     let control = control::start(shared.clone()).await?;
-    let mut port = settings.port;
-    let mut listener = smtp::start(shared.clone(), port).await?;
+    let mut listeners = HashMap::new();
+    if let Some(err) = reconcile_listeners(&shared, &mut listeners, &settings)
+        .await
+        .into_iter()
+        .next()
+    {
+        return Err(err);
+    }
+    let port = settings.port;
     let runner = tokio::spawn(deliver::run_queue(shared.clone()));
     let notifier = tokio::spawn(control::notify_flusher(shared.clone()));
     tracing::info!(port, dev, "mail service ready");
@@ -216,19 +246,11 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
             _ = hup.recv() => {
                 match Settings::load(state_dir, dev) {
                     Ok(s) => {
-                        let new_port = s.port;
-                        shared.apply(s);
-                        if new_port != port {
-                            match smtp::start(shared.clone(), new_port).await {
-                                Ok(l) => {
-                                    listener.abort();
-                                    listener = l;
-                                    port = new_port;
-                                }
-                                Err(e) => tracing::error!(error = %e, port = new_port, "cannot move the listener; keeping the old port"),
-                            }
+                        shared.apply(s.clone());
+                        for e in reconcile_listeners(&shared, &mut listeners, &s).await {
+                            tracing::error!(error = %e, "SMTP listener not started");
                         }
-                        tracing::info!(port, "configuration reloaded");
+                        tracing::info!(port = s.port, "configuration reloaded");
                     }
                     Err(e) => tracing::error!(error = %e, "reload failed; keeping the previous configuration"),
                 }
@@ -236,7 +258,9 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
         }
     }
     tracing::info!("stopping: no new connections, finishing in-flight work");
-    listener.abort();
+    for l in listeners.values() {
+        l.abort();
+    }
     let _ = stop_tx.send(true);
     shared.wake.notify_one();
     // Bounded by the supervisor's 10 s grace: give sessions and the
@@ -251,6 +275,55 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let _ = std::fs::remove_file(control::socket_path(state_dir));
     tracing::info!("mail service stopped");
     Ok(())
+}
+
+/// Where to listen: loopback on the local port, every address on the
+/// submission ports (which then serve loopback too).
+fn listen_addrs(s: &Settings) -> Vec<SocketAddr> {
+    let sub = &s.mail.submission.ports;
+    let mut out: Vec<SocketAddr> = sub
+        .iter()
+        .map(|p| SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), *p))
+        .collect();
+    if !sub.contains(&s.port) {
+        out.push(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), s.port));
+    }
+    out
+}
+
+/// Stops listeners no longer wanted (first, so a port can move from
+/// loopback to every address) and starts the new ones.
+async fn reconcile_listeners(
+    shared: &Arc<Shared>,
+    listeners: &mut HashMap<SocketAddr, tokio::task::JoinHandle<()>>,
+    settings: &Settings,
+) -> Vec<Error> {
+    let wanted = listen_addrs(settings);
+    let gone: Vec<SocketAddr> = listeners
+        .keys()
+        .filter(|a| !wanted.contains(a))
+        .copied()
+        .collect();
+    for addr in gone {
+        if let Some(task) = listeners.remove(&addr) {
+            task.abort();
+            let _ = task.await; // the socket is closed once the task is gone
+        }
+    }
+    let mut errors = Vec::new();
+    for addr in wanted {
+        if listeners.contains_key(&addr) {
+            continue;
+        }
+        match smtp::start(shared.clone(), addr).await {
+            Ok(task) => {
+                tracing::info!(%addr, "SMTP listening");
+                listeners.insert(addr, task);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    errors
 }
 
 /// Wall clock in Unix seconds.

@@ -2,7 +2,11 @@
 //! out. Parsing is `smtp-proto`'s; the decisions (order of commands, limits,
 //! refusal codes) are here so they are unit-tested line by line.
 
-use smtp_proto::{Error as ParseError, MAIL_BODY_BINARYMIME, MAIL_SMTPUTF8, Request};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use smtp_proto::{
+    AUTH_LOGIN, AUTH_PLAIN, Error as ParseError, MAIL_BODY_BINARYMIME, MAIL_SMTPUTF8, Request,
+};
 
 /// Limits of one session, from `[mail.limits]`.
 #[derive(Debug, Clone)]
@@ -12,6 +16,8 @@ pub struct Limits {
     pub max_recipients: usize,
     pub max_line_length: usize,
     pub max_errors: u32,
+    /// The LAN submission listener: STARTTLS first, then AUTH, then mail.
+    pub submission: bool,
 }
 
 /// A complete transaction ready to be spooled.
@@ -33,6 +39,19 @@ pub enum Action {
     StartData(String),
     /// Spool the transaction, then answer 250 (or 451 if that fails).
     Accept(Transaction),
+    /// Send the 220, then run the TLS handshake and call `tls_started`.
+    StartTls(String),
+    /// Check these credentials against the node's users and call
+    /// `auth_result` (the check is slow on purpose, so it runs elsewhere).
+    Authenticate { user: String, password: String },
+}
+
+/// Where an AUTH exchange waits for the client's next line.
+#[derive(Debug)]
+enum AuthStep {
+    Plain,
+    LoginUser,
+    LoginPassword(String),
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +69,9 @@ pub struct Session {
     to: Vec<String>,
     errors: u32,
     data: Option<Data>,
+    tls: bool,
+    auth: Option<AuthStep>,
+    user: Option<String>,
 }
 
 fn reply(code: u16, enhanced: &str, text: &str) -> String {
@@ -72,6 +94,9 @@ impl Session {
             to: Vec::new(),
             errors: 0,
             data: None,
+            tls: false,
+            auth: None,
+            user: None,
         }
     }
 
@@ -102,11 +127,132 @@ impl Session {
         }
     }
 
+    /// The user this session authenticated as, for the trace header.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// RFC 3207: after the handshake the client starts over with EHLO.
+    pub fn tls_started(&mut self) {
+        self.reset();
+        self.helo = None;
+        self.tls = true;
+    }
+
+    pub fn auth_result(&mut self, user: String, ok: bool) -> Action {
+        if ok {
+            self.user = Some(user);
+            Action::Reply(reply(235, "2.7.0", "Authentication successful"))
+        } else {
+            self.error(reply(535, "5.7.8", "Authentication credentials invalid"))
+        }
+    }
+
+    fn extensions(&self) -> &'static str {
+        match (self.limits.submission, self.tls) {
+            (true, false) => "250-STARTTLS\r\n",
+            (true, true) if self.user.is_none() => "250-AUTH PLAIN LOGIN\r\n",
+            _ => "",
+        }
+    }
+
+    fn start_auth(&mut self, mechanism: u64, initial: &str) -> Action {
+        if !self.limits.submission {
+            return self.error(reply(502, "5.5.1", "Not offered on the loopback listener"));
+        }
+        if !self.tls {
+            return self.error(reply(
+                538,
+                "5.7.11",
+                "Encryption required: send STARTTLS first",
+            ));
+        }
+        if self.helo.is_none() {
+            return self.error(reply(503, "5.5.1", "Error: send HELO/EHLO first"));
+        }
+        if self.user.is_some() {
+            return self.error(reply(503, "5.5.1", "Error: already authenticated"));
+        }
+        if self.from.is_some() {
+            return self.error(reply(
+                503,
+                "5.5.1",
+                "Error: AUTH not allowed in a mail transaction",
+            ));
+        }
+        match mechanism {
+            AUTH_PLAIN if initial.is_empty() => {
+                self.auth = Some(AuthStep::Plain);
+                Action::Reply("334 \r\n".into())
+            }
+            AUTH_PLAIN => self.auth_plain(initial),
+            AUTH_LOGIN if initial.is_empty() => {
+                self.auth = Some(AuthStep::LoginUser);
+                Action::Reply("334 VXNlcm5hbWU6\r\n".into())
+            }
+            AUTH_LOGIN => self.auth_line(initial.as_bytes(), AuthStep::LoginUser),
+            _ => self.error(reply(504, "5.5.4", "Unrecognized authentication type")),
+        }
+    }
+
+    /// `authzid NUL authcid NUL password` (RFC 4616); the authzid must be
+    /// empty or the same user.
+    fn auth_plain(&mut self, encoded: &str) -> Action {
+        let decoded = match B64.decode(encoded.trim()) {
+            Ok(d) => d,
+            Err(_) => return self.error(reply(501, "5.5.2", "Cannot decode the AUTH response")),
+        };
+        let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+        match parts.as_slice() {
+            [authz, user, password] if authz.is_empty() || authz == user => {
+                match (std::str::from_utf8(user), std::str::from_utf8(password)) {
+                    (Ok(u), Ok(p)) => Action::Authenticate {
+                        user: u.to_string(),
+                        password: p.to_string(),
+                    },
+                    _ => self.error(reply(501, "5.5.2", "Credentials must be UTF-8")),
+                }
+            }
+            _ => self.error(reply(501, "5.5.2", "Malformed AUTH PLAIN response")),
+        }
+    }
+
+    /// A line answering a 334 challenge.
+    fn auth_line(&mut self, line: &[u8], step: AuthStep) -> Action {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end_matches(['\r', '\n']).trim();
+        if text == "*" {
+            return self.error(reply(501, "5.0.0", "Authentication cancelled"));
+        }
+        let user = match step {
+            AuthStep::Plain => return self.auth_plain(text),
+            AuthStep::LoginUser => None,
+            AuthStep::LoginPassword(user) => Some(user),
+        };
+        let Ok(Ok(value)) = B64.decode(text).map(String::from_utf8) else {
+            return self.error(reply(501, "5.5.2", "Cannot decode the AUTH response"));
+        };
+        match user {
+            None => {
+                self.auth = Some(AuthStep::LoginPassword(value));
+                Action::Reply("334 UGFzc3dvcmQ6\r\n".into())
+            }
+            Some(user) => Action::Authenticate {
+                user,
+                password: value,
+            },
+        }
+    }
+
     /// One command line, with its line end. `too_long` says the line was
     /// cut at the line-length limit.
     pub fn command(&mut self, line: &[u8], too_long: bool) -> Action {
         if too_long {
+            self.auth = None;
             return self.error(reply(500, "5.5.2", "Line too long"));
+        }
+        if let Some(step) = self.auth.take() {
+            return self.auth_line(line, step);
         }
         let parsed = Request::parse(&mut line.iter());
         let req = match parsed {
@@ -120,8 +266,10 @@ impl Session {
                 let l = &self.limits;
                 Action::Reply(format!(
                     "250-{}\r\n250-PIPELINING\r\n250-SIZE {}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
-                     250-ENHANCEDSTATUSCODES\r\n250 HELP\r\n",
-                    l.hostname, l.max_message_size
+                     250-ENHANCEDSTATUSCODES\r\n{}250 HELP\r\n",
+                    l.hostname,
+                    l.max_message_size,
+                    self.extensions()
                 ))
             }
             Request::Helo { host } => {
@@ -135,6 +283,9 @@ impl Session {
                 }
                 if self.from.is_some() {
                     return self.error(reply(503, "5.5.1", "Error: nested MAIL command"));
+                }
+                if self.limits.submission && self.user.is_none() {
+                    return self.error(reply(530, "5.7.0", "Authentication required"));
                 }
                 if from.flags & MAIL_BODY_BINARYMIME != 0 {
                     return self.error(reply(555, "5.5.4", "BODY=BINARYMIME is not supported"));
@@ -199,9 +350,17 @@ impl Session {
             Request::Help { .. } => Action::Reply(
                 "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n".into(),
             ),
-            Request::StartTls | Request::Auth { .. } => {
+            Request::StartTls if !self.limits.submission => {
                 self.error(reply(502, "5.5.1", "Not offered on the loopback listener"))
             }
+            Request::StartTls if self.tls => {
+                self.error(reply(503, "5.5.1", "Error: TLS already active"))
+            }
+            Request::StartTls => Action::StartTls(reply(220, "2.0.0", "Ready to start TLS")),
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.start_auth(mechanism, &initial_response),
             other => self.error(reply(
                 502,
                 "5.5.1",
@@ -290,6 +449,73 @@ impl Session {
     }
 }
 
+/// Feeds `data` to a session line by line (the first byte picks loopback
+/// or submission and whether AUTH succeeds), acting out STARTTLS and AUTH
+/// as the listener would, and checks every reply: a CRLF-terminated line
+/// with a 3-digit code. Returns how many messages were accepted. For the
+/// fuzz target (`appliance/mail/fuzz`) and the randomized unit test.
+pub fn drive(data: &[u8]) -> usize {
+    const MAX_LINE: usize = 256;
+    let (mode, input) = data.split_first().map_or((0, data), |(m, r)| (*m, r));
+    let mut s = Session::new(Limits {
+        hostname: "fuzz".into(),
+        max_message_size: 4096,
+        max_recipients: 5,
+        max_line_length: MAX_LINE,
+        max_errors: 50,
+        submission: mode & 1 == 1,
+    });
+    let mut accepted = 0;
+    for chunk in input.split_inclusive(|&b| b == b'\n') {
+        let too_long = chunk.len() > MAX_LINE;
+        let line = &chunk[..chunk.len().min(MAX_LINE)];
+        let mut action = if s.in_data() {
+            match s.data_line(line, too_long) {
+                None => continue,
+                Some(a) => a,
+            }
+        } else {
+            s.command(line, too_long)
+        };
+        loop {
+            match action {
+                Action::Authenticate { user, .. } => action = s.auth_result(user, mode & 2 == 2),
+                Action::StartTls(t) => {
+                    check_reply(&t);
+                    s.tls_started();
+                    break;
+                }
+                Action::Reply(t) | Action::StartData(t) => {
+                    check_reply(&t);
+                    break;
+                }
+                Action::Close(t) => {
+                    check_reply(&t);
+                    return accepted;
+                }
+                Action::Accept(tx) => {
+                    assert!(!tx.to.is_empty(), "accepted without recipients");
+                    assert!(tx.data.len() <= 4096, "accepted over the size limit");
+                    accepted += 1;
+                    break;
+                }
+            }
+        }
+    }
+    accepted
+}
+
+fn check_reply(reply: &str) {
+    assert!(reply.ends_with("\r\n"), "reply without CRLF: {reply:?}");
+    for line in reply.split_terminator("\r\n") {
+        let code = line.get(..3).unwrap_or("");
+        assert!(
+            code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()),
+            "reply line without a code: {line:?}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +527,7 @@ mod tests {
             max_recipients: 2,
             max_line_length: 1000,
             max_errors: 5,
+            submission: false,
         })
     }
 
@@ -310,6 +537,8 @@ mod tests {
                 t.lines().last().unwrap_or("")[..3].to_string()
             }
             Action::Accept(_) => "accept".into(),
+            Action::StartTls(_) => "starttls".into(),
+            Action::Authenticate { .. } => "authenticate".into(),
         }
     }
 
@@ -414,5 +643,116 @@ mod tests {
         assert_eq!(code(&a), "421");
         let mut s = session();
         assert_eq!(code(&s.command(b"EHLO x", true)), "500");
+    }
+
+    fn submission() -> Session {
+        let mut s = session();
+        s.limits.submission = true;
+        s.limits.max_errors = 20;
+        s
+    }
+
+    #[test]
+    fn submission_needs_tls_then_auth_before_mail() {
+        let mut s = submission();
+        let ehlo = s.command(b"EHLO c\r\n", false);
+        assert!(matches!(&ehlo, Action::Reply(t) if t.contains("STARTTLS") && !t.contains("AUTH")));
+        assert_eq!(run(&mut s, "AUTH PLAIN AGEAYg==\r\n"), "538");
+        assert_eq!(run(&mut s, "MAIL FROM:<a@b>\r\n"), "530");
+        assert_eq!(run(&mut s, "STARTTLS\r\n"), "starttls");
+        s.tls_started();
+        assert_eq!(run(&mut s, "MAIL FROM:<a@b>\r\n"), "503");
+        let ehlo = s.command(b"EHLO c\r\n", false);
+        assert!(
+            matches!(&ehlo, Action::Reply(t) if t.contains("AUTH PLAIN LOGIN") && !t.contains("STARTTLS"))
+        );
+        assert_eq!(run(&mut s, "STARTTLS\r\n"), "503");
+        assert_eq!(run(&mut s, "MAIL FROM:<a@b>\r\n"), "530");
+        // "\0alice\0pw"
+        let a = s.command(b"AUTH PLAIN AGFsaWNlAHB3\r\n", false);
+        assert_eq!(
+            a,
+            Action::Authenticate {
+                user: "alice".into(),
+                password: "pw".into()
+            }
+        );
+        assert_eq!(code(&s.auth_result("alice".into(), false)), "535");
+        assert_eq!(code(&s.auth_result("alice".into(), true)), "235");
+        assert_eq!(s.user(), Some("alice"));
+        assert_eq!(run(&mut s, "AUTH PLAIN AGFsaWNlAHB3\r\n"), "503");
+        assert_eq!(run(&mut s, "MAIL FROM:<a@b>\r\n"), "250");
+    }
+
+    #[test]
+    fn auth_login_and_plain_challenges() {
+        let mut s = submission();
+        s.tls_started();
+        run(&mut s, "EHLO c\r\n");
+        assert_eq!(run(&mut s, "AUTH LOGIN\r\n"), "334");
+        assert_eq!(run(&mut s, "YWxpY2U=\r\n"), "334");
+        assert_eq!(
+            s.command(b"cHc=\r\n", false),
+            Action::Authenticate {
+                user: "alice".into(),
+                password: "pw".into()
+            }
+        );
+        assert_eq!(run(&mut s, "AUTH PLAIN\r\n"), "334");
+        assert_eq!(run(&mut s, "*\r\n"), "501");
+        assert_eq!(run(&mut s, "AUTH PLAIN\r\n"), "334");
+        assert_eq!(run(&mut s, "not base64!\r\n"), "501");
+        // authzid differs from the user: refused.
+        assert_eq!(run(&mut s, "AUTH PLAIN Ym9iAGFsaWNlAHB3\r\n"), "501");
+        assert_eq!(run(&mut s, "AUTH CRAM-MD5\r\n"), "504");
+        let mut loopback = session();
+        run(&mut loopback, "EHLO c\r\n");
+        assert_eq!(run(&mut loopback, "STARTTLS\r\n"), "502");
+        assert_eq!(run(&mut loopback, "AUTH PLAIN AGFsaWNlAHB3\r\n"), "502");
+    }
+
+    #[test]
+    fn random_sessions_never_break_the_protocol() {
+        use rand::{Rng, SeedableRng};
+        let words: [&[u8]; 16] = [
+            b"EHLO x\r\n",
+            b"MAIL FROM:<a@b>\r\n",
+            b"RCPT TO:<c@d>\r\n",
+            b"DATA\r\n",
+            b".\r\n",
+            b"STARTTLS\r\n",
+            b"AUTH PLAIN AGEAYg==\r\n",
+            b"AUTH LOGIN\r\n",
+            b"YQ==\r\n",
+            b"*\r\n",
+            b"RSET\r\n",
+            b"hello\n",
+            b"\xff\xfe\r\n",
+            b"QUIT\r\n",
+            b"MAIL FROM:<> SIZE=99999999\r\n",
+            b"..dot\r\n",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut accepted = 0;
+        for _ in 0..2_000 {
+            let mut data = vec![rng.random::<u8>()];
+            if rng.random_bool(0.5) {
+                // A good loopback transaction first, then noise.
+                data[0] &= !1;
+                data.extend_from_slice(
+                    b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nhi\r\n.\r\n",
+                );
+            }
+            for _ in 0..rng.random_range(1..40) {
+                if rng.random_bool(0.8) {
+                    data.extend_from_slice(words[rng.random_range(0..words.len())]);
+                } else {
+                    let n = rng.random_range(0..300);
+                    data.extend((0..n).map(|_| rng.random::<u8>()));
+                }
+            }
+            accepted += drive(&data);
+        }
+        assert!(accepted > 0, "the generator never completed a message");
     }
 }

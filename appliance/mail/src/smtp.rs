@@ -1,12 +1,15 @@
-//! The loopback SMTP listener: framing, timeouts, rate and connection
-//! limits around [`Session`], and the durable spool write before the 250.
+//! The SMTP listeners: framing, timeouts, rate and connection limits
+//! around [`Session`], STARTTLS and AUTH for clients outside loopback, and
+//! the durable spool write before the 250.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -14,9 +17,10 @@ use crate::session::{Action, Limits, Session, Transaction};
 use crate::spool::{Envelope, Origin};
 use crate::{Error, Shared, io_err, message, now};
 
-/// Binds 127.0.0.1:port and serves it in a task.
-pub async fn start(shared: Arc<Shared>, port: u16) -> Result<JoinHandle<()>, Error> {
-    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+/// Binds `addr` and serves it in a task. Whether a connection is a
+/// submission (STARTTLS + AUTH required) depends on the address the client
+/// reached, not on the listener: loopback never is.
+pub async fn start(shared: Arc<Shared>, addr: SocketAddr) -> Result<JoinHandle<()>, Error> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(io_err(format!("SMTP listener on {addr}")))?;
@@ -98,6 +102,13 @@ async fn read_line(
     }
 }
 
+/// How a conversation ended: closed, or the client asked for TLS and the
+/// plain stream comes back to be wrapped.
+enum End<S> {
+    Closed,
+    StartTls(S),
+}
+
 async fn connection(
     shared: Arc<Shared>,
     stream: TcpStream,
@@ -105,25 +116,62 @@ async fn connection(
 ) -> std::io::Result<()> {
     let settings = shared.settings();
     let l = &settings.mail.limits;
-    let idle = Duration::from_secs(l.idle_timeout);
-    let max_line = l.max_line_length as usize;
-    let max_per_minute = l.max_commands_per_minute;
+    let submission = !stream
+        .local_addr()
+        .map(|a| a.ip().to_canonical().is_loopback())
+        .unwrap_or(true);
     let mut session = Session::new(Limits {
         hostname: settings.hostname.clone(),
         max_message_size: l.max_message_size,
         max_recipients: l.max_recipients as usize,
-        max_line_length: max_line,
+        max_line_length: l.max_line_length as usize,
         max_errors: l.max_errors,
+        submission,
     });
     let _ = stream.set_nodelay(true);
-    let (r, w) = stream.into_split();
+    let End::StartTls(stream) = converse(&shared, &mut session, stream, peer, true).await? else {
+        return Ok(());
+    };
+    let acceptor = match crate::tls::acceptor(&shared.state_dir) {
+        Ok(a) => a,
+        Err(e) => {
+            // The 220 is out already; all we can do is close.
+            tracing::error!(%peer, error = %e, "STARTTLS asked for but no certificate");
+            return Ok(());
+        }
+    };
+    let tls = acceptor.accept(stream).await?;
+    session.tls_started();
+    converse(&shared, &mut session, tls, peer, false).await?;
+    Ok(())
+}
+
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Arc<Shared>,
+    session: &mut Session,
+    stream: S,
+    peer: SocketAddr,
+    greet: bool,
+) -> std::io::Result<End<S>> {
+    let settings = shared.settings();
+    let l = &settings.mail.limits;
+    let idle = Duration::from_secs(l.idle_timeout);
+    let max_line = l.max_line_length as usize;
+    let max_per_minute = l.max_commands_per_minute;
+    let (r, w) = tokio::io::split(stream);
     let mut r = BufReader::new(r);
     let mut w = BufWriter::new(w);
-    w.write_all(session.greeting().as_bytes()).await?;
-    w.flush().await?;
+    if greet {
+        w.write_all(session.greeting().as_bytes()).await?;
+        w.flush().await?;
+    }
     let mut shutdown = shared.shutdown.clone();
     let mut line = Vec::with_capacity(1024);
     let (mut window, mut count) = (Instant::now(), 0u32);
+    let closed = |w: BufWriter<_>| async move {
+        let mut w = w;
+        w.flush().await.map(|()| End::Closed)
+    };
     loop {
         let read = if session.in_data() {
             // Message text is finished even while shutting down.
@@ -133,7 +181,7 @@ async fn connection(
                 res = tokio::time::timeout(idle, read_line(&mut r, &mut line, max_line)) => res,
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
                     w.write_all(format!("421 4.3.2 {} Service shutting down\r\n", settings.hostname).as_bytes()).await?;
-                    return w.flush().await;
+                    return closed(w).await;
                 }
             }
         };
@@ -144,10 +192,10 @@ async fn connection(
                     settings.hostname
                 );
                 w.write_all(text.as_bytes()).await?;
-                return w.flush().await;
+                return closed(w).await;
             }
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(None)) => return w.flush().await,
+            Ok(Ok(None)) => return closed(w).await,
             Ok(Ok(Some(t))) => t,
         };
         let action = if session.in_data() {
@@ -164,9 +212,19 @@ async fn connection(
                 tracing::warn!(%peer, "SMTP client over the command rate limit");
                 w.write_all(b"421 4.7.0 Error: too many commands, slow down\r\n")
                     .await?;
-                return w.flush().await;
+                return closed(w).await;
             }
             session.command(&line, too_long)
+        };
+        let action = match action {
+            Action::Authenticate { user, password } => {
+                let ok = shared.check_user(&user, &password).await;
+                if !ok {
+                    tracing::warn!(%peer, %user, "SMTP AUTH failed");
+                }
+                session.auth_result(user, ok)
+            }
+            other => other,
         };
         match action {
             Action::Reply(t) => w.write_all(t.as_bytes()).await?,
@@ -176,10 +234,25 @@ async fn connection(
             }
             Action::Close(t) => {
                 w.write_all(t.as_bytes()).await?;
-                return w.flush().await;
+                return closed(w).await;
             }
+            Action::StartTls(t) => {
+                if !crate::tls::available(&shared.state_dir) {
+                    w.write_all(
+                        b"454 4.7.0 TLS not available: the node has no certificate yet\r\n",
+                    )
+                    .await?;
+                } else {
+                    w.write_all(t.as_bytes()).await?;
+                    w.flush().await?;
+                    // Commands pipelined after STARTTLS were sent in the
+                    // clear and are dropped with the buffer (CVE-2011-0411).
+                    return Ok(End::StartTls(r.into_inner().unsplit(w.into_inner())));
+                }
+            }
+            Action::Authenticate { .. } => unreachable!("answered by auth_result above"),
             Action::Accept(tx) => {
-                let text = match accept(&shared, tx, peer).await {
+                let text = match accept(shared, tx, peer, session.user()).await {
                     Ok(id) => format!("250 2.0.0 Ok: queued as {id}\r\n"),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot spool a message; client told to retry");
@@ -197,11 +270,24 @@ async fn connection(
     }
 }
 
-async fn accept(shared: &Arc<Shared>, tx: Transaction, peer: SocketAddr) -> Result<String, Error> {
+async fn accept(
+    shared: &Arc<Shared>,
+    tx: Transaction,
+    peer: SocketAddr,
+    user: Option<&str>,
+) -> Result<String, Error> {
     let s = shared.settings();
     let t = now();
+    // RFC 3848: ESMTPSA = TLS and AUTH.
+    let (with, auth) = match user {
+        Some(u) => (
+            "ESMTPSA",
+            format!(" (authenticated as {})", u.replace(['\r', '\n'], "")),
+        ),
+        None => ("ESMTP", String::new()),
+    };
     let received = format!(
-        "Received: from {} ([{}])\r\n\tby {} (alpharen) with ESMTP;\r\n\t{}\r\n",
+        "Received: from {} ([{}]){auth}\r\n\tby {} (alpharen) with {with};\r\n\t{}\r\n",
         tx.helo.replace(['\r', '\n'], ""),
         peer.ip(),
         s.hostname,

@@ -161,23 +161,17 @@ pub(crate) fn partition_named(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// Mounts the data partition (GPT name `data`, ext4) on the state
-/// directory. Without one the node still boots, on a tmpfs, and says so:
-/// a broken data disk must not make the node unreachable.
+/// Mounts the data partition (GPT name `data`) on the state directory,
+/// formatting or repairing it first (see `datafs`). Without one the node
+/// still boots, on a tmpfs, and says so: a broken data disk must not make
+/// the node unreachable.
 fn mount_data(state_dir: &Path) {
     let _ = std::fs::create_dir_all(state_dir);
     if is_mounted(&state_dir.display().to_string()) {
         return;
     }
     let result = match partition_named("data") {
-        Some(dev) => mount(
-            Some(&dev),
-            state_dir,
-            Some("ext4"),
-            MsFlags::MS_NOATIME,
-            None::<&str>,
-        )
-        .map_err(|e| format!("{}: {e}", dev.display())),
+        Some(dev) => crate::datafs::prepare(&dev, state_dir, say),
         None => Err("no partition named \"data\"".to_string()),
     };
     if let Err(e) = result {

@@ -10,6 +10,7 @@ mod boot;
 pub mod builtin;
 mod confirm;
 mod control;
+mod datafs;
 mod error;
 pub mod init;
 mod logs;

@@ -22,6 +22,9 @@ fn service_rows(list: &Value) -> Vec<Vec<String>> {
                             .as_i64()
                             .map_or("-".into(), |t| format!("{} ago", duration(now - t))),
                         text(&s["last_exit"]),
+                        s["rss_kib"]
+                            .as_u64()
+                            .map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
                     ]
                 })
                 .collect()
@@ -29,7 +32,15 @@ fn service_rows(list: &Value) -> Vec<Vec<String>> {
         .unwrap_or_default()
 }
 
-const SERVICE_HEADER: [&str; 6] = ["service", "state", "pid", "restarts", "since", "last exit"];
+const SERVICE_HEADER: [&str; 7] = [
+    "service",
+    "state",
+    "pid",
+    "restarts",
+    "since",
+    "last exit",
+    "rss",
+];
 
 pub fn status(client: &mut Node, out: &Output) -> Result<(), CtlError> {
     let v = client.call("status", json!({}))?;
@@ -38,6 +49,15 @@ pub fn status(client: &mut Node, out: &Output) -> Result<(), CtlError> {
         println!("version   {}", text(&v["version"]));
         println!("uptime    {}", duration(v["uptime"].as_i64().unwrap_or(0)));
         println!("revision  {}", text(&v["revision"]));
+        if let Some(m) = v["memory"].as_object() {
+            let mib = |k: &Value| k.as_u64().unwrap_or(0) as f64 / 1024.0;
+            println!(
+                "memory    {:.1} MiB RSS, {:.1} MiB PSS in {} alpharen processes",
+                mib(&m["rss_kib"]),
+                mib(&m["pss_kib"]),
+                text(&m["processes"])
+            );
+        }
         if v["dev"].as_bool() == Some(true) {
             println!("mode      development ({})", text(&v["state_dir"]));
         }

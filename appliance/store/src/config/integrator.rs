@@ -85,7 +85,8 @@ pub struct Job {
     /// cron: 5 fields (min hour dom month dow) or 6 with seconds first.
     #[serde(default)]
     pub cron: Option<String>,
-    /// `UTC` or a fixed offset such as `+02:00`.
+    /// `UTC`, a fixed offset such as `+02:00`, or an IANA name such as
+    /// `Europe/Berlin` (its daylight saving rules apply).
     #[serde(default = "default_tz")]
     pub timezone: String,
     /// A calendar of `integrator.calendars` whose dates are skipped.
@@ -208,19 +209,68 @@ pub fn parse_datetime(s: &str) -> Option<((i32, u32, u32), u32)> {
     Some((date, v[0] * 3600 + v[1] * 60 + v[2]))
 }
 
-/// `UTC`/`Z` or `+HH:MM` / `-HH:MM`: the offset from UTC in seconds.
-pub fn parse_tz(s: &str) -> Option<i64> {
+/// A job's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    /// Seconds east of UTC.
+    Fixed(i64),
+    Named(chrono_tz::Tz),
+}
+
+impl Zone {
+    /// Seconds east of UTC at the instant `utc`.
+    pub fn offset_at(&self, utc: i64) -> i64 {
+        use chrono::{Offset, TimeZone};
+        match self {
+            Zone::Fixed(o) => *o,
+            Zone::Named(tz) => chrono::DateTime::from_timestamp(utc, 0)
+                .map(|t| {
+                    i64::from(
+                        tz.offset_from_utc_datetime(&t.naive_utc())
+                            .fix()
+                            .local_minus_utc(),
+                    )
+                })
+                .unwrap_or(0),
+        }
+    }
+
+    /// The instant of a local wall-clock time (seconds since 1970-01-01
+    /// local). Twice in the autumn: the first one. Skipped in the spring:
+    /// read with the offset before the jump, so it lands just after it.
+    pub fn to_utc(&self, local: i64) -> i64 {
+        use chrono::TimeZone;
+        let Zone::Named(tz) = self else {
+            return local - self.offset_at(local);
+        };
+        let Some(naive) = chrono::DateTime::from_timestamp(local, 0).map(|t| t.naive_utc()) else {
+            return local;
+        };
+        match tz.from_local_datetime(&naive) {
+            chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => t.timestamp(),
+            chrono::LocalResult::None => {
+                // A day earlier the offset is the one before the jump
+                // (transitions are months apart).
+                let earlier = local - 86_400;
+                local - self.offset_at(earlier - self.offset_at(earlier))
+            }
+        }
+    }
+}
+
+/// `UTC`/`Z`, `+HH:MM` / `-HH:MM`, or an IANA zone name.
+pub fn parse_tz(s: &str) -> Option<Zone> {
     if s == "UTC" || s == "Z" || s == "Etc/UTC" {
-        return Some(0);
+        return Some(Zone::Fixed(0));
     }
     let sign = match s.as_bytes().first()? {
         b'+' => 1,
         b'-' => -1,
-        _ => return None,
+        _ => return s.parse::<chrono_tz::Tz>().ok().map(Zone::Named),
     };
     let (h, m) = s.get(1..)?.split_once(':')?;
     let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
-    (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
+    (h <= 14 && m < 60).then_some(Zone::Fixed(sign * (h * 3600 + m * 60)))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -589,7 +639,10 @@ impl Integrator {
                 check::push(
                     out,
                     &at.key("timezone"),
-                    format!("{:?} is not UTC or an offset like +02:00", j.timezone),
+                    format!(
+                        "{:?} is not UTC, an offset like +02:00 or a zone like Europe/Berlin",
+                        j.timezone
+                    ),
                 );
             }
             if let Some(c) = &j.calendar

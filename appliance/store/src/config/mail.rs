@@ -15,6 +15,7 @@ pub struct Mail {
     /// `alpharen@<node.hostname>` when unset.
     pub from: Option<String>,
     pub listen: Listen,
+    pub submission: Submission,
     pub limits: Limits,
     /// Seconds a message may stay queued before it is bounced (5 days).
     pub max_queue_age: u64,
@@ -30,6 +31,7 @@ impl Default for Mail {
             admin_recipients: Vec::new(),
             from: None,
             listen: Listen::default(),
+            submission: Submission::default(),
             limits: Limits::default(),
             max_queue_age: 5 * 24 * 3600,
             notify_interval: 300,
@@ -44,6 +46,18 @@ impl Default for Mail {
 pub struct Listen {
     /// Port on 127.0.0.1 / ::1; 25 on a node, 2525 with `--dev` when unset.
     pub port: Option<u16>,
+}
+
+/// `[mail.submission]`: SMTP for the LAN. On these ports the node listens
+/// on every address; a client from outside loopback must STARTTLS (with the
+/// node's certificate in `<state>/tls/`) and AUTH as a node user before it
+/// may send. Empty: loopback only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct Submission {
+    /// Usually `[25, 587]`.
+    pub ports: Vec<u16>,
 }
 
 /// `[mail.limits]`: what one SMTP client may ask of the listener.
@@ -179,6 +193,14 @@ impl Mail {
         }
         if self.listen.port == Some(0) {
             check::push(out, &path.key("listen").key("port"), "port 0 is not a port");
+        }
+        for (i, port) in self.submission.ports.iter().enumerate() {
+            let at = path.key("submission").key("ports").index(i);
+            if *port == 0 {
+                check::push(out, &at, "port 0 is not a port");
+            } else if self.submission.ports[..i].contains(port) {
+                check::push(out, &at, format!("port {port} is listed twice"));
+            }
         }
         if self.max_queue_age < 60 {
             check::push(

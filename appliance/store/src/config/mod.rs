@@ -19,10 +19,10 @@ pub use dpx::{
     TsigKey, UPDATE_TYPES, in_zone, split_url,
 };
 pub use integrator::{
-    Calendar, Channel, Integrator, Job, Outgoing, SecurityDef, Topic, parse_date, parse_datetime,
-    parse_tz,
+    Calendar, Channel, Integrator, Job, Outgoing, SecurityDef, Topic, Zone, parse_date,
+    parse_datetime, parse_tz,
 };
-pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, is_mail_address};
+pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, Submission, is_mail_address};
 pub use network::{Dns, Interface, Network, Route, Time, Vlan, in_subnet, parse_cidr, parse_dest};
 pub use node::{ExtraService, Node, RestartMode};
 pub use path::KeyPath;

@@ -85,17 +85,12 @@ impl Node {
                 "must be between 1 and 3600 seconds",
             );
         }
-        if self.timezone.is_empty()
-            || self
-                .timezone
-                .chars()
-                .any(|c| !(c.is_ascii_alphanumeric() || "/_+-".contains(c)))
-        {
+        if super::parse_tz(&self.timezone).is_none() {
             check::push(
                 out,
                 &path.key("timezone"),
                 format!(
-                    "{:?} is not a time zone name such as \"Europe/Berlin\" or \"UTC\"",
+                    "{:?} is not a known time zone such as \"Europe/Berlin\", \"UTC\" or \"+02:00\"",
                     self.timezone
                 ),
             );

@@ -43,6 +43,44 @@ async fn statuses(node: &Node) -> Vec<ServiceStatus> {
         .collect()
 }
 
+/// Rss and Pss of a process in KiB, from /proc/PID/smaps_rollup.
+fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    Some((field("Rss:")?, field("Pss:")?))
+}
+
+/// The services with their memory, and the total over every alpharen
+/// process: init (when we run under it), this supervisor and the services.
+async fn services_with_memory(node: &Node) -> (Vec<Value>, Value) {
+    let mut pids = vec![std::process::id()];
+    if node.opts.under_init {
+        pids.push(1);
+    }
+    let list = statuses(node)
+        .await
+        .into_iter()
+        .map(|st| {
+            let mem = st.pid.and_then(memory_kib);
+            pids.extend(st.pid);
+            let mut v = json!(st);
+            v["rss_kib"] = json!(mem.map(|m| m.0));
+            v
+        })
+        .collect();
+    let (rss, pss) = pids
+        .iter()
+        .filter_map(|p| memory_kib(*p))
+        .fold((0, 0), |(r, p), (r2, p2)| (r + r2, p + p2));
+    let total = json!({"rss_kib": rss, "pss_kib": pss, "processes": pids.len()});
+    (list, total)
+}
+
 pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
     let value = match call.method.as_str() {
         "status" => {
@@ -54,6 +92,7 @@ pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
                     !s.has_admin()?,
                 ))
             })?;
+            let (services, memory) = services_with_memory(node).await;
             json!({
                 "hostname": config.node.hostname,
                 "version": env!("CARGO_PKG_VERSION"),
@@ -63,10 +102,11 @@ pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
                 "revision": revision,
                 "pending": pending,
                 "setup_required": setup_required,
-                "services": statuses(node).await,
+                "memory": memory,
+                "services": services,
             })
         }
-        "services.list" => json!(statuses(node).await),
+        "services.list" => json!(services_with_memory(node).await.0),
         "services.restart" => {
             let p: Name = call.params()?;
             let services = node.services.lock().await;
