@@ -338,33 +338,6 @@ fn arrays_are_not_tables() {
     assert!(Config::from_value(serde_json::json!({})).is_ok());
 }
 
-#[test]
-fn submission_ports_are_checked() {
-    let ok = Config::from_toml("[mail.submission]\nports = [25, 587]\n").unwrap();
-    assert_eq!(ok.mail.submission.ports, vec![25, 587]);
-    let bad = "[mail.submission]\nports = [587, 0, 587]\n";
-    assert_eq!(
-        paths(Config::from_toml(bad).unwrap_err()),
-        vec!["mail.submission.ports[1]", "mail.submission.ports[2]"]
-    );
-}
-
-#[test]
-fn time_zones_are_names_offsets_or_utc() {
-    for ok in ["UTC", "Europe/Berlin", "Etc/GMT-5", "+02:00", "-09:30"] {
-        let cfg = format!("[node]\ntimezone = {ok:?}\n");
-        assert!(Config::from_toml(&cfg).is_ok(), "{ok}");
-    }
-    for bad in ["Europe/Atlantis", "", "+25:00", "berlin"] {
-        let cfg = format!("[node]\ntimezone = {bad:?}\n");
-        assert_eq!(
-            paths(Config::from_toml(&cfg).unwrap_err()),
-            vec!["node.timezone"],
-            "{bad}"
-        );
-    }
-}
-
 const DPX_FULL: &str = r#"
 [dpx]
 zone = "arclst.example."
@@ -496,4 +469,31 @@ fn dpx_client_needs_https_and_one_address_source() {
             "dpx.client.interval"
         ]
     );
+}
+
+#[test]
+fn submission_ports_are_checked() {
+    let ok = Config::from_toml("[mail.submission]\nports = [25, 587]\n").unwrap();
+    assert_eq!(ok.mail.submission.ports, vec![25, 587]);
+    let bad = "[mail.submission]\nports = [587, 0, 587]\n";
+    assert_eq!(
+        paths(Config::from_toml(bad).unwrap_err()),
+        vec!["mail.submission.ports[1]", "mail.submission.ports[2]"]
+    );
+}
+
+#[test]
+fn time_zones_are_names_offsets_or_utc() {
+    for ok in ["UTC", "Europe/Berlin", "Etc/GMT-5", "+02:00", "-09:30"] {
+        let cfg = format!("[node]\ntimezone = {ok:?}\n");
+        assert!(Config::from_toml(&cfg).is_ok(), "{ok}");
+    }
+    for bad in ["Europe/Atlantis", "", "+25:00", "berlin"] {
+        let cfg = format!("[node]\ntimezone = {bad:?}\n");
+        assert_eq!(
+            paths(Config::from_toml(&cfg).unwrap_err()),
+            vec!["node.timezone"],
+            "{bad}"
+        );
+    }
 }
