@@ -156,6 +156,13 @@ as_viewer POST /api/v1/tokens '{"name":"v"}'
 expect 403 "viewer cannot make tokens"
 as_viewer GET /api/v1/backup
 expect 403 "viewer cannot download backups"
+as_viewer GET /api/v1/services/mail/status
+expect 200 "viewer reads a service's own status"
+jq -e '.queued != null' <<<"$BODY" >/dev/null || fail "mail status without the queue: $BODY"
+as_viewer GET /api/v1/services/nosuch/status
+expect 404 "status of a service that does not exist"
+as_viewer GET /api/v1/services/..%2Fconfig/status
+expect 404 "service names are plain words"
 
 # --- API tokens
 as_admin POST /api/v1/tokens '{"name":"ci","role":"admin"}'

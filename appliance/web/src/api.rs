@@ -409,6 +409,21 @@ async fn services(State(app): AppState, _c: Reader) -> ApiResult {
     Ok(Json(rpc(&app, "services.list", json!({})).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/services/{name}/status", tag = "node",
+    params(("name" = String, Path, description = "Service name: net, vpn, dpx, mail, pgha, integrator")),
+    responses((status = 200, description = "The service's own status (`<name>.status`): leases, peers, queue, HA groups, workers", body = Value),
+        (status = 404, description = "No such service, or one without a status", body = ErrorBody)))]
+async fn service_status(State(app): AppState, _c: Reader, Path(name): Path<String>) -> ApiResult {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_service",
+            format!("there is no service {name:?}"),
+        ));
+    }
+    Ok(Json(rpc(&app, &format!("{name}.status"), json!({})).await?))
+}
+
 #[utoipa::path(post, path = "/api/v1/services/{name}/restart", tag = "node",
     params(("name" = String, Path, description = "Service name")),
     responses((status = 200, description = "Restart requested", body = Value),
@@ -799,7 +814,7 @@ impl utoipa::Modify for SecurityAddon {
 #[openapi(
     info(title = "ALPHA-REN node API", description = "The node's admin API: the same operations as `alpharen ctl`."),
     paths(health, setup_status, setup_complete, login, whoami, logout, status, services,
-        service_restart, config_get, config_apply, config_set, config_schema, config_history,
+        service_status, service_restart, config_get, config_apply, config_set, config_schema, config_history,
         config_diff, config_rollback, config_confirm, config_export, logs, users_list, users_add,
         users_passwd, users_del, tokens_list, tokens_create, tokens_revoke, backup_download,
         backup_restore, reboot, poweroff, openapi_json),
@@ -960,6 +975,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/session", get(whoami).post(login).delete(logout))
         .route("/status", get(status))
         .route("/services", get(services))
+        .route("/services/{name}/status", get(service_status))
         .route("/services/{name}/restart", post(service_restart))
         .route(
             "/config",
