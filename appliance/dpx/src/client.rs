@@ -177,20 +177,7 @@ where
 }
 
 fn interface_address(name: &str) -> Option<IpAddr> {
-    let addrs: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
-        .ok()?
-        .filter(|a| a.interface_name == name)
-        .filter_map(|a| a.address)
-        .filter_map(|s| {
-            s.as_sockaddr_in()
-                .map(|v4| IpAddr::V4(v4.ip()))
-                .or_else(|| s.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
-        })
-        .filter(|ip| match ip {
-            IpAddr::V4(a) => !a.is_loopback() && !a.is_link_local(),
-            IpAddr::V6(a) => !a.is_loopback() && !a.is_unicast_link_local(),
-        })
-        .collect();
+    let addrs = crate::usable_addresses(Some(name));
     addrs
         .iter()
         .find(|a| a.is_ipv4())

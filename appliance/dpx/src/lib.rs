@@ -91,7 +91,7 @@ fn configured_zone(store: &Store, config: &Config, name: &str, dev: bool) -> Res
     let found = if dev {
         vec![IpAddr::from([127, 0, 0, 1])]
     } else {
-        link_addresses()
+        usable_addresses(None)
     };
     let addresses = zone::node_addresses(config, &found);
     let mut keys = Vec::new();
@@ -131,13 +131,15 @@ fn configured_zone(store: &Store, config: &Config, name: &str, dev: bool) -> Res
     })
 }
 
-/// Global addresses on the node's links, for the node's own A/AAAA when
-/// the configuration has no static ones (DHCP).
-fn link_addresses() -> Vec<IpAddr> {
+/// Global addresses (not loopback, not link-local) of every interface, or
+/// of the one named: the node's own A/AAAA when the configuration has no
+/// static ones (DHCP), and the dyndns client's address source.
+pub(crate) fn usable_addresses(interface: Option<&str>) -> Vec<IpAddr> {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
         return Vec::new();
     };
     addrs
+        .filter(|a| interface.is_none_or(|name| a.interface_name == name))
         .filter_map(|a| a.address)
         .filter_map(|s| {
             s.as_sockaddr_in()
