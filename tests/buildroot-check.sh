@@ -33,8 +33,8 @@ for cfg in "$EXT"/configs/*_defconfig; do
 done
 # post-image with stand-in inputs (Debian's systemd-boot, taken out of the
 # .deb the way package/alpharen-sdboot does, any kernel, our squashfs): the
-# disk it writes has the four partitions and boot-counted entries that
-# mount the slot by partition name.
+# x86 disk has the four partitions and boot-counted entries that mount the
+# slot by partition name; the Raspberry Pi disk is checked below.
 deb=$(ls "$ROOT"/images/out/cache/systemd-boot-efi_*.deb 2>/dev/null | head -n 1 || true)
 sq=$ROOT/images/out/work-qemu-x86_64/input/rootfs.squashfs
 if [ -n "$deb" ] && [ -f "$sq" ]; then
@@ -57,6 +57,32 @@ if [ -n "$deb" ] && [ -f "$sq" ]; then
     fi
   else
     echo "FAIL post-image"; tail -20 "$work/post-image.log"; status=1
+  fi
+  rm -rf "$bin"
+  # rpi4-64: stand-in firmware, kernel and device tree; the MBR disk has
+  # autoboot.txt on partition 1 and per-slot cmdline.txt naming the root.
+  mkdir -p "$bin/rpi-firmware/overlays"
+  cp "$EXT/board/rpi4-64/config.txt" "$bin/rpi-firmware/"
+  for f in rpi-firmware/start4.elf rpi-firmware/fixup4.dat rpi-firmware/overlays/disable-bt.dtbo Image bcm2711-rpi-4-b.dtb; do
+    head -c 64k /dev/urandom > "$bin/$f"
+  done
+  cp "$sq" "$bin/rootfs.squashfs"
+  if BR2_EXTERNAL_ALPHAREN_PATH=$EXT BUILD_DIR=$work/build TARGET_DIR=$work/target \
+      "$EXT/board/post-image.sh" "$bin" rpi4-64 >"$work/post-image-rpi.log" 2>&1; then
+    img=$bin/alpharen-rpi4-64.img
+    layout=$(sfdisk -J "$img" | python3 -c 'import json,sys; t=json.load(sys.stdin)["partitiontable"]; print(t["label"], t["id"], *(p["type"] for p in t["partitions"]))')
+    at() { sfdisk -J "$img" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["partitions"][int(sys.argv[1])]["start"]*512)' "$1"; }
+    autoboot=$(mtype -i "$img@@$(at 0)" ::autoboot.txt 2>/dev/null || true)
+    cmd_b=$(mtype -i "$img@@$(at 2)" ::cmdline.txt 2>/dev/null || true)
+    if [ "$layout" = "dos 0x41524e34 c c c f 83 83 83" ] && grep -qx 'boot_partition=3' <<<"$autoboot" \
+        && mdir -i "$img@@$(at 2)" ::start4.elf >/dev/null 2>&1 \
+        && grep -q 'root=PARTUUID=41524e34-06 .*alpharen.slot=b' <<<"$cmd_b"; then
+      echo "ok post-image rpi4-64 (stand-in inputs): $layout"
+    else
+      echo "FAIL post-image rpi4-64: layout '$layout', autoboot: $autoboot, slot B cmdline: $cmd_b"; status=1
+    fi
+  else
+    echo "FAIL post-image rpi4-64"; tail -20 "$work/post-image-rpi.log"; status=1
   fi
   rm -rf "$bin"
 else

@@ -3,12 +3,19 @@
 //! once the node is healthy we rename it `alpharen-a.conf` (good). A slot
 //! whose tries reach zero is sorted last by the boot loader, so the other
 //! slot boots, and we report the failed one.
+//!
+//! On a Raspberry Pi the firmware does the A/B switch (board/rpi4-64):
+//! `autoboot.txt` names the default boot partition and, under `[tryboot]`,
+//! the one tried once after `reboot "0 tryboot"`. A trial boot that comes
+//! up healthy is committed by swapping the two; one that does not falls
+//! back by itself at the next reset, because the firmware's flag is
+//! one-shot.
 
 use std::path::Path;
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
-const ESP_MOUNT: &str = "/run/esp";
+const BOOT_MOUNT: &str = "/run/boot";
 
 /// The slot this boot came from (`alpharen.slot=a` on the kernel command line).
 pub fn slot_from_cmdline(cmdline: &str) -> Option<char> {
@@ -33,21 +40,26 @@ pub fn failed_slot(file: &str) -> Option<char> {
     (left == "0").then(|| slot.chars().next()).flatten()
 }
 
-fn with_esp<T>(f: impl FnOnce(&Path) -> std::io::Result<T>) -> std::io::Result<T> {
-    let dev = crate::init::partition_named("esp")
-        .ok_or_else(|| std::io::Error::other("no partition named \"esp\""))?;
-    std::fs::create_dir_all(ESP_MOUNT)?;
+/// Mounts the FAT partition `name` on /run/boot, runs `f`, syncs and
+/// unmounts.
+fn with_boot_partition<T>(
+    name: &str,
+    f: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let dev = crate::init::partition_named(name)
+        .ok_or_else(|| std::io::Error::other(format!("no partition named \"{name}\"")))?;
+    std::fs::create_dir_all(BOOT_MOUNT)?;
     mount(
         Some(&dev),
-        ESP_MOUNT,
+        BOOT_MOUNT,
         Some("vfat"),
         MsFlags::MS_NOATIME,
         None::<&str>,
     )
     .map_err(std::io::Error::from)?;
-    let result = f(Path::new(ESP_MOUNT));
+    let result = f(Path::new(BOOT_MOUNT));
     nix::unistd::sync();
-    let _ = umount2(ESP_MOUNT, MntFlags::empty());
+    let _ = umount2(BOOT_MOUNT, MntFlags::empty());
     result
 }
 
@@ -57,7 +69,32 @@ pub fn mark_good() -> std::io::Result<(Option<char>, Vec<char>)> {
     let Some(slot) = slot_from_cmdline(&cmdline) else {
         return Ok((None, Vec::new()));
     };
-    with_esp(|esp| {
+    let pi = Path::new(PI_BOOTLOADER);
+    if pi.join("partition").exists() {
+        let read = |name| -> std::io::Result<u32> {
+            let bytes = std::fs::read(pi.join(name))?;
+            let bytes: [u8; 4] =
+                bytes
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| {
+                        std::io::Error::other(format!("{PI_BOOTLOADER}/{name}: not a 32-bit cell"))
+                    })?;
+            Ok(u32::from_be_bytes(bytes))
+        };
+        let (partition, tryboot) = (read("partition")?, read("tryboot").unwrap_or(0) == 1);
+        if tryboot {
+            with_boot_partition("autoboot", |dir| {
+                let path = dir.join("autoboot.txt");
+                if let Some(next) = commit_trial(&std::fs::read_to_string(&path)?, partition) {
+                    crate::setup::write_durably(&path, next.as_bytes())?;
+                }
+                Ok(())
+            })?;
+        }
+        return Ok((Some(slot), Vec::new()));
+    }
+    with_boot_partition("esp", |esp| {
         let dir = esp.join("loader/entries");
         let mut failed = Vec::new();
         for entry in std::fs::read_dir(&dir)?.flatten() {
@@ -72,9 +109,71 @@ pub fn mark_good() -> std::io::Result<(Option<char>, Vec<char>)> {
     })
 }
 
+/// The Raspberry Pi firmware's view of this boot (big-endian cells).
+const PI_BOOTLOADER: &str = "/proc/device-tree/chosen/bootloader";
+
+/// `autoboot.txt` with the trial partition made the default (and the old
+/// default the next trial), when `booted` is the `[tryboot]` partition;
+/// `None` when there is nothing to commit.
+pub fn commit_trial(autoboot: &str, booted: u32) -> Option<String> {
+    let mut section = String::new();
+    let (mut default, mut trial) = (None, None);
+    for line in autoboot.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.to_ascii_lowercase();
+        } else if let Some(v) = line.strip_prefix("boot_partition=") {
+            match section.as_str() {
+                "[all]" | "" => default = v.trim().parse::<u32>().ok(),
+                "[tryboot]" => trial = v.trim().parse::<u32>().ok(),
+                _ => {}
+            }
+        }
+    }
+    let (default, trial) = (default?, trial?);
+    if trial != booted || default == trial {
+        return None;
+    }
+    let mut section = String::new();
+    let mut out = String::new();
+    for line in autoboot.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            section = t.to_ascii_lowercase();
+        }
+        let swapped = match section.as_str() {
+            "[all]" | "" => trial,
+            "[tryboot]" => default,
+            _ => 0,
+        };
+        if t.starts_with("boot_partition=") && swapped != 0 {
+            out.push_str(&format!("boot_partition={swapped}\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_healthy_trial_boot_becomes_the_default() {
+        let initial = "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n";
+        assert_eq!(
+            commit_trial(initial, 3).as_deref(),
+            Some("[all]\ntryboot_a_b=1\nboot_partition=3\n[tryboot]\nboot_partition=2\n")
+        );
+        // Booted the default partition: nothing to commit.
+        assert_eq!(commit_trial(initial, 2), None);
+        // Committed once: the next trial is the old slot again.
+        let committed = commit_trial(initial, 3).unwrap_or_default();
+        assert_eq!(commit_trial(&committed, 2).as_deref(), Some(initial));
+        assert_eq!(commit_trial("[all]\nboot_partition=2\n", 2), None);
+        assert_eq!(commit_trial("garbage", 3), None);
+    }
 
     #[test]
     fn entries_are_read_like_systemd_boot_writes_them() {

@@ -131,8 +131,8 @@ fn format(dev: &Path) -> Result<(), String> {
 
 const LAZY: &str = "nodiscard,lazy_itable_init=1,lazy_journal_init=1";
 
-/// Moves the GPT backup header to the end of the disk, extends the
-/// partition over the free space after it and tells the kernel. `None`:
+/// Moves the GPT backup header to the end of the disk (a no-op on MBR),
+/// extends the partition over the free space after it and tells the kernel. `None`:
 /// nothing to grow.
 fn grow(dev: &Path) -> Result<Option<u64>, String> {
     let name = dev
@@ -163,23 +163,39 @@ fn grow(dev: &Path) -> Result<Option<u64>, String> {
         &["-q", "--no-reread", "--relocate", "gpt-bak-std", &disk],
         "",
     )?;
-    run(
-        "/usr/sbin/sfdisk",
-        &[
-            "-q",
-            "--no-reread",
-            "--no-tell-kernel",
-            "-N",
-            &number,
-            &disk,
-        ],
-        ", +\n",
-    )?;
+    let extend = |number: &str| {
+        run(
+            "/usr/sbin/sfdisk",
+            &["-q", "--no-reread", "--no-tell-kernel", "-N", number, &disk],
+            ", +\n",
+        )
+    };
+    // A logical partition of an MBR disk (the Raspberry Pi layout) can
+    // only grow once its extended container has.
+    let mbr = crate::init::first_sector(Path::new(&disk)).map_err(|e| format!("{disk}: {e}"))?;
+    if number.parse::<u8>().is_ok_and(|n| n > 4)
+        && let Some(ext) = extended_partition(&mbr)
+    {
+        extend(&ext.to_string())?;
+    }
+    extend(&number)?;
     // The root is mounted from this disk, so the kernel cannot re-read the
     // whole table; update just this partition (BLKPG).
     run("/usr/sbin/partx", &["-u", "--nr", &number, &disk], "")?;
     let after = sectors(&sys.join("size"))?;
     Ok((after > before).then_some(after / 2048))
+}
+
+/// The number of the extended partition in an MBR (partition types 0x05,
+/// 0x0f and 0x85); `None` for a GPT's protective MBR or no extended one.
+fn extended_partition(mbr: &[u8; 512]) -> Option<u8> {
+    if mbr[510..] != [0x55, 0xaa] {
+        return None;
+    }
+    (0..4u8).find_map(|i| {
+        let kind = mbr[446 + 16 * usize::from(i) + 4];
+        matches!(kind, 0x05 | 0x0f | 0x85).then_some(i + 1)
+    })
 }
 
 /// Runs a tool; its complaints become the error (and stay off the console
@@ -241,6 +257,25 @@ mod tests {
         );
         assert_eq!(on_corrupt("console=ttyS0 alpharen.slot=a"), OnCorrupt::Keep);
         assert_eq!(on_corrupt("alpharen.data=reformatx"), OnCorrupt::Keep);
+    }
+
+    #[test]
+    fn finds_the_extended_partition_of_an_mbr() {
+        let mut mbr = [0u8; 512];
+        assert_eq!(extended_partition(&mbr), None);
+        mbr[510] = 0x55;
+        mbr[511] = 0xaa;
+        mbr[446 + 4] = 0x0c;
+        mbr[446 + 16 + 4] = 0x0c;
+        assert_eq!(extended_partition(&mbr), None);
+        mbr[446 + 48 + 4] = 0x0f;
+        assert_eq!(extended_partition(&mbr), Some(4));
+        // A GPT's protective MBR: one partition of type 0xee.
+        let mut pmbr = [0u8; 512];
+        pmbr[510] = 0x55;
+        pmbr[511] = 0xaa;
+        pmbr[446 + 4] = 0xee;
+        assert_eq!(extended_partition(&pmbr), None);
     }
 
     #[test]

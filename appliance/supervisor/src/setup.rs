@@ -34,9 +34,10 @@ fn new_code() -> String {
     format!("{}-{}-{}", &chars[0..4], &chars[4..8], &chars[8..12])
 }
 
-/// The code must survive a power cut right after it was shown: temp file,
-/// fsync, rename, fsync of the directory.
-fn write_durably(path: &Path, code: &str) -> std::io::Result<()> {
+/// For files that must survive a power cut right after they were written
+/// (the setup code once shown, the Pi's autoboot.txt): temp file, fsync,
+/// rename, fsync of the directory.
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
@@ -44,7 +45,7 @@ fn write_durably(path: &Path, code: &str) -> std::io::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(&tmp)?;
-    writeln!(f, "{code}")?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
@@ -87,9 +88,11 @@ impl SetupState {
             return Ok(state);
         }
         let code = new_code();
-        write_durably(&state.file, &code).map_err(|source| SupervisorError::Read {
-            path: state.file.display().to_string(),
-            source,
+        write_durably(&state.file, format!("{code}\n").as_bytes()).map_err(|source| {
+            SupervisorError::Read {
+                path: state.file.display().to_string(),
+                source,
+            }
         })?;
         state.code = Some(code);
         Ok(state)
