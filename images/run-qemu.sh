@@ -4,6 +4,8 @@
 # 8443 -> 443 and 2222 -> 22 on 127.0.0.1. Prints the console URL and the
 # setup code as soon as the node shows them.
 #   Usage: images/run-qemu.sh [IMAGE]   (Ctrl-A X quits QEMU)
+# DISK=sata|nvme attaches the disk the way a PC has it (default virtio);
+# NIC=e1000e (or another QEMU model) replaces virtio-net-pci.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 IMG=${1:-$ROOT/images/out/alpharen-qemu-x86_64.img}
@@ -28,6 +30,12 @@ if [ -w /dev/kvm ]; then
   fi
   accel=$(cat "$cache")
 fi
+case ${DISK:-virtio} in
+  virtio) disk=(-drive file="$IMG",if=virtio,format=raw) ;;
+  sata) disk=(-drive file="$IMG",if=none,id=d0,format=raw -device ide-hd,drive=d0,bus=ide.0) ;;
+  nvme) disk=(-drive file="$IMG",if=none,id=d0,format=raw -device nvme,drive=d0,serial=alpharen0) ;;
+  *) echo "DISK must be virtio, sata or nvme" >&2; exit 2 ;;
+esac
 echo "QEMU with $accel; serial console below (Ctrl-A X quits)" >&2
 : > "$LOG"
 (
@@ -45,8 +53,8 @@ echo "QEMU with $accel; serial console below (Ctrl-A X quits)" >&2
 exec qemu-system-x86_64 -machine q35,accel=$accel -m 512 -smp 2 \
   -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
   -drive if=pflash,format=raw,file="$vars" \
-  -drive file="$IMG",if=virtio,format=raw \
+  "${disk[@]}" \
   -netdev user,id=n0,hostfwd=tcp:127.0.0.1:${WEB_PORT:-8443}-:443,hostfwd=tcp:127.0.0.1:${SSH_PORT:-2222}-:22 \
-  -device virtio-net-pci,netdev=n0 \
+  -device "${NIC:-virtio-net-pci}",netdev=n0 \
   -chardev stdio,id=s0,logfile="$LOG",signal=on -serial chardev:s0 \
   -display none -monitor none ${QEMU_EXTRA:-}

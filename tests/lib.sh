@@ -55,12 +55,13 @@ TOML
 }
 # build_image: the release binary and the QEMU image from it, rebuilt only
 # when one of their inputs is newer than the image. Sets IMG.
-build_image() {
-  IMG=$ROOT/images/out/alpharen-qemu-x86_64.img
+build_image() { # [BOARD], default qemu-x86_64
+  local board=${1:-qemu-x86_64}
+  IMG=$ROOT/images/out/alpharen-$board.img
   (cd "$ROOT" && cargo build --release -q)
   if [ -f "$IMG" ] && [ -z "$(find "$ROOT/target/release/alpharen" "$ROOT/images/build.sh" "$ROOT/images/initramfs-init" \
       "$ROOT/board" "$ROOT/overlays" -newer "$IMG" -print -quit)" ]; then
     return 0
   fi
-  ALPHAREN_BIN=$ROOT/target/release/alpharen "$ROOT/images/build.sh" qemu-x86_64 >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; fail "image build"; }
+  ALPHAREN_BIN=$ROOT/target/release/alpharen "$ROOT/images/build.sh" "$board" >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; fail "image build ($board)"; }
 }

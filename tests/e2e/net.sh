@@ -29,7 +29,8 @@ inN ip addr add 10.88.0.99/24 dev eth1
 start_dnsmasq() {
   ip netns exec $P dnsmasq --no-daemon --no-ping --port=0 --interface=p0 --bind-interfaces \
     --dhcp-range=10.77.0.100,10.77.0.150,2m --dhcp-leasefile="$T/leases" \
-    --dhcp-option=option:router,10.77.0.1 --dhcp-option=option:dns-server,10.77.0.53 \
+    --dhcp-option=option:router,10.77.0.2 --dhcp-option=option:dns-server,10.77.0.53 \
+    --dhcp-option=option:classless-static-route,0.0.0.0/0,10.77.0.1,198.18.0.0/15,10.77.0.254 \
     --dhcp-option=option:mtu,1400 --dhcp-option=option:domain-name,example.test \
     --log-dhcp --log-facility="$T/dnsmasq.log" >/dev/null 2>&1 &
   DNSMASQ_PID=$!
@@ -92,7 +93,9 @@ wait_for 30 bash -c "ip netns exec $N ip -o -4 addr show dev eth0 | grep -c >/de
 LEASED=$(inN ip -o -4 addr show dev eth0 | awk '{print $4}')
 pass "DHCP address $LEASED on eth0"
 wait_for 5 bash -c "ip netns exec $N ip route show default | grep -c >/dev/null 'via 10.77.0.1 dev eth0'" || { dump; fail "no DHCP default route"; }
-pass "default route via 10.77.0.1"
+wait_for 5 bash -c "ip netns exec $N ip route show 198.18.0.0/15 | grep -c >/dev/null 'via 10.77.0.254 dev eth0'" || { dump; fail "no classless static route (option 121)"; }
+inN ip route show default | grep -q "via 10.77.0.2 " && fail "router option 3 used although option 121 was sent"
+pass "default route via 10.77.0.1 and 198.18.0.0/15 via 10.77.0.254 from option 121 (option 3 ignored, RFC 3442)"
 [ "$(inN cat /sys/class/net/eth0/mtu)" = 1400 ] || fail "MTU from DHCP not applied"
 pass "MTU 1400 from DHCP"
 wait_for 5 grep -q "nameserver 10.77.0.53" "$STATE/run/resolv.conf" || fail "resolver lacks the DHCP DNS server"

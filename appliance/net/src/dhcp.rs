@@ -84,19 +84,47 @@ pub struct Held {
 
 impl Held {
     pub fn input(&self) -> LeaseInput {
+        let (router, routes) = match self.lease.classless_routes.as_deref() {
+            Some(classless) if !classless.is_empty() => split_classless(
+                classless
+                    .iter()
+                    .map(|r| (r.destination, r.prefix_length, r.router)),
+            ),
+            _ => (
+                self.lease
+                    .gateways
+                    .as_ref()
+                    .and_then(|g| g.first().copied()),
+                Vec::new(),
+            ),
+        };
         LeaseInput {
             addr: Some(Addr {
                 ip: self.lease.yiaddr.into(),
                 prefix: prefix_len(self.lease.subnet_mask),
             }),
-            router: self
-                .lease
-                .gateways
-                .as_ref()
-                .and_then(|g| g.first().copied()),
+            router,
+            routes,
             mtu: self.lease.mtu,
         }
     }
+}
+
+/// Option 121's routes as the default gateway (its 0.0.0.0/0 entry) and
+/// the rest.
+pub fn split_classless(
+    routes: impl Iterator<Item = (Ipv4Addr, u8, Ipv4Addr)>,
+) -> (Option<Ipv4Addr>, Vec<(Ipv4Addr, u8, Ipv4Addr)>) {
+    let mut default = None;
+    let mut rest = Vec::new();
+    for (dest, prefix, via) in routes {
+        if prefix == 0 {
+            default = default.or(Some(via));
+        } else {
+            rest.push((dest, prefix, via));
+        }
+    }
+    (default, rest)
 }
 
 pub fn prefix_len(mask: Ipv4Addr) -> u8 {
@@ -250,6 +278,23 @@ mod tests {
         let c = LeaseClock::new(now, 100, 90, 80);
         assert_eq!(c.t1, Duration::from_secs(50));
         assert_eq!(c.t2, Duration::from_secs(80));
+    }
+
+    #[test]
+    fn classless_routes_replace_the_router_option() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let (default, rest) = split_classless(
+            [
+                (ip("10.0.0.0"), 8, ip("192.0.2.9")),
+                (ip("0.0.0.0"), 0, ip("192.0.2.1")),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(default, Some(ip("192.0.2.1")));
+        assert_eq!(rest, vec![(ip("10.0.0.0"), 8, ip("192.0.2.9"))]);
+        // No 0.0.0.0/0 entry: no default route at all (option 3 is ignored).
+        let (default, rest) = split_classless([(ip("10.0.0.0"), 8, ip("192.0.2.9"))].into_iter());
+        assert_eq!((default, rest.len()), (None, 1));
     }
 
     #[test]

@@ -87,7 +87,13 @@ impl Actual {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LeaseInput {
     pub addr: Option<Addr>,
+    /// The default gateway: option 121's 0.0.0.0/0 entry when the server
+    /// sent classless routes (RFC 3442 says to ignore option 3 then),
+    /// else option 3's first router.
     pub router: Option<Ipv4Addr>,
+    /// Option 121's other routes: destination, prefix, router (0.0.0.0
+    /// for a destination on the link).
+    pub routes: Vec<(Ipv4Addr, u8, Ipv4Addr)>,
     pub mtu: Option<u16>,
 }
 
@@ -207,6 +213,15 @@ fn wanted(iface: &Interface, lease: Option<&LeaseInput>) -> Wanted {
         }
         if let (Some(gw), None) = (l.router, &iface.gateway4) {
             routes.push((default_route(IpAddr::V4(gw), DHCP_METRIC), PROTO_DHCP));
+        }
+        for &(dest, prefix, via) in &l.routes {
+            let route = RouteKey {
+                dest: network_of(IpAddr::V4(dest), prefix),
+                prefix,
+                via: (!via.is_unspecified()).then_some(IpAddr::V4(via)),
+                metric: DHCP_METRIC,
+            };
+            routes.push((route, PROTO_DHCP));
         }
     }
     (addrs, routes)
@@ -569,6 +584,14 @@ mod tests {
             (n == "eth0").then(|| LeaseInput {
                 addr: Some(a("192.0.2.77/24")),
                 router: Some("192.0.2.1".parse().unwrap()),
+                routes: vec![
+                    (
+                        "198.18.7.9".parse().unwrap(),
+                        15,
+                        "192.0.2.254".parse().unwrap(),
+                    ),
+                    ("203.0.113.0".parse().unwrap(), 24, Ipv4Addr::UNSPECIFIED),
+                ],
                 mtu: Some(1400),
             })
         };
@@ -587,11 +610,32 @@ mod tests {
             addr: a("192.0.2.77/24"),
             proto: PROTO_DHCP
         }));
+        // Option 121: a gateway route (host bits cleared) and an on-link one.
+        let route = |dest: &str, prefix, via: Option<&str>| Action::AddRoute {
+            index: 2,
+            name: "eth0".into(),
+            route: RouteKey {
+                dest: dest.parse().unwrap(),
+                prefix,
+                via: via.map(|v| v.parse().unwrap()),
+                metric: DHCP_METRIC,
+            },
+            proto: PROTO_DHCP,
+        };
+        assert!(
+            got.contains(&route("198.18.0.0", 15, Some("192.0.2.254"))),
+            "{got:?}"
+        );
+        assert!(got.contains(&route("203.0.113.0", 24, None)), "{got:?}");
+        assert!(
+            got.contains(&route("0.0.0.0", 0, Some("192.0.2.1"))),
+            "{got:?}"
+        );
         apply(&mut actual, &got);
         assert_eq!(diff(&net, &actual, &lease), vec![]);
-        // lease expired: the address and route go, nothing else
+        // lease expired: the address and routes go, nothing else
         let gone = diff(&net, &actual, &no_lease);
-        assert_eq!(gone.len(), 2, "{gone:?}");
+        assert_eq!(gone.len(), 4, "{gone:?}");
     }
 
     #[test]
