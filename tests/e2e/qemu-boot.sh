@@ -21,7 +21,7 @@ KNOWN=$OUT/known_hosts; : > "$KNOWN"
 SSH=(ssh -p "$SSHP" -i "$OUT/id" -o IdentitiesOnly=yes -o UserKnownHostsFile="$KNOWN" -o StrictHostKeyChecking=accept-new -o BatchMode=yes -o ConnectTimeout=10 admin@127.0.0.1)
 boot=0
 start() {
-  boot=$((boot + 1)); LOG=$OUT/serial$boot.log
+  boot=$((boot + 1)); LOG=$OUT/serial$boot.log; : >"$LOG"
   QEMU_EXTRA=$NIC2 SERIAL_LOG=$LOG WEB_PORT=$WEB SSH_PORT=$SSHP setsid images/run-qemu.sh "$disk" </dev/null >"$LOG.stdout" 2>&1 &
   QEMU=$!
   on_exit "kill -- -$QEMU 2>/dev/null"
@@ -74,7 +74,7 @@ s = s.replace("[network.dns]", '[[network.interfaces]]\nname = "eth1"\n\n'
               '[[network.interfaces]]\nname = "eth1.10"\naddresses = ["10.99.0.5/24"]\n\n[network.dns]', 1)
 open(p, "w").write(s)
 PY
-"${SSH[@]}" config apply -f - -m "VLAN 10 on eth1" <"$OUT/config.toml" >"$OUT/vlan-apply.txt" 2>&1 \
+"${SSH[@]}" config apply -f - -m "'VLAN 10 on eth1'" <"$OUT/config.toml" >"$OUT/vlan-apply.txt" 2>&1 \
   || fail "VLAN config not applied: $(cat "$OUT/vlan-apply.txt")"
 "${SSH[@]}" config confirm >/dev/null || fail "config confirm over ssh failed"
 wait_for 30 bash -c "${SSH[*]} net | grep -q 10.99.0.5/24" || fail "eth1.10 has no address: $("${SSH[@]}" net)"

@@ -20,12 +20,8 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 }
 
 pub async fn start(shared: Arc<Shared>) -> Result<JoinHandle<()>, Error> {
-    let path = socket_path(&shared.state_dir);
-    let listener = alpharen_rpc::bind(&path).map_err(io_err(format!("bind {}", path.display())))?;
-    Ok(tokio::spawn(alpharen_rpc::serve(
-        listener,
-        Arc::new(Control(shared)),
-    )))
+    let dir = shared.state_dir.clone();
+    alpharen_rpc::spawn_service(&dir, "mail", Control(shared)).map_err(io_err("control socket"))
 }
 
 struct Control(Arc<Shared>);

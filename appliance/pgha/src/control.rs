@@ -14,13 +14,9 @@ use tokio::task::JoinHandle;
 use crate::{Error, Shared};
 
 pub fn start(shared: Arc<Shared>) -> Result<JoinHandle<()>, Error> {
-    let path = alpharen_rpc::service_socket(&shared.state_dir, "pgha");
-    let listener =
-        alpharen_rpc::bind(&path).map_err(|e| Error::Io(format!("bind {}", path.display()), e))?;
-    Ok(tokio::spawn(alpharen_rpc::serve(
-        listener,
-        Arc::new(Control(shared)),
-    )))
+    let dir = shared.state_dir.clone();
+    alpharen_rpc::spawn_service(&dir, "pgha", Control(shared))
+        .map_err(|e| Error::Io("control socket".into(), e))
 }
 
 struct Control(Arc<Shared>);

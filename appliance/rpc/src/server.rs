@@ -81,6 +81,19 @@ pub fn bind(path: &std::path::Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// A service's own socket (`<state>/run/<service>.sock`) bound and served
+/// by a new task. The error names the socket.
+pub fn spawn_service<H: Handler>(
+    state_dir: &std::path::Path,
+    service: &str,
+    handler: H,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let path = service_socket(state_dir, service);
+    let listener = bind(&path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("bind {}: {e}", path.display())))?;
+    Ok(tokio::spawn(serve(listener, Arc::new(handler))))
+}
+
 /// What answers the methods.
 pub trait Handler: Send + Sync + 'static {
     fn call(&self, call: Call) -> impl Future<Output = Result<Reply, RpcError>> + Send;
