@@ -7,7 +7,8 @@
 # console stays on the node's own name, a slow backend gives 504 at the
 # route's response_timeout, a health-checked backend is taken out of service
 # and brought back, HTTPS backends are verified against the route's
-# ca_file, and a stopped backend gives 502.
+# ca_file, a stopped backend gives 502, and a config change that drops a
+# route's health check stops its checker.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/dpx-lib.sh"
 PY=/usr/bin/python3   # Debian's, with python3-websockets
@@ -168,3 +169,22 @@ pass "backend down: 502 page; health-checked route: 503"
 start_backend
 wait_for 20 bash -c '[ "$(code checked.dpx.test /echo)" = 200 ]' || fail "restarted backend not back in service"
 pass "restarted backend passes its health check and serves again"
+
+touch "$STATE/sick"
+wait_for 20 bash -c '[ "$(code checked.dpx.test /echo)" = 503 ]' || fail "failing health checks did not take the backend out of service"
+ctl --json config show | $PY -c 'import json, sys
+d = json.load(sys.stdin)["config"]
+for r in d["dpx"]["routes"]:
+    if r["host"] == "checked.dpx.test":
+        del r["health"]
+json.dump(d, sys.stdout)' >"$STATE/no-health.json"
+ctl config apply --file "$STATE/no-health.json" >/dev/null || fail "config without the health check refused"
+wait_for 20 bash -c '[ "$(code checked.dpx.test /echo)" = 200 ]' || fail "route without a health check still out of service"
+stopped=
+for _ in 1 2 3 4 5; do
+  before=$(grep -c 'GET /health' "$STATE/backend.log")
+  sleep 3
+  [ "$(grep -c 'GET /health' "$STATE/backend.log")" = "$before" ] && { stopped=1; break; }
+done
+[ -n "$stopped" ] || fail "health probes went on after the check was removed from the route"
+pass "config change: the route drops its health check on reload, its checker stops and it serves again"
