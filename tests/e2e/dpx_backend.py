@@ -4,8 +4,11 @@ another, on 127.0.0.1 or the address given. Run with Debian's python3
 
 GET /echo...   -> JSON of the method, path and request headers
 GET /stream    -> "first" now, "last" once RELEASE_FILE exists (20 s at most)
+GET /slow      -> "slow" after 5 s (for response timeouts)
+GET /health    -> 200, or 503 while the file in $SICK_FILE exists
 POST /upload   -> the number of body bytes received
 WS  (ws port)  -> echoes every message
+Every HTTP request is logged to stdout as "STATUS REQUEST-LINE".
 """
 import asyncio
 import json
@@ -19,6 +22,7 @@ import websockets
 
 HTTP_PORT, WS_PORT, RELEASE_FILE = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 BIND = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
+SICK_FILE = os.environ.get("SICK_FILE")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -27,8 +31,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def reply(self, body, ctype="application/json"):
-        self.send_response(200)
+    def log_request(self, code="-", size="-"):
+        print(code, self.requestline, flush=True)
+
+    def reply(self, body, ctype="application/json", status=200):
+        self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -47,6 +54,14 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(0.1)
             self.chunk(b"last\n")
             self.chunk(b"")
+            return
+        if self.path == "/slow":
+            time.sleep(5)
+            self.reply(b"slow\n", "text/plain")
+            return
+        if self.path == "/health":
+            sick = SICK_FILE is not None and os.path.exists(SICK_FILE)
+            self.reply(b"sick\n" if sick else b"ok\n", "text/plain", 503 if sick else 200)
             return
         body = {"method": "GET", "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}
         self.reply(json.dumps(body).encode())

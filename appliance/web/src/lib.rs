@@ -18,6 +18,7 @@ mod console;
 pub mod control;
 pub mod dyndns;
 pub mod error;
+pub mod health;
 pub mod proxy;
 pub mod tls;
 
@@ -73,7 +74,8 @@ pub struct App {
     /// The VPN's networks, for `vpn_only` routes.
     vpn_nets: RwLock<Arc<Vec<(IpAddr, u8)>>>,
     pub throttle: Mutex<dyndns::Throttle>,
-    pub backends: proxy::Backends,
+    /// One per `[[dpx.routes]]` entry, in config order.
+    upstreams: RwLock<Arc<Vec<Arc<proxy::Upstream>>>>,
 }
 
 /// The networks of `[vpn]`: its own addresses and the road-warrior pool;
@@ -104,6 +106,7 @@ fn current<T>(lock: &RwLock<Arc<T>>) -> Arc<T> {
 }
 
 impl App {
+    /// Runs inside the runtime: routes with health checks spawn their checkers.
     pub fn new(state_dir: &Path) -> Result<App, Error> {
         let mut store = Store::open(state_dir)?;
         store.migrate_component("web", auth::SCHEMA)?;
@@ -116,10 +119,10 @@ impl App {
             user_limiter: Mutex::new(RateLimiter::new(LOGIN_MAX_PER_USER, LOGIN_WINDOW)),
             ip_limiter: Mutex::new(RateLimiter::new(LOGIN_MAX_PER_IP, LOGIN_WINDOW)),
             idle_secs: AtomicI64::new(i64::from(web.session_idle_minutes) * 60),
+            upstreams: RwLock::new(Arc::new(proxy::reconcile(&[], &config.dpx.routes))),
             dpx: RwLock::new(Arc::new(config.dpx)),
             vpn_nets: RwLock::new(Arc::new(vpn_nets(&config.vpn))),
             throttle: Mutex::new(dyndns::Throttle::default()),
-            backends: proxy::backends(),
         })
     }
 
@@ -129,6 +132,10 @@ impl App {
 
     pub fn vpn_nets(&self) -> Arc<Vec<(IpAddr, u8)>> {
         current(&self.vpn_nets)
+    }
+
+    pub fn upstreams(&self) -> Arc<Vec<Arc<proxy::Upstream>>> {
+        current(&self.upstreams)
     }
 
     pub fn idle_secs(&self) -> i64 {
@@ -237,6 +244,10 @@ async fn reload(
     app.idle_secs.store(
         i64::from(config.web.session_idle_minutes) * 60,
         Ordering::Relaxed,
+    );
+    swap(
+        &app.upstreams,
+        proxy::reconcile(&app.upstreams(), &config.dpx.routes),
     );
     swap(&app.dpx, config.dpx.clone());
     swap(&app.vpn_nets, vpn_nets(&config.vpn));

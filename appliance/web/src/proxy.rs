@@ -1,10 +1,13 @@
 //! The ARDPX reverse proxy: requests whose host (and path prefix) match a
-//! `[[dpx.routes]]` entry go to its HTTP backend, streaming both ways, with
-//! `X-Forwarded-*` set and WebSocket upgrades spliced through. Everything
-//! else (the node's own name and IP) falls through to the console and API.
+//! `[[dpx.routes]]` entry go to its HTTP or HTTPS backend, streaming both
+//! ways, with `X-Forwarded-*` set and WebSocket upgrades spliced through.
+//! Everything else (the node's own name and IP) falls through to the
+//! console and API.
 //!
-//! Routing is a pure function ([`choose`]); this module does the I/O.
+//! Routing is a pure function ([`choose`]); each route's client, timeouts
+//! and health checker live in its [`Upstream`]; this module does the I/O.
 
+use std::error::Error as StdError;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,47 +18,212 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::task::JoinHandle;
 
+use crate::health::{self, Health};
 use crate::{App, ClientIp};
 
-/// Waiting for a backend to accept the connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Waiting for the backend's response headers (bodies stream unbounded).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pooled HTTP/1.1 connections to one route's backend, over TLS for an
+/// `https://` backend.
+pub type Backends = Client<HttpsConnector<HttpConnector>, Body>;
 
-/// Pooled HTTP/1.1 connections to the backends.
-pub type Backends = Client<HttpConnector, Body>;
+/// A route as served: its client and, with a health block, its checker.
+/// Kept across reloads while the route is unchanged.
+pub struct Upstream {
+    pub route: ProxyRoute,
+    /// The route's client, or why it could not be made (a bad `ca_file`).
+    client: Result<Backends, String>,
+    health: Arc<Health>,
+    checker: Option<JoinHandle<()>>,
+}
 
-pub fn backends() -> Backends {
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(task) = &self.checker {
+            task.abort();
+        }
+    }
+}
+
+impl Upstream {
+    /// Must run inside the runtime: it spawns the health checker.
+    fn new(route: ProxyRoute) -> Upstream {
+        let client = client(&route);
+        if let Err(e) = &client {
+            tracing::error!(host = %route.host, error = %e, "proxy route cannot be served");
+        }
+        let health = Arc::new(Health::default());
+        let checker = match (&route.health, &client) {
+            (Some(check), Ok(c)) => {
+                let target =
+                    backend_uri(&route, &check.path).zip(HeaderValue::from_str(&route.host).ok());
+                target.map(|(uri, host)| {
+                    let (c, expect) = (c.clone(), check.expect_status);
+                    tokio::spawn(health::watch(
+                        route.host.clone(),
+                        check.clone(),
+                        health.clone(),
+                        move || probe(c.clone(), uri.clone(), host.clone(), expect),
+                    ))
+                })
+            }
+            _ => None,
+        };
+        Upstream {
+            route,
+            client,
+            health,
+            checker,
+        }
+    }
+}
+
+/// The upstreams for `routes`: unchanged routes keep theirs (connection
+/// pool, health state, checker); the others get new ones. Upstreams left
+/// out stop their checkers when the last request using them ends.
+pub fn reconcile(old: &[Arc<Upstream>], routes: &[ProxyRoute]) -> Vec<Arc<Upstream>> {
+    routes
+        .iter()
+        .map(|r| {
+            old.iter()
+                .find(|u| u.route == *r)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Upstream::new(r.clone())))
+        })
+        .collect()
+}
+
+/// The client for one route: webpki roots plus the route's `ca_file`,
+/// and its `tls_server_name` in place of the URL's host when set.
+fn client(route: &ProxyRoute) -> Result<Backends, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &route.ca_file {
+        let certs =
+            CertificateDer::pem_file_iter(path).map_err(|e| format!("ca_file {path}: {e}"))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("ca_file {path}: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("ca_file {path}: {e}"))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.enforce_http(false);
     http.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).build(http)
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http();
+    let builder = match &route.tls_server_name {
+        Some(name) => {
+            let name = ServerName::try_from(name.clone())
+                .map_err(|e| format!("tls_server_name {name}: {e}"))?;
+            builder.with_server_name_resolver(FixedServerNameResolver::new(name))
+        }
+        None => builder,
+    };
+    Ok(Client::builder(TokioExecutor::new()).build(builder.enable_http1().wrap_connector(http)))
+}
+
+/// The backend URL for a request path (`/x?y`).
+fn backend_uri(route: &ProxyRoute, path: &str) -> Option<Uri> {
+    let (host, port) = route.backend_authority()?;
+    let scheme = if route.backend_tls() { "https" } else { "http" };
+    let uri = if host.contains(':') {
+        format!("{scheme}://[{host}]:{port}{path}")
+    } else {
+        format!("{scheme}://{host}:{port}{path}")
+    };
+    uri.parse().ok()
+}
+
+/// One health probe: `GET path` with the route's host; healthy on the
+/// expected status, else on any 2xx or 3xx.
+async fn probe(
+    client: Backends,
+    uri: Uri,
+    host: HeaderValue,
+    expect: Option<u16>,
+) -> Result<(), String> {
+    let path = uri.path().to_string();
+    let mut req = Request::new(Body::empty());
+    *req.uri_mut() = uri;
+    req.headers_mut().insert(header::HOST, host);
+    req.headers_mut().insert(
+        header::USER_AGENT,
+        HeaderValue::from_static("alpharen-health-check"),
+    );
+    let status = client
+        .request(req)
+        .await
+        .map_err(|e| format!("GET {path}: {}", cause(&e)))?
+        .status();
+    let healthy = match expect {
+        Some(code) => status.as_u16() == code,
+        None => status.is_success() || status.is_redirection(),
+    };
+    if healthy {
+        Ok(())
+    } else {
+        Err(format!("GET {path} answered {status}"))
+    }
+}
+
+/// The errors behind a client error, outermost first; an `io::Error`
+/// carrying another error is followed into it (its `source` skips it).
+fn causes<'a>(
+    e: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(e), |&err: &&'a (dyn StdError + 'static)| match err
+        .downcast_ref::<std::io::Error>()
+    {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+        None => err.source(),
+    })
+}
+
+/// The innermost cause, the one that says what happened.
+fn cause(e: &(dyn StdError + 'static)) -> String {
+    causes(e).last().unwrap_or(e).to_string()
 }
 
 /// The route for a host and path: same host (no port, any case), path on
 /// or below the prefix at a segment boundary; the longest prefix wins.
-pub fn choose<'a>(routes: &'a [ProxyRoute], host: &str, path: &str) -> Option<&'a ProxyRoute> {
+pub fn choose<'a, T>(
+    items: &'a [T],
+    route: impl Fn(&T) -> &ProxyRoute,
+    host: &str,
+    path: &str,
+) -> Option<&'a T> {
     let host = host.trim_end_matches('.');
-    routes
+    items
         .iter()
-        .filter(|r| r.host.trim_end_matches('.').eq_ignore_ascii_case(host))
-        .filter(|r| {
+        .filter(|i| {
+            let r = route(i);
             let prefix = r
                 .path_prefix
                 .as_deref()
                 .unwrap_or("/")
                 .trim_end_matches('/');
-            prefix.is_empty()
-                || path == prefix
-                || path
-                    .strip_prefix(prefix)
-                    .is_some_and(|rest| rest.starts_with('/'))
+            r.host.trim_end_matches('.').eq_ignore_ascii_case(host)
+                && (prefix.is_empty()
+                    || path == prefix
+                    || path
+                        .strip_prefix(prefix)
+                        .is_some_and(|rest| rest.starts_with('/')))
         })
-        .max_by_key(|r| r.path_prefix.as_deref().map_or(0, str::len))
+        .max_by_key(|i| route(i).path_prefix.as_deref().map_or(0, str::len))
 }
 
 /// The requested host without port: the URI authority (HTTP/2) or `Host`.
@@ -130,22 +298,42 @@ fn page(status: StatusCode, title: &str, detail: &str) -> Response {
 
 /// Middleware in front of the console: proxies matching requests.
 pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let dpx = app.dpx();
+    let upstreams = app.upstreams();
     let Some(host) = request_host(&req) else {
         return next.run(req).await;
     };
-    let Some(route) = choose(&dpx.routes, &host, req.uri().path()).cloned() else {
+    let Some(upstream) = choose(&upstreams, |u| &u.route, &host, req.uri().path()) else {
         return next.run(req).await;
     };
     let client = req.extensions().get::<ClientIp>().map(|c| c.0);
-    if route.vpn_only && !client.is_some_and(|ip| in_vpn(&app.vpn_nets(), ip)) {
+    if upstream.route.vpn_only && !client.is_some_and(|ip| in_vpn(&app.vpn_nets(), ip)) {
         return page(
             StatusCode::FORBIDDEN,
             "403 Forbidden",
             &format!("{host} is only reachable through the VPN."),
         );
     }
-    forward(&app.backends, &route, &host, client, req).await
+    if let Some(reason) = upstream.health.down() {
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Unavailable",
+            &format!(
+                "The backend for {host} failed its health check ({reason}). \
+                 It gets no requests until it passes again."
+            ),
+        );
+    }
+    let backends = match &upstream.client {
+        Ok(c) => c,
+        Err(e) => {
+            return page(
+                StatusCode::BAD_GATEWAY,
+                "502 Bad Gateway",
+                &format!("The route for {host} is misconfigured on this node: {e}."),
+            );
+        }
+    };
+    forward(backends, &upstream.route, &host, client, req).await
 }
 
 async fn forward(
@@ -155,24 +343,12 @@ async fn forward(
     client: Option<IpAddr>,
     mut req: Request,
 ) -> Response {
-    let Some((bhost, bport)) = route.backend_authority() else {
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let Some(uri) = backend_uri(route, path) else {
         return page(
             StatusCode::BAD_GATEWAY,
             "502 Bad Gateway",
-            "The route's backend is not valid.",
-        );
-    };
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let authority = if bhost.contains(':') {
-        format!("[{bhost}]:{bport}")
-    } else {
-        format!("{bhost}:{bport}")
-    };
-    let Ok(uri) = format!("http://{authority}{path}").parse::<Uri>() else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "400 Bad Request",
-            "The request path is not valid.",
+            &format!("The route for {host} has no valid backend URL."),
         );
     };
     let upgrade = is_upgrade(req.headers());
@@ -209,23 +385,11 @@ async fn forward(
     parts.version = axum::http::Version::HTTP_11;
     let out = Request::from_parts(parts, body);
 
-    let resp = match tokio::time::timeout(RESPONSE_TIMEOUT, backends.request(out)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            tracing::warn!(host, backend = %route.backend, error = %e, "backend not reachable");
-            return page(
-                StatusCode::BAD_GATEWAY,
-                "502 Bad Gateway",
-                &format!("The backend for {host} is not answering. Try again in a moment."),
-            );
-        }
-        Err(_) => {
-            tracing::warn!(host, backend = %route.backend, "backend did not answer in time");
-            return page(
-                StatusCode::GATEWAY_TIMEOUT,
-                "504 Gateway Timeout",
-                &format!("The backend for {host} did not answer in time."),
-            );
+    let resp = match send(backends, route, out).await {
+        Ok(r) => r,
+        Err(failure) => {
+            tracing::warn!(host, backend = %route.backend, error = %failure, "proxy request failed");
+            return failure.page(host);
         }
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -236,6 +400,78 @@ async fn forward(
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, Body::new(body))
+}
+
+/// Why a request got no answer from the backend.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// Refused, reset, no route: the innermost cause.
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("no connection within {0} s")]
+    ConnectTimeout(u64),
+    #[error("no response within {0} s")]
+    ResponseTimeout(u64),
+    /// The backend's certificate was refused.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+impl Failure {
+    fn page(&self, host: &str) -> Response {
+        let bad_gateway =
+            |detail: String| page(StatusCode::BAD_GATEWAY, "502 Bad Gateway", &detail);
+        match self {
+            Failure::Unreachable(_) => bad_gateway(format!(
+                "The backend for {host} is not answering. Try again in a moment."
+            )),
+            Failure::ConnectTimeout(s) => bad_gateway(format!(
+                "The backend for {host} did not take the connection within {s} s."
+            )),
+            Failure::Tls(e) => bad_gateway(format!(
+                "The backend for {host} is reached over HTTPS and its certificate was refused \
+                 ({e}). If it uses a private CA, give the route that CA as ca_file."
+            )),
+            Failure::ResponseTimeout(s) => page(
+                StatusCode::GATEWAY_TIMEOUT,
+                "504 Gateway Timeout",
+                &format!("The backend for {host} did not answer within {s} s."),
+            ),
+        }
+    }
+}
+
+/// Sends with the route's two deadlines: `connect_timeout` until a
+/// connection (TCP and TLS) is ready, then `response_timeout` until the
+/// response headers.
+async fn send(
+    backends: &Backends,
+    route: &ProxyRoute,
+    mut out: Request,
+) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
+    let mut connected = capture_connection(&mut out);
+    let sent = backends.request(out);
+    tokio::pin!(sent);
+    let early = tokio::time::timeout(Duration::from_secs(route.connect_timeout), async {
+        tokio::select! {
+            r = &mut sent => Some(r),
+            _ = connected.wait_for_connection_metadata() => None,
+        }
+    })
+    .await
+    .map_err(|_| Failure::ConnectTimeout(route.connect_timeout))?;
+    let result = match early {
+        Some(r) => r,
+        None => tokio::time::timeout(Duration::from_secs(route.response_timeout), sent)
+            .await
+            .map_err(|_| Failure::ResponseTimeout(route.response_timeout))?,
+    };
+    result.map_err(
+        |e| match causes(&e).find_map(|c| c.downcast_ref::<rustls::Error>()) {
+            Some(tls) => Failure::Tls(tls.to_string()),
+            None => Failure::Unreachable(cause(&e)),
+        },
+    )
 }
 
 /// Answers 101 to the client and copies bytes both ways between the two
@@ -263,6 +499,9 @@ fn splice(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alpharen_store::config::HealthCheck;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
 
     fn route(host: &str, prefix: Option<&str>, backend: &str) -> ProxyRoute {
         ProxyRoute {
@@ -270,6 +509,11 @@ mod tests {
             backend: backend.into(),
             path_prefix: prefix.map(str::to_string),
             vpn_only: false,
+            connect_timeout: 5,
+            response_timeout: 60,
+            ca_file: None,
+            tls_server_name: None,
+            health: None,
         }
     }
 
@@ -279,12 +523,29 @@ mod tests {
             route("app.z.example", None, "http://a:1"),
             route("app.z.example", Some("/api"), "http://b:1"),
         ];
-        let pick = |h, p| choose(&routes, h, p).map(|r| r.backend.as_str());
+        let pick = |h, p| choose(&routes, |r| r, h, p).map(|r| r.backend.as_str());
         assert_eq!(pick("APP.z.example", "/"), Some("http://a:1"));
         assert_eq!(pick("app.z.example", "/api"), Some("http://b:1"));
         assert_eq!(pick("app.z.example", "/api/x"), Some("http://b:1"));
         assert_eq!(pick("app.z.example", "/apix"), Some("http://a:1"));
         assert_eq!(pick("node.z.example", "/"), None);
+    }
+
+    #[test]
+    fn backend_urls_keep_scheme_and_bracket_ipv6() {
+        let uri = |b| backend_uri(&route("a", None, b), "/x?y=1").map(|u| u.to_string());
+        assert_eq!(
+            uri("http://10.0.0.1:8080"),
+            Some("http://10.0.0.1:8080/x?y=1".into())
+        );
+        assert_eq!(
+            uri("https://app.lan"),
+            Some("https://app.lan:443/x?y=1".into())
+        );
+        assert_eq!(
+            uri("http://[fd00::1]:80/"),
+            Some("http://[fd00::1]:80/x?y=1".into())
+        );
     }
 
     #[test]
@@ -300,5 +561,138 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    fn get(r: &ProxyRoute) -> Request {
+        let mut req = Request::new(Body::empty());
+        *req.uri_mut() = backend_uri(r, "/").unwrap();
+        req
+    }
+
+    #[tokio::test]
+    async fn silent_and_absent_backends_give_504_and_502() {
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let holder = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((c, _)) = silent.accept().await {
+                held.push(c);
+            }
+        });
+        let mut r = route("a", None, &format!("http://127.0.0.1:{port}"));
+        r.response_timeout = 1;
+        let c = client(&r).unwrap();
+        let e = send(&c, &r, get(&r)).await.unwrap_err();
+        assert!(matches!(e, Failure::ResponseTimeout(1)), "{e}");
+        holder.abort();
+
+        let gone = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let r = route("a", None, &format!("http://{}", gone.local_addr().unwrap()));
+        drop(gone);
+        let e = send(&c, &r, get(&r)).await.unwrap_err();
+        assert!(matches!(e, Failure::Unreachable(_)), "{e}");
+        assert!(e.to_string().contains("refused"), "{e}");
+    }
+
+    /// An HTTPS server with a self-signed certificate for `backend.test`
+    /// answering 200 to anything; its port and certificate PEM.
+    async fn tls_backend() -> (u16, String) {
+        let (cert, key) = crate::tls::generate("backend.test").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cp, kp) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cp, &cert).unwrap();
+        std::fs::write(&kp, &key).unwrap();
+        let ck = crate::tls::load_pair(&cp, &kp).unwrap();
+        let resolver = Arc::new(crate::tls::Resolver::new(ck));
+        let acceptor =
+            tokio_rustls::TlsAcceptor::from(Arc::new(crate::tls::server_config(resolver).unwrap()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let _ = tls
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        (port, cert)
+    }
+
+    #[tokio::test]
+    async fn https_backends_are_verified_with_the_routes_ca() {
+        let (port, cert) = tls_backend().await;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, cert).unwrap();
+        let mut r = route("a", None, &format!("https://127.0.0.1:{port}"));
+        r.tls_server_name = Some("backend.test".into());
+
+        let e = send(&client(&r).unwrap(), &r, get(&r)).await.unwrap_err();
+        assert!(matches!(e, Failure::Tls(_)), "{e}");
+        assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+
+        r.ca_file = Some(ca.display().to_string());
+        let resp = send(&client(&r).unwrap(), &r, get(&r)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            probe(
+                client(&r).unwrap(),
+                backend_uri(&r, "/").unwrap(),
+                HeaderValue::from_static("a"),
+                Some(204)
+            )
+            .await,
+            Err("GET / answered 200 OK".into())
+        );
+
+        r.tls_server_name = Some("other.test".into());
+        let e = send(&client(&r).unwrap(), &r, get(&r)).await.unwrap_err();
+        assert!(matches!(e, Failure::Tls(_)), "name checked: {e}");
+
+        r.ca_file = Some(dir.path().join("missing.pem").display().to_string());
+        let e = client(&r).err().unwrap();
+        assert!(
+            e.starts_with("ca_file ") && e.contains("missing.pem"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn reload_keeps_unchanged_upstreams_and_stops_dropped_checkers() {
+        let mut checked = route("b", None, "http://127.0.0.1:9");
+        checked.health = Some(HealthCheck {
+            interval: 3600,
+            ..HealthCheck::default()
+        });
+        let plain = route("a", None, "http://127.0.0.1:9");
+        let first = reconcile(&[], &[plain.clone(), checked.clone()]);
+        let health = first[1].health.clone();
+        assert!(first[1].checker.is_some() && first[0].checker.is_none());
+
+        let mut changed = checked.clone();
+        changed.health = None;
+        let second = reconcile(&first, &[plain, changed]);
+        assert!(Arc::ptr_eq(&first[0], &second[0]), "unchanged route kept");
+        assert!(!Arc::ptr_eq(&first[1], &second[1]), "changed route rebuilt");
+        drop(first);
+        for _ in 0..100 {
+            if Arc::strong_count(&health) == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            Arc::strong_count(&health),
+            1,
+            "the dropped route's checker ended"
+        );
     }
 }

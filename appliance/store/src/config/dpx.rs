@@ -83,8 +83,8 @@ pub fn split_url(url: &str) -> Option<(bool, &str, u16, &str)> {
 #[serde(deny_unknown_fields)]
 pub struct ProxyRoute {
     pub host: String,
-    /// `http://host:port`, reached from the node (a VPN address for a
-    /// backend in a LAN without port forwarding).
+    /// `http://host[:port]` or `https://host[:port]`, reached from the node
+    /// (a VPN address for a backend in a LAN without port forwarding).
     pub backend: String,
     /// Only paths below this prefix (`/app`); the whole host when unset.
     #[serde(default)]
@@ -92,17 +92,148 @@ pub struct ProxyRoute {
     /// Only clients with an address inside the VPN's networks.
     #[serde(default)]
     pub vpn_only: bool,
+    /// Seconds to get a connection to the backend (TCP and TLS); 502 after.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: u64,
+    /// Seconds from sending the request to the response headers; 504
+    /// after. Bodies and WebSockets then stream without a limit.
+    #[serde(default = "default_response_timeout")]
+    pub response_timeout: u64,
+    /// PEM CA for an `https://` backend with a private CA (added to the
+    /// built-in roots).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// The name to verify an `https://` backend's certificate against when
+    /// it is not the backend URL's host (a backend reached by IP).
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+    /// Active health checks; without them every request tries the backend.
+    #[serde(default)]
+    pub health: Option<HealthCheck>,
+}
+
+fn default_connect_timeout() -> u64 {
+    5
+}
+
+fn default_response_timeout() -> u64 {
+    60
 }
 
 impl ProxyRoute {
-    /// `(host, port)` of an `http://host:port[/]` backend.
+    /// `(host, port)` of an `http(s)://host[:port][/]` backend.
     pub fn backend_authority(&self) -> Option<(&str, u16)> {
-        let rest = self.backend.strip_prefix("http://")?;
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('/') {
-            return None;
+        match split_url(&self.backend)? {
+            (_, host, port, "/") => Some((host, port)),
+            _ => None,
         }
-        super::split_endpoint(rest)
+    }
+
+    /// Whether the backend is reached over TLS (`https://`).
+    pub fn backend_tls(&self) -> bool {
+        matches!(split_url(&self.backend), Some((true, ..)))
+    }
+
+    fn validate(&self, at: &KeyPath, out: &mut Vec<Problem>) {
+        check::hostname(out, &at.key("host"), &self.host);
+        if self.backend_authority().is_none() {
+            check::push(
+                out,
+                &at.key("backend"),
+                format!(
+                    "{:?} is not a backend URL like http://10.8.0.2:8080 or https://app.lan",
+                    self.backend
+                ),
+            );
+        }
+        if let Some(p) = &self.path_prefix {
+            path(out, &at.key("path_prefix"), p);
+        }
+        seconds(out, &at.key("connect_timeout"), self.connect_timeout, 300);
+        seconds(
+            out,
+            &at.key("response_timeout"),
+            self.response_timeout,
+            3600,
+        );
+        if !self.backend_tls() {
+            for (key, set) in [
+                ("ca_file", self.ca_file.is_some()),
+                ("tls_server_name", self.tls_server_name.is_some()),
+            ] {
+                if set {
+                    check::push(out, &at.key(key), "only for https:// backends");
+                }
+            }
+        }
+        if let Some(name) = &self.tls_server_name
+            && name.parse::<std::net::IpAddr>().is_err()
+        {
+            check::hostname(out, &at.key("tls_server_name"), name);
+        }
+        if let Some(h) = &self.health {
+            let at = at.key("health");
+            path(out, &at.key("path"), &h.path);
+            seconds(out, &at.key("interval"), h.interval, 3600);
+            seconds(out, &at.key("timeout"), h.timeout, 3600);
+            if h.expect_status.is_some_and(|s| !(100..=599).contains(&s)) {
+                check::push(
+                    out,
+                    &at.key("expect_status"),
+                    "must be an HTTP status, 100-599",
+                );
+            }
+            for (key, n) in [("fails", h.fails), ("passes", h.passes)] {
+                if !(1..=100).contains(&n) {
+                    check::push(out, &at.key(key), "must be between 1 and 100 checks");
+                }
+            }
+        }
+    }
+}
+
+/// `[dpx.routes.health]`: the backend is probed every `interval` seconds
+/// with `GET path`; `fails` failed probes in a row take it out of service,
+/// `passes` good ones bring it back (nginx's fails/passes, HAProxy's
+/// fall/rise).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthCheck {
+    pub path: String,
+    /// Seconds between probes.
+    pub interval: u64,
+    /// Seconds a probe may take, answer headers included.
+    pub timeout: u64,
+    /// The status a healthy backend answers; any 2xx or 3xx when unset.
+    pub expect_status: Option<u16>,
+    pub fails: u32,
+    pub passes: u32,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            path: "/".into(),
+            interval: 10,
+            timeout: 5,
+            expect_status: None,
+            fails: 2,
+            passes: 1,
+        }
+    }
+}
+
+/// A URL path like `/app`: leading slash, no whitespace.
+fn path(out: &mut Vec<Problem>, at: &KeyPath, p: &str) {
+    if !p.starts_with('/') || p.contains(char::is_whitespace) {
+        check::push(out, at, format!("{p:?} is not a path like /app"));
+    }
+}
+
+fn seconds(out: &mut Vec<Problem>, at: &KeyPath, value: u64, max: u64) {
+    if !(1..=max).contains(&value) {
+        check::push(out, at, format!("must be between 1 and {max} seconds"));
     }
 }
 
@@ -265,27 +396,7 @@ impl Dpx {
             .collect();
         check::unique(out, &routes, "host", keys_of.iter().map(String::as_str));
         for (i, r) in self.routes.iter().enumerate() {
-            let at = routes.index(i);
-            check::hostname(out, &at.key("host"), &r.host);
-            if r.backend_authority().is_none() {
-                check::push(
-                    out,
-                    &at.key("backend"),
-                    format!(
-                        "{:?} is not a backend URL like http://10.8.0.2:8080",
-                        r.backend
-                    ),
-                );
-            }
-            if let Some(p) = &r.path_prefix
-                && (!p.starts_with('/') || p.contains(char::is_whitespace))
-            {
-                check::push(
-                    out,
-                    &at.key("path_prefix"),
-                    format!("{p:?} is not a path like /app"),
-                );
-            }
+            r.validate(&routes.index(i), out);
         }
         if let Some(c) = &self.client {
             let at = path.key("client");

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use dpx::{
-    DnsRecord, Dpx, Dyndns, DyndnsClient, DyndnsUser, ProxyRoute, RECORD_TYPES, TsigAlgorithm,
-    TsigKey, UPDATE_TYPES, in_zone, split_url,
+    DnsRecord, Dpx, Dyndns, DyndnsClient, DyndnsUser, HealthCheck, ProxyRoute, RECORD_TYPES,
+    TsigAlgorithm, TsigKey, UPDATE_TYPES, in_zone, split_url,
 };
 pub use integrator::{
     Calendar, Channel, Integrator, Job, Outgoing, SecurityDef, Topic, Zone, parse_date,

@@ -429,10 +429,15 @@ fn dpx_keys_without_a_zone_are_refused() {
 
 #[test]
 fn dpx_routes_need_http_backends_and_unique_hosts() {
-    let ok = "[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"http://10.8.0.2:8080\"\n[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"http://10.8.0.3:80/\"\npath_prefix = \"/api\"\nvpn_only = true\n";
+    let ok = "[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"http://10.8.0.2:8080\"\n[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"http://10.8.0.3:80/\"\npath_prefix = \"/api\"\nvpn_only = true\n[[dpx.routes]]\nhost = \"tls.z.example\"\nbackend = \"https://10.8.0.4\"\nca_file = \"/data/ca.pem\"\ntls_server_name = \"app.lan\"\n";
     let c = Config::from_toml(ok).unwrap();
-    assert_eq!(c.dpx.routes[1].backend_authority(), Some(("10.8.0.3", 80)));
-    let bad = "[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"https://x:1\"\n[[dpx.routes]]\nhost = \"APP.z.example\"\nbackend = \"http://x:1/base\"\npath_prefix = \"api\"\n[[dpx.routes]]\nhost = \"App.z.example\"\nbackend = \"http://x\"\n";
+    let r = &c.dpx.routes;
+    assert_eq!(r[1].backend_authority(), Some(("10.8.0.3", 80)));
+    assert_eq!(r[2].backend_authority(), Some(("10.8.0.4", 443)));
+    assert!(r[2].backend_tls() && !r[1].backend_tls());
+    assert_eq!((r[0].connect_timeout, r[0].response_timeout), (5, 60));
+    assert_eq!(r[0].health, None);
+    let bad = "[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"ftp://x:1\"\n[[dpx.routes]]\nhost = \"APP.z.example\"\nbackend = \"http://x:1/base\"\npath_prefix = \"api\"\n[[dpx.routes]]\nhost = \"App.z.example\"\nbackend = \"http://x:0\"\n";
     assert_eq!(
         paths(Config::from_toml(bad).unwrap_err()),
         [
@@ -443,6 +448,38 @@ fn dpx_routes_need_http_backends_and_unique_hosts() {
             "dpx.routes[2].backend",
         ]
     );
+}
+
+#[test]
+fn dpx_route_timeouts_tls_and_health_checks() {
+    let ok = "[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"http://10.8.0.2:8080\"\nresponse_timeout = 1\n[dpx.routes.health]\npath = \"/healthz\"\n";
+    let c = Config::from_toml(ok).unwrap();
+    let r = &c.dpx.routes[0];
+    assert_eq!((r.connect_timeout, r.response_timeout), (5, 1));
+    let h = r.health.as_ref().unwrap();
+    assert_eq!(h.path, "/healthz");
+    assert_eq!(
+        (h.interval, h.timeout, h.expect_status, h.fails, h.passes),
+        (10, 5, None, 2, 1)
+    );
+    let bad = "[[dpx.routes]]\nhost = \"app.z.example\"\nbackend = \"http://10.8.0.2:8080\"\nconnect_timeout = 0\nresponse_timeout = 7200\nca_file = \"/ca.pem\"\n[dpx.routes.health]\npath = \"healthz\"\ninterval = 0\nexpect_status = 99\nfails = 0\npasses = 101\n[[dpx.routes]]\nhost = \"b.z.example\"\nbackend = \"https://10.8.0.2\"\ntls_server_name = \"not a name\"\n";
+    let problems = Config::from_toml(bad).unwrap_err();
+    assert_eq!(
+        paths(problems.clone()),
+        [
+            "dpx.routes[0].connect_timeout",
+            "dpx.routes[0].response_timeout",
+            "dpx.routes[0].ca_file",
+            "dpx.routes[0].health.path",
+            "dpx.routes[0].health.interval",
+            "dpx.routes[0].health.expect_status",
+            "dpx.routes[0].health.fails",
+            "dpx.routes[0].health.passes",
+            "dpx.routes[1].tls_server_name",
+        ]
+    );
+    assert!(problems[1].message.contains("3600 seconds"), "{problems:?}");
+    assert!(problems[2].message.contains("https://"), "{problems:?}");
 }
 
 #[test]
