@@ -25,7 +25,6 @@ pub mod worker;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use alpharen_store::StoreError;
@@ -69,18 +68,13 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(Error::io(format!("bind {addr}")))?;
-    let sock = alpharen_rpc::service_socket(state_dir, "integrator");
-    let control =
-        alpharen_rpc::bind(&sock).map_err(Error::io(format!("bind {}", sock.display())))?;
-    tracing::info!(listen = %addr, control = %sock.display(), workers = app.pool.alive(), "integrator started");
+    let ctl = alpharen_rpc::spawn_service(state_dir, "integrator", control::Control(app.clone()))
+        .map_err(Error::io("control socket"))?;
+    tracing::info!(listen = %addr, workers = app.pool.alive(), "integrator started");
 
     let mut term = signal(SignalKind::terminate()).map_err(Error::io("SIGTERM handler"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(Error::io("SIGHUP handler"))?;
     let http = tokio::spawn(http::serve(listener, app.clone()));
-    let ctl = tokio::spawn(alpharen_rpc::serve(
-        control,
-        Arc::new(control::Control(app.clone())),
-    ));
     let pick = tokio::spawn(pickup::watch(app.clone()));
     let health = tokio::spawn(app::health_loop(app.clone()));
     let delivery = tokio::spawn(engine::delivery_loop(app.clone()));
@@ -114,6 +108,6 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     }
     ctl.abort();
     app.pool.stop();
-    let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(alpharen_rpc::service_socket(state_dir, "integrator"));
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! slow periodic tick; SIGTERM releases leases and exits.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -381,12 +381,6 @@ impl Handler for Rpc {
     }
 }
 
-fn bind(state_dir: &Path) -> Result<tokio::net::UnixListener, Error> {
-    Ok(alpharen_rpc::bind(&alpharen_rpc::service_socket(
-        state_dir, "net",
-    ))?)
-}
-
 pub async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -411,11 +405,7 @@ pub async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
         failed_vlans: Vec::new(),
     };
     svc.load()?;
-    let listener = bind(&state_dir)?;
-    tokio::spawn(alpharen_rpc::serve(
-        listener,
-        Arc::new(Rpc { handle, shared }),
-    ));
+    alpharen_rpc::spawn_service(&state_dir, "net", Rpc { handle, shared })?;
     tracing::info!(dev, managed = svc.managed, "net service started");
     svc.reconcile().await;
     svc.sntp();
