@@ -12,8 +12,9 @@
 //! zone serves from a new, empty one, so no answer outlives its zone.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
+use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -27,6 +28,8 @@ use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{Catalog, MessageResponse, MessageResponseBuilder, Queries};
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 
 use crate::server::{Core, Current};
 use crate::{Error, io_err};
@@ -38,6 +41,8 @@ const MAX_REQUEST: usize = 4096;
 pub(crate) const CACHE_BYTES: usize = 8 << 20;
 /// Hash map and allocation overhead counted for each entry.
 const ENTRY_OVERHEAD: usize = 64;
+/// Datagrams taken from the socket per system call.
+const BATCH: usize = 32;
 /// How often the blocked receive looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(200);
 
@@ -195,23 +200,22 @@ fn patch(answer: &[u8], query: &[u8], q: Question, out: &mut Vec<u8>) {
     out[12..q.name_end].copy_from_slice(&query[12..q.name_end]);
 }
 
-/// Reused buffers of one listener.
+/// The key and question of the packet in hand, kept from the lookup for
+/// the insert after a miss.
 #[derive(Default)]
 pub(crate) struct Scratch {
     key: Vec<u8>,
-    /// The answer, after a hit.
-    pub out: Vec<u8>,
     question: Option<Question>,
 }
 
-/// The cached answer to `packet` into `s.out`; false on a miss.
-pub(crate) fn hit(cur: &Current, packet: &[u8], s: &mut Scratch) -> bool {
+/// The cached answer to `packet` into `out`; false on a miss.
+pub(crate) fn hit(cur: &Current, packet: &[u8], s: &mut Scratch, out: &mut Vec<u8>) -> bool {
     s.question = question(packet);
     let Some(q) = s.question else {
         return false;
     };
     key(packet, q, &mut s.key);
-    cur.cache().answer(&s.key, packet, q, &mut s.out)
+    cur.cache().answer(&s.key, packet, q, out)
 }
 
 /// After a miss: hickory's answer, kept for the next time when it may be.
@@ -340,42 +344,94 @@ impl Worker {
     }
 }
 
+/// Receives and sends up to [`BATCH`] datagrams per system call
+/// (recvmmsg/sendmmsg): under load the syscalls, not the lookups, are
+/// what a cached answer costs.
 fn serve(socket: &UdpSocket, core: &Core, rt: &tokio::runtime::Handle, stop: &AtomicBool) {
-    let mut buf = vec![0u8; MAX_REQUEST];
+    let fd = socket.as_raw_fd();
+    let mut bufs = vec![[0u8; MAX_REQUEST]; BATCH];
+    let mut outs: Vec<Vec<u8>> = vec![Vec::new(); BATCH];
+    let mut received: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
+    let mut replies: Vec<(usize, SockaddrStorage)> = Vec::with_capacity(BATCH);
+    let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut s = Scratch::default();
     while !stop.load(Ordering::Relaxed) {
-        let (n, src) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
+        received.clear();
+        {
+            let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
+                bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+            match recvmmsg(
+                fd,
+                &mut recv_headers,
+                iovs.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            ) {
+                Ok(msgs) => received.extend(msgs.map(|m| (m.bytes, m.address))),
+                // The stop poll's timeout, or a signal.
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "udp receive");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "udp receive");
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        // As hickory: no answer to port 0.
-        if src.port() == 0 {
-            continue;
         }
-        let packet = &buf[..n];
         let cur = core.current();
-        let sent = if hit(&cur, packet, &mut s) {
-            socket.send_to(&s.out, src)
-        } else if let Some(answer) = rt.block_on(miss(&cur, packet, src, &s)) {
-            socket.send_to(&answer, src)
-        } else {
-            continue;
-        };
-        if let Err(e) = sent {
-            tracing::debug!(error = %e, %src, "udp send");
+        replies.clear();
+        for (i, (len, addr)) in received.iter().enumerate() {
+            let Some((addr, src)) = addr.and_then(|a| Some((a, socket_addr(&a)?))) else {
+                continue;
+            };
+            // As hickory: no answer to port 0.
+            if src.port() == 0 {
+                continue;
+            }
+            let packet = &bufs[i][..*len];
+            if hit(&cur, packet, &mut s, &mut outs[i]) {
+                replies.push((i, addr));
+            } else if let Some(answer) = rt.block_on(miss(&cur, packet, src, &s)) {
+                outs[i] = answer;
+                replies.push((i, addr));
+            }
         }
+        send(fd, &mut send_headers, &outs, &replies);
+    }
+}
+
+/// Sends every reply, skipping one the kernel refuses (an unreachable
+/// source) rather than the rest of the batch.
+fn send(
+    fd: RawFd,
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    outs: &[Vec<u8>],
+    replies: &[(usize, SockaddrStorage)],
+) {
+    let mut from = 0;
+    while from < replies.len() {
+        let rest = &replies[from..];
+        let iovs: Vec<[IoSlice<'_>; 1]> = rest
+            .iter()
+            .map(|(i, _)| [IoSlice::new(&outs[*i])])
+            .collect();
+        let addrs: Vec<Option<SockaddrStorage>> = rest.iter().map(|(_, a)| Some(*a)).collect();
+        match sendmmsg(fd, headers, &iovs, &addrs, [], MsgFlags::empty()) {
+            // The count stops at the first message the kernel refused.
+            Ok(sent) => from += sent.count().max(1),
+            Err(e) => {
+                tracing::debug!(error = %e, "udp send");
+                from += 1;
+            }
+        }
+    }
+}
+
+fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+        (Some(v4), _) => Some(SocketAddr::V4((*v4).into())),
+        (_, Some(v6)) => Some(SocketAddr::V6((*v6).into())),
+        _ => None,
     }
 }
 
@@ -384,8 +440,9 @@ fn serve(socket: &UdpSocket, core: &Core, rt: &tokio::runtime::Handle, stop: &At
 pub(crate) async fn handle(core: &Core, packet: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
     let cur = core.current();
     let mut s = Scratch::default();
-    if hit(&cur, packet, &mut s) {
-        return Some(s.out);
+    let mut out = Vec::new();
+    if hit(&cur, packet, &mut s, &mut out) {
+        return Some(out);
     }
     miss(&cur, packet, src, &s).await
 }
