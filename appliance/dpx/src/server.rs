@@ -373,8 +373,8 @@ pub(crate) struct Listener {
 impl Listener {
     /// Stops both and frees the port.
     pub async fn shutdown(mut self) {
-        let _ = self.tcp.shutdown_gracefully().await;
         self.udp.stop().await;
+        let _ = self.tcp.shutdown_gracefully().await;
     }
 }
 

@@ -29,7 +29,9 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{Catalog, MessageResponse, MessageResponseBuilder, Queries};
 use nix::errno::Errno;
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use nix::sys::socket::{
+    MsgFlags, MultiHeaders, Shutdown, SockaddrStorage, recvmmsg, sendmmsg, shutdown,
+};
 
 use crate::server::{Core, Current};
 use crate::{Error, io_err};
@@ -43,8 +45,9 @@ pub(crate) const CACHE_BYTES: usize = 8 << 20;
 const ENTRY_OVERHEAD: usize = 64;
 /// Datagrams taken from the socket per system call.
 const BATCH: usize = 32;
-/// How often the blocked receive looks at the stop flag.
-const STOP_POLL: Duration = Duration::from_millis(200);
+/// How often the blocked receive looks at the stop flag, should the
+/// wake-up in [`Worker::stop`] not arrive.
+const STOP_POLL: Duration = Duration::from_secs(1);
 
 /// Where the question of a cacheable query ends: the name is
 /// `packet[12..name_end]`, type and class the next four bytes.
@@ -312,6 +315,7 @@ impl ResponseHandler for Capture {
 
 /// The UDP listener thread; [`Worker::stop`] ends it and frees the port.
 pub(crate) struct Worker {
+    socket: Arc<UdpSocket>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -323,21 +327,28 @@ impl Worker {
         socket
             .set_read_timeout(Some(STOP_POLL))
             .map_err(io_err("udp socket timeout"))?;
+        let socket = Arc::new(socket);
         let rt = tokio::runtime::Handle::current();
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let (sock, flag) = (socket.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("dpx-udp".into())
-            .spawn(move || serve(&socket, &core, &rt, &flag))
+            .spawn(move || serve(&sock, &core, &rt, &flag))
             .map_err(io_err("udp thread"))?;
         Ok(Worker {
+            socket,
             stop,
             thread: Some(thread),
         })
     }
 
+    /// Ends the thread at once: shutting the socket's read side wakes
+    /// the blocked receive (Linux does so even for unconnected UDP,
+    /// while reporting ENOTCONN), so the old port stops answering
+    /// before a port change is reported done.
     pub async fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = shutdown(self.socket.as_raw_fd(), Shutdown::Read);
         if let Some(t) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
