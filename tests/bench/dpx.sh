@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Authoritative DNS queries per second of the dpx service vs NSD and Knot,
 # same run, same zone, same client (dnsperf), each server on 127.0.0.1
-# with one worker (ours is one current-thread runtime; NSD server-count 1;
+# with one UDP worker (ours: the one UDP thread; NSD server-count 1;
 # Knot one UDP and one TCP worker). The zone: SOA, NS, the node's A, the
 # discovery SRV and RECORDS A records plus a CNAME, MX and TXT; the query
 # mix is 80% existing A, 10% other types, 10% NXDOMAIN. Not a pass/fail

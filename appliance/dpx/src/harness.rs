@@ -1,6 +1,6 @@
 //! A whole dpx DNS server without sockets, for the malformed-input tests
 //! and the cargo-fuzz target (`fuzz/`): bytes in, response bytes out,
-//! exactly as the UDP listener would hand them to hickory.
+//! through the UDP listener's answer cache and hickory as on the wire.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,15 +11,9 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::{Name, RData, Record, RecordType, TSigner};
-use hickory_proto::serialize::binary::BinEncoder;
-use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
 
-use crate::server::{Core, Dns};
-use crate::{Error, Settings};
+use crate::server::Core;
+use crate::{Error, Settings, udp};
 
 /// The zone, key and secret the harness serves.
 pub const ZONE: &str = "fuzz.test.";
@@ -43,33 +37,7 @@ types = ["A"]
 "#;
 
 pub struct Harness {
-    dns: Dns,
-}
-
-/// Collects the encoded response instead of sending it.
-#[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-#[async_trait::async_trait]
-impl ResponseHandler for Capture {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let mut bytes = Vec::new();
-        let info = response.destructive_emit(&mut BinEncoder::new(&mut bytes))?;
-        if let Ok(mut out) = self.0.lock() {
-            *out = bytes;
-        }
-        Ok(info)
-    }
+    pub(crate) core: Arc<Core>,
 }
 
 impl Harness {
@@ -90,24 +58,32 @@ impl Harness {
         let settings = Settings::load(&store, true)?;
         let core = Core::new(store)?;
         core.reload(settings.zone)?;
-        Ok(Harness { dns: Dns(core) })
+        Ok(Harness { core })
     }
 
-    /// Handles one UDP packet; the response bytes, or `None` when the
-    /// packet does not even parse as a request (the listener drops those).
+    /// Handles one UDP packet as the listener does (answer cache, then
+    /// hickory); the response bytes, or `None` when the packet gets no
+    /// answer (shorter than a header, or a response).
     pub async fn handle(&self, packet: &[u8]) -> Option<Vec<u8>> {
         let src: SocketAddr = ([127, 0, 0, 1], 5353).into();
-        let request = Request::from_bytes(packet.to_vec(), src, Protocol::Udp).ok()?;
-        let capture = Capture::default();
-        self.dns
-            .handle_request::<_, TokioTime>(&request, capture.clone())
-            .await;
-        capture.0.lock().ok().map(|b| b.clone())
+        udp::handle(&self.core, packet, src).await
+    }
+
+    /// hickory's answer to the packet without the cache, for comparing
+    /// with [`Harness::handle`].
+    pub async fn uncached(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        let src: SocketAddr = ([127, 0, 0, 1], 5353).into();
+        udp::resolve(self.core.current().catalog(), packet, src).await
+    }
+
+    /// Whether the listener would look `packet` up in its cache.
+    pub fn cacheable(packet: &[u8]) -> bool {
+        udp::question(packet).is_some()
     }
 
     /// What an observer can see of the zone: serial and dynamic records.
     pub fn state(&self) -> (u32, Vec<String>) {
-        match &self.dns.0.current().zone {
+        match &self.core.current().zone {
             Some(z) => (z.serial, z.dynamic.iter().map(|r| r.to_string()).collect()),
             None => (0, Vec::new()),
         }
@@ -229,10 +205,18 @@ mod tests {
                 ]
             );
             let mut rng = 0x9E37_79B9_7F4A_7C15;
+            let mut cached = 0;
             for i in 0..20_000 {
                 let packet = mutate(&seeds[i % seeds.len()], &mut rng);
                 let _ = h.handle(&packet).await;
+                if Harness::cacheable(&packet) {
+                    // Served from the cache if reusable: still hickory's answer.
+                    let again = h.handle(&packet).await;
+                    assert_eq!(again, h.uncached(&packet).await, "{packet:02x?}");
+                    cached += 1;
+                }
             }
+            assert!(cached > 100, "only {cached} mutated queries were cacheable");
             assert_eq!(h.state(), before, "a malformed packet changed the zone");
             let answer = Message::from_vec(&h.handle(&seeds[0]).await.unwrap()).unwrap();
             assert_eq!(answer.answers.len(), 1, "the server stopped answering");

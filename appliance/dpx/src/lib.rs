@@ -12,8 +12,9 @@
 //! are the web service's, which reaches this one only through the socket).
 //!
 //! Layout: [`zone`] turns config into records, [`update`] is RFC 2136 as
-//! pure functions, [`db`] the tables, `server` the hickory wiring and
-//! `control` the `dpx.*` methods.
+//! pure functions, [`db`] the tables, `server` the hickory wiring, `udp`
+//! the UDP listener with its answer cache and `control` the `dpx.*`
+//! methods.
 
 pub mod client;
 mod control;
@@ -21,6 +22,7 @@ pub mod db;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
 mod server;
+mod udp;
 pub mod update;
 pub mod zone;
 
@@ -212,8 +214,8 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
                     // port in use leaves DNS answering where it was.
                     match server::listen(&core, s.port, dev).await {
                         Ok(srv) => {
-                            if let Some(mut old) = server.replace(srv) {
-                                let _ = old.shutdown_gracefully().await;
+                            if let Some(old) = server.replace(srv) {
+                                old.shutdown().await;
                             }
                             port = s.port;
                             core.set_port(port);
@@ -221,8 +223,8 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
                         Err(e) => tracing::error!(error = %e, port, "cannot bind the DNS port; keeping the old one"),
                     }
                 }
-                if !wanted && let Some(mut old) = server.take() {
-                    let _ = old.shutdown_gracefully().await;
+                if !wanted && let Some(old) = server.take() {
+                    old.shutdown().await;
                 }
                 match core.reload(s.zone) {
                     Ok(()) => tracing::info!(port, serial = ?core.current().zone.as_ref().map(|z| z.serial), "configuration reloaded"),
@@ -231,8 +233,8 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
             }
         }
     }
-    if let Some(mut s) = server {
-        let _ = s.shutdown_gracefully().await;
+    if let Some(s) = server {
+        s.shutdown().await;
     }
     if let Some(task) = dyndns_client {
         task.abort();

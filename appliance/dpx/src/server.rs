@@ -1,5 +1,6 @@
-//! The DNS server: hickory's `Server` (UDP + TCP) answering from a
-//! `Catalog` that holds one zone handler. The zone is immutable once built;
+//! The DNS server: a `Catalog` that holds one zone handler, answering TCP
+//! through hickory's `Server` and UDP through [`crate::udp`] (an answer
+//! cache in front of the same catalog). The zone is immutable once built;
 //! every change (an UPDATE, a dyndns call, a SIGHUP) builds the next one
 //! and swaps it in, so queries never wait for a writer.
 
@@ -24,7 +25,7 @@ use hickory_server::zone_handler::{
 };
 
 use crate::update::{self, Policy};
-use crate::{Error, db, io_err, zone};
+use crate::{Error, db, io_err, udp, zone};
 
 /// A TSIG key with what it may change.
 #[derive(Clone)]
@@ -56,9 +57,30 @@ impl Zone {
     }
 }
 
+/// One generation of the zone: what is served and the UDP answers
+/// already encoded from it, dropped together at the next change.
 pub(crate) struct Current {
     pub zone: Option<Zone>,
     catalog: Arc<Catalog>,
+    cache: Mutex<udp::Cache>,
+}
+
+impl Current {
+    fn new(zone: Option<Zone>, catalog: Catalog) -> Current {
+        Current {
+            zone,
+            catalog: Arc::new(catalog),
+            cache: Mutex::new(udp::Cache::new(udp::CACHE_BYTES)),
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn cache(&self) -> std::sync::MutexGuard<'_, udp::Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Shared by the listeners, the zone handler and the control socket.
@@ -82,10 +104,7 @@ impl Core {
         db::migrate(&mut store)?;
         Ok(Arc::new(Core {
             store: Mutex::new(store),
-            current: RwLock::new(Arc::new(Current {
-                zone: None,
-                catalog: Arc::new(Catalog::new()),
-            })),
+            current: RwLock::new(Arc::new(Current::new(None, Catalog::new()))),
             port: AtomicU16::new(0),
             client: Default::default(),
         }))
@@ -152,10 +171,7 @@ impl Core {
             };
             catalog.upsert(LowerName::new(&z.origin), vec![Arc::new(handler)]);
         }
-        let next = Arc::new(Current {
-            zone,
-            catalog: Arc::new(catalog),
-        });
+        let next = Arc::new(Current::new(zone, catalog));
         match self.current.write() {
             Ok(mut c) => *c = next,
             Err(p) => *p.into_inner() = next,
@@ -348,23 +364,38 @@ impl RequestHandler for Dns {
     }
 }
 
+/// The sockets of one port: TCP on hickory's `Server`, UDP on its thread.
+pub(crate) struct Listener {
+    tcp: Server<Dns>,
+    udp: udp::Worker,
+}
+
+impl Listener {
+    /// Stops both and frees the port.
+    pub async fn shutdown(mut self) {
+        self.udp.stop().await;
+        let _ = self.tcp.shutdown_gracefully().await;
+    }
+}
+
 /// Binds UDP and TCP on the port: loopback in dev, every address on a
-/// node (`[::]`, which also takes IPv4 on Linux).
-pub(crate) async fn listen(core: &Arc<Core>, port: u16, dev: bool) -> Result<Server<Dns>, Error> {
+/// node (`[::]`, which also takes IPv4 on Linux; replies go back to the
+/// v4-mapped source they came from).
+pub(crate) async fn listen(core: &Arc<Core>, port: u16, dev: bool) -> Result<Listener, Error> {
     let ip = if dev {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     };
     let addr = SocketAddr::new(ip, port);
-    let udp = tokio::net::UdpSocket::bind(addr)
-        .await
-        .map_err(io_err(format!("bind udp {addr}")))?;
+    let udp = std::net::UdpSocket::bind(addr).map_err(io_err(format!("bind udp {addr}")))?;
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(io_err(format!("bind tcp {addr}")))?;
     let mut server = Server::new(Dns(core.clone()));
-    server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(10), 32);
-    Ok(server)
+    Ok(Listener {
+        tcp: server,
+        udp: udp::Worker::start(udp, core.clone())?,
+    })
 }

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use alpharen_store::Config;
-use alpharen_store::config::{DnsRecord, parse_cidr};
+use alpharen_store::config::{DnsRecord, parse_cidr, split_url};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record};
 
@@ -107,7 +107,7 @@ pub fn node_addresses(config: &Config, found: &[IpAddr]) -> Vec<IpAddr> {
 
 /// Everything but the SOA: config records, the apex NS, the node's name
 /// (and `<node>.vpn` with its tunnel addresses) and the `_arsrv._tcp`
-/// discovery SRV pointing at the node's integrator.
+/// discovery SRVs: the node's integrator and the cluster's other servers.
 pub fn static_records(
     config: &Config,
     origin: &Name,
@@ -131,15 +131,49 @@ pub fn static_records(
                 .map(|(ip, _)| address_record(&vpn_name, ip)),
         );
     }
-    out.push(Record::from_rdata(
-        absolute("_arsrv._tcp", origin)?,
-        DEFAULT_TTL,
-        RData::SRV(SRV::new(0, 0, config.integrator.port, node)),
-    ));
+    let discovery = absolute("_arsrv._tcp", origin)?;
+    let srv = |port, target| {
+        Record::from_rdata(
+            discovery.clone(),
+            DEFAULT_TTL,
+            RData::SRV(SRV::new(0, 0, port, target)),
+        )
+    };
+    out.push(srv(config.integrator.port, node));
+    for (i, url) in config.integrator.servers.iter().enumerate() {
+        match peer_server(url, i, origin) {
+            Some((target, port, address)) => {
+                out.extend(address);
+                out.push(srv(port, target));
+            }
+            None => tracing::warn!(url, "integrator.servers entry not published in _arsrv._tcp"),
+        }
+    }
     for rec in &config.dpx.records {
         out.push(config_record(rec, origin)?);
     }
     Ok(out)
+}
+
+/// Where the `_arsrv._tcp` SRV for the `i`th of `integrator.servers`
+/// points: the URL's host when it is a name (one without a dot is a node
+/// in the zone), else `arsrv-<i+1>.<zone>` with the address record that
+/// gives that name the URL's IP address.
+fn peer_server(url: &str, i: usize, origin: &Name) -> Option<(Name, u16, Option<Record>)> {
+    let (_, host, port, _) = split_url(url)?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        let name = absolute(&format!("arsrv-{}", i + 1), origin).ok()?;
+        let address = address_record(&name, ip);
+        return Some((name, port, Some(address)));
+    }
+    let name = if host.contains('.') {
+        let mut n = Name::from_ascii(host).ok()?;
+        n.set_fqdn(true);
+        n
+    } else {
+        absolute(host, origin).ok()?
+    };
+    Some((name, port, None))
 }
 
 /// The apex SOA naming the node as primary.
@@ -213,6 +247,50 @@ ttl = 60
             assert!(text.iter().any(|t| t == w), "{w} not in {text:#?}");
         }
         assert!(text.iter().any(|t| t.starts_with("z.example. 60 IN TXT")));
+    }
+
+    #[test]
+    fn discovery_lists_the_other_integrator_servers() {
+        let c = config(
+            r#"
+[node]
+hostname = "n1"
+[integrator]
+servers = ["http://n2.z.example:11223", "https://10.0.0.3", "http://[2001:db8::4]:8080", "http://n5"]
+"#,
+        );
+        let origin = origin("z.example").unwrap();
+        let recs = static_records(&c, &origin, &[]).unwrap();
+        let text: Vec<String> = recs.iter().map(|r| r.to_string()).collect();
+        let srv: Vec<&String> = text.iter().filter(|t| t.contains(" SRV ")).collect();
+        assert_eq!(
+            srv,
+            [
+                "_arsrv._tcp.z.example. 300 IN SRV 0 0 11223 n1.z.example.",
+                "_arsrv._tcp.z.example. 300 IN SRV 0 0 11223 n2.z.example.",
+                "_arsrv._tcp.z.example. 300 IN SRV 0 0 443 arsrv-2.z.example.",
+                "_arsrv._tcp.z.example. 300 IN SRV 0 0 8080 arsrv-3.z.example.",
+                "_arsrv._tcp.z.example. 300 IN SRV 0 0 80 n5.z.example.",
+            ]
+        );
+        for w in [
+            "arsrv-2.z.example. 300 IN A 10.0.0.3",
+            "arsrv-3.z.example. 300 IN AAAA 2001:db8::4",
+        ] {
+            assert!(text.iter().any(|t| t == w), "{w} not in {text:#?}");
+        }
+        assert!(
+            !text
+                .iter()
+                .any(|t| t.starts_with("arsrv-1.") || t.starts_with("arsrv-4."))
+        );
+        // A name outside the zone stays as it is.
+        let (name, port, address) = peer_server("https://lb.other.example", 0, &origin).unwrap();
+        assert_eq!(
+            (name.to_string(), port, address),
+            ("lb.other.example.".into(), 443, None)
+        );
+        assert!(peer_server("ftp://x", 0, &origin).is_none());
     }
 
     #[test]

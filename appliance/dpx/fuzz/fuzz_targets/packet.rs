@@ -1,7 +1,8 @@
-//! Any bytes as a DNS packet to the dpx server: it must not panic, and
+//! Any bytes as a DNS packet to the dpx server: it must not panic,
 //! nothing but a correctly signed, in-policy update may change the zone —
-//! which random bytes never are. Run: `cargo +nightly fuzz run packet`
-//! from appliance/dpx.
+//! which random bytes never are — and a query the UDP answer cache takes
+//! gets hickory's own answer from it. Run: `cargo +nightly fuzz run
+//! packet` from appliance/dpx.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -26,4 +27,8 @@ fuzz_target!(|data: &[u8]| {
     let before = harness.state();
     let _ = rt.block_on(harness.handle(data));
     assert_eq!(harness.state(), before);
+    if Harness::cacheable(data) {
+        let again = rt.block_on(harness.handle(data));
+        assert_eq!(again, rt.block_on(harness.uncached(data)));
+    }
 });

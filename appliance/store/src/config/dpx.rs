@@ -55,7 +55,8 @@ impl DyndnsClient {
     pub const PASSWORD_SECRET: &str = "dpx.client.password";
 }
 
-/// `(tls, host, port, path)` of an `http://` or `https://` URL.
+/// `(tls, host, port, path)` of an `http://` or `https://` URL; an IPv6
+/// host comes without its brackets.
 pub fn split_url(url: &str) -> Option<(bool, &str, u16, &str)> {
     let (tls, rest) = match url.split_once("://")? {
         ("https", r) => (true, r),
@@ -67,12 +68,18 @@ pub fn split_url(url: &str) -> Option<(bool, &str, u16, &str)> {
         None => (rest, "/"),
     };
     let default = if tls { 443 } else { 80 };
-    let (host, port) = match super::split_endpoint(authority) {
-        Some((h, p)) => (h, p),
-        None if !authority.is_empty() && !authority.contains([':', '@', ' ']) => {
+    let bracketed = authority
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .filter(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
+    let (host, port) = match (super::split_endpoint(authority), bracketed) {
+        (Some((h, p)), _) => (h, p),
+        // `[2001:db8::1]` without a port.
+        (None, Some(h)) => (h, default),
+        (None, None) if !authority.is_empty() && !authority.contains([':', '@', ' ']) => {
             (authority, default)
         }
-        None => return None,
+        (None, None) => return None,
     };
     Some((tls, host, port, path))
 }

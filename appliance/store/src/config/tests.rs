@@ -496,6 +496,14 @@ fn dpx_client_needs_https_and_one_address_source() {
         Some((true, "x.example", 443, "/"))
     );
     assert_eq!(split_url("ftp://x"), None);
+    assert_eq!(
+        split_url("http://[2001:db8::2]"),
+        Some((false, "2001:db8::2", 80, "/"))
+    );
+    assert_eq!(
+        split_url("https://[2001:db8::2]:8443"),
+        Some((true, "2001:db8::2", 8443, "/"))
+    );
     let bad = "[dpx.client]\nserver = \"http://dns.example.net\"\nhostname = \"lan1\"\nusername = \"a:b\"\ninterface = \"eth0\"\ncheck_url = \"http://x/\"\ninterval = 5\n";
     assert_eq!(
         paths(Config::from_toml(bad).unwrap_err()),
