@@ -7,12 +7,15 @@
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 build_image pc-x86_64
-for bus in sata nvme; do
+for bus in ${BUSES:-sata nvme}; do
   disk=$OUT/pc-$bus.img
   cp --sparse=always "$IMG" "$disk"
   truncate -s +256M "$disk"
   on_exit "rm -f '$disk'"
   LOG=$OUT/serial-pc-$bus.log WEB=$((20000 + RANDOM % 10000))
+  # Fresh UEFI variables: a boot entry left from the other disk would make
+  # OVMF stop in its shell instead of finding this one.
+  rm -f "$OUT/OVMF_VARS.fd"
   DISK=$bus NIC=e1000e SERIAL_LOG=$LOG WEB_PORT=$WEB SSH_PORT=$((30000 + RANDOM % 10000)) \
     setsid images/run-qemu.sh "$disk" </dev/null >"$LOG.stdout" 2>&1 &
   QEMU=$!

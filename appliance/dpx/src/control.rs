@@ -21,12 +21,7 @@ use crate::{Error, io_err, update};
 const DYNDNS_TTL: u32 = 60;
 
 pub fn start(state_dir: &Path, core: Arc<Core>) -> Result<JoinHandle<()>, Error> {
-    let path = alpharen_rpc::service_socket(state_dir, "dpx");
-    let listener = alpharen_rpc::bind(&path).map_err(io_err(format!("bind {}", path.display())))?;
-    Ok(tokio::spawn(alpharen_rpc::serve(
-        listener,
-        Arc::new(Control(core)),
-    )))
+    alpharen_rpc::spawn_service(state_dir, "dpx", Control(core)).map_err(io_err("control socket"))
 }
 
 struct Control(Arc<Core>);
