@@ -37,17 +37,26 @@ done
 # slot by partition name; the Raspberry Pi disk is checked below.
 deb=$(ls "$ROOT"/images/out/cache/systemd-boot-efi_*.deb 2>/dev/null | head -n 1 || true)
 sq=$ROOT/images/out/work-qemu-x86_64/input/rootfs.squashfs
+# post_image BOARD: the post-image step on the stand-in inputs in $bin.
+post_image() {
+  BR2_EXTERNAL_ALPHAREN_PATH=$EXT BUILD_DIR=$work/build TARGET_DIR=$work/target \
+    "$EXT/board/post-image.sh" "$bin" "$1" >"$work/post-image-$1.log" 2>&1 && return 0
+  echo "FAIL post-image $1"; tail -20 "$work/post-image-$1.log"; status=1; return 1
+}
+# table IMG EXPR: a Python expression over the partition table `t` of IMG.
+table() { sfdisk -J "$1" | python3 -c 'import json,sys; t=json.load(sys.stdin)["partitiontable"]; print(eval(sys.argv[1]))' "$2"; }
+# at IMG N: the byte offset of the Nth partition (from 0), for mtools.
+at() { table "$1" "t['partitions'][$2]['start'] * 512"; }
 if [ -n "$deb" ] && [ -f "$sq" ]; then
   bin=$work/images; mkdir -p "$bin" "$work/build" "$work/target" "$work/sd"
   (cd "$work/sd" && ar x "$deb" data.tar.xz && tar -xJf data.tar.xz ./usr/lib/systemd/boot/efi/systemd-bootx64.efi)
   cp "$work/sd/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$bin/"
   cp "$sq" "$bin/rootfs.squashfs"
   head -c 1M /dev/urandom > "$bin/bzImage"
-  if BR2_EXTERNAL_ALPHAREN_PATH=$EXT BUILD_DIR=$work/build TARGET_DIR=$work/target \
-      "$EXT/board/post-image.sh" "$bin" qemu-x86_64 >"$work/post-image.log" 2>&1; then
+  if post_image qemu-x86_64; then
     img=$bin/alpharen-qemu-x86_64.img
-    names=$(sfdisk -J "$img" | python3 -c 'import json,sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["partitiontable"]["partitions"]))')
-    esp=$(sfdisk -J "$img" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["partitions"][0]["start"]*512)')
+    names=$(table "$img" "' '.join(p['name'] for p in t['partitions'])")
+    esp=$(at "$img" 0)
     entry=$(mtype -i "$img@@$esp" ::loader/entries/alpharen-b+3.conf 2>/dev/null || true)
     if [ "$names" = "esp rootfs-a rootfs-b data" ] && mdir -i "$img@@$esp" ::EFI/BOOT/BOOTX64.EFI >/dev/null 2>&1 \
         && grep -q "root=PARTLABEL=rootfs-b .*alpharen.slot=b" <<<"$entry" && ! grep -q initrd <<<"$entry"; then
@@ -55,8 +64,6 @@ if [ -n "$deb" ] && [ -f "$sq" ]; then
     else
       echo "FAIL post-image: partitions '$names', entry B: $entry"; status=1
     fi
-  else
-    echo "FAIL post-image"; tail -20 "$work/post-image.log"; status=1
   fi
   rm -rf "$bin"
   # rpi4-64: stand-in firmware, kernel and device tree; the MBR disk has
@@ -67,22 +74,18 @@ if [ -n "$deb" ] && [ -f "$sq" ]; then
     head -c 64k /dev/urandom > "$bin/$f"
   done
   cp "$sq" "$bin/rootfs.squashfs"
-  if BR2_EXTERNAL_ALPHAREN_PATH=$EXT BUILD_DIR=$work/build TARGET_DIR=$work/target \
-      "$EXT/board/post-image.sh" "$bin" rpi4-64 >"$work/post-image-rpi.log" 2>&1; then
+  if post_image rpi4-64; then
     img=$bin/alpharen-rpi4-64.img
-    layout=$(sfdisk -J "$img" | python3 -c 'import json,sys; t=json.load(sys.stdin)["partitiontable"]; print(t["label"], t["id"], *(p["type"] for p in t["partitions"]))')
-    at() { sfdisk -J "$img" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["partitions"][int(sys.argv[1])]["start"]*512)' "$1"; }
-    autoboot=$(mtype -i "$img@@$(at 0)" ::autoboot.txt 2>/dev/null || true)
-    cmd_b=$(mtype -i "$img@@$(at 2)" ::cmdline.txt 2>/dev/null || true)
+    layout=$(table "$img" "' '.join([t['label'], t['id']] + [p['type'] for p in t['partitions']])")
+    autoboot=$(mtype -i "$img@@$(at "$img" 0)" ::autoboot.txt 2>/dev/null || true)
+    cmd_b=$(mtype -i "$img@@$(at "$img" 2)" ::cmdline.txt 2>/dev/null || true)
     if [ "$layout" = "dos 0x41524e34 c c c f 83 83 83" ] && grep -qx 'boot_partition=3' <<<"$autoboot" \
-        && mdir -i "$img@@$(at 2)" ::start4.elf >/dev/null 2>&1 \
+        && mdir -i "$img@@$(at "$img" 2)" ::start4.elf >/dev/null 2>&1 \
         && grep -q 'root=PARTUUID=41524e34-06 .*alpharen.slot=b' <<<"$cmd_b"; then
       echo "ok post-image rpi4-64 (stand-in inputs): $layout"
     else
       echo "FAIL post-image rpi4-64: layout '$layout', autoboot: $autoboot, slot B cmdline: $cmd_b"; status=1
     fi
-  else
-    echo "FAIL post-image rpi4-64"; tail -20 "$work/post-image-rpi.log"; status=1
   fi
   rm -rf "$bin"
 else
