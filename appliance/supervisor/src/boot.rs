@@ -116,40 +116,44 @@ const PI_BOOTLOADER: &str = "/proc/device-tree/chosen/bootloader";
 /// default the next trial), when `booted` is the `[tryboot]` partition;
 /// `None` when there is nothing to commit.
 pub fn commit_trial(autoboot: &str, booted: u32) -> Option<String> {
+    // Each line, and for a `boot_partition=` line whether it sits under
+    // `[tryboot]` (true) or `[all]` / before any section (false).
     let mut section = String::new();
-    let (mut default, mut trial) = (None, None);
-    for line in autoboot.lines().map(str::trim) {
-        if line.starts_with('[') {
-            section = line.to_ascii_lowercase();
-        } else if let Some(v) = line.strip_prefix("boot_partition=") {
-            match section.as_str() {
-                "[all]" | "" => default = v.trim().parse::<u32>().ok(),
-                "[tryboot]" => trial = v.trim().parse::<u32>().ok(),
-                _ => {}
+    let lines: Vec<(&str, Option<bool>)> = autoboot
+        .lines()
+        .map(|line| {
+            let t = line.trim();
+            if t.starts_with('[') {
+                section = t.to_ascii_lowercase();
             }
-        }
-    }
-    let (default, trial) = (default?, trial?);
+            let counted = t.starts_with("boot_partition=")
+                && matches!(section.as_str(), "" | "[all]" | "[tryboot]");
+            (line, counted.then(|| section == "[tryboot]"))
+        })
+        .collect();
+    let value = |trial: bool| {
+        let (line, _) = lines.iter().rfind(|(_, s)| *s == Some(trial))?;
+        line.trim()
+            .strip_prefix("boot_partition=")?
+            .trim()
+            .parse::<u32>()
+            .ok()
+    };
+    let (default, trial) = (value(false)?, value(true)?);
     if trial != booted || default == trial {
         return None;
     }
-    let mut section = String::new();
     let mut out = String::new();
-    for line in autoboot.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            section = t.to_ascii_lowercase();
-        }
-        let swapped = match section.as_str() {
-            "[all]" | "" => trial,
-            "[tryboot]" => default,
-            _ => 0,
-        };
-        if t.starts_with("boot_partition=") && swapped != 0 {
-            out.push_str(&format!("boot_partition={swapped}\n"));
-        } else {
-            out.push_str(line);
-            out.push('\n');
+    for (line, under_tryboot) in lines {
+        match under_tryboot {
+            Some(t) => out.push_str(&format!(
+                "boot_partition={}\n",
+                if t { default } else { trial }
+            )),
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
         }
     }
     Some(out)
