@@ -39,13 +39,16 @@ pub enum CtlError {
     Usage(String),
     #[error("{0}")]
     Io(String),
+    /// The node answered, but there is nothing to do what was asked on.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl CtlError {
     fn exit_code(&self) -> i32 {
         match self {
             CtlError::Client(ClientError::Connect { .. }) => 3,
-            CtlError::Client(_) | CtlError::Io(_) => 1,
+            CtlError::Client(_) | CtlError::Io(_) | CtlError::Refused(_) => 1,
             CtlError::Usage(_) => 2,
         }
     }

@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 use crate::registry::{self, ServiceInfo};
-use crate::security::{ReplayCache, Rule, uuid4};
+use crate::security::{ReplayCache, Rule};
 use crate::stats::Stats;
 use crate::worker::{CodeSet, Pool, Spec, in_fresh_worker, python};
 use crate::{Error, lb};
@@ -190,28 +190,6 @@ impl App {
         self.remotes.read().map(|r| r.clone()).unwrap_or_default()
     }
 
-    /// Secret of a security definition: the config's password wins (and is
-    /// kept as the secret); otherwise the stored one; otherwise a new uuid4.
-    fn secret_for(store: &mut Store, name: &str, given: Option<&str>) -> Result<String, Error> {
-        let key = format!("integrator.security.{name}");
-        if let Some(p) = given {
-            if store.secret(&key)?.as_deref() != Some(p) {
-                store.set_secret(&key, p)?;
-            }
-            return Ok(p.to_string());
-        }
-        if let Some(s) = store.secret(&key)? {
-            return Ok(s);
-        }
-        let generated = uuid4();
-        store.set_secret(&key, &generated)?;
-        tracing::info!(
-            security = name,
-            "generated a password (see `alpharen ctl integrator password {name}`)"
-        );
-        Ok(generated)
-    }
-
     /// Re-reads the config section and reconciles routes, secrets,
     /// outgoing connections, workers and servers (SIGHUP).
     pub fn reload(&self) -> Result<(), Error> {
@@ -219,7 +197,10 @@ impl App {
             let config = store.current_config()?.integrator;
             let mut rules = HashMap::new();
             for def in &config.security {
-                let secret = Self::secret_for(store, &def.name, def.password.as_deref())?;
+                let at = format!("integrator.security {:?}", def.name);
+                let secret = store
+                    .reveal(&at, def.password.as_deref())?
+                    .unwrap_or_default();
                 let rule = match def.kind.as_str() {
                     "basic" => Rule::Basic {
                         username: def.username.clone().unwrap_or_default(),
@@ -469,9 +450,11 @@ impl App {
         Ok(json!({"module": module, "removed": removed}))
     }
 
-    /// Reveals or sets the secret of a security definition (the socket is
-    /// root/alpharen-group only, and generated passwords must be learnable).
-    pub fn password(&self, security: &str, set: Option<&str>) -> Result<Value, RpcError> {
+    /// Reveals the secret of a security definition (the socket is
+    /// root/alpharen-group only, and generated passwords must be
+    /// learnable). A new one is set through the config (`ctl integrator
+    /// password NAME --set`).
+    pub fn password(&self, security: &str) -> Result<Value, RpcError> {
         let config = self.config();
         let def = config
             .security
@@ -483,23 +466,9 @@ impl App {
                     format!("no security definition is named {security:?}"),
                 )
             })?;
-        if def.password.is_some() && set.is_some() {
-            return Err(RpcError::new(
-                "conflict",
-                "the config sets this password; change integrator.security[].password instead",
-            ));
-        }
-        let key = format!("integrator.security.{security}");
-        if let Some(p) = set {
-            if p.is_empty() {
-                return Err(RpcError::invalid_params("password must not be empty"));
-            }
-            self.with_store(|s| s.set_secret(&key, p))
-                .map_err(rpc_store)?;
-            self.reload()
-                .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
-        }
-        let value = self.with_store(|s| s.secret(&key)).map_err(rpc_store)?;
+        let value = self
+            .with_store(|s| s.reveal(security, def.password.as_deref()))
+            .map_err(rpc_store)?;
         Ok(
             json!({"security": security, "kind": def.kind, "username": def.username, "password": value}),
         )

@@ -27,10 +27,9 @@ struct Named {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Password {
     security: String,
-    #[serde(default)]
-    password: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,7 +100,7 @@ impl Handler for Control {
             "integrator.ping" => app.ping(&call.params::<Named>()?.name).await?,
             "integrator.password" => {
                 let p: Password = call.params()?;
-                app.password(&p.security, p.password.as_deref())?
+                app.password(&p.security)?
             }
             "integrator.jobs" => app.engine.jobs_json().map_err(data_err)?,
             "integrator.job_run" => {

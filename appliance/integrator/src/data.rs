@@ -573,7 +573,7 @@ pub struct JobRow {
 }
 
 fn msg_id() -> String {
-    crate::security::uuid4().replace('-', "")
+    alpharen_store::uuid4().replace('-', "")
 }
 
 impl Broker for Data {

@@ -18,8 +18,8 @@ use crate::app::App;
 use crate::data::{Broker, Data, DataError, KvValue, Route, now_ms};
 use crate::retry;
 use crate::sched::{self, Misfire, Plan};
-use crate::security::uuid4;
 use crate::worker::{Host, Outcome};
+use alpharen_store::uuid4;
 
 /// Late by more than this at startup counts as a misfire (seconds).
 const MISFIRE_GRACE: i64 = 1;

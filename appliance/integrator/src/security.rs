@@ -235,22 +235,6 @@ impl ReplayCache {
     }
 }
 
-/// A random uuid4, for passwords generated when the config gives none.
-pub fn uuid4() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,13 +343,5 @@ mod tests {
         assert!(c.admit(vec![1], now, 10));
         assert!(!c.admit(vec![1], now, 10));
         assert!(c.admit(vec![1], now + Duration::from_secs(21), 10));
-    }
-
-    #[test]
-    fn uuid4_has_version_and_variant() {
-        let u = uuid4();
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
-        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
     }
 }

@@ -60,7 +60,7 @@ struct Plan {
 
 impl Plan {
     fn load(store: &mut Store) -> Result<Plan, Error> {
-        let cfg = store.current_config()?.pgha;
+        let cfg = store.revealed(store.current_config()?)?.pgha;
         let mut plan = Plan {
             grace: Duration::from_secs(cfg.grace),
             poll: Duration::from_secs(cfg.poll_interval),
@@ -71,14 +71,7 @@ impl Plan {
         let at = KeyPath::root().key("pgha").key("pg_controller");
         for (i, g) in cfg.pg_controller.iter().enumerate() {
             match g.resolve(i, &at.index(i)) {
-                Ok(mut g) => {
-                    for (n, s) in g.servers.iter_mut().enumerate() {
-                        s.ssh_pwd = secret(store, &g.key, n, "ssh_pwd", s.ssh_pwd.take())?;
-                        s.pg_replica_pwd =
-                            secret(store, &g.key, n, "pg_replica_pwd", s.pg_replica_pwd.take())?;
-                    }
-                    plan.groups.push(g);
-                }
+                Ok(g) => plan.groups.push(g),
                 Err(problems) => plan.excluded.push(Excluded {
                     group: g.key_or(i),
                     problems: problems.iter().map(Problem::to_string).collect(),
@@ -86,27 +79,6 @@ impl Plan {
             }
         }
         Ok(plan)
-    }
-}
-
-/// A password from the config is kept as the secret
-/// `pgha.<group>.<server>.<name>`; without one, the stored secret is used.
-fn secret(
-    store: &mut Store,
-    group: &str,
-    server: usize,
-    name: &str,
-    given: Option<String>,
-) -> Result<Option<String>, Error> {
-    let key = format!("pgha.{group}.{server}.{name}");
-    match given {
-        Some(v) => {
-            if store.secret(&key)?.as_deref() != Some(v.as_str()) {
-                store.set_secret(&key, &v)?;
-            }
-            Ok(Some(v))
-        }
-        None => Ok(store.secret(&key)?),
     }
 }
 

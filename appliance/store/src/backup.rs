@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::db::audit;
-use crate::revisions::apply_in;
+use crate::revisions::{Pend, Write, apply_in};
 use crate::users::check_name;
 use crate::{ApplyOutcome, Config, Role, Store, StoreError, now_unix};
 
@@ -130,7 +130,7 @@ impl Store {
             Some(id) => format!("restored from backup (revision {id})"),
             None => "restored from backup".into(),
         };
-        let out = apply_in(&tx, &config, actor, &comment, true)?;
+        let out = apply_in(&tx, &config, &Write::new(actor, &comment), Pend::IfRisky)?;
         audit(&tx, actor, "backup.restore", &comment)?;
         tx.commit()?;
         Ok(out)

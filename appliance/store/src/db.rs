@@ -7,8 +7,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::{StoreError, now_unix};
 
+/// A schema step: SQL, or code for data that SQL cannot rewrite.
+enum Step {
+    Sql(&'static str),
+    Code(fn(&Connection) -> Result<(), StoreError>),
+}
+
 /// Schema steps, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[Step] = &[
+    Step::Sql(FIRST),
+    // What an automatic revert restores when confirmed edits were made
+    // while a change was pending (`Store::edit`).
+    Step::Sql("ALTER TABLE pending ADD COLUMN fallback_document TEXT;"),
+    Step::Code(scrub_revisions),
+];
+
+const FIRST: &str = r#"
     CREATE TABLE revisions (
         id INTEGER PRIMARY KEY,
         created_at INTEGER NOT NULL,
@@ -44,7 +58,38 @@ const MIGRATIONS: &[&str] = &[r#"
         value TEXT NOT NULL,
         updated_at INTEGER NOT NULL
     );
-"#];
+"#;
+
+/// Revisions written before secrets became references carry passwords in
+/// clear: move them to the secret store and rewrite each revision with
+/// references, and drop values from `config set` comments.
+fn scrub_revisions(conn: &Connection) -> Result<(), StoreError> {
+    let rows: Vec<(i64, String, String)> = {
+        let mut stmt = conn.prepare("SELECT id, document, comment FROM revisions ORDER BY id")?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    for (id, doc, comment) in rows {
+        let mut config: crate::Config = serde_json::from_str(&doc)
+            .map_err(|e| StoreError::Corrupt(format!("revision {id} cannot be read: {e}")))?;
+        crate::secrets::move_secrets(conn, &mut config)?;
+        let doc = serde_json::to_string(&config)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode revision {id}: {e}")))?;
+        let comment = match comment.strip_prefix("set ") {
+            Some(rest) => format!("set {}", rest.split(" = ").next().unwrap_or(rest)),
+            None => comment,
+        };
+        conn.execute(
+            "UPDATE revisions SET document = ?1, comment = ?2 WHERE id = ?3",
+            params![doc, comment, id],
+        )?;
+    }
+    conn.execute(
+        "UPDATE audit SET detail = substr(detail, 1, instr(detail, ' = ') - 1) WHERE action = 'config.apply' AND detail LIKE '%: set % = %'",
+        [],
+    )?;
+    Ok(())
+}
 
 /// A handle on `<state>/alpharen.db`. Writers take `&mut self` so each write
 /// is one transaction, begun IMMEDIATE: several processes share the file,
@@ -101,7 +146,10 @@ impl Store {
             let tx = self
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            tx.execute_batch(step)?;
+            match step {
+                Step::Sql(sql) => tx.execute_batch(sql)?,
+                Step::Code(f) => f(&tx)?,
+            }
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }

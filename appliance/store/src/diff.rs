@@ -134,6 +134,18 @@ pub fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<(), String>
     Ok(())
 }
 
+/// The value at `path`, if there is one.
+pub fn get_path(doc: &Value, path: &str) -> Option<Value> {
+    let mut cur = doc;
+    for seg in parse_path(path).ok()? {
+        cur = match seg {
+            Segment::Key(k) => cur.get(k.as_str())?,
+            Segment::Index(i) => cur.get(i)?,
+        };
+    }
+    Some(cur.clone())
+}
+
 /// Interprets a command-line value as TOML (`true`, `42`, `["a"]`, `"s"`),
 /// falling back to a plain string so `hostname node2` needs no quotes.
 pub fn parse_cli_value(text: &str) -> Value {

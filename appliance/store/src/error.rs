@@ -30,6 +30,14 @@ pub enum StoreError {
         path: String,
         source: rusqlite::Error,
     },
+    #[error("{field} refers to the secret {name:?}, which is not in the secret store")]
+    MissingSecret { field: String, name: String },
+    #[error(
+        "the configuration changed meanwhile: you expected revision {expected}, the current one is {current}; read it again and retry"
+    )]
+    Conflict { expected: i64, current: i64 },
+    #[error("revision {named} is not waiting for confirmation{}", match .pending { Some(p) => format!(" (revision {p} is)"), None => " (nothing is)".to_string() })]
+    NotPending { named: i64, pending: Option<i64> },
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
 }
@@ -47,6 +55,9 @@ impl StoreError {
             StoreError::BadBackup(_) => "invalid_backup",
             StoreError::StateDir { .. } => "state_dir",
             StoreError::Db { .. } => "database",
+            StoreError::MissingSecret { .. } => "missing_secret",
+            StoreError::Conflict { .. } => "conflict",
+            StoreError::NotPending { .. } => "not_pending",
             StoreError::Corrupt(_) => "corrupt",
         }
     }

@@ -21,7 +21,8 @@ pub use config::{Config, Problem, Section};
 pub use db::Store;
 pub use diff::Change;
 pub use error::StoreError;
-pub use revisions::{ApplyOutcome, Pending, Revision, RevisionMeta};
+pub use revisions::{ApplyOutcome, Pending, Revision, RevisionMeta, Write};
+pub use secrets::uuid4;
 pub use users::{Role, User};
 
 /// Seconds since the Unix epoch; revisions and deadlines use wall time so

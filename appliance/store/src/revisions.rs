@@ -5,7 +5,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::db::audit;
-use crate::{Config, Section, Store, StoreError, diff, now_unix};
+use crate::secrets::move_secrets;
+use crate::{Config, Problem, Section, Store, StoreError, diff, now_unix};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RevisionMeta {
@@ -107,20 +108,7 @@ impl Store {
     }
 
     pub fn pending(&self) -> Result<Option<Pending>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT revision, fallback, deadline FROM pending WHERE id = 1",
-                [],
-                |r| {
-                    Ok(Pending {
-                        revision: r.get(0)?,
-                        fallback: r.get(1)?,
-                        deadline: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+        pending_in(&self.conn)
     }
 
     /// Validates and stores `config` as a new revision. Risky sections make
@@ -131,26 +119,86 @@ impl Store {
         author: &str,
         comment: &str,
     ) -> Result<ApplyOutcome, StoreError> {
+        self.write(config, &Write::new(author, comment))
+    }
+
+    /// `apply` with the caller's expectations (compare-and-swap).
+    pub fn write(&mut self, config: &Config, w: &Write) -> Result<ApplyOutcome, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = apply_in(&tx, config, author, comment, true)?;
+        let out = apply_in(&tx, config, w, Pend::IfRisky)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// An edit the operator asked for by name (a VPN peer added or removed):
+    /// it takes effect confirmed. A change already pending stays pending
+    /// (this does not confirm it), and the edit is also made to what an
+    /// automatic revert would restore, so the revert undoes only that
+    /// change.
+    pub fn edit(
+        &mut self,
+        w: &Write,
+        f: impl Fn(&mut Config) -> Result<(), Vec<Problem>>,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut config = latest(&tx)?.map(|(_, c)| c).unwrap_or_default();
+        f(&mut config).map_err(StoreError::Invalid)?;
+        let out = apply_in(&tx, &config, w, Pend::Keep)?;
+        if out.revision.is_some()
+            && let Some(p) = pending_in(&tx)?
+        {
+            let mut fallback = fallback_config(&tx, &p)?;
+            // Where the edit cannot be made to the old document (say the
+            // peer's network only exists in the pending one), the revert
+            // restores the old document as it was.
+            if f(&mut fallback).is_ok() && fallback.validate().is_empty() {
+                let doc = encode(&fallback)?;
+                tx.execute(
+                    "UPDATE pending SET fallback_document = ?1 WHERE id = 1",
+                    params![doc],
+                )?;
+            }
+        }
         tx.commit()?;
         Ok(out)
     }
 
     /// A new revision equal to revision `id`.
-    pub fn rollback(&mut self, id: i64, author: &str) -> Result<ApplyOutcome, StoreError> {
+    pub fn rollback(&mut self, id: i64, w: &Write) -> Result<ApplyOutcome, StoreError> {
         let old = self.revision(id)?;
-        self.apply(&old.config, author, &format!("rollback to revision {id}"))
+        let comment = format!("rollback to revision {id}");
+        self.write(
+            &old.config,
+            &Write {
+                comment: &comment,
+                ..*w
+            },
+        )
     }
 
-    /// Keeps the pending revision for good.
-    pub fn confirm(&mut self, actor: &str) -> Result<Pending, StoreError> {
-        let pending = self.pending()?.ok_or(StoreError::NothingPending)?;
+    /// Keeps the pending revision `revision` for good; nothing else is
+    /// confirmed, so a confirmation never keeps a change it did not see.
+    pub fn confirm(&mut self, revision: i64, actor: &str) -> Result<Pending, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let pending = pending_in(&tx)?;
+        let pending = match pending {
+            Some(p) if p.revision == revision => p,
+            other => {
+                return Err(match other {
+                    None if revision == 0 => StoreError::NothingPending,
+                    _ => StoreError::NotPending {
+                        named: revision,
+                        pending: other.map(|p| p.revision),
+                    },
+                });
+            }
+        };
         tx.execute("DELETE FROM pending", [])?;
         audit(
             &tx,
@@ -164,21 +212,98 @@ impl Store {
 
     /// Restores the fallback of an unconfirmed change as a new revision.
     pub fn revert_pending(&mut self, actor: &str) -> Result<ApplyOutcome, StoreError> {
-        let pending = self.pending()?.ok_or(StoreError::NothingPending)?;
-        let fallback = self.revision(pending.fallback)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let pending = pending_in(&tx)?.ok_or(StoreError::NothingPending)?;
+        let fallback = fallback_config(&tx, &pending)?;
         let comment = format!(
             "automatic revert: revision {} was not confirmed in time; restored revision {}",
             pending.revision, pending.fallback
         );
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM pending", [])?;
-        let out = apply_in(&tx, &fallback.config, actor, &comment, false)?;
+        let out = apply_in(&tx, &fallback, &Write::new(actor, &comment), Pend::Never)?;
         audit(&tx, actor, "config.revert", &comment)?;
         tx.commit()?;
         Ok(out)
     }
+}
+
+/// Who writes, why, and what they expect to replace.
+#[derive(Debug, Clone, Copy)]
+pub struct Write<'a> {
+    pub author: &'a str,
+    pub comment: &'a str,
+    /// The revision the caller read and edited (0: none yet); the write is
+    /// refused with `Conflict` when another came first.
+    pub expect_revision: Option<i64>,
+}
+
+impl<'a> Write<'a> {
+    pub fn new(author: &'a str, comment: &'a str) -> Write<'a> {
+        Write {
+            author,
+            comment,
+            expect_revision: None,
+        }
+    }
+}
+
+/// Whether a write may start or carry a pending change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pend {
+    /// Risky sections make it pending; an existing pending change moves
+    /// to the new revision with a fresh deadline.
+    IfRisky,
+    /// Takes effect confirmed; an existing pending change moves to the new
+    /// revision with its deadline unchanged.
+    Keep,
+    /// The automatic revert.
+    Never,
+}
+
+fn encode(config: &Config) -> Result<String, StoreError> {
+    serde_json::to_string(config)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode configuration: {e}")))
+}
+
+fn latest(conn: &Connection) -> Result<Option<(i64, Config)>, StoreError> {
+    let row: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT id, document FROM revisions ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    row.map(|(id, doc)| Ok((id, decode(id, &doc)?))).transpose()
+}
+
+fn pending_in(conn: &Connection) -> Result<Option<Pending>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT revision, fallback, deadline FROM pending WHERE id = 1",
+            [],
+            |r| {
+                Ok(Pending {
+                    revision: r.get(0)?,
+                    fallback: r.get(1)?,
+                    deadline: r.get(2)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// What a revert restores: the fallback revision, with the confirmed edits
+/// made since.
+fn fallback_config(conn: &Connection, p: &Pending) -> Result<Config, StoreError> {
+    let doc: Option<String> = conn.query_row(
+        "SELECT coalesce(fallback_document, (SELECT document FROM revisions WHERE id = ?1)) FROM pending WHERE id = 1",
+        params![p.fallback],
+        |r| r.get(0),
+    )?;
+    let doc = doc.ok_or(StoreError::NoRevision(p.fallback))?;
+    decode(p.fallback, &doc)
 }
 
 /// The one write path for revisions, inside the caller's transaction so that
@@ -186,30 +311,33 @@ impl Store {
 pub(crate) fn apply_in(
     conn: &Connection,
     config: &Config,
-    author: &str,
-    comment: &str,
-    may_pend: bool,
+    w: &Write,
+    pend: Pend,
 ) -> Result<ApplyOutcome, StoreError> {
+    let current = latest(conn)?;
+    if let Some(expected) = w.expect_revision {
+        let now_at = current.as_ref().map_or(0, |(id, _)| *id);
+        if expected != now_at {
+            return Err(StoreError::Conflict {
+                expected,
+                current: now_at,
+            });
+        }
+    }
+    let mut config = config.clone();
+    let secrets_changed = move_secrets(conn, &mut config)?;
     let problems = config.validate();
     if !problems.is_empty() {
         return Err(StoreError::Invalid(problems));
     }
-    let current: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT id, document FROM revisions ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let old = match &current {
-        Some((id, doc)) => Some(decode(*id, doc)?),
-        None => None,
-    };
-    let changed = match &old {
-        Some(old) => old.changed_sections(config),
+    let mut changed = match &current {
+        Some((_, old)) => old.changed_sections(&config),
         None => Section::ALL.to_vec(),
     };
-    if old.is_some() && changed.is_empty() {
+    changed.extend(secrets_changed);
+    changed.sort();
+    changed.dedup();
+    if current.is_some() && changed.is_empty() {
         return Ok(ApplyOutcome {
             revision: None,
             changed,
@@ -217,49 +345,57 @@ pub(crate) fn apply_in(
         });
     }
     let now = now_unix();
-    let document = serde_json::to_string(config)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode configuration: {e}")))?;
     conn.execute(
         "INSERT INTO revisions (created_at, author, comment, document) VALUES (?1, ?2, ?3, ?4)",
-        params![now, author, comment, document],
+        params![now, w.author, w.comment, encode(&config)?],
     )?;
     let id = conn.last_insert_rowid();
-    let existing: Option<i64> = conn
-        .query_row("SELECT fallback FROM pending WHERE id = 1", [], |r| {
-            r.get(0)
-        })
-        .optional()?;
+    let existing = pending_in(conn)?;
     let risky = changed.iter().any(|s| s.is_risky());
-    let pending = match (current, existing) {
+    let deadline = now + config.node.confirm_timeout as i64;
+    let pending = match (pend, &current, existing) {
         // Still unconfirmed from before: keep the last confirmed fallback.
-        (_, Some(fallback)) if may_pend => Some(fallback),
-        (Some((prev, _)), None) if may_pend && risky => Some(prev),
+        (Pend::IfRisky, _, Some(p)) => Some(Pending {
+            revision: id,
+            deadline,
+            ..p
+        }),
+        (Pend::Keep, _, Some(p)) => Some(Pending { revision: id, ..p }),
+        (Pend::IfRisky, Some((prev, _)), None) if risky => Some(Pending {
+            revision: id,
+            fallback: *prev,
+            deadline,
+        }),
         _ => None,
-    }
-    .map(|fallback| Pending {
-        revision: id,
-        fallback,
-        deadline: now + config.node.confirm_timeout as i64,
-    });
-    if let Some(p) = pending {
-        conn.execute(
-            "INSERT OR REPLACE INTO pending (id, revision, fallback, deadline) VALUES (1, ?1, ?2, ?3)",
-            params![p.revision, p.fallback, p.deadline],
-        )?;
+    };
+    match pending {
+        Some(p) if existing.is_some() => {
+            conn.execute(
+                "UPDATE pending SET revision = ?1, deadline = ?2 WHERE id = 1",
+                params![p.revision, p.deadline],
+            )?;
+        }
+        Some(p) => {
+            conn.execute(
+                "INSERT INTO pending (id, revision, fallback, deadline) VALUES (1, ?1, ?2, ?3)",
+                params![p.revision, p.fallback, p.deadline],
+            )?;
+        }
+        None => {}
     }
     let names: Vec<&str> = changed.iter().map(|s| s.name()).collect();
     audit(
         conn,
-        author,
+        w.author,
         "config.apply",
-        &format!("revision {id} ({}): {comment}", names.join(", ")),
+        &format!("revision {id} ({}): {}", names.join(", "), w.comment),
     )?;
     Ok(ApplyOutcome {
         revision: Some(RevisionMeta {
             id,
             created_at: now,
-            author: author.into(),
-            comment: comment.into(),
+            author: w.author.into(),
+            comment: w.comment.into(),
         }),
         changed,
         pending,
@@ -312,7 +448,7 @@ mod tests {
         let (_d, mut s) = store();
         s.apply(&with_host("a"), "t", "1").unwrap();
         s.apply(&with_host("b"), "t", "2").unwrap();
-        let out = s.rollback(1, "t").unwrap();
+        let out = s.rollback(1, &Write::new("t", "")).unwrap();
         let rev = out.revision.unwrap();
         assert_eq!(rev.id, 3);
         assert_eq!(s.current_config().unwrap().node.hostname, "a");
@@ -320,7 +456,7 @@ mod tests {
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].path, "node.hostname");
         assert!(matches!(
-            s.rollback(99, "t"),
+            s.rollback(99, &Write::new("t", "")),
             Err(StoreError::NoRevision(99))
         ));
     }
@@ -340,9 +476,19 @@ mod tests {
         more.node.hostname = "x".into();
         let p2 = s.apply(&more, "t", "host").unwrap().pending.unwrap();
         assert_eq!((p2.revision, p2.fallback), (3, 1));
-        s.confirm("t").unwrap();
+        assert!(matches!(
+            s.confirm(2, "t"),
+            Err(StoreError::NotPending {
+                named: 2,
+                pending: Some(3)
+            })
+        ));
+        s.confirm(3, "t").unwrap();
         assert!(s.pending().unwrap().is_none());
-        assert!(matches!(s.confirm("t"), Err(StoreError::NothingPending)));
+        assert!(matches!(
+            s.confirm(3, "t"),
+            Err(StoreError::NotPending { pending: None, .. })
+        ));
     }
 
     #[test]
@@ -359,6 +505,79 @@ mod tests {
         assert!(s.pending().unwrap().is_none());
         let log = s.audit_log(1).unwrap();
         assert_eq!(log[0].action, "config.revert");
+    }
+
+    #[test]
+    fn expect_revision_refuses_a_stale_write() {
+        let (_d, mut s) = store();
+        let w = Write {
+            expect_revision: Some(0),
+            ..Write::new("t", "1")
+        };
+        s.write(&with_host("a"), &w).unwrap();
+        let stale = s.write(&with_host("b"), &w).unwrap_err();
+        assert_eq!(stale.code(), "conflict");
+        assert!(stale.to_string().contains("current one is 1"), "{stale}");
+        let fresh = Write {
+            expect_revision: Some(1),
+            ..w
+        };
+        s.write(&with_host("b"), &fresh).unwrap();
+        assert_eq!(s.current_config().unwrap().node.hostname, "b");
+    }
+
+    #[test]
+    fn an_edit_keeps_a_pending_change_pending_and_survives_its_revert() {
+        let (_d, mut s) = store();
+        s.apply(&with_host("a"), "t", "1").unwrap();
+        let mut risky = with_host("a");
+        risky.network.manage = Some(true);
+        let p = s.apply(&risky, "admin", "net").unwrap().pending.unwrap();
+        let edit = |c: &mut Config| {
+            c.node.timezone = "Europe/Berlin".into();
+            Ok(())
+        };
+        let out = s.edit(&Write::new("vpn", "peer"), edit).unwrap();
+        let still = out.pending.expect("the network change is still pending");
+        assert_eq!((still.fallback, still.deadline), (p.fallback, p.deadline));
+        assert!(s.confirm(p.revision, "admin").is_err(), "old number");
+        s.revert_pending("alpharen").unwrap();
+        let now = s.current_config().unwrap();
+        assert_eq!(now.network.manage, None, "network change reverted");
+        assert_eq!(now.node.timezone, "Europe/Berlin", "the edit survives");
+    }
+
+    #[test]
+    fn an_edit_without_pending_takes_effect_confirmed() {
+        let (_d, mut s) = store();
+        s.apply(&with_host("a"), "t", "1").unwrap();
+        let out = s
+            .edit(&Write::new("vpn", "peer"), |c| {
+                c.network.manage = Some(false);
+                Ok(())
+            })
+            .unwrap();
+        assert!(out.pending.is_none());
+        assert!(s.pending().unwrap().is_none());
+    }
+
+    #[test]
+    fn revisions_never_hold_a_password() {
+        let (_d, mut s) = store();
+        let c = Config::from_toml(
+            "[[integrator.security]]\nname = \"a\"\nkind = \"basic\"\nusername = \"u\"\npassword = \"hunter2\"\n",
+        )
+        .unwrap();
+        s.apply(&c, "t", "1").unwrap();
+        let stored = s.current().unwrap().unwrap().config;
+        assert!(!serde_json::to_string(&stored).unwrap().contains("hunter2"));
+        // The same password again changes nothing; a new one is a change.
+        assert!(s.apply(&c, "t", "2").unwrap().revision.is_none());
+        let mut c2 = c.clone();
+        c2.integrator.security[0].password = Some("other".into());
+        let out = s.apply(&c2, "t", "3").unwrap();
+        assert_eq!(out.changed, vec![Section::Integrator]);
+        assert!(s.diff(1, 2).unwrap().is_empty(), "a diff shows no value");
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub async fn run(node: Arc<Node>) {
         let (before, after, what) = wait_and_revert(&node.store, &node.pending_changed).await;
         node.logs.event(&what);
         crate::control::notify(&node, "configuration reverted", &what);
-        node.reconcile(&before, &after).await;
+        let changed = before.changed_sections(&after);
+        node.reconcile(&before, &after, &changed).await;
     }
 }
 
@@ -108,7 +109,10 @@ mod tests {
         let task = wait_and_revert(&store, &changed);
         tokio::pin!(task);
         no_revert_for(&mut task, 60).await;
-        store.lock().unwrap().confirm("t").unwrap();
+        let mut s = store.lock().unwrap();
+        let p = s.pending().unwrap().unwrap();
+        s.confirm(p.revision, "t").unwrap();
+        drop(s);
         changed.notify_one();
         no_revert_for(&mut task, 600).await;
         assert_eq!(store.lock().unwrap().history(10).unwrap().len(), 2);

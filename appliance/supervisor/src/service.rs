@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alpharen_store::config::RestartMode;
-use alpharen_store::{Section, now_unix};
+use alpharen_store::now_unix;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde::Serialize;
@@ -31,8 +31,6 @@ pub struct ServiceSpec {
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub restart: RestartMode,
-    /// The config section whose changes reach this service as SIGHUP.
-    pub section: Option<Section>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use alpharen_store::config::ExtraService;
-use alpharen_store::{Config, Store, now_unix};
+use alpharen_store::{Config, Section, Store, now_unix};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc};
@@ -203,7 +203,7 @@ impl Node {
         }
     }
 
-    fn builtin_spec(&self, name: &str, section: alpharen_store::Section) -> ServiceSpec {
+    fn builtin_spec(&self, name: &str) -> ServiceSpec {
         let mut args = vec![
             "serve".to_string(),
             name.to_string(),
@@ -219,7 +219,6 @@ impl Node {
             args,
             env: Default::default(),
             restart: Default::default(),
-            section: Some(section),
         }
     }
 
@@ -230,14 +229,13 @@ impl Node {
             args: extra.args.clone(),
             env: extra.env.clone(),
             restart: extra.restart,
-            section: None,
         }
     }
 
     async fn start_services(&self, config: &Config) {
         let mut services = self.services.lock().await;
         for b in BUILTINS {
-            let spec = self.builtin_spec(b.name, b.section);
+            let spec = self.builtin_spec(b.name);
             self.add(&mut services, spec, "builtin");
         }
         for extra in &config.node.extra_services {
@@ -265,10 +263,11 @@ impl Node {
 
     /// Brings running services in line with a new configuration: SIGHUP to
     /// built-ins whose section changed, start/stop/replace extra services.
-    pub async fn reconcile(&self, old: &Config, new: &Config) {
-        let changed = old.changed_sections(new);
+    /// Brings services in line with a new revision: `changed` also names
+    /// sections whose secrets changed, which the documents do not show.
+    pub async fn reconcile(&self, old: &Config, new: &Config, changed: &[Section]) {
         let mut services = self.services.lock().await;
-        for b in BUILTINS.iter().filter(|b| b.watches(&changed)) {
+        for b in BUILTINS.iter().filter(|b| b.watches(changed)) {
             if let Some(h) = services.handles.get(b.name) {
                 let _ = h.tx.send(Cmd::Reload).await;
             }

@@ -1,7 +1,8 @@
 //! `<state>/run/vpn.sock`: `vpn.status`, `vpn.peer_add`, `vpn.peer_del`.
-//! Peer changes are written by the supervisor (`config.set`, then
-//! `config.confirm`: the operator asked for this exact change, so there is
-//! nothing to roll back to automatically), then applied here at once.
+//! Peer changes are written by the supervisor (`config.vpn_peer_add` and
+//! `config.vpn_peer_remove`: the operator asked for this exact change, so it
+//! takes effect confirmed and leaves anyone else's pending change pending),
+//! then applied here at once.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -79,43 +80,23 @@ async fn supervisor(
 }
 
 /// The current section as the supervisor has it (not our cached copy: a
-/// change may be on its way to us).
-async fn current_vpn(state_dir: &Path) -> Result<Vpn, RpcError> {
+/// change may be on its way to us), with its revision.
+async fn current_vpn(state_dir: &Path) -> Result<(Vpn, i64), RpcError> {
     let v = supervisor(
         state_dir.to_path_buf(),
         "config.get",
         json!({"section": "vpn"}),
     )
     .await?;
-    serde_json::from_value(v.get("config").cloned().unwrap_or(Value::Null))
-        .map_err(|e| RpcError::new("internal_error", format!("vpn section: {e}")))
+    let revision = v.get("revision").and_then(Value::as_i64).unwrap_or(0);
+    let vpn = serde_json::from_value(v.get("config").cloned().unwrap_or(Value::Null))
+        .map_err(|e| RpcError::new("internal_error", format!("vpn section: {e}")))?;
+    Ok((vpn, revision))
 }
 
-/// Writes the peer list through the supervisor and confirms it.
-async fn write_peers(
-    state_dir: &Path,
-    peers: &[VpnPeer],
-    comment: String,
-    author: String,
-) -> Result<Value, RpcError> {
-    let peers =
-        serde_json::to_value(peers).map_err(|e| RpcError::new("internal_error", e.to_string()))?;
-    let out = supervisor(
-        state_dir.to_path_buf(),
-        "config.set",
-        json!({"path": "vpn.peers", "value": peers, "comment": comment, "author": author}),
-    )
-    .await?;
-    if out.get("pending").is_some_and(|p| !p.is_null()) {
-        supervisor(
-            state_dir.to_path_buf(),
-            "config.confirm",
-            json!({"author": author}),
-        )
-        .await?;
-    }
-    Ok(out)
-}
+/// Tries of a peer add that lost a race with another change (the address
+/// it picked may have been taken meanwhile).
+const ADD_TRIES: usize = 5;
 
 /// What a road-warrior client routes by default: the pool and the node's
 /// tunnel networks, deduplicated.
@@ -194,8 +175,19 @@ impl Control {
     }
 
     async fn peer_add(&self, p: PeerAdd, author: String) -> Result<Value, RpcError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.try_peer_add(&p, &author).await {
+                Err(e) if e.code == "conflict" && tries < ADD_TRIES => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_peer_add(&self, p: &PeerAdd, author: &str) -> Result<Value, RpcError> {
         let sh = &self.0;
-        let vpn = current_vpn(&sh.state_dir).await?;
+        let (vpn, revision) = current_vpn(&sh.state_dir).await?;
         if vpn.peers.iter().any(|x| x.name == p.name) {
             return Err(RpcError::new(
                 "exists",
@@ -249,20 +241,19 @@ impl Control {
             .map_err(vpn_error)?
         };
         let (client_secret, client_public) = keys::generate();
-        let mut peers = vpn.peers.clone();
-        peers.push(VpnPeer {
+        let peer = VpnPeer {
             name: p.name.clone(),
             public_key: keys::to_base64(&client_public),
             preshared_key_secret: None,
             allowed_ips: vec![format!("{addr}/32")],
             endpoint: None,
             persistent_keepalive: None,
-        });
-        let out = write_peers(
-            &sh.state_dir,
-            &peers,
-            format!("vpn peer add {}", p.name),
-            author,
+        };
+        let out = supervisor(
+            sh.state_dir.clone(),
+            "config.vpn_peer_add",
+            json!({"peer": peer, "author": author, "expect_revision": revision,
+                   "comment": format!("vpn peer add {}", p.name)}),
         )
         .await?;
         // Do not wait for the SIGHUP: the client may connect right away.
@@ -276,7 +267,7 @@ impl Control {
             allowed_ips: if p.allowed_ips.is_empty() {
                 default_client_routes(&vpn)
             } else {
-                p.allowed_ips
+                p.allowed_ips.clone()
             },
             keepalive: CLIENT_KEEPALIVE,
         };
@@ -298,20 +289,18 @@ impl Control {
 
     async fn peer_del(&self, p: PeerDel, author: String) -> Result<Value, RpcError> {
         let sh = &self.0;
-        let vpn = current_vpn(&sh.state_dir).await?;
-        let before = vpn.peers.len();
-        let peers: Vec<VpnPeer> = vpn.peers.into_iter().filter(|x| x.name != p.name).collect();
-        if peers.len() == before {
+        let (vpn, _) = current_vpn(&sh.state_dir).await?;
+        if !vpn.peers.iter().any(|x| x.name == p.name) {
             return Err(RpcError::new(
                 "not_found",
                 format!("no peer named {:?} (see `ctl vpn`)", p.name),
             ));
         }
-        let out = write_peers(
-            &sh.state_dir,
-            &peers,
-            format!("vpn peer del {}", p.name),
-            author,
+        let out = supervisor(
+            sh.state_dir.clone(),
+            "config.vpn_peer_remove",
+            json!({"name": p.name, "author": author,
+                   "comment": format!("vpn peer del {}", p.name)}),
         )
         .await?;
         sh.reconcile().await.map_err(vpn_error)?;

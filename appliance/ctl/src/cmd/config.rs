@@ -17,12 +17,23 @@ pub enum ConfigCmd {
         #[arg(long)]
         revision: Option<i64>,
     },
-    /// Apply a whole document from a TOML or JSON file ("-" for stdin).
+    /// Apply the sections a TOML or JSON file has ("-" for stdin); the
+    /// others stay as they are. Prints the changes it made.
     Apply {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
         #[arg(short = 'm', long = "message", default_value = "")]
         message: String,
+        /// Replace the whole document: sections the file leaves out go back
+        /// to their defaults.
+        #[arg(long)]
+        replace: bool,
+        /// Print the changes without making them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Refuse if the current revision is not N (someone else changed it).
+        #[arg(long, value_name = "N")]
+        expect_revision: Option<i64>,
     },
     /// Set one value, e.g. `config set node.hostname node2`.
     Set {
@@ -30,6 +41,9 @@ pub enum ConfigCmd {
         value: String,
         #[arg(short = 'm', long = "message", default_value = "")]
         message: String,
+        /// Refuse if the current revision is not N (someone else changed it).
+        #[arg(long, value_name = "N")]
+        expect_revision: Option<i64>,
     },
     /// List revisions, newest first.
     History {
@@ -40,8 +54,9 @@ pub enum ConfigCmd {
     Diff { a: i64, b: i64 },
     /// Make a new revision equal to revision N.
     Rollback { revision: i64 },
-    /// Keep a pending (risky) change; otherwise it reverts by itself.
-    Confirm,
+    /// Keep the pending (risky) revision N; otherwise it reverts by itself.
+    /// Without N, the one pending now (its number is printed).
+    Confirm { revision: Option<i64> },
     /// Print the configuration as TOML, ready for `config apply`.
     Export {
         #[arg(long)]
@@ -58,7 +73,20 @@ fn read_input(file: &PathBuf) -> Result<String, CtlError> {
     read.map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))
 }
 
+/// One line per changed key, as `config diff` prints them.
+fn print_changes(changes: &Value) {
+    for c in changes.as_array().into_iter().flatten() {
+        let path = text(&c["path"]);
+        match (c["old"].is_null(), c["new"].is_null()) {
+            (true, _) => println!("+ {path} = {}", c["new"]),
+            (_, true) => println!("- {path} = {}", c["old"]),
+            _ => println!("~ {path}: {} -> {}", c["old"], c["new"]),
+        }
+    }
+}
+
 fn print_outcome(v: &Value) {
+    print_changes(&v["changes"]);
     match v["revision"].as_object() {
         None => println!("no changes"),
         Some(r) => {
@@ -75,8 +103,9 @@ fn print_outcome(v: &Value) {
     }
     if let Some(p) = v["pending"].as_object() {
         println!(
-            "this change can cut you off: confirm it within {} s with `alpharen ctl config confirm`, or it reverts to revision {}",
+            "this change can cut you off: confirm it within {} s with `alpharen ctl config confirm {}`, or it reverts to revision {}",
             text(&p["seconds_left"]),
+            text(&p["revision"]),
             text(&p["fallback"])
         );
     }
@@ -105,20 +134,40 @@ impl ConfigCmd {
                     print!("{rendered}");
                 }
             }
-            ConfigCmd::Apply { file, message } => {
+            ConfigCmd::Apply {
+                file,
+                message,
+                replace,
+                dry_run,
+                expect_revision,
+            } => {
                 let text = read_input(&file)?;
-                let v = client.call("config.apply", json!({"text": text, "comment": message}))?;
-                out.show(&v, print_outcome);
+                let v = client.call(
+                    "config.apply",
+                    json!({"text": text, "comment": message, "replace": replace,
+                           "dry_run": dry_run, "expect_revision": expect_revision}),
+                )?;
+                if dry_run {
+                    out.show(&v, |v| {
+                        print_changes(&v["changes"]);
+                        let n = v["changes"].as_array().map_or(0, Vec::len);
+                        println!("dry run: {n} change(s), nothing applied");
+                    });
+                } else {
+                    out.show(&v, print_outcome);
+                }
             }
             ConfigCmd::Set {
                 path,
                 value,
                 message,
+                expect_revision,
             } => {
                 let value = alpharen_store::diff::parse_cli_value(&value);
                 let v = client.call(
                     "config.set",
-                    json!({"path": path, "value": value, "comment": message}),
+                    json!({"path": path, "value": value, "comment": message,
+                           "expect_revision": expect_revision}),
                 )?;
                 out.show(&v, print_outcome);
             }
@@ -154,26 +203,27 @@ impl ConfigCmd {
             ConfigCmd::Diff { a, b } => {
                 let v = client.call("config.diff", json!({"a": a, "b": b}))?;
                 out.show(&v, |v| {
-                    let changes = v.as_array().cloned().unwrap_or_default();
-                    if changes.is_empty() {
+                    if v.as_array().is_none_or(Vec::is_empty) {
                         println!("revisions {a} and {b} are the same");
                     }
-                    for c in changes {
-                        let path = text(&c["path"]);
-                        match (c["old"].is_null(), c["new"].is_null()) {
-                            (true, _) => println!("+ {path} = {}", c["new"]),
-                            (_, true) => println!("- {path} = {}", c["old"]),
-                            _ => println!("~ {path}: {} -> {}", c["old"], c["new"]),
-                        }
-                    }
+                    print_changes(v);
                 });
             }
             ConfigCmd::Rollback { revision } => {
                 let v = client.call("config.rollback", json!({"revision": revision}))?;
                 out.show(&v, print_outcome);
             }
-            ConfigCmd::Confirm => {
-                let v = client.call("config.confirm", json!({}))?;
+            ConfigCmd::Confirm { revision } => {
+                let revision = match revision {
+                    Some(n) => n,
+                    None => {
+                        let h = client.call("config.history", json!({"limit": 1}))?;
+                        h["pending"]["revision"].as_i64().ok_or_else(|| {
+                            CtlError::Refused("nothing is waiting for confirmation".into())
+                        })?
+                    }
+                };
+                let v = client.call("config.confirm", json!({"revision": revision}))?;
                 out.show(&v, |v| {
                     println!("revision {} confirmed", text(&v["confirmed"]))
                 });

@@ -102,12 +102,39 @@ pub enum KvCmd {
     },
 }
 
+/// A new password is a config change like any other (the write path keeps
+/// it in the secret store and the integrator reloads); the revision's
+/// comment names the definition, never the value.
+fn set_password(client: &mut Node, security: &str, value: &str) -> Result<(), CtlError> {
+    let v = client.call("config.get", json!({"section": "integrator"}))?;
+    let index = v["config"]["security"]
+        .as_array()
+        .and_then(|defs| defs.iter().position(|d| d["name"] == security))
+        .ok_or_else(|| {
+            CtlError::Refused(format!("no security definition is named {security:?}"))
+        })?;
+    client.call(
+        "config.set",
+        json!({"path": format!("integrator.security[{index}].password"), "value": value,
+               "comment": format!("integrator password {security} changed"),
+               "expect_revision": v["revision"]}),
+    )?;
+    Ok(())
+}
+
 fn json_or_string(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_string()))
 }
 
 impl IntegratorCmd {
     pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
+        if let IntegratorCmd::Password {
+            security,
+            set: Some(value),
+        } = &self
+        {
+            set_password(client, security, value)?;
+        }
         let (method, params) = match &self {
             IntegratorCmd::Status => ("integrator.status", json!({})),
             IntegratorCmd::Deploy { file } => {
@@ -132,10 +159,9 @@ impl IntegratorCmd {
             IntegratorCmd::Undeploy { name } => ("integrator.undeploy", json!({"name": name})),
             IntegratorCmd::Stats => ("integrator.stats", json!({})),
             IntegratorCmd::Ping { name } => ("integrator.ping", json!({"name": name})),
-            IntegratorCmd::Password { security, set } => (
-                "integrator.password",
-                json!({"security": security, "password": set}),
-            ),
+            IntegratorCmd::Password { security, .. } => {
+                ("integrator.password", json!({"security": security}))
+            }
             IntegratorCmd::Jobs => ("integrator.jobs", json!({})),
             IntegratorCmd::JobRun { name } => ("integrator.job_run", json!({"name": name})),
             IntegratorCmd::Kv(KvCmd::Get { key, ns }) => {

@@ -9,6 +9,7 @@ mod network;
 mod node;
 mod path;
 mod pgha;
+mod secret_fields;
 mod simple;
 mod vpn;
 
@@ -31,6 +32,7 @@ pub use pgha::{
     BackupController, BackupServer, PgGroup, PgGroupResolved, PgServer, PgServerResolved, Pgha,
     SendMode, SyncFolder,
 };
+pub use secret_fields::{SECRET_PREFIX, SecretField, make_ref, secret_ref};
 pub use simple::{SSH_KEY_TYPES, Ssh, Web, check_ssh_key};
 pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
 

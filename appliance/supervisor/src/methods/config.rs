@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use alpharen_rpc::{Call, Reply, RpcError};
-use alpharen_store::{ApplyOutcome, Config, Section, now_unix};
+use alpharen_store::config::VpnPeer;
+use alpharen_store::diff::{self, Change};
+use alpharen_store::{ApplyOutcome, Config, Problem, Section, Write, now_unix};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -27,6 +29,14 @@ struct Apply {
     #[serde(default)]
     comment: String,
     author: Option<String>,
+    /// The whole document (absent sections take their defaults) instead
+    /// of only the sections it has.
+    #[serde(default)]
+    replace: bool,
+    /// Answers with the changes without making them.
+    #[serde(default)]
+    dry_run: bool,
+    expect_revision: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -37,6 +47,7 @@ struct Set {
     #[serde(default)]
     comment: String,
     author: Option<String>,
+    expect_revision: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -51,11 +62,34 @@ struct Diff {
 struct Rollback {
     revision: i64,
     author: Option<String>,
+    expect_revision: Option<i64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Confirm {
+    /// The pending revision being kept; nothing else is confirmed.
+    revision: i64,
+    author: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerAdd {
+    peer: VpnPeer,
+    #[serde(default)]
+    comment: String,
+    author: Option<String>,
+    /// The revision the caller picked the peer's address from.
+    expect_revision: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerRemove {
+    name: String,
+    #[serde(default)]
+    comment: String,
     author: Option<String>,
 }
 
@@ -64,6 +98,10 @@ struct Confirm {
 struct Limit {
     #[serde(default = "twenty")]
     limit: u32,
+}
+
+fn or_default(given: String, default: impl FnOnce() -> String) -> String {
+    if given.is_empty() { default() } else { given }
 }
 
 fn twenty() -> u32 {
@@ -81,10 +119,11 @@ fn invalid(problems: Vec<alpharen_store::Problem>) -> RpcError {
     store_err(alpharen_store::StoreError::Invalid(problems))
 }
 
-pub fn outcome_json(out: &ApplyOutcome) -> Value {
+pub fn outcome_json(out: &ApplyOutcome, changes: &[Change]) -> Value {
     json!({
         "revision": out.revision,
         "changed": out.changed,
+        "changes": changes,
         "pending": out.pending.map(|p| json!({
             "revision": p.revision,
             "fallback": p.fallback,
@@ -105,10 +144,34 @@ pub async fn commit(
         let new = s.current_config()?;
         Ok((old, out, new))
     })?;
-    if out.revision.is_some() {
-        node.reconcile(&old, &new).await;
+    let changes = if out.revision.is_some() {
+        node.reconcile(&old, &new, &out.changed).await;
+        diff::diff(&old.to_json(), &new.to_json())
+    } else {
+        Vec::new()
+    };
+    Ok(outcome_json(&out, &changes))
+}
+
+/// The document an apply asks for: the sections it has over the current
+/// ones, or the whole of it with `replace`.
+fn merged(current: Value, doc: Value, replace: bool) -> Value {
+    match (current, doc) {
+        (Value::Object(mut cur), Value::Object(new)) if !replace => {
+            for (k, v) in new {
+                cur.insert(k, v);
+            }
+            Value::Object(cur)
+        }
+        (_, doc) => doc,
     }
-    Ok(outcome_json(&out))
+}
+
+fn write<'a>(who: &'a str, comment: &'a str, expect_revision: Option<i64>) -> Write<'a> {
+    Write {
+        expect_revision,
+        ..Write::new(who, comment)
+    }
 }
 
 /// Splits an optional `secrets` table off a document (written by
@@ -167,14 +230,20 @@ pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
                 }
             };
             let secrets = take_secrets(&mut doc)?;
-            let config = Config::from_value(doc).map_err(invalid)?;
+            let current = with_store(node, |s| s.current_config())?;
+            let config =
+                Config::from_value(merged(current.to_json(), doc, p.replace)).map_err(invalid)?;
+            if p.dry_run {
+                let changes = diff::diff(&current.to_json(), &config.redacted().to_json());
+                return Ok(Reply::Value(json!({"dry_run": true, "changes": changes})));
+            }
             let who = author(&call, p.author);
             let comment = p.comment;
             commit(node, move |s| {
                 for (k, v) in &secrets {
                     s.set_secret(k, v)?;
                 }
-                s.apply(&config, &who, &comment)
+                s.write(&config, &write(&who, &comment, p.expect_revision))
             })
             .await?
         }
@@ -186,11 +255,18 @@ pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
             let config = Config::from_value(doc).map_err(invalid)?;
             let who = author(&call, p.author);
             let comment = if p.comment.is_empty() {
-                format!("set {} = {}", p.path, p.value)
+                // The value as it will be stored: a password shows as a
+                // reference, never in clear.
+                let shown =
+                    diff::get_path(&config.redacted().to_json(), &p.path).unwrap_or(Value::Null);
+                format!("set {} = {}", p.path, shown)
             } else {
                 p.comment
             };
-            commit(node, move |s| s.apply(&config, &who, &comment)).await?
+            commit(node, move |s| {
+                s.write(&config, &write(&who, &comment, p.expect_revision))
+            })
+            .await?
         }
         "config.history" => {
             let p: Limit = call.params()?;
@@ -204,14 +280,56 @@ pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
         "config.rollback" => {
             let p: Rollback = call.params()?;
             let who = author(&call, p.author);
-            commit(node, move |s| s.rollback(p.revision, &who)).await?
+            commit(node, move |s| {
+                s.rollback(p.revision, &write(&who, "", p.expect_revision))
+            })
+            .await?
         }
         "config.confirm" => {
             let p: Confirm = call.params()?;
             let who = author(&call, p.author);
-            let p = with_store(node, |s| s.confirm(&who))?;
+            let p = with_store(node, |s| s.confirm(p.revision, &who))?;
             node.pending_changed.notify_one();
             json!({"confirmed": p.revision})
+        }
+        "config.vpn_peer_add" => {
+            let p: PeerAdd = call.params()?;
+            let who = author(&call, p.author);
+            let comment = or_default(p.comment, || format!("vpn peer {} added", p.peer.name));
+            let peer = p.peer;
+            commit(node, move |s| {
+                s.edit(&write(&who, &comment, p.expect_revision), |c| {
+                    if c.vpn.peers.iter().any(|q| q.name == peer.name) {
+                        return Err(vec![Problem {
+                            path: "vpn.peers".into(),
+                            message: format!("a peer named {:?} already exists", peer.name),
+                        }]);
+                    }
+                    c.vpn.peers.push(peer.clone());
+                    Ok(())
+                })
+            })
+            .await?
+        }
+        "config.vpn_peer_remove" => {
+            let p: PeerRemove = call.params()?;
+            let who = author(&call, p.author);
+            let comment = or_default(p.comment, || format!("vpn peer {} removed", p.name));
+            let name = p.name;
+            commit(node, move |s| {
+                s.edit(&Write::new(&who, &comment), |c| {
+                    let before = c.vpn.peers.len();
+                    c.vpn.peers.retain(|q| q.name != name);
+                    if c.vpn.peers.len() == before {
+                        return Err(vec![Problem {
+                            path: "vpn.peers".into(),
+                            message: format!("there is no peer named {name:?}"),
+                        }]);
+                    }
+                    Ok(())
+                })
+            })
+            .await?
         }
         "config.export" => {
             let p: Export = call.params()?;

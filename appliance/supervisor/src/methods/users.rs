@@ -141,8 +141,8 @@ async fn complete(node: &Arc<Node>, p: Setup) -> Result<Value, RpcError> {
         s.add_user("admin", &p.admin_password, Role::Admin, "setup")?;
         let out = s.apply(&config, "setup", "first-boot setup")?;
         // Setup is the admin's own act on a new node: nothing to confirm.
-        if out.pending.is_some() {
-            s.confirm("setup")?;
+        if let Some(p) = out.pending {
+            s.confirm(p.revision, "setup")?;
         }
         Ok(out)
     })
