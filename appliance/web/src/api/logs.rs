@@ -14,6 +14,7 @@ use crate::control;
 use crate::error::ApiError;
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     service: Option<String>,

@@ -182,4 +182,51 @@ mod tests {
             json!("Bad key path")
         );
     }
+
+    /// A path parameter is one the route's template names, and every
+    /// template name is a required path parameter (the OpenAPI rule
+    /// `openapi-spec-validator` checks); query strings are `in: query`,
+    /// required only where the handler cannot do without them.
+    #[test]
+    fn openapi_parameters_match_path_templates() {
+        let doc = openapi();
+        let mut query = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let template: Vec<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            for (method, op) in item.as_object().unwrap() {
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                let in_path: Vec<&str> = params
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .map(|p| {
+                        assert_eq!(p["required"], true, "{method} {path}: {p}");
+                        p["name"].as_str().unwrap()
+                    })
+                    .collect();
+                assert_eq!(in_path, template, "{method} {path}: path parameters");
+                for p in params.iter().filter(|p| p["in"] == "query") {
+                    let required = p["required"].as_bool().unwrap_or(false);
+                    query.push(format!("{path} {} {required}", p["name"].as_str().unwrap()));
+                }
+            }
+        }
+        query.sort();
+        assert_eq!(
+            query,
+            [
+                "/api/v1/config revision false",
+                "/api/v1/config section false",
+                "/api/v1/config/diff a true",
+                "/api/v1/config/diff b true",
+                "/api/v1/config/export with_secrets false",
+                "/api/v1/config/history limit false",
+                "/api/v1/logs follow false",
+                "/api/v1/logs lines false",
+                "/api/v1/logs service false",
+            ]
+        );
+    }
 }
