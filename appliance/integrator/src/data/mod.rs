@@ -1,0 +1,157 @@
+//! Durable state of the async features in SQLite: the KV store (ARKVD),
+//! the pub/sub and `invoke_async` queues (ARPuSuB), locks and the
+//! scheduler's job table. Its own connection to `alpharen.db` with
+//! `synchronous = NORMAL`: in WAL mode a commit survives a crash of this
+//! process (kill -9), and only a power cut may lose the newest commits,
+//! which costs an fsync per KV write or published message otherwise.
+//!
+//! One file per feature: `kv.rs`, `locks.rs`, `queues.rs` (with the
+//! `Broker` trait delivery uses) and `jobs.rs`; this file opens the
+//! connection and holds the schema and the error type.
+
+mod jobs;
+mod kv;
+mod locks;
+mod queues;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use alpharen_store::Store;
+use rusqlite::{Connection, params};
+
+pub use jobs::JobRow;
+pub use kv::KvValue;
+pub use queues::{Broker, Delivery, QueueStat, Route};
+
+/// Appended to `registry::SCHEMA` (never edit an applied step).
+pub const SCHEMA_STEP: &str = r#"
+    CREATE TABLE integrator_kv (
+        ns TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        value BLOB NOT NULL,
+        expires_at INTEGER,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (ns, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE integrator_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        msg_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        subscriber TEXT NOT NULL,
+        data TEXT NOT NULL,
+        published_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        backoff_ms INTEGER NOT NULL,
+        next_at INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'ready',
+        last_error TEXT
+    );
+    CREATE INDEX integrator_queue_due ON integrator_queue (state, next_at);
+    CREATE INDEX integrator_queue_sub ON integrator_queue (topic, subscriber, state);
+    CREATE TABLE integrator_locks (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE integrator_jobs (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        next_run INTEGER,
+        last_run INTEGER,
+        last_result TEXT,
+        last_trigger TEXT,
+        last_ms REAL,
+        runs INTEGER NOT NULL DEFAULT 0
+    );
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error(
+        "queue of subscriber {subscriber:?} on topic {topic:?} is full ({depth} messages); the message was not published"
+    )]
+    Full {
+        topic: String,
+        subscriber: String,
+        depth: u64,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("store: {0}")]
+    Store(#[from] alpharen_store::StoreError),
+}
+
+impl DataError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            DataError::Full { .. } => "queue_full",
+            DataError::NotFound(_) => "not_found",
+            _ => "internal_error",
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct Data {
+    conn: Mutex<Store>,
+}
+
+impl Data {
+    pub fn open(state_dir: &Path) -> Result<Data, DataError> {
+        let mut store = Store::open(state_dir)?;
+        store
+            .connection()
+            .execute_batch("PRAGMA synchronous = NORMAL;")?;
+        Ok(Data {
+            conn: Mutex::new(store),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, DataError>,
+    ) -> Result<T, DataError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(guard.connection())
+    }
+
+    /// Deletes expired keys and locks (reads already ignore them).
+    pub fn sweep(&self, now: i64) -> Result<usize, DataError> {
+        self.with(|c| {
+            let a = c.execute(
+                "DELETE FROM integrator_kv WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                params![now],
+            )?;
+            let b = c.execute(
+                "DELETE FROM integrator_locks WHERE expires_at <= ?1",
+                params![now],
+            )?;
+            Ok(a + b)
+        })
+    }
+}
+
+/// A fresh state directory with the integrator's schema, for the tests of
+/// each feature.
+#[cfg(test)]
+fn test_data() -> (tempfile::TempDir, Data) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Store::open(dir.path()).expect("store");
+    s.migrate_component("integrator", crate::registry::SCHEMA)
+        .expect("schema");
+    let d = Data::open(dir.path()).expect("data");
+    (dir, d)
+}

@@ -1,0 +1,60 @@
+//! `/api/v1/logs`: recent log lines, or a Server-Sent Events stream of
+//! new ones with `follow=true`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+
+use super::{AppState, Q, Reader, rpc, strip_nulls};
+use crate::control;
+use crate::error::ApiError;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    service: Option<String>,
+    lines: Option<usize>,
+    /// Keep the response open and stream new lines (Server-Sent Events).
+    #[serde(default)]
+    follow: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/logs", tag = "node", params(LogsQuery),
+    responses((status = 200, description = "Log lines; with follow=true a text/event-stream of lines", body = Value)))]
+pub(super) async fn logs(
+    State(app): AppState,
+    _c: Reader,
+    Q(q): Q<LogsQuery>,
+) -> Result<Response, ApiError> {
+    let params =
+        strip_nulls(json!({"service": q.service, "lines": q.lines.unwrap_or(100).min(10_000)}));
+    if !q.follow {
+        return Ok(Json(rpc(&app, "logs.read", params).await?).into_response());
+    }
+    let mut params = params;
+    params["follow"] = json!(true);
+    let (first, stream) = control::call_stream(&app.socket, "logs.read", params).await?;
+    let backlog: Vec<Value> = match first {
+        Value::Array(a) => a,
+        _ => Vec::new(),
+    };
+    let events = futures_util::stream::unfold(
+        (backlog.into_iter(), stream),
+        |(mut backlog, mut stream)| async move {
+            let item = match backlog.next() {
+                Some(v) => v,
+                None => stream.next().await?,
+            };
+            let ev = Event::default().event("line").data(item.to_string());
+            Some((Ok::<_, std::convert::Infallible>(ev), (backlog, stream)))
+        },
+    );
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

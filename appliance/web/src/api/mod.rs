@@ -1,0 +1,129 @@
+//! The REST API under `/api/v1/`: each route maps one control method, with
+//! the caller's role checked by its extractor (`Reader` or `Admin`) and the
+//! logged-in user passed on as the change's `author`. The OpenAPI document
+//! is generated from these handlers.
+//!
+//! One file per resource (`config.rs`, `users.rs`, ...), like
+//! `ctl/src/cmd/`; `extract.rs` holds the extractors, `openapi.rs` the
+//! document, `middleware.rs` the layers, and this file the router.
+
+mod backup;
+mod config;
+mod extract;
+mod logs;
+mod middleware;
+mod node;
+mod openapi;
+mod redirect;
+mod services;
+mod session;
+mod setup;
+mod tokens;
+mod users;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::{App, control};
+
+pub use extract::{Admin, Authed, Body, Q, Reader, authenticate};
+use extract::{cookies, header_str};
+pub use openapi::openapi;
+pub use redirect::redirect_router;
+
+/// Largest ordinary request body; a backup restore may be larger.
+pub const MAX_BODY: usize = 1 << 20;
+pub const MAX_BACKUP: usize = 64 << 20;
+
+type AppState = State<Arc<App>>;
+type ApiResult = Result<Json<Value>, ApiError>;
+
+async fn rpc(app: &App, method: &str, params: Value) -> Result<Value, ApiError> {
+    Ok(control::call(&app.socket, method, params).await?)
+}
+
+fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        v => v,
+    }
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "there is no API route {}; see /api/v1/openapi.json",
+            uri.path()
+        ),
+    )
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    use axum::extract::DefaultBodyLimit;
+    let api = Router::new()
+        .route("/health", get(node::health))
+        .route(
+            "/setup",
+            get(setup::setup_status).post(setup::setup_complete),
+        )
+        .route(
+            "/session",
+            get(session::whoami)
+                .post(session::login)
+                .delete(session::logout),
+        )
+        .route("/status", get(node::status))
+        .route("/services", get(services::services))
+        .route("/services/{name}/status", get(services::service_status))
+        .route("/services/{name}/restart", post(services::service_restart))
+        .route(
+            "/config",
+            get(config::config_get)
+                .put(config::config_apply)
+                .patch(config::config_set),
+        )
+        .route("/config/schema", get(config::config_schema))
+        .route("/config/history", get(config::config_history))
+        .route("/config/diff", get(config::config_diff))
+        .route("/config/rollback", post(config::config_rollback))
+        .route("/config/confirm", post(config::config_confirm))
+        .route("/config/export", get(config::config_export))
+        .route("/logs", get(logs::logs))
+        .route("/users", get(users::users_list).post(users::users_add))
+        .route("/users/{name}", axum::routing::delete(users::users_del))
+        .route("/users/{name}/password", put(users::users_passwd))
+        .route(
+            "/tokens",
+            get(tokens::tokens_list).post(tokens::tokens_create),
+        )
+        .route("/tokens/{id}", axum::routing::delete(tokens::tokens_revoke))
+        .route("/backup", get(backup::backup_download))
+        .route(
+            "/backup/restore",
+            post(backup::backup_restore).layer(DefaultBodyLimit::max(MAX_BACKUP)),
+        )
+        .route("/system/reboot", post(node::reboot))
+        .route("/system/poweroff", post(node::poweroff))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/nic/update", get(crate::dyndns::nic_update))
+        .merge(crate::console::routes())
+        .layer(axum::middleware::from_fn(middleware::buffer_body))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::proxy::layer,
+        ))
+        .with_state(app)
+}

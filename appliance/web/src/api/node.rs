@@ -1,0 +1,31 @@
+//! The node as a whole: health, status, reboot and power-off.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::{Admin, ApiResult, AppState, Reader, rpc};
+
+#[utoipa::path(get, path = "/api/v1/health", tag = "node", security(()),
+    responses((status = 200, description = "The web service is up", body = Value)))]
+pub(super) async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/api/v1/status", tag = "node",
+    responses((status = 200, description = "Node name, version, uptime, services, pending change", body = Value)))]
+pub(super) async fn status(State(app): AppState, _c: Reader) -> ApiResult {
+    Ok(Json(rpc(&app, "status", json!({})).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/system/reboot", tag = "node",
+    responses((status = 200, description = "Rebooting", body = Value)))]
+pub(super) async fn reboot(State(app): AppState, _c: Admin) -> ApiResult {
+    Ok(Json(rpc(&app, "system.reboot", json!({})).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/system/poweroff", tag = "node",
+    responses((status = 200, description = "Powering off", body = Value)))]
+pub(super) async fn poweroff(State(app): AppState, _c: Admin) -> ApiResult {
+    Ok(Json(rpc(&app, "system.poweroff", json!({})).await?))
+}

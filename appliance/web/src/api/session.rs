@@ -1,0 +1,156 @@
+//! `/api/v1/session`: console login (rate-limited, sets the session and
+//! CSRF cookies), who is logged in, and logout.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use super::openapi::ErrorBody;
+use super::{AppState, Authed, Body, Reader, cookies};
+use crate::ClientIp;
+use crate::auth::{self, Via};
+use crate::error::ApiError;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+}
+
+fn session_cookies(id: &str, csrf: &str, max_age: i64) -> [(header::HeaderName, String); 2] {
+    [
+        (
+            header::SET_COOKIE,
+            format!(
+                "{}={id}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict",
+                auth::SESSION_COOKIE
+            ),
+        ),
+        (
+            header::SET_COOKIE,
+            format!(
+                "{}={csrf}; Path=/; Max-Age={max_age}; Secure; SameSite=Strict",
+                auth::CSRF_COOKIE
+            ),
+        ),
+    ]
+}
+
+fn limited(wait: std::time::Duration) -> ApiError {
+    let secs = wait.as_secs() + 1;
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many failed logins; try again in {secs} s"),
+    );
+    e.retry_after = Some(secs);
+    e
+}
+
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", security(()), request_body = LoginBody,
+    responses((status = 200, description = "Logged in: sets the session and CSRF cookies", body = Value),
+        (status = 401, description = "Wrong user name or password", body = ErrorBody),
+        (status = 429, description = "Too many failed logins", body = ErrorBody)))]
+pub(super) async fn login(
+    State(app): AppState,
+    ip: Option<axum::Extension<ClientIp>>,
+    Body(b): Body<LoginBody>,
+) -> Result<Response, ApiError> {
+    let ip_key = format!(
+        "ip:{}",
+        ip.map_or_else(|| "unknown".to_string(), |i| i.0.0.to_string())
+    );
+    let user_key = format!("user:{}", b.username);
+    let now = Instant::now();
+    {
+        let mut l = app
+            .ip_limiter
+            .lock()
+            .map_err(|_| ApiError::internal("lock"))?;
+        l.check(&ip_key, now).map_err(limited)?;
+    }
+    {
+        let mut l = app
+            .user_limiter
+            .lock()
+            .map_err(|_| ApiError::internal("lock"))?;
+        l.check(&user_key, now).map_err(limited)?;
+    }
+    let state_dir = app.state_dir.clone();
+    let (name, password) = (b.username.clone(), b.password);
+    // Argon2 is deliberately slow: keep it off the async threads.
+    let user = tokio::task::spawn_blocking(move || {
+        alpharen_store::Store::open(&state_dir)?.verify_password(&name, &password)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let Some(user) = user else {
+        if let Ok(mut l) = app.ip_limiter.lock() {
+            l.failure(&ip_key, Instant::now());
+        }
+        if let Ok(mut l) = app.user_limiter.lock() {
+            l.failure(&user_key, Instant::now());
+        }
+        tracing::warn!(user = %b.username, client = %ip_key, "failed login");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            "wrong user name or password",
+        ));
+    };
+    if let Ok(mut l) = app.user_limiter.lock() {
+        l.success(&user_key);
+    }
+    let sess = {
+        let mut db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
+        auth::create_session(&mut db, &user.name)?
+    };
+    tracing::info!(user = %user.name, client = %ip_key, "login");
+    let body = json!({"user": user.name, "role": user.role, "csrf": sess.csrf});
+    let mut resp = Json(body).into_response();
+    for (k, v) in session_cookies(&sess.id, &sess.csrf, app.idle_secs().max(3600) * 24) {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    Ok(resp)
+}
+
+#[utoipa::path(get, path = "/api/v1/session", tag = "session",
+    responses((status = 200, description = "Who is logged in", body = Value),
+        (status = 401, description = "Not logged in", body = ErrorBody)))]
+pub(super) async fn whoami(Authed(c): Reader, headers: HeaderMap) -> Json<Value> {
+    let jar = cookies(&headers);
+    let csrf = auth::cookie(&jar, auth::CSRF_COOKIE);
+    Json(
+        json!({"user": c.user, "role": c.role, "via": match c.via { Via::Session => "session", Via::Token => "token" }, "csrf": csrf}),
+    )
+}
+
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session",
+    responses((status = 200, description = "Logged out", body = Value)))]
+pub(super) async fn logout(
+    State(app): AppState,
+    _c: Reader,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let jar = cookies(&headers);
+    if let Some(sid) = auth::cookie(&jar, auth::SESSION_COOKIE) {
+        let mut db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
+        auth::delete_session(&mut db, sid)?;
+    }
+    let mut resp = Json(json!({"logged_out": true})).into_response();
+    for (k, v) in session_cookies("", "", 0) {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    Ok(resp)
+}
