@@ -92,19 +92,19 @@ done < <(jq -r '.paths | to_entries[] | .key as $p | .value | keys[] | "\(.) \($
 pass "all $n protected operations refuse no auth and forged tokens (401)"
 
 # --- CSRF
-req PATCH /api/v1/config '{"path":"node.confirm_timeout","value":300}' -b "$JAR"
+req POST /api/v1/config/set '{"path":"node.confirm_timeout","value":300}' -b "$JAR"
 expect 403 "cookie write without CSRF header"
 [ "$(jq -r .code <<<"$BODY")" = csrf ] || fail "csrf code: $BODY"
-req PATCH /api/v1/config '{"path":"node.confirm_timeout","value":300}' -b "$JAR" -H "x-csrf-token: nope"
+req POST /api/v1/config/set '{"path":"node.confirm_timeout","value":300}' -b "$JAR" -H "x-csrf-token: nope"
 expect 403 "cookie write with wrong CSRF header"
 
 # --- config change, history, diff, rollback
 as_admin GET /api/v1/config
 BEFORE=$(jq -r .revision <<<"$BODY")
-as_admin PATCH /api/v1/config '{"path":"node.confirm_timeout","value":300,"comment":"longer"}'
+as_admin POST /api/v1/config/set '{"path":"node.confirm_timeout","value":300,"comment":"longer"}'
 expect 200 "config change"
 AFTER=$(jq -r .revision.id <<<"$BODY")
-as_admin PATCH /api/v1/config '{"path":"node.confirm_timeout","value":0}'
+as_admin POST /api/v1/config/set '{"path":"node.confirm_timeout","value":0}'
 expect 422 "invalid value"
 [ "$(jq -r '.details[0].path' <<<"$BODY")" = node.confirm_timeout ] || fail "problem path: $BODY"
 as_admin GET "/api/v1/config/history?limit=5"
@@ -126,15 +126,33 @@ expect 200 "config JSON schema"
 jq -e '.properties.web and .properties.node' <<<"$BODY" >/dev/null || fail "schema lacks sections"
 
 # --- risky change: pending, then confirm
-as_admin PATCH /api/v1/config '{"path":"web.session_idle_minutes","value":90}'
+as_admin POST /api/v1/config/set '{"path":"web.session_idle_minutes","value":90}'
 expect 200 "risky change"
 jq -e '.pending.deadline' <<<"$BODY" >/dev/null || fail "risky change not pending: $BODY"
+PENDING=$(jq -r .pending.revision <<<"$BODY")
 as_admin GET /api/v1/status
 jq -e '.pending' <<<"$BODY" >/dev/null || fail "status does not show pending"
-as_admin POST /api/v1/config/confirm
+as_admin POST /api/v1/config/confirm "{\"revision\":$((PENDING - 1))}"
+expect 409 "confirm of a revision that is not the pending one"
+grep -q "revision $PENDING is" <<<"$BODY" || fail "the refusal does not name the pending revision: $BODY"
+as_admin POST /api/v1/config/confirm "{\"revision\":$PENDING}"
 expect 200 "confirm"
-as_admin POST /api/v1/config/confirm
+as_admin POST /api/v1/config/confirm "{\"revision\":$PENDING}"
 expect 409 "confirm with nothing pending"
+
+# --- PATCH changes only the sections it has; PUT replaces; compare-and-swap
+as_admin GET /api/v1/config
+REV=$(jq -r .revision <<<"$BODY")
+IDLE=$(jq -r .config.web.session_idle_minutes <<<"$BODY")
+as_admin PATCH /api/v1/config "{\"config\":{\"node\":{\"hostname\":\"patched\"}},\"expect_revision\":$REV}"
+expect 200 "PATCH of one section"
+jq -e '.changes[] | select(.path == "node.hostname")' <<<"$BODY" >/dev/null || fail "PATCH answer lacks its changes: $BODY"
+as_admin GET /api/v1/config
+[ "$(jq -r .config.web.session_idle_minutes <<<"$BODY")" = "$IDLE" ] || fail "PATCH of [node] reset [web]: $BODY"
+[ "$(jq -r .config.node.hostname <<<"$BODY")" = patched ] || fail "PATCH not applied: $BODY"
+as_admin PATCH /api/v1/config "{\"config\":{\"node\":{\"hostname\":\"stale\"}},\"expect_revision\":$REV}"
+expect 409 "PATCH with a stale expect_revision"
+jq -e '.code == "conflict"' <<<"$BODY" >/dev/null || fail "conflict code missing: $BODY"
 
 # --- viewer is read-only
 as_admin POST /api/v1/users '{"name":"viewer1","password":"viewer pass","role":"viewer"}'
@@ -148,7 +166,7 @@ expect 200 "viewer login"
 VCSRF=$(jq -r .csrf <<<"$BODY")
 as_viewer GET /api/v1/config
 expect 200 "viewer reads config"
-as_viewer PATCH /api/v1/config '{"path":"node.confirm_timeout","value":300}'
+as_viewer POST /api/v1/config/set '{"path":"node.confirm_timeout","value":300}'
 expect 403 "viewer cannot change config"
 as_viewer POST /api/v1/config/rollback '{"revision":1}'
 expect 403 "viewer cannot roll back"
@@ -170,11 +188,11 @@ expect 200 "create token"
 TOKEN=$(jq -r .secret <<<"$BODY"); TID=$(jq -r .token.id <<<"$BODY")
 as_admin GET /api/v1/tokens
 grep -q "$TOKEN" <<<"$BODY" && fail "token secret listed"
-req PATCH /api/v1/config '{"path":"node.timezone","value":"Europe/Berlin"}' -H "authorization: Bearer $TOKEN"
+req POST /api/v1/config/set '{"path":"node.timezone","value":"Europe/Berlin"}' -H "authorization: Bearer $TOKEN"
 expect 200 "bearer token writes without CSRF"
 as_admin POST /api/v1/tokens '{"name":"ro"}'
 RO=$(jq -r .secret <<<"$BODY")
-req PATCH /api/v1/config '{"path":"node.timezone","value":"UTC"}' -H "authorization: Bearer $RO"
+req POST /api/v1/config/set '{"path":"node.timezone","value":"UTC"}' -H "authorization: Bearer $RO"
 expect 403 "viewer token cannot write"
 as_admin DELETE "/api/v1/tokens/$TID"
 expect 200 "revoke token"

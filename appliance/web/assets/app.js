@@ -101,7 +101,7 @@ function showPending(p) {
   tick();
   pendingTimer = setInterval(tick, 1000);
   const btn = isAdmin() ? h('button', { id: 'confirm', onclick: async () => {
-    try { await api('POST', '/config/confirm'); toast('Change confirmed'); refreshStatus(); } catch (e) { fail(e); }
+    try { await api('POST', '/config/confirm', { revision: p.revision }); toast('Change confirmed'); refreshStatus(); } catch (e) { fail(e); }
   } }, 'Confirm') : null;
   el.replaceChildren(msg, btn || '');
   el.hidden = false;
@@ -264,7 +264,7 @@ async function configView() {
       for (const div of form.querySelectorAll('.field')) doc[want][div.dataset.path.split('.').slice(1).join('.')] = readField(div);
     } catch (e) { problems.replaceChildren(h('div', { class: 'problems' }, `Not valid JSON: ${e.message}`)); return; }
     try {
-      const out = await api('PUT', '/config', { config: doc, comment: comment.value });
+      const out = await api('PATCH', '/config', { config: { [want]: doc[want] }, comment: comment.value, expect_revision: cur.revision ?? 0 });
       toast(out.revision ? `Saved as revision ${out.revision.id}` + (out.pending ? ' — confirm it before the countdown ends' : '') : 'Nothing changed');
       await refreshStatus();
       route();

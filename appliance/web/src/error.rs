@@ -58,11 +58,15 @@ impl ApiError {
 /// server's fault until proven otherwise.
 pub fn status_for(code: &str) -> StatusCode {
     match code {
-        "invalid_config" | "invalid_user" | "invalid_backup" => StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_config" | "invalid_user" | "invalid_backup" | "missing_secret" => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         "invalid_params" | "parse_error" | "invalid_request" => StatusCode::BAD_REQUEST,
         "forbidden" | "wrong_setup_code" => StatusCode::FORBIDDEN,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
-        "setup_done" | "user_exists" | "nothing_pending" => StatusCode::CONFLICT,
+        "setup_done" | "user_exists" | "nothing_pending" | "not_pending" | "conflict" => {
+            StatusCode::CONFLICT
+        }
         "not_supported" => StatusCode::NOT_IMPLEMENTED,
         "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         "method_not_found" | "no_config" => StatusCode::NOT_FOUND,

@@ -17,12 +17,18 @@ use crate::error::ApiError;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyBody {
-    /// The whole document as JSON...
+    /// The document as JSON (PUT: the whole of it; PATCH: the sections it
+    /// has)...
     config: Option<Value>,
     /// ...or as TOML/JSON text.
     text: Option<String>,
     #[serde(default)]
     comment: String,
+    /// Refused with 409 `conflict` unless this is the current revision.
+    expect_revision: Option<i64>,
+    /// Answers with the changes (`changes`) without making them.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -33,11 +39,22 @@ pub struct SetBody {
     value: Value,
     #[serde(default)]
     comment: String,
+    /// Refused with 409 `conflict` unless this is the current revision.
+    expect_revision: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackBody {
+    revision: i64,
+    /// Refused with 409 `conflict` unless this is the current revision.
+    expect_revision: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    /// The pending revision to keep; nothing else is confirmed.
     revision: i64,
 }
 
@@ -110,25 +127,43 @@ fn precheck_web(doc: &Value) -> Result<(), ApiError> {
 }
 
 #[utoipa::path(put, path = "/api/v1/config", tag = "config", request_body = ApplyBody,
-    responses((status = 200, description = "New revision, changed sections, pending confirmation", body = Value),
+    responses((status = 200, description = "The whole document replaced: new revision, changed sections, `changes`, pending confirmation", body = Value),
+        (status = 409, description = "`expect_revision` is not the current revision", body = ErrorBody),
         (status = 422, description = "Invalid document; `details` lists each problem with its path", body = ErrorBody)))]
 pub(super) async fn config_apply(
     State(app): AppState,
     Authed(c): Admin,
     Body(b): Body<ApplyBody>,
 ) -> ApiResult {
+    apply(&app, &c.user, b, true).await
+}
+
+#[utoipa::path(patch, path = "/api/v1/config", tag = "config", request_body = ApplyBody,
+    responses((status = 200, description = "The sections the document has replaced, the others kept: new revision, changed sections, `changes`, pending confirmation", body = Value),
+        (status = 409, description = "`expect_revision` is not the current revision", body = ErrorBody),
+        (status = 422, description = "Invalid document; `details` lists each problem with its path", body = ErrorBody)))]
+pub(super) async fn config_patch(
+    State(app): AppState,
+    Authed(c): Admin,
+    Body(b): Body<ApplyBody>,
+) -> ApiResult {
+    apply(&app, &c.user, b, false).await
+}
+
+async fn apply(app: &crate::App, user: &str, b: ApplyBody, replace: bool) -> ApiResult {
     if let Some(doc) = &b.config {
         precheck_web(doc)?;
     }
-    let params =
-        json!({"config": b.config, "text": b.text, "comment": b.comment, "author": c.user});
+    let params = json!({"config": b.config, "text": b.text, "comment": b.comment, "author": user,
+        "replace": replace, "dry_run": b.dry_run, "expect_revision": b.expect_revision});
     let params = strip_nulls(params);
-    Ok(Json(rpc(&app, "config.apply", params).await?))
+    Ok(Json(rpc(app, "config.apply", params).await?))
 }
 
-#[utoipa::path(patch, path = "/api/v1/config", tag = "config", request_body = SetBody,
+#[utoipa::path(post, path = "/api/v1/config/set", tag = "config", request_body = SetBody,
     responses((status = 200, description = "New revision", body = Value),
         (status = 400, description = "Bad key path", body = ErrorBody),
+        (status = 409, description = "`expect_revision` is not the current revision", body = ErrorBody),
         (status = 422, description = "Invalid value", body = ErrorBody)))]
 pub(super) async fn config_set(
     State(app): AppState,
@@ -142,14 +177,9 @@ pub(super) async fn config_set(
             precheck_web(&doc)?;
         }
     }
-    Ok(Json(
-        rpc(
-            &app,
-            "config.set",
-            json!({"path": b.path, "value": b.value, "comment": b.comment, "author": c.user}),
-        )
-        .await?,
-    ))
+    let params = json!({"path": b.path, "value": b.value, "comment": b.comment,
+        "author": c.user, "expect_revision": b.expect_revision});
+    Ok(Json(rpc(&app, "config.set", strip_nulls(params)).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/config/schema", tag = "config",
@@ -193,22 +223,26 @@ pub(super) async fn config_rollback(
     Authed(c): Admin,
     Body(b): Body<RollbackBody>,
 ) -> ApiResult {
+    let params =
+        json!({"revision": b.revision, "author": c.user, "expect_revision": b.expect_revision});
+    Ok(Json(rpc(&app, "config.rollback", strip_nulls(params)).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/config/confirm", tag = "config", request_body = ConfirmBody,
+    responses((status = 200, description = "The pending revision is kept", body = Value),
+        (status = 409, description = "That revision is not the pending one", body = ErrorBody)))]
+pub(super) async fn config_confirm(
+    State(app): AppState,
+    Authed(c): Admin,
+    Body(b): Body<ConfirmBody>,
+) -> ApiResult {
     Ok(Json(
         rpc(
             &app,
-            "config.rollback",
+            "config.confirm",
             json!({"revision": b.revision, "author": c.user}),
         )
         .await?,
-    ))
-}
-
-#[utoipa::path(post, path = "/api/v1/config/confirm", tag = "config",
-    responses((status = 200, description = "The pending change is kept", body = Value),
-        (status = 409, description = "Nothing is pending", body = ErrorBody)))]
-pub(super) async fn config_confirm(State(app): AppState, Authed(c): Admin) -> ApiResult {
-    Ok(Json(
-        rpc(&app, "config.confirm", json!({"author": c.user})).await?,
     ))
 }
 

@@ -88,8 +88,9 @@ pub fn router(app: Arc<App>) -> Router {
             "/config",
             get(config::config_get)
                 .put(config::config_apply)
-                .patch(config::config_set),
+                .patch(config::config_patch),
         )
+        .route("/config/set", post(config::config_set))
         .route("/config/schema", get(config::config_schema))
         .route("/config/history", get(config::config_history))
         .route("/config/diff", get(config::config_diff))

@@ -52,7 +52,7 @@ impl utoipa::Modify for SecurityAddon {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ALPHA-REN node API", description = "The node's admin API: the same operations as `alpharen ctl`."),
-    paths(node::health, setup::setup_status, setup::setup_complete, session::login, session::whoami, session::logout, node::status, services::services, services::service_status, services::service_restart, config::config_get, config::config_apply, config::config_set, config::config_schema, config::config_history, config::config_diff, config::config_rollback, config::config_confirm, config::config_export, logs::logs, users::users_list, users::users_add, users::users_passwd, users::users_del, tokens::tokens_list, tokens::tokens_create, tokens::tokens_revoke, backup::backup_download, backup::backup_restore, node::reboot, node::poweroff, openapi_json),
+    paths(node::health, setup::setup_status, setup::setup_complete, session::login, session::whoami, session::logout, node::status, services::services, services::service_status, services::service_restart, config::config_get, config::config_apply, config::config_patch, config::config_set, config::config_schema, config::config_history, config::config_diff, config::config_rollback, config::config_confirm, config::config_export, logs::logs, users::users_list, users::users_add, users::users_passwd, users::users_del, tokens::tokens_list, tokens::tokens_create, tokens::tokens_revoke, backup::backup_download, backup::backup_restore, node::reboot, node::poweroff, openapi_json),
     modifiers(&SecurityAddon)
 )]
 struct ApiDoc;
@@ -178,7 +178,7 @@ mod tests {
         has("/api/v1/status", "get", &["401", "403"]);
         // What an operation says itself is kept.
         assert_eq!(
-            doc["paths"]["/api/v1/config"]["patch"]["responses"]["400"]["description"],
+            doc["paths"]["/api/v1/config/set"]["post"]["responses"]["400"]["description"],
             json!("Bad key path")
         );
     }
