@@ -1,9 +1,9 @@
 //! Durable state of the async features in SQLite: the KV store (ARKVD),
 //! the pub/sub and `invoke_async` queues (ARPuSuB), locks and the
 //! scheduler's job table. Its own connection to `alpharen.db` with
-//! `synchronous = NORMAL`: in WAL mode a commit survives a crash of this
-//! process (kill -9), and only a power cut may lose the newest commits,
-//! which costs an fsync per KV write or published message otherwise.
+//! `synchronous = FULL`: a KV write or a publish is acknowledged only after
+//! its commit is fsynced to the write-ahead log, so neither a crash nor a
+//! power cut loses what a caller was told is stored.
 //!
 //! One file per feature: `kv.rs`, `locks.rs`, `queues.rs` (with the
 //! `Broker` trait delivery uses) and `jobs.rs`; this file opens the
@@ -112,9 +112,11 @@ pub struct Data {
 impl Data {
     pub fn open(state_dir: &Path) -> Result<Data, DataError> {
         let mut store = Store::open(state_dir)?;
+        // The store opens with FULL already; say it here too, since this
+        // is the promise the KV and pub/sub answers make.
         store
             .connection()
-            .execute_batch("PRAGMA synchronous = NORMAL;")?;
+            .execute_batch("PRAGMA synchronous = FULL;")?;
         Ok(Data {
             conn: Mutex::new(store),
         })
