@@ -5,26 +5,33 @@
 //!
 //! Host key: ed25519, made at first start in `<state>/ssh/`, kept. Users:
 //! node users with the admin role, by public key from
-//! `ssh.authorized_keys` (password only if `ssh.password_auth`). No
-//! forwarding of any kind, no agent, no X11. It reads the store, writes
-//! nothing but its host key, and depends on no other service's crate.
+//! `ssh.authorized_keys` (password only if `ssh.password_auth`; only the
+//! enabled methods are advertised, see [`policy`]). Failed logins are
+//! limited per client network ([`limit`]); logged commands never show a
+//! secret ([`redact`]). No forwarding of any kind, no agent, no X11. It
+//! reads the store, writes nothing but its host key, and depends on no
+//! other service's crate.
 
+mod limit;
 mod line;
+mod policy;
+mod redact;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use alpharen_store::config::Ssh;
 use alpharen_store::{Role, Store};
 use russh::keys::ssh_key::{LineEnding, private::Ed25519Keypair};
 use russh::keys::{HashAlg, PrivateKey, PublicKey};
 use russh::server::{Auth, Handle, Msg, Server as _, Session};
-use russh::{Channel, ChannelId, CryptoVec, MethodKind, MethodSet};
+use russh::{Channel, ChannelId, CryptoVec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -98,11 +105,32 @@ struct Shared {
     state_dir: PathBuf,
     exe: PathBuf,
     config: RwLock<Ssh>,
+    failures: Mutex<limit::FailureLimit>,
 }
 
 impl Shared {
     fn ssh(&self) -> Ssh {
         self.config.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Whether `ip` has failed too often to try again now.
+    fn blocked(&self, ip: Option<IpAddr>) -> bool {
+        ip.is_some_and(|ip| {
+            self.failures
+                .lock()
+                .is_ok_and(|f| f.blocked(ip, Instant::now()))
+        })
+    }
+
+    /// Counts a login's outcome for its client network.
+    fn login_result(&self, ip: Option<IpAddr>, ok: bool) {
+        if let (Some(ip), Ok(mut f)) = (ip, self.failures.lock()) {
+            if ok {
+                f.succeeded(ip);
+            } else {
+                f.failed(ip, Instant::now());
+            }
+        }
     }
 
     /// Only admins get the CLI: it acts with the supervisor's full rights.
@@ -135,6 +163,7 @@ impl russh::server::Server for Server {
         Conn {
             shared: self.shared.clone(),
             peer: peer.map_or_else(|| "?".into(), |p| p.to_string()),
+            ip: peer.map(|p| p.ip()),
             user: String::new(),
             channels: HashMap::new(),
         }
@@ -155,27 +184,46 @@ struct Chan {
 struct Conn {
     shared: Arc<Shared>,
     peer: String,
+    ip: Option<IpAddr>,
     user: String,
     channels: HashMap<ChannelId, Chan>,
 }
 
 impl Conn {
-    fn reject() -> Auth {
+    /// A refusal that names the methods enabled now (the config may have
+    /// been reloaded since the server started).
+    fn reject(&self) -> Auth {
         Auth::Reject {
-            proceed_with_methods: None,
+            proceed_with_methods: Some(policy::methods(&self.shared.ssh())),
             partial_success: false,
         }
+    }
+
+    /// Refuses a client network over its failure limit, with a log line.
+    fn over_limit(&self, user: &str) -> bool {
+        let blocked = self.shared.blocked(self.ip);
+        if blocked {
+            tracing::warn!(user, peer = %self.peer, "ssh login refused: too many failed logins from this address");
+        }
+        blocked
     }
 }
 
 impl russh::server::Handler for Conn {
     type Error = russh::Error;
 
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(self.reject())
+    }
+
     async fn auth_publickey_offered(
         &mut self,
         user: &str,
         key: &PublicKey,
     ) -> Result<Auth, Self::Error> {
+        if self.over_limit(user) {
+            return Ok(self.reject());
+        }
         let keys = self
             .shared
             .ssh()
@@ -186,11 +234,14 @@ impl russh::server::Handler for Conn {
         Ok(if key_allowed(&keys, key) {
             Auth::Accept
         } else {
-            Conn::reject()
+            self.reject()
         })
     }
 
     async fn auth_publickey(&mut self, user: &str, key: &PublicKey) -> Result<Auth, Self::Error> {
+        if self.over_limit(user) {
+            return Ok(self.reject());
+        }
         let keys = self
             .shared
             .ssh()
@@ -198,18 +249,20 @@ impl russh::server::Handler for Conn {
             .get(user)
             .cloned()
             .unwrap_or_default();
-        if key_allowed(&keys, key) && self.shared.is_admin(user).await {
+        let ok = key_allowed(&keys, key) && self.shared.is_admin(user).await;
+        self.shared.login_result(self.ip, ok);
+        if ok {
             tracing::info!(user, peer = %self.peer, key = %key.fingerprint(HashAlg::Sha256), "ssh login");
             self.user = user.to_string();
             return Ok(Auth::Accept);
         }
         tracing::warn!(user, peer = %self.peer, "ssh key refused");
-        Ok(Conn::reject())
+        Ok(self.reject())
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        if !self.shared.ssh().password_auth {
-            return Ok(Conn::reject());
+        if !self.shared.ssh().password_auth || self.over_limit(user) {
+            return Ok(self.reject());
         }
         let dir = self.shared.state_dir.clone();
         let (u, p) = (user.to_string(), password.to_string());
@@ -222,13 +275,14 @@ impl russh::server::Handler for Conn {
         })
         .await
         .unwrap_or(false);
+        self.shared.login_result(self.ip, ok);
         if ok {
             tracing::info!(user, peer = %self.peer, "ssh login (password)");
             self.user = user.to_string();
             return Ok(Auth::Accept);
         }
         tracing::warn!(user, peer = %self.peer, "ssh password refused");
-        Ok(Conn::reject())
+        Ok(self.reject())
     }
 
     async fn channel_open_session(
@@ -282,7 +336,7 @@ impl russh::server::Handler for Conn {
         if let Some(c) = self.channels.get_mut(&channel) {
             c.stdin = Some(tx);
         }
-        tracing::info!(user = %self.user, command = %command, "ssh exec");
+        tracing::info!(user = %self.user, command = %redact::loggable(&args), "ssh exec");
         let shared = self.shared.clone();
         let handle = session.handle();
         let user = self.user.clone();
@@ -427,7 +481,7 @@ async fn shell_worker(
         } else {
             args
         };
-        tracing::info!(user = %user, command = %line, "ssh shell command");
+        tracing::info!(user = %user, command = %redact::loggable(&args), "ssh shell command");
         let code = run(&shared, &handle, channel, &user, args, None, true).await;
         if code == 0 {
             say(line::PROMPT.to_string()).await;
@@ -584,10 +638,12 @@ async fn run_server(state_dir: &Path, dev: bool) -> Result<(), Error> {
         state_dir: state_dir.to_path_buf(),
         exe,
         config: RwLock::new(ssh.clone()),
+        failures: Mutex::new(limit::FailureLimit::default()),
     });
     let config = Arc::new(russh::server::Config {
         server_id: russh::SshId::Standard("SSH-2.0-alpharen".into()),
-        methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
+        methods: policy::methods(&ssh),
+        preferred: policy::algorithms(),
         auth_rejection_time: Duration::from_secs(1),
         auth_rejection_time_initial: Some(Duration::from_millis(0)),
         max_auth_attempts: 6,
