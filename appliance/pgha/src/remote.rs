@@ -1,6 +1,7 @@
 //! SSH to the database hosts (russh client): host keys pinned in the store
-//! on first use, password or the node's own key, one command per
-//! connection with a time limit. A changed host key is an error of its
+//! on first use, password or the node's own key, one script per
+//! connection (on the channel's stdin, see [`crate::shell`]) with a time
+//! limit. A changed host key is an error of its
 //! own so the group can stop acting on it.
 
 use std::sync::{Arc, Mutex};
