@@ -7,13 +7,28 @@ use std::time::Duration;
 use alpharen_store::config::PgServerResolved;
 
 use crate::observe::{self, SqlTarget};
-use crate::remote::{Remote, Target, quote};
+use crate::remote::{Remote, RemoteError, Target};
+use crate::shell::{self, Script, ShellError, quote};
 
 /// Longest a rebuild's base backup may take.
 const REBUILD_LIMIT: Duration = Duration::from_secs(3600);
 const CTL_LIMIT: Duration = Duration::from_secs(90);
 /// Longest a promoted or rebuilt server gets to show the change.
 const VERIFY_LIMIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActError {
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error(transparent)]
+    Shell(#[from] ShellError),
+    #[error("exit status {status}: {tail}")]
+    Exit { status: u32, tail: String },
+    #[error("promoted, but it did not leave recovery")]
+    NotPromoted,
+    #[error("rebuilt and started, but it does not stream from the master")]
+    NotStreaming,
+}
 
 /// One server's SSH and SQL coordinates with its secrets.
 #[derive(Debug, Clone)]
@@ -46,18 +61,18 @@ impl Server {
     fn pg_ctl(&self) -> String {
         format!(
             "{} -D {}",
-            self.cfg.pg_ctl_command,
+            shell::command(&self.cfg.pg_ctl_command),
             quote(&self.cfg.pg_data_folder)
         )
     }
 
     /// Stops PostgreSQL if it runs (fast shutdown: clients are cut).
-    fn stop_script(&self) -> String {
+    fn stop_line(&self) -> String {
         let ctl = self.pg_ctl();
         format!("if {ctl} status >/dev/null 2>&1; then {ctl} stop -m fast -w -t 60; fi")
     }
 
-    fn start_script(&self) -> String {
+    fn start_line(&self) -> String {
         let log = self
             .cfg
             .pg_log_filepath
@@ -68,64 +83,72 @@ impl Server {
 
     /// The seed's recovery: stop, move the data folder into the backup
     /// folder under a UTC stamp (never deleted by us), base backup from the
-    /// master with `-R` (standby.signal + primary_conninfo), start.
-    fn rebuild_script(&self, from: &Server) -> String {
+    /// master with `-R` (standby.signal + primary_conninfo), start. The
+    /// replica password goes into `<pg_backup_folder>/replica.pgpass`
+    /// (mode 0600), which `pg_basebackup` reads and `-R` names as the
+    /// standby's `passfile`: the running standby keeps using it.
+    fn rebuild_script(&self, from: &Server) -> Result<String, ShellError> {
         let data = quote(&self.cfg.pg_data_folder);
         let backups = quote(&self.cfg.pg_backup_folder);
-        let password = match &self.cfg.pg_replica_pwd {
-            Some(p) => format!("PGPASSWORD={} ", quote(p)),
+        let mut s = Script::new();
+        s.line(self.stop_line());
+        s.line(format!("mkdir -p {backups}"));
+        let passfile = match &self.cfg.pg_replica_pwd {
+            Some(p) => format!(
+                "PGPASSFILE={} ",
+                s.kept_secret(
+                    &format!("{}/replica.pgpass", self.cfg.pg_backup_folder),
+                    "pg_replica_pwd",
+                    &shell::pgpass_line(p)
+                )?
+            ),
             None => String::new(),
         };
-        [
-            "set -e".to_string(),
-            self.stop_script(),
-            format!("mkdir -p {backups}"),
-            format!(
-                "if [ -e {data} ]; then mv {data} {backups}/\"$(basename {data})\".\"$(date -u +%Y%m%dT%H%M%SZ)\"; fi"
-            ),
-            format!(
-                "{password}{} -h {} -p {} -U {} -D {data} -R -X stream -c fast",
-                self.cfg.pg_basebackup_command,
-                quote(&from.cfg.pg_host),
-                from.cfg.pg_port,
-                quote(&self.cfg.pg_replica_user),
-            ),
-            self.start_script(),
-        ]
-        .join("\n")
+        s.line(format!(
+            "if [ -e {data} ]; then mv {data} {backups}/\"$(basename {data})\".\"$(date -u +%Y%m%dT%H%M%SZ)\"; fi"
+        ));
+        s.line(format!(
+            "{passfile}{} -h {} -p {} -U {} -D {data} -R -X stream -c fast",
+            shell::command(&self.cfg.pg_basebackup_command),
+            quote(&from.cfg.pg_host),
+            from.cfg.pg_port,
+            quote(&self.cfg.pg_replica_user),
+        ));
+        s.line(self.start_line());
+        Ok(s.text())
     }
 }
 
 /// Runs a script; a non-zero exit is an error carrying the output's tail.
-async fn script(remote: &Remote, on: &Server, text: &str, limit: Duration) -> Result<(), String> {
-    let out = remote
-        .run(&on.ssh, text, limit)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn script(remote: &Remote, on: &Server, text: &str, limit: Duration) -> Result<(), ActError> {
+    let out = remote.run(&on.ssh, text, limit).await?;
     if out.status == 0 {
         Ok(())
     } else {
-        Err(format!("exit status {}: {}", out.status, out.tail()))
+        Err(ActError::Exit {
+            status: out.status,
+            tail: out.tail(),
+        })
     }
 }
 
-pub async fn fence(remote: &Remote, server: &Server) -> Result<(), String> {
-    script(remote, server, &server.stop_script(), CTL_LIMIT).await
+pub async fn fence(remote: &Remote, server: &Server) -> Result<(), ActError> {
+    script(remote, server, &server.stop_line(), CTL_LIMIT).await
 }
 
 /// `pg_ctl promote` (12–17), then waits until it leaves recovery; returns
 /// the new timeline.
-pub async fn promote(remote: &Remote, server: &Server) -> Result<i32, String> {
+pub async fn promote(remote: &Remote, server: &Server) -> Result<i32, ActError> {
     let text = format!("{} promote -w -t 60", server.pg_ctl());
     script(remote, server, &text, CTL_LIMIT).await?;
     verify(server, |p| p.primary.then_some(p.timeline.unwrap_or(0)))
         .await
-        .ok_or_else(|| "promoted, but it did not leave recovery".to_string())
+        .ok_or(ActError::NotPromoted)
 }
 
 /// Rebuilds `server` as a standby of `from`, then waits until it streams.
-pub async fn rebuild(remote: &Remote, server: &Server, from: &Server) -> Result<(), String> {
-    script(remote, server, &server.rebuild_script(from), REBUILD_LIMIT).await?;
+pub async fn rebuild(remote: &Remote, server: &Server, from: &Server) -> Result<(), ActError> {
+    script(remote, server, &server.rebuild_script(from)?, REBUILD_LIMIT).await?;
     verify(server, |p| {
         p.receiver
             .as_ref()
@@ -133,7 +156,7 @@ pub async fn rebuild(remote: &Remote, server: &Server, from: &Server) -> Result<
             .then_some(())
     })
     .await
-    .ok_or_else(|| "rebuilt and started, but it does not stream from the master".to_string())
+    .ok_or(ActError::NotStreaming)
 }
 
 /// Polls `server` until `check` says yes or VERIFY_LIMIT passes.
@@ -176,18 +199,36 @@ mod tests {
 
     #[test]
     fn rebuild_moves_the_data_aside_and_streams_from_the_master() {
-        let s = server("db1").rebuild_script(&server("db2"));
+        let s = server("db1").rebuild_script(&server("db2")).unwrap();
+        assert!(!s.contains("PGPASSWORD"), "{s}");
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines[0], "set -e");
         assert!(lines[1].contains("stop -m fast"));
+        assert_eq!(lines[2], "mkdir -p '/srv/backups'");
+        // The password file: a here-document, never an argument.
+        assert_eq!(
+            lines[3],
+            "(umask 077; rm -f '/srv/backups/replica.pgpass'; cat >'/srv/backups/replica.pgpass') <<'ALPHAREN_SECRET_END'"
+        );
+        assert_eq!(lines[4], "*:*:*:*:it's");
         assert!(
-            lines[3]
+            lines[6]
                 .starts_with("if [ -e '/srv/pg data' ]; then mv '/srv/pg data' '/srv/backups'/")
         );
         assert_eq!(
-            lines[4],
-            r"PGPASSWORD='it'\''s' pg_basebackup -h 'db2' -p 5432 -U 'era_replica' -D '/srv/pg data' -R -X stream -c fast"
+            lines[7],
+            "PGPASSFILE='/srv/backups/replica.pgpass' 'pg_basebackup' -h 'db2' -p 5432 -U 'era_replica' -D '/srv/pg data' -R -X stream -c fast"
         );
-        assert!(lines[5].ends_with("-l '/srv/backups/postgresql.log' start -w -t 60"));
+        assert!(lines[8].ends_with("-l '/srv/backups/postgresql.log' start -w -t 60"));
+    }
+
+    #[test]
+    fn configured_commands_cannot_add_shell_syntax() {
+        let mut s = server("db1");
+        s.cfg.pg_ctl_command = "pg_ctl; reboot".into();
+        assert_eq!(
+            s.start_line(),
+            "'pg_ctl;' 'reboot' -D '/srv/pg data' -l '/srv/backups/postgresql.log' start -w -t 60"
+        );
     }
 }

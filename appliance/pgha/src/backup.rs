@@ -9,13 +9,30 @@ use std::time::Duration;
 
 use alpharen_store::config::{BackupController, BackupServer, SendMode, SyncFolder};
 
-use crate::clock::Utc;
+use crate::clock::{self, Utc};
 use crate::journal::Journal;
-use crate::remote::{Remote, Target, quote};
+use crate::remote::{Remote, Target};
 use crate::schedule::{self, Memory, Schedule};
+use crate::shell::{self, Script, ShellError, quote};
 
 /// Longest one instance's backup and transfer may take.
 const RUN_LIMIT: Duration = Duration::from_secs(6 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0}: no storage server configured")]
+    NoStorage(String),
+    #[error(transparent)]
+    Shell(#[from] ShellError),
+    #[error("pgdb[{index}]: every server failed: {}", errors.join("; "))]
+    EveryServerFailed { index: usize, errors: Vec<String> },
+    #[error("sync_folder: took longer than {} hours", RUN_LIMIT.as_secs() / 3600)]
+    SyncTimeout,
+    #[error("sync_folder: cannot run sh: {0}")]
+    SyncSpawn(std::io::Error),
+    #[error("sync_folder: {0}")]
+    SyncFailed(String),
+}
 
 /// Where an archive goes and how, with the seed's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,20 +51,12 @@ pub struct Send {
 }
 
 impl Send {
-    /// `user@host` for ssh/scp/rsync.
+    /// `user@host` for ssh/scp/rsync, one quoted word.
     fn login(&self) -> String {
-        match &self.user {
+        quote(&match &self.user {
             Some(u) => format!("{u}@{}", self.host),
             None => self.host.clone(),
-        }
-    }
-
-    /// `sshpass -e` (password from $SSHPASS) when a password is set.
-    fn pass(&self) -> String {
-        match &self.password {
-            Some(p) => format!("SSHPASS={} {} -e ", quote(p), self.sshpass),
-            None => String::new(),
-        }
+        })
     }
 
     /// The storage's key is recorded on first use by the sending host.
@@ -55,27 +64,43 @@ impl Send {
         "-o StrictHostKeyChecking=accept-new"
     }
 
-    /// Shell lines sending folder `dir` (inside the current directory) as
-    /// `name` to the storage path. With `keep`, zip archives carry a UTC
-    /// stamp and only the newest `keep` of them stay on the storage.
-    pub fn script(&self, dir: &str, name: &str, excluded: &[String], keep: u32) -> Vec<String> {
+    /// Adds the lines sending folder `dir` (inside the current directory)
+    /// as `name` to the storage path. With `keep`, zip archives carry a
+    /// UTC stamp and only the newest `keep` of them stay on the storage.
+    /// A password goes to `sshpass -f` in a file of the script's own.
+    pub fn script(
+        &self,
+        s: &mut Script,
+        dir: &str,
+        name: &str,
+        excluded: &[String],
+        keep: u32,
+    ) -> Result<(), ShellError> {
+        let pass = match &self.password {
+            Some(p) => format!(
+                "{} -f {} ",
+                shell::command(&self.sshpass),
+                s.secret("storage", "storage_ssh_pwd", p)?
+            ),
+            None => String::new(),
+        };
+        let ssh = format!(
+            "{} {} -p {}",
+            shell::command(&self.ssh),
+            self.ssh_opts(),
+            self.port
+        );
         let remote_mkdir = quote(&format!("mkdir -p {}", quote(&self.path)));
-        let ssh = format!("{} {} -p {}", self.ssh, self.ssh_opts(), self.port);
-        let mut lines = vec![format!(
-            "{}{ssh} {} {remote_mkdir}",
-            self.pass(),
-            self.login()
-        )];
+        s.line(format!("{pass}{ssh} {} {remote_mkdir}", self.login()));
         match self.mode {
             SendMode::Rsync => {
                 let excludes: String = excluded
                     .iter()
                     .map(|e| format!(" --exclude={}", quote(e)))
                     .collect();
-                lines.push(format!(
-                    "{}{} -a --delete{excludes} -e {} {}/ {}:{}/",
-                    self.pass(),
-                    self.rsync,
+                s.line(format!(
+                    "{pass}{} -a --delete{excludes} -e {} {}/ {}:{}/",
+                    shell::command(&self.rsync),
                     quote(&ssh),
                     quote(dir),
                     self.login(),
@@ -83,8 +108,8 @@ impl Send {
                 ));
             }
             SendMode::ZipCmd => {
-                let name = if keep > 0 {
-                    format!("{name}_{}", Utc::now().compact())
+                let stamped = if keep > 0 {
+                    format!("{name}_{}", clock::compact(&clock::now()))
                 } else {
                     name.to_string()
                 };
@@ -92,41 +117,32 @@ impl Send {
                     .iter()
                     .map(|e| format!(" -x {}", quote(e)))
                     .collect();
-                lines.push(format!(
+                s.line(format!(
                     "{} -qr {} {}{excludes}",
-                    self.zip,
-                    quote(&format!("{name}.zip")),
+                    shell::command(&self.zip),
+                    quote(&format!("{stamped}.zip")),
                     quote(dir)
                 ));
-                lines.push(format!(
-                    "{}{} {} -P {} {} {}:{}/",
-                    self.pass(),
-                    self.scp,
+                s.line(format!(
+                    "{pass}{} {} -P {} {} {}:{}/",
+                    shell::command(&self.scp),
                     self.ssh_opts(),
                     self.port,
-                    quote(&format!("{name}.zip")),
+                    quote(&format!("{stamped}.zip")),
                     self.login(),
                     quote(&self.path),
                 ));
                 if keep > 0 {
                     let prune = format!(
-                        "ls -1 {}/{name_glob}_*.zip | sort | head -n -{keep} | xargs -r rm -f",
+                        "ls -1 {}/{}_*.zip | sort | head -n -{keep} | xargs -r rm -f",
                         quote(&self.path),
-                        name_glob = name.rsplit_once('_').map_or(name.as_str(), |(n, _)| n),
+                        quote(name),
                     );
-                    lines.push(format!(
-                        "{}{} {} -p {} {} {}",
-                        self.pass(),
-                        self.ssh,
-                        self.ssh_opts(),
-                        self.port,
-                        self.login(),
-                        quote(&prune)
-                    ));
+                    s.line(format!("{pass}{ssh} {} {}", self.login(), quote(&prune)));
                 }
             }
         }
-        lines
+        Ok(())
     }
 }
 
@@ -177,8 +193,14 @@ fn sync_as_server(f: &SyncFolder) -> BackupServer {
 }
 
 /// The script run on a database host: base backup into a temporary
-/// folder, send it, remove the folder whatever happened.
-pub fn instance_script(s: &BackupServer, send: &Send, name: &str, keep: u32) -> String {
+/// folder, send it, remove the folder whatever happened. The replica
+/// password reaches `pg_basebackup` in a password file.
+pub fn instance_script(
+    s: &BackupServer,
+    send: &Send,
+    name: &str,
+    keep: u32,
+) -> Result<String, ShellError> {
     let tmp = format!(
         "{}/{name}",
         s.destination_folder
@@ -186,30 +208,64 @@ pub fn instance_script(s: &BackupServer, send: &Send, name: &str, keep: u32) -> 
             .unwrap_or("/tmp/backup_temp/pgdb")
             .trim_end_matches('/')
     );
-    let password = s
-        .pg_replica_pwd
-        .as_ref()
-        .map(|p| format!("PGPASSWORD={} ", quote(p)))
-        .unwrap_or_default();
-    let host = s.pg_host.clone().or(s.ssh_host.clone()).unwrap_or_default();
-    let mut lines = vec![
-        "set -e".to_string(),
-        format!(
-            "rm -rf {t}; mkdir -p {t}; trap 'rm -rf {t}' EXIT; cd {t}",
-            t = quote(&tmp)
+    let mut script = Script::new();
+    script.remove_on_exit(&tmp);
+    let passfile = match &s.pg_replica_pwd {
+        Some(p) => format!(
+            "PGPASSFILE={} ",
+            script.secret("pgpass", "pg_replica_pwd", &shell::pgpass_line(p))?
         ),
-        format!(
-            "{password}{} -h {} -p {} -U {} -D data -X stream -c fast",
+        None => String::new(),
+    };
+    let host = s.pg_host.clone().or(s.ssh_host.clone()).unwrap_or_default();
+    script.line(format!("rm -rf {t}; mkdir -p {t}; cd {t}", t = quote(&tmp)));
+    script.line(format!(
+        "{passfile}{} -h {} -p {} -U {} -D data -X stream -c fast",
+        shell::command(
             s.pg_basebackup_command
                 .as_deref()
-                .unwrap_or("pg_basebackup"),
-            quote(&host),
-            s.pg_port.unwrap_or(5432),
-            quote(s.pg_replica_user.as_deref().unwrap_or("postgres")),
+                .unwrap_or("pg_basebackup")
         ),
-    ];
-    lines.extend(send.script("data", name, &[], keep));
-    lines.join("\n")
+        quote(&host),
+        s.pg_port.unwrap_or(5432),
+        quote(s.pg_replica_user.as_deref().unwrap_or("postgres")),
+    ));
+    send.script(&mut script, "data", name, &[], keep)?;
+    Ok(script.text())
+}
+
+/// Runs a script on this node, given to `sh` on stdin (see
+/// [`crate::shell`]); on failure, the last line of its stderr.
+async fn run_local(script: &str) -> Result<(), BackupError> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", shell::EVAL_STDIN])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(BackupError::SyncSpawn)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .await
+            .map_err(BackupError::SyncSpawn)?;
+    }
+    let out = tokio::time::timeout(RUN_LIMIT, child.wait_with_output())
+        .await
+        .map_err(|_| BackupError::SyncTimeout)?
+        .map_err(BackupError::SyncSpawn)?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(BackupError::SyncFailed(
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("failed")
+            .to_string(),
+    ))
 }
 
 /// One run over every instance and the sync folder; the first failure
@@ -219,23 +275,22 @@ async fn run_once(
     remote: &Remote,
     journal: &Journal,
     at: &Utc,
-) -> Result<(), String> {
+) -> Result<(), BackupError> {
     for (i, inst) in cfg.pgdb.iter().enumerate() {
         let mut errors = Vec::new();
         for s in inst.candidates() {
             let host = s.ssh_host.clone().or(s.pg_host.clone()).unwrap_or_default();
             let name = format!("pgdb{}_{host}", i + 1);
-            let send = send_for(cfg, &s, at).ok_or("no storage server configured")?;
+            let send = send_for(cfg, &s, at)
+                .ok_or_else(|| BackupError::NoStorage(format!("pgdb[{i}]")))?;
             let to = Target {
                 host: host.clone(),
                 port: s.ssh_port.unwrap_or(22),
                 user: s.ssh_user.clone().unwrap_or_else(|| "postgres".into()),
                 password: s.ssh_pwd.clone(),
             };
-            match remote
-                .run(&to, &instance_script(&s, &send, &name, cfg.keep), RUN_LIMIT)
-                .await
-            {
+            let script = instance_script(&s, &send, &name, cfg.keep)?;
+            match remote.run(&to, &script, RUN_LIMIT).await {
                 Ok(out) if out.status == 0 => {
                     journal.note(&format!(
                         "pgdb[{i}] from {host} sent to {}:{}",
@@ -252,16 +307,14 @@ async fn run_once(
             ));
         }
         if !errors.is_empty() {
-            return Err(format!(
-                "pgdb[{i}]: every server failed: {}",
-                errors.join("; ")
-            ));
+            return Err(BackupError::EveryServerFailed { index: i, errors });
         }
     }
     if let Some(f) = &cfg.sync_folder
         && let Some(folder) = &f.folder
     {
-        let send = send_for(cfg, &sync_as_server(f), at).ok_or("sync_folder: no storage server")?;
+        let send = send_for(cfg, &sync_as_server(f), at)
+            .ok_or_else(|| BackupError::NoStorage("sync_folder".into()))?;
         let dir = std::path::Path::new(folder);
         let (parent, base) = (
             dir.parent()
@@ -269,31 +322,10 @@ async fn run_once(
             dir.file_name()
                 .map_or_else(|| ".".into(), |b| b.to_string_lossy().into_owned()),
         );
-        let script = format!(
-            "set -e\ncd {}\n{}",
-            quote(&parent),
-            send.script(&base, "sync", &f.excluded_paths, cfg.keep)
-                .join("\n")
-        );
-        let out = tokio::time::timeout(
-            RUN_LIMIT,
-            tokio::process::Command::new("sh")
-                .arg("-c")
-                .arg(&script)
-                .output(),
-        )
-        .await
-        .map_err(|_| "sync_folder: took too long".to_string())?
-        .map_err(|e| format!("sync_folder: cannot run sh: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "sync_folder: {}",
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("failed")
-            ));
-        }
+        let mut script = Script::new();
+        script.line(format!("cd {}", quote(&parent)));
+        send.script(&mut script, &base, "sync", &f.excluded_paths, cfg.keep)?;
+        run_local(&script.text()).await?;
         journal.note(&format!(
             "sync folder {folder} sent to {}:{}",
             send.host, send.path
@@ -336,7 +368,7 @@ pub async fn run(
         } else {
             "backup started"
         });
-        let result = run_once(&cfg, &remote, &journal, &Utc::from_unix(t)).await;
+        let result = run_once(&cfg, &remote, &journal, &clock::from_unix(t)).await;
         let shown = match &result {
             Ok(()) => {
                 memory.done_day = day.or(memory.done_day);
@@ -345,12 +377,12 @@ pub async fn run(
                     "backup done",
                     "every instance and the sync folder were sent",
                 );
-                format!("{} ok", Utc::from_unix(t).stamp())
+                format!("{} ok", clock::stamp(&clock::from_unix(t)))
             }
             Err(e) => {
                 memory.last_failure = Some(t);
-                journal.alert("backup failed; next try in 20 minutes", e);
-                format!("{} failed: {e}", Utc::from_unix(t).stamp())
+                journal.alert("backup failed; next try in 20 minutes", &e.to_string());
+                format!("{} failed: {e}", clock::stamp(&clock::from_unix(t)))
             }
         };
         if let Ok(mut l) = last.lock() {
@@ -379,24 +411,71 @@ mod tests {
         }
     }
 
+    fn lines(send: &Send, excluded: &[String], keep: u32) -> Vec<String> {
+        let mut s = Script::new();
+        send.script(&mut s, "data", "pgdb1_db1", excluded, keep)
+            .unwrap();
+        s.text().lines().map(str::to_string).collect()
+    }
+
     #[test]
-    fn rsync_sends_the_folder_under_its_name() {
-        let lines = send(SendMode::Rsync).script("data", "pgdb1_db1", &["**/temp/*".into()], 0);
+    fn rsync_sends_the_folder_under_its_name_with_the_password_in_a_file() {
+        let lines = lines(&send(SendMode::Rsync), &["**/temp/*".into()], 0);
+        let text = lines.join("\n");
+        assert!(!text.contains("SSHPASS"), "{text}");
+        assert_eq!(lines[1], "secrets=$(mktemp -d)");
+        assert_eq!(lines[2], r#"trap 'rm -rf "$secrets"' EXIT"#);
+        assert_eq!(lines[4], "pw");
         assert_eq!(
-            lines[0],
-            "SSHPASS='pw' sshpass -e ssh -o StrictHostKeyChecking=accept-new -p 8022 user414@storage 'mkdir -p '\\''backup/dow_1'\\'''"
+            lines[6],
+            r#"'sshpass' -f "$secrets"/'storage' 'ssh' -o StrictHostKeyChecking=accept-new -p 8022 'user414@storage' 'mkdir -p '\''backup/dow_1'\'''"#
         );
         assert_eq!(
-            lines[1],
-            "SSHPASS='pw' sshpass -e rsync -a --delete --exclude='**/temp/*' -e 'ssh -o StrictHostKeyChecking=accept-new -p 8022' 'data'/ user414@storage:'backup/dow_1/pgdb1_db1'/"
+            lines[7],
+            r#"'sshpass' -f "$secrets"/'storage' 'rsync' -a --delete --exclude='**/temp/*' -e ''\''ssh'\'' -o StrictHostKeyChecking=accept-new -p 8022' 'data'/ 'user414@storage':'backup/dow_1/pgdb1_db1'/"#
         );
     }
 
     #[test]
-    fn zip_packs_then_copies() {
-        let lines = send(SendMode::ZipCmd).script("data", "sync", &[], 0);
-        assert_eq!(lines[1], "zip -qr 'sync.zip' 'data'");
-        assert!(lines[2].ends_with("-P 8022 'sync.zip' user414@storage:'backup/dow_1'/"));
+    fn zip_packs_copies_and_prunes() {
+        let lines = lines(&send(SendMode::ZipCmd), &[], 2);
+        assert!(
+            lines[7].starts_with("'zip' -qr 'pgdb1_db1_2"),
+            "{}",
+            lines[7]
+        );
+        assert!(
+            lines[8].ends_with("'user414@storage':'backup/dow_1'/"),
+            "{}",
+            lines[8]
+        );
+        assert!(
+            lines[9].ends_with(
+                r"'ls -1 '\''backup/dow_1'\''/'\''pgdb1_db1'\''_*.zip | sort | head -n -2 | xargs -r rm -f'"
+            ),
+            "{}",
+            lines[9]
+        );
+    }
+
+    #[test]
+    fn the_instance_script_gives_the_replica_password_in_a_file() {
+        let s = BackupServer {
+            ssh_host: Some("db1".into()),
+            pg_replica_pwd: Some("s3cret:x".into()),
+            ..BackupServer::default()
+        };
+        let text = instance_script(&s, &send(SendMode::Rsync), "pgdb1_db1", 0).unwrap();
+        assert!(!text.contains("PGPASSWORD"), "{text}");
+        assert!(text.contains("\n*:*:*:*:s3cret\\:x\n"), "{text}");
+        assert!(
+            text.contains(r#"PGPASSFILE="$secrets"/'pgpass' 'pg_basebackup' -h 'db1' -p 5432"#)
+        );
+        assert!(
+            text.contains(
+                r#"trap 'rm -rf "$secrets" '\''/tmp/backup_temp/pgdb/pgdb1_db1'\''' EXIT"#
+            )
+        );
     }
 
     #[test]
@@ -410,7 +489,7 @@ mod tests {
             ssh_host: Some("db1".into()),
             ..BackupServer::default()
         };
-        let monday = Utc::from_unix(1_795_392_000);
+        let monday = clock::from_unix(1_795_392_000);
         let send = send_for(&top, &s, &monday).unwrap();
         assert_eq!((send.host.as_str(), send.port), ("storage.local", 22));
         assert_eq!(send.path, "backup/dow_1");

@@ -10,11 +10,11 @@ use alpharen_store::config::PgGroupResolved;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::act::{self, Server};
-use crate::clock::Utc;
+use crate::act::{self, ActError, Server};
+use crate::clock;
 use crate::decide::{Action, Machine, Observation, Role, Situation, Ssh};
 use crate::journal::Journal;
-use crate::observe::{self, Polled};
+use crate::observe::{self, PollError, Polled};
 use crate::pins::Pins;
 use crate::referee;
 use crate::remote::{Remote, RemoteError};
@@ -158,7 +158,7 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
             journal.alert(&subject, &format!("{reason}\n{shown}"));
             if let Ok(mut s) = status.lock() {
                 s.last_action = Some(LastAction {
-                    at: Utc::now().stamp(),
+                    at: clock::stamp(&clock::now()),
                     action: name,
                     reason,
                     result: shown,
@@ -183,7 +183,7 @@ async fn probe(remote: &Remote, server: &Server, due: bool) -> Option<Probe> {
     })
 }
 
-async fn carry_out(env: &Env, servers: &[Server; 2], action: &Action) -> Result<String, String> {
+async fn carry_out(env: &Env, servers: &[Server; 2], action: &Action) -> Result<String, ActError> {
     match *action {
         Action::Fence { server } => match act::fence(&env.remote, &servers[server]).await {
             Ok(()) => Ok("stopped".into()),
@@ -263,7 +263,7 @@ fn announce(
     journal: &Journal,
     s: &Situation,
     text: &str,
-    polls: &[Result<Polled, String>; 2],
+    polls: &[Result<Polled, PollError>; 2],
     probes: &[Probe; 2],
 ) {
     let detail = || {
@@ -297,7 +297,7 @@ fn publish(
     machine: &Machine,
     situation: &str,
     obs: &Observation,
-    polls: &[Result<Polled, String>; 2],
+    polls: &[Result<Polled, PollError>; 2],
     probes: &[Probe; 2],
     now: Instant,
 ) {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::clock::Utc;
+use crate::clock;
 
 /// A log file past this size is moved to `.1` (one old file kept).
 const MAX_LOG: u64 = 1024 * 1024;
@@ -50,7 +50,11 @@ impl Journal {
     pub fn note(&self, text: &str) {
         tracing::info!(log = %self.stem, "{text}");
         let path = self.log_path();
-        let line = format!("{} {}\n", Utc::now().stamp(), text.replace('\n', " | "));
+        let line = format!(
+            "{} {}\n",
+            clock::stamp(&clock::now()),
+            text.replace('\n', " | ")
+        );
         let write = || -> std::io::Result<()> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;

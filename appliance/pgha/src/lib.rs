@@ -21,6 +21,7 @@ mod pins;
 pub mod referee;
 mod remote;
 pub mod schedule;
+mod shell;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -20,6 +20,15 @@ pub struct SqlTarget {
     pub database: String,
 }
 
+/// Why a server counts as down.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("no answer within {secs} s")]
+    Timeout { secs: u64 },
+    #[error(transparent)]
+    Sql(#[from] tokio_postgres::Error),
+}
+
 /// A standby as its master reports it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Replica {
@@ -66,7 +75,7 @@ impl Polled {
     }
 }
 
-async fn connect(t: &SqlTarget, limit: Duration) -> Result<Client, String> {
+async fn connect(t: &SqlTarget, limit: Duration) -> Result<Client, PollError> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(&t.host)
         .port(t.port)
@@ -79,8 +88,9 @@ async fn connect(t: &SqlTarget, limit: Duration) -> Result<Client, String> {
     }
     let (client, conn) = tokio::time::timeout(limit, cfg.connect(NoTls))
         .await
-        .map_err(|_| format!("no answer within {} s", limit.as_secs()))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| PollError::Timeout {
+            secs: limit.as_secs(),
+        })??;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -88,15 +98,16 @@ async fn connect(t: &SqlTarget, limit: Duration) -> Result<Client, String> {
 }
 
 /// Polls one server; `Err` is the reason it counts as down.
-pub async fn poll(t: &SqlTarget, limit: Duration) -> Result<Polled, String> {
+pub async fn poll(t: &SqlTarget, limit: Duration) -> Result<Polled, PollError> {
     tokio::time::timeout(limit, poll_inner(t, limit))
         .await
-        .map_err(|_| format!("no answer within {} s", limit.as_secs()))?
+        .map_err(|_| PollError::Timeout {
+            secs: limit.as_secs(),
+        })?
 }
 
-async fn poll_inner(t: &SqlTarget, limit: Duration) -> Result<Polled, String> {
+async fn poll_inner(t: &SqlTarget, limit: Duration) -> Result<Polled, PollError> {
     let c = connect(t, limit).await?;
-    let sql = |e: tokio_postgres::Error| e.to_string();
     let row = c
         .query_one(
             "SELECT pg_is_in_recovery(),
@@ -106,8 +117,7 @@ async fn poll_inner(t: &SqlTarget, limit: Duration) -> Result<Polled, String> {
                     (SELECT timeline_id FROM pg_control_checkpoint())",
             &[],
         )
-        .await
-        .map_err(sql)?;
+        .await?;
     let in_recovery: bool = row.get(0);
     let lsn = row.get::<_, String>(1).parse().unwrap_or(0);
     let timeline: Option<i32> = row.get(2);
@@ -126,8 +136,7 @@ async fn poll_inner(t: &SqlTarget, limit: Duration) -> Result<Polled, String> {
                    FROM pg_stat_wal_receiver",
                 &[],
             )
-            .await
-            .map_err(sql)?
+            .await?
             .map(|r| Receiver {
                 status: r.get(0),
                 sender_host: r.get(1),
@@ -142,8 +151,7 @@ async fn poll_inner(t: &SqlTarget, limit: Duration) -> Result<Polled, String> {
                    FROM pg_stat_replication",
                 &[],
             )
-            .await
-            .map_err(sql)?
+            .await?
             .iter()
             .map(|r| Replica {
                 application_name: r.get(0),

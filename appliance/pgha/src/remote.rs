@@ -1,6 +1,7 @@
 //! SSH to the database hosts (russh client): host keys pinned in the store
-//! on first use, password or the node's own key, one command per
-//! connection with a time limit. A changed host key is an error of its
+//! on first use, password or the node's own key, one script per
+//! connection (on the channel's stdin, see [`crate::shell`]) with a time
+//! limit. A changed host key is an error of its
 //! own so the group can stop acting on it.
 
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use russh::{ChannelMsg, client};
 
 use crate::pins::Pins;
+use crate::shell;
 
 /// Longest a connection and key exchange may take, whatever the
 /// command's own limit: an unreachable host is known quickly.
@@ -104,16 +106,18 @@ impl Remote {
         }
     }
 
-    /// Runs `command` through the login shell; `limit` covers connecting,
-    /// logging in and the command.
+    /// Runs `script` with `sh`, which reads it from stdin (see
+    /// [`crate::shell`]: neither the script nor its passwords are ever a
+    /// process argument on the host); `limit` covers connecting, logging
+    /// in and the script.
     pub async fn run(
         &self,
         to: &Target,
-        command: &str,
+        script: &str,
         limit: Duration,
     ) -> Result<Output, RemoteError> {
         let host = to.name();
-        match tokio::time::timeout(limit, self.session(to, Some(command))).await {
+        match tokio::time::timeout(limit, self.session(to, Some(script))).await {
             Ok(r) => r.and_then(|o| o.ok_or_else(|| fail(&host, "no command output"))),
             Err(_) => Err(RemoteError::Timeout {
                 host,
@@ -136,7 +140,7 @@ impl Remote {
     async fn session(
         &self,
         to: &Target,
-        command: Option<&str>,
+        script: Option<&str>,
     ) -> Result<Option<Output>, RemoteError> {
         let host = to.name();
         let pinned = self.pins.get(&host);
@@ -200,8 +204,8 @@ impl Remote {
                 ),
             ));
         }
-        let out = match command {
-            Some(c) => Some(exec(&handle, c).await.map_err(|e| fail(&host, &e))?),
+        let out = match script {
+            Some(text) => Some(exec(&handle, &host, text).await?),
             None => None,
         };
         let _ = handle
@@ -211,14 +215,25 @@ impl Remote {
     }
 }
 
-async fn exec(handle: &client::Handle<Pinning>, command: &str) -> Result<Output, String> {
+/// `sh` reading `script` from the channel's stdin, until it exits.
+async fn exec(
+    handle: &client::Handle<Pinning>,
+    host: &str,
+    script: &str,
+) -> Result<Output, RemoteError> {
     let mut ch = handle
         .channel_open_session()
         .await
-        .map_err(|e| format!("open channel: {e}"))?;
-    ch.exec(true, command)
+        .map_err(|e| fail(host, &format!("open channel: {e}")))?;
+    ch.exec(true, shell::runner())
         .await
-        .map_err(|e| format!("exec: {e}"))?;
+        .map_err(|e| fail(host, &format!("exec: {e}")))?;
+    ch.data(script.as_bytes())
+        .await
+        .map_err(|e| fail(host, &format!("send the script: {e}")))?;
+    ch.eof()
+        .await
+        .map_err(|e| fail(host, &format!("send the script: {e}")))?;
     let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
     while let Some(msg) = ch.wait().await {
         match msg {
@@ -229,7 +244,7 @@ async fn exec(handle: &client::Handle<Pinning>, command: &str) -> Result<Output,
         }
     }
     Ok(Output {
-        status: status.ok_or("the command ended without an exit status")?,
+        status: status.ok_or_else(|| fail(host, "the script ended without an exit status"))?,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     })
@@ -266,19 +281,9 @@ pub fn client_key(store: &mut alpharen_store::Store) -> Result<PrivateKey, crate
     Ok(key)
 }
 
-/// Single-quotes a value for the remote shell.
-pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quote_survives_single_quotes() {
-        assert_eq!(quote("a'b c"), r"'a'\''b c'");
-    }
 
     #[test]
     fn short_key_shows_type_and_tail() {

@@ -4,7 +4,7 @@
 //! a retry no sooner than 20 minutes after a failure. Also the storage
 //! path templates.
 
-use crate::clock::Utc;
+use crate::clock::{self, Utc};
 
 /// Seed: "starts not earlier than 15 minutes later" after a restart.
 pub const START_DELAY: i64 = 15 * 60;
@@ -50,7 +50,7 @@ impl Schedule {
         } else {
             today
         };
-        let weekday = Utc::from_unix(day * 86_400).weekday;
+        let weekday = clock::weekday(&clock::from_unix(day * 86_400));
         (self.weekdays.is_empty() || self.weekdays.iter().any(|&d| u32::from(d) == weekday))
             .then_some(day)
     }
@@ -70,10 +70,10 @@ impl Schedule {
 /// `%weekday` (1-7), `%day` (01-31), `%month` (01-12), `%year` (0000).
 pub fn expand(template: &str, at: &Utc) -> String {
     template
-        .replace("%weekday", &at.weekday.to_string())
-        .replace("%day", &format!("{:02}", at.day))
-        .replace("%month", &format!("{:02}", at.month))
-        .replace("%year", &format!("{:04}", at.year))
+        .replace("%weekday", &at.format("%u").to_string())
+        .replace("%day", &at.format("%d").to_string())
+        .replace("%month", &at.format("%m").to_string())
+        .replace("%year", &at.format("%Y").to_string())
 }
 
 #[cfg(test)]
@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn templates_expand_with_leading_zeros() {
-        let at = Utc::from_unix(monday(0) - 22 * 86_400); // 2026-11-01, a Sunday
+        let at = clock::from_unix(monday(0) - 22 * 86_400); // 2026-11-01, a Sunday
         assert_eq!(
             expand("backup/dow_%weekday/%year-%month-%day", &at),
             "backup/dow_7/2026-11-01"

@@ -5,27 +5,33 @@
 //!
 //! Host key: ed25519, made at first start in `<state>/ssh/`, kept. Users:
 //! node users with the admin role, by public key from
-//! `ssh.authorized_keys` (password only if `ssh.password_auth`). No
-//! forwarding of any kind, no agent, no X11. It reads the store, writes
-//! nothing but its host key, and depends on no other service's crate.
+//! `ssh.authorized_keys` (password only if `ssh.password_auth`; only the
+//! enabled methods are advertised, see [`policy`]). Failed logins are
+//! limited per client network ([`limit`]); logged commands never show a
+//! secret ([`redact`]). No forwarding of any kind, no agent, no X11. It
+//! reads the store, writes nothing but its host key, and depends on no
+//! other service's crate.
 
+mod cli;
+mod limit;
 mod line;
+mod policy;
+mod redact;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use alpharen_store::config::Ssh;
 use alpharen_store::{Role, Store};
 use russh::keys::ssh_key::{LineEnding, private::Ed25519Keypair};
 use russh::keys::{HashAlg, PrivateKey, PublicKey};
-use russh::server::{Auth, Handle, Msg, Server as _, Session};
-use russh::{Channel, ChannelId, CryptoVec, MethodKind, MethodSet};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use russh::server::{Auth, Msg, Server as _, Session};
+use russh::{Channel, ChannelId, CryptoVec};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -40,17 +46,6 @@ pub enum Error {
     #[error("host key {0}: {1}")]
     HostKey(String, String),
 }
-
-const HELP: &str = "ALPHA-REN node maintenance shell. Commands are those of `alpharen ctl`:
-  status                      node, version, uptime, services
-  services | restart NAME     services and restarting one
-  config show|history|diff A B|set PATH VALUE|rollback N|confirm
-  logs [SERVICE]              recent log lines
-  user list|add|passwd|del    node users
-  backup create -             a backup on stdout (use: ssh node backup create - > file)
-  help [COMMAND]              this text, or a command's options (`help config`)
-  exit                        leave
-";
 
 /// The host key in `<state>/ssh/host_ed25519`, made on first start.
 pub fn host_key(state_dir: &Path) -> Result<PrivateKey, Error> {
@@ -98,11 +93,32 @@ struct Shared {
     state_dir: PathBuf,
     exe: PathBuf,
     config: RwLock<Ssh>,
+    failures: Mutex<limit::FailureLimit>,
 }
 
 impl Shared {
     fn ssh(&self) -> Ssh {
         self.config.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Whether `ip` has failed too often to try again now.
+    fn blocked(&self, ip: Option<IpAddr>) -> bool {
+        ip.is_some_and(|ip| {
+            self.failures
+                .lock()
+                .is_ok_and(|f| f.blocked(ip, Instant::now()))
+        })
+    }
+
+    /// Counts a login's outcome for its client network.
+    fn login_result(&self, ip: Option<IpAddr>, ok: bool) {
+        if let (Some(ip), Ok(mut f)) = (ip, self.failures.lock()) {
+            if ok {
+                f.succeeded(ip);
+            } else {
+                f.failed(ip, Instant::now());
+            }
+        }
     }
 
     /// Only admins get the CLI: it acts with the supervisor's full rights.
@@ -135,6 +151,7 @@ impl russh::server::Server for Server {
         Conn {
             shared: self.shared.clone(),
             peer: peer.map_or_else(|| "?".into(), |p| p.to_string()),
+            ip: peer.map(|p| p.ip()),
             user: String::new(),
             channels: HashMap::new(),
         }
@@ -155,27 +172,46 @@ struct Chan {
 struct Conn {
     shared: Arc<Shared>,
     peer: String,
+    ip: Option<IpAddr>,
     user: String,
     channels: HashMap<ChannelId, Chan>,
 }
 
 impl Conn {
-    fn reject() -> Auth {
+    /// A refusal that names the methods enabled now (the config may have
+    /// been reloaded since the server started).
+    fn reject(&self) -> Auth {
         Auth::Reject {
-            proceed_with_methods: None,
+            proceed_with_methods: Some(policy::methods(&self.shared.ssh())),
             partial_success: false,
         }
+    }
+
+    /// Refuses a client network over its failure limit, with a log line.
+    fn over_limit(&self, user: &str) -> bool {
+        let blocked = self.shared.blocked(self.ip);
+        if blocked {
+            tracing::warn!(user, peer = %self.peer, "ssh login refused: too many failed logins from this address");
+        }
+        blocked
     }
 }
 
 impl russh::server::Handler for Conn {
     type Error = russh::Error;
 
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(self.reject())
+    }
+
     async fn auth_publickey_offered(
         &mut self,
         user: &str,
         key: &PublicKey,
     ) -> Result<Auth, Self::Error> {
+        if self.over_limit(user) {
+            return Ok(self.reject());
+        }
         let keys = self
             .shared
             .ssh()
@@ -186,11 +222,14 @@ impl russh::server::Handler for Conn {
         Ok(if key_allowed(&keys, key) {
             Auth::Accept
         } else {
-            Conn::reject()
+            self.reject()
         })
     }
 
     async fn auth_publickey(&mut self, user: &str, key: &PublicKey) -> Result<Auth, Self::Error> {
+        if self.over_limit(user) {
+            return Ok(self.reject());
+        }
         let keys = self
             .shared
             .ssh()
@@ -198,18 +237,20 @@ impl russh::server::Handler for Conn {
             .get(user)
             .cloned()
             .unwrap_or_default();
-        if key_allowed(&keys, key) && self.shared.is_admin(user).await {
+        let ok = key_allowed(&keys, key) && self.shared.is_admin(user).await;
+        self.shared.login_result(self.ip, ok);
+        if ok {
             tracing::info!(user, peer = %self.peer, key = %key.fingerprint(HashAlg::Sha256), "ssh login");
             self.user = user.to_string();
             return Ok(Auth::Accept);
         }
         tracing::warn!(user, peer = %self.peer, "ssh key refused");
-        Ok(Conn::reject())
+        Ok(self.reject())
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        if !self.shared.ssh().password_auth {
-            return Ok(Conn::reject());
+        if !self.shared.ssh().password_auth || self.over_limit(user) {
+            return Ok(self.reject());
         }
         let dir = self.shared.state_dir.clone();
         let (u, p) = (user.to_string(), password.to_string());
@@ -222,13 +263,14 @@ impl russh::server::Handler for Conn {
         })
         .await
         .unwrap_or(false);
+        self.shared.login_result(self.ip, ok);
         if ok {
             tracing::info!(user, peer = %self.peer, "ssh login (password)");
             self.user = user.to_string();
             return Ok(Auth::Accept);
         }
         tracing::warn!(user, peer = %self.peer, "ssh password refused");
-        Ok(Conn::reject())
+        Ok(self.reject())
     }
 
     async fn channel_open_session(
@@ -272,7 +314,7 @@ impl russh::server::Handler for Conn {
             Ok(a) => a,
             Err(e) => {
                 session.channel_success(channel)?;
-                finish(session.handle(), channel, format!("{e}\n").into_bytes(), 2).await;
+                cli::finish(session.handle(), channel, format!("{e}\n").into_bytes(), 2).await;
                 return Ok(());
             }
         };
@@ -282,12 +324,12 @@ impl russh::server::Handler for Conn {
         if let Some(c) = self.channels.get_mut(&channel) {
             c.stdin = Some(tx);
         }
-        tracing::info!(user = %self.user, command = %command, "ssh exec");
+        tracing::info!(user = %self.user, command = %redact::loggable(&args), "ssh exec");
         let shared = self.shared.clone();
         let handle = session.handle();
         let user = self.user.clone();
         tokio::spawn(async move {
-            let code = run(&shared, &handle, channel, &user, args, Some(rx), pty).await;
+            let code = cli::run(&shared, &handle, channel, &user, args, Some(rx), pty).await;
             let _ = handle.exit_status_request(channel, code).await;
             let _ = handle.eof(channel).await;
             let _ = handle.close(channel).await;
@@ -310,7 +352,7 @@ impl russh::server::Handler for Conn {
             c.shell = Some(LineEditor::default());
             c.lines = Some(tx);
         }
-        tokio::spawn(shell_worker(
+        tokio::spawn(cli::shell_worker(
             self.shared.clone(),
             session.handle(),
             channel,
@@ -381,183 +423,6 @@ impl russh::server::Handler for Conn {
     }
 }
 
-/// Runs the prompt's lines in order, then closes the channel on `exit`.
-async fn shell_worker(
-    shared: Arc<Shared>,
-    handle: Handle,
-    channel: ChannelId,
-    user: String,
-    mut rx: mpsc::Receiver<Action>,
-) {
-    let say = |text: String| {
-        let handle = handle.clone();
-        async move {
-            let _ = handle.data(channel, CryptoVec::from(text)).await;
-        }
-    };
-    while let Some(action) = rx.recv().await {
-        let line = match action {
-            Action::Run(line) => line,
-            Action::Exit | Action::Echo(_) => break,
-        };
-        let args = match split_command(&line) {
-            Ok(a) if a.is_empty() => {
-                say(line::PROMPT.to_string()).await;
-                continue;
-            }
-            Ok(a) => a,
-            Err(e) => {
-                say(format!("{e}\r\n{}", line::PROMPT)).await;
-                continue;
-            }
-        };
-        if matches!(args[0].as_str(), "exit" | "quit" | "logout") {
-            break;
-        }
-        if args[0] == "help" && args.len() == 1 {
-            say(format!("{}{}", HELP.replace('\n', "\r\n"), line::PROMPT)).await;
-            continue;
-        }
-        let args = if args[0] == "help" {
-            args[1..]
-                .iter()
-                .cloned()
-                .chain(["--help".to_string()])
-                .collect()
-        } else {
-            args
-        };
-        tracing::info!(user = %user, command = %line, "ssh shell command");
-        let code = run(&shared, &handle, channel, &user, args, None, true).await;
-        if code == 0 {
-            say(line::PROMPT.to_string()).await;
-        } else {
-            say(format!("(exit {code})\r\n{}", line::PROMPT)).await;
-        }
-    }
-    say("bye\r\n".to_string()).await;
-    let _ = handle.exit_status_request(channel, 0).await;
-    let _ = handle.eof(channel).await;
-    let _ = handle.close(channel).await;
-}
-
-async fn finish(handle: Handle, channel: ChannelId, stderr: Vec<u8>, code: u32) {
-    let _ = handle
-        .extended_data(channel, 1, CryptoVec::from(stderr))
-        .await;
-    let _ = handle.exit_status_request(channel, code).await;
-    let _ = handle.eof(channel).await;
-    let _ = handle.close(channel).await;
-}
-
-/// Runs `alpharen ctl --state-dir DIR ARGS...` and streams it into the
-/// channel; returns its exit code. On a pty, `\n` becomes `\r\n`. The
-/// logged-in user goes in `ALPHAREN_AUTHOR`, so changes are recorded under
-/// that name (the arguments are the ssh user's; the environment is not).
-async fn run(
-    shared: &Shared,
-    handle: &Handle,
-    channel: ChannelId,
-    user: &str,
-    args: Vec<String>,
-    stdin: Option<mpsc::Receiver<Vec<u8>>>,
-    pty: bool,
-) -> u32 {
-    let mut cmd = tokio::process::Command::new(&shared.exe);
-    cmd.arg("ctl")
-        .arg("--state-dir")
-        .arg(&shared.state_dir)
-        .args(&args)
-        .env("ALPHAREN_AUTHOR", user)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = handle
-                .extended_data(
-                    channel,
-                    1,
-                    CryptoVec::from(format!("cannot run the CLI: {e}\n")),
-                )
-                .await;
-            return 127;
-        }
-    };
-    if let (Some(mut rx), Some(mut w)) = (stdin, child.stdin.take()) {
-        tokio::spawn(async move {
-            while let Some(chunk) = rx.recv().await {
-                if w.write_all(&chunk).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    let pipe = |mut r: Box<dyn tokio::io::AsyncRead + Unpin + Send>, ext: Option<u32>| {
-        let handle = handle.clone();
-        async move {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                let n = match r.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let bytes = if pty {
-                    crlf(&buf[..n])
-                } else {
-                    buf[..n].to_vec()
-                };
-                let sent = match ext {
-                    Some(e) => {
-                        handle
-                            .extended_data(channel, e, CryptoVec::from(bytes))
-                            .await
-                    }
-                    None => handle.data(channel, CryptoVec::from(bytes)).await,
-                };
-                if sent.is_err() {
-                    break;
-                }
-            }
-        }
-    };
-    let out = child.stdout.take().map(|s| pipe(Box::new(s), None));
-    let err = child.stderr.take().map(|s| pipe(Box::new(s), Some(1)));
-    let (_, _) = tokio::join!(
-        async {
-            if let Some(o) = out {
-                o.await
-            }
-        },
-        async {
-            if let Some(e) = err {
-                e.await
-            }
-        }
-    );
-    match child.wait().await {
-        Ok(s) => s.code().map_or(255, |c| c as u32),
-        Err(_) => 255,
-    }
-}
-
-fn crlf(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + 16);
-    for &b in bytes {
-        if b == b'\n' {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
-}
-
 fn port(ssh: &Ssh, dev: bool) -> (std::net::IpAddr, u16) {
     let ip = if dev {
         std::net::Ipv4Addr::LOCALHOST.into()
@@ -584,10 +449,12 @@ async fn run_server(state_dir: &Path, dev: bool) -> Result<(), Error> {
         state_dir: state_dir.to_path_buf(),
         exe,
         config: RwLock::new(ssh.clone()),
+        failures: Mutex::new(limit::FailureLimit::default()),
     });
     let config = Arc::new(russh::server::Config {
         server_id: russh::SshId::Standard("SSH-2.0-alpharen".into()),
-        methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
+        methods: policy::methods(&ssh),
+        preferred: policy::algorithms(),
         auth_rejection_time: Duration::from_secs(1),
         auth_rejection_time_initial: Some(Duration::from_millis(0)),
         max_auth_attempts: 6,
@@ -672,10 +539,5 @@ mod tests {
         assert!(key_allowed(std::slice::from_ref(&line), k.public_key()));
         assert!(!key_allowed(&[line], other.public_key()));
         assert!(!key_allowed(&["garbage".into()], other.public_key()));
-    }
-
-    #[test]
-    fn crlf_on_pty() {
-        assert_eq!(crlf(b"a\nb\n"), b"a\r\nb\r\n");
     }
 }

@@ -39,6 +39,37 @@ impl Default for Pgha {
     }
 }
 
+/// A host name or IP address that reaches ssh, rsync or a shell: refused
+/// with the field named when it could be read as anything else.
+fn host_name(out: &mut Vec<Problem>, path: &KeyPath, value: &Option<String>) {
+    let Some(v) = value else { return };
+    let mut not_a_name = Vec::new();
+    check::hostname(&mut not_a_name, path, v);
+    if !not_a_name.is_empty() && v.parse::<std::net::IpAddr>().is_err() {
+        check::push(out, path, format!("{v:?} is not a host name or IP address"));
+    }
+}
+
+/// A login or role name: letters, digits, `.`, `_`, `-`, not starting
+/// with `-` (it would read as an option).
+fn user_name(out: &mut Vec<Problem>, path: &KeyPath, value: &Option<String>) {
+    let Some(v) = value else { return };
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && !v.starts_with('-')
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        check::push(
+            out,
+            path,
+            format!(
+                "{v:?} is not a user name (1-64 letters, digits, '.', '_' or '-', not starting with '-')"
+            ),
+        );
+    }
+}
+
 /// One group: two servers in streaming replication and a referee.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -155,6 +186,10 @@ impl PgServer {
         required("ssh_user", &self.ssh_user, out);
         required("pg_replica_user", &self.pg_replica_user, out);
         required("pg_data_folder", &self.pg_data_folder, out);
+        host_name(out, &path.key("ssh_host"), &self.ssh_host);
+        host_name(out, &path.key("pg_host"), &self.pg_host);
+        user_name(out, &path.key("ssh_user"), &self.ssh_user);
+        user_name(out, &path.key("pg_replica_user"), &self.pg_replica_user);
         for (key, v) in [
             ("pg_data_folder", &self.pg_data_folder),
             ("pg_backup_folder", &self.pg_backup_folder),
@@ -400,8 +435,28 @@ impl BackupServer {
     }
 }
 
+impl BackupServer {
+    /// Host and user names of this entry as written (not filled in from
+    /// the instance, so each value is reported once, where it is).
+    fn check_names(&self, path: &KeyPath, out: &mut Vec<Problem>) {
+        host_name(out, &path.key("ssh_host"), &self.ssh_host);
+        host_name(out, &path.key("pg_host"), &self.pg_host);
+        host_name(out, &path.key("storage_ssh_host"), &self.storage_ssh_host);
+        user_name(out, &path.key("ssh_user"), &self.ssh_user);
+        user_name(out, &path.key("pg_replica_user"), &self.pg_replica_user);
+        user_name(out, &path.key("storage_ssh_user"), &self.storage_ssh_user);
+    }
+}
+
 impl BackupController {
     fn validate(&self, path: &KeyPath, out: &mut Vec<Problem>) {
+        host_name(out, &path.key("storage_ssh_host"), &self.storage_ssh_host);
+        user_name(out, &path.key("storage_ssh_user"), &self.storage_ssh_user);
+        if let Some(f) = &self.sync_folder {
+            let at = path.key("sync_folder");
+            host_name(out, &at.key("storage_ssh_host"), &f.storage_ssh_host);
+            user_name(out, &at.key("storage_ssh_user"), &f.storage_ssh_user);
+        }
         if let Some([from, to]) = self.hours_interval
             && (from > 23 || to > 23)
         {
@@ -418,6 +473,10 @@ impl BackupController {
         }
         for (i, inst) in self.pgdb.iter().enumerate() {
             let at = path.key("pgdb").index(i);
+            inst.check_names(&at, out);
+            for (n, s) in inst.servers.iter().enumerate() {
+                s.check_names(&at.key("servers").index(n), out);
+            }
             for (n, s) in inst.candidates().iter().enumerate() {
                 let sp = if inst.servers.is_empty() {
                     at.clone()
@@ -485,3 +544,7 @@ impl Pgha {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pgha_tests.rs"]
+mod tests;
