@@ -109,10 +109,11 @@ mod tests {
         let task = wait_and_revert(&store, &changed);
         tokio::pin!(task);
         no_revert_for(&mut task, 60).await;
-        let mut s = store.lock().unwrap();
-        let p = s.pending().unwrap().unwrap();
-        s.confirm(p.revision, "t").unwrap();
-        drop(s);
+        {
+            let mut s = store.lock().unwrap();
+            let p = s.pending().unwrap().unwrap();
+            s.confirm(p.revision, "t").unwrap();
+        }
         changed.notify_one();
         no_revert_for(&mut task, 600).await;
         assert_eq!(store.lock().unwrap().history(10).unwrap().len(), 2);

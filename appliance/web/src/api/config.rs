@@ -225,7 +225,9 @@ pub(super) async fn config_rollback(
 ) -> ApiResult {
     let params =
         json!({"revision": b.revision, "author": c.user, "expect_revision": b.expect_revision});
-    Ok(Json(rpc(&app, "config.rollback", strip_nulls(params)).await?))
+    Ok(Json(
+        rpc(&app, "config.rollback", strip_nulls(params)).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/config/confirm", tag = "config", request_body = ConfirmBody,
