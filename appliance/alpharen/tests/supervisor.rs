@@ -66,7 +66,11 @@ fn extra_services_follow_the_config() {
     .expect("sleeper did not start");
     let pid = running["pid"].as_i64().unwrap();
     std::fs::write(&path, "").unwrap();
+    // An empty file has no sections: without --replace it changes nothing.
     let out = node.ctl(&["config", "apply", "-f", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(node.service("sleeper").is_some(), "an empty apply removed it");
+    let out = node.ctl(&["config", "apply", "--replace", "-f", path.to_str().unwrap()]);
     assert!(out.status.success(), "{:?}", text(&out));
     assert!(
         node.service("sleeper").is_none(),
