@@ -134,13 +134,17 @@ pass "ctl net renders links, lease, dns, time"
 # Reapply (SIGHUP with the same config) changes nothing
 snap() { inN ip -o addr | sed "s/ tentative//; s/ dadfailed//"; inN ip route; inN ip -6 route; inN ip -o link | sed 's/ state [A-Z]*//'; }
 BEFORE=$(snap)
-APPLIES=$(grep -c "INFO.*apply action" "$STATE/console.log" || true)
+# count PATTERN: lines of the node's log that match (0 when none do).
+count() { grep -c "$1" "$STATE/console.log" || [ $? = 1 ]; }
+APPLIES=$(count "INFO.*apply action")
+[ "$APPLIES" -gt 0 ] || fail "no 'apply action' lines in the log before the reapply: the count below would prove nothing"
+RELOADS=$(count "SIGHUP: reloading")
 NETPID=$(ctl --json services | jq -r '.[] | select(.name=="net") | .pid')
 kill -HUP "$NETPID"
-wait_for 5 grep -q "SIGHUP: reloading" "$STATE/console.log" || true
+wait_for 5 bash -c "[ \$(grep -c 'SIGHUP: reloading' '$STATE/console.log') -gt $RELOADS ]" || fail "net did not log a reload after SIGHUP"
 sleep 1
 [ "$(snap)" = "$BEFORE" ] || { diff <(echo "$BEFORE") <(snap) >&2; fail "reapply changed something"; }
-[ "$(grep -c "INFO.*apply action" "$STATE/console.log" || true)" = "$APPLIES" ] || fail "reapply issued netlink changes"
+[ "$(count "INFO.*apply action")" = "$APPLIES" ] || fail "reapply issued netlink changes"
 pass "reapply changes nothing"
 
 # Removing one address removes only that one
