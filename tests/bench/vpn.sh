@@ -9,13 +9,9 @@
 # process's utime+stime delta (/proc/<pid>/stat) over the transfer, given
 # as cores busy per Gbit/s. Not a pass/fail test.
 #   SECS=10 tests/bench/vpn.sh
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-export ALPHAREN_BIN=${ALPHAREN_BIN:-$ROOT/target/release/alpharen}
-[ -x "$ALPHAREN_BIN" ] || { echo "build first: cargo build --release ($ALPHAREN_BIN)"; exit 1; }
 SECS=${SECS:-10}
 TEST_OUT=$(mktemp -d /tmp/vpn-bench.XXXXXX); export TEST_OUT
-. "$ROOT/tests/lib.sh"
+. "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/vpn-lib.sh"
 on_exit "rm -rf $TEST_OUT"
 TICK=$(getconf CLK_TCK)
