@@ -27,7 +27,7 @@ else
   for t in tests/e2e/*.sh; do names+=("$(basename "$t" .sh)"); done
 fi
 
-declare -A lock pid_of start_of result secs
+declare -A lock=() pid_of=() start_of=() result=() secs=()
 for n in "${names[@]}"; do lock[$n]=$(sed -n 's/^# e2e-lock: *\([a-z0-9_-]*\).*/\1/p' "tests/e2e/$n.sh" | head -n 1); done
 
 # can_start NAME: true when NAME's lock is free of every running script's.
