@@ -4,7 +4,7 @@
 # named e2e it also lists each end-to-end test from tests/out/summary.tsv.
 #   scripts/timed.sh "lint=make lint" "unit=make unit"
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 rows=() status=0 t0=$EPOCHREALTIME
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 for step in "$@"; do

@@ -10,7 +10,7 @@
 # Prints each test's result as it ends, then a table of durations
 # (also in tests/out/summary.tsv); fails if any failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 export ALPHAREN_BIN=${ALPHAREN_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/alpharen}
 JOBS=${E2E_JOBS:-2}
 LIMIT=${E2E_TIMEOUT:-900}

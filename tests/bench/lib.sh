@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the benchmarks. Source it: `. "$(dirname "$0")/lib.sh"`.
 # Everything of tests/lib.sh, plus:
 #  - ALPHAREN_BIN defaults to the RELEASE binary ($CARGO_TARGET_DIR or

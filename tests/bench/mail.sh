@@ -77,7 +77,7 @@ rate() {
 smtp-source -s 2 -m 50 -l "$SIZE" -f b@example.org -t s@example.net "127.0.0.1:$PF_PORT" >/dev/null 2>&1 || fail "postfix warm-up"
 smtp-source -s 2 -m 50 -l "$SIZE" -f b@example.org -t s@example.net "127.0.0.1:$OUR_PORT" >/dev/null 2>&1 || fail "alpharen warm-up"
 pf=() ours=()
-for i in $(seq 1 "$RUNS"); do rate "$PF_PORT"; pf+=("$RATE"); rate "$OUR_PORT"; ours+=("$RATE"); done
+for _ in $(seq 1 "$RUNS"); do rate "$PF_PORT"; pf+=("$RATE"); rate "$OUR_PORT"; ours+=("$RATE"); done
 OURS_QUEUED=$(find "$W/ours/spool/mail/queue" -name '*.msg' | wc -l)
 sleep 2
 IDLE1=$(rss_kb "$OUR_PID")
