@@ -7,8 +7,9 @@
 # something with others names it in a header line `# e2e-lock: NAME`:
 # scripts with the same lock never run at the same time, and
 # `# e2e-lock: exclusive` runs with no other script beside it.
-# Prints each test's result as it ends, then a table of durations
-# (also in tests/out/summary.tsv); fails if any failed.
+# The longest tests (by their last run, in tests/out/durations.tsv) start
+# first. Prints each test's result as it ends, then a table of durations
+# (also in tests/out/summary.txt); fails if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 export ALPHAREN_BIN=${ALPHAREN_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/alpharen}
@@ -67,7 +68,12 @@ trap stop_all INT TERM
 
 t0=$EPOCHREALTIME
 mkdir -p tests/out
-pending=("${names[@]}")
+declare -A last=()
+if [ -f tests/out/durations.tsv ]; then
+  while IFS=$'\t' read -r n s; do last[$n]=$s; done <tests/out/durations.tsv
+fi
+# Longest first; a test without a recorded duration counts as long.
+mapfile -t pending < <(for n in "${names[@]}"; do printf '%s\t%s\n' "${last[$n]:-1e9}" "$n"; done | sort -s -t$'\t' -k1,1gr | cut -f2)
 while [ ${#pending[@]} -gt 0 ] || [ ${#pid_of[@]} -gt 0 ]; do
   started=0
   if [ ${#pid_of[@]} -lt "$JOBS" ]; then
@@ -89,6 +95,8 @@ for n in "${names[@]}"; do
   printf '%s\t%s\t%s\n' "$n" "${secs[$n]}" "${result[$n]}"
   [ "${result[$n]}" = ok ] || failed+=("$n")
 done >tests/out/summary.tsv
+for n in "${names[@]}"; do last[$n]=${secs[$n]}; done
+for n in "${!last[@]}"; do printf '%s\t%s\n' "$n" "${last[$n]}"; done | sort >tests/out/durations.tsv
 if [ ${#failed[@]} -gt 0 ]; then
   echo "end-to-end failures: ${failed[*]}"
   exit 1
