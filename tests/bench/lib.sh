@@ -24,7 +24,7 @@ echo "binary: $ALPHAREN; RUNS=$RUNS"
 
 # stats VALUE...: "median M (min–max A–B, n N)"; fails on no or non-numeric values.
 stats() {
-  python3 - "$@" <<'PY' || fail "stats: not numbers: $*"
+  python3 - "$@" 2>/dev/null <<'PY' || fail "stats: not numbers: $*"
 import statistics, sys
 v = [float(x) for x in sys.argv[1:]]
 assert v, "no values"
@@ -33,11 +33,11 @@ PY
 }
 # median VALUE...: the median alone, for ratios.
 median() {
-  python3 -c 'import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@" \
+  python3 -c 'import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@" 2>/dev/null \
     || fail "median: not numbers: $*"
 }
 # ratio A B: A / B with two decimals.
-ratio() { python3 -c 'import sys; a, b = map(float, sys.argv[1:]); print(f"{a / b:.2f}")' "$1" "$2" || fail "ratio $1 / $2"; }
+ratio() { python3 -c 'import sys; a, b = map(float, sys.argv[1:]); print(f"{a / b:.2f}")' "$1" "$2" 2>/dev/null || fail "ratio $1 / $2"; }
 
 # wrk_run OUT WRK-ARGS...: one wrk run (with --latency) into OUT; fails when
 # wrk fails or reports non-2xx answers or socket errors. Sets WRK_RPS
