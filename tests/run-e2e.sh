@@ -16,13 +16,14 @@ export ALPHAREN_BIN=${ALPHAREN_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/alpha
 JOBS=${E2E_JOBS:-2}
 LIMIT=${E2E_TIMEOUT:-900}
 [[ $JOBS =~ ^[1-9][0-9]*$ ]] || { echo "E2E_JOBS must be a positive number, not '$JOBS'" >&2; exit 2; }
+[ -x "$ALPHAREN_BIN" ] || { echo "no $ALPHAREN_BIN: build first (make e2e-build, or make e2e ONLY=…)" >&2; exit 2; }
 
 names=()
 if [ $# -gt 0 ]; then
   for n in "$@"; do
     n=$(basename "$n" .sh)
     [ -f "tests/e2e/$n.sh" ] || { echo "no test tests/e2e/$n.sh; there are: $(cd tests/e2e && ls ./*.sh | sed 's|^\./||; s|\.sh$||' | tr '\n' ' ')" >&2; exit 2; }
-    names+=("$n")
+    [[ " ${names[*]} " == *" $n "* ]] || names+=("$n")
   done
 else
   for t in tests/e2e/*.sh; do names+=("$(basename "$t" .sh)"); done
