@@ -5,7 +5,7 @@ CARGO ?= cargo
 
 BOARD ?= qemu-x86_64
 
-.PHONY: all deps build release image run dev test lint unit e2e bench clean
+.PHONY: all deps build release image run dev test lint unit e2e e2e-build bench clean
 
 all: build
 
@@ -41,14 +41,23 @@ lint:
 unit:
 	$(CARGO) test --workspace
 
-e2e: build
+# What the end-to-end tests run: the debug binary and the mail-dev example.
+e2e-build: build
 	$(CARGO) build -p alpharen-mail --example mail-dev
-	tests/run-e2e.sh
 
-test: deps lint unit e2e
+# Every tests/e2e/*.sh, E2E_JOBS (default 2) at a time; ONLY="vpn web" runs
+# just those.
+e2e: e2e-build
+	tests/run-e2e.sh $(ONLY)
 
+# The whole suite; ends with a table of how long each step took.
+test:
+	@scripts/timed.sh "deps=$(MAKE) --no-print-directory deps" "lint=$(MAKE) --no-print-directory lint" \
+	  "unit=$(MAKE) --no-print-directory unit" "build=$(MAKE) --no-print-directory e2e-build" "e2e=tests/run-e2e.sh"
+
+# Every benchmark (tests/bench/lib.sh is their shared library, not one).
 bench: deps release
-	@for b in tests/bench/*.sh; do echo "== $$b"; ALPHAREN_BIN=$(CURDIR)/target/release/alpharen $$b || exit 1; done
+	@for b in tests/bench/*.sh; do [ $$b = tests/bench/lib.sh ] && continue; echo "== $$b"; $$b || exit 1; done
 
 clean:
 	$(CARGO) clean

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Offline validation of the BR2_EXTERNAL tree against a Buildroot 2026.05.1
 # source tree: every defconfig resolves, `make show-info` parses every
-# package, `utils/check-package` accepts our files, and the resolved
+# package, `utils/check-package` accepts every file of buildroot/
+# (defconfigs included: they must force hash checking), and the resolved
 # .config still holds our options (Kconfig silently drops unknown ones).
 #   Usage: tests/buildroot-check.sh BUILDROOT_DIR
 set -euo pipefail
@@ -91,7 +92,8 @@ if [ -n "$deb" ] && [ -f "$sq" ]; then
 else
   echo "skip post-image check: build the image once first (images/build.sh) for its parts"
 fi
-if (cd "$EXT" && /usr/bin/python3 "$BR/utils/check-package" -b Config.in external.mk package/*/*); then
+if (cd "$EXT" && find . \( -type f -o -type l \) -printf '%P\0' | sort -z \
+    | xargs -0 /usr/bin/python3 "$BR/utils/check-package" -b); then
   echo "ok check-package"
 else
   echo "FAIL check-package"; status=1

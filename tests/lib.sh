@@ -1,7 +1,7 @@
 # Helpers for end-to-end tests. Source it: `. "$(dirname "$0")/../lib.sh"`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALPHAREN=${ALPHAREN_BIN:-$ROOT/target/debug/alpharen}
+ALPHAREN=${ALPHAREN_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/alpharen}
 OUT=${TEST_OUT:-$ROOT/tests/out}
 mkdir -p "$OUT"
 _cleanups=()
@@ -31,27 +31,39 @@ ctl() { "$ALPHAREN" ctl --state-dir "$STATE" "$@"; }
 # a pipe is never cut off by SIGPIPE (which `set -o pipefail` would report).
 has() { grep "$@" >/dev/null; }
 export -f has   # also inside `bash -c` waits
-# seed_ports FILE: writes a `run --config` seed that puts the node's
-# listeners on free loopback ports instead of the dev defaults (8443, 8080,
-# 2222, 2525, 11223), so a test can run beside other nodes on this machine.
-# Sets HTTPS_PORT HTTP_PORT SSH_PORT SMTP_PORT LB_PORT.
+# seed_ports FILE: adds to the `run --config` seed FILE (created if
+# missing) the node's listeners on free loopback ports instead of the dev
+# defaults (8443, 8080, 2222, 2525, 11223), so a test can run beside other
+# nodes on this machine. A key FILE already sets is kept; a table FILE
+# already has gets the key under its header. Sets HTTPS_PORT HTTP_PORT
+# SSH_PORT SMTP_PORT LB_PORT to the ports the seed holds.
 seed_ports() {
-  read -r HTTPS_PORT HTTP_PORT SSH_PORT SMTP_PORT LB_PORT < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(5)]
+  read -r HTTPS_PORT HTTP_PORT SSH_PORT SMTP_PORT LB_PORT < <(python3 - "$1" <<'PY'
+import os, re, socket, sys
+path = sys.argv[1]
+lines = open(path).read().splitlines() if os.path.exists(path) else []
+wanted = [("web", "https_port"), ("web", "http_port"), ("ssh", "port"),
+          ("mail.listen", "port"), ("integrator", "port")]
+socks = [socket.socket() for _ in wanted]
 for s in socks: s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))')
-  cat >"$1" <<TOML
-[web]
-https_port = $HTTPS_PORT
-http_port = $HTTP_PORT
-[ssh]
-port = $SSH_PORT
-[mail.listen]
-port = $SMTP_PORT
-[integrator]
-port = $LB_PORT
-TOML
+ports = []
+for (table, key), s in zip(wanted, socks):
+    header = next((i for i, l in enumerate(lines) if l.strip() == f"[{table}]"), None)
+    if header is None:
+        lines += [f"[{table}]", f"{key} = {s.getsockname()[1]}"]
+        ports.append(s.getsockname()[1]); continue
+    end = next((i for i in range(header + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    set_ = next((m for l in lines[header + 1:end] if (m := re.match(rf"\s*{key}\s*=\s*(\d+)", l))), None)
+    if set_:
+        ports.append(int(set_.group(1)))
+    else:
+        lines.insert(header + 1, f"{key} = {s.getsockname()[1]}")
+        ports.append(s.getsockname()[1])
+open(path, "w").write("\n".join(lines) + "\n")
+print(*ports)
+PY
+)
+  [ -n "$LB_PORT" ] || fail "seed_ports $1: no free ports"
 }
 # build_image: the release binary and the QEMU image from it, rebuilt only
 # when one of their inputs is newer than the image. Sets IMG.

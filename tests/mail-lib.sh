@@ -57,7 +57,8 @@ mrpc() { "$MAILDEV" rpc --state-dir "$STATE" "$@"; }
 # queued [dead]: number of messages in the queue (or dead letters).
 queued() {
   local p='{}'; [ "${1:-}" = dead ] && p='{"dead":true}'
-  mrpc mail.queue "$p" | grep -o '"id"' | wc -l
+  local out; out=$(mrpc mail.queue "$p") || fail "mail.queue $p: $out"
+  grep -o '"id"' <<<"$out" | wc -l
 }
 sink_count() { find "$STATE/sink" -name '*.eml' 2>/dev/null | wc -l; }
 

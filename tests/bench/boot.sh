@@ -2,15 +2,15 @@
 # Boot time to "ready" of the node image, against the same kernel, loader
 # and QEMU settings booting a busybox initramfs to a shell prompt (the
 # reference in PEERS.md). Same run, same disk layout: the reference disk is
-# ours with slot A's initramfs replaced. Also reports image sizes.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# ours with slot A's initramfs replaced. RUNS boots of each: medians,
+# spread, ratio of the medians. Also reports image sizes.
+#   RUNS=2 tests/bench/boot.sh
+. "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-RUNS=${RUNS:-2}
 IMG=images/out/alpharen-qemu-x86_64.img
-[ -f "$IMG" ] || images/build.sh qemu-x86_64 >/dev/null
+[ -f "$IMG" ] || images/build.sh qemu-x86_64 >/dev/null   # from $ALPHAREN_BIN, the release binary
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT   # each QEMU is stopped by time_to
+on_exit "rm -rf $work"   # each QEMU is stopped by time_to
 
 # Reference initramfs: busybox, a prompt marker, nothing else.
 ref=$work/initramfs; mkdir -p "$ref"/{bin,proc,dev}
@@ -45,18 +45,15 @@ time_to() {  # time_to DISK MARKER -> seconds from QEMU start to MARKER on seria
 ours=(); first=(); theirs=()
 for i in $(seq 1 "$RUNS"); do
   cp --sparse=always "$IMG" "$work/ours.img"
-  first+=("$(time_to "$work/ours.img" "alpharen: ready")")
-  ours+=("$(time_to "$work/ours.img" "alpharen: ready")")
-  theirs+=("$(time_to "$work/ref.img" "BUSYBOX-SHELL-READY")")
+  # Assigned first, so that a boot that never gets there stops the bench (set -e).
+  t=$(time_to "$work/ours.img" "alpharen: ready"); first+=("$t")
+  t=$(time_to "$work/ours.img" "alpharen: ready"); ours+=("$t")
+  t=$(time_to "$work/ref.img" "BUSYBOX-SHELL-READY"); theirs+=("$t")
 done
 echo "accelerator: $(cat images/out/accel 2>/dev/null || echo tcg)"
-echo "first boot to ready (s): ${first[*]}"
-echo "node image to ready (s): ${ours[*]}"
-echo "busybox shell (s):       ${theirs[*]}"
-python3 - "${ours[*]}" "${theirs[*]}" <<'PY'
-import statistics, sys
-a = statistics.median(map(float, sys.argv[1].split())); b = statistics.median(map(float, sys.argv[2].split()))
-print(f"median {a:.1f} s vs {b:.1f} s: ratio {a/b:.2f} (target <= 1.5)")
-PY
+a=$(stats "${first[@]}"); echo "first boot to ready (s): $a"
+a=$(stats "${ours[@]}"); echo "node image to ready (s): $a"
+a=$(stats "${theirs[@]}"); echo "busybox shell (s):       $a"
+a=$(ratio "$(median "${ours[@]}")" "$(median "${theirs[@]}")"); echo "ratio node/busybox (medians): $a (target <= 1.5)"
 echo "image: $(du -h --apparent-size "$IMG" | cut -f1) apparent, $(du -h "$IMG" | cut -f1) allocated, $(zstd -q -c "$IMG" | wc -c | numfmt --to=iec) zstd"
 echo "rootfs squashfs: $(du -h images/out/work-qemu-x86_64/input/rootfs.squashfs | cut -f1); initramfs: $(du -h images/out/work-qemu-x86_64/input/initrd.img | cut -f1)"

@@ -3,9 +3,11 @@
 # proxying to the same backend, same run: wrk GET / with Host
 # proxy.bench over HTTPS keep-alive, both fronts with the node's
 # certificate, both keeping backend connections alive. The backend is a
-# separate one-worker nginx returning a small static body. Not pass/fail.
-#   DURATION=10 CONNS=32 THREADS=2 tests/bench/dpx-proxy.sh
-. "$(dirname "$0")/../lib.sh"
+# separate one-worker nginx returning a small static body. RUNS runs each,
+# interleaved: medians, spread and the ratio of the medians. Not pass/fail,
+# but a wrk error or failed command stops it.
+#   RUNS=3 DURATION=10 CONNS=32 THREADS=2 tests/bench/dpx-proxy.sh
+. "$(dirname "$0")/lib.sh"
 command -v wrk >/dev/null && command -v nginx >/dev/null || fail "needs wrk and nginx (scripts/deps.sh)"
 DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2}
 W=$(mktemp -d /tmp/dpx-proxy-bench.XXXXXX); on_exit "rm -rf $W"
@@ -63,13 +65,16 @@ THEIRS=https://127.0.0.1:$NP/
 wait_for 10 curl -skf -H 'Host: proxy.bench' "$THEIRS" || fail "nginx front did not come up"
 [ "$(curl -sk -H 'Host: proxy.bench' "$OURS")" = "$(curl -sk -H 'Host: proxy.bench' "$THEIRS")" ] || fail "bodies differ"
 
-rps() { # rps URL -> requests/s (p99 on stderr)
-  timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H 'Host: proxy.bench' "$1" >"$W/wrk.out" 2>&1 || true
-  awk '/Requests\/sec/ {print $2}' "$W/wrk.out"
-  grep -E '^\s+99%' "$W/wrk.out" | awk '{print "p99=" $2}' >&2
-}
-echo "wrk -t$THREADS -c$CONNS -d${DURATION}s GET / (Host: proxy.bench) over HTTPS keep-alive"
-R_OURS=$(rps "$OURS"); R_NGINX=$(rps "$THEIRS")
-echo "ours (web + dpx.routes): $R_OURS req/s"
-echo "nginx proxy_pass:        $R_NGINX req/s"
-python3 -c "print(f'ratio ours / nginx: {$R_OURS/$R_NGINX:.2f}')"
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s GET / (Host: proxy.bench) over HTTPS keep-alive, $RUNS runs each"
+ours_rps=() ours_p99=() ng_rps=() ng_p99=()
+for i in $(seq 1 "$RUNS"); do
+  wrk_run "$W/wrk-ours-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H 'Host: proxy.bench' "$OURS"
+  ours_rps+=("$WRK_RPS"); ours_p99+=("$WRK_P99_MS")
+  wrk_run "$W/wrk-nginx-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H 'Host: proxy.bench' "$THEIRS"
+  ng_rps+=("$WRK_RPS"); ng_p99+=("$WRK_P99_MS")
+done
+# Assigned first, so that a failed helper stops the bench (set -e).
+a=$(stats "${ours_rps[@]}"); b=$(stats "${ours_p99[@]}"); echo "ours (web + dpx.routes): req/s $a; p99 ms $b"
+a=$(stats "${ng_rps[@]}"); b=$(stats "${ng_p99[@]}"); echo "nginx proxy_pass:        req/s $a; p99 ms $b"
+a=$(ratio "$(median "${ours_rps[@]}")" "$(median "${ng_rps[@]}")"); b=$(ratio "$(median "${ours_p99[@]}")" "$(median "${ng_p99[@]}")")
+echo "ratio ours/nginx (medians): req/s $a, p99 $b (lower is better)"

@@ -4,21 +4,19 @@
 # with one UDP worker (ours: the one UDP thread; NSD server-count 1;
 # Knot one UDP and one TCP worker). The zone: SOA, NS, the node's A, the
 # discovery SRV and RECORDS A records plus a CNAME, MX and TXT; the query
-# mix is 80% existing A, 10% other types, 10% NXDOMAIN. Not a pass/fail
-# test.
-#   SECS=10 RECORDS=1000 tests/bench/dpx.sh
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-ALPHAREN=${ALPHAREN_BIN:-$ROOT/target/release/alpharen}
+# mix is 80% existing A, 10% other types, 10% NXDOMAIN. RUNS runs of each
+# server, interleaved: medians, spread, ratios of the medians. Not a
+# pass/fail test, but a failed dnsperf or command stops it.
+#   RUNS=3 SECS=10 RECORDS=1000 tests/bench/dpx.sh
+. "$(dirname "$0")/lib.sh"
 SECS=${SECS:-10}; RECORDS=${RECORDS:-1000}
-[ -x "$ALPHAREN" ] || { echo "build first: cargo build --release ($ALPHAREN)"; exit 1; }
 for t in dnsperf nsd knotd dig; do
-  command -v $t >/dev/null || { echo "$t missing (scripts/deps.d/dpx.list; scripts/deps.sh)"; exit 1; }
+  command -v $t >/dev/null || fail "$t missing (scripts/deps.d/dpx.list; scripts/deps.sh)"
 done
 W=$(mktemp -d /tmp/dpx-bench.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
-trap cleanup EXIT
+on_exit "rm -rf $W"
+# bg CMD...: CMD in the background, stopped at exit.
+bg() { "$@" & on_exit "kill $! 2>/dev/null; wait $! 2>/dev/null"; }
 ports() { /usr/bin/python3 -c '
 import socket
 out = []
@@ -65,8 +63,7 @@ with open(f"{w}/queries", "w") as f:
 PY
 
 # --- ours ------------------------------------------------------------------
-"$ALPHAREN" run --state-dir "$W/node" --dev --config "$W/seed.toml" >"$W/node.log" 2>&1 &
-pids+=($!)
+bg "$ALPHAREN" run --state-dir "$W/node" --dev --config "$W/seed.toml" >"$W/node.log" 2>&1
 # --- NSD -------------------------------------------------------------------
 mkdir -p "$W/nsd"
 cat >"$W/nsd/nsd.conf" <<CONF
@@ -92,8 +89,7 @@ zone:
   name: "$ZONE"
   zonefile: "$W/zone"
 CONF
-nsd -d -c "$W/nsd/nsd.conf" >"$W/nsd.log" 2>&1 &
-pids+=($!)
+bg nsd -d -c "$W/nsd/nsd.conf" >"$W/nsd.log" 2>&1
 # --- Knot ------------------------------------------------------------------
 mkdir -p "$W/knot"
 cat >"$W/knot/knot.conf" <<CONF
@@ -114,22 +110,34 @@ zone:
     journal-content: none
     zonefile-load: whole
 CONF
-knotd -c "$W/knot/knot.conf" >"$W/knot.log" 2>&1 &
-pids+=($!)
+bg knotd -c "$W/knot/knot.conf" >"$W/knot.log" 2>&1
 
-up() { for _ in $(seq 100); do dig @127.0.0.1 -p "$1" +short +time=1 +tries=1 "h1.$ZONE" A | grep -q . && return 0; sleep 0.2; done; return 1; }
-up "$OUR" || { cat "$W/node.log"; echo "dpx did not come up"; exit 1; }
-up "$NSD" || { cat "$W/nsd.log"; echo "nsd did not come up"; exit 1; }
-up "$KNOT" || { cat "$W/knot.log"; echo "knot did not come up"; exit 1; }
+up() { dig @127.0.0.1 -p "$1" +short +time=1 +tries=1 "h1.$ZONE" A | grep -q .; }
+wait_for 20 up "$OUR" || { cat "$W/node.log"; fail "dpx did not come up"; }
+wait_for 20 up "$NSD" || { cat "$W/nsd.log"; fail "nsd did not come up"; }
+wait_for 20 up "$KNOT" || { cat "$W/knot.log"; fail "knot did not come up"; }
 # Same answers from all three for a few names.
 for q in "h7.$ZONE A" "www.$ZONE A" "$ZONE MX" "_arsrv._tcp.$ZONE SRV"; do
   a=$(dig @127.0.0.1 -p "$OUR" +short $q | sort); b=$(dig @127.0.0.1 -p "$NSD" +short $q | sort); c=$(dig @127.0.0.1 -p "$KNOT" +short $q | sort)
-  [ "$a" = "$b" ] && [ "$a" = "$c" ] || { echo "answers differ for $q: ours=[$a] nsd=[$b] knot=[$c]"; exit 1; }
+  [ "$a" = "$b" ] && [ "$a" = "$c" ] || fail "answers differ for $q: ours=[$a] nsd=[$b] knot=[$c]"
 done
 
-qps() { dnsperf -s 127.0.0.1 -p "$1" -d "$W/queries" -l "$SECS" -c 4 -q 200 -t 2 2>&1 | tee "$W/perf-$1.log" | awk '/Queries per second/ {print $4}'; }
-lost() { awk '/Queries lost/ {print $3}' "$W/perf-$1.log"; }
-Q_OUR=$(qps "$OUR"); Q_NSD=$(qps "$NSD"); Q_KNOT=$(qps "$KNOT")
-echo "dnsperf ${SECS}s, zone of $((RECORDS + 7)) records, 4 clients x 200 outstanding, one server worker each"
-printf '%-6s %12s qps  lost %s\n' ours "$Q_OUR" "$(lost "$OUR")" nsd "$Q_NSD" "$(lost "$NSD")" knot "$Q_KNOT" "$(lost "$KNOT")"
-/usr/bin/python3 -c "print(f'ratio ours / nsd:  {$Q_OUR/$Q_NSD:.2f}'); print(f'ratio ours / knot: {$Q_OUR/$Q_KNOT:.2f}')"
+# perf PORT LOG: one dnsperf run; sets QPS and LOST.
+perf() {
+  dnsperf -s 127.0.0.1 -p "$1" -d "$W/queries" -l "$SECS" -c 4 -q 200 -t 2 >"$2" 2>&1 || { cat "$2"; fail "dnsperf on port $1 exited $?"; }
+  QPS=$(awk '/Queries per second/ {print $4}' "$2"); LOST=$(awk '/Queries lost/ {print $3}' "$2")
+  [ -n "$QPS" ] && [ -n "$LOST" ] || { cat "$2"; fail "dnsperf on port $1: no result"; }
+}
+declare -A qps lost
+for i in $(seq 1 "$RUNS"); do
+  for s in OUR NSD KNOT; do perf "${!s}" "$W/perf-$s-$i.log"; qps[$s]+=" $QPS"; lost[$s]+=" $LOST"; done
+done
+echo "dnsperf ${SECS}s, zone of $((RECORDS + 7)) records, 4 clients x 200 outstanding, one server worker each, $RUNS runs"
+for s in OUR NSD KNOT; do
+  # shellcheck disable=SC2086 # the lists split into values on purpose
+  a=$(stats ${qps[$s]}); printf '%-5s qps %s; lost per run:%s\n' "${s,,}" "$a" "${lost[$s]}"
+done
+# shellcheck disable=SC2086
+a=$(ratio "$(median ${qps[OUR]})" "$(median ${qps[NSD]})"); b=$(ratio "$(median ${qps[OUR]})" "$(median ${qps[KNOT]})")
+echo "ratio ours / nsd (medians):  $a"
+echo "ratio ours / knot (medians): $b"

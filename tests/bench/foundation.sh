@@ -3,25 +3,28 @@
 #  1. idle RSS of init + supervisor (PID namespace, no services);
 #  2. release binary size: opt-level "z" (release) vs 3 (release-speed);
 #  3. `alpharen run` start -> control socket answering, against starting
-#     `busybox sleep` (spawn -> exec done) under the same harness.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+#     `busybox sleep` (spawn -> exec done) under the same harness, STARTS
+#     (default 20) of each: medians, spread, ratio of the medians.
+. "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-BIN=${ALPHAREN_BIN:-$ROOT/target/release/alpharen}
+BIN=$ALPHAREN
+STARTS=${STARTS:-20}
 work=$(mktemp -d)
-trap 'pkill -f "alpharen init --container --state-dir $work" 2>/dev/null; rm -rf "$work"' EXIT
+on_exit "rm -rf $work"
 
 echo "## binary size"
-cargo build --release -q
-cargo build --profile release-speed -q
-z=$(stat -c %s target/release/alpharen)
-o3=$(stat -c %s target/release-speed/alpharen)
+TD=${CARGO_TARGET_DIR:-$ROOT/target}
+${CARGO:-cargo} build --release -q -p alpharen
+${CARGO:-cargo} build --profile release-speed -q -p alpharen
+z=$(stat -c %s "$TD/release/alpharen")
+o3=$(stat -c %s "$TD/release-speed/alpharen")
 echo "opt-level=z: $z bytes; opt-level=3: $o3 bytes; z/3 = $(awk "BEGIN{printf \"%.2f\", $z/$o3}")"
 
 echo "## idle RSS of init + supervisor"
 if [ "$(id -u)" -eq 0 ]; then
   unshare --pid --fork --mount-proc "$BIN" init --container --state-dir "$work/pid1" >/dev/null 2>&1 &
   us=$!
+  on_exit "kill $us 2>/dev/null; wait $us 2>/dev/null"
   sleep 3
   init=$(cat "/proc/$us/task/$us/children" | tr -d ' ')
   sup=$(cat "/proc/$init/task/$init/children" | tr -d ' ')
@@ -36,10 +39,10 @@ else
   echo "skipped (needs root for a PID namespace)"
 fi
 
-echo "## start to ready (median of 20), same harness"
-python3 - "$BIN" "$work" <<'PY'
-import os, socket, statistics, subprocess, sys, time, json
-bin_, work = sys.argv[1], sys.argv[2]
+echo "## start to ready, same harness, $STARTS starts of each"
+python3 - "$BIN" "$work" "$STARTS" >"$work/starts" <<'PY' || fail "start measurement failed"
+import os, socket, subprocess, sys, time
+bin_, work, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def ready_alpharen(i):
     d = f"{work}/run{i}"
     t0 = time.perf_counter()
@@ -70,7 +73,12 @@ def ready_busybox(i):
     dt = time.perf_counter() - t0
     p.kill(); p.wait()
     return dt
-a = statistics.median(ready_alpharen(i) for i in range(20))
-b = statistics.median(ready_busybox(i) for i in range(20))
-print(f"alpharen run -> socket ready: {a*1000:.1f} ms; busybox sleep -> exec'd: {b*1000:.1f} ms; ratio {a/b:.1f}x")
+print(*(f"{ready_alpharen(i) * 1000:.2f}" for i in range(n)))
+print(*(f"{ready_busybox(i) * 1000:.2f}" for i in range(n)))
 PY
+{ read -r ours; read -r theirs; } <"$work/starts"
+# shellcheck disable=SC2086 # the lists split into values on purpose
+{ a=$(stats $ours); b=$(stats $theirs); r=$(ratio "$(median $ours)" "$(median $theirs)"); }
+echo "alpharen run -> socket ready (ms): $a"
+echo "busybox sleep -> exec'd (ms):      $b"
+echo "ratio (medians): ${r}x"

@@ -7,28 +7,23 @@
 #    latency (publish → handler) for N messages through 2 workers.
 # NATS JetStream / Node-RED comparisons are skipped (not installed here).
 # Not pass/fail.
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 STATE=$OUT/bench-async
 N_KV=${BENCH_KV_OPS:-5000}
 N_MSG=${BENCH_MESSAGES:-2000}
-REDIS_PORT=18637
+read -r REDIS_PORT < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 rm -rf "$STATE"; mkdir -p "$STATE"
-LB=http://127.0.0.1:11223
 export ALPHAREN STATE; export -f ctl
 command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
 post() { curl -sS -m 300 -H 'content-type: application/json' -d "$2" "$LB$1"; }
 
-REDIS=""
-if command -v redis-server >/dev/null && /usr/bin/python3 -c 'import redis' 2>/dev/null; then
-  redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$OUT/redis.log" 2>&1 &
-  RPID=$!
-  on_exit "kill $RPID 2>/dev/null"
-  wait_for 10 bash -c "echo PING | timeout 1 bash -c 'cat >/dev/tcp/127.0.0.1/$REDIS_PORT'" || fail "redis-server did not start"
-  REDIS=$REDIS_PORT
-else
-  echo "redis-server / python3-redis missing: Redis comparison skipped"
-fi
+command -v redis-server >/dev/null && /usr/bin/python3 -c 'import redis' 2>/dev/null \
+  || fail "redis-server / python3-redis missing (scripts/deps.sh)"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$OUT/redis.log" 2>&1 &
+RPID=$!
+on_exit "kill $RPID 2>/dev/null"
+wait_for 10 bash -c "echo PING | timeout 1 bash -c 'cat >/dev/tcp/127.0.0.1/$REDIS_PORT'" || fail "redis-server did not start"
 
 cat >"$OUT/bench-async.toml" <<'TOML'
 [node]
@@ -49,16 +44,29 @@ name = "t.publish"
 url_path = "/t.publish"
 service = "t.publish"
 TOML
+seed_ports "$OUT/bench-async.toml"
+LB=http://127.0.0.1:$LB_PORT
 start_node "$STATE" --config "$OUT/bench-async.toml"
 wait_for 30 bash -c "ctl --json integrator status | grep -q '\"idle_workers\": 2'" || fail "workers did not start"
 ctl integrator deploy "$HERE/e2e/integrator/async_services.py" >/dev/null
 
-echo "== KV from a service, $N_KV ops each (same worker process) =="
-out=$(post /bench.kv "{\"n\": $N_KV, \"redis_port\": ${REDIS:-null}}")
-echo "$out" | jq -r 'to_entries[] | "\(.key): set \(.value.set_ops|floor) ops/s, get \(.value.get_ops|floor) ops/s"'
-if [ -n "$REDIS" ]; then
-  echo "$out" | jq -r '"ratio alpharen/redis: set \((.alpharen.set_ops/.redis.set_ops*100)|floor)%, get \((.alpharen.get_ops/.redis.get_ops*100)|floor)%"'
-fi
+echo "== KV from a service, $N_KV ops each (same worker process), $RUNS runs =="
+declare -A kv
+for i in $(seq 1 "$RUNS"); do
+  out=$(post /bench.kv "{\"n\": $N_KV, \"redis_port\": $REDIS_PORT}") || fail "bench.kv: $out"
+  for k in alpharen.set_ops alpharen.get_ops redis.set_ops redis.get_ops; do
+    v=$(jq -er ".$k" <<<"$out") || fail "bench.kv answer without $k: $out"
+    kv[$k]+=" $v"
+  done
+done
+for side in alpharen redis; do
+  # shellcheck disable=SC2086 # the lists split into values on purpose
+  a=$(stats ${kv[$side.set_ops]}); b=$(stats ${kv[$side.get_ops]})
+  printf '%-8s set ops/s %s\n%-8s get ops/s %s\n' "$side" "$a" "$side" "$b"
+done
+# shellcheck disable=SC2086
+a=$(ratio "$(median ${kv[alpharen.set_ops]})" "$(median ${kv[redis.set_ops]})"); b=$(ratio "$(median ${kv[alpharen.get_ops]})" "$(median ${kv[redis.get_ops]})")
+echo "ratio alpharen/redis (medians): set $a, get $b"
 
 echo "== pub/sub: $N_MSG messages to 1 subscriber, 2 workers =="
 t0=$(date +%s.%N)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Benchmark: GetUserDetails through the integrator's :11223 against Node-RED
 # (http in → function → http response returning the same JSON), same run,
-# `wrk -t2 -c32 -d15s --latency`. Prints req/s and p99 ratios and idle RSS.
-# Not pass/fail; loopback only.
-. "$(dirname "$0")/../lib.sh"
+# `wrk -t2 -c32 -d15s --latency`, RUNS runs of each. Prints medians, spread,
+# req/s and p99 ratios of the medians, and idle RSS. Not pass/fail, but a
+# wrk error or failed command stops it; loopback only.
+. "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 STATE=$OUT/bench-integrator
 DURATION=${BENCH_DURATION:-15s}
-NR_PORT=18800
+read -r NR_PORT < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 rm -rf "$STATE"; mkdir -p "$STATE"
 command -v wrk >/dev/null || fail "wrk missing (scripts/deps.sh installs it)"
 export ALPHAREN STATE; export -f ctl
@@ -18,7 +19,7 @@ if [ ! -x "$NODE_RED_DIR/node_modules/.bin/node-red" ]; then
   mkdir -p "$NODE_RED_DIR"
   (cd "$NODE_RED_DIR" && [ -f package.json ] || npm init -y >/dev/null) 
   (cd "$NODE_RED_DIR" && timeout 600 npm install --no-audit --no-fund node-red >"$OUT/npm-install.log" 2>&1) \
-    || { echo "Node-RED install from npm failed (see $OUT/npm-install.log)"; NODE_RED_FAILED=1; }
+    || { tail "$OUT/npm-install.log"; fail "Node-RED install from npm failed (see $OUT/npm-install.log)"; }
 fi
 
 cat >"$OUT/bench.toml" <<'TOML'
@@ -39,10 +40,12 @@ name = "open.user.get"
 url_path = "/open/user/get-details"
 service = "api.user.get-details"
 TOML
+seed_ports "$OUT/bench.toml"
+LB=http://127.0.0.1:$LB_PORT
 start_node "$STATE" --config "$OUT/bench.toml"
 wait_for 20 ctl integrator status || fail "integrator not up"
 ctl integrator deploy "$HERE/e2e/integrator/get_user_details.py" >/dev/null
-curl -sf -u cust:bench-password http://127.0.0.1:11223/api/user/get-details >/dev/null || fail "integrator does not answer"
+curl -sf -u cust:bench-password "$LB/api/user/get-details" >/dev/null || fail "integrator does not answer"
 
 rss_kb() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/^VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0))); done; echo $t; }
 integrator_pids() {
@@ -50,22 +53,26 @@ integrator_pids() {
   echo "$main $(pgrep -P "$main" | tr '\n' ' ')"
 }
 
-run_wrk() { wrk -t2 -c32 -d"$DURATION" --latency "$@" >"$OUT/wrk.txt" 2>&1; cat "$OUT/wrk.txt" >>"$OUT/wrk-all.txt"; \
-  rps=$(awk '/^Requests\/sec/ {print $2}' "$OUT/wrk.txt"); \
-  p99=$(awk '$1 == "99%" {print $2}' "$OUT/wrk.txt"); \
-  errs=$(awk '/Non-2xx|Socket errors/ {print}' "$OUT/wrk.txt"); }
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else { sub(/s$/, "", v); print v * 1000 } }'; }
+# runs NAME WRK-ARGS...: RUNS wrk runs; NAME_rps and NAME_p99 hold the
+# medians, NAME_line the summary.
+runs() {
+  local name=$1 i r=() p=(); shift
+  for i in $(seq 1 "$RUNS"); do
+    wrk_run "$OUT/wrk-$name-$i.txt" -t2 -c32 -d"$DURATION" "$@"; r+=("$WRK_RPS"); p+=("$WRK_P99_MS")
+  done
+  printf -v "${name}_rps" %s "$(median "${r[@]}")"; printf -v "${name}_p99" %s "$(median "${p[@]}")"
+  printf -v "${name}_line" %s "req/s $(stats "${r[@]}"); p99 ms $(stats "${p[@]}")"
+}
 
 sleep 2
 I_RSS=$(rss_kb $(integrator_pids))
-run_wrk -H "Authorization: Basic $(printf cust:bench-password | base64)" http://127.0.0.1:11223/api/user/get-details
-I_RPS=$rps; I_P99=$(to_ms "$p99"); [ -z "$errs" ] || echo "integrator (basic auth) errors: $errs"
-run_wrk http://127.0.0.1:11223/open/user/get-details
-IO_RPS=$rps; IO_P99=$(to_ms "$p99"); [ -z "$errs" ] || echo "integrator (open) errors: $errs"
-echo "integrator  basic auth: $I_RPS req/s, p99 ${I_P99} ms; no auth: $IO_RPS req/s, p99 ${IO_P99} ms; idle RSS (server + workers) ${I_RSS} kB"
+runs basic -H "Authorization: Basic $(printf cust:bench-password | base64)" "$LB/api/user/get-details"
+runs open "$LB/open/user/get-details"
+echo "integrator basic auth: $basic_line"
+echo "integrator no auth:    $open_line"
+echo "integrator idle RSS (server + workers) ${I_RSS} kB"
 kill "$NODE_PID" 2>/dev/null; wait "$NODE_PID" 2>/dev/null || true
 
-if [ -n "${NODE_RED_FAILED:-}" ]; then echo "Node-RED: not installed; no ratio"; exit 0; fi
 NR_DIR=$OUT/node-red-user
 rm -rf "$NR_DIR"; mkdir -p "$NR_DIR"
 cat >"$NR_DIR/settings.js" <<JS
@@ -88,10 +95,9 @@ echo "Node-RED answers: $(curl -s "http://127.0.0.1:$NR_PORT/api/user/get-detail
 sleep 2
 NR_NODE=$(pgrep -P "$NR_PID" node || true)
 N_RSS=$(rss_kb $NR_PID $NR_NODE)
-run_wrk "http://127.0.0.1:$NR_PORT/api/user/get-details"
-N_RPS=$rps; N_P99=$(to_ms "$p99"); [ -z "$errs" ] || echo "node-red errors: $errs"
-echo "node-red    no auth:    $N_RPS req/s, p99 ${N_P99} ms; idle RSS ${N_RSS} kB"
-awk -v a="$I_RPS" -v o="$IO_RPS" -v n="$N_RPS" -v ap="$I_P99" -v op="$IO_P99" -v np="$N_P99" -v ir="$I_RSS" -v nr="$N_RSS" 'BEGIN {
+runs nr "http://127.0.0.1:$NR_PORT/api/user/get-details"
+echo "node-red no auth:      $nr_line; idle RSS ${N_RSS} kB"
+awk -v a="$basic_rps" -v o="$open_rps" -v n="$nr_rps" -v ap="$basic_p99" -v op="$open_p99" -v np="$nr_p99" -v ir="$I_RSS" -v nr="$N_RSS" 'BEGIN {
   printf "ratio req/s integrator/node-red: basic auth %.2fx, no auth %.2fx\n", a / n, o / n
   printf "ratio p99   integrator/node-red: basic auth %.2fx, no auth %.2fx (lower is better)\n", ap / np, op / np
   printf "ratio idle RSS integrator/node-red: %.2fx\n", ir / nr }'

@@ -1,33 +1,30 @@
 #!/usr/bin/env bash
 # net benchmark (not pass/fail), same topology and same run for both:
 # the client in a node namespace, dnsmasq in a peer namespace over veth.
-#  1. start -> DHCP lease applied (address on eth0), median of N runs:
+#  1. start -> DHCP lease applied (address on eth0), RUNS runs of each:
 #     the net service (`alpharen serve net` on a prepared store) vs
 #     `busybox udhcpc` with a script that applies the address; ratio
 #     net/udhcpc. For information, also the whole node from a cold start
 #     (`alpharen run` on an empty state dir: store creation, every service
 #     starting at once on the same cores).
 #  2. idle RSS/PSS of the net service holding a lease.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${ALPHAREN_BIN:-$ROOT/target/release/alpharen}
-RUNS=${RUNS:-7}
-[ "$(id -u)" -eq 0 ] || { echo "skipped (needs root for namespaces)"; exit 0; }
-command -v dnsmasq >/dev/null && command -v busybox >/dev/null || { echo "skipped (dnsmasq/busybox missing; scripts/deps.sh)"; exit 0; }
+# Medians, spread and the ratio of the medians.
+#   RUNS=5 tests/bench/net.sh
+. "$(dirname "$0")/lib.sh"
+BIN=$ALPHAREN
+[ "$(id -u)" -eq 0 ] || fail "needs root for namespaces"
+command -v dnsmasq >/dev/null && command -v busybox >/dev/null || fail "dnsmasq/busybox missing (scripts/deps.sh)"
 W=$(mktemp -d)
 N=arb-node-$$; P=arb-peer-$$
-cleanup() {
-  [ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null
-  ip netns del $N 2>/dev/null; ip netns del $P 2>/dev/null; rm -rf "$W"
-}
-trap cleanup EXIT
+on_exit "rm -rf $W"
+on_exit "ip netns del $N 2>/dev/null; ip netns del $P 2>/dev/null"
 ip netns add $N; ip netns add $P
 ip link add eth0 netns $N type veth peer name p0 netns $P
 ip -n $P addr add 10.77.0.1/24 dev p0; ip -n $P link set p0 up; ip -n $N link set lo up
 ip netns exec $P dnsmasq --no-daemon --no-ping --port=0 --interface=p0 --bind-interfaces \
   --dhcp-range=10.77.0.100,10.77.0.150,2m --dhcp-leasefile="$W/leases" \
   --dhcp-option=option:router,10.77.0.1 >/dev/null 2>&1 &
-DPID=$!
+on_exit "kill $! 2>/dev/null"
 cat >"$W/seed.toml" <<EOC
 [network]
 manage = true
@@ -41,8 +38,8 @@ case "$1" in bound|renew) ip addr add "$ip/${mask:-24}" dev "$interface" ;; esac
 EOS
 chmod +x "$W/udhcpc.sh"
 sleep 0.5
-python3 - "$BIN" "$W" "$N" "$RUNS" <<'PY'
-import os, signal, statistics, subprocess, sys, time
+python3 - "$BIN" "$W" "$N" "$RUNS" >"$W/results" <<'PY' || fail "measurement failed"
+import os, signal, subprocess, sys, time
 bin_, w, ns, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 def has_addr():
     out = subprocess.run(["ip", "-n", ns, "-o", "-4", "addr", "show", "dev", "eth0"], capture_output=True, text=True).stdout
@@ -85,13 +82,16 @@ for i in range(runs):
     dt, p = measure(["busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-s", os.path.join(w, "udhcpc.sh")])
     theirs.append(dt)
     p.wait(timeout=10)
-fmt = lambda xs: ", ".join(f"{x*1000:.0f}" for x in xs)
-mo, mt, mc = statistics.median(ours), statistics.median(theirs), statistics.median(cold)
-print(f"## start -> DHCP lease applied, median of {runs}")
-print(f"alpharen serve net:              {mo*1000:.1f} ms  (runs: {fmt(ours)})")
-print(f"busybox udhcpc:                  {mt*1000:.1f} ms  (runs: {fmt(theirs)})")
-print(f"ratio net/udhcpc = {mo/mt:.2f}")
-print(f"whole node, cold start (alpharen run, empty state): {mc*1000:.1f} ms  (runs: {fmt(cold)}), {mc/mt:.2f} x udhcpc")
-if rss:
-    print(f"## idle net service holding a lease: RSS {rss[0]} KiB, PSS {rss[1]} KiB")
+ms = lambda xs: " ".join(f"{x*1000:.1f}" for x in xs)
+print(ms(ours)); print(ms(theirs)); print(ms(cold))
+print(*(rss or ("?", "?")))
 PY
+{ read -r ours; read -r theirs; read -r cold; read -r rss pss; } <"$W/results"
+# shellcheck disable=SC2086 # the lists split into values on purpose
+{ a=$(stats $ours); b=$(stats $theirs); c=$(stats $cold); r=$(ratio "$(median $ours)" "$(median $theirs)"); rc=$(ratio "$(median $cold)" "$(median $theirs)"); }
+echo "## start -> DHCP lease applied, ms, $RUNS runs each"
+echo "alpharen serve net: $a"
+echo "busybox udhcpc:     $b"
+echo "ratio net/udhcpc (medians) = $r"
+echo "whole node, cold start (alpharen run, empty state): $c; $rc x udhcpc"
+echo "## idle net service holding a lease: RSS $rss KiB, PSS $pss KiB"

@@ -7,29 +7,26 @@
 #   3. wireguard-go <-> wireguard-go.
 # Both directions (client->server and -R). CPU is the server-side tunnel
 # process's utime+stime delta (/proc/<pid>/stat) over the transfer, given
-# as cores busy per Gbit/s. Not a pass/fail test.
-#   SECS=10 tests/bench/vpn.sh
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-export ALPHAREN_BIN=${ALPHAREN_BIN:-$ROOT/target/release/alpharen}
-[ -x "$ALPHAREN_BIN" ] || { echo "build first: cargo build --release ($ALPHAREN_BIN)"; exit 1; }
+# as cores busy per Gbit/s. RUNS runs each way: medians, spread, ratios of
+# the medians. Not a pass/fail test, but a failed iperf3 stops it.
+#   RUNS=3 SECS=10 tests/bench/vpn.sh
 SECS=${SECS:-10}
 TEST_OUT=$(mktemp -d /tmp/vpn-bench.XXXXXX); export TEST_OUT
-. "$ROOT/tests/lib.sh"
+. "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/vpn-lib.sh"
 on_exit "rm -rf $TEST_OUT"
 TICK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # iperf NS_CLIENT SERVER_IP NS_SERVER PID_FOR_CPU [-R] -> "gbps cores"
-iperf() {
+_iperf() {
   local cns=$1 ip=$2 sns=$3 pid=$4; shift 4
   ip netns exec "$sns" iperf3 -s -1 -B "$ip" -p 5301 >/dev/null 2>&1 &
   local spid=$!
   wait_for 10 sh -c "ip netns exec $sns ss -ltn | grep -q :5301"
   local c0=0 t0; t0=$(date +%s.%N)
   [ "$pid" != - ] && c0=$(cpu_ticks "$pid")
-  ip netns exec "$cns" iperf3 -c "$ip" -p 5301 -t "$SECS" -J "$@" >"$OUT/iperf.json"
+  ip netns exec "$cns" iperf3 -c "$ip" -p 5301 -t "$SECS" -J "$@" >"$OUT/iperf.json" || { cat "$OUT/iperf.json"; fail "iperf3 -c $ip $* exited $?"; }
   local c1=0 t1; t1=$(date +%s.%N)
   [ "$pid" != - ] && c1=$(cpu_ticks "$pid")
   wait "$spid" 2>/dev/null || true
@@ -42,12 +39,24 @@ cores = (c1 - c0) / tick / (t1 - t0)
 print(f"{gbps:.3f} {cores:.2f}")
 PY
 }
+# measure NAME NS_CLIENT SERVER_IP NS_SERVER PID_FOR_CPU: RUNS runs each way;
+# fills NAME_to, NAME_from (Gbit/s) and NAME_cpu_to, NAME_cpu_from (cores
+# busy per Gbit/s) with the values of every run, space separated.
+measure() {
+  local name=$1 r g c; shift
+  local to="" from="" cto="" cfrom=""
+  for r in $(seq 1 "$RUNS"); do
+    r=$(_iperf "$@"); read -r g c <<<"$r"; to+=" $g"; cto+=" $(ratio "$c" "$g")"
+    r=$(_iperf "$@" -R); read -r g c <<<"$r"; from+=" $g"; cfrom+=" $(ratio "$c" "$g")"
+  done
+  printf -v "${name}_to" %s "$to"; printf -v "${name}_from" %s "$from"
+  printf -v "${name}_cpu_to" %s "$cto"; printf -v "${name}_cpu_from" %s "$cfrom"
+}
 
 S=vb$$
 # --- 1. bare veth --------------------------------------------------------
 ns_pair ${S}a ${S}b 10.99.1.1 10.99.1.2
-read -r VETH _ < <(iperf ${S}b 10.99.1.1 ${S}a -)
-read -r VETH_R _ < <(iperf ${S}b 10.99.1.1 ${S}a - -R)
+measure veth ${S}b 10.99.1.1 ${S}a -
 
 # --- 2. node (boringtun) <-> wireguard-go client --------------------------
 ns_pair ${S}n ${S}c 10.99.2.1 10.99.2.2
@@ -65,8 +74,7 @@ ctl vpn peer add bench --conf "$OUT/bench.conf" --no-qr >/dev/null
 wg_client ${S}c wg0 "$OUT/bench.conf"
 wait_for 20 ip netns exec ${S}c ping -c1 -W1 10.8.0.1 || fail "no tunnel"
 VPN_PID=$(ctl services --json | python3 -c 'import json,sys; d=json.load(sys.stdin); s=d["services"] if isinstance(d,dict) else d; print([x["pid"] for x in s if x["name"]=="vpn"][0])')
-read -r OURS OURS_CPU < <(iperf ${S}c 10.8.0.1 ${S}n "$VPN_PID")
-read -r OURS_R OURS_R_CPU < <(iperf ${S}c 10.8.0.1 ${S}n "$VPN_PID" -R)
+measure ours ${S}c 10.8.0.1 ${S}n "$VPN_PID"
 
 # --- 3. wireguard-go <-> wireguard-go -------------------------------------
 ns_pair ${S}g ${S}h 10.99.3.1 10.99.3.2
@@ -83,21 +91,18 @@ ip -n ${S}g addr add 10.9.0.1/24 dev wgs; ip -n ${S}g link set wgs mtu 1420 up
 ip -n ${S}h addr add 10.9.0.2/24 dev wgc; ip -n ${S}h link set wgc mtu 1420 up
 wait_for 20 ip netns exec ${S}h ping -c1 -W1 10.9.0.1 || fail "no wireguard-go tunnel"
 WGO_PID=$(pgrep -f "wireguard-go -f wgs" | head -1)
-read -r WGO WGO_CPU < <(iperf ${S}h 10.9.0.1 ${S}g "$WGO_PID")
-read -r WGO_R WGO_R_CPU < <(iperf ${S}h 10.9.0.1 ${S}g "$WGO_PID" -R)
+measure wgo ${S}h 10.9.0.1 ${S}g "$WGO_PID"
 
-python3 - <<PY
-rows = [
-  ("bare veth", $VETH, $VETH_R, None, None),
-  ("node (boringtun) <-> wireguard-go", $OURS, $OURS_R, $OURS_CPU, $OURS_R_CPU),
-  ("wireguard-go <-> wireguard-go", $WGO, $WGO_R, $WGO_CPU, $WGO_R_CPU),
-]
-print(f"iperf3 TCP, {$SECS} s per run, $(nproc) cores; CPU = server-side tunnel process, cores busy per Gbit/s")
-print(f"{'path':36} {'to server':>10} {'from server':>12} {'cpu/Gbps':>9} {'cpu/Gbps -R':>12}")
-for name, a, b, c, d in rows:
-    cc = f"{c/a:.2f}" if c is not None and a else "-"
-    dd = f"{d/b:.2f}" if d is not None and b else "-"
-    print(f"{name:36} {a:9.3f}G {b:11.3f}G {cc:>9} {dd:>12}")
-print(f"ratio ours / wireguard-go: {$OURS/$WGO:.2f} (to server), {$OURS_R/$WGO_R:.2f} (from server)")
-print(f"ratio ours / bare veth:    {$OURS/$VETH:.3f} (to server), {$OURS_R/$VETH_R:.3f} (from server)")
-PY
+echo "iperf3 TCP, $SECS s per run, $RUNS runs each way, $(nproc) cores; CPU = server-side tunnel process, cores busy per Gbit/s"
+# shellcheck disable=SC2154,SC2086 # set by measure; the lists split into values on purpose
+for side in veth ours wgo; do
+  to=${side}_to from=${side}_from cto=${side}_cpu_to cfrom=${side}_cpu_from
+  a=$(stats ${!to}); b=$(stats ${!from}); echo "$side: to server Gbit/s $a; from server Gbit/s $b"
+  [ "$side" = veth ] && continue
+  a=$(stats ${!cto}); b=$(stats ${!cfrom}); echo "$side: cpu/Gbps to server $a; from server $b"
+done
+# shellcheck disable=SC2154,SC2086
+{ a=$(ratio "$(median $ours_to)" "$(median $wgo_to)"); b=$(ratio "$(median $ours_from)" "$(median $wgo_from)")
+  c=$(ratio "$(median $ours_to)" "$(median $veth_to)"); d=$(ratio "$(median $ours_from)" "$(median $veth_from)"); }
+echo "ratio ours / wireguard-go (medians): $a (to server), $b (from server)"
+echo "ratio ours / bare veth (medians):    $c (to server), $d (from server)"

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Web and ssh benchmark, side by side in one run:
 #  - wrk GET /api/v1/health over HTTPS keep-alive: alpharen web vs nginx
-#    (Debian) serving the same body with the same certificate -> ratio
+#    (Debian) serving the same body with the same certificate, RUNS runs
+#    each, interleaved -> medians, spread and the ratio of the medians
 #  - idle RSS of the web and ssh service processes
 #  - console first-load bytes (HTML + JS + CSS + icon)
-# Not pass/fail. Tunables: DURATION (s), CONNS, THREADS.
-. "$(dirname "$0")/../lib.sh"
+# Not pass/fail, but a wrk error or failed command stops it.
+# Tunables: RUNS, DURATION (s), CONNS, THREADS.
+. "$(dirname "$0")/lib.sh"
 command -v wrk >/dev/null && command -v nginx >/dev/null || fail "needs wrk and nginx (scripts/deps.sh)"
 DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2}
 STATE=$(mktemp -d /tmp/alpharen-bench.XXXXXX)
 on_exit "rm -rf $STATE"
-start_node "$STATE"
-BASE=https://127.0.0.1:8443
+seed_ports "$STATE/seed.toml"
+read -r NGINX_PORT < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start_node "$STATE" --config "$STATE/seed.toml"
+BASE=https://127.0.0.1:$HTTPS_PORT
 wait_for 20 curl -skf "$BASE/api/v1/health" || fail "web did not come up"
-wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/2222" || fail "ssh did not come up"
+wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SSH_PORT" || fail "ssh did not come up"
 
 # nginx with the node's own certificate and the same body.
 NG=$STATE/nginx; mkdir -p "$NG/logs"
@@ -26,7 +30,7 @@ http {
   access_log off;
   client_body_temp_path $NG; proxy_temp_path $NG; fastcgi_temp_path $NG; uwsgi_temp_path $NG; scgi_temp_path $NG;
   server {
-    listen 127.0.0.1:9443 ssl http2;
+    listen 127.0.0.1:$NGINX_PORT ssl http2;
     ssl_certificate $STATE/tls/cert.pem;
     ssl_certificate_key $STATE/tls/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -38,32 +42,35 @@ NGINX
 nginx -p "$NG" -c "$NG/nginx.conf" -g 'daemon off;' &
 NGPID=$!
 on_exit "kill $NGPID 2>/dev/null; wait $NGPID 2>/dev/null"
-wait_for 10 curl -skf https://127.0.0.1:9443/api/v1/health || fail "nginx did not come up"
-[ "$(curl -sk $BASE/api/v1/health)" = "$(curl -sk https://127.0.0.1:9443/api/v1/health)" ] || fail "bodies differ"
+NGINX_URL=https://127.0.0.1:$NGINX_PORT/api/v1/health
+wait_for 10 curl -skf "$NGINX_URL" || fail "nginx did not come up"
+[ "$(curl -sk "$BASE/api/v1/health")" = "$(curl -sk "$NGINX_URL")" ] || fail "bodies differ"
 
-rps() { # rps URL -> requests/s
-  timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$STATE/wrk.out" 2>&1 || true
-  awk '/Requests\/sec/ {print $2}' "$STATE/wrk.out"
-  grep -E '^\s+99%' "$STATE/wrk.out" | awk '{print "p99=" $2}' >&2
-}
-echo "wrk -t$THREADS -c$CONNS -d${DURATION}s GET /api/v1/health over HTTPS keep-alive"
-curl -sk -o /dev/null "$BASE/api/v1/health"   # warm up
-WEB=$(rps "$BASE/api/v1/health")
-NGINX=$(rps https://127.0.0.1:9443/api/v1/health)
-WEB2=$(rps "$BASE/api/v1/health")
-echo "alpharen web: ${WEB} req/s (second run ${WEB2})"
-echo "nginx:        ${NGINX} req/s"
-awk -v a="$WEB" -v b="$WEB2" -v n="$NGINX" 'BEGIN { m = (a > b ? a : b); if (n > 0) printf "ratio web/nginx: %.2f\n", m / n }'
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s GET /api/v1/health over HTTPS keep-alive, $RUNS runs each"
+curl -skf -o /dev/null "$BASE/api/v1/health" || fail "warm-up request"
+web_rps=() web_p99=() ng_rps=() ng_p99=()
+for i in $(seq 1 "$RUNS"); do
+  wrk_run "$STATE/wrk-web-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$BASE/api/v1/health"
+  web_rps+=("$WRK_RPS"); web_p99+=("$WRK_P99_MS")
+  wrk_run "$STATE/wrk-nginx-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$NGINX_URL"
+  ng_rps+=("$WRK_RPS"); ng_p99+=("$WRK_P99_MS")
+done
+# Assigned first, so that a failed helper stops the bench (set -e).
+a=$(stats "${web_rps[@]}"); b=$(stats "${web_p99[@]}"); echo "alpharen web: req/s $a; p99 ms $b"
+a=$(stats "${ng_rps[@]}"); b=$(stats "${ng_p99[@]}"); echo "nginx:        req/s $a; p99 ms $b"
+a=$(ratio "$(median "${web_rps[@]}")" "$(median "${ng_rps[@]}")"); b=$(ratio "$(median "${web_p99[@]}")" "$(median "${ng_p99[@]}")")
+echo "ratio web/nginx (medians): req/s $a, p99 $b (lower is better)"
 
 pid_of() { "$ALPHAREN" ctl --state-dir "$STATE" --json services | python3 -c "import json,sys; print(next(s['pid'] for s in json.load(sys.stdin) if s['name']=='$1'))"; }
 rss() { awk '/VmRSS/ {print $2 " kB"}' "/proc/$1/status"; }
 sleep 2
-echo "idle RSS web (after load): $(rss "$(pid_of web)")"
-echo "idle RSS ssh:              $(rss "$(pid_of ssh)")"
-echo "nginx RSS (master+workers): $(ps -o rss= --ppid $NGPID | awk -v m="$(ps -o rss= -p $NGPID)" '{s+=$1} END {print s+m " kB"}')"
+p=$(pid_of web); a=$(rss "$p"); echo "idle RSS web (after load): $a"
+p=$(pid_of ssh); a=$(rss "$p"); echo "idle RSS ssh:              $a"
+m=$(ps -o rss= -p "$NGPID"); a=$(ps -o rss= --ppid "$NGPID" | awk -v m="$m" '{s+=$1} END {print s+m " kB"}')
+echo "nginx RSS (master+workers): $a"
 
 total=0
 for p in / /assets/app.js /assets/style.css /assets/icon.svg; do
-  n=$(curl -sk -o /dev/null -w '%{size_download}' "$BASE$p"); total=$((total + n))
+  n=$(curl -skf -o /dev/null -w '%{size_download}' "$BASE$p"); total=$((total + n))
 done
 echo "console first load: $total bytes (uncompressed, 4 requests)"

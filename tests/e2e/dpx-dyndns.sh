@@ -117,5 +117,6 @@ ctl config set dpx.dyndns.min_interval 3600 >/dev/null
 wait_for 10 bash -c "curl -sk -u alice:alice-pass-1 '$URL?hostname=home.dpx.test&myip=192.0.2.52' | grep -q '^abuse$'" \
   || fail "updates inside min_interval are not answered abuse"
 [ "$(nic -u alice:alice-pass-1 "$URL?hostname=home.dpx.test&myip=192.0.2.53")" = abuse ] || fail "abuse not sticky inside the interval"
-q home.$ZONE A | has -v 192.0.2.53 || fail "an abusive update changed the zone"
+# The first update of the wait above may still have been good (before the reload).
+case "$(q home.$ZONE A)" in 192.0.2.50|192.0.2.52) ;; *) fail "an abusive update changed the zone: $(q home.$ZONE A)" ;; esac
 pass "abuse inside dpx.dyndns.min_interval"

@@ -8,7 +8,6 @@
 HERE=$(cd "$(dirname "$0")" && pwd)
 STATE=$OUT/state-async
 rm -rf "$STATE"; mkdir -p "$STATE"
-LB=http://127.0.0.1:11223
 has() { grep "$@" >/dev/null; }
 export ALPHAREN STATE; export -f ctl has
 command -v jq >/dev/null || fail "jq is needed"
@@ -78,6 +77,8 @@ TOML
 for c in t.kv t.publish t.async t.lock_hold t.lock_try; do chan "$c" "$c"; done
 } >"$OUT/async.toml"
 
+seed_ports "$OUT/async.toml"
+LB=http://127.0.0.1:$LB_PORT
 start_node "$STATE" --config "$OUT/async.toml"
 wait_for 30 bash -c "ctl --json integrator status | has '\"idle_workers\": 2'" || { ctl integrator status; fail "workers did not start"; }
 ctl integrator deploy "$HERE/integrator/async_services.py" >/dev/null

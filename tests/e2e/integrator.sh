@@ -7,9 +7,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 STATE=$OUT/state
 rm -rf "$STATE"; mkdir -p "$STATE"
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
-LB=http://127.0.0.1:11223
 export ALPHAREN STATE; export -f ctl has
-FILES_PORT=18765
+FILES_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 # A local peer for outgoing REST.
 mkdir -p "$OUT/files"
@@ -91,6 +90,8 @@ host = "http://127.0.0.1:$FILES_PORT"
 url_path = "/{name}"
 TOML
 
+seed_ports "$OUT/config.toml"
+LB=http://127.0.0.1:$LB_PORT
 start_node "$STATE" --config "$OUT/config.toml"
 wait_for 20 ctl integrator status || fail "integrator control socket not reachable"
 wait_for 20 bash -c "ctl --json integrator status | has '\"idle_workers\": 2'" || { ctl integrator status; fail "workers did not start"; }
@@ -106,10 +107,10 @@ pass "pickup deploy; stored source is byte-for-byte the file"
 
 PW=$(ctl integrator password cust.basic)
 [[ $PW =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]] || fail "generated password is not a uuid4: $PW"
-body=$(curl -sS -f "http://cust:$PW@127.0.0.1:11223/api/user/get-details")
+body=$(curl -sS -f "http://cust:$PW@127.0.0.1:$LB_PORT/api/user/get-details")
 [ "$body" = '{"user_name": "John Doe", "user_type": "SRT"}' ] || fail "unexpected body: $body"
-pass "curl http://cust:PW@127.0.0.1:11223/api/user/get-details -> $body"
-code=$(curl -s -o /dev/null -w '%{http_code}' "http://cust:wrong@127.0.0.1:11223/api/user/get-details")
+pass "curl http://cust:PW@127.0.0.1:$LB_PORT/api/user/get-details -> $body"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://cust:wrong@127.0.0.1:$LB_PORT/api/user/get-details")
 [ "$code" = 401 ] || fail "wrong password gave $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$LB/api/user/get-details")
 [ "$code" = 401 ] || fail "no credentials gave $code"
@@ -122,7 +123,7 @@ has "get_user_details.py, line 6" "$OUT/deploy-err.txt" || { cat "$OUT/deploy-er
 cp "$OUT/get_user_details.py" "$PICKUP/"
 wait_for 10 test -f "$STATE/integrator/pickup/failed/get_user_details.py.error" || fail "pickup failure not reported"
 has "line 6" "$STATE/integrator/pickup/failed/get_user_details.py.error" || fail "pickup error lacks the line"
-body=$(curl -sS -f "http://cust:$PW@127.0.0.1:11223/api/user/get-details")
+body=$(curl -sS -f "http://cust:$PW@127.0.0.1:$LB_PORT/api/user/get-details")
 [ "$body" = '{"user_name": "John Doe", "user_type": "SRT"}' ] || fail "old version stopped serving: $body"
 pass "syntax error refused with file and line; previous version still serves"
 
@@ -132,10 +133,10 @@ ctl integrator deploy "$HERE/integrator/zato_surface.py" >/dev/null
 mkdir -p "$OUT/v2"
 sed "s/'John Doe'/'Jane Doe'/" "$HERE/integrator/get_user_details.py" >"$OUT/v2/get_user_details.py"
 ctl integrator deploy "$OUT/v2/get_user_details.py" >/dev/null
-curl -sS "http://cust:$PW@127.0.0.1:11223/api/user/get-details" | has "Jane Doe" || fail "redeploy not live"
+curl -sS "http://cust:$PW@127.0.0.1:$LB_PORT/api/user/get-details" | has "Jane Doe" || fail "redeploy not live"
 ctl --json integrator versions api.user.get-details | has '"version": 2' || fail "versions missing"
 ctl integrator rollback api.user.get-details 1 >/dev/null
-curl -sS "http://cust:$PW@127.0.0.1:11223/api/user/get-details" | has "John Doe" || fail "rollback not live"
+curl -sS "http://cust:$PW@127.0.0.1:$LB_PORT/api/user/get-details" | has "John Doe" || fail "rollback not live"
 pass "hot redeploy, versions and rollback"
 
 # --- Zato surface: SimpleIO, payload by field, invoke, status, headers ----
@@ -174,7 +175,7 @@ replaced=$(ctl --json integrator status | sed -n 's/.*"workers_replaced": \([0-9
 [ "$replaced" -ge 4 ] || fail "expected >=4 replacements, got $replaced"
 pids_after=$(for i in 1 2 3 4; do curl -sS "$LB/t/ok"; done)
 [ "$pids_before" != "$pids_after" ] || fail "worker pids unchanged"
-body=$(curl -sS -f "http://cust:$PW@127.0.0.1:11223/api/user/get-details")
+body=$(curl -sS -f "http://cust:$PW@127.0.0.1:$LB_PORT/api/user/get-details")
 [ "$body" = '{"user_name": "John Doe", "user_type": "SRT"}' ] || fail "service broken after replacements"
 pass "timeout->504, os._exit->502, memory->502; $replaced workers replaced; others unaffected"
 
@@ -193,8 +194,8 @@ pass "API key header"
 # --- HMAC ------------------------------------------------------------------
 # hmac_req KEY BODY AGE [SENT_BODY]: prints the status of a signed POST.
 hmac_req() {
-  "$PY" - "$@" <<'PYEOF'
-import base64, email.utils, hashlib, hmac, sys, time, urllib.request, urllib.error
+  LB=$LB "$PY" - "$@" <<'PYEOF'
+import base64, email.utils, hashlib, hmac, os, sys, time, urllib.request, urllib.error
 key, body, age = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
 sent = sys.argv[4].encode() if len(sys.argv) > 4 else body
 date = email.utils.formatdate(time.time() - age, usegmt=True)
@@ -204,7 +205,7 @@ base = '"@method": POST\n"@path": /hmac/user\n"date": %s\n"content-digest": %s\n
 sig = base64.b64encode(hmac.new(key.encode(), base.encode(), hashlib.sha256).digest()).decode()
 headers = {'Date': date, 'Content-Digest': digest, 'Signature-Input': 'sig1=' + params, 'Signature': 'sig1=:%s:' % sig, 'Content-Type': 'application/json'}
 def send():
-    req = urllib.request.Request('http://127.0.0.1:11223/hmac/user', data=sent, headers=headers, method='POST')
+    req = urllib.request.Request(os.environ['LB'] + '/hmac/user', data=sent, headers=headers, method='POST')
     try:
         return urllib.request.urlopen(req, timeout=5).status
     except urllib.error.HTTPError as e:

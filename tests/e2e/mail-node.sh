@@ -10,6 +10,7 @@ P=$(free_port); SP=$(free_port); SP2=$(free_port)
 write_config "$STATE" "$P" "$SP" >/dev/null 2>&1 || true
 rm -f "$STATE/alpharen.db"*   # seeded by `run --config` below instead
 start_sink "$STATE" "$SP"
+seed_ports "$STATE/cfg.toml"
 start_node "$STATE" --config "$STATE/cfg.toml"
 wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$P" || { cat "$STATE/console.log"; fail "mail listener not up under the supervisor"; }
 ctl services | has '^mail' || { ctl services; fail "mail not in the service list"; }
@@ -25,7 +26,8 @@ wait_for 20 sink_ge 3 || { ctl mail queue; fail "mail did not reach the smarthos
 grep -q 'X-Sink-From: root@n1' "$STATE"/sink/*.eml || fail "sendmail sender not qualified with the node name"
 pass "swaks, alpharen sendmail and ctl mail test delivered via the smarthost"
 
-[ "$(ctl --json mail queue | grep -c '"id"' || true)" -eq 0 ] || { ctl mail queue; fail "queue not empty"; }
+q=$(ctl --json mail queue) || fail "ctl mail queue: $q"
+[ "$(grep -o '"id"' <<<"$q" | wc -l)" -eq 0 ] || { echo "$q"; fail "queue not empty"; }
 ctl mail notify "disk almost full" "sda1 91%" | has queued || fail "ctl mail notify"
 wait_for 10 sink_ge 4 || fail "notification not delivered"
 pass "ctl mail queue / notify"

@@ -134,13 +134,23 @@ pass "ctl net renders links, lease, dns, time"
 # Reapply (SIGHUP with the same config) changes nothing
 snap() { inN ip -o addr | sed "s/ tentative//; s/ dadfailed//"; inN ip route; inN ip -6 route; inN ip -o link | sed 's/ state [A-Z]*//'; }
 BEFORE=$(snap)
-APPLIES=$(grep -c "INFO.*apply action" "$STATE/console.log" || true)
+# count PATTERN: lines of the net service's log that match (0 when none do).
+count() { grep -c "$1" "$STATE/log/net.log" || [ $? = 1 ]; }
+# Without 802.1Q here, a reload retries the VLAN that failed (SIGHUP clears
+# the failed VLANs on purpose); that attempt changes nothing and is not counted.
+applies() {
+  awk -v skip="$([ "$VLAN_OK" = 1 ] || echo 'action=CreateVlan')" \
+    '/INFO.*apply action=/ && (skip == "" || index($0, skip) == 0) { n++ } END { print n + 0 }' "$STATE/log/net.log"
+}
+APPLIES=$(applies)
+[ "$APPLIES" -gt 0 ] || fail "no 'apply action' lines in the log before the reapply: the count below would prove nothing"
+RELOADS=$(count "SIGHUP: reloading")
 NETPID=$(ctl --json services | jq -r '.[] | select(.name=="net") | .pid')
 kill -HUP "$NETPID"
-wait_for 5 grep -q "SIGHUP: reloading" "$STATE/console.log" || true
+wait_for 5 bash -c "[ \$(grep -c 'SIGHUP: reloading' '$STATE/log/net.log') -gt $RELOADS ]" || fail "net did not log a reload after SIGHUP"
 sleep 1
 [ "$(snap)" = "$BEFORE" ] || { diff <(echo "$BEFORE") <(snap) >&2; fail "reapply changed something"; }
-[ "$(grep -c "INFO.*apply action" "$STATE/console.log" || true)" = "$APPLIES" ] || fail "reapply issued netlink changes"
+[ "$(applies)" = "$APPLIES" ] || { grep "apply action" "$STATE/log/net.log" | tail -n 5 >&2; fail "reapply issued netlink changes"; }
 pass "reapply changes nothing"
 
 # Removing one address removes only that one

@@ -5,6 +5,7 @@
 # reports the failed slot. The same boot covers the data partition policy:
 # unreadable data with `alpharen.data=reformat` on A's command line is
 # formatted afresh instead of stopping the boot.
+# e2e-lock: image (builds images/out/ and its cache)
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 build_image

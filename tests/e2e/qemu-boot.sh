@@ -5,6 +5,7 @@
 # reboot over ssh keeping config and host key, and a power cut (kill -9 of
 # QEMU) during a config apply after which the node boots healthy with the
 # old or the new revision.
+# e2e-lock: image (builds images/out/ and its cache)
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 build_image

@@ -4,6 +4,7 @@
 # (AHCI) and once on NVMe, with an Intel e1000e NIC. Each boot must find
 # its root slot, grow and format the blank data partition and mount it,
 # and serve the console through the forwarded port.
+# e2e-lock: image (builds images/out/ and its cache)
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 build_image pc-x86_64

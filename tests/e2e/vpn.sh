@@ -103,7 +103,8 @@ pass "vpn restart: tunnel back without client action"
 # peer del: revoked at once.
 ctl vpn peer del laptop >/dev/null
 ! ip netns exec "$CLI" ping -c3 -W1 -i0.5 10.8.0.1 >/dev/null 2>&1 || fail "traffic still passes after peer del"
-ctl vpn --json | has laptop && fail "peer still listed"
+st=$(ctl vpn --json) || fail "ctl vpn: $st"
+has laptop <<<"$st" && fail "peer still listed"
 pass "peer del: traffic stops at once"
 
 # Site to site: node1 (LAN 192.168.51.0/24) <-> node2 (LAN 192.168.52.0/24).

@@ -10,7 +10,8 @@ if [ ! -d "$DIR/node_modules/playwright-core" ]; then
 fi
 STATE=$(mktemp -d /tmp/alpharen-webui.XXXXXX)
 on_exit "rm -rf $STATE"
-start_node "$STATE"
-wait_for 20 curl -skf https://127.0.0.1:8443/api/v1/health || fail "web did not come up"
-TEST_OUT=$OUT timeout 180 node "$DIR/console.mjs" https://127.0.0.1:8443 "$(cat "$STATE/setup-code")" || fail "console test (screenshots in $OUT)"
+seed_ports "$STATE/seed.toml"
+start_node "$STATE" --config "$STATE/seed.toml"
+wait_for 20 curl -skf "https://127.0.0.1:$HTTPS_PORT/api/v1/health" || fail "web did not come up"
+TEST_OUT=$OUT timeout 180 node "$DIR/console.mjs" "https://127.0.0.1:$HTTPS_PORT" "$(cat "$STATE/setup-code")" || fail "console test (screenshots in $OUT)"
 pass "console walk-through; screenshots in $OUT"

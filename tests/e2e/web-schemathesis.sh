@@ -3,9 +3,11 @@
 # --dev` node: every operation in /api/v1/openapi.json with generated
 # valid and invalid input, as an admin API token. Fails on any 5xx (and
 # on status codes the document does not list). Bounded: a fixed number of
-# examples per operation and a time limit on the whole run.
+# examples per operation and a time limit on the whole run. Last, the
+# document itself must pass openapi-spec-validator.
 #
-# schemathesis comes from PyPI into tests/out/.venv (kept between runs);
+# schemathesis and openapi-spec-validator come from PyPI into
+# tests/out/.venv (kept between runs);
 # nothing else needs the network. SCHEMATHESIS_EXAMPLES (default 20) and
 # SCHEMATHESIS_TIME (seconds, default 420) bound the run.
 . "$(dirname "$0")/../lib.sh"
@@ -16,10 +18,12 @@ LIMIT=${SCHEMATHESIS_TIME:-420}
 # --- schemathesis in a cached venv
 VENV=${SCHEMATHESIS_VENV:-$ROOT/tests/out/.venv}
 ST=$VENV/bin/schemathesis
-if ! "$ST" --version >/dev/null 2>&1; then
+OSV=$VENV/bin/openapi-spec-validator
+if ! "$ST" --version >/dev/null 2>&1 || ! [ -x "$OSV" ]; then
   rm -rf "$VENV"
   python3 -m venv "$VENV" || fail "python3 -m venv"
-  timeout 300 "$VENV/bin/pip" install -q 'schemathesis>=4,<5' || fail "pip install schemathesis (needs PyPI)"
+  timeout 300 "$VENV/bin/pip" install -q 'schemathesis>=4,<5' 'openapi-spec-validator>=0.7,<1' \
+    || fail "pip install schemathesis openapi-spec-validator (needs PyPI)"
 fi
 pass "$("$ST" --version)"
 
@@ -95,4 +99,8 @@ st last --include-operation-id tokens_revoke --include-operation-id users_del
 ctl status >/dev/null || fail "node gone after the run"
 curl -skf "$BASE/api/v1/health" >/dev/null || fail "web gone after the run"
 pass "node still up"
+
+"$OSV" "$STATE/openapi.json" >"$OUT/openapi-spec-validator.txt" 2>&1 \
+  || { tail -n 30 "$OUT/openapi-spec-validator.txt"; fail "openapi-spec-validator rejects /api/v1/openapi.json"; }
+pass "openapi-spec-validator accepts /api/v1/openapi.json"
 echo "web-schemathesis e2e: all passed"

@@ -8,8 +8,9 @@
 command -v curl >/dev/null && command -v jq >/dev/null || fail "needs curl and jq (scripts/deps.sh)"
 STATE=$(mktemp -d /tmp/alpharen-web.XXXXXX)
 on_exit "rm -rf $STATE"
-start_node "$STATE"
-BASE=https://127.0.0.1:8443
+seed_ports "$STATE/seed.toml"
+start_node "$STATE" --config "$STATE/seed.toml"
+BASE=https://127.0.0.1:$HTTPS_PORT
 wait_for 20 curl -skf "$BASE/api/v1/health" || { cat "$STATE/console.log"; fail "web did not come up"; }
 pass "health answers over HTTPS"
 
@@ -226,8 +227,8 @@ as_admin DELETE /api/v1/session
 expect 200 "logout"
 as_admin GET /api/v1/status
 expect 401 "session gone after logout"
-LOC=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:8080/api/v1/health?x=1")
-[ "$LOC" = "308 https://127.0.0.1:8443/api/v1/health?x=1" ] || fail "redirect: $LOC"
+LOC=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$HTTP_PORT/api/v1/health?x=1")
+[ "$LOC" = "308 https://127.0.0.1:$HTTPS_PORT/api/v1/health?x=1" ] || fail "redirect: $LOC"
 pass "HTTP redirects to HTTPS"
 curl -sk "$BASE/" | has '<script type="module"' || fail "console not served"
 pass "console served"

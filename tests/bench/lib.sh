@@ -1,0 +1,54 @@
+# shellcheck shell=bash
+# Helpers for the benchmarks. Source it: `. "$(dirname "$0")/lib.sh"`.
+# Everything of tests/lib.sh, plus:
+#  - ALPHAREN_BIN defaults to the RELEASE binary ($CARGO_TARGET_DIR or
+#    target/), built first when missing; a debug build would measure the
+#    wrong thing.
+#  - RUNS (default 3): how many times each side is measured; every bench
+#    runs ours and the reference the same number of times.
+#  - stats, ratio, wrk_run: median and spread, ratios of medians, wrk with
+#    its errors made fatal.
+_bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+if [ -z "${ALPHAREN_BIN:-}" ]; then
+  ALPHAREN_BIN=${CARGO_TARGET_DIR:-$_bench_root/target}/release/alpharen
+  if [ ! -x "$ALPHAREN_BIN" ]; then
+    echo "building the release binary first: cargo build --release -p alpharen" >&2
+    (cd "$_bench_root" && ${CARGO:-cargo} build --release -p alpharen) || { echo "FAIL: release build" >&2; exit 1; }
+  fi
+fi
+export ALPHAREN_BIN
+. "$_bench_root/tests/lib.sh"
+RUNS=${RUNS:-3}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || fail "RUNS must be a positive number, not '$RUNS'"
+echo "binary: $ALPHAREN; RUNS=$RUNS"
+
+# stats VALUE...: "median M (min–max A–B, n N)"; fails on no or non-numeric values.
+stats() {
+  python3 - "$@" 2>/dev/null <<'PY' || fail "stats: not numbers: $*"
+import statistics, sys
+v = [float(x) for x in sys.argv[1:]]
+assert v, "no values"
+print(f"median {statistics.median(v):.6g} (min–max {min(v):.6g}–{max(v):.6g}, n {len(v)})")
+PY
+}
+# median VALUE...: the median alone, for ratios.
+median() {
+  python3 -c 'import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@" 2>/dev/null \
+    || fail "median: not numbers: $*"
+}
+# ratio A B: A / B with two decimals.
+ratio() { python3 -c 'import sys; a, b = map(float, sys.argv[1:]); print(f"{a / b:.2f}")' "$1" "$2" 2>/dev/null || fail "ratio $1 / $2"; }
+
+# wrk_run OUT WRK-ARGS...: one wrk run (with --latency) into OUT; fails when
+# wrk fails or reports non-2xx answers or socket errors. Sets WRK_RPS
+# (requests/s) and WRK_P99_MS (99th percentile latency in ms).
+wrk_run() {
+  local out=$1; shift
+  timeout 600 wrk --latency "$@" >"$out" 2>&1 || { cat "$out"; fail "wrk $* exited $?"; }
+  if grep -qE 'Non-2xx|Socket errors' "$out"; then cat "$out"; fail "wrk $*: errors (above)"; fi
+  WRK_RPS=$(awk '/^Requests\/sec/ {print $2}' "$out")
+  WRK_P99_MS=$(awk '$1 == "99%" { v = $2
+    if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v + 0 }
+    else if (v ~ /m$/) { sub(/m$/, "", v); print v * 60000 } else { sub(/s$/, "", v); print v * 1000 } }' "$out")
+  [ -n "$WRK_RPS" ] && [ -n "$WRK_P99_MS" ] || { cat "$out"; fail "wrk $*: no Requests/sec or 99% line"; }
+}
