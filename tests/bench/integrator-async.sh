@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Benchmark of the integrator's async features, same run, loopback only:
-#  - KV set/get ops/s from a service (self.kv: worker → integrator → SQLite)
-#    vs Redis through redis-py from the same worker process (Debian
-#    redis-server + python3-redis);
+#  - KV set/get ops/s from a service (self.kv: worker → integrator → SQLite,
+#    every write fsynced before it is acknowledged) vs Redis through
+#    redis-py from the same worker process (Debian redis-server +
+#    python3-redis) with `appendonly yes` and `appendfsync always`, the
+#    same promise;
 #  - pub/sub publish → deliver: publish rate, end-to-end throughput and
-#    latency (publish → handler) for N messages through 2 workers.
-# NATS JetStream / Node-RED comparisons are skipped (not installed here).
-# Not pass/fail.
+#    latency (publish → handler) for N messages through 2 workers, vs NATS
+#    JetStream (Debian nats-server, file storage, nats-py from PyPI) with
+#    the strongest sync it offers: `sync_interval: always` from 2.10; 2.9
+#    (Debian 12) has no such setting and fsyncs its file store every 2 min.
+# RUNS runs of each side, median and spread. Not pass/fail.
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 STATE=$OUT/bench-async
@@ -20,7 +24,9 @@ post() { curl -sS -m 300 -H 'content-type: application/json' -d "$2" "$LB$1"; }
 
 command -v redis-server >/dev/null && /usr/bin/python3 -c 'import redis' 2>/dev/null \
   || fail "redis-server / python3-redis missing (scripts/deps.sh)"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$OUT/redis.log" 2>&1 &
+mkdir -p "$OUT/redis"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
+  --dir "$OUT/redis" --daemonize no >"$OUT/redis.log" 2>&1 &
 RPID=$!
 on_exit "kill $RPID 2>/dev/null"
 wait_for 10 bash -c "echo PING | timeout 1 bash -c 'cat >/dev/tcp/127.0.0.1/$REDIS_PORT'" || fail "redis-server did not start"
@@ -68,18 +74,30 @@ done
 a=$(ratio "$(median ${kv[alpharen.set_ops]})" "$(median ${kv[redis.set_ops]})"); b=$(ratio "$(median ${kv[alpharen.get_ops]})" "$(median ${kv[redis.get_ops]})")
 echo "ratio alpharen/redis (medians): set $a, get $b"
 
-echo "== pub/sub: $N_MSG messages to 1 subscriber, 2 workers =="
-t0=$(date +%s.%N)
-pub=$(post /t.publish "{\"topic\": \"orders\", \"n\": $N_MSG}")
-t1=$(date +%s.%N)
-for ((i = 0; i < 3000; i++)); do
-  [ "$(ctl --json integrator kv list --ns seen | jq '.keys | length')" = "$N_MSG" ] && break
-  sleep 0.1
+seen_count() { # FROM N: messages FROM..FROM+N-1 the subscriber recorded
+  /usr/bin/python3 - "$STATE/alpharen.db" "$1" "$2" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1]); a, n = int(sys.argv[2]), int(sys.argv[3])
+print(db.execute("SELECT count(*) FROM integrator_kv WHERE ns = 'seen' AND CAST(key AS INTEGER) BETWEEN ? AND ?", (a, a + n - 1)).fetchone()[0])
+PY
+}
+echo "== pub/sub: $N_MSG messages to 1 subscriber, 2 workers, $RUNS runs =="
+pubs=() e2es=()
+for r in $(seq 1 "$RUNS"); do
+  start=$((r * 1000000))
+  t0=$(date +%s.%N)
+  pub=$(post /t.publish "{\"topic\": \"orders\", \"n\": $N_MSG, \"start\": $start}") || fail "publish: $pub"
+  t1=$(date +%s.%N)
+  [ "$(jq -r .published <<<"$pub")" = "$N_MSG" ] || fail "published only: $pub"
+  for ((i = 0; i < 3000; i++)); do
+    [ "$(seen_count "$start" "$N_MSG")" = "$N_MSG" ] && break
+    sleep 0.1
+  done
+  t2=$(date +%s.%N)
+  [ "$(seen_count "$start" "$N_MSG")" = "$N_MSG" ] || fail "run $r: not every message was delivered within 300 s"
+  pubs+=("$(echo "$N_MSG / ($t1 - $t0)" | bc -l)") e2es+=("$(echo "$N_MSG / ($t2 - $t0)" | bc -l)")
 done
-t2=$(date +%s.%N)
-seen=$(ctl --json integrator kv list --ns seen | jq '.keys | length')
-echo "published $(echo "$pub" | jq .published) in $(echo "$t1 - $t0" | bc -l | cut -c1-6) s: $(echo "$N_MSG / ($t1 - $t0)" | bc -l | cut -d. -f1) msg/s"
-echo "delivered $seen in $(echo "$t2 - $t0" | bc -l | cut -c1-6) s from first publish: $(echo "$seen / ($t2 - $t0)" | bc -l | cut -d. -f1) msg/s end to end"
+echo "alpharen published msg/s $(stats "${pubs[@]}"); end to end msg/s $(stats "${e2es[@]}")"
 # Latencies the handler recorded (publish → handler start, ms).
 /usr/bin/python3 - "$STATE" <<'PY'
 import sqlite3, sys, json
@@ -104,21 +122,31 @@ v = sorted(json.loads(r[0]) for r in db.execute("SELECT value FROM integrator_kv
 if v:
     print('latency publish->handler, one message at a time (ms): p50 %.2f max %.2f (n=%d)' % (v[len(v) // 2], v[-1], len(v)))
 PY
-echo "== NATS JetStream, same $N_MSG messages, file storage, one pull consumer acking each =="
-if command -v nats-server >/dev/null; then
-  venv=$OUT/nats-venv
-  [ -x "$venv/bin/python" ] || { /usr/bin/python3 -m venv "$venv" && "$venv/bin/pip" install -q nats-py; } >/dev/null 2>&1 || true
-  if "$venv/bin/python" -c 'import nats' 2>/dev/null; then
-    NATS_PORT=14222; rm -rf "$OUT/nats"
-    nats-server -js -a 127.0.0.1 -p $NATS_PORT -sd "$OUT/nats" >"$OUT/nats.log" 2>&1 &
-    NPID=$!; on_exit "kill $NPID 2>/dev/null"
-    wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$NATS_PORT" || fail "nats-server did not start"
-    "$venv/bin/python" "$HERE/bench/nats_jetstream.py" $NATS_PORT "$N_MSG" \
-      | jq -r '"jetstream: published \(.publish_per_s|floor) msg/s, \(.end_to_end_per_s|floor) msg/s end to end, latency p50 \(.p50_ms*10|floor/10) ms p99 \(.p99_ms*10|floor/10) ms"'
-    echo "(JetStream acks a publish once the message is in its file store, fsync every 2 min by default; ours fsyncs every publish, and our subscriber is a Python worker that also writes a KV entry per message)"
-  else
-    echo "nats-py could not be installed: NATS comparison skipped"
-  fi
-else
-  echo "nats-server missing (scripts/deps.sh): NATS comparison skipped"
+echo "== NATS JetStream, same $N_MSG messages, file storage, one pull consumer acking each, $RUNS runs =="
+command -v nats-server >/dev/null || fail "nats-server missing (scripts/deps.sh)"
+venv=$OUT/nats-venv
+if [ ! -x "$venv/bin/python" ]; then
+  /usr/bin/python3 -m venv "$venv" >/dev/null && "$venv/bin/pip" install -q nats-py >"$OUT/nats-pip.log" 2>&1 \
+    || { cat "$OUT/nats-pip.log"; fail "nats-py could not be installed from PyPI"; }
 fi
+read -r NATS_PORT < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# The strongest sync the installed server offers.
+SYNC=""
+case "$(nats-server --version)" in
+  *v2.[0-9].*) note="nats-server $(nats-server --version | grep -o 'v[0-9.]*') has no sync_interval: its file store fsyncs every 2 min" ;;
+  *) SYNC="sync_interval: always"; note="sync_interval: always (fsync before each ack)" ;;
+esac
+npubs=() ne2es=()
+for r in $(seq 1 "$RUNS"); do
+  rm -rf "$OUT/nats"; mkdir -p "$OUT/nats"
+  printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s"\n%s }\n' "$NATS_PORT" "$OUT/nats" "$SYNC" >"$OUT/nats.conf"
+  nats-server -c "$OUT/nats.conf" >"$OUT/nats.log" 2>&1 &
+  NPID=$!
+  wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$NATS_PORT" || { cat "$OUT/nats.log"; fail "nats-server did not start"; }
+  res=$("$venv/bin/python" "$HERE/bench/nats_jetstream.py" "$NATS_PORT" "$N_MSG") || fail "nats_jetstream.py: $res"
+  kill "$NPID"; wait "$NPID" 2>/dev/null || true
+  npubs+=("$(jq -r .publish_per_s <<<"$res")") ne2es+=("$(jq -r .end_to_end_per_s <<<"$res")")
+done
+echo "jetstream published msg/s $(stats "${npubs[@]}"); end to end msg/s $(stats "${ne2es[@]}") ($note)"
+echo "ratio alpharen/jetstream (medians): publish $(ratio "$(median "${pubs[@]}")" "$(median "${npubs[@]}")"), end to end $(ratio "$(median "${e2es[@]}")" "$(median "${ne2es[@]}")")"
+echo "(ours: every publish fsynced before it is acknowledged; our subscriber is a Python worker that also writes a fsynced KV entry per message)"
