@@ -9,7 +9,7 @@ use std::time::Duration;
 use alpharen_store::{Config, Store, now_unix};
 use tokio::sync::Notify;
 
-use crate::supervise::Node;
+use crate::state::Node;
 
 /// Time left before `deadline` (Unix seconds) at `now`.
 pub fn remaining(deadline: i64, now: i64) -> Duration {
@@ -58,7 +58,7 @@ pub async fn run(node: Arc<Node>) {
     loop {
         let (before, after, what) = wait_and_revert(&node.store, &node.pending_changed).await;
         node.logs.event(&what);
-        crate::control::notify(&node, "configuration reverted", &what);
+        node.notify("configuration reverted", &what);
         node.reconcile(&before, &after).await;
     }
 }

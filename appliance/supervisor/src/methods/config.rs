@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{author, store_err, unknown, with_store};
-use crate::supervise::Node;
+use crate::state::Node;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,6 +3,7 @@
 
 mod backup;
 mod config;
+mod forward;
 mod services;
 mod users;
 
@@ -12,7 +13,7 @@ use alpharen_rpc::{Call, Reply, RpcError};
 use alpharen_store::StoreError;
 use serde_json::{Value, json};
 
-use crate::supervise::Node;
+use crate::state::Node;
 
 pub async fn dispatch(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
     let ns = call
@@ -27,7 +28,7 @@ pub async fn dispatch(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
         "users" | "setup" => users::call(node, call).await,
         "backup" => backup::call(node, call).await,
         svc if crate::builtin::find(svc).is_some() => {
-            crate::control::forward(node, svc, &call.method, call.params)
+            forward::forward(node, svc, &call.method, call.params)
                 .await
                 .map(Reply::Value)
         }

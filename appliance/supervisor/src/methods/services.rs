@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::{unknown, with_store};
 use crate::service::{Cmd, ServiceStatus};
-use crate::supervise::Node;
+use crate::state::Node;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

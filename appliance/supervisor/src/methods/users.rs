@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{author, store_err, unknown, with_store};
 use crate::setup::CodeCheck;
-use crate::supervise::Node;
+use crate::state::Node;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
