@@ -9,8 +9,9 @@ mod network;
 mod node;
 mod path;
 mod pgha;
-mod simple;
+mod ssh;
 mod vpn;
+mod web;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,8 +32,9 @@ pub use pgha::{
     BackupController, BackupServer, PgGroup, PgGroupResolved, PgServer, PgServerResolved, Pgha,
     SendMode, SyncFolder,
 };
-pub use simple::{SSH_KEY_TYPES, Ssh, Web, check_ssh_key};
+pub use ssh::{SSH_KEY_TYPES, Ssh, check_ssh_key};
 pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
+pub use web::Web;
 
 /// The whole node configuration. Sections absent from a file take their
 /// defaults; unknown keys anywhere are refused.

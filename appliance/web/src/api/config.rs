@@ -73,7 +73,8 @@ pub struct ExportQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/config", tag = "config", params(ConfigQuery),
-    responses((status = 200, description = "`{revision, config, pending}`", body = Value)))]
+    responses((status = 200, description = "`{revision, config, pending}`", body = Value),
+        (status = 404, description = "No such revision", body = ErrorBody)))]
 pub(super) async fn config_get(
     State(app): AppState,
     _c: Reader,
