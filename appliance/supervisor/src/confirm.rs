@@ -9,7 +9,7 @@ use std::time::Duration;
 use alpharen_store::{Config, Store, now_unix};
 use tokio::sync::Notify;
 
-use crate::state::Node;
+use crate::state::NodeState;
 
 /// Time left before `deadline` (Unix seconds) at `now`.
 pub fn remaining(deadline: i64, now: i64) -> Duration {
@@ -54,7 +54,7 @@ pub async fn wait_and_revert(store: &Mutex<Store>, changed: &Notify) -> (Config,
     }
 }
 
-pub async fn run(node: Arc<Node>) {
+pub async fn run(node: Arc<NodeState>) {
     loop {
         let (before, after, what) = wait_and_revert(&node.store, &node.pending_changed).await;
         node.logs.event(&what);

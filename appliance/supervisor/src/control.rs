@@ -5,9 +5,9 @@ use std::sync::Arc;
 use alpharen_rpc::{Call, Handler, Reply, RpcError};
 use tokio::net::UnixListener;
 
-use crate::state::Node;
+use crate::state::NodeState;
 
-struct Control(Arc<Node>);
+struct Control(Arc<NodeState>);
 
 impl Handler for Control {
     fn call(&self, call: Call) -> impl Future<Output = Result<Reply, RpcError>> + Send {
@@ -16,6 +16,6 @@ impl Handler for Control {
     }
 }
 
-pub async fn serve(listener: UnixListener, node: Arc<Node>) {
+pub async fn serve(listener: UnixListener, node: Arc<NodeState>) {
     alpharen_rpc::serve(listener, Arc::new(Control(node))).await
 }

@@ -39,7 +39,7 @@ pub(crate) struct Services {
 }
 
 /// State shared by the control socket, the confirm timer and the main loop.
-pub(crate) struct Node {
+pub(crate) struct NodeState {
     pub opts: Options,
     pub store: Mutex<Store>,
     pub services: tokio::sync::Mutex<Services>,
@@ -53,7 +53,7 @@ pub(crate) struct Node {
     pub exe: PathBuf,
 }
 
-impl Node {
+impl NodeState {
     /// The configuration in effect; defaults if the store cannot be read, so
     /// a damaged store never stops the node from coming up.
     pub fn config(&self) -> Config {
@@ -105,7 +105,7 @@ impl Node {
             self.add(&mut services, spec, "builtin");
         }
         for extra in &config.node.extra_services {
-            self.add(&mut services, Node::extra_spec(extra), "extra");
+            self.add(&mut services, NodeState::extra_spec(extra), "extra");
         }
     }
 
@@ -157,7 +157,7 @@ impl Node {
             services.order.retain(|n| n != &name);
         }
         for extra in &new.node.extra_services {
-            let spec = Node::extra_spec(extra);
+            let spec = NodeState::extra_spec(extra);
             match services.handles.get_mut(&extra.name) {
                 Some(h) if h.spec != spec => {
                     h.spec = spec.clone();

@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::builtin::BUILTINS;
 use crate::logs::LogHub;
-use crate::state::{Node, Options, Services};
+use crate::state::{NodeState, Options, Services};
 use crate::{SupervisorError, confirm, control, setup};
 
 pub fn run(opts: Options) -> Result<(), SupervisorError> {
@@ -68,7 +68,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     let listener = bind_socket(&control_socket(&opts.state_dir))?;
     let (events, mut events_rx) = mpsc::channel(16);
     let setup = setup::SetupState::init(&store, &opts.state_dir)?;
-    let node = Arc::new(Node {
+    let node = Arc::new(NodeState {
         exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
         store: Mutex::new(store),
         services: tokio::sync::Mutex::new(Services::default()),
@@ -118,7 +118,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
 
 /// Once every built-in service has run for a while, this boot counts as
 /// good for the boot loader.
-async fn mark_boot_good(node: Arc<Node>) {
+async fn mark_boot_good(node: Arc<NodeState>) {
     const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
     for _ in 0..60 {
         tokio::time::sleep(SETTLE).await;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::node::Node;
+use crate::client::NodeClient;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -107,7 +107,7 @@ fn json_or_string(s: &str) -> Value {
 }
 
 impl IntegratorCmd {
-    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         let (method, params) = match &self {
             IntegratorCmd::Status => ("integrator.status", json!({})),
             IntegratorCmd::Deploy { file } => {

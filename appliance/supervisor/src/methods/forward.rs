@@ -6,11 +6,11 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::state::Node;
+use crate::state::NodeState;
 
 /// Passes a `<svc>.<verb>` call to the service's own socket.
 pub async fn forward(
-    node: &Node,
+    node: &NodeState,
     service: &str,
     method: &str,
     params: Value,
