@@ -106,7 +106,7 @@ fn pid1_reaps_orphans_restarts_supervisor_and_stops_in_reverse_order() {
         children(unshare.id()).first().copied()
     })
     .expect("init did not start");
-    let node = common::Node { dir, child: None };
+    let node = common::TestNode { dir, child: None };
     wait_until(Duration::from_secs(20), || {
         let both = ["first", "second"]
             .iter()

@@ -4,12 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Node, text, wait_until};
+use common::{TestNode, text, wait_until};
 use serde_json::json;
 
 #[test]
 fn crash_loop_marks_service_failed_and_restart_revives_it() {
-    let node = Node::start(Some(
+    let node = TestNode::start(Some(
         r#"
 [[node.extra_services]]
 name = "crasher"
@@ -47,7 +47,7 @@ args = ["-c", "echo boom; exit 3"]
 
 #[test]
 fn extra_services_follow_the_config() {
-    let node = Node::start(None);
+    let node = TestNode::start(None);
     let cfg = "[[node.extra_services]]\nname = \"sleeper\"\ncommand = \"/bin/sleep\"\nargs = [\"1000\"]\n";
     let path = node.state().join("c.toml");
     std::fs::write(&path, cfg).unwrap();
@@ -69,7 +69,10 @@ fn extra_services_follow_the_config() {
     // An empty file has no sections: without --replace it changes nothing.
     let out = node.ctl(&["config", "apply", "-f", path.to_str().unwrap()]);
     assert!(out.status.success(), "{:?}", text(&out));
-    assert!(node.service("sleeper").is_some(), "an empty apply removed it");
+    assert!(
+        node.service("sleeper").is_some(),
+        "an empty apply removed it"
+    );
     let out = node.ctl(&["config", "apply", "--replace", "-f", path.to_str().unwrap()]);
     assert!(out.status.success(), "{:?}", text(&out));
     assert!(
@@ -87,7 +90,7 @@ fn extra_services_follow_the_config() {
 
 #[test]
 fn unconfirmed_risky_change_reverts_by_itself() {
-    let node = Node::start(Some("[node]\nconfirm_timeout = 2\n"));
+    let node = TestNode::start(Some("[node]\nconfirm_timeout = 2\n"));
     let out = node.ctl(&["config", "set", "network.manage", "false"]);
     let (stdout, stderr) = text(&out);
     assert!(
@@ -115,7 +118,7 @@ fn unconfirmed_risky_change_reverts_by_itself() {
 
 #[test]
 fn confirmed_risky_change_stays() {
-    let node = Node::start(Some("[node]\nconfirm_timeout = 2\n"));
+    let node = TestNode::start(Some("[node]\nconfirm_timeout = 2\n"));
     assert!(
         node.ctl(&["config", "set", "network.manage", "false"])
             .status
@@ -130,7 +133,7 @@ fn confirmed_risky_change_stays() {
 
 #[test]
 fn bad_config_is_refused_with_its_path_and_nothing_changes() {
-    let node = Node::start(Some("[node]\nhostname = \"keep\"\n"));
+    let node = TestNode::start(Some("[node]\nhostname = \"keep\"\n"));
     let cases = [
         ("[node\nhostname = 1", "line 1"),
         ("[node]\nhostnme = \"x\"\n", "node.hostnme"),
@@ -164,7 +167,7 @@ fn bad_config_is_refused_with_its_path_and_nothing_changes() {
 #[test]
 fn control_socket_answers_garbage_with_clear_errors() {
     use std::io::{BufRead, BufReader, Write};
-    let node = Node::start(None);
+    let node = TestNode::start(None);
     let mut s = std::os::unix::net::UnixStream::connect(node.socket()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
@@ -207,7 +210,7 @@ fn control_socket_answers_garbage_with_clear_errors() {
 
 #[test]
 fn kill_9_during_apply_leaves_old_or_new_revision() {
-    let mut node = Node::start(None);
+    let mut node = TestNode::start(None);
     for round in 0..5u64 {
         let socket = node.socket();
         let writer = std::thread::spawn(move || {
@@ -255,7 +258,7 @@ fn kill_9_during_apply_leaves_old_or_new_revision() {
 
 #[test]
 fn seed_config_applies_once() {
-    let mut node = Node::start(Some("[node]\nhostname = \"seeded\"\n"));
+    let mut node = TestNode::start(Some("[node]\nhostname = \"seeded\"\n"));
     let h = node.call("config.history", json!({})).unwrap();
     assert_eq!(h["revisions"][0]["author"], "seed");
     node.ctl(&["config", "set", "node.hostname", "changed"]);
@@ -270,7 +273,7 @@ fn seed_config_applies_once() {
 
 #[test]
 fn ctl_covers_users_backup_rollback_and_export() {
-    let node = Node::start(None);
+    let node = TestNode::start(None);
     let out = node.ctl_stdin(
         &["user", "add", "admin", "--role", "admin"],
         "s3cret-pass\n",

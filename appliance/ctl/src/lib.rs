@@ -2,8 +2,8 @@
 //! the ssh door can run the very same commands. One file per command group
 //! under `cmd/`; `output` renders tables for people and JSON for scripts.
 
+mod client;
 mod cmd;
-mod node;
 mod output;
 
 use std::path::PathBuf;
@@ -102,8 +102,8 @@ fn socket_path(ctl: &Ctl) -> PathBuf {
 
 fn run(ctl: Ctl) -> Result<(), CtlError> {
     let client = Client::connect(&socket_path(&ctl))?;
-    let author = std::env::var(node::AUTHOR_ENV).ok();
-    let mut node = node::Node::new(client, author);
+    let author = std::env::var(client::AUTHOR_ENV).ok();
+    let mut node = client::NodeClient::new(client, author);
     let out = output::Output { json: ctl.json };
     ctl.command.run(&mut node, &out)
 }

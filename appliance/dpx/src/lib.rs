@@ -37,7 +37,7 @@ use hickory_proto::rr::{Name, TSigner};
 
 use server::{Core, Key, Zone};
 
-/// Default DNS ports (DESIGN §5).
+/// Default DNS ports (docs/architecture.md, Ports).
 pub const PORT_PROD: u16 = 53;
 pub const PORT_DEV: u16 = 5353;
 /// Accepted clock difference for TSIG-signed updates, in seconds.

@@ -9,41 +9,27 @@
 use std::collections::HashSet;
 
 use alpharen_store::config::{Job, Zone, parse_date, parse_datetime, parse_tz};
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta};
 
-/// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
-pub fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The day number (days since 1970-01-01) of a calendar date; `None` for
+/// one that does not exist.
+pub fn day_number(y: i32, m: u32, d: u32) -> Option<i64> {
+    let date = NaiveDate::from_ymd_opt(y, m, d)?;
+    Some((date - DateTime::UNIX_EPOCH.date_naive()).num_days())
 }
 
-/// The civil date of a day number (inverse of `days_from_civil`).
-pub fn civil_from_days(z: i64) -> (i32, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y as i32, m, d)
+/// The calendar date of a day number (inverse of `day_number`).
+fn date_of_day(day: i64) -> Option<NaiveDate> {
+    DateTime::UNIX_EPOCH
+        .date_naive()
+        .checked_add_signed(TimeDelta::try_days(day)?)
 }
 
 /// Renders unix seconds as `YYYY-MM-DDTHH:MM:SSZ` for humans.
 pub fn format_utc(t: i64) -> String {
-    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
-    let s = t.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
+    DateTime::from_timestamp(t, 0).map_or_else(
+        || t.to_string(),
+        |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
     )
 }
 
@@ -184,11 +170,14 @@ impl Cron {
     }
 
     fn day_matches(&self, day: i64) -> bool {
-        let (_, m, d) = civil_from_days(day);
+        let Some(date) = date_of_day(day) else {
+            return false;
+        };
+        let (m, d) = (date.month(), date.day());
         if self.months & (1 << m) == 0 {
             return false;
         }
-        let wd = (day + 4).rem_euclid(7) as u32; // 1970-01-01 was a Thursday
+        let wd = date.weekday().num_days_from_sunday();
         let dom_ok = self.dom & (1 << d) != 0;
         let dow_ok = self.dow & (1 << wd) != 0;
         match (self.dom_star, self.dow_star) {
@@ -248,7 +237,7 @@ pub struct Plan {
 /// Local `YYYY-MM-DDTHH:MM[:SS]` in a zone → unix seconds.
 fn local_to_unix(s: &str, zone: Zone) -> Option<i64> {
     let ((y, m, d), secs) = parse_datetime(s)?;
-    Some(zone.to_utc(days_from_civil(y, m, d) * 86_400 + i64::from(secs)))
+    Some(zone.to_utc(day_number(y, m, d)? * 86_400 + i64::from(secs)))
 }
 
 /// Builds a job's plan; `first_seen` anchors intervals without a start.
@@ -285,8 +274,10 @@ pub fn plan(job: &Job, calendar_dates: Option<&[String]>, first_seen: i64) -> Re
     };
     let mut holidays = HashSet::new();
     for d in calendar_dates.unwrap_or_default() {
-        let (y, m, d) = parse_date(d).ok_or_else(|| format!("bad calendar date {d:?}"))?;
-        holidays.insert(days_from_civil(y, m, d));
+        let day = parse_date(d)
+            .and_then(|(y, m, d)| day_number(y, m, d))
+            .ok_or_else(|| format!("bad calendar date {d:?}"))?;
+        holidays.insert(day);
     }
     Ok(Plan {
         schedule,
@@ -424,12 +415,13 @@ mod tests {
     }
 
     #[test]
-    fn civil_round_trip() {
+    fn day_numbers_round_trip() {
         for day in [-800_000, -1, 0, 1, 11_016, 19_782, 20_000, 2_932_896] {
-            let (y, m, d) = civil_from_days(day);
-            assert_eq!(days_from_civil(y, m, d), day);
+            let date = date_of_day(day).expect("in range");
+            assert_eq!(day_number(date.year(), date.month(), date.day()), Some(day));
         }
-        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
+        assert_eq!(day_number(2024, 2, 29), Some(19_782));
+        assert_eq!(day_number(2023, 2, 29), None);
         assert_eq!(
             format_utc(ts("2024-02-29T13:05:09")),
             "2024-02-29T13:05:09Z"
@@ -571,8 +563,8 @@ mod tests {
     #[test]
     fn holiday_skip() {
         let mut p = cron_plan("0 9 * * *");
-        p.holidays.insert(days_from_civil(2024, 12, 25));
-        p.holidays.insert(days_from_civil(2024, 12, 26));
+        p.holidays.insert(day_number(2024, 12, 25).expect("date"));
+        p.holidays.insert(day_number(2024, 12, 26).expect("date"));
         let got = p.next_after(ts("2024-12-24T10:00:00")).map(format_utc);
         assert_eq!(got.as_deref(), Some("2024-12-27T09:00:00Z"));
         let iv = Plan {

@@ -40,7 +40,7 @@ use tokio::sync::{Notify, watch};
 
 pub use sendmail::sendmail_main;
 
-/// Default SMTP ports (DESIGN §5).
+/// Default SMTP ports (docs/architecture.md, Ports).
 pub const PORT_PROD: u16 = 25;
 pub const PORT_DEV: u16 = 2525;
 /// Secret holding the smarthost AUTH password.

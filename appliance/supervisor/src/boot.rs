@@ -46,7 +46,7 @@ fn with_boot_partition<T>(
     name: &str,
     f: impl FnOnce(&Path) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
-    let dev = crate::init::partition_named(name)
+    let dev = crate::partition::named(name)
         .ok_or_else(|| std::io::Error::other(format!("no partition named \"{name}\"")))?;
     std::fs::create_dir_all(BOOT_MOUNT)?;
     mount(

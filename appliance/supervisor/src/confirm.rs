@@ -9,7 +9,7 @@ use std::time::Duration;
 use alpharen_store::{Config, Store, now_unix};
 use tokio::sync::Notify;
 
-use crate::supervise::Node;
+use crate::state::NodeState;
 
 /// Time left before `deadline` (Unix seconds) at `now`.
 pub fn remaining(deadline: i64, now: i64) -> Duration {
@@ -54,11 +54,11 @@ pub async fn wait_and_revert(store: &Mutex<Store>, changed: &Notify) -> (Config,
     }
 }
 
-pub async fn run(node: Arc<Node>) {
+pub async fn run(node: Arc<NodeState>) {
     loop {
         let (before, after, what) = wait_and_revert(&node.store, &node.pending_changed).await;
         node.logs.event(&what);
-        crate::control::notify(&node, "configuration reverted", &what);
+        node.notify("configuration reverted", &what);
         let changed = before.changed_sections(&after);
         node.reconcile(&before, &after, &changed).await;
     }

@@ -172,7 +172,8 @@ fn grow(dev: &Path) -> Result<Option<u64>, String> {
     };
     // A logical partition of an MBR disk (the Raspberry Pi layout) can
     // only grow once its extended container has.
-    let mbr = crate::init::first_sector(Path::new(&disk)).map_err(|e| format!("{disk}: {e}"))?;
+    let mbr =
+        crate::partition::first_sector(Path::new(&disk)).map_err(|e| format!("{disk}: {e}"))?;
     if number.parse::<u8>().is_ok_and(|n| n > 4)
         && let Some(ext) = extended_partition(&mbr)
     {

@@ -15,10 +15,13 @@ mod error;
 pub mod init;
 mod logs;
 mod methods;
+mod partition;
 mod policy;
 mod service;
 mod setup;
+mod state;
 mod supervise;
 
 pub use error::SupervisorError;
-pub use supervise::{Options, run};
+pub use state::Options;
+pub use supervise::run;

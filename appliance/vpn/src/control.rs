@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use crate::client::{ClientConfig, qr, render};
 use crate::plan::network_of;
+use crate::wgquick::{ClientConfig, qr, render};
 use crate::{Error, Shared, io_err, keys, node_key, pool};
 
 /// Keepalive written into road-warrior configs: keeps NAT mappings open so

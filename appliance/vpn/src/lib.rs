@@ -11,12 +11,12 @@
 //! interface but its own.
 
 pub mod backend;
-pub mod client;
 mod control;
 pub mod keys;
 pub mod netlink;
 pub mod plan;
 pub mod pool;
+pub mod wgquick;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::{Path, PathBuf};

@@ -12,15 +12,15 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_alpharen");
 
-pub struct Node {
+pub struct TestNode {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
 }
 
-impl Node {
-    pub fn start(config: Option<&str>) -> Node {
+impl TestNode {
+    pub fn start(config: Option<&str>) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
-        let mut node = Node { dir, child: None };
+        let mut node = TestNode { dir, child: None };
         if let Some(text) = config {
             std::fs::write(node.dir.path().join("seed.toml"), text).unwrap();
         }
@@ -116,7 +116,7 @@ impl Node {
     }
 }
 
-impl Drop for Node {
+impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill9();
     }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::node::Node;
+use crate::client::NodeClient;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -38,7 +38,7 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 impl BackupCmd {
-    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         match self {
             BackupCmd::Create { file } => {
                 let v = client.call("backup.create", json!({}))?;

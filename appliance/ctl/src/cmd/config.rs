@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::node::Node;
+use crate::client::NodeClient;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -112,7 +112,7 @@ fn print_outcome(v: &Value) {
 }
 
 impl ConfigCmd {
-    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         match self {
             ConfigCmd::Show { section, revision } => {
                 let v = client.call(

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::CtlError;
-use crate::node::Node;
+use crate::client::NodeClient;
 use crate::output::{Output, table, text};
 
 #[derive(Debug, Args)]
@@ -24,7 +24,7 @@ enum DpxCmd {
 }
 
 impl DpxArgs {
-    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         match self.cmd.unwrap_or(DpxCmd::Status) {
             DpxCmd::Status => {
                 let v = client.call("dpx.status", json!({}))?;

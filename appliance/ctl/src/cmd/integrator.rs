@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::node::Node;
+use crate::client::NodeClient;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -105,7 +105,7 @@ pub enum KvCmd {
 /// A new password is a config change like any other (the write path keeps
 /// it in the secret store and the integrator reloads); the revision's
 /// comment names the definition, never the value.
-fn set_password(client: &mut Node, security: &str, value: &str) -> Result<(), CtlError> {
+fn set_password(client: &mut NodeClient, security: &str, value: &str) -> Result<(), CtlError> {
     let v = client.call("config.get", json!({"section": "integrator"}))?;
     let index = v["config"]["security"]
         .as_array()
@@ -127,7 +127,7 @@ fn json_or_string(s: &str) -> Value {
 }
 
 impl IntegratorCmd {
-    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         if let IntegratorCmd::Password {
             security,
             set: Some(value),

@@ -1,7 +1,7 @@
 //! mail status|queue|flush|delete|retry|test|notify: the mail service's
 //! `mail.*` methods, forwarded by the supervisor to `<state>/run/mail.sock`.
 
-use crate::node::Node;
+use crate::client::NodeClient;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -55,7 +55,7 @@ fn queue_rows(v: &Value) -> Vec<Vec<String>> {
 }
 
 impl MailCmd {
-    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         match self {
             MailCmd::Status => {
                 let v = client.call("mail.status", json!({}))?;

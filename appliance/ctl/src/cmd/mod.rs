@@ -12,7 +12,7 @@ mod system;
 mod user;
 mod vpn;
 
-use crate::node::Node;
+use crate::client::NodeClient;
 use clap::Subcommand;
 
 use crate::CtlError;
@@ -61,7 +61,7 @@ pub enum Command {
 }
 
 impl Command {
-    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         match self {
             Command::Status => system::status(client, out),
             Command::Services => system::services(client, out),

@@ -1,6 +1,6 @@
 //! net: what the net service sees and did (`net.status`).
 
-use crate::node::Node;
+use crate::client::NodeClient;
 use serde_json::{Value, json};
 
 use crate::CtlError;
@@ -13,7 +13,7 @@ fn list(v: &Value) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-pub fn status(client: &mut Node, out: &Output) -> Result<(), CtlError> {
+pub fn status(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
     let v = client.call("net.status", json!({}))?;
     out.show(&v, |v| {
         let managed = v["managed"].as_bool() == Some(true);

@@ -1,7 +1,7 @@
 //! pgha status|unpin|backup: the PostgreSQL HA controller's `pgha.*` methods,
 //! forwarded by the supervisor to `<state>/run/pgha.sock`.
 
-use crate::node::Node;
+use crate::client::NodeClient;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -82,7 +82,7 @@ fn show_group(g: &Value) {
 }
 
 impl PghaCmd {
-    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         match self {
             PghaCmd::Status => {
                 let v = client.call("pgha.status", json!({}))?;

@@ -1,6 +1,6 @@
 //! status, services, restart, logs, reboot, poweroff.
 
-use crate::node::Node;
+use crate::client::NodeClient;
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -42,7 +42,7 @@ const SERVICE_HEADER: [&str; 7] = [
     "rss",
 ];
 
-pub fn status(client: &mut Node, out: &Output) -> Result<(), CtlError> {
+pub fn status(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
     let v = client.call("status", json!({}))?;
     out.show(&v, |v| {
         println!("node      {}", text(&v["hostname"]));
@@ -78,19 +78,19 @@ pub fn status(client: &mut Node, out: &Output) -> Result<(), CtlError> {
     Ok(())
 }
 
-pub fn services(client: &mut Node, out: &Output) -> Result<(), CtlError> {
+pub fn services(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
     let v = client.call("services.list", json!({}))?;
     out.show(&v, |v| table(&SERVICE_HEADER, service_rows(v)));
     Ok(())
 }
 
-pub fn restart(client: &mut Node, out: &Output, name: &str) -> Result<(), CtlError> {
+pub fn restart(client: &mut NodeClient, out: &Output, name: &str) -> Result<(), CtlError> {
     let v = client.call("services.restart", json!({"name": name}))?;
     out.show(&v, |_| println!("{name} restarting"));
     Ok(())
 }
 
-pub fn stop(client: &mut Node, out: &Output, method: &str) -> Result<(), CtlError> {
+pub fn stop(client: &mut NodeClient, out: &Output, method: &str) -> Result<(), CtlError> {
     let v = client.call(method, json!({}))?;
     out.show(&v, |_| println!("stopping"));
     Ok(())
@@ -120,7 +120,7 @@ fn print_line(out: &Output, l: &Value) {
 }
 
 impl Logs {
-    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         let v = client.call(
             "logs.read",
             json!({"service": self.service, "lines": self.lines, "follow": self.follow}),

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::node::Node;
+use crate::client::NodeClient;
 use clap::Subcommand;
 use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
 use serde_json::json;
@@ -53,7 +53,7 @@ fn read_password(prompt: &str) -> Result<String, CtlError> {
 }
 
 impl UserCmd {
-    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         match self {
             UserCmd::Add { name, role } => {
                 let password = read_password(&format!("password for {name}: "))?;

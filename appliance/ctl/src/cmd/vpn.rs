@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::node::Node;
+use crate::client::NodeClient;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -74,7 +74,7 @@ fn write_private(path: &PathBuf, content: &str) -> Result<(), CtlError> {
 }
 
 impl VpnArgs {
-    pub fn run(self, client: &mut Node, out: &Output) -> Result<(), CtlError> {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         match self.cmd.unwrap_or(VpnCmd::Status) {
             VpnCmd::Status => {
                 let v = client.call("vpn.status", json!({}))?;

@@ -1,7 +1,7 @@
 //! ARKVD: namespaced keys holding JSON or bytes, with TTLs, prefix
 //! listing and compare-and-set.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
 use super::{Data, DataError};
@@ -54,17 +54,7 @@ impl KvValue {
 
 impl Data {
     pub fn kv_get(&self, ns: &str, key: &str, now: i64) -> Result<Option<KvValue>, DataError> {
-        self.with(|c| {
-            let row: Option<(String, Vec<u8>)> = c
-                .query_row(
-                    "SELECT kind, value FROM integrator_kv WHERE ns = ?1 AND key = ?2
-                     AND (expires_at IS NULL OR expires_at > ?3)",
-                    params![ns, key, now],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            Ok(row.map(|(k, v)| KvValue::decode(&k, v)))
-        })
+        self.with(|c| Ok(read_live(c, ns, key, now)?))
     }
 
     pub fn kv_set(
@@ -75,15 +65,7 @@ impl Data {
         ttl_ms: Option<i64>,
         now: i64,
     ) -> Result<(), DataError> {
-        let (kind, raw) = value.encode();
-        self.with(|c| {
-            c.prepare_cached(
-                "INSERT OR REPLACE INTO integrator_kv (ns, key, kind, value, expires_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![ns, key, kind, raw, ttl_ms.map(|t| now + t), now])?;
-            Ok(())
-        })
+        self.with(|c| Ok(write(c, ns, key, value, ttl_ms, now)?))
     }
 
     pub fn kv_del(&self, ns: &str, key: &str, now: i64) -> Result<bool, DataError> {
@@ -113,27 +95,12 @@ impl Data {
     ) -> Result<bool, DataError> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let cur: Option<(String, Vec<u8>)> = tx
-                .query_row(
-                    "SELECT kind, value FROM integrator_kv WHERE ns = ?1 AND key = ?2
-                     AND (expires_at IS NULL OR expires_at > ?3)",
-                    params![ns, key, now],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let cur = cur.map(|(k, v)| KvValue::decode(&k, v));
+            let cur = read_live(&tx, ns, key, now)?;
             if cur.as_ref() != expected {
                 return Ok(false);
             }
             match new {
-                Some(v) => {
-                    let (kind, raw) = v.encode();
-                    tx.execute(
-                        "INSERT OR REPLACE INTO integrator_kv (ns, key, kind, value, expires_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![ns, key, kind, raw, ttl_ms.map(|t| now + t), now],
-                    )?;
-                }
+                Some(v) => write(&tx, ns, key, v, ttl_ms, now)?,
                 None => {
                     tx.execute(
                         "DELETE FROM integrator_kv WHERE ns = ?1 AND key = ?2",
@@ -174,6 +141,37 @@ impl Data {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
+}
+
+/// The value of a key unless it has expired.
+fn read_live(c: &Connection, ns: &str, key: &str, now: i64) -> rusqlite::Result<Option<KvValue>> {
+    let row: Option<(String, Vec<u8>)> = c
+        .query_row(
+            "SELECT kind, value FROM integrator_kv WHERE ns = ?1 AND key = ?2
+             AND (expires_at IS NULL OR expires_at > ?3)",
+            params![ns, key, now],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(row.map(|(k, v)| KvValue::decode(&k, v)))
+}
+
+/// Stores a key, replacing any value it had; `ttl_ms` from `now`.
+fn write(
+    c: &Connection,
+    ns: &str,
+    key: &str,
+    value: &KvValue,
+    ttl_ms: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let (kind, raw) = value.encode();
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO integrator_kv (ns, key, kind, value, expires_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![ns, key, kind, raw, ttl_ms.map(|t| now + t), now])?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,8 +10,9 @@ mod node;
 mod path;
 mod pgha;
 mod secret_fields;
-mod simple;
+mod ssh;
 mod vpn;
+mod web;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -33,8 +34,9 @@ pub use pgha::{
     SendMode, SyncFolder,
 };
 pub use secret_fields::{SECRET_PREFIX, SecretField, make_ref, secret_ref};
-pub use simple::{SSH_KEY_TYPES, Ssh, Web, check_ssh_key};
+pub use ssh::{SSH_KEY_TYPES, Ssh, check_ssh_key};
 pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
+pub use web::Web;
 
 /// The whole node configuration. Sections absent from a file take their
 /// defaults; unknown keys anywhere are refused.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{author, store_err, unknown, with_store};
-use crate::supervise::Node;
+use crate::state::NodeState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,7 +17,7 @@ struct Restore {
     author: Option<String>,
 }
 
-pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
+pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> {
     let value = match call.method.as_str() {
         "backup.create" => json!(with_store(node, |s| s.backup())?),
         "backup.restore" => {

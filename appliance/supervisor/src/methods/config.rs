@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{author, store_err, unknown, with_store};
-use crate::supervise::Node;
+use crate::state::NodeState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,7 +135,7 @@ pub fn outcome_json(out: &ApplyOutcome, changes: &[Change]) -> Value {
 
 /// Writes through the store and brings the services in line.
 pub async fn commit(
-    node: &Arc<Node>,
+    node: &Arc<NodeState>,
     write: impl FnOnce(&mut alpharen_store::Store) -> Result<ApplyOutcome, alpharen_store::StoreError>,
 ) -> Result<Value, RpcError> {
     let (old, out, new) = with_store(node, |s| {
@@ -191,7 +191,7 @@ fn take_secrets(doc: &mut Value) -> Result<Vec<(String, String)>, RpcError> {
         .collect()
 }
 
-pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
+pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> {
     let value = match call.method.as_str() {
         "config.get" => {
             let p: Get = call.params()?;

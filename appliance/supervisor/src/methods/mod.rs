@@ -3,6 +3,7 @@
 
 mod backup;
 mod config;
+mod forward;
 mod services;
 mod users;
 
@@ -12,9 +13,9 @@ use alpharen_rpc::{Call, Reply, RpcError};
 use alpharen_store::StoreError;
 use serde_json::{Value, json};
 
-use crate::supervise::Node;
+use crate::state::NodeState;
 
-pub async fn dispatch(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
+pub async fn dispatch(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> {
     let ns = call
         .method
         .split('.')
@@ -27,7 +28,7 @@ pub async fn dispatch(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
         "users" | "setup" => users::call(node, call).await,
         "backup" => backup::call(node, call).await,
         svc if crate::builtin::find(svc).is_some() => {
-            crate::control::forward(node, svc, &call.method, call.params)
+            forward::forward(node, svc, &call.method, call.params)
                 .await
                 .map(Reply::Value)
         }
@@ -55,7 +56,7 @@ pub(crate) fn store_err(e: StoreError) -> RpcError {
 
 /// Runs a closure on the store under its lock.
 pub(crate) fn with_store<T>(
-    node: &Node,
+    node: &NodeState,
     f: impl FnOnce(&mut alpharen_store::Store) -> Result<T, StoreError>,
 ) -> Result<T, RpcError> {
     let mut store = node.store.lock().map_err(|_| {

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::{unknown, with_store};
 use crate::service::{Cmd, ServiceStatus};
-use crate::supervise::Node;
+use crate::state::NodeState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,7 +34,7 @@ fn hundred() -> usize {
     100
 }
 
-async fn statuses(node: &Node) -> Vec<ServiceStatus> {
+async fn statuses(node: &NodeState) -> Vec<ServiceStatus> {
     let services = node.services.lock().await;
     services
         .order
@@ -57,7 +57,7 @@ fn memory_kib(pid: u32) -> Option<(u64, u64)> {
 
 /// The services with their memory, and the total over every alpharen
 /// process: init (when we run under it), this supervisor and the services.
-async fn services_with_memory(node: &Node) -> (Vec<Value>, Value) {
+async fn services_with_memory(node: &NodeState) -> (Vec<Value>, Value) {
     let mut pids = vec![std::process::id()];
     if node.opts.under_init {
         pids.push(1);
@@ -81,7 +81,7 @@ async fn services_with_memory(node: &Node) -> (Vec<Value>, Value) {
     (list, total)
 }
 
-pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
+pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> {
     let value = match call.method.as_str() {
         "status" => {
             let config = node.config();

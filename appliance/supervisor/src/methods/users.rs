@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{author, store_err, unknown, with_store};
 use crate::setup::CodeCheck;
-use crate::supervise::Node;
+use crate::state::NodeState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,7 +54,7 @@ struct Setup {
     ssh_authorized_keys: Vec<String>,
 }
 
-pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
+pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> {
     let value = match call.method.as_str() {
         "users.list" => json!(with_store(node, |s| s.users())?),
         "users.add" => {
@@ -92,7 +92,7 @@ pub async fn call(node: &Arc<Node>, call: Call) -> Result<Reply, RpcError> {
 
 /// The wizard's one step: check the code, validate everything, then create
 /// the admin and the first configured revision.
-async fn complete(node: &Arc<Node>, p: Setup) -> Result<Value, RpcError> {
+async fn complete(node: &Arc<NodeState>, p: Setup) -> Result<Value, RpcError> {
     let check = match node.setup.lock() {
         Ok(mut s) => s.check(&p.code, Instant::now()),
         Err(_) => return Err(RpcError::new("internal_error", "setup state lock poisoned")),

@@ -24,15 +24,15 @@ const AUTHORED: &[&str] = &[
     "backup.restore",
 ];
 
-pub struct Node {
+pub struct NodeClient {
     client: Client,
     author: Option<String>,
 }
 
-impl Node {
-    pub fn new(client: Client, author: Option<String>) -> Node {
+impl NodeClient {
+    pub fn new(client: Client, author: Option<String>) -> NodeClient {
         let author = author.filter(|a| !a.trim().is_empty());
-        Node { client, author }
+        NodeClient { client, author }
     }
 
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
