@@ -118,7 +118,7 @@ sleep 0.5
 /usr/bin/python3 - "$STATE" <<'PY'
 import sqlite3, sys, json
 db = sqlite3.connect(sys.argv[1] + '/alpharen.db')
-v = sorted(json.loads(r[0]) for r in db.execute("SELECT value FROM integrator_kv WHERE ns = 'seen' AND CAST(key AS INTEGER) > 100000"))
+v = sorted(json.loads(r[0]) for r in db.execute("SELECT value FROM integrator_kv WHERE ns = 'seen' AND CAST(key AS INTEGER) BETWEEN 100001 AND 100020"))
 if v:
     print('latency publish->handler, one message at a time (ms): p50 %.2f max %.2f (n=%d)' % (v[len(v) // 2], v[-1], len(v)))
 PY
