@@ -133,7 +133,7 @@ read -r NATS_PORT < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127
 # The strongest sync the installed server offers.
 SYNC=""
 case "$(nats-server --version)" in
-  *v2.[0-9].*) note="nats-server $(nats-server --version | grep -o 'v[0-9.]*') has no sync_interval: its file store fsyncs every 2 min" ;;
+  *v2.[0-9].*) note="nats-server $(nats-server --version | grep -o 'v[0-9][0-9.]*') has no sync_interval: its file store fsyncs every 2 min" ;;
   *) SYNC="sync_interval: always"; note="sync_interval: always (fsync before each ack)" ;;
 esac
 npubs=() ne2es=()
