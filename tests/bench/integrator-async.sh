@@ -75,7 +75,7 @@ a=$(ratio "$(median ${kv[alpharen.set_ops]})" "$(median ${kv[redis.set_ops]})");
 echo "ratio alpharen/redis (medians): set $a, get $b"
 
 seen_count() { # FROM N: messages FROM..FROM+N-1 the subscriber recorded
-  /usr/bin/python3 - "$STATE/alpharen.db" "$1" "$2" <<'PY'
+  /usr/bin/python3 - "$STATE/integrator.db" "$1" "$2" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1]); a, n = int(sys.argv[2]), int(sys.argv[3])
 print(db.execute("SELECT count(*) FROM integrator_kv WHERE ns = 'seen' AND CAST(key AS INTEGER) BETWEEN ? AND ?", (a, a + n - 1)).fetchone()[0])
@@ -101,7 +101,7 @@ echo "alpharen published msg/s $(stats "${pubs[@]}"); end to end msg/s $(stats "
 # Latencies the handler recorded (publish → handler start, ms).
 /usr/bin/python3 - "$STATE" <<'PY'
 import sqlite3, sys, json
-db = sqlite3.connect(sys.argv[1] + '/alpharen.db')
+db = sqlite3.connect(sys.argv[1] + '/integrator.db')
 v = sorted(json.loads(r[0]) for r in db.execute("SELECT value FROM integrator_kv WHERE ns = 'seen'"))
 if v:
     pick = lambda q: v[min(len(v) - 1, int(q * len(v)))]
@@ -117,7 +117,7 @@ done
 sleep 0.5
 /usr/bin/python3 - "$STATE" <<'PY'
 import sqlite3, sys, json
-db = sqlite3.connect(sys.argv[1] + '/alpharen.db')
+db = sqlite3.connect(sys.argv[1] + '/integrator.db')
 v = sorted(json.loads(r[0]) for r in db.execute("SELECT value FROM integrator_kv WHERE ns = 'seen' AND CAST(key AS INTEGER) BETWEEN 100001 AND 100020"))
 if v:
     print('latency publish->handler, one message at a time (ms): p50 %.2f max %.2f (n=%d)' % (v[len(v) // 2], v[-1], len(v)))

@@ -108,8 +108,7 @@ fn rpc_store(e: alpharen_store::StoreError) -> RpcError {
 
 impl App {
     pub fn open(state_dir: &Path, dev: bool) -> Result<Arc<App>, Error> {
-        let mut store = Store::open(state_dir)?;
-        store.migrate_component("integrator", registry::SCHEMA)?;
+        let store = Store::open(state_dir)?;
         let data = crate::data::Data::open(state_dir).map_err(|e| Error::Io {
             what: "open the integrator data".into(),
             source: std::io::Error::other(e.to_string()),
@@ -159,6 +158,14 @@ impl App {
             .set_host(Arc::new(crate::engine::HostImpl(Arc::downgrade(&app))));
         app.reload()?;
         Ok(app)
+    }
+
+    /// Deploys, rollbacks and undeploys go to the node's audit log; a
+    /// failure to record one does not undo it.
+    fn audit(&self, actor: &str, action: &str, detail: &str) {
+        if let Err(e) = self.with_store(|s| s.audit(actor, action, detail)) {
+            tracing::warn!(error = %e, action, "cannot write the audit log");
+        }
     }
 
     fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
@@ -294,7 +301,7 @@ impl App {
     /// Builds the sync frame from the active modules and outgoing
     /// connections and hands it to the pool under a new generation.
     fn publish_code(&self) -> Result<(), Error> {
-        let active = self.with_store(registry::active)?;
+        let active = self.engine.data.registry(registry::active)?;
         let outgoing = self.outgoing.read().map(|o| o.clone()).unwrap_or_default();
         let modules: Vec<Value> = active
             .iter()
@@ -315,23 +322,21 @@ impl App {
             .ok_or_else(|| RpcError::invalid_params(format!("{file:?} is not a .py file name")))?;
         let _one_at_a_time = self.deploying.lock().await;
         let services = self.validate(&module, file, source).await?;
-        let version = self.with_store(|s| -> Result<i64, RpcError> {
+        let version = self.engine.data.registry(|s| -> Result<i64, RpcError> {
             let active = registry::active(s).map_err(rpc_store)?;
             let problems = registry::name_problems(&module, &services, &active);
             if !problems.is_empty() {
                 return Err(RpcError::new("deploy_refused", problems.join("; "))
                     .with_details(json!({"file": file, "problems": problems})));
             }
-            let v = registry::add_version(s, &module, file, source, &services, actor)
-                .map_err(rpc_store)?;
-            let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-            let _ = s.audit(
-                actor,
-                "integrator.deploy",
-                &format!("{file} v{v}: {}", names.join(", ")),
-            );
-            Ok(v)
+            registry::add_version(s, &module, file, source, &services, actor).map_err(rpc_store)
         })?;
+        let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        self.audit(
+            actor,
+            "integrator.deploy",
+            &format!("{file} v{version}: {}", names.join(", ")),
+        );
         self.publish_code()
             .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
         tracing::info!(file, module = %module, version, services = services.len(), "deployed");
@@ -371,7 +376,9 @@ impl App {
     }
 
     fn module_of(&self, name: &str) -> Result<String, RpcError> {
-        self.with_store(|s| registry::resolve(s, name))
+        self.engine
+            .data
+            .registry(|s| registry::resolve(s, name))
             .map_err(rpc_store)?
             .ok_or_else(|| {
                 RpcError::new(
@@ -382,14 +389,20 @@ impl App {
     }
 
     pub fn list(&self) -> Result<Value, RpcError> {
-        let active = self.with_store(registry::active).map_err(rpc_store)?;
+        let active = self
+            .engine
+            .data
+            .registry(registry::active)
+            .map_err(rpc_store)?;
         Ok(registry::modules_json(&active))
     }
 
     pub fn versions(&self, name: &str) -> Result<Value, RpcError> {
         let module = self.module_of(name)?;
         let v = self
-            .with_store(|s| registry::versions(s, &module))
+            .engine
+            .data
+            .registry(|s| registry::versions(s, &module))
             .map_err(rpc_store)?;
         Ok(json!(v))
     }
@@ -397,7 +410,9 @@ impl App {
     pub fn source(&self, name: &str, version: Option<i64>) -> Result<Value, RpcError> {
         let module = self.module_of(name)?;
         let found = self
-            .with_store(|s| registry::source(s, &module, version))
+            .engine
+            .data
+            .registry(|s| registry::source(s, &module, version))
             .map_err(rpc_store)?;
         let (version, file, source, services) = found
             .ok_or_else(|| RpcError::new("not_found", format!("{module}: no such version")))?;
@@ -410,27 +425,28 @@ impl App {
         let module = self.module_of(name)?;
         let _one_at_a_time = self.deploying.lock().await;
         let (_, file, source, _) = self
-            .with_store(|s| registry::source(s, &module, Some(version)))
+            .engine
+            .data
+            .registry(|s| registry::source(s, &module, Some(version)))
             .map_err(rpc_store)?
             .ok_or_else(|| {
                 RpcError::new("not_found", format!("{module} has no version {version}"))
             })?;
         // Revalidated: the other modules may have changed since.
         let services = self.validate(&module, &file, &source).await?;
-        self.with_store(|s| -> Result<(), RpcError> {
+        self.engine.data.registry(|s| -> Result<(), RpcError> {
             let active = registry::active(s).map_err(rpc_store)?;
             let problems = registry::name_problems(&module, &services, &active);
             if !problems.is_empty() {
                 return Err(RpcError::new("deploy_refused", problems.join("; ")));
             }
-            registry::activate(s, &module, version).map_err(rpc_store)?;
-            let _ = s.audit(
-                actor,
-                "integrator.rollback",
-                &format!("{module} v{version}"),
-            );
-            Ok(())
+            registry::activate(s, &module, version).map_err(rpc_store)
         })?;
+        self.audit(
+            actor,
+            "integrator.rollback",
+            &format!("{module} v{version}"),
+        );
         self.publish_code()
             .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
         Ok(json!({"module": module, "version": version}))
@@ -439,12 +455,11 @@ impl App {
     pub fn undeploy(&self, name: &str, actor: &str) -> Result<Value, RpcError> {
         let module = self.module_of(name)?;
         let removed = self
-            .with_store(|s| {
-                let r = registry::deactivate(s, &module);
-                let _ = s.audit(actor, "integrator.undeploy", &module);
-                r
-            })
+            .engine
+            .data
+            .registry(|s| registry::deactivate(s, &module))
             .map_err(rpc_store)?;
+        self.audit(actor, "integrator.undeploy", &module);
         self.publish_code()
             .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
         Ok(json!({"module": module, "removed": removed}))

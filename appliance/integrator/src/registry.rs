@@ -2,12 +2,12 @@
 //! a "module" (its name without `.py`); every deploy of it is a new version
 //! and one version per module is active. Rollback activates an old one.
 
-use alpharen_store::{Store, StoreError, now_unix};
-use rusqlite::{OptionalExtension, params};
+use alpharen_store::{StoreError, now_unix};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
-/// Our own tables, applied with `Store::migrate_component`.
+/// Our own tables, in `<state>/integrator.db` (`Data::open`).
 pub const SCHEMA: &[&str] = &[
     r#"
     CREATE TABLE integrator_versions (
@@ -117,8 +117,7 @@ fn services_of(text: &str) -> Vec<ServiceInfo> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-pub fn active(store: &mut Store) -> Result<Vec<ActiveModule>, StoreError> {
-    let conn = store.connection();
+pub fn active(conn: &mut Connection) -> Result<Vec<ActiveModule>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT v.module, v.version, v.file, v.source, v.services FROM integrator_active a
          JOIN integrator_versions v ON v.module = a.module AND v.version = a.version ORDER BY v.module",
@@ -137,16 +136,14 @@ pub fn active(store: &mut Store) -> Result<Vec<ActiveModule>, StoreError> {
 
 /// Stores a validated version and makes it active; returns its number.
 pub fn add_version(
-    store: &mut Store,
+    conn: &mut Connection,
     module: &str,
     file: &str,
     source: &str,
     services: &[ServiceInfo],
     actor: &str,
 ) -> Result<i64, StoreError> {
-    let tx = store
-        .connection()
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let next: i64 = tx.query_row(
         "SELECT coalesce(max(version), 0) + 1 FROM integrator_versions WHERE module = ?1",
         [module],
@@ -166,8 +163,8 @@ pub fn add_version(
     Ok(next)
 }
 
-pub fn activate(store: &mut Store, module: &str, version: i64) -> Result<(), StoreError> {
-    store.connection().execute(
+pub fn activate(conn: &mut Connection, module: &str, version: i64) -> Result<(), StoreError> {
+    conn.execute(
         "INSERT OR REPLACE INTO integrator_active (module, version) VALUES (?1, ?2)",
         params![module, version],
     )?;
@@ -175,15 +172,12 @@ pub fn activate(store: &mut Store, module: &str, version: i64) -> Result<(), Sto
 }
 
 /// Removes a module from service; its versions stay for rollback.
-pub fn deactivate(store: &mut Store, module: &str) -> Result<bool, StoreError> {
-    let n = store
-        .connection()
-        .execute("DELETE FROM integrator_active WHERE module = ?1", [module])?;
+pub fn deactivate(conn: &mut Connection, module: &str) -> Result<bool, StoreError> {
+    let n = conn.execute("DELETE FROM integrator_active WHERE module = ?1", [module])?;
     Ok(n > 0)
 }
 
-pub fn versions(store: &mut Store, module: &str) -> Result<Vec<Version>, StoreError> {
-    let conn = store.connection();
+pub fn versions(conn: &mut Connection, module: &str) -> Result<Vec<Version>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT v.module, v.version, v.file, v.services, v.deployed_at, v.actor,
                 a.version IS NOT NULL
@@ -210,11 +204,10 @@ pub type Stored = (i64, String, String, Vec<ServiceInfo>);
 
 /// Source and metadata of one version (`None` = the active one).
 pub fn source(
-    store: &mut Store,
+    conn: &mut Connection,
     module: &str,
     version: Option<i64>,
 ) -> Result<Option<Stored>, StoreError> {
-    let conn = store.connection();
     let version = match version {
         Some(v) => Some(v),
         None => conn
@@ -239,15 +232,14 @@ pub fn source(
 
 /// The module holding a service name, or the name itself if it is a module
 /// with versions.
-pub fn resolve(store: &mut Store, name: &str) -> Result<Option<String>, StoreError> {
-    if let Some(m) = active(store)?
+pub fn resolve(conn: &mut Connection, name: &str) -> Result<Option<String>, StoreError> {
+    if let Some(m) = active(conn)?
         .into_iter()
         .find(|m| m.services.iter().any(|s| s.name == name))
     {
         return Ok(Some(m.module));
     }
-    let known: Option<String> = store
-        .connection()
+    let known: Option<String> = conn
         .query_row(
             "SELECT module FROM integrator_versions WHERE module = ?1 LIMIT 1",
             [name.strip_suffix(".py").unwrap_or(name)],
@@ -314,8 +306,7 @@ mod tests {
     #[test]
     fn versions_rollback_and_undeploy() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(dir.path()).unwrap();
-        s.migrate_component("integrator", SCHEMA).unwrap();
+        let mut s = alpharen_store::open_service_db(dir.path(), "integrator", SCHEMA, &[]).unwrap();
         assert_eq!(
             add_version(&mut s, "m", "m.py", "v1", &[svc("a")], "t").unwrap(),
             1

@@ -14,6 +14,7 @@ pub mod diff;
 mod error;
 mod revisions;
 mod secrets;
+mod service_db;
 mod users;
 
 pub use backup::Backup;
@@ -23,6 +24,7 @@ pub use diff::Change;
 pub use error::StoreError;
 pub use revisions::{ApplyOutcome, Pending, Revision, RevisionMeta, Write};
 pub use secrets::uuid4;
+pub use service_db::open_service_db;
 pub use users::{Role, User};
 
 /// Seconds since the Unix epoch; revisions and deadlines use wall time so

@@ -1,6 +1,8 @@
 //! Durable state of the async features in SQLite: the KV store (ARKVD),
 //! the pub/sub and `invoke_async` queues (ARPuSuB), locks and the
-//! scheduler's job table. Its own connection to `alpharen.db` with
+//! scheduler's job table, with the deployed service versions
+//! (`registry.rs`), in the integrator's own `<state>/integrator.db` (so
+//! this traffic never waits on the config store's write lock), with
 //! `synchronous = FULL`: a KV write or a publish is acknowledged only after
 //! its commit is fsynced to the write-ahead log, so neither a crash nor a
 //! power cut loses what a caller was told is stored.
@@ -17,7 +19,6 @@ mod queues;
 use std::path::Path;
 use std::sync::Mutex;
 
-use alpharen_store::Store;
 use rusqlite::{Connection, params};
 
 pub use jobs::JobRow;
@@ -105,20 +106,30 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Tables older firmware kept in `alpharen.db`; moved on first open.
+const MOVED: &[&str] = &[
+    "integrator_versions",
+    "integrator_active",
+    "integrator_kv",
+    "integrator_queue",
+    "integrator_locks",
+    "integrator_jobs",
+];
+
 pub struct Data {
-    conn: Mutex<Store>,
+    conn: Mutex<Connection>,
 }
 
 impl Data {
     pub fn open(state_dir: &Path) -> Result<Data, DataError> {
-        let mut store = Store::open(state_dir)?;
-        // The store opens with FULL already; say it here too, since this
-        // is the promise the KV and pub/sub answers make.
-        store
-            .connection()
-            .execute_batch("PRAGMA synchronous = FULL;")?;
+        let conn = alpharen_store::open_service_db(
+            state_dir,
+            "integrator",
+            crate::registry::SCHEMA,
+            MOVED,
+        )?;
         Ok(Data {
-            conn: Mutex::new(store),
+            conn: Mutex::new(conn),
         })
     }
 
@@ -127,7 +138,13 @@ impl Data {
         f: impl FnOnce(&mut Connection) -> Result<T, DataError>,
     ) -> Result<T, DataError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(guard.connection())
+        f(&mut guard)
+    }
+
+    /// The deployed versions (`registry.rs`) live in the same file.
+    pub fn registry<T, E>(&self, f: impl FnOnce(&mut Connection) -> Result<T, E>) -> Result<T, E> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
     }
 
     /// Deletes expired keys and locks (reads already ignore them).
@@ -151,9 +168,6 @@ impl Data {
 #[cfg(test)]
 fn test_data() -> (tempfile::TempDir, Data) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = Store::open(dir.path()).expect("store");
-    s.migrate_component("integrator", crate::registry::SCHEMA)
-        .expect("schema");
     let d = Data::open(dir.path()).expect("data");
     (dir, d)
 }
