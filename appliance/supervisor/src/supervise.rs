@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::builtin::BUILTINS;
 use crate::logs::LogHub;
 use crate::service::{self, Cmd, Event, ServiceHandle, ServiceSpec};
-use crate::{SupervisorError, confirm, control, setup};
+use crate::{SupervisorError, confirm, control, login, setup};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -47,6 +47,8 @@ pub(crate) struct Node {
     pub pending_changed: Notify,
     pub shutdown: Notify,
     pub setup: Mutex<setup::SetupState>,
+    /// The login limiter shared by every door (`users.authenticate`).
+    pub logins: login::Logins,
     pub exe: PathBuf,
 }
 
@@ -113,6 +115,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
         pending_changed: Notify::new(),
         shutdown: Notify::new(),
         setup: Mutex::new(setup),
+        logins: login::Logins::default(),
         opts,
     });
     if let Ok(s) = node.setup.lock()
