@@ -4,8 +4,8 @@
 //! is generated from these handlers.
 
 use std::sync::Arc;
-use std::time::Instant;
 
+use alpharen_rpc::auth::{AuthOutcome, AuthParams};
 use alpharen_store::Role;
 use axum::extract::{FromRequest, FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -20,11 +20,8 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::auth::{self, Caller, Need, Via};
 use crate::error::ApiError;
+use crate::limits::{MAX_BACKUP, MAX_BODY};
 use crate::{App, ClientIp, control};
-
-/// Largest ordinary request body; a backup restore may be larger.
-pub const MAX_BODY: usize = 1 << 20;
-pub const MAX_BACKUP: usize = 64 << 20;
 
 type AppState = State<Arc<App>>;
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -261,8 +258,14 @@ async fn setup_status(State(app): AppState) -> ApiResult {
         (status = 409, description = "Setup already done", body = ErrorBody),
         (status = 422, description = "Invalid values", body = ErrorBody),
         (status = 429, description = "Too many wrong codes", body = ErrorBody)))]
-async fn setup_complete(State(app): AppState, Body(b): Body<SetupBody>) -> ApiResult {
-    let params = serde_json::to_value(&b).map_err(|e| ApiError::internal(e.to_string()))?;
+async fn setup_complete(
+    State(app): AppState,
+    ip: Option<axum::Extension<ClientIp>>,
+    Body(b): Body<SetupBody>,
+) -> ApiResult {
+    let mut params = serde_json::to_value(&b).map_err(|e| ApiError::internal(e.to_string()))?;
+    // Wrong codes lock out only this client's network.
+    params["client"] = json!(ip.map(|i| i.0.0));
     Ok(Json(rpc(&app, "setup.complete", params).await?))
 }
 
@@ -285,8 +288,7 @@ fn session_cookies(id: &str, csrf: &str, max_age: i64) -> [(header::HeaderName, 
     ]
 }
 
-fn limited(wait: std::time::Duration) -> ApiError {
-    let secs = wait.as_secs() + 1;
+fn limited(secs: u64) -> ApiError {
     let mut e = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
@@ -299,63 +301,45 @@ fn limited(wait: std::time::Duration) -> ApiError {
 #[utoipa::path(post, path = "/api/v1/session", tag = "session", security(()), request_body = LoginBody,
     responses((status = 200, description = "Logged in: sets the session and CSRF cookies", body = Value),
         (status = 401, description = "Wrong user name or password", body = ErrorBody),
-        (status = 429, description = "Too many failed logins", body = ErrorBody)))]
+        (status = 429, description = "Too many failed logins (at any door: web, SMTP, ssh)", body = ErrorBody)))]
 async fn login(
     State(app): AppState,
     ip: Option<axum::Extension<ClientIp>>,
     Body(b): Body<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let ip_key = format!(
-        "ip:{}",
-        ip.map_or_else(|| "unknown".to_string(), |i| i.0.0.to_string())
-    );
-    let user_key = format!("user:{}", b.username);
-    let now = Instant::now();
-    {
-        let mut l = app
-            .ip_limiter
-            .lock()
-            .map_err(|_| ApiError::internal("lock"))?;
-        l.check(&ip_key, now).map_err(limited)?;
-    }
-    {
-        let mut l = app
-            .user_limiter
-            .lock()
-            .map_err(|_| ApiError::internal("lock"))?;
-        l.check(&user_key, now).map_err(limited)?;
-    }
-    let state_dir = app.state_dir.clone();
-    let (name, password) = (b.username.clone(), b.password);
-    // Argon2 is deliberately slow: keep it off the async threads.
-    let user = tokio::task::spawn_blocking(move || {
-        alpharen_store::Store::open(&state_dir)?.verify_password(&name, &password)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
-    let Some(user) = user else {
-        if let Ok(mut l) = app.ip_limiter.lock() {
-            l.failure(&ip_key, Instant::now());
-        }
-        if let Ok(mut l) = app.user_limiter.lock() {
-            l.failure(&user_key, Instant::now());
-        }
-        tracing::warn!(user = %b.username, client = %ip_key, "failed login");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_credentials",
-            "wrong user name or password",
-        ));
+    let client = ip.map(|i| i.0.0);
+    let params = AuthParams {
+        username: b.username,
+        password: b.password,
+        client,
+        service: "web".into(),
     };
-    if let Ok(mut l) = app.user_limiter.lock() {
-        l.success(&user_key);
-    }
+    // The supervisor checks the password behind the limiter every door shares.
+    let user = match alpharen_rpc::auth::authenticate(&app.state_dir, &params).await {
+        AuthOutcome::Ok(user) => user,
+        AuthOutcome::RateLimited { retry_after } => return Err(limited(retry_after)),
+        AuthOutcome::Refused => {
+            tracing::warn!(user = %params.username, client = ?client, "failed login");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "wrong user name or password",
+            ));
+        }
+        AuthOutcome::Unavailable(why) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("cannot check the password now: {why}"),
+            ));
+        }
+    };
     let sess = {
         let mut db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
-        auth::create_session(&mut db, &user.name)?
+        auth::create_session(&mut db, &user.user)?
     };
-    tracing::info!(user = %user.name, client = %ip_key, "login");
-    let body = json!({"user": user.name, "role": user.role, "csrf": sess.csrf});
+    tracing::info!(user = %user.user, client = ?client, "login");
+    let body = json!({"user": user.user, "role": user.role, "csrf": sess.csrf});
     let mut resp = Json(body).into_response();
     for (k, v) in session_cookies(&sess.id, &sess.csrf, app.idle_secs().max(3600) * 24) {
         if let Ok(v) = HeaderValue::from_str(&v) {
@@ -915,58 +899,6 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
     resp
 }
 
-/// Reads a request body completely before routing. Answering (say 401)
-/// while a client is still sending makes HTTP/2 reset the stream, which
-/// some clients report as an error instead of showing our answer.
-async fn buffer_body(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let limit = if req.uri().path() == "/api/v1/backup/restore" {
-        MAX_BACKUP
-    } else {
-        MAX_BODY
-    };
-    let (parts, body) = req.into_parts();
-    match read_limited(body, limit).await {
-        Some(bytes) => {
-            next.run(axum::extract::Request::from_parts(
-                parts,
-                axum::body::Body::from(bytes),
-            ))
-            .await
-        }
-        None => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body is larger than {limit} bytes"),
-        )
-        .into_response(),
-    }
-}
-
-/// The body if it fits in `limit`; otherwise `None`, after discarding a
-/// bounded amount more (so the client hears the 413 rather than a reset).
-async fn read_limited(body: axum::body::Body, limit: usize) -> Option<Vec<u8>> {
-    use futures_util::StreamExt;
-    const DISCARD: usize = 32 << 20;
-    let mut stream = body.into_data_stream();
-    let mut buf = Vec::new();
-    let mut seen = 0usize;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(c))) => c,
-            Ok(None) => break,
-            Ok(Some(Err(_))) | Err(_) => return None,
-        };
-        seen += chunk.len();
-        if seen <= limit {
-            buf.extend_from_slice(&chunk);
-        } else if seen > limit + DISCARD {
-            return None;
-        }
-    }
-    (seen <= limit).then_some(buf)
-}
-
 pub fn router(app: Arc<App>) -> Router {
     use axum::extract::DefaultBodyLimit;
     let api = Router::new()
@@ -1007,7 +939,10 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/api/v1", api)
         .route("/nic/update", get(crate::dyndns::nic_update))
         .merge(crate::console::routes())
-        .layer(axum::middleware::from_fn(buffer_body))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::limits::guard,
+        ))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
