@@ -93,7 +93,10 @@ impl Door {
         let Some((cert, key)) = pem_files(&self.state_dir, setting) else {
             return Ok(None);
         };
-        let mut cached = self.tls.lock().map_err(|_| "TLS lock poisoned".to_string())?;
+        let mut cached = self
+            .tls
+            .lock()
+            .map_err(|_| "TLS lock poisoned".to_string())?;
         if let Some((s, a)) = cached.as_ref()
             && s == setting
         {

@@ -11,8 +11,8 @@
 
 mod app;
 mod control;
-mod door;
 pub mod data;
+mod door;
 mod engine;
 mod http;
 pub mod lb;

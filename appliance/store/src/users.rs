@@ -310,4 +310,23 @@ mod tests {
         s.delete_user("view", "t").unwrap();
         assert_eq!(s.users().unwrap().len(), 1);
     }
+
+    #[test]
+    fn unknown_users_cost_an_argon2_check_like_known_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.add_user("admin", "correct horse", Role::Admin, "t")
+            .unwrap();
+        let _ = s.verify_password("nobody", "x").unwrap(); // makes the dummy hash
+        let time = |name: &str| {
+            let t = std::time::Instant::now();
+            assert!(s.verify_password(name, "wrong horse").unwrap().is_none());
+            t.elapsed()
+        };
+        let (known, unknown) = (time("admin"), time("nobody"));
+        assert!(
+            unknown * 2 > known,
+            "unknown user answered in {unknown:?}, known in {known:?}"
+        );
+    }
 }
