@@ -29,8 +29,8 @@ pub const MAX_BACKUP: usize = 64 << 20;
 pub const MAX_REQUESTS: usize = 256;
 /// Body bytes held by all requests together; beyond it requests get 503.
 pub const BODY_BUDGET: usize = 96 << 20;
-/// What is read and thrown away after a refusal, so the client hears the
-/// answer rather than a reset; never kept in memory.
+/// At most this much is read and thrown away after a refusal, so the
+/// client hears the answer rather than a reset; never kept in memory.
 const DISCARD: usize = 1 << 20;
 /// A body must arrive within this.
 const BODY_DEADLINE: Duration = Duration::from_secs(30);
@@ -161,12 +161,22 @@ pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
             if req.body().size_hint().exact() != Some(0) {
                 let (parts, body) = req.into_parts();
                 if let Err(e) = crate::api::authenticate(&app, &parts, Need::Read) {
-                    discard(
-                        body.into_data_stream(),
-                        DISCARD,
-                        tokio::time::Instant::now() + Duration::from_secs(5),
-                    )
-                    .await;
+                    // A small body is drained so the client hears the answer
+                    // cleanly; a large or unsized one is not touched at all
+                    // (a client waiting on `Expect: 100-continue` then never
+                    // sends it).
+                    if body
+                        .size_hint()
+                        .upper()
+                        .is_some_and(|n| n <= DISCARD as u64)
+                    {
+                        discard(
+                            body.into_data_stream(),
+                            DISCARD,
+                            tokio::time::Instant::now() + Duration::from_secs(5),
+                        )
+                        .await;
+                    }
                     return e.into_response();
                 }
                 return read_then_run(&app, Request::from_parts(parts, body), limit, next).await;
@@ -179,6 +189,10 @@ pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
 
 async fn read_then_run(app: &App, req: Request, limit: usize, next: Next) -> Response {
     let (parts, body) = req.into_parts();
+    // A declared length over the limit is refused before anything is read.
+    if body.size_hint().lower() > limit as u64 {
+        return too_large(limit);
+    }
     match read_body(body, limit, &app.limits.body_bytes).await {
         Ok((bytes, _held)) => {
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
