@@ -31,7 +31,7 @@ pub const MAX_REQUESTS: usize = 256;
 pub const BODY_BUDGET: usize = 96 << 20;
 /// At most this much is read and thrown away after a refusal, so the
 /// client hears the answer rather than a reset; never kept in memory.
-const DISCARD: usize = 1 << 20;
+const DISCARD: usize = 4 << 20;
 /// A body must arrive within this.
 const BODY_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -147,6 +147,22 @@ async fn discard(
     }
 }
 
+/// Before answering a refusal: drains a body of at most `DISCARD` bytes
+/// so the client hears the answer cleanly (over HTTP/2 an unread body
+/// resets the stream, which clients report as an error); a larger or
+/// unsized one is not touched at all (a client waiting on
+/// `Expect: 100-continue` then never sends it).
+async fn drain_if_small(body: axum::body::Body) {
+    if body
+        .size_hint()
+        .upper()
+        .is_some_and(|n| n <= DISCARD as u64)
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        discard(body.into_data_stream(), DISCARD, deadline).await;
+    }
+}
+
 /// The middleware: caps, then authentication for non-public bodies, then
 /// the body, read completely.
 pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
@@ -161,22 +177,7 @@ pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
             if req.body().size_hint().exact() != Some(0) {
                 let (parts, body) = req.into_parts();
                 if let Err(e) = crate::api::authenticate(&app, &parts, Need::Read) {
-                    // A small body is drained so the client hears the answer
-                    // cleanly; a large or unsized one is not touched at all
-                    // (a client waiting on `Expect: 100-continue` then never
-                    // sends it).
-                    if body
-                        .size_hint()
-                        .upper()
-                        .is_some_and(|n| n <= DISCARD as u64)
-                    {
-                        discard(
-                            body.into_data_stream(),
-                            DISCARD,
-                            tokio::time::Instant::now() + Duration::from_secs(5),
-                        )
-                        .await;
-                    }
+                    drain_if_small(body).await;
                     return e.into_response();
                 }
                 return read_then_run(&app, Request::from_parts(parts, body), limit, next).await;
@@ -189,8 +190,9 @@ pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
 
 async fn read_then_run(app: &App, req: Request, limit: usize, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    // A declared length over the limit is refused before anything is read.
+    // A declared length over the limit is refused before anything is kept.
     if body.size_hint().lower() > limit as u64 {
+        drain_if_small(body).await;
         return too_large(limit);
     }
     match read_body(body, limit, &app.limits.body_bytes).await {
