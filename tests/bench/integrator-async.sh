@@ -35,6 +35,8 @@ cat >"$OUT/bench-async.toml" <<'TOML'
 [node]
 hostname = "bench"
 [integrator]
+# Plain HTTP on purpose: these tests exercise the channels, not TLS.
+tls = "off"
 workers = 2
 timeout = 300
 [[integrator.topics]]

@@ -25,6 +25,9 @@ fi
 cat >"$OUT/bench.toml" <<'TOML'
 [node]
 hostname = "bench"
+[integrator]
+# Plain HTTP, as Node-RED is measured: the channel, not TLS.
+tls = "off"
 [[integrator.security]]
 name = "cust.basic"
 kind = "basic"

@@ -26,6 +26,8 @@ cat <<TOML
 [node]
 hostname = "async1"
 [integrator]
+# Plain HTTP on purpose: these tests exercise the channels, not TLS.
+tls = "off"
 workers = 2
 timeout = 10
 async_attempts = 3

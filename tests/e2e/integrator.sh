@@ -21,6 +21,8 @@ cat >"$OUT/config.toml" <<TOML
 [node]
 hostname = "int1"
 [integrator]
+# Plain HTTP on purpose: these tests exercise the channels, not TLS.
+tls = "off"
 workers = 2
 timeout = 5
 worker_memory_limit = 256

@@ -1,8 +1,9 @@
-//! The load-balancer port: picks a server for each request (this one or a
-//! cluster peer), and on this server runs the channel: method check,
+//! The load-balancer port's requests (`door` accepts the connections):
+//! picks a server for each request (this one or a cluster peer), and on
+//! this server runs the channel: method check, failed-authentication limit,
 //! security, body parsing by the worker, timeout, error mapping.
 
-use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,12 +14,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::app::{App, Remote};
+use crate::door::Door;
 use crate::lb;
 use crate::security::{self, AuthError, Parts};
 use crate::worker::{Failure, Outcome};
@@ -29,31 +29,6 @@ const MAX_BODY: usize = 10 << 20;
 const FORWARDED: &str = "x-alpharen-forwarded";
 
 type Resp = Response<Full<Bytes>>;
-
-pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(handle(app, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
-}
 
 fn json_response(status: StatusCode, body: Value) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
@@ -72,7 +47,7 @@ fn new_cid() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Resp {
+pub async fn handle(app: Arc<App>, door: &Door, client: IpAddr, req: Request<Incoming>) -> Resp {
     let remotes = app.remotes();
     if !remotes.is_empty() && !req.headers().contains_key(FORWARDED) {
         let cands = app.candidates(&remotes);
@@ -87,7 +62,7 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Resp {
     }
     app.local_in_flight.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    let resp = local(&app, req).await;
+    let resp = local(&app, door, client, req).await;
     app.local_in_flight.fetch_sub(1, Ordering::Relaxed);
     if let Ok(mut rtt) = app.local_rtt_us.lock() {
         *rtt = lb::ewma(*rtt, started.elapsed().as_micros() as f64);
@@ -145,7 +120,7 @@ async fn proxy(app: &App, remote: Arc<Remote>, req: Request<Incoming>) -> Resp {
     }
 }
 
-async fn local(app: &App, req: Request<Incoming>) -> Resp {
+async fn local(app: &App, door: &Door, client: IpAddr, req: Request<Incoming>) -> Resp {
     let cid = new_cid();
     let path = req.uri().path().to_string();
     let Some(route) = app.route(&path) else {
@@ -164,6 +139,20 @@ async fn local(app: &App, req: Request<Incoming>) -> Resp {
         );
         if let Ok(v) = HeaderValue::from_str(&ch.methods.join(", ")) {
             r.headers_mut().insert("allow", v);
+        }
+        return r;
+    }
+    if route.rule.is_some()
+        && let Err(wait) = door.check(client, Instant::now())
+    {
+        let secs = wait.as_secs() + 1;
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed authentications from your network; try again in {secs} s"),
+            &cid,
+        );
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert("retry-after", v);
         }
         return r;
     }
@@ -215,7 +204,8 @@ async fn local(app: &App, req: Request<Incoming>) -> Resp {
             Err(e) => Some(e),
         };
         if let Some(e) = refused {
-            tracing::info!(channel = %ch.name, cid, reason = %e, "request refused");
+            door.failed(client, Instant::now());
+            tracing::info!(channel = %ch.name, cid, %client, reason = %e, "request refused");
             let mut r = error(StatusCode::UNAUTHORIZED, e.to_string(), &cid);
             if matches!(rule, security::Rule::Basic { .. }) {
                 r.headers_mut().insert(

@@ -12,6 +12,7 @@
 mod app;
 mod control;
 pub mod data;
+mod door;
 mod engine;
 mod http;
 pub mod lb;
@@ -25,6 +26,7 @@ pub mod worker;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use alpharen_store::StoreError;
@@ -70,11 +72,14 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
         .map_err(Error::io(format!("bind {addr}")))?;
     let ctl = alpharen_rpc::spawn_service(state_dir, "integrator", control::Control(app.clone()))
         .map_err(Error::io("control socket"))?;
-    tracing::info!(listen = %addr, workers = app.pool.alive(), "integrator started");
+    use alpharen_store::config::{IntegratorTls, TlsMode};
+    let tls = app.config().tls != IntegratorTls::Mode(TlsMode::Off);
+    tracing::info!(listen = %addr, tls, workers = app.pool.alive(), "integrator started");
 
     let mut term = signal(SignalKind::terminate()).map_err(Error::io("SIGTERM handler"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(Error::io("SIGHUP handler"))?;
-    let http = tokio::spawn(http::serve(listener, app.clone()));
+    let door = Arc::new(door::Door::new(state_dir));
+    let http = tokio::spawn(door::serve(listener, app.clone(), door.clone()));
     let pick = tokio::spawn(pickup::watch(app.clone()));
     let health = tokio::spawn(app::health_loop(app.clone()));
     let delivery = tokio::spawn(engine::delivery_loop(app.clone()));
@@ -84,6 +89,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
         tokio::select! {
             _ = term.recv() => break,
             _ = hup.recv() => {
+                door.reload();
                 match app.reload() {
                     Ok(()) => tracing::info!("configuration reloaded"),
                     Err(e) => tracing::warn!(error = %e, "reload failed; keeping the previous configuration"),

@@ -8,6 +8,8 @@
 //! mail-dev set-secret --state-dir DIR NAME VALUE
 //! mail-dev add-user --state-dir DIR NAME PASSWORD
 //! mail-dev rpc --state-dir DIR METHOD [JSON-PARAMS]
+//! mail-dev auth --state-dir DIR      (stands in for the supervisor's
+//!                                     `users.authenticate`, without its limiter)
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +24,28 @@ fn state_dir(args: &mut Vec<String>) -> Result<PathBuf, String> {
         return Err("--state-dir needs a value".into());
     }
     Ok(PathBuf::from(args.remove(i)))
+}
+
+/// `users.authenticate` against the store, as the supervisor answers it
+/// (minus the limiter), so SMTP AUTH works with no supervisor running.
+struct Auth(PathBuf);
+
+impl alpharen_rpc::Handler for Auth {
+    async fn call(
+        &self,
+        call: alpharen_rpc::Call,
+    ) -> Result<alpharen_rpc::Reply, alpharen_rpc::RpcError> {
+        use alpharen_rpc::RpcError;
+        if call.method != alpharen_rpc::auth::METHOD {
+            return Err(RpcError::new("method_not_found", call.method));
+        }
+        let p: alpharen_rpc::auth::AuthParams = call.params()?;
+        let user = alpharen_store::Store::open(&self.0)
+            .and_then(|s| s.verify_password(&p.username, &p.password))
+            .map_err(|e| RpcError::new("internal_error", e.to_string()))?
+            .ok_or_else(|| RpcError::new("bad_credentials", "wrong user name or password"))?;
+        Ok(serde_json::json!({"user": user.name, "role": user.role.as_str()}).into())
+    }
 }
 
 fn main() -> ExitCode {
@@ -109,6 +133,21 @@ fn run(mut args: Vec<String>) -> Result<(), String> {
             println!("{v}");
             Ok(())
         }
-        _ => Err("usage: mail-dev serve|sendmail|apply-config|set-secret|add-user|rpc ...".into()),
+        "auth" => {
+            let dir = state_dir(&mut args)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let listener = alpharen_rpc::bind(&dir.join("run/control.sock"))
+                    .map_err(|e| format!("control socket: {e}"))?;
+                alpharen_rpc::serve(listener, std::sync::Arc::new(Auth(dir))).await;
+                Ok(())
+            })
+        }
+        _ => Err(
+            "usage: mail-dev serve|sendmail|apply-config|set-secret|add-user|rpc|auth ...".into(),
+        ),
     }
 }

@@ -5,11 +5,12 @@
 //! bouncing permanent failures and keeping dead letters; `mail.notify`
 //! lets the supervisor mail the admins, rate-limited.
 //!
-//! This crate reads its `[mail]` section, the relay password and the node
-//! users (for SMTP AUTH) from the store and owns the spool; it never writes
-//! configuration, listens beyond loopback only on `mail.submission.ports`
-//! (STARTTLS + AUTH required there) and never talks to other services
-//! except over the network.
+//! This crate reads its `[mail]` section and the relay password from the
+//! store and owns the spool; SMTP AUTH checks node users through the
+//! supervisor (`users.authenticate`, the login limiter shared with the web
+//! and ssh). It never writes configuration, listens beyond loopback only on
+//! `mail.submission.ports` (STARTTLS + AUTH required there) and talks to
+//! no other service except the supervisor and over the network.
 //!
 //! Accepting is durable: the 250 after DATA and sendmail's exit status 0
 //! come only after the message file and its directory are fsynced. The
@@ -28,15 +29,18 @@ pub mod spool;
 mod tls;
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use alpharen_rpc::auth::{AuthOutcome, AuthParams};
 use alpharen_store::config::Mail;
 use alpharen_store::{Store, StoreError};
 use tokio::sync::{Notify, watch};
+
+use crate::session::Verdict;
 
 pub use sendmail::sendmail_main;
 
@@ -148,22 +152,23 @@ impl Shared {
         }
     }
 
-    /// SMTP AUTH: the node's users and their argon2 hashes, off the async
-    /// thread (hashing is slow on purpose).
-    pub async fn check_user(&self, user: &str, password: &str) -> bool {
-        let (dir, user, password) = (
-            self.state_dir.clone(),
-            user.to_string(),
-            password.to_string(),
-        );
-        let check = move || Store::open(&dir)?.verify_password(&user, &password);
-        match tokio::task::spawn_blocking(check).await {
-            Ok(Ok(found)) => found.is_some(),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot check SMTP credentials");
-                false
+    /// SMTP AUTH: the node's users, checked by the supervisor behind the
+    /// login limiter shared with the web login and ssh.
+    pub async fn check_user(&self, user: &str, password: &str, client: IpAddr) -> Verdict {
+        let params = AuthParams {
+            username: user.to_string(),
+            password: password.to_string(),
+            client: Some(client),
+            service: "smtp".into(),
+        };
+        match alpharen_rpc::auth::authenticate(&self.state_dir, &params).await {
+            AuthOutcome::Ok(_) => Verdict::Accepted,
+            AuthOutcome::Refused => Verdict::Refused,
+            AuthOutcome::RateLimited { retry_after } => Verdict::RateLimited(retry_after),
+            AuthOutcome::Unavailable(why) => {
+                tracing::error!(error = %why, "cannot check SMTP credentials");
+                Verdict::Unavailable
             }
-            Err(_) => false,
         }
     }
 

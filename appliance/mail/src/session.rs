@@ -46,6 +46,19 @@ pub enum Action {
     Authenticate { user: String, password: String },
 }
 
+/// The answer to an `Authenticate` action (RFC 4954: 535 for bad
+/// credentials, 454 for a temporary refusal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Refused,
+    /// Too many failures for the user or the client's network (the node's
+    /// login limiter, shared with the web login and ssh): seconds to wait.
+    RateLimited(u64),
+    /// The check could not be made.
+    Unavailable,
+}
+
 /// Where an AUTH exchange waits for the client's next line.
 #[derive(Debug)]
 enum AuthStep {
@@ -139,12 +152,23 @@ impl Session {
         self.tls = true;
     }
 
-    pub fn auth_result(&mut self, user: String, ok: bool) -> Action {
-        if ok {
-            self.user = Some(user);
-            Action::Reply(reply(235, "2.7.0", "Authentication successful"))
-        } else {
-            self.error(reply(535, "5.7.8", "Authentication credentials invalid"))
+    pub fn auth_result(&mut self, user: String, verdict: Verdict) -> Action {
+        match verdict {
+            Verdict::Accepted => {
+                self.user = Some(user);
+                Action::Reply(reply(235, "2.7.0", "Authentication successful"))
+            }
+            Verdict::Refused => {
+                self.error(reply(535, "5.7.8", "Authentication credentials invalid"))
+            }
+            Verdict::RateLimited(secs) => self.error(reply(
+                454,
+                "4.7.0",
+                &format!("Too many failed logins; try again in {secs} s"),
+            )),
+            Verdict::Unavailable => {
+                self.error(reply(454, "4.7.0", "Temporary authentication failure"))
+            }
         }
     }
 
@@ -479,7 +503,14 @@ pub fn drive(data: &[u8]) -> usize {
         };
         loop {
             match action {
-                Action::Authenticate { user, .. } => action = s.auth_result(user, mode & 2 == 2),
+                Action::Authenticate { user, .. } => {
+                    let verdict = if mode & 2 == 2 {
+                        Verdict::Accepted
+                    } else {
+                        Verdict::Refused
+                    };
+                    action = s.auth_result(user, verdict)
+                }
                 Action::StartTls(t) => {
                     check_reply(&t);
                     s.tls_started();
@@ -677,8 +708,18 @@ mod tests {
                 password: "pw".into()
             }
         );
-        assert_eq!(code(&s.auth_result("alice".into(), false)), "535");
-        assert_eq!(code(&s.auth_result("alice".into(), true)), "235");
+        assert_eq!(
+            code(&s.auth_result("alice".into(), Verdict::Refused)),
+            "535"
+        );
+        assert_eq!(
+            code(&s.auth_result("alice".into(), Verdict::RateLimited(30))),
+            "454"
+        );
+        assert_eq!(
+            code(&s.auth_result("alice".into(), Verdict::Accepted)),
+            "235"
+        );
         assert_eq!(s.user(), Some("alice"));
         assert_eq!(run(&mut s, "AUTH PLAIN AGFsaWNlAHB3\r\n"), "503");
         assert_eq!(run(&mut s, "MAIL FROM:<a@b>\r\n"), "250");

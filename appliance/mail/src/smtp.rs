@@ -13,7 +13,7 @@ use tokio::io::{
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::session::{Action, Limits, Session, Transaction};
+use crate::session::{Action, Limits, Session, Transaction, Verdict};
 use crate::spool::{Envelope, Origin};
 use crate::{Error, Shared, io_err, message, now};
 
@@ -218,11 +218,11 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let action = match action {
             Action::Authenticate { user, password } => {
-                let ok = shared.check_user(&user, &password).await;
-                if !ok {
-                    tracing::warn!(%peer, %user, "SMTP AUTH failed");
+                let verdict = shared.check_user(&user, &password, peer.ip()).await;
+                if verdict != Verdict::Accepted {
+                    tracing::warn!(%peer, %user, ?verdict, "SMTP AUTH failed");
                 }
-                session.auth_result(user, ok)
+                session.auth_result(user, verdict)
             }
             other => other,
         };

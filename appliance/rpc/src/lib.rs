@@ -4,12 +4,16 @@
 //! it on `<state>/run/<service>.sock` and the supervisor forwards to them.
 //!
 //! This crate knows framing, messages and access, nothing of what the
-//! methods do.
+//! methods do, except the shapes of the methods services themselves call
+//! (`auth`: the shared login check).
 
+pub mod auth;
+mod call;
 mod client;
 mod protocol;
 mod server;
 
+pub use call::call;
 pub use client::{Client, ClientError};
 pub use protocol::{Call, ErrorObject, MAX_LINE, Reply, Request, Response, RpcError};
 pub use server::{Handler, Peer, bind, serve, service_socket, spawn_service};

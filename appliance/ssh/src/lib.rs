@@ -252,24 +252,26 @@ impl russh::server::Handler for Conn {
         if !self.shared.ssh().password_auth || self.over_limit(user) {
             return Ok(self.reject());
         }
-        let dir = self.shared.state_dir.clone();
-        let (u, p) = (user.to_string(), password.to_string());
-        let ok = tokio::task::spawn_blocking(move || {
-            Store::open(&dir)
-                .and_then(|s| s.verify_password(&u, &p))
+        // The supervisor checks it behind the login limiter every door shares.
+        let params = alpharen_rpc::auth::AuthParams {
+            username: user.to_string(),
+            password: password.to_string(),
+            client: self
+                .peer
+                .parse::<std::net::SocketAddr>()
                 .ok()
-                .flatten()
-                .is_some_and(|u| u.role == Role::Admin)
-        })
-        .await
-        .unwrap_or(false);
+                .map(|a| a.ip()),
+            service: "ssh".into(),
+        };
+        let outcome = alpharen_rpc::auth::authenticate(&self.shared.state_dir, &params).await;
+        let ok = matches!(&outcome, alpharen_rpc::auth::AuthOutcome::Ok(u) if u.role == Role::Admin.as_str());
         self.shared.login_result(self.ip, ok);
         if ok {
             tracing::info!(user, peer = %self.peer, "ssh login (password)");
             self.user = user.to_string();
             return Ok(Auth::Accept);
         }
-        tracing::warn!(user, peer = %self.peer, "ssh password refused");
+        tracing::warn!(user, peer = %self.peer, ?outcome, "ssh password refused");
         Ok(self.reject())
     }
 

@@ -5,13 +5,16 @@
 //! This crate parses and validates configuration and persists it; it never
 //! starts processes, opens sockets or applies configuration to the system.
 //! Only the supervisor writes through it; services open it to read their
-//! section.
+//! section. It also holds the decision logic of the login limiter
+//! (`limiter`), which the supervisor keeps for every door that checks a
+//! node user's password.
 
 pub mod backup;
 pub mod config;
 mod db;
 pub mod diff;
 mod error;
+pub mod limiter;
 mod revisions;
 mod secrets;
 mod service_db;
@@ -25,7 +28,7 @@ pub use error::StoreError;
 pub use revisions::{ApplyOutcome, Pending, Revision, RevisionMeta, Write};
 pub use secrets::uuid4;
 pub use service_db::open_service_db;
-pub use users::{Role, User};
+pub use users::{Credential, Role, User, verify};
 
 /// Seconds since the Unix epoch; revisions and deadlines use wall time so
 /// they survive restarts.

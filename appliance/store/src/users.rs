@@ -2,6 +2,8 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use std::sync::OnceLock;
+
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +76,53 @@ fn hash(password: &str) -> Result<String, StoreError> {
         .map_err(|e| StoreError::BadUser(format!("cannot hash password: {e}")))
 }
 
+/// A user and their argon2 hash, for [`verify`].
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub user: User,
+    hash: String,
+}
+
+/// A hash of a random password with the same parameters as real ones, made
+/// once: unknown user names are checked against it so that they take as
+/// long as known ones (the answer's timing does not reveal who exists).
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let (mut salt, mut password) = ([0u8; 16], [0u8; 16]);
+        rand::fill(&mut salt);
+        rand::fill(&mut password);
+        SaltString::encode_b64(&salt)
+            .ok()
+            .and_then(|salt| {
+                Argon2::default()
+                    .hash_password(&password, &salt)
+                    .map(|h| h.to_string())
+                    .ok()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// The user if `password` matches; `None` otherwise. An unknown user
+/// (`cred` is `None`) costs one argon2 verification all the same.
+pub fn verify(cred: Option<&Credential>, password: &str) -> Result<Option<User>, StoreError> {
+    let stored = match cred {
+        Some(c) => c.hash.as_str(),
+        None => dummy_hash(),
+    };
+    let parsed = PasswordHash::new(stored).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "password hash of {}: {e}",
+            cred.map_or("(dummy)", |c| c.user.name.as_str())
+        ))
+    })?;
+    let matches = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    Ok(cred.filter(|_| matches).map(|c| c.user.clone()))
+}
+
 impl Store {
     pub fn add_user(
         &mut self,
@@ -138,6 +187,12 @@ impl Store {
     /// The user if the password matches; `None` for an unknown user or a
     /// wrong password alike, so callers cannot tell them apart.
     pub fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>, StoreError> {
+        verify(self.credential(name)?.as_ref(), password)
+    }
+
+    /// A user's stored hash, read quickly so the slow check ([`verify`])
+    /// can run without holding the store.
+    pub fn credential(&self, name: &str) -> Result<Option<Credential>, StoreError> {
         let row: Option<(String, i64, String)> = self
             .conn
             .query_row(
@@ -146,21 +201,16 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let Some((role, created_at, stored)) = row else {
+        let Some((role, created_at, hash)) = row else {
             return Ok(None);
         };
-        let parsed = PasswordHash::new(&stored)
-            .map_err(|e| StoreError::Corrupt(format!("password hash of {name}: {e}")))?;
-        if Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_err()
-        {
-            return Ok(None);
-        }
-        Ok(Some(User {
-            name: name.into(),
-            role: Role::parse(&role)?,
-            created_at,
+        Ok(Some(Credential {
+            user: User {
+                name: name.into(),
+                role: Role::parse(&role)?,
+                created_at,
+            },
+            hash,
         }))
     }
 
@@ -259,5 +309,24 @@ mod tests {
             .unwrap();
         s.delete_user("view", "t").unwrap();
         assert_eq!(s.users().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unknown_users_cost_an_argon2_check_like_known_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.add_user("admin", "correct horse", Role::Admin, "t")
+            .unwrap();
+        let _ = s.verify_password("nobody", "x").unwrap(); // makes the dummy hash
+        let time = |name: &str| {
+            let t = std::time::Instant::now();
+            assert!(s.verify_password(name, "wrong horse").unwrap().is_none());
+            t.elapsed()
+        };
+        let (known, unknown) = (time("admin"), time("nobody"));
+        assert!(
+            unknown * 2 > known,
+            "unknown user answered in {unknown:?}, known in {known:?}"
+        );
     }
 }

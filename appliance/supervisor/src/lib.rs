@@ -13,6 +13,7 @@ mod control;
 mod datafs;
 mod error;
 pub mod init;
+mod login;
 mod logs;
 mod methods;
 mod partition;

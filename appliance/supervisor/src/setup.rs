@@ -1,25 +1,28 @@
 //! First boot: while no admin exists the node holds a one-time setup code,
 //! shown on the console and in `<state>/setup-code` (0600). Wrong codes are
-//! rate-limited; the code dies when setup completes.
+//! rate-limited per client network (IPv4 address, IPv6 /64; local callers
+//! share one key), so a stranger guessing cannot lock the real admin out;
+//! the code dies when setup completes.
 
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use alpharen_store::Store;
+use alpharen_store::limiter::{DEFAULT_CAP, Window, client_net};
 
 use crate::SupervisorError;
 
-/// Wrong codes allowed before a lockout.
-const MAX_WRONG: u32 = 5;
+/// Wrong codes allowed per client network within `LOCKOUT`.
+const MAX_WRONG: usize = 5;
 const LOCKOUT: Duration = Duration::from_secs(60);
 
 pub struct SetupState {
     code: Option<String>,
     file: PathBuf,
-    wrong: u32,
-    locked_until: Option<Instant>,
+    wrong: Window<IpAddr>,
 }
 
 /// A code that is easy to read off a serial console: no 0/O, 1/I/L.
@@ -68,8 +71,7 @@ impl SetupState {
         let mut state = SetupState {
             code: None,
             file,
-            wrong: 0,
-            locked_until: None,
+            wrong: Window::new(MAX_WRONG, LOCKOUT, DEFAULT_CAP),
         };
         if store.has_admin()? {
             let _ = std::fs::remove_file(&state.file);
@@ -102,25 +104,20 @@ impl SetupState {
         self.code.as_deref()
     }
 
-    pub fn check(&mut self, given: &str, now: Instant) -> CodeCheck {
+    /// `client` is the caller's address, `None` for a local caller.
+    pub fn check(&mut self, given: &str, client: Option<IpAddr>, now: Instant) -> CodeCheck {
         let Some(code) = &self.code else {
             return CodeCheck::NotRequired;
         };
-        if let Some(until) = self.locked_until {
-            if now < until {
-                return CodeCheck::Locked(until - now);
-            }
-            self.locked_until = None;
-            self.wrong = 0;
+        let key = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), client_net);
+        if let Err(left) = self.wrong.check(&key, now) {
+            return CodeCheck::Locked(left);
         }
         let normal = |s: &str| s.trim().to_ascii_uppercase().replace([' ', '-'], "");
         if normal(given) == normal(code) {
             return CodeCheck::Ok;
         }
-        self.wrong += 1;
-        if self.wrong >= MAX_WRONG {
-            self.locked_until = Some(now + LOCKOUT);
-        }
+        self.wrong.failure(&key, now);
         CodeCheck::Wrong
     }
 
@@ -146,14 +143,25 @@ mod tests {
         let again = SetupState::init(&store, dir.path()).unwrap();
         assert_eq!(again.code(), Some(code.as_str()), "code survives a restart");
         let t0 = Instant::now();
+        let stranger = Some("192.0.2.66".parse().unwrap());
+        let admin = Some("192.0.2.10".parse().unwrap());
         for _ in 0..MAX_WRONG {
-            assert_eq!(s.check("nope", t0), CodeCheck::Wrong);
+            assert_eq!(s.check("nope", stranger, t0), CodeCheck::Wrong);
         }
-        assert!(matches!(s.check(&code, t0), CodeCheck::Locked(_)));
+        assert!(matches!(s.check(&code, stranger, t0), CodeCheck::Locked(_)));
+        assert_eq!(
+            s.check(&code, admin, t0),
+            CodeCheck::Ok,
+            "another client is not locked out"
+        );
+        assert_eq!(s.check(&code, None, t0), CodeCheck::Ok, "nor the console");
         let later = t0 + LOCKOUT + Duration::from_secs(1);
-        assert_eq!(s.check(&code.to_lowercase(), later), CodeCheck::Ok);
+        assert_eq!(
+            s.check(&code.to_lowercase(), stranger, later),
+            CodeCheck::Ok
+        );
         s.finish();
-        assert_eq!(s.check(&code, later), CodeCheck::NotRequired);
+        assert_eq!(s.check(&code, admin, later), CodeCheck::NotRequired);
         assert!(!dir.path().join("setup-code").exists());
     }
 }

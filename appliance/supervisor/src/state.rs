@@ -50,6 +50,8 @@ pub(crate) struct NodeState {
     pub pending_changed: Notify,
     pub shutdown: Notify,
     pub setup: Mutex<setup::SetupState>,
+    /// The login limiter shared by every door (`users.authenticate`).
+    pub logins: crate::login::Logins,
     pub exe: PathBuf,
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::builtin::BUILTINS;
 use crate::logs::LogHub;
 use crate::state::{NodeState, Options, Services};
-use crate::{SupervisorError, confirm, control, setup};
+use crate::{SupervisorError, confirm, control, login, setup};
 
 pub fn run(opts: Options) -> Result<(), SupervisorError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -78,6 +78,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
         pending_changed: Notify::new(),
         shutdown: Notify::new(),
         setup: Mutex::new(setup),
+        logins: login::Logins::default(),
         opts,
     });
     if let Ok(s) = node.setup.lock()

@@ -1,10 +1,7 @@
 //! Who is calling: console sessions (cookie + double-submit CSRF token) and
-//! API tokens (bearer), both stored hashed in the web service's own tables;
-//! the roles they carry; and the login rate limiter. The decisions are
-//! plain functions so they are tested without HTTP.
-
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+//! API tokens (bearer), both stored hashed in the web service's own tables,
+//! and the roles they carry. The decisions are plain functions so they are
+//! tested without HTTP. (Passwords are checked by the supervisor.)
 
 use alpharen_store::{Role, Store, StoreError, now_unix};
 use base64::Engine;
@@ -118,73 +115,6 @@ pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
         let (k, v) = part.trim().split_once('=')?;
         (k == name).then_some(v)
     })
-}
-
-/// Login attempts: failures per key (client IP, user name) in a sliding
-/// window. A key over its limit is refused until its oldest failure ages
-/// out. The map is capped so a flood of addresses cannot grow it forever.
-pub struct RateLimiter {
-    window: Duration,
-    max: usize,
-    cap: usize,
-    failures: HashMap<String, VecDeque<Instant>>,
-}
-
-impl RateLimiter {
-    pub fn new(max: usize, window: Duration) -> RateLimiter {
-        RateLimiter {
-            window,
-            max,
-            cap: 10_000,
-            failures: HashMap::new(),
-        }
-    }
-
-    fn prune(&mut self, key: &str, now: Instant) {
-        if let Some(q) = self.failures.get_mut(key) {
-            while q
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= self.window)
-            {
-                q.pop_front();
-            }
-            if q.is_empty() {
-                self.failures.remove(key);
-            }
-        }
-    }
-
-    /// `Err(wait)` while the key is locked out.
-    pub fn check(&mut self, key: &str, now: Instant) -> Result<(), Duration> {
-        self.prune(key, now);
-        match self.failures.get(key) {
-            Some(q) if q.len() >= self.max => {
-                let oldest = q.front().copied().unwrap_or(now);
-                Err(self.window.saturating_sub(now.duration_since(oldest)))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    pub fn failure(&mut self, key: &str, now: Instant) {
-        if self.failures.len() >= self.cap && !self.failures.contains_key(key) {
-            let window = self.window;
-            self.failures
-                .retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
-            if self.failures.len() >= self.cap {
-                return;
-            }
-        }
-        let q = self.failures.entry(key.to_string()).or_default();
-        q.push_back(now);
-        while q.len() > self.max {
-            q.pop_front();
-        }
-    }
-
-    pub fn success(&mut self, key: &str) {
-        self.failures.remove(key);
-    }
 }
 
 /// A new console session: the cookie value (kept only by the browser)
@@ -396,37 +326,6 @@ mod tests {
         assert_eq!(cookie(h, SESSION_COOKIE), Some("xyz"));
         assert_eq!(cookie(h, CSRF_COOKIE), Some("abc"));
         assert_eq!(cookie(h, "b"), None);
-    }
-
-    #[test]
-    fn limiter_locks_after_max_failures_and_recovers() {
-        let mut l = RateLimiter::new(3, Duration::from_secs(60));
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            assert!(l.check("ip:1", t0).is_ok());
-            l.failure("ip:1", t0);
-        }
-        let wait = l.check("ip:1", t0 + Duration::from_secs(10)).unwrap_err();
-        assert_eq!(wait, Duration::from_secs(50));
-        assert!(l.check("ip:2", t0).is_ok(), "other keys unaffected");
-        assert!(l.check("ip:1", t0 + Duration::from_secs(61)).is_ok());
-        l.failure("user:a", t0);
-        l.success("user:a");
-        assert!(l.failures.is_empty() || !l.failures.contains_key("user:a"));
-    }
-
-    #[test]
-    fn limiter_map_is_capped() {
-        let mut l = RateLimiter::new(3, Duration::from_secs(60));
-        l.cap = 10;
-        let t0 = Instant::now();
-        for i in 0..100 {
-            l.failure(&format!("ip:{i}"), t0);
-        }
-        assert!(l.failures.len() <= 10);
-        // Old entries are dropped to make room once they expire.
-        l.failure("ip:new", t0 + Duration::from_secs(61));
-        assert!(l.failures.contains_key("ip:new"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alpharen_store::config::{Dpx, in_zone};
+use alpharen_store::limiter::client_net;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -157,15 +158,12 @@ async fn update(
     p: &Params,
 ) -> Vec<Answer> {
     let dpx = app.dpx();
-    let limiter_key = format!(
-        "dyndns:{}",
-        client.map_or("unknown".into(), |c| c.to_string())
-    );
+    let limiter_key = client.map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), client_net);
     let now = Instant::now();
     let limited = app
-        .ip_limiter
+        .dyndns_failures
         .lock()
-        .map(|mut l| l.check(&limiter_key, now).is_err())
+        .map(|l| l.check(&limiter_key, now).is_err())
         .unwrap_or(true);
     let known = dpx.dyndns.users.iter().find(|u| u.name == user);
     let stored = match (limited, known) {
@@ -178,7 +176,7 @@ async fn update(
     };
     let ok = stored.is_some_and(|s| auth::hash_secret(&s) == auth::hash_secret(password));
     if !ok {
-        if let Ok(mut l) = app.ip_limiter.lock() {
+        if let Ok(mut l) = app.dyndns_failures.lock() {
             l.failure(&limiter_key, now);
         }
         tracing::warn!(user, client = ?client, "dyndns: bad credentials");

@@ -63,6 +63,7 @@ pub fn status_for(code: &str) -> StatusCode {
         }
         "invalid_params" | "parse_error" | "invalid_request" => StatusCode::BAD_REQUEST,
         "forbidden" | "wrong_setup_code" => StatusCode::FORBIDDEN,
+        "bad_credentials" => StatusCode::UNAUTHORIZED,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
         "setup_done" | "user_exists" | "nothing_pending" | "not_pending" | "conflict" => {
             StatusCode::CONFLICT
@@ -77,13 +78,8 @@ pub fn status_for(code: &str) -> StatusCode {
 
 impl From<RpcError> for ApiError {
     fn from(e: RpcError) -> ApiError {
-        let retry_after = (e.code == "rate_limited").then(|| {
-            // "try again in N s" from the supervisor's message, else a minute.
-            e.message
-                .split_whitespace()
-                .find_map(|w| w.parse::<u64>().ok())
-                .unwrap_or(60)
-        });
+        let retry_after =
+            (e.code == "rate_limited").then(|| e.details["retry_after"].as_u64().unwrap_or(60));
         ApiError {
             status: status_for(&e.code),
             code: e.code,
@@ -159,6 +155,7 @@ mod tests {
         assert_eq!(status_for("forbidden"), StatusCode::FORBIDDEN);
         assert_eq!(status_for("rate_limited"), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(status_for("setup_done"), StatusCode::CONFLICT);
+        assert_eq!(status_for("bad_credentials"), StatusCode::UNAUTHORIZED);
         assert_eq!(
             status_for("something_new"),
             StatusCode::INTERNAL_SERVER_ERROR
@@ -167,7 +164,9 @@ mod tests {
 
     #[test]
     fn rate_limited_carries_retry_after() {
-        let e: ApiError = RpcError::new("rate_limited", "try again in 42 s").into();
+        let e: ApiError = RpcError::new("rate_limited", "try again in 42 s")
+            .with_details(json!({"retry_after": 42}))
+            .into();
         assert_eq!(e.retry_after, Some(42));
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
     }

@@ -7,9 +7,11 @@
 //! supervisor signals to this service as well as to their owners.
 //!
 //! It never writes configuration or users itself: every change goes
-//! through the control socket (`<state>/run/control.sock`). It opens the
-//! store only to check passwords and to keep its own tables (console
-//! sessions and API tokens, stored hashed). It depends on no other
+//! through the control socket (`<state>/run/control.sock`), and passwords
+//! are checked there too (`users.authenticate`, behind the login limiter
+//! shared with SMTP AUTH and ssh). It opens the store only to read the
+//! config and to keep its own tables (console sessions and API tokens,
+//! stored hashed). Request limits (`limits`) apply before any body is read. It depends on no other
 //! service's crate.
 
 pub mod api;
@@ -19,6 +21,7 @@ pub mod control;
 pub mod dyndns;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod proxy;
 pub mod tls;
 
@@ -30,6 +33,7 @@ use std::time::Duration;
 
 use alpharen_store::Store;
 use alpharen_store::config::Dpx;
+use alpharen_store::limiter::{DEFAULT_CAP, LOGIN_MAX_PER_NET, LOGIN_WINDOW, Window};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -37,8 +41,6 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
-
-use crate::auth::RateLimiter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -52,10 +54,6 @@ pub enum Error {
     Bind(SocketAddr, std::io::Error),
 }
 
-/// Failed logins allowed per user / per client address in `LOGIN_WINDOW`.
-const LOGIN_MAX_PER_USER: usize = 5;
-const LOGIN_MAX_PER_IP: usize = 20;
-const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 /// How long in-flight requests get after SIGTERM (the supervisor kills at 10 s).
 const DRAIN: Duration = Duration::from_secs(8);
 /// A TLS handshake that takes longer than this is dropped.
@@ -66,8 +64,11 @@ pub struct App {
     pub state_dir: PathBuf,
     pub socket: PathBuf,
     pub db: Mutex<Store>,
-    pub user_limiter: Mutex<RateLimiter>,
-    pub ip_limiter: Mutex<RateLimiter>,
+    /// Caps on requests in flight and on the body memory they hold.
+    pub limits: limits::Limits,
+    /// Failed dyndns updates per client network (dyndns users are not node
+    /// users, so they are not counted by the supervisor's login limiter).
+    pub dyndns_failures: Mutex<Window<IpAddr>>,
     pub idle_secs: AtomicI64,
     /// `[dpx]` as of the last start or SIGHUP.
     dpx: RwLock<Arc<Dpx>>,
@@ -116,8 +117,8 @@ impl App {
             state_dir: state_dir.to_path_buf(),
             socket: state_dir.join("run").join("control.sock"),
             db: Mutex::new(store),
-            user_limiter: Mutex::new(RateLimiter::new(LOGIN_MAX_PER_USER, LOGIN_WINDOW)),
-            ip_limiter: Mutex::new(RateLimiter::new(LOGIN_MAX_PER_IP, LOGIN_WINDOW)),
+            limits: limits::Limits::default(),
+            dyndns_failures: Mutex::new(Window::new(LOGIN_MAX_PER_NET, LOGIN_WINDOW, DEFAULT_CAP)),
             idle_secs: AtomicI64::new(i64::from(web.session_idle_minutes) * 60),
             upstreams: RwLock::new(Arc::new(proxy::reconcile(&[], &config.dpx.routes))),
             dpx: RwLock::new(Arc::new(config.dpx)),

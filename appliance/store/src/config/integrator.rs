@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{KeyPath, Problem, check};
+use super::{IntegratorTls, KeyPath, Problem, check};
 
 /// `[integrator]`: Python service workers, security definitions, REST
 /// channels, outgoing REST connections and the load balancer.
@@ -10,6 +10,9 @@ use super::{KeyPath, Problem, check};
 pub struct Integrator {
     /// Load balancer port (dev binds it on 127.0.0.1), the seed's 11223.
     pub port: u16,
+    /// How the port speaks: `"node"` (TLS with the node's certificate, the
+    /// default), `"off"` (plain HTTP) or `{cert, key}` (PEM files).
+    pub tls: IntegratorTls,
     /// Python worker processes; 0 means one per CPU.
     pub workers: u32,
     /// Address-space limit of a worker in MiB (RLIMIT_AS); 0 = unlimited.
@@ -38,6 +41,7 @@ impl Default for Integrator {
     fn default() -> Integrator {
         Integrator {
             port: 11223,
+            tls: IntegratorTls::default(),
             workers: 0,
             worker_memory_limit: 512,
             timeout: 30,
@@ -385,6 +389,7 @@ impl Integrator {
         if self.port == 0 {
             check::push(out, &path.key("port"), "must be 1-65535");
         }
+        self.tls.validate(&path.key("tls"), out);
         if self.workers > 64 {
             check::push(out, &path.key("workers"), "at most 64 workers");
         }

@@ -4,6 +4,7 @@
 
 mod dpx;
 mod integrator;
+mod integrator_tls;
 mod mail;
 mod network;
 mod node;
@@ -25,6 +26,7 @@ pub use integrator::{
     Calendar, Channel, Integrator, Job, Outgoing, SecurityDef, Topic, Zone, parse_date,
     parse_datetime, parse_tz,
 };
+pub use integrator_tls::{IntegratorTls, TlsFiles, TlsMode};
 pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, Submission, is_mail_address};
 pub use network::{Dns, Interface, Network, Route, Time, Vlan, in_subnet, parse_cidr, parse_dest};
 pub use node::{ExtraService, Node, RestartMode};

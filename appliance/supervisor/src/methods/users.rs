@@ -1,5 +1,6 @@
 //! `users.*` and `setup.*`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,6 +53,10 @@ struct Setup {
     mail: Option<Value>,
     #[serde(default)]
     ssh_authorized_keys: Vec<String>,
+    /// The caller's address (the web passes its client's): wrong codes
+    /// lock out only that client's network; `None` for local callers.
+    #[serde(default)]
+    client: Option<IpAddr>,
 }
 
 pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> {
@@ -80,6 +85,9 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             with_store(node, |s| s.delete_user(&p.name, &who))?;
             json!({"deleted": p.name})
         }
+        alpharen_rpc::auth::METHOD => {
+            json!(crate::login::authenticate(node, call.params()?).await?)
+        }
         "setup.status" => {
             let required = !with_store(node, |s| s.has_admin())?;
             json!({"required": required})
@@ -94,7 +102,7 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
 /// the admin and the first configured revision.
 async fn complete(node: &Arc<NodeState>, p: Setup) -> Result<Value, RpcError> {
     let check = match node.setup.lock() {
-        Ok(mut s) => s.check(&p.code, Instant::now()),
+        Ok(mut s) => s.check(&p.code, p.client, Instant::now()),
         Err(_) => return Err(RpcError::new("internal_error", "setup state lock poisoned")),
     };
     match check {
@@ -112,13 +120,12 @@ async fn complete(node: &Arc<NodeState>, p: Setup) -> Result<Value, RpcError> {
             ));
         }
         CodeCheck::Locked(left) => {
+            let secs = left.as_secs() + 1;
             return Err(RpcError::new(
                 "rate_limited",
-                format!(
-                    "too many wrong setup codes; try again in {} s",
-                    left.as_secs() + 1
-                ),
-            ));
+                format!("too many wrong setup codes from your address; try again in {secs} s"),
+            )
+            .with_details(json!({"retry_after": secs})));
         }
     }
     let mut doc = with_store(node, |s| Ok(s.current_config()?.to_json()))?;

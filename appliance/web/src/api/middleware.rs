@@ -1,11 +1,8 @@
-//! Layers around every answer: security headers, and reading the whole
-//! request body (within a size limit) before routing.
+//! The layer around every answer: security headers. (Request limits and
+//! body reading are `crate::limits`.)
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-
-use super::{MAX_BACKUP, MAX_BODY};
-use crate::error::ApiError;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 
 /// Headers every answer carries: no framing, no sniffing, HTTPS only, and
 /// API answers are never cached.
@@ -32,59 +29,4 @@ pub(super) async fn security_headers(
         set(h, "cache-control", "no-store");
     }
     resp
-}
-
-/// Reads a request body completely before routing. Answering (say 401)
-/// while a client is still sending makes HTTP/2 reset the stream, which
-/// some clients report as an error instead of showing our answer.
-pub(super) async fn buffer_body(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let limit = if req.uri().path() == "/api/v1/backup/restore" {
-        MAX_BACKUP
-    } else {
-        MAX_BODY
-    };
-    let (parts, body) = req.into_parts();
-    match read_limited(body, limit).await {
-        Some(bytes) => {
-            next.run(axum::extract::Request::from_parts(
-                parts,
-                axum::body::Body::from(bytes),
-            ))
-            .await
-        }
-        None => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body is larger than {limit} bytes"),
-        )
-        .into_response(),
-    }
-}
-
-/// The body if it fits in `limit`; otherwise `None`, after discarding a
-/// bounded amount more (so the client hears the 413 rather than a reset).
-async fn read_limited(body: axum::body::Body, limit: usize) -> Option<Vec<u8>> {
-    use futures_util::StreamExt;
-    const DISCARD: usize = 32 << 20;
-    let mut stream = body.into_data_stream();
-    let mut buf = Vec::new();
-    let mut seen = 0usize;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(c))) => c,
-            Ok(None) => break,
-            Ok(Some(Err(_))) | Err(_) => return None,
-        };
-        seen += chunk.len();
-        if seen <= limit {
-            buf.extend_from_slice(&chunk);
-        } else if seen > limit + DISCARD {
-            return None;
-        }
-    }
-    (seen <= limit).then_some(buf)
 }

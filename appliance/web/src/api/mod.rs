@@ -30,16 +30,13 @@ use axum::{Json, Router};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::limits::{MAX_BACKUP, MAX_BODY};
 use crate::{App, control};
 
 pub use extract::{Admin, Authed, Body, Q, Reader, authenticate};
 use extract::{cookies, header_str};
 pub use openapi::openapi;
 pub use redirect::redirect_router;
-
-/// Largest ordinary request body; a backup restore may be larger.
-pub const MAX_BODY: usize = 1 << 20;
-pub const MAX_BACKUP: usize = 64 << 20;
 
 type AppState = State<Arc<App>>;
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -120,7 +117,10 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/api/v1", api)
         .route("/nic/update", get(crate::dyndns::nic_update))
         .merge(crate::console::routes())
-        .layer(axum::middleware::from_fn(middleware::buffer_body))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::limits::guard,
+        ))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -1,8 +1,7 @@
 //! `/api/v1/session`: console login (rate-limited, sets the session and
 //! CSRF cookies), who is logged in, and logout.
 
-use std::time::Instant;
-
+use alpharen_rpc::auth::{AuthOutcome, AuthParams};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -43,8 +42,7 @@ fn session_cookies(id: &str, csrf: &str, max_age: i64) -> [(header::HeaderName, 
     ]
 }
 
-fn limited(wait: std::time::Duration) -> ApiError {
-    let secs = wait.as_secs() + 1;
+fn limited(secs: u64) -> ApiError {
     let mut e = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
@@ -57,63 +55,45 @@ fn limited(wait: std::time::Duration) -> ApiError {
 #[utoipa::path(post, path = "/api/v1/session", tag = "session", security(()), request_body = LoginBody,
     responses((status = 200, description = "Logged in: sets the session and CSRF cookies", body = Value),
         (status = 401, description = "Wrong user name or password", body = ErrorBody),
-        (status = 429, description = "Too many failed logins", body = ErrorBody)))]
+        (status = 429, description = "Too many failed logins (at any door: web, SMTP, ssh)", body = ErrorBody)))]
 pub(super) async fn login(
     State(app): AppState,
     ip: Option<axum::Extension<ClientIp>>,
     Body(b): Body<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let ip_key = format!(
-        "ip:{}",
-        ip.map_or_else(|| "unknown".to_string(), |i| i.0.0.to_string())
-    );
-    let user_key = format!("user:{}", b.username);
-    let now = Instant::now();
-    {
-        let mut l = app
-            .ip_limiter
-            .lock()
-            .map_err(|_| ApiError::internal("lock"))?;
-        l.check(&ip_key, now).map_err(limited)?;
-    }
-    {
-        let mut l = app
-            .user_limiter
-            .lock()
-            .map_err(|_| ApiError::internal("lock"))?;
-        l.check(&user_key, now).map_err(limited)?;
-    }
-    let state_dir = app.state_dir.clone();
-    let (name, password) = (b.username.clone(), b.password);
-    // Argon2 is deliberately slow: keep it off the async threads.
-    let user = tokio::task::spawn_blocking(move || {
-        alpharen_store::Store::open(&state_dir)?.verify_password(&name, &password)
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
-    let Some(user) = user else {
-        if let Ok(mut l) = app.ip_limiter.lock() {
-            l.failure(&ip_key, Instant::now());
-        }
-        if let Ok(mut l) = app.user_limiter.lock() {
-            l.failure(&user_key, Instant::now());
-        }
-        tracing::warn!(user = %b.username, client = %ip_key, "failed login");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_credentials",
-            "wrong user name or password",
-        ));
+    let client = ip.map(|i| i.0.0);
+    let params = AuthParams {
+        username: b.username,
+        password: b.password,
+        client,
+        service: "web".into(),
     };
-    if let Ok(mut l) = app.user_limiter.lock() {
-        l.success(&user_key);
-    }
+    // The supervisor checks the password behind the limiter every door shares.
+    let user = match alpharen_rpc::auth::authenticate(&app.state_dir, &params).await {
+        AuthOutcome::Ok(user) => user,
+        AuthOutcome::RateLimited { retry_after } => return Err(limited(retry_after)),
+        AuthOutcome::Refused => {
+            tracing::warn!(user = %params.username, client = ?client, "failed login");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "wrong user name or password",
+            ));
+        }
+        AuthOutcome::Unavailable(why) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("cannot check the password now: {why}"),
+            ));
+        }
+    };
     let sess = {
         let mut db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
-        auth::create_session(&mut db, &user.name)?
+        auth::create_session(&mut db, &user.user)?
     };
-    tracing::info!(user = %user.name, client = %ip_key, "login");
-    let body = json!({"user": user.name, "role": user.role, "csrf": sess.csrf});
+    tracing::info!(user = %user.user, client = ?client, "login");
+    let body = json!({"user": user.user, "role": user.role, "csrf": sess.csrf});
     let mut resp = Json(body).into_response();
     for (k, v) in session_cookies(&sess.id, &sess.csrf, app.idle_secs().max(3600) * 24) {
         if let Ok(v) = HeaderValue::from_str(&v) {

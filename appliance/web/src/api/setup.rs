@@ -36,7 +36,13 @@ pub(super) async fn setup_status(State(app): AppState) -> ApiResult {
         (status = 409, description = "Setup already done", body = ErrorBody),
         (status = 422, description = "Invalid values", body = ErrorBody),
         (status = 429, description = "Too many wrong codes", body = ErrorBody)))]
-pub(super) async fn setup_complete(State(app): AppState, Body(b): Body<SetupBody>) -> ApiResult {
-    let params = serde_json::to_value(&b).map_err(|e| ApiError::internal(e.to_string()))?;
+pub(super) async fn setup_complete(
+    State(app): AppState,
+    ip: Option<axum::Extension<crate::ClientIp>>,
+    Body(b): Body<SetupBody>,
+) -> ApiResult {
+    let mut params = serde_json::to_value(&b).map_err(|e| ApiError::internal(e.to_string()))?;
+    // Wrong codes lock out only this client's network.
+    params["client"] = json!(ip.map(|i| i.0.0));
     Ok(Json(rpc(&app, "setup.complete", params).await?))
 }

@@ -1,0 +1,251 @@
+//! Request limits, checked before anything is read: a cap on requests in
+//! flight and on the body memory they hold (503 `busy` when full), small
+//! fixed bodies for the public routes (setup, session), and for everything
+//! else authentication *before* the body is read, so a stranger's upload
+//! costs no memory. Bodies are read completely before routing, because
+//! answering while a client is still sending makes HTTP/2 reset the
+//! stream, which some clients report as an error instead of our answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::HttpBody as _;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::App;
+use crate::auth::Need;
+use crate::error::ApiError;
+
+/// Body of a public route (setup, login): small and fixed.
+pub const PUBLIC_BODY: usize = 16 << 10;
+/// Largest body of a logged-in caller's request; a backup restore may be larger.
+pub const MAX_BODY: usize = 1 << 20;
+pub const MAX_BACKUP: usize = 64 << 20;
+/// Requests served at once; more get 503.
+pub const MAX_REQUESTS: usize = 256;
+/// Body bytes held by all requests together; beyond it requests get 503.
+pub const BODY_BUDGET: usize = 96 << 20;
+/// At most this much is read and thrown away after a refusal, so the
+/// client hears the answer rather than a reset; never kept in memory.
+const DISCARD: usize = 4 << 20;
+/// A body must arrive within this.
+const BODY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The node-wide counters behind the caps.
+pub struct Limits {
+    requests: Arc<Semaphore>,
+    body_bytes: Arc<Semaphore>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            requests: Arc::new(Semaphore::new(MAX_REQUESTS)),
+            body_bytes: Arc::new(Semaphore::new(BODY_BUDGET)),
+        }
+    }
+}
+
+/// How much body a request may bring, and whether the caller must be
+/// authenticated before any of it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRule {
+    Public(usize),
+    AfterAuth(usize),
+}
+
+/// The rule for a path: the API's public routes and everything outside
+/// the API (console assets, `/nic/update`) take small bodies; every other
+/// API route authenticates first.
+pub fn body_rule(path: &str) -> BodyRule {
+    match path.strip_prefix("/api/v1") {
+        Some("/health" | "/setup" | "/session") | None => BodyRule::Public(PUBLIC_BODY),
+        Some("/backup/restore") => BodyRule::AfterAuth(MAX_BACKUP),
+        Some(_) => BodyRule::AfterAuth(MAX_BODY),
+    }
+}
+
+fn busy(what: &str) -> Response {
+    let mut e = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        format!("the node is serving too many {what}; try again shortly"),
+    );
+    e.retry_after = Some(1);
+    e.into_response()
+}
+
+fn too_large(limit: usize) -> Response {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is larger than {limit} bytes"),
+    )
+    .into_response()
+}
+
+/// Why a body was not read.
+enum Unread {
+    TooLarge,
+    OverBudget,
+    Broken,
+}
+
+/// Reads the body up to `limit`, taking each chunk's bytes from the
+/// budget; the permit holds them until the request is answered.
+async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<(Vec<u8>, Option<OwnedSemaphorePermit>), Unread> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    let deadline = tokio::time::Instant::now() + BODY_DEADLINE;
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(c))) => c,
+            Ok(None) => return Ok((buf, held)),
+            Ok(Some(Err(_))) | Err(_) => return Err(Unread::Broken),
+        };
+        if buf.len() + chunk.len() > limit {
+            drop(held);
+            discard(stream, DISCARD, deadline).await;
+            return Err(Unread::TooLarge);
+        }
+        let n = u32::try_from(chunk.len()).map_err(|_| Unread::TooLarge)?;
+        let permit = budget
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| Unread::OverBudget)?;
+        match held.as_mut() {
+            Some(h) => h.merge(permit),
+            None => held = Some(permit),
+        }
+        buf.extend_from_slice(&chunk);
+    }
+}
+
+/// Reads and drops up to `max` bytes, so a refused client hears the answer.
+async fn discard(
+    mut stream: axum::body::BodyDataStream,
+    max: usize,
+    deadline: tokio::time::Instant,
+) {
+    use futures_util::StreamExt;
+    let mut seen = 0;
+    while seen <= max {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(c))) => seen += c.len(),
+            _ => return,
+        }
+    }
+}
+
+/// Before answering a refusal: drains a body of at most `DISCARD` bytes
+/// so the client hears the answer cleanly (over HTTP/2 an unread body
+/// resets the stream, which clients report as an error); a larger or
+/// unsized one is not touched at all (a client waiting on
+/// `Expect: 100-continue` then never sends it).
+async fn drain_if_small(body: axum::body::Body) {
+    if body
+        .size_hint()
+        .upper()
+        .is_some_and(|n| n <= DISCARD as u64)
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        discard(body.into_data_stream(), DISCARD, deadline).await;
+    }
+}
+
+/// The middleware: caps, then authentication for non-public bodies, then
+/// the body, read completely.
+pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let Ok(_request) = app.limits.requests.clone().try_acquire_owned() else {
+        return busy("requests");
+    };
+    let limit = match body_rule(req.uri().path()) {
+        BodyRule::Public(limit) => limit,
+        BodyRule::AfterAuth(limit) => {
+            // A request without a body is checked by its route, which
+            // answers 404 for an unknown path whoever asks.
+            if req.body().size_hint().exact() != Some(0) {
+                let (parts, body) = req.into_parts();
+                if let Err(e) = crate::api::authenticate(&app, &parts, Need::Read) {
+                    drain_if_small(body).await;
+                    return e.into_response();
+                }
+                return read_then_run(&app, Request::from_parts(parts, body), limit, next).await;
+            }
+            limit
+        }
+    };
+    read_then_run(&app, req, limit, next).await
+}
+
+async fn read_then_run(app: &App, req: Request, limit: usize, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    // A declared length over the limit is refused before anything is kept.
+    if body.size_hint().lower() > limit as u64 {
+        drain_if_small(body).await;
+        return too_large(limit);
+    }
+    match read_body(body, limit, &app.limits.body_bytes).await {
+        Ok((bytes, _held)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(Unread::TooLarge) => too_large(limit),
+        Err(Unread::OverBudget) => busy("uploads"),
+        Err(Unread::Broken) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "body_incomplete",
+            "the request body did not arrive completely within 30 s",
+        )
+        .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_routes_take_small_bodies_and_the_rest_authenticate_first() {
+        assert_eq!(body_rule("/api/v1/setup"), BodyRule::Public(PUBLIC_BODY));
+        assert_eq!(body_rule("/api/v1/session"), BodyRule::Public(PUBLIC_BODY));
+        assert_eq!(body_rule("/nic/update"), BodyRule::Public(PUBLIC_BODY));
+        assert_eq!(body_rule("/"), BodyRule::Public(PUBLIC_BODY));
+        assert_eq!(body_rule("/api/v1/config"), BodyRule::AfterAuth(MAX_BODY));
+        assert_eq!(
+            body_rule("/api/v1/backup/restore"),
+            BodyRule::AfterAuth(MAX_BACKUP)
+        );
+        assert_eq!(
+            body_rule("/api/v1/setup/x"),
+            BodyRule::AfterAuth(MAX_BODY),
+            "only exact public paths"
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_beyond_the_budget_are_refused_and_released_after() {
+        let budget = Arc::new(Semaphore::new(10));
+        let (buf, held) = read_body(axum::body::Body::from(vec![1u8; 8]), 100, &budget)
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(buf.len(), 8);
+        let second = read_body(axum::body::Body::from(vec![1u8; 8]), 100, &budget).await;
+        assert!(matches!(second, Err(Unread::OverBudget)));
+        drop(held);
+        assert_eq!(budget.available_permits(), 10);
+        let big = read_body(axum::body::Body::from(vec![1u8; 101]), 100, &budget).await;
+        assert!(matches!(big, Err(Unread::TooLarge)));
+    }
+}
