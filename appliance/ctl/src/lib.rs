@@ -93,11 +93,11 @@ fn socket_path(ctl: &Ctl) -> PathBuf {
     if let Some(s) = &ctl.socket {
         return s.clone();
     }
-    ctl.state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/data"))
-        .join("run")
-        .join("control.sock")
+    alpharen_rpc::control_socket(
+        ctl.state_dir
+            .as_deref()
+            .unwrap_or_else(|| std::path::Path::new("/data")),
+    )
 }
 
 fn run(ctl: Ctl) -> Result<(), CtlError> {

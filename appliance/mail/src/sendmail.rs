@@ -276,14 +276,11 @@ fn submit(
 
 /// Tells a running service to look at the queue; silent if it is down.
 fn kick(state_dir: &Path) {
-    use std::os::unix::net::UnixStream;
     let path = crate::control::socket_path(state_dir);
-    if let Ok(mut s) = UnixStream::connect(path) {
-        let _ = s.set_write_timeout(Some(Duration::from_millis(500)));
-        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-        let _ = s.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"mail.kick\"}\n");
-        let mut buf = [0u8; 256];
-        let _ = s.read(&mut buf);
+    if let Ok(mut c) = alpharen_rpc::Client::connect(&path)
+        && c.set_timeout(Duration::from_millis(500)).is_ok()
+    {
+        let _ = c.call("mail.kick", serde_json::json!({}));
     }
 }
 

@@ -76,14 +76,13 @@ impl Journal {
     /// A line in the log and a notification to the admins.
     pub fn alert(&self, subject: &str, body: &str) {
         self.note(&format!("alert: {subject}: {body}"));
-        let socket = self.state_dir.join("run").join("control.sock");
+        let socket = alpharen_rpc::control_socket(&self.state_dir);
         let params = json!({"subject": format!("{}: {subject}", self.label), "body": body});
         let label = self.label.clone();
-        tokio::task::spawn_blocking(move || {
-            let sent = alpharen_rpc::Client::connect(&socket)
-                .and_then(|mut c| c.call("mail.notify", params));
-            if let Err(e) = sent {
-                tracing::warn!(log = %label, error = %e, "notification not handed to the mail service");
+        tokio::spawn(async move {
+            let timeout = std::time::Duration::from_secs(30);
+            if let Err(e) = alpharen_rpc::call(&socket, "mail.notify", params, timeout).await {
+                tracing::warn!(log = %label, error = %e.message, "notification not handed to the mail service");
             }
         });
     }

@@ -74,7 +74,7 @@ pub fn rate_limited(retry_after: Duration) -> RpcError {
 
 /// Asks the supervisor at `<state>/run/control.sock`.
 pub async fn authenticate(state_dir: &Path, params: &AuthParams) -> AuthOutcome {
-    let socket = state_dir.join("run").join("control.sock");
+    let socket = crate::control_socket(state_dir);
     let value = match serde_json::to_value(params) {
         Ok(v) => v,
         Err(e) => return AuthOutcome::Unavailable(e.to_string()),

@@ -45,6 +45,13 @@ impl Client {
         })
     }
 
+    /// Bounds every later read and write, for callers that must not hang.
+    pub fn set_timeout(&mut self, timeout: std::time::Duration) -> Result<(), ClientError> {
+        self.writer.set_read_timeout(Some(timeout))?;
+        self.writer.set_write_timeout(Some(timeout))?;
+        Ok(())
+    }
+
     fn read_value(&mut self) -> Result<Option<Value>, ClientError> {
         let mut line = String::new();
         if self.reader.read_line(&mut line)? == 0 {

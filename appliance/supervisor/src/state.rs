@@ -11,8 +11,6 @@ use std::sync::{Arc, Mutex};
 use alpharen_store::config::ExtraService;
 use alpharen_store::{Config, Section, Store};
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
-use tokio::net::UnixStream;
 use tokio::sync::{Notify, mpsc};
 
 use crate::builtin::BUILTINS;
@@ -201,17 +199,9 @@ impl NodeState {
         let logs = self.logs.clone();
         tokio::spawn(async move {
             let path = alpharen_rpc::service_socket(&state_dir, "mail");
-            let sent = async {
-                let mut s = UnixStream::connect(&path).await?;
-                let mut line = serde_json::to_vec(
-                    &json!({"jsonrpc": "2.0", "id": 1, "method": "mail.notify", "params": params}),
-                )?;
-                line.push(b'\n');
-                s.write_all(&line).await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            };
-            if let Err(e) = sent.await {
-                logs.event(&format!("notification not mailed: {e}"));
+            let timeout = std::time::Duration::from_secs(10);
+            if let Err(e) = alpharen_rpc::call(&path, "mail.notify", params, timeout).await {
+                logs.event(&format!("notification not mailed: {}", e.message));
             }
         });
     }

@@ -55,17 +55,13 @@ fn bind_socket(path: &Path) -> Result<UnixListener, SupervisorError> {
     alpharen_rpc::bind(path).map_err(err)
 }
 
-pub fn control_socket(state_dir: &Path) -> PathBuf {
-    state_dir.join("run").join("control.sock")
-}
-
 async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     let mut store = Store::open(&opts.state_dir)?;
     if let Some(path) = &opts.config {
         seed(&mut store, path)?;
     }
     let logs = Arc::new(LogHub::new(opts.state_dir.join("log")));
-    let listener = bind_socket(&control_socket(&opts.state_dir))?;
+    let listener = bind_socket(&alpharen_rpc::control_socket(&opts.state_dir))?;
     let (events, mut events_rx) = mpsc::channel(16);
     let setup = setup::SetupState::init(&store, &opts.state_dir)?;
     let node = Arc::new(NodeState {
@@ -100,7 +96,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     let mut int = signal(SignalKind::interrupt()).map_err(SupervisorError::Runtime)?;
     node.logs.event(&format!(
         "ready; control socket {}",
-        control_socket(&node.opts.state_dir).display()
+        alpharen_rpc::control_socket(&node.opts.state_dir).display()
     ));
     loop {
         tokio::select! {
@@ -112,7 +108,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     }
     node.logs.event("stopping services");
     node.stop_all().await;
-    let _ = std::fs::remove_file(control_socket(&node.opts.state_dir));
+    let _ = std::fs::remove_file(alpharen_rpc::control_socket(&node.opts.state_dir));
     node.logs.event("stopped");
     Ok(())
 }

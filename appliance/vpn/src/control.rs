@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use alpharen_rpc::{Call, Client, ClientError, Handler, Reply, RpcError};
+use alpharen_rpc::{Call, Handler, Reply, RpcError};
 use alpharen_store::Store;
 use alpharen_store::config::{Vpn, VpnPeer, parse_cidr};
 use serde::Deserialize;
@@ -57,27 +57,14 @@ fn vpn_error(e: Error) -> RpcError {
     }
 }
 
-fn supervisor_error(e: ClientError) -> RpcError {
-    match e {
-        ClientError::Rpc(r) => r,
-        other => RpcError::new("supervisor_unavailable", other.to_string()),
-    }
+/// One call to the supervisor.
+async fn supervisor(state_dir: PathBuf, method: &str, params: Value) -> Result<Value, RpcError> {
+    let socket = alpharen_rpc::control_socket(&state_dir);
+    alpharen_rpc::call(&socket, method, params, SUPERVISOR_TIMEOUT).await
 }
 
-/// One call to the supervisor, off the async thread.
-async fn supervisor(
-    state_dir: PathBuf,
-    method: &'static str,
-    params: Value,
-) -> Result<Value, RpcError> {
-    tokio::task::spawn_blocking(move || {
-        let mut c = Client::connect(&state_dir.join("run").join("control.sock"))?;
-        c.call(method, params)
-    })
-    .await
-    .map_err(|e| RpcError::new("internal_error", e.to_string()))?
-    .map_err(supervisor_error)
-}
+/// Longest the supervisor may take for a config edit (it reconciles).
+const SUPERVISOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The current section as the supervisor has it (not our cached copy: a
 /// change may be on its way to us), with its revision.

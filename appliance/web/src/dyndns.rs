@@ -17,7 +17,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{App, ClientIp, auth, control};
+use crate::{App, ClientIp, auth};
 
 /// One answer line of the protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,7 +219,7 @@ async fn update(
         let mut failed = false;
         for ip in &ips {
             let params = json!({"hostname": host, "ip": ip, "user": user});
-            match control::call(&socket, "dpx.dyndns", params).await {
+            match alpharen_rpc::call(&socket, "dpx.dyndns", params, crate::CALL_TIMEOUT).await {
                 Ok(v) => changed |= v["changed"].as_bool() == Some(true),
                 Err(e) => {
                     tracing::error!(host, error = %e.message, "dyndns: the dpx service did not apply the update");

@@ -17,7 +17,6 @@
 pub mod api;
 pub mod auth;
 mod console;
-pub mod control;
 pub mod dyndns;
 pub mod error;
 pub mod health;
@@ -41,6 +40,9 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
+
+/// Longest a control call may take (a config apply reconciles services).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -115,7 +117,7 @@ impl App {
         let web = config.web;
         Ok(App {
             state_dir: state_dir.to_path_buf(),
-            socket: state_dir.join("run").join("control.sock"),
+            socket: alpharen_rpc::control_socket(state_dir),
             db: Mutex::new(store),
             limits: limits::Limits::default(),
             dyndns_failures: Mutex::new(Window::new(LOGIN_MAX_PER_NET, LOGIN_WINDOW, DEFAULT_CAP)),

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use utoipa::IntoParams;
 
 use super::{AppState, Q, Reader, rpc, strip_nulls};
-use crate::control;
 use crate::error::ApiError;
 
 #[derive(Deserialize, IntoParams)]
@@ -38,7 +37,8 @@ pub(super) async fn logs(
     }
     let mut params = params;
     params["follow"] = json!(true);
-    let (first, stream) = control::call_stream(&app.socket, "logs.read", params).await?;
+    let (first, stream) =
+        alpharen_rpc::call_stream(&app.socket, "logs.read", params, crate::CALL_TIMEOUT).await?;
     let backlog: Vec<Value> = match first {
         Value::Array(a) => a,
         _ => Vec::new(),

@@ -29,9 +29,9 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::Value;
 
+use crate::App;
 use crate::error::ApiError;
 use crate::limits::{MAX_BACKUP, MAX_BODY};
-use crate::{App, control};
 
 pub use extract::{Admin, Authed, Body, Q, Reader, authenticate};
 use extract::{cookies, header_str};
@@ -42,7 +42,7 @@ type AppState = State<Arc<App>>;
 type ApiResult = Result<Json<Value>, ApiError>;
 
 async fn rpc(app: &App, method: &str, params: Value) -> Result<Value, ApiError> {
-    Ok(control::call(&app.socket, method, params).await?)
+    Ok(alpharen_rpc::call(&app.socket, method, params, crate::CALL_TIMEOUT).await?)
 }
 
 fn strip_nulls(v: Value) -> Value {
