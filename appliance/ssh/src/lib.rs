@@ -188,6 +188,16 @@ impl Conn {
     }
 
     /// Refuses a client network over its failure limit, with a log line.
+    /// The public keys `ssh.authorized_keys` lists for `user`.
+    fn keys_of(&self, user: &str) -> Vec<String> {
+        self.shared
+            .ssh()
+            .authorized_keys
+            .get(user)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     fn over_limit(&self, user: &str) -> bool {
         let blocked = self.shared.blocked(self.ip);
         if blocked {
@@ -212,13 +222,7 @@ impl russh::server::Handler for Conn {
         if self.over_limit(user) {
             return Ok(self.reject());
         }
-        let keys = self
-            .shared
-            .ssh()
-            .authorized_keys
-            .get(user)
-            .cloned()
-            .unwrap_or_default();
+        let keys = self.keys_of(user);
         Ok(if key_allowed(&keys, key) {
             Auth::Accept
         } else {
@@ -230,13 +234,7 @@ impl russh::server::Handler for Conn {
         if self.over_limit(user) {
             return Ok(self.reject());
         }
-        let keys = self
-            .shared
-            .ssh()
-            .authorized_keys
-            .get(user)
-            .cloned()
-            .unwrap_or_default();
+        let keys = self.keys_of(user);
         let ok = key_allowed(&keys, key) && self.shared.is_admin(user).await;
         self.shared.login_result(self.ip, ok);
         if ok {
