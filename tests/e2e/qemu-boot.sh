@@ -106,7 +106,7 @@ pass "power cut during apply: node healthy, revision intact"
 
 # Power cut right after acknowledged KV writes and publishes: every one
 # the node acknowledged is there after the next boot.
-"${SSH[@]}" config set integrator.topics "'[{name = \"cut\", subscribers = [\"nobody.home\"], max_attempts = 1000, backoff_ms = 60000}]'" >"$OUT/topic.txt" 2>&1 \
+"${SSH[@]}" config set integrator.topics "'[{name = \"cut\", subscribers = [\"nobody.home\"], max_attempts = 100, backoff_ms = 60000}]'" >"$OUT/topic.txt" 2>&1 \
   || fail "topic not configured: $(cat "$OUT/topic.txt")"
 wait_for 30 bash -c "${SSH[*]} integrator topics | grep -q cut" || fail "topic cut not known to the integrator"
 acked=()
