@@ -1,5 +1,6 @@
 //! Request limits, checked before anything is read: a cap on requests in
-//! flight and on the body memory they hold (503 `busy` when full), small
+//! flight (every route, reverse-proxied ones included) and on the body
+//! memory they hold (503 `busy` when full), small
 //! fixed bodies for the public routes (setup, session), and for everything
 //! else authentication *before* the body is read, so a stranger's upload
 //! costs no memory. Bodies are read completely before routing, because
@@ -47,6 +48,13 @@ impl Default for Limits {
             requests: Arc::new(Semaphore::new(MAX_REQUESTS)),
             body_bytes: Arc::new(Semaphore::new(BODY_BUDGET)),
         }
+    }
+}
+
+impl Limits {
+    /// The permits of requests in flight, for `cap_requests`.
+    pub fn requests(&self) -> Arc<Semaphore> {
+        self.requests.clone()
     }
 }
 
@@ -163,12 +171,23 @@ async fn drain_if_small(body: axum::body::Body) {
     }
 }
 
-/// The middleware: caps, then authentication for non-public bodies, then
-/// the body, read completely.
-pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let Ok(_request) = app.limits.requests.clone().try_acquire_owned() else {
+/// The outermost middleware (reverse-proxied routes included): at most
+/// `MAX_REQUESTS` requests in flight, until each one's answer has started.
+/// Its state is `Limits::requests()`.
+pub async fn cap_requests(
+    State(requests): State<Arc<Semaphore>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Ok(_request) = requests.try_acquire_owned() else {
         return busy("requests");
     };
+    next.run(req).await
+}
+
+/// The middleware of the node's own routes: authentication for
+/// non-public bodies, then the body, read completely within the budget.
+pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let limit = match body_rule(req.uri().path()) {
         BodyRule::Public(limit) => limit,
         BodyRule::AfterAuth(limit) => {

@@ -126,5 +126,9 @@ pub fn router(app: Arc<App>) -> Router {
             app.clone(),
             crate::proxy::layer,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.limits.requests(),
+            crate::limits::cap_requests,
+        ))
         .with_state(app)
 }
