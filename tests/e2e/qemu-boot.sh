@@ -124,7 +124,7 @@ wait_for 300 "${SSH[@]}" status || fail "node not healthy after the power cut"
 for i in "${acked[@]}"; do
   "${SSH[@]}" integrator kv get "cut$i" 2>/dev/null | has "value$i" || fail "acknowledged KV write cut$i lost in the power cut"
 done
-held=$("${SSH[@]}" --json integrator topics | python3 -c '
+held=$("${SSH[@]}" integrator topics --json | python3 -c '
 import json, sys
 print(sum(r["ready"] + r["in_flight"] + r["dead"] for r in json.load(sys.stdin) if r["topic"] == "cut"))')
 [ "$held" -ge "$published" ] || fail "acknowledged publishes lost in the power cut: $published acknowledged, $held kept"
