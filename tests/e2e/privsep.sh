@@ -45,6 +45,9 @@ while read -r name uid caps; do
   [ "$(field NoNewPrivs "$pid")" = 1 ] || fail "$name (pid $pid) NoNewPrivs: $(field NoNewPrivs "$pid")"
 done <<<"$EXPECTED"
 pass "every built-in runs as its own user with exactly its capabilities and NoNewPrivs"
+[ "$(ctl --json services | jq -cS '.[] | select(.name=="web") | .runs_as')" = '{"cap_eff":"0000000000000400","no_new_privs":true,"uid":904}' ] \
+  || fail "ctl --json services does not show web's user: $(ctl --json services | jq -c '.[] | select(.name=="web")')"
+pass "ctl --json services shows who each service runs as"
 
 owner() { stat -c '%u:%g %a' "$1"; }
 [ "$(owner "$STATE")" = "0:900 2770" ] || fail "state dir: $(owner "$STATE")"
