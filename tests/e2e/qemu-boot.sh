@@ -59,7 +59,7 @@ pass "ssh status: every service running"
 
 # Privilege separation on the image's kernel: each service as its own
 # user with only its capabilities; workers confined by Landlock (6.1).
-"${SSH[@]}" --json services >"$OUT/services1.json" || fail "ctl --json services over ssh failed"
+"${SSH[@]}" services --json >"$OUT/services1.json" || fail "services --json over ssh failed"
 python3 - "$OUT/services1.json" <<'PY' || fail "privileges not separated on the node"
 import json, sys
 want = {"net": (901, "0000000002003400"), "vpn": (902, "0000000000001000"),
