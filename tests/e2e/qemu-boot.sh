@@ -2,10 +2,11 @@
 # The node image end to end under QEMU (TCG is fine): boot to ready with a
 # setup code on the serial console, first-boot setup over HTTPS through the
 # forwarded port, `ssh admin@node status` with every service running, a
-# reboot over ssh keeping config and host key, a power cut (kill -9 of
-# QEMU) during a config apply after which the node boots healthy with the
-# old or the new revision, and a power cut right after KV writes and
-# publishes were acknowledged, which loses none of them.
+# every service as its own user with only its capabilities and Python
+# workers under Landlock, a reboot over ssh keeping config and host key, a
+# power cut (kill -9 of QEMU) during a config apply after which the node
+# boots healthy with the old or the new revision, and a power cut right
+# after KV writes and publishes were acknowledged, which loses none of them.
 # e2e-lock: image (builds images/out/ and its cache)
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -56,6 +57,26 @@ for svc in net web ssh mail integrator; do
   echo "$status" | grep -E "^$svc +running" >/dev/null || fail "service $svc not running: $status"
 done
 pass "ssh status: every service running"
+
+# Privilege separation on the image's kernel: each service as its own
+# user with only its capabilities; workers confined by Landlock (6.1).
+"${SSH[@]}" services --json >"$OUT/services1.json" || fail "services --json over ssh failed"
+python3 - "$OUT/services1.json" <<'PY' || fail "privileges not separated on the node"
+import json, sys
+want = {"net": (901, "0000000002003400"), "vpn": (902, "0000000000001000"),
+        "dpx": (903, "0000000000000400"), "web": (904, "0000000000000400"),
+        "ssh": (905, "0000000000000400"), "mail": (906, "0000000000000400"),
+        "pgha": (907, "0000000000000000"), "integrator": (908, "0000000000000000")}
+got = {s["name"]: s.get("runs_as") for s in json.load(open(sys.argv[1]))}
+bad = [f"{n}: {got.get(n)}, want uid {u} caps {c}" for n, (u, c) in want.items()
+       if got.get(n) != {"uid": u, "cap_eff": c, "no_new_privs": True}]
+if bad:
+    sys.exit("\n".join(bad))
+PY
+pass "on the node every service runs as its own user with only its capabilities"
+wait_for 60 bash -c "${SSH[*]} logs integrator | grep -q 'confined by Landlock'" \
+  || fail "python workers not confined by Landlock on the node: $("${SSH[@]}" logs integrator | tail -5)"
+pass "on the node python workers are confined by Landlock"
 mem=$(echo "$status" | sed -n 's/^memory *//p')
 [ -n "$mem" ] || fail "status does not report memory: $status"
 pass "idle after boot, read over ssh: $mem"

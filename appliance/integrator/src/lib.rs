@@ -19,6 +19,7 @@ pub mod lb;
 mod pickup;
 pub mod registry;
 pub mod retry;
+mod sandbox;
 pub mod sched;
 pub mod security;
 pub mod stats;
@@ -53,6 +54,7 @@ impl Error {
 
 /// Runs the integrator until SIGTERM: `alpharen serve integrator`.
 pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
+    sandbox::hide_from_workers().map_err(Error::io("PR_SET_DUMPABLE"))?;
     // Current-thread: the heavy lifting happens in the python workers.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,6 +1,7 @@
 //! Python worker processes and the pool that hands them requests. User
 //! code runs only there: a worker that hangs, dies or outgrows its memory
 //! limit is killed and replaced, and only the request it held fails.
+//! Workers run confined ([`crate::sandbox`]).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -14,6 +15,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Semaphore;
 
 use crate::lb;
+use crate::sandbox::{self, Sandbox};
 
 /// Largest frame a worker may send; a bigger one means it is broken.
 const MAX_FRAME: usize = 64 << 20;
@@ -71,19 +73,25 @@ pub fn python() -> PathBuf {
 
 impl Worker {
     pub async fn spawn(spec: &Spec) -> std::io::Result<Worker> {
+        let sandbox = Sandbox::new(&spec.python, &spec.sdk_dir)?;
         let mut cmd = Command::new(&spec.python);
         cmd.args(["-I", "-S", "-u", "-c"])
             .arg("import sys; sys.path.insert(0, sys.argv[1]); import alpharen.worker as w; w.main()")
             .arg(&spec.sdk_dir)
+            .env_clear()
+            .envs(sandbox::ENV.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let limit = spec.memory_limit.saturating_mul(1 << 20);
-        if limit > 0 {
-            // SAFETY: only async-signal-safe setrlimit runs between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
+        let confine = sandbox.child();
+        // SAFETY: only async-signal-safe setrlimit, prctl and
+        // landlock_restrict_self run between fork and exec, on values
+        // computed before the fork; `sandbox` outlives the spawn.
+        unsafe {
+            cmd.pre_exec(move || {
+                if limit > 0 {
                     let rl = libc::rlimit {
                         rlim_cur: limit,
                         rlim_max: limit,
@@ -91,9 +99,9 @@ impl Worker {
                     if libc::setrlimit(libc::RLIMIT_AS, &rl) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
-                    Ok(())
-                });
-            }
+                }
+                confine.apply()
+            });
         }
         let mut child = cmd.spawn()?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);

@@ -1,8 +1,12 @@
 //! The built-in services, in start order. Each runs as
 //! `alpharen serve NAME`; a change to any section it reads reaches it as
-//! SIGHUP. Services add themselves here when they land.
+//! SIGHUP. Services add themselves here when they land, with the system
+//! user they run as and the capabilities they keep (docs/services.md says
+//! why each needs what it has).
 
 use alpharen_store::Section;
+
+use crate::privsep::{Cap, User};
 
 pub struct Builtin {
     pub name: &'static str,
@@ -10,6 +14,15 @@ pub struct Builtin {
     /// as SIGHUP. Kept next to what the service reads (`grep` its crate for
     /// `current_config()`); a test below pins the shared ones.
     pub reads: &'static [Section],
+    /// Runs as this user (when the supervisor is root), with `alpharen` as
+    /// its only supplementary group.
+    pub user: User,
+    /// The only capabilities it keeps (permitted, effective, inheritable,
+    /// ambient and bounding set alike).
+    pub caps: &'static [Cap],
+    /// Directories under the state directory that only it uses, with
+    /// their mode: given to its user at every start.
+    pub owns: &'static [(&'static str, u32)],
 }
 
 impl Builtin {
@@ -25,10 +38,27 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "net",
         reads: &[Section::Network, Section::Node],
+        user: User {
+            name: "ar-net",
+            id: 901,
+        },
+        caps: &[
+            Cap::NetAdmin,
+            Cap::NetRaw,
+            Cap::NetBindService,
+            Cap::SysTime,
+        ],
+        owns: &[],
     },
     Builtin {
         name: "vpn",
         reads: &[Section::Vpn],
+        user: User {
+            name: "ar-vpn",
+            id: 902,
+        },
+        caps: &[Cap::NetAdmin],
+        owns: &[],
     },
     // The zone's node and arsrv names, the interfaces' addresses, the VPN
     // tunnel addresses and the integrator servers (`_arsrv._tcp`).
@@ -41,29 +71,65 @@ pub const BUILTINS: &[Builtin] = &[
             Section::Vpn,
             Section::Integrator,
         ],
+        user: User {
+            name: "ar-dpx",
+            id: 903,
+        },
+        caps: &[Cap::NetBindService],
+        owns: &[],
     },
     // `/nic/update` and proxy routes from `[dpx]`, `vpn_only` routes from
     // `[vpn]`, the certificate's host name from `[node]`.
     Builtin {
         name: "web",
         reads: &[Section::Web, Section::Dpx, Section::Vpn, Section::Node],
+        user: User {
+            name: "ar-web",
+            id: 904,
+        },
+        caps: &[Cap::NetBindService],
+        owns: &[("tls", 0o2750)],
     },
     Builtin {
         name: "ssh",
         reads: &[Section::Ssh],
+        user: User {
+            name: "ar-ssh",
+            id: 905,
+        },
+        caps: &[Cap::NetBindService],
+        owns: &[("ssh", 0o700)],
     },
     // The HELO name and the sender of notifications from `[node]`.
     Builtin {
         name: "mail",
         reads: &[Section::Mail, Section::Node],
+        user: User {
+            name: "ar-mail",
+            id: 906,
+        },
+        caps: &[Cap::NetBindService],
+        owns: &[("spool", 0o700)],
     },
     Builtin {
         name: "pgha",
         reads: &[Section::Pgha],
+        user: User {
+            name: "ar-pgha",
+            id: 907,
+        },
+        caps: &[],
+        owns: &[("pgha", 0o700)],
     },
     Builtin {
         name: "integrator",
         reads: &[Section::Integrator],
+        user: User {
+            name: "ar-integrator",
+            id: 908,
+        },
+        caps: &[],
+        owns: &[("integrator", 0o700)],
     },
 ];
 
@@ -94,5 +160,35 @@ mod tests {
         assert_eq!(reloaded(&[Section::Vpn]), ["vpn", "dpx", "web"]);
         assert_eq!(reloaded(&[Section::Integrator]), ["dpx", "integrator"]);
         assert_eq!(reloaded(&[Section::Pgha]), ["pgha"]);
+    }
+
+    #[test]
+    fn each_service_has_its_own_user_in_the_reserved_range() {
+        let mut ids: Vec<u32> = BUILTINS.iter().map(|b| b.user.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), BUILTINS.len());
+        assert!(ids.iter().all(|id| (901..=949).contains(id)));
+        for b in BUILTINS {
+            assert_eq!(b.user.name, format!("ar-{}", b.name));
+        }
+    }
+
+    /// The image names the users in its passwd and group; the ids there
+    /// must be the ones the supervisor uses.
+    #[test]
+    fn the_image_passwd_and_group_name_every_service_user() {
+        let overlay = concat!(env!("CARGO_MANIFEST_DIR"), "/../../overlays/etc/");
+        let passwd = std::fs::read_to_string(format!("{overlay}passwd")).unwrap();
+        let group = std::fs::read_to_string(format!("{overlay}group")).unwrap();
+        for b in BUILTINS {
+            let id = b.user.id;
+            let user = format!("{}:x:{id}:{id}:", b.user.name);
+            assert!(passwd.lines().any(|l| l.starts_with(&user)), "{user}");
+            let own = format!("{}:x:{id}:", b.user.name);
+            assert!(group.lines().any(|l| l.starts_with(&own)), "{own}");
+        }
+        let shared = format!("alpharen:x:{}:", crate::privsep::ALPHAREN_GID);
+        assert!(group.lines().any(|l| l.starts_with(&shared)), "{shared}");
     }
 }

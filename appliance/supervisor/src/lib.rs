@@ -6,6 +6,7 @@
 //! separate processes; this crate never links their code, it starts them
 //! as `alpharen serve NAME` and signals them.
 
+mod access;
 mod boot;
 pub mod builtin;
 mod confirm;
@@ -18,6 +19,7 @@ mod logs;
 mod methods;
 mod partition;
 mod policy;
+mod privsep;
 mod service;
 mod setup;
 mod state;

@@ -31,6 +31,9 @@ pub struct ServiceSpec {
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub restart: RestartMode,
+    /// The user and capabilities it runs with; `None` keeps the
+    /// supervisor's own (extra services, or a supervisor that is not root).
+    pub drop: Option<crate::privsep::Drop>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,6 +159,14 @@ impl Runner {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
+        if let Some(drop) = self.spec.drop {
+            // SAFETY: `apply` makes only async-signal-safe syscalls on the
+            // child itself, from a value computed before the fork. It runs
+            // before PR_SET_PDEATHSIG below, which a change of uid clears.
+            unsafe {
+                cmd.pre_exec(move || drop.apply());
+            }
+        }
         // SAFETY: prctl is async-signal-safe and touches only the child's own
         // process attributes; it makes the kernel kill the service if the
         // supervisor dies, so no orphan keeps a port or a file lock.

@@ -13,8 +13,9 @@ use alpharen_store::{Config, Section, Store};
 use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 
-use crate::builtin::BUILTINS;
+use crate::builtin::{BUILTINS, Builtin};
 use crate::logs::LogHub;
+use crate::privsep::Drop;
 use crate::service::{self, Cmd, Event, ServiceHandle, ServiceSpec};
 use crate::setup;
 
@@ -51,6 +52,8 @@ pub(crate) struct NodeState {
     /// The login limiter shared by every door (`users.authenticate`).
     pub logins: crate::login::Logins,
     pub exe: PathBuf,
+    /// Built-in services run as their own users (the supervisor is root).
+    pub separate: bool,
 }
 
 impl NodeState {
@@ -67,7 +70,8 @@ impl NodeState {
         }
     }
 
-    fn builtin_spec(&self, name: &str) -> ServiceSpec {
+    fn builtin_spec(&self, b: &Builtin) -> ServiceSpec {
+        let name = b.name;
         let mut args = vec![
             "serve".to_string(),
             name.to_string(),
@@ -83,6 +87,7 @@ impl NodeState {
             args,
             env: Default::default(),
             restart: Default::default(),
+            drop: self.separate.then(|| Drop::new(b.user, b.caps)),
         }
     }
 
@@ -93,13 +98,14 @@ impl NodeState {
             args: extra.args.clone(),
             env: extra.env.clone(),
             restart: extra.restart,
+            drop: None,
         }
     }
 
     pub async fn start_services(&self, config: &Config) {
         let mut services = self.services.lock().await;
         for b in BUILTINS {
-            let spec = self.builtin_spec(b.name);
+            let spec = self.builtin_spec(b);
             self.add(&mut services, spec, "builtin");
         }
         for extra in &config.node.extra_services {

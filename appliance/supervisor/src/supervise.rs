@@ -13,7 +13,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::builtin::BUILTINS;
 use crate::logs::LogHub;
 use crate::state::{NodeState, Options, Services};
-use crate::{SupervisorError, confirm, control, login, setup};
+use crate::{SupervisorError, access, confirm, control, login, privsep, setup};
 
 pub fn run(opts: Options) -> Result<(), SupervisorError> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -61,6 +61,17 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
         seed(&mut store, path)?;
     }
     let logs = Arc::new(LogHub::new(opts.state_dir.join("log")));
+    let separate = privsep::available();
+    if separate {
+        for problem in access::apply(&opts.state_dir) {
+            logs.event(&format!("cannot set state directory access: {problem}"));
+        }
+    } else {
+        logs.event(&format!(
+            "running as uid {}, not root: privileges are not separated, every service runs as this user",
+            nix::unistd::geteuid()
+        ));
+    }
     let listener = bind_socket(&alpharen_rpc::control_socket(&opts.state_dir))?;
     let (events, mut events_rx) = mpsc::channel(16);
     let setup = setup::SetupState::init(&store, &opts.state_dir)?;
@@ -76,6 +87,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
         setup: Mutex::new(setup),
         logins: login::Logins::default(),
         opts,
+        separate,
     });
     if let Ok(s) = node.setup.lock()
         && let Some(code) = s.code()

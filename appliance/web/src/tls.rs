@@ -89,7 +89,10 @@ pub fn generate(hostname: &str) -> Result<(String, String), Error> {
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-/// The self-signed pair in `<state>/tls/`, made on first use.
+/// The self-signed pair in `<state>/tls/`, made on first use. The key is
+/// readable by the owner and its group (0640): the supervisor gives
+/// `tls/` to the web user and the `alpharen` group, so the mail service
+/// (STARTTLS) reads the same pair, and no other user does.
 pub fn ensure_self_signed(state_dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf), Error> {
     let dir = state_dir.join("tls");
     let cert = dir.join("cert.pem");
@@ -99,7 +102,7 @@ pub fn ensure_self_signed(state_dir: &Path, hostname: &str) -> Result<(PathBuf, 
     }
     std::fs::create_dir_all(&dir).map_err(|e| Error::Io(dir.display().to_string(), e))?;
     let (cert_pem, key_pem) = generate(hostname)?;
-    write_atomic(&key, key_pem.as_bytes(), 0o600)
+    write_atomic(&key, key_pem.as_bytes(), 0o640)
         .map_err(|e| Error::Io(key.display().to_string(), e))?;
     write_atomic(&cert, cert_pem.as_bytes(), 0o644)
         .map_err(|e| Error::Io(cert.display().to_string(), e))?;
@@ -206,11 +209,11 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn self_signed_is_made_once_and_private() {
+    fn self_signed_is_made_once_and_readable_only_by_owner_and_group() {
         let dir = tempfile::tempdir().unwrap();
         let (c, k) = ensure_self_signed(dir.path(), "node1").unwrap();
         let mode = std::fs::metadata(&k).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        assert_eq!(mode, 0o640);
         let first = std::fs::read(&c).unwrap();
         ensure_self_signed(dir.path(), "node1").unwrap();
         assert_eq!(first, std::fs::read(&c).unwrap(), "kept across starts");

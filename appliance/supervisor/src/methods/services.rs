@@ -55,6 +55,24 @@ fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("Rss:")?, field("Pss:")?))
 }
 
+/// Who a process runs as, from /proc/PID/status: its real uid, its
+/// effective capabilities (hex, as the kernel prints them) and whether
+/// it may gain privileges. What `ctl --json services` shows, so the
+/// separation can be checked on a node (tests/e2e/qemu-boot.sh).
+fn identity(status: &str) -> Option<Value> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+    };
+    Some(json!({
+        "uid": field("Uid:")?.parse::<u32>().ok()?,
+        "cap_eff": field("CapEff:")?,
+        "no_new_privs": field("NoNewPrivs:")? == "1",
+    }))
+}
+
 /// The services with their memory, and the total over every alpharen
 /// process: init (when we run under it), this supervisor and the services.
 async fn services_with_memory(node: &NodeState) -> (Vec<Value>, Value) {
@@ -70,6 +88,11 @@ async fn services_with_memory(node: &NodeState) -> (Vec<Value>, Value) {
             pids.extend(st.pid);
             let mut v = json!(st);
             v["rss_kib"] = json!(mem.map(|m| m.0));
+            v["runs_as"] = st
+                .pid
+                .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+                .and_then(|text| identity(&text))
+                .unwrap_or(Value::Null);
             v
         })
         .collect();
@@ -187,5 +210,20 @@ async fn follow(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_reads_uid_capabilities_and_no_new_privs() {
+        let status = "Name:\talpharen\nUid:\t904\t904\t904\t904\nCapEff:\t0000000000000400\nNoNewPrivs:\t1\n";
+        assert_eq!(
+            identity(status),
+            Some(json!({"uid": 904, "cap_eff": "0000000000000400", "no_new_privs": true}))
+        );
+        assert_eq!(identity("Name:\tx\n"), None);
     }
 }

@@ -1,0 +1,188 @@
+//! Who may touch what in the state directory once services run as their
+//! own users. The supervisor (root) sets it at every start, before any
+//! service runs, so a state directory made by an older firmware (all root)
+//! is brought in line too.
+//!
+//! - the directory, `run/` and `log/`: root:alpharen 2770 (setgid, so what
+//!   a service creates there belongs to the group);
+//! - `alpharen.db` and its `-wal`/`-shm`: root:alpharen 0660 (SQLite gives
+//!   the files it creates the database file's mode);
+//! - each service's own directories ([`crate::builtin::Builtin::owns`]):
+//!   its user, recursively.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::builtin::BUILTINS;
+use crate::privsep::ALPHAREN_GID;
+
+/// One path's owner and mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub path: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    /// A directory, created if missing.
+    pub dir: bool,
+    /// Also give everything below it to `uid`:`gid` (modes kept).
+    pub recursive: bool,
+}
+
+const SHARED_DIR: u32 = 0o2770;
+const SHARED_FILE: u32 = 0o660;
+
+/// The rules for a state directory, in the order they must be applied
+/// (parents first).
+pub fn rules(state_dir: &Path) -> Vec<Rule> {
+    let shared_dir = |path: PathBuf| Rule {
+        path,
+        uid: 0,
+        gid: ALPHAREN_GID,
+        mode: SHARED_DIR,
+        dir: true,
+        recursive: false,
+    };
+    let mut out = vec![
+        shared_dir(state_dir.to_path_buf()),
+        shared_dir(state_dir.join("run")),
+        shared_dir(state_dir.join("log")),
+    ];
+    for suffix in ["", "-wal", "-shm"] {
+        out.push(Rule {
+            path: state_dir.join(format!("alpharen.db{suffix}")),
+            uid: 0,
+            gid: ALPHAREN_GID,
+            mode: SHARED_FILE,
+            dir: false,
+            recursive: false,
+        });
+    }
+    for b in BUILTINS {
+        for (sub, mode) in b.owns {
+            out.push(Rule {
+                path: state_dir.join(sub),
+                uid: b.user.id,
+                gid: ALPHAREN_GID,
+                mode: *mode,
+                dir: true,
+                recursive: true,
+            });
+        }
+    }
+    out
+}
+
+/// Applies the rules; returns one line per path it could not set (the
+/// service that needs it will then fail and say which file).
+pub fn apply(state_dir: &Path) -> Vec<String> {
+    let mut problems = unreachable_through(state_dir);
+    for rule in rules(state_dir) {
+        if let Err(e) = apply_rule(&rule) {
+            problems.push(format!("{}: {e}", rule.path.display()));
+        }
+    }
+    problems
+}
+
+/// Ancestors of the state directory that other users cannot search
+/// (e.g. a `mktemp -d` parent, 0700): no service could open its files.
+fn unreachable_through(state_dir: &Path) -> Vec<String> {
+    let Ok(full) = std::path::absolute(state_dir) else {
+        return Vec::new();
+    };
+    full.ancestors()
+        .skip(1)
+        .filter_map(|dir| {
+            let mode = std::fs::metadata(dir).ok()?.permissions().mode();
+            (mode & 0o001 == 0).then(|| {
+                format!(
+                    "{}: mode {:o} lets no service user reach the state directory; allow search (chmod o+x)",
+                    dir.display(),
+                    mode & 0o7777
+                )
+            })
+        })
+        .collect()
+}
+
+fn apply_rule(rule: &Rule) -> std::io::Result<()> {
+    if rule.dir {
+        std::fs::create_dir_all(&rule.path)?;
+    } else if !rule.path.exists() {
+        return Ok(());
+    }
+    if rule.recursive {
+        chown_tree(&rule.path, rule.uid, rule.gid)?;
+    } else {
+        std::os::unix::fs::chown(&rule.path, Some(rule.uid), Some(rule.gid))?;
+    }
+    // chown clears the setgid bit, so the mode comes after it.
+    std::fs::set_permissions(&rule.path, std::fs::Permissions::from_mode(rule.mode))
+}
+
+/// Owner of a tree, depth first; symbolic links themselves, never their
+/// targets.
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_paths_come_first_and_belong_to_root_and_the_group() {
+        let r = rules(Path::new("/data"));
+        assert_eq!(r[0].path, Path::new("/data"));
+        assert_eq!((r[0].uid, r[0].gid, r[0].mode), (0, ALPHAREN_GID, 0o2770));
+        let db = r
+            .iter()
+            .find(|x| x.path == Path::new("/data/alpharen.db"))
+            .unwrap();
+        assert_eq!((db.uid, db.mode, db.dir), (0, 0o660, false));
+    }
+
+    #[test]
+    fn each_service_owns_its_directories() {
+        let r = rules(Path::new("/data"));
+        let owner = |p: &str| r.iter().find(|x| x.path == Path::new(p)).map(|x| x.uid);
+        assert_eq!(
+            owner("/data/ssh"),
+            crate::builtin::find("ssh").map(|b| b.user.id)
+        );
+        assert_eq!(
+            owner("/data/integrator"),
+            crate::builtin::find("integrator").map(|b| b.user.id)
+        );
+        assert_eq!(
+            owner("/data/spool"),
+            crate::builtin::find("mail").map(|b| b.user.id)
+        );
+    }
+
+    #[test]
+    fn applying_sets_owners_and_modes() {
+        if !crate::privsep::available() {
+            return; // chown needs root
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("alpharen.db"), b"").unwrap();
+        std::fs::create_dir_all(dir.path().join("ssh")).unwrap();
+        std::fs::write(dir.path().join("ssh/host_ed25519"), b"k").unwrap();
+        assert_eq!(apply(dir.path()), Vec::<String>::new());
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(dir.path()).unwrap();
+        assert_eq!((m.gid(), m.mode() & 0o7777), (ALPHAREN_GID, 0o2770));
+        let key = std::fs::metadata(dir.path().join("ssh/host_ed25519")).unwrap();
+        assert_eq!(key.uid(), crate::builtin::find("ssh").unwrap().user.id);
+        let db = std::fs::metadata(dir.path().join("alpharen.db")).unwrap();
+        assert_eq!(db.mode() & 0o777, 0o660);
+    }
+}
