@@ -83,7 +83,7 @@ class Probe(Service):
 PY
 chmod 644 "$STATE/probe.py"
 ctl integrator deploy "$STATE/probe.py" >/dev/null || fail "probe not deployed"
-out=$(curl -sS --max-time 20 "http://127.0.0.1:$LB_PORT/t/probe") || fail "probe did not answer"
+out=$(curl -sSk --max-time 20 "https://127.0.0.1:$LB_PORT/t/probe") || fail "probe did not answer"
 echo "$out" >"$OUT/privsep-probe.json"
 field_of() { echo "$out" | jq -r ".$1"; }
 [ "$(echo "$out" | jq -c .env)" = '["LANG","LC_ALL","PATH"]' ] || fail "worker environment: $(echo "$out" | jq -c .env)"

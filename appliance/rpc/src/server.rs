@@ -9,6 +9,11 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::protocol::{Call, MAX_LINE, Reply, Request, Response, RpcError};
 
+/// The group of the node's services (and of admins who may use the
+/// control socket), the same number in the image's /etc/group and on a
+/// development host that has no such group.
+pub const ALPHAREN_GID: u32 = 900;
+
 /// Who is on the other end of the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
@@ -19,20 +24,22 @@ pub struct Peer {
 
 impl Peer {
     /// Root, our own user, or a member of the `alpharen` group (checked
-    /// against the peer's supplementary groups).
+    /// against the peer's supplementary groups): the fixed gid the
+    /// services run with, or a group of that name on a host that has one.
     fn allowed(&self) -> bool {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let me = unsafe { libc::geteuid() };
         if self.uid == 0 || self.uid == me {
             return true;
         }
-        let Some(gid) = group_id("alpharen") else {
-            return false;
-        };
-        self.gid == gid
-            || self
-                .pid
-                .is_some_and(|pid| supplementary_groups(pid).contains(&gid))
+        let mut gids = vec![ALPHAREN_GID];
+        gids.extend(group_id("alpharen"));
+        gids.contains(&self.gid)
+            || self.pid.is_some_and(|pid| {
+                supplementary_groups(pid)
+                    .iter()
+                    .any(|g| gids.contains(g))
+            })
     }
 }
 
@@ -75,9 +82,8 @@ pub fn bind(path: &std::path::Path) -> std::io::Result<UnixListener> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    if let Some(gid) = group_id("alpharen") {
-        let _ = std::os::unix::fs::chown(path, None, Some(gid));
-    }
+    let gid = group_id("alpharen").unwrap_or(ALPHAREN_GID);
+    let _ = std::os::unix::fs::chown(path, None, Some(gid));
     Ok(listener)
 }
 
