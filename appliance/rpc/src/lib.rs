@@ -12,4 +12,4 @@ mod server;
 
 pub use client::{Client, ClientError};
 pub use protocol::{Call, ErrorObject, MAX_LINE, Reply, Request, Response, RpcError};
-pub use server::{Handler, Peer, bind, serve, service_socket, spawn_service};
+pub use server::{ALPHAREN_GID, Handler, Peer, bind, serve, service_socket, spawn_service};

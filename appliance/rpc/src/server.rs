@@ -17,6 +17,12 @@ pub struct Peer {
     pub pid: Option<i32>,
 }
 
+/// The `alpharen` group's id, fixed by the firmware (the image's
+/// /etc/group names it): the built-in services' supplementary group, which
+/// may use every control socket. Numeric, so it works where /etc/group
+/// does not name it (a development host).
+pub const ALPHAREN_GID: u32 = 900;
+
 impl Peer {
     /// Root, our own user, or a member of the `alpharen` group (checked
     /// against the peer's supplementary groups).
@@ -26,22 +32,11 @@ impl Peer {
         if self.uid == 0 || self.uid == me {
             return true;
         }
-        let Some(gid) = group_id("alpharen") else {
-            return false;
-        };
-        self.gid == gid
+        self.gid == ALPHAREN_GID
             || self
                 .pid
-                .is_some_and(|pid| supplementary_groups(pid).contains(&gid))
+                .is_some_and(|pid| supplementary_groups(pid).contains(&ALPHAREN_GID))
     }
-}
-
-fn group_id(name: &str) -> Option<u32> {
-    let text = std::fs::read_to_string("/etc/group").ok()?;
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next()? == name).then(|| f.nth(1)?.parse().ok())?
-    })
 }
 
 fn supplementary_groups(pid: i32) -> Vec<u32> {
@@ -75,9 +70,7 @@ pub fn bind(path: &std::path::Path) -> std::io::Result<UnixListener> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    if let Some(gid) = group_id("alpharen") {
-        let _ = std::os::unix::fs::chown(path, None, Some(gid));
-    }
+    let _ = std::os::unix::fs::chown(path, None, Some(ALPHAREN_GID));
     Ok(listener)
 }
 

@@ -14,7 +14,7 @@ use std::io;
 /// The group every built-in service has as its only supplementary group:
 /// it may use the control socket (`<state>/run/control.sock`, 0660) and read
 /// and write the state the services share (`<state>/alpharen.db`).
-pub const ALPHAREN_GID: u32 = 900;
+pub use alpharen_rpc::ALPHAREN_GID;
 
 /// A built-in service's system user; its primary group has the same id.
 /// Ids are in 901..=949, reserved for the node's services.
