@@ -8,6 +8,7 @@
 . "$ROOT/tests/dpx-lib.sh"
 
 W=$(mktemp -d /tmp/dpx-client.XXXXXX); on_exit "rm -rf $W"
+chmod 711 "$W"   # services run as their own users and must reach $W/a
 ZONE=dpx.test.
 DNS_PORT=$(free_dns_port)
 

@@ -12,6 +12,7 @@ command -v dig >/dev/null || fail "dig missing (scripts/deps.d/dpx.list)"
 
 S=dt$$
 OUT=$(mktemp -d /tmp/dpx-tunnel.XXXXXX); on_exit "rm -rf $OUT"   # fresh state dirs every run
+chmod 711 "$OUT"   # services run as their own users and must reach the state dirs in it
 OUTSIDE=${S}o; PUB=${S}p; PRIV=${S}q
 ns_pair "$OUTSIDE" "$PUB" 10.97.0.2 10.97.0.1
 ip netns add "$PRIV"; on_exit "ip netns del $PRIV"

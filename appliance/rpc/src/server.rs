@@ -9,11 +9,6 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::protocol::{Call, MAX_LINE, Reply, Request, Response, RpcError};
 
-/// The group of the node's services (and of admins who may use the
-/// control socket), the same number in the image's /etc/group and on a
-/// development host that has no such group.
-pub const ALPHAREN_GID: u32 = 900;
-
 /// Who is on the other end of the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
@@ -22,33 +17,26 @@ pub struct Peer {
     pub pid: Option<i32>,
 }
 
+/// The `alpharen` group's id, fixed by the firmware (the image's
+/// /etc/group names it): the built-in services' supplementary group, which
+/// may use every control socket. Numeric, so it works where /etc/group
+/// does not name it (a development host).
+pub const ALPHAREN_GID: u32 = 900;
+
 impl Peer {
     /// Root, our own user, or a member of the `alpharen` group (checked
-    /// against the peer's supplementary groups): the fixed gid the
-    /// services run with, or a group of that name on a host that has one.
+    /// against the peer's supplementary groups).
     fn allowed(&self) -> bool {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let me = unsafe { libc::geteuid() };
         if self.uid == 0 || self.uid == me {
             return true;
         }
-        let mut gids = vec![ALPHAREN_GID];
-        gids.extend(group_id("alpharen"));
-        gids.contains(&self.gid)
-            || self.pid.is_some_and(|pid| {
-                supplementary_groups(pid)
-                    .iter()
-                    .any(|g| gids.contains(g))
-            })
+        self.gid == ALPHAREN_GID
+            || self
+                .pid
+                .is_some_and(|pid| supplementary_groups(pid).contains(&ALPHAREN_GID))
     }
-}
-
-fn group_id(name: &str) -> Option<u32> {
-    let text = std::fs::read_to_string("/etc/group").ok()?;
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next()? == name).then(|| f.nth(1)?.parse().ok())?
-    })
 }
 
 fn supplementary_groups(pid: i32) -> Vec<u32> {
@@ -82,8 +70,7 @@ pub fn bind(path: &std::path::Path) -> std::io::Result<UnixListener> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    let gid = group_id("alpharen").unwrap_or(ALPHAREN_GID);
-    let _ = std::os::unix::fs::chown(path, None, Some(gid));
+    let _ = std::os::unix::fs::chown(path, None, Some(ALPHAREN_GID));
     Ok(listener)
 }
 

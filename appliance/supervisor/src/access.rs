@@ -85,6 +85,33 @@ pub fn apply(state_dir: &Path) -> Vec<String> {
     problems
 }
 
+/// The TUN device the vpn service opens (boringtun) is 0666 on the image
+/// (the kernel's default); where a host made it root-only, it is given to
+/// the vpn user, so the service can open it without CAP_DAC_OVERRIDE.
+/// Returns what it changed, for the log.
+pub fn tun_device() -> Option<String> {
+    const TUN: &str = "/dev/net/tun";
+    let vpn = crate::builtin::find("vpn")?;
+    let mode = std::fs::metadata(TUN).ok()?.permissions().mode();
+    if mode & 0o006 == 0o006 {
+        return None;
+    }
+    Some(
+        match std::os::unix::fs::chown(TUN, Some(vpn.user.id), None) {
+            Ok(()) => format!(
+                "{TUN} (mode {:o}) given to {} so it can open it",
+                mode & 0o777,
+                vpn.user.name
+            ),
+            Err(e) => format!(
+                "{TUN} (mode {:o}): cannot give it to {}: {e}",
+                mode & 0o777,
+                vpn.user.name
+            ),
+        },
+    )
+}
+
 /// Ancestors of the state directory that other users cannot search
 /// (e.g. a `mktemp -d` parent, 0700): no service could open its files.
 fn unreachable_through(state_dir: &Path) -> Vec<String> {

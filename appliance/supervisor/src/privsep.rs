@@ -38,17 +38,6 @@ pub enum Cap {
     SysTime = 25,
 }
 
-impl Cap {
-    pub fn name(self) -> &'static str {
-        match self {
-            Cap::NetBindService => "CAP_NET_BIND_SERVICE",
-            Cap::NetAdmin => "CAP_NET_ADMIN",
-            Cap::NetRaw => "CAP_NET_RAW",
-            Cap::SysTime => "CAP_SYS_TIME",
-        }
-    }
-}
-
 /// The capability set as the kernel's 64-bit mask (as `/proc/PID/status`
 /// prints it in `CapEff:` and the lines beside it).
 pub fn cap_mask(caps: &[Cap]) -> u64 {

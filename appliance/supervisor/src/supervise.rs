@@ -66,6 +66,9 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
         for problem in access::apply(&opts.state_dir) {
             logs.event(&format!("cannot set state directory access: {problem}"));
         }
+        if let Some(change) = access::tun_device() {
+            logs.event(&change);
+        }
     } else {
         logs.event(&format!(
             "running as uid {}, not root: privileges are not separated, every service runs as this user",
