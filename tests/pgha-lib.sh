@@ -188,7 +188,7 @@ storage_ssh_path = "$T/K/store/dow_%weekday"
 folder = "$T/sync"
 excluded_paths = ["temp/"]
 send_mode = "rsync"
-ssh_command = "$ssh"
+ssh_command = "ssh -i $T/bkp_key_node -o UserKnownHostsFile=$T/bkp_known_hosts_node"
 [[pgha.backup.pgdb]]
 ssh_user = "postgres"
 pg_replica_user = "replicator"
@@ -204,11 +204,16 @@ ssh_host = "10.66.0.99"
 ssh_host = "${IP[A]}"
 EOC
 }
-# storage: K's sshd takes the backup key; a sync folder to archive.
+# storage: K's sshd takes the backup key; a sync folder to archive. The
+# key is used by postgres on the servers (the instance's scp) and by the
+# pgha service itself, ar-pgha (uid 907), for the sync folder: a copy each,
+# since ssh takes a private key only from a file its user alone can read.
 storage() {
   mkdir -p "$T/K/store" "$T/sync/temp" "$T/bkp_tmp"; chown postgres: "$T/K/store" "$T/bkp_tmp"
   echo keep >"$T/sync/a.txt"; echo skip >"$T/sync/temp/b.txt"
   ssh-keygen -q -t ed25519 -N '' -f "$T/bkp_key"
+  cp "$T/bkp_key" "$T/bkp_key_node"; touch "$T/bkp_known_hosts_node"
+  chown 907:907 "$T/bkp_key_node" "$T/bkp_known_hosts_node"; chmod 600 "$T/bkp_key_node"
   touch "$T/bkp_known_hosts"; chown postgres: "$T/bkp_key" "$T/bkp_known_hosts"
   cp "$T/bkp_key.pub" "$T/storage_keys"; chmod 644 "$T/storage_keys"
   sshd_for K "$T/storage_keys"
