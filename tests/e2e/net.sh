@@ -7,7 +7,7 @@ command -v dnsmasq >/dev/null || fail "dnsmasq missing (scripts/deps.sh)"
 command -v chronyd >/dev/null || fail "chronyd missing (scripts/deps.sh)"
 command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
 
-T=$(mktemp -d "$OUT/net.XXXXXX")
+T=$(mktemp -d "$OUT/net.XXXXXX"); chmod 711 "$T"   # service users (ar-*) pass through to the state dir
 STATE=$T/state
 N=arn-node-$$; P=arn-peer-$$
 on_exit "ip netns del $N 2>/dev/null; ip netns del $P 2>/dev/null"
