@@ -4,6 +4,17 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ALPHAREN=${ALPHAREN_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/alpharen}
 OUT=${TEST_OUT:-$ROOT/tests/out}
 mkdir -p "$OUT"
+# Run as root, the node starts its services as their own users (ar-*),
+# which must be able to pass through every directory above a state
+# directory kept under $OUT: a checkout below a private home (/root is
+# 0700) would lock them out. Give such parents search permission only.
+if [ "$(id -u)" = 0 ]; then
+  _d=$OUT
+  while [ "$_d" != / ]; do
+    [ -n "$(find "$_d" -maxdepth 0 -perm -o+x)" ] || { chmod o+x "$_d"; echo "note: gave others search permission on $_d (service users reach state directories below it)"; }
+    _d=$(dirname "$_d")
+  done
+fi
 _cleanups=()
 cleanup() { local i; for ((i=${#_cleanups[@]}-1; i>=0; i--)); do eval "${_cleanups[i]}" || true; done; }
 trap cleanup EXIT
