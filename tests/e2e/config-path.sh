@@ -18,7 +18,11 @@ pool = "10.8.0.0/24"
 endpoint = "vpn.example.net:51820"
 TOML
 start_node "$STATE" --config "$STATE/seed.toml"
+# reloads SVC: how many reload lines SVC logged (grep -c prints 0 and
+# exits 1 when there are none; a failing ctl also counts 0, which the
+# "more than before" wait below never accepts).
 reloads() { ctl logs "$1" -n 1000 2>/dev/null | grep -ci reload || true; }
+export ALPHAREN STATE; export -f ctl reloads
 
 # --- a [node] change reaches net, mail, web and dpx
 declare -A before
@@ -29,7 +33,7 @@ for s in net mail web dpx; do
 done
 ctl config set node.hostname renamed >/dev/null || fail "config set node.hostname"
 for s in net mail web dpx; do
-  wait_for 10 bash -c "[ \$('$ALPHAREN' ctl --state-dir '$STATE' logs $s -n 1000 | grep -ci reload) -gt ${before[$s]} ]" \
+  wait_for 10 bash -c "[ \$(reloads $s) -gt ${before[$s]} ]" \
     || fail "$s did not reload after a [node] change (reload lines stayed at ${before[$s]})"
 done
 pass "a [node] change reloaded net, mail, web and dpx"
