@@ -1,7 +1,8 @@
 # Helpers shared by the mail tests. Source after tests/lib.sh.
 # The service runs alone (`alpharen serve mail`, no supervisor, so tests can
-# kill -9 it freely); the `mail-dev` example seeds its config and secrets
-# and calls its control socket. The smarthost is a real aiosmtpd server.
+# kill -9 it freely); the `mail-dev` example seeds its config and secrets,
+# answers on control.sock what the service asks the supervisor (its view,
+# the login check) and calls the service's control socket. The smarthost is a real aiosmtpd server.
 MAILDEV=${MAIL_DEV_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/mail-dev}
 if [ -x "$ALPHAREN" ]; then SERVE=("$ALPHAREN" serve mail); SENDMAIL_BIN=$ALPHAREN
 else SERVE=("$MAILDEV" serve); SENDMAIL_BIN=$MAILDEV; fi
@@ -44,8 +45,14 @@ start_sink() {
 }
 stop_sink() { kill "$SINK_PID" 2>/dev/null || true; wait "$SINK_PID" 2>/dev/null || true; }
 
-# start_mail DIR PORT: sets MAIL_PID.
+# start_mail DIR PORT: sets MAIL_PID; starts mail-dev's stand-in for the
+# supervisor first, once per state directory.
 start_mail() {
+  if [ ! -S "$1/run/control.sock" ]; then
+    "$MAILDEV" supervisor --state-dir "$1" >>"$1/supervisor.log" 2>&1 &
+    on_exit "kill $! 2>/dev/null || true"
+    wait_for 10 test -S "$1/run/control.sock" || { cat "$1/supervisor.log"; fail "mail-dev supervisor did not start"; }
+  fi
   "${SERVE[@]}" --state-dir "$1" --dev >>"$1/mail.log" 2>&1 &
   MAIL_PID=$!
   on_exit "kill $MAIL_PID 2>/dev/null || true"

@@ -23,9 +23,8 @@ ip addr add 10.231.0.1/30 dev "vs$$"; ip link set "vs$$" up
 ip -n "$NS" addr add 10.231.0.2/30 dev "vc$$"; ip -n "$NS" link set "vc$$" up; ip -n "$NS" link set lo up
 
 start_sink "$STATE" "$SP"
-# SMTP AUTH asks the supervisor (`users.authenticate`); mail-dev stands in.
-"$MAILDEV" auth --state-dir "$STATE" >>"$STATE/auth.log" 2>&1 &
-on_exit "kill $! 2>/dev/null || true"
+# SMTP AUTH asks the supervisor (`users.authenticate`); mail-dev stands in
+# for it (started by start_mail).
 start_mail "$STATE" "$P"
 wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SUB" || { cat "$STATE/mail.log"; fail "submission port not open"; }
 lan() { ip netns exec "$NS" swaks --server "10.231.0.1:$SUB" --timeout 10 --from a@example.org --to b@example.net "$@" 2>&1 || true; }

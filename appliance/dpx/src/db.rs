@@ -1,13 +1,14 @@
-//! The dpx tables in the node's store: dynamic records (wire format, so
+//! The dpx tables in `<state>/dpx.db`: dynamic records (wire format, so
 //! any type round-trips exactly) and the SOA serial with the fingerprint
 //! of the configured content it was last bumped for.
 
-use alpharen_store::{Store, StoreError};
+use alpharen_store::StoreError;
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-const MIGRATIONS: &[&str] = &[r#"
+/// The schema of `dpx.db` (`alpharen_store::open_service_db`).
+pub const SCHEMA: &[&str] = &[r#"
     CREATE TABLE dpx_records (
         id INTEGER PRIMARY KEY,
         wire BLOB NOT NULL,
@@ -21,17 +22,12 @@ const MIGRATIONS: &[&str] = &[r#"
     );
 "#];
 
-pub fn migrate(store: &mut Store) -> Result<(), StoreError> {
-    store.migrate_component("dpx", MIGRATIONS)
-}
-
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::from(e)
 }
 
 /// Dynamic records; rows that no longer decode are skipped with a warning.
-pub fn load_dynamic(store: &mut Store) -> Result<Vec<Record>, StoreError> {
-    let conn = store.connection();
+pub fn load_dynamic(conn: &Connection) -> Result<Vec<Record>, StoreError> {
     let mut stmt = conn
         .prepare("SELECT id, wire FROM dpx_records ORDER BY id")
         .map_err(db)?;
@@ -54,13 +50,12 @@ pub fn load_dynamic(store: &mut Store) -> Result<Vec<Record>, StoreError> {
 
 /// Replaces the dynamic records and sets the serial in one transaction.
 pub fn save_dynamic(
-    store: &mut Store,
+    conn: &mut Connection,
     records: &[Record],
     serial: u32,
     by: &str,
 ) -> Result<(), StoreError> {
-    let tx = store
-        .connection()
+    let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(db)?;
     tx.execute("DELETE FROM dpx_records", []).map_err(db)?;
@@ -86,9 +81,8 @@ pub fn save_dynamic(
 
 /// The serial to serve: the stored one, bumped when the configured content
 /// (its `fingerprint`) differs from the last time.
-pub fn serial_for(store: &mut Store, fingerprint: &str) -> Result<u32, StoreError> {
-    let tx = store
-        .connection()
+pub fn serial_for(conn: &mut Connection, fingerprint: &str) -> Result<u32, StoreError> {
+    let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(db)?;
     let row: Option<(u32, String)> = tx
@@ -138,14 +132,12 @@ mod tests {
             RData::A(A([192, 0, 2, 1].into())),
         );
         {
-            let mut s = Store::open(dir.path()).unwrap();
-            migrate(&mut s).unwrap();
+            let mut s = alpharen_store::open_service_db(dir.path(), "dpx", SCHEMA).unwrap();
             assert_eq!(serial_for(&mut s, "a").unwrap(), 1);
             save_dynamic(&mut s, std::slice::from_ref(&rec), 2, "test").unwrap();
         }
-        let mut s = Store::open(dir.path()).unwrap();
-        migrate(&mut s).unwrap();
-        assert_eq!(load_dynamic(&mut s).unwrap(), vec![rec]);
+        let mut s = alpharen_store::open_service_db(dir.path(), "dpx", SCHEMA).unwrap();
+        assert_eq!(load_dynamic(&s).unwrap(), vec![rec]);
         assert_eq!(
             serial_for(&mut s, "a").unwrap(),
             2,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use alpharen_store::{Config, Store};
+use alpharen_store::{Config, View};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
@@ -41,22 +41,28 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// A server for [`ZONE`] with its store in `state_dir` (empty or
+    /// A server for [`ZONE`] with its database in `state_dir` (empty or
     /// made by an earlier harness).
     pub fn new(state_dir: &Path) -> Result<Harness, Error> {
-        let mut store = Store::open(state_dir)?;
-        if store.current()?.is_none() {
-            let config = Config::from_toml(CONFIG).map_err(|p| crate::zone::ZoneError {
-                what: "harness config".into(),
-                message: format!("{p:?}"),
-            })?;
-            store.apply(&config, "harness", "")?;
-            use base64::Engine;
-            let secret = base64::engine::general_purpose::STANDARD.encode(KEY_SECRET);
-            store.set_secret(&format!("dpx.tsig.{KEY_NAME}"), &secret)?;
-        }
-        let settings = Settings::load(&store, true)?;
-        let core = Core::new(store)?;
+        use base64::Engine;
+        let config = Config::from_toml(CONFIG).map_err(|p| crate::zone::ZoneError {
+            what: "harness config".into(),
+            message: format!("{p:?}"),
+        })?;
+        let mut view = View {
+            config,
+            ..Default::default()
+        };
+        view.secrets.insert(
+            format!("dpx.tsig.{KEY_NAME}"),
+            base64::engine::general_purpose::STANDARD.encode(KEY_SECRET),
+        );
+        let settings = Settings::load(&view, true)?;
+        let core = Core::new(alpharen_store::open_service_db(
+            state_dir,
+            "dpx",
+            crate::db::SCHEMA,
+        )?);
         core.reload(settings.zone)?;
         Ok(Harness { core })
     }

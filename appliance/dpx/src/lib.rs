@@ -3,7 +3,8 @@
 //! its VPN address, the `_arsrv._tcp` discovery SRV) and from dynamic
 //! updates: RFC 2136 signed with TSIG, and the dyndns2 updates the web
 //! service forwards over `<state>/run/dpx.sock`. Dynamic records and the
-//! SOA serial live in the store, so they are served again after a restart.
+//! SOA serial live in `<state>/dpx.db`, so they are served again after a
+//! restart.
 //! The [`client`] keeps this node's own name current at an upstream
 //! dyndns2 provider.
 //!
@@ -30,7 +31,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use alpharen_store::config::{DyndnsClient, TsigAlgorithm};
-use alpharen_store::{Config, Store, StoreError};
+use alpharen_store::{Config, StoreError, View};
 use base64::Engine;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm as Alg;
 use hickory_proto::rr::{Name, TSigner};
@@ -47,6 +48,8 @@ const TSIG_FUDGE: u16 = 300;
 pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("from the supervisor: {0}")]
+    View(#[from] alpharen_rpc::RpcError),
     #[error(transparent)]
     Zone(#[from] zone::ZoneError),
     #[error("{what}: {source}")]
@@ -70,25 +73,28 @@ struct Settings {
 }
 
 impl Settings {
-    fn load(store: &Store, dev: bool) -> Result<Settings, Error> {
-        let config = store.current_config()?;
+    fn load(view: &View, dev: bool) -> Result<Settings, Error> {
+        let config = &view.config;
         let port = config
             .dpx
             .port
             .unwrap_or(if dev { PORT_DEV } else { PORT_PROD });
         let zone = match &config.dpx.zone {
             None => None,
-            Some(name) => Some(configured_zone(store, &config, name, dev)?),
+            Some(name) => Some(configured_zone(view, config, name, dev)?),
         };
-        let client = match &config.dpx.client {
-            Some(c) => Some((c.clone(), store.secret(DyndnsClient::PASSWORD_SECRET)?)),
-            None => None,
-        };
+        let client = config.dpx.client.as_ref().map(|c| {
+            (
+                c.clone(),
+                view.secret(DyndnsClient::PASSWORD_SECRET)
+                    .map(str::to_string),
+            )
+        });
         Ok(Settings { port, zone, client })
     }
 }
 
-fn configured_zone(store: &Store, config: &Config, name: &str, dev: bool) -> Result<Zone, Error> {
+fn configured_zone(view: &View, config: &Config, name: &str, dev: bool) -> Result<Zone, Error> {
     let origin = zone::origin(name)?;
     let found = if dev {
         vec![IpAddr::from([127, 0, 0, 1])]
@@ -99,7 +105,7 @@ fn configured_zone(store: &Store, config: &Config, name: &str, dev: bool) -> Res
     let mut keys = Vec::new();
     for k in &config.dpx.tsig_keys {
         let secret = k.secret_name();
-        let Some(text) = store.secret(&secret)? else {
+        let Some(text) = view.secret(&secret) else {
             tracing::warn!(key = %k.name, secret, "TSIG key has no secret; updates with it are refused");
             continue;
         };
@@ -164,11 +170,18 @@ pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
     rt.block_on(run(state_dir, dev))
 }
 
+async fn view(state_dir: &Path) -> Result<View, Error> {
+    Ok(alpharen_rpc::view::view(state_dir, "dpx").await?)
+}
+
 async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     use tokio::signal::unix::{SignalKind, signal};
-    let store = Store::open(state_dir)?;
-    let settings = Settings::load(&store, dev)?;
-    let core = Core::new(store)?;
+    let settings = Settings::load(&view(state_dir).await?, dev)?;
+    let core = Core::new(alpharen_store::open_service_db(
+        state_dir,
+        "dpx",
+        db::SCHEMA,
+    )?);
     let mut term = signal(SignalKind::terminate()).map_err(io_err("SIGTERM handler"))?;
     let mut hup = signal(SignalKind::hangup()).map_err(io_err("SIGHUP handler"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
@@ -196,7 +209,10 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                let loaded = Store::open(state_dir).map_err(Error::from).and_then(|s| Settings::load(&s, dev));
+                let loaded = match view(state_dir).await {
+                    Ok(v) => Settings::load(&v, dev),
+                    Err(e) => Err(e),
+                };
                 let s = match loaded {
                     Ok(s) => s,
                     Err(e) => {

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-use alpharen_store::Store;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::tsig::TsigError;
@@ -87,7 +86,8 @@ impl Current {
 pub(crate) struct Core {
     /// Held for the whole read-modify-write of a change, so changes are
     /// serialized and each sees the previous one.
-    store: Mutex<Store>,
+    /// `dpx.db`.
+    db: Mutex<rusqlite::Connection>,
     current: RwLock<Arc<Current>>,
     /// The DNS port in use, for `dpx.status`.
     port: AtomicU16,
@@ -100,14 +100,13 @@ fn servfail(e: impl std::fmt::Display) -> ResponseCode {
 }
 
 impl Core {
-    pub fn new(mut store: Store) -> Result<Arc<Core>, Error> {
-        db::migrate(&mut store)?;
-        Ok(Arc::new(Core {
-            store: Mutex::new(store),
+    pub fn new(db: rusqlite::Connection) -> Arc<Core> {
+        Arc::new(Core {
+            db: Mutex::new(db),
             current: RwLock::new(Arc::new(Current::new(None, Catalog::new()))),
             port: AtomicU16::new(0),
             client: Default::default(),
-        }))
+        })
     }
 
     pub fn current(&self) -> Arc<Current> {
@@ -130,20 +129,20 @@ impl Core {
         self.port.store(port, Ordering::Relaxed);
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    fn db(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Loads the configured zone (or none) with its persisted dynamic
     /// records and serial, and serves it.
     pub fn reload(self: &Arc<Self>, configured: Option<Zone>) -> Result<(), Error> {
-        let mut store = self.store();
+        let mut db = self.db();
         let zone = match configured {
             None => None,
             Some(mut z) => {
                 let fp = zone::fingerprint(&z.origin, &z.statics);
-                z.serial = db::serial_for(&mut store, &fp)?;
-                z.dynamic = db::load_dynamic(&mut store)?
+                z.serial = db::serial_for(&mut db, &fp)?;
+                z.dynamic = db::load_dynamic(&db)?
                     .into_iter()
                     .filter(|r| z.origin.zone_of(&r.name))
                     .collect();
@@ -186,7 +185,7 @@ impl Core {
         by: &str,
         change: impl FnOnce(&Zone, &mut Vec<Record>) -> Result<bool, ResponseCode>,
     ) -> Result<bool, ResponseCode> {
-        let mut store = self.store();
+        let mut db = self.db();
         let cur = self.current();
         let zone = cur.zone.as_ref().ok_or(ResponseCode::Refused)?;
         let mut dynamic = zone.dynamic.clone();
@@ -194,7 +193,7 @@ impl Core {
             return Ok(false);
         }
         let serial = db::next_serial(zone.serial);
-        db::save_dynamic(&mut store, &dynamic, serial, by).map_err(servfail)?;
+        db::save_dynamic(&mut db, &dynamic, serial, by).map_err(servfail)?;
         let next = Zone {
             dynamic,
             serial,

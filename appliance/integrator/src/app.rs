@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use alpharen_rpc::RpcError;
-use alpharen_store::Store;
+use alpharen_store::View;
 use alpharen_store::config::{Channel, Integrator};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -85,7 +85,9 @@ pub struct Remote {
 pub struct App {
     pub state_dir: PathBuf,
     pub dev: bool,
-    store: Mutex<Store>,
+    /// Its view of the store (config and `integrator.*` secrets), as of
+    /// the last start or SIGHUP.
+    view: RwLock<Arc<View>>,
     pub pool: Arc<Pool>,
     config: RwLock<Arc<Integrator>>,
     routes: RwLock<Arc<HashMap<String, Arc<Route>>>>,
@@ -107,8 +109,7 @@ fn rpc_store(e: alpharen_store::StoreError) -> RpcError {
 }
 
 impl App {
-    pub fn open(state_dir: &Path, dev: bool) -> Result<Arc<App>, Error> {
-        let store = Store::open(state_dir)?;
+    pub fn open(state_dir: &Path, dev: bool, view: View) -> Result<Arc<App>, Error> {
         let data = crate::data::Data::open(state_dir).map_err(|e| Error::Io {
             what: "open the integrator data".into(),
             source: std::io::Error::other(e.to_string()),
@@ -122,7 +123,7 @@ impl App {
             }
             std::fs::write(&path, text).map_err(Error::io(format!("write {}", path.display())))?;
         }
-        let config = store.current_config()?.integrator;
+        let config = view.config.integrator.clone();
         let spec = Spec {
             python: python(),
             sdk_dir,
@@ -139,7 +140,7 @@ impl App {
         let app = Arc::new(App {
             state_dir: state_dir.to_path_buf(),
             dev,
-            store: Mutex::new(store),
+            view: RwLock::new(Arc::new(View::default())),
             pool,
             config: RwLock::new(Arc::new(config)),
             routes: RwLock::new(Arc::new(HashMap::new())),
@@ -156,21 +157,29 @@ impl App {
         });
         app.pool
             .set_host(Arc::new(crate::engine::HostImpl(Arc::downgrade(&app))));
-        app.reload()?;
+        app.reload(view)?;
         Ok(app)
     }
 
-    /// Deploys, rollbacks and undeploys go to the node's audit log; a
-    /// failure to record one does not undo it.
-    fn audit(&self, actor: &str, action: &str, detail: &str) {
-        if let Err(e) = self.with_store(|s| s.audit(actor, action, detail)) {
+    /// Deploys, rollbacks and undeploys go to the node's audit log (the
+    /// supervisor keeps it); a failure to record one does not undo it.
+    async fn audit(&self, actor: &str, action: &str, detail: &str) {
+        let entry = alpharen_rpc::view::AuditEntry {
+            service: "integrator",
+            actor,
+            action,
+            detail,
+        };
+        if let Err(e) = alpharen_rpc::view::audit(&self.state_dir, &entry).await {
             tracing::warn!(error = %e, action, "cannot write the audit log");
         }
     }
 
-    fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
-        let mut guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+    fn view(&self) -> Arc<View> {
+        self.view
+            .read()
+            .map(|v| v.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub fn config(&self) -> Arc<Integrator> {
@@ -197,15 +206,15 @@ impl App {
         self.remotes.read().map(|r| r.clone()).unwrap_or_default()
     }
 
-    /// Re-reads the config section and reconciles routes, secrets,
-    /// outgoing connections, workers and servers (SIGHUP).
-    pub fn reload(&self) -> Result<(), Error> {
-        let (config, rules) = self.with_store(|store| -> Result<_, Error> {
-            let config = store.current_config()?.integrator;
+    /// Takes a new view and reconciles routes, secrets, outgoing
+    /// connections, workers and servers (start, SIGHUP).
+    pub fn reload(&self, view: View) -> Result<(), Error> {
+        let (config, rules) = {
+            let config = view.config.integrator.clone();
             let mut rules = HashMap::new();
             for def in &config.security {
                 let at = format!("integrator.security {:?}", def.name);
-                let secret = store
+                let secret = view
                     .reveal(&at, def.password.as_deref())?
                     .unwrap_or_default();
                 let rule = match def.kind.as_str() {
@@ -225,8 +234,12 @@ impl App {
                 };
                 rules.insert(def.name.clone(), rule);
             }
-            Ok((config, rules))
-        })?;
+            (config, rules)
+        };
+        match self.view.write() {
+            Ok(mut g) => *g = Arc::new(view),
+            Err(p) => *p.into_inner() = Arc::new(view),
+        }
         let routes: HashMap<String, Arc<Route>> = config
             .channels
             .iter()
@@ -336,7 +349,8 @@ impl App {
             actor,
             "integrator.deploy",
             &format!("{file} v{version}: {}", names.join(", ")),
-        );
+        )
+        .await;
         self.publish_code()
             .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
         tracing::info!(file, module = %module, version, services = services.len(), "deployed");
@@ -446,20 +460,21 @@ impl App {
             actor,
             "integrator.rollback",
             &format!("{module} v{version}"),
-        );
+        )
+        .await;
         self.publish_code()
             .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
         Ok(json!({"module": module, "version": version}))
     }
 
-    pub fn undeploy(&self, name: &str, actor: &str) -> Result<Value, RpcError> {
+    pub async fn undeploy(&self, name: &str, actor: &str) -> Result<Value, RpcError> {
         let module = self.module_of(name)?;
         let removed = self
             .engine
             .data
             .registry(|s| registry::deactivate(s, &module))
             .map_err(rpc_store)?;
-        self.audit(actor, "integrator.undeploy", &module);
+        self.audit(actor, "integrator.undeploy", &module).await;
         self.publish_code()
             .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
         Ok(json!({"module": module, "removed": removed}))
@@ -482,7 +497,8 @@ impl App {
                 )
             })?;
         let value = self
-            .with_store(|s| s.reveal(security, def.password.as_deref()))
+            .view()
+            .reveal(security, def.password.as_deref())
             .map_err(rpc_store)?;
         Ok(
             json!({"security": security, "kind": def.kind, "username": def.username, "password": value}),

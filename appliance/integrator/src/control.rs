@@ -91,7 +91,10 @@ impl Handler for Control {
                     .ok_or_else(|| RpcError::invalid_params("rollback needs a version"))?;
                 app.rollback(&p.name, v, &actor(&call)).await?
             }
-            "integrator.undeploy" => app.undeploy(&call.params::<Named>()?.name, &actor(&call))?,
+            "integrator.undeploy" => {
+                app.undeploy(&call.params::<Named>()?.name, &actor(&call))
+                    .await?
+            }
             "integrator.stats" => app
                 .stats
                 .lock()

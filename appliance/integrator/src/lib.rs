@@ -38,6 +38,8 @@ pub use app::App;
 pub enum Error {
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("from the supervisor: {0}")]
+    View(#[from] alpharen_rpc::RpcError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -63,9 +65,13 @@ pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
     rt.block_on(run(state_dir, dev))
 }
 
+async fn view(state_dir: &Path) -> Result<alpharen_store::View, Error> {
+    Ok(alpharen_rpc::view::view(state_dir, "integrator").await?)
+}
+
 async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     use tokio::signal::unix::{SignalKind, signal};
-    let app = App::open(state_dir, dev)?;
+    let app = App::open(state_dir, dev, view(state_dir).await?)?;
     let port = app.config().port;
     let ip = if dev { [127, 0, 0, 1] } else { [0, 0, 0, 0] };
     let addr = SocketAddr::from((ip, port));
@@ -92,7 +98,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
             _ = term.recv() => break,
             _ = hup.recv() => {
                 door.reload();
-                match app.reload() {
+                match view(state_dir).await.and_then(|v| app.reload(v)) {
                     Ok(()) => tracing::info!("configuration reloaded"),
                     Err(e) => tracing::warn!(error = %e, "reload failed; keeping the previous configuration"),
                 }

@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn versions_rollback_and_undeploy() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = alpharen_store::open_service_db(dir.path(), "integrator", SCHEMA, &[]).unwrap();
+        let mut s = alpharen_store::open_service_db(dir.path(), "integrator", SCHEMA).unwrap();
         assert_eq!(
             add_version(&mut s, "m", "m.py", "v1", &[svc("a")], "t").unwrap(),
             1

@@ -8,7 +8,8 @@
 //! mail-dev set-secret --state-dir DIR NAME VALUE
 //! mail-dev add-user --state-dir DIR NAME PASSWORD
 //! mail-dev rpc --state-dir DIR METHOD [JSON-PARAMS]
-//! mail-dev auth --state-dir DIR      (stands in for the supervisor's
+//! mail-dev supervisor --state-dir DIR (stands in for the supervisor on
+//!                                     control.sock: `services.view` and
 //!                                     `users.authenticate`, without its limiter)
 
 use std::path::PathBuf;
@@ -26,23 +27,44 @@ fn state_dir(args: &mut Vec<String>) -> Result<PathBuf, String> {
     Ok(PathBuf::from(args.remove(i)))
 }
 
-/// `users.authenticate` against the store, as the supervisor answers it
-/// (minus the limiter), so SMTP AUTH works with no supervisor running.
-struct Auth(PathBuf);
+/// The two methods the mail service asks the supervisor, answered from
+/// the store as the supervisor does (the view with the `mail.` secrets;
+/// the login check minus the limiter), so the service runs alone.
+struct Supervisor(PathBuf);
 
-impl alpharen_rpc::Handler for Auth {
+impl alpharen_rpc::Handler for Supervisor {
     async fn call(
         &self,
         call: alpharen_rpc::Call,
     ) -> Result<alpharen_rpc::Reply, alpharen_rpc::RpcError> {
         use alpharen_rpc::RpcError;
+        let internal =
+            |e: alpharen_store::StoreError| RpcError::new("internal_error", e.to_string());
+        let store = alpharen_store::Store::open(&self.0).map_err(internal)?;
+        if call.method == alpharen_rpc::view::VIEW {
+            let mut view = alpharen_store::View {
+                config: store.current_config().map_err(internal)?,
+                ..Default::default()
+            };
+            for name in store.secret_names().map_err(internal)? {
+                if let (true, Some(v)) = (
+                    name.starts_with("mail."),
+                    store.secret(&name).map_err(internal)?,
+                ) {
+                    view.secrets.insert(name, v);
+                }
+            }
+            return serde_json::to_value(view)
+                .map(Into::into)
+                .map_err(|e| RpcError::new("internal_error", e.to_string()));
+        }
         if call.method != alpharen_rpc::auth::METHOD {
             return Err(RpcError::new("method_not_found", call.method));
         }
         let p: alpharen_rpc::auth::AuthParams = call.params()?;
-        let user = alpharen_store::Store::open(&self.0)
-            .and_then(|s| s.verify_password(&p.username, &p.password))
-            .map_err(|e| RpcError::new("internal_error", e.to_string()))?
+        let user = store
+            .verify_password(&p.username, &p.password)
+            .map_err(internal)?
             .ok_or_else(|| RpcError::new("bad_credentials", "wrong user name or password"))?;
         Ok(serde_json::json!({"user": user.name, "role": user.role.as_str()}).into())
     }
@@ -133,7 +155,7 @@ fn run(mut args: Vec<String>) -> Result<(), String> {
             println!("{v}");
             Ok(())
         }
-        "auth" => {
+        "supervisor" => {
             let dir = state_dir(&mut args)?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -142,12 +164,13 @@ fn run(mut args: Vec<String>) -> Result<(), String> {
             rt.block_on(async {
                 let listener = alpharen_rpc::bind(&dir.join("run/control.sock"))
                     .map_err(|e| format!("control socket: {e}"))?;
-                alpharen_rpc::serve(listener, std::sync::Arc::new(Auth(dir))).await;
+                alpharen_rpc::serve(listener, std::sync::Arc::new(Supervisor(dir))).await;
                 Ok(())
             })
         }
         _ => Err(
-            "usage: mail-dev serve|sendmail|apply-config|set-secret|add-user|rpc|auth ...".into(),
+            "usage: mail-dev serve|sendmail|apply-config|set-secret|add-user|rpc|supervisor ..."
+                .into(),
         ),
     }
 }

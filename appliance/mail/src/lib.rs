@@ -36,8 +36,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use alpharen_rpc::auth::{AuthOutcome, AuthParams};
+use alpharen_store::View;
 use alpharen_store::config::Mail;
-use alpharen_store::{Store, StoreError};
 use tokio::sync::{Notify, watch};
 
 use crate::session::Verdict;
@@ -52,8 +52,8 @@ pub const RELAY_PASSWORD_SECRET: &str = "mail.relay.password";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    #[error("configuration from the supervisor: {0}")]
+    View(#[from] alpharen_rpc::RpcError),
     #[error(transparent)]
     Spool(#[from] spool::SpoolError),
     #[error("{what}: {source}")]
@@ -82,10 +82,10 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub fn load(state_dir: &Path, dev: bool) -> Result<Settings, Error> {
-        let store = Store::open(state_dir)?;
-        let cfg = store.current_config()?;
-        let relay_password = store.secret(RELAY_PASSWORD_SECRET)?;
+    pub async fn load(state_dir: &Path, dev: bool) -> Result<Settings, Error> {
+        let view: View = alpharen_rpc::view::view(state_dir, "mail").await?;
+        let relay_password = view.secret(RELAY_PASSWORD_SECRET).map(str::to_string);
+        let cfg = view.config;
         let hostname = cfg.node.hostname.clone();
         let node_from = cfg
             .mail
@@ -208,7 +208,7 @@ pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
 
 async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     use tokio::signal::unix::{SignalKind, signal};
-    let settings = Settings::load(state_dir, dev)?;
+    let settings = Settings::load(state_dir, dev).await?;
     let spool = Arc::new(spool::Spool::open(state_dir)?);
     spool.sweep();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -249,7 +249,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                match Settings::load(state_dir, dev) {
+                match Settings::load(state_dir, dev).await {
                     Ok(s) => {
                         shared.apply(s.clone());
                         for e in reconcile_listeners(&shared, &mut listeners, &s).await {

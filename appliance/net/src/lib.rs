@@ -19,8 +19,8 @@ use std::path::Path;
 /// Why the service could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("config store: {0}")]
-    Store(#[from] alpharen_store::StoreError),
+    #[error("configuration from the supervisor: {0}")]
+    View(#[from] alpharen_rpc::RpcError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("netlink: {0}")]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alpharen_rpc::{Call, Handler, Reply, RpcError};
-use alpharen_store::Store;
+use alpharen_store::View;
 use alpharen_store::config::Network;
 use futures_util::StreamExt;
 use rtnetlink::{Handle, MulticastGroup, new_connection, new_multicast_connection};
@@ -46,8 +46,10 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 }
 
 impl Svc {
-    fn load(&mut self) -> Result<(), Error> {
-        let cfg = Store::open(&self.state_dir)?.current_config()?;
+    async fn load(&mut self) -> Result<(), Error> {
+        let cfg = alpharen_rpc::view::view::<View>(&self.state_dir, "net")
+            .await?
+            .config;
         self.managed = cfg.network.manage.unwrap_or(!self.dev);
         self.net = cfg.network;
         self.hostname = cfg.node.hostname;
@@ -404,7 +406,7 @@ pub async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
         missing: Vec::new(),
         failed_vlans: Vec::new(),
     };
-    svc.load()?;
+    svc.load().await?;
     alpharen_rpc::spawn_service(&state_dir, "net", Rpc { handle, shared })?;
     tracing::info!(dev, managed = svc.managed, "net service started");
     svc.reconcile().await;
@@ -421,7 +423,7 @@ pub async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
             _ = term.recv() => break,
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading the network section");
-                if let Err(e) = svc.load() {
+                if let Err(e) = svc.load().await {
                     tracing::warn!(error = %e, "cannot reload config; keeping the current one");
                 }
                 svc.failed_vlans.clear();

@@ -29,16 +29,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alpharen_store::config::{BackupController, KeyPath, PgGroupResolved, Problem};
-use alpharen_store::{Store, StoreError};
+use alpharen_store::{StoreError, View};
 use tokio::task::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("from the supervisor: {0}")]
+    View(#[from] alpharen_rpc::RpcError),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
-    #[error("the SSH client key in the store is unusable: {0}")]
+    #[error("the SSH client key (secret pgha.ssh_client_key) is unusable: {0}")]
     Key(String),
 }
 
@@ -49,8 +51,8 @@ pub struct Excluded {
     pub problems: Vec<String>,
 }
 
-/// The runnable groups of the current config, secrets filled in from (and
-/// kept in) the store, and those left out.
+/// The runnable groups of the current config, secrets filled in from the
+/// view, and those left out.
 struct Plan {
     grace: Duration,
     poll: Duration,
@@ -60,8 +62,8 @@ struct Plan {
 }
 
 impl Plan {
-    fn load(store: &mut Store) -> Result<Plan, Error> {
-        let cfg = store.revealed(store.current_config()?)?.pgha;
+    fn load(view: View) -> Result<Plan, Error> {
+        let cfg = view.revealed(view.config.clone())?.pgha;
         let mut plan = Plan {
             grace: Duration::from_secs(cfg.grace),
             poll: Duration::from_secs(cfg.poll_interval),
@@ -97,6 +99,10 @@ pub(crate) struct Shared {
     backup_configured: std::sync::atomic::AtomicBool,
 }
 
+async fn view(state_dir: &Path) -> Result<View, Error> {
+    Ok(alpharen_rpc::view::view(state_dir, "pgha").await?)
+}
+
 /// `alpharen serve pgha`: runs until SIGTERM.
 pub fn serve(state_dir: &Path, _dev: bool) -> Result<(), Error> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -113,12 +119,13 @@ async fn run(state_dir: &Path) -> Result<(), Error> {
     let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
     let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
 
-    let mut store = Store::open(state_dir)?;
-    store.migrate_component("pgha", pins::SCHEMA)?;
-    let key = remote::client_key(&mut store)?;
+    let pins = pins::Pins::new(alpharen_store::open_service_db(
+        state_dir,
+        "pgha",
+        pins::SCHEMA,
+    )?);
+    let key = remote::client_key(state_dir, &view(state_dir).await?).await?;
     let client_key = key.public_key().to_openssh().unwrap_or_default();
-    let store = Arc::new(Mutex::new(store));
-    let pins = pins::Pins::new(store.clone());
     let shared = Arc::new(Shared {
         state_dir: state_dir.to_path_buf(),
         pins: pins.clone(),
@@ -134,9 +141,9 @@ async fn run(state_dir: &Path) -> Result<(), Error> {
 
     let mut running = Running::default();
     loop {
-        let plan = {
-            let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
-            Plan::load(&mut s)
+        let plan = match view(state_dir).await {
+            Ok(v) => Plan::load(v),
+            Err(e) => Err(e),
         };
         match plan {
             Ok(plan) => running.reconcile(plan, &shared, &remote),

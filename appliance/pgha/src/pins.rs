@@ -1,12 +1,12 @@
-//! SSH host keys pinned on first use, kept in the store's `pgha_host_keys`
-//! table so a restart or a new revision of the config does not forget them.
+//! SSH host keys pinned on first use, kept in `<state>/pgha.db`'s
+//! `pgha_host_keys` table so a restart or a new revision of the config
+//! does not forget them.
 
 use std::sync::{Arc, Mutex};
 
-use alpharen_store::Store;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-/// The component schema, applied with `Store::migrate_component`.
+/// The schema of `pgha.db` (`alpharen_store::open_service_db`).
 pub const SCHEMA: &[&str] = &[
     "CREATE TABLE pgha_host_keys (host TEXT PRIMARY KEY, key TEXT NOT NULL, pinned_at INTEGER NOT NULL);
      CREATE TABLE pgha_last_master (grp TEXT PRIMARY KEY, server INTEGER NOT NULL, since INTEGER NOT NULL);",
@@ -14,41 +14,42 @@ pub const SCHEMA: &[&str] = &[
 
 #[derive(Clone)]
 pub struct Pins {
-    store: Arc<Mutex<Store>>,
+    db: Arc<Mutex<Connection>>,
 }
 
 impl Pins {
-    pub fn new(store: Arc<Mutex<Store>>) -> Pins {
-        Pins { store }
+    pub fn new(db: Connection) -> Pins {
+        Pins {
+            db: Arc::new(Mutex::new(db)),
+        }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Store) -> rusqlite::Result<T>) -> Option<T> {
-        let mut store = match self.store.lock() {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Option<T> {
+        let db = match self.db.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
-        f(&mut store)
-            .inspect_err(|e| tracing::error!(error = %e, "pgha tables in the store"))
+        f(&db)
+            .inspect_err(|e| tracing::error!(error = %e, "pgha.db"))
             .ok()
     }
 
     /// The pinned key line of `host:port`, if any.
     pub fn get(&self, host: &str) -> Option<String> {
         self.with(|s| {
-            s.connection()
-                .query_row(
-                    "SELECT key FROM pgha_host_keys WHERE host = ?1",
-                    [host],
-                    |r| r.get(0),
-                )
-                .optional()
+            s.query_row(
+                "SELECT key FROM pgha_host_keys WHERE host = ?1",
+                [host],
+                |r| r.get(0),
+            )
+            .optional()
         })
         .flatten()
     }
 
     pub fn pin(&self, host: &str, key: &str) {
         self.with(|s| {
-            s.connection().execute(
+            s.execute(
                 "INSERT OR REPLACE INTO pgha_host_keys (host, key, pinned_at) VALUES (?1, ?2, ?3)",
                 params![host, key, alpharen_store::now_unix()],
             )
@@ -58,23 +59,19 @@ impl Pins {
     /// Drops a pin so the next connection pins the key it sees; whether it
     /// was there.
     pub fn forget(&self, host: &str) -> bool {
-        self.with(|s| {
-            s.connection()
-                .execute("DELETE FROM pgha_host_keys WHERE host = ?1", [host])
-        }) == Some(1)
+        self.with(|s| s.execute("DELETE FROM pgha_host_keys WHERE host = ?1", [host])) == Some(1)
     }
 
     /// Which server of a group was master last (the seed's rule), 0 when
     /// never recorded.
     pub fn last_master(&self, group: &str) -> usize {
         self.with(|s| {
-            s.connection()
-                .query_row(
-                    "SELECT server FROM pgha_last_master WHERE grp = ?1",
-                    [group],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()
+            s.query_row(
+                "SELECT server FROM pgha_last_master WHERE grp = ?1",
+                [group],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
         })
         .flatten()
         .map_or(0, |i| usize::from(i == 1))
@@ -82,7 +79,7 @@ impl Pins {
 
     pub fn set_last_master(&self, group: &str, server: usize) {
         self.with(|s| {
-            s.connection().execute(
+            s.execute(
                 "INSERT OR REPLACE INTO pgha_last_master (grp, server, since) VALUES (?1, ?2, ?3)",
                 params![group, server as i64, alpharen_store::now_unix()],
             )
@@ -96,9 +93,8 @@ mod tests {
 
     fn pins() -> (tempfile::TempDir, Pins) {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(dir.path()).unwrap();
-        s.migrate_component("pgha", SCHEMA).unwrap();
-        (dir, Pins::new(Arc::new(Mutex::new(s))))
+        let db = alpharen_store::open_service_db(dir.path(), "pgha", SCHEMA).unwrap();
+        (dir, Pins::new(db))
     }
 
     #[test]

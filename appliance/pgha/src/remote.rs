@@ -265,20 +265,22 @@ fn short(key: &str) -> String {
     format!("{kind} …{}", &blob[blob.len().saturating_sub(12)..])
 }
 
-/// The node's client key from the store, made on first use.
-pub fn client_key(store: &mut alpharen_store::Store) -> Result<PrivateKey, crate::Error> {
+/// The node's client key from the view; made on first use and kept by
+/// the supervisor.
+pub async fn client_key(
+    state_dir: &std::path::Path,
+    view: &alpharen_store::View,
+) -> Result<PrivateKey, crate::Error> {
     let bad = |e: russh::keys::ssh_key::Error| crate::Error::Key(e.to_string());
-    if let Some(text) = store.secret(CLIENT_KEY_SECRET)? {
+    if let Some(text) = view.secret(CLIENT_KEY_SECRET) {
         return PrivateKey::from_openssh(text).map_err(bad);
     }
     let mut seed = [0u8; 32];
     rand::fill(&mut seed);
     let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-    store.set_secret(
-        CLIENT_KEY_SECRET,
-        &key.to_openssh(LineEnding::LF).map_err(bad)?,
-    )?;
-    Ok(key)
+    let text = key.to_openssh(LineEnding::LF).map_err(bad)?;
+    let kept = alpharen_rpc::view::keep_secret(state_dir, "pgha", CLIENT_KEY_SECRET, &text).await?;
+    PrivateKey::from_openssh(kept).map_err(bad)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
 
-use crate::protocol::{MAX_LINE, Response, RpcError};
+use crate::protocol::{MAX_LINE, Request, Response, RpcError};
 
 /// The code of every failure to reach the peer or hear its answer.
 pub const UNAVAILABLE: &str = "unavailable";
@@ -53,10 +53,8 @@ async fn exchange(
         .await
         .map_err(|e| unavailable(socket, e))?;
     let (r, mut w) = stream.into_split();
-    let mut line = serde_json::to_vec(&json!({
-        "jsonrpc": "2.0", "id": 1, "method": method, "params": params
-    }))
-    .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+    let mut line = serde_json::to_vec(&Request::new(json!(1), method, params))
+        .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
     line.push(b'\n');
     w.write_all(&line)
         .await

@@ -5,13 +5,16 @@
 //!
 //! This crate knows framing, messages and access, nothing of what the
 //! methods do, except the shapes of the methods services themselves call
-//! (`auth`: the shared login check).
+//! (`auth`: the shared login check; `view`: what they get instead of the
+//! node's database).
 
 pub mod auth;
 mod call;
 mod client;
 mod protocol;
 mod server;
+pub mod token;
+pub mod view;
 
 pub use call::{Stream, UNAVAILABLE, call, call_stream, control_socket};
 pub use client::{Client, ClientError};

@@ -18,6 +18,22 @@ pub struct Request {
     pub method: String,
     #[serde(default)]
     pub params: Value,
+    /// The services' token ([`crate::token`]), where the caller has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl Request {
+    /// A request carrying this process's token, if it has one.
+    pub fn new(id: Value, method: &str, params: Value) -> Request {
+        Request {
+            jsonrpc: "2.0".into(),
+            id,
+            method: method.into(),
+            params,
+            token: crate::token::get().map(str::to_string),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -24,8 +24,8 @@ pub struct Peer {
 pub const ALPHAREN_GID: u32 = 900;
 
 impl Peer {
-    /// Root, our own user, or a member of the `alpharen` group (checked
-    /// against the peer's supplementary groups).
+    /// May send requests at all: root, our own user, or a member of the
+    /// `alpharen` group (checked against the peer's supplementary groups).
     fn allowed(&self) -> bool {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let me = unsafe { libc::geteuid() };
@@ -36,6 +36,15 @@ impl Peer {
             || self
                 .pid
                 .is_some_and(|pid| supplementary_groups(pid).contains(&ALPHAREN_GID))
+    }
+
+    /// May have this request answered: root always; anyone else only with
+    /// the services' token where this process has one ([`crate::token`]).
+    fn authorized(&self, presented: Option<&str>) -> bool {
+        match crate::token::get() {
+            Some(expected) if self.uid != 0 => crate::token::matches(expected, presented),
+            _ => true,
+        }
     }
 }
 
@@ -166,6 +175,13 @@ async fn connection<H: Handler>(stream: UnixStream, handler: Arc<H>) -> std::io:
                 continue;
             }
         };
+        if !peer.authorized(req.token.as_deref()) {
+            let e = RpcError::new(
+                "forbidden",
+                "this socket answers root and the node's services only (the request has no valid service token)",
+            );
+            return write_line(&mut w, &Response::err(req.id, &e)).await;
+        }
         if req.jsonrpc != "2.0" {
             let e = RpcError::new("invalid_request", "\"jsonrpc\" must be \"2.0\"");
             write_line(&mut w, &Response::err(req.id, &e)).await?;

@@ -27,11 +27,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use alpharen_store::config::Ssh;
-use alpharen_store::{Role, Store};
+use alpharen_store::{Role, User, View};
 use russh::keys::ssh_key::{LineEnding, private::Ed25519Keypair};
 use russh::keys::{HashAlg, PrivateKey, PublicKey};
 use russh::server::{Auth, Msg, Server as _, Session};
 use russh::{Channel, ChannelId, CryptoVec};
+use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -39,8 +40,8 @@ pub use line::{Action, LineEditor, split_command};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(transparent)]
-    Store(#[from] alpharen_store::StoreError),
+    #[error("configuration from the supervisor: {0}")]
+    View(#[from] alpharen_rpc::RpcError),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
     #[error("host key {0}: {1}")]
@@ -123,20 +124,15 @@ impl Shared {
 
     /// Only admins get the CLI: it acts with the supervisor's full rights.
     async fn is_admin(&self, user: &str) -> bool {
-        let dir = self.state_dir.clone();
-        let user = user.to_string();
-        tokio::task::spawn_blocking(move || {
-            Store::open(&dir)
-                .and_then(|s| s.users())
-                .map(|users| {
-                    users
-                        .iter()
-                        .any(|u| u.name == user && u.role == Role::Admin)
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false)
+        let socket = alpharen_rpc::control_socket(&self.state_dir);
+        let users = alpharen_rpc::call(&socket, "users.list", json!({}), Duration::from_secs(10))
+            .await
+            .ok()
+            .and_then(|v| serde_json::from_value::<Vec<User>>(v).ok())
+            .unwrap_or_default();
+        users
+            .iter()
+            .any(|u| u.name == user && u.role == Role::Admin)
     }
 }
 
@@ -444,7 +440,10 @@ async fn run_server(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let key = host_key(state_dir)?;
     tracing::info!(fingerprint = %key.public_key().fingerprint(HashAlg::Sha256), "SSH host key");
     let exe = std::env::current_exe().map_err(|e| Error::Io("current executable".into(), e))?;
-    let ssh = Store::open(state_dir)?.current_config()?.ssh;
+    let ssh = alpharen_rpc::view::view::<View>(state_dir, "ssh")
+        .await?
+        .config
+        .ssh;
     let shared = Arc::new(Shared {
         state_dir: state_dir.to_path_buf(),
         exe,
@@ -491,7 +490,7 @@ async fn run_server(state_dir: &Path, dev: bool) -> Result<(), Error> {
                     return Ok(());
                 }
                 _ = hup.recv() => {
-                    match Store::open(state_dir).and_then(|s| s.current_config()) {
+                    match alpharen_rpc::view::view::<View>(state_dir, "ssh").await.map(|v| v.config) {
                         Ok(c) => {
                             let new = port(&c.ssh, dev);
                             if let Ok(mut g) = shared.config.write() {

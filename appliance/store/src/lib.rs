@@ -4,8 +4,8 @@
 //!
 //! This crate parses and validates configuration and persists it; it never
 //! starts processes, opens sockets or applies configuration to the system.
-//! Only the supervisor writes through it; services open it to read their
-//! section. It also holds the decision logic of the login limiter
+//! Only the supervisor opens it; services get a [`View`] of it over the
+//! control socket and keep their own tables in `<state>/<service>.db`. It also holds the decision logic of the login limiter
 //! (`limiter`), which the supervisor keeps for every door that checks a
 //! node user's password.
 
@@ -19,6 +19,7 @@ mod revisions;
 mod secrets;
 mod service_db;
 mod users;
+mod view;
 
 pub use backup::Backup;
 pub use config::{Config, Problem, Section};
@@ -29,6 +30,7 @@ pub use revisions::{ApplyOutcome, Pending, Revision, RevisionMeta, Write};
 pub use secrets::uuid4;
 pub use service_db::open_service_db;
 pub use users::{Credential, Role, User, verify};
+pub use view::View;
 
 /// Seconds since the Unix epoch; revisions and deadlines use wall time so
 /// they survive restarts.

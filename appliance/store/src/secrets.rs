@@ -25,6 +25,37 @@ fn get(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
         .optional()?)
 }
 
+/// [`Store::reveal`] over any source of secrets (the store, a service's
+/// [`crate::View`]).
+pub(crate) fn reveal_with(
+    field: &str,
+    value: Option<&str>,
+    lookup: impl Fn(&str) -> Result<Option<String>, StoreError>,
+) -> Result<Option<String>, StoreError> {
+    let Some(v) = value else { return Ok(None) };
+    match secret_ref(v) {
+        Some(name) => lookup(name)?
+            .map(Some)
+            .ok_or_else(|| StoreError::MissingSecret {
+                field: field.into(),
+                name: name.into(),
+            }),
+        // Documents from before references: the value itself.
+        None => Ok(Some(v.to_string())),
+    }
+}
+
+/// [`Store::revealed`] over any source of secrets.
+pub(crate) fn revealed_with(
+    mut config: Config,
+    lookup: impl Fn(&str) -> Result<Option<String>, StoreError>,
+) -> Result<Config, StoreError> {
+    for f in config.secret_fields() {
+        *f.value = reveal_with(&f.path, f.value.as_deref(), &lookup)?;
+    }
+    Ok(config)
+}
+
 /// A random RFC 4122 version 4 UUID, Zato's default for generated passwords.
 pub fn uuid4() -> String {
     let mut b: [u8; 16] = rand::random();
@@ -126,29 +157,14 @@ impl Store {
     /// The document with every reference replaced by its value, for a
     /// service that hands passwords on to other programs. Never stored or
     /// answered.
-    pub fn revealed(&self, mut config: Config) -> Result<Config, StoreError> {
-        for f in config.secret_fields() {
-            *f.value = self.reveal(&f.path, f.value.as_deref())?;
-        }
-        Ok(config)
+    pub fn revealed(&self, config: Config) -> Result<Config, StoreError> {
+        revealed_with(config, |name| get(&self.conn, name))
     }
 
     /// The value of a secret-bearing config field: the stored secret it
     /// refers to (an error names the field when that secret is gone).
     pub fn reveal(&self, field: &str, value: Option<&str>) -> Result<Option<String>, StoreError> {
-        let Some(v) = value else { return Ok(None) };
-        match secret_ref(v) {
-            Some(name) => {
-                get(&self.conn, name)?
-                    .map(Some)
-                    .ok_or_else(|| StoreError::MissingSecret {
-                        field: field.into(),
-                        name: name.into(),
-                    })
-            }
-            // Documents from before references: the value itself.
-            None => Ok(Some(v.to_string())),
-        }
+        reveal_with(field, value, |name| get(&self.conn, name))
     }
 
     pub fn secret_names(&self) -> Result<Vec<String>, StoreError> {

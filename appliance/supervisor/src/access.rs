@@ -5,10 +5,12 @@
 //!
 //! - the directory, `run/` and `log/`: root:alpharen 2770 (setgid, so what
 //!   a service creates there belongs to the group);
-//! - `alpharen.db` and its `-wal`/`-shm`: root:alpharen 0660 (SQLite gives
-//!   the files it creates the database file's mode);
+//! - `alpharen.db` and its `-wal`/`-shm`: root:root 0600 (SQLite gives
+//!   the files it creates the database file's mode): only the supervisor
+//!   opens it; services get their view over the control socket;
 //! - each service's own directories ([`crate::builtin::Builtin::owns`]):
-//!   its user, recursively.
+//!   its user, recursively; its own database `<name>.db` (and `-wal`,
+//!   `-shm`): its user, 0600.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -30,7 +32,7 @@ pub struct Rule {
 }
 
 const SHARED_DIR: u32 = 0o2770;
-const SHARED_FILE: u32 = 0o660;
+const PRIVATE_FILE: u32 = 0o600;
 
 /// The rules for a state directory, in the order they must be applied
 /// (parents first).
@@ -48,17 +50,19 @@ pub fn rules(state_dir: &Path) -> Vec<Rule> {
         shared_dir(state_dir.join("run")),
         shared_dir(state_dir.join("log")),
     ];
-    for suffix in ["", "-wal", "-shm"] {
-        out.push(Rule {
-            path: state_dir.join(format!("alpharen.db{suffix}")),
-            uid: 0,
-            gid: ALPHAREN_GID,
-            mode: SHARED_FILE,
+    let db_files = |name: &str, uid: u32, gid: u32| {
+        ["", "-wal", "-shm"].map(|suffix| Rule {
+            path: state_dir.join(format!("{name}.db{suffix}")),
+            uid,
+            gid,
+            mode: PRIVATE_FILE,
             dir: false,
             recursive: false,
-        });
-    }
+        })
+    };
+    out.extend(db_files("alpharen", 0, 0));
     for b in BUILTINS {
+        out.extend(db_files(b.name, b.user.id, ALPHAREN_GID));
         for (sub, mode) in b.owns {
             out.push(Rule {
                 path: state_dir.join(sub),
@@ -173,7 +177,7 @@ mod tests {
             .iter()
             .find(|x| x.path == Path::new("/data/alpharen.db"))
             .unwrap();
-        assert_eq!((db.uid, db.mode, db.dir), (0, 0o660, false));
+        assert_eq!((db.uid, db.gid, db.mode, db.dir), (0, 0, 0o600, false));
     }
 
     #[test]
@@ -210,6 +214,6 @@ mod tests {
         let key = std::fs::metadata(dir.path().join("ssh/host_ed25519")).unwrap();
         assert_eq!(key.uid(), crate::builtin::find("ssh").unwrap().user.id);
         let db = std::fs::metadata(dir.path().join("alpharen.db")).unwrap();
-        assert_eq!(db.mode() & 0o777, 0o660);
+        assert_eq!((db.uid(), db.mode() & 0o777), (0, 0o600));
     }
 }

@@ -23,6 +23,12 @@ pub struct Builtin {
     /// Directories under the state directory that only it uses, with
     /// their mode: given to its user at every start.
     pub owns: &'static [(&'static str, u32)],
+    /// Name prefixes of the secrets its view holds and it may keep
+    /// (`services.view`, `services.keep_secret`).
+    pub secrets: &'static [&'static str],
+    /// Its tables in `<state>/<name>.db`, which older firmware kept in
+    /// `alpharen.db` (moved by the supervisor at start).
+    pub tables: &'static [&'static str],
 }
 
 impl Builtin {
@@ -49,6 +55,8 @@ pub const BUILTINS: &[Builtin] = &[
             Cap::SysTime,
         ],
         owns: &[],
+        secrets: &[],
+        tables: &[],
     },
     Builtin {
         name: "vpn",
@@ -59,6 +67,8 @@ pub const BUILTINS: &[Builtin] = &[
         },
         caps: &[Cap::NetAdmin],
         owns: &[],
+        secrets: &["vpn."],
+        tables: &[],
     },
     // The zone's node and arsrv names, the interfaces' addresses, the VPN
     // tunnel addresses and the integrator servers (`_arsrv._tcp`).
@@ -77,6 +87,8 @@ pub const BUILTINS: &[Builtin] = &[
         },
         caps: &[Cap::NetBindService],
         owns: &[],
+        secrets: &["dpx.tsig.", "dpx.client."],
+        tables: &["dpx_records", "dpx_zone"],
     },
     // `/nic/update` and proxy routes from `[dpx]`, `vpn_only` routes from
     // `[vpn]`, the certificate's host name from `[node]`.
@@ -89,6 +101,8 @@ pub const BUILTINS: &[Builtin] = &[
         },
         caps: &[Cap::NetBindService],
         owns: &[("tls", 0o2750)],
+        secrets: &["dpx.dyndns."],
+        tables: &["web_sessions", "web_tokens"],
     },
     Builtin {
         name: "ssh",
@@ -99,6 +113,8 @@ pub const BUILTINS: &[Builtin] = &[
         },
         caps: &[Cap::NetBindService],
         owns: &[("ssh", 0o700)],
+        secrets: &[],
+        tables: &[],
     },
     // The HELO name and the sender of notifications from `[node]`.
     Builtin {
@@ -110,6 +126,8 @@ pub const BUILTINS: &[Builtin] = &[
         },
         caps: &[Cap::NetBindService],
         owns: &[("spool", 0o700)],
+        secrets: &["mail."],
+        tables: &[],
     },
     Builtin {
         name: "pgha",
@@ -120,6 +138,8 @@ pub const BUILTINS: &[Builtin] = &[
         },
         caps: &[],
         owns: &[("pgha", 0o700)],
+        secrets: &["pgha."],
+        tables: &["pgha_host_keys", "pgha_last_master"],
     },
     Builtin {
         name: "integrator",
@@ -130,6 +150,15 @@ pub const BUILTINS: &[Builtin] = &[
         },
         caps: &[],
         owns: &[("integrator", 0o700)],
+        secrets: &["integrator."],
+        tables: &[
+            "integrator_versions",
+            "integrator_active",
+            "integrator_kv",
+            "integrator_queue",
+            "integrator_locks",
+            "integrator_jobs",
+        ],
     },
 ];
 

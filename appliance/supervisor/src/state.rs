@@ -81,11 +81,17 @@ impl NodeState {
         if self.opts.dev {
             args.push("--dev".into());
         }
+        // Separated services prove they are ours with the token; a
+        // process that only shares their user has none.
+        let env = match (self.separate, alpharen_rpc::token::get()) {
+            (true, Some(t)) => [(alpharen_rpc::token::TOKEN_ENV.to_string(), t.to_string())].into(),
+            _ => Default::default(),
+        };
         ServiceSpec {
             name: name.into(),
             program: self.exe.clone(),
             args,
-            env: Default::default(),
+            env,
             restart: Default::default(),
             drop: self.separate.then(|| Drop::new(b.user, b.caps)),
         }

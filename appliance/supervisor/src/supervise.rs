@@ -62,7 +62,16 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     }
     let logs = Arc::new(LogHub::new(opts.state_dir.join("log")));
     let separate = privsep::available();
+    for b in crate::builtin::BUILTINS {
+        if store.hand_over(b.name, b.tables)? {
+            logs.event(&format!(
+                "moved {}'s tables from alpharen.db to {}.db",
+                b.name, b.name
+            ));
+        }
+    }
     if separate {
+        alpharen_rpc::token::set_new();
         for problem in access::apply(&opts.state_dir) {
             logs.event(&format!("cannot set state directory access: {problem}"));
         }

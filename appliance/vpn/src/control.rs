@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alpharen_rpc::{Call, Handler, Reply, RpcError};
-use alpharen_store::Store;
 use alpharen_store::config::{Vpn, VpnPeer, parse_cidr};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -106,19 +105,14 @@ impl Control {
         let sh = &self.0;
         let vpn = sh.vpn.lock().map(|g| g.clone()).unwrap_or_default();
         let error = sh.last_error.lock().ok().and_then(|g| g.clone());
-        let public_key = {
-            let dir = sh.state_dir.clone();
-            tokio::task::spawn_blocking(move || {
-                Store::open(&dir)
-                    .ok()
-                    .and_then(|s| s.secret(crate::PRIVATE_KEY_SECRET).ok().flatten())
-                    .and_then(|t| keys::from_base64(&t))
-                    .map(|k| keys::to_base64(&keys::public_of(&k)))
-            })
+        let public_key = crate::view(&sh.state_dir)
             .await
             .ok()
-            .flatten()
-        };
+            .and_then(|v| {
+                v.secret(crate::PRIVATE_KEY_SECRET)
+                    .and_then(keys::from_base64)
+            })
+            .map(|k| keys::to_base64(&keys::public_of(&k)));
         let mut guard = sh.tunnel.lock().await;
         let (running, backend, live) = match guard.as_mut() {
             Some(t) => (
@@ -217,16 +211,12 @@ impl Control {
                 )));
             }
         }
-        let server_public = {
-            let dir = sh.state_dir.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut s = Store::open(&dir)?;
-                node_key(&mut s).map(|(_, p)| p)
-            })
-            .await
-            .map_err(|e| RpcError::new("internal_error", e.to_string()))?
-            .map_err(vpn_error)?
-        };
+        let server_public = async {
+            let view = crate::view(&sh.state_dir).await?;
+            node_key(&sh.state_dir, &view).await.map(|(_, p)| p)
+        }
+        .await
+        .map_err(vpn_error)?;
         let (client_secret, client_public) = keys::generate();
         let peer = VpnPeer {
             name: p.name.clone(),

@@ -18,12 +18,12 @@ pub mod plan;
 pub mod pool;
 pub mod wgquick;
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use alpharen_store::View;
 use alpharen_store::config::{Vpn, decode_key, parse_cidr};
-use alpharen_store::{Store, StoreError};
 use tokio::sync::Mutex;
 
 use crate::backend::{Backend, BackendError, Boringtun};
@@ -38,8 +38,8 @@ pub const MTU: u32 = 1420;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    #[error("from the supervisor: {0}")]
+    View(#[from] alpharen_rpc::RpcError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -62,37 +62,52 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { what, source }
 }
 
-/// The node's key pair, generated and stored on first need.
-pub(crate) fn node_key(store: &mut Store) -> Result<(Key, Key), Error> {
-    if let Some(text) = store.secret(PRIVATE_KEY_SECRET)? {
-        let secret = keys::from_base64(&text).ok_or_else(|| {
-            Error::Config(format!(
-                "secret {PRIVATE_KEY_SECRET} is not a WireGuard key; remove it to have a new one generated"
-            ))
-        })?;
-        return Ok((secret, keys::public_of(&secret)));
-    }
-    let (secret, public) = keys::generate();
-    store.set_secret(PRIVATE_KEY_SECRET, &keys::to_base64(&secret))?;
-    tracing::info!(public_key = %keys::to_base64(&public), "generated the node's WireGuard key");
-    Ok((secret, public))
+/// This service's view of the store.
+pub(crate) async fn view(state_dir: &Path) -> Result<View, Error> {
+    Ok(alpharen_rpc::view::view(state_dir, "vpn").await?)
+}
+
+/// The node's key pair from the view; generated and kept by the
+/// supervisor on first need.
+pub(crate) async fn node_key(state_dir: &Path, view: &View) -> Result<(Key, Key), Error> {
+    let text = match view.secret(PRIVATE_KEY_SECRET) {
+        Some(t) => t.to_string(),
+        None => {
+            let (secret, public) = keys::generate();
+            let kept = alpharen_rpc::view::keep_secret(
+                state_dir,
+                "vpn",
+                PRIVATE_KEY_SECRET,
+                &keys::to_base64(&secret),
+            )
+            .await?;
+            tracing::info!(public_key = %keys::to_base64(&public), "generated the node's WireGuard key");
+            kept
+        }
+    };
+    let secret = keys::from_base64(&text).ok_or_else(|| {
+        Error::Config(format!(
+            "secret {PRIVATE_KEY_SECRET} is not a WireGuard key; remove it to have a new one generated"
+        ))
+    })?;
+    Ok((secret, keys::public_of(&secret)))
 }
 
 /// Resolves `host:port`; site-to-site peers may name hosts.
-fn resolve(endpoint: &str) -> Option<SocketAddr> {
+async fn resolve(endpoint: &str) -> Option<SocketAddr> {
     let (host, port) = alpharen_store::config::split_endpoint(endpoint)?;
-    (host, port).to_socket_addrs().ok()?.next()
+    tokio::net::lookup_host((host, port)).await.ok()?.next()
 }
 
 /// Reads the section and secrets into the state the device should have;
 /// `None` when the VPN is disabled.
-pub(crate) fn load(state_dir: &Path) -> Result<(Vpn, Option<Desired>), Error> {
-    let mut store = Store::open(state_dir)?;
-    let vpn = store.current_config()?.vpn;
+pub(crate) async fn load(state_dir: &Path) -> Result<(Vpn, Option<Desired>), Error> {
+    let view = view(state_dir).await?;
+    let vpn = view.config.vpn.clone();
     if !vpn.enabled {
         return Ok((vpn, None));
     }
-    let (private_key, _) = node_key(&mut store)?;
+    let (private_key, _) = node_key(state_dir, &view).await?;
     let mut peers = Vec::new();
     for (i, p) in vpn.peers.iter().enumerate() {
         let at = format!("vpn.peers[{i}]");
@@ -100,12 +115,12 @@ pub(crate) fn load(state_dir: &Path) -> Result<(Vpn, Option<Desired>), Error> {
             .ok_or_else(|| Error::Config(format!("{at}.public_key: not a WireGuard key")))?;
         let preshared_key = match &p.preshared_key_secret {
             Some(name) => {
-                let text = store.secret(name)?.ok_or_else(|| {
+                let text = view.secret(name).ok_or_else(|| {
                     Error::Config(format!(
                         "{at}.preshared_key_secret: no secret named {name:?}"
                     ))
                 })?;
-                Some(decode_key(&text).ok_or_else(|| {
+                Some(decode_key(text).ok_or_else(|| {
                     Error::Config(format!(
                         "{at}.preshared_key_secret: secret {name:?} is not a WireGuard key"
                     ))
@@ -115,7 +130,7 @@ pub(crate) fn load(state_dir: &Path) -> Result<(Vpn, Option<Desired>), Error> {
         };
         let endpoint = match &p.endpoint {
             Some(e) => {
-                let r = resolve(e);
+                let r = resolve(e).await;
                 if r.is_none() {
                     tracing::warn!(peer = %p.name, endpoint = %e, "cannot resolve endpoint; waiting for the peer to connect");
                 }
@@ -180,10 +195,7 @@ impl Shared {
     }
 
     async fn reconcile_inner(&self) -> Result<(), Error> {
-        let state_dir = self.state_dir.clone();
-        let (vpn, desired) = tokio::task::spawn_blocking(move || load(&state_dir))
-            .await
-            .map_err(|e| Error::Config(format!("loading the configuration failed: {e}")))??;
+        let (vpn, desired) = load(&self.state_dir).await?;
         if let Ok(mut g) = self.vpn.lock() {
             *g = vpn;
         }

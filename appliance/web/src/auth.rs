@@ -1,11 +1,12 @@
 //! Who is calling: console sessions (cookie + double-submit CSRF token) and
-//! API tokens (bearer), both stored hashed in the web service's own tables,
-//! and the roles they carry. The decisions are plain functions so they are
+//! API tokens (bearer), both stored hashed in the web service's own
+//! database (`<state>/web.db`), and the roles they carry: the user's
+//! current role, as the supervisor lists it at the time of the request. The decisions are plain functions so they are
 //! tested without HTTP. (Passwords are checked by the supervisor.)
 
-use alpharen_store::{Role, Store, StoreError, now_unix};
+use alpharen_store::{Role, StoreError, now_unix};
 use base64::Engine;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -14,7 +15,7 @@ pub const CSRF_COOKIE: &str = "alpharen_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const TOKEN_PREFIX: &str = "art_";
 
-/// The web service's tables, applied with `Store::migrate_component`.
+/// The schema of `web.db` (`alpharen_store::open_service_db`).
 pub const SCHEMA: &[&str] = &[r#"
     CREATE TABLE web_sessions (
         id_hash TEXT PRIMARY KEY,
@@ -124,11 +125,11 @@ pub struct NewSession {
     pub csrf: String,
 }
 
-pub fn create_session(store: &mut Store, user: &str) -> Result<NewSession, StoreError> {
+pub fn create_session(conn: &Connection, user: &str) -> Result<NewSession, StoreError> {
     let id = random_token(32);
     let csrf = random_token(24);
     let now = now_unix();
-    store.connection().execute(
+    conn.execute(
         "INSERT INTO web_sessions (id_hash, username, csrf, created_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)",
         params![hash_secret(&id), user, csrf, now],
     )?;
@@ -136,24 +137,28 @@ pub fn create_session(store: &mut Store, user: &str) -> Result<NewSession, Store
 }
 
 /// The session's user, role and CSRF token, if it exists, has not idled
-/// out and its user still exists. Touches `last_seen` at most once a minute.
+/// out and its user still exists (`role_of` gives the user's current
+/// role). Touches `last_seen` at most once a minute.
 pub fn lookup_session(
-    store: &mut Store,
+    conn: &Connection,
     id: &str,
     idle_secs: i64,
+    role_of: impl Fn(&str) -> Option<Role>,
 ) -> Result<Option<(Caller, String)>, StoreError> {
     let hash = hash_secret(id);
     let now = now_unix();
-    let conn = store.connection();
-    let row: Option<(String, String, i64, String)> = conn
+    let row: Option<(String, String, i64)> = conn
         .query_row(
-            "SELECT s.username, s.csrf, s.last_seen, u.role FROM web_sessions s
-             JOIN users u ON u.name = s.username WHERE s.id_hash = ?1",
+            "SELECT username, csrf, last_seen FROM web_sessions WHERE id_hash = ?1",
             [&hash],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let Some((user, csrf, last_seen, role)) = row else {
+    let Some((user, csrf, last_seen)) = row else {
+        return Ok(None);
+    };
+    let Some(role) = role_of(&user) else {
+        conn.execute("DELETE FROM web_sessions WHERE id_hash = ?1", [&hash])?;
         return Ok(None);
     };
     if now - last_seen > idle_secs {
@@ -166,7 +171,6 @@ pub fn lookup_session(
             params![hash, now],
         )?;
     }
-    let role = Role::parse(&role)?;
     Ok(Some((
         Caller {
             user,
@@ -177,8 +181,8 @@ pub fn lookup_session(
     )))
 }
 
-pub fn delete_session(store: &mut Store, id: &str) -> Result<(), StoreError> {
-    store.connection().execute(
+pub fn delete_session(conn: &Connection, id: &str) -> Result<(), StoreError> {
+    conn.execute(
         "DELETE FROM web_sessions WHERE id_hash = ?1",
         [hash_secret(id)],
     )?;
@@ -186,8 +190,8 @@ pub fn delete_session(store: &mut Store, id: &str) -> Result<(), StoreError> {
 }
 
 /// Drops sessions idle for longer than allowed.
-pub fn expire_sessions(store: &mut Store, idle_secs: i64) -> Result<usize, StoreError> {
-    Ok(store.connection().execute(
+pub fn expire_sessions(conn: &Connection, idle_secs: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute(
         "DELETE FROM web_sessions WHERE last_seen < ?1",
         [now_unix() - idle_secs],
     )?)
@@ -205,14 +209,13 @@ pub struct TokenInfo {
 
 /// Creates an API token; the secret is returned once and stored hashed.
 pub fn create_token(
-    store: &mut Store,
+    conn: &Connection,
     name: &str,
     user: &str,
     role: Role,
 ) -> Result<(TokenInfo, String), StoreError> {
     let secret = format!("{TOKEN_PREFIX}{}", random_token(32));
     let now = now_unix();
-    let conn = store.connection();
     conn.execute(
         "INSERT INTO web_tokens (name, hash, username, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![name, hash_secret(&secret), user, role.as_str(), now],
@@ -231,8 +234,7 @@ pub fn create_token(
     ))
 }
 
-pub fn list_tokens(store: &mut Store) -> Result<Vec<TokenInfo>, StoreError> {
-    let conn = store.connection();
+pub fn list_tokens(conn: &Connection) -> Result<Vec<TokenInfo>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, name, username, role, created_at, last_used FROM web_tokens ORDER BY id",
     )?;
@@ -250,30 +252,33 @@ pub fn list_tokens(store: &mut Store) -> Result<Vec<TokenInfo>, StoreError> {
 }
 
 /// `true` if a token was revoked.
-pub fn revoke_token(store: &mut Store, id: i64) -> Result<bool, StoreError> {
-    Ok(store
-        .connection()
-        .execute("DELETE FROM web_tokens WHERE id = ?1", [id])?
-        > 0)
+pub fn revoke_token(conn: &Connection, id: i64) -> Result<bool, StoreError> {
+    Ok(conn.execute("DELETE FROM web_tokens WHERE id = ?1", [id])? > 0)
 }
 
-/// The token's caller. Its role is the lower of the token's and its
-/// user's current role, so demoting a user demotes their tokens.
-pub fn lookup_token(store: &mut Store, secret: &str) -> Result<Option<Caller>, StoreError> {
+/// The token's caller, if its user still exists (`role_of` gives the
+/// user's current role). Its role is the lower of the token's and the
+/// user's, so demoting a user demotes their tokens.
+pub fn lookup_token(
+    conn: &Connection,
+    secret: &str,
+    role_of: impl Fn(&str) -> Option<Role>,
+) -> Result<Option<Caller>, StoreError> {
     if !secret.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
     let hash = hash_secret(secret);
-    let conn = store.connection();
-    let row: Option<(i64, String, String, String, Option<i64>)> = conn
+    let row: Option<(i64, String, String, Option<i64>)> = conn
         .query_row(
-            "SELECT t.id, t.username, t.role, u.role, t.last_used FROM web_tokens t
-             JOIN users u ON u.name = t.username WHERE t.hash = ?1",
+            "SELECT id, username, role, last_used FROM web_tokens WHERE hash = ?1",
             [&hash],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    let Some((id, user, token_role, user_role, last_used)) = row else {
+    let Some((id, user, token_role, last_used)) = row else {
+        return Ok(None);
+    };
+    let Some(user_role) = role_of(&user) else {
         return Ok(None);
     };
     let now = now_unix();
@@ -283,12 +288,11 @@ pub fn lookup_token(store: &mut Store, secret: &str) -> Result<Option<Caller>, S
             params![id, now],
         )?;
     }
-    let role =
-        if Role::parse(&token_role)? == Role::Admin && Role::parse(&user_role)? == Role::Admin {
-            Role::Admin
-        } else {
-            Role::Viewer
-        };
+    let role = if Role::parse(&token_role)? == Role::Admin && user_role == Role::Admin {
+        Role::Admin
+    } else {
+        Role::Viewer
+    };
     Ok(Some(Caller {
         user,
         role,
@@ -331,27 +335,39 @@ mod tests {
     #[test]
     fn sessions_and_tokens_roundtrip_hashed() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(dir.path()).unwrap();
-        s.migrate_component("web", SCHEMA).unwrap();
-        s.add_user("admin", "correct horse", Role::Admin, "t")
-            .unwrap();
-        let sess = create_session(&mut s, "admin").unwrap();
-        let (caller, csrf) = lookup_session(&mut s, &sess.id, 3600).unwrap().unwrap();
-        assert_eq!(caller.user, "admin");
+        let s = alpharen_store::open_service_db(dir.path(), "web", SCHEMA).unwrap();
+        let admin = |u: &str| (u == "admin").then_some(Role::Admin);
+        let nobody = |_: &str| None;
+        let sess = create_session(&s, "admin").unwrap();
+        let (caller, csrf) = lookup_session(&s, &sess.id, 3600, admin).unwrap().unwrap();
+        assert_eq!((caller.user.as_str(), caller.role), ("admin", Role::Admin));
         assert_eq!(csrf, sess.csrf);
-        assert!(lookup_session(&mut s, "nope", 3600).unwrap().is_none());
-        delete_session(&mut s, &sess.id).unwrap();
-        assert!(lookup_session(&mut s, &sess.id, 3600).unwrap().is_none());
+        assert!(lookup_session(&s, "nope", 3600, admin).unwrap().is_none());
+        delete_session(&s, &sess.id).unwrap();
+        assert!(lookup_session(&s, &sess.id, 3600, admin).unwrap().is_none());
+        let gone = create_session(&s, "admin").unwrap();
+        assert!(
+            lookup_session(&s, &gone.id, 3600, nobody)
+                .unwrap()
+                .is_none(),
+            "a deleted user's session ends"
+        );
 
-        let (info, secret) = create_token(&mut s, "ci", "admin", Role::Viewer).unwrap();
+        let (info, secret) = create_token(&s, "ci", "admin", Role::Viewer).unwrap();
         let stored: String = s
-            .connection()
             .query_row("SELECT hash FROM web_tokens", [], |r| r.get(0))
             .unwrap();
         assert_ne!(stored, secret, "tokens are stored hashed");
-        let c = lookup_token(&mut s, &secret).unwrap().unwrap();
+        let c = lookup_token(&s, &secret, admin).unwrap().unwrap();
         assert_eq!(c.role, Role::Viewer);
-        assert!(revoke_token(&mut s, info.id).unwrap());
-        assert!(lookup_token(&mut s, &secret).unwrap().is_none());
+        let viewer = |_: &str| Some(Role::Viewer);
+        let (_, strong) = create_token(&s, "ops", "admin", Role::Admin).unwrap();
+        assert_eq!(
+            lookup_token(&s, &strong, viewer).unwrap().unwrap().role,
+            Role::Viewer
+        );
+        assert!(lookup_token(&s, &secret, nobody).unwrap().is_none());
+        assert!(revoke_token(&s, info.id).unwrap());
+        assert!(lookup_token(&s, &secret, admin).unwrap().is_none());
     }
 }

@@ -167,11 +167,7 @@ async fn update(
         .unwrap_or(true);
     let known = dpx.dyndns.users.iter().find(|u| u.name == user);
     let stored = match (limited, known) {
-        (false, Some(u)) => app
-            .db
-            .lock()
-            .ok()
-            .and_then(|db| db.secret(&u.secret_name()).ok().flatten()),
+        (false, Some(u)) => app.dyndns_secret(&u.secret_name()),
         _ => None,
     };
     let ok = stored.is_some_and(|s| auth::hash_secret(&s) == auth::hash_secret(password));

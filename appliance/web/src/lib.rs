@@ -24,15 +24,16 @@ pub mod limits;
 pub mod proxy;
 pub mod tls;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use alpharen_store::Store;
 use alpharen_store::config::Dpx;
 use alpharen_store::limiter::{DEFAULT_CAP, LOGIN_MAX_PER_NET, LOGIN_WINDOW, Window};
+use alpharen_store::{Role, View};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -48,6 +49,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum Error {
     #[error(transparent)]
     Store(#[from] alpharen_store::StoreError),
+    #[error("from the supervisor: {0}")]
+    View(#[from] alpharen_rpc::RpcError),
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
     #[error("TLS: {0}")]
@@ -65,7 +68,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct App {
     pub state_dir: PathBuf,
     pub socket: PathBuf,
-    pub db: Mutex<Store>,
+    /// `web.db`: sessions and API tokens.
+    pub db: Mutex<rusqlite::Connection>,
+    /// The dyndns users' passwords (`dpx.dyndns.*`), from the view.
+    dyndns_secrets: RwLock<Arc<BTreeMap<String, String>>>,
     /// Caps on requests in flight and on the body memory they hold.
     pub limits: limits::Limits,
     /// Failed dyndns updates per client network (dyndns users are not node
@@ -110,20 +116,23 @@ fn current<T>(lock: &RwLock<Arc<T>>) -> Arc<T> {
 
 impl App {
     /// Runs inside the runtime: routes with health checks spawn their checkers.
-    pub fn new(state_dir: &Path) -> Result<App, Error> {
-        let mut store = Store::open(state_dir)?;
-        store.migrate_component("web", auth::SCHEMA)?;
-        let config = store.current_config()?;
-        let web = config.web;
+    pub fn new(
+        state_dir: &Path,
+        config: &alpharen_store::Config,
+        secrets: BTreeMap<String, String>,
+    ) -> Result<App, Error> {
+        let db = alpharen_store::open_service_db(state_dir, "web", auth::SCHEMA)?;
+        let web = &config.web;
         Ok(App {
             state_dir: state_dir.to_path_buf(),
             socket: alpharen_rpc::control_socket(state_dir),
-            db: Mutex::new(store),
+            db: Mutex::new(db),
+            dyndns_secrets: RwLock::new(Arc::new(secrets)),
             limits: limits::Limits::default(),
             dyndns_failures: Mutex::new(Window::new(LOGIN_MAX_PER_NET, LOGIN_WINDOW, DEFAULT_CAP)),
             idle_secs: AtomicI64::new(i64::from(web.session_idle_minutes) * 60),
             upstreams: RwLock::new(Arc::new(proxy::reconcile(&[], &config.dpx.routes))),
-            dpx: RwLock::new(Arc::new(config.dpx)),
+            dpx: RwLock::new(Arc::new(config.dpx.clone())),
             vpn_nets: RwLock::new(Arc::new(vpn_nets(&config.vpn))),
             throttle: Mutex::new(dyndns::Throttle::default()),
         })
@@ -143,6 +152,39 @@ impl App {
 
     pub fn idle_secs(&self) -> i64 {
         self.idle_secs.load(Ordering::Relaxed)
+    }
+
+    pub fn dyndns_secret(&self, name: &str) -> Option<String> {
+        current(&self.dyndns_secrets).get(name).cloned()
+    }
+
+    /// Each node user's current role, as the supervisor has them now (so
+    /// a deleted or demoted user's sessions and tokens end at once).
+    pub async fn user_roles(&self) -> Result<BTreeMap<String, Role>, alpharen_rpc::RpcError> {
+        let v = alpharen_rpc::call(
+            &self.socket,
+            "users.list",
+            serde_json::json!({}),
+            Duration::from_secs(10),
+        )
+        .await?;
+        let users: Vec<alpharen_store::User> = serde_json::from_value(v).map_err(|e| {
+            alpharen_rpc::RpcError::new("internal_error", format!("users.list: {e}"))
+        })?;
+        Ok(users.into_iter().map(|u| (u.name, u.role)).collect())
+    }
+
+    /// An entry in the node's audit log (kept by the supervisor).
+    pub async fn audit(&self, actor: &str, action: &str, detail: &str) {
+        let entry = alpharen_rpc::view::AuditEntry {
+            service: "web",
+            actor,
+            action,
+            detail,
+        };
+        if let Err(e) = alpharen_rpc::view::audit(&self.state_dir, &entry).await {
+            tracing::warn!(error = %e, action, "audit entry not written");
+        }
     }
 }
 
@@ -189,12 +231,8 @@ impl Listeners {
 }
 
 async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
-    let app = Arc::new(App::new(state_dir)?);
-    let config = app
-        .db
-        .lock()
-        .map_err(|_| Error::Tls("lock".into()))?
-        .current_config()?;
+    let View { config, secrets } = alpharen_rpc::view::view(state_dir, "web").await?;
+    let app = Arc::new(App::new(state_dir, &config, secrets)?);
     let ck = tls::choose(state_dir, &config.web, &config.node.hostname)?;
     tracing::info!(fingerprint = %tls::fingerprint(&ck), "TLS certificate (SHA-256)");
     let resolver = Arc::new(tls::Resolver::new(ck));
@@ -219,8 +257,8 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
                 }
             }
             _ = sweep.tick() => {
-                if let Ok(mut db) = app.db.lock() {
-                    let _ = auth::expire_sessions(&mut db, app.idle_secs());
+                if let Ok(db) = app.db.lock() {
+                    let _ = auth::expire_sessions(&db, app.idle_secs());
                 }
             }
         }
@@ -243,7 +281,8 @@ async fn reload(
     listeners: &mut Listeners,
     dev: bool,
 ) -> Result<(), Error> {
-    let config = Store::open(&app.state_dir)?.current_config()?;
+    let View { config, secrets } = alpharen_rpc::view::view(&app.state_dir, "web").await?;
+    swap(&app.dyndns_secrets, secrets);
     app.idle_secs.store(
         i64::from(config.web.session_idle_minutes) * 60,
         Ordering::Relaxed,

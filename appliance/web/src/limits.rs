@@ -195,7 +195,7 @@ pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
             // answers 404 for an unknown path whoever asks.
             if req.body().size_hint().exact() != Some(0) {
                 let (parts, body) = req.into_parts();
-                if let Err(e) = crate::api::authenticate(&app, &parts, Need::Read) {
+                if let Err(e) = crate::api::authenticate(&app, &parts, Need::Read).await {
                     drain_if_small(body).await;
                     return e.into_response();
                 }

@@ -106,28 +106,14 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Tables older firmware kept in `alpharen.db`; moved on first open.
-const MOVED: &[&str] = &[
-    "integrator_versions",
-    "integrator_active",
-    "integrator_kv",
-    "integrator_queue",
-    "integrator_locks",
-    "integrator_jobs",
-];
-
 pub struct Data {
     conn: Mutex<Connection>,
 }
 
 impl Data {
     pub fn open(state_dir: &Path) -> Result<Data, DataError> {
-        let conn = alpharen_store::open_service_db(
-            state_dir,
-            "integrator",
-            crate::registry::SCHEMA,
-            MOVED,
-        )?;
+        let conn =
+            alpharen_store::open_service_db(state_dir, "integrator", crate::registry::SCHEMA)?;
         Ok(Data {
             conn: Mutex::new(conn),
         })

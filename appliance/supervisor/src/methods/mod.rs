@@ -6,6 +6,7 @@ mod config;
 mod forward;
 mod services;
 mod users;
+mod view;
 
 use std::sync::Arc;
 
@@ -22,6 +23,9 @@ pub async fn dispatch(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcErr
         .next()
         .unwrap_or_default()
         .to_string();
+    if view::METHODS.contains(&call.method.as_str()) {
+        return view::call(node, &call).map(Reply::Value);
+    }
     match ns.as_str() {
         "status" | "services" | "logs" | "system" => services::call(node, call).await,
         "config" => config::call(node, call).await,

@@ -40,8 +40,16 @@ pub(super) fn cookies(h: &HeaderMap) -> String {
         .join("; ")
 }
 
-pub fn authenticate(app: &App, parts: &Parts, need: Need) -> Result<Caller, ApiError> {
-    let mut db = app
+pub async fn authenticate(app: &App, parts: &Parts, need: Need) -> Result<Caller, ApiError> {
+    let roles = app.user_roles().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("cannot check who you are: {e}"),
+        )
+    })?;
+    let role_of = |u: &str| roles.get(u).copied();
+    let db = app
         .db
         .lock()
         .map_err(|_| ApiError::internal("database lock poisoned"))?;
@@ -49,7 +57,7 @@ pub fn authenticate(app: &App, parts: &Parts, need: Need) -> Result<Caller, ApiE
         let token = v
             .strip_prefix("Bearer ")
             .ok_or_else(ApiError::unauthorized)?;
-        auth::lookup_token(&mut db, token.trim())?.ok_or_else(|| {
+        auth::lookup_token(&db, token.trim(), role_of)?.ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -60,7 +68,7 @@ pub fn authenticate(app: &App, parts: &Parts, need: Need) -> Result<Caller, ApiE
         let jar = cookies(&parts.headers);
         let sid = auth::cookie(&jar, auth::SESSION_COOKIE).ok_or_else(ApiError::unauthorized)?;
         let (caller, csrf) =
-            auth::lookup_session(&mut db, sid, app.idle_secs())?.ok_or_else(|| {
+            auth::lookup_session(&db, sid, app.idle_secs(), role_of)?.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
@@ -98,6 +106,6 @@ impl<const ADMIN: bool> FromRequestParts<Arc<App>> for Authed<ADMIN> {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
         let need = if ADMIN { Need::Admin } else { Need::Read };
-        authenticate(app, parts, need).map(Authed)
+        authenticate(app, parts, need).await.map(Authed)
     }
 }

@@ -89,8 +89,8 @@ pub(super) async fn login(
         }
     };
     let sess = {
-        let mut db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
-        auth::create_session(&mut db, &user.user)?
+        let db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
+        auth::create_session(&db, &user.user)?
     };
     tracing::info!(user = %user.user, client = ?client, "login");
     let body = json!({"user": user.user, "role": user.role, "csrf": sess.csrf});
@@ -123,8 +123,8 @@ pub(super) async fn logout(
 ) -> Result<Response, ApiError> {
     let jar = cookies(&headers);
     if let Some(sid) = auth::cookie(&jar, auth::SESSION_COOKIE) {
-        let mut db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
-        auth::delete_session(&mut db, sid)?;
+        let db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
+        auth::delete_session(&db, sid)?;
     }
     let mut resp = Json(json!({"logged_out": true})).into_response();
     for (k, v) in session_cookies("", "", 0) {

@@ -1,4 +1,4 @@
-//! `/api/v1/tokens`: API tokens, kept by this service in its own table
+//! `/api/v1/tokens`: API tokens, kept by this service in `web.db`
 //! (hashed); the secret is shown once, at creation.
 
 use alpharen_store::Role;
@@ -25,8 +25,8 @@ pub struct TokenBody {
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     responses((status = 200, description = "API tokens (never their secrets)", body = [auth::TokenInfo])))]
 pub(super) async fn tokens_list(State(app): AppState, _c: Admin) -> ApiResult {
-    let mut db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
-    Ok(Json(json!(auth::list_tokens(&mut db)?)))
+    let db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
+    Ok(Json(json!(auth::list_tokens(&db)?)))
 }
 
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = TokenBody,
@@ -52,13 +52,16 @@ pub(super) async fn tokens_create(
             format!("role: {e}"),
         )
     })?;
-    let mut db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
-    let (info, secret) = auth::create_token(&mut db, name, &c.user, role)?;
-    let _ = db.audit(
+    let (info, secret) = {
+        let db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
+        auth::create_token(&db, name, &c.user, role)?
+    };
+    app.audit(
         &c.user,
         "web.token.create",
         &format!("{} ({})", info.name, info.role),
-    );
+    )
+    .await;
     Ok(Json(json!({"token": info, "secret": secret})))
 }
 
@@ -74,14 +77,18 @@ pub(super) async fn tokens_revoke(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{id:?} is not a token id")))?;
-    let mut db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
-    if !auth::revoke_token(&mut db, id)? {
+    let revoked = {
+        let db = app.db.lock().map_err(|_| ApiError::internal("lock"))?;
+        auth::revoke_token(&db, id)?
+    };
+    if !revoked {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no_such_token",
             format!("there is no token {id}"),
         ));
     }
-    let _ = db.audit(&c.user, "web.token.revoke", &id.to_string());
+    app.audit(&c.user, "web.token.revoke", &id.to_string())
+        .await;
     Ok(Json(json!({"revoked": id})))
 }

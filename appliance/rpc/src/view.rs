@@ -1,0 +1,78 @@
+//! What a service asks the supervisor for instead of opening the node's
+//! database: its view (`services.view`: the current document and the
+//! secrets it may read), a secret it generated kept once
+//! (`services.keep_secret`), and an audit entry (`services.audit`).
+//! Params name the service; under privilege separation the supervisor
+//! checks the name against the caller's user.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::call::{call, control_socket};
+use crate::protocol::RpcError;
+
+pub const VIEW: &str = "services.view";
+pub const KEEP_SECRET: &str = "services.keep_secret";
+pub const AUDIT: &str = "services.audit";
+
+/// A supervisor that is starting services answers late, never not at all.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `service`'s view (an `alpharen_store::View`).
+pub async fn view<T: DeserializeOwned>(state_dir: &Path, service: &str) -> Result<T, RpcError> {
+    let v = call(
+        &control_socket(state_dir),
+        VIEW,
+        json!({ "service": service }),
+        TIMEOUT,
+    )
+    .await?;
+    serde_json::from_value(v).map_err(|e| {
+        RpcError::new(
+            "internal_error",
+            format!("the supervisor's view for {service} does not parse: {e}"),
+        )
+    })
+}
+
+/// Keeps `value` as secret `name` unless one is already kept; returns the
+/// kept one (so of two racing generators, one value wins everywhere).
+pub async fn keep_secret(
+    state_dir: &Path,
+    service: &str,
+    name: &str,
+    value: &str,
+) -> Result<String, RpcError> {
+    let v = call(
+        &control_socket(state_dir),
+        KEEP_SECRET,
+        json!({ "service": service, "name": name, "value": value }),
+        TIMEOUT,
+    )
+    .await?;
+    v["value"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| RpcError::new("internal_error", "keep_secret answered no value"))
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditEntry<'a> {
+    pub service: &'a str,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub detail: &'a str,
+}
+
+/// Adds an entry to the node's audit log.
+pub async fn audit(state_dir: &Path, entry: &AuditEntry<'_>) -> Result<(), RpcError> {
+    let params =
+        serde_json::to_value(entry).map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+    call(&control_socket(state_dir), AUDIT, params, TIMEOUT)
+        .await
+        .map(|_| ())
+}

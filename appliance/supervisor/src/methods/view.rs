@@ -1,0 +1,148 @@
+//! `services.view`, `services.keep_secret`, `services.audit`: what a
+//! service gets instead of opening the node's database. Under privilege
+//! separation a service may ask only for itself (its user decides), and
+//! sees only the secrets its [`Builtin::secrets`] prefixes name.
+
+use alpharen_rpc::view::{AUDIT, KEEP_SECRET, VIEW};
+use alpharen_rpc::{Call, RpcError};
+use alpharen_store::{Config, View};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::with_store;
+use crate::builtin::Builtin;
+use crate::state::NodeState;
+
+pub const METHODS: &[&str] = &[VIEW, KEEP_SECRET, AUDIT];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViewParams {
+    service: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeepParams {
+    service: String,
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    service: String,
+    actor: String,
+    action: String,
+    detail: String,
+}
+
+pub fn call(node: &NodeState, call: &Call) -> Result<Value, RpcError> {
+    match call.method.as_str() {
+        VIEW => {
+            let p: ViewParams = call.params()?;
+            let b = asking_for(node, call, &p.service)?;
+            let view = with_store(node, |s| {
+                let config = s.current_config()?;
+                let mut view = View::default();
+                for name in s.secret_names()? {
+                    if may_read(b, &config, &name)
+                        && let Some(value) = s.secret(&name)?
+                    {
+                        view.secrets.insert(name, value);
+                    }
+                }
+                view.config = config;
+                Ok(view)
+            })?;
+            serde_json::to_value(view).map_err(|e| RpcError::new("internal_error", e.to_string()))
+        }
+        KEEP_SECRET => {
+            let p: KeepParams = call.params()?;
+            let b = asking_for(node, call, &p.service)?;
+            if !b.secrets.iter().any(|pre| p.name.starts_with(pre)) || p.value.is_empty() {
+                return Err(RpcError::new(
+                    "forbidden",
+                    format!(
+                        "{} may keep only non-empty secrets named {}…",
+                        b.name,
+                        b.secrets.join("…, ")
+                    ),
+                ));
+            }
+            let value = with_store(node, |s| match s.secret(&p.name)? {
+                Some(kept) => Ok(kept),
+                None => {
+                    s.set_secret(&p.name, &p.value)?;
+                    s.audit(b.name, "secret.generated", &p.name)?;
+                    Ok(p.value.clone())
+                }
+            })?;
+            Ok(json!({ "value": value }))
+        }
+        _ => {
+            let p: AuditParams = call.params()?;
+            asking_for(node, call, &p.service)?;
+            with_store(node, |s| s.audit(&p.actor, &p.action, &p.detail))?;
+            Ok(json!({}))
+        }
+    }
+}
+
+/// The built-in `service`, if the caller may act for it: root may for
+/// any, a service's user only for its own.
+fn asking_for(node: &NodeState, call: &Call, service: &str) -> Result<&'static Builtin, RpcError> {
+    let b = crate::builtin::find(service).ok_or_else(|| {
+        RpcError::invalid_params(format!("service: there is no built-in service {service:?}"))
+    })?;
+    if node.separate && call.peer.uid != 0 && call.peer.uid != b.user.id {
+        return Err(RpcError::new(
+            "forbidden",
+            format!(
+                "uid {} is not {}'s user ({}); a service may ask only for itself",
+                call.peer.uid, b.name, b.user.name
+            ),
+        ));
+    }
+    Ok(b)
+}
+
+/// Whether `name` belongs in `b`'s view: its prefixes, and for the vpn
+/// the preshared keys its peers name (any name the admin chose).
+fn may_read(b: &Builtin, config: &Config, name: &str) -> bool {
+    b.secrets.iter().any(|pre| name.starts_with(pre))
+        || (b.name == "vpn"
+            && config
+                .vpn
+                .peers
+                .iter()
+                .any(|p| p.preshared_key_secret.as_deref() == Some(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_holds_only_the_services_secrets() {
+        let find = |n| crate::builtin::find(n).unwrap();
+        let mut config = Config::default();
+        assert!(may_read(
+            find("integrator"),
+            &config,
+            "integrator.security.a"
+        ));
+        assert!(!may_read(find("integrator"), &config, "pgha.x.ssh_pwd"));
+        assert!(!may_read(find("web"), &config, "dpx.tsig.k"));
+        assert!(may_read(find("web"), &config, "dpx.dyndns.home"));
+        assert!(!may_read(find("dpx"), &config, "vpn.private_key"));
+        assert!(!may_read(find("vpn"), &config, "psk-phone"));
+        config.vpn.peers.push(alpharen_store::config::VpnPeer {
+            preshared_key_secret: Some("psk-phone".into()),
+            ..Default::default()
+        });
+        assert!(may_read(find("vpn"), &config, "psk-phone"));
+        assert!(!may_read(find("net"), &config, "psk-phone"));
+    }
+}
