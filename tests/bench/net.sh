@@ -2,7 +2,8 @@
 # net benchmark (not pass/fail), same topology and same run for both:
 # the client in a node namespace, dnsmasq in a peer namespace over veth.
 #  1. start -> DHCP lease applied (address on eth0), RUNS runs of each:
-#     the net service (`alpharen serve net` on a prepared store) vs
+#     the node on a prepared state dir (`alpharen run`: the supervisor,
+#     then the net service, which asks it for its configuration) vs
 #     `busybox udhcpc` with a script that applies the address; ratio
 #     net/udhcpc. For information, also the whole node from a cold start
 #     (`alpharen run` on an empty state dir: store creation, every service
@@ -76,7 +77,7 @@ for i in range(runs):
                 s = [l for l in open(f"/proc/{k}/smaps_rollup") if l.startswith("Pss:")][0].split()[1]
                 rss = (r, s)
     stop(p)
-    dt, p = measure([bin_, "serve", "net", "--state-dir", prepared, "--dev"])
+    dt, p = measure([bin_, "run", "--state-dir", prepared, "--dev"])
     ours.append(dt)
     stop(p)
     dt, p = measure(["busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-s", os.path.join(w, "udhcpc.sh")])
@@ -90,8 +91,8 @@ PY
 # shellcheck disable=SC2086 # the lists split into values on purpose
 { a=$(stats $ours); b=$(stats $theirs); c=$(stats $cold); r=$(ratio "$(median $ours)" "$(median $theirs)"); rc=$(ratio "$(median $cold)" "$(median $theirs)"); }
 echo "## start -> DHCP lease applied, ms, $RUNS runs each"
-echo "alpharen serve net: $a"
-echo "busybox udhcpc:     $b"
+echo "alpharen run (prepared): $a"
+echo "busybox udhcpc:          $b"
 echo "ratio net/udhcpc (medians) = $r"
 echo "whole node, cold start (alpharen run, empty state): $c; $rc x udhcpc"
 echo "## idle net service holding a lease: RSS $rss KiB, PSS $pss KiB"

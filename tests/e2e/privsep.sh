@@ -2,11 +2,13 @@
 # Privilege separation end to end: a node started as root runs every
 # built-in service as its own user (uid = gid, supplementary group
 # alpharen) with exactly its declared capabilities in every set and
-# NoNewPrivs; the state directory's shared files belong to root:alpharen
-# and each service's own directory to its user. A deployed Python service
-# cannot open the node database (Landlock; skipped, saying why, where the
-# kernel lacks it), /proc/1/environ (root's) or the integrator's environ
-# (non-dumpable), and sees only the worker's clean environment.
+# NoNewPrivs; the state directory belongs to root:alpharen, the node
+# database to root alone, and each service's own directory and database
+# to its user. A service's view holds only its secrets, and a service's
+# user may ask only for its own. A deployed Python service cannot open the
+# node database, /proc/1/environ (root's) or the integrator's environ
+# (non-dumpable), sees only the worker's clean environment, and gets no
+# answer on the control socket (it has no service token).
 . "$(dirname "$0")/../lib.sh"
 [ "$(id -u)" = 0 ] || fail "run as root: only root can start services as their users"
 STATE=$(mktemp -d /tmp/alpharen-privsep.XXXXXX)
@@ -51,19 +53,50 @@ pass "ctl --json services shows who each service runs as"
 
 owner() { stat -c '%u:%g %a' "$1"; }
 [ "$(owner "$STATE")" = "0:900 2770" ] || fail "state dir: $(owner "$STATE")"
-[ "$(owner "$STATE/alpharen.db")" = "0:900 660" ] || fail "alpharen.db: $(owner "$STATE/alpharen.db")"
+[ "$(owner "$STATE/alpharen.db" | cut -d' ' -f1 | cut -d: -f1) $(owner "$STATE/alpharen.db" | cut -d' ' -f2)" = "0 600" ] || fail "alpharen.db: $(owner "$STATE/alpharen.db")"
+wait_for 20 test -f "$STATE/web.db" || fail "web made no web.db"
+[ "$(owner "$STATE/web.db")" = "904:900 600" ] || fail "web.db: $(owner "$STATE/web.db")"
 [ "$(owner "$STATE/run/control.sock")" = "0:900 660" ] || fail "control.sock: $(owner "$STATE/run/control.sock")"
 [ "$(owner "$STATE/ssh")" = "905:900 700" ] || fail "ssh dir: $(owner "$STATE/ssh")"
 [ "$(owner "$STATE/integrator")" = "908:900 700" ] || fail "integrator dir: $(owner "$STATE/integrator")"
 wait_for 20 test -f "$STATE/tls/key.pem" || fail "web made no key"
 [ "$(owner "$STATE/tls/key.pem")" = "904:900 640" ] || fail "tls key: $(owner "$STATE/tls/key.pem")"
-pass "state directory: shared files root:alpharen, own directories per service user"
+pass "state directory: root:alpharen; alpharen.db root's alone (0600); own directories and databases per service user"
+
+# --- views: only a service's own secrets, only for its own user -----------
+printf '[secrets]\n"pgha.probe" = "pgha-secret-9f2"\n"dpx.dyndns.probe" = "web-secret-4c1"\n' >"$STATE/secrets.toml"
+ctl config apply -f "$STATE/secrets.toml" >"$STATE/secrets.out" 2>&1 || fail "secrets not applied: $(cat "$STATE/secrets.out")"
+WPID=$(ctl --json services | jq -r '.[] | select(.name=="web") | .pid')
+TOKEN=$(tr '\0' '\n' <"/proc/$WPID/environ" | sed -n 's/^ALPHAREN_RPC_TOKEN=//p')
+[ -n "$TOKEN" ] || fail "the web service has no service token in its environment"
+# ask UID SERVICE [TOKEN]: services.view as that user, the answer's JSON.
+ask() {
+  setpriv --reuid="$1" --regid="$1" --groups=900 --no-new-privs /usr/bin/python3 -c '
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+req = {"jsonrpc": "2.0", "id": 1, "method": "services.view", "params": {"service": sys.argv[2]}}
+if sys.argv[3]:
+    req["token"] = sys.argv[3]
+s.sendall(json.dumps(req).encode() + b"\n")
+print(s.makefile().readline())' "$STATE/run/control.sock" "$2" "${3:-}"
+}
+out=$(ask 904 web "$TOKEN") || fail "services.view as ar-web failed to run"
+echo "$out" | jq -e '.result.config.node and .result.secrets["dpx.dyndns.probe"] == "web-secret-4c1"' >/dev/null || fail "web did not get its view with its secret: $out"
+echo "$out" | has "pgha-secret-9f2" && fail "web's view holds a pgha secret"
+pass "a service gets its view, without other services' secrets"
+out=$(ask 904 pgha "$TOKEN")
+echo "$out" | jq -e '.error.data.code == "forbidden"' >/dev/null || fail "ar-web got pgha's view: $out"
+pass "a service's user may not ask for another service's view ($(echo "$out" | jq -r .error.message))"
+out=$(ask 908 integrator)
+echo "$out" | jq -e '.error.data.code == "forbidden"' >/dev/null || fail "a process of ar-integrator without the token got an answer: $out"
+pass "the integrator's user without the service token gets no answer ($(echo "$out" | jq -r .error.message))"
 
 # --- a Python worker's reach ----------------------------------------------
 IPID=$(ctl --json services | jq -r '.[] | select(.name=="integrator") | .pid')
 [ "$(field Uid "$IPID" | cut -f1)" = 908 ] || fail "integrator not ar-integrator"
 cat >"$STATE/probe.py" <<PY
-import os
+import os, socket
 from zato.server.service import Service
 
 class Probe(Service):
@@ -79,6 +112,14 @@ class Probe(Service):
                 out[key] = 'opened'
             except OSError as e:
                 out[key] = '%s: %s' % (type(e).__name__, e.strerror)
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(5)
+            s.connect('$STATE/run/control.sock')
+            s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"services.view","params":{"service":"integrator"}}\n')
+            out['control'] = s.makefile().readline()
+        except OSError as e:
+            out['control'] = '%s: %s' % (type(e).__name__, e.strerror)
         self.response.payload = out
 PY
 chmod 644 "$STATE/probe.py"
@@ -92,11 +133,7 @@ field_of init_environ | has "PermissionError" || fail "a worker opened /proc/1/e
 pass "worker cannot read /proc/1/environ ($(field_of init_environ))"
 field_of integrator_environ | has "PermissionError" || fail "a worker read the integrator's environ: $(field_of integrator_environ)"
 pass "worker cannot read the integrator's /proc/$IPID/environ ($(field_of integrator_environ))"
-if ctl logs integrator | has "confined by Landlock"; then
-  field_of db | has "PermissionError" || fail "a worker opened alpharen.db: $(field_of db)"
-  pass "worker cannot open alpharen.db ($(field_of db))"
-elif ctl logs integrator | has "Landlock is not available"; then
-  echo "skip: alpharen.db check: this kernel ($(uname -r)) has no Landlock, so a worker (group alpharen) can open it: $(field_of db)"
-else
-  fail "the integrator did not say whether Landlock confines its workers: $(ctl logs integrator | tail -5)"
-fi
+field_of db | has "PermissionError" || fail "a worker opened alpharen.db: $(field_of db)"
+pass "worker cannot open alpharen.db ($(field_of db))"
+field_of control | grep -Eq 'PermissionError|"forbidden"' || fail "a worker got an answer on the control socket: $(field_of control)"
+pass "worker gets no answer on the control socket ($(field_of control | cut -c1-120))"
