@@ -45,14 +45,18 @@ start_sink() {
 }
 stop_sink() { kill "$SINK_PID" 2>/dev/null || true; wait "$SINK_PID" 2>/dev/null || true; }
 
-# start_mail DIR PORT: sets MAIL_PID; starts mail-dev's stand-in for the
-# supervisor first, once per state directory.
+# stand_in DIR: mail-dev's stand-in for the supervisor on DIR's
+# control.sock, once per state directory.
+stand_in() {
+  [ -S "$1/run/control.sock" ] && return 0
+  "$MAILDEV" supervisor --state-dir "$1" >>"$1/supervisor.log" 2>&1 &
+  on_exit "kill $! 2>/dev/null || true"
+  wait_for 10 test -S "$1/run/control.sock" || { cat "$1/supervisor.log"; fail "mail-dev supervisor did not start"; }
+}
+
+# start_mail DIR PORT: sets MAIL_PID; starts the stand-in first.
 start_mail() {
-  if [ ! -S "$1/run/control.sock" ]; then
-    "$MAILDEV" supervisor --state-dir "$1" >>"$1/supervisor.log" 2>&1 &
-    on_exit "kill $! 2>/dev/null || true"
-    wait_for 10 test -S "$1/run/control.sock" || { cat "$1/supervisor.log"; fail "mail-dev supervisor did not start"; }
-  fi
+  stand_in "$1"
   "${SERVE[@]}" --state-dir "$1" --dev >>"$1/mail.log" 2>&1 &
   MAIL_PID=$!
   on_exit "kill $MAIL_PID 2>/dev/null || true"

@@ -46,6 +46,7 @@ port = $P
 mode = "direct"
 EOT
 "$MAILDEV" apply-config --state-dir "$STATE" "$STATE/cfg.toml"
+stand_in "$STATE"
 ip netns exec "$C" "${SERVE[@]}" --state-dir "$STATE" --dev >>"$STATE/mail.log" 2>&1 &
 MAIL_PID=$!; on_exit "kill $MAIL_PID 2>/dev/null"
 wait_for 10 ip netns exec "$C" bash -c "exec 3<>/dev/tcp/127.0.0.1/$P" || { cat "$STATE/mail.log"; fail "mail service did not start"; }

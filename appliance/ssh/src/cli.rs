@@ -97,6 +97,7 @@ pub(crate) async fn finish(handle: Handle, channel: ChannelId, stderr: Vec<u8>, 
 /// channel; returns its exit code. On a pty, `\n` becomes `\r\n`. The
 /// logged-in user goes in `ALPHAREN_AUTHOR`, so changes are recorded under
 /// that name (the arguments are the ssh user's; the environment is not).
+/// It runs with no capabilities.
 pub(crate) async fn run(
     shared: &Shared,
     handle: &Handle,
@@ -120,6 +121,24 @@ pub(crate) async fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe and touches only the child. The
+    // CLI only talks to the control socket: it drops the ambient
+    // capabilities the ssh service keeps for port 22.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            ) == -1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

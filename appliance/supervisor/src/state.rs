@@ -187,6 +187,19 @@ impl NodeState {
         self.pending_changed.notify_one();
     }
 
+    /// SIGHUP to the built-ins whose view holds one of the secrets named
+    /// (set by a `[secrets]` table, which changes no section).
+    pub async fn secrets_changed(&self, config: &Config, names: &[String]) {
+        let services = self.services.lock().await;
+        for b in BUILTINS {
+            if names.iter().any(|n| crate::methods::may_read(b, config, n))
+                && let Some(h) = services.handles.get(b.name)
+            {
+                let _ = h.tx.send(Cmd::Reload).await;
+            }
+        }
+    }
+
     pub fn on_event(&self, ev: Event) {
         match ev {
             Event::Failed { name, last_exit } => {

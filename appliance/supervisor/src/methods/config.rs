@@ -239,13 +239,17 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             }
             let who = author(&call, p.author);
             let comment = p.comment;
-            commit(node, move |s| {
+            let names: Vec<String> = secrets.iter().map(|(k, _)| k.clone()).collect();
+            let readers = config.clone();
+            let out = commit(node, move |s| {
                 for (k, v) in &secrets {
                     s.set_secret(k, v)?;
                 }
                 s.write(&config, &write(&who, &comment, p.expect_revision))
             })
-            .await?
+            .await?;
+            node.secrets_changed(&readers, &names).await;
+            out
         }
         "config.set" => {
             let p: Set = call.params()?;

@@ -8,6 +8,8 @@ mod services;
 mod users;
 mod view;
 
+pub(crate) use view::may_read;
+
 use std::sync::Arc;
 
 use alpharen_rpc::{Call, Reply, RpcError};

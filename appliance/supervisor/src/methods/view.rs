@@ -110,7 +110,7 @@ fn asking_for(node: &NodeState, call: &Call, service: &str) -> Result<&'static B
 
 /// Whether `name` belongs in `b`'s view: its prefixes, and for the vpn
 /// the preshared keys its peers name (any name the admin chose).
-fn may_read(b: &Builtin, config: &Config, name: &str) -> bool {
+pub fn may_read(b: &Builtin, config: &Config, name: &str) -> bool {
     b.secrets.iter().any(|pre| name.starts_with(pre))
         || (b.name == "vpn"
             && config
