@@ -17,9 +17,6 @@ post() { curl -sS -m 60 -H 'content-type: application/json' -d "$2" "$LB$1"; }
 job() { ctl --json integrator jobs | jq -r ".[] | select(.name==\"$1\") | .$2"; }
 seen_count() { ctl --json integrator kv list --ns seen | jq '.keys | length'; }
 
-T0=$(date +%s)
-AT=$((T0 + 25))
-AT_S=$(date -u -d "@$AT" +%Y-%m-%dT%H:%M:%S)
 chan() { printf '[[integrator.channels]]\nname = "%s"\nurl_path = "/%s"\nservice = "%s"\n' "$1" "$1" "$2"; }
 {
 cat <<TOML
@@ -47,18 +44,6 @@ service = "job.tick"
 kind = "cron"
 cron = "0 3 * * *"
 timezone = "+02:00"
-[[integrator.jobs]]
-name = "once.run"
-service = "job.tick"
-kind = "one_time"
-at = "$AT_S"
-misfire = "run_once"
-[[integrator.jobs]]
-name = "once.skip"
-service = "job.tick"
-kind = "one_time"
-at = "$AT_S"
-misfire = "skip"
 [[integrator.topics]]
 name = "orders"
 subscribers = ["sub.record"]
@@ -180,8 +165,18 @@ w=$(echo "$out" | jq .waited)
 pass "lock exclusive; holder worker $holder killed -> lock obtained after ${w}s (expiry 3 s)"
 
 # --- misfire after downtime: one_time jobs due while the node is down --------------
-now=$(date +%s)
-[ "$now" -lt $((AT - 2)) ] || fail "test too slow: the one-time jobs are already due"
+# Two one-time jobs due in a few seconds, added now (so nothing before
+# depends on how long the steps above took), then the node goes down.
+AT=$(($(date +%s) + 6))
+AT_S=$(date -u -d "@$AT" +%Y-%m-%dT%H:%M:%S)
+for m in run_once:once.run skip:once.skip; do
+  ctl config set "integrator.jobs[$(ctl --json config show integrator | jq '.config.jobs | length')]" \
+    "{name = \"${m#*:}\", service = \"job.tick\", kind = \"one_time\", at = \"$AT_S\", misfire = \"${m%%:*}\"}" >/dev/null \
+    || fail "one-time job ${m#*:} not added"
+done
+wait_for 10 bash -c "ctl --json integrator jobs | jq -e '[.[] | select(.name == \"once.run\" or .name == \"once.skip\") | .next_run | select(. != null)] | length == 2'" \
+  || { ctl integrator jobs; fail "the one-time jobs were not scheduled"; }
+[ "$(date +%s)" -lt $((AT - 1)) ] || fail "the one-time jobs fell due before the node went down (adding them took over 5 s)"
 kill "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true
 while [ "$(date +%s)" -le $((AT + 2)) ]; do sleep 0.5; done
 start_node "$STATE"

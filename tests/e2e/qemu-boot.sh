@@ -50,12 +50,17 @@ api setup | has '"required":false' || fail "setup still required"
 pass "setup over HTTPS"
 
 wait_for 200 "${SSH[@]}" status || fail "ssh status did not answer"
-status=$("${SSH[@]}" status)
+# all_running: the services reload after setup; each must settle running.
+all_running() {
+  status=$("${SSH[@]}" status) || return 1
+  local svc
+  for svc in net web ssh mail integrator; do
+    echo "$status" | grep -E "^$svc +running" >/dev/null || return 1
+  done
+}
+wait_for 60 all_running || fail "not every service running: $status"
 echo "$status" > "$OUT/status1.txt"
 echo "$status" | has "qnode" || fail "hostname not applied: $status"
-for svc in net web ssh mail integrator; do
-  echo "$status" | grep -E "^$svc +running" >/dev/null || fail "service $svc not running: $status"
-done
 pass "ssh status: every service running"
 
 # Privilege separation on the image's kernel: each service as its own

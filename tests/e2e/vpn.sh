@@ -11,7 +11,7 @@ S=vpn$$
 NODE=${S}n; CLI=${S}c
 ns_pair "$NODE" "$CLI" 10.99.0.1 10.99.0.2
 STATE=$OUT/node
-mkdir -p "$STATE"
+rm -rf "$STATE"; mkdir -p "$STATE"   # a fresh node also when run again by hand
 cat >"$OUT/seed.toml" <<TOML
 [vpn]
 enabled = true

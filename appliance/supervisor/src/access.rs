@@ -8,6 +8,7 @@
 //! - `alpharen.db` and its `-wal`/`-shm`: root:root 0600 (SQLite gives
 //!   the files it creates the database file's mode): only the supervisor
 //!   opens it; services get their view over the control socket;
+//! - the files a service writes in `log/` (pgha's journals): its user;
 //! - each service's own directories ([`crate::builtin::Builtin::owns`]):
 //!   its user, recursively; its own database `<name>.db` (and `-wal`,
 //!   `-shm`): its user, 0600.
@@ -86,7 +87,30 @@ pub fn apply(state_dir: &Path) -> Vec<String> {
             problems.push(format!("{}: {e}", rule.path.display()));
         }
     }
+    for (path, uid) in service_logs(state_dir) {
+        if let Err(e) = std::os::unix::fs::lchown(&path, Some(uid), Some(ALPHAREN_GID)) {
+            problems.push(format!("{}: {e}", path.display()));
+        }
+    }
     problems
+}
+
+/// The files of the shared `log/` directory a service writes itself
+/// ([`crate::builtin::Builtin::logs`]), with their owner-to-be.
+fn service_logs(state_dir: &Path) -> Vec<(PathBuf, u32)> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join("log")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let b = BUILTINS
+                .iter()
+                .find(|b| b.logs.iter().any(|p| name.starts_with(p)))?;
+            Some((e.path(), b.user.id))
+        })
+        .collect()
 }
 
 /// The TUN device the vpn service opens (boringtun) is 0666 on the image
@@ -215,5 +239,13 @@ mod tests {
         assert_eq!(key.uid(), crate::builtin::find("ssh").unwrap().user.id);
         let db = std::fs::metadata(dir.path().join("alpharen.db")).unwrap();
         assert_eq!((db.uid(), db.mode() & 0o777), (0, 0o600));
+        std::fs::write(dir.path().join("log/pgctrl_g1.log"), b"old\n").unwrap();
+        std::fs::write(dir.path().join("log/web.log"), b"x\n").unwrap();
+        assert_eq!(apply(dir.path()), Vec::<String>::new());
+        let pgha = crate::builtin::find("pgha").unwrap().user.id;
+        let journal = std::fs::metadata(dir.path().join("log/pgctrl_g1.log")).unwrap();
+        assert_eq!(journal.uid(), pgha, "pgha's journal is given to it");
+        let other = std::fs::metadata(dir.path().join("log/web.log")).unwrap();
+        assert_eq!(other.uid(), 0, "the supervisor's logs stay root's");
     }
 }

@@ -29,6 +29,10 @@ pub struct Builtin {
     /// Its tables in `<state>/<name>.db`, which older firmware kept in
     /// `alpharen.db` (moved by the supervisor at start).
     pub tables: &'static [&'static str],
+    /// Name prefixes of the files it writes in the shared `log/`
+    /// directory (given to its user at start: older firmware made them
+    /// as root).
+    pub logs: &'static [&'static str],
 }
 
 impl Builtin {
@@ -57,6 +61,7 @@ pub const BUILTINS: &[Builtin] = &[
         owns: &[],
         secrets: &[],
         tables: &[],
+        logs: &[],
     },
     Builtin {
         name: "vpn",
@@ -69,6 +74,7 @@ pub const BUILTINS: &[Builtin] = &[
         owns: &[],
         secrets: &["vpn."],
         tables: &[],
+        logs: &[],
     },
     // The zone's node and arsrv names, the interfaces' addresses, the VPN
     // tunnel addresses and the integrator servers (`_arsrv._tcp`).
@@ -89,6 +95,7 @@ pub const BUILTINS: &[Builtin] = &[
         owns: &[],
         secrets: &["dpx.tsig.", "dpx.client."],
         tables: &["dpx_records", "dpx_zone"],
+        logs: &[],
     },
     // `/nic/update` and proxy routes from `[dpx]`, `vpn_only` routes from
     // `[vpn]`, the certificate's host name from `[node]`.
@@ -103,6 +110,7 @@ pub const BUILTINS: &[Builtin] = &[
         owns: &[("tls", 0o2750)],
         secrets: &["dpx.dyndns."],
         tables: &["web_sessions", "web_tokens"],
+        logs: &[],
     },
     Builtin {
         name: "ssh",
@@ -115,6 +123,7 @@ pub const BUILTINS: &[Builtin] = &[
         owns: &[("ssh", 0o700)],
         secrets: &[],
         tables: &[],
+        logs: &[],
     },
     // The HELO name and the sender of notifications from `[node]`.
     Builtin {
@@ -128,6 +137,7 @@ pub const BUILTINS: &[Builtin] = &[
         owns: &[("spool", 0o700)],
         secrets: &["mail."],
         tables: &[],
+        logs: &[],
     },
     Builtin {
         name: "pgha",
@@ -140,6 +150,7 @@ pub const BUILTINS: &[Builtin] = &[
         owns: &[("pgha", 0o700)],
         secrets: &["pgha."],
         tables: &["pgha_host_keys", "pgha_last_master"],
+        logs: &["pgctrl_", "bkp_controller"],
     },
     Builtin {
         name: "integrator",
@@ -159,6 +170,7 @@ pub const BUILTINS: &[Builtin] = &[
             "integrator_locks",
             "integrator_jobs",
         ],
+        logs: &[],
     },
 ];
 
