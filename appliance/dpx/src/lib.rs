@@ -203,6 +203,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     core.set_port(port);
     let control = control::start(state_dir, core.clone())?;
     tracing::info!(port, dev, zone = ?core.current().zone.as_ref().map(|z| z.origin.to_string()), "dpx service ready");
+    alpharen_rpc::view::ready(state_dir, "dpx").await;
 
     loop {
         tokio::select! {

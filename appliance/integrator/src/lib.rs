@@ -93,6 +93,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let delivery = tokio::spawn(engine::delivery_loop(app.clone()));
     let scheduler = tokio::spawn(engine::scheduler_loop(app.clone()));
     let sweep = tokio::spawn(engine::sweep_loop(app.clone()));
+    alpharen_rpc::view::ready(state_dir, "integrator").await;
     loop {
         tokio::select! {
             _ = term.recv() => break,

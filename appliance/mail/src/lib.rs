@@ -243,6 +243,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let runner = tokio::spawn(deliver::run_queue(shared.clone()));
     let notifier = tokio::spawn(control::notify_flusher(shared.clone()));
     tracing::info!(port, dev, "mail service ready");
+    alpharen_rpc::view::ready(state_dir, "mail").await;
 
     loop {
         tokio::select! {

@@ -410,6 +410,7 @@ pub async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
     alpharen_rpc::spawn_service(&state_dir, "net", Rpc { handle, shared })?;
     tracing::info!(dev, managed = svc.managed, "net service started");
     svc.reconcile().await;
+    alpharen_rpc::view::ready(&state_dir, "net").await;
     svc.sntp();
     let mut sntp_tick = tokio::time::interval_at(Instant::now() + SNTP_INTERVAL, SNTP_INTERVAL);
     let mut resync = tokio::time::interval_at(Instant::now() + RESYNC_INTERVAL, RESYNC_INTERVAL);

@@ -138,6 +138,7 @@ async fn run(state_dir: &Path) -> Result<(), Error> {
     });
     let remote = Arc::new(remote::Remote::new(pins.clone(), key));
     let control = control::start(shared.clone())?;
+    alpharen_rpc::view::ready(state_dir, "pgha").await;
 
     let mut running = Running::default();
     loop {

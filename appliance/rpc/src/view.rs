@@ -1,7 +1,8 @@
 //! What a service asks the supervisor for instead of opening the node's
 //! database: its view (`services.view`: the current document and the
 //! secrets it may read), a secret it generated kept once
-//! (`services.keep_secret`), and an audit entry (`services.audit`).
+//! (`services.keep_secret`), and an audit entry (`services.audit`); and
+//! how it says it is serving (`services.ready`).
 //! Params name the service; under privilege separation the supervisor
 //! checks the name against the caller's user.
 
@@ -18,6 +19,7 @@ use crate::protocol::RpcError;
 pub const VIEW: &str = "services.view";
 pub const KEEP_SECRET: &str = "services.keep_secret";
 pub const AUDIT: &str = "services.audit";
+pub const READY: &str = "services.ready";
 
 /// A supervisor that is starting services answers late, never not at all.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,4 +77,15 @@ pub async fn audit(state_dir: &Path, entry: &AuditEntry<'_>) -> Result<(), RpcEr
     call(&control_socket(state_dir), AUDIT, params, TIMEOUT)
         .await
         .map(|_| ())
+}
+
+/// Tells the supervisor `service` is serving (its listeners bound, its
+/// socket answering), as systemd's `READY=1`: the node announces "ready"
+/// only when every built-in has. Not fatal when unheard (a service run
+/// alone by a test): the service serves anyway.
+pub async fn ready(state_dir: &Path, service: &str) {
+    let params = json!({ "service": service });
+    if let Err(e) = call(&control_socket(state_dir), READY, params, TIMEOUT).await {
+        tracing::warn!(error = %e, "the supervisor did not hear that this service is serving");
+    }
 }

@@ -466,6 +466,7 @@ async fn run_server(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let mut term = signal(SignalKind::terminate()).map_err(|e| Error::Io("SIGTERM".into(), e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::Io("SIGHUP".into(), e))?;
     let mut addr = port(&ssh, dev);
+    let mut announced = false;
     loop {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -476,6 +477,10 @@ async fn run_server(state_dir: &Path, dev: bool) -> Result<(), Error> {
         };
         let running = server.run_on_socket(config.clone(), &listener);
         let stop = running.handle();
+        if !announced {
+            alpharen_rpc::view::ready(state_dir, "ssh").await;
+            announced = true;
+        }
         tokio::pin!(running);
         loop {
             tokio::select! {

@@ -174,6 +174,15 @@ pub const BUILTINS: &[Builtin] = &[
     },
 ];
 
+/// The built-ins not in `serving`, in start order.
+pub fn waiting_for(serving: &std::collections::BTreeSet<&str>) -> Vec<&'static str> {
+    BUILTINS
+        .iter()
+        .map(|b| b.name)
+        .filter(|n| !serving.contains(n))
+        .collect()
+}
+
 pub fn find(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
 }
@@ -181,6 +190,18 @@ pub fn find(name: &str) -> Option<&'static Builtin> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_node_waits_for_every_builtin_to_serve() {
+        let mut serving = std::collections::BTreeSet::new();
+        assert_eq!(waiting_for(&serving).len(), BUILTINS.len());
+        for b in BUILTINS.iter().filter(|b| b.name != "mail") {
+            serving.insert(b.name);
+        }
+        assert_eq!(waiting_for(&serving), vec!["mail"]);
+        serving.insert("mail");
+        assert!(waiting_for(&serving).is_empty());
+    }
 
     fn reloaded(changed: &[Section]) -> Vec<&'static str> {
         BUILTINS

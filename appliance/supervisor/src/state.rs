@@ -54,6 +54,9 @@ pub(crate) struct NodeState {
     pub exe: PathBuf,
     /// Built-in services run as their own users (the supervisor is root).
     pub separate: bool,
+    /// The built-ins that said they are serving (`services.ready`).
+    pub serving: Mutex<std::collections::BTreeSet<&'static str>>,
+    pub serving_changed: Notify,
 }
 
 impl NodeState {
@@ -198,6 +201,20 @@ impl NodeState {
                 let _ = h.tx.send(Cmd::Reload).await;
             }
         }
+    }
+
+    /// `name` is serving (again, after a restart).
+    pub fn serving(&self, name: &'static str) {
+        if let Ok(mut s) = self.serving.lock() {
+            s.insert(name);
+        }
+        self.serving_changed.notify_one();
+    }
+
+    /// The built-ins not yet serving, in start order.
+    pub fn not_serving(&self) -> Vec<&'static str> {
+        let serving = self.serving.lock().map(|s| s.clone()).unwrap_or_default();
+        crate::builtin::waiting_for(&serving)
     }
 
     pub fn on_event(&self, ev: Event) {

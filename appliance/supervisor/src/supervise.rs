@@ -96,6 +96,8 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
         started_at: now_unix(),
         pending_changed: Notify::new(),
         shutdown: Notify::new(),
+        serving: Mutex::new(Default::default()),
+        serving_changed: Notify::new(),
         setup: Mutex::new(setup),
         logins: login::Logins::default(),
         opts,
@@ -118,10 +120,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     }
     let mut term = signal(SignalKind::terminate()).map_err(SupervisorError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(SupervisorError::Runtime)?;
-    node.logs.event(&format!(
-        "ready; control socket {}",
-        alpharen_rpc::control_socket(&node.opts.state_dir).display()
-    ));
+    tokio::spawn(announce_ready(node.clone()));
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -136,6 +135,43 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     node.logs.event("stopped");
     Ok(())
 }
+
+/// "ready" once every built-in service said it is serving (its listeners
+/// bound, its socket answering), so what waits for it (a boot test, the
+/// boot benchmark, an operator) finds the node answering; or, after
+/// [`READY_WITHIN`], which ones are not.
+async fn announce_ready(node: Arc<NodeState>) {
+    let started = tokio::time::Instant::now();
+    let socket = alpharen_rpc::control_socket(&node.opts.state_dir);
+    let deadline = started + READY_WITHIN;
+    loop {
+        let waiting = node.not_serving();
+        if waiting.is_empty() {
+            node.logs.event(&format!(
+                "ready: every service is serving ({:.1} s); control socket {}",
+                started.elapsed().as_secs_f64(),
+                socket.display()
+            ));
+            return;
+        }
+        if tokio::time::timeout_at(deadline, node.serving_changed.notified())
+            .await
+            .is_err()
+        {
+            node.logs.event(&format!(
+                "not ready: after {} s, still not serving: {}; control socket {}",
+                READY_WITHIN.as_secs(),
+                waiting.join(", "),
+                socket.display()
+            ));
+            return;
+        }
+    }
+}
+
+/// How long services get to say they serve before the node says which
+/// did not.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Once every built-in service has run for a while, this boot counts as
 /// good for the boot loader.

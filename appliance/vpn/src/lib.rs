@@ -322,6 +322,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let _ = shared.reconcile().await;
     let control = control::start(shared.clone()).await?;
     tracing::info!(dev, "vpn service ready");
+    alpharen_rpc::view::ready(state_dir, "vpn").await;
     loop {
         tokio::select! {
             _ = term.recv() => break,

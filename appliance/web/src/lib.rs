@@ -245,6 +245,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
         graceful: Mutex::new(Some(graceful)),
     });
     let mut listeners = start(&shared, ports(&config.web, dev)).await?;
+    alpharen_rpc::view::ready(state_dir, "web").await;
     let mut term = signal(SignalKind::terminate()).map_err(|e| Error::Io("SIGTERM".into(), e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::Io("SIGHUP".into(), e))?;
     let mut sweep = tokio::time::interval(Duration::from_secs(600));

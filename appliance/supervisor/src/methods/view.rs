@@ -1,9 +1,10 @@
 //! `services.view`, `services.keep_secret`, `services.audit`: what a
-//! service gets instead of opening the node's database. Under privilege
+//! service gets instead of opening the node's database; and
+//! `services.ready`, a service saying it is serving. Under privilege
 //! separation a service may ask only for itself (its user decides), and
 //! sees only the secrets its [`Builtin::secrets`] prefixes name.
 
-use alpharen_rpc::view::{AUDIT, KEEP_SECRET, VIEW};
+use alpharen_rpc::view::{AUDIT, KEEP_SECRET, READY, VIEW};
 use alpharen_rpc::{Call, RpcError};
 use alpharen_store::{Config, View};
 use serde::Deserialize;
@@ -13,7 +14,7 @@ use super::with_store;
 use crate::builtin::Builtin;
 use crate::state::NodeState;
 
-pub const METHODS: &[&str] = &[VIEW, KEEP_SECRET, AUDIT];
+pub const METHODS: &[&str] = &[VIEW, KEEP_SECRET, AUDIT, READY];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +81,12 @@ pub fn call(node: &NodeState, call: &Call) -> Result<Value, RpcError> {
                 }
             })?;
             Ok(json!({ "value": value }))
+        }
+        READY => {
+            let p: ViewParams = call.params()?;
+            let b = asking_for(node, call, &p.service)?;
+            node.serving(b.name);
+            Ok(json!({}))
         }
         _ => {
             let p: AuditParams = call.params()?;
