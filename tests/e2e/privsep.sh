@@ -22,6 +22,16 @@ TOML
 seed_ports "$STATE/seed.toml"
 start_node "$STATE" --config "$STATE/seed.toml"
 
+# "ready" means serving: once the node says so, the console, SMTP and the
+# load balancer answer at the first try.
+wait_for 120 grep -q "alpharen: ready: every service is serving" "$STATE/console.log" \
+  || { tail -20 "$STATE/console.log"; fail "the node never said every service is serving"; }
+curl -sfk --max-time 5 "https://127.0.0.1:$HTTPS_PORT/api/v1/health" >/dev/null || fail "ready, but the console does not answer"
+exec 3<>"/dev/tcp/127.0.0.1/$SMTP_PORT" && read -r -t 5 banner <&3 && exec 3<&- || fail "ready, but SMTP does not answer"
+[[ $banner == 220* ]] || fail "ready, but the SMTP banner is $banner"
+exec 3<>"/dev/tcp/127.0.0.1/$LB_PORT" && exec 3<&- || fail "ready, but the load balancer does not accept"
+pass "ready means serving: console, SMTP banner and load balancer answer at the first try"
+
 # name uid capability-mask (as /proc/PID/status prints it), from
 # appliance/supervisor/src/builtin.rs.
 EXPECTED="net 901 0000000002003400
