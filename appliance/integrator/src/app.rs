@@ -170,9 +170,7 @@ impl App {
             action,
             detail,
         };
-        if let Err(e) = alpharen_rpc::view::audit(&self.state_dir, &entry).await {
-            tracing::warn!(error = %e, action, "cannot write the audit log");
-        }
+        alpharen_rpc::view::audit(&self.state_dir, &entry).await;
     }
 
     fn view(&self) -> Arc<View> {

@@ -70,13 +70,18 @@ pub struct AuditEntry<'a> {
     pub detail: &'a str,
 }
 
-/// Adds an entry to the node's audit log.
-pub async fn audit(state_dir: &Path, entry: &AuditEntry<'_>) -> Result<(), RpcError> {
-    let params =
-        serde_json::to_value(entry).map_err(|e| RpcError::new("internal_error", e.to_string()))?;
-    call(&control_socket(state_dir), AUDIT, params, TIMEOUT)
-        .await
-        .map(|_| ())
+/// Adds an entry to the node's audit log. Not fatal when it fails (the
+/// action it records is done): logged.
+pub async fn audit(state_dir: &Path, entry: &AuditEntry<'_>) {
+    let result = match serde_json::to_value(entry) {
+        Ok(params) => call(&control_socket(state_dir), AUDIT, params, TIMEOUT)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(RpcError::new("internal_error", e.to_string())),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, action = entry.action, "audit entry not written");
+    }
 }
 
 /// Tells the supervisor `service` is serving (its listeners bound, its

@@ -157,8 +157,9 @@ mod tests {
         "CREATE TABLE other (x INTEGER);",
     ];
 
-    #[test]
-    fn tables_move_from_the_config_store_once_at_their_version() {
+    /// A store as older firmware left it: `svc`'s table `kv` at schema
+    /// version 1 with one row.
+    fn old_store() -> (tempfile::TempDir, crate::Store) {
         let dir = tempfile::tempdir().unwrap();
         let mut store = crate::Store::open(dir.path()).unwrap();
         store.migrate_component("svc", &STEPS[..1]).unwrap();
@@ -166,6 +167,12 @@ mod tests {
             .connection()
             .execute("INSERT INTO kv VALUES ('a', '1')", [])
             .unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn tables_move_from_the_config_store_once_at_their_version() {
+        let (dir, mut store) = old_store();
         assert!(store.hand_over("svc", &["kv", "absent"]).unwrap());
         assert!(
             !store.hand_over("svc", &["kv"]).unwrap(),
@@ -200,13 +207,7 @@ mod tests {
 
     #[test]
     fn a_copy_made_before_a_crash_is_kept_and_the_drop_redone() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = crate::Store::open(dir.path()).unwrap();
-        store.migrate_component("svc", &STEPS[..1]).unwrap();
-        store
-            .connection()
-            .execute("INSERT INTO kv VALUES ('a', '1')", [])
-            .unwrap();
+        let (dir, mut store) = old_store();
         // The copy exists already (user_version set): rows are not doubled.
         let db = open_service_db(dir.path(), "svc", &STEPS[..1]).unwrap();
         db.execute("INSERT INTO kv VALUES ('a', 'copied')", [])

@@ -182,9 +182,7 @@ impl App {
             action,
             detail,
         };
-        if let Err(e) = alpharen_rpc::view::audit(&self.state_dir, &entry).await {
-            tracing::warn!(error = %e, action, "audit entry not written");
-        }
+        alpharen_rpc::view::audit(&self.state_dir, &entry).await;
     }
 }
 
