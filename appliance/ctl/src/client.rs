@@ -3,7 +3,8 @@
 //! logged-in user and says so in `ALPHAREN_AUTHOR`; changes are then
 //! recorded under that name instead of the Unix user of the socket peer.
 
-use alpharen_rpc::{Client, ClientError};
+use alpharen_rpc::{Client, ClientError, backup, config, users};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// The environment variable naming the acting user. Only an environment
@@ -14,14 +15,14 @@ pub const AUTHOR_ENV: &str = "ALPHAREN_AUTHOR";
 /// Methods whose params take an optional `author` (the supervisor's params
 /// structs deny unknown fields, so no other method may get one).
 const AUTHORED: &[&str] = &[
-    "config.apply",
-    "config.set",
-    "config.rollback",
-    "config.confirm",
-    "users.add",
-    "users.passwd",
-    "users.del",
-    "backup.restore",
+    config::APPLY,
+    config::SET,
+    config::ROLLBACK,
+    config::CONFIRM,
+    users::ADD,
+    users::PASSWD,
+    users::DEL,
+    backup::RESTORE,
 ];
 
 pub struct NodeClient {
@@ -35,7 +36,10 @@ impl NodeClient {
         NodeClient { client, author }
     }
 
-    pub fn call(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
+    /// Calls `method` with its params (an `alpharen_rpc` params struct, or
+    /// JSON for a service's own method).
+    pub fn call(&mut self, method: &str, params: impl Serialize) -> Result<Value, ClientError> {
+        let params = alpharen_rpc::to_params(&params);
         let params = with_author(method, params, self.author.as_deref());
         self.client.call(method, params)
     }

@@ -3,20 +3,38 @@
 //! `<state>/run/control.sock`; services that answer their own methods serve
 //! it on `<state>/run/<service>.sock` and the supervisor forwards to them.
 //!
-//! This crate knows framing, messages and access, nothing of what the
-//! methods do, except the shapes of the methods services themselves call
-//! (`auth`: the shared login check; `view`: what they get instead of the
-//! node's database).
+//! This crate knows framing, messages and access, and the shapes of the
+//! supervisor's methods, one module per namespace: their names, their
+//! params (the structs the supervisor parses, the clients build: `ctl`,
+//! the web, the services) and, where simple, their results. What the
+//! methods do is the supervisor's (`supervisor/src/methods/`).
+//!
+//! `auth`: the shared login check; `view`: what services get instead of
+//! the node's database; `config`, `users`, `setup`, `backup`, `services`
+//! (with `status`), `logs`, `system`: the admin doors' methods.
 
 pub mod auth;
+pub mod backup;
 mod call;
 mod client;
+pub mod config;
+pub mod logs;
 mod protocol;
 mod server;
+pub mod services;
+pub mod setup;
+pub mod system;
 pub mod token;
+pub mod users;
 pub mod view;
 
 pub use call::{Stream, UNAVAILABLE, call, call_stream, control_socket};
 pub use client::{Client, ClientError};
 pub use protocol::{Call, ErrorObject, MAX_LINE, Reply, Request, Response, RpcError};
 pub use server::{ALPHAREN_GID, Handler, Peer, bind, serve, service_socket, spawn_service};
+
+/// A method's params as they go on the wire. The params structs here have
+/// only string keys, so they always serialize.
+pub fn to_params<P: serde::Serialize>(params: &P) -> serde_json::Value {
+    serde_json::to_value(params).unwrap_or_else(|_| serde_json::json!({}))
+}

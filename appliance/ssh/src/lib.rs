@@ -125,11 +125,16 @@ impl Shared {
     /// Only admins get the CLI: it acts with the supervisor's full rights.
     async fn is_admin(&self, user: &str) -> bool {
         let socket = alpharen_rpc::control_socket(&self.state_dir);
-        let users = alpharen_rpc::call(&socket, "users.list", json!({}), Duration::from_secs(10))
-            .await
-            .ok()
-            .and_then(|v| serde_json::from_value::<Vec<User>>(v).ok())
-            .unwrap_or_default();
+        let users = alpharen_rpc::call(
+            &socket,
+            alpharen_rpc::users::LIST,
+            json!({}),
+            Duration::from_secs(10),
+        )
+        .await
+        .ok()
+        .and_then(|v| serde_json::from_value::<Vec<User>>(v).ok())
+        .unwrap_or_default();
         users
             .iter()
             .any(|u| u.name == user && u.role == Role::Admin)

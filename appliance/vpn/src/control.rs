@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use alpharen_rpc::{Call, Handler, Reply, RpcError};
+use alpharen_rpc::{Call, Handler, Reply, RpcError, config, to_params};
 use alpharen_store::config::{Vpn, VpnPeer, parse_cidr};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -68,12 +68,11 @@ const SUPERVISOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6
 /// The current section as the supervisor has it (not our cached copy: a
 /// change may be on its way to us), with its revision.
 async fn current_vpn(state_dir: &Path) -> Result<(Vpn, i64), RpcError> {
-    let v = supervisor(
-        state_dir.to_path_buf(),
-        "config.get",
-        json!({"section": "vpn"}),
-    )
-    .await?;
+    let get = config::Get {
+        section: Some("vpn".into()),
+        revision: None,
+    };
+    let v = supervisor(state_dir.to_path_buf(), config::GET, to_params(&get)).await?;
     let revision = v.get("revision").and_then(Value::as_i64).unwrap_or(0);
     let vpn = serde_json::from_value(v.get("config").cloned().unwrap_or(Value::Null))
         .map_err(|e| RpcError::new("internal_error", format!("vpn section: {e}")))?;
@@ -226,13 +225,13 @@ impl Control {
             endpoint: None,
             persistent_keepalive: None,
         };
-        let out = supervisor(
-            sh.state_dir.clone(),
-            "config.vpn_peer_add",
-            json!({"peer": peer, "author": author, "expect_revision": revision,
-                   "comment": format!("vpn peer add {}", p.name)}),
-        )
-        .await?;
+        let add = config::PeerAdd {
+            peer,
+            comment: format!("vpn peer add {}", p.name),
+            author: Some(author.to_string()),
+            expect_revision: Some(revision),
+        };
+        let out = supervisor(sh.state_dir.clone(), config::VPN_PEER_ADD, to_params(&add)).await?;
         // Do not wait for the SIGHUP: the client may connect right away.
         let applied = sh.reconcile().await.map_err(vpn_error);
         let conf = ClientConfig {
@@ -273,11 +272,15 @@ impl Control {
                 format!("no peer named {:?} (see `ctl vpn`)", p.name),
             ));
         }
+        let remove = config::PeerRemove {
+            name: p.name.clone(),
+            comment: format!("vpn peer del {}", p.name),
+            author: Some(author),
+        };
         let out = supervisor(
             sh.state_dir.clone(),
-            "config.vpn_peer_remove",
-            json!({"name": p.name, "author": author,
-                   "comment": format!("vpn peer del {}", p.name)}),
+            config::VPN_PEER_REMOVE,
+            to_params(&remove),
         )
         .await?;
         sh.reconcile().await.map_err(vpn_error)?;

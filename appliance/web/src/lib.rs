@@ -163,7 +163,7 @@ impl App {
     pub async fn user_roles(&self) -> Result<BTreeMap<String, Role>, alpharen_rpc::RpcError> {
         let v = alpharen_rpc::call(
             &self.socket,
-            "users.list",
+            alpharen_rpc::users::LIST,
             serde_json::json!({}),
             Duration::from_secs(10),
         )

@@ -6,6 +6,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::client::NodeClient;
+use alpharen_rpc::backup::{CREATE, RESTORE, Restore};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -41,7 +42,7 @@ impl BackupCmd {
     pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         match self {
             BackupCmd::Create { file } => {
-                let v = client.call("backup.create", json!({}))?;
+                let v = client.call(CREATE, json!({}))?;
                 let mut data =
                     serde_json::to_vec_pretty(&v).map_err(|e| CtlError::Io(e.to_string()))?;
                 data.push(b'\n');
@@ -76,7 +77,13 @@ impl BackupCmd {
                         file.display()
                     ))
                 })?;
-                let v = client.call("backup.restore", json!({"backup": backup}))?;
+                let v = client.call(
+                    RESTORE,
+                    Restore {
+                        backup,
+                        author: None,
+                    },
+                )?;
                 out.show(&v, |v| match v["revision"].as_object() {
                     Some(r) => println!("restored as revision {}", text(&r["id"])),
                     None => println!("restored; configuration unchanged"),

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use crate::client::NodeClient;
+use alpharen_rpc::config::{self as m, Apply, Confirm, Diff, Export, Get, Limit, Rollback, Set};
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::CtlError;
 use crate::output::{Output, table, text, time};
@@ -116,8 +117,11 @@ impl ConfigCmd {
         match self {
             ConfigCmd::Show { section, revision } => {
                 let v = client.call(
-                    "config.get",
-                    json!({"section": section, "revision": revision}),
+                    m::GET,
+                    Get {
+                        section: section.clone(),
+                        revision,
+                    },
                 )?;
                 if out.json {
                     out.show(&v, |_| {});
@@ -143,9 +147,15 @@ impl ConfigCmd {
             } => {
                 let text = read_input(&file)?;
                 let v = client.call(
-                    "config.apply",
-                    json!({"text": text, "comment": message, "replace": replace,
-                           "dry_run": dry_run, "expect_revision": expect_revision}),
+                    m::APPLY,
+                    Apply {
+                        text: Some(text),
+                        comment: message,
+                        replace,
+                        dry_run,
+                        expect_revision,
+                        ..Apply::default()
+                    },
                 )?;
                 if dry_run {
                     out.show(&v, |v| {
@@ -165,14 +175,19 @@ impl ConfigCmd {
             } => {
                 let value = alpharen_store::diff::parse_cli_value(&value);
                 let v = client.call(
-                    "config.set",
-                    json!({"path": path, "value": value, "comment": message,
-                           "expect_revision": expect_revision}),
+                    m::SET,
+                    Set {
+                        path,
+                        value,
+                        comment: message,
+                        author: None,
+                        expect_revision,
+                    },
                 )?;
                 out.show(&v, print_outcome);
             }
             ConfigCmd::History { limit } => {
-                let v = client.call("config.history", json!({"limit": limit}))?;
+                let v = client.call(m::HISTORY, Limit { limit })?;
                 out.show(&v, |v| {
                     let pending = v["pending"]["revision"].as_i64();
                     let rows = v["revisions"]
@@ -201,7 +216,7 @@ impl ConfigCmd {
                 });
             }
             ConfigCmd::Diff { a, b } => {
-                let v = client.call("config.diff", json!({"a": a, "b": b}))?;
+                let v = client.call(m::DIFF, Diff { a, b })?;
                 out.show(&v, |v| {
                     if v.as_array().is_none_or(Vec::is_empty) {
                         println!("revisions {a} and {b} are the same");
@@ -210,26 +225,39 @@ impl ConfigCmd {
                 });
             }
             ConfigCmd::Rollback { revision } => {
-                let v = client.call("config.rollback", json!({"revision": revision}))?;
+                let v = client.call(
+                    m::ROLLBACK,
+                    Rollback {
+                        revision,
+                        author: None,
+                        expect_revision: None,
+                    },
+                )?;
                 out.show(&v, print_outcome);
             }
             ConfigCmd::Confirm { revision } => {
                 let revision = match revision {
                     Some(n) => n,
                     None => {
-                        let h = client.call("config.history", json!({"limit": 1}))?;
+                        let h = client.call(m::HISTORY, Limit { limit: 1 })?;
                         h["pending"]["revision"].as_i64().ok_or_else(|| {
                             CtlError::Refused("nothing is waiting for confirmation".into())
                         })?
                     }
                 };
-                let v = client.call("config.confirm", json!({"revision": revision}))?;
+                let v = client.call(
+                    m::CONFIRM,
+                    Confirm {
+                        revision,
+                        author: None,
+                    },
+                )?;
                 out.show(&v, |v| {
                     println!("revision {} confirmed", text(&v["confirmed"]))
                 });
             }
             ConfigCmd::Export { with_secrets } => {
-                let v = client.call("config.export", json!({"with_secrets": with_secrets}))?;
+                let v = client.call(m::EXPORT, Export { with_secrets })?;
                 out.show(&v, |v| print!("{}", text(&v["text"])));
             }
         }

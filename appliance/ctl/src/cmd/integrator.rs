@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::client::NodeClient;
+use alpharen_rpc::config;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -106,7 +107,13 @@ pub enum KvCmd {
 /// it in the secret store and the integrator reloads); the revision's
 /// comment names the definition, never the value.
 fn set_password(client: &mut NodeClient, security: &str, value: &str) -> Result<(), CtlError> {
-    let v = client.call("config.get", json!({"section": "integrator"}))?;
+    let v = client.call(
+        config::GET,
+        config::Get {
+            section: Some("integrator".into()),
+            revision: None,
+        },
+    )?;
     let index = v["config"]["security"]
         .as_array()
         .and_then(|defs| defs.iter().position(|d| d["name"] == security))
@@ -114,10 +121,14 @@ fn set_password(client: &mut NodeClient, security: &str, value: &str) -> Result<
             CtlError::Refused(format!("no security definition is named {security:?}"))
         })?;
     client.call(
-        "config.set",
-        json!({"path": format!("integrator.security[{index}].password"), "value": value,
-               "comment": format!("integrator password {security} changed"),
-               "expect_revision": v["revision"]}),
+        config::SET,
+        config::Set {
+            path: format!("integrator.security[{index}].password"),
+            value: json!(value),
+            comment: format!("integrator password {security} changed"),
+            author: None,
+            expect_revision: v["revision"].as_i64(),
+        },
     )?;
     Ok(())
 }

@@ -76,8 +76,8 @@ impl Command {
             Command::Net => net::status(client, out),
             Command::Vpn(v) => v.run(client, out),
             Command::Dpx(d) => d.run(client, out),
-            Command::Reboot => system::stop(client, out, "system.reboot"),
-            Command::Poweroff => system::stop(client, out, "system.poweroff"),
+            Command::Reboot => system::stop(client, out, alpharen_rpc::system::REBOOT),
+            Command::Poweroff => system::stop(client, out, alpharen_rpc::system::POWEROFF),
             Command::Version => {
                 println!("alpharen {}", env!("CARGO_PKG_VERSION"));
                 Ok(())

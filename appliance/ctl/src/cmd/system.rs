@@ -1,6 +1,7 @@
 //! status, services, restart, logs, reboot, poweroff.
 
 use crate::client::NodeClient;
+use alpharen_rpc::{logs, services};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -43,7 +44,7 @@ const SERVICE_HEADER: [&str; 7] = [
 ];
 
 pub fn status(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
-    let v = client.call("status", json!({}))?;
+    let v = client.call(services::STATUS, json!({}))?;
     out.show(&v, |v| {
         println!("node      {}", text(&v["hostname"]));
         println!("version   {}", text(&v["version"]));
@@ -79,13 +80,18 @@ pub fn status(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
 }
 
 pub fn services(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
-    let v = client.call("services.list", json!({}))?;
+    let v = client.call(services::LIST, json!({}))?;
     out.show(&v, |v| table(&SERVICE_HEADER, service_rows(v)));
     Ok(())
 }
 
 pub fn restart(client: &mut NodeClient, out: &Output, name: &str) -> Result<(), CtlError> {
-    let v = client.call("services.restart", json!({"name": name}))?;
+    let v = client.call(
+        services::RESTART,
+        services::Name {
+            name: name.to_string(),
+        },
+    )?;
     out.show(&v, |_| println!("{name} restarting"));
     Ok(())
 }
@@ -122,8 +128,12 @@ fn print_line(out: &Output, l: &Value) {
 impl Logs {
     pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         let v = client.call(
-            "logs.read",
-            json!({"service": self.service, "lines": self.lines, "follow": self.follow}),
+            logs::READ,
+            logs::Logs {
+                service: self.service,
+                lines: self.lines,
+                follow: self.follow,
+            },
         )?;
         for l in v.as_array().into_iter().flatten() {
             print_line(out, l);

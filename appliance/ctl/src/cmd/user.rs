@@ -3,6 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::client::NodeClient;
+use alpharen_rpc::users::{self as m, Add, Del, Passwd};
 use clap::Subcommand;
 use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
 use serde_json::json;
@@ -15,7 +16,7 @@ pub enum UserCmd {
     /// Add a user; the password is asked for (or read from stdin).
     Add {
         name: String,
-        #[arg(long, default_value = "viewer", value_parser = ["admin", "viewer"])]
+        #[arg(long, default_value = m::DEFAULT_ROLE, value_parser = ["admin", "viewer"])]
         role: String,
     },
     /// Change a user's password.
@@ -58,8 +59,13 @@ impl UserCmd {
             UserCmd::Add { name, role } => {
                 let password = read_password(&format!("password for {name}: "))?;
                 let v = client.call(
-                    "users.add",
-                    json!({"name": name, "password": password, "role": role}),
+                    m::ADD,
+                    Add {
+                        name,
+                        password,
+                        role,
+                        author: None,
+                    },
                 )?;
                 out.show(&v, |v| {
                     println!("user {} added ({})", text(&v["name"]), text(&v["role"]))
@@ -67,11 +73,18 @@ impl UserCmd {
             }
             UserCmd::Passwd { name } => {
                 let password = read_password(&format!("new password for {name}: "))?;
-                let v = client.call("users.passwd", json!({"name": name, "password": password}))?;
+                let v = client.call(
+                    m::PASSWD,
+                    Passwd {
+                        name: name.clone(),
+                        password,
+                        author: None,
+                    },
+                )?;
                 out.show(&v, |_| println!("password of {name} changed"));
             }
             UserCmd::List => {
-                let v = client.call("users.list", json!({}))?;
+                let v = client.call(m::LIST, json!({}))?;
                 out.show(&v, |v| {
                     let rows = v
                         .as_array()
@@ -83,7 +96,13 @@ impl UserCmd {
                 });
             }
             UserCmd::Del { name } => {
-                let v = client.call("users.del", json!({"name": name}))?;
+                let v = client.call(
+                    m::DEL,
+                    Del {
+                        name: name.clone(),
+                        author: None,
+                    },
+                )?;
                 out.show(&v, |_| println!("user {name} deleted"));
             }
         }

@@ -2,25 +2,18 @@
 
 use std::sync::Arc;
 
+use alpharen_rpc::backup::{CREATE, RESTORE, Restore};
 use alpharen_rpc::{Call, Reply, RpcError};
 use alpharen_store::Backup;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{author, store_err, unknown, with_store};
 use crate::state::NodeState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Restore {
-    backup: Value,
-    author: Option<String>,
-}
-
 pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> {
     let value = match call.method.as_str() {
-        "backup.create" => json!(with_store(node, |s| s.backup())?),
-        "backup.restore" => {
+        CREATE => json!(with_store(node, |s| s.backup())?),
+        RESTORE => {
             let p: Restore = call.params()?;
             let backup = Backup::parse(&p.backup.to_string()).map_err(store_err)?;
             let who = author(&call, p.author);

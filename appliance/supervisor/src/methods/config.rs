@@ -2,117 +2,21 @@
 
 use std::sync::Arc;
 
+use alpharen_rpc::config::{
+    self as m, Apply, Confirm, Confirmed, Diff, Export, Exported, Get, Limit, PeerAdd, PeerRemove,
+    Rollback, Set,
+};
 use alpharen_rpc::{Call, Reply, RpcError};
 use alpharen_store::config::VpnPeer;
 use alpharen_store::diff::{self, Change};
 use alpharen_store::{ApplyOutcome, Config, Problem, Section, Write, now_unix};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{author, store_err, unknown, with_store};
 use crate::state::NodeState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Get {
-    section: Option<String>,
-    revision: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Apply {
-    /// The document as JSON...
-    config: Option<Value>,
-    /// ...or as TOML/JSON text.
-    text: Option<String>,
-    #[serde(default)]
-    comment: String,
-    author: Option<String>,
-    /// The whole document (absent sections take their defaults) instead
-    /// of only the sections it has.
-    #[serde(default)]
-    replace: bool,
-    /// Answers with the changes without making them.
-    #[serde(default)]
-    dry_run: bool,
-    expect_revision: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Set {
-    path: String,
-    value: Value,
-    #[serde(default)]
-    comment: String,
-    author: Option<String>,
-    expect_revision: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Diff {
-    a: i64,
-    b: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Rollback {
-    revision: i64,
-    author: Option<String>,
-    expect_revision: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Confirm {
-    /// The pending revision being kept; nothing else is confirmed.
-    revision: i64,
-    author: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PeerAdd {
-    peer: VpnPeer,
-    #[serde(default)]
-    comment: String,
-    author: Option<String>,
-    /// The revision the caller picked the peer's address from.
-    expect_revision: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PeerRemove {
-    name: String,
-    #[serde(default)]
-    comment: String,
-    author: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Limit {
-    #[serde(default = "twenty")]
-    limit: u32,
-}
-
 fn or_default(given: String, default: impl FnOnce() -> String) -> String {
     if given.is_empty() { default() } else { given }
-}
-
-fn twenty() -> u32 {
-    20
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Export {
-    #[serde(default)]
-    with_secrets: bool,
 }
 
 fn invalid(problems: Vec<alpharen_store::Problem>) -> RpcError {
@@ -193,7 +97,7 @@ fn take_secrets(doc: &mut Value) -> Result<Vec<(String, String)>, RpcError> {
 
 pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> {
     let value = match call.method.as_str() {
-        "config.get" => {
+        m::GET => {
             let p: Get = call.params()?;
             let section = match &p.section {
                 Some(name) => Some(Section::parse(name).ok_or_else(|| {
@@ -218,7 +122,7 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             };
             json!({"revision": id, "config": doc, "pending": pending})
         }
-        "config.apply" => {
+        m::APPLY => {
             let p: Apply = call.params()?;
             let mut doc = match (p.config, p.text) {
                 (Some(v), None) => v,
@@ -251,7 +155,7 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             node.secrets_changed(&readers, &names).await;
             out
         }
-        "config.set" => {
+        m::SET => {
             let p: Set = call.params()?;
             let mut doc = with_store(node, |s| Ok(s.current_config()?.to_json()))?;
             alpharen_store::diff::set_path(&mut doc, &p.path, p.value.clone())
@@ -272,16 +176,16 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             })
             .await?
         }
-        "config.history" => {
+        m::HISTORY => {
             let p: Limit = call.params()?;
             let (hist, pending) = with_store(node, |s| Ok((s.history(p.limit)?, s.pending()?)))?;
             json!({"revisions": hist, "pending": pending})
         }
-        "config.diff" => {
+        m::DIFF => {
             let p: Diff = call.params()?;
             json!(with_store(node, |s| s.diff(p.a, p.b))?)
         }
-        "config.rollback" => {
+        m::ROLLBACK => {
             let p: Rollback = call.params()?;
             let who = author(&call, p.author);
             commit(node, move |s| {
@@ -289,15 +193,17 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             })
             .await?
         }
-        "config.confirm" => {
+        m::CONFIRM => {
             let p: Confirm = call.params()?;
             let who = author(&call, p.author);
             let p = with_store(node, |s| s.confirm(p.revision, &who))?;
             node.pending_changed.notify_one();
-            json!({"confirmed": p.revision})
+            json!(Confirmed {
+                confirmed: p.revision
+            })
         }
-        "config.vpn_peer_add" => {
-            let p: PeerAdd = call.params()?;
+        m::VPN_PEER_ADD => {
+            let p: PeerAdd<VpnPeer> = call.params()?;
             let who = author(&call, p.author);
             let comment = or_default(p.comment, || format!("vpn peer {} added", p.peer.name));
             let peer = p.peer;
@@ -315,7 +221,7 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             })
             .await?
         }
-        "config.vpn_peer_remove" => {
+        m::VPN_PEER_REMOVE => {
             let p: PeerRemove = call.params()?;
             let who = author(&call, p.author);
             let comment = or_default(p.comment, || format!("vpn peer {} removed", p.name));
@@ -335,7 +241,7 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             })
             .await?
         }
-        "config.export" => {
+        m::EXPORT => {
             let p: Export = call.params()?;
             let (id, config, secrets) = with_store(node, |s| {
                 let rev = s.current()?;
@@ -364,7 +270,7 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
                 text.push('\n');
                 text.push_str(&toml::to_string(&wrapper).unwrap_or_default());
             }
-            json!({"revision": id, "text": text})
+            json!(Exported { revision: id, text })
         }
         _ => return Err(unknown(&call)),
     };

@@ -2,37 +2,19 @@
 
 use std::sync::Arc;
 
+use alpharen_rpc::logs::{self, Logs};
+use alpharen_rpc::services::{self as m, Name, Restarted};
+use alpharen_rpc::system::{self, Stopping};
 use alpharen_rpc::{Call, Reply, RpcError};
 use alpharen_store::now_unix;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::{unknown, with_store};
 use crate::service::{Cmd, ServiceStatus};
 use crate::state::NodeState;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Name {
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Logs {
-    service: Option<String>,
-    #[serde(default = "hundred")]
-    lines: usize,
-    #[serde(default)]
-    follow: bool,
-}
-
-fn hundred() -> usize {
-    100
-}
 
 async fn statuses(node: &NodeState) -> Vec<ServiceStatus> {
     let services = node.services.lock().await;
@@ -106,7 +88,7 @@ async fn services_with_memory(node: &NodeState) -> (Vec<Value>, Value) {
 
 pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> {
     let value = match call.method.as_str() {
-        "status" => {
+        m::STATUS => {
             let config = node.config();
             let (revision, pending, setup_required) = with_store(node, |s| {
                 Ok((
@@ -129,8 +111,8 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
                 "services": services,
             })
         }
-        "services.list" => json!(services_with_memory(node).await.0),
-        "services.restart" => {
+        m::LIST => json!(services_with_memory(node).await.0),
+        m::RESTART => {
             let p: Name = call.params()?;
             let services = node.services.lock().await;
             let h = services.handles.get(&p.name).ok_or_else(|| {
@@ -145,9 +127,9 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             h.tx.send(Cmd::Restart)
                 .await
                 .map_err(|_| RpcError::new("internal_error", "the service task is gone"))?;
-            json!({"restarted": p.name})
+            json!(Restarted { restarted: p.name })
         }
-        "logs.read" => {
+        logs::READ => {
             let p: Logs = call.params()?;
             let lines = node.logs.tail(p.service.as_deref(), p.lines);
             if p.follow {
@@ -160,11 +142,11 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             }
             json!(lines)
         }
-        "system.reboot" | "system.poweroff" => {
+        system::REBOOT | system::POWEROFF => {
             if !node.opts.under_init {
-                if call.method == "system.poweroff" {
+                if call.method == system::POWEROFF {
                     node.shutdown.notify_one();
-                    return Ok(Reply::Value(json!({"stopping": true})));
+                    return Ok(Reply::Value(json!(Stopping { stopping: true })));
                 }
                 return Err(RpcError::new(
                     "not_supported",
@@ -172,14 +154,14 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
                 ));
             }
             // busybox convention: SIGTERM to init reboots, SIGUSR2 powers off.
-            let sig = if call.method == "system.reboot" {
+            let sig = if call.method == system::REBOOT {
                 Signal::SIGTERM
             } else {
                 Signal::SIGUSR2
             };
             kill(Pid::from_raw(1), sig)
                 .map_err(|e| RpcError::new("internal_error", format!("cannot signal init: {e}")))?;
-            json!({"stopping": true})
+            json!(Stopping { stopping: true })
         }
         _ => return Err(unknown(&call)),
     };

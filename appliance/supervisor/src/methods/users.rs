@@ -1,68 +1,22 @@
 //! `users.*` and `setup.*`.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use alpharen_rpc::setup::{self, Setup};
+use alpharen_rpc::users::{self as m, Add, Changed, Del, Deleted, Passwd};
 use alpharen_rpc::{Call, Reply, RpcError};
 use alpharen_store::{Config, Role};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{author, store_err, unknown, with_store};
 use crate::setup::CodeCheck;
 use crate::state::NodeState;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Add {
-    name: String,
-    password: String,
-    #[serde(default = "viewer")]
-    role: String,
-    author: Option<String>,
-}
-
-fn viewer() -> String {
-    "viewer".into()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Passwd {
-    name: String,
-    password: String,
-    author: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Del {
-    name: String,
-    author: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Setup {
-    code: String,
-    admin_password: String,
-    hostname: String,
-    network: Option<Value>,
-    timezone: Option<String>,
-    mail: Option<Value>,
-    #[serde(default)]
-    ssh_authorized_keys: Vec<String>,
-    /// The caller's address (the web passes its client's): wrong codes
-    /// lock out only that client's network; `None` for local callers.
-    #[serde(default)]
-    client: Option<IpAddr>,
-}
-
 pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> {
     let value = match call.method.as_str() {
-        "users.list" => json!(with_store(node, |s| s.users())?),
-        "users.add" => {
+        m::LIST => json!(with_store(node, |s| s.users())?),
+        m::ADD => {
             let p: Add = call.params()?;
             let role = Role::parse(&p.role).map_err(store_err)?;
             let who = author(&call, p.author);
@@ -73,26 +27,26 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
                 &who
             ))?)
         }
-        "users.passwd" => {
+        m::PASSWD => {
             let p: Passwd = call.params()?;
             let who = author(&call, p.author);
             with_store(node, |s| s.set_password(&p.name, &p.password, &who))?;
-            json!({"changed": p.name})
+            json!(Changed { changed: p.name })
         }
-        "users.del" => {
+        m::DEL => {
             let p: Del = call.params()?;
             let who = author(&call, p.author);
             with_store(node, |s| s.delete_user(&p.name, &who))?;
-            json!({"deleted": p.name})
+            json!(Deleted { deleted: p.name })
         }
-        alpharen_rpc::auth::METHOD => {
+        m::AUTHENTICATE => {
             json!(crate::login::authenticate(node, call.params()?).await?)
         }
-        "setup.status" => {
+        setup::STATUS => {
             let required = !with_store(node, |s| s.has_admin())?;
-            json!({"required": required})
+            json!(setup::Status { required })
         }
-        "setup.complete" => complete(node, call.params()?).await?,
+        setup::COMPLETE => complete(node, call.params()?).await?,
         _ => return Err(unknown(&call)),
     };
     Ok(Reply::Value(value))

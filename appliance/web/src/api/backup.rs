@@ -1,5 +1,6 @@
 //! `/api/v1/backup`: download a backup file, restore one as a new revision.
 
+use alpharen_rpc::backup::{CREATE, RESTORE, Restore};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -13,7 +14,7 @@ use crate::error::ApiError;
 #[utoipa::path(get, path = "/api/v1/backup", tag = "backup",
     responses((status = 200, description = "A backup file (JSON) to download", body = Value)))]
 pub(super) async fn backup_download(State(app): AppState, _c: Admin) -> Result<Response, ApiError> {
-    let backup = rpc(&app, "backup.create", json!({})).await?;
+    let backup = rpc(&app, CREATE, json!({})).await?;
     let stamp = alpharen_store::now_unix();
     let mut resp = Json(backup).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!(
@@ -35,8 +36,11 @@ pub(super) async fn backup_restore(
     Ok(Json(
         rpc(
             &app,
-            "backup.restore",
-            json!({"backup": b, "author": c.user}),
+            RESTORE,
+            Restore {
+                backup: b,
+                author: Some(c.user),
+            },
         )
         .await?,
     ))

@@ -2,6 +2,7 @@
 //! and export of the configuration document; each change names the
 //! logged-in user as its author.
 
+use alpharen_rpc::config::{self as m, Apply, Confirm, Diff, Export, Get, Limit, Rollback, Set};
 use alpharen_store::Role;
 use axum::Json;
 use axum::extract::State;
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::openapi::ErrorBody;
-use super::{Admin, ApiResult, AppState, Authed, Body, Q, Reader, rpc, strip_nulls};
+use super::{Admin, ApiResult, AppState, Authed, Body, Q, Reader, rpc};
 use crate::error::ApiError;
 
 #[derive(Deserialize, ToSchema)]
@@ -100,8 +101,11 @@ pub(super) async fn config_get(
     Ok(Json(
         rpc(
             &app,
-            "config.get",
-            json!({"section": q.section, "revision": q.revision}),
+            m::GET,
+            Get {
+                section: q.section,
+                revision: q.revision,
+            },
         )
         .await?,
     ))
@@ -155,10 +159,16 @@ async fn apply(app: &crate::App, user: &str, b: ApplyBody, replace: bool) -> Api
     if let Some(doc) = &b.config {
         precheck_web(doc)?;
     }
-    let params = json!({"config": b.config, "text": b.text, "comment": b.comment, "author": user,
-        "replace": replace, "dry_run": b.dry_run, "expect_revision": b.expect_revision});
-    let params = strip_nulls(params);
-    Ok(Json(rpc(app, "config.apply", params).await?))
+    let params = Apply {
+        config: b.config,
+        text: b.text,
+        comment: b.comment,
+        author: Some(user.into()),
+        replace,
+        dry_run: b.dry_run,
+        expect_revision: b.expect_revision,
+    };
+    Ok(Json(rpc(app, m::APPLY, params).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/config/set", tag = "config", request_body = SetBody,
@@ -172,15 +182,20 @@ pub(super) async fn config_set(
     Body(b): Body<SetBody>,
 ) -> ApiResult {
     if b.path.starts_with("web") {
-        let cur = rpc(&app, "config.get", json!({})).await?;
+        let cur = rpc(&app, m::GET, Get::default()).await?;
         let mut doc = cur.get("config").cloned().unwrap_or(Value::Null);
         if alpharen_store::diff::set_path(&mut doc, &b.path, b.value.clone()).is_ok() {
             precheck_web(&doc)?;
         }
     }
-    let params = json!({"path": b.path, "value": b.value, "comment": b.comment,
-        "author": c.user, "expect_revision": b.expect_revision});
-    Ok(Json(rpc(&app, "config.set", strip_nulls(params)).await?))
+    let params = Set {
+        path: b.path,
+        value: b.value,
+        comment: b.comment,
+        author: Some(c.user),
+        expect_revision: b.expect_revision,
+    };
+    Ok(Json(rpc(&app, m::SET, params).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/config/schema", tag = "config",
@@ -200,8 +215,10 @@ pub(super) async fn config_history(
     Ok(Json(
         rpc(
             &app,
-            "config.history",
-            json!({"limit": q.limit.unwrap_or(20)}),
+            m::HISTORY,
+            Limit {
+                limit: q.limit.unwrap_or(m::HISTORY_LIMIT),
+            },
         )
         .await?,
     ))
@@ -211,9 +228,7 @@ pub(super) async fn config_history(
     responses((status = 200, description = "Changes from revision a to b, by key path", body = Value),
         (status = 404, description = "No such revision", body = ErrorBody)))]
 pub(super) async fn config_diff(State(app): AppState, _c: Reader, Q(q): Q<DiffQuery>) -> ApiResult {
-    Ok(Json(
-        rpc(&app, "config.diff", json!({"a": q.a, "b": q.b})).await?,
-    ))
+    Ok(Json(rpc(&app, m::DIFF, Diff { a: q.a, b: q.b }).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/config/rollback", tag = "config", request_body = RollbackBody,
@@ -224,11 +239,12 @@ pub(super) async fn config_rollback(
     Authed(c): Admin,
     Body(b): Body<RollbackBody>,
 ) -> ApiResult {
-    let params =
-        json!({"revision": b.revision, "author": c.user, "expect_revision": b.expect_revision});
-    Ok(Json(
-        rpc(&app, "config.rollback", strip_nulls(params)).await?,
-    ))
+    let params = Rollback {
+        revision: b.revision,
+        author: Some(c.user),
+        expect_revision: b.expect_revision,
+    };
+    Ok(Json(rpc(&app, m::ROLLBACK, params).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/config/confirm", tag = "config", request_body = ConfirmBody,
@@ -242,8 +258,11 @@ pub(super) async fn config_confirm(
     Ok(Json(
         rpc(
             &app,
-            "config.confirm",
-            json!({"revision": b.revision, "author": c.user}),
+            m::CONFIRM,
+            Confirm {
+                revision: b.revision,
+                author: Some(c.user),
+            },
         )
         .await?,
     ))
@@ -264,8 +283,10 @@ pub(super) async fn config_export(
     Ok(Json(
         rpc(
             &app,
-            "config.export",
-            json!({"with_secrets": q.with_secrets}),
+            m::EXPORT,
+            Export {
+                with_secrets: q.with_secrets,
+            },
         )
         .await?,
     ))

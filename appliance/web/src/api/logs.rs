@@ -1,15 +1,16 @@
 //! `/api/v1/logs`: recent log lines, or a Server-Sent Events stream of
 //! new ones with `follow=true`.
 
+use alpharen_rpc::logs::{self as m, Logs};
 use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::IntoParams;
 
-use super::{AppState, Q, Reader, rpc, strip_nulls};
+use super::{AppState, Q, Reader, rpc};
 use crate::error::ApiError;
 
 #[derive(Deserialize, IntoParams)]
@@ -30,15 +31,17 @@ pub(super) async fn logs(
     _c: Reader,
     Q(q): Q<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    let params =
-        strip_nulls(json!({"service": q.service, "lines": q.lines.unwrap_or(100).min(10_000)}));
-    if !q.follow {
-        return Ok(Json(rpc(&app, "logs.read", params).await?).into_response());
+    let params = Logs {
+        service: q.service,
+        lines: q.lines.unwrap_or(m::DEFAULT_LINES).min(10_000),
+        follow: q.follow,
+    };
+    if !params.follow {
+        return Ok(Json(rpc(&app, m::READ, params).await?).into_response());
     }
-    let mut params = params;
-    params["follow"] = json!(true);
+    let params = alpharen_rpc::to_params(&params);
     let (first, stream) =
-        alpharen_rpc::call_stream(&app.socket, "logs.read", params, crate::CALL_TIMEOUT).await?;
+        alpharen_rpc::call_stream(&app.socket, m::READ, params, crate::CALL_TIMEOUT).await?;
     let backlog: Vec<Value> = match first {
         Value::Array(a) => a,
         _ => Vec::new(),

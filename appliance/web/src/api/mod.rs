@@ -27,6 +27,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::App;
@@ -41,15 +42,11 @@ pub use redirect::redirect_router;
 type AppState = State<Arc<App>>;
 type ApiResult = Result<Json<Value>, ApiError>;
 
-async fn rpc(app: &App, method: &str, params: Value) -> Result<Value, ApiError> {
+/// Calls `method` with its params (an `alpharen_rpc` params struct, or
+/// `{}` for a method without).
+async fn rpc(app: &App, method: &str, params: impl Serialize) -> Result<Value, ApiError> {
+    let params = alpharen_rpc::to_params(&params);
     Ok(alpharen_rpc::call(&app.socket, method, params, crate::CALL_TIMEOUT).await?)
-}
-
-fn strip_nulls(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
-        v => v,
-    }
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -1,5 +1,6 @@
 //! The node as a whole: health, status, reboot and power-off.
 
+use alpharen_rpc::{services, system};
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
@@ -15,17 +16,17 @@ pub(super) async fn health() -> Json<Value> {
 #[utoipa::path(get, path = "/api/v1/status", tag = "node",
     responses((status = 200, description = "Node name, version, uptime, services, pending change", body = Value)))]
 pub(super) async fn status(State(app): AppState, _c: Reader) -> ApiResult {
-    Ok(Json(rpc(&app, "status", json!({})).await?))
+    Ok(Json(rpc(&app, services::STATUS, json!({})).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/system/reboot", tag = "node",
     responses((status = 200, description = "Rebooting", body = Value)))]
 pub(super) async fn reboot(State(app): AppState, _c: Admin) -> ApiResult {
-    Ok(Json(rpc(&app, "system.reboot", json!({})).await?))
+    Ok(Json(rpc(&app, system::REBOOT, json!({})).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/system/poweroff", tag = "node",
     responses((status = 200, description = "Powering off", body = Value)))]
 pub(super) async fn poweroff(State(app): AppState, _c: Admin) -> ApiResult {
-    Ok(Json(rpc(&app, "system.poweroff", json!({})).await?))
+    Ok(Json(rpc(&app, system::POWEROFF, json!({})).await?))
 }

@@ -1,6 +1,7 @@
 //! `/api/v1/services`: the supervised services, each one's own status,
 //! and restarting one.
 
+use alpharen_rpc::services::{LIST, Name, RESTART};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,7 +14,7 @@ use crate::error::ApiError;
 #[utoipa::path(get, path = "/api/v1/services", tag = "node",
     responses((status = 200, description = "Supervised services with state, restarts, since", body = Value)))]
 pub(super) async fn services(State(app): AppState, _c: Reader) -> ApiResult {
-    Ok(Json(rpc(&app, "services.list", json!({})).await?))
+    Ok(Json(rpc(&app, LIST, json!({})).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/services/{name}/status", tag = "node",
@@ -44,7 +45,5 @@ pub(super) async fn service_restart(
     _c: Admin,
     Path(name): Path<String>,
 ) -> ApiResult {
-    Ok(Json(
-        rpc(&app, "services.restart", json!({"name": name})).await?,
-    ))
+    Ok(Json(rpc(&app, RESTART, Name { name }).await?))
 }

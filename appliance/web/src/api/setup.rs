@@ -1,16 +1,16 @@
 //! `/api/v1/setup`: whether first-boot setup is needed, and completing it.
 
+use alpharen_rpc::setup::{self as m, Setup};
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::openapi::ErrorBody;
 use super::{ApiResult, AppState, Body, rpc};
-use crate::error::ApiError;
 
-#[derive(Deserialize, Serialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetupBody {
     /// The one-time code from the node's console or `<state>/setup-code`.
@@ -27,7 +27,7 @@ pub struct SetupBody {
 #[utoipa::path(get, path = "/api/v1/setup", tag = "setup", security(()),
     responses((status = 200, description = "`{\"required\": bool}`", body = Value)))]
 pub(super) async fn setup_status(State(app): AppState) -> ApiResult {
-    Ok(Json(rpc(&app, "setup.status", json!({})).await?))
+    Ok(Json(rpc(&app, m::STATUS, json!({})).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/setup", tag = "setup", security(()), request_body = SetupBody,
@@ -41,8 +41,16 @@ pub(super) async fn setup_complete(
     ip: Option<axum::Extension<crate::ClientIp>>,
     Body(b): Body<SetupBody>,
 ) -> ApiResult {
-    let mut params = serde_json::to_value(&b).map_err(|e| ApiError::internal(e.to_string()))?;
-    // Wrong codes lock out only this client's network.
-    params["client"] = json!(ip.map(|i| i.0.0));
-    Ok(Json(rpc(&app, "setup.complete", params).await?))
+    let params = Setup {
+        code: b.code,
+        admin_password: b.admin_password,
+        hostname: b.hostname,
+        network: b.network,
+        timezone: b.timezone,
+        mail: b.mail,
+        ssh_authorized_keys: b.ssh_authorized_keys,
+        // Wrong codes lock out only this client's network.
+        client: ip.map(|i| i.0.0),
+    };
+    Ok(Json(rpc(&app, m::COMPLETE, params).await?))
 }

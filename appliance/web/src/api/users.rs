@@ -1,5 +1,6 @@
 //! `/api/v1/users`: list, add and delete users, change a password.
 
+use alpharen_rpc::users::{self as m, Add, Del, Passwd};
 use alpharen_store::Role;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -29,7 +30,7 @@ pub struct PasswordBody {
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
     responses((status = 200, description = "Users and roles", body = Value)))]
 pub(super) async fn users_list(State(app): AppState, _c: Reader) -> ApiResult {
-    Ok(Json(rpc(&app, "users.list", json!({})).await?))
+    Ok(Json(rpc(&app, m::LIST, json!({})).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = UserBody,
@@ -44,8 +45,13 @@ pub(super) async fn users_add(
     Ok(Json(
         rpc(
             &app,
-            "users.add",
-            json!({"name": b.name, "password": b.password, "role": b.role.unwrap_or_else(|| "viewer".into()), "author": c.user}),
+            m::ADD,
+            Add {
+                name: b.name,
+                password: b.password,
+                role: b.role.unwrap_or_else(|| m::DEFAULT_ROLE.into()),
+                author: Some(c.user),
+            },
         )
         .await?,
     ))
@@ -69,8 +75,12 @@ pub(super) async fn users_passwd(
     Ok(Json(
         rpc(
             &app,
-            "users.passwd",
-            json!({"name": name, "password": b.password, "author": c.user}),
+            m::PASSWD,
+            Passwd {
+                name,
+                password: b.password,
+                author: Some(c.user),
+            },
         )
         .await?,
     ))
@@ -86,6 +96,14 @@ pub(super) async fn users_del(
     Path(name): Path<String>,
 ) -> ApiResult {
     Ok(Json(
-        rpc(&app, "users.del", json!({"name": name, "author": c.user})).await?,
+        rpc(
+            &app,
+            m::DEL,
+            Del {
+                name,
+                author: Some(c.user),
+            },
+        )
+        .await?,
     ))
 }
