@@ -21,6 +21,7 @@ pub const ROLLBACK: &str = "config.rollback";
 pub const CONFIRM: &str = "config.confirm";
 pub const VPN_PEER_ADD: &str = "config.vpn_peer_add";
 pub const VPN_PEER_REMOVE: &str = "config.vpn_peer_remove";
+pub const VPN_PEER_ENABLE: &str = "config.vpn_peer_enable";
 pub const EXPORT: &str = "config.export";
 
 /// `config.get`: the document (or one section of it) at the current
@@ -156,6 +157,19 @@ pub struct PeerAdd<P = Value> {
 #[serde(deny_unknown_fields)]
 pub struct PeerRemove {
     pub name: String,
+    #[serde(default)]
+    pub comment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+}
+
+/// `config.vpn_peer_enable`: the peer named `name` kept in `vpn.peers`
+/// but let on (`true`) or off (`false`) the tunnel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerEnable {
+    pub name: String,
+    pub enabled: bool,
     #[serde(default)]
     pub comment: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

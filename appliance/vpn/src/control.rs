@@ -1,8 +1,10 @@
-//! `<state>/run/vpn.sock`: `vpn.status`, `vpn.peer_add`, `vpn.peer_del`.
-//! Peer changes are written by the supervisor (`config.vpn_peer_add` and
-//! `config.vpn_peer_remove`: the operator asked for this exact change, so it
+//! `<state>/run/vpn.sock`: `vpn.status`, `vpn.peer_add`, `vpn.peer_del`,
+//! `vpn.peer_enable`. Peer changes are written by the supervisor
+//! (`config.vpn_peer_add`, `config.vpn_peer_remove` and
+//! `config.vpn_peer_enable`: the operator asked for this exact change, so it
 //! takes effect confirmed and leaves anyone else's pending change pending),
-//! then applied here at once.
+//! then applied here at once. A caller that acts for a logged-in user (the
+//! web service) names them in `author`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -41,12 +43,22 @@ struct PeerAdd {
     /// the node's tunnel networks.
     #[serde(default)]
     allowed_ips: Vec<String>,
+    author: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PeerDel {
     name: String,
+    author: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerEnable {
+    name: String,
+    enabled: bool,
+    author: Option<String>,
 }
 
 fn vpn_error(e: Error) -> RpcError {
@@ -129,6 +141,7 @@ impl Control {
                     .and_then(|k| live.iter().find(|s| s.public_key == k));
                 json!({
                     "name": p.name,
+                    "enabled": p.enabled,
                     "public_key": p.public_key,
                     "allowed_ips": p.allowed_ips,
                     "configured_endpoint": p.endpoint,
@@ -220,10 +233,8 @@ impl Control {
         let peer = VpnPeer {
             name: p.name.clone(),
             public_key: keys::to_base64(&client_public),
-            preshared_key_secret: None,
             allowed_ips: vec![format!("{addr}/32")],
-            endpoint: None,
-            persistent_keepalive: None,
+            ..VpnPeer::default()
         };
         let add = config::PeerAdd {
             peer,
@@ -286,11 +297,38 @@ impl Control {
         sh.reconcile().await.map_err(vpn_error)?;
         Ok(json!({"name": p.name, "removed": true, "revision": out.get("revision")}))
     }
+
+    async fn peer_enable(&self, p: PeerEnable, author: String) -> Result<Value, RpcError> {
+        let sh = &self.0;
+        let (vpn, _) = current_vpn(&sh.state_dir).await?;
+        if !vpn.peers.iter().any(|x| x.name == p.name) {
+            return Err(RpcError::new(
+                "not_found",
+                format!("no peer named {:?} (see `ctl vpn`)", p.name),
+            ));
+        }
+        let verb = if p.enabled { "enable" } else { "disable" };
+        let edit = config::PeerEnable {
+            name: p.name.clone(),
+            enabled: p.enabled,
+            comment: format!("vpn peer {verb} {}", p.name),
+            author: Some(author),
+        };
+        let out = supervisor(
+            sh.state_dir.clone(),
+            config::VPN_PEER_ENABLE,
+            to_params(&edit),
+        )
+        .await?;
+        sh.reconcile().await.map_err(vpn_error)?;
+        Ok(json!({"name": p.name, "enabled": p.enabled, "revision": out.get("revision")}))
+    }
 }
 
 impl Handler for Control {
     async fn call(&self, call: Call) -> Result<Reply, RpcError> {
-        let author = format!("vpn (uid {})", call.peer.uid);
+        let caller = format!("vpn (uid {})", call.peer.uid);
+        let author = |given: &Option<String>| given.clone().unwrap_or_else(|| caller.clone());
         match call.method.as_str() {
             "vpn.status" => Ok(self.status().await?.into()),
             "vpn.peer_add" => {
@@ -311,11 +349,18 @@ impl Handler for Control {
                 if let Some(m) = problems.pop() {
                     return Err(RpcError::invalid_params(m));
                 }
+                let author = author(&p.author);
                 Ok(self.peer_add(p, author).await?.into())
             }
             "vpn.peer_del" => {
                 let p: PeerDel = call.params()?;
+                let author = author(&p.author);
                 Ok(self.peer_del(p, author).await?.into())
+            }
+            "vpn.peer_enable" => {
+                let p: PeerEnable = call.params()?;
+                let author = author(&p.author);
+                Ok(self.peer_enable(p, author).await?.into())
             }
             "vpn.reload" => {
                 self.0.reconcile().await.map_err(vpn_error)?;

@@ -110,6 +110,9 @@ pub(crate) async fn load(state_dir: &Path) -> Result<(Vpn, Option<Desired>), Err
     let (private_key, _) = node_key(state_dir, &view).await?;
     let mut peers = Vec::new();
     for (i, p) in vpn.peers.iter().enumerate() {
+        if !p.enabled {
+            continue;
+        }
         let at = format!("vpn.peers[{i}]");
         let public_key = decode_key(&p.public_key)
             .ok_or_else(|| Error::Config(format!("{at}.public_key: not a WireGuard key")))?;

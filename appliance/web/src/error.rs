@@ -68,9 +68,11 @@ pub fn status_for(code: &str) -> StatusCode {
         "setup_done" | "user_exists" | "nothing_pending" | "not_pending" | "conflict" => {
             StatusCode::CONFLICT
         }
+        // The vpn service's: the state of the node stands in the way.
+        "exists" | "no_pool" | "no_endpoint" | "pool_exhausted" => StatusCode::CONFLICT,
         "not_supported" => StatusCode::NOT_IMPLEMENTED,
-        "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-        "method_not_found" | "no_config" => StatusCode::NOT_FOUND,
+        "unavailable" | "service_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "method_not_found" | "no_config" | "not_found" => StatusCode::NOT_FOUND,
         c if c.starts_with("no_such_") => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -156,6 +158,13 @@ mod tests {
         assert_eq!(status_for("rate_limited"), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(status_for("setup_done"), StatusCode::CONFLICT);
         assert_eq!(status_for("bad_credentials"), StatusCode::UNAUTHORIZED);
+        assert_eq!(status_for("exists"), StatusCode::CONFLICT);
+        assert_eq!(status_for("pool_exhausted"), StatusCode::CONFLICT);
+        assert_eq!(status_for("not_found"), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status_for("service_unavailable"),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         assert_eq!(
             status_for("something_new"),
             StatusCode::INTERNAL_SERVER_ERROR

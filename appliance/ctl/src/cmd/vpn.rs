@@ -1,4 +1,4 @@
-//! vpn [status] | vpn peer add NAME | vpn peer del NAME: the vpn service's
+//! vpn [status] | vpn peer add|del|enable|disable NAME: the vpn service's
 //! `vpn.*` methods, forwarded by the supervisor to `<state>/run/vpn.sock`.
 
 use std::path::PathBuf;
@@ -48,6 +48,10 @@ enum PeerCmd {
     },
     /// Remove a peer; its tunnel stops at once.
     Del { name: String },
+    /// Let a disabled peer connect again.
+    Enable { name: String },
+    /// Keep a peer (its key and address) but refuse its tunnel at once.
+    Disable { name: String },
 }
 
 fn ago(v: &Value) -> String {
@@ -71,6 +75,18 @@ fn write_private(path: &PathBuf, content: &str) -> Result<(), CtlError> {
         .open(path)
         .map_err(err)?;
     f.write_all(content.as_bytes()).map_err(err)
+}
+
+fn set_enabled(
+    client: &mut NodeClient,
+    out: &Output,
+    name: &str,
+    enabled: bool,
+) -> Result<(), CtlError> {
+    let v = client.call("vpn.peer_enable", json!({"name": name, "enabled": enabled}))?;
+    let state = if enabled { "enabled" } else { "disabled" };
+    out.show(&v, |v| println!("peer {} {state}", text(&v["name"])));
+    Ok(())
 }
 
 impl VpnArgs {
@@ -105,8 +121,12 @@ impl VpnArgs {
                                 .flatten()
                                 .map(text)
                                 .collect();
+                            let mut name = text(&p["name"]);
+                            if p["enabled"].as_bool() == Some(false) {
+                                name.push_str(" (disabled)");
+                            }
                             vec![
-                                text(&p["name"]),
+                                name,
                                 ips.join(","),
                                 text(&p["endpoint"]),
                                 ago(&p["latest_handshake_secs_ago"]),
@@ -155,6 +175,8 @@ impl VpnArgs {
                 let v = client.call("vpn.peer_del", json!({"name": name}))?;
                 out.show(&v, |v| println!("peer {} removed", text(&v["name"])));
             }
+            VpnCmd::Peer(PeerCmd::Enable { name }) => set_enabled(client, out, &name, true)?,
+            VpnCmd::Peer(PeerCmd::Disable { name }) => set_enabled(client, out, &name, false)?,
         }
         Ok(())
     }

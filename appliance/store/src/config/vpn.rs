@@ -46,11 +46,15 @@ impl Default for Vpn {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct VpnPeer {
     pub name: String,
+    /// `false` keeps the peer in the configuration (its key, its address
+    /// from the pool) but off the tunnel: it cannot connect.
+    #[serde(skip_serializing_if = "is_true")]
+    pub enabled: bool,
     /// Base64 Curve25519 public key, as `wg` prints it.
     pub public_key: String,
     /// Name of a store secret holding the base64 preshared key.
@@ -59,6 +63,24 @@ pub struct VpnPeer {
     /// `host:port` for site-to-site peers; road warriors have none.
     pub endpoint: Option<String>,
     pub persistent_keepalive: Option<u16>,
+}
+
+impl Default for VpnPeer {
+    fn default() -> Self {
+        VpnPeer {
+            name: String::new(),
+            enabled: true,
+            public_key: String::new(),
+            preshared_key_secret: None,
+            allowed_ips: Vec::new(),
+            endpoint: None,
+            persistent_keepalive: None,
+        }
+    }
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Decodes a WireGuard key (standard base64 of 32 bytes).
@@ -270,6 +292,22 @@ mod tests {
     fn defaults_are_valid() {
         assert!(problems(&Vpn::default()).is_empty());
         assert_eq!(Vpn::default().listen_port, 51820);
+    }
+
+    /// Peers are enabled unless they say otherwise, and an enabled peer
+    /// is written as before (older firmware reads it back).
+    #[test]
+    fn peers_are_enabled_by_default() {
+        let p: VpnPeer = toml::from_str("name = \"a\"\npublic_key = \"k\"").unwrap();
+        assert!(p.enabled);
+        assert!(!toml::to_string(&p).unwrap().contains("enabled"));
+        let off = VpnPeer {
+            enabled: false,
+            ..p
+        };
+        let text = toml::to_string(&off).unwrap();
+        assert!(text.contains("enabled = false"), "{text}");
+        assert_eq!(toml::from_str::<VpnPeer>(&text).unwrap(), off);
     }
 
     #[test]

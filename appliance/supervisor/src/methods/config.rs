@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use alpharen_rpc::config::{
-    self as m, Apply, Confirm, Confirmed, Diff, Export, Exported, Get, Limit, PeerAdd, PeerRemove,
-    Rollback, Set,
+    self as m, Apply, Confirm, Confirmed, Diff, Export, Exported, Get, Limit, PeerAdd, PeerEnable,
+    PeerRemove, Rollback, Set,
 };
 use alpharen_rpc::{Call, Reply, RpcError};
 use alpharen_store::config::VpnPeer;
@@ -236,6 +236,26 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
                             message: format!("there is no peer named {name:?}"),
                         }]);
                     }
+                    Ok(())
+                })
+            })
+            .await?
+        }
+        m::VPN_PEER_ENABLE => {
+            let p: PeerEnable = call.params()?;
+            let who = author(&call, p.author);
+            let verb = if p.enabled { "enabled" } else { "disabled" };
+            let comment = or_default(p.comment, || format!("vpn peer {} {verb}", p.name));
+            let (name, enabled) = (p.name, p.enabled);
+            commit(node, move |s| {
+                s.edit(&Write::new(&who, &comment), |c| {
+                    let Some(peer) = c.vpn.peers.iter_mut().find(|q| q.name == name) else {
+                        return Err(vec![Problem {
+                            path: "vpn.peers".into(),
+                            message: format!("there is no peer named {name:?}"),
+                        }]);
+                    };
+                    peer.enabled = enabled;
                     Ok(())
                 })
             })

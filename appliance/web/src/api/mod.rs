@@ -20,6 +20,7 @@ mod session;
 mod setup;
 mod tokens;
 mod users;
+mod vpn;
 
 use std::sync::Arc;
 
@@ -100,6 +101,15 @@ pub fn router(app: Arc<App>) -> Router {
             get(tokens::tokens_list).post(tokens::tokens_create),
         )
         .route("/tokens/{id}", axum::routing::delete(tokens::tokens_revoke))
+        .route("/vpn", get(vpn::vpn_status))
+        .route("/vpn/peers", post(vpn::vpn_peer_add))
+        .route("/vpn/sites", post(vpn::vpn_site_add))
+        .route(
+            "/vpn/peers/{name}",
+            axum::routing::delete(vpn::vpn_peer_del),
+        )
+        .route("/vpn/peers/{name}/enable", post(vpn::vpn_peer_enable))
+        .route("/vpn/peers/{name}/disable", post(vpn::vpn_peer_disable))
         .route("/backup", get(backup::backup_download))
         .route(
             "/backup/restore",

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::{OpenApi, ToSchema};
 
-use super::{Reader, backup, config, logs, node, services, session, setup, tokens, users};
+use super::{Reader, backup, config, logs, node, services, session, setup, tokens, users, vpn};
 use crate::auth;
 
 #[derive(Serialize, ToSchema)]
@@ -52,7 +52,7 @@ impl utoipa::Modify for SecurityAddon {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ALPHA-REN node API", description = "The node's admin API: the same operations as `alpharen ctl`."),
-    paths(node::health, setup::setup_status, setup::setup_complete, session::login, session::whoami, session::logout, node::status, services::services, services::service_status, services::service_restart, config::config_get, config::config_apply, config::config_patch, config::config_set, config::config_schema, config::config_history, config::config_diff, config::config_rollback, config::config_confirm, config::config_export, logs::logs, users::users_list, users::users_add, users::users_passwd, users::users_del, tokens::tokens_list, tokens::tokens_create, tokens::tokens_revoke, backup::backup_download, backup::backup_restore, node::reboot, node::poweroff, openapi_json),
+    paths(node::health, setup::setup_status, setup::setup_complete, session::login, session::whoami, session::logout, node::status, services::services, services::service_status, services::service_restart, config::config_get, config::config_apply, config::config_patch, config::config_set, config::config_schema, config::config_history, config::config_diff, config::config_rollback, config::config_confirm, config::config_export, logs::logs, users::users_list, users::users_add, users::users_passwd, users::users_del, tokens::tokens_list, tokens::tokens_create, tokens::tokens_revoke, vpn::vpn_status, vpn::vpn_peer_add, vpn::vpn_site_add, vpn::vpn_peer_del, vpn::vpn_peer_enable, vpn::vpn_peer_disable, backup::backup_download, backup::backup_restore, node::reboot, node::poweroff, openapi_json),
     modifiers(&SecurityAddon)
 )]
 struct ApiDoc;
@@ -129,6 +129,12 @@ mod tests {
             "/api/v1/config",
             "/api/v1/tokens/{id}",
             "/api/v1/logs",
+            "/api/v1/vpn",
+            "/api/v1/vpn/peers",
+            "/api/v1/vpn/sites",
+            "/api/v1/vpn/peers/{name}",
+            "/api/v1/vpn/peers/{name}/enable",
+            "/api/v1/vpn/peers/{name}/disable",
         ] {
             assert!(paths.contains_key(p), "{p} missing");
         }
