@@ -84,6 +84,7 @@ try {
     await page.waitForSelector('#device-shown:has-text("the node does not store")');
     await page.waitForSelector(`${row('phone')}:has-text("never")`);
     await page.waitForFunction(() => document.getElementById('device-qr').complete);
+    await page.waitForSelector('#toast', { state: 'hidden' }); // "Site added" may cover the code
     await page.locator('#device-qr').screenshot({ path: join(out, 'vpn-qr.png') });
     const src = await page.getAttribute('#device-qr', 'src');
     writeFileSync(join(out, 'vpn-qr.svg'), decodeURIComponent(src.replace(/^data:image\/svg\+xml,/, '')));

@@ -509,7 +509,7 @@ async function vpnView() {
   const siteBox = h('div', { id: 'site-problems' });
   const addSite = h('form', { id: 'add-site' }, h('h2', {}, 'Add a site-to-site peer'),
     h('p', { class: 'muted' }, 'Another node or WireGuard router; its keys stay there. Give it this node\'s public key: ',
-      h('span', { class: 'mono' }, s.public_key || '—'), '.'),
+      h('span', { class: 'mono break', id: 'vpn-public-key' }, s.public_key || '—'), '.'),
     h('div', { class: 'grid' },
       vpnField('site', 'name', 'Name', { required: true, autocomplete: 'off', placeholder: 'branch-office', maxlength: 64 }),
       vpnField('site', 'public_key', 'Its public key', { required: true, autocomplete: 'off', placeholder: 'base64, 44 characters', class: 'mono' }),
@@ -535,7 +535,7 @@ async function vpnView() {
     h('div', { class: 'card' }, h('h2', {}, 'Tunnel'), h('div', { class: 'grid' },
       h('div', {}, h('div', { class: 'label' }, 'State'), h('div', { class: 'stat', id: 'vpn-state' }, state)),
       h('div', {}, h('div', { class: 'label' }, 'Interface, port'), h('div', {}, `${s.interface} :${s.listen_port}`)),
-      h('div', {}, h('div', { class: 'label' }, 'Endpoint for devices'), h('div', { class: 'mono' }, s.endpoint || 'not set (vpn.endpoint)'))),
+      h('div', {}, h('div', { class: 'label' }, 'Endpoint for devices'), h('div', { class: 'mono break' }, s.endpoint || 'not set (vpn.endpoint)'))),
       s.error ? h('p', { class: 'problems' }, s.error) : '',
       s.enabled ? '' : h('p', { class: 'muted' }, 'The VPN is off: peers can be added, but connect only once vpn.enabled is on (', h('a', { href: '#/config?section=vpn' }, 'Configuration → vpn'), ').')),
     h('div', { id: 'device-config' }),
