@@ -103,7 +103,7 @@ try {
     step('the config is gone after a reload');
   } else if (phase === 'handshake') {
     await page.waitForSelector(`${row('phone')} td[data-label="Last handshake"]:has-text("ago")`);
-    const text = await page.textContent(row('phone'));
+    const text = await page.innerText(row('phone'));
     if (!/KiB|MiB|\d+ B/.test(text) || /0 B \/ 0 B/.test(text)) throw new Error(`no traffic in the row: ${text}`);
     await shot('table');
     step(`peer row: ${text.replace(/\s+/g, ' ')}`);

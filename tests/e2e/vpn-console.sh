@@ -64,7 +64,7 @@ pass "site and device added through the page are in ctl vpn"
 
 # The QR code as the page showed it (a screenshot of the image) decodes to
 # the downloaded file, a wg-quick config for this node.
-zbarimg --raw -q "$OUT/vpn-qr.png" >"$OUT/vpn-qr.txt" || fail "zbarimg found no QR code in $OUT/vpn-qr.png"
+zbarimg --raw -q "$OUT/vpn-qr.png" >"$OUT/vpn-qr.txt" 2>"$OUT/zbarimg.err" || fail "zbarimg found no QR code in $OUT/vpn-qr.png"
 python3 - "$OUT/vpn-qr.txt" "$OUT/vpn-device.conf" <<'PY' || fail "the QR code is not the downloaded config"
 import sys
 qr, conf = (open(p).read().strip() for p in sys.argv[1:])
