@@ -84,7 +84,7 @@ impl Harness {
 
     /// Whether the listener would look `packet` up in its cache.
     pub fn cacheable(packet: &[u8]) -> bool {
-        udp::question(packet).is_some()
+        crate::cache::question(packet).is_some()
     }
 
     /// What an observer can see of the zone: serial and dynamic records.

@@ -14,9 +14,10 @@
 //!
 //! Layout: [`zone`] turns config into records, [`update`] is RFC 2136 as
 //! pure functions, [`db`] the tables, `server` the hickory wiring, `udp`
-//! the UDP listener with its answer cache and `control` the `dpx.*`
+//! the UDP listener, `cache` its answer cache and `control` the `dpx.*`
 //! methods.
 
+mod cache;
 pub mod client;
 mod control;
 pub mod db;

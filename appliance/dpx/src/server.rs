@@ -24,7 +24,7 @@ use hickory_server::zone_handler::{
 };
 
 use crate::update::{self, Policy};
-use crate::{Error, db, io_err, udp, zone};
+use crate::{Error, cache, db, io_err, udp, zone};
 
 /// A TSIG key with what it may change.
 #[derive(Clone)]
@@ -61,7 +61,7 @@ impl Zone {
 pub(crate) struct Current {
     pub zone: Option<Zone>,
     catalog: Arc<Catalog>,
-    cache: Mutex<udp::Cache>,
+    cache: Mutex<cache::Cache>,
 }
 
 impl Current {
@@ -69,7 +69,7 @@ impl Current {
         Current {
             zone,
             catalog: Arc::new(catalog),
-            cache: Mutex::new(udp::Cache::new(udp::CACHE_BYTES)),
+            cache: Mutex::new(cache::Cache::new(cache::CACHE_BYTES)),
         }
     }
 
@@ -77,7 +77,7 @@ impl Current {
         &self.catalog
     }
 
-    pub fn cache(&self) -> std::sync::MutexGuard<'_, udp::Cache> {
+    pub fn cache(&self) -> std::sync::MutexGuard<'_, cache::Cache> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
