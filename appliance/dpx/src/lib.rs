@@ -21,8 +21,11 @@ mod cache;
 pub mod client;
 mod control;
 pub mod db;
+#[cfg(test)]
+mod equivalence;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
+mod names;
 mod server;
 mod udp;
 pub mod update;

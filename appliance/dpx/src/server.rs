@@ -19,10 +19,11 @@ use hickory_server::net::runtime::{Time, TokioRuntimeProvider};
 use hickory_server::server::{Request, RequestHandler, RequestInfo, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{
-    AuthLookup, AxfrPolicy, Catalog, LookupControlFlow, LookupOptions, Nsec3QueryInfo,
+    AuthLookup, AxfrPolicy, Catalog, LookupControlFlow, LookupError, LookupOptions, Nsec3QueryInfo,
     UpdateRequest, ZoneHandler, ZoneType,
 };
 
+use crate::names::{self, Miss, Names};
 use crate::update::{self, Policy};
 use crate::{Error, cache, db, io_err, udp, zone};
 
@@ -56,21 +57,29 @@ impl Zone {
     }
 }
 
-/// One generation of the zone: what is served and the UDP answers
-/// already encoded from it, dropped together at the next change.
+/// One generation of the zone: what is served, its names with the SOA
+/// that answers a miss, and the UDP answers already encoded from it,
+/// dropped together at the next change.
 pub(crate) struct Current {
     pub zone: Option<Zone>,
     catalog: Arc<Catalog>,
+    misses: Option<(Arc<Names>, Record)>,
     cache: Mutex<cache::Cache>,
 }
 
 impl Current {
-    fn new(zone: Option<Zone>, catalog: Catalog) -> Current {
+    fn new(zone: Option<Zone>, catalog: Catalog, misses: Option<(Arc<Names>, Record)>) -> Current {
         Current {
             zone,
             catalog: Arc::new(catalog),
+            misses,
             cache: Mutex::new(cache::Cache::new(cache::CACHE_BYTES)),
         }
+    }
+
+    /// The zone's names and its SOA; `None` without a zone.
+    pub fn misses(&self) -> Option<(&Names, &Record)> {
+        self.misses.as_ref().map(|(n, soa)| (&**n, soa))
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -103,7 +112,7 @@ impl Core {
     pub fn new(db: rusqlite::Connection) -> Arc<Core> {
         Arc::new(Core {
             db: Mutex::new(db),
-            current: RwLock::new(Arc::new(Current::new(None, Catalog::new()))),
+            current: RwLock::new(Arc::new(Current::new(None, Catalog::new(), None))),
             port: AtomicU16::new(0),
             client: Default::default(),
         })
@@ -154,6 +163,7 @@ impl Core {
 
     fn install(self: &Arc<Self>, zone: Option<Zone>) -> Result<(), Error> {
         let mut catalog = Catalog::new();
+        let mut misses = None;
         if let Some(z) = &zone {
             let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
                 z.origin.clone(),
@@ -161,16 +171,25 @@ impl Core {
                 AxfrPolicy::Deny,
                 None,
             );
+            let mut names = Names::new(&z.origin);
             for r in z.records()? {
-                handler.upsert_mut(r, z.serial);
+                // A record the handler refuses (a CNAME beside other
+                // data) must not count as a name either.
+                if handler.upsert_mut(r.clone(), z.serial) {
+                    names.add(&r);
+                }
             }
+            let soa = zone::soa(&z.origin, &z.primary, z.serial)?;
+            let names = Arc::new(names);
             let handler = DpxZone {
                 inner: handler,
+                names: names.clone(),
                 core: Arc::downgrade(self),
             };
             catalog.upsert(LowerName::new(&z.origin), vec![Arc::new(handler)]);
+            misses = Some((names, soa));
         }
-        let next = Arc::new(Current::new(zone, catalog));
+        let next = Arc::new(Current::new(zone, catalog, misses));
         match self.current.write() {
             Ok(mut c) => *c = next,
             Err(p) => *p.into_inner() = next,
@@ -277,6 +296,8 @@ impl Core {
 /// updates to [`Core::update`].
 struct DpxZone {
     inner: InMemoryZoneHandler<TokioRuntimeProvider>,
+    /// Answers the misses the handler would find by walking every record.
+    names: Arc<Names>,
     core: Weak<Core>,
 }
 
@@ -312,17 +333,35 @@ impl ZoneHandler for DpxZone {
         request_info: Option<&RequestInfo<'_>>,
         lookup_options: LookupOptions,
     ) -> LookupControlFlow<AuthLookup> {
-        self.inner
-            .lookup(name, rtype, request_info, lookup_options)
-            .await
+        match self.names.miss(&names::wire(name), rtype) {
+            Some(Miss::NoData) => LookupControlFlow::Continue(Err(LookupError::NameExists)),
+            Some(Miss::NxDomain) => {
+                LookupControlFlow::Continue(Err(LookupError::from(ResponseCode::NXDomain)))
+            }
+            None => {
+                self.inner
+                    .lookup(name, rtype, request_info, lookup_options)
+                    .await
+            }
+        }
     }
 
+    /// The handler's own search, but through [`DpxZone::lookup`].
     async fn search(
         &self,
         request: &Request,
         lookup_options: LookupOptions,
     ) -> (LookupControlFlow<AuthLookup>, Option<TSigResponseContext>) {
-        self.inner.search(request, lookup_options).await
+        let info = match request.request_info() {
+            Ok(info) => info,
+            Err(e) => return (LookupControlFlow::Break(Err(e)), None),
+        };
+        if info.query.query_type() == RecordType::AXFR {
+            return self.inner.search(request, lookup_options).await;
+        }
+        let (name, rtype) = (info.query.name(), info.query.query_type());
+        let found = self.lookup(name, rtype, Some(&info), lookup_options).await;
+        (found, None)
     }
 
     async fn nsec_records(

@@ -12,6 +12,7 @@
 //! zone serves from a new, empty one, so no answer outlives its zone.
 
 use std::io::{IoSlice, IoSliceMut};
+use std::iter;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::Record;
+use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
@@ -33,6 +34,7 @@ use nix::sys::socket::{
 };
 
 use crate::cache::{Question, key, question, reusable};
+use crate::names::Miss;
 use crate::server::{Core, Current};
 use crate::{Error, io_err};
 
@@ -76,6 +78,50 @@ pub(crate) async fn miss(
         cur.cache().insert(&s.key, &answer);
     }
     Some(answer)
+}
+
+/// A question the zone has no records for, answered NXDOMAIN or NODATA
+/// with the SOA as hickory's catalog answers it, but from the zone's
+/// [`Names`](crate::names::Names) instead of its lookups. Not cached:
+/// names that never repeat would only push the used answers out.
+pub(crate) fn negative(
+    cur: &Current,
+    packet: &[u8],
+    src: SocketAddr,
+    s: &Scratch,
+) -> Option<Vec<u8>> {
+    let q = s.question?;
+    let (names, soa) = cur.misses()?;
+    let qtype = packet.get(q.name_end..q.name_end + 2)?;
+    let qtype = RecordType::from(u16::from_be_bytes([qtype[0], qtype[1]]));
+    let miss = names.miss(s.key.get(12..q.name_end)?, qtype)?;
+    let request = Request::from_bytes(packet.to_vec(), src, Protocol::Udp).ok()?;
+    // The catalog's EDNS answer; a version it does not speak is its BADVERS.
+    let edns = match &request.edns {
+        Some(e) if e.version() > 0 => return None,
+        Some(e) => {
+            let mut ours = Edns::new();
+            ours.set_dnssec_ok(e.flags().dnssec_ok);
+            ours.set_max_payload(e.max_payload().max(512));
+            ours.set_version(0);
+            Some(ours)
+        }
+        None => None,
+    };
+    let mut metadata = Metadata::response_from_request(&request.metadata);
+    metadata.authoritative = true;
+    metadata.response_code = match miss {
+        Miss::NoData => ResponseCode::NoError,
+        Miss::NxDomain => ResponseCode::NXDomain,
+    };
+    let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+        metadata,
+        iter::empty(),
+        iter::once(soa),
+        iter::empty(),
+        iter::empty(),
+    );
+    encode(response).ok().map(|(bytes, _)| bytes)
 }
 
 /// What hickory's UDP listener does with a datagram: nothing for one
@@ -128,30 +174,45 @@ impl ResponseHandler for Capture {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        let id = response.metadata().id;
-        let max = response.edns().map_or(512, |e| e.max_payload().max(512));
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(max);
-        let info = match response.destructive_emit(&mut encoder) {
-            Ok(info) => info,
-            Err(error) => {
-                // As hickory: a bare SERVFAIL when the answer cannot be encoded.
-                tracing::error!(%error, "cannot encode a DNS response");
-                bytes.clear();
-                let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
-                metadata.response_code = ResponseCode::ServFail;
-                let header = Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                };
-                header.emit(&mut BinEncoder::new(&mut bytes))?;
-                ResponseInfo::from(header)
-            }
-        };
+        let (bytes, info) = encode(response)?;
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes);
         Ok(info)
     }
+}
+
+/// The response as hickory's UDP response handle encodes it.
+fn encode<'a>(
+    response: MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+) -> Result<(Vec<u8>, ResponseInfo), NetError> {
+    let id = response.metadata().id;
+    let max = response.edns().map_or(512, |e| e.max_payload().max(512));
+    let mut bytes = Vec::with_capacity(512);
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_max_size(max);
+    let info = match response.destructive_emit(&mut encoder) {
+        Ok(info) => info,
+        Err(error) => {
+            // As hickory: a bare SERVFAIL when the answer cannot be encoded.
+            tracing::error!(%error, "cannot encode a DNS response");
+            bytes.clear();
+            let mut metadata = Metadata::new(id, MessageType::Response, OpCode::Query);
+            metadata.response_code = ResponseCode::ServFail;
+            let header = Header {
+                metadata,
+                counts: HeaderCounts::default(),
+            };
+            header.emit(&mut BinEncoder::new(&mut bytes))?;
+            ResponseInfo::from(header)
+        }
+    };
+    Ok((bytes, info))
 }
 
 /// The UDP listener thread; [`Worker::stop`] ends it and frees the port.
@@ -243,6 +304,9 @@ fn serve(socket: &UdpSocket, core: &Core, rt: &tokio::runtime::Handle, stop: &At
             let packet = &bufs[i][..*len];
             if hit(&cur, packet, &mut s, &mut outs[i]) {
                 replies.push((i, addr));
+            } else if let Some(answer) = negative(&cur, packet, src, &s) {
+                outs[i] = answer;
+                replies.push((i, addr));
             } else if let Some(answer) = rt.block_on(miss(&cur, packet, src, &s)) {
                 outs[i] = answer;
                 replies.push((i, addr));
@@ -296,7 +360,19 @@ pub(crate) async fn handle(core: &Core, packet: &[u8], src: SocketAddr) -> Optio
     if hit(&cur, packet, &mut s, &mut out) {
         return Some(out);
     }
+    if let Some(answer) = negative(&cur, packet, src, &s) {
+        return Some(answer);
+    }
     miss(&cur, packet, src, &s).await
+}
+
+/// [`negative`] alone, as the listener reaches it after a cache miss.
+#[cfg(test)]
+pub(crate) fn negative_only(core: &Core, packet: &[u8]) -> Option<Vec<u8>> {
+    let mut s = Scratch::default();
+    s.question = question(packet);
+    key(packet, s.question?, &mut s.key);
+    negative(&core.current(), packet, ([127, 0, 0, 1], 5353).into(), &s)
 }
 
 #[cfg(test)]
@@ -361,7 +437,11 @@ mod tests {
                     ResponseCode::NXDomain
                 );
             }
-            assert_eq!(h.core.current().cache().len(), 1, "the NXDOMAIN is cached");
+            assert_eq!(
+                h.core.current().cache().len(),
+                0,
+                "the NXDOMAIN comes from the names, not the cache"
+            );
             for last in [7, 8] {
                 let r = h.handle(&set_b(last)).await.unwrap();
                 assert_eq!(rcode(&r), ResponseCode::NoError);
@@ -370,6 +450,7 @@ mod tests {
                     assert_eq!(addr(&a), [format!("192.0.2.{last}")]);
                     assert_eq!(Message::from_vec(&a).unwrap().metadata.id, id);
                 }
+                assert_eq!(h.core.current().cache().len(), 1);
             }
         });
     }
@@ -413,7 +494,8 @@ mod tests {
                     }
                 }
             }
-            assert!(h.core.current().cache().len() > 40);
+            // The answers with records; misses come from the names.
+            assert!(h.core.current().cache().len() > 10);
         });
     }
 }
