@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Authoritative DNS queries per second of the dpx service vs NSD and Knot,
 # same run, same zone, same client (dnsperf), each server on 127.0.0.1
-# with one UDP worker (ours: the one UDP thread; NSD server-count 1;
-# Knot one UDP and one TCP worker). For each zone size in SIZES (names
+# with WORKERS UDP workers, default 1 (ours: udp_workers; NSD
+# server-count; Knot udp-workers, and one TCP worker). For each zone size in SIZES (names
 # hN with an A record, plus SOA, NS, the node's A, the discovery SRV, a
 # CNAME, MX and TXT), three query mixes:
 #   mixed:    80% existing A, 10% other types, 10% NXDOMAIN (a file of
@@ -14,16 +14,17 @@
 # RUNS runs of each server per mix, interleaved: medians, spread, ratios
 # of the medians. Not a pass/fail test, but a failed dnsperf or command
 # stops it.
-#   RUNS=3 SECS=10 SIZES="1000 100000" MIXES="mixed distinct nx-half" tests/bench/dpx.sh
+#   RUNS=3 SECS=10 SIZES="1000 100000" MIXES="mixed distinct nx-half" WORKERS=1 tests/bench/dpx.sh
 . "$(dirname "$0")/lib.sh"
-SECS=${SECS:-10}; SIZES=${SIZES:-1000 100000}; MIXES=${MIXES:-mixed distinct nx-half}
+SECS=${SECS:-10}; SIZES=${SIZES:-1000 100000}; MIXES=${MIXES:-mixed distinct nx-half}; WORKERS=${WORKERS:-1}
+[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || fail "WORKERS must be a positive number, not '$WORKERS'"
 for t in dnsperf nsd knotd dig; do
   command -v $t >/dev/null || fail "$t missing (scripts/deps.d/dpx.list; scripts/deps.sh)"
 done
 for m in $MIXES; do
   case $m in mixed | distinct | nx-half) ;; *) fail "unknown mix $m (mixed, distinct, nx-half)" ;; esac
 done
-W=$(mktemp -d /tmp/dpx-bench.XXXXXX)
+W=$(mktemp -d /tmp/dpx-bench.XXXXXX); chmod 755 "$W"  # the services run as their own users
 on_exit "rm -rf $W"
 # bg CMD...: CMD in the background, stopped at exit or by stop_servers.
 SERVERS=()
@@ -64,14 +65,15 @@ read -r OUR NSD KNOT HTTPS HTTP SSH SMTP LB < <(ports 8)
 
 # --- the zone, once as our config and once as a zone file; the queries ------
 # nx-half: long enough that no name repeats within a run at 300 k qps.
-/usr/bin/python3 - "$D" "$ZONE" "$RECORDS" "$((SECS * 300000))" "$OUR" "$HTTPS" "$HTTP" "$SSH" "$SMTP" "$LB" <<'PY'
+/usr/bin/python3 - "$D" "$ZONE" "$RECORDS" "$((SECS * 300000))" "$WORKERS" "$OUR" "$HTTPS" "$HTTP" "$SSH" "$SMTP" "$LB" <<'PY'
 import random, sys
-w, zone, n, nx_lines, our, https, http, ssh, smtp, lb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:]
+w, zone, n, nx_lines, workers, our, https, http, ssh, smtp, lb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:]
 recs = [(f"h{i}", "A", f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}") for i in range(n)]
 recs += [("www", "CNAME", "h0"), ("@", "MX", "10 h1"), ("@", "TXT", "v=spf1 -all")]
 with open(f"{w}/seed.toml", "w") as f:
     f.write(f'[node]\nhostname = "ns1"\n[web]\nhttps_port = {https}\nhttp_port = {http}\n[ssh]\nport = {ssh}\n'
-            f'[mail.listen]\nport = {smtp}\n[integrator]\nport = {lb}\n[dpx]\nzone = "{zone}"\nport = {our}\n')
+            f'[mail.listen]\nport = {smtp}\n[integrator]\nport = {lb}\n[dpx]\nzone = "{zone}"\nport = {our}\n'
+            f'udp_workers = {workers}\n')
     for name, t, v in recs:
         f.write(f'[[dpx.records]]\nname = "{name}"\ntype = "{t}"\nvalue = "{v}"\n')
 with open(f"{w}/zone", "w") as f:
@@ -106,7 +108,7 @@ mkdir -p "$D/nsd"
 cat >"$D/nsd/nsd.conf" <<CONF
 server:
   ip-address: 127.0.0.1@$NSD
-  server-count: 1
+  server-count: $WORKERS
   username: ""
   chroot: ""
   zonesdir: "$D"
@@ -133,7 +135,7 @@ cat >"$D/knot/knot.conf" <<CONF
 server:
   listen: 127.0.0.1@$KNOT
   rundir: "$D/knot"
-  udp-workers: 1
+  udp-workers: $WORKERS
   tcp-workers: 1
   background-workers: 1
 database:
@@ -170,7 +172,7 @@ for MIX in $MIXES; do
       perf "${!s}" "$D/$MIX" "$D/perf-$MIX-$s-$i.log" "${args[@]}"; qps[$s]+=" $QPS"; lost[$s]+=" $LOST"
     done
   done
-  echo "== zone of $((RECORDS + 7)) records, mix $MIX: dnsperf ${SECS}s, 4 clients x 200 outstanding, one server worker each, $RUNS runs"
+  echo "== zone of $((RECORDS + 7)) records, mix $MIX: dnsperf ${SECS}s, 4 clients x 200 outstanding, $WORKERS UDP worker(s) each, $RUNS runs"
   for s in OUR NSD KNOT; do
     # shellcheck disable=SC2086 # the lists split into values on purpose
     a=$(stats ${qps[$s]}); printf '%-5s qps %s; lost per run:%s\n' "${s,,}" "$a" "${lost[$s]}"

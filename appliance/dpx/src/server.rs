@@ -402,38 +402,131 @@ impl RequestHandler for Dns {
     }
 }
 
-/// The sockets of one port: TCP on hickory's `Server`, UDP on its thread.
+/// The sockets of one port: TCP on hickory's `Server`, UDP on threads of
+/// their own, each with a socket.
 pub(crate) struct Listener {
     tcp: Server<Dns>,
-    udp: udp::Worker,
+    udp: Vec<udp::Worker>,
 }
 
 impl Listener {
     /// Stops both and frees the port.
     pub async fn shutdown(mut self) {
-        self.udp.stop().await;
+        stop(std::mem::take(&mut self.udp)).await;
         let _ = self.tcp.shutdown_gracefully().await;
+    }
+
+    /// Replaces the UDP workers with `count` new ones on the same port;
+    /// the new sockets are bound before the old close, so UDP keeps
+    /// answering, and on failure the old ones stay.
+    pub async fn set_udp_workers(
+        &mut self,
+        core: &Arc<Core>,
+        port: u16,
+        dev: bool,
+        count: usize,
+    ) -> Result<(), Error> {
+        let next = start(core, udp_sockets(address(port, dev), count)?).await?;
+        stop(std::mem::replace(&mut self.udp, next)).await;
+        Ok(())
     }
 }
 
-/// Binds UDP and TCP on the port: loopback in dev, every address on a
-/// node (`[::]`, which also takes IPv4 on Linux; replies go back to the
-/// v4-mapped source they came from).
-pub(crate) async fn listen(core: &Arc<Core>, port: u16, dev: bool) -> Result<Listener, Error> {
+/// Stops each worker and closes its socket.
+async fn stop(workers: Vec<udp::Worker>) {
+    for w in workers {
+        w.stop().await;
+    }
+}
+
+/// Loopback in dev, every address on a node (`[::]`, which also takes
+/// IPv4 on Linux; replies go back to the v4-mapped source they came from).
+fn address(port: u16, dev: bool) -> SocketAddr {
     let ip = if dev {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     };
-    let addr = SocketAddr::new(ip, port);
-    let udp = std::net::UdpSocket::bind(addr).map_err(io_err(format!("bind udp {addr}")))?;
+    SocketAddr::new(ip, port)
+}
+
+/// A UDP socket with SO_REUSEPORT, so each worker has its own on the
+/// same port and the kernel spreads clients over them by address hash.
+fn reuseport_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, Error> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, setsockopt, socket, sockopt,
+    };
+    use std::os::fd::AsRawFd;
+    let err = |e: nix::errno::Errno| Error::Io {
+        what: format!("bind udp {addr}"),
+        source: e.into(),
+    };
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).map_err(err)?;
+    setsockopt(&fd, sockopt::ReusePort, &true).map_err(err)?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr)).map_err(err)?;
+    Ok(fd.into())
+}
+
+/// `count` (at least one) UDP sockets on `addr`, or none.
+fn udp_sockets(addr: SocketAddr, count: usize) -> Result<Vec<std::net::UdpSocket>, Error> {
+    (0..count.max(1)).map(|_| reuseport_socket(addr)).collect()
+}
+
+/// A worker on each socket, or none: those started stop again if one fails.
+async fn start(
+    core: &Arc<Core>,
+    sockets: Vec<std::net::UdpSocket>,
+) -> Result<Vec<udp::Worker>, Error> {
+    let mut started = Vec::with_capacity(sockets.len());
+    for s in sockets {
+        match udp::Worker::start(s, core.clone()) {
+            Ok(w) => started.push(w),
+            Err(e) => {
+                stop(started).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(started)
+}
+
+/// Binds TCP and `workers` UDP sockets on the port ([`address`]).
+pub(crate) async fn listen(
+    core: &Arc<Core>,
+    port: u16,
+    dev: bool,
+    workers: usize,
+) -> Result<Listener, Error> {
+    let addr = address(port, dev);
+    let sockets = udp_sockets(addr, workers)?;
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(io_err(format!("bind tcp {addr}")))?;
     let mut server = Server::new(Dns(core.clone()));
     server.register_listener(tcp, Duration::from_secs(10), 32);
-    Ok(Listener {
-        tcp: server,
-        udp: udp::Worker::start(udp, core.clone())?,
-    })
+    // Threads only once every socket is bound: a failed bind leaves none.
+    let udp = start(core, sockets).await?;
+    Ok(Listener { tcp: server, udp })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_workers_share_the_port_and_a_taken_port_is_refused() {
+        let first = udp_sockets(address(0, true), 1).unwrap();
+        let addr = first[0].local_addr().unwrap();
+        let more = udp_sockets(addr, 3).unwrap();
+        assert_eq!(more.len(), 3);
+        assert!(more.iter().all(|s| s.local_addr().unwrap() == addr));
+        assert_eq!(udp_sockets(addr, 0).unwrap().len(), 1, "at least one");
+        // A socket without SO_REUSEPORT keeps the port to itself.
+        let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(udp_sockets(plain.local_addr().unwrap(), 1).is_err());
+    }
 }
