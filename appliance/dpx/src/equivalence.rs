@@ -129,8 +129,8 @@ fn edns(variant: u8) -> Option<Edns> {
 
 fn query(id: u16, name: &str, rtype: RecordType, class: DNSClass, variant: u8) -> Vec<u8> {
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
-    m.metadata.recursion_desired = id % 3 != 0;
-    m.metadata.checking_disabled = id % 5 == 0;
+    m.metadata.recursion_desired = !id.is_multiple_of(3);
+    m.metadata.checking_disabled = id.is_multiple_of(5);
     let mut q = Query::query(Name::from_ascii(name).unwrap(), rtype);
     q.set_query_class(class);
     m.add_query(q);
@@ -189,7 +189,7 @@ async fn compare(h: &Harness, rng: &mut u64, round: &str) -> usize {
         for t in TYPES {
             for variant in 0..5 {
                 id = id.wrapping_add(1);
-                let class = if id % 7 == 0 {
+                let class = if id.is_multiple_of(7) {
                     DNSClass::CH
                 } else {
                     DNSClass::IN

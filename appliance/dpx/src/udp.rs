@@ -369,8 +369,10 @@ pub(crate) async fn handle(core: &Core, packet: &[u8], src: SocketAddr) -> Optio
 /// [`negative`] alone, as the listener reaches it after a cache miss.
 #[cfg(test)]
 pub(crate) fn negative_only(core: &Core, packet: &[u8]) -> Option<Vec<u8>> {
-    let mut s = Scratch::default();
-    s.question = question(packet);
+    let mut s = Scratch {
+        question: question(packet),
+        ..Scratch::default()
+    };
     key(packet, s.question?, &mut s.key);
     negative(&core.current(), packet, ([127, 0, 0, 1], 5353).into(), &s)
 }
