@@ -1,22 +1,39 @@
 #!/usr/bin/env bash
 # Authoritative DNS queries per second of the dpx service vs NSD and Knot,
 # same run, same zone, same client (dnsperf), each server on 127.0.0.1
-# with one UDP worker (ours: the one UDP thread; NSD server-count 1;
-# Knot one UDP and one TCP worker). The zone: SOA, NS, the node's A, the
-# discovery SRV and RECORDS A records plus a CNAME, MX and TXT; the query
-# mix is 80% existing A, 10% other types, 10% NXDOMAIN. RUNS runs of each
-# server, interleaved: medians, spread, ratios of the medians. Not a
-# pass/fail test, but a failed dnsperf or command stops it.
-#   RUNS=3 SECS=10 RECORDS=1000 tests/bench/dpx.sh
+# with WORKERS UDP workers, default 1 (ours: udp_workers; NSD
+# server-count; Knot udp-workers, and one TCP worker). For each zone size in SIZES (names
+# hN with an A record, plus SOA, NS, the node's A, the discovery SRV, a
+# CNAME, MX and TXT), three query mixes:
+#   mixed:    80% existing A, 10% other types, 10% NXDOMAIN (a file of
+#             100,000 queries, repeated while the run lasts);
+#   distinct: every name of the zone once, shuffled (repeated; on a large
+#             zone more than our answer cache holds);
+#   nx-half:  half existing A, half NXDOMAIN names that never repeat (the
+#             file is longer than a run, and read once).
+# RUNS runs of each server per mix, interleaved: medians, spread, ratios
+# of the medians. Not a pass/fail test, but a failed dnsperf or command
+# stops it.
+#   RUNS=3 SECS=10 SIZES="1000 100000" MIXES="mixed distinct nx-half" WORKERS=1 tests/bench/dpx.sh
 . "$(dirname "$0")/lib.sh"
-SECS=${SECS:-10}; RECORDS=${RECORDS:-1000}
+SECS=${SECS:-10}; SIZES=${SIZES:-1000 100000}; MIXES=${MIXES:-mixed distinct nx-half}; WORKERS=${WORKERS:-1}
+[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || fail "WORKERS must be a positive number, not '$WORKERS'"
 for t in dnsperf nsd knotd dig; do
   command -v $t >/dev/null || fail "$t missing (scripts/deps.d/dpx.list; scripts/deps.sh)"
 done
-W=$(mktemp -d /tmp/dpx-bench.XXXXXX)
+for m in $MIXES; do
+  case $m in mixed | distinct | nx-half) ;; *) fail "unknown mix $m (mixed, distinct, nx-half)" ;; esac
+done
+W=$(mktemp -d /tmp/dpx-bench.XXXXXX); chmod 755 "$W"  # the services run as their own users
 on_exit "rm -rf $W"
-# bg CMD...: CMD in the background, stopped at exit.
-bg() { "$@" & on_exit "kill $! 2>/dev/null; wait $! 2>/dev/null"; }
+# bg CMD...: CMD in the background, stopped at exit or by stop_servers.
+SERVERS=()
+bg() { "$@" & SERVERS+=($!); on_exit "kill $! 2>/dev/null; wait $! 2>/dev/null"; }
+stop_servers() {
+  local p
+  for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+  SERVERS=()
+}
 ports() { /usr/bin/python3 -c '
 import socket
 out = []
@@ -29,18 +46,34 @@ while len(out) < '"$1"':
         pass
     u.close(); t.close()
 print(*out)'; }
-read -r OUR NSD KNOT HTTPS HTTP SSH SMTP LB < <(ports 8)
 ZONE=bench.test.
 
-# --- the zone, once as our config and once as a zone file ------------------
-/usr/bin/python3 - "$W" "$ZONE" "$RECORDS" "$OUR" "$HTTPS" "$HTTP" "$SSH" "$SMTP" "$LB" <<'PY'
+# perf PORT QUERIES LOG [DNSPERF-ARGS...]: one dnsperf run; sets QPS and LOST.
+perf() {
+  local port=$1 queries=$2 log=$3; shift 3
+  dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l "$SECS" -c 4 -q 200 -t 2 "$@" >"$log" 2>&1 \
+    || { cat "$log"; fail "dnsperf on port $port exited $?"; }
+  QPS=$(awk '/Queries per second/ {print $4}' "$log"); LOST=$(awk '/Queries lost/ {print $3}' "$log")
+  [ -n "$QPS" ] && [ -n "$LOST" ] || { cat "$log"; fail "dnsperf on port $port: no result"; }
+}
+up() { dig @127.0.0.1 -p "$1" +short +time=1 +tries=1 "h1.$ZONE" A | grep -q .; }
+
+for RECORDS in $SIZES; do
+[[ $RECORDS =~ ^[1-9][0-9]*$ ]] || fail "SIZES must be positive numbers, not '$RECORDS'"
+D=$W/$RECORDS; mkdir -p "$D"
+read -r OUR NSD KNOT HTTPS HTTP SSH SMTP LB < <(ports 8)
+
+# --- the zone, once as our config and once as a zone file; the queries ------
+# nx-half: long enough that no name repeats within a run at 300 k qps.
+/usr/bin/python3 - "$D" "$ZONE" "$RECORDS" "$((SECS * 300000))" "$WORKERS" "$OUR" "$HTTPS" "$HTTP" "$SSH" "$SMTP" "$LB" <<'PY'
 import random, sys
-w, zone, n, our, https, http, ssh, smtp, lb = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:]
+w, zone, n, nx_lines, workers, our, https, http, ssh, smtp, lb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:]
 recs = [(f"h{i}", "A", f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}") for i in range(n)]
 recs += [("www", "CNAME", "h0"), ("@", "MX", "10 h1"), ("@", "TXT", "v=spf1 -all")]
 with open(f"{w}/seed.toml", "w") as f:
     f.write(f'[node]\nhostname = "ns1"\n[web]\nhttps_port = {https}\nhttp_port = {http}\n[ssh]\nport = {ssh}\n'
-            f'[mail.listen]\nport = {smtp}\n[integrator]\nport = {lb}\n[dpx]\nzone = "{zone}"\nport = {our}\n')
+            f'[mail.listen]\nport = {smtp}\n[integrator]\nport = {lb}\n[dpx]\nzone = "{zone}"\nport = {our}\n'
+            f'udp_workers = {workers}\n')
     for name, t, v in recs:
         f.write(f'[[dpx.records]]\nname = "{name}"\ntype = "{t}"\nvalue = "{v}"\n')
 with open(f"{w}/zone", "w") as f:
@@ -49,7 +82,7 @@ with open(f"{w}/zone", "w") as f:
     for name, t, v in recs:
         f.write(f'{name} {t} {chr(34) + v + chr(34) if t == "TXT" else v}\n')
 rnd = random.Random(1)
-with open(f"{w}/queries", "w") as f:
+with open(f"{w}/mixed", "w") as f:
     for _ in range(100000):
         r = rnd.random()
         if r < 0.8:
@@ -60,24 +93,30 @@ with open(f"{w}/queries", "w") as f:
             f.write(f"{zone} {rnd.choice(['MX', 'TXT', 'NS', 'SOA'])}\n")
         else:
             f.write(f"nx{rnd.randrange(10**6)}.{zone} A\n")
+order = list(range(n))
+rnd.shuffle(order)
+with open(f"{w}/distinct", "w") as f:
+    f.writelines(f"h{i}.{zone} A\n" for i in order)
+with open(f"{w}/nx-half", "w") as f:
+    f.writelines(f"h{rnd.randrange(n)}.{zone} A\n" if i % 2 else f"nx{i}-{rnd.randrange(10**9)}.{zone} A\n"
+                 for i in range(nx_lines))
 PY
-
 # --- ours ------------------------------------------------------------------
-bg "$ALPHAREN" run --state-dir "$W/node" --dev --config "$W/seed.toml" >"$W/node.log" 2>&1
+bg "$ALPHAREN" run --state-dir "$D/node" --dev --config "$D/seed.toml" >"$D/node.log" 2>&1
 # --- NSD -------------------------------------------------------------------
-mkdir -p "$W/nsd"
-cat >"$W/nsd/nsd.conf" <<CONF
+mkdir -p "$D/nsd"
+cat >"$D/nsd/nsd.conf" <<CONF
 server:
   ip-address: 127.0.0.1@$NSD
-  server-count: 1
+  server-count: $WORKERS
   username: ""
   chroot: ""
-  zonesdir: "$W"
+  zonesdir: "$D"
   database: ""
-  zonelistfile: "$W/nsd/zone.list"
-  xfrdfile: "$W/nsd/xfrd.state"
-  xfrdir: "$W/nsd"
-  pidfile: "$W/nsd/nsd.pid"
+  zonelistfile: "$D/nsd/zone.list"
+  xfrdfile: "$D/nsd/xfrd.state"
+  xfrdir: "$D/nsd"
+  pidfile: "$D/nsd/nsd.pid"
   hide-version: yes
   verbosity: 0
   # Debian builds NSD with response rate limiting on; nothing else has it.
@@ -87,57 +126,62 @@ remote-control:
   control-enable: no
 zone:
   name: "$ZONE"
-  zonefile: "$W/zone"
+  zonefile: "$D/zone"
 CONF
-bg nsd -d -c "$W/nsd/nsd.conf" >"$W/nsd.log" 2>&1
+bg nsd -d -c "$D/nsd/nsd.conf" >"$D/nsd.log" 2>&1
 # --- Knot ------------------------------------------------------------------
-mkdir -p "$W/knot"
-cat >"$W/knot/knot.conf" <<CONF
+mkdir -p "$D/knot"
+cat >"$D/knot/knot.conf" <<CONF
 server:
   listen: 127.0.0.1@$KNOT
-  rundir: "$W/knot"
-  udp-workers: 1
+  rundir: "$D/knot"
+  udp-workers: $WORKERS
   tcp-workers: 1
   background-workers: 1
 database:
-  storage: "$W/knot"
+  storage: "$D/knot"
 log:
   - target: stderr
     any: error
 zone:
   - domain: $ZONE
-    file: "$W/zone"
+    file: "$D/zone"
     journal-content: none
     zonefile-load: whole
 CONF
-bg knotd -c "$W/knot/knot.conf" >"$W/knot.log" 2>&1
+bg knotd -c "$D/knot/knot.conf" >"$D/knot.log" 2>&1
 
-up() { dig @127.0.0.1 -p "$1" +short +time=1 +tries=1 "h1.$ZONE" A | grep -q .; }
-wait_for 20 up "$OUR" || { cat "$W/node.log"; fail "dpx did not come up"; }
-wait_for 20 up "$NSD" || { cat "$W/nsd.log"; fail "nsd did not come up"; }
-wait_for 20 up "$KNOT" || { cat "$W/knot.log"; fail "knot did not come up"; }
-# Same answers from all three for a few names.
+# A large zone takes a while to load (ours: config validation, the store).
+wait_for 300 up "$OUR" || { cat "$D/node.log"; fail "dpx did not come up"; }
+wait_for 300 up "$NSD" || { cat "$D/nsd.log"; fail "nsd did not come up"; }
+wait_for 300 up "$KNOT" || { cat "$D/knot.log"; fail "knot did not come up"; }
+# Same answers from all three for a few names, and the same NXDOMAIN.
 for q in "h7.$ZONE A" "www.$ZONE A" "$ZONE MX" "_arsrv._tcp.$ZONE SRV"; do
   a=$(dig @127.0.0.1 -p "$OUR" +short $q | sort); b=$(dig @127.0.0.1 -p "$NSD" +short $q | sort); c=$(dig @127.0.0.1 -p "$KNOT" +short $q | sort)
   [ "$a" = "$b" ] && [ "$a" = "$c" ] || fail "answers differ for $q: ours=[$a] nsd=[$b] knot=[$c]"
 done
+for p in "$OUR" "$NSD" "$KNOT"; do
+  dig @127.0.0.1 -p "$p" "nx-check.$ZONE" A | grep -q 'status: NXDOMAIN' || fail "no NXDOMAIN from port $p"
+done
 
-# perf PORT LOG: one dnsperf run; sets QPS and LOST.
-perf() {
-  dnsperf -s 127.0.0.1 -p "$1" -d "$W/queries" -l "$SECS" -c 4 -q 200 -t 2 >"$2" 2>&1 || { cat "$2"; fail "dnsperf on port $1 exited $?"; }
-  QPS=$(awk '/Queries per second/ {print $4}' "$2"); LOST=$(awk '/Queries lost/ {print $3}' "$2")
-  [ -n "$QPS" ] && [ -n "$LOST" ] || { cat "$2"; fail "dnsperf on port $1: no result"; }
-}
-declare -A qps lost
-for i in $(seq 1 "$RUNS"); do
-  for s in OUR NSD KNOT; do perf "${!s}" "$W/perf-$s-$i.log"; qps[$s]+=" $QPS"; lost[$s]+=" $LOST"; done
+for MIX in $MIXES; do
+  args=(); [ "$MIX" = nx-half ] && args=(-n 1)
+  declare -A qps=() lost=()
+  for i in $(seq 1 "$RUNS"); do
+    for s in OUR NSD KNOT; do
+      perf "${!s}" "$D/$MIX" "$D/perf-$MIX-$s-$i.log" "${args[@]}"; qps[$s]+=" $QPS"; lost[$s]+=" $LOST"
+    done
+  done
+  echo "== zone of $((RECORDS + 7)) records, mix $MIX: dnsperf ${SECS}s, 4 clients x 200 outstanding, $WORKERS UDP worker(s) each, $RUNS runs"
+  for s in OUR NSD KNOT; do
+    # shellcheck disable=SC2086 # the lists split into values on purpose
+    a=$(stats ${qps[$s]}); printf '%-5s qps %s; lost per run:%s\n' "${s,,}" "$a" "${lost[$s]}"
+  done
+  # shellcheck disable=SC2086
+  a=$(ratio "$(median ${qps[OUR]})" "$(median ${qps[NSD]})"); b=$(ratio "$(median ${qps[OUR]})" "$(median ${qps[KNOT]})")
+  echo "ratio ours / nsd (medians):  $a"
+  echo "ratio ours / knot (medians): $b"
 done
-echo "dnsperf ${SECS}s, zone of $((RECORDS + 7)) records, 4 clients x 200 outstanding, one server worker each, $RUNS runs"
-for s in OUR NSD KNOT; do
-  # shellcheck disable=SC2086 # the lists split into values on purpose
-  a=$(stats ${qps[$s]}); printf '%-5s qps %s; lost per run:%s\n' "${s,,}" "$a" "${lost[$s]}"
+stop_servers
+rm -rf "$D"
 done
-# shellcheck disable=SC2086
-a=$(ratio "$(median ${qps[OUR]})" "$(median ${qps[NSD]})"); b=$(ratio "$(median ${qps[OUR]})" "$(median ${qps[KNOT]})")
-echo "ratio ours / nsd (medians):  $a"
-echo "ratio ours / knot (medians): $b"

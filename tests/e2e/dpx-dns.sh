@@ -62,9 +62,19 @@ q _arsrv._tcp.$ZONE SRV | has " ns1.$ZONE\$" || fail "_arsrv._tcp discovery SRV"
 [ "$(q +tcp www.$ZONE A)" = 192.0.2.10 ] || fail "A over TCP"
 dig @127.0.0.1 -p "$DNS_PORT" www.$ZONE A | has 'flags: qr aa' || fail "answer not authoritative"
 [ "$(rcode nope.$ZONE A)" = NXDOMAIN ] || fail "missing name is not NXDOMAIN"
+# Misses come from the zone's names: NODATA for a name without the type
+# and for an empty non-terminal (_tcp, above _https._tcp), the SOA in
+# authority, the same over TCP.
+for t in "" +tcp; do
+  [ "$(rcode ${t:+"$t"} www.$ZONE TXT)" = NOERROR ] || fail "NODATA $t is not NOERROR"
+  [ "$(rcode ${t:+"$t"} _tcp.$ZONE A)" = NOERROR ] || fail "empty non-terminal $t is not NOERROR"
+  [ "$(rcode ${t:+"$t"} nope.$ZONE A)" = NXDOMAIN ] || fail "missing name $t is not NXDOMAIN"
+  dig @127.0.0.1 -p "$DNS_PORT" ${t:+"$t"} +noall +authority nope.$ZONE A | has "SOA.*ns1.$ZONE" || fail "no SOA with NXDOMAIN $t"
+  dig @127.0.0.1 -p "$DNS_PORT" ${t:+"$t"} +noall +authority www.$ZONE TXT | has "SOA.*ns1.$ZONE" || fail "no SOA with NODATA $t"
+done
 [ "$(rcode example.com A)" = REFUSED ] || fail "name outside the zone is not REFUSED"
 [ "$(rcode +tcp example.com A)" = REFUSED ] || fail "TCP: name outside the zone is not REFUSED"
-pass "dig: A AAAA CNAME TXT MX SRV NS, node name, discovery SRV, UDP+TCP, REFUSED outside"
+pass "dig: A AAAA CNAME TXT MX SRV NS, node name, discovery SRV, UDP+TCP, NXDOMAIN and NODATA with the SOA, REFUSED outside"
 
 S0=$(serial)
 # Keys arrive with a config change; their secrets in the same apply.

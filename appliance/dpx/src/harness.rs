@@ -12,6 +12,15 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::{Name, RData, Record, RecordType, TSigner};
 
+#[cfg(test)]
+use hickory_proto::rr::LowerName;
+#[cfg(test)]
+use hickory_server::net::runtime::TokioRuntimeProvider;
+#[cfg(test)]
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+#[cfg(test)]
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+
 use crate::server::Core;
 use crate::{Error, Settings, udp};
 
@@ -44,8 +53,14 @@ impl Harness {
     /// A server for [`ZONE`] with its database in `state_dir` (empty or
     /// made by an earlier harness).
     pub fn new(state_dir: &Path) -> Result<Harness, Error> {
+        Harness::with_config(state_dir, CONFIG)
+    }
+
+    /// A server for the zone of `config` (TOML), which also has the
+    /// harness's key when it names one.
+    pub fn with_config(state_dir: &Path, config: &str) -> Result<Harness, Error> {
         use base64::Engine;
-        let config = Config::from_toml(CONFIG).map_err(|p| crate::zone::ZoneError {
+        let config = Config::from_toml(config).map_err(|p| crate::zone::ZoneError {
             what: "harness config".into(),
             message: format!("{p:?}"),
         })?;
@@ -82,9 +97,38 @@ impl Harness {
         udp::resolve(self.core.current().catalog(), packet, src).await
     }
 
+    /// Plain hickory serving the zone as it is now: its in-memory handler
+    /// in a catalog, as dpx had it before it answered misses itself.
+    #[cfg(test)]
+    pub fn hickory(&self) -> Catalog {
+        let mut catalog = Catalog::new();
+        if let Some(z) = &self.core.current().zone
+            && let Ok(records) = z.records()
+        {
+            let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+                z.origin.clone(),
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+                None,
+            );
+            for r in records {
+                handler.upsert_mut(r, z.serial);
+            }
+            catalog.upsert(LowerName::new(&z.origin), vec![Arc::new(handler)]);
+        }
+        catalog
+    }
+
+    /// [`Harness::hickory`]'s answer to one UDP packet.
+    #[cfg(test)]
+    pub async fn by_hickory(catalog: &Catalog, packet: &[u8]) -> Option<Vec<u8>> {
+        let src: SocketAddr = ([127, 0, 0, 1], 5353).into();
+        udp::resolve(catalog, packet, src).await
+    }
+
     /// Whether the listener would look `packet` up in its cache.
     pub fn cacheable(packet: &[u8]) -> bool {
-        udp::question(packet).is_some()
+        crate::cache::question(packet).is_some()
     }
 
     /// What an observer can see of the zone: serial and dynamic records.

@@ -14,14 +14,18 @@
 //!
 //! Layout: [`zone`] turns config into records, [`update`] is RFC 2136 as
 //! pure functions, [`db`] the tables, `server` the hickory wiring, `udp`
-//! the UDP listener with its answer cache and `control` the `dpx.*`
+//! the UDP listener, `cache` its answer cache and `control` the `dpx.*`
 //! methods.
 
+mod cache;
 pub mod client;
 mod control;
 pub mod db;
+#[cfg(test)]
+mod equivalence;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod harness;
+mod names;
 mod server;
 mod udp;
 pub mod update;
@@ -67,6 +71,8 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 /// What the service runs with; rebuilt on SIGHUP.
 struct Settings {
     port: u16,
+    /// UDP listener threads, each with its own socket.
+    udp_workers: usize,
     zone: Option<Zone>,
     /// `[dpx.client]` with its password secret.
     client: Option<(DyndnsClient, Option<String>)>,
@@ -90,7 +96,16 @@ impl Settings {
                     .map(str::to_string),
             )
         });
-        Ok(Settings { port, zone, client })
+        let udp_workers = match config.dpx.udp_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n as usize,
+        };
+        Ok(Settings {
+            port,
+            udp_workers,
+            zone,
+            client,
+        })
     }
 }
 
@@ -186,7 +201,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let mut hup = signal(SignalKind::hangup()).map_err(io_err("SIGHUP handler"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
 
-    let mut port = settings.port;
+    let (mut port, mut workers) = (settings.port, settings.udp_workers);
     let client_status = core.client_status();
     let spawn_client = |c: Option<(DyndnsClient, Option<String>)>| {
         *client_status.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -195,14 +210,14 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let mut dyndns_client = spawn_client(settings.client);
     // No zone, no listener: a node without `dpx.zone` does not take port 53.
     let mut server = if settings.zone.is_some() {
-        Some(server::listen(&core, port, dev).await?)
+        Some(server::listen(&core, port, dev, workers).await?)
     } else {
         None
     };
     core.reload(settings.zone)?;
     core.set_port(port);
     let control = control::start(state_dir, core.clone())?;
-    tracing::info!(port, dev, zone = ?core.current().zone.as_ref().map(|z| z.origin.to_string()), "dpx service ready");
+    tracing::info!(port, dev, udp_workers = workers, zone = ?core.current().zone.as_ref().map(|z| z.origin.to_string()), "dpx service ready");
     alpharen_rpc::view::ready(state_dir, "dpx").await;
 
     loop {
@@ -229,15 +244,22 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
                 if wanted && (server.is_none() || s.port != port) {
                     // Bind the new port before closing the old one, so a
                     // port in use leaves DNS answering where it was.
-                    match server::listen(&core, s.port, dev).await {
+                    match server::listen(&core, s.port, dev, s.udp_workers).await {
                         Ok(srv) => {
                             if let Some(old) = server.replace(srv) {
                                 old.shutdown().await;
                             }
-                            port = s.port;
+                            (port, workers) = (s.port, s.udp_workers);
                             core.set_port(port);
                         }
                         Err(e) => tracing::error!(error = %e, port, "cannot bind the DNS port; keeping the old one"),
+                    }
+                } else if let Some(srv) = server.as_mut()
+                    && s.udp_workers != workers
+                {
+                    match srv.set_udp_workers(&core, port, dev, s.udp_workers).await {
+                        Ok(()) => workers = s.udp_workers,
+                        Err(e) => tracing::error!(error = %e, port, "cannot open more UDP sockets; keeping the old ones"),
                     }
                 }
                 if !wanted && let Some(old) = server.take() {

@@ -19,12 +19,13 @@ use hickory_server::net::runtime::{Time, TokioRuntimeProvider};
 use hickory_server::server::{Request, RequestHandler, RequestInfo, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{
-    AuthLookup, AxfrPolicy, Catalog, LookupControlFlow, LookupOptions, Nsec3QueryInfo,
+    AuthLookup, AxfrPolicy, Catalog, LookupControlFlow, LookupError, LookupOptions, Nsec3QueryInfo,
     UpdateRequest, ZoneHandler, ZoneType,
 };
 
+use crate::names::{self, Miss, Names};
 use crate::update::{self, Policy};
-use crate::{Error, db, io_err, udp, zone};
+use crate::{Error, cache, db, io_err, udp, zone};
 
 /// A TSIG key with what it may change.
 #[derive(Clone)]
@@ -56,28 +57,36 @@ impl Zone {
     }
 }
 
-/// One generation of the zone: what is served and the UDP answers
-/// already encoded from it, dropped together at the next change.
+/// One generation of the zone: what is served, its names with the SOA
+/// that answers a miss, and the UDP answers already encoded from it,
+/// dropped together at the next change.
 pub(crate) struct Current {
     pub zone: Option<Zone>,
     catalog: Arc<Catalog>,
-    cache: Mutex<udp::Cache>,
+    misses: Option<(Arc<Names>, Record)>,
+    cache: Mutex<cache::Cache>,
 }
 
 impl Current {
-    fn new(zone: Option<Zone>, catalog: Catalog) -> Current {
+    fn new(zone: Option<Zone>, catalog: Catalog, misses: Option<(Arc<Names>, Record)>) -> Current {
         Current {
             zone,
             catalog: Arc::new(catalog),
-            cache: Mutex::new(udp::Cache::new(udp::CACHE_BYTES)),
+            misses,
+            cache: Mutex::new(cache::Cache::new(cache::CACHE_BYTES)),
         }
+    }
+
+    /// The zone's names and its SOA; `None` without a zone.
+    pub fn misses(&self) -> Option<(&Names, &Record)> {
+        self.misses.as_ref().map(|(n, soa)| (&**n, soa))
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }
 
-    pub fn cache(&self) -> std::sync::MutexGuard<'_, udp::Cache> {
+    pub fn cache(&self) -> std::sync::MutexGuard<'_, cache::Cache> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -103,7 +112,7 @@ impl Core {
     pub fn new(db: rusqlite::Connection) -> Arc<Core> {
         Arc::new(Core {
             db: Mutex::new(db),
-            current: RwLock::new(Arc::new(Current::new(None, Catalog::new()))),
+            current: RwLock::new(Arc::new(Current::new(None, Catalog::new(), None))),
             port: AtomicU16::new(0),
             client: Default::default(),
         })
@@ -154,6 +163,7 @@ impl Core {
 
     fn install(self: &Arc<Self>, zone: Option<Zone>) -> Result<(), Error> {
         let mut catalog = Catalog::new();
+        let mut misses = None;
         if let Some(z) = &zone {
             let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
                 z.origin.clone(),
@@ -161,16 +171,25 @@ impl Core {
                 AxfrPolicy::Deny,
                 None,
             );
+            let mut names = Names::new(&z.origin);
             for r in z.records()? {
-                handler.upsert_mut(r, z.serial);
+                // A record the handler refuses (a CNAME beside other
+                // data) must not count as a name either.
+                if handler.upsert_mut(r.clone(), z.serial) {
+                    names.add(&r);
+                }
             }
+            let soa = zone::soa(&z.origin, &z.primary, z.serial)?;
+            let names = Arc::new(names);
             let handler = DpxZone {
                 inner: handler,
+                names: names.clone(),
                 core: Arc::downgrade(self),
             };
             catalog.upsert(LowerName::new(&z.origin), vec![Arc::new(handler)]);
+            misses = Some((names, soa));
         }
-        let next = Arc::new(Current::new(zone, catalog));
+        let next = Arc::new(Current::new(zone, catalog, misses));
         match self.current.write() {
             Ok(mut c) => *c = next,
             Err(p) => *p.into_inner() = next,
@@ -277,6 +296,8 @@ impl Core {
 /// updates to [`Core::update`].
 struct DpxZone {
     inner: InMemoryZoneHandler<TokioRuntimeProvider>,
+    /// Answers the misses the handler would find by walking every record.
+    names: Arc<Names>,
     core: Weak<Core>,
 }
 
@@ -312,17 +333,35 @@ impl ZoneHandler for DpxZone {
         request_info: Option<&RequestInfo<'_>>,
         lookup_options: LookupOptions,
     ) -> LookupControlFlow<AuthLookup> {
-        self.inner
-            .lookup(name, rtype, request_info, lookup_options)
-            .await
+        match self.names.miss(&names::wire(name), rtype) {
+            Some(Miss::NoData) => LookupControlFlow::Continue(Err(LookupError::NameExists)),
+            Some(Miss::NxDomain) => {
+                LookupControlFlow::Continue(Err(LookupError::from(ResponseCode::NXDomain)))
+            }
+            None => {
+                self.inner
+                    .lookup(name, rtype, request_info, lookup_options)
+                    .await
+            }
+        }
     }
 
+    /// The handler's own search, but through [`DpxZone::lookup`].
     async fn search(
         &self,
         request: &Request,
         lookup_options: LookupOptions,
     ) -> (LookupControlFlow<AuthLookup>, Option<TSigResponseContext>) {
-        self.inner.search(request, lookup_options).await
+        let info = match request.request_info() {
+            Ok(info) => info,
+            Err(e) => return (LookupControlFlow::Break(Err(e)), None),
+        };
+        if info.query.query_type() == RecordType::AXFR {
+            return self.inner.search(request, lookup_options).await;
+        }
+        let (name, rtype) = (info.query.name(), info.query.query_type());
+        let found = self.lookup(name, rtype, Some(&info), lookup_options).await;
+        (found, None)
     }
 
     async fn nsec_records(
@@ -363,38 +402,131 @@ impl RequestHandler for Dns {
     }
 }
 
-/// The sockets of one port: TCP on hickory's `Server`, UDP on its thread.
+/// The sockets of one port: TCP on hickory's `Server`, UDP on threads of
+/// their own, each with a socket.
 pub(crate) struct Listener {
     tcp: Server<Dns>,
-    udp: udp::Worker,
+    udp: Vec<udp::Worker>,
 }
 
 impl Listener {
     /// Stops both and frees the port.
     pub async fn shutdown(mut self) {
-        self.udp.stop().await;
+        stop(std::mem::take(&mut self.udp)).await;
         let _ = self.tcp.shutdown_gracefully().await;
+    }
+
+    /// Replaces the UDP workers with `count` new ones on the same port;
+    /// the new sockets are bound before the old close, so UDP keeps
+    /// answering, and on failure the old ones stay.
+    pub async fn set_udp_workers(
+        &mut self,
+        core: &Arc<Core>,
+        port: u16,
+        dev: bool,
+        count: usize,
+    ) -> Result<(), Error> {
+        let next = start(core, udp_sockets(address(port, dev), count)?).await?;
+        stop(std::mem::replace(&mut self.udp, next)).await;
+        Ok(())
     }
 }
 
-/// Binds UDP and TCP on the port: loopback in dev, every address on a
-/// node (`[::]`, which also takes IPv4 on Linux; replies go back to the
-/// v4-mapped source they came from).
-pub(crate) async fn listen(core: &Arc<Core>, port: u16, dev: bool) -> Result<Listener, Error> {
+/// Stops each worker and closes its socket.
+async fn stop(workers: Vec<udp::Worker>) {
+    for w in workers {
+        w.stop().await;
+    }
+}
+
+/// Loopback in dev, every address on a node (`[::]`, which also takes
+/// IPv4 on Linux; replies go back to the v4-mapped source they came from).
+fn address(port: u16, dev: bool) -> SocketAddr {
     let ip = if dev {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     };
-    let addr = SocketAddr::new(ip, port);
-    let udp = std::net::UdpSocket::bind(addr).map_err(io_err(format!("bind udp {addr}")))?;
+    SocketAddr::new(ip, port)
+}
+
+/// A UDP socket with SO_REUSEPORT, so each worker has its own on the
+/// same port and the kernel spreads clients over them by address hash.
+fn reuseport_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, Error> {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, setsockopt, socket, sockopt,
+    };
+    use std::os::fd::AsRawFd;
+    let err = |e: nix::errno::Errno| Error::Io {
+        what: format!("bind udp {addr}"),
+        source: e.into(),
+    };
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).map_err(err)?;
+    setsockopt(&fd, sockopt::ReusePort, &true).map_err(err)?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr)).map_err(err)?;
+    Ok(fd.into())
+}
+
+/// `count` (at least one) UDP sockets on `addr`, or none.
+fn udp_sockets(addr: SocketAddr, count: usize) -> Result<Vec<std::net::UdpSocket>, Error> {
+    (0..count.max(1)).map(|_| reuseport_socket(addr)).collect()
+}
+
+/// A worker on each socket, or none: those started stop again if one fails.
+async fn start(
+    core: &Arc<Core>,
+    sockets: Vec<std::net::UdpSocket>,
+) -> Result<Vec<udp::Worker>, Error> {
+    let mut started = Vec::with_capacity(sockets.len());
+    for s in sockets {
+        match udp::Worker::start(s, core.clone()) {
+            Ok(w) => started.push(w),
+            Err(e) => {
+                stop(started).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(started)
+}
+
+/// Binds TCP and `workers` UDP sockets on the port ([`address`]).
+pub(crate) async fn listen(
+    core: &Arc<Core>,
+    port: u16,
+    dev: bool,
+    workers: usize,
+) -> Result<Listener, Error> {
+    let addr = address(port, dev);
+    let sockets = udp_sockets(addr, workers)?;
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(io_err(format!("bind tcp {addr}")))?;
     let mut server = Server::new(Dns(core.clone()));
     server.register_listener(tcp, Duration::from_secs(10), 32);
-    Ok(Listener {
-        tcp: server,
-        udp: udp::Worker::start(udp, core.clone())?,
-    })
+    // Threads only once every socket is bound: a failed bind leaves none.
+    let udp = start(core, sockets).await?;
+    Ok(Listener { tcp: server, udp })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_workers_share_the_port_and_a_taken_port_is_refused() {
+        let first = udp_sockets(address(0, true), 1).unwrap();
+        let addr = first[0].local_addr().unwrap();
+        let more = udp_sockets(addr, 3).unwrap();
+        assert_eq!(more.len(), 3);
+        assert!(more.iter().all(|s| s.local_addr().unwrap() == addr));
+        assert_eq!(udp_sockets(addr, 0).unwrap().len(), 1, "at least one");
+        // A socket without SO_REUSEPORT keeps the port to itself.
+        let plain = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(udp_sockets(plain.local_addr().unwrap(), 1).is_err());
+    }
 }

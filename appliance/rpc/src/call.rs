@@ -79,7 +79,19 @@ pub async fn call(
     params: Value,
     timeout: Duration,
 ) -> Result<Value, RpcError> {
-    tokio::time::timeout(timeout, exchange(socket, method, params, MAX_LINE as u64))
+    call_limited(socket, method, params, timeout, MAX_LINE as u64).await
+}
+
+/// [`call`] for an answer that may be longer than one line ([`MAX_LINE`]):
+/// up to `limit` bytes.
+pub(crate) async fn call_limited(
+    socket: &Path,
+    method: &str,
+    params: Value,
+    timeout: Duration,
+    limit: u64,
+) -> Result<Value, RpcError> {
+    tokio::time::timeout(timeout, exchange(socket, method, params, limit))
         .await
         .unwrap_or_else(|_| Err(unavailable(socket, format!("no answer within {timeout:?}"))))
         .map(|(_, v)| v)

@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::call::{call, control_socket};
-use crate::protocol::RpcError;
+use crate::call::{call, call_limited, control_socket};
+use crate::protocol::{MAX_LINE, RpcError};
 
 pub const VIEW: &str = "services.view";
 pub const KEEP_SECRET: &str = "services.keep_secret";
@@ -24,13 +24,18 @@ pub const READY: &str = "services.ready";
 /// A supervisor that is starting services answers late, never not at all.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Largest view answer: the configuration document can be far longer
+/// than a line (a zone of 100,000 `[[dpx.records]]` is about 8 MB).
+const MAX_VIEW: u64 = MAX_LINE as u64 * 64;
+
 /// `service`'s view (an `alpharen_store::View`).
 pub async fn view<T: DeserializeOwned>(state_dir: &Path, service: &str) -> Result<T, RpcError> {
-    let v = call(
+    let v = call_limited(
         &control_socket(state_dir),
         VIEW,
         json!({ "service": service }),
         TIMEOUT,
+        MAX_VIEW,
     )
     .await?;
     serde_json::from_value(v).map_err(|e| {

@@ -14,6 +14,9 @@ pub struct Dpx {
     pub zone: Option<String>,
     /// DNS port (UDP and TCP); 53 on a node, 5353 on 127.0.0.1 with `--dev`.
     pub port: Option<u16>,
+    /// UDP threads, each with its own socket on the port (SO_REUSEPORT,
+    /// the kernel spreads clients over them); 0 means one per CPU.
+    pub udp_workers: u32,
     pub records: Vec<DnsRecord>,
     pub tsig_keys: Vec<TsigKey>,
     pub dyndns: Dyndns,
@@ -344,6 +347,9 @@ impl Dpx {
         }
         if self.port == Some(0) {
             check::push(out, &path.key("port"), "must be 1-65535");
+        }
+        if self.udp_workers > 64 {
+            check::push(out, &path.key("udp_workers"), "at most 64 workers");
         }
         let needs_zone =
             !self.records.is_empty() || !self.tsig_keys.is_empty() || !self.dyndns.users.is_empty();

@@ -371,6 +371,13 @@ fn dpx_keys_users_and_records_load() {
     assert_eq!(c.dpx.dyndns.users[0].secret_name(), "dpx.dyndns.alice");
     assert_eq!(c.dpx.dyndns.min_interval, 30);
     assert_eq!(Config::from_toml("").unwrap().dpx.dyndns.min_interval, 60);
+    assert_eq!(
+        Config::from_toml("").unwrap().dpx.udp_workers,
+        0,
+        "one per CPU"
+    );
+    let four = Config::from_toml("[dpx]\nudp_workers = 4\n").unwrap();
+    assert_eq!(four.dpx.udp_workers, 4);
 }
 
 #[test]
@@ -379,6 +386,7 @@ fn dpx_problems_name_their_paths() {
 [dpx]
 zone = "arclst.example."
 port = 0
+udp_workers = 65
 [[dpx.records]]
 name = "mail"
 type = "MX"
@@ -404,6 +412,7 @@ hostnames = ["home.elsewhere.example"]
         paths(Config::from_toml(bad).unwrap_err()),
         [
             "dpx.port",
+            "dpx.udp_workers",
             "dpx.records[0].value",
             "dpx.records[1].value",
             "dpx.tsig_keys[1].name",
