@@ -156,10 +156,15 @@ impl Store {
         Ok(())
     }
 
-    /// Applies a service's own schema steps (its tables live in the same
-    /// file); each component counts its steps separately, so services can
-    /// add tables without touching the store's migrations.
-    pub fn migrate_component(&mut self, component: &str, steps: &[&str]) -> Result<(), StoreError> {
+    /// How older firmware made a service's tables in this file (each
+    /// component counting its steps); tests make such a store with it to
+    /// check [`Store::hand_over`].
+    #[cfg(test)]
+    pub(crate) fn migrate_component(
+        &mut self,
+        component: &str,
+        steps: &[&str],
+    ) -> Result<(), StoreError> {
         let done: i64 = self
             .optional(
                 "SELECT version FROM component_schema WHERE name = ?1",
@@ -180,10 +185,9 @@ impl Store {
         Ok(())
     }
 
-    /// The connection, for services' own tables (set up with
-    /// `migrate_component`). Config, users and secrets go through the
-    /// typed methods.
-    pub fn connection(&mut self) -> &mut Connection {
+    /// The connection, for tests that look under the typed methods.
+    #[cfg(test)]
+    pub(crate) fn connection(&mut self) -> &mut Connection {
         &mut self.conn
     }
 
