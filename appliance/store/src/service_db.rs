@@ -18,6 +18,10 @@ pub fn open_service_db(
     name: &str,
     steps: &[&str],
 ) -> Result<Connection, StoreError> {
+    std::fs::create_dir_all(state_dir).map_err(|source| StoreError::StateDir {
+        path: state_dir.display().to_string(),
+        source,
+    })?;
     let path = state_dir.join(format!("{name}.db"));
     let db_err = |source| StoreError::Db {
         path: path.display().to_string(),
@@ -219,6 +223,14 @@ mod tests {
             .query_row("SELECT v FROM kv WHERE k = 'a'", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, "copied");
+    }
+
+    #[test]
+    fn the_state_directory_is_made_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("new");
+        open_service_db(&state, "svc", STEPS).unwrap();
+        assert!(state.join("svc.db").exists());
     }
 
     #[test]
