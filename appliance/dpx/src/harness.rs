@@ -93,8 +93,7 @@ impl Harness {
     /// hickory's answer to the packet without the cache, for comparing
     /// with [`Harness::handle`].
     pub async fn uncached(&self, packet: &[u8]) -> Option<Vec<u8>> {
-        let src: SocketAddr = ([127, 0, 0, 1], 5353).into();
-        udp::resolve(self.core.current().catalog(), packet, src).await
+        Self::by_hickory(self.core.current().catalog(), packet).await
     }
 
     /// Plain hickory serving the zone as it is now: its in-memory handler
@@ -119,8 +118,8 @@ impl Harness {
         catalog
     }
 
-    /// [`Harness::hickory`]'s answer to one UDP packet.
-    #[cfg(test)]
+    /// A catalog's answer to one UDP packet, with no cache in front
+    /// (ours, or [`Harness::hickory`]'s).
     pub async fn by_hickory(catalog: &Catalog, packet: &[u8]) -> Option<Vec<u8>> {
         let src: SocketAddr = ([127, 0, 0, 1], 5353).into();
         udp::resolve(catalog, packet, src).await

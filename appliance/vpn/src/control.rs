@@ -275,38 +275,18 @@ impl Control {
     }
 
     async fn peer_del(&self, p: PeerDel, author: String) -> Result<Value, RpcError> {
-        let sh = &self.0;
-        let (vpn, _) = current_vpn(&sh.state_dir).await?;
-        if !vpn.peers.iter().any(|x| x.name == p.name) {
-            return Err(RpcError::new(
-                "not_found",
-                format!("no peer named {:?} (see `ctl vpn`)", p.name),
-            ));
-        }
         let remove = config::PeerRemove {
             name: p.name.clone(),
             comment: format!("vpn peer del {}", p.name),
             author: Some(author),
         };
-        let out = supervisor(
-            sh.state_dir.clone(),
-            config::VPN_PEER_REMOVE,
-            to_params(&remove),
-        )
-        .await?;
-        sh.reconcile().await.map_err(vpn_error)?;
+        let out = self
+            .edit_peer(&p.name, config::VPN_PEER_REMOVE, to_params(&remove))
+            .await?;
         Ok(json!({"name": p.name, "removed": true, "revision": out.get("revision")}))
     }
 
     async fn peer_enable(&self, p: PeerEnable, author: String) -> Result<Value, RpcError> {
-        let sh = &self.0;
-        let (vpn, _) = current_vpn(&sh.state_dir).await?;
-        if !vpn.peers.iter().any(|x| x.name == p.name) {
-            return Err(RpcError::new(
-                "not_found",
-                format!("no peer named {:?} (see `ctl vpn`)", p.name),
-            ));
-        }
         let verb = if p.enabled { "enable" } else { "disable" };
         let edit = config::PeerEnable {
             name: p.name.clone(),
@@ -314,14 +294,26 @@ impl Control {
             comment: format!("vpn peer {verb} {}", p.name),
             author: Some(author),
         };
-        let out = supervisor(
-            sh.state_dir.clone(),
-            config::VPN_PEER_ENABLE,
-            to_params(&edit),
-        )
-        .await?;
-        sh.reconcile().await.map_err(vpn_error)?;
+        let out = self
+            .edit_peer(&p.name, config::VPN_PEER_ENABLE, to_params(&edit))
+            .await?;
         Ok(json!({"name": p.name, "enabled": p.enabled, "revision": out.get("revision")}))
+    }
+
+    /// A supervisor edit of the existing peer `name` (`not_found` if the
+    /// section has none), then the tunnel brought in line; the edit's answer.
+    async fn edit_peer(&self, name: &str, method: &str, params: Value) -> Result<Value, RpcError> {
+        let sh = &self.0;
+        let (vpn, _) = current_vpn(&sh.state_dir).await?;
+        if !vpn.peers.iter().any(|x| x.name == name) {
+            return Err(RpcError::new(
+                "not_found",
+                format!("no peer named {name:?} (see `ctl vpn`)"),
+            ));
+        }
+        let out = supervisor(sh.state_dir.clone(), method, params).await?;
+        sh.reconcile().await.map_err(vpn_error)?;
+        Ok(out)
     }
 }
 
