@@ -78,7 +78,9 @@ PRIV=$(sed -n 's/^PrivateKey = //p' "$OUT/vpn-qr.txt")
 ! grep -rqaF "$PRIV" "$STATE" || fail "the device's private key is stored on the node"
 pass "QR code decodes (zbarimg) to the downloaded wg-quick config; the private key is not on the node"
 
-wg_client "$CLI" wg0 "$OUT/vpn-qr.txt"
+# Not wg0: wireguard-go's UAPI socket (/var/run/wireguard/IF.sock) is
+# outside the namespace, shared with vpn.sh's client when both run.
+wg_client "$CLI" wgcon0 "$OUT/vpn-qr.txt"
 wait_for 20 pings || { ip netns exec "$CLI" wg show; ctl vpn; tail -20 "$STATE/console.log"; fail "no ping through the tunnel with the QR code's config"; }
 ip netns exec "$CLI" ping -c5 -i0.2 -s1000 -W1 10.8.0.1 >/dev/null || fail "pings lost through the tunnel"
 pass "wireguard-go with the scanned config pings the node"
