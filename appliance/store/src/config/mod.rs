@@ -381,4 +381,6 @@ pub(crate) mod check {
 }
 
 #[cfg(test)]
+mod pgha_doc_tests;
+#[cfg(test)]
 mod tests;
