@@ -37,6 +37,7 @@ dev: deps release
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p alpharen-dpx --features fuzzing -- -D warnings
 
 unit:
 	$(CARGO) test --workspace
@@ -50,10 +51,14 @@ e2e-build: build
 e2e: e2e-build
 	tests/run-e2e.sh $(ONLY)
 
-# The whole suite; ends with a table of how long each step took.
+# The whole suite; ends with a table of how long each step took. The
+# images are built before the end-to-end tests, so their time limits count
+# only the tests.
 test:
 	@scripts/timed.sh "deps=$(MAKE) --no-print-directory deps" "lint=$(MAKE) --no-print-directory lint" \
-	  "unit=$(MAKE) --no-print-directory unit" "build=$(MAKE) --no-print-directory e2e-build" "e2e=tests/run-e2e.sh"
+	  "unit=$(MAKE) --no-print-directory unit" "build=$(MAKE) --no-print-directory e2e-build" \
+	  "images=$(MAKE) --no-print-directory image BOARD=qemu-x86_64 && $(MAKE) --no-print-directory image BOARD=pc-x86_64" \
+	  "e2e=tests/run-e2e.sh"
 
 # Every benchmark (tests/bench/lib.sh is their shared library, not one).
 bench: deps release

@@ -86,5 +86,6 @@ build_image() { # [BOARD], default qemu-x86_64
       "$ROOT/board" "$ROOT/overlays" -newer "$IMG" -print -quit)" ]; then
     return 0
   fi
+  echo "building the $board image (make test builds it before the e2e step; log in $OUT/build.log)"
   ALPHAREN_BIN=$ROOT/target/release/alpharen "$ROOT/images/build.sh" "$board" >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; fail "image build ($board)"; }
 }

@@ -17,6 +17,10 @@ for dir in appliance/*/fuzz; do
   crate=$(dirname "$dir")
   for target in $(cd "$crate" && cargo +nightly fuzz list); do
     log=$OUT/fuzz-$(basename "$crate")-$target.log
+    if ! (cd "$crate" && cargo +nightly fuzz build --target-dir "$ROOT/target/fuzz" "$target") >"$log" 2>&1; then
+      grep -A12 '^error' "$log" | head -n 30
+      fail "$(basename "$crate")/$target does not build (see $log)"
+    fi
     if (cd "$crate" && cargo +nightly fuzz run --target-dir "$ROOT/target/fuzz" "$target" -- \
         -max_total_time="$SECS" -rss_limit_mb=2048) >"$log" 2>&1; then
       pass "$(basename "$crate")/$target: $(grep -o 'Done [0-9]* runs' "$log" | tail -n 1) without a crash"

@@ -31,7 +31,8 @@ SERIAL_LOG=$LOG WEB_PORT=$((20000 + RANDOM % 10000)) SSH_PORT=$((30000 + RANDOM 
   setsid images/run-qemu.sh "$disk" </dev/null >"$LOG.stdout" 2>&1 &
 QEMU=$!
 on_exit "kill -- -$QEMU 2>/dev/null"
-wait_for 900 grep -q "alpharen: ready" "$LOG" || { tail -40 "$LOG"; fail "the node never came up"; }
+echo "booting the doctored disk (serial console in $LOG)"
+wait_for 600 grep -q "alpharen: ready" "$LOG" || { tail -40 "$LOG"; fail "the node never came up"; }
 tries=$(grep -c "cannot mount the root of slot b" "$LOG" || true)
 [ "$tries" -eq 3 ] || fail "slot B was tried $tries times, not 3"
 grep -q "slot a from" "$LOG" || fail "did not fall back to slot A"

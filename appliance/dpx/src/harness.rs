@@ -18,8 +18,9 @@ use hickory_proto::rr::LowerName;
 use hickory_server::net::runtime::TokioRuntimeProvider;
 #[cfg(test)]
 use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::Catalog;
 #[cfg(test)]
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+use hickory_server::zone_handler::{AxfrPolicy, ZoneType};
 
 use crate::server::Core;
 use crate::{Error, Settings, udp};

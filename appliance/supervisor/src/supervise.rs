@@ -138,12 +138,14 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
 
 /// "ready" once every built-in service said it is serving (its listeners
 /// bound, its socket answering), so what waits for it (a boot test, the
-/// boot benchmark, an operator) finds the node answering; or, after
-/// [`READY_WITHIN`], which ones are not.
+/// boot benchmark, an operator) finds the node answering. After
+/// [`READY_WITHIN`] it also says which are not serving yet, and still
+/// says "ready" when the last of them comes up later.
 async fn announce_ready(node: Arc<NodeState>) {
     let started = tokio::time::Instant::now();
     let socket = alpharen_rpc::control_socket(&node.opts.state_dir);
     let deadline = started + READY_WITHIN;
+    let mut late = false;
     loop {
         let waiting = node.not_serving();
         if waiting.is_empty() {
@@ -154,17 +156,19 @@ async fn announce_ready(node: Arc<NodeState>) {
             ));
             return;
         }
-        if tokio::time::timeout_at(deadline, node.serving_changed.notified())
+        if late {
+            node.serving_changed.notified().await;
+        } else if tokio::time::timeout_at(deadline, node.serving_changed.notified())
             .await
             .is_err()
         {
+            late = true;
             node.logs.event(&format!(
                 "not ready: after {} s, still not serving: {}; control socket {}",
                 READY_WITHIN.as_secs(),
                 waiting.join(", "),
                 socket.display()
             ));
-            return;
         }
     }
 }
