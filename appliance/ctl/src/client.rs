@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 pub const AUTHOR_ENV: &str = "ALPHAREN_AUTHOR";
 
 /// Methods whose params take an optional `author` (the supervisor's params
-/// structs deny unknown fields, so no other method may get one).
+/// structs deny unknown fields, so no other method may get one; the
+/// integrator's take it for its deploy registry).
 const AUTHORED: &[&str] = &[
     config::APPLY,
     config::SET,
@@ -23,6 +24,9 @@ const AUTHORED: &[&str] = &[
     users::PASSWD,
     users::DEL,
     backup::RESTORE,
+    "integrator.deploy",
+    "integrator.rollback",
+    "integrator.undeploy",
 ];
 
 pub struct NodeClient {

@@ -17,6 +17,8 @@ pub struct Control(pub Arc<App>);
 struct Deploy {
     file: String,
     source: String,
+    #[serde(default)]
+    author: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -24,6 +26,8 @@ struct Named {
     name: String,
     #[serde(default)]
     version: Option<i64>,
+    #[serde(default)]
+    author: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -65,8 +69,14 @@ fn data_err(e: crate::data::DataError) -> RpcError {
     RpcError::new(e.code(), e.to_string())
 }
 
-fn actor(call: &Call) -> String {
-    format!("uid:{}", call.peer.uid)
+/// Who made a change: the user a door (web, ssh) names, else the Unix
+/// user of the socket peer. Only root and the node's own services can
+/// reach this socket, so a named author is the door's word.
+fn actor(call: &Call, author: Option<&str>) -> String {
+    match author.map(str::trim) {
+        Some(a) if !a.is_empty() => a.to_string(),
+        _ => format!("uid:{}", call.peer.uid),
+    }
 }
 
 impl Handler for Control {
@@ -76,7 +86,8 @@ impl Handler for Control {
             "integrator.status" => app.status(),
             "integrator.deploy" => {
                 let p: Deploy = call.params()?;
-                app.deploy(&p.file, &p.source, &actor(&call)).await?
+                app.deploy(&p.file, &p.source, &actor(&call, p.author.as_deref()))
+                    .await?
             }
             "integrator.list" => app.list()?,
             "integrator.source" => {
@@ -89,10 +100,12 @@ impl Handler for Control {
                 let v = p
                     .version
                     .ok_or_else(|| RpcError::invalid_params("rollback needs a version"))?;
-                app.rollback(&p.name, v, &actor(&call)).await?
+                app.rollback(&p.name, v, &actor(&call, p.author.as_deref()))
+                    .await?
             }
             "integrator.undeploy" => {
-                app.undeploy(&call.params::<Named>()?.name, &actor(&call))
+                let p: Named = call.params()?;
+                app.undeploy(&p.name, &actor(&call, p.author.as_deref()))
                     .await?
             }
             "integrator.stats" => app

@@ -58,9 +58,8 @@ impl ApiError {
 /// server's fault until proven otherwise.
 pub fn status_for(code: &str) -> StatusCode {
     match code {
-        "invalid_config" | "invalid_user" | "invalid_backup" | "missing_secret" => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        "invalid_config" | "invalid_user" | "invalid_backup" | "missing_secret"
+        | "deploy_failed" => StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_params" | "parse_error" | "invalid_request" => StatusCode::BAD_REQUEST,
         "forbidden" | "wrong_setup_code" => StatusCode::FORBIDDEN,
         "bad_credentials" => StatusCode::UNAUTHORIZED,
@@ -70,6 +69,8 @@ pub fn status_for(code: &str) -> StatusCode {
         }
         // The vpn service's: the state of the node stands in the way.
         "exists" | "no_pool" | "no_endpoint" | "pool_exhausted" => StatusCode::CONFLICT,
+        // The integrator's: a service name that another file has.
+        "deploy_refused" => StatusCode::CONFLICT,
         "not_supported" => StatusCode::NOT_IMPLEMENTED,
         "unavailable" | "service_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         "method_not_found" | "no_config" | "not_found" => StatusCode::NOT_FOUND,

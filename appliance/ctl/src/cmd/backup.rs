@@ -64,13 +64,7 @@ impl BackupCmd {
                 }
             }
             BackupCmd::Restore { file } => {
-                let read = if file.as_os_str() == "-" {
-                    std::io::read_to_string(std::io::stdin())
-                } else {
-                    std::fs::read_to_string(&file)
-                };
-                let data =
-                    read.map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))?;
+                let data = super::read_input(&file)?;
                 let backup: Value = serde_json::from_str(&data).map_err(|e| {
                     CtlError::Usage(format!(
                         "{} is not a backup file (not JSON: {e})",

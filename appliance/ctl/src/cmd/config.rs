@@ -65,15 +65,6 @@ pub enum ConfigCmd {
     },
 }
 
-fn read_input(file: &PathBuf) -> Result<String, CtlError> {
-    let read = if file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(file)
-    };
-    read.map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))
-}
-
 /// One line per changed key, as `config diff` prints them.
 fn print_changes(changes: &Value) {
     for c in changes.as_array().into_iter().flatten() {
@@ -145,7 +136,7 @@ impl ConfigCmd {
                 dry_run,
                 expect_revision,
             } => {
-                let text = read_input(&file)?;
+                let text = super::read_input(&file)?;
                 let v = client.call(
                     m::APPLY,
                     Apply {

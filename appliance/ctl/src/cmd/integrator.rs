@@ -15,8 +15,16 @@ use crate::output::{Output, table, text};
 pub enum IntegratorCmd {
     /// Workers, channels and load-balancer servers.
     Status,
-    /// Deploy a service file (validated first; the old version keeps serving on failure).
-    Deploy { file: PathBuf },
+    /// Deploy a service file (validated first; the old version keeps
+    /// serving on failure). FILE "-" reads standard input (over ssh:
+    /// `ssh admin@node integrator deploy - --name svc.py < svc.py`).
+    Deploy {
+        file: PathBuf,
+        /// The file name to deploy as (`NAME.py`); by default FILE's name.
+        /// Needed with "-".
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Deployed services.
     List,
     /// Source of a service's file (active version unless --version).
@@ -137,6 +145,19 @@ fn json_or_string(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_string()))
 }
 
+/// The file name a deploy goes under: `--name`, else FILE's own name.
+fn deploy_name(file: &std::path::Path, name: Option<&str>) -> Result<String, CtlError> {
+    if let Some(n) = name {
+        return Ok(n.to_string());
+    }
+    match file.file_name().and_then(|f| f.to_str()) {
+        Some(n) if file.as_os_str() != "-" => Ok(n.to_string()),
+        _ => Err(CtlError::Usage(
+            "deploying from standard input needs --name NAME.py".into(),
+        )),
+    }
+}
+
 impl IntegratorCmd {
     pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         if let IntegratorCmd::Password {
@@ -148,13 +169,9 @@ impl IntegratorCmd {
         }
         let (method, params) = match &self {
             IntegratorCmd::Status => ("integrator.status", json!({})),
-            IntegratorCmd::Deploy { file } => {
-                let source = std::fs::read_to_string(file)
-                    .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))?;
-                let name = file
-                    .file_name()
-                    .and_then(|f| f.to_str())
-                    .unwrap_or_default();
+            IntegratorCmd::Deploy { file, name } => {
+                let name = deploy_name(file, name.as_deref())?;
+                let source = super::read_input(file)?;
                 ("integrator.deploy", json!({"file": name, "source": source}))
             }
             IntegratorCmd::List => ("integrator.list", json!({})),

@@ -18,6 +18,17 @@ use clap::Subcommand;
 use crate::CtlError;
 use crate::output::Output;
 
+/// A file's text, or standard input's for `-` (over ssh: what the client
+/// pipes in).
+pub(crate) fn read_input(file: &std::path::Path) -> Result<String, CtlError> {
+    let read = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    };
+    read.map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Node name, version, uptime, pending change and services.

@@ -10,6 +10,7 @@
 mod backup;
 mod config;
 mod extract;
+mod integrator;
 mod logs;
 mod middleware;
 mod node;
@@ -110,6 +111,22 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/vpn/peers/{name}/enable", post(vpn::vpn_peer_enable))
         .route("/vpn/peers/{name}/disable", post(vpn::vpn_peer_disable))
+        .route("/integrator/services", get(integrator::list))
+        .route(
+            "/integrator/services/{file}",
+            get(integrator::source)
+                .post(integrator::deploy)
+                .delete(integrator::undeploy),
+        )
+        .route(
+            "/integrator/services/{file}/versions",
+            get(integrator::versions),
+        )
+        .route(
+            "/integrator/services/{file}/rollback",
+            post(integrator::rollback),
+        )
+        .route("/integrator/stats", get(integrator::stats))
         .route("/backup", get(backup::backup_download))
         .route(
             "/backup/restore",
