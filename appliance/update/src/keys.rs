@@ -22,6 +22,7 @@ pub struct TrustedKey {
     pub name: String,
     /// Its key id as minisign prints it.
     pub id: String,
+    base64: String,
     key: PublicKey,
 }
 
@@ -41,8 +42,14 @@ impl TrustedKey {
         Ok(TrustedKey {
             name: format!("key {}", key_id_string(&id)),
             id: key_id_string(&id),
+            base64: line.to_string(),
             key,
         })
+    }
+
+    /// The key's base64 line, as `add_keys` holds it.
+    pub fn base64(&self) -> &str {
+        &self.base64
     }
 
     /// A `.pub` file's text: an `untrusted comment:` line, then the key.

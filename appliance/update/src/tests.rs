@@ -450,3 +450,30 @@ fn reader_copies_parts_one_by_one() {
     assert_eq!(out, f.parts[0].1);
     assert!(matches!(r.finish(), Err(Error::PartInput { .. })));
 }
+
+/// A manifest signed by Debian's `minisign -S` (0.11, what images/bundle.sh
+/// runs) with a key made by `minisign -G` (testdata/): the formats agree,
+/// and `to_bytes` still writes what the CLI signed.
+#[test]
+fn debian_minisign_signature_verifies() {
+    let manifest = include_bytes!("../testdata/cli-manifest.json");
+    let signature = include_str!("../testdata/cli-manifest.json.minisig");
+    let key =
+        TrustedKey::from_pub_file("cli.pub", include_str!("../testdata/cli.pub")).expect("key");
+    assert_eq!(key.id, "1497FD68518061DC", "the id minisign prints");
+    let rootfs = vec![7u8; 5000];
+    let mut m = Fixture {
+        parts: vec![("rootfs".into(), rootfs.clone())],
+    }
+    .manifest("0.2.0");
+    m.build_id = "cli".into();
+    assert_eq!(m.to_bytes(), manifest.to_vec());
+    let mut b = Vec::new();
+    write_bundle(&mut b, manifest, signature, |_| {
+        Ok(Cursor::new(rootfs.clone()))
+    })
+    .expect("pack");
+    let (r, slots) = install_into(&b, &TrustedKeys::new(vec![key]), "0.1.0");
+    assert_eq!(r.expect("install").signer, "cli.pub");
+    assert_eq!(slots[0].1, rootfs);
+}
