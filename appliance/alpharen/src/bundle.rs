@@ -5,7 +5,7 @@
 //! small manifest travels to it, and its `.minisig` comes back.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use alpharen_update::{
@@ -160,24 +160,31 @@ fn verify(keys: &[PathBuf], node: Option<(String, String)>, file: &Path) -> Resu
     };
     let mut reader = BundleReader::open(BufReader::with_capacity(1 << 20, input), &trusted)?;
     let m = reader.manifest().clone();
-    println!(
+    // writeln!, not println!: a closed pipe (`| head`) is an error, not a panic.
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
         "bundle {} {} (build {:?}, from {}), signed by {}",
         m.board,
         m.version,
         m.build_id,
         m.min_from,
         reader.signer()
-    );
+    )?;
     if let Some((board, version)) = node {
         let accept = decide(&m, &Running { board, version })?;
-        println!("a node running it would accept it: {accept:?}");
+        writeln!(out, "a node running it would accept it: {accept:?}")?;
     }
     for part in &m.parts {
         reader.copy_part(&mut io::sink())?;
-        println!("  {} {} bytes sha256 {}", part.name, part.size, part.sha256);
+        writeln!(
+            out,
+            "  {} {} bytes sha256 {}",
+            part.name, part.size, part.sha256
+        )?;
     }
     reader.finish()?;
-    println!("ok");
+    writeln!(out, "ok")?;
     Ok(())
 }
 
