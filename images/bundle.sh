@@ -8,17 +8,21 @@
 #   UPDATE_SIGNATURE=FILE       pack with this .minisig of the manifest made
 #                               before (offline signing) instead of signing
 #   MIN_FROM=VERSION            the lowest version that may install it (default 0)
+#   IMAGES_OUT=DIR              instead of images/out (tests/e2e/update-bundle.sh)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 BOARD=${1:-qemu-x86_64}
-OUT=$ROOT/images/out
+OUT=${IMAGES_OUT:-$ROOT/images/out}
 SLOT=$OUT/slot-$BOARD
 WORK=$OUT/bundle-$BOARD
 BIN=${ALPHAREN_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/alpharen}
 
 command -v minisign >/dev/null || scripts/deps.sh
-[ -f "$SLOT/slot.env" ] || images/build.sh "$BOARD"
+if [ ! -f "$SLOT/slot.env" ]; then
+  [ -z "${IMAGES_OUT:-}" ] || { echo "no slot in $SLOT (images/build.sh makes it)" >&2; exit 2; }
+  images/build.sh "$BOARD"
+fi
 [ -n "${ALPHAREN_BIN:-}" ] || cargo build --release -q
 # VERSION, BUILD_ID and PARTS (NAME=FILE in the slot directory, bundle order).
 # shellcheck source=/dev/null
