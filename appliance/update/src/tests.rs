@@ -477,3 +477,58 @@ fn debian_minisign_signature_verifies() {
     assert_eq!(r.expect("install").signer, "cli.pub");
     assert_eq!(slots[0].1, rootfs);
 }
+
+/// A part produced on the fly, never held whole.
+struct Generated {
+    left: u64,
+    n: u64,
+}
+
+impl std::io::Read for Generated {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let len = (buf.len() as u64).min(self.left) as usize;
+        for b in &mut buf[..len] {
+            *b = (self.n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8;
+            self.n += 1;
+        }
+        self.left -= len as u64;
+        Ok(len)
+    }
+}
+
+/// 40 MiB through an OS pipe from the packer's thread to the installer,
+/// into a writer that only counts: neither side needs the whole bundle,
+/// a file or `Seek`.
+#[test]
+fn a_large_bundle_streams_through_a_pipe() {
+    const SIZE: u64 = 40 << 20;
+    let key = Key::new();
+    let part = describe_part("rootfs", Generated { left: SIZE, n: 0 }).expect("describe");
+    let mut m = Fixture { parts: Vec::new() }.manifest("0.2.0");
+    m.parts = vec![part];
+    let bytes = m.to_bytes();
+    let sig = key.sign(&bytes);
+    let (rx, tx) = std::io::pipe().expect("pipe");
+    let packer = std::thread::spawn(move || {
+        write_bundle(tx, &bytes, &sig, |_| Ok(Generated { left: SIZE, n: 0 }))
+    });
+    let written = Rc::new(std::cell::Cell::new(0u64));
+    install(rx, &key.trusted(), &running("0.1.0"), |_| {
+        Ok(Counter(written.clone()))
+    })
+    .expect("install");
+    packer.join().expect("packer").expect("pack");
+    assert_eq!(written.get(), SIZE);
+}
+
+struct Counter(Rc<std::cell::Cell<u64>>);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.set(self.0.get() + buf.len() as u64);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
