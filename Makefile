@@ -5,7 +5,7 @@ CARGO ?= cargo
 
 BOARD ?= qemu-x86_64
 
-.PHONY: all deps build release image run dev test lint unit e2e e2e-build bench clean
+.PHONY: all deps build release image bundle run dev test lint unit e2e e2e-build bench clean
 
 all: build
 
@@ -21,6 +21,14 @@ release:
 # The disk image for BOARD (qemu-x86_64 or pc-x86_64) in images/out/.
 image: deps release
 	images/build.sh $(BOARD)
+
+# The signed update bundle images/out/alpharen-$(BOARD)-<version>.aru of the
+# slot the last `make image` built (builds the image first if there is none).
+# UPDATE_KEY=FILE signs with that minisign key instead of the development
+# key; UPDATE_KEY=offline and UPDATE_SIGNATURE=FILE sign elsewhere
+# (docs/update.md).
+bundle: deps release
+	images/bundle.sh $(BOARD)
 
 # Builds the node image and boots it in QEMU; prints the console URL and
 # the setup code. Ctrl-A X quits QEMU; the image keeps its data partition.

@@ -3,6 +3,9 @@
 # (systemd-boot, boot-counted entries for slots A and B), two squashfs root
 # slots and an ext4 data partition. Every part comes from Debian's packages
 # plus our release binary.   Usage: images/build.sh [qemu-x86_64|pc-x86_64]
+# The slot's squashfs and boot files stay in images/out/slot-<board>/ for
+# images/bundle.sh. ALPHAREN_VERSION overrides the version (Cargo.toml's);
+# the update keys the image trusts are chosen by images/update-key.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -15,8 +18,12 @@ CACHE=$OUT/cache
 WORK=$OUT/work-$BOARD
 IMAGE=alpharen-$BOARD.img
 BIN=${ALPHAREN_BIN:-$ROOT/target/release/alpharen}
+VERSION=${ALPHAREN_VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)}
+BUILD_ID=$(git describe --always --dirty 2>/dev/null || echo unknown)-$(date -u +%Y%m%d%H%M%S)
 
 scripts/deps.sh
+# shellcheck source=images/update-key.sh
+. images/update-key.sh
 [ -n "${ALPHAREN_BIN:-}" ] || cargo build --release -q
 rm -rf "$WORK"; mkdir -p "$CACHE" "$WORK"/{input,tmp,empty,kernel,boot,initramfs,rootfs}
 
@@ -103,7 +110,9 @@ done
 mkdir -p "$rf/etc/ssl/certs"
 cp /etc/ssl/certs/ca-certificates.crt "$rf/etc/ssl/certs/"
 cp -a overlays/. "$rf/"
-echo "VERSION_ID=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)" >> "$rf/etc/os-release"
+printf 'VERSION_ID=%s\nBUILD_ID=%s\n' "$VERSION" "$BUILD_ID" >> "$rf/etc/os-release"
+# The keys update bundles must be signed with (docs/update.md).
+install -D -m 0644 "$UPDATE_PUB" "$rf/etc/alpharen/update-keys/$(basename "$UPDATE_PUB")"
 chmod 1777 "$rf/tmp"
 mksquashfs "$rf" "$WORK/input/rootfs.squashfs" -comp zstd -noappend -all-root -quiet >/dev/null
 
@@ -117,3 +126,11 @@ genimage --config "$WORK/genimage.cfg" --inputpath "$WORK/input" --outputpath "$
   --rootpath "$WORK/empty" --tmppath "$WORK/tmp" >"$WORK/genimage.log" 2>&1 \
   || { cat "$WORK/genimage.log"; exit 1; }
 say "$OUT/$IMAGE: $(du -h --apparent-size "$OUT/$IMAGE" | cut -f1) (rootfs $(du -h "$WORK/input/rootfs.squashfs" | cut -f1), initramfs $(du -h "$WORK/input/initrd.img" | cut -f1))"
+
+# 6. The slot for update bundles (hard links: the next build removes WORK).
+SLOT=$OUT/slot-$BOARD
+rm -rf "$SLOT"; mkdir -p "$SLOT"
+ln "$WORK/input/rootfs.squashfs" "$WORK/input/vmlinuz" "$WORK/input/initrd.img" "$SLOT/"
+printf 'VERSION=%q\nBUILD_ID=%q\nPARTS=%q\n' "$VERSION" "$BUILD_ID" \
+  "rootfs=rootfs.squashfs vmlinuz=vmlinuz initrd.img=initrd.img" > "$SLOT/slot.env"
+say "slot $VERSION ($BUILD_ID) kept in $SLOT for images/bundle.sh"

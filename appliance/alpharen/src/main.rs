@@ -2,6 +2,8 @@
 //! argv[0] (`init`, `sendmail`) or the first argument; every subsystem lives in its own
 //! crate.
 
+mod bundle;
+
 use std::path::PathBuf;
 
 use alpharen_supervisor::init::{self, InitOptions};
@@ -68,6 +70,11 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Make or check a signed update bundle (images/bundle.sh, docs/update.md).
+    Bundle {
+        #[command(subcommand)]
+        cmd: bundle::BundleCmd,
+    },
     /// Administer the node over its control socket (see `alpharen ctl --help`).
     #[command(disable_help_flag = true)]
     Ctl {
@@ -114,6 +121,7 @@ fn main() -> Result<()> {
     }
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Bundle { cmd } => bundle::run(cmd),
         Cmd::Ctl { args } => {
             let code = alpharen_ctl::main(std::iter::once("alpharen ctl".to_string()).chain(args));
             std::process::exit(code);

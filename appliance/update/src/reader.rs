@@ -1,0 +1,283 @@
+//! The streaming reader: header, manifest and signature first (nothing of
+//! a part is looked at before the signature verifies), then each part one
+//! group at a time, every block checked before the group is written.
+
+use std::io::{self, Read, Write};
+
+use ring::digest::{Context, SHA256, digest};
+
+use crate::format::{self, HEADER_LEN, MAGIC, MAX_MANIFEST, MAX_SIGNATURE};
+use crate::{
+    Accept, BLOCK_SIZE, Error, FORMAT_VERSION, GROUP_BLOCKS, GROUP_SIZE, Manifest, Part, Running,
+    TrustedKeys, decide, hex,
+};
+
+/// A bundle whose manifest is signed by a trusted key, positioned at its
+/// next part.
+pub struct BundleReader<R> {
+    input: R,
+    /// Bundle offset of the next byte `input` gives.
+    offset: u64,
+    manifest: Manifest,
+    signer: String,
+    next: usize,
+    table: Vec<u8>,
+    data: Vec<u8>,
+}
+
+impl<R: Read> BundleReader<R> {
+    /// Reads the header, the manifest and its signature, and verifies the
+    /// signature against `keys` before parsing the manifest: an unsigned
+    /// manifest is never interpreted.
+    pub fn open(input: R, keys: &TrustedKeys) -> Result<BundleReader<R>, Error> {
+        let mut r = BundleReader {
+            input,
+            offset: 0,
+            manifest: empty_manifest(),
+            signer: String::new(),
+            next: 0,
+            table: Vec::new(),
+            data: Vec::new(),
+        };
+        let mut header = [0u8; HEADER_LEN];
+        r.read_full(&mut header, || "the header".into())?;
+        if &header[..8] != MAGIC {
+            return Err(Error::NotABundle);
+        }
+        let format = be32(&header[8..12]);
+        if format != FORMAT_VERSION {
+            return Err(Error::UnknownFormat(format));
+        }
+        let manifest_len = be32(&header[12..16]);
+        if manifest_len > MAX_MANIFEST {
+            return Err(Error::TooLarge {
+                what: "manifest",
+                len: manifest_len,
+                max: MAX_MANIFEST,
+            });
+        }
+        let mut manifest = vec![0u8; manifest_len as usize];
+        r.read_full(&mut manifest, || "the manifest".into())?;
+        let mut len = [0u8; 4];
+        r.read_full(&mut len, || "the signature length".into())?;
+        let sig_len = be32(&len);
+        if sig_len > MAX_SIGNATURE {
+            return Err(Error::TooLarge {
+                what: "signature",
+                len: sig_len,
+                max: MAX_SIGNATURE,
+            });
+        }
+        let mut sig = vec![0u8; sig_len as usize];
+        r.read_full(&mut sig, || "the signature".into())?;
+        let sig = String::from_utf8(sig)
+            .map_err(|_| Error::SignatureFormat("the signature is not text".into()))?;
+        r.signer = keys.verify(&manifest, &sig)?.name.clone();
+        r.manifest = Manifest::parse(&manifest, format)?;
+        Ok(r)
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The name of the trusted key that signed the manifest.
+    pub fn signer(&self) -> &str {
+        &self.signer
+    }
+
+    /// The part `copy_part` copies next, if any.
+    pub fn next_part(&self) -> Option<&Part> {
+        self.manifest.parts.get(self.next)
+    }
+
+    /// Copies the next part into `out`, one verified group at a time: a
+    /// group's block-hash table must match the manifest and each block its
+    /// hash before any byte of the group is written. On an error `out` may
+    /// hold the verified groups before it; the caller marks the slot
+    /// invalid. Answers the part's size.
+    pub fn copy_part<W: Write>(&mut self, out: &mut W) -> Result<u64, Error> {
+        let part = self.next_part().ok_or(Error::NoMoreParts)?.clone();
+        let mut whole = Context::new(&SHA256);
+        let mut written = 0u64;
+        self.data.resize(GROUP_SIZE, 0);
+        for (g, expected) in part.groups.iter().enumerate() {
+            let g = g as u64;
+            let blocks = Part::blocks_in_group(part.size, g);
+            let table_at = self.offset;
+            let mut table = std::mem::take(&mut self.table);
+            table.resize(blocks * 32, 0);
+            let name = &part.name;
+            self.read_full(&mut table, || {
+                format!("the block-hash table of group {g} of part {name}")
+            })?;
+            if hex(digest(&SHA256, &table).as_ref()) != *expected {
+                return Err(Error::GroupMismatch {
+                    part: part.name.clone(),
+                    group: g,
+                    at: table_at,
+                });
+            }
+            let len = (part.size - written).min(GROUP_SIZE as u64) as usize;
+            let data_at = self.offset;
+            let mut data = std::mem::take(&mut self.data);
+            let first_block = g * GROUP_BLOCKS as u64;
+            let read = self.read_full(&mut data[..len], || name.clone());
+            if let Err(Error::Truncated { at, .. }) = read {
+                let block = first_block + (at - data_at) / BLOCK_SIZE as u64;
+                return Err(Error::Truncated {
+                    what: format!("block {block} of part {name}"),
+                    at,
+                });
+            }
+            read?;
+            for (i, block) in data[..len].chunks(BLOCK_SIZE).enumerate() {
+                if digest(&SHA256, block).as_ref() != &table[i * 32..i * 32 + 32] {
+                    let start = written + (i * BLOCK_SIZE) as u64;
+                    return Err(Error::BlockMismatch {
+                        part: part.name.clone(),
+                        block: first_block + i as u64,
+                        start,
+                        end: start + block.len() as u64,
+                        at: data_at + (i * BLOCK_SIZE) as u64,
+                    });
+                }
+            }
+            whole.update(&data[..len]);
+            out.write_all(&data[..len]).map_err(|source| Error::Write {
+                part: part.name.clone(),
+                offset: written,
+                source,
+            })?;
+            written += len as u64;
+            self.table = table;
+            self.data = data;
+        }
+        out.flush().map_err(|source| Error::Write {
+            part: part.name.clone(),
+            offset: written,
+            source,
+        })?;
+        if hex(whole.finish().as_ref()) != part.sha256 {
+            return Err(Error::PartMismatch { part: part.name });
+        }
+        self.next += 1;
+        Ok(written)
+    }
+
+    /// After the last part: the bundle must end there, so a bundle with
+    /// something appended is not taken for a good one.
+    pub fn finish(mut self) -> Result<(), Error> {
+        if self.next < self.manifest.parts.len() {
+            let part = self.manifest.parts[self.next].name.clone();
+            return Err(Error::PartInput {
+                part,
+                reason: "not read yet; the bundle was not installed whole".into(),
+            });
+        }
+        let mut byte = [0u8; 1];
+        let at = self.offset;
+        match self.read_some(&mut byte)? {
+            0 => Ok(()),
+            _ => Err(Error::TrailingData { at }),
+        }
+    }
+
+    fn read_some(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        loop {
+            match self.input.read(buf) {
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(Error::Read {
+                        at: self.offset,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Fills `buf`; the input ending first is `Truncated` at the offset
+    /// where it ended, inside `what`.
+    fn read_full(&mut self, buf: &mut [u8], what: impl Fn() -> String) -> Result<(), Error> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.read_some(&mut buf[filled..])? {
+                0 => {
+                    return Err(Error::Truncated {
+                        what: what(),
+                        at: self.offset,
+                    });
+                }
+                n => filled += n,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `install` did.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub manifest: Manifest,
+    pub accept: Accept,
+    /// The trusted key that signed it.
+    pub signer: String,
+}
+
+/// The whole install of one bundle, in order: signature, decision against
+/// what the node runs, then every part into the writer `sink` gives for it
+/// (the inactive slot's partition, a boot file), then the end of the
+/// bundle. Nothing is asked of `sink` before the bundle is accepted.
+pub fn install<R, W, F>(
+    input: R,
+    keys: &TrustedKeys,
+    running: &Running,
+    mut sink: F,
+) -> Result<Installed, Error>
+where
+    R: Read,
+    W: Write,
+    F: FnMut(&Part) -> io::Result<W>,
+{
+    let mut reader = BundleReader::open(input, keys)?;
+    let accept = decide(reader.manifest(), running)?;
+    while let Some(part) = reader.next_part().cloned() {
+        let mut out = sink(&part).map_err(|source| Error::Io {
+            what: format!("opening the destination of part {}", part.name),
+            source,
+        })?;
+        reader.copy_part(&mut out)?;
+    }
+    let manifest = reader.manifest().clone();
+    let signer = reader.signer().to_string();
+    reader.finish()?;
+    Ok(Installed {
+        manifest,
+        accept,
+        signer,
+    })
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// A placeholder until the signed manifest is parsed.
+fn empty_manifest() -> Manifest {
+    Manifest {
+        format: format::FORMAT_VERSION,
+        board: String::new(),
+        version: String::new(),
+        build_id: String::new(),
+        min_from: String::new(),
+        block_size: BLOCK_SIZE as u32,
+        group_blocks: GROUP_BLOCKS as u32,
+        add_keys: Vec::new(),
+        parts: Vec::new(),
+    }
+}
