@@ -81,7 +81,7 @@ done
 for s in alpharen_service_restarts_total alpharen_service_cpu_seconds_total \
          alpharen_service_resident_memory_bytes alpharen_http_requests_total \
          alpharen_http_request_duration_seconds_bucket alpharen_vpn_running \
-         alpharen_integrator_workers; do
+         alpharen_integrator_workers alpharen_net_link_up; do
   has "^$s[{ ]" "$STATE/metrics.txt" || fail "no $s series"
 done
 has '^alpharen_http_requests_total{route="metrics",status="401"} [1-9]' "$STATE/metrics.txt" \

@@ -14,10 +14,9 @@ use serde_json::{Value, json};
 /// scrape timeout is 10 s; the calls run side by side).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The built-ins whose `<svc>.status` the series draw on. `net.status`
-/// is left out: it dumps the links and addresses over netlink on every
-/// call and no series uses it yet.
-pub const WITH_STATUS: &[&str] = &["vpn", "dpx", "mail", "pgha", "integrator"];
+/// The built-ins whose `<svc>.status` the series draw on (`net.status`
+/// reads the links over netlink: a few small messages per scrape).
+pub const WITH_STATUS: &[&str] = &["net", "vpn", "dpx", "mail", "pgha", "integrator"];
 
 /// One scrape's answers.
 #[derive(Debug, Default)]

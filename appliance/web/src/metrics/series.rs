@@ -117,6 +117,7 @@ pub fn of_status(service: &str, v: &Value) -> Vec<Series> {
         "pgha" => pgha(v),
         "integrator" => integrator(v),
         "dpx" => dpx(v),
+        "net" => net(v),
         _ => Vec::new(),
     }
 }
@@ -336,4 +337,52 @@ fn dpx(v: &Value) -> Vec<Series> {
         records.push(l, num(v, "dynamic_records"));
     }
     vec![serial, records]
+}
+
+fn net(v: &Value) -> Vec<Series> {
+    use Kind::Gauge;
+    let mut up = Series::new(
+        "alpharen_net_link_up",
+        Gauge,
+        "1 if the link is administratively up, else 0",
+    );
+    let mut carrier = Series::new(
+        "alpharen_net_link_carrier",
+        Gauge,
+        "1 if the link has carrier, else 0",
+    );
+    let mut missing = Series::new(
+        "alpharen_net_interfaces_missing",
+        Gauge,
+        "Interfaces the configuration names that the kernel does not have",
+    );
+    let mut lease = Series::new(
+        "alpharen_net_dhcp_lease_remaining_seconds",
+        Gauge,
+        "Seconds left on the DHCP lease of an interface, labelled with the client's state",
+    );
+    for l in items(v, "links") {
+        let labels = || vec![("link", text(l, "name"))];
+        up.push(
+            labels(),
+            l.get("up").and_then(Value::as_bool).and_then(flag),
+        );
+        carrier.push(
+            labels(),
+            l.get("carrier").and_then(Value::as_bool).and_then(flag),
+        );
+    }
+    if let Some(m) = v.get("missing").and_then(Value::as_array) {
+        missing.push(vec![], Some(m.len() as f64));
+    }
+    for l in items(v, "leases") {
+        lease.push(
+            vec![
+                ("interface", text(l, "interface")),
+                ("state", text(l, "state")),
+            ],
+            num(l, "remaining_secs"),
+        );
+    }
+    vec![up, carrier, missing, lease]
 }

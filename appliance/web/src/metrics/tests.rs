@@ -61,7 +61,7 @@ fn only_running_builtins_with_a_status_are_asked() {
         svc("web", "running", true),
         extra,
     ];
-    assert_eq!(wanted(&list), vec!["mail".to_string()]);
+    assert_eq!(wanted(&list), vec!["net".to_string(), "mail".to_string()]);
 }
 
 #[test]
@@ -133,7 +133,27 @@ fn statuses_become_series() {
         dpx.iter().all(|s| s.rows.is_empty()),
         "no zone, no zone series"
     );
-    assert!(series::of_status("net", &json!({})).is_empty());
+    assert!(series::of_status("ssh", &json!({})).is_empty());
+
+    let net = series::of_status(
+        "net",
+        &json!({"links": [{"name": "eth0", "up": true, "carrier": false}],
+        "missing": ["eth1"], "leases": [{"interface": "eth0", "state": "renewing", "remaining_secs": 60}]}),
+    );
+    let carrier = net
+        .iter()
+        .find(|s| s.name == "alpharen_net_link_carrier")
+        .unwrap();
+    assert_eq!(
+        carrier.rows,
+        vec![(vec![("link", "eth0".to_string())], 0.0)]
+    );
+    let lease = net
+        .iter()
+        .find(|s| s.name == "alpharen_net_dhcp_lease_remaining_seconds")
+        .unwrap();
+    assert_eq!(lease.rows[0].0[1], ("state", "renewing".to_string()));
+    assert_eq!(lease.rows[0].1, 60.0);
 }
 
 #[test]
