@@ -40,6 +40,7 @@ const API_ROUTES: &[&str] = &[
     "users",
     "tokens",
     "vpn",
+    "integrator",
     "backup",
     "system",
     "openapi.json",
@@ -128,6 +129,10 @@ mod tests {
         assert_eq!(route_class("/metrics", false), "metrics");
         assert_eq!(route_class("/nic/update", false), "dyndns");
         assert_eq!(route_class("/api/v1/config/history", false), "api/config");
+        assert_eq!(
+            route_class("/api/v1/integrator/services", false),
+            "api/integrator"
+        );
         assert_eq!(
             route_class("/api/v1/openapi.json", false),
             "api/openapi.json"
