@@ -20,6 +20,7 @@ mod methods;
 mod partition;
 mod policy;
 mod privsep;
+mod procstat;
 mod service;
 mod setup;
 mod state;

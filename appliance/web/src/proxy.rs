@@ -305,6 +305,13 @@ pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     let Some(upstream) = choose(&upstreams, |u| &u.route, &host, req.uri().path()) else {
         return next.run(req).await;
     };
+    let mut resp = proxied(&app, upstream, &host, req).await;
+    resp.extensions_mut().insert(crate::metrics::http::Proxied);
+    resp
+}
+
+/// A request for a `[[dpx.routes]]` host: refused, or forwarded.
+async fn proxied(app: &App, upstream: &Upstream, host: &str, req: Request) -> Response {
     let client = req.extensions().get::<ClientIp>().map(|c| c.0);
     if upstream.route.vpn_only && !client.is_some_and(|ip| in_vpn(&app.vpn_nets(), ip)) {
         return page(
@@ -333,7 +340,7 @@ pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
             );
         }
     };
-    forward(backends, &upstream.route, &host, client, req).await
+    forward(backends, &upstream.route, host, client, req).await
 }
 
 async fn forward(

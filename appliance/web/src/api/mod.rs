@@ -140,6 +140,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/nic/update", get(crate::dyndns::nic_update))
+        .route("/metrics", get(crate::metrics::scrape))
         .merge(crate::console::routes())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -153,6 +154,10 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             app.limits.requests(),
             crate::limits::cap_requests,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::http::track,
         ))
         .with_state(app)
 }
