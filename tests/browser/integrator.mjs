@@ -73,6 +73,17 @@ try {
   await shot('deployed');
   step('file chooser upload deployed hello.py version 1; it is listed and answers');
 
+  await page.fill('#invoke-payload', '{"name": "ann"');
+  await page.click('#invoke-form button');
+  await page.waitForSelector('#invoke-error:has-text("not JSON")');
+  await page.fill('#invoke-payload', '{"name": "ann"}');
+  await page.click('#invoke-form button');
+  await page.waitForSelector('#invoke-status:has-text("hello.world: HTTP 200 in")');
+  const body = JSON.parse(await page.textContent('#invoke-body'));
+  if (body.hi !== 'one' || body.to !== 'ann') throw new Error('invoke answered ' + JSON.stringify(body));
+  await shot('invoked');
+  step('Invoke panel: a bad payload is refused; {"name": "ann"} answers {"hi": "one", "to": "ann"} with the time');
+
   await deploy(join(files, 'broken.py'));
   await page.waitForSelector('#deploy-error:has-text("broken.py, line 8")');
   const tb = await page.textContent('#deploy-traceback');

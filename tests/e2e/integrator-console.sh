@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The console's Integrator page in headless Chromium (tests/browser/
-# integrator.mjs): deploy by the file chooser, a refused file's traceback
-# while the old version answers, source, versions, rollback, undeploy.
+# integrator.mjs): deploy by the file chooser, invoke with a payload, a
+# refused file's traceback while the old version answers, source,
+# versions, rollback, undeploy.
 . "$(dirname "$0")/../lib.sh"
 [ -x /usr/bin/chromium ] || fail "needs /usr/bin/chromium (scripts/deps.sh)"
 command -v npm >/dev/null || fail "needs node and npm"
@@ -31,7 +32,7 @@ curl -skf -H 'content-type: application/json' \
   "$BASE/api/v1/setup" >/dev/null || fail "setup"
 
 svc() { # svc GREETING: a service file answering {"hi": GREETING}
-  printf 'from alpharen.integrator import Service\n\nclass Hello(Service):\n    """Says hello."""\n    name = "hello.world"\n\n    def handle(self):\n        self.response.payload = {"hi": "%s"}\n' "$1"
+  printf 'from alpharen.integrator import Service\n\nclass Hello(Service):\n    """Says hello."""\n    name = "hello.world"\n\n    def handle(self):\n        self.response.payload = {"hi": "%s", "to": (self.request.payload or {}).get("name")}\n' "$1"
 }
 FILES=$STATE/files; mkdir -p "$FILES/hello2"
 svc one >"$FILES/hello.py"

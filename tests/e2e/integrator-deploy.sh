@@ -3,7 +3,7 @@
 # with an API token against /api/v1/integrator/services/FILE (as an
 # editor's on-save hook would), a broken file refused with its traceback
 # while the old version keeps answering, a viewer token and no token
-# refused, source/versions/rollback/undeploy through the API, ctl --node
+# refused, source/versions/rollback/undeploy/invoke through the API, ctl --node
 # from "another machine" (no state dir, the token in ALPHAREN_TOKEN), and a deploy
 # through ssh's stdin. Every deploy is recorded under the user who made it.
 . "$(dirname "$0")/../lib.sh"
@@ -99,6 +99,16 @@ expect 200 "versions"
 json 'length == 2 and all(.[]; .actor == "admin") and (.[1].active == true)' || fail "versions: $BODY"
 pass "list, source (byte for byte, any version) and versions, each recorded under admin"
 
+req POST /api/v1/integrator/invoke/hello.world -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' --data-binary '{"x": 1}'
+expect 200 "invoke"
+json '.status == 200 and .body.hi == "two" and (.ms | type == "number") and (.cid | length > 0)' || fail "invoke answer: $BODY"
+req POST /api/v1/integrator/invoke/no.such -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' --data-binary 'null'
+expect 200 "invoke of a service that does not exist"
+json '.status == 404' || fail "invoke of an unknown service: $BODY"
+req POST /api/v1/integrator/invoke/hello.world -H "authorization: Bearer $RO" -H 'content-type: application/json' --data-binary 'null'
+expect 403 "invoke with a viewer token"
+pass "invoke through the API: the service's answer with its time; an unknown service answers 404 inside; viewer 403"
+
 req POST /api/v1/integrator/services/hello.py/rollback -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' --data-binary '{"version":1}'
 expect 200 "rollback"
 wait_for 10 bash -c "curl -sf '$LB/hello' | jq -e '.hi == \"one\"'" || fail "rollback not live"
@@ -131,6 +141,8 @@ remote "$TOKEN" integrator deploy "$STATE/hello4.py" --name hello.py >"$STATE/re
   { cat "$STATE/remote.out"; fail "ctl --node deploy failed"; }
 has "deployed hello.py version 4" "$STATE/remote.out" || fail "ctl --node deploy output: $(cat "$STATE/remote.out")"
 wait_for 10 bash -c "curl -sf '$LB/hello' | jq -e '.hi == \"four\"'" || fail "the ctl --node deploy does not answer"
+remote "$TOKEN" integrator invoke hello.world '{"x": 1}' >"$STATE/remote-invoke.out" 2>&1 || fail "ctl --node invoke: $(cat "$STATE/remote-invoke.out")"
+has '^HTTP 200 in' "$STATE/remote-invoke.out" && has '"hi": "four"' "$STATE/remote-invoke.out" || fail "ctl --node invoke printed: $(cat "$STATE/remote-invoke.out")"
 remote "$RO" --json integrator versions hello.py | jq -e 'length == 4 and .[3].actor == "admin"' >/dev/null ||
   fail "ctl --node versions with a viewer token"
 if remote "$RO" integrator deploy "$STATE/hello4.py" --name hello.py >"$STATE/remote-ro.out" 2>&1; then

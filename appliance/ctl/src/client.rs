@@ -29,6 +29,7 @@ const AUTHORED: &[&str] = &[
     "integrator.deploy",
     "integrator.rollback",
     "integrator.undeploy",
+    "integrator.invoke",
 ];
 
 pub struct NodeClient {

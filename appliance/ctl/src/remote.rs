@@ -65,6 +65,11 @@ pub fn route(method: &str, params: &Value) -> Result<Request, String> {
             )),
         ),
         "integrator.undeploy" => ("DELETE", format!("{services}/{}", name()), None),
+        "integrator.invoke" => (
+            "POST",
+            format!("/api/v1/integrator/invoke/{}", name()),
+            Some(Body::Json(params["payload"].clone())),
+        ),
         _ => {
             return Err(format!(
                 "{method} has no API route for --node yet; run it on the node (ssh admin@node ...)"

@@ -32,6 +32,16 @@ struct Named {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct Invoke {
+    name: String,
+    #[serde(default)]
+    payload: Value,
+    #[serde(default)]
+    author: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Password {
     security: String,
 }
@@ -113,6 +123,11 @@ impl Handler for Control {
                 .lock()
                 .map(|s| s.to_json())
                 .unwrap_or_else(|_| json!([])),
+            "integrator.invoke" => {
+                let p: Invoke = call.params()?;
+                crate::invoke::invoke(app, &p.name, &p.payload, &actor(&call, p.author.as_deref()))
+                    .await?
+            }
             "integrator.ping" => app.ping(&call.params::<Named>()?.name).await?,
             "integrator.password" => {
                 let p: Password = call.params()?;

@@ -254,7 +254,7 @@ fn call_result(out: Outcome) -> Result<(), Option<String>> {
     }
 }
 
-fn call_msg(service: &str, channel: &str, payload: &Value, meta: Value) -> Value {
+pub(crate) fn call_msg(service: &str, channel: &str, payload: &Value, meta: Value) -> Value {
     json!({
         "op": "call", "service": service, "channel": channel, "cid": uuid4().replace('-', ""),
         "data_format": "json", "body": B64.encode(serde_json::to_vec(payload).unwrap_or_default()),

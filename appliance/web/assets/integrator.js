@@ -72,6 +72,37 @@ async function fileCard(file) {
     } }, `Undeploy ${file}`)) : '');
 }
 
+// Runs a deployed service once with a JSON payload and shows what a
+// channel would have answered, and how long it took.
+function invokeForm(services) {
+  const result = h('div', { id: 'invoke-result', role: 'status', 'aria-live': 'polite' });
+  const form = h('form', { id: 'invoke-form' }, h('h2', {}, 'Invoke a service'),
+    h('div', { class: 'grid' },
+      h('div', {}, h('label', { for: 'invoke-service' }, 'Service'),
+        h('select', { id: 'invoke-service' }, ...services.map((s) => h('option', { value: s.name }, s.name)))),
+      h('div', {}, h('label', { for: 'invoke-payload' }, 'Payload (JSON)'),
+        h('textarea', { id: 'invoke-payload', rows: 4, class: 'mono', spellcheck: 'false', placeholder: '{"user": "ann"}' }))),
+    h('div', { class: 'row' }, h('button', {}, 'Invoke')), result);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const text = form.querySelector('#invoke-payload').value.trim();
+    let payload = null;
+    try { payload = text ? JSON.parse(text) : null; } catch (e) {
+      result.replaceChildren(h('p', { class: 'problems', id: 'invoke-error' }, `The payload is not JSON: ${e.message}`));
+      return;
+    }
+    const name = form.querySelector('#invoke-service').value;
+    try {
+      const out = await api('POST', `/integrator/invoke/${enc(name)}`, payload);
+      const body = typeof out.body === 'string' ? out.body : JSON.stringify(out.body, null, 2);
+      result.replaceChildren(
+        h('p', { id: 'invoke-status', class: out.status >= 400 ? 'problems' : '' }, `${name}: HTTP ${out.status} in ${out.ms} ms (cid ${out.cid})`),
+        h('pre', { class: 'log', id: 'invoke-body' }, body));
+    } catch (e) { result.replaceChildren(h('p', { class: 'problems', id: 'invoke-error' }, e.message)); }
+  });
+  return form;
+}
+
 export async function integratorView() {
   const want = new URLSearchParams(location.hash.split('?')[1] || '').get('file');
   const services = await api('GET', '/integrator/services');
@@ -85,5 +116,6 @@ export async function integratorView() {
       rows.length ? table('int-services', ['Service', 'File', 'Version', 'Description'], rows)
         : h('p', { class: 'muted' }, 'Nothing deployed yet.')),
     want ? await fileCard(want).catch((e) => h('div', { class: 'card problems' }, e.message)) : '',
+    isAdmin() && services.length ? h('div', { class: 'card' }, invokeForm(services)) : '',
     isAdmin() ? h('div', { class: 'card' }, deployForm()) : '');
 }

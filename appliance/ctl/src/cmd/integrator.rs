@@ -41,6 +41,12 @@ pub enum IntegratorCmd {
     Undeploy { name: String },
     /// Calls, errors, mean and p99 per service.
     Stats,
+    /// Run a deployed service once with a payload (JSON, or a string when
+    /// not JSON) and print its status, time and response.
+    Invoke {
+        name: String,
+        payload: Option<String>,
+    },
     /// HEAD ping of an outgoing REST connection.
     Ping { name: String },
     /// Show (or --set) the password / key of a security definition.
@@ -186,6 +192,10 @@ impl IntegratorCmd {
             ),
             IntegratorCmd::Undeploy { name } => ("integrator.undeploy", json!({"name": name})),
             IntegratorCmd::Stats => ("integrator.stats", json!({})),
+            IntegratorCmd::Invoke { name, payload } => (
+                "integrator.invoke",
+                json!({"name": name, "payload": payload.as_deref().map(json_or_string)}),
+            ),
             IntegratorCmd::Ping { name } => ("integrator.ping", json!({"name": name})),
             IntegratorCmd::Password { security, .. } => {
                 ("integrator.password", json!({"security": security}))
@@ -262,6 +272,18 @@ fn human(cmd: &IntegratorCmd, v: &Value) {
         IntegratorCmd::Stats => {
             let cols = ["service", "calls", "errors", "mean_ms", "p99_ms"];
             table(&cols, rows(v, &cols));
+        }
+        IntegratorCmd::Invoke { .. } => {
+            println!(
+                "HTTP {} in {} ms (cid {})",
+                text(&v["status"]),
+                text(&v["ms"]),
+                text(&v["cid"])
+            );
+            match &v["body"] {
+                Value::String(s) => println!("{s}"),
+                b => println!("{}", serde_json::to_string_pretty(b).unwrap_or_default()),
+            }
         }
         IntegratorCmd::Jobs => {
             let cols = [

@@ -126,6 +126,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/integrator/services/{file}/rollback",
             post(integrator::rollback),
         )
+        .route("/integrator/invoke/{service}", post(integrator::invoke))
         .route("/integrator/stats", get(integrator::stats))
         .route("/backup", get(backup::backup_download))
         .route(
