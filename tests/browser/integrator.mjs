@@ -73,6 +73,7 @@ try {
   await shot('deployed');
   step('file chooser upload deployed hello.py version 1; it is listed and answers');
 
+  await page.selectOption('#invoke-service', 'hello.world');
   await page.fill('#invoke-payload', '{"name": "ann"');
   await page.click('#invoke-form button');
   await page.waitForSelector('#invoke-error:has-text("not JSON")');
@@ -107,10 +108,42 @@ try {
 
   await page.click('#undeploy');
   if (!dialogs.some((d) => d.includes('Stop serving hello.py'))) throw new Error('undeploy did not ask: ' + dialogs.join('; '));
-  await page.waitForSelector('text=Nothing deployed yet.');
+  await page.waitForSelector('#int-services tr[data-service="hello.world"]', { state: 'detached' });
   await answers('HTTP 404');
   await shot('undeployed');
   step('undeploy after confirmation; the channel answers 404');
+
+  // Jobs: run the nightly job now; it writes the key "ran".
+  await page.click('[role=tab]:has-text("Jobs")');
+  await page.waitForSelector('#int-jobs tr[data-job="nightly"]');
+  await page.click('#int-jobs tr[data-job="nightly"] button');
+  await page.waitForSelector('#int-jobs tr[data-job="nightly"]:has-text("ok")');
+  await shot('jobs');
+  step('Jobs tab: "Run nightly now" ran it; its last result is ok');
+
+  // KV: the job's key is there; set "fixed" for the subscriber.
+  await page.click('[role=tab]:has-text("KV")');
+  await page.click('#kv-keys tr[data-key="ran"] button');
+  await page.waitForSelector('#kv-shown:has-text("nightly")');
+  await page.fill('#kv-key', 'fixed');
+  await page.fill('#kv-val', 'true');
+  await page.click('#kv-set button');
+  await page.waitForSelector('#kv-keys tr[data-key="fixed"]');
+  await shot('kv');
+  step('KV tab: the key the job wrote reads "nightly"; "fixed" set to true');
+
+  // Queues: the order's dead letter, re-driven, now goes through.
+  await page.click('[role=tab]:has-text("Queues")');
+  await page.waitForSelector('#int-queues tr[data-queue="orders/kv.note"] td[data-label="Dead"]:has-text("1")');
+  await page.click('#int-queues tr[data-queue="orders/kv.note"] button');
+  await page.waitForSelector('#dead-letters tr:has-text("not fixed yet")');
+  await shot('dead-letters');
+  await page.click('#dead-letters tr button');
+  await page.waitForSelector('#int-queues tr[data-queue="orders/kv.note"] td[data-label="Dead"]:has-text("0")');
+  await page.click('[role=tab]:has-text("KV")');
+  await page.click('#kv-keys tr[data-key="o1"] button');
+  await page.waitForSelector('#kv-shown:has-text("redriven")');
+  step('Queues tab: the dead letter shows its error; re-driven, it was delivered');
 
   if (errors.length) throw new Error('page errors: ' + errors.join('; '));
   console.log('integrator console: passed');

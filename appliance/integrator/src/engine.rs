@@ -96,6 +96,18 @@ impl Engine {
         Ok(id)
     }
 
+    /// Dead letters back on their queue, delivered at once.
+    pub fn redrive(
+        &self,
+        topic: &str,
+        subscriber: Option<&str>,
+        id: Option<i64>,
+    ) -> Result<usize, DataError> {
+        let n = self.data.redrive(topic, subscriber, id, now_ms())?;
+        self.wake.notify_one();
+        Ok(n)
+    }
+
     /// `invoke_async`: a queue of its own (topic "") with the async retry policy.
     pub fn invoke_async(
         &self,

@@ -1,16 +1,13 @@
-// The console's Integrator page: the deployed service files, deploying one
+// The console's Integrator page (its Services tab here; Jobs, Queues and
+// KV in integrator-data.js): the deployed service files, deploying one
 // from this computer (its text goes to POST /integrator/services/FILE, as
 // curl --data-binary would send it), a refused file's traceback, and each
 // file's source and versions with rollback and undeploy.
 
 import { h, api, page, toast, fail, isAdmin, when, route } from './app.js';
+import { table, jobsCard, queuesCard, kvCard } from './integrator-data.js';
 
 const enc = encodeURIComponent;
-
-function table(id, heads, rows) {
-  return h('div', { class: 'table-wrap' }, h('table', { id, class: 'stack' },
-    h('thead', {}, h('tr', {}, ...heads.map((t) => h('th', { scope: 'col' }, t)))), h('tbody', {}, rows)));
-}
 
 // The answer to a refused deploy: the message, and the Python traceback
 // when the worker gave one.
@@ -103,15 +100,24 @@ function invokeForm(services) {
   return form;
 }
 
+const TABS = [['services', 'Services'], ['jobs', 'Jobs'], ['queues', 'Queues'], ['kv', 'KV']];
+
 export async function integratorView() {
-  const want = new URLSearchParams(location.hash.split('?')[1] || '').get('file');
+  const q = new URLSearchParams(location.hash.split('?')[1] || '');
+  const tab = q.get('tab') || 'services';
+  const tabs = h('div', { class: 'tabs', role: 'tablist' }, ...TABS.map(([t, label]) => h('button', {
+    role: 'tab', 'aria-selected': String(t === tab), onclick: () => { location.hash = `#/integrator?tab=${t}`; } }, label)));
+  if (tab === 'jobs') return page('Integrator', tabs, await jobsCard());
+  if (tab === 'queues') return page('Integrator', tabs, await queuesCard());
+  if (tab === 'kv') return page('Integrator', tabs, await kvCard(q.get('ns') || 'default', q.get('prefix') || ''));
+  const want = q.get('file');
   const services = await api('GET', '/integrator/services');
   const rows = services.map((s) => h('tr', { 'data-service': s.name },
     h('td', { 'data-label': 'Service' }, s.name),
     h('td', { 'data-label': 'File' }, h('a', { href: `#/integrator?file=${enc(s.file)}` }, s.file)),
     h('td', { 'data-label': 'Version' }, s.version),
     h('td', { 'data-label': 'Description' }, s.doc || '')));
-  page('Integrator',
+  page('Integrator', tabs,
     h('div', { class: 'card' }, h('h2', {}, 'Deployed services'),
       rows.length ? table('int-services', ['Service', 'File', 'Version', 'Description'], rows)
         : h('p', { class: 'muted' }, 'Nothing deployed yet.')),

@@ -80,6 +80,15 @@ pub enum IntegratorCmd {
         #[arg(long)]
         dlq: bool,
     },
+    /// Put dead letters of a topic back on their queue (all, one
+    /// subscriber's, or one message by --id).
+    Redrive {
+        topic: String,
+        #[arg(long)]
+        subscriber: Option<String>,
+        #[arg(long)]
+        id: Option<i64>,
+    },
     /// Publish a message (JSON, or a string when not JSON).
     Publish { topic: String, message: String },
     /// Locks currently held.
@@ -221,6 +230,14 @@ impl IntegratorCmd {
                 ("integrator.kv_list", json!({"ns": ns, "prefix": prefix}))
             }
             IntegratorCmd::Topics => ("integrator.topics", json!({})),
+            IntegratorCmd::Redrive {
+                topic,
+                subscriber,
+                id,
+            } => (
+                "integrator.redrive",
+                json!({"topic": topic, "subscriber": subscriber, "id": id}),
+            ),
             IntegratorCmd::Queue {
                 topic,
                 subscriber,

@@ -11,6 +11,7 @@ mod backup;
 mod config;
 mod extract;
 mod integrator;
+mod integrator_data;
 mod logs;
 mod middleware;
 mod node;
@@ -128,6 +129,31 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/integrator/invoke/{service}", post(integrator::invoke))
         .route("/integrator/stats", get(integrator::stats))
+        .route("/integrator/jobs", get(integrator_data::jobs))
+        .route(
+            "/integrator/jobs/{name}/run",
+            post(integrator_data::job_run),
+        )
+        .route("/integrator/topics", get(integrator_data::topics))
+        .route(
+            "/integrator/topics/{topic}/messages",
+            get(integrator_data::messages),
+        )
+        .route(
+            "/integrator/topics/{topic}/redrive",
+            post(integrator_data::redrive),
+        )
+        .route(
+            "/integrator/topics/{topic}/purge",
+            post(integrator_data::purge),
+        )
+        .route("/integrator/kv/{ns}", get(integrator_data::kv_list))
+        .route(
+            "/integrator/kv/{ns}/{key}",
+            get(integrator_data::kv_get)
+                .put(integrator_data::kv_set)
+                .delete(integrator_data::kv_del),
+        )
         .route("/backup", get(backup::backup_download))
         .route(
             "/backup/restore",
