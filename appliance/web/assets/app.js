@@ -127,11 +127,11 @@ async function refreshStatus() {
 
 // ------------------------------------------------------------ setup & login
 
-async function setupView() {
+async function setupView(s) {
   const err = h('div', { class: 'error', id: 'setup-error' });
   const f = h('form', { class: 'card narrow', id: 'setup-form' },
     h('h2', {}, 'Set up this node'),
-    h('p', { class: 'muted' }, 'The setup code is shown on the node\'s console and in <state>/setup-code.'),
+    h('p', { class: 'muted', id: 'setup-code-where' }, 'The setup code is shown on the node\'s console and is in ', h('code', {}, s.code_file || 'the setup-code file of the node\'s state directory'), '.'),
     h('label', { for: 'code' }, 'Setup code'), h('input', { id: 'code', name: 'code', required: true, autocomplete: 'off', autofocus: true }),
     h('label', { for: 'hostname' }, 'Node name'), h('input', { id: 'hostname', name: 'hostname', required: true, value: 'node1' }),
     h('label', { for: 'admin_password' }, 'Admin password (at least 8 characters)'),
@@ -580,7 +580,7 @@ export async function route() {
   const hash = (location.hash || '#/dashboard').split('?')[0];
   try {
     const setup = await api('GET', '/setup');
-    if (setup.required) { me = null; chrome(); return setupView(); }
+    if (setup.required) { me = null; chrome(); return setupView(setup); }
     if (!me) {
       try { me = await api('GET', '/session'); } catch { me = null; }
     }
