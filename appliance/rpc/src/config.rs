@@ -23,6 +23,8 @@ pub const VPN_PEER_ADD: &str = "config.vpn_peer_add";
 pub const VPN_PEER_REMOVE: &str = "config.vpn_peer_remove";
 pub const VPN_PEER_ENABLE: &str = "config.vpn_peer_enable";
 pub const EXPORT: &str = "config.export";
+pub const DNS_RECORD_ADD: &str = "config.dns_record_add";
+pub const DNS_RECORD_REMOVE: &str = "config.dns_record_remove";
 
 /// `config.get`: the document (or one section of it) at the current
 /// revision or an older one; answers `{revision, config, pending}`.
@@ -225,4 +227,32 @@ mod tests {
         let e = serde_json::from_value::<Set>(json!({"path": "a", "value": 1, "x": 2}));
         assert!(e.unwrap_err().to_string().contains("unknown field `x`"));
     }
+}
+
+/// `config.dns_record_add`: a record (an
+/// `alpharen_store::config::DnsRecord`) appended to `dpx.records`; refused
+/// if the same name, type and value is there already.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordAdd<R = Value> {
+    pub record: R,
+    #[serde(default)]
+    pub comment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+}
+
+/// `config.dns_record_remove`: the record of that name, type and value
+/// taken out of `dpx.records`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRemove {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+    #[serde(default)]
+    pub comment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }

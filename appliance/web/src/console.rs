@@ -9,6 +9,7 @@ use axum::routing::get;
 
 const INDEX: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
+const DNS_JS: &str = include_str!("../assets/dns.js");
 const INTEGRATOR_JS: &str = include_str!("../assets/integrator.js");
 const INTEGRATOR_DATA_JS: &str = include_str!("../assets/integrator-data.js");
 const STYLE: &str = include_str!("../assets/style.css");
@@ -31,6 +32,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/assets/app.js",
             get(|| async { asset(APP_JS, "text/javascript; charset=utf-8", "no-cache") }),
+        )
+        .route(
+            "/assets/dns.js",
+            get(|| async { asset(DNS_JS, "text/javascript; charset=utf-8", "no-cache") }),
         )
         .route(
             "/assets/integrator.js",

@@ -261,6 +261,7 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             })
             .await?
         }
+        m::DNS_RECORD_ADD | m::DNS_RECORD_REMOVE => super::dns::call(node, &call).await?,
         m::EXPORT => {
             let p: Export = call.params()?;
             let (id, config, secrets) = with_store(node, |s| {

@@ -3,6 +3,7 @@
 
 mod backup;
 mod config;
+mod dns;
 mod forward;
 mod services;
 mod users;

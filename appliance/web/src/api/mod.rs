@@ -9,6 +9,7 @@
 
 mod backup;
 mod config;
+mod dns;
 mod extract;
 mod integrator;
 mod integrator_data;
@@ -153,6 +154,10 @@ pub fn router(app: Arc<App>) -> Router {
             get(integrator_data::kv_get)
                 .put(integrator_data::kv_set)
                 .delete(integrator_data::kv_del),
+        )
+        .route(
+            "/dns/records",
+            get(dns::records).post(dns::add).delete(dns::remove),
         )
         .route("/backup", get(backup::backup_download))
         .route(
