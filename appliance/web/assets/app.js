@@ -2,10 +2,11 @@
 // build step. DOM is built with h() (text is always textContent, never
 // HTML), so nothing from the node can inject markup. Pages that would make
 // this file too long live in their own modules (integrator.js), which
-// import the helpers exported here (integrator.js, dns.js).
+// import the helpers exported here (integrator.js, dns.js, mail.js).
 
 import { integratorView } from './integrator.js';
 import { dnsView } from './dns.js';
+import { mailView } from './mail.js';
 
 const $main = document.getElementById('main');
 let me = null;            // {user, role}
@@ -574,7 +575,7 @@ function showDevice(out) {
 
 // ------------------------------------------------------------ router
 
-const views = { '#/dashboard': dashboardView, '#/config': configView, '#/history': historyView, '#/logs': logsView, '#/users': usersView, '#/vpn': vpnView, '#/integrator': integratorView, '#/dns': dnsView };
+const views = { '#/dashboard': dashboardView, '#/config': configView, '#/history': historyView, '#/logs': logsView, '#/users': usersView, '#/vpn': vpnView, '#/integrator': integratorView, '#/dns': dnsView, '#/mail': mailView };
 
 export async function route() {
   if (logSource) { logSource.close(); logSource = null; }

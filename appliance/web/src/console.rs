@@ -10,6 +10,7 @@ use axum::routing::get;
 const INDEX: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const DNS_JS: &str = include_str!("../assets/dns.js");
+const MAIL_JS: &str = include_str!("../assets/mail.js");
 const INTEGRATOR_JS: &str = include_str!("../assets/integrator.js");
 const INTEGRATOR_DATA_JS: &str = include_str!("../assets/integrator-data.js");
 const STYLE: &str = include_str!("../assets/style.css");
@@ -36,6 +37,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/assets/dns.js",
             get(|| async { asset(DNS_JS, "text/javascript; charset=utf-8", "no-cache") }),
+        )
+        .route(
+            "/assets/mail.js",
+            get(|| async { asset(MAIL_JS, "text/javascript; charset=utf-8", "no-cache") }),
         )
         .route(
             "/assets/integrator.js",

@@ -71,6 +71,8 @@ pub fn status_for(code: &str) -> StatusCode {
         "exists" | "no_pool" | "no_endpoint" | "pool_exhausted" => StatusCode::CONFLICT,
         // The integrator's: a service name that another file has.
         "deploy_refused" => StatusCode::CONFLICT,
+        // The mail service's: a test mail with nobody to send it to.
+        "no_recipients" => StatusCode::CONFLICT,
         "not_supported" => StatusCode::NOT_IMPLEMENTED,
         "unavailable" | "service_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         "method_not_found" | "no_config" | "not_found" => StatusCode::NOT_FOUND,

@@ -14,6 +14,7 @@ mod extract;
 mod integrator;
 mod integrator_data;
 mod logs;
+mod mail;
 mod middleware;
 mod node;
 mod openapi;
@@ -159,6 +160,11 @@ pub fn router(app: Arc<App>) -> Router {
             "/dns/records",
             get(dns::records).post(dns::add).delete(dns::remove),
         )
+        .route("/mail/queue", get(mail::queue))
+        .route("/mail/queue/{id}", axum::routing::delete(mail::delete))
+        .route("/mail/queue/{id}/retry", post(mail::retry))
+        .route("/mail/flush", post(mail::flush))
+        .route("/mail/test", post(mail::test))
         .route("/backup", get(backup::backup_download))
         .route(
             "/backup/restore",

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The console's Mail page: with the smarthost down, queued mails show
+# their last error and one is deleted in the browser; with it up, "Retry
+# now" delivers the other to the aiosmtpd sink, the deleted one never
+# arrives, and the page's test mail does.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../mail-lib.sh"
+[ -x /usr/bin/chromium ] || fail "needs /usr/bin/chromium (scripts/deps.sh)"
+command -v npm >/dev/null || fail "needs node and npm"
+DIR=$ROOT/tests/browser
+if [ ! -d "$DIR/node_modules/playwright-core" ]; then
+  (cd "$DIR" && timeout 300 npm install --no-audit --no-fund --silent) || fail "npm install playwright-core"
+fi
+STATE=$(mktemp -d /tmp/alpharen-mailui.XXXXXX); on_exit "rm -rf $STATE"
+P=$(free_port); SP=$(free_port)
+cat >"$STATE/cfg.toml" <<EOT
+[node]
+hostname = "n1"
+[mail]
+admin_recipients = ["ops@example.net"]
+[mail.listen]
+port = $P
+[mail.relay]
+mode = "smarthost"
+host = "127.0.0.1"
+port = $SP
+tls = "none"
+EOT
+seed_ports "$STATE/cfg.toml"
+start_node "$STATE" --config "$STATE/cfg.toml"
+BASE=https://127.0.0.1:$HTTPS_PORT
+wait_for 20 curl -skf "$BASE/api/v1/health" || fail "web did not come up"
+PASSWORD="correct horse battery"
+curl -skf -H 'content-type: application/json' \
+  --data "{\"code\":\"$(cat "$STATE/setup-code")\",\"admin_password\":\"$PASSWORD\",\"hostname\":\"n1\"}" \
+  "$BASE/api/v1/setup" >/dev/null || fail "setup"
+wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$P" || fail "mail did not listen"
+# The smarthost is down: both stay queued after their first attempt.
+ctl mail test ops@example.net | has queued || fail "ctl mail test"
+ctl mail test drop@example.net | has queued || fail "ctl mail test"
+tried() { ctl --json mail queue | jq -e '.messages | length == 2 and all(.[]; .attempts >= 1 and .last_error != null)' >/dev/null; }
+wait_for 30 tried || { ctl mail queue; fail "the mails were not tried"; }
+
+browse() { TEST_OUT=$OUT timeout 120 node "$DIR/mail.mjs" "$BASE" "$PASSWORD" "$@"; }
+browse stuck || fail "Mail page: stuck (screenshots in $OUT)"
+ctl --json mail queue | jq -e '.messages | length == 1 and .[0].to == ["ops@example.net"]' >/dev/null ||
+  fail "after the delete the queue is: $(ctl --json mail queue)"
+pass "the stuck mails show their error; the one deleted in the browser is gone from the spool"
+
+start_sink "$STATE" "$SP"
+browse retry || fail "Mail page: retry (screenshots in $OUT)"
+wait_for 20 bash -c "grep -qs 'X-Sink-To: form@example.net' '$STATE'/sink/*.eml" || fail "the page's test mail did not arrive"
+grep -qs 'X-Sink-To: ops@example.net' "$STATE"/sink/*.eml || fail "the retried mail did not arrive"
+grep -qs 'drop@example.net' "$STATE"/sink/*.eml && fail "the deleted mail was delivered"
+pass "Retry now delivered the stuck mail; the test mail from the page arrived; the deleted one did not"
