@@ -89,3 +89,17 @@ build_image() { # [BOARD], default qemu-x86_64
   echo "building the $board image (make test builds it before the e2e step; log in $OUT/build.log)"
   ALPHAREN_BIN=$ROOT/target/release/alpharen "$ROOT/images/build.sh" "$board" >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; fail "image build ($board)"; }
 }
+
+# browser_deps: Playwright and axe-core under tests/browser (npm, once;
+# the lock keeps browser tests that start together from installing over
+# each other). Sets DIR to tests/browser.
+browser_deps() {
+  [ -x /usr/bin/chromium ] || fail "needs /usr/bin/chromium (scripts/deps.sh)"
+  command -v npm >/dev/null || fail "needs node and npm"
+  DIR=$ROOT/tests/browser
+  (
+    flock 9
+    [ -d "$DIR/node_modules/playwright-core" ] && [ -d "$DIR/node_modules/axe-core" ] && exit 0
+    cd "$DIR" && timeout 300 npm install --no-audit --no-fund --silent
+  ) 9>"$DIR/.npm-install.lock" || fail "npm install in tests/browser"
+}

@@ -5,12 +5,8 @@
 # Desktop and phone screenshots in the test output.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/dpx-lib.sh"
-[ -x /usr/bin/chromium ] || fail "needs /usr/bin/chromium (scripts/deps.sh)"
-command -v npm >/dev/null && command -v dig >/dev/null || fail "needs npm and dig (scripts/deps.sh)"
-DIR=$ROOT/tests/browser
-if [ ! -d "$DIR/node_modules/playwright-core" ]; then
-  (cd "$DIR" && timeout 300 npm install --no-audit --no-fund --silent) || fail "npm install playwright-core"
-fi
+command -v dig >/dev/null || fail "needs dig (scripts/deps.sh)"
+browser_deps
 STATE=$(mktemp -d /tmp/alpharen-dnsui.XXXXXX)
 on_exit "rm -rf $STATE"
 ZONE=ui.test.

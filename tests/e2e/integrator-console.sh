@@ -5,12 +5,7 @@
 # versions, rollback, undeploy; the Jobs, Queues and KV tabs: run a job
 # now, re-drive a dead letter, set and read keys.
 . "$(dirname "$0")/../lib.sh"
-[ -x /usr/bin/chromium ] || fail "needs /usr/bin/chromium (scripts/deps.sh)"
-command -v npm >/dev/null || fail "needs node and npm"
-DIR=$ROOT/tests/browser
-if [ ! -d "$DIR/node_modules/playwright-core" ]; then
-  (cd "$DIR" && timeout 300 npm install --no-audit --no-fund --silent) || fail "npm install playwright-core"
-fi
+browser_deps
 STATE=$(mktemp -d /tmp/alpharen-intui.XXXXXX)
 on_exit "rm -rf $STATE"
 cat >"$STATE/seed.toml" <<'TOML'

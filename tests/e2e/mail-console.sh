@@ -5,12 +5,7 @@
 # arrives, and the page's test mail does.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../mail-lib.sh"
-[ -x /usr/bin/chromium ] || fail "needs /usr/bin/chromium (scripts/deps.sh)"
-command -v npm >/dev/null || fail "needs node and npm"
-DIR=$ROOT/tests/browser
-if [ ! -d "$DIR/node_modules/playwright-core" ]; then
-  (cd "$DIR" && timeout 300 npm install --no-audit --no-fund --silent) || fail "npm install playwright-core"
-fi
+browser_deps
 STATE=$(mktemp -d /tmp/alpharen-mailui.XXXXXX); on_exit "rm -rf $STATE"
 P=$(free_port); SP=$(free_port)
 cat >"$STATE/cfg.toml" <<EOT

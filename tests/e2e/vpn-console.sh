@@ -9,13 +9,8 @@
 # is nowhere in the state directory. Screenshots in $OUT.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/vpn-lib.sh"
-[ -x /usr/bin/chromium ] || fail "needs /usr/bin/chromium (scripts/deps.sh)"
-command -v npm >/dev/null || fail "needs node and npm"
 command -v zbarimg >/dev/null || fail "needs zbarimg (zbar-tools, scripts/deps.sh)"
-DIR=$ROOT/tests/browser
-if [ ! -d "$DIR/node_modules/playwright-core" ]; then
-  (cd "$DIR" && timeout 300 npm install --no-audit --no-fund --silent) || fail "npm install playwright-core"
-fi
+browser_deps
 
 S=vc$$
 NODE=${S}n; CLI=${S}c

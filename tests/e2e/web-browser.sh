@@ -2,12 +2,7 @@
 # The console in headless Chromium (Playwright driving Debian's chromium):
 # setup, login, config change, history, diff, rollback, risky change, confirm.
 . "$(dirname "$0")/../lib.sh"
-[ -x /usr/bin/chromium ] || fail "needs /usr/bin/chromium (scripts/deps.sh)"
-command -v npm >/dev/null || fail "needs node and npm"
-DIR=$ROOT/tests/browser
-if [ ! -d "$DIR/node_modules/playwright-core" ]; then
-  (cd "$DIR" && timeout 300 npm install --no-audit --no-fund --silent) || fail "npm install playwright-core"
-fi
+browser_deps
 STATE=$(mktemp -d /tmp/alpharen-webui.XXXXXX)
 on_exit "rm -rf $STATE"
 seed_ports "$STATE/seed.toml"
