@@ -103,3 +103,16 @@ browser_deps() {
     cd "$DIR" && timeout 300 npm install --no-audit --no-fund --silent
   ) 9>"$DIR/.npm-install.lock" || fail "npm install in tests/browser"
 }
+
+# console_node STATE HOSTNAME: starts the node of STATE from STATE/seed.toml
+# (its ports seeded), waits for the web and completes setup over the API
+# with the admin password in PASSWORD. Sets BASE.
+console_node() {
+  start_node "$1" --config "$1/seed.toml"
+  BASE=https://127.0.0.1:$HTTPS_PORT
+  wait_for 20 curl -skf "$BASE/api/v1/health" || fail "web did not come up"
+  PASSWORD="correct horse battery"
+  curl -skf -H 'content-type: application/json' \
+    --data "{\"code\":\"$(cat "$1/setup-code")\",\"admin_password\":\"$PASSWORD\",\"hostname\":\"$2\"}" \
+    "$BASE/api/v1/setup" >/dev/null || fail "setup"
+}

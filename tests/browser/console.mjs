@@ -3,34 +3,15 @@
 // Screenshots go to $TEST_OUT. Usage:
 //   node console.mjs BASE_URL SETUP_CODE CODE_FILE
 // (CODE_FILE: where the node keeps the code, which the setup page names).
-import { chromium } from 'playwright-core';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { open, run, step } from './lib.mjs';
 
 const [base, setupCode, codeFile] = process.argv.slice(2);
-const out = process.env.TEST_OUT || '.';
-const profile = mkdtempSync(join(tmpdir(), 'alpharen-chromium-'));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  ignoreHTTPSErrors: true,
-  viewport: { width: 1280, height: 800 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--ignore-certificate-errors'],
-  timeout: 30000,
-});
-const page = browser.pages()[0] || await browser.newPage();
-page.setDefaultTimeout(15000);
-page.on('dialog', (d) => d.accept());
-const errors = [];
-page.on('pageerror', (e) => errors.push(e.message));
+const t = await open({ prefix: 'console' });
+const { page } = t;
 let n = 0;
-const shot = async (name) => page.screenshot({ path: join(out, `console-${String(++n).padStart(2, '0')}-${name}.png`), fullPage: true });
-const step = (s) => console.log(`ok: ${s}`);
+const shot = async (name) => t.shot(`${String(++n).padStart(2, '0')}-${name}`);
 
-try {
+await run(t, 'console browser test', async () => {
   await page.goto(base + '/');
   await page.waitForSelector('#setup-form');
   await page.waitForSelector(`#setup-code-where code:text-is("${codeFile}")`);
@@ -114,12 +95,4 @@ try {
   await page.waitForSelector('#stat-node');
   await shot('phone-dashboard');
   step('phone-sized layout');
-  if (errors.length) throw new Error('page errors: ' + errors.join('; '));
-  console.log('console browser test: all passed');
-} catch (e) {
-  await shot('failure').catch(() => {});
-  console.error('FAIL:', e.message);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

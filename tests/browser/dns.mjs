@@ -4,47 +4,19 @@
 // add: a bad A value is refused on its field; www2 A 192.0.2.77 is added
 //   and listed under "Served now". delete: its Delete, confirmed; gone.
 // Screenshots (desktop, and phone with PHONE=1) in $TEST_OUT.
-import { chromium } from 'playwright-core';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { open, login, allLabelled, run, step } from './lib.mjs';
 
 const [base, password, phase] = process.argv.slice(2);
-const out = process.env.TEST_OUT || '.';
 const phone = process.env.PHONE === '1';
-const profile = mkdtempSync(join(tmpdir(), 'alpharen-chromium-'));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  ignoreHTTPSErrors: true,
-  viewport: phone ? { width: 375, height: 812 } : { width: 1280, height: 800 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--ignore-certificate-errors'],
-  timeout: 30000,
-});
-const page = browser.pages()[0] || await browser.newPage();
-page.setDefaultTimeout(15000);
-const dialogs = [];
-page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
-const errors = [];
-page.on('pageerror', (e) => errors.push(e.message));
-const shot = async (name) => page.screenshot({ path: join(out, `dns-${phase}-${name}${phone ? '-phone' : ''}.png`), fullPage: true });
-const step = (s) => console.log(`ok: ${s}`);
+const t = await open({ prefix: `dns-${phase}${phone ? '-phone' : ''}`, phone });
+const { page, dialogs, shot } = t;
 const row = '#dns-records tr[data-record="www2 A 192.0.2.77"]';
 
-try {
-  await page.goto(base + '/');
-  await page.waitForSelector('#login-form');
-  await page.fill('#password', password);
-  await page.keyboard.press('Enter');
-  await page.waitForSelector('#stat-node');
+await run(t, `dns console ${phase}`, async () => {
+  await login(page, base, password);
   await page.goto(base + '/#/dns');
   await page.waitForSelector('#dns-served');
-  const unnamed = await page.evaluate(() => [...document.querySelectorAll('main input, main button, main select')]
-    .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
-    .map((el) => el.outerHTML));
-  if (unnamed.length) throw new Error('controls without a label: ' + unnamed.join(' '));
+  await allLabelled(page);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
   if (overflow) throw new Error('the page is wider than the window');
 
@@ -76,12 +48,4 @@ try {
   } else {
     throw new Error(`unknown phase ${phase}`);
   }
-  if (errors.length) throw new Error('page errors: ' + errors.join('; '));
-  console.log(`dns console ${phase}: passed`);
-} catch (e) {
-  await shot('failure').catch(() => {});
-  console.error('FAIL:', e.message);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

@@ -5,32 +5,12 @@
 // each with the file chooser; a refused file shows its traceback while
 // version 1 keeps answering on LB_URL/hello; the file's page shows its
 // source and versions, rolls back and undeploys. Screenshots in $TEST_OUT.
-import { chromium } from 'playwright-core';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { open, login, allLabelled, run, step } from './lib.mjs';
 import { join } from 'node:path';
 
 const [base, password, lb, files] = process.argv.slice(2);
-const out = process.env.TEST_OUT || '.';
-const profile = mkdtempSync(join(tmpdir(), 'alpharen-chromium-'));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  ignoreHTTPSErrors: true,
-  viewport: { width: 1280, height: 800 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--ignore-certificate-errors'],
-  timeout: 30000,
-});
-const page = browser.pages()[0] || await browser.newPage();
-page.setDefaultTimeout(15000);
-const dialogs = [];
-page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
-const errors = [];
-page.on('pageerror', (e) => errors.push(e.message));
-const shot = async (name) => page.screenshot({ path: join(out, `integrator-${name}.png`), fullPage: true });
-const step = (s) => console.log(`ok: ${s}`);
+const t = await open({ prefix: 'integrator' });
+const { page, dialogs, shot } = t;
 
 // What the channel answers now: {"hi": ...}, or the HTTP status.
 async function hello() {
@@ -52,18 +32,11 @@ async function deploy(path) {
   await page.click('#deploy-form button');
 }
 
-try {
-  await page.goto(base + '/');
-  await page.waitForSelector('#login-form');
-  await page.fill('#password', password);
-  await page.keyboard.press('Enter');
-  await page.waitForSelector('#stat-node');
+await run(t, 'integrator console', async () => {
+  await login(page, base, password);
   await page.click('nav a[href="#/integrator"]');
   await page.waitForSelector('#deploy-form');
-  const unnamed = await page.evaluate(() => [...document.querySelectorAll('main input, main button')]
-    .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
-    .map((el) => el.outerHTML));
-  if (unnamed.length) throw new Error('controls without a label: ' + unnamed.join(' '));
+  await allLabelled(page);
   await shot('empty');
 
   await deploy(join(files, 'hello.py'));
@@ -145,12 +118,4 @@ try {
   await page.waitForSelector('#kv-shown:has-text("redriven")');
   step('Queues tab: the dead letter shows its error; re-driven, it was delivered');
 
-  if (errors.length) throw new Error('page errors: ' + errors.join('; '));
-  console.log('integrator console: passed');
-} catch (e) {
-  await shot('failure').catch(() => {});
-  console.error('FAIL:', e.message);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

@@ -5,46 +5,18 @@
 //   drop@example.net is deleted after a confirm. retry: "Retry now" on the
 //   one to ops@example.net empties the queue; a test mail to
 //   form@example.net is sent from the form. Screenshots in $TEST_OUT.
-import { chromium } from 'playwright-core';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { open, login, allLabelled, run, step } from './lib.mjs';
 
 const [base, password, phase] = process.argv.slice(2);
-const out = process.env.TEST_OUT || '.';
-const profile = mkdtempSync(join(tmpdir(), 'alpharen-chromium-'));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  ignoreHTTPSErrors: true,
-  viewport: { width: 1280, height: 800 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--ignore-certificate-errors'],
-  timeout: 30000,
-});
-const page = browser.pages()[0] || await browser.newPage();
-page.setDefaultTimeout(15000);
-const dialogs = [];
-page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
-const errors = [];
-page.on('pageerror', (e) => errors.push(e.message));
-const shot = async (name) => page.screenshot({ path: join(out, `mail-${phase}-${name}.png`), fullPage: true });
-const step = (s) => console.log(`ok: ${s}`);
+const t = await open({ prefix: `mail-${phase}` });
+const { page, dialogs, shot } = t;
 const row = (to) => `#mail-queue tr:has(td[data-label="To"]:text-is("${to}"))`;
 
-try {
-  await page.goto(base + '/');
-  await page.waitForSelector('#login-form');
-  await page.fill('#password', password);
-  await page.keyboard.press('Enter');
-  await page.waitForSelector('#stat-node');
+await run(t, `mail console ${phase}`, async () => {
+  await login(page, base, password);
   await page.click('nav a[href="#/mail"]');
   await page.waitForSelector('#mail-relay');
-  const unnamed = await page.evaluate(() => [...document.querySelectorAll('main input, main button')]
-    .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
-    .map((el) => el.outerHTML));
-  if (unnamed.length) throw new Error('controls without a label: ' + unnamed.join(' '));
+  await allLabelled(page);
 
   if (phase === 'stuck') {
     await page.waitForSelector(`${row('ops@example.net')} td[data-label="Last error"]:not(:empty)`);
@@ -67,12 +39,4 @@ try {
   } else {
     throw new Error(`unknown phase ${phase}`);
   }
-  if (errors.length) throw new Error('page errors: ' + errors.join('; '));
-  console.log(`mail console ${phase}: passed`);
-} catch (e) {
-  await shot('failure').catch(() => {});
-  console.error('FAIL:', e.message);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

@@ -9,49 +9,22 @@
 // disable | enable: the device's button; the row says so.
 // delete: the device's Delete, confirmed; the row is gone.
 // Screenshots and files go to $TEST_OUT.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { open, login, allLabelled, run, step, out } from './lib.mjs';
 
 const [base, password, phase, arg] = process.argv.slice(2);
-const out = process.env.TEST_OUT || '.';
 const phone = process.env.PHONE === '1';
-const profile = mkdtempSync(join(tmpdir(), 'alpharen-chromium-'));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  ignoreHTTPSErrors: true,
-  acceptDownloads: true,
-  viewport: phone ? { width: 375, height: 812 } : { width: 1280, height: 800 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--ignore-certificate-errors'],
-  timeout: 30000,
-});
-const page = browser.pages()[0] || await browser.newPage();
-page.setDefaultTimeout(15000);
-const dialogs = [];
-page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
-const errors = [];
-page.on('pageerror', (e) => errors.push(e.message));
-const shot = async (name) => page.screenshot({ path: join(out, `vpn-${phase}-${name}.png`), fullPage: true });
-const step = (s) => console.log(`ok: ${s}`);
+const t = await open({ prefix: `vpn-${phase}`, phone, downloads: true });
+const { page, dialogs, shot } = t;
 const row = (name) => `#vpn-peers tr[data-peer="${name}"]`;
 
-try {
-  await page.goto(base + '/');
-  await page.waitForSelector('#login-form');
-  await page.fill('#password', password);
-  await page.keyboard.press('Enter');
-  await page.waitForSelector('#stat-node');
+await run(t, `vpn console ${phase}`, async () => {
+  await login(page, base, password);
   await page.click('nav a[href="#/vpn"]');
   await page.waitForSelector('#vpn-state');
   // Every control has a name a screen reader can say.
-  const unnamed = await page.evaluate(() => [...document.querySelectorAll('main input, main button')]
-    .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
-    .map((el) => el.outerHTML));
-  if (unnamed.length) throw new Error('controls without a label: ' + unnamed.join(' '));
+  await allLabelled(page);
 
   if (phase === 'add') {
     await shot('empty');
@@ -126,12 +99,4 @@ try {
   } else {
     throw new Error(`unknown phase ${phase}`);
   }
-  if (errors.length) throw new Error('page errors: ' + errors.join('; '));
-  console.log(`vpn console ${phase}: passed`);
-} catch (e) {
-  await shot('failure').catch(() => {});
-  console.error('FAIL:', e.message);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

@@ -33,13 +33,7 @@ name = "orders"
 subscribers = ["hello.world"]
 TOML
 seed_ports "$STATE/seed.toml"
-start_node "$STATE" --config "$STATE/seed.toml"
-BASE=https://127.0.0.1:$HTTPS_PORT
-wait_for 20 curl -skf "$BASE/api/v1/health" || fail "web did not come up"
-PASSWORD="correct horse battery"
-curl -skf -H 'content-type: application/json' \
-  --data "{\"code\":\"$(cat "$STATE/setup-code")\",\"admin_password\":\"$PASSWORD\",\"hostname\":\"a11y\"}" \
-  "$BASE/api/v1/setup" >/dev/null || fail "setup"
+console_node "$STATE" a11y
 printf 'from alpharen.integrator import Service\n\nclass Hello(Service):\n    """Says hello."""\n    name = "hello.world"\n\n    def handle(self):\n        self.response.payload = {"hi": 1}\n' >"$STATE/hello.py"
 ctl integrator deploy "$STATE/hello.py" >/dev/null || fail "deploy"
 ctl mail test ops@example.net | has queued || fail "ctl mail test"

@@ -21,13 +21,7 @@ name = "www"
 type = "A"
 value = "192.0.2.10"
 TOML
-start_node "$STATE" --config "$STATE/seed.toml"
-BASE=https://127.0.0.1:$HTTPS_PORT
-wait_for 20 curl -skf "$BASE/api/v1/health" || fail "web did not come up"
-PASSWORD="correct horse battery"
-curl -skf -H 'content-type: application/json' \
-  --data "{\"code\":\"$(cat "$STATE/setup-code")\",\"admin_password\":\"$PASSWORD\",\"hostname\":\"ns1\"}" \
-  "$BASE/api/v1/setup" >/dev/null || fail "setup"
+console_node "$STATE" ns1
 q() { dig +short +time=2 +tries=1 -p "$DNS_PORT" @127.0.0.1 "$@"; }
 wait_for 20 bash -c "[ \"\$(dig +short +time=2 +tries=1 -p $DNS_PORT @127.0.0.1 www.$ZONE A)\" = 192.0.2.10 ]" || fail "dpx does not serve www"
 

@@ -30,13 +30,7 @@ max_attempts = 1
 backoff_ms = 100
 TOML
 seed_ports "$STATE/seed.toml"
-start_node "$STATE" --config "$STATE/seed.toml"
-BASE=https://127.0.0.1:$HTTPS_PORT
-wait_for 20 curl -skf "$BASE/api/v1/health" || fail "web did not come up"
-PASSWORD="correct horse battery"
-curl -skf -H 'content-type: application/json' \
-  --data "{\"code\":\"$(cat "$STATE/setup-code")\",\"admin_password\":\"$PASSWORD\",\"hostname\":\"int1\"}" \
-  "$BASE/api/v1/setup" >/dev/null || fail "setup"
+console_node "$STATE" int1
 
 svc() { # svc GREETING: a service file answering {"hi": GREETING}
   printf 'from alpharen.integrator import Service\n\nclass Hello(Service):\n    """Says hello."""\n    name = "hello.world"\n\n    def handle(self):\n        self.response.payload = {"hi": "%s", "to": (self.request.payload or {}).get("name")}\n' "$1"

@@ -8,7 +8,7 @@
 browser_deps
 STATE=$(mktemp -d /tmp/alpharen-mailui.XXXXXX); on_exit "rm -rf $STATE"
 P=$(free_port); SP=$(free_port)
-cat >"$STATE/cfg.toml" <<EOT
+cat >"$STATE/seed.toml" <<EOT
 [node]
 hostname = "n1"
 [mail]
@@ -21,14 +21,8 @@ host = "127.0.0.1"
 port = $SP
 tls = "none"
 EOT
-seed_ports "$STATE/cfg.toml"
-start_node "$STATE" --config "$STATE/cfg.toml"
-BASE=https://127.0.0.1:$HTTPS_PORT
-wait_for 20 curl -skf "$BASE/api/v1/health" || fail "web did not come up"
-PASSWORD="correct horse battery"
-curl -skf -H 'content-type: application/json' \
-  --data "{\"code\":\"$(cat "$STATE/setup-code")\",\"admin_password\":\"$PASSWORD\",\"hostname\":\"n1\"}" \
-  "$BASE/api/v1/setup" >/dev/null || fail "setup"
+seed_ports "$STATE/seed.toml"
+console_node "$STATE" n1
 wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$P" || fail "mail did not listen"
 # The smarthost is down: both stay queued after their first attempt.
 ctl mail test ops@example.net | has queued || fail "ctl mail test"

@@ -1,0 +1,68 @@
+// What every console test shares: Debian's chromium through Playwright in
+// a fresh profile, logging in, the check that every control has a name,
+// and the try/report/close frame around a test.
+import { chromium } from 'playwright-core';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const out = process.env.TEST_OUT || '.';
+export const step = (s) => console.log(`ok: ${s}`);
+
+// A browser with one page. `prefix` names the screenshots (in $TEST_OUT);
+// `phone` gives a 375 px wide window. Dialogs are accepted and recorded.
+export async function open({ prefix, phone = false, downloads = false }) {
+  const profile = mkdtempSync(join(tmpdir(), 'alpharen-chromium-'));
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    ignoreHTTPSErrors: true,
+    acceptDownloads: downloads,
+    viewport: phone ? { width: 375, height: 812 } : { width: 1280, height: 800 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--ignore-certificate-errors'],
+    timeout: 30000,
+  });
+  const page = browser.pages()[0] || await browser.newPage();
+  page.setDefaultTimeout(15000);
+  const dialogs = [];
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const shot = async (name) => page.screenshot({ path: join(out, `${prefix}-${name}.png`), fullPage: true });
+  return { browser, page, dialogs, errors, shot };
+}
+
+export async function login(page, base, password) {
+  await page.goto(base + '/');
+  await page.waitForSelector('#login-form');
+  await page.fill('#password', password);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#stat-node');
+}
+
+// Fails when a control in the page's main part has no name a screen
+// reader can say.
+export async function allLabelled(page) {
+  const unnamed = await page.evaluate(() => [...document.querySelectorAll('main input, main button, main select, main textarea')]
+    .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+    .map((el) => el.outerHTML));
+  if (unnamed.length) throw new Error('controls without a label: ' + unnamed.join(' '));
+}
+
+// Runs `body`; a failure is printed with a screenshot and sets the exit
+// code; page errors fail the test; the browser is always closed.
+export async function run(t, name, body) {
+  try {
+    await body();
+    if (t.errors.length) throw new Error('page errors: ' + t.errors.join('; '));
+    console.log(`${name}: passed`);
+  } catch (e) {
+    await t.shot('failure').catch(() => {});
+    console.error('FAIL:', e.message);
+    process.exitCode = 1;
+  } finally {
+    await t.browser.close();
+  }
+}
