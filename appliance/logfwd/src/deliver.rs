@@ -244,6 +244,9 @@ fn end_drop_episode(k: &str, stats: &SharedStats) {
 /// does not listen (UDP cannot tell).
 pub struct Udp {
     socket: Option<UdpSocket>,
+    /// After a failed name lookup, none before this: a lookup per line
+    /// would hold up every other collector while DNS is down.
+    retry_at: Option<tokio::time::Instant>,
     collector: Collector,
     pub stats: SharedStats,
 }
@@ -253,16 +256,25 @@ impl Udp {
         update(&stats, |s| s.state = "udp");
         Udp {
             socket: None,
+            retry_at: None,
             collector,
             stats,
         }
     }
 
+    pub fn key(&self) -> String {
+        key(&self.collector)
+    }
+
     pub async fn send(&mut self, message: &str) {
-        if self.socket.is_none() {
+        let waiting = self
+            .retry_at
+            .is_some_and(|t| tokio::time::Instant::now() < t);
+        if self.socket.is_none() && !waiting {
             match udp_socket(&self.collector).await {
                 Ok(s) => self.socket = Some(s),
                 Err(e) => {
+                    self.retry_at = Some(tokio::time::Instant::now() + MAX_BACKOFF);
                     update(&self.stats, |s| {
                         s.dropped += 1;
                         s.last_error = Some(e);
@@ -272,7 +284,10 @@ impl Udp {
             }
         }
         let datagram = format::truncate(message, format::UDP_MAX);
-        let Some(socket) = &self.socket else { return };
+        let Some(socket) = &self.socket else {
+            update(&self.stats, |s| s.dropped += 1);
+            return;
+        };
         match socket.send(datagram.as_bytes()).await {
             Ok(_) => update(&self.stats, |s| s.sent += 1),
             Err(e) => update(&self.stats, |s| {

@@ -85,9 +85,9 @@ impl Node {
         let mut old: HashMap<String, Output> = outs
             .list
             .drain(..)
-            .filter_map(|o| match &o {
-                Output::Stream { key, .. } => Some((key.clone(), o)),
-                Output::Udp { .. } => None,
+            .map(|o| match &o {
+                Output::Stream { key, .. } => (key.clone(), o),
+                Output::Udp { udp, .. } => (udp.key(), o),
             })
             .collect();
         let mut keys = Vec::new();
@@ -95,7 +95,11 @@ impl Node {
             let facility = c.facility.code();
             let key = deliver::key(c);
             if c.transport == Transport::Udp {
-                let stats = SharedStats::default();
+                // Its counts outlive a reload.
+                let stats = match old.remove(&key) {
+                    Some(Output::Udp { udp, .. }) => udp.stats,
+                    _ => SharedStats::default(),
+                };
                 update(&stats, |s| s.collector = key.clone());
                 outs.list.push(Output::Udp {
                     facility,
