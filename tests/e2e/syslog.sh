@@ -6,6 +6,7 @@
 # shape. Then the TCP collector is stopped for about 20 s while the node
 # logs numbered lines (`ctl syslog mark`); `ctl syslog status` shows them
 # queued, and after the collector is back every one arrives, in order.
+# KEEP=1 leaves the state and collector directories in /tmp to look at.
 . "$(dirname "$0")/../lib.sh"
 for c in rsyslogd openssl setpriv jq python3; do
   command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"

@@ -173,6 +173,9 @@ pub async fn stream_collector(
             s.state = "down";
             s.last_error = Some(error);
         });
+        // A collector that takes the connection and drops it at once (or
+        // a queue that cannot be read) must not make a busy loop.
+        tokio::time::sleep(FIRST_BACKOFF).await;
     }
 }
 
