@@ -112,6 +112,10 @@ state_of() { ctl --json syslog status | jq -e --arg c "$1" --arg s "$2" '.collec
 wait_for 30 state_of "tcp:127.0.0.1:$TCP_PORT" connected || { ctl syslog status || true; cat "$STATE/console.log"; fail "logfwd did not connect to the TCP collector"; }
 wait_for 10 state_of "tls:127.0.0.1:$TLS_PORT" connected || { ctl syslog status || true; fail "logfwd did not connect to the TLS collector"; }
 pass "logfwd connected to the TCP and TLS collectors"
+if [ "$(id -u)" = 0 ]; then
+  [ "$(stat -c '%u:%g %a' "$STATE/logfwd.db")" = "910:900 600" ] || fail "logfwd.db: $(stat -c '%u:%g %a' "$STATE/logfwd.db"), want ar-logfwd's alone"
+  pass "the queue, logfwd.db, is ar-logfwd's alone"
+fi
 
 # --- a supervisor event and a service line, on all three transports
 ctl restart dpx >/dev/null
@@ -158,3 +162,40 @@ drained() {
 }
 wait_for 10 drained || { ctl syslog status; fail "the TCP queue did not drain"; }
 pass "the TCP queue drained and the collector shows connected"
+
+# --- a full queue drops its oldest lines: buffer_mb = 1 and the TCP
+# collector down while ~1.3 MB of lines are logged
+ctl config set syslog.buffer_mb 1 >/dev/null
+wait_for 10 bash -c "grep -q 'SIGHUP: reloading the syslog section' '$STATE/log/logfwd.log'" || fail "logfwd was not told about the new buffer_mb"
+kill "$TCP_PID"; wait "$TCP_PID" 2>/dev/null || true
+wait_for 15 state_of "tcp:127.0.0.1:$TCP_PORT" down || { ctl syslog status; fail "logfwd did not notice the TCP collector went away again"; }
+BIG=1300
+python3 - "$STATE/run/control.sock" "$$" "$BIG" <<'PY' || fail "could not log the big lines"
+import json, socket, sys, time
+path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_UNIX); s.connect(path); f = s.makefile("rwb")
+for i in range(1, n + 1):
+    text = f"big-{tag}-{i} " + "x" * 900
+    f.write(json.dumps({"jsonrpc": "2.0", "id": i, "method": "logfwd.mark", "params": {"text": text}}).encode() + b"\n"); f.flush()
+    if "error" in json.loads(f.readline()): sys.exit(f"mark {i} refused")
+    time.sleep(0.002)
+PY
+dropped_some() {
+  ctl --json syslog status | jq -e --arg c "tcp:127.0.0.1:$TCP_PORT" \
+    '.collectors[] | select(.collector == $c) | .dropped > 0 and .buffered_bytes <= 1048576' >/dev/null
+}
+wait_for 10 dropped_some || { ctl syslog status; fail "a 1 MB queue did not drop lines past 1 MB"; }
+pass "the 1 MB queue dropped lines and holds at most 1 MB: $(ctl --json syslog status | jq -c --arg c "tcp:127.0.0.1:$TCP_PORT" '.collectors[] | select(.collector == $c) | {buffered_lines, dropped}')"
+start_collector tcp
+wait_for 10 listening "$TCP_PORT" || { cat "$COL/tcp.out"; fail "rsyslogd (TCP) did not restart"; }
+bigs() { grep -Eo "mark: big-$$-[0-9]+ " "$COL/out/$1.log" | sed 's/.*-//' | tr -d ' '; }
+wait_for 30 bash -c "grep -q 'mark: big-$$-$BIG ' '$COL/out/tcp.log'" || fail "the newest big line did not reach the TCP collector"
+first=$(bigs tcp | head -n 1); count=$(bigs tcp | wc -l)
+[ "$first" -gt 1 ] || fail "the oldest big lines were kept (first to arrive: $first)"
+[ "$(bigs tcp | tr '\n' ' ')" = "$(seq "$first" "$BIG" | tr '\n' ' ')" ] || fail "the big lines that reached the TCP collector are not the newest ones, in order"
+[ "$(bigs tls | wc -l)" = "$BIG" ] || fail "the TLS collector (up all along) did not get all $BIG big lines: $(bigs tls | wc -l)"
+pass "the oldest went: lines $first..$BIG ($count) reached the TCP collector in order, the TLS one got all $BIG"
+# (the big lines rotated logfwd.log: read every file of it)
+[ "$(cat "$STATE"/log/logfwd.log* | grep -c 'syslog buffer full; dropping its oldest lines')" = 1 ] || fail "the start of the drops is not logged exactly once"
+wait_for 10 bash -c "cat '$STATE'/log/logfwd.log* | grep -q 'syslog buffer drained; lines were dropped'" || fail "the end of the drops is not logged"
+pass "the drops were logged once when they began and once when the queue drained"

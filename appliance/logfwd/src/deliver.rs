@@ -233,14 +233,34 @@ async fn drain(
     }
 }
 
+/// Counts `n` lines dropped from a full queue; true when this starts a
+/// run of drops (the one time it is logged).
+pub fn note_dropped(stats: &SharedStats, n: u64) -> bool {
+    let mut starts = false;
+    update(stats, |s| {
+        s.dropped += n;
+        starts = !s.dropping;
+        s.dropping = true;
+    });
+    starts
+}
+
+/// Ends a run of drops when the queue has drained; true if one ended.
+fn drained(stats: &SharedStats) -> bool {
+    let mut ended = false;
+    update(stats, |s| {
+        ended = s.dropping;
+        s.dropping = false;
+    });
+    ended
+}
+
 /// A queue that drained after dropping lines: say how many went.
 fn end_drop_episode(k: &str, stats: &SharedStats) {
-    update(stats, |s| {
-        if s.dropping {
-            s.dropping = false;
-            tracing::warn!(collector = %k, dropped_total = s.dropped, "syslog buffer drained; lines were dropped while it was full (see logfwd.status)");
-        }
-    });
+    if drained(stats) {
+        let total = stats.lock().unwrap_or_else(|p| p.into_inner()).dropped;
+        tracing::warn!(collector = %k, dropped_total = total, "syslog buffer drained; lines were dropped while it was full (see logfwd.status)");
+    }
 }
 
 /// Sends one datagram per line; nothing is kept for a collector that
@@ -326,6 +346,18 @@ mod tests {
         let waits: Vec<u64> = (1..=6).map(|n| backoff(n).as_secs()).collect();
         assert_eq!(waits, [1, 2, 4, 8, 10, 10]);
         assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_run_of_drops_is_reported_once_at_each_end() {
+        let stats = SharedStats::default();
+        assert!(note_dropped(&stats, 3));
+        assert!(!note_dropped(&stats, 2));
+        assert_eq!(stats.lock().unwrap().dropped, 5);
+        assert!(drained(&stats));
+        assert!(!drained(&stats));
+        assert!(note_dropped(&stats, 1), "a new run after the queue drained");
+        assert_eq!(stats.lock().unwrap().dropped, 6);
     }
 
     #[tokio::test(start_paused = true)]

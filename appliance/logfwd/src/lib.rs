@@ -209,13 +209,9 @@ impl Node {
                     }) else {
                         continue;
                     };
-                    update(stats, |s| {
-                        s.dropped += n;
-                        if !s.dropping {
-                            s.dropping = true;
-                            tracing::warn!(collector = %k, buffer_mb, "syslog buffer full; dropping its oldest lines until the collector takes them again");
-                        }
-                    });
+                    if deliver::note_dropped(stats, n) {
+                        tracing::warn!(collector = %k, buffer_mb, "syslog buffer full; dropping its oldest lines until the collector takes them again");
+                    }
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot queue a log line for syslog"),
