@@ -41,7 +41,8 @@ web 904 0000000000000400
 ssh 905 0000000000000400
 mail 906 0000000000000400
 pgha 907 0000000000000000
-integrator 908 0000000000000000"
+integrator 908 0000000000000000
+logfwd 910 0000000000000000"
 
 field() { sed -n "s/^$1:[[:space:]]*//p" "/proc/$2/status"; }
 while read -r name uid caps; do

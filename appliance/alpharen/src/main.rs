@@ -164,6 +164,7 @@ fn main() -> Result<()> {
                 "vpn" => alpharen_vpn::serve(&state_dir, dev).context("vpn service"),
                 "dpx" => alpharen_dpx::serve(&state_dir, dev).context("dpx service"),
                 "pgha" => alpharen_pgha::serve(&state_dir, dev).context("pgha service"),
+                "logfwd" => alpharen_logfwd::serve(&state_dir, dev).context("logfwd service"),
                 _ => bail!("there is no built-in service {name:?} in this firmware"),
             }
         }

@@ -172,6 +172,21 @@ pub const BUILTINS: &[Builtin] = &[
         ],
         logs: &[],
     },
+    // Last, so every other service's first lines are in the backlog it
+    // forwards on start; the host name it sends from `[node]`.
+    Builtin {
+        name: "logfwd",
+        reads: &[Section::Syslog, Section::Node],
+        user: User {
+            name: "ar-logfwd",
+            id: 910,
+        },
+        caps: &[],
+        owns: &[],
+        secrets: &[],
+        tables: &[],
+        logs: &[],
+    },
 ];
 
 /// The built-ins not in `serving`, in start order.
@@ -213,7 +228,10 @@ mod tests {
 
     #[test]
     fn a_node_change_reaches_every_reader_of_node() {
-        assert_eq!(reloaded(&[Section::Node]), ["net", "dpx", "web", "mail"]);
+        assert_eq!(
+            reloaded(&[Section::Node]),
+            ["net", "dpx", "web", "mail", "logfwd"]
+        );
     }
 
     #[test]

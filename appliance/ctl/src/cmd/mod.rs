@@ -8,6 +8,7 @@ mod integrator;
 mod mail;
 mod net;
 mod pgha;
+mod syslog;
 mod system;
 mod user;
 mod vpn;
@@ -63,6 +64,9 @@ pub enum Command {
     Vpn(vpn::VpnArgs),
     /// Authoritative DNS (dpx.zone): status, records.
     Dpx(dpx::DpxArgs),
+    /// Remote syslog: collectors' state, a test line.
+    #[command(subcommand)]
+    Syslog(syslog::SyslogCmd),
     /// Reboot the node.
     Reboot,
     /// Power the node off (stops the supervisor in development mode).
@@ -87,6 +91,7 @@ impl Command {
             Command::Net => net::status(client, out),
             Command::Vpn(v) => v.run(client, out),
             Command::Dpx(d) => d.run(client, out),
+            Command::Syslog(s) => s.run(client, out),
             Command::Reboot => system::stop(client, out, alpharen_rpc::system::REBOOT),
             Command::Poweroff => system::stop(client, out, alpharen_rpc::system::POWEROFF),
             Command::Version => {

@@ -13,6 +13,7 @@ mod path;
 mod pgha;
 mod secret_fields;
 mod ssh;
+mod syslog;
 mod vpn;
 mod web;
 
@@ -38,6 +39,7 @@ pub use pgha::{
 };
 pub use secret_fields::{SECRET_PREFIX, SecretField, make_ref, secret_ref};
 pub use ssh::{SSH_KEY_TYPES, Ssh, check_ssh_key};
+pub use syslog::{Collector, Facility, Syslog, Transport};
 pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
 pub use web::Web;
 
@@ -56,6 +58,7 @@ pub struct Config {
     pub mail: Mail,
     pub pgha: Pgha,
     pub integrator: Integrator,
+    pub syslog: Syslog,
 }
 
 /// One thing wrong with a document, at one key path.
@@ -99,10 +102,11 @@ pub enum Section {
     Mail,
     Pgha,
     Integrator,
+    Syslog,
 }
 
 impl Section {
-    pub const ALL: [Section; 9] = [
+    pub const ALL: [Section; 10] = [
         Section::Node,
         Section::Network,
         Section::Vpn,
@@ -112,6 +116,7 @@ impl Section {
         Section::Mail,
         Section::Pgha,
         Section::Integrator,
+        Section::Syslog,
     ];
 
     pub fn name(self) -> &'static str {
@@ -125,6 +130,7 @@ impl Section {
             Section::Mail => "mail",
             Section::Pgha => "pgha",
             Section::Integrator => "integrator",
+            Section::Syslog => "syslog",
         }
     }
 
@@ -187,6 +193,7 @@ impl Config {
         self.ssh.validate(&root.key("ssh"), &mut out);
         self.pgha.validate(&root.key("pgha"), &mut out);
         self.integrator.validate(&root.key("integrator"), &mut out);
+        self.syslog.validate(&root.key("syslog"), &mut out);
         out
     }
 

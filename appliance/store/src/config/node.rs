@@ -56,7 +56,7 @@ pub enum RestartMode {
 
 /// Names the supervisor uses for its own services; extra services may not
 /// take them.
-pub const BUILTIN_SERVICES: [&str; 8] = [
+pub const BUILTIN_SERVICES: [&str; 9] = [
     "net",
     "web",
     "ssh",
@@ -65,6 +65,7 @@ pub const BUILTIN_SERVICES: [&str; 8] = [
     "dpx",
     "pgha",
     "integrator",
+    "logfwd",
 ];
 
 impl Node {

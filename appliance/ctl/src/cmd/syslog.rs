@@ -1,0 +1,66 @@
+//! syslog status|mark: the logfwd service's `logfwd.*` methods, forwarded
+//! by the supervisor to `<state>/run/logfwd.sock`.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::CtlError;
+use crate::client::NodeClient;
+use crate::output::{Output, table, text};
+
+#[derive(Debug, Subcommand)]
+pub enum SyslogCmd {
+    /// Each collector: connected or down, lines sent, queued and dropped.
+    Status,
+    /// Log a line of your text on the node; it travels to every collector
+    /// like any other line (app-name `logfwd`).
+    Mark { text: String },
+}
+
+impl SyslogCmd {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
+        match self {
+            SyslogCmd::Status => {
+                let v = client.call("logfwd.status", json!({}))?;
+                out.show(&v, |v| {
+                    let rows: Vec<Vec<String>> = v["collectors"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|c| {
+                            vec![
+                                text(&c["collector"]),
+                                text(&c["state"]),
+                                text(&c["sent"]),
+                                text(&c["buffered_lines"]),
+                                text(&c["dropped"]),
+                                text(&c["last_error"]),
+                            ]
+                        })
+                        .collect();
+                    if rows.is_empty() {
+                        println!("no collectors ([syslog] collectors is empty)");
+                    } else {
+                        table(
+                            &[
+                                "COLLECTOR",
+                                "STATE",
+                                "SENT",
+                                "QUEUED",
+                                "DROPPED",
+                                "LAST ERROR",
+                            ],
+                            rows,
+                        );
+                    }
+                });
+                Ok(())
+            }
+            SyslogCmd::Mark { text: t } => {
+                let v = client.call("logfwd.mark", json!({ "text": t }))?;
+                out.show(&v, |v| println!("logged: {}", text(&v["logged"])));
+                Ok(())
+            }
+        }
+    }
+}
