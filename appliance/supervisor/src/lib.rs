@@ -14,6 +14,7 @@ mod control;
 mod datafs;
 mod error;
 pub mod init;
+mod install;
 mod login;
 mod logs;
 mod methods;
@@ -22,6 +23,7 @@ mod policy;
 mod privsep;
 mod service;
 mod setup;
+mod slots;
 mod state;
 mod supervise;
 
