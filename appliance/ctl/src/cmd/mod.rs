@@ -9,6 +9,7 @@ mod mail;
 mod net;
 mod pgha;
 mod system;
+mod update;
 mod user;
 mod vpn;
 
@@ -63,6 +64,9 @@ pub enum Command {
     Vpn(vpn::VpnArgs),
     /// Authoritative DNS (dpx.zone): status, records.
     Dpx(dpx::DpxArgs),
+    /// Update bundles and the A/B slots: update FILE|-, slots.
+    #[command(subcommand)]
+    System(update::SystemCmd),
     /// Reboot the node.
     Reboot,
     /// Power the node off (stops the supervisor in development mode).
@@ -87,6 +91,7 @@ impl Command {
             Command::Net => net::status(client, out),
             Command::Vpn(v) => v.run(client, out),
             Command::Dpx(d) => d.run(client, out),
+            Command::System(s) => s.run(client, out),
             Command::Reboot => system::stop(client, out, alpharen_rpc::system::REBOOT),
             Command::Poweroff => system::stop(client, out, alpharen_rpc::system::POWEROFF),
             Command::Version => {
