@@ -106,3 +106,10 @@ has "installed version 0.2.0 (build e2e-v2) into slot b" "$T/ssh.out" || fail "s
 timeout 30 ssh "${SSHOPTS[@]}" admin@127.0.0.1 system slots >"$T/ssh-slots.out" 2>&1 || fail "ssh system slots"
 has -E "^b +trial \(3 tries left\) +0.2.0 +e2e-v2" "$T/ssh-slots.out" || fail "ssh slots: $(cat "$T/ssh-slots.out")"
 pass "ssh admin@node system update - < bundle installs; system slots over ssh"
+
+curl -skf -c "$T/jar" -o /dev/null -X POST "https://127.0.0.1:$HTTPS_PORT/api/v1/session" -H 'content-type: application/json' \
+  --data-binary '{"username":"admin","password":"correct horse"}' || fail "login"
+curl -skf -b "$T/jar" "https://127.0.0.1:$HTTPS_PORT/api/v1/system/slots" >"$T/api-slots.json" || fail "GET /api/v1/system/slots"
+jq -e '.[0].booted and .[1].version == "0.2.0" and .[1].state == "trial"' "$T/api-slots.json" >/dev/null || fail "API slots: $(cat "$T/api-slots.json")"
+ctl status | has -x "system    0.1.0 (build e2e-v1)" || fail "status does not show the system release: $(ctl status | head -4)"
+pass "GET /api/v1/system/slots; status shows the system release"

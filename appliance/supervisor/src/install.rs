@@ -150,6 +150,19 @@ fn os_release() -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
+/// The image's release as `status` shows it: `{version, build_id}` from
+/// /etc/os-release, or null where it names no VERSION_ID.
+pub fn system_release() -> serde_json::Value {
+    let text = os_release();
+    match os_release_field(&text, "VERSION_ID") {
+        Some(v) => serde_json::json!({
+            "version": v,
+            "build_id": os_release_field(&text, "BUILD_ID"),
+        }),
+        None => serde_json::Value::Null,
+    }
+}
+
 /// The board and version this node runs, from its /etc/os-release
 /// (`ALPHAREN_BOARD`, `VERSION_ID`; images/build.sh writes both).
 pub fn running() -> Result<Running, InstallError> {
