@@ -223,3 +223,30 @@ impl Read for ChannelReader {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn chunks_become_one_stream_that_ends_with_the_sender() {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let reader = ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+            rt: tokio::runtime::Handle::current(),
+        };
+        let read = tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            let mut reader = reader;
+            reader.read_to_end(&mut all).map(|_| all)
+        });
+        for c in [&b"ARB"[..], b"", b"UNDLE", b"!"] {
+            tx.send(c.to_vec()).await.expect("send");
+        }
+        drop(tx);
+        let all = read.await.expect("join").expect("read");
+        assert_eq!(all, b"ARBUNDLE!");
+    }
+}
