@@ -3,8 +3,9 @@
 # of v2 (another version string, same development key), boot v1, setup
 # over HTTPS, `ssh admin@node system update - < v2.aru`, reboot: slot B
 # runs v2 with config and ssh host key kept and is committed (good) by the
-# health gate. Then a bundle with a flipped byte is refused with its
-# reason, the other slot is left invalid and v2 keeps running.
+# health gate. Then a bundle with a flipped byte, one for another board and
+# a truncated upload are each refused with their reason, the other slot is
+# left invalid, v2 keeps running and still boots.
 # e2e-lock: image (builds images/out/ and its cache)
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -25,6 +26,10 @@ if [ ! -f "$aru" ] || [ -n "$(find "$IMG" -newer "$aru" -print -quit)" ]; then
     || { tail -30 "$OUT/build-v2.log"; fail "building v2"; }
   rm -f "$v2out"/alpharen-qemu-x86_64.img "$v2out"/esp.vfat
   rm -rf "$v2out"/work-qemu-x86_64
+  # The same slot as a bundle for another board.
+  ln -s slot-qemu-x86_64 "$v2out/slot-pc-x86_64"
+  IMAGES_OUT=$v2out UPDATE_KEY=$key ALPHAREN_BIN=$bin images/bundle.sh pc-x86_64 >>"$OUT/build-v2.log" 2>&1 \
+    || { tail -30 "$OUT/build-v2.log"; fail "building the pc-x86_64 bundle"; }
 fi
 [ -f "$aru" ] || fail "no bundle $aru"
 pass "image v1 ($V1) and bundle v2 ($V2, $(du -h "$aru" | cut -f1))"
@@ -96,3 +101,18 @@ has "part rootfs: block 3 (part bytes 12288..16384, bundle byte $((at - 17))) is
 jq -e '.[0].state == "invalid" and .[1].booted and .[1].state == "good"' "$OUT/slots3.json" >/dev/null || fail "slots after refusal: $(cat "$OUT/slots3.json")"
 "${SSH[@]}" status | has -x "system    $V2 (build .*)" || fail "v2 no longer runs"
 pass "a flipped byte refused naming its block; slot A left invalid, v2 keeps running"
+
+if timeout 120 "${SSH[@]}" system update - <"$v2out/alpharen-pc-x86_64-$V2.aru" >"$OUT/board.out" 2>&1; then fail "a bundle for another board was installed"; fi
+has "the bundle is for board pc-x86_64, this node is a qemu-x86_64" "$OUT/board.out" || fail "board: $(cat "$OUT/board.out")"
+if head -c 9000000 "$aru" | timeout 120 "${SSH[@]}" system update - >"$OUT/short.out" 2>&1; then fail "a truncated upload was installed"; fi
+has "the bundle is truncated: it ends at byte 9000000" "$OUT/short.out" || fail "truncated: $(cat "$OUT/short.out")"
+"${SSH[@]}" system slots --json | jq -e '.[0].state == "invalid" and .[1].booted and .[1].state == "good"' >/dev/null || fail "slots after the refusals"
+pass "a bundle for another board and a truncated upload refused with their reasons"
+"${SSH[@]}" reboot >/dev/null 2>&1 || true
+wait_for 120 grep -q "SIGTERM received" "$LOG" || fail "reboot over ssh did not reach init"
+stop_hard
+start
+grep -q "slot b from" "$LOG" || fail "did not boot slot B after the refused updates"
+wait_for 300 "${SSH[@]}" status || fail "ssh after the refused updates"
+"${SSH[@]}" status | has -x "system    $V2 (build .*)" || fail "v2 does not boot any more"
+pass "after the refused updates v2 still boots (slot A invalid is skipped)"
