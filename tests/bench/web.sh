@@ -70,7 +70,7 @@ m=$(ps -o rss= -p "$NGPID"); a=$(ps -o rss= --ppid "$NGPID" | awk -v m="$m" '{s+
 echo "nginx RSS (master+workers): $a"
 
 total=0
-for p in / /assets/app.js /assets/style.css /assets/icon.svg; do
+for p in / /assets/app.js /assets/integrator.js /assets/integrator-data.js /assets/style.css /assets/icon.svg; do
   n=$(curl -skf -o /dev/null -w '%{size_download}' "$BASE$p"); total=$((total + n))
 done
-echo "console first load: $total bytes (uncompressed, 4 requests)"
+echo "console first load: $total bytes (uncompressed, 6 requests)"

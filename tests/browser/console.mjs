@@ -1,12 +1,14 @@
 // Console walk-through in headless Chromium: setup → login → change a
 // config value → history → diff → rollback → risky change banner → confirm.
-// Screenshots go to $TEST_OUT. Usage: node console.mjs BASE_URL SETUP_CODE
+// Screenshots go to $TEST_OUT. Usage:
+//   node console.mjs BASE_URL SETUP_CODE CODE_FILE
+// (CODE_FILE: where the node keeps the code, which the setup page names).
 import { chromium } from 'playwright-core';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const [base, setupCode] = process.argv.slice(2);
+const [base, setupCode, codeFile] = process.argv.slice(2);
 const out = process.env.TEST_OUT || '.';
 const profile = mkdtempSync(join(tmpdir(), 'alpharen-chromium-'));
 const browser = await chromium.launchPersistentContext(profile, {
@@ -31,6 +33,8 @@ const step = (s) => console.log(`ok: ${s}`);
 try {
   await page.goto(base + '/');
   await page.waitForSelector('#setup-form');
+  await page.waitForSelector(`#setup-code-where code:text-is("${codeFile}")`);
+  step(`setup page names the code's file ${codeFile}`);
   await shot('setup');
   await page.fill('#code', 'WRONG-CODE-0000');
   await page.fill('#hostname', 'node1');

@@ -3,7 +3,8 @@
 # with an API token against /api/v1/integrator/services/FILE (as an
 # editor's on-save hook would), a broken file refused with its traceback
 # while the old version keeps answering, a viewer token and no token
-# refused, source/versions/rollback/undeploy through the API, and a deploy
+# refused, source/versions/rollback/undeploy/invoke through the API, ctl --node
+# from "another machine" (no state dir, the token in ALPHAREN_TOKEN), and a deploy
 # through ssh's stdin. Every deploy is recorded under the user who made it.
 . "$(dirname "$0")/../lib.sh"
 for tool in curl jq ssh ssh-keygen; do command -v $tool >/dev/null || fail "needs $tool (scripts/deps.sh)"; done
@@ -98,6 +99,16 @@ expect 200 "versions"
 json 'length == 2 and all(.[]; .actor == "admin") and (.[1].active == true)' || fail "versions: $BODY"
 pass "list, source (byte for byte, any version) and versions, each recorded under admin"
 
+req POST /api/v1/integrator/invoke/hello.world -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' --data-binary '{"x": 1}'
+expect 200 "invoke"
+json '.status == 200 and .body.hi == "two" and (.ms | type == "number") and (.cid | length > 0)' || fail "invoke answer: $BODY"
+req POST /api/v1/integrator/invoke/no.such -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' --data-binary 'null'
+expect 200 "invoke of a service that does not exist"
+json '.status == 404' || fail "invoke of an unknown service: $BODY"
+req POST /api/v1/integrator/invoke/hello.world -H "authorization: Bearer $RO" -H 'content-type: application/json' --data-binary 'null'
+expect 403 "invoke with a viewer token"
+pass "invoke through the API: the service's answer with its time; an unknown service answers 404 inside; viewer 403"
+
 req POST /api/v1/integrator/services/hello.py/rollback -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' --data-binary '{"version":1}'
 expect 200 "rollback"
 wait_for 10 bash -c "curl -sf '$LB/hello' | jq -e '.hi == \"one\"'" || fail "rollback not live"
@@ -121,6 +132,34 @@ has "needs --name" "$STATE/ssh-noname.out" || fail "stdin without --name: $(cat 
 req GET /api/v1/integrator/services/hello.py/versions -H "authorization: Bearer $RO"
 json '.[2].actor == "admin"' || fail "ssh deploy not recorded under the ssh user: $BODY"
 pass "ssh admin@node integrator deploy - --name hello.py < file deploys version 3, recorded under admin"
+
+# ctl on the developer's machine: no state dir, no socket, only the URL,
+# the node's certificate and a token in the environment.
+remote() { ALPHAREN_TOKEN=$1 "$ALPHAREN" ctl --state-dir /nonexistent --node "https://localhost:$HTTPS_PORT" --cacert "$STATE/tls/cert.pem" "${@:2}"; }
+svc four >"$STATE/hello4.py"
+remote "$TOKEN" integrator deploy "$STATE/hello4.py" --name hello.py >"$STATE/remote.out" 2>&1 ||
+  { cat "$STATE/remote.out"; fail "ctl --node deploy failed"; }
+has "deployed hello.py version 4" "$STATE/remote.out" || fail "ctl --node deploy output: $(cat "$STATE/remote.out")"
+wait_for 10 bash -c "curl -sf '$LB/hello' | jq -e '.hi == \"four\"'" || fail "the ctl --node deploy does not answer"
+remote "$TOKEN" integrator invoke hello.world '{"x": 1}' >"$STATE/remote-invoke.out" 2>&1 || fail "ctl --node invoke: $(cat "$STATE/remote-invoke.out")"
+has '^HTTP 200 in' "$STATE/remote-invoke.out" && has '"hi": "four"' "$STATE/remote-invoke.out" || fail "ctl --node invoke printed: $(cat "$STATE/remote-invoke.out")"
+remote "$RO" --json integrator versions hello.py | jq -e 'length == 4 and .[3].actor == "admin"' >/dev/null ||
+  fail "ctl --node versions with a viewer token"
+if remote "$RO" integrator deploy "$STATE/hello4.py" --name hello.py >"$STATE/remote-ro.out" 2>&1; then
+  fail "ctl --node deploy with a viewer token was taken"
+fi
+has "\[forbidden\]" "$STATE/remote-ro.out" || fail "viewer token refusal: $(cat "$STATE/remote-ro.out")"
+remote "$TOKEN" integrator deploy "$STATE/broken.py" --name hello.py >"$STATE/remote-broken.out" 2>&1 && fail "broken file deployed via --node"
+has "line 8" "$STATE/remote-broken.out" || fail "ctl --node refusal lacks the line: $(cat "$STATE/remote-broken.out")"
+if "$ALPHAREN" ctl --state-dir /nonexistent --node "https://localhost:$HTTPS_PORT" integrator list >"$STATE/remote-ca.out" 2>&1 </dev/null; then
+  fail "ctl --node trusted a self-signed certificate without --cacert"
+fi
+remote "$TOKEN" config apply -f /dev/null >"$STATE/remote-cfg.out" 2>&1 && fail "config apply went through --node"
+has "no API route for --node" "$STATE/remote-cfg.out" || fail "unsupported --node command: $(cat "$STATE/remote-cfg.out")"
+timeout 60 ssh "${SSHOPTS[@]}" admin@127.0.0.1 integrator list --node "https://localhost:$HTTPS_PORT" >"$STATE/ssh-node.out" 2>&1 &&
+  fail "the node's ssh ran ctl --node"
+has "not in the node's ssh" "$STATE/ssh-node.out" || fail "ssh --node: $(cat "$STATE/ssh-node.out")"
+pass "ctl --node URL --cacert with ALPHAREN_TOKEN: deploy, versions; viewer 403, broken file names line 8, untrusted certificate and unrouted command refused"
 
 req DELETE /api/v1/integrator/services/hello.py -H "authorization: Bearer $TOKEN"
 expect 200 "undeploy"

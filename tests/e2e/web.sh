@@ -35,6 +35,7 @@ as_viewer() { req "$1" "$2" "${3-}" -b "$VJAR" -H "x-csrf-token: $VCSRF"; }
 req GET /api/v1/setup
 expect 200 "setup status"
 [ "$(jq -r .required <<<"$BODY")" = true ] || fail "setup should be required"
+jq -e --arg f "$STATE/setup-code" '.code_file == $f' <<<"$BODY" >/dev/null || fail "setup status does not name $STATE/setup-code: $BODY"
 req GET /api/v1/status
 expect 401 "status before setup refused"
 req POST /api/v1/setup '{"code":"WRONG-CODE-0000","admin_password":"correct horse","hostname":"node1"}'
@@ -57,6 +58,7 @@ req POST /api/v1/setup "{\"code\":\"$CODE_TEXT\",\"admin_password\":\"correct ho
 expect 409 "setup again"
 req GET /api/v1/setup
 [ "$(jq -r .required <<<"$BODY")" = false ] || fail "setup still required"
+jq -e 'has("code_file") | not' <<<"$BODY" >/dev/null || fail "setup status names the code file after setup: $BODY"
 
 # --- login
 req POST /api/v1/session '{"username":"admin","password":"wrong horse"}'

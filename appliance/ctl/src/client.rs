@@ -4,6 +4,8 @@
 //! recorded under that name instead of the Unix user of the socket peer.
 
 use alpharen_rpc::{Client, ClientError, backup, config, users};
+
+use crate::remote::Remote;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -27,30 +29,45 @@ const AUTHORED: &[&str] = &[
     "integrator.deploy",
     "integrator.rollback",
     "integrator.undeploy",
+    "integrator.invoke",
 ];
 
 pub struct NodeClient {
-    client: Client,
+    transport: Transport,
     author: Option<String>,
 }
 
+/// The control socket on the node, or the API of a node elsewhere
+/// (`--node`), where the token says who acts.
+pub enum Transport {
+    Socket(Client),
+    Remote(Remote),
+}
+
 impl NodeClient {
-    pub fn new(client: Client, author: Option<String>) -> NodeClient {
+    pub fn new(transport: Transport, author: Option<String>) -> NodeClient {
         let author = author.filter(|a| !a.trim().is_empty());
-        NodeClient { client, author }
+        NodeClient { transport, author }
     }
 
     /// Calls `method` with its params (an `alpharen_rpc` params struct, or
     /// JSON for a service's own method).
     pub fn call(&mut self, method: &str, params: impl Serialize) -> Result<Value, ClientError> {
         let params = alpharen_rpc::to_params(&params);
-        let params = with_author(method, params, self.author.as_deref());
-        self.client.call(method, params)
+        match &mut self.transport {
+            Transport::Socket(c) => {
+                c.call(method, with_author(method, params, self.author.as_deref()))
+            }
+            Transport::Remote(r) => r.call(method, &params),
+        }
     }
 
     /// After a streaming call: the next streamed item, `None` at the end.
     pub fn next_item(&mut self) -> Result<Option<Value>, ClientError> {
-        self.client.next_item()
+        match &mut self.transport {
+            Transport::Socket(c) => c.next_item(),
+            Transport::Remote(_) => Ok(None),
+        }
     }
 }
 

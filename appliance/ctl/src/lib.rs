@@ -1,10 +1,13 @@
-//! `alpharen ctl`: the admin CLI. It only talks to the control socket, so
-//! the ssh door can run the very same commands. One file per command group
-//! under `cmd/`; `output` renders tables for people and JSON for scripts.
+//! `alpharen ctl`: the admin CLI. It talks to the control socket, so the
+//! ssh door can run the very same commands; with `--node URL` (`remote`)
+//! the commands that have an API route go to a node elsewhere over HTTPS.
+//! One file per command group under `cmd/`; `output` renders tables for
+//! people and JSON for scripts.
 
 mod client;
 mod cmd;
 mod output;
+mod remote;
 
 use std::path::PathBuf;
 
@@ -25,6 +28,16 @@ pub struct Ctl {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// A node elsewhere, by its URL (https://node.example): the commands
+    /// that have an API route (`integrator deploy|list|source|versions|
+    /// rollback|undeploy|invoke|stats`) go to its API with the token in
+    /// ALPHAREN_TOKEN.
+    #[arg(long, global = true)]
+    node: Option<String>,
+    /// With --node: trust this PEM certificate (the node's self-signed
+    /// one) instead of the public CAs.
+    #[arg(long, global = true, requires = "node")]
+    cacert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -101,9 +114,19 @@ fn socket_path(ctl: &Ctl) -> PathBuf {
 }
 
 fn run(ctl: Ctl) -> Result<(), CtlError> {
-    let client = Client::connect(&socket_path(&ctl))?;
     let author = std::env::var(client::AUTHOR_ENV).ok();
-    let mut node = client::NodeClient::new(client, author);
+    let transport = match &ctl.node {
+        // The ssh door names its user; its users do not get the node to
+        // make HTTPS requests for them.
+        Some(_) if author.is_some() => {
+            return Err(CtlError::Usage(
+                "--node is for ctl on your own machine, not in the node's ssh".into(),
+            ));
+        }
+        Some(url) => client::Transport::Remote(remote::Remote::new(url, ctl.cacert.as_deref())?),
+        None => client::Transport::Socket(Client::connect(&socket_path(&ctl))?),
+    };
+    let mut node = client::NodeClient::new(transport, author);
     let out = output::Output { json: ctl.json };
     ctl.command.run(&mut node, &out)
 }

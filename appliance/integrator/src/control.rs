@@ -32,6 +32,16 @@ struct Named {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct Invoke {
+    name: String,
+    #[serde(default)]
+    payload: Value,
+    #[serde(default)]
+    author: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Password {
     security: String,
 }
@@ -63,6 +73,17 @@ struct QueueSel {
     dlq: bool,
     #[serde(default)]
     data: Option<Value>,
+    /// One message (`redrive`).
+    #[serde(default)]
+    id: Option<i64>,
+}
+
+/// `integrator.topics` lists the queues of `invoke_async` (topic "") as
+/// this name; the queue methods take it back.
+const INVOKE_ASYNC: &str = "(invoke_async)";
+
+fn stored_topic(topic: &str) -> &str {
+    if topic == INVOKE_ASYNC { "" } else { topic }
 }
 
 fn data_err(e: crate::data::DataError) -> RpcError {
@@ -113,6 +134,11 @@ impl Handler for Control {
                 .lock()
                 .map(|s| s.to_json())
                 .unwrap_or_else(|_| json!([])),
+            "integrator.invoke" => {
+                let p: Invoke = call.params()?;
+                crate::invoke::invoke(app, &p.name, &p.payload, &actor(&call, p.author.as_deref()))
+                    .await?
+            }
             "integrator.ping" => app.ping(&call.params::<Named>()?.name).await?,
             "integrator.password" => {
                 let p: Password = call.params()?;
@@ -190,7 +216,7 @@ impl Handler for Control {
                             .any(|t| t.name == s.topic && t.subscribers.contains(&s.subscriber))
                 }) {
                     let topic = if s.topic.is_empty() {
-                        "(invoke_async)".to_string()
+                        INVOKE_ASYNC.to_string()
                     } else {
                         s.topic.clone()
                     };
@@ -205,7 +231,7 @@ impl Handler for Control {
                 let p: QueueSel = call.params()?;
                 app.engine
                     .data
-                    .queue_messages(&p.topic, p.subscriber.as_deref(), p.dlq, 1000)
+                    .queue_messages(stored_topic(&p.topic), p.subscriber.as_deref(), p.dlq, 1000)
                     .map_err(data_err)?
             }
             "integrator.purge" => {
@@ -213,9 +239,17 @@ impl Handler for Control {
                 let n = app
                     .engine
                     .data
-                    .purge(&p.topic, p.subscriber.as_deref(), p.dlq)
+                    .purge(stored_topic(&p.topic), p.subscriber.as_deref(), p.dlq)
                     .map_err(data_err)?;
                 json!({"topic": p.topic, "purged": n})
+            }
+            "integrator.redrive" => {
+                let p: QueueSel = call.params()?;
+                let n = app
+                    .engine
+                    .redrive(stored_topic(&p.topic), p.subscriber.as_deref(), p.id)
+                    .map_err(data_err)?;
+                json!({"topic": p.topic, "redriven": n})
             }
             "integrator.publish" => {
                 let p: QueueSel = call.params()?;

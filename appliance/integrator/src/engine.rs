@@ -96,6 +96,18 @@ impl Engine {
         Ok(id)
     }
 
+    /// Dead letters back on their queue, delivered at once.
+    pub fn redrive(
+        &self,
+        topic: &str,
+        subscriber: Option<&str>,
+        id: Option<i64>,
+    ) -> Result<usize, DataError> {
+        let n = self.data.redrive(topic, subscriber, id, now_ms())?;
+        self.wake.notify_one();
+        Ok(n)
+    }
+
     /// `invoke_async`: a queue of its own (topic "") with the async retry policy.
     pub fn invoke_async(
         &self,
@@ -254,7 +266,7 @@ fn call_result(out: Outcome) -> Result<(), Option<String>> {
     }
 }
 
-fn call_msg(service: &str, channel: &str, payload: &Value, meta: Value) -> Value {
+pub(crate) fn call_msg(service: &str, channel: &str, payload: &Value, meta: Value) -> Value {
     json!({
         "op": "call", "service": service, "channel": channel, "cid": uuid4().replace('-', ""),
         "data_format": "json", "body": B64.encode(serde_json::to_vec(payload).unwrap_or_default()),

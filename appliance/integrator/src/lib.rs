@@ -15,6 +15,7 @@ pub mod data;
 mod door;
 mod engine;
 mod http;
+mod invoke;
 pub mod lb;
 mod pickup;
 pub mod registry;

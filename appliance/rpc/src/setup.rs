@@ -16,6 +16,10 @@ pub const COMPLETE: &str = "setup.complete";
 pub struct Status {
     /// No admin user exists yet.
     pub required: bool,
+    /// While setup is required: the file the setup code is in on this
+    /// node (`/data/setup-code` on an image), so the wizard names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_file: Option<String>,
 }
 
 /// `setup.complete`'s params. Errors: `wrong_setup_code`, `setup_done`,

@@ -21,6 +21,7 @@ mod methods;
 mod partition;
 mod policy;
 mod privsep;
+mod procstat;
 mod service;
 mod setup;
 mod slots;

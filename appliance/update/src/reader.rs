@@ -48,28 +48,10 @@ impl<R: Read> BundleReader<R> {
         if format != FORMAT_VERSION {
             return Err(Error::UnknownFormat(format));
         }
-        let manifest_len = be32(&header[12..16]);
-        if manifest_len > MAX_MANIFEST {
-            return Err(Error::TooLarge {
-                what: "manifest",
-                len: manifest_len,
-                max: MAX_MANIFEST,
-            });
-        }
-        let mut manifest = vec![0u8; manifest_len as usize];
-        r.read_full(&mut manifest, || "the manifest".into())?;
+        let manifest = r.read_sized(be32(&header[12..16]), "manifest", MAX_MANIFEST)?;
         let mut len = [0u8; 4];
         r.read_full(&mut len, || "the signature length".into())?;
-        let sig_len = be32(&len);
-        if sig_len > MAX_SIGNATURE {
-            return Err(Error::TooLarge {
-                what: "signature",
-                len: sig_len,
-                max: MAX_SIGNATURE,
-            });
-        }
-        let mut sig = vec![0u8; sig_len as usize];
-        r.read_full(&mut sig, || "the signature".into())?;
+        let sig = r.read_sized(be32(&len), "signature", MAX_SIGNATURE)?;
         let sig = String::from_utf8(sig)
             .map_err(|_| Error::SignatureFormat("the signature is not text".into()))?;
         r.signer = keys.verify(&manifest, &sig)?.name.clone();
@@ -203,6 +185,17 @@ impl<R: Read> BundleReader<R> {
 
     /// Fills `buf`; the input ending first is `Truncated` at the offset
     /// where it ended, inside `what`.
+    /// The `len` bytes of `what` (whose length the bundle says), refused
+    /// above `max` before anything is allocated.
+    fn read_sized(&mut self, len: u32, what: &'static str, max: u32) -> Result<Vec<u8>, Error> {
+        if len > max {
+            return Err(Error::TooLarge { what, len, max });
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.read_full(&mut buf, || format!("the {what}"))?;
+        Ok(buf)
+    }
+
     fn read_full(&mut self, buf: &mut [u8], what: impl Fn() -> String) -> Result<(), Error> {
         let mut filled = 0;
         while filled < buf.len() {

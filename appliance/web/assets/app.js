@@ -1,6 +1,10 @@
 // ALPHA-REN admin console: a pure client of /api/v1/. No framework, no
 // build step. DOM is built with h() (text is always textContent, never
-// HTML), so nothing from the node can inject markup.
+// HTML), so nothing from the node can inject markup. Pages that would make
+// this file too long live in their own modules (integrator.js), which
+// import the helpers exported here.
+
+import { integratorView } from './integrator.js';
 
 const $main = document.getElementById('main');
 let me = null;            // {user, role}
@@ -9,7 +13,7 @@ let pendingTimer = null;
 let statusTimer = null;
 let logSource = null;
 
-function h(tag, attrs = {}, ...kids) {
+export function h(tag, attrs = {}, ...kids) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
@@ -37,9 +41,13 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
+export async function api(method, path, body) {
   const opts = { method, headers: {}, credentials: 'same-origin' };
-  if (body !== undefined) {
+  if (body instanceof Blob) {
+    // A file as it is (a service file for the integrator).
+    opts.headers['content-type'] = body.type || 'application/octet-stream';
+    opts.body = body;
+  } else if (body !== undefined) {
     opts.headers['content-type'] = 'application/json';
     opts.body = JSON.stringify(body);
   }
@@ -57,15 +65,15 @@ async function api(method, path, body) {
   return data;
 }
 
-function toast(msg, bad = false) {
+export function toast(msg, bad = false) {
   const t = document.getElementById('toast');
   t.textContent = msg; t.className = 'toast' + (bad ? ' bad' : ''); t.hidden = false;
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => { t.hidden = true; }, bad ? 8000 : 4000);
 }
 
-const fail = (e) => toast(e.message, true);
-const isAdmin = () => me && me.role === 'admin';
+export const fail = (e) => toast(e.message, true);
+export const isAdmin = () => me && me.role === 'admin';
 const ago = (secs) => {
   const s = Math.max(0, Math.round(secs));
   if (s < 60) return `${s} s`;
@@ -73,12 +81,12 @@ const ago = (secs) => {
   if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
   return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
 };
-const when = (unix) => new Date(unix * 1000).toLocaleString();
+export const when = (unix) => new Date(unix * 1000).toLocaleString();
 const now = () => Date.now() / 1000 + skew;
 
 function go(hash) { if (location.hash !== hash) location.hash = hash; else route(); }
 
-function page(title, ...kids) {
+export function page(title, ...kids) {
   $main.replaceChildren(h('h1', {}, title), ...kids);
   document.title = `${title} · ALPHA-REN`;
   $main.focus();
@@ -119,11 +127,11 @@ async function refreshStatus() {
 
 // ------------------------------------------------------------ setup & login
 
-async function setupView() {
+async function setupView(s) {
   const err = h('div', { class: 'error', id: 'setup-error' });
   const f = h('form', { class: 'card narrow', id: 'setup-form' },
     h('h2', {}, 'Set up this node'),
-    h('p', { class: 'muted' }, 'The setup code is shown on the node\'s console and in <state>/setup-code.'),
+    h('p', { class: 'muted', id: 'setup-code-where' }, 'The setup code is shown on the node\'s console and is in ', h('code', {}, s.code_file || 'the setup-code file of the node\'s state directory'), '.'),
     h('label', { for: 'code' }, 'Setup code'), h('input', { id: 'code', name: 'code', required: true, autocomplete: 'off', autofocus: true }),
     h('label', { for: 'hostname' }, 'Node name'), h('input', { id: 'hostname', name: 'hostname', required: true, value: 'node1' }),
     h('label', { for: 'admin_password' }, 'Admin password (at least 8 characters)'),
@@ -565,14 +573,14 @@ function showDevice(out) {
 
 // ------------------------------------------------------------ router
 
-const views = { '#/dashboard': dashboardView, '#/config': configView, '#/history': historyView, '#/logs': logsView, '#/users': usersView, '#/vpn': vpnView };
+const views = { '#/dashboard': dashboardView, '#/config': configView, '#/history': historyView, '#/logs': logsView, '#/users': usersView, '#/vpn': vpnView, '#/integrator': integratorView };
 
-async function route() {
+export async function route() {
   if (logSource) { logSource.close(); logSource = null; }
   const hash = (location.hash || '#/dashboard').split('?')[0];
   try {
     const setup = await api('GET', '/setup');
-    if (setup.required) { me = null; chrome(); return setupView(); }
+    if (setup.required) { me = null; chrome(); return setupView(setup); }
     if (!me) {
       try { me = await api('GET', '/session'); } catch { me = null; }
     }

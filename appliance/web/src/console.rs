@@ -9,6 +9,8 @@ use axum::routing::get;
 
 const INDEX: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
+const INTEGRATOR_JS: &str = include_str!("../assets/integrator.js");
+const INTEGRATOR_DATA_JS: &str = include_str!("../assets/integrator-data.js");
 const STYLE: &str = include_str!("../assets/style.css");
 const ICON: &str = include_str!("../assets/icon.svg");
 
@@ -29,6 +31,20 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/assets/app.js",
             get(|| async { asset(APP_JS, "text/javascript; charset=utf-8", "no-cache") }),
+        )
+        .route(
+            "/assets/integrator.js",
+            get(|| async { asset(INTEGRATOR_JS, "text/javascript; charset=utf-8", "no-cache") }),
+        )
+        .route(
+            "/assets/integrator-data.js",
+            get(|| async {
+                asset(
+                    INTEGRATOR_DATA_JS,
+                    "text/javascript; charset=utf-8",
+                    "no-cache",
+                )
+            }),
         )
         .route(
             "/assets/style.css",

@@ -11,7 +11,9 @@
 //! are checked there too (`users.authenticate`, behind the login limiter
 //! shared with SMTP AUTH and ssh). It opens the store only to read the
 //! config and to keep its own tables (console sessions and API tokens,
-//! stored hashed). Request limits (`limits`) apply before any body is read. It depends on no other
+//! stored hashed). Request limits (`limits`) apply before any body is read.
+//! `GET /metrics` (`metrics`) gathers the node's figures over the control
+//! socket at scrape time. It depends on no other
 //! service's crate.
 
 pub mod api;
@@ -21,6 +23,7 @@ pub mod dyndns;
 pub mod error;
 pub mod health;
 pub mod limits;
+pub mod metrics;
 pub mod proxy;
 pub mod tls;
 
@@ -85,6 +88,8 @@ pub struct App {
     pub throttle: Mutex<dyndns::Throttle>,
     /// One per `[[dpx.routes]]` entry, in config order.
     upstreams: RwLock<Arc<Vec<Arc<proxy::Upstream>>>>,
+    /// Requests and latencies for `/metrics`.
+    pub http: metrics::http::Http,
 }
 
 /// The networks of `[vpn]`: its own addresses and the road-warrior pool;
@@ -135,6 +140,7 @@ impl App {
             dpx: RwLock::new(Arc::new(config.dpx.clone())),
             vpn_nets: RwLock::new(Arc::new(vpn_nets(&config.vpn))),
             throttle: Mutex::new(dyndns::Throttle::default()),
+            http: metrics::http::Http::default(),
         })
     }
 

@@ -41,6 +41,12 @@ pub enum IntegratorCmd {
     Undeploy { name: String },
     /// Calls, errors, mean and p99 per service.
     Stats,
+    /// Run a deployed service once with a payload (JSON, or a string when
+    /// not JSON) and print its status, time and response.
+    Invoke {
+        name: String,
+        payload: Option<String>,
+    },
     /// HEAD ping of an outgoing REST connection.
     Ping { name: String },
     /// Show (or --set) the password / key of a security definition.
@@ -73,6 +79,15 @@ pub enum IntegratorCmd {
         subscriber: Option<String>,
         #[arg(long)]
         dlq: bool,
+    },
+    /// Put dead letters of a topic back on their queue (all, one
+    /// subscriber's, or one message by --id).
+    Redrive {
+        topic: String,
+        #[arg(long)]
+        subscriber: Option<String>,
+        #[arg(long)]
+        id: Option<i64>,
     },
     /// Publish a message (JSON, or a string when not JSON).
     Publish { topic: String, message: String },
@@ -186,6 +201,10 @@ impl IntegratorCmd {
             ),
             IntegratorCmd::Undeploy { name } => ("integrator.undeploy", json!({"name": name})),
             IntegratorCmd::Stats => ("integrator.stats", json!({})),
+            IntegratorCmd::Invoke { name, payload } => (
+                "integrator.invoke",
+                json!({"name": name, "payload": payload.as_deref().map(json_or_string)}),
+            ),
             IntegratorCmd::Ping { name } => ("integrator.ping", json!({"name": name})),
             IntegratorCmd::Password { security, .. } => {
                 ("integrator.password", json!({"security": security}))
@@ -211,6 +230,14 @@ impl IntegratorCmd {
                 ("integrator.kv_list", json!({"ns": ns, "prefix": prefix}))
             }
             IntegratorCmd::Topics => ("integrator.topics", json!({})),
+            IntegratorCmd::Redrive {
+                topic,
+                subscriber,
+                id,
+            } => (
+                "integrator.redrive",
+                json!({"topic": topic, "subscriber": subscriber, "id": id}),
+            ),
             IntegratorCmd::Queue {
                 topic,
                 subscriber,
@@ -262,6 +289,18 @@ fn human(cmd: &IntegratorCmd, v: &Value) {
         IntegratorCmd::Stats => {
             let cols = ["service", "calls", "errors", "mean_ms", "p99_ms"];
             table(&cols, rows(v, &cols));
+        }
+        IntegratorCmd::Invoke { .. } => {
+            println!(
+                "HTTP {} in {} ms (cid {})",
+                text(&v["status"]),
+                text(&v["ms"]),
+                text(&v["cid"])
+            );
+            match &v["body"] {
+                Value::String(s) => println!("{s}"),
+                b => println!("{}", serde_json::to_string_pretty(b).unwrap_or_default()),
+            }
         }
         IntegratorCmd::Jobs => {
             let cols = [

@@ -128,6 +128,31 @@ impl Data {
     }
 }
 
+impl Data {
+    /// Puts dead letters of a topic (one subscriber's, or one message by
+    /// `id`) back on their queue as new: no attempts counted, due now, and
+    /// as long to live as when they were published.
+    pub fn redrive(
+        &self,
+        topic: &str,
+        subscriber: Option<&str>,
+        id: Option<i64>,
+        now: i64,
+    ) -> Result<usize, DataError> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE integrator_queue SET state = 'ready', attempts = 0, last_error = NULL,
+                   next_at = ?4,
+                   expires_at = CASE WHEN expires_at IS NULL THEN NULL
+                                ELSE ?4 + (expires_at - published_at) END
+                 WHERE topic = ?1 AND (?2 IS NULL OR subscriber = ?2)
+                   AND (?3 IS NULL OR id = ?3) AND state = 'dlq'",
+                params![topic, subscriber, id, now],
+            )?)
+        })
+    }
+}
+
 fn msg_id() -> String {
     alpharen_store::uuid4().replace('-', "")
 }
@@ -303,5 +328,38 @@ mod tests {
         );
         assert_eq!(data.queue_stats().expect("stats")[0].dead, 2);
         assert_eq!(data.purge("t", None, true).expect("purge"), 2);
+    }
+
+    #[test]
+    fn redrive_puts_dead_letters_back_as_new() {
+        let (_d, data) = open();
+        let route = |sub: &str| Route {
+            topic: "t".into(),
+            subscriber: sub.into(),
+            max_depth: 10,
+            expiry_ms: Some(1_000),
+            max_attempts: 1,
+            backoff_ms: 100,
+        };
+        data.publish(&[route("a"), route("b")], &json!("m"), 0)
+            .expect("pub");
+        for d in data.take_due(0, 10).expect("take") {
+            data.nack(d.id, "boom", None).expect("dlq");
+        }
+        // Long after the message would have expired.
+        let now = 50_000;
+        assert_eq!(data.redrive("t", Some("a"), None, now).expect("redrive"), 1);
+        assert_eq!(data.redrive("t", Some("a"), None, now).expect("again"), 0);
+        let got = data.take_due(now, 10).expect("take");
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].subscriber.as_str(), got[0].attempts), ("a", 0));
+        let dead = data.queue_messages("t", Some("b"), true, 10).expect("dlq");
+        let id = dead[0]["id"].as_i64().expect("id");
+        assert_eq!(
+            data.redrive("t", None, Some(id + 100), now).expect("none"),
+            0
+        );
+        assert_eq!(data.redrive("t", None, Some(id), now).expect("one"), 1);
+        assert_eq!(data.take_due(now + 999, 10).expect("take").len(), 1);
     }
 }

@@ -5,6 +5,7 @@
 mod dpx;
 mod integrator;
 mod integrator_tls;
+mod jobtime;
 mod mail;
 mod network;
 mod node;

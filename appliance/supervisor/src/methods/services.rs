@@ -115,6 +115,14 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             })
         }
         m::LIST => json!(services_with_memory(node).await.0),
+        m::METRICS => {
+            let list: Vec<_> = statuses(node)
+                .await
+                .iter()
+                .map(crate::procstat::service_metrics)
+                .collect();
+            json!(list)
+        }
         m::RESTART => {
             let p: Name = call.params()?;
             let services = node.services.lock().await;

@@ -44,7 +44,12 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
         }
         setup::STATUS => {
             let required = !with_store(node, |s| s.has_admin())?;
-            json!(setup::Status { required })
+            let code_file =
+                required.then(|| node.opts.state_dir.join("setup-code").display().to_string());
+            json!(setup::Status {
+                required,
+                code_file
+            })
         }
         setup::COMPLETE => complete(node, call.params()?).await?,
         _ => return Err(unknown(&call)),

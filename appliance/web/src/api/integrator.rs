@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::openapi::ErrorBody;
@@ -121,6 +121,21 @@ pub(super) async fn undeploy(
 ) -> ApiResult {
     let params = json!({"name": file, "author": c.user});
     Ok(Json(rpc(&app, "integrator.undeploy", params).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/integrator/invoke/{service}", tag = "integrator",
+    params(("service" = String, Path, description = "A deployed service's name")),
+    request_body(content = Value, description = "The payload, any JSON (`null` for none)"),
+    responses((status = 200, description = "The service ran: `status` and `headers` it answered, `body` (JSON, or text), `ms`, `cid`; a service error is an answer too (its `status` is 4xx/5xx)", body = Value),
+        (status = 503, description = "No worker became free in time, or the integrator is not running", body = ErrorBody)))]
+pub(super) async fn invoke(
+    State(app): AppState,
+    Authed(c): Admin,
+    Path(service): Path<String>,
+    Body(payload): Body<Value>,
+) -> ApiResult {
+    let params = json!({"name": service, "payload": payload, "author": c.user});
+    Ok(Json(rpc(&app, "integrator.invoke", params).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/integrator/stats", tag = "integrator",

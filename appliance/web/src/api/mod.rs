@@ -11,6 +11,7 @@ mod backup;
 mod config;
 mod extract;
 mod integrator;
+mod integrator_data;
 mod logs;
 mod middleware;
 mod node;
@@ -126,7 +127,33 @@ pub fn router(app: Arc<App>) -> Router {
             "/integrator/services/{file}/rollback",
             post(integrator::rollback),
         )
+        .route("/integrator/invoke/{service}", post(integrator::invoke))
         .route("/integrator/stats", get(integrator::stats))
+        .route("/integrator/jobs", get(integrator_data::jobs))
+        .route(
+            "/integrator/jobs/{name}/run",
+            post(integrator_data::job_run),
+        )
+        .route("/integrator/topics", get(integrator_data::topics))
+        .route(
+            "/integrator/topics/{topic}/messages",
+            get(integrator_data::messages),
+        )
+        .route(
+            "/integrator/topics/{topic}/redrive",
+            post(integrator_data::redrive),
+        )
+        .route(
+            "/integrator/topics/{topic}/purge",
+            post(integrator_data::purge),
+        )
+        .route("/integrator/kv/{ns}", get(integrator_data::kv_list))
+        .route(
+            "/integrator/kv/{ns}/{key}",
+            get(integrator_data::kv_get)
+                .put(integrator_data::kv_set)
+                .delete(integrator_data::kv_del),
+        )
         .route("/backup", get(backup::backup_download))
         .route(
             "/backup/restore",
@@ -141,6 +168,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/nic/update", get(crate::dyndns::nic_update))
+        .route("/metrics", get(crate::metrics::scrape))
         .merge(crate::console::routes())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -154,6 +182,10 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             app.limits.requests(),
             crate::limits::cap_requests,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::metrics::http::track,
         ))
         .with_state(app)
 }

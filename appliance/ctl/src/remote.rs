@@ -1,0 +1,258 @@
+//! `ctl --node URL`: the commands that have a route in the node's REST API,
+//! sent over HTTPS with an API token instead of over the control socket,
+//! so a developer deploys from their own machine. The answers are the same
+//! JSON the control methods give, so the commands print them the same way.
+
+use std::path::Path;
+use std::time::Duration;
+
+use alpharen_rpc::{ClientError, RpcError};
+use serde_json::Value;
+
+use crate::CtlError;
+
+/// Where a token comes from: never an argument, which `ps` and shell
+/// history would show.
+pub const TOKEN_ENV: &str = "ALPHAREN_TOKEN";
+
+/// A deploy validates in a fresh worker (30 s on the node) before answering.
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// One API request: verb, path under the node's URL, and body.
+#[derive(Debug, PartialEq)]
+pub struct Request {
+    pub verb: &'static str,
+    pub path: String,
+    pub body: Option<Body>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Body {
+    Json(Value),
+    /// A service file's text, as `curl --data-binary` sends it.
+    Text(String),
+}
+
+/// The API route for a control method, or why there is none.
+pub fn route(method: &str, params: &Value) -> Result<Request, String> {
+    let name = || segment(params["name"].as_str().unwrap_or_default());
+    let services = "/api/v1/integrator/services";
+    let (verb, path, body) = match method {
+        "integrator.list" => ("GET", services.to_string(), None),
+        "integrator.stats" => ("GET", "/api/v1/integrator/stats".into(), None),
+        "integrator.deploy" => {
+            let file = segment(params["file"].as_str().unwrap_or_default());
+            let source = params["source"].as_str().unwrap_or_default().to_string();
+            (
+                "POST",
+                format!("{services}/{file}"),
+                Some(Body::Text(source)),
+            )
+        }
+        "integrator.source" => {
+            let q = match params["version"].as_i64() {
+                Some(v) => format!("?version={v}"),
+                None => String::new(),
+            };
+            ("GET", format!("{services}/{}{q}", name()), None)
+        }
+        "integrator.versions" => ("GET", format!("{services}/{}/versions", name()), None),
+        "integrator.rollback" => (
+            "POST",
+            format!("{services}/{}/rollback", name()),
+            Some(Body::Json(
+                serde_json::json!({"version": params["version"]}),
+            )),
+        ),
+        "integrator.undeploy" => ("DELETE", format!("{services}/{}", name()), None),
+        "integrator.invoke" => (
+            "POST",
+            format!("/api/v1/integrator/invoke/{}", name()),
+            Some(Body::Json(params["payload"].clone())),
+        ),
+        _ => {
+            return Err(format!(
+                "{method} has no API route for --node yet; run it on the node (ssh admin@node ...)"
+            ));
+        }
+    };
+    Ok(Request { verb, path, body })
+}
+
+/// A path segment with everything but unreserved characters escaped.
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The node's API over HTTPS.
+pub struct Remote {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    /// `cacert`: a PEM file to trust instead of the public CAs (the node's
+    /// self-signed certificate, `<state>/tls/cert.pem`).
+    pub fn new(url: &str, cacert: Option<&Path>) -> Result<Remote, CtlError> {
+        let token = std::env::var(TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| {
+                CtlError::Usage(format!(
+                    "--node needs an API token in {TOKEN_ENV} (make one in the console or with POST /api/v1/tokens)"
+                ))
+            })?;
+        let base = url.trim_end_matches('/').to_string();
+        if !base.starts_with("https://") && !base.starts_with("http://") {
+            return Err(CtlError::Usage(format!(
+                "--node {url}: give the node's URL, e.g. https://node.example"
+            )));
+        }
+        let roots = match cacert {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", path.display())))?;
+                let certs = ureq::tls::parse_pem(&pem)
+                    .filter_map(|item| match item {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>();
+                if certs.is_empty() {
+                    return Err(CtlError::Usage(format!(
+                        "--cacert {}: no PEM certificate in it",
+                        path.display()
+                    )));
+                }
+                ureq::tls::RootCerts::new_with_certs(&certs)
+            }
+            None => ureq::tls::RootCerts::WebPki,
+        };
+        let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .timeout_global(Some(TIMEOUT))
+            .build()
+            .into();
+        Ok(Remote { base, token, agent })
+    }
+
+    /// Calls the route of `method`; an API error comes back as the control
+    /// socket's would (`{code, message, details}`).
+    pub fn call(&self, method: &str, params: &Value) -> Result<Value, ClientError> {
+        let req = route(method, params)
+            .map_err(|m| ClientError::Rpc(RpcError::new("not_supported", m)))?;
+        let url = format!("{}{}", self.base, req.path);
+        let auth = format!("Bearer {}", self.token);
+        let sent = match (req.verb, req.body) {
+            ("GET", _) => self.agent.get(&url).header("authorization", &auth).call(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("authorization", &auth)
+                .call(),
+            (_, Some(Body::Text(t))) => self
+                .agent
+                .post(&url)
+                .header("authorization", &auth)
+                .content_type("text/x-python; charset=utf-8")
+                .send(t.as_bytes()),
+            (_, body) => {
+                let json = match body {
+                    Some(Body::Json(v)) => v,
+                    _ => Value::Object(Default::default()),
+                };
+                self.agent
+                    .post(&url)
+                    .header("authorization", &auth)
+                    .content_type("application/json")
+                    .send(json.to_string().as_bytes())
+            }
+        };
+        let mut resp = sent.map_err(|e| ClientError::Protocol(format!("{}: {e}", self.base)))?;
+        let status = resp.status();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Protocol(format!("{url}: reading the answer: {e}")))?;
+        let body: Value = serde_json::from_str(&text).map_err(|_| {
+            ClientError::Protocol(format!(
+                "{url}: HTTP {status}, not JSON: {}",
+                text.chars().take(200).collect::<String>()
+            ))
+        })?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let code = body["code"].as_str().unwrap_or("http_error");
+        let message = body["message"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        let mut err = RpcError::new(code, message);
+        err.details = body["details"].clone();
+        Err(ClientError::Rpc(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn deploy_sends_the_source_as_the_body() {
+        let r = route(
+            "integrator.deploy",
+            &json!({"file": "svc.py", "source": "x = 1\n", "author": "a"}),
+        )
+        .unwrap();
+        assert_eq!(r.verb, "POST");
+        assert_eq!(r.path, "/api/v1/integrator/services/svc.py");
+        assert_eq!(r.body, Some(Body::Text("x = 1\n".into())));
+    }
+
+    #[test]
+    fn names_are_escaped_and_versions_queried() {
+        let r = route(
+            "integrator.source",
+            &json!({"name": "a b/../c", "version": 2}),
+        )
+        .unwrap();
+        assert_eq!(
+            r.path,
+            "/api/v1/integrator/services/a%20b%2F..%2Fc?version=2"
+        );
+        let r = route(
+            "integrator.rollback",
+            &json!({"name": "svc.py", "version": 1}),
+        )
+        .unwrap();
+        assert_eq!(
+            (r.verb, r.path.as_str(), r.body),
+            (
+                "POST",
+                "/api/v1/integrator/services/svc.py/rollback",
+                Some(Body::Json(json!({"version": 1})))
+            )
+        );
+        let r = route("integrator.undeploy", &json!({"name": "svc.py"})).unwrap();
+        assert_eq!(r.verb, "DELETE");
+    }
+
+    #[test]
+    fn methods_without_a_route_say_so() {
+        let e = route("config.apply", &json!({})).unwrap_err();
+        assert!(e.contains("config.apply has no API route"), "{e}");
+    }
+}

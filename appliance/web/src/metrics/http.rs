@@ -1,0 +1,147 @@
+//! The web service's own figures: requests by route class and status, and
+//! how long they took to answer. Counted in process by a layer around
+//! the whole router, so refused (401, 413, busy 503) and proxied requests
+//! count too. Routes are grouped into a fixed set of classes, never the
+//! raw path, so a client cannot make the series grow without bound.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::App;
+
+/// Labels of `alpharen_http_requests_total`.
+pub type RequestLabels = [(&'static str, String); 2];
+/// Labels of `alpharen_http_request_duration_seconds`.
+pub type RouteLabels = [(&'static str, String); 1];
+
+/// Upper bounds of the latency buckets, in seconds: API calls answer in
+/// milliseconds, a config apply that reconciles services in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// The first path segments under `/api/v1/` that are routes (`api/<seg>`);
+/// anything else there is `api/other`.
+const API_ROUTES: &[&str] = &[
+    "health",
+    "setup",
+    "session",
+    "status",
+    "services",
+    "config",
+    "logs",
+    "users",
+    "tokens",
+    "vpn",
+    "integrator",
+    "backup",
+    "system",
+    "openapi.json",
+];
+
+/// Marks a response that the `[[dpx.routes]]` reverse proxy produced
+/// (set by `crate::proxy::layer`), so it is counted as `proxy` whatever
+/// its path.
+#[derive(Debug, Clone, Copy)]
+pub struct Proxied;
+
+/// Shared by every request; the families are handles on the same counts,
+/// so each scrape registers clones of them.
+#[derive(Clone)]
+pub struct Http {
+    pub requests: Family<RequestLabels, Counter>,
+    pub duration: Family<RouteLabels, Histogram>,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
+        }
+    }
+}
+
+impl Http {
+    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&[("route", route.to_string()), ("status", status.to_string())])
+            .inc();
+        self.duration
+            .get_or_create(&[("route", route.to_string())])
+            .observe(seconds);
+    }
+}
+
+/// The class of a request: `metrics`, `dyndns`, `api/<route>`,
+/// `api/other`, `proxy` or `console` (the static files and anything else).
+pub fn route_class(path: &str, proxied: bool) -> String {
+    if proxied {
+        return "proxy".into();
+    }
+    if path == "/metrics" {
+        return "metrics".into();
+    }
+    if path == "/nic/update" {
+        return "dyndns".into();
+    }
+    if let Some(rest) = path.strip_prefix("/api/v1/") {
+        let seg = rest.split('/').next().unwrap_or_default();
+        return match API_ROUTES.iter().find(|r| **r == seg) {
+            Some(r) => format!("api/{r}"),
+            None => "api/other".into(),
+        };
+    }
+    if path.starts_with("/api/") {
+        return "api/other".into();
+    }
+    "console".into()
+}
+
+/// The layer: times each request until its answer's head is ready (a
+/// streamed body, such as a log follow, is not waited for).
+pub async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let proxied = resp.extensions().get::<Proxied>().is_some();
+    app.http.observe(
+        &route_class(&path, proxied),
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_fall_into_few_classes() {
+        assert_eq!(route_class("/metrics", false), "metrics");
+        assert_eq!(route_class("/nic/update", false), "dyndns");
+        assert_eq!(route_class("/api/v1/config/history", false), "api/config");
+        assert_eq!(
+            route_class("/api/v1/integrator/services", false),
+            "api/integrator"
+        );
+        assert_eq!(
+            route_class("/api/v1/openapi.json", false),
+            "api/openapi.json"
+        );
+        assert_eq!(route_class("/api/v1/../../etc", false), "api/other");
+        assert_eq!(route_class("/api/v1/", false), "api/other");
+        assert_eq!(route_class("/api/v2/x", false), "api/other");
+        assert_eq!(route_class("/", false), "console");
+        assert_eq!(route_class("/app.js", false), "console");
+        assert_eq!(route_class("/api/v1/status", true), "proxy");
+    }
+}
