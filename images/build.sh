@@ -6,6 +6,8 @@
 # The slot's squashfs and boot files stay in images/out/slot-<board>/ for
 # images/bundle.sh. ALPHAREN_VERSION overrides the version (Cargo.toml's);
 # the update keys the image trusts are chosen by images/update-key.sh.
+# IMAGES_OUT=DIR builds into DIR instead of images/out (a second version
+# for tests/e2e/qemu-update.sh); the package cache stays images/out/cache.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -13,11 +15,11 @@ BOARD=${1:-qemu-x86_64}
 [ -f "board/$BOARD/board.env" ] || { echo "unknown board $BOARD (see board/)" >&2; exit 2; }
 # shellcheck source=/dev/null
 . "board/$BOARD/board.env"
-OUT=$ROOT/images/out
-CACHE=$OUT/cache
+OUT=${IMAGES_OUT:-$ROOT/images/out}
+CACHE=$ROOT/images/out/cache
 WORK=$OUT/work-$BOARD
 IMAGE=alpharen-$BOARD.img
-BIN=${ALPHAREN_BIN:-$ROOT/target/release/alpharen}
+BIN=${ALPHAREN_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/alpharen}
 VERSION=${ALPHAREN_VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)}
 BUILD_ID=$(git describe --always --dirty 2>/dev/null || echo unknown)-$(date -u +%Y%m%d%H%M%S)
 
@@ -110,7 +112,8 @@ done
 mkdir -p "$rf/etc/ssl/certs"
 cp /etc/ssl/certs/ca-certificates.crt "$rf/etc/ssl/certs/"
 cp -a overlays/. "$rf/"
-printf 'VERSION_ID=%s\nBUILD_ID=%s\n' "$VERSION" "$BUILD_ID" >> "$rf/etc/os-release"
+# ALPHAREN_BOARD: which update bundles fit this image (docs/update.md).
+printf 'VERSION_ID=%s\nBUILD_ID=%s\nALPHAREN_BOARD=%s\n' "$VERSION" "$BUILD_ID" "$BOARD" >> "$rf/etc/os-release"
 # The keys update bundles must be signed with (docs/update.md).
 install -D -m 0644 "$UPDATE_PUB" "$rf/etc/alpharen/update-keys/$(basename "$UPDATE_PUB")"
 chmod 1777 "$rf/tmp"

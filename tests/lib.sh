@@ -81,13 +81,14 @@ PY
 build_image() { # [BOARD], default qemu-x86_64
   local board=${1:-qemu-x86_64}
   IMG=$ROOT/images/out/alpharen-$board.img
+  local bin=${CARGO_TARGET_DIR:-$ROOT/target}/release/alpharen
   (cd "$ROOT" && cargo build --release -q)
-  if [ -f "$IMG" ] && [ -z "$(find "$ROOT/target/release/alpharen" "$ROOT/images/build.sh" "$ROOT/images/initramfs-init" \
+  if [ -f "$IMG" ] && [ -z "$(find "$bin" "$ROOT/images/build.sh" "$ROOT/images/initramfs-init" \
       "$ROOT/board" "$ROOT/overlays" -newer "$IMG" -print -quit)" ]; then
     return 0
   fi
   echo "building the $board image (make test builds it before the e2e step; log in $OUT/build.log)"
-  ALPHAREN_BIN=$ROOT/target/release/alpharen "$ROOT/images/build.sh" "$board" >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; fail "image build ($board)"; }
+  ALPHAREN_BIN=$bin "$ROOT/images/build.sh" "$board" >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; fail "image build ($board)"; }
 }
 
 # browser_deps: Playwright and axe-core under tests/browser (npm, once;

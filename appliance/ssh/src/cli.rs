@@ -20,6 +20,9 @@ const HELP: &str = "ALPHA-REN node maintenance shell. Commands are those of `alp
   logs [SERVICE]              recent log lines
   user list|add|passwd|del    node users
   backup create -             a backup on stdout (use: ssh node backup create - > file)
+  system slots                the A/B slots: state, version, build
+  system update -             install an update bundle from stdin (ssh node system update - < file.aru)
+  reboot                      reboot (tries a freshly installed slot)
   help [COMMAND]              this text, or a command's options (`help config`)
   exit                        leave
 ";

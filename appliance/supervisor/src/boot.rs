@@ -40,14 +40,24 @@ pub fn failed_slot(file: &str) -> Option<char> {
     (left == "0").then(|| slot.chars().next()).flatten()
 }
 
+/// Serializes the users of /run/boot: the health gate's commit and an
+/// update's install would otherwise mount over each other.
+static BOOT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Whether the Raspberry Pi firmware does the A/B switch on this node.
+pub(crate) fn is_pi() -> bool {
+    Path::new(PI_BOOTLOADER).join("partition").exists()
+}
+
 /// Mounts the FAT partition `name` on /run/boot, runs `f`, syncs and
 /// unmounts.
-fn with_boot_partition<T>(
+pub(crate) fn with_boot_partition<T>(
     name: &str,
     f: impl FnOnce(&Path) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
     let dev = crate::partition::named(name)
         .ok_or_else(|| std::io::Error::other(format!("no partition named \"{name}\"")))?;
+    let _held = BOOT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     std::fs::create_dir_all(BOOT_MOUNT)?;
     mount(
         Some(&dev),

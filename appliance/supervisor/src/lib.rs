@@ -14,6 +14,7 @@ mod control;
 mod datafs;
 mod error;
 pub mod init;
+mod install;
 mod login;
 mod logs;
 mod methods;
@@ -23,6 +24,7 @@ mod privsep;
 mod procstat;
 mod service;
 mod setup;
+mod slots;
 mod state;
 mod supervise;
 

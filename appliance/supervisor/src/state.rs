@@ -57,6 +57,8 @@ pub(crate) struct NodeState {
     /// The built-ins that said they are serving (`services.ready`).
     pub serving: Mutex<std::collections::BTreeSet<&'static str>>,
     pub serving_changed: Notify,
+    /// The update bundle being uploaded and installed, if any.
+    pub update: tokio::sync::Mutex<Option<crate::methods::update::Upload>>,
 }
 
 impl NodeState {

@@ -100,6 +100,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
         serving_changed: Notify::new(),
         setup: Mutex::new(setup),
         logins: login::Logins::default(),
+        update: tokio::sync::Mutex::new(None),
         opts,
         separate,
     });

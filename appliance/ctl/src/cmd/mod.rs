@@ -10,6 +10,7 @@ mod net;
 mod pgha;
 mod syslog;
 mod system;
+mod update;
 mod user;
 mod vpn;
 
@@ -67,6 +68,9 @@ pub enum Command {
     /// Remote syslog: collectors' state, a test line.
     #[command(subcommand)]
     Syslog(syslog::SyslogCmd),
+    /// Update bundles and the A/B slots: update FILE|-, slots.
+    #[command(subcommand)]
+    System(update::SystemCmd),
     /// Reboot the node.
     Reboot,
     /// Power the node off (stops the supervisor in development mode).
@@ -92,6 +96,7 @@ impl Command {
             Command::Vpn(v) => v.run(client, out),
             Command::Dpx(d) => d.run(client, out),
             Command::Syslog(s) => s.run(client, out),
+            Command::System(s) => s.run(client, out),
             Command::Reboot => system::stop(client, out, alpharen_rpc::system::REBOOT),
             Command::Poweroff => system::stop(client, out, alpharen_rpc::system::POWEROFF),
             Command::Version => {

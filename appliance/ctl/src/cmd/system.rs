@@ -48,6 +48,13 @@ pub fn status(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
     out.show(&v, |v| {
         println!("node      {}", text(&v["hostname"]));
         println!("version   {}", text(&v["version"]));
+        if v["system"].is_object() {
+            println!(
+                "system    {} (build {})",
+                text(&v["system"]["version"]),
+                text(&v["system"]["build_id"])
+            );
+        }
         println!("uptime    {}", duration(v["uptime"].as_i64().unwrap_or(0)));
         println!("revision  {}", text(&v["revision"]));
         if let Some(m) = v["memory"].as_object() {

@@ -6,6 +6,7 @@ mod config;
 mod dns;
 mod forward;
 mod services;
+pub(crate) mod update;
 mod users;
 mod view;
 
@@ -28,6 +29,9 @@ pub async fn dispatch(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcErr
         .to_string();
     if view::METHODS.contains(&call.method.as_str()) {
         return view::call(node, &call).map(Reply::Value);
+    }
+    if call.method == alpharen_rpc::system::SLOTS || call.method.starts_with("system.update.") {
+        return update::call(node, call).await;
     }
     match ns.as_str() {
         "status" | "services" | "logs" | "system" => services::call(node, call).await,

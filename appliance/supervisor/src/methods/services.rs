@@ -101,6 +101,9 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             json!({
                 "hostname": config.node.hostname,
                 "version": env!("CARGO_PKG_VERSION"),
+                // The system's release, which an update changes (the image's
+                // /etc/os-release); absent on a development host.
+                "system": crate::install::system_release(),
                 "uptime": now_unix() - node.started_at,
                 "dev": node.opts.dev,
                 "state_dir": node.opts.state_dir,

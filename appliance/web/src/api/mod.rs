@@ -170,6 +170,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/backup/restore",
             post(backup::backup_restore).layer(DefaultBodyLimit::max(MAX_BACKUP)),
         )
+        .route("/system/slots", get(node::slots))
         .route("/system/reboot", post(node::reboot))
         .route("/system/poweroff", post(node::poweroff))
         .route("/openapi.json", get(openapi::openapi_json))

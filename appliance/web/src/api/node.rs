@@ -1,4 +1,4 @@
-//! The node as a whole: health, status, reboot and power-off.
+//! The node as a whole: health, status, A/B slots, reboot and power-off.
 
 use alpharen_rpc::{services, system};
 use axum::Json;
@@ -17,6 +17,12 @@ pub(super) async fn health() -> Json<Value> {
     responses((status = 200, description = "Node name, version, uptime, services, pending change", body = Value)))]
 pub(super) async fn status(State(app): AppState, _c: Reader) -> ApiResult {
     Ok(Json(rpc(&app, services::STATUS, json!({})).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/system/slots", tag = "node",
+    responses((status = 200, description = "The A/B slots: state (good, trial, failed, invalid), version, build, which one is booted", body = Value)))]
+pub(super) async fn slots(State(app): AppState, _c: Reader) -> ApiResult {
+    Ok(Json(rpc(&app, system::SLOTS, json!({})).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/system/reboot", tag = "node",

@@ -1,0 +1,143 @@
+//! `system update FILE|-` and `system slots`: install a signed update
+//! bundle into the inactive A/B slot, and show both slots. The bundle goes
+//! to the supervisor in chunks over the control socket (docs/update.md
+//! says why), so `ssh admin@node system update - < bundle.aru` works with
+//! no file on the node; the reboot that tries it is `reboot`.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use alpharen_rpc::system::{self, UPDATE_CHUNK, UpdateData, UploadId};
+use base64::Engine;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use crate::CtlError;
+use crate::client::NodeClient;
+use crate::output::{Output, table, text, time};
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCmd {
+    /// Install a signed update bundle (.aru) into the inactive slot and
+    /// arm it for one trial at the next reboot. FILE "-" reads standard
+    /// input (over ssh: `ssh admin@node system update - < bundle.aru`).
+    Update { file: PathBuf },
+    /// The A/B slots: state (good, trial, failed, invalid), version, build,
+    /// which one runs.
+    Slots,
+}
+
+impl SystemCmd {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
+        match self {
+            SystemCmd::Slots => slots(client, out),
+            SystemCmd::Update { file } => update(client, out, &file),
+        }
+    }
+}
+
+fn slots(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
+    let v = client.call(system::SLOTS, json!({}))?;
+    out.show(&v, |v| {
+        let rows = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let state = match s["tries_left"].as_u64() {
+                    Some(n) => format!("{} ({n} tries left)", text(&s["state"])),
+                    None => text(&s["state"]),
+                };
+                vec![
+                    text(&s["slot"]),
+                    if s["booted"].as_bool() == Some(true) {
+                        "*".into()
+                    } else {
+                        String::new()
+                    },
+                    state,
+                    text(&s["version"]),
+                    text(&s["build_id"]),
+                    if s["installed_at"].is_null() {
+                        "-".into()
+                    } else {
+                        time(&s["installed_at"])
+                    },
+                ]
+            })
+            .collect();
+        table(
+            &["slot", "booted", "state", "version", "build", "installed"],
+            rows,
+        );
+    });
+    Ok(())
+}
+
+fn update(client: &mut NodeClient, out: &Output, file: &PathBuf) -> Result<(), CtlError> {
+    let mut input: Box<dyn Read> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(file)
+                .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))?,
+        )
+    };
+    let begun = client.call(system::UPDATE_BEGIN, json!({}))?;
+    let upload = begun["upload"].as_str().unwrap_or_default().to_string();
+    let mut buf = vec![0u8; UPDATE_CHUNK];
+    let mut sent = 0u64;
+    let mut last_mib = 0;
+    loop {
+        let n = fill(&mut input, &mut buf)
+            .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))?;
+        if n == 0 {
+            break;
+        }
+        let data = base64::engine::general_purpose::STANDARD.encode(&buf[..n]);
+        client.call(
+            system::UPDATE_DATA,
+            UpdateData {
+                upload: upload.clone(),
+                data,
+            },
+        )?;
+        sent += n as u64;
+        if !out.json && sent >> 23 != last_mib {
+            last_mib = sent >> 23;
+            eprintln!("sent {} MiB", sent >> 20);
+        }
+        if n < buf.len() {
+            break;
+        }
+    }
+    let v: Value = client.call(system::UPDATE_END, UploadId { upload })?;
+    out.show(&v, |v| {
+        println!(
+            "installed version {} (build {}) into slot {}: {} bytes verified and written",
+            text(&v["version"]),
+            text(&v["build_id"]),
+            text(&v["slot"]),
+            text(&v["bytes"])
+        );
+        println!(
+            "it is armed for one trial: `reboot` boots it; it is kept once healthy, else slot {} comes back",
+            if v["slot"] == "a" { "b" } else { "a" }
+        );
+    });
+    Ok(())
+}
+
+/// Reads until `buf` is full or the input ends (a pipe gives short reads).
+fn fill(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

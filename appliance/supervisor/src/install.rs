@@ -1,0 +1,404 @@
+//! Installing an update bundle into the inactive slot, and reading the
+//! slots' state. The order is what makes it safe to interrupt anywhere:
+//!
+//! 1. plan from the loader entries (`slots::plan`): the booted slot must
+//!    be good, the other one is the target;
+//! 2. the bundle's signature, manifest and the decision (board, version)
+//!    before anything is touched: a refused bundle leaves the slot as it
+//!    was;
+//! 3. the target's loader entry and record are removed (the slot is now
+//!    invalid: nothing boots it), then each part streams into the slot,
+//!    every block verified before it is written, and is fsynced;
+//! 4. only after the last part and the end of the bundle check out: the
+//!    record (`<esp>/<slot>/slot.json`) and a counting entry
+//!    (`alpharen-<slot>+3.conf`, sorted first), each written durably.
+//!
+//! Any failure in 3 leaves the target without an entry (invalid); the
+//! booted slot's files and entry are never opened for writing.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use alpharen_update::{Accept, BundleReader, Running, TrustedKey, TrustedKeys};
+use serde::{Deserialize, Serialize};
+
+use crate::slots::{self, Plan, PlanError, SlotState};
+
+/// Where the trusted update keys are in the image.
+pub const KEYS_DIR: &str = "/etc/alpharen/update-keys";
+/// Overrides [`KEYS_DIR`] (tests, development hosts).
+pub const KEYS_ENV: &str = "ALPHAREN_UPDATE_KEYS";
+/// Overrides /etc/os-release, where the image says its board and version.
+pub const OS_RELEASE_ENV: &str = "ALPHAREN_OS_RELEASE";
+/// A directory standing in for the node's disk (tests, development
+/// hosts): `rootfs-a`, `rootfs-b` (files), `esp/` and `booted` (`a`/`b`).
+pub const TARGET_ENV: &str = "ALPHAREN_UPDATE_TARGET";
+
+/// Why an install failed, naming what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("{0}")]
+    Bundle(#[from] alpharen_update::Error),
+    #[error("{0}")]
+    Plan(#[from] PlanError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("the bundle has no part {part:?}, which the slot's boot entry needs")]
+    MissingPart { part: String },
+    #[error("part rootfs is {size} bytes; partition {dev} holds only {room}")]
+    TooBig { dev: String, size: u64, room: u64 },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> InstallError {
+    let what = what.into();
+    move |source| InstallError::Io { what, source }
+}
+
+/// The node's disk as an install sees it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The slot this boot came from.
+    pub booted: char,
+    /// The rootfs partition (block device, or a file in tests) of a and b.
+    pub rootfs: [PathBuf; 2],
+    /// Where the ESP is mounted.
+    pub esp: PathBuf,
+}
+
+impl Target {
+    fn rootfs(&self, slot: char) -> &Path {
+        &self.rootfs[usize::from(slot == 'b')]
+    }
+
+    fn entries_dir(&self) -> PathBuf {
+        self.esp.join("loader/entries")
+    }
+
+    /// Every `alpharen-*` entry on the ESP: (file name, text).
+    fn entries(&self) -> Result<Vec<(String, String)>, InstallError> {
+        let dir = self.entries_dir();
+        let mut out = Vec::new();
+        let list = std::fs::read_dir(&dir).map_err(io_err(format!("reading {}", dir.display())))?;
+        for e in list.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if slots::parse_entry_name(&name).is_some() {
+                let text = std::fs::read_to_string(e.path())
+                    .map_err(io_err(format!("reading {}", e.path().display())))?;
+                out.push((name, text));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn record_path(&self, slot: char) -> PathBuf {
+        self.esp.join(slot.to_string()).join("slot.json")
+    }
+}
+
+/// What an install records beside the slot's boot files, so `system.slots`
+/// can say what a slot holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotRecord {
+    pub version: String,
+    pub build_id: String,
+    pub board: String,
+    pub installed_at: i64,
+    /// The key id that signed the bundle.
+    pub signer: String,
+}
+
+/// The trusted keys: every `*.pub` in the keys directory.
+pub fn trusted_keys() -> Result<TrustedKeys, InstallError> {
+    let dir = std::env::var_os(KEYS_ENV).map_or_else(|| PathBuf::from(KEYS_DIR), PathBuf::from);
+    let list = std::fs::read_dir(&dir).map_err(io_err(format!(
+        "reading the update keys in {}",
+        dir.display()
+    )))?;
+    let mut keys = Vec::new();
+    for e in list.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".pub") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path())
+            .map_err(io_err(format!("reading {}", e.path().display())))?;
+        keys.push(TrustedKey::from_pub_file(&name, &text)?);
+    }
+    if keys.is_empty() {
+        return Err(InstallError::Unsupported(format!(
+            "no update key (*.pub) in {}: this image accepts no bundle",
+            dir.display()
+        )));
+    }
+    Ok(TrustedKeys::new(keys))
+}
+
+/// `KEY=value` from an os-release text, unquoted.
+pub fn os_release_field(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let v = l.strip_prefix(key)?.strip_prefix('=')?;
+        Some(v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn os_release() -> String {
+    let path = std::env::var(OS_RELEASE_ENV).unwrap_or_else(|_| "/etc/os-release".into());
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The image's release as `status` shows it: `{version, build_id}` from
+/// /etc/os-release, or null where it names no VERSION_ID.
+pub fn system_release() -> serde_json::Value {
+    let text = os_release();
+    match os_release_field(&text, "VERSION_ID") {
+        Some(v) => serde_json::json!({
+            "version": v,
+            "build_id": os_release_field(&text, "BUILD_ID"),
+        }),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// The board and version this node runs, from its /etc/os-release
+/// (`ALPHAREN_BOARD`, `VERSION_ID`; images/build.sh writes both).
+pub fn running() -> Result<Running, InstallError> {
+    let text = os_release();
+    let board = os_release_field(&text, "ALPHAREN_BOARD").ok_or_else(|| {
+        InstallError::Unsupported(
+            "/etc/os-release names no ALPHAREN_BOARD: this image cannot tell which bundles fit it"
+                .into(),
+        )
+    })?;
+    let version = os_release_field(&text, "VERSION_ID")
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string());
+    Ok(Running { board, version })
+}
+
+/// What `install` did.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub slot: char,
+    pub record: SlotRecord,
+    pub accept: Accept,
+    pub bytes: u64,
+}
+
+/// Installs the bundle read from `input` into the inactive slot of
+/// `target` (the order and what a failure leaves: the module's doc).
+pub fn install<R: Read>(
+    input: R,
+    keys: &TrustedKeys,
+    running: &Running,
+    target: &Target,
+    log: &dyn Fn(&str),
+) -> Result<Done, InstallError> {
+    let entries = target.entries()?;
+    let plan = slots::plan(target.booted, &entries)?;
+    let template = entries
+        .iter()
+        .find(|(n, _)| *n == plan.template)
+        .map(|(_, t)| t.clone())
+        .unwrap_or_default();
+    let entry = slots::entry_for(&template, target.booted, plan.target, plan.sort_version);
+    let mut reader = BundleReader::open(input, keys)?;
+    let accept = alpharen_update::decide(reader.manifest(), running)?;
+    let manifest = reader.manifest().clone();
+    let slot_dir = format!("{}/", plan.target);
+    for file in slots::entry_files(&entry) {
+        let part = file.strip_prefix(&slot_dir).unwrap_or(&file);
+        if !manifest.parts.iter().any(|p| p.name == part) {
+            return Err(InstallError::MissingPart { part: part.into() });
+        }
+    }
+    let dev = target.rootfs(plan.target).to_path_buf();
+    let room = device_size(&dev)?;
+    if let Some(p) = manifest.parts.iter().find(|p| p.name == "rootfs")
+        && p.size > room
+    {
+        return Err(InstallError::TooBig {
+            dev: dev.display().to_string(),
+            size: p.size,
+            room,
+        });
+    }
+    invalidate(target, &plan)?;
+    log(&format!(
+        "update: slot {} marked invalid; writing version {} ({}) into it",
+        plan.target, manifest.version, manifest.build_id
+    ));
+    let mut bytes = 0;
+    while let Some(part) = reader.next_part().cloned() {
+        let (path, mut out) = if part.name == "rootfs" {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&dev)
+                .map_err(io_err(format!("opening {}", dev.display())))?;
+            (dev.clone(), f)
+        } else {
+            let dir = target.esp.join(plan.target.to_string());
+            std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+            let path = dir.join(&part.name);
+            let f = File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
+            (path, f)
+        };
+        bytes += reader.copy_part(&mut out)?;
+        out.sync_all()
+            .map_err(io_err(format!("syncing {}", path.display())))?;
+        log(&format!(
+            "update: part {} ({} bytes) written to {}",
+            part.name,
+            part.size,
+            path.display()
+        ));
+    }
+    let signer = reader.signer().to_string();
+    reader.finish()?;
+    let record = SlotRecord {
+        version: manifest.version.clone(),
+        build_id: manifest.build_id.clone(),
+        board: manifest.board.clone(),
+        installed_at: alpharen_store::now_unix(),
+        signer,
+    };
+    let json = serde_json::to_vec_pretty(&record).unwrap_or_default();
+    let rec = target.record_path(plan.target);
+    crate::setup::write_durably(&rec, &json)
+        .map_err(io_err(format!("writing {}", rec.display())))?;
+    let path = target.entries_dir().join(&plan.entry);
+    crate::setup::write_durably(&path, entry.as_bytes())
+        .map_err(io_err(format!("writing {}", path.display())))?;
+    log(&format!(
+        "update: slot {} holds version {} and is armed for a trial at the next boot ({})",
+        plan.target, record.version, plan.entry
+    ));
+    Ok(Done {
+        slot: plan.target,
+        record,
+        accept,
+        bytes,
+    })
+}
+
+/// Removes the target's entries and record, durably: from here on
+/// nothing boots the slot until a complete install arms it again.
+fn invalidate(target: &Target, plan: &Plan) -> Result<(), InstallError> {
+    let dir = target.entries_dir();
+    for name in &plan.remove {
+        let path = dir.join(name);
+        std::fs::remove_file(&path).map_err(io_err(format!("removing {}", path.display())))?;
+    }
+    let rec = target.record_path(plan.target);
+    match std::fs::remove_file(&rec) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(io_err(format!("removing {}", rec.display()))(e));
+        }
+        _ => {}
+    }
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(format!("syncing {}", dir.display())))?;
+    nix::unistd::sync();
+    Ok(())
+}
+
+/// Bytes a partition (or stand-in file) holds: its end.
+fn device_size(dev: &Path) -> Result<u64, InstallError> {
+    let mut f = File::open(dev).map_err(io_err(format!("opening {}", dev.display())))?;
+    f.seek(SeekFrom::End(0))
+        .map_err(io_err(format!("sizing {}", dev.display())))
+}
+
+/// Each slot's state, what it holds and whether it is the booted one.
+pub fn slots(target: &Target) -> Result<Vec<alpharen_rpc::system::Slot>, InstallError> {
+    let names: Vec<String> = target.entries()?.into_iter().map(|(n, _)| n).collect();
+    let os = os_release();
+    Ok(['a', 'b']
+        .into_iter()
+        .map(|s| {
+            let state = slots::slot_state(&names, s);
+            let record: Option<SlotRecord> = std::fs::read(target.record_path(s))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let booted = s == target.booted;
+            let (version, build_id) = match (&record, booted) {
+                (Some(r), _) => (Some(r.version.clone()), Some(r.build_id.clone())),
+                (None, true) => (
+                    os_release_field(&os, "VERSION_ID"),
+                    os_release_field(&os, "BUILD_ID"),
+                ),
+                (None, false) => (None, None),
+            };
+            let (state, tries_left) = match state {
+                SlotState::Good => ("good", None),
+                SlotState::Trial { tries_left } => ("trial", Some(tries_left)),
+                SlotState::Failed => ("failed", None),
+                SlotState::Invalid => ("invalid", None),
+            };
+            alpharen_rpc::system::Slot {
+                slot: s.to_string(),
+                state: state.into(),
+                tries_left,
+                booted,
+                version,
+                build_id,
+                installed_at: record.map(|r| r.installed_at),
+            }
+        })
+        .collect())
+}
+
+/// Runs `f` with this node's [`Target`]: the stand-in directory of
+/// [`TARGET_ENV`], or the real disk with the ESP mounted for the duration.
+pub fn with_target<T>(
+    f: impl FnOnce(&Target) -> Result<T, InstallError>,
+) -> Result<T, InstallError> {
+    if let Some(dir) = std::env::var_os(TARGET_ENV).map(PathBuf::from) {
+        let booted = std::fs::read_to_string(dir.join("booted"))
+            .ok()
+            .and_then(|s| s.trim().chars().next())
+            .filter(|c| matches!(c, 'a' | 'b'))
+            .unwrap_or('a');
+        return f(&Target {
+            booted,
+            rootfs: [dir.join("rootfs-a"), dir.join("rootfs-b")],
+            esp: dir.join("esp"),
+        });
+    }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let booted = crate::boot::slot_from_cmdline(&cmdline).ok_or_else(|| {
+        InstallError::Unsupported(
+            "this node was not booted from an A/B slot (no alpharen.slot= on the kernel command line)"
+                .into(),
+        )
+    })?;
+    if crate::boot::is_pi() {
+        return Err(InstallError::Unsupported(
+            "installing updates on the Raspberry Pi (tryboot) is not implemented yet".into(),
+        ));
+    }
+    let part = |name: &str| {
+        crate::partition::named(name).ok_or_else(|| {
+            InstallError::Unsupported(format!("no partition named {name:?} on this node"))
+        })
+    };
+    let rootfs = [part("rootfs-a")?, part("rootfs-b")?];
+    let mut result = None;
+    crate::boot::with_boot_partition("esp", |esp| {
+        result = Some(f(&Target {
+            booted,
+            rootfs,
+            esp: esp.to_path_buf(),
+        }));
+        Ok(())
+    })
+    .map_err(io_err("mounting the ESP"))?;
+    result.unwrap_or_else(|| Err(InstallError::Unsupported("the ESP was not mounted".into())))
+}
+
+#[cfg(test)]
+#[path = "install_tests.rs"]
+mod tests;

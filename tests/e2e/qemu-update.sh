@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# A field update under QEMU (docs/update.md): image v1 and a signed bundle
+# of v2 (another version string, same development key), boot v1, setup
+# over HTTPS, `ssh admin@node system update - < v2.aru`, reboot: slot B
+# runs v2 with config and ssh host key kept and is committed (good) by the
+# health gate. Then a bundle with a flipped byte, one for another board and
+# a truncated upload are each refused with their reason, the other slot is
+# left invalid, v2 keeps running and still boots.
+# e2e-lock: image (builds images/out/ and its cache)
+. "$(dirname "$0")/../lib.sh"
+cd "$ROOT"
+command -v minisign >/dev/null || fail "needs minisign (scripts/deps.sh)"
+build_image
+bin=${CARGO_TARGET_DIR:-$ROOT/target}/release/alpharen
+V1=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+V2=$V1.1
+v2out=$OUT/v2
+aru=$v2out/alpharen-qemu-x86_64-$V2.aru
+# v2: built into its own directory and signed with the key v1 trusts.
+key=$ROOT/images/out/update-dev.key
+if [ ! -f "$aru" ] || [ -n "$(find "$IMG" -newer "$aru" -print -quit)" ]; then
+  echo "building v2 ($V2) and its bundle (log in $OUT/build-v2.log)"
+  rm -rf "$v2out"
+  { IMAGES_OUT=$v2out ALPHAREN_VERSION=$V2 UPDATE_KEY=$key ALPHAREN_BIN=$bin images/build.sh qemu-x86_64 &&
+    IMAGES_OUT=$v2out UPDATE_KEY=$key ALPHAREN_BIN=$bin images/bundle.sh qemu-x86_64; } >"$OUT/build-v2.log" 2>&1 \
+    || { tail -30 "$OUT/build-v2.log"; fail "building v2"; }
+  rm -f "$v2out"/alpharen-qemu-x86_64.img "$v2out"/esp.vfat
+  rm -rf "$v2out"/work-qemu-x86_64
+  # The same slot as a bundle for another board.
+  ln -s slot-qemu-x86_64 "$v2out/slot-pc-x86_64"
+  IMAGES_OUT=$v2out UPDATE_KEY=$key ALPHAREN_BIN=$bin images/bundle.sh pc-x86_64 >>"$OUT/build-v2.log" 2>&1 \
+    || { tail -30 "$OUT/build-v2.log"; fail "building the pc-x86_64 bundle"; }
+fi
+[ -f "$aru" ] || fail "no bundle $aru"
+pass "image v1 ($V1) and bundle v2 ($V2, $(du -h "$aru" | cut -f1))"
+
+disk=$OUT/update-disk.img
+cp --sparse=always "$IMG" "$disk"
+truncate -s +256M "$disk"
+on_exit "rm -f '$disk'"
+rm -f "$OUT/OVMF_VARS.fd"
+WEB=$((20000 + RANDOM % 10000)); SSHP=$((30000 + RANDOM % 10000))
+ssh-keygen -q -t ed25519 -N "" -f "$OUT/id" <<<y >/dev/null
+KNOWN=$OUT/known_hosts; : > "$KNOWN"
+SSH=(ssh -p "$SSHP" -i "$OUT/id" -o IdentitiesOnly=yes -o UserKnownHostsFile="$KNOWN" -o StrictHostKeyChecking=accept-new -o BatchMode=yes -o ConnectTimeout=10 admin@127.0.0.1)
+boot=0
+start() {
+  boot=$((boot + 1)); LOG=$OUT/serial-update$boot.log; : >"$LOG"
+  SERIAL_LOG=$LOG WEB_PORT=$WEB SSH_PORT=$SSHP setsid images/run-qemu.sh "$disk" </dev/null >"$LOG.stdout" 2>&1 &
+  QEMU=$!
+  on_exit "kill -- -$QEMU 2>/dev/null"
+  wait_for 500 grep -q "alpharen: ready" "$LOG" || { tail -40 "$LOG"; fail "boot $boot did not reach ready"; }
+}
+stop_hard() { kill -9 -- -"$QEMU" 2>/dev/null; wait "$QEMU" 2>/dev/null || true; }
+
+start
+grep -q "slot a from" "$LOG" || fail "did not boot slot A"
+code=$(sed -n 's/.*setup code \([A-Z0-9-]*\).*/\1/p' "$LOG" | head -n 1)
+api() { curl -sk --max-time 20 "https://127.0.0.1:$WEB/api/v1/$1" "${@:2}"; }
+wait_for 300 api health || { tail -40 "$LOG"; fail "web console not reachable"; }
+body=$(printf '{"code":"%s","admin_password":"correct horse battery","hostname":"unode","ssh_authorized_keys":["%s"]}' "$code" "$(cat "$OUT/id.pub")")
+api setup -H 'content-type: application/json' -d "$body" | has '"revision"' || fail "setup failed"
+wait_for 200 "${SSH[@]}" status || fail "ssh status did not answer"
+"${SSH[@]}" status | has -x "system    $V1 (build .*)" || fail "v1 status: $("${SSH[@]}" status | head -4)"
+wait_for 200 grep -q "boot of slot a marked good" "$LOG" || { tail -20 "$LOG"; fail "slot A was not marked good"; }
+pass "v1 booted from slot A, set up, marked good"
+
+t0=$(date +%s)
+timeout 600 "${SSH[@]}" system update - <"$aru" >"$OUT/update-ssh.out" 2>&1 || { cat "$OUT/update-ssh.out"; tail -20 "$LOG"; fail "ssh system update"; }
+has "installed version $V2 (build .*) into slot b" "$OUT/update-ssh.out" || fail "update said: $(cat "$OUT/update-ssh.out")"
+"${SSH[@]}" system slots --json >"$OUT/slots1.json"
+jq -e --arg v "$V2" '.[0].booted and .[0].state == "good" and .[1].state == "trial" and .[1].version == $v' "$OUT/slots1.json" >/dev/null \
+  || fail "slots after install: $(cat "$OUT/slots1.json")"
+pass "v2 uploaded over ssh stdin and installed into slot B in $(( $(date +%s) - t0 )) s, armed for a trial"
+
+"${SSH[@]}" reboot >/dev/null 2>&1 || true
+wait_for 120 grep -q "SIGTERM received" "$LOG" || fail "reboot over ssh did not reach init"
+stop_hard
+start
+grep -q "slot b from" "$LOG" || { grep -i "slot" "$LOG" | head; fail "did not boot slot B"; }
+wait_for 300 "${SSH[@]}" status || fail "ssh after the update failed (host key changed or service down)"
+"${SSH[@]}" status | has -x "system    $V2 (build .*)" || fail "v2 does not run: $("${SSH[@]}" status | head -4)"
+"${SSH[@]}" config show node | has 'hostname = "unode"' || fail "config lost across the update"
+pass "slot B runs v2; config and ssh host key kept"
+wait_for 300 grep -q "boot of slot b marked good" "$LOG" || { tail -20 "$LOG"; fail "slot B was not committed"; }
+"${SSH[@]}" system slots --json >"$OUT/slots2.json"
+jq -e --arg v "$V2" '.[1].booted and .[1].state == "good" and .[1].version == $v and .[0].state == "good"' "$OUT/slots2.json" >/dev/null \
+  || fail "slots after commit: $(cat "$OUT/slots2.json")"
+pass "slot B committed (good) by the health gate"
+
+# A flipped byte in block 3 of the rootfs part (bundle layout: docs/update.md).
+m=$(stat -c %s "$v2out/bundle-qemu-x86_64/manifest.json")
+s=$(stat -c %s "$v2out/bundle-qemu-x86_64/manifest.json.minisig")
+at=$((16 + m + 4 + s + 8192 + 3 * 4096 + 17))
+cp "$aru" "$OUT/flipped.aru"
+printf "$(printf '\\%03o' $(( $(od -An -tu1 -j $at -N1 "$aru") ^ 1 )))" | dd of="$OUT/flipped.aru" bs=1 seek=$at conv=notrunc status=none
+if timeout 300 "${SSH[@]}" system update - <"$OUT/flipped.aru" >"$OUT/flipped.out" 2>&1; then fail "a flipped byte was installed"; fi
+rm -f "$OUT/flipped.aru"
+has "part rootfs: block 3 (part bytes 12288..16384, bundle byte $((at - 17))) is corrupt" "$OUT/flipped.out" || fail "flipped: $(cat "$OUT/flipped.out")"
+"${SSH[@]}" system slots --json >"$OUT/slots3.json"
+jq -e '.[0].state == "invalid" and .[1].booted and .[1].state == "good"' "$OUT/slots3.json" >/dev/null || fail "slots after refusal: $(cat "$OUT/slots3.json")"
+"${SSH[@]}" status | has -x "system    $V2 (build .*)" || fail "v2 no longer runs"
+pass "a flipped byte refused naming its block; slot A left invalid, v2 keeps running"
+
+if timeout 120 "${SSH[@]}" system update - <"$v2out/alpharen-pc-x86_64-$V2.aru" >"$OUT/board.out" 2>&1; then fail "a bundle for another board was installed"; fi
+has "the bundle is for board pc-x86_64, this node is a qemu-x86_64" "$OUT/board.out" || fail "board: $(cat "$OUT/board.out")"
+if head -c 9000000 "$aru" | timeout 120 "${SSH[@]}" system update - >"$OUT/short.out" 2>&1; then fail "a truncated upload was installed"; fi
+has "the bundle is truncated: it ends at byte 9000000" "$OUT/short.out" || fail "truncated: $(cat "$OUT/short.out")"
+"${SSH[@]}" system slots --json | jq -e '.[0].state == "invalid" and .[1].booted and .[1].state == "good"' >/dev/null || fail "slots after the refusals"
+pass "a bundle for another board and a truncated upload refused with their reasons"
+"${SSH[@]}" reboot >/dev/null 2>&1 || true
+wait_for 120 grep -q "SIGTERM received" "$LOG" || fail "reboot over ssh did not reach init"
+stop_hard
+start
+grep -q "slot b from" "$LOG" || fail "did not boot slot B after the refused updates"
+wait_for 300 "${SSH[@]}" status || fail "ssh after the refused updates"
+"${SSH[@]}" status | has -x "system    $V2 (build .*)" || fail "v2 does not boot any more"
+pass "after the refused updates v2 still boots (slot A invalid is skipped)"
