@@ -180,6 +180,9 @@ expect 403 "viewer cannot download backups"
 as_viewer GET /api/v1/services/mail/status
 expect 200 "viewer reads a service's own status"
 jq -e '.queued != null' <<<"$BODY" >/dev/null || fail "mail status without the queue: $BODY"
+as_viewer GET /api/v1/system/slots
+expect 409 "slots of a development node (not booted from a slot)"
+jq -e '.code == "slots_unavailable"' <<<"$BODY" >/dev/null || fail "slots answer: $BODY"
 as_viewer GET /api/v1/services/nosuch/status
 expect 404 "status of a service that does not exist"
 as_viewer GET /api/v1/services/..%2Fconfig/status

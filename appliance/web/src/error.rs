@@ -73,6 +73,9 @@ pub fn status_for(code: &str) -> StatusCode {
         "deploy_refused" => StatusCode::CONFLICT,
         // The mail service's: a test mail with nobody to send it to.
         "no_recipients" => StatusCode::CONFLICT,
+        // The supervisor's: no A/B slots to show (a node not booted from
+        // one, or its boot partition unreadable).
+        "slots_unavailable" => StatusCode::CONFLICT,
         "not_supported" => StatusCode::NOT_IMPLEMENTED,
         "unavailable" | "service_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         "method_not_found" | "no_config" | "not_found" => StatusCode::NOT_FOUND,

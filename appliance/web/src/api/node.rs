@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use super::openapi::ErrorBody;
 use super::{Admin, ApiResult, AppState, Reader, rpc};
 
 #[utoipa::path(get, path = "/api/v1/health", tag = "node", security(()),
@@ -20,7 +21,8 @@ pub(super) async fn status(State(app): AppState, _c: Reader) -> ApiResult {
 }
 
 #[utoipa::path(get, path = "/api/v1/system/slots", tag = "node",
-    responses((status = 200, description = "The A/B slots: state (good, trial, failed, invalid), version, build, which one is booted", body = Value)))]
+    responses((status = 200, description = "The A/B slots: state (good, trial, failed, invalid), version, build, which one is booted", body = Value),
+        (status = 409, description = "This node has no A/B slots to show: not booted from one (a development node), or its boot partition cannot be read (`slots_unavailable`, the message says which)", body = ErrorBody)))]
 pub(super) async fn slots(State(app): AppState, _c: Reader) -> ApiResult {
     Ok(Json(rpc(&app, system::SLOTS, json!({})).await?))
 }
