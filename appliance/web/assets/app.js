@@ -31,6 +31,14 @@ export function h(tag, attrs = {}, ...kids) {
   return el;
 }
 
+// A table whose rows stack into label/value pairs on a phone; `td` gives
+// a cell the label it shows there.
+export function table(id, heads, rows) {
+  return h('div', { class: 'table-wrap' }, h('table', { id, class: 'stack' },
+    h('thead', {}, h('tr', {}, ...heads.map((t) => h('th', { scope: 'col' }, t)))), h('tbody', {}, rows)));
+}
+export const td = (label, ...kids) => h('td', { 'data-label': label }, ...kids);
+
 function cookie(name) {
   const m = document.cookie.split('; ').find((c) => c.startsWith(name + '='));
   return m ? m.slice(name.length + 1) : '';

@@ -2,17 +2,11 @@
 // the fields, delete with confirm; each a revision in History) and every
 // record dpx serves now, dynamic ones included.
 
-import { h, api, page, toast, fail, isAdmin, route } from './app.js';
+import { h, api, page, toast, fail, isAdmin, route, table, td } from './app.js';
 
 const TYPES = ['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV', 'NS'];
 const HINTS = { A: '192.0.2.10', AAAA: '2001:db8::10', CNAME: 'www (or host.example.org.)', TXT: 'v=spf1 -all',
   MX: '10 mail', SRV: '10 5 443 www', NS: 'ns2.example.org.' };
-
-function table(id, heads, rows) {
-  return h('div', { class: 'table-wrap' }, h('table', { id, class: 'stack' },
-    h('thead', {}, h('tr', {}, ...heads.map((t) => h('th', { scope: 'col' }, t)))), h('tbody', {}, rows)));
-}
-const td = (label, ...kids) => h('td', { 'data-label': label }, ...kids);
 
 function field(key, label, control) {
   return h('div', {}, h('label', { for: `rec-${key}` }, label), control,

@@ -2,16 +2,9 @@
 // now), the pub/sub queues with their dead letters (browse, re-drive one
 // or all, purge), and the key-value store (browse by prefix, set, delete).
 
-import { h, api, toast, fail, isAdmin, route } from './app.js';
+import { h, api, toast, fail, isAdmin, route, table, td } from './app.js';
 
 const enc = encodeURIComponent;
-
-export function table(id, heads, rows) {
-  return h('div', { class: 'table-wrap' }, h('table', { id, class: 'stack' },
-    h('thead', {}, h('tr', {}, ...heads.map((t) => h('th', { scope: 'col' }, t)))), h('tbody', {}, rows)));
-}
-
-const td = (label, ...kids) => h('td', { 'data-label': label }, ...kids);
 
 export async function jobsCard() {
   const jobs = await api('GET', '/integrator/jobs');

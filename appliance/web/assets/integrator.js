@@ -4,8 +4,8 @@
 // curl --data-binary would send it), a refused file's traceback, and each
 // file's source and versions with rollback and undeploy.
 
-import { h, api, page, toast, fail, isAdmin, when, route } from './app.js';
-import { table, jobsCard, queuesCard, kvCard } from './integrator-data.js';
+import { h, api, page, toast, fail, isAdmin, when, route, table } from './app.js';
+import { jobsCard, queuesCard, kvCard } from './integrator-data.js';
 
 const enc = encodeURIComponent;
 

@@ -2,10 +2,9 @@
 // next try, last error) and its dead letters, each with retry and delete,
 // "try all now", and a test mail.
 
-import { h, api, page, toast, fail, isAdmin, route } from './app.js';
+import { h, api, page, toast, fail, isAdmin, route, table, td } from './app.js';
 
 const enc = encodeURIComponent;
-const td = (label, ...kids) => h('td', { 'data-label': label }, ...kids);
 const when = (unix) => (unix ? new Date(unix * 1000).toLocaleString() : '—');
 
 function messages(id, list, dead) {
@@ -21,8 +20,7 @@ function messages(id, list, dead) {
         try { await api('DELETE', `/mail/queue/${enc(m.id)}`); toast('Deleted'); route(); } catch (e) { fail(e); }
       } }, 'Delete')) : '')));
   const heads = ['From', 'To', 'Received', 'Attempts', ...(dead ? [] : ['Next try']), 'Last error', ''];
-  return rows.length ? h('div', { class: 'table-wrap' }, h('table', { id, class: 'stack' },
-    h('thead', {}, h('tr', {}, ...heads.map((t) => h('th', { scope: 'col' }, t)))), h('tbody', {}, rows)))
+  return rows.length ? table(id, heads, rows)
     : h('p', { class: 'muted', id: `${id}-empty` }, dead ? 'No dead letters.' : 'The queue is empty.');
 }
 
