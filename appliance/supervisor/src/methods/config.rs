@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::{author, store_err, unknown, with_store};
 use crate::state::NodeState;
 
-fn or_default(given: String, default: impl FnOnce() -> String) -> String {
+pub(super) fn or_default(given: String, default: impl FnOnce() -> String) -> String {
     if given.is_empty() { default() } else { given }
 }
 

@@ -11,7 +11,7 @@ use alpharen_store::{Problem, Write};
 use serde_json::Value;
 
 use super::author;
-use super::config::commit;
+use super::config::{commit, or_default};
 use crate::state::NodeState;
 
 /// Whether `r` is the record `name`/`kind`/`value` names (types compare
@@ -30,11 +30,7 @@ pub async fn call(node: &Arc<NodeState>, call: &Call) -> Result<Value, RpcError>
         let who = author(call, p.author);
         let r = p.record;
         let what = label(&r.name, &r.kind, &r.value);
-        let comment = if p.comment.is_empty() {
-            format!("dns record {what} added")
-        } else {
-            p.comment
-        };
+        let comment = or_default(p.comment, || format!("dns record {what} added"));
         return commit(node, move |s| {
             s.edit(&Write::new(&who, &comment), |c| {
                 if c.dpx
@@ -56,11 +52,7 @@ pub async fn call(node: &Arc<NodeState>, call: &Call) -> Result<Value, RpcError>
     let p: RecordRemove = call.params()?;
     let who = author(call, p.author);
     let what = label(&p.name, &p.kind, &p.value);
-    let comment = if p.comment.is_empty() {
-        format!("dns record {what} removed")
-    } else {
-        p.comment
-    };
+    let comment = or_default(p.comment, || format!("dns record {what} removed"));
     commit(node, move |s| {
         s.edit(&Write::new(&who, &comment), |c| {
             let Some(i) = c
