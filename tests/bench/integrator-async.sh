@@ -16,7 +16,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 STATE=$OUT/bench-async
 N_KV=${BENCH_KV_OPS:-5000}
 N_MSG=${BENCH_MESSAGES:-2000}
-read -r REDIS_PORT < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+read -r REDIS_PORT < <(free_ports 1)
 rm -rf "$STATE"; mkdir -p "$STATE"
 export ALPHAREN STATE; export -f ctl
 command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
@@ -131,7 +131,7 @@ if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv "$venv" >/dev/null && "$venv/bin/pip" install -q nats-py >"$OUT/nats-pip.log" 2>&1 \
     || { cat "$OUT/nats-pip.log"; fail "nats-py could not be installed from PyPI"; }
 fi
-read -r NATS_PORT < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+read -r NATS_PORT < <(free_ports 1)
 # The strongest sync the installed server offers.
 SYNC=""
 case "$(nats-server --version)" in

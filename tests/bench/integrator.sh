@@ -8,7 +8,7 @@
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 STATE=$OUT/bench-integrator
 DURATION=${BENCH_DURATION:-15s}
-read -r NR_PORT < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+read -r NR_PORT < <(free_ports 1)
 rm -rf "$STATE"; mkdir -p "$STATE"
 command -v wrk >/dev/null || fail "wrk missing (scripts/deps.sh installs it)"
 export ALPHAREN STATE; export -f ctl

@@ -8,7 +8,7 @@ STATE=$OUT/state
 rm -rf "$STATE"; mkdir -p "$STATE"
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
 export ALPHAREN STATE; export -f ctl has
-FILES_PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+FILES_PORT=$(free_ports 1)
 
 # A local peer for outgoing REST.
 mkdir -p "$OUT/files"
