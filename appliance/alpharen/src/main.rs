@@ -167,6 +167,7 @@ fn main() -> Result<()> {
                 "dpx" => alpharen_dpx::serve(&state_dir, dev).context("dpx service"),
                 "pgha" => alpharen_pgha::serve(&state_dir, dev).context("pgha service"),
                 "logfwd" => alpharen_logfwd::serve(&state_dir, dev).context("logfwd service"),
+                "cluster" => alpharen_cluster::serve(&state_dir, dev).context("cluster service"),
                 _ => bail!("there is no built-in service {name:?} in this firmware"),
             }
         }
