@@ -149,7 +149,7 @@ echo "$out" | has '"next": 42' || fail "SimpleIO Int conversion: $out"
 echo "$out" | has '"query": {"x": "1"}' || fail "query: $out"
 echo "$out" | has '"details": {"user_name": "John Doe"' || fail "invoke: $out"
 out=$(curl -sS -w ' %{http_code}' -X POST -d '{"count": 1}' "$LB/t/echo")
-[[ $out == *"Missing input: user"*" 400" ]] || fail "missing input: $out"
+[[ $out == *"Missing required input element: user"*" 400" ]] || fail "missing input: $out"
 out=$(curl -sS -d 'user=bob&count=2' "$LB/t/form")
 echo "$out" | has '"user": "bob", "next": 3' || fail "form channel: $out"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$LB/t/ok")

@@ -23,45 +23,27 @@ use crate::stats::Stats;
 use crate::worker::{CodeSet, Pool, Spec, in_fresh_worker, python};
 use crate::{Error, lb};
 
-/// The SDK shipped inside the binary, written out for the workers.
-const SDK: &[(&str, &str)] = &[
-    (
-        "alpharen/__init__.py",
-        include_str!("../python/alpharen/__init__.py"),
-    ),
-    (
-        "alpharen/integrator.py",
-        include_str!("../python/alpharen/integrator.py"),
-    ),
-    (
-        "alpharen/worker.py",
-        include_str!("../python/alpharen/worker.py"),
-    ),
-    (
-        "zato/__init__.py",
-        include_str!("../python/zato/__init__.py"),
-    ),
-    (
-        "zato/server/__init__.py",
-        include_str!("../python/zato/server/__init__.py"),
-    ),
-    (
-        "zato/server/service/__init__.py",
-        include_str!("../python/zato/server/service/__init__.py"),
-    ),
-    (
-        "zato/common/__init__.py",
-        include_str!("../python/zato/common/__init__.py"),
-    ),
-    (
-        "zato/common/exception.py",
-        include_str!("../python/zato/common/exception.py"),
-    ),
-    (
-        "zato/common/api.py",
-        include_str!("../python/zato/common/api.py"),
-    ),
-];
+
+/// "FILE, line N: problem", one line per problem a refused deploy found.
+fn refusal_message(file: &str, reply: &Value, problems: &[Value]) -> String {
+    let at = |line: &Value| {
+        line.as_i64()
+            .map(|l| format!("{file}, line {l}"))
+            .unwrap_or_else(|| file.to_string())
+    };
+    if problems.len() > 1 {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", at(&p["line"]), p["message"].as_str().unwrap_or("")))
+            .collect();
+        return format!("{file}: {} problems:\n{}", problems.len(), lines.join("\n"));
+    }
+    format!(
+        "{}: {}",
+        at(&reply["line"]),
+        reply["error"].as_str().unwrap_or("invalid service file")
+    )
+}
 
 const VALIDATE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -115,14 +97,7 @@ impl App {
             source: std::io::Error::other(e.to_string()),
         })?;
         let sdk_dir = state_dir.join("integrator").join("sdk");
-        for (rel, text) in SDK {
-            let path = sdk_dir.join(rel);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(Error::io(format!("create {}", parent.display())))?;
-            }
-            std::fs::write(&path, text).map_err(Error::io(format!("write {}", path.display())))?;
-        }
+        crate::sdk::write(&sdk_dir)?;
         let config = view.config.integrator.clone();
         let spec = Spec {
             python: python(),
@@ -371,16 +346,11 @@ impl App {
                 )
             })?;
         if reply["ok"] != json!(true) {
-            let line = reply["line"].as_i64();
-            let at = line
-                .map(|l| format!("{file}, line {l}"))
-                .unwrap_or_else(|| file.to_string());
-            let message = format!(
-                "{at}: {}",
-                reply["error"].as_str().unwrap_or("invalid service file")
-            );
+            let problems = reply["problems"].as_array().cloned().unwrap_or_default();
+            let message = refusal_message(file, &reply, &problems);
             return Err(RpcError::new("deploy_failed", message).with_details(json!({
                 "file": file, "line": reply["line"], "traceback": reply["traceback"],
+                "problems": problems,
             })));
         }
         serde_json::from_value(reply["services"].clone())

@@ -21,6 +21,7 @@ mod pickup;
 pub mod registry;
 pub mod retry;
 mod sandbox;
+mod sdk;
 pub mod sched;
 pub mod security;
 pub mod stats;
