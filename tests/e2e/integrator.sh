@@ -233,7 +233,7 @@ has 'integrator.channels\[0\].name' "$OUT/ar-config.txt" || { cat "$OUT/ar-confi
 # Unsupported Zato API is refused at deploy time.
 printf "from zato.server.service import Service\nclass K(Service):\n    name = 'kv.user'\n    def handle(self):\n        self.sso.user.get('x')\n" >"$OUT/kv.py"
 if ctl integrator deploy "$OUT/kv.py" >"$OUT/kv.txt" 2>&1; then fail "sso use deployed"; fi
-has 'kv.py, line 5: self.sso' "$OUT/kv.txt" || { cat "$OUT/kv.txt"; fail "unsupported API message unclear"; }
+has -F 'kv.py, line 5: `self.sso`' "$OUT/kv.txt" || { cat "$OUT/kv.txt"; fail "unsupported API message unclear"; }
 pass "AR names refused (service and channel); unsupported Zato API refused at deploy"
 
 ctl integrator stats

@@ -58,8 +58,9 @@ def _guarded(node, parents):
     return False
 
 
-def _check_import(module, names, line):
-    """Problems of one import statement: (line, message)."""
+def _check_import(module, names, line, own_path):
+    """Problems of one import statement: (line, message). A module that
+    changes sys.path itself (own_path) is trusted with its other imports."""
     top = module.split('.')[0]
     if top == 'zato':
         if module not in zato.SUPPORTED:
@@ -69,7 +70,7 @@ def _check_import(module, names, line):
         return [(line, '`from %s import %s`: %s is not provided by the ALPHA-REN integrator yet'
                  % (module, n, n)) for n in names if n != '*' and not hasattr(mod, n)
                 and '%s.%s' % (module, n) not in zato.SUPPORTED]
-    if top in sys.stdlib_module_names or top in ('alpharen', 'bunch'):
+    if own_path or top in sys.stdlib_module_names or top in ('alpharen', 'bunch'):
         return []
     if importlib.util.find_spec(top) is None:
         return [(line, '`import %s`: %s is not installed on this node; services have the Python '
@@ -89,14 +90,17 @@ def scan(source, filename):
             e.msg, e.lineno = PY2_HINT, line
         raise
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    own_path = any(isinstance(n, ast.Attribute) and n.attr == 'path' and isinstance(n.value, ast.Name)
+                   and n.value.id == 'sys' for n in ast.walk(tree))
     problems = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import) and not _guarded(node, parents):
             for a in node.names:
-                problems.update(_check_import(a.name, (), node.lineno))
+                problems.update(_check_import(a.name, (), node.lineno, own_path))
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
                 and not _guarded(node, parents):
-            problems.update(_check_import(node.module, [a.name for a in node.names], node.lineno))
+            problems.update(_check_import(node.module, [a.name for a in node.names], node.lineno,
+                                          own_path))
         elif isinstance(node, ast.Attribute):
             base = node.value
             if isinstance(base, ast.Name) and base.id == 'self' and node.attr in UNSUPPORTED_ATTRS:

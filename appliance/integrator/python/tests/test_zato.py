@@ -218,6 +218,10 @@ class DeployCheck(unittest.TestCase):
         self.assertIn('`import redis`', got[0][1])
         self.assertIn('zato.common.odb', got[1][1])
 
+    def test_a_module_that_sets_sys_path_is_trusted_with_its_imports(self):
+        src = 'import sys\nsys.path.append("/x")\nimport redis\n'
+        self.assertEqual(deploycheck.scan(src, 'a.py'), [])
+
     def test_python2(self):
         for src in ('print "hi"\n', 'try:\n    pass\nexcept Exception, e:\n    pass\n'):
             with self.assertRaises(SyntaxError) as e:
