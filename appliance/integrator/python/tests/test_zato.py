@@ -108,6 +108,13 @@ class Dispatch(unittest.TestCase):
         self.assertFalse(out['none'])
         self.assertEqual(out['get'], 'get')
 
+    def test_accept_false_is_400_without_handle(self):
+        class No(HandleOnly):
+            def accept(self):
+                return False
+        r = run(No, 'GET')
+        self.assertEqual((r.status_code, r.payload), (400, ''))
+
     def test_inherited_verb_handlers_count(self):
         class Child(Verbs):
             pass
