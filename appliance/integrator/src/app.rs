@@ -23,7 +23,6 @@ use crate::stats::Stats;
 use crate::worker::{CodeSet, Pool, Spec, in_fresh_worker, python};
 use crate::{Error, lb};
 
-
 /// "FILE, line N: problem", one line per problem a refused deploy found.
 fn refusal_message(file: &str, reply: &Value, problems: &[Value]) -> String {
     let at = |line: &Value| {
@@ -34,7 +33,13 @@ fn refusal_message(file: &str, reply: &Value, problems: &[Value]) -> String {
     if problems.len() > 1 {
         let lines: Vec<String> = problems
             .iter()
-            .map(|p| format!("{}: {}", at(&p["line"]), p["message"].as_str().unwrap_or("")))
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    at(&p["line"]),
+                    p["message"].as_str().unwrap_or("")
+                )
+            })
             .collect();
         return format!("{file}: {} problems:\n{}", problems.len(), lines.join("\n"));
     }

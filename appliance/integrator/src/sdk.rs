@@ -7,10 +7,7 @@ use crate::Error;
 
 /// The SDK shipped inside the binary, written out for the workers.
 const SDK: &[(&str, &str)] = &[
-    (
-        "bunch.py",
-        include_str!("../python/bunch.py"),
-    ),
+    ("bunch.py", include_str!("../python/bunch.py")),
     (
         "alpharen/__init__.py",
         include_str!("../python/alpharen/__init__.py"),
@@ -27,10 +24,7 @@ const SDK: &[(&str, &str)] = &[
         "alpharen/dispatch.py",
         include_str!("../python/alpharen/dispatch.py"),
     ),
-    (
-        "alpharen/sio.py",
-        include_str!("../python/alpharen/sio.py"),
-    ),
+    ("alpharen/sio.py", include_str!("../python/alpharen/sio.py")),
     (
         "alpharen/outgoing.py",
         include_str!("../python/alpharen/outgoing.py"),
