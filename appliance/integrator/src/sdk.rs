@@ -46,6 +46,14 @@ const SDK: &[(&str, &str)] = &[
         include_str!("../python/zato/server/service/__init__.py"),
     ),
     (
+        "zato/server/connection/__init__.py",
+        include_str!("../python/zato/server/connection/__init__.py"),
+    ),
+    (
+        "zato/server/connection/http_soap.py",
+        include_str!("../python/zato/server/connection/http_soap.py"),
+    ),
+    (
         "zato/common/__init__.py",
         include_str!("../python/zato/common/__init__.py"),
     ),

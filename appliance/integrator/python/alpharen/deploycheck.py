@@ -58,24 +58,43 @@ def _guarded(node, parents):
     return False
 
 
+# Python 2's standard modules and their Python 3 names.
+PY2_MODULES = {
+    'httplib': 'http.client', 'urllib2': 'urllib.request', 'urlparse': 'urllib.parse',
+    'cStringIO': 'io', 'StringIO': 'io', 'ConfigParser': 'configparser', 'Queue': 'queue',
+    'cPickle': 'pickle', 'HTMLParser': 'html.parser', 'Cookie': 'http.cookies',
+    'cookielib': 'http.cookiejar', '__builtin__': 'builtins', 'thread': '_thread',
+    'commands': 'subprocess', 'SocketServer': 'socketserver', 'xmlrpclib': 'xmlrpc.client',
+}
+
+
+def _statement(module, names):
+    return 'from %s import %s' % (module, ', '.join(names)) if names else 'import %s' % module
+
+
 def _check_import(module, names, line, own_path):
     """Problems of one import statement: (line, message). A module that
     changes sys.path itself (own_path) is trusted with its other imports."""
     top = module.split('.')[0]
     if top == 'zato':
         if module not in zato.SUPPORTED:
-            return [(line, '`%s`: this Zato module is not supported yet by the ALPHA-REN integrator; '
-                           'supported: %s' % (module, ', '.join(zato.SUPPORTED[1:])))]
+            return [(line, '`%s`: %s is not supported yet by the ALPHA-REN integrator; '
+                           'supported Zato modules: %s' % (_statement(module, names), module,
+                                                           ', '.join(zato.SUPPORTED[1:])))]
         mod = importlib.import_module(module)
         return [(line, '`from %s import %s`: %s is not provided by the ALPHA-REN integrator yet'
                  % (module, n, n)) for n in names if n != '*' and not hasattr(mod, n)
                 and '%s.%s' % (module, n) not in zato.SUPPORTED]
+    if top in PY2_MODULES:
+        return [(line, '`%s`: %s is a Python 2 module; this module is Python 2 and the node runs '
+                       'Python 3.11: port it (Python 3 has %s)' % (_statement(module, names), top,
+                                                                  PY2_MODULES[top]))]
     if own_path or top in sys.stdlib_module_names or top in ('alpharen', 'bunch'):
         return []
     if importlib.util.find_spec(top) is None:
-        return [(line, '`import %s`: %s is not installed on this node; services have the Python '
+        return [(line, '`%s`: %s is not installed on this node; services have the Python '
                        'standard library and what Zato gives every service (bunch, zato.common)'
-                 % (module, top))]
+                 % (_statement(module, names), top))]
     return []
 
 

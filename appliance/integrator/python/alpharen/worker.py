@@ -113,14 +113,18 @@ def validate(msg):
     if problems:
         return refusal(filename, problems)
     try:
-        _, classes = load_module(module, source, filename)
+        mod, classes = load_module(module, source, filename)
     except BaseException as e:  # noqa: B902 - user code may raise anything, SystemExit too
         return refusal(filename, [(error_location(e, filename), '%s: %s' % (type(e).__name__, e))],
                        user_traceback(e, filename))
     if not classes:
-        return refusal(filename, [(None, 'no service is defined in %s: a service is a class deriving '
-                                         'from Service with handle(self) or handle_GET(self), '
-                                         'handle_POST(self), ...' % filename)])
+        bases = [c.__name__ for c in mod.__dict__.values() if isinstance(c, type)
+                 and issubclass(c, sdk.Service) and c.__module__ == mod.__name__]
+        why = (': %s derive%s from Service but define%s neither handle(self) nor handle_GET(self), '
+               'handle_POST(self), ...; add one' % (', '.join(bases), '' if len(bases) > 1 else 's',
+                                                    '' if len(bases) > 1 else 's')) if bases else (
+            ': a service is a class deriving from Service with handle(self) or handle_GET(self), ...')
+        return refusal(filename, [(None, 'no service is defined in %s%s' % (filename, why))])
     services, problems = [], []
     for cls in classes:
         name = cls.get_name()

@@ -229,6 +229,18 @@ class DeployCheck(unittest.TestCase):
         src = 'import sys\nsys.path.append("/x")\nimport redis\n'
         self.assertEqual(deploycheck.scan(src, 'a.py'), [])
 
+    def test_python2_modules_and_statements_as_written(self):
+        got = deploycheck.scan('import httplib\nfrom genesisng.schema import Room, Rate\n', 'a.py')
+        self.assertIn('httplib is a Python 2 module', got[0][1])
+        self.assertIn('http.client', got[0][1])
+        self.assertIn('`from genesisng.schema import Room, Rate`', got[1][1])
+
+    def test_zato_names_of_older_versions(self):
+        src = ('from zato.common import ZatoException\n'
+               'from zato.server.service import ListOfDicts, ForceType, Integer\n'
+               'from zato.server.connection.http_soap import BadRequest\n')
+        self.assertEqual(deploycheck.scan(src, 'a.py'), [])
+
     def test_python2(self):
         for src in ('print "hi"\n', 'try:\n    pass\nexcept Exception, e:\n    pass\n'):
             with self.assertRaises(SyntaxError) as e:
@@ -240,6 +252,12 @@ class DeployCheck(unittest.TestCase):
                                  'source': 'import redis\nimport six\n'})
         self.assertFalse(reply['ok'])
         self.assertEqual(len(reply['problems']), 2)
+
+    def test_validate_only_base_classes_says_so(self):
+        reply = worker.validate({'module': 'm', 'file': 'm.py', 'source':
+                                 'from zato.server.service import Service\nclass Sherlock(Service):\n    pass\n'})
+        self.assertIn('Sherlock derives from Service but defines neither handle(self)',
+                      reply['problems'][0]['message'])
 
     def test_validate_base_class_and_verbs(self):
         src = ('from zato.server.service import Service\n'

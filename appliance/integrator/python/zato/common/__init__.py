@@ -6,3 +6,4 @@ from zato.common.api import (  # noqa: F401
     CHANNEL, CONTENT_TYPE, DATA_FORMAT, PARAMS_PRIORITY, SEC_DEF_TYPE, URL_PARAMS_PRIORITY,
     URL_TYPE, ZATO_DEFAULT, ZATO_ERROR, ZATO_NONE, ZATO_NOT_GIVEN, ZATO_OK, ZATO_WARNING,
 )
+from zato.common.exception import ZatoException  # noqa: F401 - Zato 2 and 3 import it from here

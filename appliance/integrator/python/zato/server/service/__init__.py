@@ -5,3 +5,5 @@ from alpharen.integrator import (  # noqa: F401
     AsIs, Bool, Boolean, CSV, Date, DateTime, Decimal, Dict, DictList, Float, Int, Integer, List,
     Opaque, Service, Text, Unicode, UUID,
 )
+from alpharen.sio import DictList as ListOfDicts, Elem as ForceType  # noqa: F401 - Zato 3's names
+
