@@ -510,9 +510,16 @@ def _read_input(service):
     """SimpleIO: fills request.input; bad or missing input is a 400."""
     decl = getattr(type(service), 'SimpleIO', None)
     if decl is None:
+        # As Zato without SimpleIO: a dict payload with the query's
+        # parameters it lacks; a list or a string as it is.
         payload = service.request.payload
-        service.request.input = Bunch(payload) if isinstance(payload, dict) else (
-            payload if payload not in (None, '') else Bunch())
+        if isinstance(payload, (list, str, bytes)) and payload:
+            service.request.input = payload
+            return
+        inp = Bunch(payload) if isinstance(payload, dict) else Bunch()
+        for key, value in service.request.http.GET.items():
+            inp.setdefault(key, value)
+        service.request.input = inp
         return
     try:
         service.request.input = sio.parse_input(decl, service.request.payload, service.request.http.GET)

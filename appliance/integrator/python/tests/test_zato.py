@@ -152,6 +152,13 @@ class Request(unittest.TestCase):
         self.assertEqual(http.headers['x-api-key'], 'k')
         self.assertEqual(http.POST, {})
 
+    def test_input_without_simpleio_merges_the_query(self):
+        class Echo(sdk.Service):
+            def handle(self):
+                self.response.payload = dict(self.request.input)
+        self.assertEqual(run(Echo, 'POST', payload={'a': 1, 'b': 2}, query='b=9&c=3').payload,
+                         {'a': 1, 'b': 2, 'c': '3'})
+
     def test_raw_request_and_bunchified(self):
         r = sdk.Request(raw=b'{"a": {"b": [{"c": 1}]}}')
         self.assertEqual(r.raw_request, r.raw)
