@@ -96,10 +96,16 @@ pass "self.kvdb.conn.hset at run time: $(jq -r .error <<<"$BODY")"
 
 # --- refused deploys: every problem at once; Python 2 named -----------------
 if ctl integrator deploy "$HERE/needs-more.py" >"$STATE/err" 2>&1; then fail "needs-more.py deployed"; fi
-for want in "4 problems" "needs-more.py, line 2: \`import redis\`" "line 3: \`import xmltodict\`" "line 4: \`zato.common.odb.model\`" "line 10: \`self.email\`"; do
+for want in "4 problems" "needs-more.py, line 2: \`import redis\`" "line 3: \`import xmltodict\`" "line 4: \`from zato.common.odb.model import Cluster\`: zato.common.odb.model is not supported yet" "line 10: \`self.email\`"; do
   has -F "$want" "$STATE/err" || { cat "$STATE/err"; fail "refusal lacks: $want"; }
 done
 if ctl integrator deploy "$HERE/legacy.py" >"$STATE/err" 2>&1; then fail "Python 2 deployed"; fi
 has -F "legacy.py, line 7" "$STATE/err" && has -F "this module is Python 2; the node runs Python 3.11" "$STATE/err" \
   || { cat "$STATE/err"; fail "Python 2 not named"; }
-pass "a refused deploy lists every problem with its line; Python 2 is named as such"
+if ctl integrator deploy "$HERE/py2-imports.py" >"$STATE/err" 2>&1; then fail "a Python 2 module deployed"; fi
+has -F 'py2-imports.py, line 2: `import urllib2`: urllib2 is a Python 2 module' "$STATE/err" && has -F 'urllib.request' "$STATE/err" \
+  || { cat "$STATE/err"; fail "Python 2 module import not named"; }
+if ctl integrator deploy "$HERE/bases-only.py" >"$STATE/err" 2>&1; then fail "a file of base classes deployed"; fi
+has -F 'BaseAPI derives from Service but defines neither handle(self) nor handle_GET(self)' "$STATE/err" \
+  || { cat "$STATE/err"; fail "base-only refusal unclear"; }
+pass "a refused deploy lists every problem with its line; Python 2 syntax and modules are named as such; a file of base classes names them"
