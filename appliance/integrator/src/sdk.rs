@@ -34,6 +34,10 @@ const SDK: &[(&str, &str)] = &[
         include_str!("../python/alpharen/deploycheck.py"),
     ),
     (
+        "alpharen/zatoapi.py",
+        include_str!("../python/alpharen/zatoapi.py"),
+    ),
+    (
         "zato/__init__.py",
         include_str!("../python/zato/__init__.py"),
     ),

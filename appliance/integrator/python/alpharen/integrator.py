@@ -15,6 +15,7 @@ import uuid
 from bunch import Bunch, bunchify
 from alpharen import dispatch, sio
 from alpharen.outgoing import Outgoing
+from alpharen.zatoapi import NotSupported, ZatoAPI
 from alpharen.sio import (  # noqa: F401 - Zato's SimpleIO types, importable from here
     AsIs, Bool, Boolean, CSV, Date, DateTime, Decimal, Dict, DictList, Float, Int, Integer, List,
     Opaque, Text, Unicode, UUID,
@@ -77,9 +78,11 @@ class Payload(Bunch):
 
 # ---- Request and response ---------------------------------------------------
 
-class HTTPInfo:
+class HTTPInfo(ZatoAPI):
     """``self.request.http``: what the channel received over HTTP, read
     from the WSGI environment as Zato does."""
+
+    zato_path = 'self.request.http'
 
     def __init__(self, environ=None):
         environ = environ or {}
@@ -128,7 +131,9 @@ class ChannelInfo:
         return '<ChannelInfo %s (%s)>' % (self.name, self.type)
 
 
-class Request:
+class Request(ZatoAPI):
+    zato_path = 'self.request'
+
     def __init__(self, payload=None, raw=b'', http=None, data_format='json'):
         self.payload = payload
         self.raw = raw
@@ -158,7 +163,9 @@ class Request:
     to_bunch = bunchified
 
 
-class Response:
+class Response(ZatoAPI):
+    zato_path = 'self.response'
+
     def __init__(self):
         self.payload = Payload()
         self.status_code = 200
@@ -263,8 +270,11 @@ class KV:
         raise HostError('conflict', 'incr of %r kept racing' % key)
 
 
-class RedisLikeConn(KV):
+class RedisLikeConn(KV, ZatoAPI):
     """``self.kvdb.conn``: the Redis calls Zato services use."""
+
+    zato_path = 'self.kvdb.conn'
+    zato_supported = 'get, set, setex, delete, keys, exists, incr, incrby'
 
     def set(self, key, value, ex=None, px=None, nx=False, **kwargs):
         ttl = ex if ex is not None else (px / 1000.0 if px is not None else None)
@@ -285,22 +295,20 @@ class RedisLikeConn(KV):
     def incrby(self, key, amount=1):
         return self.incr(key, amount)
 
-    def __getattr__(self, name):
-        # Any other Redis call: named as the service wrote it, not as ours.
-        if name.startswith('_'):
-            raise AttributeError(name)
-        raise NotImplementedError('`self.kvdb.conn.%s` is not supported yet; supported: get, set, '
-                                  'setex, delete, keys, exists, incr, incrby' % name)
 
+class KVDB(ZatoAPI):
+    zato_path = 'self.kvdb'
 
-class KVDB:
     def __init__(self):
         self.conn = RedisLikeConn('kvdb')
 
 
-class Cache(KV):
+class Cache(KV, ZatoAPI):
     """One named cache: ``get/set(key, value, expiry)`` on the KV store,
     in its own namespace (``cache`` for the default one)."""
+
+    zato_path = 'self.cache.default'
+    zato_supported = 'get, set, delete, exists, keys, in, [key]'
 
     def set(self, key, value, expiry=None, ttl=None, **kwargs):
         return super().set(key, value, ttl=ttl if ttl is not None else expiry)
@@ -321,27 +329,29 @@ class Cache(KV):
         return self.exists(key)
 
 
-class CacheAPI:
+class CacheAPI(ZatoAPI):
     """``self.cache``: ``self.cache.default`` and
     ``self.cache.get_cache('builtin', NAME)`` as in Zato; the default
     cache's calls work on ``self.cache`` itself too."""
+
+    zato_path = 'self.cache'
 
     def __init__(self):
         self.default = Cache('cache')
 
     def get_cache(self, cache_type='builtin', name='default'):
         if cache_type != 'builtin':
-            raise NotImplementedError('`self.cache.get_cache(%r, ...)` is not supported yet: '
-                                      'only builtin caches' % cache_type)
+            raise NotSupported('`self.cache.get_cache(%r, ...)` is not supported yet: only builtin '
+                               'caches' % cache_type)
         return self.default if name == 'default' else Cache('cache.' + name)
 
     def __getitem__(self, name):
         return self.get_cache('builtin', name)
 
     def __getattr__(self, name):
-        if name.startswith('_'):
-            raise AttributeError(name)
-        return getattr(self.default, name)
+        if name in ('get', 'set', 'delete', 'exists', 'keys', 'incr', 'cas'):
+            return getattr(self.default, name)
+        return ZatoAPI.__getattr__(self, name)
 
 
 class LockTimeout(Exception):
@@ -394,7 +404,7 @@ class PubSub:
         return _call('publish', topic=topic, data=data)
 
 
-class Service:
+class Service(ZatoAPI):
     """Base class of user services. Subclasses define ``handle(self)`` or
     ``handle_GET(self)``, ``handle_POST(self)``, ... and may set ``name``."""
 

@@ -8,6 +8,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 
 from bunch import Bunch
+from alpharen.zatoapi import ZatoAPI
 
 
 def _flat(multi):
@@ -170,7 +171,10 @@ class OutgoingMap:
         return self._defs.keys()
 
 
-class Outgoing:
+class Outgoing(ZatoAPI):
+    zato_path = 'self.out'
+    zato_supported = 'rest, plain_http'
+
     def __init__(self, defs):
         self.rest = OutgoingMap(defs)
         self.plain_http = self.rest

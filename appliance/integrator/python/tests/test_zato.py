@@ -280,6 +280,14 @@ class Runtime(unittest.TestCase):
             sdk.KVDB().conn.hset('k', 'f', 'v')
         self.assertIn('`self.kvdb.conn.hset` is not supported yet', str(e.exception))
 
+    def test_unknown_zato_api_is_named_as_written(self):
+        for obj, path in ((sdk.CacheAPI(), 'self.cache.foo'), (sdk.Request(), 'self.request.foo'),
+                          (sdk.HTTPInfo(), 'self.request.http.foo'), (HandleOnly(), 'self.foo')):
+            with self.assertRaises(AttributeError) as e:
+                obj.foo
+            self.assertIn('`%s` is not supported yet' % path, str(e.exception))
+        self.assertIsNone(getattr(HandleOnly(), 'foo', None))
+
     def test_worker_call_over_http(self):
         src = ('from zato.server.service import Service\n'
                'class Who(Service):\n    def handle_POST(self):\n'
