@@ -35,10 +35,7 @@ name = "counter"
 url_path = "/api/counter"
 service = "kvdb-hash.counter"
 TOML
-seed_ports "$STATE/seed.toml"
-LB=http://127.0.0.1:$LB_PORT
-start_node "$STATE" --config "$STATE/seed.toml"
-wait_for 20 ctl integrator status || fail "integrator control socket not reachable"
+start_integrator "$STATE/seed.toml"
 
 # --- deploy unchanged; names as Zato derives them; the base is no service --
 for f in users-api.py orders.py kvdb-hash.py; do

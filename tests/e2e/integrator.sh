@@ -92,10 +92,7 @@ host = "http://127.0.0.1:$FILES_PORT"
 url_path = "/{name}"
 TOML
 
-seed_ports "$OUT/config.toml"
-LB=http://127.0.0.1:$LB_PORT
-start_node "$STATE" --config "$OUT/config.toml"
-wait_for 20 ctl integrator status || fail "integrator control socket not reachable"
+start_integrator "$OUT/config.toml"
 wait_for 20 bash -c "ctl --json integrator status | has '\"idle_workers\": 2'" || { ctl integrator status; fail "workers did not start"; }
 pass "integrator up with 2 workers"
 
