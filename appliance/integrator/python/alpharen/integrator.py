@@ -411,10 +411,15 @@ class Service(ZatoAPI):
     name = None
 
     def __init__(self):
+        cls = type(self)
+        # As Zato's instances: the service's name and "module.Class".
+        self.name = self.get_name()
+        self.impl_name = '%s.%s' % (cls.__dict__.get('_zato_module') or cls.__module__.rsplit('.', 1)[-1],
+                                    cls.__name__)
         self.cid = uuid.uuid4().hex
         self.request = Request()
         self.response = Response()
-        self.logger = logging.getLogger(self.get_name())
+        self.logger = logging.getLogger(self.name)
         self.out = Outgoing(_outgoing_defs)
         self.outgoing = self.out
         self.environ = {}

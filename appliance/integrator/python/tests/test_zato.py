@@ -45,6 +45,7 @@ class Names(unittest.TestCase):
         Plain._zato_module = 'cors-options'
         self.assertEqual(Child.get_name(), 'x.base')
         self.assertEqual(Plain.get_name(), 'cors-options.plain')
+        self.assertEqual((Plain().name, Plain().impl_name), ('cors-options.plain', 'cors-options.Plain'))
 
 
 def run(cls, method=None, channel='http-soap', payload=None, query=''):
