@@ -589,3 +589,25 @@ pub async fn health_loop(app: Arc<App>) {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_refusal_names_file_and_line_of_every_problem() {
+        let one = json!({"line": 3, "error": "SyntaxError: x"});
+        assert_eq!(
+            super::refusal_message("a.py", &one, &[]),
+            "a.py, line 3: SyntaxError: x"
+        );
+        let problems = [
+            json!({"line": 1, "message": "`import redis`: not installed"}),
+            json!({"line": null, "message": "no service"}),
+        ];
+        assert_eq!(
+            super::refusal_message("a.py", &json!({"error": "2 problems"}), &problems),
+            "a.py: 2 problems:\na.py, line 1: `import redis`: not installed\na.py: no service"
+        );
+    }
+}
