@@ -38,6 +38,15 @@ start_node() {
   wait_for 20 "$ALPHAREN" ctl --state-dir "$dir" status || { cat "$dir/console.log"; fail "node in $dir did not start"; }
 }
 ctl() { "$ALPHAREN" ctl --state-dir "$STATE" "$@"; }
+# start_integrator SEED: free ports into the seed (seed_ports), a node on
+# $STATE started with it, LB set to its integrator's address; waits for
+# the integrator's control socket.
+start_integrator() {
+  seed_ports "$1"
+  LB=http://127.0.0.1:$LB_PORT
+  start_node "$STATE" --config "$1"
+  wait_for 20 ctl integrator status || fail "integrator control socket not reachable"
+}
 # has PATTERN...: like `grep -q`, but reads all its input, so the writer of
 # a pipe is never cut off by SIGPIPE (which `set -o pipefail` would report).
 has() { grep "$@" >/dev/null; }

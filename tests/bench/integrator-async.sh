@@ -52,9 +52,7 @@ name = "t.publish"
 url_path = "/t.publish"
 service = "t.publish"
 TOML
-seed_ports "$OUT/bench-async.toml"
-LB=http://127.0.0.1:$LB_PORT
-start_node "$STATE" --config "$OUT/bench-async.toml"
+start_integrator "$OUT/bench-async.toml"
 wait_for 30 bash -c "ctl --json integrator status | grep -q '\"idle_workers\": 2'" || fail "workers did not start"
 ctl integrator deploy "$HERE/e2e/integrator/async_services.py" >/dev/null
 

@@ -43,10 +43,7 @@ name = "open.user.get"
 url_path = "/open/user/get-details"
 service = "api.user.get-details"
 TOML
-seed_ports "$OUT/bench.toml"
-LB=http://127.0.0.1:$LB_PORT
-start_node "$STATE" --config "$OUT/bench.toml"
-wait_for 20 ctl integrator status || fail "integrator not up"
+start_integrator "$OUT/bench.toml"
 ctl integrator deploy "$HERE/e2e/integrator/get_user_details.py" >/dev/null
 curl -sf -u cust:bench-password "$LB/api/user/get-details" >/dev/null || fail "integrator does not answer"
 
