@@ -25,7 +25,7 @@ pub struct JoinBody {
 #[utoipa::path(get, path = "/api/v1/cluster", tag = "cluster",
     responses((status = 200, description = "Cluster name, this node, nats-server state, JetStream mode and meta leader, replicas, and every member with its state (`cluster.status`)", body = Value),
         (status = 503, description = "The cluster service is not running", body = ErrorBody)))]
-pub(super) async fn status(State(app): AppState, _c: Reader) -> ApiResult {
+pub(super) async fn cluster_status(State(app): AppState, _c: Reader) -> ApiResult {
     Ok(Json(rpc(&app, "cluster.status", json!({})).await?))
 }
 
@@ -35,6 +35,6 @@ pub(super) async fn status(State(app): AppState, _c: Reader) -> ApiResult {
         (status = 403, description = "Not signed with this cluster's join secret, or too old", body = ErrorBody),
         (status = 409, description = "This node is not in a cluster", body = ErrorBody),
         (status = 503, description = "The cluster service is not running", body = ErrorBody)))]
-pub(super) async fn join(State(app): AppState, Body(b): Body<JoinBody>) -> ApiResult {
+pub(super) async fn cluster_join(State(app): AppState, Body(b): Body<JoinBody>) -> ApiResult {
     Ok(Json(rpc(&app, "cluster.admit", b).await?))
 }
