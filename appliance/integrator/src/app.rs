@@ -214,6 +214,12 @@ impl App {
             }
             (config, rules)
         };
+        let cluster = &view.config.cluster;
+        let target = view
+            .secret("cluster.client_password")
+            .filter(|_| cluster.enabled())
+            .map(|pw| (cluster.client_port, pw.to_string()));
+        self.engine.data.cluster.set_target(target);
         match self.view.write() {
             Ok(mut g) => *g = Arc::new(view),
             Err(p) => *p.into_inner() = Arc::new(view),
