@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use alpharen_rpc::RpcError;
 use alpharen_store::View;
-use alpharen_store::config::{Channel, Integrator};
+use alpharen_store::config::{Integrator, Template};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -18,6 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 use crate::registry::{self, ServiceInfo};
+use crate::routes::{self, Route, Selected};
 use crate::security::{ReplayCache, Rule};
 use crate::stats::Stats;
 use crate::worker::{CodeSet, Pool, Spec, in_fresh_worker, python};
@@ -67,13 +68,6 @@ const VALIDATE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-/// One REST channel ready to serve.
-pub struct Route {
-    pub channel: Channel,
-    pub rule: Option<Rule>,
-    pub timeout: Duration,
-}
-
 /// Another server of the cluster, health-checked by HEAD every 2 s.
 pub struct Remote {
     pub base: String,
@@ -90,7 +84,7 @@ pub struct App {
     view: RwLock<Arc<View>>,
     pub pool: Arc<Pool>,
     config: RwLock<Arc<Integrator>>,
-    routes: RwLock<Arc<HashMap<String, Arc<Route>>>>,
+    routes: RwLock<Arc<Vec<Arc<Route>>>>,
     outgoing: RwLock<Arc<Vec<Value>>>,
     pub remotes: RwLock<Arc<Vec<Arc<Remote>>>>,
     pub stats: Mutex<Stats>,
@@ -143,7 +137,7 @@ impl App {
             view: RwLock::new(Arc::new(View::default())),
             pool,
             config: RwLock::new(Arc::new(config)),
-            routes: RwLock::new(Arc::new(HashMap::new())),
+            routes: RwLock::new(Arc::new(Vec::new())),
             outgoing: RwLock::new(Arc::new(Vec::new())),
             remotes: RwLock::new(Arc::new(Vec::new())),
             stats: Mutex::new(Stats::default()),
@@ -187,8 +181,11 @@ impl App {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    pub fn route(&self, path: &str) -> Option<Arc<Route>> {
-        self.routes.read().ok()?.get(path).cloned()
+    pub fn route(&self, path: &str, method: &str) -> Selected {
+        match self.routes.read() {
+            Ok(r) => routes::select(&r, path, method),
+            Err(_) => Selected::NotFound,
+        }
     }
 
     pub fn in_flight(&self) -> u32 {
@@ -238,16 +235,17 @@ impl App {
             Ok(mut g) => *g = Arc::new(view),
             Err(p) => *p.into_inner() = Arc::new(view),
         }
-        let routes: HashMap<String, Arc<Route>> = config
+        let routes: Vec<Arc<Route>> = config
             .channels
             .iter()
-            .map(|c| {
-                let route = Route {
+            // The config check refused the paths that do not parse.
+            .filter_map(|c| {
+                Some(Arc::new(Route {
                     channel: c.clone(),
+                    template: Template::parse(&c.url_path).ok()?,
                     rule: c.security.as_ref().and_then(|s| rules.get(s).cloned()),
                     timeout: Duration::from_secs(c.timeout.unwrap_or(config.timeout)),
-                };
-                (c.url_path.clone(), Arc::new(route))
+                }))
             })
             .collect();
         let outgoing: Vec<Value> = config

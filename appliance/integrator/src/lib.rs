@@ -20,6 +20,7 @@ pub mod lb;
 mod pickup;
 pub mod registry;
 pub mod retry;
+mod routes;
 mod sandbox;
 pub mod sched;
 pub mod security;

@@ -155,14 +155,15 @@ class Payload(Bunch):
 class HTTPInfo:
     """What the channel received over HTTP."""
 
-    def __init__(self, method='GET', path='/', query='', headers=None):
+    def __init__(self, method='GET', path='/', query='', headers=None, path_params=None):
         self.method = method
         self.path = path
         self.query_string = query
         self.headers = Bunch(headers or {})
-        self.params = Bunch(_flat(urllib.parse.parse_qs(query, keep_blank_values=True)))
-        # Zato names these GET/POST.
-        self.GET = self.params
+        # A templated channel's {parameters}; they win over the query's.
+        self.path_params = Bunch(path_params or {})
+        self.GET = Bunch(_flat(urllib.parse.parse_qs(query, keep_blank_values=True)))
+        self.params = Bunch(self.GET, **self.path_params)
         self.POST = Bunch()
 
     @property
@@ -626,10 +627,12 @@ class Service:
 
 
 def _read_input(service):
-    """SimpleIO: fills request.input from the payload (then the query);
-    a missing required element is a 400 naming it."""
+    """SimpleIO: fills request.input from the path parameters, the
+    payload, then the query; a missing required element is a 400 naming
+    it. Without SimpleIO, input holds the query and path parameters."""
     sio = getattr(type(service), 'SimpleIO', None)
     if sio is None:
+        service.request.input = Bunch(service.request.http.params)
         return
     source = {}
     payload = service.request.payload
@@ -652,7 +655,9 @@ def _read_input(service):
     for item, needed in [(i, True) for i in required] + [(i, False) for i in optional]:
         el = _element(item)
         name = el.name
-        if name in source:
+        if name in service.request.http.path_params:
+            raw = service.request.http.path_params[name]
+        elif name in source:
             raw = source[name]
         elif name in params:
             raw = params[name]

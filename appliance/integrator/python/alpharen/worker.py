@@ -225,7 +225,8 @@ def call(msg):
     svc.request.raw_request = raw
     svc.request.data_format = data_format
     svc.request.http = sdk.HTTPInfo(http.get('method', 'GET'), http.get('path', '/'),
-                                    http.get('query', ''), http.get('headers') or {})
+                                    http.get('query', ''), http.get('headers') or {},
+                                    http.get('path_params'))
     try:
         svc.request.payload = parse_body(raw, data_format)
     except (ValueError, ET.ParseError, UnicodeDecodeError) as e:

@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use super::jobtime::{Zone, parse_date, parse_datetime, parse_tz};
+use super::url_template::{Template, channel_conflicts};
 use super::{IntegratorTls, KeyPath, Problem, check};
 
 /// `[integrator]`: Python service workers, security definitions, REST
@@ -359,12 +360,8 @@ impl Integrator {
             let at = chans.index(i);
             check::object_name(out, &at.key("name"), &ch.name);
             reserved(out, &at.key("name"), &ch.name);
-            if !ch.url_path.starts_with('/') || ch.url_path.contains(['?', '#', ' ']) {
-                check::push(
-                    out,
-                    &at.key("url_path"),
-                    "must start with '/' and hold no '?', '#' or spaces",
-                );
+            if let Err(e) = Template::parse(&ch.url_path) {
+                check::push(out, &at.key("url_path"), e);
             }
             for (j, m) in ch.methods.iter().enumerate() {
                 if !METHODS.contains(&m.as_str()) {
@@ -398,12 +395,7 @@ impl Integrator {
             "name",
             self.channels.iter().map(|c| c.name.as_str()),
         );
-        check::unique(
-            out,
-            &chans,
-            "url_path",
-            self.channels.iter().map(|c| c.url_path.as_str()),
-        );
+        channel_conflicts(out, &chans, &self.channels);
         let outs = path.key("outgoing");
         for (i, o) in self.outgoing.iter().enumerate() {
             let at = outs.index(i);

@@ -14,6 +14,7 @@ mod pgha;
 mod secret_fields;
 mod ssh;
 mod syslog;
+mod url_template;
 mod vpn;
 mod web;
 
@@ -40,6 +41,7 @@ pub use pgha::{
 pub use secret_fields::{SECRET_PREFIX, SecretField, make_ref, secret_ref};
 pub use ssh::{SSH_KEY_TYPES, Ssh, check_ssh_key};
 pub use syslog::{Collector, Facility, Syslog, Transport};
+pub use url_template::{Segment, Template, methods_overlap};
 pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
 pub use web::Web;
 
