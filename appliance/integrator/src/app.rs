@@ -407,6 +407,21 @@ impl App {
         Ok(registry::modules_json(&active))
     }
 
+    /// The channels' OpenAPI document, with the SimpleIO of the active
+    /// versions of their services.
+    pub fn openapi(&self) -> Result<Value, RpcError> {
+        let active = self
+            .engine
+            .data
+            .registry(registry::active)
+            .map_err(rpc_store)?;
+        let services: HashMap<&str, &ServiceInfo> = active
+            .iter()
+            .flat_map(|m| m.services.iter().map(|s| (s.name.as_str(), s)))
+            .collect();
+        Ok(crate::openapi::document(&self.config(), &services))
+    }
+
     pub fn versions(&self, name: &str) -> Result<Value, RpcError> {
         let module = self.module_of(name)?;
         let v = self

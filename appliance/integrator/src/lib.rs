@@ -17,6 +17,7 @@ mod engine;
 mod http;
 mod invoke;
 pub mod lb;
+mod openapi;
 mod pickup;
 pub mod registry;
 pub mod retry;

@@ -626,6 +626,23 @@ class Service:
         return Lock(name, timeout=timeout, expires=expires)
 
 
+def sio_elements(sio, kind):
+    """A SimpleIO's `KIND_required` and `KIND_optional` elements (KIND is
+    'input' or 'output'), with newer Zato's `KIND = 'a', '-b'` (a dash
+    marks optional) added: (required, optional)."""
+    required = list(getattr(sio, kind + '_required', ()) or ())
+    optional = list(getattr(sio, kind + '_optional', ()) or ())
+    single = getattr(sio, kind, None)
+    if single is not None:
+        for item in (single if isinstance(single, (list, tuple)) else (single,)):
+            name = str(item)
+            if name.startswith('-'):
+                optional.append(name[1:] if not isinstance(item, AsIs) else item)
+            else:
+                required.append(item)
+    return required, optional
+
+
 def _read_input(service):
     """SimpleIO: fills request.input from the path parameters, the
     payload, then the query; a missing required element is a 400 naming
@@ -638,17 +655,7 @@ def _read_input(service):
     payload = service.request.payload
     if isinstance(payload, dict):
         source.update(payload)
-    required = list(getattr(sio, 'input_required', ()) or ())
-    optional = list(getattr(sio, 'input_optional', ()) or ())
-    # Newer Zato: `input = 'a', '-b'` (a dash marks optional).
-    single = getattr(sio, 'input', None)
-    if single is not None:
-        for item in (single if isinstance(single, (list, tuple)) else (single,)):
-            name = str(item)
-            if name.startswith('-'):
-                optional.append(name[1:] if not isinstance(item, AsIs) else item)
-            else:
-                required.append(item)
+    required, optional = sio_elements(sio, 'input')
     params = service.request.http.params
     missing = []
     values = Bunch()

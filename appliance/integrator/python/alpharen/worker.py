@@ -109,6 +109,29 @@ def user_traceback(exc, filename):
     return head + ''.join(traceback.format_exception_only(type(exc), exc))
 
 
+# JSON Schema types of the SimpleIO element classes (others: any value).
+SIO_TYPES = ((sdk.Bool, 'boolean'), (sdk.Int, 'integer'), (sdk.Float, 'number'),
+             (sdk.List, 'array'), (sdk.Dict, 'object'))
+
+
+def sio_info(cls):
+    """A service's SimpleIO for the channels' OpenAPI document: per
+    input/output, required and optional elements with their types."""
+    sio = getattr(cls, 'SimpleIO', None)
+    if sio is None:
+        return None
+    out = {}
+    for kind in ('input', 'output'):
+        for needed, items in zip(('required', 'optional'), sdk.sio_elements(sio, kind)):
+            elements = []
+            for item in items:
+                el = sdk._element(item)
+                kind_of = next((t for c, t in SIO_TYPES if isinstance(el, c)), None)
+                elements.append({'name': el.name, 'type': kind_of})
+            out['%s_%s' % (kind, needed)] = elements
+    return out
+
+
 def validate(msg):
     module, source, filename = msg['module'], msg['source'], msg['file']
     try:
@@ -134,7 +157,7 @@ def validate(msg):
             return {'ok': False, 'error': 'class %s (%s) does not define handle(self)' % (cls.__name__, name),
                     'file': filename, 'line': None, 'traceback': ''}
         services.append({'name': name, 'class': cls.__name__,
-                         'doc': (cls.__doc__ or '').strip()})
+                         'doc': (cls.__doc__ or '').strip(), 'sio': sio_info(cls)})
     return {'ok': True, 'services': services}
 
 
