@@ -209,11 +209,10 @@ async fn local(app: &App, door: &Door, client: IpAddr, req: Request<Incoming>) -
             door.failed(client, Instant::now());
             tracing::info!(channel = %ch.name, cid, %client, reason = %e, "request refused");
             let mut r = error(StatusCode::UNAUTHORIZED, e.to_string(), &cid);
-            if matches!(rule, security::Rule::Basic { .. }) {
-                r.headers_mut().insert(
-                    "www-authenticate",
-                    HeaderValue::from_static("Basic realm=\"alpharen\""),
-                );
+            if let Some(v) =
+                security::challenge(rule, &e).and_then(|c| HeaderValue::from_str(&c).ok())
+            {
+                r.headers_mut().insert("www-authenticate", v);
             }
             return r;
         }

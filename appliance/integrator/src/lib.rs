@@ -16,6 +16,7 @@ mod door;
 mod engine;
 mod http;
 mod invoke;
+mod jwt;
 pub mod lb;
 mod openapi;
 mod pickup;

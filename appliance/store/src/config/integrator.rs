@@ -170,21 +170,33 @@ fn default_backoff() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct SecurityDef {
     pub name: String,
-    /// `basic`, `apikey` or `hmac`.
+    /// `basic`, `apikey`, `hmac` or `jwt`.
     pub kind: String,
     /// Basic auth user name.
     #[serde(default)]
     pub username: Option<String>,
-    /// Basic password, API key or HMAC key; moved into the secrets table by
-    /// the integrator and generated (uuid4) when omitted.
+    /// Basic password, API key, HMAC key or JWT HS256 secret; moved into
+    /// the secrets table and generated (uuid4) when omitted.
     #[serde(default)]
     pub password: Option<String>,
     /// Header carrying the API key (apikey only), default `X-API-Key`.
     #[serde(default)]
     pub header: Option<String>,
-    /// Accepted clock skew in seconds for HMAC signatures, default 300.
+    /// Accepted clock skew in seconds: HMAC signatures (default 300), JWT
+    /// `exp` and `nbf` (default 30).
     #[serde(default)]
     pub skew: Option<u64>,
+    /// jwt only: the issuer's JWKS (a PEM-free JSON key set file on the
+    /// node) for RS256/ES256 tokens; without it tokens are HS256 with the
+    /// secret.
+    #[serde(default)]
+    pub jwks_file: Option<String>,
+    /// jwt only: the `iss` a token must carry.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// jwt only: a value the token's `aud` must hold.
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -272,6 +284,40 @@ fn http_url(out: &mut Vec<Problem>, path: &KeyPath, url: &str) {
     }
 }
 
+/// The keys only a `jwt` definition has: an absolute JWKS path, which
+/// then takes the place of a secret.
+fn jwt_fields(out: &mut Vec<Problem>, at: &KeyPath, def: &SecurityDef) {
+    for (key, value) in [
+        ("jwks_file", &def.jwks_file),
+        ("issuer", &def.issuer),
+        ("audience", &def.audience),
+    ] {
+        match value.as_deref() {
+            Some(_) if def.kind != "jwt" => check::push(out, &at.key(key), "only for kind \"jwt\""),
+            Some("") => check::push(out, &at.key(key), "empty; omit it instead"),
+            _ => {}
+        }
+    }
+    if let Some(f) = &def.jwks_file
+        && def.kind == "jwt"
+    {
+        if !f.starts_with('/') {
+            check::push(
+                out,
+                &at.key("jwks_file"),
+                format!("{f:?} is not an absolute path"),
+            );
+        }
+        if def.password.is_some() {
+            check::push(
+                out,
+                &at.key("password"),
+                "a JWKS definition has no secret (HS256 uses the secret, RS256/ES256 the JWKS)",
+            );
+        }
+    }
+}
+
 impl Integrator {
     pub(super) fn validate(&self, path: &KeyPath, out: &mut Vec<Problem>) {
         if self.port == 0 {
@@ -305,7 +351,7 @@ impl Integrator {
                         check::push(out, &at.key("username"), "required for kind \"basic\"");
                     }
                 }
-                "apikey" | "hmac" => {
+                "apikey" | "hmac" | "jwt" => {
                     if def.username.is_some() {
                         check::push(
                             out,
@@ -317,7 +363,7 @@ impl Integrator {
                 other => check::push(
                     out,
                     &at.key("kind"),
-                    format!("{other:?} is not one of basic, apikey, hmac"),
+                    format!("{other:?} is not one of basic, apikey, hmac, jwt"),
                 ),
             }
             if def.header.is_some() && def.kind != "apikey" {
@@ -335,9 +381,10 @@ impl Integrator {
                     format!("{h:?} is not a header name"),
                 );
             }
-            if def.skew.is_some() && def.kind != "hmac" {
-                check::push(out, &at.key("skew"), "only for kind \"hmac\"");
+            if def.skew.is_some() && def.kind != "hmac" && def.kind != "jwt" {
+                check::push(out, &at.key("skew"), "only for kinds \"hmac\" and \"jwt\"");
             }
+            jwt_fields(out, &at, def);
             if def.skew.is_some_and(|s| s == 0 || s > 3600) {
                 check::push(out, &at.key("skew"), "must be 1-3600 seconds");
             }
