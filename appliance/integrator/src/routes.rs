@@ -20,17 +20,20 @@ pub struct Route {
     pub timeout: Duration,
 }
 
+/// Path parameters a template bound: name, decoded value.
+pub type Bound = Vec<(String, String)>;
+
 /// The outcome of routing a request.
 pub enum Selected {
     /// The channel and the path parameters it binds.
-    Route(Arc<Route>, Vec<(String, String)>),
+    Route(Arc<Route>, Bound),
     /// The path matches but no channel of it takes this method.
     MethodNotAllowed(Vec<String>),
     NotFound,
 }
 
 pub fn select(routes: &[Arc<Route>], path: &str, method: &str) -> Selected {
-    let mut best: Vec<(&Arc<Route>, Vec<(String, String)>)> = Vec::new();
+    let mut best: Vec<(&Arc<Route>, Bound)> = Vec::new();
     for r in routes {
         let Some(bound) = r.template.matches(path) else {
             continue;
