@@ -156,7 +156,9 @@ jq -e '.paths["/user/{user_id}/orders/{n}"] and .paths["/user/{name}"].delete
        and .paths["/hs/user/{user_id}"].get.security == [{"jwt.hs": []}]
        and .components.securitySchemes["jwt.rs"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}' \
   "$STATE/channels-openapi.json" >/dev/null || fail "channels or security schemes missing from the document"
-pass "openapi.json (token required) passes openapi-spec-validator; /user/{user_id} typed from SimpleIO; JWT scheme listed"
+ctl --json integrator openapi | jq -e --slurpfile api "$STATE/channels-openapi.json" '. == $api[0]' >/dev/null \
+  || fail "ctl integrator openapi differs from the API's document"
+pass "openapi.json (token required) passes openapi-spec-validator; /user/{user_id} typed from SimpleIO; JWT scheme listed; ctl integrator openapi the same"
 
 # --- JWT bearer tokens ---------------------------------------------------------
 # tok ALG KEY [CLAIM=VALUE...]: a token from PyJWT; KEY is a secret or a PEM file.
