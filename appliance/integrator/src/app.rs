@@ -399,23 +399,21 @@ impl App {
             })
     }
 
-    pub fn list(&self) -> Result<Value, RpcError> {
-        let active = self
-            .engine
+    fn active(&self) -> Result<Vec<registry::ActiveModule>, RpcError> {
+        self.engine
             .data
             .registry(registry::active)
-            .map_err(rpc_store)?;
-        Ok(registry::modules_json(&active))
+            .map_err(rpc_store)
+    }
+
+    pub fn list(&self) -> Result<Value, RpcError> {
+        Ok(registry::modules_json(&self.active()?))
     }
 
     /// The channels' OpenAPI document, with the SimpleIO of the active
     /// versions of their services.
     pub fn openapi(&self) -> Result<Value, RpcError> {
-        let active = self
-            .engine
-            .data
-            .registry(registry::active)
-            .map_err(rpc_store)?;
+        let active = self.active()?;
         let services: HashMap<&str, &ServiceInfo> = active
             .iter()
             .flat_map(|m| m.services.iter().map(|s| (s.name.as_str(), s)))
