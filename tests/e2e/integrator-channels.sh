@@ -16,12 +16,7 @@ export ALPHAREN; export -f has
 
 VENV=$ROOT/tests/out/.venv-channels
 VPY=$VENV/bin/python
-if ! "$VPY" -c 'import jwt, cryptography, openapi_spec_validator' 2>/dev/null; then
-  rm -rf "$VENV"
-  python3 -m venv "$VENV" || fail "python3 -m venv"
-  timeout 300 "$VENV/bin/pip" install -q 'PyJWT[crypto]>=2.8,<3' 'openapi-spec-validator>=0.7,<1' \
-    || fail "pip install PyJWT[crypto] openapi-spec-validator (needs PyPI)"
-fi
+py_venv "$VENV" "jwt, cryptography, openapi_spec_validator" 'PyJWT[crypto]>=2.8,<3' 'openapi-spec-validator>=0.7,<1'
 pass "PyJWT $("$VPY" -c 'import jwt; print(jwt.__version__)') and openapi-spec-validator in $VENV"
 
 STATE=$(mktemp -d /tmp/alpharen-ch.XXXXXX)

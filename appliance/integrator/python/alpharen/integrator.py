@@ -168,7 +168,7 @@ class HTTPInfo:
 
     @property
     def query(self):
-        return self.params
+        return self.GET
 
     def __repr__(self):
         return '<HTTPInfo %s %s>' % (self.method, self.path)
