@@ -147,7 +147,7 @@ jq -e '.paths["/user/{user_id}"].get
          and (.parameters[] | select(.name == "verbose" and .in == "query" and .schema.type == "boolean"))
          and (.responses["200"].content["application/json"].schema.required == ["user_id", "channel"])' \
   "$STATE/channels-openapi.json" >/dev/null || { jq '.paths["/user/{user_id}"]' "$STATE/channels-openapi.json"; fail "/user/{user_id} not described"; }
-jq -e '.paths["/user/{user_id}/orders/{n}"] and .paths["/user/{name}"].delete
+jq -e '.paths["/user/{user_id}/orders/{n}"] and .paths["/user/{user_id}"].delete and (.paths["/user/{name}"] | not)
        and .paths["/hs/user/{user_id}"].get.security == [{"jwt.hs": []}]
        and .components.securitySchemes["jwt.rs"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}' \
   "$STATE/channels-openapi.json" >/dev/null || fail "channels or security schemes missing from the document"

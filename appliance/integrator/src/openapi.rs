@@ -67,7 +67,11 @@ fn security_scheme(def: &SecurityDef) -> Value {
     }
 }
 
-fn operation(ch: &Channel, method: &str, svc: Option<&ServiceInfo>) -> Value {
+/// One method of a channel. `listed` is the template its path is listed
+/// under: the first of its shape in the configuration, whose parameter
+/// names the document uses (OpenAPI allows one path per shape) in place of
+/// the channel's own.
+fn operation(ch: &Channel, method: &str, svc: Option<&ServiceInfo>, listed: &Template) -> Value {
     let template = Template::parse(&ch.url_path).ok();
     let path_params: Vec<&str> = template.iter().flat_map(|t| t.params()).collect();
     let sio = svc.and_then(|s| s.sio.as_ref());
@@ -80,9 +84,10 @@ fn operation(ch: &Channel, method: &str, svc: Option<&ServiceInfo>) -> Value {
             .find(|e| e.name == name)
             .map_or_else(|| json!({"type": "string"}), schema)
     };
-    let mut parameters: Vec<Value> = path_params
-        .iter()
-        .map(|p| json!({"name": p, "in": "path", "required": true, "schema": typed(p)}))
+    let mut parameters: Vec<Value> = listed
+        .params()
+        .zip(&path_params)
+        .map(|(name, own)| json!({"name": name, "in": "path", "required": true, "schema": typed(own)}))
         .collect();
     let mut op = json!({
         "operationId": if ch.methods.len() == 1 { ch.name.clone() } else { format!("{}.{}", ch.name, method.to_ascii_lowercase()) },
@@ -131,20 +136,28 @@ fn operation(ch: &Channel, method: &str, svc: Option<&ServiceInfo>) -> Value {
 /// The document for a configuration and the deployed services.
 pub fn document(config: &Integrator, services: &HashMap<&str, &ServiceInfo>) -> Value {
     let mut paths = Map::new();
-    let mut channels: Vec<&Channel> = config.channels.iter().collect();
-    channels.sort_by(|a, b| a.url_path.cmp(&b.url_path).then(a.name.cmp(&b.name)));
-    for ch in channels {
+    let mut listed: Vec<(String, Template)> = Vec::new();
+    for ch in &config.channels {
+        // The config check refused paths that do not parse.
+        let Ok(own) = Template::parse(&ch.url_path) else {
+            continue;
+        };
+        let (key, template) = match listed.iter().find(|(_, t)| t.same_shape(&own)) {
+            Some(l) => l.clone(),
+            None => {
+                listed.push((ch.url_path.clone(), own.clone()));
+                (ch.url_path.clone(), own)
+            }
+        };
         let svc = services.get(ch.service.as_str()).copied();
         let methods: Vec<&str> = if ch.methods.is_empty() {
             ANY.to_vec()
         } else {
             ch.methods.iter().map(String::as_str).collect()
         };
-        let item = paths
-            .entry(ch.url_path.clone())
-            .or_insert_with(|| json!({}));
+        let item = paths.entry(key).or_insert_with(|| json!({}));
         for m in methods {
-            item[m.to_ascii_lowercase()] = operation(ch, m, svc);
+            item[m.to_ascii_lowercase()] = operation(ch, m, svc, &template);
         }
     }
     let used: Vec<&SecurityDef> = config
@@ -220,6 +233,11 @@ url_path = "/user/{user_id}"
 methods = ["PUT"]
 service = "user.get"
 [[integrator.channels]]
+name = "user.del"
+url_path = "/user/{uid}"
+methods = ["DELETE"]
+service = "user.get"
+[[integrator.channels]]
 name = "any"
 url_path = "/any"
 service = "missing"
@@ -264,6 +282,12 @@ service = "missing"
                    "properties": {"name": {}, "verbose": {"type": "boolean"}}})
         );
         assert!(put.get("security").is_none());
+        // Listed under the first path of its shape, typed by its own name.
+        assert!(doc["paths"].get("/user/{uid}").is_none());
+        assert_eq!(
+            doc["paths"]["/user/{user_id}"]["delete"]["parameters"][0],
+            json!({"name": "user_id", "in": "path", "required": true, "schema": {"type": "string"}})
+        );
         let any = doc["paths"]["/any"].as_object().unwrap();
         assert_eq!(any.len(), ANY.len());
         assert_eq!(any["post"]["operationId"], "any.post");
