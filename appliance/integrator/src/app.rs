@@ -221,7 +221,7 @@ impl App {
                         header: def.header.clone().unwrap_or_else(|| "X-API-Key".into()),
                         key: secret,
                     },
-                    "jwt" => Rule::Jwt(jwt_rule(def, &secret)),
+                    "jwt" => Rule::Jwt(crate::jwt::JwtRule::for_def(def, &secret)),
                     _ => Rule::Hmac {
                         name: def.name.clone(),
                         key: secret,
@@ -587,29 +587,6 @@ impl App {
             rtt_us: r.rtt_us.lock().map(|v| *v).unwrap_or(0.0),
         }));
         out
-    }
-}
-
-/// A `jwt` definition's rule: HS256 with the secret, or the keys of its
-/// JWKS file. A file that cannot be used leaves the rule without keys, so
-/// its channels refuse every token (and the log says why) rather than
-/// the whole configuration failing to load.
-fn jwt_rule(def: &alpharen_store::config::SecurityDef, secret: &str) -> crate::jwt::JwtRule {
-    let keys = match &def.jwks_file {
-        None => crate::jwt::hs256(secret),
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| crate::jwt::jwks(&text))
-            .unwrap_or_else(|e| {
-                tracing::warn!(security = %def.name, jwks_file = %path, error = %e, "JWKS file not usable; the definition refuses every token");
-                Vec::new()
-            }),
-    };
-    crate::jwt::JwtRule {
-        keys,
-        issuer: def.issuer.clone(),
-        audience: def.audience.clone(),
-        leeway: def.skew.unwrap_or(30),
     }
 }
 

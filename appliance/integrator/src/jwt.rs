@@ -6,6 +6,7 @@
 
 use std::time::SystemTime;
 
+use alpharen_store::config::SecurityDef;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -40,6 +41,31 @@ impl std::fmt::Debug for JwtRule {
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
             .finish()
+    }
+}
+
+impl JwtRule {
+    /// A `jwt` definition's rule: HS256 with the secret, or the keys of
+    /// its JWKS file. A file that cannot be used leaves the rule without
+    /// keys, so its channels refuse every token (and the log says why)
+    /// rather than the whole configuration failing to load.
+    pub fn for_def(def: &SecurityDef, secret: &str) -> JwtRule {
+        let keys = match &def.jwks_file {
+            None => hs256(secret),
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| jwks(&text))
+                .unwrap_or_else(|e| {
+                    tracing::warn!(security = %def.name, jwks_file = %path, error = %e, "JWKS file not usable; the definition refuses every token");
+                    Vec::new()
+                }),
+        };
+        JwtRule {
+            keys,
+            issuer: def.issuer.clone(),
+            audience: def.audience.clone(),
+            leeway: def.skew.unwrap_or(30),
+        }
     }
 }
 

@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::jobtime::{Zone, parse_date, parse_datetime, parse_tz};
 use super::url_template::{Template, channel_conflicts};
-use super::{IntegratorTls, KeyPath, Problem, check};
+use super::{IntegratorTls, KeyPath, Problem, SecurityDef, check};
 
 /// `[integrator]`: Python service workers, security definitions, REST
 /// channels, outgoing REST connections and the load balancer.
@@ -168,40 +168,6 @@ fn default_backoff() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-pub struct SecurityDef {
-    pub name: String,
-    /// `basic`, `apikey`, `hmac` or `jwt`.
-    pub kind: String,
-    /// Basic auth user name.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Basic password, API key, HMAC key or JWT HS256 secret; moved into
-    /// the secrets table and generated (uuid4) when omitted.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// Header carrying the API key (apikey only), default `X-API-Key`.
-    #[serde(default)]
-    pub header: Option<String>,
-    /// Accepted clock skew in seconds: HMAC signatures (default 300), JWT
-    /// `exp` and `nbf` (default 30).
-    #[serde(default)]
-    pub skew: Option<u64>,
-    /// jwt only: the issuer's JWKS (a PEM-free JSON key set file on the
-    /// node) for RS256/ES256 tokens; without it tokens are HS256 with the
-    /// secret.
-    #[serde(default)]
-    pub jwks_file: Option<String>,
-    /// jwt only: the `iss` a token must carry.
-    #[serde(default)]
-    pub issuer: Option<String>,
-    /// jwt only: a value the token's `aud` must hold.
-    #[serde(default)]
-    pub audience: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
 pub struct Channel {
     pub name: String,
     pub url_path: String,
@@ -284,40 +250,6 @@ fn http_url(out: &mut Vec<Problem>, path: &KeyPath, url: &str) {
     }
 }
 
-/// The keys only a `jwt` definition has: an absolute JWKS path, which
-/// then takes the place of a secret.
-fn jwt_fields(out: &mut Vec<Problem>, at: &KeyPath, def: &SecurityDef) {
-    for (key, value) in [
-        ("jwks_file", &def.jwks_file),
-        ("issuer", &def.issuer),
-        ("audience", &def.audience),
-    ] {
-        match value.as_deref() {
-            Some(_) if def.kind != "jwt" => check::push(out, &at.key(key), "only for kind \"jwt\""),
-            Some("") => check::push(out, &at.key(key), "empty; omit it instead"),
-            _ => {}
-        }
-    }
-    if let Some(f) = &def.jwks_file
-        && def.kind == "jwt"
-    {
-        if !f.starts_with('/') {
-            check::push(
-                out,
-                &at.key("jwks_file"),
-                format!("{f:?} is not an absolute path"),
-            );
-        }
-        if def.password.is_some() {
-            check::push(
-                out,
-                &at.key("password"),
-                "a JWKS definition has no secret (HS256 uses the secret, RS256/ES256 the JWKS)",
-            );
-        }
-    }
-}
-
 impl Integrator {
     pub(super) fn validate(&self, path: &KeyPath, out: &mut Vec<Problem>) {
         if self.port == 0 {
@@ -343,58 +275,8 @@ impl Integrator {
         let sec = path.key("security");
         for (i, def) in self.security.iter().enumerate() {
             let at = sec.index(i);
-            check::object_name(out, &at.key("name"), &def.name);
             reserved(out, &at.key("name"), &def.name);
-            match def.kind.as_str() {
-                "basic" => {
-                    if def.username.as_deref().is_none_or(str::is_empty) {
-                        check::push(out, &at.key("username"), "required for kind \"basic\"");
-                    }
-                }
-                "apikey" | "hmac" | "jwt" => {
-                    if def.username.is_some() {
-                        check::push(
-                            out,
-                            &at.key("username"),
-                            format!("only for kind \"basic\", not {:?}", def.kind),
-                        );
-                    }
-                }
-                other => check::push(
-                    out,
-                    &at.key("kind"),
-                    format!("{other:?} is not one of basic, apikey, hmac, jwt"),
-                ),
-            }
-            if def.header.is_some() && def.kind != "apikey" {
-                check::push(out, &at.key("header"), "only for kind \"apikey\"");
-            }
-            if let Some(h) = &def.header
-                && (h.is_empty()
-                    || !h
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            {
-                check::push(
-                    out,
-                    &at.key("header"),
-                    format!("{h:?} is not a header name"),
-                );
-            }
-            if def.skew.is_some() && def.kind != "hmac" && def.kind != "jwt" {
-                check::push(out, &at.key("skew"), "only for kinds \"hmac\" and \"jwt\"");
-            }
-            jwt_fields(out, &at, def);
-            if def.skew.is_some_and(|s| s == 0 || s > 3600) {
-                check::push(out, &at.key("skew"), "must be 1-3600 seconds");
-            }
-            if def.password.as_deref() == Some("") {
-                check::push(
-                    out,
-                    &at.key("password"),
-                    "empty; omit it to have one generated",
-                );
-            }
+            def.validate(&at, out);
         }
         check::unique(
             out,

@@ -4,6 +4,7 @@
 
 mod dpx;
 mod integrator;
+mod integrator_security;
 mod integrator_tls;
 mod jobtime;
 mod mail;
@@ -26,9 +27,9 @@ pub use dpx::{
     TsigAlgorithm, TsigKey, UPDATE_TYPES, in_zone, split_url,
 };
 pub use integrator::{
-    Calendar, Channel, Integrator, Job, Outgoing, SecurityDef, Topic, Zone, parse_date,
-    parse_datetime, parse_tz,
+    Calendar, Channel, Integrator, Job, Outgoing, Topic, Zone, parse_date, parse_datetime, parse_tz,
 };
+pub use integrator_security::SecurityDef;
 pub use integrator_tls::{IntegratorTls, TlsFiles, TlsMode};
 pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, Submission, is_mail_address};
 pub use network::{Dns, Interface, Network, Route, Time, Vlan, in_subnet, parse_cidr, parse_dest};
