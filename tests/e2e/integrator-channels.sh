@@ -73,6 +73,11 @@ name = "user.orders"
 url_path = "/user/{user_id}/orders/{n}"
 service = "chan.orders"
 [[integrator.channels]]
+name = "user.put"
+url_path = "/user/{user_id}"
+methods = ["PUT"]
+service = "chan.user.get"
+[[integrator.channels]]
 name = "jwt.hs.user"
 url_path = "/hs/user/{user_id}"
 service = "chan.user.get"
@@ -97,6 +102,10 @@ body=$(curl -sS -f "$LB/user/42?verbose=yes&lang=de")
 echo "$body" | jq -e '.user_id == 42 and .verbose == true and .lang == "de" and .channel == "user.by-id"' >/dev/null \
   || fail "GET /user/42?verbose=yes&lang=de: $body"
 pass "GET /user/42?verbose=yes&lang=de -> $body (Int and Bool from SimpleIO)"
+body=$(curl -sS -f -X PUT -H 'content-type: application/json' -d '{"user_id": 1, "lang": "fr"}' "$LB/user/42?lang=de")
+echo "$body" | jq -e '.user_id == 42 and .lang == "fr" and .channel == "user.put"' >/dev/null \
+  || fail "PUT /user/42 with user_id 1 in the body: $body"
+pass "PUT /user/42 {user_id: 1, lang: fr}?lang=de -> $body (the path beats the body, the body beats the query)"
 body=$(curl -sS -f "$LB/user/me")
 echo "$body" | jq -e '.me == true and .channel == "user.me"' >/dev/null || fail "literal /user/me did not win: $body"
 body=$(curl -sS -f "$LB/user/j%C3%BCrgen%20x/orders/7?x=1")
@@ -106,24 +115,24 @@ pass "/user/me beats /user/{user_id}; without SimpleIO input = decoded path + qu
 code=$(curl -s -o "$STATE/bad.json" -w '%{http_code}' "$LB/user/abc")
 [ "$code" = 400 ] && jq -e '.error | test("user_id")' "$STATE/bad.json" >/dev/null || fail "/user/abc gave $code $(cat "$STATE/bad.json")"
 code=$(curl -s -o /dev/null -D "$STATE/h405" -w '%{http_code}' -X DELETE "$LB/user/42")
-[ "$code" = 405 ] && has -i '^allow: GET' "$STATE/h405" || fail "DELETE /user/42 gave $code"
+[ "$code" = 405 ] && has -i '^allow: GET, PUT' "$STATE/h405" || fail "DELETE /user/42 gave $code"
 for p in /user/42/ /user /user/42/orders; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "$LB$p")
   [ "$code" = 404 ] || fail "$p gave $code"
 done
-pass "a non-integer user_id is 400 naming it; DELETE is 405 with Allow: GET; /user/42/, /user, /user/42/orders are 404"
+pass "a non-integer user_id is 400 naming it; DELETE is 405 with Allow: GET, PUT; /user/42/, /user, /user/42/orders are 404"
 
 # --- a conflicting pair is refused at apply; the old revision serves ---------
 REV=$(ctl --json config history -n 1 | jq -r '.revisions[0].id')
 ctl --json config show integrator | jq '{integrator: (.config | .channels += [{"name": "user.by-name", "url_path": "/user/{name}", "service": "chan.user.me"}])}' \
   >"$STATE/conflict.json"
 if ctl config apply -f "$STATE/conflict.json" >"$STATE/conflict.out" 2>&1; then fail "conflicting channels applied"; fi
-has 'integrator.channels\[5\].url_path' "$STATE/conflict.out" && has '"user.by-id"' "$STATE/conflict.out" \
+has 'integrator.channels\[6\].url_path' "$STATE/conflict.out" && has '"user.by-id"' "$STATE/conflict.out" \
   && has '"user.by-name"' "$STATE/conflict.out" || { cat "$STATE/conflict.out"; fail "refusal does not name both channels"; }
 [ "$(ctl --json config history -n 1 | jq -r '.revisions[0].id')" = "$REV" ] || fail "a refused apply made a revision"
 curl -sS -f "$LB/user/42" | jq -e '.channel == "user.by-id"' >/dev/null || fail "previous revision stopped serving"
 pass "/user/{name} beside /user/{user_id} refused: $(grep -m1 'user.by-name' "$STATE/conflict.out" | sed 's/^ *//')"
-jq '.integrator.channels[5].methods = ["DELETE"]' "$STATE/conflict.json" >"$STATE/split.json"
+jq '.integrator.channels[6].methods = ["DELETE"]' "$STATE/conflict.json" >"$STATE/split.json"
 ctl config apply -f "$STATE/split.json" >/dev/null || fail "same path shape with another method refused"
 wait_for 10 bash -c "curl -s -X DELETE '$LB/user/ann' | jq -e '.me == true and .channel == \"user.by-name\"'" \
   || fail "DELETE /user/ann did not reach user.by-name"
