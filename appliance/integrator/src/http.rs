@@ -231,6 +231,7 @@ async fn local(app: &App, door: &Door, client: IpAddr, req: Request<Incoming>) -
         "data_format": ch.data_format,
         "body": B64.encode(&body),
         "http": {"method": method, "path": path, "query": query, "headers": headers,
+                 "remote_addr": client.to_string(),
                  "path_params": path_params.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<_, _>>()},
     });
     let started = Instant::now();

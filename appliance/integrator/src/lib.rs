@@ -25,6 +25,7 @@ pub mod retry;
 mod routes;
 mod sandbox;
 pub mod sched;
+mod sdk;
 pub mod security;
 pub mod stats;
 pub mod worker;

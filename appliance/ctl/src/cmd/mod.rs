@@ -2,6 +2,7 @@
 //! the node and print the answer.
 
 mod backup;
+mod cluster;
 mod config;
 mod dpx;
 mod integrator;
@@ -68,6 +69,9 @@ pub enum Command {
     /// Remote syslog: collectors' state, a test line.
     #[command(subcommand)]
     Syslog(syslog::SyslogCmd),
+    /// Cluster of nodes on NATS JetStream: init, join, token, status, leave.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCmd),
     /// Update bundles and the A/B slots: update FILE|-, slots.
     #[command(subcommand)]
     System(update::SystemCmd),
@@ -96,6 +100,7 @@ impl Command {
             Command::Vpn(v) => v.run(client, out),
             Command::Dpx(d) => d.run(client, out),
             Command::Syslog(s) => s.run(client, out),
+            Command::Cluster(c) => c.run(client, out),
             Command::System(s) => s.run(client, out),
             Command::Reboot => system::stop(client, out, alpharen_rpc::system::REBOOT),
             Command::Poweroff => system::stop(client, out, alpharen_rpc::system::POWEROFF),

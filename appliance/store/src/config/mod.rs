@@ -2,6 +2,7 @@
 //! (files) or JSON (API), then validated as a whole. Every problem carries
 //! the key path it is about, so a user can find it in their file.
 
+mod cluster;
 mod dpx;
 mod integrator;
 mod integrator_security;
@@ -22,6 +23,7 @@ mod web;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use cluster::{Cluster, split_host_port};
 pub use dpx::{
     DnsRecord, Dpx, Dyndns, DyndnsClient, DyndnsUser, HealthCheck, ProxyRoute, RECORD_TYPES,
     TsigAlgorithm, TsigKey, UPDATE_TYPES, in_zone, split_url,
@@ -62,6 +64,7 @@ pub struct Config {
     pub pgha: Pgha,
     pub integrator: Integrator,
     pub syslog: Syslog,
+    pub cluster: Cluster,
 }
 
 /// One thing wrong with a document, at one key path.
@@ -106,10 +109,11 @@ pub enum Section {
     Pgha,
     Integrator,
     Syslog,
+    Cluster,
 }
 
 impl Section {
-    pub const ALL: [Section; 10] = [
+    pub const ALL: [Section; 11] = [
         Section::Node,
         Section::Network,
         Section::Vpn,
@@ -120,6 +124,7 @@ impl Section {
         Section::Pgha,
         Section::Integrator,
         Section::Syslog,
+        Section::Cluster,
     ];
 
     pub fn name(self) -> &'static str {
@@ -134,6 +139,7 @@ impl Section {
             Section::Pgha => "pgha",
             Section::Integrator => "integrator",
             Section::Syslog => "syslog",
+            Section::Cluster => "cluster",
         }
     }
 
@@ -197,6 +203,7 @@ impl Config {
         self.pgha.validate(&root.key("pgha"), &mut out);
         self.integrator.validate(&root.key("integrator"), &mut out);
         self.syslog.validate(&root.key("syslog"), &mut out);
+        self.cluster.validate(&root.key("cluster"), &mut out);
         out
     }
 
