@@ -102,10 +102,10 @@ body=$(curl -sS -f "$LB/user/42?verbose=yes&lang=de")
 echo "$body" | jq -e '.user_id == 42 and .verbose == true and .lang == "de" and .channel == "user.by-id"' >/dev/null \
   || fail "GET /user/42?verbose=yes&lang=de: $body"
 pass "GET /user/42?verbose=yes&lang=de -> $body (Int and Bool from SimpleIO)"
-body=$(curl -sS -f -X PUT -H 'content-type: application/json' -d '{"user_id": 1, "lang": "fr"}' "$LB/user/42?lang=de")
-echo "$body" | jq -e '.user_id == 42 and .lang == "fr" and .channel == "user.put"' >/dev/null \
-  || fail "PUT /user/42 with user_id 1 in the body: $body"
-pass "PUT /user/42 {user_id: 1, lang: fr}?lang=de -> $body (the path beats the body, the body beats the query)"
+body=$(curl -sS -f -X PUT -H 'content-type: application/json' -d '{"user_id": 1, "lang": "fr", "verbose": "1"}' "$LB/user/42?lang=de")
+echo "$body" | jq -e '.user_id == 42 and .lang == "de" and .verbose == true and .channel == "user.put"' >/dev/null \
+  || fail "PUT /user/42?lang=de with user_id 1 and lang fr in the body: $body"
+pass "PUT /user/42?lang=de {user_id: 1, lang: fr, verbose: \"1\"} -> $body (path and query before the body, as Zato)"
 body=$(curl -sS -f "$LB/user/me")
 echo "$body" | jq -e '.me == true and .channel == "user.me"' >/dev/null || fail "literal /user/me did not win: $body"
 body=$(curl -sS -f "$LB/user/j%C3%BCrgen%20x/orders/7?x=1")

@@ -14,7 +14,7 @@ class UserGet(Service):
     def handle(self):
         self.response.payload = {
             'user_id': self.request.input.user_id, 'verbose': self.request.input.verbose,
-            'lang': self.request.input.lang, 'channel': self.channel}
+            'lang': self.request.input.lang, 'channel': self.channel.name}
 
 
 class UserMe(Service):
@@ -22,7 +22,7 @@ class UserMe(Service):
     name = 'chan.user.me'
 
     def handle(self):
-        self.response.payload = {'me': True, 'channel': self.channel}
+        self.response.payload = {'me': True, 'channel': self.channel.name}
 
 
 class Orders(Service):
