@@ -73,6 +73,8 @@ fn kv_err(e: impl std::fmt::Display) -> Error {
 pub struct ClusterKv {
     rt: tokio::runtime::Runtime,
     kv: kv::Store,
+    js: jetstream::Context,
+    stream: jetstream::stream::Stream,
 }
 
 impl ClusterKv {
@@ -97,9 +99,15 @@ impl ClusterKv {
             .await
             .map_err(|e| kv_err(format!("cannot reach nats-server: {e}")))?;
             let js = jetstream::new(client);
-            crate::nats::bucket(&js, BUCKET, 0).await.map_err(kv_err)
+            let kv = crate::nats::bucket(&js, BUCKET, 0).await.map_err(kv_err)?;
+            let stream = js
+                .get_stream(format!("KV_{BUCKET}"))
+                .await
+                .map_err(kv_err)?;
+            Ok((kv, js, stream))
         })?;
-        Ok(ClusterKv { rt, kv })
+        let (kv, js, stream) = kv;
+        Ok(ClusterKv { rt, kv, js, stream })
     }
 
     fn run<T: Send>(&self, f: impl Future<Output = Result<T, Error>> + Send) -> Result<T, Error> {
@@ -162,6 +170,7 @@ impl ClusterKv {
     ) -> Result<bool, Error> {
         let (kv, k) = (&self.kv, encode_key(ns, key));
         let body = new.map(serde_json::to_vec).transpose().map_err(kv_err)?;
+        let this = self;
         let expected = expected.map(|(kind, v)| (kind.to_string(), v.to_vec()));
         self.run(async move {
             let cur = Self::entry(kv, &k).await?;
@@ -175,18 +184,60 @@ impl ClusterKv {
             let revision = cur.map(|(_, rev)| rev);
             let done = match (body, revision) {
                 (Some(b), Some(rev)) => kv.update(&k, b.into(), rev).await.is_ok(),
-                (Some(b), None) => {
-                    // Absent, or deleted (a delete marker has a revision).
-                    match kv.entry(&k).await.map_err(kv_err)? {
-                        Some(e) => kv.update(&k, b.into(), e.revision).await.is_ok(),
-                        None => kv.create(&k, b.into()).await.is_ok(),
-                    }
-                }
+                (Some(b), None) => this.create(&k, b, now).await?,
                 (None, Some(rev)) => kv.delete_expect_revision(&k, Some(rev)).await.is_ok(),
                 (None, None) => true,
             };
             Ok(done)
         })
+    }
+
+    /// Stores `body` under `k` only if `k` holds no live value, as the
+    /// stream's leader sees it. Debian 12's nats-server (2.9) does not
+    /// enforce "no message on this subject yet" (an expected subject
+    /// sequence of 0) on a replicated stream, so a first write is made
+    /// conditional on the whole stream's last sequence instead: it is
+    /// taken only if nothing at all was written since the key was seen
+    /// absent (a busy bucket retries).
+    async fn create(&self, k: &str, body: Vec<u8>, now: i64) -> Result<bool, Error> {
+        let subject = format!("$KV.{BUCKET}.{k}");
+        for _ in 0..20 {
+            let mut stream = self.stream.clone();
+            let last = stream.info().await.map_err(kv_err)?.state.last_sequence;
+            match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(m) => {
+                    let deleted = m
+                        .headers
+                        .get("KV-Operation")
+                        .is_some_and(|op| op.as_str() != "PUT");
+                    let live = !deleted
+                        && serde_json::from_slice::<Record>(&m.payload).is_ok_and(|r| r.live(now));
+                    if live {
+                        return Ok(false);
+                    }
+                    // A delete marker or an expired value: its sequence
+                    // is a real expectation.
+                    return Ok(self.kv.update(k, body.into(), m.sequence).await.is_ok());
+                }
+                Err(e)
+                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {}
+                Err(e) => return Err(kv_err(e)),
+            }
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                last.to_string().as_str(),
+            );
+            let ack = self
+                .js
+                .publish_with_headers(subject.clone(), headers, body.clone().into())
+                .await
+                .map_err(kv_err)?;
+            if ack.await.is_ok() {
+                return Ok(true);
+            }
+        }
+        Err(kv_err("the bucket is too busy to create a key; try again"))
     }
 
     /// Keys of `ns` starting with `prefix`, sorted, live only.
