@@ -79,11 +79,14 @@ as_admin GET /api/v1/openapi.json
 expect 200 "openapi document"
 [ "$(jq -r .openapi <<<"$BODY" | cut -c1-3)" = 3.1 ] || fail "not OpenAPI 3.1"
 echo "$BODY" >"$STATE/openapi.json"
+# The public operations are exactly these (the document marks them with
+# an empty security requirement); a new one must be added here on purpose.
+public=$(jq -r '.paths | to_entries[] | .key as $p | .value | to_entries[] | select(.value.security == [{}]) | "\(.key) \($p)"' "$STATE/openapi.json" | sort | tr '\n' ,)
+[ "$public" = "get /api/v1/health,get /api/v1/setup,post /api/v1/cluster/join,post /api/v1/session,post /api/v1/setup," ] \
+  || fail "public operations: $public"
 n=0
 while read -r method path; do
-  case "$method $path" in
-    "get /api/v1/health"|"get /api/v1/setup"|"post /api/v1/setup"|"post /api/v1/session") continue ;;
-  esac
+  has -x "$method $path" <<<"${public//,/$'\n'}" && continue
   p=${path//\{name\}/nobody}; p=${p//\{id\}/1}
   req "${method^^}" "$p" '{}'
   [ "$CODE" = 401 ] || fail "unauthenticated ${method^^} $p: HTTP $CODE $BODY"
@@ -93,6 +96,10 @@ while read -r method path; do
 done < <(jq -r '.paths | to_entries[] | .key as $p | .value | keys[] | "\(.) \($p)"' "$STATE/openapi.json")
 [ "$n" -ge 20 ] || fail "only $n operations walked"
 pass "all $n protected operations refuse no auth and forged tokens (401)"
+# The cluster's join door is public, and a node in no cluster admits nobody.
+req POST /api/v1/cluster/join '{"request": "{}", "mac": "AA=="}'
+[ "$CODE" = 409 ] || fail "cluster join on a node in no cluster: HTTP $CODE $BODY"
+pass "POST /api/v1/cluster/join without login: 409 on a node in no cluster"
 
 # --- CSRF
 req POST /api/v1/config/set '{"path":"node.confirm_timeout","value":300}' -b "$JAR"
