@@ -98,17 +98,24 @@ pub const BUILTINS: &[Builtin] = &[
         logs: &[],
     },
     // `/nic/update` and proxy routes from `[dpx]`, `vpn_only` routes from
-    // `[vpn]`, the certificate's host name from `[node]`.
+    // `[vpn]`, the certificate's host name from `[node]`, the ACME
+    // certificate from `[acme]`.
     Builtin {
         name: "web",
-        reads: &[Section::Web, Section::Dpx, Section::Vpn, Section::Node],
+        reads: &[
+            Section::Web,
+            Section::Dpx,
+            Section::Vpn,
+            Section::Node,
+            Section::Acme,
+        ],
         user: User {
             name: "ar-web",
             id: 904,
         },
         caps: &[Cap::NetBindService],
         owns: &[("tls", 0o2750)],
-        secrets: &["dpx.dyndns."],
+        secrets: &["dpx.dyndns.", "web.acme."],
         tables: &["web_sessions", "web_tokens"],
         logs: &[],
     },

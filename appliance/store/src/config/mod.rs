@@ -2,6 +2,7 @@
 //! (files) or JSON (API), then validated as a whole. Every problem carries
 //! the key path it is about, so a user can find it in their file.
 
+mod acme;
 mod dpx;
 mod integrator;
 mod integrator_tls;
@@ -20,6 +21,7 @@ mod web;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use acme::Acme;
 pub use dpx::{
     DnsRecord, Dpx, Dyndns, DyndnsClient, DyndnsUser, HealthCheck, ProxyRoute, RECORD_TYPES,
     TsigAlgorithm, TsigKey, UPDATE_TYPES, in_zone, split_url,
@@ -59,6 +61,7 @@ pub struct Config {
     pub pgha: Pgha,
     pub integrator: Integrator,
     pub syslog: Syslog,
+    pub acme: Acme,
 }
 
 /// One thing wrong with a document, at one key path.
@@ -103,10 +106,11 @@ pub enum Section {
     Pgha,
     Integrator,
     Syslog,
+    Acme,
 }
 
 impl Section {
-    pub const ALL: [Section; 10] = [
+    pub const ALL: [Section; 11] = [
         Section::Node,
         Section::Network,
         Section::Vpn,
@@ -117,6 +121,7 @@ impl Section {
         Section::Pgha,
         Section::Integrator,
         Section::Syslog,
+        Section::Acme,
     ];
 
     pub fn name(self) -> &'static str {
@@ -131,6 +136,7 @@ impl Section {
             Section::Pgha => "pgha",
             Section::Integrator => "integrator",
             Section::Syslog => "syslog",
+            Section::Acme => "acme",
         }
     }
 
@@ -194,6 +200,7 @@ impl Config {
         self.pgha.validate(&root.key("pgha"), &mut out);
         self.integrator.validate(&root.key("integrator"), &mut out);
         self.syslog.validate(&root.key("syslog"), &mut out);
+        self.acme.validate(&root.key("acme"), &mut out);
         out
     }
 
