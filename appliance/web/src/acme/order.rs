@@ -195,7 +195,7 @@ async fn run(
         .await
         .map_err(|e| format!("validation: {e}"))?;
     if status != OrderStatus::Ready {
-        return Err(why_invalid(&mut order).await);
+        return Err(format!("validation: the CA marked the order {status:?}"));
     }
     let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| format!("certificate key: {e}"))?;
     let mut params =
@@ -212,25 +212,4 @@ async fn run(
         .poll_certificate(&POLL)
         .await
         .map_err(|e| format!("certificate: {e}"))
-}
-
-/// The CA's reasons, per name, for an order that went invalid.
-async fn why_invalid(order: &mut instant_acme::Order) -> String {
-    let mut why = Vec::new();
-    let mut authzs = order.authorizations();
-    while let Some(Ok(mut a)) = authzs.next().await {
-        let name = a.identifier().to_string();
-        if let Ok(state) = a.refresh().await {
-            for c in &state.challenges {
-                if let Some(p) = &c.error {
-                    why.push(format!("{name}: {}", p.detail.as_deref().unwrap_or("invalid")));
-                }
-            }
-        }
-    }
-    if why.is_empty() {
-        "the CA marked the order invalid".into()
-    } else {
-        format!("validation failed: {}", why.join("; "))
-    }
 }
