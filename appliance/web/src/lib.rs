@@ -344,7 +344,10 @@ struct Shared {
 
 /// The certificate to serve: the CA's while `[acme]` holds one, else
 /// `web.cert` or the self-signed one.
-fn serving(app: &App, config: &alpharen_store::Config) -> Result<rustls::sign::CertifiedKey, Error> {
+fn serving(
+    app: &App,
+    config: &alpharen_store::Config,
+) -> Result<rustls::sign::CertifiedKey, Error> {
     match app.acme.certified() {
         Some(ck) => Ok(ck),
         None => tls::choose(&app.state_dir, &config.web, &config.node.hostname),

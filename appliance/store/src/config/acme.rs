@@ -88,7 +88,11 @@ impl Acme {
         for (i, d) in self.domains.iter().enumerate() {
             check::hostname(out, &list.index(i), d);
             if !seen.insert(d.to_ascii_lowercase()) {
-                check::push(out, &list.index(i), format!("{d:?} is listed more than once"));
+                check::push(
+                    out,
+                    &list.index(i),
+                    format!("{d:?} is listed more than once"),
+                );
             }
             if d.parse::<std::net::IpAddr>().is_ok() || !d.contains('.') {
                 check::push(
@@ -153,9 +157,6 @@ mod tests {
         }
         assert!(p.iter().any(|p| p.contains("a.example")), "{p:?}");
         let p = problems("[acme]\nenabled = true\naccept_terms = true\n");
-        assert!(
-            p.iter().any(|p| p.starts_with("acme.domains:")),
-            "{p:?}"
-        );
+        assert!(p.iter().any(|p| p.starts_with("acme.domains:")), "{p:?}");
     }
 }

@@ -247,10 +247,7 @@ impl Acme {
                     forced = false;
                     lock(&self.status).state = "ordering";
                     tracing::info!(directory = %cfg.directory, domains = ?cfg.domains, "ACME: ordering a certificate");
-                    match self
-                        .order(&setup, &mut key, &mut accounts, &resolver)
-                        .await
-                    {
+                    match self.order(&setup, &mut key, &mut accounts, &resolver).await {
                         Ok(fingerprint) => {
                             failures = plan::Failures::default();
                             lock(&self.status).last_success = Some(unix_now());

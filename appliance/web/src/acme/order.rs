@@ -47,7 +47,9 @@ impl HttpClient for Http {
             match fut.await {
                 Ok(Ok(rsp)) => Ok(BytesResponse::from(rsp)),
                 Ok(Err(e)) => Err(instant_acme::Error::Other(Box::new(e))),
-                Err(_) => Err(instant_acme::Error::Str("the CA did not answer within 30 s")),
+                Err(_) => Err(instant_acme::Error::Str(
+                    "the CA did not answer within 30 s",
+                )),
             }
         })
     }

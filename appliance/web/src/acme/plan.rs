@@ -35,12 +35,12 @@ pub enum Step {
 }
 
 /// When a certificate is due for renewal: `renew_before_days` before it
-/// ends, but never later than two thirds into a short lifetime (a CA that
-/// issues 6-day certificates gets a renewal after 4).
+/// ends, but never earlier than two thirds into its lifetime (a CA that
+/// issues 6-day certificates gets a renewal after 4, not a new order
+/// every time the plan is looked at).
 pub fn renew_at(held: &Held, renew_before_days: u32) -> Secs {
-    let by_days = held.not_after - Secs::from(renew_before_days) * DAY;
-    let two_thirds = held.not_before + (held.not_after - held.not_before) * 2 / 3;
-    by_days.min(two_thirds)
+    let lifetime = held.not_after - held.not_before;
+    held.not_after - (Secs::from(renew_before_days) * DAY).min(lifetime / 3)
 }
 
 /// Wait after `count` failures in a row: 1, 2, 4 … minutes, at most 6 hours.
@@ -131,6 +131,8 @@ mod tests {
         // Pebble's default is 5 years; some CAs issue 6-day certificates.
         let h = held(0, 6);
         assert_eq!(renew_at(&h, 30), 4 * DAY);
+        // A long one renews when the operator said.
+        assert_eq!(renew_at(&held(0, 365), 30), 335 * DAY);
     }
 
     #[test]
@@ -166,10 +168,7 @@ mod tests {
             next_step(1240, None, &domains(), 30, &f, false),
             Step::Order
         );
-        assert_eq!(
-            next_step(1000, None, &domains(), 30, &f, true),
-            Step::Order
-        );
+        assert_eq!(next_step(1000, None, &domains(), 30, &f, true), Step::Order);
         // A failure long ago does not delay a renewal that is not due yet.
         let h = held(0, 90);
         let old = Failures {

@@ -34,15 +34,15 @@ pub fn redirect_router(https_port: Option<u16>, acme: Arc<Acme>) -> Router {
 }
 
 fn redirect(headers: &HeaderMap, uri: &Uri, https_port: u16) -> Response {
-        let host = header_str(headers, "host").unwrap_or("localhost");
-        let host = host_only(host);
-        let port = if https_port == 443 {
-            String::new()
-        } else {
-            format!(":{https_port}")
-        };
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        Redirect::permanent(&format!("https://{host}{port}{path}")).into_response()
+    let host = header_str(headers, "host").unwrap_or("localhost");
+    let host = host_only(host);
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    Redirect::permanent(&format!("https://{host}{port}{path}")).into_response()
 }
 
 /// The host part of a Host header, or `localhost` if it looks odd (so a
@@ -75,5 +75,50 @@ mod tests {
         assert_eq!(host_only("[::1]:8080"), "[::1]");
         assert_eq!(host_only("evil.com/x?"), "localhost");
         assert_eq!(host_only(""), "localhost");
+    }
+
+    async fn get(router: &Router, path: &str) -> (StatusCode, String) {
+        use tower::ServiceExt;
+        let req = axum::http::Request::get(path)
+            .header("host", "node1.example.net")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let rsp = router.clone().oneshot(req).await.unwrap();
+        let status = rsp.status();
+        let body = axum::body::to_bytes(rsp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn challenges_are_answered_and_everything_else_redirects() {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = Arc::new(Acme::new(
+            dir.path(),
+            &alpharen_store::config::Acme::default(),
+            &Default::default(),
+        ));
+        acme.tokens
+            .lock()
+            .unwrap()
+            .insert("tok".into(), "tok.thumb".into());
+        let with = redirect_router(Some(8443), acme.clone());
+        assert_eq!(
+            get(&with, "/.well-known/acme-challenge/tok").await,
+            (StatusCode::OK, "tok.thumb".into())
+        );
+        assert_eq!(
+            get(&with, "/.well-known/acme-challenge/other").await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(get(&with, "/x").await.0, StatusCode::PERMANENT_REDIRECT);
+        // Listening only for ACME (http_redirect = false): nothing else.
+        let only = redirect_router(None, acme);
+        assert_eq!(get(&only, "/x").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            get(&only, "/.well-known/acme-challenge/tok").await.0,
+            StatusCode::OK
+        );
     }
 }
