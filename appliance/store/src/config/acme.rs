@@ -121,12 +121,7 @@ impl Acme {
 mod tests {
     use crate::config::Config;
 
-    fn problems(text: &str) -> Vec<String> {
-        match Config::from_toml(text) {
-            Ok(_) => Vec::new(),
-            Err(p) => p.iter().map(|p| p.to_string()).collect(),
-        }
-    }
+    use crate::config::toml_problems as problems;
 
     #[test]
     fn a_section_parses_with_defaults() {

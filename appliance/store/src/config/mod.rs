@@ -395,6 +395,15 @@ pub(crate) mod check {
     }
 }
 
+/// A TOML document's problems as `path: message` lines; none when valid.
+#[cfg(test)]
+pub(crate) fn toml_problems(text: &str) -> Vec<String> {
+    match Config::from_toml(text) {
+        Ok(_) => Vec::new(),
+        Err(p) => p.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
 #[cfg(test)]
 mod pgha_doc_tests;
 #[cfg(test)]

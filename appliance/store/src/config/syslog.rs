@@ -192,12 +192,7 @@ impl Syslog {
 mod tests {
     use crate::config::Config;
 
-    fn problems(text: &str) -> Vec<String> {
-        match Config::from_toml(text) {
-            Ok(_) => Vec::new(),
-            Err(p) => p.iter().map(|p| p.to_string()).collect(),
-        }
-    }
+    use crate::config::toml_problems as problems;
 
     #[test]
     fn a_collector_list_parses_with_defaults() {
