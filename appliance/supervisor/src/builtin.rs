@@ -180,17 +180,18 @@ pub const BUILTINS: &[Builtin] = &[
         logs: &[],
     },
     // Last, so every other service's first lines are in the backlog it
-    // forwards on start; the host name it sends from `[node]`.
+    // forwards on start; the host name it sends from `[node]`; SNMP traps
+    // for the node's events from `[snmp]` with the `snmp.community` secret.
     Builtin {
         name: "logfwd",
-        reads: &[Section::Syslog, Section::Node],
+        reads: &[Section::Syslog, Section::Node, Section::Snmp],
         user: User {
             name: "ar-logfwd",
             id: 910,
         },
         caps: &[],
         owns: &[],
-        secrets: &[],
+        secrets: &["snmp."],
         tables: &[],
         logs: &[],
     },

@@ -13,6 +13,7 @@ mod node;
 mod path;
 mod pgha;
 mod secret_fields;
+mod snmp;
 mod ssh;
 mod syslog;
 mod vpn;
@@ -40,6 +41,7 @@ pub use pgha::{
     SendMode, SyncFolder,
 };
 pub use secret_fields::{SECRET_PREFIX, SecretField, make_ref, secret_ref};
+pub use snmp::{SNMP_COMMUNITY_SECRET, Snmp, TrapTarget};
 pub use ssh::{SSH_KEY_TYPES, Ssh, check_ssh_key};
 pub use syslog::{Collector, Facility, Syslog, Transport};
 pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
@@ -62,6 +64,7 @@ pub struct Config {
     pub integrator: Integrator,
     pub syslog: Syslog,
     pub acme: Acme,
+    pub snmp: Snmp,
 }
 
 /// One thing wrong with a document, at one key path.
@@ -107,10 +110,11 @@ pub enum Section {
     Integrator,
     Syslog,
     Acme,
+    Snmp,
 }
 
 impl Section {
-    pub const ALL: [Section; 11] = [
+    pub const ALL: [Section; 12] = [
         Section::Node,
         Section::Network,
         Section::Vpn,
@@ -122,6 +126,7 @@ impl Section {
         Section::Integrator,
         Section::Syslog,
         Section::Acme,
+        Section::Snmp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -137,6 +142,7 @@ impl Section {
             Section::Integrator => "integrator",
             Section::Syslog => "syslog",
             Section::Acme => "acme",
+            Section::Snmp => "snmp",
         }
     }
 
@@ -201,6 +207,7 @@ impl Config {
         self.integrator.validate(&root.key("integrator"), &mut out);
         self.syslog.validate(&root.key("syslog"), &mut out);
         self.acme.validate(&root.key("acme"), &mut out);
+        self.snmp.validate(&root.key("snmp"), &mut out);
         out
     }
 
