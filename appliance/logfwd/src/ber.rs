@@ -129,7 +129,10 @@ mod tests {
     fn oids_pack_the_first_two_arcs_and_base128_the_rest() {
         assert_eq!(oid_body(&[1, 3, 6, 1]), [0x2b, 6, 1]);
         // 32473 = 0x7ed9 -> 0x81 0xfd 0x59
-        assert_eq!(oid_body(&[1, 3, 6, 1, 4, 1, 32473]), [0x2b, 6, 1, 4, 1, 0x81, 0xfd, 0x59]);
+        assert_eq!(
+            oid_body(&[1, 3, 6, 1, 4, 1, 32473]),
+            [0x2b, 6, 1, 4, 1, 0x81, 0xfd, 0x59]
+        );
         assert_eq!(oid_body(&[2, 999]), [0x88, 0x37]);
     }
 
@@ -148,7 +151,10 @@ mod tests {
             1,
             100,
             &[1, 3, 6, 1, 4, 1, 32473, 1, 0, 1],
-            &[(vec![1, 3, 6, 1, 4, 1, 32473, 1, 1, 1], Value::Text("net".into()))],
+            &[(
+                vec![1, 3, 6, 1, 4, 1, 32473, 1, 1, 1],
+                Value::Text("net".into()),
+            )],
         );
         #[rustfmt::skip]
         let want: Vec<u8> = vec![

@@ -20,12 +20,24 @@ const BASE: [u32; 8] = [1, 3, 6, 1, 4, 1, 32473, 1];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The service's process ended (`detail`: how).
-    ServiceDown { service: String, detail: String },
-    ServiceUp { service: String },
+    ServiceDown {
+        service: String,
+        detail: String,
+    },
+    ServiceUp {
+        service: String,
+    },
     /// The service crashed too often and is no longer restarted.
-    ServiceFailed { service: String, detail: String },
-    SlotFailed { detail: String },
-    ConfigReverted { detail: String },
+    ServiceFailed {
+        service: String,
+        detail: String,
+    },
+    SlotFailed {
+        detail: String,
+    },
+    ConfigReverted {
+        detail: String,
+    },
 }
 
 impl Event {
@@ -240,14 +252,18 @@ mod tests {
             })
         );
         assert_eq!(
-            event("notification: service dpx failed: dpx is in a crash loop (dpx exited with status 1)"),
+            event(
+                "notification: service dpx failed: dpx is in a crash loop (dpx exited with status 1)"
+            ),
             Some(Event::ServiceFailed {
                 service: "dpx".into(),
                 detail: "dpx is in a crash loop (dpx exited with status 1)".into()
             })
         );
         assert_eq!(
-            event("notification: boot slot failed: slot b failed all its boot tries and was skipped"),
+            event(
+                "notification: boot slot failed: slot b failed all its boot tries and was skipped"
+            ),
             Some(Event::SlotFailed {
                 detail: "slot b failed all its boot tries and was skipped".into()
             })
@@ -284,7 +300,9 @@ mod tests {
         let m = message(&ev, "node1", "c0mm", 7, 5);
         let find = |needle: &[u8]| m.windows(needle.len()).any(|w| w == needle);
         // snmpTrapOID.0 = alpharenTraps.1 (serviceDown)
-        assert!(find(&[0x06, 0x0b, 0x2b, 6, 1, 4, 1, 0x81, 0xfd, 0x59, 1, 0, 1]));
+        assert!(find(&[
+            0x06, 0x0b, 0x2b, 6, 1, 4, 1, 0x81, 0xfd, 0x59, 1, 0, 1
+        ]));
         assert!(find(b"\x04\x05node1"));
         assert!(find(b"\x04\x04mail"));
         assert!(find(b"\x04\x18killed by signal SIGKILL"));

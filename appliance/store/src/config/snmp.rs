@@ -55,7 +55,11 @@ impl Snmp {
                 check::push(
                     out,
                     &at,
-                    format!("{}:{} is listed more than once", t.host, t.port_or_default()),
+                    format!(
+                        "{}:{} is listed more than once",
+                        t.host,
+                        t.port_or_default()
+                    ),
                 );
             }
         }
