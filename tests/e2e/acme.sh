@@ -10,7 +10,8 @@
 #    the secret store, never in `ctl config show`, an export without
 #    secrets, the certificate file or any log.
 # 3. A forced renewal swaps the certificate for new connections while a
-#    connection opened before goes on being served.
+#    connection opened before goes on being served; a restarted web
+#    service serves it again from acme.pem and the secret store.
 # 4. A forced renewal against the wrong-port pebble fails, is reported,
 #    and the certificate from 2 keeps serving.
 # KEEP=1 leaves the state and CA directories in /tmp.
@@ -201,6 +202,16 @@ has '^second 200' "$STATE/conn.out" || { cat "$STATE/conn.out"; fail "the open c
 curl -sf --cacert "$CA/root.pem" --resolve "$NAME:$HTTPS_PORT:127.0.0.1" \
   "https://$NAME:$HTTPS_PORT/api/v1/health" >/dev/null || fail "the renewed certificate is not trusted"
 pass "a forced renewal swapped the certificate; a connection opened before it kept being served"
+
+# A restarted web service serves the stored certificate with the key from
+# the secret store, and orders nothing.
+orders=$(ctl logs web -n 2000 | grep -c 'ACME: ordering')
+ctl restart web >/dev/null || fail "restart web"
+wait_for 20 bash -c "acme | jq -e '.serving and .state == \"waiting\"'" || { acme; fail "web after a restart"; }
+[ "$(served_fp)" = "$SECOND_FP" ] || fail "a restarted web does not serve the stored certificate"
+sleep 2
+[ "$(ctl logs web -n 2000 | grep -c 'ACME: ordering')" = "$orders" ] || { ctl logs web | grep ACME; fail "a restarted web ordered again"; }
+pass "a restarted web service serves the stored certificate without a new order"
 
 # --- 4. renewal against the wrong-port pebble fails; the certificate stays.
 ctl config set acme.directory "https://127.0.0.1:$BAD_PORT/dir" >/dev/null || fail "config set acme.directory (bad)"
