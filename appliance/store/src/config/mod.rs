@@ -366,6 +366,20 @@ pub(crate) mod check {
         }
     }
 
+    /// A peer's `host` (a name or an IP address) and optional `port` under `at`.
+    pub fn host_port(out: &mut Vec<Problem>, at: &KeyPath, host: &str, port: Option<u16>) {
+        if host.parse::<std::net::IpAddr>().is_err() {
+            hostname(out, &at.key("host"), host);
+        }
+        if port == Some(0) {
+            push(
+                out,
+                &at.key("port"),
+                "must be a port number from 1 to 65535",
+            );
+        }
+    }
+
     /// Names of objects users create: short, lowercase, no spaces.
     pub fn object_name(out: &mut Vec<Problem>, path: &KeyPath, name: &str) {
         let ok = !name.is_empty()

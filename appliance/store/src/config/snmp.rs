@@ -41,16 +41,7 @@ impl Snmp {
         let mut seen = std::collections::HashSet::new();
         for (i, t) in self.trap_targets.iter().enumerate() {
             let at = list.index(i);
-            if t.host.parse::<std::net::IpAddr>().is_err() {
-                check::hostname(out, &at.key("host"), &t.host);
-            }
-            if t.port == Some(0) {
-                check::push(
-                    out,
-                    &at.key("port"),
-                    "must be a port number from 1 to 65535",
-                );
-            }
+            check::host_port(out, &at, &t.host, t.port);
             if !seen.insert((t.host.as_str(), t.port_or_default())) {
                 check::push(
                     out,
