@@ -208,6 +208,7 @@ pass "a forced renewal swapped the certificate; a connection opened before it ke
 orders=$(ctl logs web -n 2000 | grep -c 'ACME: ordering')
 ctl restart web >/dev/null || fail "restart web"
 wait_for 20 bash -c "acme | jq -e '.serving and .state == \"waiting\"'" || { acme; fail "web after a restart"; }
+wait_for 20 curl -skf "https://127.0.0.1:$HTTPS_PORT/api/v1/health" || fail "web did not come back"
 [ "$(served_fp)" = "$SECOND_FP" ] || fail "a restarted web does not serve the stored certificate"
 sleep 2
 [ "$(ctl logs web -n 2000 | grep -c 'ACME: ordering')" = "$orders" ] || { ctl logs web | grep ACME; fail "a restarted web ordered again"; }
