@@ -46,13 +46,26 @@ impl HttpClient for Http {
         Box::pin(async move {
             match fut.await {
                 Ok(Ok(rsp)) => Ok(BytesResponse::from(rsp)),
-                Ok(Err(e)) => Err(instant_acme::Error::Other(Box::new(e))),
+                Ok(Err(e)) => Err(instant_acme::Error::Other(chain(&e).into())),
                 Err(_) => Err(instant_acme::Error::Str(
                     "the CA did not answer within 30 s",
                 )),
             }
         })
     }
+}
+
+/// An error with its causes ("client error (Connect): tcp connect error:
+/// Connection refused"): hyper's own text leaves out why.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 fn http(ca: Option<&str>) -> Result<Http, String> {
