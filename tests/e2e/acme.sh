@@ -3,8 +3,8 @@
 # validating HTTP-01 on the node's HTTP port and one on a closed port,
 # both resolving names through the node's own dpx zone (-dnsserver).
 # 1. Against the wrong-port pebble the order fails: `ctl acme status`
-#    and the API's web status report it, the self-signed certificate
-#    keeps serving.
+#    reports it, the supervisor raises an alert for the admin, the
+#    self-signed certificate keeps serving.
 # 2. Against the right one the node gets a certificate that curl trusts
 #    with pebble's root (from its management endpoint); the keys are in
 #    the secret store, never in `ctl config show`, an export without
@@ -12,8 +12,8 @@
 # 3. A forced renewal swaps the certificate for new connections while a
 #    connection opened before goes on being served; a restarted web
 #    service serves it again from acme.pem and the secret store.
-# 4. A forced renewal against the wrong-port pebble fails, is reported,
-#    and the certificate from 2 keeps serving.
+# 4. A forced renewal against the wrong-port pebble fails, is reported
+#    (a second alert), and the certificate from 2 keeps serving.
 # KEEP=1 leaves the state and CA directories in /tmp.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/dpx-lib.sh"
@@ -109,6 +109,8 @@ acme | jq -e '.last_error | test("validation: .*console.acme.test:'"$CLOSED_PORT
   || { acme; fail "the error does not say which name failed and why"; }
 acme | jq -e '.serving == false and .next_attempt > now' >/dev/null || { acme; fail "a failed order: no retry planned"; }
 ctl logs web | has "ACME: order failed" || fail "the failure is not logged"
+wait_for 10 bash -c "ctl logs supervisor | grep -q 'notification: alert from web: ACME certificate order for $NAME failed: validation'" \
+  || { ctl logs supervisor | tail; fail "no alert for the admin"; }
 [ "$(served_fp)" = "$SELF_FP" ] || fail "the self-signed certificate is not served after a failed order"
 curl -s --cacert "$CA/ca.pem" "https://127.0.0.1:$BAD_MGMT/roots/0" >"$CA/bad-root.pem"
 pass "a failed order is reported in ctl acme status and the log; the self-signed certificate keeps serving"
@@ -226,4 +228,6 @@ acme | jq -e '.serving and (.last_error | test("validation: .*connection refused
 curl -sf --cacert "$CA/root.pem" --resolve "$NAME:$HTTPS_PORT:127.0.0.1" \
   "https://$NAME:$HTTPS_PORT/api/v1/health" >/dev/null || fail "the old certificate is not served after a failed renewal"
 ctl acme status | has "^state: *failed" || fail "ctl acme status (text) does not say failed"
+wait_for 10 bash -c "[ \$(ctl logs supervisor | grep -c 'notification: alert from web: ACME') = 2 ]" \
+  || { ctl logs supervisor | grep alert; fail "the failed renewal raised no second alert (one per run of failures)"; }
 pass "a failed renewal is reported; the certificate from pebble keeps serving"

@@ -2,7 +2,8 @@
 # SNMP traps end to end: Debian's snmptrapd on a loopback high port, with
 # only the node's community allowed to log, receives SNMPv2c traps for the
 # supervisor's events: a service killed (serviceDown with the signal) and
-# restarted (serviceUp). The community is a secret ([secrets]
+# restarted (serviceUp), and web's alert for a failed ACME order
+# (serviceAlert). The community is a secret ([secrets]
 # "snmp.community"), not in `ctl config show`; a trap with another
 # community is not logged (snmptrapd checks it). `ctl syslog status`
 # counts the traps sent.
@@ -65,7 +66,16 @@ UP=$(grep "$BASE.0.2" "$TRAPS/traps.log" | head -1)
 has "$BASE.1.2 = STRING: \"mail\"" <<<"$UP" || fail "serviceUp does not name mail: $UP"
 pass "snmptrapd logged serviceDown (mail, killed by signal SIGKILL) and serviceUp with the node's community"
 
-ctl --json syslog status | jq -e '.traps.sent >= 2 and .traps.failed == 0' >/dev/null \
+# --- a service's alert: web's ACME order against a closed port fails.
+printf '[acme]\nenabled = true\naccept_terms = true\ndirectory = "https://127.0.0.1:1/dir"\ndomains = ["node.example.net"]\n' >"$STATE/acme.toml"
+ctl config apply -f "$STATE/acme.toml" -m "acme to nowhere" >/dev/null || fail "config apply [acme]"
+wait_for 30 has "$BASE.0.6" "$TRAPS/traps.log" || { tail -3 "$TRAPS/traps.log"; fail "no serviceAlert trap for the failed ACME order"; }
+ALERT=$(grep "$BASE.0.6" "$TRAPS/traps.log" | head -1)
+has "$BASE.1.2 = STRING: \"web\"" <<<"$ALERT" || fail "serviceAlert does not name web: $ALERT"
+has "ACME certificate order for node.example.net failed" <<<"$ALERT" || fail "serviceAlert does not say what: $ALERT"
+pass "web's failed ACME order arrived as serviceAlert"
+
+ctl --json syslog status | jq -e '.traps.sent >= 3 and .traps.failed == 0' >/dev/null \
   || { ctl --json syslog status; fail "ctl syslog status does not count the traps"; }
 ctl syslog status | has "SNMP traps to 127.0.0.1:$TRAP_PORT" || fail "ctl syslog status (text)"
 

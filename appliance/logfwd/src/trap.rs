@@ -1,6 +1,7 @@
 //! SNMPv2c traps for the node's own events: the supervisor's event lines
 //! in the log stream (a service stopped, started, failed for good; a boot
-//! slot failed; a configuration change reverted) become traps to every
+//! slot failed; a configuration change reverted; a service's alert, such
+//! as web's failed ACME order) become traps to every
 //! `[[snmp.trap_targets]]` manager, with the `snmp.community` secret.
 //! The trap and object identifiers are in `docs/ALPHAREN-MIB.txt`.
 
@@ -38,6 +39,11 @@ pub enum Event {
     ConfigReverted {
         detail: String,
     },
+    /// A service's own alert (`services.alert`), e.g. web's failed ACME order.
+    ServiceAlert {
+        service: String,
+        detail: String,
+    },
 }
 
 impl Event {
@@ -49,6 +55,7 @@ impl Event {
             Event::ServiceFailed { .. } => 3,
             Event::SlotFailed { .. } => 4,
             Event::ConfigReverted { .. } => 5,
+            Event::ServiceAlert { .. } => 6,
         }
     }
 
@@ -56,7 +63,8 @@ impl Event {
         match self {
             Event::ServiceDown { service, .. }
             | Event::ServiceUp { service }
-            | Event::ServiceFailed { service, .. } => service,
+            | Event::ServiceFailed { service, .. }
+            | Event::ServiceAlert { service, .. } => service,
             Event::SlotFailed { .. } | Event::ConfigReverted { .. } => "",
         }
     }
@@ -81,6 +89,15 @@ pub fn classify(line: &LogLine) -> Option<Event> {
         }
         if let Some(d) = rest.strip_prefix("configuration reverted: ") {
             return Some(Event::ConfigReverted { detail: d.into() });
+        }
+        if let Some((name, d)) = rest
+            .strip_prefix("alert from ")
+            .and_then(|r| r.split_once(": "))
+        {
+            return is_service_name(name).then(|| Event::ServiceAlert {
+                service: name.into(),
+                detail: d.into(),
+            });
         }
         let (name, detail) = rest.strip_prefix("service ")?.split_once(" failed: ")?;
         return is_service_name(name).then(|| Event::ServiceFailed {
@@ -118,7 +135,8 @@ pub fn message(ev: &Event, hostname: &str, community: &str, id: i32, uptime: u32
         Event::ServiceDown { detail, .. }
         | Event::ServiceFailed { detail, .. }
         | Event::SlotFailed { detail }
-        | Event::ConfigReverted { detail } => detail,
+        | Event::ConfigReverted { detail }
+        | Event::ServiceAlert { detail, .. } => detail,
     };
     let binds = [
         (oid(&[1, 1]), Value::Text(hostname.into())),
@@ -272,6 +290,13 @@ mod tests {
             event("notification: configuration reverted: revision 7 was not confirmed"),
             Some(Event::ConfigReverted { .. })
         ));
+        assert_eq!(
+            event("notification: alert from web: ACME certificate order for a.example failed: x"),
+            Some(Event::ServiceAlert {
+                service: "web".into(),
+                detail: "ACME certificate order for a.example failed: x".into()
+            })
+        );
         for other in [
             "stopping services",
             "boot of slot a marked good",

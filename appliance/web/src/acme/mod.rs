@@ -258,6 +258,11 @@ impl Acme {
                             failures.last_at = unix_now();
                             tracing::error!(error = %e, failures = failures.count,
                                 "ACME: order failed; the current certificate keeps serving");
+                            // Once per run of failures: the retries are in the log.
+                            if failures.count == 1 {
+                                let text = alert_text(&cfg.domains, &e);
+                                alpharen_rpc::view::alert(&self.state_dir, "web", &text).await;
+                            }
                             lock(&self.status).last_error = Some(e);
                         }
                     }
@@ -344,6 +349,39 @@ impl Acme {
     }
 }
 
+/// The admin's alert for a failed order: one line of at most 900 bytes.
+fn alert_text(domains: &[String], error: &str) -> String {
+    let mut text = format!(
+        "ACME certificate order for {} failed: {}",
+        domains.join(", "),
+        error.replace(['\n', '\r'], " ")
+    );
+    if text.len() > 900 {
+        let mut end = 900;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
 fn secrets_key(secrets: &BTreeMap<String, String>) -> Option<&str> {
     secrets.get(KEY_SECRET).map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alert_is_one_bounded_line() {
+        let t = alert_text(&["a.example".into()], "line one\nline two");
+        assert_eq!(
+            t,
+            "ACME certificate order for a.example failed: line one line two"
+        );
+        let long = alert_text(&["a.example".into()], &"é".repeat(1000));
+        assert!(long.len() <= 900 && !long.contains('\n'));
+    }
 }
