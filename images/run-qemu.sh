@@ -6,14 +6,18 @@
 #   Usage: images/run-qemu.sh [IMAGE]   (Ctrl-A X quits QEMU)
 # DISK=sata|nvme attaches the disk the way a PC has it (default virtio);
 # NIC=e1000e (or another QEMU model) replaces virtio-net-pci.
+# The UEFI variables live beside the image (IMAGE.OVMF_VARS.fd), one file
+# per image, so VMs of different images can run at once; FRESH_VARS=1
+# starts from OVMF's defaults (a boot entry left from another disk would
+# stop OVMF in its shell).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 IMG=${1:-$ROOT/images/out/alpharen-qemu-x86_64.img}
 OUT=$(dirname "$IMG")
 LOG=${SERIAL_LOG:-$OUT/serial.log}
 [ -f "$IMG" ] || { echo "no image at $IMG: run images/build.sh first" >&2; exit 1; }
-vars=$OUT/OVMF_VARS.fd
-[ -f "$vars" ] || cp /usr/share/OVMF/OVMF_VARS_4M.fd "$vars"
+vars=${IMG%.img}.OVMF_VARS.fd
+[ "${FRESH_VARS:-}" != 1 ] && [ -f "$vars" ] || cp /usr/share/OVMF/OVMF_VARS_4M.fd "$vars"
 # KVM only if it really runs a kernel: nested or odd hosts expose a
 # /dev/kvm that fails at the first instruction. The answer is cached.
 accel=tcg

@@ -38,10 +38,22 @@ start_node() {
   wait_for 20 "$ALPHAREN" ctl --state-dir "$dir" status || { cat "$dir/console.log"; fail "node in $dir did not start"; }
 }
 ctl() { "$ALPHAREN" ctl --state-dir "$STATE" "$@"; }
+# start_integrator SEED: free ports into the seed (seed_ports), a node on
+# $STATE started with it, LB set to its integrator's address; waits for
+# the integrator's control socket.
+start_integrator() {
+  seed_ports "$1"
+  LB=http://127.0.0.1:$LB_PORT
+  start_node "$STATE" --config "$1"
+  wait_for 20 ctl integrator status || fail "integrator control socket not reachable"
+}
 # has PATTERN...: like `grep -q`, but reads all its input, so the writer of
 # a pipe is never cut off by SIGPIPE (which `set -o pipefail` would report).
 has() { grep "$@" >/dev/null; }
 export -f has   # also inside `bash -c` waits
+# free_ports N: N loopback ports free for TCP and UDP that no other test
+# of this machine got in the last hour (tests/free-ports.py says why).
+free_ports() { python3 "$ROOT/tests/free-ports.py" "$1"; }
 # seed_ports FILE: adds to the `run --config` seed FILE (created if
 # missing) the node's listeners on free loopback ports instead of the dev
 # defaults (8443, 8080, 2222, 2525, 11223), so a test can run beside other
@@ -49,27 +61,26 @@ export -f has   # also inside `bash -c` waits
 # already has gets the key under its header. Sets HTTPS_PORT HTTP_PORT
 # SSH_PORT SMTP_PORT LB_PORT to the ports the seed holds.
 seed_ports() {
-  read -r HTTPS_PORT HTTP_PORT SSH_PORT SMTP_PORT LB_PORT < <(python3 - "$1" <<'PY'
-import os, re, socket, sys
+  local free; free=$(free_ports 5)
+  read -r HTTPS_PORT HTTP_PORT SSH_PORT SMTP_PORT LB_PORT < <(python3 - "$1" $free <<'PY'
+import os, re, sys
 path = sys.argv[1]
 lines = open(path).read().splitlines() if os.path.exists(path) else []
 wanted = [("web", "https_port"), ("web", "http_port"), ("ssh", "port"),
           ("mail.listen", "port"), ("integrator", "port")]
-socks = [socket.socket() for _ in wanted]
-for s in socks: s.bind(("127.0.0.1", 0))
 ports = []
-for (table, key), s in zip(wanted, socks):
+for (table, key), free in zip(wanted, sys.argv[2:]):
     header = next((i for i, l in enumerate(lines) if l.strip() == f"[{table}]"), None)
     if header is None:
-        lines += [f"[{table}]", f"{key} = {s.getsockname()[1]}"]
-        ports.append(s.getsockname()[1]); continue
+        lines += [f"[{table}]", f"{key} = {free}"]
+        ports.append(free); continue
     end = next((i for i in range(header + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
     set_ = next((m for l in lines[header + 1:end] if (m := re.match(rf"\s*{key}\s*=\s*(\d+)", l))), None)
     if set_:
-        ports.append(int(set_.group(1)))
+        ports.append(set_.group(1))
     else:
-        lines.insert(header + 1, f"{key} = {s.getsockname()[1]}")
-        ports.append(s.getsockname()[1])
+        lines.insert(header + 1, f"{key} = {free}")
+        ports.append(free)
 open(path, "w").write("\n".join(lines) + "\n")
 print(*ports)
 PY

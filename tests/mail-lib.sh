@@ -12,8 +12,6 @@ SINK_PY="$ROOT/tests/e2e/smtp_sink.py"
 command -v swaks >/dev/null || fail "swaks missing (scripts/deps.sh)"
 $SYSPY -c 'import aiosmtpd' 2>/dev/null || fail "python3-aiosmtpd missing (scripts/deps.sh)"
 
-# free_port: a TCP port nobody listens on at the moment.
-free_port() { $SYSPY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # write_config DIR SMTP_PORT SINK_PORT [EXTRA_TOML]
 write_config() {

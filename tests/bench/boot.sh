@@ -30,8 +30,9 @@ mcopy -o -i "$work/ref.img@@$esp_start" "$work/ref-initrd.img" ::a/initrd.img
 
 time_to() {  # time_to DISK MARKER -> seconds from QEMU start to MARKER on serial
   local disk=$1 marker=$2 log=$work/serial-$RANDOM.log
+  local web ssh; read -r web ssh < <(free_ports 2)
   local t0; t0=$(date +%s.%N)
-  SERIAL_LOG=$log WEB_PORT=$((20000 + RANDOM % 20000)) SSH_PORT=$((20000 + RANDOM % 20000)) \
+  SERIAL_LOG=$log WEB_PORT=$web SSH_PORT=$ssh \
     setsid images/run-qemu.sh "$disk" </dev/null >/dev/null 2>&1 &
   local pid=$!
   for _ in $(seq 1 6000); do grep -q "$marker" "$log" 2>/dev/null && break; sleep 0.1; done

@@ -11,10 +11,7 @@
 command -v wrk >/dev/null && command -v nginx >/dev/null || fail "needs wrk and nginx (scripts/deps.sh)"
 DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2}
 W=$(mktemp -d /tmp/dpx-proxy-bench.XXXXXX); on_exit "rm -rf $W"
-read -r BP NP < <(python3 -c 'import socket
-s=[socket.socket() for _ in range(2)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(*(x.getsockname()[1] for x in s))')
+read -r BP NP < <(free_ports 2)
 nginx_conf() { # nginx_conf DIR WORKERS SERVER-BLOCK
   mkdir -p "$1/logs"
   cat >"$1/nginx.conf" <<NGINX

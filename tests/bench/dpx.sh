@@ -34,18 +34,6 @@ stop_servers() {
   for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
   SERVERS=()
 }
-ports() { /usr/bin/python3 -c '
-import socket
-out = []
-while len(out) < '"$1"':
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p)); out.append(p)
-    except OSError:
-        pass
-    u.close(); t.close()
-print(*out)'; }
 ZONE=bench.test.
 
 # perf PORT QUERIES LOG [DNSPERF-ARGS...]: one dnsperf run; sets QPS and LOST.
@@ -61,7 +49,7 @@ up() { dig @127.0.0.1 -p "$1" +short +time=1 +tries=1 "h1.$ZONE" A | grep -q .; 
 for RECORDS in $SIZES; do
 [[ $RECORDS =~ ^[1-9][0-9]*$ ]] || fail "SIZES must be positive numbers, not '$RECORDS'"
 D=$W/$RECORDS; mkdir -p "$D"
-read -r OUR NSD KNOT HTTPS HTTP SSH SMTP LB < <(ports 8)
+read -r OUR NSD KNOT HTTPS HTTP SSH SMTP LB < <(free_ports 8)
 
 # --- the zone, once as our config and once as a zone file; the queries ------
 # nx-half: long enough that no name repeats within a run at 300 k qps.

@@ -16,7 +16,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 STATE=$OUT/bench-async
 N_KV=${BENCH_KV_OPS:-5000}
 N_MSG=${BENCH_MESSAGES:-2000}
-read -r REDIS_PORT < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+read -r REDIS_PORT < <(free_ports 1)
 rm -rf "$STATE"; mkdir -p "$STATE"
 export ALPHAREN STATE; export -f ctl
 command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
@@ -52,9 +52,7 @@ name = "t.publish"
 url_path = "/t.publish"
 service = "t.publish"
 TOML
-seed_ports "$OUT/bench-async.toml"
-LB=http://127.0.0.1:$LB_PORT
-start_node "$STATE" --config "$OUT/bench-async.toml"
+start_integrator "$OUT/bench-async.toml"
 wait_for 30 bash -c "ctl --json integrator status | grep -q '\"idle_workers\": 2'" || fail "workers did not start"
 ctl integrator deploy "$HERE/e2e/integrator/async_services.py" >/dev/null
 
@@ -131,7 +129,7 @@ if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv "$venv" >/dev/null && "$venv/bin/pip" install -q nats-py >"$OUT/nats-pip.log" 2>&1 \
     || { cat "$OUT/nats-pip.log"; fail "nats-py could not be installed from PyPI"; }
 fi
-read -r NATS_PORT < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+read -r NATS_PORT < <(free_ports 1)
 # The strongest sync the installed server offers.
 SYNC=""
 case "$(nats-server --version)" in

@@ -8,7 +8,7 @@
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 STATE=$OUT/bench-integrator
 DURATION=${BENCH_DURATION:-15s}
-read -r NR_PORT < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+read -r NR_PORT < <(free_ports 1)
 rm -rf "$STATE"; mkdir -p "$STATE"
 command -v wrk >/dev/null || fail "wrk missing (scripts/deps.sh installs it)"
 export ALPHAREN STATE; export -f ctl
@@ -43,10 +43,7 @@ name = "open.user.get"
 url_path = "/open/user/get-details"
 service = "api.user.get-details"
 TOML
-seed_ports "$OUT/bench.toml"
-LB=http://127.0.0.1:$LB_PORT
-start_node "$STATE" --config "$OUT/bench.toml"
-wait_for 20 ctl integrator status || fail "integrator not up"
+start_integrator "$OUT/bench.toml"
 ctl integrator deploy "$HERE/e2e/integrator/get_user_details.py" >/dev/null
 curl -sf -u cust:bench-password "$LB/api/user/get-details" >/dev/null || fail "integrator does not answer"
 

@@ -17,8 +17,7 @@ command -v smtp-source >/dev/null || fail "smtp-source missing (postfix package;
 W=$(mktemp -d /tmp/mail-bench.XXXXXX)
 on_exit "rm -rf $W"
 on_exit "[ -f $W/pf/conf/main.cf ] && postfix -c $W/pf/conf stop >/dev/null 2>&1"
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PF_PORT=$(port); OUR_PORT=$(port)
+read -r PF_PORT OUR_PORT < <(free_ports 2)
 
 # --- Postfix, private instance -------------------------------------------
 mkdir -p "$W/pf/conf" "$W/pf/spool" "$W/pf/data"

@@ -13,7 +13,7 @@ DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2}
 STATE=$(mktemp -d /tmp/alpharen-bench.XXXXXX)
 on_exit "rm -rf $STATE"
 seed_ports "$STATE/seed.toml"
-read -r NGINX_PORT < <(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+read -r NGINX_PORT < <(free_ports 1)
 start_node "$STATE" --config "$STATE/seed.toml"
 BASE=https://127.0.0.1:$HTTPS_PORT
 wait_for 20 curl -skf "$BASE/api/v1/health" || fail "web did not come up"

@@ -1,8 +1,9 @@
 // The console's Integrator page in headless Chromium:
 //   node integrator.mjs BASE_URL PASSWORD LB_URL FILES_DIR
 // FILES_DIR holds hello.py (answers {"hi": "one"}), broken.py (a syntax
-// error on line 8) and hello2/hello.py (answers {"hi": "two"}). Uploads
-// each with the file chooser; a refused file shows its traceback while
+// error on line 8), needs.py (two imports of packages the node lacks) and
+// hello2/hello.py (answers {"hi": "two"}). Uploads each with the file
+// chooser; a refused file shows its traceback or its problems while
 // version 1 keeps answering on LB_URL/hello; the file's page shows its
 // source and versions, rolls back and undeploys. Screenshots in $TEST_OUT.
 import { open, login, allLabelled, run, step } from './lib.mjs';
@@ -65,6 +66,15 @@ await run(t, 'integrator console', async () => {
   await answers('one');
   await shot('refused');
   step('a broken file shows line 8 and its traceback; version 1 still answers');
+
+  await deploy(join(files, 'needs.py'));
+  await page.waitForSelector('#deploy-error:has-text("needs.py: 2 problems")');
+  const listed = await page.$$eval('#deploy-problems li', (lis) => lis.map((li) => li.textContent));
+  if (listed.length !== 2 || !/^line 1: `import redis`/.test(listed[0]) || !/^line 2: `import xmltodict`/.test(listed[1])) {
+    throw new Error('problems listed: ' + JSON.stringify(listed));
+  }
+  await shot('problems');
+  step('a file with two problems lists both, each with its line');
 
   await deploy(join(files, 'hello2', 'hello.py'));
   await page.waitForSelector('#deploy-ok:has-text("Deployed hello.py version 2")');

@@ -6,7 +6,7 @@
 . "$ROOT/tests/dpx-lib.sh"
 browser_deps
 STATE=$(mktemp -d /tmp/alpharen-a11y.XXXXXX); on_exit "rm -rf $STATE"
-DNS_PORT=$(free_dns_port)
+DNS_PORT=$(free_ports 1)
 cat >"$STATE/seed.toml" <<TOML
 [dpx]
 zone = "a11y.test."

@@ -10,7 +10,7 @@ browser_deps
 STATE=$(mktemp -d /tmp/alpharen-dnsui.XXXXXX)
 on_exit "rm -rf $STATE"
 ZONE=ui.test.
-DNS_PORT=$(free_dns_port)
+DNS_PORT=$(free_ports 1)
 seed_ports "$STATE/seed.toml"
 cat >>"$STATE/seed.toml" <<TOML
 [dpx]

@@ -10,7 +10,7 @@
 W=$(mktemp -d /tmp/dpx-client.XXXXXX); on_exit "rm -rf $W"
 chmod 711 "$W"   # services run as their own users and must reach $W/a
 ZONE=dpx.test.
-DNS_PORT=$(free_dns_port)
+DNS_PORT=$(free_ports 1)
 
 # Node A: the provider.
 seed_ports "$W/a.toml"; A_HTTPS=$HTTPS_PORT
@@ -31,7 +31,7 @@ ctl config apply --file "$W/a-secrets.toml" >/dev/null || fail "secrets not appl
 wait_for 20 test -s "$W/a/tls/cert.pem" || fail "A has no certificate"
 
 # The check URL: answers B's "public" address.
-read -r CHECK_PORT < <(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+read -r CHECK_PORT < <(free_ports 1)
 mkdir -p "$W/check"; echo "Current IP Address: 192.0.2.99" >"$W/check/ip"
 (cd "$W/check" && exec /usr/bin/python3 -m http.server "$CHECK_PORT" --bind 127.0.0.1) >"$W/check.log" 2>&1 &
 CHECK=$!; on_exit "kill $CHECK 2>/dev/null"

@@ -9,7 +9,7 @@
 
 STATE=$(mktemp -d /tmp/dpx-dyndns.XXXXXX); on_exit "rm -rf $STATE"
 ZONE=dpx.test.
-DNS_PORT=$(free_dns_port)
+DNS_PORT=$(free_ports 1)
 seed_ports "$STATE/seed.toml"
 cat >>"$STATE/seed.toml" <<TOML
 [node]

@@ -14,10 +14,7 @@
 PY=/usr/bin/python3   # Debian's, with python3-websockets
 
 STATE=$(mktemp -d /tmp/dpx-proxy.XXXXXX); on_exit "rm -rf $STATE"
-read -r BP WP TP TWP < <($PY -c 'import socket
-s=[socket.socket() for _ in range(4)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(*(x.getsockname()[1] for x in s))')
+read -r BP WP TP TWP < <(free_ports 4)
 # The backend logs every request; /health answers 503 while $STATE/sick exists.
 start_backend() {
   SICK_FILE=$STATE/sick $PY "$ROOT/tests/e2e/dpx_backend.py" "$BP" "$WP" "$STATE/release" >>"$STATE/backend.log" 2>&1 &

@@ -38,6 +38,7 @@ svc() { # svc GREETING: a service file answering {"hi": GREETING}
 FILES=$STATE/files; mkdir -p "$FILES/hello2"
 svc one >"$FILES/hello.py"
 { svc two | head -n 7; printf '        self.response.payload = {"hi": "two"\n'; } >"$FILES/broken.py"
+printf 'import redis\nimport xmltodict\n' >"$FILES/needs.py"
 svc two >"$FILES/hello2/hello.py"
 # For the Jobs, Queues and KV tabs: a subscriber that fails until the key
 # "fixed" is set, and one message that it has already failed for good.

@@ -10,7 +10,7 @@ command -v curl >/dev/null && command -v jq >/dev/null && command -v swaks >/dev
 STATE=$(mktemp -d /tmp/alpharen-limits.XXXXXX)
 on_exit "rm -rf $STATE"
 seed_ports "$STATE/seed.toml"
-SUB=$(python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0",0)); print(s.getsockname()[1])')
+SUB=$(free_ports 1)
 sed -i 's/^\[ssh\]$/[ssh]\npassword_auth = true/' "$STATE/seed.toml"
 cat >>"$STATE/seed.toml" <<TOML
 [mail.submission]

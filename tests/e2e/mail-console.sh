@@ -7,7 +7,7 @@
 . "$(dirname "$0")/../mail-lib.sh"
 browser_deps
 STATE=$(mktemp -d /tmp/alpharen-mailui.XXXXXX); on_exit "rm -rf $STATE"
-P=$(free_port); SP=$(free_port)
+P=$(free_ports 1); SP=$(free_ports 1)
 cat >"$STATE/seed.toml" <<EOT
 [node]
 hostname = "n1"

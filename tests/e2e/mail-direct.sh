@@ -34,7 +34,7 @@ SINK_PID=$!; on_exit "kill $SINK_PID 2>/dev/null"
 wait_for 10 ip netns exec "$C" bash -c "exec 3<>/dev/tcp/10.233.0.2/25" || fail "sink did not start"
 ip netns exec "$C" dig +short +time=2 MX example.test @10.233.0.2 | has mx1.example.test || fail "dnsmasq does not answer MX"
 
-P=$(free_port)
+P=$(free_ports 1)
 cat >"$STATE/cfg.toml" <<EOT
 [node]
 hostname = "n1"

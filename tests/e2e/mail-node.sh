@@ -6,7 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../mail-lib.sh"
 STATE=$(mktemp -d /tmp/mail-node.XXXXXX); on_exit "rm -rf $STATE"
-P=$(free_port); SP=$(free_port); SP2=$(free_port)
+P=$(free_ports 1); SP=$(free_ports 1); SP2=$(free_ports 1)
 write_config "$STATE" "$P" "$SP" >/dev/null 2>&1 || true
 rm -f "$STATE/alpharen.db"*   # seeded by `run --config` below instead
 start_sink "$STATE" "$SP"

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../mail-lib.sh"
 STATE=$(mktemp -d /tmp/mail-relay.XXXXXX); [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
-P=$(free_port); SP=$(free_port)
+P=$(free_ports 1); SP=$(free_ports 1)
 write_config "$STATE" "$P" "$SP"
 start_mail "$STATE" "$P"
 sw() { swaks --server "127.0.0.1:$P" --timeout 10 "$@" 2>&1 || true; }

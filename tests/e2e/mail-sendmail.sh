@@ -5,7 +5,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../mail-lib.sh"
 STATE=$(mktemp -d /tmp/mail-sendmail.XXXXXX); on_exit "rm -rf $STATE"
-P=$(free_port); SP=$(free_port)
+P=$(free_ports 1); SP=$(free_ports 1)
 write_config "$STATE" "$P" "$SP"
 # argv[0] dispatch: run the binary under the name `sendmail`.
 ln -s "$SENDMAIL_BIN" "$STATE/sendmail"

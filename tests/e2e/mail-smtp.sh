@@ -6,7 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../mail-lib.sh"
 STATE=$(mktemp -d /tmp/mail-smtp.XXXXXX); on_exit "rm -rf $STATE"
-P=$(free_port); SP=$(free_port)
+P=$(free_ports 1); SP=$(free_ports 1)
 write_config "$STATE" "$P" "$SP" '[mail.limits]
 max_message_size = 4096
 max_recipients = 3

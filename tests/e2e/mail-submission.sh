@@ -6,7 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../mail-lib.sh"
 STATE=$(mktemp -d /tmp/mail-sub.XXXXXX); on_exit "rm -rf $STATE"
-P=$(free_port); SP=$(free_port); SUB=$(free_port)
+P=$(free_ports 1); SP=$(free_ports 1); SUB=$(free_ports 1)
 write_config "$STATE" "$P" "$SP" "[mail.submission]
 ports = [$SUB]"
 "$MAILDEV" add-user --state-dir "$STATE" alice 'correct horse' || fail "cannot add the user"

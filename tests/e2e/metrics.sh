@@ -105,7 +105,7 @@ has '^alpharen_vpn_running ' <<<"$BODY" || fail "other services' series lost"
 pass "a service that does not answer only loses its own series"
 
 # --- a real Prometheus
-PROM_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PROM_PORT=$(free_ports 1)
 cat >"$STATE/prometheus.yml" <<EOF
 global:
   scrape_interval: 2s

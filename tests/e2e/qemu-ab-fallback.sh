@@ -26,8 +26,8 @@ mcopy -o -i "$esp" "$OUT/entry-b.conf" ::loader/entries/alpharen-b+3.conf
 mcopy -o -i "$esp" "$OUT/entry-a.conf" ::loader/entries/alpharen-a+3.conf
 
 LOG=$OUT/serial-ab.log
-rm -f "$OUT/OVMF_VARS.fd"
-SERIAL_LOG=$LOG WEB_PORT=$((20000 + RANDOM % 10000)) SSH_PORT=$((30000 + RANDOM % 10000)) \
+read -r WEB SSHP < <(free_ports 2)
+FRESH_VARS=1 SERIAL_LOG=$LOG WEB_PORT=$WEB SSH_PORT=$SSHP \
   setsid images/run-qemu.sh "$disk" </dev/null >"$LOG.stdout" 2>&1 &
 QEMU=$!
 on_exit "kill -- -$QEMU 2>/dev/null"

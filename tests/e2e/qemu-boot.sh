@@ -14,10 +14,10 @@ build_image
 disk=$OUT/disk.img
 cp --sparse=always "$IMG" "$disk"
 truncate -s +256M "$disk"   # a bigger disk than the image, as when flashed
-WEB=$((20000 + RANDOM % 10000)); SSHP=$((30000 + RANDOM % 10000))
+read -r WEB SSHP < <(free_ports 2)
 # The second NIC's frames travel in UDP datagrams between QEMU (VQEMU) and
 # tests/e2e/vlan_peer.py (VPEER).
-VPEER=$((40000 + RANDOM % 5000)); VQEMU=$((45000 + RANDOM % 5000))
+read -r VPEER VQEMU < <(free_ports 2)
 NIC2="-netdev socket,id=n1,udp=127.0.0.1:$VPEER,localaddr=127.0.0.1:$VQEMU -device virtio-net-pci,netdev=n1"
 ssh-keygen -q -t ed25519 -N "" -f "$OUT/id" <<<y >/dev/null
 KNOWN=$OUT/known_hosts; : > "$KNOWN"
@@ -25,7 +25,7 @@ SSH=(ssh -p "$SSHP" -i "$OUT/id" -o IdentitiesOnly=yes -o UserKnownHostsFile="$K
 boot=0
 start() {
   boot=$((boot + 1)); LOG=$OUT/serial$boot.log; : >"$LOG"
-  QEMU_EXTRA=$NIC2 SERIAL_LOG=$LOG WEB_PORT=$WEB SSH_PORT=$SSHP setsid images/run-qemu.sh "$disk" </dev/null >"$LOG.stdout" 2>&1 &
+  QEMU_EXTRA=$NIC2 FRESH_VARS=$((boot == 1)) SERIAL_LOG=$LOG WEB_PORT=$WEB SSH_PORT=$SSHP setsid images/run-qemu.sh "$disk" </dev/null >"$LOG.stdout" 2>&1 &
   QEMU=$!
   on_exit "kill -- -$QEMU 2>/dev/null"
   wait_for 500 grep -q "alpharen: ready" "$LOG" || { tail -40 "$LOG"; fail "boot $boot did not reach ready"; }

@@ -13,11 +13,9 @@ for bus in ${BUSES:-sata nvme}; do
   cp --sparse=always "$IMG" "$disk"
   truncate -s +256M "$disk"
   on_exit "rm -f '$disk'"
-  LOG=$OUT/serial-pc-$bus.log WEB=$((20000 + RANDOM % 10000))
-  # Fresh UEFI variables: a boot entry left from the other disk would make
-  # OVMF stop in its shell instead of finding this one.
-  rm -f "$OUT/OVMF_VARS.fd"
-  DISK=$bus NIC=e1000e SERIAL_LOG=$LOG WEB_PORT=$WEB SSH_PORT=$((30000 + RANDOM % 10000)) \
+  LOG=$OUT/serial-pc-$bus.log
+  read -r WEB SSHP < <(free_ports 2)
+  DISK=$bus NIC=e1000e FRESH_VARS=1 SERIAL_LOG=$LOG WEB_PORT=$WEB SSH_PORT=$SSHP \
     setsid images/run-qemu.sh "$disk" </dev/null >"$LOG.stdout" 2>&1 &
   QEMU=$!
   on_exit "kill -- -$QEMU 2>/dev/null"

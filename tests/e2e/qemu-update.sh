@@ -38,15 +38,14 @@ disk=$OUT/update-disk.img
 cp --sparse=always "$IMG" "$disk"
 truncate -s +256M "$disk"
 on_exit "rm -f '$disk'"
-rm -f "$OUT/OVMF_VARS.fd"
-WEB=$((20000 + RANDOM % 10000)); SSHP=$((30000 + RANDOM % 10000))
+read -r WEB SSHP < <(free_ports 2)
 ssh-keygen -q -t ed25519 -N "" -f "$OUT/id" <<<y >/dev/null
 KNOWN=$OUT/known_hosts; : > "$KNOWN"
 SSH=(ssh -p "$SSHP" -i "$OUT/id" -o IdentitiesOnly=yes -o UserKnownHostsFile="$KNOWN" -o StrictHostKeyChecking=accept-new -o BatchMode=yes -o ConnectTimeout=10 admin@127.0.0.1)
 boot=0
 start() {
   boot=$((boot + 1)); LOG=$OUT/serial-update$boot.log; : >"$LOG"
-  SERIAL_LOG=$LOG WEB_PORT=$WEB SSH_PORT=$SSHP setsid images/run-qemu.sh "$disk" </dev/null >"$LOG.stdout" 2>&1 &
+  FRESH_VARS=$((boot == 1)) SERIAL_LOG=$LOG WEB_PORT=$WEB SSH_PORT=$SSHP setsid images/run-qemu.sh "$disk" </dev/null >"$LOG.stdout" 2>&1 &
   QEMU=$!
   on_exit "kill -- -$QEMU 2>/dev/null"
   wait_for 500 grep -q "alpharen: ready" "$LOG" || { tail -40 "$LOG"; fail "boot $boot did not reach ready"; }

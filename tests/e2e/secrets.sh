@@ -12,7 +12,7 @@ STATE=$(mktemp -d /tmp/alpharen-secrets.XXXXXX)
 on_exit "rm -rf $STATE"
 seed_ports "$STATE/seed.toml"
 # The pgha servers' ssh port: closed, so the controller fails and logs.
-DEAD_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+DEAD_PORT=$(free_ports 1)
 start_node "$STATE" --config "$STATE/seed.toml"
 BASE=https://127.0.0.1:$HTTPS_PORT
 wait_for 20 curl -skf "$BASE/api/v1/health" || { cat "$STATE/console.log"; fail "web did not come up"; }

@@ -141,7 +141,7 @@ if grep -rq "S3cret-value" "$STATE/log" "$STATE/console.log"; then fail "a secre
 pass "secret-bearing arguments logged as <hidden>"
 
 # Forwarding: the session logs in and stays up, the channel is refused.
-FWD_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+FWD_PORT=$(free_ports 1)
 timeout 30 ssh -p "$SSH_PORT" -o BatchMode=yes -o UserKnownHostsFile="$STATE/known_hosts" -o IdentitiesOnly=yes \
   -o LogLevel=VERBOSE -i "$STATE/id_good" -N -L "127.0.0.1:$FWD_PORT:127.0.0.1:$HTTPS_PORT" admin@127.0.0.1 2>"$STATE/fwd.log" &
 FPID=$!

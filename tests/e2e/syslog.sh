@@ -19,12 +19,7 @@ COL=$(mktemp -d /tmp/alpharen-syslog-col.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $COL"
 chmod 755 "$COL"
 
-read -r UDP_PORT TCP_PORT TLS_PORT < <(python3 -c '
-import socket
-t = [socket.socket() for _ in range(2)]
-for s in t: s.bind(("127.0.0.1", 0))
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
-print(u.getsockname()[1], t[0].getsockname()[1], t[1].getsockname()[1])')
+read -r UDP_PORT TCP_PORT TLS_PORT < <(free_ports 3)
 
 # --- a CA and the TLS collector's certificate (for the name syslog.test)
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=alpharen-test-ca \

@@ -85,8 +85,10 @@ enum Cmd {
 
 /// hickory-server logs every DNS query at info: two lines per packet would
 /// flood the dpx log (and cost most of its throughput), so only its
-/// warnings are kept unless ALPHAREN_LOG says otherwise.
-const DEFAULT_LOG: &str = "info,hickory_server=warn";
+/// warnings are kept unless ALPHAREN_LOG says otherwise. Its catalog also
+/// warns "unexpected lookup skip" for every answer of a zone without
+/// DNSSEC (hickory 0.26 built with TSIG support), so it gets errors only.
+const DEFAULT_LOG: &str = "info,hickory_server=warn,hickory_server::zone_handler::catalog=error";
 
 fn logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ALPHAREN_LOG")
@@ -165,6 +167,7 @@ fn main() -> Result<()> {
                 "dpx" => alpharen_dpx::serve(&state_dir, dev).context("dpx service"),
                 "pgha" => alpharen_pgha::serve(&state_dir, dev).context("pgha service"),
                 "logfwd" => alpharen_logfwd::serve(&state_dir, dev).context("logfwd service"),
+                "cluster" => alpharen_cluster::serve(&state_dir, dev).context("cluster service"),
                 _ => bail!("there is no built-in service {name:?} in this firmware"),
             }
         }

@@ -177,7 +177,7 @@ where
 }
 
 fn interface_address(name: &str) -> Option<IpAddr> {
-    let addrs = crate::usable_addresses(Some(name));
+    let addrs = alpharen_store::host::global_addresses(Some(name));
     addrs
         .iter()
         .find(|a| a.is_ipv4())

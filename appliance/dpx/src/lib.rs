@@ -114,7 +114,7 @@ fn configured_zone(view: &View, config: &Config, name: &str, dev: bool) -> Resul
     let found = if dev {
         vec![IpAddr::from([127, 0, 0, 1])]
     } else {
-        usable_addresses(None)
+        alpharen_store::host::global_addresses(None)
     };
     let addresses = zone::node_addresses(config, &found);
     let mut keys = Vec::new();
@@ -152,28 +152,6 @@ fn configured_zone(view: &View, config: &Config, name: &str, dev: bool) -> Resul
         serial: 0,
         keys,
     })
-}
-
-/// Global addresses (not loopback, not link-local) of every interface, or
-/// of the one named: the node's own A/AAAA when the configuration has no
-/// static ones (DHCP), and the dyndns client's address source.
-pub(crate) fn usable_addresses(interface: Option<&str>) -> Vec<IpAddr> {
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    addrs
-        .filter(|a| interface.is_none_or(|name| a.interface_name == name))
-        .filter_map(|a| a.address)
-        .filter_map(|s| {
-            s.as_sockaddr_in()
-                .map(|v4| IpAddr::V4(v4.ip()))
-                .or_else(|| s.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
-        })
-        .filter(|ip| match ip {
-            IpAddr::V4(a) => !a.is_loopback() && !a.is_link_local(),
-            IpAddr::V6(a) => !a.is_loopback() && !a.is_unicast_link_local(),
-        })
-        .collect()
 }
 
 /// `alpharen serve dpx`: runs until SIGTERM.

@@ -23,45 +23,32 @@ use crate::stats::Stats;
 use crate::worker::{CodeSet, Pool, Spec, in_fresh_worker, python};
 use crate::{Error, lb};
 
-/// The SDK shipped inside the binary, written out for the workers.
-const SDK: &[(&str, &str)] = &[
-    (
-        "alpharen/__init__.py",
-        include_str!("../python/alpharen/__init__.py"),
-    ),
-    (
-        "alpharen/integrator.py",
-        include_str!("../python/alpharen/integrator.py"),
-    ),
-    (
-        "alpharen/worker.py",
-        include_str!("../python/alpharen/worker.py"),
-    ),
-    (
-        "zato/__init__.py",
-        include_str!("../python/zato/__init__.py"),
-    ),
-    (
-        "zato/server/__init__.py",
-        include_str!("../python/zato/server/__init__.py"),
-    ),
-    (
-        "zato/server/service/__init__.py",
-        include_str!("../python/zato/server/service/__init__.py"),
-    ),
-    (
-        "zato/common/__init__.py",
-        include_str!("../python/zato/common/__init__.py"),
-    ),
-    (
-        "zato/common/exception.py",
-        include_str!("../python/zato/common/exception.py"),
-    ),
-    (
-        "zato/common/api.py",
-        include_str!("../python/zato/common/api.py"),
-    ),
-];
+/// "FILE, line N: problem", one line per problem a refused deploy found.
+fn refusal_message(file: &str, reply: &Value, problems: &[Value]) -> String {
+    let at = |line: &Value| {
+        line.as_i64()
+            .map(|l| format!("{file}, line {l}"))
+            .unwrap_or_else(|| file.to_string())
+    };
+    if problems.len() > 1 {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    at(&p["line"]),
+                    p["message"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        return format!("{file}: {} problems:\n{}", problems.len(), lines.join("\n"));
+    }
+    format!(
+        "{}: {}",
+        at(&reply["line"]),
+        reply["error"].as_str().unwrap_or("invalid service file")
+    )
+}
 
 const VALIDATE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -115,14 +102,7 @@ impl App {
             source: std::io::Error::other(e.to_string()),
         })?;
         let sdk_dir = state_dir.join("integrator").join("sdk");
-        for (rel, text) in SDK {
-            let path = sdk_dir.join(rel);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(Error::io(format!("create {}", parent.display())))?;
-            }
-            std::fs::write(&path, text).map_err(Error::io(format!("write {}", path.display())))?;
-        }
+        crate::sdk::write(&sdk_dir)?;
         let config = view.config.integrator.clone();
         let spec = Spec {
             python: python(),
@@ -371,16 +351,11 @@ impl App {
                 )
             })?;
         if reply["ok"] != json!(true) {
-            let line = reply["line"].as_i64();
-            let at = line
-                .map(|l| format!("{file}, line {l}"))
-                .unwrap_or_else(|| file.to_string());
-            let message = format!(
-                "{at}: {}",
-                reply["error"].as_str().unwrap_or("invalid service file")
-            );
+            let problems = reply["problems"].as_array().cloned().unwrap_or_default();
+            let message = refusal_message(file, &reply, &problems);
             return Err(RpcError::new("deploy_failed", message).with_details(json!({
                 "file": file, "line": reply["line"], "traceback": reply["traceback"],
+                "problems": problems,
             })));
         }
         serde_json::from_value(reply["services"].clone())
@@ -612,5 +587,27 @@ pub async fn health_loop(app: Arc<App>) {
             }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_refusal_names_file_and_line_of_every_problem() {
+        let one = json!({"line": 3, "error": "SyntaxError: x"});
+        assert_eq!(
+            super::refusal_message("a.py", &one, &[]),
+            "a.py, line 3: SyntaxError: x"
+        );
+        let problems = [
+            json!({"line": 1, "message": "`import redis`: not installed"}),
+            json!({"line": null, "message": "no service"}),
+        ];
+        assert_eq!(
+            super::refusal_message("a.py", &json!({"error": "2 problems"}), &problems),
+            "a.py: 2 problems:\na.py, line 1: `import redis`: not installed\na.py: no service"
+        );
     }
 }

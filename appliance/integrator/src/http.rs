@@ -229,7 +229,8 @@ async fn local(app: &App, door: &Door, client: IpAddr, req: Request<Incoming>) -
         "cid": cid,
         "data_format": ch.data_format,
         "body": B64.encode(&body),
-        "http": {"method": method, "path": path, "query": query, "headers": headers},
+        "http": {"method": method, "path": path, "query": query, "headers": headers,
+                 "remote_addr": client.to_string()},
     });
     let started = Instant::now();
     let deadline = started + route.timeout;

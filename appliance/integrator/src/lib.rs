@@ -22,6 +22,7 @@ pub mod registry;
 pub mod retry;
 mod sandbox;
 pub mod sched;
+mod sdk;
 pub mod security;
 pub mod stats;
 pub mod worker;

@@ -14,6 +14,7 @@ pub mod config;
 mod db;
 pub mod diff;
 mod error;
+pub mod host;
 pub mod limiter;
 mod revisions;
 mod secrets;

@@ -195,6 +195,20 @@ pub const BUILTINS: &[Builtin] = &[
         tables: &[],
         logs: &[],
     },
+    // nats-server as its child; certificates and JetStream under cluster/.
+    Builtin {
+        name: "cluster",
+        reads: &[Section::Cluster, Section::Node, Section::Web],
+        user: User {
+            name: "ar-cluster",
+            id: 912,
+        },
+        caps: &[],
+        owns: &[("cluster", 0o700)],
+        secrets: &["cluster."],
+        tables: &[],
+        logs: &[],
+    },
 ];
 
 /// The built-ins not in `serving`, in start order.
@@ -238,7 +252,7 @@ mod tests {
     fn a_node_change_reaches_every_reader_of_node() {
         assert_eq!(
             reloaded(&[Section::Node]),
-            ["net", "dpx", "web", "mail", "logfwd"]
+            ["net", "dpx", "web", "mail", "logfwd", "cluster"]
         );
     }
 
@@ -248,6 +262,8 @@ mod tests {
         assert_eq!(reloaded(&[Section::Vpn]), ["vpn", "dpx", "web"]);
         assert_eq!(reloaded(&[Section::Integrator]), ["dpx", "integrator"]);
         assert_eq!(reloaded(&[Section::Pgha]), ["pgha"]);
+        assert_eq!(reloaded(&[Section::Web]), ["web", "cluster"]);
+        assert_eq!(reloaded(&[Section::Cluster]), ["cluster"]);
     }
 
     #[test]

@@ -9,12 +9,18 @@ import { jobsCard, queuesCard, kvCard } from './integrator-data.js';
 
 const enc = encodeURIComponent;
 
-// The answer to a refused deploy: the message, and the Python traceback
-// when the worker gave one.
+// The answer to a refused deploy: the message (each problem on its own
+// line when the check found several), and the Python traceback when the
+// worker gave one.
 function refusal(box, e) {
   const d = e.details || {};
+  const problems = d.problems || [];
+  const text = problems.length > 1
+    ? h('ul', { id: 'deploy-problems' }, problems.map((p) => h('li', {}, `${p.line ? `line ${p.line}: ` : ''}${p.message}`)))
+    : '';
   box.replaceChildren(h('div', { class: 'problems', id: 'deploy-error' },
-    h('p', {}, e.message),
+    h('p', {}, problems.length > 1 ? `${d.file}: ${problems.length} problems; nothing was deployed.` : e.message),
+    text,
     d.traceback ? h('pre', { class: 'log', id: 'deploy-traceback' }, d.traceback) : ''));
 }
 

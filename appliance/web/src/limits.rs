@@ -71,7 +71,9 @@ pub enum BodyRule {
 /// API route authenticates first.
 pub fn body_rule(path: &str) -> BodyRule {
     match path.strip_prefix("/api/v1") {
-        Some("/health" | "/setup" | "/session") | None => BodyRule::Public(PUBLIC_BODY),
+        Some("/health" | "/setup" | "/session" | "/cluster/join") | None => {
+            BodyRule::Public(PUBLIC_BODY)
+        }
         Some("/backup/restore") => BodyRule::AfterAuth(MAX_BACKUP),
         Some(_) => BodyRule::AfterAuth(MAX_BODY),
     }
@@ -238,6 +240,10 @@ mod tests {
     fn public_routes_take_small_bodies_and_the_rest_authenticate_first() {
         assert_eq!(body_rule("/api/v1/setup"), BodyRule::Public(PUBLIC_BODY));
         assert_eq!(body_rule("/api/v1/session"), BodyRule::Public(PUBLIC_BODY));
+        assert_eq!(
+            body_rule("/api/v1/cluster/join"),
+            BodyRule::Public(PUBLIC_BODY)
+        );
         assert_eq!(body_rule("/nic/update"), BodyRule::Public(PUBLIC_BODY));
         assert_eq!(body_rule("/"), BodyRule::Public(PUBLIC_BODY));
         assert_eq!(body_rule("/api/v1/config"), BodyRule::AfterAuth(MAX_BODY));

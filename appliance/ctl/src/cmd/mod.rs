@@ -3,6 +3,7 @@
 
 mod acme;
 mod backup;
+mod cluster;
 mod config;
 mod dpx;
 mod integrator;
@@ -72,6 +73,9 @@ pub enum Command {
     /// The console's ACME certificate: status, renew now.
     #[command(subcommand)]
     Acme(acme::AcmeCmd),
+    /// Cluster of nodes on NATS JetStream: init, join, token, status, leave.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCmd),
     /// Update bundles and the A/B slots: update FILE|-, slots.
     #[command(subcommand)]
     System(update::SystemCmd),
@@ -101,6 +105,7 @@ impl Command {
             Command::Dpx(d) => d.run(client, out),
             Command::Syslog(s) => s.run(client, out),
             Command::Acme(a) => a.run(client, out),
+            Command::Cluster(c) => c.run(client, out),
             Command::System(s) => s.run(client, out),
             Command::Reboot => system::stop(client, out, alpharen_rpc::system::REBOOT),
             Command::Poweroff => system::stop(client, out, alpharen_rpc::system::POWEROFF),

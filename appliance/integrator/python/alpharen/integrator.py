@@ -8,18 +8,24 @@ workers run the firmware's bare python3.
 import base64
 import json
 import logging
-import urllib.error
-import urllib.parse
-import urllib.request
 import os as _os
 import time as _time
 import uuid
-import xml.etree.ElementTree as ET
+
+from bunch import Bunch, bunchify
+from alpharen import dispatch, sio
+from alpharen.outgoing import Outgoing
+from alpharen.zatoapi import NotSupported, ZatoAPI
+from alpharen.sio import (  # noqa: F401 - Zato's SimpleIO types, importable from here
+    AsIs, Bool, Boolean, CSV, Date, DateTime, Decimal, Dict, DictList, Float, Int, Integer, List,
+    Opaque, Text, Unicode, UUID,
+)
 
 __all__ = [
     'Service', 'Request', 'Response', 'ServiceError', 'Reportable', 'BadRequest',
     'Unauthorized', 'Forbidden', 'NotFound', 'Int', 'Integer', 'Float', 'Bool',
-    'Boolean', 'AsIs', 'Unicode', 'Text', 'List', 'Dict', 'Opaque',
+    'Boolean', 'AsIs', 'Unicode', 'Text', 'List', 'Dict', 'Opaque', 'Date', 'DateTime',
+    'Decimal', 'DictList', 'CSV', 'UUID', 'Bunch', 'bunchify',
     'HostError', 'QueueFull', 'LockTimeout',
 ]
 
@@ -66,121 +72,71 @@ class NotFound(ServiceError):
     status = 404
 
 
-# ---- SimpleIO element types -------------------------------------------------
-
-class AsIs:
-    """A SimpleIO element kept as it arrived."""
-
-    def __init__(self, name, default=None):
-        self.name = name
-        self.default = default
-
-    def convert(self, value):
-        return value
-
-    def __str__(self):
-        return self.name
-
-
-Opaque = AsIs
-Unicode = Text = AsIs
-
-
-class Int(AsIs):
-    def convert(self, value):
-        return int(value)
-
-
-Integer = Int
-
-
-class Float(AsIs):
-    def convert(self, value):
-        return float(value)
-
-
-class Bool(AsIs):
-    def convert(self, value):
-        if isinstance(value, str):
-            return value.strip().lower() in ('1', 'true', 'yes', 'on', 'y', 't')
-        return bool(value)
-
-
-Boolean = Bool
-
-
-class List(AsIs):
-    def convert(self, value):
-        return value if isinstance(value, list) else [value]
-
-
-class Dict(AsIs):
-    pass
-
-
-def _element(item):
-    if isinstance(item, AsIs):
-        return item
-    name = str(item)
-    # Zato's naming convention: a leading '-' marks an optional element in
-    # the newer single-tuple style; handled by the caller.
-    return AsIs(name)
-
-
-class Bunch(dict):
-    """A dict whose keys are also attributes (``self.request.input.id``)."""
-
-    def __getattr__(self, key):
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def __setattr__(self, key, value):
-        self[key] = value
-
-    def __delattr__(self, key):
-        try:
-            del self[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-
 class Payload(Bunch):
     """The default response payload: set it whole or field by field."""
 
 
 # ---- Request and response ---------------------------------------------------
 
-class HTTPInfo:
-    """What the channel received over HTTP."""
+class HTTPInfo(ZatoAPI):
+    """``self.request.http``: what the channel received over HTTP, read
+    from the WSGI environment as Zato does."""
 
-    def __init__(self, method='GET', path='/', query='', headers=None):
-        self.method = method
-        self.path = path
-        self.query_string = query
-        self.headers = Bunch(headers or {})
-        self.params = Bunch(_flat(urllib.parse.parse_qs(query, keep_blank_values=True)))
-        # Zato names these GET/POST.
-        self.GET = self.params
-        self.POST = Bunch()
+    zato_path = 'self.request.http'
+
+    def __init__(self, environ=None):
+        environ = environ or {}
+        self.method = environ.get('REQUEST_METHOD')
+        self.path = environ.get('PATH_INFO')
+        self.query_string = environ.get('QUERY_STRING', '')
+        self.user_agent = environ.get('HTTP_USER_AGENT', '')
+        self.headers = Bunch(environ.get('zato.http.headers') or {})
+        self.GET = Bunch(environ.get('zato.http.GET') or {})
+        self.POST = Bunch(environ.get('zato.http.POST') or {})
+        # Zato's are the URL path's parameters; channels here match whole
+        # paths, so these are the query's (what GET holds).
+        self.params = Bunch(self.GET)
 
     @property
     def query(self):
         return self.params
 
+    def to_dict(self):
+        return {'method': self.method, 'GET': dict(self.GET), 'POST': dict(self.POST),
+                'path': self.path, 'params': dict(self.params), 'user_agent': self.user_agent,
+                'headers': dict(self.headers)}
+
     def __repr__(self):
         return '<HTTPInfo %s %s>' % (self.method, self.path)
 
 
-def _flat(multi):
-    return {k: (v[0] if len(v) == 1 else v) for k, v in multi.items()}
+class ChannelInfo:
+    """``self.channel``: the channel's name and Zato's type of channel
+    ('http-soap', 'invoke', 'scheduler', ...). Compares equal to its name."""
+
+    def __init__(self, name='', type='', data_format=None):
+        self.name = name
+        self.type = type
+        self.data_format = data_format
+
+    def __eq__(self, other):
+        return self.name == other if isinstance(other, str) else self is other
+
+    __hash__ = object.__hash__
+
+    def __str__(self):
+        return self.name
+
+    def __repr__(self):
+        return '<ChannelInfo %s (%s)>' % (self.name, self.type)
 
 
-class Request:
+class Request(ZatoAPI):
+    zato_path = 'self.request'
+
     def __init__(self, payload=None, raw=b'', http=None, data_format='json'):
         self.payload = payload
-        self.raw_request = raw
+        self.raw = raw
         self.http = http or HTTPInfo()
         self.data_format = data_format
         self.input = Bunch()
@@ -188,8 +144,28 @@ class Request:
         self.meta = Bunch()
         self.msg_id = None
 
+    @property
+    def raw_request(self):
+        return self.raw
 
-class Response:
+    @raw_request.setter
+    def raw_request(self, value):
+        self.raw = value
+
+    text = raw_request
+
+    def bunchified(self):
+        """The raw request (JSON) as a Bunch, as Zato's to_bunch()."""
+        if isinstance(self.raw, dict):
+            return bunchify(json.loads(json.dumps(self.raw)))
+        return bunchify(json.loads(self.raw))
+
+    to_bunch = bunchified
+
+
+class Response(ZatoAPI):
+    zato_path = 'self.response'
+
     def __init__(self):
         self.payload = Payload()
         self.status_code = 200
@@ -200,170 +176,6 @@ class Response:
     def __setattr__(self, key, value):
         # Zato code sets `self.response.payload = None` to mean empty.
         object.__setattr__(self, key, value)
-
-
-# ---- Outgoing REST connections ----------------------------------------------
-
-class OutgoingResponse:
-    """What an outgoing call returns (requests-like)."""
-
-    def __init__(self, status_code, body, headers, data_format):
-        self.status_code = status_code
-        self.content = body
-        self.headers = Bunch({k.lower(): v for k, v in headers.items()})
-        self.data_format = data_format
-        self.text = body.decode('utf-8', 'replace')
-        self._data = None
-        self._parsed = False
-
-    @property
-    def ok(self):
-        return 200 <= self.status_code < 400
-
-    def json(self):
-        return json.loads(self.text) if self.text else None
-
-    @property
-    def data(self):
-        if not self._parsed:
-            self._parsed = True
-            try:
-                if self.data_format == 'json':
-                    self._data = self.json()
-                elif self.data_format == 'form':
-                    self._data = Bunch(_flat(urllib.parse.parse_qs(self.text)))
-                elif self.data_format == 'xml':
-                    self._data = ET.fromstring(self.content) if self.content else None
-                else:
-                    self._data = self.text
-            except ValueError:
-                self._data = None
-            except ET.ParseError:
-                self._data = None
-        return self._data
-
-    def __repr__(self):
-        return '<OutgoingResponse %s>' % self.status_code
-
-
-class RESTConnection:
-    """One outgoing REST connection definition, callable with Zato's
-    ``conn.get(cid, params)`` / ``conn.post(cid, data, params)``."""
-
-    def __init__(self, config):
-        self.name = config['name']
-        self.host = config['host'].rstrip('/')
-        self.url_path = config.get('url_path') or '/'
-        self.data_format = config.get('data_format') or 'json'
-        self.timeout = float(config.get('timeout') or 30)
-        self.username = config.get('username')
-        self.password = config.get('password')
-
-    def _url(self, params):
-        params = dict(params or {})
-        path = self.url_path
-        # Zato fills {placeholders} of the path from params; the rest go to the query.
-        for key in list(params):
-            token = '{%s}' % key
-            if token in path:
-                path = path.replace(token, urllib.parse.quote(str(params.pop(key)), safe=''))
-        url = self.host + path
-        if params:
-            url += ('&' if '?' in url else '?') + urllib.parse.urlencode(params, doseq=True)
-        return url
-
-    def _encode(self, data):
-        if data is None:
-            return None, None
-        if isinstance(data, bytes):
-            return data, None
-        if isinstance(data, str):
-            return data.encode('utf-8'), None
-        if self.data_format == 'form' and isinstance(data, dict):
-            return urllib.parse.urlencode(data, doseq=True).encode(), 'application/x-www-form-urlencoded'
-        if self.data_format == 'xml' and isinstance(data, ET.Element):
-            return ET.tostring(data), 'application/xml'
-        return json.dumps(data).encode('utf-8'), 'application/json'
-
-    def http_request(self, method, cid=None, data=None, params=None, headers=None):
-        body, ctype = self._encode(data)
-        req = urllib.request.Request(self._url(params), data=body, method=method)
-        if ctype:
-            req.add_header('Content-Type', ctype)
-        if self.username is not None:
-            token = base64.b64encode(('%s:%s' % (self.username, self.password or '')).encode()).decode()
-            req.add_header('Authorization', 'Basic ' + token)
-        if cid:
-            req.add_header('X-Zato-CID', str(cid))
-        for k, v in (headers or {}).items():
-            req.add_header(k, str(v))
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return OutgoingResponse(resp.status, resp.read(), dict(resp.headers), self.data_format)
-        except urllib.error.HTTPError as e:
-            return OutgoingResponse(e.code, e.read() or b'', dict(e.headers or {}), self.data_format)
-
-    def get(self, cid=None, params=None, headers=None, *args, **kwargs):
-        return self.http_request('GET', cid, None, params, headers)
-
-    def delete(self, cid=None, params=None, headers=None, *args, **kwargs):
-        return self.http_request('DELETE', cid, None, params, headers)
-
-    def options(self, cid=None, params=None, headers=None, *args, **kwargs):
-        return self.http_request('OPTIONS', cid, None, params, headers)
-
-    def post(self, cid=None, data=None, params=None, headers=None, *args, **kwargs):
-        return self.http_request('POST', cid, data, params, headers)
-
-    def put(self, cid=None, data=None, params=None, headers=None, *args, **kwargs):
-        return self.http_request('PUT', cid, data, params, headers)
-
-    def patch(self, cid=None, data=None, params=None, headers=None, *args, **kwargs):
-        return self.http_request('PATCH', cid, data, params, headers)
-
-    def ping(self, cid=None):
-        """HEAD on the connection's address, as the seed asks for checks."""
-        return self.http_request('HEAD', cid).status_code
-
-
-class OutgoingWrapper:
-    def __init__(self, conn):
-        self.conn = conn
-        self.config = {'name': conn.name, 'address_host': conn.host, 'address_url_path': conn.url_path}
-
-    def ping(self, cid=None):
-        return self.conn.ping(cid)
-
-
-class OutgoingMap:
-    """``self.out.rest`` / ``self.outgoing.plain_http``: name → wrapper."""
-
-    def __init__(self, defs):
-        self._defs = defs
-
-    def __getitem__(self, name):
-        try:
-            return OutgoingWrapper(RESTConnection(self._defs[name]))
-        except KeyError:
-            raise KeyError('no outgoing REST connection is named %r (configured: %s)'
-                           % (name, ', '.join(sorted(self._defs)) or 'none')) from None
-
-    def get(self, name, default=None):
-        if name in self._defs:
-            return self[name]
-        return default
-
-    def __contains__(self, name):
-        return name in self._defs
-
-    def keys(self):
-        return self._defs.keys()
-
-
-class Outgoing:
-    def __init__(self, defs):
-        self.rest = OutgoingMap(defs)
-        self.plain_http = self.rest
 
 
 # ---- The service base class -------------------------------------------------
@@ -458,8 +270,11 @@ class KV:
         raise HostError('conflict', 'incr of %r kept racing' % key)
 
 
-class RedisLikeConn(KV):
+class RedisLikeConn(KV, ZatoAPI):
     """``self.kvdb.conn``: the Redis calls Zato services use."""
+
+    zato_path = 'self.kvdb.conn'
+    zato_supported = 'get, set, setex, delete, keys, exists, incr, incrby'
 
     def set(self, key, value, ex=None, px=None, nx=False, **kwargs):
         ttl = ex if ex is not None else (px / 1000.0 if px is not None else None)
@@ -481,26 +296,62 @@ class RedisLikeConn(KV):
         return self.incr(key, amount)
 
 
-class KVDB:
+class KVDB(ZatoAPI):
+    zato_path = 'self.kvdb'
+
     def __init__(self):
         self.conn = RedisLikeConn('kvdb')
 
 
-class Cache(KV):
-    """``self.cache``: Zato's ``self.cache.default.get/set(key, value, expiry)``."""
+class Cache(KV, ZatoAPI):
+    """One named cache: ``get/set(key, value, expiry)`` on the KV store,
+    in its own namespace (``cache`` for the default one)."""
 
-    def __init__(self, ns='cache'):
-        super().__init__(ns)
-
-    @property
-    def default(self):
-        return self
+    zato_path = 'self.cache.default'
+    zato_supported = 'get, set, delete, exists, keys, in, [key]'
 
     def set(self, key, value, expiry=None, ttl=None, **kwargs):
         return super().set(key, value, ttl=ttl if ttl is not None else expiry)
 
+    def delete(self, key, *args, **kwargs):
+        return super().delete(key)
+
+    def __getitem__(self, key):
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key, value):
+        self.set(key, value)
+
+    def __contains__(self, key):
+        return self.exists(key)
+
+
+class CacheAPI(ZatoAPI):
+    """``self.cache``: ``self.cache.default`` and
+    ``self.cache.get_cache('builtin', NAME)`` as in Zato; the default
+    cache's calls work on ``self.cache`` itself too."""
+
+    zato_path = 'self.cache'
+
+    def __init__(self):
+        self.default = Cache('cache')
+
+    def get_cache(self, cache_type='builtin', name='default'):
+        if cache_type != 'builtin':
+            raise NotSupported('`self.cache.get_cache(%r, ...)` is not supported yet: only builtin '
+                               'caches' % cache_type)
+        return self.default if name == 'default' else Cache('cache.' + name)
+
     def __getitem__(self, name):
-        return Cache('cache.' + name) if name != 'default' else self
+        return self.get_cache('builtin', name)
+
+    def __getattr__(self, name):
+        if name in ('get', 'set', 'delete', 'exists', 'keys', 'incr', 'cas'):
+            return getattr(self.default, name)
+        return ZatoAPI.__getattr__(self, name)
 
 
 class LockTimeout(Exception):
@@ -553,41 +404,48 @@ class PubSub:
         return _call('publish', topic=topic, data=data)
 
 
-class Service:
-    """Base class of user services. Subclasses set ``name`` and define
-    ``handle(self)``."""
+class Service(ZatoAPI):
+    """Base class of user services. Subclasses define ``handle(self)`` or
+    ``handle_GET(self)``, ``handle_POST(self)``, ... and may set ``name``."""
 
     name = None
 
     def __init__(self):
+        cls = type(self)
+        # As Zato's instances: the service's name and "module.Class".
+        self.name = self.get_name()
+        self.impl_name = '%s.%s' % (cls.__dict__.get('_zato_module') or cls.__module__.rsplit('.', 1)[-1],
+                                    cls.__name__)
         self.cid = uuid.uuid4().hex
         self.request = Request()
         self.response = Response()
-        self.logger = logging.getLogger(self.get_name())
+        self.logger = logging.getLogger(self.name)
         self.out = Outgoing(_outgoing_defs)
         self.outgoing = self.out
         self.environ = {}
-        self.channel = None
+        self.wsgi_environ = {}
+        self.user_config = Bunch()
+        self.channel = ChannelInfo()
+        self.data_format = 'json'
         self.kv = KV()
         self.kvdb = KVDB()
-        self.cache = Cache()
+        self.cache = CacheAPI()
         self.pubsub = PubSub()
 
     @classmethod
     def get_name(cls):
-        return cls.__dict__.get('name') or cls._default_name()
-
-    @classmethod
-    def _default_name(cls):
-        base = cls.__module__.rsplit('.', 1)[-1]
-        out = []
-        for i, ch in enumerate(cls.__name__):
-            if ch.isupper() and i:
-                out.append('-')
-            out.append(ch.lower())
-        return '%s.%s' % (base, ''.join(out))
+        """``name`` if the class (or a base) sets one, else the name Zato
+        derives from the file and class names."""
+        name = getattr(cls, 'name', None)
+        if name:
+            return name
+        module = cls.__dict__.get('_zato_module') or cls.__module__.rsplit('.', 1)[-1]
+        return dispatch.service_name(module, cls.__name__)
 
     # Hooks Zato services may override.
+    def accept(self):
+        return True
+
     def before_handle(self):
         pass
 
@@ -597,19 +455,50 @@ class Service:
     def handle(self):
         raise NotImplementedError('%s does not define handle()' % type(self).__name__)
 
-    def invoke(self, name, payload=None, *args, **kwargs):
+    def log_input(self, user_msg=''):
+        """Logs the request (as Zato's log_input) and returns what it logged."""
+        msg = {'name': self.get_name(), 'cid': self.cid, 'channel': self.channel.type,
+               'data_format': self.data_format, 'request.payload': self.request.payload,
+               'wsgi_environ': {k: v for k, v in self.wsgi_environ.items() if not k.startswith('zato.')}}
+        self.logger.info('%s%s', msg, ' ' + user_msg if user_msg else '')
+        return msg
+
+    def log_output(self, user_msg=''):
+        """Logs the response (as Zato's log_output) and returns what it logged."""
+        msg = {'name': self.get_name(), 'cid': self.cid, 'response.payload': self.response.payload,
+               'response.status_code': self.response.status_code,
+               'response.headers': self.response.headers}
+        self.logger.info('%s%s', msg, ' ' + user_msg if user_msg else '')
+        return msg
+
+    def invoke(self, name, payload=None, *args, as_bunch=False, wsgi_environ=None, **kwargs):
         """Runs another deployed service in this worker and returns its
-        response payload."""
+        response payload. As in Zato: the name or the class, keyword
+        arguments become the payload when none is given, and the other
+        service sees no HTTP request unless ``wsgi_environ`` is passed."""
+        if isinstance(name, type) and issubclass(name, Service):
+            name = name.get_name()
+        if name == self.get_name():
+            raise ServiceError(self.cid, 'A service cannot invoke itself, name:[%s]' % name)
         cls = _registry.get(name)
         if cls is None:
             raise NotFound(self.cid, 'no service is named %r' % name)
+        extra = {k: v for k, v in kwargs.items() if k not in _INVOKE_KEYS}
+        if not payload and extra:
+            payload = extra
         other = cls()
-        other.cid = self.cid
+        other.cid = kwargs.get('cid') or self.cid
+        other.channel = ChannelInfo('invoke', 'invoke', 'dict')
+        other.user_config = self.user_config
+        other.data_format = 'dict'
         other.request.payload = payload
-        other.request.http = self.request.http
-        other.request.data_format = 'json'
+        other.request.raw = payload
+        other.request.data_format = 'dict'
+        other.wsgi_environ = wsgi_environ or {}
+        other.request.http = HTTPInfo(other.wsgi_environ)
         run_service(other)
-        return other.response.payload
+        out = other.response.payload
+        return bunchify(out) if as_bunch else out
 
     def invoke_async(self, name, payload=None, *args, **kwargs):
         """Queues a run of another service (durable: it happens after a
@@ -625,54 +514,47 @@ class Service:
         return Lock(name, timeout=timeout, expires=expires)
 
 
+# Keyword arguments of Zato's invoke() that are not payload fields.
+_INVOKE_KEYS = frozenset((
+    'channel', 'data_format', 'transport', 'serialize', 'timeout', 'raise_timeout', 'cid',
+    'set_response_func', 'skip_response_elem', 'environ', 'zato_ctx', 'job_type',
+))
+
+
 def _read_input(service):
-    """SimpleIO: fills request.input from the payload (then the query);
-    a missing required element is a 400 naming it."""
-    sio = getattr(type(service), 'SimpleIO', None)
-    if sio is None:
+    """SimpleIO: fills request.input; bad or missing input is a 400."""
+    decl = getattr(type(service), 'SimpleIO', None)
+    if decl is None:
+        # As Zato without SimpleIO: a dict payload with the query's
+        # parameters it lacks; a list or a string as it is.
+        payload = service.request.payload
+        if isinstance(payload, (list, str, bytes)) and payload:
+            service.request.input = payload
+            return
+        inp = Bunch(payload) if isinstance(payload, dict) else Bunch()
+        for key, value in service.request.http.GET.items():
+            inp.setdefault(key, value)
+        service.request.input = inp
         return
-    source = {}
-    payload = service.request.payload
-    if isinstance(payload, dict):
-        source.update(payload)
-    required = list(getattr(sio, 'input_required', ()) or ())
-    optional = list(getattr(sio, 'input_optional', ()) or ())
-    # Newer Zato: `input = 'a', '-b'` (a dash marks optional).
-    single = getattr(sio, 'input', None)
-    if single is not None:
-        for item in (single if isinstance(single, (list, tuple)) else (single,)):
-            name = str(item)
-            if name.startswith('-'):
-                optional.append(name[1:] if not isinstance(item, AsIs) else item)
-            else:
-                required.append(item)
-    params = service.request.http.params
-    missing = []
-    values = Bunch()
-    for item, needed in [(i, True) for i in required] + [(i, False) for i in optional]:
-        el = _element(item)
-        name = el.name
-        if name in source:
-            raw = source[name]
-        elif name in params:
-            raw = params[name]
-        else:
-            if needed:
-                missing.append(name)
-            else:
-                values[name] = el.default
-            continue
-        try:
-            values[name] = el.convert(raw) if raw is not None else None
-        except (TypeError, ValueError):
-            raise BadRequest(service.cid, 'Invalid input: %s' % name) from None
-    if missing:
-        raise BadRequest(service.cid, 'Missing input: %s' % ', '.join(missing))
-    service.request.input = values
+    try:
+        service.request.input = sio.parse_input(decl, service.request.payload, service.request.http.GET)
+    except sio.InputError as e:
+        raise BadRequest(service.cid, str(e)) from None
 
 
 def run_service(service):
+    """One call as Zato's update_handle runs it: accept(), the input, the
+    hooks, and handle() or the handler of the request's HTTP verb (none
+    for the verb: 405)."""
+    if not service.accept():
+        service.response.payload = ''
+        service.response.status_code = 400
+        return
     _read_input(service)
     service.before_handle()
-    service.handle()
+    fn = dispatch.handler_for(service, service.channel.type, service.request.http.method)
+    if fn is None:
+        service.response.status_code = 405
+    else:
+        fn()
     service.after_handle()

@@ -5,7 +5,6 @@ them. The integrator kills and replaces a worker that hangs, crashes or
 outgrows its memory limit, so this loop does not defend against that.
 """
 
-import ast
 import base64
 import json
 import logging
@@ -14,20 +13,12 @@ import struct
 import sys
 import traceback
 import types
+import urllib.parse
 import xml.etree.ElementTree as ET
 
 import alpharen.integrator as sdk
-
-# Service attributes of Zato that this integrator does not provide; using
-# one is refused at deploy time rather than failing at the first request.
-UNSUPPORTED_ATTRS = {
-    'patterns': 'integration patterns', 'sso': 'single sign-on',
-    'crypto': 'the crypto API', 'email': 'e-mail connections', 'search': 'search connections',
-    'odb': 'the operational database', 'cloud': 'cloud connections', 'im': 'instant messaging',
-    'amqp': 'AMQP', 'zmq': 'ZeroMQ', 'wsx': 'WebSockets', 'scheduler': 'the scheduler API',
-    'vault': 'Vault',
-}
-SUPPORTED_OUT = {'rest', 'plain_http'}
+from alpharen import deploycheck, dispatch, sio
+from alpharen.outgoing import _flat
 
 MODULE_PREFIX = 'alpharen_services.'
 
@@ -59,35 +50,31 @@ def write_frame(f, obj):
     f.flush()
 
 
-def scan_unsupported(source, filename):
-    """Finds uses of Zato APIs this integrator lacks: (line, message)."""
-    tree = ast.parse(source, filename)
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Attribute):
-            continue
-        base = node.value
-        if isinstance(base, ast.Name) and base.id == 'self' and node.attr in UNSUPPORTED_ATTRS:
-            return node.lineno, 'self.%s (%s) is not supported by the ALPHA-REN integrator' % (
-                node.attr, UNSUPPORTED_ATTRS[node.attr])
-        if (isinstance(base, ast.Attribute) and base.attr in ('out', 'outgoing')
-                and isinstance(base.value, ast.Name) and base.value.id == 'self'
-                and node.attr not in SUPPORTED_OUT):
-            return node.lineno, 'self.%s.%s is not supported by the ALPHA-REN integrator (only self.out.rest and self.outgoing.plain_http)' % (
-                base.attr, node.attr)
-    return None
+def is_service(cls):
+    """A class Zato would serve: it has handle() or a handle_VERB() and is
+    not marked zato_dont_import. A Service subclass without either is a
+    base class for others and is not registered."""
+    if dispatch.DONT_DEPLOY_ATTR in cls.__dict__:
+        return False
+    return cls.handle is not sdk.Service.handle or bool(dispatch.verb_handlers(cls))
 
 
 def load_module(module, source, filename):
-    """Executes a service file as its own module; returns (module, classes)."""
+    """Executes a service file as its own module; returns (module,
+    service classes). Names derive from the file name, as in Zato."""
     mod = types.ModuleType(MODULE_PREFIX + module)
     mod.__file__ = filename
     code = compile(source, filename, 'exec')
     exec(code, mod.__dict__)
+    stem = os.path.basename(filename)
+    stem = stem[:-3] if stem.endswith('.py') else stem
     classes = []
     for obj in list(mod.__dict__.values()):
         if (isinstance(obj, type) and issubclass(obj, sdk.Service) and obj is not sdk.Service
                 and obj.__module__ == mod.__name__):
-            classes.append(obj)
+            obj._zato_module = stem
+            if is_service(obj):
+                classes.append(obj)
     return mod, classes
 
 
@@ -109,32 +96,45 @@ def user_traceback(exc, filename):
     return head + ''.join(traceback.format_exception_only(type(exc), exc))
 
 
+def refusal(filename, problems, traceback_text=''):
+    """A refused deploy: every problem (line, message), the first's line."""
+    return {'ok': False, 'file': filename, 'line': problems[0][0] if problems else None,
+            'error': problems[0][1] if len(problems) == 1 else '%d problems' % len(problems),
+            'problems': [{'line': line, 'message': message} for line, message in problems],
+            'traceback': traceback_text}
+
+
 def validate(msg):
     module, source, filename = msg['module'], msg['source'], msg['file']
     try:
-        found = scan_unsupported(source, filename)
-        if found:
-            return {'ok': False, 'error': found[1], 'file': filename, 'line': found[0],
-                    'traceback': ''}
-        _, classes = load_module(module, source, filename)
+        problems = deploycheck.scan(source, filename)
+    except SyntaxError as e:
+        return refusal(filename, [(e.lineno, 'SyntaxError: %s' % e.msg)], user_traceback(e, filename))
+    if problems:
+        return refusal(filename, problems)
+    try:
+        mod, classes = load_module(module, source, filename)
     except BaseException as e:  # noqa: B902 - user code may raise anything, SystemExit too
-        return {'ok': False, 'error': '%s: %s' % (type(e).__name__, e), 'file': filename,
-                'line': error_location(e, filename),
-                'traceback': user_traceback(e, filename)}
+        return refusal(filename, [(error_location(e, filename), '%s: %s' % (type(e).__name__, e))],
+                       user_traceback(e, filename))
     if not classes:
-        return {'ok': False, 'error': 'no class deriving from Service is defined in %s' % filename,
-                'file': filename, 'line': None, 'traceback': ''}
-    services = []
+        bases = [c.__name__ for c in mod.__dict__.values() if isinstance(c, type)
+                 and issubclass(c, sdk.Service) and c.__module__ == mod.__name__]
+        why = (': %s derive%s from Service but define%s neither handle(self) nor handle_GET(self), '
+               'handle_POST(self), ...; add one' % (', '.join(bases), '' if len(bases) > 1 else 's',
+                                                    '' if len(bases) > 1 else 's')) if bases else (
+            ': a service is a class deriving from Service with handle(self) or handle_GET(self), ...')
+        return refusal(filename, [(None, 'no service is defined in %s%s' % (filename, why))])
+    services, problems = [], []
     for cls in classes:
         name = cls.get_name()
         if not isinstance(name, str) or not name:
-            return {'ok': False, 'error': 'class %s: name must be a non-empty string' % cls.__name__,
-                    'file': filename, 'line': None, 'traceback': ''}
-        if cls.handle is sdk.Service.handle:
-            return {'ok': False, 'error': 'class %s (%s) does not define handle(self)' % (cls.__name__, name),
-                    'file': filename, 'line': None, 'traceback': ''}
+            problems.append((None, 'class %s: name must be a non-empty string' % cls.__name__))
+            continue
         services.append({'name': name, 'class': cls.__name__,
                          'doc': (cls.__doc__ or '').strip()})
+    if problems:
+        return refusal(filename, problems)
     return {'ok': True, 'services': services}
 
 
@@ -173,7 +173,7 @@ def parse_body(raw, data_format):
             return None
         return json.loads(raw)
     if data_format == 'form':
-        return sdk.Bunch(sdk._flat(sdk.urllib.parse.parse_qs(raw.decode('utf-8'), keep_blank_values=True)))
+        return sdk.Bunch(_flat(urllib.parse.parse_qs(raw.decode('utf-8'), keep_blank_values=True)))
     if data_format == 'xml':
         return ET.fromstring(raw) if raw.strip() else None
     try:
@@ -195,7 +195,7 @@ def render(payload, data_format):
         return payload.encode('utf-8'), kind
     if isinstance(payload, ET.Element):
         return ET.tostring(payload), 'application/xml'
-    return json.dumps(payload, default=str).encode('utf-8'), 'application/json'
+    return json.dumps(payload, default=sio.output_value).encode('utf-8'), 'application/json'
 
 
 def error_reply(status, message, cid, fatal=False):
@@ -203,6 +203,36 @@ def error_reply(status, message, cid, fatal=False):
     return {'ok': False, 'status': status, 'fatal': fatal, 'error': message,
             'headers': {'content-type': 'application/json'},
             'body': base64.b64encode(body).decode()}
+
+
+# The integrator's channel names for calls that are not HTTP requests, as
+# Zato's channel types.
+CHANNEL_TYPES = {'invoke': 'invoke', 'invoke_async': 'invoke-async', 'pubsub': 'publish',
+                 'scheduler': 'scheduler'}
+
+
+def wsgi_environ(http, raw, payload, msg):
+    """The WSGI environment Zato gives a service called over HTTP: the
+    CGI keys, HTTP_* headers and Zato's own zato.http.* keys."""
+    headers = {str(k).lower(): v for k, v in (http.get('headers') or {}).items()}
+    query = http.get('query') or ''
+    env = {
+        'REQUEST_METHOD': http.get('method'), 'PATH_INFO': http.get('path') or '/',
+        'QUERY_STRING': query, 'RAW_URI': http.get('path', '/') + ('?' + query if query else ''),
+        'SERVER_PROTOCOL': 'HTTP/1.1', 'wsgi.url_scheme': 'http',
+        'REMOTE_ADDR': http.get('remote_addr') or '',
+        'CONTENT_TYPE': headers.get('content-type', ''), 'CONTENT_LENGTH': str(len(raw)),
+    }
+    for k, v in headers.items():
+        if k not in ('content-type', 'content-length'):
+            env['HTTP_' + k.upper().replace('-', '_')] = v
+    env['zato.http.headers'] = headers
+    env['zato.http.GET'] = _flat(urllib.parse.parse_qs(query, keep_blank_values=True))
+    env['zato.http.POST'] = dict(payload) if msg.get('data_format') == 'form' else {}
+    env['zato.http.raw_request'] = raw
+    env['zato.channel_item'] = {'name': msg.get('channel'), 'url_path': http.get('path'),
+                                'data_format': msg.get('data_format'), 'service': msg.get('service')}
+    return env
 
 
 def call(msg):
@@ -217,19 +247,22 @@ def call(msg):
     svc = cls()
     if cid:
         svc.cid = cid
-    svc.channel = msg.get('channel')
+    channel = msg.get('channel') or ''
+    kind = 'http-soap' if http.get('method') else CHANNEL_TYPES.get(channel, channel)
+    svc.channel = sdk.ChannelInfo(channel, kind, data_format)
     meta = msg.get('meta')
     if meta:
         svc.request.meta = sdk.Bunch(meta)
         svc.request.msg_id = meta.get('msg_id')
     svc.request.raw_request = raw
-    svc.request.data_format = data_format
-    svc.request.http = sdk.HTTPInfo(http.get('method', 'GET'), http.get('path', '/'),
-                                    http.get('query', ''), http.get('headers') or {})
+    svc.request.data_format = svc.data_format = data_format
     try:
         svc.request.payload = parse_body(raw, data_format)
     except (ValueError, ET.ParseError, UnicodeDecodeError) as e:
         return error_reply(400, 'request body is not valid %s: %s' % (data_format, e), svc.cid)
+    if http.get('method'):
+        svc.wsgi_environ = wsgi_environ(http, raw, svc.request.payload, msg)
+    svc.request.http = sdk.HTTPInfo(svc.wsgi_environ)
     try:
         sdk.run_service(svc)
     except sdk.ServiceError as e:

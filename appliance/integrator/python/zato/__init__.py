@@ -7,7 +7,8 @@ import sys
 
 SUPPORTED = (
     'zato', 'zato.server', 'zato.server.service', 'zato.common',
-    'zato.common.exception', 'zato.common.api',
+    'zato.common.exception', 'zato.common.api', 'zato.common.ext', 'zato.common.ext.bunch',
+    'zato.server.connection', 'zato.server.connection.http_soap',
 )
 
 
@@ -16,7 +17,7 @@ class _Unsupported(importlib.abc.MetaPathFinder):
         if fullname.startswith('zato.') and fullname not in SUPPORTED:
             raise ImportError(
                 '%s is not supported by the ALPHA-REN integrator; supported Zato modules: %s'
-                % (fullname, ', '.join(SUPPORTED[2:])), name=fullname)
+                % (fullname, ', '.join(SUPPORTED[1:])), name=fullname)
         return None
 
 

@@ -3,6 +3,7 @@
 //! the key path it is about, so a user can find it in their file.
 
 mod acme;
+mod cluster;
 mod dpx;
 mod integrator;
 mod integrator_tls;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use acme::Acme;
+pub use cluster::{Cluster, split_host_port};
 pub use dpx::{
     DnsRecord, Dpx, Dyndns, DyndnsClient, DyndnsUser, HealthCheck, ProxyRoute, RECORD_TYPES,
     TsigAlgorithm, TsigKey, UPDATE_TYPES, in_zone, split_url,
@@ -65,6 +67,7 @@ pub struct Config {
     pub syslog: Syslog,
     pub acme: Acme,
     pub snmp: Snmp,
+    pub cluster: Cluster,
 }
 
 /// One thing wrong with a document, at one key path.
@@ -111,10 +114,11 @@ pub enum Section {
     Syslog,
     Acme,
     Snmp,
+    Cluster,
 }
 
 impl Section {
-    pub const ALL: [Section; 12] = [
+    pub const ALL: [Section; 13] = [
         Section::Node,
         Section::Network,
         Section::Vpn,
@@ -127,6 +131,7 @@ impl Section {
         Section::Syslog,
         Section::Acme,
         Section::Snmp,
+        Section::Cluster,
     ];
 
     pub fn name(self) -> &'static str {
@@ -143,6 +148,7 @@ impl Section {
             Section::Syslog => "syslog",
             Section::Acme => "acme",
             Section::Snmp => "snmp",
+            Section::Cluster => "cluster",
         }
     }
 
@@ -208,6 +214,7 @@ impl Config {
         self.syslog.validate(&root.key("syslog"), &mut out);
         self.acme.validate(&root.key("acme"), &mut out);
         self.snmp.validate(&root.key("snmp"), &mut out);
+        self.cluster.validate(&root.key("cluster"), &mut out);
         out
     }
 

@@ -56,7 +56,7 @@ pub enum RestartMode {
 
 /// Names the supervisor uses for its own services; extra services may not
 /// take them.
-pub const BUILTIN_SERVICES: [&str; 9] = [
+pub const BUILTIN_SERVICES: [&str; 10] = [
     "net",
     "web",
     "ssh",
@@ -66,6 +66,7 @@ pub const BUILTIN_SERVICES: [&str; 9] = [
     "pgha",
     "integrator",
     "logfwd",
+    "cluster",
 ];
 
 impl Node {

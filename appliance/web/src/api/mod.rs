@@ -8,6 +8,7 @@
 //! document, `middleware.rs` the layers, and this file the router.
 
 mod backup;
+mod cluster;
 mod config;
 mod dns;
 mod extract;
@@ -170,6 +171,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/backup/restore",
             post(backup::backup_restore).layer(DefaultBodyLimit::max(MAX_BACKUP)),
         )
+        .route("/cluster", get(cluster::cluster_status))
+        .route("/cluster/join", post(cluster::cluster_join))
         .route("/system/slots", get(node::slots))
         .route("/system/reboot", post(node::reboot))
         .route("/system/poweroff", post(node::poweroff))

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use utoipa::{OpenApi, ToSchema};
 
 use super::{
-    Reader, backup, config, dns, integrator, integrator_data, logs, mail, node, services, session,
-    setup, tokens, users, vpn,
+    Reader, backup, cluster, config, dns, integrator, integrator_data, logs, mail, node, services,
+    session, setup, tokens, users, vpn,
 };
 use crate::auth;
 
@@ -55,7 +55,7 @@ impl utoipa::Modify for SecurityAddon {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ALPHA-REN node API", description = "The node's admin API: the same operations as `alpharen ctl`."),
-    paths(node::health, setup::setup_status, setup::setup_complete, session::login, session::whoami, session::logout, node::status, services::services, services::service_status, services::service_restart, config::config_get, config::config_apply, config::config_patch, config::config_set, config::config_schema, config::config_history, config::config_diff, config::config_rollback, config::config_confirm, config::config_export, logs::logs, users::users_list, users::users_add, users::users_passwd, users::users_del, tokens::tokens_list, tokens::tokens_create, tokens::tokens_revoke, vpn::vpn_status, vpn::vpn_peer_add, vpn::vpn_site_add, vpn::vpn_peer_del, vpn::vpn_peer_enable, vpn::vpn_peer_disable, integrator::list, integrator::deploy, integrator::source, integrator::versions, integrator::rollback, integrator::undeploy, integrator::invoke, integrator::stats, integrator_data::jobs, integrator_data::job_run, integrator_data::topics, integrator_data::messages, integrator_data::redrive, integrator_data::purge, integrator_data::kv_list, integrator_data::kv_get, integrator_data::kv_set, integrator_data::kv_del, dns::records, dns::add, dns::remove, mail::queue, mail::retry, mail::delete, mail::flush, mail::test, backup::backup_download, backup::backup_restore, node::slots, node::reboot, node::poweroff, openapi_json),
+    paths(node::health, setup::setup_status, setup::setup_complete, session::login, session::whoami, session::logout, node::status, services::services, services::service_status, services::service_restart, config::config_get, config::config_apply, config::config_patch, config::config_set, config::config_schema, config::config_history, config::config_diff, config::config_rollback, config::config_confirm, config::config_export, logs::logs, users::users_list, users::users_add, users::users_passwd, users::users_del, tokens::tokens_list, tokens::tokens_create, tokens::tokens_revoke, vpn::vpn_status, vpn::vpn_peer_add, vpn::vpn_site_add, vpn::vpn_peer_del, vpn::vpn_peer_enable, vpn::vpn_peer_disable, integrator::list, integrator::deploy, integrator::source, integrator::versions, integrator::rollback, integrator::undeploy, integrator::invoke, integrator::stats, integrator_data::jobs, integrator_data::job_run, integrator_data::topics, integrator_data::messages, integrator_data::redrive, integrator_data::purge, integrator_data::kv_list, integrator_data::kv_get, integrator_data::kv_set, integrator_data::kv_del, dns::records, dns::add, dns::remove, mail::queue, mail::retry, mail::delete, mail::flush, mail::test, backup::backup_download, backup::backup_restore, cluster::cluster_status, cluster::cluster_join, node::slots, node::reboot, node::poweroff, openapi_json),
     modifiers(&SecurityAddon)
 )]
 struct ApiDoc;

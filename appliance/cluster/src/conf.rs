@@ -1,0 +1,142 @@
+//! nats-server's configuration, rendered from `[cluster]` and the
+//! secrets. Clients (this node's services) reach it on 127.0.0.1 only,
+//! with a password; members reach each other's route port with TLS both
+//! ways under the cluster CA (`verify`), so nothing of the cluster answers
+//! a peer without a certificate the CA signed.
+//!
+//! JetStream in a NATS cluster needs at least one other server to elect
+//! its meta leader, so a cluster of one (no seeds) runs JetStream on its
+//! own, in its own store directory, and the cluster block appears with
+//! the first seed.
+
+use std::path::Path;
+
+/// What the rendering needs.
+pub struct Settings<'a> {
+    pub server_name: &'a str,
+    pub cluster: &'a str,
+    /// `<state>/cluster`: the certificate files and the JetStream stores.
+    pub dir: &'a Path,
+    pub client_port: u16,
+    pub monitor_port: u16,
+    pub route_port: u16,
+    /// Where the route port listens: every address, or 127.0.0.1 with
+    /// `--dev` (a development node listens on loopback only).
+    pub route_bind: &'a str,
+    pub advertise: Option<&'a str>,
+    pub seeds: &'a [String],
+    pub client_password: &'a str,
+}
+
+/// The client user every service of the node connects as.
+pub const CLIENT_USER: &str = "alpharen";
+
+fn q(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Whether the server runs in a NATS cluster (it has a seed).
+pub fn clustered(seeds: &[String]) -> bool {
+    !seeds.is_empty()
+}
+
+pub fn render(s: &Settings) -> String {
+    let path = |name: &str| q(&s.dir.join(name).to_string_lossy());
+    let mut out = format!(
+        "# Written by the alpharen cluster service from [cluster]; changes here are lost.\n\
+         server_name: {}\n\
+         listen: {}\n\
+         http: {}\n\
+         authorization {{ user: {}, password: {} }}\n",
+        q(s.server_name),
+        q(&format!("127.0.0.1:{}", s.client_port)),
+        q(&format!("127.0.0.1:{}", s.monitor_port)),
+        q(CLIENT_USER),
+        q(s.client_password),
+    );
+    let store = if clustered(s.seeds) {
+        "js-cluster"
+    } else {
+        "js-single"
+    };
+    out += &format!(
+        "jetstream {{ store_dir: {}, max_memory_store: 64MB, max_file_store: 2GB }}\n",
+        path(store)
+    );
+    if clustered(s.seeds) {
+        let routes: Vec<String> = s
+            .seeds
+            .iter()
+            .map(|r| q(&format!("nats-route://{r}")))
+            .collect();
+        out += &format!(
+            "cluster {{\n  name: {}\n  listen: {}\n",
+            q(s.cluster),
+            q(&host_port(s.route_bind, s.route_port))
+        );
+        if let Some(a) = s.advertise {
+            out += &format!("  advertise: {}\n", q(&host_port(a, s.route_port)));
+        }
+        out += &format!(
+            "  routes: [{}]\n  tls {{ cert_file: {}, key_file: {}, ca_file: {}, verify: true, timeout: 5 }}\n}}\n",
+            routes.join(", "),
+            path("node.pem"),
+            path("node.key"),
+            path("ca.pem"),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings<'a>(seeds: &'a [String]) -> Settings<'a> {
+        Settings {
+            server_name: "a",
+            cluster: "lan1",
+            dir: Path::new("/data/cluster"),
+            client_port: 4222,
+            monitor_port: 8222,
+            route_port: 6222,
+            route_bind: "0.0.0.0",
+            advertise: Some("10.0.0.1"),
+            seeds,
+            client_password: "pw\"x",
+        }
+    }
+
+    #[test]
+    fn one_member_runs_jetstream_alone() {
+        let c = render(&settings(&[]));
+        assert!(c.contains("listen: \"127.0.0.1:4222\""), "{c}");
+        assert!(c.contains("password: \"pw\\\"x\""), "{c}");
+        assert!(c.contains("/data/cluster/js-single"), "{c}");
+        assert!(!c.contains("cluster {"), "{c}");
+    }
+
+    #[test]
+    fn members_route_with_mutual_tls() {
+        let seeds = ["10.0.0.2:6222".to_string()];
+        let c = render(&settings(&seeds));
+        assert!(c.contains("/data/cluster/js-cluster"), "{c}");
+        assert!(c.contains("name: \"lan1\""), "{c}");
+        assert!(c.contains("listen: \"0.0.0.0:6222\""), "{c}");
+        assert!(c.contains("advertise: \"10.0.0.1:6222\""), "{c}");
+        assert!(
+            c.contains("routes: [\"nats-route://10.0.0.2:6222\"]"),
+            "{c}"
+        );
+        assert!(c.contains("verify: true"), "{c}");
+        assert_eq!(host_port("fd00::1", 6222), "[fd00::1]:6222");
+    }
+}

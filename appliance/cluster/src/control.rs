@@ -1,0 +1,491 @@
+//! `cluster.status`, `cluster.init`, `cluster.token`, `cluster.join`,
+//! `cluster.admit` (the admitting side of a join, reached through the web
+//! API's public `POST /api/v1/cluster/join`) and `cluster.leave`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpharen_rpc::{Call, Handler, Reply, RpcError};
+use alpharen_store::View;
+use async_nats::jetstream;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::join::{self, Admission};
+use crate::members::{self, Heartbeat, Member};
+use crate::{Error, Node, conf, pki, secret, token};
+
+pub struct Rpc {
+    pub node: Arc<Node>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Init {
+    name: String,
+    #[serde(default)]
+    advertise: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Join {
+    token: String,
+    #[serde(default)]
+    advertise: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Admit {
+    request: String,
+    mac: String,
+}
+
+fn conflict(message: impl Into<String>) -> RpcError {
+    RpcError::new("conflict", message)
+}
+
+fn rpc_err(e: Error) -> RpcError {
+    match e {
+        Error::Rpc(e) => e,
+        Error::Token(_) => RpcError::invalid_params(e.to_string()),
+        e @ Error::Join(_) => RpcError::new("join_failed", e.to_string()),
+        e => RpcError::new("internal_error", e.to_string()),
+    }
+}
+
+impl Handler for Rpc {
+    async fn call(&self, call: Call) -> Result<Reply, RpcError> {
+        let node = &self.node;
+        let v = match call.method.as_str() {
+            "cluster.status" => status(node).await,
+            "cluster.init" => init(node, call.params()?).await?,
+            "cluster.token" => json!({ "token": token_of(node, &node.view())? }),
+            "cluster.join" => join_cluster(node, call.params()?).await?,
+            "cluster.admit" => admit(node, call.params()?).await?,
+            "cluster.leave" => leave(node).await?,
+            m => {
+                return Err(RpcError::new(
+                    "method_not_found",
+                    format!("no method {m:?} in the cluster service"),
+                ));
+            }
+        };
+        Ok(v.into())
+    }
+}
+
+/// Every heartbeat in the bucket, with its state.
+pub async fn member_list(kv: &jetstream::kv::Store) -> Result<Vec<Member>, String> {
+    let mut keys = kv.keys().await.map_err(|e| e.to_string())?;
+    let mut beats = Vec::new();
+    while let Some(k) = keys.next().await {
+        let Ok(k) = k else { continue };
+        if let Ok(Some(v)) = kv.get(&k).await
+            && let Ok(h) = serde_json::from_slice::<Heartbeat>(&v)
+        {
+            beats.push(h);
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Ok(members::classify(now, beats))
+}
+
+/// nats-server's `/jsz` on the monitoring port: the meta group.
+async fn jsz(port: u16) -> Option<Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(b"GET /jsz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = Vec::new();
+        s.take(1 << 20).read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        let body = text.split_once("\r\n\r\n")?.1;
+        serde_json::from_str::<Value>(body).ok()
+    };
+    tokio::time::timeout(Duration::from_secs(2), io)
+        .await
+        .ok()?
+}
+
+async fn status(node: &Arc<Node>) -> Value {
+    let view = node.view();
+    let c = &view.config.cluster;
+    if !c.enabled() {
+        return json!({ "name": null, "node": view.config.node.hostname, "nats": "not in a cluster", "members": [] });
+    }
+    let shared = node.nats.get();
+    let members = match &shared.kv {
+        Some(kv) => member_list(kv).await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let up = members.iter().filter(|m| m.state == "up").count();
+    let meta = jsz(c.monitor_port).await;
+    let meta = meta.as_ref().and_then(|j| j.get("meta_cluster"));
+    let replicas = members::replicas(up);
+    json!({
+        "name": c.name,
+        "node": view.config.node.hostname,
+        "advertise": node.advertise(&view),
+        "route_port": c.route_port,
+        "seeds": c.seeds,
+        "nats": shared.state,
+        "jetstream": {
+            "mode": if conf::clustered(&c.seeds) { "cluster" } else { "single server" },
+            "meta_leader": meta.and_then(|m| m.get("leader")).cloned(),
+            "cluster_size": meta.and_then(|m| m.get("cluster_size")).cloned(),
+        },
+        "replicas": replicas,
+        "replicas_note": if replicas < 3 {
+            "R1: with fewer than three members up, the cluster's data has one copy"
+        } else {
+            "R3: the cluster's data survives the loss of one member"
+        },
+        "members": members,
+    })
+}
+
+fn web_port(node: &Node, view: &View) -> u16 {
+    view.config
+        .web
+        .https_port
+        .unwrap_or(if node.dev { 8443 } else { 443 })
+}
+
+fn token_of(node: &Node, view: &View) -> Result<String, RpcError> {
+    if !view.config.cluster.enabled() {
+        return Err(conflict(
+            "this node is not in a cluster: `ctl cluster init NAME` makes one",
+        ));
+    }
+    let ca = view
+        .secret(secret::CA_CERT)
+        .ok_or_else(|| conflict("the cluster CA certificate is missing"))?;
+    let secret = view
+        .secret(secret::JOIN_SECRET)
+        .ok_or_else(|| conflict("this member has no join secret"))?;
+    let host = node
+        .advertise(view)
+        .ok_or_else(|| conflict("this node has no global address: set cluster.advertise"))?;
+    Ok(token::JoinToken {
+        addr: conf::host_port(&host, web_port(node, view)),
+        ca_fingerprint: pki::fingerprint(ca).map_err(rpc_err)?,
+        secret: secret.to_string(),
+    }
+    .encode())
+}
+
+/// The names a member's certificate carries: its advertised address and
+/// every global address.
+fn sans(node: &Node, view: &View, advertise: &Option<String>) -> Vec<String> {
+    let mut out: Vec<String> = advertise.iter().cloned().collect();
+    if let Some(a) = node.advertise(view) {
+        out.push(a);
+    }
+    out.extend(
+        alpharen_store::host::global_addresses(None)
+            .iter()
+            .map(|ip| ip.to_string()),
+    );
+    out.dedup();
+    out
+}
+
+/// Writes `[cluster]` and the member's secrets as one revision.
+async fn apply(
+    node: &Node,
+    cluster: Value,
+    secrets: Vec<(&str, String)>,
+    comment: String,
+) -> Result<(), RpcError> {
+    let mut doc = json!({ "cluster": cluster });
+    if !secrets.is_empty() {
+        let table: serde_json::Map<String, Value> = secrets
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v)))
+            .collect();
+        doc["secrets"] = Value::Object(table);
+    }
+    alpharen_rpc::call(
+        &alpharen_rpc::control_socket(&node.state_dir),
+        "config.apply",
+        json!({ "config": doc, "comment": comment, "author": "cluster" }),
+        Duration::from_secs(30),
+    )
+    .await?;
+    Ok(())
+}
+
+fn cluster_doc(view: &View, name: &str, advertise: &Option<String>, seeds: &[String]) -> Value {
+    let c = &view.config.cluster;
+    let mut doc = json!({
+        "name": name,
+        "seeds": seeds,
+        "route_port": c.route_port,
+        "client_port": c.client_port,
+        "monitor_port": c.monitor_port,
+    });
+    if let Some(a) = advertise.as_ref().or(c.advertise.as_ref()) {
+        doc["advertise"] = json!(a);
+    }
+    doc
+}
+
+async fn init(node: &Arc<Node>, p: Init) -> Result<Value, RpcError> {
+    let view = node.view();
+    if view.config.cluster.enabled() {
+        return Err(conflict(format!(
+            "this node is already in cluster {:?}: `ctl cluster leave` first",
+            view.config.cluster.name
+        )));
+    }
+    let ca = pki::new_ca(&p.name).map_err(rpc_err)?;
+    let me = pki::member(
+        &p.name,
+        &ca.key,
+        &view.config.node.hostname,
+        &sans(node, &view, &p.advertise),
+    )
+    .map_err(rpc_err)?;
+    apply(
+        node,
+        cluster_doc(&view, &p.name, &p.advertise, &[]),
+        vec![
+            (secret::CA_CERT, ca.cert),
+            (secret::CA_KEY, ca.key),
+            (secret::NODE_CERT, me.cert),
+            (secret::NODE_KEY, me.key),
+            (secret::JOIN_SECRET, token::new_secret()),
+            (secret::CLIENT_PASSWORD, token::new_secret()),
+        ],
+        format!("cluster {} created on this node", p.name),
+    )
+    .await?;
+    node.reload().await.map_err(rpc_err)?;
+    Ok(json!({ "cluster": p.name, "token": token_of(node, &node.view())? }))
+}
+
+/// Asks the member in the token to admit this node (blocking HTTPS, off
+/// the runtime). The member's web certificate is not checked: the answer
+/// is sealed under the token's secret and the CA is pinned by its
+/// fingerprint.
+fn ask(addr: &str, request: &str, mac: &str) -> Result<String, Error> {
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .disable_verification(true)
+        .build();
+    let agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let url = format!("https://{addr}/api/v1/cluster/join");
+    let mut resp = agent
+        .post(&url)
+        .send_json(json!({ "request": request, "mac": mac }))
+        .map_err(|e| Error::Join(format!("cannot reach {url}: {e}")))?;
+    let status = resp.status();
+    let body: Value = resp
+        .body_mut()
+        .read_json()
+        .map_err(|e| Error::Join(format!("{url} answered {status} without JSON: {e}")))?;
+    if !status.is_success() {
+        let why = body["message"].as_str().unwrap_or("no reason given");
+        return Err(Error::Join(format!("the member at {addr} refused: {why}")));
+    }
+    body["sealed"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::Join(format!("{url} answered without `sealed`")))
+}
+
+async fn join_cluster(node: &Arc<Node>, p: Join) -> Result<Value, RpcError> {
+    let view = node.view();
+    if view.config.cluster.enabled() {
+        return Err(conflict(format!(
+            "this node is already in cluster {:?}: `ctl cluster leave` first",
+            view.config.cluster.name
+        )));
+    }
+    let t = token::JoinToken::parse(&p.token).map_err(rpc_err)?;
+    let adv = p
+        .advertise
+        .clone()
+        .or_else(|| node.advertise(&view))
+        .ok_or_else(|| conflict("this node has no global address: give --advertise"))?;
+    let request = join::Request {
+        node: view.config.node.hostname.clone(),
+        sans: sans(node, &view, &p.advertise),
+        route: conf::host_port(&adv, view.config.cluster.route_port),
+        nonce: join::new_nonce(),
+        ts: now_s(),
+    };
+    let (text, mac) = join::sign(&t.secret, &request).map_err(rpc_err)?;
+    let addr = t.addr.clone();
+    let sealed = tokio::task::spawn_blocking(move || ask(&addr, &text, &mac))
+        .await
+        .map_err(|e| RpcError::new("internal_error", e.to_string()))?
+        .map_err(rpc_err)?;
+    let a: Admission = join::open(&t.secret, &request.nonce, &sealed).map_err(rpc_err)?;
+    if pki::fingerprint(&a.ca_cert).map_err(rpc_err)? != t.ca_fingerprint {
+        return Err(RpcError::new(
+            "forbidden",
+            "the cluster's CA does not match the token's fingerprint: not joined",
+        ));
+    }
+    apply(
+        node,
+        cluster_doc(&view, &a.cluster, &Some(adv), &a.seeds),
+        vec![
+            (secret::CA_CERT, a.ca_cert),
+            (secret::CA_KEY, a.ca_key),
+            (secret::NODE_CERT, a.node_cert),
+            (secret::NODE_KEY, a.node_key),
+            (secret::JOIN_SECRET, a.join_secret),
+            (secret::CLIENT_PASSWORD, token::new_secret()),
+        ],
+        format!("joined cluster {} through {}", a.cluster, t.addr),
+    )
+    .await?;
+    node.reload().await.map_err(rpc_err)?;
+    Ok(json!({ "cluster": a.cluster, "seeds": a.seeds }))
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Checks what a joiner asks for before anything is signed.
+fn check_request(r: &join::Request) -> Result<(), RpcError> {
+    let name_ok = !r.node.is_empty()
+        && r.node.len() <= 63
+        && r.node
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !name_ok {
+        return Err(RpcError::invalid_params(format!(
+            "the joiner's name {:?} is not a host name",
+            r.node
+        )));
+    }
+    if alpharen_store::config::split_host_port(&r.route).is_none() {
+        return Err(RpcError::invalid_params(format!(
+            "the joiner's route {:?} is not host:port",
+            r.route
+        )));
+    }
+    if r.sans.len() > 16 || r.sans.iter().any(|s| s.is_empty() || s.len() > 253) {
+        return Err(RpcError::invalid_params(
+            "the joiner asks for at most 16 names of at most 253 characters",
+        ));
+    }
+    Ok(())
+}
+
+async fn admit(node: &Arc<Node>, p: Admit) -> Result<Value, RpcError> {
+    let view = node.view();
+    let c = &view.config.cluster;
+    let (Some(secret), Some(ca_cert), Some(ca_key)) = (
+        view.secret(secret::JOIN_SECRET),
+        view.secret(secret::CA_CERT),
+        view.secret(secret::CA_KEY),
+    ) else {
+        return Err(conflict(
+            "this node admits no members: it is not in a cluster",
+        ));
+    };
+    if !c.enabled() {
+        return Err(conflict(
+            "this node admits no members: it is not in a cluster",
+        ));
+    }
+    let r = join::check(secret, &p.request, &p.mac, now_s())
+        .map_err(|e| RpcError::new("forbidden", e.to_string()))?;
+    check_request(&r)?;
+    let member = pki::member(&c.name, ca_key, &r.node, &r.sans).map_err(rpc_err)?;
+    let me = node
+        .advertise(&view)
+        .map(|a| conf::host_port(&a, c.route_port));
+    let mut seeds: Vec<String> = me.into_iter().collect();
+    seeds.extend(c.seeds.iter().filter(|s| **s != r.route).cloned());
+    seeds.dedup();
+    let admission = Admission {
+        cluster: c.name.clone(),
+        seeds,
+        ca_cert: ca_cert.to_string(),
+        ca_key: ca_key.to_string(),
+        node_cert: member.cert,
+        node_key: member.key,
+        join_secret: secret.to_string(),
+    };
+    let sealed = join::seal(secret, &r.nonce, &admission).map_err(rpc_err)?;
+    if !c.seeds.contains(&r.route) {
+        let mut mine = c.seeds.clone();
+        mine.push(r.route.clone());
+        apply(
+            node,
+            cluster_doc(&view, &c.name, &None, &mine),
+            Vec::new(),
+            format!("cluster member {} admitted ({})", r.node, r.route),
+        )
+        .await?;
+        node.reload().await.map_err(rpc_err)?;
+    }
+    tracing::info!(member = %r.node, route = %r.route, "cluster member admitted");
+    Ok(json!({ "sealed": sealed }))
+}
+
+async fn leave(node: &Arc<Node>) -> Result<Value, RpcError> {
+    let view = node.view();
+    if !view.config.cluster.enabled() {
+        return Err(conflict("this node is not in a cluster"));
+    }
+    let name = view.config.cluster.name.clone();
+    apply(node, json!({}), Vec::new(), format!("left cluster {name}")).await?;
+    node.reload().await.map_err(rpc_err)?;
+    Ok(json!({ "left": name }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_joiner_asks_only_for_sane_names() {
+        let good = join::Request {
+            node: "node-b".into(),
+            sans: vec!["10.0.0.2".into()],
+            route: "10.0.0.2:6222".into(),
+            nonce: join::new_nonce(),
+            ts: 0,
+        };
+        assert!(check_request(&good).is_ok());
+        for bad in [
+            join::Request {
+                node: "b;rm".into(),
+                ..good.clone()
+            },
+            join::Request {
+                route: "nowhere".into(),
+                ..good.clone()
+            },
+            join::Request {
+                sans: vec![String::new()],
+                ..good.clone()
+            },
+        ] {
+            assert!(check_request(&bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Membership: every member puts a heartbeat into the JetStream KV bucket
+//! `ar_members` every [`INTERVAL`]; a member whose heartbeat is older than
+//! [`DOWN_AFTER_MS`] is down. Pure: the caller gives the time.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub const BUCKET: &str = "ar_members";
+pub const INTERVAL: Duration = Duration::from_secs(2);
+/// Five missed heartbeats.
+pub const DOWN_AFTER_MS: i64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub node: String,
+    /// Its route address, `host:port`.
+    pub route: String,
+    pub version: String,
+    /// Resident memory of the cluster service and its nats-server, KiB.
+    pub rss_kib: u64,
+    /// Unix milliseconds when sent.
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Member {
+    #[serde(flatten)]
+    pub heartbeat: Heartbeat,
+    /// "up" or "down".
+    pub state: &'static str,
+    /// Seconds since its last heartbeat.
+    pub age_s: i64,
+}
+
+pub fn classify(now_ms: i64, mut beats: Vec<Heartbeat>) -> Vec<Member> {
+    beats.sort_by(|a, b| a.node.cmp(&b.node));
+    beats
+        .into_iter()
+        .map(|h| {
+            let age = now_ms - h.at_ms;
+            Member {
+                state: if age <= DOWN_AFTER_MS { "up" } else { "down" },
+                age_s: age.max(0) / 1000,
+                heartbeat: h,
+            }
+        })
+        .collect()
+}
+
+/// Replicas for the cluster's streams and buckets: three from three
+/// members on, else one (a JetStream replica count must not exceed the
+/// servers, and two replicas survive nothing that one does not).
+pub fn replicas(members: usize) -> usize {
+    if members >= 3 { 3 } else { 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(node: &str, at_ms: i64) -> Heartbeat {
+        Heartbeat {
+            node: node.into(),
+            route: format!("{node}:6222"),
+            version: "0.1.0".into(),
+            rss_kib: 1,
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn silent_members_go_down_after_the_limit() {
+        let now = 100_000;
+        let m = classify(
+            now,
+            vec![
+                beat("c", now - DOWN_AFTER_MS - 1),
+                beat("a", now - 1500),
+                beat("b", now - DOWN_AFTER_MS),
+            ],
+        );
+        let states: Vec<_> = m
+            .iter()
+            .map(|m| (m.heartbeat.node.as_str(), m.state, m.age_s))
+            .collect();
+        assert_eq!(states, [("a", "up", 1), ("b", "up", 10), ("c", "down", 10)]);
+    }
+
+    #[test]
+    fn three_replicas_from_three_members() {
+        assert_eq!([1, 2, 3, 5].map(replicas), [1, 1, 3, 3]);
+    }
+}

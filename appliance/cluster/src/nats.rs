@@ -1,0 +1,388 @@
+//! nats-server as this service's child, and this member's heartbeat.
+//! The child is restarted after it exits (1 s doubling to 30 s) and dies
+//! with the service (PR_SET_PDEATHSIG); its log lines join the service's.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alpharen_store::View;
+use async_nats::jetstream;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::task::JoinHandle;
+
+use crate::members::{self, Heartbeat};
+use crate::{Error, Node, conf, io_err, secret};
+
+/// What nats-server should run with: its files, by name, with their text
+/// and mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wanted {
+    pub files: Vec<(&'static str, String, u32)>,
+    pub client_port: u16,
+    pub password: String,
+    pub heartbeat: Heartbeat,
+}
+
+/// What the control socket reports and the heartbeat uses.
+#[derive(Default)]
+pub struct Shared {
+    inner: Mutex<SharedInner>,
+}
+
+#[derive(Default, Clone)]
+pub struct SharedInner {
+    pub state: String,
+    pub pid: Option<u32>,
+    pub kv: Option<jetstream::kv::Store>,
+    pub js: Option<jetstream::Context>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SharedInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn get(&self) -> SharedInner {
+        self.lock().clone()
+    }
+    pub fn set_state(&self, s: String) {
+        self.lock().state = s;
+    }
+    pub fn clear(&self) {
+        *self.lock() = SharedInner {
+            state: "not in a cluster".into(),
+            ..SharedInner::default()
+        };
+    }
+    fn set_pid(&self, pid: Option<u32>) {
+        self.lock().pid = pid;
+    }
+    fn set_store(&self, js: Option<jetstream::Context>, kv: Option<jetstream::kv::Store>) {
+        let mut g = self.lock();
+        g.js = js;
+        g.kv = kv;
+    }
+}
+
+pub struct Running {
+    wanted: Wanted,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn same(&self, w: &Wanted) -> bool {
+        self.wanted.files == w.files && self.wanted.client_port == w.client_port
+    }
+
+    /// Stops the heartbeat and the server (the child is killed with its
+    /// keeper task) and waits until its ports are free.
+    pub async fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn need<'a>(view: &'a View, name: &str) -> Result<&'a str, Error> {
+    view.secret(name).ok_or_else(|| {
+        Error::Join(format!(
+            "secret {name} is missing: run `ctl cluster leave`, then init or join again"
+        ))
+    })
+}
+
+/// nats-server's files for the view, or `None` outside a cluster.
+pub fn desired(node: &Node, view: &View) -> Result<Option<Wanted>, Error> {
+    let c = &view.config.cluster;
+    if !c.enabled() {
+        return Ok(None);
+    }
+    let dir = node.dir();
+    let advertise = node.advertise(view);
+    let password = need(view, secret::CLIENT_PASSWORD)?.to_string();
+    let text = conf::render(&conf::Settings {
+        server_name: &view.config.node.hostname,
+        cluster: &c.name,
+        dir: &dir,
+        client_port: c.client_port,
+        monitor_port: c.monitor_port,
+        route_port: c.route_port,
+        route_bind: if node.dev { "127.0.0.1" } else { "0.0.0.0" },
+        advertise: advertise.as_deref(),
+        seeds: &c.seeds,
+        client_password: &password,
+    });
+    let route = advertise
+        .as_deref()
+        .map(|a| conf::host_port(a, c.route_port))
+        .unwrap_or_default();
+    Ok(Some(Wanted {
+        files: vec![
+            ("ca.pem", need(view, secret::CA_CERT)?.to_string(), 0o644),
+            (
+                "node.pem",
+                need(view, secret::NODE_CERT)?.to_string(),
+                0o644,
+            ),
+            ("node.key", need(view, secret::NODE_KEY)?.to_string(), 0o600),
+            ("nats.conf", text, 0o600),
+        ],
+        client_port: c.client_port,
+        password,
+        heartbeat: Heartbeat {
+            node: view.config.node.hostname.clone(),
+            route,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            rss_kib: 0,
+            at_ms: 0,
+        },
+    }))
+}
+
+fn write_file(dir: &Path, name: &str, text: &str, mode: u32) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let what = || format!("write {}", path.display());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io_err(what()))?;
+    f.write_all(text.as_bytes()).map_err(io_err(what()))?;
+    f.sync_all().map_err(io_err(what()))?;
+    std::fs::rename(&tmp, &path).map_err(io_err(what()))
+}
+
+/// Writes the files and starts the keeper of nats-server and the
+/// heartbeat.
+pub fn start(node: &Arc<Node>, wanted: Wanted) -> Result<Running, Error> {
+    let dir = node.dir();
+    std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+    for (name, text, mode) in &wanted.files {
+        write_file(&dir, name, text, *mode)?;
+    }
+    let conf = dir.join("nats.conf");
+    let keeper = tokio::spawn(keep(node.clone(), conf));
+    let beat = tokio::spawn(heartbeat(node.clone(), wanted.clone()));
+    Ok(Running {
+        wanted,
+        tasks: vec![beat, keeper],
+    })
+}
+
+/// The nats-server program: `ALPHAREN_NATS_SERVER`, else Debian's.
+fn program() -> PathBuf {
+    if let Some(p) = std::env::var_os("ALPHAREN_NATS_SERVER") {
+        return PathBuf::from(p);
+    }
+    ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("nats-server"))
+}
+
+async fn keep(node: Arc<Node>, conf: PathBuf) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = tokio::time::Instant::now();
+        let mut cmd = tokio::process::Command::new(program());
+        cmd.arg("-c")
+            .arg(&conf)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        // SAFETY: only async-signal-safe prctl between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        match cmd.spawn() {
+            Ok(mut child) => {
+                node.nats.set_pid(child.id());
+                node.nats.set_state("running".into());
+                tracing::info!(pid = child.id(), "nats-server started");
+                if let Some(out) = child.stderr.take() {
+                    tokio::spawn(forward(BufReader::new(out)));
+                }
+                if let Some(out) = child.stdout.take() {
+                    tokio::spawn(forward(BufReader::new(out)));
+                }
+                let status = child.wait().await;
+                node.nats.set_pid(None);
+                let what = match status {
+                    Ok(s) => format!("exited ({s})"),
+                    Err(e) => format!("lost ({e})"),
+                };
+                tracing::warn!("nats-server {what}; restarting in {} s", backoff.as_secs());
+                node.nats.set_state(format!("{what}, restarting"));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, program = %program().display(), "cannot start nats-server");
+                node.nats
+                    .set_state(format!("cannot start {}: {e}", program().display()));
+            }
+        }
+        if started.elapsed() >= Duration::from_secs(60) {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn forward<R: tokio::io::AsyncRead + Unpin>(r: BufReader<R>) {
+    let mut lines = r.lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.contains("[ERR]") || line.contains("[FTL]") || line.contains("[WRN]") {
+            tracing::warn!(target: "nats", "{line}");
+        } else {
+            tracing::info!(target: "nats", "{line}");
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Resident memory of this process and nats-server, KiB.
+fn rss_kib(pid: Option<u32>) -> u64 {
+    let of = |path: String| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    of("/proc/self/status".into()) + pid.map_or(0, |p| of(format!("/proc/{p}/status")))
+}
+
+/// The membership bucket, made as a KV stream directly: async-nats's
+/// `create_key_value` first asks for account limits in a shape that
+/// Debian 12's nats-server (2.9) does not answer with.
+async fn bucket(js: &jetstream::Context) -> Result<jetstream::kv::Store, String> {
+    if let Ok(kv) = js.get_key_value(members::BUCKET).await {
+        return Ok(kv);
+    }
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: format!("KV_{}", members::BUCKET),
+        subjects: vec![format!("$KV.{}.>", members::BUCKET)],
+        max_messages_per_subject: 1,
+        max_age: Duration::from_secs(24 * 3600),
+        discard: jetstream::stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    js.get_key_value(members::BUCKET)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Connects as the node's client user and puts a heartbeat every
+/// [`members::INTERVAL`]; reconnects until aborted.
+async fn heartbeat(node: Arc<Node>, w: Wanted) {
+    let url = format!("127.0.0.1:{}", w.client_port);
+    let mut last_error = String::new();
+    loop {
+        let client = async_nats::ConnectOptions::with_user_and_password(
+            conf::CLIENT_USER.into(),
+            w.password.clone(),
+        )
+        .connection_timeout(Duration::from_secs(3))
+        .connect(&url)
+        .await;
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => {
+                note(
+                    &mut last_error,
+                    format!("cannot reach nats-server at {url}: {e}"),
+                );
+                tokio::time::sleep(members::INTERVAL).await;
+                continue;
+            }
+        };
+        let js = jetstream::new(client);
+        let kv = match bucket(&js).await {
+            Ok(kv) => kv,
+            Err(e) => {
+                note(&mut last_error, format!("JetStream is not ready: {e}"));
+                tokio::time::sleep(members::INTERVAL).await;
+                continue;
+            }
+        };
+        node.nats.set_store(Some(js.clone()), Some(kv.clone()));
+        tracing::info!(bucket = members::BUCKET, "membership heartbeat running");
+        last_error.clear();
+        let mut n: u64 = 0;
+        loop {
+            let mut beat = w.heartbeat.clone();
+            beat.at_ms = now_ms();
+            beat.rss_kib = rss_kib(node.nats.get().pid);
+            let body = serde_json::to_vec(&beat).unwrap_or_default();
+            if let Err(e) = kv.put(&beat.node, body.into()).await {
+                note(&mut last_error, format!("heartbeat not stored: {e}"));
+            }
+            if n.is_multiple_of(5) {
+                grow_replicas(&js, &kv).await;
+            }
+            n += 1;
+            tokio::time::sleep(members::INTERVAL).await;
+        }
+    }
+}
+
+/// Logs a problem once, not at every retry.
+fn note(last: &mut String, message: String) {
+    if *last != message {
+        tracing::warn!("{message}");
+        *last = message;
+    }
+}
+
+/// Raises the membership bucket to three replicas once three members are
+/// up (JetStream cannot place more replicas than servers).
+async fn grow_replicas(js: &jetstream::Context, kv: &jetstream::kv::Store) {
+    let up = match crate::control::member_list(kv).await {
+        Ok(m) => m.iter().filter(|m| m.state == "up").count(),
+        Err(_) => return,
+    };
+    let want = members::replicas(up);
+    let name = format!("KV_{}", members::BUCKET);
+    let Ok(mut stream) = js.get_stream(&name).await else {
+        return;
+    };
+    let Ok(info) = stream.info().await else {
+        return;
+    };
+    if info.config.num_replicas >= want {
+        return;
+    }
+    let mut config = info.config.clone();
+    config.num_replicas = want;
+    match js.update_stream(config).await {
+        Ok(_) => tracing::info!(replicas = want, "membership bucket replicated"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the membership bucket's replicas"),
+    }
+}

@@ -1,0 +1,115 @@
+//! The Python SDK (`python/`: the `alpharen` and `zato` packages and
+//! `bunch`) embedded in the binary and written out for the workers.
+
+use std::path::Path;
+
+use crate::Error;
+
+/// The SDK shipped inside the binary, written out for the workers.
+const SDK: &[(&str, &str)] = &[
+    ("bunch.py", include_str!("../python/bunch.py")),
+    (
+        "alpharen/__init__.py",
+        include_str!("../python/alpharen/__init__.py"),
+    ),
+    (
+        "alpharen/integrator.py",
+        include_str!("../python/alpharen/integrator.py"),
+    ),
+    (
+        "alpharen/worker.py",
+        include_str!("../python/alpharen/worker.py"),
+    ),
+    (
+        "alpharen/dispatch.py",
+        include_str!("../python/alpharen/dispatch.py"),
+    ),
+    ("alpharen/sio.py", include_str!("../python/alpharen/sio.py")),
+    (
+        "alpharen/outgoing.py",
+        include_str!("../python/alpharen/outgoing.py"),
+    ),
+    (
+        "alpharen/deploycheck.py",
+        include_str!("../python/alpharen/deploycheck.py"),
+    ),
+    (
+        "alpharen/zatoapi.py",
+        include_str!("../python/alpharen/zatoapi.py"),
+    ),
+    (
+        "zato/__init__.py",
+        include_str!("../python/zato/__init__.py"),
+    ),
+    (
+        "zato/server/__init__.py",
+        include_str!("../python/zato/server/__init__.py"),
+    ),
+    (
+        "zato/server/service/__init__.py",
+        include_str!("../python/zato/server/service/__init__.py"),
+    ),
+    (
+        "zato/server/connection/__init__.py",
+        include_str!("../python/zato/server/connection/__init__.py"),
+    ),
+    (
+        "zato/server/connection/http_soap.py",
+        include_str!("../python/zato/server/connection/http_soap.py"),
+    ),
+    (
+        "zato/common/__init__.py",
+        include_str!("../python/zato/common/__init__.py"),
+    ),
+    (
+        "zato/common/exception.py",
+        include_str!("../python/zato/common/exception.py"),
+    ),
+    (
+        "zato/common/api.py",
+        include_str!("../python/zato/common/api.py"),
+    ),
+    (
+        "zato/common/ext/__init__.py",
+        include_str!("../python/zato/common/ext/__init__.py"),
+    ),
+    (
+        "zato/common/ext/bunch.py",
+        include_str!("../python/zato/common/ext/bunch.py"),
+    ),
+];
+
+/// Writes the SDK below `dir` (the workers' `sys.path` entry).
+pub fn write(dir: &Path) -> Result<(), Error> {
+    for (rel, text) in SDK {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(Error::io(format!("create {}", parent.display())))?;
+        }
+        std::fs::write(&path, text).map_err(Error::io(format!("write {}", path.display())))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    /// The SDK's Python unit tests (`python/tests`), run with the python3
+    /// the workers use, against the SDK as written out for them.
+    #[test]
+    fn python_unit_tests() {
+        let dir = tempfile::tempdir().unwrap();
+        super::write(dir.path()).unwrap();
+        let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/python/tests");
+        let out = Command::new(crate::worker::python())
+            .args(["-S", "-m", "unittest", "discover", "-s", tests, "-t", tests])
+            .env("PYTHONPATH", dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "python unit tests failed:\n{text}");
+        assert!(text.contains("OK"), "{text}");
+    }
+}

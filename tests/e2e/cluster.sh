@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# ARCLST forming: three nodes (`alpharen run`, each supervising its own
+# nats-server from Debian) in namespaces A, B, C on one bridge. `cluster
+# init` on A prints a join token; a token with a wrong secret or a wrong
+# CA fingerprint is refused and changes nothing; B and C join with the
+# right one; every member's `cluster status` lists the same three members
+# up and one JetStream meta leader; the membership bucket goes to three
+# replicas; no key or secret is in the configuration; a member killed
+# with its process tree is marked down; a member that leaves stops its
+# nats-server.
+. "$(dirname "$0")/../lib.sh"
+[ -x /usr/sbin/nats-server ] || fail "nats-server missing (scripts/deps.d/cluster.list)"
+command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
+trap "exit 1" TERM INT
+
+SFX=$$
+NS_S=cl-s-$SFX
+declare -A IP=([A]=10.67.0.1 [B]=10.67.0.2 [C]=10.67.0.3)
+declare -A NS=([A]=cl-a-$SFX [B]=cl-b-$SFX [C]=cl-c-$SFX)
+declare -A PID
+W=$(mktemp -d /tmp/cluster.XXXXXX); on_exit "rm -rf $W"
+chmod 711 "$W"   # services run as their own users and reach the state dirs in it
+
+ip netns add $NS_S; on_exit "ip netns del $NS_S"
+ip netns exec $NS_S ip link add br0 type bridge
+ip netns exec $NS_S ip link set br0 up
+for n in A B C; do
+  ip netns add "${NS[$n]}"; on_exit "ip netns del ${NS[$n]}"
+  ip link add eth0 netns "${NS[$n]}" type veth peer name "p$n" netns $NS_S
+  ip netns exec $NS_S ip link set "p$n" master br0 up
+  ip netns exec "${NS[$n]}" ip link set lo up
+  ip netns exec "${NS[$n]}" ip addr add "${IP[$n]}/24" dev eth0
+  ip netns exec "${NS[$n]}" ip link set eth0 up
+done
+
+# A node's own ports inside its namespace (not --dev), links left alone.
+start() {
+  local n=$1 dir=$W/${1,,}
+  mkdir -p "$dir"
+  printf '[node]\nhostname = "%s"\n[network]\nmanage = false\n' "${1,,}" >"$W/$n.toml"
+  ip netns exec "${NS[$n]}" "$ALPHAREN" run --state-dir "$dir" --config "$W/$n.toml" >>"$dir/console.log" 2>&1 &
+  PID[$n]=$!
+  on_exit "kill ${PID[$n]} 2>/dev/null; wait ${PID[$n]} 2>/dev/null"
+  wait_for 30 "$ALPHAREN" ctl --state-dir "$dir" status || { cat "$dir/console.log"; fail "node $n did not start"; }
+}
+c() { local n=$1; shift; "$ALPHAREN" ctl --state-dir "$W/${n,,}" "$@"; }
+st() { c "$1" --json cluster status; }
+nats_of() { pgrep -f "$W/${1,,}/cluster/nats[.]conf"; }
+for n in A B C; do start $n; done
+
+# --- init on A
+out=$(c A cluster init lab) || fail "cluster init: $out"
+TOKEN=$(grep -o 'arc1\.[^ ]*' <<<"$out") || fail "no token in: $out"
+[ "$(c A cluster token)" = "$TOKEN" ] || fail "cluster token differs from init's"
+has "@${IP[A]}:443\$" <<<"$TOKEN" || fail "the token does not name A's web API: $TOKEN"
+wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$W/a' --json cluster status | jq -e '.members | length == 1 and .[0].state == \"up\"'" \
+  || { st A; c A logs cluster | tail -20; fail "A's own heartbeat did not appear"; }
+out=$(c A cluster init again 2>&1) && fail "a second init was taken: $out"
+has "already in cluster" <<<"$out" || fail "second init: $out"
+pass "init: a token for A's web API, A's heartbeat in the bucket, a second init refused"
+
+# --- wrong tokens change nothing
+secret=${TOKEN#arc1.*.}; secret=${secret%@*}
+bad_secret=${TOKEN/"$secret"/"AAAA${secret:4}"}
+out=$(c B cluster join "$bad_secret" 2>&1) && fail "a wrong secret joined: $out"
+has "not signed with this cluster's join secret" <<<"$out" || fail "wrong secret: $out"
+fp=${TOKEN#arc1.}; fp=${fp%%.*}
+bad_fp=${TOKEN/"$fp"/"$(printf '%064d' 0)"}
+out=$(c B cluster join "$bad_fp" 2>&1) && fail "a wrong CA fingerprint joined: $out"
+has "does not match the token's fingerprint" <<<"$out" || fail "wrong fingerprint: $out"
+out=$(c B cluster join "arc1.nonsense" 2>&1) && fail "a damaged token joined: $out"
+has "join token" <<<"$out" || fail "damaged token: $out"
+st B | jq -e '.name == null' >/dev/null || { st B; fail "B is in a cluster after refused joins"; }
+nats_of B >/dev/null && fail "B runs nats-server after refused joins"
+pass "join refused for a wrong secret, a wrong CA fingerprint and a damaged token; B unchanged"
+
+# --- B and C join; everyone agrees
+c B cluster join "$TOKEN" >/dev/null || fail "B did not join"
+c C cluster join "$TOKEN" >/dev/null || fail "C did not join"
+agree() {
+  local n
+  for n in A B C; do
+    st $n | jq -e '[.members[] | select(.state == "up") | .node] == ["a","b","c"] and .jetstream.meta_leader != null and .jetstream.mode == "cluster"' >/dev/null || return 1
+  done
+  [ "$(for n in A B C; do st $n | jq -r .jetstream.meta_leader; done | sort -u | wc -l)" = 1 ]
+}
+wait_for 90 agree || { for n in A B C; do st $n; c $n logs cluster | grep -v "INF\]" | tail -8; done; fail "the members do not agree on three members and one leader"; }
+pass "B and C joined: every member lists a, b, c up and the same JetStream meta leader"
+
+# The membership bucket is replicated on all three.
+replicas() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" | jq -r '[.account_details[].stream_detail[] | select(.name == "KV_ar_members") | .config.num_replicas][0]'; }
+for _ in $(seq 60); do [ "$(replicas)" = 3 ] && break; sleep 0.5; done
+[ "$(replicas)" = 3 ] || { replicas; fail "the membership bucket did not go to three replicas"; }
+st A | jq -e ".replicas == 3" >/dev/null || { st A; fail "status does not say R3"; }
+pass "membership bucket at three replicas"
+
+# No key or secret in any configuration or log.
+for n in A B C; do
+  conf=$(c $n config show)
+  has "PRIVATE KEY\|$secret" <<<"$conf" && fail "$n's configuration holds a cluster secret"
+  has "$secret" "$W/${n,,}/console.log" && fail "$n's log holds the join secret"
+  c $n logs cluster -n 2000 | has "$secret" && fail "$n's cluster log holds the join secret"
+  stat -c %a "$W/${n,,}/cluster/node.key" | has '^600$' || fail "$n's node key is not 0600"
+done
+pass "keys and the join secret only in the secret store and the service's own 0700 directory"
+
+# --- nats-server dies with the service that runs it (PR_SET_PDEATHSIG)
+old_nats=$(nats_of C) || fail "C runs no nats-server"
+kill -9 "$(pgrep -f "serve cluster --state-dir $W/c\$")" || fail "no cluster service on C"
+wait_for 10 bash -c "! kill -0 $old_nats 2>/dev/null" || fail "C's nats-server outlived its cluster service"
+pass "nats-server died with its cluster service"
+
+# --- C dies with its whole process tree: marked down, A and B stay up
+kill -9 "${PID[C]}"
+pkill -9 -f "$W/c( |/|\$)"   # the supervisor's children too, as a power cut would
+wait_for 10 bash -c "! pgrep -f '$W/c( |/|\$)' >/dev/null" || fail "C's processes survived kill -9"
+wait_for 30 bash -c "'$ALPHAREN' ctl --state-dir '$W/a' --json cluster status | jq -e '[.members[] | {(.node): .state}] | add == {\"a\":\"up\",\"b\":\"up\",\"c\":\"down\"}'" \
+  || { st A; fail "C was not marked down on A"; }
+pass "C killed: A sees a, b up and c down"
+
+# --- B leaves: its nats-server stops, its status says so
+c B cluster leave >/dev/null || fail "B did not leave"
+wait_for 15 bash -c "! pgrep -f '$W/b/cluster/nats[.]conf' >/dev/null" || { c B logs cluster | grep -v 'nats: ' | tail -15; pgrep -af '$W/b/cluster'; fail "B's nats-server still runs after leave"; }
+st B | jq -e '.name == null' >/dev/null || fail "B still reports a cluster"
+pass "B left: nats-server stopped"
