@@ -16,7 +16,6 @@
 #    (a second alert), and the certificate from 2 keeps serving.
 # KEEP=1 leaves the state and CA directories in /tmp.
 . "$(dirname "$0")/../lib.sh"
-. "$ROOT/tests/dpx-lib.sh"
 for c in pebble openssl curl jq python3 dig; do
   command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"
 done
@@ -27,12 +26,7 @@ CA=$(mktemp -d /tmp/alpharen-acme-ca.XXXXXX)
 chmod 755 "$CA"
 ZONE=acme.test
 NAME=console.$ZONE
-DNS_PORT=$(free_dns_port)
-read -r GOOD_PORT GOOD_MGMT BAD_PORT BAD_MGMT CLOSED_PORT TLS01_PORT < <(python3 -c '
-import socket
-s = [socket.socket() for _ in range(6)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*(x.getsockname()[1] for x in s))')
+read -r DNS_PORT GOOD_PORT GOOD_MGMT BAD_PORT BAD_MGMT CLOSED_PORT TLS01_PORT < <(free_ports 7)
 
 # --- pebble's own HTTPS certificate, from a CA made here: the node trusts
 # it through acme.ca (readable by the web service's user).

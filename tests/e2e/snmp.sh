@@ -16,10 +16,7 @@ STATE=$(mktemp -d /tmp/alpharen-snmp.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
 TRAPS=$(mktemp -d /tmp/alpharen-snmp-traps.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $TRAPS"
-TRAP_PORT=$(python3 -c '
-import socket
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
-print(u.getsockname()[1])')
+TRAP_PORT=$(free_ports 1)
 COMMUNITY="c0mm-$$-$RANDOM"
 BASE=.1.3.6.1.4.1.32473.1
 
