@@ -87,6 +87,15 @@ PY
 )
   [ -n "$LB_PORT" ] || fail "seed_ports $1: no free ports"
 }
+# py_venv DIR MODULES PACKAGE...: a venv at DIR with PACKAGEs from PyPI,
+# kept between runs and made again when `import MODULES` fails in it.
+py_venv() {
+  local dir=$1 modules=$2; shift 2
+  "$dir/bin/python" -c "import $modules" 2>/dev/null && return 0
+  rm -rf "$dir"
+  python3 -m venv "$dir" || fail "python3 -m venv $dir"
+  timeout 300 "$dir/bin/pip" install -q "$@" || fail "pip install $* (needs PyPI)"
+}
 # build_image: the release binary and the QEMU image from it, rebuilt only
 # when one of their inputs is newer than the image. Sets IMG.
 build_image() { # [BOARD], default qemu-x86_64

@@ -94,6 +94,40 @@ for _ in $(seq 60); do [ "$(replicas)" = 3 ] && break; sleep 0.5; done
 st A | jq -e ".replicas == 3" >/dev/null || { st A; fail "status does not say R3"; }
 pass "membership bucket at three replicas"
 
+# --- the integrator's KV is the cluster's: written on A, read on C;
+# a compare-and-set race between A and C has exactly one winner per key.
+c A integrator kv set --ns orders o1 '{"qty": 3}' >/dev/null || fail "kv set on A"
+kvget() { "$ALPHAREN" ctl --state-dir "$W/$1" --json integrator kv get --ns orders o1; }
+for _ in $(seq 40); do kvget c 2>/dev/null | jq -e '.. | objects | select(.qty == 3)' >/dev/null && break; sleep 0.5; done
+kvget c | jq -e '.. | objects | select(.qty == 3)' >/dev/null || { kvget c; c C logs integrator | tail -5; fail "C does not read the key A wrote"; }
+cat >"$W/race.py" <<'PY'
+from zato.server.service import Service
+
+class Claim(Service):
+    name = 'race.claim'
+
+    def handle(self):
+        p = self.request.payload
+        won = self.kv.ns('race').cas(p['key'], None, p['who'])
+        self.response.payload = {'won': bool(won)}
+PY
+for n in A C; do c $n integrator deploy "$W/race.py" >/dev/null || fail "deploy race.py on $n"; done
+racers=()
+for i in $(seq 1 20); do
+  for n in A C; do
+    c $n --json integrator invoke race.claim "{\"key\": \"k$i\", \"who\": \"$n\"}" >"$W/race-$n-$i.json" 2>&1 &
+    racers+=($!)
+  done
+done
+for j in "${racers[@]}"; do wait "$j" || { cat "$W"/race-*.json | head -20; fail "an invoke of race.claim failed"; }; done
+for i in $(seq 1 20); do
+  won=$(cat "$W/race-A-$i.json" "$W/race-C-$i.json" | jq -s '[.[] | .. | objects | select(has("won")) | .won] | map(select(.)) | length')
+  [ "$won" = 1 ] || { cat "$W/race-A-$i.json" "$W/race-C-$i.json"; fail "key k$i: $won winners of the CAS race"; }
+done
+winner=$(c A --json integrator kv get --ns race k7 | jq -r '.. | strings | select(. == "A" or . == "C")' | head -1)
+[ -n "$winner" ] || fail "the race's winner is not stored"
+pass "integrator KV cluster-wide: A's key read on C; 20 CAS races between A and C, one winner each"
+
 # No key or secret in any configuration or log.
 for n in A B C; do
   conf=$(c $n config show)

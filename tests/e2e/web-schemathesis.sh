@@ -19,12 +19,7 @@ LIMIT=${SCHEMATHESIS_TIME:-420}
 VENV=${SCHEMATHESIS_VENV:-$ROOT/tests/out/.venv}
 ST=$VENV/bin/schemathesis
 OSV=$VENV/bin/openapi-spec-validator
-if ! "$ST" --version >/dev/null 2>&1 || ! [ -x "$OSV" ]; then
-  rm -rf "$VENV"
-  python3 -m venv "$VENV" || fail "python3 -m venv"
-  timeout 300 "$VENV/bin/pip" install -q 'schemathesis>=4,<5' 'openapi-spec-validator>=0.7,<1' \
-    || fail "pip install schemathesis openapi-spec-validator (needs PyPI)"
-fi
+py_venv "$VENV" "schemathesis, openapi_spec_validator" 'schemathesis>=4,<5' 'openapi-spec-validator>=0.7,<1'
 pass "$("$ST" --version)"
 
 # --- a node on free ports, set up, with an admin API token

@@ -13,6 +13,7 @@
 mod conf;
 mod control;
 mod join;
+pub mod kv;
 mod members;
 mod nats;
 mod pki;

@@ -273,18 +273,23 @@ fn rss_kib(pid: Option<u32>) -> u64 {
     of("/proc/self/status".into()) + pid.map_or(0, |p| of(format!("/proc/{p}/status")))
 }
 
-/// The membership bucket, made as a KV stream directly: async-nats's
-/// `create_key_value` first asks for account limits in a shape that
-/// Debian 12's nats-server (2.9) does not answer with.
-async fn bucket(js: &jetstream::Context) -> Result<jetstream::kv::Store, String> {
-    if let Ok(kv) = js.get_key_value(members::BUCKET).await {
+/// A KV bucket of one value per key, made as a KV stream directly:
+/// async-nats's `create_key_value` first asks for account limits in a
+/// shape that Debian 12's nats-server (2.9) does not answer with.
+/// `max_age_secs` 0 keeps values until replaced.
+pub(crate) async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    max_age_secs: u64,
+) -> Result<jetstream::kv::Store, String> {
+    if let Ok(kv) = js.get_key_value(name).await {
         return Ok(kv);
     }
     js.get_or_create_stream(jetstream::stream::Config {
-        name: format!("KV_{}", members::BUCKET),
-        subjects: vec![format!("$KV.{}.>", members::BUCKET)],
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
         max_messages_per_subject: 1,
-        max_age: Duration::from_secs(24 * 3600),
+        max_age: Duration::from_secs(max_age_secs),
         discard: jetstream::stream::DiscardPolicy::New,
         allow_rollup: true,
         deny_delete: true,
@@ -294,9 +299,7 @@ async fn bucket(js: &jetstream::Context) -> Result<jetstream::kv::Store, String>
     })
     .await
     .map_err(|e| e.to_string())?;
-    js.get_key_value(members::BUCKET)
-        .await
-        .map_err(|e| e.to_string())
+    js.get_key_value(name).await.map_err(|e| e.to_string())
 }
 
 /// Connects as the node's client user and puts a heartbeat every
@@ -324,7 +327,7 @@ async fn heartbeat(node: Arc<Node>, w: Wanted) {
             }
         };
         let js = jetstream::new(client);
-        let kv = match bucket(&js).await {
+        let kv = match bucket(&js, members::BUCKET, 24 * 3600).await {
             Ok(kv) => kv,
             Err(e) => {
                 note(&mut last_error, format!("JetStream is not ready: {e}"));
@@ -361,7 +364,7 @@ fn note(last: &mut String, message: String) {
     }
 }
 
-/// Raises the membership bucket to three replicas once three members are
+/// Raises the cluster's buckets to three replicas once three members are
 /// up (JetStream cannot place more replicas than servers).
 async fn grow_replicas(js: &jetstream::Context, kv: &jetstream::kv::Store) {
     let up = match crate::control::member_list(kv).await {
@@ -369,8 +372,13 @@ async fn grow_replicas(js: &jetstream::Context, kv: &jetstream::kv::Store) {
         Err(_) => return,
     };
     let want = members::replicas(up);
-    let name = format!("KV_{}", members::BUCKET);
-    let Ok(mut stream) = js.get_stream(&name).await else {
+    for bucket in [members::BUCKET, crate::kv::BUCKET] {
+        grow(js, &format!("KV_{bucket}"), want).await;
+    }
+}
+
+async fn grow(js: &jetstream::Context, name: &str, want: usize) {
+    let Ok(mut stream) = js.get_stream(name).await else {
         return;
     };
     let Ok(info) = stream.info().await else {
@@ -382,7 +390,7 @@ async fn grow_replicas(js: &jetstream::Context, kv: &jetstream::kv::Store) {
     let mut config = info.config.clone();
     config.num_replicas = want;
     match js.update_stream(config).await {
-        Ok(_) => tracing::info!(replicas = want, "membership bucket replicated"),
-        Err(e) => tracing::warn!(error = %e, "cannot raise the membership bucket's replicas"),
+        Ok(_) => tracing::info!(stream = name, replicas = want, "bucket replicated"),
+        Err(e) => tracing::warn!(stream = name, error = %e, "cannot raise the bucket's replicas"),
     }
 }

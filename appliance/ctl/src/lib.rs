@@ -30,7 +30,7 @@ pub struct Ctl {
     json: bool,
     /// A node elsewhere, by its URL (https://node.example): the commands
     /// that have an API route (`integrator deploy|list|source|versions|
-    /// rollback|undeploy|invoke|stats`) go to its API with the token in
+    /// rollback|undeploy|invoke|stats|openapi`) go to its API with the token in
     /// ALPHAREN_TOKEN.
     #[arg(long, global = true)]
     node: Option<String>,

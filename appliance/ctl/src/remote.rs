@@ -40,6 +40,7 @@ pub fn route(method: &str, params: &Value) -> Result<Request, String> {
     let (verb, path, body) = match method {
         "integrator.list" => ("GET", services.to_string(), None),
         "integrator.stats" => ("GET", "/api/v1/integrator/stats".into(), None),
+        "integrator.openapi" => ("GET", "/api/v1/integrator/openapi.json".into(), None),
         "integrator.deploy" => {
             let file = segment(params["file"].as_str().unwrap_or_default());
             let source = params["source"].as_str().unwrap_or_default().to_string();

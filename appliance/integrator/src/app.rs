@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use alpharen_rpc::RpcError;
 use alpharen_store::View;
-use alpharen_store::config::{Channel, Integrator};
+use alpharen_store::config::{Integrator, Template};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -18,6 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 use crate::registry::{self, ServiceInfo};
+use crate::routes::{self, Route, Selected};
 use crate::security::{ReplayCache, Rule};
 use crate::stats::Stats;
 use crate::worker::{CodeSet, Pool, Spec, in_fresh_worker, python};
@@ -54,13 +55,6 @@ const VALIDATE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-/// One REST channel ready to serve.
-pub struct Route {
-    pub channel: Channel,
-    pub rule: Option<Rule>,
-    pub timeout: Duration,
-}
-
 /// Another server of the cluster, health-checked by HEAD every 2 s.
 pub struct Remote {
     pub base: String,
@@ -77,7 +71,7 @@ pub struct App {
     view: RwLock<Arc<View>>,
     pub pool: Arc<Pool>,
     config: RwLock<Arc<Integrator>>,
-    routes: RwLock<Arc<HashMap<String, Arc<Route>>>>,
+    routes: RwLock<Arc<Vec<Arc<Route>>>>,
     outgoing: RwLock<Arc<Vec<Value>>>,
     pub remotes: RwLock<Arc<Vec<Arc<Remote>>>>,
     pub stats: Mutex<Stats>,
@@ -123,7 +117,7 @@ impl App {
             view: RwLock::new(Arc::new(View::default())),
             pool,
             config: RwLock::new(Arc::new(config)),
-            routes: RwLock::new(Arc::new(HashMap::new())),
+            routes: RwLock::new(Arc::new(Vec::new())),
             outgoing: RwLock::new(Arc::new(Vec::new())),
             remotes: RwLock::new(Arc::new(Vec::new())),
             stats: Mutex::new(Stats::default()),
@@ -167,8 +161,11 @@ impl App {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    pub fn route(&self, path: &str) -> Option<Arc<Route>> {
-        self.routes.read().ok()?.get(path).cloned()
+    pub fn route(&self, path: &str, method: &str) -> Selected {
+        match self.routes.read() {
+            Ok(r) => routes::select(&r, path, method),
+            Err(_) => Selected::NotFound,
+        }
     }
 
     pub fn in_flight(&self) -> u32 {
@@ -204,6 +201,7 @@ impl App {
                         header: def.header.clone().unwrap_or_else(|| "X-API-Key".into()),
                         key: secret,
                     },
+                    "jwt" => Rule::Jwt(crate::jwt::JwtRule::for_def(def, &secret)),
                     _ => Rule::Hmac {
                         name: def.name.clone(),
                         key: secret,
@@ -214,20 +212,27 @@ impl App {
             }
             (config, rules)
         };
+        let cluster = &view.config.cluster;
+        let target = view
+            .secret("cluster.client_password")
+            .filter(|_| cluster.enabled())
+            .map(|pw| (cluster.client_port, pw.to_string()));
+        self.engine.data.cluster.set_target(target);
         match self.view.write() {
             Ok(mut g) => *g = Arc::new(view),
             Err(p) => *p.into_inner() = Arc::new(view),
         }
-        let routes: HashMap<String, Arc<Route>> = config
+        let routes: Vec<Arc<Route>> = config
             .channels
             .iter()
-            .map(|c| {
-                let route = Route {
+            // The config check refused the paths that do not parse.
+            .filter_map(|c| {
+                Some(Arc::new(Route {
                     channel: c.clone(),
+                    template: Template::parse(&c.url_path).ok()?,
                     rule: c.security.as_ref().and_then(|s| rules.get(s).cloned()),
                     timeout: Duration::from_secs(c.timeout.unwrap_or(config.timeout)),
-                };
-                (c.url_path.clone(), Arc::new(route))
+                }))
             })
             .collect();
         let outgoing: Vec<Value> = config
@@ -375,13 +380,26 @@ impl App {
             })
     }
 
-    pub fn list(&self) -> Result<Value, RpcError> {
-        let active = self
-            .engine
+    fn active(&self) -> Result<Vec<registry::ActiveModule>, RpcError> {
+        self.engine
             .data
             .registry(registry::active)
-            .map_err(rpc_store)?;
-        Ok(registry::modules_json(&active))
+            .map_err(rpc_store)
+    }
+
+    pub fn list(&self) -> Result<Value, RpcError> {
+        Ok(registry::modules_json(&self.active()?))
+    }
+
+    /// The channels' OpenAPI document, with the SimpleIO of the active
+    /// versions of their services.
+    pub fn openapi(&self) -> Result<Value, RpcError> {
+        let active = self.active()?;
+        let services: HashMap<&str, &ServiceInfo> = active
+            .iter()
+            .flat_map(|m| m.services.iter().map(|s| (s.name.as_str(), s)))
+            .collect();
+        Ok(crate::openapi::document(&self.config(), &services))
     }
 
     pub fn versions(&self, name: &str) -> Result<Value, RpcError> {

@@ -111,6 +111,7 @@ impl Handler for Control {
                     .await?
             }
             "integrator.list" => app.list()?,
+            "integrator.openapi" => app.openapi()?,
             "integrator.source" => {
                 let p: Named = call.params()?;
                 app.source(&p.name, p.version)?

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::app::{App, Remote};
 use crate::door::Door;
 use crate::lb;
+use crate::routes::Selected;
 use crate::security::{self, AuthError, Parts};
 use crate::worker::{Failure, Outcome};
 
@@ -123,25 +124,26 @@ async fn proxy(app: &App, remote: Arc<Remote>, req: Request<Incoming>) -> Resp {
 async fn local(app: &App, door: &Door, client: IpAddr, req: Request<Incoming>) -> Resp {
     let cid = new_cid();
     let path = req.uri().path().to_string();
-    let Some(route) = app.route(&path) else {
-        return error(StatusCode::NOT_FOUND, format!("no channel at {path}"), &cid);
-    };
     let method = req.method().as_str().to_string();
-    let ch = &route.channel;
-    if !ch.methods.is_empty() && !ch.methods.iter().any(|m| m == &method) {
-        let mut r = error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!(
-                "{method} is not allowed on {path}; allowed: {}",
-                ch.methods.join(", ")
-            ),
-            &cid,
-        );
-        if let Ok(v) = HeaderValue::from_str(&ch.methods.join(", ")) {
-            r.headers_mut().insert("allow", v);
+    let (route, path_params) = match app.route(&path, &method) {
+        Selected::Route(r, bound) => (r, bound),
+        Selected::NotFound => {
+            return error(StatusCode::NOT_FOUND, format!("no channel at {path}"), &cid);
         }
-        return r;
-    }
+        Selected::MethodNotAllowed(allowed) => {
+            let allowed = allowed.join(", ");
+            let mut r = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed on {path}; allowed: {allowed}"),
+                &cid,
+            );
+            if let Ok(v) = HeaderValue::from_str(&allowed) {
+                r.headers_mut().insert("allow", v);
+            }
+            return r;
+        }
+    };
+    let ch = &route.channel;
     if route.rule.is_some()
         && let Err(wait) = door.check(client, Instant::now())
     {
@@ -207,11 +209,10 @@ async fn local(app: &App, door: &Door, client: IpAddr, req: Request<Incoming>) -
             door.failed(client, Instant::now());
             tracing::info!(channel = %ch.name, cid, %client, reason = %e, "request refused");
             let mut r = error(StatusCode::UNAUTHORIZED, e.to_string(), &cid);
-            if matches!(rule, security::Rule::Basic { .. }) {
-                r.headers_mut().insert(
-                    "www-authenticate",
-                    HeaderValue::from_static("Basic realm=\"alpharen\""),
-                );
+            if let Some(v) =
+                security::challenge(rule, &e).and_then(|c| HeaderValue::from_str(&c).ok())
+            {
+                r.headers_mut().insert("www-authenticate", v);
             }
             return r;
         }
@@ -230,7 +231,8 @@ async fn local(app: &App, door: &Door, client: IpAddr, req: Request<Incoming>) -
         "data_format": ch.data_format,
         "body": B64.encode(&body),
         "http": {"method": method, "path": path, "query": query, "headers": headers,
-                 "remote_addr": client.to_string()},
+                 "remote_addr": client.to_string(),
+                 "path_params": path_params.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<_, _>>()},
     });
     let started = Instant::now();
     let deadline = started + route.timeout;

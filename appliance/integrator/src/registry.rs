@@ -36,6 +36,31 @@ pub struct ServiceInfo {
     pub class: String,
     #[serde(default)]
     pub doc: String,
+    /// Its SimpleIO, when it declares one (files deployed before this was
+    /// recorded have none until redeployed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sio: Option<Sio>,
+}
+
+/// A service's SimpleIO elements, as its class declares them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Sio {
+    #[serde(default)]
+    pub input_required: Vec<SioElement>,
+    #[serde(default)]
+    pub input_optional: Vec<SioElement>,
+    #[serde(default)]
+    pub output_required: Vec<SioElement>,
+    #[serde(default)]
+    pub output_optional: Vec<SioElement>,
+}
+
+/// One element: its name and JSON Schema type (`None`: any value).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SioElement {
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -273,6 +298,7 @@ mod tests {
             name: name.into(),
             class: "C".into(),
             doc: String::new(),
+            sio: None,
         }
     }
 

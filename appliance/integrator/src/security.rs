@@ -1,6 +1,6 @@
-//! Channel security checks: HTTP basic, API key header and HMAC signatures
+//! Channel security checks: HTTP basic, API key header, HMAC signatures
 //! (RFC 9421 style, hmac-sha256 over method, path, date and content
-//! digest). Pure functions over request parts so every rule is unit-tested;
+//! digest) and JWT bearer tokens (`jwt`). Pure functions over request parts so every rule is unit-tested;
 //! the only state is the replay cache.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// One security definition with its secret resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Rule {
     Basic {
         username: String,
@@ -27,6 +27,7 @@ pub enum Rule {
         key: String,
         skew: u64,
     },
+    Jwt(crate::jwt::JwtRule),
 }
 
 /// Why a request was refused; the message goes back to the client.
@@ -40,6 +41,9 @@ pub enum AuthError {
     Signature(String),
     #[error("signature already used (replay)")]
     Replay,
+    /// A bearer token refused; the text becomes its `error_description`.
+    #[error("invalid token: {0}")]
+    Token(String),
 }
 
 /// The parts of a request the checks look at.
@@ -85,6 +89,23 @@ pub fn check(rule: &Rule, req: &Parts<'_>) -> Result<Option<Vec<u8>>, AuthError>
             }
         }
         Rule::Hmac { name, key, skew } => verify_hmac(req, name, key, *skew).map(Some),
+        Rule::Jwt(jwt) => {
+            crate::jwt::check(jwt, (req.header)("authorization").as_deref(), req.now).map(|()| None)
+        }
+    }
+}
+
+/// The `WWW-Authenticate` of a refusal, for the schemes that have one
+/// (RFC 7617 basic, RFC 6750 bearer: no error code when no token came).
+pub fn challenge(rule: &Rule, e: &AuthError) -> Option<String> {
+    match (rule, e) {
+        (Rule::Basic { .. }, _) => Some("Basic realm=\"alpharen\"".into()),
+        (Rule::Jwt(_), AuthError::Token(why)) => Some(format!(
+            "Bearer error=\"invalid_token\", error_description=\"{}\"",
+            why.replace(['"', '\\'], "'")
+        )),
+        (Rule::Jwt(_), _) => Some("Bearer realm=\"alpharen\"".into()),
+        _ => None,
     }
 }
 
@@ -334,6 +355,29 @@ mod tests {
             check(&rule, &parts(&h, b"{}", now)),
             Err(AuthError::Signature(_))
         ));
+    }
+
+    #[test]
+    fn challenges_name_the_scheme_and_the_token_error() {
+        let jwt = Rule::Jwt(crate::jwt::JwtRule {
+            keys: crate::jwt::hs256("k"),
+            issuer: None,
+            audience: None,
+            leeway: 30,
+        });
+        assert_eq!(
+            challenge(&jwt, &AuthError::Token("the \"token\" has expired".into())).as_deref(),
+            Some("Bearer error=\"invalid_token\", error_description=\"the 'token' has expired\"")
+        );
+        assert_eq!(
+            challenge(&jwt, &AuthError::Missing).as_deref(),
+            Some("Bearer realm=\"alpharen\"")
+        );
+        let key = Rule::ApiKey {
+            header: "X-API-Key".into(),
+            key: "k".into(),
+        };
+        assert_eq!(challenge(&key, &AuthError::Invalid), None);
     }
 
     #[test]

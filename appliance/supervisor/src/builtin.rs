@@ -161,14 +161,15 @@ pub const BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "integrator",
-        reads: &[Section::Integrator],
+        // [cluster]: its KV moves to the cluster's bucket.
+        reads: &[Section::Integrator, Section::Cluster],
         user: User {
             name: "ar-integrator",
             id: 908,
         },
         caps: &[],
         owns: &[("integrator", 0o700)],
-        secrets: &["integrator."],
+        secrets: &["integrator.", "cluster.client_password"],
         tables: &[
             "integrator_versions",
             "integrator_active",
@@ -263,7 +264,7 @@ mod tests {
         assert_eq!(reloaded(&[Section::Integrator]), ["dpx", "integrator"]);
         assert_eq!(reloaded(&[Section::Pgha]), ["pgha"]);
         assert_eq!(reloaded(&[Section::Web]), ["web", "cluster"]);
-        assert_eq!(reloaded(&[Section::Cluster]), ["cluster"]);
+        assert_eq!(reloaded(&[Section::Cluster]), ["integrator", "cluster"]);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub enum IntegratorCmd {
     Undeploy { name: String },
     /// Calls, errors, mean and p99 per service.
     Stats,
+    /// The REST channels as an OpenAPI 3.1 document (JSON), for generating clients.
+    Openapi,
     /// Run a deployed service once with a payload (JSON, or a string when
     /// not JSON) and print its status, time and response.
     Invoke {
@@ -201,6 +203,7 @@ impl IntegratorCmd {
             ),
             IntegratorCmd::Undeploy { name } => ("integrator.undeploy", json!({"name": name})),
             IntegratorCmd::Stats => ("integrator.stats", json!({})),
+            IntegratorCmd::Openapi => ("integrator.openapi", json!({})),
             IntegratorCmd::Invoke { name, payload } => (
                 "integrator.invoke",
                 json!({"name": name, "payload": payload.as_deref().map(json_or_string)}),

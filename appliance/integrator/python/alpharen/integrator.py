@@ -93,9 +93,11 @@ class HTTPInfo(ZatoAPI):
         self.headers = Bunch(environ.get('zato.http.headers') or {})
         self.GET = Bunch(environ.get('zato.http.GET') or {})
         self.POST = Bunch(environ.get('zato.http.POST') or {})
-        # Zato's are the URL path's parameters; channels here match whole
-        # paths, so these are the query's (what GET holds).
-        self.params = Bunch(self.GET)
+        # A templated channel's {parameters} (/user/{user_id}).
+        self.path_params = Bunch(environ.get('zato.http.path_params') or {})
+        # Zato's are the URL path's parameters; the query's are here too
+        # (what GET holds), a path parameter winning over a query one.
+        self.params = Bunch(self.GET, **self.path_params)
 
     @property
     def query(self):
@@ -526,7 +528,8 @@ def _read_input(service):
     decl = getattr(type(service), 'SimpleIO', None)
     if decl is None:
         # As Zato without SimpleIO: a dict payload with the query's
-        # parameters it lacks; a list or a string as it is.
+        # parameters it lacks and the path's over it; a list or a string
+        # as it is.
         payload = service.request.payload
         if isinstance(payload, (list, str, bytes)) and payload:
             service.request.input = payload
@@ -534,10 +537,11 @@ def _read_input(service):
         inp = Bunch(payload) if isinstance(payload, dict) else Bunch()
         for key, value in service.request.http.GET.items():
             inp.setdefault(key, value)
+        inp.update(service.request.http.path_params)
         service.request.input = inp
         return
     try:
-        service.request.input = sio.parse_input(decl, service.request.payload, service.request.http.GET)
+        service.request.input = sio.parse_input(decl, service.request.payload, service.request.http.params)
     except sio.InputError as e:
         raise BadRequest(service.cid, str(e)) from None
 

@@ -104,6 +104,27 @@ def refusal(filename, problems, traceback_text=''):
             'traceback': traceback_text}
 
 
+# JSON Schema types of the SimpleIO element classes (others: any value).
+SIO_TYPES = ((sio.Bool, 'boolean'), (sio.Int, 'integer'), (sio.Float, 'number'),
+             (sio.List, 'array'), (sio.Dict, 'object'))
+
+
+def sio_info(cls):
+    """A service's SimpleIO for the channels' OpenAPI document: per
+    input/output, required and optional elements with their types."""
+    decl = getattr(cls, 'SimpleIO', None)
+    if decl is None:
+        return None
+    out = {}
+    for kind in ('input', 'output'):
+        elements = sio.declared(decl, kind)
+        for needed, label in ((True, 'required'), (False, 'optional')):
+            out['%s_%s' % (kind, label)] = [
+                {'name': el.name, 'type': next((t for c, t in SIO_TYPES if isinstance(el, c)), None)}
+                for el, required in elements if required == needed]
+    return out
+
+
 def validate(msg):
     module, source, filename = msg['module'], msg['source'], msg['file']
     try:
@@ -132,7 +153,7 @@ def validate(msg):
             problems.append((None, 'class %s: name must be a non-empty string' % cls.__name__))
             continue
         services.append({'name': name, 'class': cls.__name__,
-                         'doc': (cls.__doc__ or '').strip()})
+                         'doc': (cls.__doc__ or '').strip(), 'sio': sio_info(cls)})
     if problems:
         return refusal(filename, problems)
     return {'ok': True, 'services': services}
@@ -228,6 +249,7 @@ def wsgi_environ(http, raw, payload, msg):
             env['HTTP_' + k.upper().replace('-', '_')] = v
     env['zato.http.headers'] = headers
     env['zato.http.GET'] = _flat(urllib.parse.parse_qs(query, keep_blank_values=True))
+    env['zato.http.path_params'] = http.get('path_params') or {}
     env['zato.http.POST'] = dict(payload) if msg.get('data_format') == 'form' else {}
     env['zato.http.raw_request'] = raw
     env['zato.channel_item'] = {'name': msg.get('channel'), 'url_path': http.get('path'),

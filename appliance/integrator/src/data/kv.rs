@@ -14,6 +14,15 @@ pub enum KvValue {
 }
 
 impl KvValue {
+    fn record(&self, ttl_ms: Option<i64>, now: i64) -> alpharen_cluster::kv::Record {
+        let (kind, value) = self.encode();
+        alpharen_cluster::kv::Record {
+            kind: kind.into(),
+            value,
+            expires_at: ttl_ms.map(|t| now + t),
+        }
+    }
+
     fn encode(&self) -> (&'static str, Vec<u8>) {
         match self {
             KvValue::Json(v) => ("json", serde_json::to_vec(v).unwrap_or_default()),
@@ -54,6 +63,11 @@ impl KvValue {
 
 impl Data {
     pub fn kv_get(&self, ns: &str, key: &str, now: i64) -> Result<Option<KvValue>, DataError> {
+        if let Some(c) = self.cluster.kv()? {
+            return Ok(c
+                .get(ns, key, now)?
+                .map(|r| KvValue::decode(&r.kind, r.value)));
+        }
         self.with(|c| Ok(read_live(c, ns, key, now)?))
     }
 
@@ -65,10 +79,16 @@ impl Data {
         ttl_ms: Option<i64>,
         now: i64,
     ) -> Result<(), DataError> {
+        if let Some(c) = self.cluster.kv()? {
+            return Ok(c.set(ns, key, &value.record(ttl_ms, now))?);
+        }
         self.with(|c| Ok(write(c, ns, key, value, ttl_ms, now)?))
     }
 
     pub fn kv_del(&self, ns: &str, key: &str, now: i64) -> Result<bool, DataError> {
+        if let Some(c) = self.cluster.kv()? {
+            return Ok(c.del(ns, key, now)?);
+        }
         self.with(|c| {
             let n = c.execute(
                 "DELETE FROM integrator_kv WHERE ns = ?1 AND key = ?2
@@ -93,6 +113,17 @@ impl Data {
         ttl_ms: Option<i64>,
         now: i64,
     ) -> Result<bool, DataError> {
+        if let Some(c) = self.cluster.kv()? {
+            let expected = expected.map(KvValue::encode);
+            let new = new.map(|v| v.record(ttl_ms, now));
+            return Ok(c.cas(
+                ns,
+                key,
+                expected.as_ref().map(|(k, v)| (*k, v.as_slice())),
+                new.as_ref(),
+                now,
+            )?);
+        }
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let cur = read_live(&tx, ns, key, now)?;
@@ -120,6 +151,9 @@ impl Data {
         now: i64,
         limit: i64,
     ) -> Result<Vec<String>, DataError> {
+        if let Some(c) = self.cluster.kv()? {
+            return Ok(c.keys(ns, prefix, now, limit.max(0) as usize)?);
+        }
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT key FROM integrator_kv WHERE ns = ?1 AND substr(key, 1, length(?2)) = ?2
@@ -132,6 +166,9 @@ impl Data {
 
     /// Every namespace with its live key count (for `ctl integrator kv list`).
     pub fn kv_namespaces(&self, now: i64) -> Result<Vec<(String, i64)>, DataError> {
+        if let Some(c) = self.cluster.kv()? {
+            return Ok(c.namespaces(now)?);
+        }
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT ns, COUNT(*) FROM integrator_kv WHERE expires_at IS NULL OR expires_at > ?1

@@ -9,8 +9,11 @@
 //!
 //! One file per feature: `kv.rs`, `locks.rs`, `queues.rs` (with the
 //! `Broker` trait delivery uses) and `jobs.rs`; this file opens the
-//! connection and holds the schema and the error type.
+//! connection and holds the schema and the error type. In a cluster the
+//! KV is the cluster's JetStream bucket instead (`cluster.rs`); queues,
+//! locks and jobs stay per node for now.
 
+mod cluster;
 mod jobs;
 mod kv;
 mod locks;
@@ -87,6 +90,14 @@ pub enum DataError {
     Db(#[from] rusqlite::Error),
     #[error("store: {0}")]
     Store(#[from] alpharen_store::StoreError),
+    #[error("{0}")]
+    Cluster(String),
+}
+
+impl From<alpharen_cluster::Error> for DataError {
+    fn from(e: alpharen_cluster::Error) -> DataError {
+        DataError::Cluster(e.to_string())
+    }
 }
 
 impl DataError {
@@ -94,6 +105,7 @@ impl DataError {
         match self {
             DataError::Full { .. } => "queue_full",
             DataError::NotFound(_) => "not_found",
+            DataError::Cluster(_) => "unavailable",
             _ => "internal_error",
         }
     }
@@ -108,6 +120,8 @@ pub fn now_ms() -> i64 {
 
 pub struct Data {
     conn: Mutex<Connection>,
+    /// In a cluster, the KV is the cluster's (`cluster.rs`).
+    pub cluster: cluster::Link,
 }
 
 impl Data {
@@ -116,6 +130,7 @@ impl Data {
             alpharen_store::open_service_db(state_dir, "integrator", crate::registry::SCHEMA)?;
         Ok(Data {
             conn: Mutex::new(conn),
+            cluster: cluster::Link::default(),
         })
     }
 

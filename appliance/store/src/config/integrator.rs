@@ -1,7 +1,8 @@
 use serde::{Deserialize, Serialize};
 
 pub use super::jobtime::{Zone, parse_date, parse_datetime, parse_tz};
-use super::{IntegratorTls, KeyPath, Problem, check};
+use super::url_template::{Template, channel_conflicts};
+use super::{IntegratorTls, KeyPath, Problem, SecurityDef, check};
 
 /// `[integrator]`: Python service workers, security definitions, REST
 /// channels, outgoing REST connections and the load balancer.
@@ -167,28 +168,6 @@ fn default_backoff() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-pub struct SecurityDef {
-    pub name: String,
-    /// `basic`, `apikey` or `hmac`.
-    pub kind: String,
-    /// Basic auth user name.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Basic password, API key or HMAC key; moved into the secrets table by
-    /// the integrator and generated (uuid4) when omitted.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// Header carrying the API key (apikey only), default `X-API-Key`.
-    #[serde(default)]
-    pub header: Option<String>,
-    /// Accepted clock skew in seconds for HMAC signatures, default 300.
-    #[serde(default)]
-    pub skew: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
 pub struct Channel {
     pub name: String,
     pub url_path: String,
@@ -296,57 +275,8 @@ impl Integrator {
         let sec = path.key("security");
         for (i, def) in self.security.iter().enumerate() {
             let at = sec.index(i);
-            check::object_name(out, &at.key("name"), &def.name);
             reserved(out, &at.key("name"), &def.name);
-            match def.kind.as_str() {
-                "basic" => {
-                    if def.username.as_deref().is_none_or(str::is_empty) {
-                        check::push(out, &at.key("username"), "required for kind \"basic\"");
-                    }
-                }
-                "apikey" | "hmac" => {
-                    if def.username.is_some() {
-                        check::push(
-                            out,
-                            &at.key("username"),
-                            format!("only for kind \"basic\", not {:?}", def.kind),
-                        );
-                    }
-                }
-                other => check::push(
-                    out,
-                    &at.key("kind"),
-                    format!("{other:?} is not one of basic, apikey, hmac"),
-                ),
-            }
-            if def.header.is_some() && def.kind != "apikey" {
-                check::push(out, &at.key("header"), "only for kind \"apikey\"");
-            }
-            if let Some(h) = &def.header
-                && (h.is_empty()
-                    || !h
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            {
-                check::push(
-                    out,
-                    &at.key("header"),
-                    format!("{h:?} is not a header name"),
-                );
-            }
-            if def.skew.is_some() && def.kind != "hmac" {
-                check::push(out, &at.key("skew"), "only for kind \"hmac\"");
-            }
-            if def.skew.is_some_and(|s| s == 0 || s > 3600) {
-                check::push(out, &at.key("skew"), "must be 1-3600 seconds");
-            }
-            if def.password.as_deref() == Some("") {
-                check::push(
-                    out,
-                    &at.key("password"),
-                    "empty; omit it to have one generated",
-                );
-            }
+            def.validate(&at, out);
         }
         check::unique(
             out,
@@ -359,12 +289,8 @@ impl Integrator {
             let at = chans.index(i);
             check::object_name(out, &at.key("name"), &ch.name);
             reserved(out, &at.key("name"), &ch.name);
-            if !ch.url_path.starts_with('/') || ch.url_path.contains(['?', '#', ' ']) {
-                check::push(
-                    out,
-                    &at.key("url_path"),
-                    "must start with '/' and hold no '?', '#' or spaces",
-                );
+            if let Err(e) = Template::parse(&ch.url_path) {
+                check::push(out, &at.key("url_path"), e);
             }
             for (j, m) in ch.methods.iter().enumerate() {
                 if !METHODS.contains(&m.as_str()) {
@@ -398,12 +324,7 @@ impl Integrator {
             "name",
             self.channels.iter().map(|c| c.name.as_str()),
         );
-        check::unique(
-            out,
-            &chans,
-            "url_path",
-            self.channels.iter().map(|c| c.url_path.as_str()),
-        );
+        channel_conflicts(out, &chans, &self.channels);
         let outs = path.key("outgoing");
         for (i, o) in self.outgoing.iter().enumerate() {
             let at = outs.index(i);

@@ -6,6 +6,7 @@ mod acme;
 mod cluster;
 mod dpx;
 mod integrator;
+mod integrator_security;
 mod integrator_tls;
 mod jobtime;
 mod mail;
@@ -17,6 +18,7 @@ mod secret_fields;
 mod snmp;
 mod ssh;
 mod syslog;
+mod url_template;
 mod vpn;
 mod web;
 
@@ -30,9 +32,9 @@ pub use dpx::{
     TsigAlgorithm, TsigKey, UPDATE_TYPES, in_zone, split_url,
 };
 pub use integrator::{
-    Calendar, Channel, Integrator, Job, Outgoing, SecurityDef, Topic, Zone, parse_date,
-    parse_datetime, parse_tz,
+    Calendar, Channel, Integrator, Job, Outgoing, Topic, Zone, parse_date, parse_datetime, parse_tz,
 };
+pub use integrator_security::SecurityDef;
 pub use integrator_tls::{IntegratorTls, TlsFiles, TlsMode};
 pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, Submission, is_mail_address};
 pub use network::{Dns, Interface, Network, Route, Time, Vlan, in_subnet, parse_cidr, parse_dest};
@@ -46,6 +48,7 @@ pub use secret_fields::{SECRET_PREFIX, SecretField, make_ref, secret_ref};
 pub use snmp::{SNMP_COMMUNITY_SECRET, Snmp, TrapTarget};
 pub use ssh::{SSH_KEY_TYPES, Ssh, check_ssh_key};
 pub use syslog::{Collector, Facility, Syslog, Transport};
+pub use url_template::{Segment, Template, methods_overlap};
 pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
 pub use web::Web;
 

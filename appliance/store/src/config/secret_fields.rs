@@ -43,7 +43,8 @@ impl Config {
                 // Named by the definition, not its place in the list, so the
                 // password stays with it when the list is reordered.
                 name: format!("integrator.security.{}", def.name),
-                generate: true,
+                // A JWKS definition verifies with public keys, not a secret.
+                generate: def.jwks_file.is_none(),
                 value: &mut def.password,
             });
         }

@@ -551,3 +551,65 @@ fn time_zones_are_names_offsets_or_utc() {
         );
     }
 }
+
+#[test]
+fn channels_that_take_the_same_requests_are_refused_naming_both() {
+    let doc = |second: &str, methods: &str| {
+        format!(
+            "[[integrator.channels]]\nname = \"by-id\"\nurl_path = \"/user/{{id}}\"\nservice = \"s\"\nmethods = [\"GET\"]\n\
+             [[integrator.channels]]\nname = \"other\"\nurl_path = \"{second}\"\nservice = \"s\"\nmethods = {methods}\n"
+        )
+    };
+    let err = Config::from_toml(&doc("/user/{name}", "[]")).unwrap_err();
+    assert_eq!(paths(err.clone()), vec!["integrator.channels[1].url_path"]);
+    assert!(
+        err[0].message.contains("\"by-id\"") && err[0].message.contains("\"other\""),
+        "{}",
+        err[0].message
+    );
+    assert!(Config::from_toml(&doc("/user/{id}", "[\"GET\", \"PUT\"]")).is_err());
+    // Another method, or a more specific path: both channels stand.
+    Config::from_toml(&doc("/user/{name}", "[\"DELETE\"]")).unwrap();
+    Config::from_toml(&doc("/user/me", "[\"GET\"]")).unwrap();
+    let bad = Config::from_toml(&doc("/user/x{id}", "[]")).unwrap_err();
+    assert_eq!(paths(bad), vec!["integrator.channels[1].url_path"]);
+}
+
+#[test]
+fn jwt_definitions_take_their_own_keys_only() {
+    let ok = r#"
+[[integrator.security]]
+name = "hs"
+kind = "jwt"
+issuer = "https://idp"
+audience = "orders"
+skew = 10
+[[integrator.security]]
+name = "rs"
+kind = "jwt"
+jwks_file = "/etc/idp/jwks.json"
+"#;
+    let mut c = Config::from_toml(ok).unwrap();
+    let generated: Vec<bool> = c.secret_fields().iter().map(|f| f.generate).collect();
+    assert_eq!(generated, vec![true, false]);
+    let bad = r#"
+[[integrator.security]]
+name = "rs"
+kind = "jwt"
+jwks_file = "jwks.json"
+password = "x"
+[[integrator.security]]
+name = "b"
+kind = "basic"
+username = "u"
+issuer = "https://idp"
+"#;
+    assert_eq!(
+        paths(Config::from_toml(bad).unwrap_err()),
+        vec![
+            "integrator.security[0].jwks_file",
+            "integrator.security[0].password",
+            "integrator.security[1].issuer",
+        ]
+    );
+}

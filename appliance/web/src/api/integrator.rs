@@ -143,3 +143,10 @@ pub(super) async fn invoke(
 pub(super) async fn stats(State(app): AppState, _c: Reader) -> ApiResult {
     Ok(Json(rpc(&app, "integrator.stats", json!({})).await?))
 }
+
+#[utoipa::path(get, path = "/api/v1/integrator/openapi.json", tag = "integrator",
+    responses((status = 200, description = "OpenAPI 3.1 document of the integrator's REST channels: templated paths, methods, security schemes and the SimpleIO input and output of their services (`integrator.openapi`)", body = Value),
+        (status = 503, description = "The integrator is not running", body = ErrorBody)))]
+pub(super) async fn channels_openapi(State(app): AppState, _c: Reader) -> ApiResult {
+    Ok(Json(rpc(&app, "integrator.openapi", json!({})).await?))
+}

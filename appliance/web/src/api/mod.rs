@@ -132,6 +132,10 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/integrator/invoke/{service}", post(integrator::invoke))
         .route("/integrator/stats", get(integrator::stats))
+        .route(
+            "/integrator/openapi.json",
+            get(integrator::channels_openapi),
+        )
         .route("/integrator/jobs", get(integrator_data::jobs))
         .route(
             "/integrator/jobs/{name}/run",

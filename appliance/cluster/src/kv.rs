@@ -1,0 +1,339 @@
+//! The cluster-wide key-value store (ARKVD of a cluster) for the node's
+//! services: one JetStream KV bucket, `ar_kv`, reached through the local
+//! nats-server as its client user. A blocking facade: callers (the
+//! integrator's request path) are synchronous, so every call runs on this
+//! client's own runtime thread and waits at most [`TIMEOUT`].
+//!
+//! Namespaces and keys are free text; NATS keys are not, so each is
+//! stored as `n<base64url(ns)>.k<base64url(key)>`. A record carries its
+//! kind, its bytes and its expiry; an expired record reads as absent
+//! (debris of expired keys stays in the bucket until overwritten).
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, conf, io_err};
+
+pub const BUCKET: &str = "ar_kv";
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub kind: String,
+    #[serde(with = "b64")]
+    pub value: Vec<u8>,
+    /// Unix milliseconds; `None` never expires.
+    pub expires_at: Option<i64>,
+}
+
+mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Record {
+    fn live(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+/// The NATS key of `ns`/`key`.
+pub fn encode_key(ns: &str, key: &str) -> String {
+    format!("n{}.k{}", B64.encode(ns), B64.encode(key))
+}
+
+/// `ns` and `key` back from a NATS key; `None` for keys not ours.
+pub fn decode_key(k: &str) -> Option<(String, String)> {
+    let (n, key) = k.split_once('.')?;
+    let ns = B64.decode(n.strip_prefix('n')?).ok()?;
+    let key = B64.decode(key.strip_prefix('k')?).ok()?;
+    Some((String::from_utf8(ns).ok()?, String::from_utf8(key).ok()?))
+}
+
+fn kv_err(e: impl std::fmt::Display) -> Error {
+    Error::Join(format!("cluster KV: {e}"))
+}
+
+/// A connection to the cluster's KV bucket.
+pub struct ClusterKv {
+    rt: tokio::runtime::Runtime,
+    kv: kv::Store,
+    js: jetstream::Context,
+    stream: jetstream::stream::Stream,
+}
+
+impl ClusterKv {
+    /// Connects to this node's nats-server (`client_port`, the client
+    /// password from the secret store) and opens the bucket, making it if
+    /// it is missing.
+    pub fn connect(client_port: u16, password: &str) -> Result<ClusterKv, Error> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cluster-kv")
+            .enable_all()
+            .build()
+            .map_err(io_err("cluster KV runtime"))?;
+        let password = password.to_string();
+        let kv = off_runtime(&rt, async move {
+            let client = async_nats::ConnectOptions::with_user_and_password(
+                conf::CLIENT_USER.into(),
+                password,
+            )
+            .connection_timeout(TIMEOUT)
+            .connect(format!("127.0.0.1:{client_port}"))
+            .await
+            .map_err(|e| kv_err(format!("cannot reach nats-server: {e}")))?;
+            let js = jetstream::new(client);
+            let kv = crate::nats::bucket(&js, BUCKET, 0).await.map_err(kv_err)?;
+            let stream = js
+                .get_stream(format!("KV_{BUCKET}"))
+                .await
+                .map_err(kv_err)?;
+            Ok((kv, js, stream))
+        })?;
+        let (kv, js, stream) = kv;
+        Ok(ClusterKv { rt, kv, js, stream })
+    }
+
+    fn run<T: Send>(&self, f: impl Future<Output = Result<T, Error>> + Send) -> Result<T, Error> {
+        off_runtime(&self.rt, async move {
+            tokio::time::timeout(TIMEOUT, f)
+                .await
+                .map_err(|_| kv_err("no answer within 5 s"))?
+        })
+    }
+
+    async fn entry(kv: &kv::Store, k: &str) -> Result<Option<(Record, u64)>, Error> {
+        match kv.entry(k).await.map_err(kv_err)? {
+            Some(e) if e.operation == kv::Operation::Put => {
+                let r: Record = serde_json::from_slice(&e.value).map_err(kv_err)?;
+                Ok(Some((r, e.revision)))
+            }
+            Some(_) | None => Ok(None),
+        }
+    }
+
+    pub fn get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Record>, Error> {
+        let (kv, k) = (&self.kv, encode_key(ns, key));
+        self.run(async move {
+            Ok(Self::entry(kv, &k)
+                .await?
+                .map(|(r, _)| r)
+                .filter(|r| r.live(now)))
+        })
+    }
+
+    pub fn set(&self, ns: &str, key: &str, r: &Record) -> Result<(), Error> {
+        let (kv, k) = (&self.kv, encode_key(ns, key));
+        let body = serde_json::to_vec(r).map_err(kv_err)?;
+        self.run(async move {
+            kv.put(&k, body.into()).await.map_err(kv_err)?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a key; whether it held a live value.
+    pub fn del(&self, ns: &str, key: &str, now: i64) -> Result<bool, Error> {
+        let (kv, k) = (&self.kv, encode_key(ns, key));
+        self.run(async move {
+            let was = Self::entry(kv, &k).await?.is_some_and(|(r, _)| r.live(now));
+            kv.delete(&k).await.map_err(kv_err)?;
+            Ok(was)
+        })
+    }
+
+    /// Compare-and-set on the JetStream revision: `expected` `None`
+    /// means absent (or expired); `new` `None` deletes. Of two members
+    /// racing, exactly one sees its write taken.
+    pub fn cas(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<(&str, &[u8])>,
+        new: Option<&Record>,
+        now: i64,
+    ) -> Result<bool, Error> {
+        let (kv, k) = (&self.kv, encode_key(ns, key));
+        let body = new.map(serde_json::to_vec).transpose().map_err(kv_err)?;
+        let this = self;
+        let expected = expected.map(|(kind, v)| (kind.to_string(), v.to_vec()));
+        self.run(async move {
+            let cur = Self::entry(kv, &k).await?;
+            let live = cur
+                .as_ref()
+                .filter(|(r, _)| r.live(now))
+                .map(|(r, _)| (r.kind.clone(), r.value.clone()));
+            if live != expected {
+                return Ok(false);
+            }
+            let revision = cur.map(|(_, rev)| rev);
+            let done = match (body, revision) {
+                (Some(b), Some(rev)) => kv.update(&k, b.into(), rev).await.is_ok(),
+                (Some(b), None) => this.create(&k, b, now).await?,
+                (None, Some(rev)) => kv.delete_expect_revision(&k, Some(rev)).await.is_ok(),
+                (None, None) => true,
+            };
+            Ok(done)
+        })
+    }
+
+    /// Stores `body` under `k` only if `k` holds no live value, as the
+    /// stream's leader sees it. Debian 12's nats-server (2.9) does not
+    /// enforce "no message on this subject yet" (an expected subject
+    /// sequence of 0) on a replicated stream, so a first write is made
+    /// conditional on the whole stream's last sequence instead: it is
+    /// taken only if nothing at all was written since the key was seen
+    /// absent (a busy bucket retries).
+    async fn create(&self, k: &str, body: Vec<u8>, now: i64) -> Result<bool, Error> {
+        let subject = format!("$KV.{BUCKET}.{k}");
+        for _ in 0..20 {
+            let mut stream = self.stream.clone();
+            let last = stream.info().await.map_err(kv_err)?.state.last_sequence;
+            match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(m) => {
+                    let deleted = m
+                        .headers
+                        .get("KV-Operation")
+                        .is_some_and(|op| op.as_str() != "PUT");
+                    let live = !deleted
+                        && serde_json::from_slice::<Record>(&m.payload).is_ok_and(|r| r.live(now));
+                    if live {
+                        return Ok(false);
+                    }
+                    // A delete marker or an expired value: its sequence
+                    // is a real expectation.
+                    return Ok(self.kv.update(k, body.into(), m.sequence).await.is_ok());
+                }
+                Err(e)
+                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {}
+                Err(e) => return Err(kv_err(e)),
+            }
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                last.to_string().as_str(),
+            );
+            let ack = self
+                .js
+                .publish_with_headers(subject.clone(), headers, body.clone().into())
+                .await
+                .map_err(kv_err)?;
+            if ack.await.is_ok() {
+                return Ok(true);
+            }
+        }
+        Err(kv_err("the bucket is too busy to create a key; try again"))
+    }
+
+    /// Keys of `ns` starting with `prefix`, sorted, live only.
+    pub fn keys(
+        &self,
+        ns: &str,
+        prefix: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<String>, Error> {
+        let all = self.scan(now)?;
+        let mut out: Vec<String> = all
+            .into_iter()
+            .filter(|(n, k)| n == ns && k.starts_with(prefix))
+            .map(|(_, k)| k)
+            .collect();
+        out.sort();
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Every namespace with its live key count.
+    pub fn namespaces(&self, now: i64) -> Result<Vec<(String, i64)>, Error> {
+        let mut counts = std::collections::BTreeMap::new();
+        for (ns, _) in self.scan(now)? {
+            *counts.entry(ns).or_insert(0i64) += 1;
+        }
+        Ok(counts.into_iter().collect())
+    }
+
+    /// Every live (namespace, key).
+    fn scan(&self, now: i64) -> Result<Vec<(String, String)>, Error> {
+        let kv = &self.kv;
+        self.run(async move {
+            let mut names = match kv.keys().await {
+                Ok(k) => k,
+                // An empty bucket answers "no keys" as an error on 2.9.
+                Err(_) => return Ok(Vec::new()),
+            };
+            let mut raw = Vec::new();
+            while let Some(k) = names.next().await {
+                raw.push(k.map_err(kv_err)?);
+            }
+            let mut out = Vec::new();
+            for k in raw {
+                if let Some(pair) = decode_key(&k)
+                    && Self::entry(kv, &k).await?.is_some_and(|(r, _)| r.live(now))
+                {
+                    out.push(pair);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Runs `f` on `rt` from a thread of its own, so a caller inside another
+/// runtime (the integrator's) may block on it.
+fn off_runtime<T: Send>(
+    rt: &tokio::runtime::Runtime,
+    f: impl Future<Output = Result<T, Error>> + Send,
+) -> Result<T, Error> {
+    std::thread::scope(|s| {
+        s.spawn(|| rt.block_on(f))
+            .join()
+            .unwrap_or_else(|_| Err(kv_err("the cluster KV thread panicked")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_namespace_and_key_make_a_nats_key_and_come_back() {
+        for (ns, key) in [("orders", "user:1"), ("ns with space", ""), ("ü", "a.b>c*")] {
+            let k = encode_key(ns, key);
+            assert!(
+                k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+                "{k}"
+            );
+            assert_eq!(decode_key(&k), Some((ns.to_string(), key.to_string())));
+        }
+        assert_eq!(decode_key("ar_members"), None);
+    }
+
+    #[test]
+    fn a_record_is_live_until_it_expires() {
+        let r = Record {
+            kind: "json".into(),
+            value: b"1".to_vec(),
+            expires_at: Some(100),
+        };
+        assert!(r.live(99) && !r.live(100));
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);
+    }
+}
