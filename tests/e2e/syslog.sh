@@ -161,7 +161,7 @@ pass "the TCP queue drained and the collector shows connected"
 # --- a full queue drops its oldest lines: buffer_mb = 1 and the TCP
 # collector down while ~1.3 MB of lines are logged
 ctl config set syslog.buffer_mb 1 >/dev/null
-wait_for 10 bash -c "grep -q 'SIGHUP: reloading the syslog section' '$STATE/log/logfwd.log'" || fail "logfwd was not told about the new buffer_mb"
+wait_for 10 bash -c "grep -q 'SIGHUP: reloading the syslog and snmp sections' '$STATE/log/logfwd.log'" || fail "logfwd was not told about the new buffer_mb"
 kill "$TCP_PID"; wait "$TCP_PID" 2>/dev/null || true
 wait_for 15 state_of "tcp:127.0.0.1:$TCP_PORT" down || { ctl syslog status; fail "logfwd did not notice the TCP collector went away again"; }
 BIG=1300

@@ -1,5 +1,5 @@
 //! `logfwd.status` (each collector: state, lines sent, queued and
-//! dropped) and `logfwd.mark` (a line of the operator's text in this
+//! dropped; SNMP traps sent and failed) and `logfwd.mark` (a line of the operator's text in this
 //! service's log, which then travels to every collector like any other:
 //! to check a collector end to end, as `logger` would).
 
@@ -48,6 +48,15 @@ impl Handler for Rpc {
 
 impl Rpc {
     async fn status(&self) -> serde_json::Value {
+        let traps = {
+            let t = self.node.traps.lock().await;
+            json!({
+                "targets": t.targets(),
+                "sent": t.stats.sent,
+                "failed": t.stats.failed,
+                "last_error": t.stats.last_error,
+            })
+        };
         let outs = self.node.outputs.lock().await;
         let buffer = self.node.buffer.lock().unwrap_or_else(|p| p.into_inner());
         let collectors: Vec<_> = outs
@@ -75,6 +84,7 @@ impl Rpc {
             "hostname": outs.hostname,
             "buffer_mb": outs.buffer_mb,
             "collectors": collectors,
+            "traps": traps,
         })
     }
 }

@@ -3,15 +3,18 @@
 //! supervisor's own events: the same stream `ctl logs --follow` shows)
 //! and sends each line as RFC 5424 to the collectors in `[syslog]`: UDP
 //! datagrams, or octet-counted over TCP or TLS with an on-disk queue
-//! (`buffer`) while a collector is down.
+//! (`buffer`) while a collector is down. The supervisor's event lines
+//! also become SNMPv2c traps to the managers in `[snmp]` (`trap`).
 //!
 //! It reads no other service's files and opens only its own database,
 //! `<state>/logfwd.db`; the lines come from the supervisor alone.
 
+mod ber;
 mod buffer;
 mod control;
 mod deliver;
 mod format;
+mod trap;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +23,7 @@ use std::time::Duration;
 
 use alpharen_rpc::logs::{self, Logs};
 use alpharen_store::View;
-use alpharen_store::config::{Collector, Syslog, Transport};
+use alpharen_store::config::{Collector, SNMP_COMMUNITY_SECRET, Snmp, Syslog, Transport};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -71,6 +74,10 @@ pub(crate) struct Node {
     state_dir: PathBuf,
     buffer: Arc<Mutex<Buffer>>,
     outputs: tokio::sync::Mutex<Outputs>,
+    traps: tokio::sync::Mutex<trap::Traps>,
+    /// Events older than this service are not trapped again (the backlog
+    /// it forwards on start holds the node's earlier ones).
+    started_ms: i64,
 }
 
 fn limit_bytes(mb: u32) -> u64 {
@@ -177,6 +184,11 @@ impl Node {
     /// Sends one line to every collector: a datagram now, or into the
     /// queue of each stream collector.
     async fn forward(&self, line: &LogLine) {
+        if line.at >= self.started_ms
+            && let Some(ev) = trap::classify(line)
+        {
+            self.traps.lock().await.send(&ev).await;
+        }
         let mut outs = self.outputs.lock().await;
         if outs.list.is_empty() {
             return;
@@ -224,12 +236,32 @@ impl Node {
     }
 }
 
-async fn load(state_dir: &Path) -> Result<(String, Syslog), Error> {
+/// What this service reads of its view.
+struct Settings {
+    hostname: String,
+    syslog: Syslog,
+    snmp: Snmp,
+    community: Option<String>,
+}
+
+async fn load(state_dir: &Path) -> Result<Settings, Error> {
     let view: View = alpharen_rpc::view::view(state_dir, "logfwd").await?;
-    Ok((
-        view.config.node.hostname.clone(),
-        view.config.syslog.clone(),
-    ))
+    Ok(Settings {
+        community: view.secret(SNMP_COMMUNITY_SECRET).map(str::to_string),
+        hostname: view.config.node.hostname,
+        syslog: view.config.syslog,
+        snmp: view.config.snmp,
+    })
+}
+
+impl Node {
+    async fn apply_all(&self, s: Settings) -> Result<(), Error> {
+        self.traps
+            .lock()
+            .await
+            .configure(&s.snmp, s.community, &s.hostname);
+        self.apply(s.hostname, &s.syslog).await
+    }
 }
 
 fn now_ms() -> i64 {
@@ -301,15 +333,17 @@ pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
 async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let (hostname, syslog) = load(&state_dir).await?;
-    let buffer = Buffer::open(&state_dir, limit_bytes(syslog.buffer_mb))?;
+    let settings = load(&state_dir).await?;
+    let buffer = Buffer::open(&state_dir, limit_bytes(settings.syslog.buffer_mb))?;
     let last_at = buffer.last_at()?;
     let node = Arc::new(Node {
         state_dir: state_dir.clone(),
         buffer: Arc::new(Mutex::new(buffer)),
         outputs: tokio::sync::Mutex::new(Outputs::default()),
+        traps: tokio::sync::Mutex::new(trap::Traps::new()),
+        started_ms: now_ms(),
     });
-    node.apply(hostname, &syslog).await?;
+    node.apply_all(settings).await?;
     alpharen_rpc::spawn_service(&state_dir, "logfwd", control::Rpc { node: node.clone() })?;
     tokio::spawn(follow(node.clone(), last_at));
     tracing::info!(dev, "logfwd service started");
@@ -318,10 +352,10 @@ async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
         tokio::select! {
             _ = term.recv() => break,
             _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading the syslog section");
+                tracing::info!("SIGHUP: reloading the syslog and snmp sections");
                 match load(&state_dir).await {
-                    Ok((hostname, syslog)) => {
-                        if let Err(e) = node.apply(hostname, &syslog).await {
+                    Ok(settings) => {
+                        if let Err(e) = node.apply_all(settings).await {
                             tracing::error!(error = %e, "syslog configuration not applied");
                         }
                     }

@@ -1,8 +1,9 @@
 //! What a service asks the supervisor for instead of opening the node's
 //! database: its view (`services.view`: the current document and the
 //! secrets it may read), a secret it generated kept once
-//! (`services.keep_secret`), and an audit entry (`services.audit`); and
-//! how it says it is serving (`services.ready`).
+//! (`services.keep_secret`), and an audit entry (`services.audit`); how
+//! it says it is serving (`services.ready`); and an alert for the admin
+//! (`services.alert`).
 //! Params name the service; under privilege separation the supervisor
 //! checks the name against the caller's user.
 
@@ -20,6 +21,7 @@ pub const VIEW: &str = "services.view";
 pub const KEEP_SECRET: &str = "services.keep_secret";
 pub const AUDIT: &str = "services.audit";
 pub const READY: &str = "services.ready";
+pub const ALERT: &str = "services.alert";
 
 /// A supervisor that is starting services answers late, never not at all.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -97,5 +99,16 @@ pub async fn ready(state_dir: &Path, service: &str) {
     let params = json!({ "service": service });
     if let Err(e) = call(&control_socket(state_dir), READY, params, TIMEOUT).await {
         tracing::warn!(error = %e, "the supervisor did not hear that this service is serving");
+    }
+}
+
+/// Raises an alert for the admin: the supervisor logs it as the event
+/// `notification: alert from SERVICE: TEXT` (which logfwd also sends as an
+/// SNMP trap) and mails it when the mail service is there. Not fatal
+/// when unheard: logged.
+pub async fn alert(state_dir: &Path, service: &str, text: &str) {
+    let params = json!({ "service": service, "text": text });
+    if let Err(e) = call(&control_socket(state_dir), ALERT, params, TIMEOUT).await {
+        tracing::warn!(error = %e, "the supervisor did not take the alert");
     }
 }

@@ -98,17 +98,24 @@ pub const BUILTINS: &[Builtin] = &[
         logs: &[],
     },
     // `/nic/update` and proxy routes from `[dpx]`, `vpn_only` routes from
-    // `[vpn]`, the certificate's host name from `[node]`.
+    // `[vpn]`, the certificate's host name from `[node]`, the ACME
+    // certificate from `[acme]`.
     Builtin {
         name: "web",
-        reads: &[Section::Web, Section::Dpx, Section::Vpn, Section::Node],
+        reads: &[
+            Section::Web,
+            Section::Dpx,
+            Section::Vpn,
+            Section::Node,
+            Section::Acme,
+        ],
         user: User {
             name: "ar-web",
             id: 904,
         },
         caps: &[Cap::NetBindService],
         owns: &[("tls", 0o2750)],
-        secrets: &["dpx.dyndns."],
+        secrets: &["dpx.dyndns.", "web.acme."],
         tables: &["web_sessions", "web_tokens"],
         logs: &[],
     },
@@ -174,17 +181,18 @@ pub const BUILTINS: &[Builtin] = &[
         logs: &[],
     },
     // Last, so every other service's first lines are in the backlog it
-    // forwards on start; the host name it sends from `[node]`.
+    // forwards on start; the host name it sends from `[node]`; SNMP traps
+    // for the node's events from `[snmp]` with the `snmp.community` secret.
     Builtin {
         name: "logfwd",
-        reads: &[Section::Syslog, Section::Node],
+        reads: &[Section::Syslog, Section::Node, Section::Snmp],
         user: User {
             name: "ar-logfwd",
             id: 910,
         },
         caps: &[],
         owns: &[],
-        secrets: &[],
+        secrets: &["snmp."],
         tables: &[],
         logs: &[],
     },

@@ -76,6 +76,8 @@ pub fn status_for(code: &str) -> StatusCode {
         // The supervisor's: no A/B slots to show (a node not booted from
         // one, or its boot partition unreadable).
         "slots_unavailable" => StatusCode::CONFLICT,
+        // The web service's: a renewal asked for while `[acme]` is off.
+        "acme_off" => StatusCode::CONFLICT,
         "not_supported" => StatusCode::NOT_IMPLEMENTED,
         "unavailable" | "service_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         "method_not_found" | "no_config" | "not_found" => StatusCode::NOT_FOUND,

@@ -16,9 +16,11 @@
 //! socket at scrape time. It depends on no other
 //! service's crate.
 
+pub mod acme;
 pub mod api;
 pub mod auth;
 mod console;
+mod control;
 pub mod dyndns;
 pub mod error;
 pub mod health;
@@ -90,6 +92,8 @@ pub struct App {
     upstreams: RwLock<Arc<Vec<Arc<proxy::Upstream>>>>,
     /// Requests and latencies for `/metrics`.
     pub http: metrics::http::Http,
+    /// The ACME certificate and its renewal (`[acme]`).
+    pub acme: Arc<acme::Acme>,
 }
 
 /// The networks of `[vpn]`: its own addresses and the road-warrior pool;
@@ -132,6 +136,7 @@ impl App {
             state_dir: state_dir.to_path_buf(),
             socket: alpharen_rpc::control_socket(state_dir),
             db: Mutex::new(db),
+            acme: Arc::new(acme::Acme::new(state_dir, &config.acme, &secrets)),
             dyndns_secrets: RwLock::new(Arc::new(secrets)),
             limits: limits::Limits::default(),
             dyndns_failures: Mutex::new(Window::new(LOGIN_MAX_PER_NET, LOGIN_WINDOW, DEFAULT_CAP)),
@@ -196,8 +201,10 @@ impl App {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-/// Listening addresses for a config and mode.
-fn ports(web: &alpharen_store::config::Web, dev: bool) -> (SocketAddr, Option<SocketAddr>) {
+/// Listening addresses for a config and mode: plain HTTP for the redirect
+/// or for ACME's HTTP-01 challenges.
+fn ports(config: &alpharen_store::Config, dev: bool) -> Addrs {
+    let web = &config.web;
     let ip: IpAddr = if dev {
         Ipv4Addr::LOCALHOST.into()
     } else {
@@ -205,10 +212,20 @@ fn ports(web: &alpharen_store::config::Web, dev: bool) -> (SocketAddr, Option<So
     };
     let https = web.https_port.unwrap_or(if dev { 8443 } else { 443 });
     let http = web.http_port.unwrap_or(if dev { 8080 } else { 80 });
-    (
-        SocketAddr::new(ip, https),
-        web.http_redirect.then_some(SocketAddr::new(ip, http)),
-    )
+    Addrs {
+        https: SocketAddr::new(ip, https),
+        http: (web.http_redirect || config.acme.enabled).then_some(SocketAddr::new(ip, http)),
+        redirect: web.http_redirect,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Addrs {
+    https: SocketAddr,
+    http: Option<SocketAddr>,
+    /// The plain-HTTP listener redirects to HTTPS (else it only answers
+    /// ACME challenges).
+    redirect: bool,
 }
 
 pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
@@ -222,7 +239,7 @@ pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
 }
 
 struct Listeners {
-    addrs: (SocketAddr, Option<SocketAddr>),
+    addrs: Addrs,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -237,9 +254,18 @@ impl Listeners {
 async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let View { config, secrets } = alpharen_rpc::view::view(state_dir, "web").await?;
     let app = Arc::new(App::new(state_dir, &config, secrets)?);
-    let ck = tls::choose(state_dir, &config.web, &config.node.hostname)?;
+    let ck = serving(&app, &config)?;
     tracing::info!(fingerprint = %tls::fingerprint(&ck), "TLS certificate (SHA-256)");
     let resolver = Arc::new(tls::Resolver::new(ck));
+    tokio::spawn(app.acme.clone().run(resolver.clone()));
+    alpharen_rpc::spawn_service(
+        state_dir,
+        "web",
+        control::Rpc {
+            acme: app.acme.clone(),
+        },
+    )
+    .map_err(|e| Error::Io("web.sock".into(), e))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())?));
     let router = api::router(app.clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -248,7 +274,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
         router,
         graceful: Mutex::new(Some(graceful)),
     });
-    let mut listeners = start(&shared, ports(&config.web, dev)).await?;
+    let mut listeners = start(&shared, &app, ports(&config, dev)).await?;
     alpharen_rpc::view::ready(state_dir, "web").await;
     let mut term = signal(SignalKind::terminate()).map_err(|e| Error::Io("SIGTERM".into(), e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::Io("SIGHUP".into(), e))?;
@@ -287,6 +313,7 @@ async fn reload(
     dev: bool,
 ) -> Result<(), Error> {
     let View { config, secrets } = alpharen_rpc::view::view(&app.state_dir, "web").await?;
+    app.acme.configure(&config.acme, &secrets);
     swap(&app.dyndns_secrets, secrets);
     app.idle_secs.store(
         i64::from(config.web.session_idle_minutes) * 60,
@@ -298,13 +325,13 @@ async fn reload(
     );
     swap(&app.dpx, config.dpx.clone());
     swap(&app.vpn_nets, vpn_nets(&config.vpn));
-    let ck = tls::choose(&app.state_dir, &config.web, &config.node.hostname)?;
+    let ck = serving(app, &config)?;
     tracing::info!(fingerprint = %tls::fingerprint(&ck), "reloaded; TLS certificate (SHA-256)");
     resolver.set(ck);
-    let addrs = ports(&config.web, dev);
+    let addrs = ports(&config, dev);
     if addrs != listeners.addrs {
         listeners.stop();
-        *listeners = start(shared, addrs).await?;
+        *listeners = start(shared, app, addrs).await?;
     }
     Ok(())
 }
@@ -315,21 +342,31 @@ struct Shared {
     graceful: Mutex<Option<hyper_util::server::graceful::GracefulShutdown>>,
 }
 
-async fn start(
-    shared: &Arc<Shared>,
-    addrs: (SocketAddr, Option<SocketAddr>),
-) -> Result<Listeners, Error> {
-    let https = TcpListener::bind(addrs.0)
+/// The certificate to serve: the CA's while `[acme]` holds one, else
+/// `web.cert` or the self-signed one.
+fn serving(
+    app: &App,
+    config: &alpharen_store::Config,
+) -> Result<rustls::sign::CertifiedKey, Error> {
+    match app.acme.certified() {
+        Some(ck) => Ok(ck),
+        None => tls::choose(&app.state_dir, &config.web, &config.node.hostname),
+    }
+}
+
+async fn start(shared: &Arc<Shared>, app: &App, addrs: Addrs) -> Result<Listeners, Error> {
+    let https = TcpListener::bind(addrs.https)
         .await
-        .map_err(|e| Error::Bind(addrs.0, e))?;
-    tracing::info!(addr = %addrs.0, "HTTPS listening");
+        .map_err(|e| Error::Bind(addrs.https, e))?;
+    tracing::info!(addr = %addrs.https, "HTTPS listening");
     let mut tasks = vec![tokio::spawn(accept_https(https, shared.clone()))];
-    if let Some(a) = addrs.1 {
+    if let Some(a) = addrs.http {
         let http = TcpListener::bind(a).await.map_err(|e| Error::Bind(a, e))?;
-        tracing::info!(addr = %a, "HTTP redirect listening");
-        let https_port = addrs.0.port();
+        tracing::info!(addr = %a, redirect = addrs.redirect, "HTTP listening");
+        let redirect = addrs.redirect.then_some(addrs.https.port());
+        let acme = app.acme.clone();
         tasks.push(tokio::spawn(async move {
-            let app = api::redirect_router(https_port);
+            let app = api::redirect_router(redirect, acme);
             if let Err(e) = axum::serve(http, app).await {
                 tracing::error!(error = %e, "HTTP listener stopped");
             }

@@ -1,6 +1,7 @@
 //! The command tree. Each group lives in its own file and knows how to call
 //! the node and print the answer.
 
+mod acme;
 mod backup;
 mod cluster;
 mod config;
@@ -69,6 +70,9 @@ pub enum Command {
     /// Remote syslog: collectors' state, a test line.
     #[command(subcommand)]
     Syslog(syslog::SyslogCmd),
+    /// The console's ACME certificate: status, renew now.
+    #[command(subcommand)]
+    Acme(acme::AcmeCmd),
     /// Cluster of nodes on NATS JetStream: init, join, token, status, leave.
     #[command(subcommand)]
     Cluster(cluster::ClusterCmd),
@@ -100,6 +104,7 @@ impl Command {
             Command::Vpn(v) => v.run(client, out),
             Command::Dpx(d) => d.run(client, out),
             Command::Syslog(s) => s.run(client, out),
+            Command::Acme(a) => a.run(client, out),
             Command::Cluster(c) => c.run(client, out),
             Command::System(s) => s.run(client, out),
             Command::Reboot => system::stop(client, out, alpharen_rpc::system::REBOOT),

@@ -10,7 +10,8 @@ use crate::output::{Output, table, text};
 
 #[derive(Debug, Subcommand)]
 pub enum SyslogCmd {
-    /// Each collector: connected or down, lines sent, queued and dropped.
+    /// Each collector: connected or down, lines sent, queued and dropped;
+    /// SNMP trap managers with traps sent and failed.
     Status,
     /// Log a line of your text on the node; it travels to every collector
     /// like any other line (app-name `logfwd`).
@@ -38,6 +39,22 @@ impl SyslogCmd {
                             ]
                         })
                         .collect();
+                    let t = &v["traps"];
+                    let targets: Vec<String> = t["targets"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(text)
+                        .collect();
+                    if !targets.is_empty() {
+                        println!(
+                            "SNMP traps to {}: {} sent, {} failed, last error {}",
+                            targets.join(", "),
+                            text(&t["sent"]),
+                            text(&t["failed"]),
+                            text(&t["last_error"])
+                        );
+                    }
                     if rows.is_empty() {
                         println!("no collectors ([syslog] collectors is empty)");
                     } else {

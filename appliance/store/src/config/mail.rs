@@ -247,12 +247,7 @@ impl Mail {
 mod tests {
     use crate::Config;
 
-    fn problems(text: &str) -> Vec<String> {
-        match Config::from_toml(text) {
-            Ok(_) => vec![],
-            Err(p) => p.into_iter().map(|p| p.to_string()).collect(),
-        }
-    }
+    use crate::config::toml_problems as problems;
 
     #[test]
     fn defaults_are_valid_and_sane() {

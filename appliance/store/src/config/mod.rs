@@ -2,6 +2,7 @@
 //! (files) or JSON (API), then validated as a whole. Every problem carries
 //! the key path it is about, so a user can find it in their file.
 
+mod acme;
 mod cluster;
 mod dpx;
 mod integrator;
@@ -14,6 +15,7 @@ mod node;
 mod path;
 mod pgha;
 mod secret_fields;
+mod snmp;
 mod ssh;
 mod syslog;
 mod url_template;
@@ -23,6 +25,7 @@ mod web;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use acme::Acme;
 pub use cluster::{Cluster, split_host_port};
 pub use dpx::{
     DnsRecord, Dpx, Dyndns, DyndnsClient, DyndnsUser, HealthCheck, ProxyRoute, RECORD_TYPES,
@@ -42,6 +45,7 @@ pub use pgha::{
     SendMode, SyncFolder,
 };
 pub use secret_fields::{SECRET_PREFIX, SecretField, make_ref, secret_ref};
+pub use snmp::{SNMP_COMMUNITY_SECRET, Snmp, TrapTarget};
 pub use ssh::{SSH_KEY_TYPES, Ssh, check_ssh_key};
 pub use syslog::{Collector, Facility, Syslog, Transport};
 pub use url_template::{Segment, Template, methods_overlap};
@@ -64,6 +68,8 @@ pub struct Config {
     pub pgha: Pgha,
     pub integrator: Integrator,
     pub syslog: Syslog,
+    pub acme: Acme,
+    pub snmp: Snmp,
     pub cluster: Cluster,
 }
 
@@ -109,11 +115,13 @@ pub enum Section {
     Pgha,
     Integrator,
     Syslog,
+    Acme,
+    Snmp,
     Cluster,
 }
 
 impl Section {
-    pub const ALL: [Section; 11] = [
+    pub const ALL: [Section; 13] = [
         Section::Node,
         Section::Network,
         Section::Vpn,
@@ -124,6 +132,8 @@ impl Section {
         Section::Pgha,
         Section::Integrator,
         Section::Syslog,
+        Section::Acme,
+        Section::Snmp,
         Section::Cluster,
     ];
 
@@ -139,6 +149,8 @@ impl Section {
             Section::Pgha => "pgha",
             Section::Integrator => "integrator",
             Section::Syslog => "syslog",
+            Section::Acme => "acme",
+            Section::Snmp => "snmp",
             Section::Cluster => "cluster",
         }
     }
@@ -203,6 +215,8 @@ impl Config {
         self.pgha.validate(&root.key("pgha"), &mut out);
         self.integrator.validate(&root.key("integrator"), &mut out);
         self.syslog.validate(&root.key("syslog"), &mut out);
+        self.acme.validate(&root.key("acme"), &mut out);
+        self.snmp.validate(&root.key("snmp"), &mut out);
         self.cluster.validate(&root.key("cluster"), &mut out);
         out
     }
@@ -362,6 +376,20 @@ pub(crate) mod check {
         }
     }
 
+    /// A peer's `host` (a name or an IP address) and optional `port` under `at`.
+    pub fn host_port(out: &mut Vec<Problem>, at: &KeyPath, host: &str, port: Option<u16>) {
+        if host.parse::<std::net::IpAddr>().is_err() {
+            hostname(out, &at.key("host"), host);
+        }
+        if port == Some(0) {
+            push(
+                out,
+                &at.key("port"),
+                "must be a port number from 1 to 65535",
+            );
+        }
+    }
+
     /// Names of objects users create: short, lowercase, no spaces.
     pub fn object_name(out: &mut Vec<Problem>, path: &KeyPath, name: &str) {
         let ok = !name.is_empty()
@@ -395,6 +423,15 @@ pub(crate) mod check {
                 );
             }
         }
+    }
+}
+
+/// A TOML document's problems as `path: message` lines; none when valid.
+#[cfg(test)]
+pub(crate) fn toml_problems(text: &str) -> Vec<String> {
+    match Config::from_toml(text) {
+        Ok(_) => Vec::new(),
+        Err(p) => p.iter().map(|p| p.to_string()).collect(),
     }
 }
 

@@ -141,16 +141,7 @@ impl Syslog {
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.collectors.iter().enumerate() {
             let at = list.index(i);
-            if c.host.parse::<std::net::IpAddr>().is_err() {
-                check::hostname(out, &at.key("host"), &c.host);
-            }
-            if c.port == Some(0) {
-                check::push(
-                    out,
-                    &at.key("port"),
-                    "must be a port number from 1 to 65535",
-                );
-            }
+            check::host_port(out, &at, &c.host, c.port);
             if c.transport != Transport::Tls {
                 for (key, set) in [
                     ("ca", c.ca.is_some()),
@@ -192,12 +183,7 @@ impl Syslog {
 mod tests {
     use crate::config::Config;
 
-    fn problems(text: &str) -> Vec<String> {
-        match Config::from_toml(text) {
-            Ok(_) => Vec::new(),
-            Err(p) => p.iter().map(|p| p.to_string()).collect(),
-        }
-    }
+    use crate::config::toml_problems as problems;
 
     #[test]
     fn a_collector_list_parses_with_defaults() {

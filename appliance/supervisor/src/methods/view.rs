@@ -1,10 +1,11 @@
 //! `services.view`, `services.keep_secret`, `services.audit`: what a
 //! service gets instead of opening the node's database; and
-//! `services.ready`, a service saying it is serving. Under privilege
+//! `services.ready`, a service saying it is serving; `services.alert`,
+//! a service's alert for the admin. Under privilege
 //! separation a service may ask only for itself (its user decides), and
 //! sees only the secrets its [`Builtin::secrets`] prefixes name.
 
-use alpharen_rpc::view::{AUDIT, KEEP_SECRET, READY, VIEW};
+use alpharen_rpc::view::{ALERT, AUDIT, KEEP_SECRET, READY, VIEW};
 use alpharen_rpc::{Call, RpcError};
 use alpharen_store::{Config, View};
 use serde::Deserialize;
@@ -14,7 +15,7 @@ use super::with_store;
 use crate::builtin::Builtin;
 use crate::state::NodeState;
 
-pub const METHODS: &[&str] = &[VIEW, KEEP_SECRET, AUDIT, READY];
+pub const METHODS: &[&str] = &[VIEW, KEEP_SECRET, AUDIT, READY, ALERT];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +30,16 @@ struct KeepParams {
     name: String,
     value: String,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertParams {
+    service: String,
+    text: String,
+}
+
+/// Longest alert text: one line for a mail subject's body and a trap.
+const MAX_ALERT: usize = 1000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +97,19 @@ pub fn call(node: &NodeState, call: &Call) -> Result<Value, RpcError> {
             let p: ViewParams = call.params()?;
             let b = asking_for(node, call, &p.service)?;
             node.serving(b.name);
+            Ok(json!({}))
+        }
+        ALERT => {
+            let p: AlertParams = call.params()?;
+            let b = asking_for(node, call, &p.service)?;
+            if p.text.is_empty() || p.text.len() > MAX_ALERT || p.text.contains(['\n', '\r']) {
+                return Err(RpcError::invalid_params(format!(
+                    "text: one line of 1 to {MAX_ALERT} bytes"
+                )));
+            }
+            // The service's name comes from the caller's user, so no
+            // service can raise another's alert or a supervisor event.
+            node.notify(&format!("alert from {}", b.name), &p.text);
             Ok(json!({}))
         }
         _ => {

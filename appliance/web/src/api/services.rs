@@ -18,8 +18,8 @@ pub(super) async fn services(State(app): AppState, _c: Reader) -> ApiResult {
 }
 
 #[utoipa::path(get, path = "/api/v1/services/{name}/status", tag = "node",
-    params(("name" = String, Path, description = "Service name: net, vpn, dpx, mail, pgha, integrator")),
-    responses((status = 200, description = "The service's own status (`<name>.status`): leases, peers, queue, HA groups, workers", body = Value),
+    params(("name" = String, Path, description = "Service name: net, vpn, dpx, mail, pgha, integrator, logfwd, web")),
+    responses((status = 200, description = "The service's own status (`<name>.status`): leases, peers, queue, HA groups, workers, the ACME certificate (web)", body = Value),
         (status = 404, description = "No such service, or one without a status", body = ErrorBody)))]
 pub(super) async fn service_status(
     State(app): AppState,

@@ -1,0 +1,230 @@
+//! One ACME order with instant-acme (ring): the account from its stored
+//! credentials (or a new one, kept in the secret store), HTTP-01
+//! challenges answered by the plain-HTTP listener from [`Tokens`], a CSR
+//! for the certificate key kept in the secret store, and the issued chain.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alpharen_store::config::Acme as AcmeConfig;
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType,
+    HttpClient, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+/// Token → key authorization of the HTTP-01 challenges in flight.
+pub type Tokens = Arc<Mutex<HashMap<String, String>>>;
+
+/// How long the CA gets to validate and to issue.
+const POLL: RetryPolicy = RetryPolicy::new()
+    .initial_delay(Duration::from_millis(250))
+    .backoff(1.5)
+    .timeout(Duration::from_secs(90));
+/// Longest one request to the CA may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// instant-acme's HTTP client on the web service's own hyper and rustls
+/// (ring), trusting the public roots or the operator's CA file.
+struct Http(Client<hyper_rustls::HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>);
+
+impl HttpClient for Http {
+    fn request(
+        &self,
+        req: hyper::Request<BodyWrapper<Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let fut = tokio::time::timeout(REQUEST_TIMEOUT, self.0.request(req));
+        Box::pin(async move {
+            match fut.await {
+                Ok(Ok(rsp)) => Ok(BytesResponse::from(rsp)),
+                Ok(Err(e)) => Err(instant_acme::Error::Other(chain(&e).into())),
+                Err(_) => Err(instant_acme::Error::Str(
+                    "the CA did not answer within 30 s",
+                )),
+            }
+        })
+    }
+}
+
+/// An error with its causes ("client error (Connect): tcp connect error:
+/// Connection refused"): hyper's own text leaves out why.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+fn http(ca: Option<&str>) -> Result<Http, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("acme.ca {path}: {e}"))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("acme.ca {path}: not a PEM certificate: {e}"))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!("acme.ca {path}: no usable CA certificate"));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    Ok(Http(Client::builder(TokioExecutor::new()).build(connector)))
+}
+
+/// The secret holding the account for `directory`: one per CA, since an
+/// account exists only at the CA that made it.
+pub fn account_secret(directory: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(directory.as_bytes());
+    let hex: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}{hex}", super::ACCOUNT_SECRET_PREFIX)
+}
+
+/// The account at `cfg.directory`: from `stored` credentials, or made now
+/// and kept in the secret store (never logged); `stored` then holds it.
+async fn account(
+    state_dir: &Path,
+    cfg: &AcmeConfig,
+    stored: &mut Option<String>,
+) -> Result<Account, String> {
+    let builder = || http(cfg.ca.as_deref()).map(|h| Account::builder_with_http(Box::new(h)));
+    if let Some(json) = stored {
+        let creds: AccountCredentials = serde_json::from_str(json)
+            .map_err(|e| format!("the stored ACME account does not parse: {e}"))?;
+        return builder()?
+            .from_credentials(creds)
+            .await
+            .map_err(|e| format!("directory {}: {e}", cfg.directory));
+    }
+    let contact: Vec<String> = cfg.contact.iter().map(|c| format!("mailto:{c}")).collect();
+    let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
+    let (account, creds) = builder()?
+        .create(
+            &NewAccount {
+                contact: &contact,
+                terms_of_service_agreed: cfg.accept_terms,
+                only_return_existing: false,
+            },
+            cfg.directory.clone(),
+            None,
+        )
+        .await
+        .map_err(|e| format!("new account at {}: {e}", cfg.directory))?;
+    let json = serde_json::to_string(&creds).map_err(|e| e.to_string())?;
+    let kept =
+        alpharen_rpc::view::keep_secret(state_dir, "web", &account_secret(&cfg.directory), &json)
+            .await
+            .map_err(|e| format!("keeping the ACME account: {e}"))?;
+    tracing::info!(directory = %cfg.directory, id = %account.id(), "ACME account created");
+    if kept != json {
+        // Another order kept its account first: use that one everywhere.
+        *stored = Some(kept);
+        return Box::pin(self::account(state_dir, cfg, stored)).await;
+    }
+    *stored = Some(json);
+    Ok(account)
+}
+
+/// Orders a certificate for `cfg.domains` signed for `key_pem`; answers
+/// the chain in PEM. The challenge tokens are withdrawn whatever happens.
+pub async fn issue(
+    state_dir: &Path,
+    cfg: &AcmeConfig,
+    stored_account: &mut Option<String>,
+    key_pem: &str,
+    tokens: &Tokens,
+) -> Result<String, String> {
+    let mut mine = Vec::new();
+    let result = run(state_dir, cfg, stored_account, key_pem, tokens, &mut mine).await;
+    if let Ok(mut t) = tokens.lock() {
+        for token in mine {
+            t.remove(&token);
+        }
+    }
+    result
+}
+
+async fn run(
+    state_dir: &Path,
+    cfg: &AcmeConfig,
+    stored_account: &mut Option<String>,
+    key_pem: &str,
+    tokens: &Tokens,
+    mine: &mut Vec<String>,
+) -> Result<String, String> {
+    let account = account(state_dir, cfg, stored_account).await?;
+    let ids: Vec<Identifier> = cfg.domains.iter().cloned().map(Identifier::Dns).collect();
+    let mut order = account
+        .new_order(&NewOrder::new(&ids))
+        .await
+        .map_err(|e| format!("new order: {e}"))?;
+    let mut authzs = order.authorizations();
+    while let Some(a) = authzs.next().await {
+        let mut a = a.map_err(|e| format!("authorization: {e}"))?;
+        let name = a.identifier().to_string();
+        match a.status {
+            AuthorizationStatus::Pending => {}
+            AuthorizationStatus::Valid => continue,
+            s => return Err(format!("the authorization for {name} is {s:?}")),
+        }
+        let mut ch = a
+            .challenge(ChallengeType::Http01)
+            .ok_or_else(|| format!("the CA offers no HTTP-01 challenge for {name}"))?;
+        let token = ch.token.clone();
+        let proof = ch.key_authorization().as_str().to_string();
+        if let Ok(mut t) = tokens.lock() {
+            t.insert(token.clone(), proof);
+        }
+        mine.push(token);
+        ch.set_ready()
+            .await
+            .map_err(|e| format!("challenge for {name}: {e}"))?;
+    }
+    let status = order
+        .poll_ready(&POLL)
+        .await
+        .map_err(|e| format!("validation: {e}"))?;
+    if status != OrderStatus::Ready {
+        return Err(format!("validation: the CA marked the order {status:?}"));
+    }
+    let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| format!("certificate key: {e}"))?;
+    let mut params =
+        rcgen::CertificateParams::new(cfg.domains.clone()).map_err(|e| format!("CSR: {e}"))?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params
+        .serialize_request(&key)
+        .map_err(|e| format!("CSR: {e}"))?;
+    order
+        .finalize_csr(csr.der())
+        .await
+        .map_err(|e| format!("finalize: {e}"))?;
+    order
+        .poll_certificate(&POLL)
+        .await
+        .map_err(|e| format!("certificate: {e}"))
+}
