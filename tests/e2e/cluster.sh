@@ -91,6 +91,8 @@ pass "B and C joined: every member lists a, b, c up and the same JetStream meta 
 replicas() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" | jq -r '[.account_details[].stream_detail[] | select(.name == "KV_ar_members") | .config.num_replicas][0]'; }
 for _ in $(seq 60); do [ "$(replicas)" = 3 ] && break; sleep 0.5; done
 [ "$(replicas)" = 3 ] || { replicas; fail "the membership bucket did not go to three replicas"; }
+# (a member's heartbeat may pause while its nats-server restarts with new seeds)
+for _ in $(seq 40); do st A | jq -e ".replicas == 3" >/dev/null && break; sleep 0.5; done
 st A | jq -e ".replicas == 3" >/dev/null || { st A; fail "status does not say R3"; }
 pass "membership bucket at three replicas"
 
