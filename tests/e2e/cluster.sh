@@ -88,13 +88,14 @@ wait_for 90 agree || { for n in A B C; do st $n; c $n logs cluster | grep -v "IN
 pass "B and C joined: every member lists a, b, c up and the same JetStream meta leader"
 
 # The membership bucket is replicated on all three.
-replicas() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" | jq -r '[.account_details[].stream_detail[] | select(.name == "KV_ar_members") | .config.num_replicas][0]'; }
+# Both buckets (membership, the integrator's KV): the lower replica count.
+replicas() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" | jq -r '[.account_details[].stream_detail[] | select(.name == "KV_ar_members" or .name == "KV_ar_kv") | .config.num_replicas] | if length == 2 then min else 0 end'; }
 for _ in $(seq 60); do [ "$(replicas)" = 3 ] && break; sleep 0.5; done
-[ "$(replicas)" = 3 ] || { replicas; fail "the membership bucket did not go to three replicas"; }
+[ "$(replicas)" = 3 ] || { replicas; fail "the buckets did not go to three replicas"; }
 # (a member's heartbeat may pause while its nats-server restarts with new seeds)
 for _ in $(seq 40); do st A | jq -e ".replicas == 3" >/dev/null && break; sleep 0.5; done
 st A | jq -e ".replicas == 3" >/dev/null || { st A; fail "status does not say R3"; }
-pass "membership bucket at three replicas"
+pass "membership and KV buckets at three replicas"
 
 # --- the integrator's KV is the cluster's: written on A, read on C;
 # a compare-and-set race between A and C has exactly one winner per key.
@@ -126,7 +127,7 @@ for i in $(seq 1 20); do
   won=$(cat "$W/race-A-$i.json" "$W/race-C-$i.json" | jq -s '[.[] | .. | objects | select(has("won")) | .won] | map(select(.)) | length')
   [ "$won" = 1 ] || { cat "$W/race-A-$i.json" "$W/race-C-$i.json"; fail "key k$i: $won winners of the CAS race"; }
 done
-winner=$(c A --json integrator kv get --ns race k7 | jq -r '.. | strings | select(. == "A" or . == "C")' | head -1)
+winner=$(c A --json integrator kv get --ns race k7 | jq -r '.. | strings | select(. == "A" or . == "C")' | sed -n 1p)
 [ -n "$winner" ] || fail "the race's winner is not stored"
 pass "integrator KV cluster-wide: A's key read on C; 20 CAS races between A and C, one winner each"
 

@@ -80,8 +80,11 @@ pub struct ClusterKv {
 impl ClusterKv {
     /// Connects to this node's nats-server (`client_port`, the client
     /// password from the secret store) and opens the bucket, making it if
-    /// it is missing.
-    pub fn connect(client_port: u16, password: &str) -> Result<ClusterKv, Error> {
+    /// it is missing. `clustered`: whether the node has seeds, so its
+    /// nats-server must be in a NATS cluster; a server still in the other
+    /// mode (about to be restarted by the cluster service) is refused, or
+    /// the bucket would land in the JetStream store it is leaving.
+    pub fn connect(client_port: u16, password: &str, clustered: bool) -> Result<ClusterKv, Error> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("cluster-kv")
@@ -98,6 +101,10 @@ impl ClusterKv {
             .connect(format!("127.0.0.1:{client_port}"))
             .await
             .map_err(|e| kv_err(format!("cannot reach nats-server: {e}")))?;
+            let in_cluster = client.server_info().cluster.is_some_and(|c| !c.is_empty());
+            if in_cluster != clustered {
+                return Err(kv_err("nats-server is not in its configured mode yet"));
+            }
             let js = jetstream::new(client);
             let kv = crate::nats::bucket(&js, BUCKET, 0).await.map_err(kv_err)?;
             let stream = js

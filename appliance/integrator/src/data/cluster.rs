@@ -20,9 +20,11 @@ pub struct Link {
 
 #[derive(Default)]
 struct State {
-    /// `(client_port, password)` wanted, with a generation that changes
-    /// with it (a connecting thread of an older one gives up).
-    target: Option<(u16, String)>,
+    /// `(client_port, password, clustered)` wanted, with a generation
+    /// that changes with it (a connecting thread of an older one gives
+    /// up). `clustered` changes when a cluster of one gets its second
+    /// member: its nats-server restarts with another JetStream store.
+    target: Option<(u16, String, bool)>,
     generation: u64,
     kv: Option<Arc<ClusterKv>>,
 }
@@ -47,7 +49,7 @@ impl Link {
 
     /// Follows the configuration: connects (in the background) when the
     /// target changes, drops the link outside a cluster.
-    pub fn set_target(&self, target: Option<(u16, String)>) {
+    pub fn set_target(&self, target: Option<(u16, String, bool)>) {
         let mut s = self.lock();
         if s.target == target {
             return;
@@ -55,7 +57,7 @@ impl Link {
         s.generation += 1;
         s.target = target.clone();
         s.kv = None;
-        let Some((port, password)) = target else {
+        let Some((port, password, clustered)) = target else {
             return;
         };
         let generation = s.generation;
@@ -63,7 +65,7 @@ impl Link {
         std::thread::spawn(move || {
             let mut logged = false;
             loop {
-                let result = ClusterKv::connect(port, &password);
+                let result = ClusterKv::connect(port, &password, clustered);
                 let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
                 if s.generation != generation {
                     return;
