@@ -216,7 +216,13 @@ impl App {
         let target = view
             .secret("cluster.client_password")
             .filter(|_| cluster.enabled())
-            .map(|pw| (cluster.client_port, pw.to_string(), !cluster.seeds.is_empty()));
+            .map(|pw| {
+                (
+                    cluster.client_port,
+                    pw.to_string(),
+                    !cluster.seeds.is_empty(),
+                )
+            });
         self.engine.data.cluster.set_target(target);
         match self.view.write() {
             Ok(mut g) => *g = Arc::new(view),
