@@ -89,10 +89,7 @@ pub async fn member_list(kv: &jetstream::kv::Store) -> Result<Vec<Member>, Strin
             beats.push(h);
         }
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Ok(members::classify(now, beats))
+    Ok(members::classify(members::now_ms(), beats))
 }
 
 /// nats-server's `/jsz` on the monitoring port: the meta group.
@@ -361,9 +358,7 @@ async fn join_cluster(node: &Arc<Node>, p: Join) -> Result<Value, RpcError> {
 }
 
 fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    members::now_ms() / 1000
 }
 
 /// Checks what a joiner asks for before anything is signed.

@@ -33,6 +33,13 @@ pub struct Member {
     pub age_s: i64,
 }
 
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 pub fn classify(now_ms: i64, mut beats: Vec<Heartbeat>) -> Vec<Member> {
     beats.sort_by(|a, b| a.node.cmp(&b.node));
     beats

@@ -252,12 +252,6 @@ async fn forward<R: tokio::io::AsyncRead + Unpin>(r: BufReader<R>) {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Resident memory of this process and nats-server, KiB.
 fn rss_kib(pid: Option<u32>) -> u64 {
     let of = |path: String| {
@@ -341,7 +335,7 @@ async fn heartbeat(node: Arc<Node>, w: Wanted) {
         let mut n: u64 = 0;
         loop {
             let mut beat = w.heartbeat.clone();
-            beat.at_ms = now_ms();
+            beat.at_ms = members::now_ms();
             beat.rss_kib = rss_kib(node.nats.get().pid);
             let body = serde_json::to_vec(&beat).unwrap_or_default();
             if let Err(e) = kv.put(&beat.node, body.into()).await {

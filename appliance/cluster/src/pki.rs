@@ -93,6 +93,15 @@ pub fn member(cluster: &str, ca_key_pem: &str, node: &str, sans: &[String]) -> R
 /// SHA-256 of the first certificate's DER in `pem`: what a join token
 /// pins.
 pub fn fingerprint(pem: &str) -> Result<[u8; 32], Error> {
+    let der = cert_der(pem)?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &der);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    Ok(out)
+}
+
+/// The DER of the first certificate in `pem`.
+fn cert_der(pem: &str) -> Result<Vec<u8>, Error> {
     let body: String = pem
         .lines()
         .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
@@ -102,13 +111,9 @@ pub fn fingerprint(pem: &str) -> Result<[u8; 32], Error> {
     if body.is_empty() {
         return Err(Error::Pki("no certificate in the PEM text".into()));
     }
-    let der = base64::engine::general_purpose::STANDARD
+    base64::engine::general_purpose::STANDARD
         .decode(body.trim())
-        .map_err(|e| Error::Pki(format!("the certificate's PEM is not base64: {e}")))?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, &der);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    Ok(out)
+        .map_err(|e| Error::Pki(format!("the certificate's PEM is not base64: {e}")))
 }
 
 #[cfg(test)]
@@ -123,49 +128,35 @@ mod tests {
         assert!(a.cert.contains("BEGIN CERTIFICATE") && a.key.contains("PRIVATE KEY"));
         assert_ne!(fingerprint(&a.cert).unwrap(), fingerprint(&b.cert).unwrap());
         // Verified as a TLS peer would: by webpki against the CA.
-        let der = |pem: &str| {
-            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .unwrap()
-        };
-        let ca_der = der(&ca.cert);
+        let ca_der = cert_der(&ca.cert).unwrap();
         let ca_cert = rustls_pki_types::CertificateDer::from(&ca_der[..]);
         let anchors = [webpki::anchor_from_trusted_cert(&ca_cert).unwrap()];
-        let b_der = rustls_pki_types::CertificateDer::from(der(&b.cert));
-        let ee = webpki::EndEntityCert::try_from(&b_der).unwrap();
-        let algs = &[webpki::ring::ECDSA_P256_SHA256];
-        ee.verify_for_usage(
-            algs,
-            &anchors,
-            &[],
-            rustls_pki_types::UnixTime::now(),
-            webpki::KeyUsage::client_auth(),
-            None,
-            None,
-        )
-        .unwrap();
-        ee.verify_is_valid_for_subject_name(
-            &rustls_pki_types::ServerName::try_from("10.0.0.2").unwrap(),
-        )
-        .unwrap();
-        // Another CA's key signs nothing this CA accepts.
-        let other = new_ca("lan1").unwrap();
-        let c = member("lan1", &other.key, "c", &[]).unwrap();
-        let c_der = rustls_pki_types::CertificateDer::from(der(&c.cert));
-        let ee = webpki::EndEntityCert::try_from(&c_der).unwrap();
-        assert!(
-            ee.verify_for_usage(
-                algs,
+        let check = |pem: &str, name: Option<&str>| {
+            let der = rustls_pki_types::CertificateDer::from(cert_der(pem).unwrap());
+            let ee = webpki::EndEntityCert::try_from(&der).unwrap();
+            let usage = ee.verify_for_usage(
+                &[webpki::ring::ECDSA_P256_SHA256],
                 &anchors,
                 &[],
                 rustls_pki_types::UnixTime::now(),
                 webpki::KeyUsage::client_auth(),
                 None,
                 None,
-            )
-            .is_err()
-        );
+            );
+            let named = name.is_none_or(|n| {
+                ee.verify_is_valid_for_subject_name(
+                    &rustls_pki_types::ServerName::try_from(n).unwrap(),
+                )
+                .is_ok()
+            });
+            usage.is_ok() && named
+        };
+        assert!(check(&b.cert, Some("10.0.0.2")));
+        assert!(!check(&b.cert, Some("10.0.0.9")));
+        // Another CA's key signs nothing this CA accepts.
+        let other = new_ca("lan1").unwrap();
+        let c = member("lan1", &other.key, "c", &[]).unwrap();
+        assert!(!check(&c.cert, None));
     }
 
     #[test]
