@@ -8,7 +8,17 @@ missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# Wheels for tests/e2e/integrator-project.sh (which runs without
+# internet): requests and SQLAlchemy 2.0 with their dependencies for
+# Python 3.11 on this machine's architecture, from PyPI, once.
+test_wheels() {
+  local dir=/var/cache/alpharen-test-wheels
+  ls "$dir"/requests-*.whl "$dir"/sqlalchemy-*.whl >/dev/null 2>&1 && return 0
+  mkdir -p "$dir"
+  echo "downloading the test wheels (requests, SQLAlchemy and their dependencies) into $dir"
+  timeout 300 python3 -m pip download -q --only-binary=:all: --python-version 3.11 --dest "$dir" requests 'SQLAlchemy==2.0.*'
+}
+if [ ${#missing[@]} -eq 0 ]; then test_wheels; exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${missing[*]}; run as root (or install them) first" >&2
   exit 1
@@ -21,3 +31,4 @@ if [ ! -e "$stamp" ] || [ -n "$(find "$stamp" -mmin +720 2>/dev/null)" ]; then
   mkdir -p "$(dirname "$stamp")" && touch "$stamp"
 fi
 apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+test_wheels

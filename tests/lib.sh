@@ -47,6 +47,23 @@ start_integrator() {
   start_node "$STATE" --config "$1"
   wait_for 20 ctl integrator status || fail "integrator control socket not reachable"
 }
+# web_node: the node of $STATE from $STATE/seed.toml (its ports seeded),
+# waits for its web; sets BASE (the API) and LB (the integrator's port).
+web_node() {
+  seed_ports "$STATE/seed.toml"
+  start_node "$STATE" --config "$STATE/seed.toml"
+  BASE=https://127.0.0.1:$HTTPS_PORT
+  LB=http://127.0.0.1:$LB_PORT
+  wait_for 20 curl -skf "$BASE/api/v1/health" || { cat "$STATE/console.log"; fail "web did not come up"; }
+}
+# req METHOD PATH [CURL ARGS...]: a request to $BASE; sets CODE and BODY.
+# expect CODE WHAT: fails unless the last req answered CODE.
+req() {
+  local m=$1 p=$2; shift 2
+  CODE=$(curl -sk -o "$STATE/body" -w '%{http_code}' -X "$m" "$BASE$p" "$@") || CODE=000
+  BODY=$(cat "$STATE/body" 2>/dev/null || true)
+}
+expect() { [ "$CODE" = "$1" ] || fail "$2: got HTTP $CODE, want $1: $BODY"; }
 # has PATTERN...: like `grep -q`, but reads all its input, so the writer of
 # a pipe is never cut off by SIGPIPE (which `set -o pipefail` would report).
 has() { grep "$@" >/dev/null; }
@@ -54,6 +71,22 @@ export -f has   # also inside `bash -c` waits
 # free_ports N: N loopback ports free for TCP and UDP that no other test
 # of this machine got in the last hour (tests/free-ports.py says why).
 free_ports() { python3 "$ROOT/tests/free-ports.py" "$1"; }
+# snmptrapd_start DIR NAME PORT...: Debian's snmptrapd with DIR/NAME.conf
+# on the loopback UDP PORTs, numeric OIDs (-On) and no MIBs, logging to
+# DIR/NAME.log (its own output in DIR/NAME.out); stopped at exit. Waits
+# until every port listens.
+snmptrapd_start() {
+  local dir=$1 name=$2; shift 2
+  local listen; listen=$(printf 'udp:127.0.0.1:%s,' "$@")
+  MIBS= MIBDIRS=/nonexistent snmptrapd -f -C -c "$dir/$name.conf" -On -n -Lf "$dir/$name.log" \
+    -p "$dir/$name.pid" "${listen%,}" >"$dir/$name.out" 2>&1 &
+  local pid=$!
+  on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
+  local port
+  for port in "$@"; do
+    wait_for 10 bash -c "ss -Hlun 'sport = :$port' | has ." || { cat "$dir/$name.out"; fail "snmptrapd $name did not start"; }
+  done
+}
 # seed_ports FILE: adds to the `run --config` seed FILE (created if
 # missing) the node's listeners on free loopback ports instead of the dev
 # defaults (8443, 8080, 2222, 2525, 11223), so a test can run beside other
@@ -125,6 +158,29 @@ browser_deps() {
   ) 9>"$DIR/.npm-install.lock" || fail "npm install in tests/browser"
 }
 
+# pgha_down_group SSH_PORT PG_PORT: a seed's [pgha] with group "main" of
+# two servers (127.0.0.1 and 127.0.0.2) on ports where nothing listens,
+# for console pages that show a group without PostgreSQL.
+pgha_down_group() {
+  cat <<TOML
+[pgha]
+poll_interval = 1
+[[pgha.groups]]
+key = "main"
+[pgha.groups.defaults]
+ssh_user = "postgres"
+ssh_port = $1
+pg_port = $2
+pg_replica_user = "replicator"
+pg_replica_pwd = "not-used"
+pg_data_folder = "/srv/pg"
+[[pgha.groups.servers]]
+ssh_host = "127.0.0.1"
+[[pgha.groups.servers]]
+ssh_host = "127.0.0.2"
+TOML
+}
+
 # console_node STATE HOSTNAME: starts the node of STATE from STATE/seed.toml
 # (its ports seeded), waits for the web and completes setup over the API
 # with the admin password in PASSWORD. Sets BASE.
@@ -137,3 +193,29 @@ console_node() {
     --data "{\"code\":\"$(cat "$1/setup-code")\",\"admin_password\":\"$PASSWORD\",\"hostname\":\"$2\"}" \
     "$BASE/api/v1/setup" >/dev/null || fail "setup"
 }
+
+# pg_cluster PORT PASSWORD: Debian's PostgreSQL 15 in a cluster of its own
+# (PGDIR, below /tmp where the postgres user reaches it) on
+# 127.0.0.1:PORT, with password (scram) authentication over TCP for the
+# user postgres and trust on its socket in PGDIR; stopped at exit. Run as
+# root, it runs as postgres. pg_cluster_ctl ARGS...: its pg_ctl (start,
+# stop, ...); pg_cluster_sql ARGS...: psql on it, unaligned, as postgres.
+PG15=/usr/lib/postgresql/15/bin
+_pg_as() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_cluster() {
+  [ -x $PG15/postgres ] || fail "PostgreSQL 15 missing (scripts/deps.sh)"
+  PGPORT=$1
+  PGDIR=$(mktemp -d /tmp/pg-cluster.XXXXXX)
+  on_exit "rm -rf $PGDIR"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$PGDIR"; fi
+  echo "$2" >"$PGDIR/pw"
+  _pg_as $PG15/initdb -D "$PGDIR/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+    --pwfile="$PGDIR/pw" >"$PGDIR/initdb.log" || { cat "$PGDIR/initdb.log"; fail "initdb"; }
+  pg_cluster_ctl start || { cat "$PGDIR/pg.log"; fail "PostgreSQL did not start"; }
+  on_exit "_pg_as $PG15/pg_ctl -D $PGDIR/data stop -m immediate >/dev/null 2>&1"
+}
+pg_cluster_ctl() {
+  _pg_as $PG15/pg_ctl -D "$PGDIR/data" -l "$PGDIR/pg.log" -w -t 30 \
+    -o "-p $PGPORT -k $PGDIR -c listen_addresses=127.0.0.1" "$@" >/dev/null
+}
+pg_cluster_sql() { _pg_as $PG15/psql -X -At -h "$PGDIR" -p "$PGPORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }

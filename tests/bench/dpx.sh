@@ -10,11 +10,14 @@
 #   distinct: every name of the zone once, shuffled (repeated; on a large
 #             zone more than our answer cache holds);
 #   nx-half:  half existing A, half NXDOMAIN names that never repeat (the
-#             file is longer than a run, and read once).
+#             file is longer than a run, and read once);
+#   nx:       only NXDOMAIN names that never repeat (a random-subdomain
+#             flood; read once), not in the default MIXES.
 # RUNS runs of each server per mix, interleaved: medians, spread, ratios
 # of the medians. Not a pass/fail test, but a failed dnsperf or command
 # stops it.
 #   RUNS=3 SECS=10 SIZES="1000 100000" MIXES="mixed distinct nx-half" WORKERS=1 tests/bench/dpx.sh
+#   RUNS=3 SECS=8 MIXES=nx tests/bench/dpx.sh   # NXDOMAIN alone, per zone size
 . "$(dirname "$0")/lib.sh"
 SECS=${SECS:-10}; SIZES=${SIZES:-1000 100000}; MIXES=${MIXES:-mixed distinct nx-half}; WORKERS=${WORKERS:-1}
 [[ $WORKERS =~ ^[1-9][0-9]*$ ]] || fail "WORKERS must be a positive number, not '$WORKERS'"
@@ -22,7 +25,7 @@ for t in dnsperf nsd knotd dig; do
   command -v $t >/dev/null || fail "$t missing (scripts/deps.d/dpx.list; scripts/deps.sh)"
 done
 for m in $MIXES; do
-  case $m in mixed | distinct | nx-half) ;; *) fail "unknown mix $m (mixed, distinct, nx-half)" ;; esac
+  case $m in mixed | distinct | nx-half | nx) ;; *) fail "unknown mix $m (mixed, distinct, nx-half, nx)" ;; esac
 done
 W=$(mktemp -d /tmp/dpx-bench.XXXXXX); chmod 755 "$W"  # the services run as their own users
 on_exit "rm -rf $W"
@@ -53,9 +56,10 @@ read -r OUR NSD KNOT HTTPS HTTP SSH SMTP LB < <(free_ports 8)
 
 # --- the zone, once as our config and once as a zone file; the queries ------
 # nx-half: long enough that no name repeats within a run at 300 k qps.
-/usr/bin/python3 - "$D" "$ZONE" "$RECORDS" "$((SECS * 300000))" "$WORKERS" "$OUR" "$HTTPS" "$HTTP" "$SSH" "$SMTP" "$LB" <<'PY'
+/usr/bin/python3 - "$D" "$ZONE" "$RECORDS" "$((SECS * 300000))" "$WORKERS" "$OUR" "$HTTPS" "$HTTP" "$SSH" "$SMTP" "$LB" "$MIXES" <<'PY'
 import random, sys
-w, zone, n, nx_lines, workers, our, https, http, ssh, smtp, lb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:]
+w, zone, n, nx_lines, workers, our, https, http, ssh, smtp, lb, mixes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:]
+mixes = mixes.split()
 recs = [(f"h{i}", "A", f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}") for i in range(n)]
 recs += [("www", "CNAME", "h0"), ("@", "MX", "10 h1"), ("@", "TXT", "v=spf1 -all")]
 with open(f"{w}/seed.toml", "w") as f:
@@ -88,6 +92,9 @@ with open(f"{w}/distinct", "w") as f:
 with open(f"{w}/nx-half", "w") as f:
     f.writelines(f"h{rnd.randrange(n)}.{zone} A\n" if i % 2 else f"nx{i}-{rnd.randrange(10**9)}.{zone} A\n"
                  for i in range(nx_lines))
+if "nx" in mixes:
+    with open(f"{w}/nx", "w") as f:
+        f.writelines(f"nx{i}-{rnd.randrange(10**9)}.{zone} A\n" for i in range(nx_lines))
 PY
 # --- ours ------------------------------------------------------------------
 bg "$ALPHAREN" run --state-dir "$D/node" --dev --config "$D/seed.toml" >"$D/node.log" 2>&1
@@ -153,7 +160,7 @@ for p in "$OUR" "$NSD" "$KNOT"; do
 done
 
 for MIX in $MIXES; do
-  args=(); [ "$MIX" = nx-half ] && args=(-n 1)
+  args=(); case $MIX in nx-half | nx) args=(-n 1) ;; esac
   declare -A qps=() lost=()
   for i in $(seq 1 "$RUNS"); do
     for s in OUR NSD KNOT; do

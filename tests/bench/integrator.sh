@@ -53,21 +53,10 @@ integrator_pids() {
   echo "$main $(pgrep -P "$main" | tr '\n' ' ')"
 }
 
-# runs NAME WRK-ARGS...: RUNS wrk runs; NAME_rps and NAME_p99 hold the
-# medians, NAME_line the summary.
-runs() {
-  local name=$1 i r=() p=(); shift
-  for i in $(seq 1 "$RUNS"); do
-    wrk_run "$OUT/wrk-$name-$i.txt" -t2 -c32 -d"$DURATION" "$@"; r+=("$WRK_RPS"); p+=("$WRK_P99_MS")
-  done
-  printf -v "${name}_rps" %s "$(median "${r[@]}")"; printf -v "${name}_p99" %s "$(median "${p[@]}")"
-  printf -v "${name}_line" %s "req/s $(stats "${r[@]}"); p99 ms $(stats "${p[@]}")"
-}
-
 sleep 2
 I_RSS=$(rss_kb $(integrator_pids))
-runs basic -H "Authorization: Basic $(printf cust:bench-password | base64)" "$LB/api/user/get-details"
-runs open "$LB/open/user/get-details"
+wrk_runs basic -t2 -c32 -d"$DURATION" -H "Authorization: Basic $(printf cust:bench-password | base64)" "$LB/api/user/get-details"
+wrk_runs open -t2 -c32 -d"$DURATION" "$LB/open/user/get-details"
 echo "integrator basic auth: $basic_line"
 echo "integrator no auth:    $open_line"
 echo "integrator idle RSS (server + workers) ${I_RSS} kB"
@@ -95,7 +84,7 @@ echo "Node-RED answers: $(curl -s "http://127.0.0.1:$NR_PORT/api/user/get-detail
 sleep 2
 NR_NODE=$(pgrep -P "$NR_PID" node || true)
 N_RSS=$(rss_kb $NR_PID $NR_NODE)
-runs nr "http://127.0.0.1:$NR_PORT/api/user/get-details"
+wrk_runs nr -t2 -c32 -d"$DURATION" "http://127.0.0.1:$NR_PORT/api/user/get-details"
 echo "node-red no auth:      $nr_line; idle RSS ${N_RSS} kB"
 awk -v a="$basic_rps" -v o="$open_rps" -v n="$nr_rps" -v ap="$basic_p99" -v op="$open_p99" -v np="$nr_p99" -v ir="$I_RSS" -v nr="$N_RSS" 'BEGIN {
   printf "ratio req/s integrator/node-red: basic auth %.2fx, no auth %.2fx\n", a / n, o / n

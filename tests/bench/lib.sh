@@ -52,3 +52,14 @@ wrk_run() {
     else if (v ~ /m$/) { sub(/m$/, "", v); print v * 60000 } else { sub(/s$/, "", v); print v * 1000 } }' "$out")
   [ -n "$WRK_RPS" ] && [ -n "$WRK_P99_MS" ] || { cat "$out"; fail "wrk $*: no Requests/sec or 99% line"; }
 }
+
+# wrk_runs NAME WRK-ARGS...: RUNS wrk_run's into $OUT/wrk-NAME-N.txt; sets
+# NAME_rps and NAME_p99 to the medians and NAME_line to the summary.
+wrk_runs() {
+  local name=$1 i r=() p=(); shift
+  for i in $(seq 1 "$RUNS"); do
+    wrk_run "$OUT/wrk-$name-$i.txt" "$@"; r+=("$WRK_RPS"); p+=("$WRK_P99_MS")
+  done
+  printf -v "${name}_rps" %s "$(median "${r[@]}")"; printf -v "${name}_p99" %s "$(median "${p[@]}")"
+  printf -v "${name}_line" %s "req/s $(stats "${r[@]}"); p99 ms $(stats "${p[@]}")"
+}

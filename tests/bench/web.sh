@@ -4,7 +4,6 @@
 #    (Debian) serving the same body with the same certificate, RUNS runs
 #    each, interleaved -> medians, spread and the ratio of the medians
 #  - idle RSS of the web and ssh service processes
-#  - console first-load bytes (HTML + JS + CSS + icon)
 # Not pass/fail, but a wrk error or failed command stops it.
 # Tunables: RUNS, DURATION (s), CONNS, THREADS.
 . "$(dirname "$0")/lib.sh"
@@ -69,8 +68,3 @@ p=$(pid_of ssh); a=$(rss "$p"); echo "idle RSS ssh:              $a"
 m=$(ps -o rss= -p "$NGPID"); a=$(ps -o rss= --ppid "$NGPID" | awk -v m="$m" '{s+=$1} END {print s+m " kB"}')
 echo "nginx RSS (master+workers): $a"
 
-total=0
-for p in / /assets/app.js /assets/integrator.js /assets/integrator-data.js /assets/dns.js /assets/mail.js /assets/style.css /assets/icon.svg; do
-  n=$(curl -skf -o /dev/null -w '%{size_download}' "$BASE$p"); total=$((total + n))
-done
-echo "console first load: $total bytes (uncompressed, 8 requests)"

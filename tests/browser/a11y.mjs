@@ -5,12 +5,10 @@
 // $TEST_OUT.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { open, login, run } from './lib.mjs';
+import { open, login, run, PAGES, ready } from './lib.mjs';
 
 const [base, password] = process.argv.slice(2);
 const axe = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-const PAGES = ['#/dashboard', '#/config', '#/config?section=mail', '#/history', '#/vpn', '#/dns', '#/mail',
-  '#/integrator', '#/integrator?tab=jobs', '#/integrator?tab=queues', '#/integrator?tab=kv', '#/logs', '#/users'];
 const t = await open({ prefix: 'a11y' });
 const { page } = t;
 const problems = [];
@@ -24,8 +22,7 @@ await run(t, 'accessibility', async () => {
     await page.setViewportSize({ width, height: 800 });
     for (const p of PAGES) {
       await page.goto(base + '/' + p);
-      await page.waitForFunction(() => !document.querySelector('main').textContent.includes('Loading'));
-      await page.waitForSelector('main h1');
+      await ready(page);
       await page.waitForTimeout(300);
       await check(p, size);
     }

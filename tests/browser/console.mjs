@@ -1,5 +1,6 @@
 // Console walk-through in headless Chromium: setup → login → change a
-// config value → history → diff → rollback → risky change banner → confirm.
+// config value → history → diff → rollback → risky change banner → confirm
+// → the whole configuration as TOML.
 // Screenshots go to $TEST_OUT. Usage:
 //   node console.mjs BASE_URL SETUP_CODE CODE_FILE
 // (CODE_FILE: where the node keeps the code, which the setup page names).
@@ -65,6 +66,30 @@ await run(t, 'console browser test', async () => {
   if (v !== '120') throw new Error(`rollback did not restore confirm_timeout: ${v}`);
   step('rollback');
 
+  // node.extra_services in the row editor: a bad name is marked on its
+  // cell; fixed, it saves; the JSON view holds the same list.
+  const cell = (prop) => `#f-node-extra-services tr[data-row="0"] [data-prop="${prop}"]`;
+  await page.click('.field[data-path="node.extra_services"] button:has-text("Add row")');
+  await page.fill(cell('name'), 'bad name!');
+  await page.fill(cell('command'), '/bin/sleep');
+  await page.fill(cell('args'), '600');
+  await page.selectOption(cell('restart'), 'never');
+  await page.click('#save');
+  await page.waitForSelector(`${cell('name')}[aria-invalid="true"] + .error`);
+  await shot('rows-invalid');
+  step(`row editor: the bad name marked on its cell: ${await page.textContent(`${cell('name')} + .error`)}`);
+  await page.fill(cell('name'), 'sleeper');
+  await page.click('.field[data-path="node.extra_services"] button[data-toggle="json"]');
+  const text = JSON.parse(await page.inputValue('#f-node-extra-services-json'));
+  if (text[0].command !== '/bin/sleep' || text[0].args[0] !== '600' || text[0].restart !== 'never') throw new Error(`JSON view: ${JSON.stringify(text)}`);
+  await page.click('.field[data-path="node.extra_services"] button[data-toggle="json"]');
+  await page.click('#save');
+  await page.waitForSelector('#toast:has-text("Saved as revision")');
+  await page.waitForSelector(`${cell('name')}`);
+  if (await page.inputValue(cell('name')) !== 'sleeper') throw new Error('the saved row is not shown');
+  await shot('rows-saved');
+  step('row editor: the fixed row saved; the JSON view held the same list');
+
   await page.click('.tabs button:has-text("web")');
   await page.waitForSelector('#f-web-session-idle-minutes');
   await page.fill('#f-web-session-idle-minutes', '90');
@@ -89,6 +114,26 @@ await run(t, 'console browser test', async () => {
   await page.waitForSelector('#token-secret .secret');
   await shot('users-tokens');
   step('API token created');
+
+  // The whole configuration as TOML: a bad value refused with its path,
+  // a good one applied and shown by the section's form.
+  await page.click('nav a[href="#/config"]');
+  await page.click('.tabs button:has-text("all as TOML")');
+  await page.waitForSelector('#config-toml');
+  const toml = await page.inputValue('#config-toml');
+  if (!toml.includes('[node]') || !toml.includes('confirm_timeout = 120')) throw new Error(`TOML view: ${toml.slice(0, 300)}`);
+  await page.fill('#config-toml', toml.replace('confirm_timeout = 120', 'confirm_timeout = 0'));
+  await page.click('#save');
+  await page.waitForSelector('#problems:has-text("node.confirm_timeout")');
+  await shot('config-toml-invalid');
+  step(`TOML view: a bad value refused with its path: ${await page.textContent('#problems')}`);
+  await page.fill('#config-toml', toml.replace('confirm_timeout = 120', 'confirm_timeout = 240'));
+  await page.click('#save');
+  await page.waitForSelector('#toast:has-text("Saved as revision")');
+  await page.click('.tabs button:has-text("node")');
+  await page.waitForSelector('#f-node-confirm-timeout');
+  if (await page.inputValue('#f-node-confirm-timeout') !== '240') throw new Error('the TOML change is not in the form');
+  step('TOML view: the change applied and shown by the node form');
 
   await page.setViewportSize({ width: 390, height: 844 });
   await page.click('nav a[href="#/dashboard"]');

@@ -2,10 +2,13 @@
 //   node integrator.mjs BASE_URL PASSWORD LB_URL FILES_DIR
 // FILES_DIR holds hello.py (answers {"hi": "one"}), broken.py (a syntax
 // error on line 8), needs.py (two imports of packages the node lacks) and
-// hello2/hello.py (answers {"hi": "two"}). Uploads each with the file
-// chooser; a refused file shows its traceback or its problems while
-// version 1 keeps answering on LB_URL/hello; the file's page shows its
-// source and versions, rolls back and undeploys. Screenshots in $TEST_OUT.
+// hello2/hello.py (answers {"hi": "two"}), and two wheels: a pure
+// demo-1.0-py3-none-any.whl and a fake-1.0-cp311-cp311-win_amd64.whl.
+// Uploads each with the file chooser; a refused file shows its traceback
+// or its problems while version 1 keeps answering on LB_URL/hello; the
+// file's page shows its source and versions, rolls back and undeploys;
+// the Packages tab lists the pure wheel and refuses the Windows one.
+// Screenshots in $TEST_OUT.
 import { open, login, allLabelled, run, step } from './lib.mjs';
 import { join } from 'node:path';
 
@@ -127,5 +130,17 @@ await run(t, 'integrator console', async () => {
   await page.click('#kv-keys tr[data-key="o1"] button');
   await page.waitForSelector('#kv-shown:has-text("redriven")');
   step('Queues tab: the dead letter shows its error; re-driven, it was delivered');
+
+  // Packages: a pure wheel installs and is listed; a Windows one is refused by its tag.
+  await page.click('[role=tab]:has-text("Packages")');
+  await page.setInputFiles('#wheel-files', join(files, 'demo-1.0-py3-none-any.whl'));
+  await page.click('#wheel-form button');
+  await page.waitForSelector('#int-packages tr[data-package="demo"] td[data-label="Tags"]:has-text("py3-none-any")');
+  await page.setInputFiles('#wheel-files', join(files, 'fake-1.0-cp311-cp311-win_amd64.whl'));
+  await page.click('#wheel-form button');
+  await page.waitForSelector('#wheel-error:has-text("tag cp311-cp311-win_amd64 is not for this node")');
+  await allLabelled(page);
+  await shot('packages');
+  step('Packages tab: a pure wheel installed and listed; a Windows wheel refused naming its tag');
 
 });

@@ -7,6 +7,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const out = process.env.TEST_OUT || '.';
+
+// Every page of the console, as the accessibility check and the console
+// benchmark visit them.
+export const PAGES = ['#/dashboard', '#/config', '#/config?section=mail', '#/config?section=dpx', '#/config?section=toml', '#/history', '#/network', '#/vpn', '#/dns', '#/mail', '#/pgha',
+  '#/reaction', '#/integrator', '#/integrator?tab=jobs', '#/integrator?tab=queues', '#/integrator?tab=kv', '#/integrator?tab=packages', '#/logs', '#/users', '#/update'];
+
+// Waits until the page's view has its data (a heading, no "Loading");
+// returns the page's clock then, in ms since the navigation started.
+export async function ready(page) {
+  const t = await page.waitForFunction(() => {
+    const m = document.querySelector('main');
+    return m && m.querySelector('h1') && !m.textContent.includes('Loading') && performance.now();
+  }, null, { polling: 'raf' });
+  return t.jsonValue();
+}
 export const step = (s) => console.log(`ok: ${s}`);
 
 // A browser with one page. `prefix` names the screenshots (in $TEST_OUT);
@@ -34,12 +49,20 @@ export async function open({ prefix, phone = false, downloads = false }) {
   return { browser, page, dialogs, errors, shot };
 }
 
-export async function login(page, base, password) {
+export async function login(page, base, password, user = 'admin') {
   await page.goto(base + '/');
   await page.waitForSelector('#login-form');
+  await page.fill('#username', user);
   await page.fill('#password', password);
   await page.keyboard.press('Enter');
   await page.waitForSelector('#stat-node');
+}
+
+// Shows `hash` (`#/pgha`) fresh: a goto to the hash the page is on
+// changes nothing, so that one is reloaded.
+export async function show(page, base, hash) {
+  if (page.url().endsWith(hash)) await page.reload();
+  else await page.goto(base + '/' + hash);
 }
 
 // Fails when a control in the page's main part has no name a screen

@@ -5,7 +5,8 @@
 # CA fingerprint is refused and changes nothing; B and C join with the
 # right one; every member's `cluster status` lists the same three members
 # up and one JetStream meta leader; the membership bucket goes to three
-# replicas; no key or secret is in the configuration; a member killed
+# replicas; the integrator's KV is cluster-wide; a job scheduled on every
+# member runs once per fire time; no key or secret is in the configuration; a member killed
 # with its process tree is marked down; a member that leaves stops its
 # nats-server.
 . "$(dirname "$0")/../lib.sh"
@@ -113,6 +114,12 @@ class Claim(Service):
         p = self.request.payload
         won = self.kv.ns('race').cas(p['key'], None, p['who'])
         self.response.payload = {'won': bool(won)}
+
+class Tally(Service):
+    name = 'race.tally'
+
+    def handle(self):
+        self.response.payload = {'n': self.kvdb.conn.hincrby('tally', 'hits', 1)}
 PY
 for n in A C; do c $n integrator deploy "$W/race.py" >/dev/null || fail "deploy race.py on $n"; done
 racers=()
@@ -120,16 +127,56 @@ for i in $(seq 1 20); do
   for n in A C; do
     c $n --json integrator invoke race.claim "{\"key\": \"k$i\", \"who\": \"$n\"}" >"$W/race-$n-$i.json" 2>&1 &
     racers+=($!)
+    if [ "$i" -le 10 ]; then
+      c $n --json integrator invoke race.tally '{}' >"$W/tally-$n-$i.json" 2>&1 &
+      racers+=($!)
+    fi
   done
 done
-for j in "${racers[@]}"; do wait "$j" || { cat "$W"/race-*.json | head -20; fail "an invoke of race.claim failed"; }; done
+for j in "${racers[@]}"; do wait "$j" || fail "an invoke of race.claim or race.tally failed: $(cat "$W"/race-*.json "$W"/tally-*.json)"; done
 for i in $(seq 1 20); do
   won=$(cat "$W/race-A-$i.json" "$W/race-C-$i.json" | jq -s '[.[] | .. | objects | select(has("won")) | .won] | map(select(.)) | length')
   [ "$won" = 1 ] || { cat "$W/race-A-$i.json" "$W/race-C-$i.json"; fail "key k$i: $won winners of the CAS race"; }
 done
 winner=$(c A --json integrator kv get --ns race k7 | jq -r '.. | strings | select(. == "A" or . == "C")' | sed -n 1p)
 [ -n "$winner" ] || fail "the race's winner is not stored"
-pass "integrator KV cluster-wide: A's key read on C; 20 CAS races between A and C, one winner each"
+cat "$W"/tally-*.json | jq -s -e '[.[] | .. | objects | select(has("n")) | .n] | sort == [range(1; 21)]' >/dev/null \
+  || fail "20 concurrent kvdb hincrby on A and C did not count 1..20: $(cat "$W"/tally-*.json | jq -s -c '[.[] | .. | objects | select(has("status")) | [.status, .body.n // .body.error]]')"
+pass "integrator KV cluster-wide: A's key read on C; 20 CAS races between A and C, one winner each; 20 concurrent kvdb hincrby count 1..20"
+
+# --- jobs run once: the same every-second job on A, B and C; each member
+# claims a fire time before it runs it, so each second runs exactly once
+# in the cluster (a second run of one fire time lands in "dups").
+cat >"$W/tick.py" <<'PY'
+from zato.server.service import Service
+
+class Fire(Service):
+    name = 'tick.fire'
+
+    def handle(self):
+        at = str(self.request.meta.fire_time)
+        who = self.request.payload['who']
+        if not self.kv.ns('ticks').cas(at, None, who):
+            self.kv.ns('dups').set(at, who)
+PY
+for n in A B C; do
+  c $n integrator deploy "$W/tick.py" >/dev/null || fail "deploy tick.py on $n"
+  c $n config set 'integrator.jobs[0]' "{name = \"tick\", service = \"tick.fire\", kind = \"interval\", seconds = 1, payload = {who = \"${n,,}\"}}" >/dev/null \
+    || fail "the tick job not added on $n"
+done
+ticks() { c A --json integrator kv list --ns "$1" | jq '[.keys[] | tonumber] | sort'; }
+wait_for 30 bash -c "[ \"\$('$ALPHAREN' ctl --state-dir '$W/a' --json integrator kv list --ns ticks | jq '.keys | length')\" -ge 8 ]" \
+  || { c A integrator jobs; c A logs integrator | tail -10; fail "the tick job did not fire 8 times in the cluster"; }
+sleep 2   # the fires started before this read have finished
+got=$(ticks ticks)
+jq -e 'length >= 8 and (.[-1] - .[0] + 1) == length' <<<"$got" >/dev/null \
+  || fail "fire times not each run once from the first to the last: $got"
+dups=$(ticks dups)
+[ "$dups" = "[]" ] || fail "fire times run twice: $dups"
+skipped=0
+for n in A B C; do c $n --json integrator jobs | jq -e '.[] | select(.name == "tick") | .last_result | test("ran on another member")' >/dev/null && skipped=$((skipped + 1)); done
+[ $skipped -ge 1 ] || { for n in A B C; do c $n integrator jobs; done; fail "no member says it left a fire to another"; }
+pass "an every-second job on A, B and C: fire times $(jq '.[0]' <<<"$got")..$(jq '.[-1]' <<<"$got") each ran once in the cluster"
 
 # No key or secret in any configuration or log.
 for n in A B C; do

@@ -65,6 +65,18 @@ wait_for 10 bash -c "'$ALPHAREN' ctl --state-dir '$W/b' dpx | grep -q 'lan1.dpx.
   || { ctl dpx; fail "ctl dpx on B does not show the accepted update"; }
 pass "B's dyndns client updated lan1.$ZONE at A over HTTPS (good)"
 
+# A reload that leaves [dpx.client] alone keeps the client and what it
+# registered: no second update (a provider counts those as abuse).
+b_log() { "$ALPHAREN" ctl --state-dir "$W/b" logs dpx -n 1000; }
+reloads=$(b_log | grep -c 'configuration reloaded')
+{ client_cfg lan1-pass; printf '[[dpx.routes]]\nhost = "x.lan1.dpx.test"\nbackend = "http://127.0.0.1:9"\n'; } >"$W/b-route.toml"
+ctl config apply --file "$W/b-route.toml" >/dev/null || fail "route change refused on B"
+wait_for 10 bash -c "[ \$('$ALPHAREN' ctl --state-dir '$W/b' logs dpx -n 1000 | grep -c 'configuration reloaded') -gt $reloads ]" \
+  || fail "B's dpx did not reload after a config change"
+[ "$(b_log | grep -c 'dyndns update sent')" = 1 ] \
+  || { b_log | grep 'dyndns update sent'; fail "B sent its unchanged address again after a reload"; }
+pass "a reload that does not touch [dpx.client] sends no second update"
+
 # A wrong password: one badauth, then the client halts.
 client_cfg wrong-pass | sed 's/^interval = 3600/interval = 3601/' >"$W/b-wrong.toml"
 echo "Current IP Address: 192.0.2.100" >"$W/check/ip"

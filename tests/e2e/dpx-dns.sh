@@ -3,8 +3,8 @@
 # node's own and discovery records, REFUSED outside the zone, SOA serial
 # bumps; `nsupdate` with hmac-sha256 and hmac-sha512 TSIG keys: add and
 # delete, wrong secret → NOTAUTH, name outside the key's policy and
-# unsigned updates → REFUSED; cached UDP answers change with the zone and
-# echo the question's case; dynamic records survive a service restart.
+# unsigned updates → REFUSED; UDP answers (encoded with the zone or
+# cached) change with the zone and echo the question's case; dynamic records survive a service restart.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/dpx-lib.sh"
 
@@ -121,8 +121,9 @@ S2=$(serial); [ "$S2" -gt "$S1" ] || fail "serial $S1 -> $S2 after an update"
 out=$(nsu "hmac-sha512:big-key:$K512" "update add app.$ZONE 60 AAAA 2001:db8::77") || fail "hmac-sha512 add failed: $out"
 [ "$(q app.$ZONE AAAA)" = 2001:db8::77 ] || fail "hmac-sha512 record not served"
 pass "nsupdate add with hmac-sha256 and hmac-sha512; serial $S1 -> $S2"
-# The UDP answer cache: a changed value is served at once, and the
-# question comes back in the case it was asked (0x20), hit or miss.
+# UDP answers encoded with the zone (A, TXT) or cached: a changed value is
+# served at once, and the question comes back in the case it was asked
+# (0x20).
 out=$(nsu "hmac-sha256:ddns-key:$K256" "update delete pc1.dyn.$ZONE A" "update add pc1.dyn.$ZONE 60 A 192.0.2.78") || fail "replace failed: $out"
 [ "$(q pc1.dyn.$ZONE A)" = 192.0.2.78 ] || fail "cached answer outlived an update: $(q pc1.dyn.$ZONE A)"
 out=$(nsu "hmac-sha256:ddns-key:$K256" "update delete pc1.dyn.$ZONE A" "update add pc1.dyn.$ZONE 60 A 192.0.2.77") || fail "replace back failed: $out"
@@ -133,7 +134,7 @@ for i in 1 2; do
   grep -q "^;$MIXED" "$STATE/mixed.txt" || { cat "$STATE/mixed.txt"; fail "question case not echoed ($i)"; }
   grep -q "192.0.2.77" "$STATE/mixed.txt" || { cat "$STATE/mixed.txt"; fail "mixed-case query not answered ($i)"; }
 done
-pass "UDP answer cache: new values after updates, 0x20 case echoed"
+pass "UDP answers: new values after updates, 0x20 case echoed"
 S2=$(serial)
 
 WRONG=$(head -c 32 /dev/urandom | base64 -w0)

@@ -3,7 +3,8 @@
 # integrator.mjs): deploy by the file chooser, invoke with a payload, a
 # refused file's traceback while the old version answers, source,
 # versions, rollback, undeploy; the Jobs, Queues and KV tabs: run a job
-# now, re-drive a dead letter, set and read keys.
+# now, re-drive a dead letter, set and read keys; the Packages tab: upload
+# a pure wheel, a Windows one refused.
 . "$(dirname "$0")/../lib.sh"
 browser_deps
 STATE=$(mktemp -d /tmp/alpharen-intui.XXXXXX)
@@ -40,6 +41,13 @@ svc one >"$FILES/hello.py"
 { svc two | head -n 7; printf '        self.response.payload = {"hi": "two"\n'; } >"$FILES/broken.py"
 printf 'import redis\nimport xmltodict\n' >"$FILES/needs.py"
 svc two >"$FILES/hello2/hello.py"
+/usr/bin/python3 - "$FILES" <<'PY'
+import sys, zipfile
+for name, tag in (('demo', 'py3-none-any'), ('fake', 'cp311-cp311-win_amd64')):
+    with zipfile.ZipFile('%s/%s-1.0-%s.whl' % (sys.argv[1], name, tag), 'w') as z:
+        z.writestr('%s/__init__.py' % name, '')
+        z.writestr('%s-1.0.dist-info/WHEEL' % name, 'Wheel-Version: 1.0\nTag: %s\n' % tag)
+PY
 # For the Jobs, Queues and KV tabs: a subscriber that fails until the key
 # "fixed" is set, and one message that it has already failed for good.
 cat >"$STATE/note.py" <<'PY'

@@ -21,19 +21,8 @@ name = "hello"
 url_path = "/hello"
 service = "hello.world"
 TOML
-seed_ports "$STATE/seed.toml"
-start_node "$STATE" --config "$STATE/seed.toml"
-BASE=https://127.0.0.1:$HTTPS_PORT
-LB=http://127.0.0.1:$LB_PORT
-wait_for 20 curl -skf "$BASE/api/v1/health" || { cat "$STATE/console.log"; fail "web did not come up"; }
+web_node
 
-# req METHOD PATH [CURL ARGS...]: sets CODE and BODY.
-req() {
-  local m=$1 p=$2; shift 2
-  CODE=$(curl -sk -o "$STATE/body" -w '%{http_code}' -X "$m" "$BASE$p" "$@") || CODE=000
-  BODY=$(cat "$STATE/body" 2>/dev/null || true)
-}
-expect() { [ "$CODE" = "$1" ] || fail "$2: got HTTP $CODE, want $1: $BODY"; }
 json() { printf '%s' "$BODY" | jq -e "$@" >/dev/null; }
 
 setup_code=$(cat "$STATE/setup-code")

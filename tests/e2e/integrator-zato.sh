@@ -5,18 +5,22 @@
 # a verb without one), wsgi_environ and request.http, an abstract base
 # that is not a service, bunch, log_input, named and default caches,
 # SimpleIO types, names derived as Zato derives them and invoked by them;
+# kvdb hashes and lists shared by two workers, self.crypto's Fernet tokens
+# and hashes read by Debian's cryptography and passlib, self.user_config
+# with a value from the secret store; Zato 3.2's dataclass Models as
+# SimpleIO and self.commands;
 # a deploy lists every problem of a module at once, Python 2 is named as
 # such, and an unsupported call names the Zato API.
 . "$(dirname "$0")/../lib.sh"
 HERE=$(cd "$(dirname "$0")/integrator-zato" && pwd)
-for tool in curl jq; do command -v $tool >/dev/null || fail "needs $tool (scripts/deps.sh)"; done
+for tool in curl jq /usr/bin/python3; do command -v $tool >/dev/null || fail "needs $tool (scripts/deps.sh)"; done
 STATE=$(mktemp -d "$OUT/zato.XXXXXX")
 on_exit "rm -rf $STATE"
 export ALPHAREN STATE; export -f ctl
 cat >"$STATE/seed.toml" <<'TOML'
 [integrator]
 tls = "off"
-workers = 1
+workers = 2
 timeout = 10
 [[integrator.channels]]
 name = "users"
@@ -34,15 +38,57 @@ service = "orders.create-order"
 name = "counter"
 url_path = "/api/counter"
 service = "kvdb-hash.counter"
+[[integrator.channels]]
+name = "enqueue"
+url_path = "/api/jobs"
+service = "kvdb-hash.enqueue"
+[[integrator.channels]]
+name = "dequeue"
+url_path = "/api/jobs/next"
+service = "kvdb-hash.dequeue"
+[[integrator.channels]]
+name = "scores"
+url_path = "/api/scores"
+service = "kvdb-hash.leaderboard"
+[[integrator.channels]]
+name = "encrypt"
+url_path = "/api/encrypt"
+service = "vault.encrypt"
+[[integrator.channels]]
+name = "decrypt"
+url_path = "/api/decrypt"
+service = "vault.decrypt"
+[[integrator.channels]]
+name = "hash"
+url_path = "/api/hash"
+service = "vault.hash-password"
+[[integrator.channels]]
+name = "settings"
+url_path = "/api/settings"
+service = "settings.crm-settings"
+[[integrator.channels]]
+name = "clients"
+url_path = "/api/clients"
+service = "clients.get-client"
+[[integrator.channels]]
+name = "command"
+url_path = "/api/command"
+service = "clients.run-command"
+[integrator.user_config.crm.api]
+url = "https://crm.example"
+retries = 3
+token = "secret:integrator.user_config.crm_token"
 TOML
 start_integrator "$STATE/seed.toml"
 
 # --- deploy unchanged; names as Zato derives them; the base is no service --
-for f in users-api.py orders.py kvdb-hash.py; do
+for f in users-api.py orders.py kvdb-hash.py vault.py settings.py clients.py; do
   ctl integrator deploy "$HERE/$f" >"$STATE/deploy.out" 2>&1 || { cat "$STATE/deploy.out"; fail "deploy of $f refused"; }
 done
 ctl --json integrator list >"$STATE/list.json"
-jq -e '[.[] | .name] | sort == ["kvdb-hash.counter", "orders.create-order", "orders.get-price", "users-api.configuring-cors", "users-api.user-resource"]' "$STATE/list.json" >/dev/null \
+jq -e '[.[] | .name] | sort == ["clients.get-client", "clients.run-command", "kvdb-hash.counter", "kvdb-hash.dequeue", "kvdb-hash.enqueue", "kvdb-hash.leaderboard",
+  "orders.create-order", "orders.get-price", "settings.crm-settings", "users-api.configuring-cors", "users-api.user-resource",
+  "vault.decrypt", "vault.encrypt", "vault.hash-password"]' "$STATE/list.json" >/dev/null \
   || fail "deployed names: $(jq -c '[.[] | .name]' "$STATE/list.json")"
 pass "Zato modules deploy unchanged; names as Zato's (users-api.configuring-cors); the base class is not a service"
 
@@ -85,15 +131,66 @@ req POST /api/orders -H 'content-type: application/json' -d '{"quantity": "many"
 jq -e '.error | contains("Missing required input element: customer") and contains("quantity (Int expected)")' <<<"$BODY" >/dev/null || fail "bad input answer: $BODY"
 pass "SimpleIO Int/Date/DateTime/Bool/List/Opaque parsed as Zato does, every bad element named; invoke('orders.get-price', as_bunch=True)"
 
-# --- an unsupported call names the Zato API --------------------------------
-req GET /api/counter
+# --- Zato 3.2: dataclass Models as SimpleIO, self.commands -----------------
+req POST /api/clients -H 'content-type: application/json' -d '{"client_id": "12"}'
+[ "$CODE" = 200 ] || fail "Model SimpleIO service: HTTP $CODE $BODY"
+jq -e '. == {"name": "Jane Doe", "email": "client12@example.com", "segment": "RNZ"}' <<<"$BODY" >/dev/null || fail "Model answer: $BODY"
+req POST /api/clients -H 'content-type: application/json' -d '{}'
+[ "$CODE" = 400 ] && jq -e '.error | contains("Missing required input element: client_id")' <<<"$BODY" >/dev/null \
+  || fail "a Model's missing field: HTTP $CODE $BODY"
+req GET /api/command
+[ "$CODE" = 200 ] && jq -e '.Response == "Linux" and .["Is OK?"] == true' <<<"$BODY" >/dev/null || fail "self.commands: HTTP $CODE $BODY"
+wait_for 5 bash -c 'ctl logs integrator -n 1000 | has "Received result: exit code 0"' || fail "the command's callback did not run"
+pass "Model input/output as Zato 3.2 (a missing field named, 400); self.commands.invoke with a callback"
+
+# --- kvdb hashes and lists, shared by every worker --------------------------
+for n in 1 2 3; do req GET '/api/counter?page=home'; done
+[ "$CODE" = 200 ] || fail "kvdb hash service: HTTP $CODE $BODY"
+jq -e '.visits == 3 and .all == {"home": "3"} and .last == "3" and .ttl > 3500 and .type == "hash"' <<<"$BODY" >/dev/null \
+  || fail "kvdb hash answer: $BODY"
+req POST /api/jobs -H 'content-type: application/json' -d '{"jobs": ["a", "b", "c"]}'
+jq -e '.length == 3' <<<"$BODY" >/dev/null || fail "lpush: HTTP $CODE $BODY"
+req GET /api/jobs/next
+jq -e '.job == "a" and .left == ["c", "b"] and .length == 2' <<<"$BODY" >/dev/null || fail "rpop: HTTP $CODE $BODY"
+ctl --json integrator kv get visits --ns kvdb | jq -e '.value.json == {"home": "3"}' >/dev/null \
+  || fail "the hash is not in the node's KV: $(ctl --json integrator kv get visits --ns kvdb)"
+req GET /api/scores
 [ "$CODE" = 500 ] || fail "unsupported kvdb call: HTTP $CODE $BODY"
-jq -e '.error | contains("`self.kvdb.conn.hset` is not supported yet")' <<<"$BODY" >/dev/null || fail "unsupported call answer: $BODY"
-pass "self.kvdb.conn.hset at run time: $(jq -r .error <<<"$BODY")"
+jq -e '.error | contains("`self.kvdb.conn.zadd` is not supported yet; supported: get, set")' <<<"$BODY" >/dev/null || fail "unsupported call answer: $BODY"
+pass "kvdb hincrby/hset(mapping=)/hgetall/expire/ttl and lpush/rpop/lrange/llen across calls and workers; zadd: $(jq -r .error <<<"$BODY" | cut -c1-60)..."
+
+# --- self.crypto: Fernet tokens and pbkdf2_sha512 hashes that Debian's cryptography and passlib read
+req POST /api/encrypt -H 'content-type: application/json' -d '{"text": "zażółć gęślą"}'
+[ "$CODE" = 200 ] || fail "encrypt: HTTP $CODE $BODY"
+TOKEN=$(jq -r .token <<<"$BODY")
+ctl config export --with-secrets >"$STATE/export.toml" || fail "config export --with-secrets"
+KEY=$(/usr/bin/python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["secrets"]["integrator.crypto.fernet_key"])' "$STATE/export.toml") \
+  || fail "the node's Fernet key is not in the secret store"
+PLAIN=$(/usr/bin/python3 -c 'import sys; from cryptography.fernet import Fernet; print(Fernet(sys.argv[1]).decrypt(sys.argv[2].encode()).decode())' "$KEY" "$TOKEN") \
+  || fail "cryptography's Fernet cannot decrypt the service's token"
+[ "$PLAIN" = "zażółć gęślą" ] || fail "decrypted by cryptography: $PLAIN"
+THEIRS=$(/usr/bin/python3 -c 'import sys; from cryptography.fernet import Fernet; print(Fernet(sys.argv[1]).encrypt("from cryptography".encode()).decode())' "$KEY")
+req POST /api/decrypt -H 'content-type: application/json' -d "{\"token\": \"$THEIRS\"}"
+jq -e '.text == "from cryptography"' <<<"$BODY" >/dev/null || fail "decrypt of cryptography's token: HTTP $CODE $BODY"
+PASSLIB=$(/usr/bin/python3 -c 'from passlib.hash import pbkdf2_sha512; print(pbkdf2_sha512.using(rounds=2000).hash("pw 1"))')
+req POST /api/hash -H 'content-type: application/json' -d "{\"password\": \"pw 1\", \"hashed\": \"$PASSLIB\"}"
+jq -e '.verified and .given_verified and (.hash | startswith("$pbkdf2-sha512$120000$"))' <<<"$BODY" >/dev/null || fail "hash: HTTP $CODE $BODY"
+/usr/bin/python3 -c 'import sys; from passlib.hash import pbkdf2_sha512; sys.exit(0 if pbkdf2_sha512.verify("pw 1", sys.argv[1]) else 1)' "$(jq -r .hash <<<"$BODY")" \
+  || fail "passlib does not verify the service's hash"
+pass "self.crypto: tokens both ways with cryptography's Fernet and the node's key; hash_secret/verify_hash as passlib's pbkdf2_sha512"
+
+# --- self.user_config, a secret from the secret store ------------------------
+{ cat "$STATE/seed.toml"; printf '[secrets]\n"integrator.user_config.crm_token" = "tok-123456"\n'; } >"$STATE/cfg.toml"
+ctl config apply --file "$STATE/cfg.toml" >/dev/null || fail "config with the user config secret refused"
+wait_for 20 bash -c "curl -sf '$LB/api/settings' | jq -e '.token_start == \"tok-\"' >/dev/null" || fail "user_config: $(curl -sS "$LB/api/settings")"
+req GET /api/settings
+jq -e '.url == "https://crm.example" and .retries == 3' <<<"$BODY" >/dev/null || fail "user_config answer: $BODY"
+! ctl config export | has -F tok-123456 || fail "the user config secret is in a revision"
+pass "self.user_config.crm.api from [integrator.user_config], its token from the secret store"
 
 # --- refused deploys: every problem at once; Python 2 named -----------------
 if ctl integrator deploy "$HERE/needs-more.py" >"$STATE/err" 2>&1; then fail "needs-more.py deployed"; fi
-for want in "4 problems" "needs-more.py, line 2: \`import redis\`" "line 3: \`import xmltodict\`" "line 4: \`from zato.common.odb.model import Cluster\`: zato.common.odb.model is not supported yet" "line 10: \`self.email\`"; do
+for want in "4 problems" "needs-more.py, line 2: \`import redis\`" "line 3: \`import xmltodict\`" "line 4: \`from zato.common.odb.model import Cluster\`: zato.common.odb.model is not supported yet" "line 10: \`self.sso\`"; do
   has -F "$want" "$STATE/err" || { cat "$STATE/err"; fail "refusal lacks: $want"; }
 done
 if ctl integrator deploy "$HERE/legacy.py" >"$STATE/err" 2>&1; then fail "Python 2 deployed"; fi

@@ -2,7 +2,11 @@
 # The console's Mail page: with the smarthost down, queued mails show
 # their last error and one is deleted in the browser; with it up, "Retry
 # now" delivers the other to the aiosmtpd sink, the deleted one never
-# arrives, and the page's test mail does.
+# arrives, and the page's test mail does. The relay form: a smarthost
+# without a host is refused on its field; "Test connection" of the form
+# as filled in fails with a wrong password and succeeds with the right
+# one at a second sink that requires AUTH; saved, the password is in the
+# secret store only and mail goes through that sink.
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../mail-lib.sh"
 browser_deps
@@ -42,3 +46,17 @@ wait_for 20 bash -c "grep -qs 'X-Sink-To: form@example.net' '$STATE'/sink/*.eml"
 grep -qs 'X-Sink-To: ops@example.net' "$STATE"/sink/*.eml || fail "the retried mail did not arrive"
 grep -qs 'drop@example.net' "$STATE"/sink/*.eml && fail "the deleted mail was delivered"
 pass "Retry now delivered the stuck mail; the test mail from the page arrived; the deleted one did not"
+
+ctl mail test-relay | has "127.0.0.1:$SP: connected (TLS none)" || fail "ctl mail test-relay against the running sink"
+AP=$(free_ports 1); mkdir -p "$STATE/auth"
+start_sink "$STATE/auth" "$AP" --auth relayuser:s3cret-relay
+browse relay "$AP" || fail "Mail page: relay form (screenshots in $OUT)"
+ctl mail test-relay | has "127.0.0.1:$AP: connected (TLS none, logged in)" || fail "ctl mail test-relay after the form saved the relay"
+"$ALPHAREN" ctl --state-dir "$STATE" --json config history | jq -e '.revisions[0] | .comment == "mail relay" and .author == "admin"' >/dev/null ||
+  fail "the relay form's save is not a revision by admin"
+ctl config export | grep -q s3cret-relay && fail "the relay password is in the configuration"
+[ -d "$STATE/log" ] || fail "no log directory at $STATE/log"
+grep -rqF s3cret-relay "$STATE/log" && fail "the relay password is in a log"
+ctl mail test via-auth@example.net | has queued || fail "ctl mail test through the saved relay"
+wait_for 20 bash -c "grep -qs 'X-Sink-To: via-auth@example.net' '$STATE'/auth/sink/*.eml" || fail "mail did not go through the relay saved by the form"
+pass "relay form: tested before saving (wrong and right password), saved as a revision, password only in the secret store, mail goes through it"

@@ -13,8 +13,11 @@
 #     the node without its excluded paths; a run with the storage cut
 #     fails with an alert;
 #  5. a server's SSH host key changes → the group halts, alert logged.
+# After 1, the console's PostgreSQL HA page (Chromium in the node's
+# namespace) names the new master.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/pgha-lib.sh"
+browser_deps
 # The pgha service runs ssh and rsync as ar-pgha (uid 907, see
 # overlays/etc/passwd); OpenSSH refuses a uid that /etc/passwd does not
 # name. The image names it; on this host the test adds it for its run.
@@ -56,6 +59,13 @@ sql B "INSERT INTO t VALUES (201)" >/dev/null
 replicated_to_A() { [ "$(sql A 'SELECT max(i) FROM t')" = 201 ]; }
 wait_for 10 replicated_to_A || fail "a write on B did not reach A"
 pass "A rebuilt from B (data folder moved aside) and streaming"
+BASE=https://127.0.0.1:8443 PASSWORD="correct horse battery"
+in_ns C curl -skf -H 'content-type: application/json' \
+  --data "{\"code\":\"$(cat "$STATE/setup-code")\",\"admin_password\":\"$PASSWORD\",\"hostname\":\"pg\"}" \
+  "$BASE/api/v1/setup" >/dev/null || fail "console setup"
+in_ns C env TEST_OUT="$OUT" timeout 120 node "$DIR/pgha.mjs" "$BASE" "$PASSWORD" "${IP[B]}:5432" ||
+  fail "the console does not show B as master (screenshots in $OUT)"
+pass "the console's PostgreSQL HA page names B as master after the failover"
 
 # 2. controller cut from the master B; A and the referee still see it
 in_ns C ip route add blackhole "${IP[B]}/32"

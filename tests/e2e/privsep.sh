@@ -42,7 +42,8 @@ ssh 905 0000000000000400
 mail 906 0000000000000400
 pgha 907 0000000000000000
 integrator 908 0000000000000000
-logfwd 910 0000000000000000"
+logfwd 910 0000000000000400
+reaction 913 0000000000000000"
 
 field() { sed -n "s/^$1:[[:space:]]*//p" "/proc/$2/status"; }
 while read -r name uid caps; do

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # A field update under QEMU (docs/update.md): image v1 and a signed bundle
 # of v2 (another version string, same development key), boot v1, setup
-# over HTTPS, `ssh admin@node system update - < v2.aru`, reboot: slot B
+# over HTTPS, v2 uploaded with curl to POST /api/v1/system/update (its
+# progress in GET /api/v1/system/update), reboot: slot B
 # runs v2 with config and ssh host key kept and is committed (good) by the
 # health gate. Then a bundle with a flipped byte, one for another board and
 # a truncated upload are each refused with their reason, the other slot is
-# left invalid, v2 keeps running and still boots.
+# left invalid (these over ssh's stdin), v2 keeps running and still boots.
+# Last, a v3 whose alpharen exits at start is installed: three tries,
+# then v2 boots again and reports the failed slot with v3's version; and
+# QEMU killed while v2 is written into slot A: v2 boots from B, slot A is
+# invalid, a new install succeeds.
 # e2e-lock: image (builds images/out/ and its cache)
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -31,7 +36,20 @@ if [ ! -f "$aru" ] || [ -n "$(find "$IMG" -newer "$aru" -print -quit)" ]; then
   IMAGES_OUT=$v2out UPDATE_KEY=$key ALPHAREN_BIN=$bin images/bundle.sh pc-x86_64 >>"$OUT/build-v2.log" 2>&1 \
     || { tail -30 "$OUT/build-v2.log"; fail "building the pc-x86_64 bundle"; }
 fi
-[ -f "$aru" ] || fail "no bundle $aru"
+# v3: a system whose alpharen exits at start (/bin/false as the binary),
+# bundled with the real tools.
+V3=$V1.2
+v3out=$OUT/v3
+aru3=$v3out/alpharen-qemu-x86_64-$V3.aru
+if [ ! -f "$aru3" ] || [ -n "$(find "$IMG" -newer "$aru3" -print -quit)" ]; then
+  echo "building the broken v3 ($V3) and its bundle (log in $OUT/build-v3.log)"
+  rm -rf "$v3out"
+  { IMAGES_OUT=$v3out ALPHAREN_VERSION=$V3 UPDATE_KEY=$key ALPHAREN_BIN=/bin/false images/build.sh qemu-x86_64 &&
+    IMAGES_OUT=$v3out UPDATE_KEY=$key ALPHAREN_BIN=$bin images/bundle.sh qemu-x86_64; } >"$OUT/build-v3.log" 2>&1 \
+    || { tail -30 "$OUT/build-v3.log"; fail "building v3"; }
+  rm -rf "$v3out"/alpharen-qemu-x86_64.img "$v3out"/esp.vfat "$v3out"/work-qemu-x86_64
+fi
+[ -f "$aru" ] && [ -f "$aru3" ] || fail "no bundle $aru or $aru3"
 pass "image v1 ($V1) and bundle v2 ($V2, $(du -h "$aru" | cut -f1))"
 
 disk=$OUT/update-disk.img
@@ -64,13 +82,23 @@ wait_for 200 "${SSH[@]}" status || fail "ssh status did not answer"
 wait_for 200 grep -q "boot of slot a marked good" "$LOG" || { tail -20 "$LOG"; fail "slot A was not marked good"; }
 pass "v1 booted from slot A, set up, marked good"
 
+# v2 through the API (curl, streamed), its progress visible in GET
+# /api/v1/system/update while it goes (4 MB/s, so there is time to look).
+api session -c "$OUT/jar" -H 'content-type: application/json' -d '{"username":"admin","password":"correct horse battery"}' >"$OUT/login.json" \
+  || fail "login"
 t0=$(date +%s)
-timeout 600 "${SSH[@]}" system update - <"$aru" >"$OUT/update-ssh.out" 2>&1 || { cat "$OUT/update-ssh.out"; tail -20 "$LOG"; fail "ssh system update"; }
-has "installed version $V2 (build .*) into slot b" "$OUT/update-ssh.out" || fail "update said: $(cat "$OUT/update-ssh.out")"
+curl -sk --max-time 600 -o "$OUT/update-api.json" -w '%{http_code}' -b "$OUT/jar" -H "x-csrf-token: $(jq -r .csrf "$OUT/login.json")" \
+  --limit-rate 4M -H 'content-type: application/octet-stream' --data-binary @"$aru" "https://127.0.0.1:$WEB/api/v1/system/update" >"$OUT/update-api.code" &
+UPLOAD=$!
+wait_for 120 bash -c "curl -sk --max-time 5 -b '$OUT/jar' 'https://127.0.0.1:$WEB/api/v1/system/update' | jq -e '.installing and .received > 0' >'$OUT/progress.json'" \
+  || fail "no install in progress seen in GET /api/v1/system/update"
+wait "$UPLOAD" || fail "curl upload exited $?"
+[ "$(cat "$OUT/update-api.code")" = 200 ] && jq -e --arg v "$V2" '.slot == "b" and .version == $v' "$OUT/update-api.json" >/dev/null \
+  || { tail -20 "$LOG"; fail "API upload: HTTP $(cat "$OUT/update-api.code") $(cat "$OUT/update-api.json")"; }
 "${SSH[@]}" system slots --json >"$OUT/slots1.json"
 jq -e --arg v "$V2" '.[0].booted and .[0].state == "good" and .[1].state == "trial" and .[1].version == $v' "$OUT/slots1.json" >/dev/null \
   || fail "slots after install: $(cat "$OUT/slots1.json")"
-pass "v2 uploaded over ssh stdin and installed into slot B in $(( $(date +%s) - t0 )) s, armed for a trial"
+pass "v2 uploaded through POST /api/v1/system/update and installed into slot B in $(( $(date +%s) - t0 )) s (progress seen in GET /api/v1/system/update), armed for a trial"
 
 "${SSH[@]}" reboot >/dev/null 2>&1 || true
 wait_for 120 grep -q "SIGTERM received" "$LOG" || fail "reboot over ssh did not reach init"
@@ -115,3 +143,42 @@ grep -q "slot b from" "$LOG" || fail "did not boot slot B after the refused upda
 wait_for 300 "${SSH[@]}" status || fail "ssh after the refused updates"
 "${SSH[@]}" status | has -x "system    $V2 (build .*)" || fail "v2 does not boot any more"
 pass "after the refused updates v2 still boots (slot A invalid is skipped)"
+
+# v3, whose alpharen exits at start, into slot A: three tries (each a
+# kernel panic, rebooted after 10 s), then v2 in slot B boots again and
+# reports the failed update.
+timeout 600 "${SSH[@]}" system update - <"$aru3" >"$OUT/v3.out" 2>&1 || { cat "$OUT/v3.out"; fail "installing v3"; }
+has "installed version $V3 (build .*) into slot a" "$OUT/v3.out" || fail "v3 update said: $(cat "$OUT/v3.out")"
+"${SSH[@]}" reboot >/dev/null 2>&1 || true
+wait_for 120 grep -q "SIGTERM received" "$LOG" || fail "reboot over ssh did not reach init"
+stop_hard
+start
+tries=$(grep -c "alpharen: slot a from" "$LOG" || true)
+[ "$tries" -eq 3 ] || fail "slot A (v3) was tried $tries times, not 3"
+grep -q "slot b from" "$LOG" || fail "did not fall back to slot B"
+wait_for 300 "${SSH[@]}" status || fail "ssh after the fallback"
+"${SSH[@]}" status | has -x "system    $V2 (build .*)" || fail "v2 does not run after the fallback"
+wait_for 300 grep -q "slot a failed all its boot tries" "$LOG" || { tail -20 "$LOG"; fail "the failed update was not reported"; }
+"${SSH[@]}" system slots --json >"$OUT/slots4.json"
+jq -e --arg v "$V3" '.[0].state == "failed" and .[0].version == $v and .[1].booted and .[1].state == "good"' "$OUT/slots4.json" >/dev/null \
+  || fail "slots after the fallback: $(cat "$OUT/slots4.json")"
+pass "v3 whose alpharen exits at start: slot A tried 3 times, v2 boots again and reports slot A ($V3) failed"
+
+# QEMU killed while v2 is being written into slot A (the upload slowed to
+# 1 MB/s so it is surely under way): v2 in slot B boots, slot A is
+# invalid, and a new install succeeds.
+curl -sk --max-time 600 -o /dev/null -b "$OUT/jar" -H "x-csrf-token: $(jq -r .csrf "$OUT/login.json")" --limit-rate 1M \
+  -H 'content-type: application/octet-stream' --data-binary @"$aru" "https://127.0.0.1:$WEB/api/v1/system/update" &
+wait_for 120 grep -q "update: slot a marked invalid" "$LOG" || { tail -20 "$LOG"; fail "the install into slot A did not start"; }
+wait_for 60 bash -c "curl -sk --max-time 5 -b '$OUT/jar' 'https://127.0.0.1:$WEB/api/v1/system/update' | jq -e '.received > 4000000'" \
+  || fail "the upload did not get under way"
+stop_hard
+start
+grep -q "slot b from" "$LOG" || fail "did not boot slot B after the kill"
+wait_for 300 "${SSH[@]}" status || fail "ssh after the kill"
+"${SSH[@]}" system slots --json >"$OUT/slots5.json"
+jq -e '.[0].state == "invalid" and .[1].booted and .[1].state == "good"' "$OUT/slots5.json" >/dev/null \
+  || fail "slots after the kill: $(cat "$OUT/slots5.json")"
+timeout 600 "${SSH[@]}" system update - <"$aru" >"$OUT/again.out" 2>&1 || { cat "$OUT/again.out"; fail "install after the kill"; }
+"${SSH[@]}" system slots --json | jq -e --arg v "$V2" '.[0].state == "trial" and .[0].version == $v' >/dev/null || fail "slot A after the new install"
+pass "QEMU killed while writing slot A: v2 boots from B, A invalid, a new install into A succeeds"

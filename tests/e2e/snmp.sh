@@ -21,12 +21,8 @@ COMMUNITY="c0mm-$$-$RANDOM"
 BASE=.1.3.6.1.4.1.32473.1
 
 # One line per trap: its variable bindings, numeric OIDs (-On), no MIBs.
-printf 'authCommunity log %s\nformat2 TRAP %%v\\n\n' "$COMMUNITY" >"$TRAPS/snmptrapd.conf"
-MIBS= MIBDIRS=/nonexistent snmptrapd -f -C -c "$TRAPS/snmptrapd.conf" -On -n \
-  -Lf "$TRAPS/traps.log" -p "$TRAPS/pid" "udp:127.0.0.1:$TRAP_PORT" >"$TRAPS/out" 2>&1 &
-TRAPD_PID=$!
-on_exit "kill $TRAPD_PID 2>/dev/null; wait $TRAPD_PID 2>/dev/null"
-wait_for 10 bash -c "ss -Hlun 'sport = :$TRAP_PORT' | has ." || { cat "$TRAPS/out"; fail "snmptrapd did not start"; }
+printf 'authCommunity log %s\nformat2 TRAP %%v\\n\n' "$COMMUNITY" >"$TRAPS/traps.conf"
+snmptrapd_start "$TRAPS" traps "$TRAP_PORT"
 
 seed_ports "$STATE/seed.toml"
 cat >>"$STATE/seed.toml" <<TOML
@@ -52,7 +48,7 @@ wait_for 20 bash -c "ctl logs logfwd | grep -q 'reloading the syslog and snmp se
 MAIL_PID=$(ctl --json services | jq -r '.[] | select(.name == "mail") | .pid')
 [ -n "$MAIL_PID" ] && [ "$MAIL_PID" != null ] || fail "no mail pid"
 kill -KILL "$MAIL_PID"
-wait_for 20 has "$BASE.0.1" "$TRAPS/traps.log" || { cat "$TRAPS/traps.log" "$TRAPS/out"; ctl logs logfwd | tail; fail "no serviceDown trap"; }
+wait_for 20 has "$BASE.0.1" "$TRAPS/traps.log" || { cat "$TRAPS/traps.log" "$TRAPS/traps.out"; ctl logs logfwd | tail; fail "no serviceDown trap"; }
 wait_for 20 has "$BASE.0.2" "$TRAPS/traps.log" || { cat "$TRAPS/traps.log"; fail "no serviceUp trap"; }
 DOWN=$(grep "$BASE.0.1" "$TRAPS/traps.log" | head -1)
 has "$BASE.1.2 = STRING: \"mail\"" <<<"$DOWN" || fail "serviceDown does not name mail: $DOWN"

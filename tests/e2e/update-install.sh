@@ -5,8 +5,11 @@
 # writes the inactive slot and arms its trial entry, `ctl system slots`
 # shows it; a flipped byte and a truncated upload leave the slot invalid
 # and the booted slot's entry untouched; a bundle signed by another key
-# touches nothing; `ssh admin@node system update - < bundle` works. The
-# same on a real disk under QEMU: tests/e2e/qemu-update.sh.
+# touches nothing; `ssh admin@node system update - < bundle` works;
+# POST /api/v1/system/update streams an upload (admins only); `ctl system
+# update URL` resumes a download broken off half-way; the console's
+# System update page uploads with progress. The same on a real disk under
+# QEMU: tests/e2e/qemu-update.sh.
 . "$(dirname "$0")/../lib.sh"
 for tool in curl jq ssh ssh-keygen minisign; do command -v $tool >/dev/null || fail "needs $tool (scripts/deps.sh)"; done
 STATE=$(mktemp -d /tmp/alpharen-install.XXXXXX)
@@ -107,9 +110,71 @@ timeout 30 ssh "${SSHOPTS[@]}" admin@127.0.0.1 system slots >"$T/ssh-slots.out" 
 has -E "^b +trial \(3 tries left\) +0.2.0 +e2e-v2" "$T/ssh-slots.out" || fail "ssh slots: $(cat "$T/ssh-slots.out")"
 pass "ssh admin@node system update - < bundle installs; system slots over ssh"
 
-curl -skf -c "$T/jar" -o /dev/null -X POST "https://127.0.0.1:$HTTPS_PORT/api/v1/session" -H 'content-type: application/json' \
+curl -skf -c "$T/jar" -o "$T/login.json" -X POST "https://127.0.0.1:$HTTPS_PORT/api/v1/session" -H 'content-type: application/json' \
   --data-binary '{"username":"admin","password":"correct horse"}' || fail "login"
 curl -skf -b "$T/jar" "https://127.0.0.1:$HTTPS_PORT/api/v1/system/slots" >"$T/api-slots.json" || fail "GET /api/v1/system/slots"
 jq -e '.[0].booted and .[1].version == "0.2.0" and .[1].state == "trial"' "$T/api-slots.json" >/dev/null || fail "API slots: $(cat "$T/api-slots.json")"
 ctl status | has -x "system    0.1.0 (build e2e-v1)" || fail "status does not show the system release: $(ctl status | head -4)"
 pass "GET /api/v1/system/slots; status shows the system release"
+
+# POST /api/v1/system/update: the body streamed to the supervisor.
+API=https://127.0.0.1:$HTTPS_PORT/api/v1
+CSRF=(-b "$T/jar" -H "x-csrf-token: $(jq -r .csrf "$T/login.json")")
+post_update() { curl -sk --max-time 120 -o "$T/api.json" -w '%{http_code}' "${CSRF[@]}" -H 'content-type: application/octet-stream' -X POST "$API/system/update" "$@"; }
+c=$(post_update --data-binary @"$T/flipped.aru") || fail "API upload of the flipped bundle: curl exited $? (HTTP $c)"
+[ "$c" = 422 ] && jq -e '.code == "update_refused" and (.message | contains("block 3"))' "$T/api.json" >/dev/null \
+  || fail "API flipped bundle: HTTP $c $(cat "$T/api.json")"
+[ "$(entries)" = "alpharen-a.conf " ] || fail "entries after a refused API upload: $(entries)"
+c=$(post_update --data-binary @"$T/short.aru") || fail "API upload of the truncated bundle: curl exited $? (HTTP $c)"
+[ "$c" = 422 ] && jq -e '.message | contains("truncated")' "$T/api.json" >/dev/null || fail "API truncated: HTTP $c $(cat "$T/api.json")"
+pass "POST /api/v1/system/update: a flipped byte and a truncated bundle are refused (422, with the reason); b left invalid"
+
+# No Content-Length (curl -T - reads standard input), as a browser or a
+# script streaming a download would send it.
+c=$(post_update -T - <"$aru") || fail "API upload: curl exited $? (HTTP $c)"
+[ "$c" = 200 ] && jq -e '.slot == "b" and .version == "0.2.0" and .build_id == "e2e-v2"' "$T/api.json" >/dev/null \
+  || fail "API upload: HTTP $c $(cat "$T/api.json")"
+[ "$(entries)" = "alpharen-a.conf alpharen-b+3.conf " ] || fail "entries after the API install: $(entries)"
+cmp -n "$(stat -c %s "$slot/rootfs.squashfs")" "$slot/rootfs.squashfs" "$disk/rootfs-b" || fail "rootfs-b after the API install"
+curl -skf -b "$T/jar" "$API/system/update" | jq -e '.installing == false' >/dev/null || fail "GET /system/update after the install"
+pass "POST /api/v1/system/update (no Content-Length): installed into b and armed; GET /system/update: nothing installing"
+
+# Only an admin, checked before the body is read (a small body: a large
+# one is not drained, and HTTP/2 then resets the stream after the answer).
+head -c 1000000 "$aru" >"$T/head.aru"
+started=$(grep -c "update: upload .* started" "$STATE/console.log")
+curl -skf -o "$T/token.json" "${CSRF[@]}" -H 'content-type: application/json' --data '{"name":"viewer","role":"viewer"}' "$API/tokens" || fail "a viewer token"
+TOKEN=$(jq -r .secret "$T/token.json")
+c=$(curl -sk --max-time 60 -o "$T/api.json" -w '%{http_code}' -H "authorization: Bearer $TOKEN" --data-binary @"$T/head.aru" "$API/system/update")
+[ "$c" = 403 ] || fail "a reader's upload: HTTP $c $(cat "$T/api.json")"
+c=$(curl -sk --max-time 60 -o "$T/api.json" -w '%{http_code}' --data-binary @"$T/head.aru" "$API/system/update")
+[ "$c" = 401 ] || fail "an anonymous upload: HTTP $c $(cat "$T/api.json")"
+[ "$(grep -c "update: upload .* started" "$STATE/console.log")" = "$started" ] || fail "a refused caller started an upload"
+pass "POST /api/v1/system/update: 403 for a reader, 401 without credentials"
+
+# ctl system update URL: a server that breaks the first download off
+# half-way; ctl resumes with a Range request and the install completes.
+: >"$T/range.log"
+/usr/bin/python3 "$ROOT/tests/range-server.py" "$aru" "$T/range.port" "$T/range.log" &
+RANGE_PID=$!
+on_exit "kill $RANGE_PID 2>/dev/null"
+wait_for 10 test -s "$T/range.port" || fail "range server did not start"
+url=http://127.0.0.1:$(cat "$T/range.port")/alpharen.aru
+dd if=/dev/zero of="$disk/rootfs-b" bs=1M count=1 conv=notrunc status=none
+timeout 120 "$ALPHAREN" ctl --state-dir "$STATE" system update "$url" >"$T/url.out" 2>&1 || { cat "$T/url.out" "$T/range.log"; fail "system update URL"; }
+has "download broke off at byte" "$T/url.out" || fail "no resume reported: $(cat "$T/url.out")"
+has "installed version 0.2.0 (build e2e-v2) into slot b" "$T/url.out" || fail "URL update said: $(cat "$T/url.out")"
+half=$(( $(stat -c %s "$aru") / 2 ))
+has -x -- "- dropped at $half" "$T/range.log" && has -x -- "bytes=$half- sent $half-$(stat -c %s "$aru")" "$T/range.log" \
+  || fail "range server saw: $(cat "$T/range.log")"
+cmp -n "$(stat -c %s "$slot/rootfs.squashfs")" "$slot/rootfs.squashfs" "$disk/rootfs-b" || fail "rootfs-b after the URL install"
+[ "$(entries)" = "alpharen-a.conf alpharen-b+3.conf " ] || fail "entries after the URL install: $(entries)"
+pass "system update URL: the download broken off half-way resumes from byte $half (HTTP Range) and installs"
+
+# The console's System update page: a corrupt bundle refused with its
+# reason, the good one uploaded with a progress bar, the reboot button.
+browser_deps
+TEST_OUT=$OUT timeout 300 node "$DIR/update.mjs" "https://127.0.0.1:$HTTPS_PORT" "correct horse" "$aru" "$T/flipped.aru" \
+  || fail "System update page (screenshots in $OUT)"
+[ "$(entries)" = "alpharen-a.conf alpharen-b+3.conf " ] || fail "entries after the console install: $(entries); $(grep "update" "$STATE/console.log" | tail -5)"
+pass "console System update page: corrupt bundle refused, upload with progress installs, reboot asks first"

@@ -63,6 +63,8 @@ enum Cmd {
         #[arg(long)]
         dev: bool,
     },
+    /// A reaction engine agent on a watched or managed host (docs/reaction.md).
+    Agent(alpharen_reaction::AgentArgs),
     /// Queue a message like sendmail(8): `-t`, `-f`, `-F`, `-i`, recipients;
     /// the message on stdin (also run as `sendmail`).
     #[command(disable_help_flag = true)]
@@ -149,6 +151,10 @@ fn main() -> Result<()> {
             dev,
             config,
         } => supervise(state_dir, dev, config, false),
+        Cmd::Agent(args) => {
+            logging();
+            alpharen_reaction::run_agent(args)
+        }
         Cmd::Sendmail { args } => std::process::exit(alpharen_mail::sendmail_main(&args)),
         Cmd::Serve {
             name,
@@ -168,6 +174,7 @@ fn main() -> Result<()> {
                 "pgha" => alpharen_pgha::serve(&state_dir, dev).context("pgha service"),
                 "logfwd" => alpharen_logfwd::serve(&state_dir, dev).context("logfwd service"),
                 "cluster" => alpharen_cluster::serve(&state_dir, dev).context("cluster service"),
+                "reaction" => alpharen_reaction::serve(&state_dir, dev).context("reaction service"),
                 _ => bail!("there is no built-in service {name:?} in this firmware"),
             }
         }

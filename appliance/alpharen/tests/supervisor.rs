@@ -194,7 +194,7 @@ fn control_socket_answers_garbage_with_clear_errors() {
     let v = ask(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"status\"}\n");
     assert_eq!(v["id"], 5);
     // An oversized line is refused and the connection closed.
-    let mut big = vec![b'x'; 2 << 20];
+    let mut big = vec![b'x'; alpharen_rpc::MAX_LINE + 1];
     big.push(b'\n');
     let v = ask(&big);
     assert_eq!(v["error"]["data"]["code"], "invalid_request");

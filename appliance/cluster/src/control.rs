@@ -77,19 +77,48 @@ impl Handler for Rpc {
     }
 }
 
-/// Every heartbeat in the bucket, with its state.
-pub async fn member_list(kv: &jetstream::kv::Store) -> Result<Vec<Member>, String> {
-    let mut keys = kv.keys().await.map_err(|e| e.to_string())?;
-    let mut beats = Vec::new();
-    while let Some(k) = keys.next().await {
-        let Ok(k) = k else { continue };
-        if let Ok(Some(v)) = kv.get(&k).await
-            && let Ok(h) = serde_json::from_slice::<Heartbeat>(&v)
-        {
-            beats.push(h);
+/// Every heartbeat in the bucket, with its state. Reads through the stream
+/// leader (stream info with subjects, then `STREAM.MSG.GET` per member)
+/// rather than a KV key watcher or a direct get: while a bucket changes
+/// replicas, nats-server 2.9 can fail a watcher's consumer and answer a
+/// direct get from a replica that has not caught up. Retries a few times,
+/// then says why.
+pub async fn member_list(js: &jetstream::Context) -> Result<Vec<Member>, String> {
+    let mut last = String::new();
+    for attempt in 0..4 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        match read_beats(js).await {
+            Ok(beats) => return Ok(members::classify(members::now_ms(), beats)),
+            Err(e) => last = e,
         }
     }
-    Ok(members::classify(members::now_ms(), beats))
+    Err(format!("cannot read the member list: {last}"))
+}
+
+async fn read_beats(js: &jetstream::Context) -> Result<Vec<Heartbeat>, String> {
+    let stream = js
+        .get_stream(format!("KV_{}", members::BUCKET))
+        .await
+        .map_err(|e| e.to_string())?;
+    let prefix = format!("$KV.{}.", members::BUCKET);
+    let mut subjects = stream
+        .info_with_subjects(format!("{prefix}>"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut beats = Vec::new();
+    while let Some(entry) = subjects.next().await {
+        let (subject, _) = entry.map_err(|e| e.to_string())?;
+        let m = stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .map_err(|e| format!("{subject}: {e}"))?;
+        let h = serde_json::from_slice::<Heartbeat>(&m.payload)
+            .map_err(|e| format!("{subject}: not a heartbeat: {e}"))?;
+        beats.push(h);
+    }
+    Ok(beats)
 }
 
 /// nats-server's `/jsz` on the monitoring port: the meta group.
@@ -120,9 +149,15 @@ async fn status(node: &Arc<Node>) -> Value {
         return json!({ "name": null, "node": view.config.node.hostname, "nats": "not in a cluster", "members": [] });
     }
     let shared = node.nats.get();
-    let members = match &shared.kv {
-        Some(kv) => member_list(kv).await.unwrap_or_default(),
-        None => Vec::new(),
+    let (members, members_error) = match &shared.js {
+        Some(js) => match member_list(js).await {
+            Ok(m) => (m, None),
+            Err(e) => (Vec::new(), Some(e)),
+        },
+        None => (
+            Vec::new(),
+            Some("not connected to nats-server yet".to_string()),
+        ),
     };
     let up = members.iter().filter(|m| m.state == "up").count();
     let meta = jsz(c.monitor_port).await;
@@ -147,6 +182,7 @@ async fn status(node: &Arc<Node>) -> Value {
             "R3: the cluster's data survives the loss of one member"
         },
         "members": members,
+        "members_error": members_error,
     })
 }
 

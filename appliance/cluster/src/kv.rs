@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::{self, kv};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -21,6 +22,10 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, conf, io_err};
 
 pub const BUCKET: &str = "ar_kv";
+/// One-time claims (a scheduled job's fire time): written once, never
+/// changed, dropped by JetStream after a day.
+pub const CLAIMS: &str = "ar_claims";
+const CLAIM_AGE_SECS: u64 = 24 * 3600;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A stored value.
@@ -52,6 +57,16 @@ impl Record {
     }
 }
 
+/// Whether a stream message of the bucket holds a live value (not a
+/// delete marker, not expired).
+fn holds_value(m: &StreamMessage, now: i64) -> bool {
+    let deleted = m
+        .headers
+        .get("KV-Operation")
+        .is_some_and(|op| op.as_str() != "PUT");
+    !deleted && serde_json::from_slice::<Record>(&m.payload).is_ok_and(|r| r.live(now))
+}
+
 /// The NATS key of `ns`/`key`.
 pub fn encode_key(ns: &str, key: &str) -> String {
     format!("n{}.k{}", B64.encode(ns), B64.encode(key))
@@ -75,6 +90,7 @@ pub struct ClusterKv {
     kv: kv::Store,
     js: jetstream::Context,
     stream: jetstream::stream::Stream,
+    claims_stream: jetstream::stream::Stream,
 }
 
 impl ClusterKv {
@@ -111,10 +127,24 @@ impl ClusterKv {
                 .get_stream(format!("KV_{BUCKET}"))
                 .await
                 .map_err(kv_err)?;
-            Ok((kv, js, stream))
+            // Made here; written through its stream (`write_if`).
+            crate::nats::bucket(&js, CLAIMS, CLAIM_AGE_SECS)
+                .await
+                .map_err(kv_err)?;
+            let claims_stream = js
+                .get_stream(format!("KV_{CLAIMS}"))
+                .await
+                .map_err(kv_err)?;
+            Ok((kv, js, stream, claims_stream))
         })?;
-        let (kv, js, stream) = kv;
-        Ok(ClusterKv { rt, kv, js, stream })
+        let (kv, js, stream, claims_stream) = kv;
+        Ok(ClusterKv {
+            rt,
+            kv,
+            js,
+            stream,
+            claims_stream,
+        })
     }
 
     fn run<T: Send>(&self, f: impl Future<Output = Result<T, Error>> + Send) -> Result<T, Error> {
@@ -188,63 +218,111 @@ impl ClusterKv {
             if live != expected {
                 return Ok(false);
             }
-            let revision = cur.map(|(_, rev)| rev);
-            let done = match (body, revision) {
-                (Some(b), Some(rev)) => kv.update(&k, b.into(), rev).await.is_ok(),
-                (Some(b), None) => this.create(&k, b, now).await?,
-                (None, Some(rev)) => kv.delete_expect_revision(&k, Some(rev)).await.is_ok(),
+            let bucket = this.bucket();
+            let done = match (body, cur.map(|(_, rev)| rev)) {
+                (Some(b), Some(rev)) => {
+                    this.write_if(bucket, &k, Some(b), |m| {
+                        m.is_some_and(|m| m.sequence == rev)
+                    })
+                    .await?
+                }
+                (Some(b), None) => {
+                    let absent = |m: Option<&StreamMessage>| m.is_none_or(|m| !holds_value(m, now));
+                    this.write_if(bucket, &k, Some(b), absent).await?
+                }
+                (None, Some(rev)) => {
+                    this.write_if(bucket, &k, None, |m| m.is_some_and(|m| m.sequence == rev))
+                        .await?
+                }
                 (None, None) => true,
             };
             Ok(done)
         })
     }
 
-    /// Stores `body` under `k` only if `k` holds no live value, as the
-    /// stream's leader sees it. Debian 12's nats-server (2.9) does not
-    /// enforce "no message on this subject yet" (an expected subject
-    /// sequence of 0) on a replicated stream, so a first write is made
-    /// conditional on the whole stream's last sequence instead: it is
-    /// taken only if nothing at all was written since the key was seen
-    /// absent (a busy bucket retries).
-    async fn create(&self, k: &str, body: Vec<u8>, now: i64) -> Result<bool, Error> {
-        let subject = format!("$KV.{BUCKET}.{k}");
+    fn bucket(&self) -> Bucket<'_> {
+        Bucket {
+            name: BUCKET,
+            stream: &self.stream,
+        }
+    }
+
+    /// Takes the claim `key` of `scope` for `holder` unless a member took
+    /// it first: of members racing, exactly one gets `true`. Claims are
+    /// never released; JetStream drops them after a day.
+    pub fn claim(&self, scope: &str, key: &str, holder: &str) -> Result<bool, Error> {
+        let k = encode_key(scope, key);
+        let body = holder.as_bytes().to_vec();
+        let into = Bucket {
+            name: CLAIMS,
+            stream: &self.claims_stream,
+        };
+        self.run(async move { self.write_if(into, &k, Some(body), |m| m.is_none()).await })
+    }
+
+    /// Writes `body` under `k` (`None`: a delete marker) only if the
+    /// key's last message, as the stream's leader has it, is what
+    /// `expect` accepts, and nothing at all was written to the bucket
+    /// since it was read. Debian 12's nats-server (2.9) checks a
+    /// per-subject expectation (what `kv.update` sends) against the
+    /// messages it has applied, not those still being replicated, so two
+    /// members could both update from the same revision; the check of the
+    /// whole stream's last sequence counts those too. A busy bucket
+    /// retries; a write whose outcome is unknown is an error, never
+    /// retried.
+    async fn write_if(
+        &self,
+        into: Bucket<'_>,
+        k: &str,
+        body: Option<Vec<u8>>,
+        expect: impl Fn(Option<&StreamMessage>) -> bool,
+    ) -> Result<bool, Error> {
+        let subject = format!("$KV.{}.{k}", into.name);
         for _ in 0..20 {
-            let mut stream = self.stream.clone();
+            let mut stream = into.stream.clone();
             let last = stream.info().await.map_err(kv_err)?.state.last_sequence;
-            match stream.get_last_raw_message_by_subject(&subject).await {
-                Ok(m) => {
-                    let deleted = m
-                        .headers
-                        .get("KV-Operation")
-                        .is_some_and(|op| op.as_str() != "PUT");
-                    let live = !deleted
-                        && serde_json::from_slice::<Record>(&m.payload).is_ok_and(|r| r.live(now));
-                    if live {
-                        return Ok(false);
-                    }
-                    // A delete marker or an expired value: its sequence
-                    // is a real expectation.
-                    return Ok(self.kv.update(k, body.into(), m.sequence).await.is_ok());
-                }
+            let cur = match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(m) => Some(m),
                 Err(e)
-                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {}
+                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                {
+                    None
+                }
                 Err(e) => return Err(kv_err(e)),
+            };
+            if !expect(cur.as_ref()) {
+                return Ok(false);
             }
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(
                 async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
                 last.to_string().as_str(),
             );
+            if body.is_none() {
+                headers.insert("KV-Operation", "DEL");
+            }
             let ack = self
                 .js
-                .publish_with_headers(subject.clone(), headers, body.clone().into())
+                .publish_with_headers(
+                    subject.clone(),
+                    headers,
+                    body.clone().unwrap_or_default().into(),
+                )
                 .await
                 .map_err(kv_err)?;
-            if ack.await.is_ok() {
-                return Ok(true);
+            // Another write since `last`: look again; any other failure
+            // leaves the outcome unknown.
+            match ack.await {
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {}
+                Err(e) => {
+                    return Err(kv_err(format!(
+                        "a conditional write did not confirm ({e}); it may or may not have been made"
+                    )));
+                }
             }
         }
-        Err(kv_err("the bucket is too busy to create a key; try again"))
+        Err(kv_err("the bucket is too busy to write the key; try again"))
     }
 
     /// Keys of `ns` starting with `prefix`, sorted, live only.
@@ -299,6 +377,13 @@ impl ClusterKv {
             Ok(out)
         })
     }
+}
+
+/// A bucket's name and stream, for [`ClusterKv::write_if`].
+#[derive(Clone, Copy)]
+struct Bucket<'a> {
+    name: &'a str,
+    stream: &'a jetstream::stream::Stream,
 }
 
 /// Runs `f` on `rt` from a thread of its own, so a caller inside another

@@ -34,7 +34,6 @@ pub struct Shared {
 pub struct SharedInner {
     pub state: String,
     pub pid: Option<u32>,
-    pub kv: Option<jetstream::kv::Store>,
     pub js: Option<jetstream::Context>,
 }
 
@@ -57,10 +56,8 @@ impl Shared {
     fn set_pid(&self, pid: Option<u32>) {
         self.lock().pid = pid;
     }
-    fn set_store(&self, js: Option<jetstream::Context>, kv: Option<jetstream::kv::Store>) {
-        let mut g = self.lock();
-        g.js = js;
-        g.kv = kv;
+    fn set_js(&self, js: jetstream::Context) {
+        self.lock().js = Some(js);
     }
 }
 
@@ -329,7 +326,7 @@ async fn heartbeat(node: Arc<Node>, w: Wanted) {
                 continue;
             }
         };
-        node.nats.set_store(Some(js.clone()), Some(kv.clone()));
+        node.nats.set_js(js.clone());
         tracing::info!(bucket = members::BUCKET, "membership heartbeat running");
         last_error.clear();
         let mut n: u64 = 0;
@@ -342,7 +339,7 @@ async fn heartbeat(node: Arc<Node>, w: Wanted) {
                 note(&mut last_error, format!("heartbeat not stored: {e}"));
             }
             if n.is_multiple_of(5) {
-                grow_replicas(&js, &kv).await;
+                grow_replicas(&js).await;
             }
             n += 1;
             tokio::time::sleep(members::INTERVAL).await;
@@ -360,13 +357,13 @@ fn note(last: &mut String, message: String) {
 
 /// Raises the cluster's buckets to three replicas once three members are
 /// up (JetStream cannot place more replicas than servers).
-async fn grow_replicas(js: &jetstream::Context, kv: &jetstream::kv::Store) {
-    let up = match crate::control::member_list(kv).await {
+async fn grow_replicas(js: &jetstream::Context) {
+    let up = match crate::control::member_list(js).await {
         Ok(m) => m.iter().filter(|m| m.state == "up").count(),
         Err(_) => return,
     };
     let want = members::replicas(up);
-    for bucket in [members::BUCKET, crate::kv::BUCKET] {
+    for bucket in [members::BUCKET, crate::kv::BUCKET, crate::kv::CLAIMS] {
         grow(js, &format!("KV_{bucket}"), want).await;
     }
 }

@@ -3,6 +3,8 @@
 //! logged-in user and says so in `ALPHAREN_AUTHOR`; changes are then
 //! recorded under that name instead of the Unix user of the socket peer.
 
+use std::collections::VecDeque;
+
 use alpharen_rpc::{Client, ClientError, backup, config, users};
 
 use crate::remote::Remote;
@@ -30,11 +32,16 @@ const AUTHORED: &[&str] = &[
     "integrator.rollback",
     "integrator.undeploy",
     "integrator.invoke",
+    "integrator.package_add",
+    "integrator.package_remove",
 ];
 
 pub struct NodeClient {
     transport: Transport,
     author: Option<String>,
+    /// A node elsewhere answers each call as it is sent: the answers
+    /// [`NodeClient::answer`] has not handed out yet.
+    answered: VecDeque<Result<Value, ClientError>>,
 }
 
 /// The control socket on the node, or the API of a node elsewhere
@@ -47,18 +54,44 @@ pub enum Transport {
 impl NodeClient {
     pub fn new(transport: Transport, author: Option<String>) -> NodeClient {
         let author = author.filter(|a| !a.trim().is_empty());
-        NodeClient { transport, author }
+        NodeClient {
+            transport,
+            author,
+            answered: VecDeque::new(),
+        }
     }
 
     /// Calls `method` with its params (an `alpharen_rpc` params struct, or
     /// JSON for a service's own method).
     pub fn call(&mut self, method: &str, params: impl Serialize) -> Result<Value, ClientError> {
+        self.send(method, params)?;
+        self.answer()
+    }
+
+    /// Sends a call whose answer [`NodeClient::answer`] reads later, in
+    /// order, so that a few calls can be in flight (the update upload).
+    pub fn send(&mut self, method: &str, params: impl Serialize) -> Result<(), ClientError> {
         let params = alpharen_rpc::to_params(&params);
         match &mut self.transport {
             Transport::Socket(c) => {
-                c.call(method, with_author(method, params, self.author.as_deref()))
+                c.send(method, with_author(method, params, self.author.as_deref()))
             }
-            Transport::Remote(r) => r.call(method, &params),
+            Transport::Remote(r) => {
+                self.answered.push_back(r.call(method, &params));
+                Ok(())
+            }
+        }
+    }
+
+    /// The answer to the oldest call [`NodeClient::send`] sent.
+    pub fn answer(&mut self) -> Result<Value, ClientError> {
+        match &mut self.transport {
+            Transport::Socket(c) => c.answer(),
+            Transport::Remote(_) => self.answered.pop_front().unwrap_or_else(|| {
+                Err(ClientError::Protocol(
+                    "no call is waiting for its answer".into(),
+                ))
+            }),
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod client;
 mod cmd;
+mod download;
 mod output;
 mod remote;
 
@@ -30,7 +31,7 @@ pub struct Ctl {
     json: bool,
     /// A node elsewhere, by its URL (https://node.example): the commands
     /// that have an API route (`integrator deploy|list|source|versions|
-    /// rollback|undeploy|invoke|stats|openapi`) go to its API with the token in
+    /// rollback|undeploy|invoke|stats|openapi|packages`) go to its API with the token in
     /// ALPHAREN_TOKEN.
     #[arg(long, global = true)]
     node: Option<String>,

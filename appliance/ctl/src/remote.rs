@@ -31,6 +31,16 @@ pub enum Body {
     Json(Value),
     /// A service file's text, as `curl --data-binary` sends it.
     Text(String),
+    /// A zip or a wheel, as `curl --data-binary` sends it.
+    Bytes(Vec<u8>),
+}
+
+/// The bytes `ctl` read into a control method's base64 param.
+fn unbase64(s: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| format!("bad base64: {e}"))
 }
 
 /// The API route for a control method, or why there is none.
@@ -41,15 +51,36 @@ pub fn route(method: &str, params: &Value) -> Result<Request, String> {
         "integrator.list" => ("GET", services.to_string(), None),
         "integrator.stats" => ("GET", "/api/v1/integrator/stats".into(), None),
         "integrator.openapi" => ("GET", "/api/v1/integrator/openapi.json".into(), None),
+        "integrator.deploy" if params["files"].is_object() => {
+            return Err(
+                "deploying a directory with --node is not supported; zip it and deploy the zip"
+                    .into(),
+            );
+        }
         "integrator.deploy" => {
             let file = segment(params["file"].as_str().unwrap_or_default());
-            let source = params["source"].as_str().unwrap_or_default().to_string();
-            (
-                "POST",
-                format!("{services}/{file}"),
-                Some(Body::Text(source)),
-            )
+            let body = match params["zip"].as_str() {
+                Some(z) => Body::Bytes(unbase64(z)?),
+                None => Body::Text(params["source"].as_str().unwrap_or_default().to_string()),
+            };
+            ("POST", format!("{services}/{file}"), Some(body))
         }
+        "integrator.packages" => ("GET", "/api/v1/integrator/packages".into(), None),
+        "integrator.package_add" => (
+            "POST",
+            format!(
+                "/api/v1/integrator/packages/{}",
+                segment(params["file"].as_str().unwrap_or_default())
+            ),
+            Some(Body::Bytes(unbase64(
+                params["wheel"].as_str().unwrap_or_default(),
+            )?)),
+        ),
+        "integrator.package_remove" => (
+            "DELETE",
+            format!("/api/v1/integrator/packages/{}", name()),
+            None,
+        ),
         "integrator.source" => {
             let q = match params["version"].as_i64() {
                 Some(v) => format!("?version={v}"),
@@ -162,6 +193,12 @@ impl Remote {
                 .delete(&url)
                 .header("authorization", &auth)
                 .call(),
+            (_, Some(Body::Bytes(b))) => self
+                .agent
+                .post(&url)
+                .header("authorization", &auth)
+                .content_type("application/octet-stream")
+                .send(&b[..]),
             (_, Some(Body::Text(t))) => self
                 .agent
                 .post(&url)
@@ -221,6 +258,25 @@ mod tests {
         assert_eq!(r.verb, "POST");
         assert_eq!(r.path, "/api/v1/integrator/services/svc.py");
         assert_eq!(r.body, Some(Body::Text("x = 1\n".into())));
+    }
+
+    #[test]
+    fn zips_and_wheels_go_as_bytes_and_directories_are_refused() {
+        let r = route(
+            "integrator.deploy",
+            &json!({"file": "proj.zip", "zip": "UEsDBA=="}),
+        )
+        .unwrap();
+        assert_eq!(r.path, "/api/v1/integrator/services/proj.zip");
+        assert_eq!(r.body, Some(Body::Bytes(b"PK\x03\x04".to_vec())));
+        let r = route(
+            "integrator.package_add",
+            &json!({"file": "a-1-py3-none-any.whl", "wheel": "UEsDBA=="}),
+        )
+        .unwrap();
+        assert_eq!(r.path, "/api/v1/integrator/packages/a-1-py3-none-any.whl");
+        let e = route("integrator.deploy", &json!({"file": "p", "files": {}})).unwrap_err();
+        assert!(e.contains("zip it"), "{e}");
     }
 
     #[test]

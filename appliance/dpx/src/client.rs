@@ -201,7 +201,7 @@ async fn current_address(
     }
 }
 
-/// Runs until halted or aborted (the service aborts it on SIGHUP).
+/// Runs until halted or aborted (a reload that changes its settings aborts it).
 pub async fn run(c: DyndnsClient, password: Option<String>, status: Shared) {
     *status.lock().unwrap_or_else(|p| p.into_inner()) = Some(Status {
         hostname: c.hostname.clone(),

@@ -105,6 +105,7 @@ impl Handler for Control {
                     }),
                 };
                 v["client"] = client;
+                v["queries"] = core.stats().json();
                 v
             }
             "dpx.records" => {

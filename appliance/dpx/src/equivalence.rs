@@ -1,7 +1,8 @@
-//! The misses dpx answers from the zone's names are hickory's own
-//! answers, byte for byte: every name of a zone with the cases hickory
-//! treats specially (CNAME, empty non-terminals, a wildcard, a
-//! delegation), names below them, random names, with and without EDNS,
+//! The misses dpx answers from the zone's names and the answers it
+//! encodes with the zone are hickory's own answers, byte for byte: every
+//! name of a zone with the cases hickory treats specially (CNAME, empty
+//! non-terminals, a wildcard, a delegation, a record set too large for
+//! 512 bytes), names below them, random names, with and without EDNS,
 //! before and after updates.
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -54,6 +55,10 @@ value = "ns.other.example."
 name = "_sip._tcp"
 type = "SRV"
 value = "0 5 5060 www"
+[[dpx.records]]
+name = "host.sub"
+type = "A"
+value = "192.0.2.4"
 [[dpx.tsig_keys]]
 name = "fuzz-key"
 algorithm = "hmac-sha256"
@@ -179,11 +184,28 @@ fn names(h: &Harness, rng: &mut u64) -> Vec<String> {
     out
 }
 
-/// Asks every name, type and EDNS variant of dpx and of plain hickory;
-/// returns how many answers were misses.
-async fn compare(h: &Harness, rng: &mut u64, round: &str) -> usize {
+/// 40 A records at `many.<zone>`: more than 512 bytes.
+fn many() -> String {
+    (1..=40)
+        .map(|i| {
+            format!("[[dpx.records]]\nname = \"many\"\ntype = \"A\"\nvalue = \"192.0.2.{i}\"\n")
+        })
+        .collect()
+}
+
+/// How the answers that equal hickory's were made.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Misses, from the zone's names.
+    misses: usize,
+    /// Record sets, encoded with the zone.
+    encoded: usize,
+}
+
+/// Asks every name, type and EDNS variant of dpx and of plain hickory.
+async fn compare(h: &Harness, rng: &mut u64, round: &str) -> Counts {
     let reference = h.hickory();
-    let mut misses = 0;
+    let mut counts = Counts::default();
     let mut id = 0u16;
     for name in names(h, rng) {
         for t in TYPES {
@@ -207,14 +229,18 @@ async fn compare(h: &Harness, rng: &mut u64, round: &str) -> usize {
                         Some(&want),
                         "{what}: not answered from the names"
                     );
-                    misses += 1;
+                    counts.misses += 1;
                 } else {
                     assert_eq!(fast, None, "{what}: answered from the names");
+                }
+                if let Some(encoded) = udp::encoded_only(&h.core, &q) {
+                    assert_eq!(encoded, want, "{what}: encoded with the zone");
+                    counts.encoded += 1;
                 }
             }
         }
     }
-    misses
+    counts
 }
 
 /// A signed update: delete `name`'s `rtype` records, then add `add`.
@@ -246,9 +272,13 @@ fn misses_are_hickorys_answers_before_and_after_updates() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let h = Harness::with_config(dir.path(), CONFIG).unwrap();
+        let h = Harness::with_config(dir.path(), &format!("{CONFIG}{}", many())).unwrap();
         let mut rng = 0x9E37_79B9_7F4A_7C15;
-        assert!(compare(&h, &mut rng, "as configured").await > 1000);
+        let counts = compare(&h, &mut rng, "as configured").await;
+        assert!(counts.misses > 1000 && counts.encoded > 20, "{counts:?}");
+        // www A, AAAA; many A; the apex TXT; ns1, x.y.deep and the owner
+        // `*.wild` A. Not host.sub (below a delegation), nor alias (CNAME).
+        assert_eq!(h.core.current().answers().len(), 7);
         let changes = [
             update(
                 "b.dyn",
@@ -265,7 +295,8 @@ fn misses_are_hickorys_answers_before_and_after_updates() {
         for (i, change) in changes.iter().enumerate() {
             let answer = Message::from_vec(&h.handle(change).await.unwrap()).unwrap();
             assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
-            assert!(compare(&h, &mut rng, &format!("after update {i}")).await > 1000);
+            let counts = compare(&h, &mut rng, &format!("after update {i}")).await;
+            assert!(counts.misses > 1000 && counts.encoded > 20, "{counts:?}");
         }
     });
 }

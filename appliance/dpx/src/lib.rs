@@ -14,9 +14,10 @@
 //!
 //! Layout: [`zone`] turns config into records, [`update`] is RFC 2136 as
 //! pure functions, [`db`] the tables, `server` the hickory wiring, `udp`
-//! the UDP listener, `cache` its answer cache and `control` the `dpx.*`
-//! methods.
+//! the UDP listener, `answers` the answers encoded with the zone, `cache`
+//! the listener's answer cache and `control` the `dpx.*` methods.
 
+mod answers;
 mod cache;
 pub mod client;
 mod control;
@@ -27,6 +28,7 @@ mod equivalence;
 pub mod harness;
 mod names;
 mod server;
+mod stats;
 mod udp;
 pub mod update;
 pub mod zone;
@@ -74,9 +76,11 @@ struct Settings {
     /// UDP listener threads, each with its own socket.
     udp_workers: usize,
     zone: Option<Zone>,
-    /// `[dpx.client]` with its password secret.
-    client: Option<(DyndnsClient, Option<String>)>,
+    client: Option<ClientSettings>,
 }
+
+/// `[dpx.client]` with its password secret.
+type ClientSettings = (DyndnsClient, Option<String>);
 
 impl Settings {
     fn load(view: &View, dev: bool) -> Result<Settings, Error> {
@@ -181,9 +185,20 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
 
     let (mut port, mut workers) = (settings.port, settings.udp_workers);
     let client_status = core.client_status();
-    let spawn_client = |c: Option<(DyndnsClient, Option<String>)>| {
+    // The running client with the settings it was started with: a reload
+    // that leaves them alone keeps it (and what it last registered), so an
+    // unrelated config change does not resend an update the provider may
+    // count as abuse.
+    let spawn_client = |c: Option<ClientSettings>| {
         *client_status.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        c.map(|(c, password)| tokio::spawn(client::run(c, password, client_status.clone())))
+        c.map(|(c, password)| {
+            let task = tokio::spawn(client::run(
+                c.clone(),
+                password.clone(),
+                client_status.clone(),
+            ));
+            ((c, password), task)
+        })
     };
     let mut dyndns_client = spawn_client(settings.client);
     // No zone, no listener: a node without `dpx.zone` does not take port 53.
@@ -214,10 +229,12 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
                         continue;
                     }
                 };
-                if let Some(task) = dyndns_client.take() {
-                    task.abort();
+                if dyndns_client.as_ref().map(|(c, _)| c) != s.client.as_ref() {
+                    if let Some((_, task)) = dyndns_client.take() {
+                        task.abort();
+                    }
+                    dyndns_client = spawn_client(s.client);
                 }
-                dyndns_client = spawn_client(s.client);
                 let wanted = s.zone.is_some();
                 if wanted && (server.is_none() || s.port != port) {
                     // Bind the new port before closing the old one, so a
@@ -253,7 +270,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     if let Some(s) = server {
         s.shutdown().await;
     }
-    if let Some(task) = dyndns_client {
+    if let Some((_, task)) = dyndns_client {
         task.abort();
     }
     control.abort();

@@ -54,6 +54,11 @@ fn parent(name: &[u8]) -> Option<&[u8]> {
     name.get(1 + len..)
 }
 
+/// NS without SOA: a delegation, not the apex.
+fn is_cut(types: &[RecordType]) -> bool {
+    types.contains(&RecordType::NS) && !types.contains(&RecordType::SOA)
+}
+
 fn is_wildcard(name: &[u8]) -> bool {
     name.starts_with(&[1, b'*'])
 }
@@ -100,6 +105,25 @@ impl Names {
         self.wildcards |= is_wildcard(&name);
     }
 
+    /// Whether hickory answers a question for a type `name` (lowercased
+    /// wire format) owns with that record set alone: the name is in the
+    /// zone, has no CNAME or ANAME (which would be the answer instead)
+    /// and is not at or below a delegation (a referral).
+    pub fn direct(&self, name: &[u8]) -> bool {
+        let Some(chain) = self.in_zone(name) else {
+            return false;
+        };
+        let aliased = self.types.get(name).is_some_and(|t| {
+            t.iter()
+                .any(|t| matches!(t, RecordType::CNAME | RecordType::ANAME))
+        });
+        let delegated = self.delegated
+            && chain
+                .iter()
+                .any(|n| self.types.get(*n).is_some_and(|t| is_cut(t)));
+        !aliased && !delegated
+    }
+
     /// Whether hickory's handler has no records for `qname` (lowercased
     /// wire format) and `qtype`, and why; `None` when it has some, or a
     /// referral, or the question is not this zone's or a zone transfer.
@@ -116,9 +140,7 @@ impl Names {
             (t, _) => t,
         };
         let cut = |name: &[u8], types: &[RecordType]| {
-            types.contains(&RecordType::NS)
-                && !types.contains(&RecordType::SOA)
-                && !(qtype == RecordType::DS && name == qname)
+            is_cut(types) && !(qtype == RecordType::DS && name == qname)
         };
         if self.delegated
             && chain
@@ -239,6 +261,10 @@ mod tests {
         assert_eq!(miss(&n, "z.test.", T::AXFR), None);
         assert_eq!(miss(&n, "out.example.", T::AAAA), None, "not this zone");
         assert_eq!(miss(&n, "test.", T::A), None);
+        let direct = |q: &str| n.direct(&wire(&name(q)));
+        assert!(direct("x.y.deep.z.test.") && direct("z.test."));
+        assert!(!direct("alias.z.test."), "the CNAME answers");
+        assert!(!direct("out.example."), "not this zone");
     }
 
     #[test]
@@ -257,5 +283,9 @@ mod tests {
         assert_eq!(miss(&n, "a.b.wild.z.test.", T::TXT), Some(NxDomain));
         assert_eq!(miss(&n, "*.wild.z.test.", T::TXT), Some(NoData));
         assert_eq!(miss(&n, "wild.z.test.", T::A), Some(NoData));
+        let direct = |q: &str| n.direct(&wire(&name(q)));
+        assert!(!direct("sub.z.test.") && !direct("a.b.sub.z.test."));
+        assert!(!direct("host.wild.z.test."), "a delegation too");
+        assert!(direct("*.wild.z.test."));
     }
 }

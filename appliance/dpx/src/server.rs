@@ -23,7 +23,9 @@ use hickory_server::zone_handler::{
     UpdateRequest, ZoneHandler, ZoneType,
 };
 
+use crate::answers::Answers;
 use crate::names::{self, Miss, Names};
+use crate::stats::{Counters, Tally};
 use crate::update::{self, Policy};
 use crate::{Error, cache, db, io_err, udp, zone};
 
@@ -57,29 +59,41 @@ impl Zone {
     }
 }
 
-/// One generation of the zone: what is served, its names with the SOA
-/// that answers a miss, and the UDP answers already encoded from it,
-/// dropped together at the next change.
+/// One generation of the zone: what is served, its names, the answers
+/// encoded when it was built and the UDP answers cached since, dropped
+/// together at the next change.
 pub(crate) struct Current {
     pub zone: Option<Zone>,
     catalog: Arc<Catalog>,
-    misses: Option<(Arc<Names>, Record)>,
+    names: Option<Arc<Names>>,
+    answers: Answers,
     cache: Mutex<cache::Cache>,
 }
 
 impl Current {
-    fn new(zone: Option<Zone>, catalog: Catalog, misses: Option<(Arc<Names>, Record)>) -> Current {
+    fn new(
+        zone: Option<Zone>,
+        catalog: Catalog,
+        names: Option<Arc<Names>>,
+        answers: Answers,
+    ) -> Current {
         Current {
             zone,
             catalog: Arc::new(catalog),
-            misses,
+            names,
+            answers,
             cache: Mutex::new(cache::Cache::new(cache::CACHE_BYTES)),
         }
     }
 
-    /// The zone's names and its SOA; `None` without a zone.
-    pub fn misses(&self) -> Option<(&Names, &Record)> {
-        self.misses.as_ref().map(|(n, soa)| (&**n, soa))
+    /// The answers encoded from the zone (A, AAAA, TXT, and the misses).
+    pub fn answers(&self) -> &Answers {
+        &self.answers
+    }
+
+    /// The zone's names; `None` without a zone.
+    pub fn names(&self) -> Option<&Names> {
+        self.names.as_deref()
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -101,6 +115,8 @@ pub(crate) struct Core {
     /// The DNS port in use, for `dpx.status`.
     port: AtomicU16,
     client: crate::client::Shared,
+    /// Answers by type and response code since the service started.
+    stats: Counters,
 }
 
 fn servfail(e: impl std::fmt::Display) -> ResponseCode {
@@ -112,9 +128,15 @@ impl Core {
     pub fn new(db: rusqlite::Connection) -> Arc<Core> {
         Arc::new(Core {
             db: Mutex::new(db),
-            current: RwLock::new(Arc::new(Current::new(None, Catalog::new(), None))),
+            current: RwLock::new(Arc::new(Current::new(
+                None,
+                Catalog::new(),
+                None,
+                Answers::default(),
+            ))),
             port: AtomicU16::new(0),
             client: Default::default(),
+            stats: Counters::default(),
         })
     }
 
@@ -132,6 +154,10 @@ impl Core {
     /// The dyndns client's status, written by its task.
     pub fn client_status(&self) -> crate::client::Shared {
         self.client.clone()
+    }
+
+    pub fn stats(&self) -> &Counters {
+        &self.stats
     }
 
     pub fn set_port(&self, port: u16) {
@@ -163,7 +189,8 @@ impl Core {
 
     fn install(self: &Arc<Self>, zone: Option<Zone>) -> Result<(), Error> {
         let mut catalog = Catalog::new();
-        let mut misses = None;
+        let mut zone_names = None;
+        let mut answers = Answers::default();
         if let Some(z) = &zone {
             let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
                 z.origin.clone(),
@@ -180,6 +207,7 @@ impl Core {
                 }
             }
             let soa = zone::soa(&z.origin, &z.primary, z.serial)?;
+            answers = Answers::build(handler.records_get_mut(), &names, &soa);
             let names = Arc::new(names);
             let handler = DpxZone {
                 inner: handler,
@@ -187,9 +215,9 @@ impl Core {
                 core: Arc::downgrade(self),
             };
             catalog.upsert(LowerName::new(&z.origin), vec![Arc::new(handler)]);
-            misses = Some((names, soa));
+            zone_names = Some(names);
         }
-        let next = Arc::new(Current::new(zone, catalog, misses));
+        let next = Arc::new(Current::new(zone, catalog, zone_names, answers));
         match self.current.write() {
             Ok(mut c) => *c = next,
             Err(p) => *p.into_inner() = next,
@@ -396,9 +424,17 @@ impl RequestHandler for Dns {
         response_handle: R,
     ) -> ResponseInfo {
         let catalog = self.0.current().catalog.clone();
-        catalog
+        let info = catalog
             .handle_request::<R, T>(request, response_handle)
-            .await
+            .await;
+        let qtype = request.queries.queries().first();
+        let mut tally = Tally::default();
+        tally.count(
+            qtype.map(|q| u16::from(q.query_type())),
+            u16::from(info.response_code),
+        );
+        self.0.stats.add(&mut tally);
+        info
     }
 }
 

@@ -1,18 +1,21 @@
-//! The UDP listener: one thread with a blocking socket and an answer cache
-//! ([`crate::cache`]) in front of hickory. hickory's per-query path (a task, a decode, a
-//! catalog walk, an encode) costs tens of microseconds; an authoritative
-//! server is asked the same questions over and over, so the encoded
-//! answer of a question seen before is copied back with only the ID and
-//! the question's letter case (0x20-randomising resolvers check it)
-//! patched in. A first question, and anything that is not a plain
-//! one-question query (UPDATE, TSIG, other opcodes, malformed bytes),
-//! goes to hickory's catalog as hickory's own UDP listener hands it over.
+//! The UDP listener: threads with a blocking socket each. A query is
+//! answered from the answers encoded with the zone ([`crate::answers`]:
+//! A, AAAA, TXT), then from an answer cache ([`crate::cache`]), then, for
+//! a name or type the zone lacks, NXDOMAIN or NODATA from the zone's
+//! names; the rest goes to hickory. hickory's per-query path (a task, a
+//! decode, a catalog walk, an encode) costs tens of microseconds; an
+//! authoritative server is asked the same questions over and over, so the
+//! cached answer of a question seen before is copied back with only the
+//! ID and the question's letter case (0x20-randomising resolvers check
+//! it) patched in. Any other first question, and anything that is not a
+//! plain one-question query (UPDATE, TSIG, other opcodes, malformed
+//! bytes), goes to hickory's catalog as hickory's own UDP listener hands
+//! it over.
 //!
 //! The cache belongs to the zone generation ([`Current`]): a change to the
 //! zone serves from a new, empty one, so no answer outlives its zone.
 
 use std::io::{IoSlice, IoSliceMut};
-use std::iter;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hickory_server::net::NetError;
@@ -34,8 +37,8 @@ use nix::sys::socket::{
 };
 
 use crate::cache::{Question, key, question, reusable};
-use crate::names::Miss;
 use crate::server::{Core, Current};
+use crate::stats::Tally;
 use crate::{Error, io_err};
 
 /// Largest request read, as hickory's UDP stream.
@@ -54,14 +57,15 @@ pub(crate) struct Scratch {
     question: Option<Question>,
 }
 
-/// The cached answer to `packet` into `out`; false on a miss.
+/// The answer to `packet` encoded with the zone or cached into `out`;
+/// false on a miss.
 pub(crate) fn hit(cur: &Current, packet: &[u8], s: &mut Scratch, out: &mut Vec<u8>) -> bool {
     s.question = question(packet);
     let Some(q) = s.question else {
         return false;
     };
     key(packet, q, &mut s.key);
-    cur.cache().answer(&s.key, packet, q, out)
+    cur.answers().answer(packet, q, &s.key, out) || cur.cache().answer(&s.key, packet, q, out)
 }
 
 /// After a miss: hickory's answer, kept for the next time when it may be.
@@ -80,48 +84,25 @@ pub(crate) async fn miss(
     Some(answer)
 }
 
-/// A question the zone has no records for, answered NXDOMAIN or NODATA
-/// with the SOA as hickory's catalog answers it, but from the zone's
-/// [`Names`](crate::names::Names) instead of its lookups. Not cached:
-/// names that never repeat would only push the used answers out.
-pub(crate) fn negative(
-    cur: &Current,
-    packet: &[u8],
-    src: SocketAddr,
-    s: &Scratch,
-) -> Option<Vec<u8>> {
-    let q = s.question?;
-    let (names, soa) = cur.misses()?;
-    let qtype = packet.get(q.name_end..q.name_end + 2)?;
-    let qtype = RecordType::from(u16::from_be_bytes([qtype[0], qtype[1]]));
-    let miss = names.miss(s.key.get(12..q.name_end)?, qtype)?;
-    let request = Request::from_bytes(packet.to_vec(), src, Protocol::Udp).ok()?;
-    // The catalog's EDNS answer; a version it does not speak is its BADVERS.
-    let edns = match &request.edns {
-        Some(e) if e.version() > 0 => return None,
-        Some(e) => {
-            let mut ours = Edns::new();
-            ours.set_dnssec_ok(e.flags().dnssec_ok);
-            ours.set_max_payload(e.max_payload().max(512));
-            ours.set_version(0);
-            Some(ours)
-        }
-        None => None,
+/// A question the zone has no records for, answered into `out`
+/// NXDOMAIN or NODATA with the SOA as hickory's catalog answers it, but
+/// from the zone's [`Names`](crate::names::Names) and the encoded SOA
+/// instead of its lookups; false when it is not one. Not cached: names
+/// that never repeat would only push the used answers out.
+pub(crate) fn negative(cur: &Current, packet: &[u8], s: &Scratch, out: &mut Vec<u8>) -> bool {
+    let (Some(q), Some(names)) = (s.question, cur.names()) else {
+        return false;
     };
-    let mut metadata = Metadata::response_from_request(&request.metadata);
-    metadata.authoritative = true;
-    metadata.response_code = match miss {
-        Miss::NoData => ResponseCode::NoError,
-        Miss::NxDomain => ResponseCode::NXDomain,
+    let (Some(&[hi, lo]), Some(name)) = (
+        packet.get(q.name_end..q.name_end + 2),
+        s.key.get(12..q.name_end),
+    ) else {
+        return false;
     };
-    let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
-        metadata,
-        iter::empty(),
-        iter::once(soa),
-        iter::empty(),
-        iter::empty(),
-    );
-    encode(response).ok().map(|(bytes, _)| bytes)
+    match names.miss(name, RecordType::from(u16::from_be_bytes([hi, lo]))) {
+        Some(miss) => cur.answers().negative(packet, q, miss, out),
+        None => false,
+    }
 }
 
 /// What hickory's UDP listener does with a datagram: nothing for one
@@ -269,6 +250,7 @@ fn serve(socket: &UdpSocket, core: &Core, rt: &tokio::runtime::Handle, stop: &At
     let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut s = Scratch::default();
+    let mut tally = Tally::default();
     while !stop.load(Ordering::Relaxed) {
         received.clear();
         {
@@ -302,16 +284,17 @@ fn serve(socket: &UdpSocket, core: &Core, rt: &tokio::runtime::Handle, stop: &At
                 continue;
             }
             let packet = &bufs[i][..*len];
-            if hit(&cur, packet, &mut s, &mut outs[i]) {
-                replies.push((i, addr));
-            } else if let Some(answer) = negative(&cur, packet, src, &s) {
-                outs[i] = answer;
+            if hit(&cur, packet, &mut s, &mut outs[i]) || negative(&cur, packet, &s, &mut outs[i]) {
                 replies.push((i, addr));
             } else if let Some(answer) = rt.block_on(miss(&cur, packet, src, &s)) {
                 outs[i] = answer;
                 replies.push((i, addr));
             }
         }
+        for (i, _) in &replies {
+            tally.count_reply(&outs[*i]);
+        }
+        core.stats().add(&mut tally);
         send(fd, &mut send_headers, &outs, &replies);
     }
 }
@@ -357,11 +340,8 @@ pub(crate) async fn handle(core: &Core, packet: &[u8], src: SocketAddr) -> Optio
     let cur = core.current();
     let mut s = Scratch::default();
     let mut out = Vec::new();
-    if hit(&cur, packet, &mut s, &mut out) {
+    if hit(&cur, packet, &mut s, &mut out) || negative(&cur, packet, &s, &mut out) {
         return Some(out);
-    }
-    if let Some(answer) = negative(&cur, packet, src, &s) {
-        return Some(answer);
     }
     miss(&cur, packet, src, &s).await
 }
@@ -374,7 +354,22 @@ pub(crate) fn negative_only(core: &Core, packet: &[u8]) -> Option<Vec<u8>> {
         ..Scratch::default()
     };
     key(packet, s.question?, &mut s.key);
-    negative(&core.current(), packet, ([127, 0, 0, 1], 5353).into(), &s)
+    let mut out = Vec::new();
+    negative(&core.current(), packet, &s, &mut out).then_some(out)
+}
+
+/// The [`Answers`](crate::answers::Answers) alone, as the listener asks
+/// them first.
+#[cfg(test)]
+pub(crate) fn encoded_only(core: &Core, packet: &[u8]) -> Option<Vec<u8>> {
+    let q = question(packet)?;
+    let mut k = Vec::new();
+    key(packet, q, &mut k);
+    let mut out = Vec::new();
+    core.current()
+        .answers()
+        .answer(packet, q, &k, &mut out)
+        .then_some(out)
 }
 
 #[cfg(test)]
@@ -423,7 +418,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         rt().block_on(async {
             let h = Harness::new(dir.path()).unwrap();
-            let ask = |id| query(id, &format!("B.dyn.{ZONE}"), RecordType::A, true);
+            // A is encoded with the zone, ANY (answered with the A
+            // records) goes to hickory and is cached.
+            let ask = |id, t| query(id, &format!("B.dyn.{ZONE}"), t, true);
+            let types = [RecordType::A, RecordType::ANY];
             let rcode = |a: &[u8]| Message::from_vec(a).unwrap().metadata.response_code;
             let addr = |a: &[u8]| {
                 Message::from_vec(a)
@@ -433,9 +431,9 @@ mod tests {
                     .map(|r| r.data.to_string())
                     .collect::<Vec<_>>()
             };
-            for id in 1..3 {
+            for (id, t) in (1..3).zip(types) {
                 assert_eq!(
-                    rcode(&h.handle(&ask(id)).await.unwrap()),
+                    rcode(&h.handle(&ask(id, t)).await.unwrap()),
                     ResponseCode::NXDomain
                 );
             }
@@ -447,12 +445,16 @@ mod tests {
             for last in [7, 8] {
                 let r = h.handle(&set_b(last)).await.unwrap();
                 assert_eq!(rcode(&r), ResponseCode::NoError);
-                for id in 10..12 {
-                    let a = h.handle(&ask(id)).await.unwrap();
+                for id in 10..14 {
+                    let a = h
+                        .handle(&ask(id, types[usize::from(id % 2)]))
+                        .await
+                        .unwrap();
                     assert_eq!(addr(&a), [format!("192.0.2.{last}")]);
                     assert_eq!(Message::from_vec(&a).unwrap().metadata.id, id);
                 }
-                assert_eq!(h.core.current().cache().len(), 1);
+                assert_eq!(h.core.current().cache().len(), 1, "ANY");
+                assert_eq!(h.core.current().answers().len(), 3, "www, ns1, b.dyn");
             }
         });
     }

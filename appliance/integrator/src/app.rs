@@ -17,6 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
+use crate::project::Upload;
 use crate::registry::{self, ServiceInfo};
 use crate::routes::{self, Route, Selected};
 use crate::security::{ReplayCache, Rule};
@@ -26,27 +27,24 @@ use crate::{Error, lb};
 
 /// "FILE, line N: problem", one line per problem a refused deploy found.
 fn refusal_message(file: &str, reply: &Value, problems: &[Value]) -> String {
-    let at = |line: &Value| {
-        line.as_i64()
-            .map(|l| format!("{file}, line {l}"))
-            .unwrap_or_else(|| file.to_string())
+    // A unit's problems each name their own file within it.
+    let at = |p: &Value| {
+        let f = p["file"].as_str().unwrap_or(file);
+        p["line"]
+            .as_i64()
+            .map(|l| format!("{f}, line {l}"))
+            .unwrap_or_else(|| f.to_string())
     };
     if problems.len() > 1 {
         let lines: Vec<String> = problems
             .iter()
-            .map(|p| {
-                format!(
-                    "{}: {}",
-                    at(&p["line"]),
-                    p["message"].as_str().unwrap_or("")
-                )
-            })
+            .map(|p| format!("{}: {}", at(p), p["message"].as_str().unwrap_or("")))
             .collect();
         return format!("{file}: {} problems:\n{}", problems.len(), lines.join("\n"));
     }
     format!(
         "{}: {}",
-        at(&reply["line"]),
+        at(reply),
         reply["error"].as_str().unwrap_or("invalid service file")
     )
 }
@@ -73,11 +71,15 @@ pub struct App {
     config: RwLock<Arc<Integrator>>,
     routes: RwLock<Arc<Vec<Arc<Route>>>>,
     outgoing: RwLock<Arc<Vec<Value>>>,
+    /// The SQL and SMTP connections the workers learn in the sync frame.
+    connectors: RwLock<Arc<Value>>,
+    /// Pools of the outgoing SQL connections.
+    pub sql: crate::sql::Pools,
     pub remotes: RwLock<Arc<Vec<Arc<Remote>>>>,
     pub stats: Mutex<Stats>,
     pub replay: Mutex<ReplayCache>,
     generation: AtomicU64,
-    deploying: tokio::sync::Mutex<()>,
+    pub(crate) deploying: tokio::sync::Mutex<()>,
     pub local_in_flight: AtomicU32,
     pub local_rtt_us: Mutex<f64>,
     pub client: HttpClient,
@@ -98,9 +100,14 @@ impl App {
         let sdk_dir = state_dir.join("integrator").join("sdk");
         crate::sdk::write(&sdk_dir)?;
         let config = view.config.integrator.clone();
+        let python = python();
+        let packages = data.registry(|c| -> Result<_, std::convert::Infallible> {
+            Ok(crate::packages::prepare(c, state_dir, &python, &sdk_dir))
+        });
         let spec = Spec {
-            python: python(),
+            python,
             sdk_dir,
+            packages: packages.unwrap_or_default(),
             memory_limit: config.worker_memory_limit,
         };
         let pool = Pool::new(
@@ -119,6 +126,8 @@ impl App {
             config: RwLock::new(Arc::new(config)),
             routes: RwLock::new(Arc::new(Vec::new())),
             outgoing: RwLock::new(Arc::new(Vec::new())),
+            connectors: RwLock::new(Arc::new(Value::Null)),
+            sql: crate::sql::Pools::default(),
             remotes: RwLock::new(Arc::new(Vec::new())),
             stats: Mutex::new(Stats::default()),
             replay: Mutex::new(ReplayCache::default()),
@@ -147,7 +156,12 @@ impl App {
         alpharen_rpc::view::audit(&self.state_dir, &entry).await;
     }
 
-    fn view(&self) -> Arc<View> {
+    /// This node's name (`node.hostname`): it holds the job runs it claims.
+    pub fn node_name(&self) -> String {
+        self.view().config.node.hostname.clone()
+    }
+
+    pub(crate) fn view(&self) -> Arc<View> {
         self.view
             .read()
             .map(|v| v.clone())
@@ -224,6 +238,11 @@ impl App {
                 )
             });
         self.engine.data.cluster.set_target(target);
+        self.sql.reload(&view, config.timeout);
+        let connectors = connectors(&view.config, self.dev);
+        if let Ok(mut c) = self.connectors.write() {
+            *c = Arc::new(connectors);
+        }
         match self.view.write() {
             Ok(mut g) => *g = Arc::new(view),
             Err(p) => *p.into_inner() = Arc::new(view),
@@ -305,33 +324,72 @@ impl App {
     fn publish_code(&self) -> Result<(), Error> {
         let active = self.engine.data.registry(registry::active)?;
         let outgoing = self.outgoing.read().map(|o| o.clone()).unwrap_or_default();
+        let connectors = self
+            .connectors
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default();
         let modules: Vec<Value> = active
             .iter()
-            .map(|m| json!({"module": m.module, "version": m.version, "source": m.source, "file": m.file}))
+            .map(|m| {
+                let mut v = json!({"module": m.module, "version": m.version, "source": m.source, "file": m.file});
+                if let Some(f) = &m.files {
+                    v["files"] = json!(f);
+                }
+                v
+            })
             .collect();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         self.pool.set_code(CodeSet {
             generation,
-            sync: json!({"op": "sync", "modules": modules, "outgoing": *outgoing}),
+            sync: json!({"op": "sync", "modules": modules, "outgoing": *outgoing,
+                         "connectors": *connectors}),
         });
         Ok(())
     }
 
-    /// Validates a file in a fresh worker, checks its names, stores it as a
-    /// new version and makes every worker load it before its next request.
-    pub async fn deploy(&self, file: &str, source: &str, actor: &str) -> Result<Value, RpcError> {
-        let module = registry::module_name(file)
-            .ok_or_else(|| RpcError::invalid_params(format!("{file:?} is not a .py file name")))?;
+    /// Validates a file (or a project unit) in a fresh worker, checks its
+    /// names, stores it as a new version and makes every worker load it
+    /// before its next request.
+    pub async fn deploy(&self, file: &str, upload: Upload, actor: &str) -> Result<Value, RpcError> {
+        let module = match upload {
+            Upload::Source(_) => registry::module_name(file),
+            _ => crate::project::unit_name(file),
+        }
+        .ok_or_else(|| {
+            RpcError::invalid_params(format!(
+                "{file:?} is not a .py file, a .zip or a directory name"
+            ))
+        })?;
+        if let Upload::Zip(z) = &upload
+            && z.len() > crate::project::MAX_ARCHIVE / 3 * 4 + 4
+        {
+            return Err(RpcError::invalid_params(format!(
+                "{file}: larger than {} KiB; split the project or move big dependencies to wheels",
+                crate::project::MAX_ARCHIVE >> 10
+            )));
+        }
         let _one_at_a_time = self.deploying.lock().await;
-        let services = self.validate(&module, file, source).await?;
+        let (services, files) = self.validate(&module, file, &upload).await?;
+        let source = match &upload {
+            Upload::Source(s) => s.as_str(),
+            _ => "",
+        };
         let version = self.engine.data.registry(|s| -> Result<i64, RpcError> {
             let active = registry::active(s).map_err(rpc_store)?;
-            let problems = registry::name_problems(&module, &services, &active);
+            let mut problems = registry::name_problems(&module, &services, &active);
+            if let Some(f) = &files {
+                problems.extend(crate::project::clashes(&module, file, f, &active));
+            }
             if !problems.is_empty() {
                 return Err(RpcError::new("deploy_refused", problems.join("; "))
                     .with_details(json!({"file": file, "problems": problems})));
             }
-            registry::add_version(s, &module, file, source, &services, actor).map_err(rpc_store)
+            let content = registry::Content {
+                source,
+                files: files.as_ref(),
+            };
+            registry::add_version(s, &module, file, content, &services, actor).map_err(rpc_store)
         })?;
         let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
         self.audit(
@@ -343,16 +401,21 @@ impl App {
         self.publish_code()
             .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
         tracing::info!(file, module = %module, version, services = services.len(), "deployed");
-        Ok(json!({"module": module, "file": file, "version": version, "services": services}))
+        let listed: Option<Vec<&String>> = files.as_ref().map(|f| f.keys().collect());
+        Ok(
+            json!({"module": module, "file": file, "version": version, "services": services, "files": listed}),
+        )
     }
 
+    /// The services a file or unit defines, and a unit's files as the
+    /// worker read them, or every problem it found.
     async fn validate(
         &self,
         module: &str,
         file: &str,
-        source: &str,
-    ) -> Result<Vec<ServiceInfo>, RpcError> {
-        let msg = json!({"op": "validate", "module": module, "source": source, "file": file});
+        upload: &Upload,
+    ) -> Result<(Vec<ServiceInfo>, Option<registry::Files>), RpcError> {
+        let msg = crate::project::validate_msg(module, file, upload);
         let reply = in_fresh_worker(&self.pool.spec(), &msg, VALIDATE_TIMEOUT)
             .await
             .map_err(|e| {
@@ -365,12 +428,14 @@ impl App {
             let problems = reply["problems"].as_array().cloned().unwrap_or_default();
             let message = refusal_message(file, &reply, &problems);
             return Err(RpcError::new("deploy_failed", message).with_details(json!({
-                "file": file, "line": reply["line"], "traceback": reply["traceback"],
+                "file": reply["file"], "line": reply["line"], "traceback": reply["traceback"],
                 "problems": problems,
             })));
         }
-        serde_json::from_value(reply["services"].clone())
-            .map_err(|e| RpcError::new("deploy_failed", format!("worker answer: {e}")))
+        let services = serde_json::from_value(reply["services"].clone())
+            .map_err(|e| RpcError::new("deploy_failed", format!("worker answer: {e}")))?;
+        let files = serde_json::from_value(reply["files"].clone()).unwrap_or(None);
+        Ok((services, files))
     }
 
     fn module_of(&self, name: &str) -> Result<String, RpcError> {
@@ -425,17 +490,17 @@ impl App {
             .data
             .registry(|s| registry::source(s, &module, version))
             .map_err(rpc_store)?;
-        let (version, file, source, services) = found
+        let (version, file, source, services, files) = found
             .ok_or_else(|| RpcError::new("not_found", format!("{module}: no such version")))?;
         Ok(
-            json!({"module": module, "version": version, "file": file, "source": source, "services": services}),
+            json!({"module": module, "version": version, "file": file, "source": source, "services": services, "files": files}),
         )
     }
 
     pub async fn rollback(&self, name: &str, version: i64, actor: &str) -> Result<Value, RpcError> {
         let module = self.module_of(name)?;
         let _one_at_a_time = self.deploying.lock().await;
-        let (_, file, source, _) = self
+        let (_, file, source, _, files) = self
             .engine
             .data
             .registry(|s| registry::source(s, &module, Some(version)))
@@ -444,10 +509,17 @@ impl App {
                 RpcError::new("not_found", format!("{module} has no version {version}"))
             })?;
         // Revalidated: the other modules may have changed since.
-        let services = self.validate(&module, &file, &source).await?;
+        let upload = match files {
+            Some(f) => Upload::Files(f),
+            None => Upload::Source(source),
+        };
+        let (services, files) = self.validate(&module, &file, &upload).await?;
         self.engine.data.registry(|s| -> Result<(), RpcError> {
             let active = registry::active(s).map_err(rpc_store)?;
-            let problems = registry::name_problems(&module, &services, &active);
+            let mut problems = registry::name_problems(&module, &services, &active);
+            if let Some(f) = &files {
+                problems.extend(crate::project::clashes(&module, &file, f, &active));
+            }
             if !problems.is_empty() {
                 return Err(RpcError::new("deploy_refused", problems.join("; ")));
             }
@@ -575,6 +647,21 @@ impl App {
         }));
         out
     }
+}
+
+/// What the workers need to know of the SQL and SMTP connections: names,
+/// and each mail sender's address with the node's SMTP listener port (no
+/// passwords: those stay in this process).
+fn connectors(config: &alpharen_store::Config, dev: bool) -> Value {
+    let i = &config.integrator;
+    let default_from = format!("integrator@{}", config.node.hostname);
+    json!({
+        "sql": i.outgoing_sql.iter().map(|c| json!({"name": c.name})).collect::<Vec<_>>(),
+        "smtp": i.outgoing_smtp.iter().map(|c| json!({
+            "name": c.name, "from": c.from.clone().unwrap_or_else(|| default_from.clone()),
+        })).collect::<Vec<_>>(),
+        "mail_port": config.mail.listen_port(dev),
+    })
 }
 
 /// Status of a HEAD request, or why there was none.

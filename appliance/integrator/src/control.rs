@@ -10,13 +10,47 @@ use crate::data::{KvValue, now_ms};
 use crate::engine;
 
 use crate::app::App;
+use crate::project::Upload;
 
 pub struct Control(pub Arc<App>);
 
+/// One of `source` (a `.py` file), `zip` (base64 of a project zip) or
+/// `files` (a project directory: path → source).
 #[derive(Deserialize)]
 struct Deploy {
     file: String,
-    source: String,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    zip: Option<String>,
+    #[serde(default)]
+    files: Option<crate::registry::Files>,
+    #[serde(default)]
+    author: Option<String>,
+}
+
+impl Deploy {
+    fn upload(self) -> Result<(String, Upload, Option<String>), RpcError> {
+        let upload = match (self.source, self.zip, self.files) {
+            (Some(s), None, None) => Upload::Source(s),
+            (None, Some(z), None) => Upload::Zip(z),
+            (None, None, Some(f)) => Upload::Files(f),
+            _ => {
+                return Err(RpcError::invalid_params(
+                    "a deploy takes exactly one of source, zip or files",
+                ));
+            }
+        };
+        Ok((self.file, upload, self.author))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackageAdd {
+    file: String,
+    /// The wheel, base64.
+    wheel: String,
     #[serde(default)]
     author: Option<String>,
 }
@@ -106,9 +140,19 @@ impl Handler for Control {
         let v = match call.method.as_str() {
             "integrator.status" => app.status(),
             "integrator.deploy" => {
-                let p: Deploy = call.params()?;
-                app.deploy(&p.file, &p.source, &actor(&call, p.author.as_deref()))
+                let (file, upload, author) = call.params::<Deploy>()?.upload()?;
+                app.deploy(&file, upload, &actor(&call, author.as_deref()))
                     .await?
+            }
+            "integrator.packages" => crate::packages::list(app)?,
+            "integrator.package_add" => {
+                let p: PackageAdd = call.params()?;
+                crate::packages::add(app, &p.file, &p.wheel, &actor(&call, p.author.as_deref()))
+                    .await?
+            }
+            "integrator.package_remove" => {
+                let p: Named = call.params()?;
+                crate::packages::remove(app, &p.name, &actor(&call, p.author.as_deref())).await?
             }
             "integrator.list" => app.list()?,
             "integrator.openapi" => app.openapi()?,
@@ -148,7 +192,7 @@ impl Handler for Control {
             "integrator.jobs" => app.engine.jobs_json().map_err(data_err)?,
             "integrator.job_run" => {
                 let name = call.params::<Named>()?.name;
-                engine::start_job(app, &name, "manual")
+                engine::start_job(app, &name, "manual", None)
                     .map_err(|e| RpcError::new("conflict", e))?;
                 json!({"job": name, "started": true})
             }

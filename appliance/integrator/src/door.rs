@@ -19,8 +19,6 @@ use alpharen_store::config::{IntegratorTls, TlsMode};
 use alpharen_store::limiter::{DEFAULT_CAP, LOGIN_MAX_PER_NET, LOGIN_WINDOW, Window, client_net};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
@@ -50,19 +48,7 @@ fn pem_files(state_dir: &Path, setting: &IntegratorTls) -> Option<(PathBuf, Path
 }
 
 fn load(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    let key_der =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_no_client_auth()
-    .with_single_cert(chain, key_der)
-    .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let mut config = alpharen_nodetls::server_config(cert, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -18,7 +18,7 @@ use crate::app::App;
 use crate::data::{Broker, Data, DataError, KvValue, Route, now_ms};
 use crate::retry;
 use crate::sched::{self, Misfire, Plan};
-use crate::worker::{Host, Outcome};
+use crate::worker::{BoxFuture, CallHost, Host, Outcome};
 use alpharen_store::uuid4;
 
 /// Late by more than this at startup counts as a misfire (seconds).
@@ -229,19 +229,48 @@ fn host_call(app: &App, req: &Value) -> Result<Value, (String, &'static str)> {
             data.lock_release(s(req, "name")?, s(req, "owner")?)
                 .map_err(db)?
         )),
-        other => Err((format!("unknown host call {other:?}"), "method_not_found")),
+        "kv.command" => {
+            let args = req["args"].as_array().map_or(&[][..], Vec::as_slice);
+            data.kv_command(s(req, "ns")?, s(req, "key")?, s(req, "cmd")?, args, now)
+                .map_err(db)
+        }
+        other => crate::zato::host_call(&app.view(), &app.config().user_config, req)
+            .unwrap_or_else(|| Err((format!("unknown host call {other:?}"), "method_not_found"))),
     }
 }
 
 impl Host for HostImpl {
-    fn call(&self, req: &Value) -> Value {
-        let Some(app) = self.0.upgrade() else {
-            return json!({"ok": false, "code": "unavailable", "error": "integrator stopping"});
-        };
-        match host_call(&app, req) {
-            Ok(v) => json!({"ok": true, "value": v}),
-            Err((error, code)) => json!({"ok": false, "code": code, "error": error}),
-        }
+    fn begin(&self) -> Box<dyn CallHost> {
+        Box::new(CallScope {
+            app: self.0.clone(),
+            sql: crate::sql::Sessions::default(),
+        })
+    }
+}
+
+/// The requests of one service call; its SQL sessions end with it.
+struct CallScope {
+    app: Weak<App>,
+    sql: crate::sql::Sessions,
+}
+
+impl CallHost for CallScope {
+    fn call<'a>(&'a mut self, req: &'a Value) -> BoxFuture<'a, Value> {
+        Box::pin(async move {
+            let Some(app) = self.app.upgrade() else {
+                return json!({"ok": false, "code": "unavailable", "error": "integrator stopping"});
+            };
+            if req["call"].as_str().is_some_and(|c| c.starts_with("sql.")) {
+                return match self.sql.call(&app.sql, req).await {
+                    Ok(v) => json!({"ok": true, "value": v}),
+                    Err(e) => e.to_reply(),
+                };
+            }
+            match host_call(&app, req) {
+                Ok(v) => json!({"ok": true, "value": v}),
+                Err((error, code)) => json!({"ok": false, "code": code, "error": error}),
+            }
+        })
     }
 }
 
@@ -364,8 +393,9 @@ fn now_s() -> i64 {
 impl Engine {
     /// Brings the job table in line with the config. At startup, jobs
     /// whose stored next run has passed get the misfire treatment.
-    fn reconcile(&self, config: &Integrator, startup: bool) -> Vec<(String, &'static str)> {
+    fn reconcile(&self, config: &Integrator, startup: bool) -> Vec<Fire> {
         let now = now_s();
+        let clustered = self.data.cluster.clustered();
         let rows: HashMap<String, crate::data::JobRow> = match self.data.job_rows() {
             Ok(r) => r.into_iter().map(|r| (r.name.clone(), r)).collect(),
             Err(e) => {
@@ -386,8 +416,14 @@ impl Engine {
                 .map(|c| c.dates.as_slice());
             let row = rows.get(&job.name).filter(|r| r.spec == spec);
             let first_seen = row.map_or(now, |r| r.first_seen);
-            let plan = sched::plan(job, dates, first_seen);
-            let unchanged = jobs.get(&job.name).is_some_and(|j| j.job == *job);
+            // A fire is claimed in a cluster by its time, so the members
+            // must agree on it: there intervals without a start count
+            // from the epoch, not from when this member first saw them.
+            let anchor = if clustered { 0 } else { first_seen };
+            let plan = sched::plan(job, dates, anchor);
+            let unchanged = jobs
+                .get(&job.name)
+                .is_some_and(|j| j.job == *job && j.plan == plan);
             if unchanged && !startup {
                 continue;
             }
@@ -405,7 +441,7 @@ impl Engine {
                         Misfire::OnTime => r.next_run,
                         Misfire::RunOnce => {
                             if job.enabled {
-                                fire.push((job.name.clone(), "misfire"));
+                                fire.push((job.name.clone(), "misfire", r.next_run.unwrap_or(now)));
                             }
                             p.next_after(now)
                         }
@@ -422,8 +458,10 @@ impl Engine {
                         }
                     }
                 }
-                (Ok(_), Some(r)) => r.next_run,
-                (Ok(p), None) => p.next_after(now - 1),
+                // A new job, or the same job with another plan (the node
+                // joined or left a cluster: the stored next run was of the
+                // old one).
+                (Ok(p), _) => p.next_after(now - 1),
             };
             if let Err(e) = self.data.job_upsert(&job.name, &spec, first_seen, next_run) {
                 tracing::warn!(job = %job.name, error = %e, "cannot store the job");
@@ -445,7 +483,7 @@ impl Engine {
 
     /// Jobs due now (their next run is advanced and stored first, so a
     /// crash during the run does not repeat it).
-    fn due(&self, now: i64) -> (Vec<(String, &'static str)>, Option<i64>) {
+    fn due(&self, now: i64) -> (Vec<Fire>, Option<i64>) {
         let mut jobs = self.jobs();
         let mut fire = Vec::new();
         let mut soonest: Option<i64> = None;
@@ -458,7 +496,7 @@ impl Engine {
                     tracing::warn!(job = %name, error = %e, "cannot store the next run");
                 }
                 if j.job.enabled {
-                    fire.push((name.clone(), "schedule"));
+                    fire.push((name.clone(), "schedule", next));
                 }
             }
             if let Some(n) = j.next_run {
@@ -497,8 +535,14 @@ impl Engine {
     }
 }
 
-/// Starts one run of a job unless it already has `max_instances` running.
-pub fn start_job(app: &Arc<App>, name: &str, trigger: &'static str) -> Result<(), String> {
+/// Starts one run of a job unless it already has `max_instances` running;
+/// `fire_time` is the scheduled time it runs for (none when run by hand).
+pub fn start_job(
+    app: &Arc<App>,
+    name: &str,
+    trigger: &'static str,
+    fire_time: Option<i64>,
+) -> Result<(), String> {
     let (job, running) = {
         let jobs = app.engine.jobs();
         let j = jobs
@@ -526,7 +570,7 @@ pub fn start_job(app: &Arc<App>, name: &str, trigger: &'static str) -> Result<()
         let started = Instant::now();
         let at = now_s();
         let payload = job.payload.clone().unwrap_or(Value::Null);
-        let meta = json!({"job": job.name, "trigger": trigger});
+        let meta = json!({"job": job.name, "trigger": trigger, "fire_time": fire_time});
         let msg = call_msg(&job.service, "scheduler", &payload, meta);
         let timeout = Duration::from_secs(app.config().timeout);
         let out = app.pool.clone().run(&msg, Instant::now() + timeout).await;
@@ -549,6 +593,38 @@ pub fn start_job(app: &Arc<App>, name: &str, trigger: &'static str) -> Result<()
     Ok(())
 }
 
+/// A scheduled run: the job, its trigger and the time it is due at.
+type Fire = (String, &'static str, i64);
+
+/// Starts a scheduled run if this member claims it (in a cluster one
+/// member does); the others record why they did not.
+async fn fire(app: &Arc<App>, (name, trigger, at): Fire) {
+    let claim = {
+        let (app, name) = (app.clone(), name.clone());
+        tokio::task::spawn_blocking(move || app.engine.data.claim_job(&name, at, &app.node_name()))
+            .await
+    };
+    let result = match claim {
+        Ok(Ok(true)) => {
+            if let Err(e) = start_job(app, &name, trigger, Some(at)) {
+                tracing::info!(job = %name, error = %e, "run skipped");
+            }
+            return;
+        }
+        Ok(Ok(false)) => "skipped (ran on another member)".to_string(),
+        Ok(Err(e)) => format!("error: the run could not be claimed in the cluster: {e}"),
+        Err(e) => format!("error: the run could not be claimed: {e}"),
+    };
+    tracing::debug!(job = %name, at, result = %result, "run not started here");
+    if let Err(e) = app
+        .engine
+        .data
+        .job_result(&name, now_s(), &result, trigger, 0.0, false)
+    {
+        tracing::warn!(job = %name, error = %e, "cannot record the job result");
+    }
+}
+
 /// Runs jobs when due; re-reads the config after SIGHUP.
 pub async fn scheduler_loop(app: Arc<App>) {
     let mut startup = true;
@@ -565,19 +641,15 @@ pub async fn scheduler_loop(app: Arc<App>) {
             changed
         };
         if changed {
-            for (name, trigger) in app.engine.reconcile(&config, startup) {
-                if let Err(e) = start_job(&app, &name, trigger) {
-                    tracing::warn!(job = %name, error = %e, "catch-up run not started");
-                }
+            for f in app.engine.reconcile(&config, startup) {
+                fire(&app, f).await;
             }
             startup = false;
         }
         let now = now_s();
-        let (fire, soonest) = app.engine.due(now);
-        for (name, trigger) in fire {
-            if let Err(e) = start_job(&app, &name, trigger) {
-                tracing::info!(job = %name, error = %e, "run skipped");
-            }
+        let (fires, soonest) = app.engine.due(now);
+        for f in fires {
+            fire(&app, f).await;
         }
         sched::sleep_until_due(soonest, now_s(), Duration::from_millis(500)).await;
     }

@@ -6,7 +6,7 @@
 //! processes (`worker`) that this crate starts, feeds one request at a time
 //! and replaces when they hang, crash or outgrow their memory limit. This
 //! crate may touch the store (its `integrator` config section, its secrets
-//! `integrator.security.*`, its own `integrator_*` tables) and its own files
+//! `integrator.*` (security definitions, user config, the crypto key), its own `integrator_*` tables) and its own files
 //! under `<state>/integrator/`; nothing of other services.
 
 mod app;
@@ -14,12 +14,15 @@ mod control;
 pub mod data;
 mod door;
 mod engine;
+mod fernet;
 mod http;
 mod invoke;
 mod jwt;
 pub mod lb;
 mod openapi;
+mod packages;
 mod pickup;
+mod project;
 pub mod registry;
 pub mod retry;
 mod routes;
@@ -27,8 +30,13 @@ mod sandbox;
 pub mod sched;
 mod sdk;
 pub mod security;
+mod sql;
+mod sqltext;
+mod sqltls;
+mod sqlvalue;
 pub mod stats;
 pub mod worker;
+mod zato;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -76,7 +84,9 @@ async fn view(state_dir: &Path) -> Result<alpharen_store::View, Error> {
 
 async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     use tokio::signal::unix::{SignalKind, signal};
-    let app = App::open(state_dir, dev, view(state_dir).await?)?;
+    let mut first = view(state_dir).await?;
+    zato::ensure_key(state_dir, &mut first).await;
+    let app = App::open(state_dir, dev, first)?;
     let port = app.config().port;
     let ip = if dev { [127, 0, 0, 1] } else { [0, 0, 0, 0] };
     let addr = SocketAddr::from((ip, port));

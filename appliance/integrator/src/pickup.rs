@@ -1,5 +1,6 @@
 //! Hot deploy from the seed's pickup directory,
-//! `<state>/integrator/pickup/incoming/services/`: a `.py` file dropped
+//! `<state>/integrator/pickup/incoming/services/`: a `.py` file (or a
+//! project `.zip`, deployed as one unit) dropped
 //! there is deployed once its size and mtime hold still for one poll, then
 //! moved to `processed/` (or `failed/`, with a `.error` file beside it).
 
@@ -8,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
+
 use crate::app::App;
+use crate::project::Upload;
 
 const POLL: Duration = Duration::from_millis(300);
 
@@ -33,7 +37,10 @@ pub async fn watch(app: Arc<App>) {
         let mut now_seen = HashMap::new();
         for e in entries.flatten() {
             let path = e.path();
-            if path.extension().and_then(|x| x.to_str()) != Some("py") {
+            if !matches!(
+                path.extension().and_then(|x| x.to_str()),
+                Some("py" | "zip")
+            ) {
                 continue;
             }
             let Ok(meta) = e.metadata() else { continue };
@@ -59,9 +66,12 @@ async fn deploy_file(app: &App, base: &Path, path: &Path) {
     else {
         return;
     };
-    let source = match std::fs::read(path) {
+    let upload = match std::fs::read(path) {
+        Ok(b) if file.ends_with(".zip") => {
+            Upload::Zip(base64::engine::general_purpose::STANDARD.encode(b))
+        }
         Ok(b) => match String::from_utf8(b) {
-            Ok(s) => s,
+            Ok(s) => Upload::Source(s),
             Err(_) => {
                 finish(base, path, &file, Some("the file is not UTF-8 text".into()));
                 return;
@@ -72,7 +82,7 @@ async fn deploy_file(app: &App, base: &Path, path: &Path) {
             return;
         }
     };
-    match app.deploy(&file, &source, "pickup").await {
+    match app.deploy(&file, upload, "pickup").await {
         Ok(v) => {
             tracing::info!(file, version = %v["version"], "picked up and deployed");
             finish(base, path, &file, None);

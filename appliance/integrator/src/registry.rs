@@ -26,6 +26,7 @@ pub const SCHEMA: &[&str] = &[
     );
 "#,
     crate::data::SCHEMA_STEP,
+    crate::project::SCHEMA_STEP,
 ];
 
 /// One service a file defines (as the validating worker reported it).
@@ -81,6 +82,15 @@ pub struct ActiveModule {
     pub file: String,
     pub source: String,
     pub services: Vec<ServiceInfo>,
+    /// A project unit's files (path → source); `None` for a single file.
+    pub files: Option<Files>,
+}
+
+/// A project unit's modules: path in the unit → source.
+pub type Files = std::collections::BTreeMap<String, String>;
+
+fn files_of(text: Option<String>) -> Option<Files> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
 /// The module a file name deploys as: its stem, restricted to identifier
@@ -144,7 +154,7 @@ fn services_of(text: &str) -> Vec<ServiceInfo> {
 
 pub fn active(conn: &mut Connection) -> Result<Vec<ActiveModule>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT v.module, v.version, v.file, v.source, v.services FROM integrator_active a
+        "SELECT v.module, v.version, v.file, v.source, v.services, v.files FROM integrator_active a
          JOIN integrator_versions v ON v.module = a.module AND v.version = a.version ORDER BY v.module",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -154,9 +164,16 @@ pub fn active(conn: &mut Connection) -> Result<Vec<ActiveModule>, StoreError> {
             file: r.get(2)?,
             source: r.get(3)?,
             services: services_of(&r.get::<_, String>(4)?),
+            files: files_of(r.get(5)?),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// What a version is made of: one file's source, or a unit's files.
+pub struct Content<'a> {
+    pub source: &'a str,
+    pub files: Option<&'a Files>,
 }
 
 /// Stores a validated version and makes it active; returns its number.
@@ -164,7 +181,7 @@ pub fn add_version(
     conn: &mut Connection,
     module: &str,
     file: &str,
-    source: &str,
+    content: Content<'_>,
     services: &[ServiceInfo],
     actor: &str,
 ) -> Result<i64, StoreError> {
@@ -175,10 +192,13 @@ pub fn add_version(
         |r| r.get(0),
     )?;
     let services = serde_json::to_string(services).unwrap_or_else(|_| "[]".into());
+    let files = content
+        .files
+        .map(|f| serde_json::to_string(f).unwrap_or_else(|_| "{}".into()));
     tx.execute(
-        "INSERT INTO integrator_versions (module, version, file, source, services, deployed_at, actor)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![module, next, file, source, services, now_unix(), actor],
+        "INSERT INTO integrator_versions (module, version, file, source, services, deployed_at, actor, files)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![module, next, file, content.source, services, now_unix(), actor, files],
     )?;
     tx.execute(
         "INSERT OR REPLACE INTO integrator_active (module, version) VALUES (?1, ?2)",
@@ -224,8 +244,8 @@ pub fn versions(conn: &mut Connection, module: &str) -> Result<Vec<Version>, Sto
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// One stored version: number, file name, source, services.
-pub type Stored = (i64, String, String, Vec<ServiceInfo>);
+/// One stored version: number, file name, source, services, unit files.
+pub type Stored = (i64, String, String, Vec<ServiceInfo>, Option<Files>);
 
 /// Source and metadata of one version (`None` = the active one).
 pub fn source(
@@ -248,15 +268,23 @@ pub fn source(
     };
     Ok(conn
         .query_row(
-            "SELECT file, source, services FROM integrator_versions WHERE module = ?1 AND version = ?2",
+            "SELECT file, source, services, files FROM integrator_versions WHERE module = ?1 AND version = ?2",
             params![module, version],
-            |r| Ok((version, r.get(0)?, r.get(1)?, services_of(&r.get::<_, String>(2)?))),
+            |r| {
+                Ok((
+                    version,
+                    r.get(0)?,
+                    r.get(1)?,
+                    services_of(&r.get::<_, String>(2)?),
+                    files_of(r.get(3)?),
+                ))
+            },
         )
         .optional()?)
 }
 
-/// The module holding a service name, or the name itself if it is a module
-/// with versions.
+/// The module holding a service name, or the name itself (`NAME`,
+/// `NAME.py`, a unit's `NAME.zip`) if it is a module with versions.
 pub fn resolve(conn: &mut Connection, name: &str) -> Result<Option<String>, StoreError> {
     if let Some(m) = active(conn)?
         .into_iter()
@@ -267,7 +295,10 @@ pub fn resolve(conn: &mut Connection, name: &str) -> Result<Option<String>, Stor
     let known: Option<String> = conn
         .query_row(
             "SELECT module FROM integrator_versions WHERE module = ?1 LIMIT 1",
-            [name.strip_suffix(".py").unwrap_or(name)],
+            [name
+                .strip_suffix(".py")
+                .or_else(|| name.strip_suffix(".zip"))
+                .unwrap_or(name)],
             |r| r.get(0),
         )
         .optional()?;
@@ -302,6 +333,13 @@ mod tests {
         }
     }
 
+    fn one(source: &str) -> Content<'_> {
+        Content {
+            source,
+            files: None,
+        }
+    }
+
     #[test]
     fn module_names_from_files() {
         assert_eq!(module_name("get_user.py").as_deref(), Some("get_user"));
@@ -318,6 +356,7 @@ mod tests {
             file: "other.py".into(),
             source: String::new(),
             services: vec![svc("taken")],
+            files: None,
         };
         let p = name_problems(
             "m",
@@ -334,11 +373,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = alpharen_store::open_service_db(dir.path(), "integrator", SCHEMA).unwrap();
         assert_eq!(
-            add_version(&mut s, "m", "m.py", "v1", &[svc("a")], "t").unwrap(),
+            add_version(&mut s, "m", "m.py", one("v1"), &[svc("a")], "t").unwrap(),
             1
         );
         assert_eq!(
-            add_version(&mut s, "m", "m.py", "v2", &[svc("a")], "t").unwrap(),
+            add_version(&mut s, "m", "m.py", one("v2"), &[svc("a")], "t").unwrap(),
             2
         );
         assert_eq!(active(&mut s).unwrap()[0].source, "v2");
@@ -353,6 +392,7 @@ mod tests {
             1
         );
         assert_eq!(resolve(&mut s, "a").unwrap().as_deref(), Some("m"));
+        assert_eq!(resolve(&mut s, "m.zip").unwrap().as_deref(), Some("m"));
         assert!(deactivate(&mut s, "m").unwrap());
         assert!(active(&mut s).unwrap().is_empty());
         assert_eq!(source(&mut s, "m", Some(2)).unwrap().unwrap().2, "v2");

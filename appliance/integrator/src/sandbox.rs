@@ -36,7 +36,8 @@ pub const ENV: &[(&str, &str)] = &[
 
 /// Readable and executable for a worker: the system, the minimal `/etc`
 /// (loader cache, time zone, name resolution, CA certificates), the random
-/// devices, the interpreter's prefix when it lives elsewhere, and the SDK.
+/// devices, the interpreter's prefix when it lives elsewhere, the SDK and
+/// the uploaded packages beside it.
 pub fn readable(python: &Path, sdk_dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = [
         "/usr",
@@ -64,6 +65,7 @@ pub fn readable(python: &Path, sdk_dir: &Path) -> Vec<PathBuf> {
         out.push(prefix.to_path_buf());
     }
     out.push(sdk_dir.to_path_buf());
+    out.push(sdk_dir.with_file_name(crate::packages::DIR));
     out
 }
 

@@ -26,12 +26,53 @@ const SDK: &[(&str, &str)] = &[
     ),
     ("alpharen/sio.py", include_str!("../python/alpharen/sio.py")),
     (
+        "alpharen/model.py",
+        include_str!("../python/alpharen/model.py"),
+    ),
+    (
+        "alpharen/commands.py",
+        include_str!("../python/alpharen/commands.py"),
+    ),
+    (
         "alpharen/outgoing.py",
         include_str!("../python/alpharen/outgoing.py"),
+    ),
+    ("alpharen/sql.py", include_str!("../python/alpharen/sql.py")),
+    (
+        "alpharen/mail.py",
+        include_str!("../python/alpharen/mail.py"),
+    ),
+    (
+        "alpharen/shim/sqlalchemy/__init__.py",
+        include_str!("../python/alpharen/shim/sqlalchemy/__init__.py"),
+    ),
+    (
+        "alpharen/shim/sqlalchemy/exc.py",
+        include_str!("../python/alpharen/shim/sqlalchemy/exc.py"),
+    ),
+    (
+        "alpharen/shim/sqlalchemy/sql/__init__.py",
+        include_str!("../python/alpharen/shim/sqlalchemy/sql/__init__.py"),
     ),
     (
         "alpharen/deploycheck.py",
         include_str!("../python/alpharen/deploycheck.py"),
+    ),
+    (
+        "alpharen/kvdb.py",
+        include_str!("../python/alpharen/kvdb.py"),
+    ),
+    (
+        "alpharen/crypto.py",
+        include_str!("../python/alpharen/crypto.py"),
+    ),
+    (
+        "alpharen/archive.py",
+        include_str!("../python/alpharen/archive.py"),
+    ),
+    (
+        "alpharen/project.py",
+        include_str!("../python/alpharen/project.py"),
     ),
     (
         "alpharen/zatoapi.py",
@@ -56,6 +97,10 @@ const SDK: &[(&str, &str)] = &[
     (
         "zato/server/connection/http_soap.py",
         include_str!("../python/zato/server/connection/http_soap.py"),
+    ),
+    (
+        "zato/server/commands.py",
+        include_str!("../python/zato/server/commands.py"),
     ),
     (
         "zato/common/__init__.py",

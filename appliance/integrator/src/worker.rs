@@ -27,14 +27,27 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Spec {
     pub python: PathBuf,
     pub sdk_dir: PathBuf,
+    /// The uploaded packages' directories, after the standard library on
+    /// `sys.path` (`packages.rs`).
+    pub packages: Vec<PathBuf>,
     /// MiB of address space (RLIMIT_AS); 0 = no limit.
     pub memory_limit: u64,
 }
 
 /// Answers the requests a worker sends while it runs a call (KV, publish,
-/// locks, invoke_async): the integrator owns SQLite, the worker only asks.
+/// locks, invoke_async, SQL): the integrator owns SQLite and the database
+/// connections, the worker only asks.
 pub trait Host: Send + Sync {
-    fn call(&self, req: &Value) -> Value;
+    /// The host of one call; what the call opened (SQL sessions) is
+    /// released when it is dropped, however the call ended.
+    fn begin(&self) -> Box<dyn CallHost>;
+}
+
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// One call's requests, answered in order.
+pub trait CallHost: Send {
+    fn call<'a>(&'a mut self, req: &'a Value) -> BoxFuture<'a, Value>;
 }
 
 /// Why a round trip failed; either way the worker is gone.
@@ -53,6 +66,8 @@ pub struct Worker {
     stdout: BufReader<ChildStdout>,
     /// Code generation this worker has loaded.
     generation: u64,
+    /// The spec generation it was started with ([`Pool::restart`]).
+    spec_generation: u64,
     rtt_us: f64,
 }
 
@@ -76,8 +91,9 @@ impl Worker {
         let sandbox = Sandbox::new(&spec.python, &spec.sdk_dir)?;
         let mut cmd = Command::new(&spec.python);
         cmd.args(["-I", "-S", "-u", "-c"])
-            .arg("import sys; sys.path.insert(0, sys.argv[1]); import alpharen.worker as w; w.main()")
+            .arg("import sys; sys.path.insert(0, sys.argv[1]); sys.path += sys.argv[2:]; import alpharen.worker as w; w.main()")
             .arg(&spec.sdk_dir)
+            .args(&spec.packages)
             .env_clear()
             .envs(sandbox::ENV.iter().copied())
             .stdin(Stdio::piped())
@@ -123,6 +139,7 @@ impl Worker {
             stdin,
             stdout: BufReader::new(stdout),
             generation: 0,
+            spec_generation: 0,
             rtt_us: 0.0,
         };
         let started = Instant::now();
@@ -154,6 +171,7 @@ impl Worker {
         frame.extend_from_slice(&data);
         let stdin = &mut self.stdin;
         let stdout = &mut self.stdout;
+        let mut scope = host.map(|h| h.begin());
         let io = async {
             stdin.write_all(&frame).await?;
             stdin.flush().await?;
@@ -171,8 +189,8 @@ impl Worker {
                 if v["op"] != json!("host") {
                     return Ok(v);
                 }
-                let answer = match host {
-                    Some(h) => h.call(&v),
+                let answer = match scope.as_mut() {
+                    Some(h) => h.call(&v).await,
                     None => json!({"ok": false, "code": "unavailable",
                                    "error": "not available while a file is validated"}),
                 };
@@ -233,6 +251,10 @@ pub struct Pool {
     pub replaced: AtomicU64,
     stopping: AtomicBool,
     host: std::sync::OnceLock<Arc<dyn Host>>,
+    /// Bumped by [`Pool::restart`]; workers of an older one retire.
+    spec_generation: AtomicU64,
+    /// Workers alive that were started before the last restart.
+    stale: AtomicUsize,
 }
 
 impl Pool {
@@ -252,6 +274,8 @@ impl Pool {
             replaced: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             host: std::sync::OnceLock::new(),
+            spec_generation: AtomicU64::new(0),
+            stale: AtomicUsize::new(0),
         })
     }
 
@@ -280,6 +304,22 @@ impl Pool {
     pub fn set_code(&self, code: CodeSet) {
         if let Ok(mut c) = self.code.write() {
             *c = Arc::new(code);
+        }
+    }
+
+    /// New workers on `spec` (new packages), without dropping a request:
+    /// a full set of new workers starts now; each old one retires when it
+    /// comes back from the request it serves, or, idle, when a new one is
+    /// ready to take its place.
+    pub fn restart(self: &Arc<Self>, spec: Spec) {
+        self.set_spec(spec);
+        self.spec_generation.fetch_add(1, Ordering::Relaxed);
+        let alive = self.alive.load(Ordering::Relaxed);
+        self.stale.store(alive, Ordering::Relaxed);
+        let target = self.target.load(Ordering::Relaxed);
+        self.alive.fetch_add(target, Ordering::Relaxed);
+        for _ in 0..target {
+            self.clone().start_one();
         }
     }
 
@@ -314,7 +354,14 @@ impl Pool {
     fn start_one(self: Arc<Self>) {
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(500);
+            let spec_generation = self.spec_generation.load(Ordering::Relaxed);
             while !self.stopping.load(Ordering::Relaxed) {
+                if spec_generation != self.spec_generation.load(Ordering::Relaxed) {
+                    // A restart counted this slot as stale and started its
+                    // successor already.
+                    self.stale.fetch_sub(1, Ordering::Relaxed);
+                    break;
+                }
                 match Worker::spawn(&self.spec()).await {
                     Ok(mut w) => match self.sync(&mut w).await {
                         Ok(()) => {
@@ -323,6 +370,10 @@ impl Pool {
                                 pid = w.pid().unwrap_or(0),
                                 "worker ready"
                             );
+                            w.spec_generation = spec_generation;
+                            if spec_generation == self.spec_generation.load(Ordering::Relaxed) {
+                                self.retire_one_stale_idle();
+                            }
                             self.give_back(w);
                             return;
                         }
@@ -352,8 +403,38 @@ impl Pool {
         Ok(())
     }
 
+    /// A new worker is ready: one idle worker of an older spec goes (its
+    /// permit taken first, so no checkout counts on it).
+    fn retire_one_stale_idle(&self) {
+        let current = self.spec_generation.load(Ordering::Relaxed);
+        let Ok(permit) = self.permits.try_acquire() else {
+            return;
+        };
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        match idle.iter().position(|w| w.spec_generation != current) {
+            Some(i) => {
+                permit.forget();
+                drop(idle.swap_remove(i));
+                self.stale.fetch_sub(1, Ordering::Relaxed);
+                self.alive.fetch_sub(1, Ordering::Relaxed);
+            }
+            None => drop(permit),
+        }
+    }
+
     fn give_back(&self, w: Worker) {
-        let too_many = self.alive.load(Ordering::Relaxed) > self.target.load(Ordering::Relaxed);
+        if w.spec_generation != self.spec_generation.load(Ordering::Relaxed) {
+            self.stale.fetch_sub(1, Ordering::Relaxed);
+            self.alive.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let current = self
+            .alive
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.stale.load(Ordering::Relaxed));
+        let too_many = current > self.target.load(Ordering::Relaxed);
         if too_many || self.stopping.load(Ordering::Relaxed) {
             self.alive.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -367,9 +448,16 @@ impl Pool {
     /// A worker failed: count it and start its replacement.
     fn replace(self: &Arc<Self>, w: Worker, why: &Failure) {
         tracing::warn!(worker = w.id, pid = w.pid().unwrap_or(0), reason = %why, "worker killed, starting a replacement");
+        let stale = w.spec_generation != self.spec_generation.load(Ordering::Relaxed);
         drop(w); // kill_on_drop
         self.replaced.fetch_add(1, Ordering::Relaxed);
-        self.clone().start_one();
+        if stale {
+            // Its successor on the new spec is already running.
+            self.stale.fetch_sub(1, Ordering::Relaxed);
+            self.alive.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.clone().start_one();
+        }
     }
 
     /// Takes the idle worker the balancer prefers, waiting until `deadline`.

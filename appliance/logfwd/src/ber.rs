@@ -1,5 +1,5 @@
-//! A minimal BER encoder for SNMPv2c traps (RFC 3416 `SNMPv2-Trap-PDU` in
-//! an RFC 1901 community message): the few types a trap carries, as pure
+//! A minimal BER encoder for SNMP traps (RFC 3416 `SNMPv2-Trap-PDU`, in
+//! an RFC 1901 community message or, through `usm`, an SNMPv3 message): the few types a trap carries, as pure
 //! functions checked byte for byte against hand-decoded messages.
 
 /// One variable binding's value.
@@ -16,7 +16,7 @@ pub const SYS_UPTIME: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 3, 0];
 /// `snmpTrapOID.0`
 pub const SNMP_TRAP_OID: &[u32] = &[1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0];
 
-fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+pub fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let n = body.len();
     if n < 0x80 {
@@ -47,6 +47,11 @@ fn int_body(v: i64) -> Vec<u8> {
         }
     }
     bytes[start..].to_vec()
+}
+
+/// An INTEGER's whole TLV.
+pub fn integer(v: i64) -> Vec<u8> {
+    tlv(0x02, &int_body(v))
 }
 
 /// TimeTicks and other unsigned 32-bit types: never negative on the wire.
@@ -81,10 +86,9 @@ fn value(v: &Value) -> Vec<u8> {
     }
 }
 
-/// An SNMPv2c trap message: `sysUpTime.0` and `snmpTrapOID.0` first, as
+/// An `SNMPv2-Trap-PDU`: `sysUpTime.0` and `snmpTrapOID.0` first, as
 /// RFC 3416 section 4.2.6 requires, then `binds`.
-pub fn v2c_trap(
-    community: &str,
+pub fn trap_pdu(
     request_id: i32,
     uptime: u32,
     trap: &[u32],
@@ -100,13 +104,18 @@ pub fn v2c_trap(
         bind.extend(value(v));
         list.extend(tlv(0x30, &bind));
     }
-    let mut pdu = tlv(0x02, &int_body(i64::from(request_id)));
-    pdu.extend(tlv(0x02, &[0])); // error-status
-    pdu.extend(tlv(0x02, &[0])); // error-index
+    let mut pdu = integer(i64::from(request_id));
+    pdu.extend(integer(0)); // error-status
+    pdu.extend(integer(0)); // error-index
     pdu.extend(tlv(0x30, &list));
-    let mut msg = tlv(0x02, &[1]); // version: v2c
+    tlv(0xa7, &pdu) // [7] IMPLICIT: SNMPv2-Trap-PDU
+}
+
+/// An SNMPv2c trap message around `pdu` (`trap_pdu`).
+pub fn v2c_message(community: &str, pdu: &[u8]) -> Vec<u8> {
+    let mut msg = integer(1); // version: v2c
     msg.extend(tlv(0x04, community.as_bytes()));
-    msg.extend(tlv(0xa7, &pdu)); // [7] IMPLICIT: SNMPv2-Trap-PDU
+    msg.extend_from_slice(pdu);
     tlv(0x30, &msg)
 }
 
@@ -146,8 +155,7 @@ mod tests {
 
     #[test]
     fn a_trap_message_has_the_rfc_3416_shape() {
-        let m = v2c_trap(
-            "public",
+        let pdu = trap_pdu(
             1,
             100,
             &[1, 3, 6, 1, 4, 1, 32473, 1, 0, 1],
@@ -156,6 +164,7 @@ mod tests {
                 Value::Text("net".into()),
             )],
         );
+        let m = v2c_message("public", &pdu);
         #[rustfmt::skip]
         let want: Vec<u8> = vec![
             0x30, 0x56,

@@ -71,6 +71,22 @@ impl Buffer {
         Ok(buffer)
     }
 
+    /// snmpEngineBoots for this start: one more than the last (1 the
+    /// first time), kept so that it never goes back.
+    pub fn next_engine_boots(&self) -> Result<u32, Error> {
+        let boots: i64 = self
+            .conn
+            .query_row(
+                "INSERT INTO meta (key, value) VALUES ('snmp_engine_boots', 1)
+                 ON CONFLICT (key) DO UPDATE SET value = MIN(value + 1, 2147483647)
+                 RETURNING value",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        Ok(u32::try_from(boots).unwrap_or(1))
+    }
+
     fn count(&mut self) -> Result<(), Error> {
         let mut stmt = self
             .conn
@@ -306,8 +322,11 @@ mod tests {
             let mut b = Buffer::open(dir.path(), 1 << 20).unwrap();
             b.push(&[("tcp:a", b"one".to_vec()), ("tls:c", b"two".to_vec())], 5)
                 .unwrap();
+            assert_eq!(b.next_engine_boots().unwrap(), 1);
         }
         let mut b = Buffer::open(dir.path(), 1 << 20).unwrap();
+        // snmpEngineBoots counts the starts.
+        assert_eq!(b.next_engine_boots().unwrap(), 2);
         assert_eq!(b.held("tcp:a"), Held { lines: 1, bytes: 3 });
         b.retain(&["tcp:a".to_string()]).unwrap();
         assert_eq!(b.held("tls:c"), Held::default());

@@ -1,5 +1,6 @@
 //! `logfwd.status` (each collector: state, lines sent, queued and
-//! dropped; SNMP traps sent and failed) and `logfwd.mark` (a line of the operator's text in this
+//! dropped; SNMP traps sent and failed; the syslog receiver's listeners
+//! and counts) and `logfwd.mark` (a line of the operator's text in this
 //! service's log, which then travels to every collector like any other:
 //! to check a collector end to end, as `logger` would).
 
@@ -52,9 +53,18 @@ impl Rpc {
             let t = self.node.traps.lock().await;
             json!({
                 "targets": t.targets(),
+                "engine_id": t.engine_id(),
                 "sent": t.stats.sent,
                 "failed": t.stats.failed,
                 "last_error": t.stats.last_error,
+            })
+        };
+        let receiver = {
+            let r = self.node.receiver.lock().await;
+            json!({
+                "listeners": r.listeners,
+                "error": r.error,
+                "counters": r.counters(),
             })
         };
         let outs = self.node.outputs.lock().await;
@@ -85,6 +95,7 @@ impl Rpc {
             "buffer_mb": outs.buffer_mb,
             "collectors": collectors,
             "traps": traps,
+            "receiver": receiver,
         })
     }
 }

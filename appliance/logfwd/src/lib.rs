@@ -4,7 +4,9 @@
 //! and sends each line as RFC 5424 to the collectors in `[syslog]`: UDP
 //! datagrams, or octet-counted over TCP or TLS with an on-disk queue
 //! (`buffer`) while a collector is down. The supervisor's event lines
-//! also become SNMPv2c traps to the managers in `[snmp]` (`trap`).
+//! also become SNMP traps (v2c, or v3 with USM: `usm`) to the managers in `[snmp]` (`trap`), and so
+//! do other hosts' syslog lines that match a rule of `[syslog.receiver]`
+//! (`receive`).
 //!
 //! It reads no other service's files and opens only its own database,
 //! `<state>/logfwd.db`; the lines come from the supervisor alone.
@@ -14,7 +16,9 @@ mod buffer;
 mod control;
 mod deliver;
 mod format;
+mod receive;
 mod trap;
+mod usm;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +27,10 @@ use std::time::Duration;
 
 use alpharen_rpc::logs::{self, Logs};
 use alpharen_store::View;
-use alpharen_store::config::{Collector, SNMP_COMMUNITY_SECRET, Snmp, Syslog, Transport};
+use alpharen_store::config::{
+    Collector, SNMP_COMMUNITY_SECRET, Snmp, SnmpVersion, Syslog, Transport, v3_auth_secret,
+    v3_priv_secret,
+};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -74,7 +81,8 @@ pub(crate) struct Node {
     state_dir: PathBuf,
     buffer: Arc<Mutex<Buffer>>,
     outputs: tokio::sync::Mutex<Outputs>,
-    traps: tokio::sync::Mutex<trap::Traps>,
+    traps: Arc<tokio::sync::Mutex<trap::Traps>>,
+    receiver: tokio::sync::Mutex<receive::Receiver>,
     /// Events older than this service are not trapped again (the backlog
     /// it forwards on start holds the node's earlier ones).
     started_ms: i64,
@@ -242,11 +250,28 @@ struct Settings {
     syslog: Syslog,
     snmp: Snmp,
     community: Option<String>,
+    v3: HashMap<String, trap::V3Secrets>,
 }
 
 async fn load(state_dir: &Path) -> Result<Settings, Error> {
     let view: View = alpharen_rpc::view::view(state_dir, "logfwd").await?;
+    let v3 = view
+        .config
+        .snmp
+        .trap_targets
+        .iter()
+        .filter(|t| t.version == SnmpVersion::V3)
+        .filter_map(|t| t.user.clone())
+        .map(|u| {
+            let secrets = trap::V3Secrets {
+                auth: view.secret(&v3_auth_secret(&u)).map(str::to_string),
+                privacy: view.secret(&v3_priv_secret(&u)).map(str::to_string),
+            };
+            (u, secrets)
+        })
+        .collect();
     Ok(Settings {
+        v3,
         community: view.secret(SNMP_COMMUNITY_SECRET).map(str::to_string),
         hostname: view.config.node.hostname,
         syslog: view.config.syslog,
@@ -259,7 +284,8 @@ impl Node {
         self.traps
             .lock()
             .await
-            .configure(&s.snmp, s.community, &s.hostname);
+            .configure(&s.snmp, s.community, &s.v3, &s.hostname);
+        self.receiver.lock().await.apply(&s.syslog.receiver).await;
         self.apply(s.hostname, &s.syslog).await
     }
 }
@@ -336,11 +362,15 @@ async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
     let settings = load(&state_dir).await?;
     let buffer = Buffer::open(&state_dir, limit_bytes(settings.syslog.buffer_mb))?;
     let last_at = buffer.last_at()?;
+    let traps = Arc::new(tokio::sync::Mutex::new(trap::Traps::new(
+        buffer.next_engine_boots()?,
+    )));
     let node = Arc::new(Node {
         state_dir: state_dir.clone(),
         buffer: Arc::new(Mutex::new(buffer)),
         outputs: tokio::sync::Mutex::new(Outputs::default()),
-        traps: tokio::sync::Mutex::new(trap::Traps::new()),
+        receiver: tokio::sync::Mutex::new(receive::Receiver::new(traps.clone(), dev)),
+        traps,
         started_ms: now_ms(),
     });
     node.apply_all(settings).await?;

@@ -44,6 +44,19 @@ struct TestParams {
     to: Vec<String>,
 }
 
+/// A relay to test instead of the configured one (the console tests its
+/// form before saving it); a password given here is used once, not kept.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RelayTestParams {
+    relay: Option<alpharen_store::config::Relay>,
+    password: Option<String>,
+}
+
+/// Longer than a working smarthost needs; a host that drops packets
+/// would otherwise keep the caller for lettre's 60 s per command.
+const RELAY_TEST_TIMEOUT: Duration = Duration::from_secs(15);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NotifyParams {
@@ -177,6 +190,7 @@ impl Handler for Control {
                     .map_err(rpc)?;
                 Ok(json!({ "id": id, "to": to }).into())
             }
+            "mail.relay_test" => Ok(relay_test(sh, call.params()?).await?.into()),
             "mail.notify" => {
                 let p: NotifyParams = call.params()?;
                 if p.subject.trim().is_empty() {
@@ -262,4 +276,48 @@ pub async fn notify_flusher(sh: Arc<Shared>) {
             tracing::error!(error = %e, "cannot queue a notification digest");
         }
     }
+}
+
+/// Connects to the smarthost (the configured one, or the one in `p`) the
+/// way deliveries do and reports what happened.
+async fn relay_test(sh: &Shared, p: RelayTestParams) -> Result<serde_json::Value, RpcError> {
+    let mut s = (*sh.settings()).clone();
+    if let Some(r) = p.relay {
+        s.mail.relay = Some(r);
+    }
+    if let Some(pw) = p.password.filter(|pw| !pw.is_empty()) {
+        s.relay_password = Some(pw);
+    }
+    let Some(r) = s.mail.relay.clone() else {
+        return Err(RpcError::new(
+            "no_relay",
+            "no relay to test: mail.relay is not set",
+        ));
+    };
+    let relay = crate::deliver::Relay::build(&s)
+        .map_err(|e| RpcError::invalid_params(e.to_string()))?
+        .ok_or_else(|| RpcError::new("no_relay", "no relay to test"))?;
+    let started = std::time::Instant::now();
+    let result = match tokio::time::timeout(RELAY_TEST_TIMEOUT, relay.test()).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return Err(RpcError::new(
+                "no_relay",
+                "mail.relay.mode is direct: mail goes to each domain's own mail servers, so there is no smarthost to test",
+            ));
+        }
+        Err(_) => Err(format!(
+            "no answer within {} s",
+            RELAY_TEST_TIMEOUT.as_secs()
+        )),
+    };
+    Ok(json!({
+        "ok": result.is_ok(),
+        "error": result.err(),
+        "host": r.host,
+        "port": r.port,
+        "tls": r.tls,
+        "auth": r.username.is_some(),
+        "millis": started.elapsed().as_millis() as u64,
+    }))
 }

@@ -99,6 +99,20 @@ impl Relay {
         Ok(Some(Relay::Smarthost(b.build())))
     }
 
+    /// Connects to the smarthost as a delivery does (TLS and AUTH as
+    /// configured) and says NOOP; the error has the server's or the
+    /// network's words. `None` in direct mode: no one host to test.
+    pub async fn test(&self) -> Option<Result<(), String>> {
+        let Relay::Smarthost(t) = self else {
+            return None;
+        };
+        Some(match t.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the smarthost did not answer NOOP".into()),
+            Err(e) => Err(e.to_string()),
+        })
+    }
+
     /// Splits recipients into the groups one SMTP transaction can carry.
     fn groups(&self, rcpts: &[String]) -> Vec<Vec<String>> {
         match self {

@@ -44,9 +44,6 @@ use crate::session::Verdict;
 
 pub use sendmail::sendmail_main;
 
-/// Default SMTP ports (docs/architecture.md, Ports).
-pub const PORT_PROD: u16 = 25;
-pub const PORT_DEV: u16 = 2525;
 /// Secret holding the smarthost AUTH password.
 pub const RELAY_PASSWORD_SECRET: &str = "mail.relay.password";
 
@@ -92,11 +89,7 @@ impl Settings {
             .from
             .clone()
             .unwrap_or_else(|| format!("alpharen@{hostname}"));
-        let port = cfg
-            .mail
-            .listen
-            .port
-            .unwrap_or(if dev { PORT_DEV } else { PORT_PROD });
+        let port = cfg.mail.listen_port(dev);
         Ok(Settings {
             hostname,
             mail: cfg.mail,

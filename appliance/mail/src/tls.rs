@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
 fn pair(state_dir: &Path) -> (PathBuf, PathBuf) {
@@ -22,18 +20,6 @@ pub fn available(state_dir: &Path) -> bool {
 
 pub fn acceptor(state_dir: &Path) -> Result<TlsAcceptor, String> {
     let (cert, key) = pair(state_dir);
-    let chain = CertificateDer::pem_file_iter(&cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    let key_der =
-        PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_no_client_auth()
-    .with_single_cert(chain, key_der)
-    .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let config = alpharen_nodetls::server_config(&cert, &key)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

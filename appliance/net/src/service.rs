@@ -92,6 +92,7 @@ impl Svc {
         if self.managed {
             let leases = &self.leases;
             let input = |name: &str| leases.get(name).map(Held::input);
+            self.promote_secondaries(&actual);
             for action in plan::diff(&self.net, &actual, &input) {
                 let vlan = match &action {
                     plan::Action::CreateVlan { name, .. } => Some(name.clone()),
@@ -188,15 +189,19 @@ impl Svc {
     fn accept_ra(&self, actual: &Actual) {
         for iface in &self.net.interfaces {
             if let (Some(ra), Some(l)) = (iface.accept_ra, plan::find_link(iface, actual)) {
-                let p = format!("/proc/sys/net/ipv6/conf/{}/accept_ra", l.name);
-                let want = if ra { "1" } else { "0" };
-                if std::fs::read_to_string(&p)
-                    .map(|s| s.trim() != want)
-                    .unwrap_or(false)
-                    && let Err(e) = std::fs::write(&p, want)
-                {
-                    tracing::warn!(interface = %l.name, error = %e, "cannot set accept_ra");
-                }
+                set_sysctl(&l.name, "ipv6", "accept_ra", if ra { "1" } else { "0" });
+            }
+        }
+    }
+
+    /// The kernel drops every secondary IPv4 address of a subnet with its
+    /// primary; moving an address within a subnet (add the new, remove the
+    /// old) would then lose the new one, and someone else's address too.
+    /// With promotion on, a secondary takes the primary's place instead.
+    fn promote_secondaries(&self, actual: &Actual) {
+        for iface in &self.net.interfaces {
+            if let Some(l) = plan::find_link(iface, actual) {
+                set_sysctl(&l.name, "ipv4", "promote_secondaries", "1");
             }
         }
     }
@@ -357,6 +362,19 @@ impl Svc {
                 .collect();
             self.reconcile().await;
         }
+    }
+}
+
+/// Writes `want` to `/proc/sys/net/<family>/conf/<link>/<key>` when it
+/// holds something else.
+fn set_sysctl(link: &str, family: &str, key: &str, want: &str) {
+    let p = format!("/proc/sys/net/{family}/conf/{link}/{key}");
+    if std::fs::read_to_string(&p)
+        .map(|s| s.trim() != want)
+        .unwrap_or(false)
+        && let Err(e) = std::fs::write(&p, want)
+    {
+        tracing::warn!(interface = %link, error = %e, "cannot set {key}");
     }
 }
 

@@ -15,6 +15,15 @@ use crate::remote::{Remote, Target};
 use crate::schedule::{self, Memory, Schedule};
 use crate::shell::{self, Script, ShellError, quote};
 
+/// What `pgha.status` shows of the backup controller.
+#[derive(Debug, Clone, Default)]
+pub struct Shown {
+    /// The last run: its time and `ok` or `failed: <why>`.
+    pub last: Option<String>,
+    /// Unix time of the next run (now when one is due).
+    pub next: Option<i64>,
+}
+
 /// Longest one instance's backup and transfer may take.
 const RUN_LIMIT: Duration = Duration::from_secs(6 * 3600);
 
@@ -335,14 +344,14 @@ async fn run_once(
 }
 
 /// Runs the backup controller until aborted: checks the schedule every
-/// minute; `now` (from `pgha.backup`) starts a run at once. `last` holds
-/// the last result for `pgha.status`.
+/// minute; `now` (from `pgha.backup`) starts a run at once. `shown` holds
+/// the last result and the next run for `pgha.status`.
 pub async fn run(
     cfg: BackupController,
     remote: std::sync::Arc<Remote>,
     journal: Journal,
     now: std::sync::Arc<tokio::sync::Notify>,
-    last: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    shown: std::sync::Arc<std::sync::Mutex<Shown>>,
 ) {
     let schedule = Schedule {
         weekdays: cfg.weekdays.clone(),
@@ -359,6 +368,9 @@ pub async fn run(
             _ = now.notified() => true,
         };
         let t = alpharen_store::now_unix();
+        if let Ok(mut s) = shown.lock() {
+            s.next = schedule.next_run(t, &memory);
+        }
         let day = schedule.due(t, &memory);
         if !asked && day.is_none() {
             continue;
@@ -369,7 +381,7 @@ pub async fn run(
             "backup started"
         });
         let result = run_once(&cfg, &remote, &journal, &clock::from_unix(t)).await;
-        let shown = match &result {
+        let result_text = match &result {
             Ok(()) => {
                 memory.done_day = day.or(memory.done_day);
                 memory.last_failure = None;
@@ -385,8 +397,12 @@ pub async fn run(
                 format!("{} failed: {e}", clock::stamp(&clock::from_unix(t)))
             }
         };
-        if let Ok(mut l) = last.lock() {
-            *l = Some(shown);
+        let next = schedule.next_run(alpharen_store::now_unix(), &memory);
+        if let Ok(mut s) = shown.lock() {
+            *s = Shown {
+                last: Some(result_text),
+                next,
+            };
         }
     }
 }

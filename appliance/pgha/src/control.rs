@@ -1,5 +1,6 @@
 //! `<state>/run/pgha.sock`: `pgha.status` (every group: roles, lag, last
-//! action, pending timers, excluded groups; the last backup),
+//! action, pending timers, excluded groups; the last backup and the
+//! next),
 //! `pgha.unpin` (forget a host key after checking a host that was
 //! reinstalled) and `pgha.backup` (run the backup controller now).
 
@@ -43,12 +44,13 @@ impl Handler for Control {
                     })
                     .unwrap_or_default();
                 let excluded = sh.excluded.lock().map(|x| x.clone()).unwrap_or_default();
-                let backup = sh.backup_last.lock().map(|l| l.clone()).unwrap_or_default();
+                let backup = sh.backup.lock().map(|b| b.clone()).unwrap_or_default();
                 Ok(Reply::Value(json!({
                     "groups": groups,
                     "excluded": excluded,
                     "client_key": sh.client_key,
-                    "backup_last": backup,
+                    "backup_last": backup.last,
+                    "backup_next": backup.next,
                 })))
             }
             "pgha.backup" => {

@@ -39,6 +39,9 @@ pub struct GroupStatus {
     pub referee: String,
     pub servers: Vec<ServerStatus>,
     pub last_action: Option<LastAction>,
+    /// The last promotion, kept when later actions (the old master's
+    /// rebuild) replace `last_action`.
+    pub last_failover: Option<LastAction>,
     pub log: String,
 }
 
@@ -157,12 +160,16 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
             let subject = format!("{name}: {}", if result.is_ok() { "done" } else { "failed" });
             journal.alert(&subject, &format!("{reason}\n{shown}"));
             if let Ok(mut s) = status.lock() {
-                s.last_action = Some(LastAction {
+                let last = LastAction {
                     at: clock::stamp(&clock::now()),
                     action: name,
                     reason,
                     result: shown,
-                });
+                };
+                if matches!(action, Action::Promote { .. }) {
+                    s.last_failover = Some(last.clone());
+                }
+                s.last_action = Some(last);
             }
         }
     }

@@ -94,8 +94,8 @@ pub(crate) struct Shared {
     excluded: Mutex<Vec<Excluded>>,
     /// Wakes the backup controller for a run now (`pgha.backup`).
     backup_now: Arc<tokio::sync::Notify>,
-    /// The last backup run's result.
-    backup_last: Arc<Mutex<Option<String>>>,
+    /// The last backup run's result and the next run.
+    backup: Arc<Mutex<backup::Shown>>,
     backup_configured: std::sync::atomic::AtomicBool,
 }
 
@@ -133,7 +133,7 @@ async fn run(state_dir: &Path) -> Result<(), Error> {
         groups: Mutex::new(BTreeMap::new()),
         excluded: Mutex::new(Vec::new()),
         backup_now: Arc::new(tokio::sync::Notify::new()),
-        backup_last: Arc::new(Mutex::new(None)),
+        backup: Arc::new(Mutex::new(backup::Shown::default())),
         backup_configured: std::sync::atomic::AtomicBool::new(false),
     });
     let remote = Arc::new(remote::Remote::new(pins.clone(), key));
@@ -220,13 +220,17 @@ impl Running {
             if let Some((_, task)) = self.backup.take() {
                 task.abort();
             }
+            // A removed controller has no next run; a new one sets its own.
+            if let Ok(mut b) = shared.backup.lock() {
+                b.next = None;
+            }
             self.backup = plan.backup.map(|b| {
                 let task = tokio::spawn(backup::run(
                     b.clone(),
                     remote.clone(),
                     journal::Journal::backup(&shared.state_dir),
                     shared.backup_now.clone(),
-                    shared.backup_last.clone(),
+                    shared.backup.clone(),
                 ));
                 (b, task)
             });

@@ -65,6 +65,25 @@ impl Schedule {
         }
         self.window_day(now).filter(|d| m.done_day != Some(*d))
     }
+
+    /// When the next run starts on its own (`now` if one is due), for the
+    /// status; `None` when no day of the coming two weeks has a window.
+    /// Windows open on the hour, so the hours after the start and retry
+    /// delays are the only times to try.
+    pub fn next_run(&self, now: i64, m: &Memory) -> Option<i64> {
+        let earliest = [
+            Some(now),
+            Some(m.started_at + START_DELAY),
+            m.last_failure.map(|f| f + RETRY_AFTER),
+        ]
+        .into_iter()
+        .flatten()
+        .max()?;
+        let first_hour = earliest.div_euclid(3600) + 1;
+        std::iter::once(earliest)
+            .chain((0..14 * 24).map(|h| (first_hour + h) * 3600))
+            .find(|&t| self.due(t, m).is_some())
+    }
 }
 
 /// `%weekday` (1-7), `%day` (01-31), `%month` (01-12), `%year` (0000).
@@ -137,6 +156,36 @@ mod tests {
         };
         assert_eq!(s.due(monday(21) + RETRY_AFTER - 1, &m), None);
         assert!(s.due(monday(21) + RETRY_AFTER, &m).is_some());
+    }
+
+    #[test]
+    fn the_next_run_is_the_next_open_window_after_the_delays() {
+        let s = night();
+        let mut m = Memory {
+            started_at: 0,
+            ..Memory::default()
+        };
+        assert_eq!(s.next_run(monday(12), &m), Some(monday(20)));
+        assert_eq!(s.next_run(monday(21), &m), Some(monday(21)), "due now");
+        m.last_failure = Some(monday(21));
+        assert_eq!(s.next_run(monday(21), &m), Some(monday(21) + RETRY_AFTER));
+        m.last_failure = None;
+        m.done_day = s.window_day(monday(21));
+        assert_eq!(
+            s.next_run(monday(21), &m),
+            Some(monday(48 + 20)),
+            "Wednesday"
+        );
+        m.started_at = monday(48 + 20);
+        assert_eq!(
+            s.next_run(monday(48 + 20), &m),
+            Some(monday(48 + 20) + START_DELAY)
+        );
+        let never = Schedule {
+            weekdays: vec![8],
+            hours: [0, 0],
+        };
+        assert_eq!(never.next_run(monday(0), &m), None);
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub struct AuthParams {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthOk {
     pub user: String,
-    /// `admin` or `viewer`.
+    /// `admin`, `operator` or `viewer`.
     pub role: String,
 }
 

@@ -122,7 +122,7 @@ pub async fn call_stream(
     timeout: Duration,
 ) -> Result<(Value, Stream), RpcError> {
     // A log backlog may come in one answer: larger than one line.
-    let limit = MAX_LINE as u64 * 64;
+    let limit = 64 << 20;
     let (reader, first) = tokio::time::timeout(timeout, exchange(socket, method, params, limit))
         .await
         .unwrap_or_else(|_| Err(unavailable(socket, format!("no answer within {timeout:?}"))))?;

@@ -63,12 +63,26 @@ impl Client {
     }
 
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
+        self.send(method, params)?;
+        self.answer()
+    }
+
+    /// Sends a request without reading its answer; [`Client::answer`]
+    /// reads the answers in the order the requests went out. A caller
+    /// that keeps a few requests in flight (the update upload) overlaps
+    /// its own work with the supervisor's.
+    pub fn send(&mut self, method: &str, params: Value) -> Result<(), ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         let mut line = serde_json::to_vec(&Request::new(json!(id), method, params))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push(b'\n');
         self.writer.write_all(&line)?;
+        Ok(())
+    }
+
+    /// The answer to the oldest request sent and not answered yet.
+    pub fn answer(&mut self) -> Result<Value, ClientError> {
         let value = self
             .read_value()?
             .ok_or_else(|| ClientError::Protocol("connection closed before the answer".into()))?;

@@ -230,16 +230,31 @@ mod tests {
 }
 
 /// `config.dns_record_add`: a record (an
-/// `alpharen_store::config::DnsRecord`) appended to `dpx.records`; refused
-/// if the same name, type and value is there already.
+/// `alpharen_store::config::DnsRecord`) appended to `dpx.records`, or put
+/// in the place of `replace`; refused if the same name, type and value is
+/// there already.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordAdd<R = Value> {
     pub record: R,
+    /// The record this one takes the place of (an edit), keeping its
+    /// position; refused if there is no such record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<RecordKey>,
     #[serde(default)]
     pub comment: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+}
+
+/// A static record by its name, type and value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordKey {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
 }
 
 /// `config.dns_record_remove`: the record of that name, type and value

@@ -30,7 +30,7 @@ pub mod view;
 
 pub use call::{Stream, UNAVAILABLE, call, call_stream, control_socket};
 pub use client::{Client, ClientError};
-pub use protocol::{Call, ErrorObject, MAX_LINE, Reply, Request, Response, RpcError};
+pub use protocol::{Call, ErrorObject, MAX_ARCHIVE, MAX_LINE, Reply, Request, Response, RpcError};
 pub use server::{ALPHAREN_GID, Handler, Peer, bind, serve, service_socket, spawn_service};
 
 /// A method's params as they go on the wire. The params structs here have

@@ -8,7 +8,14 @@ use tokio::sync::mpsc;
 
 /// Longest request line accepted; a longer one is refused and the
 /// connection closed, so a client cannot make us buffer without bound.
-pub const MAX_LINE: usize = 1 << 20;
+/// 8 MiB: an integrator project zip or wheel travels in one request,
+/// base64-encoded ([`MAX_ARCHIVE`]); the buffer grows only as a line
+/// arrives, and only local callers the socket's permissions admit reach it.
+pub const MAX_LINE: usize = 8 << 20;
+
+/// Largest project zip or wheel an integrator deploy takes: its base64
+/// (4/3 of it) fits [`MAX_LINE`] with room for the JSON around it.
+pub const MAX_ARCHIVE: usize = 11 << 19;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {

@@ -24,12 +24,28 @@ pub const UPDATE_BEGIN: &str = "system.update.begin";
 /// The next bytes of the bundle ([`UpdateData`]), at most [`UPDATE_CHUNK`]
 /// bytes each, in order; answers `{"received": N}` (bytes so far). The
 /// supervisor verifies and writes as the bytes arrive, so a refused bundle
-/// (bad signature, wrong board, corrupt block) fails the call that brought
-/// the offending bytes, with the reason.
+/// (bad signature, wrong board, corrupt block) fails a call a few chunks
+/// after the offending bytes (or `end`), with the reason. Error codes: `update_refused`
+/// (the bundle's fault), `update_unavailable` (this node cannot install
+/// now), `update_failed` (writing the slot failed), `busy`.
 pub const UPDATE_DATA: &str = "system.update.data";
 /// The end of the bundle ([`UploadId`]): waits until the install is
 /// complete and answers [`Installed`].
 pub const UPDATE_END: &str = "system.update.end";
+
+/// The upload in progress: no params; answers [`UpdateStatus`].
+pub const UPDATE_STATUS: &str = "system.update.status";
+
+/// What `system.update.status` answers: whether an install is running,
+/// its upload id and the bundle bytes received so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateStatus {
+    pub installing: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<u64>,
+}
 
 /// Bytes of bundle per `system.update.data` call: base64 of it stays well
 /// within one request line ([`crate::MAX_LINE`]).

@@ -25,7 +25,7 @@ fn viewer() -> String {
 pub struct Add {
     pub name: String,
     pub password: String,
-    /// `admin` or `viewer` (the default).
+    /// `admin`, `operator` or `viewer` (the default).
     #[serde(default = "viewer")]
     pub role: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -22,6 +22,7 @@ const HELP: &str = "ALPHA-REN node maintenance shell. Commands are those of `alp
   backup create -             a backup on stdout (use: ssh node backup create - > file)
   system slots                the A/B slots: state, version, build
   system update -             install an update bundle from stdin (ssh node system update - < file.aru)
+  system update URL           install one the node downloads (http/https; resumes broken downloads)
   reboot                      reboot (tries a freshly installed slot)
   help [COMMAND]              this text, or a command's options (`help config`)
   exit                        leave

@@ -28,7 +28,7 @@ pub use db::Store;
 pub use diff::Change;
 pub use error::StoreError;
 pub use revisions::{ApplyOutcome, Pending, Revision, RevisionMeta, Write};
-pub use secrets::uuid4;
+pub use secrets::{uuid_text, uuid4};
 pub use service_db::open_service_db;
 pub use users::{Credential, Role, User, verify};
 pub use view::View;

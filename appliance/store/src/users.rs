@@ -10,20 +10,25 @@ use serde::{Deserialize, Serialize};
 use crate::db::audit;
 use crate::{Store, StoreError, now_unix};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Ordered by what a role may do: a viewer reads; an operator also acts on
+/// the reaction engine (approve, deny, start, retry, skip); an admin
+/// changes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    Admin,
     Viewer,
+    Operator,
+    Admin,
 }
 
 impl Role {
     pub fn parse(s: &str) -> Result<Role, StoreError> {
         match s {
             "admin" => Ok(Role::Admin),
+            "operator" => Ok(Role::Operator),
             "viewer" => Ok(Role::Viewer),
             _ => Err(StoreError::BadUser(format!(
-                "{s:?} is not a role; use \"admin\" or \"viewer\""
+                "{s:?} is not a role; use \"admin\", \"operator\" or \"viewer\""
             ))),
         }
     }
@@ -31,6 +36,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
+            Role::Operator => "operator",
             Role::Viewer => "viewer",
         }
     }

@@ -182,7 +182,8 @@ pub const BUILTINS: &[Builtin] = &[
     },
     // Last, so every other service's first lines are in the backlog it
     // forwards on start; the host name it sends from `[node]`; SNMP traps
-    // for the node's events from `[snmp]` with the `snmp.community` secret.
+    // for the node's events from `[snmp]` with the `snmp.community` secret;
+    // binding the syslog receiver's port 514 needs CAP_NET_BIND_SERVICE.
     Builtin {
         name: "logfwd",
         reads: &[Section::Syslog, Section::Node, Section::Snmp],
@@ -190,7 +191,7 @@ pub const BUILTINS: &[Builtin] = &[
             name: "ar-logfwd",
             id: 910,
         },
-        caps: &[],
+        caps: &[Cap::NetBindService],
         owns: &[],
         secrets: &["snmp."],
         tables: &[],
@@ -207,6 +208,22 @@ pub const BUILTINS: &[Builtin] = &[
         caps: &[],
         owns: &[("cluster", 0o700)],
         secrets: &["cluster."],
+        tables: &[],
+        logs: &[],
+    },
+    // The reaction engine: its agent API (HTTPS with the node's
+    // certificate from tls/), its runs in reaction.db; mail through the
+    // node's loopback SMTP listener from [mail.listen].
+    Builtin {
+        name: "reaction",
+        reads: &[Section::Reaction, Section::Mail, Section::Node],
+        user: User {
+            name: "ar-reaction",
+            id: 913,
+        },
+        caps: &[],
+        owns: &[],
+        secrets: &["reaction."],
         tables: &[],
         logs: &[],
     },
@@ -253,7 +270,7 @@ mod tests {
     fn a_node_change_reaches_every_reader_of_node() {
         assert_eq!(
             reloaded(&[Section::Node]),
-            ["net", "dpx", "web", "mail", "logfwd", "cluster"]
+            ["net", "dpx", "web", "mail", "logfwd", "cluster", "reaction"]
         );
     }
 

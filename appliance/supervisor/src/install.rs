@@ -52,6 +52,28 @@ pub enum InstallError {
     Unsupported(String),
 }
 
+impl InstallError {
+    /// The control-socket error code: `update_refused` when the bundle is
+    /// at fault (signature, manifest, board, version, corrupt or truncated
+    /// input), `update_unavailable` when this node cannot install now (no
+    /// keys, not an A/B node, running slot on trial), `update_failed` when
+    /// writing the slot failed.
+    pub fn code(&self) -> &'static str {
+        use alpharen_update::Error as E;
+        match self {
+            InstallError::Bundle(E::Write { .. } | E::Io { .. }) | InstallError::Io { .. } => {
+                "update_failed"
+            }
+            InstallError::Bundle(E::Key { .. })
+            | InstallError::Plan(_)
+            | InstallError::Unsupported(_) => "update_unavailable",
+            InstallError::Bundle(_)
+            | InstallError::MissingPart { .. }
+            | InstallError::TooBig { .. } => "update_refused",
+        }
+    }
+}
+
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> InstallError {
     let what = what.into();
     move |source| InstallError::Io { what, source }

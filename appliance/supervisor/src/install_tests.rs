@@ -171,6 +171,7 @@ fn a_corrupt_block_leaves_the_slot_invalid_and_the_booted_one_alone() {
     bytes[last] ^= 0x40;
     let e = run(&d, &b.keys(), &bytes).expect_err("corrupt");
     assert!(e.to_string().contains("is corrupt"), "{e}");
+    assert_eq!(e.code(), "update_refused", "the bundle's fault");
     assert_eq!(d.entries(), ["alpharen-a.conf"]);
     assert_eq!(
         d.read("esp/loader/entries/alpharen-a.conf"),
@@ -181,6 +182,7 @@ fn a_corrupt_block_leaves_the_slot_invalid_and_the_booted_one_alone() {
     let good = b.bytes("qemu-x86_64", "0.2.0");
     let e = run(&d, &b.keys(), &good[..good.len() / 2]).expect_err("truncated");
     assert!(e.to_string().contains("truncated"), "{e}");
+    assert_eq!(e.code(), "update_refused");
     assert_eq!(d.entries(), ["alpharen-a.conf"]);
     run(&d, &b.keys(), &good).expect("reinstall");
     assert_eq!(d.entries(), ["alpharen-a.conf", "alpharen-b+3.conf"]);
@@ -193,6 +195,7 @@ fn refused_bundles_touch_nothing() {
     let other = Bundle::new();
     let e = run(&d, &other.keys(), &b.bytes("qemu-x86_64", "0.2.0")).expect_err("key");
     assert!(e.to_string().contains("does not trust"), "{e}");
+    assert_eq!(e.code(), "update_refused");
     let e = run(&d, &b.keys(), &b.bytes("rpi4-64", "0.2.0")).expect_err("board");
     assert!(e.to_string().contains("board rpi4-64"), "{e}");
     let e = run(&d, &b.keys(), &b.bytes("qemu-x86_64", "0.0.9")).expect_err("downgrade");
@@ -213,6 +216,11 @@ fn no_install_from_a_slot_on_trial() {
     let b = Bundle::new();
     let e = run(&d, &b.keys(), &b.bytes("qemu-x86_64", "0.2.0")).expect_err("trial");
     assert!(matches!(e, InstallError::Plan(_)), "{e}");
+    assert_eq!(
+        e.code(),
+        "update_unavailable",
+        "the node's state, not the bundle"
+    );
     assert_eq!(d.read("esp/a/vmlinuz"), b"old kernel");
 }
 

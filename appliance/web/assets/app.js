@@ -2,11 +2,18 @@
 // build step. DOM is built with h() (text is always textContent, never
 // HTML), so nothing from the node can inject markup. Pages that would make
 // this file too long live in their own modules (integrator.js), which
-// import the helpers exported here (integrator.js, dns.js, mail.js).
+// import the helpers exported here (integrator.js, dns.js, mail.js, pgha.js,
+// net.js, update.js, reaction.js).
 
 import { integratorView } from './integrator.js';
 import { dnsView } from './dns.js';
 import { mailView } from './mail.js';
+import { pghaView } from './pgha.js';
+import { reactionView } from './reaction.js';
+import { netView } from './net.js';
+import { rowsOf, rowEditor, markCell, resolve } from './rows.js';
+import { updateView } from './update.js';
+import { graphsCard } from './graphs.js';
 
 const $main = document.getElementById('main');
 let me = null;            // {user, role}
@@ -39,7 +46,7 @@ export function table(id, heads, rows) {
 }
 export const td = (label, ...kids) => h('td', { 'data-label': label }, ...kids);
 
-function cookie(name) {
+export function cookie(name) {
   const m = document.cookie.split('; ').find((c) => c.startsWith(name + '='));
   return m ? m.slice(name.length + 1) : '';
 }
@@ -83,7 +90,26 @@ export function toast(msg, bad = false) {
 }
 
 export const fail = (e) => toast(e.message, true);
+// Puts each problem the node reports under its field: `fieldOf(path)`
+// names the field's id (its message goes in `#ID-error`), the rest go in
+// `box` with their paths.
+export function showProblems(form, box, e, fieldOf) {
+  for (const el of form.querySelectorAll('.error')) el.textContent = '';
+  for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+  const rest = [];
+  for (const p of (Array.isArray(e.details) ? e.details : [])) {
+    const id = fieldOf(p.path || '');
+    const input = id && form.querySelector(`#${id}`);
+    if (input) {
+      form.querySelector(`#${id}-error`).textContent = p.message;
+      input.setAttribute('aria-invalid', 'true');
+    } else rest.push(`${p.path}: ${p.message}`);
+  }
+  box.textContent = rest.length ? rest.join('; ') : (Array.isArray(e.details) && e.details.length ? '' : e.message);
+}
 export const isAdmin = () => me && me.role === 'admin';
+// Approve, deny, start, retry and skip on the reaction engine.
+export const canOperate = () => me && (me.role === 'admin' || me.role === 'operator');
 const ago = (secs) => {
   const s = Math.max(0, Math.round(secs));
   if (s < 60) return `${s} s`;
@@ -222,13 +248,18 @@ async function dashboardView() {
     h('div', { class: 'card' }, h('h2', {}, 'Services'),
       rows.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'services' },
         h('thead', {}, h('tr', {}, ...['Service', 'State', 'Restarts', 'Since', 'Last exit', ''].map((t) => h('th', { scope: 'col' }, t)))),
-        h('tbody', {}, rows))) : h('p', { class: 'muted' }, 'No services are running.')));
+        h('tbody', {}, rows))) : h('p', { class: 'muted' }, 'No services are running.')),
+    graphsCard());
 }
 
 // ------------------------------------------------------------ configuration
 
-function fieldFor(path, value) {
+// A field per setting; a list of objects gets the row editor when the
+// schema (`prop`, under the whole schema `root`) describes its items.
+function fieldFor(path, value, root, prop) {
   const id = 'f-' + path.replace(/[^a-z0-9]/gi, '-');
+  const item = Array.isArray(value) && prop && rowsOf(root, prop);
+  if (item) return rowEditor(root, id, path, item, value);
   if (typeof value === 'boolean') {
     return h('div', { class: 'field', 'data-path': path }, h('label', {}, h('input', { type: 'checkbox', id, 'data-kind': 'bool', checked: value }), ' ', path));
   }
@@ -242,6 +273,7 @@ function fieldFor(path, value) {
 }
 
 function readField(div) {
+  if (div.dataset.kind === 'rows') return div.read();
   const el = div.querySelector('input, textarea');
   const kind = el.dataset.kind;
   if (kind === 'bool') return el.checked;
@@ -256,14 +288,25 @@ function readField(div) {
   return el.value;
 }
 
+// The config's JSON Schema, fetched once: it does not change while the
+// node runs.
+let schemaCache = null;
+const configSchema = async () => (schemaCache ||= await api('GET', '/config/schema'));
+
 async function configView() {
-  const sections = ['node', 'network', 'web', 'ssh', 'mail', 'dpx', 'vpn', 'pgha', 'integrator'];
   const want = new URLSearchParams(location.hash.split('?')[1] || '').get('section') || 'node';
-  const cur = await api('GET', '/config');
+  const [cur, schema] = await Promise.all([api('GET', '/config'), configSchema()]);
+  // Every section the node has (the everyday ones first), and the whole
+  // document as TOML for experts.
+  const props = Object.keys(schema.properties || {});
+  const first = ['node', 'network', 'web', 'ssh', 'mail', 'dpx', 'vpn', 'pgha', 'integrator'].filter((s) => props.includes(s));
+  const sections = [...first, ...props.filter((s) => !first.includes(s)), 'toml'];
   const tabs = h('div', { class: 'tabs', role: 'tablist' }, ...sections.map((s) => h('button', {
-    role: 'tab', 'aria-selected': String(s === want), onclick: () => go(`#/config?section=${s}`) }, s)));
+    role: 'tab', 'aria-selected': String(s === want), onclick: () => go(`#/config?section=${s}`) }, s === 'toml' ? 'all as TOML' : s)));
+  if (want === 'toml') return tomlView(tabs);
+  const secSchema = resolve(schema, (schema.properties || {})[want]);
   const sec = cur.config[want] || {};
-  const fields = Object.entries(sec).map(([k, v]) => fieldFor(`${want}.${k}`, v));
+  const fields = Object.entries(sec).map(([k, v]) => fieldFor(`${want}.${k}`, v, schema, (secSchema.properties || {})[k]));
   const problems = h('div', { id: 'problems' });
   const comment = h('input', { id: 'comment', placeholder: 'What and why (optional)' });
   const save = h('button', { id: 'save', disabled: !isAdmin() }, 'Apply');
@@ -271,7 +314,7 @@ async function configView() {
     h('h2', {}, `[${want}]`, want === 'network' || want === 'web' || want === 'ssh' || want === 'vpn' ? h('span', { class: 'muted' }, ' — changes here must be confirmed') : ''),
     fields.length ? fields : h('p', { class: 'muted' }, 'This section has no settings yet.'),
     h('label', { for: 'comment' }, 'Comment'), comment, problems,
-    h('div', { class: 'row' }, save, isAdmin() ? '' : h('span', { class: 'muted' }, 'Read-only: your role is viewer.')));
+    h('div', { class: 'row' }, save, isAdmin() ? '' : h('span', { class: 'muted' }, `Read-only: your role is ${me.role}.`)));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     form.querySelectorAll('.field-error').forEach((d) => d.classList.remove('field-error'));
@@ -290,6 +333,7 @@ async function configView() {
       const list = Array.isArray(e.details) ? e.details : [];
       const loose = [];
       for (const p of list) {
+        if (markCell(form, p)) continue;
         const top = p.path.split('[')[0].split('.').slice(0, 2).join('.');
         const div = form.querySelector(`.field[data-path="${CSS.escape(top)}"]`);
         if (div) { div.classList.add('field-error'); div.append(h('div', { class: 'error', role: 'alert' }, p.path === top ? p.message : `${p.path}: ${p.message}`)); }
@@ -301,6 +345,38 @@ async function configView() {
   });
   page('Configuration', tabs, form,
     h('p', { class: 'muted' }, 'Revision ', String(cur.revision ?? '—'), '. JSON Schema: ', h('a', { href: '/api/v1/config/schema' }, '/api/v1/config/schema'), '.'));
+}
+
+// The whole configuration as TOML text (`config export`), applied whole as
+// one revision with the same checks and messages as the forms. Secrets
+// are neither shown nor touched; a `[secrets]` table added here is stored
+// in the secret store, not in the revision.
+async function tomlView(tabs) {
+  const cur = await api('GET', '/config/export');
+  const text = h('textarea', { id: 'config-toml', class: 'mono', rows: 24, spellcheck: 'false', 'aria-describedby': 'toml-help' });
+  text.value = cur.text;
+  const problems = h('div', { id: 'problems' });
+  const comment = h('input', { id: 'comment', placeholder: 'What and why (optional)' });
+  const form = h('form', { class: 'card', id: 'config-toml-form' }, h('h2', {}, 'The whole configuration'),
+    h('p', { class: 'muted', id: 'toml-help' }, 'Applied as a whole: a section left out goes back to its defaults. Secrets are not shown.'),
+    h('label', { for: 'config-toml' }, 'TOML'), text,
+    h('label', { for: 'comment' }, 'Comment'), comment, problems,
+    h('div', { class: 'row' }, h('button', { id: 'save', disabled: !isAdmin() }, 'Apply')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    problems.replaceChildren();
+    try {
+      const out = await api('PUT', '/config', { text: text.value, comment: comment.value, expect_revision: cur.revision ?? 0 });
+      toast(out.revision ? `Saved as revision ${out.revision.id}` + (out.pending ? ' — confirm it before the countdown ends' : '') : 'Nothing changed');
+      await refreshStatus();
+      route();
+    } catch (e) {
+      const list = Array.isArray(e.details) ? e.details : [];
+      problems.replaceChildren(h('div', { class: 'problems', role: 'alert' }, list.length ? `${list.length} problem(s); nothing was saved.` : e.message,
+        ...list.map((p) => h('div', {}, `${p.path}: ${p.message}`))));
+    }
+  });
+  page('Configuration', tabs, form);
 }
 
 // ------------------------------------------------------------ history
@@ -391,7 +467,7 @@ async function usersView() {
     h('div', { class: 'grid' },
       h('div', {}, h('label', { for: 'nu-name' }, 'Name'), h('input', { id: 'nu-name', required: true, autocomplete: 'off' })),
       h('div', {}, h('label', { for: 'nu-pass' }, 'Password'), h('input', { id: 'nu-pass', type: 'password', required: true, minlength: 8, autocomplete: 'new-password' })),
-      h('div', {}, h('label', { for: 'nu-role' }, 'Role'), h('select', { id: 'nu-role' }, h('option', { value: 'viewer' }, 'viewer (read-only)'), h('option', { value: 'admin' }, 'admin')))),
+      h('div', {}, h('label', { for: 'nu-role' }, 'Role'), h('select', { id: 'nu-role' }, h('option', { value: 'viewer' }, 'viewer (read-only)'), h('option', { value: 'operator' }, 'operator (reaction flows)'), h('option', { value: 'admin' }, 'admin')))),
     h('div', { class: 'row' }, h('button', {}, 'Add user')));
   addUser.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -409,7 +485,7 @@ async function usersView() {
   const addToken = h('form', { id: 'add-token' }, h('h2', {}, 'New API token'),
     h('div', { class: 'grid' },
       h('div', {}, h('label', { for: 'nt-name' }, 'Name'), h('input', { id: 'nt-name', required: true, placeholder: 'ci-deploy' })),
-      h('div', {}, h('label', { for: 'nt-role' }, 'Role'), h('select', { id: 'nt-role' }, h('option', { value: 'viewer' }, 'viewer'), h('option', { value: 'admin' }, 'admin')))),
+      h('div', {}, h('label', { for: 'nt-role' }, 'Role'), h('select', { id: 'nt-role' }, h('option', { value: 'viewer' }, 'viewer'), h('option', { value: 'operator' }, 'operator'), h('option', { value: 'admin' }, 'admin')))),
     h('div', { class: 'row' }, h('button', {}, 'Create token')), secretBox);
   addToken.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -583,7 +659,7 @@ function showDevice(out) {
 
 // ------------------------------------------------------------ router
 
-const views = { '#/dashboard': dashboardView, '#/config': configView, '#/history': historyView, '#/logs': logsView, '#/users': usersView, '#/vpn': vpnView, '#/integrator': integratorView, '#/dns': dnsView, '#/mail': mailView };
+const views = { '#/dashboard': dashboardView, '#/config': configView, '#/history': historyView, '#/logs': logsView, '#/users': usersView, '#/vpn': vpnView, '#/integrator': integratorView, '#/dns': dnsView, '#/mail': mailView, '#/pgha': pghaView, '#/reaction': reactionView, '#/network': netView, '#/update': updateView };
 
 export async function route() {
   if (logSource) { logSource.close(); logSource = null; }

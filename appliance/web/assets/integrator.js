@@ -1,11 +1,13 @@
 // The console's Integrator page (its Services tab here; Jobs, Queues and
-// KV in integrator-data.js): the deployed service files, deploying one
-// from this computer (its text goes to POST /integrator/services/FILE, as
-// curl --data-binary would send it), a refused file's traceback, and each
+// KV in integrator-data.js, Packages in integrator-packages.js): the
+// deployed service files, deploying one or a project zip from this
+// computer (its bytes go to POST /integrator/services/FILE, as
+// curl --data-binary would send them), a refused file's traceback, and each
 // file's source and versions with rollback and undeploy.
 
 import { h, api, page, toast, fail, isAdmin, when, route, table } from './app.js';
 import { jobsCard, queuesCard, kvCard } from './integrator-data.js';
+import { packagesCard } from './integrator-packages.js';
 
 const enc = encodeURIComponent;
 
@@ -27,9 +29,9 @@ function refusal(box, e) {
 function deployForm() {
   const result = h('div', { id: 'deploy-result', role: 'status', 'aria-live': 'polite' });
   const form = h('form', { id: 'deploy-form' }, h('h2', {}, 'Deploy a service file'),
-    h('p', { class: 'muted' }, 'A .py file as for Zato. It is loaded in a fresh worker first; if that fails, the version serving now keeps serving.'),
+    h('p', { class: 'muted' }, 'A .py file as for Zato, or a .zip of a project (services with their helper modules and packages, deployed as one unit). It is loaded in a fresh worker first; if that fails, the version serving now keeps serving.'),
     h('div', { class: 'grid' },
-      h('div', {}, h('label', { for: 'deploy-file' }, 'File'), h('input', { id: 'deploy-file', type: 'file', accept: '.py,text/x-python', required: true }))),
+      h('div', {}, h('label', { for: 'deploy-file' }, 'File'), h('input', { id: 'deploy-file', type: 'file', accept: '.py,.zip,text/x-python', required: true }))),
     h('div', { class: 'row' }, h('button', {}, 'Deploy')), result);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -106,7 +108,7 @@ function invokeForm(services) {
   return form;
 }
 
-const TABS = [['services', 'Services'], ['jobs', 'Jobs'], ['queues', 'Queues'], ['kv', 'KV']];
+const TABS = [['services', 'Services'], ['jobs', 'Jobs'], ['queues', 'Queues'], ['kv', 'KV'], ['packages', 'Packages']];
 
 export async function integratorView() {
   const q = new URLSearchParams(location.hash.split('?')[1] || '');
@@ -115,6 +117,7 @@ export async function integratorView() {
     role: 'tab', 'aria-selected': String(t === tab), onclick: () => { location.hash = `#/integrator?tab=${t}`; } }, label)));
   if (tab === 'jobs') return page('Integrator', tabs, await jobsCard());
   if (tab === 'queues') return page('Integrator', tabs, await queuesCard());
+  if (tab === 'packages') return page('Integrator', tabs, ...await packagesCard());
   if (tab === 'kv') return page('Integrator', tabs, await kvCard(q.get('ns') || 'default', q.get('prefix') || ''));
   const want = q.get('file');
   const services = await api('GET', '/integrator/services');

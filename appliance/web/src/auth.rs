@@ -55,15 +55,26 @@ pub struct Caller {
 pub enum Need {
     /// Any logged-in user: reads.
     Read,
+    /// Acts on the reaction engine (approve, deny, start, retry, skip) but
+    /// changes no definition.
+    Operate,
     /// Changes anything.
     Admin,
 }
 
-pub fn role_allows(role: Role, need: Need) -> bool {
-    match need {
-        Need::Read => true,
-        Need::Admin => role == Role::Admin,
+impl Need {
+    /// The least role a route of this need takes.
+    pub fn least_role(self) -> Role {
+        match self {
+            Need::Read => Role::Viewer,
+            Need::Operate => Role::Operator,
+            Need::Admin => Role::Admin,
+        }
     }
+}
+
+pub fn role_allows(role: Role, need: Need) -> bool {
+    role >= need.least_role()
 }
 
 /// Methods that change nothing need no CSRF token.
@@ -288,11 +299,7 @@ pub fn lookup_token(
             params![id, now],
         )?;
     }
-    let role = if Role::parse(&token_role)? == Role::Admin && user_role == Role::Admin {
-        Role::Admin
-    } else {
-        Role::Viewer
-    };
+    let role = Role::parse(&token_role)?.min(user_role);
     Ok(Some(Caller {
         user,
         role,
@@ -309,6 +316,11 @@ mod tests {
         assert!(role_allows(Role::Viewer, Need::Read));
         assert!(!role_allows(Role::Viewer, Need::Admin));
         assert!(role_allows(Role::Admin, Need::Admin));
+        assert!(role_allows(Role::Operator, Need::Read));
+        assert!(role_allows(Role::Operator, Need::Operate));
+        assert!(!role_allows(Role::Operator, Need::Admin));
+        assert!(!role_allows(Role::Viewer, Need::Operate));
+        assert!(role_allows(Role::Admin, Need::Operate));
     }
 
     #[test]
@@ -365,6 +377,12 @@ mod tests {
         assert_eq!(
             lookup_token(&s, &strong, viewer).unwrap().unwrap().role,
             Role::Viewer
+        );
+        let operator = |_: &str| Some(Role::Operator);
+        assert_eq!(
+            lookup_token(&s, &strong, operator).unwrap().unwrap().role,
+            Role::Operator,
+            "a token has the lower of its role and its user's"
         );
         assert!(lookup_token(&s, &secret, nobody).unwrap().is_none());
         assert!(revoke_token(&s, info.id).unwrap());

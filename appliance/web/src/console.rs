@@ -8,13 +8,33 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 const INDEX: &str = include_str!("../assets/index.html");
-const APP_JS: &str = include_str!("../assets/app.js");
-const DNS_JS: &str = include_str!("../assets/dns.js");
-const MAIL_JS: &str = include_str!("../assets/mail.js");
-const INTEGRATOR_JS: &str = include_str!("../assets/integrator.js");
-const INTEGRATOR_DATA_JS: &str = include_str!("../assets/integrator-data.js");
 const STYLE: &str = include_str!("../assets/style.css");
 const ICON: &str = include_str!("../assets/icon.svg");
+
+/// The console's modules: app.js and one per page that would make it too long.
+const MODULES: &[(&str, &str)] = &[
+    ("/assets/app.js", include_str!("../assets/app.js")),
+    ("/assets/dns.js", include_str!("../assets/dns.js")),
+    ("/assets/graphs.js", include_str!("../assets/graphs.js")),
+    ("/assets/mail.js", include_str!("../assets/mail.js")),
+    ("/assets/pgha.js", include_str!("../assets/pgha.js")),
+    ("/assets/reaction.js", include_str!("../assets/reaction.js")),
+    ("/assets/net.js", include_str!("../assets/net.js")),
+    ("/assets/rows.js", include_str!("../assets/rows.js")),
+    ("/assets/update.js", include_str!("../assets/update.js")),
+    (
+        "/assets/integrator.js",
+        include_str!("../assets/integrator.js"),
+    ),
+    (
+        "/assets/integrator-data.js",
+        include_str!("../assets/integrator-data.js"),
+    ),
+    (
+        "/assets/integrator-packages.js",
+        include_str!("../assets/integrator-packages.js"),
+    ),
+];
 
 fn asset(body: &'static str, kind: &'static str, cache: &'static str) -> Response {
     let mut r = body.into_response();
@@ -25,36 +45,10 @@ fn asset(body: &'static str, kind: &'static str, cache: &'static str) -> Respons
 }
 
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
+    let router = Router::new()
         .route(
             "/",
             get(|| async { asset(INDEX, "text/html; charset=utf-8", "no-cache") }),
-        )
-        .route(
-            "/assets/app.js",
-            get(|| async { asset(APP_JS, "text/javascript; charset=utf-8", "no-cache") }),
-        )
-        .route(
-            "/assets/dns.js",
-            get(|| async { asset(DNS_JS, "text/javascript; charset=utf-8", "no-cache") }),
-        )
-        .route(
-            "/assets/mail.js",
-            get(|| async { asset(MAIL_JS, "text/javascript; charset=utf-8", "no-cache") }),
-        )
-        .route(
-            "/assets/integrator.js",
-            get(|| async { asset(INTEGRATOR_JS, "text/javascript; charset=utf-8", "no-cache") }),
-        )
-        .route(
-            "/assets/integrator-data.js",
-            get(|| async {
-                asset(
-                    INTEGRATOR_DATA_JS,
-                    "text/javascript; charset=utf-8",
-                    "no-cache",
-                )
-            }),
         )
         .route(
             "/assets/style.css",
@@ -63,5 +57,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/assets/icon.svg",
             get(|| async { asset(ICON, "image/svg+xml", "max-age=86400") }),
+        );
+    MODULES.iter().fold(router, |r, &(path, body)| {
+        r.route(
+            path,
+            get(move || async move { asset(body, "text/javascript; charset=utf-8", "no-cache") }),
         )
+    })
 }

@@ -3,7 +3,7 @@
 //! plain-text codes with HTTP 200; the address change itself is asked of
 //! the dpx service over its control socket, which owns the zone.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,6 +72,28 @@ pub fn authorize_hosts(dpx: &Dpx, user: &str, hostnames: &str) -> Vec<Result<Str
                 Err(Answer::Nohost)
             }
         })
+        .collect()
+}
+
+/// A host's last update that passed the throttle, for `web.status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Update {
+    /// Unix time.
+    pub at: i64,
+    pub user: String,
+    pub ip: String,
+    /// `good` (changed), `nochg` or `failed` (dpx did not apply it).
+    pub result: &'static str,
+}
+
+/// Every configured dyndns host with its user and last update (`null`
+/// when none came since the web service started).
+pub fn hosts(dpx: &Dpx, updates: &BTreeMap<String, Update>) -> Vec<serde_json::Value> {
+    dpx.dyndns
+        .users
+        .iter()
+        .flat_map(|u| u.hostnames.iter().map(move |h| (u, h)))
+        .map(|(u, h)| json!({"host": h, "user": u.name, "last": updates.get(h)}))
         .collect()
 }
 
@@ -223,11 +245,25 @@ async fn update(
                 }
             }
         }
-        out.push(match (failed, changed) {
-            (true, _) => Answer::ServerError,
-            (false, true) => Answer::Good(first),
-            (false, false) => Answer::Nochg(first),
-        });
+        let (answer, result) = match (failed, changed) {
+            (true, _) => (Answer::ServerError, "failed"),
+            (false, true) => (Answer::Good(first), "good"),
+            (false, false) => (Answer::Nochg(first), "nochg"),
+        };
+        out.push(answer);
+        if let Ok(mut u) = app.dyndns_updates.lock() {
+            let at = alpharen_store::now_unix();
+            let (user, ip) = (user.to_string(), first.to_string());
+            u.insert(
+                host.clone(),
+                Update {
+                    at,
+                    user,
+                    ip,
+                    result,
+                },
+            );
+        }
         tracing::info!(user, host, ip = %first, changed, "dyndns update");
     }
     out

@@ -59,7 +59,7 @@ impl ApiError {
 pub fn status_for(code: &str) -> StatusCode {
     match code {
         "invalid_config" | "invalid_user" | "invalid_backup" | "missing_secret"
-        | "deploy_failed" => StatusCode::UNPROCESSABLE_ENTITY,
+        | "deploy_failed" | "package_refused" => StatusCode::UNPROCESSABLE_ENTITY,
         "invalid_params" | "parse_error" | "invalid_request" => StatusCode::BAD_REQUEST,
         "forbidden" | "wrong_setup_code" => StatusCode::FORBIDDEN,
         "bad_credentials" => StatusCode::UNAUTHORIZED,
@@ -73,11 +73,20 @@ pub fn status_for(code: &str) -> StatusCode {
         "deploy_refused" => StatusCode::CONFLICT,
         // The mail service's: a test mail with nobody to send it to.
         "no_recipients" => StatusCode::CONFLICT,
+        // ... and a relay test with no smarthost to connect to.
+        "no_relay" => StatusCode::CONFLICT,
         // The supervisor's: no A/B slots to show (a node not booted from
         // one, or its boot partition unreadable).
         "slots_unavailable" => StatusCode::CONFLICT,
+        // The supervisor's update install: the bundle's fault, a node that
+        // cannot install now (or one install at a time); writing the slot
+        // failing stays a 500.
+        "update_refused" => StatusCode::UNPROCESSABLE_ENTITY,
+        "update_unavailable" | "busy" => StatusCode::CONFLICT,
         // The web service's: a renewal asked for while `[acme]` is off.
         "acme_off" => StatusCode::CONFLICT,
+        // pgha's: a backup asked for without a backup controller.
+        "not_configured" => StatusCode::CONFLICT,
         "not_supported" => StatusCode::NOT_IMPLEMENTED,
         "unavailable" | "service_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         "method_not_found" | "no_config" | "not_found" => StatusCode::NOT_FOUND,
@@ -169,6 +178,15 @@ mod tests {
         assert_eq!(status_for("exists"), StatusCode::CONFLICT);
         assert_eq!(status_for("pool_exhausted"), StatusCode::CONFLICT);
         assert_eq!(status_for("not_found"), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status_for("update_refused"),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(status_for("update_unavailable"), StatusCode::CONFLICT);
+        assert_eq!(
+            status_for("update_failed"),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
         assert_eq!(
             status_for("service_unavailable"),
             StatusCode::SERVICE_UNAVAILABLE

@@ -88,10 +88,14 @@ pub struct App {
     /// The VPN's networks, for `vpn_only` routes.
     vpn_nets: RwLock<Arc<Vec<(IpAddr, u8)>>>,
     pub throttle: Mutex<dyndns::Throttle>,
+    /// Each dyndns host's last update (only configured hosts get one).
+    pub dyndns_updates: Mutex<BTreeMap<String, dyndns::Update>>,
     /// One per `[[dpx.routes]]` entry, in config order.
     upstreams: RwLock<Arc<Vec<Arc<proxy::Upstream>>>>,
     /// Requests and latencies for `/metrics`.
     pub http: metrics::http::Http,
+    /// The last hour of the dashboard's figures, filled by `metrics::history::sample`.
+    pub history: Arc<Mutex<metrics::history::History>>,
     /// The ACME certificate and its renewal (`[acme]`).
     pub acme: Arc<acme::Acme>,
 }
@@ -145,7 +149,11 @@ impl App {
             dpx: RwLock::new(Arc::new(config.dpx.clone())),
             vpn_nets: RwLock::new(Arc::new(vpn_nets(&config.vpn))),
             throttle: Mutex::new(dyndns::Throttle::default()),
+            dyndns_updates: Mutex::new(BTreeMap::new()),
             http: metrics::http::Http::default(),
+            history: Arc::new(Mutex::new(metrics::history::History::new(
+                metrics::history::POINTS,
+            ))),
         })
     }
 
@@ -258,14 +266,9 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     tracing::info!(fingerprint = %tls::fingerprint(&ck), "TLS certificate (SHA-256)");
     let resolver = Arc::new(tls::Resolver::new(ck));
     tokio::spawn(app.acme.clone().run(resolver.clone()));
-    alpharen_rpc::spawn_service(
-        state_dir,
-        "web",
-        control::Rpc {
-            acme: app.acme.clone(),
-        },
-    )
-    .map_err(|e| Error::Io("web.sock".into(), e))?;
+    tokio::spawn(metrics::history::sample(app.clone()));
+    alpharen_rpc::spawn_service(state_dir, "web", control::Rpc { app: app.clone() })
+        .map_err(|e| Error::Io("web.sock".into(), e))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())?));
     let router = api::router(app.clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();

@@ -6,6 +6,9 @@
 //! costs no memory. Bodies are read completely before routing, because
 //! answering while a client is still sending makes HTTP/2 reset the
 //! stream, which some clients report as an error instead of our answer.
+//! The one exception is the update upload (`/api/v1/system/update`):
+//! a bundle is hundreds of MiB, so only an admin may send it, and its
+//! handler streams it on in chunks (it drains the rest after a refusal).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +29,9 @@ pub const PUBLIC_BODY: usize = 16 << 10;
 /// Largest body of a logged-in caller's request; a backup restore may be larger.
 pub const MAX_BODY: usize = 1 << 20;
 pub const MAX_BACKUP: usize = 64 << 20;
+/// Body memory an update upload holds while it streams: one chunk being
+/// filled and its base64 copy on the way to the supervisor.
+pub const STREAM_HOLD: usize = 2 * alpharen_rpc::system::UPDATE_CHUNK;
 /// Requests served at once; more get 503.
 pub const MAX_REQUESTS: usize = 256;
 /// Body bytes held by all requests together; beyond it requests get 503.
@@ -64,6 +70,20 @@ impl Limits {
 pub enum BodyRule {
     Public(usize),
     AfterAuth(usize),
+    /// Any size, not read here: an admin's update bundle, streamed by its
+    /// handler.
+    Stream,
+}
+
+/// An integrator deploy (a `.py`, or a project zip) or a wheel: the
+/// body is the file, up to [`alpharen_rpc::MAX_ARCHIVE`].
+pub fn is_upload(api_path: &str) -> bool {
+    let one_below = |prefix: &str| {
+        api_path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+    };
+    one_below("/integrator/services/") || one_below("/integrator/packages/")
 }
 
 /// The rule for a path: the API's public routes and everything outside
@@ -75,6 +95,8 @@ pub fn body_rule(path: &str) -> BodyRule {
             BodyRule::Public(PUBLIC_BODY)
         }
         Some("/backup/restore") => BodyRule::AfterAuth(MAX_BACKUP),
+        Some(p) if is_upload(p) => BodyRule::AfterAuth(alpharen_rpc::MAX_ARCHIVE),
+        Some("/system/update") => BodyRule::Stream,
         Some(_) => BodyRule::AfterAuth(MAX_BODY),
     }
 }
@@ -205,8 +227,32 @@ pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
             }
             limit
         }
+        BodyRule::Stream => return stream_then_run(&app, req, next).await,
     };
     read_then_run(&app, req, limit, next).await
+}
+
+/// An update upload: an admin only, checked before a byte is read; the
+/// body goes to the handler unread, holding [`STREAM_HOLD`] of the budget.
+async fn stream_then_run(app: &App, req: Request, next: Next) -> Response {
+    if req.body().size_hint().exact() != Some(0) {
+        let (parts, body) = req.into_parts();
+        if let Err(e) = crate::api::authenticate(app, &parts, Need::Admin).await {
+            drain_if_small(body).await;
+            return e.into_response();
+        }
+        let Ok(_held) = app
+            .limits
+            .body_bytes
+            .clone()
+            .try_acquire_many_owned(STREAM_HOLD as u32)
+        else {
+            drain_if_small(body).await;
+            return busy("uploads");
+        };
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    next.run(req).await
 }
 
 async fn read_then_run(app: &App, req: Request, limit: usize, next: Next) -> Response {
@@ -247,9 +293,27 @@ mod tests {
         assert_eq!(body_rule("/nic/update"), BodyRule::Public(PUBLIC_BODY));
         assert_eq!(body_rule("/"), BodyRule::Public(PUBLIC_BODY));
         assert_eq!(body_rule("/api/v1/config"), BodyRule::AfterAuth(MAX_BODY));
+        for upload in [
+            "/api/v1/integrator/services/app.zip",
+            "/api/v1/integrator/packages/requests-2.32.3-py3-none-any.whl",
+        ] {
+            assert_eq!(
+                body_rule(upload),
+                BodyRule::AfterAuth(alpharen_rpc::MAX_ARCHIVE)
+            );
+        }
+        assert_eq!(
+            body_rule("/api/v1/integrator/services/app.zip/rollback"),
+            BodyRule::AfterAuth(MAX_BODY)
+        );
         assert_eq!(
             body_rule("/api/v1/backup/restore"),
             BodyRule::AfterAuth(MAX_BACKUP)
+        );
+        assert_eq!(body_rule("/api/v1/system/update"), BodyRule::Stream);
+        assert_eq!(
+            body_rule("/api/v1/system/update/x"),
+            BodyRule::AfterAuth(MAX_BODY)
         );
         assert_eq!(
             body_rule("/api/v1/setup/x"),

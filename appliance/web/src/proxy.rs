@@ -84,6 +84,31 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// The route as `web.status` shows it: `up`, `down` (with why) or
+    /// `unchecked` (no health block), or `unusable` (no client).
+    pub fn status(&self) -> serde_json::Value {
+        let (state, reason) = match (
+            &self.client,
+            self.route.health.is_some(),
+            self.health.down(),
+        ) {
+            (Err(e), _, _) => ("unusable", Some(e.clone())),
+            (Ok(_), false, _) => ("unchecked", None),
+            (Ok(_), true, None) => ("up", None),
+            (Ok(_), true, Some(why)) => ("down", Some(why)),
+        };
+        serde_json::json!({
+            "host": self.route.host,
+            "path_prefix": self.route.path_prefix,
+            "backend": self.route.backend,
+            "vpn_only": self.route.vpn_only,
+            "state": state,
+            "reason": reason,
+        })
+    }
+}
+
 /// The upstreams for `routes`: unchanged routes keep theirs (connection
 /// pool, health state, checker); the others get new ones. Upstreams left
 /// out stop their checkers when the last request using them ends.

@@ -7,4 +7,4 @@ from zato.server.service import Service
 
 class NeedsMore(Service):
     def handle(self):
-        self.email.smtp.get('x')
+        self.sso.user.search(self.cid)

@@ -16,7 +16,8 @@ pub struct DpxArgs {
 
 #[derive(Debug, Subcommand)]
 enum DpxCmd {
-    /// Zone, port, SOA serial, record counts, TSIG keys and the dyndns
+    /// Zone, port, SOA serial, record counts, TSIG keys, answers by type
+    /// and response code since the service started, and the dyndns
     /// client's state (the default).
     Status,
     /// Every record served besides the SOA, configured and dynamic.
@@ -69,6 +70,13 @@ impl DpxArgs {
                             keys.join(", ")
                         }
                     );
+                    let q = &v["queries"];
+                    println!(
+                        "answers   {} since start; by type: {}; by code: {}",
+                        text(&q["total"]),
+                        counts(&q["by_type"]),
+                        counts(&q["by_rcode"])
+                    );
                 });
             }
             DpxCmd::Records => {
@@ -90,5 +98,20 @@ impl DpxArgs {
             }
         }
         Ok(())
+    }
+}
+
+/// `{"A": 3, "MX": 1}` as `A 3, MX 1`; `-` when empty.
+fn counts(v: &serde_json::Value) -> String {
+    let parts: Vec<String> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, n)| format!("{k} {}", text(n)))
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(", ")
     }
 }

@@ -15,19 +15,28 @@ use crate::output::{Output, table, text};
 pub enum IntegratorCmd {
     /// Workers, channels and load-balancer servers.
     Status,
-    /// Deploy a service file (validated first; the old version keeps
-    /// serving on failure). FILE "-" reads standard input (over ssh:
+    /// Deploy a service file, or a project as one unit: a `.zip` or (on
+    /// the node) a directory of modules and packages, services with their
+    /// helper modules. Validated first; on failure the old version keeps
+    /// serving. FILE "-" reads standard input (over ssh:
     /// `ssh admin@node integrator deploy - --name svc.py < svc.py`).
     Deploy {
         file: PathBuf,
-        /// The file name to deploy as (`NAME.py`); by default FILE's name.
-        /// Needed with "-".
+        /// The name to deploy as (`NAME.py` or `NAME.zip`); by default
+        /// FILE's name. Needed with "-".
         #[arg(long)]
         name: Option<String>,
     },
+    /// Python packages (wheels) the services may import: list them, or
+    /// add / remove.
+    Packages {
+        #[command(subcommand)]
+        cmd: Option<PackagesCmd>,
+    },
     /// Deployed services.
     List,
-    /// Source of a service's file (active version unless --version).
+    /// Source of a service's file, or a project's files (active version
+    /// unless --version).
     Source {
         name: String,
         #[arg(long)]
@@ -95,6 +104,19 @@ pub enum IntegratorCmd {
     Publish { topic: String, message: String },
     /// Locks currently held.
     Locks,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackagesCmd {
+    /// Upload wheels (`.whl`): pure-Python ones, or built for this node's
+    /// Python and architecture. The workers restart on the new set
+    /// without dropping a request.
+    Add {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Remove a package by its name as listed.
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +197,62 @@ fn deploy_name(file: &std::path::Path, name: Option<&str>) -> Result<String, Ctl
     }
 }
 
+fn read_base64(file: &std::path::Path) -> Result<String, CtlError> {
+    use base64::Engine as _;
+    let bytes = std::fs::read(file)
+        .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// A project directory's `.py` files (path → source); `__pycache__` and
+/// hidden entries are left out, anything else is the node's to judge.
+fn read_project_dir(dir: &std::path::Path) -> Result<serde_json::Map<String, Value>, CtlError> {
+    let mut out = serde_json::Map::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let entries = std::fs::read_dir(&d)
+            .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", d.display())))?;
+        for e in entries.flatten() {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || name == "__pycache__" {
+                continue;
+            }
+            if path.is_dir() {
+                todo.push(path);
+            } else if name.ends_with(".py") {
+                let rel = path
+                    .strip_prefix(dir)
+                    .map(|r| r.to_string_lossy().replace('\\', "/"))
+                    .unwrap_or(name);
+                out.insert(rel, json!(super::read_input(&path)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What `integrator.deploy` gets: a file's source, a zip, or a directory.
+fn deploy_params(file: &std::path::Path, name: &str) -> Result<Value, CtlError> {
+    if file.is_dir() {
+        let name = name.trim_end_matches('/');
+        return Ok(json!({"file": name, "files": read_project_dir(file)?}));
+    }
+    if name.ends_with(".zip") {
+        let zip = if file.as_os_str() == "-" {
+            use base64::Engine as _;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                .map_err(|e| CtlError::Io(format!("cannot read standard input: {e}")))?;
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        } else {
+            read_base64(file)?
+        };
+        return Ok(json!({"file": name, "zip": zip}));
+    }
+    Ok(json!({"file": name, "source": super::read_input(file)?}))
+}
+
 impl IntegratorCmd {
     pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         if let IntegratorCmd::Password {
@@ -188,9 +266,33 @@ impl IntegratorCmd {
             IntegratorCmd::Status => ("integrator.status", json!({})),
             IntegratorCmd::Deploy { file, name } => {
                 let name = deploy_name(file, name.as_deref())?;
-                let source = super::read_input(file)?;
-                ("integrator.deploy", json!({"file": name, "source": source}))
+                ("integrator.deploy", deploy_params(file, &name)?)
             }
+            IntegratorCmd::Packages { cmd: None } => ("integrator.packages", json!({})),
+            IntegratorCmd::Packages {
+                cmd: Some(PackagesCmd::Add { files }),
+            } => {
+                for f in files {
+                    let file = deploy_name(f, None)?;
+                    let v = client.call(
+                        "integrator.package_add",
+                        json!({"file": file, "wheel": read_base64(f)?}),
+                    )?;
+                    out.show(&v, |v| {
+                        println!(
+                            "installed {} {} ({}); package set version {}",
+                            text(&v["name"]),
+                            text(&v["version"]),
+                            text(&v["tags"][0]),
+                            text(&v["set_version"])
+                        )
+                    });
+                }
+                return Ok(());
+            }
+            IntegratorCmd::Packages {
+                cmd: Some(PackagesCmd::Remove { name }),
+            } => ("integrator.package_remove", json!({"name": name})),
             IntegratorCmd::List => ("integrator.list", json!({})),
             IntegratorCmd::Source { name, version } => (
                 "integrator.source",
@@ -354,8 +456,22 @@ fn human(cmd: &IntegratorCmd, v: &Value) {
                 println!("{}", text(k));
             }
         }
-        IntegratorCmd::Source { .. } => print!("{}", v["source"].as_str().unwrap_or_default()),
+        IntegratorCmd::Source { .. } => match v["files"].as_object() {
+            // A project unit: each file under its path.
+            Some(files) => {
+                for (path, source) in files {
+                    println!("# ---- {path}");
+                    print!("{}", source.as_str().unwrap_or_default());
+                }
+            }
+            None => print!("{}", v["source"].as_str().unwrap_or_default()),
+        },
         IntegratorCmd::Password { .. } => println!("{}", text(&v["password"])),
+        IntegratorCmd::Packages { cmd: None } => {
+            println!("package set version {}", text(&v["set_version"]));
+            let cols = ["name", "version", "tags", "size", "added_at", "added_by"];
+            table(&cols, rows(&v["packages"], &cols));
+        }
         IntegratorCmd::Deploy { .. } => println!(
             "deployed {} version {}: {}",
             text(&v["file"]),

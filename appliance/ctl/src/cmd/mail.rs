@@ -25,6 +25,9 @@ pub enum MailCmd {
     Retry { id: String },
     /// Send a test message (to the admin recipients when none is given).
     Test { to: Vec<String> },
+    /// Connect to the configured smarthost as a delivery does (TLS and
+    /// AUTH included) and say NOOP; exits 1 when that fails.
+    TestRelay,
     /// Mail the admin recipients (rate-limited, grouped).
     Notify {
         subject: String,
@@ -116,6 +119,30 @@ impl MailCmd {
             MailCmd::Test { to } => {
                 let v = client.call("mail.test", json!({"to": to}))?;
                 out.show(&v, |v| println!("test message {} queued", text(&v["id"])));
+            }
+            MailCmd::TestRelay => {
+                let v = client.call("mail.relay_test", json!({}))?;
+                let target = format!("{}:{}", text(&v["host"]), text(&v["port"]));
+                out.show(&v, |v| {
+                    if v["ok"].as_bool() == Some(true) {
+                        println!(
+                            "{target}: connected (TLS {}{}) in {} ms",
+                            text(&v["tls"]),
+                            if v["auth"].as_bool() == Some(true) {
+                                ", logged in"
+                            } else {
+                                ""
+                            },
+                            text(&v["millis"])
+                        );
+                    }
+                });
+                if v["ok"].as_bool() != Some(true) {
+                    return Err(CtlError::Refused(format!(
+                        "{target}: {}",
+                        text(&v["error"])
+                    )));
+                }
             }
             MailCmd::Notify { subject, body } => {
                 let v = client.call("mail.notify", json!({"subject": subject, "body": body}))?;

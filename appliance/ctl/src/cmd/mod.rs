@@ -10,6 +10,7 @@ mod integrator;
 mod mail;
 mod net;
 mod pgha;
+mod reaction;
 mod syslog;
 mod system;
 mod update;
@@ -70,6 +71,9 @@ pub enum Command {
     /// Remote syslog: collectors' state, a test line.
     #[command(subcommand)]
     Syslog(syslog::SyslogCmd),
+    /// Reaction engine: agents, incidents, runs; approve, deny, start, retry, skip.
+    #[command(subcommand)]
+    Reaction(reaction::ReactionCmd),
     /// The console's ACME certificate: status, renew now.
     #[command(subcommand)]
     Acme(acme::AcmeCmd),
@@ -104,6 +108,7 @@ impl Command {
             Command::Vpn(v) => v.run(client, out),
             Command::Dpx(d) => d.run(client, out),
             Command::Syslog(s) => s.run(client, out),
+            Command::Reaction(r) => r.run(client, out),
             Command::Acme(a) => a.run(client, out),
             Command::Cluster(c) => c.run(client, out),
             Command::System(s) => s.run(client, out),

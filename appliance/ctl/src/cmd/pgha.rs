@@ -69,14 +69,16 @@ fn show_group(g: &Value) {
         &["SERVER", "ROLE", "SSH", "TL", "LAG (replica)", "ERROR"],
         rows,
     );
-    if let Some(a) = g.get("last_action").filter(|a| !a.is_null()) {
-        println!(
-            "  last     {} {}: {} ({})",
-            text(&a["at"]),
-            text(&a["action"]),
-            text(&a["result"]),
-            text(&a["reason"])
-        );
+    for (key, label) in [("last_failover", "failover"), ("last_action", "last    ")] {
+        if let Some(a) = g.get(key).filter(|a| !a.is_null()) {
+            println!(
+                "  {label} {} {}: {} ({})",
+                text(&a["at"]),
+                text(&a["action"]),
+                text(&a["result"]),
+                text(&a["reason"])
+            );
+        }
     }
     println!("  log      {}", text(&g["log"]));
 }

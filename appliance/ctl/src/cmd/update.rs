@@ -1,11 +1,12 @@
-//! `system update FILE|-` and `system slots`: install a signed update
+//! `system update FILE|-|URL` and `system slots`: install a signed update
 //! bundle into the inactive A/B slot, and show both slots. The bundle goes
 //! to the supervisor in chunks over the control socket (docs/update.md
 //! says why), so `ssh admin@node system update - < bundle.aru` works with
-//! no file on the node; the reboot that tries it is `reboot`.
+//! no file on the node, and a URL is streamed (resuming broken
+//! connections, `crate::download`) without being stored; the reboot that
+//! tries it is `reboot`.
 
 use std::io::Read;
-use std::path::PathBuf;
 
 use alpharen_rpc::system::{self, UPDATE_CHUNK, UpdateData, UploadId};
 use base64::Engine;
@@ -14,14 +15,18 @@ use serde_json::{Value, json};
 
 use crate::CtlError;
 use crate::client::NodeClient;
+use crate::download::Download;
 use crate::output::{Output, table, text, time};
 
 #[derive(Debug, Subcommand)]
 pub enum SystemCmd {
     /// Install a signed update bundle (.aru) into the inactive slot and
-    /// arm it for one trial at the next reboot. FILE "-" reads standard
-    /// input (over ssh: `ssh admin@node system update - < bundle.aru`).
-    Update { file: PathBuf },
+    /// arm it for one trial at the next reboot. SOURCE is a file, "-" for
+    /// standard input (over ssh: `ssh admin@node system update - <
+    /// bundle.aru`), or an http:// or https:// URL (public CAs), whose
+    /// download resumes where it broke off (HTTP Range, up to 5 tries in
+    /// a row).
+    Update { source: String },
     /// The A/B slots: state (good, trial, failed, invalid), version, build,
     /// which one runs.
     Slots,
@@ -31,7 +36,7 @@ impl SystemCmd {
     pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         match self {
             SystemCmd::Slots => slots(client, out),
-            SystemCmd::Update { file } => update(client, out, &file),
+            SystemCmd::Update { source } => update(client, out, &source),
         }
     }
 }
@@ -74,13 +79,23 @@ fn slots(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
     Ok(())
 }
 
-fn update(client: &mut NodeClient, out: &Output, file: &PathBuf) -> Result<(), CtlError> {
-    let mut input: Box<dyn Read> = if file.as_os_str() == "-" {
+/// Chunks sent ahead of their answers: encoding the next chunks overlaps
+/// the supervisor's decoding and writing of the earlier ones, which one
+/// chunk per round trip would serialize.
+const IN_FLIGHT: usize = 4;
+
+fn update(client: &mut NodeClient, out: &Output, source: &str) -> Result<(), CtlError> {
+    let mut input: Box<dyn Read> = if source == "-" {
         Box::new(std::io::stdin().lock())
+    } else if source.starts_with("http://") || source.starts_with("https://") {
+        Box::new(Download::new(
+            source,
+            Box::new(|at, why| eprintln!("download broke off at byte {at} ({why}); resuming")),
+        ))
     } else {
         Box::new(
-            std::fs::File::open(file)
-                .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))?,
+            std::fs::File::open(source)
+                .map_err(|e| CtlError::Io(format!("cannot read {source}: {e}")))?,
         )
     };
     let begun = client.call(system::UPDATE_BEGIN, json!({}))?;
@@ -88,20 +103,37 @@ fn update(client: &mut NodeClient, out: &Output, file: &PathBuf) -> Result<(), C
     let mut buf = vec![0u8; UPDATE_CHUNK];
     let mut sent = 0u64;
     let mut last_mib = 0;
+    let mut in_flight = 0;
     loop {
-        let n = fill(&mut input, &mut buf)
-            .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", file.display())))?;
+        let n = match fill(&mut input, &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                // End the upload now (it fails as truncated and leaves the
+                // slot invalid) rather than block the next one until the
+                // supervisor gives up on it; the read error is the news.
+                for _ in 0..in_flight {
+                    let _answer = client.answer();
+                }
+                let _ended = client.call(system::UPDATE_END, UploadId { upload });
+                return Err(CtlError::Io(format!("cannot read {source}: {e}")));
+            }
+        };
         if n == 0 {
             break;
         }
         let data = base64::engine::general_purpose::STANDARD.encode(&buf[..n]);
-        client.call(
+        client.send(
             system::UPDATE_DATA,
             UpdateData {
                 upload: upload.clone(),
                 data,
             },
         )?;
+        in_flight += 1;
+        if in_flight == IN_FLIGHT {
+            client.answer()?;
+            in_flight -= 1;
+        }
         sent += n as u64;
         if !out.json && sent >> 23 != last_mib {
             last_mib = sent >> 23;
@@ -110,6 +142,9 @@ fn update(client: &mut NodeClient, out: &Output, file: &PathBuf) -> Result<(), C
         if n < buf.len() {
             break;
         }
+    }
+    for _ in 0..in_flight {
+        client.answer()?;
     }
     let v: Value = client.call(system::UPDATE_END, UploadId { upload })?;
     out.show(&v, |v| {

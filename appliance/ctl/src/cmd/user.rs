@@ -16,7 +16,7 @@ pub enum UserCmd {
     /// Add a user; the password is asked for (or read from stdin).
     Add {
         name: String,
-        #[arg(long, default_value = m::DEFAULT_ROLE, value_parser = ["admin", "viewer"])]
+        #[arg(long, default_value = m::DEFAULT_ROLE, value_parser = ["admin", "operator", "viewer"])]
         role: String,
     },
     /// Change a user's password.

@@ -13,12 +13,12 @@ import zato
 # Service attributes of Zato that this integrator does not provide.
 UNSUPPORTED_ATTRS = {
     'patterns': 'integration patterns', 'sso': 'single sign-on',
-    'crypto': 'the crypto API', 'email': 'e-mail connections', 'search': 'search connections',
+    'search': 'search connections',
     'odb': 'the operational database', 'cloud': 'cloud connections', 'im': 'instant messaging',
     'amqp': 'AMQP', 'zmq': 'ZeroMQ', 'wsx': 'WebSockets', 'scheduler': 'the scheduler API',
     'vault': 'Vault',
 }
-SUPPORTED_OUT = {'rest', 'plain_http'}
+SUPPORTED_OUT = {'rest', 'plain_http', 'sql'}
 PY2_HINT = 'this module is Python 2; the node runs Python 3.11: port it to Python 3 (print(), "except E as e", ...)'
 # Lines that only Python 2 accepts.
 _PY2_LINES = [
@@ -72,9 +72,10 @@ def _statement(module, names):
     return 'from %s import %s' % (module, ', '.join(names)) if names else 'import %s' % module
 
 
-def _check_import(module, names, line, own_path):
+def _check_import(module, names, line, own_path, local=()):
     """Problems of one import statement: (line, message). A module that
-    changes sys.path itself (own_path) is trusted with its other imports."""
+    changes sys.path itself (own_path) is trusted with its other imports;
+    `local` are the top-level modules of the module's own project."""
     top = module.split('.')[0]
     if top == 'zato':
         if module not in zato.SUPPORTED:
@@ -89,18 +90,20 @@ def _check_import(module, names, line, own_path):
         return [(line, '`%s`: %s is a Python 2 module; this module is Python 2 and the node runs '
                        'Python 3.11: port it (Python 3 has %s)' % (_statement(module, names), top,
                                                                   PY2_MODULES[top]))]
-    if own_path or top in sys.stdlib_module_names or top in ('alpharen', 'bunch'):
+    if own_path or top in local or top in sys.stdlib_module_names or top in ('alpharen', 'bunch'):
         return []
     if importlib.util.find_spec(top) is None:
-        return [(line, '`%s`: %s is not installed on this node; services have the Python '
-                       'standard library and what Zato gives every service (bunch, zato.common)'
+        return [(line, '`%s`: %s is not installed on this node; upload its wheel with '
+                       '`ctl integrator packages add` (services have the Python standard library, '
+                       'what Zato gives every service (bunch, zato.common) and the uploaded packages)'
                  % (_statement(module, names), top))]
     return []
 
 
-def scan(source, filename):
+def scan(source, filename, local=()):
     """[(line, message)] for the module, in line order; raises SyntaxError
-    (with msg replaced by PY2_HINT when it is Python 2)."""
+    (with msg replaced by PY2_HINT when it is Python 2). `local`: the
+    top-level modules of its project, importable by it."""
     try:
         tree = ast.parse(source, filename)
     except SyntaxError as e:
@@ -115,11 +118,11 @@ def scan(source, filename):
     for node in ast.walk(tree):
         if isinstance(node, ast.Import) and not _guarded(node, parents):
             for a in node.names:
-                problems.update(_check_import(a.name, (), node.lineno, own_path))
+                problems.update(_check_import(a.name, (), node.lineno, own_path, local))
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
                 and not _guarded(node, parents):
             problems.update(_check_import(node.module, [a.name for a in node.names], node.lineno,
-                                          own_path))
+                                          own_path, local))
         elif isinstance(node, ast.Attribute):
             base = node.value
             if isinstance(base, ast.Name) and base.id == 'self' and node.attr in UNSUPPORTED_ATTRS:
@@ -129,5 +132,5 @@ def scan(source, filename):
                     and isinstance(base.value, ast.Name) and base.value.id == 'self'
                     and node.attr not in SUPPORTED_OUT):
                 problems.add((node.lineno, '`self.%s.%s` is not supported by the ALPHA-REN integrator '
-                              '(only self.out.rest and self.outgoing.plain_http)' % (base.attr, node.attr)))
+                              '(only self.out.rest, self.outgoing.plain_http and self.outgoing.sql)' % (base.attr, node.attr)))
     return sorted(problems)

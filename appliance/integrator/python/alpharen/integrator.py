@@ -14,6 +14,10 @@ import uuid
 
 from bunch import Bunch, bunchify
 from alpharen import dispatch, sio
+from alpharen.commands import Commands
+from alpharen.crypto import Crypto
+from alpharen.kvdb import DataError, RedisTypes, ResponseError
+from alpharen.mail import EMailAPI
 from alpharen.outgoing import Outgoing
 from alpharen.zatoapi import NotSupported, ZatoAPI
 from alpharen.sio import (  # noqa: F401 - Zato's SimpleIO types, importable from here
@@ -26,7 +30,7 @@ __all__ = [
     'Unauthorized', 'Forbidden', 'NotFound', 'Int', 'Integer', 'Float', 'Bool',
     'Boolean', 'AsIs', 'Unicode', 'Text', 'List', 'Dict', 'Opaque', 'Date', 'DateTime',
     'Decimal', 'DictList', 'CSV', 'UUID', 'Bunch', 'bunchify',
-    'HostError', 'QueueFull', 'LockTimeout',
+    'HostError', 'QueueFull', 'LockTimeout', 'ResponseError', 'DataError',
 ]
 
 
@@ -272,11 +276,24 @@ class KV:
         raise HostError('conflict', 'incr of %r kept racing' % key)
 
 
-class RedisLikeConn(KV, ZatoAPI):
-    """``self.kvdb.conn``: the Redis calls Zato services use."""
+class RedisLikeConn(RedisTypes, KV, ZatoAPI):
+    """``self.kvdb.conn``: the Redis calls Zato services use (the data
+    types in ``alpharen.kvdb``)."""
 
     zato_path = 'self.kvdb.conn'
-    zato_supported = 'get, set, setex, delete, keys, exists, incr, incrby'
+    zato_supported = 'get, set, setex, delete, keys, exists, incr, incrby, ' + RedisTypes.REDIS_COMMANDS
+
+    def _cmd(self, cmd, name, *args):
+        try:
+            return _call('kv.command', ns=self.namespace, key=str(name), cmd=cmd, args=list(args))
+        except HostError as e:
+            if e.code in ('wrong_type', 'invalid_params'):
+                raise ResponseError(str(e)) from None
+            raise
+
+    def get(self, key, default=None):
+        v = self._cmd('get', key)
+        return default if v is None else _unwire(v)
 
     def set(self, key, value, ex=None, px=None, nx=False, **kwargs):
         ttl = ex if ex is not None else (px / 1000.0 if px is not None else None)
@@ -424,15 +441,33 @@ class Service(ZatoAPI):
         self.logger = logging.getLogger(self.name)
         self.out = Outgoing(_outgoing_defs)
         self.outgoing = self.out
+        self.email = EMailAPI()
         self.environ = {}
         self.wsgi_environ = {}
-        self.user_config = Bunch()
+        self._user_config = None
         self.channel = ChannelInfo()
         self.data_format = 'json'
         self.kv = KV()
         self.kvdb = KVDB()
+        self.crypto = Crypto(_call)
         self.cache = CacheAPI()
         self.pubsub = PubSub()
+        self.commands = Commands(self)
+
+    @property
+    def user_config(self):
+        """Zato's user config (``[integrator.user_config]``): asked of the
+        integrator at the first use in a call, secrets resolved there."""
+        if self._user_config is None:
+            self._user_config = bunchify(_call('user_config') or {})
+        return self._user_config
+
+    @user_config.setter
+    def user_config(self, value):
+        self._user_config = value
+
+    # Zato 3.2 gives services the same object as self.config too.
+    config = user_config
 
     @classmethod
     def get_name(cls):
@@ -491,7 +526,7 @@ class Service(ZatoAPI):
         other = cls()
         other.cid = kwargs.get('cid') or self.cid
         other.channel = ChannelInfo('invoke', 'invoke', 'dict')
-        other.user_config = self.user_config
+        other._user_config = self._user_config
         other.data_format = 'dict'
         other.request.payload = payload
         other.request.raw = payload

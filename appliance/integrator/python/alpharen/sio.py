@@ -11,6 +11,8 @@ import uuid
 
 from bunch import Bunch
 
+from alpharen import model
+
 # Zato's name rules for plain string elements.
 BOOL_PREFIXES = ('by_', 'has_', 'is_', 'may_', 'needs_', 'should_')
 INT_SUFFIXES = ('_count', '_timeout')
@@ -170,7 +172,10 @@ def declared(sio, kind):
         out.append((element(item)[0], True))
     for item in _items(getattr(sio, kind + '_optional', None)):
         out.append((element(item)[0], False))
-    for item in _items(getattr(sio, kind, None)):
+    value = getattr(sio, kind, None)
+    if model.is_model(value):
+        return out + model.elements(value)
+    for item in _items(value):
         el, optional = element(item)
         out.append((el, not optional))
     return out
@@ -209,11 +214,15 @@ def parse_input(sio, payload, params):
         problems.append('Invalid input element: %s' % ', '.join(invalid))
     if problems:
         raise InputError('; '.join(problems))
-    return values
+    cls = getattr(sio, 'input', None)
+    return cls.from_dict(values) if model.is_model(cls) else values
 
 
 def output_value(value):
-    """JSON for what SimpleIO types produce (dates as ISO 8601)."""
+    """JSON for what SimpleIO types produce (dates as ISO 8601) and for
+    Models (their fields)."""
+    if isinstance(value, model.Model):
+        return value.to_dict()
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, (decimal.Decimal, uuid.UUID)):

@@ -17,8 +17,9 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 
 import alpharen.integrator as sdk
-from alpharen import deploycheck, dispatch, sio
+from alpharen import deploycheck, dispatch, project, sio
 from alpharen.outgoing import _flat
+from alpharen import mail, sql
 
 MODULE_PREFIX = 'alpharen_services.'
 
@@ -67,7 +68,11 @@ def load_module(module, source, filename):
     code = compile(source, filename, 'exec')
     exec(code, mod.__dict__)
     stem = os.path.basename(filename)
-    stem = stem[:-3] if stem.endswith('.py') else stem
+    return mod, classes_of(mod, stem[:-3] if stem.endswith('.py') else stem)
+
+
+def classes_of(mod, stem):
+    """The services a module defines itself; names derive from `stem`."""
     classes = []
     for obj in list(mod.__dict__.values()):
         if (isinstance(obj, type) and issubclass(obj, sdk.Service) and obj is not sdk.Service
@@ -75,7 +80,7 @@ def load_module(module, source, filename):
             obj._zato_module = stem
             if is_service(obj):
                 classes.append(obj)
-    return mod, classes
+    return classes
 
 
 def error_location(exc, filename):
@@ -125,7 +130,22 @@ def sio_info(cls):
     return out
 
 
+def describe(classes):
+    """(services as the registry stores them, [(line, problem)])."""
+    services, problems = [], []
+    for cls in classes:
+        name = cls.get_name()
+        if not isinstance(name, str) or not name:
+            problems.append((None, 'class %s: name must be a non-empty string' % cls.__name__))
+            continue
+        services.append({'name': name, 'class': cls.__name__,
+                         'doc': (cls.__doc__ or '').strip(), 'sio': sio_info(cls)})
+    return services, problems
+
+
 def validate(msg):
+    if 'zip' in msg or 'files' in msg:
+        return project.validate(msg, classes_of, describe)
     module, source, filename = msg['module'], msg['source'], msg['file']
     try:
         problems = deploycheck.scan(source, filename)
@@ -146,14 +166,7 @@ def validate(msg):
                                                     '' if len(bases) > 1 else 's')) if bases else (
             ': a service is a class deriving from Service with handle(self) or handle_GET(self), ...')
         return refusal(filename, [(None, 'no service is defined in %s%s' % (filename, why))])
-    services, problems = [], []
-    for cls in classes:
-        name = cls.get_name()
-        if not isinstance(name, str) or not name:
-            problems.append((None, 'class %s: name must be a non-empty string' % cls.__name__))
-            continue
-        services.append({'name': name, 'class': cls.__name__,
-                         'doc': (cls.__doc__ or '').strip(), 'sio': sio_info(cls)})
+    services, problems = describe(classes)
     if problems:
         return refusal(filename, problems)
     return {'ok': True, 'services': services}
@@ -168,13 +181,20 @@ class State:
         for module in list(self.modules):
             if module not in wanted:
                 del self.modules[module]
+                project.remove(module)
         errors = []
         for module, m in wanted.items():
             have = self.modules.get(module)
             if have and have[0] == m['version']:
                 continue
             try:
-                _, classes = load_module(module, m['source'], m['file'])
+                if 'files' in m:
+                    classes, problems = project.load(module, m['files'], classes_of)
+                    if problems:
+                        raise ImportError('; '.join('%s, line %s: %s' % p for p in problems))
+                else:
+                    project.remove(module)
+                    _, classes = load_module(module, m['source'], m['file'])
                 self.modules[module] = (m['version'], classes)
             except BaseException as e:  # noqa: B902
                 errors.append('%s: %s' % (m['file'], e))
@@ -185,6 +205,8 @@ class State:
         sdk._outgoing_defs.clear()
         for o in msg.get('outgoing', []):
             sdk._outgoing_defs[o['name']] = o
+        sql.sync(msg.get('connectors') or {})
+        mail.sync(msg.get('connectors') or {})
         return {'ok': not errors, 'error': '; '.join(errors)}
 
 

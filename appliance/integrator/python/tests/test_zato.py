@@ -278,8 +278,8 @@ class DeployCheck(unittest.TestCase):
 class Runtime(unittest.TestCase):
     def test_unsupported_redis_call_names_zato_api(self):
         with self.assertRaises(NotImplementedError) as e:
-            sdk.KVDB().conn.hset('k', 'f', 'v')
-        self.assertIn('`self.kvdb.conn.hset` is not supported yet', str(e.exception))
+            sdk.KVDB().conn.zadd('k', {'a': 1})
+        self.assertIn('`self.kvdb.conn.zadd` is not supported yet', str(e.exception))
 
     def test_unknown_zato_api_is_named_as_written(self):
         for obj, path in ((sdk.CacheAPI(), 'self.cache.foo'), (sdk.Request(), 'self.request.foo'),

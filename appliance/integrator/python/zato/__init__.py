@@ -8,7 +8,7 @@ import sys
 SUPPORTED = (
     'zato', 'zato.server', 'zato.server.service', 'zato.common',
     'zato.common.exception', 'zato.common.api', 'zato.common.ext', 'zato.common.ext.bunch',
-    'zato.server.connection', 'zato.server.connection.http_soap',
+    'zato.server.connection', 'zato.server.connection.http_soap', 'zato.server.commands',
 )
 
 

@@ -47,6 +47,11 @@ impl Link {
         }
     }
 
+    /// Whether the node is in a cluster (connected to its KV or not).
+    pub fn clustered(&self) -> bool {
+        self.lock().target.is_some()
+    }
+
     /// Follows the configuration: connects (in the background) when the
     /// target changes, drops the link outside a cluster.
     pub fn set_target(&self, target: Option<(u16, String, bool)>) {

@@ -89,6 +89,16 @@ impl Data {
         })
     }
 
+    /// Whether this member runs job `name`'s scheduled fire `at`: outside
+    /// a cluster always; in a cluster only the member whose claim of it
+    /// lands first, so a fire runs once whichever members schedule it.
+    pub fn claim_job(&self, name: &str, at: i64, holder: &str) -> Result<bool, DataError> {
+        match self.cluster.kv()? {
+            None => Ok(true),
+            Some(c) => Ok(c.claim("job", &format!("{name}@{at}"), holder)?),
+        }
+    }
+
     pub fn job_forget_others(&self, keep: &[&str]) -> Result<(), DataError> {
         self.with(|c| {
             let names: Vec<String> = {

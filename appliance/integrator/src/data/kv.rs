@@ -23,15 +23,16 @@ impl KvValue {
         }
     }
 
-    fn encode(&self) -> (&'static str, Vec<u8>) {
+    pub(super) fn encode(&self) -> (&'static str, Vec<u8>) {
         match self {
             KvValue::Json(v) => ("json", serde_json::to_vec(v).unwrap_or_default()),
             KvValue::Bytes(b) => ("bytes", b.clone()),
         }
     }
 
-    fn decode(kind: &str, raw: Vec<u8>) -> KvValue {
-        if kind == "json" {
+    /// A hash, list or set of `self.kvdb.conn` (`redis.rs`) reads as its JSON.
+    pub(super) fn decode(kind: &str, raw: Vec<u8>) -> KvValue {
+        if matches!(kind, "json" | "hash" | "list" | "set") {
             KvValue::Json(serde_json::from_slice(&raw).unwrap_or(Value::Null))
         } else {
             KvValue::Bytes(raw)

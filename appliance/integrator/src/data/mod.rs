@@ -7,7 +7,8 @@
 //! its commit is fsynced to the write-ahead log, so neither a crash nor a
 //! power cut loses what a caller was told is stored.
 //!
-//! One file per feature: `kv.rs`, `locks.rs`, `queues.rs` (with the
+//! One file per feature: `kv.rs` (with `redis.rs`, the Redis data types
+//! of `self.kvdb.conn` on the same rows), `locks.rs`, `queues.rs` (with the
 //! `Broker` trait delivery uses) and `jobs.rs`; this file opens the
 //! connection and holds the schema and the error type. In a cluster the
 //! KV is the cluster's JetStream bucket instead (`cluster.rs`); queues,
@@ -18,6 +19,7 @@ mod jobs;
 mod kv;
 mod locks;
 mod queues;
+mod redis;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -92,6 +94,9 @@ pub enum DataError {
     Store(#[from] alpharen_store::StoreError),
     #[error("{0}")]
     Cluster(String),
+    /// A `self.kvdb.conn` command refused (wrong type, bad arguments).
+    #[error("{message}")]
+    Command { code: &'static str, message: String },
 }
 
 impl From<alpharen_cluster::Error> for DataError {
@@ -106,6 +111,7 @@ impl DataError {
             DataError::Full { .. } => "queue_full",
             DataError::NotFound(_) => "not_found",
             DataError::Cluster(_) => "unavailable",
+            DataError::Command { code, .. } => code,
             _ => "internal_error",
         }
     }

@@ -526,7 +526,7 @@ impl DnsRecord {
             check::push(
                 out,
                 &at.key("value"),
-                format!("{v:?} is not {shape} for a {} record", self.kind),
+                format!("{v:?} is not {shape} for this {} record", self.kind),
             );
         }
     }

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use super::integrator_conn::{self, OutgoingSmtp, OutgoingSql};
 pub use super::jobtime::{Zone, parse_date, parse_datetime, parse_tz};
 use super::url_template::{Template, channel_conflicts};
 use super::{IntegratorTls, KeyPath, Problem, SecurityDef, check};
@@ -27,6 +28,10 @@ pub struct Integrator {
     pub security: Vec<SecurityDef>,
     pub channels: Vec<Channel>,
     pub outgoing: Vec<Outgoing>,
+    /// PostgreSQL databases: `self.outgoing.sql.get(name)`.
+    pub outgoing_sql: Vec<OutgoingSql>,
+    /// Mail senders through ARMAIL: `self.email.smtp.get(name)`.
+    pub outgoing_smtp: Vec<OutgoingSmtp>,
     /// Scheduled jobs (ARSCHED): one-time, interval or cron.
     pub jobs: Vec<Job>,
     /// Holiday calendars whose dates jobs naming them skip.
@@ -37,6 +42,9 @@ pub struct Integrator {
     pub async_attempts: u32,
     /// First retry delay of `invoke_async` work in ms (doubles, capped at 60 s).
     pub async_backoff_ms: u64,
+    /// Zato's user config, `self.user_config.FILE.SECTION.key` in services
+    /// (`integrator_user_config.rs`).
+    pub user_config: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for Integrator {
@@ -51,11 +59,14 @@ impl Default for Integrator {
             security: Vec::new(),
             channels: Vec::new(),
             outgoing: Vec::new(),
+            outgoing_sql: Vec::new(),
+            outgoing_smtp: Vec::new(),
             jobs: Vec::new(),
             calendars: Vec::new(),
             topics: Vec::new(),
             async_attempts: 5,
             async_backoff_ms: 1000,
+            user_config: serde_json::Map::new(),
         }
     }
 }
@@ -360,7 +371,9 @@ impl Integrator {
             "name",
             self.outgoing.iter().map(|o| o.name.as_str()),
         );
+        integrator_conn::validate(&self.outgoing_sql, &self.outgoing_smtp, path, out, reserved);
         self.validate_async(path, out);
+        super::integrator_user_config::validate(&self.user_config, &path.key("user_config"), out);
     }
 
     fn validate_async(&self, path: &KeyPath, out: &mut Vec<Problem>) {

@@ -48,6 +48,14 @@ pub struct Listen {
     pub port: Option<u16>,
 }
 
+impl Mail {
+    /// The loopback listener's port: as set, else 25, or 2525 on a `--dev`
+    /// node (where the node is not root).
+    pub fn listen_port(&self, dev: bool) -> u16 {
+        self.listen.port.unwrap_or(if dev { 2525 } else { 25 })
+    }
+}
+
 /// `[mail.submission]`: SMTP for the LAN. On these ports the node listens
 /// on every address; a client from outside loopback must STARTTLS (with the
 /// node's certificate in `<state>/tls/`) and AUTH as a node user before it

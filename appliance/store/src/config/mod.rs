@@ -6,18 +6,22 @@ mod acme;
 mod cluster;
 mod dpx;
 mod integrator;
+mod integrator_conn;
 mod integrator_security;
 mod integrator_tls;
+mod integrator_user_config;
 mod jobtime;
 mod mail;
 mod network;
 mod node;
 mod path;
 mod pgha;
+mod reaction;
 mod secret_fields;
 mod snmp;
 mod ssh;
 mod syslog;
+mod syslog_receive;
 mod url_template;
 mod vpn;
 mod web;
@@ -34,6 +38,7 @@ pub use dpx::{
 pub use integrator::{
     Calendar, Channel, Integrator, Job, Outgoing, Topic, Zone, parse_date, parse_datetime, parse_tz,
 };
+pub use integrator_conn::{OutgoingSmtp, OutgoingSql, SqlTls};
 pub use integrator_security::SecurityDef;
 pub use integrator_tls::{IntegratorTls, TlsFiles, TlsMode};
 pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, Submission, is_mail_address};
@@ -44,10 +49,19 @@ pub use pgha::{
     BackupController, BackupServer, PgGroup, PgGroupResolved, PgServer, PgServerResolved, Pgha,
     SendMode, SyncFolder,
 };
+pub use reaction::{
+    Agent as ReactionAgent, END as REACTION_END, Flow as ReactionFlow, IfOn, IfOp,
+    Pattern as ReactionPattern, Reaction, Rule as ReactionRule, Start as ReactionStart,
+    Task as ReactionTask, TaskKind, Watch as ReactionWatch,
+};
 pub use secret_fields::{SECRET_PREFIX, SecretField, make_ref, secret_ref};
-pub use snmp::{SNMP_COMMUNITY_SECRET, Snmp, TrapTarget};
+pub use snmp::{
+    AuthProtocol, SNMP_COMMUNITY_SECRET, Snmp, SnmpVersion, TrapTarget, v3_auth_secret,
+    v3_priv_secret,
+};
 pub use ssh::{SSH_KEY_TYPES, Ssh, check_ssh_key};
 pub use syslog::{Collector, Facility, Syslog, Transport};
+pub use syslog_receive::{Receiver, Rule, Severity};
 pub use url_template::{Segment, Template, methods_overlap};
 pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
 pub use web::Web;
@@ -71,6 +85,7 @@ pub struct Config {
     pub acme: Acme,
     pub snmp: Snmp,
     pub cluster: Cluster,
+    pub reaction: Reaction,
 }
 
 /// One thing wrong with a document, at one key path.
@@ -118,10 +133,11 @@ pub enum Section {
     Acme,
     Snmp,
     Cluster,
+    Reaction,
 }
 
 impl Section {
-    pub const ALL: [Section; 13] = [
+    pub const ALL: [Section; 14] = [
         Section::Node,
         Section::Network,
         Section::Vpn,
@@ -135,6 +151,7 @@ impl Section {
         Section::Acme,
         Section::Snmp,
         Section::Cluster,
+        Section::Reaction,
     ];
 
     pub fn name(self) -> &'static str {
@@ -152,6 +169,7 @@ impl Section {
             Section::Acme => "acme",
             Section::Snmp => "snmp",
             Section::Cluster => "cluster",
+            Section::Reaction => "reaction",
         }
     }
 
@@ -218,6 +236,7 @@ impl Config {
         self.acme.validate(&root.key("acme"), &mut out);
         self.snmp.validate(&root.key("snmp"), &mut out);
         self.cluster.validate(&root.key("cluster"), &mut out);
+        self.reaction.validate(&root.key("reaction"), &mut out);
         out
     }
 
@@ -381,12 +400,13 @@ pub(crate) mod check {
         if host.parse::<std::net::IpAddr>().is_err() {
             hostname(out, &at.key("host"), host);
         }
+        self::port(out, &at.key("port"), port);
+    }
+
+    /// An optional port: 0 is not one.
+    pub fn port(out: &mut Vec<Problem>, path: &KeyPath, port: Option<u16>) {
         if port == Some(0) {
-            push(
-                out,
-                &at.key("port"),
-                "must be a port number from 1 to 65535",
-            );
+            push(out, path, "must be a port number from 1 to 65535");
         }
     }
 

@@ -56,7 +56,7 @@ pub enum RestartMode {
 
 /// Names the supervisor uses for its own services; extra services may not
 /// take them.
-pub const BUILTIN_SERVICES: [&str; 10] = [
+pub const BUILTIN_SERVICES: [&str; 11] = [
     "net",
     "web",
     "ssh",
@@ -67,6 +67,7 @@ pub const BUILTIN_SERVICES: [&str; 10] = [
     "integrator",
     "logfwd",
     "cluster",
+    "reaction",
 ];
 
 impl Node {

@@ -207,9 +207,7 @@ impl PgServer {
             }
         }
         for (key, port) in [("ssh_port", self.ssh_port), ("pg_port", self.pg_port)] {
-            if port == Some(0) {
-                check::push(out, &path.key(key), "must be a port number from 1 to 65535");
-            }
+            check::port(out, &path.key(key), port);
         }
         if out.len() > before {
             return None;

@@ -48,6 +48,17 @@ impl Config {
                 value: &mut def.password,
             });
         }
+        let sql = root.key("integrator").key("outgoing_sql");
+        for (i, c) in self.integrator.outgoing_sql.iter_mut().enumerate() {
+            out.push(SecretField {
+                section: Section::Integrator,
+                path: sql.index(i).key("password").to_string(),
+                name: super::integrator_conn::sql_password_secret(&c.name),
+                // A database's password is the database's; none is made up.
+                generate: false,
+                value: &mut c.password,
+            });
+        }
         let pg = root.key("pgha");
         let groups = pg.key("pg_controller");
         for (g, group) in self.pgha.pg_controller.iter_mut().enumerate() {

@@ -66,13 +66,7 @@ pub fn check_ssh_key(line: &str) -> Result<(), String> {
 
 impl Ssh {
     pub(super) fn validate(&self, path: &KeyPath, out: &mut Vec<Problem>) {
-        if self.port == Some(0) {
-            check::push(
-                out,
-                &path.key("port"),
-                "must be a port number from 1 to 65535",
-            );
-        }
+        check::port(out, &path.key("port"), self.port);
         let keys = path.key("authorized_keys");
         for (user, lines) in &self.authorized_keys {
             let at = keys.key(user);

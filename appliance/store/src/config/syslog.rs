@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::syslog_receive::Receiver;
 use super::{KeyPath, Problem, check};
 
 /// `[syslog]`: where the node's log lines go besides its own log files.
@@ -15,6 +16,8 @@ pub struct Syslog {
     /// Megabytes of lines kept on disk per TCP or TLS collector while it
     /// cannot be reached; when full, the oldest lines are dropped.
     pub buffer_mb: u32,
+    /// Syslog from other hosts turned into SNMP traps.
+    pub receiver: Receiver,
 }
 
 impl Default for Syslog {
@@ -22,6 +25,7 @@ impl Default for Syslog {
         Syslog {
             collectors: Vec::new(),
             buffer_mb: 16,
+            receiver: Receiver::default(),
         }
     }
 }
@@ -137,6 +141,7 @@ impl Syslog {
                 "must be between 1 and 1024 (megabytes)",
             );
         }
+        self.receiver.validate(&path.key("receiver"), out);
         let list = path.key("collectors");
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.collectors.iter().enumerate() {

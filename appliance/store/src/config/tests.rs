@@ -613,3 +613,76 @@ issuer = "https://idp"
         ]
     );
 }
+
+#[test]
+fn sql_and_smtp_connections_are_checked_and_their_passwords_are_secrets() {
+    let ok = r#"
+[[integrator.outgoing_sql]]
+name = "crm"
+host = "db.lan"
+database = "crm"
+user = "app"
+password = "pw"
+tls = "verify-full"
+ca_file = "/data/ca.pem"
+[[integrator.outgoing_smtp]]
+name = "alerts"
+from = "alerts@example.net"
+"#;
+    let mut c = Config::from_toml(ok).unwrap();
+    let sql = &c.integrator.outgoing_sql[0];
+    assert_eq!(
+        (sql.port, sql.pool_size, sql.tls),
+        (5432, 10, SqlTls::VerifyFull)
+    );
+    let fields: Vec<(String, String, bool)> = c
+        .secret_fields()
+        .iter()
+        .map(|f| (f.path.clone(), f.name.clone(), f.generate))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![(
+            "integrator.outgoing_sql[0].password".into(),
+            "integrator.outgoing_sql.crm".into(),
+            false
+        )]
+    );
+    let bad = r#"
+[[integrator.outgoing_sql]]
+name = "AR.db"
+host = "db lan"
+port = 0
+database = ""
+user = "u"
+password = ""
+pool_size = 0
+ca_file = "ca.pem"
+timeout = 0
+[[integrator.outgoing_sql]]
+name = "AR.db"
+host = "h"
+database = "d"
+user = "u"
+[[integrator.outgoing_smtp]]
+name = "m"
+from = "nobody"
+"#;
+    assert_eq!(
+        paths(Config::from_toml(bad).unwrap_err()),
+        vec![
+            "integrator.outgoing_sql[0].name",
+            "integrator.outgoing_sql[0].host",
+            "integrator.outgoing_sql[0].port",
+            "integrator.outgoing_sql[0].database",
+            "integrator.outgoing_sql[0].password",
+            "integrator.outgoing_sql[0].pool_size",
+            "integrator.outgoing_sql[0].ca_file",
+            "integrator.outgoing_sql[0].ca_file",
+            "integrator.outgoing_sql[0].timeout",
+            "integrator.outgoing_sql[1].name",
+            "integrator.outgoing_sql[1].name",
+            "integrator.outgoing_smtp[0].from",
+        ]
+    );
+}

@@ -42,9 +42,7 @@ impl Web {
             ("https_port", self.https_port),
             ("http_port", self.http_port),
         ] {
-            if port == Some(0) {
-                check::push(out, &path.key(key), "must be a port number from 1 to 65535");
-            }
+            check::port(out, &path.key(key), port);
         }
         if self.https_port.is_some() && self.https_port == self.http_port {
             check::push(

@@ -1,4 +1,5 @@
-//! `config.dns_record_add|remove`: one static record of `[dpx]` in or out,
+//! `config.dns_record_add|remove`: one static record of `[dpx]` in, changed
+//! or out,
 //! as a checked revision, so the console edits a record without sending
 //! the whole section (and its key references) back.
 
@@ -24,26 +25,51 @@ fn label(name: &str, kind: &str, value: &str) -> String {
     format!("{name} {} {value}", kind.to_ascii_uppercase())
 }
 
+fn no_record(what: &str) -> Vec<Problem> {
+    vec![Problem {
+        path: "dpx.records".into(),
+        message: format!("there is no record {what}"),
+    }]
+}
+
 pub async fn call(node: &Arc<NodeState>, call: &Call) -> Result<Value, RpcError> {
     if call.method == m::DNS_RECORD_ADD {
         let p: RecordAdd<DnsRecord> = call.params()?;
         let who = author(call, p.author);
         let r = p.record;
         let what = label(&r.name, &r.kind, &r.value);
-        let comment = or_default(p.comment, || format!("dns record {what} added"));
+        let old = p.replace.map(|k| label(&k.name, &k.kind, &k.value));
+        let comment = or_default(p.comment, || match &old {
+            Some(old) => format!("dns record {old} changed to {what}"),
+            None => format!("dns record {what} added"),
+        });
         return commit(node, move |s| {
             s.edit(&Write::new(&who, &comment), |c| {
+                let at = match &old {
+                    None => None,
+                    Some(old) => Some(
+                        c.dpx
+                            .records
+                            .iter()
+                            .position(|q| label(&q.name, &q.kind, &q.value) == *old)
+                            .ok_or_else(|| no_record(old))?,
+                    ),
+                };
                 if c.dpx
                     .records
                     .iter()
-                    .any(|q| same(q, &r.name, &r.kind, &r.value))
+                    .enumerate()
+                    .any(|(i, q)| Some(i) != at && same(q, &r.name, &r.kind, &r.value))
                 {
                     return Err(vec![Problem {
                         path: "dpx.records".into(),
                         message: format!("the record {what} exists already"),
                     }]);
                 }
-                c.dpx.records.push(r.clone());
+                match at {
+                    Some(i) => c.dpx.records[i] = r.clone(),
+                    None => c.dpx.records.push(r.clone()),
+                }
                 Ok(())
             })
         })
@@ -61,10 +87,7 @@ pub async fn call(node: &Arc<NodeState>, call: &Call) -> Result<Value, RpcError>
                 .iter()
                 .position(|q| same(q, &p.name, &p.kind, &p.value))
             else {
-                return Err(vec![Problem {
-                    path: "dpx.records".into(),
-                    message: format!("there is no record {what}"),
-                }]);
+                return Err(no_record(&what));
             };
             c.dpx.records.remove(i);
             Ok(())

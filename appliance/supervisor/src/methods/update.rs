@@ -8,16 +8,18 @@
 //! them through a small bounded channel (a few chunks) straight into the
 //! installer thread, which verifies and writes as they arrive. Memory stays
 //! bounded whatever the bundle's size, nothing is staged on disk, and a
-//! refused bundle fails the very call whose bytes were bad.
+//! refused bundle fails a call at most the channel's few chunks after the
+//! bad bytes (or `end`).
 
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Duration;
 
 use alpharen_rpc::system::{
-    self, Installed, UPDATE_CHUNK, UpdateData, Upload as UploadReply, UploadId,
+    self, Installed, UPDATE_CHUNK, UpdateData, UpdateStatus, Upload as UploadReply, UploadId,
 };
 use alpharen_rpc::{Call, Reply, RpcError};
+use alpharen_update::{Running, TrustedKeys};
 use base64::Engine;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -52,6 +54,7 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             json!(slots)
         }
         system::UPDATE_BEGIN => json!(begin(node).await?),
+        system::UPDATE_STATUS => json!(status(node).await),
         system::UPDATE_DATA => {
             let p: UpdateData = call.params()?;
             data(node, p).await?
@@ -69,6 +72,22 @@ fn failed(code: &str, e: InstallError) -> RpcError {
     RpcError::new(code, e.to_string())
 }
 
+/// The upload in progress, if any: what `system.update.status` answers.
+async fn status(node: &NodeState) -> UpdateStatus {
+    match node.update.lock().await.as_ref() {
+        Some(u) if !u.task.is_finished() => UpdateStatus {
+            installing: true,
+            upload: Some(u.id.clone()),
+            received: Some(u.received),
+        },
+        _ => UpdateStatus {
+            installing: false,
+            upload: None,
+            received: None,
+        },
+    }
+}
+
 async fn begin(node: &Arc<NodeState>) -> Result<UploadReply, RpcError> {
     let mut slot = node.update.lock().await;
     if let Some(u) = slot.as_ref()
@@ -82,6 +101,11 @@ async fn begin(node: &Arc<NodeState>) -> Result<UploadReply, RpcError> {
             ),
         ));
     }
+    // What the node needs before it can take any bundle, checked before
+    // the caller sends a byte: any failure here (no key directory
+    // included) means this node cannot install.
+    let keys = install::trusted_keys().map_err(|e| failed("update_unavailable", e))?;
+    let running = install::running().map_err(|e| failed("update_unavailable", e))?;
     let id = format!("{:016x}", rand::random::<u64>());
     let (tx, rx) = mpsc::channel(QUEUE);
     let reader = ChannelReader {
@@ -93,7 +117,7 @@ async fn begin(node: &Arc<NodeState>) -> Result<UploadReply, RpcError> {
     let logs = node.logs.clone();
     let task = tokio::task::spawn_blocking(move || {
         let log = |line: &str| logs.event(line);
-        let result = install_from(reader, &log);
+        let result = install_from(reader, &keys, &running, &log);
         match &result {
             Ok(i) => log(&format!(
                 "update: version {} ({}) installed into slot {}; `ctl reboot` tries it",
@@ -113,11 +137,14 @@ async fn begin(node: &Arc<NodeState>) -> Result<UploadReply, RpcError> {
     Ok(UploadReply { upload: id })
 }
 
-fn install_from(reader: ChannelReader, log: &dyn Fn(&str)) -> Result<Installed, InstallError> {
-    let keys = install::trusted_keys()?;
-    let running = install::running()?;
+fn install_from(
+    reader: ChannelReader,
+    keys: &TrustedKeys,
+    running: &Running,
+    log: &dyn Fn(&str),
+) -> Result<Installed, InstallError> {
     install::with_target(|target| {
-        let done = install::install(reader, &keys, &running, target, log)?;
+        let done = install::install(reader, keys, running, target, log)?;
         Ok(Installed {
             slot: done.slot.to_string(),
             version: done.record.version,
@@ -140,7 +167,7 @@ async fn outcome(node: &NodeState, id: &str) -> Result<Installed, RpcError> {
     drop(tx);
     task.await
         .map_err(|e| RpcError::new("internal_error", format!("the installer died: {e}")))?
-        .map_err(|e| failed("update_failed", e))
+        .map_err(|e| failed(e.code(), e))
 }
 
 fn no_upload(id: &str) -> RpcError {
@@ -174,7 +201,7 @@ async fn data(node: &NodeState, p: UpdateData) -> Result<serde_json::Value, RpcE
         return match outcome(node, &p.upload).await {
             Err(e) => Err(e),
             Ok(_) => Err(RpcError::new(
-                "update_failed",
+                "update_refused",
                 "the bundle goes on after its last part",
             )),
         };

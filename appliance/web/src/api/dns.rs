@@ -1,9 +1,9 @@
 //! `/api/v1/dns/records`: the zone's records as dpx serves them (static
 //! and dynamic) and the static ones of the configuration, which are added
-//! and removed one at a time as checked revisions
+//! changed and removed one at a time as checked revisions
 //! (`config.dns_record_add|remove`).
 
-use alpharen_rpc::config::{self, Get, RecordAdd, RecordRemove};
+use alpharen_rpc::config::{self, Get, RecordAdd, RecordKey, RecordRemove};
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
@@ -66,12 +66,39 @@ pub(super) async fn add(
     Authed(c): Admin,
     Body(b): Body<RecordBody>,
 ) -> ApiResult {
+    Ok(Json(put(&app, c.user, b, None).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/dns/records", tag = "dns", params(RecordQuery), request_body = RecordBody,
+    responses((status = 200, description = "The record named by the query replaced by the body's, in its place, as a new revision", body = Value),
+        (status = 422, description = "The new record is not valid or exists already, or there is no such record; `details` names `dpx.records[N].value` etc.", body = ErrorBody)))]
+pub(super) async fn change(
+    State(app): AppState,
+    Authed(c): Admin,
+    Q(q): Q<RecordQuery>,
+    Body(b): Body<RecordBody>,
+) -> ApiResult {
+    let key = RecordKey {
+        name: q.name,
+        kind: q.kind,
+        value: q.value,
+    };
+    Ok(Json(put(&app, c.user, b, Some(key)).await?))
+}
+
+async fn put(
+    app: &crate::App,
+    user: String,
+    b: RecordBody,
+    replace: Option<RecordKey>,
+) -> Result<Value, crate::error::ApiError> {
     let add = RecordAdd {
         record: json!({"name": b.name, "type": b.kind, "value": b.value, "ttl": b.ttl}),
+        replace,
         comment: String::new(),
-        author: Some(c.user),
+        author: Some(user),
     };
-    Ok(Json(rpc(&app, config::DNS_RECORD_ADD, add).await?))
+    rpc(app, config::DNS_RECORD_ADD, add).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/dns/records", tag = "dns", params(RecordQuery),

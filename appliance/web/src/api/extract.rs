@@ -22,10 +22,14 @@ pub struct Body<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct Q<T>(pub T);
 
-/// A logged-in caller allowed `NEED`; extracting it is the access check.
-pub struct Authed<const ADMIN: bool>(pub Caller);
-pub type Reader = Authed<false>;
-pub type Admin = Authed<true>;
+/// A logged-in caller whose role is at least `LEAST` (a [`Need`] as a
+/// number, since enums cannot be const parameters); extracting it is the
+/// access check.
+pub struct Authed<const LEAST: u8>(pub Caller);
+pub type Reader = Authed<0>;
+/// Reads, and acts on the reaction engine (the `operator` role).
+pub type Operator = Authed<1>;
+pub type Admin = Authed<2>;
 
 pub(super) fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -93,19 +97,27 @@ pub async fn authenticate(app: &App, parts: &Parts, need: Need) -> Result<Caller
     };
     if !auth::role_allows(caller.role, need) {
         return Err(ApiError::forbidden(format!(
-            "user {:?} has the {} role; this needs admin",
+            "user {:?} has the {} role; this needs {}",
             caller.user,
-            caller.role.as_str()
+            caller.role.as_str(),
+            match need {
+                Need::Operate => "operator or admin",
+                _ => "admin",
+            }
         )));
     }
     Ok(caller)
 }
 
-impl<const ADMIN: bool> FromRequestParts<Arc<App>> for Authed<ADMIN> {
+impl<const LEAST: u8> FromRequestParts<Arc<App>> for Authed<LEAST> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let need = if ADMIN { Need::Admin } else { Need::Read };
+        let need = match LEAST {
+            0 => Need::Read,
+            1 => Need::Operate,
+            _ => Need::Admin,
+        };
         authenticate(app, parts, need).await.map(Authed)
     }
 }

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
@@ -40,12 +41,12 @@ pub(super) async fn list(State(app): AppState, _c: Reader) -> ApiResult {
 }
 
 #[utoipa::path(post, path = "/api/v1/integrator/services/{file}", tag = "integrator",
-    params(("file" = String, Path, description = "The file name, `NAME.py`")),
-    request_body(content = String, content_type = "text/x-python", description = "The file's Python source (UTF-8); any Content-Type is accepted"),
-    responses((status = 200, description = "Deployed as a new version: module, file, version, services", body = Value),
-        (status = 400, description = "Not a `.py` file name, or the body is not UTF-8", body = ErrorBody),
-        (status = 409, description = "A service name in the file belongs to another file (`deploy_refused`)", body = ErrorBody),
-        (status = 422, description = "The file does not import or defines no valid service (`deploy_failed`); `details` has `line` and the Python `traceback`; the version that served before keeps serving", body = ErrorBody),
+    params(("file" = String, Path, description = "The file name: `NAME.py`, or `NAME.zip` for a project (modules and packages deployed as one unit)")),
+    request_body(content = String, content_type = "text/x-python", description = "The file's Python source (UTF-8), or the project zip's bytes (at most 5.5 MiB); any Content-Type is accepted"),
+    responses((status = 200, description = "Deployed as a new version: module, file, version, services (and a project's files)", body = Value),
+        (status = 400, description = "Not a `.py` or `.zip` file name, the body is not UTF-8, or the zip is too large", body = ErrorBody),
+        (status = 409, description = "A service name belongs to another file, or a project's top-level module to another project (`deploy_refused`)", body = ErrorBody),
+        (status = 422, description = "The file or project does not import, defines no valid service, or the zip is unsafe (`deploy_failed`); `details` has `file`, `line`, every problem and the Python `traceback`; the version that served before keeps serving", body = ErrorBody),
         (status = 503, description = "The integrator is not running", body = ErrorBody)))]
 pub(super) async fn deploy(
     State(app): AppState,
@@ -53,6 +54,11 @@ pub(super) async fn deploy(
     Path(file): Path<String>,
     body: Bytes,
 ) -> ApiResult {
+    if file.ends_with(".zip") {
+        let zip = base64::engine::general_purpose::STANDARD.encode(&body);
+        let params = json!({"file": file, "zip": zip, "author": c.user});
+        return Ok(Json(rpc(&app, "integrator.deploy", params).await?));
+    }
     let source = String::from_utf8(body.to_vec()).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::openapi::ErrorBody;
@@ -25,6 +25,21 @@ pub struct TestBody {
     /// Recipients; `mail.admin_recipients` when empty.
     #[serde(default)]
     to: Vec<String>,
+}
+
+/// A relay to test in place of the configured one; both fields optional.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelayTestBody {
+    /// A `[mail.relay]` table (mode, host, port, tls, username, ca_file),
+    /// e.g. the console's form before it is saved.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    relay: Option<Value>,
+    /// Used for this test only, never stored; the stored
+    /// `mail.relay.password` secret when absent or empty.
+    #[serde(default)]
+    password: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/mail/queue", tag = "mail", params(QueueQuery),
@@ -64,4 +79,23 @@ pub(super) async fn flush(State(app): AppState, _c: Admin) -> ApiResult {
         (status = 409, description = "No recipient given and `mail.admin_recipients` is empty (`no_recipients`)", body = ErrorBody)))]
 pub(super) async fn test(State(app): AppState, _c: Admin, Body(b): Body<TestBody>) -> ApiResult {
     Ok(Json(rpc(&app, "mail.test", json!({"to": b.to})).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/mail/relay/test", tag = "mail", request_body = RelayTestBody,
+    responses((status = 200, description = "The connection was tried: `ok`, `error` (the server's or the network's words), `host`, `port`, `tls`, `auth`, `millis`", body = Value),
+        (status = 400, description = "The relay given cannot be used (e.g. no host, an unreadable CA file, a username without a password)", body = ErrorBody),
+        (status = 409, description = "No relay to test, or direct mode (`no_relay`)", body = ErrorBody)))]
+pub(super) async fn relay_test(
+    State(app): AppState,
+    _c: Admin,
+    Body(b): Body<RelayTestBody>,
+) -> ApiResult {
+    Ok(Json(
+        rpc(
+            &app,
+            "mail.relay_test",
+            json!({"relay": b.relay, "password": b.password}),
+        )
+        .await?,
+    ))
 }

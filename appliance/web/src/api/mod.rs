@@ -1,5 +1,6 @@
 //! The REST API under `/api/v1/`: each route maps one control method, with
-//! the caller's role checked by its extractor (`Reader` or `Admin`) and the
+//! the caller's role checked by its extractor (`Reader`, `Operator` or
+//! `Admin`) and the
 //! logged-in user passed on as the change's `author`. The OpenAPI document
 //! is generated from these handlers.
 //!
@@ -14,16 +15,20 @@ mod dns;
 mod extract;
 mod integrator;
 mod integrator_data;
+mod integrator_packages;
 mod logs;
 mod mail;
 mod middleware;
 mod node;
 mod openapi;
+mod pgha;
+mod reaction;
 mod redirect;
 mod services;
 mod session;
 mod setup;
 mod tokens;
+mod update;
 mod users;
 mod vpn;
 
@@ -40,7 +45,7 @@ use crate::App;
 use crate::error::ApiError;
 use crate::limits::{MAX_BACKUP, MAX_BODY};
 
-pub use extract::{Admin, Authed, Body, Q, Reader, authenticate};
+pub use extract::{Admin, Authed, Body, Operator, Q, Reader, authenticate};
 use extract::{cookies, header_str};
 pub use openapi::openapi;
 pub use redirect::redirect_router;
@@ -81,6 +86,7 @@ pub fn router(app: Arc<App>) -> Router {
                 .delete(session::logout),
         )
         .route("/status", get(node::status))
+        .route("/metrics/history", get(node::metrics_history))
         .route("/services", get(services::services))
         .route("/services/{name}/status", get(services::service_status))
         .route("/services/{name}/restart", post(services::service_restart))
@@ -120,7 +126,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/integrator/services/{file}",
             get(integrator::source)
                 .post(integrator::deploy)
-                .delete(integrator::undeploy),
+                .delete(integrator::undeploy)
+                .layer(DefaultBodyLimit::max(alpharen_rpc::MAX_ARCHIVE)),
         )
         .route(
             "/integrator/services/{file}/versions",
@@ -135,6 +142,16 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/integrator/openapi.json",
             get(integrator::channels_openapi),
+        )
+        .route(
+            "/integrator/packages",
+            get(integrator_packages::packages_list),
+        )
+        .route(
+            "/integrator/packages/{name}",
+            post(integrator_packages::package_add)
+                .delete(integrator_packages::package_remove)
+                .layer(DefaultBodyLimit::max(alpharen_rpc::MAX_ARCHIVE)),
         )
         .route("/integrator/jobs", get(integrator_data::jobs))
         .route(
@@ -163,13 +180,44 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(
             "/dns/records",
-            get(dns::records).post(dns::add).delete(dns::remove),
+            get(dns::records)
+                .post(dns::add)
+                .put(dns::change)
+                .delete(dns::remove),
         )
         .route("/mail/queue", get(mail::queue))
         .route("/mail/queue/{id}", axum::routing::delete(mail::delete))
         .route("/mail/queue/{id}/retry", post(mail::retry))
         .route("/mail/flush", post(mail::flush))
         .route("/mail/test", post(mail::test))
+        .route("/mail/relay/test", post(mail::relay_test))
+        .route("/pgha/backup", post(pgha::backup))
+        .route("/pgha/unpin", post(pgha::unpin))
+        .route("/reaction/status", get(reaction::reaction_status))
+        .route("/reaction/stats", get(reaction::reaction_stats))
+        .route("/reaction/incidents", get(reaction::reaction_incidents))
+        .route(
+            "/reaction/incidents/{id}/approve",
+            post(reaction::reaction_approve),
+        )
+        .route(
+            "/reaction/incidents/{id}/deny",
+            post(reaction::reaction_deny),
+        )
+        .route(
+            "/reaction/flows/{flow}/start",
+            post(reaction::reaction_start),
+        )
+        .route("/reaction/runs", get(reaction::reaction_runs))
+        .route("/reaction/runs/{id}", get(reaction::reaction_run))
+        .route(
+            "/reaction/runs/{id}/tasks/{task}/retry",
+            post(reaction::reaction_retry),
+        )
+        .route(
+            "/reaction/runs/{id}/tasks/{task}/skip",
+            post(reaction::reaction_skip),
+        )
         .route("/backup", get(backup::backup_download))
         .route(
             "/backup/restore",
@@ -179,6 +227,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/cluster/join", post(cluster::cluster_join))
         .route("/system/slots", get(node::slots))
         .route("/system/reboot", post(node::reboot))
+        .route(
+            "/system/update",
+            get(update::update_status).post(update::update),
+        )
         .route("/system/poweroff", post(node::poweroff))
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(not_found)

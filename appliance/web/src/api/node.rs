@@ -20,6 +20,20 @@ pub(super) async fn status(State(app): AppState, _c: Reader) -> ApiResult {
     Ok(Json(rpc(&app, services::STATUS, json!({})).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/metrics/history", tag = "node",
+    responses((status = 200, description = "The dashboard's last hour, sampled every `interval_secs`: `times` (Unix seconds, oldest first) and `series`, each a `key` (`web_requests`, `cpu/<service>`, `rss/<service>`, `dns_answers`, `vpn_rx`, `vpn_tx`, `mail_queue`, `integrator_in_flight`), a `unit` and one value per time (`null` where there is none)", body = Value)))]
+pub(super) async fn metrics_history(
+    State(app): AppState,
+    _c: Reader,
+) -> Json<crate::metrics::history::Answer> {
+    let history = app.history.lock();
+    Json(
+        history
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .answer(crate::metrics::history::PERIOD),
+    )
+}
+
 #[utoipa::path(get, path = "/api/v1/system/slots", tag = "node",
     responses((status = 200, description = "The A/B slots: state (good, trial, failed, invalid), version, build, which one is booted", body = Value),
         (status = 409, description = "This node has no A/B slots to show: not booted from one (a development node), or its boot partition cannot be read (`slots_unavailable`, the message says which)", body = ErrorBody)))]

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use utoipa::{OpenApi, ToSchema};
 
 use super::{
-    Reader, backup, cluster, config, dns, integrator, integrator_data, logs, mail, node, services,
-    session, setup, tokens, users, vpn,
+    Reader, backup, cluster, config, dns, integrator, integrator_data, integrator_packages, logs,
+    mail, node, pgha, reaction, services, session, setup, tokens, update, users, vpn,
 };
 use crate::auth;
 
@@ -55,7 +55,7 @@ impl utoipa::Modify for SecurityAddon {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ALPHA-REN node API", description = "The node's admin API: the same operations as `alpharen ctl`."),
-    paths(node::health, setup::setup_status, setup::setup_complete, session::login, session::whoami, session::logout, node::status, services::services, services::service_status, services::service_restart, config::config_get, config::config_apply, config::config_patch, config::config_set, config::config_schema, config::config_history, config::config_diff, config::config_rollback, config::config_confirm, config::config_export, logs::logs, users::users_list, users::users_add, users::users_passwd, users::users_del, tokens::tokens_list, tokens::tokens_create, tokens::tokens_revoke, vpn::vpn_status, vpn::vpn_peer_add, vpn::vpn_site_add, vpn::vpn_peer_del, vpn::vpn_peer_enable, vpn::vpn_peer_disable, integrator::list, integrator::deploy, integrator::source, integrator::versions, integrator::rollback, integrator::undeploy, integrator::invoke, integrator::stats, integrator::channels_openapi, integrator_data::jobs, integrator_data::job_run, integrator_data::topics, integrator_data::messages, integrator_data::redrive, integrator_data::purge, integrator_data::kv_list, integrator_data::kv_get, integrator_data::kv_set, integrator_data::kv_del, dns::records, dns::add, dns::remove, mail::queue, mail::retry, mail::delete, mail::flush, mail::test, backup::backup_download, backup::backup_restore, cluster::cluster_status, cluster::cluster_join, node::slots, node::reboot, node::poweroff, openapi_json),
+    paths(node::health, setup::setup_status, setup::setup_complete, session::login, session::whoami, session::logout, node::status, services::services, services::service_status, services::service_restart, config::config_get, config::config_apply, config::config_patch, config::config_set, config::config_schema, config::config_history, config::config_diff, config::config_rollback, config::config_confirm, config::config_export, logs::logs, users::users_list, users::users_add, users::users_passwd, users::users_del, tokens::tokens_list, tokens::tokens_create, tokens::tokens_revoke, vpn::vpn_status, vpn::vpn_peer_add, vpn::vpn_site_add, vpn::vpn_peer_del, vpn::vpn_peer_enable, vpn::vpn_peer_disable, integrator::list, integrator::deploy, integrator::source, integrator::versions, integrator::rollback, integrator::undeploy, integrator::invoke, integrator::stats, integrator::channels_openapi, integrator_packages::packages_list, integrator_packages::package_add, integrator_packages::package_remove, integrator_data::jobs, integrator_data::job_run, integrator_data::topics, integrator_data::messages, integrator_data::redrive, integrator_data::purge, integrator_data::kv_list, integrator_data::kv_get, integrator_data::kv_set, integrator_data::kv_del, dns::records, dns::add, dns::change, dns::remove, mail::queue, mail::retry, mail::delete, mail::flush, mail::test, mail::relay_test, pgha::backup, pgha::unpin, reaction::reaction_status, reaction::reaction_stats, reaction::reaction_incidents, reaction::reaction_approve, reaction::reaction_deny, reaction::reaction_start, reaction::reaction_runs, reaction::reaction_run, reaction::reaction_retry, reaction::reaction_skip, backup::backup_download, backup::backup_restore, cluster::cluster_status, cluster::cluster_join, node::slots, update::update_status, update::update, node::reboot, node::poweroff, node::metrics_history, openapi_json),
     modifiers(&SecurityAddon)
 )]
 struct ApiDoc;
@@ -132,6 +132,7 @@ mod tests {
             "/api/v1/config",
             "/api/v1/tokens/{id}",
             "/api/v1/logs",
+            "/api/v1/metrics/history",
             "/api/v1/vpn",
             "/api/v1/vpn/peers",
             "/api/v1/vpn/sites",
@@ -233,7 +234,10 @@ mod tests {
                 "/api/v1/config/export with_secrets false",
                 "/api/v1/config/history limit false",
                 "/api/v1/dns/records name true",
+                "/api/v1/dns/records name true",
                 "/api/v1/dns/records type true",
+                "/api/v1/dns/records type true",
+                "/api/v1/dns/records value true",
                 "/api/v1/dns/records value true",
                 "/api/v1/integrator/kv/{ns} prefix false",
                 "/api/v1/integrator/services/{file} version false",
@@ -243,6 +247,9 @@ mod tests {
                 "/api/v1/logs lines false",
                 "/api/v1/logs service false",
                 "/api/v1/mail/queue dead false",
+                "/api/v1/reaction/incidents limit false",
+                "/api/v1/reaction/incidents pending false",
+                "/api/v1/reaction/runs limit false",
             ]
         );
     }

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     name: String,
-    /// `viewer` (default) or `admin`.
+    /// `viewer` (default), `operator` or `admin`; the token never has more than its user.
     role: Option<String>,
 }
 

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 pub struct UserBody {
     name: String,
     password: String,
-    /// `admin` or `viewer` (default).
+    /// `admin`, `operator` (approves and runs reaction flows) or `viewer` (default).
     role: Option<String>,
 }
 

@@ -43,6 +43,7 @@ const API_ROUTES: &[&str] = &[
     "integrator",
     "backup",
     "system",
+    "metrics",
     "openapi.json",
 ];
 
@@ -58,6 +59,8 @@ pub struct Proxied;
 pub struct Http {
     pub requests: Family<RequestLabels, Counter>,
     pub duration: Family<RouteLabels, Histogram>,
+    /// All requests, for the dashboard's requests/s chart (`history`).
+    pub answered: Counter,
 }
 
 impl Default for Http {
@@ -65,6 +68,7 @@ impl Default for Http {
         Http {
             requests: Family::default(),
             duration: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
+            answered: Counter::default(),
         }
     }
 }
@@ -77,6 +81,7 @@ impl Http {
         self.duration
             .get_or_create(&[("route", route.to_string())])
             .observe(seconds);
+        self.answered.inc();
     }
 }
 
@@ -128,6 +133,7 @@ mod tests {
     fn paths_fall_into_few_classes() {
         assert_eq!(route_class("/metrics", false), "metrics");
         assert_eq!(route_class("/nic/update", false), "dyndns");
+        assert_eq!(route_class("/api/v1/metrics/history", false), "api/metrics");
         assert_eq!(route_class("/api/v1/config/history", false), "api/config");
         assert_eq!(
             route_class("/api/v1/integrator/services", false),

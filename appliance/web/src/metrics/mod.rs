@@ -13,8 +13,12 @@
 //! `viewer` token is enough) or an admin's console session. A viewer's
 //! session is refused: the console's viewers have no use for the raw
 //! figures, and the brief for this endpoint names admins only.
+//!
+//! The console's charts read the same figures from `history`, sampled in
+//! process every 10 s (`GET /api/v1/metrics/history`, any logged-in role).
 
 pub mod gather;
+pub mod history;
 pub mod http;
 pub mod render;
 pub mod series;

@@ -315,7 +315,7 @@ fn integrator(v: &Value) -> Vec<Series> {
 }
 
 fn dpx(v: &Value) -> Vec<Series> {
-    use Kind::Gauge;
+    use Kind::{Counter, Gauge};
     let mut serial = Series::new(
         "alpharen_dns_zone_serial",
         Gauge,
@@ -336,7 +336,26 @@ fn dpx(v: &Value) -> Vec<Series> {
         l.push(("source", "dynamic".into()));
         records.push(l, num(v, "dynamic_records"));
     }
-    vec![serial, records]
+    let mut by_type = Series::new(
+        "alpharen_dns_answers_by_type",
+        Counter,
+        "DNS answers sent since dpx started, by the question's record type",
+    );
+    let mut by_rcode = Series::new(
+        "alpharen_dns_answers_by_rcode",
+        Counter,
+        "DNS answers sent since dpx started, by response code",
+    );
+    let q = v.get("queries").unwrap_or(&Value::Null);
+    for (series, key, label) in [
+        (&mut by_type, "by_type", "type"),
+        (&mut by_rcode, "by_rcode", "rcode"),
+    ] {
+        for (name, n) in q.get(key).and_then(Value::as_object).into_iter().flatten() {
+            series.push(vec![(label, name.clone())], n.as_f64());
+        }
+    }
+    vec![serial, records, by_type, by_rcode]
 }
 
 fn net(v: &Value) -> Vec<Series> {

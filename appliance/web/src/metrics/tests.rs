@@ -134,6 +134,23 @@ fn statuses_become_series() {
         "no zone, no zone series"
     );
     assert!(series::of_status("ssh", &json!({})).is_empty());
+    let dpx = series::of_status(
+        "dpx",
+        &json!({"zone": null, "port": null, "queries": {"total": 3,
+            "by_type": {"A": 2, "MX": 1}, "by_rcode": {"NOERROR": 3}}}),
+    );
+    let rows = |name: &str| &dpx.iter().find(|s| s.name == name).unwrap().rows;
+    assert_eq!(
+        rows("alpharen_dns_answers_by_type"),
+        &vec![
+            (vec![("type", "A".to_string())], 2.0),
+            (vec![("type", "MX".to_string())], 1.0)
+        ]
+    );
+    assert_eq!(
+        rows("alpharen_dns_answers_by_rcode"),
+        &vec![(vec![("rcode", "NOERROR".to_string())], 3.0)]
+    );
 
     let net = series::of_status(
         "net",

@@ -72,3 +72,7 @@ class URL_PARAMS_PRIORITY:
     PATH_OVER_QS = 'path-over-qs'
     QS_OVER_PATH = 'qs-over-path'
     DEFAULT = QS_OVER_PATH
+
+
+# Zato 3's message class for self.email.smtp (EMailMessage in older Zato).
+from alpharen.mail import EMailMessage, SMTPMessage  # noqa: E402,F401

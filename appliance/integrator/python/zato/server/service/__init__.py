@@ -6,4 +6,5 @@ from alpharen.integrator import (  # noqa: F401
     Opaque, Service, Text, Unicode, UUID,
 )
 from alpharen.sio import DictList as ListOfDicts, Elem as ForceType  # noqa: F401 - Zato 3's names
+from alpharen.model import Model  # noqa: F401 - Zato 3.2's dataclass SimpleIO
 

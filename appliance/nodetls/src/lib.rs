@@ -1,0 +1,41 @@
+//! The one way the node's TLS listeners (mail's STARTTLS, the integrator's
+//! load balancer, the reaction engine's agent API) turn a PEM certificate
+//! chain and key into a rustls server configuration, with ring as the
+//! only crypto provider, and the one way its TLS clients with an optional
+//! CA file (syslog collectors, outgoing SQL) choose what they trust.
+//! Errors name the file.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key_der =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| format!("{}: {e}", cert.display()))
+}
+
+/// What a client trusts: the certificates of the PEM file `ca_file` when
+/// one is given, else the public (webpki) roots.
+pub fn client_roots(ca_file: Option<&str>) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let Some(path) = ca_file else {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        return Ok(roots);
+    };
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("{path}: {e}"))? {
+        let cert = cert.map_err(|e| format!("{path}: {e}"))?;
+        roots.add(cert).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(roots)
+}

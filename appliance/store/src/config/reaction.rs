@@ -1,0 +1,585 @@
+//! `[reaction]`: the reaction engine's reference data (the reaction
+//! service owns it): its agents and the files their readers watch, the
+//! line patterns, the rules that turn matching lines into incidents and
+//! the flows an incident starts. Agent secrets live in the secret store
+//! as `reaction.agent.<name>`, never here.
+
+use serde::{Deserialize, Serialize};
+
+use super::{KeyPath, Problem, check};
+
+/// Task name that ends a flow when a branch or `next` names it.
+pub const END: &str = "end";
+
+/// `[reaction]`: the agent API listener and the reference data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct Reaction {
+    /// HTTPS port the agents call (signed requests only).
+    pub port: u16,
+    /// Address the agent API listens on; left out, every address (on a
+    /// `--dev` node, 127.0.0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Seconds a signed request's date may differ from the node's clock.
+    pub skew: u64,
+    /// Seconds an executor may stay silent past a command's timeout
+    /// before the command is handed to the next executor poll.
+    pub lease_grace: u64,
+    pub agents: Vec<Agent>,
+    pub patterns: Vec<Pattern>,
+    pub rules: Vec<Rule>,
+    pub flows: Vec<Flow>,
+}
+
+impl Default for Reaction {
+    fn default() -> Self {
+        Reaction {
+            port: 8444,
+            address: None,
+            skew: 300,
+            lease_grace: 30,
+            agents: Vec::new(),
+            patterns: Vec::new(),
+            rules: Vec::new(),
+            flows: Vec::new(),
+        }
+    }
+}
+
+/// A host running `alpharen agent --name NAME`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    pub name: String,
+    /// Files its reader watches.
+    #[serde(default)]
+    pub watch: Vec<Watch>,
+}
+
+impl Agent {
+    /// Its HMAC key in the secret store.
+    pub fn secret_name(&self) -> String {
+        format!("reaction.agent.{}", self.name)
+    }
+}
+
+/// One log file and the patterns looked for in its lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Watch {
+    /// Absolute path on the agent's host.
+    pub path: String,
+    /// Names of `[[reaction.patterns]]`.
+    pub patterns: Vec<String>,
+}
+
+/// A named regular expression a line is matched against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Pattern {
+    pub name: String,
+    pub regex: String,
+}
+
+/// When a pattern's lines make an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub name: String,
+    pub pattern: String,
+    /// Only lines from this agent; left out, from any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Matching lines needed within `window` seconds.
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default = "sixty")]
+    pub window: u64,
+    /// Seconds after an incident during which the rule makes no other.
+    #[serde(default)]
+    pub quiet: u64,
+    #[serde(default)]
+    pub start: Start,
+    pub flow: String,
+}
+
+fn one() -> u32 {
+    1
+}
+fn sixty() -> u64 {
+    60
+}
+
+/// How an incident's flow starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    #[default]
+    Immediate,
+    /// Waits for an operator's approve (or deny).
+    Approval,
+}
+
+/// Ordered tasks; a run goes from one to the next unless a branch or
+/// `next` says otherwise, and ends after the last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Flow {
+    pub name: String,
+    pub tasks: Vec<Task>,
+}
+
+/// One task; which fields apply depends on `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    pub name: String,
+    pub kind: TaskKind,
+    /// command: the agent whose executor runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// command: run with `/bin/sh -c` on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// command: seconds before it is killed (and fails).
+    #[serde(default = "sixty")]
+    pub timeout: u64,
+    /// command: the exit code that means success.
+    #[serde(default)]
+    pub expect_exit: i32,
+    /// if: what of the preceding command is tested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<IfOn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<IfOp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// if: the task when the condition holds; left out, the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then: Option<String>,
+    /// if: the task when it does not; left out, the next one.
+    #[serde(default, rename = "else", skip_serializing_if = "Option::is_none")]
+    pub otherwise: Option<String>,
+    /// mail: recipients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    /// mail: subject (the flow, task and incident are in the body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// command and mail: the task after this one; left out, the next in
+    /// order; `"end"` ends the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    Command,
+    If,
+    Mail,
+}
+
+/// The part of the preceding command an `if` tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum IfOn {
+    /// Its captured output, trailing newlines removed.
+    #[default]
+    Output,
+    ExitCode,
+}
+
+/// How `value` is compared; `lt`..`ge` compare numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum IfOp {
+    Equals,
+    Contains,
+    Regex,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl IfOp {
+    pub fn numeric(self) -> bool {
+        matches!(self, IfOp::Lt | IfOp::Le | IfOp::Gt | IfOp::Ge)
+    }
+}
+
+impl Reaction {
+    pub fn agent(&self, name: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+
+    pub fn flow(&self, name: &str) -> Option<&Flow> {
+        self.flows.iter().find(|f| f.name == name)
+    }
+
+    pub(super) fn validate(&self, path: &KeyPath, out: &mut Vec<Problem>) {
+        if self.port == 0 {
+            check::push(
+                out,
+                &path.key("port"),
+                "must be a port number from 1 to 65535",
+            );
+        }
+        if let Some(a) = &self.address
+            && a.parse::<std::net::IpAddr>().is_err()
+        {
+            check::push(
+                out,
+                &path.key("address"),
+                format!("{a:?} is not an IP address"),
+            );
+        }
+        if self.skew == 0 {
+            check::push(out, &path.key("skew"), "must be at least 1 (seconds)");
+        }
+        let agents = path.key("agents");
+        check::unique(
+            out,
+            &agents,
+            "name",
+            self.agents.iter().map(|a| a.name.as_str()),
+        );
+        for (i, a) in self.agents.iter().enumerate() {
+            let at = agents.index(i);
+            check::object_name(out, &at.key("name"), &a.name);
+            for (j, w) in a.watch.iter().enumerate() {
+                let wat = at.key("watch").index(j);
+                if !w.path.starts_with('/') {
+                    check::push(
+                        out,
+                        &wat.key("path"),
+                        format!("{:?} must be an absolute path", w.path),
+                    );
+                }
+                for (k, p) in w.patterns.iter().enumerate() {
+                    if !self.patterns.iter().any(|x| &x.name == p) {
+                        check::push(
+                            out,
+                            &wat.key("patterns").index(k),
+                            format!("no [[reaction.patterns]] is named {p:?}"),
+                        );
+                    }
+                }
+            }
+        }
+        let patterns = path.key("patterns");
+        check::unique(
+            out,
+            &patterns,
+            "name",
+            self.patterns.iter().map(|p| p.name.as_str()),
+        );
+        for (i, p) in self.patterns.iter().enumerate() {
+            check::object_name(out, &patterns.index(i).key("name"), &p.name);
+            if let Err(e) = regex::Regex::new(&p.regex) {
+                check::push(
+                    out,
+                    &patterns.index(i).key("regex"),
+                    format!("not a regular expression: {e}"),
+                );
+            }
+        }
+        let rules = path.key("rules");
+        check::unique(
+            out,
+            &rules,
+            "name",
+            self.rules.iter().map(|r| r.name.as_str()),
+        );
+        for (i, r) in self.rules.iter().enumerate() {
+            let at = rules.index(i);
+            check::object_name(out, &at.key("name"), &r.name);
+            if !self.patterns.iter().any(|p| p.name == r.pattern) {
+                check::push(
+                    out,
+                    &at.key("pattern"),
+                    format!("no [[reaction.patterns]] is named {:?}", r.pattern),
+                );
+            }
+            if let Some(h) = &r.host
+                && self.agent(h).is_none()
+            {
+                check::push(
+                    out,
+                    &at.key("host"),
+                    format!("no [[reaction.agents]] is named {h:?}"),
+                );
+            }
+            if self.flow(&r.flow).is_none() {
+                check::push(
+                    out,
+                    &at.key("flow"),
+                    format!("no [[reaction.flows]] is named {:?}", r.flow),
+                );
+            }
+            if r.count == 0 {
+                check::push(out, &at.key("count"), "must be at least 1");
+            }
+            if r.window == 0 {
+                check::push(out, &at.key("window"), "must be at least 1 (seconds)");
+            }
+        }
+        let flows = path.key("flows");
+        check::unique(
+            out,
+            &flows,
+            "name",
+            self.flows.iter().map(|f| f.name.as_str()),
+        );
+        for (i, f) in self.flows.iter().enumerate() {
+            let at = flows.index(i);
+            check::object_name(out, &at.key("name"), &f.name);
+            if f.tasks.is_empty() {
+                check::push(out, &at.key("tasks"), "a flow needs at least one task");
+            }
+            self.validate_tasks(&at.key("tasks"), &f.tasks, out);
+        }
+    }
+
+    fn validate_tasks(&self, list: &KeyPath, tasks: &[Task], out: &mut Vec<Problem>) {
+        check::unique(out, list, "name", tasks.iter().map(|t| t.name.as_str()));
+        let target = |out: &mut Vec<Problem>, at: &KeyPath, name: &Option<String>| {
+            if let Some(n) = name
+                && n != END
+                && !tasks.iter().any(|t| &t.name == n)
+            {
+                check::push(
+                    out,
+                    at,
+                    format!("no task of this flow is named {n:?} (or \"end\")"),
+                );
+            }
+        };
+        for (i, t) in tasks.iter().enumerate() {
+            let at = list.index(i);
+            check::object_name(out, &at.key("name"), &t.name);
+            if t.name == END {
+                check::push(
+                    out,
+                    &at.key("name"),
+                    "\"end\" is reserved: it ends the flow",
+                );
+            }
+            let mut unused: Vec<(&str, bool)> = Vec::new();
+            match t.kind {
+                TaskKind::Command => {
+                    match &t.host {
+                        None => check::push(
+                            out,
+                            &at.key("host"),
+                            "a command task needs the agent that runs it",
+                        ),
+                        Some(h) if self.agent(h).is_none() => check::push(
+                            out,
+                            &at.key("host"),
+                            format!("no [[reaction.agents]] is named {h:?}"),
+                        ),
+                        Some(_) => {}
+                    }
+                    if t.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                        check::push(out, &at.key("command"), "a command task needs a command");
+                    }
+                    if t.timeout == 0 {
+                        check::push(out, &at.key("timeout"), "must be at least 1 (seconds)");
+                    }
+                    target(out, &at.key("next"), &t.next);
+                    unused.extend([
+                        ("on", t.on.is_some()),
+                        ("op", t.op.is_some()),
+                        ("value", t.value.is_some()),
+                        ("then", t.then.is_some()),
+                        ("else", t.otherwise.is_some()),
+                        ("to", !t.to.is_empty()),
+                        ("subject", t.subject.is_some()),
+                    ]);
+                }
+                TaskKind::If => {
+                    if !tasks[..i].iter().any(|p| p.kind == TaskKind::Command) {
+                        check::push(
+                            out,
+                            &at.key("kind"),
+                            "an if task needs a command task before it (it tests that command's result)",
+                        );
+                    }
+                    match (t.op, &t.value) {
+                        (None, _) => check::push(
+                            out,
+                            &at.key("op"),
+                            "an if task needs op (equals, contains, regex, lt, le, gt or ge)",
+                        ),
+                        (_, None) => check::push(
+                            out,
+                            &at.key("value"),
+                            "an if task needs the value to compare with",
+                        ),
+                        (Some(IfOp::Regex), Some(v)) => {
+                            if let Err(e) = regex::Regex::new(v) {
+                                check::push(
+                                    out,
+                                    &at.key("value"),
+                                    format!("not a regular expression: {e}"),
+                                );
+                            }
+                        }
+                        (Some(op), Some(v)) if op.numeric() && v.trim().parse::<f64>().is_err() => {
+                            check::push(
+                                out,
+                                &at.key("value"),
+                                format!("{v:?} is not a number (op {op:?} compares numbers)"),
+                            );
+                        }
+                        _ => {}
+                    }
+                    target(out, &at.key("then"), &t.then);
+                    target(out, &at.key("else"), &t.otherwise);
+                    unused.extend([
+                        ("host", t.host.is_some()),
+                        ("command", t.command.is_some()),
+                        ("to", !t.to.is_empty()),
+                        ("subject", t.subject.is_some()),
+                        ("next", t.next.is_some()),
+                    ]);
+                }
+                TaskKind::Mail => {
+                    if t.to.is_empty() {
+                        check::push(
+                            out,
+                            &at.key("to"),
+                            "a mail task needs at least one recipient",
+                        );
+                    }
+                    for (k, r) in t.to.iter().enumerate() {
+                        if !super::is_mail_address(r) {
+                            check::push(
+                                out,
+                                &at.key("to").index(k),
+                                format!("{r:?} is not a mail address"),
+                            );
+                        }
+                    }
+                    target(out, &at.key("next"), &t.next);
+                    unused.extend([
+                        ("host", t.host.is_some()),
+                        ("command", t.command.is_some()),
+                        ("on", t.on.is_some()),
+                        ("op", t.op.is_some()),
+                        ("value", t.value.is_some()),
+                        ("then", t.then.is_some()),
+                        ("else", t.otherwise.is_some()),
+                    ]);
+                }
+            }
+            for (key, set) in unused {
+                if set {
+                    check::push(
+                        out,
+                        &at.key(key),
+                        format!("is not used by a {:?} task", t.kind).to_lowercase(),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::config::toml_problems as problems;
+
+    const GOOD: &str = r#"
+[reaction]
+[[reaction.agents]]
+name = "host1"
+[[reaction.agents.watch]]
+path = "/var/log/app.log"
+patterns = ["oom"]
+[[reaction.agents]]
+name = "host2"
+[[reaction.patterns]]
+name = "oom"
+regex = "OutOfMemory"
+[[reaction.rules]]
+name = "r1"
+pattern = "oom"
+host = "host1"
+flow = "f1"
+start = "approval"
+[[reaction.flows]]
+name = "f1"
+[[reaction.flows.tasks]]
+name = "check"
+kind = "command"
+host = "host2"
+command = "echo ok"
+[[reaction.flows.tasks]]
+name = "decide"
+kind = "if"
+op = "equals"
+value = "ok"
+else = "end"
+[[reaction.flows.tasks]]
+name = "tell"
+kind = "mail"
+to = ["ops@example.net"]
+"#;
+
+    #[test]
+    fn a_full_section_parses_with_defaults() {
+        let c = Config::from_toml(GOOD).unwrap();
+        assert_eq!(c.reaction.port, 8444);
+        assert_eq!(c.reaction.rules[0].count, 1);
+        assert_eq!(c.reaction.flows[0].tasks[0].timeout, 60);
+        assert_eq!(c.reaction.agents[0].secret_name(), "reaction.agent.host1");
+    }
+
+    #[test]
+    fn mistakes_name_their_field() {
+        let bad = GOOD
+            .replace("host = \"host2\"", "host = \"nobody\"")
+            .replace("regex = \"OutOfMemory\"", "regex = \"(\"")
+            .replace("else = \"end\"", "else = \"nowhere\"")
+            .replace("value = \"ok\"", "value = \"ok\"\nto = [\"a@b.c\"]");
+        let p = problems(&bad);
+        for want in [
+            "reaction.flows[0].tasks[0].host: no [[reaction.agents]] is named \"nobody\"",
+            "reaction.patterns[0].regex: not a regular expression",
+            "reaction.flows[0].tasks[1].else: no task of this flow is named \"nowhere\"",
+            "reaction.flows[0].tasks[1].to: is not used by a if task",
+        ] {
+            assert!(p.iter().any(|p| p.starts_with(want)), "{want} not in {p:?}");
+        }
+        let p = problems(
+            &GOOD
+                .replace("flow = \"f1\"", "flow = \"f2\"")
+                .replace("op = \"equals\"", "op = \"gt\""),
+        );
+        assert!(
+            p.iter().any(|p| p.starts_with("reaction.rules[0].flow:")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("reaction.flows[0].tasks[1].value: \"ok\" is not a number")),
+            "{p:?}"
+        );
+    }
+}

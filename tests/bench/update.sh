@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Update install throughput and memory (docs/update.md, issue 18).
+#   RUNS=3 SIZE_MIB=128 tests/bench/update.sh
+# A squashfs of SIZE_MIB MiB of random files (mksquashfs) becomes the
+# rootfs part of a signed bundle (images/bundle.sh). A `run --dev` node on
+# a stand-in disk (ALPHAREN_UPDATE_TARGET, files under $BENCH_DIR, default
+# /var/tmp: a real disk, not tmpfs) installs it RUNS times with `ctl
+# system update` (bundle bytes per second from the first byte read to the
+# installed answer: base64 over the control socket, verification, writes
+# and fsyncs); `dd bs=1M conv=fsync` writes the same squashfs onto the
+# same file RUNS times. Both read from the page cache (each source read
+# once first). Also: the supervisor's resident memory sampled every 50 ms
+# during each install (peak over its idle RSS), and once more with a
+# bundle twice the size, to show it does not grow with the bundle.
+# Last, RAUC (Debian's `rauc`, if installed) side by side: `rauc bundle`
+# of the same squashfs (time, size) and `rauc install` into a raw slot on
+# the same disk, when its service can run here (private D-Bus, noop
+# boot loader); what cannot run is said.
+. "$(dirname "$0")/lib.sh"
+for tool in mksquashfs minisign jq; do command -v $tool >/dev/null || fail "needs $tool (scripts/deps.sh)"; done
+SIZE_MIB=${SIZE_MIB:-128}
+W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/alpharen-update-bench.XXXXXX")
+on_exit "rm -rf $W"
+STATE=$W/state
+
+# bundle W/out SIZE VERSION: a slot of a SIZE MiB squashfs, bundled.
+bundle() {
+  local out=$1 size=$2 slot=$1/slot-qemu-x86_64
+  mkdir -p "$slot" "$out/src"
+  for i in $(seq 1 "$size"); do head -c 1048576 /dev/urandom >"$out/src/f$i"; done
+  mksquashfs "$out/src" "$slot/rootfs.squashfs" -noappend -quiet -no-progress >/dev/null || fail "mksquashfs"
+  rm -rf "$out/src"
+  head -c 8000000 /dev/urandom >"$slot/vmlinuz"
+  head -c 2000000 /dev/urandom >"$slot/initrd.img"
+  printf 'VERSION=%s\nBUILD_ID=bench\nPARTS="rootfs=rootfs.squashfs vmlinuz=vmlinuz initrd.img=initrd.img"\n' "$3" >"$slot/slot.env"
+  [ -f "$W/update-dev.key" ] && cp "$W"/update-dev.* "$out/"
+  IMAGES_OUT=$out "$ROOT/images/bundle.sh" qemu-x86_64 >"$out/bundle.log" 2>&1 || { cat "$out/bundle.log"; fail "images/bundle.sh"; }
+  cp -n "$out"/update-dev.* "$W/"
+}
+bundle "$W/v2" "$SIZE_MIB" 0.2.0
+bundle "$W/big" $((SIZE_MIB * 2)) 0.2.0
+aru=$W/v2/alpharen-qemu-x86_64-0.2.0.aru
+sq=$W/v2/slot-qemu-x86_64/rootfs.squashfs
+big=$W/big/alpharen-qemu-x86_64-0.2.0.aru
+
+disk=$W/disk
+mkdir -p "$disk/esp/loader/entries" "$disk/esp/a" "$disk/esp/b" "$W/keys"
+cp "$W/update-dev.pub" "$W/keys/"
+for s in a b; do truncate -s $((SIZE_MIB * 2 + 64))M "$disk/rootfs-$s"; done
+printf 'title ALPHA-REN slot a\nversion 1\nlinux /a/vmlinuz\ninitrd /a/initrd.img\noptions alpharen.slot=a\n' >"$disk/esp/loader/entries/alpharen-a.conf"
+echo a >"$disk/booted"
+printf 'VERSION_ID=0.1.0\nBUILD_ID=bench\nALPHAREN_BOARD=qemu-x86_64\n' >"$W/os-release"
+ALPHAREN_UPDATE_TARGET=$disk ALPHAREN_UPDATE_KEYS=$W/keys ALPHAREN_OS_RELEASE=$W/os-release start_node "$STATE"
+cat "$aru" "$big" "$sq" >/dev/null   # into the page cache, for both sides
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$NODE_PID/status"; }
+# install FILE: one install; sets SECS and PEAK_KIB (supervisor RSS above idle).
+install() {
+  local idle; idle=$(rss_kib)
+  : >"$W/rss"
+  ( while :; do rss_kib >>"$W/rss"; sleep 0.05; done ) &
+  local sampler=$! t0; t0=$(date +%s.%N)
+  ctl --json system update "$1" >"$W/install.json" 2>"$W/install.err" || { kill "$sampler"; cat "$W/install.err"; fail "install of $1"; }
+  SECS=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)")
+  kill "$sampler"; wait "$sampler" 2>/dev/null || true
+  PEAK_KIB=$(( $(sort -n "$W/rss" | tail -n 1) - idle ))
+}
+ours=(); dds=(); peaks=()
+asz=$(stat -c %s "$aru"); ssz=$(stat -c %s "$sq")
+for _ in $(seq 1 "$RUNS"); do
+  install "$aru"
+  ours+=("$(python3 -c "import sys; print(int(sys.argv[1]) / float(sys.argv[2]) / 1048576)" "$asz" "$SECS")")
+  peaks+=("$PEAK_KIB")
+  t0=$(date +%s.%N)
+  dd if="$sq" of="$disk/rootfs-b" bs=1M conv=fsync,notrunc status=none || fail "dd"
+  dds+=("$(python3 -c "import sys; print(int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 1048576)" "$ssz" "$t0" "$(date +%s.%N)")")
+done
+install "$big"
+big_peak=$PEAK_KIB
+echo "bundle $((asz / 1048576)) MiB (squashfs $((ssz / 1048576)) MiB + boot files 10 MB), disk files under ${BENCH_DIR:-/var/tmp}"
+echo "install (ctl system update), MiB/s of bundle: $(stats "${ours[@]}")"
+echo "dd bs=1M conv=fsync of the squashfs, MiB/s:    $(stats "${dds[@]}")"
+echo "ratio install/dd (medians): $(ratio "$(median "${ours[@]}")" "$(median "${dds[@]}")")"
+echo "supervisor RSS above idle while installing, KiB: $(stats "${peaks[@]}"); with a bundle twice the size: $big_peak"
+
+# --- RAUC side by side
+if ! command -v rauc >/dev/null; then
+  echo "RAUC: not installed (apt-get install rauc), not compared"
+  exit 0
+fi
+R=$W/rauc; mkdir -p "$R/content"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$R/key.pem" -out "$R/cert.pem" -subj /CN=bench -days 2 >/dev/null 2>&1 || fail "openssl"
+ln "$sq" "$R/content/rootfs.squashfs"
+printf '[update]\ncompatible=alpharen-bench\nversion=0.2.0\n[image.rootfs]\nfilename=rootfs.squashfs\n' >"$R/content/manifest.raucm"
+rb=(); ab=()
+for i in $(seq 1 "$RUNS"); do
+  rm -f "$R/b.raucb"
+  t0=$(date +%s.%N)
+  rauc bundle --cert="$R/cert.pem" --key="$R/key.pem" "$R/content" "$R/b.raucb" >"$R/bundle.log" 2>&1 || { cat "$R/bundle.log"; fail "rauc bundle"; }
+  rb+=("$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)")")
+  rm -f "$W/ours.aru"
+  t0=$(date +%s.%N)
+  IMAGES_OUT=$W/v2 "$ROOT/images/bundle.sh" qemu-x86_64 >/dev/null 2>&1 || fail "images/bundle.sh"
+  ab+=("$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)")")
+done
+echo "bundle size: ours $asz bytes, RAUC (plain) $(stat -c %s "$R/b.raucb") bytes (squashfs $ssz; ours also carries 10 MB of boot files)"
+echo "make the bundle, s: ours (images/bundle.sh: manifest, sign, pack, verify) $(stats "${ab[@]}"); rauc bundle $(stats "${rb[@]}")"
+
+# rauc install needs its service on the system bus: a private bus here.
+cat >"$R/bus.conf" <<XML
+<busconfig><type>system</type><listen>unix:path=$R/bus</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/><allow receive_sender="*"/></policy></busconfig>
+XML
+dbus-daemon --config-file="$R/bus.conf" --fork --print-pid >"$R/bus.pid" 2>"$R/bus.err" || { echo "RAUC install: no private D-Bus here ($(cat "$R/bus.err")), not compared"; exit 0; }
+on_exit "kill $(cat "$R/bus.pid") 2>/dev/null"
+export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$R/bus
+printf '[system]\ncompatible=alpharen-bench\nbootloader=noop\ndata-directory=%s/data\n\n[keyring]\npath=%s/cert.pem\n\n[slot.rootfs.0]\ndevice=%s/rootfs-a\ntype=raw\nbootname=A\n\n[slot.rootfs.1]\ndevice=%s/rootfs-b\ntype=raw\nbootname=B\n' \
+  "$R" "$R" "$disk" "$disk" >"$R/system.conf"
+mkdir -p "$R/data"
+rauc service --conf="$R/system.conf" --override-boot-slot=A >"$R/service.log" 2>&1 &
+on_exit "kill $! 2>/dev/null"
+wait_for 10 rauc status || { echo "RAUC install: its service did not come up here: $(tail -3 "$R/service.log")"; exit 0; }
+ri=()
+for _ in $(seq 1 "$RUNS"); do
+  t0=$(date +%s.%N)
+  if ! timeout 600 rauc install "$R/b.raucb" >"$R/install.log" 2>&1; then
+    echo "RAUC install: failed here: $(tail -3 "$R/install.log" | tr '\n' ' ')"; exit 0
+  fi
+  ri+=("$(python3 -c "import sys; print(int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 1048576)" "$(stat -c %s "$R/b.raucb")" "$t0" "$(date +%s.%N)")")
+done
+echo "rauc install, MiB/s of bundle: $(stats "${ri[@]}")"
+echo "ratio ours/rauc install (medians): $(ratio "$(median "${ours[@]}")" "$(median "${ri[@]}")")"

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The console's Reaction page with the engine and two agents (a reader and
+# an executor, separate processes): two lines make two incidents that
+# wait for approval; an operator logs in, approves the first from the
+# inbox and watches its run finish with the command's output, denies the
+# second (its command never runs), skips a failed task (the run goes
+# on), and gets 403 on a config write (in the browser and with curl);
+# with curl, the operator retries a failed task; a viewer may read but
+# not approve.
+. "$(dirname "$0")/../lib.sh"
+. "$ROOT/tests/reaction-lib.sh"
+browser_deps
+STATE=$(mktemp -d /tmp/alpharen-rxui.XXXXXX); on_exit "rm -rf $STATE"
+W=$STATE/work; mkdir -p "$W"; chmod 755 "$STATE" "$W"
+RPORT=$(free_ports 1)
+MARK=mark-$RANDOM$RANDOM
+LOG=$W/app.log; : >"$LOG"
+cat >"$STATE/seed.toml" <<EOT
+[node]
+hostname = "n1"
+$(reaction_agents_toml "$RPORT" "$LOG" approve)
+[[reaction.patterns]]
+name = "approve"
+regex = "NEEDS-APPROVAL"
+[[reaction.rules]]
+name = "gated"
+pattern = "approve"
+flow = "gated"
+start = "approval"
+[[reaction.flows]]
+name = "gated"
+[[reaction.flows.tasks]]
+name = "mark"
+kind = "command"
+host = "host2"
+command = "echo ran >>$W/gated.out; echo output $MARK"
+$(reaction_flaky_flow)
+EOT
+seed_ports "$STATE/seed.toml"
+console_node "$STATE" n1
+reaction_secrets
+reaction_loopback_agents "$RPORT"
+printf 'operator pass 1\n' | ctl user add op --role operator >/dev/null || fail "add an operator"
+printf 'viewer pass 1\n' | ctl user add watcher --role viewer >/dev/null || fail "add a viewer"
+
+echo "NEEDS-APPROVAL one" >>"$LOG"; echo "NEEDS-APPROVAL two" >>"$LOG"
+pending() { ctl --json reaction incidents --pending | jq -e 'length == 2'; }
+wait_for 30 pending || fail "no two pending incidents: $(ctl reaction incidents)"
+read -r I1 I2 < <(ctl --json reaction incidents --pending | jq -r 'map(.id) | sort | "\(.[0]) \(.[1])"')
+
+run_state() { ctl --json reaction run "$1" | jq -r .state; }
+FLAKY=$(ctl --json reaction start flaky | jq -r .run)
+wait_for 30 bash -c "[ \"\$($(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction run $FLAKY | jq -r .state)\" = failed ]" \
+  || fail "the flaky run did not fail: $(ctl reaction run "$FLAKY")"
+
+# A viewer reads the inbox but may not approve.
+jar=$STATE/viewer.jar
+curl -skf -c "$jar" -H 'content-type: application/json' --data '{"username":"watcher","password":"viewer pass 1"}' "$BASE/api/v1/session" >/dev/null || fail "viewer login"
+csrf=$(awk '$6 == "alpharen_csrf" {print $7}' "$jar")
+curl -skf -b "$jar" "$BASE/api/v1/reaction/incidents?pending=true" | jq -e 'length == 2' >/dev/null || fail "the viewer cannot read the inbox"
+code=$(curl -sk -o /dev/null -w '%{http_code}' -b "$jar" -H "x-csrf-token: $csrf" -X POST "$BASE/api/v1/reaction/incidents/$I1/approve")
+[ "$code" = 403 ] || fail "a viewer's approve answered $code"
+pass "a viewer reads the approvals inbox; approving answers 403"
+
+TEST_OUT=$OUT timeout 120 node "$DIR/reaction.mjs" "$BASE" op "operator pass 1" "$MARK" "$FLAKY" || fail "Reaction page (screenshots in $OUT)"
+ctl --json reaction incidents | jq -e --argjson a "$I1" --argjson d "$I2" \
+  '(.[] | select(.id == $a) | .state == "started") and (.[] | select(.id == $d) | .state == "denied" and .run_id == null)' >/dev/null \
+  || fail "incidents after the page: $(ctl reaction incidents)"
+sleep 1
+[ "$(cat "$W/gated.out")" = ran ] || fail "the gated command ran $(wc -l <"$W/gated.out") times"
+ctl --json reaction run "$FLAKY" | jq -e '.state == "done" and ([.steps[] | .name + ":" + .state] == ["check:skipped", "after:done"])' >/dev/null \
+  || fail "the skipped run: $(ctl --json reaction run "$FLAKY" | jq -c '[.steps[] | .name + ":" + .state]')"
+pass "the operator approved one incident from the inbox (its run finished, output shown), denied the other (never ran), skipped a failed task"
+
+# The operator's session: config writes and user changes refused, reactions allowed.
+jar=$STATE/op.jar
+curl -skf -c "$jar" -H 'content-type: application/json' --data '{"username":"op","password":"operator pass 1"}' "$BASE/api/v1/session" >/dev/null || fail "operator login"
+csrf=$(awk '$6 == "alpharen_csrf" {print $7}' "$jar")
+op() { curl -sk -o "$STATE/op.out" -w '%{http_code}' -b "$jar" -H "x-csrf-token: $csrf" -H 'content-type: application/json' "$@"; }
+[ "$(op -X POST --data '{"path":"node.hostname","value":"x"}' "$BASE/api/v1/config/set")" = 403 ] || fail "operator config/set: $(cat "$STATE/op.out")"
+[ "$(op -X POST --data '{"name":"eve","password":"eve pass 12"}' "$BASE/api/v1/users")" = 403 ] || fail "operator users add: $(cat "$STATE/op.out")"
+[ "$(op -X POST "$BASE/api/v1/reaction/flows/gated/start")" = 200 ] || fail "operator start: $(cat "$STATE/op.out")"
+[ "$(op -X POST "$BASE/api/v1/reaction/incidents/$I2/approve")" = 409 ] || fail "approving a denied incident: $(cat "$STATE/op.out")"
+[ "$(ctl --json config show node | jq -r .config.hostname)" = n1 ] || fail "the hostname changed"
+R=$(op -X POST "$BASE/api/v1/reaction/flows/flaky/start")
+[ "$R" = 200 ] || fail "operator start flaky: $(cat "$STATE/op.out")"
+R=$(jq -r .run "$STATE/op.out")
+wait_for 30 bash -c "[ \"\$($(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction run $R | jq -r .state)\" = failed ]" || fail "run $R did not fail"
+touch "$W/flag"
+[ "$(op -X POST "$BASE/api/v1/reaction/runs/$R/tasks/check/retry")" = 200 ] || fail "operator retry: $(cat "$STATE/op.out")"
+wait_for 30 bash -c "[ \"\$($(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction run $R | jq -r .state)\" = done ]" || fail "the retried run: $(ctl reaction run "$R")"
+[ "$(op -X POST "$BASE/api/v1/reaction/runs/$R/tasks/check/skip")" = 409 ] || fail "skipping a task that is not current: $(cat "$STATE/op.out")"
+pass "operator: config write and user add 403; start a flow 200; approving a denied incident 409; retry of a failed task 200 (the run finished)"
