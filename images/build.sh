@@ -142,3 +142,7 @@ ln "$WORK/input/rootfs.squashfs" "$WORK/input/vmlinuz" "$WORK/input/initrd.img" 
 printf 'VERSION=%q\nBUILD_ID=%q\nPARTS=%q\n' "$VERSION" "$BUILD_ID" \
   "rootfs=rootfs.squashfs vmlinuz=vmlinuz initrd.img=initrd.img" > "$SLOT/slot.env"
 say "slot $VERSION ($BUILD_ID) kept in $SLOT for images/bundle.sh"
+
+# 7. What the tests and benches read stays (input/, boot/); the unpacked
+# packages and trees (a kernel's modules are ~400 MB) go.
+find "$WORK" -mindepth 1 -maxdepth 1 ! -name input ! -name boot -exec rm -rf {} +
