@@ -456,6 +456,8 @@ pub(crate) fn toml_problems(text: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
+mod dpx_tests;
+#[cfg(test)]
 mod pgha_doc_tests;
 #[cfg(test)]
 mod tests;

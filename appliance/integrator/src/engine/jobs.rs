@@ -1,0 +1,284 @@
+//! Scheduled jobs: the job table reconciled with the config, due runs,
+//! misfires at startup, and the loop that fires them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use alpharen_store::config::Integrator;
+use serde_json::{Value, json};
+
+use super::{Engine, JobState, MISFIRE_GRACE, call_msg, call_result};
+use crate::app::App;
+use crate::data::{DataError, now_ms};
+use crate::sched::{self, Misfire};
+
+fn now_s() -> i64 {
+    now_ms().div_euclid(1000)
+}
+
+impl Engine {
+    /// Brings the job table in line with the config. At startup, jobs
+    /// whose stored next run has passed get the misfire treatment.
+    fn reconcile(&self, config: &Integrator, startup: bool) -> Vec<Fire> {
+        let now = now_s();
+        let clustered = self.data.cluster.clustered();
+        let rows: HashMap<String, crate::data::JobRow> = match self.data.job_rows() {
+            Ok(r) => r.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the job table");
+                HashMap::new()
+            }
+        };
+        let mut jobs = self.jobs();
+        let mut fire = Vec::new();
+        let mut keep = Vec::new();
+        for job in &config.jobs {
+            keep.push(job.name.as_str());
+            let spec = serde_json::to_string(job).unwrap_or_default();
+            let dates = job
+                .calendar
+                .as_ref()
+                .and_then(|c| config.calendars.iter().find(|k| &k.name == c))
+                .map(|c| c.dates.as_slice());
+            let row = rows.get(&job.name).filter(|r| r.spec == spec);
+            let first_seen = row.map_or(now, |r| r.first_seen);
+            // A fire is claimed in a cluster by its time, so the members
+            // must agree on it: there intervals without a start count
+            // from the epoch, not from when this member first saw them.
+            let anchor = if clustered { 0 } else { first_seen };
+            let plan = sched::plan(job, dates, anchor);
+            let unchanged = jobs
+                .get(&job.name)
+                .is_some_and(|j| j.job == *job && j.plan == plan);
+            if unchanged && !startup {
+                continue;
+            }
+            let running = jobs
+                .get(&job.name)
+                .map(|j| j.running.clone())
+                .unwrap_or_default();
+            let next_run = match (&plan, row) {
+                (Err(e), _) => {
+                    tracing::warn!(job = %job.name, error = %e, "job cannot be scheduled");
+                    None
+                }
+                (Ok(p), Some(r)) if startup => {
+                    match sched::misfire(r.next_run, now, MISFIRE_GRACE, &job.misfire) {
+                        Misfire::OnTime => r.next_run,
+                        Misfire::RunOnce => {
+                            if job.enabled {
+                                fire.push((job.name.clone(), "misfire", r.next_run.unwrap_or(now)));
+                            }
+                            p.next_after(now)
+                        }
+                        Misfire::Skip => {
+                            let _ = self.data.job_result(
+                                &job.name,
+                                now,
+                                "skipped (misfire)",
+                                "misfire",
+                                0.0,
+                                false,
+                            );
+                            p.next_after(now)
+                        }
+                    }
+                }
+                // A new job, or the same job with another plan (the node
+                // joined or left a cluster: the stored next run was of the
+                // old one).
+                (Ok(p), _) => p.next_after(now - 1),
+            };
+            if let Err(e) = self.data.job_upsert(&job.name, &spec, first_seen, next_run) {
+                tracing::warn!(job = %job.name, error = %e, "cannot store the job");
+            }
+            jobs.insert(
+                job.name.clone(),
+                JobState {
+                    job: job.clone(),
+                    plan,
+                    next_run,
+                    running,
+                },
+            );
+        }
+        jobs.retain(|name, _| keep.contains(&name.as_str()));
+        let _ = self.data.job_forget_others(&keep);
+        fire
+    }
+
+    /// Jobs due now (their next run is advanced and stored first, so a
+    /// crash during the run does not repeat it).
+    fn due(&self, now: i64) -> (Vec<Fire>, Option<i64>) {
+        let mut jobs = self.jobs();
+        let mut fire = Vec::new();
+        let mut soonest: Option<i64> = None;
+        for (name, j) in jobs.iter_mut() {
+            let Some(next) = j.next_run else { continue };
+            if next <= now {
+                let after = j.plan.as_ref().ok().and_then(|p| p.next_after(now));
+                j.next_run = after;
+                if let Err(e) = self.data.job_next(name, after) {
+                    tracing::warn!(job = %name, error = %e, "cannot store the next run");
+                }
+                if j.job.enabled {
+                    fire.push((name.clone(), "schedule", next));
+                }
+            }
+            if let Some(n) = j.next_run {
+                soonest = Some(soonest.map_or(n, |s: i64| s.min(n)));
+            }
+        }
+        (fire, soonest)
+    }
+
+    pub fn jobs_json(&self) -> Result<Value, DataError> {
+        let rows = self.data.job_rows()?;
+        let jobs = self.jobs();
+        let mut out: Vec<Value> = rows
+            .into_iter()
+            .map(|r| {
+                let j = jobs.get(&r.name);
+                json!({
+                    "name": r.name,
+                    "service": j.map(|j| j.job.service.clone()),
+                    "kind": j.map(|j| j.job.kind.clone()),
+                    "enabled": j.map(|j| j.job.enabled),
+                    "next_run": r.next_run.map(sched::format_utc),
+                    "next_run_unix": r.next_run,
+                    "last_run": r.last_run.map(sched::format_utc),
+                    "last_result": r.last_result,
+                    "last_trigger": r.last_trigger,
+                    "last_ms": r.last_ms,
+                    "runs": r.runs,
+                    "running": j.map(|j| j.running.load(Ordering::Relaxed)),
+                    "error": j.and_then(|j| j.plan.as_ref().err().cloned()),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        Ok(Value::Array(out))
+    }
+}
+
+/// Starts one run of a job unless it already has `max_instances` running;
+/// `fire_time` is the scheduled time it runs for (none when run by hand).
+pub fn start_job(
+    app: &Arc<App>,
+    name: &str,
+    trigger: &'static str,
+    fire_time: Option<i64>,
+) -> Result<(), String> {
+    let (job, running) = {
+        let jobs = app.engine.jobs();
+        let j = jobs
+            .get(name)
+            .ok_or_else(|| format!("no job is named {name:?}"))?;
+        (j.job.clone(), j.running.clone())
+    };
+    if running.fetch_add(1, Ordering::SeqCst) >= job.max_instances {
+        running.fetch_sub(1, Ordering::SeqCst);
+        let _ = app.engine.data.job_result(
+            name,
+            now_s(),
+            "skipped (max_instances reached)",
+            trigger,
+            0.0,
+            false,
+        );
+        return Err(format!(
+            "job {name:?} already has {} run(s) in progress",
+            job.max_instances
+        ));
+    }
+    let app = app.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let at = now_s();
+        let payload = job.payload.clone().unwrap_or(Value::Null);
+        let meta = json!({"job": job.name, "trigger": trigger, "fire_time": fire_time});
+        let msg = call_msg(&job.service, "scheduler", &payload, meta);
+        let timeout = Duration::from_secs(app.config().timeout);
+        let out = app.pool.clone().run(&msg, Instant::now() + timeout).await;
+        let result = match call_result(out) {
+            Ok(()) => "ok".to_string(),
+            Err(None) => "error: no worker free".to_string(),
+            Err(Some(e)) => format!("error: {e}"),
+        };
+        running.fetch_sub(1, Ordering::SeqCst);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(job = %job.name, service = %job.service, trigger, result = %result, ms, "job ran");
+        if let Err(e) = app
+            .engine
+            .data
+            .job_result(&job.name, at, &result, trigger, ms, true)
+        {
+            tracing::warn!(job = %job.name, error = %e, "cannot record the job result");
+        }
+    });
+    Ok(())
+}
+
+/// A scheduled run: the job, its trigger and the time it is due at.
+type Fire = (String, &'static str, i64);
+
+/// Starts a scheduled run if this member claims it (in a cluster one
+/// member does); the others record why they did not.
+async fn fire(app: &Arc<App>, (name, trigger, at): Fire) {
+    let claim = {
+        let (app, name) = (app.clone(), name.clone());
+        tokio::task::spawn_blocking(move || app.engine.data.claim_job(&name, at, &app.node_name()))
+            .await
+    };
+    let result = match claim {
+        Ok(Ok(true)) => {
+            if let Err(e) = start_job(app, &name, trigger, Some(at)) {
+                tracing::info!(job = %name, error = %e, "run skipped");
+            }
+            return;
+        }
+        Ok(Ok(false)) => "skipped (ran on another member)".to_string(),
+        Ok(Err(e)) => format!("error: the run could not be claimed in the cluster: {e}"),
+        Err(e) => format!("error: the run could not be claimed: {e}"),
+    };
+    tracing::debug!(job = %name, at, result = %result, "run not started here");
+    if let Err(e) = app
+        .engine
+        .data
+        .job_result(&name, now_s(), &result, trigger, 0.0, false)
+    {
+        tracing::warn!(job = %name, error = %e, "cannot record the job result");
+    }
+}
+
+/// Runs jobs when due; re-reads the config after SIGHUP.
+pub async fn scheduler_loop(app: Arc<App>) {
+    let mut startup = true;
+    loop {
+        let config = app.config();
+        let changed = {
+            let mut last = app
+                .engine
+                .jobs_config
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let changed = last.as_ref().is_none_or(|l| !Arc::ptr_eq(l, &config));
+            *last = Some(config.clone());
+            changed
+        };
+        if changed {
+            for f in app.engine.reconcile(&config, startup) {
+                fire(&app, f).await;
+            }
+            startup = false;
+        }
+        let now = now_s();
+        let (fires, soonest) = app.engine.due(now);
+        for f in fires {
+            fire(&app, f).await;
+        }
+        sched::sleep_until_due(soonest, now_s(), Duration::from_millis(500)).await;
+    }
+}
