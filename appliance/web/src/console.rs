@@ -22,6 +22,7 @@ const MODULES: &[(&str, &str)] = &[
     ("/assets/net.js", include_str!("../assets/net.js")),
     ("/assets/rows.js", include_str!("../assets/rows.js")),
     ("/assets/update.js", include_str!("../assets/update.js")),
+    ("/assets/vpn.js", include_str!("../assets/vpn.js")),
     (
         "/assets/integrator.js",
         include_str!("../assets/integrator.js"),
