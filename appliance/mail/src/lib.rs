@@ -67,8 +67,9 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { what, source }
 }
 
-/// What the service runs with; rebuilt on SIGHUP.
-#[derive(Debug, Clone)]
+/// What the service runs with; rebuilt on SIGHUP. Not `Debug`: it holds
+/// the relay password.
+#[derive(Clone)]
 pub(crate) struct Settings {
     pub hostname: String,
     pub mail: Mail,
