@@ -1,7 +1,8 @@
 // axe-core on every page of the console, at desktop and phone width:
 //   node a11y.mjs BASE_URL PASSWORD
 // Fails on any violation of WCAG 2.x level A (and lists them); also fails
-// when a page is wider than a 375 px phone screen. Screenshots in
+// when a page is wider than a 375 px phone screen, or puts a button past
+// the screen's right edge (inside a table that scrolls). Screenshots in
 // $TEST_OUT.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -28,7 +29,7 @@ await run(t, 'accessibility', async () => {
     }
   }
   if (problems.length) throw new Error(problems.join('\n'));
-  console.log(`ok: ${PAGES.length + 1} pages, desktop and phone: no WCAG level A violation, nothing wider than the screen`);
+  console.log(`ok: ${PAGES.length + 1} pages, desktop and phone: no WCAG level A violation, nothing wider than the screen, no button past its edge`);
 });
 
 async function check(name, size) {
@@ -40,5 +41,9 @@ async function check(name, size) {
   }
   const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   if (wide > 1) problems.push(`${name} (${size}): ${wide} px wider than the window`);
+  const cut = await page.evaluate(() => [...document.querySelectorAll('main button')]
+    .filter((b) => { const r = b.getBoundingClientRect(); return r.width > 0 && r.right > window.innerWidth + 1; })
+    .map((b) => b.getAttribute('aria-label') || b.textContent.trim()));
+  if (cut.length) problems.push(`${name} (${size}): buttons past the screen's right edge: ${cut.slice(0, 5).join(', ')}`);
   console.log(`ok: ${name} at ${size} width checked (${res.violations.length} violations)`);
 }

@@ -236,20 +236,20 @@ async function dashboardView() {
   if (!s) return;
   const stat = (label, value, id) => h('div', { class: 'card' }, h('div', { class: 'label' }, label), h('div', { class: 'stat', id }, value));
   const rows = (s.services || []).map((svc) => h('tr', {},
-    h('td', {}, svc.name), h('td', { class: `state-${svc.state}` }, svc.state),
-    h('td', {}, svc.restarts), h('td', {}, `${ago(now() - svc.since)} ago`),
-    h('td', {}, svc.last_exit || ''),
-    h('td', {}, isAdmin() ? h('button', { class: 'secondary', 'aria-label': `Restart ${svc.name}`, onclick: async () => {
+    td('Service', svc.name), h('td', { class: `state-${svc.state}`, 'data-label': 'State' }, svc.state),
+    td('Restarts', String(svc.restarts)), td('Since', `${ago(now() - svc.since)} ago`),
+    td('Last exit', svc.last_exit || ''),
+    td('', isAdmin() ? h('button', { class: 'secondary', 'aria-label': `Restart ${svc.name}`, onclick: async () => {
       try { await api('POST', `/services/${encodeURIComponent(svc.name)}/restart`); toast(`${svc.name} restarting`); setTimeout(route, 1000); } catch (e) { fail(e); }
     } }, 'Restart') : '')));
   page('Dashboard',
     h('div', { class: 'grid' },
       stat('Node', s.hostname, 'stat-node'), stat('Version', s.version, 'stat-version'),
       stat('Uptime', ago(s.uptime), 'stat-uptime'), stat('Config revision', s.revision ?? '—', 'stat-revision')),
+    // On a phone the rows stack, so each Restart button stays in view.
     h('div', { class: 'card' }, h('h2', {}, 'Services'),
-      rows.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'services' },
-        h('thead', {}, h('tr', {}, ...['Service', 'State', 'Restarts', 'Since', 'Last exit', ''].map((t) => h('th', { scope: 'col' }, t)))),
-        h('tbody', {}, rows))) : h('p', { class: 'muted' }, 'No services are running.')),
+      rows.length ? table('services', ['Service', 'State', 'Restarts', 'Since', 'Last exit', ''], rows)
+        : h('p', { class: 'muted' }, 'No services are running.')),
     graphsCard());
 }
 
@@ -400,16 +400,14 @@ async function historyView() {
   };
   const revs = data.revisions || [];
   const rows = revs.map((r, i) => h('tr', {},
-    h('td', {}, r.id), h('td', {}, when(r.created_at)), h('td', {}, r.author), h('td', {}, r.comment),
-    h('td', {}, h('div', { class: 'row', style: 'margin:0' },
+    td('#', String(r.id)), td('When', when(r.created_at)), td('Who', r.author), td('Comment', r.comment),
+    td('', h('div', { class: 'row', style: 'margin:0' },
       i + 1 < revs.length ? h('button', { class: 'secondary', 'data-diff': r.id, onclick: () => showDiff(revs[i + 1].id, r.id) }, 'Diff') : '',
       isAdmin() && i > 0 ? h('button', { class: 'secondary', 'data-rollback': r.id, onclick: async () => {
         if (!confirm(`Roll back to revision ${r.id}? This makes a new revision with its content.`)) return;
         try { const o = await api('POST', '/config/rollback', { revision: r.id }); toast(`Rolled back: now revision ${o.revision ? o.revision.id : '?'}`); await refreshStatus(); route(); } catch (e) { fail(e); }
       } }, 'Roll back to this') : ''))));
-  page('History', h('div', { class: 'card' }, h('div', { class: 'table-wrap' }, h('table', { id: 'history' },
-    h('thead', {}, h('tr', {}, ...['#', 'When', 'Who', 'Comment', ''].map((t) => h('th', { scope: 'col' }, t)))),
-    h('tbody', {}, rows)))), out);
+  page('History', h('div', { class: 'card' }, table('history', ['#', 'When', 'Who', 'Comment', ''], rows)), out);
 }
 
 // ------------------------------------------------------------ logs
