@@ -17,8 +17,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::Request;
 use hyper::header::{AUTHORIZATION, HOST, USER_AGENT};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde::Serialize;
 
 /// What the provider's answer means for the client.
@@ -96,18 +95,8 @@ fn set(shared: &Shared, f: impl FnOnce(&mut Status)) {
 }
 
 fn tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = ca_file {
-        for cert in CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("dpx.client.ca_file {path}: {e}"))?
-        {
-            let cert = cert.map_err(|e| format!("dpx.client.ca_file {path}: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("dpx.client.ca_file {path}: {e}"))?;
-        }
-    }
+    let roots = alpharen_nodetls::public_roots_and(ca_file)
+        .map_err(|e| format!("dpx.client.ca_file {e}"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -29,13 +29,45 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, St
 /// one is given, else the public (webpki) roots.
 pub fn client_roots(ca_file: Option<&str>) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let Some(path) = ca_file else {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        return Ok(roots);
-    };
+    match ca_file {
+        Some(path) => add_pem(&mut roots, path)?,
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    Ok(roots)
+}
+
+/// The public (webpki) roots, and also the certificates of `ca_file` when
+/// one is given: for clients that reach both public servers and private
+/// ones (the proxy's backends, a dyndns provider).
+pub fn public_roots_and(ca_file: Option<&str>) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        add_pem(&mut roots, path)?;
+    }
+    Ok(roots)
+}
+
+fn add_pem(roots: &mut rustls::RootCertStore, path: &str) -> Result<(), String> {
     for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("{path}: {e}"))? {
         let cert = cert.map_err(|e| format!("{path}: {e}"))?;
         roots.add(cert).map_err(|e| format!("{path}: {e}"))?;
     }
-    Ok(roots)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_ca_file_both_trust_the_public_roots_and_a_bad_file_is_named() {
+        let public = webpki_roots::TLS_SERVER_ROOTS.len();
+        assert_eq!(client_roots(None).map(|r| r.len()), Ok(public));
+        assert_eq!(public_roots_and(None).map(|r| r.len()), Ok(public));
+        let missing = "/nonexistent/alpharen-ca.pem";
+        for err in [client_roots(Some(missing)), public_roots_and(Some(missing))] {
+            assert!(err.unwrap_err().starts_with(missing));
+        }
+    }
 }

@@ -22,8 +22,7 @@ use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::task::JoinHandle;
 
 use crate::health::{self, Health};
@@ -127,18 +126,8 @@ pub fn reconcile(old: &[Arc<Upstream>], routes: &[ProxyRoute]) -> Vec<Arc<Upstre
 /// The client for one route: webpki roots plus the route's `ca_file`,
 /// and its `tls_server_name` in place of the URL's host when set.
 fn client(route: &ProxyRoute) -> Result<Backends, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = &route.ca_file {
-        let certs =
-            CertificateDer::pem_file_iter(path).map_err(|e| format!("ca_file {path}: {e}"))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| format!("ca_file {path}: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("ca_file {path}: {e}"))?;
-        }
-    }
+    let roots = alpharen_nodetls::public_roots_and(route.ca_file.as_deref())
+        .map_err(|e| format!("ca_file {e}"))?;
     let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
