@@ -4,8 +4,9 @@
 # on host1 (plain) starts a flow whose command runs on host2 and whose
 # output comes back through sealed messages. The engine refuses host2's
 # plaintext calls (signed correctly, logged, nothing leased) and answers
-# it only sealed; host1 run with --encrypt while its encryption is off is
-# refused too. Agents are separate processes on loopback.
+# it only sealed; host1 run with --encrypt while its encryption is off
+# refuses the engine's plaintext answers, and the engine refuses a sealed
+# body from it. Agents are separate processes on loopback.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/reaction-lib.sh"
 for c in jq /usr/bin/python3; do command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"; done
@@ -77,8 +78,12 @@ agent host2 --executor --encrypt
 wait_for 30 bash -c "[ \"\$($(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction run $R | jq -r .state)\" = done ]" || fail "the run after --encrypt came back: $(ctl reaction run "$R")"
 pass "the executor without --encrypt is refused and gets no command; back with --encrypt it runs it"
 
-# host1 encrypts while its encryption is off: refused (and it says so).
+# host1 run with --encrypt while its encryption is off: the agent refuses
+# the engine's plaintext answer; a sealed body from it is refused by the
+# engine.
 agent host1 --reader --encrypt
-wait_for 20 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE logs reaction | grep 'agent call refused' | has 'encrypted, but encryption is not on'" \
-  || fail "an encrypting host1 was not refused: $(ctl logs reaction | tail -5)"
-pass "an agent encrypting while its encryption is off is refused"
+wait_for 20 grep -q "the engine's answer: the body is in plaintext" "$W/host1.log" \
+  || fail "the encrypting host1 took a plaintext answer: $(tail -5 "$W/host1.log")"
+[ "$("${A[@]}" host1 "$S1" sealed-events)" = 401 ] || fail "a sealed events call of host1 was not refused"
+ctl logs reaction | grep "agent call refused" | has "encrypted, but encryption is not on for this agent" || fail "the sealed-body refusal is not logged"
+pass "an agent with --encrypt refuses the engine's plaintext answer; a sealed body from an agent without encrypt = true is refused and logged"

@@ -6,7 +6,8 @@ twice: 200 then 401), badkey (wrong secret), stale (Date 10 minutes old),
 unknown (keyid of an agent that does not exist), events-badkey (a POST of
 a matching line with a wrong secret), plain-lease (a well signed lease
 call in plaintext), config-body (GET config, then `sealed` or `plain`:
-whether the answer is an encrypted envelope). Prints the status codes,
+whether the answer is an encrypted envelope), sealed-events (a well
+signed events call whose body looks sealed). Prints the status codes,
 one a line.
 Run with Debian's /usr/bin/python3 (stdlib only).
 """
@@ -64,6 +65,11 @@ elif case == "events-badkey":
 elif case == "plain-lease":
     lease = ("POST", "/agent/v1/lease", json.dumps({"wait_ms": 0}).encode())
     send(*lease, headers(*lease, secret, name, now))
+elif case == "sealed-events":
+    body = json.dumps({"sealed": "aes-256-gcm", "nonce": base64.b64encode(os.urandom(12)).decode(),
+                       "data": base64.b64encode(os.urandom(48)).decode()}).encode()
+    ev = ("POST", "/agent/v1/events", body)
+    send(*ev, headers(*ev, secret, name, now))
 elif case == "config-body":
     send(*cfg, headers(*cfg, secret, name, now), show=True)
 else:
