@@ -178,9 +178,7 @@ impl Client {
         Ok(Client {
             host,
             port,
-            seal: a
-                .encrypt
-                .then(|| crate::seal::Key::derive(&key, &a.name)),
+            seal: a.encrypt.then(|| crate::seal::Key::derive(&key, &a.name)),
             name: a.name.clone(),
             key,
             tls: TlsConnector::from(Arc::new(config)),

@@ -9,7 +9,8 @@ use alpharen_store::config::{ReactionFlow, TaskKind};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-const SCHEMA: &[&str] = &["
+const SCHEMA: &[&str] = &[
+    "
 CREATE TABLE incidents(
   id INTEGER PRIMARY KEY, rule TEXT NOT NULL, agent TEXT NOT NULL, pattern TEXT NOT NULL,
   path TEXT NOT NULL, line TEXT NOT NULL, at_ms INTEGER NOT NULL,
@@ -25,12 +26,14 @@ CREATE TABLE steps(
   PRIMARY KEY(run_id, seq));
 CREATE INDEX steps_ready ON steps(state, host);
 CREATE TABLE agent_events(agent TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_seq INTEGER NOT NULL);
-", "
+",
+    "
 CREATE TABLE schedules(flow TEXT PRIMARY KEY, due_ms INTEGER NOT NULL, every_ms INTEGER NOT NULL);
 CREATE TABLE starts(
   id INTEGER PRIMARY KEY, flow TEXT NOT NULL, at_ms INTEGER NOT NULL, state TEXT NOT NULL,
   run_id INTEGER, created_ms INTEGER NOT NULL);
-"];
+",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -271,14 +271,31 @@ impl Node {
             .and_then(|r| r.steps.into_iter().find(|s| s.seq == seq))
             .is_some_and(|s| s.state == "leased");
         if !still {
-            tracing::info!(run = run_id, seq, "service answer dropped: the step was skipped");
+            tracing::info!(
+                run = run_id,
+                seq,
+                "service answer dropped: the step was skipped"
+            );
             return Ok(());
         }
         match got {
             Ok(a) => {
-                tracing::info!(run = run_id, seq, status = a.status, ok = a.ok, "service answered");
+                tracing::info!(
+                    run = run_id,
+                    seq,
+                    status = a.status,
+                    ok = a.ok,
+                    "service answered"
+                );
                 let state = if a.ok { "done" } else { "failed" };
-                db.end_step(run_id, seq, state, Some(a.status), Some(&a.output), now_ms())
+                db.end_step(
+                    run_id,
+                    seq,
+                    state,
+                    Some(a.status),
+                    Some(&a.output),
+                    now_ms(),
+                )
             }
             Err(e) => {
                 tracing::warn!(run = run_id, seq, error = %e, "service not invoked");

@@ -78,7 +78,10 @@ async fn a_start_at_wakes_the_timer_and_runs_once() {
     // The timer sleeps its full minute: only the notify makes it look.
     let at = node.clock.now_ms() + 2_000;
     node.start_at("f", at).unwrap();
-    assert!(matches!(node.start_at("nope", at), Err(DbError::NotFound(_))));
+    assert!(matches!(
+        node.start_at("nope", at),
+        Err(DbError::NotFound(_))
+    ));
     tokio::time::sleep(Duration::from_millis(1_900)).await;
     assert_eq!(runs(&node), 0);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -86,7 +89,10 @@ async fn a_start_at_wakes_the_timer_and_runs_once() {
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert_eq!(runs(&node), 1);
     let s = node.db().starts(10).unwrap();
-    assert_eq!((s[0].state.as_str(), s[0].run_id.is_some()), ("started", true));
+    assert_eq!(
+        (s[0].state.as_str(), s[0].run_id.is_some()),
+        ("started", true)
+    );
     timer.abort();
 }
 
@@ -99,7 +105,8 @@ fn at_wall(dir: &std::path::Path, toml: &str, wall: i64) -> Arc<Node> {
 #[tokio::test(start_paused = true)]
 async fn timers_survive_a_restart_without_repeats_or_catch_up_storms() {
     let dir = tempfile::tempdir().unwrap();
-    let toml = EVERY_10S.to_string() + "[[reaction.flows]]\nname = \"f\"\n[[reaction.flows.tasks]]\nname = \"c\"\nkind = \"command\"\nhost = \"h\"\ncommand = \"true\"\n";
+    let toml = EVERY_10S.to_string()
+        + "[[reaction.flows]]\nname = \"f\"\n[[reaction.flows.tasks]]\nname = \"c\"\nkind = \"command\"\nhost = \"h\"\ncommand = \"true\"\n";
     let a = at_wall(dir.path(), &toml, 1_000_000);
     assert_eq!(tick(&a).await.unwrap(), 10_000);
     a.start_at("f", 1_005_000).unwrap();

@@ -126,8 +126,14 @@ mod tests {
         for (key, aad2) in [
             (Key::derive("other", "host1"), aad.clone()),
             (Key::derive("s3cret", "host2"), aad.clone()),
-            (Key::derive("s3cret", "host1"), request_aad("POST", "/agent/v1/result")),
-            (Key::derive("s3cret", "host1"), answer_aad("POST", "/agent/v1/events")),
+            (
+                Key::derive("s3cret", "host1"),
+                request_aad("POST", "/agent/v1/result"),
+            ),
+            (
+                Key::derive("s3cret", "host1"),
+                answer_aad("POST", "/agent/v1/events"),
+            ),
         ] {
             assert_eq!(key.open(&aad2, &sealed), Err(SealError::Open));
         }

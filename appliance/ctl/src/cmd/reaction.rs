@@ -71,7 +71,10 @@ fn start_at_ms(at: Option<&str>, in_secs: Option<u64>) -> Result<Option<i64>, Ct
 fn ms_time(v: &Value) -> String {
     v.as_i64()
         .and_then(chrono::DateTime::from_timestamp_millis)
-        .map_or_else(|| "-".into(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map_or_else(
+            || "-".into(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
 }
 
 fn steps(run: &Value) -> String {
@@ -240,7 +243,13 @@ impl ReactionCmd {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|f| vec![text(&f["flow"]), text(&f["schedule"]), ms_time(&f["next_ms"])])
+                    .map(|f| {
+                        vec![
+                            text(&f["flow"]),
+                            text(&f["schedule"]),
+                            ms_time(&f["next_ms"]),
+                        ]
+                    })
                     .collect();
                 table(&["FLOW", "SCHEDULE", "NEXT START"], rows);
                 let rows = v["starts"]

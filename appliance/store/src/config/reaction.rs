@@ -389,7 +389,9 @@ impl Reaction {
                 check::push(
                     out,
                     &at.key("schedule"),
-                    format!("{sch:?} is not \"every N\" with N a whole number followed by s, m, h or d (\"every 10m\")"),
+                    format!(
+                        "{sch:?} is not \"every N\" with N a whole number followed by s, m, h or d (\"every 10m\")"
+                    ),
                 );
             }
             if f.tasks.is_empty() {

@@ -114,13 +114,18 @@ fn schedules_are_every_n_units() {
     assert_eq!(parse_every("every 30s"), Some(30));
     assert_eq!(parse_every(" every 2h "), Some(7200));
     assert_eq!(parse_every("every1d"), Some(86_400));
-    for bad in ["every 0m", "every m", "every 10", "every 10w", "10m", "every -1m", ""] {
+    for bad in [
+        "every 0m",
+        "every m",
+        "every 10",
+        "every 10w",
+        "10m",
+        "every -1m",
+        "",
+    ] {
         assert_eq!(parse_every(bad), None, "{bad}");
     }
-    let p = problems(&GOOD.replace(
-        "name = \"f1\"\n",
-        "name = \"f1\"\nschedule = \"hourly\"\n",
-    ));
+    let p = problems(&GOOD.replace("name = \"f1\"\n", "name = \"f1\"\nschedule = \"hourly\"\n"));
     assert!(
         p.iter()
             .any(|p| p.starts_with("reaction.flows[0].schedule: \"hourly\" is not")),
