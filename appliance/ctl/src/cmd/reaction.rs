@@ -65,7 +65,10 @@ fn start_at_ms(at: Option<&str>, in_secs: Option<u64>) -> Result<Option<i64>, Ct
         })?;
         return Ok(Some(t.timestamp_millis()));
     }
-    Ok(in_secs.map(|s| chrono::Utc::now().timestamp_millis() + s as i64 * 1000))
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Ok(in_secs.map(|s| now_ms + s as i64 * 1000))
 }
 
 fn ms_time(v: &Value) -> String {
