@@ -4,7 +4,8 @@
 # wait for approval; an operator logs in, approves the first from the
 # inbox and watches its run finish with the command's output, denies the
 # second (its command never runs), skips a failed task (the run goes
-# on), and gets 403 on a config write (in the browser and with curl);
+# on), and gets 403 on a config write (in the browser and with curl),
+# sets a flow to start in an hour from the form (listed as waiting);
 # with curl, the operator retries a failed task; a viewer may read but
 # not approve.
 . "$(dirname "$0")/../lib.sh"
