@@ -5,7 +5,8 @@
 // done with the command's output (holding MARK) shown; the newer is
 // denied. The failed task of run FAILED_RUN is skipped (after a confirm)
 // and the run finishes. A config write from the operator's session is
-// refused with 403.
+// refused with 403. The gated flow set to start in an hour from the form
+// is listed under Scheduled starts.
 // Screenshots at desktop and phone width in $TEST_OUT.
 import { open, login, allLabelled, run, step } from './lib.mjs';
 
@@ -54,6 +55,16 @@ await run(t, 'reaction console', async () => {
   });
   if (status !== 403) throw new Error(`the operator's config write answered ${status}`);
   step('a config write from the operator session: 403');
+
+  // A start at a time from the form: listed under Scheduled starts.
+  const later = new Date(Date.now() + 3600000);
+  const pad = (n) => String(n).padStart(2, '0');
+  const local = `${later.getFullYear()}-${pad(later.getMonth() + 1)}-${pad(later.getDate())}T${pad(later.getHours())}:${pad(later.getMinutes())}`;
+  await page.selectOption('#rx-flow', 'gated');
+  await page.fill('#rx-at', local);
+  await page.click('#rx-start-at');
+  await page.waitForSelector('#rx-schedules tr[data-start] td[data-label="Flow"]:text-is("gated")');
+  step(`the gated flow set to start at ${local} from the form is listed under Scheduled starts`);
 
   await page.setViewportSize({ width: 375, height: 812 });
   await page.waitForTimeout(300);

@@ -4,7 +4,8 @@
 # wait for approval; an operator logs in, approves the first from the
 # inbox and watches its run finish with the command's output, denies the
 # second (its command never runs), skips a failed task (the run goes
-# on), and gets 403 on a config write (in the browser and with curl);
+# on), and gets 403 on a config write (in the browser and with curl),
+# sets a flow to start in an hour from the form (listed as waiting);
 # with curl, the operator retries a failed task; a viewer may read but
 # not approve.
 . "$(dirname "$0")/../lib.sh"
@@ -91,3 +92,30 @@ touch "$W/flag"
 wait_for 30 bash -c "[ \"\$($(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction run $R | jq -r .state)\" = done ]" || fail "the retried run: $(ctl reaction run "$R")"
 [ "$(op -X POST "$BASE/api/v1/reaction/runs/$R/tasks/check/skip")" = 409 ] || fail "skipping a task that is not current: $(cat "$STATE/op.out")"
 pass "operator: config write and user add 403; start a flow 200; approving a denied incident 409; retry of a failed task 200 (the run finished)"
+
+# Unknown objects: 404 with a message naming them (not 409).
+nf() { # EXPECTED-TEXT CURL-ARGS...: 404 and the message names the object
+  local want=$1; shift
+  [ "$(op "$@")" = 404 ] || fail "$* answered $(cat "$STATE/op.out"), not 404"
+  jq -e --arg w "$want" '.code == "not_found" and (.message | contains($w))' "$STATE/op.out" >/dev/null || fail "$*: $(cat "$STATE/op.out")"
+}
+nf "no incident 987654" -X POST "$BASE/api/v1/reaction/incidents/987654/approve"
+nf "no incident 987654" -X POST "$BASE/api/v1/reaction/incidents/987654/deny"
+nf 'no flow "nosuchflow"' -X POST "$BASE/api/v1/reaction/flows/nosuchflow/start"
+nf "no run 987654" "$BASE/api/v1/reaction/runs/987654"
+nf "no run 987654" -X POST "$BASE/api/v1/reaction/runs/987654/tasks/check/retry"
+nf 'has no task "nosuchtask"' -X POST "$BASE/api/v1/reaction/runs/$R/tasks/nosuchtask/skip"
+ctl reaction approve 987654 2>"$STATE/ctl.err" && fail "ctl approve of an unknown incident succeeded"
+grep -q "no incident 987654" "$STATE/ctl.err" || fail "ctl approve of an unknown incident: $(cat "$STATE/ctl.err")"
+pass "unknown incident, flow, run and task: 404 naming it (web and ctl)"
+
+# A start at a time, from the web API: kept waiting until then.
+AT=$(( $(date +%s) * 1000 + 3600000 ))
+[ "$(op -X POST "$BASE/api/v1/reaction/flows/gated/start?at_ms=$AT")" = 200 ] || fail "operator start at: $(cat "$STATE/op.out")"
+SID=$(jq -r .start "$STATE/op.out")
+jq -e --argjson at "$AT" '.at_ms == $at' "$STATE/op.out" >/dev/null || fail "start at answer: $(cat "$STATE/op.out")"
+[ "$(op "$BASE/api/v1/reaction/schedules")" = 200 ] || fail "schedules: $(cat "$STATE/op.out")"
+jq -e --argjson s "$SID" --argjson at "$AT" '.starts[] | select(.id == $s) | .state == "waiting" and .flow == "gated" and .at_ms == $at' "$STATE/op.out" >/dev/null \
+  || fail "the start is not listed as waiting: $(cat "$STATE/op.out")"
+nf 'no flow "nosuchflow"' -X POST "$BASE/api/v1/reaction/flows/nosuchflow/start?at_ms=$AT"
+pass "operator: a flow to start in an hour is kept waiting and listed in /reaction/schedules; an unknown flow 404"

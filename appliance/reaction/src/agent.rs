@@ -3,8 +3,9 @@
 //! `--config-interval` seconds, so a change needs no restart) and reports
 //! matching lines; the executor long-polls for commands, runs each with
 //! `/bin/sh -c` under its timeout and sends back the exit code and output.
-//! Every call is signed with the agent's secret; the engine's certificate
-//! is pinned (`--engine-cert`) or checked against the public CAs.
+//! Every call is signed with the agent's secret (and with `--encrypt` its
+//! body sealed, `seal`); the engine's certificate is pinned
+//! (`--engine-cert`) or checked against the public CAs.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,11 @@ pub struct AgentArgs {
     /// Seconds between two fetches of the watch list.
     #[arg(long, default_value_t = 5)]
     pub config_interval: u64,
+    /// Encrypt every message body (AES-256-GCM, key derived from the
+    /// secret) on top of TLS, and refuse plaintext answers; the agent's
+    /// `encrypt = true` in `[reaction]` must match.
+    #[arg(long)]
+    pub encrypt: bool,
 }
 
 struct Client {
@@ -65,6 +71,7 @@ struct Client {
     name: String,
     key: String,
     tls: TlsConnector,
+    seal: Option<crate::seal::Key>,
 }
 
 /// Accepts exactly the pinned certificate, with a valid handshake signature.
@@ -171,6 +178,7 @@ impl Client {
         Ok(Client {
             host,
             port,
+            seal: a.encrypt.then(|| crate::seal::Key::derive(&key, &a.name)),
             name: a.name.clone(),
             key,
             tls: TlsConnector::from(Arc::new(config)),
@@ -185,7 +193,12 @@ impl Client {
         body: Option<&Value>,
         timeout: Duration,
     ) -> Result<(u16, Value)> {
-        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let mut body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        if let Some(k) = &self.seal
+            && !body.is_empty()
+        {
+            body = k.seal(&crate::seal::request_aad(method, path), &body)?;
+        }
         let run = async {
             let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
             let name = ServerName::try_from(self.host.clone())?;
@@ -216,7 +229,21 @@ impl Client {
                 .send_request(req.body(Full::new(Bytes::from(body)))?)
                 .await?;
             let status = resp.status().as_u16();
-            let bytes = resp.into_body().collect().await?.to_bytes();
+            let mut bytes = resp.into_body().collect().await?.to_bytes();
+            match &self.seal {
+                // Only a refusal before the engine knows the agent (401)
+                // or reads its body (413) comes back in plaintext.
+                Some(k) if !bytes.is_empty() && status != 401 && status != 413 => {
+                    bytes = k
+                        .open(&crate::seal::answer_aad(method, path), &bytes)
+                        .map_err(|e| anyhow!("the engine's answer: {e}"))?
+                        .into();
+                }
+                None if crate::seal::is_sealed(&bytes) => {
+                    bail!("the engine's answer is encrypted: run the agent with --encrypt")
+                }
+                _ => {}
+            }
             let v = if bytes.is_empty() {
                 Value::Null
             } else {
@@ -355,11 +382,13 @@ async fn executor(client: Arc<Client>) {
                 .await
             {
                 Ok((200, _)) => break,
-                Ok((409, _)) => {
+                Ok((status @ (404 | 409), v)) => {
                     tracing::warn!(
                         run = lease.run,
                         seq = lease.seq,
-                        "result not taken: the lease was no longer ours"
+                        status,
+                        error = %v["error"],
+                        "result not taken: the lease is no longer ours or the step is gone"
                     );
                     break;
                 }

@@ -174,6 +174,77 @@ async fn handle(node: &Node, req: Request<Incoming>, peer: SocketAddr) -> Respon
         Ok(a) => a,
         Err(why) => return refuse(peer, &path, "", &why),
     };
+    // Message-level encryption: the signature covered the sealed bytes.
+    let s = node.settings();
+    let key = s
+        .reaction
+        .agent(&agent)
+        .filter(|a| a.encrypt)
+        .and_then(|_| s.keys.get(&agent))
+        .map(|secret| crate::seal::Key::derive(secret, &agent));
+    let body = match unseal(key.as_ref(), &method, &path, body) {
+        Ok(b) => b,
+        Err(e) => return refuse(peer, &path, &agent, &e.to_string()),
+    };
+    let resp = route(node, &agent, &method, &path, version, body).await;
+    match &key {
+        Some(k) => seal_answer(k, &method, &path, resp).await,
+        None => resp,
+    }
+}
+
+/// The plaintext of a request body: opened with the agent's key when its
+/// encryption is on (plaintext refused), refused when sealed and it is off.
+fn unseal(
+    key: Option<&crate::seal::Key>,
+    method: &str,
+    path: &str,
+    body: Bytes,
+) -> Result<Bytes, crate::seal::SealError> {
+    match key {
+        Some(k) if !body.is_empty() => k
+            .open(&crate::seal::request_aad(method, path), &body)
+            .map(Bytes::from),
+        None if crate::seal::is_sealed(&body) => Err(crate::seal::SealError::Unexpected),
+        _ => Ok(body),
+    }
+}
+
+/// An answer with its body sealed for the agent.
+async fn seal_answer(
+    key: &crate::seal::Key,
+    method: &str,
+    path: &str,
+    resp: Response<Full<Bytes>>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = resp.into_parts();
+    let plain = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(never) => match never {},
+    };
+    if plain.is_empty() {
+        return Response::from_parts(parts, Full::new(plain));
+    }
+    match key.seal(&crate::seal::answer_aad(method, path), &plain) {
+        Ok(sealed) => Response::from_parts(parts, Full::new(Bytes::from(sealed))),
+        Err(e) => answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "error": e.to_string() }),
+        ),
+    }
+}
+
+/// A signed (and opened) call of `agent`.
+async fn route(
+    node: &Node,
+    agent: &str,
+    method: &str,
+    path: &str,
+    version: String,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
+    let agent = agent.to_string();
+    let (method, path) = (method.to_string(), path.to_string());
     {
         let mut seen = node.agents.lock().unwrap_or_else(|p| p.into_inner());
         let e = seen.entry(agent.clone()).or_default();
@@ -219,6 +290,9 @@ async fn handle(node: &Node, req: Request<Incoming>, peer: SocketAddr) -> Respon
         )),
     };
     result.unwrap_or_else(|e| {
+        if let crate::db::DbError::NotFound(m) = &e {
+            return answer(StatusCode::NOT_FOUND, json!({ "error": m }));
+        }
         tracing::error!(error = %e, path, "agent call failed");
         answer(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -291,26 +365,10 @@ async fn lease(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
-    use alpharen_store::config::Config;
-
     use super::*;
-    use crate::engine::Settings;
 
     fn node(dir: &Path) -> Arc<Node> {
-        let conf = Config::from_toml(
-            "[[reaction.agents]]\nname = \"h\"\n[[reaction.flows]]\nname = \"f\"\n[[reaction.flows.tasks]]\nname = \"c\"\nkind = \"command\"\nhost = \"h\"\ncommand = \"true\"\n",
-        )
-        .unwrap();
-        let settings = Settings {
-            reaction: conf.reaction,
-            keys: HashMap::new(),
-            smtp_port: 1,
-            hostname: "n1".into(),
-        };
-        let db = crate::db::Db::open(dir).unwrap();
-        Arc::new(Node::new(dir.to_path_buf(), db, settings).unwrap())
+        crate::engine_tests::node_with(dir, crate::engine_tests::ONE_COMMAND)
     }
 
     #[tokio::test(start_paused = true)]

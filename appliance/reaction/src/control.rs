@@ -2,8 +2,9 @@
 //! reaction ...` and `/api/v1/reaction/...`): `reaction.status`,
 //! `reaction.incidents {limit, pending}`, `reaction.stats`,
 //! `reaction.runs`, `reaction.run {id}`, `reaction.approve {id}`,
-//! `reaction.deny {id}`, `reaction.start {flow}`, `reaction.retry {run,
-//! task}`, `reaction.skip {run, task}`.
+//! `reaction.deny {id}`, `reaction.start {flow, at_ms}`,
+//! `reaction.schedules`, `reaction.retry {run, task}`, `reaction.skip
+//! {run, task}`.
 
 use std::sync::Arc;
 
@@ -47,8 +48,11 @@ fn fifty() -> i64 {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FlowName {
+struct StartParams {
     flow: String,
+    /// Start once at this time (unix ms) instead of now.
+    #[serde(default)]
+    at_ms: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +65,7 @@ struct RunTask {
 fn err(e: DbError) -> RpcError {
     match e {
         DbError::State(m) => RpcError::new("conflict", m),
+        DbError::NotFound(m) => RpcError::new("not_found", m),
         e => RpcError::new("internal", e.to_string()),
     }
 }
@@ -93,10 +98,19 @@ impl Handler for Rpc {
                 Ok(json!({ "incident": p.id, "run": run }).into())
             }
             "reaction.start" => {
-                let p: FlowName = call.params()?;
-                let run = n.start(&p.flow).await.map_err(err)?;
-                Ok(json!({ "run": run }).into())
+                let p: StartParams = call.params()?;
+                match p.at_ms.filter(|at| *at > n.clock.now_ms()) {
+                    Some(at) => {
+                        let id = n.start_at(&p.flow, at).map_err(err)?;
+                        Ok(json!({ "start": id, "at_ms": at }).into())
+                    }
+                    None => {
+                        let run = n.start(&p.flow).await.map_err(err)?;
+                        Ok(json!({ "run": run }).into())
+                    }
+                }
             }
+            "reaction.schedules" => Ok(self.schedules().map_err(err)?.into()),
             "reaction.retry" | "reaction.skip" => {
                 let p: RunTask = call.params()?;
                 n.retry_or_skip(p.run, &p.task, call.method == "reaction.skip")
@@ -113,6 +127,27 @@ impl Handler for Rpc {
 }
 
 impl Rpc {
+    /// Each periodic flow with its next start, and the newest one-off starts.
+    fn schedules(&self) -> Result<serde_json::Value, DbError> {
+        let s = self.node.settings();
+        let db = self.node.db();
+        let due: std::collections::HashMap<String, i64> = db
+            .schedules()?
+            .into_iter()
+            .map(|(f, due, _)| (f, due))
+            .collect();
+        let flows: Vec<_> = s
+            .reaction
+            .flows
+            .iter()
+            .filter_map(|f| {
+                let sch = f.schedule.as_ref()?;
+                Some(json!({ "flow": f.name, "schedule": sch, "next_ms": due.get(&f.name) }))
+            })
+            .collect();
+        Ok(json!({ "flows": flows, "starts": db.starts(50)? }))
+    }
+
     fn status(&self) -> serde_json::Value {
         let s = self.node.settings();
         let seen = self

@@ -9,7 +9,8 @@ use alpharen_store::config::{ReactionFlow, TaskKind};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-const SCHEMA: &[&str] = &["
+const SCHEMA: &[&str] = &[
+    "
 CREATE TABLE incidents(
   id INTEGER PRIMARY KEY, rule TEXT NOT NULL, agent TEXT NOT NULL, pattern TEXT NOT NULL,
   path TEXT NOT NULL, line TEXT NOT NULL, at_ms INTEGER NOT NULL,
@@ -25,7 +26,14 @@ CREATE TABLE steps(
   PRIMARY KEY(run_id, seq));
 CREATE INDEX steps_ready ON steps(state, host);
 CREATE TABLE agent_events(agent TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_seq INTEGER NOT NULL);
-"];
+",
+    "
+CREATE TABLE schedules(flow TEXT PRIMARY KEY, due_ms INTEGER NOT NULL, every_ms INTEGER NOT NULL);
+CREATE TABLE starts(
+  id INTEGER PRIMARY KEY, flow TEXT NOT NULL, at_ms INTEGER NOT NULL, state TEXT NOT NULL,
+  run_id INTEGER, created_ms INTEGER NOT NULL);
+",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -33,12 +41,16 @@ pub enum DbError {
     Sql(#[from] rusqlite::Error),
     #[error("reaction.db: {0}")]
     Store(#[from] alpharen_store::StoreError),
+    /// An action that does not fit the state of its object (409).
     #[error("{0}")]
     State(String),
+    /// No such incident, run, task or flow (404).
+    #[error("{0}")]
+    NotFound(String),
 }
 
 pub struct Db {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -127,6 +139,7 @@ pub fn kind_name(k: TaskKind) -> &'static str {
         TaskKind::Command => "command",
         TaskKind::If => "if",
         TaskKind::Mail => "mail",
+        TaskKind::Service => "service",
     }
 }
 
@@ -272,7 +285,7 @@ impl Db {
             })
             .optional()?;
         match state.as_deref() {
-            None => return Err(DbError::State(format!("no incident {id}"))),
+            None => return Err(DbError::NotFound(format!("no incident {id}"))),
             Some("pending") => {}
             Some(s) => return Err(DbError::State(format!("incident {id} is {s}, not pending"))),
         }
@@ -442,6 +455,23 @@ impl Db {
         Ok(())
     }
 
+    /// A service step being invoked is `leased` (no executor ever leases it).
+    pub fn set_step_state(&mut self, run: i64, seq: i64, state: &str) -> Result<(), DbError> {
+        self.conn.execute(
+            "UPDATE steps SET state = ?3 WHERE run_id = ?1 AND seq = ?2",
+            params![run, seq, state],
+        )?;
+        Ok(())
+    }
+
+    /// At start: service calls that were in flight are made again.
+    pub fn requeue_services(&mut self) -> Result<usize, DbError> {
+        Ok(self.conn.execute(
+            "UPDATE steps SET state = 'ready' WHERE kind = 'service' AND state = 'leased'",
+            [],
+        )?)
+    }
+
     /// Sets a failed run going again (retry or skip of its last step).
     pub fn reopen(&mut self, run: i64) -> Result<(), DbError> {
         self.conn.execute(
@@ -495,6 +525,18 @@ impl Db {
         }))
     }
 
+    pub fn step_exists(&self, run: i64, seq: i64) -> Result<bool, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM steps WHERE run_id = ?1 AND seq = ?2",
+                params![run, seq],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// The step a lease token holds, if it still holds it.
     pub fn leased_task(&self, run: i64, seq: i64, token: &str) -> Result<Option<usize>, DbError> {
         Ok(self
@@ -509,7 +551,7 @@ impl Db {
     }
 }
 
-fn insert_run(
+pub(crate) fn insert_run(
     tx: &rusqlite::Transaction<'_>,
     flow: &ReactionFlow,
     incident: Option<i64>,
@@ -524,60 +566,5 @@ fn insert_run(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use alpharen_store::config::Config;
-
-    fn incident(rule: &str, at_ms: i64, state: &str) -> Incident {
-        Incident {
-            id: 0,
-            rule: rule.into(),
-            agent: "h".into(),
-            pattern: "p".into(),
-            path: "/log".into(),
-            line: "x".into(),
-            at_ms,
-            state: state.into(),
-            run_id: None,
-        }
-    }
-
-    #[test]
-    fn stats_count_incidents_runs_and_time_to_resolve() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut db = Db::open(dir.path()).unwrap();
-        let c = Config::from_toml(
-            "[[reaction.agents]]\nname = \"h\"\n[[reaction.flows]]\nname = \"f\"\n\
-             [[reaction.flows.tasks]]\nname = \"t\"\nkind = \"command\"\nhost = \"h\"\ncommand = \"true\"\n",
-        )
-        .unwrap();
-        let flow = &c.reaction.flows[0];
-        // Resolved in 3 s and 5 s, one failed, one pending, one denied.
-        for (at, end, ok) in [(1000, 4000, true), (2000, 7000, true), (3000, 3500, false)] {
-            let i = db.add_incident(&incident("r", at, "started")).unwrap();
-            let run = db.start_run(flow, Some(i), at).unwrap();
-            db.end_run(run, if ok { "done" } else { "failed" }, None, end)
-                .unwrap();
-        }
-        db.add_incident(&incident("r", 9000, "pending")).unwrap();
-        let d = db.add_incident(&incident("q", 9000, "pending")).unwrap();
-        db.decide_incident(d, None, 9100).unwrap();
-        db.start_run(flow, None, 9500).unwrap();
-
-        let s = db.stats().unwrap();
-        let q = &s.rules[0];
-        assert_eq!(
-            (q.rule.as_str(), q.incidents, q.denied, q.resolved),
-            ("q", 1, 1, 0)
-        );
-        assert_eq!(q.mean_resolve_ms, None);
-        let r = &s.rules[1];
-        assert_eq!((r.incidents, r.pending, r.resolved), (4, 1, 2));
-        assert_eq!(r.mean_resolve_ms, Some(4000));
-        let f = &s.flows[0];
-        assert_eq!((f.runs, f.done, f.failed, f.running), (4, 2, 1, 1));
-        assert_eq!(f.success_rate, Some(2.0 / 3.0));
-        assert_eq!(db.incidents(10, true).unwrap().len(), 1);
-        assert_eq!(db.incidents(10, false).unwrap().len(), 5);
-    }
-}
+#[path = "db_tests.rs"]
+mod tests;

@@ -1,12 +1,14 @@
 //! The engine: events from readers become incidents (rules), incidents
 //! start flow runs at once or after an approval, and `drive` moves a run
-//! on: a command waits for its executor, an `if` and a mail are done here.
+//! on: a command waits for its executor, an `if` and a mail are done here,
+//! a service is invoked through the integrator's control methods.
 //! Every step is in `reaction.db` before anything acts on it, so a
 //! restarted engine picks each running run up where it was.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use alpharen_store::config::{Reaction, ReactionStart, TaskKind};
 use serde::Deserialize;
@@ -14,7 +16,7 @@ use tokio::sync::Notify;
 
 use crate::db::{Db, DbError, Incident};
 use crate::logic::{self, Hit, Outcome, RuleWindow};
-use crate::smtp;
+use crate::{service, smtp};
 
 /// What the service runs on: the current `[reaction]` and what it needs
 /// from the rest of the view.
@@ -45,6 +47,10 @@ pub struct Node {
     pub driving: tokio::sync::Mutex<()>,
     pub replay: Mutex<alpharen_httpsig::ReplayCache>,
     pub agents: Mutex<HashMap<String, Seen>>,
+    /// The scheduler's clock (tokio's, so tests can advance it).
+    pub clock: crate::schedule::Clock,
+    /// Woken when a timed start is added or the configuration changes.
+    pub timers: Notify,
 }
 
 /// One matching line a reader reports.
@@ -83,6 +89,8 @@ impl Node {
             driving: tokio::sync::Mutex::new(()),
             replay: Mutex::new(Default::default()),
             agents: Mutex::new(HashMap::new()),
+            clock: crate::schedule::Clock::new(now_ms()),
+            timers: Notify::new(),
         })
     }
 
@@ -168,7 +176,7 @@ impl Node {
 
     /// Moves a run on until it waits for an executor or ends.
     pub async fn drive(&self, run_id: i64) -> Result<(), DbError> {
-        let _one = self.driving.lock().await;
+        let mut one = self.driving.lock().await;
         loop {
             let Some(run) = self.db().run(run_id)? else {
                 return Ok(());
@@ -188,6 +196,30 @@ impl Node {
             let next = match run.steps.last() {
                 None => Some(0),
                 Some(step) => match step.state.as_str() {
+                    "ready" if step.kind == "service" => {
+                        // In flight ("leased") while the engine waits for
+                        // the integrator without holding up other runs.
+                        let task = def.tasks.get(step.task).cloned();
+                        let seq = step.seq;
+                        self.db().set_step_state(run_id, seq, "leased")?;
+                        drop(one);
+                        let got = match &task {
+                            Some(t) => {
+                                service::invoke(
+                                    &self.state_dir,
+                                    t.service.as_deref().unwrap_or_default(),
+                                    t.payload.as_ref(),
+                                    run_id,
+                                    Duration::from_secs(t.timeout),
+                                )
+                                .await
+                            }
+                            None => Err("the run's flow has no such task".into()),
+                        };
+                        one = self.driving.lock().await;
+                        self.service_done(run_id, seq, got)?;
+                        continue;
+                    }
                     "ready" if step.kind != "command" => {
                         self.act(run_id, step.seq, step.task, &def.tasks, &run)
                             .await?;
@@ -225,6 +257,53 @@ impl Node {
         }
     }
 
+    /// Records a service step's answer, unless an operator skipped the
+    /// step while the engine waited for it.
+    fn service_done(
+        &self,
+        run_id: i64,
+        seq: i64,
+        got: Result<service::Answer, String>,
+    ) -> Result<(), DbError> {
+        let mut db = self.db();
+        let still = db
+            .run(run_id)?
+            .and_then(|r| r.steps.into_iter().find(|s| s.seq == seq))
+            .is_some_and(|s| s.state == "leased");
+        if !still {
+            tracing::info!(
+                run = run_id,
+                seq,
+                "service answer dropped: the step was skipped"
+            );
+            return Ok(());
+        }
+        match got {
+            Ok(a) => {
+                tracing::info!(
+                    run = run_id,
+                    seq,
+                    status = a.status,
+                    ok = a.ok,
+                    "service answered"
+                );
+                let state = if a.ok { "done" } else { "failed" };
+                db.end_step(
+                    run_id,
+                    seq,
+                    state,
+                    Some(a.status),
+                    Some(&a.output),
+                    now_ms(),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(run = run_id, seq, error = %e, "service not invoked");
+                db.end_step(run_id, seq, "failed", None, Some(&e), now_ms())
+            }
+        }
+    }
+
     /// Does an `if` or mail step here.
     async fn act(
         &self,
@@ -240,7 +319,7 @@ impl Node {
             .steps
             .iter()
             .rev()
-            .find(|s| s.kind == "command" && s.state == "done");
+            .find(|s| (s.kind == "command" || s.kind == "service") && s.state == "done");
         match task.kind {
             TaskKind::If => {
                 let decided = match last_cmd {
@@ -249,7 +328,7 @@ impl Node {
                         c.output.as_deref().unwrap_or(""),
                         c.exit_code.unwrap_or(-1),
                     ),
-                    None => Err("no command before this if has finished".into()),
+                    None => Err("no command or service before this if has finished".into()),
                 };
                 match decided {
                     Ok(b) => {
@@ -315,7 +394,11 @@ impl Node {
                 i.id, i.rule, i.agent, i.path, i.line
             ));
         }
-        for s in run.steps.iter().filter(|s| s.kind == "command") {
+        for s in run
+            .steps
+            .iter()
+            .filter(|s| s.kind == "command" || s.kind == "service")
+        {
             out.push_str(&format!(
                 "\nTask {} on {}: {} exit {}\n{}\n",
                 s.name,
@@ -331,7 +414,8 @@ impl Node {
     }
 
     /// An executor's result for the step its lease token holds; false when
-    /// the lease is no longer its own (expired and taken, or skipped).
+    /// the lease is no longer its own (expired and taken, or skipped),
+    /// `NotFound` when the run has no such step (or there is no such run).
     pub async fn result(
         &self,
         run_id: i64,
@@ -343,6 +427,9 @@ impl Node {
     ) -> Result<bool, DbError> {
         let task_idx = self.db().leased_task(run_id, seq, token)?;
         let Some(idx) = task_idx else {
+            if !self.db().step_exists(run_id, seq)? {
+                return Err(DbError::NotFound(format!("run {run_id} has no step {seq}")));
+            }
             return Ok(false);
         };
         let def = self.db().run(run_id)?.and_then(|r| r.def);
@@ -377,7 +464,7 @@ impl Node {
             let inc = self
                 .db()
                 .incident(incident)?
-                .ok_or_else(|| DbError::State(format!("no incident {incident}")))?;
+                .ok_or_else(|| DbError::NotFound(format!("no incident {incident}")))?;
             let rule = s.reaction.rules.iter().find(|r| r.name == inc.rule);
             let flow = rule.and_then(|r| s.reaction.flow(&r.flow)).ok_or_else(|| {
                 DbError::State(format!(
@@ -405,11 +492,23 @@ impl Node {
         let f = s
             .reaction
             .flow(flow)
-            .ok_or_else(|| DbError::State(format!("no flow {flow:?} in [reaction]")))?;
+            .ok_or_else(|| DbError::NotFound(format!("no flow {flow:?} in [reaction]")))?;
         let run = self.db().start_run(f, None, now_ms())?;
         tracing::info!(run, flow, "run started by hand");
         self.drive(run).await?;
         Ok(run)
+    }
+
+    /// Operator: a flow to start once at `at_ms` (kept in reaction.db, so
+    /// it survives a restart); the id of that start.
+    pub fn start_at(&self, flow: &str, at_ms: i64) -> Result<i64, DbError> {
+        if self.settings().reaction.flow(flow).is_none() {
+            return Err(DbError::NotFound(format!("no flow {flow:?} in [reaction]")));
+        }
+        let id = self.db().add_start(flow, at_ms, self.clock.now_ms())?;
+        tracing::info!(start = id, flow, at_ms, "run to start at its time");
+        self.timers.notify_one();
+        Ok(id)
     }
 
     /// Operator: run a failed task again, or skip it (or a waiting one)
@@ -420,7 +519,17 @@ impl Node {
             let run = self
                 .db()
                 .run(run_id)?
-                .ok_or_else(|| DbError::State(format!("no run {run_id}")))?;
+                .ok_or_else(|| DbError::NotFound(format!("no run {run_id}")))?;
+            if !run
+                .def
+                .as_ref()
+                .is_some_and(|d| d.tasks.iter().any(|t| t.name == task))
+            {
+                return Err(DbError::NotFound(format!(
+                    "run {run_id} (flow {}) has no task {task:?}",
+                    run.flow
+                )));
+            }
             let last = run.steps.last().filter(|s| s.name == task).ok_or_else(|| {
                 DbError::State(format!(
                     "task {task:?} is not the current step of run {run_id}"
@@ -460,6 +569,9 @@ impl Node {
 
     /// Drives every run that was running when the engine stopped.
     pub async fn resume(&self) -> Result<(), DbError> {
+        // A service call in flight died with the old engine: call it again
+        // (at least once, like a mail).
+        self.db().requeue_services()?;
         let runs = self.db().running()?;
         for r in runs {
             tracing::info!(run = r, "resuming run");

@@ -2,7 +2,8 @@
 //! log lines that match the patterns of `[reaction]`; rules turn them into
 //! incidents; an incident starts a flow of `command` tasks (run by an
 //! executor agent on a named host), `if` decisions on the preceding
-//! command's result and `mail` tasks, at once or after an operator's
+//! command's (or service's) result, `mail` tasks and `service` tasks (an
+//! integrator service invoked through the control socket), at once or after an operator's
 //! approval. The agents call the engine's own HTTPS listener with signed
 //! requests (`api`); the same binary is the agent (`agent`).
 //!
@@ -14,9 +15,15 @@ mod agent;
 mod api;
 mod control;
 mod db;
+mod db_timers;
 mod engine;
+#[cfg(test)]
+mod engine_tests;
 mod logic;
 mod reader;
+mod schedule;
+mod seal;
+mod service;
 mod smtp;
 
 use std::collections::HashMap;
@@ -134,6 +141,7 @@ async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
     tracing::info!(dev, "reaction service started");
     alpharen_rpc::view::ready(&state_dir, "reaction").await;
     node.resume().await?;
+    tokio::spawn(schedule::run(node.clone()));
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -144,6 +152,7 @@ async fn run(state_dir: PathBuf, dev: bool) -> Result<(), Error> {
                         let addr = listen_addr(&s, dev);
                         *node.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(s);
                         listener.reconcile(&node, addr).await;
+                        node.timers.notify_one();
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot reload config; keeping the current one"),
                 }

@@ -212,8 +212,9 @@ pub const BUILTINS: &[Builtin] = &[
         logs: &[],
     },
     // The reaction engine: its agent API (HTTPS with the node's
-    // certificate from tls/), its runs in reaction.db; mail through the
-    // node's loopback SMTP listener from [mail.listen].
+    // certificate from tls/), its runs and timers in reaction.db; mail
+    // through the node's loopback SMTP listener from [mail.listen];
+    // integrator services invoked through the control socket.
     Builtin {
         name: "reaction",
         reads: &[Section::Reaction, Section::Mail, Section::Node],

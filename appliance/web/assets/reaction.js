@@ -1,8 +1,9 @@
 // The console's Reaction page: the approvals inbox (approve or deny, each
 // behind a confirm), flow runs with each task's state, output and timing
 // (re-read every 2 s while one is running, for at most 5 minutes), retry
-// and skip of a run's current task, a flow started by hand, agents,
-// incidents, statistics, and the rules and flows of [reaction] read-only.
+// and skip of a run's current task, a flow started by hand (now or at a
+// time), the scheduled starts, agents, incidents, statistics, and the
+// rules and flows of [reaction] read-only.
 // Acting needs the operator or admin role; the definitions are changed on
 // the Configuration page.
 
@@ -51,15 +52,34 @@ function runCard(run) {
   return h('section', { class: 'run', id: `rx-run-${run.id}`, 'data-state': run.state, 'aria-label': `Run ${run.id}` },
     h('h3', {}, `Run ${run.id}: ${run.flow} — `, h('span', { class: `state-${run.state}` }, run.state)),
     h('p', { class: 'muted' }, `Started ${at(run.started_ms)}, ${run.ended_ms ? `took ${secs(run.ended_ms - run.started_ms)}` : 'still running'}`,
-      run.incident_id ? `, incident ${run.incident_id}` : ', started by hand', run.error ? ` — ${run.error}` : ''),
+      run.incident_id ? `, incident ${run.incident_id}` : ', started by hand or on a schedule', run.error ? ` — ${run.error}` : ''),
     steps.length ? table(`rx-steps-${run.id}`, ['Task', 'Kind', 'Host', 'State', 'Exit', 'Time', 'Output', ''], steps) : '');
 }
 
+// Start a flow now, or once at a local date and time (the engine keeps
+// the start across restarts).
 function startForm(flows) {
   if (!canOperate() || !flows.length) return '';
   const sel = h('select', { id: 'rx-flow' }, flows.map((f) => h('option', { value: f.name }, f.name)));
+  const when = h('input', { id: 'rx-at', type: 'datetime-local', step: '1' });
+  const later = () => {
+    const ms = new Date(when.value).getTime();
+    if (!when.value || Number.isNaN(ms)) { fail(new Error('Pick the date and time to start at.')); return; }
+    act('POST', `/reaction/flows/${enc(sel.value)}/start?at_ms=${ms}`, `Flow ${sel.value} will start at ${at(ms)}`)();
+  };
   return h('div', { class: 'row' }, h('label', { for: 'rx-flow', style: 'margin:0' }, 'Start a flow'), sel,
-    h('button', { id: 'rx-start', onclick: () => act('POST', `/reaction/flows/${enc(sel.value)}/start`, `Flow ${sel.value} started`)() }, 'Start'));
+    h('button', { id: 'rx-start', onclick: () => act('POST', `/reaction/flows/${enc(sel.value)}/start`, `Flow ${sel.value} started`)() }, 'Start now'),
+    h('label', { for: 'rx-at', style: 'margin:0' }, 'or at'), when,
+    h('button', { class: 'secondary', id: 'rx-start-at', onclick: later }, 'Start at'));
+}
+
+function schedules(sc) {
+  const waiting = sc.starts.filter((s) => s.state === 'waiting');
+  if (!sc.flows.length && !waiting.length) return h('p', { class: 'muted' }, 'No flow has a schedule and no start waits for its time.');
+  return table('rx-schedules', ['Flow', 'When', 'Next start'], [
+    ...sc.flows.map((f) => h('tr', {}, td('Flow', f.flow), td('When', f.schedule), td('Next start', at(f.next_ms)))),
+    ...waiting.map((s) => h('tr', { 'data-start': s.id }, td('Flow', s.flow), td('When', 'once'), td('Next start', at(s.at_ms)))),
+  ]);
 }
 
 function stats(s) {
@@ -93,8 +113,9 @@ function card(key, title, ...intro) {
 }
 
 async function refresh() {
-  const [status, pending, incidents, runs, st] = await Promise.all([api('GET', '/reaction/status'), api('GET', '/reaction/incidents?pending=true'),
-    api('GET', '/reaction/incidents?limit=20'), api('GET', '/reaction/runs?limit=10'), api('GET', '/reaction/stats')]);
+  const [status, pending, incidents, runs, st, sc] = await Promise.all([api('GET', '/reaction/status'), api('GET', '/reaction/incidents?pending=true'),
+    api('GET', '/reaction/incidents?limit=20'), api('GET', '/reaction/runs?limit=10'), api('GET', '/reaction/stats'), api('GET', '/reaction/schedules')]);
+  cards.schedules.replaceChildren(schedules(sc));
   cards.approvals.replaceChildren(inbox(pending));
   cards.runs.replaceChildren(...(runs.length ? runs.map(runCard) : [h('p', { class: 'muted' }, 'No runs yet.')]));
   cards.agents.replaceChildren(status.agents.length ? table('rx-agents', ['Agent', 'Online', 'Secret set', 'Last seen', 'Version'], status.agents.map((a) => h('tr', { 'data-agent': a.name },
@@ -124,6 +145,7 @@ export async function reactionView() {
   page('Reaction',
     card('approvals', 'Approvals', h('p', { class: 'muted' }, 'Incidents whose rule starts its flow only once an operator approves it.')),
     card('runs', 'Flow runs', startForm(rx.flows || [])),
+    card('schedules', 'Scheduled starts'),
     card('agents', 'Agents'), card('incidents', 'Incidents'), card('stats', 'Statistics'),
     h('div', { class: 'card', id: 'rx-reference' }, h('h2', {}, 'Rules and flows'), reference(rx)));
   await update();

@@ -1,4 +1,4 @@
-//! reaction status|incidents|stats|runs|run|approve|deny|start|retry|skip: the
+//! reaction status|incidents|stats|runs|run|approve|deny|start|schedules|retry|skip: the
 //! reaction service's `reaction.*` methods, forwarded by the supervisor to
 //! `<state>/run/reaction.sock`.
 
@@ -36,12 +36,48 @@ pub enum ReactionCmd {
     Approve { id: i64 },
     /// Refuse a pending incident: its flow does not run.
     Deny { id: i64 },
-    /// Start a flow by hand.
-    Start { flow: String },
+    /// Start a flow by hand: now, or once at a time (kept by the engine
+    /// across restarts).
+    Start {
+        flow: String,
+        /// When: RFC 3339 (`2026-12-03T10:00:00Z`, `...+01:00`).
+        #[arg(long, conflicts_with = "in_secs")]
+        at: Option<String>,
+        /// When: this many seconds from now.
+        #[arg(long = "in", value_name = "SECONDS")]
+        in_secs: Option<u64>,
+    },
+    /// Flows started on a `schedule` (next start) and one-off starts.
+    Schedules,
     /// Run a failed task of a run again.
     Retry { run: i64, task: String },
     /// Skip a failed (or waiting) task of a run and go on with the next.
     Skip { run: i64, task: String },
+}
+
+/// `--at` (RFC 3339) or `--in` (seconds from now) as unix milliseconds.
+fn start_at_ms(at: Option<&str>, in_secs: Option<u64>) -> Result<Option<i64>, CtlError> {
+    if let Some(a) = at {
+        let t = chrono::DateTime::parse_from_rfc3339(a).map_err(|e| {
+            CtlError::Usage(format!(
+                "--at {a:?} is not an RFC 3339 time such as 2026-12-03T10:00:00Z: {e}"
+            ))
+        })?;
+        return Ok(Some(t.timestamp_millis()));
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Ok(in_secs.map(|s| now_ms + s as i64 * 1000))
+}
+
+fn ms_time(v: &Value) -> String {
+    v.as_i64()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || "-".into(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
 }
 
 fn steps(run: &Value) -> String {
@@ -67,7 +103,11 @@ impl ReactionCmd {
             ReactionCmd::Run { id } => ("reaction.run", json!({ "id": id })),
             ReactionCmd::Approve { id } => ("reaction.approve", json!({ "id": id })),
             ReactionCmd::Deny { id } => ("reaction.deny", json!({ "id": id })),
-            ReactionCmd::Start { flow } => ("reaction.start", json!({ "flow": flow })),
+            ReactionCmd::Start { flow, at, in_secs } => {
+                let at_ms = start_at_ms(at.as_deref(), *in_secs)?;
+                ("reaction.start", json!({ "flow": flow, "at_ms": at_ms }))
+            }
+            ReactionCmd::Schedules => ("reaction.schedules", json!({})),
             ReactionCmd::Retry { run, task } => {
                 ("reaction.retry", json!({ "run": run, "task": task }))
             }
@@ -200,6 +240,36 @@ impl ReactionCmd {
                         text(&s["output"]).trim_end()
                     );
                 }
+            }
+            ReactionCmd::Schedules => {
+                let rows = v["flows"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| {
+                        vec![
+                            text(&f["flow"]),
+                            text(&f["schedule"]),
+                            ms_time(&f["next_ms"]),
+                        ]
+                    })
+                    .collect();
+                table(&["FLOW", "SCHEDULE", "NEXT START"], rows);
+                let rows = v["starts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| {
+                        vec![
+                            text(&s["id"]),
+                            text(&s["flow"]),
+                            ms_time(&s["at_ms"]),
+                            text(&s["state"]),
+                            text(&s["run_id"]),
+                        ]
+                    })
+                    .collect();
+                table(&["START", "FLOW", "AT", "STATE", "RUN"], rows);
             }
             _ => println!("{v}"),
         });

@@ -52,7 +52,7 @@ pub use pgha::{
 pub use reaction::{
     Agent as ReactionAgent, END as REACTION_END, Flow as ReactionFlow, IfOn, IfOp,
     Pattern as ReactionPattern, Reaction, Rule as ReactionRule, Start as ReactionStart,
-    Task as ReactionTask, TaskKind, Watch as ReactionWatch,
+    Task as ReactionTask, TaskKind, Watch as ReactionWatch, parse_every,
 };
 pub use secret_fields::{SECRET_PREFIX, SecretField, make_ref, secret_ref};
 pub use snmp::{

@@ -57,6 +57,11 @@ pub struct Agent {
     /// Files its reader watches.
     #[serde(default)]
     pub watch: Vec<Watch>,
+    /// Every message body to and from this agent is also encrypted
+    /// (AES-256-GCM, key from its secret), on top of TLS; the agent must
+    /// run with `--encrypt`, and plaintext is refused both ways.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypt: bool,
 }
 
 impl Agent {
@@ -134,7 +139,29 @@ pub enum Start {
 #[serde(deny_unknown_fields)]
 pub struct Flow {
     pub name: String,
+    /// Started on its own every so often: `every 10m` (a number and
+    /// s, m, h or d); left out, only by incidents and by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     pub tasks: Vec<Task>,
+}
+
+/// The period of a flow's `schedule` in seconds: `every N` with a unit of
+/// s, m, h or d (`every 10m`, `every 1h`); None when it is not that form
+/// or is zero.
+pub fn parse_every(s: &str) -> Option<u64> {
+    let rest = s.trim().strip_prefix("every")?.trim_start();
+    let unit_at = rest.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = rest.split_at(unit_at);
+    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
+    let mult = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 /// One task; which fields apply depends on `kind`.
@@ -150,7 +177,8 @@ pub struct Task {
     /// command: run with `/bin/sh -c` on the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
-    /// command: seconds before it is killed (and fails).
+    /// command: seconds before it is killed (and fails); service:
+    /// seconds the engine waits for the integrator's answer.
     #[serde(default = "sixty")]
     pub timeout: u64,
     /// command: the exit code that means success.
@@ -175,8 +203,14 @@ pub struct Task {
     /// mail: subject (the flow, task and incident are in the body).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    /// command and mail: the task after this one; left out, the next in
-    /// order; `"end"` ends the run.
+    /// service: the integrator service invoked (as `ctl integrator invoke`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// service: the payload it gets (any TOML value, sent as JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+    /// command, service and mail: the task after this one; left out, the
+    /// next in order; `"end"` ends the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
 }
@@ -188,6 +222,8 @@ pub enum TaskKind {
     Command,
     If,
     Mail,
+    /// Invokes an integrator service; its answer is the task's output.
+    Service,
 }
 
 /// The part of the preceding command an `if` tests.
@@ -347,6 +383,17 @@ impl Reaction {
         for (i, f) in self.flows.iter().enumerate() {
             let at = flows.index(i);
             check::object_name(out, &at.key("name"), &f.name);
+            if let Some(sch) = &f.schedule
+                && parse_every(sch).is_none()
+            {
+                check::push(
+                    out,
+                    &at.key("schedule"),
+                    format!(
+                        "{sch:?} is not \"every N\" with N a whole number followed by s, m, h or d (\"every 10m\")"
+                    ),
+                );
+            }
             if f.tasks.is_empty() {
                 check::push(out, &at.key("tasks"), "a flow needs at least one task");
             }
@@ -409,14 +456,19 @@ impl Reaction {
                         ("else", t.otherwise.is_some()),
                         ("to", !t.to.is_empty()),
                         ("subject", t.subject.is_some()),
+                        ("service", t.service.is_some()),
+                        ("payload", t.payload.is_some()),
                     ]);
                 }
                 TaskKind::If => {
-                    if !tasks[..i].iter().any(|p| p.kind == TaskKind::Command) {
+                    if !tasks[..i]
+                        .iter()
+                        .any(|p| matches!(p.kind, TaskKind::Command | TaskKind::Service))
+                    {
                         check::push(
                             out,
                             &at.key("kind"),
-                            "an if task needs a command task before it (it tests that command's result)",
+                            "an if task needs a command or service task before it (it tests that task's result)",
                         );
                     }
                     match (t.op, &t.value) {
@@ -456,6 +508,32 @@ impl Reaction {
                         ("to", !t.to.is_empty()),
                         ("subject", t.subject.is_some()),
                         ("next", t.next.is_some()),
+                        ("service", t.service.is_some()),
+                        ("payload", t.payload.is_some()),
+                    ]);
+                }
+                TaskKind::Service => {
+                    if t.service.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                        check::push(
+                            out,
+                            &at.key("service"),
+                            "a service task needs the name of an integrator service",
+                        );
+                    }
+                    if t.timeout == 0 {
+                        check::push(out, &at.key("timeout"), "must be at least 1 (seconds)");
+                    }
+                    target(out, &at.key("next"), &t.next);
+                    unused.extend([
+                        ("host", t.host.is_some()),
+                        ("command", t.command.is_some()),
+                        ("on", t.on.is_some()),
+                        ("op", t.op.is_some()),
+                        ("value", t.value.is_some()),
+                        ("then", t.then.is_some()),
+                        ("else", t.otherwise.is_some()),
+                        ("to", !t.to.is_empty()),
+                        ("subject", t.subject.is_some()),
                     ]);
                 }
                 TaskKind::Mail => {
@@ -484,6 +562,8 @@ impl Reaction {
                         ("value", t.value.is_some()),
                         ("then", t.then.is_some()),
                         ("else", t.otherwise.is_some()),
+                        ("service", t.service.is_some()),
+                        ("payload", t.payload.is_some()),
                     ]);
                 }
             }
@@ -501,85 +581,5 @@ impl Reaction {
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::config::Config;
-    use crate::config::toml_problems as problems;
-
-    const GOOD: &str = r#"
-[reaction]
-[[reaction.agents]]
-name = "host1"
-[[reaction.agents.watch]]
-path = "/var/log/app.log"
-patterns = ["oom"]
-[[reaction.agents]]
-name = "host2"
-[[reaction.patterns]]
-name = "oom"
-regex = "OutOfMemory"
-[[reaction.rules]]
-name = "r1"
-pattern = "oom"
-host = "host1"
-flow = "f1"
-start = "approval"
-[[reaction.flows]]
-name = "f1"
-[[reaction.flows.tasks]]
-name = "check"
-kind = "command"
-host = "host2"
-command = "echo ok"
-[[reaction.flows.tasks]]
-name = "decide"
-kind = "if"
-op = "equals"
-value = "ok"
-else = "end"
-[[reaction.flows.tasks]]
-name = "tell"
-kind = "mail"
-to = ["ops@example.net"]
-"#;
-
-    #[test]
-    fn a_full_section_parses_with_defaults() {
-        let c = Config::from_toml(GOOD).unwrap();
-        assert_eq!(c.reaction.port, 8444);
-        assert_eq!(c.reaction.rules[0].count, 1);
-        assert_eq!(c.reaction.flows[0].tasks[0].timeout, 60);
-        assert_eq!(c.reaction.agents[0].secret_name(), "reaction.agent.host1");
-    }
-
-    #[test]
-    fn mistakes_name_their_field() {
-        let bad = GOOD
-            .replace("host = \"host2\"", "host = \"nobody\"")
-            .replace("regex = \"OutOfMemory\"", "regex = \"(\"")
-            .replace("else = \"end\"", "else = \"nowhere\"")
-            .replace("value = \"ok\"", "value = \"ok\"\nto = [\"a@b.c\"]");
-        let p = problems(&bad);
-        for want in [
-            "reaction.flows[0].tasks[0].host: no [[reaction.agents]] is named \"nobody\"",
-            "reaction.patterns[0].regex: not a regular expression",
-            "reaction.flows[0].tasks[1].else: no task of this flow is named \"nowhere\"",
-            "reaction.flows[0].tasks[1].to: is not used by a if task",
-        ] {
-            assert!(p.iter().any(|p| p.starts_with(want)), "{want} not in {p:?}");
-        }
-        let p = problems(
-            &GOOD
-                .replace("flow = \"f1\"", "flow = \"f2\"")
-                .replace("op = \"equals\"", "op = \"gt\""),
-        );
-        assert!(
-            p.iter().any(|p| p.starts_with("reaction.rules[0].flow:")),
-            "{p:?}"
-        );
-        assert!(
-            p.iter()
-                .any(|p| p.starts_with("reaction.flows[0].tasks[1].value: \"ok\" is not a number")),
-            "{p:?}"
-        );
-    }
-}
+#[path = "reaction_tests.rs"]
+mod tests;

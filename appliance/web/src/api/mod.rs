@@ -208,6 +208,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/reaction/flows/{flow}/start",
             post(reaction::reaction_start),
         )
+        .route("/reaction/schedules", get(reaction::reaction_schedules))
         .route("/reaction/runs", get(reaction::reaction_runs))
         .route("/reaction/runs/{id}", get(reaction::reaction_run))
         .route(

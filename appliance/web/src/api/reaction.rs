@@ -1,7 +1,7 @@
 //! `/api/v1/reaction`: the reaction engine's agents, incidents, runs and
 //! statistics (any logged-in user), and the operator's actions: approve or
-//! deny a pending incident, start a flow, retry or skip a task (operator
-//! or admin). The same `reaction.*` control methods as `ctl reaction`; the
+//! deny a pending incident, start a flow (now or at a time), retry or
+//! skip a task (operator or admin); the scheduled starts. The same `reaction.*` control methods as `ctl reaction`; the
 //! rules and flows themselves are `[reaction]` in the configuration.
 
 use axum::Json;
@@ -33,6 +33,15 @@ pub struct IncidentsQuery {
 pub struct RunsQuery {
     /// At most this many, newest first (1-1000, default 50).
     limit: Option<i64>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StartQuery {
+    /// Start once at this time (unix milliseconds) instead of now; a
+    /// time already past starts it now.
+    at_ms: Option<i64>,
 }
 
 const LIMIT: i64 = 50;
@@ -117,7 +126,8 @@ async fn move_on(app: &App, c: &Caller, method: &str, (r, task): (String, String
 #[utoipa::path(post, path = "/api/v1/reaction/incidents/{id}/approve", tag = "reaction",
     params(("id" = i64, Path, description = "A pending incident's id")),
     responses((status = 200, description = "Its flow started: `incident`, `run`", body = Value),
-        (status = 409, description = "No such incident, it is not pending, or its rule or flow is no longer configured (`conflict`)", body = ErrorBody)))]
+        (status = 404, description = "No such incident (`not_found`)", body = ErrorBody),
+        (status = 409, description = "It is not pending, or its rule or flow is no longer configured (`conflict`)", body = ErrorBody)))]
 pub(super) async fn reaction_approve(
     State(app): AppState,
     Authed(c): Operator,
@@ -129,7 +139,8 @@ pub(super) async fn reaction_approve(
 #[utoipa::path(post, path = "/api/v1/reaction/incidents/{id}/deny", tag = "reaction",
     params(("id" = i64, Path, description = "A pending incident's id")),
     responses((status = 200, description = "Denied: its flow never runs", body = Value),
-        (status = 409, description = "No such incident, or it is not pending (`conflict`)", body = ErrorBody)))]
+        (status = 404, description = "No such incident (`not_found`)", body = ErrorBody),
+        (status = 409, description = "It is not pending (`conflict`)", body = ErrorBody)))]
 pub(super) async fn reaction_deny(
     State(app): AppState,
     Authed(c): Operator,
@@ -138,23 +149,36 @@ pub(super) async fn reaction_deny(
     decide(&app, &c, "reaction.deny", &i).await
 }
 
+#[utoipa::path(get, path = "/api/v1/reaction/schedules", tag = "reaction",
+    responses((status = 200, description = "`flows`: each flow with a `schedule` (flow, schedule, next_ms); `starts`: the newest one-off starts (id, flow, at_ms, state `waiting`, `started` or `dropped`, run_id, created_ms)", body = Value),
+        (status = 503, description = "The reaction service is not running", body = ErrorBody)))]
+pub(super) async fn reaction_schedules(State(app): AppState, _c: Reader) -> ApiResult {
+    Ok(Json(rpc(&app, "reaction.schedules", json!({})).await?))
+}
+
 #[utoipa::path(post, path = "/api/v1/reaction/flows/{flow}/start", tag = "reaction",
-    params(("flow" = String, Path, description = "A flow's name in `[reaction]`")),
-    responses((status = 200, description = "A run of the flow started: `run`", body = Value),
-        (status = 409, description = "No flow of that name (`conflict`)", body = ErrorBody)))]
+    params(("flow" = String, Path, description = "A flow's name in `[reaction]`"), StartQuery),
+    responses((status = 200, description = "A run of the flow started: `run`; or, with a future `at_ms`, a start kept until then: `start`, `at_ms`", body = Value),
+        (status = 404, description = "No flow of that name in `[reaction]` (`not_found`)", body = ErrorBody)))]
 pub(super) async fn reaction_start(
     State(app): AppState,
     Authed(c): Operator,
     Path(flow): Path<String>,
+    Q(q): Q<StartQuery>,
 ) -> ApiResult {
-    let detail = format!("flow {flow}");
-    act(&app, &c, "reaction.start", json!({"flow": flow}), detail).await
+    let detail = match q.at_ms {
+        Some(at) => format!("flow {flow} at {at}"),
+        None => format!("flow {flow}"),
+    };
+    let params = json!({"flow": flow, "at_ms": q.at_ms});
+    act(&app, &c, "reaction.start", params, detail).await
 }
 
 #[utoipa::path(post, path = "/api/v1/reaction/runs/{id}/tasks/{task}/retry", tag = "reaction",
     params(("id" = i64, Path, description = "A run's id"), ("task" = String, Path, description = "The name of the run's current task")),
     responses((status = 200, description = "The failed task runs again and the run goes on", body = Value),
-        (status = 409, description = "No such run, the task is not its current step, or it has not failed (`conflict`)", body = ErrorBody)))]
+        (status = 404, description = "No such run, or its flow has no task of that name (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The task is not the run's current step, or it has not failed (`conflict`)", body = ErrorBody)))]
 pub(super) async fn reaction_retry(
     State(app): AppState,
     Authed(c): Operator,
@@ -166,7 +190,8 @@ pub(super) async fn reaction_retry(
 #[utoipa::path(post, path = "/api/v1/reaction/runs/{id}/tasks/{task}/skip", tag = "reaction",
     params(("id" = i64, Path, description = "A run's id"), ("task" = String, Path, description = "The name of the run's current task")),
     responses((status = 200, description = "The task is skipped and the run goes on with the next", body = Value),
-        (status = 409, description = "No such run, the task is not its current step, or it has neither failed nor waits for its executor (`conflict`)", body = ErrorBody)))]
+        (status = 404, description = "No such run, or its flow has no task of that name (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The task is not the run's current step, or it has neither failed nor waits for its executor (`conflict`)", body = ErrorBody)))]
 pub(super) async fn reaction_skip(
     State(app): AppState,
     Authed(c): Operator,

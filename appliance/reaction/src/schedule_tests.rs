@@ -1,0 +1,129 @@
+//! Scheduling decisions, and the timer task on tokio's paused clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::engine_tests::node_with;
+
+const EVERY_10S: &str = "[[reaction.agents]]\nname = \"h\"\n[[reaction.flows]]\nname = \"p\"\nschedule = \"every 10s\"\n[[reaction.flows.tasks]]\nname = \"c\"\nkind = \"command\"\nhost = \"h\"\ncommand = \"true\"\n";
+
+#[test]
+fn first_seen_waits_a_period_then_starts_once_per_boundary() {
+    // First seen (or a changed period): one period from now, no start.
+    assert_eq!(
+        decide(None, 10, 100),
+        Decision {
+            start: false,
+            next_due: 110
+        }
+    );
+    assert_eq!(decide(Some((105, 60)), 10, 100).next_due, 110);
+    // Not yet due.
+    assert_eq!(
+        decide(Some((110, 10)), 10, 105),
+        Decision {
+            start: false,
+            next_due: 110
+        }
+    );
+    // Due now, or long overdue: one start, the next boundary after now.
+    assert_eq!(
+        decide(Some((110, 10)), 10, 110),
+        Decision {
+            start: true,
+            next_due: 120
+        }
+    );
+    assert_eq!(
+        decide(Some((110, 10)), 10, 1_005),
+        Decision {
+            start: true,
+            next_due: 1_010
+        }
+    );
+}
+
+#[test]
+fn the_timer_sleeps_until_the_earliest_due_at_most_a_minute() {
+    assert_eq!(wait_ms([5_000, 3_000], 1_000), 2_000);
+    assert_eq!(wait_ms([500], 1_000), 0);
+    assert_eq!(wait_ms([], 1_000), 60_000);
+    assert_eq!(wait_ms([10_000_000], 0), 60_000);
+}
+
+fn runs(node: &Node) -> usize {
+    node.db().runs(1000).unwrap().len()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_periodic_flow_starts_every_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_with(dir.path(), EVERY_10S);
+    let timer = tokio::spawn(run(node.clone()));
+    tokio::time::sleep(Duration::from_millis(9_500)).await;
+    assert_eq!(runs(&node), 0);
+    tokio::time::sleep(Duration::from_secs(26)).await;
+    // At 10, 20 and 30 s.
+    assert_eq!(runs(&node), 3);
+    timer.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_at_wakes_the_timer_and_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_with(dir.path(), crate::engine_tests::ONE_COMMAND);
+    let timer = tokio::spawn(run(node.clone()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The timer sleeps its full minute: only the notify makes it look.
+    let at = node.clock.now_ms() + 2_000;
+    node.start_at("f", at).unwrap();
+    assert!(matches!(
+        node.start_at("nope", at),
+        Err(DbError::NotFound(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(1_900)).await;
+    assert_eq!(runs(&node), 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(runs(&node), 1);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(runs(&node), 1);
+    let s = node.db().starts(10).unwrap();
+    assert_eq!(
+        (s[0].state.as_str(), s[0].run_id.is_some()),
+        ("started", true)
+    );
+    timer.abort();
+}
+
+fn at_wall(dir: &std::path::Path, toml: &str, wall: i64) -> Arc<Node> {
+    let mut node = node_with(dir, toml);
+    Arc::get_mut(&mut node).unwrap().clock = Clock::new(wall);
+    node
+}
+
+#[tokio::test(start_paused = true)]
+async fn timers_survive_a_restart_without_repeats_or_catch_up_storms() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = EVERY_10S.to_string()
+        + "[[reaction.flows]]\nname = \"f\"\n[[reaction.flows.tasks]]\nname = \"c\"\nkind = \"command\"\nhost = \"h\"\ncommand = \"true\"\n";
+    let a = at_wall(dir.path(), &toml, 1_000_000);
+    assert_eq!(tick(&a).await.unwrap(), 10_000);
+    a.start_at("f", 1_005_000).unwrap();
+    assert_eq!(tick(&a).await.unwrap(), 5_000);
+    drop(a);
+    // The engine was down for 100 s: the one-off start runs, the periodic
+    // flow starts once (not once per missed period).
+    let b = at_wall(dir.path(), &toml, 1_100_000);
+    assert_eq!(tick(&b).await.unwrap(), 10_000);
+    assert_eq!(runs(&b), 2);
+    assert_eq!(tick(&b).await.unwrap(), 10_000);
+    assert_eq!(runs(&b), 2);
+    drop(b);
+    let c = at_wall(dir.path(), &toml, 1_100_500);
+    tick(&c).await.unwrap();
+    assert_eq!(runs(&c), 2);
+    tokio::time::sleep(Duration::from_millis(9_500)).await;
+    tick(&c).await.unwrap();
+    assert_eq!(runs(&c), 3);
+}
