@@ -91,3 +91,11 @@ fi
 grep -q "current one is $REV" "$STATE/cas.out" || fail "conflict message unclear: $(cat "$STATE/cas.out")"
 ctl config set node.timezone Europe/Berlin --expect-revision "$REV" >/dev/null || fail "a current --expect-revision was refused"
 pass "a stale expect_revision is refused and names the current revision"
+
+# --- a refused file names the line of each problem, and nothing is stored
+REV=$(ctl --json config history -n 1 | jq -r '.revisions[0].id')
+printf '# a comment\n[node]\ntimezone = "Europe/Berlin"\n\n[vpn]\nlisten_port = 0\n' >"$STATE/bad.toml"
+if ctl config apply -f "$STATE/bad.toml" >"$STATE/bad.out" 2>&1; then fail "a file with listen_port = 0 was applied"; fi
+grep -q "vpn.listen_port: .*(line 6)" "$STATE/bad.out" || fail "the problem does not name its line: $(cat "$STATE/bad.out")"
+[ "$(ctl --json config history -n 1 | jq -r '.revisions[0].id')" = "$REV" ] || fail "a refused file made a revision"
+pass "a refused file names the path and line of its problem and stores nothing"

@@ -98,6 +98,7 @@ pub(crate) fn move_secrets(
                 Some(name) => {
                     if get(conn, name)?.is_none() {
                         problems.push(Problem {
+line: None,
                             path: f.path.clone(),
                             message: format!(
                                 "refers to the secret {name:?}, which is not set (give the value instead, or add it under [secrets])"

@@ -11,6 +11,7 @@ mod integrator_security;
 mod integrator_tls;
 mod integrator_user_config;
 mod jobtime;
+mod lines;
 mod mail;
 mod network;
 mod node;
@@ -41,6 +42,7 @@ pub use integrator::{
 pub use integrator_conn::{OutgoingSmtp, OutgoingSql, SqlTls};
 pub use integrator_security::SecurityDef;
 pub use integrator_tls::{IntegratorTls, TlsFiles, TlsMode};
+pub use lines::add_lines;
 pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, Submission, is_mail_address};
 pub use network::{Dns, Interface, Network, Route, Time, Vlan, in_subnet, parse_cidr, parse_dest};
 pub use node::{ExtraService, Node, RestartMode};
@@ -94,6 +96,10 @@ pub struct Config {
 pub struct Problem {
     pub path: String,
     pub message: String,
+    /// The line of a TOML document the path points at, when the problem
+    /// came from one ([`add_lines`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
 }
 
 impl std::fmt::Display for Problem {
@@ -101,7 +107,11 @@ impl std::fmt::Display for Problem {
         if self.path.is_empty() {
             f.write_str(&self.message)
         } else {
-            write!(f, "{}: {}", self.path, self.message)
+            write!(f, "{}: {}", self.path, self.message)?;
+            match self.line {
+                Some(line) => write!(f, " (line {line})"),
+                None => Ok(()),
+            }
         }
     }
 }
@@ -189,12 +199,12 @@ impl Section {
 impl Config {
     /// Parses TOML text. Syntax errors name the line and column.
     pub fn from_toml(text: &str) -> Result<Config, Vec<Problem>> {
-        Config::from_value(toml_to_json(text)?)
+        Config::from_value(toml_to_json(text)?).map_err(|p| add_lines(text, p))
     }
 
     /// Parses TOML or JSON text, whichever it is (JSON starts with `{`).
     pub fn from_text(text: &str) -> Result<Config, Vec<Problem>> {
-        Config::from_value(text_to_json(text)?)
+        Config::from_value(text_to_json(text)?).map_err(|p| add_lines(text, p))
     }
 
     /// Typed parse of a JSON value, then validation; the only way a document
@@ -203,6 +213,7 @@ impl Config {
         let config: Config = serde_path_to_error::deserialize(&value).map_err(|e| {
             let path = e.path().to_string();
             vec![Problem {
+                line: None,
                 path: if path == "." { String::new() } else { path },
                 message: e.into_inner().to_string(),
             }]
@@ -275,6 +286,7 @@ fn arrays_for_tables(input: &Value, parsed: &Value, path: &KeyPath, out: &mut Ve
         (Value::Array(_), Value::Object(_)) => {
             let at = path.to_string();
             out.push(Problem {
+                line: None,
                 path: if at.is_empty() {
                     "(document)".into()
                 } else {
@@ -310,12 +322,14 @@ pub fn toml_to_json(text: &str) -> Result<Value, Vec<Problem>> {
             None => String::new(),
         };
         vec![Problem {
+            line: None,
             path: place,
             message: format!("not valid TOML: {}", e.message()),
         }]
     })?;
     serde_json::to_value(table).map_err(|e| {
         vec![Problem {
+            line: None,
             path: String::new(),
             message: format!("unsupported TOML value: {e}"),
         }]
@@ -346,6 +360,7 @@ pub fn text_to_json(text: &str) -> Result<Value, Vec<Problem>> {
     if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| {
             vec![Problem {
+                line: None,
                 path: format!("line {}, column {}", e.line(), e.column()),
                 message: format!("not valid JSON: {e}"),
             }]
@@ -368,6 +383,7 @@ pub(crate) mod check {
 
     pub fn push(out: &mut Vec<Problem>, path: &KeyPath, message: impl Into<String>) {
         out.push(Problem {
+            line: None,
             path: path.to_string(),
             message: message.into(),
         });

@@ -88,6 +88,7 @@ fn take_secrets(doc: &mut Value) -> Result<Vec<(String, String)>, RpcError> {
         .map(|(k, v)| match v {
             Value::String(s) => Ok((k, s)),
             _ => Err(invalid(vec![alpharen_store::Problem {
+                line: None,
                 path: format!("secrets.{k}"),
                 message: "a secret must be a string".into(),
             }])),
@@ -124,9 +125,9 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
         }
         m::APPLY => {
             let p: Apply = call.params()?;
-            let mut doc = match (p.config, p.text) {
+            let mut doc = match (p.config, &p.text) {
                 (Some(v), None) => v,
-                (None, Some(t)) => alpharen_store::config::text_to_json(&t).map_err(invalid)?,
+                (None, Some(t)) => alpharen_store::config::text_to_json(t).map_err(invalid)?,
                 _ => {
                     return Err(RpcError::invalid_params(
                         "config.apply needs exactly one of `config` (JSON) or `text` (TOML or JSON)",
@@ -135,8 +136,14 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             };
             let secrets = take_secrets(&mut doc)?;
             let current = with_store(node, |s| s.current_config())?;
-            let config =
-                Config::from_value(merged(current.to_json(), doc, p.replace)).map_err(invalid)?;
+            // Problems in a text point at its lines too (a path it does
+            // not hold, from the merged document, gets none).
+            let config = Config::from_value(merged(current.to_json(), doc, p.replace))
+                .map_err(|e| match &p.text {
+                    Some(t) => alpharen_store::config::add_lines(t, e),
+                    None => e,
+                })
+                .map_err(invalid)?;
             if p.dry_run {
                 let changes = diff::diff(&current.to_json(), &config.redacted().to_json());
                 return Ok(Reply::Value(json!({"dry_run": true, "changes": changes})));
@@ -211,6 +218,7 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
                 s.edit(&write(&who, &comment, p.expect_revision), |c| {
                     if c.vpn.peers.iter().any(|q| q.name == peer.name) {
                         return Err(vec![Problem {
+                            line: None,
                             path: "vpn.peers".into(),
                             message: format!("a peer named {:?} already exists", peer.name),
                         }]);
@@ -232,6 +240,7 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
                     c.vpn.peers.retain(|q| q.name != name);
                     if c.vpn.peers.len() == before {
                         return Err(vec![Problem {
+                            line: None,
                             path: "vpn.peers".into(),
                             message: format!("there is no peer named {name:?}"),
                         }]);
@@ -251,6 +260,7 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
                 s.edit(&Write::new(&who, &comment), |c| {
                     let Some(peer) = c.vpn.peers.iter_mut().find(|q| q.name == name) else {
                         return Err(vec![Problem {
+                            line: None,
                             path: "vpn.peers".into(),
                             message: format!("there is no peer named {name:?}"),
                         }]);

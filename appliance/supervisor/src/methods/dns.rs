@@ -27,6 +27,7 @@ fn label(name: &str, kind: &str, value: &str) -> String {
 
 fn no_record(what: &str) -> Vec<Problem> {
     vec![Problem {
+        line: None,
         path: "dpx.records".into(),
         message: format!("there is no record {what}"),
     }]
@@ -62,6 +63,7 @@ pub async fn call(node: &Arc<NodeState>, call: &Call) -> Result<Value, RpcError>
                     .any(|(i, q)| Some(i) != at && same(q, &r.name, &r.kind, &r.value))
                 {
                     return Err(vec![Problem {
+                        line: None,
                         path: "dpx.records".into(),
                         message: format!("the record {what} exists already"),
                     }]);
