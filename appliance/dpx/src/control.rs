@@ -217,7 +217,11 @@ mod tests {
         let a = acme_txt_update(&params("_acme-challenge.z.example", "aaa", true)).unwrap();
         let b = acme_txt_update(&params("_acme-challenge.z.example", "bbb", true)).unwrap();
         assert!(update::apply(&mut dynamic, &[a, b]));
-        assert_eq!(dynamic.len(), 2, "a wildcard and its base name share the name");
+        assert_eq!(
+            dynamic.len(),
+            2,
+            "a wildcard and its base name share the name"
+        );
         let gone = acme_txt_update(&params("_acme-challenge.z.example", "aaa", false)).unwrap();
         assert!(update::apply(&mut dynamic, &[gone]));
         assert_eq!(dynamic.len(), 1);

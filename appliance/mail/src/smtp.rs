@@ -133,8 +133,12 @@ async fn connection(
         return Ok(());
     };
     let tls_name = shared.settings().mail.tls_name.clone();
-    let acceptor = match crate::tls::acceptor(&shared.state_dir, tls_name.as_deref(), &shared.acme_tls)
-        .await
+    let acceptor = match crate::tls::acceptor(
+        &shared.state_dir,
+        tls_name.as_deref(),
+        &shared.acme_tls,
+    )
+    .await
     {
         Ok(a) => a,
         Err(e) => {

@@ -58,8 +58,8 @@ pub fn acme_config(
         .collect::<Result<_, _>>()
         .map_err(|e| format!("acme.pem: not a PEM certificate chain: {e}"))?;
     let leaf = chain.first().ok_or("acme.pem: no certificate")?;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref())
-        .map_err(|e| format!("acme.pem: {e}"))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| format!("acme.pem: {e}"))?;
     let names: Vec<String> = match cert.subject_alternative_name() {
         Ok(Some(san)) => san
             .value
@@ -94,7 +94,11 @@ pub fn acme_config(
 /// The ACME settings for `host`, read again only when `acme.pem` changed
 /// (a renewal): the key then comes from a fresh view, which holds it only
 /// while `[acme]` is on.
-async fn acme(state_dir: &Path, host: &str, cache: &AcmeCache) -> Option<Arc<rustls::ServerConfig>> {
+async fn acme(
+    state_dir: &Path,
+    host: &str,
+    cache: &AcmeCache,
+) -> Option<Arc<rustls::ServerConfig>> {
     let pem = std::fs::read(acme_file(state_dir)).ok()?;
     if let Ok(c) = cache.lock()
         && let Some((seen, cfg)) = c.as_ref()
@@ -102,7 +106,7 @@ async fn acme(state_dir: &Path, host: &str, cache: &AcmeCache) -> Option<Arc<rus
     {
         return cfg.clone();
     }
-    let made = match alpharen_rpc::view::view(state_dir, "mail").await {
+    let made = match alpharen_rpc::view::view::<alpharen_store::View>(state_dir, "mail").await {
         Ok(view) => match view.secret(ACME_KEY_SECRET) {
             Some(key) => acme_config(&pem, key, host, alpharen_store::now_unix()),
             None => Err("[acme] is off or has no key yet".into()),

@@ -362,7 +362,9 @@ async fn handshake(
                 tracing::info!(peer = %peer, "ACME: answered a TLS-ALPN-01 validation");
                 let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
             }
-            Err(e) => tracing::warn!(peer = %peer, error = %e, "ACME: TLS-ALPN-01 handshake failed"),
+            Err(e) => {
+                tracing::warn!(peer = %peer, error = %e, "ACME: TLS-ALPN-01 handshake failed")
+            }
         }
         return None;
     }
@@ -436,7 +438,8 @@ async fn accept_https(listener: TcpListener, shared: Arc<Shared>) {
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let Ok(Some(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared, tcp, peer)).await
+            let Ok(Some(tls)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared, tcp, peer)).await
             else {
                 return;
             };

@@ -234,8 +234,8 @@ mod tests {
         let wild = "\"*.z.example\", \"z.example\"";
         let p = problems(&format!("{zone}{}", acme("http-01", wild)));
         assert!(
-            p.iter()
-                .any(|p| p.starts_with("acme.domains[0]:") && p.contains("only acme.challenge = \"dns-01\"")),
+            p.iter().any(|p| p.starts_with("acme.domains[0]:")
+                && p.contains("only acme.challenge = \"dns-01\"")),
             "{p:?}"
         );
         let p = problems(&format!("{zone}{}", acme("tls-alpn-01", wild)));
@@ -249,7 +249,10 @@ mod tests {
         );
         let p = problems(&acme("dns-01", "\"a.z.example\""));
         assert!(p.iter().any(|p| p.contains("needs dpx.zone")), "{p:?}");
-        let p = problems(&format!("{zone}{}", acme("dns-01", "\"*.bad name.z.example\"")));
+        let p = problems(&format!(
+            "{zone}{}",
+            acme("dns-01", "\"*.bad name.z.example\"")
+        ));
         assert!(p.iter().any(|p| p.starts_with("acme.domains[0]:")), "{p:?}");
     }
 }

@@ -233,7 +233,8 @@ impl Config {
         self.pgha.validate(&root.key("pgha"), &mut out);
         self.integrator.validate(&root.key("integrator"), &mut out);
         self.syslog.validate(&root.key("syslog"), &mut out);
-        self.acme.validate(&root.key("acme"), self.dpx.zone.as_deref(), &mut out);
+        self.acme
+            .validate(&root.key("acme"), self.dpx.zone.as_deref(), &mut out);
         self.snmp.validate(&root.key("snmp"), &mut out);
         self.cluster.validate(&root.key("cluster"), &mut out);
         self.reaction.validate(&root.key("reaction"), &mut out);

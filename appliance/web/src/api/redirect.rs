@@ -99,7 +99,8 @@ mod tests {
             &alpharen_store::config::Acme::default(),
             &Default::default(),
         ));
-        acme.answers.tokens
+        acme.answers
+            .tokens
             .lock()
             .unwrap()
             .insert("tok".into(), "tok.thumb".into());
