@@ -1,6 +1,7 @@
 //! `<state>/run/dpx.sock`: the `dpx.*` control methods. `dpx.status` and
 //! `dpx.records` for `ctl dpx`; `dpx.dyndns` is how the web service's
-//! `/nic/update` changes an address without touching the dpx tables itself.
+//! `/nic/update` changes an address, and `dpx.acme_txt` how its ACME
+//! client publishes a DNS-01 answer, without touching the dpx tables itself.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use alpharen_rpc::{Call, Handler, Reply, RpcError};
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::rdata::{A, AAAA, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,6 +20,10 @@ use crate::{Error, io_err, update};
 
 /// TTL of dyndns addresses: short, they change.
 const DYNDNS_TTL: u32 = 60;
+/// TTL of DNS-01 answers: they live for one order.
+const ACME_TTL: u32 = 10;
+/// The only names `dpx.acme_txt` may change start with this label.
+const ACME_LABEL: &str = "_acme-challenge.";
 
 pub fn start(state_dir: &Path, core: Arc<Core>) -> Result<JoinHandle<()>, Error> {
     alpharen_rpc::spawn_service(state_dir, "dpx", Control(core)).map_err(io_err("control socket"))
@@ -32,6 +37,67 @@ struct DyndnsParams {
     hostname: String,
     ip: IpAddr,
     user: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcmeTxtParams {
+    /// `_acme-challenge.NAME`, inside the zone.
+    name: String,
+    /// The key authorization's digest (base64url, 43 characters).
+    value: String,
+    /// Publish (true) or withdraw (false) this one value.
+    present: bool,
+}
+
+/// The update records for one DNS-01 answer: add it, or delete exactly
+/// that value (another order's answer at the same name stays).
+fn acme_txt_update(p: &AcmeTxtParams) -> Result<Record, RpcError> {
+    if !p.name.to_ascii_lowercase().starts_with(ACME_LABEL) {
+        return Err(RpcError::invalid_params(format!(
+            "{:?}: only {ACME_LABEL}… names may be changed",
+            p.name
+        )));
+    }
+    if p.value.is_empty()
+        || p.value.len() > 255
+        || !p
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(RpcError::invalid_params(
+            "value: a base64url digest (letters, digits, - and _)",
+        ));
+    }
+    let mut name = Name::from_ascii(&p.name)
+        .map_err(|e| RpcError::invalid_params(format!("{:?} is not a DNS name: {e}", p.name)))?;
+    name.set_fqdn(true);
+    let mut rr = Record::from_rdata(name, ACME_TTL, RData::TXT(TXT::new(vec![p.value.clone()])));
+    if !p.present {
+        rr.ttl = 0;
+        rr.dns_class = DNSClass::NONE;
+    }
+    Ok(rr)
+}
+
+fn acme_txt(core: &Arc<Core>, p: AcmeTxtParams) -> Result<Value, RpcError> {
+    let rr = acme_txt_update(&p)?;
+    let result = core.commit("acme", |zone, dynamic| {
+        if !zone.origin.zone_of(&rr.name) {
+            return Err(ResponseCode::NotZone);
+        }
+        Ok(update::apply(dynamic, std::slice::from_ref(&rr)))
+    });
+    match result {
+        Ok(changed) => Ok(json!({"changed": changed})),
+        Err(ResponseCode::NotZone) => Err(RpcError::new(
+            "not_in_zone",
+            format!("{} is not inside the zone", rr.name),
+        )),
+        Err(ResponseCode::Refused) => Err(RpcError::new("no_zone", "dpx.zone is not set")),
+        Err(code) => Err(RpcError::new("dpx_error", format!("update failed: {code}"))),
+    }
 }
 
 fn record_json(r: &Record, source: &str) -> Value {
@@ -121,6 +187,7 @@ impl Handler for Control {
                 json!({"records": records})
             }
             "dpx.dyndns" => dyndns(core, call.params()?)?,
+            "dpx.acme_txt" => acme_txt(core, call.params()?)?,
             other => {
                 return Err(RpcError::new(
                     "method_not_found",
@@ -129,5 +196,43 @@ impl Handler for Control {
             }
         };
         Ok(Reply::Value(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(name: &str, value: &str, present: bool) -> AcmeTxtParams {
+        AcmeTxtParams {
+            name: name.into(),
+            value: value.into(),
+            present,
+        }
+    }
+
+    #[test]
+    fn acme_answers_are_added_and_withdrawn_one_value_at_a_time() {
+        let mut dynamic = Vec::new();
+        let a = acme_txt_update(&params("_acme-challenge.z.example", "aaa", true)).unwrap();
+        let b = acme_txt_update(&params("_acme-challenge.z.example", "bbb", true)).unwrap();
+        assert!(update::apply(&mut dynamic, &[a, b]));
+        assert_eq!(
+            dynamic.len(),
+            2,
+            "a wildcard and its base name share the name"
+        );
+        let gone = acme_txt_update(&params("_acme-challenge.z.example", "aaa", false)).unwrap();
+        assert!(update::apply(&mut dynamic, &[gone]));
+        assert_eq!(dynamic.len(), 1);
+        assert_eq!(dynamic[0].data.to_string(), "bbb");
+    }
+
+    #[test]
+    fn only_acme_challenge_txt_values_may_be_changed() {
+        let e = acme_txt_update(&params("www.z.example", "aaa", true)).unwrap_err();
+        assert!(e.message.contains("_acme-challenge."), "{}", e.message);
+        assert!(acme_txt_update(&params("_acme-challenge.z.example", "a b", true)).is_err());
+        assert!(acme_txt_update(&params("_acme-challenge.z.example", "", true)).is_err());
     }
 }

@@ -113,6 +113,8 @@ pub(crate) struct Shared {
     pub notify_wake: Notify,
     pub sessions: AtomicUsize,
     pub shutdown: watch::Receiver<bool>,
+    /// The ACME certificate for STARTTLS, forgotten at every reload.
+    pub acme_tls: tls::AcmeCache,
 }
 
 impl Shared {
@@ -178,6 +180,9 @@ impl Shared {
         if let Ok(mut n) = self.notifier.lock() {
             n.set_interval(s.mail.notify_interval);
         }
+        if let Ok(mut c) = self.acme_tls.lock() {
+            *c = None;
+        }
         match self.settings.write() {
             Ok(mut g) => *g = Arc::new(s),
             Err(p) => *p.into_inner() = Arc::new(s),
@@ -217,6 +222,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
         notify_wake: Notify::new(),
         sessions: AtomicUsize::new(0),
         shutdown: stop_rx,
+        acme_tls: Default::default(),
     });
     shared.apply(settings.clone());
 

@@ -132,7 +132,14 @@ async fn connection(
     let End::StartTls(stream) = converse(&shared, &mut session, stream, peer, true).await? else {
         return Ok(());
     };
-    let acceptor = match crate::tls::acceptor(&shared.state_dir) {
+    let tls_name = shared.settings().mail.tls_name.clone();
+    let acceptor = match crate::tls::acceptor(
+        &shared.state_dir,
+        tls_name.as_deref(),
+        &shared.acme_tls,
+    )
+    .await
+    {
         Ok(a) => a,
         Err(e) => {
             // The 220 is out already; all we can do is close.

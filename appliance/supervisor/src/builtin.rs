@@ -132,10 +132,11 @@ pub const BUILTINS: &[Builtin] = &[
         tables: &[],
         logs: &[],
     },
-    // The HELO name and the sender of notifications from `[node]`.
+    // The HELO name and the sender of notifications from `[node]`;
+    // `[acme]`: STARTTLS may serve the ACME certificate.
     Builtin {
         name: "mail",
-        reads: &[Section::Mail, Section::Node],
+        reads: &[Section::Mail, Section::Node, Section::Acme],
         user: User {
             name: "ar-mail",
             id: 906,

@@ -274,6 +274,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shared = Arc::new(Shared {
         acceptor,
+        acme: app.acme.clone(),
         router,
         graceful: Mutex::new(Some(graceful)),
     });
@@ -339,8 +340,47 @@ async fn reload(
     Ok(())
 }
 
+/// The TLS handshake: an ACME validator asking for `acme-tls/1` gets the
+/// TLS-ALPN-01 certificate and then the connection ends (`None`); every
+/// other client gets the listener's settings.
+async fn handshake(
+    shared: &Shared,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+    let start = match start.await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            return None;
+        }
+    };
+    if let Some(cfg) = shared.acme.alpn_config(&start.client_hello()) {
+        match start.into_stream(cfg).await {
+            Ok(mut tls) => {
+                tracing::info!(peer = %peer, "ACME: answered a TLS-ALPN-01 validation");
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+            }
+            Err(e) => {
+                tracing::warn!(peer = %peer, error = %e, "ACME: TLS-ALPN-01 handshake failed")
+            }
+        }
+        return None;
+    }
+    match start.into_stream(shared.acceptor.config().clone()).await {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}
+
 struct Shared {
     acceptor: tokio_rustls::TlsAcceptor,
+    /// TLS-ALPN-01 answers.
+    acme: Arc<acme::Acme>,
     router: Router,
     graceful: Mutex<Option<hyper_util::server::graceful::GracefulShutdown>>,
 }
@@ -398,15 +438,11 @@ async fn accept_https(listener: TcpListener, shared: Arc<Shared>) {
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, shared.acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
+            let Ok(Some(tls)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared, tcp, peer)).await
+            else {
+                return;
+            };
             let ip = ClientIp(peer.ip());
             let svc = shared.router.clone().map_request(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {

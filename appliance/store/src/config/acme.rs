@@ -1,9 +1,37 @@
-//! `[acme]`: a certificate for the console from an ACME CA (RFC 8555,
-//! HTTP-01 on the web service's plain-HTTP port). The web service owns it.
+//! `[acme]`: a certificate for the console from an ACME CA (RFC 8555;
+//! HTTP-01 on the web service's plain-HTTP port, TLS-ALPN-01 on its HTTPS
+//! port, or DNS-01 through the node's own dpx zone). The web service owns it.
 
 use serde::{Deserialize, Serialize};
 
-use super::{KeyPath, Problem, check, is_mail_address};
+use super::{KeyPath, Problem, check, in_zone, is_mail_address};
+
+/// How the CA checks that the node controls the names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum Challenge {
+    /// A file under `/.well-known/acme-challenge/` on the plain-HTTP port.
+    #[default]
+    #[serde(rename = "http-01")]
+    Http01,
+    /// A certificate made for the challenge, on the HTTPS port (RFC 8737).
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+    /// A TXT record `_acme-challenge.NAME` in the node's dpx zone; the only
+    /// one that can prove a wildcard name.
+    #[serde(rename = "dns-01")]
+    Dns01,
+}
+
+impl Challenge {
+    pub fn name(self) -> &'static str {
+        match self {
+            Challenge::Http01 => "http-01",
+            Challenge::TlsAlpn01 => "tls-alpn-01",
+            Challenge::Dns01 => "dns-01",
+        }
+    }
+}
 
 /// `[acme]`: where the console's certificate comes from when it is not
 /// self-signed or the operator's own files.
@@ -33,6 +61,8 @@ pub struct Acme {
     pub ca: Option<String>,
     /// Renew when the certificate has fewer days left than this.
     pub renew_before_days: u32,
+    /// `http-01` (default), `tls-alpn-01` or `dns-01` (names in `dpx.zone`).
+    pub challenge: Challenge,
 }
 
 impl Default for Acme {
@@ -45,12 +75,14 @@ impl Default for Acme {
             domains: Vec::new(),
             ca: None,
             renew_before_days: 30,
+            challenge: Challenge::Http01,
         }
     }
 }
 
 impl Acme {
-    pub(super) fn validate(&self, path: &KeyPath, out: &mut Vec<Problem>) {
+    /// `dpx_zone` is `dpx.zone`: DNS-01 answers are published there.
+    pub(super) fn validate(&self, path: &KeyPath, dpx_zone: Option<&str>, out: &mut Vec<Problem>) {
         if !self.directory.starts_with("https://") || self.directory.len() <= "https://".len() {
             check::push(
                 out,
@@ -86,7 +118,25 @@ impl Acme {
         let list = path.key("domains");
         let mut seen = std::collections::HashSet::new();
         for (i, d) in self.domains.iter().enumerate() {
-            check::hostname(out, &list.index(i), d);
+            let base = d.strip_prefix("*.");
+            check::hostname(out, &list.index(i), base.unwrap_or(d));
+            if base.is_some() && self.challenge != Challenge::Dns01 {
+                check::push(
+                    out,
+                    &list.index(i),
+                    format!(
+                        "{d:?} is a wildcard name: only acme.challenge = \"dns-01\" can prove it (not {:?})",
+                        self.challenge.name()
+                    ),
+                );
+            }
+            if self.challenge == Challenge::Dns01 && !dpx_zone.is_some_and(|z| in_zone(d, z)) {
+                let why = match dpx_zone {
+                    Some(z) => format!("is not inside dpx.zone {z:?}"),
+                    None => "needs dpx.zone (dns-01 answers are published there)".to_string(),
+                };
+                check::push(out, &list.index(i), format!("{d:?} {why}"));
+            }
             if !seen.insert(d.to_ascii_lowercase()) {
                 check::push(
                     out,
@@ -153,5 +203,56 @@ mod tests {
         assert!(p.iter().any(|p| p.contains("a.example")), "{p:?}");
         let p = problems("[acme]\nenabled = true\naccept_terms = true\n");
         assert!(p.iter().any(|p| p.starts_with("acme.domains:")), "{p:?}");
+    }
+
+    #[test]
+    fn the_challenge_is_chosen_by_name() {
+        use super::Challenge;
+        let base = "[acme]\nenabled = true\naccept_terms = true\ndomains = [\"a.z.example\"]\n";
+        assert_eq!(
+            Config::from_toml(base).unwrap().acme.challenge,
+            Challenge::Http01
+        );
+        let tls = Config::from_toml(&format!("{base}challenge = \"tls-alpn-01\"\n")).unwrap();
+        assert_eq!(tls.acme.challenge, Challenge::TlsAlpn01);
+        let p = problems(&format!("{base}challenge = \"dns-02\"\n"));
+        assert!(
+            p.iter()
+                .any(|p| p.contains("dns-02") && p.contains("http-01") && p.contains("dns-01")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn wildcards_need_dns01_and_dns01_needs_the_zone() {
+        let acme = |challenge: &str, domains: &str| {
+            format!(
+                "[acme]\nenabled = true\naccept_terms = true\nchallenge = \"{challenge}\"\ndomains = [{domains}]\n"
+            )
+        };
+        let zone = "[dpx]\nzone = \"z.example.\"\n";
+        let wild = "\"*.z.example\", \"z.example\"";
+        let p = problems(&format!("{zone}{}", acme("http-01", wild)));
+        assert!(
+            p.iter().any(|p| p.starts_with("acme.domains[0]:")
+                && p.contains("only acme.challenge = \"dns-01\"")),
+            "{p:?}"
+        );
+        let p = problems(&format!("{zone}{}", acme("tls-alpn-01", wild)));
+        assert!(p.iter().any(|p| p.starts_with("acme.domains[0]:")), "{p:?}");
+        assert!(problems(&format!("{zone}{}", acme("dns-01", wild))).is_empty());
+        let p = problems(&format!("{zone}{}", acme("dns-01", "\"a.other.example\"")));
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("acme.domains[0]:") && p.contains("not inside dpx.zone")),
+            "{p:?}"
+        );
+        let p = problems(&acme("dns-01", "\"a.z.example\""));
+        assert!(p.iter().any(|p| p.contains("needs dpx.zone")), "{p:?}");
+        let p = problems(&format!(
+            "{zone}{}",
+            acme("dns-01", "\"*.bad name.z.example\"")
+        ));
+        assert!(p.iter().any(|p| p.starts_with("acme.domains[0]:")), "{p:?}");
     }
 }

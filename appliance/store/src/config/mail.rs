@@ -14,6 +14,12 @@ pub struct Mail {
     /// Envelope sender and `From:` of mail the node writes itself;
     /// `alpharen@<node.hostname>` when unset.
     pub from: Option<String>,
+    /// The fully qualified name mail clients reach this node by (its MX
+    /// target). When the ACME certificate names it (`[acme]` lists it or a
+    /// wildcard covering it), STARTTLS serves that certificate instead of
+    /// the self-signed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_name: Option<String>,
     pub listen: Listen,
     pub submission: Submission,
     pub limits: Limits,
@@ -30,6 +36,7 @@ impl Default for Mail {
             relay: None,
             admin_recipients: Vec::new(),
             from: None,
+            tls_name: None,
             listen: Listen::default(),
             submission: Submission::default(),
             limits: Limits::default(),
@@ -199,6 +206,16 @@ impl Mail {
                 format!("{from:?} is not a mail address"),
             );
         }
+        if let Some(name) = &self.tls_name {
+            check::hostname(out, &path.key("tls_name"), name);
+            if !name.trim_end_matches('.').contains('.') {
+                check::push(
+                    out,
+                    &path.key("tls_name"),
+                    format!("{name:?} must be a fully qualified host name"),
+                );
+            }
+        }
         if self.listen.port == Some(0) {
             check::push(out, &path.key("listen").key("port"), "port 0 is not a port");
         }
@@ -267,12 +284,13 @@ mod tests {
     #[test]
     fn problems_name_their_path() {
         let p = problems(
-            "[mail]\nfrom = \"nobody\"\nadmin_recipients = [\"a@b\", \"x y@z\"]\n\
+            "[mail]\nfrom = \"nobody\"\ntls_name = \"mx\"\nadmin_recipients = [\"a@b\", \"x y@z\"]\n\
              [mail.limits]\nmax_recipients = 0\nmax_line_length = 10\n\
              [mail.relay]\nmode = \"smarthost\"\nca_file = \"ca.pem\"\n",
         );
         for want in [
             "mail.from:",
+            "mail.tls_name:",
             "mail.admin_recipients[1]:",
             "mail.limits.max_recipients:",
             "mail.limits.max_line_length:",

@@ -30,7 +30,7 @@ mod web;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use acme::Acme;
+pub use acme::{Acme, Challenge as AcmeChallenge};
 pub use cluster::{Cluster, split_host_port};
 pub use dpx::{
     DnsRecord, Dpx, Dyndns, DyndnsClient, DyndnsUser, HealthCheck, ProxyRoute, RECORD_TYPES,
@@ -244,7 +244,8 @@ impl Config {
         self.pgha.validate(&root.key("pgha"), &mut out);
         self.integrator.validate(&root.key("integrator"), &mut out);
         self.syslog.validate(&root.key("syslog"), &mut out);
-        self.acme.validate(&root.key("acme"), &mut out);
+        self.acme
+            .validate(&root.key("acme"), self.dpx.zone.as_deref(), &mut out);
         self.snmp.validate(&root.key("snmp"), &mut out);
         self.cluster.validate(&root.key("cluster"), &mut out);
         self.reaction.validate(&root.key("reaction"), &mut out);

@@ -139,10 +139,13 @@ fn asking_for(node: &NodeState, call: &Call, service: &str) -> Result<&'static B
     Ok(b)
 }
 
-/// Whether `name` belongs in `b`'s view: its prefixes, and for the vpn
-/// the preshared keys its peers name (any name the admin chose).
+/// Whether `name` belongs in `b`'s view: its prefixes, for the vpn the
+/// preshared keys its peers name (any name the admin chose), and for mail
+/// the ACME certificate's key while `[acme]` is on (STARTTLS serves that
+/// certificate; mail may read the key but not keep it).
 pub fn may_read(b: &Builtin, config: &Config, name: &str) -> bool {
     b.secrets.iter().any(|pre| name.starts_with(pre))
+        || (b.name == "mail" && config.acme.enabled && name == "web.acme.key")
         || (b.name == "vpn"
             && config
                 .vpn
@@ -175,5 +178,11 @@ mod tests {
         });
         assert!(may_read(find("vpn"), &config, "psk-phone"));
         assert!(!may_read(find("net"), &config, "psk-phone"));
+        // The ACME key reaches mail only while [acme] is on; the account never.
+        assert!(!may_read(find("mail"), &config, "web.acme.key"));
+        config.acme.enabled = true;
+        assert!(may_read(find("mail"), &config, "web.acme.key"));
+        assert!(!may_read(find("mail"), &config, "web.acme.account.0011"));
+        assert!(!may_read(find("reaction"), &config, "web.acme.key"));
     }
 }

@@ -1,12 +1,14 @@
 //! ACME certificates for the console (`[acme]`): the web service orders
 //! a certificate for the configured host names over HTTP-01 (its
-//! plain-HTTP listener answers the challenges), keeps it in
+//! plain-HTTP listener answers), TLS-ALPN-01 (its HTTPS listener answers)
+//! or DNS-01 (the dpx service publishes the TXT records), keeps it in
 //! `<state>/tls/acme.pem` with its key in the secret store
 //! (`web.acme.key`, the account in `web.acme.account.*`), serves it
 //! through the TLS resolver without dropping connections, and renews it
 //! before it ends. A failed order is retried with backoff while the
 //! certificate served before keeps serving; `web.status` reports it.
 
+pub mod challenge;
 pub mod order;
 pub mod plan;
 
@@ -62,7 +64,9 @@ struct Setup {
 
 pub struct Acme {
     state_dir: PathBuf,
-    pub tokens: order::Tokens,
+    /// The answers of the order in flight (HTTP-01 tokens, TLS-ALPN-01
+    /// certificates).
+    pub answers: order::Answers,
     status: Mutex<Status>,
     /// The CA's certificate, once one is held.
     held: Mutex<Option<(plan::Held, CertifiedKey)>>,
@@ -123,7 +127,7 @@ impl Acme {
     pub fn new(state_dir: &Path, cfg: &AcmeConfig, secrets: &BTreeMap<String, String>) -> Acme {
         let acme = Acme {
             state_dir: state_dir.to_path_buf(),
-            tokens: order::Tokens::default(),
+            answers: order::Answers::default(),
             status: Mutex::new(Status::default()),
             held: Mutex::new(None),
             setup: watch::Sender::new(Setup::default()),
@@ -191,7 +195,24 @@ impl Acme {
 
     /// The challenge answer for `token`, while an order waits for it.
     pub fn challenge(&self, token: &str) -> Option<String> {
-        lock(&self.tokens).get(token).cloned()
+        lock(&self.answers.tokens).get(token).cloned()
+    }
+
+    /// The TLS settings for a ClientHello asking for `acme-tls/1` while a
+    /// TLS-ALPN-01 challenge for its name is in flight; `None` otherwise
+    /// (the listener's own settings, which never offer `acme-tls/1`).
+    pub fn alpn_config(
+        &self,
+        hello: &rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::ServerConfig>> {
+        let ck = challenge::alpn_answer(&self.answers.alpn, hello)?;
+        match challenge::alpn_config(ck) {
+            Ok(cfg) => Some(Arc::new(cfg)),
+            Err(e) => {
+                tracing::error!(error = %e, "ACME: cannot answer a TLS-ALPN-01 validation");
+                None
+            }
+        }
     }
 
     /// Renews for as long as the service runs; installs each new
@@ -302,7 +323,7 @@ impl Acme {
             &setup.cfg,
             &mut account,
             &key_pem,
-            &self.tokens,
+            &self.answers,
         )
         .await;
         if let Some(a) = account {

@@ -1,7 +1,9 @@
 //! One ACME order with instant-acme (ring): the account from its stored
-//! credentials (or a new one, kept in the secret store), HTTP-01
-//! challenges answered by the plain-HTTP listener from [`Tokens`], a CSR
-//! for the certificate key kept in the secret store, and the issued chain.
+//! credentials (or a new one, kept in the secret store), the challenges
+//! answered (HTTP-01 by the plain-HTTP listener from [`Tokens`],
+//! TLS-ALPN-01 by the HTTPS listener from [`AlpnCerts`], DNS-01 by a TXT
+//! record the dpx service publishes in its zone), a CSR for the
+//! certificate key kept in the secret store, and the issued chain.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,20 +12,51 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alpharen_store::config::Acme as AcmeConfig;
+use alpharen_store::config::{Acme as AcmeConfig, AcmeChallenge};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType,
-    HttpClient, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, HttpClient,
+    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use serde_json::json;
+
+use super::challenge::{self, AlpnCerts};
 
 /// Token → key authorization of the HTTP-01 challenges in flight.
 pub type Tokens = Arc<Mutex<HashMap<String, String>>>;
+
+/// Where an order's challenge answers are served from.
+#[derive(Default, Clone)]
+pub struct Answers {
+    pub tokens: Tokens,
+    pub alpn: AlpnCerts,
+}
+
+/// One answer put in place, to withdraw when the order ends.
+enum Placed {
+    Token(String),
+    Alpn(String),
+    /// TXT record name and value in the dpx zone.
+    Txt(String, String),
+}
+
+/// How long the dpx service gets to change its zone.
+const DPX_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Asks the dpx service to publish (`present`) or withdraw one TXT value.
+async fn dpx_txt(state_dir: &Path, name: &str, value: &str, present: bool) -> Result<(), String> {
+    let socket = state_dir.join("run").join("dpx.sock");
+    let params = json!({"name": name, "value": value, "present": present});
+    alpharen_rpc::call(&socket, "dpx.acme_txt", params, DPX_TIMEOUT)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("the dpx service did not change {name} TXT: {}", e.message))
+}
 
 /// How long the CA gets to validate and to issue.
 const POLL: RetryPolicy = RetryPolicy::new()
@@ -151,22 +184,71 @@ async fn account(
 }
 
 /// Orders a certificate for `cfg.domains` signed for `key_pem`; answers
-/// the chain in PEM. The challenge tokens are withdrawn whatever happens.
+/// the chain in PEM. The challenge answers are withdrawn whatever happens.
 pub async fn issue(
     state_dir: &Path,
     cfg: &AcmeConfig,
     stored_account: &mut Option<String>,
     key_pem: &str,
-    tokens: &Tokens,
+    answers: &Answers,
 ) -> Result<String, String> {
     let mut mine = Vec::new();
-    let result = run(state_dir, cfg, stored_account, key_pem, tokens, &mut mine).await;
-    if let Ok(mut t) = tokens.lock() {
-        for token in mine {
-            t.remove(&token);
+    let result = run(state_dir, cfg, stored_account, key_pem, answers, &mut mine).await;
+    for placed in mine {
+        match placed {
+            Placed::Token(token) => {
+                if let Ok(mut t) = answers.tokens.lock() {
+                    t.remove(&token);
+                }
+            }
+            Placed::Alpn(name) => {
+                if let Ok(mut a) = answers.alpn.lock() {
+                    a.remove(&name);
+                }
+            }
+            Placed::Txt(name, value) => {
+                if let Err(e) = dpx_txt(state_dir, &name, &value, false).await {
+                    tracing::warn!(error = %e, "ACME: a DNS-01 answer stays in the zone");
+                }
+            }
         }
     }
     result
+}
+
+/// Puts the answer to `ch` in place and notes it in `mine`.
+async fn answer(
+    state_dir: &Path,
+    kind: AcmeChallenge,
+    ch: &instant_acme::ChallengeHandle<'_>,
+    answers: &Answers,
+    mine: &mut Vec<Placed>,
+) -> Result<(), String> {
+    let name = ch.identifier().to_string();
+    let auth = ch.key_authorization();
+    match kind {
+        AcmeChallenge::Http01 => {
+            if let Ok(mut t) = answers.tokens.lock() {
+                t.insert(ch.token.clone(), auth.as_str().to_string());
+            }
+            mine.push(Placed::Token(ch.token.clone()));
+        }
+        AcmeChallenge::TlsAlpn01 => {
+            let ck = challenge::alpn_cert(&name, auth.digest().as_ref())?;
+            let host = name.to_ascii_lowercase();
+            if let Ok(mut a) = answers.alpn.lock() {
+                a.insert(host.clone(), Arc::new(ck));
+            }
+            mine.push(Placed::Alpn(host));
+        }
+        AcmeChallenge::Dns01 => {
+            let txt = challenge::txt_name(&name);
+            let value = auth.dns_value();
+            dpx_txt(state_dir, &txt, &value, true).await?;
+            mine.push(Placed::Txt(txt, value));
+        }
+    }
+    Ok(())
 }
 
 async fn run(
@@ -174,8 +256,8 @@ async fn run(
     cfg: &AcmeConfig,
     stored_account: &mut Option<String>,
     key_pem: &str,
-    tokens: &Tokens,
-    mine: &mut Vec<String>,
+    answers: &Answers,
+    mine: &mut Vec<Placed>,
 ) -> Result<String, String> {
     let account = account(state_dir, cfg, stored_account).await?;
     let ids: Vec<Identifier> = cfg.domains.iter().cloned().map(Identifier::Dns).collect();
@@ -192,15 +274,13 @@ async fn run(
             AuthorizationStatus::Valid => continue,
             s => return Err(format!("the authorization for {name} is {s:?}")),
         }
+        let kind = cfg.challenge;
         let mut ch = a
-            .challenge(ChallengeType::Http01)
-            .ok_or_else(|| format!("the CA offers no HTTP-01 challenge for {name}"))?;
-        let token = ch.token.clone();
-        let proof = ch.key_authorization().as_str().to_string();
-        if let Ok(mut t) = tokens.lock() {
-            t.insert(token.clone(), proof);
-        }
-        mine.push(token);
+            .challenge(challenge::challenge_type(kind))
+            .ok_or_else(|| format!("the CA offers no {} challenge for {name}", kind.name()))?;
+        answer(state_dir, kind, &ch, answers, mine)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
         ch.set_ready()
             .await
             .map_err(|e| format!("challenge for {name}: {e}"))?;

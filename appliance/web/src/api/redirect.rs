@@ -99,7 +99,8 @@ mod tests {
             &alpharen_store::config::Acme::default(),
             &Default::default(),
         ));
-        acme.tokens
+        acme.answers
+            .tokens
             .lock()
             .unwrap()
             .insert("tok".into(), "tok.thumb".into());
