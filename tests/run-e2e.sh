@@ -3,7 +3,8 @@
 #   tests/run-e2e.sh            every tests/e2e/*.sh
 #   tests/run-e2e.sh vpn web    only those (names without .sh)
 # Each test gets its own output dir (tests/out/NAME/output.txt) and a time
-# limit (E2E_TIMEOUT seconds, 900 by default). A script that shares
+# limit (E2E_TIMEOUT seconds, 900 by default, or its own `# e2e-timeout:
+# SECONDS` header line). A script that shares
 # something with others names it in a header line `# e2e-lock: NAME`:
 # scripts with the same lock never run at the same time, and
 # `# e2e-lock: exclusive` runs with no other script beside it.
@@ -29,7 +30,7 @@ else
   for t in tests/e2e/*.sh; do names+=("$(basename "$t" .sh)"); done
 fi
 
-declare -A lock=() pid_of=() start_of=() result=() secs=()
+declare -A lock=() pid_of=() start_of=() result=() secs=() limit_of=()
 for n in "${names[@]}"; do lock[$n]=$(sed -n 's/^# e2e-lock: *\([a-z0-9_-]*\).*/\1/p' "tests/e2e/$n.sh" | head -n 1); done
 
 # can_start NAME: true when NAME's lock is free of every running script's.
@@ -44,7 +45,11 @@ can_start() {
 start() {
   local n=$1 out=tests/out/$1
   rm -rf "$out"; mkdir -p "$out"
-  TEST_OUT=$PWD/$out timeout --kill-after=10 "$LIMIT" "tests/e2e/$n.sh" >"$out/output.txt" 2>&1 </dev/null &
+  # A script may ask for a longer limit in a header line `# e2e-timeout: SECONDS`.
+  local limit
+  limit=$(sed -n 's/^# e2e-timeout: *\([0-9][0-9]*\).*/\1/p' "tests/e2e/$n.sh" | head -n 1)
+  limit_of[$n]=${limit:-$LIMIT}
+  TEST_OUT=$PWD/$out timeout --kill-after=10 "${limit_of[$n]}" "tests/e2e/$n.sh" >"$out/output.txt" 2>&1 </dev/null &
   pid_of[$n]=$!
   start_of[$n]=$EPOCHREALTIME
 }
@@ -59,7 +64,7 @@ reap() {
     result[$n]=ok
     echo "== $n: ok (${secs[$n]} s)"; tail -n 3 "tests/out/$n/output.txt"
   else
-    result[$n]=FAILED; [ "$rc" = 124 ] && result[$n]="FAILED (timeout ${LIMIT} s)"
+    result[$n]=FAILED; [ "$rc" = 124 ] && result[$n]="FAILED (timeout ${limit_of[$n]} s)"
     echo "== $n: ${result[$n]} (${secs[$n]} s; output below, also in tests/out/$n/output.txt)"
     tail -n 40 "tests/out/$n/output.txt"
   fi

@@ -4,6 +4,7 @@
 #   cd appliance/mail && cargo +nightly fuzz run session
 # libFuzzer's instrumentation needs a nightly toolchain; without one the
 # script says so and skips (the randomized unit tests still run).
+# e2e-timeout: 1500 (two sanitizer builds of separate fuzz workspaces take about 14 min on 2 cores)
 # e2e-lock: exclusive (CPU-bound builds and fuzzing: nothing to overlap, and it would slow the timed tests beside it)
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
