@@ -60,14 +60,18 @@ e2e: e2e-build
 	tests/run-e2e.sh $(ONLY)
 
 # The whole suite; ends with a table of how long each step took. The
-# images are built before the end-to-end tests, so their time limits count
-# only the tests. A one-shot build keeps no incremental caches (they were a
-# third of target/, and CI's disk is not large).
+# images (the release build and both boards) are built in the background
+# beside lint, unit and build: the release build's link-time optimization
+# runs on one core, and the debug steps use the other. They are done before
+# the end-to-end tests start, so those tests' time limits count only the
+# tests. A one-shot build keeps no incremental caches (they were a third of
+# target/, and CI's disk is not large).
 test: export CARGO_INCREMENTAL = 0
 test:
-	@scripts/timed.sh "deps=$(MAKE) --no-print-directory deps" "lint=$(MAKE) --no-print-directory lint" \
+	@scripts/timed.sh "deps=$(MAKE) --no-print-directory deps" \
+	  "images&=$(MAKE) --no-print-directory image BOARD=qemu-x86_64 && $(MAKE) --no-print-directory image BOARD=pc-x86_64" \
+	  "lint=$(MAKE) --no-print-directory lint" \
 	  "unit=$(MAKE) --no-print-directory unit" "build=$(MAKE) --no-print-directory e2e-build" \
-	  "images=$(MAKE) --no-print-directory image BOARD=qemu-x86_64 && $(MAKE) --no-print-directory image BOARD=pc-x86_64" \
 	  "e2e=tests/run-e2e.sh"
 
 # Every benchmark (tests/bench/lib.sh is their shared library, not one).

@@ -2,7 +2,7 @@
 //! nothing but a correctly signed, in-policy update may change the zone —
 //! which random bytes never are — and a query the UDP answer cache takes
 //! gets hickory's own answer from it. Run: `cargo +nightly fuzz run
-//! packet` from appliance/dpx.
+//! dns_packet` from the repository's root.
 #![no_main]
 
 use std::sync::OnceLock;

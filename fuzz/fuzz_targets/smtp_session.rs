@@ -1,6 +1,7 @@
 //! The SMTP session on arbitrary bytes: never a panic, every reply a CRLF
 //! line with a 3-digit code, no accepted message without MAIL, RCPT and
-//! DATA. `cargo +nightly fuzz run session` (tests/fuzz.sh runs it briefly).
+//! DATA. `cargo +nightly fuzz run smtp_session` from the repository's root
+//! (tests/e2e/fuzz.sh runs it briefly).
 #![no_main]
 
 use alpharen_mail::session::drive;
