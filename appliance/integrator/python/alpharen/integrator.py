@@ -76,6 +76,12 @@ class NotFound(ServiceError):
     status = 404
 
 
+class NoHandler(ServiceError):
+    """The called service defines no handle method (Zato raises
+    NotImplementedError there; both answer 500)."""
+    status = 500
+
+
 class Payload(Bunch):
     """The default response payload: set it whole or field by field."""
 
@@ -490,7 +496,18 @@ class Service(ZatoAPI):
         pass
 
     def handle(self):
-        raise NotImplementedError('%s does not define handle()' % type(self).__name__)
+        # What a class without its own handle() runs: a base class (Zato
+        # deploys it, and fails when it is called), or one whose verb
+        # handlers do not apply to this call.
+        cls = type(self)
+        verbs = sorted(dispatch.verb_handlers(cls))
+        if verbs:
+            why = ('its %s answer%s only HTTP requests' % (
+                ', '.join('handle_' + v for v in verbs), 's' if len(verbs) == 1 else ''))
+        else:
+            why = 'it is a base class for other services and cannot be called'
+        raise NoHandler(self.cid, 'service %s (class %s) defines no handle method: %s'
+                        % (cls.get_name(), cls.__name__, why))
 
     def log_input(self, user_msg=''):
         """Logs the request (as Zato's log_input) and returns what it logged."""
