@@ -38,6 +38,11 @@ const SDK: &[(&str, &str)] = &[
         include_str!("../python/alpharen/outgoing.py"),
     ),
     ("alpharen/sql.py", include_str!("../python/alpharen/sql.py")),
+    ("alpharen/dbapi.py", include_str!("../python/alpharen/dbapi.py")),
+    (
+        "alpharen/sqlorm.py",
+        include_str!("../python/alpharen/sqlorm.py"),
+    ),
     (
         "alpharen/mail.py",
         include_str!("../python/alpharen/mail.py"),

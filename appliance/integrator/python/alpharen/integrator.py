@@ -529,7 +529,8 @@ class Service(ZatoAPI):
         """Runs another deployed service in this worker and returns its
         response payload. As in Zato: the name or the class, keyword
         arguments become the payload when none is given, and the other
-        service sees no HTTP request unless ``wsgi_environ`` is passed."""
+        service sees no HTTP request unless ``wsgi_environ`` is passed, and
+        ``environ`` is its self.environ."""
         if isinstance(name, type) and issubclass(name, Service):
             name = name.get_name()
         if name == self.get_name():
@@ -550,6 +551,9 @@ class Service(ZatoAPI):
         other.request.data_format = 'dict'
         other.wsgi_environ = wsgi_environ or {}
         other.request.http = HTTPInfo(other.wsgi_environ)
+        # Zato passes `environ` on as the other service's self.environ
+        # (genesisng hands a Bunch with its SQL session down this way).
+        other.environ = kwargs.get('environ') or {}
         run_service(other)
         out = other.response.payload
         return bunchify(out) if as_bunch else out

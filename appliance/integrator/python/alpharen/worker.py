@@ -282,6 +282,7 @@ def wsgi_environ(http, raw, payload, msg):
 
 
 def call(msg):
+    sql.next_call()
     name = msg['service']
     cls = sdk._registry.get(name)
     cid = msg.get('cid') or ''

@@ -109,6 +109,22 @@ class Dispatch(unittest.TestCase):
         self.assertFalse(out['none'])
         self.assertEqual(out['get'], 'get')
 
+    def test_invoke_passes_environ_on(self):
+        # Zato's invoke: environ=... becomes the other service's self.environ.
+        class Inner(sdk.Service):
+            def handle(self):
+                self.environ.status_code = 201
+                self.response.payload = self.environ.session
+
+        sdk._registry['t.inner'] = Inner
+
+        class Outer(sdk.Service):
+            def handle(self):
+                env = bunchify({'session': 'shared', 'status_code': 100})
+                self.response.payload = {'got': self.invoke('t.inner', {}, environ=env), 'status': env.status_code}
+
+        self.assertEqual(run(Outer).payload, {'got': 'shared', 'status': 201})
+
     def test_accept_false_is_400_without_handle(self):
         class No(HandleOnly):
             def accept(self):
