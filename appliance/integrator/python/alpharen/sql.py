@@ -79,7 +79,9 @@ def _error(reply):
         cls = ProgrammingError
     else:
         cls = DatabaseError
-    return cls(reply.get('error') or 'SQL error', code, state or None)
+    err = cls(reply.get('error') or 'SQL error', code, state or None)
+    err.session = reply.get('session')  # the session the statement ran in, if any
+    return err
 
 
 def _request(**req):
@@ -324,8 +326,16 @@ class Session(ZatoAPI):
         else:
             params = [params]
         self._tx = True  # the integrator begins one even if the statement fails
-        value = _request(call='sql.execute', conn=self.conn, session=self._id, sql=text,
-                         params=_params(params))
+        try:
+            value = _request(call='sql.execute', conn=self.conn, session=self._id, sql=text,
+                             params=_params(params))
+        except Error as e:
+            # A failed first statement still opened a session (and holds a
+            # pooled connection in its transaction): keep it, so that
+            # rollback() and close() reach it.
+            if getattr(e, 'session', None) is not None:
+                self._id = e.session
+            raise
         self._id = value['session']
         return Result(value)
 

@@ -54,6 +54,20 @@ class DBAPI(unittest.TestCase):
             cur.execute('INSERT boom')
         self.assertEqual(e.exception.sqlstate, '23505')
 
+    def test_a_failed_first_statement_keeps_its_session_for_rollback(self):
+        def host(req):
+            self.host.requests.append(req)
+            if req['call'] == 'sql.execute':
+                return {'ok': False, 'code': 'sql_error', 'sqlstate': '23505', 'error': 'dup', 'session': 3}
+            return {'ok': True, 'value': None}
+        sdk._host = host
+        conn = dbapi.connect('crm')
+        with self.assertRaises(dbapi.IntegrityError):
+            conn.cursor().execute('INSERT x')
+        conn.rollback()
+        conn.close()
+        self.assertEqual(self.calls(), [('sql.execute', None), ('sql.rollback', 3), ('sql.close', 3)])
+
     def test_a_session_kept_past_its_call_does_not_reach_the_next_calls(self):
         # The integrator numbers each call's sessions afresh: session 7 of
         # an ended call may be another one of the next call.
