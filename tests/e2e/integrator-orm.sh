@@ -84,7 +84,8 @@ jq -e '.status == 200 and .body.session == "alpharen.sql.Session" and .body.one 
   || fail "without SQLAlchemy: $out"
 (cd "$HERE/hotel" && /usr/bin/python3 -m zipfile -c "$STATE/hotel.zip" rooms.py models) || fail "zip"
 out=$(ctl integrator deploy "$STATE/hotel.zip" 2>&1) && fail "the ORM project deployed without SQLAlchemy: $out"
-has -F 'sqlalchemy.orm' <<<"$out" || fail "the refusal does not name sqlalchemy.orm: $out"
+has -F '`from sqlalchemy.orm import declarative_base`: only the SDK' <<<"$out" && has -F "upload SQLAlchemy's wheel" <<<"$out" \
+  || fail "the refusal does not name the import and the wheel to upload: $out"
 pass "without SQLAlchemy uploaded a session is the SDK's text-SQL one; a project importing sqlalchemy.orm is refused naming it"
 
 # --- SQLAlchemy 2.0 uploaded: a real ORM Session -----------------------------

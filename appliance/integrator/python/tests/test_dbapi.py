@@ -83,3 +83,15 @@ class DBAPI(unittest.TestCase):
         # Only the SDK's stand-in is importable here.
         self.assertIsNone(sql._orm())
         self.assertIsInstance(sql.SQLConnStore()['crm'].session(), sql.Session)
+
+
+class StandInDeployCheck(unittest.TestCase):
+    def test_imports_beyond_the_stand_in_are_named_at_deploy(self):
+        from alpharen import deploycheck
+        src = ('from sqlalchemy import text\nfrom sqlalchemy.exc import IntegrityError\n'
+               'from sqlalchemy import and_\nfrom sqlalchemy.orm import declarative_base\n'
+               'import sqlalchemy.ext.declarative\n')
+        problems = deploycheck.scan(src, 'm.py')
+        self.assertEqual([line for line, _ in problems], [3, 4, 5])
+        self.assertIn("`from sqlalchemy.orm import declarative_base`: only the SDK's small sqlalchemy "
+                      "stand-in (text() and exc) is on this node; upload SQLAlchemy's wheel", problems[1][1])
