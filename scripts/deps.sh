@@ -8,7 +8,7 @@ missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-# Wheels for tests/e2e/integrator-project.sh (which runs without
+# Wheels for tests/e2e/integrator-project.sh and integrator-orm.sh (which run without
 # internet): requests and SQLAlchemy 2.0 with their dependencies for
 # Python 3.11 on this machine's architecture, from PyPI, once.
 test_wheels() {

@@ -39,6 +39,14 @@ const SDK: &[(&str, &str)] = &[
     ),
     ("alpharen/sql.py", include_str!("../python/alpharen/sql.py")),
     (
+        "alpharen/dbapi.py",
+        include_str!("../python/alpharen/dbapi.py"),
+    ),
+    (
+        "alpharen/sqlorm.py",
+        include_str!("../python/alpharen/sqlorm.py"),
+    ),
+    (
         "alpharen/mail.py",
         include_str!("../python/alpharen/mail.py"),
     ),

@@ -35,6 +35,9 @@ pub struct SqlError {
     pub message: String,
     pub code: &'static str,
     pub sqlstate: Option<String>,
+    /// The session the failed statement opened or ran in: the worker
+    /// keeps it, so its rollback and close reach this session.
+    pub session: Option<u64>,
 }
 
 impl SqlError {
@@ -43,6 +46,7 @@ impl SqlError {
             message: format!("outgoing SQL connection {conn:?}: {message}"),
             code,
             sqlstate: None,
+            session: None,
         }
     }
 
@@ -57,6 +61,7 @@ impl SqlError {
                 ),
                 code: "sql_error",
                 sqlstate: Some(d.code().code().to_string()),
+                session: None,
             },
             // No answer from the server: it is down, restarting or
             // unreachable, or TLS failed (the causes say which).
@@ -65,7 +70,8 @@ impl SqlError {
     }
 
     pub fn to_reply(&self) -> Value {
-        json!({"ok": false, "code": self.code, "error": self.message, "sqlstate": self.sqlstate})
+        json!({"ok": false, "code": self.code, "error": self.message, "sqlstate": self.sqlstate,
+               "session": self.session})
     }
 }
 
@@ -156,6 +162,7 @@ impl Pools {
                 message: format!("no outgoing SQL connection is named {name:?}"),
                 code: "not_found",
                 sqlstate: None,
+                session: None,
             })
     }
 }
@@ -302,6 +309,7 @@ impl Sessions {
                 message: format!("unknown host call {other:?}"),
                 code: "method_not_found",
                 sqlstate: None,
+                session: None,
             }),
         }
     }
@@ -343,6 +351,7 @@ impl Sessions {
                     message: "this session is closed".into(),
                     code: "invalid_params",
                     sqlstate: None,
+                    session: None,
                 });
             }
             None => {
@@ -359,6 +368,14 @@ impl Sessions {
                 self.next
             }
         };
+        self.run_in(id, req).await.map_err(|mut e| {
+            e.session = Some(id);
+            e
+        })
+    }
+
+    /// Runs the request's statement in open session `id`.
+    async fn run_in(&mut self, id: u64, req: &Value) -> Result<Value, SqlError> {
         let Some(s) = self.open.get_mut(&id) else {
             return Ok(Value::Null);
         };
@@ -466,4 +483,22 @@ async fn run(
         "rowcount": rowcount,
         "returns_rows": !stmt.columns().is_empty(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_the_session_it_ran_in() {
+        let mut e = SqlError::new("crm", "sql_error", "boom");
+        assert_eq!(e.to_reply()["session"], Value::Null);
+        e.session = Some(3);
+        let reply = e.to_reply();
+        assert_eq!(reply["session"], json!(3));
+        assert_eq!(
+            reply["error"],
+            json!("outgoing SQL connection \"crm\": boom")
+        );
+    }
 }

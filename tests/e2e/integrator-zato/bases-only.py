@@ -1,4 +1,5 @@
-# Only base classes: nothing here can answer a request.
+# Only base classes, as genesisng's scheduler/sherlock.py: deployed as in Zato;
+# a call answers that it defines no handle method.
 from zato.server.service import Service
 
 

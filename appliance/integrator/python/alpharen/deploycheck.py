@@ -5,6 +5,7 @@ Python 2 syntax, each with its line and what to do, all at once."""
 import ast
 import importlib
 import importlib.util
+import os
 import re
 import sys
 
@@ -72,6 +73,23 @@ def _statement(module, names):
     return 'from %s import %s' % (module, ', '.join(names)) if names else 'import %s' % module
 
 
+# What the SDK's sqlalchemy stand-in (alpharen/shim) provides.
+_STANDIN = {'sqlalchemy': {'text', 'exc', 'sql', '__version__'}, 'sqlalchemy.sql': {'text', 'TextClause'},
+            'sqlalchemy.exc': None}
+
+
+def _standin_lacks(module, names):
+    """True when `sqlalchemy` is only the SDK's stand-in and the import
+    needs more of it (the ORM, column types, ...)."""
+    spec = importlib.util.find_spec('sqlalchemy')
+    if spec is None or os.sep + 'shim' + os.sep not in (spec.origin or ''):
+        return False
+    if module not in _STANDIN:
+        return True
+    allowed = _STANDIN[module]
+    return allowed is not None and any(n != '*' and n not in allowed for n in names)
+
+
 def _check_import(module, names, line, own_path, local=()):
     """Problems of one import statement: (line, message). A module that
     changes sys.path itself (own_path) is trusted with its other imports;
@@ -92,6 +110,10 @@ def _check_import(module, names, line, own_path, local=()):
                                                                   PY2_MODULES[top]))]
     if own_path or top in local or top in sys.stdlib_module_names or top in ('alpharen', 'bunch'):
         return []
+    if top == 'sqlalchemy' and _standin_lacks(module, names):
+        return [(line, '`%s`: only the SDK\'s small sqlalchemy stand-in (text() and exc) is on this '
+                       'node; upload SQLAlchemy\'s wheel (with greenlet and typing_extensions) with '
+                       '`ctl integrator packages add`' % _statement(module, names))]
     if importlib.util.find_spec(top) is None:
         return [(line, '`%s`: %s is not installed on this node; upload its wheel with '
                        '`ctl integrator packages add` (services have the Python standard library, '

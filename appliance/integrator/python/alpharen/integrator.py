@@ -76,6 +76,12 @@ class NotFound(ServiceError):
     status = 404
 
 
+class NoHandler(ServiceError):
+    """The called service defines no handle method (Zato raises
+    NotImplementedError there; both answer 500)."""
+    status = 500
+
+
 class Payload(Bunch):
     """The default response payload: set it whole or field by field."""
 
@@ -490,7 +496,18 @@ class Service(ZatoAPI):
         pass
 
     def handle(self):
-        raise NotImplementedError('%s does not define handle()' % type(self).__name__)
+        # What a class without its own handle() runs: a base class (Zato
+        # deploys it, and fails when it is called), or one whose verb
+        # handlers do not apply to this call.
+        cls = type(self)
+        verbs = sorted(dispatch.verb_handlers(cls))
+        if verbs:
+            why = ('its %s answer%s only HTTP requests' % (
+                ', '.join('handle_' + v for v in verbs), 's' if len(verbs) == 1 else ''))
+        else:
+            why = 'it is a base class for other services and cannot be called'
+        raise NoHandler(self.cid, 'service %s (class %s) defines no handle method: %s'
+                        % (cls.get_name(), cls.__name__, why))
 
     def log_input(self, user_msg=''):
         """Logs the request (as Zato's log_input) and returns what it logged."""
@@ -512,7 +529,8 @@ class Service(ZatoAPI):
         """Runs another deployed service in this worker and returns its
         response payload. As in Zato: the name or the class, keyword
         arguments become the payload when none is given, and the other
-        service sees no HTTP request unless ``wsgi_environ`` is passed."""
+        service sees no HTTP request unless ``wsgi_environ`` is passed, and
+        ``environ`` is its self.environ."""
         if isinstance(name, type) and issubclass(name, Service):
             name = name.get_name()
         if name == self.get_name():
@@ -533,6 +551,9 @@ class Service(ZatoAPI):
         other.request.data_format = 'dict'
         other.wsgi_environ = wsgi_environ or {}
         other.request.http = HTTPInfo(other.wsgi_environ)
+        # Zato passes `environ` on as the other service's self.environ
+        # (genesisng hands a Bunch with its SQL session down this way).
+        other.environ = kwargs.get('environ') or {}
         run_service(other)
         out = other.response.payload
         return bunchify(out) if as_bunch else out

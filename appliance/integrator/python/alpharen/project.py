@@ -172,7 +172,7 @@ def validate(msg, classes_of, describe):
         return refusal(unit_file, problems)
     if not classes:
         return refusal(unit_file, [(None, None, 'no service is defined in %s: a service is a class '
-                                    'deriving from Service with handle(self) or handle_GET(self), ...'
+                                    'deriving from Service'
                                     % unit_file)])
     services, problems = describe(classes)
     if problems:

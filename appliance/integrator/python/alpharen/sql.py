@@ -25,6 +25,16 @@ from alpharen.zatoapi import ZatoAPI
 
 # The connections' names, set by the worker from the sync frame.
 _defs = {}
+# Which service call is running: the integrator closes a call's sessions
+# when it ends and numbers the next call's afresh, so a session kept past
+# its call must not reach them with its old id.
+_call = 0
+
+
+def next_call():
+    """Called by the worker as each service call begins."""
+    global _call
+    _call += 1
 
 
 class Error(Exception):
@@ -69,7 +79,9 @@ def _error(reply):
         cls = ProgrammingError
     else:
         cls = DatabaseError
-    return cls(reply.get('error') or 'SQL error', code, state or None)
+    err = cls(reply.get('error') or 'SQL error', code, state or None)
+    err.session = reply.get('session')  # the session the statement ran in, if any
+    return err
 
 
 def _request(**req):
@@ -287,7 +299,19 @@ class Session(ZatoAPI):
 
     def __init__(self, conn):
         self.conn = conn
-        self._id = None
+        self._sid = None
+        self._call = _call
+        self._tx = False
+
+    @property
+    def _id(self):
+        """The integrator's id of this session, None before its first
+        statement and once the call that opened it has ended."""
+        return self._sid if self._call == _call else None
+
+    @_id.setter
+    def _id(self, value):
+        self._sid, self._call = value, _call
 
     def execute(self, statement, params=None, **kw):
         text, bound = _statement(statement)
@@ -301,17 +325,30 @@ class Session(ZatoAPI):
             params = list(params)
         else:
             params = [params]
-        value = _request(call='sql.execute', conn=self.conn, session=self._id, sql=text,
-                         params=_params(params))
+        self._tx = True  # the integrator begins one even if the statement fails
+        try:
+            value = _request(call='sql.execute', conn=self.conn, session=self._id, sql=text,
+                             params=_params(params))
+        except Error as e:
+            # A failed first statement still opened a session (and holds a
+            # pooled connection in its transaction): keep it, so that
+            # rollback() and close() reach it.
+            if getattr(e, 'session', None) is not None:
+                self._id = e.session
+            raise
         self._id = value['session']
         return Result(value)
 
     def commit(self):
-        if self._id is not None:
+        if self._id is not None and self._tx:
+            self._tx = False
             _request(call='sql.commit', session=self._id)
 
     def rollback(self):
-        if self._id is not None:
+        # Nothing to end since the last commit or rollback: no round trip
+        # (SQLAlchemy's pool rolls back every connection it gets back).
+        if self._id is not None and self._tx:
+            self._tx = False
             _request(call='sql.rollback', session=self._id)
 
     def close(self):
@@ -356,7 +393,24 @@ class SQLConnection:
         self.config = {'name': name}
 
     def session(self):
-        return Session(self.name)
+        """SQLAlchemy's ORM Session when a real SQLAlchemy is installed
+        (an uploaded wheel), otherwise the SDK's text-SQL session."""
+        orm = _orm()
+        return orm.session(self.name) if orm else Session(self.name)
+
+
+def _orm():
+    """alpharen.sqlorm when a real SQLAlchemy (2.0 or later) can be
+    imported, else None."""
+    try:
+        import sqlalchemy  # noqa: PLC0415 - optional, an uploaded package
+    except ImportError:
+        return None
+    major = str(getattr(sqlalchemy, '__version__', '')).split('.')[0]
+    if not major.isdigit() or int(major) < 2:
+        return None  # the SDK's stand-in ('0+alpharen'), or a 1.x
+    from alpharen import sqlorm  # noqa: PLC0415
+    return sqlorm
 
 
 class SQLConnStore(ZatoAPI):
@@ -385,6 +439,9 @@ def sync(connectors):
     """The connection names of a sync frame."""
     _defs.clear()
     _defs.update({c['name']: c for c in connectors.get('sql', [])})
+    orm = sys.modules.get('alpharen.sqlorm')
+    if orm is not None:
+        orm.forget()
 
 
 # ---- `from sqlalchemy import text` without SQLAlchemy ------------------------

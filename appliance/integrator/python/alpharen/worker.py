@@ -52,11 +52,15 @@ def write_frame(f, obj):
 
 
 def is_service(cls):
-    """A class Zato would serve: it has handle() or a handle_VERB() and is
-    not marked zato_dont_import. A Service subclass without either is a
-    base class for others and is not registered."""
-    if dispatch.DONT_DEPLOY_ATTR in cls.__dict__:
-        return False
+    """A class Zato deploys: every Service subclass the module defines
+    itself, unless marked zato_dont_import. One without handle() or a
+    handle_VERB() (a base class for others) is deployed too, as Zato
+    does; calling it answers an error saying it defines no handle method."""
+    return dispatch.DONT_DEPLOY_ATTR not in cls.__dict__
+
+
+def is_callable(cls):
+    """A service that can answer: it has handle() or a handle_VERB()."""
     return cls.handle is not sdk.Service.handle or bool(dispatch.verb_handlers(cls))
 
 
@@ -72,7 +76,9 @@ def load_module(module, source, filename):
 
 
 def classes_of(mod, stem):
-    """The services a module defines itself; names derive from `stem`."""
+    """The services a module defines itself; names derive from `stem`.
+    A base class (no handle method) that shares its name with a service
+    of the module (a `name` attribute it passes on) leaves the name to it."""
     classes = []
     for obj in list(mod.__dict__.values()):
         if (isinstance(obj, type) and issubclass(obj, sdk.Service) and obj is not sdk.Service
@@ -80,7 +86,8 @@ def classes_of(mod, stem):
             obj._zato_module = stem
             if is_service(obj):
                 classes.append(obj)
-    return classes
+    taken = {c.get_name() for c in classes if is_callable(c)}
+    return [c for c in classes if is_callable(c) or c.get_name() not in taken]
 
 
 def error_location(exc, filename):
@@ -159,13 +166,8 @@ def validate(msg):
         return refusal(filename, [(error_location(e, filename), '%s: %s' % (type(e).__name__, e))],
                        user_traceback(e, filename))
     if not classes:
-        bases = [c.__name__ for c in mod.__dict__.values() if isinstance(c, type)
-                 and issubclass(c, sdk.Service) and c.__module__ == mod.__name__]
-        why = (': %s derive%s from Service but define%s neither handle(self) nor handle_GET(self), '
-               'handle_POST(self), ...; add one' % (', '.join(bases), '' if len(bases) > 1 else 's',
-                                                    '' if len(bases) > 1 else 's')) if bases else (
-            ': a service is a class deriving from Service with handle(self) or handle_GET(self), ...')
-        return refusal(filename, [(None, 'no service is defined in %s%s' % (filename, why))])
+        return refusal(filename, [(None, 'no service is defined in %s: a service is a class deriving '
+                                         'from Service' % filename)])
     services, problems = describe(classes)
     if problems:
         return refusal(filename, problems)
@@ -280,6 +282,7 @@ def wsgi_environ(http, raw, payload, msg):
 
 
 def call(msg):
+    sql.next_call()
     name = msg['service']
     cls = sdk._registry.get(name)
     cid = msg.get('cid') or ''

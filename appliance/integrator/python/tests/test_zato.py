@@ -109,6 +109,22 @@ class Dispatch(unittest.TestCase):
         self.assertFalse(out['none'])
         self.assertEqual(out['get'], 'get')
 
+    def test_invoke_passes_environ_on(self):
+        # Zato's invoke: environ=... becomes the other service's self.environ.
+        class Inner(sdk.Service):
+            def handle(self):
+                self.environ.status_code = 201
+                self.response.payload = self.environ.session
+
+        sdk._registry['t.inner'] = Inner
+
+        class Outer(sdk.Service):
+            def handle(self):
+                env = bunchify({'session': 'shared', 'status_code': 100})
+                self.response.payload = {'got': self.invoke('t.inner', {}, environ=env), 'status': env.status_code}
+
+        self.assertEqual(run(Outer).payload, {'got': 'shared', 'status': 201})
+
     def test_accept_false_is_400_without_handle(self):
         class No(HandleOnly):
             def accept(self):
@@ -121,7 +137,9 @@ class Dispatch(unittest.TestCase):
             pass
         self.assertEqual(run(Child, 'POST').payload, 'post')
 
-    def test_abstract_base_is_not_a_service(self):
+    def test_abstract_base_deploys_and_fails_when_called(self):
+        # Zato's service store deploys every Service subclass of a module
+        # (store.py, _should_deploy); Service.handle raises when called.
         class Base(sdk.Service):
             def helper(self):
                 return 1
@@ -129,9 +147,44 @@ class Dispatch(unittest.TestCase):
         class Marked(HandleOnly):
             zato_dont_import = True
 
-        self.assertFalse(worker.is_service(Base))
+        self.assertTrue(worker.is_service(Base))
+        self.assertFalse(worker.is_callable(Base))
         self.assertFalse(worker.is_service(Marked))
-        self.assertTrue(worker.is_service(Verbs))
+        self.assertTrue(worker.is_callable(Verbs))
+        Base._zato_module = 'sherlock'
+        with self.assertRaises(sdk.NoHandler) as e:
+            run(Base)
+        self.assertEqual(e.exception.status, 500)
+        self.assertEqual(e.exception.msg, 'service sherlock.base (class Base) defines no handle '
+                         'method: it is a base class for other services and cannot be called')
+        class VerbsOnly(sdk.Service):
+            def handle_GET(self):
+                pass
+
+            def handle_POST(self):
+                pass
+
+        with self.assertRaises(sdk.NoHandler) as e:
+            run(VerbsOnly, channel='scheduler')
+        self.assertIn('defines no handle method: its handle_GET, handle_POST answer only HTTP',
+                      e.exception.msg)
+
+    def test_module_of_bases_only_deploys(self):
+        source = ('from zato.server.service import Service\n\n'
+                  'class Sherlock(Service):\n    """Finds errors."""\n')
+        reply = worker.validate({'module': 'sherlock', 'source': source, 'file': 'sherlock.py'})
+        self.assertTrue(reply['ok'], reply)
+        self.assertEqual([s['name'] for s in reply['services']], ['sherlock.sherlock'])
+
+    def test_base_leaves_a_shared_name_to_the_service(self):
+        source = ('from zato.server.service import Service\n\n'
+                  'class Base(Service):\n    name = "api.thing"\n\n'
+                  'class Thing(Base):\n    def handle(self):\n        pass\n\n'
+                  'class Helper(Service):\n    pass\n')
+        reply = worker.validate({'module': 'things', 'source': source, 'file': 'things.py'})
+        self.assertTrue(reply['ok'], reply)
+        self.assertEqual(sorted((s['name'], s['class']) for s in reply['services']),
+                         [('api.thing', 'Thing'), ('things.helper', 'Helper')])
 
 
 class Request(unittest.TestCase):
@@ -261,18 +314,13 @@ class DeployCheck(unittest.TestCase):
         self.assertFalse(reply['ok'])
         self.assertEqual(len(reply['problems']), 2)
 
-    def test_validate_only_base_classes_says_so(self):
-        reply = worker.validate({'module': 'm', 'file': 'm.py', 'source':
-                                 'from zato.server.service import Service\nclass Sherlock(Service):\n    pass\n'})
-        self.assertIn('Sherlock derives from Service but defines neither handle(self)',
-                      reply['problems'][0]['message'])
-
     def test_validate_base_class_and_verbs(self):
         src = ('from zato.server.service import Service\n'
                'class Base(Service):\n    def common(self):\n        return 1\n'
                'class GetUser(Base):\n    def handle_GET(self):\n        pass\n')
         reply = worker.validate({'module': 'cors_options', 'file': 'cors-options.py', 'source': src})
-        self.assertEqual([s['name'] for s in reply['services']], ['cors-options.get-user'])
+        # Both, as Zato's store deploys them (the base fails when called).
+        self.assertEqual([s['name'] for s in reply['services']], ['cors-options.base', 'cors-options.get-user'])
 
 
 class Runtime(unittest.TestCase):
