@@ -81,6 +81,15 @@ pub fn route(method: &str, params: &Value) -> Result<Request, String> {
             format!("/api/v1/integrator/packages/{}", name()),
             None,
         ),
+        "integrator.package_sets" => ("GET", "/api/v1/integrator/package-sets".into(), None),
+        "integrator.package_rollback" => (
+            "POST",
+            format!(
+                "/api/v1/integrator/package-sets/{}/rollback",
+                params["version"].as_i64().unwrap_or_default()
+            ),
+            None,
+        ),
         "integrator.source" => {
             let q = match params["version"].as_i64() {
                 Some(v) => format!("?version={v}"),
