@@ -237,7 +237,7 @@ await run(t, 'integrator console', async () => {
   // The services table's sparkline of logs.demo's channel calls.
   await page.click('[role=tab]:has-text("Services")');
   const calls = '#int-services tr[data-service="logs.demo"] td[data-label="Calls"]';
-  await page.waitForSelector(`${calls}:has-text(" calls, 0 errors, mean ")`);
+  await page.waitForSelector(`${calls}:has-text("1 call, 0 errors, mean ")`);
   await page.waitForSelector(`${calls} svg polyline`, { state: 'attached' });
   await shot('sparkline');
   step(`services table: logs.demo's calls with a sparkline ("${(await page.textContent(calls)).trim()}")`);

@@ -127,7 +127,7 @@ function itemForm(kind, ctx, index) {
     try {
       const out = await save(ctx, kind, (l) => (index === null ? [...l, item] : l.map((x, i) => (i === index ? item : x))),
         `${k.one} ${item.name} ${index === null ? 'added' : 'changed'}`);
-      toast(`${item.name} saved (revision ${out.revision})`); route();
+      toast(out.revision ? `${item.name} saved as revision ${out.revision.id}` : 'Nothing changed'); route();
     } catch (e) { showProblems(form, box, e, fieldOf(kind, at)); }
   });
   return form;
@@ -166,7 +166,7 @@ export async function configCard(kind) {
           if (!confirm(`Delete the ${k.one} ${x.name}?`)) return;
           try {
             const out = await save(ctx, kind, (l) => l.filter((_, j) => j !== i), `${k.one} ${x.name} deleted`);
-            toast(`${x.name} deleted (revision ${out.revision})`); route();
+            toast(`${x.name} deleted (revision ${out.revision ? out.revision.id : '?'})`); route();
           } catch (e) { fail(e); }
         } }, `Delete ${x.name}`)) : ''));
   });

@@ -8,12 +8,20 @@ const enc = encodeURIComponent;
 
 export async function jobsCard() {
   const jobs = await api('GET', '/integrator/jobs');
-  // Enable and disable are config revisions (History can roll them back).
+  // Enable and disable are config revisions (History can roll them back);
+  // the integrator takes a new revision a moment after it is stored, so
+  // the jobs are read again until it has (at most 5 s).
   const toggle = (j) => async () => {
     const what = j.enabled === false ? 'enable' : 'disable';
     try {
       const out = await api('POST', `/integrator/jobs/${enc(j.name)}/${what}`);
-      toast(`${j.name} ${what}d (revision ${out.revision})`); route();
+      toast(out.revision ? `${j.name} ${what}d (revision ${out.revision.id})` : `${j.name} was already ${what}d`);
+      for (let i = 0; i < 20; i++) {
+        const now = await api('GET', '/integrator/jobs').catch(() => []);
+        if (now.some((x) => x.name === j.name && x.enabled === (what === 'enable'))) break;
+        await new Promise((done) => setTimeout(done, 250));
+      }
+      route();
     } catch (e) { fail(e); }
   };
   const rows = jobs.map((j) => h('tr', { 'data-job': j.name },

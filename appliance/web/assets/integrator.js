@@ -153,7 +153,8 @@ function spark(st) {
   line.setAttribute('points', pts); line.setAttribute('fill', 'none');
   line.setAttribute('stroke', 'currentColor'); line.setAttribute('stroke-width', '1.5');
   svg.append(line);
-  const text = `${st.calls} calls, ${st.errors} errors, mean ${st.mean_ms} ms, p99 ${st.p99_ms} ms`;
+  const n = (k, one) => `${k} ${one}${k === 1 ? '' : 's'}`;
+  const text = `${n(st.calls, 'call')}, ${n(st.errors, 'error')}, mean ${st.mean_ms} ms, p99 ${st.p99_ms} ms`;
   return h('span', { class: 'spark', title: `${text}; the line: the last ${v.length} calls' times (highest ${max} ms)` },
     svg, h('span', { class: 'muted' }, ` ${text}`));
 }
