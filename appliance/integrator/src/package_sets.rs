@@ -180,22 +180,25 @@ pub async fn rollback(app: &App, version: i64, actor: &str) -> Result<Value, Rpc
         };
         dirs.push(dir);
     }
-    let set = app.engine.data.registry(|c| -> Result<i64, rusqlite::Error> {
-        let tx = c.unchecked_transaction()?;
-        tx.execute("DELETE FROM integrator_packages", [])?;
-        for (k, dir) in kept.iter().zip(&dirs) {
-            tx.execute(
-                "INSERT INTO integrator_packages
+    let set = app
+        .engine
+        .data
+        .registry(|c| -> Result<i64, rusqlite::Error> {
+            let tx = c.unchecked_transaction()?;
+            tx.execute("DELETE FROM integrator_packages", [])?;
+            for (k, dir) in kept.iter().zip(&dirs) {
+                tx.execute(
+                    "INSERT INTO integrator_packages
                  (name, version, file, tags, top_level, size, dir, wheel, added_at, actor)
                  SELECT name, version, file, tags, top_level, size, ?3, wheel, added_at, actor
                  FROM integrator_package_wheels WHERE name = ?1 AND version = ?2",
-                params![k.name, k.version, dir],
-            )?;
-        }
-        let set = record_set(&tx, &format!("rollback to {version}"), actor)?;
-        tx.commit()?;
-        Ok(set)
-    });
+                    params![k.name, k.version, dir],
+                )?;
+            }
+            let set = record_set(&tx, &format!("rollback to {version}"), actor)?;
+            tx.commit()?;
+            Ok(set)
+        });
     let set = set.map_err(sql)?;
     restart(app)?;
     tracing::info!(to = version, set, "package set rolled back");
@@ -223,10 +226,10 @@ mod tests {
     #[test]
     fn kept_wheels_make_a_set_restorable() {
         let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(&crate::project::SCHEMA_STEP.replace(
-            "ALTER TABLE integrator_versions ADD COLUMN files TEXT;",
-            "",
-        ))
+        c.execute_batch(
+            &crate::project::SCHEMA_STEP
+                .replace("ALTER TABLE integrator_versions ADD COLUMN files TEXT;", ""),
+        )
         .unwrap();
         c.execute(
             "INSERT INTO integrator_packages VALUES ('demo', '1.0', 'demo.whl', '[]', '[\"demo\"]', 3, 'd', x'010203', 0, 'ann')",

@@ -177,7 +177,11 @@ pub fn conflicts(
 }
 
 /// Records the set as it is now as a new set version; returns it.
-pub(crate) fn record_set(tx: &Connection, change: &str, actor: &str) -> Result<i64, rusqlite::Error> {
+pub(crate) fn record_set(
+    tx: &Connection,
+    change: &str,
+    actor: &str,
+) -> Result<i64, rusqlite::Error> {
     let mut stmt = tx.prepare("SELECT name, version FROM integrator_packages ORDER BY name")?;
     let set: Vec<String> = stmt
         .query_map([], |r| {

@@ -43,7 +43,7 @@ const KINDS = {
     cols: [['Name', 'name'], ['Kind', 'kind'], ['User name', 'username'], ['Header', 'header']],
   },
   outgoing: {
-    title: 'Outgoing REST connections', one: 'outgoing connection', prefix: 'out',
+    title: 'Outgoing REST connections', one: 'outgoing connection', an: true, prefix: 'out',
     fields: [
       ['name', 'Name', 'text', 'crm'],
       ['host', 'Host (http://host:port)', 'text', 'http://crm.example.org:8080'],
@@ -114,7 +114,7 @@ function itemForm(kind, ctx, index) {
   const at = index === null ? list.length : index;
   const box = h('div', { class: 'error', id: `${k.prefix}-problems`, role: 'alert' });
   const form = h('form', { id: `${k.prefix}-form` },
-    h('h2', {}, index === null ? `Add a ${k.one}` : `Change ${old.name}`),
+    h('h2', {}, index === null ? `Add ${k.an ? 'an' : 'a'} ${k.one}` : `Change ${old.name}`),
     h('div', { class: 'grid' }, ...k.fields.map((f) => h('div', {},
       h('label', { for: `${k.prefix}-${f[0]}` }, f[1]), control(k, f, old, ctx),
       h('div', { class: 'error', id: `${k.prefix}-${f[0]}-error`, role: 'alert' })))),

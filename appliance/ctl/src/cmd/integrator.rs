@@ -486,7 +486,15 @@ fn human(cmd: &IntegratorCmd, v: &Value) {
         IntegratorCmd::Packages {
             cmd: Some(PackagesCmd::Sets),
         } => {
-            let cols = ["version", "current", "change", "changed_at", "actor", "restorable", "packages"];
+            let cols = [
+                "version",
+                "current",
+                "change",
+                "changed_at",
+                "actor",
+                "restorable",
+                "packages",
+            ];
             table(&cols, rows(&v["sets"], &cols));
         }
         IntegratorCmd::Packages {

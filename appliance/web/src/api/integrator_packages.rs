@@ -70,5 +70,7 @@ pub(super) async fn package_rollback(
     Path(version): Path<i64>,
 ) -> ApiResult {
     let params = json!({"version": version, "author": c.user});
-    Ok(Json(rpc(&app, "integrator.package_rollback", params).await?))
+    Ok(Json(
+        rpc(&app, "integrator.package_rollback", params).await?,
+    ))
 }

@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 use utoipa::{OpenApi, ToSchema};
 
 use super::{
-    Reader, backup, cluster, config, dns, integrator, integrator_admin, integrator_data, integrator_packages, logs,
-    mail, node, pgha, reaction, services, session, setup, tokens, update, users, vpn,
+    Reader, backup, cluster, config, dns, integrator, integrator_admin, integrator_data,
+    integrator_packages, logs, mail, node, pgha, reaction, services, session, setup, tokens,
+    update, users, vpn,
 };
 use crate::auth;
 
