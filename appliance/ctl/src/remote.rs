@@ -317,6 +317,20 @@ mod tests {
     }
 
     #[test]
+    fn package_sets_and_their_rollback_have_routes() {
+        let r = route("integrator.package_sets", &json!({})).unwrap();
+        assert_eq!(
+            (r.verb, r.path.as_str()),
+            ("GET", "/api/v1/integrator/package-sets")
+        );
+        let r = route("integrator.package_rollback", &json!({"version": 3})).unwrap();
+        assert_eq!(
+            (r.verb, r.path.as_str(), r.body),
+            ("POST", "/api/v1/integrator/package-sets/3/rollback", None)
+        );
+    }
+
+    #[test]
     fn methods_without_a_route_say_so() {
         let e = route("config.apply", &json!({})).unwrap_err();
         assert!(e.contains("config.apply has no API route"), "{e}");
