@@ -32,6 +32,17 @@ $(pgha_down_group 9 9)
 [integrator]
 tls = "off"
 workers = 1
+[[integrator.security]]
+name = "partner"
+kind = "apikey"
+[[integrator.channels]]
+name = "hello"
+url_path = "/hello"
+service = "hello.world"
+security = "partner"
+[[integrator.outgoing]]
+name = "crm"
+host = "http://127.0.0.1:9"
 [[integrator.jobs]]
 name = "nightly"
 service = "hello.world"

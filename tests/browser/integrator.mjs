@@ -7,10 +7,18 @@
 // Uploads each with the file chooser; a refused file shows its traceback
 // or its problems while version 1 keeps answering on LB_URL/hello; the
 // file's page shows its source and versions, rolls back and undeploys;
-// the Packages tab lists the pure wheel and refuses the Windows one.
+// the Packages tab lists the pure wheel and refuses the Windows one,
+// removes it and rolls the package set back to the one that had it.
+// Then logs.py (service logs.demo: logs and prints a line) is dropped on
+// the services table, broken.py too (its traceback shown); the Invoke
+// panel shows the lines logs.demo wrote; a channel made with the Channels
+// form (a bad method refused beside its field first) answers on LB_URL;
+// a security definition and an outgoing connection (pinged) are added and
+// deleted; the interval job "tick" is disabled and runs no more.
 // Screenshots in $TEST_OUT.
 import { open, login, allLabelled, run, step } from './lib.mjs';
 import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 
 const [base, password, lb, files] = process.argv.slice(2);
 const t = await open({ prefix: 'integrator' });
@@ -30,6 +38,29 @@ async function answers(want) {
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${lb}/hello answers ${got}, not ${want}`);
+}
+// Drops a file on the services table as a file manager would (a
+// DataTransfer with the file in it, dispatched as dragover then drop).
+async function drop(path, name) {
+  const b64 = (await readFile(path)).toString('base64');
+  const dt = await page.evaluateHandle(([data, file]) => {
+    const t = new DataTransfer();
+    t.items.add(new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], file, { type: 'text/x-python' }));
+    return t;
+  }, [b64, name]);
+  await page.dispatchEvent('#services-card', 'dragover', { dataTransfer: dt });
+  await page.dispatchEvent('#services-card', 'drop', { dataTransfer: dt });
+}
+// The row of job `name` in the Jobs tab, read fresh.
+async function jobRow(name) {
+  await page.click('[role=tab]:has-text("Services")');
+  await page.click('[role=tab]:has-text("Jobs")');
+  const row = `#int-jobs tr[data-job="${name}"]`;
+  await page.waitForSelector(row);
+  return {
+    runs: Number(await page.textContent(`${row} td[data-label="Runs"]`)),
+    enabled: await page.textContent(`${row} td[data-label="Enabled"]`),
+  };
 }
 async function deploy(path) {
   await page.setInputFiles('#deploy-file', path);
@@ -102,7 +133,7 @@ await run(t, 'integrator console', async () => {
   // Jobs: run the nightly job now; it writes the key "ran".
   await page.click('[role=tab]:has-text("Jobs")');
   await page.waitForSelector('#int-jobs tr[data-job="nightly"]');
-  await page.click('#int-jobs tr[data-job="nightly"] button');
+  await page.click('#int-jobs tr[data-job="nightly"] button:has-text("Run nightly now")');
   await page.waitForSelector('#int-jobs tr[data-job="nightly"]:has-text("ok")');
   await shot('jobs');
   step('Jobs tab: "Run nightly now" ran it; its last result is ok');
@@ -142,5 +173,118 @@ await run(t, 'integrator console', async () => {
   await allLabelled(page);
   await shot('packages');
   step('Packages tab: a pure wheel installed and listed; a Windows wheel refused naming its tag');
+
+  // Package set rollback: remove demo (set 2, empty), roll back to set 1: demo is back.
+  await page.click('#int-packages tr[data-package="demo"] button:has-text("Remove demo")');
+  await page.waitForSelector('#int-packages tr[data-package="demo"]', { state: 'detached' });
+  await page.waitForSelector('#int-package-sets tr[data-set="2"]:has-text("remove demo")');
+  await page.click('#int-package-sets tr[data-set="1"] button:has-text("Roll back to set 1")');
+  await page.waitForSelector('#int-packages tr[data-package="demo"]:has-text("1.0")');
+  await page.waitForSelector('#int-package-sets tr[data-set="3"]:has-text("rollback to 1"):has-text("(current)")');
+  await allLabelled(page);
+  await shot('package-rollback');
+  step('Packages tab: demo removed (set 2), set 1 rolled back to: demo installed again as set 3');
+
+  // Drag and drop on the services table: a broken file's traceback, then logs.py deployed.
+  await page.click('[role=tab]:has-text("Services")');
+  await page.waitForSelector('#services-card');
+  await drop(join(files, 'broken.py'), 'broken.py');
+  await page.waitForSelector('#drop-error:has-text("broken.py, line 8")');
+  if (!/SyntaxError/.test(await page.textContent('#drop-traceback'))) throw new Error('no SyntaxError in the dropped file\'s traceback');
+  await shot('drop-refused');
+  await drop(join(files, 'logs.py'), 'logs.py');
+  await page.waitForSelector('#drop-ok:has-text("Deployed logs.py version 1: logs.demo")');
+  await page.waitForSelector('#int-services tr[data-service="logs.demo"]');
+  step('dropped broken.py: its traceback shown; dropped logs.py: deployed and listed');
+
+  // Invoke shows the lines the service logged and printed in that call.
+  await page.selectOption('#invoke-service', 'logs.demo');
+  await page.fill('#invoke-payload', '{"order": 7}');
+  await page.click('#invoke-form button');
+  await page.waitForSelector('#invoke-status:has-text("logs.demo: HTTP 200 in")');
+  const logs = await page.textContent('#invoke-logs');
+  if (!logs.includes('INFO logs.demo: handling order 7') || !logs.includes('print: printed for order 7')) throw new Error('invoke logs: ' + logs);
+  await shot('invoke-logs');
+  step('Invoke panel shows "INFO logs.demo: handling order 7" and the printed line beside the response');
+
+  // Channels: a bad method is shown beside its field; then the channel is made and answers.
+  await page.click('[role=tab]:has-text("Channels")');
+  await page.waitForSelector('#ch-form');
+  await allLabelled(page);
+  await page.fill('#ch-name', 'logsch');
+  await page.fill('#ch-url_path', '/logs-demo');
+  await page.fill('#ch-service', 'logs.demo');
+  await page.fill('#ch-methods', 'GET, FETCH');
+  await page.click('#ch-form button:has-text("Add channel")');
+  await page.waitForSelector('#ch-methods-error:has-text("is not one of")');
+  const why = await page.textContent('#ch-methods-error');
+  if (!why.startsWith('"FETCH" is not one of GET, POST')) throw new Error('methods error: ' + why);
+  if (await page.getAttribute('#ch-methods', 'aria-invalid') !== 'true') throw new Error('the methods field is not marked invalid');
+  await shot('channel-error');
+  await page.fill('#ch-methods', 'GET, POST');
+  await page.click('#ch-form button:has-text("Add channel")');
+  await page.waitForSelector('#int-channels tr[data-item="logsch"]:has-text("/logs-demo")');
+  let got;
+  for (let i = 0; i < 50 && got !== true; i++) {
+    const r = await fetch(lb + '/logs-demo?order=1');
+    got = r.ok && (await r.json()).done;
+    if (got !== true) await new Promise((r) => setTimeout(r, 200));
+  }
+  if (got !== true) throw new Error(`${lb}/logs-demo does not answer {"done": true}`);
+  await shot('channels');
+  step('Channels tab: "FETCH" refused beside the Methods field; channel logsch added and answering on /logs-demo');
+
+  // The services table's sparkline of logs.demo's channel calls.
+  await page.click('[role=tab]:has-text("Services")');
+  const calls = '#int-services tr[data-service="logs.demo"] td[data-label="Calls"]';
+  await page.waitForSelector(`${calls}:has-text("1 call, 0 errors, mean ")`);
+  await page.waitForSelector(`${calls} svg polyline`, { state: 'attached' });
+  await shot('sparkline');
+  step(`services table: logs.demo's calls with a sparkline ("${(await page.textContent(calls)).trim()}")`);
+
+  // Security and outgoing: add, ping, delete.
+  await page.click('[role=tab]:has-text("Security")');
+  await page.fill('#sec-name', 'partner-key');
+  await page.selectOption('#sec-kind', 'apikey');
+  await page.click('#sec-form button');
+  await page.waitForSelector('#int-security tr[data-item="partner-key"]:has-text("apikey")');
+  await allLabelled(page);
+  await shot('security');
+  await page.click('[role=tab]:has-text("Outgoing")');
+  await page.fill('#out-name', 'self');
+  await page.fill('#out-host', 'http://127.0.0.1:1');
+  await page.fill('#out-url_path', '/logs-demo');
+  await page.click('#out-form button');
+  await page.waitForSelector('#int-outgoing tr[data-item="self"]');
+  await page.click('#int-outgoing tr[data-item="self"] button:has-text("Edit self")');
+  await page.fill('#out-host', lb + '/x');
+  await page.click('#out-form button:has-text("Save changes")');
+  await page.waitForSelector('#out-host-error:has-text("is not an http://host[:port] address")');
+  await page.fill('#out-host', lb);
+  await page.click('#out-form button:has-text("Save changes")');
+  await page.waitForSelector(`#int-outgoing tr[data-item="self"]:has-text("${lb}")`);
+  await page.click('#int-outgoing tr[data-item="self"] button:has-text("Ping self")');
+  await page.waitForSelector('#int-outgoing tr[data-item="self"] td[data-label="Ping"]:has-text("HTTP ")');
+  await allLabelled(page);
+  await shot('outgoing');
+  await page.click('#int-outgoing tr[data-item="self"] button:has-text("Delete self")');
+  await page.waitForSelector('#int-outgoing tr[data-item="self"]', { state: 'detached' });
+  await page.click('[role=tab]:has-text("Security")');
+  await page.click('#int-security tr[data-item="partner-key"] button:has-text("Delete partner-key")');
+  await page.waitForSelector('#int-security tr[data-item="partner-key"]', { state: 'detached' });
+  step('Security and Outgoing tabs: added; a host with a path refused beside its field; ping answered over HTTP; both deleted');
+
+  // Jobs: "tick" runs every second until disabled, then no more.
+  let tick = await jobRow('tick');
+  for (let i = 0; i < 30 && tick.runs < 2; i++) { await page.waitForTimeout(300); tick = await jobRow('tick'); }
+  if (tick.runs < 2) throw new Error('tick did not run');
+  await page.click('#int-jobs tr[data-job="tick"] button:has-text("Disable tick")');
+  await page.waitForSelector('#int-jobs tr[data-job="tick"] td[data-label="Enabled"]:has-text("no")');
+  const before = (await jobRow('tick')).runs;
+  await page.waitForTimeout(3500);
+  tick = await jobRow('tick');
+  if (tick.runs !== before) throw new Error(`tick ran ${tick.runs - before} times while disabled`);
+  await shot('job-disabled');
+  step(`Jobs tab: tick ran ${before} times, then disabled; no run in 3.5 s (3 periods)`);
 
 });

@@ -4,7 +4,10 @@
 # refused file's traceback while the old version answers, source,
 # versions, rollback, undeploy; the Jobs, Queues and KV tabs: run a job
 # now, re-drive a dead letter, set and read keys; the Packages tab: upload
-# a pure wheel, a Windows one refused.
+# a pure wheel, a Windows one refused, the package set rolled back; drag and drop on the services
+# table, an invoke showing the service's log lines, the Channels,
+# Security and Outgoing forms (a field error, ping), a job disabled from
+# its row. The channel the form made is then called with curl.
 . "$(dirname "$0")/../lib.sh"
 browser_deps
 STATE=$(mktemp -d /tmp/alpharen-intui.XXXXXX)
@@ -24,6 +27,12 @@ service = "kv.note"
 kind = "cron"
 cron = "0 3 * * *"
 payload = { key = "ran", value = "nightly" }
+[[integrator.jobs]]
+name = "tick"
+service = "kv.note"
+kind = "interval"
+seconds = 1
+payload = { key = "tick", value = "t" }
 [[integrator.topics]]
 name = "orders"
 subscribers = ["kv.note"]
@@ -41,6 +50,18 @@ svc one >"$FILES/hello.py"
 { svc two | head -n 7; printf '        self.response.payload = {"hi": "two"\n'; } >"$FILES/broken.py"
 printf 'import redis\nimport xmltodict\n' >"$FILES/needs.py"
 svc two >"$FILES/hello2/hello.py"
+cat >"$FILES/logs.py" <<'PY'
+from alpharen.integrator import Service
+
+class Logs(Service):
+    name = "logs.demo"
+
+    def handle(self):
+        order = (self.request.payload or {}).get("order")
+        self.logger.info("handling order %s", order)
+        print("printed for order", order)
+        self.response.payload = {"done": True}
+PY
 /usr/bin/python3 - "$FILES" <<'PY'
 import sys, zipfile
 for name, tag in (('demo', 'py3-none-any'), ('fake', 'cp311-cp311-win_amd64')):
@@ -70,3 +91,15 @@ wait_for 15 bash -c "ctl --json integrator topics | jq -e '.[] | select(.topic =
 TEST_OUT=$OUT timeout 180 node "$DIR/integrator.mjs" "$BASE" "$PASSWORD" "http://127.0.0.1:$LB_PORT" "$FILES" ||
   fail "integrator console test (screenshots in $OUT)"
 pass "integrator page walk-through; screenshots in $OUT"
+# The package set rollback the page made, as ctl lists it.
+ctl --json integrator packages sets | jq -e '.sets[0] | .change == "rollback to 1" and .current and .packages == ["demo==1.0"]' >/dev/null ||
+  fail "package sets after the rollback: $(ctl integrator packages sets)"
+pass "ctl integrator packages sets: the current set is \"rollback to 1\" with demo==1.0"
+# The channel made with the form, called as a client would.
+out=$(curl -sf "http://127.0.0.1:$LB_PORT/logs-demo" -X POST -H 'content-type: application/json' -d '{"order": 9}') ||
+  fail "curl of the channel made with the form failed"
+[ "$(jq -r .done <<<"$out")" = true ] || fail "the channel answered $out"
+ctl --json config history | jq -e '[.revisions[] | select(.comment == "channel logsch added")] | length == 1' >/dev/null ||
+  fail "the channel form's change is not a config revision: $(ctl config history)"
+pass "curl POST /logs-demo answers {\"done\": true}; the form's change is revision \"channel logsch added\""
+

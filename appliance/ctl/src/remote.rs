@@ -81,6 +81,15 @@ pub fn route(method: &str, params: &Value) -> Result<Request, String> {
             format!("/api/v1/integrator/packages/{}", name()),
             None,
         ),
+        "integrator.package_sets" => ("GET", "/api/v1/integrator/package-sets".into(), None),
+        "integrator.package_rollback" => (
+            "POST",
+            format!(
+                "/api/v1/integrator/package-sets/{}/rollback",
+                params["version"].as_i64().unwrap_or_default()
+            ),
+            None,
+        ),
         "integrator.source" => {
             let q = match params["version"].as_i64() {
                 Some(v) => format!("?version={v}"),
@@ -305,6 +314,20 @@ mod tests {
         );
         let r = route("integrator.undeploy", &json!({"name": "svc.py"})).unwrap();
         assert_eq!(r.verb, "DELETE");
+    }
+
+    #[test]
+    fn package_sets_and_their_rollback_have_routes() {
+        let r = route("integrator.package_sets", &json!({})).unwrap();
+        assert_eq!(
+            (r.verb, r.path.as_str()),
+            ("GET", "/api/v1/integrator/package-sets")
+        );
+        let r = route("integrator.package_rollback", &json!({"version": 3})).unwrap();
+        assert_eq!(
+            (r.verb, r.path.as_str(), r.body),
+            ("POST", "/api/v1/integrator/package-sets/3/rollback", None)
+        );
     }
 
     #[test]

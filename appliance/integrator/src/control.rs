@@ -55,6 +55,14 @@ struct PackageAdd {
     author: Option<String>,
 }
 
+/// `integrator.package_rollback`: the package set version to restore.
+#[derive(Deserialize)]
+struct SetVersion {
+    version: i64,
+    #[serde(default)]
+    author: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct Named {
     name: String,
@@ -148,6 +156,12 @@ impl Handler for Control {
             "integrator.package_add" => {
                 let p: PackageAdd = call.params()?;
                 crate::packages::add(app, &p.file, &p.wheel, &actor(&call, p.author.as_deref()))
+                    .await?
+            }
+            "integrator.package_sets" => crate::package_sets::history(app)?,
+            "integrator.package_rollback" => {
+                let p: SetVersion = call.params()?;
+                crate::package_sets::rollback(app, p.version, &actor(&call, p.author.as_deref()))
                     .await?
             }
             "integrator.package_remove" => {

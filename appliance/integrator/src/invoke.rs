@@ -24,7 +24,9 @@ pub async fn invoke(
     actor: &str,
 ) -> Result<Value, RpcError> {
     let meta = json!({"invoked_by": actor});
-    let msg = call_msg(service, "invoke", payload, meta);
+    let mut msg = call_msg(service, "invoke", payload, meta);
+    // The worker returns the call's log lines with its reply.
+    msg["capture_logs"] = json!(true);
     let cid = msg["cid"].clone();
     let timeout = Duration::from_secs(app.config().timeout);
     let started = Instant::now();
@@ -43,8 +45,12 @@ fn answer(
     ms: f64,
     cid: Value,
 ) -> Result<Value, RpcError> {
+    let mut logs = json!([]);
     let (status, headers, body) = match out {
         Outcome::Reply(v) => {
+            if v["logs"].is_array() {
+                logs = v["logs"].clone();
+            }
             let raw = B64
                 .decode(v["body"].as_str().unwrap_or_default())
                 .unwrap_or_default();
@@ -75,7 +81,7 @@ fn answer(
     };
     Ok(json!({
         "service": service, "status": status, "headers": headers, "body": body,
-        "ms": (ms * 10.0).round() / 10.0, "cid": cid,
+        "ms": (ms * 10.0).round() / 10.0, "cid": cid, "logs": logs,
     }))
 }
 
@@ -125,5 +131,18 @@ mod tests {
         assert_eq!(a["status"], 504);
         let e = answer(Outcome::Busy, "s", t, 0.0, json!("c")).unwrap_err();
         assert_eq!(e.code, "unavailable");
+    }
+
+    #[test]
+    fn the_worker_log_lines_come_with_the_answer() {
+        let t = Duration::from_secs(5);
+        let mut out = reply(200, b"{}");
+        if let Outcome::Reply(v) = &mut out {
+            v["logs"] = json!(["INFO svc: hello"]);
+        }
+        let a = answer(out, "s", t, 0.0, json!("c")).unwrap();
+        assert_eq!(a["logs"], json!(["INFO svc: hello"]));
+        let a = answer(reply(200, b"{}"), "s", t, 0.0, json!("c")).unwrap();
+        assert_eq!(a["logs"], json!([]));
     }
 }

@@ -20,6 +20,7 @@ mod invoke;
 mod jwt;
 pub mod lb;
 mod openapi;
+mod package_sets;
 mod packages;
 mod pickup;
 mod project;

@@ -1,9 +1,9 @@
 //! Python packages: wheels uploaded to this node, one directory each under
 //! `<state>/integrator/packages/`, put on the workers' `sys.path` after
 //! the standard library. The set is versioned (every add or remove is a
-//! new set version, kept in `integrator_package_sets`); the wheels
-//! themselves stay in the integrator's database, so a lost directory is
-//! unpacked again at start. A change restarts the workers gracefully
+//! new set version, kept in `integrator_package_sets`; rollback in
+//! `package_sets.rs`); the wheels themselves stay in the integrator's
+//! database, so a lost directory is unpacked again at start. A change restarts the workers gracefully
 //! ([`crate::worker::Pool::restart`]): imported modules cannot be unloaded
 //! from a running interpreter.
 //!
@@ -26,7 +26,7 @@ use crate::app::App;
 /// read it).
 pub const DIR: &str = "packages";
 
-fn root(state_dir: &Path) -> PathBuf {
+pub(crate) fn root(state_dir: &Path) -> PathBuf {
     state_dir.join("integrator").join(DIR)
 }
 
@@ -34,13 +34,13 @@ fn store(e: StoreError) -> RpcError {
     RpcError::new(e.code(), e.to_string())
 }
 
-fn sql(e: rusqlite::Error) -> RpcError {
+pub(crate) fn sql(e: rusqlite::Error) -> RpcError {
     RpcError::new("internal_error", e.to_string())
 }
 
 /// Checks and unpacks a wheel into `dest` with the helper; its answer
 /// (name, version, tags, top_level) or the refusal.
-fn unpack(
+pub(crate) fn unpack(
     python: &Path,
     sdk_dir: &Path,
     dest: &Path,
@@ -177,7 +177,11 @@ pub fn conflicts(
 }
 
 /// Records the set as it is now as a new set version; returns it.
-fn record_set(tx: &Connection, change: &str, actor: &str) -> Result<i64, rusqlite::Error> {
+pub(crate) fn record_set(
+    tx: &Connection,
+    change: &str,
+    actor: &str,
+) -> Result<i64, rusqlite::Error> {
     let mut stmt = tx.prepare("SELECT name, version FROM integrator_packages ORDER BY name")?;
     let set: Vec<String> = stmt
         .query_map([], |r| {
@@ -200,7 +204,7 @@ fn record_set(tx: &Connection, change: &str, actor: &str) -> Result<i64, rusqlit
     )
 }
 
-fn set_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+pub(crate) fn set_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
     conn.query_row(
         "SELECT coalesce(max(version), 0) FROM integrator_package_sets",
         [],
@@ -298,6 +302,7 @@ pub async fn add(app: &App, file: &str, wheel_b64: &str, actor: &str) -> Result<
             ],
         )
         .map_err(sql)?;
+        crate::package_sets::keep(&tx, &name, &version).map_err(sql)?;
         let set = record_set(&tx, &format!("add {name} {version}"), actor).map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(set)
@@ -335,7 +340,7 @@ pub async fn remove(app: &App, name: &str, actor: &str) -> Result<Value, RpcErro
 
 /// Workers on the new set: started first, the old ones retire as they
 /// come back idle.
-fn restart(app: &App) -> Result<(), RpcError> {
+pub(crate) fn restart(app: &App) -> Result<(), RpcError> {
     let state = app.state_dir.clone();
     let dirs = app.engine.data.registry(|c| dirs(c, &state)).map_err(sql)?;
     let mut spec = app.pool.spec();

@@ -1,5 +1,5 @@
 //! Per-service call statistics for `integrator.stats`: counts, errors,
-//! mean and p99 over the most recent calls.
+//! mean and p99 over the most recent calls, and the latest calls' times.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -7,6 +7,10 @@ use serde_json::{Value, json};
 
 /// How many recent durations feed the percentile.
 const WINDOW: usize = 2048;
+
+/// How many of the latest durations are listed (`recent_ms`, the console's
+/// sparkline).
+const SPARK: usize = 30;
 
 #[derive(Default)]
 struct One {
@@ -41,12 +45,17 @@ impl Stats {
             .filter_map(|n| self.by_service.get(n).map(|o| (n, o)))
             .map(|(name, o)| {
                 let mut v: Vec<u64> = o.recent.iter().copied().collect();
+                let recent: Vec<f64> = v[v.len().saturating_sub(SPARK)..]
+                    .iter()
+                    .map(|&us| ms(us as f64))
+                    .collect();
                 json!({
                     "service": name,
                     "calls": o.calls,
                     "errors": o.errors,
                     "mean_ms": if o.calls == 0 { 0.0 } else { ms(o.total_us as f64 / o.calls as f64) },
                     "p99_ms": ms(percentile(&mut v, 99.0) as f64),
+                    "recent_ms": recent,
                 })
             })
             .collect();
@@ -90,5 +99,19 @@ mod tests {
         assert_eq!(j[0]["calls"], 2);
         assert_eq!(j[0]["errors"], 1);
         assert_eq!(j[0]["mean_ms"], 2.0);
+        assert_eq!(j[0]["recent_ms"], json!([1.0, 3.0]));
+    }
+
+    #[test]
+    fn recent_lists_the_latest_calls_in_order() {
+        let mut s = Stats::default();
+        for i in 0..40u64 {
+            s.record("a", 1000 * (40 - i), false);
+        }
+        let j = s.to_json();
+        let r = j[0]["recent_ms"].as_array().unwrap();
+        assert_eq!(r.len(), SPARK);
+        assert_eq!(r[0], 30.0);
+        assert_eq!(r[SPARK - 1], 1.0);
     }
 }

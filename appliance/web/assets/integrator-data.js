@@ -8,15 +8,35 @@ const enc = encodeURIComponent;
 
 export async function jobsCard() {
   const jobs = await api('GET', '/integrator/jobs');
+  // Enable and disable are config revisions (History can roll them back);
+  // the integrator takes a new revision a moment after it is stored, so
+  // the jobs are read again until it has (at most 5 s).
+  const toggle = (j) => async () => {
+    const what = j.enabled === false ? 'enable' : 'disable';
+    try {
+      const out = await api('POST', `/integrator/jobs/${enc(j.name)}/${what}`);
+      toast(out.revision ? `${j.name} ${what}d (revision ${out.revision.id})` : `${j.name} was already ${what}d`);
+      for (let i = 0; i < 20; i++) {
+        const now = await api('GET', '/integrator/jobs').catch(() => []);
+        if (now.some((x) => x.name === j.name && x.enabled === (what === 'enable'))) break;
+        await new Promise((done) => setTimeout(done, 250));
+      }
+      route();
+    } catch (e) { fail(e); }
+  };
   const rows = jobs.map((j) => h('tr', { 'data-job': j.name },
     td('Job', j.name), td('Service', j.service || ''), td('Kind', j.kind || ''),
+    td('Enabled', j.enabled === false ? 'no' : 'yes'),
     td('Next run', j.enabled === false ? 'disabled' : (j.next_run || '—')),
-    td('Last run', j.last_run || 'never'), td('Result', j.last_result || ''), td('Runs', j.runs),
-    h('td', {}, isAdmin() ? h('button', { class: 'secondary', onclick: async () => {
+    td('Last run', j.last_run ? `${j.last_run}${j.last_trigger ? ` (${j.last_trigger})` : ''}` : 'never'),
+    td('Result', j.last_result ? `${j.last_result}${j.last_ms != null ? ` in ${Math.round(j.last_ms)} ms` : ''}` : ''),
+    td('Runs', j.runs),
+    h('td', {}, isAdmin() ? h('div', { class: 'row' }, h('button', { class: 'secondary', onclick: async () => {
       try { await api('POST', `/integrator/jobs/${enc(j.name)}/run`); toast(`${j.name} started`); setTimeout(route, 1000); } catch (e) { fail(e); }
-    } }, `Run ${j.name} now`) : '')));
+    } }, `Run ${j.name} now`),
+    h('button', { class: 'secondary', 'data-toggle': j.name, onclick: toggle(j) }, `${j.enabled === false ? 'Enable' : 'Disable'} ${j.name}`)) : '')));
   return h('div', { class: 'card' }, h('h2', {}, 'Scheduled jobs'),
-    rows.length ? table('int-jobs', ['Job', 'Service', 'Kind', 'Next run', 'Last run', 'Result', 'Runs', ''], rows)
+    rows.length ? table('int-jobs', ['Job', 'Service', 'Kind', 'Enabled', 'Next run', 'Last run', 'Result', 'Runs', ''], rows)
       : h('p', { class: 'muted' }, 'No jobs: add them under [[integrator.jobs]] in the configuration.'));
 }
 

@@ -35,6 +35,10 @@ const MODULES: &[(&str, &str)] = &[
         "/assets/integrator-packages.js",
         include_str!("../assets/integrator-packages.js"),
     ),
+    (
+        "/assets/integrator-config.js",
+        include_str!("../assets/integrator-config.js"),
+    ),
 ];
 
 fn asset(body: &'static str, kind: &'static str, cache: &'static str) -> Response {

@@ -87,7 +87,7 @@ pub fn status_for(code: &str) -> StatusCode {
         "acme_off" => StatusCode::CONFLICT,
         // pgha's: a backup asked for without a backup controller.
         "not_configured" => StatusCode::CONFLICT,
-        "not_supported" => StatusCode::NOT_IMPLEMENTED,
+        "not_supported" | "unsupported" => StatusCode::NOT_IMPLEMENTED,
         "unavailable" | "service_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         "method_not_found" | "no_config" | "not_found" => StatusCode::NOT_FOUND,
         c if c.starts_with("no_such_") => StatusCode::NOT_FOUND,

@@ -302,10 +302,14 @@ mod tests {
                 BodyRule::AfterAuth(alpharen_rpc::MAX_ARCHIVE)
             );
         }
-        assert_eq!(
-            body_rule("/api/v1/integrator/services/app.zip/rollback"),
-            BodyRule::AfterAuth(MAX_BODY)
-        );
+        for small in [
+            "/api/v1/integrator/services/app.zip/rollback",
+            "/api/v1/integrator/package-sets/3/rollback",
+            "/api/v1/integrator/jobs/tick/disable",
+            "/api/v1/integrator/outgoing/crm/ping",
+        ] {
+            assert_eq!(body_rule(small), BodyRule::AfterAuth(MAX_BODY));
+        }
         assert_eq!(
             body_rule("/api/v1/backup/restore"),
             BodyRule::AfterAuth(MAX_BACKUP)

@@ -28,7 +28,7 @@ pub enum IntegratorCmd {
         name: Option<String>,
     },
     /// Python packages (wheels) the services may import: list them, or
-    /// add / remove.
+    /// add / remove, list the set's versions, roll back to one.
     Packages {
         #[command(subcommand)]
         cmd: Option<PackagesCmd>,
@@ -117,6 +117,11 @@ pub enum PackagesCmd {
     },
     /// Remove a package by its name as listed.
     Remove { name: String },
+    /// The package set's versions, newest first, with what changed.
+    Sets,
+    /// Make an earlier set version the set again (a new version); the
+    /// workers restart on it without dropping a request.
+    Rollback { version: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -293,6 +298,12 @@ impl IntegratorCmd {
             IntegratorCmd::Packages {
                 cmd: Some(PackagesCmd::Remove { name }),
             } => ("integrator.package_remove", json!({"name": name})),
+            IntegratorCmd::Packages {
+                cmd: Some(PackagesCmd::Sets),
+            } => ("integrator.package_sets", json!({})),
+            IntegratorCmd::Packages {
+                cmd: Some(PackagesCmd::Rollback { version }),
+            } => ("integrator.package_rollback", json!({"version": version})),
             IntegratorCmd::List => ("integrator.list", json!({})),
             IntegratorCmd::Source { name, version } => (
                 "integrator.source",
@@ -472,6 +483,27 @@ fn human(cmd: &IntegratorCmd, v: &Value) {
             let cols = ["name", "version", "tags", "size", "added_at", "added_by"];
             table(&cols, rows(&v["packages"], &cols));
         }
+        IntegratorCmd::Packages {
+            cmd: Some(PackagesCmd::Sets),
+        } => {
+            let cols = [
+                "version",
+                "current",
+                "change",
+                "changed_at",
+                "actor",
+                "restorable",
+                "packages",
+            ];
+            table(&cols, rows(&v["sets"], &cols));
+        }
+        IntegratorCmd::Packages {
+            cmd: Some(PackagesCmd::Rollback { .. }),
+        } => println!(
+            "package set version {} is set version {} again",
+            text(&v["set_version"]),
+            text(&v["rolled_back_to"])
+        ),
         IntegratorCmd::Deploy { .. } => println!(
             "deployed {} version {}: {}",
             text(&v["file"]),

@@ -334,6 +334,60 @@ def call(msg):
             'body': base64.b64encode(body).decode()}
 
 
+MAX_LOG_LINES = 200
+MAX_LOG_BYTES = 65536
+
+
+class Capture(logging.Handler):
+    """The log records and print() lines of one invoked call, for the
+    console's Invoke panel; they still go to stderr (the node's log)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+        self.size = 0
+        self.partial = ''
+        self.out = sys.stdout
+
+    def keep(self, line):
+        if len(self.lines) < MAX_LOG_LINES and self.size + len(line) <= MAX_LOG_BYTES:
+            self.lines.append(line)
+            self.size += len(line)
+
+    def emit(self, record):
+        try:
+            self.keep('%s %s: %s' % (record.levelname, record.name, record.getMessage()))
+        except Exception:  # noqa: B902 - a bad log call must not fail the service
+            pass
+
+    # print() writes here while the call runs.
+    def write(self, text):
+        self.out.write(text)
+        lines = (self.partial + text).split('\n')
+        self.partial = lines.pop()
+        for line in lines:
+            self.keep('print: ' + line)
+        return len(text)
+
+    def flush(self):
+        self.out.flush()
+
+
+def call_captured(msg):
+    cap = Capture()
+    root = logging.getLogger()
+    root.addHandler(cap)
+    sys.stdout = cap
+    try:
+        reply = call(msg)
+    finally:
+        sys.stdout = cap.out
+        root.removeHandler(cap)
+    if cap.partial:
+        cap.keep('print: ' + cap.partial)
+    return dict(reply, logs=cap.lines)
+
+
 def main():
     # The protocol gets private copies of fds 0 and 1; user code's print()
     # and input() then see stderr and /dev/null.
@@ -364,7 +418,7 @@ def main():
             return
         op = msg.get('op')
         if op == 'call':
-            reply = call(msg)
+            reply = call_captured(msg) if msg.get('capture_logs') else call(msg)
         elif op == 'sync':
             reply = state.sync(msg)
         elif op == 'validate':

@@ -132,7 +132,7 @@ pub(super) async fn undeploy(
 #[utoipa::path(post, path = "/api/v1/integrator/invoke/{service}", tag = "integrator",
     params(("service" = String, Path, description = "A deployed service's name")),
     request_body(content = Value, description = "The payload, any JSON (`null` for none)"),
-    responses((status = 200, description = "The service ran: `status` and `headers` it answered, `body` (JSON, or text), `ms`, `cid`; a service error is an answer too (its `status` is 4xx/5xx)", body = Value),
+    responses((status = 200, description = "The service ran: `status` and `headers` it answered, `body` (JSON, or text), `ms`, `cid`, and `logs`: the lines the service logged or printed during the call (at most 200, 64 KiB); a service error is an answer too (its `status` is 4xx/5xx)", body = Value),
         (status = 503, description = "No worker became free in time, or the integrator is not running", body = ErrorBody)))]
 pub(super) async fn invoke(
     State(app): AppState,

@@ -50,3 +50,27 @@ pub(super) async fn package_remove(
     let params = json!({"name": name, "author": c.user});
     Ok(Json(rpc(&app, "integrator.package_remove", params).await?))
 }
+
+#[utoipa::path(get, path = "/api/v1/integrator/package-sets", tag = "integrator",
+    responses((status = 200, description = "`set_version` (the current one) and `sets`, newest first: version, packages (`name==version`), change, changed_at, actor, current, and `restorable` (every wheel kept; else `missing` names them)", body = serde_json::Value),
+        (status = 503, description = "The integrator is not running", body = ErrorBody)))]
+pub(super) async fn package_sets(State(app): AppState, _c: Reader) -> ApiResult {
+    Ok(Json(rpc(&app, "integrator.package_sets", json!({})).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/integrator/package-sets/{version}/rollback", tag = "integrator",
+    params(("version" = i64, Path, description = "A package set version from `/integrator/package-sets`")),
+    responses((status = 200, description = "That set's packages are the set again, as a new set version; the workers restart on it without dropping a request: rolled_back_to, set_version, packages", body = serde_json::Value),
+        (status = 404, description = "No such set version, or one of its wheels was replaced before wheels were kept (named)", body = ErrorBody),
+        (status = 422, description = "A kept wheel no longer unpacks on this node (`package_refused`)", body = ErrorBody),
+        (status = 503, description = "The integrator is not running", body = ErrorBody)))]
+pub(super) async fn package_rollback(
+    State(app): AppState,
+    Authed(c): Admin,
+    Path(version): Path<i64>,
+) -> ApiResult {
+    let params = json!({"version": version, "author": c.user});
+    Ok(Json(
+        rpc(&app, "integrator.package_rollback", params).await?,
+    ))
+}

@@ -14,6 +14,7 @@ mod config;
 mod dns;
 mod extract;
 mod integrator;
+mod integrator_admin;
 mod integrator_data;
 mod integrator_packages;
 mod logs;
@@ -153,10 +154,30 @@ pub fn router(app: Arc<App>) -> Router {
                 .delete(integrator_packages::package_remove)
                 .layer(DefaultBodyLimit::max(alpharen_rpc::MAX_ARCHIVE)),
         )
+        .route(
+            "/integrator/package-sets",
+            get(integrator_packages::package_sets),
+        )
+        .route(
+            "/integrator/package-sets/{version}/rollback",
+            post(integrator_packages::package_rollback),
+        )
         .route("/integrator/jobs", get(integrator_data::jobs))
         .route(
             "/integrator/jobs/{name}/run",
             post(integrator_data::job_run),
+        )
+        .route(
+            "/integrator/jobs/{name}/enable",
+            post(integrator_admin::job_enable),
+        )
+        .route(
+            "/integrator/jobs/{name}/disable",
+            post(integrator_admin::job_disable),
+        )
+        .route(
+            "/integrator/outgoing/{name}/ping",
+            post(integrator_admin::outgoing_ping),
         )
         .route("/integrator/topics", get(integrator_data::topics))
         .route(
