@@ -8,7 +8,8 @@
 # kvdb hashes and lists shared by two workers, self.crypto's Fernet tokens
 # and hashes read by Debian's cryptography and passlib, self.user_config
 # with a value from the secret store; Zato 3.2's dataclass Models as
-# SimpleIO and self.commands;
+# SimpleIO and self.commands; genesisng's shapes (cache details=True with
+# dates, a missing optional List, an object payload through SimpleIO output);
 # a deploy lists every problem of a module at once, Python 2 is named as
 # such, and an unsupported call names the Zato API.
 . "$(dirname "$0")/../lib.sh"
@@ -74,6 +75,14 @@ service = "clients.get-client"
 name = "command"
 url_path = "/api/command"
 service = "clients.run-command"
+[[integrator.channels]]
+name = "bookings"
+url_path = "/api/bookings"
+service = "bookings.get-booking"
+[[integrator.channels]]
+name = "store-object"
+url_path = "/api/store-object"
+service = "bookings.store-object"
 [integrator.user_config.crm.api]
 url = "https://crm.example"
 retries = 3
@@ -82,11 +91,11 @@ TOML
 start_integrator "$STATE/seed.toml"
 
 # --- deploy unchanged; names as Zato derives them; the base deploys too ----
-for f in users-api.py orders.py kvdb-hash.py vault.py settings.py clients.py; do
+for f in users-api.py orders.py kvdb-hash.py vault.py settings.py clients.py bookings.py; do
   ctl integrator deploy "$HERE/$f" >"$STATE/deploy.out" 2>&1 || { cat "$STATE/deploy.out"; fail "deploy of $f refused"; }
 done
 ctl --json integrator list >"$STATE/list.json"
-jq -e '[.[] | .name] | sort == ["clients.get-client", "clients.run-command", "kvdb-hash.counter", "kvdb-hash.dequeue", "kvdb-hash.enqueue", "kvdb-hash.leaderboard",
+jq -e '[.[] | .name] | sort == ["bookings.get-booking", "bookings.store-object", "clients.get-client", "clients.run-command", "kvdb-hash.counter", "kvdb-hash.dequeue", "kvdb-hash.enqueue", "kvdb-hash.leaderboard",
   "orders.create-order", "orders.get-price", "settings.crm-settings", "users-api.base-user-service", "users-api.configuring-cors", "users-api.user-resource",
   "vault.decrypt", "vault.encrypt", "vault.hash-password"]' "$STATE/list.json" >/dev/null \
   || fail "deployed names: $(jq -c '[.[] | .name]' "$STATE/list.json")"
@@ -142,6 +151,21 @@ req GET /api/command
 [ "$CODE" = 200 ] && jq -e '.Response == "Linux" and .["Is OK?"] == true' <<<"$BODY" >/dev/null || fail "self.commands: HTTP $CODE $BODY"
 wait_for 5 bash -c 'ctl logs integrator -n 1000 | has "Received result: exit code 0"' || fail "the command's callback did not run"
 pass "Model input/output as Zato 3.2 (a missing field named, 400); self.commands.invoke with a callback"
+
+# --- genesisng's shapes: cache details=True with dates, a missing optional List, an object payload
+req GET '/api/bookings?id=5'
+[ "$CODE" = 200 ] || fail "booking service: HTTP $CODE $BODY"
+WANT='{"id": 5, "check_in": "2019-05-01", "created": "2019-04-02T10:20:30", "price": "120.50", "expiry": 3600.0,
+  "types": ["date", "datetime", "Decimal"], "page_is_none": true'
+jq -e ". == ($WANT, \"hits\": 1})" <<<"$BODY" >/dev/null || fail "booking answer: $BODY"
+req GET '/api/bookings?id=5'
+jq -e ". == ($WANT, \"hits\": 2})" <<<"$BODY" >/dev/null || fail "booking answer from the cache: $BODY"
+ctl --json integrator kv get booking.5 --ns cache.bookings | jq -e '.value.json.value.check_in == {"$zato": "date", "v": "2019-05-01"}' >/dev/null \
+  || fail "the cache entry in the KV: $(ctl --json integrator kv get booking.5 --ns cache.bookings)"
+req GET /api/store-object
+[ "$CODE" = 500 ] && jq -e '.error | contains("cache key '"'an-object'"': a value of type object cannot be stored in the cache")' <<<"$BODY" >/dev/null \
+  || fail "storing an object: HTTP $CODE $BODY"
+pass "cache get(details=True) entries with hits and expiry, dates and Decimal unchanged through the cache; a missing optional List is None; an object payload answered through SimpleIO output"
 
 # --- kvdb hashes and lists, shared by every worker --------------------------
 for n in 1 2 3; do req GET '/api/counter?page=home'; done

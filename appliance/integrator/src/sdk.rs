@@ -83,6 +83,10 @@ const SDK: &[(&str, &str)] = &[
         include_str!("../python/alpharen/project.py"),
     ),
     (
+        "alpharen/cache.py",
+        include_str!("../python/alpharen/cache.py"),
+    ),
+    (
         "alpharen/zatoapi.py",
         include_str!("../python/alpharen/zatoapi.py"),
     ),

@@ -13,13 +13,14 @@ import time as _time
 import uuid
 
 from bunch import Bunch, bunchify
-from alpharen import dispatch, sio
+from alpharen import cache, dispatch, sio
 from alpharen.commands import Commands
 from alpharen.crypto import Crypto
 from alpharen.kvdb import DataError, RedisTypes, ResponseError
 from alpharen.mail import EMailAPI
 from alpharen.outgoing import Outgoing
 from alpharen.zatoapi import NotSupported, ZatoAPI
+from alpharen.cache import CacheValueError, Entry  # noqa: F401 - for services
 from alpharen.sio import (  # noqa: F401 - Zato's SimpleIO types, importable from here
     AsIs, Bool, Boolean, CSV, Date, DateTime, Decimal, Dict, DictList, Float, Int, Integer, List,
     Opaque, Text, Unicode, UUID,
@@ -328,55 +329,11 @@ class KVDB(ZatoAPI):
         self.conn = RedisLikeConn('kvdb')
 
 
-class Cache(KV, ZatoAPI):
-    """One named cache: ``get/set(key, value, expiry)`` on the KV store,
-    in its own namespace (``cache`` for the default one)."""
-
-    zato_path = 'self.cache.default'
-    zato_supported = 'get, set, delete, exists, keys, in, [key]'
-
-    def set(self, key, value, expiry=None, ttl=None, **kwargs):
-        return super().set(key, value, ttl=ttl if ttl is not None else expiry)
-
-    def delete(self, key, *args, **kwargs):
-        return super().delete(key)
-
-    def __getitem__(self, key):
-        value = self.get(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __setitem__(self, key, value):
-        self.set(key, value)
-
-    def __contains__(self, key):
-        return self.exists(key)
-
-
-class CacheAPI(ZatoAPI):
-    """``self.cache``: ``self.cache.default`` and
-    ``self.cache.get_cache('builtin', NAME)`` as in Zato; the default
-    cache's calls work on ``self.cache`` itself too."""
-
-    zato_path = 'self.cache'
+class CacheAPI(cache.CacheAPI):
+    """``self.cache``: Zato's builtin caches on the KV store (alpharen.cache)."""
 
     def __init__(self):
-        self.default = Cache('cache')
-
-    def get_cache(self, cache_type='builtin', name='default'):
-        if cache_type != 'builtin':
-            raise NotSupported('`self.cache.get_cache(%r, ...)` is not supported yet: only builtin '
-                               'caches' % cache_type)
-        return self.default if name == 'default' else Cache('cache.' + name)
-
-    def __getitem__(self, name):
-        return self.get_cache('builtin', name)
-
-    def __getattr__(self, name):
-        if name in ('get', 'set', 'delete', 'exists', 'keys', 'incr', 'cas'):
-            return getattr(self.default, name)
-        return ZatoAPI.__getattr__(self, name)
+        super().__init__(KV)
 
 
 class LockTimeout(Exception):
@@ -618,3 +575,6 @@ def run_service(service):
     else:
         fn()
     service.after_handle()
+    # Zato serialises the payload through SimpleIO output after the hooks.
+    service.response.payload = sio.shape_output(getattr(type(service), 'SimpleIO', None),
+                                                service.response.payload)

@@ -230,3 +230,35 @@ def output_value(value):
     if isinstance(value, (set, frozenset)):
         return list(value)
     return str(value)
+
+
+_PLAIN = (dict, list, tuple, str, bytes, bytearray, int, float, bool, type(None))
+
+
+def _is_object(value):
+    """An object whose attributes are the output (an SQLAlchemy row, a
+    Model, any class instance), not data that is JSON already."""
+    return not isinstance(value, _PLAIN) and not isinstance(value, (datetime.date, datetime.time,
+                                                                    decimal.Decimal, uuid.UUID))
+
+
+def _object_output(obj, elems):
+    # As Zato's SimpleIO payload: each output element read by name from
+    # the object; one it lacks is None.
+    return Bunch((el.name, getattr(obj, el.name, None)) for el, _required in elems)
+
+
+def shape_output(sio, payload):
+    """The response payload as Zato renders a SimpleIO service's: an
+    object (or a list of objects) set as the payload becomes its output
+    elements read as attributes. Dicts and other data are kept as set."""
+    if sio is None:
+        return payload
+    elems = declared(sio, 'output')
+    if not elems or model.is_model(getattr(sio, 'output', None)):
+        return payload
+    if _is_object(payload) and not hasattr(payload, 'tag'):
+        return _object_output(payload, elems)
+    if isinstance(payload, (list, tuple)) and payload and all(_is_object(v) for v in payload):
+        return [_object_output(v, elems) for v in payload]
+    return payload
