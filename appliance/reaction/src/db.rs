@@ -33,6 +33,8 @@ CREATE TABLE starts(
   id INTEGER PRIMARY KEY, flow TEXT NOT NULL, at_ms INTEGER NOT NULL, state TEXT NOT NULL,
   run_id INTEGER, created_ms INTEGER NOT NULL);
 ",
+    // An incident of a `start = "scheduled"` rule waits as a start.
+    "ALTER TABLE starts ADD COLUMN incident_id INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]
