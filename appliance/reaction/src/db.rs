@@ -35,6 +35,8 @@ CREATE TABLE starts(
 ",
     // An incident of a `start = "scheduled"` rule waits as a start.
     "ALTER TABLE starts ADD COLUMN incident_id INTEGER;",
+    // A flow on a cron schedule: its expression (every_ms is 0).
+    "ALTER TABLE schedules ADD COLUMN spec TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

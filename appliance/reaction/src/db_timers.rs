@@ -60,6 +60,27 @@ impl Db {
         Ok(())
     }
 
+    /// A cron flow's (due, expression).
+    pub fn cron_schedule(&self, flow: &str) -> Result<Option<(i64, String)>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT due_ms, spec FROM schedules WHERE flow = ?1 AND every_ms = 0 AND spec IS NOT NULL",
+                [flow],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn set_cron_schedule(&mut self, flow: &str, due: i64, spec: &str) -> Result<(), DbError> {
+        self.conn.execute(
+            "INSERT INTO schedules(flow, due_ms, every_ms, spec) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT(flow) DO UPDATE SET due_ms = ?2, every_ms = 0, spec = ?3",
+            params![flow, due, spec],
+        )?;
+        Ok(())
+    }
+
     /// Every periodic flow's next due time.
     pub fn schedules(&self) -> Result<Vec<(String, i64, i64)>, DbError> {
         let mut st = self

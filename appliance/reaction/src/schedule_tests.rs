@@ -192,3 +192,59 @@ async fn a_cancelled_start_never_runs() {
     tick(&a).await.unwrap();
     assert_eq!(runs(&a), 0);
 }
+
+#[test]
+fn a_cron_flow_starts_at_each_time_once_and_skips_missed_ones() {
+    // Every 10 s (ms boundaries).
+    let next = |t: i64| Some((t + 9_999) / 10_000 * 10_000);
+    let spec = "*/10 * * * * *";
+    // First seen, or the expression changed: its next time, no start.
+    assert_eq!(
+        decide_cron(None, spec, next, 12_000),
+        Some(Decision {
+            start: false,
+            next_due: 20_000
+        })
+    );
+    assert_eq!(
+        decide_cron(Some((5_000, "0 * * * * *")), spec, next, 12_000).map(|d| d.next_due),
+        Some(20_000)
+    );
+    assert_eq!(
+        decide_cron(Some((20_000, spec)), spec, next, 19_000),
+        Some(Decision {
+            start: false,
+            next_due: 20_000
+        })
+    );
+    // Due (at its time, or long after): one start, the next time after now.
+    assert_eq!(
+        decide_cron(Some((20_000, spec)), spec, next, 20_000),
+        Some(Decision {
+            start: true,
+            next_due: 30_000
+        })
+    );
+    assert_eq!(
+        decide_cron(Some((20_000, spec)), spec, next, 95_500),
+        Some(Decision {
+            start: true,
+            next_due: 100_000
+        })
+    );
+    assert_eq!(decide_cron(None, spec, |_| None, 0), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cron_flow_runs_at_its_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = EVERY_10S.replace("every 10s", "cron */20 * * * * *");
+    let node = at_wall(dir.path(), &toml, 1_001_000);
+    let timer = tokio::spawn(run(node.clone()));
+    tokio::time::sleep(Duration::from_millis(18_500)).await;
+    assert_eq!(runs(&node), 0);
+    // At 1_020_000, 1_040_000 and 1_060_000.
+    tokio::time::sleep(Duration::from_secs(41)).await;
+    assert_eq!(runs(&node), 3);
+    timer.abort();
+}

@@ -56,7 +56,7 @@ pub use pgha::{
 pub use reaction::{
     Agent as ReactionAgent, END as REACTION_END, Flow as ReactionFlow, IfOn, IfOp,
     Pattern as ReactionPattern, Reaction, Rule as ReactionRule, Start as ReactionStart,
-    Task as ReactionTask, TaskKind, Watch as ReactionWatch, parse_every,
+    Task as ReactionTask, TaskKind, Watch as ReactionWatch, parse_every, schedule_cron,
 };
 pub use reaction_when::{next_start, parse_cron, rule_when};
 pub use secret_fields::{SECRET_PREFIX, SecretField, make_ref, secret_ref};

@@ -151,10 +151,16 @@ pub enum Start {
 pub struct Flow {
     pub name: String,
     /// Started on its own every so often: `every 10m` (a number and
-    /// s, m, h or d); left out, only by incidents and by hand.
+    /// s, m, h or d), or `cron 30 2 * * *` (a cron expression in the
+    /// node's time zone); left out, only by incidents and by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     pub tasks: Vec<Task>,
+}
+
+/// The cron expression of a flow's `schedule = "cron EXPR"`.
+pub fn schedule_cron(s: &str) -> Option<&str> {
+    s.trim().strip_prefix("cron ").map(str::trim)
 }
 
 /// The period of a flow's `schedule` in seconds: `every N` with a unit of
@@ -395,16 +401,20 @@ impl Reaction {
         for (i, f) in self.flows.iter().enumerate() {
             let at = flows.index(i);
             check::object_name(out, &at.key("name"), &f.name);
-            if let Some(sch) = &f.schedule
-                && parse_every(sch).is_none()
-            {
-                check::push(
+            match f.schedule.as_deref().map(|s| (s, schedule_cron(s))) {
+                Some((_, Some(expr))) => {
+                    if let Err(e) = super::reaction_when::parse_cron(expr) {
+                        check::push(out, &at.key("schedule"), format!("cron {expr:?}: {e}"));
+                    }
+                }
+                Some((sch, None)) if parse_every(sch).is_none() => check::push(
                     out,
                     &at.key("schedule"),
                     format!(
-                        "{sch:?} is not \"every N\" with N a whole number followed by s, m, h or d (\"every 10m\")"
+                        "{sch:?} is not \"every N\" with N a whole number followed by s, m, h or d (\"every 10m\"), nor \"cron\" and a cron expression"
                     ),
-                );
+                ),
+                _ => {}
             }
             if f.tasks.is_empty() {
                 check::push(out, &at.key("tasks"), "a flow needs at least one task");

@@ -125,7 +125,19 @@ fn schedules_are_every_n_units() {
     ] {
         assert_eq!(parse_every(bad), None, "{bad}");
     }
-    let p = problems(&GOOD.replace("name = \"f1\"\n", "name = \"f1\"\nschedule = \"hourly\"\n"));
+    let with = |sch: &str| {
+        GOOD.replace(
+            "name = \"f1\"\n",
+            &format!("name = \"f1\"\nschedule = \"{sch}\"\n"),
+        )
+    };
+    assert!(problems(&with("cron 30 2 * * *")).is_empty());
+    assert!(
+        problems(&with("cron 99 * * * *"))
+            .iter()
+            .any(|p| p.starts_with("reaction.flows[0].schedule: cron \"99 * * * *\"")),
+    );
+    let p = problems(&with("hourly"));
     assert!(
         p.iter()
             .any(|p| p.starts_with("reaction.flows[0].schedule: \"hourly\" is not")),
