@@ -6,7 +6,8 @@
 // denied. The failed task of run FAILED_RUN is skipped (after a confirm)
 // and the run finishes. A config write from the operator's session is
 // refused with 403. The gated flow set to start in an hour from the form
-// is listed under Scheduled starts.
+// is listed under Scheduled starts, and its Cancel (after a confirm)
+// removes it: the start is `cancelled`.
 // Screenshots at desktop and phone width in $TEST_OUT.
 import { open, login, allLabelled, run, step } from './lib.mjs';
 
@@ -72,4 +73,17 @@ await run(t, 'reaction console', async () => {
   if (wide > 1) throw new Error(`the page is ${wide} px wider than a phone`);
   await shot('phone');
   step('at 375 px nothing is wider than the screen');
+
+  // Cancel that start (after a confirm): it leaves the list.
+  const row = '#rx-schedules tr[data-start]:has(td[data-label="Flow"]:text-is("gated"))';
+  const sid = await page.getAttribute(row, 'data-start');
+  await page.click(`${row} button:text-is("Cancel")`);
+  if (!dialogs.some((d) => d.startsWith('Cancel the start of gated'))) throw new Error('cancel did not ask: ' + dialogs.join('; '));
+  await page.waitForSelector(`tr[data-start="${sid}"]`, { state: 'detached' });
+  const state = await page.evaluate(async (id) => {
+    const r = await fetch('/api/v1/reaction/schedules');
+    return (await r.json()).starts.find((s) => s.id === Number(id)).state;
+  }, sid);
+  if (state !== 'cancelled') throw new Error(`start ${sid} is ${state} after Cancel`);
+  step(`start ${sid} cancelled from the Scheduled starts list (after a confirm): gone from the list, state cancelled`);
 });

@@ -3,8 +3,8 @@
 //! `reaction.incidents {limit, pending}`, `reaction.stats`,
 //! `reaction.runs`, `reaction.run {id}`, `reaction.approve {id}`,
 //! `reaction.deny {id}`, `reaction.start {flow, at_ms}`,
-//! `reaction.schedules`, `reaction.retry {run, task}`, `reaction.skip
-//! {run, task}`.
+//! `reaction.schedules`, `reaction.cancel {id}` (a waiting start),
+//! `reaction.retry {run, task}`, `reaction.skip {run, task}`.
 
 use std::sync::Arc;
 
@@ -111,6 +111,10 @@ impl Handler for Rpc {
                 }
             }
             "reaction.schedules" => Ok(self.schedules().map_err(err)?.into()),
+            "reaction.cancel" => {
+                let p: Id = call.params()?;
+                Ok(json!(n.cancel_start(p.id).map_err(err)?).into())
+            }
             "reaction.retry" | "reaction.skip" => {
                 let p: RunTask = call.params()?;
                 n.retry_or_skip(p.run, &p.task, call.method == "reaction.skip")

@@ -33,6 +33,10 @@ CREATE TABLE starts(
   id INTEGER PRIMARY KEY, flow TEXT NOT NULL, at_ms INTEGER NOT NULL, state TEXT NOT NULL,
   run_id INTEGER, created_ms INTEGER NOT NULL);
 ",
+    // An incident of a `start = "scheduled"` rule waits as a start.
+    "ALTER TABLE starts ADD COLUMN incident_id INTEGER;",
+    // A flow on a cron schedule: its expression (every_ms is 0).
+    "ALTER TABLE schedules ADD COLUMN spec TEXT;",
 ];
 
 #[derive(Debug, thiserror::Error)]

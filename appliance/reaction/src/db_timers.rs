@@ -1,12 +1,14 @@
 //! reaction.db's timers: each periodic flow's next due time and period
 //! (`schedules`), and one-off starts at a given time (`starts`: `waiting`,
-//! then `started` with its run, or `dropped` when its flow went away).
+//! then `started` with its run, `cancelled` by an operator, or `dropped`
+//! when its flow went away). A start with an `incident_id` is the planned
+//! start of a `start = "scheduled"` rule's incident, which moves with it.
 
 use alpharen_store::config::ReactionFlow;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use crate::db::{Db, DbError, insert_run};
+use crate::db::{Db, DbError, Incident, insert_run};
 use crate::schedule::Timer;
 
 /// A one-off start.
@@ -18,6 +20,8 @@ pub struct Start {
     pub state: String,
     pub run_id: Option<i64>,
     pub created_ms: i64,
+    /// The incident it starts the flow for (a scheduled rule's).
+    pub incident_id: Option<i64>,
 }
 
 fn start_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Start> {
@@ -28,10 +32,11 @@ fn start_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Start> {
         state: r.get(3)?,
         run_id: r.get(4)?,
         created_ms: r.get(5)?,
+        incident_id: r.get(6)?,
     })
 }
 
-const START_COLS: &str = "id, flow, at_ms, state, run_id, created_ms";
+const START_COLS: &str = "id, flow, at_ms, state, run_id, created_ms, incident_id";
 
 impl Db {
     /// A periodic flow's (due, period), in ms.
@@ -51,6 +56,27 @@ impl Db {
             "INSERT INTO schedules(flow, due_ms, every_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT(flow) DO UPDATE SET due_ms = ?2, every_ms = ?3",
             params![flow, due, every],
+        )?;
+        Ok(())
+    }
+
+    /// A cron flow's (due, expression).
+    pub fn cron_schedule(&self, flow: &str) -> Result<Option<(i64, String)>, DbError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT due_ms, spec FROM schedules WHERE flow = ?1 AND every_ms = 0 AND spec IS NOT NULL",
+                [flow],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn set_cron_schedule(&mut self, flow: &str, due: i64, spec: &str) -> Result<(), DbError> {
+        self.conn.execute(
+            "INSERT INTO schedules(flow, due_ms, every_ms, spec) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT(flow) DO UPDATE SET due_ms = ?2, every_ms = 0, spec = ?3",
+            params![flow, due, spec],
         )?;
         Ok(())
     }
@@ -90,9 +116,71 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// A scheduled rule's incident and its planned start, in one
+    /// transaction: (incident id, start id).
+    pub fn add_scheduled_incident(
+        &mut self,
+        inc: &Incident,
+        flow: &str,
+        at_ms: i64,
+    ) -> Result<(i64, i64), DbError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO incidents(rule, agent, pattern, path, line, at_ms, state) VALUES (?1,?2,?3,?4,?5,?6,'scheduled')",
+            params![inc.rule, inc.agent, inc.pattern, inc.path, inc.line, inc.at_ms],
+        )?;
+        let incident = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO starts(flow, at_ms, state, created_ms, incident_id) VALUES (?1, ?2, 'waiting', ?3, ?4)",
+            params![flow, at_ms, inc.at_ms, incident],
+        )?;
+        let start = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok((incident, start))
+    }
+
     pub fn drop_start(&mut self, id: i64) -> Result<(), DbError> {
-        self.conn
-            .execute("UPDATE starts SET state = 'dropped' WHERE id = ?1", [id])?;
+        self.end_start(id, "dropped")
+    }
+
+    /// Operator: a waiting start that will not happen (its incident, if
+    /// any, is `cancelled` too). 404 unknown, 409 no longer waiting.
+    pub fn cancel_start(&mut self, id: i64) -> Result<Start, DbError> {
+        let start = self
+            .conn
+            .query_row(
+                &format!("SELECT {START_COLS} FROM starts WHERE id = ?1"),
+                [id],
+                start_row,
+            )
+            .optional()?
+            .ok_or_else(|| DbError::NotFound(format!("no scheduled start {id}")))?;
+        if start.state != "waiting" {
+            return Err(DbError::State(format!(
+                "start {id} is {}; only a waiting start can be cancelled",
+                start.state
+            )));
+        }
+        self.end_start(id, "cancelled")?;
+        Ok(Start {
+            state: "cancelled".into(),
+            ..start
+        })
+    }
+
+    /// A waiting start that ends without a run, with its incident.
+    fn end_start(&mut self, id: i64, state: &str) -> Result<(), DbError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE starts SET state = ?2 WHERE id = ?1 AND state = 'waiting'",
+            params![id, state],
+        )?;
+        tx.execute(
+            "UPDATE incidents SET state = ?2
+             WHERE id = (SELECT incident_id FROM starts WHERE id = ?1) AND state = 'scheduled'",
+            params![id, state],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -105,7 +193,22 @@ impl Db {
         now: i64,
     ) -> Result<i64, DbError> {
         let tx = self.conn.transaction()?;
-        let run = insert_run(&tx, flow, None, now)?;
+        let incident: Option<i64> = match timer {
+            Timer::Once(id) => tx
+                .query_row("SELECT incident_id FROM starts WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .flatten(),
+            Timer::Every(..) => None,
+        };
+        let run = insert_run(&tx, flow, incident, now)?;
+        if let Some(i) = incident {
+            tx.execute(
+                "UPDATE incidents SET state = 'started', run_id = ?2 WHERE id = ?1",
+                params![i, run],
+            )?;
+        }
         match timer {
             Timer::Every(due, every) => {
                 tx.execute(

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use alpharen_store::config::{Reaction, ReactionStart, TaskKind};
+use alpharen_store::config::{Reaction, ReactionStart, TaskKind, Zone};
 use serde::Deserialize;
 use tokio::sync::Notify;
 
@@ -26,6 +26,8 @@ pub struct Settings {
     pub keys: HashMap<String, String>,
     pub smtp_port: u16,
     pub hostname: String,
+    /// `[node] timezone`: a scheduled rule's `at` and `cron` are read in it.
+    pub tz: Zone,
 }
 
 /// What the engine knows of an agent between its calls.
@@ -156,6 +158,12 @@ impl Node {
                     state: if pending { "pending" } else { "started" }.into(),
                     run_id: None,
                 };
+                if rule.start == ReactionStart::Scheduled {
+                    // The timer's clock, so the start and its check agree.
+                    inc.at_ms = self.clock.now_ms();
+                    self.schedule_incident(rule, &inc, s.tz)?;
+                    continue;
+                }
                 let mut db = self.db();
                 inc.id = db.add_incident(&inc)?;
                 if pending {
@@ -172,6 +180,29 @@ impl Node {
             self.drive(run).await?;
         }
         Ok(accepted)
+    }
+
+    /// A scheduled rule's incident, kept with its planned start for the
+    /// timer task (so an engine restart neither loses nor doubles it).
+    fn schedule_incident(
+        &self,
+        rule: &alpharen_store::config::ReactionRule,
+        inc: &Incident,
+        tz: Zone,
+    ) -> Result<(), DbError> {
+        let at = alpharen_store::config::rule_when(rule.at.as_deref(), rule.cron.as_deref())
+            .ok()
+            .and_then(|w| alpharen_store::config::next_start(&w, tz, inc.at_ms));
+        let Some(at) = at else {
+            // Validation refuses a bad `at`/`cron`; a cron that names no
+            // time (30 February) leaves the incident without a start.
+            tracing::warn!(rule = %rule.name, "scheduled rule names no start time; incident not kept");
+            return Ok(());
+        };
+        let (incident, start) = self.db().add_scheduled_incident(inc, &rule.flow, at)?;
+        tracing::info!(incident, start, rule = %rule.name, at_ms = at, "incident's flow scheduled");
+        self.timers.notify_one();
+        Ok(())
     }
 
     /// Moves a run on until it waits for an executor or ends.
@@ -455,116 +486,6 @@ impl Node {
         )?;
         self.drive(run_id).await?;
         Ok(true)
-    }
-
-    /// Operator: start a pending incident's flow, or deny it.
-    pub async fn decide(&self, incident: i64, approve: bool) -> Result<Option<i64>, DbError> {
-        let s = self.settings();
-        let flow = if approve {
-            let inc = self
-                .db()
-                .incident(incident)?
-                .ok_or_else(|| DbError::NotFound(format!("no incident {incident}")))?;
-            let rule = s.reaction.rules.iter().find(|r| r.name == inc.rule);
-            let flow = rule.and_then(|r| s.reaction.flow(&r.flow)).ok_or_else(|| {
-                DbError::State(format!(
-                    "incident {incident}: its rule {:?} or its flow is no longer configured",
-                    inc.rule
-                ))
-            })?;
-            Some(flow.clone())
-        } else {
-            None
-        };
-        let run = self
-            .db()
-            .decide_incident(incident, flow.as_ref(), now_ms())?;
-        tracing::info!(incident, approve, run, "incident decided");
-        if let Some(r) = run {
-            self.drive(r).await?;
-        }
-        Ok(run)
-    }
-
-    /// Operator: a flow started by hand.
-    pub async fn start(&self, flow: &str) -> Result<i64, DbError> {
-        let s = self.settings();
-        let f = s
-            .reaction
-            .flow(flow)
-            .ok_or_else(|| DbError::NotFound(format!("no flow {flow:?} in [reaction]")))?;
-        let run = self.db().start_run(f, None, now_ms())?;
-        tracing::info!(run, flow, "run started by hand");
-        self.drive(run).await?;
-        Ok(run)
-    }
-
-    /// Operator: a flow to start once at `at_ms` (kept in reaction.db, so
-    /// it survives a restart); the id of that start.
-    pub fn start_at(&self, flow: &str, at_ms: i64) -> Result<i64, DbError> {
-        if self.settings().reaction.flow(flow).is_none() {
-            return Err(DbError::NotFound(format!("no flow {flow:?} in [reaction]")));
-        }
-        let id = self.db().add_start(flow, at_ms, self.clock.now_ms())?;
-        tracing::info!(start = id, flow, at_ms, "run to start at its time");
-        self.timers.notify_one();
-        Ok(id)
-    }
-
-    /// Operator: run a failed task again, or skip it (or a waiting one)
-    /// and go on.
-    pub async fn retry_or_skip(&self, run_id: i64, task: &str, skip: bool) -> Result<(), DbError> {
-        {
-            let _one = self.driving.lock().await;
-            let run = self
-                .db()
-                .run(run_id)?
-                .ok_or_else(|| DbError::NotFound(format!("no run {run_id}")))?;
-            if !run
-                .def
-                .as_ref()
-                .is_some_and(|d| d.tasks.iter().any(|t| t.name == task))
-            {
-                return Err(DbError::NotFound(format!(
-                    "run {run_id} (flow {}) has no task {task:?}",
-                    run.flow
-                )));
-            }
-            let last = run.steps.last().filter(|s| s.name == task).ok_or_else(|| {
-                DbError::State(format!(
-                    "task {task:?} is not the current step of run {run_id}"
-                ))
-            })?;
-            let now = now_ms();
-            let mut db = self.db();
-            match (skip, last.state.as_str(), run.state.as_str()) {
-                (true, "failed", _) | (true, "ready" | "leased", "running") => {
-                    db.end_step(run_id, last.seq, "skipped", None, None, now)?;
-                }
-                (false, "failed", _) => {
-                    let def = run
-                        .def
-                        .as_ref()
-                        .ok_or_else(|| DbError::State("the run's flow cannot be read".into()))?;
-                    let t = &def.tasks[last.task];
-                    db.add_step(run_id, last.task, &t.name, t.kind, t.host.as_deref(), now)?;
-                }
-                (_, s, _) => {
-                    return Err(DbError::State(format!(
-                        "task {task:?} of run {run_id} is {s}; only a failed task can be {}",
-                        if skip {
-                            "skipped (or a waiting one)"
-                        } else {
-                            "retried"
-                        }
-                    )));
-                }
-            }
-            db.reopen(run_id)?;
-            tracing::info!(run = run_id, task, skip, "operator moved the run on");
-        }
-        self.work.notify_waiters();
-        self.drive(run_id).await
     }
 
     /// Drives every run that was running when the engine stopped.

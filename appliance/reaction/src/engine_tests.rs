@@ -17,6 +17,7 @@ pub fn node_with(dir: &Path, toml: &str) -> Arc<Node> {
         keys: HashMap::new(),
         smtp_port: 1,
         hostname: "n1".into(),
+        tz: alpharen_store::config::Zone::Fixed(0),
     };
     let db = crate::db::Db::open(dir).unwrap();
     Arc::new(Node::new(dir.to_path_buf(), db, settings).unwrap())

@@ -20,6 +20,7 @@ mod engine;
 #[cfg(test)]
 mod engine_tests;
 mod logic;
+mod operator;
 mod reader;
 mod schedule;
 mod seal;
@@ -66,6 +67,8 @@ async fn load(state_dir: &Path, dev: bool) -> Result<Settings, Error> {
         reaction,
         keys,
         smtp_port: view.config.mail.listen_port(dev),
+        tz: alpharen_store::config::parse_tz(&view.config.node.timezone)
+            .unwrap_or(alpharen_store::config::Zone::Fixed(0)),
         hostname: view.config.node.hostname,
     })
 }

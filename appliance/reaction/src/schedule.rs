@@ -1,4 +1,5 @@
-//! Scheduled starts: a flow's `schedule = "every 10m"` and one-off starts
+//! Scheduled starts: a flow's `schedule = "every 10m"` or `"cron EXPR"`,
+//! and one-off starts
 //! at a given time (`reaction.start {flow, at_ms}`). When each is due is
 //! kept in reaction.db, and a run and the move of its timer are one
 //! transaction, so an engine restart neither loses a start nor makes one
@@ -8,7 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpharen_store::config::parse_every;
+use alpharen_store::config::{
+    ReactionFlow, Zone, next_start, parse_cron, parse_every, schedule_cron,
+};
 
 use crate::db::DbError;
 use crate::engine::Node;
@@ -44,6 +47,34 @@ pub fn decide(stored: Option<(i64, i64)>, every: i64, now: i64) -> Decision {
     }
 }
 
+/// What a cron flow's timer does now. `stored` is (due, expression) as
+/// kept; `next(t)` the first time at or after `t` the expression names.
+/// First seen (or the expression changed): its next time, no start. Due:
+/// one start, and the next time after now (missed ones are not made up).
+/// None when the expression names no time.
+pub fn decide_cron(
+    stored: Option<(i64, &str)>,
+    spec: &str,
+    next: impl Fn(i64) -> Option<i64>,
+    now: i64,
+) -> Option<Decision> {
+    match stored {
+        Some((due, s)) if s == spec && due <= now => Some(Decision {
+            start: true,
+            // Past this second, so one time never starts twice.
+            next_due: next(now - now.rem_euclid(1000) + 1000)?,
+        }),
+        Some((due, s)) if s == spec => Some(Decision {
+            start: false,
+            next_due: due,
+        }),
+        _ => Some(Decision {
+            start: false,
+            next_due: next(now)?,
+        }),
+    }
+}
+
 /// How long the timer sleeps: until the earliest due time, at most CAP_MS.
 pub fn wait_ms(dues: impl IntoIterator<Item = i64>, now: i64) -> u64 {
     let next = dues.into_iter().min().unwrap_or(now + CAP_MS);
@@ -57,6 +88,12 @@ pub async fn tick(node: &Node) -> Result<u64, DbError> {
     let mut dues = Vec::new();
     let mut started = Vec::new();
     for f in &s.reaction.flows {
+        if let Some(expr) = f.schedule.as_deref().and_then(schedule_cron) {
+            if let Some(run) = cron_tick(node, f, expr, s.tz, now, &mut dues)? {
+                started.push(run);
+            }
+            continue;
+        }
         let Some(every) = f.schedule.as_deref().and_then(parse_every) else {
             continue;
         };
@@ -96,6 +133,42 @@ pub async fn tick(node: &Node) -> Result<u64, DbError> {
         node.drive(run).await?;
     }
     Ok(wait_ms(dues, now))
+}
+
+/// A cron flow: starts it when due; its next due time goes to `dues`.
+fn cron_tick(
+    node: &Node,
+    f: &ReactionFlow,
+    expr: &str,
+    tz: Zone,
+    now: i64,
+    dues: &mut Vec<i64>,
+) -> Result<Option<i64>, DbError> {
+    // Validation refuses a bad expression; one that names no time waits.
+    let Ok(cron) = parse_cron(expr) else {
+        return Ok(None);
+    };
+    let mut db = node.db();
+    let stored = db.cron_schedule(&f.name)?;
+    let next = |t| next_start(&cron, tz, t);
+    let Some(d) = decide_cron(
+        stored.as_ref().map(|(d, s)| (*d, s.as_str())),
+        expr,
+        next,
+        now,
+    ) else {
+        return Ok(None);
+    };
+    dues.push(d.next_due);
+    if d.start {
+        let run = db.start_timed(f, Timer::Every(d.next_due, 0), now)?;
+        tracing::info!(run, flow = %f.name, "scheduled run started (cron)");
+        return Ok(Some(run));
+    }
+    if stored.as_ref().map(|(d, s)| (*d, s.as_str())) != Some((d.next_due, expr)) {
+        db.set_cron_schedule(&f.name, d.next_due, expr)?;
+    }
+    Ok(None)
 }
 
 /// The timer moved with a run: a periodic flow's next due and period, or

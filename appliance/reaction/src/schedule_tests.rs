@@ -127,3 +127,124 @@ async fn timers_survive_a_restart_without_repeats_or_catch_up_storms() {
     tick(&c).await.unwrap();
     assert_eq!(runs(&c), 3);
 }
+
+const SCHEDULED_RULE: &str = "[[reaction.agents]]\nname = \"h\"\n[[reaction.patterns]]\nname = \"p\"\nregex = \"X\"\n[[reaction.rules]]\nname = \"r\"\npattern = \"p\"\nflow = \"f\"\nstart = \"scheduled\"\ncron = \"*/20 * * * * *\"\n[[reaction.flows]]\nname = \"f\"\n[[reaction.flows.tasks]]\nname = \"c\"\nkind = \"command\"\nhost = \"h\"\ncommand = \"true\"\n";
+
+fn line(seq: i64) -> Vec<crate::engine::Event> {
+    vec![crate::engine::Event {
+        seq,
+        path: "/l".into(),
+        pattern: "p".into(),
+        line: "X".into(),
+    }]
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scheduled_incident_waits_for_its_time_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = at_wall(dir.path(), SCHEDULED_RULE, 1_001_000);
+    a.events("h", "e", line(1)).await.unwrap();
+    let s = a.db().waiting_starts().unwrap();
+    // The next 20 s boundary of the cron.
+    assert_eq!((s.len(), s[0].at_ms), (1, 1_020_000));
+    let inc = a.db().incidents(10, false).unwrap();
+    assert_eq!(
+        (inc[0].state.as_str(), s[0].incident_id),
+        ("scheduled", Some(inc[0].id))
+    );
+    assert_eq!(tick(&a).await.unwrap(), 19_000);
+    assert_eq!(runs(&a), 0);
+    drop(a);
+    // Restarted (kill -9: nothing but reaction.db is kept) past its time:
+    // one run, for the incident.
+    let b = at_wall(dir.path(), SCHEDULED_RULE, 1_020_500);
+    tick(&b).await.unwrap();
+    tick(&b).await.unwrap();
+    assert_eq!(runs(&b), 1);
+    let inc = b.db().incidents(10, false).unwrap();
+    let run = b.db().runs(10).unwrap();
+    assert_eq!(inc[0].state, "started");
+    assert_eq!(
+        (inc[0].run_id, run[0].incident_id),
+        (Some(run[0].id), Some(inc[0].id))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_start_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = at_wall(dir.path(), SCHEDULED_RULE, 1_001_000);
+    a.events("h", "e", line(1)).await.unwrap();
+    let id = a.db().waiting_starts().unwrap()[0].id;
+    let c = a.cancel_start(id).unwrap();
+    assert_eq!((c.state.as_str(), c.id), ("cancelled", id));
+    assert!(matches!(a.cancel_start(id), Err(DbError::State(_))));
+    assert!(matches!(a.cancel_start(99), Err(DbError::NotFound(_))));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    tick(&a).await.unwrap();
+    assert_eq!(runs(&a), 0);
+    assert_eq!(a.db().incidents(10, false).unwrap()[0].state, "cancelled");
+    // A start by hand is cancelled the same way.
+    let at = a.clock.now_ms() + 5_000;
+    let id = a.start_at("f", at).unwrap();
+    a.cancel_start(id).unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    tick(&a).await.unwrap();
+    assert_eq!(runs(&a), 0);
+}
+
+#[test]
+fn a_cron_flow_starts_at_each_time_once_and_skips_missed_ones() {
+    // Every 10 s (ms boundaries).
+    let next = |t: i64| Some((t + 9_999) / 10_000 * 10_000);
+    let spec = "*/10 * * * * *";
+    // First seen, or the expression changed: its next time, no start.
+    assert_eq!(
+        decide_cron(None, spec, next, 12_000),
+        Some(Decision {
+            start: false,
+            next_due: 20_000
+        })
+    );
+    assert_eq!(
+        decide_cron(Some((5_000, "0 * * * * *")), spec, next, 12_000).map(|d| d.next_due),
+        Some(20_000)
+    );
+    assert_eq!(
+        decide_cron(Some((20_000, spec)), spec, next, 19_000),
+        Some(Decision {
+            start: false,
+            next_due: 20_000
+        })
+    );
+    // Due (at its time, or long after): one start, the next time after now.
+    assert_eq!(
+        decide_cron(Some((20_000, spec)), spec, next, 20_000),
+        Some(Decision {
+            start: true,
+            next_due: 30_000
+        })
+    );
+    assert_eq!(
+        decide_cron(Some((20_000, spec)), spec, next, 95_500),
+        Some(Decision {
+            start: true,
+            next_due: 100_000
+        })
+    );
+    assert_eq!(decide_cron(None, spec, |_| None, 0), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cron_flow_runs_at_its_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = EVERY_10S.replace("every 10s", "cron */20 * * * * *");
+    let node = at_wall(dir.path(), &toml, 1_001_000);
+    let timer = tokio::spawn(run(node.clone()));
+    tokio::time::sleep(Duration::from_millis(18_500)).await;
+    assert_eq!(runs(&node), 0);
+    // At 1_020_000, 1_040_000 and 1_060_000.
+    tokio::time::sleep(Duration::from_secs(41)).await;
+    assert_eq!(runs(&node), 3);
+    timer.abort();
+}

@@ -2,8 +2,8 @@
 // behind a confirm), flow runs with each task's state, output and timing
 // (re-read every 2 s while one is running, for at most 5 minutes), retry
 // and skip of a run's current task, a flow started by hand (now or at a
-// time), the scheduled starts, agents, incidents, statistics, and the
-// rules and flows of [reaction] read-only.
+// time), the scheduled starts (a waiting one can be cancelled), agents,
+// incidents, statistics, and the rules and flows of [reaction] read-only.
 // Acting needs the operator or admin role; the definitions are changed on
 // the Configuration page.
 
@@ -73,12 +73,22 @@ function startForm(flows) {
     h('button', { class: 'secondary', id: 'rx-start-at', onclick: later }, 'Start at'));
 }
 
+// A waiting start (by hand, or a scheduled rule's incident) can be
+// cancelled; a flow's own schedule is changed in the configuration.
+function cancelButton(s) {
+  if (!canOperate()) return '';
+  const what = s.incident_id ? `incident ${s.incident_id}'s start of ${s.flow}` : `the start of ${s.flow}`;
+  return h('button', { class: 'danger', 'aria-label': `Cancel start ${s.id}`,
+    onclick: () => confirm(`Cancel ${what} at ${at(s.at_ms)}? The flow will not start.`) && act('DELETE', `/reaction/starts/${s.id}`, `Start ${s.id} cancelled`)() }, 'Cancel');
+}
+
 function schedules(sc) {
   const waiting = sc.starts.filter((s) => s.state === 'waiting');
   if (!sc.flows.length && !waiting.length) return h('p', { class: 'muted' }, 'No flow has a schedule and no start waits for its time.');
-  return table('rx-schedules', ['Flow', 'When', 'Next start'], [
-    ...sc.flows.map((f) => h('tr', {}, td('Flow', f.flow), td('When', f.schedule), td('Next start', at(f.next_ms)))),
-    ...waiting.map((s) => h('tr', { 'data-start': s.id }, td('Flow', s.flow), td('When', 'once'), td('Next start', at(s.at_ms)))),
+  return table('rx-schedules', ['Flow', 'When', 'Next start', ''], [
+    ...sc.flows.map((f) => h('tr', {}, td('Flow', f.flow), td('When', f.schedule), td('Next start', at(f.next_ms)), td('', ''))),
+    ...waiting.map((s) => h('tr', { 'data-start': s.id }, td('Flow', s.flow), td('When', s.incident_id ? `once, for incident ${s.incident_id}` : 'once'),
+      td('Next start', at(s.at_ms)), td('', cancelButton(s)))),
   ]);
 }
 

@@ -55,7 +55,7 @@ pub struct Caller {
 pub enum Need {
     /// Any logged-in user: reads.
     Read,
-    /// Acts on the reaction engine (approve, deny, start, retry, skip) but
+    /// Acts on the reaction engine (approve, deny, start, cancel, retry, skip) but
     /// changes no definition.
     Operate,
     /// Changes anything.

@@ -1,4 +1,4 @@
-//! reaction status|incidents|stats|runs|run|approve|deny|start|schedules|retry|skip: the
+//! reaction status|incidents|stats|runs|run|approve|deny|start|schedules|cancel|retry|skip: the
 //! reaction service's `reaction.*` methods, forwarded by the supervisor to
 //! `<state>/run/reaction.sock`.
 
@@ -47,8 +47,12 @@ pub enum ReactionCmd {
         #[arg(long = "in", value_name = "SECONDS")]
         in_secs: Option<u64>,
     },
-    /// Flows started on a `schedule` (next start) and one-off starts.
+    /// Flows started on a `schedule` (next start) and one-off starts
+    /// (by hand, or a scheduled rule's incident).
     Schedules,
+    /// Cancel a waiting one-off start (its id from `schedules`): its flow
+    /// does not start; a scheduled incident's is `cancelled` too.
+    Cancel { id: i64 },
     /// Run a failed task of a run again.
     Retry { run: i64, task: String },
     /// Skip a failed (or waiting) task of a run and go on with the next.
@@ -108,6 +112,7 @@ impl ReactionCmd {
                 ("reaction.start", json!({ "flow": flow, "at_ms": at_ms }))
             }
             ReactionCmd::Schedules => ("reaction.schedules", json!({})),
+            ReactionCmd::Cancel { id } => ("reaction.cancel", json!({ "id": id })),
             ReactionCmd::Retry { run, task } => {
                 ("reaction.retry", json!({ "run": run, "task": task }))
             }
@@ -265,11 +270,12 @@ impl ReactionCmd {
                             text(&s["flow"]),
                             ms_time(&s["at_ms"]),
                             text(&s["state"]),
+                            text(&s["incident_id"]),
                             text(&s["run_id"]),
                         ]
                     })
                     .collect();
-                table(&["START", "FLOW", "AT", "STATE", "RUN"], rows);
+                table(&["START", "FLOW", "AT", "STATE", "INCIDENT", "RUN"], rows);
             }
             _ => println!("{v}"),
         });

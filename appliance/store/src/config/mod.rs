@@ -18,6 +18,8 @@ mod node;
 mod path;
 mod pgha;
 mod reaction;
+mod reaction_tasks;
+mod reaction_when;
 mod secret_fields;
 mod snmp;
 mod ssh;
@@ -54,8 +56,9 @@ pub use pgha::{
 pub use reaction::{
     Agent as ReactionAgent, END as REACTION_END, Flow as ReactionFlow, IfOn, IfOp,
     Pattern as ReactionPattern, Reaction, Rule as ReactionRule, Start as ReactionStart,
-    Task as ReactionTask, TaskKind, Watch as ReactionWatch, parse_every,
+    Task as ReactionTask, TaskKind, Watch as ReactionWatch, parse_every, schedule_cron,
 };
+pub use reaction_when::{next_start, parse_cron, rule_when};
 pub use secret_fields::{SECRET_PREFIX, SecretField, make_ref, secret_ref};
 pub use snmp::{
     AuthProtocol, SNMP_COMMUNITY_SECRET, Snmp, SnmpVersion, TrapTarget, v3_auth_secret,

@@ -111,6 +111,15 @@ pub struct Rule {
     pub quiet: u64,
     #[serde(default)]
     pub start: Start,
+    /// `start = "scheduled"`: the flow starts at the next `HH:MM` (or
+    /// `HH:MM:SS`) of the day, in the node's time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// `start = "scheduled"`: the flow starts at the next time this cron
+    /// expression names (5 fields, or 6 with seconds first), in the
+    /// node's time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
     pub flow: String,
 }
 
@@ -130,6 +139,8 @@ pub enum Start {
     Immediate,
     /// Waits for an operator's approve (or deny).
     Approval,
+    /// Waits for the rule's `at` or `cron` time (the operator may cancel).
+    Scheduled,
 }
 
 /// Ordered tasks; a run goes from one to the next unless a branch or
@@ -140,10 +151,16 @@ pub enum Start {
 pub struct Flow {
     pub name: String,
     /// Started on its own every so often: `every 10m` (a number and
-    /// s, m, h or d); left out, only by incidents and by hand.
+    /// s, m, h or d), or `cron 30 2 * * *` (a cron expression in the
+    /// node's time zone); left out, only by incidents and by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     pub tasks: Vec<Task>,
+}
+
+/// The cron expression of a flow's `schedule = "cron EXPR"`.
+pub fn schedule_cron(s: &str) -> Option<&str> {
+    s.trim().strip_prefix("cron ").map(str::trim)
 }
 
 /// The period of a flow's `schedule` in seconds: `every N` with a unit of
@@ -366,6 +383,7 @@ impl Reaction {
                     format!("no [[reaction.flows]] is named {:?}", r.flow),
                 );
             }
+            self.validate_when(&at, r, out);
             if r.count == 0 {
                 check::push(out, &at.key("count"), "must be at least 1");
             }
@@ -383,16 +401,20 @@ impl Reaction {
         for (i, f) in self.flows.iter().enumerate() {
             let at = flows.index(i);
             check::object_name(out, &at.key("name"), &f.name);
-            if let Some(sch) = &f.schedule
-                && parse_every(sch).is_none()
-            {
-                check::push(
+            match f.schedule.as_deref().map(|s| (s, schedule_cron(s))) {
+                Some((_, Some(expr))) => {
+                    if let Err(e) = super::reaction_when::parse_cron(expr) {
+                        check::push(out, &at.key("schedule"), format!("cron {expr:?}: {e}"));
+                    }
+                }
+                Some((sch, None)) if parse_every(sch).is_none() => check::push(
                     out,
                     &at.key("schedule"),
                     format!(
-                        "{sch:?} is not \"every N\" with N a whole number followed by s, m, h or d (\"every 10m\")"
+                        "{sch:?} is not \"every N\" with N a whole number followed by s, m, h or d (\"every 10m\"), nor \"cron\" and a cron expression"
                     ),
-                );
+                ),
+                _ => {}
             }
             if f.tasks.is_empty() {
                 check::push(out, &at.key("tasks"), "a flow needs at least one task");
@@ -401,181 +423,23 @@ impl Reaction {
         }
     }
 
-    fn validate_tasks(&self, list: &KeyPath, tasks: &[Task], out: &mut Vec<Problem>) {
-        check::unique(out, list, "name", tasks.iter().map(|t| t.name.as_str()));
-        let target = |out: &mut Vec<Problem>, at: &KeyPath, name: &Option<String>| {
-            if let Some(n) = name
-                && n != END
-                && !tasks.iter().any(|t| &t.name == n)
-            {
-                check::push(
-                    out,
-                    at,
-                    format!("no task of this flow is named {n:?} (or \"end\")"),
-                );
-            }
-        };
-        for (i, t) in tasks.iter().enumerate() {
-            let at = list.index(i);
-            check::object_name(out, &at.key("name"), &t.name);
-            if t.name == END {
-                check::push(
-                    out,
-                    &at.key("name"),
-                    "\"end\" is reserved: it ends the flow",
-                );
-            }
-            let mut unused: Vec<(&str, bool)> = Vec::new();
-            match t.kind {
-                TaskKind::Command => {
-                    match &t.host {
-                        None => check::push(
-                            out,
-                            &at.key("host"),
-                            "a command task needs the agent that runs it",
-                        ),
-                        Some(h) if self.agent(h).is_none() => check::push(
-                            out,
-                            &at.key("host"),
-                            format!("no [[reaction.agents]] is named {h:?}"),
-                        ),
-                        Some(_) => {}
-                    }
-                    if t.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
-                        check::push(out, &at.key("command"), "a command task needs a command");
-                    }
-                    if t.timeout == 0 {
-                        check::push(out, &at.key("timeout"), "must be at least 1 (seconds)");
-                    }
-                    target(out, &at.key("next"), &t.next);
-                    unused.extend([
-                        ("on", t.on.is_some()),
-                        ("op", t.op.is_some()),
-                        ("value", t.value.is_some()),
-                        ("then", t.then.is_some()),
-                        ("else", t.otherwise.is_some()),
-                        ("to", !t.to.is_empty()),
-                        ("subject", t.subject.is_some()),
-                        ("service", t.service.is_some()),
-                        ("payload", t.payload.is_some()),
-                    ]);
-                }
-                TaskKind::If => {
-                    if !tasks[..i]
-                        .iter()
-                        .any(|p| matches!(p.kind, TaskKind::Command | TaskKind::Service))
-                    {
-                        check::push(
-                            out,
-                            &at.key("kind"),
-                            "an if task needs a command or service task before it (it tests that task's result)",
-                        );
-                    }
-                    match (t.op, &t.value) {
-                        (None, _) => check::push(
-                            out,
-                            &at.key("op"),
-                            "an if task needs op (equals, contains, regex, lt, le, gt or ge)",
-                        ),
-                        (_, None) => check::push(
-                            out,
-                            &at.key("value"),
-                            "an if task needs the value to compare with",
-                        ),
-                        (Some(IfOp::Regex), Some(v)) => {
-                            if let Err(e) = regex::Regex::new(v) {
-                                check::push(
-                                    out,
-                                    &at.key("value"),
-                                    format!("not a regular expression: {e}"),
-                                );
-                            }
-                        }
-                        (Some(op), Some(v)) if op.numeric() && v.trim().parse::<f64>().is_err() => {
-                            check::push(
-                                out,
-                                &at.key("value"),
-                                format!("{v:?} is not a number (op {op:?} compares numbers)"),
-                            );
-                        }
-                        _ => {}
-                    }
-                    target(out, &at.key("then"), &t.then);
-                    target(out, &at.key("else"), &t.otherwise);
-                    unused.extend([
-                        ("host", t.host.is_some()),
-                        ("command", t.command.is_some()),
-                        ("to", !t.to.is_empty()),
-                        ("subject", t.subject.is_some()),
-                        ("next", t.next.is_some()),
-                        ("service", t.service.is_some()),
-                        ("payload", t.payload.is_some()),
-                    ]);
-                }
-                TaskKind::Service => {
-                    if t.service.as_deref().is_none_or(|v| v.trim().is_empty()) {
-                        check::push(
-                            out,
-                            &at.key("service"),
-                            "a service task needs the name of an integrator service",
-                        );
-                    }
-                    if t.timeout == 0 {
-                        check::push(out, &at.key("timeout"), "must be at least 1 (seconds)");
-                    }
-                    target(out, &at.key("next"), &t.next);
-                    unused.extend([
-                        ("host", t.host.is_some()),
-                        ("command", t.command.is_some()),
-                        ("on", t.on.is_some()),
-                        ("op", t.op.is_some()),
-                        ("value", t.value.is_some()),
-                        ("then", t.then.is_some()),
-                        ("else", t.otherwise.is_some()),
-                        ("to", !t.to.is_empty()),
-                        ("subject", t.subject.is_some()),
-                    ]);
-                }
-                TaskKind::Mail => {
-                    if t.to.is_empty() {
-                        check::push(
-                            out,
-                            &at.key("to"),
-                            "a mail task needs at least one recipient",
-                        );
-                    }
-                    for (k, r) in t.to.iter().enumerate() {
-                        if !super::is_mail_address(r) {
-                            check::push(
-                                out,
-                                &at.key("to").index(k),
-                                format!("{r:?} is not a mail address"),
-                            );
-                        }
-                    }
-                    target(out, &at.key("next"), &t.next);
-                    unused.extend([
-                        ("host", t.host.is_some()),
-                        ("command", t.command.is_some()),
-                        ("on", t.on.is_some()),
-                        ("op", t.op.is_some()),
-                        ("value", t.value.is_some()),
-                        ("then", t.then.is_some()),
-                        ("else", t.otherwise.is_some()),
-                        ("service", t.service.is_some()),
-                        ("payload", t.payload.is_some()),
-                    ]);
-                }
-            }
-            for (key, set) in unused {
+    /// `at` / `cron` go with `start = "scheduled"` only, and it needs one.
+    fn validate_when(&self, at: &KeyPath, r: &Rule, out: &mut Vec<Problem>) {
+        if r.start != Start::Scheduled {
+            for (key, set) in [("at", r.at.is_some()), ("cron", r.cron.is_some())] {
                 if set {
-                    check::push(
-                        out,
-                        &at.key(key),
-                        format!("is not used by a {:?} task", t.kind).to_lowercase(),
-                    );
+                    check::push(out, &at.key(key), "is only used with start = \"scheduled\"");
                 }
             }
+            return;
+        }
+        if let Err(e) = super::reaction_when::rule_when(r.at.as_deref(), r.cron.as_deref()) {
+            let key = match (&r.at, &r.cron) {
+                (Some(_), None) => "at",
+                (None, Some(_)) | (Some(_), Some(_)) => "cron",
+                (None, None) => "start",
+            };
+            check::push(out, &at.key(key), e);
         }
     }
 }

@@ -86,7 +86,7 @@ fn a_service_task_names_its_service_and_an_if_may_test_it() {
     let flow = |task: &str| {
         format!(
             "[[reaction.flows]]\nname = \"s\"\n[[reaction.flows.tasks]]\nname = \"call\"\nkind = \"service\"\n{task}\n\
-             [[reaction.flows.tasks]]\nname = \"test\"\nkind = \"if\"\nop = \"contains\"\nvalue = \"ok\"\n"
+             [[reaction.flows.tasks]]\nname = \"test\"\nkind = \"if\"\nop = \"contains\"\nvalue = \"ok\"\nelse = \"end\"\n"
         )
     };
     let good = flow("service = \"billing.check\"\npayload = { account = 7, tags = [\"a\"] }");
@@ -125,10 +125,60 @@ fn schedules_are_every_n_units() {
     ] {
         assert_eq!(parse_every(bad), None, "{bad}");
     }
-    let p = problems(&GOOD.replace("name = \"f1\"\n", "name = \"f1\"\nschedule = \"hourly\"\n"));
+    let with = |sch: &str| {
+        GOOD.replace(
+            "name = \"f1\"\n",
+            &format!("name = \"f1\"\nschedule = \"{sch}\"\n"),
+        )
+    };
+    assert!(problems(&with("cron 30 2 * * *")).is_empty());
+    assert!(
+        problems(&with("cron 99 * * * *"))
+            .iter()
+            .any(|p| p.starts_with("reaction.flows[0].schedule: cron \"99 * * * *\"")),
+    );
+    let p = problems(&with("hourly"));
     assert!(
         p.iter()
             .any(|p| p.starts_with("reaction.flows[0].schedule: \"hourly\" is not")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_scheduled_rule_has_at_or_cron_and_an_if_has_a_branch() {
+    let sched = |when: &str| {
+        GOOD.replace(
+            "start = \"approval\"",
+            &format!("start = \"scheduled\"\n{when}"),
+        )
+    };
+    let c = Config::from_toml(&sched("at = \"02:30\"")).unwrap();
+    assert_eq!(c.reaction.rules[0].start, super::Start::Scheduled);
+    assert!(problems(&sched("at = \"02:30\"")).is_empty());
+    assert!(problems(&sched("cron = \"0 2 * * MON-FRI\"")).is_empty());
+    for (when, want) in [
+        (
+            "at = \"2:30\"",
+            "reaction.rules[0].at: \"2:30\" is not a time of day",
+        ),
+        ("cron = \"99 * * * *\"", "reaction.rules[0].cron: "),
+        ("", "reaction.rules[0].start: a scheduled start needs at"),
+    ] {
+        let p = problems(&sched(when));
+        assert!(p.iter().any(|p| p.starts_with(want)), "{want} not in {p:?}");
+    }
+    let p = problems(&GOOD.replace("start = \"approval\"", "at = \"02:30\""));
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("reaction.rules[0].at: is only used with start = \"scheduled\"")),
+        "{p:?}"
+    );
+    let p = problems(&GOOD.replace("else = \"end\"\n", ""));
+    assert!(
+        p.iter().any(
+            |p| p.starts_with("reaction.flows[0].tasks[1].then: an if task needs then or else")
+        ),
         "{p:?}"
     );
 }

@@ -230,6 +230,10 @@ pub fn router(app: Arc<App>) -> Router {
             post(reaction::reaction_start),
         )
         .route("/reaction/schedules", get(reaction::reaction_schedules))
+        .route(
+            "/reaction/starts/{id}",
+            axum::routing::delete(reaction::reaction_cancel),
+        )
         .route("/reaction/runs", get(reaction::reaction_runs))
         .route("/reaction/runs/{id}", get(reaction::reaction_run))
         .route(

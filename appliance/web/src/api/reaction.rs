@@ -1,7 +1,8 @@
 //! `/api/v1/reaction`: the reaction engine's agents, incidents, runs and
 //! statistics (any logged-in user), and the operator's actions: approve or
-//! deny a pending incident, start a flow (now or at a time), retry or
-//! skip a task (operator or admin); the scheduled starts. The same `reaction.*` control methods as `ctl reaction`; the
+//! deny a pending incident, start a flow (now or at a time), cancel a
+//! waiting start, retry or skip a task (operator or admin); the scheduled
+//! starts. The same `reaction.*` control methods as `ctl reaction`; the
 //! rules and flows themselves are `[reaction]` in the configuration.
 
 use axum::Json;
@@ -150,10 +151,31 @@ pub(super) async fn reaction_deny(
 }
 
 #[utoipa::path(get, path = "/api/v1/reaction/schedules", tag = "reaction",
-    responses((status = 200, description = "`flows`: each flow with a `schedule` (flow, schedule, next_ms); `starts`: the newest one-off starts (id, flow, at_ms, state `waiting`, `started` or `dropped`, run_id, created_ms)", body = Value),
+    responses((status = 200, description = "`flows`: each flow with a `schedule` (flow, schedule, next_ms); `starts`: the newest one-off starts, by hand or a scheduled rule's incident (id, flow, at_ms, state `waiting`, `started`, `cancelled` or `dropped`, run_id, incident_id, created_ms)", body = Value),
         (status = 503, description = "The reaction service is not running", body = ErrorBody)))]
 pub(super) async fn reaction_schedules(State(app): AppState, _c: Reader) -> ApiResult {
     Ok(Json(rpc(&app, "reaction.schedules", json!({})).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/reaction/starts/{id}", tag = "reaction",
+    params(("id" = i64, Path, description = "A waiting start's id (from `schedules`)")),
+    responses((status = 200, description = "Cancelled: the start as it is now (state `cancelled`); its flow does not start, and a scheduled incident is `cancelled` too", body = Value),
+        (status = 404, description = "No such start (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The start is no longer waiting: started, cancelled or dropped (`conflict`)", body = ErrorBody)))]
+pub(super) async fn reaction_cancel(
+    State(app): AppState,
+    Authed(c): Operator,
+    Path(s): Path<String>,
+) -> ApiResult {
+    let s = id("start", &s)?;
+    act(
+        &app,
+        &c,
+        "reaction.cancel",
+        json!({"id": s}),
+        format!("start {s}"),
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/reaction/flows/{flow}/start", tag = "reaction",
