@@ -49,7 +49,6 @@ options {
 };
 controls { };
 key "acme-key" { algorithm hmac-sha256; secret "$SECRET"; };
-logging { category update { default_stderr; }; category update-security { default_stderr; }; };
 zone "$ZONE" { type primary; file "$CA/bind/$ZONE.db"; update-policy { grant acme-key zonesub TXT; }; };
 EOF
 cat >"$CA/bind/$ZONE.db" <<EOF
@@ -159,9 +158,12 @@ for host in "$NAME" "anything.$ZONE" "$ZONE"; do
   trusted "$host" || fail "curl does not trust the certificate for $host with pebble's root"
 done
 [ "$(fp_of "anything.$ZONE")" = "$(file_fp "$STATE/tls/acme.pem")" ] || fail "the wildcard certificate is not served"
-has "updating zone '$ZONE/IN': adding an RR at '_acme-challenge.$ZONE' TXT" "$CA/bind.log" || { cat "$CA/bind.log"; fail "BIND logged no signed add"; }
-has "updating zone '$ZONE/IN': deleting an RR at '_acme-challenge.$ZONE' TXT" "$CA/bind.log" || { cat "$CA/bind.log"; fail "BIND logged no delete"; }
-has "signer \"acme-key\" approved" "$CA/bind.log" || fail "BIND did not approve the key"
+# Two values (the wildcard's and the apex's) added and deleted, each by
+# a request signed with acme-key.
+[ "$(grep -c "/key acme-key: updating zone '$ZONE/IN': adding an RR at '_acme-challenge.$ZONE' TXT" "$CA/bind.log")" = 2 ] \
+  || { cat "$CA/bind.log"; fail "BIND did not log two signed adds"; }
+[ "$(grep -c "/key acme-key: updating zone '$ZONE/IN': deleting an RR at _acme-challenge.$ZONE TXT" "$CA/bind.log")" = 2 ] \
+  || { cat "$CA/bind.log"; fail "BIND did not log two signed deletes"; }
 [ -z "$(txt)" ] || fail "the DNS-01 answers stayed in the zone: $(txt)"
 pass "the right secret: pebble issued *.$ZONE and $ZONE over DNS-01 through BIND's RFC 2136 updates; curl trusts it; the TXT records were deleted"
 
