@@ -60,7 +60,9 @@ wait_for 10 bash -c "ctl --json integrator status | jq -e '[.queues[] | select(.
   || fail "integrator status has no queue depth: $(ctl --json integrator status | jq -c .queues)"
 curl -skf -c "$STATE/admin.jar" -H 'content-type: application/json' \
   --data "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" "$BASE/api/v1/session" >/dev/null || fail "admin login"
-wait_for 10 bash -c "curl -skf -b '$STATE/admin.jar' '$BASE/metrics' | grep -qx 'alpharen_integrator_queue_messages{topic=\"parked\",subscriber=\"nobody.home\",state=\"ready\"} 3'" \
+scrape() { curl -skf -b "$STATE/admin.jar" "$BASE/metrics"; }
+export -f scrape; export STATE BASE
+wait_for 10 bash -c "scrape | grep -qxF 'alpharen_integrator_queue_messages{topic=\"parked\",subscriber=\"nobody.home\",state=\"ready\"} 3.0'" \
   || fail "/metrics has no queue depth: $(curl -skf -b "$STATE/admin.jar" "$BASE/metrics" | grep queue_messages)"
 wait_for 30 bash -c "curl -skf -b '$jar' '$BASE/api/v1/metrics/history' | jq -e '[.series[] | select(.key == \"queue_depth\") | .values[-1]] == [3]'" \
   || fail "no queue depth in the history: $(history | jq -c '[.series[] | select(.key | startswith("queue")) | {key, unit, values: .values[-3:]}]')"
