@@ -3,7 +3,8 @@
 //   node graphs.mjs BASE_URL PASSWORD
 // Each chart is an SVG with role="img" and an aria-label saying now, min
 // and max; DNS answers and web requests have at least two points; the
-// charts redraw within 25 s; nothing is wider than a 375 px phone;
+// charts redraw within 25 s; a "Queue depth" chart says the 3 waiting
+// messages; nothing is wider than a 375 px phone;
 // leaving the dashboard stops the refresh. Screenshots (the phone's also
 // in dark mode) in $TEST_OUT.
 import { open, login, run, step } from './lib.mjs';
@@ -26,6 +27,12 @@ await run(t, 'dashboard charts', async () => {
   const bad = labels.filter(([role, l]) => role !== 'img' || !/now .+, min .+, max /.test(l));
   if (bad.length || labels.length < 6) throw new Error(`charts without a text alternative: ${JSON.stringify(bad)} of ${labels.length}`);
   step(`${labels.length} charts, e.g. "${labels.find(([, l]) => l.startsWith('DNS answers'))[1]}"`);
+  // The test published three messages no service consumes.
+  await page.waitForFunction(() => /^Queue depth over .*now 3 messages/.test(document.querySelector('#graphs figure[data-key="queue_depth"] svg')?.getAttribute('aria-label') || ''), null, { timeout: 30000 })
+    .catch(async () => { throw new Error(`no "Queue depth" chart at 3 messages: ${await page.getAttribute('#graphs figure[data-key="queue_depth"] svg', 'aria-label').catch(() => 'none')}`); });
+  const qtitle = await page.textContent('#graphs figure[data-key="queue_depth"] .label');
+  if (qtitle !== 'Queue depth') throw new Error(`the queue chart is titled ${qtitle}`);
+  step(`queue chart: "${await page.getAttribute('#graphs figure[data-key="queue_depth"] svg', 'aria-label')}"`);
   const now = await page.textContent('#graphs figure[data-key="dns_answers"] .now');
   if (!/answers\/s$/.test(now)) throw new Error(`DNS answers' current value has no unit: ${now}`);
   await shot('desktop');

@@ -14,6 +14,8 @@
 #    `_acme-challenge.acme.test` and withdraw them after; curl trusts the
 #    wildcard certificate for any name in the zone; STARTTLS now serves
 #    it (no restart), and the next renewal's too.
+#    dpx.acme_txt is refused to another service's user (ar-integrator,
+#    with the services' token) and answered for ar-web.
 # 3. Config checks: a wildcard with tls-alpn-01 and a dns-01 name outside
 #    the zone are refused with the key path and the reason.
 # KEEP=1 leaves the state and CA directories in /tmp.
@@ -160,6 +162,32 @@ WILD_FP=$(file_fp "$STATE/tls/acme.pem")
   || fail "the DNS-01 answers stayed in the zone"
 ctl logs dpx -n 2000 | has "by=acme\|by=\"acme\"" || fail "the dpx log does not say who changed the zone"
 pass "pebble issued *.$ZONE over DNS-01 through the dpx zone; curl trusts it for any name; the TXT answers were withdrawn"
+
+# --- dpx.acme_txt answers only the web service's user (and root).
+WPID=$(ctl --json services | jq -r '.[] | select(.name=="web") | .pid')
+TOKEN=$(tr '\0' '\n' <"/proc/$WPID/environ" | sed -n 's/^ALPHAREN_RPC_TOKEN=//p')
+[ -n "$TOKEN" ] || fail "the web service has no service token in its environment"
+# acme_txt_as UID [True|False]: dpx.acme_txt (publish, or withdraw, a
+# made-up value) as that user with the services' token; the answer's JSON.
+acme_txt_as() {
+  setpriv --reuid="$1" --regid="$1" --groups=900 --no-new-privs /usr/bin/python3 -c '
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+req = {"jsonrpc": "2.0", "id": 1, "method": "dpx.acme_txt", "token": sys.argv[2],
+       "params": {"name": "_acme-challenge.'"$ZONE"'", "value": "probe-value-from-the-test-0000000000000000", "present": sys.argv[3] == "True"}}
+s.sendall(json.dumps(req).encode() + b"\n")
+print(s.makefile().readline())' "$STATE/run/dpx.sock" "$TOKEN" "${2:-True}"
+}
+out=$(acme_txt_as 908) || fail "dpx.acme_txt as ar-integrator failed to run"
+echo "$out" | jq -en 'input | .error.data.code == "forbidden"' >/dev/null || fail "ar-integrator changed an _acme-challenge record: $out"
+echo "$out" | has "not the web service's user" || fail "the refusal does not say why: $out"
+[ -z "$(dig @127.0.0.1 -p "$DNS_PORT" +short "_acme-challenge.$ZONE" TXT)" ] || fail "the refused value is in the zone"
+out=$(acme_txt_as 904) || fail "dpx.acme_txt as ar-web failed to run"
+echo "$out" | jq -en 'input | .result != null' >/dev/null || fail "ar-web may not publish an answer: $out"
+dig @127.0.0.1 -p "$DNS_PORT" +short "_acme-challenge.$ZONE" TXT | has probe-value-from-the-test || fail "ar-web's value is not in the zone"
+acme_txt_as 904 False | jq -en 'input | .result != null' >/dev/null || fail "ar-web may not withdraw its value"
+pass "dpx.acme_txt: ar-integrator (with the services' token) is refused, ar-web publishes"
 
 # --- STARTTLS follows the ACME certificate without a restart.
 wait_for 10 bash -c "[ \"\$(mail_fp)\" = \"$WILD_FP\" ]" \

@@ -25,6 +25,18 @@ const ACME_TTL: u32 = 10;
 /// The only names `dpx.acme_txt` may change start with this label.
 const ACME_LABEL: &str = "_acme-challenge.";
 
+/// The web service's uid (`ar-web`, `supervisor/src/builtin.rs`; the
+/// service users have no passwd entries): its ACME client is the only
+/// service that publishes DNS-01 answers.
+const WEB_UID: u32 = 904;
+
+/// Whether `uid` may call `dpx.acme_txt`: root (the admin), the web
+/// service's user, or our own (on a node whose services are not
+/// separated, every service runs as one user).
+fn acme_caller_ok(uid: u32, me: u32) -> bool {
+    uid == 0 || uid == WEB_UID || uid == me
+}
+
 pub fn start(state_dir: &Path, core: Arc<Core>) -> Result<JoinHandle<()>, Error> {
     alpharen_rpc::spawn_service(state_dir, "dpx", Control(core)).map_err(io_err("control socket"))
 }
@@ -187,7 +199,18 @@ impl Handler for Control {
                 json!({"records": records})
             }
             "dpx.dyndns" => dyndns(core, call.params()?)?,
-            "dpx.acme_txt" => acme_txt(core, call.params()?)?,
+            "dpx.acme_txt" => {
+                if !acme_caller_ok(call.peer.uid, nix::unistd::geteuid().as_raw()) {
+                    return Err(RpcError::new(
+                        "forbidden",
+                        format!(
+                            "dpx.acme_txt: uid {} is not the web service's user (ar-web, uid {WEB_UID}) or root; only the ACME client may change _acme-challenge records",
+                            call.peer.uid
+                        ),
+                    ));
+                }
+                acme_txt(core, call.params()?)?
+            }
             other => {
                 return Err(RpcError::new(
                     "method_not_found",
@@ -201,6 +224,17 @@ impl Handler for Control {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_root_and_the_web_user_publish_acme_answers() {
+        // Separated services: dpx runs as 905.
+        assert!(acme_caller_ok(0, 905));
+        assert!(acme_caller_ok(WEB_UID, 905));
+        assert!(!acme_caller_ok(908, 905));
+        assert!(!acme_caller_ok(1000, 905));
+        // Not separated: everything runs as one user.
+        assert!(acme_caller_ok(1000, 1000));
+    }
     use super::*;
 
     fn params(name: &str, value: &str, present: bool) -> AcmeTxtParams {

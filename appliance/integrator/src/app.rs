@@ -395,8 +395,29 @@ impl App {
                 })
             })
             .collect();
+        // Every queue with a message: what waits (ready), what is being
+        // delivered, and the dead letters, for /metrics and the charts.
+        let queues: Vec<Value> = match self.engine.data.queue_stats() {
+            Ok(stats) => stats
+                .iter()
+                .map(|q| {
+                    let topic = if q.topic.is_empty() {
+                        crate::control::INVOKE_ASYNC
+                    } else {
+                        q.topic.as_str()
+                    };
+                    json!({"topic": topic, "subscriber": q.subscriber, "ready": q.ready,
+                        "in_flight": q.in_flight, "dead": q.dead})
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "queue depths for the status");
+                Vec::new()
+            }
+        };
         json!({
             "port": config.port,
+            "queues": queues,
             "workers": self.pool.alive(),
             "idle_workers": self.pool.idle_count(),
             "workers_replaced": self.pool.replaced.load(Ordering::Relaxed),

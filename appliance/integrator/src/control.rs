@@ -122,7 +122,7 @@ struct QueueSel {
 
 /// `integrator.topics` lists the queues of `invoke_async` (topic "") as
 /// this name; the queue methods take it back.
-const INVOKE_ASYNC: &str = "(invoke_async)";
+pub(crate) const INVOKE_ASYNC: &str = "(invoke_async)";
 
 fn stored_topic(topic: &str) -> &str {
     if topic == INVOKE_ASYNC { "" } else { topic }

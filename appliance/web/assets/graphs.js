@@ -8,7 +8,7 @@ import { h, api } from './app.js';
 
 const NS = 'http://www.w3.org/2000/svg';
 const W = 300, H = 48;
-const NAMES = { web_requests: 'Web requests', dns_answers: 'DNS answers', vpn_rx: 'VPN received', vpn_tx: 'VPN sent', mail_queue: 'Mail queue', integrator_in_flight: 'Integrator in flight' };
+const NAMES = { web_requests: 'Web requests', dns_answers: 'DNS answers', vpn_rx: 'VPN received', vpn_tx: 'VPN sent', mail_queue: 'Mail queue', queue_depth: 'Queue depth', queue_dead: 'Dead letters', integrator_in_flight: 'Integrator in flight' };
 // Charts of the node first, then CPU and memory of each service.
 const ORDER = Object.keys(NAMES);
 let timer = null;

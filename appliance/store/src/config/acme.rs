@@ -1,10 +1,16 @@
 //! `[acme]`: a certificate for the console from an ACME CA (RFC 8555;
 //! HTTP-01 on the web service's plain-HTTP port, TLS-ALPN-01 on its HTTPS
-//! port, or DNS-01 through the node's own dpx zone). The web service owns it.
+//! port, or DNS-01 through the node's own dpx zone or an external DNS
+//! server by RFC 2136 updates signed with a TSIG key). The web service
+//! owns it.
 
 use serde::{Deserialize, Serialize};
 
-use super::{KeyPath, Problem, check, in_zone, is_mail_address};
+use super::{KeyPath, Problem, TsigAlgorithm, check, in_zone, is_mail_address};
+
+/// The secret holding the base64 TSIG key of `[acme.rfc2136]` (under the
+/// web service's `web.acme.` prefix, so only web can read it).
+pub const TSIG_SECRET: &str = "web.acme.tsig";
 
 /// How the CA checks that the node controls the names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,8 +23,8 @@ pub enum Challenge {
     /// A certificate made for the challenge, on the HTTPS port (RFC 8737).
     #[serde(rename = "tls-alpn-01")]
     TlsAlpn01,
-    /// A TXT record `_acme-challenge.NAME` in the node's dpx zone; the only
-    /// one that can prove a wildcard name.
+    /// A TXT record `_acme-challenge.NAME` in the node's dpx zone, or in
+    /// `[acme.rfc2136]`'s zone; the only one that can prove a wildcard name.
     #[serde(rename = "dns-01")]
     Dns01,
 }
@@ -61,8 +67,54 @@ pub struct Acme {
     pub ca: Option<String>,
     /// Renew when the certificate has fewer days left than this.
     pub renew_before_days: u32,
-    /// `http-01` (default), `tls-alpn-01` or `dns-01` (names in `dpx.zone`).
+    /// `http-01` (default), `tls-alpn-01` or `dns-01` (names in `dpx.zone`,
+    /// or in `rfc2136.zone` when that is set).
     pub challenge: Challenge,
+    /// DNS-01 through an external DNS server instead of the dpx zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rfc2136: Option<Rfc2136>,
+}
+
+/// `[acme.rfc2136]`: the primary server of a zone the node does not
+/// serve, which takes TSIG-signed RFC 2136 updates of the
+/// `_acme-challenge` TXT records. The key itself is the secret
+/// [`TSIG_SECRET`], never part of the document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Rfc2136 {
+    /// `IP:PORT` of the server (port 53 when left out).
+    pub server: String,
+    /// The zone the updates are for (its SOA name); every name in
+    /// `domains` must be inside it.
+    pub zone: String,
+    /// The TSIG key's name as the server knows it.
+    pub key_name: String,
+    /// `hmac-sha256` (default) or `hmac-sha512`.
+    #[serde(default)]
+    pub algorithm: TsigAlgorithm,
+}
+
+impl Rfc2136 {
+    /// The server's address: `IP:PORT`, or an IP alone for port 53.
+    pub fn server_addr(&self) -> Option<std::net::SocketAddr> {
+        let s = self.server.trim();
+        s.parse()
+            .ok()
+            .or_else(|| s.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 53).into()))
+    }
+
+    fn validate(&self, path: &KeyPath, out: &mut Vec<Problem>) {
+        if self.server_addr().is_none() {
+            check::push(
+                out,
+                &path.key("server"),
+                format!("{:?} must be IP:PORT or an IP address", self.server),
+            );
+        }
+        check::hostname(out, &path.key("zone"), &self.zone);
+        check::hostname(out, &path.key("key_name"), &self.key_name);
+    }
 }
 
 impl Default for Acme {
@@ -76,6 +128,7 @@ impl Default for Acme {
             ca: None,
             renew_before_days: 30,
             challenge: Challenge::Http01,
+            rfc2136: None,
         }
     }
 }
@@ -130,12 +183,20 @@ impl Acme {
                     ),
                 );
             }
-            if self.challenge == Challenge::Dns01 && !dpx_zone.is_some_and(|z| in_zone(d, z)) {
-                let why = match dpx_zone {
-                    Some(z) => format!("is not inside dpx.zone {z:?}"),
-                    None => "needs dpx.zone (dns-01 answers are published there)".to_string(),
+            if self.challenge == Challenge::Dns01 {
+                let why = match (&self.rfc2136, dpx_zone) {
+                    (Some(r), _) if in_zone(d, &r.zone) => None,
+                    (Some(r), _) => Some(format!("is not inside acme.rfc2136.zone {:?}", r.zone)),
+                    (None, Some(z)) if in_zone(d, z) => None,
+                    (None, Some(z)) => Some(format!("is not inside dpx.zone {z:?}")),
+                    (None, None) => Some(
+                        "needs dpx.zone or [acme.rfc2136] (dns-01 answers are published there)"
+                            .to_string(),
+                    ),
                 };
-                check::push(out, &list.index(i), format!("{d:?} {why}"));
+                if let Some(why) = why {
+                    check::push(out, &list.index(i), format!("{d:?} {why}"));
+                }
             }
             if !seen.insert(d.to_ascii_lowercase()) {
                 check::push(
@@ -149,6 +210,20 @@ impl Acme {
                     out,
                     &list.index(i),
                     format!("{d:?} must be a fully qualified host name"),
+                );
+            }
+        }
+        if let Some(r) = &self.rfc2136 {
+            let at = path.key("rfc2136");
+            r.validate(&at, out);
+            if self.challenge != Challenge::Dns01 {
+                check::push(
+                    out,
+                    &at,
+                    format!(
+                        "is used only with acme.challenge = \"dns-01\" (not {:?})",
+                        self.challenge.name()
+                    ),
                 );
             }
         }
@@ -254,5 +329,58 @@ mod tests {
             acme("dns-01", "\"*.bad name.z.example\"")
         ));
         assert!(p.iter().any(|p| p.starts_with("acme.domains[0]:")), "{p:?}");
+    }
+
+    #[test]
+    fn rfc2136_takes_the_names_of_its_own_zone() {
+        let base = "[dpx]\nzone = \"z.example.\"\n[acme]\nenabled = true\naccept_terms = true\nchallenge = \"dns-01\"\n";
+        let ok = format!(
+            "{base}domains = [\"*.ext.example\", \"ext.example\"]\n[acme.rfc2136]\nserver = \"127.0.0.1:5353\"\nzone = \"ext.example\"\nkey_name = \"acme-key\"\n"
+        );
+        assert!(problems(&ok).is_empty(), "{:?}", problems(&ok));
+        let c = Config::from_toml(&ok).unwrap();
+        let r = c.acme.rfc2136.unwrap();
+        assert_eq!(r.algorithm, crate::config::TsigAlgorithm::HmacSha256);
+        assert_eq!(r.server_addr(), Some("127.0.0.1:5353".parse().unwrap()));
+        let plain = super::Rfc2136 {
+            server: "192.0.2.1".into(),
+            ..r.clone()
+        };
+        assert_eq!(plain.server_addr(), Some("192.0.2.1:53".parse().unwrap()));
+        // The dpx zone's names are not the external zone's.
+        let p = problems(&ok.replace("\"ext.example\"]", "\"a.z.example\"]"));
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("acme.domains[1]:")
+                    && p.contains("not inside acme.rfc2136.zone")),
+            "{p:?}"
+        );
+        let p = problems(
+            &ok.replace("127.0.0.1:5353", "ns.example:53")
+                .replace("\"acme-key\"", "\"bad key\"")
+                .replace("key_name", "algorithm = \"hmac-md5\"\nkey_name"),
+        );
+        assert!(
+            p.iter().any(|p| p.starts_with("acme.rfc2136.algorithm")),
+            "{p:?}"
+        );
+        let p = problems(
+            &ok.replace("127.0.0.1:5353", "ns.example:53")
+                .replace("\"acme-key\"", "\"bad key\""),
+        );
+        for want in ["acme.rfc2136.server:", "acme.rfc2136.key_name:"] {
+            assert!(p.iter().any(|p| p.starts_with(want)), "{want} in {p:?}");
+        }
+        let p = problems(
+            &ok.replace("dns-01", "http-01")
+                .replace("\"*.ext.example\", ", ""),
+        );
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("acme.rfc2136:") && p.contains("only with")),
+            "{p:?}"
+        );
+        // A secret in the document is refused: the key is a secret.
+        assert!(Config::from_toml(&format!("{ok}secret = \"abc\"\n")).is_err());
     }
 }

@@ -276,9 +276,10 @@ pub struct TsigKey {
     pub types: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum TsigAlgorithm {
+    #[default]
     #[serde(rename = "hmac-sha256")]
     HmacSha256,
     #[serde(rename = "hmac-sha512")]

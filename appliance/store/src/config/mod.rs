@@ -32,7 +32,9 @@ mod web;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use acme::{Acme, Challenge as AcmeChallenge};
+pub use acme::{
+    Acme, Challenge as AcmeChallenge, Rfc2136 as AcmeRfc2136, TSIG_SECRET as ACME_TSIG_SECRET,
+};
 pub use cluster::{Cluster, split_host_port};
 pub use dpx::{
     DnsRecord, Dpx, Dyndns, DyndnsClient, DyndnsUser, HealthCheck, ProxyRoute, RECORD_TYPES,

@@ -1,7 +1,8 @@
 //! ACME certificates for the console (`[acme]`): the web service orders
 //! a certificate for the configured host names over HTTP-01 (its
 //! plain-HTTP listener answers), TLS-ALPN-01 (its HTTPS listener answers)
-//! or DNS-01 (the dpx service publishes the TXT records), keeps it in
+//! or DNS-01 (the dpx service publishes the TXT records, or an external
+//! server takes them by TSIG-signed RFC 2136 update), keeps it in
 //! `<state>/tls/acme.pem` with its key in the secret store
 //! (`web.acme.key`, the account in `web.acme.account.*`), serves it
 //! through the TLS resolver without dropping connections, and renews it
@@ -11,6 +12,7 @@
 pub mod challenge;
 pub mod order;
 pub mod plan;
+pub mod rfc2136;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -237,9 +239,19 @@ impl Acme {
                 }
                 continue;
             }
-            // Other names or another CA: their first order is not delayed
-            // by the failures of the previous ones.
-            let target = Some((cfg.directory.clone(), cfg.domains.clone()));
+            // Other names, another CA or another way to answer (a fixed
+            // TSIG key): their first order is not delayed by the failures
+            // of the previous ones.
+            let target = Some((
+                cfg.directory.clone(),
+                cfg.domains.clone(),
+                cfg.challenge,
+                cfg.rfc2136.clone(),
+                setup
+                    .secrets
+                    .get(alpharen_store::config::ACME_TSIG_SECRET)
+                    .cloned(),
+            ));
             if last_order_for != target {
                 failures = plan::Failures::default();
                 last_order_for = target;
@@ -313,6 +325,17 @@ impl Acme {
             }
         };
         *key = Some(key_pem.clone());
+        // Before the CA is asked: a missing or broken TSIG key fails here.
+        let txt = match (&setup.cfg.challenge, &setup.cfg.rfc2136) {
+            (alpharen_store::config::AcmeChallenge::Dns01, Some(r)) => {
+                let secret = setup
+                    .secrets
+                    .get(alpharen_store::config::ACME_TSIG_SECRET)
+                    .map(String::as_str);
+                order::TxtTarget::Rfc2136(rfc2136::Updater::new(r, secret)?)
+            }
+            _ => order::TxtTarget::Dpx,
+        };
         let name = order::account_secret(&setup.cfg.directory);
         let mut account = accounts
             .get(&name)
@@ -324,6 +347,7 @@ impl Acme {
             &mut account,
             &key_pem,
             &self.answers,
+            &txt,
         )
         .await;
         if let Some(a) = account {

@@ -2,7 +2,8 @@
 //! credentials (or a new one, kept in the secret store), the challenges
 //! answered (HTTP-01 by the plain-HTTP listener from [`Tokens`],
 //! TLS-ALPN-01 by the HTTPS listener from [`AlpnCerts`], DNS-01 by a TXT
-//! record the dpx service publishes in its zone), a CSR for the
+//! record the dpx service publishes in its zone or an external server
+//! takes by RFC 2136 update), a CSR for the
 //! certificate key kept in the secret store, and the issued chain.
 
 use std::collections::HashMap;
@@ -41,8 +42,38 @@ pub struct Answers {
 enum Placed {
     Token(String),
     Alpn(String),
-    /// TXT record name and value in the dpx zone.
+    /// TXT record name and value in the dpx zone or the external one.
     Txt(String, String),
+}
+
+/// Where DNS-01 answers are published.
+pub enum TxtTarget {
+    /// The node's own dpx zone, over dpx's control socket.
+    Dpx,
+    /// An external primary server, by signed RFC 2136 updates.
+    Rfc2136(super::rfc2136::Updater),
+}
+
+impl TxtTarget {
+    /// Adds (`present`, then waits until it is served) or deletes one value.
+    async fn change(
+        &self,
+        state_dir: &Path,
+        name: &str,
+        value: &str,
+        present: bool,
+    ) -> Result<(), String> {
+        match self {
+            TxtTarget::Dpx => dpx_txt(state_dir, name, value, present).await,
+            TxtTarget::Rfc2136(u) => {
+                u.change(name, value, present).await?;
+                if present {
+                    u.visible(name, value).await?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// How long the dpx service gets to change its zone.
@@ -191,9 +222,15 @@ pub async fn issue(
     stored_account: &mut Option<String>,
     key_pem: &str,
     answers: &Answers,
+    txt: &TxtTarget,
 ) -> Result<String, String> {
     let mut mine = Vec::new();
-    let result = run(state_dir, cfg, stored_account, key_pem, answers, &mut mine).await;
+    let ctx = Ctx {
+        state_dir,
+        answers,
+        txt,
+    };
+    let result = run(&ctx, cfg, stored_account, key_pem, &mut mine).await;
     for placed in mine {
         match placed {
             Placed::Token(token) => {
@@ -207,7 +244,7 @@ pub async fn issue(
                 }
             }
             Placed::Txt(name, value) => {
-                if let Err(e) = dpx_txt(state_dir, &name, &value, false).await {
+                if let Err(e) = txt.change(state_dir, &name, &value, false).await {
                     tracing::warn!(error = %e, "ACME: a DNS-01 answer stays in the zone");
                 }
             }
@@ -216,14 +253,21 @@ pub async fn issue(
     result
 }
 
+/// Where one order puts its answers.
+struct Ctx<'a> {
+    state_dir: &'a Path,
+    answers: &'a Answers,
+    txt: &'a TxtTarget,
+}
+
 /// Puts the answer to `ch` in place and notes it in `mine`.
 async fn answer(
-    state_dir: &Path,
+    ctx: &Ctx<'_>,
     kind: AcmeChallenge,
     ch: &instant_acme::ChallengeHandle<'_>,
-    answers: &Answers,
     mine: &mut Vec<Placed>,
 ) -> Result<(), String> {
+    let answers = ctx.answers;
     let name = ch.identifier().to_string();
     let auth = ch.key_authorization();
     match kind {
@@ -244,22 +288,23 @@ async fn answer(
         AcmeChallenge::Dns01 => {
             let txt = challenge::txt_name(&name);
             let value = auth.dns_value();
-            dpx_txt(state_dir, &txt, &value, true).await?;
-            mine.push(Placed::Txt(txt, value));
+            // Noted first: a value the server took before an error is
+            // deleted too (deleting an absent value changes nothing).
+            mine.push(Placed::Txt(txt.clone(), value.clone()));
+            ctx.txt.change(ctx.state_dir, &txt, &value, true).await?;
         }
     }
     Ok(())
 }
 
 async fn run(
-    state_dir: &Path,
+    ctx: &Ctx<'_>,
     cfg: &AcmeConfig,
     stored_account: &mut Option<String>,
     key_pem: &str,
-    answers: &Answers,
     mine: &mut Vec<Placed>,
 ) -> Result<String, String> {
-    let account = account(state_dir, cfg, stored_account).await?;
+    let account = account(ctx.state_dir, cfg, stored_account).await?;
     let ids: Vec<Identifier> = cfg.domains.iter().cloned().map(Identifier::Dns).collect();
     let mut order = account
         .new_order(&NewOrder::new(&ids))
@@ -278,7 +323,7 @@ async fn run(
         let mut ch = a
             .challenge(challenge::challenge_type(kind))
             .ok_or_else(|| format!("the CA offers no {} challenge for {name}", kind.name()))?;
-        answer(state_dir, kind, &ch, answers, mine)
+        answer(ctx, kind, &ch, mine)
             .await
             .map_err(|e| format!("{name}: {e}"))?;
         ch.set_ready()

@@ -21,7 +21,7 @@ pub(super) async fn status(State(app): AppState, _c: Reader) -> ApiResult {
 }
 
 #[utoipa::path(get, path = "/api/v1/metrics/history", tag = "node",
-    responses((status = 200, description = "The dashboard's last hour, sampled every `interval_secs`: `times` (Unix seconds, oldest first) and `series`, each a `key` (`web_requests`, `cpu/<service>`, `rss/<service>`, `dns_answers`, `vpn_rx`, `vpn_tx`, `mail_queue`, `integrator_in_flight`), a `unit` and one value per time (`null` where there is none)", body = Value)))]
+    responses((status = 200, description = "The dashboard's last hour, sampled every `interval_secs`: `times` (Unix seconds, oldest first) and `series`, each a `key` (`web_requests`, `cpu/<service>`, `rss/<service>`, `dns_answers`, `vpn_rx`, `vpn_tx`, `mail_queue`, `queue_depth`, `queue_dead`, `integrator_in_flight`), a `unit` and one value per time (`null` where there is none)", body = Value)))]
 pub(super) async fn metrics_history(
     State(app): AppState,
     _c: Reader,

@@ -90,6 +90,28 @@ pub fn readings(series: &[Series], http_requests: f64) -> Vec<Reading> {
             "alpharen_mail_queued_messages" if !s.rows.is_empty() => {
                 add("mail_queue".into(), "messages", Kind::Gauge, 1.0, total())
             }
+            // Present whenever the integrator answered: no queue is 0.
+            "alpharen_integrator_queue_messages" => {
+                let sum = |dead: bool| {
+                    s.rows
+                        .iter()
+                        .filter(|(labels, _)| {
+                            labels
+                                .iter()
+                                .any(|(k, v)| *k == "state" && (v == "dead") == dead)
+                        })
+                        .map(|(_, v)| v)
+                        .sum::<f64>()
+                };
+                add(
+                    "queue_depth".into(),
+                    "messages",
+                    Kind::Gauge,
+                    1.0,
+                    sum(false),
+                );
+                add("queue_dead".into(), "messages", Kind::Gauge, 1.0, sum(true));
+            }
             "alpharen_integrator_in_flight_calls" if !s.rows.is_empty() => add(
                 "integrator_in_flight".into(),
                 "calls",

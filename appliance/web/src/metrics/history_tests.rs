@@ -123,7 +123,12 @@ fn the_charted_figures_come_from_the_scrape_series() {
             {"name": "b", "enabled": true, "rx_bytes": 50, "tx_bytes": 5}]}),
     ));
     all.extend(series::of_status("mail", &json!({"queued": 4})));
-    all.extend(series::of_status("integrator", &json!({"in_flight": 2})));
+    all.extend(series::of_status(
+        "integrator",
+        &json!({"in_flight": 2, "queues": [
+            {"topic": "orders", "subscriber": "a", "ready": 3, "in_flight": 1, "dead": 2},
+            {"topic": "(invoke_async)", "subscriber": "b", "ready": 5, "in_flight": 0, "dead": 0}]}),
+    ));
     let got: Vec<(String, f64)> = readings(&all, 42.0)
         .into_iter()
         .map(|r| (r.key, r.value))
@@ -137,12 +142,27 @@ fn the_charted_figures_come_from_the_scrape_series() {
         ("vpn_tx", 10.0),
         ("mail_queue", 4.0),
         ("integrator_in_flight", 2.0),
+        ("queue_depth", 9.0),
+        ("queue_dead", 2.0),
     ];
     assert_eq!(
         got,
         want.map(|(k, v)| (k.to_string(), v)).to_vec(),
         "in the order of the series"
     );
+}
+
+#[test]
+fn an_integrator_without_queues_charts_zero() {
+    let got: Vec<(String, f64)> = readings(
+        &series::of_status("integrator", &json!({"queues": []})),
+        0.0,
+    )
+    .into_iter()
+    .map(|r| (r.key, r.value))
+    .collect();
+    assert!(got.contains(&("queue_depth".into(), 0.0)), "{got:?}");
+    assert!(got.contains(&("queue_dead".into(), 0.0)), "{got:?}");
 }
 
 #[test]

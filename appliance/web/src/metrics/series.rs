@@ -296,6 +296,23 @@ fn integrator(v: &Value) -> Vec<Series> {
         Gauge,
         "Calls this node has in flight at a remote integrator server",
     );
+    let mut queued = Series::new(
+        "alpharen_integrator_queue_messages",
+        Gauge,
+        "Messages in a pub/sub or invoke_async queue, by topic, subscriber and state (ready, in_flight, dead)",
+    );
+    for q in items(v, "queues") {
+        for state in ["ready", "in_flight", "dead"] {
+            queued.push(
+                vec![
+                    ("topic", text(q, "topic")),
+                    ("subscriber", text(q, "subscriber")),
+                    ("state", state.into()),
+                ],
+                num(q, state),
+            );
+        }
+    }
     if let (Some(all), Some(idle)) = (num(v, "workers"), num(v, "idle_workers")) {
         workers.push(vec![("idle", "true".into())], Some(idle));
         workers.push(vec![("idle", "false".into())], Some((all - idle).max(0.0)));
@@ -311,7 +328,9 @@ fn integrator(v: &Value) -> Vec<Series> {
         );
         remote.push(l(), num(s, "in_flight"));
     }
-    vec![workers, replaced, in_flight, channels, healthy, remote]
+    vec![
+        workers, replaced, in_flight, channels, healthy, remote, queued,
+    ]
 }
 
 fn dpx(v: &Value) -> Vec<Series> {

@@ -117,7 +117,42 @@ fn statuses_become_series() {
 
     let integ = series::of_status(
         "integrator",
-        &json!({"workers": 4, "idle_workers": 3, "workers_replaced": 1, "in_flight": 1, "channels": 2, "servers": []}),
+        &json!({"workers": 4, "idle_workers": 3, "workers_replaced": 1, "in_flight": 1, "channels": 2, "servers": [],
+            "queues": [{"topic": "orders", "subscriber": "billing", "ready": 5, "in_flight": 1, "dead": 2}]}),
+    );
+    let q = integ
+        .iter()
+        .find(|s| s.name == "alpharen_integrator_queue_messages")
+        .unwrap();
+    let rows: Vec<(String, f64)> = q
+        .rows
+        .iter()
+        .map(|(l, v)| {
+            (
+                l.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                *v,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "topic=orders,subscriber=billing,state=ready".to_string(),
+                5.0
+            ),
+            (
+                "topic=orders,subscriber=billing,state=in_flight".to_string(),
+                1.0
+            ),
+            (
+                "topic=orders,subscriber=billing,state=dead".to_string(),
+                2.0
+            ),
+        ]
     );
     let w = integ
         .iter()
