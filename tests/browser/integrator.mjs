@@ -207,6 +207,19 @@ await run(t, 'integrator console', async () => {
   await shot('invoke-logs');
   step('Invoke panel shows "INFO logs.demo: handling order 7" and the printed line beside the response');
 
+  // The service's "logs" link opens the Logs page on the integrator's lines, filtered by its name.
+  await page.click('#int-services tr[data-service="logs.demo"] a:has-text("logs")');
+  await page.waitForSelector('#log-filter');
+  const preset = await page.evaluate(() => [document.getElementById('log-service').value, document.getElementById('log-filter').value]);
+  if (preset[0] !== 'integrator' || preset[1] !== 'logs.demo') throw new Error('logs link presets: ' + preset);
+  await page.waitForFunction(() => document.getElementById('log').textContent.includes('handling order 7'), null, { timeout: 15000 });
+  const shown = (await page.textContent('#log')).split('\n').filter((l) => l);
+  if (shown.some((l) => !l.toLowerCase().includes('logs.demo'))) throw new Error('a line without logs.demo shown: ' + shown.join(' | '));
+  await shot('service-logs');
+  step('the service\'s logs link shows the integrator\'s lines of logs.demo only, "handling order 7" among them');
+  await page.evaluate(() => { location.hash = '#/integrator'; });
+  await page.waitForSelector('#int-services tr[data-service="logs.demo"]');
+
   // Channels: a bad method is shown beside its field; then the channel is made and answers.
   await page.click('[role=tab]:has-text("Channels")');
   await page.waitForSelector('#ch-form');

@@ -120,7 +120,7 @@ export -f ctl acme fp_of mail_fp
 SELF_FP=$(file_fp "$STATE/tls/cert.pem")
 
 # --- 1. TLS-ALPN-01.
-wait_for 60 bash -c "acme | jq -e '.state == \"waiting\" and .serving'" \
+wait_for 60 bash -o pipefail -c "acme | jq -e '.state == \"waiting\" and .serving'" \
   || { acme; ctl logs web | tail -20; tail -20 "$CA/pebble.log"; fail "no certificate over TLS-ALPN-01"; }
 trusted "$NAME" || fail "curl does not trust the TLS-ALPN-01 certificate with pebble's root"
 ctl logs web -n 2000 | has "ACME: answered a TLS-ALPN-01 validation" || fail "no TLS-ALPN-01 validation in the log"
@@ -152,7 +152,7 @@ pass "config refuses a wildcard without dns-01, a dns-01 name outside the zone a
 ctl config set acme.domains "['*.$ZONE', '$ZONE']" >/dev/null || fail "config set acme.domains (wildcard)"
 wait_for 90 bash -c "openssl x509 -in $STATE/tls/acme.pem -noout -ext subjectAltName 2>/dev/null | grep -q 'DNS:\*\.$ZONE'" \
   || { acme; ctl logs web | tail -20; tail -20 "$CA/pebble.log"; fail "no wildcard certificate over DNS-01"; }
-wait_for 20 bash -c "acme | jq -e '.state == \"waiting\" and .serving'" || { acme; fail "status after the wildcard order"; }
+wait_for 20 bash -o pipefail -c "acme | jq -e '.state == \"waiting\" and .serving'" || { acme; fail "status after the wildcard order"; }
 for host in "$NAME" "anything.$ZONE"; do
   trusted "$host" || fail "curl does not trust the wildcard certificate for $host"
 done

@@ -131,14 +131,14 @@ export -f ctl acme
 SELF_FP=$(file_fp "$STATE/tls/cert.pem")
 
 # --- 1. no secret.
-wait_for 30 bash -c "acme | jq -en 'input | .state == \"failed\"'" || { acme; fail "an order without the secret did not fail"; }
+wait_for 30 bash -o pipefail -c "acme | jq -en 'input | .state == \"failed\"'" || { acme; fail "an order without the secret did not fail"; }
 acme | jq -en 'input | .last_error | test("web.acme.tsig is not set")' >/dev/null || { acme; fail "the error does not say the secret is missing"; }
 has -c "new-order" "$CA/pebble.log" && fail "pebble got an order without a TSIG key"
 pass "without the secret the order fails before the CA is asked, and ctl acme status says web.acme.tsig is not set"
 
 # --- 2. a wrong secret.
 with_secret "$WRONG"
-wait_for 60 bash -c "acme | jq -en 'input | .last_error | test(\"BadSig\")'" \
+wait_for 60 bash -o pipefail -c "acme | jq -en 'input | .last_error | test(\"BadSig\")'" \
   || { acme; ctl logs web | tail -20; tail -20 "$CA/bind.log"; fail "the wrong TSIG secret is not reported"; }
 acme | jq -en 'input | .state == "failed" and .serving == false and (.last_error | test("acme-key") and test("127.0.0.1:'"$BIND_PORT"'") and test("_acme-challenge.'"$ZONE"'"))' >/dev/null \
   || { acme; fail "the error does not name the key, the server and the record"; }
@@ -151,7 +151,7 @@ pass "a wrong TSIG secret: BIND refused the update (BADSIG), ctl acme status nam
 
 # --- 3. the right secret: the failures do not delay the new key's order.
 with_secret "$SECRET"
-wait_for 90 bash -c "acme | jq -en 'input | .state == \"waiting\" and .serving'" \
+wait_for 90 bash -o pipefail -c "acme | jq -en 'input | .state == \"waiting\" and .serving'" \
   || { acme; ctl logs web | tail -20; tail -20 "$CA/pebble.log"; tail -20 "$CA/bind.log"; fail "no certificate over DNS-01 through BIND"; }
 openssl x509 -in "$STATE/tls/acme.pem" -noout -ext subjectAltName | has "DNS:\*\.$ZONE" || fail "acme.pem does not name *.$ZONE"
 for host in "$NAME" "anything.$ZONE" "$ZONE"; do

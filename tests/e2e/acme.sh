@@ -97,7 +97,7 @@ export -f ctl acme served_fp
 SELF_FP=$(file_fp "$STATE/tls/cert.pem")
 
 # --- 1. a failed order: reported, the self-signed certificate serves.
-wait_for 60 bash -c "acme | jq -e '.state == \"failed\" and .failures >= 1'" \
+wait_for 60 bash -o pipefail -c "acme | jq -e '.state == \"failed\" and .failures >= 1'" \
   || { acme; ctl logs web | tail -20; fail "the failed order is not reported"; }
 acme | jq -e '.last_error | test("console.acme.test:'"$CLOSED_PORT"'.*connection refused")' >/dev/null \
   || { acme; fail "the error does not say which name failed and why"; }
@@ -111,7 +111,7 @@ pass "a failed order is reported in ctl acme status and the log; the self-signed
 
 # --- 2. the right CA: a certificate curl trusts with pebble's root.
 ctl config set acme.directory "https://127.0.0.1:$GOOD_PORT/dir" >/dev/null || fail "config set acme.directory"
-wait_for 60 bash -c "acme | jq -e '.state == \"waiting\" and .serving'" \
+wait_for 60 bash -o pipefail -c "acme | jq -e '.state == \"waiting\" and .serving'" \
   || { acme; ctl logs web | tail -20; cat "$CA/good.log" | tail -20; fail "no certificate from pebble"; }
 curl -sf --cacert "$CA/ca.pem" "https://127.0.0.1:$GOOD_MGMT/roots/0" >"$CA/root.pem" || fail "pebble's root"
 curl -sf --cacert "$CA/root.pem" --resolve "$NAME:$HTTPS_PORT:127.0.0.1" \
@@ -203,7 +203,7 @@ pass "a forced renewal swapped the certificate; a connection opened before it ke
 # the secret store, and orders nothing.
 orders=$(ctl logs web -n 2000 | grep -c 'ACME: ordering')
 ctl restart web >/dev/null || fail "restart web"
-wait_for 20 bash -c "acme | jq -e '.serving and .state == \"waiting\"'" || { acme; fail "web after a restart"; }
+wait_for 20 bash -o pipefail -c "acme | jq -e '.serving and .state == \"waiting\"'" || { acme; fail "web after a restart"; }
 wait_for 20 curl -skf "https://127.0.0.1:$HTTPS_PORT/api/v1/health" || fail "web did not come back"
 [ "$(served_fp)" = "$SECOND_FP" ] || fail "a restarted web does not serve the stored certificate"
 sleep 2
@@ -212,10 +212,10 @@ pass "a restarted web service serves the stored certificate without a new order"
 
 # --- 4. renewal against the wrong-port pebble fails; the certificate stays.
 ctl config set acme.directory "https://127.0.0.1:$BAD_PORT/dir" >/dev/null || fail "config set acme.directory (bad)"
-wait_for 10 bash -c "acme | jq -e '.directory | test(\"$BAD_PORT\")'" \
+wait_for 10 bash -o pipefail -c "acme | jq -e '.directory | test(\"$BAD_PORT\")'" \
   || fail "the new directory is not in the status"
 ctl acme renew >/dev/null || fail "ctl acme renew (bad)"
-wait_for 60 bash -c "acme | jq -e '.state == \"failed\"'" \
+wait_for 60 bash -o pipefail -c "acme | jq -e '.state == \"failed\"'" \
   || { acme; fail "the failed renewal is not reported"; }
 acme | jq -e '.serving and (.last_error | test("console.acme.test:'"$CLOSED_PORT"'.*connection refused"))' >/dev/null || { acme; fail "status after a failed renewal"; }
 [ "$(served_fp)" = "$SECOND_FP" ] || fail "the certificate changed after a failed renewal"

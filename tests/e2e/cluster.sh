@@ -54,7 +54,7 @@ out=$(c A cluster init lab) || fail "cluster init: $out"
 TOKEN=$(grep -o 'arc1\.[^ ]*' <<<"$out") || fail "no token in: $out"
 [ "$(c A cluster token)" = "$TOKEN" ] || fail "cluster token differs from init's"
 has "@${IP[A]}:443\$" <<<"$TOKEN" || fail "the token does not name A's web API: $TOKEN"
-wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$W/a' --json cluster status | jq -e '.members | length == 1 and .[0].state == \"up\"'" \
+wait_for 20 bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$W/a' --json cluster status | jq -e '.members | length == 1 and .[0].state == \"up\"'" \
   || { st A; c A logs cluster | tail -20; fail "A's own heartbeat did not appear"; }
 out=$(c A cluster init again 2>&1) && fail "a second init was taken: $out"
 has "already in cluster" <<<"$out" || fail "second init: $out"
@@ -198,7 +198,7 @@ pass "nats-server died with its cluster service"
 kill -9 "${PID[C]}"
 pkill -9 -f "$W/c( |/|\$)"   # the supervisor's children too, as a power cut would
 wait_for 10 bash -c "! pgrep -f '$W/c( |/|\$)' >/dev/null" || fail "C's processes survived kill -9"
-wait_for 30 bash -c "'$ALPHAREN' ctl --state-dir '$W/a' --json cluster status | jq -e '[.members[] | {(.node): .state}] | add == {\"a\":\"up\",\"b\":\"up\",\"c\":\"down\"}'" \
+wait_for 30 bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$W/a' --json cluster status | jq -e '[.members[] | {(.node): .state}] | add == {\"a\":\"up\",\"b\":\"up\",\"c\":\"down\"}'" \
   || { st A; fail "C was not marked down on A"; }
 pass "C killed: A sees a, b up and c down"
 

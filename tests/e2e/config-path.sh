@@ -27,7 +27,7 @@ export ALPHAREN STATE; export -f ctl reloads
 # --- a [node] change reaches net, mail, web and dpx
 declare -A before
 for s in net mail web dpx; do
-  wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$STATE' services --json | jq -e '.[] | select(.name == \"$s\" and .state == \"running\")'" \
+  wait_for 20 bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$STATE' services --json | jq -e '.[] | select(.name == \"$s\" and .state == \"running\")'" \
     || fail "$s is not running"
   before[$s]=$(reloads "$s")
 done
@@ -46,7 +46,7 @@ ctl vpn peer add phone >"$STATE/phone.out" || fail "peer add: $(cat "$STATE/phon
 P2=$(ctl --json config history -n 1 | jq -r .pending.revision)
 [ "$P2" != null ] || fail "vpn peer add confirmed the admin's pending [network] change"
 pass "vpn peer add left the pending [network] change pending (now revision $P2)"
-wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$STATE' --json config history -n 1 | jq -e '.pending == null'" \
+wait_for 20 bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$STATE' --json config history -n 1 | jq -e '.pending == null'" \
   || fail "the pending change never reverted"
 ctl --json config show network | jq -e '.config.dns.servers | index("192.0.2.53") | not' >/dev/null \
   || fail "the unconfirmed [network] change is still in effect after its deadline"

@@ -59,13 +59,13 @@ scrape() { curl -skf -b "$STATE/admin.jar" "$BASE/metrics"; }
 export -f ctl scrape; export ALPHAREN STATE BASE jar
 for i in 1 2 3; do ctl integrator publish parked "{\"n\":$i}" >/dev/null || fail "publish $i"; done
 # jq -n with input: no answer at all is a failure, not a vacuous pass.
-wait_for 10 bash -c "ctl --json integrator status | jq -en 'input | [.queues[] | select(.topic == \"parked\" and .subscriber == \"nobody.home\") | .ready + .in_flight] == [3]'" \
+wait_for 10 bash -o pipefail -c "ctl --json integrator status | jq -en 'input | [.queues[] | select(.topic == \"parked\" and .subscriber == \"nobody.home\") | .ready + .in_flight] == [3]'" \
   || fail "integrator status has no queue depth: $(ctl --json integrator status | jq -c .queues)"
 curl -skf -c "$STATE/admin.jar" -H 'content-type: application/json' \
   --data "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" "$BASE/api/v1/session" >/dev/null || fail "admin login"
 wait_for 10 bash -c "scrape | grep -qxF 'alpharen_integrator_queue_messages{topic=\"parked\",subscriber=\"nobody.home\",state=\"ready\"} 3.0'" \
   || fail "/metrics has no queue depth: $(curl -skf -b "$STATE/admin.jar" "$BASE/metrics" | grep queue_messages)"
-wait_for 30 bash -c "curl -skf -b '$jar' '$BASE/api/v1/metrics/history' | jq -en 'input | [.series[] | select(.key == \"queue_depth\") | .values[-1]] == [3]'" \
+wait_for 30 bash -o pipefail -c "curl -skf -b '$jar' '$BASE/api/v1/metrics/history' | jq -en 'input | [.series[] | select(.key == \"queue_depth\") | .values[-1]] == [3]'" \
   || fail "no queue depth in the history: $(history | jq -c '[.series[] | select(.key | startswith("queue")) | {key, unit, values: .values[-3:]}]')"
 history | jq -en 'input | [.series[] | select(.key == "queue_dead") | .unit] == ["messages"]' >/dev/null || fail "no dead-letter series"
 pass "queue depth: 3 waiting messages in the integrator's status, /metrics and the history (queue_depth)"

@@ -174,7 +174,7 @@ for m in run_once:once.run skip:once.skip; do
     "{name = \"${m#*:}\", service = \"job.tick\", kind = \"one_time\", at = \"$AT_S\", misfire = \"${m%%:*}\"}" >/dev/null \
     || fail "one-time job ${m#*:} not added"
 done
-wait_for 10 bash -c "ctl --json integrator jobs | jq -e '[.[] | select(.name == \"once.run\" or .name == \"once.skip\") | .next_run | select(. != null)] | length == 2'" \
+wait_for 10 bash -o pipefail -c "ctl --json integrator jobs | jq -e '[.[] | select(.name == \"once.run\" or .name == \"once.skip\") | .next_run | select(. != null)] | length == 2'" \
   || { ctl integrator jobs; fail "the one-time jobs were not scheduled"; }
 [ "$(date +%s)" -lt $((AT - 1)) ] || fail "the one-time jobs fell due before the node went down (adding them took over 5 s)"
 kill "$NODE_PID"; wait "$NODE_PID" 2>/dev/null || true

@@ -134,7 +134,7 @@ curl -sS -f "$LB/user/42" | jq -e '.channel == "user.by-id"' >/dev/null || fail 
 pass "/user/{name} beside /user/{user_id} refused: $(grep -m1 'user.by-name' "$STATE/conflict.out" | sed 's/^ *//')"
 jq '.integrator.channels[6].methods = ["DELETE"]' "$STATE/conflict.json" >"$STATE/split.json"
 ctl config apply -f "$STATE/split.json" >/dev/null || fail "same path shape with another method refused"
-wait_for 10 bash -c "curl -s -X DELETE '$LB/user/ann' | jq -e '.me == true and .channel == \"user.by-name\"'" \
+wait_for 10 bash -o pipefail -c "curl -s -X DELETE '$LB/user/ann' | jq -e '.me == true and .channel == \"user.by-name\"'" \
   || fail "DELETE /user/ann did not reach user.by-name"
 curl -sS -f "$LB/user/42" | jq -e '.channel == "user.by-id"' >/dev/null || fail "GET /user/42 moved"
 pass "the same shape with another method (DELETE) is accepted and split by method"

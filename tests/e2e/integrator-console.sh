@@ -11,6 +11,7 @@
 . "$(dirname "$0")/../lib.sh"
 browser_deps
 STATE=$(mktemp -d /tmp/alpharen-intui.XXXXXX)
+export ALPHAREN STATE; export -f ctl   # for the `bash -c` waits
 on_exit "rm -rf $STATE"
 cat >"$STATE/seed.toml" <<'TOML'
 [integrator]
@@ -85,7 +86,7 @@ class Note(Service):
 PY
 ctl integrator deploy "$STATE/note.py" >/dev/null || fail "deploy note.py"
 ctl integrator publish orders '{"key": "o1", "value": "redriven", "fail": true}' >/dev/null || fail "publish"
-wait_for 15 bash -c "ctl --json integrator topics | jq -e '.[] | select(.topic == \"orders\") | .dead == 1'" ||
+wait_for 15 bash -o pipefail -c "ctl --json integrator topics | jq -e '.[] | select(.topic == \"orders\") | .dead == 1'" ||
   { ctl integrator topics; fail "the order did not become a dead letter"; }
 
 TEST_OUT=$OUT timeout 180 node "$DIR/integrator.mjs" "$BASE" "$PASSWORD" "http://127.0.0.1:$LB_PORT" "$FILES" ||

@@ -49,7 +49,7 @@ svc one >"$STATE/hello.py"
 req POST /api/v1/integrator/services/hello.py -H "authorization: Bearer $TOKEN" --data-binary @"$STATE/hello.py"
 expect 200 "deploy with curl --data-binary and a token"
 json '.version == 1 and .services[0].name == "hello.world"' || fail "deploy answer: $BODY"
-wait_for 10 bash -c "curl -sf '$LB/hello' | jq -e '.hi == \"one\"'" || fail "deployed service does not answer on $LB/hello"
+wait_for 10 bash -o pipefail -c "curl -sf '$LB/hello' | jq -e '.hi == \"one\"'" || fail "deployed service does not answer on $LB/hello"
 pass "curl --data-binary @hello.py with a token deploys; the channel answers"
 
 req POST /api/v1/integrator/services/hello.py --data-binary @"$STATE/hello.py"
@@ -74,7 +74,7 @@ pass "a broken file: 422 with line 8 and the traceback; version 1 still answers"
 svc two >"$STATE/hello2.py"
 req POST /api/v1/integrator/services/hello.py -H "authorization: Bearer $TOKEN" --data-binary @"$STATE/hello2.py"
 expect 200 "deploy version 2"
-wait_for 10 bash -c "curl -sf '$LB/hello' | jq -e '.hi == \"two\"'" || fail "version 2 does not answer"
+wait_for 10 bash -o pipefail -c "curl -sf '$LB/hello' | jq -e '.hi == \"two\"'" || fail "version 2 does not answer"
 req GET /api/v1/integrator/services -H "authorization: Bearer $RO"
 expect 200 "list with a viewer token"
 json 'map(select(.file == "hello.py")) | length == 1' || fail "hello.py not listed: $BODY"
@@ -100,7 +100,7 @@ pass "invoke through the API: the service's answer with its time; an unknown ser
 
 req POST /api/v1/integrator/services/hello.py/rollback -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' --data-binary '{"version":1}'
 expect 200 "rollback"
-wait_for 10 bash -c "curl -sf '$LB/hello' | jq -e '.hi == \"one\"'" || fail "rollback not live"
+wait_for 10 bash -o pipefail -c "curl -sf '$LB/hello' | jq -e '.hi == \"one\"'" || fail "rollback not live"
 req POST /api/v1/integrator/services/hello.py/rollback -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' --data-binary '{"version":9}'
 expect 404 "rollback to a version that does not exist"
 pass "rollback through the API; an unknown version 404"
@@ -113,7 +113,7 @@ svc three >"$STATE/hello3.py"
 timeout 60 ssh "${SSHOPTS[@]}" admin@127.0.0.1 integrator deploy - --name hello.py <"$STATE/hello3.py" >"$STATE/ssh.out" 2>&1 ||
   { cat "$STATE/ssh.out"; fail "ssh stdin deploy failed"; }
 has "deployed hello.py version 3" "$STATE/ssh.out" || fail "ssh deploy output: $(cat "$STATE/ssh.out")"
-wait_for 10 bash -c "curl -sf '$LB/hello' | jq -e '.hi == \"three\"'" || fail "the ssh deploy does not answer"
+wait_for 10 bash -o pipefail -c "curl -sf '$LB/hello' | jq -e '.hi == \"three\"'" || fail "the ssh deploy does not answer"
 if timeout 60 ssh "${SSHOPTS[@]}" admin@127.0.0.1 integrator deploy - <"$STATE/hello3.py" >"$STATE/ssh-noname.out" 2>&1; then
   fail "a stdin deploy without --name was taken"
 fi
@@ -129,7 +129,7 @@ svc four >"$STATE/hello4.py"
 remote "$TOKEN" integrator deploy "$STATE/hello4.py" --name hello.py >"$STATE/remote.out" 2>&1 ||
   { cat "$STATE/remote.out"; fail "ctl --node deploy failed"; }
 has "deployed hello.py version 4" "$STATE/remote.out" || fail "ctl --node deploy output: $(cat "$STATE/remote.out")"
-wait_for 10 bash -c "curl -sf '$LB/hello' | jq -e '.hi == \"four\"'" || fail "the ctl --node deploy does not answer"
+wait_for 10 bash -o pipefail -c "curl -sf '$LB/hello' | jq -e '.hi == \"four\"'" || fail "the ctl --node deploy does not answer"
 remote "$TOKEN" integrator invoke hello.world '{"x": 1}' >"$STATE/remote-invoke.out" 2>&1 || fail "ctl --node invoke: $(cat "$STATE/remote-invoke.out")"
 has '^HTTP 200 in' "$STATE/remote-invoke.out" && has '"hi": "four"' "$STATE/remote-invoke.out" || fail "ctl --node invoke printed: $(cat "$STATE/remote-invoke.out")"
 remote "$RO" --json integrator versions hello.py | jq -e 'length == 4 and .[3].actor == "admin"' >/dev/null ||

@@ -92,7 +92,7 @@ pass "without SQLAlchemy uploaded a session is the SDK's text-SQL one; a project
 ctl integrator packages add $WHEELS/typing_extensions-*.whl $WHEELS/greenlet-*.whl $WHEELS/sqlalchemy-*.whl >"$STATE/out" 2>&1 \
   || { cat "$STATE/out"; fail "packages add"; }
 ctl integrator deploy "$STATE/hotel.zip" >"$STATE/out" 2>&1 || { cat "$STATE/out"; fail "deploy of the ORM project"; }
-wait_for 20 bash -c "ctl --json integrator invoke orm.session-kind | jq -e '.body.session == \"alpharen.sqlorm.Session\" and .body.one == 1' >/dev/null" \
+wait_for 20 bash -o pipefail -c "ctl --json integrator invoke orm.session-kind | jq -e '.body.session == \"alpharen.sqlorm.Session\" and .body.one == 1' >/dev/null" \
   || fail "with SQLAlchemy: $(ctl --json integrator invoke orm.session-kind)"
 wait_for 20 bash -c "curl -s -o /dev/null -w '%{http_code}' '$LB/stats' | has -x 200" || fail "stats: $(curl -s "$LB/stats")"
 post /rooms '{"floor_no": 1, "room_no": 1, "supplement": 10.5, "name": "Sea view", "kind": "suite", "price": "99.90", "extras": {"tv": true, "beds": [1, 2]}}'

@@ -139,7 +139,7 @@ remote --json integrator packages | jq -e '.set_version == 5 and (.packages | ma
   ["certifi", "charset_normalizer", "idna", "requests", "urllib3"]) and all(.packages[]; .size > 0 and .added_by != "")' >/dev/null \
   || fail "package list (ctl --node): $(ctl --json integrator packages)"
 ctl integrator deploy "$STATE/fetcher.py" >/dev/null || fail "the requests service does not deploy once its wheels are installed"
-wait_for 10 bash -c "curl -sf '$LB/fetch' | jq -e '.status == 200 and .text == \"pong from http.server\"'" \
+wait_for 10 bash -o pipefail -c "curl -sf '$LB/fetch' | jq -e '.status == 200 and .text == \"pong from http.server\"'" \
   || fail "the requests service does not answer: $(curl -s "$LB/fetch")"
 pass "5 wheels (one manylinux) uploaded by API, ctl and ctl --node, listed; requests fetches from http.server; no call dropped meanwhile; viewer 403"
 

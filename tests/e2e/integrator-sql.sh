@@ -222,7 +222,7 @@ pass "a service's message reaches the smarthost through ARMAIL (Bcc in the envel
 kill "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || [ $? = 143 ] || fail "the smarthost did not stop on SIGTERM"
 req POST /notify -H 'content-type: application/json' -d '{"to": "ops@example.net", "subject": "report-2"}'
 [ "$CODE" = 200 ] || fail "notify with the smarthost down: HTTP $CODE $BODY"
-wait_for 10 bash -c "ctl --json mail queue | jq -e 'length == 1' >/dev/null" || fail "the message is not in the queue: $(ctl mail queue)"
+wait_for 10 bash -o pipefail -c "ctl --json mail queue | jq -e 'length == 1' >/dev/null" || fail "the message is not in the queue: $(ctl mail queue)"
 start_sink
 ctl mail flush >/dev/null || fail "ctl mail flush"
 wait_for 20 sink_has report-2 || { ctl mail queue; fail "the queued message was not delivered when the smarthost came back"; }

@@ -206,7 +206,7 @@ pass "self.crypto: tokens both ways with cryptography's Fernet and the node's ke
 # --- self.user_config, a secret from the secret store ------------------------
 { cat "$STATE/seed.toml"; printf '[secrets]\n"integrator.user_config.crm_token" = "tok-123456"\n'; } >"$STATE/cfg.toml"
 ctl config apply --file "$STATE/cfg.toml" >/dev/null || fail "config with the user config secret refused"
-wait_for 20 bash -c "curl -sf '$LB/api/settings' | jq -e '.token_start == \"tok-\"' >/dev/null" || fail "user_config: $(curl -sS "$LB/api/settings")"
+wait_for 20 bash -o pipefail -c "curl -sf '$LB/api/settings' | jq -e '.token_start == \"tok-\"' >/dev/null" || fail "user_config: $(curl -sS "$LB/api/settings")"
 req GET /api/settings
 jq -e '.url == "https://crm.example" and .retries == 3' <<<"$BODY" >/dev/null || fail "user_config answer: $BODY"
 ! ctl config export | has -F tok-123456 || fail "the user config secret is in a revision"

@@ -47,7 +47,7 @@ reaction 913 0000000000000000"
 
 field() { sed -n "s/^$1:[[:space:]]*//p" "/proc/$2/status"; }
 while read -r name uid caps; do
-  wait_for 20 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json services | jq -e '.[] | select(.name==\"$name\" and .state==\"running\")'" \
+  wait_for 20 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json services | jq -e '.[] | select(.name==\"$name\" and .state==\"running\")'" \
     || fail "$name is not running: $(ctl services)"
   pid=$(ctl --json services | jq -r ".[] | select(.name==\"$name\") | .pid")
   [ "$(field Uid "$pid")" = "$uid	$uid	$uid	$uid" ] || fail "$name (pid $pid) Uid: $(field Uid "$pid"), want $uid"

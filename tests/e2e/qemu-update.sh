@@ -90,7 +90,7 @@ t0=$(date +%s)
 curl -sk --max-time 600 -o "$OUT/update-api.json" -w '%{http_code}' -b "$OUT/jar" -H "x-csrf-token: $(jq -r .csrf "$OUT/login.json")" \
   --limit-rate 4M -H 'content-type: application/octet-stream' --data-binary @"$aru" "https://127.0.0.1:$WEB/api/v1/system/update" >"$OUT/update-api.code" &
 UPLOAD=$!
-wait_for 120 bash -c "curl -sk --max-time 5 -b '$OUT/jar' 'https://127.0.0.1:$WEB/api/v1/system/update' | jq -e '.installing and .received > 0' >'$OUT/progress.json'" \
+wait_for 120 bash -o pipefail -c "curl -sk --max-time 5 -b '$OUT/jar' 'https://127.0.0.1:$WEB/api/v1/system/update' | jq -e '.installing and .received > 0' >'$OUT/progress.json'" \
   || fail "no install in progress seen in GET /api/v1/system/update"
 wait "$UPLOAD" || fail "curl upload exited $?"
 [ "$(cat "$OUT/update-api.code")" = 200 ] && jq -e --arg v "$V2" '.slot == "b" and .version == $v' "$OUT/update-api.json" >/dev/null \
@@ -170,7 +170,7 @@ pass "v3 whose alpharen exits at start: slot A tried 3 times, v2 boots again and
 curl -sk --max-time 600 -o /dev/null -b "$OUT/jar" -H "x-csrf-token: $(jq -r .csrf "$OUT/login.json")" --limit-rate 1M \
   -H 'content-type: application/octet-stream' --data-binary @"$aru" "https://127.0.0.1:$WEB/api/v1/system/update" &
 wait_for 120 grep -q "update: slot a marked invalid" "$LOG" || { tail -20 "$LOG"; fail "the install into slot A did not start"; }
-wait_for 60 bash -c "curl -sk --max-time 5 -b '$OUT/jar' 'https://127.0.0.1:$WEB/api/v1/system/update' | jq -e '.received > 4000000'" \
+wait_for 60 bash -o pipefail -c "curl -sk --max-time 5 -b '$OUT/jar' 'https://127.0.0.1:$WEB/api/v1/system/update' | jq -e '.received > 4000000'" \
   || fail "the upload did not get under way"
 stop_hard
 start

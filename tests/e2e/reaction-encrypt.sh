@@ -49,12 +49,12 @@ agent() { # NAME ROLE [ARGS...]: an agent process, its log $W/NAME.log
 }
 agent host1 --reader
 agent host2 --executor --encrypt
-wait_for 30 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction status | jq -e '[.agents[] | select(.online)] | length == 2'" \
+wait_for 30 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction status | jq -e '[.agents[] | select(.online)] | length == 2'" \
   || fail "agents not online: $(ctl reaction status; cat "$W"/host*.log)"
 wait_for 20 grep -q "watching" "$W/host1.log" || fail "the reader did not get its watch list: $(cat "$W/host1.log")"
 
 echo "ERROR disk full" >>"$LOG"
-wait_for 30 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction runs | jq -e '.[0].state == \"done\"'" \
+wait_for 30 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction runs | jq -e '.[0].state == \"done\"'" \
   || fail "the run did not finish: $(ctl reaction runs; cat "$W/host2.log")"
 ctl --json reaction runs | jq -e '.[0].steps[0].output == "secret-output-42\n" and .[0].steps[0].host == "host2"' >/dev/null \
   || fail "the command's output: $(ctl --json reaction runs | jq -c '.[0].steps')"

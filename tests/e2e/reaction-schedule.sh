@@ -76,7 +76,7 @@ reaction_loopback_agents "$RPORT"
 starts() { ctl --json reaction schedules | jq '.starts'; }
 start_of() { starts | jq -r --argjson i "$1" '.[] | select(.incident_id == $i) | .id'; }
 incident_of() { # RULE: the id of its newest incident (waits for one)
-  wait_for 30 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '.[] | select(.rule == \"$1\")'" \
+  wait_for 30 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '.[] | select(.rule == \"$1\")'" \
     || fail "no incident of rule $1: $(ctl reaction incidents; tail -5 "$W/host1.log")"
   ctl --json reaction incidents | jq -r --arg r "$1" '[.[] | select(.rule == $r)][0].id'
 }
@@ -102,7 +102,7 @@ pass "a scheduled rule's incident is kept 'scheduled' with its planned start (th
 ctl reaction cancel "$S2" >"$W/cancel.out" || fail "ctl reaction cancel $S2: $(cat "$W/cancel.out")"
 EPID=$(ctl --json services | jq -r '.[] | select(.name=="reaction") | .pid')
 kill -9 "$EPID"
-wait_for 30 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json services | jq -e '.[] | select(.name==\"reaction\" and .state==\"running\" and .pid != $EPID)'" \
+wait_for 30 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json services | jq -e '.[] | select(.name==\"reaction\" and .state==\"running\" and .pid != $EPID)'" \
   || fail "engine not restarted"
 wait_for 30 ctl reaction schedules || fail "the restarted engine does not answer"
 NOW=$(( $(date +%s%3N) ))
@@ -110,7 +110,7 @@ if [ "$NOW" -lt "$DUE" ]; then
   [ "$(runs_of later | jq length)" = 0 ] || fail "the scheduled flow started before its time"
   starts | jq -e --argjson s "$S1" '.[] | select(.id == $s) | .state == "waiting"' >/dev/null || fail "the start is not waiting after the restart: $(starts)"
 fi
-wait_for 40 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction schedules | jq -e '.starts[] | select(.id == $S1) | .state == \"started\"'" \
+wait_for 40 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction schedules | jq -e '.starts[] | select(.id == $S1) | .state == \"started\"'" \
   || fail "the scheduled start did not happen after the engine restart: $(starts)"
 R=$(starts | jq -r --argjson s "$S1" '.[] | select(.id == $s) | .run_id')
 wait_for 30 bash -c "[ \"\$($(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction run $R | jq -r .state)\" = done ]" \

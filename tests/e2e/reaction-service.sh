@@ -154,9 +154,9 @@ S=$(ctl --json reaction start svc-low --in 6 | jq -r .start)
 ctl --json reaction schedules | jq -e --argjson s "$S" '.starts[] | select(.id == $s) | .state == "waiting"' >/dev/null || fail "the start is not waiting: $(ctl --json reaction schedules)"
 EPID=$(ctl --json services | jq -r '.[] | select(.name=="reaction") | .pid')
 kill -9 "$EPID"
-wait_for 30 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json services | jq -e '.[] | select(.name==\"reaction\" and .state==\"running\" and .pid != $EPID)'" || fail "engine not restarted"
+wait_for 30 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json services | jq -e '.[] | select(.name==\"reaction\" and .state==\"running\" and .pid != $EPID)'" || fail "engine not restarted"
 [ "$(runs_of svc-low | jq length)" = "$before" ] || fail "the timed start ran before its time"
-wait_for 30 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction schedules | jq -e '.starts[] | select(.id == $S) | .state == \"started\"'" \
+wait_for 30 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction schedules | jq -e '.starts[] | select(.id == $S) | .state == \"started\"'" \
   || fail "the timed start did not run after the engine restart: $(ctl --json reaction schedules)"
 R=$(ctl --json reaction schedules | jq -r --argjson s "$S" '.starts[] | select(.id == $s) | .run_id')
 run_end "$R" | jq -e '.flow == "svc-low" and .state == "done"' >/dev/null || fail "the timed run: $(ctl reaction run "$R")"

@@ -134,7 +134,7 @@ seed_ports "$STATE/seed.toml"
 start_node "$STATE" --config "$STATE/seed.toml"
 wait_for 30 ctl reaction status || fail "reaction service not reachable: $(tail -20 "$STATE/console.log")"
 reaction_secrets
-wait_for 20 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction status | jq -e '[.agents[] | select(.has_secret)] | length == 2'" \
+wait_for 20 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction status | jq -e '[.agents[] | select(.has_secret)] | length == 2'" \
   || fail "the engine did not take the agent secrets: $(ctl reaction status)"
 wait_for 30 bash -c "exec 3<>/dev/tcp/10.$N.1.1/$RPORT" || fail "agent API not listening on $RPORT"
 
@@ -147,7 +147,7 @@ agent() { # NAME NS ROLE...: starts an agent, sets AGENT_PID
 agent host1 "rx1$$" --reader; A1=$AGENT_PID
 agent host2 "rx2$$" --executor; A2=$AGENT_PID
 wait_for 20 grep -q "watching" "$W/host1.log" || fail "reader did not get its watch list: $(cat "$W/host1.log")"
-wait_for 20 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction status | jq -e '[.agents[] | select(.online)] | length == 2'" \
+wait_for 20 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction status | jq -e '[.agents[] | select(.online)] | length == 2'" \
   || fail "agents not online: $(ctl reaction status; cat "$W"/host*.log)"
 pass "engine listening; reader and executor online from their namespaces"
 
@@ -176,15 +176,15 @@ pass "log line → incident → command on host2 → if → mail with the output
 
 # --- rotation, truncation, reader restart: each line exactly once
 echo "ROT-1" >>"$LOG"; echo "ROT-2" >>"$LOG"
-wait_for 20 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '[.[] | select(.rule==\"rotation\")] | length == 2'" || fail "ROT-1/2 not reported"
+wait_for 20 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '[.[] | select(.rule==\"rotation\")] | length == 2'" || fail "ROT-1/2 not reported"
 echo "ROT-3" >>"$LOG"; mv "$LOG" "$LOG.1"; printf 'ROT-4\n%s\n' "a long line that is not a pattern match, so the file is longer than after its truncation" >"$LOG"
-wait_for 20 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '[.[] | select(.rule==\"rotation\")] | length == 4'" || fail "lines around the rotation not reported: $(incidents | jq -c '[.[] | select(.rule=="rotation") | .line]')"
+wait_for 20 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '[.[] | select(.rule==\"rotation\")] | length == 4'" || fail "lines around the rotation not reported: $(incidents | jq -c '[.[] | select(.rule=="rotation") | .line]')"
 : >"$LOG"; echo "ROT-5" >>"$LOG"
-wait_for 20 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '[.[] | select(.rule==\"rotation\")] | length == 5'" || fail "line after truncation not reported"
+wait_for 20 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '[.[] | select(.rule==\"rotation\")] | length == 5'" || fail "line after truncation not reported"
 kill "$A1"; wait "$A1" 2>/dev/null || true   # the reader stops (TERM)
 echo "ROT-6" >>"$LOG"
 agent host1 "rx1$$" --reader; A1=$AGENT_PID
-wait_for 20 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '[.[] | select(.rule==\"rotation\")] | length >= 6'" || fail "line written while the reader was down not reported"
+wait_for 20 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '[.[] | select(.rule==\"rotation\")] | length >= 6'" || fail "line written while the reader was down not reported"
 sleep 1
 lines=$(incidents | jq -r '[.[] | select(.rule=="rotation") | .line] | sort | join(",")')
 [ "$lines" = "ROT-1,ROT-2,ROT-3,ROT-4,ROT-5,ROT-6" ] || fail "rotation lines: $lines"
@@ -192,11 +192,11 @@ pass "rotation (rename + new file), truncation and a reader restart: every line 
 
 # --- approval: deny → nothing runs; approve → runs once
 echo "NEEDS-APPROVAL one" >>"$LOG"
-wait_for 20 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '[.[] | select(.rule==\"gated\" and .state==\"pending\")] | length == 1'" || fail "no pending incident"
+wait_for 20 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '[.[] | select(.rule==\"gated\" and .state==\"pending\")] | length == 1'" || fail "no pending incident"
 I1=$(incidents | jq -r '[.[] | select(.rule=="gated")][0].id')
 ctl reaction deny "$I1" >/dev/null
 echo "NEEDS-APPROVAL two" >>"$LOG"
-wait_for 20 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '[.[] | select(.rule==\"gated\" and .state==\"pending\")] | length == 1'" || fail "no second pending incident"
+wait_for 20 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction incidents | jq -e '[.[] | select(.rule==\"gated\" and .state==\"pending\")] | length == 1'" || fail "no second pending incident"
 I2=$(incidents | jq -r '[.[] | select(.rule=="gated" and .state=="pending")][0].id')
 sleep 1
 [ ! -e "$W/gated.out" ] || fail "the gated command ran before approval"
@@ -240,7 +240,7 @@ RUN=$(ctl --json reaction start slow | jq -r .run)
 wait_for 20 test -e "$W/slow.started" || fail "slow command did not start (2)"
 EPID=$(ctl --json services | jq -r '.[] | select(.name=="reaction") | .pid')
 kill -9 "$EPID"
-wait_for 30 bash -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json services | jq -e '.[] | select(.name==\"reaction\" and .state==\"running\" and .pid != $EPID)'" || fail "engine not restarted"
+wait_for 30 bash -o pipefail -c "$(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json services | jq -e '.[] | select(.name==\"reaction\" and .state==\"running\" and .pid != $EPID)'" || fail "engine not restarted"
 wait_for 40 bash -c "[ \"\$($(printf '%q ' "$ALPHAREN") ctl --state-dir $STATE --json reaction run $RUN | jq -r .state)\" = done ]" || fail "run after engine kill not done: $(ctl reaction run "$RUN")"
 grep -q "resuming run.*run=$RUN" "$STATE/log/reaction.log" 2>/dev/null || ctl logs reaction | has "resuming run" || fail "the engine did not say it resumed run $RUN"
 wait_for 30 bash -c "[ \$(grep -l 'Subject: slow done' $W/sink/*.eml 2>/dev/null | wc -l) -eq 2 ]" || fail "mails of the slow runs: $(grep -l 'Subject: slow done' "$W"/sink/*.eml | wc -l)"

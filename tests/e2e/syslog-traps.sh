@@ -137,7 +137,7 @@ pass "non-matching lines (severity, text, program) sent no trap"
 
 # --- a datagram that is not syslog is counted as a parse error
 printf 'not syslog' >"/dev/udp/127.0.0.1/$RX_PORT"
-wait_for 10 bash -c "ctl --json syslog status | jq -e '.receiver.counters.parse_errors == 1'" \
+wait_for 10 bash -o pipefail -c "ctl --json syslog status | jq -e '.receiver.counters.parse_errors == 1'" \
   || { ctl --json syslog status; fail "the parse error is not counted"; }
 ctl --json syslog status | jq -e '.receiver.counters | .received == 8 and .matched.disk == 4 and .traps_sent == 12' >/dev/null \
   || { ctl --json syslog status; fail "ctl syslog status counts"; }

@@ -417,6 +417,10 @@ async function logsView() {
   const svc = h('select', { id: 'log-service' }, h('option', { value: '' }, 'all'), h('option', { value: 'supervisor' }, 'supervisor'),
     ...status.map((s) => h('option', { value: s.name }, s.name)));
   const filter = h('input', { id: 'log-filter', placeholder: 'Filter text' });
+  // #/logs?service=S&filter=T (the Integrator page links a service's lines so).
+  const q = new URLSearchParams(location.hash.split('?')[1] || '');
+  if (q.get('service') && [...svc.options].some((o) => o.value === q.get('service'))) svc.value = q.get('service');
+  filter.value = q.get('filter') || '';
   const follow = h('input', { type: 'checkbox', id: 'log-follow' });
   const pre = h('pre', { class: 'log', id: 'log', tabindex: '0', 'aria-label': 'Log lines' });
   let lines = [];

@@ -176,7 +176,8 @@ export async function integratorView() {
   const [services, stats] = await Promise.all([api('GET', '/integrator/services'), api('GET', '/integrator/stats').catch(() => [])]);
   const statOf = Object.fromEntries(stats.map((x) => [x.service, x]));
   const rows = services.map((s) => h('tr', { 'data-service': s.name },
-    h('td', { 'data-label': 'Service' }, s.name),
+    h('td', { 'data-label': 'Service' }, s.name, ' ',
+      h('a', { href: `#/logs?service=integrator&filter=${enc(s.name)}`, 'aria-label': `logs of ${s.name}` }, 'logs')),
     h('td', { 'data-label': 'File' }, h('a', { href: `#/integrator?file=${enc(s.file)}` }, s.file)),
     h('td', { 'data-label': 'Version' }, s.version),
     h('td', { 'data-label': 'Description' }, s.doc || ''),
