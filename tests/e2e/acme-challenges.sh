@@ -20,6 +20,7 @@
 #    the zone are refused with the key path and the reason.
 # KEEP=1 leaves the state and CA directories in /tmp.
 . "$(dirname "$0")/../lib.sh"
+. "$ROOT/tests/acme-lib.sh"
 for c in pebble openssl curl jq dig ip; do
   command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"
 done
@@ -27,21 +28,13 @@ STATE=$(mktemp -d /tmp/alpharen-acmech.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
 CA=$(mktemp -d /tmp/alpharen-acmech-ca.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $CA"
-chmod 755 "$CA"
 ZONE=acme.test
 NAME=console.$ZONE
 MX=mx.$ZONE
 read -r DNS_PORT PEBBLE_PORT PEBBLE_MGMT CLOSED_PORT SUB_PORT < <(free_ports 5)
 
 # --- pebble's own HTTPS certificate, from a CA made here (acme.ca).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=pebble-test-ca -keyout "$CA/ca.key" -out "$CA/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-  -keyout "$CA/pebble.key" -out "$CA/pebble.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$CA/ext"
-openssl x509 -req -in "$CA/pebble.csr" -CA "$CA/ca.pem" -CAkey "$CA/ca.key" \
-  -CAcreateserial -days 2 -extfile "$CA/ext" -out "$CA/pebble.pem" 2>/dev/null
-chmod 644 "$CA/ca.pem"
+pebble_ca
 
 # --- the node: HTTPS and SMTP submission ports fixed first (pebble
 # validates TLS-ALPN-01 on the HTTPS port).
@@ -70,18 +63,7 @@ ca = "$CA/ca.pem"
 TOML
 seed_ports "$STATE/seed.toml"
 
-cat >"$CA/pebble.json" <<EOF
-{"pebble": {"listenAddress": "127.0.0.1:$PEBBLE_PORT", "managementListenAddress": "127.0.0.1:$PEBBLE_MGMT",
-  "certificate": "$CA/pebble.pem", "privateKey": "$CA/pebble.key",
-  "httpPort": $CLOSED_PORT, "tlsPort": $HTTPS_PORT, "ocspResponderURL": "",
-  "externalAccountBindingRequired": false}}
-EOF
-PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 \
-  pebble -config "$CA/pebble.json" -dnsserver "127.0.0.1:$DNS_PORT" >"$CA/pebble.log" 2>&1 &
-PEBBLE_PID=$!
-on_exit "kill $PEBBLE_PID 2>/dev/null; wait $PEBBLE_PID 2>/dev/null"
-wait_for 10 curl -sf --cacert "$CA/ca.pem" "https://127.0.0.1:$PEBBLE_PORT/dir" \
-  || { cat "$CA/pebble.log"; fail "pebble did not start"; }
+start_pebble pebble "$PEBBLE_PORT" "$PEBBLE_MGMT" "$CLOSED_PORT" "$HTTPS_PORT" "127.0.0.1:$DNS_PORT"
 curl -sf --cacert "$CA/ca.pem" "https://127.0.0.1:$PEBBLE_MGMT/roots/0" >"$CA/root.pem" || fail "pebble's root"
 
 # A mail client on the "LAN": a namespace of the test's own behind a veth.

@@ -21,6 +21,7 @@
 #    outside rfc2136.zone, rfc2136 without dns-01.
 # KEEP=1 leaves the state and CA directories in /tmp.
 . "$(dirname "$0")/../lib.sh"
+. "$ROOT/tests/acme-lib.sh"
 for c in pebble named tsig-keygen openssl curl jq dig; do
   command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"
 done
@@ -28,7 +29,6 @@ STATE=$(mktemp -d /tmp/alpharen-acme2136.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
 CA=$(mktemp -d /tmp/alpharen-acme2136-ca.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $CA"
-chmod 755 "$CA"
 ZONE=ext.test
 NAME=console.$ZONE
 read -r BIND_PORT PEBBLE_PORT PEBBLE_MGMT CLOSED_PORT CLOSED_TLS < <(free_ports 5)
@@ -66,26 +66,8 @@ wait_for 20 bash -c "dig @127.0.0.1 -p $BIND_PORT +short $ZONE SOA | grep -q hos
 txt() { dig @127.0.0.1 -p "$BIND_PORT" +short "_acme-challenge.$ZONE" TXT; }
 
 # --- pebble's own HTTPS certificate, from a CA made here (acme.ca).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=pebble-test-ca -keyout "$CA/ca.key" -out "$CA/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-  -keyout "$CA/pebble.key" -out "$CA/pebble.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$CA/ext"
-openssl x509 -req -in "$CA/pebble.csr" -CA "$CA/ca.pem" -CAkey "$CA/ca.key" \
-  -CAcreateserial -days 2 -extfile "$CA/ext" -out "$CA/pebble.pem" 2>/dev/null
-chmod 644 "$CA/ca.pem"
-cat >"$CA/pebble.json" <<EOF
-{"pebble": {"listenAddress": "127.0.0.1:$PEBBLE_PORT", "managementListenAddress": "127.0.0.1:$PEBBLE_MGMT",
-  "certificate": "$CA/pebble.pem", "privateKey": "$CA/pebble.key",
-  "httpPort": $CLOSED_PORT, "tlsPort": $CLOSED_TLS, "ocspResponderURL": "",
-  "externalAccountBindingRequired": false}}
-EOF
-PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 \
-  pebble -config "$CA/pebble.json" -dnsserver "127.0.0.1:$BIND_PORT" >"$CA/pebble.log" 2>&1 &
-PEBBLE_PID=$!
-on_exit "kill $PEBBLE_PID 2>/dev/null; wait $PEBBLE_PID 2>/dev/null"
-wait_for 10 curl -sf --cacert "$CA/ca.pem" "https://127.0.0.1:$PEBBLE_PORT/dir" \
-  || { cat "$CA/pebble.log"; fail "pebble did not start"; }
+pebble_ca
+start_pebble pebble "$PEBBLE_PORT" "$PEBBLE_MGMT" "$CLOSED_PORT" "$CLOSED_TLS" "127.0.0.1:$BIND_PORT"
 curl -sf --cacert "$CA/ca.pem" "https://127.0.0.1:$PEBBLE_MGMT/roots/0" >"$CA/root.pem" || fail "pebble's root"
 
 # --- the node: no dpx zone; [acme.rfc2136] and no secret yet.

@@ -16,6 +16,7 @@
 #    (a second alert), and the certificate from 2 keeps serving.
 # KEEP=1 leaves the state and CA directories in /tmp.
 . "$(dirname "$0")/../lib.sh"
+. "$ROOT/tests/acme-lib.sh"
 for c in pebble openssl curl jq python3 dig; do
   command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"
 done
@@ -23,39 +24,14 @@ STATE=$(mktemp -d /tmp/alpharen-acme.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
 CA=$(mktemp -d /tmp/alpharen-acme-ca.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $CA"
-chmod 755 "$CA"
 ZONE=acme.test
 NAME=console.$ZONE
 read -r DNS_PORT GOOD_PORT GOOD_MGMT BAD_PORT BAD_MGMT CLOSED_PORT TLS01_PORT < <(free_ports 7)
 
 # --- pebble's own HTTPS certificate, from a CA made here: the node trusts
 # it through acme.ca (readable by the web service's user).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=pebble-test-ca -keyout "$CA/ca.key" -out "$CA/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-  -keyout "$CA/pebble.key" -out "$CA/pebble.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$CA/ext"
-openssl x509 -req -in "$CA/pebble.csr" -CA "$CA/ca.pem" -CAkey "$CA/ca.key" \
-  -CAcreateserial -days 2 -extfile "$CA/ext" -out "$CA/pebble.pem" 2>/dev/null
-chmod 644 "$CA/ca.pem"
+pebble_ca
 
-# start_pebble NAME PORT MGMT HTTP01_PORT: sets ${NAME}_PID.
-start_pebble() {
-  local name=$1
-  cat >"$CA/$name.json" <<EOF
-{"pebble": {"listenAddress": "127.0.0.1:$2", "managementListenAddress": "127.0.0.1:$3",
-  "certificate": "$CA/pebble.pem", "privateKey": "$CA/pebble.key",
-  "httpPort": $4, "tlsPort": $TLS01_PORT, "ocspResponderURL": "",
-  "externalAccountBindingRequired": false}}
-EOF
-  PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 \
-    pebble -config "$CA/$name.json" -dnsserver "127.0.0.1:$DNS_PORT" >"$CA/$name.log" 2>&1 &
-  local pid=$!
-  printf -v "${name^^}_PID" '%s' "$pid"
-  on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
-  wait_for 10 curl -sf --cacert "$CA/ca.pem" "https://127.0.0.1:$2/dir" \
-    || { cat "$CA/$name.log"; fail "pebble $name did not start"; }
-}
 
 # --- the node: its zone names console.acme.test (127.0.0.1), [acme]
 # points at the wrong-port pebble first.
@@ -78,8 +54,8 @@ contact = "ops@example.net"
 domains = ["$NAME"]
 ca = "$CA/ca.pem"
 TOML
-start_pebble good "$GOOD_PORT" "$GOOD_MGMT" "$HTTP_PORT"
-start_pebble bad "$BAD_PORT" "$BAD_MGMT" "$CLOSED_PORT"
+start_pebble good "$GOOD_PORT" "$GOOD_MGMT" "$HTTP_PORT" "$TLS01_PORT" "127.0.0.1:$DNS_PORT"
+start_pebble bad "$BAD_PORT" "$BAD_MGMT" "$CLOSED_PORT" "$TLS01_PORT" "127.0.0.1:$DNS_PORT"
 start_node "$STATE" --config "$STATE/seed.toml"
 wait_for 20 curl -skf "https://127.0.0.1:$HTTPS_PORT/api/v1/health" \
   || { cat "$STATE/console.log"; fail "web did not come up"; }
