@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use alpharen_rpc::{Call, Handler, Reply, RpcError};
+use alpharen_rpc::{Call, Handler, Reply, RpcError, WEB_UID};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
@@ -24,11 +24,6 @@ const DYNDNS_TTL: u32 = 60;
 const ACME_TTL: u32 = 10;
 /// The only names `dpx.acme_txt` may change start with this label.
 const ACME_LABEL: &str = "_acme-challenge.";
-
-/// The web service's uid (`ar-web`, `supervisor/src/builtin.rs`; the
-/// service users have no passwd entries): its ACME client is the only
-/// service that publishes DNS-01 answers.
-const WEB_UID: u32 = 904;
 
 /// Whether `uid` may call `dpx.acme_txt`: root (the admin), the web
 /// service's user, or our own (on a node whose services are not

@@ -31,7 +31,9 @@ pub mod view;
 pub use call::{Stream, UNAVAILABLE, call, call_stream, control_socket};
 pub use client::{Client, ClientError};
 pub use protocol::{Call, ErrorObject, MAX_ARCHIVE, MAX_LINE, Reply, Request, Response, RpcError};
-pub use server::{ALPHAREN_GID, Handler, Peer, bind, serve, service_socket, spawn_service};
+pub use server::{
+    ALPHAREN_GID, Handler, Peer, WEB_UID, bind, serve, service_socket, spawn_service,
+};
 
 /// A method's params as they go on the wire. The params structs here have
 /// only string keys, so they always serialize.

@@ -23,6 +23,11 @@ pub struct Peer {
 /// does not name it (a development host).
 pub const ALPHAREN_GID: u32 = 900;
 
+/// The web service's user id (`ar-web`), fixed by the firmware like the
+/// group: the supervisor runs web as it, and dpx answers `dpx.acme_txt`
+/// (DNS-01 answers for web's ACME client) to it and to no other service.
+pub const WEB_UID: u32 = 904;
+
 impl Peer {
     /// May send requests at all: root, our own user, or a member of the
     /// `alpharen` group (checked against the peer's supplementary groups).

@@ -111,7 +111,7 @@ pub const BUILTINS: &[Builtin] = &[
         ],
         user: User {
             name: "ar-web",
-            id: 904,
+            id: alpharen_rpc::WEB_UID,
         },
         caps: &[Cap::NetBindService],
         owns: &[("tls", 0o2750)],
