@@ -294,14 +294,7 @@ impl Db {
             Some(s) => return Err(DbError::State(format!("incident {id} is {s}, not pending"))),
         }
         let run = match flow {
-            Some(f) => {
-                let run = insert_run(&tx, f, Some(id), now)?;
-                tx.execute(
-                    "UPDATE incidents SET state = 'started', run_id = ?2 WHERE id = ?1",
-                    params![id, run],
-                )?;
-                Some(run)
-            }
+            Some(f) => Some(insert_run(&tx, f, Some(id), now)?),
             None => {
                 tx.execute("UPDATE incidents SET state = 'denied' WHERE id = ?1", [id])?;
                 None
@@ -319,12 +312,6 @@ impl Db {
     ) -> Result<i64, DbError> {
         let tx = self.conn.transaction()?;
         let run = insert_run(&tx, flow, incident, now)?;
-        if let Some(i) = incident {
-            tx.execute(
-                "UPDATE incidents SET state = 'started', run_id = ?2 WHERE id = ?1",
-                params![i, run],
-            )?;
-        }
         tx.commit()?;
         Ok(run)
     }
@@ -555,6 +542,8 @@ impl Db {
     }
 }
 
+/// A new running run of `flow`; the incident it answers, if any, is
+/// marked started by it in the same transaction.
 pub(crate) fn insert_run(
     tx: &rusqlite::Transaction<'_>,
     flow: &ReactionFlow,
@@ -566,7 +555,14 @@ pub(crate) fn insert_run(
         "INSERT INTO runs(flow, def, incident_id, state, started_ms) VALUES (?1, ?2, ?3, 'running', ?4)",
         params![flow.name, def, incident, now],
     )?;
-    Ok(tx.last_insert_rowid())
+    let run = tx.last_insert_rowid();
+    if let Some(i) = incident {
+        tx.execute(
+            "UPDATE incidents SET state = 'started', run_id = ?2 WHERE id = ?1",
+            params![i, run],
+        )?;
+    }
+    Ok(run)
 }
 
 #[cfg(test)]

@@ -203,12 +203,6 @@ impl Db {
             Timer::Every(..) => None,
         };
         let run = insert_run(&tx, flow, incident, now)?;
-        if let Some(i) = incident {
-            tx.execute(
-                "UPDATE incidents SET state = 'started', run_id = ?2 WHERE id = ?1",
-                params![i, run],
-            )?;
-        }
         match timer {
             Timer::Every(due, every) => {
                 tx.execute(
