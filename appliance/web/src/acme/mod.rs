@@ -471,7 +471,7 @@ impl Acme {
                 Some(Err(e)) => {
                     ari.offered = Some(false);
                     ari.schedule = format!("lifetime ({e})");
-                    tracing::info!("ACME: renewal by lifetime: {e}");
+                    tracing::info!(schedule = %ari.schedule, "ACME: renewal schedule");
                 }
                 None => ari.offered = Some(false),
             }
