@@ -14,6 +14,8 @@
 #    service serves it again from acme.pem and the secret store.
 # 4. A forced renewal against the wrong-port pebble fails, is reported
 #    (a second alert), and the certificate from 2 keeps serving.
+# Pebble 2.4.0 has no ARI: the status and the log say the lifetime
+# schedule is used.
 # KEEP=1 leaves the state and CA directories in /tmp.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/acme-lib.sh"
@@ -100,6 +102,15 @@ FIRST_FP=$(served_fp)
 acme | jq -e '.not_after > now + 86400 and .renew_at < .not_after and .failures == 0 and .last_error == null' >/dev/null \
   || { acme; fail "status after issuance"; }
 pass "pebble issued the certificate over HTTP-01 through the node's zone; curl trusts it with pebble's root"
+
+# Debian's pebble 2.4.0 has no ARI (RFC 9773): the lifetime schedule is used.
+curl -sf --cacert "$CA/ca.pem" "https://127.0.0.1:$GOOD_PORT/dir" | jq -e 'has("newOrder") and (has("renewalInfo") | not)' >/dev/null \
+  || fail "pebble's directory has renewalInfo (or none answered): this check expects a CA without ARI"
+wait_for 20 bash -c "acme | jq -e '.schedule == \"lifetime (CA offers no ARI)\"'" \
+  || { acme; fail "the status does not say the lifetime schedule is used for lack of ARI"; }
+ctl acme status | has "^schedule: *lifetime (CA offers no ARI)" || fail "ctl acme status (text) has no schedule"
+ctl logs web | has "ACME: renewal schedule.*lifetime (CA offers no ARI)" || fail "the fallback to the lifetime schedule is not logged"
+pass "pebble offers no ARI: ctl acme status and the log say the lifetime schedule is used"
 
 # The API's field: the web service's status, for a logged-in user.
 PASSWORD="correct horse"

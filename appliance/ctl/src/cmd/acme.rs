@@ -48,6 +48,7 @@ impl AcmeCmd {
                     );
                     println!("expires:      {}", time(&a["not_after"]));
                     println!("renews:       {}", time(&a["renew_at"]));
+                    println!("schedule:     {}", text(&a["schedule"]));
                     println!("next attempt: {}", time(&a["next_attempt"]));
                     println!("last success: {}", time(&a["last_success"]));
                     println!("failures:     {}", text(&a["failures"]));

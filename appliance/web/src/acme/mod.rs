@@ -50,6 +50,9 @@ pub struct Status {
     /// Unix seconds.
     pub not_after: Option<i64>,
     pub renew_at: Option<i64>,
+    /// How `renew_at` was chosen: `ARI window START..END` (unix seconds,
+    /// the CA's suggestion) or `lifetime (…)` with why ARI is not used.
+    pub schedule: Option<String>,
     pub next_attempt: Option<i64>,
     pub last_success: Option<i64>,
     /// Failed orders since the last success.
@@ -104,10 +107,17 @@ pub fn held_of(chain: &[CertificateDer<'_>]) -> Result<plan::Held, String> {
         }
     }
     let v = cert.validity();
+    let digest = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(der.as_ref())
+    };
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&digest[..8]);
     Ok(plan::Held {
         not_before: v.not_before.timestamp(),
         not_after: v.not_after.timestamp(),
         names,
+        seed: u64::from_be_bytes(seed),
     })
 }
 
@@ -226,6 +236,7 @@ impl Acme {
         let mut key: Option<String> = None;
         let mut accounts: BTreeMap<String, String> = BTreeMap::new();
         let mut last_order_for = None;
+        let mut ari = Ari::default();
         loop {
             let setup = rx.borrow_and_update().clone();
             let cfg = &setup.cfg;
@@ -255,20 +266,35 @@ impl Acme {
             if last_order_for != target {
                 failures = plan::Failures::default();
                 last_order_for = target;
+                ari = Ari::default();
             }
+            let held = lock(&self.held)
+                .as_ref()
+                .map(|(h, ck)| (h.clone(), ck.cert.first().cloned()));
+            let held = held.filter(|(h, _)| plan::covers(h, &cfg.domains));
+            if let Some((h, der)) = &held {
+                self.check_ari(&setup, &mut accounts, &mut ari, h, der.as_ref())
+                    .await;
+            }
+            let held = held.map(|(h, _)| h);
             let now = unix_now();
-            let held = lock(&self.held).as_ref().map(|(h, _)| h.clone());
             let step = plan::next_step(
                 now,
                 held.as_ref(),
                 &cfg.domains,
                 cfg.renew_before_days,
+                ari.window,
                 &failures,
                 forced,
             );
-            self.note(cfg, held.as_ref(), &failures, step);
+            self.note(cfg, held.as_ref(), &failures, step, &ari, now);
             match step {
                 plan::Step::WaitUntil(at) => {
+                    // Wake for the next look at the CA's window too.
+                    let at = match (&held, ari.offered) {
+                        (Some(_), Some(false)) | (None, _) => at,
+                        _ => at.min(ari.next_check),
+                    };
                     let wait = Duration::from_secs((at - now).max(1) as u64).min(MAX_SLEEP);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -280,7 +306,14 @@ impl Acme {
                     forced = false;
                     lock(&self.status).state = "ordering";
                     tracing::info!(directory = %cfg.directory, domains = ?cfg.domains, "ACME: ordering a certificate");
-                    match self.order(&setup, &mut key, &mut accounts, &resolver).await {
+                    let replaces = match (ari.offered, &held) {
+                        (Some(true), Some(_)) => ari.id.clone(),
+                        _ => None,
+                    };
+                    match self
+                        .order(&setup, &mut key, &mut accounts, &resolver, replaces)
+                        .await
+                    {
                         Ok(fingerprint) => {
                             failures = plan::Failures::default();
                             lock(&self.status).last_success = Some(unix_now());
@@ -311,6 +344,7 @@ impl Acme {
         key: &mut Option<String>,
         accounts: &mut BTreeMap<String, String>,
         resolver: &tls::Resolver,
+        replaces: Option<instant_acme::CertificateIdentifier<'static>>,
     ) -> Result<String, String> {
         let key_pem = match (key.clone(), secrets_key(&setup.secrets)) {
             (Some(k), _) => k,
@@ -348,6 +382,7 @@ impl Acme {
             &key_pem,
             &self.answers,
             &txt,
+            replaces,
         )
         .await;
         if let Some(a) = account {
@@ -371,13 +406,16 @@ impl Acme {
         held: Option<&plan::Held>,
         failures: &plan::Failures,
         step: plan::Step,
+        ari: &Ari,
+        now: i64,
     ) {
         let mut s = lock(&self.status);
         s.enabled = true;
         s.directory = Some(cfg.directory.clone());
         s.domains = cfg.domains.clone();
         s.not_after = held.map(|h| h.not_after);
-        s.renew_at = held.map(|h| plan::renew_at(h, cfg.renew_before_days));
+        s.renew_at = held.map(|h| plan::due_at(h, cfg.renew_before_days, ari.window, now));
+        s.schedule = held.map(|_| ari.schedule.clone());
         s.failures = failures.count;
         if failures.count == 0 {
             s.last_error = None;
@@ -391,6 +429,89 @@ impl Acme {
         } else {
             "waiting"
         };
+    }
+}
+
+/// What the CA said about the held certificate's renewal (RFC 9773).
+#[derive(Default)]
+struct Ari {
+    /// The certificate this is about (its seed).
+    seed: Option<u64>,
+    id: Option<instant_acme::CertificateIdentifier<'static>>,
+    /// `Some(false)`: the directory has no `renewalInfo`; not asked again
+    /// until the configuration changes.
+    offered: Option<bool>,
+    window: Option<plan::Window>,
+    /// Unix seconds of the next question.
+    next_check: i64,
+    /// For `Status::schedule`.
+    schedule: String,
+}
+
+impl Acme {
+    /// Asks the CA for `held`'s renewal window when it is time to; on
+    /// no ARI or an error the lifetime schedule applies (logged once per
+    /// certificate and reason).
+    async fn check_ari(
+        &self,
+        setup: &Setup,
+        accounts: &mut BTreeMap<String, String>,
+        ari: &mut Ari,
+        held: &plan::Held,
+        der: Option<&CertificateDer<'static>>,
+    ) {
+        if ari.seed != Some(held.seed) {
+            *ari = Ari {
+                seed: Some(held.seed),
+                schedule: "lifetime (the CA's renewal information not asked yet)".into(),
+                ..Ari::default()
+            };
+            match der.map(order::cert_id) {
+                Some(Ok(id)) => ari.id = Some(id),
+                Some(Err(e)) => {
+                    ari.offered = Some(false);
+                    ari.schedule = format!("lifetime ({e})");
+                    tracing::info!(schedule = %ari.schedule, "ACME: renewal schedule");
+                }
+                None => ari.offered = Some(false),
+            }
+        }
+        let now = unix_now();
+        let Some(id) = ari.id.clone() else { return };
+        if ari.offered == Some(false) || ari.next_check > now {
+            return;
+        }
+        let name = order::account_secret(&setup.cfg.directory);
+        let mut account = accounts
+            .get(&name)
+            .or_else(|| setup.secrets.get(&name))
+            .cloned();
+        let result = order::renewal_window(&self.state_dir, &setup.cfg, &mut account, &id).await;
+        if let Some(a) = account {
+            accounts.insert(name, a);
+        }
+        let schedule = match result {
+            Ok(Some((w, retry))) => {
+                ari.offered = Some(true);
+                ari.window = Some(w);
+                ari.next_check = plan::ari_recheck(now, retry);
+                format!("ARI window {}..{}", w.start, w.end)
+            }
+            Ok(None) => {
+                ari.offered = Some(false);
+                ari.window = None;
+                "lifetime (CA offers no ARI)".to_string()
+            }
+            Err(e) => {
+                ari.window = None;
+                ari.next_check = plan::ari_recheck(now, 0);
+                format!("lifetime (ARI check failed: {e})")
+            }
+        };
+        if schedule != ari.schedule {
+            tracing::info!(schedule = %schedule, "ACME: renewal schedule");
+        }
+        ari.schedule = schedule;
     }
 }
 

@@ -19,8 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, HttpClient,
-    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse,
+    CertificateIdentifier, HttpClient, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -214,8 +214,51 @@ async fn account(
     Ok(account)
 }
 
+/// The ARI identifier (RFC 9773 §4.1) of a certificate: its Authority
+/// Key Identifier and serial number.
+pub fn cert_id(der: &CertificateDer<'_>) -> Result<CertificateIdentifier<'static>, String> {
+    use x509_parser::extensions::ParsedExtension;
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| format!("certificate does not parse: {e}"))?;
+    let aki = cert
+        .iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(a) => a.key_identifier.as_ref().map(|k| k.0),
+            _ => None,
+        })
+        .ok_or("the certificate has no Authority Key Identifier")?;
+    Ok(CertificateIdentifier::new(
+        rustls::pki_types::Der::from_slice(aki),
+        rustls::pki_types::Der::from_slice(cert.tbs_certificate.raw_serial()),
+    )
+    .into_owned())
+}
+
+/// The CA's renewal window for `id` and its Retry-After (seconds);
+/// `None` when the directory has no `renewalInfo`.
+pub async fn renewal_window(
+    state_dir: &Path,
+    cfg: &AcmeConfig,
+    stored_account: &mut Option<String>,
+    id: &CertificateIdentifier<'_>,
+) -> Result<Option<(super::plan::Window, i64)>, String> {
+    let account = account(state_dir, cfg, stored_account).await?;
+    match account.renewal_info(id).await {
+        Ok((info, retry)) => Ok(Some((
+            super::plan::Window {
+                start: info.suggested_window.start.unix_timestamp(),
+                end: info.suggested_window.end.unix_timestamp(),
+            },
+            i64::try_from(retry.as_secs()).unwrap_or(i64::MAX),
+        ))),
+        Err(instant_acme::Error::Unsupported(_)) => Ok(None),
+        Err(e) => Err(format!("renewal information: {e}")),
+    }
+}
+
 /// Orders a certificate for `cfg.domains` signed for `key_pem`; answers
 /// the chain in PEM. The challenge answers are withdrawn whatever happens.
+/// `replaces` names the certificate it succeeds (ARI), when the CA has ARI.
 pub async fn issue(
     state_dir: &Path,
     cfg: &AcmeConfig,
@@ -223,6 +266,7 @@ pub async fn issue(
     key_pem: &str,
     answers: &Answers,
     txt: &TxtTarget,
+    replaces: Option<CertificateIdentifier<'static>>,
 ) -> Result<String, String> {
     let mut mine = Vec::new();
     let ctx = Ctx {
@@ -230,7 +274,7 @@ pub async fn issue(
         answers,
         txt,
     };
-    let result = run(&ctx, cfg, stored_account, key_pem, &mut mine).await;
+    let result = run(&ctx, cfg, stored_account, key_pem, replaces, &mut mine).await;
     for placed in mine {
         match placed {
             Placed::Token(token) => {
@@ -302,14 +346,28 @@ async fn run(
     cfg: &AcmeConfig,
     stored_account: &mut Option<String>,
     key_pem: &str,
+    replaces: Option<CertificateIdentifier<'static>>,
     mine: &mut Vec<Placed>,
 ) -> Result<String, String> {
     let account = account(ctx.state_dir, cfg, stored_account).await?;
     let ids: Vec<Identifier> = cfg.domains.iter().cloned().map(Identifier::Dns).collect();
-    let mut order = account
-        .new_order(&NewOrder::new(&ids))
-        .await
-        .map_err(|e| format!("new order: {e}"))?;
+    let replacing = match replaces {
+        // A CA may refuse `replaces` (already replaced, another account's
+        // certificate): then the order goes without it.
+        Some(id) => account
+            .new_order(&NewOrder::new(&ids).replaces(id))
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "ACME: the CA refused the order with replaces; ordering without"))
+            .ok(),
+        None => None,
+    };
+    let mut order = match replacing {
+        Some(o) => o,
+        None => account
+            .new_order(&NewOrder::new(&ids))
+            .await
+            .map_err(|e| format!("new order: {e}"))?,
+    };
     let mut authzs = order.authorizations();
     while let Some(a) = authzs.next().await {
         let mut a = a.map_err(|e| format!("authorization: {e}"))?;

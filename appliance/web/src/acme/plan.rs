@@ -17,6 +17,22 @@ pub struct Held {
     pub not_after: Secs,
     /// Its DNS names, lower case.
     pub names: Vec<String>,
+    /// Fixed per certificate (from its SHA-256): picks its jitter and its
+    /// point in an ARI window, so a restart does not pick again.
+    pub seed: u64,
+}
+
+/// Longest jitter: a fleet spreads over a few hours, not days.
+const MAX_JITTER: Secs = 6 * 3600;
+/// Bounds on the wait before the CA's renewal window is asked again.
+pub const ARI_MIN_RECHECK: Secs = 3600;
+pub const ARI_MAX_RECHECK: Secs = 86_400;
+
+/// The CA's suggested renewal window (RFC 9773), unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: Secs,
+    pub end: Secs,
 }
 
 /// Failed orders since the last success.
@@ -38,9 +54,49 @@ pub enum Step {
 /// ends, but never earlier than two thirds into its lifetime (a CA that
 /// issues 6-day certificates gets a renewal after 4, not a new order
 /// every time the plan is looked at).
+/// Then it is moved earlier by [`jitter`], so that nodes holding
+/// certificates of the same age do not all order in the same minute.
 pub fn renew_at(held: &Held, renew_before_days: u32) -> Secs {
     let lifetime = held.not_after - held.not_before;
-    held.not_after - (Secs::from(renew_before_days) * DAY).min(lifetime / 3)
+    held.not_after - (Secs::from(renew_before_days) * DAY).min(lifetime / 3) - jitter(held)
+}
+
+/// How much earlier than the schedule this certificate renews: between 0
+/// and a twentieth of its lifetime, at most 6 hours, picked by its seed.
+pub fn jitter(held: &Held) -> Secs {
+    let span = ((held.not_after - held.not_before) / 20).clamp(0, MAX_JITTER);
+    pick(held.seed, span)
+}
+
+/// A point in `0..=span` fixed by `seed`.
+fn pick(seed: u64, span: Secs) -> Secs {
+    if span <= 0 {
+        return 0;
+    }
+    (seed % (span as u64 + 1)) as Secs
+}
+
+/// When to renew inside the CA's window: a point fixed by the
+/// certificate's seed (RFC 9773 §4.2 asks for a random one), never after
+/// the certificate ends; a point already past means now.
+pub fn ari_renew_at(window: Window, held: &Held, now: Secs) -> Secs {
+    let at = window.start + pick(held.seed, window.end - window.start);
+    at.min(held.not_after).max(now)
+}
+
+/// When to ask for the window again: after the CA's Retry-After, but no
+/// sooner than an hour and no later than a day.
+pub fn ari_recheck(now: Secs, retry_after: Secs) -> Secs {
+    now + retry_after.clamp(ARI_MIN_RECHECK, ARI_MAX_RECHECK)
+}
+
+/// When `held` is due: inside the CA's window when there is one, else by
+/// its lifetime ([`renew_at`]).
+pub fn due_at(held: &Held, renew_before_days: u32, window: Option<Window>, now: Secs) -> Secs {
+    match window {
+        Some(w) => ari_renew_at(w, held, now),
+        None => renew_at(held, renew_before_days),
+    }
 }
 
 /// Wait after `count` failures in a row: 1, 2, 4 … minutes, at most 6 hours.
@@ -72,6 +128,7 @@ pub fn next_step(
     held: Option<&Held>,
     domains: &[String],
     renew_before_days: u32,
+    window: Option<Window>,
     failures: &Failures,
     forced: bool,
 ) -> Step {
@@ -79,7 +136,7 @@ pub fn next_step(
         return Step::Order;
     }
     let due = match held {
-        Some(h) if covers(h, domains) => renew_at(h, renew_before_days),
+        Some(h) if covers(h, domains) => due_at(h, renew_before_days, window, now),
         _ => now,
     };
     let retry = if failures.count > 0 {
@@ -104,6 +161,7 @@ mod tests {
             not_before,
             not_after: not_before + days * DAY,
             names: vec!["a.example".into()],
+            seed: 0,
         }
     }
 
@@ -117,11 +175,11 @@ mod tests {
         assert_eq!(renew_at(&h, 30), 60 * DAY);
         let none = Failures::default();
         assert_eq!(
-            next_step(DAY, Some(&h), &domains(), 30, &none, false),
+            next_step(DAY, Some(&h), &domains(), 30, None, &none, false),
             Step::WaitUntil(60 * DAY)
         );
         assert_eq!(
-            next_step(60 * DAY, Some(&h), &domains(), 30, &none, false),
+            next_step(60 * DAY, Some(&h), &domains(), 30, None, &none, false),
             Step::Order
         );
     }
@@ -139,13 +197,13 @@ mod tests {
     fn missing_or_wrong_names_order_now() {
         let none = Failures::default();
         assert_eq!(
-            next_step(5, None, &domains(), 30, &none, false),
+            next_step(5, None, &domains(), 30, None, &none, false),
             Step::Order
         );
         let mut h = held(0, 90);
         h.names.push("b.example".into());
         assert_eq!(
-            next_step(5, Some(&h), &domains(), 30, &none, false),
+            next_step(5, Some(&h), &domains(), 30, None, &none, false),
             Step::Order
         );
     }
@@ -161,14 +219,17 @@ mod tests {
             last_at: 1000,
         };
         assert_eq!(
-            next_step(1000, None, &domains(), 30, &f, false),
+            next_step(1000, None, &domains(), 30, None, &f, false),
             Step::WaitUntil(1240)
         );
         assert_eq!(
-            next_step(1240, None, &domains(), 30, &f, false),
+            next_step(1240, None, &domains(), 30, None, &f, false),
             Step::Order
         );
-        assert_eq!(next_step(1000, None, &domains(), 30, &f, true), Step::Order);
+        assert_eq!(
+            next_step(1000, None, &domains(), 30, None, &f, true),
+            Step::Order
+        );
         // A failure long ago does not delay a renewal that is not due yet.
         let h = held(0, 90);
         let old = Failures {
@@ -176,8 +237,87 @@ mod tests {
             last_at: 0,
         };
         assert_eq!(
-            next_step(DAY, Some(&h), &domains(), 30, &old, false),
+            next_step(DAY, Some(&h), &domains(), 30, None, &old, false),
             Step::WaitUntil(60 * DAY)
         );
+    }
+
+    #[test]
+    fn jitter_is_earlier_bounded_and_fixed_per_certificate() {
+        let mut h = held(0, 90);
+        for seed in [1, 77, 12_345, u64::MAX] {
+            h.seed = seed;
+            let j = jitter(&h);
+            assert!((0..=MAX_JITTER).contains(&j), "{j}");
+            assert_eq!(renew_at(&h, 30), 60 * DAY - j);
+            // The same certificate gets the same offset every time.
+            assert_eq!(jitter(&h), j);
+        }
+        // Two seeds, two offsets: nodes spread out.
+        h.seed = 1;
+        let a = jitter(&h);
+        h.seed = 2;
+        assert_ne!(a, jitter(&h));
+        // A 6-day certificate moves by at most a twentieth of its life.
+        let mut short = held(0, 6);
+        short.seed = u64::MAX;
+        assert!(jitter(&short) <= 6 * DAY / 20);
+        assert!(renew_at(&short, 30) >= 4 * DAY - 6 * DAY / 20);
+    }
+
+    #[test]
+    fn an_ari_window_in_the_future_picks_a_fixed_point_inside_it() {
+        let mut h = held(0, 90);
+        let w = Window {
+            start: 50 * DAY,
+            end: 51 * DAY,
+        };
+        for seed in [0, 5, 999_999, u64::MAX] {
+            h.seed = seed;
+            let at = ari_renew_at(w, &h, DAY);
+            assert!(at >= w.start && at <= w.end, "{at}");
+            assert_eq!(ari_renew_at(w, &h, 2 * DAY), at);
+        }
+        h.seed = 0;
+        let none = Failures::default();
+        assert_eq!(
+            next_step(DAY, Some(&h), &domains(), 30, Some(w), &none, false),
+            Step::WaitUntil(50 * DAY)
+        );
+        // The window wins over the lifetime schedule (60 days).
+        assert_eq!(due_at(&h, 30, Some(w), DAY), 50 * DAY);
+        assert_eq!(due_at(&h, 30, None, DAY), 60 * DAY);
+    }
+
+    #[test]
+    fn an_ari_window_in_the_past_renews_now() {
+        let mut h = held(0, 90);
+        h.seed = 42;
+        let w = Window {
+            start: 10 * DAY,
+            end: 11 * DAY,
+        };
+        let now = 20 * DAY;
+        assert_eq!(ari_renew_at(w, &h, now), now);
+        let none = Failures::default();
+        assert_eq!(
+            next_step(now, Some(&h), &domains(), 30, Some(w), &none, false),
+            Step::Order
+        );
+        // A window that reaches past the end renews before the end.
+        let late = Window {
+            start: 89 * DAY,
+            end: 200 * DAY,
+        };
+        h.seed = u64::MAX - 1;
+        assert!(ari_renew_at(late, &h, DAY) <= 90 * DAY);
+    }
+
+    #[test]
+    fn retry_after_is_bounded_between_an_hour_and_a_day() {
+        assert_eq!(ari_recheck(100, 0), 100 + 3600);
+        assert_eq!(ari_recheck(100, 7200), 100 + 7200);
+        assert_eq!(ari_recheck(100, 30 * DAY), 100 + DAY);
+        assert_eq!(ari_recheck(100, -5), 100 + 3600);
     }
 }
