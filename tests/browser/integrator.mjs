@@ -14,8 +14,9 @@
 // panel shows the lines logs.demo wrote; a channel made with the Channels
 // form (a bad method refused beside its field first) answers on LB_URL;
 // a security definition and an outgoing connection (pinged) are added and
-// deleted; the interval job "tick" is disabled and runs no more.
-// Screenshots in $TEST_OUT.
+// deleted, an SQL connection added; the interval job "tick" is disabled
+// and runs no more; a job added with the Jobs form (its bad JSON payload
+// refused first) runs. Screenshots in $TEST_OUT.
 import { open, login, allLabelled, run, step } from './lib.mjs';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
@@ -282,6 +283,16 @@ await run(t, 'integrator console', async () => {
   await shot('outgoing');
   await page.click('#int-outgoing tr[data-item="self"] button:has-text("Delete self")');
   await page.waitForSelector('#int-outgoing tr[data-item="self"]', { state: 'detached' });
+  // An SQL connection from its form; the password goes to the secret store (the shell part checks).
+  await page.fill('#sql-name', 'crmdb');
+  await page.fill('#sql-host', '127.0.0.1');
+  await page.fill('#sql-database', 'crm');
+  await page.fill('#sql-user', 'crm_app');
+  await page.fill('#sql-password', 'sql-secret-from-the-form');
+  await page.click('#sql-form button');
+  await page.waitForSelector('#int-outgoing_sql tr[data-item="crmdb"]:has-text("crm_app")');
+  await allLabelled(page);
+  await shot('outgoing-sql');
   await page.click('[role=tab]:has-text("Security")');
   await page.click('#int-security tr[data-item="partner-key"] button:has-text("Delete partner-key")');
   await page.waitForSelector('#int-security tr[data-item="partner-key"]', { state: 'detached' });
@@ -299,5 +310,22 @@ await run(t, 'integrator console', async () => {
   if (tick.runs !== before) throw new Error(`tick ran ${tick.runs - before} times while disabled`);
   await shot('job-disabled');
   step(`Jobs tab: tick ran ${before} times, then disabled; no run in 3.5 s (3 periods)`);
+
+  // Jobs: a new interval job from the form; payload that is not JSON is refused beside its field.
+  await page.fill('#job-name', 'formjob');
+  await page.fill('#job-service', 'kv.note');
+  await page.selectOption('#job-kind', 'interval');
+  await page.fill('#job-seconds', '1');
+  await page.fill('#job-payload', '{"key": "made"');
+  await page.click('#job-form button');
+  await page.waitForSelector('#job-payload-error:has-text("not JSON")');
+  await page.fill('#job-payload', '{"key": "made", "value": "by the form\'s job"}');
+  await page.click('#job-form button');
+  await page.waitForSelector('#int-jobs tr[data-job="formjob"]');
+  let made = await jobRow('formjob');
+  for (let i = 0; i < 30 && made.runs < 1; i++) { await page.waitForTimeout(300); made = await jobRow('formjob'); }
+  if (made.runs < 1) throw new Error('the job made in the form did not run');
+  await shot('job-added');
+  step(`Jobs tab: "formjob" added with the form (bad JSON refused beside the payload) and ran ${made.runs} times`);
 
 });

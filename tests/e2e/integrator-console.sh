@@ -103,4 +103,8 @@ out=$(curl -sf "http://127.0.0.1:$LB_PORT/logs-demo" -X POST -H 'content-type: a
 ctl --json config history | jq -e '[.revisions[] | select(.comment == "channel logsch added")] | length == 1' >/dev/null ||
   fail "the channel form's change is not a config revision: $(ctl config history)"
 pass "curl POST /logs-demo answers {\"done\": true}; the form's change is revision \"channel logsch added\""
+ctl integrator kv get made | has -F "by the form's job" || fail "the job added in the form did not write its key: $(ctl integrator kv get made)"
+ctl config show | has -F sql-secret-from-the-form && fail "the SQL password from the form is in the configuration"
+ctl config export --with-secrets | has -F sql-secret-from-the-form || fail "the SQL password from the form is not in the secret store"
+pass "the job added in the form wrote its key; the SQL connection's password went to the secret store, not the configuration"
 

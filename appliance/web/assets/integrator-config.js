@@ -1,12 +1,14 @@
 // The Integrator page's Channels, Security and Outgoing tabs: the lists
-// under [integrator] (channels, security definitions, outgoing REST
-// connections) as tables with a form to add, change or delete one. Each
+// under [integrator] (channels, security definitions, outgoing REST, SQL
+// and mail connections) as tables with a form to add, change or delete
+// one; the Jobs tab's form to add a job. Each
 // save is one config revision (PATCH /config with the whole [integrator]
 // section and the revision it was read at), so History shows it and can
 // roll it back; the node's checks come back beside the field they are
 // about. Outgoing connections have a Ping button.
 
 import { h, api, toast, fail, isAdmin, route, table, td, showProblems } from './app.js';
+import { untilJobs } from './integrator-data.js';
 
 const enc = encodeURIComponent;
 const FORMATS = ['json', 'form', 'xml', 'raw'];
@@ -54,6 +56,46 @@ const KINDS = {
     ],
     cols: [['Name', 'name'], ['Host', 'host'], ['URL path', 'url_path'], ['Security', 'security']],
   },
+  outgoing_sql: {
+    title: 'Outgoing SQL connections (PostgreSQL)', one: 'SQL connection', prefix: 'sql',
+    fields: [
+      ['name', 'Name', 'text', 'crm-db'],
+      ['host', 'Host', 'text', 'db.example.org'],
+      ['port', 'Port (empty for 5432)', 'number'],
+      ['database', 'Database', 'text', 'crm'],
+      ['user', 'User', 'text', 'crm_app'],
+      ['password', 'Password (empty: keep it)', 'secret'],
+      ['pool_size', 'Pool size (empty for 10)', 'number'],
+      ['tls', 'TLS', ['disable', 'require', 'verify-full']],
+      ['ca_file', 'CA file on the node (verify-full)', 'text'],
+      ['timeout', 'Statement timeout (seconds; empty for the integrator\'s)', 'number'],
+    ],
+    cols: [['Name', 'name'], ['Host', 'host'], ['Database', 'database'], ['User', 'user'], ['TLS', 'tls']],
+  },
+  outgoing_smtp: {
+    title: 'Outgoing mail (through the node\'s mail service)', one: 'mail connection', prefix: 'smtp',
+    fields: [
+      ['name', 'Name', 'text', 'notify'],
+      ['from', 'Sender (empty for integrator@ the node\'s host name)', 'text', 'orders@example.org'],
+    ],
+    cols: [['Name', 'name'], ['Sender', 'from']],
+  },
+  jobs: {
+    title: 'Scheduled jobs', one: 'job', prefix: 'job',
+    fields: [
+      ['name', 'Name', 'text', 'nightly-report'],
+      ['service', 'Service', 'service', 'reports.nightly'],
+      ['kind', 'Kind', ['interval', 'cron', 'one_time']],
+      ['seconds', 'Every … seconds (interval)', 'number'],
+      ['minutes', 'Every … minutes (interval; added up)', 'number'],
+      ['hours', 'Every … hours (interval; added up)', 'number'],
+      ['cron', 'Cron expression (cron)', 'text', '0 2 * * *'],
+      ['at', 'At (one_time: YYYY-MM-DDTHH:MM)', 'text', '2027-01-31T02:00'],
+      ['timezone', 'Time zone (empty for UTC)', 'text', 'Europe/Berlin'],
+      ['payload', 'Payload (JSON; empty for none)', 'json', '{"report": "daily"}'],
+    ],
+    cols: [['Name', 'name'], ['Service', 'service'], ['Kind', 'kind']],
+  },
 };
 
 // A node problem's field id: `integrator.channels[2].url_path` is
@@ -80,22 +122,29 @@ function control(k, [key, , type, hint], item, ctx) {
   }
   if (type === 'number') return h('input', { id, type: 'number', min: 0, inputmode: 'numeric', value: v ?? '' });
   if (type === 'secret') return h('input', { id, type: 'password', autocomplete: 'new-password', value: '' });
-  const attrs = { id, autocomplete: 'off', placeholder: hint || '', value: type === 'list' ? (v || []).join(', ') : (v ?? '') };
+  const shown = type === 'list' ? (v || []).join(', ') : type === 'json' ? (v == null ? '' : JSON.stringify(v)) : (v ?? '');
+  const attrs = { id, autocomplete: 'off', placeholder: hint || '', value: shown };
   if (type === 'service') attrs.list = 'int-service-names';
   return h('input', attrs);
 }
 
 // The item the form describes: the fields it has over the item as it was
-// (so a kept password stays the stored secret's reference).
-function read(k, form, old) {
+// (so a kept password stays the stored secret's reference). An empty
+// optional field is left out, so the node's default applies; JSON that
+// does not parse is thrown as a problem of its field.
+function read(k, form, old, path) {
   const out = { ...old };
   for (const [key, , type] of k.fields) {
     const raw = form.querySelector(`#${k.prefix}-${key}`).value.trim();
     if (type === 'secret') { if (raw) out[key] = raw; continue; }
     if (type === 'list') out[key] = raw ? raw.split(',').map((s) => s.trim()).filter(Boolean) : [];
-    else if (type === 'number') out[key] = raw === '' ? null : Number(raw);
-    else if (raw === '' && key !== 'name' && type !== 'service') out[key] = null;
-    else out[key] = raw;
+    else if (raw === '' && key !== 'name' && type !== 'service') delete out[key];
+    else if (type === 'number') out[key] = Number(raw);
+    else if (type === 'json') {
+      try { out[key] = JSON.parse(raw); } catch (e) {
+        throw { message: 'The form has a problem.', details: [{ path: `${path}.${key}`, message: `not JSON: ${e.message}` }] };
+      }
+    } else out[key] = raw;
   }
   return out;
 }
@@ -123,11 +172,13 @@ function itemForm(kind, ctx, index) {
       index === null ? '' : h('button', { type: 'button', class: 'secondary', onclick: () => route() }, 'Cancel')));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const item = read(k, form, old);
     try {
+      const item = read(k, form, old, `integrator.${kind}[${at}]`);
       const out = await save(ctx, kind, (l) => (index === null ? [...l, item] : l.map((x, i) => (i === index ? item : x))),
         `${k.one} ${item.name} ${index === null ? 'added' : 'changed'}`);
-      toast(out.revision ? `${item.name} saved as revision ${out.revision.id}` : 'Nothing changed'); route();
+      toast(out.revision ? `${item.name} saved as revision ${out.revision.id}` : 'Nothing changed');
+      if (kind === 'jobs') await untilJobs((now) => now.some((x) => x.name === item.name));
+      route();
     } catch (e) { showProblems(form, box, e, fieldOf(kind, at)); }
   });
   return form;
@@ -143,14 +194,34 @@ async function ping(name, cell) {
   } catch (e) { cell.textContent = e.message; cell.className = 'state-failed'; }
 }
 
-export async function configCard(kind) {
-  const k = KINDS[kind];
+// The [integrator] section as read (with its revision) and the deployed
+// services' names for the forms' service fields.
+async function context() {
   const [cur, services] = await Promise.all([
     api('GET', '/config?section=integrator'),
     api('GET', '/integrator/services').catch(() => []),
   ]);
-  const ctx = { section: cur.config || {}, revision: cur.revision };
-  ctx.security = ctx.section.security || [];
+  const section = cur.config || {};
+  return { section, revision: cur.revision, security: section.security || [], services };
+}
+
+// The deployed services as the choices of a kind's service field (none
+// for a kind without one: the id must stay unique on a page of several).
+function serviceNames(k, ctx) {
+  return k.fields.some((f) => f[2] === 'service')
+    ? h('datalist', { id: 'int-service-names' }, ...ctx.services.map((s) => h('option', { value: s.name }))) : '';
+}
+
+// A card with only the form to add one item (the Jobs tab lists jobs
+// with their runs itself).
+export async function addCard(kind) {
+  const ctx = await context();
+  return h('div', { class: 'card' }, serviceNames(KINDS[kind], ctx), itemForm(kind, ctx, null));
+}
+
+export async function configCard(kind) {
+  const k = KINDS[kind];
+  const ctx = await context();
   const list = ctx.section[kind] || [];
   const holder = h('div', { id: `${k.prefix}-editor` });
   const show = (index) => { holder.replaceChildren(itemForm(kind, ctx, index)); holder.querySelector('input, select').focus(); };
@@ -173,7 +244,7 @@ export async function configCard(kind) {
   const heads = [...k.cols.map(([label]) => label), ...(kind === 'outgoing' ? ['Ping'] : []), ''];
   if (isAdmin()) holder.replaceChildren(itemForm(kind, ctx, null));
   return h('div', { class: 'card' }, h('h2', {}, k.title),
-    h('datalist', { id: 'int-service-names' }, ...services.map((s) => h('option', { value: s.name }))),
+    serviceNames(k, ctx),
     rows.length ? table(`int-${kind}`, heads, rows) : h('p', { class: 'muted' }, `No ${k.title.toLowerCase()} yet.`),
     holder);
 }

@@ -6,21 +6,24 @@ import { h, api, toast, fail, isAdmin, route, table, td } from './app.js';
 
 const enc = encodeURIComponent;
 
+// Job changes are config revisions (History can roll them back); the
+// integrator takes a new revision a moment after it is stored, so the
+// jobs are read again until `done(jobs)` holds (at most 5 s).
+export async function untilJobs(done) {
+  for (let i = 0; i < 20; i++) {
+    if (done(await api('GET', '/integrator/jobs').catch(() => []))) return;
+    await new Promise((ok) => setTimeout(ok, 250));
+  }
+}
+
 export async function jobsCard() {
   const jobs = await api('GET', '/integrator/jobs');
-  // Enable and disable are config revisions (History can roll them back);
-  // the integrator takes a new revision a moment after it is stored, so
-  // the jobs are read again until it has (at most 5 s).
   const toggle = (j) => async () => {
     const what = j.enabled === false ? 'enable' : 'disable';
     try {
       const out = await api('POST', `/integrator/jobs/${enc(j.name)}/${what}`);
       toast(out.revision ? `${j.name} ${what}d (revision ${out.revision.id})` : `${j.name} was already ${what}d`);
-      for (let i = 0; i < 20; i++) {
-        const now = await api('GET', '/integrator/jobs').catch(() => []);
-        if (now.some((x) => x.name === j.name && x.enabled === (what === 'enable'))) break;
-        await new Promise((done) => setTimeout(done, 250));
-      }
+      await untilJobs((now) => now.some((x) => x.name === j.name && x.enabled === (what === 'enable')));
       route();
     } catch (e) { fail(e); }
   };
@@ -37,7 +40,7 @@ export async function jobsCard() {
     h('button', { class: 'secondary', 'data-toggle': j.name, onclick: toggle(j) }, `${j.enabled === false ? 'Enable' : 'Disable'} ${j.name}`)) : '')));
   return h('div', { class: 'card' }, h('h2', {}, 'Scheduled jobs'),
     rows.length ? table('int-jobs', ['Job', 'Service', 'Kind', 'Enabled', 'Next run', 'Last run', 'Result', 'Runs', ''], rows)
-      : h('p', { class: 'muted' }, 'No jobs: add them under [[integrator.jobs]] in the configuration.'));
+      : h('p', { class: 'muted' }, 'No jobs yet.'));
 }
 
 // One queue's dead letters, each with its error and a re-drive button.

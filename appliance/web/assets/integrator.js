@@ -10,7 +10,7 @@
 import { h, api, page, toast, fail, isAdmin, when, route, table } from './app.js';
 import { jobsCard, queuesCard, kvCard } from './integrator-data.js';
 import { packagesCard } from './integrator-packages.js';
-import { configCard } from './integrator-config.js';
+import { addCard, configCard } from './integrator-config.js';
 
 const enc = encodeURIComponent;
 
@@ -167,8 +167,11 @@ export async function integratorView() {
   const tab = q.get('tab') || 'services';
   const tabs = h('div', { class: 'tabs', role: 'tablist' }, ...TABS.map(([t, label]) => h('button', {
     role: 'tab', 'aria-selected': String(t === tab), onclick: () => { location.hash = `#/integrator?tab=${t}`; } }, label)));
-  if (['channels', 'security', 'outgoing'].includes(tab)) return page('Integrator', tabs, await configCard(tab));
-  if (tab === 'jobs') return page('Integrator', tabs, await jobsCard());
+  if (['channels', 'security'].includes(tab)) return page('Integrator', tabs, await configCard(tab));
+  if (tab === 'outgoing') {
+    return page('Integrator', tabs, ...await Promise.all(['outgoing', 'outgoing_sql', 'outgoing_smtp'].map(configCard)));
+  }
+  if (tab === 'jobs') return page('Integrator', tabs, await jobsCard(), isAdmin() ? await addCard('jobs') : '');
   if (tab === 'queues') return page('Integrator', tabs, await queuesCard());
   if (tab === 'packages') return page('Integrator', tabs, ...await packagesCard());
   if (tab === 'kv') return page('Integrator', tabs, await kvCard(q.get('ns') || 'default', q.get('prefix') || ''));
