@@ -12,22 +12,25 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 rows=() status=0 t0=$EPOCHREALTIME
 declare -A bg_pid=() bg_start=()
-since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
-row() { rows+=("$1"$'\t'"$(since "$2")"$'\t'"$3"); }
+since() { awk -v a="$1" -v b="${2:-$EPOCHREALTIME}" 'BEGIN { printf "%.1f", b - a }'; }
+# row NAME START RESULT [END]: a line of the table (END defaults to now).
+row() { rows+=("$1"$'\t'"$(since "$2" "${4:-}")"$'\t'"$3"); }
 # join: waits for every background step, records each, and prints the end
 # of its log (all of it up to 40 lines when it failed).
 join() {
-  local name rc log
+  local name rc log end
   for name in "${!bg_pid[@]}"; do
     wait "${bg_pid[$name]}"; rc=$?
     log=tests/out/steps/$name.log
+    # The step's own end (written by its wrapper), not the moment it is joined.
+    end=$(cat "tests/out/steps/$name.end" 2>/dev/null || true)
     if [ "$rc" = 0 ]; then
-      row "$name" "${bg_start[$name]}" "ok (in the background)"
+      row "$name" "${bg_start[$name]}" "ok (in the background)" "$end"
       echo "== step $name (in the background): ok; the end of $log:"; tail -n 5 "$log"
     elif [ "$status" != 0 ] && [ "$rc" = 143 ]; then
       row "$name" "${bg_start[$name]}" "stopped (another step failed)"
     else
-      row "$name" "${bg_start[$name]}" "FAILED (exit $rc)"; status=$rc
+      row "$name" "${bg_start[$name]}" "FAILED (exit $rc)" "$end"; status=$rc
       echo "== step $name (in the background): FAILED (exit $rc); the end of $log:"; tail -n 40 "$log"
     fi
     unset "bg_pid[$name]"
@@ -40,7 +43,9 @@ for step in "$@"; do
     mkdir -p tests/out/steps
     echo "== step $name starts in the background (tests/out/steps/$name.log)"
     bg_start[$name]=$EPOCHREALTIME
-    setsid bash -c "$cmd" >"tests/out/steps/$name.log" 2>&1 </dev/null &
+    rm -f "tests/out/steps/$name.end"
+    setsid bash -c 'bash -c "$1"; rc=$?; echo "$EPOCHREALTIME" >"$2"; exit "$rc"' _ "$cmd" "tests/out/steps/$name.end" \
+      >"tests/out/steps/$name.log" 2>&1 </dev/null &
     bg_pid[$name]=$!
     continue
   fi
