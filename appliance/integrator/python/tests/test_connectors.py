@@ -34,7 +34,9 @@ class FakeHost:
         return {'ok': True, 'value': None}
 
 
-class Sessions(unittest.TestCase):
+class HostCase(unittest.TestCase):
+    """The SDK talking to a FakeHost, with the outgoing SQL connection crm."""
+
     def setUp(self):
         self.host = FakeHost()
         self.saved = sdk._host
@@ -44,6 +46,8 @@ class Sessions(unittest.TestCase):
     def tearDown(self):
         sdk._host = self.saved
 
+
+class Sessions(HostCase):
     def test_execute_rows_and_the_session_lifecycle(self):
         svc = sdk.Service()
         from contextlib import closing

@@ -6,19 +6,10 @@ import unittest
 
 import alpharen.integrator as sdk
 from alpharen import dbapi, sql
-from test_connectors import FakeHost
+from test_connectors import HostCase
 
 
-class DBAPI(unittest.TestCase):
-    def setUp(self):
-        self.host = FakeHost()
-        self.saved = sdk._host
-        sdk._host = self.host
-        sql.sync({'sql': [{'name': 'crm'}]})
-
-    def tearDown(self):
-        sdk._host = self.saved
-
+class DBAPI(HostCase):
     def calls(self):
         return [(r['call'], r.get('session')) for r in self.host.requests]
 
