@@ -67,6 +67,8 @@ expect() { [ "$CODE" = "$1" ] || fail "$2: got HTTP $CODE, want $1: $BODY"; }
 # has PATTERN...: like `grep -q`, but reads all its input, so the writer of
 # a pipe is never cut off by SIGPIPE (which `set -o pipefail` would report).
 has() { grep "$@" >/dev/null; }
+# needs CMD...: fails naming the first command (or path) this machine lacks.
+needs() { local c; for c in "$@"; do command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"; done; }
 export -f has   # also inside `bash -c` waits
 # free_ports N: N loopback ports free for TCP and UDP that no other test
 # of this machine got in the last hour (tests/free-ports.py says why).

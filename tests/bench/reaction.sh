@@ -21,7 +21,7 @@
 LINES=${LINES:-200}
 BURST=${BURST:-2000}
 POLL_MS=${POLL_MS:-200}
-for c in jq python3; do command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"; done
+needs jq python3
 W=$(mktemp -d /tmp/reaction-bench.XXXXXX)
 on_exit "rm -rf $W"
 chmod 755 "$W"

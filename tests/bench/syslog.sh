@@ -17,7 +17,7 @@
 #   RUNS=3 LINES=200000 tests/bench/syslog.sh
 . "$(dirname "$0")/lib.sh"
 LINES=${LINES:-200000}
-for c in rsyslogd jq python3; do command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"; done
+needs rsyslogd jq python3
 W=$(mktemp -d /tmp/syslog-bench.XXXXXX)
 on_exit "rm -rf $W"
 chmod 755 "$W"

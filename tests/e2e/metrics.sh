@@ -6,9 +6,7 @@
 # and a token 200. A stopped service (mail, SIGSTOP) costs only its own
 # series: the scrape still answers and says so in alpharen_service_status_ok.
 . "$(dirname "$0")/../lib.sh"
-for c in curl jq promtool prometheus python3; do
-  command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"
-done
+needs curl jq promtool prometheus python3
 STATE=$(mktemp -d /tmp/alpharen-metrics.XXXXXX)
 on_exit "rm -rf $STATE"
 seed_ports "$STATE/seed.toml"

@@ -9,7 +9,7 @@
 # body from it. Agents are separate processes on loopback.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/reaction-lib.sh"
-for c in jq /usr/bin/python3; do command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"; done
+needs jq /usr/bin/python3
 STATE=$(mktemp -d /tmp/alpharen-rxenc.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
 W=$STATE/work; mkdir -p "$W"; chmod 755 "$STATE" "$W"

@@ -20,7 +20,7 @@
 #   its path and line, and nothing is stored.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/reaction-lib.sh"
-for c in jq curl /usr/bin/python3; do command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"; done
+needs jq curl /usr/bin/python3
 STATE=$(mktemp -d /tmp/alpharen-rxsched.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
 W=$STATE/work; mkdir -p "$W"; chmod 755 "$STATE" "$W"

@@ -10,7 +10,7 @@
 # time (ctl and the web API) survives the engine being kill -9ed before
 # it is due, and runs exactly once.
 . "$(dirname "$0")/../lib.sh"
-for c in jq /usr/bin/python3; do command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"; done
+needs jq /usr/bin/python3
 STATE=$(mktemp -d /tmp/alpharen-rxsvc.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
 W=$STATE/work; mkdir -p "$W"; chmod 755 "$STATE" "$W"

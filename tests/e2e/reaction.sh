@@ -14,7 +14,7 @@
 # unknown-agent calls are refused, logged, and start nothing.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/reaction-lib.sh"
-for c in jq ip /usr/bin/python3; do command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"; done
+needs jq ip /usr/bin/python3
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || fail "python3-aiosmtpd missing (scripts/deps.sh)"
 STATE=$(mktemp -d /tmp/alpharen-reaction.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"

@@ -9,9 +9,7 @@
 # counts the traps sent.
 # KEEP=1 leaves the state and trap directories in /tmp.
 . "$(dirname "$0")/../lib.sh"
-for c in snmptrapd jq python3 ss; do
-  command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"
-done
+needs snmptrapd jq python3 ss
 STATE=$(mktemp -d /tmp/alpharen-snmp.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
 TRAPS=$(mktemp -d /tmp/alpharen-snmp-traps.XXXXXX)

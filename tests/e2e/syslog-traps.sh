@@ -14,9 +14,7 @@
 # rule is refused with the field it is about.
 # KEEP=1 leaves the state and trap directories in /tmp.
 . "$(dirname "$0")/../lib.sh"
-for c in snmptrapd logger jq ss; do
-  command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"
-done
+needs snmptrapd logger jq ss
 STATE=$(mktemp -d /tmp/alpharen-sltrap.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
 TRAPS=$(mktemp -d /tmp/alpharen-sltrap-traps.XXXXXX)

@@ -8,9 +8,7 @@
 # queued, and after the collector is back every one arrives, in order.
 # KEEP=1 leaves the state and collector directories in /tmp to look at.
 . "$(dirname "$0")/../lib.sh"
-for c in rsyslogd openssl setpriv jq python3; do
-  command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"
-done
+needs rsyslogd openssl setpriv jq python3
 STATE=$(mktemp -d /tmp/alpharen-syslog.XXXXXX)
 [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
 # The collectors' directory: rsyslogd (nobody) writes there and the
