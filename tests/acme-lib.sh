@@ -1,7 +1,14 @@
 # shellcheck shell=bash
 # Debian's pebble for the ACME tests (acme.sh, acme-challenges.sh,
-# acme-rfc2136.sh). Source after tests/lib.sh, with CA set to a directory
-# of the test's own.
+# acme-rfc2136.sh). Source after tests/lib.sh.
+
+# acme_dirs TAG: STATE (the node's) and CA (pebble's and the CA's) as new
+# directories in /tmp, removed at exit unless KEEP=1.
+acme_dirs() {
+  STATE=$(mktemp -d "/tmp/alpharen-$1.XXXXXX")
+  CA=$(mktemp -d "/tmp/alpharen-$1-ca.XXXXXX")
+  [ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE $CA"
+}
 
 # pebble_ca: a CA made here ($CA/ca.pem, readable by the web service's
 # user: the node trusts pebble through acme.ca) and pebble's HTTPS

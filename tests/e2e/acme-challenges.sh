@@ -21,13 +21,8 @@
 # KEEP=1 leaves the state and CA directories in /tmp.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/acme-lib.sh"
-for c in pebble openssl curl jq dig ip; do
-  command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"
-done
-STATE=$(mktemp -d /tmp/alpharen-acmech.XXXXXX)
-[ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
-CA=$(mktemp -d /tmp/alpharen-acmech-ca.XXXXXX)
-[ -n "${KEEP:-}" ] || on_exit "rm -rf $CA"
+needs pebble openssl curl jq dig ip
+acme_dirs acmech
 ZONE=acme.test
 NAME=console.$ZONE
 MX=mx.$ZONE

@@ -22,13 +22,8 @@
 # KEEP=1 leaves the state and CA directories in /tmp.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/acme-lib.sh"
-for c in pebble named tsig-keygen openssl curl jq dig; do
-  command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"
-done
-STATE=$(mktemp -d /tmp/alpharen-acme2136.XXXXXX)
-[ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
-CA=$(mktemp -d /tmp/alpharen-acme2136-ca.XXXXXX)
-[ -n "${KEEP:-}" ] || on_exit "rm -rf $CA"
+needs pebble named tsig-keygen openssl curl jq dig
+acme_dirs acme2136
 ZONE=ext.test
 NAME=console.$ZONE
 read -r BIND_PORT PEBBLE_PORT PEBBLE_MGMT CLOSED_PORT CLOSED_TLS < <(free_ports 5)

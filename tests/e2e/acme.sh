@@ -19,13 +19,8 @@
 # KEEP=1 leaves the state and CA directories in /tmp.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/acme-lib.sh"
-for c in pebble openssl curl jq python3 dig; do
-  command -v "$c" >/dev/null || fail "needs $c (scripts/deps.sh)"
-done
-STATE=$(mktemp -d /tmp/alpharen-acme.XXXXXX)
-[ -n "${KEEP:-}" ] || on_exit "rm -rf $STATE"
-CA=$(mktemp -d /tmp/alpharen-acme-ca.XXXXXX)
-[ -n "${KEEP:-}" ] || on_exit "rm -rf $CA"
+needs pebble openssl curl jq python3 dig
+acme_dirs acme
 ZONE=acme.test
 NAME=console.$ZONE
 read -r DNS_PORT GOOD_PORT GOOD_MGMT BAD_PORT BAD_MGMT CLOSED_PORT TLS01_PORT < <(free_ports 7)
