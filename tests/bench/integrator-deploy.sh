@@ -22,12 +22,11 @@ name = "hello"
 url_path = "/hello"
 service = "hello.world"
 TOML
-web_node
-setup_code=$(cat "$STATE/setup-code")
-req POST /api/v1/setup -H 'content-type: application/json' --data-binary \
-  "$(jq -nc --arg c "$setup_code" '{code: $c, admin_password: "correct horse", hostname: "bench"}')"
-expect 200 "setup"
-req POST /api/v1/session -H 'content-type: application/json' --data-binary '{"username":"admin","password":"correct horse"}' -c "$STATE/jar"
+seed_ports "$STATE/seed.toml"
+console_node "$STATE" bench
+LB=http://127.0.0.1:$LB_PORT
+req POST /api/v1/session -H 'content-type: application/json' -c "$STATE/jar" \
+  --data-binary "$(jq -nc --arg p "$PASSWORD" '{username: "admin", password: $p}')"
 expect 200 "login"
 CSRF=$(jq -r .csrf <<<"$BODY")
 req POST /api/v1/tokens -b "$STATE/jar" -H "x-csrf-token: $CSRF" -H 'content-type: application/json' --data-binary '{"name":"deployer","role":"admin"}'
