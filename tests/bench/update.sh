@@ -6,8 +6,8 @@
 # a stand-in disk (ALPHAREN_UPDATE_TARGET, files under $BENCH_DIR, default
 # /var/tmp: a real disk, not tmpfs) installs it RUNS times with `ctl
 # system update` (bundle bytes per second from the first byte read to the
-# installed answer: base64 over the control socket, verification, writes
-# and fsyncs); `dd bs=1M conv=fsync` writes the same squashfs onto the
+# installed answer: the raw upload over the control socket, verification,
+# writes and fsyncs); `dd bs=1M conv=fsync` writes the same squashfs onto the
 # same file RUNS times. Both read from the page cache (each source read
 # once first). Also: the supervisor's resident memory sampled every 50 ms
 # during each install (peak over its idle RSS), and once more with a

@@ -6,8 +6,8 @@
 # shows it; a flipped byte and a truncated upload leave the slot invalid
 # and the booted slot's entry untouched; a bundle signed by another key
 # touches nothing; `ssh admin@node system update - < bundle` works;
-# POST /api/v1/system/update streams an upload (admins only); `ctl system
-# update URL` resumes a download broken off half-way; the console's
+# POST /api/v1/system/update streams an upload (admins only), and `ctl
+# --node URL system update FILE` through it; `ctl system update URL` resumes a download broken off half-way; the console's
 # System update page uploads with progress. The same on a real disk under
 # QEMU: tests/e2e/qemu-update.sh.
 . "$(dirname "$0")/../lib.sh"
@@ -151,6 +151,20 @@ c=$(curl -sk --max-time 60 -o "$T/api.json" -w '%{http_code}' --data-binary @"$T
 [ "$c" = 401 ] || fail "an anonymous upload: HTTP $c $(cat "$T/api.json")"
 [ "$(grep -c "update: upload .* started" "$STATE/console.log")" = "$started" ] || fail "a refused caller started an upload"
 pass "POST /api/v1/system/update: 403 for a reader, 401 without credentials"
+
+# ctl --node URL system update: the same upload through the API, with an
+# admin's token, from a ctl that has no control socket.
+curl -skf -o "$T/admin-token.json" "${CSRF[@]}" -H 'content-type: application/json' --data '{"name":"deployer","role":"admin"}' "$API/tokens" || fail "an admin token"
+remote() { ALPHAREN_TOKEN=$(jq -r .secret "$T/admin-token.json") timeout 120 "$ALPHAREN" ctl --state-dir /nonexistent --node "https://localhost:$HTTPS_PORT" --cacert "$STATE/tls/cert.pem" "$@"; }
+if remote system update "$T/flipped.aru" >"$T/remote.out" 2>&1; then fail "ctl --node installed the flipped bundle"; fi
+has "block 3" "$T/remote.out" || fail "ctl --node flipped: $(cat "$T/remote.out")"
+[ "$(entries)" = "alpharen-a.conf " ] || fail "entries after a refused ctl --node upload: $(entries)"
+dd if=/dev/zero of="$disk/rootfs-b" bs=1M count=1 conv=notrunc status=none
+remote system update "$aru" >"$T/remote.out" 2>&1 || { cat "$T/remote.out"; fail "ctl --node system update"; }
+has "installed version 0.2.0 (build e2e-v2) into slot b" "$T/remote.out" || fail "ctl --node update said: $(cat "$T/remote.out")"
+cmp -n "$(stat -c %s "$slot/rootfs.squashfs")" "$slot/rootfs.squashfs" "$disk/rootfs-b" || fail "rootfs-b after the ctl --node install"
+[ "$(entries)" = "alpharen-a.conf alpharen-b+3.conf " ] || fail "entries after the ctl --node install: $(entries)"
+pass "ctl --node URL system update: a flipped byte refused with its reason, the bundle installed through the API"
 
 # ctl system update URL: a server that breaks the first download off
 # half-way; ctl resumes with a Range request and the install completes.

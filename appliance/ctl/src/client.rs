@@ -3,8 +3,6 @@
 //! logged-in user and says so in `ALPHAREN_AUTHOR`; changes are then
 //! recorded under that name instead of the Unix user of the socket peer.
 
-use std::collections::VecDeque;
-
 use alpharen_rpc::{Client, ClientError, backup, config, users};
 
 use crate::remote::Remote;
@@ -39,9 +37,6 @@ const AUTHORED: &[&str] = &[
 pub struct NodeClient {
     transport: Transport,
     author: Option<String>,
-    /// A node elsewhere answers each call as it is sent: the answers
-    /// [`NodeClient::answer`] has not handed out yet.
-    answered: VecDeque<Result<Value, ClientError>>,
 }
 
 /// The control socket on the node, or the API of a node elsewhere
@@ -54,44 +49,33 @@ pub enum Transport {
 impl NodeClient {
     pub fn new(transport: Transport, author: Option<String>) -> NodeClient {
         let author = author.filter(|a| !a.trim().is_empty());
-        NodeClient {
-            transport,
-            author,
-            answered: VecDeque::new(),
-        }
+        NodeClient { transport, author }
     }
 
     /// Calls `method` with its params (an `alpharen_rpc` params struct, or
     /// JSON for a service's own method).
     pub fn call(&mut self, method: &str, params: impl Serialize) -> Result<Value, ClientError> {
-        self.send(method, params)?;
-        self.answer()
-    }
-
-    /// Sends a call whose answer [`NodeClient::answer`] reads later, in
-    /// order, so that a few calls can be in flight (the update upload).
-    pub fn send(&mut self, method: &str, params: impl Serialize) -> Result<(), ClientError> {
         let params = alpharen_rpc::to_params(&params);
         match &mut self.transport {
             Transport::Socket(c) => {
-                c.send(method, with_author(method, params, self.author.as_deref()))
+                c.call(method, with_author(method, params, self.author.as_deref()))
             }
-            Transport::Remote(r) => {
-                self.answered.push_back(r.call(method, &params));
-                Ok(())
-            }
+            Transport::Remote(r) => r.call(method, &params),
         }
     }
 
-    /// The answer to the oldest call [`NodeClient::send`] sent.
-    pub fn answer(&mut self) -> Result<Value, ClientError> {
+    /// A call that takes an upload (`alpharen_rpc::upload`): `input` to
+    /// its end, `progress` hearing the bytes sent; on a node elsewhere the
+    /// method's API route gets it as a streamed request body.
+    pub fn upload(
+        &mut self,
+        method: &str,
+        input: &mut dyn std::io::Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Value, ClientError> {
         match &mut self.transport {
-            Transport::Socket(c) => c.answer(),
-            Transport::Remote(_) => self.answered.pop_front().unwrap_or_else(|| {
-                Err(ClientError::Protocol(
-                    "no call is waiting for its answer".into(),
-                ))
-            }),
+            Transport::Socket(c) => c.upload(method, json!({}), input, progress),
+            Transport::Remote(r) => r.upload(method, input, progress),
         }
     }
 

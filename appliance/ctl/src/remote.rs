@@ -1,8 +1,10 @@
 //! `ctl --node URL`: the commands that have a route in the node's REST API,
 //! sent over HTTPS with an API token instead of over the control socket,
-//! so a developer deploys from their own machine. The answers are the same
+//! so a developer deploys from their own machine; `system update` streams
+//! the bundle as the body of `POST /api/v1/system/update`. The answers are the same
 //! JSON the control methods give, so the commands print them the same way.
 
+use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
@@ -226,30 +228,113 @@ impl Remote {
                     .send(json.to_string().as_bytes())
             }
         };
-        let mut resp = sent.map_err(|e| ClientError::Protocol(format!("{}: {e}", self.base)))?;
-        let status = resp.status();
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| ClientError::Protocol(format!("{url}: reading the answer: {e}")))?;
-        let body: Value = serde_json::from_str(&text).map_err(|_| {
-            ClientError::Protocol(format!(
-                "{url}: HTTP {status}, not JSON: {}",
-                text.chars().take(200).collect::<String>()
-            ))
-        })?;
-        if status.is_success() {
-            return Ok(body);
-        }
-        let code = body["code"].as_str().unwrap_or("http_error");
-        let message = body["message"]
-            .as_str()
-            .map(String::from)
-            .unwrap_or_else(|| format!("HTTP {status}"));
-        let mut err = RpcError::new(code, message);
-        err.details = body["details"].clone();
-        Err(ClientError::Rpc(err))
+        answer(
+            &url,
+            sent.map_err(|e| ClientError::Protocol(format!("{}: {e}", self.base)))?,
+        )
     }
+
+    /// A call that takes an upload: `system.update.upload`'s bytes become
+    /// the streamed body of `POST /api/v1/system/update` (chunked, never
+    /// held whole), `progress` hearing the bytes read so far.
+    pub fn upload(
+        &self,
+        method: &str,
+        input: &mut dyn Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Value, ClientError> {
+        if method != alpharen_rpc::system::UPDATE_UPLOAD {
+            return Err(ClientError::Rpc(RpcError::new(
+                "not_supported",
+                format!("{method} has no API route for --node"),
+            )));
+        }
+        let url = format!("{}/api/v1/system/update", self.base);
+        let mut counted = Counted {
+            input,
+            read: 0,
+            progress,
+            failed: None,
+        };
+        let sent = self
+            .agent
+            .post(&url)
+            .config()
+            // A bundle takes as long as the network needs; only a stall fails.
+            .timeout_global(None)
+            .timeout_per_write(Some(UPLOAD_STALL))
+            .timeout_recv_response(Some(UPLOAD_ANSWER))
+            .build()
+            .header("authorization", &format!("Bearer {}", self.token))
+            .content_type("application/octet-stream")
+            .send(ureq::SendBody::from_reader(&mut counted));
+        if let Some(e) = counted.failed.take() {
+            return Err(ClientError::Input(e));
+        }
+        answer(
+            &url,
+            sent.map_err(|e| ClientError::Protocol(format!("{}: {e}", self.base)))?,
+        )
+    }
+}
+
+/// A write to the node that makes no progress for this long fails.
+const UPLOAD_STALL: Duration = Duration::from_secs(60);
+/// After the last byte the node verifies the end and syncs the slot.
+const UPLOAD_ANSWER: Duration = Duration::from_secs(600);
+
+/// The upload's input, counting what it gives and keeping its own error
+/// apart from the connection's.
+struct Counted<'a> {
+    input: &'a mut dyn Read,
+    read: u64,
+    progress: &'a mut dyn FnMut(u64),
+    failed: Option<std::io::Error>,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.input.read(buf) {
+            Ok(n) => {
+                self.read += n as u64;
+                (self.progress)(self.read);
+                Ok(n)
+            }
+            Err(e) => {
+                let kind = e.kind();
+                let message = e.to_string();
+                self.failed = Some(e);
+                Err(std::io::Error::new(kind, message))
+            }
+        }
+    }
+}
+
+/// An API answer as the control socket's would be: the JSON body, or its
+/// error as `{code, message, details}`.
+fn answer(url: &str, mut resp: ureq::http::Response<ureq::Body>) -> Result<Value, ClientError> {
+    let status = resp.status();
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| ClientError::Protocol(format!("{url}: reading the answer: {e}")))?;
+    let body: Value = serde_json::from_str(&text).map_err(|_| {
+        ClientError::Protocol(format!(
+            "{url}: HTTP {status}, not JSON: {}",
+            text.chars().take(200).collect::<String>()
+        ))
+    })?;
+    if status.is_success() {
+        return Ok(body);
+    }
+    let code = body["code"].as_str().unwrap_or("http_error");
+    let message = body["message"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    let mut err = RpcError::new(code, message);
+    err.details = body["details"].clone();
+    Err(ClientError::Rpc(err))
 }
 
 #[cfg(test)]

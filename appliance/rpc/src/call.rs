@@ -1,7 +1,7 @@
 //! The async client the web, the services and the supervisor use: one
 //! connection per call, bounded by a timeout, so a stuck peer delays an
 //! answer, never hangs it; and a streaming call for `logs.read` with
-//! `follow`.
+//! `follow`; and uploads ([`Uploader`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -63,13 +63,7 @@ async fn exchange(
     let value = read_line(socket, &mut reader, limit)
         .await?
         .ok_or_else(|| unavailable(socket, "connection closed before the answer"))?;
-    let resp: Response = serde_json::from_value(value)
-        .map_err(|e| RpcError::new("internal_error", format!("bad answer: {e}")))?;
-    match (resp.result, resp.error) {
-        (_, Some(e)) => Err(RpcError::from_object(&e)),
-        (Some(v), None) => Ok((reader, v)),
-        (None, None) => Ok((reader, Value::Null)),
-    }
+    answer_of(value).map(|v| (reader, v))
 }
 
 /// One call on `socket`, one answer; `unavailable` if none within `timeout`.
@@ -136,4 +130,114 @@ pub async fn call_stream(
 /// The supervisor's socket in a state directory.
 pub fn control_socket(state_dir: &Path) -> std::path::PathBuf {
     state_dir.join("run").join("control.sock")
+}
+
+/// An upload in progress ([`crate::upload`]): the bytes go out as frames
+/// with [`Uploader::send`], and [`Uploader::finish`] ends them and waits
+/// for the answer.
+pub struct Uploader {
+    socket: std::path::PathBuf,
+    reader: BufReader<OwnedReadHalf>,
+    writer: tokio::net::unix::OwnedWriteHalf,
+}
+
+/// Starts a call that takes an upload: the `ready` notification's params
+/// and the [`Uploader`], or the call's error (refused before any byte),
+/// within `timeout`.
+pub async fn upload(
+    socket: &Path,
+    method: &str,
+    params: Value,
+    timeout: Duration,
+) -> Result<(Value, Uploader), RpcError> {
+    let start = async {
+        let stream = UnixStream::connect(socket)
+            .await
+            .map_err(|e| unavailable(socket, e))?;
+        let (r, mut w) = stream.into_split();
+        let mut line = serde_json::to_vec(&Request::new(json!(1), method, params))
+            .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
+        line.push(b'\n');
+        w.write_all(&line)
+            .await
+            .map_err(|e| unavailable(socket, e))?;
+        let mut reader = BufReader::new(r);
+        let first = read_line(socket, &mut reader, MAX_LINE as u64)
+            .await?
+            .ok_or_else(|| unavailable(socket, "connection closed before the answer"))?;
+        if !crate::upload::is_ready(&first) {
+            answer_of(first)?;
+            return Err(RpcError::new(
+                "internal_error",
+                format!("{method} answered without taking the upload"),
+            ));
+        }
+        let up = Uploader {
+            socket: socket.to_path_buf(),
+            reader,
+            writer: w,
+        };
+        Ok((first["params"].clone(), up))
+    };
+    tokio::time::timeout(timeout, start)
+        .await
+        .unwrap_or_else(|_| Err(unavailable(socket, format!("no answer within {timeout:?}"))))
+}
+
+fn answer_of(value: Value) -> Result<Value, RpcError> {
+    let resp: Response = serde_json::from_value(value)
+        .map_err(|e| RpcError::new("internal_error", format!("bad answer: {e}")))?;
+    match (resp.result, resp.error) {
+        (_, Some(e)) => Err(RpcError::from_object(&e)),
+        (Some(v), None) => Ok(v),
+        (None, None) => Ok(Value::Null),
+    }
+}
+
+impl Uploader {
+    /// Sends `bytes` as frames of at most [`crate::upload::MAX_FRAME`].
+    /// When the peer has stopped reading (it refused the upload), its
+    /// answer is the error.
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), RpcError> {
+        for frame in bytes.chunks(crate::upload::MAX_FRAME) {
+            let header = crate::upload::frame_header(frame.len());
+            let sent = match self.writer.write_all(&header).await {
+                Ok(()) => self.writer.write_all(frame).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
+                return Err(match self.answer().await {
+                    Err(refused) => refused,
+                    Ok(_) => unavailable(&self.socket, e),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the bytes and waits for the answer.
+    pub async fn finish(mut self) -> Result<Value, RpcError> {
+        let header = crate::upload::frame_header(0);
+        if let Err(e) = self.writer.write_all(&header).await {
+            return match self.answer().await {
+                Err(refused) => Err(refused),
+                Ok(_) => Err(unavailable(&self.socket, e)),
+            };
+        }
+        self.answer().await
+    }
+
+    /// Breaks the upload off (no end frame: the peer takes it as
+    /// truncated) and answers the peer's answer.
+    pub async fn abort(mut self) -> Result<Value, RpcError> {
+        let _closed = self.writer.shutdown().await;
+        self.answer().await
+    }
+
+    async fn answer(&mut self) -> Result<Value, RpcError> {
+        let line = read_line(&self.socket, &mut self.reader, MAX_LINE as u64)
+            .await?
+            .ok_or_else(|| unavailable(&self.socket, "connection closed before the answer"))?;
+        answer_of(line)
+    }
 }

@@ -1,13 +1,40 @@
 //! Blocking client for `alpharen ctl` and tests: one request, one answer,
 //! or an answer followed by streamed items.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
 use crate::protocol::{Request, Response, RpcError};
+use crate::upload::{MAX_FRAME, frame_header};
+
+fn answer_of(value: Value) -> Result<Value, ClientError> {
+    let resp: Response =
+        serde_json::from_value(value).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    match (resp.result, resp.error) {
+        (_, Some(e)) => Err(ClientError::Rpc(RpcError::from_object(&e))),
+        (Some(v), None) => Ok(v),
+        (None, None) => Err(ClientError::Protocol(
+            "answer has neither result nor error".into(),
+        )),
+    }
+}
+
+/// Reads until `buf` is full or the input ends (a pipe gives short reads).
+fn fill(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -24,6 +51,10 @@ pub enum ClientError {
     Protocol(String),
     #[error("{0}")]
     Rpc(RpcError),
+    /// An upload's own input failed ([`Client::upload`]); the upload was
+    /// broken off.
+    #[error("{0}")]
+    Input(std::io::Error),
 }
 
 pub struct Client {
@@ -67,11 +98,8 @@ impl Client {
         self.answer()
     }
 
-    /// Sends a request without reading its answer; [`Client::answer`]
-    /// reads the answers in the order the requests went out. A caller
-    /// that keeps a few requests in flight (the update upload) overlaps
-    /// its own work with the supervisor's.
-    pub fn send(&mut self, method: &str, params: Value) -> Result<(), ClientError> {
+    /// Sends a request without reading its answer.
+    fn send(&mut self, method: &str, params: Value) -> Result<(), ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         let mut line = serde_json::to_vec(&Request::new(json!(id), method, params))
@@ -82,19 +110,66 @@ impl Client {
     }
 
     /// The answer to the oldest request sent and not answered yet.
-    pub fn answer(&mut self) -> Result<Value, ClientError> {
+    fn answer(&mut self) -> Result<Value, ClientError> {
         let value = self
             .read_value()?
             .ok_or_else(|| ClientError::Protocol("connection closed before the answer".into()))?;
-        let resp: Response =
-            serde_json::from_value(value).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        match (resp.result, resp.error) {
-            (_, Some(e)) => Err(ClientError::Rpc(RpcError::from_object(&e))),
-            (Some(v), None) => Ok(v),
-            (None, None) => Err(ClientError::Protocol(
-                "answer has neither result nor error".into(),
-            )),
+        answer_of(value)
+    }
+
+    /// A call that takes an upload ([`crate::upload`]): sends `input` to
+    /// its end as frames once the server is ready, then answers what the
+    /// server answers. `progress` hears the bytes sent so far. When the
+    /// server stops reading early, its answer (the reason) is the error;
+    /// when `input` fails, the upload is broken off (the server sees it
+    /// truncated) and that failure is the error.
+    pub fn upload(
+        &mut self,
+        method: &str,
+        params: Value,
+        input: &mut dyn Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Value, ClientError> {
+        self.send(method, params)?;
+        let first = self
+            .read_value()?
+            .ok_or_else(|| ClientError::Protocol("connection closed before the answer".into()))?;
+        if !crate::upload::is_ready(&first) {
+            return answer_of(first);
         }
+        let mut buf = vec![0u8; 4 + MAX_FRAME];
+        let mut sent = 0u64;
+        loop {
+            let n = match fill(input, &mut buf[4..]) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _closed = self.writer.shutdown(std::net::Shutdown::Write);
+                    let _truncated = self.answer();
+                    return Err(ClientError::Input(e));
+                }
+            };
+            let mut frames = 4 + n;
+            buf[..4].copy_from_slice(&frame_header(n));
+            if 0 < n && n < MAX_FRAME {
+                // The input ended: the end frame goes out with the last one.
+                buf.truncate(4 + n);
+                buf.extend_from_slice(&frame_header(0));
+                frames += 4;
+            }
+            if let Err(e) = self.writer.write_all(&buf[..frames]) {
+                // The server stopped reading: its answer says why.
+                return match self.answer() {
+                    Err(ClientError::Rpc(r)) => Err(ClientError::Rpc(r)),
+                    _ => Err(ClientError::Io(e)),
+                };
+            }
+            sent += n as u64;
+            progress(sent);
+            if n < MAX_FRAME {
+                break;
+            }
+        }
+        self.answer()
     }
 
     /// After a streaming call: the next streamed item, `None` at the end.

@@ -11,7 +11,8 @@
 //!
 //! `auth`: the shared login check; `view`: what services get instead of
 //! the node's database; `config`, `users`, `setup`, `backup`, `services`
-//! (with `status`), `logs`, `system`: the admin doors' methods.
+//! (with `status`), `logs`, `system`: the admin doors' methods; `upload`:
+//! raw bytes after a request (an update bundle).
 
 pub mod auth;
 pub mod backup;
@@ -25,10 +26,11 @@ pub mod services;
 pub mod setup;
 pub mod system;
 pub mod token;
+pub mod upload;
 pub mod users;
 pub mod view;
 
-pub use call::{Stream, UNAVAILABLE, call, call_stream, control_socket};
+pub use call::{Stream, UNAVAILABLE, Uploader, call, call_stream, control_socket, upload};
 pub use client::{Client, ClientError};
 pub use protocol::{Call, ErrorObject, MAX_ARCHIVE, MAX_LINE, Reply, Request, Response, RpcError};
 pub use server::{

@@ -171,13 +171,15 @@ impl Call {
 
 /// A method's answer: one value, or a first value followed by a stream of
 /// notifications (for `--follow`), which ends when the sender is dropped or
-/// the client goes away.
+/// the client goes away, or raw bytes to receive before the answer
+/// ([`crate::upload`]).
 pub enum Reply {
     Value(Value),
     Stream {
         first: Value,
         rest: mpsc::Receiver<Value>,
     },
+    Upload(crate::upload::Upload),
 }
 
 impl From<Value> for Reply {

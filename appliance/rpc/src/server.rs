@@ -127,7 +127,7 @@ pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>) {
     }
 }
 
-async fn write_line(
+pub(crate) async fn write_line(
     w: &mut (impl AsyncWriteExt + Unpin),
     value: &impl serde::Serialize,
 ) -> std::io::Result<()> {
@@ -207,6 +207,9 @@ async fn connection<H: Handler>(stream: UnixStream, handler: Arc<H>) -> std::io:
                     write_line(&mut w, &note).await?;
                 }
                 return Ok(());
+            }
+            Ok(Reply::Upload(up)) => {
+                return crate::upload::receive(&mut reader, &mut w, req.id, &req.method, up).await;
             }
             Err(e) => write_line(&mut w, &Response::err(req.id, &e)).await?,
         }

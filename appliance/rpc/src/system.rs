@@ -18,20 +18,17 @@ pub struct Stopping {
 
 /// `system.slots`: no params; answers a list of [`Slot`].
 pub const SLOTS: &str = "system.slots";
-/// Starts an upload of an update bundle: no params; answers [`Upload`].
-/// Only one install runs at a time (`busy` otherwise).
-pub const UPDATE_BEGIN: &str = "system.update.begin";
-/// The next bytes of the bundle ([`UpdateData`]), at most [`UPDATE_CHUNK`]
-/// bytes each, in order; answers `{"received": N}` (bytes so far). The
-/// supervisor verifies and writes as the bytes arrive, so a refused bundle
-/// (bad signature, wrong board, corrupt block) fails a call a few chunks
-/// after the offending bytes (or `end`), with the reason. Error codes: `update_refused`
-/// (the bundle's fault), `update_unavailable` (this node cannot install
-/// now), `update_failed` (writing the slot failed), `busy`.
-pub const UPDATE_DATA: &str = "system.update.data";
-/// The end of the bundle ([`UploadId`]): waits until the install is
-/// complete and answers [`Installed`].
-pub const UPDATE_END: &str = "system.update.end";
+/// Installs an update bundle: no params. The bundle's bytes follow as
+/// a raw upload ([`crate::upload`]): the `ready` notification's params are
+/// an [`Upload`], and the answer, after the end frame, is [`Installed`].
+/// The supervisor verifies and writes as the bytes arrive, so a refused
+/// bundle (bad signature, wrong board, corrupt block) is answered a few
+/// frames after the offending bytes, and the connection closed. Error
+/// codes: `update_refused` (the bundle's fault, a truncated upload
+/// included), `update_unavailable` (this node cannot install now; before
+/// `ready`), `update_failed` (writing the slot failed), `busy` (another
+/// install runs; before `ready`).
+pub const UPDATE_UPLOAD: &str = "system.update.upload";
 
 /// The upload in progress: no params; answers [`UpdateStatus`].
 pub const UPDATE_STATUS: &str = "system.update.status";
@@ -47,29 +44,11 @@ pub struct UpdateStatus {
     pub received: Option<u64>,
 }
 
-/// Bytes of bundle per `system.update.data` call: base64 of it stays well
-/// within one request line ([`crate::MAX_LINE`]).
-pub const UPDATE_CHUNK: usize = 512 * 1024;
-
-/// What `system.update.begin` answers.
+/// The `ready` of `system.update.upload`: the upload's id, which
+/// `system.update.status` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Upload {
     pub upload: String,
-}
-
-/// `system.update.end`'s params.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UploadId {
-    pub upload: String,
-}
-
-/// `system.update.data`'s params: `data` is base64 (standard alphabet).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateData {
-    pub upload: String,
-    pub data: String,
 }
 
 /// What a complete install answers: the slot written and armed for a

@@ -10,7 +10,7 @@
 //!    invalid: nothing boots it), then each part streams into the slot,
 //!    every block verified before it is written, and is fsynced;
 //! 4. only after the last part and the end of the bundle check out: the
-//!    record (`<esp>/<slot>/slot.json`) and a counting entry
+//!    keys the bundle adds (`crate::keyring`), the record (`<esp>/<slot>/slot.json`) and a counting entry
 //!    (`alpharen-<slot>+3.conf`, sorted first), each written durably.
 //!
 //! Any failure in 3 leaves the target without an entry (invalid); the
@@ -20,15 +20,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use alpharen_update::{Accept, BundleReader, Running, TrustedKey, TrustedKeys};
+use alpharen_update::{Accept, BundleReader, Running, TrustedKeys};
 use serde::{Deserialize, Serialize};
 
 use crate::slots::{self, Plan, PlanError, SlotState};
 
-/// Where the trusted update keys are in the image.
-pub const KEYS_DIR: &str = "/etc/alpharen/update-keys";
-/// Overrides [`KEYS_DIR`] (tests, development hosts).
-pub const KEYS_ENV: &str = "ALPHAREN_UPDATE_KEYS";
 /// Overrides /etc/os-release, where the image says its board and version.
 pub const OS_RELEASE_ENV: &str = "ALPHAREN_OS_RELEASE";
 /// A directory standing in for the node's disk (tests, development
@@ -133,32 +129,6 @@ pub struct SlotRecord {
     pub signer: String,
 }
 
-/// The trusted keys: every `*.pub` in the keys directory.
-pub fn trusted_keys() -> Result<TrustedKeys, InstallError> {
-    let dir = std::env::var_os(KEYS_ENV).map_or_else(|| PathBuf::from(KEYS_DIR), PathBuf::from);
-    let list = std::fs::read_dir(&dir).map_err(io_err(format!(
-        "reading the update keys in {}",
-        dir.display()
-    )))?;
-    let mut keys = Vec::new();
-    for e in list.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".pub") {
-            continue;
-        }
-        let text = std::fs::read_to_string(e.path())
-            .map_err(io_err(format!("reading {}", e.path().display())))?;
-        keys.push(TrustedKey::from_pub_file(&name, &text)?);
-    }
-    if keys.is_empty() {
-        return Err(InstallError::Unsupported(format!(
-            "no update key (*.pub) in {}: this image accepts no bundle",
-            dir.display()
-        )));
-    }
-    Ok(TrustedKeys::new(keys))
-}
-
 /// `KEY=value` from an os-release text, unquoted.
 pub fn os_release_field(text: &str, key: &str) -> Option<String> {
     text.lines().find_map(|l| {
@@ -210,10 +180,12 @@ pub struct Done {
 }
 
 /// Installs the bundle read from `input` into the inactive slot of
-/// `target` (the order and what a failure leaves: the module's doc).
+/// `target` (the order and what a failure leaves: the module's doc), and
+/// keeps the keys it adds in `kept` (`crate::keyring`).
 pub fn install<R: Read>(
     input: R,
     keys: &TrustedKeys,
+    kept: &Path,
     running: &Running,
     target: &Target,
     log: &dyn Fn(&str),
@@ -279,6 +251,16 @@ pub fn install<R: Read>(
     }
     let signer = reader.signer().to_string();
     reader.finish()?;
+    let from = format!(
+        "bundle {} ({}) signed by {signer}",
+        manifest.version, manifest.build_id
+    );
+    for id in crate::keyring::keep(kept, &manifest.add_keys, &from)? {
+        log(&format!(
+            "update: key {id}, which the bundle adds, is trusted from now on (kept in {})",
+            kept.display()
+        ));
+    }
     let record = SlotRecord {
         version: manifest.version.clone(),
         build_id: manifest.build_id.clone(),
@@ -320,10 +302,15 @@ fn invalidate(target: &Target, plan: &Plan) -> Result<(), InstallError> {
         }
         _ => {}
     }
+    // The ESP's file system (the entries and the record's directory),
+    // not every file system of the node as sync(2) would: that waits for
+    // whatever else is being written, which can take seconds.
     File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(format!("syncing {}", dir.display())))?;
-    nix::unistd::sync();
+        .and_then(|d| nix::unistd::syncfs(&d).map_err(io::Error::from))
+        .map_err(io_err(format!(
+            "syncing the file system of {}",
+            dir.display()
+        )))?;
     Ok(())
 }
 

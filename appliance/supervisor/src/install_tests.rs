@@ -85,6 +85,11 @@ impl Bundle {
     }
 
     fn bytes(&self, board: &str, version: &str) -> Vec<u8> {
+        self.adding(board, version, Vec::new())
+    }
+
+    /// A bundle whose manifest adds `add_keys`.
+    fn adding(&self, board: &str, version: &str, add_keys: Vec<String>) -> Vec<u8> {
         let m = Manifest {
             format: FORMAT_VERSION,
             board: board.into(),
@@ -93,7 +98,7 @@ impl Bundle {
             min_from: "0".into(),
             block_size: alpharen_update::BLOCK_SIZE as u32,
             group_blocks: alpharen_update::GROUP_BLOCKS as u32,
-            add_keys: Vec::new(),
+            add_keys,
             parts: self
                 .parts
                 .iter()
@@ -133,7 +138,15 @@ fn running() -> Running {
 }
 
 fn run(disk: &Disk, keys: &TrustedKeys, bundle: &[u8]) -> Result<Done, InstallError> {
-    install(Cursor::new(bundle), keys, &running(), &disk.target, &|_| {})
+    let kept = disk.dir.path().join("kept");
+    install(
+        Cursor::new(bundle),
+        keys,
+        &kept,
+        &running(),
+        &disk.target,
+        &|_| {},
+    )
 }
 
 #[test]
@@ -233,4 +246,75 @@ fn os_release_fields_are_read_unquoted() {
         Some("qemu-x86_64")
     );
     assert_eq!(os_release_field(t, "BUILD_ID"), None);
+}
+
+/// The image's key directory (holding `keys`' key) and the kept one, as
+/// the supervisor reads them before each install.
+fn image_keys(d: &Disk, b: &Bundle) -> (std::path::PathBuf, std::path::PathBuf) {
+    let image = d.dir.path().join("image-keys");
+    std::fs::create_dir_all(&image).expect("image keys");
+    let text = format!("untrusted comment: k\n{}\n", b.pair.pk.to_base64());
+    std::fs::write(image.join("old.pub"), text).expect("old.pub");
+    (image, d.dir.path().join("kept"))
+}
+
+#[test]
+fn a_key_an_installed_bundle_adds_is_kept_and_trusted_afterwards() {
+    let d = disk();
+    let (old, new) = (Bundle::new(), Bundle::new());
+    let (image, kept) = image_keys(&d, &old);
+    let keys = crate::keyring::trusted_keys_in(&image, &kept).expect("keys");
+    let v3 = new.bytes("qemu-x86_64", "0.3.0");
+    let e = run(&d, &keys, &v3).expect_err("new key not trusted yet");
+    assert!(e.to_string().contains("does not trust"), "{e}");
+    let add = vec![new.pair.pk.to_base64()];
+    run(&d, &keys, &old.adding("qemu-x86_64", "0.2.0", add)).expect("v2");
+    let id = new.keys().keys()[0].id.clone();
+    let file = std::fs::read_to_string(kept.join(format!("{id}.pub"))).expect("kept key");
+    assert!(
+        file.contains("added by bundle 0.2.0 (test-build)"),
+        "{file}"
+    );
+    // Read again as before the next install: the new key is trusted beside
+    // the image's, so a bundle signed with it now installs.
+    let keys = crate::keyring::trusted_keys_in(&image, &kept).expect("keys");
+    assert_eq!(keys.keys().len(), 2);
+    let done = run(&d, &keys, &v3).expect("v3 signed with the new key");
+    assert!(done.record.signer.ends_with(&format!("{id}.pub")));
+}
+
+#[test]
+fn a_bundle_that_fails_adds_no_key() {
+    let d = disk();
+    let (old, new) = (Bundle::new(), Bundle::new());
+    let (image, kept) = image_keys(&d, &old);
+    let keys = crate::keyring::trusted_keys_in(&image, &kept).expect("keys");
+    let add = vec![new.pair.pk.to_base64()];
+    // Signed by a key the node does not trust.
+    let stranger = Bundle::new();
+    let e = run(
+        &d,
+        &keys,
+        &stranger.adding("qemu-x86_64", "0.2.0", add.clone()),
+    )
+    .expect_err("untrusted");
+    assert!(e.to_string().contains("does not trust"), "{e}");
+    // Signed by the trusted key, but the manifest altered after signing.
+    let mut forged = old.adding("qemu-x86_64", "0.2.0", add.clone());
+    let at = 16
+        + forged[16..]
+            .windows(5)
+            .position(|w| w == b"0.2.0")
+            .expect("version");
+    forged[at + 4] = b'9';
+    let e = run(&d, &keys, &forged).expect_err("bad signature");
+    assert!(e.to_string().contains("bad signature"), "{e}");
+    // Signed and authentic, but a corrupt block: refused before the end.
+    let mut corrupt = old.adding("qemu-x86_64", "0.2.0", add);
+    let last = corrupt.len() - 20_000;
+    corrupt[last] ^= 1;
+    run(&d, &keys, &corrupt).expect_err("corrupt");
+    assert!(!kept.exists(), "a refused bundle kept a key");
+    let keys = crate::keyring::trusted_keys_in(&image, &kept).expect("keys");
+    assert_eq!(keys.keys().len(), 1);
 }

@@ -15,6 +15,7 @@ mod datafs;
 mod error;
 pub mod init;
 mod install;
+mod keyring;
 mod login;
 mod logs;
 mod methods;

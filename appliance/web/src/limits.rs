@@ -29,9 +29,9 @@ pub const PUBLIC_BODY: usize = 16 << 10;
 /// Largest body of a logged-in caller's request; a backup restore may be larger.
 pub const MAX_BODY: usize = 1 << 20;
 pub const MAX_BACKUP: usize = 64 << 20;
-/// Body memory an update upload holds while it streams: one chunk being
-/// filled and its base64 copy on the way to the supervisor.
-pub const STREAM_HOLD: usize = 2 * alpharen_rpc::system::UPDATE_CHUNK;
+/// Body memory an update upload holds while it streams: one frame being
+/// filled for the supervisor.
+pub const STREAM_HOLD: usize = alpharen_rpc::upload::MAX_FRAME;
 /// Requests served at once; more get 503.
 pub const MAX_REQUESTS: usize = 256;
 /// Body bytes held by all requests together; beyond it requests get 503.

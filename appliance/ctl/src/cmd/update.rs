@@ -1,17 +1,17 @@
 //! `system update FILE|-|URL` and `system slots`: install a signed update
 //! bundle into the inactive A/B slot, and show both slots. The bundle goes
-//! to the supervisor in chunks over the control socket (docs/update.md
-//! says why), so `ssh admin@node system update - < bundle.aru` works with
+//! to the supervisor as a raw upload on the control socket (docs/update.md
+//! says why), or to `POST /api/v1/system/update` with `--node`, so `ssh admin@node system update - < bundle.aru` works with
 //! no file on the node, and a URL is streamed (resuming broken
 //! connections, `crate::download`) without being stored; the reboot that
 //! tries it is `reboot`.
 
 use std::io::Read;
 
-use alpharen_rpc::system::{self, UPDATE_CHUNK, UpdateData, UploadId};
-use base64::Engine;
+use alpharen_rpc::ClientError;
+use alpharen_rpc::system;
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::CtlError;
 use crate::client::NodeClient;
@@ -79,11 +79,6 @@ fn slots(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
     Ok(())
 }
 
-/// Chunks sent ahead of their answers: encoding the next chunks overlaps
-/// the supervisor's decoding and writing of the earlier ones, which one
-/// chunk per round trip would serialize.
-const IN_FLIGHT: usize = 4;
-
 fn update(client: &mut NodeClient, out: &Output, source: &str) -> Result<(), CtlError> {
     let mut input: Box<dyn Read> = if source == "-" {
         Box::new(std::io::stdin().lock())
@@ -98,55 +93,19 @@ fn update(client: &mut NodeClient, out: &Output, source: &str) -> Result<(), Ctl
                 .map_err(|e| CtlError::Io(format!("cannot read {source}: {e}")))?,
         )
     };
-    let begun = client.call(system::UPDATE_BEGIN, json!({}))?;
-    let upload = begun["upload"].as_str().unwrap_or_default().to_string();
-    let mut buf = vec![0u8; UPDATE_CHUNK];
-    let mut sent = 0u64;
     let mut last_mib = 0;
-    let mut in_flight = 0;
-    loop {
-        let n = match fill(&mut input, &mut buf) {
-            Ok(n) => n,
-            Err(e) => {
-                // End the upload now (it fails as truncated and leaves the
-                // slot invalid) rather than block the next one until the
-                // supervisor gives up on it; the read error is the news.
-                for _ in 0..in_flight {
-                    let _answer = client.answer();
-                }
-                let _ended = client.call(system::UPDATE_END, UploadId { upload });
-                return Err(CtlError::Io(format!("cannot read {source}: {e}")));
-            }
-        };
-        if n == 0 {
-            break;
-        }
-        let data = base64::engine::general_purpose::STANDARD.encode(&buf[..n]);
-        client.send(
-            system::UPDATE_DATA,
-            UpdateData {
-                upload: upload.clone(),
-                data,
-            },
-        )?;
-        in_flight += 1;
-        if in_flight == IN_FLIGHT {
-            client.answer()?;
-            in_flight -= 1;
-        }
-        sent += n as u64;
+    let mut progress = |sent: u64| {
         if !out.json && sent >> 23 != last_mib {
             last_mib = sent >> 23;
             eprintln!("sent {} MiB", sent >> 20);
         }
-        if n < buf.len() {
-            break;
+    };
+    let v = match client.upload(system::UPDATE_UPLOAD, &mut input, &mut progress) {
+        Err(ClientError::Input(e)) => {
+            return Err(CtlError::Io(format!("cannot read {source}: {e}")));
         }
-    }
-    for _ in 0..in_flight {
-        client.answer()?;
-    }
-    let v: Value = client.call(system::UPDATE_END, UploadId { upload })?;
+        other => other?,
+    };
     out.show(&v, |v| {
         println!(
             "installed version {} (build {}) into slot {}: {} bytes verified and written",
@@ -161,18 +120,4 @@ fn update(client: &mut NodeClient, out: &Output, source: &str) -> Result<(), Ctl
         );
     });
     Ok(())
-}
-
-/// Reads until `buf` is full or the input ends (a pipe gives short reads).
-fn fill(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

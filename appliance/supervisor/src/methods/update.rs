@@ -1,47 +1,56 @@
-//! `system.slots` and the bundle upload `system.update.{begin,data,end}`.
+//! `system.slots` and the bundle upload `system.update.upload`.
 //!
-//! Why chunks over the control socket rather than a path or a file in
+//! Why bytes over the control socket rather than a path or a file in
 //! `run/`: the ssh door's `ctl` runs as the unprivileged ssh user, so it
 //! can neither hand the supervisor a root-only path nor be trusted to name
-//! one; and a request is one line of at most 1 MiB. So the caller sends
-//! the bundle as base64 chunks on one connection, and the supervisor feeds
-//! them through a small bounded channel (a few chunks) straight into the
-//! installer thread, which verifies and writes as they arrive. Memory stays
-//! bounded whatever the bundle's size, nothing is staged on disk, and a
-//! refused bundle fails a call at most the channel's few chunks after the
-//! bad bytes (or `end`).
+//! one. So the caller sends the bundle as a raw upload on its connection
+//! (`alpharen_rpc::upload`: length-prefixed frames after the request), and
+//! the supervisor feeds the frames through a small bounded channel straight
+//! into the installer thread, which verifies and writes as they arrive.
+//! Memory stays bounded whatever the bundle's size, nothing is staged on
+//! disk, and a refused bundle is answered at most the channel's few frames
+//! after the bad bytes.
 
 use std::io::{self, Read};
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use alpharen_rpc::system::{
-    self, Installed, UPDATE_CHUNK, UpdateData, UpdateStatus, Upload as UploadReply, UploadId,
-};
+use alpharen_rpc::system::{self, Installed, UpdateStatus, Upload as UploadReady};
+use alpharen_rpc::upload::{Chunk, Upload as RawUpload};
 use alpharen_rpc::{Call, Reply, RpcError};
 use alpharen_update::{Running, TrustedKeys};
-use base64::Engine;
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::unknown;
 use crate::install::{self, InstallError};
+use crate::keyring;
 use crate::state::NodeState;
 
 /// An upload that sends nothing for this long is abandoned (the caller
 /// died or the network did): the install fails and the slot stays invalid.
 const STALL: Duration = Duration::from_secs(120);
-/// Chunks buffered between the socket and the installer.
+/// Frames (up to 1 MiB each) buffered between the socket and the installer.
 const QUEUE: usize = 4;
 
-/// The install in progress: its id, the sending end of its bytes and the
-/// thread that installs them.
+/// The install in progress: its id, the bytes received so far and
+/// whether its installer has returned.
 pub(crate) struct Upload {
     id: String,
-    tx: mpsc::Sender<Vec<u8>>,
-    received: u64,
-    task: JoinHandle<Result<Installed, InstallError>>,
+    received: Arc<AtomicU64>,
+    finished: Arc<AtomicBool>,
+}
+
+/// Sets its flag when dropped: the installer thread is over, however it
+/// ended (a panic included), so a new install may begin.
+struct Finished(Arc<AtomicBool>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> {
@@ -53,16 +62,8 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
                 .map_err(|e| failed("slots_unavailable", e))?;
             json!(slots)
         }
-        system::UPDATE_BEGIN => json!(begin(node).await?),
+        system::UPDATE_UPLOAD => return Ok(Reply::Upload(upload(node).await?)),
         system::UPDATE_STATUS => json!(status(node).await),
-        system::UPDATE_DATA => {
-            let p: UpdateData = call.params()?;
-            data(node, p).await?
-        }
-        system::UPDATE_END => {
-            let p: UploadId = call.params()?;
-            json!(end(node, &p.upload).await?)
-        }
         _ => return Err(unknown(&call)),
     };
     Ok(Reply::Value(value))
@@ -75,10 +76,10 @@ fn failed(code: &str, e: InstallError) -> RpcError {
 /// The upload in progress, if any: what `system.update.status` answers.
 async fn status(node: &NodeState) -> UpdateStatus {
     match node.update.lock().await.as_ref() {
-        Some(u) if !u.task.is_finished() => UpdateStatus {
+        Some(u) if !u.finished.load(Ordering::Acquire) => UpdateStatus {
             installing: true,
             upload: Some(u.id.clone()),
-            received: Some(u.received),
+            received: Some(u.received.load(Ordering::Relaxed)),
         },
         _ => UpdateStatus {
             installing: false,
@@ -88,36 +89,43 @@ async fn status(node: &NodeState) -> UpdateStatus {
     }
 }
 
-async fn begin(node: &Arc<NodeState>) -> Result<UploadReply, RpcError> {
+async fn upload(node: &Arc<NodeState>) -> Result<RawUpload, RpcError> {
     let mut slot = node.update.lock().await;
     if let Some(u) = slot.as_ref()
-        && !u.task.is_finished()
+        && !u.finished.load(Ordering::Acquire)
     {
         return Err(RpcError::new(
             "busy",
             format!(
                 "an update is being installed already (upload {}, {} bytes so far)",
-                u.id, u.received
+                u.id,
+                u.received.load(Ordering::Relaxed)
             ),
         ));
     }
     // What the node needs before it can take any bundle, checked before
     // the caller sends a byte: any failure here (no key directory
     // included) means this node cannot install.
-    let keys = install::trusted_keys().map_err(|e| failed("update_unavailable", e))?;
+    let kept = keyring::kept_dir(&node.opts.state_dir);
+    let keys = keyring::trusted_keys(&kept).map_err(|e| failed("update_unavailable", e))?;
     let running = install::running().map_err(|e| failed("update_unavailable", e))?;
     let id = format!("{:016x}", rand::random::<u64>());
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let (sink, rx) = mpsc::channel(QUEUE);
+    let received = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicBool::new(false));
     let reader = ChannelReader {
         rx,
         chunk: Vec::new(),
         at: 0,
+        received: received.clone(),
         rt: tokio::runtime::Handle::current(),
     };
     let logs = node.logs.clone();
+    let over = Finished(finished.clone());
     let task = tokio::task::spawn_blocking(move || {
+        let _over = over;
         let log = |line: &str| logs.event(line);
-        let result = install_from(reader, &keys, &running, &log);
+        let result = install_from(reader, &keys, &kept, &running, &log);
         match &result {
             Ok(i) => log(&format!(
                 "update: version {} ({}) installed into slot {}; `ctl reboot` tries it",
@@ -130,21 +138,32 @@ async fn begin(node: &Arc<NodeState>) -> Result<UploadReply, RpcError> {
     node.logs.event(&format!("update: upload {id} started"));
     *slot = Some(Upload {
         id: id.clone(),
-        tx,
-        received: 0,
-        task,
+        received,
+        finished,
     });
-    Ok(UploadReply { upload: id })
+    let done = async move {
+        let installed = task
+            .await
+            .map_err(|e| RpcError::new("internal_error", format!("the installer died: {e}")))?
+            .map_err(|e| failed(e.code(), e))?;
+        Ok(json!(installed))
+    };
+    Ok(RawUpload {
+        ready: json!(UploadReady { upload: id }),
+        sink,
+        done: Box::pin(done),
+    })
 }
 
 fn install_from(
     reader: ChannelReader,
     keys: &TrustedKeys,
+    kept: &Path,
     running: &Running,
     log: &dyn Fn(&str),
 ) -> Result<Installed, InstallError> {
     install::with_target(|target| {
-        let done = install::install(reader, keys, running, target, log)?;
+        let done = install::install(reader, keys, kept, running, target, log)?;
         Ok(Installed {
             slot: done.slot.to_string(),
             version: done.record.version,
@@ -155,72 +174,14 @@ fn install_from(
     })
 }
 
-/// The finished install's error, the session cleared.
-async fn outcome(node: &NodeState, id: &str) -> Result<Installed, RpcError> {
-    let upload = node
-        .update
-        .lock()
-        .await
-        .take_if(|u| u.id == id)
-        .ok_or_else(|| no_upload(id))?;
-    let Upload { tx, task, .. } = upload;
-    drop(tx);
-    task.await
-        .map_err(|e| RpcError::new("internal_error", format!("the installer died: {e}")))?
-        .map_err(|e| failed(e.code(), e))
-}
-
-fn no_upload(id: &str) -> RpcError {
-    RpcError::invalid_params(format!(
-        "there is no upload {id}: start one with system.update.begin"
-    ))
-}
-
-async fn data(node: &NodeState, p: UpdateData) -> Result<serde_json::Value, RpcError> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(p.data.as_bytes())
-        .map_err(|e| RpcError::invalid_params(format!("data is not base64: {e}")))?;
-    if bytes.len() > UPDATE_CHUNK {
-        return Err(RpcError::invalid_params(format!(
-            "{} bytes in one chunk; at most {UPDATE_CHUNK}",
-            bytes.len()
-        )));
-    }
-    let (tx, finished) = {
-        let mut slot = node.update.lock().await;
-        let u = slot
-            .as_mut()
-            .filter(|u| u.id == p.upload)
-            .ok_or_else(|| no_upload(&p.upload))?;
-        u.received += bytes.len() as u64;
-        (u.tx.clone(), u.task.is_finished())
-    };
-    if finished || tx.send(bytes).await.is_err() {
-        // The installer stopped before the bytes ran out: it refused the
-        // bundle (or, if it succeeded, the input goes on after its end).
-        return match outcome(node, &p.upload).await {
-            Err(e) => Err(e),
-            Ok(_) => Err(RpcError::new(
-                "update_refused",
-                "the bundle goes on after its last part",
-            )),
-        };
-    }
-    let received = node.update.lock().await.as_ref().map_or(0, |u| u.received);
-    Ok(json!({ "received": received }))
-}
-
-async fn end(node: &NodeState, id: &str) -> Result<Installed, RpcError> {
-    outcome(node, id).await
-}
-
-/// The installer's input: chunks from the channel, end of input when the
-/// sender is dropped (`system.update.end`), an error when none comes for
-/// [`STALL`].
+/// The installer's input: frames from the channel, end of input when the
+/// sender is dropped after the end frame, an error when the upload broke
+/// off or nothing comes for [`STALL`].
 struct ChannelReader {
-    rx: mpsc::Receiver<Vec<u8>>,
+    rx: mpsc::Receiver<Chunk>,
     chunk: Vec<u8>,
     at: usize,
+    received: Arc<AtomicU64>,
     rt: tokio::runtime::Handle,
 }
 
@@ -238,8 +199,10 @@ impl Read for ChannelReader {
                 })?;
             match next {
                 Some(c) => {
-                    self.chunk = c;
+                    self.chunk = c?;
                     self.at = 0;
+                    self.received
+                        .fetch_add(self.chunk.len() as u64, Ordering::Relaxed);
                 }
                 None => return Ok(0),
             }
@@ -262,6 +225,7 @@ mod tests {
             rx,
             chunk: Vec::new(),
             at: 0,
+            received: Arc::new(AtomicU64::new(0)),
             rt: tokio::runtime::Handle::current(),
         };
         let read = tokio::task::spawn_blocking(move || {
@@ -270,7 +234,7 @@ mod tests {
             reader.read_to_end(&mut all).map(|_| all)
         });
         for c in [&b"ARB"[..], b"", b"UNDLE", b"!"] {
-            tx.send(c.to_vec()).await.expect("send");
+            tx.send(Ok(c.to_vec())).await.expect("send");
         }
         drop(tx);
         let all = read.await.expect("join").expect("read");

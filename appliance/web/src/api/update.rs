@@ -1,23 +1,24 @@
 //! `/api/v1/system/update`: install an update bundle from the request
 //! body, and the install in progress. The body is never held whole: the
 //! limits layer lets this one route through unread (after checking the
-//! caller is an admin), and the handler cuts it into
-//! `system.update.data` chunks as it arrives, so at most one chunk (plus
-//! the supervisor's small queue) is in memory whatever the bundle's size.
+//! caller is an admin), and the handler passes it on as a raw upload
+//! (`system.update.upload`, frames of 1 MiB) as it arrives, so at most one
+//! frame (plus the supervisor's small queue) is in memory whatever the
+//! bundle's size.
 
 use std::time::Duration;
 
-use alpharen_rpc::system::{self, UPDATE_CHUNK, UpdateData, Upload, UploadId};
+use alpharen_rpc::Uploader;
+use alpharen_rpc::system;
+use alpharen_rpc::upload::MAX_FRAME;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use base64::Engine;
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::openapi::ErrorBody;
 use super::{Admin, ApiResult, AppState, Reader, rpc};
-use crate::App;
 use crate::error::ApiError;
 
 /// A body that sends nothing for this long is taken as ended: the
@@ -41,76 +42,61 @@ pub(super) async fn update_status(State(app): AppState, _c: Reader) -> ApiResult
         (status = 409, description = "Another install is running (`busy`), or this node cannot install now (`update_unavailable`: no update keys, not booted from an A/B slot, running slot still on trial)", body = ErrorBody),
         (status = 422, description = "The bundle was refused (`update_refused`: signature, board, version, corrupt block, truncated); the message says why and where", body = ErrorBody)))]
 pub(super) async fn update(State(app): AppState, _c: Admin, body: axum::body::Body) -> ApiResult {
-    let begun: Upload =
-        serde_json::from_value(rpc(&app, system::UPDATE_BEGIN, json!({})).await?)
-            .map_err(|e| ApiError::internal(format!("system.update.begin answered: {e}")))?;
+    let (_ready, up) = alpharen_rpc::upload(
+        &app.socket,
+        system::UPDATE_UPLOAD,
+        json!({}),
+        crate::CALL_TIMEOUT,
+    )
+    .await?;
     // In its own task: if the client goes away the handler is dropped,
-    // but the upload must still be ended (the slot stays invalid) rather
-    // than left to block the next install until the supervisor gives up.
-    tokio::spawn(pump(app, begun.upload, body.into_data_stream()))
+    // but the upload must still be broken off (the slot stays invalid)
+    // rather than left to block the next install until the supervisor
+    // gives up.
+    tokio::spawn(pump(up, body.into_data_stream()))
         .await
         .map_err(|e| ApiError::internal(format!("the upload task died: {e}")))?
 }
 
-/// Feeds the body to the supervisor in chunks of [`UPDATE_CHUNK`], then
-/// ends the upload.
-async fn pump(
-    app: std::sync::Arc<App>,
-    upload: String,
-    mut body: axum::body::BodyDataStream,
-) -> ApiResult {
-    let mut buf = Vec::with_capacity(UPDATE_CHUNK);
-    let mut cut_short = false;
+/// Feeds the body to the supervisor in frames of [`MAX_FRAME`], then
+/// ends the upload; a body that breaks off or stalls breaks it off.
+async fn pump(mut up: Uploader, mut body: axum::body::BodyDataStream) -> ApiResult {
+    let mut buf = Vec::with_capacity(MAX_FRAME);
     loop {
         let bytes = match tokio::time::timeout(STALL, body.next()).await {
             Ok(Some(Ok(b))) => b,
             Ok(None) => break,
             Ok(Some(Err(_))) | Err(_) => {
-                cut_short = true;
-                break;
+                let why = match up.abort().await {
+                    Err(e) => e.message,
+                    Ok(_) => "the bundle was complete".into(),
+                };
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "body_incomplete",
+                    format!(
+                        "the request body broke off or sent nothing for {} s: {why}",
+                        STALL.as_secs()
+                    ),
+                ));
             }
         };
         let mut rest = &bytes[..];
         while !rest.is_empty() {
-            let n = (UPDATE_CHUNK - buf.len()).min(rest.len());
+            let n = (MAX_FRAME - buf.len()).min(rest.len());
             buf.extend_from_slice(&rest[..n]);
             rest = &rest[n..];
-            if buf.len() == UPDATE_CHUNK {
-                if let Err(e) = send(&app, &upload, &buf).await {
+            if buf.len() == MAX_FRAME {
+                if let Err(e) = up.send(&buf).await {
                     drain(body).await;
-                    return Err(e);
+                    return Err(e.into());
                 }
                 buf.clear();
             }
         }
     }
-    if !buf.is_empty() {
-        send(&app, &upload, &buf).await?;
-    }
-    let end = rpc(&app, system::UPDATE_END, UploadId { upload }).await;
-    if cut_short {
-        let why = match end {
-            Err(e) => e.message,
-            Ok(_) => "the bundle was complete".into(),
-        };
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "body_incomplete",
-            format!(
-                "the request body broke off or sent nothing for {} s: {why}",
-                STALL.as_secs()
-            ),
-        ));
-    }
-    Ok(Json(end?))
-}
-
-async fn send(app: &App, upload: &str, bytes: &[u8]) -> Result<Value, ApiError> {
-    let data = UpdateData {
-        upload: upload.to_string(),
-        data: base64::engine::general_purpose::STANDARD.encode(bytes),
-    };
-    rpc(app, system::UPDATE_DATA, data).await
+    up.send(&buf).await?;
+    Ok(Json(up.finish().await?))
 }
 
 /// Reads and drops the rest of a refused body (at most [`DRAIN`] bytes).

@@ -1,0 +1,310 @@
+//! Raw-bytes uploads on a control connection, for what is too large for a
+//! request line (an update bundle). After a JSON request whose method
+//! takes an upload, the server answers either with the request's error
+//! (refused before any byte: busy, unavailable) or with a notification
+//! `{"method": "<method>.ready", "params": …}`. The client then sends the
+//! bytes as frames, each a 4-byte big-endian length N (1 ≤ N ≤
+//! [`MAX_FRAME`]) and N bytes, and ends them with a frame of length 0; the
+//! server answers the request and closes the connection.
+//!
+//! No base64 and no JSON per chunk, and no answer per frame: the socket's
+//! own flow control paces the client. The server holds one frame being read plus the
+//! consumer's bounded queue ([`Upload::sink`]), so memory stays bounded
+//! whatever the length. When the consumer stops early (it refused the
+//! bytes), the server answers at once and closes: the client's next write
+//! fails, and it reads the reason from the answer. A connection that ends
+//! or fails before the end frame, or a frame longer than [`MAX_FRAME`],
+//! reaches the consumer as an error naming the bytes received, so it
+//! cannot take a cut-off upload for a complete one.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::mpsc;
+
+use crate::protocol::{Response, RpcError};
+use crate::server::write_line;
+
+/// Largest frame; a client sends frames of at most this.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// What the consumer of an upload receives, in order: each frame's bytes,
+/// or why the upload broke off. The end is the sender being dropped after
+/// the end frame.
+pub type Chunk = Result<Vec<u8>, io::Error>;
+
+/// A handler's answer to a request that takes an upload
+/// ([`crate::Reply::Upload`]).
+pub struct Upload {
+    /// The `ready` notification's params.
+    pub ready: Value,
+    /// Where the frames go; its capacity bounds what is buffered.
+    pub sink: mpsc::Sender<Chunk>,
+    /// The request's answer, once the consumer is done (after the end of
+    /// the bytes, or early when it stops reading them).
+    pub done: Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>,
+}
+
+/// The notification that says the server is ready for the bytes.
+pub(crate) fn ready_note(method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "method": format!("{method}.ready"), "params": params})
+}
+
+/// Whether a line read after an upload request is its `ready` notification
+/// (otherwise it is the request's answer).
+pub(crate) fn is_ready(line: &Value) -> bool {
+    line.get("method")
+        .and_then(Value::as_str)
+        .is_some_and(|m| m.ends_with(".ready"))
+}
+
+/// The length prefix of a frame of `n` bytes (0: the end frame).
+pub(crate) fn frame_header(n: usize) -> [u8; 4] {
+    // A frame never exceeds MAX_FRAME, far below u32::MAX.
+    (n as u32).to_be_bytes()
+}
+
+fn broke_off(received: u64, inside: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("the upload broke off after {received} bytes{inside}, before its end frame"),
+    )
+}
+
+/// The next frame's bytes; `None` at the end frame.
+async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, received: u64) -> Chunk {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await.map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => broke_off(received, ""),
+        _ => e,
+    })?;
+    let n = u32::from_be_bytes(len) as usize;
+    if n > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("an upload frame of {n} bytes after {received} bytes; at most {MAX_FRAME}"),
+        ));
+    }
+    let mut buf = vec![0u8; n];
+    r.read_exact(&mut buf).await.map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            broke_off(received, &format!(" inside a frame of {n} bytes"))
+        }
+        _ => e,
+    })?;
+    Ok(buf)
+}
+
+/// Serves one upload on a connection: `ready`, the frames into the sink,
+/// then the answer. The connection is closed afterwards.
+pub(crate) async fn receive<R, W>(
+    reader: &mut R,
+    w: &mut W,
+    id: Value,
+    method: &str,
+    up: Upload,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Upload {
+        ready,
+        sink,
+        mut done,
+    } = up;
+    let answer = |r: Result<Value, RpcError>| match r {
+        Ok(v) => Response::ok(id.clone(), v),
+        Err(e) => Response::err(id.clone(), &e),
+    };
+    write_line(w, &ready_note(method, ready)).await?;
+    let mut received = 0u64;
+    loop {
+        let frame = tokio::select! {
+            r = &mut done => return write_line(w, &answer(r)).await,
+            f = read_frame(reader, received) => f,
+        };
+        match frame {
+            Ok(bytes) if bytes.is_empty() => break,
+            Ok(bytes) => {
+                received += bytes.len() as u64;
+                tokio::select! {
+                    r = &mut done => return write_line(w, &answer(r)).await,
+                    sent = sink.send(Ok(bytes)) => if sent.is_err() {
+                        // The consumer stopped: its answer says why.
+                        return write_line(w, &answer(done.await)).await;
+                    }
+                }
+            }
+            Err(e) => {
+                let _stopped = sink.send(Err(e)).await;
+                break;
+            }
+        }
+    }
+    drop(sink);
+    write_line(w, &answer(done.await)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_truncation_and_oversize() {
+        let mut wire = Vec::new();
+        for part in [&b"ARB"[..], b"UNDLE"] {
+            wire.extend_from_slice(&frame_header(part.len()));
+            wire.extend_from_slice(part);
+        }
+        let mut r = &wire[..];
+        assert_eq!(read_frame(&mut r, 0).await.unwrap(), b"ARB");
+        assert_eq!(read_frame(&mut r, 3).await.unwrap(), b"UNDLE");
+        let e = read_frame(&mut r, 8).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().contains("after 8 bytes"), "{e}");
+
+        let mut cut = frame_header(10).to_vec();
+        cut.extend_from_slice(b"abc");
+        let e = read_frame(&mut &cut[..], 5).await.unwrap_err();
+        assert!(
+            e.to_string().contains("after 5 bytes inside a frame of 10"),
+            "{e}"
+        );
+
+        let big = frame_header(MAX_FRAME + 1);
+        let e = read_frame(&mut &big[..], 0).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+}
+
+#[cfg(test)]
+mod round_trip {
+    use std::io::Read;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{Call, Client, ClientError, Handler, Reply};
+
+    /// Takes an upload and answers its length; with `refuse_after`, stops
+    /// reading once it has that many bytes and answers an error.
+    struct Counter {
+        refuse_after: Option<usize>,
+    }
+
+    impl Handler for Counter {
+        async fn call(&self, _call: Call) -> Result<Reply, RpcError> {
+            let (sink, mut rx) = mpsc::channel::<Chunk>(2);
+            let limit = self.refuse_after;
+            let done = async move {
+                let mut n = 0usize;
+                while let Some(c) = rx.recv().await {
+                    let c = c.map_err(|e| RpcError::new("truncated", e.to_string()))?;
+                    n += c.len();
+                    if limit.is_some_and(|l| n >= l) {
+                        return Err(RpcError::new("refused", format!("enough at {n}")));
+                    }
+                }
+                Ok(json!({"bytes": n}))
+            };
+            Ok(Reply::Upload(Upload {
+                ready: json!({"id": "x"}),
+                sink,
+                done: Box::pin(done),
+            }))
+        }
+    }
+
+    fn serve(refuse_after: Option<usize>) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = crate::bind(&path).unwrap();
+        tokio::spawn(crate::serve(listener, Arc::new(Counter { refuse_after })));
+        (dir, path)
+    }
+
+    /// A reader that fails after giving `n` bytes.
+    struct Failing(usize);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("disk gone"));
+            }
+            let k = buf.len().min(self.0);
+            self.0 -= k;
+            Ok(k)
+        }
+    }
+
+    #[tokio::test]
+    async fn blocking_client_sends_everything_and_hears_refusals() {
+        let (_d, ok) = serve(None);
+        let (_d2, no) = serve(Some(3 * MAX_FRAME));
+        tokio::task::spawn_blocking(move || {
+            let data = vec![7u8; 5 * MAX_FRAME + 123];
+            let mut last = 0;
+            let mut c = Client::connect(&ok).unwrap();
+            let v = c
+                .upload("x.upload", json!({}), &mut &data[..], &mut |n| last = n)
+                .unwrap();
+            assert_eq!(v["bytes"], data.len());
+            assert_eq!(last, data.len() as u64);
+            // Exactly a frame's worth: the end frame follows a full frame.
+            let mut c = Client::connect(&ok).unwrap();
+            let v = c
+                .upload("x", json!({}), &mut &data[..MAX_FRAME], &mut |_| {})
+                .unwrap();
+            assert_eq!(v["bytes"], MAX_FRAME);
+            let mut c = Client::connect(&ok).unwrap();
+            let v = c.upload("x", json!({}), &mut &[][..], &mut |_| {}).unwrap();
+            assert_eq!(v["bytes"], 0);
+
+            let big = vec![1u8; 64 * MAX_FRAME];
+            let mut c = Client::connect(&no).unwrap();
+            match c.upload("x", json!({}), &mut &big[..], &mut |_| {}) {
+                Err(ClientError::Rpc(e)) => assert_eq!(e.code, "refused"),
+                other => panic!("{other:?}"),
+            }
+
+            let mut c = Client::connect(&ok).unwrap();
+            match c.upload("x", json!({}), &mut Failing(MAX_FRAME + 5), &mut |_| {}) {
+                Err(ClientError::Input(e)) => assert_eq!(e.to_string(), "disk gone"),
+                other => panic!("{other:?}"),
+            }
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn async_uploader_finishes_aborts_and_hears_refusals() {
+        let (_d, ok) = serve(None);
+        let t = std::time::Duration::from_secs(5);
+        let (ready, mut up) = crate::upload(&ok, "x", json!({}), t).await.unwrap();
+        assert_eq!(ready, json!({"id": "x"}));
+        up.send(&vec![0u8; 2 * MAX_FRAME + 1]).await.unwrap();
+        up.send(b"abc").await.unwrap();
+        assert_eq!(up.finish().await.unwrap()["bytes"], 2 * MAX_FRAME + 4);
+
+        let (_, mut up) = crate::upload(&ok, "x", json!({}), t).await.unwrap();
+        up.send(b"abc").await.unwrap();
+        let e = up.abort().await.unwrap_err();
+        assert_eq!(e.code, "truncated");
+        assert!(e.message.contains("broke off after 3 bytes"), "{e}");
+
+        let (_d2, no) = serve(Some(MAX_FRAME));
+        let (_, mut up) = crate::upload(&no, "x", json!({}), t).await.unwrap();
+        let big = vec![1u8; MAX_FRAME];
+        let mut refused = None;
+        for _ in 0..64 {
+            if let Err(e) = up.send(&big).await {
+                refused = Some(e);
+                break;
+            }
+        }
+        assert_eq!(refused.map(|e| e.code), Some("refused".to_string()));
+    }
+}
