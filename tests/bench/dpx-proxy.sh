@@ -11,6 +11,7 @@
 command -v wrk >/dev/null && command -v nginx >/dev/null || fail "needs wrk and nginx (scripts/deps.sh)"
 DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2}
 W=$(mktemp -d /tmp/dpx-proxy-bench.XXXXXX); on_exit "rm -rf $W"
+chmod 711 "$W"   # the services run as their own users and reach the node's state dir in it
 read -r BP NP < <(free_ports 2)
 nginx_conf() { # nginx_conf DIR WORKERS SERVER-BLOCK
   mkdir -p "$1/logs"

@@ -236,10 +236,17 @@ struct Addrs {
     redirect: bool,
 }
 
+/// One runtime worker per core the process may run on (at least two, so
+/// a slow handler never stalls the accept loop), as nginx's
+/// `worker_processes auto`.
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
 pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers())
         .enable_all()
         .build()
         .map_err(|e| Error::Io("tokio runtime".into(), e))?;
