@@ -13,8 +13,6 @@
 . "$(dirname "$0")/../lib.sh"
 HERE=$(cd "$(dirname "$0")/integrator-amqp" && pwd)
 SYSPY=/usr/bin/python3
-RMQBIN=/usr/lib/rabbitmq/bin
-[ -x $RMQBIN/rabbitmq-server ] || fail "rabbitmq-server missing (scripts/deps.sh)"
 $SYSPY -c 'import pika' 2>/dev/null || fail "python3-pika missing (scripts/deps.sh)"
 needs curl jq
 STATE=$(mktemp -d "$OUT/integrator-amqp.XXXXXX")
@@ -23,34 +21,8 @@ export ALPHAREN STATE; export -f ctl
 MQPW="pw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 read -r MQPORT DISTPORT EPMDPORT < <(free_ports 3)
 
-# --- RabbitMQ: everything of its own below $RMQ ---------------------------------
-RMQ=$STATE/rabbitmq
-mkdir -p "$RMQ"
-echo '[].' >"$RMQ/enabled_plugins"
-printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$MQPORT" >"$RMQ/rabbitmq.conf"
-: >"$RMQ/rabbitmq-env.conf"
-cat >"$RMQ/env.sh" <<ENV
-export HOME=$RMQ RABBITMQ_NODENAME=ar-e2e-$MQPORT@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-export RABBITMQ_NODE_PORT=$MQPORT RABBITMQ_DIST_PORT=$DISTPORT ERL_EPMD_PORT=$EPMDPORT
-export RABBITMQ_MNESIA_BASE=$RMQ/mnesia RABBITMQ_LOG_BASE=$RMQ/log RABBITMQ_CONFIG_FILE=$RMQ/rabbitmq
-export RABBITMQ_ENABLED_PLUGINS_FILE=$RMQ/enabled_plugins RABBITMQ_PID_FILE=$RMQ/pid
-export RABBITMQ_CONF_ENV_FILE=$RMQ/rabbitmq-env.conf RABBITMQ_ADVANCED_CONFIG_FILE=$RMQ/advanced.config
-ENV
-export RMQ RMQBIN
-# rmqctl ARGS...: rabbitmqctl of the test's node (its cookie is in its HOME).
-rmqctl() { ( . "$RMQ/env.sh"; timeout 60 "$RMQBIN/rabbitmqctl" -q "$@" ); }
-# counts QUEUE: its ready and unacknowledged messages, "R U".
-counts() { rmqctl list_queues name messages_ready messages_unacknowledged | awk -v q="$1" '$1 == q {print $2, $3}'; }
-export -f rmqctl counts
-rmq_start() {
-  ( . "$RMQ/env.sh"; exec setsid "$RMQBIN/rabbitmq-server" ) >>"$RMQ/server.log" 2>&1 &
-  RMQ_PID=$!
-  wait_for 60 rmqctl await_startup --timeout 2 || { tail -20 "$RMQ/server.log"; fail "RabbitMQ did not start"; }
-}
-rmq_stop() { rmqctl stop "$RMQ/pid" >/dev/null || fail "rabbitmqctl stop"; wait "$RMQ_PID" 2>/dev/null || true; }
-# The node and the epmd it starts (on the test's port) go at exit.
-on_exit "rmqctl stop >/dev/null 2>&1; ERL_EPMD_PORT=$EPMDPORT epmd -kill >/dev/null 2>&1"
-rmq_start
+# --- RabbitMQ: a node of the test's own --------------------------------------------
+rmq_node "$STATE/rabbitmq" "$MQPORT" "$DISTPORT" "$EPMDPORT"
 rmqctl add_user ar "$MQPW" >/dev/null || fail "add_user"
 rmqctl set_permissions -p / ar '.*' '.*' '.*' >/dev/null || fail "set_permissions"
 tool() { $SYSPY "$HERE/amqp_tool.py" "$MQPORT" ar "$MQPW" "$@"; }
