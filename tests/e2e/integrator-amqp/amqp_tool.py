@@ -30,7 +30,7 @@ def main():
             if method is None:
                 break
             print(json.dumps({'body': json.loads(body), 'headers': props.headers or {},
-                              'message_id': props.message_id}))
+                              'message_id': props.message_id}, default=str))
             ch.basic_ack(method.delivery_tag)
     else:
         sys.exit('unknown command %s' % cmd)
