@@ -221,3 +221,38 @@ pg_cluster_ctl() {
     -o "-p $PGPORT -k $PGDIR -c listen_addresses=127.0.0.1" "$@" >/dev/null
 }
 pg_cluster_sql() { _pg_as $PG15/psql -X -At -h "$PGDIR" -p "$PGPORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
+
+# rmq_node DIR PORT DIST_PORT EPMD_PORT: Debian's RabbitMQ as a node of
+# its own (node name, cookie, data, logs and config below DIR; AMQP on
+# 127.0.0.1:PORT; Erlang distribution and epmd on the other two ports),
+# started and stopped at exit with its epmd. rmq_start / rmq_stop: start
+# it again, stop it (bounded); rmqctl ARGS...: its rabbitmqctl; counts
+# QUEUE: the queue's ready and unacknowledged messages, "R U".
+RMQBIN=/usr/lib/rabbitmq/bin
+rmq_node() {
+  [ -x $RMQBIN/rabbitmq-server ] || fail "rabbitmq-server missing (scripts/deps.sh)"
+  RMQ=$1
+  mkdir -p "$RMQ"
+  echo '[].' >"$RMQ/enabled_plugins"
+  printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$2" >"$RMQ/rabbitmq.conf"
+  : >"$RMQ/rabbitmq-env.conf"
+  cat >"$RMQ/env.sh" <<ENV
+export HOME=$RMQ RABBITMQ_NODENAME=ar-test-$2@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+export RABBITMQ_NODE_PORT=$2 RABBITMQ_DIST_PORT=$3 ERL_EPMD_PORT=$4
+export RABBITMQ_MNESIA_BASE=$RMQ/mnesia RABBITMQ_LOG_BASE=$RMQ/log RABBITMQ_CONFIG_FILE=$RMQ/rabbitmq
+export RABBITMQ_ENABLED_PLUGINS_FILE=$RMQ/enabled_plugins RABBITMQ_PID_FILE=$RMQ/pid
+export RABBITMQ_CONF_ENV_FILE=$RMQ/rabbitmq-env.conf RABBITMQ_ADVANCED_CONFIG_FILE=$RMQ/advanced.config
+ENV
+  export RMQ RMQBIN
+  on_exit "rmqctl stop >/dev/null 2>&1; ERL_EPMD_PORT=$4 epmd -kill >/dev/null 2>&1"
+  rmq_start
+}
+rmqctl() { ( . "$RMQ/env.sh"; timeout 60 "$RMQBIN/rabbitmqctl" -q "$@" ); }
+counts() { rmqctl list_queues name messages_ready messages_unacknowledged | awk -v q="$1" '$1 == q {print $2, $3}'; }
+export -f rmqctl counts
+rmq_start() {
+  ( . "$RMQ/env.sh"; exec setsid "$RMQBIN/rabbitmq-server" ) >>"$RMQ/server.log" 2>&1 &
+  RMQ_PID=$!
+  wait_for 60 rmqctl await_startup --timeout 2 || { tail -20 "$RMQ/server.log"; fail "RabbitMQ did not start"; }
+}
+rmq_stop() { rmqctl stop "$RMQ/pid" >/dev/null || fail "rabbitmqctl stop"; wait "$RMQ_PID" 2>/dev/null || true; }

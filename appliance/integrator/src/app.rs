@@ -46,10 +46,14 @@ pub struct App {
     config: RwLock<Arc<Integrator>>,
     routes: RwLock<Arc<Vec<Arc<Route>>>>,
     outgoing: RwLock<Arc<Vec<Value>>>,
-    /// The SQL and SMTP connections the workers learn in the sync frame.
+    /// The SQL, AMQP and SMTP connections the workers learn in the sync frame.
     connectors: RwLock<Arc<Value>>,
     /// Pools of the outgoing SQL connections.
     pub sql: crate::sql::Pools,
+    /// Outgoing AMQP connections.
+    pub amqp: crate::amqp::Conns,
+    /// The AMQP channels' consumers.
+    pub amqp_channels: crate::amqp_channel::Channels,
     pub remotes: RwLock<Arc<Vec<Arc<Remote>>>>,
     pub stats: Mutex<Stats>,
     pub replay: Mutex<ReplayCache>,
@@ -103,6 +107,8 @@ impl App {
             outgoing: RwLock::new(Arc::new(Vec::new())),
             connectors: RwLock::new(Arc::new(Value::Null)),
             sql: crate::sql::Pools::default(),
+            amqp: crate::amqp::Conns::default(),
+            amqp_channels: crate::amqp_channel::Channels::default(),
             remotes: RwLock::new(Arc::new(Vec::new())),
             stats: Mutex::new(Stats::default()),
             replay: Mutex::new(ReplayCache::default()),
@@ -214,6 +220,7 @@ impl App {
             });
         self.engine.data.cluster.set_target(target);
         self.sql.reload(&view, config.timeout);
+        self.amqp.reload(&view, config.timeout);
         let connectors = connectors(&view.config, self.dev);
         if let Ok(mut c) = self.connectors.write() {
             *c = Arc::new(connectors);
@@ -444,7 +451,7 @@ impl App {
     }
 }
 
-/// What the workers need to know of the SQL and SMTP connections: names,
+/// What the workers need to know of the SQL, AMQP and SMTP connections: names,
 /// and each mail sender's address with the node's SMTP listener port (no
 /// passwords: those stay in this process).
 fn connectors(config: &alpharen_store::Config, dev: bool) -> Value {
@@ -452,6 +459,7 @@ fn connectors(config: &alpharen_store::Config, dev: bool) -> Value {
     let default_from = format!("integrator@{}", config.node.hostname);
     json!({
         "sql": i.outgoing_sql.iter().map(|c| json!({"name": c.name})).collect::<Vec<_>>(),
+        "amqp": i.outgoing_amqp.iter().map(|c| json!({"name": c.name})).collect::<Vec<_>>(),
         "smtp": i.outgoing_smtp.iter().map(|c| json!({
             "name": c.name, "from": c.from.clone().unwrap_or_else(|| default_from.clone()),
         })).collect::<Vec<_>>(),

@@ -263,6 +263,12 @@ impl CallHost for CallScope {
             let Some(app) = self.app.upgrade() else {
                 return json!({"ok": false, "code": "unavailable", "error": "integrator stopping"});
             };
+            if req["call"] == "amqp.send" {
+                return match app.amqp.send(req).await {
+                    Ok(v) => json!({"ok": true, "value": v}),
+                    Err(e) => e.to_reply(),
+                };
+            }
             if req["call"].as_str().is_some_and(|c| c.starts_with("sql.")) {
                 return match self.sql.call(&app.sql, req).await {
                     Ok(v) => json!({"ok": true, "value": v}),
@@ -280,7 +286,7 @@ impl CallHost for CallScope {
 // ---- delivery ----------------------------------------------------------------
 
 /// What one service call in a worker came to.
-fn call_result(out: Outcome) -> Result<(), Option<String>> {
+pub(crate) fn call_result(out: Outcome) -> Result<(), Option<String>> {
     match out {
         Outcome::Reply(v)
             if v["ok"] == json!(true) && v["status"].as_u64().unwrap_or(200) < 400 =>

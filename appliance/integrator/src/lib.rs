@@ -9,6 +9,8 @@
 //! `integrator.*` (security definitions, user config, the crypto key), its own `integrator_*` tables) and its own files
 //! under `<state>/integrator/`; nothing of other services.
 
+mod amqp;
+mod amqp_channel;
 mod app;
 mod control;
 pub mod data;
@@ -88,6 +90,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let mut first = view(state_dir).await?;
     zato::ensure_key(state_dir, &mut first).await;
     let app = App::open(state_dir, dev, first)?;
+    app.amqp_channels.reconcile(&app);
     let port = app.config().port;
     let ip = if dev { [127, 0, 0, 1] } else { [0, 0, 0, 0] };
     let addr = SocketAddr::from((ip, port));
@@ -116,7 +119,10 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
             _ = hup.recv() => {
                 door.reload();
                 match view(state_dir).await.and_then(|v| app.reload(v)) {
-                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Ok(()) => {
+                        app.amqp_channels.reconcile(&app);
+                        tracing::info!("configuration reloaded")
+                    }
                     Err(e) => tracing::warn!(error = %e, "reload failed; keeping the previous configuration"),
                 }
             }
@@ -130,6 +136,8 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     delivery.abort();
     scheduler.abort();
     sweep.abort();
+    // Unacknowledged AMQP messages go back to their queues.
+    app.amqp_channels.stop();
     // Bounded: the supervisor kills after 10 s anyway.
     for _ in 0..80 {
         if app.in_flight() == 0 {

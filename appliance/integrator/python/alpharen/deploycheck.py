@@ -16,10 +16,10 @@ UNSUPPORTED_ATTRS = {
     'patterns': 'integration patterns', 'sso': 'single sign-on',
     'search': 'search connections',
     'odb': 'the operational database', 'cloud': 'cloud connections', 'im': 'instant messaging',
-    'amqp': 'AMQP', 'zmq': 'ZeroMQ', 'wsx': 'WebSockets', 'scheduler': 'the scheduler API',
+    'amqp': 'AMQP this way; publish with self.outgoing.amqp.send', 'zmq': 'ZeroMQ', 'wsx': 'WebSockets', 'scheduler': 'the scheduler API',
     'vault': 'Vault',
 }
-SUPPORTED_OUT = {'rest', 'plain_http', 'sql'}
+SUPPORTED_OUT = {'rest', 'plain_http', 'sql', 'amqp'}
 PY2_HINT = 'this module is Python 2; the node runs Python 3.11: port it to Python 3 (print(), "except E as e", ...)'
 # Lines that only Python 2 accepts.
 _PY2_LINES = [
@@ -154,5 +154,5 @@ def scan(source, filename, local=()):
                     and isinstance(base.value, ast.Name) and base.value.id == 'self'
                     and node.attr not in SUPPORTED_OUT):
                 problems.add((node.lineno, '`self.%s.%s` is not supported by the ALPHA-REN integrator '
-                              '(only self.out.rest, self.outgoing.plain_http and self.outgoing.sql)' % (base.attr, node.attr)))
+                              '(only self.out.rest, self.outgoing.plain_http, self.outgoing.sql and self.outgoing.amqp)' % (base.attr, node.attr)))
     return sorted(problems)

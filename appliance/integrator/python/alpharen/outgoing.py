@@ -8,6 +8,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 
 from bunch import Bunch
+from alpharen.amqp import AMQPFacade
 from alpharen.sql import SQLConnStore
 from alpharen.zatoapi import ZatoAPI
 
@@ -174,9 +175,10 @@ class OutgoingMap:
 
 class Outgoing(ZatoAPI):
     zato_path = 'self.out'
-    zato_supported = 'rest, plain_http, sql'
+    zato_supported = 'rest, plain_http, sql, amqp'
 
     def __init__(self, defs):
         self.rest = OutgoingMap(defs)
         self.plain_http = self.rest
         self.sql = SQLConnStore()
+        self.amqp = AMQPFacade()

@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 import alpharen.integrator as sdk
 from alpharen import deploycheck, dispatch, project, sio
 from alpharen.outgoing import _flat
-from alpharen import mail, sql
+from alpharen import amqp, mail, sql
 
 MODULE_PREFIX = 'alpharen_services.'
 
@@ -209,6 +209,7 @@ class State:
             sdk._outgoing_defs[o['name']] = o
         sql.sync(msg.get('connectors') or {})
         mail.sync(msg.get('connectors') or {})
+        amqp.sync(msg.get('connectors') or {})
         return {'ok': not errors, 'error': '; '.join(errors)}
 
 
@@ -295,12 +296,17 @@ def call(msg):
     if cid:
         svc.cid = cid
     channel = msg.get('channel') or ''
-    kind = 'http-soap' if http.get('method') else CHANNEL_TYPES.get(channel, channel)
+    meta = msg.get('meta') or {}
+    if http.get('method'):
+        kind = 'http-soap'
+    else:
+        kind = 'amqp' if 'amqp' in meta else CHANNEL_TYPES.get(channel, channel)
     svc.channel = sdk.ChannelInfo(channel, kind, data_format)
-    meta = msg.get('meta')
     if meta:
         svc.request.meta = sdk.Bunch(meta)
         svc.request.msg_id = meta.get('msg_id')
+    if 'amqp' in meta:
+        svc.request.amqp = amqp.AMQPRequest(meta['amqp'], raw)
     svc.request.raw_request = raw
     svc.request.data_format = svc.data_format = data_format
     try:

@@ -280,7 +280,7 @@ class DeployCheck(unittest.TestCase):
         src = ('import redis\nfrom zato.server.service import Service\nfrom zato.common.odb import x\n'
                'try:\n    import yaml\nexcept ImportError:\n    yaml = None\n'
                'class A(Service):\n    def handle(self):\n        self.sso.x()\n'
-               '        self.out.amqp.send()\n')
+               '        self.out.zmq.send()\n')
         got = deploycheck.scan(src, 'a.py')
         self.assertEqual([line for line, _ in got], [1, 3, 10, 11])
         self.assertIn('`import redis`', got[0][1])

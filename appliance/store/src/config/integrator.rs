@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use super::integrator_amqp::{self, ChannelAmqp, OutgoingAmqp};
 use super::integrator_conn::{self, OutgoingSmtp, OutgoingSql};
 pub use super::jobtime::{Zone, parse_date, parse_datetime, parse_tz};
 use super::url_template::{Template, channel_conflicts};
@@ -32,6 +33,10 @@ pub struct Integrator {
     pub outgoing_sql: Vec<OutgoingSql>,
     /// Mail senders through ARMAIL: `self.email.smtp.get(name)`.
     pub outgoing_smtp: Vec<OutgoingSmtp>,
+    /// AMQP brokers: `self.outgoing.amqp.send(msg, name, ...)`.
+    pub outgoing_amqp: Vec<OutgoingAmqp>,
+    /// Queues consumed from an `outgoing_amqp` broker, a service per message.
+    pub channel_amqp: Vec<ChannelAmqp>,
     /// Scheduled jobs (ARSCHED): one-time, interval or cron.
     pub jobs: Vec<Job>,
     /// Holiday calendars whose dates jobs naming them skip.
@@ -61,6 +66,8 @@ impl Default for Integrator {
             outgoing: Vec::new(),
             outgoing_sql: Vec::new(),
             outgoing_smtp: Vec::new(),
+            outgoing_amqp: Vec::new(),
+            channel_amqp: Vec::new(),
             jobs: Vec::new(),
             calendars: Vec::new(),
             topics: Vec::new(),
@@ -372,6 +379,7 @@ impl Integrator {
             self.outgoing.iter().map(|o| o.name.as_str()),
         );
         integrator_conn::validate(&self.outgoing_sql, &self.outgoing_smtp, path, out, reserved);
+        integrator_amqp::validate(&self.outgoing_amqp, &self.channel_amqp, path, out, reserved);
         self.validate_async(path, out);
         super::integrator_user_config::validate(&self.user_config, &path.key("user_config"), out);
     }

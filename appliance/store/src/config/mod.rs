@@ -6,6 +6,7 @@ mod acme;
 mod cluster;
 mod dpx;
 mod integrator;
+mod integrator_amqp;
 mod integrator_conn;
 mod integrator_security;
 mod integrator_tls;
@@ -43,6 +44,7 @@ pub use dpx::{
 pub use integrator::{
     Calendar, Channel, Integrator, Job, Outgoing, Topic, Zone, parse_date, parse_datetime, parse_tz,
 };
+pub use integrator_amqp::{ChannelAmqp, OutgoingAmqp};
 pub use integrator_conn::{OutgoingSmtp, OutgoingSql, SqlTls};
 pub use integrator_security::SecurityDef;
 pub use integrator_tls::{IntegratorTls, TlsFiles, TlsMode};

@@ -59,6 +59,17 @@ impl Config {
                 value: &mut c.password,
             });
         }
+        let amqp = root.key("integrator").key("outgoing_amqp");
+        for (i, c) in self.integrator.outgoing_amqp.iter_mut().enumerate() {
+            out.push(SecretField {
+                section: Section::Integrator,
+                path: amqp.index(i).key("password").to_string(),
+                name: super::integrator_amqp::amqp_password_secret(&c.name),
+                // The broker's password is the broker's; none is made up.
+                generate: false,
+                value: &mut c.password,
+            });
+        }
         let pg = root.key("pgha");
         let groups = pg.key("pg_controller");
         for (g, group) in self.pgha.pg_controller.iter_mut().enumerate() {

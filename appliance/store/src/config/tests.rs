@@ -499,3 +499,69 @@ from = "nobody"
         ]
     );
 }
+
+#[test]
+fn amqp_connections_and_channels_are_checked_and_their_passwords_are_secrets() {
+    let ok = r#"
+[[integrator.outgoing_amqp]]
+name = "mq"
+host = "127.0.0.1"
+password = "pw"
+[[integrator.channel_amqp]]
+name = "orders"
+connection = "mq"
+queue = "orders"
+service = "orders.handle"
+"#;
+    let mut c = Config::from_toml(ok).unwrap();
+    let (mq, ch) = (&c.integrator.outgoing_amqp[0], &c.integrator.channel_amqp[0]);
+    assert_eq!((mq.port, mq.vhost.as_str(), mq.user.as_str()), (5672, "/", "guest"));
+    assert_eq!((ch.prefetch, ch.max_attempts, ch.data_format.as_str()), (10, 3, "json"));
+    let fields: Vec<(String, String)> = c
+        .secret_fields()
+        .iter()
+        .map(|f| (f.path.clone(), f.name.clone()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![(
+            "integrator.outgoing_amqp[0].password".into(),
+            "integrator.outgoing_amqp.mq".into()
+        )]
+    );
+    let bad = r#"
+[[integrator.outgoing_amqp]]
+name = "mq"
+host = "mq lan"
+port = 0
+vhost = ""
+[[integrator.channel_amqp]]
+name = "in"
+connection = "nope"
+queue = "q"
+service = "s"
+data_format = "yaml"
+prefetch = 0
+max_attempts = 0
+dead_letter_queue = "q"
+"#;
+    let err = Config::from_toml(bad).unwrap_err();
+    assert!(
+        err.iter()
+            .any(|p| p.message == "no outgoing_amqp connection is named \"nope\""),
+        "{err:?}"
+    );
+    assert_eq!(
+        paths(err),
+        vec![
+            "integrator.outgoing_amqp[0].host",
+            "integrator.outgoing_amqp[0].port",
+            "integrator.outgoing_amqp[0].vhost",
+            "integrator.channel_amqp[0].connection",
+            "integrator.channel_amqp[0].data_format",
+            "integrator.channel_amqp[0].prefetch",
+            "integrator.channel_amqp[0].max_attempts",
+            "integrator.channel_amqp[0].dead_letter_queue",
+        ]
+    );
+}
