@@ -151,8 +151,9 @@ pass "integrator KV cluster-wide: A's key read on C; 20 CAS races between A and 
 # deploys on A and C at once get distinct versions and every member ends
 # on the same one.
 hello() {
-  printf 'from zato.server.service import Service\n\nclass Hello(Service):\n    name = "hello.get"\n\n    def handle(self):\n        self.response.payload = {"v": "%s"}\n' "$1" >"$W/hello-$1.py"
-  echo "$W/hello-$1.py"
+  mkdir -p "$W/$1"   # one module, hello: the file's name is the same
+  printf 'from zato.server.service import Service\n\nclass Hello(Service):\n    name = "hello.get"\n\n    def handle(self):\n        self.response.payload = {"v": "%s"}\n' "$1" >"$W/$1/hello.py"
+  echo "$W/$1/hello.py"
 }
 # answers NODE WANT VERSION: hello.get on NODE answers WANT, VERSION active there
 answers() {
