@@ -5,7 +5,9 @@
 # CA fingerprint is refused and changes nothing; B and C join with the
 # right one; every member's `cluster status` lists the same three members
 # up and one JetStream meta leader; the membership bucket goes to three
-# replicas; the integrator's KV is cluster-wide; a job scheduled on every
+# replicas; the integrator's KV is cluster-wide; deploys and rollbacks on
+# any member are live on all (and on a member that was down, once it is
+# back); a job scheduled on every
 # member runs once per fire time; no key or secret is in the configuration; a member killed
 # with its process tree is marked down; a member that leaves stops its
 # nats-server.
@@ -89,14 +91,14 @@ wait_for 90 agree || { for n in A B C; do st $n; c $n logs cluster | grep -v "IN
 pass "B and C joined: every member lists a, b, c up and the same JetStream meta leader"
 
 # The membership bucket is replicated on all three.
-# Both buckets (membership, the integrator's KV): the lower replica count.
-replicas() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" | jq -r '[.account_details[].stream_detail[] | select(.name == "KV_ar_members" or .name == "KV_ar_kv") | .config.num_replicas] | if length == 2 then min else 0 end'; }
+# The buckets (membership, the integrator's KV) and the deploy log: the lowest replica count.
+replicas() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" | jq -r '[.account_details[].stream_detail[] | select(.name == "KV_ar_members" or .name == "KV_ar_kv" or .name == "AR_DEPLOYS") | .config.num_replicas] | if length == 3 then min else 0 end'; }
 for _ in $(seq 60); do [ "$(replicas)" = 3 ] && break; sleep 0.5; done
-[ "$(replicas)" = 3 ] || { replicas; fail "the buckets did not go to three replicas"; }
+[ "$(replicas)" = 3 ] || { replicas; fail "the buckets and the deploy log did not go to three replicas"; }
 # (a member's heartbeat may pause while its nats-server restarts with new seeds)
 for _ in $(seq 40); do st A | jq -e ".replicas == 3" >/dev/null && break; sleep 0.5; done
 st A | jq -e ".replicas == 3" >/dev/null || { st A; fail "status does not say R3"; }
-pass "membership and KV buckets at three replicas"
+pass "membership and KV buckets and the deploy log at three replicas"
 
 # --- the integrator's KV is the cluster's: written on A, read on C;
 # a compare-and-set race between A and C has exactly one winner per key.
@@ -143,6 +145,49 @@ winner=$(c A --json integrator kv get --ns race k7 | jq -r '.. | strings | selec
 cat "$W"/tally-*.json | jq -s -e '[.[] | .. | objects | select(has("n")) | .n] | sort == [range(1; 21)]' >/dev/null \
   || fail "20 concurrent kvdb hincrby on A and C did not count 1..20: $(cat "$W"/tally-*.json | jq -s -c '[.[] | .. | objects | select(has("status")) | [.status, .body.n // .body.error]]')"
 pass "integrator KV cluster-wide: A's key read on C; 20 CAS races between A and C, one winner each; 20 concurrent kvdb hincrby count 1..20"
+
+# --- deployed code is cluster-wide: a deploy on A is live on C with the
+# same version; rollback on B brings the old version back on A and C;
+# deploys on A and C at once get distinct versions and every member ends
+# on the same one.
+hello() {
+  mkdir -p "$W/$1"   # one module, hello: the file's name is the same
+  printf 'from zato.server.service import Service\n\nclass Hello(Service):\n    name = "hello.get"\n\n    def handle(self):\n        self.response.payload = {"v": "%s"}\n' "$1" >"$W/$1/hello.py"
+  echo "$W/$1/hello.py"
+}
+# answers NODE WANT VERSION: hello.get on NODE answers WANT, VERSION active there
+answers() {
+  local out
+  out=$("$ALPHAREN" ctl --state-dir "$W/${1,,}" --json integrator invoke hello.get '{}') || return 1
+  jq -e --arg w "$2" '[.. | objects | select(has("v")) | .v] | index($w) != null' <<<"$out" >/dev/null || return 1
+  out=$("$ALPHAREN" ctl --state-dir "$W/${1,,}" --json integrator list) || return 1
+  jq -e --argjson v "$3" '.[] | select(.name == "hello.get") | .version == $v' <<<"$out" >/dev/null
+}
+export -f answers
+deployed() { jq -r '.. | objects | select(has("version")) | .version' <<<"$1" | sed -n 1p; }
+out=$(c A --json integrator deploy "$(hello one)") || fail "deploy hello one on A: $out"
+v1=$(deployed "$out"); [ -n "$v1" ] || fail "no version in: $out"
+wait_for 20 answers C one "$v1" || { c C integrator list; c C logs integrator | tail -8; fail "hello v$v1 deployed on A is not live on C"; }
+answers B one "$v1" || fail "hello v$v1 deployed on A is not live on B"
+out=$(c A --json integrator deploy "$(hello two)") || fail "deploy hello two on A: $out"
+v2=$(deployed "$out"); [ "$v2" -gt "$v1" ] || fail "the second deploy got version $v2 after $v1"
+wait_for 20 answers C two "$v2" || fail "hello v$v2 is not live on C"
+c B integrator rollback hello.get "$v1" >/dev/null || fail "rollback to v$v1 on B"
+for n in A C; do
+  wait_for 20 answers $n one "$v1" || { c $n integrator list; fail "rollback on B: $n does not answer v$v1"; }
+done
+pass "deploy on A live on B and C as v$v1 and v$v2; rollback on B: A and C answer v$v1"
+c A --json integrator deploy "$(hello ra)" >"$W/dep-a.json" 2>&1 & ja=$!
+c C --json integrator deploy "$(hello rc)" >"$W/dep-c.json" 2>&1 & jc=$!
+wait $ja || fail "deploy on A during a deploy on C: $(cat "$W/dep-a.json")"
+wait $jc || fail "deploy on C during a deploy on A: $(cat "$W/dep-c.json")"
+va=$(deployed "$(cat "$W/dep-a.json")"); vc=$(deployed "$(cat "$W/dep-c.json")")
+[ -n "$va" ] && [ -n "$vc" ] && [ "$va" != "$vc" ] || fail "deploys at once on A and C got versions '$va' and '$vc'"
+if [ "$va" -gt "$vc" ]; then last=ra; vl=$va; else last=rc; vl=$vc; fi
+for n in A B C; do
+  wait_for 20 answers $n $last "$vl" || { c $n integrator versions hello.get; fail "$n does not end on v$vl after deploys at once"; }
+done
+pass "deploys at once on A and C: versions $va and $vc; every member ends on v$vl"
 
 # --- jobs run once: the same every-second job on A, B and C; each member
 # claims a fire time before it runs it, so each second runs exactly once
@@ -201,6 +246,14 @@ wait_for 10 bash -c "! pgrep -f '$W/c( |/|\$)' >/dev/null" || fail "C's processe
 wait_for 30 bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$W/a' --json cluster status | jq -e '[.members[] | {(.node): .state}] | add == {\"a\":\"up\",\"b\":\"up\",\"c\":\"down\"}'" \
   || { st A; fail "C was not marked down on A"; }
 pass "C killed: A sees a, b up and c down"
+
+# --- a member that was down catches up: deployed while C is down, live
+# on C with the same version once it is back.
+out=$(c A --json integrator deploy "$(hello late)") || fail "deploy while C is down: $out"
+vlate=$(deployed "$out")
+start C
+wait_for 60 answers C late "$vlate" || { c C integrator list; c C logs integrator | tail -8; fail "C did not catch up with v$vlate after its restart"; }
+pass "C restarted: it caught up with v$vlate, deployed on A while it was down"
 
 # --- B leaves: its nats-server stops, its status says so
 c B cluster leave >/dev/null || fail "B did not leave"

@@ -54,6 +54,7 @@ pub fn render(s: &Settings) -> String {
         "# Written by the alpharen cluster service from [cluster]; changes here are lost.\n\
          server_name: {}\n\
          listen: {}\n\
+         max_payload: 8MB\n\
          http: {}\n\
          authorization {{ user: {}, password: {} }}\n",
         q(s.server_name),
@@ -121,6 +122,8 @@ mod tests {
         assert!(c.contains("listen: \"127.0.0.1:4222\""), "{c}");
         assert!(c.contains("password: \"pw\\\"x\""), "{c}");
         assert!(c.contains("/data/cluster/js-single"), "{c}");
+        // A deploy record carries a whole project unit (up to 5.5 MiB).
+        assert!(c.contains("max_payload: 8MB"), "{c}");
         assert!(!c.contains("cluster {"), "{c}");
     }
 

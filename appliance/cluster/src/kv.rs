@@ -88,9 +88,11 @@ fn kv_err(e: impl std::fmt::Display) -> Error {
 pub struct ClusterKv {
     rt: tokio::runtime::Runtime,
     kv: kv::Store,
-    js: jetstream::Context,
+    pub(crate) js: jetstream::Context,
     stream: jetstream::stream::Stream,
     claims_stream: jetstream::stream::Stream,
+    /// The log of deploys ([`crate::deploys`]).
+    pub(crate) deploys: jetstream::stream::Stream,
 }
 
 impl ClusterKv {
@@ -135,19 +137,24 @@ impl ClusterKv {
                 .get_stream(format!("KV_{CLAIMS}"))
                 .await
                 .map_err(kv_err)?;
-            Ok((kv, js, stream, claims_stream))
+            let deploys = crate::deploys::open(&js).await.map_err(kv_err)?;
+            Ok((kv, js, stream, claims_stream, deploys))
         })?;
-        let (kv, js, stream, claims_stream) = kv;
+        let (kv, js, stream, claims_stream, deploys) = kv;
         Ok(ClusterKv {
             rt,
             kv,
             js,
             stream,
             claims_stream,
+            deploys,
         })
     }
 
-    fn run<T: Send>(&self, f: impl Future<Output = Result<T, Error>> + Send) -> Result<T, Error> {
+    pub(crate) fn run<T: Send>(
+        &self,
+        f: impl Future<Output = Result<T, Error>> + Send,
+    ) -> Result<T, Error> {
         off_runtime(&self.rt, async move {
             tokio::time::timeout(TIMEOUT, f)
                 .await

@@ -12,6 +12,7 @@
 
 mod conf;
 mod control;
+pub mod deploys;
 mod join;
 pub mod kv;
 mod members;

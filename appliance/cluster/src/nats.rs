@@ -366,6 +366,7 @@ async fn grow_replicas(js: &jetstream::Context) {
     for bucket in [members::BUCKET, crate::kv::BUCKET, crate::kv::CLAIMS] {
         grow(js, &format!("KV_{bucket}"), want).await;
     }
+    grow(js, crate::deploys::STREAM, want).await;
 }
 
 async fn grow(js: &jetstream::Context, name: &str, want: usize) {

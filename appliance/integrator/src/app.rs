@@ -25,6 +25,9 @@ use crate::worker::{CodeSet, Pool, Spec, python};
 use crate::{Error, lb};
 
 mod deploys;
+mod shared;
+
+pub use shared::deploy_log_loop;
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -59,6 +62,10 @@ pub struct App {
     pub replay: Mutex<ReplayCache>,
     generation: AtomicU64,
     pub(crate) deploying: tokio::sync::Mutex<()>,
+    /// In a cluster: the last record of the deploy log applied here, and
+    /// the wake-up of the loop that applies them.
+    log_applied: AtomicU64,
+    log_wake: tokio::sync::Notify,
     pub local_in_flight: AtomicU32,
     pub local_rtt_us: Mutex<f64>,
     pub client: HttpClient,
@@ -114,6 +121,8 @@ impl App {
             replay: Mutex::new(ReplayCache::default()),
             generation: AtomicU64::new(0),
             deploying: tokio::sync::Mutex::new(()),
+            log_applied: AtomicU64::new(0),
+            log_wake: tokio::sync::Notify::new(),
             local_in_flight: AtomicU32::new(0),
             local_rtt_us: Mutex::new(0.0),
             client: Client::builder(TokioExecutor::new()).build_http(),

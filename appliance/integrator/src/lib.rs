@@ -14,6 +14,7 @@ mod amqp_channel;
 mod app;
 mod control;
 pub mod data;
+mod deploylog;
 mod door;
 mod engine;
 mod fernet;
@@ -109,6 +110,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let http = tokio::spawn(door::serve(listener, app.clone(), door.clone()));
     let pick = tokio::spawn(pickup::watch(app.clone()));
     let health = tokio::spawn(app::health_loop(app.clone()));
+    let deploy_log = tokio::spawn(app::deploy_log_loop(app.clone()));
     let delivery = tokio::spawn(engine::delivery_loop(app.clone()));
     let scheduler = tokio::spawn(engine::scheduler_loop(app.clone()));
     let sweep = tokio::spawn(engine::sweep_loop(app.clone()));
@@ -132,6 +134,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     http.abort();
     pick.abort();
     health.abort();
+    deploy_log.abort();
     // Deliveries in flight stay leased and are redelivered at the next start.
     delivery.abort();
     scheduler.abort();

@@ -28,6 +28,7 @@ pub const SCHEMA: &[&str] = &[
     crate::data::SCHEMA_STEP,
     crate::project::SCHEMA_STEP,
     crate::package_sets::SCHEMA_STEP,
+    crate::deploylog::SCHEMA_STEP,
 ];
 
 /// One service a file defines (as the validating worker reported it).

@@ -8,6 +8,7 @@ use alpharen_rpc::RpcError;
 use serde_json::{Value, json};
 
 use super::{App, rpc_store};
+use crate::deploylog::{Op, Record};
 use crate::project::Upload;
 use crate::registry::{self, ServiceInfo};
 use crate::worker::in_fresh_worker;
@@ -66,6 +67,7 @@ impl App {
             Upload::Source(s) => s.as_str(),
             _ => "",
         };
+        let shared = self.cluster_log()?;
         let version = self.engine.data.registry(|s| -> Result<i64, RpcError> {
             let active = registry::active(s).map_err(rpc_store)?;
             let mut problems = registry::name_problems(&module, &services, &active);
@@ -76,12 +78,26 @@ impl App {
                 return Err(RpcError::new("deploy_refused", problems.join("; "))
                     .with_details(json!({"file": file, "problems": problems})));
             }
+            if shared.is_some() {
+                return Ok(0);
+            }
             let content = registry::Content {
                 source,
                 files: files.as_ref(),
             };
             registry::add_version(s, &module, file, content, &services, actor).map_err(rpc_store)
         })?;
+        let version = match shared {
+            None => version,
+            Some(kv) => {
+                let mut record = Record::new(Op::Deploy, &module, actor, self.node_name());
+                record.file = file.to_string();
+                record.source = source.to_string();
+                record.files = files.clone();
+                record.services = services.clone();
+                self.share(kv, record).await?.version
+            }
+        };
         let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
         self.audit(
             actor,
@@ -205,6 +221,7 @@ impl App {
             None => Upload::Source(source),
         };
         let (services, files) = self.validate(&module, &file, &upload).await?;
+        let shared = self.cluster_log()?;
         self.engine.data.registry(|s| -> Result<(), RpcError> {
             let active = registry::active(s).map_err(rpc_store)?;
             let mut problems = registry::name_problems(&module, &services, &active);
@@ -214,8 +231,24 @@ impl App {
             if !problems.is_empty() {
                 return Err(RpcError::new("deploy_refused", problems.join("; ")));
             }
+            if shared.is_some() {
+                return Ok(());
+            }
             registry::activate(s, &module, version).map_err(rpc_store)
         })?;
+        if let Some(kv) = shared {
+            // The whole version travels: a member that never had it
+            // still rolls back.
+            let mut record = Record::new(Op::Rollback, &module, actor, self.node_name());
+            record.version = version;
+            record.file = file;
+            if let Upload::Source(s) = upload {
+                record.source = s;
+            }
+            record.files = files;
+            record.services = services;
+            self.share(kv, record).await?;
+        }
         self.audit(
             actor,
             "integrator.rollback",
@@ -229,11 +262,20 @@ impl App {
 
     pub async fn undeploy(&self, name: &str, actor: &str) -> Result<Value, RpcError> {
         let module = self.module_of(name)?;
-        let removed = self
-            .engine
-            .data
-            .registry(|s| registry::deactivate(s, &module))
-            .map_err(rpc_store)?;
+        let removed = match self.cluster_log()? {
+            None => self
+                .engine
+                .data
+                .registry(|s| registry::deactivate(s, &module))
+                .map_err(rpc_store)?,
+            Some(kv) => {
+                let _one_at_a_time = self.deploying.lock().await;
+                let was = self.active()?.iter().any(|m| m.module == module);
+                let record = Record::new(Op::Undeploy, &module, actor, self.node_name());
+                self.share(kv, record).await?;
+                was
+            }
+        };
         self.audit(actor, "integrator.undeploy", &module).await;
         self.publish_code()
             .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
