@@ -240,4 +240,28 @@ mod tests {
         let all = read.await.expect("join").expect("read");
         assert_eq!(all, b"ARBUNDLE!");
     }
+
+    #[tokio::test]
+    async fn a_broken_upload_is_a_read_error_not_the_end() {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let received = Arc::new(AtomicU64::new(0));
+        let mut reader = ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+            received: received.clone(),
+            rt: tokio::runtime::Handle::current(),
+        };
+        tx.send(Ok(b"ARB".to_vec())).await.expect("send");
+        let broke = io::Error::new(io::ErrorKind::UnexpectedEof, "the upload broke off");
+        tx.send(Err(broke)).await.expect("send");
+        drop(tx);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).map(|_| all)
+        });
+        let e = read.await.expect("join").expect_err("broken");
+        assert_eq!(e.to_string(), "the upload broke off");
+        assert_eq!(received.load(Ordering::Relaxed), 3);
+    }
 }
