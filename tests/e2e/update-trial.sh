@@ -8,7 +8,8 @@
 # notification), once. Then b on trial again with a check that passes: b
 # is committed (alpharen-b.conf). `ctl reboot --at HH:MM`, `ctl system
 # slots` showing it, `reboot --cancel`, bad times refused before any
-# upload. The reboot itself needs a real node: tests/e2e/qemu-update.sh.
+# upload; the same through PUT/GET/DELETE /api/v1/system/reboot/schedule.
+# The reboot itself needs a real node, and is not tested here.
 . "$(dirname "$0")/../lib.sh"
 needs jq
 STATE=$(mktemp -d /tmp/alpharen-trial.XXXXXX)
@@ -78,6 +79,25 @@ if ctl system update "$T/os-release" --reboot 25:00 >"$T/bad.out" 2>&1; then fai
 has '"25:00" is not now, never or a time of day HH:MM' "$T/bad.out" || fail "bad --reboot: $(cat "$T/bad.out")"
 has "update: upload" "$STATE/console.log" && fail "an upload started despite a bad --reboot"
 pass "ctl reboot --at HH:MM schedules (shown by system slots, replaced, cancelled); bad times refused before any upload"
+
+# The same through the API, as an admin after setup.
+API=https://127.0.0.1:$HTTPS_PORT/api/v1
+curl -skf -o /dev/null -X POST "$API/setup" -H 'content-type: application/json' --data-binary \
+  "$(jq -nc --arg c "$(cat "$STATE/setup-code")" '{code: $c, admin_password: "correct horse", hostname: "dev1"}')" || fail "setup"
+curl -skf -c "$T/jar" -o "$T/login.json" -X POST "$API/session" -H 'content-type: application/json' \
+  --data-binary '{"username":"admin","password":"correct horse"}' || fail "login"
+CSRF=(-b "$T/jar" -H "x-csrf-token: $(jq -r .csrf "$T/login.json")")
+schedule() { curl -sk -o "$T/api.json" -w '%{http_code}' "${CSRF[@]}" -H 'content-type: application/json' "$@" "$API/system/reboot/schedule"; }
+c=$(schedule -X PUT --data '{"at":"05:15"}')
+[ "$c" = 200 ] && jq -e '.at % 86400 == 18900' "$T/api.json" >/dev/null || fail "PUT schedule: HTTP $c $(cat "$T/api.json")"
+c=$(schedule -X GET)
+[ "$c" = 200 ] && jq -e '.at % 86400 == 18900' "$T/api.json" >/dev/null || fail "GET schedule: HTTP $c $(cat "$T/api.json")"
+c=$(schedule -X PUT --data '{"at":"5pm"}')
+[ "$c" = 400 ] && jq -e '.message | contains("\"5pm\" is not a time of day HH:MM")' "$T/api.json" >/dev/null || fail "PUT 5pm: HTTP $c $(cat "$T/api.json")"
+c=$(schedule -X DELETE)
+[ "$c" = 200 ] && jq -e '.at == null' "$T/api.json" >/dev/null || fail "DELETE schedule: HTTP $c $(cat "$T/api.json")"
+ctl --json system slots >/dev/null && ctl system slots | has "reboot scheduled" && fail "still scheduled after DELETE"
+pass "PUT/GET/DELETE /api/v1/system/reboot/schedule; a bad time is a 400 naming it"
 
 # The old slot boots next and reports which version failed, and why.
 stop
