@@ -16,6 +16,44 @@ pub struct Stopping {
     pub stopping: bool,
 }
 
+/// Schedules a reboot (into an installed slot's trial, typically):
+/// [`ScheduleReboot`] params, answers [`RebootSchedule`]. Replaces an
+/// earlier schedule. Kept in memory: a reboot or restart forgets it.
+pub const REBOOT_SCHEDULE: &str = "system.reboot.schedule";
+/// The reboot scheduled, if any: no params, answers [`RebootSchedule`].
+pub const REBOOT_SCHEDULED: &str = "system.reboot.scheduled";
+
+/// `system.reboot.schedule`'s params: `at` a local time `HH:MM` (the
+/// node's `node.timezone`; the next such time, today or tomorrow), or
+/// `cancel`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleReboot {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    #[serde(default)]
+    pub cancel: bool,
+}
+
+/// `HH:MM` (00:00 to 23:59) as minutes of the day: checked by `ctl`
+/// before it uploads a bundle to be rebooted into at that time, and by
+/// the supervisor.
+pub fn parse_time_of_day(s: &str) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if h.is_empty() || h.len() > 2 || m.len() != 2 || !digits(h) || !digits(m) {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+/// The pending scheduled reboot: its Unix time, or null.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebootSchedule {
+    pub at: Option<i64>,
+}
+
 /// `system.slots`: no params; answers a list of [`Slot`].
 pub const SLOTS: &str = "system.slots";
 /// Installs an update bundle: no params. The bundle's bytes follow as
@@ -84,4 +122,21 @@ pub struct Slot {
     /// Unix time of the install, for slots written by an update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub installed_at: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_of_day_parse_strictly() {
+        assert_eq!(parse_time_of_day("03:30"), Some(210));
+        assert_eq!(parse_time_of_day("3:05"), Some(185));
+        assert_eq!(parse_time_of_day("23:59"), Some(1439));
+        for bad in [
+            "24:00", "12:60", "12", "12:5", ":30", "ab:cd", "-1:00", "003:00", "+1:00",
+        ] {
+            assert_eq!(parse_time_of_day(bad), None, "{bad}");
+        }
+    }
 }

@@ -15,6 +15,9 @@ use std::path::Path;
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
+use crate::install::{self, InstallError, SlotRecord};
+use crate::slots::{self, SlotState};
+
 const BOOT_MOUNT: &str = "/run/boot";
 
 /// The slot this boot came from (`alpharen.slot=a` on the kernel command line).
@@ -73,26 +76,83 @@ pub(crate) fn with_boot_partition<T>(
     result
 }
 
-/// Marks the running slot good and lists slots that failed their tries.
-pub fn mark_good() -> std::io::Result<(Option<char>, Vec<char>)> {
-    let cmdline = std::fs::read_to_string("/proc/cmdline")?;
-    let Some(slot) = slot_from_cmdline(&cmdline) else {
-        return Ok((None, Vec::new()));
-    };
+/// The boot the health gate judges: its slot, and whether it is a trial
+/// (a counting entry, or the Pi's one-shot `tryboot`) that must prove
+/// itself before it is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThisBoot {
+    pub slot: char,
+    pub trial: bool,
+}
+
+/// A slot whose trial failed, with what its install recorded.
+#[derive(Debug, Clone)]
+pub struct FailedSlot {
+    pub slot: char,
+    pub record: Option<SlotRecord>,
+}
+
+fn other_err(e: InstallError) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Reads the Pi firmware's cells: (boot partition, tryboot flag).
+fn pi_cells() -> std::io::Result<(u32, bool)> {
     let pi = Path::new(PI_BOOTLOADER);
-    if pi.join("partition").exists() {
-        let read = |name| -> std::io::Result<u32> {
-            let bytes = std::fs::read(pi.join(name))?;
-            let bytes: [u8; 4] =
-                bytes
-                    .get(..4)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| {
-                        std::io::Error::other(format!("{PI_BOOTLOADER}/{name}: not a 32-bit cell"))
-                    })?;
-            Ok(u32::from_be_bytes(bytes))
-        };
-        let (partition, tryboot) = (read("partition")?, read("tryboot").unwrap_or(0) == 1);
+    let read = |name| -> std::io::Result<u32> {
+        let bytes = std::fs::read(pi.join(name))?;
+        let bytes: [u8; 4] = bytes
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                std::io::Error::other(format!("{PI_BOOTLOADER}/{name}: not a 32-bit cell"))
+            })?;
+        Ok(u32::from_be_bytes(bytes))
+    };
+    Ok((read("partition")?, read("tryboot").unwrap_or(0) == 1))
+}
+
+/// Whether this node boots from A/B slots at all: a stand-in disk, or a
+/// kernel command line naming the slot.
+fn ab_slot() -> Option<char> {
+    if std::env::var_os(install::TARGET_ENV).is_some() {
+        return Some('a'); // the stand-in's own `booted` file says which
+    }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").ok()?;
+    slot_from_cmdline(&cmdline)
+}
+
+/// This boot's slot and whether it is on trial; `None` on a node without
+/// A/B slots.
+pub fn this_boot() -> std::io::Result<Option<ThisBoot>> {
+    let Some(slot) = ab_slot() else {
+        return Ok(None);
+    };
+    if is_pi() {
+        return Ok(Some(ThisBoot {
+            slot,
+            trial: pi_cells()?.1,
+        }));
+    }
+    install::with_target(|t| {
+        let names: Vec<String> = t.entries()?.into_iter().map(|(n, _)| n).collect();
+        let trial = matches!(slots::slot_state(&names, t.booted), SlotState::Trial { .. });
+        Ok(Some(ThisBoot {
+            slot: t.booted,
+            trial,
+        }))
+    })
+    .map_err(other_err)
+}
+
+/// Marks the running slot good (commits a trial) and lists the slots
+/// whose tries ran out.
+pub fn mark_good() -> std::io::Result<Vec<FailedSlot>> {
+    if ab_slot().is_none() {
+        return Ok(Vec::new());
+    }
+    if is_pi() {
+        let (partition, tryboot) = pi_cells()?;
         if tryboot {
             with_boot_partition("autoboot", |dir| {
                 let path = dir.join("autoboot.txt");
@@ -102,21 +162,77 @@ pub fn mark_good() -> std::io::Result<(Option<char>, Vec<char>)> {
                 Ok(())
             })?;
         }
-        return Ok((Some(slot), Vec::new()));
+        return Ok(Vec::new());
     }
-    with_boot_partition("esp", |esp| {
-        let dir = esp.join("loader/entries");
+    install::with_target(|t| {
+        let dir = t.entries_dir();
         let mut failed = Vec::new();
-        for entry in std::fs::read_dir(&dir)?.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(good) = good_name(&name, slot) {
-                std::fs::rename(entry.path(), dir.join(good))?;
-            } else if let Some(bad) = failed_slot(&name) {
-                failed.push(bad);
+        for (name, _) in t.entries()? {
+            if let Some(good) = good_name(&name, t.booted) {
+                std::fs::rename(dir.join(&name), dir.join(good)).map_err(|source| {
+                    InstallError::Io {
+                        what: format!("renaming {name}"),
+                        source,
+                    }
+                })?;
+            } else if let Some(slot) = failed_slot(&name) {
+                let record = std::fs::read(t.record_path(slot))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                failed.push(FailedSlot { slot, record });
             }
         }
-        Ok((Some(slot), failed))
+        sync_dir(&dir)?;
+        Ok(failed)
     })
+    .map_err(other_err)
+}
+
+/// Gives up on the running slot's trial, so the next boot is the other
+/// slot's: its counting entry loses all its tries (`alpharen-b+0-3.conf`).
+/// On the Pi there is nothing to write: the firmware's `tryboot` flag was
+/// one-shot, the next reset boots the default partition.
+pub fn mark_failed() -> std::io::Result<()> {
+    if ab_slot().is_none() || is_pi() {
+        return Ok(());
+    }
+    install::with_target(|t| {
+        let dir = t.entries_dir();
+        for (name, _) in t.entries()? {
+            if let Some(failed) = failed_name(&name, t.booted) {
+                std::fs::rename(dir.join(&name), dir.join(failed)).map_err(|source| {
+                    InstallError::Io {
+                        what: format!("renaming {name}"),
+                        source,
+                    }
+                })?;
+            }
+        }
+        sync_dir(&dir)
+    })
+    .map_err(other_err)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), InstallError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| InstallError::Io {
+            what: format!("syncing {}", dir.display()),
+            source,
+        })
+}
+
+/// The name a counting entry of `slot` gets when its trial is given up:
+/// no tries left, the ones used kept (`alpharen-b+2-1.conf` →
+/// `alpharen-b+0-3.conf`).
+pub fn failed_name(file: &str, slot: char) -> Option<String> {
+    let counters = file
+        .strip_prefix(&format!("alpharen-{slot}+"))?
+        .strip_suffix(".conf")?;
+    let mut it = counters.split('-');
+    let left: u32 = it.next()?.parse().ok()?;
+    let done: u32 = it.next().map_or(Some(0), |d| d.parse().ok())?;
+    (left > 0).then(|| format!("alpharen-{slot}+0-{}.conf", left + done))
 }
 
 /// The Raspberry Pi firmware's view of this boot (big-endian cells).
@@ -209,5 +325,16 @@ mod tests {
         assert_eq!(failed_slot("alpharen-b+0-3.conf"), Some('b'));
         assert_eq!(failed_slot("alpharen-b+1-2.conf"), None);
         assert_eq!(failed_slot("alpharen-a.conf"), None);
+        assert_eq!(
+            failed_name("alpharen-b+2-1.conf", 'b').as_deref(),
+            Some("alpharen-b+0-3.conf")
+        );
+        assert_eq!(
+            failed_name("alpharen-b+3.conf", 'b').as_deref(),
+            Some("alpharen-b+0-3.conf")
+        );
+        assert_eq!(failed_name("alpharen-b+0-3.conf", 'b'), None);
+        assert_eq!(failed_name("alpharen-b.conf", 'b'), None);
+        assert_eq!(failed_name("alpharen-a+2-1.conf", 'b'), None);
     }
 }

@@ -91,12 +91,12 @@ impl Target {
         &self.rootfs[usize::from(slot == 'b')]
     }
 
-    fn entries_dir(&self) -> PathBuf {
+    pub(crate) fn entries_dir(&self) -> PathBuf {
         self.esp.join("loader/entries")
     }
 
     /// Every `alpharen-*` entry on the ESP: (file name, text).
-    fn entries(&self) -> Result<Vec<(String, String)>, InstallError> {
+    pub(crate) fn entries(&self) -> Result<Vec<(String, String)>, InstallError> {
         let dir = self.entries_dir();
         let mut out = Vec::new();
         let list = std::fs::read_dir(&dir).map_err(io_err(format!("reading {}", dir.display())))?;
@@ -112,7 +112,7 @@ impl Target {
         Ok(out)
     }
 
-    fn record_path(&self, slot: char) -> PathBuf {
+    pub(crate) fn record_path(&self, slot: char) -> PathBuf {
         self.esp.join(slot.to_string()).join("slot.json")
     }
 }

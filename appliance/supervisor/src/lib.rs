@@ -13,6 +13,7 @@ mod confirm;
 mod control;
 mod datafs;
 mod error;
+mod gate;
 pub mod init;
 mod install;
 mod keyring;

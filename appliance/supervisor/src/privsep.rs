@@ -56,7 +56,18 @@ pub struct Drop {
     uid: u32,
     gid: u32,
     caps: u64,
+    /// Keep [`ALPHAREN_GID`] as the one supplementary group (services);
+    /// without it the process has none (the user's health check).
+    alpharen_group: bool,
 }
+
+/// The user a program the node's admin supplies runs as (the update
+/// health check): `nobody`, no capabilities, no group of the node's, so
+/// it can read neither the store nor the control socket.
+pub const NOBODY: User = User {
+    name: "nobody",
+    id: 65534,
+};
 
 /// The highest capability number any kernel may know; the bounding-set
 /// loop stops at the first number the running kernel refuses.
@@ -91,6 +102,15 @@ impl Drop {
             uid: user.id,
             gid: user.id,
             caps: cap_mask(caps),
+            alpharen_group: true,
+        }
+    }
+
+    /// `user` with no capabilities and no supplementary group.
+    pub fn bare(user: User) -> Drop {
+        Drop {
+            alpharen_group: false,
+            ..Drop::new(user, &[])
         }
     }
 
@@ -123,7 +143,8 @@ impl Drop {
             }
             check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0))?;
             let groups = [ALPHAREN_GID as libc::gid_t];
-            check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+            let count = if self.alpharen_group { groups.len() } else { 0 };
+            check(libc::setgroups(count, groups.as_ptr()))?;
             check(libc::setresgid(self.gid, self.gid, self.gid))?;
             check(libc::setresuid(self.uid, self.uid, self.uid))?;
             let mut header = CapHeader {

@@ -57,6 +57,8 @@ pub(crate) struct NodeState {
     /// The built-ins that said they are serving (`services.ready`).
     pub serving: Mutex<std::collections::BTreeSet<&'static str>>,
     pub serving_changed: Notify,
+    /// The scheduled reboot: its Unix time and the task that does it.
+    pub reboot_at: Mutex<Option<(i64, tokio::task::AbortHandle)>>,
     /// The update bundle being uploaded and installed, if any.
     pub update: tokio::sync::Mutex<Option<crate::methods::update::Upload>>,
 }
@@ -249,4 +251,12 @@ impl NodeState {
             }
         });
     }
+}
+
+/// Asks init (PID 1) to reboot the node (busybox's convention: SIGTERM).
+pub(crate) fn request_reboot() -> nix::Result<()> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(1),
+        nix::sys::signal::Signal::SIGTERM,
+    )
 }

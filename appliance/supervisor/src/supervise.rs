@@ -10,7 +10,6 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc};
 
-use crate::builtin::BUILTINS;
 use crate::logs::LogHub;
 use crate::state::{NodeState, Options, Services};
 use crate::{SupervisorError, access, confirm, control, login, privsep, setup};
@@ -101,6 +100,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
         setup: Mutex::new(setup),
         logins: login::Logins::default(),
         update: tokio::sync::Mutex::new(None),
+        reboot_at: Mutex::new(None),
         opts,
         separate,
     });
@@ -116,8 +116,8 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     node.start_services(&config).await;
     tokio::spawn(control::serve(listener, node.clone()));
     tokio::spawn(confirm::run(node.clone()));
-    if node.opts.under_init {
-        tokio::spawn(mark_boot_good(node.clone()));
+    if node.opts.under_init || std::env::var_os(crate::install::TARGET_ENV).is_some() {
+        tokio::spawn(crate::gate::run(node.clone()));
     }
     let mut term = signal(SignalKind::terminate()).map_err(SupervisorError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(SupervisorError::Runtime)?;
@@ -177,41 +177,3 @@ async fn announce_ready(node: Arc<NodeState>) {
 /// How long services get to say they serve before the node says which
 /// did not.
 const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// Once every built-in service has run for a while, this boot counts as
-/// good for the boot loader.
-async fn mark_boot_good(node: Arc<NodeState>) {
-    const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
-    for _ in 0..60 {
-        tokio::time::sleep(SETTLE).await;
-        let services = node.services.lock().await;
-        let healthy = BUILTINS.iter().all(|b| {
-            services
-                .handles
-                .get(b.name)
-                .and_then(|h| h.status())
-                .is_some_and(|s| {
-                    s.state == "running" && now_unix() - s.since >= SETTLE.as_secs() as i64
-                })
-        });
-        drop(services);
-        if healthy {
-            match tokio::task::spawn_blocking(crate::boot::mark_good).await {
-                Ok(Ok((Some(slot), failed))) => {
-                    node.logs.event(&format!("boot of slot {slot} marked good"));
-                    for bad in failed {
-                        let what = format!("slot {bad} failed all its boot tries and was skipped");
-                        node.logs.event(&what);
-                        node.notify("boot slot failed", &what);
-                    }
-                }
-                Ok(Ok((None, _))) => {}
-                Ok(Err(e)) => node.logs.event(&format!("cannot mark this boot good: {e}")),
-                Err(e) => node.logs.event(&format!("cannot mark this boot good: {e}")),
-            }
-            return;
-        }
-    }
-    node.logs
-        .event("services did not settle within 10 minutes; this boot is not marked good");
-}

@@ -83,8 +83,9 @@ pub enum Command {
     /// Update bundles and the A/B slots: update FILE|-, slots.
     #[command(subcommand)]
     System(update::SystemCmd),
-    /// Reboot the node.
-    Reboot,
+    /// Reboot the node: now, or at a local time (--at HH:MM, the node's
+    /// time zone), or cancel a scheduled reboot (--cancel).
+    Reboot(update::RebootArgs),
     /// Power the node off (stops the supervisor in development mode).
     Poweroff,
     /// Version of this CLI.
@@ -112,7 +113,7 @@ impl Command {
             Command::Acme(a) => a.run(client, out),
             Command::Cluster(c) => c.run(client, out),
             Command::System(s) => s.run(client, out),
-            Command::Reboot => system::stop(client, out, alpharen_rpc::system::REBOOT),
+            Command::Reboot(r) => r.run(client, out),
             Command::Poweroff => system::stop(client, out, alpharen_rpc::system::POWEROFF),
             Command::Version => {
                 println!("alpharen {}", env!("CARGO_PKG_VERSION"));

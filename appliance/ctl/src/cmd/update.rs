@@ -9,7 +9,7 @@
 use std::io::Read;
 
 use alpharen_rpc::ClientError;
-use alpharen_rpc::system;
+use alpharen_rpc::system::{self, ScheduleReboot};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -26,7 +26,14 @@ pub enum SystemCmd {
     /// bundle.aru`), or an http:// or https:// URL (public CAs), whose
     /// download resumes where it broke off (HTTP Range, up to 5 tries in
     /// a row).
-    Update { source: String },
+    Update {
+        source: String,
+        /// Reboot into the new slot: "now", "never" (then `reboot` does
+        /// it), or a local time HH:MM (the node's time zone; cancel with
+        /// `reboot --cancel`). Checked before anything is uploaded.
+        #[arg(long, default_value = "never", value_parser = parse_when)]
+        reboot: When,
+    },
     /// The A/B slots: state (good, trial, failed, invalid), version, build,
     /// which one runs.
     Slots,
@@ -36,13 +43,88 @@ impl SystemCmd {
     pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
         match self {
             SystemCmd::Slots => slots(client, out),
-            SystemCmd::Update { source } => update(client, out, &source),
+            SystemCmd::Update { source, reboot } => {
+                update(client, out, &source)?;
+                reboot.run(client, out)
+            }
         }
     }
 }
 
+/// When `system update --reboot` reboots into the new slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum When {
+    Now,
+    Never,
+    /// A local time `HH:MM`.
+    At(String),
+}
+
+/// `now`, `never`, `HH:MM` or `at HH:MM`.
+fn parse_when(s: &str) -> Result<When, String> {
+    match s.trim() {
+        "now" => Ok(When::Now),
+        "never" => Ok(When::Never),
+        t => {
+            let t = t.strip_prefix("at ").map_or(t, str::trim);
+            system::parse_time_of_day(t)
+                .map(|_| When::At(t.to_string()))
+                .ok_or_else(|| format!("{s:?} is not now, never or a time of day HH:MM"))
+        }
+    }
+}
+
+impl When {
+    fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
+        match self {
+            When::Never => Ok(()),
+            When::Now => super::system::stop(client, out, system::REBOOT),
+            When::At(at) => schedule(client, out, Some(at)),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RebootArgs {
+    /// Reboot at this local time (HH:MM, the node's time zone), the next
+    /// time it comes; replaces an earlier schedule.
+    #[arg(long, value_parser = parse_when_at, conflicts_with = "cancel")]
+    at: Option<String>,
+    /// Cancel the scheduled reboot.
+    #[arg(long)]
+    cancel: bool,
+}
+
+fn parse_when_at(s: &str) -> Result<String, String> {
+    match parse_when(s) {
+        Ok(When::At(t)) => Ok(t),
+        _ => Err(format!("{s:?} is not a time of day HH:MM")),
+    }
+}
+
+impl RebootArgs {
+    pub fn run(self, client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
+        match (self.at, self.cancel) {
+            (None, false) => super::system::stop(client, out, system::REBOOT),
+            (at, _) => schedule(client, out, at),
+        }
+    }
+}
+
+/// Schedules a reboot at `at`, or cancels the schedule (`None`).
+fn schedule(client: &mut NodeClient, out: &Output, at: Option<String>) -> Result<(), CtlError> {
+    let cancel = at.is_none();
+    let v = client.call(system::REBOOT_SCHEDULE, ScheduleReboot { at, cancel })?;
+    out.show(&v, |v| match v["at"].as_i64() {
+        Some(_) => println!("reboot scheduled for {}", time(&v["at"])),
+        None => println!("no reboot scheduled"),
+    });
+    Ok(())
+}
+
 fn slots(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
     let v = client.call(system::SLOTS, json!({}))?;
+    let pending = client.call(system::REBOOT_SCHEDULED, json!({}))?;
     out.show(&v, |v| {
         let rows = v
             .as_array()
@@ -75,6 +157,9 @@ fn slots(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
             &["slot", "booted", "state", "version", "build", "installed"],
             rows,
         );
+        if !pending["at"].is_null() {
+            println!("reboot scheduled for {}", time(&pending["at"]));
+        }
     });
     Ok(())
 }
@@ -115,9 +200,25 @@ fn update(client: &mut NodeClient, out: &Output, source: &str) -> Result<(), Ctl
             text(&v["bytes"])
         );
         println!(
-            "it is armed for one trial: `reboot` boots it; it is kept once healthy, else slot {} comes back",
+            "it is armed for one trial: a reboot boots it; it is kept once healthy, else slot {} comes back",
             if v["slot"] == "a" { "b" } else { "a" }
         );
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reboot_when_reads_now_never_and_a_time() {
+        assert_eq!(parse_when("now"), Ok(When::Now));
+        assert_eq!(parse_when("never"), Ok(When::Never));
+        assert_eq!(parse_when("03:30"), Ok(When::At("03:30".into())));
+        assert_eq!(parse_when("at 3:30"), Ok(When::At("3:30".into())));
+        assert!(parse_when("25:00").is_err());
+        assert!(parse_when("later").is_err());
+        assert!(parse_when_at("now").is_err());
+    }
 }

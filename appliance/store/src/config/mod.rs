@@ -26,6 +26,7 @@ mod snmp;
 mod ssh;
 mod syslog;
 mod syslog_receive;
+mod update;
 mod url_template;
 mod vpn;
 mod web;
@@ -71,6 +72,7 @@ pub use snmp::{
 pub use ssh::{SSH_KEY_TYPES, Ssh, check_ssh_key};
 pub use syslog::{Collector, Facility, Syslog, Transport};
 pub use syslog_receive::{Receiver, Rule, Severity};
+pub use update::{TrialCheck, Update};
 pub use url_template::{Segment, Template, methods_overlap};
 pub use vpn::{Vpn, VpnPeer, cidrs_overlap, decode_key, split_endpoint};
 pub use web::Web;
@@ -95,6 +97,8 @@ pub struct Config {
     pub snmp: Snmp,
     pub cluster: Cluster,
     pub reaction: Reaction,
+    #[serde(skip_serializing_if = "Update::is_default")]
+    pub update: Update,
 }
 
 /// One thing wrong with a document, at one key path.
@@ -151,10 +155,11 @@ pub enum Section {
     Snmp,
     Cluster,
     Reaction,
+    Update,
 }
 
 impl Section {
-    pub const ALL: [Section; 14] = [
+    pub const ALL: [Section; 15] = [
         Section::Node,
         Section::Network,
         Section::Vpn,
@@ -169,6 +174,7 @@ impl Section {
         Section::Snmp,
         Section::Cluster,
         Section::Reaction,
+        Section::Update,
     ];
 
     pub fn name(self) -> &'static str {
@@ -187,6 +193,7 @@ impl Section {
             Section::Snmp => "snmp",
             Section::Cluster => "cluster",
             Section::Reaction => "reaction",
+            Section::Update => "update",
         }
     }
 
@@ -256,6 +263,7 @@ impl Config {
         self.snmp.validate(&root.key("snmp"), &mut out);
         self.cluster.validate(&root.key("cluster"), &mut out);
         self.reaction.validate(&root.key("reaction"), &mut out);
+        self.update.validate(&root.key("update"), &mut out);
         out
     }
 

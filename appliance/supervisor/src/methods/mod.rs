@@ -5,6 +5,7 @@ mod backup;
 mod config;
 mod dns;
 mod forward;
+mod reboot;
 mod services;
 pub(crate) mod update;
 mod users;
@@ -32,6 +33,9 @@ pub async fn dispatch(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcErr
     }
     if call.method == alpharen_rpc::system::SLOTS || call.method.starts_with("system.update.") {
         return update::call(node, call).await;
+    }
+    if call.method.starts_with("system.reboot.") {
+        return reboot::call(node, call).await;
     }
     match ns.as_str() {
         "status" | "services" | "logs" | "system" => services::call(node, call).await,

@@ -120,17 +120,22 @@ async fn upload(node: &Arc<NodeState>) -> Result<RawUpload, RpcError> {
         received: received.clone(),
         rt: tokio::runtime::Handle::current(),
     };
-    let logs = node.logs.clone();
+    let me = node.clone();
     let over = Finished(finished.clone());
     let task = tokio::task::spawn_blocking(move || {
         let _over = over;
-        let log = |line: &str| logs.event(line);
+        let log = |line: &str| me.logs.event(line);
         let result = install_from(reader, &keys, &kept, &running, &log);
         match &result {
-            Ok(i) => log(&format!(
-                "update: version {} ({}) installed into slot {}; `ctl reboot` tries it",
-                i.version, i.build_id, i.slot
-            )),
+            // The blocking pool runs in the runtime's context, so the
+            // notification's mail task can be spawned from here.
+            Ok(i) => me.notify(
+                "update installed",
+                &format!(
+                    "update: version {} ({}) installed into slot {}; a reboot tries it",
+                    i.version, i.build_id, i.slot
+                ),
+            ),
             Err(e) => log(&format!("update refused or failed: {e}")),
         }
         result

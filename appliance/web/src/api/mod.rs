@@ -254,6 +254,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/system/slots", get(node::slots))
         .route("/system/reboot", post(node::reboot))
         .route(
+            "/system/reboot/schedule",
+            get(node::reboot_scheduled)
+                .put(node::reboot_schedule)
+                .delete(node::reboot_cancel),
+        )
+        .route(
             "/system/update",
             get(update::update_status).post(update::update),
         )

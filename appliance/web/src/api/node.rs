@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::openapi::ErrorBody;
-use super::{Admin, ApiResult, AppState, Reader, rpc};
+use super::{Admin, ApiResult, AppState, Body, Reader, rpc};
 
 #[utoipa::path(get, path = "/api/v1/health", tag = "node", security(()),
     responses((status = 200, description = "The web service is up", body = Value)))]
@@ -45,6 +45,35 @@ pub(super) async fn slots(State(app): AppState, _c: Reader) -> ApiResult {
     responses((status = 200, description = "Rebooting", body = Value)))]
 pub(super) async fn reboot(State(app): AppState, _c: Admin) -> ApiResult {
     Ok(Json(rpc(&app, system::REBOOT, json!({})).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/system/reboot/schedule", tag = "node",
+    responses((status = 200, description = "The scheduled reboot: `at` (Unix seconds) or null", body = Value)))]
+pub(super) async fn reboot_scheduled(State(app): AppState, _c: Reader) -> ApiResult {
+    Ok(Json(rpc(&app, system::REBOOT_SCHEDULED, json!({})).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/system/reboot/schedule", tag = "node",
+    request_body(content = Value, description = "`{\"at\": \"HH:MM\"}`: reboot at the next such local time (the node's `node.timezone`), replacing an earlier schedule"),
+    responses((status = 200, description = "Scheduled: `at` (Unix seconds)", body = Value),
+        (status = 400, description = "`at` is not a time of day HH:MM", body = ErrorBody),
+        (status = 501, description = "A development node, which cannot reboot (`not_supported`)", body = ErrorBody)))]
+pub(super) async fn reboot_schedule(
+    State(app): AppState,
+    _c: Admin,
+    Body(b): Body<system::ScheduleReboot>,
+) -> ApiResult {
+    Ok(Json(rpc(&app, system::REBOOT_SCHEDULE, b).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/system/reboot/schedule", tag = "node",
+    responses((status = 200, description = "No reboot is scheduled any more: `at` null", body = Value)))]
+pub(super) async fn reboot_cancel(State(app): AppState, _c: Admin) -> ApiResult {
+    let cancel = system::ScheduleReboot {
+        at: None,
+        cancel: true,
+    };
+    Ok(Json(rpc(&app, system::REBOOT_SCHEDULE, cancel).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/system/poweroff", tag = "node",
