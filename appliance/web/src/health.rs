@@ -5,6 +5,7 @@
 //! [`watch`] runs it with any probe so tests can drive it on a paused clock.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,16 +52,24 @@ impl Verdict {
 #[derive(Debug, Default)]
 pub struct Health {
     down: Mutex<Option<String>>,
+    /// Whether `down` holds a reason: read by every request without
+    /// taking the lock while the backend is up.
+    is_down: AtomicBool,
 }
 
 impl Health {
     /// The failure that took the backend out of service; `None` while up.
     pub fn down(&self) -> Option<String> {
+        if !self.is_down.load(Ordering::Acquire) {
+            return None;
+        }
         self.down.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn set(&self, down: Option<String>) {
-        *self.down.lock().unwrap_or_else(|p| p.into_inner()) = down;
+        let mut g = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        self.is_down.store(down.is_some(), Ordering::Release);
+        *g = down;
     }
 }
 

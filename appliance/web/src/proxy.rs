@@ -15,6 +15,7 @@ use std::time::Duration;
 use alpharen_store::config::{ProxyRoute, cidrs_overlap};
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
@@ -36,6 +37,9 @@ pub type Backends = Client<HttpsConnector<HttpConnector>, Body>;
 /// Kept across reloads while the route is unchanged.
 pub struct Upstream {
     pub route: ProxyRoute,
+    /// `backend` as a URL (`None` if it is not one), whose scheme and
+    /// authority each request's URL reuses.
+    base: Option<Uri>,
     /// The route's client, or why it could not be made (a bad `ca_file`).
     client: Result<Backends, String>,
     health: Arc<Health>,
@@ -75,6 +79,7 @@ impl Upstream {
             _ => None,
         };
         Upstream {
+            base: backend_uri(&route, "/"),
             route,
             client,
             health,
@@ -162,6 +167,17 @@ fn backend_uri(route: &ProxyRoute, path: &str) -> Option<Uri> {
     uri.parse().ok()
 }
 
+/// The backend URL for a request: `base`'s scheme and authority (shared,
+/// not copied) with the request's path and query.
+fn rebase(base: &Uri, path: Option<&PathAndQuery>) -> Option<Uri> {
+    let mut parts = base.clone().into_parts();
+    parts.path_and_query = Some(
+        path.cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).ok()
+}
+
 /// One health probe: `GET path` with the route's host; healthy on the
 /// expected status, else on any 2xx or 3xx.
 async fn probe(
@@ -243,12 +259,12 @@ pub fn choose<'a, T>(
 /// The requested host without port: the URI authority (HTTP/2) or `Host`.
 fn request_host(req: &Request) -> Option<String> {
     let raw = match req.uri().authority() {
-        Some(a) => a.host().to_string(),
-        None => req.headers().get(header::HOST)?.to_str().ok()?.to_string(),
+        Some(a) => a.host(),
+        None => req.headers().get(header::HOST)?.to_str().ok()?,
     };
     let host = match raw.rsplit_once(':') {
         Some((h, port)) if !h.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => raw.as_str(),
+        _ => raw,
     };
     Some(host.to_ascii_lowercase())
 }
@@ -354,18 +370,22 @@ async fn proxied(app: &App, upstream: &Upstream, host: &str, req: Request) -> Re
             );
         }
     };
-    forward(backends, &upstream.route, host, client, req).await
+    forward(backends, upstream, host, client, req).await
 }
 
 async fn forward(
     backends: &Backends,
-    route: &ProxyRoute,
+    upstream: &Upstream,
     host: &str,
     client: Option<IpAddr>,
     mut req: Request,
 ) -> Response {
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let Some(uri) = backend_uri(route, path) else {
+    let route = &upstream.route;
+    let uri = upstream
+        .base
+        .as_ref()
+        .and_then(|base| rebase(base, req.uri().path_and_query()));
+    let Some(uri) = uri else {
         return page(
             StatusCode::BAD_GATEWAY,
             "502 Bad Gateway",

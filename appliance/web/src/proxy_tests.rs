@@ -48,6 +48,20 @@ fn backend_urls_keep_scheme_and_bracket_ipv6() {
         uri("http://[fd00::1]:80/"),
         Some("http://[fd00::1]:80/x?y=1".into())
     );
+    // Each request's URL: the route's base with the request's path.
+    let rebased = |b, p: Option<&str>| {
+        let base = backend_uri(&route("a", None, b), "/").unwrap();
+        let p = p.map(|p| p.parse::<PathAndQuery>().unwrap());
+        rebase(&base, p.as_ref()).map(|u| u.to_string())
+    };
+    assert_eq!(
+        rebased("http://[fd00::1]:80/", Some("/x?y=1")),
+        Some("http://[fd00::1]:80/x?y=1".into())
+    );
+    assert_eq!(
+        rebased("https://app.lan", None),
+        Some("https://app.lan:443/".into())
+    );
 }
 
 #[test]
