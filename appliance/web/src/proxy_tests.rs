@@ -51,7 +51,7 @@ fn backend_urls_keep_scheme_and_bracket_ipv6() {
     // Each request's URL: the route's base with the request's path.
     let rebased = |b, p: Option<&str>| {
         let base = backend_uri(&route("a", None, b), "/").unwrap();
-        let p = p.map(|p| PathAndQuery::from_maybe_shared(p.to_string()).unwrap());
+        let p = p.map(|p| p.parse::<PathAndQuery>().unwrap());
         rebase(&base, p.as_ref()).map(|u| u.to_string())
     };
     assert_eq!(
