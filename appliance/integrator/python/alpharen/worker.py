@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 import alpharen.integrator as sdk
 from alpharen import deploycheck, dispatch, project, sio
 from alpharen.outgoing import _flat
-from alpharen import mail, sql
+from alpharen import mail, sql, wsx
 
 MODULE_PREFIX = 'alpharen_services.'
 
@@ -209,6 +209,7 @@ class State:
             sdk._outgoing_defs[o['name']] = o
         sql.sync(msg.get('connectors') or {})
         mail.sync(msg.get('connectors') or {})
+        wsx.sync(msg.get('connectors') or {})
         return {'ok': not errors, 'error': '; '.join(errors)}
 
 
@@ -295,8 +296,10 @@ def call(msg):
     if cid:
         svc.cid = cid
     channel = msg.get('channel') or ''
-    kind = 'http-soap' if http.get('method') else CHANNEL_TYPES.get(channel, channel)
+    kind = 'http-soap' if http.get('method') else msg.get('channel_type') or CHANNEL_TYPES.get(channel, channel)
     svc.channel = sdk.ChannelInfo(channel, kind, data_format)
+    if msg.get('wsx'):
+        svc.wsx = wsx.WSX(sdk._call, msg['wsx'])
     meta = msg.get('meta')
     if meta:
         svc.request.meta = sdk.Bunch(meta)
