@@ -59,11 +59,11 @@ async def echo(url):
         await ws.send(b'{"n": 2}')
         raw = await asyncio.wait_for(ws.recv(), WAIT)
         check(isinstance(raw, bytes) and json.loads(raw)['echo'] == {'n': 2}, 'binary echo: %r' % raw)
-        bad = await call(ws, '{oops')
-        check('not valid json' in bad.get('error', ''), 'invalid JSON answer: %r' % bad)
+        bad = await call(ws, {'op': 'boom'})
+        check('boom as asked' in bad.get('error', '') and bad.get('cid'), 'a failing call\'s answer: %r' % bad)
         again = await call(ws, {'n': 3})
         check(again['echo'] == {'n': 3}, 'after an error the connection serves on: %r' % again)
-        print('echo: text -> text, binary -> binary, a bad message -> %r, connection open' % bad['error'])
+        print('echo: text -> text, binary -> binary, a failing call -> %r, connection open' % bad['error'])
 
 
 async def refused(url):

@@ -6,12 +6,15 @@ from zato.server.service import Service
 
 class Echo(Service):
     """Answers each message with what came and who sent it; {"op":
-    "push-me"} first pushes a message to the sending client."""
+    "push-me"} first pushes a message to the sending client, {"op":
+    "boom"} fails."""
 
     name = 'wsx.echo'
 
     def handle(self):
         payload = self.request.payload
+        if payload == {'op': 'boom'}:
+            raise ValueError('boom as asked')
         if isinstance(payload, dict) and payload.get('op') == 'push-me':
             self.wsx.client.send({'pushed_to': self.wsx.client_id})
         self.response.payload = {'echo': payload, 'client_id': self.wsx.client_id,

@@ -526,8 +526,8 @@ fn websocket_channels_take_get_and_their_own_keys_only() {
         paths(err),
         vec![
             "integrator.channels[1].max_message_size",
-            "integrator.channels[1].methods",
             "integrator.channels[1].ping_interval",
+            "integrator.channels[1].methods",
         ]
     );
     let err = Config::from_toml(&doc("methods = [\"GET\"]\nidle_timeout = 5")).unwrap_err();
