@@ -166,9 +166,7 @@ pub fn document(config: &Integrator, services: &HashMap<&str, &ServiceInfo>) -> 
     let used: Vec<&SecurityDef> = config
         .security
         .iter()
-        .filter(|d| {
-            rest().any(|c| c.security.as_ref() == Some(&d.name))
-        })
+        .filter(|d| rest().any(|c| c.security.as_ref() == Some(&d.name)))
         .collect();
     let schemes: Map<String, Value> = used
         .iter()

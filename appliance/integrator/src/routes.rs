@@ -143,10 +143,7 @@ mod tests {
 
     #[test]
     fn a_websocket_channel_takes_get_beside_a_post_channel() {
-        let routes = vec![
-            route("post", "/chat", &["POST"]),
-            route("ws", "/chat", &[]),
-        ];
+        let routes = vec![route("post", "/chat", &["POST"]), route("ws", "/chat", &[])];
         assert_eq!(name(select(&routes, "/chat", "GET")), "ws ");
         assert_eq!(name(select(&routes, "/chat", "POST")), "post ");
         assert_eq!(name(select(&routes, "/chat", "PUT")), "405 GET,POST");

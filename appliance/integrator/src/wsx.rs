@@ -126,7 +126,10 @@ pub fn is_upgrade(h: &HeaderMap) -> bool {
 fn handshake_key(h: &HeaderMap) -> Result<&str, String> {
     let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
     if !is_upgrade(h) {
-        return Err("this is a WebSocket channel: connect with a WebSocket client (Upgrade: websocket)".into());
+        return Err(
+            "this is a WebSocket channel: connect with a WebSocket client (Upgrade: websocket)"
+                .into(),
+        );
     }
     let connection_upgrade = get("connection").is_some_and(|c| {
         c.split(',')
@@ -225,7 +228,8 @@ async fn serve(app: Arc<App>, route: Arc<Route>, io: Upgraded, client: IpAddr) {
     let config = WebSocketConfig::default()
         .max_message_size(Some(limits.max_message))
         .max_frame_size(Some(limits.max_message));
-    let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(config)).await;
+    let mut ws =
+        WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(config)).await;
     let (id, mut outbox) = app.wsx.join(&ch.name);
     tracing::info!(channel = %ch.name, client_id = %id, %client, "WebSocket client connected");
     let end = session(&app, &route, &id, &mut ws, &mut outbox, limits).await;
@@ -378,7 +382,11 @@ fn reply(
     timeout: Duration,
     cid: &str,
 ) -> (Option<Message>, bool) {
-    let error = |text: String| Some(Message::text(json!({"error": text, "cid": cid}).to_string()));
+    let error = |text: String| {
+        Some(Message::text(
+            json!({"error": text, "cid": cid}).to_string(),
+        ))
+    };
     match out {
         Outcome::Reply(v) => {
             let status = v["status"].as_u64().unwrap_or(500);
@@ -435,9 +443,10 @@ pub fn host_send(app: &App, req: &Value) -> Result<Value, (String, &'static str)
         ));
     }
     let msg = match (&req["data"]["b64"], &req["data"]["json"]) {
-        (Value::String(b), _) => Message::Binary(Bytes::from(B64.decode(b).map_err(|e| {
-            (format!("data: bad base64: {e}"), "invalid_params")
-        })?)),
+        (Value::String(b), _) => Message::Binary(Bytes::from(
+            B64.decode(b)
+                .map_err(|e| (format!("data: bad base64: {e}"), "invalid_params"))?,
+        )),
         (_, Value::String(s)) => Message::text(s.clone()),
         (_, v) => Message::text(v.to_string()),
     };
@@ -527,7 +536,10 @@ mod tests {
         );
         assert_eq!(
             reply(ok(200, b"\x01\x02"), true, "s", t, "c"),
-            (Some(Message::Binary(Bytes::from_static(b"\x01\x02"))), false)
+            (
+                Some(Message::Binary(Bytes::from_static(b"\x01\x02"))),
+                false
+            )
         );
         assert_eq!(reply(ok(200, b""), false, "s", t, "c"), (None, false));
         assert_eq!(

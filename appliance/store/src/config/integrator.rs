@@ -332,11 +332,7 @@ fn websocket_keys(out: &mut Vec<Problem>, at: &KeyPath, ch: &Channel) {
     ];
     for (key, value, min, max) in keys {
         match value {
-            Some(_) if !ws => check::push(
-                out,
-                &at.key(key),
-                "only for transport = \"websocket\"",
-            ),
+            Some(_) if !ws => check::push(out, &at.key(key), "only for transport = \"websocket\""),
             Some(v) if v < min || v > max => {
                 check::push(out, &at.key(key), format!("must be {min}-{max}"))
             }
