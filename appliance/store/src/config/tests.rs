@@ -532,6 +532,6 @@ fn websocket_channels_take_get_and_their_own_keys_only() {
     );
     let err = Config::from_toml(&doc("methods = [\"GET\"]\nidle_timeout = 5")).unwrap_err();
     assert_eq!(paths(err), vec!["integrator.channels[1].idle_timeout"]);
-    let err = Config::from_toml(&doc("transport = \"ws\"")).unwrap_err();
+    let err = Config::from_toml(&doc("transport = \"ws\"\nmethods = [\"GET\"]")).unwrap_err();
     assert_eq!(paths(err), vec!["integrator.channels[1].transport"]);
 }
