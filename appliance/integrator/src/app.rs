@@ -71,6 +71,8 @@ pub struct App {
     pub client: HttpClient,
     /// KV, queues, locks and jobs (ARKVD / ARPuSuB / ARSCHED).
     pub engine: Arc<crate::engine::Engine>,
+    /// The clients of the WebSocket channels.
+    pub wsx: crate::wsx::Hub,
 }
 
 fn rpc_store(e: alpharen_store::StoreError) -> RpcError {
@@ -127,6 +129,7 @@ impl App {
             local_rtt_us: Mutex::new(0.0),
             client: Client::builder(TokioExecutor::new()).build_http(),
             engine: crate::engine::Engine::new(Arc::new(data)),
+            wsx: crate::wsx::Hub::default(),
         });
         app.pool
             .set_host(Arc::new(crate::engine::HostImpl(Arc::downgrade(&app))));
@@ -438,6 +441,7 @@ impl App {
             "idle_workers": self.pool.idle_count(),
             "workers_replaced": self.pool.replaced.load(Ordering::Relaxed),
             "channels": routes,
+            "websocket_clients": self.wsx.counts(),
             "in_flight": self.local_in_flight.load(Ordering::Relaxed),
             "servers": remotes,
             "python": self.pool.spec().python.display().to_string(),
@@ -460,7 +464,8 @@ impl App {
     }
 }
 
-/// What the workers need to know of the SQL, AMQP and SMTP connections: names,
+/// What the workers need to know of the SQL, AMQP and SMTP connections and
+/// the WebSocket channels: names,
 /// and each mail sender's address with the node's SMTP listener port (no
 /// passwords: those stay in this process).
 fn connectors(config: &alpharen_store::Config, dev: bool) -> Value {
@@ -473,6 +478,7 @@ fn connectors(config: &alpharen_store::Config, dev: bool) -> Value {
             "name": c.name, "from": c.from.clone().unwrap_or_else(|| default_from.clone()),
         })).collect::<Vec<_>>(),
         "mail_port": config.mail.listen_port(dev),
+        "wsx": i.channels.iter().filter(|c| c.is_websocket()).map(|c| c.name.clone()).collect::<Vec<_>>(),
     })
 }
 

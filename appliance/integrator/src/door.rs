@@ -157,6 +157,7 @@ where
     let _ = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .serve_connection(io, svc)
+        .with_upgrades()
         .await;
 }
 

@@ -232,6 +232,7 @@ fn host_call(app: &App, req: &Value) -> Result<Value, (String, &'static str)> {
             data.lock_release(s(req, "name")?, s(req, "owner")?)
                 .map_err(db)?
         )),
+        "wsx.send" => crate::wsx::host_send(app, req),
         "kv.command" => {
             let args = req["args"].as_array().map_or(&[][..], Vec::as_slice);
             data.kv_command(s(req, "ns")?, s(req, "key")?, s(req, "cmd")?, args, now)

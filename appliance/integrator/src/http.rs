@@ -39,18 +39,21 @@ fn json_response(status: StatusCode, body: Value) -> Resp {
     r
 }
 
-fn error(status: StatusCode, message: impl Into<String>, cid: &str) -> Resp {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>, cid: &str) -> Resp {
     json_response(status, json!({"error": message.into(), "cid": cid}))
 }
 
-fn new_cid() -> String {
+pub(crate) fn new_cid() -> String {
     let b: [u8; 12] = rand::random();
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 pub async fn handle(app: Arc<App>, door: &Door, client: IpAddr, req: Request<Incoming>) -> Resp {
     let remotes = app.remotes();
-    if !remotes.is_empty() && !req.headers().contains_key(FORWARDED) {
+    if !remotes.is_empty()
+        && !req.headers().contains_key(FORWARDED)
+        && !crate::wsx::is_upgrade(req.headers())
+    {
         let cands = app.candidates(&remotes);
         match lb::choose(&cands) {
             Some(0) | None => {}
@@ -121,7 +124,7 @@ async fn proxy(app: &App, remote: Arc<Remote>, req: Request<Incoming>) -> Resp {
     }
 }
 
-async fn local(app: &App, door: &Door, client: IpAddr, req: Request<Incoming>) -> Resp {
+async fn local(app: &Arc<App>, door: &Door, client: IpAddr, req: Request<Incoming>) -> Resp {
     let cid = new_cid();
     let path = req.uri().path().to_string();
     let method = req.method().as_str().to_string();
@@ -216,6 +219,9 @@ async fn local(app: &App, door: &Door, client: IpAddr, req: Request<Incoming>) -
             }
             return r;
         }
+    }
+    if ch.is_websocket() {
+        return crate::wsx::upgrade(app.clone(), route.clone(), parts, client, &cid);
     }
     let headers: serde_json::Map<String, Value> = parts
         .headers

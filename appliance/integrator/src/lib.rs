@@ -1,5 +1,5 @@
-//! The integrator: Zato-style Python services behind REST channels on the
-//! load-balancer port (:11223), with channel security, outgoing REST
+//! The integrator: Zato-style Python services behind REST and WebSocket
+//! channels on the load-balancer port (:11223), with channel security, outgoing REST
 //! connections, hot deploy and per-service statistics.
 //!
 //! User code never runs in this process: it runs in python3 worker
@@ -40,6 +40,7 @@ mod sqltls;
 mod sqlvalue;
 pub mod stats;
 pub mod worker;
+mod wsx;
 mod zato;
 
 use std::net::SocketAddr;

@@ -137,7 +137,10 @@ fn operation(ch: &Channel, method: &str, svc: Option<&ServiceInfo>, listed: &Tem
 pub fn document(config: &Integrator, services: &HashMap<&str, &ServiceInfo>) -> Value {
     let mut paths = Map::new();
     let mut listed: Vec<(String, Template)> = Vec::new();
-    for ch in &config.channels {
+    // WebSocket channels are left out: OpenAPI has no way to describe a
+    // message exchange after an upgrade.
+    let rest = || config.channels.iter().filter(|c| !c.is_websocket());
+    for ch in rest() {
         // The config check refused paths that do not parse.
         let Ok(own) = Template::parse(&ch.url_path) else {
             continue;
@@ -163,12 +166,7 @@ pub fn document(config: &Integrator, services: &HashMap<&str, &ServiceInfo>) -> 
     let used: Vec<&SecurityDef> = config
         .security
         .iter()
-        .filter(|d| {
-            config
-                .channels
-                .iter()
-                .any(|c| c.security.as_ref() == Some(&d.name))
-        })
+        .filter(|d| rest().any(|c| c.security.as_ref() == Some(&d.name)))
         .collect();
     let schemes: Map<String, Value> = used
         .iter()
@@ -221,6 +219,15 @@ port = 11223
 name = "b"
 kind = "basic"
 username = "u"
+[[integrator.security]]
+name = "k"
+kind = "apikey"
+[[integrator.channels]]
+name = "chat"
+url_path = "/chat"
+transport = "websocket"
+service = "user.get"
+security = "k"
 [[integrator.channels]]
 name = "user.get"
 url_path = "/user/{user_id}"
@@ -295,5 +302,8 @@ service = "missing"
             doc["components"]["securitySchemes"]["b"],
             json!({"type": "http", "scheme": "basic"})
         );
+        // WebSocket channels, and definitions only they use, are left out.
+        assert!(doc["paths"].get("/chat").is_none());
+        assert!(doc["components"]["securitySchemes"].get("k").is_none());
     }
 }

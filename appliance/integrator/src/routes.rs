@@ -50,15 +50,13 @@ pub fn select(routes: &[Arc<Route>], path: &str, method: &str) -> Selected {
     if best.is_empty() {
         return Selected::NotFound;
     }
-    let allows =
-        |r: &Route| r.channel.methods.is_empty() || r.channel.methods.iter().any(|m| m == method);
-    if let Some(i) = best.iter().position(|(r, _)| allows(r)) {
+    if let Some(i) = best.iter().position(|(r, _)| r.channel.takes(method)) {
         let (r, bound) = best.swap_remove(i);
         return Selected::Route(r.clone(), bound);
     }
     let mut allowed: Vec<String> = best
         .iter()
-        .flat_map(|(r, _)| r.channel.methods.iter().cloned())
+        .flat_map(|(r, _)| r.channel.method_list())
         .collect();
     allowed.sort();
     allowed.dedup();
@@ -79,6 +77,14 @@ mod tests {
                 service: "s".into(),
                 security: None,
                 timeout: None,
+                transport: if name.starts_with("ws") {
+                    "websocket".into()
+                } else {
+                    "rest".into()
+                },
+                max_message_size: None,
+                ping_interval: None,
+                idle_timeout: None,
             },
             template: Template::parse(path).unwrap(),
             rule: None,
@@ -133,5 +139,13 @@ mod tests {
         assert_eq!(name(select(&routes, "/user/7", "PUT")), "405 DELETE,GET");
         // The more specific path decides before the method does.
         assert_eq!(name(select(&routes, "/user/me", "GET")), "405 POST");
+    }
+
+    #[test]
+    fn a_websocket_channel_takes_get_beside_a_post_channel() {
+        let routes = vec![route("post", "/chat", &["POST"]), route("ws", "/chat", &[])];
+        assert_eq!(name(select(&routes, "/chat", "GET")), "ws ");
+        assert_eq!(name(select(&routes, "/chat", "POST")), "post ");
+        assert_eq!(name(select(&routes, "/chat", "PUT")), "405 GET,POST");
     }
 }

@@ -51,6 +51,7 @@ const SDK: &[(&str, &str)] = &[
         "alpharen/mail.py",
         include_str!("../python/alpharen/mail.py"),
     ),
+    ("alpharen/wsx.py", include_str!("../python/alpharen/wsx.py")),
     (
         "alpharen/shim/sqlalchemy/__init__.py",
         include_str!("../python/alpharen/shim/sqlalchemy/__init__.py"),

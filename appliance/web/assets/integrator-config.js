@@ -17,7 +17,7 @@ const FORMATS = ['json', 'form', 'xml', 'raw'];
 // its fields (key, label, kind, hint) and its table's columns.
 const KINDS = {
   channels: {
-    title: 'REST channels', one: 'channel', prefix: 'ch',
+    title: 'Channels', one: 'channel', prefix: 'ch',
     fields: [
       ['name', 'Name', 'text', 'orders'],
       ['url_path', 'URL path', 'text', '/api/orders/{id}'],
@@ -26,8 +26,12 @@ const KINDS = {
       ['data_format', 'Data format', FORMATS],
       ['security', 'Security definition', 'security'],
       ['timeout', 'Timeout (seconds; empty for the integrator\'s)', 'number'],
+      ['transport', 'Transport', ['rest', 'websocket']],
+      ['max_message_size', 'WebSocket: largest message (bytes; empty for 1 MiB)', 'number'],
+      ['ping_interval', 'WebSocket: ping interval (seconds; empty for 30)', 'number'],
+      ['idle_timeout', 'WebSocket: idle timeout (seconds; empty for 600)', 'number'],
     ],
-    cols: [['Name', 'name'], ['URL path', 'url_path'], ['Service', 'service'], ['Methods', 'methods'], ['Security', 'security']],
+    cols: [['Name', 'name'], ['URL path', 'url_path'], ['Transport', 'transport'], ['Service', 'service'], ['Methods', 'methods'], ['Security', 'security']],
   },
   security: {
     title: 'Security definitions', one: 'security definition', prefix: 'sec',

@@ -16,7 +16,7 @@ UNSUPPORTED_ATTRS = {
     'patterns': 'integration patterns', 'sso': 'single sign-on',
     'search': 'search connections',
     'odb': 'the operational database', 'cloud': 'cloud connections', 'im': 'instant messaging',
-    'amqp': 'AMQP this way; publish with self.outgoing.amqp.send', 'zmq': 'ZeroMQ', 'wsx': 'WebSockets', 'scheduler': 'the scheduler API',
+    'amqp': 'AMQP this way; publish with self.outgoing.amqp.send', 'zmq': 'ZeroMQ', 'scheduler': 'the scheduler API',
     'vault': 'Vault',
 }
 SUPPORTED_OUT = {'rest', 'plain_http', 'sql', 'amqp'}

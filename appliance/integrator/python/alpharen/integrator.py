@@ -19,6 +19,7 @@ from alpharen.crypto import Crypto
 from alpharen.kvdb import DataError, RedisTypes, ResponseError
 from alpharen.mail import EMailAPI
 from alpharen.outgoing import Outgoing
+from alpharen.wsx import WSX
 from alpharen.zatoapi import NotSupported, ZatoAPI
 from alpharen.cache import CacheValueError, Entry  # noqa: F401 - for services
 from alpharen.sio import (  # noqa: F401 - Zato's SimpleIO types, importable from here
@@ -416,6 +417,7 @@ class Service(ZatoAPI):
         self.cache = CacheAPI()
         self.pubsub = PubSub()
         self.commands = Commands(self)
+        self.wsx = WSX(_call)
 
     @property
     def user_config(self):

@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 import alpharen.integrator as sdk
 from alpharen import deploycheck, dispatch, project, sio
 from alpharen.outgoing import _flat
-from alpharen import amqp, mail, sql
+from alpharen import amqp, mail, sql, wsx
 
 MODULE_PREFIX = 'alpharen_services.'
 
@@ -210,6 +210,7 @@ class State:
         sql.sync(msg.get('connectors') or {})
         mail.sync(msg.get('connectors') or {})
         amqp.sync(msg.get('connectors') or {})
+        wsx.sync(msg.get('connectors') or {})
         return {'ok': not errors, 'error': '; '.join(errors)}
 
 
@@ -299,9 +300,13 @@ def call(msg):
     meta = msg.get('meta') or {}
     if http.get('method'):
         kind = 'http-soap'
+    elif 'amqp' in meta:
+        kind = 'amqp'
     else:
-        kind = 'amqp' if 'amqp' in meta else CHANNEL_TYPES.get(channel, channel)
+        kind = msg.get('channel_type') or CHANNEL_TYPES.get(channel, channel)
     svc.channel = sdk.ChannelInfo(channel, kind, data_format)
+    if msg.get('wsx'):
+        svc.wsx = wsx.WSX(sdk._call, msg['wsx'])
     if meta:
         svc.request.meta = sdk.Bunch(meta)
         svc.request.msg_id = meta.get('msg_id')

@@ -130,3 +130,52 @@ class DeployCheck(unittest.TestCase):
                'class S(Service):\n    def handle(self):\n'
                "        self.outgoing.sql.get('crm').session()\n        self.email.smtp.get('a')\n")
         self.assertEqual(deploycheck.scan(src, 's.py'), [])
+
+
+class WebSocketPushes(unittest.TestCase):
+    """self.wsx: pushes to a WebSocket channel's clients as wsx.send requests."""
+
+    def setUp(self):
+        from alpharen import wsx
+        self.wsx = wsx
+        self.requests = []
+
+        def host(req):
+            self.requests.append(req)
+            return {'ok': True, 'value': 0 if req.get('client_id') == 'gone' else 2}
+        self.saved = sdk._host
+        sdk._host = host
+        wsx.sync({'wsx': ['chat']})
+
+    def tearDown(self):
+        sdk._host = self.saved
+
+    def test_broadcast_send_and_the_calling_client(self):
+        svc = sdk.Service()
+        self.assertIsNone(svc.wsx.client)
+        self.assertEqual(svc.wsx.channel['chat'].broadcast({'a': 1}), 2)
+        self.assertTrue(svc.wsx.send('hi', 'chat', client_id='c1'))
+        self.assertFalse(svc.wsx.channel['chat'].send(b'\x01', 'gone'))
+        self.assertEqual(self.requests, [
+            {'call': 'wsx.send', 'channel': 'chat', 'data': {'json': {'a': 1}}},
+            {'call': 'wsx.send', 'channel': 'chat', 'client_id': 'c1', 'data': {'json': 'hi'}},
+            {'call': 'wsx.send', 'channel': 'chat', 'client_id': 'gone', 'data': {'b64': 'AQ=='}},
+        ])
+        svc.wsx = self.wsx.WSX(sdk._call, {'client_id': 'c9', 'channel': 'chat'})
+        self.assertEqual(svc.wsx.client_id, 'c9')
+        svc.wsx.client.send('you')
+        self.assertEqual(self.requests[-1]['client_id'], 'c9')
+
+    def test_an_unknown_channel_is_a_key_error_as_in_zato(self):
+        svc = sdk.Service()
+        with self.assertRaises(KeyError) as e:
+            svc.wsx.channel['nope']
+        self.assertIn('No such WebSocket channel `nope`', str(e.exception))
+        self.assertIsNone(svc.wsx.channel.get('nope'))
+        self.assertEqual(self.requests, [])
+
+    def test_deploy_check_accepts_self_wsx(self):
+        src = ('from zato.server.service import Service\n'
+               'class S(Service):\n    def handle(self):\n'
+               "        self.wsx.channel['chat'].broadcast('x')\n")
+        self.assertEqual(deploycheck.scan(src, 's.py'), [])

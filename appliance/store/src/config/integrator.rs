@@ -197,9 +197,58 @@ pub struct Channel {
     pub service: String,
     #[serde(default)]
     pub security: Option<String>,
-    /// Seconds; falls back to `integrator.timeout`.
+    /// Seconds; falls back to `integrator.timeout`. A WebSocket channel's
+    /// limit for each message's service call.
     #[serde(default)]
     pub timeout: Option<u64>,
+    /// `"rest"` (the default) or `"websocket"`: a GET upgrade on
+    /// `url_path`, then one service call per message (docs/integrator.md).
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    /// websocket: the largest message accepted, in bytes (default 1 MiB).
+    #[serde(default)]
+    pub max_message_size: Option<u64>,
+    /// websocket: seconds between pings; a client that has not answered
+    /// the previous one by then is disconnected (default 30).
+    #[serde(default)]
+    pub ping_interval: Option<u64>,
+    /// websocket: seconds without a message either way before the
+    /// connection is closed (default 600).
+    #[serde(default)]
+    pub idle_timeout: Option<u64>,
+}
+
+impl Channel {
+    pub fn is_websocket(&self) -> bool {
+        self.transport == WEBSOCKET
+    }
+
+    /// The methods it takes: a WebSocket channel only GET (the upgrade).
+    pub fn takes(&self, method: &str) -> bool {
+        if self.is_websocket() {
+            method == "GET"
+        } else {
+            self.methods.is_empty() || self.methods.iter().any(|m| m == method)
+        }
+    }
+
+    /// Its methods as listed to clients and in conflicts; empty = any.
+    pub fn method_list(&self) -> Vec<String> {
+        if self.is_websocket() {
+            vec!["GET".into()]
+        } else {
+            self.methods.clone()
+        }
+    }
+}
+
+/// `transport` of a WebSocket channel.
+pub const WEBSOCKET: &str = "websocket";
+/// Largest `max_message_size`: the REST body limit.
+pub const MAX_WS_MESSAGE: u64 = 10 << 20;
+
+fn default_transport() -> String {
+    "rest".into()
 }
 
 /// An outgoing REST connection, reached by services as `self.out.rest[name]`.
@@ -265,6 +314,44 @@ fn http_url(out: &mut Vec<Problem>, path: &KeyPath, url: &str) {
             path,
             format!("{url:?} is not an http://host[:port] address (no path)"),
         ),
+    }
+}
+
+/// The WebSocket keys of a channel: only on `transport = "websocket"`,
+/// each within its range.
+fn websocket_keys(out: &mut Vec<Problem>, at: &KeyPath, ch: &Channel) {
+    let ws = match ch.transport.as_str() {
+        "rest" => false,
+        WEBSOCKET => true,
+        other => {
+            check::push(
+                out,
+                &at.key("transport"),
+                format!("{other:?} is not one of rest, websocket"),
+            );
+            return;
+        }
+    };
+    let keys = [
+        ("max_message_size", ch.max_message_size, 1, MAX_WS_MESSAGE),
+        ("ping_interval", ch.ping_interval, 1, 3600),
+        ("idle_timeout", ch.idle_timeout, 1, 86_400),
+    ];
+    for (key, value, min, max) in keys {
+        match value {
+            Some(_) if !ws => check::push(out, &at.key(key), "only for transport = \"websocket\""),
+            Some(v) if v < min || v > max => {
+                check::push(out, &at.key(key), format!("must be {min}-{max}"))
+            }
+            _ => {}
+        }
+    }
+    if ws && ch.methods.iter().any(|m| m != "GET") {
+        check::push(
+            out,
+            &at.key("methods"),
+            "a WebSocket channel takes only GET (the upgrade request); leave methods out",
+        );
     }
 }
 
@@ -335,6 +422,7 @@ impl Integrator {
                     format!("no security definition is named {name:?}"),
                 );
             }
+            websocket_keys(out, &at, ch);
         }
         check::unique(
             out,

@@ -565,3 +565,39 @@ dead_letter_queue = "q"
         ]
     );
 }
+
+#[test]
+fn websocket_channels_take_get_and_their_own_keys_only() {
+    let doc = |extra: &str| {
+        format!(
+            "[[integrator.channels]]\nname = \"rest\"\nurl_path = \"/chat\"\nservice = \"s\"\nmethods = [\"POST\"]\n\
+             [[integrator.channels]]\nname = \"ws\"\nurl_path = \"/chat\"\nservice = \"s\"\n{extra}\n"
+        )
+    };
+    // A WebSocket channel is GET only, so a POST channel may share its path.
+    let c = Config::from_toml(&doc(
+        "transport = \"websocket\"\nmax_message_size = 1024\nping_interval = 5\nidle_timeout = 60",
+    ))
+    .unwrap();
+    assert!(c.integrator.channels[1].is_websocket());
+    assert!(c.integrator.channels[1].takes("GET") && !c.integrator.channels[1].takes("POST"));
+    // A REST channel without methods takes GET too: the pair conflicts.
+    let err = Config::from_toml(&doc("")).unwrap_err();
+    assert_eq!(paths(err), vec!["integrator.channels[1].url_path"]);
+    let err = Config::from_toml(&doc(
+        "transport = \"websocket\"\nmethods = [\"POST\"]\nmax_message_size = 0\nping_interval = 3601",
+    ))
+    .unwrap_err();
+    assert_eq!(
+        paths(err),
+        vec![
+            "integrator.channels[1].max_message_size",
+            "integrator.channels[1].ping_interval",
+            "integrator.channels[1].methods",
+        ]
+    );
+    let err = Config::from_toml(&doc("methods = [\"GET\"]\nidle_timeout = 5")).unwrap_err();
+    assert_eq!(paths(err), vec!["integrator.channels[1].idle_timeout"]);
+    let err = Config::from_toml(&doc("transport = \"ws\"\nmethods = [\"GET\"]")).unwrap_err();
+    assert_eq!(paths(err), vec!["integrator.channels[1].transport"]);
+}

@@ -159,7 +159,7 @@ pub(super) fn channel_conflicts(out: &mut Vec<Problem>, list: &KeyPath, channels
         let Some(tpl) = tpl else { continue };
         let earlier = channels[..i].iter().zip(&parsed[..i]).find(|(o, ot)| {
             ot.as_ref().is_some_and(|ot| ot.same_shape(tpl))
-                && methods_overlap(&o.methods, &ch.methods)
+                && methods_overlap(&o.method_list(), &ch.method_list())
         });
         if let Some((other, _)) = earlier {
             let methods = |m: &[String]| {
@@ -176,10 +176,10 @@ pub(super) fn channel_conflicts(out: &mut Vec<Problem>, list: &KeyPath, channels
                     "channel {:?} ({} {}) and channel {:?} ({} {}) would take the same requests; \
                      give them different paths or methods",
                     other.name,
-                    methods(&other.methods),
+                    methods(&other.method_list()),
                     other.url_path,
                     ch.name,
-                    methods(&ch.methods),
+                    methods(&ch.method_list()),
                     ch.url_path
                 ),
             );

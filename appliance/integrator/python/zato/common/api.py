@@ -42,6 +42,7 @@ class CHANNEL:
     SERVICE = 'service'
     STARTUP_SERVICE = 'startup-service'
     URL_DATA = 'url-data'
+    WEB_SOCKET = 'web-socket'
 
 
 class CONTENT_TYPE:
