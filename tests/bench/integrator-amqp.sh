@@ -95,7 +95,7 @@ ctl integrator deploy "$STATE/bench.py" >/dev/null || fail "deploy"
 CHANNEL='[{name = "bench-in", connection = "mq", queue = "bench", service = "bench.work", prefetch = 20}]'
 
 ours=() ref=()
-for i in $(seq 1 "$RUNS"); do
+for run in $(seq 1 "$RUNS"); do
   tool fill bench "$MESSAGES" || fail "fill"
   t0=$($SYSPY -c 'import time; print(time.time())')
   ctl config set integrator.channel_amqp "$CHANNEL" >/dev/null || fail "config set channel_amqp"
@@ -112,7 +112,7 @@ for i in $(seq 1 "$RUNS"); do
   s=$(tool drain-time bench "$t0") || fail "drain-time"
   wait "$REF" || fail "the pika consumer failed"
   ref+=("$(python3 -c "print($MESSAGES / $s)")")
-  echo "run $i: integrator ${ours[-1]} msg/s, pika ${ref[-1]} msg/s"
+  echo "run $run: integrator ${ours[-1]} msg/s, pika ${ref[-1]} msg/s"
 done
 echo "integrator channel (service per message, ack after it): msg/s $(stats "${ours[@]}")"
 echo "pika consumer (same work, ack per message):            msg/s $(stats "${ref[@]}")"

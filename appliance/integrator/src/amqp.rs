@@ -130,15 +130,9 @@ pub async fn publish(
         immediate: false,
     };
     let confirmed = async {
-        ch.basic_publish(
-            exchange.into(),
-            routing_key.into(),
-            opts,
-            body,
-            props,
-        )
-        .await?
-        .await
+        ch.basic_publish(exchange.into(), routing_key.into(), opts, body, props)
+            .await?
+            .await
     };
     match tokio::time::timeout(limit, confirmed).await {
         Err(_) => Err(PublishError::Lost(format!(
@@ -398,12 +392,15 @@ impl Conns {
                 format!("no outgoing AMQP connection is named {name:?}"),
             )
         })?;
-        let bad = |m: String| AmqpError::new("invalid_params", format!("outgoing AMQP {name:?}: {m}"));
+        let bad =
+            |m: String| AmqpError::new("invalid_params", format!("outgoing AMQP {name:?}: {m}"));
         let exchange = req["exchange"].as_str().unwrap_or(&out.def.exchange);
         let routing_key = req["routing_key"]
             .as_str()
             .or(out.def.routing_key.as_deref())
-            .ok_or_else(|| bad("the send names no routing key and the connection has none".into()))?;
+            .ok_or_else(|| {
+                bad("the send names no routing key and the connection has none".into())
+            })?;
         if exchange.len() > 255 || routing_key.len() > 255 {
             return Err(bad("exchange and routing key are at most 255 bytes".into()));
         }
@@ -476,13 +473,24 @@ mod tests {
         );
         // Persistent unless told otherwise.
         assert_eq!(
-            properties(&Value::Null, &Value::Null).unwrap().delivery_mode(),
+            properties(&Value::Null, &Value::Null)
+                .unwrap()
+                .delivery_mode(),
             &Some(2)
         );
         for (props, msg) in [
-            (json!({"colour": "red"}), "\"colour\" is not an AMQP message property"),
-            (json!({"delivery_mode": 3}), "property delivery_mode must be a number 0-2"),
-            (json!({"priority": -1}), "property priority must be a number 0-255"),
+            (
+                json!({"colour": "red"}),
+                "\"colour\" is not an AMQP message property",
+            ),
+            (
+                json!({"delivery_mode": 3}),
+                "property delivery_mode must be a number 0-2",
+            ),
+            (
+                json!({"priority": -1}),
+                "property priority must be a number 0-255",
+            ),
             (json!([1]), "properties must be a dict"),
         ] {
             assert_eq!(properties(&props, &Value::Null).err().as_deref(), Some(msg));

@@ -247,10 +247,7 @@ fn call_msg(def: &ChannelAmqp, d: &Delivery, attempt: u32) -> Value {
         .headers()
         .as_ref()
         .map_or_else(|| json!({}), amqp::table_to_json);
-    let msg_id = props
-        .message_id()
-        .as_ref()
-        .map(|m| m.as_str().to_string());
+    let msg_id = props.message_id().as_ref().map(|m| m.as_str().to_string());
     json!({
         "op": "call", "service": def.service, "channel": def.name,
         "cid": alpharen_store::uuid4().replace('-', ""),
@@ -291,11 +288,7 @@ async fn handle(app: Weak<App>, def: Arc<ChannelAmqp>, publish: Channel, d: Deli
                     let props = with_attempt(&d.properties, attempt, e);
                     forward(&publish, q, &d, props, timeout).await
                 }
-                None => {
-                    d.acker
-                        .reject(BasicRejectOptions { requeue: false })
-                        .await
-                }
+                None => d.acker.reject(BasicRejectOptions { requeue: false }).await,
             }
         }
     };

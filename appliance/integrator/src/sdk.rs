@@ -38,7 +38,10 @@ const SDK: &[(&str, &str)] = &[
         include_str!("../python/alpharen/outgoing.py"),
     ),
     ("alpharen/sql.py", include_str!("../python/alpharen/sql.py")),
-    ("alpharen/amqp.py", include_str!("../python/alpharen/amqp.py")),
+    (
+        "alpharen/amqp.py",
+        include_str!("../python/alpharen/amqp.py"),
+    ),
     (
         "alpharen/dbapi.py",
         include_str!("../python/alpharen/dbapi.py"),

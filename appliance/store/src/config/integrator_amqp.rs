@@ -117,7 +117,11 @@ pub(super) fn amqp_password_secret(name: &str) -> String {
 /// AMQP short strings (queue, exchange, routing key) are at most 255 bytes.
 fn short(out: &mut Vec<Problem>, path: &KeyPath, v: &str) {
     if v.len() > 255 {
-        check::push(out, path, "must be at most 255 bytes (an AMQP short string)");
+        check::push(
+            out,
+            path,
+            "must be at most 255 bytes (an AMQP short string)",
+        );
     }
 }
 
@@ -145,7 +149,11 @@ pub(super) fn validate(
             check::push(out, &at.key("port"), "must be 1-65535");
         }
         if c.vhost.is_empty() {
-            check::push(out, &at.key("vhost"), "must not be empty (RabbitMQ's default is \"/\")");
+            check::push(
+                out,
+                &at.key("vhost"),
+                "must not be empty (RabbitMQ's default is \"/\")",
+            );
         }
         if c.user.is_empty() {
             check::push(out, &at.key("user"), "must not be empty");

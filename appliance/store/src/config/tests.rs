@@ -514,9 +514,18 @@ queue = "orders"
 service = "orders.handle"
 "#;
     let mut c = Config::from_toml(ok).unwrap();
-    let (mq, ch) = (&c.integrator.outgoing_amqp[0], &c.integrator.channel_amqp[0]);
-    assert_eq!((mq.port, mq.vhost.as_str(), mq.user.as_str()), (5672, "/", "guest"));
-    assert_eq!((ch.prefetch, ch.max_attempts, ch.data_format.as_str()), (10, 3, "json"));
+    let (mq, ch) = (
+        &c.integrator.outgoing_amqp[0],
+        &c.integrator.channel_amqp[0],
+    );
+    assert_eq!(
+        (mq.port, mq.vhost.as_str(), mq.user.as_str()),
+        (5672, "/", "guest")
+    );
+    assert_eq!(
+        (ch.prefetch, ch.max_attempts, ch.data_format.as_str()),
+        (10, 3, "json")
+    );
     let fields: Vec<(String, String)> = c
         .secret_fields()
         .iter()
