@@ -10,6 +10,7 @@
 //! under `<state>/integrator/`; nothing of other services.
 
 mod app;
+pub mod clientcert;
 mod control;
 pub mod data;
 mod door;
@@ -32,6 +33,7 @@ pub mod sched;
 mod sdk;
 pub mod security;
 mod sql;
+mod sqlha;
 mod sqltext;
 mod sqltls;
 mod sqlvalue;
@@ -106,6 +108,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let http = tokio::spawn(door::serve(listener, app.clone(), door.clone()));
     let pick = tokio::spawn(pickup::watch(app.clone()));
     let health = tokio::spawn(app::health_loop(app.clone()));
+    let follow = tokio::spawn(sqlha::follow_loop(app.clone()));
     let delivery = tokio::spawn(engine::delivery_loop(app.clone()));
     let scheduler = tokio::spawn(engine::scheduler_loop(app.clone()));
     let sweep = tokio::spawn(engine::sweep_loop(app.clone()));
@@ -126,6 +129,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     http.abort();
     pick.abort();
     health.abort();
+    follow.abort();
     // Deliveries in flight stay leased and are redelivered at the next start.
     delivery.abort();
     scheduler.abort();
