@@ -209,6 +209,9 @@ impl App {
                         key: secret,
                     },
                     "jwt" => Rule::Jwt(crate::jwt::JwtRule::for_def(def, &secret)),
+                    alpharen_store::config::TLS_CLIENT_CERT => {
+                        Rule::ClientCert(crate::clientcert::CertRule::for_def(def))
+                    }
                     _ => Rule::Hmac {
                         name: def.name.clone(),
                         key: secret,

@@ -1,6 +1,8 @@
 //! The load-balancer port's door: the accept loop, TLS as `integrator.tls`
 //! says (the node's certificate by default; plain HTTP only with
-//! `tls = "off"`), and the limit on failed channel authentications.
+//! `tls = "off"`), asking for a client certificate while a
+//! `tls_client_cert` definition exists, and the limit on failed channel
+//! authentications.
 //!
 //! Failures are counted per client network (IPv4 address, IPv6 /64) in
 //! this process, not in the supervisor: every request here is checked, and
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alpharen_store::config::{IntegratorTls, TlsMode};
+use alpharen_store::config::{Integrator, IntegratorTls, TlsMode};
 use alpharen_store::limiter::{DEFAULT_CAP, LOGIN_MAX_PER_NET, LOGIN_WINDOW, Window, client_net};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -29,8 +31,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Door {
     state_dir: PathBuf,
-    /// The setting the acceptor was built for, and the acceptor.
-    tls: Mutex<Option<(IntegratorTls, TlsAcceptor)>>,
+    /// The setting and client CAs the acceptor was built for, and the
+    /// acceptor.
+    tls: Mutex<Option<(Setting, TlsAcceptor)>>,
     last_tls_error: Mutex<Option<String>>,
     failures: Mutex<Window<IpAddr>>,
 }
@@ -47,8 +50,13 @@ fn pem_files(state_dir: &Path, setting: &IntegratorTls) -> Option<(PathBuf, Path
     }
 }
 
-fn load(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
-    let mut config = alpharen_nodetls::server_config(cert, key)?;
+/// What an acceptor depends on: `integrator.tls` and the CA texts of the
+/// `tls_client_cert` definitions.
+type Setting = (IntegratorTls, Vec<String>);
+
+fn load(cert: &Path, key: &Path, config: &Integrator) -> Result<TlsAcceptor, String> {
+    let clients = crate::clientcert::door_verifier(config)?;
+    let mut config = alpharen_nodetls::server_config_with(cert, key, clients)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -75,22 +83,23 @@ impl Door {
     /// served in the clear). Loaded once per setting, and retried on each
     /// connection while it fails (the web service makes the node's
     /// certificate at its first start, maybe after we started).
-    fn acceptor(&self, setting: &IntegratorTls) -> Result<Option<TlsAcceptor>, String> {
-        let Some((cert, key)) = pem_files(&self.state_dir, setting) else {
+    fn acceptor(&self, config: &Integrator) -> Result<Option<TlsAcceptor>, String> {
+        let Some((cert, key)) = pem_files(&self.state_dir, &config.tls) else {
             return Ok(None);
         };
+        let setting = (config.tls.clone(), crate::clientcert::door_cas(config));
         let mut cached = self
             .tls
             .lock()
             .map_err(|_| "TLS lock poisoned".to_string())?;
         if let Some((s, a)) = cached.as_ref()
-            && s == setting
+            && *s == setting
         {
             return Ok(Some(a.clone()));
         }
-        let acceptor = load(&cert, &key)?;
-        *cached = Some((setting.clone(), acceptor.clone()));
-        tracing::info!(cert = %cert.display(), "load balancer TLS certificate loaded");
+        let acceptor = load(&cert, &key, config)?;
+        tracing::info!(cert = %cert.display(), client_cas = setting.1.len(), "load balancer TLS certificate loaded");
+        *cached = Some((setting, acceptor.clone()));
         Ok(Some(acceptor))
     }
 
@@ -131,11 +140,16 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, door: Arc<D
         let _ = stream.set_nodelay(true);
         let (app, door) = (app.clone(), door.clone());
         tokio::spawn(async move {
-            match door.acceptor(&app.config().tls) {
-                Ok(None) => connection(TokioIo::new(stream), app, door, peer).await,
+            match door.acceptor(&app.config()) {
+                Ok(None) => connection(TokioIo::new(stream), app, door, peer, None).await,
                 Ok(Some(acceptor)) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => connection(TokioIo::new(tls), app, door, peer).await,
+                        Ok(Ok(tls)) => {
+                            let chain = tls.get_ref().1.peer_certificates().map(|c| {
+                                Arc::new(c.iter().map(|c| c.clone().into_owned()).collect())
+                            });
+                            connection(TokioIo::new(tls), app, door, peer, chain).await
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -146,13 +160,18 @@ pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>, door: Arc<D
     }
 }
 
-async fn connection<I>(io: TokioIo<I>, app: Arc<App>, door: Arc<Door>, peer: SocketAddr)
-where
+async fn connection<I>(
+    io: TokioIo<I>,
+    app: Arc<App>,
+    door: Arc<Door>,
+    peer: SocketAddr,
+    chain: Option<crate::clientcert::Chain>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc = service_fn(move |req| {
-        let (app, door) = (app.clone(), door.clone());
-        async move { Ok::<_, Infallible>(crate::http::handle(app, &door, peer.ip(), req).await) }
+        let (app, door, chain) = (app.clone(), door.clone(), chain.clone());
+        async move { Ok::<_, Infallible>(crate::http::handle(app, &door, peer.ip(), chain, req).await) }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
@@ -178,7 +197,7 @@ mod tests {
     fn missing_certificate_is_an_error_not_plain_http() {
         let dir = tempfile::tempdir().unwrap();
         let door = Door::new(dir.path());
-        assert!(door.acceptor(&IntegratorTls::default()).is_err());
+        assert!(door.acceptor(&Integrator::default()).is_err());
     }
 
     #[test]

@@ -18,10 +18,11 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::app::{App, Remote};
+use crate::clientcert::Chain;
 use crate::door::Door;
 use crate::lb;
 use crate::routes::Selected;
-use crate::security::{self, AuthError, Parts};
+use crate::security::{self, AuthError, Parts, Passed};
 use crate::worker::{Failure, Outcome};
 
 /// Largest request body accepted.
@@ -48,11 +49,18 @@ pub(crate) fn new_cid() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-pub async fn handle(app: Arc<App>, door: &Door, client: IpAddr, req: Request<Incoming>) -> Resp {
+pub async fn handle(
+    app: Arc<App>,
+    door: &Door,
+    client: IpAddr,
+    chain: Option<Chain>,
+    req: Request<Incoming>,
+) -> Resp {
     let remotes = app.remotes();
     if !remotes.is_empty()
         && !req.headers().contains_key(FORWARDED)
         && !crate::wsx::is_upgrade(req.headers())
+        && !needs_certificate(&app, &req)
     {
         let cands = app.candidates(&remotes);
         match lb::choose(&cands) {
@@ -66,12 +74,19 @@ pub async fn handle(app: Arc<App>, door: &Door, client: IpAddr, req: Request<Inc
     }
     app.local_in_flight.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    let resp = local(&app, door, client, req).await;
+    let resp = local(&app, door, client, chain.as_deref().map(Vec::as_slice), req).await;
     app.local_in_flight.fetch_sub(1, Ordering::Relaxed);
     if let Ok(mut rtt) = app.local_rtt_us.lock() {
         *rtt = lb::ewma(*rtt, started.elapsed().as_micros() as f64);
     }
     resp
+}
+
+/// A channel checking client certificates is served here: the certificate
+/// belongs to this connection and cannot be forwarded to a peer.
+fn needs_certificate(app: &App, req: &Request<Incoming>) -> bool {
+    matches!(app.route(req.uri().path(), req.method().as_str()),
+        Selected::Route(r, _) if matches!(r.rule, Some(security::Rule::ClientCert(_))))
 }
 
 /// Forwards a request to a cluster peer as it came.
@@ -124,7 +139,13 @@ async fn proxy(app: &App, remote: Arc<Remote>, req: Request<Incoming>) -> Resp {
     }
 }
 
-async fn local(app: &Arc<App>, door: &Door, client: IpAddr, req: Request<Incoming>) -> Resp {
+async fn local(
+    app: &Arc<App>,
+    door: &Door,
+    client: IpAddr,
+    chain: Option<&[rustls::pki_types::CertificateDer<'static>]>,
+    req: Request<Incoming>,
+) -> Resp {
     let cid = new_cid();
     let path = req.uri().path().to_string();
     let method = req.method().as_str().to_string();
@@ -180,6 +201,7 @@ async fn local(app: &Arc<App>, door: &Door, client: IpAddr, req: Request<Incomin
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
+    let mut certificate = None;
     if let Some(rule) = &route.rule {
         let now = SystemTime::now();
         let checked = security::check(
@@ -191,10 +213,15 @@ async fn local(app: &Arc<App>, door: &Door, client: IpAddr, req: Request<Incomin
                 body: &body,
                 now,
             },
+            chain,
         );
         let refused = match checked {
-            Ok(None) => None,
-            Ok(Some(sig)) => {
+            Ok(Passed::Plain) => None,
+            Ok(Passed::Certificate(id)) => {
+                certificate = Some(id.to_json());
+                None
+            }
+            Ok(Passed::Signature(sig)) => {
                 let skew = match rule {
                     security::Rule::Hmac { skew, .. } => *skew,
                     _ => 300,
@@ -211,7 +238,11 @@ async fn local(app: &Arc<App>, door: &Door, client: IpAddr, req: Request<Incomin
         if let Some(e) = refused {
             door.failed(client, Instant::now());
             tracing::info!(channel = %ch.name, cid, %client, reason = %e, "request refused");
-            let mut r = error(StatusCode::UNAUTHORIZED, e.to_string(), &cid);
+            let status = match e {
+                AuthError::Subject(_) => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let mut r = error(status, e.to_string(), &cid);
             if let Some(v) =
                 security::challenge(rule, &e).and_then(|c| HeaderValue::from_str(&c).ok())
             {
@@ -237,7 +268,7 @@ async fn local(app: &Arc<App>, door: &Door, client: IpAddr, req: Request<Incomin
         "data_format": ch.data_format,
         "body": B64.encode(&body),
         "http": {"method": method, "path": path, "query": query, "headers": headers,
-                 "remote_addr": client.to_string(),
+                 "remote_addr": client.to_string(), "client_cert": certificate,
                  "path_params": path_params.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<serde_json::Map<_, _>>()},
     });
     let started = Instant::now();

@@ -12,6 +12,7 @@
 mod amqp;
 mod amqp_channel;
 mod app;
+pub mod clientcert;
 mod control;
 pub mod data;
 mod deploylog;
@@ -35,6 +36,7 @@ pub mod sched;
 mod sdk;
 pub mod security;
 mod sql;
+mod sqlha;
 mod sqltext;
 mod sqltls;
 mod sqlvalue;
@@ -112,6 +114,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let pick = tokio::spawn(pickup::watch(app.clone()));
     let health = tokio::spawn(app::health_loop(app.clone()));
     let deploy_log = tokio::spawn(app::deploy_log_loop(app.clone()));
+    let follow = tokio::spawn(sqlha::follow_loop(app.clone()));
     let delivery = tokio::spawn(engine::delivery_loop(app.clone()));
     let scheduler = tokio::spawn(engine::scheduler_loop(app.clone()));
     let sweep = tokio::spawn(engine::sweep_loop(app.clone()));
@@ -136,6 +139,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     pick.abort();
     health.abort();
     deploy_log.abort();
+    follow.abort();
     // Deliveries in flight stay leased and are redelivered at the next start.
     delivery.abort();
     scheduler.abort();

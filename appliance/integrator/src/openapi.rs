@@ -60,6 +60,10 @@ fn security_scheme(def: &SecurityDef) -> Value {
             "name": def.header.as_deref().unwrap_or("X-API-Key"),
         }),
         "jwt" => json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}),
+        alpharen_store::config::TLS_CLIENT_CERT => json!({
+            "type": "mutualTLS",
+            "description": "a TLS client certificate signed by this definition's CA, with an allowed subject",
+        }),
         _ => json!({
             "type": "apiKey", "in": "header", "name": "Signature",
             "description": "HMAC-SHA256 HTTP message signature (RFC 9421 style) over @method, @path, date and content-digest, with keyid set to this definition's name",

@@ -1,7 +1,8 @@
 //! Channel security checks: HTTP basic, API key header, HMAC signatures
 //! (RFC 9421 style, hmac-sha256 over method, path, date and content
-//! digest) and JWT bearer tokens (`jwt`). Pure functions over request parts so every rule is unit-tested;
-//! the only state is the replay cache.
+//! digest), JWT bearer tokens (`jwt`) and TLS client certificates
+//! (`tls_client_cert`, in `clientcert`). Pure functions over request parts
+//! so every rule is unit-tested; the only state is the replay cache.
 
 use alpharen_httpsig::SigError;
 use alpharen_httpsig::same;
@@ -26,6 +27,17 @@ pub enum Rule {
         skew: u64,
     },
     Jwt(crate::jwt::JwtRule),
+    ClientCert(crate::clientcert::CertRule),
+}
+
+/// What a passed check leaves for the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Passed {
+    Plain,
+    /// An HMAC signature, for the replay cache.
+    Signature(Vec<u8>),
+    /// The client certificate accepted, for the service.
+    Certificate(crate::clientcert::Identity),
 }
 
 /// Why a request was refused; the message goes back to the client.
@@ -42,6 +54,14 @@ pub enum AuthError {
     /// A bearer token refused; the text becomes its `error_description`.
     #[error("invalid token: {0}")]
     Token(String),
+    #[error("a client certificate signed by this channel's CA is required")]
+    NoCertificate,
+    #[error("client certificate refused: {0}")]
+    Certificate(String),
+    /// A valid certificate whose subject the definition does not allow
+    /// (403: the client is known, not allowed).
+    #[error("client certificate subject {0} is not allowed on this channel")]
+    Subject(String),
 }
 
 impl From<SigError> for AuthError {
@@ -54,9 +74,13 @@ impl From<SigError> for AuthError {
     }
 }
 
-/// Checks a request against a rule. For HMAC, returns the signature so the
-/// caller can enter it in the replay cache.
-pub fn check(rule: &Rule, req: &Parts<'_>) -> Result<Option<Vec<u8>>, AuthError> {
+/// Checks a request against a rule; `chain` is the certificate chain the
+/// client presented on its TLS connection.
+pub fn check(
+    rule: &Rule,
+    req: &Parts<'_>,
+    chain: Option<&[rustls::pki_types::CertificateDer<'static>]>,
+) -> Result<Passed, AuthError> {
     match rule {
         Rule::Basic { username, password } => {
             let value = (req.header)("authorization").ok_or(AuthError::Missing)?;
@@ -65,7 +89,7 @@ pub fn check(rule: &Rule, req: &Parts<'_>) -> Result<Option<Vec<u8>>, AuthError>
             let ok = same(user.as_bytes(), username.as_bytes())
                 & same(pass.as_bytes(), password.as_bytes());
             if ok {
-                Ok(None)
+                Ok(Passed::Plain)
             } else {
                 Err(AuthError::Invalid)
             }
@@ -73,17 +97,17 @@ pub fn check(rule: &Rule, req: &Parts<'_>) -> Result<Option<Vec<u8>>, AuthError>
         Rule::ApiKey { header, key } => {
             let value = (req.header)(&header.to_ascii_lowercase()).ok_or(AuthError::Missing)?;
             if same(value.trim().as_bytes(), key.as_bytes()) {
-                Ok(None)
+                Ok(Passed::Plain)
             } else {
                 Err(AuthError::Invalid)
             }
         }
-        Rule::Hmac { name, key, skew } => {
-            Ok(Some(alpharen_httpsig::verify(req, name, key, *skew)?))
-        }
-        Rule::Jwt(jwt) => {
-            crate::jwt::check(jwt, (req.header)("authorization").as_deref(), req.now).map(|()| None)
-        }
+        Rule::Hmac { name, key, skew } => Ok(Passed::Signature(alpharen_httpsig::verify(
+            req, name, key, *skew,
+        )?)),
+        Rule::Jwt(jwt) => crate::jwt::check(jwt, (req.header)("authorization").as_deref(), req.now)
+            .map(|()| Passed::Plain),
+        Rule::ClientCert(c) => crate::clientcert::check(c, chain).map(Passed::Certificate),
     }
 }
 
@@ -149,16 +173,19 @@ mod tests {
         let now = SystemTime::now();
         let good =
             |n: &str| (n == "authorization").then(|| format!("Basic {}", B64.encode("cust:pw")));
-        assert_eq!(check(&rule, &parts(&good, b"", now)), Ok(None));
+        assert_eq!(
+            check(&rule, &parts(&good, b"", now), None),
+            Ok(Passed::Plain)
+        );
         let bad =
             |n: &str| (n == "authorization").then(|| format!("Basic {}", B64.encode("cust:px")));
         assert_eq!(
-            check(&rule, &parts(&bad, b"", now)),
+            check(&rule, &parts(&bad, b"", now), None),
             Err(AuthError::Invalid)
         );
         let none = |_: &str| None;
         assert_eq!(
-            check(&rule, &parts(&none, b"", now)),
+            check(&rule, &parts(&none, b"", now), None),
             Err(AuthError::Missing)
         );
     }
@@ -170,7 +197,7 @@ mod tests {
             key: "k1".into(),
         };
         let h = |n: &str| (n == "x-api-key").then(|| "k1".to_string());
-        assert!(check(&rule, &parts(&h, b"", SystemTime::now())).is_ok());
+        assert!(check(&rule, &parts(&h, b"", SystemTime::now()), None).is_ok());
     }
 
     #[test]
@@ -183,22 +210,22 @@ mod tests {
         };
         let hs = signed("secret", b"{}", now);
         let h = |n: &str| hs.get(n).cloned();
-        assert!(check(&rule, &parts(&h, b"{}", now)).is_ok());
+        assert!(check(&rule, &parts(&h, b"{}", now), None).is_ok());
         let wrong = signed("other", b"{}", now);
         let h = |n: &str| wrong.get(n).cloned();
         assert_eq!(
-            check(&rule, &parts(&h, b"{}", now)),
+            check(&rule, &parts(&h, b"{}", now), None),
             Err(AuthError::Invalid)
         );
         let h = |n: &str| hs.get(n).cloned();
         assert!(matches!(
-            check(&rule, &parts(&h, b"{\"a\":1}", now)),
+            check(&rule, &parts(&h, b"{\"a\":1}", now), None),
             Err(AuthError::Signature(_))
         ));
         let old = signed("secret", b"{}", now - Duration::from_secs(600));
         let h = |n: &str| old.get(n).cloned();
         assert!(matches!(
-            check(&rule, &parts(&h, b"{}", now)),
+            check(&rule, &parts(&h, b"{}", now), None),
             Err(AuthError::Signature(_))
         ));
     }

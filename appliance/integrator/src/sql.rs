@@ -7,7 +7,9 @@
 //! ended, without a commit is rolled back before its connection goes back
 //! to the pool. A broken connection is dropped by the pool at its next
 //! checkout, so a database that restarts costs the calls in flight an
-//! error and later calls get fresh connections.
+//! error and later calls get fresh connections. A connection naming a
+//! pgha group points at the group's master (`sqlha`): a new master gets a
+//! new pool and the old one is closed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -20,6 +22,7 @@ use futures_util::{StreamExt, pin_mut};
 use serde_json::{Value, json};
 use tokio_postgres::types::ToSql;
 
+use crate::sqlha::{Endpoint, Target};
 use crate::sqltext::{Binds, rewrite};
 use crate::sqlvalue::{Cell, Param};
 
@@ -92,18 +95,50 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 /// One definition's pool, rebuilt only when the definition or its password
-/// changes.
+/// changes, or its pgha group's master does.
 struct Conn {
     def: OutgoingSql,
     password: Option<String>,
-    pool: Pool,
+    /// `Err`: a pgha group's connection while the group has no known
+    /// master, and why.
+    pool: Result<Pool, String>,
     timeout: Duration,
+}
+
+impl Conn {
+    /// The connection at `target` (its own host, or its group's master).
+    fn new(
+        def: &OutgoingSql,
+        password: Option<String>,
+        timeout: Duration,
+        target: Target,
+    ) -> Result<Conn, String> {
+        let pool = match target {
+            Ok(at) => Ok(build_pool(def, password.as_deref(), timeout, &at)?),
+            Err(why) => Err(why),
+        };
+        Ok(Conn {
+            def: def.clone(),
+            password,
+            pool,
+            timeout,
+        })
+    }
 }
 
 /// Every definition's pool.
 #[derive(Default)]
 pub struct Pools {
     conns: RwLock<HashMap<String, Arc<Conn>>>,
+    /// The master of each pgha group a connection follows, as last learned.
+    masters: RwLock<HashMap<String, Target>>,
+}
+
+/// What a group's connections point at before pgha has been asked.
+fn not_asked(group: &str) -> Target {
+    Err(format!(
+        "the master of pgha group {group:?} is not known yet"
+    ))
 }
 
 impl Pools {
@@ -131,17 +166,21 @@ impl Pools {
                 new.insert(def.name.clone(), c.clone());
                 continue;
             }
-            match build_pool(def, password.as_deref(), timeout) {
-                Ok(pool) => {
-                    new.insert(
-                        def.name.clone(),
-                        Arc::new(Conn {
-                            def: def.clone(),
-                            password,
-                            pool,
-                            timeout,
-                        }),
-                    );
+            let target = match &def.pgha_group {
+                None => Ok(Endpoint {
+                    host: def.host.clone(),
+                    port: def.port,
+                }),
+                Some(g) => self
+                    .masters
+                    .read()
+                    .ok()
+                    .and_then(|m| m.get(g).cloned())
+                    .unwrap_or_else(|| not_asked(g)),
+            };
+            match Conn::new(def, password, timeout, target) {
+                Ok(conn) => {
+                    new.insert(def.name.clone(), Arc::new(conn));
                 }
                 Err(e) => {
                     tracing::warn!(connection = %def.name, error = %e, "outgoing SQL connection left out")
@@ -150,6 +189,64 @@ impl Pools {
         }
         if let Ok(mut c) = self.conns.write() {
             *c = new;
+        }
+    }
+
+    /// The pgha groups the connections follow.
+    pub fn groups(&self) -> Vec<String> {
+        let conns = self.conns.read().map(|c| c.clone()).unwrap_or_default();
+        let mut groups: Vec<String> = conns
+            .values()
+            .filter_map(|c| c.def.pgha_group.clone())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        groups
+    }
+
+    /// Takes what pgha said of `group`'s master (`Err`: pgha could not be
+    /// asked) and, when the connections must move, gives them new pools
+    /// and closes the old ones: their idle connections go at once, the
+    /// ones in use when their sessions end.
+    pub fn follow(&self, group: &str, observed: Result<Target, String>) {
+        let current = self
+            .masters
+            .read()
+            .ok()
+            .and_then(|m| m.get(group).cloned())
+            .unwrap_or_else(|| not_asked(group));
+        let Some(next) = crate::sqlha::decide(&current, observed) else {
+            return;
+        };
+        match &next {
+            Ok(at) => {
+                tracing::info!(group, master = %at, "outgoing SQL follows the pgha group's master")
+            }
+            Err(why) => {
+                tracing::warn!(group, reason = %why, "outgoing SQL of the pgha group has no server")
+            }
+        }
+        if let Ok(mut m) = self.masters.write() {
+            m.insert(group.to_string(), next.clone());
+        }
+        let Ok(mut conns) = self.conns.write() else {
+            return;
+        };
+        for conn in conns.values_mut() {
+            if conn.def.pgha_group.as_deref() != Some(group) {
+                continue;
+            }
+            match Conn::new(&conn.def, conn.password.clone(), conn.timeout, next.clone()) {
+                Ok(fresh) => {
+                    if let Ok(old) = &conn.pool {
+                        old.close();
+                    }
+                    *conn = Arc::new(fresh);
+                }
+                Err(e) => {
+                    tracing::warn!(connection = %conn.def.name, error = %e, "outgoing SQL connection kept on its old server")
+                }
+            }
         }
     }
 
@@ -171,10 +268,11 @@ fn build_pool(
     def: &OutgoingSql,
     password: Option<&str>,
     timeout: Duration,
+    at: &Endpoint,
 ) -> Result<Pool, String> {
     let mut cfg = tokio_postgres::Config::new();
-    cfg.host(&def.host)
-        .port(def.port)
+    cfg.host(&at.host)
+        .port(at.port)
         .dbname(&def.database)
         .user(&def.user)
         .application_name("alpharen-integrator")
@@ -392,7 +490,12 @@ impl Sessions {
             binds.push(bind_values(&name, &text.binds, p)?);
         }
         if s.client.is_none() {
-            s.client = Some(s.conn.pool.get().await.map_err(|e| pool_error(&name, e))?);
+            let pool = s
+                .conn
+                .pool
+                .as_ref()
+                .map_err(|why| SqlError::new(&name, "sql_unavailable", why))?;
+            s.client = Some(pool.get().await.map_err(|e| pool_error(&name, e))?);
         }
         let limit = s.conn.timeout;
         let begin = !s.in_tx;

@@ -37,7 +37,7 @@ const KINDS = {
     title: 'Security definitions', one: 'security definition', prefix: 'sec',
     fields: [
       ['name', 'Name', 'text', 'partner-basic'],
-      ['kind', 'Kind', ['basic', 'apikey', 'hmac', 'jwt']],
+      ['kind', 'Kind', ['basic', 'apikey', 'hmac', 'jwt', 'tls_client_cert']],
       ['username', 'User name (basic only)', 'text'],
       ['password', 'Password, key or secret (empty: keep it; a new one gets a generated one)', 'secret'],
       ['header', 'API key header (apikey only; default X-API-Key)', 'text'],
@@ -45,6 +45,10 @@ const KINDS = {
       ['issuer', 'JWT issuer (jwt only)', 'text'],
       ['audience', 'JWT audience (jwt only)', 'text'],
       ['jwks_file', 'JWKS file on the node (jwt only)', 'text'],
+      ['ca', 'CA certificate(s), PEM text (tls_client_cert only)', 'pem', '-----BEGIN CERTIFICATE-----'],
+      ['common_names', 'Allowed common names (comma-separated; tls_client_cert)', 'list', 'orders, billing'],
+      ['subjects', 'Allowed subjects, one per line (RFC 4514; tls_client_cert)', 'lines', 'CN=orders,O=Acme,C=DE'],
+      ['dns_names', 'Allowed SAN DNS names (comma-separated; tls_client_cert)', 'list', 'svc.example.net'],
     ],
     cols: [['Name', 'name'], ['Kind', 'kind'], ['User name', 'username'], ['Header', 'header']],
   },
@@ -64,7 +68,8 @@ const KINDS = {
     title: 'Outgoing SQL connections (PostgreSQL)', one: 'SQL connection', prefix: 'sql',
     fields: [
       ['name', 'Name', 'text', 'crm-db'],
-      ['host', 'Host', 'text', 'db.example.org'],
+      ['host', 'Host (empty with a pgha group)', 'text', 'db.example.org'],
+      ['pgha_group', 'pgha group whose master to follow (instead of host)', 'text', 'group1'],
       ['port', 'Port (empty for 5432)', 'number'],
       ['database', 'Database', 'text', 'crm'],
       ['user', 'User', 'text', 'crm_app'],
@@ -126,6 +131,10 @@ function control(k, [key, , type, hint], item, ctx) {
   }
   if (type === 'number') return h('input', { id, type: 'number', min: 0, inputmode: 'numeric', value: v ?? '' });
   if (type === 'secret') return h('input', { id, type: 'password', autocomplete: 'new-password', value: '' });
+  if (type === 'pem' || type === 'lines') {
+    const text = type === 'lines' ? (v || []).join('\n') : (v ?? '');
+    return h('textarea', { id, class: 'mono', rows: type === 'pem' ? 6 : 3, spellcheck: 'false', placeholder: hint || '' }, text);
+  }
   const shown = type === 'list' ? (v || []).join(', ') : type === 'json' ? (v == null ? '' : JSON.stringify(v)) : (v ?? '');
   const attrs = { id, autocomplete: 'off', placeholder: hint || '', value: shown };
   if (type === 'service') attrs.list = 'int-service-names';
@@ -142,6 +151,8 @@ function read(k, form, old, path) {
     const raw = form.querySelector(`#${k.prefix}-${key}`).value.trim();
     if (type === 'secret') { if (raw) out[key] = raw; continue; }
     if (type === 'list') out[key] = raw ? raw.split(',').map((s) => s.trim()).filter(Boolean) : [];
+    else if (type === 'lines') out[key] = raw.split('\n').map((s) => s.trim()).filter(Boolean);
+    else if (type === 'pem' && raw) out[key] = `${raw}\n`;
     else if (raw === '' && key !== 'name' && type !== 'service') delete out[key];
     else if (type === 'number') out[key] = Number(raw);
     else if (type === 'json') {

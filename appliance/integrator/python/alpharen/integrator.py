@@ -110,6 +110,10 @@ class HTTPInfo(ZatoAPI):
         # Zato's are the URL path's parameters; the query's are here too
         # (what GET holds), a path parameter winning over a query one.
         self.params = Bunch(self.GET, **self.path_params)
+        # The client certificate a tls_client_cert channel accepted:
+        # subject, common_name, dns_names, issuer, serial; else None.
+        cert = environ.get('zato.http.client_cert')
+        self.client_cert = Bunch(cert) if cert else None
 
     @property
     def query(self):
@@ -118,7 +122,8 @@ class HTTPInfo(ZatoAPI):
     def to_dict(self):
         return {'method': self.method, 'GET': dict(self.GET), 'POST': dict(self.POST),
                 'path': self.path, 'params': dict(self.params), 'user_agent': self.user_agent,
-                'headers': dict(self.headers)}
+                'headers': dict(self.headers),
+                'client_cert': dict(self.client_cert) if self.client_cert else None}
 
     def __repr__(self):
         return '<HTTPInfo %s %s>' % (self.method, self.path)

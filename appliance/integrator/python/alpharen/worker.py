@@ -278,6 +278,17 @@ def wsgi_environ(http, raw, payload, msg):
     env['zato.http.path_params'] = http.get('path_params') or {}
     env['zato.http.POST'] = dict(payload) if msg.get('data_format') == 'form' else {}
     env['zato.http.raw_request'] = raw
+    cert = http.get('client_cert')
+    if cert:
+        # A tls_client_cert channel's accepted certificate, under mod_ssl's
+        # names as WSGI applications read them.
+        env['zato.http.client_cert'] = cert
+        env['wsgi.url_scheme'] = 'https'
+        env['SSL_CLIENT_VERIFY'] = 'SUCCESS'
+        env['SSL_CLIENT_S_DN'] = cert.get('subject') or ''
+        env['SSL_CLIENT_S_DN_CN'] = cert.get('common_name') or ''
+        env['SSL_CLIENT_I_DN'] = cert.get('issuer') or ''
+        env['SSL_CLIENT_M_SERIAL'] = cert.get('serial') or ''
     env['zato.channel_item'] = {'name': msg.get('channel'), 'url_path': http.get('path'),
                                 'data_format': msg.get('data_format'), 'service': msg.get('service')}
     return env

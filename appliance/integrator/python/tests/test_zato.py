@@ -205,6 +205,21 @@ class Request(unittest.TestCase):
         self.assertEqual(http.GET, {'x': '1', 'y': ['2', '3']})
         self.assertEqual(http.headers['x-api-key'], 'k')
         self.assertEqual(http.POST, {})
+        self.assertIsNone(http.client_cert)
+        self.assertNotIn('SSL_CLIENT_S_DN', env)
+
+    def test_client_certificate_reaches_http_and_the_environ(self):
+        cert = {'subject': 'CN=orders,O=Acme', 'common_name': 'orders', 'dns_names': ['a.example'],
+                'issuer': 'CN=Test CA', 'serial': '0A'}
+        env = worker.wsgi_environ({'method': 'GET', 'path': '/x', 'client_cert': cert},
+                                  b'', {}, {'data_format': 'json'})
+        self.assertEqual(env['SSL_CLIENT_S_DN'], 'CN=orders,O=Acme')
+        self.assertEqual(env['SSL_CLIENT_S_DN_CN'], 'orders')
+        self.assertEqual(env['SSL_CLIENT_VERIFY'], 'SUCCESS')
+        http = sdk.HTTPInfo(env)
+        self.assertEqual(http.client_cert.common_name, 'orders')
+        self.assertEqual(http.client_cert.dns_names, ['a.example'])
+        self.assertEqual(http.to_dict()['client_cert']['issuer'], 'CN=Test CA')
 
     def test_input_without_simpleio_merges_the_query(self):
         class Echo(sdk.Service):

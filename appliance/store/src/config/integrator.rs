@@ -382,6 +382,15 @@ impl Integrator {
             let at = sec.index(i);
             reserved(out, &at.key("name"), &def.name);
             def.validate(&at, out);
+            if def.kind == super::TLS_CLIENT_CERT
+                && self.tls == super::IntegratorTls::Mode(super::TlsMode::Off)
+            {
+                check::push(
+                    out,
+                    &at.key("kind"),
+                    "tls_client_cert needs TLS on the load-balancer port, and integrator.tls is \"off\"",
+                );
+            }
         }
         check::unique(
             out,

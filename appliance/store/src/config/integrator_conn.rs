@@ -10,6 +10,7 @@
 //! user = "crm_app"
 //! password = "..."          # kept as the secret integrator.outgoing_sql.crm
 //! tls = "verify-full"       # "disable" (default) | "require" | "verify-full"
+//! # pgha_group = "main"     # instead of host and port: the group's current master
 //!
 //! [[integrator.outgoing_smtp]]
 //! name = "alerts"
@@ -27,10 +28,16 @@ use super::{KeyPath, Problem, check, is_mail_address};
 #[serde(deny_unknown_fields)]
 pub struct OutgoingSql {
     pub name: String,
-    /// Host name or address of the server.
+    /// Host name or address of the server; empty with `pgha_group`.
+    #[serde(default)]
     pub host: String,
+    /// Not used with `pgha_group` (pgha's `pg_port` of the master is).
     #[serde(default = "default_pg_port")]
     pub port: u16,
+    /// A pgha group (`pgha.pg_controller` key) whose current master the
+    /// connection follows, instead of `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgha_group: Option<String>,
     pub database: String,
     pub user: String,
     /// Kept in the secret store as `integrator.outgoing_sql.NAME`; none
@@ -93,6 +100,29 @@ pub(super) fn sql_password_secret(name: &str) -> String {
     format!("integrator.outgoing_sql.{name}")
 }
 
+/// Each `pgha_group` names a group of `pgha.pg_controller` (whose keys
+/// are `groups`): a check across the two sections.
+pub(super) fn pgha_groups(sql: &[OutgoingSql], groups: &[String], out: &mut Vec<Problem>) {
+    let list = KeyPath::root().key("integrator").key("outgoing_sql");
+    for (i, c) in sql.iter().enumerate() {
+        if let Some(g) = &c.pgha_group
+            && !g.is_empty()
+            && !groups.contains(g)
+        {
+            let known = if groups.is_empty() {
+                "none is configured".to_string()
+            } else {
+                format!("groups: {}", groups.join(", "))
+            };
+            check::push(
+                out,
+                &list.index(i).key("pgha_group"),
+                format!("no pgha group is named {g:?} ({known})"),
+            );
+        }
+    }
+}
+
 /// Checks both lists; `reserved` is the integrator's AR-name rule.
 pub(super) fn validate(
     sql: &[OutgoingSql],
@@ -106,7 +136,18 @@ pub(super) fn validate(
         let at = list.index(i);
         check::object_name(out, &at.key("name"), &c.name);
         reserved(out, &at.key("name"), &c.name);
-        if c.host.is_empty() || c.host.contains(|ch: char| ch.is_whitespace() || ch == '/') {
+        if let Some(g) = &c.pgha_group {
+            if !c.host.is_empty() {
+                check::push(
+                    out,
+                    &at.key("host"),
+                    "give host or pgha_group, not both (pgha_group follows the group's master)",
+                );
+            }
+            if g.is_empty() {
+                check::push(out, &at.key("pgha_group"), "must not be empty");
+            }
+        } else if c.host.is_empty() || c.host.contains(|ch: char| ch.is_whitespace() || ch == '/') {
             check::push(
                 out,
                 &at.key("host"),

@@ -1,5 +1,6 @@
 //! `[[integrator.security]]`: the definitions channels are checked with
-//! (basic, API key, HMAC signature, JWT bearer token) and their checks.
+//! (basic, API key, HMAC signature, JWT bearer token, TLS client
+//! certificate) and their checks.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,7 @@ use super::{KeyPath, Problem, check};
 #[serde(deny_unknown_fields)]
 pub struct SecurityDef {
     pub name: String,
-    /// `basic`, `apikey`, `hmac` or `jwt`.
+    /// `basic`, `apikey`, `hmac`, `jwt` or `tls_client_cert`.
     pub kind: String,
     /// Basic auth user name.
     #[serde(default)]
@@ -37,7 +38,27 @@ pub struct SecurityDef {
     /// jwt only: a value the token's `aud` must hold.
     #[serde(default)]
     pub audience: Option<String>,
+    /// tls_client_cert only: the PEM text of the CA certificate(s) a
+    /// client's certificate must chain to. Text, not a file: a CA
+    /// certificate is public, so it is checked when the configuration is
+    /// applied and travels with its revisions, exports and rollbacks.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// tls_client_cert only: common names (CN) of subjects allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub common_names: Vec<String>,
+    /// tls_client_cert only: whole subject names allowed, RFC 4514
+    /// (`CN=orders,O=Acme,C=DE`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+    /// tls_client_cert only: DNS names of the subject alternative name
+    /// allowed (ASCII case ignored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<String>,
 }
+
+/// The kind whose definitions check the TLS client certificate.
+pub const TLS_CLIENT_CERT: &str = "tls_client_cert";
 
 impl SecurityDef {
     /// Everything but the name's reservation and uniqueness (the list's).
@@ -49,7 +70,7 @@ impl SecurityDef {
                     check::push(out, &at.key("username"), "required for kind \"basic\"");
                 }
             }
-            "apikey" | "hmac" | "jwt" => {
+            "apikey" | "hmac" | "jwt" | TLS_CLIENT_CERT => {
                 if self.username.is_some() {
                     check::push(
                         out,
@@ -61,7 +82,7 @@ impl SecurityDef {
             other => check::push(
                 out,
                 &at.key("kind"),
-                format!("{other:?} is not one of basic, apikey, hmac, jwt"),
+                format!("{other:?} is not one of basic, apikey, hmac, jwt, tls_client_cert"),
             ),
         }
         if self.header.is_some() && self.kind != "apikey" {
@@ -83,6 +104,7 @@ impl SecurityDef {
             check::push(out, &at.key("skew"), "only for kinds \"hmac\" and \"jwt\"");
         }
         jwt_fields(out, at, self);
+        cert_fields(out, at, self);
         if self.skew.is_some_and(|s| s == 0 || s > 3600) {
             check::push(out, &at.key("skew"), "must be 1-3600 seconds");
         }
@@ -93,6 +115,64 @@ impl SecurityDef {
                 "empty; omit it to have one generated",
             );
         }
+    }
+}
+
+/// The keys only a `tls_client_cert` definition has: a CA that parses,
+/// at least one allowed subject, and no secret.
+fn cert_fields(out: &mut Vec<Problem>, at: &KeyPath, def: &SecurityDef) {
+    let lists = [
+        ("common_names", &def.common_names),
+        ("subjects", &def.subjects),
+        ("dns_names", &def.dns_names),
+    ];
+    if def.kind != TLS_CLIENT_CERT {
+        if def.ca.is_some() {
+            check::push(out, &at.key("ca"), "only for kind \"tls_client_cert\"");
+        }
+        for (key, list) in lists {
+            if !list.is_empty() {
+                check::push(out, &at.key(key), "only for kind \"tls_client_cert\"");
+            }
+        }
+        return;
+    }
+    match def.ca.as_deref() {
+        None => check::push(
+            out,
+            &at.key("ca"),
+            "required for kind \"tls_client_cert\": the PEM text of the CA certificate(s) clients' certificates are signed by",
+        ),
+        Some(pem) => {
+            if let Err(e) = super::integrator_cert::ca_certificates(pem) {
+                check::push(out, &at.key("ca"), e);
+            }
+        }
+    }
+    if lists.iter().all(|(_, l)| l.is_empty()) {
+        check::push(
+            out,
+            &at.key("subjects"),
+            "a tls_client_cert definition allows no certificate without common_names, subjects or dns_names",
+        );
+    }
+    for (key, list) in lists {
+        for (i, v) in list.iter().enumerate() {
+            if v.trim().is_empty() {
+                check::push(out, &at.key(key).index(i), "empty");
+            } else if key == "subjects"
+                && let Err(e) = super::integrator_cert::parse_dn(v)
+            {
+                check::push(out, &at.key(key).index(i), e);
+            }
+        }
+    }
+    if def.password.is_some() {
+        check::push(
+            out,
+            &at.key("password"),
+            "a tls_client_cert definition has no secret: the client's certificate is checked against the CA",
+        );
     }
 }
 

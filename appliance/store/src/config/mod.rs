@@ -7,6 +7,7 @@ mod cluster;
 mod dpx;
 mod integrator;
 mod integrator_amqp;
+mod integrator_cert;
 mod integrator_conn;
 mod integrator_security;
 mod integrator_tls;
@@ -46,8 +47,11 @@ pub use integrator::{
     Calendar, Channel, Integrator, Job, Outgoing, Topic, Zone, parse_date, parse_datetime, parse_tz,
 };
 pub use integrator_amqp::{ChannelAmqp, OutgoingAmqp};
+pub use integrator_cert::{
+    Attribute, DN_ATTRIBUTES, Dn, attribute_type, ca_certificates, parse_dn,
+};
 pub use integrator_conn::{OutgoingSmtp, OutgoingSql, SqlTls};
-pub use integrator_security::SecurityDef;
+pub use integrator_security::{SecurityDef, TLS_CLIENT_CERT};
 pub use integrator_tls::{IntegratorTls, TlsFiles, TlsMode};
 pub use lines::add_lines;
 pub use mail::{Limits, Listen, Mail, Relay, RelayMode, RelayTls, Submission, is_mail_address};
@@ -257,6 +261,10 @@ impl Config {
         self.ssh.validate(&root.key("ssh"), &mut out);
         self.pgha.validate(&root.key("pgha"), &mut out);
         self.integrator.validate(&root.key("integrator"), &mut out);
+        let groups: Vec<String> = (self.pgha.pg_controller.iter().enumerate())
+            .map(|(i, g)| g.key_or(i))
+            .collect();
+        integrator_conn::pgha_groups(&self.integrator.outgoing_sql, &groups, &mut out);
         self.syslog.validate(&root.key("syslog"), &mut out);
         self.acme
             .validate(&root.key("acme"), self.dpx.zone.as_deref(), &mut out);

@@ -76,3 +76,41 @@ ssh_user = "x y"
     );
     assert!(p[1].message.starts_with("\"u$(id)\" is not a user name"));
 }
+
+#[test]
+fn an_outgoing_sql_connection_follows_a_group_that_exists() {
+    let sql = "[[integrator.outgoing_sql]]\nname = \"crm\"\ndatabase = \"crm\"\nuser = \"u\"\n";
+    // The group above has no key: it is group1.
+    let c = Config::from_toml(&format!("{GROUP}{sql}pgha_group = \"group1\"\n")).unwrap();
+    assert_eq!(
+        c.integrator.outgoing_sql[0].pgha_group.as_deref(),
+        Some("group1")
+    );
+    let p = problems(&format!(
+        "{GROUP}{sql}pgha_group = \"main\"\nhost = \"db\"\n"
+    ));
+    let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "integrator.outgoing_sql[0].host",
+            "integrator.outgoing_sql[0].pgha_group"
+        ]
+    );
+    assert!(
+        p[1].message.contains("\"main\" (groups: group1)"),
+        "{}",
+        p[1].message
+    );
+    let p = problems(&format!("{sql}pgha_group = \"main\"\n"));
+    assert!(
+        p[0].message.contains("none is configured"),
+        "{}",
+        p[0].message
+    );
+    let p = problems(sql);
+    assert_eq!(
+        p[0].path, "integrator.outgoing_sql[0].host",
+        "no host and no group"
+    );
+}

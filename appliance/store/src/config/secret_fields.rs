@@ -43,8 +43,10 @@ impl Config {
                 // Named by the definition, not its place in the list, so the
                 // password stays with it when the list is reordered.
                 name: format!("integrator.security.{}", def.name),
-                // A JWKS definition verifies with public keys, not a secret.
-                generate: def.jwks_file.is_none(),
+                // A JWKS definition verifies with public keys, a client
+                // certificate definition with its CA: neither has a secret.
+                generate: def.jwks_file.is_none()
+                    && def.kind != super::integrator_security::TLS_CLIENT_CERT,
                 value: &mut def.password,
             });
         }

@@ -427,6 +427,67 @@ issuer = "https://idp"
     );
 }
 
+/// A self-signed P-256 CA (CN=Test CA), for the tls_client_cert checks.
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBezCCASGgAwIBAgIUeqDKmC64A+oHR5raCAeThtXLPlIwCgYIKoZIzj0EAwIw
+EjEQMA4GA1UEAwwHVGVzdCBDQTAgFw0yNjEyMDMxNTI3MThaGA8yMTI2MTEwOTE1
+MjcxOFowEjEQMA4GA1UEAwwHVGVzdCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEH
+A0IABORqe4MiHm8F3gGvN3hMDLoDpdgjVSrJFxhmaw4jvqsQ1aCkyY3SJL4P8h27
+uF6Xp4eXjMbN11Fsq+5ZVU6y6l2jUzBRMB0GA1UdDgQWBBSHDQU9GNPvRTQgFVPO
+mzLahxOImTAfBgNVHSMEGDAWgBSHDQU9GNPvRTQgFVPOmzLahxOImTAPBgNVHRMB
+Af8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIA7zWNvKsq9KprbW91p12di3vMB3
+hoRsw3ygZFo1q4MGAiEA18ts/qbK+CkHJ7SRAKyf/4wNQ0SkiQadJm4J6Ioh01Q=
+-----END CERTIFICATE-----
+";
+
+#[test]
+fn tls_client_cert_needs_a_ca_subjects_tls_and_no_secret() {
+    let ok = format!(
+        "[[integrator.security]]\nname = \"partners\"\nkind = \"tls_client_cert\"\nca = \"\"\"\n{TEST_CA}\"\"\"\ncommon_names = [\"orders\"]\nsubjects = [\"CN=billing,O=Acme\\\\, Inc.\"]\n"
+    );
+    let mut c = Config::from_toml(&ok).unwrap();
+    let generated: Vec<bool> = c.secret_fields().iter().map(|f| f.generate).collect();
+    assert_eq!(generated, vec![false], "no secret is made up for it");
+    let bad = r#"
+[integrator]
+tls = "off"
+[[integrator.security]]
+name = "a"
+kind = "tls_client_cert"
+password = "x"
+[[integrator.security]]
+name = "b"
+kind = "tls_client_cert"
+ca = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+subjects = ["orders", ""]
+[[integrator.security]]
+name = "c"
+kind = "basic"
+username = "u"
+dns_names = ["x.example"]
+"#;
+    let problems = Config::from_toml(bad).unwrap_err();
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        paths(problems),
+        vec![
+            "integrator.security[0].ca",
+            "integrator.security[0].subjects",
+            "integrator.security[0].password",
+            "integrator.security[0].kind",
+            "integrator.security[1].ca",
+            "integrator.security[1].subjects[0]",
+            "integrator.security[1].subjects[1]",
+            "integrator.security[1].kind",
+            "integrator.security[2].dns_names",
+        ],
+        "{text:#?}"
+    );
+    assert!(text[0].contains("PEM text of the CA"), "{}", text[0]);
+    assert!(text[3].contains("integrator.tls is \"off\""), "{}", text[3]);
+    assert!(text[4].contains("certificate 1"), "{}", text[4]);
+}
+
 #[test]
 fn sql_and_smtp_connections_are_checked_and_their_passwords_are_secrets() {
     let ok = r#"
