@@ -168,7 +168,7 @@ deployed() { jq -r '.. | objects | select(has("version")) | .version' <<<"$1" | 
 out=$(c A --json integrator deploy "$(hello one)") || fail "deploy hello one on A: $out"
 v1=$(deployed "$out"); [ -n "$v1" ] || fail "no version in: $out"
 wait_for 20 answers C one "$v1" || { c C integrator list; c C logs integrator | tail -8; fail "hello v$v1 deployed on A is not live on C"; }
-answers B one "$v1" || fail "hello v$v1 deployed on A is not live on B"
+wait_for 20 answers B one "$v1" || fail "hello v$v1 deployed on A is not live on B"
 out=$(c A --json integrator deploy "$(hello two)") || fail "deploy hello two on A: $out"
 v2=$(deployed "$out"); [ "$v2" -gt "$v1" ] || fail "the second deploy got version $v2 after $v1"
 wait_for 20 answers C two "$v2" || fail "hello v$v2 is not live on C"
