@@ -25,6 +25,7 @@ mod packages;
 mod pickup;
 mod project;
 pub mod registry;
+mod remote;
 pub mod retry;
 mod routes;
 mod sandbox;
@@ -105,7 +106,8 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let door = Arc::new(door::Door::new(state_dir));
     let http = tokio::spawn(door::serve(listener, app.clone(), door.clone()));
     let pick = tokio::spawn(pickup::watch(app.clone()));
-    let health = tokio::spawn(app::health_loop(app.clone()));
+    let health = tokio::spawn(remote::health_loop(app.clone()));
+    let discovery = tokio::spawn(remote::discovery_loop(app.clone()));
     let delivery = tokio::spawn(engine::delivery_loop(app.clone()));
     let scheduler = tokio::spawn(engine::scheduler_loop(app.clone()));
     let sweep = tokio::spawn(engine::sweep_loop(app.clone()));
@@ -126,6 +128,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     http.abort();
     pick.abort();
     health.abort();
+    discovery.abort();
     // Deliveries in flight stay leased and are redelivered at the next start.
     delivery.abort();
     scheduler.abort();
