@@ -10,7 +10,7 @@ export const out = process.env.TEST_OUT || '.';
 
 // Every page of the console, as the accessibility check and the console
 // benchmark visit them.
-export const PAGES = ['#/dashboard', '#/config', '#/config?section=mail', '#/config?section=dpx', '#/config?section=toml', '#/history', '#/network', '#/vpn', '#/dns', '#/mail', '#/pgha',
+export const PAGES = ['#/dashboard', '#/config', '#/config?section=mail', '#/config?section=dpx', '#/config?section=toml', '#/history', '#/network', '#/vpn', '#/dns', '#/mail', '#/pgha', '#/cluster',
   '#/reaction', '#/integrator', '#/integrator?tab=jobs', '#/integrator?tab=queues', '#/integrator?tab=kv', '#/integrator?tab=packages', '#/integrator?tab=channels', '#/integrator?tab=security', '#/integrator?tab=outgoing', '#/logs', '#/users', '#/update'];
 
 // Waits until the page's view has its data (a heading, no "Loading");

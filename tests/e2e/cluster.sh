@@ -9,11 +9,14 @@
 # any member are live on all (and on a member that was down, once it is
 # back); a job scheduled on every
 # member runs once per fire time; no key or secret is in the configuration; a member killed
-# with its process tree is marked down; a member that leaves stops its
-# nats-server.
+# with its process tree is marked down and, restarted, comes back; every
+# member's :11223 balances over the members (a member that leaves under
+# load is drained without a failed request, one that joins gets
+# requests); a member that leaves stops its nats-server.
 . "$(dirname "$0")/../lib.sh"
 [ -x /usr/sbin/nats-server ] || fail "nats-server missing (scripts/deps.d/cluster.list)"
 command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
+browser_deps
 trap "exit 1" TERM INT
 
 SFX=$$
@@ -247,6 +250,15 @@ wait_for 30 bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$W/a' --json clust
   || { st A; fail "C was not marked down on A"; }
 pass "C killed: A sees a, b up and c down"
 
+# The console's Cluster page on A, as it is now (c down, R1 warning).
+PASSWORD="correct horse battery"
+ip netns exec "${NS[A]}" curl -skf -H 'content-type: application/json' \
+  --data "{\"code\":\"$(cat "$W/a/setup-code")\",\"admin_password\":\"$PASSWORD\",\"hostname\":\"a\"}" \
+  "https://${IP[A]}/api/v1/setup" >/dev/null || fail "console setup on A"
+ip netns exec "${NS[A]}" env TEST_OUT="$OUT" timeout 120 node "$DIR/cluster.mjs" "https://${IP[A]}" "$PASSWORD" "$TOKEN" \
+  || fail "the console's Cluster page (screenshots in $OUT)"
+pass "the console's Cluster page on A: a, b up, c down, the meta leader, the R1 warning, the join token on request"
+
 # --- a member that was down catches up: deployed while C is down, live
 # on C with the same version once it is back.
 out=$(c A --json integrator deploy "$(hello late)") || fail "deploy while C is down: $out"
@@ -255,7 +267,66 @@ start C
 wait_for 60 answers C late "$vlate" || { c C integrator list; c C logs integrator | tail -8; fail "C did not catch up with v$vlate after its restart"; }
 pass "C restarted: it caught up with v$vlate, deployed on A while it was down"
 
-# --- B leaves: its nats-server stops, its status says so
+# --- the balancer: every member's :11223 balances over the members that
+# are up, from their heartbeats, with no list configured and no restart.
+# C is back; under load at A's :11223 (4 clients), B leaves: it drains
+# (announces it, the others stop sending, its requests finish) so no
+# request fails and B serves nothing after `leave` returns; B joins
+# again and is sent requests. Each answer names its server
+# (x-alpharen-served-by); each line of the load is "PHASE CODE SERVER".
+wait_for 60 bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$W/a' --json cluster status | jq -e '[.members[] | {(.node): .state}] | add == {\"a\":\"up\",\"b\":\"up\",\"c\":\"up\"}'" \
+  || { st A; fail "C did not come back up"; }
+cat >"$W/who.py" <<'PY'
+from zato.server.service import Service
+
+class Who(Service):
+    name = 'who.get'
+
+    def handle(self):
+        self.response.payload = {'ok': True}
+PY
+for n in A B C; do
+  c $n integrator deploy "$W/who.py" >/dev/null || fail "deploy who.py on $n"
+  c $n config set 'integrator.channels[0]' '{name = "who", url_path = "/who", service = "who.get"}' >/dev/null || fail "the who channel not added on $n"
+done
+peers_of() { c "$1" --json integrator status | jq -c '[.servers[] | select(.healthy and (.draining | not)) | .node] | sort'; }
+wait_for 30 bash -c "[ \"\$('$ALPHAREN' ctl --state-dir '$W/a' --json integrator status | jq -c '[.servers[] | select(.healthy and (.draining | not)) | .node] | sort')\" = '[\"b\",\"c\"]' ]" \
+  || { c A --json integrator status | jq .servers; c A logs integrator | tail -10; fail "A's balancer does not take b and c from the member list"; }
+pass "A's balancer found b and c in the member list (TLS pinned to their heartbeats' certificates): $(peers_of A)"
+
+echo before >"$W/phase"
+loaders=()
+for i in 1 2 3 4; do
+  ip netns exec "${NS[A]}" bash -c "for _ in \$(seq 4000); do [ -e '$W/stop' ] && break; p=\$(cat '$W/phase'); echo \"\$p \$(curl -sk -o /dev/null --max-time 40 -w '%{http_code} %header{x-alpharen-served-by}' https://${IP[A]}:11223/who)\"; done" >"$W/load.$i" 2>&1 &
+  loaders+=($!)
+  on_exit "kill $! 2>/dev/null"
+done
+served() { cat "$W"/load.* | grep "^$1 200 $2\$" | wc -l; }
+wait_for 60 bash -c "cat '$W'/load.* | grep -q '^before 200 b\$' && cat '$W'/load.* | grep -q '^before 200 c\$'" \
+  || { cat "$W"/load.* | sort | uniq -c; fail "A did not send requests to both b and c under load"; }
+echo leaving >"$W/phase"
+out=$(c B --json cluster leave) || fail "B did not leave: $out"
+echo after >"$W/phase"
+jq -e '.drain.announced' <<<"$out" >/dev/null || fail "B left without announcing the drain: $out"
+wait_for 60 bash -c "[ \$(cat '$W'/load.* | grep -c '^after ') -ge 200 ]" || fail "the load stalled after B left"
+pass "B left under load: $(jq -c .drain <<<"$out")"
+
+# B joins again: A sends it requests without a restart of anything.
+c B cluster join "$TOKEN" >/dev/null || fail "B did not join again"
+echo rejoined >"$W/phase"
+wait_for 90 bash -c "cat '$W'/load.* | grep -q '^rejoined 200 b\$'" \
+  || { c A --json integrator status | jq .servers; st A; fail "B joined again but A sends it nothing"; }
+touch "$W/stop"
+for j in "${loaders[@]}"; do wait "$j"; done
+total=$(cat "$W"/load.* | wc -l)
+failed=$(cat "$W"/load.* | awk '!/^[a-z]+ 200 [abc]$/' | wc -l)
+summary=$(cat "$W"/load.* | sort | uniq -c | awk '{printf "%s %s×%s; ", $2, $4, $1}')
+[ "$failed" = 0 ] || { cat "$W"/load.* | awk '!/^[a-z]+ 200 [abc]$/' | sort | uniq -c; fail "$failed of $total requests failed while B left and joined"; }
+[ "$(served after b)" = 0 ] || fail "A sent B $(served after b) requests after B drained and left: $summary"
+[ "$(served after c)" -gt 0 ] || fail "C took nothing after B left: $summary"
+pass "$total requests at A's :11223, none failed: $summary B's share after it drained: 0; after it joined again: $(served rejoined b)"
+
+# --- B leaves for good: its nats-server stops, its status says so
 c B cluster leave >/dev/null || fail "B did not leave"
 wait_for 15 bash -c "! pgrep -f '$W/b/cluster/nats[.]conf' >/dev/null" || { c B logs cluster | grep -v 'nats: ' | tail -15; pgrep -af '$W/b/cluster'; fail "B's nats-server still runs after leave"; }
 st B | jq -e '.name == null' >/dev/null || fail "B still reports a cluster"

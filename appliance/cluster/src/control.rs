@@ -483,9 +483,65 @@ async fn leave(node: &Arc<Node>) -> Result<Value, RpcError> {
         return Err(conflict("this node is not in a cluster"));
     }
     let name = view.config.cluster.name.clone();
+    let drained = drain(node, &view).await;
     apply(node, json!({}), Vec::new(), format!("left cluster {name}")).await?;
     node.reload().await.map_err(rpc_err)?;
-    Ok(json!({ "left": name }))
+    Ok(json!({ "left": name, "drain": drained }))
+}
+
+/// Drains this member before it leaves: announces it in its heartbeat,
+/// gives the others' balancers [`members::DRAIN_NOTICE`] to stop sending
+/// it new requests, then waits until the requests they sent have
+/// finished here (at most `integrator.timeout`, the longest one may
+/// take, and 40 s: the supervisor gives a forwarded call 60 s). Says what it did; a step that cannot be done is reported, not
+/// fatal: leaving must stay possible when the cluster is broken.
+async fn drain(node: &Arc<Node>, view: &View) -> Value {
+    node.set_draining(true);
+    let base = node
+        .running
+        .lock()
+        .await
+        .as_ref()
+        .map(|r| r.heartbeat().clone());
+    let announced = match (node.nats.get().js, base) {
+        (Some(js), Some(base)) => match js.get_key_value(members::BUCKET).await {
+            Ok(kv) => crate::nats::put_beat(node, &kv, &base).await,
+            Err(e) => Err(e.to_string()),
+        },
+        _ => Err("not connected to nats-server".to_string()),
+    };
+    if let Err(e) = &announced {
+        tracing::warn!(error = %e, "leaving without announcing the drain");
+        return json!({ "announced": false, "error": e });
+    }
+    tracing::info!("draining: the other members send no new requests");
+    tokio::time::sleep(members::DRAIN_NOTICE).await;
+    let limit = Duration::from_secs(view.config.integrator.timeout.clamp(1, 40));
+    let started = tokio::time::Instant::now();
+    let mut last = None;
+    while started.elapsed() < limit {
+        last = forwarded_in_flight(node).await;
+        if last.is_none_or(|n| n == 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tracing::info!(in_flight = ?last, "drained");
+    json!({ "announced": true, "forwarded_in_flight": last })
+}
+
+/// Requests other members sent to this node's integrator that are still
+/// running; `None` when the integrator does not answer.
+async fn forwarded_in_flight(node: &Node) -> Option<u64> {
+    let status = alpharen_rpc::call(
+        &alpharen_rpc::control_socket(&node.state_dir),
+        "integrator.status",
+        json!({}),
+        Duration::from_secs(5),
+    )
+    .await
+    .ok()?;
+    status.get("forwarded_in_flight")?.as_u64()
 }
 
 #[cfg(test)]

@@ -172,6 +172,15 @@ impl ClusterKv {
         }
     }
 
+    /// The cluster's members as `cluster status` lists them (the load
+    /// balancer's peers come from them).
+    pub fn members(&self) -> Result<Vec<crate::members::Member>, Error> {
+        let js = &self.js;
+        off_runtime(&self.rt, async move {
+            crate::control::member_list(js).await.map_err(kv_err)
+        })
+    }
+
     pub fn get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Record>, Error> {
         let (kv, k) = (&self.kv, encode_key(ns, key));
         self.run(async move {

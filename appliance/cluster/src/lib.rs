@@ -15,7 +15,7 @@ mod control;
 pub mod deploys;
 mod join;
 pub mod kv;
-mod members;
+pub mod members;
 mod nats;
 mod pki;
 mod token;
@@ -64,8 +64,11 @@ pub(crate) struct Node {
     pub state_dir: PathBuf,
     pub dev: bool,
     view: RwLock<View>,
-    running: tokio::sync::Mutex<Option<nats::Running>>,
+    pub(crate) running: tokio::sync::Mutex<Option<nats::Running>>,
     pub nats: nats::Shared,
+    /// Set by `cluster leave` while it drains; cleared when the node is
+    /// out of the cluster.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Node {
@@ -81,6 +84,15 @@ impl Node {
             Ok(mut g) => *g = v,
             Err(p) => *p.into_inner() = v,
         }
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_draining(&self, on: bool) {
+        self.draining
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -121,6 +133,7 @@ impl Node {
                     tracing::info!("not in a cluster: nats-server stopped");
                 }
                 self.nats.clear();
+                self.set_draining(false);
             }
             Ok(Some(want)) => {
                 if running.as_ref().is_some_and(|r| r.same(&want)) {
@@ -167,6 +180,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
         view: RwLock::new(view),
         running: tokio::sync::Mutex::new(None),
         nats: nats::Shared::default(),
+        draining: std::sync::atomic::AtomicBool::new(false),
     });
     node.apply().await;
     let control =

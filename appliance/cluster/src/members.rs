@@ -1,6 +1,8 @@
 //! Membership: every member puts a heartbeat into the JetStream KV bucket
 //! `ar_members` every [`INTERVAL`]; a member whose heartbeat is older than
-//! [`DOWN_AFTER_MS`] is down. Pure: the caller gives the time.
+//! [`DOWN_AFTER_MS`] is down. A heartbeat also carries the member's load
+//! balancer (:11223) for the others' balancers, and whether the member is
+//! draining (leaving). Pure: the caller gives the time.
 
 use std::time::Duration;
 
@@ -10,6 +12,21 @@ pub const BUCKET: &str = "ar_members";
 pub const INTERVAL: Duration = Duration::from_secs(2);
 /// Five missed heartbeats.
 pub const DOWN_AFTER_MS: i64 = 10_000;
+/// How long a leaving member waits after announcing that it drains
+/// before it counts on the others to send it nothing new: two of their
+/// balancers' reads of the member list (every second) and a slow read.
+pub const DRAIN_NOTICE: Duration = Duration::from_secs(4);
+
+/// A member's load balancer as the other members reach it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lb {
+    /// `http://host:port` or `https://host:port`.
+    pub url: String,
+    /// SHA-256 of its TLS certificate (hex): the others pin it. `None`
+    /// for plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -21,6 +38,13 @@ pub struct Heartbeat {
     pub rss_kib: u64,
     /// Unix milliseconds when sent.
     pub at_ms: i64,
+    /// Its load balancer; `None` when it has none to offer (or from a
+    /// member of an older version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb: Option<Lb>,
+    /// From `cluster leave` on: the others send it no new requests.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -73,6 +97,8 @@ mod tests {
             version: "0.1.0".into(),
             rss_kib: 1,
             at_ms,
+            lb: None,
+            draining: false,
         }
     }
 
@@ -92,6 +118,13 @@ mod tests {
             .map(|m| (m.heartbeat.node.as_str(), m.state, m.age_s))
             .collect();
         assert_eq!(states, [("a", "up", 1), ("b", "up", 10), ("c", "down", 10)]);
+    }
+
+    #[test]
+    fn heartbeats_of_older_members_still_read() {
+        let old = r#"{"node":"a","route":"a:6222","version":"0.1.0","rss_kib":1,"at_ms":5}"#;
+        let h: Heartbeat = serde_json::from_str(old).unwrap();
+        assert_eq!((h.lb, h.draining), (None, false));
     }
 
     #[test]

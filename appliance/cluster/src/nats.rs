@@ -11,7 +11,7 @@ use async_nats::jetstream;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::task::JoinHandle;
 
-use crate::members::{self, Heartbeat};
+use crate::members::{self, Heartbeat, Lb};
 use crate::{Error, Node, conf, io_err, secret};
 
 /// What nats-server should run with: its files, by name, with their text
@@ -67,6 +67,10 @@ pub struct Running {
 }
 
 impl Running {
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.wanted.heartbeat
+    }
+
     pub fn same(&self, w: &Wanted) -> bool {
         self.wanted.files == w.files && self.wanted.client_port == w.client_port
     }
@@ -135,6 +139,8 @@ pub fn desired(node: &Node, view: &View) -> Result<Option<Wanted>, Error> {
             version: env!("CARGO_PKG_VERSION").to_string(),
             rss_kib: 0,
             at_ms: 0,
+            lb: None,
+            draining: false,
         },
     }))
 }
@@ -331,12 +337,8 @@ async fn heartbeat(node: Arc<Node>, w: Wanted) {
         last_error.clear();
         let mut n: u64 = 0;
         loop {
-            let mut beat = w.heartbeat.clone();
-            beat.at_ms = members::now_ms();
-            beat.rss_kib = rss_kib(node.nats.get().pid);
-            let body = serde_json::to_vec(&beat).unwrap_or_default();
-            if let Err(e) = kv.put(&beat.node, body.into()).await {
-                note(&mut last_error, format!("heartbeat not stored: {e}"));
+            if let Err(e) = put_beat(&node, &kv, &w.heartbeat).await {
+                note(&mut last_error, e);
             }
             if n.is_multiple_of(5) {
                 grow_replicas(&js).await;
@@ -345,6 +347,57 @@ async fn heartbeat(node: Arc<Node>, w: Wanted) {
             tokio::time::sleep(members::INTERVAL).await;
         }
     }
+}
+
+/// Puts this member's heartbeat now: the time, RSS, load balancer and
+/// whether it drains as they are at this moment.
+pub(crate) async fn put_beat(
+    node: &Node,
+    kv: &jetstream::kv::Store,
+    base: &Heartbeat,
+) -> Result<(), String> {
+    let mut beat = base.clone();
+    beat.at_ms = members::now_ms();
+    beat.rss_kib = rss_kib(node.nats.get().pid);
+    beat.draining = node.draining();
+    beat.lb = match lb_of(node, &node.view()) {
+        Ok(lb) => Some(lb),
+        Err(e) => {
+            tracing::debug!("no load balancer in the heartbeat: {e}");
+            None
+        }
+    };
+    let body = serde_json::to_vec(&beat).unwrap_or_default();
+    kv.put(&beat.node, body.into())
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("heartbeat not stored: {e}"))
+}
+
+/// This member's :11223 as the others reach it: the advertised address,
+/// `integrator.port`, and with TLS the fingerprint of the certificate
+/// it serves (read at every beat, so a renewed certificate is followed).
+fn lb_of(node: &Node, view: &View) -> Result<Lb, String> {
+    use alpharen_store::config::{IntegratorTls, TlsMode};
+    let host = node.advertise(view).ok_or("no advertised address")?;
+    let i = &view.config.integrator;
+    let addr = conf::host_port(&host, i.port);
+    let cert = match &i.tls {
+        IntegratorTls::Mode(TlsMode::Off) => {
+            return Ok(Lb {
+                url: format!("http://{addr}"),
+                cert_sha256: None,
+            });
+        }
+        IntegratorTls::Mode(TlsMode::Node) => node.state_dir.join("tls").join("cert.pem"),
+        IntegratorTls::Files(f) => PathBuf::from(&f.cert),
+    };
+    let pem = std::fs::read_to_string(&cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+    let fp = crate::pki::fingerprint(&pem).map_err(|e| format!("{}: {e}", cert.display()))?;
+    Ok(Lb {
+        url: format!("https://{addr}"),
+        cert_sha256: Some(fp.iter().map(|b| format!("{b:02x}")).collect()),
+    })
 }
 
 /// Logs a problem once, not at every retry.

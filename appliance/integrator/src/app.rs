@@ -18,6 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 use crate::registry;
+use crate::remote::{self, Remote};
 use crate::routes::{self, Route, Selected};
 use crate::security::{ReplayCache, Rule};
 use crate::stats::Stats;
@@ -30,14 +31,6 @@ mod shared;
 pub use shared::deploy_log_loop;
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// Another server of the cluster, health-checked by HEAD every 2 s.
-pub struct Remote {
-    pub base: String,
-    pub healthy: std::sync::atomic::AtomicBool,
-    pub in_flight: AtomicU32,
-    pub rtt_us: Mutex<f64>,
-}
 
 pub struct App {
     pub state_dir: PathBuf,
@@ -58,6 +51,8 @@ pub struct App {
     /// The AMQP channels' consumers.
     pub amqp_channels: crate::amqp_channel::Channels,
     pub remotes: RwLock<Arc<Vec<Arc<Remote>>>>,
+    /// The cluster's members as last read (empty outside a cluster).
+    members: RwLock<Arc<Vec<alpharen_cluster::members::Member>>>,
     pub stats: Mutex<Stats>,
     pub replay: Mutex<ReplayCache>,
     generation: AtomicU64,
@@ -67,6 +62,9 @@ pub struct App {
     log_applied: AtomicU64,
     log_wake: tokio::sync::Notify,
     pub local_in_flight: AtomicU32,
+    /// Of those, the ones another member forwarded: a member that leaves
+    /// waits for them.
+    pub forwarded_in_flight: AtomicU32,
     pub local_rtt_us: Mutex<f64>,
     pub client: HttpClient,
     /// KV, queues, locks and jobs (ARKVD / ARPuSuB / ARSCHED).
@@ -119,6 +117,7 @@ impl App {
             amqp: crate::amqp::Conns::default(),
             amqp_channels: crate::amqp_channel::Channels::default(),
             remotes: RwLock::new(Arc::new(Vec::new())),
+            members: RwLock::new(Arc::new(Vec::new())),
             stats: Mutex::new(Stats::default()),
             replay: Mutex::new(ReplayCache::default()),
             generation: AtomicU64::new(0),
@@ -126,6 +125,7 @@ impl App {
             log_applied: AtomicU64::new(0),
             log_wake: tokio::sync::Notify::new(),
             local_in_flight: AtomicU32::new(0),
+            forwarded_in_flight: AtomicU32::new(0),
             local_rtt_us: Mutex::new(0.0),
             client: Client::builder(TokioExecutor::new()).build_http(),
             engine: crate::engine::Engine::new(Arc::new(data)),
@@ -272,25 +272,6 @@ impl App {
                 })
             })
             .collect();
-        let old_remotes = self.remotes();
-        let remotes: Vec<Arc<Remote>> = config
-            .servers
-            .iter()
-            .map(|base| {
-                old_remotes
-                    .iter()
-                    .find(|r| &r.base == base)
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        Arc::new(Remote {
-                            base: base.clone(),
-                            healthy: std::sync::atomic::AtomicBool::new(false),
-                            in_flight: AtomicU32::new(0),
-                            rtt_us: Mutex::new(0.0),
-                        })
-                    })
-            })
-            .collect();
         let workers = if config.workers == 0 {
             std::thread::available_parallelism().map_or(1, usize::from)
         } else {
@@ -305,15 +286,37 @@ impl App {
         if let Ok(mut o) = self.outgoing.write() {
             *o = Arc::new(outgoing);
         }
-        if let Ok(mut r) = self.remotes.write() {
-            *r = Arc::new(remotes);
-        }
         if let Ok(mut c) = self.config.write() {
             *c = Arc::new(config);
         }
+        self.refresh_remotes();
         self.publish_code()?;
         self.pool.resize(workers);
         Ok(())
+    }
+
+    /// Takes a new member list (the discovery loop) and follows it.
+    pub fn set_members(&self, members: Vec<alpharen_cluster::members::Member>) {
+        if let Ok(mut m) = self.members.write() {
+            *m = Arc::new(members);
+        }
+        self.refresh_remotes();
+    }
+
+    /// The balancer's servers from `integrator.servers` and the member
+    /// list; logs when the set changes.
+    fn refresh_remotes(&self) {
+        let members = self.members.read().map(|m| m.clone()).unwrap_or_default();
+        let peers = lb::peers(&self.config().servers, &members, &self.node_name());
+        let old = self.remotes();
+        let new = remote::reconcile(&old, &peers);
+        let bases = |v: &[Arc<Remote>]| v.iter().map(|r| r.base.clone()).collect::<Vec<_>>();
+        if bases(&old) != bases(&new) {
+            tracing::info!(servers = ?bases(&new), "load balancer servers");
+        }
+        if let Ok(mut r) = self.remotes.write() {
+            *r = Arc::new(new);
+        }
     }
 
     /// Builds the sync frame from the active modules and outgoing
@@ -411,6 +414,8 @@ impl App {
             .map(|r| {
                 json!({
                     "server": r.base,
+                    "node": r.node,
+                    "draining": r.draining.load(Ordering::Relaxed),
                     "healthy": r.healthy.load(Ordering::Relaxed),
                     "in_flight": r.in_flight.load(Ordering::Relaxed),
                     "rtt_ms": r.rtt_us.lock().map(|v| *v / 1000.0).unwrap_or(0.0),
@@ -446,6 +451,7 @@ impl App {
             "channels": routes,
             "websocket_clients": self.wsx.counts(),
             "in_flight": self.local_in_flight.load(Ordering::Relaxed),
+            "forwarded_in_flight": self.forwarded_in_flight.load(Ordering::Relaxed),
             "servers": remotes,
             "python": self.pool.spec().python.display().to_string(),
         })
@@ -459,7 +465,7 @@ impl App {
             rtt_us: self.local_rtt_us.lock().map(|v| *v).unwrap_or(0.0),
         }];
         out.extend(remotes.iter().map(|r| lb::Candidate {
-            healthy: r.healthy.load(Ordering::Relaxed),
+            healthy: r.takes_new(),
             in_flight: r.in_flight.load(Ordering::Relaxed),
             rtt_us: r.rtt_us.lock().map(|v| *v).unwrap_or(0.0),
         }));
@@ -499,25 +505,5 @@ pub async fn head(client: &HttpClient, url: &str, limit: Duration) -> Result<u16
             let _ = resp.into_body().collect().await;
             Ok(status)
         }
-    }
-}
-
-/// Checks every remote server with HEAD every 2 s; any HTTP answer within
-/// a second counts as healthy, and its time feeds the RTT average.
-pub async fn health_loop(app: Arc<App>) {
-    loop {
-        for r in app.remotes().iter() {
-            let started = Instant::now();
-            let ok = head(&app.client, &format!("{}/", r.base), Duration::from_secs(1))
-                .await
-                .is_ok();
-            if ok && let Ok(mut rtt) = r.rtt_us.lock() {
-                *rtt = lb::ewma(*rtt, started.elapsed().as_micros() as f64);
-            }
-            if r.healthy.swap(ok, Ordering::Relaxed) != ok {
-                tracing::info!(server = %r.base, healthy = ok, "server health changed");
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }

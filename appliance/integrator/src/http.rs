@@ -11,16 +11,17 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::app::{App, Remote};
+use crate::app::App;
 use crate::clientcert::Chain;
 use crate::door::Door;
 use crate::lb;
+use crate::remote::{Remote, SendError};
 use crate::routes::Selected;
 use crate::security::{self, AuthError, Parts, Passed};
 use crate::worker::{Failure, Outcome};
@@ -29,6 +30,9 @@ use crate::worker::{Failure, Outcome};
 const MAX_BODY: usize = 10 << 20;
 /// Marks a request already balanced once, so a peer serves it itself.
 const FORWARDED: &str = "x-alpharen-forwarded";
+/// Names the node that ran the request (`node.hostname`), on every answer
+/// of a channel, so a client sees where the balancer sent it.
+const SERVED_BY: &str = "x-alpharen-served-by";
 
 type Resp = Response<Full<Bytes>>;
 
@@ -56,26 +60,38 @@ pub async fn handle(
     chain: Option<Chain>,
     req: Request<Incoming>,
 ) -> Resp {
+    let forwarded = req.headers().contains_key(FORWARDED);
     let remotes = app.remotes();
+    let mut req = req.map(Either::Left);
     if !remotes.is_empty()
-        && !req.headers().contains_key(FORWARDED)
+        && !forwarded
         && !crate::wsx::is_upgrade(req.headers())
         && !needs_certificate(&app, &req)
     {
         let cands = app.candidates(&remotes);
-        match lb::choose(&cands) {
-            Some(0) | None => {}
-            Some(i) => {
-                if let Some(r) = remotes.get(i - 1) {
-                    return proxy(&app, r.clone(), req).await;
-                }
+        if let Some(i) = lb::choose(&cands).filter(|&i| i > 0)
+            && let Some(r) = remotes.get(i - 1)
+        {
+            match proxy(&app, r.clone(), req).await {
+                Ok(resp) => return resp,
+                // It never reached the peer: served here instead.
+                Err(unsent) => req = unsent.map(Either::Right),
             }
         }
     }
     app.local_in_flight.fetch_add(1, Ordering::Relaxed);
+    if forwarded {
+        app.forwarded_in_flight.fetch_add(1, Ordering::Relaxed);
+    }
     let started = Instant::now();
-    let resp = local(&app, door, client, chain.as_deref().map(Vec::as_slice), req).await;
+    let mut resp = local(&app, door, client, chain.as_deref().map(Vec::as_slice), req).await;
+    if let Ok(v) = HeaderValue::from_str(&app.node_name()) {
+        resp.headers_mut().insert(SERVED_BY, v);
+    }
     app.local_in_flight.fetch_sub(1, Ordering::Relaxed);
+    if forwarded {
+        app.forwarded_in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
     if let Ok(mut rtt) = app.local_rtt_us.lock() {
         *rtt = lb::ewma(*rtt, started.elapsed().as_micros() as f64);
     }
@@ -84,68 +100,95 @@ pub async fn handle(
 
 /// A channel checking client certificates is served here: the certificate
 /// belongs to this connection and cannot be forwarded to a peer.
-fn needs_certificate(app: &App, req: &Request<Incoming>) -> bool {
+fn needs_certificate<B>(app: &App, req: &Request<B>) -> bool {
     matches!(app.route(req.uri().path(), req.method().as_str()),
         Selected::Route(r, _) if matches!(r.rule, Some(security::Rule::ClientCert(_))))
 }
 
-/// Forwards a request to a cluster peer as it came.
-async fn proxy(app: &App, remote: Arc<Remote>, req: Request<Incoming>) -> Resp {
+type Body = Either<Incoming, Full<Bytes>>;
+
+/// Forwards a request to another server as it came. A request that
+/// never reached it (no connection) comes back, to be served here.
+async fn proxy(
+    app: &App,
+    remote: Arc<Remote>,
+    req: Request<Body>,
+) -> Result<Resp, Request<Full<Bytes>>> {
     let cid = new_cid();
     remote.in_flight.fetch_add(1, Ordering::Relaxed);
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            remote.in_flight.fetch_sub(1, Ordering::Relaxed);
+            return Ok(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {MAX_BODY} bytes"),
+                &cid,
+            ));
+        }
+    };
+    let original = || {
+        let mut r = Request::new(Full::new(body.clone()));
+        *r.method_mut() = parts.method.clone();
+        *r.uri_mut() = parts.uri.clone();
+        *r.version_mut() = parts.version;
+        *r.headers_mut() = parts.headers.clone();
+        r
+    };
     let result = async {
-        let body = Limited::new(body, MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        let pq = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        parts.uri = format!("{}{pq}", remote.base)
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut out = original();
+        *out.uri_mut() = format!("{}{pq}", remote.base)
             .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| e.to_string())?;
-        parts
-            .headers
+            .map_err(|e: hyper::http::uri::InvalidUri| SendError::Unsent(e.to_string()))?;
+        out.headers_mut()
             .insert(FORWARDED, HeaderValue::from_static("1"));
-        parts.headers.remove("host");
-        let out = Request::from_parts(parts, Full::new(body));
+        out.headers_mut().remove("host");
         let resp = tokio::time::timeout(
             Duration::from_secs(app.config().timeout),
-            app.client.request(out),
+            remote.send(&app.client, out),
         )
         .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| SendError::Failed("timed out".to_string()))??;
         let (p, b) = resp.into_parts();
-        let bytes = b.collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok::<_, String>(Response::from_parts(p, Full::new(bytes)))
+        let bytes = b
+            .collect()
+            .await
+            .map_err(|e| SendError::Failed(e.to_string()))?
+            .to_bytes();
+        Ok::<_, SendError>(Response::from_parts(p, Full::new(bytes)))
     }
     .await;
     remote.in_flight.fetch_sub(1, Ordering::Relaxed);
     match result {
-        Ok(r) => r,
+        Ok(r) => Ok(r),
         Err(e) => {
             remote.healthy.store(false, Ordering::Relaxed);
-            error(
-                StatusCode::BAD_GATEWAY,
-                format!("server {} failed: {e}", remote.base),
-                &cid,
-            )
+            tracing::warn!(server = %remote.base, error = %e, "server failed; marked unhealthy");
+            match e {
+                SendError::Unsent(_) => Err(original()),
+                SendError::Failed(e) => Ok(error(
+                    StatusCode::BAD_GATEWAY,
+                    format!("server {} failed: {e}", remote.base),
+                    &cid,
+                )),
+            }
         }
     }
 }
 
-async fn local(
+async fn local<B>(
     app: &Arc<App>,
     door: &Door,
     client: IpAddr,
     chain: Option<&[rustls::pki_types::CertificateDer<'static>]>,
-    req: Request<Incoming>,
-) -> Resp {
+    req: Request<B>,
+) -> Resp
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let cid = new_cid();
     let path = req.uri().path().to_string();
     let method = req.method().as_str().to_string();

@@ -1,6 +1,70 @@
-//! Load balancer decisions: which of this node's servers (the local one
-//! and any cluster peers in `integrator.servers`) takes a request. Pure,
-//! so the policy is tested without sockets.
+//! Load balancer decisions: which servers this node balances over (the
+//! local one, `integrator.servers`, and in a cluster every member that is
+//! up and offers its :11223 in its heartbeat), and which of them takes a
+//! request. Pure, so the policy is tested without sockets.
+
+use alpharen_cluster::members::Member;
+
+/// A server besides this one, as the member list and configuration say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peer {
+    /// `http://host:port` or `https://host:port`.
+    pub base: String,
+    /// The member it was discovered from; `None` for `integrator.servers`.
+    pub node: Option<String>,
+    /// SHA-256 of the certificate it must present (https members).
+    pub pin: Option<[u8; 32]>,
+    /// Leaving: it finishes what it has but takes nothing new.
+    pub draining: bool,
+}
+
+/// The servers to balance over besides this node (`me`): every entry of
+/// `integrator.servers`, then every member that is up and offers a load
+/// balancer (an https one only with a certificate fingerprint to pin),
+/// once per address. A member that drains stays (its requests in flight
+/// are counted) but is marked so; a member that is down is dropped.
+pub fn peers(servers: &[String], members: &[Member], me: &str) -> Vec<Peer> {
+    let mut out: Vec<Peer> = servers
+        .iter()
+        .map(|base| Peer {
+            base: base.trim_end_matches('/').to_string(),
+            node: None,
+            pin: None,
+            draining: false,
+        })
+        .collect();
+    for m in members {
+        let h = &m.heartbeat;
+        let Some(lb) = h.lb.as_ref() else { continue };
+        if h.node == me || m.state != "up" || out.iter().any(|p| p.base == lb.url) {
+            continue;
+        }
+        let pin = match lb.cert_sha256.as_deref().map(parse_sha256) {
+            Some(Some(fp)) => Some(fp),
+            Some(None) => continue,
+            None if lb.url.starts_with("https://") => continue,
+            None => None,
+        };
+        out.push(Peer {
+            base: lb.url.clone(),
+            node: Some(h.node.clone()),
+            pin,
+            draining: h.draining,
+        });
+    }
+    out
+}
+
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
 
 /// What the balancer knows about one server.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,6 +104,79 @@ pub fn ewma(old: f64, sample: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alpharen_cluster::members::{Heartbeat, Lb};
+
+    fn member(
+        node: &str,
+        state: &'static str,
+        url: &str,
+        cert: Option<&str>,
+        draining: bool,
+    ) -> Member {
+        Member {
+            heartbeat: Heartbeat {
+                node: node.into(),
+                route: format!("{node}:6222"),
+                version: "0.1.0".into(),
+                rss_kib: 1,
+                at_ms: 0,
+                lb: (!url.is_empty()).then(|| Lb {
+                    url: url.into(),
+                    cert_sha256: cert.map(str::to_string),
+                }),
+                draining,
+            },
+            state,
+            age_s: 0,
+        }
+    }
+
+    #[test]
+    fn peers_are_the_members_that_are_up_but_not_this_one() {
+        let fp = "ab".repeat(32);
+        let members = [
+            member("a", "up", "https://10.0.0.1:11223", Some(&fp), false),
+            member("b", "up", "http://10.0.0.2:11223", None, false),
+            member("c", "down", "http://10.0.0.3:11223", None, false),
+            member("d", "up", "", None, false),
+            member("e", "up", "https://10.0.0.5:11223", None, false),
+            member("f", "up", "https://10.0.0.6:11223", Some("xyz"), false),
+        ];
+        let p = peers(&[], &members, "b");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].base, "https://10.0.0.1:11223");
+        assert_eq!(p[0].node.as_deref(), Some("a"));
+        assert_eq!(p[0].pin, Some([0xab; 32]));
+    }
+
+    #[test]
+    fn static_servers_come_first_and_once() {
+        let members = [
+            member("a", "up", "http://10.0.0.1:11223", None, false),
+            member("b", "up", "http://10.0.0.2:11223", None, false),
+        ];
+        let p = peers(&["http://10.0.0.1:11223/".into()], &members, "c");
+        let bases: Vec<_> = p
+            .iter()
+            .map(|p| (p.base.as_str(), p.node.is_some()))
+            .collect();
+        assert_eq!(
+            bases,
+            [
+                ("http://10.0.0.1:11223", false),
+                ("http://10.0.0.2:11223", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_draining_member_stays_marked_until_it_is_gone() {
+        let draining = [member("b", "up", "http://10.0.0.2:11223", None, true)];
+        let p = peers(&[], &draining, "a");
+        assert!(p[0].draining);
+        let left = [member("b", "down", "http://10.0.0.2:11223", None, true)];
+        assert!(peers(&[], &left, "a").is_empty());
+    }
 
     fn c(healthy: bool, in_flight: u32, rtt_us: f64) -> Candidate {
         Candidate {

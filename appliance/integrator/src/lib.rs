@@ -29,6 +29,7 @@ mod packages;
 mod pickup;
 mod project;
 pub mod registry;
+mod remote;
 pub mod retry;
 mod routes;
 mod sandbox;
@@ -112,7 +113,8 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let door = Arc::new(door::Door::new(state_dir));
     let http = tokio::spawn(door::serve(listener, app.clone(), door.clone()));
     let pick = tokio::spawn(pickup::watch(app.clone()));
-    let health = tokio::spawn(app::health_loop(app.clone()));
+    let health = tokio::spawn(remote::health_loop(app.clone()));
+    let discovery = tokio::spawn(remote::discovery_loop(app.clone()));
     let deploy_log = tokio::spawn(app::deploy_log_loop(app.clone()));
     let follow = tokio::spawn(sqlha::follow_loop(app.clone()));
     let delivery = tokio::spawn(engine::delivery_loop(app.clone()));
@@ -140,6 +142,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     health.abort();
     deploy_log.abort();
     follow.abort();
+    discovery.abort();
     // Deliveries in flight stay leased and are redelivered at the next start.
     delivery.abort();
     scheduler.abort();

@@ -1,7 +1,9 @@
 //! TLS of outgoing SQL connections, on rustls with the ring provider:
 //! `verify-full` checks the server's chain (against `ca_file`, else the
 //! public roots) and its host name; `require` encrypts without checking
-//! who answers, as libpq's `sslmode=require` does.
+//! who answers, as libpq's `sslmode=require` does. Also the TLS of
+//! requests forwarded to another cluster member's :11223, which pins the
+//! certificate the member announces in its heartbeat ([`pinned_config`]).
 
 use std::sync::Arc;
 
@@ -20,7 +22,7 @@ pub fn client_config(mode: SqlTls, ca_file: Option<&str>) -> Result<ClientConfig
     let config = if mode == SqlTls::Require {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider, None)))
             .with_no_client_auth()
     } else {
         let roots = alpharen_nodetls::client_roots(ca_file).map_err(|e| format!("ca_file {e}"))?;
@@ -34,20 +36,42 @@ pub fn client_config(mode: SqlTls, ca_file: Option<&str>) -> Result<ClientConfig
     Ok(config)
 }
 
-/// `require`: any certificate, but the handshake's signatures are still
-/// checked, so the session keys belong to whoever holds that certificate.
+/// A client that accepts exactly the certificate whose SHA-256 is `pin`
+/// (names and chains do not matter: the pin came over the cluster's
+/// authenticated membership).
+pub fn pinned_config(pin: [u8; 32]) -> Result<ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider, Some(pin))))
+        .with_no_client_auth())
+}
+
+/// `require`: any certificate (or only the pinned one), but the
+/// handshake's signatures are still checked, so the session keys belong
+/// to whoever holds that certificate.
 #[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
+struct AnyCertificate(Arc<CryptoProvider>, Option<[u8; 32]>);
 
 impl ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(pin) = self.1 {
+            let got = ring::digest::digest(&ring::digest::SHA256, end_entity.as_ref());
+            if got.as_ref() != pin.as_slice() {
+                return Err(rustls::Error::General(
+                    "the certificate is not the one the member announced".into(),
+                ));
+            }
+        }
         Ok(ServerCertVerified::assertion())
     }
 

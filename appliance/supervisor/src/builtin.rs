@@ -198,10 +198,16 @@ pub const BUILTINS: &[Builtin] = &[
         tables: &[],
         logs: &[],
     },
-    // nats-server as its child; certificates and JetStream under cluster/.
+    // nats-server as its child; certificates and JetStream under cluster/;
+    // [integrator] port and tls: the load balancer its heartbeat offers.
     Builtin {
         name: "cluster",
-        reads: &[Section::Cluster, Section::Node, Section::Web],
+        reads: &[
+            Section::Cluster,
+            Section::Node,
+            Section::Web,
+            Section::Integrator,
+        ],
         user: User {
             name: "ar-cluster",
             id: 912,
@@ -280,7 +286,10 @@ mod tests {
     fn shared_sections_reach_their_readers() {
         assert_eq!(reloaded(&[Section::Network]), ["net", "dpx"]);
         assert_eq!(reloaded(&[Section::Vpn]), ["vpn", "dpx", "web"]);
-        assert_eq!(reloaded(&[Section::Integrator]), ["dpx", "integrator"]);
+        assert_eq!(
+            reloaded(&[Section::Integrator]),
+            ["dpx", "integrator", "cluster"]
+        );
         assert_eq!(reloaded(&[Section::Pgha]), ["pgha"]);
         assert_eq!(reloaded(&[Section::Web]), ["web", "cluster"]);
         assert_eq!(reloaded(&[Section::Cluster]), ["integrator", "cluster"]);

@@ -3,7 +3,7 @@
 // HTML), so nothing from the node can inject markup. Pages that would make
 // this file too long live in their own modules (integrator.js), which
 // import the helpers exported here (integrator.js, dns.js, mail.js, pgha.js,
-// net.js, update.js, reaction.js, vpn.js).
+// net.js, update.js, reaction.js, vpn.js, cluster.js).
 
 import { integratorView } from './integrator.js';
 import { dnsView } from './dns.js';
@@ -12,6 +12,7 @@ import { pghaView } from './pgha.js';
 import { reactionView } from './reaction.js';
 import { netView } from './net.js';
 import { vpnView } from './vpn.js';
+import { clusterView } from './cluster.js';
 import { rowsOf, rowEditor, markCell, resolve } from './rows.js';
 import { updateView } from './update.js';
 import { graphsCard } from './graphs.js';
@@ -512,7 +513,7 @@ async function usersView() {
 
 // ------------------------------------------------------------ router
 
-const views = { '#/dashboard': dashboardView, '#/config': configView, '#/history': historyView, '#/logs': logsView, '#/users': usersView, '#/vpn': vpnView, '#/integrator': integratorView, '#/dns': dnsView, '#/mail': mailView, '#/pgha': pghaView, '#/reaction': reactionView, '#/network': netView, '#/update': updateView };
+const views = { '#/dashboard': dashboardView, '#/config': configView, '#/history': historyView, '#/logs': logsView, '#/users': usersView, '#/vpn': vpnView, '#/integrator': integratorView, '#/dns': dnsView, '#/mail': mailView, '#/pgha': pghaView, '#/cluster': clusterView, '#/reaction': reactionView, '#/network': netView, '#/update': updateView };
 
 export async function route() {
   if (logSource) { logSource.close(); logSource = null; }

@@ -18,6 +18,7 @@ const MODULES: &[(&str, &str)] = &[
     ("/assets/graphs.js", include_str!("../assets/graphs.js")),
     ("/assets/mail.js", include_str!("../assets/mail.js")),
     ("/assets/pgha.js", include_str!("../assets/pgha.js")),
+    ("/assets/cluster.js", include_str!("../assets/cluster.js")),
     ("/assets/reaction.js", include_str!("../assets/reaction.js")),
     ("/assets/net.js", include_str!("../assets/net.js")),
     ("/assets/rows.js", include_str!("../assets/rows.js")),

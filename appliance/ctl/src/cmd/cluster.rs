@@ -32,8 +32,9 @@ pub enum ClusterCmd {
     Token,
     /// Members with their state, nats-server, JetStream mode and leader.
     Status,
-    /// Leave the cluster: nats-server stops; the other members see this
-    /// node go down.
+    /// Leave the cluster: first drain this member (the others' load
+    /// balancers stop sending it requests and the ones it has finish),
+    /// then nats-server stops; the other members see this node go down.
     Leave,
 }
 
@@ -98,7 +99,11 @@ fn print_status(v: &serde_json::Value) {
         .map(|m| {
             vec![
                 text(&m["node"]),
-                text(&m["state"]),
+                if m["draining"] == true {
+                    format!("{} (draining)", text(&m["state"]))
+                } else {
+                    text(&m["state"])
+                },
                 format!("{} s", text(&m["age_s"])),
                 text(&m["route"]),
                 text(&m["version"]),

@@ -61,7 +61,11 @@ impl Link {
         }
         s.generation += 1;
         s.target = target.clone();
-        s.kv = None;
+        // Its runtime cannot be dropped on the integrator's runtime (it
+        // panics there): the last handle goes on a thread of its own.
+        if let Some(old) = s.kv.take() {
+            std::thread::spawn(move || drop(old));
+        }
         let Some((port, password, clustered)) = target else {
             return;
         };

@@ -251,6 +251,8 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/cluster", get(cluster::cluster_status))
         .route("/cluster/join", post(cluster::cluster_join))
+        .route("/cluster/init", post(cluster::cluster_init))
+        .route("/cluster/token", post(cluster::cluster_token))
         .route("/system/slots", get(node::slots))
         .route("/system/reboot", post(node::reboot))
         .route(
