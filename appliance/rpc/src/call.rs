@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
-use tokio::net::unix::OwnedReadHalf;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::protocol::{MAX_LINE, Request, Response, RpcError};
 
@@ -43,12 +43,14 @@ async fn read_line(
         .map_err(|e| RpcError::new("internal_error", format!("bad answer: {e}")))
 }
 
-async fn exchange(
+/// Connects, sends one request and reads the first line back: the
+/// reader, the writer (an upload goes on with it) and that line.
+async fn request(
     socket: &Path,
     method: &str,
     params: Value,
     limit: u64,
-) -> Result<(BufReader<OwnedReadHalf>, Value), RpcError> {
+) -> Result<(BufReader<OwnedReadHalf>, OwnedWriteHalf, Value), RpcError> {
     let stream = UnixStream::connect(socket)
         .await
         .map_err(|e| unavailable(socket, e))?;
@@ -60,9 +62,19 @@ async fn exchange(
         .await
         .map_err(|e| unavailable(socket, e))?;
     let mut reader = BufReader::new(r);
-    let value = read_line(socket, &mut reader, limit)
+    let first = read_line(socket, &mut reader, limit)
         .await?
         .ok_or_else(|| unavailable(socket, "connection closed before the answer"))?;
+    Ok((reader, w, first))
+}
+
+async fn exchange(
+    socket: &Path,
+    method: &str,
+    params: Value,
+    limit: u64,
+) -> Result<(BufReader<OwnedReadHalf>, Value), RpcError> {
+    let (reader, _, value) = request(socket, method, params, limit).await?;
     answer_of(value).map(|v| (reader, v))
 }
 
@@ -138,7 +150,7 @@ pub fn control_socket(state_dir: &Path) -> std::path::PathBuf {
 pub struct Uploader {
     socket: std::path::PathBuf,
     reader: BufReader<OwnedReadHalf>,
-    writer: tokio::net::unix::OwnedWriteHalf,
+    writer: OwnedWriteHalf,
 }
 
 /// Starts a call that takes an upload: the `ready` notification's params
@@ -151,20 +163,7 @@ pub async fn upload(
     timeout: Duration,
 ) -> Result<(Value, Uploader), RpcError> {
     let start = async {
-        let stream = UnixStream::connect(socket)
-            .await
-            .map_err(|e| unavailable(socket, e))?;
-        let (r, mut w) = stream.into_split();
-        let mut line = serde_json::to_vec(&Request::new(json!(1), method, params))
-            .map_err(|e| RpcError::new("internal_error", e.to_string()))?;
-        line.push(b'\n');
-        w.write_all(&line)
-            .await
-            .map_err(|e| unavailable(socket, e))?;
-        let mut reader = BufReader::new(r);
-        let first = read_line(socket, &mut reader, MAX_LINE as u64)
-            .await?
-            .ok_or_else(|| unavailable(socket, "connection closed before the answer"))?;
+        let (reader, w, first) = request(socket, method, params, MAX_LINE as u64).await?;
         if !crate::upload::is_ready(&first) {
             answer_of(first)?;
             return Err(RpcError::new(
