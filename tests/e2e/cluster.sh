@@ -294,26 +294,28 @@ wait_for 30 bash -c "[ \"\$('$ALPHAREN' ctl --state-dir '$W/a' --json integrator
   || { c A --json integrator status | jq .servers; c A logs integrator | tail -10; fail "A's balancer does not take b and c from the member list"; }
 pass "A's balancer found b and c in the member list (TLS pinned to their heartbeats' certificates): $(peers_of A)"
 
-echo before >"$W/phase"
+# The load's phase, renamed into place: a loader never reads a half-written file.
+phase() { echo "$1" >"$W/phase.new" && mv "$W/phase.new" "$W/phase"; }
+phase before
 loaders=()
 for i in 1 2 3 4; do
-  ip netns exec "${NS[A]}" bash -c "for _ in \$(seq 4000); do [ -e '$W/stop' ] && break; p=\$(cat '$W/phase'); echo \"\$p \$(curl -sk -o /dev/null --max-time 40 -w '%{http_code} %header{x-alpharen-served-by}' https://${IP[A]}:11223/who)\"; done" >"$W/load.$i" 2>&1 &
+  ip netns exec "${NS[A]}" bash -c "for _ in \$(seq 4000); do [ -e '$W/stop' ] && break; p=\$(cat '$W/phase'); r=\$(curl -sSk -o /dev/null --max-time 40 -w '%{http_code} %header{x-alpharen-served-by}' https://${IP[A]}:11223/who 2>'$W/err.$i'); rc=\$?; if [ \$rc = 0 ]; then echo \"\$p \$r\"; else echo \"\$p \$r curl-exit=\$rc \$(tr '\\n' ' ' <'$W/err.$i')\"; fi; done" >"$W/load.$i" 2>&1 &
   loaders+=($!)
   on_exit "kill $! 2>/dev/null"
 done
 served() { cat "$W"/load.* | grep "^$1 200 $2\$" | wc -l; }
 wait_for 60 bash -c "cat '$W'/load.* | grep -q '^before 200 b\$' && cat '$W'/load.* | grep -q '^before 200 c\$'" \
   || { cat "$W"/load.* | sort | uniq -c; fail "A did not send requests to both b and c under load"; }
-echo leaving >"$W/phase"
+phase leaving
 out=$(c B --json cluster leave) || fail "B did not leave: $out"
-echo after >"$W/phase"
+phase after
 jq -e '.drain.announced' <<<"$out" >/dev/null || fail "B left without announcing the drain: $out"
 wait_for 60 bash -c "[ \$(cat '$W'/load.* | grep -c '^after ') -ge 200 ]" || fail "the load stalled after B left"
 pass "B left under load: $(jq -c .drain <<<"$out")"
 
 # B joins again: A sends it requests without a restart of anything.
 c B cluster join "$TOKEN" >/dev/null || fail "B did not join again"
-echo rejoined >"$W/phase"
+phase rejoined
 wait_for 90 bash -c "cat '$W'/load.* | grep -q '^rejoined 200 b\$'" \
   || { c A --json integrator status | jq .servers; st A; fail "B joined again but A sends it nothing"; }
 touch "$W/stop"
