@@ -167,6 +167,15 @@ answers() {
   jq -e --argjson v "$3" '.[] | select(.name == "hello.get") | .version == $v' <<<"$out" >/dev/null
 }
 export -f answers
+# live NODE SERVICE: SERVICE is deployed on NODE.
+live() { "$ALPHAREN" ctl --state-dir "$W/${1,,}" --json integrator list | jq -e --arg s "$2" 'any(.[]; .name == $s)' >/dev/null; }
+export -f live
+# deploy_once FILE SERVICE: one deploy on A (deploys are cluster-wide), then
+# live on B and C before anything uses it, so no member reloads it later.
+deploy_once() {
+  c A integrator deploy "$1" >/dev/null || fail "deploy $1 on A"
+  for n in B C; do wait_for 20 live $n "$2" || fail "$2 deployed on A is not live on $n"; done
+}
 deployed() { jq -r '.. | objects | select(has("version")) | .version' <<<"$1" | sed -n 1p; }
 out=$(c A --json integrator deploy "$(hello one)") || fail "deploy hello one on A: $out"
 v1=$(deployed "$out"); [ -n "$v1" ] || fail "no version in: $out"
@@ -207,8 +216,8 @@ class Fire(Service):
         if not self.kv.ns('ticks').cas(at, None, who):
             self.kv.ns('dups').set(at, who)
 PY
+deploy_once "$W/tick.py" tick.fire
 for n in A B C; do
-  c $n integrator deploy "$W/tick.py" >/dev/null || fail "deploy tick.py on $n"
   c $n config set 'integrator.jobs[0]' "{name = \"tick\", service = \"tick.fire\", kind = \"interval\", seconds = 1, payload = {who = \"${n,,}\"}}" >/dev/null \
     || fail "the tick job not added on $n"
 done
@@ -285,8 +294,8 @@ class Who(Service):
     def handle(self):
         self.response.payload = {'ok': True}
 PY
+deploy_once "$W/who.py" who.get
 for n in A B C; do
-  c $n integrator deploy "$W/who.py" >/dev/null || fail "deploy who.py on $n"
   c $n config set 'integrator.channels[0]' '{name = "who", url_path = "/who", service = "who.get"}' >/dev/null || fail "the who channel not added on $n"
 done
 peers_of() { c "$1" --json integrator status | jq -c '[.servers[] | select(.healthy and (.draining | not)) | .node] | sort'; }
