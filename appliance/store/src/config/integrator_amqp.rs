@@ -138,13 +138,7 @@ pub(super) fn validate(
         let at = list.index(i);
         check::object_name(out, &at.key("name"), &c.name);
         reserved(out, &at.key("name"), &c.name);
-        if c.host.is_empty() || c.host.contains(|ch: char| ch.is_whitespace() || ch == '/') {
-            check::push(
-                out,
-                &at.key("host"),
-                format!("{:?} is not a host name or address", c.host),
-            );
-        }
+        super::integrator_conn::check_host(out, &at.key("host"), &c.host);
         if c.port == 0 {
             check::push(out, &at.key("port"), "must be 1-65535");
         }

@@ -123,6 +123,13 @@ pub(super) fn pgha_groups(sql: &[OutgoingSql], groups: &[String], out: &mut Vec<
     }
 }
 
+/// A connection's `host`: a name or address, no blanks or slashes.
+pub(super) fn check_host(out: &mut Vec<Problem>, at: &KeyPath, host: &str) {
+    if host.is_empty() || host.contains(|ch: char| ch.is_whitespace() || ch == '/') {
+        check::push(out, at, format!("{host:?} is not a host name or address"));
+    }
+}
+
 /// Checks both lists; `reserved` is the integrator's AR-name rule.
 pub(super) fn validate(
     sql: &[OutgoingSql],
@@ -147,12 +154,8 @@ pub(super) fn validate(
             if g.is_empty() {
                 check::push(out, &at.key("pgha_group"), "must not be empty");
             }
-        } else if c.host.is_empty() || c.host.contains(|ch: char| ch.is_whitespace() || ch == '/') {
-            check::push(
-                out,
-                &at.key("host"),
-                format!("{:?} is not a host name or address", c.host),
-            );
+        } else {
+            check_host(out, &at.key("host"), &c.host);
         }
         if c.port == 0 {
             check::push(out, &at.key("port"), "must be 1-65535");
