@@ -14,49 +14,15 @@
 # load is drained without a failed request, one that joins gets
 # requests); a member that leaves stops its nats-server.
 . "$(dirname "$0")/../lib.sh"
-[ -x /usr/sbin/nats-server ] || fail "nats-server missing (scripts/deps.d/cluster.list)"
-command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
+. "$(dirname "$0")/../cluster-lib.sh"
 browser_deps
 trap "exit 1" TERM INT
 
-SFX=$$
-NS_S=cl-s-$SFX
-declare -A IP=([A]=10.67.0.1 [B]=10.67.0.2 [C]=10.67.0.3)
-declare -A NS=([A]=cl-a-$SFX [B]=cl-b-$SFX [C]=cl-c-$SFX)
-declare -A PID
-W=$(mktemp -d /tmp/cluster.XXXXXX); on_exit "rm -rf $W"
-chmod 711 "$W"   # services run as their own users and reach the state dirs in it
-
-ip netns add $NS_S; on_exit "ip netns del $NS_S"
-ip netns exec $NS_S ip link add br0 type bridge
-ip netns exec $NS_S ip link set br0 up
-for n in A B C; do
-  ip netns add "${NS[$n]}"; on_exit "ip netns del ${NS[$n]}"
-  ip link add eth0 netns "${NS[$n]}" type veth peer name "p$n" netns $NS_S
-  ip netns exec $NS_S ip link set "p$n" master br0 up
-  ip netns exec "${NS[$n]}" ip link set lo up
-  ip netns exec "${NS[$n]}" ip addr add "${IP[$n]}/24" dev eth0
-  ip netns exec "${NS[$n]}" ip link set eth0 up
-done
-
-# A node's own ports inside its namespace (not --dev), links left alone.
-start() {
-  local n=$1 dir=$W/${1,,}
-  mkdir -p "$dir"
-  printf '[node]\nhostname = "%s"\n[network]\nmanage = false\n' "${1,,}" >"$W/$n.toml"
-  ip netns exec "${NS[$n]}" "$ALPHAREN" run --state-dir "$dir" --config "$W/$n.toml" >>"$dir/console.log" 2>&1 &
-  PID[$n]=$!
-  on_exit "kill ${PID[$n]} 2>/dev/null; wait ${PID[$n]} 2>/dev/null"
-  wait_for 30 "$ALPHAREN" ctl --state-dir "$dir" status || { cat "$dir/console.log"; fail "node $n did not start"; }
-}
-c() { local n=$1; shift; "$ALPHAREN" ctl --state-dir "$W/${n,,}" "$@"; }
-st() { c "$1" --json cluster status; }
-nats_of() { pgrep -f "$W/${1,,}/cluster/nats[.]conf"; }
+cluster_net A B C
 for n in A B C; do start $n; done
 
 # --- init on A
-out=$(c A cluster init lab) || fail "cluster init: $out"
-TOKEN=$(grep -o 'arc1\.[^ ]*' <<<"$out") || fail "no token in: $out"
+cluster_init A lab
 [ "$(c A cluster token)" = "$TOKEN" ] || fail "cluster token differs from init's"
 has "@${IP[A]}:443\$" <<<"$TOKEN" || fail "the token does not name A's web API: $TOKEN"
 wait_for 20 bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$W/a' --json cluster status | jq -e '.members | length == 1 and .[0].state == \"up\"'" \
@@ -83,14 +49,7 @@ pass "join refused for a wrong secret, a wrong CA fingerprint and a damaged toke
 # --- B and C join; everyone agrees
 c B cluster join "$TOKEN" >/dev/null || fail "B did not join"
 c C cluster join "$TOKEN" >/dev/null || fail "C did not join"
-agree() {
-  local n
-  for n in A B C; do
-    st $n | jq -e '[.members[] | select(.state == "up") | .node] == ["a","b","c"] and .jetstream.meta_leader != null and .jetstream.mode == "cluster"' >/dev/null || return 1
-  done
-  [ "$(for n in A B C; do st $n | jq -r .jetstream.meta_leader; done | sort -u | wc -l)" = 1 ]
-}
-wait_for 90 agree || { for n in A B C; do st $n; c $n logs cluster | grep -v "INF\]" | tail -8; done; fail "the members do not agree on three members and one leader"; }
+wait_for 90 agree A B C || { for n in A B C; do st $n; c $n logs cluster | grep -v "INF\]" | tail -8; done; fail "the members do not agree on three members and one leader"; }
 pass "B and C joined: every member lists a, b, c up and the same JetStream meta leader"
 
 # The membership bucket is replicated on all three.
@@ -252,9 +211,7 @@ wait_for 10 bash -c "! kill -0 $old_nats 2>/dev/null" || fail "C's nats-server o
 pass "nats-server died with its cluster service"
 
 # --- C dies with its whole process tree: marked down, A and B stay up
-kill -9 "${PID[C]}"
-pkill -9 -f "$W/c( |/|\$)"   # the supervisor's children too, as a power cut would
-wait_for 10 bash -c "! pgrep -f '$W/c( |/|\$)' >/dev/null" || fail "C's processes survived kill -9"
+kill_tree C
 wait_for 30 bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$W/a' --json cluster status | jq -e '[.members[] | {(.node): .state}] | add == {\"a\":\"up\",\"b\":\"up\",\"c\":\"down\"}'" \
   || { st A; fail "C was not marked down on A"; }
 pass "C killed: A sees a, b up and c down"

@@ -1,0 +1,84 @@
+# Cluster test helpers: nodes (`alpharen run`, each supervising its own
+# nats-server) in network namespaces on one bridge. Source it after
+# tests/lib.sh:
+#   cluster_net A B C        namespaces and addresses (10.67.0.1, .2, ...)
+#   start A                  A's node, waits for its control socket
+#   cluster_form A B C       init on A, join the rest, wait until they agree
+#   c A ARGS..., st A        ctl on A; A's `cluster status` as JSON
+# Sets W (work dir), IP, NS, PID, TOKEN.
+[ -x /usr/sbin/nats-server ] || fail "nats-server missing (scripts/deps.d/cluster.list)"
+command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
+
+SFX=$$
+NS_S=cl-s-$SFX
+declare -A IP=() NS=() PID=()
+W=$(mktemp -d /tmp/cluster.XXXXXX); on_exit "rm -rf $W"
+chmod 711 "$W"   # services run as their own users and reach the state dirs in it
+
+# cluster_net NODE...: a namespace per node, with eth0 on one bridge.
+cluster_net() {
+  local n i=0
+  ip netns add $NS_S; on_exit "ip netns del $NS_S"
+  ip netns exec $NS_S ip link add br0 type bridge
+  ip netns exec $NS_S ip link set br0 up
+  for n in "$@"; do
+    i=$((i + 1))
+    IP[$n]=10.67.0.$i
+    NS[$n]=cl-${n,,}-$SFX
+    ip netns add "${NS[$n]}"; on_exit "ip netns del ${NS[$n]}"
+    ip link add eth0 netns "${NS[$n]}" type veth peer name "p$n" netns $NS_S
+    ip netns exec $NS_S ip link set "p$n" master br0 up
+    ip netns exec "${NS[$n]}" ip link set lo up
+    ip netns exec "${NS[$n]}" ip addr add "${IP[$n]}/24" dev eth0
+    ip netns exec "${NS[$n]}" ip link set eth0 up
+  done
+}
+
+# start NODE: a node's own ports inside its namespace (not --dev), links left alone.
+start() {
+  local n=$1 dir=$W/${1,,}
+  mkdir -p "$dir"
+  [ -e "$W/$n.toml" ] || printf '[node]\nhostname = "%s"\n[network]\nmanage = false\n' "${1,,}" >"$W/$n.toml"
+  ip netns exec "${NS[$n]}" "$ALPHAREN" run --state-dir "$dir" --config "$W/$n.toml" >>"$dir/console.log" 2>&1 &
+  PID[$n]=$!
+  on_exit "kill ${PID[$n]} 2>/dev/null; wait ${PID[$n]} 2>/dev/null"
+  wait_for 30 "$ALPHAREN" ctl --state-dir "$dir" status || { cat "$dir/console.log"; fail "node $n did not start"; }
+}
+c() { local n=$1; shift; "$ALPHAREN" ctl --state-dir "$W/${n,,}" "$@"; }
+st() { c "$1" --json cluster status; }
+nats_of() { pgrep -f "$W/${1,,}/cluster/nats[.]conf"; }
+
+# kill_tree NODE: kill -9 of NODE's supervisor and every process of its
+# state dir, as a power cut would.
+kill_tree() {
+  kill -9 "${PID[$1]}"
+  pkill -9 -f "$W/${1,,}( |/|\$)"
+  wait_for 10 bash -c "! pgrep -f '$W/${1,,}( |/|\$)' >/dev/null" || fail "$1's processes survived kill -9"
+}
+
+# agree NODE...: every NODE lists exactly NODE... up and the same meta leader.
+agree() {
+  local n want
+  want=$(printf '"%s",' "${@,,}"); want="[${want%,}]"
+  for n in "$@"; do
+    st $n | jq -e "[.members[] | select(.state == \"up\") | .node] == $want and .jetstream.meta_leader != null and .jetstream.mode == \"cluster\"" >/dev/null || return 1
+  done
+  [ "$(for n in "$@"; do st $n | jq -r .jetstream.meta_leader; done | sort -u | wc -l)" = 1 ]
+}
+
+# cluster_init NODE NAME: init on NODE; sets TOKEN.
+cluster_init() {
+  local out
+  out=$(c "$1" cluster init "$2") || fail "cluster init on $1: $out"
+  TOKEN=$(grep -o 'arc1\.[^ ]*' <<<"$out") || fail "no token in: $out"
+}
+
+# cluster_form FIRST OTHER...: init on FIRST (cluster "lab"), the others
+# join, and all agree.
+cluster_form() {
+  local first=$1 n
+  cluster_init "$first" lab
+  shift
+  for n in "$@"; do c "$n" cluster join "$TOKEN" >/dev/null || fail "$n did not join"; done
+  wait_for 90 agree "$first" "$@" || { for n in "$first" "$@"; do st $n; c $n logs cluster | grep -v "INF\]" | tail -8; done; fail "the members do not agree on $first $* and one leader"; }
+}
