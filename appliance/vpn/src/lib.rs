@@ -12,6 +12,7 @@
 
 pub mod backend;
 mod control;
+mod fast;
 pub mod keys;
 pub mod netlink;
 pub mod plan;
@@ -26,7 +27,8 @@ use alpharen_store::View;
 use alpharen_store::config::{Vpn, decode_key, parse_cidr};
 use tokio::sync::Mutex;
 
-use crate::backend::{Backend, BackendError, Boringtun};
+use crate::backend::{Backend, BackendError};
+use crate::fast::FastPath;
 use crate::keys::Key;
 use crate::netlink::{Net, NetError};
 use crate::plan::{Desired, PeerSpec, diff};
@@ -223,7 +225,7 @@ impl Shared {
             }
             // The old interface (if renamed) goes away with its handle.
             *guard = None;
-            let backend = Boringtun::create(&desired.interface)?;
+            let backend = FastPath::create(&desired.interface)?;
             let ifindex = self.net.link_index(&desired.interface).await?;
             self.net.set_up(ifindex, MTU).await?;
             let mut t = Tunnel {
@@ -312,7 +314,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let mut hup = signal(SignalKind::hangup()).map_err(io_err("SIGHUP handler"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(io_err("SIGINT handler"))?;
     if !backend::kernel_available() {
-        tracing::debug!("no kernel WireGuard module: using boringtun in userspace");
+        tracing::debug!("no kernel WireGuard module: using boringtun's protocol core in userspace");
     }
     let shared = Arc::new(Shared {
         state_dir: state_dir.to_path_buf(),

@@ -1,11 +1,11 @@
 //! Desired device state, its difference from what is applied, and the
-//! UAPI text that carries one change. Pure functions: the service loop
+//! change to make on the device. Pure functions: the service loop
 //! only feeds them and executes the result.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::keys::{Key, to_hex};
+use crate::keys::Key;
 
 pub type Prefix = (IpAddr, u8);
 
@@ -134,44 +134,6 @@ pub fn diff(old: Option<&Desired>, new: &Desired) -> Changes {
     c
 }
 
-/// UAPI `set=1` body for device-level settings.
-pub fn uapi_device(private_key: Option<&Key>, listen_port: Option<u16>) -> String {
-    let mut s = String::new();
-    if let Some(k) = private_key {
-        s.push_str(&format!("private_key={}\n", to_hex(k)));
-    }
-    if let Some(p) = listen_port {
-        s.push_str(&format!("listen_port={p}\n"));
-    }
-    s
-}
-
-/// UAPI `set=1` body removing one peer. One peer per transaction:
-/// boringtun's parser carries `remove` and other fields over from one
-/// peer section to the next.
-pub fn uapi_remove(key: &Key) -> String {
-    format!("public_key={}\nremove=true\n", to_hex(key))
-}
-
-/// UAPI `set=1` body adding one peer.
-pub fn uapi_add(p: &PeerSpec) -> String {
-    let mut s = format!("public_key={}\n", to_hex(&p.public_key));
-    if let Some(k) = &p.preshared_key {
-        s.push_str(&format!("preshared_key={}\n", to_hex(k)));
-    }
-    if let Some(e) = &p.endpoint {
-        s.push_str(&format!("endpoint={e}\n"));
-    }
-    if let Some(k) = p.keepalive.filter(|k| *k > 0) {
-        s.push_str(&format!("persistent_keepalive_interval={k}\n"));
-    }
-    s.push_str("replace_allowed_ips=true\n");
-    for (ip, len) in &p.allowed_ips {
-        s.push_str(&format!("allowed_ip={ip}/{len}\n"));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,18 +210,5 @@ mod tests {
     fn default_route_is_not_installed() {
         let d = desired(vec![peer(1, &["0.0.0.0/0"])]);
         assert!(d.routes().is_empty());
-    }
-
-    #[test]
-    fn uapi_text() {
-        let mut p = peer(1, &["10.8.0.2/32"]);
-        p.endpoint = Some("192.0.2.1:51820".parse().unwrap());
-        p.keepalive = Some(25);
-        let t = uapi_add(&p);
-        assert!(t.starts_with(&format!("public_key={}\n", "01".repeat(32))));
-        assert!(t.contains("endpoint=192.0.2.1:51820\n"));
-        assert!(t.contains("persistent_keepalive_interval=25\n"));
-        assert!(t.ends_with("allowed_ip=10.8.0.2/32\n"));
-        assert_eq!(uapi_device(None, Some(1)), "listen_port=1\n");
     }
 }
