@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ARVPN end to end: a node (boringtun) in one namespace, a wireguard-go
+# ARVPN end to end: a node (boringtun's protocol core, our packet path)
+# in one namespace, a wireguard-go
 # client in another, configured with the unmodified output of
 # `ctl vpn peer add`: handshake, ping, TCP transfer, status, wrong key,
 # bad input, service restart, peer del; then two nodes site to site with
@@ -96,7 +97,12 @@ wait_for 10 sh -c "\"$ALPHAREN\" ctl --state-dir \"$STATE\" vpn --json | grep -q
 pass "bad input: malformed key, overlap, pool exhausted, port in use"
 
 # Restart of the service: the client gets back without doing anything.
+vpn_pid() { ctl services --json | jq -r '(if type == "object" then .services else . end)[] | select(.name == "vpn") | .pid'; }
+# The old process serves until it has stopped: wait for the new one.
+restarted() { [ "$(vpn_pid)" != "$PID0" ] && ctl vpn --json | jq -e .running; }
+PID0=$(vpn_pid)
 ctl restart vpn >/dev/null
+wait_for 20 restarted || fail "vpn service did not restart"
 wait_for 40 ip netns exec "$CLI" ping -c1 -W1 10.8.0.1 || { tail -20 "$STATE/console.log"; fail "tunnel did not come back after a vpn restart"; }
 pass "vpn restart: tunnel back without client action"
 
