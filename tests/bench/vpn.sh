@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# WireGuard throughput of the vpn service (boringtun, one device thread)
-# against wireguard-go, in the same run: iperf3 TCP through
+# WireGuard throughput of the vpn service (boringtun's protocol core, our
+# packet path with TUN and UDP offloads) against wireguard-go, in the same
+# run: iperf3 TCP through
 #   1. the bare veth between two namespaces (the ceiling),
-#   2. node (alpharen serve vpn) <-> wireguard-go client, the client set
-#      up from `ctl vpn peer add` output,
-#   3. wireguard-go <-> wireguard-go.
+#   2. node (alpharen serve vpn) <-> wireguard-go client (mixed), the
+#      client set up from `ctl vpn peer add` output,
+#   3. wireguard-go <-> wireguard-go,
+#   4. node <-> node (ours at both ends, site to site).
 # Both directions (client->server and -R). CPU is the server-side tunnel
 # process's utime+stime delta (/proc/<pid>/stat) over the transfer, given
 # as cores busy per Gbit/s. RUNS runs each way: medians, spread, ratios of
@@ -53,12 +55,13 @@ measure() {
   printf -v "${name}_cpu_to" %s "$cto"; printf -v "${name}_cpu_from" %s "$cfrom"
 }
 
+echo "load average at the start: $(cut -d" " -f1-3 /proc/loadavg)"
 S=vb$$
 # --- 1. bare veth --------------------------------------------------------
 ns_pair ${S}a ${S}b 10.99.1.1 10.99.1.2
 measure veth ${S}b 10.99.1.1 ${S}a -
 
-# --- 2. node (boringtun) <-> wireguard-go client --------------------------
+# --- 2. node <-> wireguard-go client (mixed) --------------------------
 ns_pair ${S}n ${S}c 10.99.2.1 10.99.2.2
 STATE=$OUT/node
 cat >"$OUT/seed.toml" <<TOML
@@ -73,7 +76,8 @@ wait_for 20 ip -n ${S}n link show arvpn0 || fail "arvpn0 did not appear"
 ctl vpn peer add bench --conf "$OUT/bench.conf" --no-qr >/dev/null
 wg_client ${S}c wg0 "$OUT/bench.conf"
 wait_for 20 ip netns exec ${S}c ping -c1 -W1 10.8.0.1 || fail "no tunnel"
-VPN_PID=$(ctl services --json | python3 -c 'import json,sys; d=json.load(sys.stdin); s=d["services"] if isinstance(d,dict) else d; print([x["pid"] for x in s if x["name"]=="vpn"][0])')
+vpn_pid() { "$ALPHAREN" ctl --state-dir "$1" services --json | python3 -c 'import json,sys; d=json.load(sys.stdin); s=d["services"] if isinstance(d,dict) else d; print([x["pid"] for x in s if x["name"]=="vpn"][0])'; }
+VPN_PID=$(vpn_pid "$STATE")
 measure ours ${S}c 10.8.0.1 ${S}n "$VPN_PID"
 
 # --- 3. wireguard-go <-> wireguard-go -------------------------------------
@@ -93,9 +97,25 @@ wait_for 20 ip netns exec ${S}h ping -c1 -W1 10.9.0.1 || fail "no wireguard-go t
 WGO_PID=$(pgrep -f "wireguard-go -f wgs" | head -1)
 measure wgo ${S}h 10.9.0.1 ${S}g "$WGO_PID"
 
+# --- 4. node <-> node -----------------------------------------------------
+ns_pair ${S}p ${S}q 10.99.4.1 10.99.4.2
+for n in p:10.6.0.1 q:10.6.0.2; do
+  printf '[vpn]\nenabled = true\naddresses = ["%s/24"]\n' "${n#*:}" >"$OUT/seed-${n%%:*}.toml"
+  start_node_in "${S}${n%%:*}" "$OUT/${n%%:*}" "$OUT/seed-${n%%:*}.toml"
+done
+on() { local d=$1; shift; "$ALPHAREN" ctl --state-dir "$OUT/$d" "$@"; }
+wait_for 20 sh -c "\"$ALPHAREN\" ctl --state-dir $OUT/p vpn --json | grep -q '\"running\": true'" || fail "node p: no tunnel"
+wait_for 20 sh -c "\"$ALPHAREN\" ctl --state-dir $OUT/q vpn --json | grep -q '\"running\": true'" || fail "node q: no tunnel"
+key() { on "$1" vpn --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])'; }
+KP=$(key p); KQ=$(key q)
+on p config set vpn.peers "[{name = \"q\", public_key = \"$KQ\", endpoint = \"10.99.4.2:51820\", allowed_ips = [\"10.6.0.2/32\"]}]" >/dev/null
+on q config set vpn.peers "[{name = \"p\", public_key = \"$KP\", endpoint = \"10.99.4.1:51820\", allowed_ips = [\"10.6.0.1/32\"]}]" >/dev/null
+wait_for 20 ip netns exec ${S}q ping -c1 -W1 10.6.0.1 || fail "no node <-> node tunnel"
+measure both ${S}q 10.6.0.1 ${S}p "$(vpn_pid "$OUT/p")"
+
 echo "iperf3 TCP, $SECS s per run, $RUNS runs each way, $(nproc) cores; CPU = server-side tunnel process, cores busy per Gbit/s"
 # shellcheck disable=SC2154,SC2086 # set by measure; the lists split into values on purpose
-for side in veth ours wgo; do
+for side in veth ours both wgo; do
   to=${side}_to from=${side}_from cto=${side}_cpu_to cfrom=${side}_cpu_from
   a=$(stats ${!to}); b=$(stats ${!from}); echo "$side: to server Gbit/s $a; from server Gbit/s $b"
   [ "$side" = veth ] && continue
@@ -103,6 +123,10 @@ for side in veth ours wgo; do
 done
 # shellcheck disable=SC2154,SC2086
 { a=$(ratio "$(median $ours_to)" "$(median $wgo_to)"); b=$(ratio "$(median $ours_from)" "$(median $wgo_from)")
-  c=$(ratio "$(median $ours_to)" "$(median $veth_to)"); d=$(ratio "$(median $ours_from)" "$(median $veth_from)"); }
-echo "ratio ours / wireguard-go (medians): $a (to server), $b (from server)"
-echo "ratio ours / bare veth (medians):    $c (to server), $d (from server)"
+  c=$(ratio "$(median $both_to)" "$(median $veth_to)"); d=$(ratio "$(median $both_from)" "$(median $veth_from)"); }
+echo "ratio mixed (node <-> wireguard-go) / wireguard-go (medians): $a (to server), $b (from server)"
+# shellcheck disable=SC2154,SC2086
+{ a=$(ratio "$(median $both_to)" "$(median $wgo_to)"); b=$(ratio "$(median $both_from)" "$(median $wgo_from)"); }
+echo "ratio ours at both ends / wireguard-go (medians): $a (to server), $b (from server)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "ratio ours at both ends / bare veth (medians): $c (to server), $d (from server)"

@@ -12,6 +12,8 @@
 
 mod batch;
 mod io;
+#[cfg(test)]
+mod offload_tests;
 mod route;
 
 use std::collections::HashMap;
