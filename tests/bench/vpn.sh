@@ -128,5 +128,5 @@ echo "ratio mixed (node <-> wireguard-go) / wireguard-go (medians): $a (to serve
 # shellcheck disable=SC2154,SC2086
 { a=$(ratio "$(median $both_to)" "$(median $wgo_to)"); b=$(ratio "$(median $both_from)" "$(median $wgo_from)"); }
 echo "ratio ours at both ends / wireguard-go (medians): $a (to server), $b (from server)"
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "ratio ours at both ends / bare veth (medians): $c (to server), $d (from server)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
