@@ -17,10 +17,9 @@ use std::time::Duration;
 
 use alpharen_store::config::{ProxyRoute, cidrs_overlap};
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
@@ -345,18 +344,17 @@ fn page(status: StatusCode, title: &str, detail: &str) -> Response {
     (status, Html(body)).into_response()
 }
 
-/// Middleware in front of the console: proxies matching requests.
-pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+/// A request for a `[[dpx.routes]]` host is answered here (refused or
+/// forwarded); any other is handed back for the console and API.
+pub async fn forward_if_routed(app: &App, req: Request) -> Result<Response, Request> {
     let upstreams = app.upstreams();
     let Some(host) = request_host(&req) else {
-        return next.run(req).await;
+        return Err(req);
     };
     let Some(upstream) = choose(&upstreams, |u| &u.route, &host, req.uri().path()) else {
-        return next.run(req).await;
+        return Err(req);
     };
-    let mut resp = proxied(&app, upstream, &host, req).await;
-    resp.extensions_mut().insert(crate::metrics::http::Proxied);
-    resp
+    Ok(proxied(app, upstream, &host, req).await)
 }
 
 /// A request for a `[[dpx.routes]]` host: refused, or forwarded.

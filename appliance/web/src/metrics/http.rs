@@ -1,20 +1,12 @@
 //! The web service's own figures: requests by route class and status, and
-//! how long they took to answer. Counted in process by a layer around
-//! the whole router, so refused (401, 413, busy 503) and proxied requests
+//! how long they took to answer. Counted in process by the layer around
+//! the whole router (`crate::api::middleware::front`), so refused (401, 413, busy 503) and proxied requests
 //! count too. Routes are grouped into a fixed set of classes, never the
 //! raw path, so a client cannot make the series grow without bound.
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
-
-use crate::App;
 
 /// Labels of `alpharen_http_requests_total`: route class and status.
 /// Static strings and a number, so counting a request allocates nothing.
@@ -47,12 +39,6 @@ const API_ROUTES: &[&str] = &[
     "api/metrics",
     "api/openapi.json",
 ];
-
-/// Marks a response that the `[[dpx.routes]]` reverse proxy produced
-/// (set by `crate::proxy::layer`), so it is counted as `proxy` whatever
-/// its path.
-#[derive(Debug, Clone, Copy)]
-pub struct Proxied;
 
 /// Shared by every request; the families are handles on the same counts,
 /// so each scrape registers clones of them.
@@ -108,22 +94,6 @@ pub fn route_class(path: &str) -> &'static str {
         return "api/other";
     }
     "console"
-}
-
-/// The layer: times each request until its answer's head is ready (a
-/// streamed body, such as a log follow, is not waited for).
-pub async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    // By path; the answer tells whether it was proxied instead.
-    let class = route_class(req.uri().path());
-    let resp = next.run(req).await;
-    let proxied = resp.extensions().get::<Proxied>().is_some();
-    app.http.observe(
-        if proxied { "proxy" } else { class },
-        resp.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
-    resp
 }
 
 #[cfg(test)]
