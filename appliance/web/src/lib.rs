@@ -264,9 +264,13 @@ struct Listeners {
 }
 
 impl Listeners {
-    fn stop(&mut self) {
-        for t in self.tasks.drain(..) {
-            t.abort();
+    /// Closes the listeners (connections stay), and returns once they are
+    /// closed, so that their ports can be bound again at once.
+    async fn stop(&mut self) {
+        let tasks: Vec<_> = self.tasks.drain(..).collect();
+        tasks.iter().for_each(JoinHandle::abort);
+        for t in tasks {
+            let _ = t.await;
         }
     }
 }
@@ -312,7 +316,7 @@ async fn run(state_dir: &Path, dev: bool, workers: workers::Workers) -> Result<(
         }
     }
     tracing::info!("stopping: draining connections");
-    listeners.stop();
+    listeners.stop().await;
     let graceful = shared.graceful.lock().ok().and_then(|mut g| g.take());
     if let Some(g) = graceful {
         let _ = tokio::time::timeout(DRAIN, g.shutdown()).await;
@@ -347,7 +351,7 @@ async fn reload(
     resolver.set(ck);
     let addrs = ports(&config, dev);
     if addrs != listeners.addrs {
-        listeners.stop();
+        listeners.stop().await;
         *listeners = start(shared, app, addrs).await?;
     }
     Ok(())
@@ -420,7 +424,7 @@ async fn start(shared: &Arc<Shared>, app: &App, addrs: Addrs) -> Result<Listener
         let http = match TcpListener::bind(a).await {
             Ok(l) => l,
             Err(e) => {
-                tasks.iter().for_each(JoinHandle::abort);
+                Listeners { addrs, tasks }.stop().await;
                 return Err(Error::Bind(a, e));
             }
         };
