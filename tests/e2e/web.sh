@@ -244,4 +244,21 @@ LOC=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$
 pass "HTTP redirects to HTTPS"
 curl -sk "$BASE/" | has '<script type="module"' || fail "console not served"
 pass "console served"
+
+# --- workers: a thread and a SO_REUSEPORT listener per core; a port change
+# on reload moves every listener and the HTTPS answers follow
+web_pid() { ctl --json services | python3 -c "import json,sys; print(next(s['pid'] for s in json.load(sys.stdin) if s['name']=='web'))"; }
+listeners() { ss -Hltn "sport = :$1" | wc -l; }
+CORES=$(nproc)
+PID=$(web_pid)
+[ "$(grep -c '^web-[0-9]' /proc/"$PID"/task/*/comm | awk -F: '{s+=$NF} END {print s}')" = "$CORES" ] \
+  || fail "not one worker thread per core ($CORES): $(cat /proc/"$PID"/task/*/comm | tr '\n' ' ')"
+[ "$(listeners "$HTTPS_PORT")" = "$CORES" ] || fail "not one HTTPS listener per core: $(ss -Hltn "sport = :$HTTPS_PORT")"
+read -r NEW_PORT < <(free_ports 1)
+ctl config set web.https_port "$NEW_PORT" >/dev/null || fail "config set web.https_port"
+wait_for 20 curl -skf "https://127.0.0.1:$NEW_PORT/api/v1/health" || fail "HTTPS not on the new port after reload"
+[ "$(listeners "$NEW_PORT")" = "$CORES" ] || fail "not one listener per core on the new port"
+wait_for 10 bash -c "[ \"\$(ss -Hltn 'sport = :$HTTPS_PORT' | wc -l)\" = 0 ]" || fail "old HTTPS port still listening"
+[ "$(web_pid)" = "$PID" ] || fail "the port change restarted the web service instead of reloading it"
+pass "one worker and listener per core ($CORES); a port change on reload moves them all"
 echo "web e2e: all passed"

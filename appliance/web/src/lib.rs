@@ -28,6 +28,7 @@ pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod tls;
+pub mod workers;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -92,6 +93,9 @@ pub struct App {
     pub dyndns_updates: Mutex<BTreeMap<String, dyndns::Update>>,
     /// One per `[[dpx.routes]]` entry, in config order.
     upstreams: RwLock<Arc<Vec<Arc<proxy::Upstream>>>>,
+    /// How many HTTPS workers serve requests (each gets its own backend
+    /// connections).
+    workers: usize,
     /// Requests and latencies for `/metrics`.
     pub http: metrics::http::Http,
     /// The last hour of the dashboard's figures, filled by `metrics::history::sample`.
@@ -133,6 +137,7 @@ impl App {
         state_dir: &Path,
         config: &alpharen_store::Config,
         secrets: BTreeMap<String, String>,
+        workers: usize,
     ) -> Result<App, Error> {
         let db = alpharen_store::open_service_db(state_dir, "web", auth::SCHEMA)?;
         let web = &config.web;
@@ -145,7 +150,8 @@ impl App {
             limits: limits::Limits::default(),
             dyndns_failures: Mutex::new(Window::new(LOGIN_MAX_PER_NET, LOGIN_WINDOW, DEFAULT_CAP)),
             idle_secs: AtomicI64::new(i64::from(web.session_idle_minutes) * 60),
-            upstreams: RwLock::new(Arc::new(proxy::reconcile(&[], &config.dpx.routes))),
+            upstreams: RwLock::new(Arc::new(proxy::reconcile(&[], &config.dpx.routes, workers))),
+            workers,
             dpx: RwLock::new(Arc::new(config.dpx.clone())),
             vpn_nets: RwLock::new(Arc::new(vpn_nets(&config.vpn))),
             throttle: Mutex::new(dyndns::Throttle::default()),
@@ -236,21 +242,20 @@ struct Addrs {
     redirect: bool,
 }
 
-/// One runtime worker per core the process may run on (at least two, so
-/// a slow handler never stalls the accept loop), as nginx's
-/// `worker_processes auto`.
-fn workers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
-}
-
+/// The HTTPS connections are served by [`workers`], one per core; this
+/// thread's own runtime keeps the rest: signals, reloads, the control
+/// socket, ACME, health checks, the plain-HTTP listener and the
+/// dashboard's sampler.
 pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers())
+    let workers = workers::Workers::start(workers::count(
+        std::thread::available_parallelism().ok().map(|n| n.get()),
+    ))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Io("tokio runtime".into(), e))?;
-    rt.block_on(run(state_dir, dev))
+    rt.block_on(run(state_dir, dev, workers))
 }
 
 struct Listeners {
@@ -259,16 +264,20 @@ struct Listeners {
 }
 
 impl Listeners {
-    fn stop(&mut self) {
-        for t in self.tasks.drain(..) {
-            t.abort();
+    /// Closes the listeners (connections stay), and returns once they are
+    /// closed, so that their ports can be bound again at once.
+    async fn stop(&mut self) {
+        let tasks: Vec<_> = self.tasks.drain(..).collect();
+        tasks.iter().for_each(JoinHandle::abort);
+        for t in tasks {
+            let _ = t.await;
         }
     }
 }
 
-async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
+async fn run(state_dir: &Path, dev: bool, workers: workers::Workers) -> Result<(), Error> {
     let View { config, secrets } = alpharen_rpc::view::view(state_dir, "web").await?;
-    let app = Arc::new(App::new(state_dir, &config, secrets)?);
+    let app = Arc::new(App::new(state_dir, &config, secrets, workers.count())?);
     let ck = serving(&app, &config)?;
     tracing::info!(fingerprint = %tls::fingerprint(&ck), "TLS certificate (SHA-256)");
     let resolver = Arc::new(tls::Resolver::new(ck));
@@ -284,6 +293,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
         acme: app.acme.clone(),
         router,
         graceful: Mutex::new(Some(graceful)),
+        workers,
     });
     let mut listeners = start(&shared, &app, ports(&config, dev)).await?;
     alpharen_rpc::view::ready(state_dir, "web").await;
@@ -306,7 +316,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
         }
     }
     tracing::info!("stopping: draining connections");
-    listeners.stop();
+    listeners.stop().await;
     let graceful = shared.graceful.lock().ok().and_then(|mut g| g.take());
     if let Some(g) = graceful {
         let _ = tokio::time::timeout(DRAIN, g.shutdown()).await;
@@ -332,7 +342,7 @@ async fn reload(
     );
     swap(
         &app.upstreams,
-        proxy::reconcile(&app.upstreams(), &config.dpx.routes),
+        proxy::reconcile(&app.upstreams(), &config.dpx.routes, app.workers),
     );
     swap(&app.dpx, config.dpx.clone());
     swap(&app.vpn_nets, vpn_nets(&config.vpn));
@@ -341,7 +351,7 @@ async fn reload(
     resolver.set(ck);
     let addrs = ports(&config, dev);
     if addrs != listeners.addrs {
-        listeners.stop();
+        listeners.stop().await;
         *listeners = start(shared, app, addrs).await?;
     }
     Ok(())
@@ -390,6 +400,7 @@ struct Shared {
     acme: Arc<acme::Acme>,
     router: Router,
     graceful: Mutex<Option<hyper_util::server::graceful::GracefulShutdown>>,
+    workers: workers::Workers,
 }
 
 /// The certificate to serve: the CA's while `[acme]` holds one, else
@@ -405,13 +416,18 @@ fn serving(
 }
 
 async fn start(shared: &Arc<Shared>, app: &App, addrs: Addrs) -> Result<Listeners, Error> {
-    let https = TcpListener::bind(addrs.https)
-        .await
-        .map_err(|e| Error::Bind(addrs.https, e))?;
-    tracing::info!(addr = %addrs.https, "HTTPS listening");
-    let mut tasks = vec![tokio::spawn(accept_https(https, shared.clone()))];
+    let mut tasks = shared
+        .workers
+        .listen(addrs.https, |l| accept_https(l, shared.clone()))?;
+    tracing::info!(addr = %addrs.https, workers = tasks.len(), "HTTPS listening");
     if let Some(a) = addrs.http {
-        let http = TcpListener::bind(a).await.map_err(|e| Error::Bind(a, e))?;
+        let http = match TcpListener::bind(a).await {
+            Ok(l) => l,
+            Err(e) => {
+                Listeners { addrs, tasks }.stop().await;
+                return Err(Error::Bind(a, e));
+            }
+        };
         tracing::info!(addr = %a, redirect = addrs.redirect, "HTTP listening");
         let redirect = addrs.redirect.then_some(addrs.https.port());
         let acme = app.acme.clone();

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::HttpBody as _;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
 use crate::App;
 use crate::auth::Need;
@@ -58,9 +58,10 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// The permits of requests in flight, for `cap_requests`.
-    pub fn requests(&self) -> Arc<Semaphore> {
-        self.requests.clone()
+    /// A place among the requests in flight, or none when all
+    /// `MAX_REQUESTS` are taken (`crate::api::middleware::front`).
+    pub fn admit(&self) -> Option<SemaphorePermit<'_>> {
+        self.requests.try_acquire().ok()
     }
 }
 
@@ -101,7 +102,7 @@ pub fn body_rule(path: &str) -> BodyRule {
     }
 }
 
-fn busy(what: &str) -> Response {
+pub fn busy(what: &str) -> Response {
     let mut e = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "busy",
@@ -195,23 +196,9 @@ async fn drain_if_small(body: axum::body::Body) {
     }
 }
 
-/// The outermost middleware (reverse-proxied routes included): at most
-/// `MAX_REQUESTS` requests in flight, until each one's answer has started.
-/// Its state is `Limits::requests()`.
-pub async fn cap_requests(
-    State(requests): State<Arc<Semaphore>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let Ok(_request) = requests.try_acquire_owned() else {
-        return busy("requests");
-    };
-    next.run(req).await
-}
-
-/// The middleware of the node's own routes: authentication for
-/// non-public bodies, then the body, read completely within the budget.
-pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+/// In front of the node's own routes: authentication for non-public
+/// bodies, then the body, read completely within the budget.
+pub async fn guard(app: &App, req: Request, next: Next) -> Response {
     let limit = match body_rule(req.uri().path()) {
         BodyRule::Public(limit) => limit,
         BodyRule::AfterAuth(limit) => {
@@ -219,17 +206,17 @@ pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
             // answers 404 for an unknown path whoever asks.
             if req.body().size_hint().exact() != Some(0) {
                 let (parts, body) = req.into_parts();
-                if let Err(e) = crate::api::authenticate(&app, &parts, Need::Read).await {
+                if let Err(e) = crate::api::authenticate(app, &parts, Need::Read).await {
                     drain_if_small(body).await;
                     return e.into_response();
                 }
-                return read_then_run(&app, Request::from_parts(parts, body), limit, next).await;
+                return read_then_run(app, Request::from_parts(parts, body), limit, next).await;
             }
             limit
         }
-        BodyRule::Stream => return stream_then_run(&app, req, next).await,
+        BodyRule::Stream => return stream_then_run(app, req, next).await,
     };
-    read_then_run(&app, req, limit, next).await
+    read_then_run(app, req, limit, next).await
 }
 
 /// An update upload: an admin only, checked before a byte is read; the

@@ -4,8 +4,11 @@
 //! Everything else (the node's own name and IP) falls through to the
 //! console and API.
 //!
-//! Routing is a pure function ([`choose`]); each route's client, timeouts
+//! Routing is a pure function ([`choose`]); each route's clients, timeouts
 //! and health checker live in its [`Upstream`]; this module does the I/O.
+//! Each HTTPS worker ([`crate::workers`]) has its own pool of kept-alive
+//! backend connections per route, so a request never waits on a
+//! connection task of another thread.
 
 use std::error::Error as StdError;
 use std::net::IpAddr;
@@ -14,10 +17,9 @@ use std::time::Duration;
 
 use alpharen_store::config::{ProxyRoute, cidrs_overlap};
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
@@ -29,8 +31,8 @@ use tokio::task::JoinHandle;
 use crate::health::{self, Health};
 use crate::{App, ClientIp};
 
-/// Pooled HTTP/1.1 connections to one route's backend, over TLS for an
-/// `https://` backend.
+/// Pooled keep-alive HTTP/1.1 connections to one route's backend, over
+/// TLS for an `https://` backend.
 pub type Backends = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// A route as served: its client and, with a health block, its checker.
@@ -40,8 +42,9 @@ pub struct Upstream {
     /// `backend` as a URL (`None` if it is not one), whose scheme and
     /// authority each request's URL reuses.
     base: Option<Uri>,
-    /// The route's client, or why it could not be made (a bad `ca_file`).
-    client: Result<Backends, String>,
+    /// The route's clients, one per worker, or why they could not be
+    /// made (a bad `ca_file`).
+    clients: Result<Vec<Backends>, String>,
     health: Arc<Health>,
     checker: Option<JoinHandle<()>>,
 }
@@ -55,15 +58,17 @@ impl Drop for Upstream {
 }
 
 impl Upstream {
-    /// Must run inside the runtime: it spawns the health checker.
-    fn new(route: ProxyRoute) -> Upstream {
-        let client = client(&route);
-        if let Err(e) = &client {
+    /// Must run inside the runtime: it spawns the health checker (with a
+    /// client of its own, its connections on this runtime).
+    fn new(route: ProxyRoute, workers: usize) -> Upstream {
+        let make = backends(&route);
+        if let Err(e) = &make {
             tracing::error!(host = %route.host, error = %e, "proxy route cannot be served");
         }
         let health = Arc::new(Health::default());
-        let checker = match (&route.health, &client) {
-            (Some(check), Ok(c)) => {
+        let checker = match (&route.health, &make) {
+            (Some(check), Ok(make)) => {
+                let c = make();
                 let target =
                     backend_uri(&route, &check.path).zip(HeaderValue::from_str(&route.host).ok());
                 target.map(|(uri, host)| {
@@ -81,7 +86,7 @@ impl Upstream {
         Upstream {
             base: backend_uri(&route, "/"),
             route,
-            client,
+            clients: make.map(|m| (0..workers.max(1)).map(|_| m()).collect()),
             health,
             checker,
         }
@@ -93,7 +98,7 @@ impl Upstream {
     /// `unchecked` (no health block), or `unusable` (no client).
     pub fn status(&self) -> serde_json::Value {
         let (state, reason) = match (
-            &self.client,
+            &self.clients,
             self.route.health.is_some(),
             self.health.down(),
         ) {
@@ -114,23 +119,29 @@ impl Upstream {
 }
 
 /// The upstreams for `routes`: unchanged routes keep theirs (connection
-/// pool, health state, checker); the others get new ones. Upstreams left
-/// out stop their checkers when the last request using them ends.
-pub fn reconcile(old: &[Arc<Upstream>], routes: &[ProxyRoute]) -> Vec<Arc<Upstream>> {
+/// pools, health state, checker); the others get new ones, with a pool
+/// for each of `workers`. Upstreams left out stop their checkers when the
+/// last request using them ends.
+pub fn reconcile(
+    old: &[Arc<Upstream>],
+    routes: &[ProxyRoute],
+    workers: usize,
+) -> Vec<Arc<Upstream>> {
     routes
         .iter()
         .map(|r| {
             old.iter()
                 .find(|u| u.route == *r)
                 .cloned()
-                .unwrap_or_else(|| Arc::new(Upstream::new(r.clone())))
+                .unwrap_or_else(|| Arc::new(Upstream::new(r.clone(), workers)))
         })
         .collect()
 }
 
-/// The client for one route: webpki roots plus the route's `ca_file`,
-/// and its `tls_server_name` in place of the URL's host when set.
-fn client(route: &ProxyRoute) -> Result<Backends, String> {
+/// Makes clients for one route, each with its own connection pool:
+/// webpki roots plus the route's `ca_file`, and its `tls_server_name` in
+/// place of the URL's host when set.
+fn backends(route: &ProxyRoute) -> Result<impl Fn() -> Backends + use<>, String> {
     let roots = alpharen_nodetls::public_roots_and(route.ca_file.as_deref())
         .map_err(|e| format!("ca_file {e}"))?;
     let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
@@ -138,21 +149,28 @@ fn client(route: &ProxyRoute) -> Result<Backends, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http();
-    let builder = match &route.tls_server_name {
-        Some(name) => {
-            let name = ServerName::try_from(name.clone())
-                .map_err(|e| format!("tls_server_name {name}: {e}"))?;
-            builder.with_server_name_resolver(FixedServerNameResolver::new(name))
-        }
-        None => builder,
+    let name = match &route.tls_server_name {
+        Some(name) => Some(
+            ServerName::try_from(name.clone())
+                .map_err(|e| format!("tls_server_name {name}: {e}"))?,
+        ),
+        None => None,
     };
-    Ok(Client::builder(TokioExecutor::new()).build(builder.enable_http1().wrap_connector(http)))
+    Ok(move || {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls.clone())
+            .https_or_http();
+        let builder = match &name {
+            Some(name) => {
+                builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone()))
+            }
+            None => builder,
+        };
+        Client::builder(TokioExecutor::new()).build(builder.enable_http1().wrap_connector(http))
+    })
 }
 
 /// The backend URL for a request path (`/x?y`).
@@ -326,18 +344,17 @@ fn page(status: StatusCode, title: &str, detail: &str) -> Response {
     (status, Html(body)).into_response()
 }
 
-/// Middleware in front of the console: proxies matching requests.
-pub async fn layer(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+/// A request for a `[[dpx.routes]]` host is answered here (refused or
+/// forwarded); any other is handed back for the console and API.
+pub async fn forward_if_routed(app: &App, req: Request) -> Result<Response, Request> {
     let upstreams = app.upstreams();
     let Some(host) = request_host(&req) else {
-        return next.run(req).await;
+        return Err(req);
     };
     let Some(upstream) = choose(&upstreams, |u| &u.route, &host, req.uri().path()) else {
-        return next.run(req).await;
+        return Err(req);
     };
-    let mut resp = proxied(&app, upstream, &host, req).await;
-    resp.extensions_mut().insert(crate::metrics::http::Proxied);
-    resp
+    Ok(proxied(app, upstream, &host, req).await)
 }
 
 /// A request for a `[[dpx.routes]]` host: refused, or forwarded.
@@ -360,8 +377,8 @@ async fn proxied(app: &App, upstream: &Upstream, host: &str, req: Request) -> Re
             ),
         );
     }
-    let backends = match &upstream.client {
-        Ok(c) => c,
+    let backends = match &upstream.clients {
+        Ok(c) => &c[crate::workers::index() % c.len().max(1)],
         Err(e) => {
             return page(
                 StatusCode::BAD_GATEWAY,

@@ -5,6 +5,11 @@ use alpharen_store::config::HealthCheck;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// One client of the route, as each worker gets.
+fn client(r: &ProxyRoute) -> Result<Backends, String> {
+    backends(r).map(|make| make())
+}
+
 fn route(host: &str, prefix: Option<&str>, backend: &str) -> ProxyRoute {
     ProxyRoute {
         host: host.into(),
@@ -187,13 +192,18 @@ async fn reload_keeps_unchanged_upstreams_and_stops_dropped_checkers() {
         ..HealthCheck::default()
     });
     let plain = route("a", None, "http://127.0.0.1:9");
-    let first = reconcile(&[], &[plain.clone(), checked.clone()]);
+    let first = reconcile(&[], &[plain.clone(), checked.clone()], 2);
     let health = first[1].health.clone();
     assert!(first[1].checker.is_some() && first[0].checker.is_none());
+    assert_eq!(
+        first[0].clients.as_ref().map(Vec::len),
+        Ok(2),
+        "a pool per worker"
+    );
 
     let mut changed = checked.clone();
     changed.health = None;
-    let second = reconcile(&first, &[plain, changed]);
+    let second = reconcile(&first, &[plain, changed], 2);
     assert!(Arc::ptr_eq(&first[0], &second[0]), "unchanged route kept");
     assert!(!Arc::ptr_eq(&first[1], &second[1]), "changed route rebuilt");
     drop(first);

@@ -276,20 +276,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::console::routes())
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            crate::limits::guard,
-        ))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            crate::proxy::layer,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            app.limits.requests(),
-            crate::limits::cap_requests,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            crate::metrics::http::track,
+            middleware::front,
         ))
         .with_state(app)
 }

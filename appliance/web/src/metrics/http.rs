@@ -1,25 +1,18 @@
 //! The web service's own figures: requests by route class and status, and
-//! how long they took to answer. Counted in process by a layer around
-//! the whole router, so refused (401, 413, busy 503) and proxied requests
+//! how long they took to answer. Counted in process by the layer around
+//! the whole router (`crate::api::middleware::front`), so refused (401, 413, busy 503) and proxied requests
 //! count too. Routes are grouped into a fixed set of classes, never the
 //! raw path, so a client cannot make the series grow without bound.
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 
-use crate::App;
-
-/// Labels of `alpharen_http_requests_total`.
-pub type RequestLabels = [(&'static str, String); 2];
+/// Labels of `alpharen_http_requests_total`: route class and status.
+/// Static strings and a number, so counting a request allocates nothing.
+pub type RequestLabels = ([(&'static str, &'static str); 1], [(&'static str, u16); 1]);
 /// Labels of `alpharen_http_request_duration_seconds`.
-pub type RouteLabels = [(&'static str, String); 1];
+pub type RouteLabels = [(&'static str, &'static str); 1];
 
 /// Upper bounds of the latency buckets, in seconds: API calls answer in
 /// milliseconds, a config apply that reconciles services in seconds.
@@ -27,31 +20,25 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-/// The first path segments under `/api/v1/` that are routes (`api/<seg>`);
-/// anything else there is `api/other`.
+/// The classes of the first path segments under `/api/v1/` that are
+/// routes (`api/<seg>`); anything else there is `api/other`.
 const API_ROUTES: &[&str] = &[
-    "health",
-    "setup",
-    "session",
-    "status",
-    "services",
-    "config",
-    "logs",
-    "users",
-    "tokens",
-    "vpn",
-    "integrator",
-    "backup",
-    "system",
-    "metrics",
-    "openapi.json",
+    "api/health",
+    "api/setup",
+    "api/session",
+    "api/status",
+    "api/services",
+    "api/config",
+    "api/logs",
+    "api/users",
+    "api/tokens",
+    "api/vpn",
+    "api/integrator",
+    "api/backup",
+    "api/system",
+    "api/metrics",
+    "api/openapi.json",
 ];
-
-/// Marks a response that the `[[dpx.routes]]` reverse proxy produced
-/// (set by `crate::proxy::layer`), so it is counted as `proxy` whatever
-/// its path.
-#[derive(Debug, Clone, Copy)]
-pub struct Proxied;
 
 /// Shared by every request; the families are handles on the same counts,
 /// so each scrape registers clones of them.
@@ -74,55 +61,39 @@ impl Default for Http {
 }
 
 impl Http {
-    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+    pub fn observe(&self, route: &'static str, status: u16, seconds: f64) {
         self.requests
-            .get_or_create(&[("route", route.to_string()), ("status", status.to_string())])
+            .get_or_create(&([("route", route)], [("status", status)]))
             .inc();
         self.duration
-            .get_or_create(&[("route", route.to_string())])
+            .get_or_create(&[("route", route)])
             .observe(seconds);
         self.answered.inc();
     }
 }
 
-/// The class of a request: `metrics`, `dyndns`, `api/<route>`,
-/// `api/other`, `proxy` or `console` (the static files and anything else).
-pub fn route_class(path: &str, proxied: bool) -> String {
-    if proxied {
-        return "proxy".into();
-    }
+/// The class of a request's path: `metrics`, `dyndns`, `api/<route>`,
+/// `api/other` or `console` (the static files and anything else); a
+/// proxied request is counted as `proxy` instead.
+pub fn route_class(path: &str) -> &'static str {
     if path == "/metrics" {
-        return "metrics".into();
+        return "metrics";
     }
     if path == "/nic/update" {
-        return "dyndns".into();
+        return "dyndns";
     }
     if let Some(rest) = path.strip_prefix("/api/v1/") {
         let seg = rest.split('/').next().unwrap_or_default();
-        return match API_ROUTES.iter().find(|r| **r == seg) {
-            Some(r) => format!("api/{r}"),
-            None => "api/other".into(),
-        };
+        return API_ROUTES
+            .iter()
+            .find(|r| r.strip_prefix("api/") == Some(seg))
+            .copied()
+            .unwrap_or("api/other");
     }
     if path.starts_with("/api/") {
-        return "api/other".into();
+        return "api/other";
     }
-    "console".into()
-}
-
-/// The layer: times each request until its answer's head is ready (a
-/// streamed body, such as a log follow, is not waited for).
-pub async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let path = req.uri().path().to_string();
-    let resp = next.run(req).await;
-    let proxied = resp.extensions().get::<Proxied>().is_some();
-    app.http.observe(
-        &route_class(&path, proxied),
-        resp.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
-    resp
+    "console"
 }
 
 #[cfg(test)]
@@ -131,23 +102,16 @@ mod tests {
 
     #[test]
     fn paths_fall_into_few_classes() {
-        assert_eq!(route_class("/metrics", false), "metrics");
-        assert_eq!(route_class("/nic/update", false), "dyndns");
-        assert_eq!(route_class("/api/v1/metrics/history", false), "api/metrics");
-        assert_eq!(route_class("/api/v1/config/history", false), "api/config");
-        assert_eq!(
-            route_class("/api/v1/integrator/services", false),
-            "api/integrator"
-        );
-        assert_eq!(
-            route_class("/api/v1/openapi.json", false),
-            "api/openapi.json"
-        );
-        assert_eq!(route_class("/api/v1/../../etc", false), "api/other");
-        assert_eq!(route_class("/api/v1/", false), "api/other");
-        assert_eq!(route_class("/api/v2/x", false), "api/other");
-        assert_eq!(route_class("/", false), "console");
-        assert_eq!(route_class("/app.js", false), "console");
-        assert_eq!(route_class("/api/v1/status", true), "proxy");
+        assert_eq!(route_class("/metrics"), "metrics");
+        assert_eq!(route_class("/nic/update"), "dyndns");
+        assert_eq!(route_class("/api/v1/metrics/history"), "api/metrics");
+        assert_eq!(route_class("/api/v1/config/history"), "api/config");
+        assert_eq!(route_class("/api/v1/integrator/services"), "api/integrator");
+        assert_eq!(route_class("/api/v1/openapi.json"), "api/openapi.json");
+        assert_eq!(route_class("/api/v1/../../etc"), "api/other");
+        assert_eq!(route_class("/api/v1/"), "api/other");
+        assert_eq!(route_class("/api/v2/x"), "api/other");
+        assert_eq!(route_class("/"), "console");
+        assert_eq!(route_class("/app.js"), "console");
     }
 }
