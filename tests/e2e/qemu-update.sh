@@ -10,7 +10,9 @@
 # Last, a v3 whose alpharen exits at start is installed: three tries,
 # then v2 boots again and reports the failed slot with v3's version; and
 # QEMU killed while v2 is written into slot A: v2 boots from B, slot A is
-# invalid, a new install succeeds.
+# invalid, a new install succeeds. Then v2 in slot A on trial meets a
+# failing [update.health_check]: A boots once, the gate fails it and
+# reboots the node, B boots and reports the check's reason and output.
 # e2e-lock: image (builds images/out/ and its cache)
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -182,3 +184,27 @@ jq -e '.[0].state == "invalid" and .[1].booted and .[1].state == "good"' "$OUT/s
 timeout 600 "${SSH[@]}" system update - <"$aru" >"$OUT/again.out" 2>&1 || { cat "$OUT/again.out"; fail "install after the kill"; }
 "${SSH[@]}" system slots --json | jq -e --arg v "$V2" '.[0].state == "trial" and .[0].version == $v' >/dev/null || fail "slot A after the new install"
 pass "QEMU killed while writing slot A: v2 boots from B, A invalid, a new install into A succeeds"
+
+# The health gate under QEMU: slot A now holds v2 on trial, and the node's
+# [update.health_check] fails. A boots once, the gate runs the check (as
+# nobody), marks A failed and reboots the node by itself; B boots again
+# and reports the failed update with the check's reason and output.
+hc='{ command = "/bin/sh", args = ["-c", "echo checking $ALPHAREN_VERSION in slot $ALPHAREN_SLOT as uid $(id -u); exit 3"], timeout = 60 }'
+"${SSH[@]}" "config set update.health_check '$hc'" >"$OUT/hc.out" 2>&1 || fail "config set update.health_check: $(cat "$OUT/hc.out")"
+"${SSH[@]}" reboot >/dev/null 2>&1 || true
+wait_for 120 grep -q "SIGTERM received" "$LOG" || fail "reboot over ssh did not reach init"
+stop_hard
+start
+grep -q "slot a from" "$LOG" || fail "did not boot slot A (v2 on trial)"
+wait_for 300 grep -q "update: the trial of slot a failed, it is not committed: the health check exited with status 3" "$LOG" \
+  || { tail -20 "$LOG"; fail "the failing health check did not fail the trial of slot A"; }
+wait_for 300 grep -q "slot b from" "$LOG" || { tail -20 "$LOG"; fail "the node did not reboot into slot B after the failed check"; }
+[ "$(grep -c "alpharen: slot a from" "$LOG")" -eq 1 ] || fail "slot A was booted more than once after its check failed"
+wait_for 300 "${SSH[@]}" status || fail "ssh after the health-check fallback"
+report="slot a failed its health check and was skipped (version $V2, build .*); slot b runs again: the health check exited with status 3; its output ended with:"
+wait_for 300 grep -q "$report" "$LOG" || { tail -20 "$LOG"; fail "the failed health check was not reported"; }
+grep -A1 "$report" "$LOG" | has "checking $V2 in slot a as uid 65534" || fail "the report lacks the check's output: $(grep -A1 "$report" "$LOG")"
+"${SSH[@]}" system slots --json >"$OUT/slots6.json"
+jq -e --arg v "$V2" '.[0].state == "failed" and .[0].version == $v and .[1].booted and .[1].state == "good"' "$OUT/slots6.json" >/dev/null \
+  || fail "slots after the health-check fallback: $(cat "$OUT/slots6.json")"
+pass "a trial whose [update.health_check] fails: slot A booted once, the node rebooted itself into B, which reports the check's reason and output"

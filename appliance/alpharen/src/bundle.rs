@@ -179,8 +179,8 @@ fn verify(keys: &[PathBuf], node: Option<(String, String)>, file: &Path) -> Resu
         reader.copy_part(&mut io::sink())?;
         writeln!(
             out,
-            "  {} {} bytes sha256 {}",
-            part.name, part.size, part.sha256
+            "  {} {} bytes, root {}",
+            part.name, part.size, part.root
         )?;
     }
     reader.finish()?;

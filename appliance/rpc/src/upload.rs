@@ -88,13 +88,18 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, received: u64) -> Chunk {
             format!("an upload frame of {n} bytes after {received} bytes; at most {MAX_FRAME}"),
         ));
     }
-    let mut buf = vec![0u8; n];
-    r.read_exact(&mut buf).await.map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => {
-            broke_off(received, &format!(" inside a frame of {n} bytes"))
+    // Read into the vector's spare room: not zeroing 1 MiB first, and
+    // never past the frame (`take`).
+    let mut buf = Vec::with_capacity(n);
+    while buf.len() < n {
+        let want = (n - buf.len()) as u64;
+        if (&mut *r).take(want).read_buf(&mut buf).await? == 0 {
+            return Err(broke_off(
+                received,
+                &format!(" inside a frame of {n} bytes"),
+            ));
         }
-        _ => e,
-    })?;
+    }
     Ok(buf)
 }
 

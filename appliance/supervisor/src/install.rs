@@ -17,7 +17,8 @@
 //! booted slot's files and entry are never opened for writing.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use alpharen_update::{Accept, BundleReader, Running, TrustedKeys};
@@ -226,7 +227,7 @@ pub fn install<R: Read>(
     ));
     let mut bytes = 0;
     while let Some(part) = reader.next_part().cloned() {
-        let (path, mut out) = if part.name == "rootfs" {
+        let (path, file) = if part.name == "rootfs" {
             let f = OpenOptions::new()
                 .write(true)
                 .open(&dev)
@@ -239,8 +240,10 @@ pub fn install<R: Read>(
             let f = File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
             (path, f)
         };
+        let mut out = SlotFile { file, at: 0 };
         bytes += reader.copy_part(&mut out)?;
-        out.sync_all()
+        out.file
+            .sync_all()
             .map_err(io_err(format!("syncing {}", path.display())))?;
         log(&format!(
             "update: part {} ({} bytes) written to {}",
@@ -285,6 +288,46 @@ pub fn install<R: Read>(
         accept,
         bytes,
     })
+}
+
+/// A part's destination, written front to back. Each write also starts
+/// the write-out of its bytes (`sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`, which does not wait for the disk), so the disk
+/// works while the reader checks the next group, and the `fsync` at the
+/// end of the part has little left to wait for (it is still what makes
+/// the part durable).
+struct SlotFile {
+    file: File,
+    /// Offset of the next write.
+    at: u64,
+}
+
+impl Write for SlotFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        start_writeout(&self.file, self.at, n)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn start_writeout(file: &File, at: u64, len: usize) -> io::Result<()> {
+    let (Ok(at), Ok(len)) = (i64::try_from(at), i64::try_from(len)) else {
+        return Ok(());
+    };
+    // SAFETY: a system call on a descriptor `file` keeps open; no memory
+    // is passed to it.
+    let r =
+        unsafe { libc::sync_file_range(file.as_raw_fd(), at, len, libc::SYNC_FILE_RANGE_WRITE) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Removes the target's entries and record, durably: from here on

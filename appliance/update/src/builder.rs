@@ -14,7 +14,7 @@ use crate::{BLOCK_SIZE, Error, FORMAT_VERSION, GROUP_SIZE, Manifest, Part, hex};
 /// Reads a part once and answers its manifest entry.
 pub fn describe_part<R: Read>(name: &str, mut input: R) -> Result<Part, Error> {
     let mut data = vec![0u8; GROUP_SIZE];
-    let mut whole = Context::new(&SHA256);
+    let mut root = Context::new(&SHA256);
     let mut groups = Vec::new();
     let mut size = 0u64;
     loop {
@@ -22,8 +22,9 @@ pub fn describe_part<R: Read>(name: &str, mut input: R) -> Result<Part, Error> {
         if len == 0 {
             break;
         }
-        whole.update(&data[..len]);
-        groups.push(hex(digest(&SHA256, &block_table(&data[..len])).as_ref()));
+        let table = block_table(&data[..len]);
+        root.update(&table);
+        groups.push(hex(digest(&SHA256, &table).as_ref()));
         size += len as u64;
         if len < GROUP_SIZE {
             break;
@@ -32,7 +33,7 @@ pub fn describe_part<R: Read>(name: &str, mut input: R) -> Result<Part, Error> {
     Ok(Part {
         name: name.to_string(),
         size,
-        sha256: hex(whole.finish().as_ref()),
+        root: hex(root.finish().as_ref()),
         groups,
     })
 }

@@ -4,7 +4,7 @@
 //! ```text
 //! offset  size  what
 //! 0       8     magic "ARBUNDLE"
-//! 8       4     format version (1)
+//! 8       4     format version (2)
 //! 12      4     manifest length M (at most MAX_MANIFEST)
 //! 16      M     manifest: JSON, UTF-8
 //! 16+M    4     signature length S (at most MAX_SIGNATURE)
@@ -19,7 +19,9 @@
 //! group's block-hash table, so every table is authenticated by the signed
 //! manifest before its blocks are used and every block by its table: a
 //! corrupt block is named before it is written, and the reader never holds
-//! more than one group, whatever the size of the bundle.
+//! more than a few groups, whatever the size of the bundle. Every byte of a
+//! part is hashed once: the part's identity (`root`) is the SHA-256 of its
+//! block hashes, not of its bytes, so checking it needs no second pass.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +29,9 @@ use crate::Error;
 
 /// The first eight bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"ARBUNDLE";
-/// The one format version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The one format version this crate reads and writes. Format 1 (a
+/// SHA-256 of each whole part, a second pass over every byte) is refused.
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes per hashed block.
 pub const BLOCK_SIZE: usize = 4096;
 /// Blocks per group (one block-hash table, one hash in the manifest).
@@ -81,8 +84,9 @@ pub struct Part {
     pub name: String,
     /// Bytes of data (without the block-hash tables).
     pub size: u64,
-    /// SHA-256 of the whole part, lowercase hex (the same as `sha256sum`).
-    pub sha256: String,
+    /// The part's identity: the SHA-256 of its block hashes in order (every
+    /// group's block-hash table concatenated), lowercase hex.
+    pub root: String,
     /// SHA-256 of each group's block-hash table, lowercase hex.
     pub groups: Vec<String>,
 }
@@ -147,8 +151,8 @@ impl Manifest {
             if self.parts[..i].iter().any(|q| q.name == p.name) {
                 return bad(format!("part {:?} appears twice", p.name));
             }
-            if !is_hash(&p.sha256) {
-                return bad(format!("part {}: sha256 is not a SHA-256 in hex", p.name));
+            if !is_hash(&p.root) {
+                return bad(format!("part {}: root is not a SHA-256 in hex", p.name));
             }
             if p.groups.len() as u64 != Part::group_count(p.size) {
                 return bad(format!(

@@ -4,9 +4,9 @@
 //!
 //! This crate does no I/O of its own: it reads the `Read` and writes the
 //! `Write` it is given, so the supervisor can point it at the inactive
-//! slot's partitions, and tests at vectors. It never holds more than one
-//! group (1 MiB of data and its 8 KiB hash table) of a part, whatever the
-//! size of the bundle. Slot state, trial boot and commit belong to the
+//! slot's partitions, and tests at vectors. It never holds more than three
+//! groups (1 MiB of data each) and one 8 KiB hash table of a part, whatever
+//! the size of the bundle. Slot state, trial boot and commit belong to the
 //! supervisor; web, ctl and ssh only feed it bytes (docs/update.md).
 
 mod builder;
@@ -38,6 +38,10 @@ pub enum Error {
     NotABundle,
     #[error("bundle format {0} is not one this firmware reads (it reads format {FORMAT_VERSION})")]
     UnknownFormat(u32),
+    #[error(
+        "bundle format {0} is older than this firmware reads (format {FORMAT_VERSION}): make the bundle again with this release's tools (make bundle)"
+    )]
+    OldFormat(u32),
     #[error("the bundle's {what} would be {len} bytes, more than {max}: not a bundle")]
     TooLarge {
         what: &'static str,
@@ -92,7 +96,7 @@ pub enum Error {
         end: u64,
         at: u64,
     },
-    #[error("part {part}: the SHA-256 of the whole part does not match the manifest")]
+    #[error("part {part}: the root of its block hashes does not match the manifest")]
     PartMismatch { part: String },
     #[error("the bundle goes on after its last part, at byte {at}")]
     TrailingData { at: u64 },

@@ -3,6 +3,7 @@
 //! group at a time, every block checked before the group is written.
 
 use std::io::{self, Read, Write};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use ring::digest::{Context, SHA256, digest};
 
@@ -22,7 +23,6 @@ pub struct BundleReader<R> {
     signer: String,
     next: usize,
     table: Vec<u8>,
-    data: Vec<u8>,
 }
 
 impl<R: Read> BundleReader<R> {
@@ -37,7 +37,6 @@ impl<R: Read> BundleReader<R> {
             signer: String::new(),
             next: 0,
             table: Vec::new(),
-            data: Vec::new(),
         };
         let mut header = [0u8; HEADER_LEN];
         r.read_full(&mut header, || "the header".into())?;
@@ -45,6 +44,9 @@ impl<R: Read> BundleReader<R> {
             return Err(Error::NotABundle);
         }
         let format = be32(&header[8..12]);
+        if format < FORMAT_VERSION {
+            return Err(Error::OldFormat(format));
+        }
         if format != FORMAT_VERSION {
             return Err(Error::UnknownFormat(format));
         }
@@ -75,36 +77,73 @@ impl<R: Read> BundleReader<R> {
 
     /// Copies the next part into `out`, one verified group at a time: a
     /// group's block-hash table must match the manifest and each block its
-    /// hash before any byte of the group is written. On an error `out` may
-    /// hold the verified groups before it; the caller marks the slot
-    /// invalid. Answers the part's size.
-    pub fn copy_part<W: Write>(&mut self, out: &mut W) -> Result<u64, Error> {
+    /// hash before any byte of the group is handed to `out`. Every byte is
+    /// hashed once. A thread of its own writes the verified groups, so
+    /// writing group N overlaps checking group N+1 (at most [`BUFFERS`]
+    /// groups in memory). On an error `out` may hold the verified groups
+    /// before it; the caller marks the slot invalid. Answers the part's
+    /// size.
+    pub fn copy_part<W: Write + Send>(&mut self, out: &mut W) -> Result<u64, Error> {
         let part = self.next_part().ok_or(Error::NoMoreParts)?.clone();
-        let mut whole = Context::new(&SHA256);
-        let mut written = 0u64;
-        self.data.resize(GROUP_SIZE, 0);
+        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        for _ in 0..BUFFERS {
+            // The channel holds BUFFERS and nothing else sends yet.
+            let _ = free_tx.send(vec![0u8; GROUP_SIZE]);
+        }
+        let (checked, wrote) = std::thread::scope(|s| {
+            let writer = s.spawn(move || write_groups(out, full_rx, free_tx));
+            let checked = self.check_groups(&part, full_tx, free_rx);
+            (checked, writer.join())
+        });
+        let wrote = wrote.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        checked?;
+        let written = wrote.map_err(|(offset, source)| Error::Write {
+            part: part.name.clone(),
+            offset,
+            source,
+        })?;
+        self.next += 1;
+        Ok(written)
+    }
+
+    /// Reads and checks the groups of `part`, sending each verified group
+    /// to the writer. Stops early, answering Ok, when the writer has gone
+    /// (its error is the one to report).
+    fn check_groups(
+        &mut self,
+        part: &Part,
+        full: SyncSender<Vec<u8>>,
+        free: Receiver<Vec<u8>>,
+    ) -> Result<(), Error> {
+        let name = &part.name;
+        let mut root = Context::new(&SHA256);
+        let mut done = 0u64;
+        let mut table = std::mem::take(&mut self.table);
         for (g, expected) in part.groups.iter().enumerate() {
             let g = g as u64;
             let blocks = Part::blocks_in_group(part.size, g);
             let table_at = self.offset;
-            let mut table = std::mem::take(&mut self.table);
             table.resize(blocks * 32, 0);
-            let name = &part.name;
             self.read_full(&mut table, || {
                 format!("the block-hash table of group {g} of part {name}")
             })?;
             if hex(digest(&SHA256, &table).as_ref()) != *expected {
                 return Err(Error::GroupMismatch {
-                    part: part.name.clone(),
+                    part: name.clone(),
                     group: g,
                     at: table_at,
                 });
             }
-            let len = (part.size - written).min(GROUP_SIZE as u64) as usize;
+            root.update(&table);
+            let Ok(mut data) = free.recv() else {
+                return Ok(());
+            };
+            let len = (part.size - done).min(GROUP_SIZE as u64) as usize;
+            data.resize(len, 0);
             let data_at = self.offset;
-            let mut data = std::mem::take(&mut self.data);
             let first_block = g * GROUP_BLOCKS as u64;
-            let read = self.read_full(&mut data[..len], || name.clone());
+            let read = self.read_full(&mut data, || name.clone());
             if let Err(Error::Truncated { at, .. }) = read {
                 let block = first_block + (at - data_at) / BLOCK_SIZE as u64;
                 return Err(Error::Truncated {
@@ -113,49 +152,30 @@ impl<R: Read> BundleReader<R> {
                 });
             }
             read?;
-            // The whole part's hash runs beside the block checks (two
-            // passes over the group, on two cores where there are two);
-            // an error below discards it with the part.
-            let group = &data[..len];
-            let bad = std::thread::scope(|s| {
-                s.spawn(|| whole.update(group));
-                group
-                    .chunks(BLOCK_SIZE)
-                    .enumerate()
-                    .find(|(i, block)| {
-                        digest(&SHA256, block).as_ref() != &table[i * 32..i * 32 + 32]
-                    })
-                    .map(|(i, block)| (i, block.len()))
-            });
-            if let Some((i, block_len)) = bad {
-                let start = written + (i * BLOCK_SIZE) as u64;
+            if let Some((i, block)) = data
+                .chunks(BLOCK_SIZE)
+                .enumerate()
+                .find(|(i, block)| digest(&SHA256, block).as_ref() != &table[i * 32..i * 32 + 32])
+            {
+                let start = done + (i * BLOCK_SIZE) as u64;
                 return Err(Error::BlockMismatch {
-                    part: part.name.clone(),
+                    part: name.clone(),
                     block: first_block + i as u64,
                     start,
-                    end: start + block_len as u64,
+                    end: start + block.len() as u64,
                     at: data_at + (i * BLOCK_SIZE) as u64,
                 });
             }
-            out.write_all(&data[..len]).map_err(|source| Error::Write {
-                part: part.name.clone(),
-                offset: written,
-                source,
-            })?;
-            written += len as u64;
-            self.table = table;
-            self.data = data;
+            done += len as u64;
+            if full.send(data).is_err() {
+                return Ok(());
+            }
         }
-        out.flush().map_err(|source| Error::Write {
-            part: part.name.clone(),
-            offset: written,
-            source,
-        })?;
-        if hex(whole.finish().as_ref()) != part.sha256 {
-            return Err(Error::PartMismatch { part: part.name });
+        self.table = table;
+        if hex(root.finish().as_ref()) != part.root {
+            return Err(Error::PartMismatch { part: name.clone() });
         }
-        self.next += 1;
-        Ok(written)
+        Ok(())
     }
 
     /// After the last part: the bundle must end there, so a bundle with
@@ -224,6 +244,29 @@ impl<R: Read> BundleReader<R> {
     }
 }
 
+/// Group buffers of one part's copy: one being read and checked, one
+/// queued, one being written.
+const BUFFERS: usize = 3;
+
+/// The writer thread of `copy_part`: writes each verified group it
+/// receives and hands the buffer back, until the checker hangs up; then
+/// flushes. Answers the bytes written, or where writing failed.
+fn write_groups<W: Write>(
+    out: &mut W,
+    full: Receiver<Vec<u8>>,
+    free: SyncSender<Vec<u8>>,
+) -> Result<u64, (u64, io::Error)> {
+    let mut written = 0u64;
+    for data in full {
+        out.write_all(&data).map_err(|e| (written, e))?;
+        written += data.len() as u64;
+        // The checker may have finished (or failed) already.
+        let _ = free.send(data);
+    }
+    out.flush().map_err(|e| (written, e))?;
+    Ok(written)
+}
+
 /// What `install` did.
 #[derive(Debug, Clone)]
 pub struct Installed {
@@ -245,7 +288,7 @@ pub fn install<R, W, F>(
 ) -> Result<Installed, Error>
 where
     R: Read,
-    W: Write,
+    W: Write + Send,
     F: FnMut(&Part) -> io::Result<W>,
 {
     let mut reader = BundleReader::open(input, keys)?;

@@ -1,9 +1,9 @@
 //! Bundles made and installed in memory, signed with key pairs made here
 //! (the `minisign` crate, a dev-dependency only).
 
-use std::cell::RefCell;
 use std::io::{Cursor, Write};
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use minisign::KeyPair;
 
@@ -134,28 +134,29 @@ fn running(version: &str) -> Running {
 type Slots = Vec<(String, Vec<u8>)>;
 
 fn install_into(bundle: &[u8], keys: &TrustedKeys, now: &str) -> (Result<Installed, Error>, Slots) {
-    let slots = Rc::new(RefCell::new(Slots::new()));
+    let slots = Arc::new(Mutex::new(Slots::new()));
     let result = install(Cursor::new(bundle), keys, &running(now), |p| {
-        slots.borrow_mut().push((p.name.clone(), Vec::new()));
-        Ok(SlotWriter(slots.clone()))
+        slots.lock().unwrap().push((p.name.clone(), Vec::new()));
+        Ok(SlotWriter(slots.clone(), None))
     });
-    let slots = slots.borrow().clone();
+    let slots = slots.lock().unwrap().clone();
     (result, slots)
 }
 
 /// Appends to the last slot; refuses a write larger than a group, which
-/// would mean the reader buffered more than it promises.
-struct SlotWriter(Rc<RefCell<Slots>>);
+/// would mean the reader buffered more than it promises. With a limit, a
+/// write past that many bytes fails (a disk error).
+struct SlotWriter(Arc<Mutex<Slots>>, Option<usize>);
 
 impl Write for SlotWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         assert!(buf.len() <= GROUP_SIZE, "a write of {} bytes", buf.len());
-        self.0
-            .borrow_mut()
-            .last_mut()
-            .expect("slot")
-            .1
-            .extend_from_slice(buf);
+        let mut slots = self.0.lock().unwrap();
+        let slot = &mut slots.last_mut().expect("slot").1;
+        if self.1.is_some_and(|limit| slot.len() + buf.len() > limit) {
+            return Err(std::io::Error::other("no space left"));
+        }
+        slot.extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -179,12 +180,53 @@ fn good_bundle_installs_every_part() {
 }
 
 #[test]
-fn manifest_hash_is_the_sha256sum_of_the_part() {
+fn part_root_is_the_sha256_of_its_block_hashes() {
+    use ring::digest::{SHA256, digest};
     let f = Fixture::x86();
     let m = f.manifest("0.2.0");
-    let sum = hex(ring::digest::digest(&ring::digest::SHA256, &f.parts[1].1).as_ref());
-    assert_eq!(m.parts[1].sha256, sum);
+    let hashes: Vec<u8> = f.parts[0]
+        .1
+        .chunks(BLOCK_SIZE)
+        .flat_map(|b| digest(&SHA256, b).as_ref().to_vec())
+        .collect();
+    assert_eq!(m.parts[0].root, hex(digest(&SHA256, &hashes).as_ref()));
     assert_eq!(m.parts[0].groups.len(), 3);
+}
+
+#[test]
+fn a_signed_root_that_does_not_match_is_refused() {
+    let key = Key::new();
+    let f = Fixture::x86();
+    let mut m = f.manifest("0.2.0");
+    m.parts[1].root = m.parts[2].root.clone();
+    let (r, slots) = install_into(&f.bundle(&key, &m), &key.trusted(), "0.1.0");
+    let e = r.expect_err("root");
+    assert_eq!(
+        e.to_string(),
+        "part vmlinuz: the root of its block hashes does not match the manifest"
+    );
+    assert_eq!(slots.len(), 2, "stopped at vmlinuz");
+}
+
+#[test]
+fn a_failing_writer_is_named_with_the_part_offset() {
+    let key = Key::new();
+    let f = Fixture::x86();
+    let b = f.bundle(&key, &f.manifest("0.2.0"));
+    let slots = Arc::new(Mutex::new(Slots::new()));
+    let r = install(Cursor::new(&b), &key.trusted(), &running("0.1.0"), |p| {
+        slots.lock().unwrap().push((p.name.clone(), Vec::new()));
+        Ok(SlotWriter(slots.clone(), Some(GROUP_SIZE * 2)))
+    });
+    let e = r.expect_err("write error");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "writing part rootfs at byte {} of the part: no space left",
+            GROUP_SIZE * 2
+        )
+    );
+    assert_eq!(slots.lock().unwrap().len(), 1);
 }
 
 #[test]
@@ -344,9 +386,16 @@ fn garbage_unknown_format_and_trailing_bytes_are_refused() {
     let f = Fixture::x86();
     let good = f.bundle(&key, &f.manifest("0.2.0"));
     let mut b = good.clone();
-    b[11] = 2;
+    b[11] = 3;
     let (r, _) = install_into(&b, &keys, "0.1.0");
-    assert!(matches!(r, Err(Error::UnknownFormat(2))), "{r:?}");
+    assert!(matches!(r, Err(Error::UnknownFormat(3))), "{r:?}");
+    b[11] = 1;
+    let (r, _) = install_into(&b, &keys, "0.1.0");
+    let e = r.expect_err("format 1");
+    assert_eq!(
+        e.to_string(),
+        "bundle format 1 is older than this firmware reads (format 2): make the bundle again with this release's tools (make bundle)"
+    );
 
     let mut b = good.clone();
     b[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
@@ -460,7 +509,7 @@ fn debian_minisign_signature_verifies() {
     let signature = include_str!("../testdata/cli-manifest.json.minisig");
     let key =
         TrustedKey::from_pub_file("cli.pub", include_str!("../testdata/cli.pub")).expect("key");
-    assert_eq!(key.id, "1497FD68518061DC", "the id minisign prints");
+    assert_eq!(key.id, "8E5A6DCD57066C61", "the id minisign prints");
     let rootfs = vec![7u8; 5000];
     let mut m = Fixture {
         parts: vec![("rootfs".into(), rootfs.clone())],
@@ -512,20 +561,20 @@ fn a_large_bundle_streams_through_a_pipe() {
     let packer = std::thread::spawn(move || {
         write_bundle(tx, &bytes, &sig, |_| Ok(Generated { left: SIZE, n: 0 }))
     });
-    let written = Rc::new(std::cell::Cell::new(0u64));
+    let written = Arc::new(AtomicU64::new(0));
     install(rx, &key.trusted(), &running("0.1.0"), |_| {
         Ok(Counter(written.clone()))
     })
     .expect("install");
     packer.join().expect("packer").expect("pack");
-    assert_eq!(written.get(), SIZE);
+    assert_eq!(written.load(Ordering::Relaxed), SIZE);
 }
 
-struct Counter(Rc<std::cell::Cell<u64>>);
+struct Counter(Arc<AtomicU64>);
 
 impl Write for Counter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.set(self.0.get() + buf.len() as u64);
+        self.0.fetch_add(buf.len() as u64, Ordering::Relaxed);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
