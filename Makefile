@@ -26,7 +26,7 @@ image: deps release
 # slot the last `make image` built (builds the image first if there is none).
 # UPDATE_KEY=FILE signs with that minisign key instead of the development
 # key; UPDATE_KEY=offline and UPDATE_SIGNATURE=FILE sign elsewhere
-# (docs/update.md).
+# (docs/update.md). BOARD=rpi4-64 needs SLOT_DIR=<Buildroot output>/images/slot-rpi4-64.
 bundle: deps release
 	images/bundle.sh $(BOARD)
 

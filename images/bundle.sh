@@ -9,18 +9,22 @@
 #                               before (offline signing) instead of signing
 #   MIN_FROM=VERSION            the lowest version that may install it (default 0)
 #   IMAGES_OUT=DIR              instead of images/out (tests/e2e/update-bundle.sh)
+#   SLOT_DIR=DIR                the slot to bundle instead of images/out/slot-BOARD;
+#                               for rpi4-64, Buildroot's images/slot-rpi4-64
+#                               (made by buildroot/board/post-image.sh)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 BOARD=${1:-qemu-x86_64}
 OUT=${IMAGES_OUT:-$ROOT/images/out}
-SLOT=$OUT/slot-$BOARD
+SLOT=${SLOT_DIR:-$OUT/slot-$BOARD}
 WORK=$OUT/bundle-$BOARD
 BIN=${ALPHAREN_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/alpharen}
 
 command -v minisign >/dev/null || scripts/deps.sh
 if [ ! -f "$SLOT/slot.env" ]; then
-  [ -z "${IMAGES_OUT:-}" ] || { echo "no slot in $SLOT (images/build.sh makes it)" >&2; exit 2; }
+  [ "$BOARD" != rpi4-64 ] || { echo "no slot in $SLOT: build the Raspberry Pi image with Buildroot (buildroot/configs/alpharen_rpi4_64_defconfig), then SLOT_DIR=<output>/images/slot-rpi4-64" >&2; exit 2; }
+  [ -z "${IMAGES_OUT:-}${SLOT_DIR:-}" ] || { echo "no slot in $SLOT (images/build.sh makes it)" >&2; exit 2; }
   images/build.sh "$BOARD"
 fi
 [ -n "${ALPHAREN_BIN:-}" ] || cargo build --release -q

@@ -4,19 +4,25 @@
 # package, `utils/check-package` accepts every file of buildroot/
 # (defconfigs included: they must force hash checking), and the resolved
 # .config still holds our options (Kconfig silently drops unknown ones).
-#   Usage: tests/buildroot-check.sh BUILDROOT_DIR
+# The post-image step runs on stand-in inputs with or without a Buildroot
+# tree: the Raspberry Pi disk and its update slot always (a signed bundle
+# of that slot made by images/bundle.sh when an alpharen binary is built),
+# the x86 disk once images/build.sh has made its parts.
+#   Usage: tests/buildroot-check.sh [BUILDROOT_DIR]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BR=${1:-${BUILDROOT_DIR:-}}
 if [ -z "$BR" ] || [ ! -f "$BR/Makefile" ]; then
-  echo "skipped: give the path of a Buildroot 2026.05.1 tree (tests/buildroot-check.sh BUILDROOT_DIR)"
-  exit 0
+  echo "skip defconfig and check-package checks: give the path of a Buildroot 2026.05.1 tree (tests/buildroot-check.sh BUILDROOT_DIR)"
+  BR=
+else
+  grep -q "^export BR2_VERSION := 2026.05.1$" "$BR/Makefile" || echo "warning: $BR is not Buildroot 2026.05.1"
 fi
-grep -q "^export BR2_VERSION := 2026.05.1$" "$BR/Makefile" || echo "warning: $BR is not Buildroot 2026.05.1"
 EXT=$ROOT/buildroot
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 status=0
 for cfg in "$EXT"/configs/*_defconfig; do
+  [ -n "$BR" ] || break
   name=$(basename "$cfg")
   out=$work/${name%_defconfig}
   if ! make -s -C "$BR" BR2_EXTERNAL="$EXT" O="$out" "$name" >"$out.log" 2>&1; then
@@ -67,32 +73,65 @@ if [ -n "$deb" ] && [ -f "$sq" ]; then
     fi
   fi
   rm -rf "$bin"
-  # rpi4-64: stand-in firmware, kernel and device tree; the MBR disk has
-  # autoboot.txt on partition 1 and per-slot cmdline.txt naming the root.
-  mkdir -p "$bin/rpi-firmware/overlays"
-  cp "$EXT/board/rpi4-64/config.txt" "$bin/rpi-firmware/"
-  for f in rpi-firmware/start4.elf rpi-firmware/fixup4.dat rpi-firmware/overlays/disable-bt.dtbo Image bcm2711-rpi-4-b.dtb; do
-    head -c 64k /dev/urandom > "$bin/$f"
-  done
-  cp "$sq" "$bin/rootfs.squashfs"
-  if post_image rpi4-64; then
-    img=$bin/alpharen-rpi4-64.img
-    layout=$(table "$img" "' '.join([t['label'], t['id']] + [p['type'] for p in t['partitions']])")
-    autoboot=$(mtype -i "$img@@$(at "$img" 0)" ::autoboot.txt 2>/dev/null || true)
-    cmd_b=$(mtype -i "$img@@$(at "$img" 2)" ::cmdline.txt 2>/dev/null || true)
-    if [ "$layout" = "dos 0x41524e34 c c c f 83 83 83" ] && grep -qx 'boot_partition=3' <<<"$autoboot" \
-        && mdir -i "$img@@$(at "$img" 2)" ::start4.elf >/dev/null 2>&1 \
-        && grep -q 'root=PARTUUID=41524e34-06 .*alpharen.slot=b' <<<"$cmd_b"; then
-      echo "ok post-image rpi4-64 (stand-in inputs): $layout"
-    else
-      echo "FAIL post-image rpi4-64: layout '$layout', autoboot: $autoboot, slot B cmdline: $cmd_b"; status=1
-    fi
-  fi
-  rm -rf "$bin"
 else
-  echo "skip post-image check: build the image once first (images/build.sh) for its parts"
+  echo "skip x86 post-image check: build the image once first (images/build.sh) for its parts"
 fi
-if (cd "$EXT" && find . \( -type f -o -type l \) -printf '%P\0' | sort -z \
+# rpi4-64: stand-in firmware, kernel, device tree and squashfs; the MBR
+# disk has autoboot.txt on partition 1 and per-slot cmdline.txt naming the
+# root, and the update slot beside it holds the rootfs and every boot file
+# but cmdline.txt as bundle parts.
+bin=$work/images; mkdir -p "$bin/rpi-firmware/overlays" "$work/build" "$work/target"
+cp "$EXT/board/rpi4-64/config.txt" "$bin/rpi-firmware/"
+for f in rpi-firmware/start4.elf rpi-firmware/fixup4.dat rpi-firmware/overlays/disable-bt.dtbo Image bcm2711-rpi-4-b.dtb rootfs.squashfs; do
+  head -c 64k /dev/urandom > "$bin/$f"
+done
+if post_image rpi4-64; then
+  img=$bin/alpharen-rpi4-64.img
+  layout=$(table "$img" "' '.join([t['label'], t['id']] + [p['type'] for p in t['partitions']])")
+  autoboot=$(mtype -i "$img@@$(at "$img" 0)" ::autoboot.txt 2>/dev/null || true)
+  cmd_b=$(mtype -i "$img@@$(at "$img" 2)" ::cmdline.txt 2>/dev/null || true)
+  kernel_b=$(mtype -i "$img@@$(at "$img" 2)" ::kernel8.img 2>/dev/null | cmp - "$bin/Image" && echo same || true)
+  if [ "$layout" = "dos 0x41524e34 c c c f 83 83 83" ] && grep -qx 'boot_partition=3' <<<"$autoboot" \
+      && mdir -i "$img@@$(at "$img" 2)" ::start4.elf >/dev/null 2>&1 && [ "$kernel_b" = same ] \
+      && grep -q 'root=PARTUUID=41524e34-06 .*alpharen.slot=b' <<<"$cmd_b"; then
+    echo "ok post-image rpi4-64 (stand-in inputs): $layout"
+  else
+    echo "FAIL post-image rpi4-64: layout '$layout', autoboot: $autoboot, slot B cmdline: $cmd_b, kernel8.img: $kernel_b"; status=1
+  fi
+  slot=$bin/slot-rpi4-64
+  # shellcheck source=/dev/null
+  parts=$(. "$slot/slot.env" && echo "$PARTS")
+  want="rootfs=rootfs.squashfs bcm2711-rpi-4-b.dtb=bcm2711-rpi-4-b.dtb config.txt=config.txt fixup4.dat=fixup4.dat kernel8.img=kernel8.img overlays..disable-bt.dtbo=overlays..disable-bt.dtbo start4.elf=start4.elf"
+  same=yes
+  for p in $want; do f=${p#*=}; src=${f//..//}; [ "$f" = rootfs.squashfs ] && src=../rootfs.squashfs; [ "$f" = kernel8.img ] && src=../Image
+    cmp -s "$slot/$f" "$bin/rpi-firmware/$src" 2>/dev/null || cmp -s "$slot/$f" "$bin/${src#../}" 2>/dev/null || same="no ($f)"; done
+  if [ "$parts" = "$want" ] && [ "$same" = yes ] && [ ! -e "$slot/cmdline.txt" ]; then
+    echo "ok update slot rpi4-64: $parts"
+  else
+    echo "FAIL update slot rpi4-64: parts '$parts' (want '$want'), same files: $same"; status=1
+  fi
+  alpharen=${ALPHAREN_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/alpharen}
+  if [ -x "$alpharen" ] && command -v minisign >/dev/null; then
+    if IMAGES_OUT=$work/out SLOT_DIR=$slot ALPHAREN_BIN=$alpharen "$ROOT/images/bundle.sh" rpi4-64 >"$work/bundle.log" 2>&1; then
+      aru=$(ls "$work"/out/alpharen-rpi4-64-*.aru)
+      if verified=$("$alpharen" bundle verify --key "$work/out/update-dev.pub" --board rpi4-64 --running 0 "$aru" 2>&1) \
+          && jq -e '.board == "rpi4-64" and ([.parts[].name] == ["rootfs","bcm2711-rpi-4-b.dtb","config.txt","fixup4.dat","kernel8.img","overlays..disable-bt.dtbo","start4.elf"])' \
+          "$work/out/bundle-rpi4-64/manifest.json" >/dev/null; then
+        echo "ok bundle rpi4-64: $(basename "$aru") verified for a rpi4-64 node: ${verified//$'\n'/ }"
+      else
+        echo "FAIL bundle rpi4-64: $verified; manifest: $(jq -c '[.board, [.parts[].name]]' "$work/out/bundle-rpi4-64/manifest.json")"; status=1
+      fi
+    else
+      echo "FAIL bundle rpi4-64:"; tail -5 "$work/bundle.log"; status=1
+    fi
+  else
+    echo "skip bundle rpi4-64: no alpharen binary ($alpharen) or no minisign"
+  fi
+fi
+rm -rf "$bin"
+if [ -z "$BR" ]; then
+  :
+elif (cd "$EXT" && find . \( -type f -o -type l \) -printf '%P\0' | sort -z \
     | xargs -0 /usr/bin/python3 "$BR/utils/check-package" -b); then
   echo "ok check-package"
 else

@@ -27,16 +27,38 @@ genimage_run() { # ROOTPATH
 if [ "$BOARD" = rpi4-64 ]; then
   fw=$BINARIES_DIR/rpi-firmware
   kernel=$(sed -n 's/^kernel=//p' "$fw/config.txt")
-  [ -f "$BINARIES_DIR/$kernel" ] || { echo "post-image: kernel $kernel (config.txt) missing in $BINARIES_DIR" >&2; exit 1; }
+  [ -f "$BINARIES_DIR/$KERNEL_IMAGE" ] || { echo "post-image: kernel $KERNEL_IMAGE missing in $BINARIES_DIR" >&2; exit 1; }
   parts=$(mktemp -d); trap 'rm -rf "$parts"' EXIT
   for slot in a b; do
     n=$([ $slot = a ] && echo 5 || echo 6)
     mkdir -p "$parts/boot-$slot"
     (cd "$fw" && find . -mindepth 1 -maxdepth 1 ! -name cmdline.txt -exec cp -r {} "$parts/boot-$slot/" \;)
-    cp "$BINARIES_DIR/$kernel" "$BINARIES_DIR"/*.dtb "$parts/boot-$slot/"
+    cp "$BINARIES_DIR/$KERNEL_IMAGE" "$parts/boot-$slot/$kernel"
+    cp "$BINARIES_DIR"/*.dtb "$parts/boot-$slot/"
     printf '%s root=PARTUUID=%08x-%02d rootfstype=squashfs ro rootwait alpharen.slot=%s\n' \
       "$CMDLINE" "$DISK_SIGNATURE" "$n" "$slot" > "$parts/boot-$slot/cmdline.txt"
   done
+  # The slot an update bundle carries (images/bundle.sh rpi4-64 with
+  # SLOT_DIR=$BINARIES_DIR/slot-rpi4-64): the rootfs and every boot file
+  # but cmdline.txt (the installer makes the target's from the booted
+  # slot's). Part names cannot hold "/": overlays/x.dtbo is the part
+  # overlays..x.dtbo (docs/update.md).
+  slot_dir=$BINARIES_DIR/slot-$BOARD
+  rm -rf "$slot_dir"; mkdir -p "$slot_dir"
+  ln -f "$BINARIES_DIR/rootfs.squashfs" "$slot_dir/" 2>/dev/null || cp "$BINARIES_DIR/rootfs.squashfs" "$slot_dir/"
+  list="rootfs=rootfs.squashfs"
+  while IFS= read -r f; do
+    name=${f//\//..}
+    [[ $name =~ ^[a-z0-9][a-z0-9._-]*$ ]] && [ ${#name} -le 64 ] \
+      || { echo "post-image: boot file $f cannot be a bundle part (names are [a-z0-9._-], lower case)" >&2; exit 1; }
+    cp "$parts/boot-a/$f" "$slot_dir/$name"
+    list="$list $name=$name"
+  done < <(cd "$parts/boot-a" && find . -type f ! -name cmdline.txt -printf '%P\n' | LC_ALL=C sort)
+  # The firmware's version (ALPHAREN_VERSION, else the workspace's), as
+  # images/build.sh names it.
+  version=${ALPHAREN_VERSION:-$(sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO/Cargo.toml" | head -n 1)}
+  build=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)-$(date -u +%Y%m%d%H%M%S)
+  printf 'VERSION=%s\nBUILD_ID=%s\nPARTS="%s"\n' "$version" "$build" "$list" > "$slot_dir/slot.env"
   printf '[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n' > "$BINARIES_DIR/autoboot.txt"
   sed -e "s/@IMAGE@/alpharen-$BOARD.img/" -e "s/@SIGNATURE@/$DISK_SIGNATURE/" \
     "$REPO/board/rpi4-64/genimage.cfg.in" > "$BINARIES_DIR/genimage.cfg"

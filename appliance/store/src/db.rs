@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use crate::schema::{Schema, migrate_store, stored_config_schema};
 use crate::{StoreError, now_unix};
 
 /// A schema step: SQL, or code for data that SQL cannot rewrite.
@@ -91,6 +92,9 @@ fn scrub_revisions(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How many schema steps of the tables this firmware knows.
+pub(crate) const TABLE_SCHEMA: u32 = MIGRATIONS.len() as u32;
+
 /// A handle on `<state>/alpharen.db`. Writers take `&mut self` so each write
 /// is one transaction, begun IMMEDIATE: several processes share the file,
 /// and a read transaction that later wants to write would fail at once
@@ -123,11 +127,25 @@ impl Store {
             source,
         })?;
         let mut store = Store { conn, path };
-        store.init()?;
+        store.init(crate::schema::STEPS)?;
         Ok(store)
     }
 
-    fn init(&mut self) -> Result<(), StoreError> {
+    /// `open` with other configuration schema steps, for the tests of
+    /// the migration.
+    #[cfg(test)]
+    pub(crate) fn open_with_steps(
+        state_dir: &Path,
+        steps: &[crate::schema::Step],
+    ) -> Result<Store, StoreError> {
+        let path = state_dir.join("alpharen.db");
+        let conn = Connection::open(&path)?;
+        let mut store = Store { conn, path };
+        store.init(steps)?;
+        Ok(store)
+    }
+
+    fn init(&mut self, steps: &[crate::schema::Step]) -> Result<(), StoreError> {
         self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
         self.conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
@@ -135,12 +153,21 @@ impl Store {
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = Schema {
+            tables: TABLE_SCHEMA,
+            config: steps.len() as u32,
+        };
+        let newer = |found: Schema| StoreError::NewerSchema {
+            path: self.path.display().to_string(),
+            found,
+            known,
+        };
         if version as usize > MIGRATIONS.len() {
-            return Err(StoreError::Corrupt(format!(
-                "{} has schema version {version}, newer than this firmware knows ({}); boot the newer slot or restore a backup",
-                self.path.display(),
-                MIGRATIONS.len()
-            )));
+            let config = stored_config_schema(&self.conn).unwrap_or(0);
+            return Err(newer(Schema {
+                tables: version as u32,
+                config,
+            }));
         }
         for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self
@@ -152,6 +179,23 @@ impl Store {
             }
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
+        }
+        let config = stored_config_schema(&self.conn)?;
+        if config > known.config {
+            return Err(newer(Schema {
+                tables: TABLE_SCHEMA,
+                config,
+            }));
+        }
+        // A store made before the schema row is migrated from 0 (which
+        // also writes the row); a new one gets the row at once.
+        if config < known.config {
+            migrate_store(&mut self.conn, config, steps)?;
+        } else {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO component_schema (name, version) VALUES (?1, ?2)",
+                params![crate::schema::ROW, config],
+            )?;
         }
         Ok(())
     }

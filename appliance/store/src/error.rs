@@ -40,6 +40,14 @@ pub enum StoreError {
     NotPending { named: i64, pending: Option<i64> },
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    #[error(
+        "{path} was written by a newer firmware (schema: {found}; this firmware reads up to {known}); it is not read rather than misread. Boot the slot that wrote it, or restore a backup"
+    )]
+    NewerSchema {
+        path: String,
+        found: crate::schema::Schema,
+        known: crate::schema::Schema,
+    },
 }
 
 impl StoreError {
@@ -59,6 +67,7 @@ impl StoreError {
             StoreError::Conflict { .. } => "conflict",
             StoreError::NotPending { .. } => "not_pending",
             StoreError::Corrupt(_) => "corrupt",
+            StoreError::NewerSchema { .. } => "newer_schema",
         }
     }
 }

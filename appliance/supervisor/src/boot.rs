@@ -7,9 +7,9 @@
 //! On a Raspberry Pi the firmware does the A/B switch (board/rpi4-64):
 //! `autoboot.txt` names the default boot partition and, under `[tryboot]`,
 //! the one tried once after `reboot "0 tryboot"`. A trial boot that comes
-//! up healthy is committed by swapping the two; one that does not falls
-//! back by itself at the next reset, because the firmware's flag is
-//! one-shot.
+//! up healthy is committed by making its partition the default
+//! (`crate::pi::commit`); one that does not falls back by itself at the
+//! next reset, because the firmware's flag is one-shot.
 
 use std::path::Path;
 
@@ -27,6 +27,16 @@ pub fn slot_from_cmdline(cmdline: &str) -> Option<char> {
         .find_map(|w| w.strip_prefix("alpharen.slot="))
         .and_then(|s| s.chars().next())
         .filter(|c| matches!(c, 'a' | 'b'))
+}
+
+/// The slot this boot came from, without mounting anything: the
+/// stand-in disk's `booted` file, or `alpharen.slot=` on the kernel
+/// command line; `None` on a node without A/B slots.
+pub fn booted_slot() -> Option<char> {
+    if let Some(dir) = std::env::var_os(install::TARGET_ENV) {
+        return Some(install::standin_booted(Path::new(&dir)));
+    }
+    slot_from_cmdline(&std::fs::read_to_string("/proc/cmdline").ok()?)
 }
 
 /// The name a counting entry of `slot` gets once the boot is good.
@@ -152,11 +162,18 @@ pub fn mark_good() -> std::io::Result<Vec<FailedSlot>> {
         return Ok(Vec::new());
     }
     if is_pi() {
-        let (partition, tryboot) = pi_cells()?;
-        if tryboot {
+        let booted = pi_cells()?;
+        if booted.1 {
             with_boot_partition("autoboot", |dir| {
                 let path = dir.join("autoboot.txt");
-                if let Some(next) = commit_trial(&std::fs::read_to_string(&path)?, partition) {
+                let text = std::fs::read_to_string(&path)?;
+                let autoboot = crate::pi::parse(&text).ok_or_else(|| {
+                    std::io::Error::other(format!(
+                        "{}: no tryboot_a_b=1 with a boot_partition under [all] and [tryboot]",
+                        path.display()
+                    ))
+                })?;
+                if let Some(next) = crate::pi::commit(&autoboot, booted) {
                     crate::setup::write_durably(&path, next.as_bytes())?;
                 }
                 Ok(())
@@ -238,72 +255,9 @@ pub fn failed_name(file: &str, slot: char) -> Option<String> {
 /// The Raspberry Pi firmware's view of this boot (big-endian cells).
 const PI_BOOTLOADER: &str = "/proc/device-tree/chosen/bootloader";
 
-/// `autoboot.txt` with the trial partition made the default (and the old
-/// default the next trial), when `booted` is the `[tryboot]` partition;
-/// `None` when there is nothing to commit.
-pub fn commit_trial(autoboot: &str, booted: u32) -> Option<String> {
-    // Each line, and for a `boot_partition=` line whether it sits under
-    // `[tryboot]` (true) or `[all]` / before any section (false).
-    let mut section = String::new();
-    let lines: Vec<(&str, Option<bool>)> = autoboot
-        .lines()
-        .map(|line| {
-            let t = line.trim();
-            if t.starts_with('[') {
-                section = t.to_ascii_lowercase();
-            }
-            let counted = t.starts_with("boot_partition=")
-                && matches!(section.as_str(), "" | "[all]" | "[tryboot]");
-            (line, counted.then(|| section == "[tryboot]"))
-        })
-        .collect();
-    let value = |trial: bool| {
-        let (line, _) = lines.iter().rfind(|(_, s)| *s == Some(trial))?;
-        line.trim()
-            .strip_prefix("boot_partition=")?
-            .trim()
-            .parse::<u32>()
-            .ok()
-    };
-    let (default, trial) = (value(false)?, value(true)?);
-    if trial != booted || default == trial {
-        return None;
-    }
-    let mut out = String::new();
-    for (line, under_tryboot) in lines {
-        match under_tryboot {
-            Some(t) => out.push_str(&format!(
-                "boot_partition={}\n",
-                if t { default } else { trial }
-            )),
-            None => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_healthy_trial_boot_becomes_the_default() {
-        let initial = "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n";
-        assert_eq!(
-            commit_trial(initial, 3).as_deref(),
-            Some("[all]\ntryboot_a_b=1\nboot_partition=3\n[tryboot]\nboot_partition=2\n")
-        );
-        // Booted the default partition: nothing to commit.
-        assert_eq!(commit_trial(initial, 2), None);
-        // Committed once: the next trial is the old slot again.
-        let committed = commit_trial(initial, 3).unwrap_or_default();
-        assert_eq!(commit_trial(&committed, 2).as_deref(), Some(initial));
-        assert_eq!(commit_trial("[all]\nboot_partition=2\n", 2), None);
-        assert_eq!(commit_trial("garbage", 3), None);
-    }
 
     #[test]
     fn entries_are_read_like_systemd_boot_writes_them() {

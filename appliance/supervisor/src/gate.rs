@@ -328,6 +328,14 @@ async fn commit(node: &NodeState, this: ThisBoot, held: &str) {
     };
     node.logs
         .event(&format!("boot of slot {} marked good", this.slot));
+    let (state_dir, slot) = (node.opts.state_dir.clone(), this.slot);
+    match blocking(move || crate::premigration::committed(&state_dir, slot)).await {
+        Ok(Some(what)) => node.logs.event(&what),
+        Ok(None) => {}
+        Err(e) => node.logs.event(&format!(
+            "cannot drop the configuration store kept from before the migration: {e}"
+        )),
+    }
     if this.trial {
         let what = format!(
             "update: slot {} ({held}) passed its trial boot and is committed",

@@ -172,7 +172,17 @@ fn mount_data(state_dir: &Path) {
     }
 }
 
+/// Reads the hostname; the kept copy of a migration is handled first, as
+/// opening the store may migrate it.
 fn hostname_from_store(state_dir: &Path) -> String {
+    match crate::premigration::prepare(state_dir, crate::boot::booted_slot()) {
+        Ok(Some(what)) => say(&what),
+        Ok(None) => {}
+        Err(e) => {
+            say(&e);
+            return "alpharen".into();
+        }
+    }
     alpharen_store::Store::open(state_dir)
         .and_then(|s| s.current_config())
         .map(|c| c.node.hostname)

@@ -403,17 +403,23 @@ pub fn slots(target: &Target) -> Result<Vec<alpharen_rpc::system::Slot>, Install
         .collect())
 }
 
+/// The slot a stand-in disk says it booted (its file `booted`; `a` if it
+/// names none).
+pub(crate) fn standin_booted(dir: &Path) -> char {
+    std::fs::read_to_string(dir.join("booted"))
+        .ok()
+        .and_then(|s| s.trim().chars().next())
+        .filter(|c| matches!(c, 'a' | 'b'))
+        .unwrap_or('a')
+}
+
 /// Runs `f` with this node's [`Target`]: the stand-in directory of
 /// [`TARGET_ENV`], or the real disk with the ESP mounted for the duration.
 pub fn with_target<T>(
     f: impl FnOnce(&Target) -> Result<T, InstallError>,
 ) -> Result<T, InstallError> {
     if let Some(dir) = std::env::var_os(TARGET_ENV).map(PathBuf::from) {
-        let booted = std::fs::read_to_string(dir.join("booted"))
-            .ok()
-            .and_then(|s| s.trim().chars().next())
-            .filter(|c| matches!(c, 'a' | 'b'))
-            .unwrap_or('a');
+        let booted = standin_booted(&dir);
         return f(&Target {
             booted,
             rootfs: [dir.join("rootfs-a"), dir.join("rootfs-b")],

@@ -21,7 +21,11 @@ mod login;
 mod logs;
 mod methods;
 mod partition;
+/// The Raspberry Pi's tryboot A/B decisions (pure; the installer's I/O
+/// for the Pi is not written yet, see docs/update.md).
+pub mod pi;
 mod policy;
+mod premigration;
 mod privsep;
 mod procstat;
 mod service;

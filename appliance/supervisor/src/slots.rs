@@ -94,6 +94,8 @@ pub enum PlanError {
     BootedOnTrial(char),
     #[error("the running slot {0} has no loader entry to copy the new slot's entry from")]
     NoTemplate(char),
+    #[error("the firmware booted partition {0}, which is no slot's boot partition")]
+    NotASlot(u32),
 }
 
 /// What an install into the inactive slot will do.

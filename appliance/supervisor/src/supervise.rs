@@ -55,11 +55,19 @@ fn bind_socket(path: &Path) -> Result<UnixListener, SupervisorError> {
 }
 
 async fn supervise(opts: Options) -> Result<(), SupervisorError> {
+    // Before the store is opened (which may migrate it): the copy a
+    // failed update's slot gets back (`premigration`).
+    let prepared = crate::premigration::prepare(&opts.state_dir, crate::boot::booted_slot())
+        .map_err(SupervisorError::Init)?;
     let mut store = Store::open(&opts.state_dir)?;
     if let Some(path) = &opts.config {
         seed(&mut store, path)?;
     }
     let logs = Arc::new(LogHub::new(opts.state_dir.join("log")));
+    if let Some(what) = prepared {
+        logs.event(&what);
+    }
+    let restored = crate::premigration::take_note(&opts.state_dir);
     let separate = privsep::available();
     for b in crate::builtin::BUILTINS {
         if store.hand_over(b.name, b.tables)? {
@@ -111,6 +119,9 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
             "setup required: finish it in the web console with setup code {code} (also in {})",
             node.opts.state_dir.join("setup-code").display()
         ));
+    }
+    if let Some(what) = restored {
+        node.notify("update configuration restored", &what);
     }
     let config = node.config();
     node.start_services(&config).await;
