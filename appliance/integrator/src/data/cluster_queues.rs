@@ -93,10 +93,11 @@ impl Broker for ClusterQueues {
     }
 
     fn nack(&self, id: i64, error: &str, next_at: Option<i64>) -> Result<(), DataError> {
-        Ok(match next_at {
+        match next_at {
             Some(t) => self.0.queue_retry(id as u64, until(t))?,
             None => self.0.queue_dead(id as u64, error)?,
-        })
+        }
+        Ok(())
     }
 
     fn release(&self, id: i64, next_at: i64) -> Result<(), DataError> {
