@@ -93,6 +93,10 @@ pub struct ClusterKv {
     claims_stream: jetstream::stream::Stream,
     /// The log of deploys ([`crate::deploys`]).
     pub(crate) deploys: jetstream::stream::Stream,
+    /// Pub/sub and `invoke_async` queues ([`crate::pubsub`]).
+    pub(crate) queues: crate::pubsub::Queues,
+    /// The bucket of `self.lock` ([`crate::locks`]).
+    pub(crate) locks_stream: jetstream::stream::Stream,
 }
 
 impl ClusterKv {
@@ -138,9 +142,17 @@ impl ClusterKv {
                 .await
                 .map_err(kv_err)?;
             let deploys = crate::deploys::open(&js).await.map_err(kv_err)?;
-            Ok((kv, js, stream, claims_stream, deploys))
+            let queues = crate::pubsub::open(&js).await.map_err(kv_err)?;
+            crate::nats::bucket(&js, crate::locks::BUCKET, 0)
+                .await
+                .map_err(kv_err)?;
+            let locks_stream = js
+                .get_stream(format!("KV_{}", crate::locks::BUCKET))
+                .await
+                .map_err(kv_err)?;
+            Ok((kv, js, stream, claims_stream, deploys, queues, locks_stream))
         })?;
-        let (kv, js, stream, claims_stream, deploys) = kv;
+        let (kv, js, stream, claims_stream, deploys, queues, locks_stream) = kv;
         Ok(ClusterKv {
             rt,
             kv,
@@ -148,6 +160,8 @@ impl ClusterKv {
             stream,
             claims_stream,
             deploys,
+            queues,
+            locks_stream,
         })
     }
 
@@ -286,7 +300,7 @@ impl ClusterKv {
     /// whole stream's last sequence counts those too. A busy bucket
     /// retries; a write whose outcome is unknown is an error, never
     /// retried.
-    async fn write_if(
+    pub(crate) async fn write_if(
         &self,
         into: Bucket<'_>,
         k: &str,
@@ -397,9 +411,9 @@ impl ClusterKv {
 
 /// A bucket's name and stream, for [`ClusterKv::write_if`].
 #[derive(Clone, Copy)]
-struct Bucket<'a> {
-    name: &'a str,
-    stream: &'a jetstream::stream::Stream,
+pub(crate) struct Bucket<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) stream: &'a jetstream::stream::Stream,
 }
 
 /// Runs `f` on `rt` from a thread of its own, so a caller inside another

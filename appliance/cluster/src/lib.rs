@@ -15,9 +15,11 @@ mod control;
 pub mod deploys;
 mod join;
 pub mod kv;
+pub mod locks;
 pub mod members;
 mod nats;
 mod pki;
+pub mod pubsub;
 mod token;
 
 use std::path::{Path, PathBuf};

@@ -420,6 +420,10 @@ async fn grow_replicas(js: &jetstream::Context) {
         grow(js, &format!("KV_{bucket}"), want).await;
     }
     grow(js, crate::deploys::STREAM, want).await;
+    for stream in [crate::pubsub::QUEUES, crate::pubsub::DLQ] {
+        grow(js, stream, want).await;
+    }
+    grow(js, &format!("KV_{}", crate::locks::BUCKET), want).await;
 }
 
 async fn grow(js: &jetstream::Context, name: &str, want: usize) {

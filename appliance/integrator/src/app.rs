@@ -424,7 +424,7 @@ impl App {
             .collect();
         // Every queue with a message: what waits (ready), what is being
         // delivered, and the dead letters, for /metrics and the charts.
-        let queues: Vec<Value> = match self.engine.data.queue_stats() {
+        let queues: Vec<Value> = match self.engine.data.queues().and_then(|q| q.queue_stats()) {
             Ok(stats) => stats
                 .iter()
                 .map(|q| {

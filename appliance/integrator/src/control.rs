@@ -254,7 +254,12 @@ impl Handler for Control {
                        "namespaces": namespaces.into_iter().map(|(n, c)| json!({"ns": n, "keys": c})).collect::<Vec<_>>()})
             }
             "integrator.topics" => {
-                let stats = app.engine.data.queue_stats().map_err(data_err)?;
+                let stats = app
+                    .engine
+                    .data
+                    .queues()
+                    .and_then(|q| q.queue_stats())
+                    .map_err(data_err)?;
                 let config = app.config();
                 let mut out: Vec<Value> = Vec::new();
                 for t in &config.topics {
@@ -290,7 +295,15 @@ impl Handler for Control {
                 let p: QueueSel = call.params()?;
                 app.engine
                     .data
-                    .queue_messages(stored_topic(&p.topic), p.subscriber.as_deref(), p.dlq, 1000)
+                    .queues()
+                    .and_then(|q| {
+                        q.queue_messages(
+                            stored_topic(&p.topic),
+                            p.subscriber.as_deref(),
+                            p.dlq,
+                            1000,
+                        )
+                    })
                     .map_err(data_err)?
             }
             "integrator.purge" => {
@@ -298,7 +311,8 @@ impl Handler for Control {
                 let n = app
                     .engine
                     .data
-                    .purge(stored_topic(&p.topic), p.subscriber.as_deref(), p.dlq)
+                    .queues()
+                    .and_then(|q| q.purge(stored_topic(&p.topic), p.subscriber.as_deref(), p.dlq))
                     .map_err(data_err)?;
                 json!({"topic": p.topic, "purged": n})
             }

@@ -1,7 +1,8 @@
 //! The async side of the integrator: answers workers' KV / publish / lock /
 //! invoke_async requests, delivers queued messages to services (at least
 //! once: a message is deleted only after its handler returned without
-//! error) and runs scheduled jobs. All state is in `Data` (SQLite).
+//! error) and runs scheduled jobs. All state is in `Data` (SQLite, or on
+//! a cluster member the cluster's JetStream).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -15,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::app::App;
-use crate::data::{Broker, Data, DataError, KvValue, Route, now_ms};
+use crate::data::{Data, DataError, KvValue, Route, now_ms};
 use crate::retry;
 use crate::sched::Plan;
 use crate::worker::{BoxFuture, CallHost, Host, Outcome};
@@ -24,6 +25,8 @@ use alpharen_store::uuid4;
 mod jobs;
 pub use jobs::{scheduler_loop, start_job};
 
+/// How often a delivery whose handler still runs renews its lease.
+const TOUCH_EVERY: Duration = Duration::from_secs(10);
 /// Late by more than this at startup counts as a misfire (seconds).
 const MISFIRE_GRACE: i64 = 1;
 /// Longest a single key or namespace may be.
@@ -94,7 +97,7 @@ impl Engine {
         data: &Value,
     ) -> Result<String, DataError> {
         let routes = Self::topic_routes(config, topic)?;
-        let id = self.data.publish(&routes, data, now_ms())?;
+        let id = self.data.queues()?.publish(&routes, data, now_ms())?;
         self.wake.notify_one();
         Ok(id)
     }
@@ -106,7 +109,10 @@ impl Engine {
         subscriber: Option<&str>,
         id: Option<i64>,
     ) -> Result<usize, DataError> {
-        let n = self.data.redrive(topic, subscriber, id, now_ms())?;
+        let n = self
+            .data
+            .queues()?
+            .redrive(topic, subscriber, id, now_ms())?;
         self.wake.notify_one();
         Ok(n)
     }
@@ -126,7 +132,7 @@ impl Engine {
             max_attempts: config.async_attempts,
             backoff_ms: config.async_backoff_ms,
         };
-        let id = self.data.publish(&[route], payload, now_ms())?;
+        let id = self.data.queues()?.publish(&[route], payload, now_ms())?;
         self.wake.notify_one();
         Ok(id)
     }
@@ -229,7 +235,7 @@ fn host_call(app: &App, req: &Value) -> Result<Value, (String, &'static str)> {
             ))
         }
         "lock.release" => Ok(json!(
-            data.lock_release(s(req, "name")?, s(req, "owner")?)
+            data.lock_release(s(req, "name")?, s(req, "owner")?, now)
                 .map_err(db)?
         )),
         "wsx.send" => crate::wsx::host_send(app, req),
@@ -323,8 +329,27 @@ async fn deliver(app: Arc<App>, d: crate::data::Delivery) {
     let meta = json!({"msg_id": d.msg_id, "topic": d.topic, "attempt": d.attempts + 1});
     let msg = call_msg(&d.subscriber, channel, &d.data, meta);
     let pool = app.pool.clone();
-    let out = pool.run(&msg, Instant::now() + timeout).await;
-    let data = &app.engine.data;
+    let run = pool.run(&msg, Instant::now() + timeout);
+    tokio::pin!(run);
+    // A long handler keeps its lease (a cluster hands a message on after
+    // its ack wait).
+    let out = loop {
+        tokio::select! {
+            out = &mut run => break out,
+            _ = tokio::time::sleep(TOUCH_EVERY) => {
+                if let Err(e) = app.engine.data.queues().and_then(|q| q.touch(d.id)) {
+                    tracing::warn!(error = %e, "cannot extend a delivery's lease");
+                }
+            }
+        }
+    };
+    let data = match app.engine.data.queues() {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::warn!(error = %e, msg_id = %d.msg_id, "cannot record a delivery; it will be delivered again");
+            return;
+        }
+    };
     let done = match call_result(out) {
         Ok(()) => data.ack(d.id),
         Err(None) => data.release(d.id, now_ms() + 100),
@@ -345,7 +370,7 @@ async fn deliver(app: Arc<App>, d: crate::data::Delivery) {
 /// Hands due messages to workers, never more at once than there are
 /// workers, so HTTP channels keep getting served.
 pub async fn delivery_loop(app: Arc<App>) {
-    match app.engine.data.recover() {
+    match app.engine.data.queues().and_then(|q| q.recover()) {
         Ok(n) if n > 0 => tracing::info!(
             messages = n,
             "redelivering messages in flight at the last stop"
@@ -354,13 +379,21 @@ pub async fn delivery_loop(app: Arc<App>) {
         Err(e) => tracing::warn!(error = %e, "cannot recover leased messages"),
     }
     let engine = app.engine.clone();
+    // The last error logged: a cluster's queues unreachable for a while
+    // would log one every 200 ms.
+    let mut last_error = String::new();
     loop {
         let cap = app.pool.alive().max(1);
         let free = cap.saturating_sub(engine.in_flight.load(Ordering::Relaxed));
         let mut took = 0;
         if free > 0 {
-            match engine.data.take_due(now_ms(), free) {
+            match engine
+                .data
+                .queues()
+                .and_then(|q| q.take_due(now_ms(), free))
+            {
                 Ok(batch) => {
+                    last_error.clear();
                     took = batch.len();
                     for d in batch {
                         engine.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -373,7 +406,13 @@ pub async fn delivery_loop(app: Arc<App>) {
                         });
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot read the queues"),
+                Err(e) => {
+                    let e = e.to_string();
+                    if e != last_error {
+                        tracing::warn!(error = %e, "cannot read the queues");
+                        last_error = e;
+                    }
+                }
             }
         }
         if took == 0 || took == free {

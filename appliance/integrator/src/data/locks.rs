@@ -1,5 +1,6 @@
 //! Named locks with an owner and an expiry, so a dead holder cannot
-//! block the others forever.
+//! block the others forever: in SQLite, or on a cluster member in the
+//! cluster's lock bucket (`alpharen_cluster::locks`).
 
 use rusqlite::params;
 use serde_json::{Value, json};
@@ -16,6 +17,9 @@ impl Data {
         ttl_ms: i64,
         now: i64,
     ) -> Result<bool, DataError> {
+        if let Some(kv) = self.cluster.kv()? {
+            return Ok(kv.lock_acquire(name, owner, ttl_ms, now)?);
+        }
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
@@ -33,7 +37,10 @@ impl Data {
         })
     }
 
-    pub fn lock_release(&self, name: &str, owner: &str) -> Result<bool, DataError> {
+    pub fn lock_release(&self, name: &str, owner: &str, now: i64) -> Result<bool, DataError> {
+        if let Some(kv) = self.cluster.kv()? {
+            return Ok(kv.lock_release(name, owner, now)?);
+        }
         self.with(|c| {
             Ok(c.execute(
                 "DELETE FROM integrator_locks WHERE name = ?1 AND owner = ?2",
@@ -43,6 +50,14 @@ impl Data {
     }
 
     pub fn locks(&self, now: i64) -> Result<Value, DataError> {
+        if let Some(kv) = self.cluster.kv()? {
+            let held = kv.lock_list(now)?;
+            return Ok(Value::Array(
+                held.into_iter()
+                    .map(|(name, h)| json!({"name": name, "owner": h.owner, "expires_in_ms": h.expires_at - now}))
+                    .collect(),
+            ));
+        }
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT name, owner, expires_at FROM integrator_locks WHERE expires_at > ?1 ORDER BY name",
@@ -71,8 +86,8 @@ mod tests {
             data.lock_acquire("l", "b", 1000, 1600)
                 .expect("expired holder")
         );
-        assert!(!data.lock_release("l", "a").expect("release"));
-        assert!(data.lock_release("l", "b").expect("release"));
+        assert!(!data.lock_release("l", "a", 1700).expect("release"));
+        assert!(data.lock_release("l", "b", 1700).expect("release"));
         assert!(data.lock_acquire("l", "a", 1000, 1700).expect("lock"));
     }
 }

@@ -11,10 +11,12 @@
 //! of `self.kvdb.conn` on the same rows), `locks.rs`, `queues.rs` (with the
 //! `Broker` trait delivery uses) and `jobs.rs`; this file opens the
 //! connection and holds the schema and the error type. In a cluster the
-//! KV is the cluster's JetStream bucket instead (`cluster.rs`); queues,
-//! locks and jobs stay per node for now.
+//! KV, the queues (`cluster_queues.rs`) and the locks are the cluster's
+//! JetStream buckets and streams instead (`cluster.rs` holds the link);
+//! the job table stays per node (a fire is claimed in the cluster).
 
 mod cluster;
+mod cluster_queues;
 mod jobs;
 mod kv;
 mod locks;

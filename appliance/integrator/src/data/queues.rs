@@ -41,12 +41,12 @@ pub struct QueueStat {
     pub dead: i64,
 }
 
-/// The queue operations delivery needs. SQLite implements it on one
-/// node; NATS JetStream (a stream per topic, a durable consumer per
-/// subscriber, `AckWait`/`MaxDeliver` and an advisory-fed DLQ) can take its
-/// place in cluster mode without touching delivery or the SDK.
+/// The queue operations of delivery, the SDK and `ctl`, over either
+/// backend: SQLite on a node outside a cluster ([`Local`]), the cluster's
+/// JetStream streams on a member (`cluster_queues.rs`). [`Data::queues`]
+/// picks the one in use.
 pub trait Broker: Send + Sync {
-    /// Stores one copy of the message per route, all or none.
+    /// Stores one copy of the message per route.
     fn publish(&self, routes: &[Route], data: &Value, now: i64) -> Result<String, DataError>;
     /// Leases up to `limit` due messages (they are not handed out twice).
     fn take_due(&self, now: i64, limit: usize) -> Result<Vec<Delivery>, DataError>;
@@ -54,15 +54,73 @@ pub trait Broker: Send + Sync {
     fn ack(&self, id: i64) -> Result<(), DataError>;
     /// Failed: try again at `next_at`, or dead-letter when `next_at` is None.
     fn nack(&self, id: i64, error: &str, next_at: Option<i64>) -> Result<(), DataError>;
-    /// Not attempted (no worker free): back to ready without counting.
+    /// Not attempted (no worker free): back to ready.
     fn release(&self, id: i64, next_at: i64) -> Result<(), DataError>;
+    /// Still being handled (a long handler): keep the lease.
+    fn touch(&self, id: i64) -> Result<(), DataError>;
     /// After a restart: leased messages were in flight and are due again.
     fn recover(&self) -> Result<usize, DataError>;
+    /// Ready, in-flight and dead counts per topic and subscriber.
+    fn queue_stats(&self) -> Result<Vec<QueueStat>, DataError>;
+    /// Messages of one topic (and subscriber), `dlq` true for the dead letters.
+    fn queue_messages(
+        &self,
+        topic: &str,
+        subscriber: Option<&str>,
+        dlq: bool,
+        limit: i64,
+    ) -> Result<Value, DataError>;
+    /// Drops the ready (or, `dlq`, the dead) messages of a topic.
+    fn purge(&self, topic: &str, subscriber: Option<&str>, dlq: bool) -> Result<usize, DataError>;
+    /// Puts dead letters of a topic (one subscriber's, or one message by
+    /// `id`) back on their queue as new: no attempts counted, due now, and
+    /// as long to live as when they were published.
+    fn redrive(
+        &self,
+        topic: &str,
+        subscriber: Option<&str>,
+        id: Option<i64>,
+        now: i64,
+    ) -> Result<usize, DataError>;
+}
+
+/// The queues in use: the node's SQLite, or the cluster's.
+pub enum Queues<'a> {
+    Local(Local<'a>),
+    Cluster(super::cluster_queues::ClusterQueues),
+}
+
+impl<'a> std::ops::Deref for Queues<'a> {
+    type Target = dyn Broker + 'a;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Queues::Local(l) => l,
+            Queues::Cluster(c) => c,
+        }
+    }
 }
 
 impl Data {
-    pub fn queue_stats(&self) -> Result<Vec<QueueStat>, DataError> {
-        self.with(|c| {
+    /// The cluster's queues on a member (an error until they are
+    /// reachable), else the node's own.
+    pub fn queues(&self) -> Result<Queues<'_>, DataError> {
+        Ok(match self.cluster.kv()? {
+            Some(kv) => Queues::Cluster(super::cluster_queues::ClusterQueues(kv)),
+            None => Queues::Local(Local(self)),
+        })
+    }
+}
+
+/// The SQLite queues: one row per message and subscriber.
+pub struct Local<'a>(pub &'a Data);
+
+pub(super) fn msg_id() -> String {
+    alpharen_store::uuid4().replace('-', "")
+}
+
+impl Broker for Local<'_> {
+    fn queue_stats(&self) -> Result<Vec<QueueStat>, DataError> {
+        self.0.with(|c| {
             let mut st = c.prepare(
                 "SELECT topic, subscriber,
                         SUM(state = 'ready'), SUM(state = 'leased'), SUM(state = 'dlq')
@@ -81,15 +139,14 @@ impl Data {
         })
     }
 
-    /// Messages of one topic (and subscriber), `dlq` true for the dead letters.
-    pub fn queue_messages(
+    fn queue_messages(
         &self,
         topic: &str,
         subscriber: Option<&str>,
         dlq: bool,
         limit: i64,
     ) -> Result<Value, DataError> {
-        self.with(|c| {
+        self.0.with(|c| {
             let mut st = c.prepare(
                 "SELECT id, msg_id, subscriber, data, attempts, state, last_error, published_at
                  FROM integrator_queue WHERE topic = ?1 AND (?2 IS NULL OR subscriber = ?2)
@@ -111,14 +168,8 @@ impl Data {
         })
     }
 
-    /// Drops the ready (or, `dlq`, the dead) messages of a topic.
-    pub fn purge(
-        &self,
-        topic: &str,
-        subscriber: Option<&str>,
-        dlq: bool,
-    ) -> Result<usize, DataError> {
-        self.with(|c| {
+    fn purge(&self, topic: &str, subscriber: Option<&str>, dlq: bool) -> Result<usize, DataError> {
+        self.0.with(|c| {
             Ok(c.execute(
                 "DELETE FROM integrator_queue WHERE topic = ?1 AND (?2 IS NULL OR subscriber = ?2)
                  AND state = ?3",
@@ -126,20 +177,14 @@ impl Data {
             )?)
         })
     }
-}
-
-impl Data {
-    /// Puts dead letters of a topic (one subscriber's, or one message by
-    /// `id`) back on their queue as new: no attempts counted, due now, and
-    /// as long to live as when they were published.
-    pub fn redrive(
+    fn redrive(
         &self,
         topic: &str,
         subscriber: Option<&str>,
         id: Option<i64>,
         now: i64,
     ) -> Result<usize, DataError> {
-        self.with(|c| {
+        self.0.with(|c| {
             Ok(c.execute(
                 "UPDATE integrator_queue SET state = 'ready', attempts = 0, last_error = NULL,
                    next_at = ?4,
@@ -151,17 +196,11 @@ impl Data {
             )?)
         })
     }
-}
 
-fn msg_id() -> String {
-    alpharen_store::uuid4().replace('-', "")
-}
-
-impl Broker for Data {
     fn publish(&self, routes: &[Route], data: &Value, now: i64) -> Result<String, DataError> {
         let id = msg_id();
         let text = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
-        self.with(|c| {
+        self.0.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for r in routes {
                 let depth: i64 = tx
@@ -198,7 +237,7 @@ impl Broker for Data {
     }
 
     fn take_due(&self, now: i64, limit: usize) -> Result<Vec<Delivery>, DataError> {
-        self.with(|c| {
+        self.0.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "UPDATE integrator_queue SET state = 'dlq', last_error = 'expired before delivery'
@@ -236,7 +275,7 @@ impl Broker for Data {
     }
 
     fn ack(&self, id: i64) -> Result<(), DataError> {
-        self.with(|c| {
+        self.0.with(|c| {
             c.prepare_cached("DELETE FROM integrator_queue WHERE id = ?1")?
                 .execute(params![id])?;
             Ok(())
@@ -244,7 +283,7 @@ impl Broker for Data {
     }
 
     fn nack(&self, id: i64, error: &str, next_at: Option<i64>) -> Result<(), DataError> {
-        self.with(|c| {
+        self.0.with(|c| {
             match next_at {
                 Some(t) => c.execute(
                     "UPDATE integrator_queue SET state = 'ready', attempts = attempts + 1,
@@ -262,7 +301,7 @@ impl Broker for Data {
     }
 
     fn release(&self, id: i64, next_at: i64) -> Result<(), DataError> {
-        self.with(|c| {
+        self.0.with(|c| {
             c.execute(
                 "UPDATE integrator_queue SET state = 'ready', next_at = ?2 WHERE id = ?1",
                 params![id, next_at],
@@ -271,8 +310,14 @@ impl Broker for Data {
         })
     }
 
+    fn touch(&self, _id: i64) -> Result<(), DataError> {
+        // A lease here lasts until the message is settled or the
+        // integrator restarts.
+        Ok(())
+    }
+
     fn recover(&self) -> Result<usize, DataError> {
-        self.with(|c| {
+        self.0.with(|c| {
             Ok(c.execute(
                 "UPDATE integrator_queue SET state = 'ready' WHERE state = 'leased'",
                 [],
@@ -289,6 +334,7 @@ mod tests {
     #[test]
     fn queue_depth_retry_dlq_expiry_recover() {
         let (_d, data) = open();
+        let data = Local(&data);
         let route = Route {
             topic: "t".into(),
             subscriber: "s".into(),
@@ -333,6 +379,7 @@ mod tests {
     #[test]
     fn redrive_puts_dead_letters_back_as_new() {
         let (_d, data) = open();
+        let data = Local(&data);
         let route = |sub: &str| Route {
             topic: "t".into(),
             subscriber: sub.into(),
