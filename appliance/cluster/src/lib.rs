@@ -15,6 +15,7 @@ mod control;
 pub mod deploys;
 mod join;
 pub mod kv;
+pub mod lease;
 pub mod members;
 mod nats;
 mod pki;
