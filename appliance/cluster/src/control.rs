@@ -160,7 +160,7 @@ async fn status(node: &Arc<Node>) -> Value {
         ),
     };
     let singletons = match &shared.js {
-        Some(js) => crate::lease::shown(js)
+        Some(js) => crate::singletons::shown(js)
             .await
             .unwrap_or_else(|e| json!({ "error": e.to_string() })),
         None => json!({}),

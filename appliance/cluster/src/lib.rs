@@ -19,6 +19,7 @@ pub mod lease;
 pub mod members;
 mod nats;
 mod pki;
+pub mod singletons;
 mod token;
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use alpharen_cluster::lease::{Leases, Read, Singletons};
+use alpharen_cluster::lease::Read;
+use alpharen_cluster::singletons::{Leases, Singletons};
 use alpharen_store::View;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
