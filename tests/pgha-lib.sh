@@ -23,13 +23,15 @@ is_primary() { [ "$(sql "$1" 'SELECT NOT pg_is_in_recovery()' 2>/dev/null)" = t 
 is_streaming() { [ "$(sql "$1" "SELECT status FROM pg_stat_wal_receiver" 2>/dev/null)" = streaming ]; }
 postmaster_pid() { head -1 "$T/$1/data/postmaster.pid" 2>/dev/null; }
 
-# pg_net: the switch, the four hosts on it.
+# pg_net [EXTRA...]: the switch, the hosts A B C R K on it, and EXTRA
+# hosts (more nodes) from 10.66.0.6 on.
 pg_net() {
   ip netns add $NS_S; on_exit "ip netns del $NS_S"
   ip netns exec $NS_S ip link add br0 type bridge
   ip netns exec $NS_S ip link set br0 up
-  local n
-  for n in A B C R K; do
+  local n i=5
+  for n in "$@"; do i=$((i + 1)); IP[$n]=10.66.0.$i; NS[$n]=pg-${n,,}-$SFX; done
+  for n in A B C R K "$@"; do
     ip netns add "${NS[$n]}"; on_exit "ip netns del ${NS[$n]}"
     ip link add eth0 netns "${NS[$n]}" type veth peer name "p$n" netns $NS_S
     ip netns exec $NS_S ip link set "p$n" master br0 up
@@ -136,11 +138,34 @@ EOP
   wait_for 10 in_ns R bash -c "exec 3<>/dev/tcp/${IP[R]}/8080" || fail "referee did not start"
 }
 
+# pgha_user: the pgha service runs ssh and rsync as ar-pgha (uid 907, see
+# overlays/etc/passwd); OpenSSH refuses a uid that /etc/passwd does not
+# name. The image names it; on this host the test adds it for its run.
+pgha_user() {
+  getent passwd 907 >/dev/null && return
+  getent group 907 >/dev/null || { groupadd --system --gid 907 ar-pgha; on_exit "groupdel ar-pgha"; }
+  useradd --system --uid 907 --gid 907 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ar-pgha
+  on_exit "userdel ar-pgha"
+}
+
 # controller GRACE: the node in C with one group over A and B; puts the
 # controller's public key into $T/authorized_keys.
 controller() {
   STATE=$T/state
-  cat >"$T/seed.toml" <<EOC
+  pgha_conf "$1" >"$T/seed.toml"
+  [ -z "${BACKUP:-}" ] || backup_conf >>"$T/seed.toml"
+  mkdir -p "$STATE"
+  ip netns exec "${NS[C]}" "$ALPHAREN" run --state-dir "$STATE" --dev --config "$T/seed.toml" >"$STATE/console.log" 2>&1 &
+  NODE_PID=$!
+  on_exit "kill $NODE_PID 2>/dev/null; wait $NODE_PID 2>/dev/null"
+  wait_for 30 pgha_status || { cat "$STATE/console.log"; fail "pgha did not answer"; }
+  pgha_status | jq -r .client_key >"$T/authorized_keys"
+  chmod 644 "$T/authorized_keys"
+}
+# pgha_conf GRACE: the [pgha] section: group "main" over A and B, the
+# referee on R.
+pgha_conf() {
+  cat <<EOC
 [pgha]
 grace = $1
 poll_interval = 1
@@ -164,14 +189,6 @@ pg_data_folder = "$T/B/data"
 pg_backup_folder = "$T/B/backups"
 pg_log_filepath = "$T/B/postgresql.log"
 EOC
-  [ -z "${BACKUP:-}" ] || backup_conf >>"$T/seed.toml"
-  mkdir -p "$STATE"
-  ip netns exec "${NS[C]}" "$ALPHAREN" run --state-dir "$STATE" --dev --config "$T/seed.toml" >"$STATE/console.log" 2>&1 &
-  NODE_PID=$!
-  on_exit "kill $NODE_PID 2>/dev/null; wait $NODE_PID 2>/dev/null"
-  wait_for 30 pgha_status || { cat "$STATE/console.log"; fail "pgha did not answer"; }
-  pgha_status | jq -r .client_key >"$T/authorized_keys"
-  chmod 644 "$T/authorized_keys"
 }
 # backup_conf: the backup controller's section, storage on K: the db
 # instance zipped from its host (a missing first server shows the

@@ -18,14 +18,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/pgha-lib.sh"
 browser_deps
-# The pgha service runs ssh and rsync as ar-pgha (uid 907, see
-# overlays/etc/passwd); OpenSSH refuses a uid that /etc/passwd does not
-# name. The image names it; on this host the test adds it for its run.
-if ! getent passwd 907 >/dev/null; then
-  getent group 907 >/dev/null || { groupadd --system --gid 907 ar-pgha; on_exit "groupdel ar-pgha"; }
-  useradd --system --uid 907 --gid 907 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ar-pgha
-  on_exit "userdel ar-pgha"
-fi
+pgha_user
 
 T=$(mktemp -d /tmp/pgha-e2e.XXXXXX); chmod 755 "$T"
 on_exit "rm -rf $T"

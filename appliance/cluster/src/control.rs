@@ -159,6 +159,12 @@ async fn status(node: &Arc<Node>) -> Value {
             Some("not connected to nats-server yet".to_string()),
         ),
     };
+    let singletons = match &shared.js {
+        Some(js) => crate::singletons::shown(js)
+            .await
+            .unwrap_or_else(|e| json!({ "error": e.to_string() })),
+        None => json!({}),
+    };
     let up = members.iter().filter(|m| m.state == "up").count();
     let meta = jsz(c.monitor_port).await;
     let meta = meta.as_ref().and_then(|j| j.get("meta_cluster"));
@@ -183,6 +189,7 @@ async fn status(node: &Arc<Node>) -> Value {
         },
         "members": members,
         "members_error": members_error,
+        "singletons": singletons,
     })
 }
 

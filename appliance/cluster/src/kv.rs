@@ -84,6 +84,31 @@ fn kv_err(e: impl std::fmt::Display) -> Error {
     Error::Join(format!("cluster KV: {e}"))
 }
 
+/// JetStream through this node's nats-server (`client_port`, the node's
+/// client password). `clustered`: whether the node has seeds, so its
+/// nats-server must be in a NATS cluster; a server still in the other
+/// mode (about to be restarted by the cluster service) is refused, or
+/// buckets would land in the JetStream store it is leaving.
+pub async fn client(
+    client_port: u16,
+    password: &str,
+    clustered: bool,
+) -> Result<jetstream::Context, Error> {
+    let client = async_nats::ConnectOptions::with_user_and_password(
+        conf::CLIENT_USER.into(),
+        password.into(),
+    )
+    .connection_timeout(TIMEOUT)
+    .connect(format!("127.0.0.1:{client_port}"))
+    .await
+    .map_err(|e| kv_err(format!("cannot reach nats-server: {e}")))?;
+    let in_cluster = client.server_info().cluster.is_some_and(|c| !c.is_empty());
+    if in_cluster != clustered {
+        return Err(kv_err("nats-server is not in its configured mode yet"));
+    }
+    Ok(jetstream::new(client))
+}
+
 /// A connection to the cluster's KV bucket.
 pub struct ClusterKv {
     rt: tokio::runtime::Runtime,
@@ -100,12 +125,8 @@ pub struct ClusterKv {
 }
 
 impl ClusterKv {
-    /// Connects to this node's nats-server (`client_port`, the client
-    /// password from the secret store) and opens the bucket, making it if
-    /// it is missing. `clustered`: whether the node has seeds, so its
-    /// nats-server must be in a NATS cluster; a server still in the other
-    /// mode (about to be restarted by the cluster service) is refused, or
-    /// the bucket would land in the JetStream store it is leaving.
+    /// Connects to this node's nats-server ([`client`]) and opens the
+    /// bucket, making it if it is missing.
     pub fn connect(client_port: u16, password: &str, clustered: bool) -> Result<ClusterKv, Error> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -115,19 +136,7 @@ impl ClusterKv {
             .map_err(io_err("cluster KV runtime"))?;
         let password = password.to_string();
         let kv = off_runtime(&rt, async move {
-            let client = async_nats::ConnectOptions::with_user_and_password(
-                conf::CLIENT_USER.into(),
-                password,
-            )
-            .connection_timeout(TIMEOUT)
-            .connect(format!("127.0.0.1:{client_port}"))
-            .await
-            .map_err(|e| kv_err(format!("cannot reach nats-server: {e}")))?;
-            let in_cluster = client.server_info().cluster.is_some_and(|c| !c.is_empty());
-            if in_cluster != clustered {
-                return Err(kv_err("nats-server is not in its configured mode yet"));
-            }
-            let js = jetstream::new(client);
+            let js = client(client_port, &password, clustered).await?;
             let kv = crate::nats::bucket(&js, BUCKET, 0).await.map_err(kv_err)?;
             let stream = js
                 .get_stream(format!("KV_{BUCKET}"))
@@ -290,16 +299,6 @@ impl ClusterKv {
         self.run(async move { self.write_if(into, &k, Some(body), |m| m.is_none()).await })
     }
 
-    /// Writes `body` under `k` (`None`: a delete marker) only if the
-    /// key's last message, as the stream's leader has it, is what
-    /// `expect` accepts, and nothing at all was written to the bucket
-    /// since it was read. Debian 12's nats-server (2.9) checks a
-    /// per-subject expectation (what `kv.update` sends) against the
-    /// messages it has applied, not those still being replicated, so two
-    /// members could both update from the same revision; the check of the
-    /// whole stream's last sequence counts those too. A busy bucket
-    /// retries; a write whose outcome is unknown is an error, never
-    /// retried.
     pub(crate) async fn write_if(
         &self,
         into: Bucket<'_>,
@@ -307,52 +306,7 @@ impl ClusterKv {
         body: Option<Vec<u8>>,
         expect: impl Fn(Option<&StreamMessage>) -> bool,
     ) -> Result<bool, Error> {
-        let subject = format!("$KV.{}.{k}", into.name);
-        for _ in 0..20 {
-            let mut stream = into.stream.clone();
-            let last = stream.info().await.map_err(kv_err)?.state.last_sequence;
-            let cur = match stream.get_last_raw_message_by_subject(&subject).await {
-                Ok(m) => Some(m),
-                Err(e)
-                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-                {
-                    None
-                }
-                Err(e) => return Err(kv_err(e)),
-            };
-            if !expect(cur.as_ref()) {
-                return Ok(false);
-            }
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(
-                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
-                last.to_string().as_str(),
-            );
-            if body.is_none() {
-                headers.insert("KV-Operation", "DEL");
-            }
-            let ack = self
-                .js
-                .publish_with_headers(
-                    subject.clone(),
-                    headers,
-                    body.clone().unwrap_or_default().into(),
-                )
-                .await
-                .map_err(kv_err)?;
-            // Another write since `last`: look again; any other failure
-            // leaves the outcome unknown.
-            match ack.await {
-                Ok(_) => return Ok(true),
-                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {}
-                Err(e) => {
-                    return Err(kv_err(format!(
-                        "a conditional write did not confirm ({e}); it may or may not have been made"
-                    )));
-                }
-            }
-        }
-        Err(kv_err("the bucket is too busy to write the key; try again"))
+        Ok(write_if(&self.js, into, k, body, expect).await?.is_some())
     }
 
     /// Keys of `ns` starting with `prefix`, sorted, live only.
@@ -409,11 +363,73 @@ impl ClusterKv {
     }
 }
 
-/// A bucket's name and stream, for [`ClusterKv::write_if`].
+/// A bucket's name and stream, for [`write_if`].
 #[derive(Clone, Copy)]
 pub(crate) struct Bucket<'a> {
     pub(crate) name: &'a str,
     pub(crate) stream: &'a jetstream::stream::Stream,
+}
+
+/// Writes `body` under `k` (`None`: a delete marker) only if the
+/// key's last message, as the stream's leader has it, is what
+/// `expect` accepts, and nothing at all was written to the bucket
+/// since it was read. Debian 12's nats-server (2.9) checks a
+/// per-subject expectation (what `kv.update` sends) against the
+/// messages it has applied, not those still being replicated, so two
+/// members could both update from the same revision; the check of the
+/// whole stream's last sequence counts those too. A busy bucket
+/// retries; a write whose outcome is unknown is an error, never
+/// retried. The stream sequence of the write when it was made.
+pub(crate) async fn write_if(
+    js: &jetstream::Context,
+    into: Bucket<'_>,
+    k: &str,
+    body: Option<Vec<u8>>,
+    expect: impl Fn(Option<&StreamMessage>) -> bool,
+) -> Result<Option<u64>, Error> {
+    let subject = format!("$KV.{}.{k}", into.name);
+    for _ in 0..20 {
+        let mut stream = into.stream.clone();
+        let last = stream.info().await.map_err(kv_err)?.state.last_sequence;
+        let cur = match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                None
+            }
+            Err(e) => return Err(kv_err(e)),
+        };
+        if !expect(cur.as_ref()) {
+            return Ok(None);
+        }
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+            last.to_string().as_str(),
+        );
+        if body.is_none() {
+            headers.insert("KV-Operation", "DEL");
+        }
+        let ack = js
+            .publish_with_headers(
+                subject.clone(),
+                headers,
+                body.clone().unwrap_or_default().into(),
+            )
+            .await
+            .map_err(kv_err)?;
+        // Another write since `last`: look again; any other failure
+        // leaves the outcome unknown.
+        match ack.await {
+            Ok(ack) => return Ok(Some(ack.sequence)),
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {}
+            Err(e) => {
+                return Err(kv_err(format!(
+                    "a conditional write did not confirm ({e}); it may or may not have been made"
+                )));
+            }
+        }
+    }
+    Err(kv_err("the bucket is too busy to write the key; try again"))
 }
 
 /// Runs `f` on `rt` from a thread of its own, so a caller inside another

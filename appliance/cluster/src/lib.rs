@@ -15,11 +15,13 @@ mod control;
 pub mod deploys;
 mod join;
 pub mod kv;
+pub mod lease;
 pub mod locks;
 pub mod members;
 mod nats;
 mod pki;
 pub mod pubsub;
+pub mod singletons;
 mod token;
 
 use std::path::{Path, PathBuf};

@@ -416,7 +416,13 @@ async fn grow_replicas(js: &jetstream::Context) {
         Err(_) => return,
     };
     let want = members::replicas(up);
-    for bucket in [members::BUCKET, crate::kv::BUCKET, crate::kv::CLAIMS] {
+    for bucket in [
+        members::BUCKET,
+        crate::kv::BUCKET,
+        crate::kv::CLAIMS,
+        crate::lease::BUCKET,
+        crate::lease::STATE,
+    ] {
         grow(js, &format!("KV_{bucket}"), want).await;
     }
     grow(js, crate::deploys::STREAM, want).await;

@@ -1,15 +1,16 @@
 //! `<state>/run/dpx.sock`: the `dpx.*` control methods. `dpx.status` and
 //! `dpx.records` for `ctl dpx`; `dpx.dyndns` is how the web service's
 //! `/nic/update` changes an address, and `dpx.acme_txt` how its ACME
-//! client publishes a DNS-01 answer, without touching the dpx tables itself.
+//! client publishes a DNS-01 answer, without touching the dpx tables itself;
+//! `dpx.pg_master` is how pgha publishes a PostgreSQL group's master.
 
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use alpharen_rpc::{Call, Handler, Reply, RpcError, WEB_UID};
+use alpharen_rpc::{Call, Handler, PGHA_UID, Reply, RpcError, WEB_UID};
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,6 +23,9 @@ use crate::{Error, io_err, update};
 const DYNDNS_TTL: u32 = 60;
 /// TTL of DNS-01 answers: they live for one order.
 const ACME_TTL: u32 = 10;
+/// TTL of a PostgreSQL group's master (`<group>.pg.<zone>`): clients
+/// must follow a failover within seconds.
+const PG_MASTER_TTL: u32 = 5;
 /// The only names `dpx.acme_txt` may change start with this label.
 const ACME_LABEL: &str = "_acme-challenge.";
 
@@ -30,6 +34,12 @@ const ACME_LABEL: &str = "_acme-challenge.";
 /// separated, every service runs as one user).
 fn acme_caller_ok(uid: u32, me: u32) -> bool {
     uid == 0 || uid == WEB_UID || uid == me
+}
+
+/// Whether `uid` may call `dpx.pg_master`: root, the pgha service's
+/// user, or our own (services not separated).
+fn pgha_caller_ok(uid: u32, me: u32) -> bool {
+    uid == 0 || uid == PGHA_UID || uid == me
 }
 
 pub fn start(state_dir: &Path, core: Arc<Core>) -> Result<JoinHandle<()>, Error> {
@@ -55,6 +65,82 @@ struct AcmeTxtParams {
     value: String,
     /// Publish (true) or withdraw (false) this one value.
     present: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PgMasterParams {
+    /// The pgha group's key: one DNS label.
+    group: String,
+    /// The master's `pg_host`: an IP address (A or AAAA) or a host name
+    /// (CNAME).
+    host: String,
+}
+
+/// The update records that make `<group>.pg.<zone>` name `host` alone:
+/// its A, AAAA and CNAME sets cleared, then the one record added.
+fn pg_master_update(p: &PgMasterParams, origin: &Name) -> Result<Vec<Record>, RpcError> {
+    let label_ok = !p.group.is_empty()
+        && p.group.len() <= 63
+        && p.group
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !label_ok {
+        return Err(RpcError::invalid_params(format!(
+            "group {:?}: a pgha group's key must be one DNS label (letters, digits, - and _) to be published as <group>.pg",
+            p.group
+        )));
+    }
+    let name = Name::from_ascii(format!("{}.pg", p.group))
+        .and_then(|n| n.append_domain(origin))
+        .map_err(|e| RpcError::invalid_params(format!("{}.pg: {e}", p.group)))?;
+    let data = match p.host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => RData::A(A(a)),
+        Ok(IpAddr::V6(a)) => RData::AAAA(AAAA(a)),
+        Err(_) => {
+            let mut target = Name::from_ascii(&p.host).map_err(|e| {
+                RpcError::invalid_params(format!(
+                    "host {:?} is not an address or a DNS name: {e}",
+                    p.host
+                ))
+            })?;
+            target.set_fqdn(true);
+            RData::CNAME(CNAME(target))
+        }
+    };
+    let mut out: Vec<Record> = [RecordType::A, RecordType::AAAA, RecordType::CNAME]
+        .into_iter()
+        .map(|t| {
+            let mut clear = Record::update0(name.clone(), 0, t);
+            clear.dns_class = DNSClass::ANY;
+            clear
+        })
+        .collect();
+    out.push(Record::from_rdata(name, PG_MASTER_TTL, data));
+    Ok(out)
+}
+
+fn pg_master(core: &Arc<Core>, p: PgMasterParams) -> Result<Value, RpcError> {
+    let mut name = String::new();
+    let result = core.commit("pgha", |zone, dynamic| {
+        let updates = pg_master_update(&p, &zone.origin).map_err(|_| ResponseCode::FormErr)?;
+        name = updates[0].name.to_string();
+        let mut next = dynamic.clone();
+        update::apply(&mut next, &updates);
+        let same = |a: &Vec<Record>, b: &Vec<Record>| {
+            a.len() == b.len() && a.iter().all(|r| b.iter().any(|s| s == r))
+        };
+        if same(&next, dynamic) {
+            return Ok(false);
+        }
+        *dynamic = next;
+        Ok(true)
+    });
+    match result {
+        Ok(changed) => Ok(json!({"name": name, "changed": changed})),
+        Err(ResponseCode::Refused) => Err(RpcError::new("no_zone", "dpx.zone is not set")),
+        Err(code) => Err(RpcError::new("dpx_error", format!("update failed: {code}"))),
+    }
 }
 
 /// The update records for one DNS-01 answer: add it, or delete exactly
@@ -206,6 +292,22 @@ impl Handler for Control {
                 }
                 acme_txt(core, call.params()?)?
             }
+            "dpx.pg_master" => {
+                if !pgha_caller_ok(call.peer.uid, nix::unistd::geteuid().as_raw()) {
+                    return Err(RpcError::new(
+                        "forbidden",
+                        format!(
+                            "dpx.pg_master: uid {} is not the pgha service's user (ar-pgha, uid {PGHA_UID}) or root",
+                            call.peer.uid
+                        ),
+                    ));
+                }
+                let p: PgMasterParams = call.params()?;
+                if let Some(z) = &cur.zone {
+                    pg_master_update(&p, &z.origin)?;
+                }
+                pg_master(core, p)?
+            }
             other => {
                 return Err(RpcError::new(
                     "method_not_found",
@@ -255,6 +357,46 @@ mod tests {
         assert!(update::apply(&mut dynamic, &[gone]));
         assert_eq!(dynamic.len(), 1);
         assert_eq!(dynamic[0].data.to_string(), "bbb");
+    }
+
+    #[test]
+    fn a_pg_master_replaces_every_address_of_its_name() {
+        let origin = Name::from_ascii("z.example.").unwrap();
+        let p = |host: &str| PgMasterParams {
+            group: "main".into(),
+            host: host.into(),
+        };
+        let mut dynamic = Vec::new();
+        assert!(update::apply(
+            &mut dynamic,
+            &pg_master_update(&p("10.0.0.1"), &origin).unwrap()
+        ));
+        assert!(update::apply(
+            &mut dynamic,
+            &pg_master_update(&p("fd00::2"), &origin).unwrap()
+        ));
+        assert_eq!(dynamic.len(), 1, "{dynamic:?}");
+        assert_eq!(dynamic[0].name.to_string(), "main.pg.z.example.");
+        assert_eq!(dynamic[0].record_type(), RecordType::AAAA);
+        assert_eq!(dynamic[0].ttl, PG_MASTER_TTL);
+        assert!(update::apply(
+            &mut dynamic,
+            &pg_master_update(&p("db2.lan"), &origin).unwrap()
+        ));
+        assert_eq!(dynamic.len(), 1);
+        assert_eq!(dynamic[0].data.to_string(), "db2.lan.");
+        let bad = PgMasterParams {
+            group: "a.b".into(),
+            host: "10.0.0.1".into(),
+        };
+        assert!(pg_master_update(&bad, &origin).is_err());
+    }
+
+    #[test]
+    fn only_root_and_the_pgha_user_publish_masters() {
+        assert!(pgha_caller_ok(0, 903));
+        assert!(pgha_caller_ok(PGHA_UID, 903));
+        assert!(!pgha_caller_ok(WEB_UID, 903));
     }
 
     #[test]

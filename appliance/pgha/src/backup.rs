@@ -14,6 +14,7 @@ use crate::journal::Journal;
 use crate::remote::{Remote, Target};
 use crate::schedule::{self, Memory, Schedule};
 use crate::shell::{self, Script, ShellError, quote};
+use crate::singleton::{BACKUP, Fence};
 
 /// What `pgha.status` shows of the backup controller.
 #[derive(Debug, Clone, Default)]
@@ -346,12 +347,22 @@ async fn run_once(
 /// Runs the backup controller until aborted: checks the schedule every
 /// minute; `now` (from `pgha.backup`) starts a run at once. `shown` holds
 /// the last result and the next run for `pgha.status`.
+/// The backup history a successor resumes from in a cluster.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct History {
+    memory: Memory,
+    last: Option<String>,
+}
+
+const HISTORY: &str = "history";
+
 pub async fn run(
     cfg: BackupController,
     remote: std::sync::Arc<Remote>,
     journal: Journal,
     now: std::sync::Arc<tokio::sync::Notify>,
     shown: std::sync::Arc<std::sync::Mutex<Shown>>,
+    fence: Option<Fence>,
 ) {
     let schedule = Schedule {
         weekdays: cfg.weekdays.clone(),
@@ -361,6 +372,21 @@ pub async fn run(
         started_at: alpharen_store::now_unix(),
         ..Memory::default()
     };
+    // Taking over in a cluster: the last holder's window day and failure
+    // count here too (no second run in a window, no early retry).
+    if let Some(f) = &fence
+        && let Some(h) = f.get::<History>(BACKUP, HISTORY).await
+    {
+        memory.done_day = h.memory.done_day;
+        memory.last_failure = h.memory.last_failure;
+        if let Ok(mut s) = shown.lock() {
+            s.last = h.last;
+        }
+        journal.note(&format!(
+            "backup history resumed from the cluster (lease epoch {})",
+            f.epoch
+        ));
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         let asked = tokio::select! {
@@ -398,6 +424,13 @@ pub async fn run(
             }
         };
         let next = schedule.next_run(alpharen_store::now_unix(), &memory);
+        if let Some(f) = &fence {
+            let h = History {
+                memory,
+                last: Some(result_text.clone()),
+            };
+            f.set(BACKUP, HISTORY, &h).await;
+        }
         if let Ok(mut s) = shown.lock() {
             *s = Shown {
                 last: Some(result_text),

@@ -51,6 +51,7 @@ impl Handler for Control {
                     "client_key": sh.client_key,
                     "backup_last": backup.last,
                     "backup_next": backup.next,
+                    "singletons": sh.singletons.lock().map(|s| s.clone()).unwrap_or_default(),
                 })))
             }
             "pgha.backup" => {

@@ -18,6 +18,7 @@ use crate::observe::{self, PollError, Polled};
 use crate::pins::Pins;
 use crate::referee;
 use crate::remote::{Remote, RemoteError};
+use crate::singleton::{Fence, PG};
 
 /// Limit of one SSH login during a poll.
 const PROBE_LIMIT: Duration = Duration::from_secs(5);
@@ -61,7 +62,7 @@ pub struct ServerStatus {
     pub polled: Option<Polled>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LastAction {
     pub at: String,
     pub action: String,
@@ -77,19 +78,61 @@ pub struct Env {
     pub remote: Arc<Remote>,
     pub pins: Pins,
     pub state_dir: std::path::PathBuf,
+    /// In a cluster: where the group's state goes for the next holder.
+    pub fence: Option<Fence>,
+}
+
+/// What a successor resumes a group from, kept in the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct GroupState {
+    pub master: usize,
+    pub last_failover: Option<LastAction>,
+    pub last_action: Option<LastAction>,
+}
+
+/// The group's key in the cluster's state.
+pub fn state_key(group: &str) -> String {
+    format!("group.{group}")
 }
 
 pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus>>) {
     let servers = group.servers.clone().map(Server::new);
     let key = group.key.clone();
-    let mut machine = Machine::new(env.grace, env.pins.last_master(&key));
     let journal = Journal::group(&env.state_dir, &key);
+    // A member taking over resumes from what the last holder stored.
+    let mut saved = match &env.fence {
+        Some(f) => f.get::<GroupState>(PG, &state_key(&key)).await,
+        None => None,
+    };
+    let last_master = saved
+        .as_ref()
+        .map_or_else(|| env.pins.last_master(&key), |s| s.master);
+    if let Some(s) = &saved
+        && let Ok(mut st) = status.lock()
+    {
+        st.master = s.master;
+        st.last_failover = s.last_failover.clone();
+        st.last_action = s.last_action.clone();
+    }
+    let mut machine = Machine::new(env.grace, last_master);
     let mut said = String::new();
     journal.note(&format!(
-        "controlling {} and {}, last master {}",
+        "controlling {} and {}, last master {}{}",
         servers[0].cfg.pg_host,
         servers[1].cfg.pg_host,
-        machine.master()
+        machine.master(),
+        match &env.fence {
+            Some(f) => format!(
+                " (cluster lease epoch {}, state {})",
+                f.epoch,
+                if saved.is_some() {
+                    "resumed from the cluster"
+                } else {
+                    "new"
+                }
+            ),
+            None => String::new(),
+        }
     ));
     let mut probes: [Probe; 2] = [
         (Ssh::Down, Some("not probed yet".into())),
@@ -172,6 +215,25 @@ pub async fn run(group: PgGroupResolved, env: Env, status: Arc<Mutex<GroupStatus
                 s.last_action = Some(last);
             }
         }
+        if let Some(f) = &env.fence {
+            save(f, &key, &status, &mut saved).await;
+        }
+    }
+}
+
+/// Stores the group's state in the cluster when it changed since it was
+/// last stored (a failed write is tried again at the next poll).
+async fn save(f: &Fence, key: &str, status: &Mutex<GroupStatus>, saved: &mut Option<GroupState>) {
+    let now = match status.lock() {
+        Ok(s) => GroupState {
+            master: s.master,
+            last_failover: s.last_failover.clone(),
+            last_action: s.last_action.clone(),
+        },
+        Err(_) => return,
+    };
+    if saved.as_ref() != Some(&now) && f.set(PG, &state_key(key), &now).await {
+        *saved = Some(now);
     }
 }
 

@@ -14,6 +14,7 @@ mod backup;
 pub mod clock;
 mod control;
 pub mod decide;
+mod dns;
 mod group;
 mod journal;
 pub mod observe;
@@ -22,6 +23,7 @@ pub mod referee;
 mod remote;
 pub mod schedule;
 mod shell;
+mod singleton;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,6 +55,7 @@ pub struct Excluded {
 
 /// The runnable groups of the current config, secrets filled in from the
 /// view, and those left out.
+#[derive(Clone)]
 struct Plan {
     grace: Duration,
     poll: Duration,
@@ -97,6 +100,8 @@ pub(crate) struct Shared {
     /// The last backup run's result and the next run.
     backup: Arc<Mutex<backup::Shown>>,
     backup_configured: std::sync::atomic::AtomicBool,
+    /// Where the controllers run in a cluster (`null` outside one).
+    singletons: Mutex<serde_json::Value>,
 }
 
 async fn view(state_dir: &Path) -> Result<View, Error> {
@@ -135,62 +140,157 @@ async fn run(state_dir: &Path) -> Result<(), Error> {
         backup_now: Arc::new(tokio::sync::Notify::new()),
         backup: Arc::new(Mutex::new(backup::Shown::default())),
         backup_configured: std::sync::atomic::AtomicBool::new(false),
+        singletons: Mutex::new(serde_json::Value::Null),
     });
     let remote = Arc::new(remote::Remote::new(pins.clone(), key));
     let control = control::start(shared.clone())?;
     alpharen_rpc::view::ready(state_dir, "pgha").await;
 
     let mut running = Running::default();
+    let mut link = singleton::Link::default();
+    let mut published = dns::Published::default();
+    let mut dns_tick = tokio::time::interval(dns::EVERY);
+    dns_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut plan: Option<Plan> = None;
+    // The gates the running controllers were started with.
+    let mut started = None;
+    let mut reload = true;
     loop {
-        let plan = match view(state_dir).await {
-            Ok(v) => Plan::load(v),
-            Err(e) => Err(e),
-        };
-        match plan {
-            Ok(plan) => running.reconcile(plan, &shared, &remote),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the pgha section; keeping the running groups")
+        if reload {
+            match view(state_dir).await {
+                Ok(v) => {
+                    link.follow(&v).await;
+                    match Plan::load(v) {
+                        Ok(p) => {
+                            alert_excluded(&shared, &p);
+                            plan = Some(p);
+                            started = None;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read the pgha section; keeping the running groups")
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the pgha section; keeping the running groups")
+                }
             }
         }
-        tokio::select! {
+        let gates = (link.gate(singleton::PG), link.gate(singleton::BACKUP));
+        let keys = (gates.0.key(), gates.1.key());
+        if let Some(p) = &plan
+            && started != Some(keys)
+        {
+            running.reconcile(p.clone(), &gates, &shared, &remote);
+            started = Some(keys);
+        }
+        reload = tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => tracing::info!("configuration changed"),
-        }
+            _ = hup.recv() => {
+                tracing::info!("configuration changed");
+                true
+            }
+            _ = link.changed() => false,
+            _ = dns_tick.tick() => {
+                if let Some(p) = &plan {
+                    let masters = masters(p, &link, &shared).await;
+                    published.publish(state_dir, masters).await;
+                }
+                let shown = link.shown().await;
+                if let Ok(mut s) = shared.singletons.lock() {
+                    *s = shown;
+                }
+                false
+            }
+        };
     }
     running.stop();
+    link.stop().await;
     control.abort();
     let _ = std::fs::remove_file(alpharen_rpc::service_socket(state_dir, "pgha"));
     tracing::info!("pgha stopped");
     Ok(())
 }
 
+/// The alert for groups left out for bad settings, once per reload.
+fn alert_excluded(shared: &Shared, plan: &Plan) {
+    for x in &plan.excluded {
+        journal::Journal::group(&shared.state_dir, &x.group)
+            .alert("group excluded for bad settings", &x.problems.join("\n"));
+    }
+}
+
+/// Each group's master as a `pg_host`: in a cluster from the state the
+/// controller's holder keeps there (the same on every member), else from
+/// this node's own controller.
+async fn masters(plan: &Plan, link: &singleton::Link, shared: &Shared) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for g in &plan.groups {
+        let master = match link.leases() {
+            Some(leases) => leases
+                .state(singleton::PG, &group::state_key(&g.key))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|v| serde_json::from_value::<group::GroupState>(v).ok())
+                .map(|s| s.master),
+            None if matches!(link.gate(singleton::PG), singleton::Gate::Alone) => shared
+                .groups
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&g.key).and_then(|s| s.lock().ok().map(|s| s.master))),
+            None => None,
+        };
+        if let Some(i) = master.filter(|i| *i < 2) {
+            out.push((g.key.clone(), g.servers[i].pg_host.clone()));
+        }
+    }
+    out
+}
+
+/// The lease a controller was started under ([`singleton::Gate::key`]).
+type Epoch = Option<Option<u64>>;
+
 /// The group loops and the backup controller as running now, with what
 /// they were started from, so a reload restarts only what changed (an
 /// unchanged group keeps its timers and any action in progress).
 #[derive(Default)]
 struct Running {
-    groups: BTreeMap<String, (PgGroupResolved, [Duration; 2], JoinHandle<()>)>,
-    backup: Option<(BackupController, JoinHandle<()>)>,
+    groups: BTreeMap<String, (PgGroupResolved, [Duration; 2], Epoch, JoinHandle<()>)>,
+    backup: Option<(BackupController, Epoch, JoinHandle<()>)>,
 }
 
 impl Running {
-    fn reconcile(&mut self, plan: Plan, shared: &Arc<Shared>, remote: &Arc<remote::Remote>) {
-        for x in &plan.excluded {
-            journal::Journal::group(&shared.state_dir, &x.group)
-                .alert("group excluded for bad settings", &x.problems.join("\n"));
+    /// Runs what `plan` and the gates allow: in a cluster, a controller
+    /// whose lease is held elsewhere does not run here; one started with
+    /// another epoch starts over.
+    fn reconcile(
+        &mut self,
+        mut plan: Plan,
+        gates: &(singleton::Gate, singleton::Gate),
+        shared: &Arc<Shared>,
+        remote: &Arc<remote::Remote>,
+    ) {
+        if !gates.0.runs() {
+            plan.groups.clear();
+        }
+        if !gates.1.runs() {
+            plan.backup = None;
         }
         let timing = [plan.grace, plan.poll];
+        let epoch = gates.0.key();
         let env = group::Env {
             grace: plan.grace,
             poll: plan.poll,
             remote: remote.clone(),
             pins: shared.pins.clone(),
             state_dir: shared.state_dir.clone(),
+            fence: gates.0.fence(),
         };
         let mut statuses = shared.groups.lock().unwrap_or_else(|p| p.into_inner());
-        self.groups.retain(|key, (cfg, t, task)| {
-            let keep = *t == timing && plan.groups.contains(cfg);
+        self.groups.retain(|key, (cfg, t, e, task)| {
+            let keep = *t == timing && *e == epoch && plan.groups.contains(cfg);
             if !keep {
                 task.abort();
                 statuses.remove(key);
@@ -213,11 +313,14 @@ impl Running {
             }));
             statuses.insert(g.key.clone(), status.clone());
             let task = tokio::spawn(group::run(g.clone(), env.clone(), status));
-            self.groups.insert(g.key.clone(), (g, timing, task));
+            self.groups.insert(g.key.clone(), (g, timing, epoch, task));
         }
         drop(statuses);
-        if self.backup.as_ref().map(|(b, _)| b) != plan.backup.as_ref() {
-            if let Some((_, task)) = self.backup.take() {
+        let backup_epoch = gates.1.key();
+        if self.backup.as_ref().map(|(b, e, _)| (b, e))
+            != plan.backup.as_ref().map(|b| (b, &backup_epoch))
+        {
+            if let Some((_, _, task)) = self.backup.take() {
                 task.abort();
             }
             // A removed controller has no next run; a new one sets its own.
@@ -231,8 +334,9 @@ impl Running {
                     journal::Journal::backup(&shared.state_dir),
                     shared.backup_now.clone(),
                     shared.backup.clone(),
+                    gates.1.fence(),
                 ));
-                (b, task)
+                (b, backup_epoch, task)
             });
         }
         shared
@@ -250,8 +354,13 @@ impl Running {
     }
 
     fn stop(self) {
-        let backup = self.backup.into_iter().map(|(_, t)| t);
-        for task in self.groups.into_values().map(|(_, _, t)| t).chain(backup) {
+        let backup = self.backup.into_iter().map(|(_, _, t)| t);
+        for task in self
+            .groups
+            .into_values()
+            .map(|(_, _, _, t)| t)
+            .chain(backup)
+        {
             task.abort();
         }
     }

@@ -21,7 +21,7 @@ pub struct Schedule {
 }
 
 /// What the controller remembers between runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Memory {
     pub started_at: i64,
     /// The window day (Unix day number) of the last successful run.

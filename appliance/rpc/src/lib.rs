@@ -34,7 +34,7 @@ pub use call::{Stream, UNAVAILABLE, Uploader, call, call_stream, control_socket,
 pub use client::{Client, ClientError};
 pub use protocol::{Call, ErrorObject, MAX_ARCHIVE, MAX_LINE, Reply, Request, Response, RpcError};
 pub use server::{
-    ALPHAREN_GID, Handler, Peer, WEB_UID, bind, serve, service_socket, spawn_service,
+    ALPHAREN_GID, Handler, PGHA_UID, Peer, WEB_UID, bind, serve, service_socket, spawn_service,
 };
 
 /// A method's params as they go on the wire. The params structs here have

@@ -28,6 +28,10 @@ pub const ALPHAREN_GID: u32 = 900;
 /// (DNS-01 answers for web's ACME client) to it and to no other service.
 pub const WEB_UID: u32 = 904;
 
+/// The pgha service's user id (`ar-pgha`): dpx answers `dpx.pg_master`
+/// (a PostgreSQL group's master in the zone) to it and to no other service.
+pub const PGHA_UID: u32 = 907;
+
 impl Peer {
     /// May send requests at all: root, our own user, or a member of the
     /// `alpharen` group (checked against the peer's supplementary groups).

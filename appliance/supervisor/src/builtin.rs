@@ -147,16 +147,18 @@ pub const BUILTINS: &[Builtin] = &[
         tables: &[],
         logs: &[],
     },
+    // [cluster]: in a cluster the controllers run on the member holding
+    // their lease, with their state in JetStream (client password).
     Builtin {
         name: "pgha",
-        reads: &[Section::Pgha],
+        reads: &[Section::Pgha, Section::Cluster, Section::Node],
         user: User {
             name: "ar-pgha",
-            id: 907,
+            id: alpharen_rpc::PGHA_UID,
         },
         caps: &[],
         owns: &[("pgha", 0o700)],
-        secrets: &["pgha."],
+        secrets: &["pgha.", "cluster.client_password"],
         tables: &["pgha_host_keys", "pgha_last_master"],
         logs: &["pgctrl_", "bkp_controller"],
     },

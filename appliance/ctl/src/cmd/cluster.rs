@@ -92,6 +92,15 @@ fn print_status(v: &serde_json::Value) {
         text(&v["jetstream"]["meta_leader"])
     );
     println!("replicas  {}", text(&v["replicas_note"]));
+    if let Some(leases) = v["singletons"].as_object() {
+        for (name, l) in leases {
+            let at = match l["holder"].as_str() {
+                Some(h) => format!("on {h} (epoch {})", text(&l["epoch"])),
+                None => "nowhere (lease ran out or released)".into(),
+            };
+            println!("singleton {name} {at}");
+        }
+    }
     let rows: Vec<Vec<String>> = v["members"]
         .as_array()
         .into_iter()

@@ -90,8 +90,28 @@ impl PghaCmd {
                 let v = client.call("pgha.status", json!({}))?;
                 out.show(&v, |v| {
                     let groups = v["groups"].as_array().cloned().unwrap_or_default();
-                    if groups.is_empty() {
+                    let elsewhere = |name: &str| {
+                        let s = &v["singletons"][name];
+                        (s.is_object() && s["here"] != true).then(|| match s["holder"].as_str() {
+                            Some(h) => format!("{name} runs on cluster member {h}"),
+                            None => format!("{name} runs on no member yet (waiting for its lease)"),
+                        })
+                    };
+                    if let Some(line) = elsewhere("pg_controller") {
+                        println!("{line}");
+                    } else if groups.is_empty() {
                         println!("no groups configured (pgha.pg_controller)");
+                    }
+                    if let Some(s) = v["singletons"].as_object() {
+                        for (name, l) in s.iter().filter(|(_, l)| l["here"] == true) {
+                            println!(
+                                "{name} runs here (cluster lease epoch {})",
+                                text(&l["epoch"])
+                            );
+                        }
+                    }
+                    if let Some(line) = elsewhere("backup_controller") {
+                        println!("{line}");
                     }
                     groups.iter().for_each(show_group);
                     for x in v["excluded"].as_array().into_iter().flatten() {
