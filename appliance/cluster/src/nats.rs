@@ -422,6 +422,7 @@ async fn grow_replicas(js: &jetstream::Context) {
         crate::kv::CLAIMS,
         crate::lease::BUCKET,
         crate::lease::STATE,
+        crate::locks::BUCKET,
     ] {
         grow(js, &format!("KV_{bucket}"), want).await;
     }
@@ -429,7 +430,6 @@ async fn grow_replicas(js: &jetstream::Context) {
     for stream in [crate::pubsub::QUEUES, crate::pubsub::DLQ] {
         grow(js, stream, want).await;
     }
-    grow(js, &format!("KV_{}", crate::locks::BUCKET), want).await;
 }
 
 async fn grow(js: &jetstream::Context, name: &str, want: usize) {
