@@ -84,6 +84,41 @@ fn kv_err(e: impl std::fmt::Display) -> Error {
     Error::Join(format!("cluster KV: {e}"))
 }
 
+/// A runtime of one thread for a blocking facade over the cluster.
+pub(crate) fn runtime(name: &str) -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(io_err(format!("{name} runtime")))
+}
+
+/// Connects to this node's nats-server as its client user. `clustered`:
+/// whether the node has seeds, so its nats-server must be in a NATS
+/// cluster; a server still in the other mode (about to be restarted by
+/// the cluster service) is refused, or streams would land in the
+/// JetStream store it is leaving.
+pub(crate) async fn client(
+    client_port: u16,
+    password: &str,
+    clustered: bool,
+) -> Result<jetstream::Context, Error> {
+    let client = async_nats::ConnectOptions::with_user_and_password(
+        conf::CLIENT_USER.into(),
+        password.into(),
+    )
+    .connection_timeout(TIMEOUT)
+    .connect(format!("127.0.0.1:{client_port}"))
+    .await
+    .map_err(|e| kv_err(format!("cannot reach nats-server: {e}")))?;
+    let in_cluster = client.server_info().cluster.is_some_and(|c| !c.is_empty());
+    if in_cluster != clustered {
+        return Err(kv_err("nats-server is not in its configured mode yet"));
+    }
+    Ok(jetstream::new(client))
+}
+
 /// A connection to the cluster's KV bucket.
 pub struct ClusterKv {
     rt: tokio::runtime::Runtime,
@@ -103,27 +138,10 @@ impl ClusterKv {
     /// mode (about to be restarted by the cluster service) is refused, or
     /// the bucket would land in the JetStream store it is leaving.
     pub fn connect(client_port: u16, password: &str, clustered: bool) -> Result<ClusterKv, Error> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("cluster-kv")
-            .enable_all()
-            .build()
-            .map_err(io_err("cluster KV runtime"))?;
+        let rt = runtime("cluster-kv")?;
         let password = password.to_string();
         let kv = off_runtime(&rt, async move {
-            let client = async_nats::ConnectOptions::with_user_and_password(
-                conf::CLIENT_USER.into(),
-                password,
-            )
-            .connection_timeout(TIMEOUT)
-            .connect(format!("127.0.0.1:{client_port}"))
-            .await
-            .map_err(|e| kv_err(format!("cannot reach nats-server: {e}")))?;
-            let in_cluster = client.server_info().cluster.is_some_and(|c| !c.is_empty());
-            if in_cluster != clustered {
-                return Err(kv_err("nats-server is not in its configured mode yet"));
-            }
-            let js = jetstream::new(client);
+            let js = client(client_port, &password, clustered).await?;
             let kv = crate::nats::bucket(&js, BUCKET, 0).await.map_err(kv_err)?;
             let stream = js
                 .get_stream(format!("KV_{BUCKET}"))
@@ -404,7 +422,7 @@ struct Bucket<'a> {
 
 /// Runs `f` on `rt` from a thread of its own, so a caller inside another
 /// runtime (the integrator's) may block on it.
-fn off_runtime<T: Send>(
+pub(crate) fn off_runtime<T: Send>(
     rt: &tokio::runtime::Runtime,
     f: impl Future<Output = Result<T, Error>> + Send,
 ) -> Result<T, Error> {

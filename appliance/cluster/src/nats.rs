@@ -420,6 +420,7 @@ async fn grow_replicas(js: &jetstream::Context) {
         grow(js, &format!("KV_{bucket}"), want).await;
     }
     grow(js, crate::deploys::STREAM, want).await;
+    grow(js, crate::configlog::STREAM, want).await;
 }
 
 async fn grow(js: &jetstream::Context, name: &str, want: usize) {

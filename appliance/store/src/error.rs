@@ -40,6 +40,14 @@ pub enum StoreError {
     NotPending { named: i64, pending: Option<i64> },
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    /// A change of the cluster-wide part of `[integrator]` that the
+    /// cluster's configuration log did not take; nothing was changed.
+    #[error("{0}")]
+    ClusterUnavailable(String),
+    #[error(
+        "the cluster's [integrator] section changed meanwhile on another member (or this member has not applied it yet); nothing was changed: this member applies it within a second or two, then read it again and retry"
+    )]
+    ClusterBehind,
 }
 
 impl StoreError {
@@ -59,6 +67,8 @@ impl StoreError {
             StoreError::Conflict { .. } => "conflict",
             StoreError::NotPending { .. } => "not_pending",
             StoreError::Corrupt(_) => "corrupt",
+            StoreError::ClusterUnavailable(_) => "unavailable",
+            StoreError::ClusterBehind => "conflict",
         }
     }
 }

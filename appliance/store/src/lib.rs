@@ -19,6 +19,7 @@ pub mod limiter;
 mod revisions;
 mod secrets;
 mod service_db;
+pub mod shared;
 mod users;
 mod view;
 
