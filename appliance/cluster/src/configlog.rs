@@ -129,18 +129,22 @@ impl ConfigLog {
     pub fn connect(client_port: u16, password: &str, clustered: bool) -> Result<ConfigLog, Error> {
         let rt = runtime("cluster-config")?;
         let (js, stream) = off_runtime(&rt, async {
-            let js = client(client_port, password, clustered).await?;
-            let stream = js
-                .get_or_create_stream(stream::Config {
-                    name: STREAM.into(),
-                    subjects: vec![SUBJECT.into()],
-                    deny_delete: true,
-                    num_replicas: 1,
-                    ..Default::default()
-                })
-                .await
-                .map_err(err)?;
-            Ok((js, stream))
+            tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                let js = client(client_port, password, clustered).await?;
+                let stream = js
+                    .get_or_create_stream(stream::Config {
+                        name: STREAM.into(),
+                        subjects: vec![SUBJECT.into()],
+                        deny_delete: true,
+                        num_replicas: 1,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(err)?;
+                Ok((js, stream))
+            })
+            .await
+            .map_err(|_| err("nats-server did not open the stream within 10 s"))?
         })?;
         Ok(ConfigLog { rt, js, stream })
     }

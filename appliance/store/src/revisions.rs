@@ -392,7 +392,7 @@ pub(crate) fn apply_in(
         .as_ref()
         .is_some_and(|(_, old)| old.cluster.name != config.cluster.name)
     {
-        shared::forget_mark(conn)?;
+        shared::new_cluster(conn, &config)?;
     }
     let existing = pending_in(conn)?;
     let risky = changed.iter().any(|s| s.is_risky());

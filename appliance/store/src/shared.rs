@@ -139,8 +139,20 @@ pub(crate) fn set_mark(conn: &Connection, m: &Mark) -> Result<(), StoreError> {
 }
 
 /// A new cluster (or none): the mark of the old one means nothing there.
-pub(crate) fn forget_mark(conn: &Connection) -> Result<(), StoreError> {
+/// The member that makes a cluster (no seeds) gets an empty mark, which
+/// lets it publish its part as the first record of an empty log; a
+/// joiner gets none, so the cluster's part wins.
+pub(crate) fn new_cluster(conn: &Connection, config: &Config) -> Result<(), StoreError> {
     conn.execute("DELETE FROM shared_config", [])?;
+    if config.cluster.enabled() && config.cluster.seeds.is_empty() {
+        set_mark(
+            conn,
+            &Mark {
+                stream: String::new(),
+                seq: 0,
+            },
+        )?;
+    }
     Ok(())
 }
 
@@ -377,6 +389,7 @@ mod tests {
         // Joining another cluster forgets the mark.
         let mut joined = s.current_config().unwrap();
         joined.cluster.name = "other".into();
+        joined.cluster.seeds = vec!["10.0.0.9:6222".into()];
         s.apply(&joined, "t", "join").unwrap();
         assert_eq!(s.shared_mark().unwrap(), None);
     }

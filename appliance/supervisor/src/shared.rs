@@ -56,6 +56,8 @@ struct State {
     target: Option<Target>,
     generation: u64,
     log: Option<Arc<ConfigLog>>,
+    /// Why the link is not up yet.
+    error: Option<String>,
 }
 
 /// The link and the follower's wake-up, shared by the hook and [`run`].
@@ -99,9 +101,13 @@ impl Shared {
                 if s.generation != generation {
                     return;
                 }
-                if let Ok(log) = result {
-                    s.log = Some(Arc::new(log));
-                    return;
+                match result {
+                    Ok(log) => {
+                        s.log = Some(Arc::new(log));
+                        s.error = None;
+                        return;
+                    }
+                    Err(e) => s.error = Some(e.to_string()),
                 }
                 drop(s);
                 std::thread::sleep(Duration::from_secs(2));
@@ -187,13 +193,21 @@ fn store_lock(node: &NodeState) -> Result<std::sync::MutexGuard<'_, Store>, Stri
         .map_err(|_| "the store lock is poisoned".to_string())
 }
 
-/// Applies what this member has not applied yet; on an empty log, the
-/// member that made the cluster (or one that applied a log before: the
-/// cluster's JetStream started anew) publishes its own part as the first
-/// record. A member that just joined never does: the cluster's wins.
+/// Applies what this member has not applied yet; on an empty log, a
+/// member with a mark (the one that made the cluster, or one that applied
+/// a log before: the cluster's JetStream started anew) publishes its own
+/// part as the first record. A member that just joined has none: the
+/// cluster's part wins.
 async fn follow(node: &Arc<NodeState>) -> Result<(), String> {
-    let Some((t, Some(log))) = node.shared.current() else {
-        return Ok(());
+    let (t, log) = match node.shared.current() {
+        Some((t, Some(log))) => (t, log),
+        Some((_, None)) => {
+            return match node.shared.lock().error.clone() {
+                Some(e) => Err(format!("not connected: {e}")),
+                None => Ok(()),
+            };
+        }
+        None => return Ok(()),
     };
     loop {
         let mark = store_lock(node)?.shared_mark().map_err(|e| e.to_string())?;
@@ -204,7 +218,7 @@ async fn follow(node: &Arc<NodeState>) -> Result<(), String> {
             batch = read(&log, 0).await?;
         }
         if batch.last == 0 {
-            if mark.is_some() || !t.seeded {
+            if mark.is_some() {
                 seed(node, &t, &log)?;
             }
             return Ok(());
