@@ -80,7 +80,8 @@ pass "a change on B: live on A and C, cluster revision $r2 on all; A's history n
 kill_tree C
 c A config set 'integrator.channels[1]' '{name = "late", url_path = "/late", service = "echo.get"}' >/dev/null \
   || fail "the change on A while C is down was refused"
-r3=$(same_rev A B) || fail "A and B differ after a change with C down"
+wait_for 20 same_rev A B >/dev/null || fail "A and B differ after a change with C down"
+r3=$(same_rev A B)
 start C
 wait_for 60 has_channel C /late || { conf C; c C logs supervisor | tail -10; fail "C did not catch up after its restart"; }
 wait_for 20 same_rev A B C >/dev/null || fail "C is not on A's revision after catching up"
