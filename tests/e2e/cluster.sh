@@ -8,7 +8,7 @@
 # replicas; the integrator's KV is cluster-wide; deploys and rollbacks on
 # any member are live on all (and on a member that was down, once it is
 # back); a job scheduled on every
-# member runs once per fire time; no key or secret is in the configuration; a member killed
+# member runs once per fire time; [integrator] set on A reaches B and C; no key or secret is in the configuration; a member killed
 # with its process tree is marked down and, restarted, comes back; every
 # member's :11223 balances over the members (a member that leaves under
 # load is drained without a failed request, one that joins gets
@@ -176,9 +176,12 @@ class Fire(Service):
             self.kv.ns('dups').set(at, who)
 PY
 deploy_once "$W/tick.py" tick.fire
-for n in A B C; do
-  c $n config set 'integrator.jobs[0]' "{name = \"tick\", service = \"tick.fire\", kind = \"interval\", seconds = 1, payload = {who = \"${n,,}\"}}" >/dev/null \
-    || fail "the tick job not added on $n"
+# [integrator] is cluster-wide: the job added on A is every member's.
+c A config set 'integrator.jobs[0]' '{name = "tick", service = "tick.fire", kind = "interval", seconds = 1, payload = {who = "a"}}' >/dev/null \
+  || fail "the tick job not added on A"
+for n in b c; do
+  wait_for 30 bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$W/$n' --json config show integrator | jq -e '.config.jobs[0].name == \"tick\"'" \
+    || fail "the tick job added on A did not reach $n"
 done
 ticks() { c A --json integrator kv list --ns "$1" | jq '[.keys[] | tonumber] | sort'; }
 wait_for 30 bash -c "[ \"\$('$ALPHAREN' ctl --state-dir '$W/a' --json integrator kv list --ns ticks | jq '.keys | length')\" -ge 8 ]" \
@@ -252,8 +255,10 @@ class Who(Service):
         self.response.payload = {'ok': True}
 PY
 deploy_once "$W/who.py" who.get
-for n in A B C; do
-  c $n config set 'integrator.channels[0]' '{name = "who", url_path = "/who", service = "who.get"}' >/dev/null || fail "the who channel not added on $n"
+c A config set 'integrator.channels[0]' '{name = "who", url_path = "/who", service = "who.get"}' >/dev/null || fail "the who channel not added on A"
+for n in b c; do
+  wait_for 30 bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$W/$n' --json config show integrator | jq -e '.config.channels[0].name == \"who\"'" \
+    || fail "the who channel added on A did not reach $n"
 done
 peers_of() { c "$1" --json integrator status | jq -c '[.servers[] | select(.healthy and (.draining | not)) | .node] | sort'; }
 wait_for 30 bash -c "[ \"\$('$ALPHAREN' ctl --state-dir '$W/a' --json integrator status | jq -c '[.servers[] | select(.healthy and (.draining | not)) | .node] | sort')\" = '[\"b\",\"c\"]' ]" \

@@ -49,6 +49,8 @@ pub struct Batch {
     /// nats-server moved to another JetStream store (one member → a
     /// cluster) finds a new stream and starts again from its beginning.
     pub stream_id: String,
+    /// The stream's last sequence (0: empty).
+    pub last: u64,
     /// Records after the asked sequence, in order: (sequence, bytes).
     pub records: Vec<(u64, Vec<u8>)>,
 }
@@ -102,22 +104,30 @@ impl ClusterKv {
 
     /// Up to 64 records after sequence `after`, in order.
     pub fn deploys_after(&self, after: u64) -> Result<Batch, Error> {
-        self.run(async move {
-            let mut s = self.deploys.clone();
-            let info = s.info().await.map_err(err)?;
-            let stream_id = info.created.to_string();
-            let last = info.state.last_sequence;
-            let mut records = Vec::new();
-            for seq in after + 1..=last.min(after + BATCH) {
-                match s.get_raw_message(seq).await {
-                    Ok(m) => records.push((seq, m.payload.to_vec())),
-                    Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => {}
-                    Err(e) => return Err(err(e)),
-                }
-            }
-            Ok(Batch { stream_id, records })
-        })
+        self.run(async move { batch_after(&self.deploys, after).await.map_err(err) })
     }
+}
+
+/// Up to 64 records of `stream` after sequence `after`, in order, with
+/// the stream's identity.
+pub(crate) async fn batch_after(stream: &stream::Stream, after: u64) -> Result<Batch, String> {
+    let mut s = stream.clone();
+    let info = s.info().await.map_err(|e| e.to_string())?;
+    let stream_id = info.created.to_string();
+    let last = info.state.last_sequence;
+    let mut records = Vec::new();
+    for seq in after + 1..=last.min(after + BATCH) {
+        match s.get_raw_message(seq).await {
+            Ok(m) => records.push((seq, m.payload.to_vec())),
+            Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(Batch {
+        stream_id,
+        last,
+        records,
+    })
 }
 
 #[cfg(test)]

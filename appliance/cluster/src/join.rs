@@ -82,60 +82,89 @@ impl hkdf::KeyType for Len {
     }
 }
 
-fn seal_key(secret: &str, nonce: &str) -> Result<aead::LessSafeKey, Error> {
-    let salt = B64
-        .decode(nonce)
-        .map_err(|_| Error::Join("the join request's nonce is not base64".into()))?;
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &salt).extract(secret.as_bytes());
+/// An AES-256-GCM key derived (HKDF-SHA256) from `secret`, `salt` and
+/// what it is for (`info`), so keys for different uses never meet.
+fn derive(secret: &str, salt: &[u8], info: &[u8]) -> Result<aead::LessSafeKey, Error> {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(secret.as_bytes());
     let mut bytes = [0u8; 32];
-    prk.expand(&[b"alpharen cluster join"], Len)
+    prk.expand(&[info], Len)
         .and_then(|okm| okm.fill(&mut bytes))
-        .map_err(|_| Error::Join("cannot derive the answer's key".into()))?;
+        .map_err(|_| Error::Join("cannot derive a key".into()))?;
     let key = aead::UnboundKey::new(&aead::AES_256_GCM, &bytes)
-        .map_err(|_| Error::Join("cannot make the answer's key".into()))?;
+        .map_err(|_| Error::Join("cannot make a key".into()))?;
     Ok(aead::LessSafeKey::new(key))
 }
 
-/// Seals the admission for the request with `nonce`.
-pub fn seal(secret: &str, nonce: &str, admission: &Admission) -> Result<String, Error> {
-    let key = seal_key(secret, nonce)?;
-    let mut data = serde_json::to_vec(admission).map_err(|e| Error::Join(e.to_string()))?;
+/// `plain` sealed under a key from `secret`, `salt` and `info`: a random
+/// 96-bit IV, the ciphertext and its tag, base64.
+pub(crate) fn seal_bytes(
+    secret: &str,
+    salt: &[u8],
+    info: &[u8],
+    mut plain: Vec<u8>,
+) -> Result<String, Error> {
+    let key = derive(secret, salt, info)?;
     let iv: [u8; 12] = rand::random();
     key.seal_in_place_append_tag(
         aead::Nonce::assume_unique_for_key(iv),
         aead::Aad::empty(),
-        &mut data,
+        &mut plain,
     )
-    .map_err(|_| Error::Join("cannot seal the answer".into()))?;
+    .map_err(|_| Error::Join("cannot seal".into()))?;
     let mut out = iv.to_vec();
-    out.extend(data);
+    out.extend(plain);
     Ok(B64.encode(out))
 }
 
-/// Opens the answer to the request with `nonce`.
-pub fn open(secret: &str, nonce: &str, sealed: &str) -> Result<Admission, Error> {
-    let key = seal_key(secret, nonce)?;
-    let raw = B64
-        .decode(sealed.trim())
-        .map_err(|_| Error::Join("the member's answer is not base64".into()))?;
+/// What [`seal_bytes`] sealed; `None` when it does not open under this
+/// secret (or was changed).
+pub(crate) fn open_bytes(
+    secret: &str,
+    salt: &[u8],
+    info: &[u8],
+    sealed: &str,
+) -> Result<Option<Vec<u8>>, Error> {
+    let key = derive(secret, salt, info)?;
+    let Ok(raw) = B64.decode(sealed.trim()) else {
+        return Ok(None);
+    };
     if raw.len() < 12 + 16 {
-        return Err(Error::Join("the member's answer is too short".into()));
+        return Ok(None);
     }
     let (iv, rest) = raw.split_at(12);
     let mut data = rest.to_vec();
     let iv: [u8; 12] = iv.try_into().map_err(|_| Error::Join("iv".into()))?;
-    let plain = key
+    Ok(key
         .open_in_place(
             aead::Nonce::assume_unique_for_key(iv),
             aead::Aad::empty(),
             &mut data,
         )
-        .map_err(|_| {
-            Error::Join(
-                "the member's answer does not open with this token's secret (a wrong token, or not that cluster)".into(),
-            )
-        })?;
-    serde_json::from_slice(plain)
+        .ok()
+        .map(|p| p.to_vec()))
+}
+
+const JOIN_INFO: &[u8] = b"alpharen cluster join";
+
+fn salt_of(nonce: &str) -> Result<Vec<u8>, Error> {
+    B64.decode(nonce)
+        .map_err(|_| Error::Join("the join request's nonce is not base64".into()))
+}
+
+/// Seals the admission for the request with `nonce`.
+pub fn seal(secret: &str, nonce: &str, admission: &Admission) -> Result<String, Error> {
+    let data = serde_json::to_vec(admission).map_err(|e| Error::Join(e.to_string()))?;
+    seal_bytes(secret, &salt_of(nonce)?, JOIN_INFO, data)
+}
+
+/// Opens the answer to the request with `nonce`.
+pub fn open(secret: &str, nonce: &str, sealed: &str) -> Result<Admission, Error> {
+    let plain = open_bytes(secret, &salt_of(nonce)?, JOIN_INFO, sealed)?.ok_or_else(|| {
+        Error::Join(
+            "the member's answer does not open with this token's secret (a wrong token, or not that cluster)".into(),
+        )
+    })?;
+    serde_json::from_slice(&plain)
         .map_err(|e| Error::Join(format!("the member's answer does not parse: {e}")))
 }
 

@@ -84,12 +84,22 @@ fn kv_err(e: impl std::fmt::Display) -> Error {
     Error::Join(format!("cluster KV: {e}"))
 }
 
-/// JetStream through this node's nats-server (`client_port`, the node's
-/// client password). `clustered`: whether the node has seeds, so its
-/// nats-server must be in a NATS cluster; a server still in the other
-/// mode (about to be restarted by the cluster service) is refused, or
-/// buckets would land in the JetStream store it is leaving.
-pub async fn client(
+/// A runtime of one thread for a blocking facade over the cluster.
+pub(crate) fn runtime(name: &str) -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(io_err(format!("{name} runtime")))
+}
+
+/// Connects to this node's nats-server as its client user. `clustered`:
+/// whether the node has seeds, so its nats-server must be in a NATS
+/// cluster; a server still in the other mode (about to be restarted by
+/// the cluster service) is refused, or streams would land in the
+/// JetStream store it is leaving.
+pub(crate) async fn client(
     client_port: u16,
     password: &str,
     clustered: bool,
@@ -128,12 +138,7 @@ impl ClusterKv {
     /// Connects to this node's nats-server ([`client`]) and opens the
     /// bucket, making it if it is missing.
     pub fn connect(client_port: u16, password: &str, clustered: bool) -> Result<ClusterKv, Error> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("cluster-kv")
-            .enable_all()
-            .build()
-            .map_err(io_err("cluster KV runtime"))?;
+        let rt = runtime("cluster-kv")?;
         let password = password.to_string();
         let kv = off_runtime(&rt, async move {
             let js = client(client_port, &password, clustered).await?;
@@ -434,7 +439,7 @@ pub(crate) async fn write_if(
 
 /// Runs `f` on `rt` from a thread of its own, so a caller inside another
 /// runtime (the integrator's) may block on it.
-fn off_runtime<T: Send>(
+pub(crate) fn off_runtime<T: Send>(
     rt: &tokio::runtime::Runtime,
     f: impl Future<Output = Result<T, Error>> + Send,
 ) -> Result<T, Error> {

@@ -11,6 +11,7 @@
 //! secrets it writes go through the supervisor's `config.apply`.
 
 mod conf;
+pub mod configlog;
 mod control;
 pub mod deploys;
 mod join;

@@ -430,6 +430,7 @@ async fn grow_replicas(js: &jetstream::Context) {
     for stream in [crate::pubsub::QUEUES, crate::pubsub::DLQ] {
         grow(js, stream, want).await;
     }
+    grow(js, crate::configlog::STREAM, want).await;
 }
 
 async fn grow(js: &jetstream::Context, name: &str, want: usize) {

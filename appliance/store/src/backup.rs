@@ -130,7 +130,13 @@ impl Store {
             Some(id) => format!("restored from backup (revision {id})"),
             None => "restored from backup".into(),
         };
-        let out = apply_in(&tx, &config, &Write::new(actor, &comment), Pend::IfRisky)?;
+        let out = apply_in(
+            &tx,
+            &config,
+            &Write::new(actor, &comment),
+            Pend::IfRisky,
+            self.share.as_deref(),
+        )?;
         audit(&tx, actor, "backup.restore", &comment)?;
         tx.commit()?;
         Ok(out)

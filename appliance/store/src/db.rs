@@ -21,6 +21,11 @@ const MIGRATIONS: &[Step] = &[
     // while a change was pending (`Store::edit`).
     Step::Sql("ALTER TABLE pending ADD COLUMN fallback_document TEXT;"),
     Step::Code(scrub_revisions),
+    // How far this member applied the cluster's configuration log
+    // (`shared.rs`).
+    Step::Sql(
+        "CREATE TABLE shared_config (id INTEGER PRIMARY KEY CHECK (id = 1), stream TEXT NOT NULL, seq INTEGER NOT NULL);",
+    ),
 ];
 
 const FIRST: &str = r#"
@@ -102,6 +107,8 @@ pub(crate) const TABLE_SCHEMA: u32 = MIGRATIONS.len() as u32;
 pub struct Store {
     pub(crate) conn: Connection,
     path: PathBuf,
+    /// Publishes changes of the cluster-wide part (`shared.rs`).
+    pub(crate) share: Option<Box<dyn crate::shared::Share>>,
 }
 
 /// One line of the audit log.
@@ -126,7 +133,11 @@ impl Store {
             path: path.display().to_string(),
             source,
         })?;
-        let mut store = Store { conn, path };
+        let mut store = Store {
+            conn,
+            path,
+            share: None,
+        };
         store.init(crate::schema::STEPS)?;
         Ok(store)
     }
@@ -140,7 +151,11 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let path = state_dir.join("alpharen.db");
         let conn = Connection::open(&path)?;
-        let mut store = Store { conn, path };
+        let mut store = Store {
+            conn,
+            path,
+            share: None,
+        };
         store.init(steps)?;
         Ok(store)
     }

@@ -48,6 +48,14 @@ pub enum StoreError {
         found: crate::schema::Schema,
         known: crate::schema::Schema,
     },
+    /// A change of the cluster-wide part of `[integrator]` that the
+    /// cluster's configuration log did not take; nothing was changed.
+    #[error("{0}")]
+    ClusterUnavailable(String),
+    #[error(
+        "the cluster's [integrator] section changed meanwhile on another member (or this member has not applied it yet); nothing was changed: this member applies it within a second or two, then read it again and retry"
+    )]
+    ClusterBehind,
 }
 
 impl StoreError {
@@ -68,6 +76,8 @@ impl StoreError {
             StoreError::NotPending { .. } => "not_pending",
             StoreError::Corrupt(_) => "corrupt",
             StoreError::NewerSchema { .. } => "newer_schema",
+            StoreError::ClusterUnavailable(_) => "unavailable",
+            StoreError::ClusterBehind => "conflict",
         }
     }
 }

@@ -20,6 +20,7 @@ mod revisions;
 pub mod schema;
 mod secrets;
 mod service_db;
+pub mod shared;
 mod users;
 mod view;
 

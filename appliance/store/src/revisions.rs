@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::audit;
 use crate::secrets::move_secrets;
+use crate::shared::{self, Share};
 use crate::{Config, Problem, Section, Store, StoreError, diff, now_unix};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,7 +128,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = apply_in(&tx, config, w, Pend::IfRisky)?;
+        let out = apply_in(&tx, config, w, Pend::IfRisky, self.share.as_deref())?;
         tx.commit()?;
         Ok(out)
     }
@@ -145,24 +146,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut config = latest(&tx)?.map(|(_, c)| c).unwrap_or_default();
-        f(&mut config).map_err(StoreError::Invalid)?;
-        let out = apply_in(&tx, &config, w, Pend::Keep)?;
-        if out.revision.is_some()
-            && let Some(p) = pending_in(&tx)?
-        {
-            let mut fallback = fallback_config(&tx, &p)?;
-            // Where the edit cannot be made to the old document (say the
-            // peer's network only exists in the pending one), the revert
-            // restores the old document as it was.
-            if f(&mut fallback).is_ok() && fallback.validate().is_empty() {
-                let doc = encode(&fallback)?;
-                tx.execute(
-                    "UPDATE pending SET fallback_document = ?1 WHERE id = 1",
-                    params![doc],
-                )?;
-            }
-        }
+        let out = edit_in(&tx, w, self.share.as_deref(), f)?;
         tx.commit()?;
         Ok(out)
     }
@@ -216,13 +200,22 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let pending = pending_in(&tx)?.ok_or(StoreError::NothingPending)?;
-        let fallback = fallback_config(&tx, &pending)?;
+        let mut fallback = fallback_config(&tx, &pending)?;
+        if self.share.as_ref().is_some_and(|s| s.clustered()) {
+            fallback = crate::shared::keep_shared(&fallback, &latest_config(&tx)?);
+        }
         let comment = format!(
             "automatic revert: revision {} was not confirmed in time; restored revision {}",
             pending.revision, pending.fallback
         );
         tx.execute("DELETE FROM pending", [])?;
-        let out = apply_in(&tx, &fallback, &Write::new(actor, &comment), Pend::Never)?;
+        let out = apply_in(
+            &tx,
+            &fallback,
+            &Write::new(actor, &comment),
+            Pend::Never,
+            self.share.as_deref(),
+        )?;
         audit(&tx, actor, "config.revert", &comment)?;
         tx.commit()?;
         Ok(out)
@@ -278,6 +271,39 @@ fn latest(conn: &Connection) -> Result<Option<(i64, Config)>, StoreError> {
     row.map(|(id, doc)| Ok((id, decode(id, &doc)?))).transpose()
 }
 
+/// [`Store::edit`] inside the caller's transaction.
+pub(crate) fn edit_in(
+    tx: &Connection,
+    w: &Write,
+    share: Option<&dyn Share>,
+    f: impl Fn(&mut Config) -> Result<(), Vec<Problem>>,
+) -> Result<ApplyOutcome, StoreError> {
+    let mut config = latest_config(tx)?;
+    f(&mut config).map_err(StoreError::Invalid)?;
+    let out = apply_in(tx, &config, w, Pend::Keep, share)?;
+    if out.revision.is_some()
+        && let Some(p) = pending_in(tx)?
+    {
+        let mut fallback = fallback_config(tx, &p)?;
+        // Where the edit cannot be made to the old document (say the
+        // peer's network only exists in the pending one), the revert
+        // restores the old document as it was.
+        if f(&mut fallback).is_ok() && fallback.validate().is_empty() {
+            let doc = encode(&fallback)?;
+            tx.execute(
+                "UPDATE pending SET fallback_document = ?1 WHERE id = 1",
+                params![doc],
+            )?;
+        }
+    }
+    Ok(out)
+}
+
+/// The document in effect, or the defaults on a new node.
+pub(crate) fn latest_config(conn: &Connection) -> Result<Config, StoreError> {
+    Ok(latest(conn)?.map(|(_, c)| c).unwrap_or_default())
+}
+
 fn pending_in(conn: &Connection) -> Result<Option<Pending>, StoreError> {
     Ok(conn
         .query_row(
@@ -313,8 +339,17 @@ pub(crate) fn apply_in(
     config: &Config,
     w: &Write,
     pend: Pend,
+    share: Option<&dyn Share>,
 ) -> Result<ApplyOutcome, StoreError> {
     let current = latest(conn)?;
+    let share = share.filter(|s| s.clustered());
+    let before = match share {
+        Some(_) => Some(shared::part_in(
+            conn,
+            &current.as_ref().map(|(_, c)| c.clone()).unwrap_or_default(),
+        )?),
+        None => None,
+    };
     if let Some(expected) = w.expect_revision {
         let now_at = current.as_ref().map_or(0, |(id, _)| *id);
         if expected != now_at {
@@ -350,6 +385,15 @@ pub(crate) fn apply_in(
         params![now, w.author, w.comment, encode(&config)?],
     )?;
     let id = conn.last_insert_rowid();
+    if let (Some(share), Some(before)) = (share, &before) {
+        shared::publish_in(conn, share, before, &config, w)?;
+    }
+    if current
+        .as_ref()
+        .is_some_and(|(_, old)| old.cluster.name != config.cluster.name)
+    {
+        shared::new_cluster(conn, &config)?;
+    }
     let existing = pending_in(conn)?;
     let risky = changed.iter().any(|s| s.is_risky());
     let deadline = now + config.node.confirm_timeout as i64;

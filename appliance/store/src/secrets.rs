@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::config::{make_ref, secret_ref};
 use crate::{Config, Problem, Section, Store, StoreError, now_unix};
 
-fn put(conn: &Connection, name: &str, value: &str) -> Result<(), StoreError> {
+pub(crate) fn put(conn: &Connection, name: &str, value: &str) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO secrets (name, value, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -17,7 +17,7 @@ fn put(conn: &Connection, name: &str, value: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn get(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn get(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .query_row("SELECT value FROM secrets WHERE name = ?1", [name], |r| {
             r.get(0)

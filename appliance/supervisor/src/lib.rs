@@ -30,6 +30,7 @@ mod privsep;
 mod procstat;
 mod service;
 mod setup;
+mod shared;
 mod slots;
 mod state;
 mod supervise;

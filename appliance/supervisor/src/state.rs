@@ -59,6 +59,8 @@ pub(crate) struct NodeState {
     pub serving_changed: Notify,
     /// The scheduled reboot: its Unix time and the task that does it.
     pub reboot_at: Mutex<Option<(i64, tokio::task::AbortHandle)>>,
+    /// The link to the cluster's configuration log (`shared.rs`).
+    pub shared: Arc<crate::shared::Shared>,
     /// The update bundle being uploaded and installed, if any.
     pub update: tokio::sync::Mutex<Option<crate::methods::update::Upload>>,
 }
@@ -149,6 +151,9 @@ impl NodeState {
     /// `changed` also names sections whose secrets changed, which the
     /// documents do not show.
     pub async fn reconcile(&self, old: &Config, new: &Config, changed: &[Section]) {
+        if let Ok(store) = self.store.lock() {
+            self.shared.retarget(new, &store);
+        }
         let mut services = self.services.lock().await;
         for b in BUILTINS.iter().filter(|b| b.watches(changed)) {
             if let Some(h) = services.handles.get(b.name) {

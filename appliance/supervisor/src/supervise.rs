@@ -94,6 +94,9 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     let listener = bind_socket(&alpharen_rpc::control_socket(&opts.state_dir))?;
     let (events, mut events_rx) = mpsc::channel(16);
     let setup = setup::SetupState::init(&store, &opts.state_dir)?;
+    let shared = Arc::new(crate::shared::Shared::default());
+    shared.retarget(&store.current_config()?, &store);
+    store.set_share(Box::new(crate::shared::Hook(shared.clone())));
     let node = Arc::new(NodeState {
         exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
         store: Mutex::new(store),
@@ -109,6 +112,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
         logins: login::Logins::default(),
         update: tokio::sync::Mutex::new(None),
         reboot_at: Mutex::new(None),
+        shared,
         opts,
         separate,
     });
@@ -127,6 +131,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     node.start_services(&config).await;
     tokio::spawn(control::serve(listener, node.clone()));
     tokio::spawn(confirm::run(node.clone()));
+    tokio::spawn(crate::shared::run(node.clone()));
     if node.opts.under_init || std::env::var_os(crate::install::TARGET_ENV).is_some() {
         tokio::spawn(crate::gate::run(node.clone()));
     }

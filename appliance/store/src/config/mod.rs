@@ -131,7 +131,7 @@ impl std::fmt::Display for Problem {
     }
 }
 
-pub(crate) fn render_problems(problems: &[Problem]) -> String {
+pub fn render_problems(problems: &[Problem]) -> String {
     problems
         .iter()
         .map(|p| format!("  {p}"))

@@ -109,19 +109,27 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
                 })?),
                 None => None,
             };
-            let (id, config, pending) = with_store(node, |s| {
+            let (id, config, pending, mark) = with_store(node, |s| {
                 let rev = match p.revision {
                     Some(id) => Some(s.revision(id)?),
                     None => s.current()?,
                 };
                 let id = rev.as_ref().map(|r| r.meta.id);
-                Ok((id, rev.map(|r| r.config).unwrap_or_default(), s.pending()?))
+                Ok((
+                    id,
+                    rev.map(|r| r.config).unwrap_or_default(),
+                    s.pending()?,
+                    s.shared_mark()?,
+                ))
             })?;
             let doc = match section {
                 Some(sec) => config.section_json(sec),
                 None => config.to_json(),
             };
-            json!({"revision": id, "config": doc, "pending": pending})
+            // The cluster-wide revision of [integrator]'s shared part this
+            // member has applied (absent outside a cluster).
+            json!({"revision": id, "config": doc, "pending": pending,
+                "cluster_revision": mark.map(|m| m.seq)})
         }
         m::APPLY => {
             let p: Apply = call.params()?;
