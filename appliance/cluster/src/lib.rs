@@ -10,11 +10,14 @@
 //! It never touches another service's state: the configuration and
 //! secrets it writes go through the supervisor's `config.apply`.
 
+pub mod bridge;
 mod conf;
 mod control;
 pub mod deploys;
 mod join;
 pub mod kv;
+pub mod link;
+mod linkctl;
 pub mod members;
 mod nats;
 mod pki;
