@@ -84,7 +84,8 @@ cluster_form() {
 }
 
 # lan_pair A B: two "LANs" of one node each, A on 10.67.1.1 and B on
-# 10.67.2.1 (each on a dummy lan0, with no route to the other), and a
+# 10.67.2.1 (each on a veth lan0 whose peer stays in its namespace, with
+# no route to the other), and a
 # veth underlay between them (10.98.0.1 and .2, interface wan0) that is
 # meant to carry only their ARVPN. Sets IP, NS.
 lan_pair() {
@@ -95,8 +96,9 @@ lan_pair() {
     NS[$n]=cl-${n,,}-$SFX
     ip netns add "${NS[$n]}"; on_exit "ip netns del ${NS[$n]}"
     ip netns exec "${NS[$n]}" ip link set lo up
-    ip netns exec "${NS[$n]}" ip link add lan0 type dummy
+    ip netns exec "${NS[$n]}" ip link add lan0 type veth peer name lan0p
     ip netns exec "${NS[$n]}" ip addr add "${IP[$n]}/24" dev lan0
+    ip netns exec "${NS[$n]}" ip link set lan0p up
     ip netns exec "${NS[$n]}" ip link set lan0 up
   done
   ip link add wan0 netns "${NS[$1]}" type veth peer name wan0 netns "${NS[$2]}"
