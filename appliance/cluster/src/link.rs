@@ -136,7 +136,11 @@ pub fn leafnodes(
     if listen.is_none() && remotes.is_empty() {
         return String::new();
     }
-    let mut out = "leafnodes {\n".to_string();
+    // A link runs over a WAN or a VPN: a dead one is noticed after 3
+    // pings 5 s apart (nats-server's default: 2 minutes), so invokes fail
+    // at once and publishes wait in the outbox. It applies to the node's
+    // routes and clients too.
+    let mut out = "ping_interval: \"5s\"\nping_max: 3\nleafnodes {\n".to_string();
     if let Some(l) = listen {
         out += &format!(
             "  listen: {}\n  tls {{ cert_file: {}, key_file: {}, timeout: 5 }}\n",
@@ -218,6 +222,7 @@ mod tests {
         assert!(c.contains("deny_imports: [\"$JS.>\""), "{c}");
         assert!(c.contains("\"ar.>\"]"), "{c}");
         assert!(!c.contains("listen"), "{c}");
+        assert!(c.contains("ping_interval: \"5s\""), "{c}");
         assert_eq!(subject("lan-b", "invoke"), "arlink.lan-b.invoke");
         assert_eq!(inbox("lan-a"), "_ARL.lan-a");
     }
