@@ -12,6 +12,7 @@ use std::time::Duration;
 use alpharen_cluster::bridge::{Answer, Bridge, Incoming};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 
 use crate::app::App;
 
@@ -34,7 +35,9 @@ impl Links {
 }
 
 /// What to connect with: the client port, password and cluster name.
-fn target(app: &App) -> Option<(u16, String, String)> {
+type Target = (u16, String, String);
+
+fn target(app: &App) -> Option<Target> {
     let view = app.view();
     let c = &view.config.cluster;
     let pw = view.secret("cluster.client_password")?;
@@ -45,10 +48,8 @@ fn target(app: &App) -> Option<(u16, String, String)> {
 /// Keeps the link client connected to the node's nats-server while the
 /// node is in a cluster (checked every 2 s), with its loops running.
 pub async fn link_loop(app: Arc<App>) {
-    let mut current: Option<(
-        Option<(u16, String, String)>,
-        Vec<tokio::task::JoinHandle<()>>,
-    )> = None;
+    // The target connected to, with the tasks of its loops.
+    let mut current: Option<(Option<Target>, Vec<JoinHandle<()>>)> = None;
     let mut last_error = String::new();
     loop {
         let want = target(&app);
