@@ -50,13 +50,16 @@ echo a >"$disk/booted"
 start_node "$STATE" --config "$STATE/seed.toml"
 [ "$(row)" = 1 ] || fail "a new store's configuration schema: $(row)"
 stop
+# The tables' schema (PRAGMA user_version) is whatever this firmware makes.
+T_V=$(sqlite3 "$db" "PRAGMA user_version")
+[ -n "$T_V" ] && [ "$T_V" -gt 0 ] || fail "the store's tables schema: '$T_V'"
 sqlite3 "$db" "DELETE FROM component_schema WHERE name = 'config-document'"
 [ "$(row)" = none ] || fail "row not removed"
 
 # b's first boot on trial: copy kept for a, store migrated; a change.
 trial_b
 start_node "$STATE"
-has "update: the configuration store (schema tables 3, configuration 0) is migrated to schema tables 3, configuration 1; a copy from before is kept for slot a in $STATE/update/pre-migration.db until slot b is committed" "$STATE/console.log" \
+has "update: the configuration store (schema tables $T_V, configuration 0) is migrated to schema tables $T_V, configuration 1; a copy from before is kept for slot a in $STATE/update/pre-migration.db until slot b is committed" "$STATE/console.log" \
   || fail "no copy announced: $(grep -E 'update|schema' "$STATE/console.log" | head -5)"
 jq -e '.slot == "a" and .by == "b" and .from.config == 0 and .to.config == 1' "$STATE/update/pre-migration.json" >/dev/null \
   || fail "the copy's record: $(cat "$STATE/update/pre-migration.json")"
@@ -73,7 +76,7 @@ pass "b's first boot keeps a copy of the store (schema 0) for slot a, then migra
 stop
 echo a >"$disk/booted"
 start_node "$STATE"
-has "slot b migrated the configuration to schema tables 3, configuration 1 and was not committed; slot a runs again with the configuration as it was before (schema tables 3, configuration 0); changes made while slot b ran are gone" "$STATE/console.log" \
+has "slot b migrated the configuration to schema tables $T_V, configuration 1 and was not committed; slot a runs again with the configuration as it was before (schema tables $T_V, configuration 0); changes made while slot b ran are gone" "$STATE/console.log" \
   || fail "no restore reported: $(grep -E 'update|schema|slot' "$STATE/console.log" | head -5)"
 has "notification: update configuration restored: slot b migrated" "$STATE/console.log" || fail "no notification"
 [ "$(host)" = before ] || fail "hostname after the fall-back: $(host)"
@@ -86,7 +89,7 @@ stop
 rm -f "$STATE/update/pre-migration."*
 sqlite3 "$db" "INSERT OR REPLACE INTO component_schema (name, version) VALUES ('config-document', 99)"
 if timeout 30 "$ALPHAREN" run --state-dir "$STATE" --dev >"$T/newer.log" 2>&1; then fail "a newer store was opened"; fi
-has "alpharen.db was written by a newer firmware (schema: tables 3, configuration 99; this firmware reads up to tables 3, configuration 1); it is not read rather than misread. Boot the slot that wrote it, or restore a backup" "$T/newer.log" \
+has "alpharen.db was written by a newer firmware (schema: tables $T_V, configuration 99; this firmware reads up to tables $T_V, configuration 1); it is not read rather than misread. Boot the slot that wrote it, or restore a backup" "$T/newer.log" \
   || fail "refusal: $(tail -3 "$T/newer.log")"
 [ "$(row)" = 99 ] || fail "the newer store was changed"
 pass "a store of a newer configuration schema with no copy kept is refused with a clear error, and left as it is"
