@@ -102,7 +102,10 @@ pass "$N took pg_controller over from the killed $H"
 wait_for 90 is_primary B || { ps_of $N; c $N logs pgha | tail -20; fail "B was not promoted by $N"; }
 [ "$(sql B 'SELECT count(*) FROM t')" = 100 ] || fail "committed rows missing on the new master"
 wait_for 30 eval '[ "$(group_on $N master)" = 1 ]' || fail "$N does not hold B for master"
-ps_of $N | jq -r '.groups[0].last_failover.action' | has "promote ${IP[B]}" || fail "$N's status has no promotion of B"
+# The promotion is recorded when its action returns, which can be after
+# the new master shows.
+promoted_on() { ps_of "$1" | jq -r '.groups[0].last_failover.action' | has "promote ${IP[B]}"; }
+wait_for 30 promoted_on $N || { ps_of $N | jq .groups[0]; fail "$N's status has no promotion of B"; }
 pass "$N promoted B with every committed row"
 for n in "${SURV[@]}"; do
   wait_for 30 master_in_dns $n "${IP[B]}" || { c $n logs pgha | tail -5; c $n dpx records; fail "$n's DNS does not name B as main.pg.$ZONE"; }
