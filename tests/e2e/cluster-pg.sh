@@ -119,6 +119,10 @@ pass "every surviving member's DNS names B (${IP[B]}) as main.pg.$ZONE, TTL 5 s"
 wait_for 120 healthy_on $N 1 || { ps_of $N; fail "$N did not rebuild A as B's replica"; }
 start $H
 wait_for 90 agree C D E || fail "$H did not rejoin"
+# The returning member's dpx starts from the zone it kept (A); its pgha
+# publishes the master from the cluster's state once its link is up.
+wait_for 30 master_in_dns $H "${IP[B]}" || { c $H logs pgha | tail -5; fail "the returning $H's DNS does not name B as main.pg.$ZONE"; }
+pass "the returning $H's DNS names B, the master from the cluster's state"
 kill_tree $N
 SURV2=()
 for n in "${NODES[@]}"; do [ $n = $N ] || SURV2+=($n); done
