@@ -66,7 +66,7 @@ one_holder() {
   [ "$(here_count "${NODES[@]}")" = 1 ]
 }
 wait_for 60 one_holder C D E || { for n in C D E; do st $n | jq .singletons; done; fail "no single pg_controller holder that all members agree on"; }
-H=$(holder_on C); H=${H^^}
+H=$(holder_on C) || fail "no cluster status from C"; H=${H^^}
 group_on() { ps_of "$1" | jq -r ".groups[0].$2"; }
 healthy_on() { [ "$(group_on "$1" situation)" = healthy ] && [ "$(group_on "$1" master)" = "$2" ]; }
 wait_for 60 healthy_on $H 0 || { ps_of $H; fail "group not healthy with A as master on the holder $H"; }
@@ -92,12 +92,16 @@ SURV=()
 for n in "${NODES[@]}"; do [ $n = $H ] || SURV+=($n); done
 kill_tree $H
 kill -9 "$(postmaster_pid A)"
-taken_over() {
-  local h; h=$(holder_on ${SURV[0]})
-  [ -n "$h" ] && [ "${h^^}" != $H ] && [ "$(holder_on ${SURV[1]})" = "$h" ]
+# Sets NEW to the holder both survivors name, when it is not OLD. (The
+# holder is kept from the wait: a status read after it can fail while
+# JetStream elects, which would end the script under `set -e`.)
+taken_over_from() {
+  local old=$1 h; shift
+  h=$(holder_on $1) || return 1
+  [ -n "$h" ] && [ "${h^^}" != "$old" ] && [ "$(holder_on $2)" = "$h" ] && NEW=${h^^}
 }
-wait_for 90 taken_over || { for n in "${SURV[@]}"; do st $n | jq .singletons; c $n logs pgha | tail -8; done; fail "no surviving member took pg_controller over from $H"; }
-N=$(holder_on ${SURV[0]}); N=${N^^}
+wait_for 90 taken_over_from $H "${SURV[@]}" || { for n in "${SURV[@]}"; do st $n | jq .singletons; c $n logs pgha | tail -8; done; fail "no surviving member took pg_controller over from $H"; }
+N=$NEW
 pass "$N took pg_controller over from the killed $H"
 wait_for 90 is_primary B || { ps_of $N; c $N logs pgha | tail -20; fail "B was not promoted by $N"; }
 [ "$(sql B 'SELECT count(*) FROM t')" = 100 ] || fail "committed rows missing on the new master"
@@ -126,12 +130,8 @@ pass "the returning $H's DNS names B, the master from the cluster's state"
 kill_tree $N
 SURV2=()
 for n in "${NODES[@]}"; do [ $n = $N ] || SURV2+=($n); done
-taken_again() {
-  local h; h=$(holder_on ${SURV2[0]})
-  [ -n "$h" ] && [ "${h^^}" != $N ] && [ "$(holder_on ${SURV2[1]})" = "$h" ]
-}
-wait_for 90 taken_again || { for n in "${SURV2[@]}"; do st $n | jq .singletons; done; fail "nobody took pg_controller over from $N"; }
-M=$(holder_on ${SURV2[0]}); M=${M^^}
+wait_for 90 taken_over_from $N "${SURV2[@]}" || { for n in "${SURV2[@]}"; do st $n | jq .singletons; done; fail "nobody took pg_controller over from $N"; }
+M=$NEW
 wait_for 60 healthy_on $M 1 || { ps_of $M; fail "$M does not resume with B as master"; }
 ps_of $M | jq -r '.groups[0].last_failover.action' | has "promote ${IP[B]}" || fail "$M did not resume the failover journal from the cluster"
 has "resumed from the cluster" "$W/${M,,}/log/pgctrl_main.log" || fail "$M's log does not say it resumed from the cluster"
