@@ -437,6 +437,11 @@ impl ClusterKv {
                 let d = dead.remove(&k).unwrap_or(0);
                 out.insert(k, (ready as i64, in_flight as i64, d as i64));
             }
+            // Queues whose consumer this member's list does not have yet.
+            for (k, n) in depth {
+                let d = dead.remove(&k).unwrap_or(0);
+                out.insert(k, (n as i64, 0, d as i64));
+            }
             for (k, d) in dead {
                 out.insert(k, (0, 0, d as i64));
             }
