@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Benchmark of pub/sub across a cluster (issue 17): three members (`alpharen
+# run` in network namespaces on one bridge, like tests/e2e/cluster-pubsub.sh,
+# each with its own nats-server, queues at three replicas) vs raw NATS
+# JetStream: three plain nats-servers in the same namespaces (routes over
+# TLS like ours, same JetStream limits), a nats-py publisher and one pull
+# consumer on A on a stream set like AR_QUEUES (work queue, R3, file
+# storage, 120 s duplicate window, a message id per publish, explicit
+# acks; tests/bench/nats_jetstream.py RUN).
+# Ours: a service on A publishes N messages to a topic (one after another,
+# each answered once JetStream stored it, the topic's default max_depth
+# checked); the subscriber runs on every member (2 workers each) and
+# records each delivery's publish → handler latency in the cluster's KV.
+# Publish rate (timed inside the publisher), end to end (first publish →
+# last handler start), latency p50/p99; RUNS runs of each side,
+# interleaved; medians, spread, ratios. Not pass/fail; errors are fatal.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../cluster-lib.sh"
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+[ "$(id -u)" = 0 ] || fail "run as root: the members run in network namespaces"
+command -v openssl >/dev/null || fail "openssl missing"
+trap "exit 1" TERM INT
+N=${BENCH_MESSAGES:-2000}
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "load average at start: $(load)"
+venv=$OUT/nats-venv
+py_venv "$venv" nats nats-py
+
+cluster_net A B C
+for n in A B C; do
+  cat >"$W/$n.toml" <<TOML
+[node]
+hostname = "${n,,}"
+[network]
+manage = false
+[integrator]
+tls = "off"
+workers = 2
+timeout = 300
+[[integrator.topics]]
+name = "orders"
+subscribers = ["cb.record"]
+TOML
+  start $n
+done
+cluster_form A B C
+replicas() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" | jq -r '[.account_details[].stream_detail[] | select(.name == "AR_QUEUES" or .name == "KV_ar_kv") | .config.num_replicas] | if length == 2 then min else 0 end'; }
+for _ in $(seq 90); do [ "$(replicas)" = 3 ] && break; sleep 0.5; done
+[ "$(replicas)" = 3 ] || fail "the queue stream and the KV did not go to three replicas"
+c A integrator deploy "$HERE/bench/cluster/pubsub_bench.py" >/dev/null || fail "deploy the bench services on A"
+live() { c "$1" --json integrator list | jq -e 'any(.[]; .name == "cb.record")' >/dev/null; }
+for n in B C; do wait_for 20 live $n || fail "the services deployed on A are not live on $n"; done
+
+# The reference: its own nats-servers beside ours, other ports.
+CP=14222 RP=16222 MP=18222
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=ref-ca \
+  -keyout "$W/ref-ca.key" -out "$W/ref-ca.pem" 2>/dev/null || fail "reference CA"
+for n in A B C; do
+  d=$W/ref-${n,,}; mkdir -p "$d"
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=ref-${n,,}" \
+    -keyout "$d/node.key" -out "$d/node.csr" 2>/dev/null || fail "reference key $n"
+  openssl x509 -req -in "$d/node.csr" -CA "$W/ref-ca.pem" -CAkey "$W/ref-ca.key" -CAcreateserial -days 1 \
+    -extfile <(printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "${IP[$n]}") \
+    -out "$d/node.pem" 2>/dev/null || fail "reference certificate $n"
+  routes=$(for m in A B C; do [ $m = "$n" ] || printf '"nats-route://%s:%s", ' "${IP[$m]}" $RP; done)
+  cat >"$d/nats.conf" <<CONF
+server_name: ref-${n,,}
+listen: 127.0.0.1:$CP
+http: 127.0.0.1:$MP
+jetstream { store_dir: "$d/js", max_memory_store: 64MB, max_file_store: 2GB }
+cluster {
+  name: ref
+  listen: ${IP[$n]}:$RP
+  routes: [${routes%, }]
+  tls { cert_file: "$d/node.pem", key_file: "$d/node.key", ca_file: "$W/ref-ca.pem", verify: true, timeout: 5 }
+}
+CONF
+  ip netns exec "${NS[$n]}" nats-server -c "$d/nats.conf" >"$d/nats.log" 2>&1 &
+  on_exit "kill $! 2>/dev/null"
+done
+ref_ready() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:$MP/jsz" | jq -e '.meta_cluster.leader != null and (.meta_cluster.cluster_size // 0) == 3' >/dev/null; }
+wait_for 60 ref_ready || { cat "$W/ref-a/nats.log"; fail "the reference nats-servers did not form a cluster"; }
+echo "cluster of 3 formed, queues at R3; reference: 3 nats-servers ($(nats-server --version)); load average $(load)"
+
+# ours RUN: sets o_pub o_e2e o_p50 o_p99.
+ours() {
+  local run=$1 out keys got
+  out=$(c A --json integrator invoke cb.publish "{\"topic\": \"orders\", \"n\": $N, \"run\": \"$run\"}") || fail "publish on A: $out"
+  out=$(jq -ce '.. | objects | select(.published == '"$N"')' <<<"$out") || fail "publish on A: $out"
+  for ((i = 0; i < 600; i++)); do
+    keys=$(c A --json integrator kv list "$run." --ns cb | jq -r '.keys[]') || fail "kv list on A"
+    got=$(cut -d. -f2 <<<"$keys" | sort -u | grep -c .)
+    [ "$got" = "$N" ] && break
+    sleep 0.5
+  done
+  [ "$got" = "$N" ] || { c A integrator topics; fail "$run: $got of $N delivered within 300 s"; }
+  printf '%s\n' "$keys" >"$W/$run.keys"
+  read -r o_pub o_e2e o_p50 o_p99 < <(python3 - "$N" "$out" "$W/$run.keys" <<'PY'
+import json, sys
+n, out = int(sys.argv[1]), json.loads(sys.argv[2])
+first = {}
+for line in open(sys.argv[3]).read().split():
+    parts = line.split('.')  # RUN.ID.LAT.LATFRAC.AT_MS.TAIL (the latency has a dot)
+    i, lat, at = int(parts[1]), float(parts[2] + '.' + parts[3]), int(parts[4]) / 1000
+    if i not in first or at < first[i][1]:
+        first[i] = (lat, at)
+lats = sorted(v[0] for v in first.values())
+last = max(v[1] for v in first.values())
+print(n / out['seconds'], n / (last - out['started']), lats[len(lats) // 2], lats[min(len(lats) - 1, int(len(lats) * 0.99))])
+PY
+  ) || fail "$run: could not read the deliveries back"
+}
+# theirs RUN: sets t_pub t_e2e t_p50 t_p99.
+theirs() {
+  local res
+  res=$(ip netns exec "${NS[A]}" "$venv/bin/python" "$HERE/bench/nats_jetstream.py" $CP "$N" "$1") || fail "nats_jetstream.py: $res"
+  read -r t_pub t_e2e t_p50 t_p99 < <(jq -r '"\(.publish_per_s) \(.end_to_end_per_s) \(.p50_ms) \(.p99_ms)"' <<<"$res") || fail "nats_jetstream.py: $res"
+}
+declare -A v
+for r in $(seq 1 "$RUNS"); do
+  ours "r$r-$SFX"; theirs "r$r-$SFX"
+  for k in pub e2e p50 p99; do o=o_$k t=t_$k; v[o_$k]+=" ${!o}"; v[t_$k]+=" ${!t}"; done
+  printf "run %s: ours publish %.0f/s, end to end %.0f/s, p50 %.1f ms; jetstream %.0f/s, %.0f/s, p50 %.1f ms; load %s\n" "$r" "$o_pub" "$o_e2e" "$o_p50" "$t_pub" "$t_e2e" "$t_p50" "$(load)"
+done
+echo "== $N messages, 3 members, $RUNS runs each, interleaved; load average at the end: $(load)"
+# shellcheck disable=SC2086 # the lists split into values on purpose
+{
+  echo "alpharen  published msg/s $(stats ${v[o_pub]}); end to end msg/s $(stats ${v[o_e2e]})"
+  echo "alpharen  publish->handler ms p50 $(stats ${v[o_p50]}); p99 $(stats ${v[o_p99]})"
+  echo "jetstream published msg/s $(stats ${v[t_pub]}); end to end msg/s $(stats ${v[t_e2e]})"
+  echo "jetstream publish->consumer ms p50 $(stats ${v[t_p50]}); p99 $(stats ${v[t_p99]})"
+  echo "ratio alpharen/jetstream (medians): publish $(ratio "$(median ${v[o_pub]})" "$(median ${v[t_pub]})"), end to end $(ratio "$(median ${v[o_e2e]})" "$(median ${v[t_e2e]})"), p50 latency $(ratio "$(median ${v[o_p50]})" "$(median ${v[t_p50]})")"
+}
+echo "(ours: publisher and subscriber are Python workers, the subscriber writes a KV entry (R3) per message; theirs: one asyncio process on A)"
