@@ -165,12 +165,15 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
                 ));
             }
             // busybox convention: SIGTERM to init reboots, SIGUSR2 powers off.
-            let sig = if call.method == system::REBOOT {
-                Signal::SIGTERM
+            let signalled = if call.method == system::REBOOT {
+                let n = node.clone();
+                tokio::task::spawn_blocking(move || crate::state::request_reboot(&n.logs))
+                    .await
+                    .map_err(|e| RpcError::new("internal_error", e.to_string()))?
             } else {
-                Signal::SIGUSR2
+                kill(Pid::from_raw(1), Signal::SIGUSR2)
             };
-            kill(Pid::from_raw(1), sig)
+            signalled
                 .map_err(|e| RpcError::new("internal_error", format!("cannot signal init: {e}")))?;
             json!(Stopping { stopping: true })
         }
