@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 /// One client of the route, as each worker gets.
 fn client(r: &ProxyRoute) -> Result<Backends, String> {
-    backends(r).map(|make| make())
+    client_tls(r).map(|(config, name)| backends(config, name)())
 }
 
 fn route(host: &str, prefix: Option<&str>, backend: &str) -> ProxyRoute {
@@ -21,6 +21,7 @@ fn route(host: &str, prefix: Option<&str>, backend: &str) -> ProxyRoute {
         ca_file: None,
         tls_server_name: None,
         health: None,
+        http2: Default::default(),
     }
 }
 

@@ -40,8 +40,8 @@ pub use acme::{
 };
 pub use cluster::{Cluster, split_host_port};
 pub use dpx::{
-    DnsRecord, Dpx, Dyndns, DyndnsClient, DyndnsUser, HealthCheck, ProxyRoute, RECORD_TYPES,
-    TsigAlgorithm, TsigKey, UPDATE_TYPES, in_zone, split_url,
+    BackendHttp2, DnsRecord, Dpx, Dyndns, DyndnsClient, DyndnsUser, HealthCheck, ProxyRoute,
+    RECORD_TYPES, TsigAlgorithm, TsigKey, UPDATE_TYPES, in_zone, split_url,
 };
 pub use integrator::{
     Calendar, Channel, Integrator, Job, Outgoing, Topic, Zone, parse_date, parse_datetime, parse_tz,
