@@ -137,8 +137,9 @@ fn a_store_of_a_newer_schema_is_refused_not_misread() {
     let err = Store::open(dir.path()).err().expect("refused");
     assert_eq!(err.code(), "newer_schema");
     let text = err.to_string();
+    let t = crate::db::TABLE_SCHEMA;
     assert!(
-        text.contains("was written by a newer firmware (schema: tables 3, configuration 2; this firmware reads up to tables 3, configuration 1)"),
+        text.contains(&format!("was written by a newer firmware (schema: tables {t}, configuration 2; this firmware reads up to tables {t}, configuration 1)")),
         "{text}"
     );
     assert!(text.contains("Boot the slot that wrote it, or restore a backup"));
@@ -166,7 +167,7 @@ fn a_store_of_a_newer_schema_is_refused_not_misread() {
             .newer_than(&Schema::firmware())
             && !Schema::firmware().newer_than(&Schema::firmware())
             && Schema {
-                tables: 3,
+                tables: crate::db::TABLE_SCHEMA,
                 config: 0
             }
             .older_than(&Schema::firmware())

@@ -280,7 +280,9 @@ mod tests {
     fn a_node_change_reaches_every_reader_of_node() {
         assert_eq!(
             reloaded(&[Section::Node]),
-            ["net", "dpx", "web", "mail", "logfwd", "cluster", "reaction"]
+            [
+                "net", "dpx", "web", "mail", "pgha", "logfwd", "cluster", "reaction"
+            ]
         );
     }
 
@@ -294,7 +296,10 @@ mod tests {
         );
         assert_eq!(reloaded(&[Section::Pgha]), ["pgha"]);
         assert_eq!(reloaded(&[Section::Web]), ["web", "cluster"]);
-        assert_eq!(reloaded(&[Section::Cluster]), ["integrator", "cluster"]);
+        assert_eq!(
+            reloaded(&[Section::Cluster]),
+            ["pgha", "integrator", "cluster"]
+        );
     }
 
     #[test]
