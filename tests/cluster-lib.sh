@@ -52,7 +52,9 @@ nats_of() { pgrep -f "$W/${1,,}/cluster/nats[.]conf"; }
 # state dir, as a power cut would.
 kill_tree() {
   kill -9 "${PID[$1]}"
-  pkill -9 -f "$W/${1,,}( |/|\$)"
+  # Its services may have died with it already (nothing left: pkill's 1);
+  # the wait below checks that none is left.
+  pkill -9 -f "$W/${1,,}( |/|\$)" || [ $? = 1 ]
   wait_for 10 bash -c "! pgrep -f '$W/${1,,}( |/|\$)' >/dev/null" || fail "$1's processes survived kill -9"
 }
 

@@ -86,6 +86,21 @@ fn target_of(subject: &str) -> Option<&str> {
         .filter(|c| alpharen_store::config::cluster_name_ok(c))
 }
 
+/// Opens the outbox, making it if it is missing (one replica until the
+/// heartbeat raises it with the cluster's buckets).
+async fn outbox(js: &jetstream::Context) -> Result<jetstream::stream::Stream, Error> {
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: OUTBOX.into(),
+        subjects: vec![format!("{OUT_PREFIX}.>")],
+        retention: jetstream::stream::RetentionPolicy::WorkQueue,
+        max_age: OUTBOX_AGE,
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| err(format!("the outbox stream: {e}")))
+}
+
 pub struct Bridge {
     client: Client,
     js: jetstream::Context,
@@ -107,16 +122,7 @@ impl Bridge {
         .await
         .map_err(|e| err(format!("cannot reach nats-server: {e}")))?;
         let js = jetstream::new(client.clone());
-        js.get_or_create_stream(jetstream::stream::Config {
-            name: OUTBOX.into(),
-            subjects: vec![format!("{OUT_PREFIX}.>")],
-            retention: jetstream::stream::RetentionPolicy::WorkQueue,
-            max_age: OUTBOX_AGE,
-            num_replicas: 1,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| err(format!("the outbox stream: {e}")))?;
+        outbox(&js).await?;
         Ok(Bridge {
             client,
             js,
@@ -243,7 +249,9 @@ impl Bridge {
     /// acknowledged once that cluster queued it, else tried again in a
     /// second.
     pub async fn forward(&self) -> Result<(), Error> {
-        let stream = self.js.get_stream(OUTBOX).await.map_err(err)?;
+        // Made again if missing: the node's nats-server may have moved to
+        // another JetStream store (one member → a cluster) since connect.
+        let stream = outbox(&self.js).await?;
         let consumer = stream
             .get_or_create_consumer(
                 FORWARDER,

@@ -445,6 +445,9 @@ async fn grow_replicas(js: &jetstream::Context) {
         grow(js, stream, want).await;
     }
     grow(js, crate::configlog::STREAM, want).await;
+    // The link outbox too: an R1 outbox on a member that is down would
+    // keep every member's cross-cluster publishes until it returns.
+    grow(js, crate::bridge::OUTBOX, want).await;
 }
 
 async fn grow(js: &jetstream::Context, name: &str, want: usize) {
