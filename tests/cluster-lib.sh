@@ -52,7 +52,9 @@ nats_of() { pgrep -f "$W/${1,,}/cluster/nats[.]conf"; }
 # state dir, as a power cut would.
 kill_tree() {
   kill -9 "${PID[$1]}"
-  pkill -9 -f "$W/${1,,}( |/|\$)"
+  # Its services may have died with it already (nothing left: pkill's 1);
+  # the wait below checks that none is left.
+  pkill -9 -f "$W/${1,,}( |/|\$)" || [ $? = 1 ]
   wait_for 10 bash -c "! pgrep -f '$W/${1,,}( |/|\$)' >/dev/null" || fail "$1's processes survived kill -9"
 }
 
@@ -81,4 +83,27 @@ cluster_form() {
   shift
   for n in "$@"; do c "$n" cluster join "$TOKEN" >/dev/null || fail "$n did not join"; done
   wait_for 90 agree "$first" "$@" || { for n in "$first" "$@"; do st $n; c $n logs cluster | grep -v "INF\]" | tail -8; done; fail "the members do not agree on $first $* and one leader"; }
+}
+
+# lan_pair A B: two "LANs" of one node each, A on 10.67.1.1 and B on
+# 10.67.2.1 (each on a veth lan0 whose peer stays in its namespace, with
+# no route to the other), and a
+# veth underlay between them (10.98.0.1 and .2, interface wan0) that is
+# meant to carry only their ARVPN. Sets IP, NS.
+lan_pair() {
+  local n i=0
+  for n in "$@"; do
+    i=$((i + 1))
+    IP[$n]=10.67.$i.1
+    NS[$n]=cl-${n,,}-$SFX
+    ip netns add "${NS[$n]}"; on_exit "ip netns del ${NS[$n]}"
+    ip netns exec "${NS[$n]}" ip link set lo up
+    ip netns exec "${NS[$n]}" ip link add lan0 type veth peer name lan0p
+    ip netns exec "${NS[$n]}" ip addr add "${IP[$n]}/24" dev lan0
+    ip netns exec "${NS[$n]}" ip link set lan0p up
+    ip netns exec "${NS[$n]}" ip link set lan0 up
+  done
+  ip link add wan0 netns "${NS[$1]}" type veth peer name wan0 netns "${NS[$2]}"
+  ip -n "${NS[$1]}" addr add 10.98.0.1/24 dev wan0; ip -n "${NS[$2]}" addr add 10.98.0.2/24 dev wan0
+  ip -n "${NS[$1]}" link set wan0 up; ip -n "${NS[$2]}" link set wan0 up
 }

@@ -10,6 +10,7 @@
 //! It never touches another service's state: the configuration and
 //! secrets it writes go through the supervisor's `config.apply`.
 
+pub mod bridge;
 mod conf;
 pub mod configlog;
 mod control;
@@ -17,6 +18,8 @@ pub mod deploys;
 mod join;
 pub mod kv;
 pub mod lease;
+pub mod link;
+mod linkctl;
 pub mod locks;
 pub mod members;
 mod nats;

@@ -18,7 +18,7 @@ use crate::{Error, Node, conf, io_err, secret};
 /// and mode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wanted {
-    pub files: Vec<(&'static str, String, u32)>,
+    pub files: Vec<(String, String, u32)>,
     pub client_port: u16,
     pub password: String,
     pub heartbeat: Heartbeat,
@@ -104,6 +104,8 @@ pub fn desired(node: &Node, view: &View) -> Result<Option<Wanted>, Error> {
     let dir = node.dir();
     let advertise = node.advertise(view);
     let password = need(view, secret::CLIENT_PASSWORD)?.to_string();
+    let links = crate::linkctl::Wanted::of(view, node.dev)?;
+    let remotes = links.remotes();
     let text = conf::render(&conf::Settings {
         server_name: &view.config.node.hostname,
         cluster: &c.name,
@@ -115,22 +117,34 @@ pub fn desired(node: &Node, view: &View) -> Result<Option<Wanted>, Error> {
         advertise: advertise.as_deref(),
         seeds: &c.seeds,
         client_password: &password,
+        listen: links.listen(),
+        remotes: &remotes,
     });
     let route = advertise
         .as_deref()
         .map(|a| conf::host_port(a, c.route_port))
         .unwrap_or_default();
+    let mut files = vec![
+        (
+            "ca.pem".into(),
+            need(view, secret::CA_CERT)?.to_string(),
+            0o644,
+        ),
+        (
+            "node.pem".into(),
+            need(view, secret::NODE_CERT)?.to_string(),
+            0o644,
+        ),
+        (
+            "node.key".into(),
+            need(view, secret::NODE_KEY)?.to_string(),
+            0o600,
+        ),
+    ];
+    files.extend(links.files);
+    files.push(("nats.conf".into(), text, 0o600));
     Ok(Some(Wanted {
-        files: vec![
-            ("ca.pem", need(view, secret::CA_CERT)?.to_string(), 0o644),
-            (
-                "node.pem",
-                need(view, secret::NODE_CERT)?.to_string(),
-                0o644,
-            ),
-            ("node.key", need(view, secret::NODE_KEY)?.to_string(), 0o600),
-            ("nats.conf", text, 0o600),
-        ],
+        files,
         client_port: c.client_port,
         password,
         heartbeat: Heartbeat {
@@ -431,6 +445,9 @@ async fn grow_replicas(js: &jetstream::Context) {
         grow(js, stream, want).await;
     }
     grow(js, crate::configlog::STREAM, want).await;
+    // The link outbox too: an R1 outbox on a member that is down would
+    // keep every member's cross-cluster publishes until it returns.
+    grow(js, crate::bridge::OUTBOX, want).await;
 }
 
 async fn grow(js: &jetstream::Context, name: &str, want: usize) {

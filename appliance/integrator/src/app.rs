@@ -71,6 +71,8 @@ pub struct App {
     pub engine: Arc<crate::engine::Engine>,
     /// The clients of the WebSocket channels.
     pub wsx: crate::wsx::Hub,
+    /// The link client to other clusters.
+    pub links: crate::links::Links,
 }
 
 fn rpc_store(e: alpharen_store::StoreError) -> RpcError {
@@ -118,6 +120,7 @@ impl App {
             amqp_channels: crate::amqp_channel::Channels::default(),
             remotes: RwLock::new(Arc::new(Vec::new())),
             members: RwLock::new(Arc::new(Vec::new())),
+            links: crate::links::Links::default(),
             stats: Mutex::new(Stats::default()),
             replay: Mutex::new(ReplayCache::default()),
             generation: AtomicU64::new(0),
