@@ -20,6 +20,7 @@ pub mod lease;
 pub mod locks;
 pub mod members;
 mod nats;
+pub mod packages;
 mod pki;
 pub mod pubsub;
 pub mod singletons;

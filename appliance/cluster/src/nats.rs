@@ -431,6 +431,8 @@ async fn grow_replicas(js: &jetstream::Context) {
         grow(js, stream, want).await;
     }
     grow(js, crate::configlog::STREAM, want).await;
+    grow(js, crate::packages::STREAM, want).await;
+    grow(js, &format!("OBJ_{}", crate::packages::WHEELS), want).await;
 }
 
 async fn grow(js: &jetstream::Context, name: &str, want: usize) {
