@@ -95,15 +95,24 @@ impl ClusterKv {
     /// Stores a wheel under its SHA-256 (hex) unless it is there already.
     pub fn put_wheel(&self, sha256: &str, wheel: &[u8]) -> Result<(), Error> {
         self.run_within(WHEEL_TIMEOUT, async move {
-            if self.wheels.info(sha256).await.is_ok() {
-                return Ok(());
+            // Tried again for a while: right after a member dies, its
+            // streams have no leader until the others elect one.
+            let mut tries = 0;
+            loop {
+                if self.wheels.info(sha256).await.is_ok() {
+                    return Ok(());
+                }
+                let mut body = wheel;
+                match self.wheels.put(sha256, &mut body).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if tries < 15 => {
+                        tracing::debug!(error = %e, "storing a wheel; trying again");
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => return Err(err(format!("storing wheel {sha256}: {e}"))),
+                }
             }
-            let mut body = wheel;
-            self.wheels
-                .put(sha256, &mut body)
-                .await
-                .map_err(|e| err(format!("storing wheel {sha256}: {e}")))?;
-            Ok(())
         })
     }
 
