@@ -92,7 +92,12 @@ pub(crate) async fn append_if_last(
 ) -> Result<(u64, Vec<u8>), String> {
     for _ in 0..20 {
         let mut s = stream.clone();
-        let last = s.info().await.map_err(|e| e.to_string())?.state.last_sequence;
+        let last = s
+            .info()
+            .await
+            .map_err(|e| e.to_string())?
+            .state
+            .last_sequence;
         let prev = match s.get_last_raw_message_by_subject(subject).await {
             Ok(m) => Some(m.payload.to_vec()),
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => None,

@@ -180,7 +180,8 @@ impl ClusterKv {
                 wheels,
             ))
         })?;
-        let (kv, js, stream, claims_stream, deploys, queues, locks_stream, package_log, wheels) = kv;
+        let (kv, js, stream, claims_stream, deploys, queues, locks_stream, package_log, wheels) =
+            kv;
         Ok(ClusterKv {
             rt,
             kv,

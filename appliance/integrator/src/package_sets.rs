@@ -219,7 +219,12 @@ fn restorable(c: &Connection, version: i64) -> Result<Vec<(Entry, Vec<u8>)>, Rpc
             [version],
             |r| r.get(0),
         )
-        .map_err(|_| RpcError::new("not_found", format!("there is no package set version {version}")))?;
+        .map_err(|_| {
+            RpcError::new(
+                "not_found",
+                format!("there is no package set version {version}"),
+            )
+        })?;
     let set = parse_set(&packages);
     let gone = missing(c, &set).map_err(sql)?;
     if !gone.is_empty() {
@@ -273,13 +278,22 @@ async fn rollback_in_cluster(
     let kept = app.engine.data.registry(|c| restorable(c, version))?;
     let set: Vec<Entry> = kept.iter().map(|(e, _)| e.clone()).collect();
     let wheels = kept.into_iter().map(|(e, w)| (e.sha256, w)).collect();
-    let names: Vec<String> = set.iter().map(|e| format!("{}=={}", e.name, e.version)).collect();
+    let names: Vec<String> = set
+        .iter()
+        .map(|e| format!("{}=={}", e.name, e.version))
+        .collect();
     let edit: Edit = Box::new(move |_| Ok(set.clone()));
     let r = app
         .share_packages(kv, wheels, format!("rollback to {version}"), actor, edit)
         .await?;
-    tracing::info!(to = version, set = r.set_version, "package set rolled back in the cluster");
-    Ok(json!({"rolled_back_to": version, "set_version": r.set_version, "packages": names, "cluster": true}))
+    tracing::info!(
+        to = version,
+        set = r.set_version,
+        "package set rolled back in the cluster"
+    );
+    Ok(
+        json!({"rolled_back_to": version, "set_version": r.set_version, "packages": names, "cluster": true}),
+    )
 }
 
 #[cfg(test)]

@@ -179,11 +179,15 @@ mod tests {
 
     #[test]
     fn a_member_installs_what_differs_and_removes_what_the_set_dropped() {
-        let wanted = [entry("a", "1", "x"), entry("b", "2", "y"), entry("c", "1", "z")];
+        let wanted = [
+            entry("a", "1", "x"),
+            entry("b", "2", "y"),
+            entry("c", "1", "z"),
+        ];
         let have = [
-            installed("a", "1", "x"),     // the same: kept
-            installed("b", "1", "y0"),    // another version: replaced
-            installed("old", "1", "o"),   // not in the set: removed
+            installed("a", "1", "x"),   // the same: kept
+            installed("b", "1", "y0"),  // another version: replaced
+            installed("old", "1", "o"), // not in the set: removed
         ];
         let p = plan(&wanted, &have);
         let names: Vec<&str> = p.install.iter().map(|e| e.name.as_str()).collect();
@@ -242,8 +246,9 @@ mod tests {
     #[test]
     fn the_mark_moves() {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = alpharen_store::open_service_db(dir.path(), "integrator", crate::registry::SCHEMA)
-            .unwrap();
+        let mut c =
+            alpharen_store::open_service_db(dir.path(), "integrator", crate::registry::SCHEMA)
+                .unwrap();
         assert_eq!(applied(&mut c).unwrap(), None);
         mark(&c, "s", 3).unwrap();
         mark(&c, "s", 4).unwrap();

@@ -265,7 +265,12 @@ pub fn list(app: &App) -> Result<Value, RpcError> {
         .map_err(|e| RpcError::new("unavailable", e.to_string()))?
         .map(|b| serde_json::from_slice::<packagelog::Record>(&b))
         .transpose()
-        .map_err(|e| RpcError::new("internal_error", format!("the cluster's package set does not read: {e}")))?;
+        .map_err(|e| {
+            RpcError::new(
+                "internal_error",
+                format!("the cluster's package set does not read: {e}"),
+            )
+        })?;
     let Some(r) = last else {
         // No change was made in the cluster yet: each member has its own.
         let mut out = mine;
@@ -355,11 +360,19 @@ pub async fn add(app: &App, file: &str, wheel_b64: &str, actor: &str) -> Result<
         let e = entry.clone();
         let edit: Edit = Box::new(move |base| Ok(packagelog::with_added(base, e.clone())));
         let r = app
-            .share_packages(kv, vec![(sha.clone(), wheel)], format!("add {name} {version}"), actor, edit)
+            .share_packages(
+                kv,
+                vec![(sha.clone(), wheel)],
+                format!("add {name} {version}"),
+                actor,
+                edit,
+            )
             .await?;
         tracing::info!(package = %name, version = %version, set = r.set_version, "package installed in the cluster");
-        return Ok(json!({"name": name, "version": version, "file": file, "tags": info["tags"],
-            "sha256": sha, "set_version": r.set_version, "cluster": true}));
+        return Ok(
+            json!({"name": name, "version": version, "file": file, "tags": info["tags"],
+            "sha256": sha, "set_version": r.set_version, "cluster": true}),
+        );
     }
     let result = app.engine.data.registry(|c| -> Result<i64, RpcError> {
         let tx = c.unchecked_transaction().map_err(sql)?;
@@ -409,7 +422,9 @@ pub async fn remove(app: &App, name: &str, actor: &str) -> Result<Value, RpcErro
         let r = app
             .share_packages(kv, Vec::new(), format!("remove {name}"), actor, edit)
             .await?;
-        return Ok(json!({"name": name, "removed": true, "set_version": r.set_version, "cluster": true}));
+        return Ok(
+            json!({"name": name, "removed": true, "set_version": r.set_version, "cluster": true}),
+        );
     }
     let set = app.engine.data.registry(|c| -> Result<i64, RpcError> {
         let tx = c.unchecked_transaction().map_err(sql)?;

@@ -55,19 +55,14 @@ impl App {
     ) -> Result<Record, RpcError> {
         let k = kv.clone();
         tokio::task::spawn_blocking(move || {
-            wheels
-                .iter()
-                .try_for_each(|(sha, w)| k.put_wheel(sha, w))
+            wheels.iter().try_for_each(|(sha, w)| k.put_wheel(sha, w))
         })
         .await
         .map_err(unavailable)?
         .map_err(unavailable)?;
-        let (local, local_max) = self
-            .engine
-            .data
-            .registry(|c| -> Result<_, RpcError> {
-                Ok((local_entries(c).map_err(sql)?, set_version(c).map_err(sql)?))
-            })?;
+        let (local, local_max) = self.engine.data.registry(|c| -> Result<_, RpcError> {
+            Ok((local_entries(c).map_err(sql)?, set_version(c).map_err(sql)?))
+        })?;
         let (actor, node) = (actor.to_string(), self.node_name());
         let (seq, body) = tokio::task::spawn_blocking(move || {
             kv.append_package_set(|prev| {
