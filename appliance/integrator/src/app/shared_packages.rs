@@ -102,7 +102,7 @@ impl App {
                     .lock()
                     .map(|e| e.clone())
                     .unwrap_or_default()
-                    .map_or_else(|| "see `ctl logs integrator`".to_string(), |e| e);
+                    .unwrap_or_else(|| "see `ctl logs integrator`".to_string());
                 return Err(unavailable(format!(
                     "package set {} is stored in the cluster but not applied on this member yet: {why}",
                     record.set_version
