@@ -23,6 +23,7 @@ mod linkctl;
 pub mod locks;
 pub mod members;
 mod nats;
+pub mod packages;
 mod pki;
 pub mod pubsub;
 pub mod singletons;

@@ -448,6 +448,8 @@ async fn grow_replicas(js: &jetstream::Context) {
     // The link outbox too: an R1 outbox on a member that is down would
     // keep every member's cross-cluster publishes until it returns.
     grow(js, crate::bridge::OUTBOX, want).await;
+    grow(js, crate::packages::STREAM, want).await;
+    grow(js, &format!("OBJ_{}", crate::packages::WHEELS), want).await;
 }
 
 async fn grow(js: &jetstream::Context, name: &str, want: usize) {

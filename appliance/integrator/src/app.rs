@@ -27,8 +27,11 @@ use crate::{Error, lb};
 
 mod deploys;
 mod shared;
+mod shared_packages;
 
 pub use shared::deploy_log_loop;
+pub(crate) use shared_packages::Edit;
+pub use shared_packages::package_log_loop;
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -61,6 +64,10 @@ pub struct App {
     /// the wake-up of the loop that applies them.
     log_applied: AtomicU64,
     log_wake: tokio::sync::Notify,
+    /// The same for the cluster's package log, with its last failure.
+    pkg_applied: AtomicU64,
+    pkg_wake: tokio::sync::Notify,
+    pkg_error: Mutex<Option<String>>,
     pub local_in_flight: AtomicU32,
     /// Of those, the ones another member forwarded: a member that leaves
     /// waits for them.
@@ -127,6 +134,9 @@ impl App {
             deploying: tokio::sync::Mutex::new(()),
             log_applied: AtomicU64::new(0),
             log_wake: tokio::sync::Notify::new(),
+            pkg_applied: AtomicU64::new(0),
+            pkg_wake: tokio::sync::Notify::new(),
+            pkg_error: Mutex::new(None),
             local_in_flight: AtomicU32::new(0),
             forwarded_in_flight: AtomicU32::new(0),
             local_rtt_us: Mutex::new(0.0),

@@ -1,0 +1,332 @@
+//! Installed packages on a member of a cluster: an add, remove or
+//! rollback stores its wheels in the cluster's object store and appends
+//! the whole new set to the cluster's package log; every member, this one
+//! included, applies the log in order ([`crate::packagelog`]): it fetches
+//! the wheels it lacks by SHA-256, unpacks them all, and only then swaps
+//! its set in one transaction, so a wheel that fails leaves the member on
+//! its previous set, whole. A member that was down reads on from where it
+//! stopped when it is back.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use alpharen_cluster::kv::ClusterKv;
+use alpharen_rpc::RpcError;
+use alpharen_store::now_unix;
+use rusqlite::params;
+use serde_json::json;
+
+use super::App;
+use crate::packagelog::{self, Entry, Record};
+use crate::packages::{local_entries, restart, root, set_version, sql, unpack};
+
+/// How long a change waits for this member to apply it.
+const APPLY_WAIT: Duration = Duration::from_secs(30);
+/// How often a member looks for changes made on others.
+const POLL: Duration = Duration::from_millis(500);
+
+fn unavailable(e: impl std::fmt::Display) -> RpcError {
+    RpcError::new("unavailable", e.to_string())
+}
+
+/// A set change: the set it makes from the cluster's current one, or why
+/// it cannot (`not_found`).
+pub(crate) type Edit = Box<dyn Fn(&[Entry]) -> Result<Vec<Entry>, String> + Send + Sync>;
+
+impl App {
+    /// The cluster's link when the node is in one (`Ok(None)` outside).
+    pub(crate) fn package_log(&self) -> Result<Option<Arc<ClusterKv>>, RpcError> {
+        self.cluster_log()
+    }
+
+    /// Stores `wheels` (SHA-256, bytes) in the cluster, appends the set
+    /// `edit` makes of the cluster's current one (this member's own set
+    /// when the cluster has none yet), and waits until this member has
+    /// applied it.
+    pub(crate) async fn share_packages(
+        &self,
+        kv: Arc<ClusterKv>,
+        wheels: Vec<(String, Vec<u8>)>,
+        change: String,
+        actor: &str,
+        edit: Edit,
+    ) -> Result<Record, RpcError> {
+        let k = kv.clone();
+        tokio::task::spawn_blocking(move || {
+            wheels.iter().try_for_each(|(sha, w)| k.put_wheel(sha, w))
+        })
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)?;
+        let (local, local_max) = self.engine.data.registry(|c| -> Result<_, RpcError> {
+            Ok((local_entries(c).map_err(sql)?, set_version(c).map_err(sql)?))
+        })?;
+        let (actor, node) = (actor.to_string(), self.node_name());
+        let (seq, body) = tokio::task::spawn_blocking(move || {
+            kv.append_package_set(|prev| {
+                let prev: Option<Record> = prev
+                    .map(serde_json::from_slice)
+                    .transpose()
+                    .map_err(|e| format!("the cluster's last package set does not read: {e}"))?;
+                let base = prev.as_ref().map_or(&local, |p| &p.packages);
+                let record = Record {
+                    set_version: packagelog::next_set_version(prev.as_ref(), local_max),
+                    packages: edit(base)?,
+                    change: change.clone(),
+                    actor: actor.clone(),
+                    node: node.clone(),
+                    at: now_unix(),
+                };
+                serde_json::to_vec(&record).map_err(|e| e.to_string())
+            })
+        })
+        .await
+        .map_err(unavailable)?
+        .map_err(|e| {
+            let text = e.to_string();
+            if text.contains("no package is named") {
+                RpcError::new("not_found", text)
+            } else {
+                unavailable(text)
+            }
+        })?;
+        let record: Record = serde_json::from_slice(&body).map_err(unavailable)?;
+        let deadline = tokio::time::Instant::now() + APPLY_WAIT;
+        while self.pkg_applied.load(Ordering::Acquire) < seq {
+            self.pkg_wake.notify_one();
+            if tokio::time::Instant::now() >= deadline {
+                let why = self
+                    .pkg_error
+                    .lock()
+                    .map(|e| e.clone())
+                    .unwrap_or_default()
+                    .unwrap_or_else(|| "see `ctl logs integrator`".to_string());
+                return Err(unavailable(format!(
+                    "package set {} is stored in the cluster but not applied on this member yet: {why}",
+                    record.set_version
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(record)
+    }
+
+    /// Applies the package sets of the cluster's log this member has not
+    /// applied yet. Outside a cluster, or while the link is down, does
+    /// nothing.
+    async fn follow_packages(&self) -> Result<(), String> {
+        let Ok(Some(kv)) = self.engine.data.cluster.kv() else {
+            return Ok(());
+        };
+        loop {
+            let stored = self
+                .engine
+                .data
+                .registry(packagelog::applied)
+                .map_err(|e| e.to_string())?;
+            let mut after = stored.as_ref().map_or(0, |s| s.1);
+            let mut batch = read(&kv, after).await?;
+            let resume = crate::deploylog::resume_after(stored.as_ref(), &batch.stream_id);
+            if resume != after {
+                tracing::info!("a new package log in the cluster; reading it from its start");
+                after = resume;
+                batch = read(&kv, after).await?;
+            }
+            if batch.records.is_empty() {
+                self.pkg_applied.store(after, Ordering::Release);
+                return Ok(());
+            }
+            for (seq, body) in &batch.records {
+                match serde_json::from_slice::<Record>(body) {
+                    Ok(r) => self.apply_set(&kv, &batch.stream_id, *seq, &r).await?,
+                    Err(e) => {
+                        tracing::warn!(seq, error = %e, "a record of the package log does not read; skipped");
+                        let id = batch.stream_id.clone();
+                        self.engine
+                            .data
+                            .registry(|c| packagelog::mark(c, &id, *seq))
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+                self.pkg_applied.store(*seq, Ordering::Release);
+            }
+        }
+    }
+
+    /// Makes `r` this member's set: unpacks every wheel it lacks into a
+    /// fresh directory (all or none), then swaps the set, records the set
+    /// version and moves the mark in one transaction, then restarts the
+    /// workers if anything changed.
+    async fn apply_set(
+        &self,
+        kv: &Arc<ClusterKv>,
+        stream: &str,
+        seq: u64,
+        r: &Record,
+    ) -> Result<(), String> {
+        let installed = self
+            .engine
+            .data
+            .registry(|c| local_entries(c))
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|e| packagelog::Installed {
+                name: e.name,
+                version: e.version,
+                sha256: e.sha256,
+            })
+            .collect::<Vec<_>>();
+        let plan = packagelog::plan(&r.packages, &installed);
+        let base = root(&self.state_dir);
+        std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
+        let mut unpacked: Vec<(&Entry, String, Vec<u8>)> = Vec::new();
+        let undo = |done: &[(&Entry, String, Vec<u8>)]| {
+            for (_, d, _) in done {
+                let _ = std::fs::remove_dir_all(base.join(d));
+            }
+        };
+        for e in &plan.install {
+            let dir = format!("{}-{}-{}", e.name, e.version, r.set_version);
+            match self.fetch_and_unpack(kv, e, base.join(&dir)).await {
+                Ok(wheel) => unpacked.push((e, dir, wheel)),
+                Err(why) => {
+                    undo(&unpacked);
+                    let short = e.sha256.get(..12).unwrap_or(&e.sha256);
+                    return Err(format!(
+                        "package set {} (made on {}) cannot be installed on this member; it keeps set {}: {} {} ({}, sha256 {short}…): {why}",
+                        r.set_version,
+                        r.node,
+                        self.engine.data.registry(|c| set_version(c)).unwrap_or(0),
+                        e.name,
+                        e.version,
+                        e.file
+                    ));
+                }
+            }
+        }
+        let listed: Vec<String> = r
+            .packages
+            .iter()
+            .map(|e| format!("{}=={}", e.name, e.version))
+            .collect();
+        let swapped = self
+            .engine
+            .data
+            .registry(|c| -> Result<(), rusqlite::Error> {
+                let tx = c.unchecked_transaction()?;
+                for name in &plan.remove {
+                    tx.execute("DELETE FROM integrator_packages WHERE name = ?1", [name])?;
+                }
+                for (e, dir, wheel) in &unpacked {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO integrator_packages
+                         (name, version, file, tags, top_level, size, dir, wheel, added_at, actor)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        params![
+                            e.name,
+                            e.version,
+                            e.file,
+                            e.tags.to_string(),
+                            json!(e.top_level).to_string(),
+                            e.size,
+                            dir,
+                            wheel,
+                            e.added_at,
+                            e.added_by
+                        ],
+                    )?;
+                    crate::package_sets::keep(&tx, &e.name, &e.version)?;
+                }
+                tx.execute(
+                    "INSERT OR REPLACE INTO integrator_package_sets
+                     (version, packages, change, changed_at, actor) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        r.set_version,
+                        json!(listed).to_string(),
+                        format!("{} (on {})", r.change, r.node),
+                        r.at,
+                        r.actor
+                    ],
+                )?;
+                packagelog::mark(&tx, stream, seq)?;
+                tx.commit()
+            })
+            .map_err(|e| e.to_string());
+        if let Err(e) = swapped {
+            undo(&unpacked);
+            return Err(format!("package set {}: {e}", r.set_version));
+        }
+        if !plan.is_empty() {
+            restart(self).map_err(|e| e.message)?;
+            tracing::info!(set = r.set_version, change = %r.change, from = %r.node,
+                installed = unpacked.len(), removed = plan.remove.len(), "applied the cluster's package set");
+        }
+        Ok(())
+    }
+
+    /// The wheel of `e` from the cluster (checked against its SHA-256),
+    /// unpacked into `dest`.
+    async fn fetch_and_unpack(
+        &self,
+        kv: &Arc<ClusterKv>,
+        e: &Entry,
+        dest: PathBuf,
+    ) -> Result<Vec<u8>, String> {
+        let (k, sha) = (kv.clone(), e.sha256.clone());
+        let wheel = tokio::task::spawn_blocking(move || k.wheel(&sha))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let got = packagelog::sha256_hex(&wheel);
+        if got != e.sha256 {
+            return Err(format!("the wheel read from the cluster has SHA-256 {got}"));
+        }
+        let spec = self.pool.spec();
+        let (file, w) = (e.file.clone(), wheel.clone());
+        let _ = std::fs::remove_dir_all(&dest);
+        tokio::task::spawn_blocking(move || unpack(&spec.python, &spec.sdk_dir, &dest, &file, &w))
+            .await
+            .map_err(|e| e.to_string())??;
+        Ok(wheel)
+    }
+}
+
+async fn read(kv: &Arc<ClusterKv>, after: u64) -> Result<alpharen_cluster::deploys::Batch, String> {
+    let kv = kv.clone();
+    tokio::task::spawn_blocking(move || kv.package_sets_after(after))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Follows the cluster's package log every 0.5 s, and at once when a
+/// change on this member waits for its record. The last failure is kept
+/// for the change that waits on it.
+pub async fn package_log_loop(app: Arc<App>) {
+    let mut last_error = String::new();
+    loop {
+        match app.follow_packages().await {
+            Ok(()) => {
+                last_error.clear();
+                if let Ok(mut e) = app.pkg_error.lock() {
+                    *e = None;
+                }
+            }
+            Err(e) => {
+                if e != last_error {
+                    tracing::warn!(error = %e, "cannot follow the cluster's package log; retrying");
+                    last_error = e.clone();
+                }
+                if let Ok(mut slot) = app.pkg_error.lock() {
+                    *slot = Some(e);
+                }
+            }
+        }
+        tokio::select! {
+            _ = app.pkg_wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
