@@ -91,6 +91,11 @@ replicas() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?stream
 for _ in $(seq 60); do [ "$(replicas)" = 3 ] && break; sleep 0.5; done
 [ "$(replicas)" = 3 ] || { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" | jq -c '[.account_details[].stream_detail[] | {name, r: .config.num_replicas}]'; c A logs cluster | grep -i replica | tail -5; fail "the package log and the wheels are not at three replicas"; }
 kill_tree C
+# Changes wait until A sees C down: the streams C led elect new leaders
+# first (nats-server's election timeout is seconds), and a change made in
+# between is refused as unavailable (docs/cluster.md).
+c_down() { st A | jq -e '[.members[] | select(.state == "up") | .node] == ["a", "b"]' >/dev/null; }
+wait_for 60 c_down || { st A | jq .members; fail "A does not see C down"; }
 out=$(c A --json integrator packages add "$W/tinypkg-2.0-py3-none-any.whl") || fail "tinypkg 2.0 on A with C down: $out"
 out=$(c A --json integrator packages add "$W/otherpkg-0.1-py3-none-any.whl") || fail "otherpkg on A with C down: $out"
 s2=$(sha "$W/tinypkg-2.0-py3-none-any.whl"); so=$(sha "$W/otherpkg-0.1-py3-none-any.whl")

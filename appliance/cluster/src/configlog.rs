@@ -148,14 +148,7 @@ impl ConfigLog {
         let (js, stream) = off_runtime(&rt, async {
             tokio::time::timeout(std::time::Duration::from_secs(10), async {
                 let js = client(client_port, password, clustered).await?;
-                let stream = js
-                    .get_or_create_stream(stream::Config {
-                        name: STREAM.into(),
-                        subjects: vec![SUBJECT.into()],
-                        deny_delete: true,
-                        num_replicas: 1,
-                        ..Default::default()
-                    })
+                let stream = crate::nats::log_stream(&js, STREAM, SUBJECT.into())
                     .await
                     .map_err(err)?;
                 Ok((js, stream))

@@ -31,15 +31,7 @@ fn subject(module: &str) -> String {
 /// returns after a long time still finds what it missed), one replica
 /// until the heartbeat raises it with the buckets.
 pub(crate) async fn open(js: &jetstream::Context) -> Result<stream::Stream, String> {
-    js.get_or_create_stream(stream::Config {
-        name: STREAM.into(),
-        subjects: vec![format!("{PREFIX}.>")],
-        deny_delete: true,
-        num_replicas: 1,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| e.to_string())
+    crate::nats::log_stream(js, STREAM, format!("{PREFIX}.>")).await
 }
 
 /// What a member reads from the log in one call.

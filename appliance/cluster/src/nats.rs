@@ -287,6 +287,25 @@ fn rss_kib(pid: Option<u32>) -> u64 {
 /// A KV bucket of one value per key, made as a KV stream directly:
 /// async-nats's `create_key_value` first asks for account limits in a
 /// shape that Debian 12's nats-server (2.9) does not answer with.
+/// An append-only log stream (every record kept, none deleted) for
+/// `subject`, made if it is missing with one replica until the heartbeat
+/// raises it with the buckets.
+pub(crate) async fn log_stream(
+    js: &jetstream::Context,
+    name: &str,
+    subject: String,
+) -> Result<jetstream::stream::Stream, String> {
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: name.into(),
+        subjects: vec![subject],
+        deny_delete: true,
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
 /// `max_age_secs` 0 keeps values until replaced.
 pub(crate) async fn bucket(
     js: &jetstream::Context,

@@ -33,16 +33,7 @@ fn err(e: impl std::fmt::Display) -> Error {
 pub(crate) async fn open(
     js: &jetstream::Context,
 ) -> Result<(stream::Stream, object_store::ObjectStore), String> {
-    let log = js
-        .get_or_create_stream(stream::Config {
-            name: STREAM.into(),
-            subjects: vec![SUBJECT.into()],
-            deny_delete: true,
-            num_replicas: 1,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    let log = crate::nats::log_stream(js, STREAM, SUBJECT.into()).await?;
     let wheels = match js.get_object_store(WHEELS).await {
         Ok(o) => o,
         Err(_) => js
