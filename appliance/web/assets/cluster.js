@@ -1,7 +1,8 @@
 // The console's Cluster page: the cluster this node is in (JetStream mode
 // and meta leader, replicas with the warning while the data has one
 // copy), every member with its health, last heartbeat, role, version,
-// RSS and load balancer, the links to other clusters, and for admins the
+// RSS and load balancer, the singletons and where they run, the links to
+// other clusters, and for admins the
 // join token on request. A node outside a cluster offers an admin
 // `cluster init` and joining another cluster with a pasted join token.
 
@@ -85,6 +86,19 @@ function linksCard(l) {
       'alpharen ctl cluster link-token makes a link token here; alpharen ctl cluster link TOKEN on the other cluster links it.'));
 }
 
+// The singletons (pgha's controllers) and the member holding each lease;
+// a lease not renewed within its time has no holder until one takes it.
+function singletonsCard(sg) {
+  const rows = Object.entries(sg || {}).map(([name, l]) => h('tr', { 'data-singleton': name },
+    td('Singleton', h('strong', {}, name)),
+    td('Runs on', l.holder ? h('span', { class: 'state-running' }, l.holder) : h('span', { class: 'state-failed' }, 'nobody (lease expired)')),
+    td('Renewed', `${ago(l.renewed_s_ago)} ago`),
+    td('Epoch', String(l.epoch))));
+  return h('div', { class: 'card' }, h('h2', {}, 'Singletons'),
+    table('cluster-singletons', ['Singleton', 'Runs on', 'Renewed', 'Epoch'], rows),
+    h('p', { class: 'muted' }, 'Each runs on one member at a time, on a lease renewed every 2 s; when its member dies, another takes it over within 10–14 s. Scheduled jobs are not listed: each fire time is claimed by one member.'));
+}
+
 export async function clusterView() {
   const s = await api('GET', '/cluster');
   if (!s.name) {
@@ -117,6 +131,7 @@ export async function clusterView() {
       s.members_error ? h('p', { class: 'problems', id: 'cluster-members-error' }, s.members_error) : '',
       table('cluster-members', ['Member', 'Health', 'Last heartbeat', 'Role', 'Version', 'RSS', 'Load balancer'], rows),
       h('p', { class: 'muted' }, 'A member whose last heartbeat is older than 10 s is down. The load balancer on :11223 of every member sends requests to the members that are up and not draining.')),
+    singletonsCard(s.singletons),
     linksCard(s.links || {}),
     isAdmin() ? tokenCard() : '');
 }
