@@ -48,6 +48,12 @@ on() {
 }
 
 # --- a wheel installed on A is installed on B and C, same identity
+# The integrators reach the cluster's KV a little after the cluster forms
+# (until then a change is refused as unavailable).
+for n in A B C; do
+  wait_for 60 bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$W/${n,,}' --json integrator packages | jq -e .cluster" \
+    || { c $n --json integrator packages; fail "$n's integrator does not list the cluster's packages"; }
+done
 out=$(c A --json integrator packages add "$W/tinypkg-1.0-py3-none-any.whl") || fail "packages add on A: $out"
 s1=$(sha "$W/tinypkg-1.0-py3-none-any.whl")
 for n in A B C; do
