@@ -5,7 +5,6 @@
 #   start A                  A's node, waits for its control socket
 #   cluster_form A B C       init on A, join the rest, wait until they agree
 #   c A ARGS..., st A        ctl on A; A's `cluster status` as JSON
-#   lb_load_start NS N URL.. load on :11223 from namespace NS (lb_* below)
 # Sets W (work dir), IP, NS, PID, TOKEN.
 [ -x /usr/sbin/nats-server ] || fail "nats-server missing (scripts/deps.d/cluster.list)"
 command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
@@ -85,57 +84,3 @@ cluster_form() {
   for n in "$@"; do c "$n" cluster join "$TOKEN" >/dev/null || fail "$n did not join"; done
   wait_for 90 agree "$first" "$@" || { for n in "$first" "$@"; do st $n; c $n logs cluster | grep -v "INF\]" | tail -8; done; fail "the members do not agree on $first $* and one leader"; }
 }
-
-# lan_pair A B: two "LANs" of one node each, A on 10.67.1.1 and B on
-# 10.67.2.1 (each on a veth lan0 whose peer stays in its namespace, with
-# no route to the other), and a
-# veth underlay between them (10.98.0.1 and .2, interface wan0) that is
-# meant to carry only their ARVPN. Sets IP, NS.
-lan_pair() {
-  local n i=0
-  for n in "$@"; do
-    i=$((i + 1))
-    IP[$n]=10.67.$i.1
-    NS[$n]=cl-${n,,}-$SFX
-    ip netns add "${NS[$n]}"; on_exit "ip netns del ${NS[$n]}"
-    ip netns exec "${NS[$n]}" ip link set lo up
-    ip netns exec "${NS[$n]}" ip link add lan0 type veth peer name lan0p
-    ip netns exec "${NS[$n]}" ip addr add "${IP[$n]}/24" dev lan0
-    ip netns exec "${NS[$n]}" ip link set lan0p up
-    ip netns exec "${NS[$n]}" ip link set lan0 up
-  done
-  ip link add wan0 netns "${NS[$1]}" type veth peer name wan0 netns "${NS[$2]}"
-  ip -n "${NS[$1]}" addr add 10.98.0.1/24 dev wan0; ip -n "${NS[$2]}" addr add 10.98.0.2/24 dev wan0
-  ip -n "${NS[$1]}" link set wan0 up; ip -n "${NS[$2]}" link set wan0 up
-}
-
-# Load through the balancers, for draining and joining under load.
-# lb_load_start NS NAME URL [NAME URL]...: one client per NAME in the
-# namespace NS, each sending GET URL one after the other until
-# lb_load_stop; every answer is a line "PHASE CODE SERVER" in
-# $W/load.NAME (PHASE as lb_phase set it when the request started,
-# SERVER from x-alpharen-served-by); a request curl could not complete
-# adds its exit code and error.
-lb_load_start() {
-  local ns=$1 name url; shift
-  lb_phase before
-  LB_LOADERS=()
-  while [ $# -ge 2 ]; do
-    name=$1 url=$2; shift 2
-    ip netns exec "$ns" bash -c "for _ in \$(seq 20000); do [ -e '$W/stop' ] && break; p=\$(cat '$W/phase'); r=\$(curl -sSk -o /dev/null --max-time 40 -w '%{http_code} %header{x-alpharen-served-by}' '$url' 2>'$W/err.$name'); rc=\$?; if [ \$rc = 0 ]; then echo \"\$p \$r\"; else echo \"\$p \$r curl-exit=\$rc \$(tr '\\n' ' ' <'$W/err.$name')\"; fi; done" >"$W/load.$name" 2>&1 &
-    LB_LOADERS+=($!)
-    on_exit "kill $! 2>/dev/null"
-  done
-}
-# lb_phase PHASE: the phase the next requests are counted in (renamed
-# into place: a client never reads a half-written file).
-lb_phase() { echo "$1" >"$W/phase.new" && mv "$W/phase.new" "$W/phase"; }
-# lb_served PHASE SERVER [NAME]: answers 200 from SERVER in PHASE (to the
-# client NAME, else to all).
-lb_served() { cat "$W"/load.${3:-*} | grep -c "^$1 200 $2\$" || [ $? = 1 ]; }
-# lb_load_stop: stops the clients and waits for them.
-lb_load_stop() { local j; touch "$W/stop"; for j in "${LB_LOADERS[@]}"; do wait "$j"; done; }
-# lb_failed: the lines of requests that did not answer 200 from a member.
-lb_failed() { cat "$W"/load.* | awk '!/^[a-z]+ 200 [a-z]+$/'; }
-# lb_summary: "PHASE SERVER×COUNT; " for every phase and server.
-lb_summary() { cat "$W"/load.* | sort | uniq -c | awk '{printf "%s %s×%s; ", $2, $4, $1}'; }

@@ -6,14 +6,10 @@
 # separate one-worker nginx returning a small static body. RUNS runs each,
 # interleaved: medians, spread and the ratio of the medians. Not pass/fail,
 # but a wrk error or failed command stops it.
-# Both fronts run WORKERS workers (one per CPU by default).
-#   RUNS=3 DURATION=10 CONNS=32 THREADS=2 WORKERS=2 tests/bench/dpx-proxy.sh
+#   RUNS=3 DURATION=10 CONNS=32 THREADS=2 tests/bench/dpx-proxy.sh
 . "$(dirname "$0")/lib.sh"
 command -v wrk >/dev/null && command -v nginx >/dev/null || fail "needs wrk and nginx (scripts/deps.sh)"
 DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2}
-# Both fronts run WORKERS workers (web.workers, nginx worker_processes).
-WORKERS=${WORKERS:-$(nproc)}
-[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || fail "WORKERS must be a positive number, not '$WORKERS'"
 W=$(mktemp -d /tmp/dpx-proxy-bench.XXXXXX); on_exit "rm -rf $W"
 chmod 711 "$W"   # the services run as their own users and reach the node's state dir in it
 read -r BP NP < <(free_ports 2)
@@ -37,7 +33,6 @@ NGINX
 nginx_conf "$W/backend" 1 "server { listen 127.0.0.1:$BP; location / { default_type text/plain; return 200 'hello from the backend'; } }"
 wait_for 10 curl -sf "http://127.0.0.1:$BP/" || fail "backend nginx did not come up"
 
-printf '[web]\nworkers = %s\n' "$WORKERS" >"$W/seed.toml"
 seed_ports "$W/seed.toml"
 cat >>"$W/seed.toml" <<TOML
 [[dpx.routes]]
@@ -48,7 +43,7 @@ start_node "$W/node" --config "$W/seed.toml"
 OURS=https://127.0.0.1:$HTTPS_PORT/
 wait_for 20 curl -skf -H 'Host: proxy.bench' "$OURS" || fail "our proxy did not come up"
 
-nginx_conf "$W/front" "$WORKERS" "upstream be { server 127.0.0.1:$BP; keepalive 64; }
+nginx_conf "$W/front" 2 "upstream be { server 127.0.0.1:$BP; keepalive 64; }
   server {
     listen 127.0.0.1:$NP ssl;
     ssl_certificate $W/node/tls/cert.pem;
@@ -68,7 +63,7 @@ THEIRS=https://127.0.0.1:$NP/
 wait_for 10 curl -skf -H 'Host: proxy.bench' "$THEIRS" || fail "nginx front did not come up"
 [ "$(curl -sk -H 'Host: proxy.bench' "$OURS")" = "$(curl -sk -H 'Host: proxy.bench' "$THEIRS")" ] || fail "bodies differ"
 
-echo "wrk -t$THREADS -c$CONNS -d${DURATION}s GET / (Host: proxy.bench) over HTTPS keep-alive, $WORKERS workers each, $RUNS runs each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s GET / (Host: proxy.bench) over HTTPS keep-alive, $RUNS runs each"
 ours_rps=() ours_p99=() ng_rps=() ng_p99=()
 for i in $(seq 1 "$RUNS"); do
   wrk_run "$W/wrk-ours-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H 'Host: proxy.bench' "$OURS"
@@ -79,6 +74,5 @@ done
 # Assigned first, so that a failed helper stops the bench (set -e).
 a=$(stats "${ours_rps[@]}"); b=$(stats "${ours_p99[@]}"); echo "ours (web + dpx.routes): req/s $a; p99 ms $b"
 a=$(stats "${ng_rps[@]}"); b=$(stats "${ng_p99[@]}"); echo "nginx proxy_pass:        req/s $a; p99 ms $b"
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 a=$(ratio "$(median "${ours_rps[@]}")" "$(median "${ng_rps[@]}")"); b=$(ratio "$(median "${ours_p99[@]}")" "$(median "${ng_p99[@]}")")
 echo "ratio ours/nginx (medians): req/s $a, p99 $b (lower is better)"

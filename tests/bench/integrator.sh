@@ -13,7 +13,14 @@ rm -rf "$STATE"; mkdir -p "$STATE"
 command -v wrk >/dev/null || fail "wrk missing (scripts/deps.sh installs it)"
 export ALPHAREN STATE; export -f ctl
 
-node_red_install
+# Node-RED from npm, installed outside the source tree unless given.
+NODE_RED_DIR=${NODE_RED_DIR:-$OUT/node-red-pkg}
+if [ ! -x "$NODE_RED_DIR/node_modules/.bin/node-red" ]; then
+  mkdir -p "$NODE_RED_DIR"
+  (cd "$NODE_RED_DIR" && [ -f package.json ] || npm init -y >/dev/null) 
+  (cd "$NODE_RED_DIR" && timeout 600 npm install --no-audit --no-fund node-red >"$OUT/npm-install.log" 2>&1) \
+    || { tail "$OUT/npm-install.log"; fail "Node-RED install from npm failed (see $OUT/npm-install.log)"; }
+fi
 
 cat >"$OUT/bench.toml" <<'TOML'
 [node]
@@ -56,8 +63,20 @@ echo "integrator idle RSS (server + workers) ${I_RSS} kB"
 kill "$NODE_PID" 2>/dev/null; wait "$NODE_PID" 2>/dev/null || true
 
 NR_DIR=$OUT/node-red-user
-node_red_flow "$NR_DIR" 127.0.0.1 "$NR_PORT"
-"$NODE_RED" --settings "$NR_DIR/settings.js" --userDir "$NR_DIR" >"$OUT/node-red.log" 2>&1 &
+rm -rf "$NR_DIR"; mkdir -p "$NR_DIR"
+cat >"$NR_DIR/settings.js" <<JS
+module.exports = { uiHost: "127.0.0.1", uiPort: $NR_PORT, httpAdminRoot: false, httpNodeRoot: "/",
+  userDir: "$NR_DIR", flowFile: "flows.json", logging: { console: { level: "warn" } } };
+JS
+cat >"$NR_DIR/flows.json" <<'JSON'
+[
+ {"id": "t1", "type": "tab", "label": "bench"},
+ {"id": "in1", "type": "http in", "z": "t1", "url": "/api/user/get-details", "method": "get", "wires": [["fn1"]]},
+ {"id": "fn1", "type": "function", "z": "t1", "func": "msg.payload = {user_name: 'John Doe', user_type: 'SRT'};\nreturn msg;", "outputs": 1, "wires": [["out1"]]},
+ {"id": "out1", "type": "http response", "z": "t1", "statusCode": "", "headers": {}, "wires": []}
+]
+JSON
+"$NODE_RED_DIR/node_modules/.bin/node-red" --settings "$NR_DIR/settings.js" --userDir "$NR_DIR" >"$OUT/node-red.log" 2>&1 &
 NR_PID=$!
 on_exit "kill $NR_PID 2>/dev/null; wait $NR_PID 2>/dev/null"
 wait_for 60 curl -sf "http://127.0.0.1:$NR_PORT/api/user/get-details" || { tail "$OUT/node-red.log"; fail "Node-RED did not start"; }

@@ -39,14 +39,12 @@ median() {
 # ratio A B: A / B with two decimals.
 ratio() { python3 -c 'import sys; a, b = map(float, sys.argv[1:]); print(f"{a / b:.2f}")' "$1" "$2" 2>/dev/null || fail "ratio $1 / $2"; }
 
-# wrk_run OUT WRK-ARGS...: one wrk run (with --latency) into OUT, inside
-# the network namespace WRK_NETNS when set; fails when wrk fails or
-# reports non-2xx answers or socket errors. Sets WRK_RPS (requests/s) and
-# WRK_P99_MS (99th percentile latency in ms).
+# wrk_run OUT WRK-ARGS...: one wrk run (with --latency) into OUT; fails when
+# wrk fails or reports non-2xx answers or socket errors. Sets WRK_RPS
+# (requests/s) and WRK_P99_MS (99th percentile latency in ms).
 wrk_run() {
-  local out=$1 netns=(); shift
-  [ -z "${WRK_NETNS:-}" ] || netns=(ip netns exec "$WRK_NETNS")
-  timeout 600 "${netns[@]}" wrk --latency "$@" >"$out" 2>&1 || { cat "$out"; fail "wrk $* exited $?"; }
+  local out=$1; shift
+  timeout 600 wrk --latency "$@" >"$out" 2>&1 || { cat "$out"; fail "wrk $* exited $?"; }
   if grep -qE 'Non-2xx|Socket errors' "$out"; then cat "$out"; fail "wrk $*: errors (above)"; fi
   WRK_RPS=$(awk '/^Requests\/sec/ {print $2}' "$out")
   WRK_P99_MS=$(awk '$1 == "99%" { v = $2
@@ -64,35 +62,4 @@ wrk_runs() {
   done
   printf -v "${name}_rps" %s "$(median "${r[@]}")"; printf -v "${name}_p99" %s "$(median "${p[@]}")"
   printf -v "${name}_line" %s "req/s $(stats "${r[@]}"); p99 ms $(stats "${p[@]}")"
-}
-
-# node_red_install: Node-RED from npm into NODE_RED_DIR (default
-# $OUT/node-red-pkg, outside the source tree), once; sets NODE_RED.
-node_red_install() {
-  NODE_RED_DIR=${NODE_RED_DIR:-$OUT/node-red-pkg}
-  NODE_RED=$NODE_RED_DIR/node_modules/.bin/node-red
-  [ -x "$NODE_RED" ] && return 0
-  mkdir -p "$NODE_RED_DIR"
-  (cd "$NODE_RED_DIR" && { [ -f package.json ] || npm init -y >/dev/null; } \
-    && timeout 600 npm install --no-audit --no-fund node-red >"$OUT/npm-install.log" 2>&1) \
-    || { tail "$OUT/npm-install.log"; fail "Node-RED install from npm failed (see $OUT/npm-install.log)"; }
-}
-# node_red_flow DIR HOST PORT: Node-RED's settings.js and flows.json in
-# DIR (emptied first) for GetUserDetails' work: GET /api/user/get-details
-# on HOST:PORT answers the same JSON (http in → function → http response).
-# Start it with `"$NODE_RED" --settings DIR/settings.js --userDir DIR`.
-node_red_flow() {
-  rm -rf "$1"; mkdir -p "$1"
-  cat >"$1/settings.js" <<JS
-module.exports = { uiHost: "$2", uiPort: $3, httpAdminRoot: false, httpNodeRoot: "/",
-  userDir: "$1", flowFile: "flows.json", logging: { console: { level: "warn" } } };
-JS
-  cat >"$1/flows.json" <<'JSON'
-[
- {"id": "t1", "type": "tab", "label": "bench"},
- {"id": "in1", "type": "http in", "z": "t1", "url": "/api/user/get-details", "method": "get", "wires": [["fn1"]]},
- {"id": "fn1", "type": "function", "z": "t1", "func": "msg.payload = {user_name: 'John Doe', user_type: 'SRT'};\nreturn msg;", "outputs": 1, "wires": [["out1"]]},
- {"id": "out1", "type": "http response", "z": "t1", "statusCode": "", "headers": {}, "wires": []}
-]
-JSON
 }

@@ -1,30 +1,18 @@
-"""The pub/sub benchmarks' reference: N messages published to a JetStream
+"""The pub/sub benchmark's reference: N messages published to a JetStream
 stream (file storage, each publish waits for the server's ack) and
 consumed by one pull consumer that acks each, in the same process. Prints
 publish rate, end-to-end rate and publish->consume latencies as JSON.
-Usage: nats_jetstream.py PORT N [RUN]
-With RUN, the stream and consumer are set like the cluster's queues
-(alpharen_cluster::pubsub): a work queue with three replicas and a 120 s
-duplicate window, each publish carrying a message id (RUN.i), a durable
-consumer with explicit acks, a 30 s ack wait and 10,000 acks pending."""
+Usage: nats_jetstream.py PORT N"""
 import asyncio, json, sys, time
 
 import nats
-from nats.js.api import ConsumerConfig, RetentionPolicy, StreamConfig
 
 
-async def main(port: int, n: int, run: str | None) -> None:
+async def main(port: int, n: int) -> None:
     nc = await nats.connect(f"nats://127.0.0.1:{port}")
     js = nc.jetstream()
-    if run is None:
-        await js.add_stream(name="ORDERS", subjects=["orders"], storage="file")
-        sub = await js.pull_subscribe("orders", durable="bench")
-    else:
-        await js.add_stream(StreamConfig(
-            name="BENCH_QUEUES", subjects=["orders"], storage="file", num_replicas=3,
-            retention=RetentionPolicy.WORK_QUEUE, duplicate_window=120))
-        sub = await js.pull_subscribe("orders", durable="bench", config=ConsumerConfig(
-            ack_wait=30, max_ack_pending=10_000, max_deliver=-1))
+    await js.add_stream(name="ORDERS", subjects=["orders"], storage="file")
+    sub = await js.pull_subscribe("orders", durable="bench")
     lat = []
 
     async def consume():
@@ -35,9 +23,8 @@ async def main(port: int, n: int, run: str | None) -> None:
 
     consumer = asyncio.create_task(consume())
     t0 = time.monotonic()
-    for i in range(n):
-        headers = None if run is None else {"Nats-Msg-Id": f"{run}.{i}"}
-        await js.publish("orders", str(time.monotonic()).encode(), headers=headers)
+    for _ in range(n):
+        await js.publish("orders", str(time.monotonic()).encode())
     t1 = time.monotonic()
     await consumer
     t2 = time.monotonic()
@@ -51,4 +38,4 @@ async def main(port: int, n: int, run: str | None) -> None:
     await nc.close()
 
 
-asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None))
+asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))

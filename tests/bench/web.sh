@@ -5,16 +5,12 @@
 #    each, interleaved -> medians, spread and the ratio of the medians
 #  - idle RSS of the web and ssh service processes
 # Not pass/fail, but a wrk error or failed command stops it.
-# Tunables: RUNS, DURATION (s), CONNS, THREADS, WORKERS (both sides; one per CPU).
+# Tunables: RUNS, DURATION (s), CONNS, THREADS.
 . "$(dirname "$0")/lib.sh"
 command -v wrk >/dev/null && command -v nginx >/dev/null || fail "needs wrk and nginx (scripts/deps.sh)"
 DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2}
-# Both fronts run WORKERS workers (web.workers, nginx worker_processes).
-WORKERS=${WORKERS:-$(nproc)}
-[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || fail "WORKERS must be a positive number, not '$WORKERS'"
 STATE=$(mktemp -d /tmp/alpharen-bench.XXXXXX)
 on_exit "rm -rf $STATE"
-printf '[web]\nworkers = %s\n' "$WORKERS" >"$STATE/seed.toml"
 seed_ports "$STATE/seed.toml"
 read -r NGINX_PORT < <(free_ports 1)
 start_node "$STATE" --config "$STATE/seed.toml"
@@ -25,7 +21,7 @@ wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$SSH_PORT" || fail "ssh did not 
 # nginx with the node's own certificate and the same body.
 NG=$STATE/nginx; mkdir -p "$NG/logs"
 cat >"$NG/nginx.conf" <<NGINX
-worker_processes $WORKERS;
+worker_processes 2;
 pid $NG/nginx.pid;
 error_log $NG/logs/error.log;
 events { worker_connections 1024; }
@@ -49,7 +45,7 @@ NGINX_URL=https://127.0.0.1:$NGINX_PORT/api/v1/health
 wait_for 10 curl -skf "$NGINX_URL" || fail "nginx did not come up"
 [ "$(curl -sk "$BASE/api/v1/health")" = "$(curl -sk "$NGINX_URL")" ] || fail "bodies differ"
 
-echo "wrk -t$THREADS -c$CONNS -d${DURATION}s GET /api/v1/health over HTTPS keep-alive, $WORKERS workers each, $RUNS runs each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "wrk -t$THREADS -c$CONNS -d${DURATION}s GET /api/v1/health over HTTPS keep-alive, $RUNS runs each"
 curl -skf -o /dev/null "$BASE/api/v1/health" || fail "warm-up request"
 web_rps=() web_p99=() ng_rps=() ng_p99=()
 for i in $(seq 1 "$RUNS"); do
@@ -61,7 +57,6 @@ done
 # Assigned first, so that a failed helper stops the bench (set -e).
 a=$(stats "${web_rps[@]}"); b=$(stats "${web_p99[@]}"); echo "alpharen web: req/s $a; p99 ms $b"
 a=$(stats "${ng_rps[@]}"); b=$(stats "${ng_p99[@]}"); echo "nginx:        req/s $a; p99 ms $b"
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 a=$(ratio "$(median "${web_rps[@]}")" "$(median "${ng_rps[@]}")"); b=$(ratio "$(median "${web_p99[@]}")" "$(median "${ng_p99[@]}")")
 echo "ratio web/nginx (medians): req/s $a, p99 $b (lower is better)"
 

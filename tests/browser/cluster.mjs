@@ -4,7 +4,6 @@
 // Shows this node and the members' health (a, b up; c down) with a last
 // heartbeat, version and RSS each, one of them as the JetStream meta
 // leader, and the replica warning (R1 with fewer than three members up);
-// pgha's pg_controller in the singletons with the member it runs on;
 // "Show join token" shows TOKEN to the admin. Screenshots at desktop and
 // phone width in $TEST_OUT.
 import { open, login, allLabelled, run, step, show } from './lib.mjs';
@@ -32,10 +31,6 @@ await run(t, 'cluster console', async () => {
     if (!/ ago$/.test(c.beat) || !/\d/.test(c.version) || !/iB$/.test(c.rss)) throw new Error(`a member lacks heartbeat, version or RSS: ${JSON.stringify(c)}`);
   }
   step(`members a, b up and c down, one meta leader, heartbeat, version and RSS each: ${JSON.stringify(cells[0])}`);
-  const singletons = await page.$$eval('#cluster-singletons tbody tr', (rows) => rows.map((r) => `${r.dataset.singleton}:${r.querySelector('td[data-label="Runs on"]').textContent}`));
-  const pg = singletons.find((x) => x.startsWith('pg_controller:'));
-  if (!pg || !/^pg_controller:([abc]|nobody \(lease expired\))$/.test(pg)) throw new Error(`singletons: ${singletons.join(' ')}`);
-  step(`singletons and where they run: ${singletons.join(' ')}`);
   const warning = await page.$eval('#cluster-replicas', (p) => ({ cls: p.className, text: p.textContent }));
   if (warning.cls !== 'problems' || !warning.text.startsWith('R1')) throw new Error(`replica warning: ${JSON.stringify(warning)}`);
   step(`replica warning shown: ${warning.text}`);

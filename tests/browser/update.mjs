@@ -3,9 +3,7 @@
 // The slots table shows A running; a corrupt bundle is refused with the
 // reason under the progress bar; the good one uploads (the bar reaches
 // 100), says what it installed and offers "Reboot into the new version",
-// which asks first; a reboot is scheduled at a time of day (the API then
-// has it), shown, and cancelled; after a refresh slot B shows the new
-// version on trial.
+// which asks first; after a refresh slot B shows the new version on trial.
 // Screenshots in $TEST_OUT.
 import { open, login, allLabelled, run, step } from './lib.mjs';
 
@@ -47,25 +45,6 @@ await run(t, 'update console', async () => {
   // A development node cannot reboot: the API's answer shows as an error.
   await page.waitForSelector('#toast:not([hidden])');
   step(`"Reboot into the new version" asks, then calls the API: ${await page.textContent('#toast')}`);
-
-  // The scheduled reboot: none yet; set for 03:30, the API has it; cancelled.
-  const sched = () => page.evaluate(async () => (await (await fetch('/api/v1/system/reboot/schedule')).json()).at);
-  await page.waitForSelector('#reboot-schedule-status:text-is("No reboot is scheduled.")');
-  if (!await page.isHidden('#reboot-schedule-cancel')) throw new Error('a cancel button with nothing scheduled');
-  await page.fill('#reboot-schedule-at', '03:30');
-  await page.click('#reboot-schedule-set');
-  await page.waitForSelector('#reboot-schedule-status:text-matches("^A reboot is scheduled for ")');
-  const at = await sched();
-  if (typeof at !== 'number' || at <= Date.now() / 1000) throw new Error(`the API has no schedule after the console set one: ${at}`);
-  const shown = await page.textContent('#reboot-schedule-status');
-  const local = await page.evaluate((a) => new Date(a * 1000).toLocaleString(), at);
-  if (!shown.includes(local)) throw new Error(`shown ${shown}, the API says ${at} (${local})`);
-  await shot('scheduled');
-  step(`"Schedule the reboot" at 03:30: ${shown}`);
-  await page.click('#reboot-schedule-cancel');
-  await page.waitForSelector('#reboot-schedule-status:text-is("No reboot is scheduled.")');
-  if (await sched() !== null) throw new Error('the API still has a schedule after the console cancelled it');
-  step('"Cancel the scheduled reboot" cancels it (the API has none)');
 
   await page.click('text=Refresh');
   await page.waitForSelector('#update-slots tr[data-slot="b"] td[data-label="Version"]:text-is("0.2.0")');

@@ -26,9 +26,6 @@ pub struct Settings<'a> {
     pub advertise: Option<&'a str>,
     pub seeds: &'a [String],
     pub client_password: &'a str,
-    /// Links to other clusters: taking them, making them ([`crate::link`]).
-    pub listen: Option<crate::link::Listen<'a>>,
-    pub remotes: &'a [crate::link::Remote<'a>],
 }
 
 /// The client user every service of the node connects as.
@@ -58,11 +55,13 @@ pub fn render(s: &Settings) -> String {
          server_name: {}\n\
          listen: {}\n\
          max_payload: 8MB\n\
-         http: {}\n{}",
+         http: {}\n\
+         authorization {{ user: {}, password: {} }}\n",
         q(s.server_name),
         q(&format!("127.0.0.1:{}", s.client_port)),
         q(&format!("127.0.0.1:{}", s.monitor_port)),
-        crate::link::authorization(CLIENT_USER, s.client_password, s.cluster, s.listen.as_ref()),
+        q(CLIENT_USER),
+        q(s.client_password),
     );
     let store = if clustered(s.seeds) {
         "js-cluster"
@@ -70,11 +69,9 @@ pub fn render(s: &Settings) -> String {
         "js-single"
     };
     out += &format!(
-        "jetstream {{ store_dir: {}, domain: {}, max_memory_store: 64MB, max_file_store: 2GB }}\n",
-        path(store),
-        q(s.cluster)
+        "jetstream {{ store_dir: {}, max_memory_store: 64MB, max_file_store: 2GB }}\n",
+        path(store)
     );
-    out += &crate::link::leafnodes(s.listen.as_ref(), s.remotes, path);
     if clustered(s.seeds) {
         let routes: Vec<String> = s
             .seeds
@@ -116,8 +113,6 @@ mod tests {
             advertise: Some("10.0.0.1"),
             seeds,
             client_password: "pw\"x",
-            listen: None,
-            remotes: &[],
         }
     }
 
@@ -127,8 +122,6 @@ mod tests {
         assert!(c.contains("listen: \"127.0.0.1:4222\""), "{c}");
         assert!(c.contains("password: \"pw\\\"x\""), "{c}");
         assert!(c.contains("/data/cluster/js-single"), "{c}");
-        // Each cluster is its own JetStream domain (links keep them apart).
-        assert!(c.contains("domain: \"lan1\""), "{c}");
         // A deploy record carries a whole project unit (up to 5.5 MiB).
         assert!(c.contains("max_payload: 8MB"), "{c}");
         assert!(!c.contains("cluster {"), "{c}");

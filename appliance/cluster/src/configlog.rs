@@ -15,7 +15,6 @@
 //! off the wire, and nats-server's store keeps them sealed on disk.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use alpharen_store::shared::SharedPart;
 use async_nats::jetstream::{self, stream};
@@ -105,22 +104,6 @@ pub fn open(join_secret: &str, r: &Record) -> Result<SharedPart, Error> {
     })
 }
 
-/// How long [`ConfigLog::append`] tries: longer than a leader election
-/// of the stream (nats-server's Raft election timeout, a few seconds).
-const APPEND_WITHIN: Duration = Duration::from_secs(15);
-/// How long one try, or a read of the log, waits for nats-server.
-const TRY_WITHIN: Duration = Duration::from_secs(3);
-const RETRY_PAUSE: Duration = Duration::from_millis(500);
-
-/// Why a try of an append failed.
-enum Try {
-    /// Nothing answered or the stream had no leader: the next try may
-    /// find one.
-    Again(String),
-    /// The next try would fail the same way.
-    Final(String),
-}
-
 /// What an append came to.
 #[derive(Debug, PartialEq)]
 pub enum Appended {
@@ -148,7 +131,14 @@ impl ConfigLog {
         let (js, stream) = off_runtime(&rt, async {
             tokio::time::timeout(std::time::Duration::from_secs(10), async {
                 let js = client(client_port, password, clustered).await?;
-                let stream = crate::nats::log_stream(&js, STREAM, SUBJECT.into())
+                let stream = js
+                    .get_or_create_stream(stream::Config {
+                        name: STREAM.into(),
+                        subjects: vec![SUBJECT.into()],
+                        deny_delete: true,
+                        num_replicas: 1,
+                        ..Default::default()
+                    })
                     .await
                     .map_err(err)?;
                 Ok((js, stream))
@@ -164,25 +154,14 @@ impl ConfigLog {
         f: impl std::future::Future<Output = Result<T, Error>> + Send,
     ) -> Result<T, Error> {
         off_runtime(&self.rt, async move {
-            tokio::time::timeout(TRY_WITHIN, f).await.map_err(|_| {
-                err(format!(
-                    "no answer from nats-server within {} s",
-                    TRY_WITHIN.as_secs()
-                ))
-            })?
+            tokio::time::timeout(std::time::Duration::from_secs(3), f)
+                .await
+                .map_err(|_| err("no answer from nats-server within 3 s"))?
         })
     }
 
     /// Appends `r` if the stream is `stream_id` and its last sequence is
     /// `after` (`stream_id` `None`: whatever stream, if it is empty).
-    ///
-    /// Rides out an election of the stream's leader: when the member
-    /// that led the stream dies, the others elect a new leader only after
-    /// nats-server's Raft election timeout (seconds), and until then
-    /// nothing answers. Each try is bounded by [`TRY_WITHIN`]; tries go on
-    /// for [`APPEND_WITHIN`]. One message id for all tries, so a record
-    /// stored by a try whose answer was lost is not stored again (the
-    /// stream's duplicate window gives back its sequence).
     pub fn append(
         &self,
         stream_id: Option<&str>,
@@ -190,74 +169,36 @@ impl ConfigLog {
         r: &Record,
     ) -> Result<Appended, Error> {
         let body = serde_json::to_vec(r).map_err(err)?;
-        let msg_id = alpharen_store::uuid4();
-        off_runtime(&self.rt, async move {
-            let until = tokio::time::Instant::now() + APPEND_WITHIN;
-            loop {
-                let tried = tokio::time::timeout(
-                    TRY_WITHIN,
-                    self.try_append(stream_id, after, &msg_id, &body),
-                )
+        self.run(async move {
+            let mut s = self.stream.clone();
+            let info = s.info().await.map_err(err)?;
+            let id = info.created.to_string();
+            if stream_id.is_some_and(|want| want != id) {
+                return Ok(Appended::Behind);
+            }
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                after.to_string().as_str(),
+            );
+            let ack = self
+                .js
+                .publish_with_headers(SUBJECT, headers, body.into())
                 .await
-                .unwrap_or_else(|_| {
-                    Err(Try::Again(format!(
-                        "no answer from nats-server within {} s",
-                        TRY_WITHIN.as_secs()
-                    )))
-                });
-                match tried {
-                    Ok(a) => return Ok(a),
-                    Err(Try::Final(e)) => return Err(err(e)),
-                    Err(Try::Again(e)) if tokio::time::Instant::now() + RETRY_PAUSE >= until => {
-                        return Err(err(format!(
-                            "{e}; tried for {} s (a majority of the cluster's members may be down)",
-                            APPEND_WITHIN.as_secs()
-                        )));
-                    }
-                    Err(Try::Again(e)) => {
-                        tracing::debug!(error = %e, "the configuration log did not take the record yet; trying again");
-                        tokio::time::sleep(RETRY_PAUSE).await;
-                    }
+                .map_err(err)?;
+            match ack.await {
+                Ok(a) => Ok(Appended::Stored {
+                    stream: id,
+                    seq: a.sequence,
+                }),
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    Ok(Appended::Behind)
                 }
+                Err(e) => Err(err(format!(
+                    "the record did not confirm ({e}); it may or may not have been stored"
+                ))),
             }
         })
-    }
-
-    async fn try_append(
-        &self,
-        stream_id: Option<&str>,
-        after: u64,
-        msg_id: &str,
-        body: &[u8],
-    ) -> Result<Appended, Try> {
-        use jetstream::context::PublishErrorKind as K;
-        let again = |e: &dyn std::fmt::Display| Try::Again(e.to_string());
-        let mut s = self.stream.clone();
-        let info = s.info().await.map_err(|e| again(&e))?;
-        let id = info.created.to_string();
-        if stream_id.is_some_and(|want| want != id) {
-            return Ok(Appended::Behind);
-        }
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(
-            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
-            after.to_string().as_str(),
-        );
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
-        let ack = self
-            .js
-            .publish_with_headers(SUBJECT, headers, body.to_vec().into())
-            .await
-            .map_err(|e| again(&e))?;
-        match ack.await {
-            Ok(a) => Ok(Appended::Stored {
-                stream: id,
-                seq: a.sequence,
-            }),
-            Err(e) if e.kind() == K::WrongLastSequence => Ok(Appended::Behind),
-            Err(e) if e.kind() == K::MaxPayloadExceeded => Err(Try::Final(e.to_string())),
-            Err(e) => Err(again(&e)),
-        }
     }
 
     /// Up to 64 records after sequence `after`, in order.

@@ -43,11 +43,11 @@ struct Admit {
     mac: String,
 }
 
-pub(crate) fn conflict(message: impl Into<String>) -> RpcError {
+fn conflict(message: impl Into<String>) -> RpcError {
     RpcError::new("conflict", message)
 }
 
-pub(crate) fn rpc_err(e: Error) -> RpcError {
+fn rpc_err(e: Error) -> RpcError {
     match e {
         Error::Rpc(e) => e,
         Error::Token(_) => RpcError::invalid_params(e.to_string()),
@@ -66,10 +66,6 @@ impl Handler for Rpc {
             "cluster.join" => join_cluster(node, call.params()?).await?,
             "cluster.admit" => admit(node, call.params()?).await?,
             "cluster.leave" => leave(node).await?,
-            "cluster.link_token" => crate::linkctl::link_token(node, call.params()?).await?,
-            "cluster.link_admit" => crate::linkctl::link_admit(node, call.params()?).await?,
-            "cluster.link" => crate::linkctl::link(node, call.params()?).await?,
-            "cluster.unlink" => crate::linkctl::unlink(node, call.params()?).await?,
             m => {
                 return Err(RpcError::new(
                     "method_not_found",
@@ -125,15 +121,14 @@ async fn read_beats(js: &jetstream::Context) -> Result<Vec<Heartbeat>, String> {
     Ok(beats)
 }
 
-/// A page of nats-server's monitoring port (`/jsz`: the meta group;
-/// `/leafz`: the links).
-async fn monitor(port: u16, page: &str) -> Option<Value> {
+/// nats-server's `/jsz` on the monitoring port: the meta group.
+async fn jsz(port: u16) -> Option<Value> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let io = async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .ok()?;
-        s.write_all(format!("GET {page} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        s.write_all(b"GET /jsz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
             .await
             .ok()?;
         let mut buf = Vec::new();
@@ -171,8 +166,7 @@ async fn status(node: &Arc<Node>) -> Value {
         None => json!({}),
     };
     let up = members.iter().filter(|m| m.state == "up").count();
-    let meta = monitor(c.monitor_port, "/jsz").await;
-    let leafz = monitor(c.monitor_port, "/leafz").await;
+    let meta = jsz(c.monitor_port).await;
     let meta = meta.as_ref().and_then(|j| j.get("meta_cluster"));
     let replicas = members::replicas(up);
     json!({
@@ -196,11 +190,10 @@ async fn status(node: &Arc<Node>) -> Value {
         "members": members,
         "members_error": members_error,
         "singletons": singletons,
-        "links": crate::linkctl::status(c, leafz.as_ref()),
     })
 }
 
-pub(crate) fn web_port(node: &Node, view: &View) -> u16 {
+fn web_port(node: &Node, view: &View) -> u16 {
     view.config
         .web
         .https_port
@@ -232,7 +225,7 @@ fn token_of(node: &Node, view: &View) -> Result<String, RpcError> {
 
 /// The names a member's certificate carries: its advertised address and
 /// every global address.
-pub(crate) fn sans(node: &Node, view: &View, advertise: &Option<String>) -> Vec<String> {
+fn sans(node: &Node, view: &View, advertise: &Option<String>) -> Vec<String> {
     let mut out: Vec<String> = advertise.iter().cloned().collect();
     if let Some(a) = node.advertise(view) {
         out.push(a);
@@ -247,7 +240,7 @@ pub(crate) fn sans(node: &Node, view: &View, advertise: &Option<String>) -> Vec<
 }
 
 /// Writes `[cluster]` and the member's secrets as one revision.
-pub(crate) async fn apply(
+async fn apply(
     node: &Node,
     cluster: Value,
     secrets: Vec<(&str, String)>,
@@ -271,12 +264,7 @@ pub(crate) async fn apply(
     Ok(())
 }
 
-pub(crate) fn cluster_doc(
-    view: &View,
-    name: &str,
-    advertise: &Option<String>,
-    seeds: &[String],
-) -> Value {
+fn cluster_doc(view: &View, name: &str, advertise: &Option<String>, seeds: &[String]) -> Value {
     let c = &view.config.cluster;
     let mut doc = json!({
         "name": name,
@@ -288,7 +276,6 @@ pub(crate) fn cluster_doc(
     if let Some(a) = advertise.as_ref().or(c.advertise.as_ref()) {
         doc["advertise"] = json!(a);
     }
-    crate::linkctl::keep(c, &mut doc);
     doc
 }
 
@@ -327,10 +314,10 @@ async fn init(node: &Arc<Node>, p: Init) -> Result<Value, RpcError> {
 }
 
 /// Asks the member in the token to admit this node (blocking HTTPS, off
-/// the runtime) at `path` (the join, or a link). The member's web
-/// certificate is not checked: the answer is sealed under the token's
-/// secret and the CA is pinned by its fingerprint.
-pub(crate) fn ask(addr: &str, path: &str, request: &str, mac: &str) -> Result<String, Error> {
+/// the runtime). The member's web certificate is not checked: the answer
+/// is sealed under the token's secret and the CA is pinned by its
+/// fingerprint.
+fn ask(addr: &str, request: &str, mac: &str) -> Result<String, Error> {
     let tls = ureq::tls::TlsConfig::builder()
         .provider(ureq::tls::TlsProvider::Rustls)
         .disable_verification(true)
@@ -341,7 +328,7 @@ pub(crate) fn ask(addr: &str, path: &str, request: &str, mac: &str) -> Result<St
         .http_status_as_error(false)
         .build()
         .new_agent();
-    let url = format!("https://{addr}{path}");
+    let url = format!("https://{addr}/api/v1/cluster/join");
     let mut resp = agent
         .post(&url)
         .send_json(json!({ "request": request, "mac": mac }))
@@ -384,11 +371,10 @@ async fn join_cluster(node: &Arc<Node>, p: Join) -> Result<Value, RpcError> {
     };
     let (text, mac) = join::sign(&t.secret, &request).map_err(rpc_err)?;
     let addr = t.addr.clone();
-    let sealed =
-        tokio::task::spawn_blocking(move || ask(&addr, "/api/v1/cluster/join", &text, &mac))
-            .await
-            .map_err(|e| RpcError::new("internal_error", e.to_string()))?
-            .map_err(rpc_err)?;
+    let sealed = tokio::task::spawn_blocking(move || ask(&addr, &text, &mac))
+        .await
+        .map_err(|e| RpcError::new("internal_error", e.to_string()))?
+        .map_err(rpc_err)?;
     let a: Admission = join::open(&t.secret, &request.nonce, &sealed).map_err(rpc_err)?;
     if pki::fingerprint(&a.ca_cert).map_err(rpc_err)? != t.ca_fingerprint {
         return Err(RpcError::new(
@@ -414,7 +400,7 @@ async fn join_cluster(node: &Arc<Node>, p: Join) -> Result<Value, RpcError> {
     Ok(json!({ "cluster": a.cluster, "seeds": a.seeds }))
 }
 
-pub(crate) fn now_s() -> i64 {
+fn now_s() -> i64 {
     members::now_ms() / 1000
 }
 
@@ -462,7 +448,7 @@ async fn admit(node: &Arc<Node>, p: Admit) -> Result<Value, RpcError> {
             "this node admits no members: it is not in a cluster",
         ));
     }
-    let r: join::Request = join::check(secret, &p.request, &p.mac, now_s())
+    let r = join::check(secret, &p.request, &p.mac, now_s())
         .map_err(|e| RpcError::new("forbidden", e.to_string()))?;
     check_request(&r)?;
     let member = pki::member(&c.name, ca_key, &r.node, &r.sans).map_err(rpc_err)?;

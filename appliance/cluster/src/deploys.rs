@@ -31,7 +31,15 @@ fn subject(module: &str) -> String {
 /// returns after a long time still finds what it missed), one replica
 /// until the heartbeat raises it with the buckets.
 pub(crate) async fn open(js: &jetstream::Context) -> Result<stream::Stream, String> {
-    crate::nats::log_stream(js, STREAM, format!("{PREFIX}.>")).await
+    js.get_or_create_stream(stream::Config {
+        name: STREAM.into(),
+        subjects: vec![format!("{PREFIX}.>")],
+        deny_delete: true,
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// What a member reads from the log in one call.
@@ -60,9 +68,37 @@ impl ClusterKv {
     ) -> Result<(u64, Vec<u8>), Error> {
         let subject = subject(module);
         self.run(async move {
-            append_if_last(&self.js, &self.deploys, &subject, make)
-                .await
-                .map_err(err)
+            for _ in 0..20 {
+                let mut s = self.deploys.clone();
+                let last = s.info().await.map_err(err)?.state.last_sequence;
+                let prev = match s.get_last_raw_message_by_subject(&subject).await {
+                    Ok(m) => Some(m.payload.to_vec()),
+                    Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => None,
+                    Err(e) => return Err(err(e)),
+                };
+                let body = make(prev.as_deref()).map_err(err)?;
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(
+                    async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                    last.to_string().as_str(),
+                );
+                let ack = self
+                    .js
+                    .publish_with_headers(subject.clone(), headers, body.clone().into())
+                    .await
+                    .map_err(err)?;
+                match ack.await {
+                    Ok(a) => return Ok((a.sequence, body)),
+                    Err(e)
+                        if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {}
+                    Err(e) => {
+                        return Err(err(format!(
+                            "the record did not confirm ({e}); it may or may not have been stored"
+                        )));
+                    }
+                }
+            }
+            Err(err("other members kept deploying; try again"))
         })
     }
 
@@ -70,52 +106,6 @@ impl ClusterKv {
     pub fn deploys_after(&self, after: u64) -> Result<Batch, Error> {
         self.run(async move { batch_after(&self.deploys, after).await.map_err(err) })
     }
-}
-
-/// Appends to `subject` of `stream` a record built by `make` from the
-/// subject's last record, only if nothing else reached the stream in
-/// between (the expected last sequence); retried while other members
-/// write. The record's sequence and bytes.
-pub(crate) async fn append_if_last(
-    js: &jetstream::Context,
-    stream: &stream::Stream,
-    subject: &str,
-    make: impl Fn(Option<&[u8]>) -> Result<Vec<u8>, String>,
-) -> Result<(u64, Vec<u8>), String> {
-    for _ in 0..20 {
-        let mut s = stream.clone();
-        let last = s
-            .info()
-            .await
-            .map_err(|e| e.to_string())?
-            .state
-            .last_sequence;
-        let prev = match s.get_last_raw_message_by_subject(subject).await {
-            Ok(m) => Some(m.payload.to_vec()),
-            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => None,
-            Err(e) => return Err(e.to_string()),
-        };
-        let body = make(prev.as_deref())?;
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(
-            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
-            last.to_string().as_str(),
-        );
-        let ack = js
-            .publish_with_headers(subject.to_string(), headers, body.clone().into())
-            .await
-            .map_err(|e| e.to_string())?;
-        match ack.await {
-            Ok(a) => return Ok((a.sequence, body)),
-            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {}
-            Err(e) => {
-                return Err(format!(
-                    "the record did not confirm ({e}); it may or may not have been stored"
-                ));
-            }
-        }
-    }
-    Err("other members kept changing it; try again".into())
 }
 
 /// Up to 64 records of `stream` after sequence `after`, in order, with

@@ -9,7 +9,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ring::{aead, hkdf, hmac};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -50,43 +49,27 @@ fn mac_key(secret: &str) -> hmac::Key {
     hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes())
 }
 
-/// A request that carries the time it was made at.
-pub trait Stamped {
-    fn ts(&self) -> i64;
-}
-
-impl Stamped for Request {
-    fn ts(&self) -> i64 {
-        self.ts
-    }
-}
-
 /// The request as sent: its JSON text and the HMAC of that text.
-pub fn sign<T: Serialize>(secret: &str, request: &T) -> Result<(String, String), Error> {
+pub fn sign(secret: &str, request: &Request) -> Result<(String, String), Error> {
     let text = serde_json::to_string(request).map_err(|e| Error::Join(e.to_string()))?;
     let tag = hmac::sign(&mac_key(secret), text.as_bytes());
     Ok((text, B64.encode(tag.as_ref())))
 }
 
 /// Checks a request's HMAC and age; the request on success.
-pub fn check<T: DeserializeOwned + Stamped>(
-    secret: &str,
-    text: &str,
-    mac: &str,
-    now: i64,
-) -> Result<T, Error> {
+pub fn check(secret: &str, text: &str, mac: &str, now: i64) -> Result<Request, Error> {
     let tag = B64
         .decode(mac)
         .map_err(|_| Error::Join("the join request's mac is not base64".into()))?;
     hmac::verify(&mac_key(secret), text.as_bytes(), &tag).map_err(|_| {
         Error::Join("the join request is not signed with this cluster's join secret".into())
     })?;
-    let r: T = serde_json::from_str(text)
+    let r: Request = serde_json::from_str(text)
         .map_err(|e| Error::Join(format!("the join request does not parse: {e}")))?;
-    if (now - r.ts()).abs() > SKEW_SECS {
+    if (now - r.ts).abs() > SKEW_SECS {
         return Err(Error::Join(format!(
             "the join request's time is {} s from this member's clock (at most {SKEW_SECS})",
-            (now - r.ts()).abs()
+            (now - r.ts).abs()
         )));
     }
     Ok(r)
@@ -169,13 +152,13 @@ fn salt_of(nonce: &str) -> Result<Vec<u8>, Error> {
 }
 
 /// Seals the admission for the request with `nonce`.
-pub fn seal<T: Serialize>(secret: &str, nonce: &str, admission: &T) -> Result<String, Error> {
+pub fn seal(secret: &str, nonce: &str, admission: &Admission) -> Result<String, Error> {
     let data = serde_json::to_vec(admission).map_err(|e| Error::Join(e.to_string()))?;
     seal_bytes(secret, &salt_of(nonce)?, JOIN_INFO, data)
 }
 
 /// Opens the answer to the request with `nonce`.
-pub fn open<T: DeserializeOwned>(secret: &str, nonce: &str, sealed: &str) -> Result<T, Error> {
+pub fn open(secret: &str, nonce: &str, sealed: &str) -> Result<Admission, Error> {
     let plain = open_bytes(secret, &salt_of(nonce)?, JOIN_INFO, sealed)?.ok_or_else(|| {
         Error::Join(
             "the member's answer does not open with this token's secret (a wrong token, or not that cluster)".into(),
@@ -221,35 +204,30 @@ mod tests {
     fn a_signed_request_passes_and_its_answer_opens_only_for_it() {
         let r = request(1000);
         let (text, mac) = sign("secret", &r).unwrap();
-        assert_eq!(check::<Request>("secret", &text, &mac, 1100).unwrap(), r);
+        assert_eq!(check("secret", &text, &mac, 1100).unwrap(), r);
         let sealed = seal("secret", &r.nonce, &admission()).unwrap();
-        assert_eq!(
-            open::<Admission>("secret", &r.nonce, &sealed).unwrap(),
-            admission()
-        );
+        assert_eq!(open("secret", &r.nonce, &sealed).unwrap(), admission());
         // Another request's nonce, or another secret: does not open.
-        assert!(open::<Admission>("secret", &new_nonce(), &sealed).is_err());
-        assert!(open::<Admission>("other", &r.nonce, &sealed).is_err());
+        assert!(open("secret", &new_nonce(), &sealed).is_err());
+        assert!(open("other", &r.nonce, &sealed).is_err());
         let mut raw = B64.decode(&sealed).unwrap();
         let last = raw.len() - 1;
         raw[last] ^= 1;
-        assert!(open::<Admission>("secret", &r.nonce, &B64.encode(raw)).is_err());
+        assert!(open("secret", &r.nonce, &B64.encode(raw)).is_err());
     }
 
     #[test]
     fn wrong_secret_changed_text_and_old_requests_are_refused() {
         let r = request(1000);
         let (text, mac) = sign("secret", &r).unwrap();
-        let e = check::<Request>("other", &text, &mac, 1000)
-            .unwrap_err()
-            .to_string();
+        let e = check("other", &text, &mac, 1000).unwrap_err().to_string();
         assert!(e.contains("join secret"), "{e}");
         let changed = text.replace("\"b\"", "\"c\"");
-        assert!(check::<Request>("secret", &changed, &mac, 1000).is_err());
-        let e = check::<Request>("secret", &text, &mac, 1000 + SKEW_SECS + 1)
+        assert!(check("secret", &changed, &mac, 1000).is_err());
+        let e = check("secret", &text, &mac, 1000 + SKEW_SECS + 1)
             .unwrap_err()
             .to_string();
         assert!(e.contains("clock"), "{e}");
-        assert!(check::<Request>("secret", &text, "***", 1000).is_err());
+        assert!(check("secret", &text, "***", 1000).is_err());
     }
 }

@@ -132,9 +132,6 @@ pub struct ClusterKv {
     pub(crate) queues: crate::pubsub::Queues,
     /// The bucket of `self.lock` ([`crate::locks`]).
     pub(crate) locks_stream: jetstream::stream::Stream,
-    /// The package sets and their wheels ([`crate::packages`]).
-    pub(crate) package_log: jetstream::stream::Stream,
-    pub(crate) wheels: jetstream::object_store::ObjectStore,
 }
 
 impl ClusterKv {
@@ -167,21 +164,9 @@ impl ClusterKv {
                 .get_stream(format!("KV_{}", crate::locks::BUCKET))
                 .await
                 .map_err(kv_err)?;
-            let (package_log, wheels) = crate::packages::open(&js).await.map_err(kv_err)?;
-            Ok((
-                kv,
-                js,
-                stream,
-                claims_stream,
-                deploys,
-                queues,
-                locks_stream,
-                package_log,
-                wheels,
-            ))
+            Ok((kv, js, stream, claims_stream, deploys, queues, locks_stream))
         })?;
-        let (kv, js, stream, claims_stream, deploys, queues, locks_stream, package_log, wheels) =
-            kv;
+        let (kv, js, stream, claims_stream, deploys, queues, locks_stream) = kv;
         Ok(ClusterKv {
             rt,
             kv,
@@ -191,8 +176,6 @@ impl ClusterKv {
             deploys,
             queues,
             locks_stream,
-            package_log,
-            wheels,
         })
     }
 
@@ -200,19 +183,10 @@ impl ClusterKv {
         &self,
         f: impl Future<Output = Result<T, Error>> + Send,
     ) -> Result<T, Error> {
-        self.run_within(TIMEOUT, f)
-    }
-
-    /// [`Self::run`] with another limit (moving a wheel takes longer).
-    pub(crate) fn run_within<T: Send>(
-        &self,
-        limit: Duration,
-        f: impl Future<Output = Result<T, Error>> + Send,
-    ) -> Result<T, Error> {
         off_runtime(&self.rt, async move {
-            tokio::time::timeout(limit, f)
+            tokio::time::timeout(TIMEOUT, f)
                 .await
-                .map_err(|_| kv_err(format!("no answer within {} s", limit.as_secs())))?
+                .map_err(|_| kv_err("no answer within 5 s"))?
         })
     }
 

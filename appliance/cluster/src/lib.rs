@@ -10,7 +10,6 @@
 //! It never touches another service's state: the configuration and
 //! secrets it writes go through the supervisor's `config.apply`.
 
-pub mod bridge;
 mod conf;
 pub mod configlog;
 mod control;
@@ -18,12 +17,9 @@ pub mod deploys;
 mod join;
 pub mod kv;
 pub mod lease;
-pub mod link;
-mod linkctl;
 pub mod locks;
 pub mod members;
 mod nats;
-pub mod packages;
 mod pki;
 pub mod pubsub;
 pub mod singletons;

@@ -18,7 +18,7 @@ use crate::{Error, Node, conf, io_err, secret};
 /// and mode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wanted {
-    pub files: Vec<(String, String, u32)>,
+    pub files: Vec<(&'static str, String, u32)>,
     pub client_port: u16,
     pub password: String,
     pub heartbeat: Heartbeat,
@@ -104,8 +104,6 @@ pub fn desired(node: &Node, view: &View) -> Result<Option<Wanted>, Error> {
     let dir = node.dir();
     let advertise = node.advertise(view);
     let password = need(view, secret::CLIENT_PASSWORD)?.to_string();
-    let links = crate::linkctl::Wanted::of(view, node.dev)?;
-    let remotes = links.remotes();
     let text = conf::render(&conf::Settings {
         server_name: &view.config.node.hostname,
         cluster: &c.name,
@@ -117,34 +115,22 @@ pub fn desired(node: &Node, view: &View) -> Result<Option<Wanted>, Error> {
         advertise: advertise.as_deref(),
         seeds: &c.seeds,
         client_password: &password,
-        listen: links.listen(),
-        remotes: &remotes,
     });
     let route = advertise
         .as_deref()
         .map(|a| conf::host_port(a, c.route_port))
         .unwrap_or_default();
-    let mut files = vec![
-        (
-            "ca.pem".into(),
-            need(view, secret::CA_CERT)?.to_string(),
-            0o644,
-        ),
-        (
-            "node.pem".into(),
-            need(view, secret::NODE_CERT)?.to_string(),
-            0o644,
-        ),
-        (
-            "node.key".into(),
-            need(view, secret::NODE_KEY)?.to_string(),
-            0o600,
-        ),
-    ];
-    files.extend(links.files);
-    files.push(("nats.conf".into(), text, 0o600));
     Ok(Some(Wanted {
-        files,
+        files: vec![
+            ("ca.pem", need(view, secret::CA_CERT)?.to_string(), 0o644),
+            (
+                "node.pem",
+                need(view, secret::NODE_CERT)?.to_string(),
+                0o644,
+            ),
+            ("node.key", need(view, secret::NODE_KEY)?.to_string(), 0o600),
+            ("nats.conf", text, 0o600),
+        ],
         client_port: c.client_port,
         password,
         heartbeat: Heartbeat {
@@ -287,25 +273,6 @@ fn rss_kib(pid: Option<u32>) -> u64 {
 /// A KV bucket of one value per key, made as a KV stream directly:
 /// async-nats's `create_key_value` first asks for account limits in a
 /// shape that Debian 12's nats-server (2.9) does not answer with.
-/// An append-only log stream (every record kept, none deleted) for
-/// `subject`, made if it is missing with one replica until the heartbeat
-/// raises it with the buckets.
-pub(crate) async fn log_stream(
-    js: &jetstream::Context,
-    name: &str,
-    subject: String,
-) -> Result<jetstream::stream::Stream, String> {
-    js.get_or_create_stream(jetstream::stream::Config {
-        name: name.into(),
-        subjects: vec![subject],
-        deny_delete: true,
-        num_replicas: 1,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| e.to_string())
-}
-
 /// `max_age_secs` 0 keeps values until replaced.
 pub(crate) async fn bucket(
     js: &jetstream::Context,
@@ -464,11 +431,6 @@ async fn grow_replicas(js: &jetstream::Context) {
         grow(js, stream, want).await;
     }
     grow(js, crate::configlog::STREAM, want).await;
-    // The link outbox too: an R1 outbox on a member that is down would
-    // keep every member's cross-cluster publishes until it returns.
-    grow(js, crate::bridge::OUTBOX, want).await;
-    grow(js, crate::packages::STREAM, want).await;
-    grow(js, &format!("OBJ_{}", crate::packages::WHEELS), want).await;
 }
 
 async fn grow(js: &jetstream::Context, name: &str, want: usize) {

@@ -2,16 +2,13 @@
 //! join` takes, in the spirit of k3s's: `arc1.<CA fingerprint, hex>.<join
 //! secret>@<host:port of a member's web API>`. The fingerprint pins the
 //! cluster CA; the secret authenticates the joiner and encrypts what it
-//! is sent back. A link token (`ctl cluster link-token`, `arl1.`) has the
-//! same shape: it lets another cluster link to this one ([`crate::link`]).
+//! is sent back.
 
 use base64::Engine;
 
 use crate::Error;
 
 const PREFIX: &str = "arc1.";
-/// The prefix of a link token.
-pub const LINK_PREFIX: &str = "arl1.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinToken {
@@ -34,39 +31,18 @@ pub fn new_secret() -> String {
 
 impl JoinToken {
     pub fn encode(&self) -> String {
-        self.encode_as(PREFIX)
-    }
-
-    /// As [`Self::encode`], with another prefix (a link token's).
-    pub fn encode_as(&self, prefix: &str) -> String {
         let fp: String = self
             .ca_fingerprint
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        format!("{prefix}{fp}.{}@{}", self.secret, self.addr)
+        format!("{PREFIX}{fp}.{}@{}", self.secret, self.addr)
     }
 
     pub fn parse(text: &str) -> Result<JoinToken, Error> {
         let rest = text.trim().strip_prefix(PREFIX).ok_or_else(|| {
-            bad(if text.trim().starts_with(LINK_PREFIX) {
-                "this is a link token (\"arl1.\"): `ctl cluster link` takes it"
-            } else {
-                "a join token starts with \"arc1.\" (ctl cluster token prints one)"
-            })
+            bad("a join token starts with \"arc1.\" (ctl cluster token prints one)")
         })?;
-        Self::parse_rest(rest)
-    }
-
-    /// A link token (`arl1.`, from `ctl cluster link-token`).
-    pub fn parse_link(text: &str) -> Result<JoinToken, Error> {
-        let rest = text.trim().strip_prefix(LINK_PREFIX).ok_or_else(|| {
-            bad("a link token starts with \"arl1.\" (`ctl cluster link-token` on the other cluster prints one)")
-        })?;
-        Self::parse_rest(rest)
-    }
-
-    fn parse_rest(rest: &str) -> Result<JoinToken, Error> {
         let (keys, addr) = rest
             .split_once('@')
             .ok_or_else(|| bad("the join token has no \"@host:port\" at its end"))?;
@@ -138,17 +114,5 @@ mod tests {
             let e = JoinToken::parse(&bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn link_tokens_are_told_apart_from_join_tokens() {
-        let t = token();
-        let link = t.encode_as(LINK_PREFIX);
-        assert!(link.starts_with("arl1."), "{link}");
-        assert_eq!(JoinToken::parse_link(&link).unwrap(), t);
-        let e = JoinToken::parse(&link).unwrap_err().to_string();
-        assert!(e.contains("ctl cluster link"), "{e}");
-        let e = JoinToken::parse_link(&t.encode()).unwrap_err().to_string();
-        assert!(e.contains("link-token"), "{e}");
     }
 }

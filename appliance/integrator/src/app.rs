@@ -27,11 +27,8 @@ use crate::{Error, lb};
 
 mod deploys;
 mod shared;
-mod shared_packages;
 
 pub use shared::deploy_log_loop;
-pub(crate) use shared_packages::Edit;
-pub use shared_packages::package_log_loop;
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -64,10 +61,6 @@ pub struct App {
     /// the wake-up of the loop that applies them.
     log_applied: AtomicU64,
     log_wake: tokio::sync::Notify,
-    /// The same for the cluster's package log, with its last failure.
-    pkg_applied: AtomicU64,
-    pkg_wake: tokio::sync::Notify,
-    pkg_error: Mutex<Option<String>>,
     pub local_in_flight: AtomicU32,
     /// Of those, the ones another member forwarded: a member that leaves
     /// waits for them.
@@ -78,8 +71,6 @@ pub struct App {
     pub engine: Arc<crate::engine::Engine>,
     /// The clients of the WebSocket channels.
     pub wsx: crate::wsx::Hub,
-    /// The link client to other clusters.
-    pub links: crate::links::Links,
 }
 
 fn rpc_store(e: alpharen_store::StoreError) -> RpcError {
@@ -127,16 +118,12 @@ impl App {
             amqp_channels: crate::amqp_channel::Channels::default(),
             remotes: RwLock::new(Arc::new(Vec::new())),
             members: RwLock::new(Arc::new(Vec::new())),
-            links: crate::links::Links::default(),
             stats: Mutex::new(Stats::default()),
             replay: Mutex::new(ReplayCache::default()),
             generation: AtomicU64::new(0),
             deploying: tokio::sync::Mutex::new(()),
             log_applied: AtomicU64::new(0),
             log_wake: tokio::sync::Notify::new(),
-            pkg_applied: AtomicU64::new(0),
-            pkg_wake: tokio::sync::Notify::new(),
-            pkg_error: Mutex::new(None),
             local_in_flight: AtomicU32::new(0),
             forwarded_in_flight: AtomicU32::new(0),
             local_rtt_us: Mutex::new(0.0),

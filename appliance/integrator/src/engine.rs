@@ -276,12 +276,6 @@ impl CallHost for CallScope {
                     Err(e) => e.to_reply(),
                 };
             }
-            if req["call"].as_str().is_some_and(|c| c.starts_with("link.")) {
-                return match crate::links::host_call(&app, req).await {
-                    Ok(v) => json!({"ok": true, "value": v}),
-                    Err((error, code)) => json!({"ok": false, "code": code, "error": error}),
-                };
-            }
             if req["call"].as_str().is_some_and(|c| c.starts_with("sql.")) {
                 return match self.sql.call(&app.sql, req).await {
                     Ok(v) => json!({"ok": true, "value": v}),

@@ -33,11 +33,6 @@ const FORWARDED: &str = "x-alpharen-forwarded";
 /// Names the node that ran the request (`node.hostname`), on every answer
 /// of a channel, so a client sees where the balancer sent it.
 const SERVED_BY: &str = "x-alpharen-served-by";
-/// On a 421 answer to a forwarded request: this member has no channel or
-/// no service for it (it has not caught up with the cluster's
-/// configuration or deploys yet, e.g. just after joining), nothing ran,
-/// and the member that forwarded it serves it itself.
-const NOT_HERE: &str = "x-alpharen-not-here";
 
 type Resp = Response<Full<Bytes>>;
 
@@ -89,8 +84,7 @@ pub async fn handle(
         app.forwarded_in_flight.fetch_add(1, Ordering::Relaxed);
     }
     let started = Instant::now();
-    let chain = chain.as_deref().map(Vec::as_slice);
-    let mut resp = local(&app, door, client, chain, req, forwarded).await;
+    let mut resp = local(&app, door, client, chain.as_deref().map(Vec::as_slice), req).await;
     if let Ok(v) = HeaderValue::from_str(&app.node_name()) {
         resp.headers_mut().insert(SERVED_BY, v);
     }
@@ -114,8 +108,7 @@ fn needs_certificate<B>(app: &App, req: &Request<B>) -> bool {
 type Body = Either<Incoming, Full<Bytes>>;
 
 /// Forwards a request to another server as it came. A request that
-/// never reached it (no connection), or that it has no channel or service
-/// for ([`NOT_HERE`]), comes back, to be served here.
+/// never reached it (no connection) comes back, to be served here.
 async fn proxy(
     app: &App,
     remote: Arc<Remote>,
@@ -169,10 +162,6 @@ async fn proxy(
     .await;
     remote.in_flight.fetch_sub(1, Ordering::Relaxed);
     match result {
-        Ok(r) if lb::not_here(r.status().as_u16(), r.headers().contains_key(NOT_HERE)) => {
-            tracing::debug!(server = %remote.base, "server has no channel or service for it yet; served here");
-            Err(original())
-        }
         Ok(r) => Ok(r),
         Err(e) => {
             remote.healthy.store(false, Ordering::Relaxed);
@@ -195,7 +184,6 @@ async fn local<B>(
     client: IpAddr,
     chain: Option<&[rustls::pki_types::CertificateDer<'static>]>,
     req: Request<B>,
-    forwarded: bool,
 ) -> Resp
 where
     B: hyper::body::Body<Data = Bytes>,
@@ -206,7 +194,6 @@ where
     let method = req.method().as_str().to_string();
     let (route, path_params) = match app.route(&path, &method) {
         Selected::Route(r, bound) => (r, bound),
-        Selected::NotFound | Selected::MethodNotAllowed(_) if forwarded => return not_here(&cid),
         Selected::NotFound => {
             return error(StatusCode::NOT_FOUND, format!("no channel at {path}"), &cid);
         }
@@ -337,9 +324,6 @@ where
         Err(e) => Outcome::Failed(Failure::Died(format!("dispatch task failed: {e}"))),
     };
     let resp = match outcome {
-        Outcome::Reply(reply) if forwarded && reply["unknown_service"] == true => {
-            return not_here(&cid);
-        }
         Outcome::Reply(reply) => from_reply(&reply, &cid),
         Outcome::Busy => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -368,19 +352,6 @@ where
         s.record(&ch.service, started.elapsed().as_micros() as u64, failed);
     }
     resp
-}
-
-/// The answer to a forwarded request this member cannot run (see
-/// [`NOT_HERE`]).
-fn not_here(cid: &str) -> Resp {
-    let mut r = error(
-        StatusCode::MISDIRECTED_REQUEST,
-        "no channel or service for this request on this member yet",
-        cid,
-    );
-    r.headers_mut()
-        .insert(NOT_HERE, HeaderValue::from_static("1"));
-    r
 }
 
 /// A worker's answer → HTTP response.

@@ -92,14 +92,6 @@ pub fn choose(candidates: &[Candidate]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// Whether a server's answer to a forwarded request says it has no
-/// channel or service for it (421 with the marker header): nothing ran
-/// there, so the request is served here. A 421 without the marker is the
-/// application's answer and goes to the client.
-pub fn not_here(status: u16, marked: bool) -> bool {
-    status == 421 && marked
-}
-
 /// Exponentially weighted moving average; the first sample is taken as is.
 pub fn ewma(old: f64, sample: f64) -> f64 {
     if old <= 0.0 {
@@ -137,14 +129,6 @@ mod tests {
             state,
             age_s: 0,
         }
-    }
-
-    #[test]
-    fn only_a_marked_421_sends_a_forwarded_request_back() {
-        assert!(not_here(421, true));
-        assert!(!not_here(421, false));
-        assert!(!not_here(404, true));
-        assert!(!not_here(200, false));
     }
 
     #[test]

@@ -23,10 +23,8 @@ mod http;
 mod invoke;
 mod jwt;
 pub mod lb;
-mod links;
 mod openapi;
 mod package_sets;
-mod packagelog;
 mod packages;
 mod pickup;
 mod project;
@@ -118,8 +116,6 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let health = tokio::spawn(remote::health_loop(app.clone()));
     let discovery = tokio::spawn(remote::discovery_loop(app.clone()));
     let deploy_log = tokio::spawn(app::deploy_log_loop(app.clone()));
-    let links = tokio::spawn(links::link_loop(app.clone()));
-    let package_log = tokio::spawn(app::package_log_loop(app.clone()));
     let follow = tokio::spawn(sqlha::follow_loop(app.clone()));
     let delivery = tokio::spawn(engine::delivery_loop(app.clone()));
     let scheduler = tokio::spawn(engine::scheduler_loop(app.clone()));
@@ -145,8 +141,6 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     pick.abort();
     health.abort();
     deploy_log.abort();
-    links.abort();
-    package_log.abort();
     follow.abort();
     discovery.abort();
     // Deliveries in flight stay leased and are redelivered at the next start.

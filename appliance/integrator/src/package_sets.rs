@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 
 use alpharen_rpc::RpcError;
 
-use crate::app::{App, Edit};
-use crate::packagelog::Entry;
+use crate::app::App;
 use crate::packages::{record_set, restart, root, set_version, sql, unpack};
 
 /// Appended to `registry::SCHEMA`: the kept wheels, filled with the
@@ -113,9 +112,6 @@ struct Kept {
 /// restarts the workers on it.
 pub async fn rollback(app: &App, version: i64, actor: &str) -> Result<Value, RpcError> {
     let _one_at_a_time = app.deploying.lock().await;
-    if let Some(kv) = app.package_log()? {
-        return rollback_in_cluster(app, kv, version, actor).await;
-    }
     let kept = app.engine.data.registry(|c| -> Result<Vec<Kept>, RpcError> {
         let packages: String = c
             .query_row(
@@ -208,92 +204,6 @@ pub async fn rollback(app: &App, version: i64, actor: &str) -> Result<Value, Rpc
     tracing::info!(to = version, set, "package set rolled back");
     Ok(json!({"rolled_back_to": version, "set_version": set,
         "packages": kept.iter().map(|k| format!("{}=={}", k.name, k.version)).collect::<Vec<_>>()}))
-}
-
-/// The packages of set `version` with their kept wheels, or why it
-/// cannot be restored.
-fn restorable(c: &Connection, version: i64) -> Result<Vec<(Entry, Vec<u8>)>, RpcError> {
-    let packages: String = c
-        .query_row(
-            "SELECT packages FROM integrator_package_sets WHERE version = ?1",
-            [version],
-            |r| r.get(0),
-        )
-        .map_err(|_| {
-            RpcError::new(
-                "not_found",
-                format!("there is no package set version {version}"),
-            )
-        })?;
-    let set = parse_set(&packages);
-    let gone = missing(c, &set).map_err(sql)?;
-    if !gone.is_empty() {
-        return Err(RpcError::new(
-            "not_found",
-            format!(
-                "package set version {version} cannot be restored: the wheels of {} are not kept on this member",
-                gone.join(", ")
-            ),
-        ));
-    }
-    let mut stmt = c
-        .prepare(
-            "SELECT file, tags, top_level, size, wheel, added_at, actor
-             FROM integrator_package_wheels WHERE name = ?1 AND version = ?2",
-        )
-        .map_err(sql)?;
-    set.into_iter()
-        .map(|(name, v)| {
-            stmt.query_row(params![name, v], |r| {
-                let (tags, tops): (String, String) = (r.get(1)?, r.get(2)?);
-                let wheel: Vec<u8> = r.get(4)?;
-                Ok((
-                    Entry {
-                        name: name.clone(),
-                        version: v.clone(),
-                        file: r.get(0)?,
-                        sha256: crate::packagelog::sha256_hex(&wheel),
-                        size: r.get(3)?,
-                        tags: serde_json::from_str(&tags).unwrap_or(Value::Null),
-                        top_level: serde_json::from_str(&tops).unwrap_or_default(),
-                        added_at: r.get(5)?,
-                        added_by: r.get(6)?,
-                    },
-                    wheel,
-                ))
-            })
-            .map_err(sql)
-        })
-        .collect()
-}
-
-/// A rollback on a member of a cluster: set `version` as this member
-/// recorded it, shared as the cluster's new set with its wheels.
-async fn rollback_in_cluster(
-    app: &App,
-    kv: std::sync::Arc<alpharen_cluster::kv::ClusterKv>,
-    version: i64,
-    actor: &str,
-) -> Result<Value, RpcError> {
-    let kept = app.engine.data.registry(|c| restorable(c, version))?;
-    let set: Vec<Entry> = kept.iter().map(|(e, _)| e.clone()).collect();
-    let wheels = kept.into_iter().map(|(e, w)| (e.sha256, w)).collect();
-    let names: Vec<String> = set
-        .iter()
-        .map(|e| format!("{}=={}", e.name, e.version))
-        .collect();
-    let edit: Edit = Box::new(move |_| Ok(set.clone()));
-    let r = app
-        .share_packages(kv, wheels, format!("rollback to {version}"), actor, edit)
-        .await?;
-    tracing::info!(
-        to = version,
-        set = r.set_version,
-        "package set rolled back in the cluster"
-    );
-    Ok(
-        json!({"rolled_back_to": version, "set_version": r.set_version, "packages": names, "cluster": true}),
-    )
 }
 
 #[cfg(test)]

@@ -7,10 +7,6 @@
 //! ([`crate::worker::Pool::restart`]): imported modules cannot be unloaded
 //! from a running interpreter.
 //!
-//! On a member of a cluster, a change is the cluster's
-//! (`app/shared_packages.rs`): the wheel is checked here first, then
-//! shared, and every member installs it.
-//!
 //! The wheel is checked and unpacked by `python/alpharen/archive.py` run
 //! with the workers' own python3, so the accepted tags are those of the
 //! interpreter that will import the code.
@@ -24,8 +20,7 @@ use base64::Engine as _;
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 
-use crate::app::{App, Edit};
-use crate::packagelog::{self, Entry};
+use crate::app::App;
 
 /// The packages' directory, beside the SDK's (`sandbox.rs` lets workers
 /// read it).
@@ -217,76 +212,26 @@ pub(crate) fn set_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
     )
 }
 
-/// The installed packages as set entries (with their wheels' SHA-256),
-/// in name order.
-pub(crate) fn local_entries(conn: &Connection) -> Result<Vec<Entry>, rusqlite::Error> {
-    let mut stmt = conn.prepare(
-        "SELECT name, version, file, tags, top_level, size, wheel, added_at, actor
-         FROM integrator_packages ORDER BY name",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        let (tags, tops): (String, String) = (r.get(3)?, r.get(4)?);
-        Ok(Entry {
-            name: r.get(0)?,
-            version: r.get(1)?,
-            file: r.get(2)?,
-            tags: serde_json::from_str(&tags).unwrap_or(Value::Null),
-            top_level: serde_json::from_str(&tops).unwrap_or_default(),
-            size: r.get(5)?,
-            sha256: packagelog::sha256_hex(&r.get::<_, Vec<u8>>(6)?),
-            added_at: r.get(7)?,
-            added_by: r.get(8)?,
-        })
-    })?;
-    rows.collect()
-}
-
-fn listed(e: &Entry) -> Value {
-    json!({
-        "name": e.name, "version": e.version, "file": e.file, "tags": e.tags,
-        "size": e.size, "sha256": e.sha256, "added_at": e.added_at, "added_by": e.added_by,
-    })
-}
-
-/// The package set: on a member of a cluster, the cluster's (and whether
-/// this member has applied it); else this node's.
 pub fn list(app: &App) -> Result<Value, RpcError> {
-    let (local, local_version) = app
-        .engine
-        .data
-        .registry(|c| -> Result<_, rusqlite::Error> { Ok((local_entries(c)?, set_version(c)?)) })
-        .map_err(sql)?;
-    let mine = json!({"set_version": local_version, "packages": local.iter().map(listed).collect::<Vec<_>>()});
-    let Some(kv) = app.package_log()? else {
-        return Ok(mine);
-    };
-    let last = kv
-        .last_package_set()
-        .map_err(|e| RpcError::new("unavailable", e.to_string()))?
-        .map(|b| serde_json::from_slice::<packagelog::Record>(&b))
-        .transpose()
-        .map_err(|e| {
-            RpcError::new(
-                "internal_error",
-                format!("the cluster's package set does not read: {e}"),
-            )
-        })?;
-    let Some(r) = last else {
-        // No change was made in the cluster yet: each member has its own.
-        let mut out = mine;
-        out["cluster"] = json!(true);
-        out["applied_here"] = json!(true);
-        return Ok(out);
-    };
-    Ok(json!({
-        "set_version": r.set_version,
-        "packages": r.packages.iter().map(listed).collect::<Vec<_>>(),
-        "cluster": true,
-        "changed_on": r.node,
-        "applied_here": packagelog::plan(&r.packages, &local.iter().map(|e| packagelog::Installed {
-            name: e.name.clone(), version: e.version.clone(), sha256: e.sha256.clone(),
-        }).collect::<Vec<_>>()).is_empty() && local_version == r.set_version,
-    }))
+    app.engine.data.registry(|c| -> Result<Value, rusqlite::Error> {
+        let mut stmt = c.prepare(
+            "SELECT name, version, file, tags, size, added_at, actor FROM integrator_packages ORDER BY name",
+        )?;
+        let rows: Vec<Value> = stmt
+            .query_map([], |r| {
+                let tags: String = r.get(3)?;
+                Ok(json!({
+                    "name": r.get::<_, String>(0)?, "version": r.get::<_, String>(1)?,
+                    "file": r.get::<_, String>(2)?,
+                    "tags": serde_json::from_str::<Value>(&tags).unwrap_or(Value::Null),
+                    "size": r.get::<_, i64>(4)?, "added_at": r.get::<_, i64>(5)?,
+                    "added_by": r.get::<_, String>(6)?,
+                }))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(json!({"set_version": set_version(c)?, "packages": rows}))
+    })
+    .map_err(sql)
 }
 
 /// Checks, unpacks and installs a wheel (replacing an older upload of the
@@ -323,7 +268,7 @@ pub async fn add(app: &App, file: &str, wheel_b64: &str, actor: &str) -> Result<
     let name = info["name"].as_str().unwrap_or_default().to_string();
     let version = info["version"].as_str().unwrap_or_default().to_string();
     let tops: Vec<String> = serde_json::from_value(info["top_level"].clone()).unwrap_or_default();
-    let checked = app.engine.data.registry(|c| -> Result<(), RpcError> {
+    let result = app.engine.data.registry(|c| -> Result<i64, RpcError> {
         let units = crate::registry::active(c).map_err(store)?;
         let problems = conflicts(
             &name,
@@ -331,50 +276,9 @@ pub async fn add(app: &App, file: &str, wheel_b64: &str, actor: &str) -> Result<
             &installed_tops(c, &name).map_err(sql)?,
             &units,
         );
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(RpcError::new("package_refused", problems.join("; ")))
+        if !problems.is_empty() {
+            return Err(RpcError::new("package_refused", problems.join("; ")));
         }
-    });
-    if let Err(e) = checked {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    let cluster = app.package_log();
-    if !matches!(cluster, Ok(None)) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        let kv = cluster?.ok_or_else(|| RpcError::new("internal_error", "no cluster"))?;
-        let entry = Entry {
-            name: name.clone(),
-            version: version.clone(),
-            file: file.to_string(),
-            sha256: packagelog::sha256_hex(&wheel),
-            size: wheel.len() as i64,
-            tags: info["tags"].clone(),
-            top_level: tops,
-            added_at: now_unix(),
-            added_by: actor.to_string(),
-        };
-        let sha = entry.sha256.clone();
-        let e = entry.clone();
-        let edit: Edit = Box::new(move |base| Ok(packagelog::with_added(base, e.clone())));
-        let r = app
-            .share_packages(
-                kv,
-                vec![(sha.clone(), wheel)],
-                format!("add {name} {version}"),
-                actor,
-                edit,
-            )
-            .await?;
-        tracing::info!(package = %name, version = %version, set = r.set_version, "package installed in the cluster");
-        return Ok(
-            json!({"name": name, "version": version, "file": file, "tags": info["tags"],
-            "sha256": sha, "set_version": r.set_version, "cluster": true}),
-        );
-    }
-    let result = app.engine.data.registry(|c| -> Result<i64, RpcError> {
         let tx = c.unchecked_transaction().map_err(sql)?;
         let next = set_version(&tx).map_err(sql)? + 1;
         let dir = format!("{name}-{version}-{next}");
@@ -414,18 +318,6 @@ pub async fn add(app: &App, file: &str, wheel_b64: &str, actor: &str) -> Result<
 
 pub async fn remove(app: &App, name: &str, actor: &str) -> Result<Value, RpcError> {
     let _one_at_a_time = app.deploying.lock().await;
-    if let Some(kv) = app.package_log()? {
-        let n = name.to_string();
-        let edit: Edit = Box::new(move |base| {
-            packagelog::without(base, &n).ok_or_else(|| format!("no package is named {n:?}"))
-        });
-        let r = app
-            .share_packages(kv, Vec::new(), format!("remove {name}"), actor, edit)
-            .await?;
-        return Ok(
-            json!({"name": name, "removed": true, "set_version": r.set_version, "cluster": true}),
-        );
-    }
     let set = app.engine.data.registry(|c| -> Result<i64, RpcError> {
         let tx = c.unchecked_transaction().map_err(sql)?;
         if tx

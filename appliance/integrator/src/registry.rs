@@ -29,7 +29,6 @@ pub const SCHEMA: &[&str] = &[
     crate::project::SCHEMA_STEP,
     crate::package_sets::SCHEMA_STEP,
     crate::deploylog::SCHEMA_STEP,
-    crate::packagelog::SCHEMA_STEP,
 ];
 
 /// One service a file defines (as the validating worker reported it).

@@ -11,7 +11,7 @@
 //! (`crate::pi::commit`); one that does not falls back by itself at the
 //! next reset, because the firmware's flag is one-shot.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
@@ -57,58 +57,32 @@ pub fn failed_slot(file: &str) -> Option<char> {
 /// update's install would otherwise mount over each other.
 static BOOT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Whether the Raspberry Pi firmware does the A/B switch on this node
-/// (or the stand-in disk is a Pi's: `crate::pi_disk::is_standin`).
+/// Whether the Raspberry Pi firmware does the A/B switch on this node.
 pub(crate) fn is_pi() -> bool {
-    match std::env::var_os(install::TARGET_ENV) {
-        Some(dir) => crate::pi_disk::is_standin(Path::new(&dir)),
-        None => Path::new(PI_BOOTLOADER).join("partition").exists(),
-    }
+    Path::new(PI_BOOTLOADER).join("partition").exists()
 }
 
-/// Mounts the FAT partition `name` on /run/boot/<name>, runs `f`, syncs
-/// and unmounts.
+/// Mounts the FAT partition `name` on /run/boot, runs `f`, syncs and
+/// unmounts.
 pub(crate) fn with_boot_partition<T>(
     name: &str,
     f: impl FnOnce(&Path) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
-    with_boot_partitions(&[name], |dirs| match dirs {
-        [dir] => f(dir),
-        _ => Err(std::io::Error::other(format!("{name} was not mounted"))),
-    })
-}
-
-/// Mounts the FAT partitions `names` on /run/boot/<name> each, runs `f`
-/// with their mount points in that order, syncs and unmounts them.
-pub(crate) fn with_boot_partitions<T>(
-    names: &[&str],
-    f: impl FnOnce(&[PathBuf]) -> std::io::Result<T>,
-) -> std::io::Result<T> {
+    let dev = crate::partition::named(name)
+        .ok_or_else(|| std::io::Error::other(format!("no partition named \"{name}\"")))?;
     let _held = BOOT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let mut mounted = Vec::new();
-    let mut mount_all = || -> std::io::Result<()> {
-        for name in names {
-            let dev = crate::partition::named(name)
-                .ok_or_else(|| std::io::Error::other(format!("no partition named \"{name}\"")))?;
-            let dir = Path::new(BOOT_MOUNT).join(name);
-            std::fs::create_dir_all(&dir)?;
-            mount(
-                Some(&dev),
-                &dir,
-                Some("vfat"),
-                MsFlags::MS_NOATIME,
-                None::<&str>,
-            )
-            .map_err(std::io::Error::from)?;
-            mounted.push(dir);
-        }
-        Ok(())
-    };
-    let result = mount_all().and_then(|()| f(&mounted));
+    std::fs::create_dir_all(BOOT_MOUNT)?;
+    mount(
+        Some(&dev),
+        BOOT_MOUNT,
+        Some("vfat"),
+        MsFlags::MS_NOATIME,
+        None::<&str>,
+    )
+    .map_err(std::io::Error::from)?;
+    let result = f(Path::new(BOOT_MOUNT));
     nix::unistd::sync();
-    for dir in mounted.iter().rev() {
-        let _ = umount2(dir, MntFlags::empty());
-    }
+    let _ = umount2(BOOT_MOUNT, MntFlags::empty());
     result
 }
 
@@ -133,7 +107,7 @@ fn other_err(e: InstallError) -> std::io::Error {
 }
 
 /// Reads the Pi firmware's cells: (boot partition, tryboot flag).
-pub(crate) fn pi_cells() -> std::io::Result<(u32, bool)> {
+fn pi_cells() -> std::io::Result<(u32, bool)> {
     let pi = Path::new(PI_BOOTLOADER);
     let read = |name| -> std::io::Result<u32> {
         let bytes = std::fs::read(pi.join(name))?;
@@ -165,13 +139,10 @@ pub fn this_boot() -> std::io::Result<Option<ThisBoot>> {
         return Ok(None);
     };
     if is_pi() {
-        return crate::pi_disk::with_target(|t| {
-            Ok(Some(ThisBoot {
-                slot: crate::pi::slot_of(t.booted.0).unwrap_or(slot),
-                trial: crate::pi_disk::on_trial(t)?,
-            }))
-        })
-        .map_err(other_err);
+        return Ok(Some(ThisBoot {
+            slot,
+            trial: pi_cells()?.1,
+        }));
     }
     install::with_target(|t| {
         let names: Vec<String> = t.entries()?.into_iter().map(|(n, _)| n).collect();
@@ -191,7 +162,24 @@ pub fn mark_good() -> std::io::Result<Vec<FailedSlot>> {
         return Ok(Vec::new());
     }
     if is_pi() {
-        return crate::pi_disk::with_target(crate::pi_disk::mark_good).map_err(other_err);
+        let booted = pi_cells()?;
+        if booted.1 {
+            with_boot_partition("autoboot", |dir| {
+                let path = dir.join("autoboot.txt");
+                let text = std::fs::read_to_string(&path)?;
+                let autoboot = crate::pi::parse(&text).ok_or_else(|| {
+                    std::io::Error::other(format!(
+                        "{}: no tryboot_a_b=1 with a boot_partition under [all] and [tryboot]",
+                        path.display()
+                    ))
+                })?;
+                if let Some(next) = crate::pi::commit(&autoboot, booted) {
+                    crate::setup::write_durably(&path, next.as_bytes())?;
+                }
+                Ok(())
+            })?;
+        }
+        return Ok(Vec::new());
     }
     install::with_target(|t| {
         let dir = t.entries_dir();
@@ -240,30 +228,6 @@ pub fn mark_failed() -> std::io::Result<()> {
         sync_dir(&dir)
     })
     .map_err(other_err)
-}
-
-/// Before a reboot on a Raspberry Pi: marks a slot armed for its trial
-/// `tried` and writes the reboot argument for init
-/// ([`crate::init::REBOOT_ARG`]); removes a stale one otherwise. Returns
-/// a line for the log, if any. Nothing on other nodes.
-pub(crate) fn prepare_reboot() -> Option<String> {
-    if !is_pi() {
-        return None;
-    }
-    let arg = crate::init::REBOOT_ARG;
-    let _ = std::fs::remove_file(arg);
-    match crate::pi_disk::with_target(crate::pi_disk::prepare_reboot) {
-        Ok(None) => None,
-        Ok(Some(a)) => Some(match std::fs::write(arg, a) {
-            Ok(()) => {
-                format!("update: rebooting with \"{a}\": the armed slot gets its one trial boot")
-            }
-            Err(e) => format!("cannot write {arg} ({e}): the reboot boots the default slot"),
-        }),
-        Err(e) => Some(format!(
-            "cannot prepare the trial boot ({e}): the reboot boots the default slot"
-        )),
-    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), InstallError> {

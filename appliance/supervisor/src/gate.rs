@@ -382,7 +382,7 @@ async fn give_up(node: &NodeState, failure: TrialFailure) {
         node.logs.event(&format!(
             "update: rebooting into the other slot, away from slot {slot}"
         ));
-        if let Err(e) = crate::state::request_reboot(&node.logs) {
+        if let Err(e) = crate::state::request_reboot() {
             node.logs.event(&format!("cannot reboot: {e}"));
         }
     } else {

@@ -21,11 +21,6 @@ use nix::unistd::Pid;
 
 use crate::SupervisorError;
 
-/// The argument of the next reboot (`reboot(2)`'s RESTART2), left by the
-/// supervisor: `0 tryboot` on a Raspberry Pi with a slot armed for its
-/// trial (`crate::boot::prepare_reboot`).
-pub const REBOOT_ARG: &str = "/run/reboot-arg";
-
 /// Shipped in the root filesystem by the image.
 const SEED_CONFIG: &str = "/etc/alpharen/seed.toml";
 
@@ -401,13 +396,6 @@ impl Pid1 {
             say("stopped");
             return Ok(());
         }
-        let arg = match how {
-            Shutdown::Reboot => std::fs::read_to_string(REBOOT_ARG)
-                .ok()
-                .map(|a| a.trim().to_string())
-                .filter(|a| !a.is_empty()),
-            _ => None,
-        };
         for target in ["/data", "/tmp", "/run"] {
             let _ = umount2(target, MntFlags::MNT_DETACH);
         }
@@ -417,13 +405,6 @@ impl Pid1 {
             Shutdown::Poweroff => RebootMode::RB_POWER_OFF,
             Shutdown::Halt => RebootMode::RB_HALT_SYSTEM,
         };
-        if let Some(arg) = arg {
-            say(&format!("rebooting with \"{arg}\""));
-            let e = reboot_with(&arg);
-            say(&format!(
-                "reboot with \"{arg}\" failed ({e}); rebooting without it"
-            ));
-        }
         let e = reboot(mode).err().unwrap_or(Errno::UnknownErrno);
         Err(SupervisorError::Init(format!("reboot failed: {e}")))
     }
@@ -439,26 +420,6 @@ impl Pid1 {
             }
         }
     }
-}
-
-/// `reboot(2)` with `LINUX_REBOOT_CMD_RESTART2` and `arg` (which nix does
-/// not offer); returns only if it failed.
-fn reboot_with(arg: &str) -> Errno {
-    let Ok(arg) = std::ffi::CString::new(arg) else {
-        return Errno::EINVAL;
-    };
-    // SAFETY: the reboot system call with its magic numbers and a
-    // NUL-terminated string that outlives the call.
-    unsafe {
-        libc::syscall(
-            libc::SYS_reboot,
-            libc::LINUX_REBOOT_MAGIC1,
-            libc::LINUX_REBOOT_MAGIC2,
-            libc::LINUX_REBOOT_CMD_RESTART2,
-            arg.as_ptr(),
-        );
-    }
-    Errno::last()
 }
 
 #[cfg(test)]

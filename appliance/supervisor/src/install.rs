@@ -41,12 +41,8 @@ pub enum InstallError {
     Plan(#[from] PlanError),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
-    #[error("the bundle has no part {part:?}, which the slot needs to boot")]
+    #[error("the bundle has no part {part:?}, which the slot's boot entry needs")]
     MissingPart { part: String },
-    #[error(
-        "part {part:?} has no place on a boot partition (\"..\" stands for \"/\" between two names)"
-    )]
-    BadPart { part: String },
     #[error("part rootfs is {size} bytes; partition {dev} holds only {room}")]
     TooBig { dev: String, size: u64, room: u64 },
     #[error("{0}")]
@@ -70,13 +66,12 @@ impl InstallError {
             | InstallError::Unsupported(_) => "update_unavailable",
             InstallError::Bundle(_)
             | InstallError::MissingPart { .. }
-            | InstallError::BadPart { .. }
             | InstallError::TooBig { .. } => "update_refused",
         }
     }
 }
 
-pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> InstallError {
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> InstallError {
     let what = what.into();
     move |source| InstallError::Io { what, source }
 }
@@ -143,7 +138,7 @@ pub fn os_release_field(text: &str, key: &str) -> Option<String> {
     })
 }
 
-pub(crate) fn os_release() -> String {
+fn os_release() -> String {
     let path = std::env::var(OS_RELEASE_ENV).unwrap_or_else(|_| "/etc/os-release".into());
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -215,23 +210,67 @@ pub fn install<R: Read>(
         }
     }
     let dev = target.rootfs(plan.target).to_path_buf();
-    check_room(&manifest, &dev)?;
+    let room = device_size(&dev)?;
+    if let Some(p) = manifest.parts.iter().find(|p| p.name == "rootfs")
+        && p.size > room
+    {
+        return Err(InstallError::TooBig {
+            dev: dev.display().to_string(),
+            size: p.size,
+            room,
+        });
+    }
     invalidate(target, &plan)?;
     log(&format!(
         "update: slot {} marked invalid; writing version {} ({}) into it",
         plan.target, manifest.version, manifest.build_id
     ));
-    let bytes = write_parts(&mut reader, log, |part| {
-        if part == "rootfs" {
-            return open_device(&dev);
-        }
-        let dir = target.esp.join(plan.target.to_string());
-        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let path = dir.join(part);
-        let f = File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
-        Ok((path, f))
-    })?;
-    let record = finish(reader, &manifest, kept, log)?;
+    let mut bytes = 0;
+    while let Some(part) = reader.next_part().cloned() {
+        let (path, file) = if part.name == "rootfs" {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&dev)
+                .map_err(io_err(format!("opening {}", dev.display())))?;
+            (dev.clone(), f)
+        } else {
+            let dir = target.esp.join(plan.target.to_string());
+            std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+            let path = dir.join(&part.name);
+            let f = File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
+            (path, f)
+        };
+        let mut out = SlotFile { file, at: 0 };
+        bytes += reader.copy_part(&mut out)?;
+        out.file
+            .sync_all()
+            .map_err(io_err(format!("syncing {}", path.display())))?;
+        log(&format!(
+            "update: part {} ({} bytes) written to {}",
+            part.name,
+            part.size,
+            path.display()
+        ));
+    }
+    let signer = reader.signer().to_string();
+    reader.finish()?;
+    let from = format!(
+        "bundle {} ({}) signed by {signer}",
+        manifest.version, manifest.build_id
+    );
+    for id in crate::keyring::keep(kept, &manifest.add_keys, &from)? {
+        log(&format!(
+            "update: key {id}, which the bundle adds, is trusted from now on (kept in {})",
+            kept.display()
+        ));
+    }
+    let record = SlotRecord {
+        version: manifest.version.clone(),
+        build_id: manifest.build_id.clone(),
+        board: manifest.board.clone(),
+        installed_at: alpharen_store::now_unix(),
+        signer,
+    };
     let json = serde_json::to_vec_pretty(&record).unwrap_or_default();
     let rec = target.record_path(plan.target);
     crate::setup::write_durably(&rec, &json)
@@ -249,86 +288,6 @@ pub fn install<R: Read>(
         accept,
         bytes,
     })
-}
-
-/// Opens a rootfs partition (or its stand-in file) for writing in place.
-pub(crate) fn open_device(dev: &Path) -> Result<(PathBuf, File), InstallError> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(dev)
-        .map_err(io_err(format!("opening {}", dev.display())))?;
-    Ok((dev.to_path_buf(), f))
-}
-
-/// Streams every part of the bundle into the file `dest` opens for its
-/// name, each block verified before it is written, each part fsynced at
-/// its end. Returns the bytes written.
-pub(crate) fn write_parts<R: Read>(
-    reader: &mut BundleReader<R>,
-    log: &dyn Fn(&str),
-    mut dest: impl FnMut(&str) -> Result<(PathBuf, File), InstallError>,
-) -> Result<u64, InstallError> {
-    let mut bytes = 0;
-    while let Some(part) = reader.next_part().cloned() {
-        let (path, file) = dest(&part.name)?;
-        let mut out = SlotFile { file, at: 0 };
-        bytes += reader.copy_part(&mut out)?;
-        out.file
-            .sync_all()
-            .map_err(io_err(format!("syncing {}", path.display())))?;
-        log(&format!(
-            "update: part {} ({} bytes) written to {}",
-            part.name,
-            part.size,
-            path.display()
-        ));
-    }
-    Ok(bytes)
-}
-
-/// After the last part: checks the end of the bundle, keeps the keys it
-/// adds (`crate::keyring`) and returns the slot's record to write.
-pub(crate) fn finish<R: Read>(
-    reader: BundleReader<R>,
-    manifest: &alpharen_update::Manifest,
-    kept: &Path,
-    log: &dyn Fn(&str),
-) -> Result<SlotRecord, InstallError> {
-    let signer = reader.signer().to_string();
-    reader.finish()?;
-    let from = format!(
-        "bundle {} ({}) signed by {signer}",
-        manifest.version, manifest.build_id
-    );
-    for id in crate::keyring::keep(kept, &manifest.add_keys, &from)? {
-        log(&format!(
-            "update: key {id}, which the bundle adds, is trusted from now on (kept in {})",
-            kept.display()
-        ));
-    }
-    Ok(SlotRecord {
-        version: manifest.version.clone(),
-        build_id: manifest.build_id.clone(),
-        board: manifest.board.clone(),
-        installed_at: alpharen_store::now_unix(),
-        signer,
-    })
-}
-
-/// Refuses a bundle whose rootfs part would not fit partition `dev`.
-pub(crate) fn check_room(
-    manifest: &alpharen_update::Manifest,
-    dev: &Path,
-) -> Result<(), InstallError> {
-    let room = device_size(dev)?;
-    match manifest.parts.iter().find(|p| p.name == "rootfs") {
-        Some(p) if p.size > room => Err(InstallError::TooBig {
-            dev: dev.display().to_string(),
-            size: p.size,
-            room,
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// A part's destination, written front to back. Each write also starts
@@ -399,7 +358,7 @@ fn invalidate(target: &Target, plan: &Plan) -> Result<(), InstallError> {
 }
 
 /// Bytes a partition (or stand-in file) holds: its end.
-pub(crate) fn device_size(dev: &Path) -> Result<u64, InstallError> {
+fn device_size(dev: &Path) -> Result<u64, InstallError> {
     let mut f = File::open(dev).map_err(io_err(format!("opening {}", dev.display())))?;
     f.seek(SeekFrom::End(0))
         .map_err(io_err(format!("sizing {}", dev.display())))
@@ -412,54 +371,36 @@ pub fn slots(target: &Target) -> Result<Vec<alpharen_rpc::system::Slot>, Install
     Ok(['a', 'b']
         .into_iter()
         .map(|s| {
+            let state = slots::slot_state(&names, s);
             let record: Option<SlotRecord> = std::fs::read(target.record_path(s))
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
-            slot_row(
-                s,
-                slots::slot_state(&names, s),
-                record,
-                s == target.booted,
-                &os,
-            )
+            let booted = s == target.booted;
+            let (version, build_id) = match (&record, booted) {
+                (Some(r), _) => (Some(r.version.clone()), Some(r.build_id.clone())),
+                (None, true) => (
+                    os_release_field(&os, "VERSION_ID"),
+                    os_release_field(&os, "BUILD_ID"),
+                ),
+                (None, false) => (None, None),
+            };
+            let (state, tries_left) = match state {
+                SlotState::Good => ("good", None),
+                SlotState::Trial { tries_left } => ("trial", Some(tries_left)),
+                SlotState::Failed => ("failed", None),
+                SlotState::Invalid => ("invalid", None),
+            };
+            alpharen_rpc::system::Slot {
+                slot: s.to_string(),
+                state: state.into(),
+                tries_left,
+                booted,
+                version,
+                build_id,
+                installed_at: record.map(|r| r.installed_at),
+            }
         })
         .collect())
-}
-
-/// One slot as `system.slots` answers it: version and build from its
-/// record, or for the booted slot without one (as flashed) from
-/// os-release (`os`).
-pub(crate) fn slot_row(
-    s: char,
-    state: SlotState,
-    record: Option<SlotRecord>,
-    booted: bool,
-    os: &str,
-) -> alpharen_rpc::system::Slot {
-    let (version, build_id) = match (&record, booted) {
-        (Some(r), _) => (Some(r.version.clone()), Some(r.build_id.clone())),
-        (None, true) => (
-            os_release_field(os, "VERSION_ID"),
-            os_release_field(os, "BUILD_ID"),
-        ),
-        (None, false) => (None, None),
-    };
-    let (state, tries_left) = match state {
-        SlotState::Good => ("good", None),
-        SlotState::Trial { tries_left } => ("trial", Some(tries_left)),
-        SlotState::Failed => ("failed", None),
-        SlotState::Invalid => ("invalid", None),
-    };
-    alpharen_rpc::system::Slot {
-        slot: s.to_string(),
-        state: state.into(),
-        tries_left,
-        booted,
-        version,
-        build_id,
-        // 0: the record of a slot as flashed, written time unknown.
-        installed_at: record.map(|r| r.installed_at).filter(|t| *t > 0),
-    }
 }
 
 /// The slot a stand-in disk says it booted (its file `booted`; `a` if it
@@ -492,6 +433,11 @@ pub fn with_target<T>(
                 .into(),
         )
     })?;
+    if crate::boot::is_pi() {
+        return Err(InstallError::Unsupported(
+            "installing updates on the Raspberry Pi (tryboot) is not implemented yet".into(),
+        ));
+    }
     let part = |name: &str| {
         crate::partition::named(name).ok_or_else(|| {
             InstallError::Unsupported(format!("no partition named {name:?} on this node"))
@@ -509,31 +455,6 @@ pub fn with_target<T>(
     })
     .map_err(io_err("mounting the ESP"))?;
     result.unwrap_or_else(|| Err(InstallError::Unsupported("the ESP was not mounted".into())))
-}
-
-/// Installs into this node's inactive slot: the Raspberry Pi's
-/// (`crate::pi_disk`) or the ESP's.
-pub fn install_here<R: Read>(
-    input: R,
-    keys: &TrustedKeys,
-    kept: &Path,
-    running: &Running,
-    log: &dyn Fn(&str),
-) -> Result<Done, InstallError> {
-    if crate::boot::is_pi() {
-        crate::pi_disk::with_target(|t| crate::pi_disk::install(input, keys, kept, running, t, log))
-    } else {
-        with_target(|t| install(input, keys, kept, running, t, log))
-    }
-}
-
-/// This node's slots (`system.slots`).
-pub fn slots_here() -> Result<Vec<alpharen_rpc::system::Slot>, InstallError> {
-    if crate::boot::is_pi() {
-        crate::pi_disk::with_target(crate::pi_disk::slots)
-    } else {
-        with_target(slots)
-    }
 }
 
 #[cfg(test)]

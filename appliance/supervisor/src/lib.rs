@@ -24,7 +24,6 @@ mod partition;
 /// The Raspberry Pi's tryboot A/B decisions (pure; the installer's I/O
 /// for the Pi is not written yet, see docs/update.md).
 pub mod pi;
-mod pi_disk;
 mod policy;
 mod premigration;
 mod privsep;

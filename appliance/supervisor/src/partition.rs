@@ -29,14 +29,7 @@ pub(crate) fn named(name: &str) -> Option<PathBuf> {
 /// The MBR disk signature of the Raspberry Pi image (board/rpi4-64/board.env).
 const MBR_SIGNATURE: [u8; 4] = 0x4152_4e34u32.to_le_bytes();
 /// Roles by partition number on that disk.
-const MBR_ROLES: [(&str, &str); 6] = [
-    ("autoboot", "1"),
-    ("boot-a", "2"),
-    ("boot-b", "3"),
-    ("rootfs-a", "5"),
-    ("rootfs-b", "6"),
-    ("data", "7"),
-];
+const MBR_ROLES: [(&str, &str); 2] = [("autoboot", "1"), ("data", "7")];
 
 /// Whether the disk holding this sysfs partition carries our MBR signature.
 fn on_our_mbr_disk(partition: &Path) -> bool {

@@ -114,7 +114,7 @@ pub fn slot_state(
     record: Option<Trial>,
 ) -> SlotState {
     let p = partition(slot);
-    if booted.0 == p && on_trial(a, booted) {
+    if booted == (p, true) {
         // On trial now: the firmware's one try is this boot.
         return SlotState::Trial { tries_left: 0 };
     }
@@ -129,14 +129,6 @@ pub fn slot_state(
         (Some(_), false) => SlotState::Good,
         (None, _) => SlotState::Invalid,
     }
-}
-
-/// Whether this boot is a trial still to be judged: booted with the
-/// `tryboot` flag from a partition that is not (yet) the default. Once
-/// committed, the flag stays set until the next reboot, but the boot is
-/// not on trial any more.
-pub fn on_trial(a: &Autoboot, booted: (u32, bool)) -> bool {
-    booted.1 && booted.0 != a.default
 }
 
 /// What an install into the inactive slot writes to `autoboot.txt`.
@@ -240,22 +232,6 @@ pub fn boot_path(part: &str) -> Option<String> {
         .iter()
         .all(|c| !c.is_empty() && !c.starts_with('.'))
         .then(|| parts.join("/"))
-}
-
-/// The parts a bundle for a Pi slot must bring for the firmware to boot
-/// it: `config.txt`, the Pi 4's firmware (`start4.elf`, `fixup4.dat`) and
-/// the kernel that `config` (the booted slot's `config.txt`) names with
-/// `kernel=` (the firmware's default, `kernel8.img`, without one).
-pub fn boot_needs(config: &str) -> Vec<String> {
-    let kernel = config
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("kernel="))
-        .next_back()
-        .map_or("kernel8.img", str::trim);
-    ["config.txt", "start4.elf", "fixup4.dat", kernel]
-        .iter()
-        .map(|p| p.replace('/', ".."))
-        .collect()
 }
 
 #[cfg(test)]

@@ -87,10 +87,6 @@ fn slot_states_follow_the_trial_through_install_reboot_and_verdict() {
     let committed = commit(&armed, (3, true)).expect("commit");
     assert_eq!(committed, render(&ab(3, 3)));
     let after = parse(&committed).expect("parse");
-    // Committed during its trial boot: the flag stays until the next
-    // reboot, but it is no longer on trial.
-    assert!(on_trial(&armed, (3, true)) && !on_trial(&after, (3, true)));
-    assert_eq!(slot_state(&after, 'b', (3, true), tried), SlotState::Good);
     assert_eq!(slot_state(&after, 'b', (3, false), fresh), SlotState::Good);
     assert_eq!(slot_state(&after, 'a', (3, false), fresh), SlotState::Good);
     assert_eq!(commit(&armed, (2, false)), None, "not a trial");
@@ -129,14 +125,4 @@ fn the_new_slots_cmdline_and_boot_files_are_its_own() {
     );
     assert_eq!(boot_path("overlays....x.dtbo"), None);
     assert_eq!(boot_path("x.."), None);
-}
-
-#[test]
-fn a_bundle_must_bring_the_firmware_and_the_kernel_config_txt_names() {
-    assert_eq!(
-        boot_needs("arm_64bit=1\nkernel=kernel8.img\n"),
-        ["config.txt", "start4.elf", "fixup4.dat", "kernel8.img"]
-    );
-    assert_eq!(boot_needs("kernel=a.img\nkernel= b.img\n")[3], "b.img");
-    assert_eq!(boot_needs("")[3], "kernel8.img");
 }

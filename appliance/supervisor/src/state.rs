@@ -259,14 +259,7 @@ impl NodeState {
 }
 
 /// Asks init (PID 1) to reboot the node (busybox's convention: SIGTERM).
-/// On a Raspberry Pi with a slot armed for its trial, first marks the
-/// slot `tried` and leaves init the reboot argument `0 tryboot`
-/// (`crate::boot::prepare_reboot`); if that fails, the reboot boots the
-/// default slot and the armed one waits for the next reboot.
-pub(crate) fn request_reboot(logs: &LogHub) -> nix::Result<()> {
-    if let Some(line) = crate::boot::prepare_reboot() {
-        logs.event(&line);
-    }
+pub(crate) fn request_reboot() -> nix::Result<()> {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(1),
         nix::sys::signal::Signal::SIGTERM,

@@ -1,7 +1,6 @@
 // The console's System update page: the A/B slots (state, version,
 // build), a bundle upload with a progress bar (XHR, because fetch reports
-// no upload progress), "Reboot into the new version" and a reboot at a
-// time of day (/api/v1/system/reboot/schedule), or its cancellation.
+// no upload progress) and "Reboot into the new version".
 
 import { h, api, page, toast, fail, isAdmin, route, table, td, when, cookie } from './app.js';
 
@@ -40,31 +39,6 @@ function rebootButton(slot, id) {
   } }, 'Reboot into the new version');
 }
 
-// The scheduled reboot: what is scheduled, a time of day (the node's
-// time zone) to schedule one at, and cancelling it.
-function scheduleForm(scheduled) {
-  const status = h('p', { id: 'reboot-schedule-status', role: 'status', 'aria-live': 'polite' }, '');
-  const cancel = h('button', { id: 'reboot-schedule-cancel', type: 'button', class: 'secondary', onclick: async () => {
-    try { show(await api('DELETE', '/system/reboot/schedule')); toast('Scheduled reboot cancelled'); } catch (e) { fail(e); }
-  } }, 'Cancel the scheduled reboot');
-  const show = (s) => {
-    status.textContent = s.at ? `A reboot is scheduled for ${when(s.at)} (your browser's time).` : 'No reboot is scheduled.';
-    cancel.hidden = !s.at;
-  };
-  show(scheduled || { at: null });
-  const form = h('form', { id: 'reboot-schedule-form' }, h('h2', {}, 'Reboot later'),
-    h('p', { class: 'muted' }, 'Reboot into the new version at the next such time of day in the node\'s time zone (today if still ahead, else tomorrow). A restart of the node forgets the schedule.'),
-    h('div', { class: 'grid' }, h('div', {}, h('label', { for: 'reboot-schedule-at' }, 'Time of day (HH:MM)'),
-      h('input', { id: 'reboot-schedule-at', type: 'time', required: true }))),
-    h('div', { class: 'row' }, h('button', { id: 'reboot-schedule-set' }, 'Schedule the reboot'), cancel), status);
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    const at = form.querySelector('#reboot-schedule-at').value;
-    try { const s = await api('PUT', '/system/reboot/schedule', { at }); show(s); toast(`Reboot scheduled for ${when(s.at)}`); } catch (e) { fail(e); }
-  });
-  return form;
-}
-
 function uploadForm() {
   const bar = h('progress', { id: 'update-progress', max: 100, value: 0, 'aria-label': 'Upload progress', hidden: true });
   const status = h('p', { id: 'update-status', class: 'muted', role: 'status', 'aria-live': 'polite' }, '');
@@ -101,9 +75,8 @@ function uploadForm() {
 }
 
 export async function updateView() {
-  let slots = null; let problem = null; let scheduled = null;
+  let slots = null; let problem = null;
   try { slots = await api('GET', '/system/slots'); } catch (e) { problem = e.message; }
-  try { scheduled = await api('GET', '/system/reboot/schedule'); } catch { /* shown as none */ }
   const pending = slots && slots.find((s) => !s.booted && s.state === 'trial' && s.installed_at);
   page('System update',
     h('div', { class: 'card' }, h('h2', {}, 'Slots'),
@@ -111,6 +84,5 @@ export async function updateView() {
         : h('p', { class: 'muted', id: 'update-slots-none' }, problem),
       pending && isAdmin() ? h('div', { class: 'row' }, rebootButton(pending.slot, 'update-reboot-pending')) : '',
       h('div', { class: 'row' }, h('button', { class: 'secondary', onclick: route }, 'Refresh'))),
-    isAdmin() ? h('div', { class: 'card' }, uploadForm()) : '',
-    isAdmin() ? h('div', { class: 'card' }, scheduleForm(scheduled)) : '');
+    isAdmin() ? h('div', { class: 'card' }, uploadForm()) : '');
 }

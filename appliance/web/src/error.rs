@@ -87,9 +87,6 @@ pub fn status_for(code: &str) -> StatusCode {
         "acme_off" => StatusCode::CONFLICT,
         // pgha's: a backup asked for without a backup controller.
         "not_configured" => StatusCode::CONFLICT,
-        // The cluster service's: the member in a join or link token
-        // refused, or could not be reached.
-        "join_failed" | "link_failed" => StatusCode::BAD_GATEWAY,
         "not_supported" | "unsupported" => StatusCode::NOT_IMPLEMENTED,
         "unavailable" | "service_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         "method_not_found" | "no_config" | "not_found" => StatusCode::NOT_FOUND,

@@ -242,17 +242,20 @@ struct Addrs {
     redirect: bool,
 }
 
-/// The HTTPS connections are served by [`workers`] (`web.workers`, one
-/// per core by default); this thread's own runtime keeps the rest:
-/// signals, reloads, the control socket, ACME, health checks, the
-/// plain-HTTP listener and the dashboard's sampler.
+/// The HTTPS connections are served by [`workers`], one per core; this
+/// thread's own runtime keeps the rest: signals, reloads, the control
+/// socket, ACME, health checks, the plain-HTTP listener and the
+/// dashboard's sampler.
 pub fn serve(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let workers = workers::Workers::start(workers::count(
+        std::thread::available_parallelism().ok().map(|n| n.get()),
+    ))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Io("tokio runtime".into(), e))?;
-    rt.block_on(run(state_dir, dev))
+    rt.block_on(run(state_dir, dev, workers))
 }
 
 struct Listeners {
@@ -272,12 +275,8 @@ impl Listeners {
     }
 }
 
-async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
+async fn run(state_dir: &Path, dev: bool, workers: workers::Workers) -> Result<(), Error> {
     let View { config, secrets } = alpharen_rpc::view::view(state_dir, "web").await?;
-    let workers = workers::Workers::start(workers::count(
-        config.web.workers,
-        std::thread::available_parallelism().ok().map(|n| n.get()),
-    ))?;
     let app = Arc::new(App::new(state_dir, &config, secrets, workers.count())?);
     let ck = serving(&app, &config)?;
     tracing::info!(fingerprint = %tls::fingerprint(&ck), "TLS certificate (SHA-256)");
@@ -335,16 +334,6 @@ async fn reload(
     dev: bool,
 ) -> Result<(), Error> {
     let View { config, secrets } = alpharen_rpc::view::view(&app.state_dir, "web").await?;
-    if config
-        .web
-        .workers
-        .is_some_and(|n| n as usize != app.workers)
-    {
-        tracing::warn!(
-            running = app.workers,
-            "web.workers takes effect when the web service restarts (ctl restart web)"
-        );
-    }
     app.acme.configure(&config.acme, &secrets);
     swap(&app.dyndns_secrets, secrets);
     app.idle_secs.store(

@@ -92,7 +92,7 @@ pub fn is_upload(api_path: &str) -> bool {
 /// API route authenticates first.
 pub fn body_rule(path: &str) -> BodyRule {
     match path.strip_prefix("/api/v1") {
-        Some("/health" | "/setup" | "/session" | "/cluster/join" | "/cluster/link") | None => {
+        Some("/health" | "/setup" | "/session" | "/cluster/join") | None => {
             BodyRule::Public(PUBLIC_BODY)
         }
         Some("/backup/restore") => BodyRule::AfterAuth(MAX_BACKUP),
@@ -279,10 +279,6 @@ mod tests {
         assert_eq!(body_rule("/api/v1/session"), BodyRule::Public(PUBLIC_BODY));
         assert_eq!(
             body_rule("/api/v1/cluster/join"),
-            BodyRule::Public(PUBLIC_BODY)
-        );
-        assert_eq!(
-            body_rule("/api/v1/cluster/link"),
             BodyRule::Public(PUBLIC_BODY)
         );
         assert_eq!(body_rule("/nic/update"), BodyRule::Public(PUBLIC_BODY));

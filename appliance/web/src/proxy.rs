@@ -8,8 +8,7 @@
 //! and health checker live in its [`Upstream`]; this module does the I/O.
 //! Each HTTPS worker ([`crate::workers`]) has its own pool of kept-alive
 //! backend connections per route, so a request never waits on a
-//! connection task of another thread; a backend that speaks HTTP/2 gets
-//! one multiplexed connection per worker instead ([`h2`]).
+//! connection task of another thread.
 
 use std::error::Error as StdError;
 use std::net::IpAddr;
@@ -46,8 +45,6 @@ pub struct Upstream {
     /// The route's clients, one per worker, or why they could not be
     /// made (a bad `ca_file`).
     clients: Result<Vec<Backends>, String>,
-    /// HTTP/2 to the backend, unless the route is HTTP/1.1 only.
-    h2: Option<h2::H2>,
     health: Arc<Health>,
     checker: Option<JoinHandle<()>>,
 }
@@ -64,8 +61,7 @@ impl Upstream {
     /// Must run inside the runtime: it spawns the health checker (with a
     /// client of its own, its connections on this runtime).
     fn new(route: ProxyRoute, workers: usize) -> Upstream {
-        let tls = client_tls(&route);
-        let make = tls.clone().map(|(config, name)| backends(config, name));
+        let make = backends(&route);
         if let Err(e) = &make {
             tracing::error!(host = %route.host, error = %e, "proxy route cannot be served");
         }
@@ -87,16 +83,8 @@ impl Upstream {
             }
             _ => None,
         };
-        let h2 = tls.ok().and_then(|(config, name)| {
-            let name = match name {
-                Some(n) => n,
-                None => ServerName::try_from(route.backend_authority()?.0.to_string()).ok()?,
-            };
-            Some((config, name))
-        });
         Upstream {
             base: backend_uri(&route, "/"),
-            h2: h2::H2::new(&route, h2.filter(|_| route.backend_tls()), workers),
             route,
             clients: make.map(|m| (0..workers.max(1)).map(|_| m()).collect()),
             health,
@@ -150,12 +138,10 @@ pub fn reconcile(
         .collect()
 }
 
-/// The TLS client settings of a route: webpki roots plus the route's
-/// `ca_file`, and its `tls_server_name` in place of the URL's host when
-/// set.
-fn client_tls(
-    route: &ProxyRoute,
-) -> Result<(rustls::ClientConfig, Option<ServerName<'static>>), String> {
+/// Makes clients for one route, each with its own connection pool:
+/// webpki roots plus the route's `ca_file`, and its `tls_server_name` in
+/// place of the URL's host when set.
+fn backends(route: &ProxyRoute) -> Result<impl Fn() -> Backends + use<>, String> {
     let roots = alpharen_nodetls::public_roots_and(route.ca_file.as_deref())
         .map_err(|e| format!("ca_file {e}"))?;
     let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
@@ -170,15 +156,7 @@ fn client_tls(
         ),
         None => None,
     };
-    Ok((tls, name))
-}
-
-/// Makes HTTP/1.1 clients for one route, each with its own connection pool.
-fn backends(
-    tls: rustls::ClientConfig,
-    name: Option<ServerName<'static>>,
-) -> impl Fn() -> Backends + use<> {
-    move || {
+    Ok(move || {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -192,7 +170,7 @@ fn backends(
             None => builder,
         };
         Client::builder(TokioExecutor::new()).build(builder.enable_http1().wrap_connector(http))
-    }
+    })
 }
 
 /// The backend URL for a request path (`/x?y`).
@@ -420,23 +398,10 @@ async fn forward(
     mut req: Request,
 ) -> Response {
     let route = &upstream.route;
-    let upgrade = is_upgrade(req.headers());
-    // HTTP/2 when the backend speaks it; an upgrade needs HTTP/1.1's.
-    let h2 = match (&upstream.h2, upgrade) {
-        (Some(h2), false) => match h2.sender(crate::workers::index(), route).await {
-            Ok(sender) => sender.map(|s| (h2, s)),
-            Err(failure) => {
-                tracing::warn!(host, backend = %route.backend, error = %failure, "proxy request failed");
-                return failure.page(host);
-            }
-        },
-        _ => None,
-    };
-    let path = req.uri().path_and_query();
-    let uri = match &h2 {
-        Some((h2, _)) => h2.uri(path),
-        None => upstream.base.as_ref().and_then(|base| rebase(base, path)),
-    };
+    let uri = upstream
+        .base
+        .as_ref()
+        .and_then(|base| rebase(base, req.uri().path_and_query()));
     let Some(uri) = uri else {
         return page(
             StatusCode::BAD_GATEWAY,
@@ -444,6 +409,7 @@ async fn forward(
             &format!("The route for {host} has no valid backend URL."),
         );
     };
+    let upgrade = is_upgrade(req.headers());
     let upgrade_proto = req.headers().get(header::UPGRADE).cloned();
     let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
 
@@ -467,36 +433,17 @@ async fn forward(
     h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
     if let Ok(v) = HeaderValue::from_str(host) {
         h.insert("x-forwarded-host", v.clone());
-        // Over HTTP/2 the host is the URL's authority (`:authority`).
-        if h2.is_some() {
-            h.remove(header::HOST);
-        } else {
-            h.insert(header::HOST, v);
-        }
+        h.insert(header::HOST, v);
     }
     if let (true, Some(p)) = (upgrade, upgrade_proto) {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, p);
     }
     parts.uri = uri;
-    parts.version = if h2.is_some() {
-        axum::http::Version::HTTP_2
-    } else {
-        axum::http::Version::HTTP_11
-    };
+    parts.version = axum::http::Version::HTTP_11;
     let out = Request::from_parts(parts, body);
 
-    let sent = match h2 {
-        Some((h2, sender)) => {
-            let sent = send_h2(sender, route, out).await;
-            if let Err(Failure::Unreachable(_)) = &sent {
-                h2.forget();
-            }
-            sent
-        }
-        None => send(backends, route, out).await,
-    };
-    let resp = match sent {
+    let resp = match send(backends, route, out).await {
         Ok(r) => r,
         Err(failure) => {
             tracing::warn!(host, backend = %route.backend, error = %failure, "proxy request failed");
@@ -515,7 +462,7 @@ async fn forward(
 
 /// Why a request got no answer from the backend.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum Failure {
+enum Failure {
     /// Refused, reset, no route: the innermost cause.
     #[error("{0}")]
     Unreachable(String),
@@ -577,32 +524,12 @@ async fn send(
             .await
             .map_err(|_| Failure::ResponseTimeout(route.response_timeout))?,
     };
-    result.map_err(|e| failure(&e))
-}
-
-/// Sends over the worker's HTTP/2 connection, with the route's
-/// `response_timeout` until the response headers.
-async fn send_h2(
-    mut sender: hyper::client::conn::http2::SendRequest<Body>,
-    route: &ProxyRoute,
-    out: Request,
-) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
-    let answer = async {
-        sender.ready().await?;
-        sender.send_request(out).await
-    };
-    tokio::time::timeout(Duration::from_secs(route.response_timeout), answer)
-        .await
-        .map_err(|_| Failure::ResponseTimeout(route.response_timeout))?
-        .map_err(|e| failure(&e))
-}
-
-/// A refused certificate, or else the innermost cause.
-fn failure(e: &(dyn StdError + 'static)) -> Failure {
-    match causes(e).find_map(|c| c.downcast_ref::<rustls::Error>()) {
-        Some(tls) => Failure::Tls(tls.to_string()),
-        None => Failure::Unreachable(cause(e)),
-    }
+    result.map_err(
+        |e| match causes(&e).find_map(|c| c.downcast_ref::<rustls::Error>()) {
+            Some(tls) => Failure::Tls(tls.to_string()),
+            None => Failure::Unreachable(cause(&e)),
+        },
+    )
 }
 
 /// Answers 101 to the client and copies bytes both ways between the two
@@ -626,9 +553,6 @@ fn splice(
     let (parts, _) = resp.into_parts();
     Response::from_parts(parts, Body::empty())
 }
-
-#[path = "proxy_h2.rs"]
-mod h2;
 
 #[cfg(test)]
 #[path = "proxy_tests.rs"]

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 /// One client of the route, as each worker gets.
 fn client(r: &ProxyRoute) -> Result<Backends, String> {
-    client_tls(r).map(|(config, name)| backends(config, name)())
+    backends(r).map(|make| make())
 }
 
 fn route(host: &str, prefix: Option<&str>, backend: &str) -> ProxyRoute {
@@ -21,7 +21,6 @@ fn route(host: &str, prefix: Option<&str>, backend: &str) -> ProxyRoute {
         ca_file: None,
         tls_server_name: None,
         health: None,
-        http2: Default::default(),
     }
 }
 

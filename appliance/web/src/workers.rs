@@ -32,14 +32,10 @@ pub fn index() -> usize {
     INDEX.get()
 }
 
-/// How many workers: `web.workers` when set, else one per core the
-/// process may run on (as nginx's `worker_processes auto`), one when that
-/// is unknown.
-pub fn count(configured: Option<u32>, cores: Option<usize>) -> usize {
-    match configured {
-        Some(n) => (n as usize).max(1),
-        None => cores.unwrap_or(1).max(1),
-    }
+/// How many workers: one per core the process may run on (as nginx's
+/// `worker_processes auto`), one when that is unknown.
+pub fn count(cores: Option<usize>) -> usize {
+    cores.unwrap_or(1).max(1)
 }
 
 /// The running workers; they live as long as the process.
@@ -111,13 +107,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_worker_per_core_unless_configured() {
-        assert_eq!(count(None, Some(1)), 1);
-        assert_eq!(count(None, Some(2)), 2);
-        assert_eq!(count(None, Some(8)), 8);
-        assert_eq!(count(None, None), 1, "cores unknown");
-        assert_eq!(count(None, Some(0)), 1);
-        assert_eq!(count(Some(3), Some(8)), 3);
-        assert_eq!(count(Some(4), None), 4);
+    fn one_worker_per_core() {
+        assert_eq!(count(Some(1)), 1);
+        assert_eq!(count(Some(2)), 2);
+        assert_eq!(count(Some(8)), 8);
+        assert_eq!(count(None), 1, "cores unknown");
+        assert_eq!(count(Some(0)), 1);
     }
 }

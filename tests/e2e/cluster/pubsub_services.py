@@ -3,7 +3,7 @@ import os
 import time
 import uuid
 
-from alpharen.integrator import Service, LockTimeout, QueueFull
+from alpharen.integrator import Service, LockTimeout
 
 
 class Publish(Service):
@@ -16,21 +16,6 @@ class Publish(Service):
         for i in range(start, start + p['n']):
             self.publish(p['topic'], {'id': i, 'sent': time.time(), 'sleep': p.get('sleep', 0)})
         self.response.payload = {'published': p['n']}
-
-
-class Fill(Service):
-    """Publishes up to n messages to a topic until its queue is full."""
-    name = 'ps.fill'
-
-    def handle(self):
-        p = self.request.payload
-        for i in range(p['n']):
-            try:
-                self.publish(p['topic'], {'id': i, 'sent': time.time()})
-            except QueueFull:
-                self.response.payload = {'published': i, 'full': True}
-                return
-        self.response.payload = {'published': p['n'], 'full': False}
 
 
 class Record(Service):

@@ -36,20 +36,6 @@ pub enum ClusterCmd {
     /// balancers stop sending it requests and the ones it has finish),
     /// then nats-server stops; the other members see this node go down.
     Leave,
-    /// Let another cluster link to this one: opens this node's leaf port
-    /// and prints a link token (it holds the link secret: treat it as a
-    /// password).
-    LinkToken {
-        /// The address the other cluster reaches this node at (e.g. its
-        /// ARVPN address; default: the advertised one).
-        #[arg(long)]
-        address: Option<String>,
-    },
-    /// Link this cluster to the one that printed TOKEN (`cluster
-    /// link-token` there), as a NATS leaf node.
-    Link { token: String },
-    /// Remove the link to cluster NAME.
-    Unlink { name: String },
 }
 
 impl ClusterCmd {
@@ -82,30 +68,6 @@ impl ClusterCmd {
             ClusterCmd::Status => {
                 let v = client.call("cluster.status", json!({}))?;
                 out.show(&v, print_status);
-            }
-            ClusterCmd::LinkToken { address } => {
-                let v = client.call("cluster.link_token", json!({ "address": address }))?;
-                out.show(&v, |v| {
-                    println!(
-                        "to link another cluster to {}, run on a member there:",
-                        text(&v["cluster"])
-                    );
-                    println!("  alpharen ctl cluster link {}", text(&v["token"]));
-                });
-            }
-            ClusterCmd::Link { token } => {
-                let v = client.call("cluster.link", json!({ "token": token }))?;
-                out.show(&v, |v| {
-                    println!(
-                        "linked to cluster {} at {}",
-                        text(&v["linked"]),
-                        text(&v["url"])
-                    )
-                });
-            }
-            ClusterCmd::Unlink { name } => {
-                let v = client.call("cluster.unlink", json!({ "name": name }))?;
-                out.show(&v, |v| println!("link to {} removed", text(&v["unlinked"])));
             }
             ClusterCmd::Leave => {
                 let v = client.call("cluster.leave", json!({}))?;
@@ -162,33 +124,4 @@ fn print_status(v: &serde_json::Value) {
         &["MEMBER", "STATE", "LAST SEEN", "ROUTE", "VERSION", "RSS"],
         rows,
     );
-    let links = &v["links"];
-    let mut rows: Vec<Vec<String>> = links["out"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|l| {
-            vec![
-                text(&l["name"]),
-                "to".into(),
-                text(&l["url"]),
-                text(&l["state"]),
-            ]
-        })
-        .collect();
-    rows.extend(links["in"].as_array().into_iter().flatten().map(|l| {
-        vec![
-            "-".into(),
-            "from".into(),
-            text(&l["from"]),
-            "connected".into(),
-        ]
-    }));
-    if !rows.is_empty() || !links["leaf_port"].is_null() {
-        println!();
-        if !links["leaf_port"].is_null() {
-            println!("links     taken on port {}", text(&links["leaf_port"]));
-        }
-        table(&["LINK", "WAY", "ADDRESS", "STATE"], rows);
-    }
 }

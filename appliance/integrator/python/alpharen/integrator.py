@@ -386,13 +386,9 @@ class Lock:
 
 
 class PubSub:
-    """``self.pubsub.publish(topic, data=msg)`` as in Zato; with
-    ``cluster='lan-b'``, to that topic in a linked cluster (stored here
-    first, delivered when the link is up)."""
+    """``self.pubsub.publish(topic, data=msg)`` as in Zato."""
 
-    def publish(self, topic, data=None, cluster=None, **kwargs):
-        if cluster:
-            return _call('link.publish', cluster=cluster, topic=topic, data=data)
+    def publish(self, topic, data=None, **kwargs):
         return _call('publish', topic=topic, data=data)
 
 
@@ -493,20 +489,14 @@ class Service(ZatoAPI):
         self.logger.info('%s%s', msg, ' ' + user_msg if user_msg else '')
         return msg
 
-    def invoke(self, name, payload=None, *args, as_bunch=False, wsgi_environ=None, cluster=None, **kwargs):
+    def invoke(self, name, payload=None, *args, as_bunch=False, wsgi_environ=None, **kwargs):
         """Runs another deployed service in this worker and returns its
         response payload. As in Zato: the name or the class, keyword
         arguments become the payload when none is given, and the other
         service sees no HTTP request unless ``wsgi_environ`` is passed, and
-        ``environ`` is its self.environ. With ``cluster='lan-b'`` the
-        service runs in that linked cluster (the link must be up)."""
+        ``environ`` is its self.environ."""
         if isinstance(name, type) and issubclass(name, Service):
             name = name.get_name()
-        if cluster:
-            extra = {k: v for k, v in kwargs.items() if k not in _INVOKE_KEYS}
-            out = _call('link.invoke', cluster=cluster, service=name,
-                        payload=payload if payload or not extra else extra)
-            return bunchify(out) if as_bunch else out
         if name == self.get_name():
             raise ServiceError(self.cid, 'A service cannot invoke itself, name:[%s]' % name)
         cls = _registry.get(name)
@@ -537,11 +527,10 @@ class Service(ZatoAPI):
         restart too), retried per integrator.async_attempts; returns its id."""
         return _call('invoke_async', service=name, payload=payload)
 
-    def publish(self, topic, msg=None, cluster=None, **kwargs):
+    def publish(self, topic, msg=None, **kwargs):
         """Publishes to a topic: one durable copy per subscriber; raises
-        QueueFull when a subscriber's queue is at its max_depth. With
-        ``cluster``, as ``self.pubsub.publish(..., cluster=...)``."""
-        return self.pubsub.publish(topic, msg if msg is not None else kwargs.get('data'), cluster=cluster)
+        QueueFull when a subscriber's queue is at its max_depth."""
+        return _call('publish', topic=topic, data=msg if msg is not None else kwargs.get('data'))
 
     def lock(self, name, timeout=10, expires=20):
         return Lock(name, timeout=timeout, expires=expires)

@@ -300,8 +300,7 @@ def call(msg):
     cls = sdk._registry.get(name)
     cid = msg.get('cid') or ''
     if cls is None:
-        # Nothing ran: a member that got it forwarded sends it back.
-        return dict(error_reply(404, 'no service is named %r' % name, cid), unknown_service=True)
+        return error_reply(404, 'no service is named %r' % name, cid)
     http = msg.get('http') or {}
     data_format = msg.get('data_format') or 'json'
     raw = base64.b64decode(msg.get('body') or '')

@@ -30,35 +30,6 @@ pub struct Cluster {
     pub client_port: u16,
     /// nats-server's monitoring port, on 127.0.0.1 only.
     pub monitor_port: u16,
-    /// Port where other clusters' links arrive (a NATS leaf node port,
-    /// TLS, a password): set by `ctl cluster link-token`; left out, this
-    /// node takes no links.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub leaf_port: Option<u16>,
-    /// Other clusters this node links to (`ctl cluster link`), each as a
-    /// NATS leaf node; their CA and password are in the secret store.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub links: Vec<ClusterLink>,
-}
-
-/// A link to another cluster: its name (its JetStream domain) and the
-/// `host:port` of its leaf node port.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct ClusterLink {
-    pub name: String,
-    pub url: String,
-}
-
-/// Whether `name` can name a cluster (and so a JetStream domain and a
-/// NATS subject token).
-pub fn cluster_name_ok(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 32
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 impl Default for Cluster {
@@ -70,8 +41,6 @@ impl Default for Cluster {
             route_port: 6222,
             client_port: 4222,
             monitor_port: 8222,
-            leaf_port: None,
-            links: Vec::new(),
         }
     }
 }
@@ -82,19 +51,23 @@ impl Cluster {
     }
 
     pub(super) fn validate(&self, path: &KeyPath, out: &mut Vec<Problem>) {
-        if self.enabled() && !cluster_name_ok(&self.name) {
+        if self.name.len() > 32
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             check::push(
                 out,
                 &path.key("name"),
                 "must be at most 32 letters, digits, '-' or '_'",
             );
         }
-        let mut ports = vec![
+        let ports = [
             ("route_port", self.route_port),
             ("client_port", self.client_port),
             ("monitor_port", self.monitor_port),
         ];
-        ports.extend(self.leaf_port.map(|p| ("leaf_port", p)));
         for (i, (key, port)) in ports.iter().enumerate() {
             if *port == 0 {
                 check::push(out, &path.key(key), "must be a port number from 1 to 65535");
@@ -118,38 +91,6 @@ impl Cluster {
             }
         }
         if !self.enabled() && !self.seeds.is_empty() {
-            check::push(out, &list, "needs a cluster name");
-        }
-        self.validate_links(path, out);
-    }
-
-    fn validate_links(&self, path: &KeyPath, out: &mut Vec<Problem>) {
-        let list = path.key("links");
-        for (i, l) in self.links.iter().enumerate() {
-            let at = list.index(i);
-            if !cluster_name_ok(&l.name) {
-                check::push(
-                    out,
-                    &at.key("name"),
-                    "must be at most 32 letters, digits, '-' or '_'",
-                );
-            } else if l.name == self.name {
-                check::push(out, &at.key("name"), "is this cluster's own name");
-            } else if self.links[..i].iter().any(|o| o.name == l.name) {
-                check::push(out, &at.key("name"), "names another link too");
-            }
-            if split_host_port(&l.url).is_none() {
-                check::push(
-                    out,
-                    &at.key("url"),
-                    format!(
-                        "{:?} must be host:port (an IPv6 address in brackets)",
-                        l.url
-                    ),
-                );
-            }
-        }
-        if !self.enabled() && (!self.links.is_empty() || self.leaf_port.is_some()) {
             check::push(out, &list, "needs a cluster name");
         }
     }
@@ -214,35 +155,5 @@ mod tests {
             ..Cluster::default()
         };
         assert_eq!(problems(&orphan), ["cluster.seeds: needs a cluster name"]);
-    }
-
-    #[test]
-    fn links_name_other_clusters_once() {
-        let link = |name: &str, url: &str| ClusterLink {
-            name: name.into(),
-            url: url.into(),
-        };
-        let c = Cluster {
-            name: "lan-a".into(),
-            leaf_port: Some(4222),
-            links: vec![
-                link("lan-b", "10.7.0.2:7422"),
-                link("lan-b", "10.7.0.3:7422"),
-                link("lan-a", "x:1"),
-                link("lan c", "nowhere"),
-            ],
-            ..Cluster::default()
-        };
-        let p = problems(&c);
-        for want in [
-            "cluster.leaf_port: must differ",
-            "cluster.links[1].name: names another",
-            "cluster.links[2].name: is this cluster's own",
-            "cluster.links[3].name: must be",
-            "cluster.links[3].url: ",
-        ] {
-            assert!(p.iter().any(|m| m.starts_with(want)), "{want}: {p:?}");
-        }
-        assert_eq!(p.len(), 5, "{p:?}");
     }
 }

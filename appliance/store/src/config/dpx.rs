@@ -120,27 +120,6 @@ pub struct ProxyRoute {
     /// Active health checks; without them every request tries the backend.
     #[serde(default)]
     pub health: Option<HealthCheck>,
-    /// HTTP/2 to the backend: one multiplexed connection per HTTPS worker
-    /// in place of a pool of HTTP/1.1 ones.
-    #[serde(default)]
-    pub http2: BackendHttp2,
-}
-
-/// `http2` of a `[[dpx.routes]]` entry.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum BackendHttp2 {
-    /// An `https://` backend is offered HTTP/2 by ALPN and gets HTTP/1.1
-    /// if it does not pick it; an `http://` one gets HTTP/1.1.
-    #[default]
-    Auto,
-    /// HTTP/1.1 only.
-    Off,
-    /// HTTP/2 with prior knowledge (h2c) to an `http://` backend, which
-    /// cannot be negotiated; checked once per connection burst, HTTP/1.1
-    /// when the backend does not answer the HTTP/2 preface.
-    H2c,
 }
 
 fn default_connect_timeout() -> u64 {
@@ -196,13 +175,6 @@ impl ProxyRoute {
                     check::push(out, &at.key(key), "only for https:// backends");
                 }
             }
-        }
-        if self.http2 == BackendHttp2::H2c && self.backend_tls() {
-            check::push(
-                out,
-                &at.key("http2"),
-                "\"h2c\" is for http:// backends; an https:// backend is offered HTTP/2 by ALPN with \"auto\"",
-            );
         }
         if let Some(name) = &self.tls_server_name
             && name.parse::<std::net::IpAddr>().is_err()

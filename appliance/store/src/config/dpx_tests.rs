@@ -157,29 +157,6 @@ fn dpx_route_timeouts_tls_and_health_checks() {
 }
 
 #[test]
-fn dpx_route_http2_is_auto_off_or_h2c_on_plain_backends() {
-    let ok = "[[dpx.routes]]\nhost = \"a.z.example\"\nbackend = \"https://10.8.0.2\"\n[[dpx.routes]]\nhost = \"b.z.example\"\nbackend = \"http://10.8.0.2:8080\"\nhttp2 = \"h2c\"\n[[dpx.routes]]\nhost = \"c.z.example\"\nbackend = \"https://10.8.0.2\"\nhttp2 = \"off\"\n";
-    let c = Config::from_toml(ok).unwrap();
-    let modes: Vec<_> = c.dpx.routes.iter().map(|r| r.http2).collect();
-    assert_eq!(
-        modes,
-        [BackendHttp2::Auto, BackendHttp2::H2c, BackendHttp2::Off]
-    );
-    let bad =
-        "[[dpx.routes]]\nhost = \"a.z.example\"\nbackend = \"https://10.8.0.2\"\nhttp2 = \"h2c\"\n";
-    let problems = Config::from_toml(bad).unwrap_err();
-    assert_eq!(paths(problems.clone()), ["dpx.routes[0].http2"]);
-    assert!(problems[0].message.contains("ALPN"), "{problems:?}");
-    let unknown =
-        "[[dpx.routes]]\nhost = \"a.z.example\"\nbackend = \"http://10.8.0.2\"\nhttp2 = \"yes\"\n";
-    let problems = Config::from_toml(unknown).unwrap_err();
-    assert!(
-        problems[0].message.contains("h2c"),
-        "names the values: {problems:?}"
-    );
-}
-
-#[test]
 fn dpx_client_needs_https_and_one_address_source() {
     let ok = "[dpx.client]\nserver = \"https://dns.example.net:8443\"\nhostname = \"lan1.z.example\"\nusername = \"lan1\"\ncheck_url = \"http://127.0.0.1:9/ip\"\n";
     let c = Config::from_toml(ok).unwrap();

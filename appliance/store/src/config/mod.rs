@@ -38,10 +38,10 @@ use serde_json::Value;
 pub use acme::{
     Acme, Challenge as AcmeChallenge, Rfc2136 as AcmeRfc2136, TSIG_SECRET as ACME_TSIG_SECRET,
 };
-pub use cluster::{Cluster, ClusterLink, cluster_name_ok, split_host_port};
+pub use cluster::{Cluster, split_host_port};
 pub use dpx::{
-    BackendHttp2, DnsRecord, Dpx, Dyndns, DyndnsClient, DyndnsUser, HealthCheck, ProxyRoute,
-    RECORD_TYPES, TsigAlgorithm, TsigKey, UPDATE_TYPES, in_zone, split_url,
+    DnsRecord, Dpx, Dyndns, DyndnsClient, DyndnsUser, HealthCheck, ProxyRoute, RECORD_TYPES,
+    TsigAlgorithm, TsigKey, UPDATE_TYPES, in_zone, split_url,
 };
 pub use integrator::{
     Calendar, Channel, Integrator, Job, Outgoing, Topic, Zone, parse_date, parse_datetime, parse_tz,

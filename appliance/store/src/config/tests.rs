@@ -257,23 +257,6 @@ admin = ["ssh-dss AAAA", "ssh-ed25519 !!!"]
 }
 
 #[test]
-fn web_workers_default_to_one_per_cpu_and_are_bounded() {
-    assert_eq!(Config::from_toml("").unwrap().web.workers, None);
-    assert_eq!(
-        Config::from_toml("[web]\nworkers = 3\n")
-            .unwrap()
-            .web
-            .workers,
-        Some(3)
-    );
-    for n in [0, 65] {
-        let bad = Config::from_toml(&format!("[web]\nworkers = {n}\n")).unwrap_err();
-        assert_eq!(bad[0].path, "web.workers");
-        assert!(bad[0].message.contains("between 1 and 64"), "{bad:?}");
-    }
-}
-
-#[test]
 fn network_extensions_parse_and_validate() {
     let ok = r#"
 [network]

@@ -21,14 +21,7 @@ pub struct Web {
     pub key: Option<String>,
     /// Minutes a console session lives without use.
     pub session_idle_minutes: u32,
-    /// HTTPS event loops (threads, each with its own `SO_REUSEPORT`
-    /// listener), which also serve the `[[dpx.routes]]` proxy; one per
-    /// CPU when left out.
-    pub workers: Option<u32>,
 }
-
-/// The most HTTPS workers `web.workers` may ask for (as `dpx.udp_workers`).
-pub const MAX_WORKERS: u32 = 64;
 
 impl Default for Web {
     fn default() -> Self {
@@ -39,7 +32,6 @@ impl Default for Web {
             cert: None,
             key: None,
             session_idle_minutes: 60,
-            workers: None,
         }
     }
 }
@@ -74,17 +66,6 @@ impl Web {
             (Some(_), None) => check::push(out, &path.key("key"), "is needed when web.cert is set"),
             (None, Some(_)) => check::push(out, &path.key("cert"), "is needed when web.key is set"),
             _ => {}
-        }
-        if let Some(n) = self.workers
-            && !(1..=MAX_WORKERS).contains(&n)
-        {
-            check::push(
-                out,
-                &path.key("workers"),
-                format!(
-                    "{n} workers: must be between 1 and {MAX_WORKERS} (leave it out for one per CPU)"
-                ),
-            );
         }
         if !(5..=7 * 24 * 60).contains(&self.session_idle_minutes) {
             check::push(

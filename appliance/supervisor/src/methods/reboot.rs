@@ -85,7 +85,7 @@ fn schedule(node: &Arc<NodeState>, p: ScheduleReboot) -> Result<RebootSchedule, 
         if !me.opts.under_init {
             me.logs
                 .event("development mode: not rebooting (the schedule was only a test)");
-        } else if let Err(e) = crate::state::request_reboot(&me.logs) {
+        } else if let Err(e) = crate::state::request_reboot() {
             me.logs.event(&format!("cannot reboot: {e}"));
         }
         let mut held = me.reboot_at.lock().unwrap_or_else(|e| e.into_inner());

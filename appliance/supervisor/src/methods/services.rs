@@ -165,15 +165,12 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
                 ));
             }
             // busybox convention: SIGTERM to init reboots, SIGUSR2 powers off.
-            let signalled = if call.method == system::REBOOT {
-                let n = node.clone();
-                tokio::task::spawn_blocking(move || crate::state::request_reboot(&n.logs))
-                    .await
-                    .map_err(|e| RpcError::new("internal_error", e.to_string()))?
+            let sig = if call.method == system::REBOOT {
+                Signal::SIGTERM
             } else {
-                kill(Pid::from_raw(1), Signal::SIGUSR2)
+                Signal::SIGUSR2
             };
-            signalled
+            kill(Pid::from_raw(1), sig)
                 .map_err(|e| RpcError::new("internal_error", format!("cannot signal init: {e}")))?;
             json!(Stopping { stopping: true })
         }

@@ -56,7 +56,7 @@ impl Drop for Finished {
 pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> {
     let value = match call.method.as_str() {
         system::SLOTS => {
-            let slots = tokio::task::spawn_blocking(install::slots_here)
+            let slots = tokio::task::spawn_blocking(|| install::with_target(install::slots))
                 .await
                 .map_err(|e| RpcError::new("internal_error", e.to_string()))?
                 .map_err(|e| failed("slots_unavailable", e))?;
@@ -167,13 +167,15 @@ fn install_from(
     running: &Running,
     log: &dyn Fn(&str),
 ) -> Result<Installed, InstallError> {
-    let done = install::install_here(reader, keys, kept, running, log)?;
-    Ok(Installed {
-        slot: done.slot.to_string(),
-        version: done.record.version,
-        build_id: done.record.build_id,
-        accept: format!("{:?}", done.accept).to_ascii_lowercase(),
-        bytes: done.bytes,
+    install::with_target(|target| {
+        let done = install::install(reader, keys, kept, running, target, log)?;
+        Ok(Installed {
+            slot: done.slot.to_string(),
+            version: done.record.version,
+            build_id: done.record.build_id,
+            accept: format!("{:?}", done.accept).to_ascii_lowercase(),
+            bytes: done.bytes,
+        })
     })
 }
 

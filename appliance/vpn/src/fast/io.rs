@@ -1,5 +1,5 @@
-//! The packet loops: the TUN and UDP readers and the timers. Each waits
-//! at most [`TICK_MS`] in `poll`, so it notices the device being dropped.
+//! The three packet loops. Each waits at most [`TICK_MS`] in `poll`, so
+//! it notices the device being dropped.
 
 use std::io::{ErrorKind, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -10,18 +10,17 @@ use std::time::{Duration, Instant};
 
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{Packet, Tunn, TunnResult};
-use tun_rs::{IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
+use tun_rs::{GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 use super::batch::Batch;
-use super::crypt::{Dir, Dispatch, Out, ToTun, decrypt, encrypt};
 use super::{Identity, Inner, Peer, Udp};
 
-pub(super) const TICK_MS: i32 = 250;
+const TICK_MS: i32 = 250;
 /// Largest plain packet the interface passes (its MTU is 1420).
-pub(super) const MAX_PACKET: usize = 2048;
+const MAX_PACKET: usize = 2048;
 /// WireGuard data header + tag, and the smallest buffer `Tunn` accepts.
-pub(super) const OVERHEAD: usize = 32;
-pub(super) const MIN_OUT: usize = 148;
+const OVERHEAD: usize = 32;
+const MIN_OUT: usize = 148;
 /// Datagrams (each up to 64 KiB with GRO) per `recvmmsg`.
 const RECV_BATCH: usize = 16;
 
@@ -58,7 +57,7 @@ pub(super) fn disable_udp_gro(sock: &UdpSocket) -> std::io::Result<()> {
 
 /// One send (a GSO group or a single datagram), waiting while the
 /// socket's buffer is full.
-pub(super) fn send(udp: &Udp, dest: SocketAddr, contents: &[u8], segment: usize) {
+fn send(udp: &Udp, dest: SocketAddr, contents: &[u8], segment: usize) {
     let destination = match dest {
         SocketAddr::V4(a) if udp.v6 => SocketAddr::from((a.ip().to_ipv6_mapped(), a.port())),
         d => d,
@@ -84,7 +83,7 @@ pub(super) fn send(udp: &Udp, dest: SocketAddr, contents: &[u8], segment: usize)
     }
 }
 
-pub(super) fn flush(udp: &Udp, batch: &mut Batch) {
+fn flush(udp: &Udp, batch: &mut Batch) {
     for (g, bytes) in batch.groups() {
         send(udp, g.dest, bytes, g.stride);
     }
@@ -93,14 +92,12 @@ pub(super) fn flush(udp: &Udp, batch: &mut Batch) {
 
 /// TUN → encrypt → UDP. A read returns one GSO super-packet split into
 /// segments (or one packet without offloads); their ciphertexts are
-/// grouped per endpoint and sent with UDP segmentation offload, here or
-/// on the peers' crypto threads.
+/// grouped per endpoint and sent with UDP segmentation offload.
 pub(super) fn tun_to_udp(inner: &Inner) {
     let mut original = vec![0u8; VIRTIO_NET_HDR_LEN + 65_535];
     let mut bufs = vec![vec![0u8; MAX_PACKET]; IDEAL_BATCH_SIZE];
     let mut sizes = vec![0usize; IDEAL_BATCH_SIZE];
-    let mut out = Out::default();
-    let mut dispatch = Dispatch::new(Dir::Encrypt, inner.crypto.len());
+    let mut batch: Option<(Batch, usize)> = None;
     while !inner.stop.load(Ordering::Relaxed) {
         if !ready(&inner.tun, libc::POLLIN) {
             continue;
@@ -117,7 +114,17 @@ pub(super) fn tun_to_udp(inner: &Inner) {
             }
         };
         let Some(udp) = inner.udp() else { continue };
-        let batch = out.batch(&udp);
+        // A rebound socket may have another GSO limit.
+        if batch
+            .as_ref()
+            .is_none_or(|(_, segs)| *segs != udp.gso_segments)
+        {
+            let b = Batch::new(IDEAL_BATCH_SIZE * (MAX_PACKET + OVERHEAD), udp.gso_segments);
+            batch = Some((b, udp.gso_segments));
+        }
+        let Some((batch, _)) = batch.as_mut() else {
+            continue;
+        };
         let peers = match inner.peers.read() {
             Ok(p) => p,
             Err(_) => return,
@@ -141,15 +148,23 @@ pub(super) fn tun_to_udp(inner: &Inner) {
             let Some(endpoint) = peer.endpoint() else {
                 continue;
             };
-            if inner.crypto.is_empty() {
-                encrypt(&udp, batch, &peer, endpoint, packet);
-            } else {
-                dispatch.push(&peer, endpoint, packet);
+            let need = (size + OVERHEAD).max(MIN_OUT);
+            if batch.room(need).is_none() {
+                flush(&udp, batch);
+            }
+            let Some(room) = batch.room(need) else {
+                continue;
+            };
+            let Ok(mut tunn) = peer.tunn.lock() else {
+                return;
+            };
+            if let TunnResult::WriteToNetwork(out) = tunn.encapsulate(packet, room) {
+                let len = out.len();
+                batch.commit(endpoint, len);
             }
         }
         drop(peers);
         flush(&udp, batch);
-        dispatch.submit(&inner.crypto);
     }
 }
 
@@ -168,24 +183,95 @@ fn peer_of(inner: &Inner, id: &Identity, packet: &Packet) -> Option<Arc<Peer>> {
     }
 }
 
-/// Checks one datagram from `from` (MACs, handshake rate limit) and
-/// finds its peer; a cookie reply goes straight back.
-fn route(
+/// Plain packets decrypted from one `recvmmsg`, written to the TUN
+/// together so tun-rs can coalesce TCP/UDP flows into super-packets.
+struct ToTun {
+    bufs: Vec<Vec<u8>>,
+    n: usize,
+    gro: GROTable,
+}
+
+impl ToTun {
+    fn flush(&mut self, inner: &Inner) {
+        if self.n == 0 {
+            return;
+        }
+        if let Err(e) =
+            inner
+                .tun
+                .send_multiple(&mut self.gro, &mut self.bufs[..self.n], VIRTIO_NET_HDR_LEN)
+        {
+            tracing::debug!(error = %e, "tun write");
+        }
+        self.n = 0;
+    }
+}
+
+/// Decrypts one datagram from `from`; replies (handshake, cookie) go
+/// straight back, plain packets into `out`.
+fn receive(
     inner: &Inner,
     udp: &Udp,
     id: &Identity,
     from: SocketAddr,
     datagram: &[u8],
+    out: &mut ToTun,
     scratch: &mut [u8],
-) -> Option<Arc<Peer>> {
-    match id.limiter.verify_packet(Some(from.ip()), datagram, scratch) {
-        Ok(packet) => peer_of(inner, id, &packet),
+) {
+    let packet = match id.limiter.verify_packet(Some(from.ip()), datagram, scratch) {
+        Ok(p) => p,
         Err(TunnResult::WriteToNetwork(cookie)) => {
             let n = cookie.len();
             send(udp, from, &scratch[..n], n);
+            return;
+        }
+        Err(_) => return,
+    };
+    let Some(peer) = peer_of(inner, id, &packet) else {
+        return;
+    };
+    if out.n == out.bufs.len() {
+        out.flush(inner);
+    }
+    let buf = &mut out.bufs[out.n];
+    buf.resize(VIRTIO_NET_HDR_LEN + datagram.len().max(MIN_OUT), 0);
+    let Ok(mut tunn) = peer.tunn.lock() else {
+        return;
+    };
+    let plain = match tunn.decapsulate(Some(from.ip()), datagram, &mut buf[VIRTIO_NET_HDR_LEN..]) {
+        TunnResult::Done => None,
+        TunnResult::Err(_) => return,
+        TunnResult::WriteToNetwork(reply) => {
+            let n = reply.len();
+            send(
+                udp,
+                from,
+                &buf[VIRTIO_NET_HDR_LEN..VIRTIO_NET_HDR_LEN + n],
+                n,
+            );
+            // Packets queued while the handshake ran.
+            while let TunnResult::WriteToNetwork(p) = tunn.decapsulate(None, &[], scratch) {
+                let n = p.len();
+                send(udp, from, &scratch[..n], n);
+            }
             None
         }
-        Err(_) => None,
+        TunnResult::WriteToTunnelV4(p, src) => Some((p.len(), IpAddr::V4(src))),
+        TunnResult::WriteToTunnelV6(p, src) => Some((p.len(), IpAddr::V6(src))),
+    };
+    drop(tunn);
+    peer.seen_from(from);
+    if let Some((len, src)) = plain {
+        // Cryptokey routing: the source must be one of this peer's.
+        let owner = inner
+            .peers
+            .read()
+            .ok()
+            .and_then(|p| p.routes.lookup(src).cloned());
+        if owner.is_some_and(|o| Arc::ptr_eq(&o, &peer)) {
+            buf.truncate(VIRTIO_NET_HDR_LEN + len);
+            out.n += 1;
+        }
     }
 }
 
@@ -195,8 +281,13 @@ pub(super) fn udp_to_tun(inner: &Inner) {
     let mut bufs = vec![vec![0u8; 65_536]; RECV_BATCH];
     let mut metas = [quinn_udp::RecvMeta::default(); RECV_BATCH];
     let mut scratch = vec![0u8; MAX_PACKET + OVERHEAD];
-    let mut out = ToTun::new();
-    let mut dispatch = Dispatch::new(Dir::Decrypt, inner.crypto.len());
+    let mut out = ToTun {
+        bufs: (0..IDEAL_BATCH_SIZE)
+            .map(|_| Vec::with_capacity(VIRTIO_NET_HDR_LEN + MAX_PACKET))
+            .collect(),
+        n: 0,
+        gro: GROTable::default(),
+    };
     while !inner.stop.load(Ordering::Relaxed) {
         let Some(udp) = inner.udp() else {
             std::thread::sleep(Duration::from_millis(TICK_MS as u64));
@@ -224,18 +315,10 @@ pub(super) fn udp_to_tun(inner: &Inner) {
                 meta.stride
             };
             for datagram in buf[..meta.len].chunks(stride.max(1)) {
-                let Some(peer) = route(inner, &udp, &id, from, datagram, &mut scratch) else {
-                    continue;
-                };
-                if inner.crypto.is_empty() {
-                    decrypt(inner, &udp, &peer, from, datagram, &mut out, &mut scratch);
-                } else {
-                    dispatch.push(&peer, from, datagram);
-                }
+                receive(inner, &udp, &id, from, datagram, &mut out, &mut scratch);
             }
         }
         out.flush(inner);
-        dispatch.submit(&inner.crypto);
     }
 }
 

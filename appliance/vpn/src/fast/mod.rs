@@ -11,7 +11,6 @@
 //! one by one, and what is on is logged.
 
 mod batch;
-mod crypt;
 mod io;
 #[cfg(test)]
 mod offload_tests;
@@ -20,7 +19,6 @@ mod route;
 use std::collections::HashMap;
 use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -40,25 +38,8 @@ fn offload_allowed() -> bool {
     std::env::var("ALPHAREN_VPN_OFFLOAD").map_or(true, |v| v != "0")
 }
 
-/// Most crypto threads `ALPHAREN_VPN_CRYPTO_THREADS` may ask for.
-const MAX_CRYPTO_THREADS: usize = 64;
-
-/// Crypto threads from `ALPHAREN_VPN_CRYPTO_THREADS` (0: encrypt and
-/// decrypt in the two reader threads), by default one per core; a single
-/// core gets none, as handing packets over would only cost.
-fn crypto_threads(setting: Option<&str>, cores: usize) -> usize {
-    match setting.and_then(|s| s.trim().parse::<usize>().ok()) {
-        Some(n) => n.min(MAX_CRYPTO_THREADS),
-        None if cores >= 2 => cores.min(MAX_CRYPTO_THREADS),
-        None => 0,
-    }
-}
-
 pub(crate) struct Peer {
     key: Key,
-    /// 24-bit session index (boringtun puts it in the upper 24 bits of
-    /// every receiver index it hands out).
-    index: u32,
     tunn: Mutex<Tunn>,
     endpoint: RwLock<Option<SocketAddr>>,
 }
@@ -84,21 +65,7 @@ pub(crate) struct Peers {
     /// Session index (upper 24 bits of receiver indices) → peer.
     by_index: HashMap<u32, Arc<Peer>>,
     routes: route::Table<Arc<Peer>>,
-}
-
-/// Tries at drawing a free session index before giving up (only a
-/// nearly full 24-bit space could exhaust them).
-const INDEX_TRIES: usize = 64;
-
-/// A random 24-bit session index not in use on this interface. Receiver
-/// indices are random in WireGuard (wireguard-go draws 32 random bits per
-/// handshake) so they do not reveal how many peers the interface has or
-/// had; boringtun keeps the low 8 bits as a per-peer handshake counter,
-/// so the random part is the upper 24 bits. 0 is never drawn.
-fn fresh_index(taken: impl Fn(u32) -> bool, rng: &mut impl rand::Rng) -> Option<u32> {
-    (0..INDEX_TRIES)
-        .map(|_| rng.random_range(1..=0x00ff_ffff))
-        .find(|i| !taken(*i))
+    next_index: u32,
 }
 
 pub(crate) struct Identity {
@@ -167,8 +134,6 @@ pub(crate) struct Inner {
     peers: RwLock<Peers>,
     identity: RwLock<Option<Arc<Identity>>>,
     offload: bool,
-    /// Queues of the crypto threads (none: the readers do the crypto).
-    crypto: Vec<SyncSender<crypt::Job>>,
     stop: AtomicBool,
 }
 
@@ -225,30 +190,15 @@ impl FastPath {
             tracing::info!("ALPHAREN_VPN_OFFLOAD=0: tun and udp offloads off");
         }
         let tun = open_tun(name, offload)?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let setting = std::env::var("ALPHAREN_VPN_CRYPTO_THREADS").ok();
-        let n = crypto_threads(setting.as_deref(), cores);
-        tracing::info!(crypto_threads = n, "vpn packet path");
-        let (crypto, queues): (Vec<_>, Vec<_>) = (0..n)
-            .map(|_| std::sync::mpsc::sync_channel(crypt::QUEUE))
-            .unzip();
         let inner = Arc::new(Inner {
             tun,
             udp: RwLock::new(None),
             peers: RwLock::new(Peers::default()),
             identity: RwLock::new(None),
             offload,
-            crypto,
             stop: AtomicBool::new(false),
         });
         let mut threads = Vec::new();
-        for (i, jobs) in queues.into_iter().enumerate() {
-            let w = inner.clone();
-            let h = std::thread::Builder::new()
-                .name(format!("vpn-crypto{i}"))
-                .spawn(move || crypt::worker(&w, jobs))?;
-            threads.push(h);
-        }
         type Loop = fn(&Inner);
         let loops: [(&str, Loop); 3] = [
             ("vpn-tun", io::tun_to_udp),
@@ -321,8 +271,8 @@ impl Backend for FastPath {
 
     fn remove_peer(&mut self, key: &Key) -> Result<(), BackendError> {
         let mut peers = self.inner.peers.write().map_err(|_| poisoned())?;
-        if let Some(old) = peers.by_key.remove(key) {
-            peers.by_index.remove(&old.index);
+        if peers.by_key.remove(key).is_some() {
+            peers.by_index.retain(|_, p| p.key != *key);
             peers.routes.remove_owner(|p| p.key == *key);
         }
         Ok(())
@@ -334,12 +284,9 @@ impl Backend for FastPath {
             errno: libc::EINVAL,
         })?;
         let mut peers = self.inner.peers.write().map_err(|_| poisoned())?;
-        let index = fresh_index(|i| peers.by_index.contains_key(&i), &mut rand::rng()).ok_or(
-            BackendError::Refused {
-                what: "add peer: no free session index",
-                errno: libc::ENOSPC,
-            },
-        )?;
+        // 24-bit session index, never reused while the device lives.
+        let index = peers.next_index & 0x00ff_ffff;
+        peers.next_index = peers.next_index.wrapping_add(1);
         let tunn = Tunn::new(
             id.secret.clone(),
             PublicKey::from(spec.public_key),
@@ -350,15 +297,10 @@ impl Backend for FastPath {
         );
         let peer = Arc::new(Peer {
             key: spec.public_key,
-            index,
             tunn: Mutex::new(tunn),
             endpoint: RwLock::new(spec.endpoint),
         });
-        // A peer added again replaces the old one and its index.
-        if let Some(old) = peers.by_key.insert(spec.public_key, peer.clone()) {
-            peers.by_index.remove(&old.index);
-            peers.routes.remove_owner(|p| Arc::ptr_eq(p, &old));
-        }
+        peers.by_key.insert(spec.public_key, peer.clone());
         peers.by_index.insert(index, peer.clone());
         for prefix in &spec.allowed_ips {
             peers.routes.insert(*prefix, peer.clone());
@@ -380,68 +322,5 @@ impl Backend for FastPath {
             });
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use boringtun::noise::TunnResult;
-    use rand::SeedableRng;
-    use std::collections::HashSet;
-
-    #[test]
-    fn crypto_threads_default_to_the_cores() {
-        assert_eq!(crypto_threads(None, 1), 0);
-        assert_eq!(crypto_threads(None, 2), 2);
-        assert_eq!(crypto_threads(Some("0"), 8), 0);
-        assert_eq!(crypto_threads(Some(" 3 "), 1), 3);
-        assert_eq!(crypto_threads(Some("1000"), 2), MAX_CRYPTO_THREADS);
-        assert_eq!(crypto_threads(Some("many"), 4), 4);
-    }
-
-    #[test]
-    fn session_indices_are_random_unique_and_24_bit() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(24);
-        let mut taken = HashSet::new();
-        for _ in 0..5_000 {
-            let i = fresh_index(|i| taken.contains(&i), &mut rng).unwrap();
-            assert!((1..=0x00ff_ffff).contains(&i), "{i:#x} is not 24-bit");
-            assert!(taken.insert(i), "{i:#x} handed out twice");
-        }
-        // Not a counter: the first 5,000 indices spread over the space.
-        assert!(taken.iter().filter(|i| **i < 5_000).count() < 10);
-        assert!(taken.iter().any(|i| *i > 0x0080_0000));
-        // A full space is an error, not a reused index.
-        assert_eq!(fresh_index(|_| true, &mut rng), None);
-    }
-
-    /// The routing of incoming packets (`receiver_idx >> 8` → peer)
-    /// relies on boringtun putting `Tunn::new`'s index in the upper 24
-    /// bits of the indices it sends in handshakes and that come back in
-    /// data packets.
-    #[test]
-    fn boringtun_carries_the_index_in_the_upper_24_bits() {
-        let (sa, sb) = (StaticSecret::from([1u8; 32]), StaticSecret::from([2u8; 32]));
-        let (ia, ib) = (0x00ab_cdef, 0x0012_3456);
-        let mut a = Tunn::new(sa.clone(), PublicKey::from(&sb), None, None, ia, None);
-        let mut b = Tunn::new(sb, PublicKey::from(&sa), None, None, ib, None);
-        let idx =
-            |p: &[u8], at: usize| u32::from_le_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]]);
-        let (mut b1, mut b2, mut b3) = ([0u8; 256], [0u8; 256], [0u8; 256]);
-        let TunnResult::WriteToNetwork(init) = a.format_handshake_initiation(&mut b1, false) else {
-            panic!("no handshake initiation");
-        };
-        assert_eq!(idx(init, 4) >> 8, ia, "initiation's sender index");
-        let TunnResult::WriteToNetwork(resp) = b.decapsulate(None, init, &mut b2) else {
-            panic!("no handshake response");
-        };
-        assert_eq!(idx(resp, 4) >> 8, ib, "response's sender index");
-        assert_eq!(idx(resp, 8) >> 8, ia, "response's receiver index");
-        let TunnResult::WriteToNetwork(keepalive) = a.decapsulate(None, resp, &mut b3) else {
-            panic!("no keepalive after the handshake");
-        };
-        assert_eq!(idx(keepalive, 0), 4, "a data message");
-        assert_eq!(idx(keepalive, 4) >> 8, ib, "data packet's receiver index");
     }
 }

@@ -26,17 +26,6 @@ pub struct JoinBody {
 
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct JoinWithTokenBody {
-    /// The join token (`arc1.…`, from `ctl cluster token` on a member).
-    token: String,
-    /// The address other members reach this node at (default: its first
-    /// global address).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    advertise: Option<String>,
-}
-
-#[derive(Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct InitBody {
     /// The cluster's name (letters, digits, '-', '_').
     name: String,
@@ -82,29 +71,4 @@ pub(super) async fn cluster_status(State(app): AppState, _c: Reader) -> ApiResul
         (status = 503, description = "The cluster service is not running", body = ErrorBody)))]
 pub(super) async fn cluster_join(State(app): AppState, Body(b): Body<JoinBody>) -> ApiResult {
     Ok(Json(rpc(&app, "cluster.admit", b).await?))
-}
-
-#[utoipa::path(post, path = "/api/v1/cluster/join-with-token", tag = "cluster", request_body = JoinWithTokenBody,
-    responses((status = 200, description = "`cluster` and `seeds`: this node joined the cluster of the member in the token (`ctl cluster join`)", body = Value),
-        (status = 400, description = "The token is not a join token (says what is wrong with it)", body = ErrorBody),
-        (status = 403, description = "The cluster's CA does not match the token's fingerprint: nothing written", body = ErrorBody),
-        (status = 409, description = "This node is already in a cluster", body = ErrorBody),
-        (status = 502, description = "The member in the token refused (a wrong secret) or cannot be reached", body = ErrorBody),
-        (status = 503, description = "The cluster service is not running", body = ErrorBody)))]
-pub(super) async fn cluster_join_with_token(
-    State(app): AppState,
-    _c: Admin,
-    Body(b): Body<JoinWithTokenBody>,
-) -> ApiResult {
-    Ok(Json(rpc(&app, "cluster.join", b).await?))
-}
-
-#[utoipa::path(post, path = "/api/v1/cluster/link", tag = "cluster", security(()), request_body = JoinBody,
-    responses((status = 200, description = "`sealed`: this cluster's name, CA and leaf port, AES-256-GCM under a key derived from the link secret and the request's nonce", body = Value),
-        (status = 400, description = "The linking cluster's name is unusable", body = ErrorBody),
-        (status = 403, description = "Not signed with this cluster's link secret, or too old", body = ErrorBody),
-        (status = 409, description = "This node takes no links (no `ctl cluster link-token` made here)", body = ErrorBody),
-        (status = 503, description = "The cluster service is not running", body = ErrorBody)))]
-pub(super) async fn cluster_link(State(app): AppState, Body(b): Body<JoinBody>) -> ApiResult {
-    Ok(Json(rpc(&app, "cluster.link_admit", b).await?))
 }

@@ -253,11 +253,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/cluster/join", post(cluster::cluster_join))
         .route("/cluster/init", post(cluster::cluster_init))
         .route("/cluster/token", post(cluster::cluster_token))
-        .route(
-            "/cluster/join-with-token",
-            post(cluster::cluster_join_with_token),
-        )
-        .route("/cluster/link", post(cluster::cluster_link))
         .route("/system/slots", get(node::slots))
         .route("/system/reboot", post(node::reboot))
         .route(

@@ -15,19 +15,16 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, consumer::pull, stream};
 use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::Error;
 use crate::kv::ClusterKv;
 
-mod depth;
-mod message;
-
-use depth::{Depths, full};
-use message::{DPREFIX, QPREFIX, hex, tokens};
-pub use message::{Envelope, dlq_subject, durable, parse_tokens, queue_subject};
-
 pub const QUEUES: &str = "AR_QUEUES";
 pub const DLQ: &str = "AR_DLQ";
+const QPREFIX: &str = "ar.q";
+const DPREFIX: &str = "ar.dlq";
 /// A message taken and neither acked nor touched for this long goes to
 /// another member; a handler that runs longer is kept alive by
 /// [`ClusterKv::queue_touch`].
@@ -37,6 +34,79 @@ const CONSUMERS_TTL: Duration = Duration::from_secs(2);
 
 fn err(e: impl std::fmt::Display) -> Error {
     Error::Join(format!("cluster queues: {e}"))
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The tokens of a (topic, subscriber): NATS subject tokens and consumer
+/// names allow neither dots nor wildcards, hex has none.
+fn tokens(topic: &str, subscriber: &str) -> String {
+    format!("t{}.s{}", hex(topic), hex(subscriber))
+}
+
+pub fn queue_subject(topic: &str, subscriber: &str) -> String {
+    format!("{QPREFIX}.{}", tokens(topic, subscriber))
+}
+
+pub fn dlq_subject(topic: &str, subscriber: &str) -> String {
+    format!("{DPREFIX}.{}", tokens(topic, subscriber))
+}
+
+/// The durable consumer of a queue.
+pub fn durable(topic: &str, subscriber: &str) -> String {
+    tokens(topic, subscriber).replace('.', "_")
+}
+
+/// (topic, subscriber) back from a durable name or the tail of a subject.
+pub fn parse_tokens(s: &str) -> Option<(String, String)> {
+    let (t, sub) = s.split_once(['_', '.'])?;
+    Some((unhex(t.strip_prefix('t')?)?, unhex(sub.strip_prefix('s')?)?))
+}
+
+/// A queued message as stored in the stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub msg_id: String,
+    pub published_at: i64,
+    /// Unix milliseconds after which it is dead-lettered undelivered.
+    pub expires_at: Option<i64>,
+    pub max_attempts: u32,
+    pub backoff_ms: u64,
+    pub data: Value,
+    /// Why it was dead-lettered (in `AR_DLQ` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl Envelope {
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// A dead letter back on its queue as new: no attempts counted and
+    /// as long to live as when it was published.
+    pub fn redriven(mut self, now: i64) -> Envelope {
+        self.expires_at = self.expires_at.map(|t| now + (t - self.published_at));
+        self.published_at = now;
+        self.attempts = 0;
+        self.last_error = None;
+        self
+    }
 }
 
 /// One message taken for delivery.
@@ -52,7 +122,7 @@ pub struct Taken {
     pub attempts: u32,
 }
 
-/// Counts of one queue (`ready` includes messages waiting for a retry).
+/// Counts of one queue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueCount {
     pub topic: String,
@@ -78,7 +148,6 @@ pub struct Queues {
     held: Mutex<HashMap<u64, Held>>,
     next: AtomicU64,
     ensured: Mutex<HashSet<String>>,
-    depths: Mutex<Depths>,
     consumers: tokio::sync::Mutex<Option<(Instant, Vec<PullConsumer>)>>,
     turn: AtomicU64,
 }
@@ -122,7 +191,6 @@ pub(crate) async fn open(js: &jetstream::Context) -> Result<Queues, String> {
         held: Mutex::default(),
         next: AtomicU64::new(1),
         ensured: Mutex::default(),
-        depths: Mutex::default(),
         consumers: tokio::sync::Mutex::new(None),
         turn: AtomicU64::new(0),
     })
@@ -141,23 +209,10 @@ impl Queues {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn depths(&self) -> std::sync::MutexGuard<'_, Depths> {
-        self.depths.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Makes the durable consumer of a queue unless this member made or
-    /// found it before (consumers are never deleted); its name.
-    async fn ensure(&self, topic: &str, subscriber: &str) -> Result<String, Error> {
+    async fn consumer(&self, topic: &str, subscriber: &str) -> Result<PullConsumer, Error> {
         let name = durable(topic, subscriber);
-        if self
-            .ensured
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&name)
-        {
-            return Ok(name);
-        }
-        self.queues
+        let c = self
+            .queues
             .get_or_create_consumer(
                 &name,
                 pull::Config {
@@ -172,30 +227,16 @@ impl Queues {
             )
             .await
             .map_err(err)?;
-        self.ensured
+        let new = self
+            .ensured
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name.clone());
-        // The next take reads the list again and finds it.
-        *self.consumers.lock().await = None;
-        Ok(name)
-    }
-
-    /// Whether `t`'s queue has room, by this member's count while that
-    /// is trusted, else by reading its depth ([`depth`]).
-    async fn room(&self, t: &Target<'_>) -> Result<bool, Error> {
-        let name = self.ensure(t.topic, t.subscriber).await?;
-        if self.depths().trusted(&name, t.max_depth, Instant::now()) {
-            return Ok(true);
+            .insert(name);
+        if new {
+            // The next take reads the list again and finds it.
+            *self.consumers.lock().await = None;
         }
-        let at = Instant::now();
-        let subject = queue_subject(t.topic, t.subscriber);
-        let depth = stored(&self.queues, &subject, QPREFIX)
-            .await?
-            .into_values()
-            .sum();
-        self.depths().read(&name, depth, at);
-        Ok(!full(depth, t.max_depth))
+        Ok(c)
     }
 
     async fn all_consumers(&self) -> Result<Vec<PullConsumer>, Error> {
@@ -222,39 +263,14 @@ impl Queues {
     }
 }
 
-/// Messages stored per (topic, subscriber) on the subjects of `stream`
-/// that match `filter`. A work queue keeps a message until it is acked,
-/// so this is a queue's depth: waiting, in flight, or waiting for a retry
-/// (those are in none of its consumer's counts).
-async fn stored(
-    stream: &stream::Stream,
-    filter: &str,
-    prefix: &str,
-) -> Result<BTreeMap<(String, String), u64>, Error> {
-    let mut out = BTreeMap::new();
-    let mut subjects = stream.info_with_subjects(filter).await.map_err(err)?;
-    while let Some(s) = subjects.next().await {
-        let (subject, n) = s.map_err(err)?;
-        if let Some(k) = subject
-            .strip_prefix(prefix)
-            .and_then(|r| r.strip_prefix('.'))
-            .and_then(parse_tokens)
-        {
-            out.insert(k, n as u64);
-        }
-    }
-    Ok(out)
-}
-
 impl ClusterKv {
     fn q(&self) -> &Queues {
         &self.queues
     }
 
-    /// Stores one message per target (each queue's room checked first,
-    /// see [`depth`]; `Some(i)`: target `i`'s queue is full and nothing
-    /// was stored); a publish retried after a lost acknowledgement is
-    /// stored once.
+    /// Stores one message per target (each queue's depth checked first;
+    /// `Some(i)`: target `i`'s queue is full and nothing was stored); a
+    /// publish retried after a lost acknowledgement is stored once.
     pub fn queue_publish(
         &self,
         targets: &[Target<'_>],
@@ -264,7 +280,9 @@ impl ClusterKv {
         self.run(async move {
             let q = self.q();
             for (i, t) in targets.iter().enumerate() {
-                if !q.room(t).await? {
+                let mut c = q.consumer(t.topic, t.subscriber).await?;
+                let info = c.info().await.map_err(err)?;
+                if info.num_pending + info.num_ack_pending as u64 >= t.max_depth {
                     return Ok(Some(i));
                 }
             }
@@ -282,8 +300,6 @@ impl ClusterKv {
                     )
                     .await
                     .map_err(err)?;
-                // Counted once sent: one whose ack fails is over-counted.
-                q.depths().stored(&durable(t.topic, t.subscriber));
                 acks.push(ack);
             }
             for a in acks {
@@ -424,26 +440,32 @@ impl ClusterKv {
     pub fn queue_counts(&self) -> Result<Vec<QueueCount>, Error> {
         self.run(async move {
             let q = self.q();
-            let mut dead = stored(&q.dlq, &format!("{DPREFIX}.>"), DPREFIX).await?;
-            let mut depth = stored(&q.queues, &format!("{QPREFIX}.>"), QPREFIX).await?;
+            let mut dead: BTreeMap<(String, String), i64> = BTreeMap::new();
+            let mut subjects = q
+                .dlq
+                .info_with_subjects(format!("{DPREFIX}.>"))
+                .await
+                .map_err(err)?;
+            while let Some(s) = subjects.next().await {
+                let (subject, n) = s.map_err(err)?;
+                if let Some(k) = subject
+                    .strip_prefix(&format!("{DPREFIX}."))
+                    .and_then(parse_tokens)
+                {
+                    dead.insert(k, n as i64);
+                }
+            }
             let mut out = BTreeMap::new();
             for mut c in q.all_consumers().await? {
                 let Ok(info) = c.info().await else { continue };
                 let Some(k) = parse_tokens(&info.name) else {
                     continue;
                 };
-                let in_flight = info.num_ack_pending as u64;
-                let ready = depth.remove(&k).unwrap_or(0).saturating_sub(in_flight);
                 let d = dead.remove(&k).unwrap_or(0);
-                out.insert(k, (ready as i64, in_flight as i64, d as i64));
-            }
-            // Queues whose consumer this member's list does not have yet.
-            for (k, n) in depth {
-                let d = dead.remove(&k).unwrap_or(0);
-                out.insert(k, (n as i64, 0, d as i64));
+                out.insert(k, (info.num_pending as i64, info.num_ack_pending as i64, d));
             }
             for (k, d) in dead {
-                out.insert(k, (0, 0, d as i64));
+                out.insert(k, (0, 0, d));
             }
             Ok(out
                 .into_iter()
@@ -547,7 +569,7 @@ impl ClusterKv {
             for d in dead.into_iter().filter(|d| seq.is_none_or(|s| s == d.seq)) {
                 let env = d.envelope.redriven(now);
                 let body = serde_json::to_vec(&env).map_err(err)?;
-                self.q().ensure(topic, &d.subscriber).await?;
+                self.q().consumer(topic, &d.subscriber).await?;
                 self.js
                     .publish(queue_subject(topic, &d.subscriber), body.into())
                     .await
@@ -559,5 +581,50 @@ impl ClusterKv {
             }
             Ok(n)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_topic_and_subscriber_make_subjects_and_names_and_come_back() {
+        for (t, s) in [("orders", "sub.record"), ("", "svc"), ("ü >*", "a.b_c-d")] {
+            let subj = queue_subject(t, s);
+            let tail = subj.strip_prefix("ar.q.").unwrap();
+            assert_eq!(tail.split('.').count(), 2, "{subj}");
+            assert!(tail.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'));
+            assert_eq!(parse_tokens(tail), Some((t.into(), s.into())));
+            let name = durable(t, s);
+            assert!(!name.contains(['.', '*', '>', ' ']), "{name}");
+            assert_eq!(parse_tokens(&name), Some((t.into(), s.into())));
+            assert_eq!(dlq_subject(t, s).strip_prefix("ar.dlq.").unwrap(), tail);
+        }
+        assert_eq!(parse_tokens("tzz_s00"), None);
+        assert_ne!(durable("a", "bc"), durable("ab", "c"));
+    }
+
+    #[test]
+    fn expiry_and_redrive_keep_the_time_to_live() {
+        let e = Envelope {
+            msg_id: "m".into(),
+            published_at: 1_000,
+            expires_at: Some(11_000),
+            max_attempts: 3,
+            backoff_ms: 100,
+            data: serde_json::json!({"n": 1}),
+            last_error: Some("boom".into()),
+            attempts: 3,
+        };
+        assert!(!e.expired(10_999) && e.expired(11_000));
+        let r = e.clone().redriven(50_000);
+        assert_eq!(
+            (r.published_at, r.expires_at, r.attempts),
+            (50_000, Some(60_000), 0)
+        );
+        assert_eq!(r.last_error, None);
+        let text = serde_json::to_vec(&e).unwrap();
+        assert_eq!(serde_json::from_slice::<Envelope>(&text).unwrap(), e);
     }
 }
