@@ -129,10 +129,7 @@ impl Store {
             source,
         })?;
         let path = state_dir.join("alpharen.db");
-        let conn = Connection::open(&path).map_err(|source| StoreError::Db {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let conn = Connection::open(&path).map_err(StoreError::db_at(&path))?;
         let mut store = Store {
             conn,
             path,

@@ -82,6 +82,19 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// The mapping of SQLite's errors on the database file at `path` to
+    /// an error that names it.
+    pub(crate) fn db_at(
+        path: &std::path::Path,
+    ) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+        move |source| StoreError::Db {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
 /// Database errors inside the store; the file is always `<state>/alpharen.db`.
 impl From<rusqlite::Error> for StoreError {
     fn from(source: rusqlite::Error) -> Self {

@@ -95,7 +95,8 @@ pub fn probe(state_dir: &Path) -> Result<Option<Schema>, StoreError> {
     if !path.exists() {
         return Ok(None);
     }
-    let (conn, db_err) = open_read_only(&path)?;
+    let conn = open_read_only(&path)?;
+    let db_err = StoreError::db_at(&path);
     let tables: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(db_err)?;
@@ -189,26 +190,14 @@ pub(crate) fn migrate_store(
     Ok(())
 }
 
-/// The store at `path` opened read-only (waiting out a writer), with the
-/// mapping of SQLite's errors to one that names the file.
-fn open_read_only(
-    path: &Path,
-) -> Result<
-    (
-        Connection,
-        impl Fn(rusqlite::Error) -> StoreError + Copy + '_,
-    ),
-    StoreError,
-> {
-    let db_err = move |source| StoreError::Db {
-        path: path.display().to_string(),
-        source,
-    };
+/// The store at `path` opened read-only, waiting out a writer.
+fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    let db_err = StoreError::db_at(path);
     let conn =
         Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db_err)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(db_err)?;
-    Ok((conn, db_err))
+    Ok(conn)
 }
 
 /// A consistent copy of the store in `state_dir` as `dest` (which must
@@ -216,9 +205,9 @@ fn open_read_only(
 /// way or the WAL is no problem; fsynced.
 pub fn copy_to(state_dir: &Path, dest: &Path) -> Result<(), StoreError> {
     let path = state_dir.join("alpharen.db");
-    let (conn, db_err) = open_read_only(&path)?;
+    let conn = open_read_only(&path)?;
     conn.execute("VACUUM INTO ?1", [dest.display().to_string()])
-        .map_err(db_err)?;
+        .map_err(StoreError::db_at(&path))?;
     std::fs::File::open(dest)
         .and_then(|f| f.sync_all())
         .map_err(|source| StoreError::StateDir {

@@ -23,10 +23,7 @@ pub fn open_service_db(
         source,
     })?;
     let path = state_dir.join(format!("{name}.db"));
-    let db_err = |source| StoreError::Db {
-        path: path.display().to_string(),
-        source,
-    };
+    let db_err = StoreError::db_at(&path);
     let mut conn = Connection::open(&path).map_err(db_err)?;
     // Its user's alone (SQLite gives `-wal`/`-shm` the same mode): other
     // services share the directory's group.
@@ -97,10 +94,7 @@ impl Store {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         let path = dir.join(format!("{name}.db"));
-        let db_err = |source| StoreError::Db {
-            path: path.display().to_string(),
-            source,
-        };
+        let db_err = StoreError::db_at(&path);
         let mut target = Connection::open(&path).map_err(db_err)?;
         target
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
