@@ -39,6 +39,18 @@ await run(t, 'console browser test', async () => {
   await shot('dashboard');
   step('login (keyboard) and dashboard');
 
+  // The node's status answers 503 once: the dashboard says why, then
+  // shows the status when it answers again.
+  let refused = 0;
+  await page.route('**/api/v1/status', (r) => (refused++ ? r.continue() : r.fulfill({
+    status: 503, contentType: 'application/json', body: JSON.stringify({ code: 'unavailable', message: 'the supervisor is busy' }),
+  })));
+  await page.reload();
+  await page.waitForSelector('#status-error:has-text("the supervisor is busy")');
+  await page.waitForSelector('#stat-node:has-text("node1")');
+  await page.unroute('**/api/v1/status');
+  step('a status that cannot be read is shown with the reason, then read again');
+
   await page.click('nav a[href="#/config"]');
   await page.waitForSelector('#config-form');
   await page.fill('#f-node-confirm-timeout', '0');

@@ -55,7 +55,11 @@ export async function login(page, base, password, user = 'admin') {
   await page.fill('#username', user);
   await page.fill('#password', password);
   await page.keyboard.press('Enter');
-  await page.waitForSelector('#stat-node');
+  // A loaded CI machine can take long for the first status; the page's
+  // main part says why when it does not come.
+  await page.waitForSelector('#stat-node', { timeout: 30000 }).catch(async (e) => {
+    throw new Error(`${e.message}\nthe page shows: ${await page.textContent('main').catch(() => '?')}`);
+  });
 }
 
 // Shows `hash` (`#/pgha`) fresh: a goto to the hash the page is on

@@ -153,14 +153,19 @@ function showPending(p) {
   el.hidden = false;
 }
 
+// The node's status, shown in the header and the pending banner; throws
+// what went wrong.
+async function readStatus() {
+  const s = await api('GET', '/status');
+  document.getElementById('node-name').textContent = s.hostname;
+  showPending(s.pending);
+  return s;
+}
+
+// readStatus for the header's refreshes, which show nothing when it fails.
 async function refreshStatus() {
   if (!me) return null;
-  try {
-    const s = await api('GET', '/status');
-    document.getElementById('node-name').textContent = s.hostname;
-    showPending(s.pending);
-    return s;
-  } catch (e) { return null; }
+  try { return await readStatus(); } catch (e) { return null; }
 }
 
 // ------------------------------------------------------------ setup & login
@@ -233,8 +238,16 @@ function chrome() {
 // ------------------------------------------------------------ dashboard
 
 async function dashboardView() {
-  const s = await refreshStatus();
-  if (!s) return;
+  let s;
+  try { s = await readStatus(); } catch (e) {
+    // Not a blank page or the one before: say why, and try again while
+    // the dashboard is still what is shown.
+    page('Dashboard', h('div', { class: 'card problems', id: 'status-error', role: 'alert' },
+      `The node's status could not be read: ${e.message}. Trying again in 3 s.`));
+    const shown = location.hash;
+    setTimeout(() => { if (me && location.hash === shown) route(); }, 3000);
+    return;
+  }
   const stat = (label, value, id) => h('div', { class: 'card' }, h('div', { class: 'label' }, label), h('div', { class: 'stat', id }, value));
   const rows = (s.services || []).map((svc) => h('tr', {},
     td('Service', svc.name), h('td', { class: `state-${svc.state}`, 'data-label': 'State' }, svc.state),
