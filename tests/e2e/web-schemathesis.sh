@@ -66,7 +66,11 @@ st() {
 # restarts services (restarting web drops the run's connections), and
 # config apply: `{"config": {}}` is a valid whole document, all defaults,
 # which moves web to the default port until the risky change reverts.
+# Cluster init and join-with-token come last: they make the node a
+# cluster member, and until its nats-server is up the cluster's KV and
+# package log answer 503 (documented), which would fail other operations.
 st main \
+  --exclude-operation-id cluster_init --exclude-operation-id cluster_join_with_token \
   --exclude-operation-id reboot --exclude-operation-id reboot_schedule \
   --exclude-operation-id poweroff --exclude-operation-id logout \
   --exclude-operation-id logs --exclude-operation-id service_restart --exclude-operation-id config_apply \
@@ -90,8 +94,10 @@ for body in '{}' '{"config":[]}' '{"config":{"web":[]}}' '{"config":"x"}' '{"tex
 done
 pass "logs, service restart and config apply refuse bad input without 5xx"
 
-# Last, what may revoke the run's own token or delete its user.
-st last --include-operation-id tokens_revoke --include-operation-id users_del
+# Last, what makes the node a cluster member, may revoke the run's own
+# token or delete its user.
+st last --include-operation-id cluster_init --include-operation-id cluster_join_with_token \
+  --include-operation-id tokens_revoke --include-operation-id users_del
 
 ctl status >/dev/null || fail "node gone after the run"
 curl -skf "$BASE/api/v1/health" >/dev/null || fail "web gone after the run"

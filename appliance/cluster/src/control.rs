@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::checks::{check_names, check_request};
 use crate::join::{self, Admission};
 use crate::members::{self, Heartbeat, Member};
 use crate::{Error, Node, conf, pki, secret, token};
@@ -293,6 +294,7 @@ pub(crate) fn cluster_doc(
 }
 
 async fn init(node: &Arc<Node>, p: Init) -> Result<Value, RpcError> {
+    check_names(Some(&p.name), &p.advertise)?;
     let view = node.view();
     if view.config.cluster.enabled() {
         return Err(conflict(format!(
@@ -362,6 +364,7 @@ pub(crate) fn ask(addr: &str, path: &str, request: &str, mac: &str) -> Result<St
 }
 
 async fn join_cluster(node: &Arc<Node>, p: Join) -> Result<Value, RpcError> {
+    check_names(None, &p.advertise)?;
     let view = node.view();
     if view.config.cluster.enabled() {
         return Err(conflict(format!(
@@ -416,33 +419,6 @@ async fn join_cluster(node: &Arc<Node>, p: Join) -> Result<Value, RpcError> {
 
 pub(crate) fn now_s() -> i64 {
     members::now_ms() / 1000
-}
-
-/// Checks what a joiner asks for before anything is signed.
-fn check_request(r: &join::Request) -> Result<(), RpcError> {
-    let name_ok = !r.node.is_empty()
-        && r.node.len() <= 63
-        && r.node
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if !name_ok {
-        return Err(RpcError::invalid_params(format!(
-            "the joiner's name {:?} is not a host name",
-            r.node
-        )));
-    }
-    if alpharen_store::config::split_host_port(&r.route).is_none() {
-        return Err(RpcError::invalid_params(format!(
-            "the joiner's route {:?} is not host:port",
-            r.route
-        )));
-    }
-    if r.sans.len() > 16 || r.sans.iter().any(|s| s.is_empty() || s.len() > 253) {
-        return Err(RpcError::invalid_params(
-            "the joiner asks for at most 16 names of at most 253 characters",
-        ));
-    }
-    Ok(())
 }
 
 async fn admit(node: &Arc<Node>, p: Admit) -> Result<Value, RpcError> {
@@ -563,37 +539,4 @@ async fn forwarded_in_flight(node: &Node) -> Option<u64> {
     .await
     .ok()?;
     status.get("forwarded_in_flight")?.as_u64()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_joiner_asks_only_for_sane_names() {
-        let good = join::Request {
-            node: "node-b".into(),
-            sans: vec!["10.0.0.2".into()],
-            route: "10.0.0.2:6222".into(),
-            nonce: join::new_nonce(),
-            ts: 0,
-        };
-        assert!(check_request(&good).is_ok());
-        for bad in [
-            join::Request {
-                node: "b;rm".into(),
-                ..good.clone()
-            },
-            join::Request {
-                route: "nowhere".into(),
-                ..good.clone()
-            },
-            join::Request {
-                sans: vec![String::new()],
-                ..good.clone()
-            },
-        ] {
-            assert!(check_request(&bad).is_err(), "{bad:?}");
-        }
-    }
 }

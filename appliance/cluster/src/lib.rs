@@ -11,6 +11,7 @@
 //! secrets it writes go through the supervisor's `config.apply`.
 
 pub mod bridge;
+mod checks;
 mod conf;
 pub mod configlog;
 mod control;

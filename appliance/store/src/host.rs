@@ -4,6 +4,25 @@
 
 use std::net::IpAddr;
 
+/// RFC 1123 host name (dots allowed), as used for the node and DNS names.
+pub fn is_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.trim_end_matches('.').split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// An address other hosts can be told to reach this one at: an IP
+/// address or a host name.
+pub fn is_address(a: &str) -> bool {
+    a.parse::<IpAddr>().is_ok() || is_hostname(a)
+}
+
 /// Global addresses (not loopback, not link-local) of every interface, or
 /// of the one named.
 pub fn global_addresses(interface: Option<&str>) -> Vec<IpAddr> {
@@ -23,4 +42,19 @@ pub fn global_addresses(interface: Option<&str>) -> Vec<IpAddr> {
             IpAddr::V6(a) => !a.is_loopback() && !a.is_unicast_link_local(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_ips_or_host_names() {
+        for ok in ["10.0.0.1", "fd00::1", "node-a.lan", "a.example.org."] {
+            assert!(is_address(ok), "{ok}");
+        }
+        for bad in ["", "\u{1f3fb}", "-a.lan", "a..lan", "a b", "10.0.0.1:6222"] {
+            assert!(!is_address(bad), "{bad:?}");
+        }
+    }
 }

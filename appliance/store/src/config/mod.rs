@@ -415,16 +415,7 @@ pub(crate) mod check {
 
     /// RFC 1123 host name (dots allowed), as used for the node and DNS names.
     pub fn hostname(out: &mut Vec<Problem>, path: &KeyPath, name: &str) {
-        let ok = !name.is_empty()
-            && name.len() <= 253
-            && name.trim_end_matches('.').split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            });
-        if !ok {
+        if !crate::host::is_hostname(name) {
             push(
                 out,
                 path,

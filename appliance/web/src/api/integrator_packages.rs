@@ -14,7 +14,7 @@ use super::{Admin, ApiResult, AppState, Authed, Reader, rpc};
 
 #[utoipa::path(get, path = "/api/v1/integrator/packages", tag = "integrator",
     responses((status = 200, description = "The package set: `set_version` and `packages` with name, version, file, tags, size, added_at and added_by (`integrator.packages`)", body = serde_json::Value),
-        (status = 503, description = "The integrator is not running", body = ErrorBody)))]
+        (status = 503, description = "The integrator is not running, or this node is in a cluster whose package log is not reachable yet (a member that just joined or started; try again in a few seconds)", body = ErrorBody)))]
 pub(super) async fn packages_list(State(app): AppState, _c: Reader) -> ApiResult {
     Ok(Json(rpc(&app, "integrator.packages", json!({})).await?))
 }
@@ -25,7 +25,7 @@ pub(super) async fn packages_list(State(app): AppState, _c: Reader) -> ApiResult
     responses((status = 200, description = "Installed (replacing an older upload of the same package); the workers restart on the new set without dropping a request: name, version, tags, set_version", body = serde_json::Value),
         (status = 400, description = "The wheel is too large", body = ErrorBody),
         (status = 422, description = "Refused (`package_refused`): not a wheel, a tag not for this node's Python and architecture (named), an unsafe entry (named), or a module another package or a deployed project has", body = ErrorBody),
-        (status = 503, description = "The integrator is not running", body = ErrorBody)))]
+        (status = 503, description = "The integrator is not running, or this node is in a cluster whose package log is not reachable yet (a member that just joined or started; try again in a few seconds)", body = ErrorBody)))]
 pub(super) async fn package_add(
     State(app): AppState,
     Authed(c): Admin,
@@ -41,7 +41,7 @@ pub(super) async fn package_add(
     params(("name" = String, Path, description = "The package's name as listed")),
     responses((status = 200, description = "Removed; the workers restart on the new set", body = serde_json::Value),
         (status = 404, description = "No such package", body = ErrorBody),
-        (status = 503, description = "The integrator is not running", body = ErrorBody)))]
+        (status = 503, description = "The integrator is not running, or this node is in a cluster whose package log is not reachable yet (a member that just joined or started; try again in a few seconds)", body = ErrorBody)))]
 pub(super) async fn package_remove(
     State(app): AppState,
     Authed(c): Admin,
@@ -53,7 +53,7 @@ pub(super) async fn package_remove(
 
 #[utoipa::path(get, path = "/api/v1/integrator/package-sets", tag = "integrator",
     responses((status = 200, description = "`set_version` (the current one) and `sets`, newest first: version, packages (`name==version`), change, changed_at, actor, current, and `restorable` (every wheel kept; else `missing` names them)", body = serde_json::Value),
-        (status = 503, description = "The integrator is not running", body = ErrorBody)))]
+        (status = 503, description = "The integrator is not running, or this node is in a cluster whose package log is not reachable yet (a member that just joined or started; try again in a few seconds)", body = ErrorBody)))]
 pub(super) async fn package_sets(State(app): AppState, _c: Reader) -> ApiResult {
     Ok(Json(rpc(&app, "integrator.package_sets", json!({})).await?))
 }
@@ -63,7 +63,7 @@ pub(super) async fn package_sets(State(app): AppState, _c: Reader) -> ApiResult 
     responses((status = 200, description = "That set's packages are the set again, as a new set version; the workers restart on it without dropping a request: rolled_back_to, set_version, packages", body = serde_json::Value),
         (status = 404, description = "No such set version, or one of its wheels was replaced before wheels were kept (named)", body = ErrorBody),
         (status = 422, description = "A kept wheel no longer unpacks on this node (`package_refused`)", body = ErrorBody),
-        (status = 503, description = "The integrator is not running", body = ErrorBody)))]
+        (status = 503, description = "The integrator is not running, or this node is in a cluster whose package log is not reachable yet (a member that just joined or started; try again in a few seconds)", body = ErrorBody)))]
 pub(super) async fn package_rollback(
     State(app): AppState,
     Authed(c): Admin,
