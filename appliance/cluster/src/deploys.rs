@@ -60,7 +60,7 @@ impl ClusterKv {
     ) -> Result<(u64, Vec<u8>), Error> {
         let subject = subject(module);
         self.run(async move {
-            append_if_last(&self.js, &self.deploys, &subject, make)
+            append_if_last(&self.h.js, &self.h.deploys, &subject, make)
                 .await
                 .map_err(err)
         })
@@ -68,7 +68,7 @@ impl ClusterKv {
 
     /// Up to 64 records after sequence `after`, in order.
     pub fn deploys_after(&self, after: u64) -> Result<Batch, Error> {
-        self.run(async move { batch_after(&self.deploys, after).await.map_err(err) })
+        self.run(async move { batch_after(&self.h.deploys, after).await.map_err(err) })
     }
 }
 

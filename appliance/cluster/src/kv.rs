@@ -122,6 +122,11 @@ pub(crate) async fn client(
 /// A connection to the cluster's KV bucket.
 pub struct ClusterKv {
     rt: tokio::runtime::Runtime,
+    pub(crate) h: Handles,
+}
+
+/// What a [`ClusterKv`] holds open on its runtime.
+pub(crate) struct Handles {
     kv: kv::Store,
     pub(crate) js: jetstream::Context,
     stream: jetstream::stream::Stream,
@@ -143,7 +148,7 @@ impl ClusterKv {
     pub fn connect(client_port: u16, password: &str, clustered: bool) -> Result<ClusterKv, Error> {
         let rt = runtime("cluster-kv")?;
         let password = password.to_string();
-        let kv = off_runtime(&rt, async move {
+        let h = off_runtime(&rt, async move {
             let js = client(client_port, &password, clustered).await?;
             let kv = crate::nats::bucket(&js, BUCKET, 0).await.map_err(kv_err)?;
             let stream = js
@@ -168,7 +173,7 @@ impl ClusterKv {
                 .await
                 .map_err(kv_err)?;
             let (package_log, wheels) = crate::packages::open(&js).await.map_err(kv_err)?;
-            Ok((
+            Ok(Handles {
                 kv,
                 js,
                 stream,
@@ -178,22 +183,9 @@ impl ClusterKv {
                 locks_stream,
                 package_log,
                 wheels,
-            ))
+            })
         })?;
-        let (kv, js, stream, claims_stream, deploys, queues, locks_stream, package_log, wheels) =
-            kv;
-        Ok(ClusterKv {
-            rt,
-            kv,
-            js,
-            stream,
-            claims_stream,
-            deploys,
-            queues,
-            locks_stream,
-            package_log,
-            wheels,
-        })
+        Ok(ClusterKv { rt, h })
     }
 
     pub(crate) fn run<T: Send>(
@@ -229,14 +221,14 @@ impl ClusterKv {
     /// The cluster's members as `cluster status` lists them (the load
     /// balancer's peers come from them).
     pub fn members(&self) -> Result<Vec<crate::members::Member>, Error> {
-        let js = &self.js;
+        let js = &self.h.js;
         off_runtime(&self.rt, async move {
             crate::control::member_list(js).await.map_err(kv_err)
         })
     }
 
     pub fn get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Record>, Error> {
-        let (kv, k) = (&self.kv, encode_key(ns, key));
+        let (kv, k) = (&self.h.kv, encode_key(ns, key));
         self.run(async move {
             Ok(Self::entry(kv, &k)
                 .await?
@@ -246,7 +238,7 @@ impl ClusterKv {
     }
 
     pub fn set(&self, ns: &str, key: &str, r: &Record) -> Result<(), Error> {
-        let (kv, k) = (&self.kv, encode_key(ns, key));
+        let (kv, k) = (&self.h.kv, encode_key(ns, key));
         let body = serde_json::to_vec(r).map_err(kv_err)?;
         self.run(async move {
             kv.put(&k, body.into()).await.map_err(kv_err)?;
@@ -256,7 +248,7 @@ impl ClusterKv {
 
     /// Deletes a key; whether it held a live value.
     pub fn del(&self, ns: &str, key: &str, now: i64) -> Result<bool, Error> {
-        let (kv, k) = (&self.kv, encode_key(ns, key));
+        let (kv, k) = (&self.h.kv, encode_key(ns, key));
         self.run(async move {
             let was = Self::entry(kv, &k).await?.is_some_and(|(r, _)| r.live(now));
             kv.delete(&k).await.map_err(kv_err)?;
@@ -275,7 +267,7 @@ impl ClusterKv {
         new: Option<&Record>,
         now: i64,
     ) -> Result<bool, Error> {
-        let (kv, k) = (&self.kv, encode_key(ns, key));
+        let (kv, k) = (&self.h.kv, encode_key(ns, key));
         let body = new.map(serde_json::to_vec).transpose().map_err(kv_err)?;
         let this = self;
         let expected = expected.map(|(kind, v)| (kind.to_string(), v.to_vec()));
@@ -313,7 +305,7 @@ impl ClusterKv {
     fn bucket(&self) -> Bucket<'_> {
         Bucket {
             name: BUCKET,
-            stream: &self.stream,
+            stream: &self.h.stream,
         }
     }
 
@@ -325,7 +317,7 @@ impl ClusterKv {
         let body = holder.as_bytes().to_vec();
         let into = Bucket {
             name: CLAIMS,
-            stream: &self.claims_stream,
+            stream: &self.h.claims_stream,
         };
         self.run(async move { self.write_if(into, &k, Some(body), |m| m.is_none()).await })
     }
@@ -337,7 +329,7 @@ impl ClusterKv {
         body: Option<Vec<u8>>,
         expect: impl Fn(Option<&StreamMessage>) -> bool,
     ) -> Result<bool, Error> {
-        Ok(write_if(&self.js, into, k, body, expect).await?.is_some())
+        Ok(write_if(&self.h.js, into, k, body, expect).await?.is_some())
     }
 
     /// Keys of `ns` starting with `prefix`, sorted, live only.
@@ -370,7 +362,7 @@ impl ClusterKv {
 
     /// Every live (namespace, key).
     fn scan(&self, now: i64) -> Result<Vec<(String, String)>, Error> {
-        let kv = &self.kv;
+        let kv = &self.h.kv;
         self.run(async move {
             let mut names = match kv.keys().await {
                 Ok(k) => k,

@@ -55,7 +55,7 @@ impl ClusterKv {
     fn locks_bucket(&self) -> Bucket<'_> {
         Bucket {
             name: BUCKET,
-            stream: &self.locks_stream,
+            stream: &self.h.locks_stream,
         }
     }
 
@@ -96,7 +96,7 @@ impl ClusterKv {
 
     /// Locks held at `now`: (name, holder), by name.
     pub fn lock_list(&self, now: i64) -> Result<Vec<(String, Holder)>, Error> {
-        let s = self.locks_stream.clone();
+        let s = self.h.locks_stream.clone();
         self.run(async move {
             let mut subjects = s
                 .info_with_subjects(format!("$KV.{BUCKET}.>"))

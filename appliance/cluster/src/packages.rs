@@ -57,7 +57,7 @@ impl ClusterKv {
         make: impl Fn(Option<&[u8]>) -> Result<Vec<u8>, String> + Send + Sync,
     ) -> Result<(u64, Vec<u8>), Error> {
         self.run(async move {
-            append_if_last(&self.js, &self.package_log, SUBJECT, make)
+            append_if_last(&self.h.js, &self.h.package_log, SUBJECT, make)
                 .await
                 .map_err(err)
         })
@@ -65,13 +65,14 @@ impl ClusterKv {
 
     /// Up to 64 package sets after sequence `after`, in order.
     pub fn package_sets_after(&self, after: u64) -> Result<Batch, Error> {
-        self.run(async move { batch_after(&self.package_log, after).await.map_err(err) })
+        self.run(async move { batch_after(&self.h.package_log, after).await.map_err(err) })
     }
 
     /// The cluster's current package set (`None`: none was recorded).
     pub fn last_package_set(&self) -> Result<Option<Vec<u8>>, Error> {
         self.run(async move {
             match self
+                .h
                 .package_log
                 .get_last_raw_message_by_subject(SUBJECT)
                 .await
@@ -90,11 +91,11 @@ impl ClusterKv {
             // streams have no leader until the others elect one.
             let mut tries = 0;
             loop {
-                if self.wheels.info(sha256).await.is_ok() {
+                if self.h.wheels.info(sha256).await.is_ok() {
                     return Ok(());
                 }
                 let mut body = wheel;
-                match self.wheels.put(sha256, &mut body).await {
+                match self.h.wheels.put(sha256, &mut body).await {
                     Ok(_) => return Ok(()),
                     Err(e) if tries < 15 => {
                         tracing::debug!(error = %e, "storing a wheel; trying again");
@@ -111,6 +112,7 @@ impl ClusterKv {
     pub fn wheel(&self, sha256: &str) -> Result<Vec<u8>, Error> {
         self.run_within(WHEEL_TIMEOUT, async move {
             let mut object = self
+                .h
                 .wheels
                 .get(sha256)
                 .await

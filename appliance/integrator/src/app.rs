@@ -26,6 +26,7 @@ use crate::worker::{CodeSet, Pool, Spec, python};
 use crate::{Error, lb};
 
 mod deploys;
+mod follow;
 mod shared;
 mod shared_packages;
 
@@ -60,14 +61,10 @@ pub struct App {
     pub replay: Mutex<ReplayCache>,
     generation: AtomicU64,
     pub(crate) deploying: tokio::sync::Mutex<()>,
-    /// In a cluster: the last record of the deploy log applied here, and
-    /// the wake-up of the loop that applies them.
-    log_applied: AtomicU64,
-    log_wake: tokio::sync::Notify,
-    /// The same for the cluster's package log, with its last failure.
-    pkg_applied: AtomicU64,
-    pkg_wake: tokio::sync::Notify,
-    pkg_error: Mutex<Option<String>>,
+    /// In a cluster: where this member is in the deploy log and the
+    /// package log.
+    deploy_log: follow::Follow,
+    package_log: follow::Follow,
     pub local_in_flight: AtomicU32,
     /// Of those, the ones another member forwarded: a member that leaves
     /// waits for them.
@@ -132,11 +129,8 @@ impl App {
             replay: Mutex::new(ReplayCache::default()),
             generation: AtomicU64::new(0),
             deploying: tokio::sync::Mutex::new(()),
-            log_applied: AtomicU64::new(0),
-            log_wake: tokio::sync::Notify::new(),
-            pkg_applied: AtomicU64::new(0),
-            pkg_wake: tokio::sync::Notify::new(),
-            pkg_error: Mutex::new(None),
+            deploy_log: follow::Follow::default(),
+            package_log: follow::Follow::default(),
             local_in_flight: AtomicU32::new(0),
             forwarded_in_flight: AtomicU32::new(0),
             local_rtt_us: Mutex::new(0.0),

@@ -117,26 +117,7 @@ pub async fn rollback(app: &App, version: i64, actor: &str) -> Result<Value, Rpc
         return rollback_in_cluster(app, kv, version, actor).await;
     }
     let kept = app.engine.data.registry(|c| -> Result<Vec<Kept>, RpcError> {
-        let packages: String = c
-            .query_row(
-                "SELECT packages FROM integrator_package_sets WHERE version = ?1",
-                [version],
-                |r| r.get(0),
-            )
-            .map_err(|_| {
-                RpcError::new("not_found", format!("there is no package set version {version}"))
-            })?;
-        let set = parse_set(&packages);
-        let gone = missing(c, &set).map_err(sql)?;
-        if !gone.is_empty() {
-            return Err(RpcError::new(
-                "not_found",
-                format!(
-                    "package set version {version} cannot be restored: the wheels of {} were replaced before wheels were kept",
-                    gone.join(", ")
-                ),
-            ));
-        }
+        let set = kept_set(c, version, "were replaced before wheels were kept")?;
         let mut out = Vec::new();
         for (name, v) in set {
             let (file, wheel): (String, Vec<u8>) = c
@@ -210,9 +191,9 @@ pub async fn rollback(app: &App, version: i64, actor: &str) -> Result<Value, Rpc
         "packages": kept.iter().map(|k| format!("{}=={}", k.name, k.version)).collect::<Vec<_>>()}))
 }
 
-/// The packages of set `version` with their kept wheels, or why it
-/// cannot be restored.
-fn restorable(c: &Connection, version: i64) -> Result<Vec<(Entry, Vec<u8>)>, RpcError> {
+/// The packages (name, version) of set `version`, or why it cannot be
+/// restored: no such set, or wheels that are not kept (`why`).
+fn kept_set(c: &Connection, version: i64, why: &str) -> Result<Vec<(String, String)>, RpcError> {
     let packages: String = c
         .query_row(
             "SELECT packages FROM integrator_package_sets WHERE version = ?1",
@@ -231,11 +212,18 @@ fn restorable(c: &Connection, version: i64) -> Result<Vec<(Entry, Vec<u8>)>, Rpc
         return Err(RpcError::new(
             "not_found",
             format!(
-                "package set version {version} cannot be restored: the wheels of {} are not kept on this member",
+                "package set version {version} cannot be restored: the wheels of {} {why}",
                 gone.join(", ")
             ),
         ));
     }
+    Ok(set)
+}
+
+/// The packages of set `version` with their kept wheels, or why it
+/// cannot be restored.
+fn restorable(c: &Connection, version: i64) -> Result<Vec<(Entry, Vec<u8>)>, RpcError> {
+    let set = kept_set(c, version, "are not kept on this member")?;
     let mut stmt = c
         .prepare(
             "SELECT file, tags, top_level, size, wheel, added_at, actor

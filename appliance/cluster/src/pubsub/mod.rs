@@ -248,7 +248,7 @@ async fn stored(
 
 impl ClusterKv {
     fn q(&self) -> &Queues {
-        &self.queues
+        &self.h.queues
     }
 
     /// Stores one message per target (each queue's room checked first,
@@ -274,6 +274,7 @@ impl ClusterKv {
                 let dedup = format!("{}.{}", envelope.msg_id, hex(t.subscriber));
                 headers.insert(async_nats::header::NATS_MESSAGE_ID, dedup.as_str());
                 let ack = self
+                    .h
                     .js
                     .publish_with_headers(
                         queue_subject(t.topic, t.subscriber),
@@ -368,7 +369,8 @@ impl ClusterKv {
         env: &Envelope,
     ) -> Result<(), Error> {
         let body = serde_json::to_vec(env).map_err(err)?;
-        self.js
+        self.h
+            .js
             .publish(dlq_subject(topic, subscriber), body.into())
             .await
             .map_err(err)?
@@ -548,7 +550,8 @@ impl ClusterKv {
                 let env = d.envelope.redriven(now);
                 let body = serde_json::to_vec(&env).map_err(err)?;
                 self.q().ensure(topic, &d.subscriber).await?;
-                self.js
+                self.h
+                    .js
                     .publish(queue_subject(topic, &d.subscriber), body.into())
                     .await
                     .map_err(err)?

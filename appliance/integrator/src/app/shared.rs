@@ -5,19 +5,16 @@
 //! stopped when it is back.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use alpharen_cluster::kv::ClusterKv;
 use alpharen_rpc::RpcError;
 
-use super::{App, rpc_store};
+use super::{App, follow, rpc_store};
 use crate::deploylog::{self, Record};
 
 /// How long a deploy waits for this member to apply its own record.
 const APPLY_WAIT: Duration = Duration::from_secs(15);
-/// How often a member looks for records made on others.
-const POLL: Duration = Duration::from_millis(500);
 
 fn unavailable(e: impl std::fmt::Display) -> RpcError {
     RpcError::new("unavailable", e.to_string())
@@ -60,17 +57,9 @@ impl App {
         .map_err(unavailable)?
         .map_err(unavailable)?;
         let record: Record = serde_json::from_slice(&body).map_err(unavailable)?;
-        let deadline = tokio::time::Instant::now() + APPLY_WAIT;
-        while self.log_applied.load(Ordering::Acquire) < seq {
-            self.log_wake.notify_one();
-            if tokio::time::Instant::now() >= deadline {
-                return Err(unavailable(format!(
-                    "{module} v{} is stored in the cluster but not applied on this member yet; see `ctl logs integrator`",
-                    record.version
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.deploy_log
+            .wait_applied(seq, APPLY_WAIT, format!("{module} v{}", record.version))
+            .await?;
         Ok(record)
     }
 
@@ -82,21 +71,16 @@ impl App {
             return Ok(());
         };
         loop {
-            let stored = self
-                .engine
-                .data
-                .registry(deploylog::applied)
-                .map_err(|e| e.to_string())?;
-            let mut after = stored.as_ref().map_or(0, |s| s.1);
-            let mut batch = read(&kv, after).await?;
-            let resume = deploylog::resume_after(stored.as_ref(), &batch.stream_id);
-            if resume != after {
-                tracing::info!("a new deploy log in the cluster; reading it from its start");
-                after = resume;
-                batch = read(&kv, after).await?;
-            }
+            let (after, batch) = follow::unapplied(
+                &self.engine.data,
+                deploylog::applied,
+                &kv,
+                "deploy",
+                ClusterKv::deploys_after,
+            )
+            .await?;
             let Some(&(last, _)) = batch.records.last() else {
-                self.log_applied.store(after, Ordering::Release);
+                self.deploy_log.set_applied(after);
                 return Ok(());
             };
             let me = self.node_name();
@@ -116,35 +100,13 @@ impl App {
                 }
             }
             self.publish_code().map_err(|e| e.to_string())?;
-            self.log_applied.store(last, Ordering::Release);
+            self.deploy_log.set_applied(last);
         }
     }
-}
-
-async fn read(kv: &Arc<ClusterKv>, after: u64) -> Result<alpharen_cluster::deploys::Batch, String> {
-    let kv = kv.clone();
-    tokio::task::spawn_blocking(move || kv.deploys_after(after))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
 }
 
 /// Follows the cluster's deploy log every 0.5 s, and at once when a
 /// deploy on this member waits for its record.
 pub async fn deploy_log_loop(app: Arc<App>) {
-    let mut last_error = String::new();
-    loop {
-        match app.follow_log().await {
-            Ok(()) => last_error.clear(),
-            Err(e) if e != last_error => {
-                tracing::warn!(error = %e, "cannot follow the cluster's deploy log; retrying");
-                last_error = e;
-            }
-            Err(_) => {}
-        }
-        tokio::select! {
-            _ = app.log_wake.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
-        }
-    }
+    app.deploy_log.run("deploy", || app.follow_log()).await;
 }

@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use alpharen_cluster::kv::ClusterKv;
@@ -18,14 +17,12 @@ use alpharen_store::now_unix;
 use rusqlite::params;
 use serde_json::json;
 
-use super::App;
+use super::{App, follow};
 use crate::packagelog::{self, Entry, Record};
 use crate::packages::{local_entries, restart, root, set_version, sql, unpack};
 
 /// How long a change waits for this member to apply it.
 const APPLY_WAIT: Duration = Duration::from_secs(30);
-/// How often a member looks for changes made on others.
-const POLL: Duration = Duration::from_millis(500);
 
 fn unavailable(e: impl std::fmt::Display) -> RpcError {
     RpcError::new("unavailable", e.to_string())
@@ -93,23 +90,13 @@ impl App {
             }
         })?;
         let record: Record = serde_json::from_slice(&body).map_err(unavailable)?;
-        let deadline = tokio::time::Instant::now() + APPLY_WAIT;
-        while self.pkg_applied.load(Ordering::Acquire) < seq {
-            self.pkg_wake.notify_one();
-            if tokio::time::Instant::now() >= deadline {
-                let why = self
-                    .pkg_error
-                    .lock()
-                    .map(|e| e.clone())
-                    .unwrap_or_default()
-                    .unwrap_or_else(|| "see `ctl logs integrator`".to_string());
-                return Err(unavailable(format!(
-                    "package set {} is stored in the cluster but not applied on this member yet: {why}",
-                    record.set_version
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.package_log
+            .wait_applied(
+                seq,
+                APPLY_WAIT,
+                format!("package set {}", record.set_version),
+            )
+            .await?;
         Ok(record)
     }
 
@@ -121,21 +108,16 @@ impl App {
             return Ok(());
         };
         loop {
-            let stored = self
-                .engine
-                .data
-                .registry(packagelog::applied)
-                .map_err(|e| e.to_string())?;
-            let mut after = stored.as_ref().map_or(0, |s| s.1);
-            let mut batch = read(&kv, after).await?;
-            let resume = crate::deploylog::resume_after(stored.as_ref(), &batch.stream_id);
-            if resume != after {
-                tracing::info!("a new package log in the cluster; reading it from its start");
-                after = resume;
-                batch = read(&kv, after).await?;
-            }
+            let (after, batch) = follow::unapplied(
+                &self.engine.data,
+                packagelog::applied,
+                &kv,
+                "package",
+                ClusterKv::package_sets_after,
+            )
+            .await?;
             if batch.records.is_empty() {
-                self.pkg_applied.store(after, Ordering::Release);
+                self.package_log.set_applied(after);
                 return Ok(());
             }
             for (seq, body) in &batch.records {
@@ -150,7 +132,7 @@ impl App {
                             .map_err(|e| e.to_string())?;
                     }
                 }
-                self.pkg_applied.store(*seq, Ordering::Release);
+                self.package_log.set_applied(*seq);
             }
         }
     }
@@ -293,40 +275,11 @@ impl App {
     }
 }
 
-async fn read(kv: &Arc<ClusterKv>, after: u64) -> Result<alpharen_cluster::deploys::Batch, String> {
-    let kv = kv.clone();
-    tokio::task::spawn_blocking(move || kv.package_sets_after(after))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
-}
-
 /// Follows the cluster's package log every 0.5 s, and at once when a
 /// change on this member waits for its record. The last failure is kept
 /// for the change that waits on it.
 pub async fn package_log_loop(app: Arc<App>) {
-    let mut last_error = String::new();
-    loop {
-        match app.follow_packages().await {
-            Ok(()) => {
-                last_error.clear();
-                if let Ok(mut e) = app.pkg_error.lock() {
-                    *e = None;
-                }
-            }
-            Err(e) => {
-                if e != last_error {
-                    tracing::warn!(error = %e, "cannot follow the cluster's package log; retrying");
-                    last_error = e.clone();
-                }
-                if let Ok(mut slot) = app.pkg_error.lock() {
-                    *slot = Some(e);
-                }
-            }
-        }
-        tokio::select! {
-            _ = app.pkg_wake.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
-        }
-    }
+    app.package_log
+        .run("package", || app.follow_packages())
+        .await;
 }
