@@ -65,6 +65,10 @@ pub struct App {
     /// package log.
     deploy_log: follow::Follow,
     package_log: follow::Follow,
+    /// Wheels (by SHA-256) of a change made on this member while it waits
+    /// to apply it: read from here rather than from the cluster, whose
+    /// streams may be electing a leader right then.
+    offered_wheels: Mutex<HashMap<String, Vec<u8>>>,
     pub local_in_flight: AtomicU32,
     /// Of those, the ones another member forwarded: a member that leaves
     /// waits for them.
@@ -131,6 +135,7 @@ impl App {
             deploying: tokio::sync::Mutex::new(()),
             deploy_log: follow::Follow::default(),
             package_log: follow::Follow::default(),
+            offered_wheels: Mutex::new(HashMap::new()),
             local_in_flight: AtomicU32::new(0),
             forwarded_in_flight: AtomicU32::new(0),
             local_rtt_us: Mutex::new(0.0),

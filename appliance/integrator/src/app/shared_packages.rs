@@ -50,6 +50,24 @@ impl App {
         actor: &str,
         edit: Edit,
     ) -> Result<Record, RpcError> {
+        if let Ok(mut offered) = self.offered_wheels.lock() {
+            offered.extend(wheels.iter().cloned());
+        }
+        let shared = self.append_packages(kv, wheels, change, actor, edit).await;
+        if let Ok(mut offered) = self.offered_wheels.lock() {
+            offered.clear();
+        }
+        shared
+    }
+
+    async fn append_packages(
+        &self,
+        kv: Arc<ClusterKv>,
+        wheels: Vec<(String, Vec<u8>)>,
+        change: String,
+        actor: &str,
+        edit: Edit,
+    ) -> Result<Record, RpcError> {
         let k = kv.clone();
         tokio::task::spawn_blocking(move || {
             wheels.iter().try_for_each(|(sha, w)| k.put_wheel(sha, w))
@@ -256,11 +274,21 @@ impl App {
         e: &Entry,
         dest: PathBuf,
     ) -> Result<Vec<u8>, String> {
-        let (k, sha) = (kv.clone(), e.sha256.clone());
-        let wheel = tokio::task::spawn_blocking(move || k.wheel(&sha))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let here = self
+            .offered_wheels
+            .lock()
+            .ok()
+            .and_then(|o| o.get(&e.sha256).cloned());
+        let wheel = match here {
+            Some(w) => w,
+            None => {
+                let (k, sha) = (kv.clone(), e.sha256.clone());
+                tokio::task::spawn_blocking(move || k.wheel(&sha))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?
+            }
+        };
         let got = packagelog::sha256_hex(&wheel);
         if got != e.sha256 {
             return Err(format!("the wheel read from the cluster has SHA-256 {got}"));
