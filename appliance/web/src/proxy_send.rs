@@ -1,0 +1,257 @@
+//! Sending one request to a route's backend: the route's deadlines, why
+//! a request got no answer ([`Failure`]), and the client's request body
+//! on its way ([`Lingering`]).
+
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use alpharen_store::config::ProxyRoute;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::Response;
+use futures_util::StreamExt;
+use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
+use hyper_util::client::legacy::connect::capture_connection;
+use tokio::sync::oneshot;
+
+use super::{Backends, cause, causes, page};
+
+/// How long the rest of a request body the backend did not read is
+/// still taken from the client and discarded (nginx's `lingering_time`).
+const LINGERING_TIME: Duration = Duration::from_secs(30);
+
+/// Why a request got no answer from the backend.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    /// Refused, reset, no route: the innermost cause.
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("no connection within {0} s")]
+    ConnectTimeout(u64),
+    #[error("no response within {0} s")]
+    ResponseTimeout(u64),
+    /// The backend's certificate was refused.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+impl Failure {
+    pub(super) fn page(&self, host: &str) -> Response {
+        let bad_gateway =
+            |detail: String| page(StatusCode::BAD_GATEWAY, "502 Bad Gateway", &detail);
+        match self {
+            Failure::Unreachable(_) => bad_gateway(format!(
+                "The backend for {host} is not answering. Try again in a moment."
+            )),
+            Failure::ConnectTimeout(s) => bad_gateway(format!(
+                "The backend for {host} did not take the connection within {s} s."
+            )),
+            Failure::Tls(e) => bad_gateway(format!(
+                "The backend for {host} is reached over HTTPS and its certificate was refused \
+                 ({e}). If it uses a private CA, give the route that CA as ca_file."
+            )),
+            Failure::ResponseTimeout(s) => page(
+                StatusCode::GATEWAY_TIMEOUT,
+                "504 Gateway Timeout",
+                &format!("The backend for {host} did not answer within {s} s."),
+            ),
+        }
+    }
+}
+
+/// Sends with the route's two deadlines: `connect_timeout` until a
+/// connection (TCP and TLS) is ready, then `response_timeout` until the
+/// response headers.
+pub(super) async fn send(
+    backends: &Backends,
+    route: &ProxyRoute,
+    mut out: Request,
+) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
+    let mut connected = capture_connection(&mut out);
+    let sent = backends.request(out);
+    tokio::pin!(sent);
+    let early = tokio::time::timeout(Duration::from_secs(route.connect_timeout), async {
+        tokio::select! {
+            r = &mut sent => Some(r),
+            _ = connected.wait_for_connection_metadata() => None,
+        }
+    })
+    .await
+    .map_err(|_| Failure::ConnectTimeout(route.connect_timeout))?;
+    let result = match early {
+        Some(r) => r,
+        None => tokio::time::timeout(Duration::from_secs(route.response_timeout), sent)
+            .await
+            .map_err(|_| Failure::ResponseTimeout(route.response_timeout))?,
+    };
+    result.map_err(|e| failure(&e))
+}
+
+/// Sends over the worker's HTTP/2 connection, with the route's
+/// `response_timeout` until the response headers.
+pub(super) async fn send_h2(
+    mut sender: hyper::client::conn::http2::SendRequest<Body>,
+    route: &ProxyRoute,
+    out: Request,
+) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
+    let answer = async {
+        sender.ready().await?;
+        sender.send_request(out).await
+    };
+    tokio::time::timeout(Duration::from_secs(route.response_timeout), answer)
+        .await
+        .map_err(|_| Failure::ResponseTimeout(route.response_timeout))?
+        .map_err(|e| failure(&e))
+}
+
+/// A refused certificate, or else the innermost cause.
+pub(crate) fn failure(e: &(dyn StdError + 'static)) -> Failure {
+    match causes(e).find_map(|c| c.downcast_ref::<rustls::Error>()) {
+        Some(tls) => Failure::Tls(tls.to_string()),
+        None => Failure::Unreachable(cause(e)),
+    }
+}
+
+/// A client's request body on its way to the backend. A backend may
+/// answer before it has read the whole body (nginx's `return`, an early
+/// 413) and drop the rest (over HTTP/2 it resets its stream). The client
+/// is then still uploading; what is left is read and discarded, and the
+/// answer goes to the client once its upload is done ([`after_upload`]),
+/// as with nginx's request buffering. Clients do not expect a complete
+/// answer while they upload: curl 7.88 stops sending and stalls, or,
+/// when the proxy resets its HTTP/2 stream to stop the upload, reports
+/// an error (exit 92) and no status at all.
+pub(super) struct Lingering {
+    body: Option<Body>,
+    /// Dropped once the body has been read to its end.
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Lingering {
+    /// The body to send, and what the answer waits for (`None` for an
+    /// empty body).
+    pub(super) fn new(body: Body) -> (Lingering, Option<oneshot::Receiver<()>>) {
+        if body.is_end_stream() {
+            return (
+                Lingering {
+                    body: Some(body),
+                    done: None,
+                },
+                None,
+            );
+        }
+        let (done, read) = oneshot::channel();
+        let body = Some(body);
+        let done = Some(done);
+        (Lingering { body, done }, Some(read))
+    }
+}
+
+impl HttpBody for Lingering {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let frame = match self.body.as_mut() {
+            Some(body) => ready!(Pin::new(body).poll_frame(cx)),
+            None => None,
+        };
+        if !matches!(frame, Some(Ok(_))) || self.is_end_stream() {
+            self.done = None;
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(HttpBody::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint)
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        if let (Some(body), Some(done)) = (self.body.take(), self.done.take())
+            && !body.is_end_stream()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(discard(body, done));
+        }
+    }
+}
+
+/// Reads a body to its end (or an error), for at most [`LINGERING_TIME`].
+async fn discard(body: Body, done: oneshot::Sender<()>) {
+    let mut data = body.into_data_stream();
+    let _ = tokio::time::timeout(LINGERING_TIME, async {
+        while let Some(Ok(_)) = data.next().await {}
+    })
+    .await;
+    drop(done);
+}
+
+/// Waits until the client's request body has been read, sent on or
+/// discarded ([`Lingering`]), for at most [`LINGERING_TIME`]: a backend
+/// that streams its answer while the upload goes on still gets it
+/// through, only later.
+pub(super) async fn after_upload(read: Option<oneshot::Receiver<()>>) {
+    if let Some(read) = read {
+        let _ = tokio::time::timeout(LINGERING_TIME, read).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body of `chunks` chunks from a channel, and how many were taken.
+    fn counted(chunks: usize) -> (Body, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let t = taken.clone();
+        let stream = futures_util::stream::iter(0..chunks).map(move |_| {
+            t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Bytes::from_static(b"chunk"))
+        });
+        (Body::from_stream(stream), taken)
+    }
+
+    #[tokio::test]
+    async fn a_body_the_backend_left_unread_is_read_before_the_answer() {
+        let (body, taken) = counted(5);
+        let (mut sent, read) = Lingering::new(body);
+        let first = std::future::poll_fn(|cx| Pin::new(&mut sent).poll_frame(cx)).await;
+        assert!(matches!(first, Some(Ok(_))));
+        drop(sent); // the backend answered early and reset its stream
+        after_upload(read).await;
+        assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_body_sent_in_full_lets_the_answer_go() {
+        let (body, taken) = counted(3);
+        let (mut sent, read) = Lingering::new(body);
+        while let Some(f) = std::future::poll_fn(|cx| Pin::new(&mut sent).poll_frame(cx)).await {
+            assert!(f.is_ok());
+        }
+        // Still held by the connection, yet the answer does not wait.
+        after_upload(read).await;
+        assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 3);
+        drop(sent);
+    }
+
+    #[test]
+    fn an_empty_body_is_not_waited_for() {
+        let (_, read) = Lingering::new(Body::empty());
+        assert!(read.is_none());
+    }
+}
