@@ -483,16 +483,52 @@ async fn forward(
     } else {
         axum::http::Version::HTTP_11
     };
+    let (body, replay) = match &h2 {
+        Some(_) => replayable(body).await,
+        None => (body, None),
+    };
     let (body, request_read) = Lingering::new(body);
+    let replay = replay.map(|body| {
+        let mut again = Request::new(body);
+        *again.method_mut() = parts.method.clone();
+        *again.uri_mut() = parts.uri.clone();
+        *again.version_mut() = parts.version;
+        *again.headers_mut() = parts.headers.clone();
+        again
+    });
     let out = Request::from_parts(parts, Body::new(body));
 
     let sent = match h2 {
         Some((h2, sender)) => {
-            let sent = send_h2(sender, route, out).await;
-            if let Err(Failure::Unreachable(_)) = &sent {
-                h2.forget();
-            }
-            sent
+            let (id, sender) = sender;
+            let sent = match send_h2(sender, route, out).await {
+                Err(e) => match again(e, replay) {
+                    Ok(out) => {
+                        h2.retire(crate::workers::index(), id);
+                        match h2.sender(crate::workers::index(), route).await {
+                            Ok(Some((_, sender))) => send_h2(sender, route, out).await,
+                            Ok(None) => Err(H2Error::Failed(Failure::Unreachable(
+                                "the backend stopped speaking HTTP/2".into(),
+                            ))),
+                            Err(f) => Err(H2Error::Failed(f)),
+                        }
+                    }
+                    Err(f) => Err(H2Error::Failed(f)),
+                },
+                ok => ok,
+            };
+            sent.map_err(|e| {
+                let f = match e {
+                    H2Error::Unsent(_) => Failure::Unreachable(
+                        "the connection closed before the request went out".into(),
+                    ),
+                    H2Error::Refused(f) | H2Error::Failed(f) => f,
+                };
+                if let Failure::Unreachable(_) = &f {
+                    h2.forget();
+                }
+                f
+            })
         }
         None => send(backends, route, out).await,
     };
@@ -543,7 +579,7 @@ mod h2;
 #[path = "proxy_send.rs"]
 mod send;
 pub(crate) use send::{Failure, failure};
-use send::{Lingering, after_upload, send, send_h2};
+use send::{H2Error, Lingering, after_upload, again, replayable, send, send_h2};
 
 #[cfg(test)]
 #[path = "proxy_tests.rs"]

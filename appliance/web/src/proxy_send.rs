@@ -90,21 +90,91 @@ pub(super) async fn send(
     result.map_err(|e| failure(&e))
 }
 
+/// Request bodies of a known length up to this are read before they go
+/// to an HTTP/2 backend, and kept to be sent again if it refuses them.
+const REPLAY_LIMIT: usize = 64 * 1024;
+
+/// The body to send over HTTP/2 and, if it can be sent again (empty, or
+/// small enough to keep), a copy.
+pub(super) async fn replayable(body: Body) -> (Body, Option<Body>) {
+    if body.is_end_stream() {
+        return (body, Some(Body::empty()));
+    }
+    if body
+        .size_hint()
+        .exact()
+        .is_none_or(|n| n > REPLAY_LIMIT as u64)
+    {
+        return (body, None);
+    }
+    match axum::body::to_bytes(body, REPLAY_LIMIT).await {
+        Ok(bytes) => (Body::from(bytes.clone()), Some(Body::from(bytes))),
+        // The client's upload failed: so does the request.
+        Err(e) => (
+            Body::from_stream(futures_util::stream::once(
+                async move { Err::<Bytes, _>(e) },
+            )),
+            None,
+        ),
+    }
+}
+
+/// Why a request over HTTP/2 got no answer.
+#[derive(Debug)]
+pub(super) enum H2Error {
+    /// The connection closed before the request went out.
+    Unsent(Box<Request>),
+    /// The backend left it unprocessed: its stream was above a GOAWAY's
+    /// last stream (nginx's `keepalive_requests`), or refused
+    /// (REFUSED_STREAM). RFC 9113 §8.7: safe to send again, but its body
+    /// may have been taken ([`replayable`] keeps small ones).
+    Refused(Failure),
+    Failed(Failure),
+}
+
+/// The request to send once more after `e`, on a new connection: one
+/// that was not sent, or one the backend refused unprocessed when it can
+/// be sent again (`replay`, a copy, see [`replayable`]), as
+/// hyper-util's pool and nginx retry such requests.
+pub(super) fn again(e: H2Error, replay: Option<Request>) -> Result<Request, Failure> {
+    match e {
+        H2Error::Unsent(out) => Ok(*out),
+        H2Error::Refused(f) => replay.ok_or(f),
+        H2Error::Failed(f) => Err(f),
+    }
+}
+
 /// Sends over the worker's HTTP/2 connection, with the route's
 /// `response_timeout` until the response headers.
 pub(super) async fn send_h2(
     mut sender: hyper::client::conn::http2::SendRequest<Body>,
     route: &ProxyRoute,
     out: Request,
-) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
-    let answer = async {
-        sender.ready().await?;
-        sender.send_request(out).await
-    };
-    tokio::time::timeout(Duration::from_secs(route.response_timeout), answer)
-        .await
-        .map_err(|_| Failure::ResponseTimeout(route.response_timeout))?
-        .map_err(|e| failure(&e))
+) -> Result<hyper::Response<hyper::body::Incoming>, H2Error> {
+    if sender.is_closed() {
+        return Err(H2Error::Unsent(Box::new(out)));
+    }
+    let answer = sender.try_send_request(out);
+    match tokio::time::timeout(Duration::from_secs(route.response_timeout), answer).await {
+        Err(_) => Err(H2Error::Failed(Failure::ResponseTimeout(
+            route.response_timeout,
+        ))),
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(mut e)) => match e.take_message() {
+            Some(out) => Err(H2Error::Unsent(Box::new(out))),
+            None if refused(e.error()) => Err(H2Error::Refused(failure(e.error()))),
+            None => Err(H2Error::Failed(failure(e.error()))),
+        },
+    }
+}
+
+/// Whether an HTTP/2 error says the backend did not process the stream.
+fn refused(e: &(dyn StdError + 'static)) -> bool {
+    causes(e)
+        .filter_map(|c| c.downcast_ref::<h2::Error>())
+        .any(|h| {
+            h.is_remote() && (h.is_go_away() || h.reason() == Some(h2::Reason::REFUSED_STREAM))
+        })
 }
 
 /// A refused certificate, or else the innermost cause.
@@ -247,6 +317,55 @@ mod tests {
         after_upload(read).await;
         assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 3);
         drop(sent);
+    }
+
+    #[tokio::test]
+    async fn a_request_a_closed_connection_did_not_send_comes_back() {
+        let (client, server) = tokio::io::duplex(4096);
+        let (sender, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake(hyper_util::rt::TokioIo::new(client))
+                .await
+                .unwrap();
+        drop(server);
+        let _ = conn.await;
+        let route = super::super::tests::route("a.test", None, "http://127.0.0.1:9");
+        let mut req = Request::new(Body::from("kept"));
+        *req.uri_mut() = "http://a.test/x".parse().unwrap();
+        match send_h2(sender, &route, req).await {
+            Err(H2Error::Unsent(req)) => assert_eq!(req.uri().path(), "/x"),
+            Err(H2Error::Failed(f) | H2Error::Refused(f)) => panic!("not given back: {f}"),
+            Ok(_) => panic!("answered"),
+        }
+    }
+
+    #[test]
+    fn only_unsent_or_replayable_refused_requests_go_again() {
+        let req = || Request::new(Body::empty());
+        let failed = || Failure::Unreachable("reset".into());
+        assert!(again(H2Error::Unsent(Box::new(req())), None).is_ok());
+        assert!(again(H2Error::Refused(failed()), Some(req())).is_ok());
+        assert!(
+            again(H2Error::Refused(failed()), None).is_err(),
+            "body gone"
+        );
+        assert!(
+            again(H2Error::Failed(failed()), Some(req())).is_err(),
+            "processed"
+        );
+    }
+
+    #[tokio::test]
+    async fn small_bodies_are_kept_to_send_again() {
+        let (sent, copy) = replayable(Body::from("form=1")).await;
+        let sent = axum::body::to_bytes(sent, 100).await.unwrap();
+        let copy = axum::body::to_bytes(copy.unwrap(), 100).await.unwrap();
+        assert_eq!((&sent[..], &copy[..]), (&b"form=1"[..], &b"form=1"[..]));
+        assert!(replayable(Body::empty()).await.1.is_some());
+        let big = Body::from(vec![0u8; REPLAY_LIMIT + 1]);
+        assert!(replayable(big).await.1.is_none(), "too big to keep");
+        let (unknown, _) = counted(2);
+        assert!(replayable(unknown).await.1.is_none(), "length unknown");
     }
 
     #[test]
