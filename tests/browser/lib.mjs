@@ -88,6 +88,9 @@ export async function run(t, name, body) {
   } catch (e) {
     await t.shot('failure').catch(() => {});
     console.error('FAIL:', e.message);
+    // The console's last toast: an API error the page showed.
+    const toast = await t.page.textContent('#toast', { timeout: 1000 }).catch(() => '');
+    if (toast) console.error('the last toast:', toast);
     process.exitCode = 1;
   } finally {
     await t.browser.close();
