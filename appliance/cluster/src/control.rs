@@ -95,14 +95,14 @@ pub async fn member_list(js: &jetstream::Context) -> Result<Vec<Member>, String>
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         match read_beats(js).await {
-            Ok(beats) => return Ok(members::classify(members::now_ms(), beats)),
+            Ok(beats) => return Ok(members::classify(beats)),
             Err(e) => last = e,
         }
     }
     Err(format!("cannot read the member list: {last}"))
 }
 
-async fn read_beats(js: &jetstream::Context) -> Result<Vec<Heartbeat>, String> {
+async fn read_beats(js: &jetstream::Context) -> Result<Vec<members::Stored>, String> {
     let stream = js
         .get_stream(format!("KV_{}", members::BUCKET))
         .await
@@ -119,9 +119,12 @@ async fn read_beats(js: &jetstream::Context) -> Result<Vec<Heartbeat>, String> {
             .get_last_raw_message_by_subject(&subject)
             .await
             .map_err(|e| format!("{subject}: {e}"))?;
-        let h = serde_json::from_slice::<Heartbeat>(&m.payload)
+        let heartbeat = serde_json::from_slice::<Heartbeat>(&m.payload)
             .map_err(|e| format!("{subject}: not a heartbeat: {e}"))?;
-        beats.push(h);
+        beats.push(members::Stored {
+            heartbeat,
+            stored_ms: (m.time.unix_timestamp_nanos() / 1_000_000) as i64,
+        });
     }
     Ok(beats)
 }

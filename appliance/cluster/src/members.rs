@@ -1,8 +1,9 @@
 //! Membership: every member puts a heartbeat into the JetStream KV bucket
-//! `ar_members` every [`INTERVAL`]; a member whose heartbeat is older than
-//! [`DOWN_AFTER_MS`] is down. A heartbeat also carries the member's load
-//! balancer (:11223) for the others' balancers, and whether the member is
-//! draining (leaving). Pure: the caller gives the time.
+//! `ar_members` every [`INTERVAL`]; a member whose heartbeat was stored
+//! more than [`DOWN_AFTER_MS`] before the newest one is down. A heartbeat
+//! also carries the member's load balancer (:11223) for the others'
+//! balancers, and whether the member is draining (leaving). Pure: the
+//! caller gives the stored times.
 
 use std::time::Duration;
 
@@ -53,8 +54,16 @@ pub struct Member {
     pub heartbeat: Heartbeat,
     /// "up" or "down".
     pub state: &'static str,
-    /// Seconds since its last heartbeat.
+    /// Seconds its last heartbeat was stored before the newest one.
     pub age_s: i64,
+}
+
+/// A heartbeat as read from the bucket, with the time the bucket's stream
+/// leader stored it (Unix milliseconds, the leader's clock).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub heartbeat: Heartbeat,
+    pub stored_ms: i64,
 }
 
 /// Unix milliseconds now.
@@ -64,16 +73,25 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-pub fn classify(now_ms: i64, mut beats: Vec<Heartbeat>) -> Vec<Member> {
-    beats.sort_by(|a, b| a.node.cmp(&b.node));
+/// Each heartbeat is judged against the newest one stored, not against
+/// the reader's clock: the stored times all come from one clock (the
+/// bucket's stream leader), so members whose clocks differ (a board
+/// without a real-time clock before NTP set it) are not taken for down,
+/// and while the bucket takes no writes the members keep the states of
+/// their last heartbeats instead of all going down together. A new stream
+/// leader with another clock can skew this until every member has beaten
+/// once more ([`INTERVAL`]).
+pub fn classify(mut beats: Vec<Stored>) -> Vec<Member> {
+    beats.sort_by(|a, b| a.heartbeat.node.cmp(&b.heartbeat.node));
+    let newest = beats.iter().map(|b| b.stored_ms).max().unwrap_or(0);
     beats
         .into_iter()
-        .map(|h| {
-            let age = now_ms - h.at_ms;
+        .map(|b| {
+            let age = newest - b.stored_ms;
             Member {
                 state: if age <= DOWN_AFTER_MS { "up" } else { "down" },
-                age_s: age.max(0) / 1000,
-                heartbeat: h,
+                age_s: age / 1000,
+                heartbeat: b.heartbeat,
             }
         })
         .collect()
@@ -102,22 +120,46 @@ mod tests {
         }
     }
 
+    fn stored(node: &str, stored_ms: i64) -> Stored {
+        Stored {
+            heartbeat: beat(node, 0),
+            stored_ms,
+        }
+    }
+
+    fn states(m: &[Member]) -> Vec<(&str, &str, i64)> {
+        m.iter()
+            .map(|m| (m.heartbeat.node.as_str(), m.state, m.age_s))
+            .collect()
+    }
+
     #[test]
     fn silent_members_go_down_after_the_limit() {
-        let now = 100_000;
-        let m = classify(
-            now,
-            vec![
-                beat("c", now - DOWN_AFTER_MS - 1),
-                beat("a", now - 1500),
-                beat("b", now - DOWN_AFTER_MS),
-            ],
+        let newest = 100_000;
+        let m = classify(vec![
+            stored("c", newest - DOWN_AFTER_MS - 1),
+            stored("a", newest),
+            stored("b", newest - DOWN_AFTER_MS),
+        ]);
+        assert_eq!(
+            states(&m),
+            [("a", "up", 0), ("b", "up", 10), ("c", "down", 10)]
         );
-        let states: Vec<_> = m
-            .iter()
-            .map(|m| (m.heartbeat.node.as_str(), m.state, m.age_s))
-            .collect();
-        assert_eq!(states, [("a", "up", 1), ("b", "up", 10), ("c", "down", 10)]);
+    }
+
+    #[test]
+    fn a_stalled_bucket_or_a_wrong_clock_takes_no_member_down() {
+        // The members' own clocks (at_ms) are far apart and the bucket
+        // took its last heartbeat long ago: only the stored times count.
+        let mut a = stored("a", 5_000);
+        a.heartbeat.at_ms = 1;
+        let mut b = stored("b", 4_000);
+        b.heartbeat.at_ms = 9_000_000_000;
+        assert_eq!(
+            states(&classify(vec![a, b])),
+            [("a", "up", 0), ("b", "up", 1)]
+        );
+        assert!(classify(Vec::new()).is_empty());
     }
 
     #[test]

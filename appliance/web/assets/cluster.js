@@ -112,7 +112,7 @@ export async function clusterView() {
     return h('tr', { 'data-member': m.node, 'data-health': st },
       td('Member', h('strong', {}, m.node), m.node === s.node ? ' (this node)' : ''),
       td('Health', h('span', { class: healthClass[st] }, st)),
-      td('Last heartbeat', `${ago(m.age_s)} ago`),
+      td('Last heartbeat', `${ago(m.age_s)} before the newest`),
       td('Role', m.node === js.meta_leader ? 'JetStream meta leader' : 'member'),
       td('Version', m.version),
       td('RSS', rss(m.rss_kib)),
