@@ -69,16 +69,24 @@ wait_for 10 curl -skf -H 'Host: proxy.bench' "$THEIRS" || fail "nginx front did 
 [ "$(curl -sk -H 'Host: proxy.bench' "$OURS")" = "$(curl -sk -H 'Host: proxy.bench' "$THEIRS")" ] || fail "bodies differ"
 
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s GET / (Host: proxy.bench) over HTTPS keep-alive, $WORKERS workers each, $RUNS runs each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-ours_rps=() ours_p99=() ng_rps=() ng_p99=()
+# CPU per request: our web service; nginx's front workers (not the
+# backend, which both share).
+ours_pids=$(service_pid "$W/node" web)
+ng_pids=$(pgrep -P "$(cat "$W/front/nginx.pid")" | tr '\n' ' ')
+[ -n "$ours_pids" ] && [ -n "$ng_pids" ] || fail "no web or nginx worker pids"
+ours_rps=() ours_p99=() ours_cpu=() ng_rps=() ng_p99=() ng_cpu=()
 for i in $(seq 1 "$RUNS"); do
-  wrk_run "$W/wrk-ours-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H 'Host: proxy.bench' "$OURS"
-  ours_rps+=("$WRK_RPS"); ours_p99+=("$WRK_P99_MS")
-  wrk_run "$W/wrk-nginx-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H 'Host: proxy.bench' "$THEIRS"
-  ng_rps+=("$WRK_RPS"); ng_p99+=("$WRK_P99_MS")
+  WRK_CPU_PIDS=$ours_pids wrk_run "$W/wrk-ours-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H 'Host: proxy.bench' "$OURS"
+  ours_rps+=("$WRK_RPS"); ours_p99+=("$WRK_P99_MS"); ours_cpu+=("$WRK_CPU_US")
+  WRK_CPU_PIDS=$ng_pids wrk_run "$W/wrk-nginx-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H 'Host: proxy.bench' "$THEIRS"
+  ng_rps+=("$WRK_RPS"); ng_p99+=("$WRK_P99_MS"); ng_cpu+=("$WRK_CPU_US")
 done
 # Assigned first, so that a failed helper stops the bench (set -e).
-a=$(stats "${ours_rps[@]}"); b=$(stats "${ours_p99[@]}"); echo "ours (web + dpx.routes): req/s $a; p99 ms $b"
-a=$(stats "${ng_rps[@]}"); b=$(stats "${ng_p99[@]}"); echo "nginx proxy_pass:        req/s $a; p99 ms $b"
+a=$(stats "${ours_rps[@]}"); b=$(stats "${ours_p99[@]}"); c=$(stats "${ours_cpu[@]}")
+echo "ours (web + dpx.routes): req/s $a; p99 ms $b; CPU µs/request $c"
+a=$(stats "${ng_rps[@]}"); b=$(stats "${ng_p99[@]}"); c=$(stats "${ng_cpu[@]}")
+echo "nginx proxy_pass:        req/s $a; p99 ms $b; CPU µs/request $c"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 a=$(ratio "$(median "${ours_rps[@]}")" "$(median "${ng_rps[@]}")"); b=$(ratio "$(median "${ours_p99[@]}")" "$(median "${ng_p99[@]}")")
-echo "ratio ours/nginx (medians): req/s $a, p99 $b (lower is better)"
+c=$(ratio "$(median "${ours_cpu[@]}")" "$(median "${ng_cpu[@]}")")
+echo "ratio ours/nginx (medians): req/s $a, p99 $b, CPU per request $c (lower is better for both)"

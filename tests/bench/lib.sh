@@ -39,14 +39,36 @@ median() {
 # ratio A B: A / B with two decimals.
 ratio() { python3 -c 'import sys; a, b = map(float, sys.argv[1:]); print(f"{a / b:.2f}")' "$1" "$2" 2>/dev/null || fail "ratio $1 / $2"; }
 
+# service_pid STATE-DIR NAME: the pid of a node's service.
+service_pid() {
+  "$ALPHAREN" ctl --state-dir "$1" --json services | jq -er ".[] | select(.name == \"$2\") | .pid"
+}
+
+# cpu_ticks PID...: user + system CPU of the processes (all their
+# threads), in clock ticks.
+cpu_ticks() {
+  local p t=0
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+
 # wrk_run OUT WRK-ARGS...: one wrk run (with --latency) into OUT, inside
 # the network namespace WRK_NETNS when set; fails when wrk fails or
 # reports non-2xx answers or socket errors. Sets WRK_RPS (requests/s) and
-# WRK_P99_MS (99th percentile latency in ms).
+# WRK_P99_MS (99th percentile latency in ms); with WRK_CPU_PIDS set (the
+# server's processes), also WRK_CPU_US: their CPU time (user + system)
+# per request in microseconds, which other load on the machine disturbs
+# far less than requests/s.
 wrk_run() {
-  local out=$1 netns=(); shift
+  local out=$1 netns=() c0=0 c1; shift
   [ -z "${WRK_NETNS:-}" ] || netns=(ip netns exec "$WRK_NETNS")
+  [ -z "${WRK_CPU_PIDS:-}" ] || c0=$(cpu_ticks $WRK_CPU_PIDS)
   timeout 600 "${netns[@]}" wrk --latency "$@" >"$out" 2>&1 || { cat "$out"; fail "wrk $* exited $?"; }
+  if [ -n "${WRK_CPU_PIDS:-}" ]; then
+    c1=$(cpu_ticks $WRK_CPU_PIDS)
+    WRK_CPU_US=$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" '/ requests in / { if ($1 > 0) print t / hz * 1e6 / $1 }' "$out")
+    [ -n "$WRK_CPU_US" ] || { cat "$out"; fail "wrk $*: no 'requests in' line"; }
+  fi
   if grep -qE 'Non-2xx|Socket errors' "$out"; then cat "$out"; fail "wrk $*: errors (above)"; fi
   WRK_RPS=$(awk '/^Requests\/sec/ {print $2}' "$out")
   WRK_P99_MS=$(awk '$1 == "99%" { v = $2

@@ -51,25 +51,31 @@ wait_for 10 curl -skf "$NGINX_URL" || fail "nginx did not come up"
 
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s GET /api/v1/health over HTTPS keep-alive, $WORKERS workers each, $RUNS runs each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 curl -skf -o /dev/null "$BASE/api/v1/health" || fail "warm-up request"
-web_rps=() web_p99=() ng_rps=() ng_p99=()
+# CPU per request: the web service; nginx's workers.
+web_pids=$(service_pid "$STATE" web)
+ng_pids=$(pgrep -P "$NGPID" | tr '\n' ' ')
+[ -n "$web_pids" ] && [ -n "$ng_pids" ] || fail "no web or nginx worker pids"
+web_rps=() web_p99=() web_cpu=() ng_rps=() ng_p99=() ng_cpu=()
 for i in $(seq 1 "$RUNS"); do
-  wrk_run "$STATE/wrk-web-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$BASE/api/v1/health"
-  web_rps+=("$WRK_RPS"); web_p99+=("$WRK_P99_MS")
-  wrk_run "$STATE/wrk-nginx-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$NGINX_URL"
-  ng_rps+=("$WRK_RPS"); ng_p99+=("$WRK_P99_MS")
+  WRK_CPU_PIDS=$web_pids wrk_run "$STATE/wrk-web-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$BASE/api/v1/health"
+  web_rps+=("$WRK_RPS"); web_p99+=("$WRK_P99_MS"); web_cpu+=("$WRK_CPU_US")
+  WRK_CPU_PIDS=$ng_pids wrk_run "$STATE/wrk-nginx-$i.out" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$NGINX_URL"
+  ng_rps+=("$WRK_RPS"); ng_p99+=("$WRK_P99_MS"); ng_cpu+=("$WRK_CPU_US")
 done
 # Assigned first, so that a failed helper stops the bench (set -e).
-a=$(stats "${web_rps[@]}"); b=$(stats "${web_p99[@]}"); echo "alpharen web: req/s $a; p99 ms $b"
-a=$(stats "${ng_rps[@]}"); b=$(stats "${ng_p99[@]}"); echo "nginx:        req/s $a; p99 ms $b"
+a=$(stats "${web_rps[@]}"); b=$(stats "${web_p99[@]}"); c=$(stats "${web_cpu[@]}")
+echo "alpharen web: req/s $a; p99 ms $b; CPU µs/request $c"
+a=$(stats "${ng_rps[@]}"); b=$(stats "${ng_p99[@]}"); c=$(stats "${ng_cpu[@]}")
+echo "nginx:        req/s $a; p99 ms $b; CPU µs/request $c"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 a=$(ratio "$(median "${web_rps[@]}")" "$(median "${ng_rps[@]}")"); b=$(ratio "$(median "${web_p99[@]}")" "$(median "${ng_p99[@]}")")
-echo "ratio web/nginx (medians): req/s $a, p99 $b (lower is better)"
+c=$(ratio "$(median "${web_cpu[@]}")" "$(median "${ng_cpu[@]}")")
+echo "ratio web/nginx (medians): req/s $a, p99 $b, CPU per request $c (lower is better for both)"
 
-pid_of() { "$ALPHAREN" ctl --state-dir "$STATE" --json services | python3 -c "import json,sys; print(next(s['pid'] for s in json.load(sys.stdin) if s['name']=='$1'))"; }
 rss() { awk '/VmRSS/ {print $2 " kB"}' "/proc/$1/status"; }
 sleep 2
-p=$(pid_of web); a=$(rss "$p"); echo "idle RSS web (after load): $a"
-p=$(pid_of ssh); a=$(rss "$p"); echo "idle RSS ssh:              $a"
+p=$(service_pid "$STATE" web); a=$(rss "$p"); echo "idle RSS web (after load): $a"
+p=$(service_pid "$STATE" ssh); a=$(rss "$p"); echo "idle RSS ssh:              $a"
 m=$(ps -o rss= -p "$NGPID"); a=$(ps -o rss= --ppid "$NGPID" | awk -v m="$m" '{s+=$1} END {print s+m " kB"}')
 echo "nginx RSS (master+workers): $a"
 

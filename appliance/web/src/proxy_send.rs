@@ -73,14 +73,22 @@ pub(super) async fn send(
     let mut connected = capture_connection(&mut out);
     let sent = backends.request(out);
     tokio::pin!(sent);
-    let early = tokio::time::timeout(Duration::from_secs(route.connect_timeout), async {
-        tokio::select! {
-            r = &mut sent => Some(r),
-            _ = connected.wait_for_connection_metadata() => None,
-        }
-    })
-    .await
-    .map_err(|_| Failure::ConnectTimeout(route.connect_timeout))?;
+    // The first poll checks a kept-alive connection out of the pool and
+    // sends on it: then there is nothing to connect and no connect timer
+    // to arm (a timer per request costs the runtime a wake-up).
+    let first = std::future::poll_fn(|cx| Poll::Ready(sent.as_mut().poll(cx))).await;
+    let early = match first {
+        Poll::Ready(r) => Some(r),
+        Poll::Pending if connected.connection_metadata().is_some() => None,
+        Poll::Pending => tokio::time::timeout(Duration::from_secs(route.connect_timeout), async {
+            tokio::select! {
+                r = &mut sent => Some(r),
+                _ = connected.wait_for_connection_metadata() => None,
+            }
+        })
+        .await
+        .map_err(|_| Failure::ConnectTimeout(route.connect_timeout))?,
+    };
     let result = match early {
         Some(r) => r,
         None => tokio::time::timeout(Duration::from_secs(route.response_timeout), sent)
