@@ -8,7 +8,7 @@
 # system update` (bundle bytes per second from the first byte read to the
 # installed answer: the raw upload over the control socket, verification
 # of every 4 KiB block (SHA-256, each byte hashed once: bundle format 2),
-# writes and an fsync per part); `dd bs=1M conv=fsync` writes the same squashfs onto the
+# writes, the parts, record and entry fsynced); `dd bs=1M conv=fsync` writes the same squashfs onto the
 # same file RUNS times. Both read from the page cache (each source read
 # once first). Also: the supervisor's resident memory sampled every 50 ms
 # during each install (peak over its idle RSS), and once more with a
@@ -21,6 +21,7 @@
 for tool in mksquashfs minisign jq; do command -v $tool >/dev/null || fail "needs $tool (scripts/deps.sh)"; done
 SIZE_MIB=${SIZE_MIB:-128}
 W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/alpharen-update-bench.XXXXXX")
+chmod 755 "$W"  # the services run as their own users; else they exit and restart all through the bench
 on_exit "rm -rf $W"
 STATE=$W/state
 
@@ -79,7 +80,7 @@ done
 install "$big"
 big_peak=$PEAK_KIB
 echo "bundle $((asz / 1048576)) MiB (squashfs $((ssz / 1048576)) MiB + boot files 10 MB), disk files under ${BENCH_DIR:-/var/tmp}"
-echo "install (ctl system update: every block's SHA-256 checked before it is written, each part fsynced), MiB/s of bundle: $(stats "${ours[@]}")"
+echo "install (ctl system update: every block's SHA-256 checked before it is written, parts, record and entry fsynced), MiB/s of bundle: $(stats "${ours[@]}")"
 echo "dd bs=1M conv=fsync of the squashfs, MiB/s:    $(stats "${dds[@]}")"
 echo "ratio install/dd (medians): $(ratio "$(median "${ours[@]}")" "$(median "${dds[@]}")")"
 echo "supervisor RSS above idle while installing, KiB: $(stats "${peaks[@]}"); with a bundle twice the size: $big_peak"

@@ -43,6 +43,13 @@ pub struct Upload {
     pub ready: Value,
     /// Where the frames go; its capacity bounds what is buffered.
     pub sink: mpsc::Sender<Chunk>,
+    /// Frames the consumer is done with, handed back: when set, each
+    /// frame is read into one of them (waiting for one), so a fixed set of
+    /// buffers circulates. A fresh megabyte per frame costs the kernel a
+    /// page fault and a zeroed page for every 4 KiB of it (the allocator
+    /// gives freed megabytes back to the kernel). `None`: a new buffer per
+    /// frame.
+    pub spent: Option<mpsc::Receiver<Vec<u8>>>,
     /// The request's answer, once the consumer is done (after the end of
     /// the bytes, or early when it stops reading them).
     pub done: Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>,
@@ -74,8 +81,9 @@ fn broke_off(received: u64, inside: &str) -> io::Error {
     )
 }
 
-/// The next frame's bytes; `None` at the end frame.
-async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, received: u64) -> Chunk {
+/// The next frame's bytes, read into `buf` (a spent frame, or empty);
+/// empty at the end frame.
+async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, received: u64, mut buf: Vec<u8>) -> Chunk {
     let mut len = [0u8; 4];
     r.read_exact(&mut len).await.map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => broke_off(received, ""),
@@ -90,7 +98,8 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, received: u64) -> Chunk {
     }
     // Read into the vector's spare room: not zeroing 1 MiB first, and
     // never past the frame (`take`).
-    let mut buf = Vec::with_capacity(n);
+    buf.clear();
+    buf.reserve_exact(n);
     while buf.len() < n {
         let want = (n - buf.len()) as u64;
         if (&mut *r).take(want).read_buf(&mut buf).await? == 0 {
@@ -119,6 +128,7 @@ where
     let Upload {
         ready,
         sink,
+        mut spent,
         mut done,
     } = up;
     let answer = |r: Result<Value, RpcError>| match r {
@@ -128,9 +138,17 @@ where
     write_line(w, &ready_note(method, ready)).await?;
     let mut received = 0u64;
     loop {
+        let buf = match spent.as_mut() {
+            Some(spent) => tokio::select! {
+                r = &mut done => return write_line(w, &answer(r)).await,
+                // The consumer gone without an answer yet: `done` says why.
+                b = spent.recv() => b.unwrap_or_default(),
+            },
+            None => Vec::new(),
+        };
         let frame = tokio::select! {
             r = &mut done => return write_line(w, &answer(r)).await,
-            f = read_frame(reader, received) => f,
+            f = read_frame(reader, received, buf) => f,
         };
         match frame {
             Ok(bytes) if bytes.is_empty() => break,
@@ -166,22 +184,24 @@ mod tests {
             wire.extend_from_slice(part);
         }
         let mut r = &wire[..];
-        assert_eq!(read_frame(&mut r, 0).await.unwrap(), b"ARB");
-        assert_eq!(read_frame(&mut r, 3).await.unwrap(), b"UNDLE");
-        let e = read_frame(&mut r, 8).await.unwrap_err();
+        assert_eq!(read_frame(&mut r, 0, Vec::new()).await.unwrap(), b"ARB");
+        // A spent frame, longer than the next: only the frame's bytes.
+        let spent = vec![9u8; 64];
+        assert_eq!(read_frame(&mut r, 3, spent).await.unwrap(), b"UNDLE");
+        let e = read_frame(&mut r, 8, Vec::new()).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert!(e.to_string().contains("after 8 bytes"), "{e}");
 
         let mut cut = frame_header(10).to_vec();
         cut.extend_from_slice(b"abc");
-        let e = read_frame(&mut &cut[..], 5).await.unwrap_err();
+        let e = read_frame(&mut &cut[..], 5, Vec::new()).await.unwrap_err();
         assert!(
             e.to_string().contains("after 5 bytes inside a frame of 10"),
             "{e}"
         );
 
         let big = frame_header(MAX_FRAME + 1);
-        let e = read_frame(&mut &big[..], 0).await.unwrap_err();
+        let e = read_frame(&mut &big[..], 0, Vec::new()).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 }
@@ -195,7 +215,8 @@ mod round_trip {
     use crate::{Call, Client, ClientError, Handler, Reply};
 
     /// Takes an upload and answers its length; with `refuse_after`, stops
-    /// reading once it has that many bytes and answers an error.
+    /// reading once it has that many bytes and answers an error. Hands
+    /// its frames back (`Upload::spent`): three buffers circulate.
     struct Counter {
         refuse_after: Option<usize>,
     }
@@ -203,12 +224,17 @@ mod round_trip {
     impl Handler for Counter {
         async fn call(&self, _call: Call) -> Result<Reply, RpcError> {
             let (sink, mut rx) = mpsc::channel::<Chunk>(2);
+            let (spend, spent) = mpsc::channel(3);
+            for _ in 0..3 {
+                spend.try_send(Vec::new()).unwrap();
+            }
             let limit = self.refuse_after;
             let done = async move {
                 let mut n = 0usize;
                 while let Some(c) = rx.recv().await {
                     let c = c.map_err(|e| RpcError::new("truncated", e.to_string()))?;
                     n += c.len();
+                    spend.try_send(c).unwrap();
                     if limit.is_some_and(|l| n >= l) {
                         return Err(RpcError::new("refused", format!("enough at {n}")));
                     }
@@ -218,6 +244,7 @@ mod round_trip {
             Ok(Reply::Upload(Upload {
                 ready: json!({"id": "x"}),
                 sink,
+                spent: Some(spent),
                 done: Box::pin(done),
             }))
         }

@@ -8,10 +8,13 @@
 //!    was;
 //! 3. the target's loader entry and record are removed (the slot is now
 //!    invalid: nothing boots it), then each part streams into the slot,
-//!    every block verified before it is written, and is fsynced;
+//!    every block verified before it is written;
 //! 4. only after the last part and the end of the bundle check out: the
-//!    keys the bundle adds (`crate::keyring`), the record (`<esp>/<slot>/slot.json`) and a counting entry
-//!    (`alpharen-<slot>+3.conf`, sorted first), each written durably.
+//!    keys the bundle adds (`crate::keyring`); the record
+//!    (`<esp>/<slot>/slot.json`) and a counting entry
+//!    (`alpharen-<slot>+3.conf`, sorted first) are written to temp files,
+//!    which are fsynced together with the parts; then the record is
+//!    renamed into place (and its directory synced), then the entry.
 //!
 //! Any failure in 3 leaves the target without an entry (invalid); the
 //! booted slot's files and entry are never opened for writing.
@@ -24,6 +27,7 @@ use std::path::{Path, PathBuf};
 use alpharen_update::{Accept, BundleReader, Running, TrustedKeys};
 use serde::{Deserialize, Serialize};
 
+use crate::setup::Staged;
 use crate::slots::{self, Plan, PlanError, SlotState};
 
 /// Overrides /etc/os-release, where the image says its board and version.
@@ -221,7 +225,7 @@ pub fn install<R: Read>(
         "update: slot {} marked invalid; writing version {} ({}) into it",
         plan.target, manifest.version, manifest.build_id
     ));
-    let bytes = write_parts(&mut reader, log, |part| {
+    let (bytes, files) = write_parts(&mut reader, log, |part| {
         if part == "rootfs" {
             return open_device(&dev);
         }
@@ -233,12 +237,17 @@ pub fn install<R: Read>(
     })?;
     let record = finish(reader, &manifest, kept, log)?;
     let json = serde_json::to_vec_pretty(&record).unwrap_or_default();
-    let rec = target.record_path(plan.target);
-    crate::setup::write_durably(&rec, &json)
-        .map_err(io_err(format!("writing {}", rec.display())))?;
-    let path = target.entries_dir().join(&plan.entry);
-    crate::setup::write_durably(&path, entry.as_bytes())
-        .map_err(io_err(format!("writing {}", path.display())))?;
+    let rec_path = target.record_path(plan.target);
+    let entry_path = target.entries_dir().join(&plan.entry);
+    let writing = |path: &Path| io_err(format!("writing {}", path.display()));
+    let rec = Staged::write(&rec_path, &json).map_err(writing(&rec_path))?;
+    let ent = Staged::write(&entry_path, entry.as_bytes()).map_err(writing(&entry_path))?;
+    // The parts and both temp files reach the disk together; only then
+    // does the record take its name, and after it the entry.
+    let staged = [&rec, &ent].map(|s| (s.tmp.as_path(), &s.file));
+    sync_together(files.iter().map(|(p, f)| (p.as_path(), f)).chain(staged))?;
+    rec.commit().map_err(writing(&rec_path))?;
+    ent.commit().map_err(writing(&entry_path))?;
     log(&format!(
         "update: slot {} holds version {} and is armed for a trial at the next boot ({})",
         plan.target, record.version, plan.entry
@@ -261,29 +270,52 @@ pub(crate) fn open_device(dev: &Path) -> Result<(PathBuf, File), InstallError> {
 }
 
 /// Streams every part of the bundle into the file `dest` opens for its
-/// name, each block verified before it is written, each part fsynced at
-/// its end. Returns the bytes written.
+/// name, each block verified before it is written. Returns the bytes
+/// written and the files, not yet synced: the caller syncs them
+/// ([`sync_together`]) before anything that makes the slot bootable.
 pub(crate) fn write_parts<R: Read>(
     reader: &mut BundleReader<R>,
     log: &dyn Fn(&str),
     mut dest: impl FnMut(&str) -> Result<(PathBuf, File), InstallError>,
-) -> Result<u64, InstallError> {
+) -> Result<(u64, Vec<(PathBuf, File)>), InstallError> {
     let mut bytes = 0;
+    let mut files = Vec::new();
     while let Some(part) = reader.next_part().cloned() {
         let (path, file) = dest(&part.name)?;
         let mut out = SlotFile { file, at: 0 };
         bytes += reader.copy_part(&mut out)?;
-        out.file
-            .sync_all()
-            .map_err(io_err(format!("syncing {}", path.display())))?;
         log(&format!(
             "update: part {} ({} bytes) written to {}",
             part.name,
             part.size,
             path.display()
         ));
+        files.push((path, out.file));
     }
-    Ok(bytes)
+    Ok((bytes, files))
+}
+
+/// fsyncs every file at once, each on a thread of its own: a journaling
+/// file system commits them together, where one fsync after the other
+/// waits for a commit (a disk cache flush) each.
+pub(crate) fn sync_together<'a>(
+    files: impl IntoIterator<Item = (&'a Path, &'a File)>,
+) -> Result<(), InstallError> {
+    std::thread::scope(|s| {
+        let syncs: Vec<_> = files
+            .into_iter()
+            .map(|(path, file)| {
+                s.spawn(move || {
+                    file.sync_all()
+                        .map_err(io_err(format!("syncing {}", path.display())))
+                })
+            })
+            .collect();
+        // The scope waits for every thread, whichever fails first.
+        syncs
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })
 }
 
 /// After the last part: checks the end of the bundle, keeps the keys it
@@ -334,9 +366,9 @@ pub(crate) fn check_room(
 /// A part's destination, written front to back. Each write also starts
 /// the write-out of its bytes (`sync_file_range` with
 /// `SYNC_FILE_RANGE_WRITE`, which does not wait for the disk), so the disk
-/// works while the reader checks the next group, and the `fsync` at the
-/// end of the part has little left to wait for (it is still what makes
-/// the part durable).
+/// works while the reader checks the next groups, and the `fsync` after
+/// the last part ([`sync_together`]) has little left to wait for (it is
+/// still what makes the part durable).
 struct SlotFile {
     file: File,
     /// Offset of the next write.

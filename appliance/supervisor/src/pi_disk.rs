@@ -18,7 +18,7 @@
 //!    boot partition removed;
 //! 4. each part streams into the slot (`rootfs` onto its root partition,
 //!    the others onto its boot partition, `..` read as `/`), verified
-//!    block by block, each fsynced;
+//!    block by block; after the last one all are fsynced together;
 //! 5. after the end of the bundle checks out: the keys it adds, the
 //!    target's `cmdline.txt` (from the booted slot's), its record
 //!    (`tried: false`) and last `autoboot.txt` with the target armed under
@@ -176,7 +176,7 @@ pub fn install<R: Read>(
         plan.target, manifest.version, manifest.build_id
     ));
     let boot = &t.boot[idx(plan.target)];
-    let bytes = install::write_parts(&mut reader, log, |part| {
+    let (bytes, files) = install::write_parts(&mut reader, log, |part| {
         if part == "rootfs" {
             return install::open_device(dev);
         }
@@ -188,6 +188,7 @@ pub fn install<R: Read>(
             std::fs::File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
         Ok((path, f))
     })?;
+    install::sync_together(files.iter().map(|(p, f)| (p.as_path(), f)))?;
     let record = install::finish(reader, &manifest, kept, log)?;
     let path = boot.join("cmdline.txt");
     crate::setup::write_durably(&path, cmdline.as_bytes())

@@ -41,20 +41,46 @@ fn new_code() -> String {
 /// (the setup code once shown, the Pi's autoboot.txt): temp file, fsync,
 /// rename, fsync of the directory.
 pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+    let staged = Staged::write(path, bytes)?;
+    staged.file.sync_all()?;
+    staged.commit()
+}
+
+/// `write_durably` in two steps, so that the temp file's fsync can join
+/// others (`crate::install::sync_together`): the bytes written to the temp
+/// file beside `path`, not yet synced; [`Staged::commit`] renames it into
+/// place once the caller has synced `file`.
+pub(crate) struct Staged {
+    pub(crate) tmp: PathBuf,
+    path: PathBuf,
+    pub(crate) file: std::fs::File,
+}
+
+impl Staged {
+    pub(crate) fn write(path: &Path, bytes: &[u8]) -> std::io::Result<Staged> {
+        let tmp = path.with_extension("tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        Ok(Staged {
+            tmp,
+            path: path.to_path_buf(),
+            file,
+        })
     }
-    Ok(())
+
+    /// Renames the synced temp file into place and syncs the directory.
+    pub(crate) fn commit(self) -> std::io::Result<()> {
+        std::fs::rename(&self.tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -4,14 +4,16 @@
 //!
 //! This crate does no I/O of its own: it reads the `Read` and writes the
 //! `Write` it is given, so the supervisor can point it at the inactive
-//! slot's partitions, and tests at vectors. It never holds more than three
-//! groups (1 MiB of data each) and one 8 KiB hash table of a part, whatever
-//! the size of the bundle. Slot state, trial boot and commit belong to the
+//! slot's partitions, and tests at vectors. It never holds more than
+//! H + 2 groups (1 MiB of data each, with their hash tables), H being its
+//! hasher threads (one per core, at most four), whatever the size of the
+//! bundle. Slot state, trial boot and commit belong to the
 //! supervisor; web, ctl and ssh only feed it bytes (docs/update.md).
 
 mod builder;
 mod format;
 mod keys;
+mod pipeline;
 mod reader;
 mod version;
 

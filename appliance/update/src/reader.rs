@@ -3,11 +3,12 @@
 //! group at a time, every block checked before the group is written.
 
 use std::io::{self, Read, Write};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver};
 
 use ring::digest::{Context, SHA256, digest};
 
 use crate::format::{self, HEADER_LEN, MAGIC, MAX_MANIFEST, MAX_SIGNATURE};
+use crate::pipeline::{self, Group, Pipeline};
 use crate::{
     Accept, BLOCK_SIZE, Error, FORMAT_VERSION, GROUP_BLOCKS, GROUP_SIZE, Manifest, Part, Running,
     TrustedKeys, decide, hex,
@@ -22,7 +23,8 @@ pub struct BundleReader<R> {
     manifest: Manifest,
     signer: String,
     next: usize,
-    table: Vec<u8>,
+    /// Group buffers kept from one part to the next (`crate::pipeline`).
+    pool: Vec<Group>,
 }
 
 impl<R: Read> BundleReader<R> {
@@ -36,7 +38,7 @@ impl<R: Read> BundleReader<R> {
             manifest: empty_manifest(),
             signer: String::new(),
             next: 0,
-            table: Vec::new(),
+            pool: Vec::new(),
         };
         let mut header = [0u8; HEADER_LEN];
         r.read_full(&mut header, || "the header".into())?;
@@ -78,100 +80,88 @@ impl<R: Read> BundleReader<R> {
     /// Copies the next part into `out`, one verified group at a time: a
     /// group's block-hash table must match the manifest and each block its
     /// hash before any byte of the group is handed to `out`. Every byte is
-    /// hashed once. A thread of its own writes the verified groups, so
-    /// writing group N overlaps checking group N+1 (at most [`BUFFERS`]
-    /// groups in memory). On an error `out` may hold the verified groups
-    /// before it; the caller marks the slot invalid. Answers the part's
-    /// size.
+    /// hashed once, on hasher threads (`crate::pipeline`), while this
+    /// thread reads the next groups and a writer thread writes the
+    /// verified ones, so reading, checking and writing overlap. On an
+    /// error `out` may hold the verified groups before it; the caller
+    /// marks the slot invalid. Answers the part's size.
     pub fn copy_part<W: Write + Send>(&mut self, out: &mut W) -> Result<u64, Error> {
         let part = self.next_part().ok_or(Error::NoMoreParts)?.clone();
-        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
-        let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
-        for _ in 0..BUFFERS {
-            // The channel holds BUFFERS and nothing else sends yet.
-            let _ = free_tx.send(vec![0u8; GROUP_SIZE]);
+        let hashers = pipeline::hashers();
+        let count = pipeline::buffers(hashers);
+        let (free_tx, free_rx) = mpsc::sync_channel::<Group>(count);
+        let mut pool = std::mem::take(&mut self.pool);
+        pool.resize_with(count, Group::new);
+        for group in pool {
+            // The channel holds `count` and nothing else sends yet.
+            let _ = free_tx.send(group);
         }
-        let (checked, wrote) = std::thread::scope(|s| {
-            let writer = s.spawn(move || write_groups(out, full_rx, free_tx));
-            let checked = self.check_groups(&part, full_tx, free_rx);
-            (checked, writer.join())
+        let (read, wrote) = std::thread::scope(|s| {
+            let pipe = Pipeline::start(s, &part.name, hashers, out, free_tx);
+            let read = self.read_groups(&part, &pipe, &free_rx);
+            (read, pipe.finish())
         });
-        let wrote = wrote.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        checked?;
-        let written = wrote.map_err(|(offset, source)| Error::Write {
-            part: part.name.clone(),
-            offset,
-            source,
-        })?;
+        // The groups written come back for the next part.
+        self.pool = free_rx.try_iter().collect();
+        // A bad block or failed write comes before anything the reader
+        // met after it: its group was read first.
+        let written = wrote?;
+        read?;
         self.next += 1;
         Ok(written)
     }
 
-    /// Reads and checks the groups of `part`, sending each verified group
-    /// to the writer. Stops early, answering Ok, when the writer has gone
-    /// (its error is the one to report).
-    fn check_groups(
+    /// Reads the groups of `part`, checks each one's block-hash table and
+    /// hands the group to the pipeline. Stops early, answering Ok, when
+    /// the pipeline has stopped (its error is the one to report).
+    fn read_groups(
         &mut self,
         part: &Part,
-        full: SyncSender<Vec<u8>>,
-        free: Receiver<Vec<u8>>,
+        pipe: &Pipeline<'_>,
+        free: &Receiver<Group>,
     ) -> Result<(), Error> {
         let name = &part.name;
         let mut root = Context::new(&SHA256);
         let mut done = 0u64;
-        let mut table = std::mem::take(&mut self.table);
         for (g, expected) in part.groups.iter().enumerate() {
             let g = g as u64;
+            let Ok(mut group) = free.recv() else {
+                return Ok(());
+            };
             let blocks = Part::blocks_in_group(part.size, g);
             let table_at = self.offset;
-            table.resize(blocks * 32, 0);
-            self.read_full(&mut table, || {
+            group.table.resize(blocks * 32, 0);
+            self.read_full(&mut group.table, || {
                 format!("the block-hash table of group {g} of part {name}")
             })?;
-            if hex(digest(&SHA256, &table).as_ref()) != *expected {
+            if hex(digest(&SHA256, &group.table).as_ref()) != *expected {
                 return Err(Error::GroupMismatch {
                     part: name.clone(),
                     group: g,
                     at: table_at,
                 });
             }
-            root.update(&table);
-            let Ok(mut data) = free.recv() else {
-                return Ok(());
-            };
+            root.update(&group.table);
             let len = (part.size - done).min(GROUP_SIZE as u64) as usize;
-            data.resize(len, 0);
+            group.data.resize(len, 0);
             let data_at = self.offset;
-            let first_block = g * GROUP_BLOCKS as u64;
-            let read = self.read_full(&mut data, || name.clone());
+            let read = self.read_full(&mut group.data, || name.clone());
             if let Err(Error::Truncated { at, .. }) = read {
-                let block = first_block + (at - data_at) / BLOCK_SIZE as u64;
+                let block = g * GROUP_BLOCKS as u64 + (at - data_at) / BLOCK_SIZE as u64;
                 return Err(Error::Truncated {
                     what: format!("block {block} of part {name}"),
                     at,
                 });
             }
             read?;
-            if let Some((i, block)) = data
-                .chunks(BLOCK_SIZE)
-                .enumerate()
-                .find(|(i, block)| digest(&SHA256, block).as_ref() != &table[i * 32..i * 32 + 32])
-            {
-                let start = done + (i * BLOCK_SIZE) as u64;
-                return Err(Error::BlockMismatch {
-                    part: name.clone(),
-                    block: first_block + i as u64,
-                    start,
-                    end: start + block.len() as u64,
-                    at: data_at + (i * BLOCK_SIZE) as u64,
-                });
-            }
+            group.index = g;
+            group.part_at = done;
+            group.bundle_at = data_at;
             done += len as u64;
-            if full.send(data).is_err() {
+            if !pipe.send(group) {
                 return Ok(());
             }
         }
-        self.table = table;
         if hex(root.finish().as_ref()) != part.root {
             return Err(Error::PartMismatch { part: name.clone() });
         }
@@ -242,29 +232,6 @@ impl<R: Read> BundleReader<R> {
         }
         Ok(())
     }
-}
-
-/// Group buffers of one part's copy: one being read and checked, one
-/// queued, one being written.
-const BUFFERS: usize = 3;
-
-/// The writer thread of `copy_part`: writes each verified group it
-/// receives and hands the buffer back, until the checker hangs up; then
-/// flushes. Answers the bytes written, or where writing failed.
-fn write_groups<W: Write>(
-    out: &mut W,
-    full: Receiver<Vec<u8>>,
-    free: SyncSender<Vec<u8>>,
-) -> Result<u64, (u64, io::Error)> {
-    let mut written = 0u64;
-    for data in full {
-        out.write_all(&data).map_err(|e| (written, e))?;
-        written += data.len() as u64;
-        // The checker may have finished (or failed) already.
-        let _ = free.send(data);
-    }
-    out.flush().map_err(|e| (written, e))?;
-    Ok(written)
 }
 
 /// What `install` did.

@@ -34,6 +34,9 @@ use crate::state::NodeState;
 const STALL: Duration = Duration::from_secs(120);
 /// Frames (up to 1 MiB each) buffered between the socket and the installer.
 const QUEUE: usize = 4;
+/// Frame buffers in circulation (`Upload::spent`): the queued ones, one
+/// being read from the socket and one the installer reads from.
+const FRAMES: usize = QUEUE + 2;
 
 /// The install in progress: its id, the bytes received so far and
 /// whether its installer has returned.
@@ -111,10 +114,16 @@ async fn upload(node: &Arc<NodeState>) -> Result<RawUpload, RpcError> {
     let running = install::running().map_err(|e| failed("update_unavailable", e))?;
     let id = format!("{:016x}", rand::random::<u64>());
     let (sink, rx) = mpsc::channel(QUEUE);
+    let (spend, spent) = mpsc::channel(FRAMES);
+    for _ in 0..FRAMES {
+        // The channel holds FRAMES and nothing else sends yet.
+        let _ = spend.try_send(Vec::new());
+    }
     let received = Arc::new(AtomicU64::new(0));
     let finished = Arc::new(AtomicBool::new(false));
     let reader = ChannelReader {
         rx,
+        spend,
         chunk: Vec::new(),
         at: 0,
         received: received.clone(),
@@ -156,6 +165,7 @@ async fn upload(node: &Arc<NodeState>) -> Result<RawUpload, RpcError> {
     Ok(RawUpload {
         ready: json!(UploadReady { upload: id }),
         sink,
+        spent: Some(spent),
         done: Box::pin(done),
     })
 }
@@ -179,9 +189,11 @@ fn install_from(
 
 /// The installer's input: frames from the channel, end of input when the
 /// sender is dropped after the end frame, an error when the upload broke
-/// off or nothing comes for [`STALL`].
+/// off or nothing comes for [`STALL`]. Each frame read goes back through
+/// `spend` to be read into again.
 struct ChannelReader {
     rx: mpsc::Receiver<Chunk>,
+    spend: mpsc::Sender<Vec<u8>>,
     chunk: Vec<u8>,
     at: usize,
     received: Arc<AtomicU64>,
@@ -202,7 +214,11 @@ impl Read for ChannelReader {
                 })?;
             match next {
                 Some(c) => {
-                    self.chunk = c?;
+                    let spent = std::mem::replace(&mut self.chunk, c?);
+                    if spent.capacity() > 0 {
+                        // Never full: FRAMES buffers in all.
+                        let _ = self.spend.try_send(spent);
+                    }
                     self.at = 0;
                     self.received
                         .fetch_add(self.chunk.len() as u64, Ordering::Relaxed);
@@ -224,8 +240,10 @@ mod tests {
     #[tokio::test]
     async fn chunks_become_one_stream_that_ends_with_the_sender() {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (spend, mut spent) = mpsc::channel(FRAMES);
         let reader = ChannelReader {
             rx,
+            spend,
             chunk: Vec::new(),
             at: 0,
             received: Arc::new(AtomicU64::new(0)),
@@ -242,6 +260,13 @@ mod tests {
         drop(tx);
         let all = read.await.expect("join").expect("read");
         assert_eq!(all, b"ARBUNDLE!");
+        // Every frame read to its end came back to be read into again
+        // (the last one is the reader's until it is dropped).
+        let mut back = Vec::new();
+        while let Ok(f) = spent.try_recv() {
+            back.push(f);
+        }
+        assert_eq!(back, [&b"ARB"[..], b"UNDLE"]);
     }
 
     #[tokio::test]
@@ -250,6 +275,7 @@ mod tests {
         let received = Arc::new(AtomicU64::new(0));
         let mut reader = ChannelReader {
             rx,
+            spend: mpsc::channel(FRAMES).0,
             chunk: Vec::new(),
             at: 0,
             received: received.clone(),
