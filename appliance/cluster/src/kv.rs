@@ -311,7 +311,10 @@ impl ClusterKv {
 
     /// Takes the claim `key` of `scope` for `holder` unless a member took
     /// it first: of members racing, exactly one gets `true`. Claims are
-    /// never released; JetStream drops them after a day.
+    /// never released; JetStream drops them after a day. A claim already
+    /// held by the same `holder` is `true` again, so a caller whose try
+    /// timed out after it landed can try again with the same `holder`
+    /// (make it unique per attempt, not per member).
     pub fn claim(&self, scope: &str, key: &str, holder: &str) -> Result<bool, Error> {
         let k = encode_key(scope, key);
         let body = holder.as_bytes().to_vec();
@@ -319,7 +322,13 @@ impl ClusterKv {
             name: CLAIMS,
             stream: &self.h.claims_stream,
         };
-        self.run(async move { self.write_if(into, &k, Some(body), |m| m.is_none()).await })
+        let mine = body.clone();
+        self.run(async move {
+            self.write_if(into, &k, Some(body), |m| {
+                m.is_none_or(|m| m.payload.as_ref() == mine.as_slice())
+            })
+            .await
+        })
     }
 
     pub(crate) async fn write_if(

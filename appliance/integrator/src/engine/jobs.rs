@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use alpharen_store::config::Integrator;
+use alpharen_store::config::{Integrator, Job};
 use serde_json::{Value, json};
 
 use super::{Engine, JobState, MISFIRE_GRACE, call_msg, call_result};
@@ -171,15 +171,8 @@ pub fn start_job(
     trigger: &'static str,
     fire_time: Option<i64>,
 ) -> Result<(), String> {
-    let (job, running) = {
-        let jobs = app.engine.jobs();
-        let j = jobs
-            .get(name)
-            .ok_or_else(|| format!("no job is named {name:?}"))?;
-        (j.job.clone(), j.running.clone())
-    };
-    if running.fetch_add(1, Ordering::SeqCst) >= job.max_instances {
-        running.fetch_sub(1, Ordering::SeqCst);
+    let (job, running) = job_of(app, name)?;
+    if !take_slot(&running, job.max_instances) {
         let _ = app.engine.data.job_result(
             name,
             now_s(),
@@ -193,6 +186,50 @@ pub fn start_job(
             job.max_instances
         ));
     }
+    spawn_run(app, job, running, trigger, fire_time);
+    Ok(())
+}
+
+/// Job `name` as scheduled now, with its count of runs in progress.
+fn job_of(app: &App, name: &str) -> Result<(Job, Arc<AtomicU32>), String> {
+    let jobs = app.engine.jobs();
+    let j = jobs
+        .get(name)
+        .ok_or_else(|| format!("no job is named {name:?}"))?;
+    Ok((j.job.clone(), j.running.clone()))
+}
+
+/// Counts one more run in progress if fewer than `max` are.
+fn take_slot(running: &AtomicU32, max: u32) -> bool {
+    if running.fetch_add(1, Ordering::SeqCst) >= max {
+        running.fetch_sub(1, Ordering::SeqCst);
+        return false;
+    }
+    true
+}
+
+/// [`take_slot`], waiting up to `patience` for a run to end: a fire this
+/// member claimed runs nowhere else, so it waits its turn rather than
+/// being skipped (claims landing together after a cluster outage).
+async fn wait_for_slot(running: &AtomicU32, max: u32, patience: Duration) -> bool {
+    let give_up = tokio::time::Instant::now() + patience;
+    while !take_slot(running, max) {
+        if tokio::time::Instant::now() >= give_up {
+            return false;
+        }
+        tokio::time::sleep(SLOT_POLL).await;
+    }
+    true
+}
+
+/// Runs `job` with the slot taken in `running` (given back when it ends).
+fn spawn_run(
+    app: &Arc<App>,
+    job: Job,
+    running: Arc<AtomicU32>,
+    trigger: &'static str,
+    fire_time: Option<i64>,
+) {
     let app = app.clone();
     tokio::spawn(async move {
         let started = Instant::now();
@@ -218,30 +255,77 @@ pub fn start_job(
             tracing::warn!(job = %job.name, error = %e, "cannot record the job result");
         }
     });
-    Ok(())
 }
 
 /// A scheduled run: the job, its trigger and the time it is due at.
 type Fire = (String, &'static str, i64);
 
+/// How long a member keeps trying to claim a fire while the cluster
+/// cannot answer (a member died and JetStream elects new stream leaders,
+/// a few seconds): the run is late, not lost.
+const CLAIM_PATIENCE: Duration = Duration::from_secs(60);
+/// The pause between two tries of a claim.
+const CLAIM_RETRY: Duration = Duration::from_secs(1);
+/// How often a claimed fire looks for a free instance.
+const SLOT_POLL: Duration = Duration::from_millis(50);
+
+/// Tries `claim` until it answers or `patience` has passed (then its last
+/// error). `claim` must be safe to repeat: its holder token is the same on
+/// every try, so a try that landed but timed out counts as ours.
+async fn claim_patiently<F, Fut>(mut claim: F, patience: Duration) -> Result<bool, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, String>>,
+{
+    let give_up = tokio::time::Instant::now() + patience;
+    loop {
+        match claim().await {
+            Ok(won) => return Ok(won),
+            Err(e) if tokio::time::Instant::now() + CLAIM_RETRY > give_up => return Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "claim failed, trying again");
+                tokio::time::sleep(CLAIM_RETRY).await;
+            }
+        }
+    }
+}
+
 /// Starts a scheduled run if this member claims it (in a cluster one
 /// member does); the others record why they did not.
-async fn fire(app: &Arc<App>, (name, trigger, at): Fire) {
-    let claim = {
-        let (app, name) = (app.clone(), name.clone());
-        tokio::task::spawn_blocking(move || app.engine.data.claim_job(&name, at, &app.node_name()))
-            .await
+async fn fire(app: Arc<App>, (name, trigger, at): Fire) {
+    let Ok((job, running)) = job_of(&app, &name) else {
+        return; // dropped from the configuration meanwhile
     };
-    let result = match claim {
-        Ok(Ok(true)) => {
-            if let Err(e) = start_job(app, &name, trigger, Some(at)) {
-                tracing::info!(job = %name, error = %e, "run skipped");
+    let result = if running.load(Ordering::SeqCst) >= job.max_instances {
+        // Not claimed: a member with a free instance runs it.
+        "skipped (max_instances reached)".to_string()
+    } else {
+        // Unique per fire: a retry after a timed-out try finds its own claim.
+        let holder = format!("{} {:016x}", app.node_name(), rand::random::<u64>());
+        let claim = claim_patiently(
+            || {
+                let (app, name, holder) = (app.clone(), name.clone(), holder.clone());
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        app.engine.data.claim_job(&name, at, &holder)
+                    })
+                    .await
+                    .map_err(|e| format!("the run could not be claimed: {e}"))?
+                    .map_err(|e| format!("the run could not be claimed in the cluster: {e}"))
+                }
+            },
+            CLAIM_PATIENCE,
+        )
+        .await;
+        match claim {
+            Ok(true) if wait_for_slot(&running, job.max_instances, CLAIM_PATIENCE).await => {
+                spawn_run(&app, job, running, trigger, Some(at));
+                return;
             }
-            return;
+            Ok(true) => "skipped (max_instances reached)".to_string(),
+            Ok(false) => "skipped (ran on another member)".to_string(),
+            Err(e) => format!("error: {e}"),
         }
-        Ok(Ok(false)) => "skipped (ran on another member)".to_string(),
-        Ok(Err(e)) => format!("error: the run could not be claimed in the cluster: {e}"),
-        Err(e) => format!("error: the run could not be claimed: {e}"),
     };
     tracing::debug!(job = %name, at, result = %result, "run not started here");
     if let Err(e) = app
@@ -270,15 +354,94 @@ pub async fn scheduler_loop(app: Arc<App>) {
         };
         if changed {
             for f in app.engine.reconcile(&config, startup) {
-                fire(&app, f).await;
+                tokio::spawn(fire(app.clone(), f));
             }
             startup = false;
         }
         let now = now_s();
         let (fires, soonest) = app.engine.due(now);
+        // Each fire claims on its own: one slow claim delays no other.
         for f in fires {
-            fire(&app, f).await;
+            tokio::spawn(fire(app.clone(), f));
         }
         sched::sleep_until_due(soonest, now_s(), Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_is_tried_again_until_the_cluster_answers() {
+        let tries = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let got = claim_patiently(
+            || {
+                let n = tries.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 4 {
+                        Err("no leader".to_string())
+                    } else {
+                        Ok(true)
+                    }
+                }
+            },
+            Duration::from_secs(60),
+        )
+        .await;
+        assert_eq!(got, Ok(true));
+        assert_eq!(tries.load(Ordering::SeqCst), 5);
+        assert_eq!(started.elapsed(), CLAIM_RETRY * 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claimed_fire_waits_for_a_free_instance_within_its_patience() {
+        let running = Arc::new(AtomicU32::new(1));
+        assert!(!take_slot(&running, 1));
+        let r = running.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            r.fetch_sub(1, Ordering::SeqCst);
+        });
+        let started = tokio::time::Instant::now();
+        assert!(wait_for_slot(&running, 1, Duration::from_secs(60)).await);
+        assert_eq!(running.load(Ordering::SeqCst), 1);
+        assert!(started.elapsed() >= Duration::from_secs(3));
+        assert!(started.elapsed() < Duration::from_secs(4));
+        assert!(!wait_for_slot(&running, 1, Duration::from_secs(5)).await);
+        assert_eq!(running.load(Ordering::SeqCst), 1);
+        assert!(started.elapsed() >= Duration::from_secs(8));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_race_is_not_tried_again() {
+        let tries = AtomicU32::new(0);
+        let got = claim_patiently(
+            || {
+                tries.fetch_add(1, Ordering::SeqCst);
+                async { Ok(false) }
+            },
+            Duration::from_secs(60),
+        )
+        .await;
+        assert_eq!(got, Ok(false));
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_gives_up_after_its_patience_with_the_last_error() {
+        let tries = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let got = claim_patiently(
+            || {
+                let n = tries.fetch_add(1, Ordering::SeqCst);
+                async move { Err(format!("try {n}")) }
+            },
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(got, Err("try 10".to_string()));
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
     }
 }
