@@ -45,6 +45,9 @@ start() {
   on_exit "kill ${PID[$n]} 2>/dev/null; wait ${PID[$n]} 2>/dev/null"
   wait_for 30 "$ALPHAREN" ctl --state-dir "$dir" status || { cat "$dir/console.log"; fail "node $n did not start"; }
 }
+# member_config NAME: writes $W/NAME.toml: the member's host name, its
+# network left alone, then what comes on stdin.
+member_config() { { printf '[node]\nhostname = "%s"\n[network]\nmanage = false\n' "${1,,}"; cat; } >"$W/$1.toml"; }
 c() { local n=$1; shift; "$ALPHAREN" ctl --state-dir "$W/${n,,}" "$@"; }
 st() { c "$1" --json cluster status; }
 nats_of() { pgrep -f "$W/${1,,}/cluster/nats[.]conf"; }

@@ -20,11 +20,7 @@ node_red_install
 # O alone; A, B, C together; R runs Node-RED; X runs wrk.
 cluster_net O A B C R X
 for n in O A B C; do
-  cat >"$W/$n.toml" <<TOML
-[node]
-hostname = "${n,,}"
-[network]
-manage = false
+  member_config $n <<TOML
 [integrator]
 # Plain HTTP, as Node-RED is measured: the channel, not TLS.
 tls = "off"

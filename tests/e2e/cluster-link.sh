@@ -15,11 +15,7 @@ browser_deps
 lan_pair A B
 for n in A B; do
   i=$([ $n = A ] && echo 1 || echo 2)
-  cat >"$W/$n.toml" <<TOML
-[node]
-hostname = "${n,,}"
-[network]
-manage = false
+  member_config $n <<TOML
 [vpn]
 enabled = true
 listen_port = 51820

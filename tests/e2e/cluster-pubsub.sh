@@ -16,11 +16,7 @@ N=2000
 
 cluster_net A B C
 for n in A B C; do
-  cat >"$W/$n.toml" <<TOML
-[node]
-hostname = "${n,,}"
-[network]
-manage = false
+  member_config $n <<TOML
 [integrator]
 tls = "off"
 workers = 2

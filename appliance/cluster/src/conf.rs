@@ -51,6 +51,18 @@ pub fn clustered(seeds: &[String]) -> bool {
     !seeds.is_empty()
 }
 
+/// Whether two renderings differ in the cluster's routes alone (both in
+/// a NATS cluster: leaving or entering one changes the JetStream store).
+pub(crate) fn routes_only_change(old: &str, new: &str) -> bool {
+    let rest = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with("  routes: ["))
+            .map(str::to_string)
+            .collect()
+    };
+    old.contains("\ncluster {") && new.contains("\ncluster {") && rest(old) == rest(new)
+}
+
 pub fn render(s: &Settings) -> String {
     let path = |name: &str| q(&s.dir.join(name).to_string_lossy());
     let mut out = format!(
@@ -148,5 +160,21 @@ mod tests {
         );
         assert!(c.contains("verify: true"), "{c}");
         assert_eq!(host_port("fd00::1", 6222), "[fd00::1]:6222");
+    }
+
+    #[test]
+    fn a_new_route_alone_is_a_reload_not_a_restart() {
+        let (one, two) = (
+            ["b:6222".to_string()],
+            ["b:6222".to_string(), "d:6222".to_string()],
+        );
+        let (a, b) = (render(&settings(&one)), render(&settings(&two)));
+        assert!(routes_only_change(&a, &b));
+        // Out of a cluster or into one: another JetStream store.
+        assert!(!routes_only_change(&render(&settings(&[])), &a));
+        // Anything else that changes: a restart.
+        let mut other = settings(&two);
+        other.client_port = 4223;
+        assert!(!routes_only_change(&a, &render(&other)));
     }
 }

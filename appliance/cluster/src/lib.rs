@@ -149,6 +149,17 @@ impl Node {
                 if running.as_ref().is_some_and(|r| r.same(&want)) {
                     return;
                 }
+                if let Some(r) = running.as_mut().filter(|r| r.routes_only(&want)) {
+                    match r.reload(self, want.clone()) {
+                        Ok(()) => {
+                            tracing::info!("nats-server reloaded with the cluster's new routes");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot reload nats-server; restarting it")
+                        }
+                    }
+                }
                 // The old server goes first: the new one takes its ports.
                 if let Some(old) = running.take() {
                     old.stop().await;

@@ -75,6 +75,36 @@ impl Running {
         self.wanted.files == w.files && self.wanted.client_port == w.client_port
     }
 
+    /// Whether `w` differs from what runs only in nats.conf's routes,
+    /// which nats-server takes on SIGHUP: a member admitted here adds its
+    /// route, and restarting this member's server for that would stall
+    /// the streams it leads until the others elect new leaders.
+    pub fn routes_only(&self, w: &Wanted) -> bool {
+        self.wanted.client_port == w.client_port
+            && self.wanted.files.len() == w.files.len()
+            && self.wanted.files.iter().zip(&w.files).all(|(a, b)| {
+                a == b || (a.0 == "nats.conf" && b.0 == a.0 && conf::routes_only_change(&a.1, &b.1))
+            })
+    }
+
+    /// Writes `w`'s nats.conf and has the running server read it again.
+    pub fn reload(&mut self, node: &Node, w: Wanted) -> Result<(), Error> {
+        let dir = node.dir();
+        for (name, text, mode) in w.files.iter().filter(|f| f.0 == "nats.conf") {
+            write_file(&dir, name, text, *mode)?;
+        }
+        let pid = node.nats.get().pid.ok_or_else(|| {
+            Error::Join("nats-server is not running; it reads the new routes when it starts".into())
+        })?;
+        let pid = nix::unistd::Pid::from_raw(
+            i32::try_from(pid).map_err(|_| Error::Join(format!("pid {pid}")))?,
+        );
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)
+            .map_err(|e| Error::Join(format!("SIGHUP to nats-server: {e}")))?;
+        self.wanted = w;
+        Ok(())
+    }
+
     /// Stops the heartbeat and the server (the child is killed with its
     /// keeper task) and waits until its ports are free.
     pub async fn stop(self) {

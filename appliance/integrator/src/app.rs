@@ -55,6 +55,8 @@ pub struct App {
     /// The AMQP channels' consumers.
     pub amqp_channels: crate::amqp_channel::Channels,
     pub remotes: RwLock<Arc<Vec<Arc<Remote>>>>,
+    /// Servers that left the list lately (see [`remote::REMEMBER`]).
+    gone: Mutex<remote::Gone>,
     /// The cluster's members as last read (empty outside a cluster).
     members: RwLock<Arc<Vec<alpharen_cluster::members::Member>>>,
     pub stats: Mutex<Stats>,
@@ -127,6 +129,7 @@ impl App {
             amqp: crate::amqp::Conns::default(),
             amqp_channels: crate::amqp_channel::Channels::default(),
             remotes: RwLock::new(Arc::new(Vec::new())),
+            gone: Mutex::new(Vec::new()),
             members: RwLock::new(Arc::new(Vec::new())),
             links: crate::links::Links::default(),
             stats: Mutex::new(Stats::default()),
@@ -321,7 +324,11 @@ impl App {
         let members = self.members.read().map(|m| m.clone()).unwrap_or_default();
         let peers = lb::peers(&self.config().servers, &members, &self.node_name());
         let old = self.remotes();
-        let new = remote::reconcile(&old, &peers);
+        let Ok(mut gone) = self.gone.lock() else {
+            return;
+        };
+        let (new, still_gone) = remote::reconcile(&old, &gone, &peers, Instant::now());
+        *gone = still_gone;
         let bases = |v: &[Arc<Remote>]| v.iter().map(|r| r.base.clone()).collect::<Vec<_>>();
         if bases(&old) != bases(&new) {
             tracing::info!(servers = ?bases(&new), "load balancer servers");

@@ -74,7 +74,7 @@ pub async fn handle(
         && !needs_certificate(&app, &req)
     {
         let cands = app.candidates(&remotes);
-        if let Some(i) = lb::choose(&cands).filter(|&i| i > 0)
+        if let Some(i) = lb::balance(&cands, rand::random()).filter(|&i| i > 0)
             && let Some(r) = remotes.get(i - 1)
         {
             match proxy(&app, r.clone(), req).await {

@@ -76,20 +76,60 @@ pub struct Candidate {
     pub rtt_us: f64,
 }
 
+/// The expected wait at a candidate: `(in_flight + 1) × rtt`.
+fn expected_wait(c: &Candidate) -> f64 {
+    (f64::from(c.in_flight) + 1.0) * c.rtt_us.max(1.0)
+}
+
 /// Least loaded by RTT: the healthy candidate with the smallest expected
-/// wait, `(in_flight + 1) × rtt`; ties go to the lowest index, so the local
-/// server (index 0) wins when all else is equal. `None` when none is healthy.
+/// wait; ties go to the lowest index. `None` when none is healthy.
 pub fn choose(candidates: &[Candidate]) -> Option<usize> {
     candidates
         .iter()
         .enumerate()
         .filter(|(_, c)| c.healthy)
-        .map(|(i, c)| (i, (f64::from(c.in_flight) + 1.0) * c.rtt_us.max(1.0)))
+        .map(|(i, c)| (i, expected_wait(c)))
         .fold(None, |best: Option<(usize, f64)>, (i, score)| match best {
             Some((_, s)) if s <= score => best,
             _ => Some((i, score)),
         })
         .map(|(i, _)| i)
+}
+
+/// The balancer's server for a request: index 0 is this server, the rest
+/// its peers. A request leaves this server only when [`choose`] would send
+/// it away (a healthy peer's expected wait is shorter, or this server is
+/// not healthy). It then goes to one of the peers that beat this server,
+/// each with a chance in proportion to `1 / expected wait` (`roll`, in
+/// `0..1`, draws), not always to the fastest: round trips from health
+/// checks are noisy, and a member that measures a little slower (one that
+/// just joined is busy catching up) would otherwise get nothing at all,
+/// however long it stays that way. `None` when no server is healthy.
+pub fn balance(candidates: &[Candidate], roll: f64) -> Option<usize> {
+    let chosen = choose(candidates)?;
+    if chosen == 0 {
+        return Some(0);
+    }
+    let here = candidates
+        .first()
+        .filter(|c| c.healthy)
+        .map_or(f64::INFINITY, expected_wait);
+    let faster: Vec<(usize, f64)> = candidates
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, c)| c.healthy)
+        .map(|(i, c)| (i, 1.0 / expected_wait(c)))
+        .filter(|&(_, speed)| speed > 1.0 / here)
+        .collect();
+    let mut left = roll.clamp(0.0, 1.0) * faster.iter().map(|(_, s)| s).sum::<f64>();
+    for &(i, speed) in &faster {
+        if left < speed {
+            return Some(i);
+        }
+        left -= speed;
+    }
+    faster.last().map(|&(i, _)| i)
 }
 
 /// Whether a server's answer to a forwarded request says it has no
@@ -219,6 +259,65 @@ mod tests {
     #[test]
     fn unknown_rtt_counts_as_fast_and_ties_go_first() {
         assert_eq!(choose(&[c(true, 0, 0.0), c(true, 0, 0.0)]), Some(0));
+    }
+
+    /// How many of 1000 evenly spread rolls `balance` gives each index.
+    fn shares(candidates: &[Candidate]) -> Vec<usize> {
+        let mut out = vec![0; candidates.len()];
+        for k in 0..1000 {
+            if let Some(i) = balance(candidates, (f64::from(k) + 0.5) / 1000.0) {
+                out[i] += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_request_stays_here_unless_a_peer_is_faster() {
+        // Idle here at 5 ms against peers at 13..16 ms; a tie stays too.
+        let idle = [c(true, 0, 5e3), c(true, 0, 15e3), c(true, 0, 13e3)];
+        assert_eq!(shares(&idle), [1000, 0, 0]);
+        assert_eq!(shares(&[c(true, 0, 13e3), c(true, 0, 13e3)]), [1000, 0]);
+    }
+
+    #[test]
+    fn every_peer_faster_than_here_shares_in_proportion_to_its_speed() {
+        // The CI run at b302d43: busy here; b 15.4 ms, c 13.4 ms and d
+        // (just joined) 16.2 ms. Always the fastest left d with nothing.
+        let cands = [
+            c(true, 1, 40e3),
+            c(true, 0, 15.4e3),
+            c(true, 0, 13.4e3),
+            c(true, 0, 16.2e3),
+        ];
+        let s = shares(&cands);
+        assert_eq!(s[0], 0, "{s:?}");
+        assert!(s[3] > 250 && s[3] < s[1] && s[1] < s[2], "{s:?}");
+        assert_eq!(s.iter().sum::<usize>(), 1000);
+        // A peer with requests in flight counts as that much slower.
+        let busy = [c(true, 9, 1e6), c(true, 3, 10e3), c(true, 0, 10e3)];
+        assert_eq!(shares(&busy), [0, 200, 800]);
+    }
+
+    #[test]
+    fn peers_slower_than_here_or_unhealthy_get_nothing() {
+        // Here 2 × 10 ms: b (15 ms) is faster, c (25 ms) and d (down) not.
+        let cands = [
+            c(true, 1, 10e3),
+            c(true, 0, 15e3),
+            c(true, 0, 25e3),
+            c(false, 0, 1e3),
+        ];
+        assert_eq!(shares(&cands), [0, 1000, 0, 0]);
+    }
+
+    #[test]
+    fn with_this_server_unhealthy_every_healthy_peer_shares() {
+        let cands = [c(false, 0, 1e3), c(true, 0, 10e3), c(true, 0, 10e3)];
+        assert_eq!(shares(&cands), [0, 500, 500]);
+        assert_eq!(balance(&[c(false, 0, 1e3), c(false, 0, 1e3)], 0.5), None);
+        assert_eq!(balance(&[c(true, 0, 1e3)], 0.99), Some(0));
+        assert_eq!(balance(&[c(false, 0, 1e3), c(true, 0, 1e3)], 1.0), Some(1));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! `integrator.servers` and, in a cluster, the members that offer their
 //! :11223 in their heartbeats (the member list is read every second, so a
 //! member that joins is used and one that drains or goes down is not,
-//! without a restart). Each is health-checked by HEAD every 2 s. A request
+//! without a restart; one back within [`REMEMBER`] keeps what was known of
+//! it). Each is health-checked by HEAD every 2 s. A request
 //! to an https member goes over TLS pinned to the certificate it
 //! announced, one connection per request.
 
@@ -144,14 +145,36 @@ impl Remote {
     }
 }
 
-/// The remotes for `peers`: the ones already known keep their health,
-/// load and RTT (and follow their drain state); new ones start unhealthy
-/// until their first health check.
-pub fn reconcile(old: &[Arc<Remote>], peers: &[Peer]) -> Vec<Arc<Remote>> {
-    peers
+/// How long the balancer remembers a server that left its list. While a
+/// node joins under load every member's heartbeats can stall past
+/// [`alpharen_cluster::members::DOWN_AFTER_MS`]: the members show down for
+/// a read or two and come back. Remembered, they keep their health and
+/// round trip instead of starting over unhealthy, with a first round trip
+/// measured while they are at their busiest.
+pub const REMEMBER: Duration = Duration::from_secs(60);
+
+/// Servers that left the list, with when they left.
+pub type Gone = Vec<(Instant, Arc<Remote>)>;
+
+/// The remotes for `peers`: the ones already known (in the list, or gone
+/// from it less than [`REMEMBER`] before `now`) keep their health, load
+/// and RTT (and follow their drain state); new ones start unhealthy until
+/// their first health check. Also the servers gone from the list now.
+pub fn reconcile(
+    old: &[Arc<Remote>],
+    gone: &[(Instant, Arc<Remote>)],
+    peers: &[Peer],
+    now: Instant,
+) -> (Vec<Arc<Remote>>, Gone) {
+    let recent = || {
+        gone.iter()
+            .filter(|(at, _)| now.saturating_duration_since(*at) < REMEMBER)
+    };
+    let new: Vec<Arc<Remote>> = peers
         .iter()
         .map(|p| {
-            match old.iter().find(|r| r.base == p.base && r.pin == p.pin) {
+            let same = |r: &&Arc<Remote>| r.base == p.base && r.pin == p.pin;
+            match old.iter().find(same).or_else(|| recent().map(|(_, r)| r).find(same)) {
                 Some(r) => {
                     if r.draining.swap(p.draining, Ordering::Relaxed) != p.draining {
                         tracing::info!(server = %r.base, draining = p.draining, "server drain state changed");
@@ -161,7 +184,14 @@ pub fn reconcile(old: &[Arc<Remote>], peers: &[Peer]) -> Vec<Arc<Remote>> {
                 None => Arc::new(Remote::new(p)),
             }
         })
-        .collect()
+        .collect();
+    let kept = |r: &Arc<Remote>| new.iter().any(|n| Arc::ptr_eq(n, r));
+    let still_gone = recent()
+        .filter(|(_, r)| !kept(r))
+        .cloned()
+        .chain(old.iter().filter(|r| !kept(r)).map(|r| (now, r.clone())))
+        .collect();
+    (new, still_gone)
 }
 
 /// Checks every remote server with HEAD every 2 s; any HTTP answer within
@@ -225,19 +255,67 @@ mod tests {
 
     #[test]
     fn known_servers_keep_their_state_and_follow_the_drain() {
-        let first = reconcile(&[], &[peer("http://b:1", false)]);
+        let now = Instant::now();
+        let (first, _) = reconcile(&[], &[], &[peer("http://b:1", false)], now);
         first[0].healthy.store(true, Ordering::Relaxed);
         assert!(first[0].takes_new());
-        let next = reconcile(
+        let (next, gone) = reconcile(
             &first,
+            &[],
             &[peer("http://b:1", true), peer("http://c:1", false)],
+            now,
         );
-        assert!(Arc::ptr_eq(&first[0], &next[0]));
+        assert!(Arc::ptr_eq(&first[0], &next[0]) && gone.is_empty());
         assert!(next[0].healthy.load(Ordering::Relaxed) && !next[0].takes_new());
         assert!(
             !next[1].takes_new(),
             "a new server waits for its first check"
         );
-        assert!(reconcile(&next, &[]).is_empty());
+        assert!(reconcile(&next, &[], &[], now).0.is_empty());
+    }
+
+    #[test]
+    fn a_server_back_within_a_minute_keeps_its_health_and_round_trip() {
+        let t0 = Instant::now();
+        let b = || [peer("http://b:1", false)];
+        let (first, _) = reconcile(&[], &[], &b(), t0);
+        first[0].healthy.store(true, Ordering::Relaxed);
+        *first[0].rtt_us.lock().unwrap() = 14e3;
+        // b shows down for a few reads (its heartbeats stalled), then is back.
+        let (none, gone) = reconcile(&first, &[], &[], t0 + Duration::from_secs(1));
+        assert!(none.is_empty() && gone.len() == 1);
+        let (none, gone) = reconcile(&none, &gone, &[], t0 + Duration::from_secs(2));
+        assert!(
+            none.is_empty() && gone.len() == 1,
+            "it left at 1 s, not 2 s"
+        );
+        let (back, gone) = reconcile(&none, &gone, &b(), t0 + Duration::from_secs(60));
+        assert!(Arc::ptr_eq(&first[0], &back[0]) && gone.is_empty());
+        assert!(back[0].takes_new());
+        // Gone for a minute or more: it starts over.
+        let (_, gone) = reconcile(&back, &[], &[], t0 + Duration::from_secs(61));
+        let (later, gone) = reconcile(&[], &gone, &b(), t0 + Duration::from_secs(121));
+        assert!(!Arc::ptr_eq(&first[0], &later[0]) && gone.is_empty());
+        assert!(!later[0].takes_new());
+        let (_, gone) = reconcile(&later, &[], &[], t0 + Duration::from_secs(121));
+        assert!(
+            reconcile(&[], &gone, &[], t0 + Duration::from_secs(181))
+                .1
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_server_back_with_another_certificate_starts_over() {
+        let t0 = Instant::now();
+        let (first, _) = reconcile(&[], &[], &[peer("https://b:1", false)], t0);
+        first[0].healthy.store(true, Ordering::Relaxed);
+        let (_, gone) = reconcile(&first, &[], &[], t0);
+        let renewed = Peer {
+            pin: Some([7; 32]),
+            ..peer("https://b:1", false)
+        };
+        let (back, gone) = reconcile(&[], &gone, &[renewed], t0);
+        assert!(!back[0].takes_new() && gone.len() == 1);
     }
 }

@@ -14,7 +14,6 @@
 use std::error::Error as StdError;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use alpharen_store::config::{ProxyRoute, cidrs_overlap};
 use axum::body::Body;
@@ -24,7 +23,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{HttpConnector, capture_connection};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use tokio::task::JoinHandle;
@@ -484,20 +483,60 @@ async fn forward(
     } else {
         axum::http::Version::HTTP_11
     };
-    let out = Request::from_parts(parts, body);
+    let (body, replay) = match &h2 {
+        Some(_) => replayable(body).await,
+        None => (body, None),
+    };
+    let (body, request_read) = Lingering::new(body);
+    let replay = replay.map(|body| {
+        let mut again = Request::new(body);
+        *again.method_mut() = parts.method.clone();
+        *again.uri_mut() = parts.uri.clone();
+        *again.version_mut() = parts.version;
+        *again.headers_mut() = parts.headers.clone();
+        again
+    });
+    let out = Request::from_parts(parts, Body::new(body));
 
     let sent = match h2 {
         Some((h2, sender)) => {
-            let sent = send_h2(sender, route, out).await;
-            if let Err(Failure::Unreachable(_)) = &sent {
-                h2.forget();
-            }
-            sent
+            let (id, sender) = sender;
+            let sent = match send_h2(sender, route, out).await {
+                Err(e) => match again(e, replay) {
+                    Ok(out) => {
+                        h2.retire(crate::workers::index(), id);
+                        match h2.sender(crate::workers::index(), route).await {
+                            Ok(Some((_, sender))) => send_h2(sender, route, out).await,
+                            Ok(None) => Err(H2Error::Failed(Failure::Unreachable(
+                                "the backend stopped speaking HTTP/2".into(),
+                            ))),
+                            Err(f) => Err(H2Error::Failed(f)),
+                        }
+                    }
+                    Err(f) => Err(H2Error::Failed(f)),
+                },
+                ok => ok,
+            };
+            sent.map_err(|e| {
+                let f = match e {
+                    H2Error::Unsent(_) => Failure::Unreachable(
+                        "the connection closed before the request went out".into(),
+                    ),
+                    H2Error::Refused(f) | H2Error::Failed(f) => f,
+                };
+                if let Failure::Unreachable(_) = &f {
+                    h2.forget();
+                }
+                f
+            })
         }
         None => send(backends, route, out).await,
     };
     let resp = match sent {
-        Ok(r) => r,
+        Ok(r) => {
+            after_upload(request_read).await;
+            r
+        }
         Err(failure) => {
             tracing::warn!(host, backend = %route.backend, error = %failure, "proxy request failed");
             return failure.page(host);
@@ -511,98 +550,6 @@ async fn forward(
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, Body::new(body))
-}
-
-/// Why a request got no answer from the backend.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum Failure {
-    /// Refused, reset, no route: the innermost cause.
-    #[error("{0}")]
-    Unreachable(String),
-    #[error("no connection within {0} s")]
-    ConnectTimeout(u64),
-    #[error("no response within {0} s")]
-    ResponseTimeout(u64),
-    /// The backend's certificate was refused.
-    #[error("TLS: {0}")]
-    Tls(String),
-}
-
-impl Failure {
-    fn page(&self, host: &str) -> Response {
-        let bad_gateway =
-            |detail: String| page(StatusCode::BAD_GATEWAY, "502 Bad Gateway", &detail);
-        match self {
-            Failure::Unreachable(_) => bad_gateway(format!(
-                "The backend for {host} is not answering. Try again in a moment."
-            )),
-            Failure::ConnectTimeout(s) => bad_gateway(format!(
-                "The backend for {host} did not take the connection within {s} s."
-            )),
-            Failure::Tls(e) => bad_gateway(format!(
-                "The backend for {host} is reached over HTTPS and its certificate was refused \
-                 ({e}). If it uses a private CA, give the route that CA as ca_file."
-            )),
-            Failure::ResponseTimeout(s) => page(
-                StatusCode::GATEWAY_TIMEOUT,
-                "504 Gateway Timeout",
-                &format!("The backend for {host} did not answer within {s} s."),
-            ),
-        }
-    }
-}
-
-/// Sends with the route's two deadlines: `connect_timeout` until a
-/// connection (TCP and TLS) is ready, then `response_timeout` until the
-/// response headers.
-async fn send(
-    backends: &Backends,
-    route: &ProxyRoute,
-    mut out: Request,
-) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
-    let mut connected = capture_connection(&mut out);
-    let sent = backends.request(out);
-    tokio::pin!(sent);
-    let early = tokio::time::timeout(Duration::from_secs(route.connect_timeout), async {
-        tokio::select! {
-            r = &mut sent => Some(r),
-            _ = connected.wait_for_connection_metadata() => None,
-        }
-    })
-    .await
-    .map_err(|_| Failure::ConnectTimeout(route.connect_timeout))?;
-    let result = match early {
-        Some(r) => r,
-        None => tokio::time::timeout(Duration::from_secs(route.response_timeout), sent)
-            .await
-            .map_err(|_| Failure::ResponseTimeout(route.response_timeout))?,
-    };
-    result.map_err(|e| failure(&e))
-}
-
-/// Sends over the worker's HTTP/2 connection, with the route's
-/// `response_timeout` until the response headers.
-async fn send_h2(
-    mut sender: hyper::client::conn::http2::SendRequest<Body>,
-    route: &ProxyRoute,
-    out: Request,
-) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
-    let answer = async {
-        sender.ready().await?;
-        sender.send_request(out).await
-    };
-    tokio::time::timeout(Duration::from_secs(route.response_timeout), answer)
-        .await
-        .map_err(|_| Failure::ResponseTimeout(route.response_timeout))?
-        .map_err(|e| failure(&e))
-}
-
-/// A refused certificate, or else the innermost cause.
-fn failure(e: &(dyn StdError + 'static)) -> Failure {
-    match causes(e).find_map(|c| c.downcast_ref::<rustls::Error>()) {
-        Some(tls) => Failure::Tls(tls.to_string()),
-        None => Failure::Unreachable(cause(e)),
-    }
 }
 
 /// Answers 101 to the client and copies bytes both ways between the two
@@ -629,6 +576,10 @@ fn splice(
 
 #[path = "proxy_h2.rs"]
 mod h2;
+#[path = "proxy_send.rs"]
+mod send;
+pub(crate) use send::{Failure, failure};
+use send::{H2Error, Lingering, after_upload, again, replayable, send, send_h2};
 
 #[cfg(test)]
 #[path = "proxy_tests.rs"]

@@ -10,7 +10,7 @@
 //! HTTP/1.1 by the route's pool from then on (logged once).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use alpharen_store::config::{BackendHttp2, ProxyRoute};
@@ -40,6 +40,9 @@ pub enum Speaks {
     Http1 = 2,
 }
 
+/// A worker's connection: its number and its sender.
+pub type Conn = (u64, SendRequest<Body>);
+
 /// The HTTP/2 side of one route.
 pub struct H2 {
     host: String,
@@ -51,8 +54,9 @@ pub struct H2 {
     /// With ALPN `h2`, `http/1.1`, for an `https://` backend.
     tls: Option<(TlsConnector, ServerName<'static>)>,
     speaks: AtomicU8,
-    /// One connection per worker.
-    conns: Vec<Mutex<Option<SendRequest<Body>>>>,
+    /// One connection per worker, with its number (from `made`).
+    conns: Vec<Mutex<Option<Conn>>>,
+    made: AtomicU64,
     /// Held while a worker connects, so that its requests share one connection.
     connecting: Vec<tokio::sync::Mutex<()>>,
 }
@@ -96,6 +100,7 @@ impl H2 {
             tls,
             speaks: AtomicU8::new(Speaks::Unknown as u8),
             conns: (0..workers).map(|_| Mutex::new(None)).collect(),
+            made: AtomicU64::new(0),
             connecting: (0..workers).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
     }
@@ -129,14 +134,11 @@ impl H2 {
             .ok()
     }
 
-    /// This worker's connection, made if there is none open; `None`
+    /// This worker's connection and its number, made if there is none
+    /// open; `None`
     /// when the backend speaks only HTTP/1.1. `connect_timeout` bounds
     /// the connection (TCP, TLS, preface check and handshake).
-    pub async fn sender(
-        &self,
-        worker: usize,
-        route: &ProxyRoute,
-    ) -> Result<Option<SendRequest<Body>>, Failure> {
+    pub async fn sender(&self, worker: usize, route: &ProxyRoute) -> Result<Option<Conn>, Failure> {
         if self.speaks() == Speaks::Http1 {
             return Ok(None);
         }
@@ -155,10 +157,11 @@ impl H2 {
         match made {
             Some(s) => {
                 self.learnt(Speaks::Http2);
+                let id = self.made.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut slot) = self.conns[i].lock() {
-                    *slot = Some(s.clone());
+                    *slot = Some((id, s.clone()));
                 }
-                Ok(Some(s))
+                Ok(Some((id, s)))
             }
             None => {
                 if self.speaks() != Speaks::Http1 {
@@ -171,9 +174,19 @@ impl H2 {
         }
     }
 
-    fn open(&self, i: usize) -> Option<SendRequest<Body>> {
+    fn open(&self, i: usize) -> Option<Conn> {
         let slot = self.conns[i].lock().ok()?;
-        slot.as_ref().filter(|s| !s.is_closed()).cloned()
+        slot.as_ref().filter(|(_, s)| !s.is_closed()).cloned()
+    }
+
+    /// Connection `id` is going away (GOAWAY): the worker's next request
+    /// makes a new one, even while this one finishes what it has.
+    pub fn retire(&self, worker: usize, id: u64) {
+        if let Ok(mut slot) = self.conns[worker % self.conns.len()].lock()
+            && slot.as_ref().is_some_and(|(made, _)| *made == id)
+        {
+            *slot = None;
+        }
     }
 
     /// A new HTTP/2 connection, or `None` when the backend turned HTTP/2 down.

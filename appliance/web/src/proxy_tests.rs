@@ -10,7 +10,7 @@ fn client(r: &ProxyRoute) -> Result<Backends, String> {
     client_tls(r).map(|(config, name)| backends(config, name)())
 }
 
-fn route(host: &str, prefix: Option<&str>, backend: &str) -> ProxyRoute {
+pub(super) fn route(host: &str, prefix: Option<&str>, backend: &str) -> ProxyRoute {
     ProxyRoute {
         host: host.into(),
         backend: backend.into(),

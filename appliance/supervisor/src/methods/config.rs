@@ -1,6 +1,7 @@
 //! `config.*`: read, apply, set, history, diff, rollback, confirm, export.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use alpharen_rpc::config::{
     self as m, Apply, Confirm, Confirmed, Diff, Export, Exported, Get, Limit, PeerAdd, PeerEnable,
@@ -40,14 +41,30 @@ pub fn outcome_json(out: &ApplyOutcome, changes: &[Change]) -> Value {
 /// Writes through the store and brings the services in line.
 pub async fn commit(
     node: &Arc<NodeState>,
-    write: impl FnOnce(&mut alpharen_store::Store) -> Result<ApplyOutcome, alpharen_store::StoreError>,
+    write: impl FnOnce(&mut alpharen_store::Store) -> Result<ApplyOutcome, alpharen_store::StoreError>
+    + Send
+    + 'static,
 ) -> Result<Value, RpcError> {
-    let (old, out, new) = with_store(node, |s| {
-        let old = s.current_config()?;
-        let out = write(s)?;
-        let new = s.current_config()?;
-        Ok((old, out, new))
-    })?;
+    // Off the supervisor's one thread: on a cluster member the write
+    // waits for the cluster's configuration log (up to seconds during a
+    // leader election), and services, status and the control socket must
+    // not wait with it.
+    let n = node.clone();
+    let (old, out, new) = tokio::task::spawn_blocking(move || {
+        with_store(&n, |s| {
+            let old = s.current_config()?;
+            let out = write(s)?;
+            let new = s.current_config()?;
+            Ok((old, out, new))
+        })
+    })
+    .await
+    .map_err(|e| {
+        RpcError::new(
+            "internal_error",
+            format!("the configuration write failed: {e}"),
+        )
+    })??;
     let changes = if out.revision.is_some() {
         node.reconcile(&old, &new, &out.changed).await;
         diff::diff(&old.to_json(), &new.to_json())
@@ -55,6 +72,44 @@ pub async fn commit(
         Vec::new()
     };
     Ok(outcome_json(&out, &changes))
+}
+
+/// How often, and how far apart, a path set is tried again on a cluster
+/// member that is behind the cluster's configuration log (it follows
+/// the log within a second or two of being woken).
+const BEHIND_TRIES: u32 = 10;
+const BEHIND_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `config.set`: the current document with `p.path` set, as a new
+/// revision. `behind` is set when the cluster's configuration log found
+/// this member behind it.
+async fn set_path(
+    node: &Arc<NodeState>,
+    p: &Set,
+    who: &str,
+    behind: Arc<AtomicBool>,
+) -> Result<Value, RpcError> {
+    let mut doc = with_store(node, |s| Ok(s.current_config()?.to_json()))?;
+    alpharen_store::diff::set_path(&mut doc, &p.path, p.value.clone())
+        .map_err(RpcError::invalid_params)?;
+    let config = Config::from_value(doc).map_err(invalid)?;
+    let comment = if p.comment.is_empty() {
+        // The value as it will be stored: a password shows as a
+        // reference, never in clear.
+        let shown = diff::get_path(&config.redacted().to_json(), &p.path).unwrap_or(Value::Null);
+        format!("set {} = {}", p.path, shown)
+    } else {
+        p.comment.clone()
+    };
+    let (who, expect) = (who.to_string(), p.expect_revision);
+    commit(node, move |s| {
+        let out = s.write(&config, &write(&who, &comment, expect));
+        if matches!(out, Err(alpharen_store::StoreError::ClusterBehind)) {
+            behind.store(true, Ordering::Relaxed);
+        }
+        out
+    })
+    .await
 }
 
 /// The document an apply asks for: the sections it has over the current
@@ -172,24 +227,26 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
         }
         m::SET => {
             let p: Set = call.params()?;
-            let mut doc = with_store(node, |s| Ok(s.current_config()?.to_json()))?;
-            alpharen_store::diff::set_path(&mut doc, &p.path, p.value.clone())
-                .map_err(RpcError::invalid_params)?;
-            let config = Config::from_value(doc).map_err(invalid)?;
-            let who = author(&call, p.author);
-            let comment = if p.comment.is_empty() {
-                // The value as it will be stored: a password shows as a
-                // reference, never in clear.
-                let shown =
-                    diff::get_path(&config.redacted().to_json(), &p.path).unwrap_or(Value::Null);
-                format!("set {} = {}", p.path, shown)
-            } else {
-                p.comment
-            };
-            commit(node, move |s| {
-                s.write(&config, &write(&who, &comment, p.expect_revision))
-            })
-            .await?
+            let who = author(&call, p.author.clone());
+            // A path set on a cluster member that has not applied the
+            // cluster's latest [integrator] yet is set again on it once
+            // applied (the set is of one path, so nothing of the other
+            // change is lost); one that names the revision it expects
+            // is not.
+            let mut tries = 0;
+            loop {
+                let behind = Arc::new(AtomicBool::new(false));
+                let set = set_path(node, &p, &who, behind.clone()).await;
+                if set.is_ok()
+                    || !behind.load(Ordering::Relaxed)
+                    || p.expect_revision.is_some()
+                    || tries == BEHIND_TRIES
+                {
+                    break set?;
+                }
+                tries += 1;
+                tokio::time::sleep(BEHIND_PAUSE).await;
+            }
         }
         m::HISTORY => {
             let p: Limit = call.params()?;

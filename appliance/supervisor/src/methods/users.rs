@@ -103,8 +103,9 @@ async fn complete(node: &Arc<NodeState>, p: Setup) -> Result<Value, RpcError> {
     }
     let config =
         Config::from_value(doc).map_err(|e| store_err(alpharen_store::StoreError::Invalid(e)))?;
-    let out = super::config::commit(node, |s| {
-        s.add_user("admin", &p.admin_password, Role::Admin, "setup")?;
+    let password = p.admin_password;
+    let out = super::config::commit(node, move |s| {
+        s.add_user("admin", &password, Role::Admin, "setup")?;
         let out = s.apply(&config, "setup", "first-boot setup")?;
         // Setup is the admin's own act on a new node: nothing to confirm.
         if let Some(p) = out.pending {
