@@ -40,7 +40,10 @@ export async function open({ prefix, phone = false, downloads = false }) {
     timeout: 30000,
   });
   const page = browser.pages()[0] || await browser.newPage();
-  page.setDefaultTimeout(15000);
+  // 30 s: in a full CI run (QEMU images and databases writing at once) an
+  // fsync of the node's stores can take seconds, and an action that
+  // writes (a login, a delete) waits for it.
+  page.setDefaultTimeout(30000);
   const dialogs = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
   const errors = [];
@@ -55,9 +58,8 @@ export async function login(page, base, password, user = 'admin') {
   await page.fill('#username', user);
   await page.fill('#password', password);
   await page.keyboard.press('Enter');
-  // A loaded CI machine can take long for the first status; the page's
-  // main part says why when it does not come.
-  await page.waitForSelector('#stat-node', { timeout: 30000 }).catch(async (e) => {
+  // The page's main part says why when the dashboard does not come.
+  await page.waitForSelector('#stat-node').catch(async (e) => {
     throw new Error(`${e.message}\nthe page shows: ${await page.textContent('main').catch(() => '?')}`);
   });
 }
@@ -88,6 +90,9 @@ export async function run(t, name, body) {
   } catch (e) {
     await t.shot('failure').catch(() => {});
     console.error('FAIL:', e.message);
+    // The console's last toast: an API error the page showed.
+    const toast = await t.page.textContent('#toast', { timeout: 1000 }).catch(() => '');
+    if (toast) console.error('the last toast:', toast);
     process.exitCode = 1;
   } finally {
     await t.browser.close();

@@ -10,9 +10,11 @@ use minisign_verify::{PublicKey, Signature};
 use crate::Error;
 
 /// A minisign key id as minisign prints it (`minisign -G`, the `.pub`
-/// file's comment): the eight id bytes as a little-endian number in hex.
+/// file's comment): the eight id bytes as a little-endian number in hex,
+/// without leading zeros (minisign prints it with `PRIX64`), so the id in
+/// a message is the one the user sees in their key file.
 pub fn key_id_string(id: &[u8; 8]) -> String {
-    id.iter().rev().map(|b| format!("{b:02X}")).collect()
+    format!("{:X}", u64::from_le_bytes(*id))
 }
 
 /// One public key the node accepts bundles from.

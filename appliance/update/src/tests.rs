@@ -581,3 +581,13 @@ impl Write for Counter {
         Ok(())
     }
 }
+
+#[test]
+fn key_id_is_printed_as_minisign_prints_it() {
+    // minisign's `public key %PRIX64`: little-endian, upper case, no
+    // leading zeros (a key id starting with a zero nibble has 15 digits).
+    let id = [0xAF, 0xAD, 0xA9, 0x7F, 0x24, 0x56, 0xA4, 0x0C];
+    assert_eq!(key_id_string(&id), "CA456247FA9ADAF");
+    let id = [0x01, 0, 0, 0, 0, 0, 0, 0xF0];
+    assert_eq!(key_id_string(&id), "F000000000000001");
+}

@@ -60,6 +60,24 @@ class ApiError extends Error {
   }
 }
 
+// Whether a request may go again when its connection failed before an
+// answer: what repeating changes nothing (reads, PUT, DELETE), and a
+// login (a second session is harmless), as browsers repeat idempotent
+// requests on a reset connection.
+function retryable(method, path) {
+  return ['GET', 'HEAD', 'PUT', 'DELETE'].includes(method) || (method === 'POST' && path === '/session');
+}
+
+// fetch, tried once more after 0.5 s when the connection failed (a
+// TypeError, no answer) and `again` allows it.
+async function fetchOnce(url, opts, again) {
+  try { return await fetch(url, opts); } catch (e) {
+    if (!again || !(e instanceof TypeError)) throw e;
+    await new Promise((ok) => setTimeout(ok, 500));
+    return fetch(url, opts);
+  }
+}
+
 export async function api(method, path, body) {
   const opts = { method, headers: {}, credentials: 'same-origin' };
   if (body instanceof Blob) {
@@ -71,7 +89,7 @@ export async function api(method, path, body) {
     opts.body = JSON.stringify(body);
   }
   if (!['GET', 'HEAD'].includes(method)) opts.headers['x-csrf-token'] = cookie('alpharen_csrf');
-  const r = await fetch('/api/v1' + path, opts);
+  const r = await fetchOnce('/api/v1' + path, opts, retryable(method, path));
   const date = r.headers.get('date');
   if (date) skew = Math.round((Date.parse(date) - Date.now()) / 1000);
   const text = await r.text();

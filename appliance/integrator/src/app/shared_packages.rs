@@ -7,8 +7,9 @@
 //! its previous set, whole. A member that was down reads on from where it
 //! stopped when it is back.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alpharen_cluster::kv::ClusterKv;
@@ -26,6 +27,27 @@ const APPLY_WAIT: Duration = Duration::from_secs(30);
 
 fn unavailable(e: impl std::fmt::Display) -> RpcError {
     RpcError::new("unavailable", e.to_string())
+}
+
+/// A change's wheels offered in memory while it is made; gone when it
+/// ends, whichever way.
+struct Offered<'a>(&'a Mutex<HashMap<String, Vec<u8>>>);
+
+impl<'a> Offered<'a> {
+    fn new(map: &'a Mutex<HashMap<String, Vec<u8>>>, wheels: &[(String, Vec<u8>)]) -> Self {
+        if let Ok(mut m) = map.lock() {
+            m.extend(wheels.iter().cloned());
+        }
+        Offered(map)
+    }
+}
+
+impl Drop for Offered<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.clear();
+        }
+    }
 }
 
 /// A set change: the set it makes from the cluster's current one, or why
@@ -50,24 +72,7 @@ impl App {
         actor: &str,
         edit: Edit,
     ) -> Result<Record, RpcError> {
-        if let Ok(mut offered) = self.offered_wheels.lock() {
-            offered.extend(wheels.iter().cloned());
-        }
-        let shared = self.append_packages(kv, wheels, change, actor, edit).await;
-        if let Ok(mut offered) = self.offered_wheels.lock() {
-            offered.clear();
-        }
-        shared
-    }
-
-    async fn append_packages(
-        &self,
-        kv: Arc<ClusterKv>,
-        wheels: Vec<(String, Vec<u8>)>,
-        change: String,
-        actor: &str,
-        edit: Edit,
-    ) -> Result<Record, RpcError> {
+        let _offered = Offered::new(&self.offered_wheels, &wheels);
         let k = kv.clone();
         tokio::task::spawn_blocking(move || {
             wheels.iter().try_for_each(|(sha, w)| k.put_wheel(sha, w))
