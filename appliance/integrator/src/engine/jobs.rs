@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use alpharen_store::config::{Integrator, Job};
 use serde_json::{Value, json};
 
+use super::claim::{self, Claimed};
 use super::{Engine, JobState, MISFIRE_GRACE, call_msg, call_result};
 use crate::app::App;
 use crate::data::{DataError, now_ms};
@@ -112,6 +113,7 @@ impl Engine {
     /// Jobs due now (their next run is advanced and stored first, so a
     /// crash during the run does not repeat it).
     fn due(&self, now: i64) -> (Vec<Fire>, Option<i64>) {
+        let clustered = self.data.cluster.clustered();
         let mut jobs = self.jobs();
         let mut fire = Vec::new();
         let mut soonest: Option<i64> = None;
@@ -124,7 +126,11 @@ impl Engine {
                     tracing::warn!(job = %name, error = %e, "cannot store the next run");
                 }
                 if j.job.enabled {
-                    fire.push((name.clone(), "schedule", next));
+                    let times = match (&j.plan, clustered) {
+                        (Ok(p), true) => catch_up(p, next, now),
+                        _ => vec![next],
+                    };
+                    fire.extend(times.into_iter().map(|t| (name.clone(), "schedule", t)));
                 }
             }
             if let Some(n) = j.next_run {
@@ -186,12 +192,12 @@ pub fn start_job(
             job.max_instances
         ));
     }
-    spawn_run(app, job, running, trigger, fire_time);
+    drop(spawn_run(app, job, running, trigger, fire_time));
     Ok(())
 }
 
 /// Job `name` as scheduled now, with its count of runs in progress.
-fn job_of(app: &App, name: &str) -> Result<(Job, Arc<AtomicU32>), String> {
+pub(super) fn job_of(app: &App, name: &str) -> Result<(Job, Arc<AtomicU32>), String> {
     let jobs = app.engine.jobs();
     let j = jobs
         .get(name)
@@ -211,7 +217,7 @@ fn take_slot(running: &AtomicU32, max: u32) -> bool {
 /// [`take_slot`], waiting up to `patience` for a run to end: a fire this
 /// member claimed runs nowhere else, so it waits its turn rather than
 /// being skipped (claims landing together after a cluster outage).
-async fn wait_for_slot(running: &AtomicU32, max: u32, patience: Duration) -> bool {
+pub(super) async fn wait_for_slot(running: &AtomicU32, max: u32, patience: Duration) -> bool {
     let give_up = tokio::time::Instant::now() + patience;
     while !take_slot(running, max) {
         if tokio::time::Instant::now() >= give_up {
@@ -222,14 +228,15 @@ async fn wait_for_slot(running: &AtomicU32, max: u32, patience: Duration) -> boo
     true
 }
 
-/// Runs `job` with the slot taken in `running` (given back when it ends).
-fn spawn_run(
+/// Runs `job` with the slot taken in `running` (given back when it
+/// ends); the handle ends with the run.
+pub(super) fn spawn_run(
     app: &Arc<App>,
     job: Job,
     running: Arc<AtomicU32>,
     trigger: &'static str,
     fire_time: Option<i64>,
-) {
+) -> tokio::task::JoinHandle<()> {
     let app = app.clone();
     tokio::spawn(async move {
         let started = Instant::now();
@@ -246,7 +253,7 @@ fn spawn_run(
         };
         running.fetch_sub(1, Ordering::SeqCst);
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(job = %job.name, service = %job.service, trigger, result = %result, ms, "job ran");
+        tracing::info!(job = %job.name, service = %job.service, trigger, at = fire_time, result = %result, ms, "job ran");
         if let Err(e) = app
             .engine
             .data
@@ -254,44 +261,39 @@ fn spawn_run(
         {
             tracing::warn!(job = %job.name, error = %e, "cannot record the job result");
         }
-    });
+    })
 }
 
 /// A scheduled run: the job, its trigger and the time it is due at.
 type Fire = (String, &'static str, i64);
 
-/// How long a member keeps trying to claim a fire while the cluster
-/// cannot answer (a member died and JetStream elects new stream leaders,
-/// a few seconds): the run is late, not lost.
-const CLAIM_PATIENCE: Duration = Duration::from_secs(60);
-/// The pause between two tries of a claim.
-const CLAIM_RETRY: Duration = Duration::from_secs(1);
 /// How often a claimed fire looks for a free instance.
 const SLOT_POLL: Duration = Duration::from_millis(50);
+/// In a cluster, fire times a late scheduler loop still fires: those up
+/// to this old (the claim patience: later the others gave up on them
+/// too), at most [`CATCH_UP_MAX`] of them.
+const CATCH_UP_S: i64 = 60;
+const CATCH_UP_MAX: usize = 60;
 
-/// Tries `claim` until it answers or `patience` has passed (then its last
-/// error). `claim` must be safe to repeat: its holder token is the same on
-/// every try, so a try that landed but timed out counts as ours.
-async fn claim_patiently<F, Fut>(mut claim: F, patience: Duration) -> Result<bool, String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool, String>>,
-{
-    let give_up = tokio::time::Instant::now() + patience;
-    loop {
-        match claim().await {
-            Ok(won) => return Ok(won),
-            Err(e) if tokio::time::Instant::now() + CLAIM_RETRY > give_up => return Err(e),
-            Err(e) => {
-                tracing::debug!(error = %e, "claim failed, trying again");
-                tokio::time::sleep(CLAIM_RETRY).await;
-            }
-        }
+/// The fire times to fire at `now` when `next` is due, in a cluster.
+/// A member whose loop was held up (a blocking call while JetStream
+/// elects a leader) must not skip the fire times in between: the other
+/// members may not have run them either (one was killed, another
+/// restarted). Alone, a late loop fires `next` once (misfire).
+fn catch_up(plan: &sched::Plan, next: i64, now: i64) -> Vec<i64> {
+    let mut times = vec![next];
+    let mut t = plan.next_after(next.max(now - CATCH_UP_S - 1));
+    while let Some(x) = t.filter(|&x| x <= now && times.len() <= CATCH_UP_MAX) {
+        times.push(x);
+        t = plan.next_after(x);
     }
+    times
 }
 
 /// Starts a scheduled run if this member claims it (in a cluster one
-/// member does); the others record why they did not.
+/// member does); the others record why they did not and watch the claim
+/// (`claim.rs`), to take it over if its holder dies before marking it
+/// done.
 async fn fire(app: Arc<App>, (name, trigger, at): Fire) {
     let Ok((job, running)) = job_of(&app, &name) else {
         return; // dropped from the configuration meanwhile
@@ -300,30 +302,24 @@ async fn fire(app: Arc<App>, (name, trigger, at): Fire) {
         // Not claimed: a member with a free instance runs it.
         "skipped (max_instances reached)".to_string()
     } else {
-        // Unique per fire: a retry after a timed-out try finds its own claim.
-        let holder = format!("{} {:016x}", app.node_name(), rand::random::<u64>());
-        let claim = claim_patiently(
-            || {
-                let (app, name, holder) = (app.clone(), name.clone(), holder.clone());
-                async move {
-                    tokio::task::spawn_blocking(move || {
-                        app.engine.data.claim_job(&name, at, &holder)
-                    })
-                    .await
-                    .map_err(|e| format!("the run could not be claimed: {e}"))?
-                    .map_err(|e| format!("the run could not be claimed in the cluster: {e}"))
+        let mine = claim::new_claim(&app);
+        match claim::write_claim(&app, &name, at, None, &mine, claim::CLAIM_PATIENCE).await {
+            Ok(Claimed::Alone) => {
+                if wait_for_slot(&running, job.max_instances, claim::CLAIM_PATIENCE).await {
+                    drop(spawn_run(&app, job, running, trigger, Some(at)));
+                    return;
                 }
-            },
-            CLAIM_PATIENCE,
-        )
-        .await;
-        match claim {
-            Ok(true) if wait_for_slot(&running, job.max_instances, CLAIM_PATIENCE).await => {
-                spawn_run(&app, job, running, trigger, Some(at));
+                "skipped (max_instances reached)".to_string()
+            }
+            Ok(Claimed::Won(rev)) => {
+                tracing::debug!(job = %name, at, "fire claimed");
+                claim::run_claimed(app, job, running, trigger, at, mine, rev).await;
                 return;
             }
-            Ok(true) => "skipped (max_instances reached)".to_string(),
-            Ok(false) => "skipped (ran on another member)".to_string(),
+            Ok(Claimed::Lost) => {
+                tokio::spawn(claim::watch(app.clone(), name.clone(), trigger, at));
+                "skipped (ran on another member)".to_string()
+            }
             Err(e) => format!("error: {e}"),
         }
     };
@@ -372,27 +368,35 @@ pub async fn scheduler_loop(app: Arc<App>) {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn a_claim_is_tried_again_until_the_cluster_answers() {
-        let tries = AtomicU32::new(0);
-        let started = tokio::time::Instant::now();
-        let got = claim_patiently(
-            || {
-                let n = tries.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n < 4 {
-                        Err("no leader".to_string())
-                    } else {
-                        Ok(true)
-                    }
-                }
-            },
-            Duration::from_secs(60),
-        )
-        .await;
-        assert_eq!(got, Ok(true));
-        assert_eq!(tries.load(Ordering::SeqCst), 5);
-        assert_eq!(started.elapsed(), CLAIM_RETRY * 4);
+    fn every(seconds: u32) -> sched::Plan {
+        let job: Job = serde_json::from_value(json!({
+            "name": "t", "service": "s", "kind": "interval", "seconds": seconds
+        }))
+        .unwrap();
+        sched::plan(&job, None, 0).unwrap()
+    }
+
+    #[test]
+    fn a_late_loop_in_a_cluster_fires_every_fire_time_it_missed() {
+        let p = every(5);
+        assert_eq!(catch_up(&p, 1000, 1000), [1000]);
+        assert_eq!(catch_up(&p, 1000, 1004), [1000]);
+        assert_eq!(catch_up(&p, 1000, 1017), [1000, 1005, 1010, 1015]);
+    }
+
+    #[test]
+    fn catching_up_is_bounded_by_age_and_count() {
+        // The stored next run is always fired; the rest only back to
+        // CATCH_UP_S before now.
+        let p = every(5);
+        let times = catch_up(&p, 1000, 2000);
+        assert_eq!(times[0], 1000);
+        assert_eq!(times[1], 2000 - CATCH_UP_S);
+        assert_eq!(times.last(), Some(&2000));
+        let p = every(1);
+        let times = catch_up(&p, 1000, 1000 + 500);
+        assert_eq!(times.len(), CATCH_UP_MAX + 1);
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -412,36 +416,5 @@ mod tests {
         assert!(!wait_for_slot(&running, 1, Duration::from_secs(5)).await);
         assert_eq!(running.load(Ordering::SeqCst), 1);
         assert!(started.elapsed() >= Duration::from_secs(8));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_lost_race_is_not_tried_again() {
-        let tries = AtomicU32::new(0);
-        let got = claim_patiently(
-            || {
-                tries.fetch_add(1, Ordering::SeqCst);
-                async { Ok(false) }
-            },
-            Duration::from_secs(60),
-        )
-        .await;
-        assert_eq!(got, Ok(false));
-        assert_eq!(tries.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_claim_gives_up_after_its_patience_with_the_last_error() {
-        let tries = AtomicU32::new(0);
-        let started = tokio::time::Instant::now();
-        let got = claim_patiently(
-            || {
-                let n = tries.fetch_add(1, Ordering::SeqCst);
-                async move { Err(format!("try {n}")) }
-            },
-            Duration::from_secs(10),
-        )
-        .await;
-        assert_eq!(got, Err("try 10".to_string()));
-        assert_eq!(started.elapsed(), Duration::from_secs(10));
     }
 }
