@@ -140,6 +140,23 @@ impl Engine {
         (fire, soonest)
     }
 
+    /// Every enabled job's fire times of the last
+    /// [`claim::WATCH_FOR_S`] up to `now`, at most [`claim::MAX_WATCHED`]
+    /// in all.
+    fn recent(&self, now: i64) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        for (name, j) in self.jobs().iter() {
+            let Ok(plan) = j.plan.as_ref() else { continue };
+            if !j.job.enabled {
+                continue;
+            }
+            let left = claim::MAX_WATCHED as usize - out.len();
+            let times = fire_times(plan, now - claim::WATCH_FOR_S, now, left);
+            out.extend(times.into_iter().map(|t| (name.clone(), t)));
+        }
+        out
+    }
+
     pub fn jobs_json(&self) -> Result<Value, DataError> {
         let rows = self.data.job_rows()?;
         let jobs = self.jobs();
@@ -281,9 +298,17 @@ const CATCH_UP_MAX: usize = 60;
 /// members may not have run them either (one was killed, another
 /// restarted). Alone, a late loop fires `next` once (misfire).
 fn catch_up(plan: &sched::Plan, next: i64, now: i64) -> Vec<i64> {
+    let from = next.max(now - CATCH_UP_S - 1);
     let mut times = vec![next];
-    let mut t = plan.next_after(next.max(now - CATCH_UP_S - 1));
-    while let Some(x) = t.filter(|&x| x <= now && times.len() <= CATCH_UP_MAX) {
+    times.extend(fire_times(plan, from, now, CATCH_UP_MAX));
+    times
+}
+
+/// `plan`'s fire times after `after` up to `until`, at most `max`.
+fn fire_times(plan: &sched::Plan, after: i64, until: i64, max: usize) -> Vec<i64> {
+    let mut times = Vec::new();
+    let mut t = plan.next_after(after);
+    while let Some(x) = t.filter(|&x| x <= until && times.len() < max) {
         times.push(x);
         t = plan.next_after(x);
     }
@@ -352,6 +377,15 @@ pub async fn scheduler_loop(app: Arc<App>) {
             for f in app.engine.reconcile(&config, startup) {
                 tokio::spawn(fire(app.clone(), f));
             }
+            if startup && app.engine.data.cluster.clustered() {
+                // The watches of claims died with the last process: watch
+                // the recent fires again, so a claim left held by a
+                // member that died (this one, maybe) is taken over even
+                // when every member that watched it was restarted too.
+                for (name, at) in app.engine.recent(now_s()) {
+                    tokio::spawn(claim::watch(app.clone(), name, "schedule", at));
+                }
+            }
             startup = false;
         }
         let now = now_s();
@@ -397,6 +431,14 @@ mod tests {
         let times = catch_up(&p, 1000, 1000 + 500);
         assert_eq!(times.len(), CATCH_UP_MAX + 1);
         assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    }
+
+    #[test]
+    fn fire_times_are_those_after_up_to_until_at_most_max() {
+        let p = every(5);
+        assert_eq!(fire_times(&p, 1000, 1020, 10), [1005, 1010, 1015, 1020]);
+        assert_eq!(fire_times(&p, 1000, 1020, 2), [1005, 1010]);
+        assert!(fire_times(&p, 1000, 1004, 10).is_empty());
     }
 
     #[tokio::test(start_paused = true)]
