@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, conf, io_err};
 
 pub const BUCKET: &str = "ar_kv";
-/// One-time claims (a scheduled job's fire time): written once, never
-/// changed, dropped by JetStream after a day.
+/// One-time claims (a scheduled job's fire time, [`crate::claims`]):
+/// dropped by JetStream after a day.
 pub const CLAIMS: &str = "ar_claims";
 const CLAIM_AGE_SECS: u64 = 24 * 3600;
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -130,7 +130,8 @@ pub(crate) struct Handles {
     kv: kv::Store,
     pub(crate) js: jetstream::Context,
     stream: jetstream::stream::Stream,
-    claims_stream: jetstream::stream::Stream,
+    /// The bucket of [`crate::claims`].
+    pub(crate) claims_stream: jetstream::stream::Stream,
     /// The log of deploys ([`crate::deploys`]).
     pub(crate) deploys: jetstream::stream::Stream,
     /// Pub/sub and `invoke_async` queues ([`crate::pubsub`]).
@@ -307,19 +308,6 @@ impl ClusterKv {
             name: BUCKET,
             stream: &self.h.stream,
         }
-    }
-
-    /// Takes the claim `key` of `scope` for `holder` unless a member took
-    /// it first: of members racing, exactly one gets `true`. Claims are
-    /// never released; JetStream drops them after a day.
-    pub fn claim(&self, scope: &str, key: &str, holder: &str) -> Result<bool, Error> {
-        let k = encode_key(scope, key);
-        let body = holder.as_bytes().to_vec();
-        let into = Bucket {
-            name: CLAIMS,
-            stream: &self.h.claims_stream,
-        };
-        self.run(async move { self.write_if(into, &k, Some(body), |m| m.is_none()).await })
     }
 
     pub(crate) async fn write_if(

@@ -12,6 +12,7 @@
 
 pub mod bridge;
 mod checks;
+pub mod claims;
 mod conf;
 pub mod configlog;
 mod control;

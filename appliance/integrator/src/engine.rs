@@ -22,6 +22,7 @@ use crate::sched::Plan;
 use crate::worker::{BoxFuture, CallHost, Host, Outcome};
 use alpharen_store::uuid4;
 
+mod claim;
 mod jobs;
 pub use jobs::{scheduler_loop, start_job};
 
@@ -48,6 +49,8 @@ pub struct Engine {
     jobs: Mutex<HashMap<String, JobState>>,
     /// The config the job table was last reconciled with.
     jobs_config: Mutex<Option<Arc<Integrator>>>,
+    /// Claims of fires lost to another member and watched (`claim.rs`).
+    watched: AtomicU32,
 }
 
 impl Engine {
@@ -58,6 +61,7 @@ impl Engine {
             in_flight: AtomicUsize::new(0),
             jobs: Mutex::new(HashMap::new()),
             jobs_config: Mutex::new(None),
+            watched: AtomicU32::new(0),
         })
     }
 

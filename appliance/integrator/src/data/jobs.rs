@@ -5,6 +5,11 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{Data, DataError};
+use alpharen_cluster::claims::{self, Claim};
+
+fn claim_key(name: &str, at: i64) -> String {
+    format!("{name}@{at}")
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRow {
@@ -89,13 +94,34 @@ impl Data {
         })
     }
 
-    /// Whether this member runs job `name`'s scheduled fire `at`: outside
-    /// a cluster always; in a cluster only the member whose claim of it
-    /// lands first, so a fire runs once whichever members schedule it.
-    pub fn claim_job(&self, name: &str, at: i64, holder: &str) -> Result<bool, DataError> {
+    /// Writes `claim` as the claim of job `name`'s scheduled fire `at` in
+    /// the cluster if it holds revision `expect` (`None`: no claim yet),
+    /// so a fire runs on one member whichever members schedule it.
+    /// `None` outside a cluster: the node runs every fire.
+    pub fn claim_job(
+        &self,
+        name: &str,
+        at: i64,
+        expect: Option<u64>,
+        claim: &Claim,
+    ) -> Result<Option<claims::Write>, DataError> {
         match self.cluster.kv()? {
-            None => Ok(true),
-            Some(c) => Ok(c.claim("job", &format!("{name}@{at}"), holder)?),
+            None => Ok(None),
+            Some(c) => Ok(Some(c.claim_write(
+                "job",
+                &claim_key(name, at),
+                expect,
+                claim,
+            )?)),
+        }
+    }
+
+    /// The claim of job `name`'s fire `at` in the cluster (`None`
+    /// outside a cluster or when there is none).
+    pub fn job_claim(&self, name: &str, at: i64) -> Result<Option<claims::Stored>, DataError> {
+        match self.cluster.kv()? {
+            None => Ok(None),
+            Some(c) => Ok(c.claim_read("job", &claim_key(name, at))?),
         }
     }
 
