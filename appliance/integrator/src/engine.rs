@@ -292,12 +292,36 @@ impl CallHost for CallScope {
                     Err(e) => e.to_reply(),
                 };
             }
-            match host_call(&app, req) {
+            let out = off_thread_in_cluster(&app, req.clone(), |app, req| host_call(app, &req))
+                .await
+                .unwrap_or_else(|e| Err((format!("the host call failed: {e}"), "internal")));
+            match out {
                 Ok(v) => json!({"ok": true, "value": v}),
                 Err((error, code)) => json!({"ok": false, "code": code, "error": error}),
             }
         })
     }
+}
+
+/// Runs a data-plane call. In a cluster each is a JetStream round trip,
+/// which takes seconds while a stream leader is elected: it runs on a
+/// blocking thread, so the integrator's only runtime thread goes on
+/// serving channels, other calls and the scheduler. Outside a cluster
+/// (SQLite, microseconds) it runs here, without the hand-off.
+async fn off_thread_in_cluster<A, R>(
+    app: &Arc<App>,
+    arg: A,
+    f: fn(&App, A) -> R,
+) -> Result<R, tokio::task::JoinError>
+where
+    A: Send + 'static,
+    R: Send + 'static,
+{
+    if !app.engine.data.cluster.clustered() {
+        return Ok(f(app, arg));
+    }
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || f(&app, arg)).await
 }
 
 // ---- delivery ----------------------------------------------------------------
@@ -397,11 +421,19 @@ pub async fn delivery_loop(app: Arc<App>) {
         let free = cap.saturating_sub(engine.in_flight.load(Ordering::Relaxed));
         let mut took = 0;
         if free > 0 {
-            match engine
-                .data
-                .queues()
-                .and_then(|q| q.take_due(now_ms(), free))
-            {
+            let due = off_thread_in_cluster(&app, free, |app, free| {
+                app.engine
+                    .data
+                    .queues()
+                    .and_then(|q| q.take_due(now_ms(), free))
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(DataError::Cluster(format!(
+                    "reading the queues failed: {e}"
+                )))
+            });
+            match due {
                 Ok(batch) => {
                     last_error.clear();
                     took = batch.len();
