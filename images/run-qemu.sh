@@ -6,6 +6,8 @@
 #   Usage: images/run-qemu.sh [IMAGE]   (Ctrl-A X quits QEMU)
 # DISK=sata|nvme attaches the disk the way a PC has it (default virtio);
 # NIC=e1000e (or another QEMU model) replaces virtio-net-pci.
+# A virtio-rng device seeds the kernel's random pool at power-on (OVMF's
+# EFI RNG protocol and the virtio_rng module): TCG's CPU has no RDRAND.
 # The UEFI variables live beside the image (IMAGE.OVMF_VARS.fd), one file
 # per image, so VMs of different images can run at once; FRESH_VARS=1
 # starts from OVMF's defaults (a boot entry left from another disk would
@@ -60,5 +62,6 @@ exec qemu-system-x86_64 -machine q35,accel=$accel -m 512 -smp 2 \
   "${disk[@]}" \
   -netdev user,id=n0,hostfwd=tcp:127.0.0.1:${WEB_PORT:-8443}-:443,hostfwd=tcp:127.0.0.1:${SSH_PORT:-2222}-:22 \
   -device "${NIC:-virtio-net-pci}",netdev=n0 \
+  -device virtio-rng-pci \
   -chardev stdio,id=s0,logfile="$LOG",signal=on -serial chardev:s0 \
   -display none -monitor none ${QEMU_EXTRA:-}
