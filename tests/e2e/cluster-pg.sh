@@ -2,7 +2,10 @@
 # pg_controller as a cluster singleton (root): PostgreSQL 15 servers A
 # and B streaming with sshd (tests/pgha-lib.sh), an HTTP referee R, and a
 # cluster of three nodes C, D, E (tests/cluster-lib.sh) on the same
-# bridge, each with the same [pgha] group and a dpx zone. Checks:
+# bridge, each with a dpx zone; [pgha] (a group, its replication
+# password) is set on C only. Checks:
+#  0. D and E have C's [pgha] and its password from the cluster's
+#     configuration log, and no revision or answer holds the password;
 #  1. exactly one member holds the pg_controller lease, all agree where,
 #     and every member's DNS names A as main.pg.lab.test;
 #  2. the holder's whole process tree and A's postgres are killed: a
@@ -40,8 +43,22 @@ pass "cluster of C, D and E formed"
 # cluster runs it on its own.
 pgha_conf $GRACE >"$T/pgha.toml"
 : >"$T/authorized_keys"; chmod 644 "$T/authorized_keys"
+c C config apply -f "$T/pgha.toml" >/dev/null || fail "[pgha] not applied on C"
+# has_group N: N's [pgha] is C's (group main, C's grace); its replication
+# password is a stored secret there, or the revision would not apply.
+has_group() {
+  c $1 --json config show pgha |
+    jq -e --argjson g $GRACE '.config.pg_controller[0].key == "main" and .config.grace == $g' >/dev/null
+}
+for n in D E; do
+  wait_for 30 has_group $n || { c $n --json config show pgha; c $n logs supervisor | tail -5; fail "C's [pgha] did not reach $n"; }
+  c $n --json config show pgha | has "$REPL_PWD" && fail "$n's answer holds the replication password"
+  for id in $(c $n --json config history | jq '.revisions[].id'); do
+    c $n --json config show --revision "$id" | has "$REPL_PWD" && fail "$n's revision $id holds the replication password"
+  done
+done
+pass "C's [pgha] reached D and E through the cluster's configuration log, the password in no answer or revision"
 for n in "${NODES[@]}"; do
-  c $n config apply -f "$T/pgha.toml" >/dev/null || fail "[pgha] not applied on $n"
   key() { c $1 --json pgha status | jq -re .client_key; }
   wait_for 30 key $n || fail "no pgha client key on $n"
   key $n >>"$T/authorized_keys"

@@ -1,7 +1,7 @@
 //! The cluster's configuration log: one JetStream stream, `AR_CONFIG`,
-//! whose records each carry the whole cluster-wide part of `[integrator]`
-//! (`alpharen_store::shared`). A record's sequence is the cluster-wide
-//! revision of that part. A member appends only if it has applied every
+//! whose records each carry the whole cluster-wide part of the
+//! configuration, `[integrator]` and `[pgha]` (`alpharen_store::shared`).
+//! A record's sequence is the cluster-wide revision of that part. A member appends only if it has applied every
 //! record before (the whole stream's expected last sequence, the check
 //! the deploy log and the KV's compare-and-set use), so no change is made
 //! on a stale section. The supervisor, the node's only configuration
@@ -40,7 +40,11 @@ fn err(e: impl std::fmt::Display) -> Error {
 pub struct Record {
     /// `[integrator]` without its node keys; secrets as references.
     pub section: serde_json::Value,
-    /// The referenced `integrator.*` secrets: a JSON object of name →
+    /// The other shared sections (`[pgha]`) by name; none in a record of
+    /// a member from before they were shared.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sections: BTreeMap<String, serde_json::Value>,
+    /// The referenced secrets: a JSON object of name →
     /// value, sealed ([`seal`]); empty when there are none.
     #[serde(default)]
     pub secrets: String,
@@ -76,6 +80,7 @@ pub fn record(join_secret: &str, part: &SharedPart, meta: &Meta) -> Result<Recor
     };
     Ok(Record {
         section: part.section.clone(),
+        sections: part.sections.clone(),
         secrets,
         salt,
         author: meta.author.into(),
@@ -101,6 +106,7 @@ pub fn open(join_secret: &str, r: &Record) -> Result<SharedPart, Error> {
     };
     Ok(SharedPart {
         section: r.section.clone(),
+        sections: r.sections.clone(),
         secrets,
     })
 }
@@ -273,8 +279,19 @@ mod tests {
     fn part() -> SharedPart {
         SharedPart {
             section: serde_json::json!({"channels": []}),
+            sections: [("pgha".to_string(), serde_json::json!({"grace": 30}))].into(),
             secrets: [("integrator.security.a".to_string(), "hunter2".to_string())].into(),
         }
+    }
+
+    #[test]
+    fn a_record_of_a_member_before_pgha_was_shared_opens_without_it() {
+        let mut r = serde_json::to_value(record("s", &part(), &META).unwrap()).unwrap();
+        r.as_object_mut().unwrap().remove("sections");
+        let old: Record = serde_json::from_value(r).unwrap();
+        let p = open("s", &old).unwrap();
+        assert!(p.sections.is_empty());
+        assert_eq!(p.section, part().section);
     }
 
     const META: Meta = Meta {

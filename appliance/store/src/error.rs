@@ -48,12 +48,12 @@ pub enum StoreError {
         found: crate::schema::Schema,
         known: crate::schema::Schema,
     },
-    /// A change of the cluster-wide part of `[integrator]` that the
+    /// A change of the cluster-wide part (`[integrator]`, `[pgha]`) that the
     /// cluster's configuration log did not take; nothing was changed.
     #[error("{0}")]
     ClusterUnavailable(String),
     #[error(
-        "the cluster's [integrator] section changed meanwhile on another member (or this member has not applied it yet); nothing was changed: this member applies it within a second or two, then read it again and retry"
+        "the cluster's [integrator] or [pgha] section changed meanwhile on another member (or this member has not applied it yet); nothing was changed: this member applies it within a second or two, then read it again and retry"
     )]
     ClusterBehind,
 }

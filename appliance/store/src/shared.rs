@@ -1,7 +1,8 @@
 //! The cluster-wide part of the configuration: `[integrator]` without the
 //! keys that describe this node's own listener and resources
-//! ([`NODE_KEYS`]), with the values of the `integrator.*` secrets it
-//! refers to. On a member of a cluster it changes only through the
+//! ([`NODE_KEYS`]) and the sections in [`ALSO`] (`[pgha]`, so that the
+//! member that holds the controllers' lease runs the cluster's groups),
+//! with the values of the secrets they refer to. On a member of a cluster it changes only through the
 //! cluster's configuration log: a local write that changes it is handed
 //! to the [`Share`] hook inside its transaction (published there, or the
 //! write is undone), and records made on other members are applied with
@@ -22,12 +23,21 @@ use crate::{ApplyOutcome, Config, Problem, Section, Store, StoreError, Write};
 /// processes, and its static list of other servers.
 pub const NODE_KEYS: &[&str] = &["port", "tls", "workers", "worker_memory_limit", "servers"];
 
+/// The sections shared whole besides `[integrator]`. `[pgha]`'s SSH
+/// client key is not one of its secrets (each member makes its own:
+/// docs/cluster.md).
+pub const ALSO: &[Section] = &[Section::Pgha];
+
 /// The shared part of a document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SharedPart {
     /// `[integrator]` as JSON without [`NODE_KEYS`]; secrets as references.
     pub section: Value,
-    /// `integrator.*` secrets the section refers to, by name.
+    /// The sections of [`ALSO`] by name, as JSON. A record of a member
+    /// from before they were shared has none: this member keeps its own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sections: BTreeMap<String, Value>,
+    /// The secrets the sections refer to, by name.
     pub secrets: BTreeMap<String, String>,
 }
 
@@ -66,15 +76,26 @@ pub fn section_of(config: &Config) -> Value {
     v
 }
 
-/// `config` with its shared section replaced by `section` (its node keys
-/// kept).
-pub fn with_section(config: &Config, section: &Value) -> Result<Config, Vec<Problem>> {
-    let Value::Object(shared) = section else {
-        return Err(vec![Problem {
+/// The sections of [`ALSO`] in `config`, by name.
+fn also_of(config: &Config) -> BTreeMap<String, Value> {
+    ALSO.iter()
+        .map(|s| (s.name().to_string(), config.section_json(*s)))
+        .collect()
+}
+
+/// `config` with its shared sections replaced by `part`'s (the node
+/// keys of `[integrator]` kept; a section of [`ALSO`] the part lacks
+/// kept too). Its secrets are not looked at.
+pub fn with_part(config: &Config, part: &SharedPart) -> Result<Config, Vec<Problem>> {
+    let not_table = |path: &str| {
+        vec![Problem {
             line: None,
-            path: "integrator".into(),
+            path: path.into(),
             message: "the cluster's section is not a table".into(),
-        }]);
+        }]
+    };
+    let Value::Object(shared) = &part.section else {
+        return Err(not_table("integrator"));
     };
     let mut doc = config.to_json();
     let mut section = shared.clone();
@@ -87,32 +108,48 @@ pub fn with_section(config: &Config, section: &Value) -> Result<Config, Vec<Prob
         }
     }
     doc["integrator"] = Value::Object(section);
+    for s in ALSO {
+        match part.sections.get(s.name()) {
+            Some(v @ Value::Object(_)) => doc[s.name()] = v.clone(),
+            Some(_) => return Err(not_table(s.name())),
+            None => {}
+        }
+    }
     Config::from_value(doc)
 }
 
-/// The names of the `integrator.*` secrets the section refers to.
+/// The names of the secrets the shared sections refer to (each under
+/// its own section's name).
 fn secret_names(config: &Config) -> Vec<String> {
     let mut c = config.clone();
     c.secret_fields()
         .iter()
-        .filter(|f| f.section == Section::Integrator)
-        .filter_map(|f| f.value.as_deref().and_then(secret_ref))
-        .filter(|n| n.starts_with("integrator."))
-        .map(String::from)
+        .filter(|f| f.section == Section::Integrator || ALSO.contains(&f.section))
+        .filter_map(|f| {
+            let name = f.value.as_deref().and_then(secret_ref)?;
+            name.starts_with(&format!("{}.", f.section.name()))
+                .then(|| name.to_string())
+        })
         .collect()
 }
 
+/// The shared part of `config` without secrets: what [`with_part`] puts in.
+fn shape_of(config: &Config) -> SharedPart {
+    SharedPart {
+        section: section_of(config),
+        sections: also_of(config),
+        secrets: BTreeMap::new(),
+    }
+}
+
 pub(crate) fn part_in(conn: &Connection, config: &Config) -> Result<SharedPart, StoreError> {
-    let mut secrets = BTreeMap::new();
+    let mut part = shape_of(config);
     for name in secret_names(config) {
         if let Some(v) = crate::secrets::get(conn, &name)? {
-            secrets.insert(name, v);
+            part.secrets.insert(name, v);
         }
     }
-    Ok(SharedPart {
-        section: section_of(config),
-        secrets,
-    })
+    Ok(part)
 }
 
 pub(crate) fn mark_in(conn: &Connection) -> Result<Option<Mark>, StoreError> {
@@ -181,9 +218,9 @@ impl Store {
         mark_in(&self.conn)
     }
 
-    /// Applies a record of the cluster's log made on any member: its
-    /// secrets are stored and its section replaces this member's shared
-    /// part, as a new revision (confirmed, like an edit: a change waiting
+    /// Applies a record of the cluster's log made on any member: the
+    /// secrets its sections refer to are stored and its sections replace
+    /// this member's shared part, as a new revision (confirmed, like an edit: a change waiting
     /// for confirmation stays pending, and its revert keeps the record's
     /// section), and the mark moves past it, in one transaction. `None`
     /// when the mark already covers it. An invalid record changes nothing
@@ -200,17 +237,18 @@ impl Store {
         if covered(mark_in(&tx)?.as_ref(), &mark.stream, mark.seq) {
             return Ok(None);
         }
+        let next =
+            with_part(&crate::revisions::latest_config(&tx)?, part).map_err(StoreError::Invalid)?;
+        let referred = secret_names(&next);
         let mut secrets = Vec::new();
         for (name, value) in &part.secrets {
-            if name.starts_with("integrator.")
-                && crate::secrets::get(&tx, name)?.as_ref() != Some(value)
-            {
+            if referred.contains(name) && crate::secrets::get(&tx, name)?.as_ref() != Some(value) {
                 crate::secrets::put(&tx, name, value)?;
                 secrets.push(name.clone());
             }
         }
         let outcome = edit_in(&tx, w, None, |c| {
-            *c = with_section(c, &part.section)?;
+            *c = with_part(c, part)?;
             Ok(())
         })?;
         set_mark(&tx, mark)?;
@@ -260,7 +298,7 @@ pub(crate) fn publish_in(
 /// An automatic revert on a clustered node restores this node's sections
 /// only: the shared part stays the cluster's.
 pub(crate) fn keep_shared(fallback: &Config, current: &Config) -> Config {
-    with_section(fallback, &section_of(current)).unwrap_or_else(|_| fallback.clone())
+    with_part(fallback, &shape_of(current)).unwrap_or_else(|_| fallback.clone())
 }
 
 #[cfg(test)]
@@ -381,6 +419,7 @@ mod tests {
         // An invalid record changes nothing, not even the mark.
         let bad = SharedPart {
             section: serde_json::json!({"channels": "no"}),
+            sections: BTreeMap::new(),
             secrets: BTreeMap::new(),
         };
         let next = Mark { seq: 4, ..at };
@@ -392,5 +431,55 @@ mod tests {
         joined.cluster.seeds = vec!["10.0.0.9:6222".into()];
         s.apply(&joined, "t", "join").unwrap();
         assert_eq!(s.shared_mark().unwrap(), None);
+    }
+
+    const PGHA: &str = "[pgha]\ngrace = 7\n[[pgha.pg_controller]]\nkey = \"main\"\n[[pgha.pg_controller.servers]]\npg_host = \"10.0.0.1\"\nssh_user = \"postgres\"\npg_replica_user = \"rep\"\npg_replica_pwd = \"s3cret\"\npg_data_folder = \"/d\"\n[[pgha.pg_controller.servers]]\npg_host = \"10.0.0.2\"\nssh_user = \"postgres\"\npg_replica_user = \"rep\"\npg_data_folder = \"/d\"\n";
+
+    #[test]
+    fn pgha_is_shared_with_its_passwords_and_an_old_record_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.apply(&Config::default(), "t", "1").unwrap();
+        let fake = Fake::default();
+        s.set_share(Box::new(fake.clone()));
+        s.apply(&doc(PGHA), "t", "2").unwrap();
+        let taken = fake.taken.lock().unwrap().clone();
+        assert_eq!(taken.len(), 1);
+        let name = "pgha.pg_controller[0].servers[0].pg_replica_pwd";
+        assert_eq!(taken[0].secrets[name], "s3cret");
+        assert_eq!(taken[0].sections["pgha"]["grace"], 7);
+        assert!(!taken[0].sections["pgha"].to_string().contains("s3cret"));
+
+        // Another member takes the record: the group and its password.
+        let d2 = tempfile::tempdir().unwrap();
+        let mut other = Store::open(d2.path()).unwrap();
+        other.apply(&Config::default(), "t", "1").unwrap();
+        let at = Mark {
+            stream: "s".into(),
+            seq: 1,
+        };
+        let done = other
+            .apply_shared(&at, &taken[0], &Write::new("ann", ""))
+            .unwrap()
+            .unwrap();
+        assert!(done.outcome.changed.contains(&Section::Pgha));
+        assert_eq!(done.secrets, vec![name.to_string()]);
+        let now = other.current_config().unwrap();
+        assert_eq!(now.pgha.grace, 7);
+        assert_eq!(now.pgha.pg_controller[0].key.as_deref(), Some("main"));
+        assert_eq!(other.secret(name).unwrap().as_deref(), Some("s3cret"));
+
+        // A record without the section (a member from before) keeps it;
+        // a secret no shared section refers to is not taken.
+        let mut old = taken[0].clone();
+        old.sections.clear();
+        old.secrets
+            .insert("pgha.ssh_client_key".into(), "stolen".into());
+        let next = Mark { seq: 2, ..at };
+        other
+            .apply_shared(&next, &old, &Write::new("ann", ""))
+            .unwrap();
+        assert_eq!(other.current_config().unwrap().pgha.grace, 7);
+        assert_eq!(other.secret("pgha.ssh_client_key").unwrap(), None);
     }
 }

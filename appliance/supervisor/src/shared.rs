@@ -1,4 +1,5 @@
-//! The cluster-wide part of `[integrator]` on a member of a cluster
+//! The cluster-wide part of the configuration (`[integrator]` and
+//! `[pgha]`) on a member of a cluster
 //! (`alpharen_store::shared`, `alpharen_cluster::configlog`): a local
 //! write that changes it is appended to the cluster's configuration log
 //! inside the write's transaction (the [`Hook`]; the write is undone if
@@ -137,7 +138,7 @@ impl Share for Hook {
         };
         let log = log.ok_or_else(|| {
             StoreError::ClusterUnavailable(
-                "the node is in a cluster but cannot reach the cluster's configuration log yet (see `ctl cluster status`); [integrator] is changed for the whole cluster or not at all".into(),
+                "the node is in a cluster but cannot reach the cluster's configuration log yet (see `ctl cluster status`); [integrator] and [pgha] are changed for the whole cluster or not at all".into(),
             )
         })?;
         let meta = configlog::Meta {
@@ -257,7 +258,7 @@ fn seed(node: &NodeState, t: &Target, log: &ConfigLog) -> Result<(), String> {
         .seed_shared(|part| {
             let meta = configlog::Meta {
                 author: "cluster",
-                comment: "this member's [integrator] as the cluster's first",
+                comment: "this member's [integrator] and [pgha] as the cluster's first",
                 node: &t.node,
             };
             let un = |e: alpharen_cluster::Error| StoreError::ClusterUnavailable(e.to_string());
@@ -269,7 +270,7 @@ fn seed(node: &NodeState, t: &Target, log: &ConfigLog) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
     node.logs.event(&format!(
-        "cluster configuration: this member's [integrator] is the cluster's revision {}",
+        "cluster configuration: this member's [integrator] and [pgha] are the cluster's revision {}",
         mark.seq
     ));
     Ok(())
@@ -335,7 +336,7 @@ async fn apply(node: &Arc<NodeState>, t: &Target, at: &Mark, body: &[u8]) -> Res
 
 fn skip(node: &NodeState, at: &Mark, why: &str) -> Result<(), String> {
     node.logs.event(&format!(
-        "cluster configuration: revision {} not applied on this member ({why}); this member keeps its previous [integrator]",
+        "cluster configuration: revision {} not applied on this member ({why}); this member keeps its previous [integrator] and [pgha]",
         at.seq
     ));
     store_lock(node)?.skip_shared(at).map_err(|e| e.to_string())
