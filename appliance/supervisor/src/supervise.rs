@@ -163,12 +163,23 @@ async fn announce_ready(node: Arc<NodeState>) {
     let socket = alpharen_rpc::control_socket(&node.opts.state_dir);
     let deadline = started + READY_WITHIN;
     let mut late = false;
+    let mut before = node.not_serving();
+    let mut came = Vec::new();
     loop {
         let waiting = node.not_serving();
+        let at = started.elapsed();
+        came.extend(
+            before
+                .iter()
+                .filter(|n| !waiting.contains(n))
+                .map(|n| (*n, at)),
+        );
+        before = waiting.clone();
         if waiting.is_empty() {
             node.logs.event(&format!(
-                "ready: every service is serving ({:.1} s); control socket {}",
-                started.elapsed().as_secs_f64(),
+                "ready: every service is serving ({:.1} s; last {}); control socket {}",
+                at.as_secs_f64(),
+                last_to_serve(&came, 3),
                 socket.display()
             ));
             return;
@@ -190,6 +201,40 @@ async fn announce_ready(node: Arc<NodeState>) {
     }
 }
 
+/// The `n` services that took longest to serve, slowest first, for the
+/// "ready" line (what a slow boot waits for).
+fn last_to_serve(came: &[(&str, std::time::Duration)], n: usize) -> String {
+    let mut by_time = came.to_vec();
+    by_time.sort_by_key(|c| std::cmp::Reverse(c.1));
+    by_time
+        .iter()
+        .take(n)
+        .map(|(name, at)| format!("{name} {:.1} s", at.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// How long services get to say they serve before the node says which
 /// did not.
 const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn the_slowest_services_come_first() {
+        let ms = Duration::from_millis;
+        let came = [
+            ("net", ms(100)),
+            ("web", ms(1400)),
+            ("dpx", ms(900)),
+            ("ssh", ms(1200)),
+        ];
+        assert_eq!(
+            super::last_to_serve(&came, 3),
+            "web 1.4 s, ssh 1.2 s, dpx 0.9 s"
+        );
+        assert_eq!(super::last_to_serve(&[], 3), "");
+    }
+}
