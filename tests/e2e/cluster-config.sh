@@ -52,7 +52,8 @@ class Echo(Service):
     def handle(self):
         self.response.payload = {'ok': True}
 PY
-c A integrator deploy "$W/echo.py" >/dev/null || fail "deploy echo.py on A"
+# The integrator reaches the cluster's KV a moment after the members agree.
+wait_for 60 c A integrator deploy "$W/echo.py" >/dev/null || { c A integrator deploy "$W/echo.py"; fail "deploy echo.py on A"; }
 c A config set 'integrator.security[0]' "{name = \"cs\", kind = \"basic\", username = \"u\", password = \"$SECRET\"}" >/dev/null \
   || fail "security definition not added on A"
 c A config set 'integrator.channels[0]' '{name = "echo", url_path = "/echo", service = "echo.get", security = "cs"}' >/dev/null \

@@ -51,7 +51,7 @@ pass "cluster of a, b, c formed"
 replicas() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" | jq -r '[.account_details[].stream_detail[] | select(.name == "AR_QUEUES" or .name == "AR_DLQ" or .name == "KV_ar_locks" or .name == "KV_ar_kv") | .config.num_replicas] | if length == 4 then min else 0 end'; }
 for _ in $(seq 90); do [ "$(replicas)" = 3 ] && break; sleep 0.5; done
 [ "$(replicas)" = 3 ] || { replicas; c A logs integrator | tail -5; fail "the queue streams and lock bucket did not go to three replicas"; }
-c A integrator deploy "$HERE/cluster/pubsub_services.py" >/dev/null || fail "deploy the services on A"
+wait_for 60 c A integrator deploy "$HERE/cluster/pubsub_services.py" >/dev/null || { c A integrator deploy "$HERE/cluster/pubsub_services.py"; fail "deploy the services on A"; }
 live() { "$ALPHAREN" ctl --state-dir "$W/${1,,}" --json integrator list | jq -e 'any(.[]; .name == "ps.record")' >/dev/null; }
 for n in B C; do wait_for 20 live $n || fail "the services deployed on A are not live on $n"; done
 pass "queues, dead letters and locks at three replicas; services live on every member"
