@@ -94,11 +94,16 @@ for applet in $("$rf/bin/busybox" --list); do
   [ -e "$rf/bin/$applet" ] || ln -s busybox "$rf/bin/$applet"
 done
 # python3 for the integrator's service workers (user code never runs in a
-# Rust process): Debian's interpreter and standard library, without docs,
-# tests or the bytecode caches.
+# Rust process): Debian's interpreter and standard library, without docs
+# or tests, compiled to bytecode here (Debian's postinst would do it; the
+# root is read-only, so without it every worker start compiles each module
+# it imports: 0.30 s instead of 0.07 s per worker on the build machine).
 for p in $PYTHON_DEBS; do dpkg-deb -x "$(ls "$CACHE/${p}_"*.deb | head -n 1)" "$rf"; done
 rm -rf "$rf/usr/share/doc" "$rf/usr/share/man" "$rf/usr/share/lintian" "$rf"/usr/lib/python3.11/{test,idlelib,tkinter,turtledemo,ensurepip,lib2to3}
 find "$rf/usr/lib/python3.11" -name __pycache__ -prune -exec rm -rf {} +
+# Same minor version, same bytecode: Debian 12's python3.11 on this machine.
+/usr/bin/python3.11 -I -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+  -s "$rf" -p / "$rf/usr/lib/python3.11" >/dev/null
 ln -sf python3.11 "$rf/usr/bin/python3"
 mkdir -p "$WORK/disk"
 for p in $DISK_DEBS; do dpkg-deb -x "$(ls "$CACHE/${p}_"*.deb | head -n 1)" "$WORK/disk"; done

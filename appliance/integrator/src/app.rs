@@ -96,9 +96,9 @@ impl App {
             source: std::io::Error::other(e.to_string()),
         })?;
         let sdk_dir = state_dir.join("integrator").join("sdk");
-        crate::sdk::write(&sdk_dir)?;
-        let config = view.config.integrator.clone();
         let python = python();
+        crate::sdk::write(&sdk_dir, &python)?;
+        let config = view.config.integrator.clone();
         let packages = data.registry(|c| -> Result<_, std::convert::Infallible> {
             Ok(crate::packages::prepare(c, state_dir, &python, &sdk_dir))
         });

@@ -141,29 +141,103 @@ const SDK: &[(&str, &str)] = &[
     ),
 ];
 
-/// Writes the SDK below `dir` (the workers' `sys.path` entry).
-pub fn write(dir: &Path) -> Result<(), Error> {
+/// Marks an SDK directory whose bytecode is complete.
+const COMPILED: &str = ".compiled";
+
+/// Writes the SDK below `dir` (the workers' `sys.path` entry): only the
+/// files whose text changed, so their bytecode stays valid across
+/// restarts. Then, if anything changed or an earlier compile did not
+/// finish, compiles it with `python`: the workers may only read the
+/// directory, so without bytecode each worker start would compile every
+/// SDK module again. A failed compile is logged; workers then compile in
+/// memory, as before.
+pub fn write(dir: &Path, python: &Path) -> Result<(), Error> {
+    let marker = dir.join(COMPILED);
     for (rel, text) in SDK {
         let path = dir.join(rel);
+        if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+            continue;
+        }
+        if let Err(e) = std::fs::remove_file(&marker)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(Error::io(format!("remove {}", marker.display()))(e));
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(Error::io(format!("create {}", parent.display())))?;
         }
         std::fs::write(&path, text).map_err(Error::io(format!("write {}", path.display())))?;
     }
+    if !marker.exists() {
+        compile(dir, python, &marker);
+    }
     Ok(())
+}
+
+fn compile(dir: &Path, python: &Path, marker: &Path) {
+    let out = std::process::Command::new(python)
+        .args(["-I", "-S", "-m", "compileall", "-q"])
+        .arg(dir)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            if let Err(e) = std::fs::write(marker, b"") {
+                tracing::warn!(error = %e, "cannot mark the SDK compiled");
+            }
+        }
+        Ok(o) => tracing::warn!(
+            output = %String::from_utf8_lossy(&o.stdout),
+            "compiling the SDK failed; workers compile it at each start"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot run {} to compile the SDK", python.display()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::process::Command;
 
+    #[test]
+    fn the_sdk_is_compiled_once_and_rewritten_only_where_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let py = crate::worker::python();
+        super::write(dir.path(), &py).unwrap();
+        let cache = dir.path().join("alpharen/__pycache__");
+        let compiled = |name: &str| {
+            std::fs::read_dir(&cache)
+                .unwrap()
+                .any(|e| e.unwrap().file_name().to_string_lossy().starts_with(name))
+        };
+        assert!(compiled("worker."), "no bytecode of worker.py");
+        assert!(dir.path().join(super::COMPILED).exists());
+        let mtime = |rel: &str| {
+            std::fs::metadata(dir.path().join(rel))
+                .unwrap()
+                .modified()
+                .unwrap()
+        };
+        let kept = mtime("alpharen/worker.py");
+        // A file changed behind its back is written again and compiled.
+        let model = dir.path().join("alpharen/model.py");
+        std::fs::write(&model, "x = 1\n").unwrap();
+        std::fs::remove_dir_all(&cache).unwrap();
+        super::write(dir.path(), &py).unwrap();
+        assert_ne!(std::fs::read_to_string(&model).unwrap(), "x = 1\n");
+        assert!(compiled("model."), "model.py not compiled again");
+        assert_eq!(
+            mtime("alpharen/worker.py"),
+            kept,
+            "an unchanged file was rewritten"
+        );
+    }
+
     /// The SDK's Python unit tests (`python/tests`), run with the python3
     /// the workers use, against the SDK as written out for them.
     #[test]
     fn python_unit_tests() {
         let dir = tempfile::tempdir().unwrap();
-        super::write(dir.path()).unwrap();
+        super::write(dir.path(), &crate::worker::python()).unwrap();
         let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/python/tests");
         let out = Command::new(crate::worker::python())
             .args(["-S", "-m", "unittest", "discover", "-s", tests, "-t", tests])
