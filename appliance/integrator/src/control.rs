@@ -146,7 +146,6 @@ impl Handler for Control {
     async fn call(&self, call: Call) -> Result<Reply, RpcError> {
         let app = &self.0;
         let v = match call.method.as_str() {
-            "integrator.status" => app.status(),
             "integrator.deploy" => {
                 let (file, upload, author) = call.params::<Deploy>()?.upload()?;
                 app.deploy(&file, upload, &actor(&call, author.as_deref()))
@@ -203,143 +202,150 @@ impl Handler for Control {
                 let p: Password = call.params()?;
                 app.password(&p.security)?
             }
-            "integrator.jobs" => app.engine.jobs_json().map_err(data_err)?,
             "integrator.job_run" => {
                 let name = call.params::<Named>()?.name;
                 engine::start_job(app, &name, "manual", None)
                     .map_err(|e| RpcError::new("conflict", e))?;
                 json!({"job": name, "started": true})
             }
-            "integrator.kv_get" => {
-                let p: Kv = call.params()?;
-                let v = app
-                    .engine
-                    .data
-                    .kv_get(&p.ns, &p.key, now_ms())
-                    .map_err(data_err)?;
-                json!({"ns": p.ns, "key": p.key, "found": v.is_some(), "value": v.map(|v| v.to_wire())})
-            }
-            "integrator.kv_set" => {
-                let p: Kv = call.params()?;
-                if p.key.is_empty() {
-                    return Err(RpcError::invalid_params("key must not be empty"));
-                }
-                let v = KvValue::Json(p.value.unwrap_or(Value::Null));
-                let ttl = p.ttl.filter(|t| *t > 0.0).map(|t| (t * 1000.0) as i64);
-                app.engine
-                    .data
-                    .kv_set(&p.ns, &p.key, &v, ttl, now_ms())
-                    .map_err(data_err)?;
-                json!({"ns": p.ns, "key": p.key, "set": true})
-            }
-            "integrator.kv_del" => {
-                let p: Kv = call.params()?;
-                let d = app
-                    .engine
-                    .data
-                    .kv_del(&p.ns, &p.key, now_ms())
-                    .map_err(data_err)?;
-                json!({"ns": p.ns, "key": p.key, "deleted": d})
-            }
-            "integrator.kv_list" => {
-                let p: Kv = call.params()?;
-                let prefix = p.prefix.unwrap_or_default();
-                let keys = app
-                    .engine
-                    .data
-                    .kv_keys(&p.ns, &prefix, now_ms(), 10_000)
-                    .map_err(data_err)?;
-                let namespaces = app.engine.data.kv_namespaces(now_ms()).map_err(data_err)?;
-                json!({"ns": p.ns, "keys": keys,
-                       "namespaces": namespaces.into_iter().map(|(n, c)| json!({"ns": n, "keys": c})).collect::<Vec<_>>()})
-            }
-            "integrator.topics" => {
-                let stats = app
-                    .engine
-                    .data
-                    .queues()
-                    .and_then(|q| q.queue_stats())
-                    .map_err(data_err)?;
-                let config = app.config();
-                let mut out: Vec<Value> = Vec::new();
-                for t in &config.topics {
-                    for sub in &t.subscribers {
-                        let st = stats
-                            .iter()
-                            .find(|s| s.topic == t.name && &s.subscriber == sub);
-                        out.push(json!({"topic": t.name, "subscriber": sub, "max_depth": t.max_depth,
-                            "ready": st.map_or(0, |s| s.ready), "in_flight": st.map_or(0, |s| s.in_flight),
-                            "dead": st.map_or(0, |s| s.dead)}));
-                    }
-                }
-                for s in stats.iter().filter(|s| {
-                    s.topic.is_empty()
-                        || !config
-                            .topics
-                            .iter()
-                            .any(|t| t.name == s.topic && t.subscribers.contains(&s.subscriber))
-                }) {
-                    let topic = if s.topic.is_empty() {
-                        INVOKE_ASYNC.to_string()
-                    } else {
-                        s.topic.clone()
-                    };
-                    out.push(
-                        json!({"topic": topic, "subscriber": s.subscriber, "max_depth": null,
-                        "ready": s.ready, "in_flight": s.in_flight, "dead": s.dead}),
-                    );
-                }
-                Value::Array(out)
-            }
-            "integrator.queue" => {
-                let p: QueueSel = call.params()?;
-                app.engine
-                    .data
-                    .queues()
-                    .and_then(|q| {
-                        q.queue_messages(
-                            stored_topic(&p.topic),
-                            p.subscriber.as_deref(),
-                            p.dlq,
-                            1000,
-                        )
-                    })
-                    .map_err(data_err)?
-            }
-            "integrator.purge" => {
-                let p: QueueSel = call.params()?;
-                let n = app
-                    .engine
-                    .data
-                    .queues()
-                    .and_then(|q| q.purge(stored_topic(&p.topic), p.subscriber.as_deref(), p.dlq))
-                    .map_err(data_err)?;
-                json!({"topic": p.topic, "purged": n})
-            }
-            "integrator.redrive" => {
-                let p: QueueSel = call.params()?;
-                let n = app
-                    .engine
-                    .redrive(stored_topic(&p.topic), p.subscriber.as_deref(), p.id)
-                    .map_err(data_err)?;
-                json!({"topic": p.topic, "redriven": n})
-            }
-            "integrator.publish" => {
-                let p: QueueSel = call.params()?;
-                let id = app
-                    .engine
-                    .publish(&app.config(), &p.topic, &p.data.unwrap_or(Value::Null))
-                    .map_err(data_err)?;
-                json!({"topic": p.topic, "msg_id": id})
-            }
-            "integrator.locks" => app.engine.data.locks(now_ms()).map_err(data_err)?,
-            other => {
-                return Err(RpcError::new(
-                    "method_not_found",
-                    format!("no method {other:?}"),
-                ));
-            }
+            _ => crate::engine::off_thread_in_cluster(app, call, |app, call| data_call(app, &call))
+                .await
+                .map_err(|e| RpcError::new("internal", e.to_string()))??,
         };
         Ok(Reply::Value(v))
     }
+}
+
+/// The calls that read or change the integrator's data (KV, queues,
+/// locks, jobs, the status's queue depths): in a cluster each is a
+/// JetStream round trip, run off the integrator's runtime thread.
+fn data_call(app: &App, call: &Call) -> Result<Value, RpcError> {
+    Ok(match call.method.as_str() {
+        "integrator.status" => app.status(),
+        "integrator.jobs" => app.engine.jobs_json().map_err(data_err)?,
+        "integrator.kv_get" => {
+            let p: Kv = call.params()?;
+            let v = app
+                .engine
+                .data
+                .kv_get(&p.ns, &p.key, now_ms())
+                .map_err(data_err)?;
+            json!({"ns": p.ns, "key": p.key, "found": v.is_some(), "value": v.map(|v| v.to_wire())})
+        }
+        "integrator.kv_set" => {
+            let p: Kv = call.params()?;
+            if p.key.is_empty() {
+                return Err(RpcError::invalid_params("key must not be empty"));
+            }
+            let v = KvValue::Json(p.value.unwrap_or(Value::Null));
+            let ttl = p.ttl.filter(|t| *t > 0.0).map(|t| (t * 1000.0) as i64);
+            app.engine
+                .data
+                .kv_set(&p.ns, &p.key, &v, ttl, now_ms())
+                .map_err(data_err)?;
+            json!({"ns": p.ns, "key": p.key, "set": true})
+        }
+        "integrator.kv_del" => {
+            let p: Kv = call.params()?;
+            let d = app
+                .engine
+                .data
+                .kv_del(&p.ns, &p.key, now_ms())
+                .map_err(data_err)?;
+            json!({"ns": p.ns, "key": p.key, "deleted": d})
+        }
+        "integrator.kv_list" => {
+            let p: Kv = call.params()?;
+            let prefix = p.prefix.unwrap_or_default();
+            let keys = app
+                .engine
+                .data
+                .kv_keys(&p.ns, &prefix, now_ms(), 10_000)
+                .map_err(data_err)?;
+            let namespaces = app.engine.data.kv_namespaces(now_ms()).map_err(data_err)?;
+            json!({"ns": p.ns, "keys": keys,
+                       "namespaces": namespaces.into_iter().map(|(n, c)| json!({"ns": n, "keys": c})).collect::<Vec<_>>()})
+        }
+        "integrator.topics" => {
+            let stats = app
+                .engine
+                .data
+                .queues()
+                .and_then(|q| q.queue_stats())
+                .map_err(data_err)?;
+            let config = app.config();
+            let mut out: Vec<Value> = Vec::new();
+            for t in &config.topics {
+                for sub in &t.subscribers {
+                    let st = stats
+                        .iter()
+                        .find(|s| s.topic == t.name && &s.subscriber == sub);
+                    out.push(json!({"topic": t.name, "subscriber": sub, "max_depth": t.max_depth,
+                            "ready": st.map_or(0, |s| s.ready), "in_flight": st.map_or(0, |s| s.in_flight),
+                            "dead": st.map_or(0, |s| s.dead)}));
+                }
+            }
+            for s in stats.iter().filter(|s| {
+                s.topic.is_empty()
+                    || !config
+                        .topics
+                        .iter()
+                        .any(|t| t.name == s.topic && t.subscribers.contains(&s.subscriber))
+            }) {
+                let topic = if s.topic.is_empty() {
+                    INVOKE_ASYNC.to_string()
+                } else {
+                    s.topic.clone()
+                };
+                out.push(
+                    json!({"topic": topic, "subscriber": s.subscriber, "max_depth": null,
+                        "ready": s.ready, "in_flight": s.in_flight, "dead": s.dead}),
+                );
+            }
+            Value::Array(out)
+        }
+        "integrator.queue" => {
+            let p: QueueSel = call.params()?;
+            app.engine
+                .data
+                .queues()
+                .and_then(|q| {
+                    q.queue_messages(stored_topic(&p.topic), p.subscriber.as_deref(), p.dlq, 1000)
+                })
+                .map_err(data_err)?
+        }
+        "integrator.purge" => {
+            let p: QueueSel = call.params()?;
+            let n = app
+                .engine
+                .data
+                .queues()
+                .and_then(|q| q.purge(stored_topic(&p.topic), p.subscriber.as_deref(), p.dlq))
+                .map_err(data_err)?;
+            json!({"topic": p.topic, "purged": n})
+        }
+        "integrator.redrive" => {
+            let p: QueueSel = call.params()?;
+            let n = app
+                .engine
+                .redrive(stored_topic(&p.topic), p.subscriber.as_deref(), p.id)
+                .map_err(data_err)?;
+            json!({"topic": p.topic, "redriven": n})
+        }
+        "integrator.publish" => {
+            let p: QueueSel = call.params()?;
+            let id = app
+                .engine
+                .publish(&app.config(), &p.topic, &p.data.unwrap_or(Value::Null))
+                .map_err(data_err)?;
+            json!({"topic": p.topic, "msg_id": id})
+        }
+        "integrator.locks" => app.engine.data.locks(now_ms()).map_err(data_err)?,
+        other => {
+            return Err(RpcError::new(
+                "method_not_found",
+                format!("no method {other:?}"),
+            ));
+        }
+    })
 }

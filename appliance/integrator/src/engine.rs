@@ -308,7 +308,7 @@ impl CallHost for CallScope {
 /// blocking thread, so the integrator's only runtime thread goes on
 /// serving channels, other calls and the scheduler. Outside a cluster
 /// (SQLite, microseconds) it runs here, without the hand-off.
-async fn off_thread_in_cluster<A, R>(
+pub(crate) async fn off_thread_in_cluster<A, R>(
     app: &Arc<App>,
     arg: A,
     f: fn(&App, A) -> R,
