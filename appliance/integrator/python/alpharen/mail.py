@@ -7,12 +7,10 @@ relays it and retries until the relay takes it. So ``send()`` returning
 means the message is durable, not that it was delivered.
 """
 
-import email.message
-import email.policy
-import email.utils
-import mimetypes
 import os
-import smtplib
+
+# email, mimetypes and smtplib are imported where a message is built or
+# sent: most services send none, and they are a fifth of a worker's start.
 
 from alpharen.zatoapi import ZatoAPI
 
@@ -52,6 +50,7 @@ class MailError(Exception):
 
 
 def _addresses(value):
+    import email.utils
     if not value:
         return []
     if isinstance(value, str):
@@ -61,6 +60,9 @@ def _addresses(value):
 
 def build(msg, sender):
     """The RFC 5322 message and its envelope recipients (Bcc only there)."""
+    import email.message
+    import email.policy
+    import mimetypes
     out = email.message.EmailMessage(policy=email.policy.SMTP)
     skip = {'from', 'to', 'cc', 'bcc', 'subject'}
     out['From'] = sender
@@ -98,6 +100,8 @@ class SMTPConnection:
     def send(self, msg, from_=None):
         """Queues ``msg`` in the node's mail spool; raises MailError when
         the mail service is not reachable or refuses it (Zato only logs)."""
+        import email.utils
+        import smtplib
         sender = from_ or msg.from_ or (msg.headers or {}).get('From') or self.default_from
         out, rcpts = build(msg, sender)
         if not rcpts:

@@ -2,9 +2,7 @@
 
 import base64
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 import xml.etree.ElementTree as ET
 
 from bunch import Bunch
@@ -99,6 +97,10 @@ class RESTConnection:
         return json.dumps(data).encode('utf-8'), 'application/json'
 
     def http_request(self, method, cid=None, data=None, params=None, headers=None):
+        # Here, not at the top: urllib.request brings http.client, ssl and
+        # email, which a worker whose services make no call never needs.
+        import urllib.error
+        import urllib.request
         body, ctype = self._encode(data)
         req = urllib.request.Request(self._url(params), data=body, method=method)
         if ctype:
