@@ -97,7 +97,10 @@ impl App {
         })?;
         let sdk_dir = state_dir.join("integrator").join("sdk");
         let python = python();
-        crate::sdk::write(&sdk_dir, &python)?;
+        if crate::sdk::write(&sdk_dir)? {
+            let (dir, py) = (sdk_dir.clone(), python.clone());
+            std::thread::spawn(move || crate::sdk::compile(&dir, &py));
+        }
         let config = view.config.integrator.clone();
         let packages = data.registry(|c| -> Result<_, std::convert::Infallible> {
             Ok(crate::packages::prepare(c, state_dir, &python, &sdk_dir))

@@ -146,12 +146,9 @@ const COMPILED: &str = ".compiled";
 
 /// Writes the SDK below `dir` (the workers' `sys.path` entry): only the
 /// files whose text changed, so their bytecode stays valid across
-/// restarts. Then, if anything changed or an earlier compile did not
-/// finish, compiles it with `python`: the workers may only read the
-/// directory, so without bytecode each worker start would compile every
-/// SDK module again. A failed compile is logged; workers then compile in
-/// memory, as before.
-pub fn write(dir: &Path, python: &Path) -> Result<(), Error> {
+/// restarts. True when it needs [`compile`]: something changed, or an
+/// earlier compile did not finish.
+pub fn write(dir: &Path) -> Result<bool, Error> {
     let marker = dir.join(COMPILED);
     for (rel, text) in SDK {
         let path = dir.join(rel);
@@ -169,20 +166,29 @@ pub fn write(dir: &Path, python: &Path) -> Result<(), Error> {
         }
         std::fs::write(&path, text).map_err(Error::io(format!("write {}", path.display())))?;
     }
-    if !marker.exists() {
-        compile(dir, python, &marker);
-    }
-    Ok(())
+    Ok(!marker.exists())
 }
 
-fn compile(dir: &Path, python: &Path, marker: &Path) {
-    let out = std::process::Command::new(python)
-        .args(["-I", "-S", "-m", "compileall", "-q"])
-        .arg(dir)
-        .output();
-    match out {
+/// Compiles the SDK to bytecode with `python`, at the lowest CPU
+/// priority: the workers may only read the directory, so without it each
+/// worker start would compile every SDK module again. The integrator runs
+/// it beside its start, not before: until it is done, workers compile in
+/// memory, as they would without it. A failure is logged.
+pub fn compile(dir: &Path, python: &Path) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(python);
+    cmd.args(["-I", "-S", "-m", "compileall", "-q"]).arg(dir);
+    // SAFETY: setpriority is async-signal-safe and uses no memory of the
+    // parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+            Ok(())
+        });
+    }
+    match cmd.output() {
         Ok(o) if o.status.success() => {
-            if let Err(e) = std::fs::write(marker, b"") {
+            if let Err(e) = std::fs::write(dir.join(COMPILED), b"") {
                 tracing::warn!(error = %e, "cannot mark the SDK compiled");
             }
         }
@@ -202,7 +208,12 @@ mod tests {
     fn the_sdk_is_compiled_once_and_rewritten_only_where_it_changed() {
         let dir = tempfile::tempdir().unwrap();
         let py = crate::worker::python();
-        super::write(dir.path(), &py).unwrap();
+        assert!(super::write(dir.path()).unwrap());
+        super::compile(dir.path(), &py);
+        assert!(
+            !super::write(dir.path()).unwrap(),
+            "compiled, yet asks again"
+        );
         let cache = dir.path().join("alpharen/__pycache__");
         let compiled = |name: &str| {
             std::fs::read_dir(&cache)
@@ -222,7 +233,8 @@ mod tests {
         let model = dir.path().join("alpharen/model.py");
         std::fs::write(&model, "x = 1\n").unwrap();
         std::fs::remove_dir_all(&cache).unwrap();
-        super::write(dir.path(), &py).unwrap();
+        assert!(super::write(dir.path()).unwrap());
+        super::compile(dir.path(), &py);
         assert_ne!(std::fs::read_to_string(&model).unwrap(), "x = 1\n");
         assert!(compiled("model."), "model.py not compiled again");
         assert_eq!(
@@ -237,7 +249,7 @@ mod tests {
     #[test]
     fn python_unit_tests() {
         let dir = tempfile::tempdir().unwrap();
-        super::write(dir.path(), &crate::worker::python()).unwrap();
+        super::write(dir.path()).unwrap();
         let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/python/tests");
         let out = Command::new(crate::worker::python())
             .args(["-S", "-m", "unittest", "discover", "-s", tests, "-t", tests])
