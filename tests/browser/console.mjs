@@ -145,13 +145,21 @@ await run(t, 'console browser test', async () => {
   await page.waitForSelector('#problems:has-text("node.confirm_timeout")');
   await shot('config-toml-invalid');
   step(`TOML view: a bad value refused with its path: ${await page.textContent('#problems')}`);
+  // The save's own redraw of the TOML view is slow (its export answers
+  // after 2 s) and the node tab is clicked while it waits: the node form,
+  // asked for last, is what stays.
+  await page.route('**/api/v1/config/export', async (r) => { await new Promise((ok) => setTimeout(ok, 2000)); await r.continue(); });
+  const redraw = page.waitForRequest('**/api/v1/config/export');
   await page.fill('#config-toml', toml.replace('confirm_timeout = 120', 'confirm_timeout = 240'));
   await page.click('#save');
   await page.waitForSelector('#toast:has-text("Saved as revision")');
+  await redraw;
   await page.click('.tabs button:has-text("node")');
   await page.waitForSelector('#f-node-confirm-timeout');
-  if (await page.inputValue('#f-node-confirm-timeout') !== '240') throw new Error('the TOML change is not in the form');
-  step('TOML view: the change applied and shown by the node form');
+  await page.waitForTimeout(2500);
+  await page.unroute('**/api/v1/config/export');
+  if (await page.inputValue('#f-node-confirm-timeout', { timeout: 1000 }) !== '240') throw new Error('the TOML change is not in the form');
+  step('TOML view: the change applied and shown by the node form, not replaced by the slower redraw before it');
 
   await page.setViewportSize({ width: 390, height: 844 });
   await page.click('nav a[href="#/dashboard"]');

@@ -546,7 +546,22 @@ async function usersView() {
 
 const views = { '#/dashboard': dashboardView, '#/config': configView, '#/history': historyView, '#/logs': logsView, '#/users': usersView, '#/vpn': vpnView, '#/integrator': integratorView, '#/dns': dnsView, '#/mail': mailView, '#/pgha': pghaView, '#/cluster': clusterView, '#/reaction': reactionView, '#/network': netView, '#/update': updateView };
 
-export async function route() {
+// Routes never overlap: one asked for while another runs (a click while a
+// save's route still waits for the node) runs once after it, so a slower,
+// older view can never replace the newer one the user went to.
+let routing = null;
+let routeAgain = false;
+export function route() {
+  if (routing) { routeAgain = true; return routing; }
+  routing = (async () => {
+    try {
+      do { routeAgain = false; await routeOnce(); } while (routeAgain);
+    } finally { routing = null; }
+  })();
+  return routing;
+}
+
+async function routeOnce() {
   if (logSource) { logSource.close(); logSource = null; }
   const hash = (location.hash || '#/dashboard').split('?')[0];
   try {
