@@ -64,6 +64,9 @@ await run(t, 'console browser test', async () => {
   await page.waitForSelector('.field-error .error:has-text("between 1 and 3600")');
   await shot('config-invalid');
   step('inline validation error');
+  // The save's status read answers after 2 s, and History is opened
+  // meanwhile: the saved page is not drawn again over History's diff.
+  await page.route('**/api/v1/status', async (r) => { await new Promise((ok) => setTimeout(ok, 2000)); await r.continue(); });
   await page.fill('#f-node-confirm-timeout', '300');
   await page.fill('#comment', 'longer confirm window');
   await page.click('#save');
@@ -74,8 +77,11 @@ await run(t, 'console browser test', async () => {
   await page.waitForSelector('#history td:has-text("longer confirm window")');
   await page.click('#history tbody tr:first-child button[data-diff]');
   await page.waitForSelector('#diff td:has-text("node.confirm_timeout")');
+  await page.waitForTimeout(2500);
+  await page.unroute('**/api/v1/status');
+  await page.waitForSelector('#diff td:has-text("node.confirm_timeout")', { timeout: 1000 });
   await shot('history-diff');
-  step('history and diff');
+  step('history and diff, kept while the save before them still finished');
   await page.click('#history tbody tr:nth-child(2) button[data-rollback]');
   await page.waitForSelector('#toast:has-text("Rolled back")');
   await page.click('nav a[href="#/config"]');

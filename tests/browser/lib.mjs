@@ -54,7 +54,9 @@ export async function open({ prefix, phone = false, downloads = false }) {
 
 export async function login(page, base, password, user = 'admin') {
   await page.goto(base + '/');
-  await page.waitForSelector('#login-form');
+  await page.waitForSelector('#login-form').catch(async (e) => {
+    throw new Error(`${e.message}\nthe page shows: ${await page.textContent('main').catch(() => '?')}`);
+  });
   await page.fill('#username', user);
   await page.fill('#password', password);
   await page.keyboard.press('Enter');

@@ -23,6 +23,12 @@ pub const WHEELS: &str = "ar_wheels";
 /// A wheel (up to 5.5 MiB) written or read through the local nats-server.
 const WHEEL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long reading a wheel of `size` bytes may take: 10 s, and 1 s
+/// more per MiB (far slower than any LAN), at most [`WHEEL_TIMEOUT`].
+fn read_limit(size: u64) -> Duration {
+    (Duration::from_secs(10) + Duration::from_secs(size / (1 << 20))).min(WHEEL_TIMEOUT)
+}
+
 fn err(e: impl std::fmt::Display) -> Error {
     Error::Join(format!("cluster packages: {e}"))
 }
@@ -108,9 +114,12 @@ impl ClusterKv {
         })
     }
 
-    /// The wheel stored under `sha256`.
-    pub fn wheel(&self, sha256: &str) -> Result<Vec<u8>, Error> {
-        self.run_within(WHEEL_TIMEOUT, async move {
+    /// The wheel stored under `sha256`, `size` bytes long. A read that
+    /// stalls (its consumer lost to a leader election after a member
+    /// died) is given up after [`read_limit`], so that the caller tries
+    /// again soon instead of waiting out the store's limit.
+    pub fn wheel(&self, sha256: &str, size: u64) -> Result<Vec<u8>, Error> {
+        self.run_within(read_limit(size), async move {
             let mut object = self
                 .h
                 .wheels
@@ -124,5 +133,18 @@ impl ClusterKv {
                 .map_err(|e| err(format!("reading wheel {sha256}: {e}")))?;
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wheel_read_may_take_10_s_and_1_s_per_mib_up_to_the_store_limit() {
+        assert_eq!(read_limit(0), Duration::from_secs(10));
+        assert_eq!(read_limit(700 * 1024), Duration::from_secs(10));
+        assert_eq!(read_limit(20 << 20), Duration::from_secs(30));
+        assert_eq!(read_limit(1 << 40), WHEEL_TIMEOUT);
     }
 }

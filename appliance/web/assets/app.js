@@ -88,7 +88,10 @@ export async function api(method, path, body) {
     opts.headers['content-type'] = 'application/json';
     opts.body = JSON.stringify(body);
   }
-  if (!['GET', 'HEAD'].includes(method)) opts.headers['x-csrf-token'] = cookie('alpharen_csrf');
+  if (!['GET', 'HEAD'].includes(method)) {
+    opts.headers['x-csrf-token'] = cookie('alpharen_csrf');
+    navsAtChange = navs;
+  }
   const r = await fetchOnce('/api/v1' + path, opts, retryable(method, path));
   const date = r.headers.get('date');
   if (date) skew = Math.round((Date.parse(date) - Date.now()) / 1000);
@@ -361,7 +364,7 @@ async function configView() {
       const out = await api('PATCH', '/config', { config: { [want]: doc[want] }, comment: comment.value, expect_revision: cur.revision ?? 0 });
       toast(out.revision ? `Saved as revision ${out.revision.id}` + (out.pending ? ' — confirm it before the countdown ends' : '') : 'Nothing changed');
       await refreshStatus();
-      route();
+      redraw();
     } catch (e) {
       const list = Array.isArray(e.details) ? e.details : [];
       const loose = [];
@@ -402,7 +405,7 @@ async function tomlView(tabs) {
       const out = await api('PUT', '/config', { text: text.value, comment: comment.value, expect_revision: cur.revision ?? 0 });
       toast(out.revision ? `Saved as revision ${out.revision.id}` + (out.pending ? ' — confirm it before the countdown ends' : '') : 'Nothing changed');
       await refreshStatus();
-      route();
+      redraw();
     } catch (e) {
       const list = Array.isArray(e.details) ? e.details : [];
       problems.replaceChildren(h('div', { class: 'problems', role: 'alert' }, list.length ? `${list.length} problem(s); nothing was saved.` : e.message,
@@ -437,7 +440,7 @@ async function historyView() {
       i + 1 < revs.length ? h('button', { class: 'secondary', 'data-diff': r.id, onclick: () => showDiff(revs[i + 1].id, r.id) }, 'Diff') : '',
       isAdmin() && i > 0 ? h('button', { class: 'secondary', 'data-rollback': r.id, onclick: async () => {
         if (!confirm(`Roll back to revision ${r.id}? This makes a new revision with its content.`)) return;
-        try { const o = await api('POST', '/config/rollback', { revision: r.id }); toast(`Rolled back: now revision ${o.revision ? o.revision.id : '?'}`); await refreshStatus(); route(); } catch (e) { fail(e); }
+        try { const o = await api('POST', '/config/rollback', { revision: r.id }); toast(`Rolled back: now revision ${o.revision ? o.revision.id : '?'}`); await refreshStatus(); redraw(); } catch (e) { fail(e); }
       } }, 'Roll back to this') : ''))));
   page('History', h('div', { class: 'card' }, table('history', ['#', 'When', 'Who', 'Comment', ''], rows)), out);
 }
@@ -496,7 +499,7 @@ async function usersView() {
       } }, 'Set password') : '',
       isAdmin() && u.name !== me.user ? h('button', { class: 'danger', onclick: async () => {
         if (!confirm(`Delete user ${u.name}?`)) return;
-        try { await api('DELETE', `/users/${encodeURIComponent(u.name)}`); route(); } catch (e) { fail(e); }
+        try { await api('DELETE', `/users/${encodeURIComponent(u.name)}`); redraw(); } catch (e) { fail(e); }
       } }, 'Delete') : ''))));
   const addUser = h('form', { id: 'add-user' }, h('h2', {}, 'Add a user'),
     h('div', { class: 'grid' },
@@ -508,14 +511,14 @@ async function usersView() {
     ev.preventDefault();
     try {
       await api('POST', '/users', { name: addUser.querySelector('#nu-name').value, password: addUser.querySelector('#nu-pass').value, role: addUser.querySelector('#nu-role').value });
-      toast('User added'); route();
+      toast('User added'); redraw();
     } catch (e) { fail(e); }
   });
   const tokenRows = tokens.map((t) => h('tr', {}, h('td', {}, t.id), h('td', {}, t.name), h('td', {}, t.username), h('td', {}, t.role),
     h('td', {}, when(t.created_at)), h('td', {}, t.last_used ? when(t.last_used) : 'never'),
     h('td', {}, h('button', { class: 'danger', onclick: async () => {
       if (!confirm(`Revoke token ${t.name}?`)) return;
-      try { await api('DELETE', `/tokens/${t.id}`); route(); } catch (e) { fail(e); }
+      try { await api('DELETE', `/tokens/${t.id}`); redraw(); } catch (e) { fail(e); }
     } }, 'Revoke'))));
   const addToken = h('form', { id: 'add-token' }, h('h2', {}, 'New API token'),
     h('div', { class: 'grid' },
@@ -545,6 +548,15 @@ async function usersView() {
 // ------------------------------------------------------------ router
 
 const views = { '#/dashboard': dashboardView, '#/config': configView, '#/history': historyView, '#/logs': logsView, '#/users': usersView, '#/vpn': vpnView, '#/integrator': integratorView, '#/dns': dnsView, '#/mail': mailView, '#/pgha': pghaView, '#/cluster': clusterView, '#/reaction': reactionView, '#/network': netView, '#/update': updateView };
+
+// After a change made on the page shown: the page drawn again with what
+// the node has now, unless the user went to another page while the
+// change was on its way (that page is drawn, not this one again over it).
+let navs = 0;            // hash changes so far
+let navsAtChange = 0;    // `navs` when the last change was sent
+export function redraw() {
+  return navs === navsAtChange ? route() : routing;
+}
 
 // Routes never overlap: one asked for while another runs (a click while a
 // save's route still waits for the node) runs once after it, so a slower,
@@ -581,7 +593,7 @@ async function routeOnce() {
   }
 }
 
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => { navs++; route(); });
 clearInterval(statusTimer);
 statusTimer = setInterval(() => { if (me && document.visibilityState === 'visible') refreshStatus(); }, 10000);
 route();

@@ -6,7 +6,7 @@
 // join token on request. A node outside a cluster offers an admin
 // `cluster init` and joining another cluster with a pasted join token.
 
-import { h, api, page, toast, fail, isAdmin, route, table, td, ago } from './app.js';
+import { h, api, page, toast, fail, isAdmin, redraw, table, td, ago } from './app.js';
 
 const rss = (kib) => (kib >= 1024 ? `${(kib / 1024).toFixed(1)} MiB` : `${kib} KiB`);
 
@@ -38,7 +38,7 @@ function initCard() {
     try {
       const r = await api('POST', '/cluster/init', body);
       toast(`Cluster ${r.cluster} created`);
-      await route();
+      await redraw();
     } catch (e) { box.replaceChildren(h('div', { class: 'problems' }, e.message)); }
   } }, h('h2', {}, 'Make a cluster of this node'),
   h('p', { class: 'muted' }, 'Makes a cluster CA and a join token; other nodes join with the token. To join an existing cluster instead, paste its join token below.'),
@@ -60,7 +60,7 @@ function joinCard() {
     try {
       const r = await api('POST', '/cluster/join-with-token', body);
       toast(`Joined cluster ${r.cluster}`);
-      await route();
+      await redraw();
     } catch (e) { box.replaceChildren(h('div', { class: 'problems' }, e.message)); }
   } }, h('h2', {}, 'Join a cluster'),
   h('p', { class: 'muted' }, 'Paste the join token a member prints (alpharen ctl cluster token, or its Cluster page). The token holds the join secret.'),

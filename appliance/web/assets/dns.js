@@ -4,7 +4,7 @@
 // their last update, the proxy routes with their health and the answers
 // counted by type and response code.
 
-import { h, api, page, toast, fail, isAdmin, route, table, td, when, showProblems } from './app.js';
+import { h, api, page, toast, fail, isAdmin, route, redraw, table, td, when, showProblems } from './app.js';
 
 const TYPES = ['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV', 'NS'];
 const HINTS = { A: '192.0.2.10', AAAA: '2001:db8::10', CNAME: 'www (or host.example.org.)', TXT: 'v=spf1 -all',
@@ -31,7 +31,7 @@ async function reshow(servedBefore) {
     if (r && r.served && servedSig(r) !== servedBefore) break;
     await new Promise((done) => setTimeout(done, 250));
   }
-  route();
+  redraw();
 }
 
 // Adds a record, or changes the one `edit(record)` put in the form (in

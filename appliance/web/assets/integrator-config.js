@@ -7,7 +7,7 @@
 // roll it back; the node's checks come back beside the field they are
 // about. Outgoing connections have a Ping button.
 
-import { h, api, toast, fail, isAdmin, route, table, td, showProblems } from './app.js';
+import { h, api, toast, fail, isAdmin, route, redraw, table, td, showProblems } from './app.js';
 import { untilJobs } from './integrator-data.js';
 
 const enc = encodeURIComponent;
@@ -193,7 +193,7 @@ function itemForm(kind, ctx, index) {
         `${k.one} ${item.name} ${index === null ? 'added' : 'changed'}`);
       toast(out.revision ? `${item.name} saved as revision ${out.revision.id}` : 'Nothing changed');
       if (kind === 'jobs') await untilJobs((now) => now.some((x) => x.name === item.name));
-      route();
+      redraw();
     } catch (e) { showProblems(form, box, e, fieldOf(kind, at)); }
   });
   return form;
@@ -252,7 +252,7 @@ export async function configCard(kind) {
           if (!confirm(`Delete the ${k.one} ${x.name}?`)) return;
           try {
             const out = await save(ctx, kind, (l) => l.filter((_, j) => j !== i), `${k.one} ${x.name} deleted`);
-            toast(`${x.name} deleted (revision ${out.revision ? out.revision.id : '?'})`); route();
+            toast(`${x.name} deleted (revision ${out.revision ? out.revision.id : '?'})`); redraw();
           } catch (e) { fail(e); }
         } }, `Delete ${x.name}`)) : ''));
   });

@@ -2,7 +2,7 @@
 // now), the pub/sub queues with their dead letters (browse, re-drive one
 // or all, purge), and the key-value store (browse by prefix, set, delete).
 
-import { h, api, toast, fail, isAdmin, route, table, td } from './app.js';
+import { h, api, toast, fail, isAdmin, redraw, table, td } from './app.js';
 
 const enc = encodeURIComponent;
 
@@ -24,7 +24,7 @@ export async function jobsCard() {
       const out = await api('POST', `/integrator/jobs/${enc(j.name)}/${what}`);
       toast(out.revision ? `${j.name} ${what}d (revision ${out.revision.id})` : `${j.name} was already ${what}d`);
       await untilJobs((now) => now.some((x) => x.name === j.name && x.enabled === (what === 'enable')));
-      route();
+      redraw();
     } catch (e) { fail(e); }
   };
   const rows = jobs.map((j) => h('tr', { 'data-job': j.name },
@@ -35,7 +35,7 @@ export async function jobsCard() {
     td('Result', j.last_result ? `${j.last_result}${j.last_ms != null ? ` in ${Math.round(j.last_ms)} ms` : ''}` : ''),
     td('Runs', j.runs),
     h('td', {}, isAdmin() ? h('div', { class: 'row' }, h('button', { class: 'secondary', onclick: async () => {
-      try { await api('POST', `/integrator/jobs/${enc(j.name)}/run`); toast(`${j.name} started`); setTimeout(route, 1000); } catch (e) { fail(e); }
+      try { await api('POST', `/integrator/jobs/${enc(j.name)}/run`); toast(`${j.name} started`); setTimeout(redraw, 1000); } catch (e) { fail(e); }
     } }, `Run ${j.name} now`),
     h('button', { class: 'secondary', 'data-toggle': j.name, onclick: toggle(j) }, `${j.enabled === false ? 'Enable' : 'Disable'} ${j.name}`)) : '')));
   return h('div', { class: 'card' }, h('h2', {}, 'Scheduled jobs'),
@@ -49,7 +49,7 @@ async function deadLetters(box, q) {
   const redrive = (body, what) => async () => {
     try {
       const out = await api('POST', `/integrator/topics/${enc(q.topic)}/redrive`, body);
-      toast(`${out.redriven} ${what} back on the queue`); route();
+      toast(`${out.redriven} ${what} back on the queue`); redraw();
     } catch (e) { fail(e); }
   };
   const rows = msgs.map((m) => h('tr', { 'data-msg': m.id },
@@ -62,7 +62,7 @@ async function deadLetters(box, q) {
       h('button', { id: 'redrive-all', onclick: redrive({ subscriber: q.subscriber }, 'dead letters') }, 'Re-drive all'),
       h('button', { class: 'danger', onclick: async () => {
         if (!confirm(`Drop the ${rows.length} dead letters of ${q.topic} → ${q.subscriber}?`)) return;
-        try { await api('POST', `/integrator/topics/${enc(q.topic)}/purge`, { subscriber: q.subscriber, dlq: true }); route(); } catch (e) { fail(e); }
+        try { await api('POST', `/integrator/topics/${enc(q.topic)}/purge`, { subscriber: q.subscriber, dlq: true }); redraw(); } catch (e) { fail(e); }
       } }, 'Drop them')) : '');
 }
 
@@ -89,7 +89,7 @@ export async function kvCard(ns, prefix) {
       valueBox.replaceChildren(h('h3', {}, key), h('pre', { class: 'log', id: 'kv-shown' }, JSON.stringify(v.value, null, 2)),
         isAdmin() ? h('button', { class: 'danger', onclick: async () => {
           if (!confirm(`Delete ${key}?`)) return;
-          try { await api('DELETE', `/integrator/kv/${enc(ns)}/${enc(key)}`); toast(`${key} deleted`); route(); } catch (e) { fail(e); }
+          try { await api('DELETE', `/integrator/kv/${enc(ns)}/${enc(key)}`); toast(`${key} deleted`); redraw(); } catch (e) { fail(e); }
         } }, `Delete ${key}`) : '');
     } catch (e) { fail(e); }
   };
@@ -115,7 +115,7 @@ export async function kvCard(ns, prefix) {
     try { value = JSON.parse(setForm.querySelector('#kv-val').value); } catch (e) { toast(`The value is not JSON: ${e.message}`, true); return; }
     const ttl = setForm.querySelector('#kv-ttl').value;
     const key = setForm.querySelector('#kv-key').value;
-    try { await api('PUT', `/integrator/kv/${enc(ns)}/${enc(key)}`, { value, ttl: ttl ? Number(ttl) : null }); toast(`${key} set`); route(); } catch (e) { fail(e); }
+    try { await api('PUT', `/integrator/kv/${enc(ns)}/${enc(key)}`, { value, ttl: ttl ? Number(ttl) : null }); toast(`${key} set`); redraw(); } catch (e) { fail(e); }
   });
   return h('div', { class: 'card' }, h('h2', {}, 'Key-value store'), filter,
     rows.length ? table('kv-keys', ['Key'], rows) : h('p', { class: 'muted' }, 'No keys.'),

@@ -5,7 +5,7 @@
 // versions are listed, and any of them whose wheels are kept can be made
 // the set again.
 
-import { h, api, toast, fail, isAdmin, when, route, table, td } from './app.js';
+import { h, api, toast, fail, isAdmin, when, redraw, table, td } from './app.js';
 
 const enc = encodeURIComponent;
 
@@ -31,7 +31,7 @@ function uploadForm() {
       }
     }
     toast(`Installed ${done.join(', ')}`);
-    route();
+    redraw();
   });
   return form;
 }
@@ -45,7 +45,7 @@ function setsCard(sets) {
       if (!confirm(`Make package set ${s.version} the set again? The workers restart on it.`)) return;
       try {
         const out = await api('POST', `/integrator/package-sets/${s.version}/rollback`);
-        toast(`Package set ${s.version} is the set again (version ${out.set_version})`); route();
+        toast(`Package set ${s.version} is the set again (version ${out.set_version})`); redraw();
       } catch (e) { fail(e); }
     } }, `Roll back to set ${s.version}`) : h('span', { class: 'muted' }, `not kept: ${s.missing.join(', ')}`)) : '')));
   return h('div', { class: 'card' }, h('h2', {}, 'Package set versions'),
@@ -60,7 +60,7 @@ export async function packagesCard() {
     td('Size', `${Math.ceil(p.size / 1024)} KiB`), td('Added', when(p.added_at)), td('By', p.added_by),
     h('td', {}, isAdmin() ? h('button', { class: 'secondary', onclick: async () => {
       if (!confirm(`Remove ${p.name}? Services that import it will fail.`)) return;
-      try { await api('DELETE', `/integrator/packages/${enc(p.name)}`); toast(`${p.name} removed`); route(); } catch (e) { fail(e); }
+      try { await api('DELETE', `/integrator/packages/${enc(p.name)}`); toast(`${p.name} removed`); redraw(); } catch (e) { fail(e); }
     } }, `Remove ${p.name}`) : '')));
   return [
     h('div', { class: 'card' }, h('h2', {}, `Python packages (set version ${set.set_version})`),

@@ -7,7 +7,7 @@
 // refused file's traceback, each file's source and versions with rollback
 // and undeploy, and the Invoke panel with the call's log lines.
 
-import { h, api, page, toast, fail, isAdmin, when, route, table } from './app.js';
+import { h, api, page, toast, fail, isAdmin, when, redraw, table } from './app.js';
 import { jobsCard, queuesCard, kvCard } from './integrator-data.js';
 import { packagesCard } from './integrator-packages.js';
 import { addCard, configCard } from './integrator-config.js';
@@ -87,7 +87,7 @@ async function fileCard(file) {
     h('td', {}, isAdmin() && !v.active ? h('button', { class: 'secondary', onclick: async () => {
       try {
         await api('POST', `/integrator/services/${enc(file)}/rollback`, { version: v.version });
-        toast(`${file}: version ${v.version} serves again`); route();
+        toast(`${file}: version ${v.version} serves again`); redraw();
       } catch (e) { fail(e); }
     } }, `Roll back to ${v.version}`) : '')));
   return h('div', { class: 'card', id: 'file-card' },

@@ -3,7 +3,7 @@
 // "try all now", a test mail, and the relay's settings with "Test
 // connection" (of the form as filled in, before it is saved).
 
-import { h, api, page, toast, fail, isAdmin, route, table, td, showProblems } from './app.js';
+import { h, api, page, toast, fail, isAdmin, redraw, table, td, showProblems } from './app.js';
 
 const enc = encodeURIComponent;
 const when = (unix) => (unix ? new Date(unix * 1000).toLocaleString() : '—');
@@ -14,11 +14,11 @@ function messages(id, list, dead) {
     dead ? '' : td('Next try', when(m.next_try)), td('Last error', m.last_error || ''),
     h('td', {}, isAdmin() ? h('div', { class: 'row', style: 'margin:0' },
       h('button', { class: 'secondary', onclick: async () => {
-        try { await api('POST', `/mail/queue/${enc(m.id)}/retry`); toast(`Retrying the mail to ${m.to.join(', ')}`); setTimeout(route, 1500); } catch (e) { fail(e); }
+        try { await api('POST', `/mail/queue/${enc(m.id)}/retry`); toast(`Retrying the mail to ${m.to.join(', ')}`); setTimeout(redraw, 1500); } catch (e) { fail(e); }
       } }, dead ? 'Queue again' : 'Retry now'),
       h('button', { class: 'danger', onclick: async () => {
         if (!confirm(`Delete the mail from ${m.from || '<>'} to ${m.to.join(', ')}? It will not be delivered.`)) return;
-        try { await api('DELETE', `/mail/queue/${enc(m.id)}`); toast('Deleted'); route(); } catch (e) { fail(e); }
+        try { await api('DELETE', `/mail/queue/${enc(m.id)}`); toast('Deleted'); redraw(); } catch (e) { fail(e); }
       } }, 'Delete')) : '')));
   const heads = ['From', 'To', 'Received', 'Attempts', ...(dead ? [] : ['Next try']), 'Last error', ''];
   return rows.length ? table(id, heads, rows)
@@ -33,7 +33,7 @@ function testForm() {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const to = form.querySelector('#test-to').value.split(',').map((s) => s.trim()).filter(Boolean);
-    try { await api('POST', '/mail/test', { to }); toast('Test mail queued'); setTimeout(route, 1000); } catch (e) { fail(e); }
+    try { await api('POST', '/mail/test', { to }); toast('Test mail queued'); setTimeout(redraw, 1000); } catch (e) { fail(e); }
   });
   return form;
 }
@@ -98,7 +98,7 @@ function relayForm(mail, revision) {
     try {
       const out = await api('PATCH', '/config', { config, comment: 'mail relay', expect_revision: revision ?? 0 });
       toast(out.revision ? `Saved as revision ${out.revision.id}` : 'Nothing changed');
-      route();
+      redraw();
     } catch (e) { showProblems(form, box, e, relayField); }
   });
   return form;
@@ -114,7 +114,7 @@ export async function mailView() {
       h('p', { class: 'muted', id: 'mail-relay' }, relayText(status.relay, status.relay_usable)),
       messages('mail-queue', queue.messages, false),
       isAdmin() && queue.messages.length ? h('div', { class: 'row' }, h('button', { id: 'mail-flush', onclick: async () => {
-        try { const o = await api('POST', '/mail/flush'); toast(`Trying ${o.queued} now`); setTimeout(route, 1500); } catch (e) { fail(e); }
+        try { const o = await api('POST', '/mail/flush'); toast(`Trying ${o.queued} now`); setTimeout(redraw, 1500); } catch (e) { fail(e); }
       } }, 'Try all now')) : ''),
     h('div', { class: 'card' }, h('h2', {}, 'Dead letters'), h('p', { class: 'muted' }, 'Mail the node gave up on after its last retry.'),
       messages('mail-dead', dead.messages, true)),

@@ -4,7 +4,7 @@
 // interface. An edit is a config revision that must be confirmed: the
 // banner counts down and the node reverts it unless it is confirmed.
 
-import { h, api, page, toast, fail, isAdmin, route, table, td, when, showProblems } from './app.js';
+import { h, api, page, toast, fail, isAdmin, redraw, table, td, when, showProblems } from './app.js';
 
 const list = (xs) => (xs && xs.length ? xs.join(', ') : '—');
 
@@ -78,7 +78,7 @@ function editForm(cfg, revision) {
     try {
       const out = await api('PATCH', '/config', { config: { network: next }, comment: 'network page', expect_revision: revision ?? 0 });
       toast(out.revision ? `Saved as revision ${out.revision.id}${out.pending ? ' — confirm it before the countdown ends' : ''}` : 'Nothing changed');
-      route();
+      redraw();
     } catch (e) { showProblems(form, box, e, ifaceField); }
   });
   return form;

@@ -6,7 +6,7 @@
 // result and next run. Actions are the controller's own: run the backup
 // now, forget a reinstalled server's SSH host key.
 
-import { h, api, page, toast, fail, isAdmin, route, table, td, when } from './app.js';
+import { h, api, page, toast, fail, isAdmin, redraw, table, td, when } from './app.js';
 
 const bytes = (n) => (n == null ? '—' : n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`);
 const secs = (s) => (s == null ? '—' : `${s.toFixed(1)} s`);
@@ -18,7 +18,7 @@ function unpinButton(s) {
   const host = sshHost(s.ssh);
   return h('button', { class: 'secondary', onclick: async () => {
     if (!confirm(`Forget the pinned SSH host key of ${host}? Do this only after checking that the server was reinstalled: the next login trusts whatever key it shows.`)) return;
-    try { await api('POST', '/pgha/unpin', { host }); toast(`Host key of ${host} forgotten; the next login pins the new one`); route(); } catch (e) { fail(e); }
+    try { await api('POST', '/pgha/unpin', { host }); toast(`Host key of ${host} forgotten; the next login pins the new one`); redraw(); } catch (e) { fail(e); }
   } }, `Forget host key of ${host}`);
 }
 

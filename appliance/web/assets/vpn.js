@@ -1,7 +1,7 @@
 // The console's VPN page: the node's WireGuard interface, its peers with
 // their traffic and last handshake, and new devices added with a QR code.
 
-import { h, api, page, toast, fail, isAdmin, route, table, td, ago } from './app.js';
+import { h, api, page, toast, fail, isAdmin, redraw, table, td, ago } from './app.js';
 
 const size = (n) => {
   const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -61,14 +61,14 @@ export async function vpnView() {
     isAdmin() ? cell('', h('div', { class: 'row', style: 'margin:0' },
       p.enabled === false
         ? act('Enable', 'secondary', { 'data-enable': p.name, 'aria-label': `Enable ${p.name}` }, async () => {
-          await api('POST', `/vpn/peers/${encodeURIComponent(p.name)}/enable`); toast(`${p.name} enabled`); route();
+          await api('POST', `/vpn/peers/${encodeURIComponent(p.name)}/enable`); toast(`${p.name} enabled`); redraw();
         })
         : act('Disable', 'secondary', { 'data-disable': p.name, 'aria-label': `Disable ${p.name}` }, async () => {
-          await api('POST', `/vpn/peers/${encodeURIComponent(p.name)}/disable`); toast(`${p.name} disabled: it cannot connect`); route();
+          await api('POST', `/vpn/peers/${encodeURIComponent(p.name)}/disable`); toast(`${p.name} disabled: it cannot connect`); redraw();
         }),
       act('Delete', 'danger', { 'data-delete': p.name, 'aria-label': `Delete ${p.name}` }, async () => {
         if (!confirm(`Delete VPN peer ${p.name}? Its tunnel stops at once; a device needs a new config to come back.`)) return;
-        await api('DELETE', `/vpn/peers/${encodeURIComponent(p.name)}`); toast(`${p.name} deleted`); route();
+        await api('DELETE', `/vpn/peers/${encodeURIComponent(p.name)}`); toast(`${p.name} deleted`); redraw();
       }))) : ''));
 
   const devBox = h('div', { id: 'device-problems' });
@@ -115,7 +115,7 @@ export async function vpnView() {
       fieldErrors(addSite, siteBox, null);
       await api('POST', '/vpn/sites', body);
       toast(`Site ${body.name} added`);
-      route();
+      redraw();
     } catch (e) { fieldErrors(addSite, siteBox, e); }
   });
 

@@ -287,8 +287,8 @@ impl App {
         let wheel = match here {
             Some(w) => w,
             None => {
-                let (k, sha) = (kv.clone(), e.sha256.clone());
-                tokio::task::spawn_blocking(move || k.wheel(&sha))
+                let (k, sha, size) = (kv.clone(), e.sha256.clone(), e.size.max(0) as u64);
+                tokio::task::spawn_blocking(move || k.wheel(&sha, size))
                     .await
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?

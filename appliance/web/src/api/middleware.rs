@@ -16,6 +16,10 @@ use axum::response::Response;
 use crate::App;
 use crate::metrics::http::route_class;
 
+/// An answer whose head took this long is logged: a console that
+/// seems to hang shows up in the web service's log.
+const SLOW_SECS: f64 = 5.0;
+
 pub(super) async fn front(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let class = route_class(req.uri().path());
@@ -33,8 +37,13 @@ pub(super) async fn front(State(app): State<Arc<App>>, req: Request, next: Next)
         },
     };
     // A streamed body, such as a log follow, is not waited for.
-    app.http
-        .observe(class, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    let secs = start.elapsed().as_secs_f64();
+    app.http.observe(class, resp.status().as_u16(), secs);
+    if secs >= SLOW_SECS {
+        // The route's class, not its path: a path may name what is not
+        // the log's business (a KV key, a user).
+        tracing::warn!(class, status = resp.status().as_u16(), secs, "slow answer");
+    }
     resp
 }
 
