@@ -79,6 +79,13 @@ cluster_init() {
   TOKEN=$(grep -o 'arc1\.[^ ]*' <<<"$out") || fail "no token in: $out"
 }
 
+# nats_warnings NODE...: the last warnings and errors of each member's
+# nats-server (its lines in the cluster log), for a failure's evidence.
+nats_warnings() {
+  local n
+  for n in "$@"; do echo "--- nats-server on $n"; c "$n" logs cluster | grep -E "\[(WRN|ERR)\]" | tail -12; done
+}
+
 # cluster_form FIRST OTHER...: init on FIRST (cluster "lab"), the others
 # join, and all agree.
 cluster_form() {

@@ -168,6 +168,7 @@ sys.exit(1 if lost or twice else 0)
 PY
 "$PY" "$W/check.py" "$W" "$last" || {
   for n in A B C; do echo "--- $n"; grep -i "claim\|job ran" "$W/${n,,}/log/integrator.log" | tail -15; done
+  nats_warnings A B C
   fail "fire times not run exactly once while members were killed (see above; fires.txt, kills.txt and the integrator logs are in $OUT)"
 }
 [ $((last - $(awk '{ print $1 }' "$W/fires.txt" | sort -n | head -n 1))) -ge 30 ] || fail "fewer than 30 fire times in the window"

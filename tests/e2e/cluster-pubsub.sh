@@ -79,7 +79,7 @@ wait_for 60 "$ALPHAREN" ctl --state-dir "$W/c" integrator kv list --ns seen >/de
 # (a deadline, not a count: each look lists every key three times)
 end=$((SECONDS + 240))
 while list=$(all_keys seen); got=$(ids "$list"); [ "$got" != $N ] && [ $SECONDS -lt $end ]; do sleep 1; done
-[ "$got" = $N ] || { c A integrator topics; c A logs integrator | tail -10; fail "lost messages: $got of $N delivered"; }
+[ "$got" = $N ] || { c A integrator topics; c A logs integrator | tail -10; nats_warnings A B C; fail "lost messages: $got of $N delivered"; }
 drained() { bash -o pipefail -c "'$ALPHAREN' ctl --state-dir '$W/$1' --json integrator topics | jq -e '[.[] | select(.topic == \"orders\")][0] | .ready + .in_flight + .dead == 0'" >/dev/null; }
 wait_for 60 drained a || { c A integrator topics; fail "the orders queue did not drain"; }
 drained b || { c B integrator topics; fail "B sees messages left on orders"; }
