@@ -19,7 +19,22 @@ _cleanups=()
 cleanup() { local i; for ((i=${#_cleanups[@]}-1; i>=0; i--)); do eval "${_cleanups[i]}" || true; done; }
 trap cleanup EXIT
 on_exit() { _cleanups+=("$*"); }
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# The state directories of the nodes this test started (start_node,
+# start_node_in): a failure ends with their web service's last warnings
+# and the supervisor's last events, the evidence CI's summary shows.
+_node_dirs=()
+fail() {
+  echo "FAIL: $*" >&2
+  set +e  # the evidence below may be missing; the test ends either way
+  local d
+  for d in "${_node_dirs[@]}"; do
+    [ -d "$d/log" ] || continue
+    echo "-- the node in $d: web warnings, then supervisor events (last 4 each)" >&2
+    grep -hE " (WARN|ERROR) " "$d/log/web.log" 2>/dev/null | tail -n 4 | cut -c1-300 >&2
+    grep -h " event " "$d/log/supervisor.log" 2>/dev/null | tail -n 4 | cut -c1-300 >&2
+  done
+  exit 1
+}
 pass() { echo "ok: $*"; }
 # wait_for SECONDS CMD...: run CMD every 0.1 s until it succeeds or time runs out.
 wait_for() {
@@ -34,6 +49,7 @@ start_node() {
   mkdir -p "$dir"
   "$ALPHAREN" run --state-dir "$dir" --dev "$@" >"$dir/console.log" 2>&1 &
   NODE_PID=$!
+  _node_dirs+=("$dir")
   on_exit "kill $NODE_PID 2>/dev/null; wait $NODE_PID 2>/dev/null"
   wait_for 20 "$ALPHAREN" ctl --state-dir "$dir" status || { cat "$dir/console.log"; fail "node in $dir did not start"; }
 }

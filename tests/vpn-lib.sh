@@ -24,6 +24,7 @@ start_node_in() {
   mkdir -p "$dir"
   ip netns exec "$ns" "$ALPHAREN" run --state-dir "$dir" --dev --config "$seed" >"$dir/console.log" 2>&1 &
   local pid=$!
+  _node_dirs+=("$dir")
   on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
   wait_for 20 "$ALPHAREN" ctl --state-dir "$dir" status || { cat "$dir/console.log"; fail "node in $dir did not start"; }
 }

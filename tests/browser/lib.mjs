@@ -54,9 +54,7 @@ export async function open({ prefix, phone = false, downloads = false }) {
 
 export async function login(page, base, password, user = 'admin') {
   await page.goto(base + '/');
-  await page.waitForSelector('#login-form').catch(async (e) => {
-    throw new Error(`${e.message}\nthe page shows: ${await page.textContent('main').catch(() => '?')}`);
-  });
+  await page.waitForSelector('#login-form');
   await page.fill('#username', user);
   await page.fill('#password', password);
   await page.keyboard.press('Enter');
@@ -95,6 +93,11 @@ export async function run(t, name, body) {
     // The console's last toast: an API error the page showed.
     const toast = await t.page.textContent('#toast', { timeout: 1000 }).catch(() => '');
     if (toast) console.error('the last toast:', toast);
+    // What the page's main part showed then (a view stuck at "Loading…",
+    // an error card), and the page's own errors.
+    const main = await t.page.textContent('main', { timeout: 1000 }).catch(() => '');
+    console.error('the page showed:', (main || '').replace(/\s+/g, ' ').slice(0, 300));
+    if (t.errors.length) console.error('page errors:', t.errors.join('; '));
     process.exitCode = 1;
   } finally {
     await t.browser.close();
