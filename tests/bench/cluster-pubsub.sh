@@ -43,7 +43,9 @@ cluster_form A B C
 replicas() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" | jq -r '[.account_details[].stream_detail[] | select(.name == "AR_QUEUES" or .name == "KV_ar_kv") | .config.num_replicas] | if length == 2 then min else 0 end'; }
 for _ in $(seq 90); do [ "$(replicas)" = 3 ] && break; sleep 0.5; done
 [ "$(replicas)" = 3 ] || fail "the queue stream and the KV did not go to three replicas"
-c A integrator deploy "$HERE/bench/cluster/pubsub_bench.py" >/dev/null || fail "deploy the bench services on A"
+# The integrator reaches the cluster's KV a little after the streams
+# are up (until then a deploy is refused as unavailable).
+wait_for 60 c A integrator deploy "$HERE/bench/cluster/pubsub_bench.py" || { c A integrator deploy "$HERE/bench/cluster/pubsub_bench.py"; fail "deploy the bench services on A"; }
 live() { c "$1" --json integrator list | jq -e 'any(.[]; .name == "cb.record")' >/dev/null; }
 for n in B C; do wait_for 20 live $n || fail "the services deployed on A are not live on $n"; done
 
@@ -85,7 +87,7 @@ ours() {
   out=$(jq -ce '.. | objects | select(.published == '"$N"')' <<<"$out") || fail "publish on A: $out"
   for ((i = 0; i < 600; i++)); do
     keys=$(c A --json integrator kv list "$run." --ns cb | jq -r '.keys[]') || fail "kv list on A"
-    got=$(cut -d. -f2 <<<"$keys" | sort -u | grep -c .)
+    got=$(cut -d. -f2 <<<"$keys" | sort -u | sed '/^$/d' | wc -l)
     [ "$got" = "$N" ] && break
     sleep 0.5
   done

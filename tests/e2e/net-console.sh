@@ -32,8 +32,11 @@ addresses = ["10.99.0.2/24"]
 EOC
 seed_ports "$T/seed.toml"
 mkdir -p "$STATE"
-inN "$ALPHAREN" run --state-dir "$STATE" --dev --config "$T/seed.toml" >"$STATE/console.log" 2>&1 &
+# Not through inN: $! must be the node itself (ip execs it), not a
+# subshell whose kill would leave the node running after the test.
+ip netns exec $N "$ALPHAREN" run --state-dir "$STATE" --dev --config "$T/seed.toml" >"$STATE/console.log" 2>&1 &
 NODE_PID=$!
+_node_dirs+=("$STATE")
 on_exit "kill $NODE_PID 2>/dev/null; wait $NODE_PID 2>/dev/null"
 BASE=https://127.0.0.1:$HTTPS_PORT PASSWORD="correct horse battery"
 wait_for 20 inN curl -skf "$BASE/api/v1/health" || { cat "$STATE/console.log"; fail "web did not come up"; }

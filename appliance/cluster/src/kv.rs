@@ -443,17 +443,18 @@ pub(crate) async fn write_if(
     Err(kv_err("the bucket is too busy to write the key; try again"))
 }
 
-/// Runs `f` on `rt` from a thread of its own, so a caller inside another
-/// runtime (the integrator's) may block on it.
+/// Runs `f` to its end on the calling thread, inside `rt`'s context: its
+/// sockets and timers are `rt`'s, driven by `rt`'s own worker thread.
+/// So a caller inside another runtime (the integrator's, where
+/// `Runtime::block_on` would panic) may block on it, without a thread
+/// of its own per call (a spawn and a join were most of a call's cost
+/// besides the round trip to nats-server).
 pub(crate) fn off_runtime<T: Send>(
     rt: &tokio::runtime::Runtime,
     f: impl Future<Output = Result<T, Error>> + Send,
 ) -> Result<T, Error> {
-    std::thread::scope(|s| {
-        s.spawn(|| rt.block_on(f))
-            .join()
-            .unwrap_or_else(|_| Err(kv_err("the cluster KV thread panicked")))
-    })
+    let _in = rt.enter();
+    futures_executor::block_on(f)
 }
 
 #[cfg(test)]
