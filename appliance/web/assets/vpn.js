@@ -44,6 +44,17 @@ function fieldErrors(form, box, e) {
   }
 }
 
+// A site is a new revision of the configuration: the vpn service takes it
+// up a moment after it is stored, so the page waits (at most 5 s) until
+// the service lists the peer before drawing itself again.
+async function untilListed(name) {
+  for (let i = 0; i < 20; i++) {
+    const s = await api('GET', '/vpn').catch(() => null);
+    if (s && (s.peers || []).some((p) => p.name === name)) return;
+    await new Promise((ok) => setTimeout(ok, 250));
+  }
+}
+
 export async function vpnView() {
   const s = await api('GET', '/vpn');
   const peers = s.peers || [];
@@ -115,6 +126,7 @@ export async function vpnView() {
       fieldErrors(addSite, siteBox, null);
       await api('POST', '/vpn/sites', body);
       toast(`Site ${body.name} added`);
+      await untilListed(body.name);
       redraw();
     } catch (e) { fieldErrors(addSite, siteBox, e); }
   });
