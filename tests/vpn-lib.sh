@@ -18,6 +18,12 @@ ns_pair() {
   for n in "$a" "$b"; do ip -n "$n" link set lo up; ip -n "$n" link set "v-$n" up; done
 }
 
+# net_settled NS: no address in NS still tentative (IPv6 duplicate address
+# detection runs for a second or two after a link comes up, and its end
+# is an address change): a browser started in NS before that aborts what
+# it loads with ERR_NETWORK_CHANGED.
+net_settled() { [ -z "$(ip -n "$1" addr show tentative)" ]; }
+
 # start_node_in NS DIR SEED: `alpharen run --dev` inside NS, waits for the socket.
 start_node_in() {
   local ns=$1 dir=$2 seed=$3
