@@ -8,6 +8,10 @@
 # something with others names it in a header line `# e2e-lock: NAME`:
 # scripts with the same lock never run at the same time, and
 # `# e2e-lock: exclusive` runs with no other script beside it.
+# `hostnet`: the scripts that add or remove addresses in this machine's
+# own network namespace, and those whose Chromium runs in it (Chromium
+# aborts what it loads with ERR_NETWORK_CHANGED when an address there
+# changes).
 # The longest tests (by their last run, in tests/out/durations.tsv, or
 # tests/e2e-durations.tsv in a fresh clone) start first. Prints each
 # test's result as it ends, then a table of durations (also in

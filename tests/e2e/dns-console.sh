@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# e2e-lock: hostnet
 # The console's DNS page: add a record in the browser (a bad value refused
 # on its field), `dig` it from the node's dpx, change its value in the
 # browser and `dig` again, delete it in the browser,
@@ -41,7 +42,12 @@ value = "192.0.2.10"
 TOML
 console_node "$STATE" ns1
 { cat "$STATE/seed.toml"; printf '[node]\nhostname = "ns1"\n[secrets]\n"dpx.dyndns.alice" = "alice-pass-1"\n'; } >"$STATE/cfg.toml"
+before=$(grep -c "reloaded; TLS certificate" "$STATE/log/web.log" || :)
 ctl config apply --file "$STATE/cfg.toml" >/dev/null || fail "config with the dyndns password refused"
+# The web service takes the new password up when it reloads (a signal
+# after the revision is stored); a try before that would count as a
+# wrong password.
+wait_for 20 bash -c "[ \$(grep -c 'reloaded; TLS certificate' '$STATE/log/web.log') -gt $before ]" || fail "the web service did not reload after the dyndns password was set"
 curl -sk -u alice:alice-pass-1 "$BASE/nic/update?hostname=home.ui.test&myip=192.0.2.50" | has -x 'good 192.0.2.50' || fail "dyndns update"
 q() { dig +short +time=2 +tries=1 -p "$DNS_PORT" @127.0.0.1 "$@"; }
 wait_for 20 bash -c "[ \"\$(dig +short +time=2 +tries=1 -p $DNS_PORT @127.0.0.1 www.$ZONE A)\" = 192.0.2.10 ]" || fail "dpx does not serve www"
