@@ -42,6 +42,7 @@ start() {
   [ -e "$W/$n.toml" ] || printf '[node]\nhostname = "%s"\n[network]\nmanage = false\n' "${1,,}" >"$W/$n.toml"
   ip netns exec "${NS[$n]}" "$ALPHAREN" run --state-dir "$dir" --config "$W/$n.toml" >>"$dir/console.log" 2>&1 &
   PID[$n]=$!
+  [[ " ${_node_dirs[*]} " == *" $dir "* ]] || _node_dirs+=("$dir")
   on_exit "kill ${PID[$n]} 2>/dev/null; wait ${PID[$n]} 2>/dev/null"
   wait_for 30 "$ALPHAREN" ctl --state-dir "$dir" status || { cat "$dir/console.log"; fail "node $n did not start"; }
 }

@@ -29,8 +29,9 @@ fail() {
   local d
   for d in "${_node_dirs[@]}"; do
     [ -d "$d/log" ] || continue
-    echo "-- the node in $d: web warnings, then supervisor events (last 4 each)" >&2
+    echo "-- the node in $d: web and integrator warnings, then supervisor events (last 4 each)" >&2
     grep -hE " (WARN|ERROR) " "$d/log/web.log" 2>/dev/null | tail -n 4 | cut -c1-300 >&2
+    grep -hE " (WARN|ERROR) " "$d/log/integrator.log" 2>/dev/null | tail -n 4 | cut -c1-300 >&2
     grep -h " event " "$d/log/supervisor.log" 2>/dev/null | tail -n 4 | cut -c1-300 >&2
   done
   exit 1
