@@ -558,6 +558,18 @@ export function redraw() {
   return navs === navsAtChange ? route() : routing;
 }
 
+// After a change a service takes up a moment after it is stored: reads
+// `path` until `taken(answer)` says the service has it (at most 5 s),
+// then draws the page again.
+export async function redrawWhen(path, taken) {
+  for (let i = 0; i < 20; i++) {
+    const r = await api('GET', path).catch(() => null);
+    if (r && taken(r)) break;
+    await new Promise((ok) => setTimeout(ok, 250));
+  }
+  return redraw();
+}
+
 // Routes never overlap: one asked for while another runs (a click while a
 // save's route still waits for the node) runs once after it, so a slower,
 // older view can never replace the newer one the user went to.

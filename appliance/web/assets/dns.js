@@ -4,7 +4,7 @@
 // their last update, the proxy routes with their health and the answers
 // counted by type and response code.
 
-import { h, api, page, toast, fail, isAdmin, route, redraw, table, td, when, showProblems } from './app.js';
+import { h, api, page, toast, fail, isAdmin, route, redrawWhen, table, td, when, showProblems } from './app.js';
 
 const TYPES = ['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV', 'NS'];
 const HINTS = { A: '192.0.2.10', AAAA: '2001:db8::10', CNAME: 'www (or host.example.org.)', TXT: 'v=spf1 -all',
@@ -23,16 +23,9 @@ const recordField = (path) => {
 
 const servedSig = (r) => JSON.stringify(r && r.served);
 
-// dpx serves a new revision a moment after it is stored: re-read until
-// "Served now" has changed (at most 5 s), then show the page again.
-async function reshow(servedBefore) {
-  for (let i = 0; i < 20; i++) {
-    const r = await api('GET', '/dns/records').catch(() => null);
-    if (r && r.served && servedSig(r) !== servedBefore) break;
-    await new Promise((done) => setTimeout(done, 250));
-  }
-  redraw();
-}
+// dpx serves a new revision a moment after it is stored: the page is
+// shown again once "Served now" has changed (or after 5 s).
+const reshow = (servedBefore) => redrawWhen('/dns/records', (r) => r.served && servedSig(r) !== servedBefore);
 
 // Adds a record, or changes the one `edit(record)` put in the form (in
 // its place, one revision).

@@ -1,7 +1,7 @@
 // The console's VPN page: the node's WireGuard interface, its peers with
 // their traffic and last handshake, and new devices added with a QR code.
 
-import { h, api, page, toast, fail, isAdmin, redraw, table, td, ago } from './app.js';
+import { h, api, page, toast, fail, isAdmin, redraw, redrawWhen, table, td, ago } from './app.js';
 
 const size = (n) => {
   const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -41,17 +41,6 @@ function fieldErrors(form, box, e) {
   if (!list.length || loose.length) {
     box.replaceChildren(h('div', { class: 'problems', role: 'alert' }, list.length ? `${list.length} problem(s); nothing was saved.` : e.message,
       ...loose.map((p) => h('div', {}, `${p.path}: ${p.message}`))));
-  }
-}
-
-// A site is a new revision of the configuration: the vpn service takes it
-// up a moment after it is stored, so the page waits (at most 5 s) until
-// the service lists the peer before drawing itself again.
-async function untilListed(name) {
-  for (let i = 0; i < 20; i++) {
-    const s = await api('GET', '/vpn').catch(() => null);
-    if (s && (s.peers || []).some((p) => p.name === name)) return;
-    await new Promise((ok) => setTimeout(ok, 250));
   }
 }
 
@@ -126,8 +115,9 @@ export async function vpnView() {
       fieldErrors(addSite, siteBox, null);
       await api('POST', '/vpn/sites', body);
       toast(`Site ${body.name} added`);
-      await untilListed(body.name);
-      redraw();
+      // A site is a new revision of the configuration, which the vpn
+      // service takes up a moment after it is stored.
+      await redrawWhen('/vpn', (v) => (v.peers || []).some((p) => p.name === body.name));
     } catch (e) { fieldErrors(addSite, siteBox, e); }
   });
 
