@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# e2e-lock: hostnet
 # ACME's other challenges against one Debian pebble on loopback that can
 # validate only over TLS-ALPN-01 (its tlsPort is the node's HTTPS port)
 # and DNS-01 (-dnsserver is the node's own dpx zone); its HTTP-01 port is

@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# e2e-lock: hostnet
 # axe-core (WCAG 2.x level A) on every console page at desktop and phone
 # width, with each page holding content (tests/console-seed.sh).
 . "$(dirname "$0")/../lib.sh"

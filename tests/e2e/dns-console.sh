@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# e2e-lock: hostnet
 # The console's DNS page: add a record in the browser (a bad value refused
 # on its field), `dig` it from the node's dpx, change its value in the
 # browser and `dig` again, delete it in the browser,

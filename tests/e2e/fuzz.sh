@@ -7,6 +7,7 @@
 # libFuzzer's instrumentation needs a nightly toolchain; without one the
 # script says so and skips (the randomized unit tests still run).
 # e2e-lock: exclusive (CPU-bound builds and fuzzing: nothing to overlap, and it would slow the timed tests beside it)
+# e2e-netns: host (cargo fetches the fuzz workspace's crates and may install cargo-fuzz)
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 SECS=${FUZZ_SECONDS:-20}

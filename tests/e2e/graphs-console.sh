@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# e2e-lock: hostnet
 # The dashboard's charts: with DNS queries and HTTP requests going to the
 # node, the web service's sampler (every 10 s) gathers rates into
 # GET /api/v1/metrics/history (a viewer's session reads it, no session

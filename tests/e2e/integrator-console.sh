@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# e2e-lock: hostnet
 # The console's Integrator page in headless Chromium (tests/browser/
 # integrator.mjs): deploy by the file chooser, invoke with a payload, a
 # refused file's traceback while the old version answers, source,

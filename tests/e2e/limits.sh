@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# e2e-lock: hostnet
 # Limits on the node's doors (issue 26): the web reads no body before
 # authentication (a stranger's 64 MiB POST is refused without the web's
 # RSS growing), wrong setup codes lock out one client only, one login

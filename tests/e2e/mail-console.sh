@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# e2e-lock: hostnet
 # The console's Mail page: with the smarthost down, queued mails show
 # their last error and one is deleted in the browser; with it up, "Retry
 # now" delivers the other to the aiosmtpd sink, the deleted one never

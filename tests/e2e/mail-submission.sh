@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# e2e-lock: hostnet
 # LAN submission (`mail.submission.ports`): a client in another network
 # namespace must STARTTLS and AUTH (PLAIN or LOGIN) as a node user before
 # MAIL; wrong passwords get 535; the accepted message carries an ESMTPSA

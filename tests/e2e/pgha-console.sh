@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# e2e-lock: hostnet
 # The console's PostgreSQL HA page against a group whose two servers
 # answer neither SQL nor SSH (ports nobody listens on): the page shows the
 # group, both servers down with the reason, and the backup controller's

@@ -14,6 +14,7 @@
 # failing [update.health_check]: A boots once, the gate fails it and
 # reboots the node, B boots and reports the check's reason and output.
 # e2e-lock: image (builds images/out/ and its cache)
+# e2e-netns: host (images/build.sh may download Debian packages into its cache)
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 command -v minisign >/dev/null || fail "needs minisign (scripts/deps.sh)"

@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# e2e-lock: hostnet
 # The console's Reaction page with the engine and two agents (a reader and
 # an executor, separate processes): two lines make two incidents that
 # wait for approval; an operator logs in, approves the first from the

@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# e2e-lock: hostnet
 # Installing update bundles on a running node (docs/update.md), in
 # development mode on a stand-in disk (ALPHAREN_UPDATE_TARGET: files for
 # the rootfs partitions, a directory for the ESP): `ctl system update FILE`

@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# e2e-lock: hostnet
 # The console in headless Chromium (Playwright driving Debian's chromium):
 # setup, login, config change, history, diff, rollback, risky change, confirm.
 . "$(dirname "$0")/../lib.sh"

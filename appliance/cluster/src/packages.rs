@@ -90,9 +90,10 @@ impl ClusterKv {
         })
     }
 
-    /// Stores a wheel under its SHA-256 (hex) unless it is there already.
-    pub fn put_wheel(&self, sha256: &str, wheel: &[u8]) -> Result<(), Error> {
-        self.run_within(WHEEL_TIMEOUT, async move {
+    /// Stores a wheel under its SHA-256 (hex) unless it is there already,
+    /// giving up after `within` (at most [`WHEEL_TIMEOUT`]).
+    pub fn put_wheel(&self, sha256: &str, wheel: &[u8], within: Duration) -> Result<(), Error> {
+        self.run_within(within.min(WHEEL_TIMEOUT), async move {
             // Tried again for a while: right after a member dies, its
             // streams have no leader until the others elect one.
             let mut tries = 0;

@@ -22,8 +22,11 @@ use super::{App, follow};
 use crate::packagelog::{self, Entry, Record};
 use crate::packages::{local_entries, restart, root, set_version, sql, unpack};
 
-/// How long a change waits for this member to apply it.
-const APPLY_WAIT: Duration = Duration::from_secs(30);
+/// How long a change may take in all, storing its wheels, appending its
+/// set and waiting for this member to apply it: less than the 60 s the
+/// supervisor and the web give a call, so that the caller hears where it
+/// stopped instead of "no answer".
+const ANSWER_WITHIN: Duration = Duration::from_secs(45);
 
 fn unavailable(e: impl std::fmt::Display) -> RpcError {
     RpcError::new("unavailable", e.to_string())
@@ -72,10 +75,14 @@ impl App {
         actor: &str,
         edit: Edit,
     ) -> Result<Record, RpcError> {
+        let deadline = tokio::time::Instant::now() + ANSWER_WITHIN;
+        let left = move || deadline.saturating_duration_since(tokio::time::Instant::now());
         let _offered = Offered::new(&self.offered_wheels, &wheels);
         let k = kv.clone();
         tokio::task::spawn_blocking(move || {
-            wheels.iter().try_for_each(|(sha, w)| k.put_wheel(sha, w))
+            wheels
+                .iter()
+                .try_for_each(|(sha, w)| k.put_wheel(sha, w, left()))
         })
         .await
         .map_err(unavailable)?
@@ -114,11 +121,7 @@ impl App {
         })?;
         let record: Record = serde_json::from_slice(&body).map_err(unavailable)?;
         self.package_log
-            .wait_applied(
-                seq,
-                APPLY_WAIT,
-                format!("package set {}", record.set_version),
-            )
+            .wait_applied(seq, left(), format!("package set {}", record.set_version))
             .await?;
         Ok(record)
     }
