@@ -11,8 +11,10 @@
 # then v2 boots again and reports the failed slot with v3's version; and
 # QEMU killed while v2 is written into slot A: v2 boots from B, slot A is
 # invalid, a new install succeeds. Then v2 in slot A on trial meets a
-# failing [update.health_check]: A boots once, the gate fails it and
-# reboots the node, B boots and reports the check's reason and output.
+# failing [update.health_check] with a store of configuration schema 0:
+# A boots once, migrates the store keeping a copy, the gate fails it and
+# reboots the node, B boots, restores the copy (a change made on A is
+# gone) and reports the check's reason and output.
 # e2e-lock: image (builds images/out/ and its cache)
 # e2e-netns: host (images/build.sh may download Debian packages into its cache)
 . "$(dirname "$0")/../lib.sh"
@@ -190,13 +192,47 @@ pass "QEMU killed while writing slot A: v2 boots from B, A invalid, a new instal
 # [update.health_check] fails. A boots once, the gate runs the check (as
 # nobody), marks A failed and reboots the node by itself; B boots again
 # and reports the failed update with the check's reason and output.
-hc='{ command = "/bin/sh", args = ["-c", "echo checking $ALPHAREN_VERSION in slot $ALPHAREN_SLOT as uid $(id -u); exit 3"], timeout = 60 }'
+# The configuration store is made one of a firmware from before the
+# schema row (schema 0, as `store/src/schema_tests.rs` makes it) while
+# the node is off, so A migrates it on its first boot, keeping a copy for
+# B; a change made while A runs is gone when B restores the copy.
+hc='{ command = "/bin/sh", args = ["-c", "echo checking $ALPHAREN_VERSION in slot $ALPHAREN_SLOT as uid $(id -u); sleep 30; exit 3"], timeout = 60 }'
 "${SSH[@]}" "config set update.health_check '$hc'" >"$OUT/hc.out" 2>&1 || fail "config set update.health_check: $(cat "$OUT/hc.out")"
+"${SSH[@]}" config show node | has 'confirm_timeout = 120' || fail "node.confirm_timeout is not 120 before the trial: $("${SSH[@]}" config show node)"
 "${SSH[@]}" reboot >/dev/null 2>&1 || true
 wait_for 120 grep -q "SIGTERM received" "$LOG" || fail "reboot over ssh did not reach init"
 stop_hard
+# schema_zero: deletes the store's schema row on the data partition of the
+# stopped disk (e2fsck replays the journal the hard stop left; sqlite3
+# replays the WAL).
+schema_zero() {
+  local off fs d=$OUT/store rc=0
+  off=$(sfdisk -J "$disk" | jq -e '.partitiontable.partitions[] | select(.name == "data") | .start * 512') || fail "no data partition in $disk"
+  fs="$disk?offset=$off"
+  e2fsck -fy "$fs" >"$OUT/e2fsck.log" 2>&1 || rc=$?
+  [ "$rc" -le 1 ] || { cat "$OUT/e2fsck.log"; fail "e2fsck of the data partition: exit $rc"; }
+  rm -rf "$d"; mkdir -p "$d"
+  debugfs -R "dump -p /alpharen.db $d/alpharen.db" "$fs" >"$OUT/debugfs.log" 2>&1
+  debugfs -R "dump -p /alpharen.db-wal $d/alpharen.db-wal" "$fs" >>"$OUT/debugfs.log" 2>&1
+  [ -s "$d/alpharen.db" ] || { cat "$OUT/debugfs.log"; fail "cannot read alpharen.db from the data partition"; }
+  [ "$(sqlite3 "$d/alpharen.db" "DELETE FROM component_schema WHERE name = 'config-document'; SELECT changes();")" = 1 ] \
+    || fail "the store had no schema row to delete"
+  [ ! -e "$d/alpharen.db-wal" ] || fail "sqlite3 left a WAL beside the store"
+  debugfs -w -f - "$fs" >>"$OUT/debugfs.log" 2>&1 <<CMDS
+rm /alpharen.db-wal
+rm /alpharen.db-shm
+rm /alpharen.db
+write $d/alpharen.db alpharen.db
+CMDS
+  debugfs -R "stat /alpharen.db" "$fs" 2>/dev/null | has "Size: $(stat -c %s "$d/alpharen.db")" \
+    || { cat "$OUT/debugfs.log"; fail "the edited store was not written back"; }
+}
+schema_zero
 start
 grep -q "slot a from" "$LOG" || fail "did not boot slot A (v2 on trial)"
+kept="update: the configuration store (schema tables [0-9]*, configuration 0) is migrated to schema tables [0-9]*, configuration [1-9][0-9]*; a copy from before is kept for slot b in /data/update/pre-migration.db until slot a is committed"
+grep -q "$kept" "$LOG" || { grep "update:\|configuration" "$LOG" | tail; fail "slot A did not keep a copy of the store before migrating it"; }
+wait_for 120 "${SSH[@]}" config set node.confirm_timeout 300 || fail "config set over ssh on slot A (on trial)"
 wait_for 300 grep -q "update: the trial of slot a failed, it is not committed: the health check exited with status 3" "$LOG" \
   || { tail -20 "$LOG"; fail "the failing health check did not fail the trial of slot A"; }
 wait_for 300 grep -q "slot b from" "$LOG" || { tail -20 "$LOG"; fail "the node did not reboot into slot B after the failed check"; }
@@ -205,7 +241,10 @@ wait_for 300 "${SSH[@]}" status || fail "ssh after the health-check fallback"
 report="slot a failed its health check and was skipped (version $V2, build .*); slot b runs again: the health check exited with status 3; its output ended with:"
 wait_for 300 grep -q "$report" "$LOG" || { tail -20 "$LOG"; fail "the failed health check was not reported"; }
 grep -A1 "$report" "$LOG" | has "checking $V2 in slot a as uid 65534" || fail "the report lacks the check's output: $(grep -A1 "$report" "$LOG")"
+restored="slot a migrated the configuration to schema tables [0-9]*, configuration [1-9][0-9]* and was not committed; slot b runs again with the configuration as it was before (schema tables [0-9]*, configuration 0); changes made while slot a ran are gone"
+grep -q "$restored" "$LOG" || { grep "update\|configuration" "$LOG" | tail; fail "slot B did not restore the store kept from before slot A's migration"; }
+"${SSH[@]}" config show node | has 'confirm_timeout = 120' || fail "the change made on slot A survived the fallback: $("${SSH[@]}" config show node)"
 "${SSH[@]}" system slots --json >"$OUT/slots6.json"
 jq -e --arg v "$V2" '.[0].state == "failed" and .[0].version == $v and .[1].booted and .[1].state == "good"' "$OUT/slots6.json" >/dev/null \
   || fail "slots after the health-check fallback: $(cat "$OUT/slots6.json")"
-pass "a trial whose [update.health_check] fails: slot A booted once, the node rebooted itself into B, which reports the check's reason and output"
+pass "a trial whose [update.health_check] fails: slot A booted once and migrated the store (schema 0) keeping a copy, the node rebooted itself into B, which restored the copy (the change made on A is gone) and reports the check's reason and output"

@@ -79,6 +79,21 @@ impl NodeClient {
         }
     }
 
+    /// [`Self::upload`] of a local file: passed to the supervisor to read
+    /// itself when it is on this machine, its bytes uploaded otherwise.
+    /// `progress` hears only uploaded bytes.
+    pub fn upload_file(
+        &mut self,
+        method: &str,
+        mut file: std::fs::File,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Value, ClientError> {
+        match &mut self.transport {
+            Transport::Socket(c) => c.upload_file(method, json!({}), &file),
+            Transport::Remote(r) => r.upload(method, &mut file, progress),
+        }
+    }
+
     /// After a streaming call: the next streamed item, `None` at the end.
     pub fn next_item(&mut self) -> Result<Option<Value>, ClientError> {
         match &mut self.transport {

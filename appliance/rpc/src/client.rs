@@ -130,12 +130,8 @@ impl Client {
         input: &mut dyn Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Value, ClientError> {
-        self.send(method, params)?;
-        let first = self
-            .read_value()?
-            .ok_or_else(|| ClientError::Protocol("connection closed before the answer".into()))?;
-        if !crate::upload::is_ready(&first) {
-            return answer_of(first);
+        if let Some(answer) = self.request_upload(method, params)? {
+            return Ok(answer);
         }
         let mut buf = vec![0u8; 4 + MAX_FRAME];
         let mut sent = 0u64;
@@ -157,11 +153,7 @@ impl Client {
                 frames += 4;
             }
             if let Err(e) = self.writer.write_all(&buf[..frames]) {
-                // The server stopped reading: its answer says why.
-                return match self.answer() {
-                    Err(ClientError::Rpc(r)) => Err(ClientError::Rpc(r)),
-                    _ => Err(ClientError::Io(e)),
-                };
+                return Err(self.refused(e));
             }
             sent += n as u64;
             progress(sent);
@@ -170,6 +162,50 @@ impl Client {
             }
         }
         self.answer()
+    }
+
+    /// [`Client::upload`] of a local file without sending its bytes: the
+    /// server reads them from `file` (from its offset to its end), which
+    /// goes to it with the request ([`crate::upload_file`]).
+    pub fn upload_file(
+        &mut self,
+        method: &str,
+        params: Value,
+        file: &std::fs::File,
+    ) -> Result<Value, ClientError> {
+        if let Some(answer) = self.request_upload(method, params)? {
+            return Ok(answer);
+        }
+        if let Err(e) = crate::upload_file::send(&self.writer, file) {
+            return Err(self.refused(e));
+        }
+        self.answer()
+    }
+
+    /// Sends an upload's request: `None` once the server is ready for the
+    /// bytes, else its answer (an error, most likely).
+    fn request_upload(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> Result<Option<Value>, ClientError> {
+        self.send(method, params)?;
+        let first = self
+            .read_value()?
+            .ok_or_else(|| ClientError::Protocol("connection closed before the answer".into()))?;
+        if crate::upload::is_ready(&first) {
+            return Ok(None);
+        }
+        answer_of(first).map(Some)
+    }
+
+    /// A write of the upload that failed: the server stopped reading, and
+    /// its answer says why.
+    fn refused(&mut self, e: std::io::Error) -> ClientError {
+        match self.answer() {
+            Err(ClientError::Rpc(r)) => ClientError::Rpc(r),
+            _ => ClientError::Io(e),
+        }
     }
 
     /// After a streaming call: the next streamed item, `None` at the end.

@@ -12,7 +12,8 @@
 //! `auth`: the shared login check; `view`: what services get instead of
 //! the node's database; `config`, `users`, `setup`, `backup`, `services`
 //! (with `status`), `logs`, `system`: the admin doors' methods; `upload`:
-//! raw bytes after a request (an update bundle).
+//! raw bytes after a request (an update bundle), or a local file passed
+//! with it (`upload_file`).
 
 pub mod auth;
 pub mod backup;
@@ -27,6 +28,7 @@ pub mod setup;
 pub mod system;
 pub mod token;
 pub mod upload;
+mod upload_file;
 pub mod users;
 pub mod view;
 

@@ -5,7 +5,9 @@
 //! `{"method": "<method>.ready", "params": …}`. The client then sends the
 //! bytes as frames, each a 4-byte big-endian length N (1 ≤ N ≤
 //! [`MAX_FRAME`]) and N bytes, and ends them with a frame of length 0; the
-//! server answers the request and closes the connection.
+//! server answers the request and closes the connection. Or, for a local
+//! file, it sends one header with the file attached instead of any frame
+//! ([`crate::upload_file`]).
 //!
 //! No base64 and no JSON per chunk, and no answer per frame: the socket's
 //! own flow control paces the client. The server holds one frame being read plus the
@@ -22,11 +24,13 @@ use std::io;
 use std::pin::Pin;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader, Chain};
+use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::mpsc;
 
 use crate::protocol::{Response, RpcError};
 use crate::server::write_line;
+use crate::upload_file::{self, FILE_FRAME, FileFrames};
 
 /// Largest frame; a client sends frames of at most this.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -112,17 +116,33 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, received: u64, mut buf: Vec
     Ok(buf)
 }
 
-/// Serves one upload on a connection: `ready`, the frames into the sink,
-/// then the answer. The connection is closed afterwards.
-pub(crate) async fn receive<R, W>(
-    reader: &mut R,
+/// Where an upload's frames come from: the socket, or the file the
+/// client passed instead ([`crate::upload_file`]).
+enum Source<'a, R> {
+    Socket(Chain<&'a [u8], &'a mut R>),
+    File(FileFrames),
+}
+
+impl<R: AsyncRead + Unpin> Source<'_, R> {
+    async fn next(&mut self, received: u64, buf: Vec<u8>) -> Chunk {
+        match self {
+            Source::Socket(r) => read_frame(r, received, buf).await,
+            Source::File(f) => f.next(buf).await,
+        }
+    }
+}
+
+/// Serves one upload on a connection: `ready`, the frames (or the passed
+/// file's bytes) into the sink, then the answer. The connection is closed
+/// afterwards.
+pub(crate) async fn receive<W>(
+    reader: &mut BufReader<OwnedReadHalf>,
     w: &mut W,
     id: Value,
     method: &str,
     up: Upload,
 ) -> io::Result<()>
 where
-    R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let Upload {
@@ -136,6 +156,21 @@ where
         Err(e) => Response::err(id.clone(), &e),
     };
     write_line(w, &ready_note(method, ready)).await?;
+    let (head, file) = tokio::select! {
+        r = &mut done => return write_line(w, &answer(r)).await,
+        f = upload_file::first(reader) => f?,
+    };
+    let mut source = match file {
+        Some(file) if head == FILE_FRAME => match FileFrames::new(file) {
+            Ok(f) => Source::File(f),
+            Err(e) => {
+                let _stopped = sink.send(Err(e)).await;
+                drop(sink);
+                return write_line(w, &answer(done.await)).await;
+            }
+        },
+        _ => Source::Socket(AsyncReadExt::chain(&head[..], reader)),
+    };
     let mut received = 0u64;
     loop {
         let buf = match spent.as_mut() {
@@ -148,7 +183,7 @@ where
         };
         let frame = tokio::select! {
             r = &mut done => return write_line(w, &answer(r)).await,
-            f = read_frame(reader, received, buf) => f,
+            f = source.next(received, buf) => f,
         };
         match frame {
             Ok(bytes) if bytes.is_empty() => break,
@@ -304,6 +339,40 @@ mod round_trip {
             let mut c = Client::connect(&ok).unwrap();
             match c.upload("x", json!({}), &mut Failing(MAX_FRAME + 5), &mut |_| {}) {
                 Err(ClientError::Input(e)) => assert_eq!(e.to_string(), "disk gone"),
+                other => panic!("{other:?}"),
+            }
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_passed_file_is_read_by_the_server_and_must_be_a_regular_file() {
+        let (_d, ok) = serve(None);
+        let (_d2, no) = serve(Some(2 * MAX_FRAME));
+        tokio::task::spawn_blocking(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("bundle");
+            std::fs::write(&path, vec![7u8; 3 * MAX_FRAME + 5]).unwrap();
+            let file = std::fs::File::open(&path).unwrap();
+            let mut c = Client::connect(&ok).unwrap();
+            let v = c.upload_file("x", json!({}), &file).unwrap();
+            assert_eq!(v["bytes"], 3 * MAX_FRAME + 5);
+
+            let file = std::fs::File::open(&path).unwrap();
+            let mut c = Client::connect(&no).unwrap();
+            match c.upload_file("x", json!({}), &file) {
+                Err(ClientError::Rpc(e)) => assert_eq!(e.code, "refused"),
+                other => panic!("{other:?}"),
+            }
+
+            let (pipe, _writer) = std::io::pipe().unwrap();
+            let pipe = std::fs::File::from(std::os::fd::OwnedFd::from(pipe));
+            let mut c = Client::connect(&ok).unwrap();
+            match c.upload_file("x", json!({}), &pipe) {
+                Err(ClientError::Rpc(e)) => {
+                    assert!(e.message.contains("not a regular file"), "{e}")
+                }
                 other => panic!("{other:?}"),
             }
         })

@@ -1,12 +1,13 @@
 //! `system update FILE|-|URL` and `system slots`: install a signed update
 //! bundle into the inactive A/B slot, and show both slots. The bundle goes
 //! to the supervisor as a raw upload on the control socket (docs/update.md
-//! says why), or to `POST /api/v1/system/update` with `--node`, so `ssh admin@node system update - < bundle.aru` works with
-//! no file on the node, and a URL is streamed (resuming broken
-//! connections, `crate::download`) without being stored; the reboot that
-//! tries it is `reboot`.
+//! says why), or to `POST /api/v1/system/update` with `--node`, so `ssh
+//! admin@node system update - < bundle.aru` works with no file on the
+//! node, and a URL is streamed (resuming broken connections,
+//! `crate::download`) without being stored. A FILE on the node's own
+//! machine goes to the supervisor open, for it to read itself (no copy
+//! through the socket). The reboot that tries it is `reboot`.
 
-use std::io::Read;
 
 use alpharen_rpc::ClientError;
 use alpharen_rpc::system::{self, ScheduleReboot};
@@ -165,19 +166,6 @@ fn slots(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
 }
 
 fn update(client: &mut NodeClient, out: &Output, source: &str) -> Result<(), CtlError> {
-    let mut input: Box<dyn Read> = if source == "-" {
-        Box::new(std::io::stdin().lock())
-    } else if source.starts_with("http://") || source.starts_with("https://") {
-        Box::new(Download::new(
-            source,
-            Box::new(|at, why| eprintln!("download broke off at byte {at} ({why}); resuming")),
-        ))
-    } else {
-        Box::new(
-            std::fs::File::open(source)
-                .map_err(|e| CtlError::Io(format!("cannot read {source}: {e}")))?,
-        )
-    };
     let mut last_mib = 0;
     let mut progress = |sent: u64| {
         if !out.json && sent >> 23 != last_mib {
@@ -185,7 +173,24 @@ fn update(client: &mut NodeClient, out: &Output, source: &str) -> Result<(), Ctl
             eprintln!("sent {} MiB", sent >> 20);
         }
     };
-    let v = match client.upload(system::UPDATE_UPLOAD, &mut input, &mut progress) {
+    let sent = if source == "-" {
+        client.upload(
+            system::UPDATE_UPLOAD,
+            &mut std::io::stdin().lock(),
+            &mut progress,
+        )
+    } else if source.starts_with("http://") || source.starts_with("https://") {
+        let mut download = Download::new(
+            source,
+            Box::new(|at, why| eprintln!("download broke off at byte {at} ({why}); resuming")),
+        );
+        client.upload(system::UPDATE_UPLOAD, &mut download, &mut progress)
+    } else {
+        let file = std::fs::File::open(source)
+            .map_err(|e| CtlError::Io(format!("cannot read {source}: {e}")))?;
+        client.upload_file(system::UPDATE_UPLOAD, file, &mut progress)
+    };
+    let v = match sent {
         Err(ClientError::Input(e)) => {
             return Err(CtlError::Io(format!("cannot read {source}: {e}")));
         }
