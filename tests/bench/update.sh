@@ -5,11 +5,13 @@
 # rootfs part of a signed bundle (images/bundle.sh). A `run --dev` node on
 # a stand-in disk (ALPHAREN_UPDATE_TARGET, files under $BENCH_DIR, default
 # /var/tmp: a real disk, not tmpfs) installs it RUNS times with `ctl
-# system update` (bundle bytes per second from the first byte read to the
-# installed answer: the raw upload over the control socket, verification
-# of every 4 KiB block (SHA-256, each byte hashed once: bundle format 2),
-# writes, the parts, record and entry fsynced); `dd bs=1M conv=fsync` writes the same squashfs onto the
-# same file RUNS times. Both read from the page cache (each source read
+# system update FILE` (the file passed to the supervisor, which reads it)
+# and RUNS times with `ctl system update - < FILE` (its bytes as frames
+# over the control socket, as the ssh door sends them), in bundle bytes
+# per second from ctl's start to the installed answer: verification of
+# every 4 KiB block (SHA-256, each byte hashed once: bundle format 2),
+# writes, the parts, record and entry fsynced; `dd bs=1M conv=fsync`
+# writes the same squashfs onto the same file RUNS times. Both read from the page cache (each source read
 # once first). Also: the supervisor's resident memory sampled every 50 ms
 # during each install (peak over its idle RSS), and once more with a
 # bundle twice the size, to show it does not grow with the bundle.
@@ -56,22 +58,28 @@ ALPHAREN_UPDATE_TARGET=$disk ALPHAREN_UPDATE_KEYS=$W/keys ALPHAREN_OS_RELEASE=$W
 cat "$aru" "$big" "$sq" >/dev/null   # into the page cache, for both sides
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$NODE_PID/status"; }
-# install FILE: one install; sets SECS and PEAK_KIB (supervisor RSS above idle).
+# install FILE [-]: one install of FILE (passed to the supervisor open),
+# or with "-" of FILE's bytes on standard input (sent as frames, as over
+# the ssh door); sets SECS and PEAK_KIB (supervisor RSS above idle).
 install() {
   local idle; idle=$(rss_kib)
   : >"$W/rss"
   ( while :; do rss_kib >>"$W/rss"; sleep 0.05; done ) &
   local sampler=$! t0; t0=$(date +%s.%N)
-  ctl --json system update "$1" >"$W/install.json" 2>"$W/install.err" || { kill "$sampler"; cat "$W/install.err"; fail "install of $1"; }
+  ctl --json system update "${2:-$1}" <"$1" >"$W/install.json" 2>"$W/install.err" || { kill "$sampler"; cat "$W/install.err"; fail "install of $1"; }
   SECS=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)")
   kill "$sampler"; wait "$sampler" 2>/dev/null || true
   PEAK_KIB=$(( $(sort -n "$W/rss" | tail -n 1) - idle ))
 }
-ours=(); dds=(); peaks=()
+ours=(); piped=(); dds=(); peaks=()
 asz=$(stat -c %s "$aru"); ssz=$(stat -c %s "$sq")
+mibs() { python3 -c "import sys; print(int(sys.argv[1]) / float(sys.argv[2]) / 1048576)" "$asz" "$SECS"; }
 for _ in $(seq 1 "$RUNS"); do
   install "$aru"
-  ours+=("$(python3 -c "import sys; print(int(sys.argv[1]) / float(sys.argv[2]) / 1048576)" "$asz" "$SECS")")
+  ours+=("$(mibs)")
+  peaks+=("$PEAK_KIB")
+  install "$aru" -
+  piped+=("$(mibs)")
   peaks+=("$PEAK_KIB")
   t0=$(date +%s.%N)
   dd if="$sq" of="$disk/rootfs-b" bs=1M conv=fsync,notrunc status=none || fail "dd"
@@ -80,9 +88,10 @@ done
 install "$big"
 big_peak=$PEAK_KIB
 echo "bundle $((asz / 1048576)) MiB (squashfs $((ssz / 1048576)) MiB + boot files 10 MB), disk files under ${BENCH_DIR:-/var/tmp}"
-echo "install (ctl system update: every block's SHA-256 checked before it is written, parts, record and entry fsynced), MiB/s of bundle: $(stats "${ours[@]}")"
+echo "install (ctl system update FILE, the file passed to the supervisor: every block's SHA-256 checked before it is written, parts, record and entry fsynced), MiB/s of bundle: $(stats "${ours[@]}")"
+echo "install from standard input (ctl system update - < FILE, frames over the socket as over ssh), MiB/s of bundle: $(stats "${piped[@]}")"
 echo "dd bs=1M conv=fsync of the squashfs, MiB/s:    $(stats "${dds[@]}")"
-echo "ratio install/dd (medians): $(ratio "$(median "${ours[@]}")" "$(median "${dds[@]}")")"
+echo "ratio install/dd (medians): FILE $(ratio "$(median "${ours[@]}")" "$(median "${dds[@]}")"), standard input $(ratio "$(median "${piped[@]}")" "$(median "${dds[@]}")")"
 echo "supervisor RSS above idle while installing, KiB: $(stats "${peaks[@]}"); with a bundle twice the size: $big_peak"
 
 # --- RAUC side by side
