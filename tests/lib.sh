@@ -141,12 +141,18 @@ PY
 }
 # py_venv DIR MODULES PACKAGE...: a venv at DIR with PACKAGEs from PyPI,
 # kept between runs and made again when `import MODULES` fails in it.
+# online CMD...: CMD in the machine's own network namespace when the
+# script runs in one of its own (tests/run-e2e.sh sets E2E_HOSTNET), for
+# what it fetches from the registries; else CMD as it is.
+online() {
+  if [ -n "${E2E_HOSTNET:-}" ]; then nsenter --net="$E2E_HOSTNET" -- "$@"; else "$@"; fi
+}
 py_venv() {
   local dir=$1 modules=$2; shift 2
   "$dir/bin/python" -c "import $modules" 2>/dev/null && return 0
   rm -rf "$dir"
   python3 -m venv "$dir" || fail "python3 -m venv $dir"
-  timeout 300 "$dir/bin/pip" install -q "$@" || fail "pip install $* (needs PyPI)"
+  online timeout 300 "$dir/bin/pip" install -q "$@" || fail "pip install $* (needs PyPI)"
 }
 # build_image: the release binary and the QEMU image from it, rebuilt only
 # when one of their inputs is newer than the image. Sets IMG.
@@ -154,13 +160,13 @@ build_image() { # [BOARD], default qemu-x86_64
   local board=${1:-qemu-x86_64}
   IMG=$ROOT/images/out/alpharen-$board.img
   local bin=${CARGO_TARGET_DIR:-$ROOT/target}/release/alpharen
-  (cd "$ROOT" && cargo build --release -q)
+  (cd "$ROOT" && online cargo build --release -q)
   if [ -f "$IMG" ] && [ -z "$(find "$bin" "$ROOT/images/build.sh" "$ROOT/images/initramfs-init" \
       "$ROOT/board" "$ROOT/overlays" -newer "$IMG" -print -quit)" ]; then
     return 0
   fi
   echo "building the $board image (make test builds it before the e2e step; log in $OUT/build.log)"
-  ALPHAREN_BIN=$bin "$ROOT/images/build.sh" "$board" >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; fail "image build ($board)"; }
+  ALPHAREN_BIN=$bin online "$ROOT/images/build.sh" "$board" >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; fail "image build ($board)"; }
 }
 
 # browser_deps: Playwright and axe-core under tests/browser (npm, once;
@@ -173,7 +179,7 @@ browser_deps() {
   (
     flock 9
     [ -d "$DIR/node_modules/playwright-core" ] && [ -d "$DIR/node_modules/axe-core" ] && exit 0
-    cd "$DIR" && timeout 300 npm install --no-audit --no-fund --silent
+    cd "$DIR" && online timeout 300 npm install --no-audit --no-fund --silent
   ) 9>"$DIR/.npm-install.lock" || fail "npm install in tests/browser"
 }
 

@@ -12,9 +12,10 @@
 # loopback up (`unshare --net`), so that no script sees another's
 # addresses, links and ports: Chromium aborts what it loads with
 # ERR_NETWORK_CHANGED when an address in its namespace changes, and a
-# port one script holds is free for the next. A script that needs the
-# machine's network (to fetch crates or packages for a build) says so in
-# a header line `# e2e-netns: host`.
+# port one script holds is free for the next. What a script fetches from
+# the registries (npm, PyPI, crates, Debian packages for an image) it
+# fetches through `online` (tests/lib.sh), in this runner's namespace
+# (E2E_HOSTNET).
 # The longest tests (by their last run, in tests/out/durations.tsv, or
 # tests/e2e-durations.tsv in a fresh clone) start first. Prints each
 # test's result as it ends, then a table of durations (also in
@@ -38,11 +39,9 @@ else
   for t in tests/e2e/*.sh; do names+=("$(basename "$t" .sh)"); done
 fi
 
-declare -A lock=() netns=() pid_of=() start_of=() result=() secs=() limit_of=()
-for n in "${names[@]}"; do
-  lock[$n]=$(sed -n 's/^# e2e-lock: *\([a-z0-9_-]*\).*/\1/p' "tests/e2e/$n.sh" | head -n 1)
-  netns[$n]=$(sed -n 's/^# e2e-netns: *\([a-z]*\).*/\1/p' "tests/e2e/$n.sh" | head -n 1)
-done
+declare -A lock=() pid_of=() start_of=() result=() secs=() limit_of=()
+for n in "${names[@]}"; do lock[$n]=$(sed -n 's/^# e2e-lock: *\([a-z0-9_-]*\).*/\1/p' "tests/e2e/$n.sh" | head -n 1); done
+export E2E_HOSTNET=/proc/$$/ns/net
 
 # can_start NAME: true when NAME's lock is free of every running script's.
 can_start() {
@@ -60,9 +59,8 @@ start() {
   local limit
   limit=$(sed -n 's/^# e2e-timeout: *\([0-9][0-9]*\).*/\1/p' "tests/e2e/$n.sh" | head -n 1)
   limit_of[$n]=${limit:-$LIMIT}
-  local own=(unshare --net -- sh -c 'ip link set lo up && exec "$0"')
-  [ "${netns[$n]}" = host ] && own=()
-  TEST_OUT=$PWD/$out timeout --kill-after=10 "${limit_of[$n]}" "${own[@]}" "tests/e2e/$n.sh" >"$out/output.txt" 2>&1 </dev/null &
+  TEST_OUT=$PWD/$out timeout --kill-after=10 "${limit_of[$n]}" \
+    unshare --net -- sh -c 'ip link set lo up && exec "$0"' "tests/e2e/$n.sh" >"$out/output.txt" 2>&1 </dev/null &
   pid_of[$n]=$!
   start_of[$n]=$EPOCHREALTIME
 }

@@ -7,7 +7,6 @@
 # libFuzzer's instrumentation needs a nightly toolchain; without one the
 # script says so and skips (the randomized unit tests still run).
 # e2e-lock: exclusive (CPU-bound builds and fuzzing: nothing to overlap, and it would slow the timed tests beside it)
-# e2e-netns: host (cargo fetches the fuzz workspace's crates and may install cargo-fuzz)
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 SECS=${FUZZ_SECONDS:-20}
@@ -15,8 +14,8 @@ if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   echo "skip: no nightly toolchain (rustup toolchain install nightly), fuzz targets not run"
   exit 0
 fi
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked -q || fail "cannot install cargo-fuzz"
-FUZZ=(cargo +nightly fuzz)
+command -v cargo-fuzz >/dev/null || online cargo install cargo-fuzz --locked -q || fail "cannot install cargo-fuzz"
+FUZZ=(online cargo +nightly fuzz)
 # --dev: fuzz/Cargo.toml's dev profile (opt-level 1, still with the address
 # sanitizer and debug assertions) builds in about 60% of the release
 # profile's CPU time and fuzzes at about 75% of its speed (measured on this

@@ -16,7 +16,6 @@
 # reboots the node, B boots, restores the copy (a change made on A is
 # gone) and reports the check's reason and output.
 # e2e-lock: image (builds images/out/ and its cache)
-# e2e-netns: host (images/build.sh may download Debian packages into its cache)
 . "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
 command -v minisign >/dev/null || fail "needs minisign (scripts/deps.sh)"
@@ -31,7 +30,7 @@ key=$ROOT/images/out/update-dev.key
 if [ ! -f "$aru" ] || [ -n "$(find "$IMG" -newer "$aru" -print -quit)" ]; then
   echo "building v2 ($V2) and its bundle (log in $OUT/build-v2.log)"
   rm -rf "$v2out"
-  { IMAGES_OUT=$v2out ALPHAREN_VERSION=$V2 UPDATE_KEY=$key ALPHAREN_BIN=$bin images/build.sh qemu-x86_64 &&
+  { IMAGES_OUT=$v2out ALPHAREN_VERSION=$V2 UPDATE_KEY=$key ALPHAREN_BIN=$bin online images/build.sh qemu-x86_64 &&
     IMAGES_OUT=$v2out UPDATE_KEY=$key ALPHAREN_BIN=$bin images/bundle.sh qemu-x86_64; } >"$OUT/build-v2.log" 2>&1 \
     || { tail -30 "$OUT/build-v2.log"; fail "building v2"; }
   rm -f "$v2out"/alpharen-qemu-x86_64.img "$v2out"/esp.vfat
@@ -49,7 +48,7 @@ aru3=$v3out/alpharen-qemu-x86_64-$V3.aru
 if [ ! -f "$aru3" ] || [ -n "$(find "$IMG" -newer "$aru3" -print -quit)" ]; then
   echo "building the broken v3 ($V3) and its bundle (log in $OUT/build-v3.log)"
   rm -rf "$v3out"
-  { IMAGES_OUT=$v3out ALPHAREN_VERSION=$V3 UPDATE_KEY=$key ALPHAREN_BIN=/bin/false images/build.sh qemu-x86_64 &&
+  { IMAGES_OUT=$v3out ALPHAREN_VERSION=$V3 UPDATE_KEY=$key ALPHAREN_BIN=/bin/false online images/build.sh qemu-x86_64 &&
     IMAGES_OUT=$v3out UPDATE_KEY=$key ALPHAREN_BIN=$bin images/bundle.sh qemu-x86_64; } >"$OUT/build-v3.log" 2>&1 \
     || { tail -30 "$OUT/build-v3.log"; fail "building v3"; }
   rm -rf "$v3out"/alpharen-qemu-x86_64.img "$v3out"/esp.vfat "$v3out"/work-qemu-x86_64
