@@ -8,7 +8,6 @@
 //! machine goes to the supervisor open, for it to read itself (no copy
 //! through the socket). The reboot that tries it is `reboot`.
 
-
 use alpharen_rpc::ClientError;
 use alpharen_rpc::system::{self, ScheduleReboot};
 use clap::Subcommand;
