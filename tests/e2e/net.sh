@@ -86,6 +86,7 @@ pass "node runs in namespace $N"
 st() { ctl --json net; }
 jqnet() { st | jq -e "$1" >/dev/null; }
 has_addr() { inN ip -o addr show dev "$1" | grep -c >/dev/null " $2 "; }
+lacks_addr() { ! has_addr "$@"; }
 dump() { { echo "--- net log"; tail -30 "$STATE/log/net.log"; echo "--- dnsmasq"; tail -8 "$T/dnsmasq.log"; inN ip addr; inN ip route; } >&2 || true; }
 
 # DHCP: address, default route, MTU, resolver
@@ -168,7 +169,8 @@ admin_reaches 10.88.0.5 || fail "the admin in the peer namespace cannot reach 10
 sed 's|addresses = \["10.88.0.5/24"\]|addresses = ["10.88.0.6/24"]|' "$T/less.toml" >"$T/moved.toml"
 ctl config apply --file "$T/moved.toml" >/dev/null
 wait_for 10 has_addr eth1 10.88.0.6/24 || { dump; fail "moved address not applied"; }
-has_addr eth1 10.88.0.5/24 && fail "old address kept after the move"
+# The new address goes on before the old one comes off (one apply, a few ms apart).
+wait_for 10 lacks_addr eth1 10.88.0.5/24 || { dump; fail "old address kept after the move"; }
 admin_reaches 10.88.0.5 && fail "10.88.0.5 still answers after the move"
 wait_for 40 has_addr eth1 10.88.0.5/24 || { dump; fail "unconfirmed address change did not revert"; }
 wait_for 10 bash -c "! ip netns exec $N ip -o addr show dev eth1 | grep -c >/dev/null 10.88.0.6/24" || fail "moved address left behind after the revert"

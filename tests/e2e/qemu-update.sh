@@ -202,12 +202,13 @@ hc='{ command = "/bin/sh", args = ["-c", "echo checking $ALPHAREN_VERSION in slo
 wait_for 120 grep -q "SIGTERM received" "$LOG" || fail "reboot over ssh did not reach init"
 stop_hard
 # schema_zero: deletes the store's schema row on the data partition of the
-# stopped disk (e2fsck replays the journal the hard stop left; sqlite3
-# replays the WAL).
+# stopped disk, edited in a copy (e2fsck replays the journal the hard stop
+# left; sqlite3 replays the WAL) that is written back.
 schema_zero() {
-  local off fs d=$OUT/store rc=0
-  off=$(sfdisk -J "$disk" | jq -e '.partitiontable.partitions[] | select(.name == "data") | .start * 512') || fail "no data partition in $disk"
-  fs="$disk?offset=$off"
+  local part start size fs=$OUT/data.img d=$OUT/store rc=0
+  part=$(sfdisk -J "$disk" | jq -ce '.partitiontable.partitions[] | select(.name == "data")') || fail "no data partition in $disk"
+  start=$(( $(jq .start <<<"$part") * 512 )); size=$(( $(jq .size <<<"$part") * 512 ))
+  dd if="$disk" of="$fs" bs=1M iflag=skip_bytes,count_bytes skip="$start" count="$size" conv=sparse status=none || fail "copying the data partition out"
   e2fsck -fy "$fs" >"$OUT/e2fsck.log" 2>&1 || rc=$?
   [ "$rc" -le 1 ] || { cat "$OUT/e2fsck.log"; fail "e2fsck of the data partition: exit $rc"; }
   rm -rf "$d"; mkdir -p "$d"
@@ -225,6 +226,8 @@ write $d/alpharen.db alpharen.db
 CMDS
   debugfs -R "stat /alpharen.db" "$fs" 2>/dev/null | has "Size: $(stat -c %s "$d/alpharen.db")" \
     || { cat "$OUT/debugfs.log"; fail "the edited store was not written back"; }
+  dd if="$fs" of="$disk" bs=1M oflag=seek_bytes seek="$start" conv=notrunc status=none || fail "copying the data partition back"
+  rm -f "$fs"
 }
 schema_zero
 start
