@@ -154,6 +154,9 @@ py_venv() {
   python3 -m venv "$dir" || fail "python3 -m venv $dir"
   online timeout 300 "$dir/bin/pip" install -q "$@" || fail "pip install $* (needs PyPI)"
 }
+# partition DISK NAME: "START SIZE" (512-byte sectors) of the GPT
+# partition NAME of the disk image DISK.
+partition() { sfdisk -J "$1" | jq -r --arg n "$2" '.partitiontable.partitions[] | select(.name == $n) | "\(.start) \(.size)"'; }
 # build_image: the release binary and the QEMU image from it, rebuilt only
 # when one of their inputs is newer than the image. Sets IMG.
 build_image() { # [BOARD], default qemu-x86_64

@@ -12,10 +12,9 @@ build_image
 disk=$OUT/ab-disk.img
 cp --sparse=always "$IMG" "$disk"
 on_exit "rm -f '$disk'"
-part() { sfdisk -J "$disk" | jq -r --arg n "$1" '.partitiontable.partitions[] | select(.name == $n) | "\(.start) \(.size)"'; }
-read -r b_start _ < <(part rootfs-b)
-read -r data_start _ < <(part data)
-read -r esp_start _ < <(part esp)
+read -r b_start _ < <(partition "$disk" rootfs-b)
+read -r data_start _ < <(partition "$disk" data)
+read -r esp_start _ < <(partition "$disk" esp)
 dd if=/dev/zero of="$disk" bs=512 seek="$b_start" count=2048 conv=notrunc status=none
 dd if=/dev/urandom of="$disk" bs=512 seek="$data_start" count=2048 conv=notrunc status=none
 esp="$disk@@$((esp_start * 512))"

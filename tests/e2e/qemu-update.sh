@@ -205,15 +205,14 @@ stop_hard
 # stopped disk, edited in a copy (e2fsck replays the journal the hard stop
 # left; sqlite3 replays the WAL) that is written back.
 schema_zero() {
-  local part start size fs=$OUT/data.img d=$OUT/store rc=0
-  part=$(sfdisk -J "$disk" | jq -ce '.partitiontable.partitions[] | select(.name == "data")') || fail "no data partition in $disk"
-  start=$(( $(jq .start <<<"$part") * 512 )); size=$(( $(jq .size <<<"$part") * 512 ))
+  local start size fs=$OUT/data.img d=$OUT/store rc=0 f
+  read -r start size < <(partition "$disk" data) || fail "no data partition in $disk"
+  start=$((start * 512)); size=$((size * 512))
   dd if="$disk" of="$fs" bs=1M iflag=skip_bytes,count_bytes skip="$start" count="$size" conv=sparse status=none || fail "copying the data partition out"
   e2fsck -fy "$fs" >"$OUT/e2fsck.log" 2>&1 || rc=$?
   [ "$rc" -le 1 ] || { cat "$OUT/e2fsck.log"; fail "e2fsck of the data partition: exit $rc"; }
-  rm -rf "$d"; mkdir -p "$d"
-  debugfs -R "dump -p /alpharen.db $d/alpharen.db" "$fs" >"$OUT/debugfs.log" 2>&1
-  debugfs -R "dump -p /alpharen.db-wal $d/alpharen.db-wal" "$fs" >>"$OUT/debugfs.log" 2>&1
+  rm -rf "$d" "$OUT/debugfs.log"; mkdir -p "$d"
+  for f in alpharen.db alpharen.db-wal; do debugfs -R "dump -p /$f $d/$f" "$fs" >>"$OUT/debugfs.log" 2>&1; done
   [ -s "$d/alpharen.db" ] || { cat "$OUT/debugfs.log"; fail "cannot read alpharen.db from the data partition"; }
   [ "$(sqlite3 "$d/alpharen.db" "DELETE FROM component_schema WHERE name = 'config-document'; SELECT changes();")" = 1 ] \
     || fail "the store had no schema row to delete"
