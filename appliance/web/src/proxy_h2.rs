@@ -151,7 +151,9 @@ impl H2 {
             return Ok(Some(s));
         }
         let timeout = Duration::from_secs(route.connect_timeout);
-        let made = tokio::time::timeout(timeout, self.connect(timeout))
+        // Boxed: connecting (TCP, TLS, handshake) is a future of kilobytes
+        // that every proxied request's future would otherwise carry.
+        let made = Box::pin(tokio::time::timeout(timeout, self.connect(timeout)))
             .await
             .map_err(|_| Failure::ConnectTimeout(route.connect_timeout))??;
         match made {

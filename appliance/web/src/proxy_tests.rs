@@ -220,3 +220,16 @@ async fn reload_keeps_unchanged_upstreams_and_stops_dropped_checkers() {
         "the dropped route's checker ended"
     );
 }
+
+/// Every proxied request's future is allocated whole (axum boxes the
+/// middleware's), so what it holds inline is paid on each request. An
+/// HTTP/2 connect (TCP, TLS, handshake) inline made it 10 KB.
+#[tokio::test]
+async fn a_proxied_request_does_not_carry_a_connect_inline() {
+    let r = route("a.example", None, "https://127.0.0.1:1");
+    let u = Upstream::new(r.clone(), 1);
+    let c = client(&r).expect("client");
+    let f = forward(&c, &u, "a.example", None, Request::new(Body::empty()));
+    let size = std::mem::size_of_val(&f);
+    assert!(size < 4096, "the forward future holds {size} bytes");
+}
