@@ -197,8 +197,18 @@ async fn drain_if_small(body: axum::body::Body) {
 }
 
 /// In front of the node's own routes: authentication for non-public
-/// bodies, then the body, read completely within the budget.
+/// bodies, then the body, read completely within the budget. A request
+/// without a body (a GET) goes straight to its route; the body's path is
+/// boxed, as axum allocates the middleware's future whole on every
+/// request and that path would make it kilobytes larger.
 pub async fn guard(app: &App, req: Request, next: Next) -> Response {
+    if req.body().size_hint().exact() == Some(0) {
+        return next.run(req).await;
+    }
+    Box::pin(guard_body(app, req, next)).await
+}
+
+async fn guard_body(app: &App, req: Request, next: Next) -> Response {
     let limit = match body_rule(req.uri().path()) {
         BodyRule::Public(limit) => limit,
         BodyRule::AfterAuth(limit) => {

@@ -499,37 +499,9 @@ async fn forward(
     let out = Request::from_parts(parts, Body::new(body));
 
     let sent = match h2 {
-        Some((h2, sender)) => {
-            let (id, sender) = sender;
-            let sent = match send_h2(sender, route, out).await {
-                Err(e) => match again(e, replay) {
-                    Ok(out) => {
-                        h2.retire(crate::workers::index(), id);
-                        match h2.sender(crate::workers::index(), route).await {
-                            Ok(Some((_, sender))) => send_h2(sender, route, out).await,
-                            Ok(None) => Err(H2Error::Failed(Failure::Unreachable(
-                                "the backend stopped speaking HTTP/2".into(),
-                            ))),
-                            Err(f) => Err(H2Error::Failed(f)),
-                        }
-                    }
-                    Err(f) => Err(H2Error::Failed(f)),
-                },
-                ok => ok,
-            };
-            sent.map_err(|e| {
-                let f = match e {
-                    H2Error::Unsent(_) => Failure::Unreachable(
-                        "the connection closed before the request went out".into(),
-                    ),
-                    H2Error::Refused(f) | H2Error::Failed(f) => f,
-                };
-                if let Failure::Unreachable(_) = &f {
-                    h2.forget();
-                }
-                f
-            })
-        }
+        // Boxed: the HTTP/2 path with its retry would make every
+        // request's future (allocated whole by axum) kilobytes larger.
+        Some((h2, sender)) => Box::pin(send_over_h2(h2, sender, route, out, replay)).await,
         None => send(backends, route, out).await,
     };
     let resp = match sent {
@@ -550,6 +522,47 @@ async fn forward(
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, Body::new(body))
+}
+
+/// Sends over the worker's HTTP/2 connection; once more on a new one
+/// when the request was not sent or the backend refused it unprocessed
+/// ([`again`]).
+async fn send_over_h2(
+    h2: &h2::H2,
+    sender: h2::Conn,
+    route: &ProxyRoute,
+    out: Request,
+    replay: Option<Request>,
+) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
+    let (id, sender) = sender;
+    let sent = match send_h2(sender, route, out).await {
+        Err(e) => match again(e, replay) {
+            Ok(out) => {
+                h2.retire(crate::workers::index(), id);
+                match h2.sender(crate::workers::index(), route).await {
+                    Ok(Some((_, sender))) => send_h2(sender, route, out).await,
+                    Ok(None) => Err(H2Error::Failed(Failure::Unreachable(
+                        "the backend stopped speaking HTTP/2".into(),
+                    ))),
+                    Err(f) => Err(H2Error::Failed(f)),
+                }
+            }
+            Err(f) => Err(H2Error::Failed(f)),
+        },
+        ok => ok,
+    };
+    sent.map_err(|e| {
+        let f = match e {
+            H2Error::Unsent(_) => {
+                Failure::Unreachable("the connection closed before the request went out".into())
+            }
+            H2Error::Refused(f) | H2Error::Failed(f) => f,
+        };
+        if let Failure::Unreachable(_) = &f {
+            h2.forget();
+        }
+        f
+    })
 }
 
 /// Answers 101 to the client and copies bytes both ways between the two
