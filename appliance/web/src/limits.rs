@@ -198,9 +198,11 @@ async fn drain_if_small(body: axum::body::Body) {
 
 /// In front of the node's own routes: authentication for non-public
 /// bodies, then the body, read completely within the budget. A request
-/// without a body (a GET) goes straight to its route; the body's path is
-/// boxed, as axum allocates the middleware's future whole on every
-/// request and that path would make it kilobytes larger.
+/// without a body (a GET) goes straight to its route (which answers 404
+/// for an unknown path whoever asks), with no budget and no deadline
+/// timer; the body's path is boxed, as axum allocates the middleware's
+/// future whole on every request and that path would make it kilobytes
+/// larger.
 pub async fn guard(app: &App, req: Request, next: Next) -> Response {
     if req.body().size_hint().exact() == Some(0) {
         return next.run(req).await;
@@ -208,55 +210,51 @@ pub async fn guard(app: &App, req: Request, next: Next) -> Response {
     Box::pin(guard_body(app, req, next)).await
 }
 
+/// A request that brings a body.
 async fn guard_body(app: &App, req: Request, next: Next) -> Response {
-    let limit = match body_rule(req.uri().path()) {
-        BodyRule::Public(limit) => limit,
-        BodyRule::AfterAuth(limit) => {
-            // A request without a body is checked by its route, which
-            // answers 404 for an unknown path whoever asks.
-            if req.body().size_hint().exact() != Some(0) {
-                let (parts, body) = req.into_parts();
-                if let Err(e) = crate::api::authenticate(app, &parts, Need::Read).await {
-                    drain_if_small(body).await;
-                    return e.into_response();
-                }
-                return read_then_run(app, Request::from_parts(parts, body), limit, next).await;
-            }
-            limit
+    match body_rule(req.uri().path()) {
+        BodyRule::Public(limit) => read_then_run(app, req, limit, next).await,
+        BodyRule::AfterAuth(limit) => match authenticated(app, req, Need::Read).await {
+            Ok(req) => read_then_run(app, req, limit, next).await,
+            Err(refused) => refused,
+        },
+        BodyRule::Stream => stream_then_run(app, req, next).await,
+    }
+}
+
+/// The request if its caller may do `need`; else the refusal, after the
+/// body is taken and discarded when small.
+async fn authenticated(app: &App, req: Request, need: Need) -> Result<Request, Response> {
+    let (parts, body) = req.into_parts();
+    match crate::api::authenticate(app, &parts, need).await {
+        Ok(_) => Ok(Request::from_parts(parts, body)),
+        Err(e) => {
+            drain_if_small(body).await;
+            Err(e.into_response())
         }
-        BodyRule::Stream => return stream_then_run(app, req, next).await,
-    };
-    read_then_run(app, req, limit, next).await
+    }
 }
 
 /// An update upload: an admin only, checked before a byte is read; the
 /// body goes to the handler unread, holding [`STREAM_HOLD`] of the budget.
 async fn stream_then_run(app: &App, req: Request, next: Next) -> Response {
-    if req.body().size_hint().exact() != Some(0) {
-        let (parts, body) = req.into_parts();
-        if let Err(e) = crate::api::authenticate(app, &parts, Need::Admin).await {
-            drain_if_small(body).await;
-            return e.into_response();
-        }
-        let Ok(_held) = app
-            .limits
-            .body_bytes
-            .clone()
-            .try_acquire_many_owned(STREAM_HOLD as u32)
-        else {
-            drain_if_small(body).await;
-            return busy("uploads");
-        };
-        return next.run(Request::from_parts(parts, body)).await;
-    }
+    let req = match authenticated(app, req, Need::Admin).await {
+        Ok(req) => req,
+        Err(refused) => return refused,
+    };
+    let Ok(_held) = app
+        .limits
+        .body_bytes
+        .clone()
+        .try_acquire_many_owned(STREAM_HOLD as u32)
+    else {
+        drain_if_small(req.into_body()).await;
+        return busy("uploads");
+    };
     next.run(req).await
 }
 
 async fn read_then_run(app: &App, req: Request, limit: usize, next: Next) -> Response {
-    // Nothing to read (a GET): no budget, no deadline timer.
-    if req.body().size_hint().exact() == Some(0) {
-        return next.run(req).await;
-    }
     let (parts, body) = req.into_parts();
     // A declared length over the limit is refused before anything is kept.
     if body.size_hint().lower() > limit as u64 {
