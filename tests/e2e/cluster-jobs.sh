@@ -166,10 +166,13 @@ for t in lost + twice + excused:
     print('  %d: %s' % (t, sorted(runs.get(t, []))))
 sys.exit(1 if lost or twice else 0)
 PY
-"$PY" "$W/check.py" "$W" "$last" || {
+counted=$("$PY" "$W/check.py" "$W" "$last") || {
   for n in A B C; do echo "--- $n"; grep -i "claim\|job ran" "$W/${n,,}/log/integrator.log" | tail -15; done
   nats_warnings A B C
-  fail "fire times not run exactly once while members were killed (see above; fires.txt, kills.txt and the integrator logs are in $OUT)"
+  # The count last, so that the end of the output CI shows has it.
+  fail "fire times not run exactly once while members were killed (fires.txt, kills.txt and the integrator logs are in $OUT):
+$counted"
 }
+echo "$counted"
 [ $((last - $(awk '{ print $1 }' "$W/fires.txt" | sort -n | head -n 1))) -ge 30 ] || fail "fewer than 30 fire times in the window"
 pass "every fire time from the first to the last ran exactly once while members were killed and restarted"

@@ -12,9 +12,9 @@ build_image
 disk=$OUT/ab-disk.img
 cp --sparse=always "$IMG" "$disk"
 on_exit "rm -f '$disk'"
-read -r b_start _ < <(partition "$disk" rootfs-b)
-read -r data_start _ < <(partition "$disk" data)
-read -r esp_start _ < <(partition "$disk" esp)
+read -r b_start _ < <(partition "$disk" rootfs-b) || fail "no partition rootfs-b in $disk"
+read -r data_start _ < <(partition "$disk" data) || fail "no partition data in $disk"
+read -r esp_start _ < <(partition "$disk" esp) || fail "no partition esp in $disk"
 dd if=/dev/zero of="$disk" bs=512 seek="$b_start" count=2048 conv=notrunc status=none
 dd if=/dev/urandom of="$disk" bs=512 seek="$data_start" count=2048 conv=notrunc status=none
 esp="$disk@@$((esp_start * 512))"

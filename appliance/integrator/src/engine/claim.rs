@@ -21,6 +21,11 @@ use crate::data::now_ms;
 pub const CLAIM_PATIENCE: Duration = Duration::from_secs(60);
 /// The pause between two tries of a claim.
 const CLAIM_RETRY: Duration = Duration::from_secs(1);
+/// How long a careful claim ([`careful`]) waits between its two reads.
+const SETTLE: Duration = Duration::from_secs(2);
+/// A fire claimed this many seconds after its time (a late scheduler
+/// catching up) is claimed carefully.
+const LATE_S: i64 = 1;
 /// How long after its fire time a member that lost a claim keeps
 /// watching it: the claim patience, the lease, and a few reads.
 pub const WATCH_FOR_S: i64 = 90;
@@ -72,6 +77,39 @@ pub enum Claimed {
     Lost,
 }
 
+/// Whether a new claim (nothing expected under its key) first reads the
+/// key twice, [`SETTLE`] apart: when it is tried again after a failure or
+/// made late, it likely meets a stream leader elected moments ago, and
+/// nats-server 2.9 lets such a leader answer reads and conditional writes
+/// before it has applied the entries in its log, so "nothing there" may
+/// overwrite a claim made just before the election (docs/cluster.md).
+fn careful(tries: u32, at: i64, now: i64) -> bool {
+    tries > 0 || now - at > LATE_S
+}
+
+/// The claim under a key read twice, [`SETTLE`] apart, unless the first
+/// read found one: a leader that had not applied its log yet has.
+async fn settled<F, Fut>(mut read: F) -> Result<Option<claims::Stored>, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<claims::Stored>, String>>,
+{
+    if let Some(s) = read().await? {
+        return Ok(Some(s));
+    }
+    tokio::time::sleep(SETTLE).await;
+    read().await
+}
+
+/// Job `name`'s claim of fire `at`, as the stream's leader has it.
+async fn read_claim(app: &Arc<App>, name: &str, at: i64) -> Result<Option<claims::Stored>, String> {
+    let (app, name) = (app.clone(), name.to_string());
+    tokio::task::spawn_blocking(move || app.engine.data.job_claim(&name, at))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("the claim could not be read in the cluster: {e}"))
+}
+
 /// Writes `claim` for job `name`'s fire `at` if the claim is still at
 /// `expect`, patiently; a try of its own that landed counts as won.
 pub async fn write_claim(
@@ -82,11 +120,23 @@ pub async fn write_claim(
     claim: &Claim,
     patience: Duration,
 ) -> Result<Claimed, String> {
+    let clustered = app.engine.data.cluster.clustered();
+    let mut tries = 0;
     claim_patiently(
         || {
+            let settle =
+                clustered && expect.is_none() && careful(tries, at, now_ms().div_euclid(1000));
+            tries += 1;
             let (app, name, claim) = (app.clone(), name.to_string(), claim.clone());
             async move {
                 let token = claim.token.clone();
+                if settle && let Some(s) = settled(|| read_claim(&app, &name, at)).await? {
+                    return Ok(if s.has_token(&token) {
+                        Claimed::Won(s.rev)
+                    } else {
+                        Claimed::Lost
+                    });
+                }
                 let got = tokio::task::spawn_blocking(move || {
                     app.engine.data.claim_job(&name, at, expect, &claim)
                 })
@@ -263,11 +313,9 @@ async fn watch_until_over(app: &Arc<App>, name: &str, trigger: &'static str, at:
             tracing::debug!(job = %name, at, "claim no longer watched");
             return;
         }
-        let (a, n) = (app.clone(), name.to_string());
-        let read = match tokio::task::spawn_blocking(move || a.engine.data.job_claim(&n, at)).await
-        {
-            Ok(Ok(s)) => Read::Found(s),
-            _ => Read::Unknown,
+        let read = match read_claim(app, name, at).await {
+            Ok(s) => Read::Found(s),
+            Err(_) => Read::Unknown,
         };
         let rev = match w.step(&read, tokio::time::Instant::now()) {
             Verdict::Over => return,
@@ -328,6 +376,47 @@ mod tests {
         assert_eq!(got, Ok(true));
         assert_eq!(tries.load(Ordering::SeqCst), 5);
         assert_eq!(started.elapsed(), CLAIM_RETRY * 4);
+    }
+
+    #[test]
+    fn a_claim_tried_again_or_made_late_is_careful() {
+        assert!(!careful(0, 100, 100));
+        assert!(!careful(0, 100, 101));
+        assert!(careful(0, 100, 102));
+        assert!(careful(1, 100, 100));
+    }
+
+    fn stored(rev: u64) -> claims::Stored {
+        claims::Stored { rev, claim: None }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_careful_claim_reads_again_after_the_settle_time() {
+        // A leader elected moments ago answers "nothing" first, then the
+        // claim it had not applied yet.
+        let reads = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let got = settled(|| {
+            let n = reads.fetch_add(1, Ordering::SeqCst);
+            async move { Ok((n > 0).then(|| stored(7))) }
+        })
+        .await;
+        assert_eq!(got, Ok(Some(stored(7))));
+        assert_eq!(started.elapsed(), SETTLE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_found_at_once_is_not_read_again() {
+        let reads = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let got = settled(|| {
+            reads.fetch_add(1, Ordering::SeqCst);
+            async { Ok(Some(stored(3))) }
+        })
+        .await;
+        assert_eq!(got, Ok(Some(stored(3))));
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
