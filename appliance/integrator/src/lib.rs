@@ -122,6 +122,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let package_log = tokio::spawn(app::package_log_loop(app.clone()));
     let follow = tokio::spawn(sqlha::follow_loop(app.clone()));
     let delivery = tokio::spawn(engine::delivery_loop(app.clone()));
+    let wakes = tokio::spawn(engine::cluster_wake_loop(app.clone()));
     let scheduler = tokio::spawn(engine::scheduler_loop(app.clone()));
     let sweep = tokio::spawn(engine::sweep_loop(app.clone()));
     alpharen_rpc::view::ready(state_dir, "integrator").await;
@@ -151,6 +152,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     discovery.abort();
     // Deliveries in flight stay leased and are redelivered at the next start.
     delivery.abort();
+    wakes.abort();
     scheduler.abort();
     sweep.abort();
     // Unacknowledged AMQP messages go back to their queues.

@@ -21,6 +21,7 @@ use crate::kv::ClusterKv;
 
 mod depth;
 mod message;
+mod wake;
 
 use depth::{Depths, full};
 use message::{DPREFIX, QPREFIX, hex, tokens};
@@ -34,6 +35,10 @@ pub const DLQ: &str = "AR_DLQ";
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
 /// How long the list of consumers is trusted before it is read again.
 const CONSUMERS_TTL: Duration = Duration::from_secs(2);
+/// How long a take waits for one consumer to answer before it goes on
+/// to the next: a consumer just made may have no leader yet, and one
+/// that does not answer must not hold up the delivery of every queue.
+const CONSUMER_ANSWER: Duration = Duration::from_secs(1);
 
 fn err(e: impl std::fmt::Display) -> Error {
     Error::Join(format!("cluster queues: {e}"))
@@ -212,9 +217,17 @@ impl Queues {
             if parse_tokens(&n).is_none() {
                 continue;
             }
-            match self.queues.get_consumer::<pull::Config>(&n).await {
-                Ok(c) => list.push(c),
-                Err(e) => tracing::debug!(consumer = %n, error = %e, "consumer gone"),
+            match tokio::time::timeout(
+                CONSUMER_ANSWER,
+                self.queues.get_consumer::<pull::Config>(&n),
+            )
+            .await
+            {
+                Ok(Ok(c)) => list.push(c),
+                Ok(Err(e)) => tracing::debug!(consumer = %n, error = %e, "consumer gone"),
+                Err(_) => {
+                    tracing::debug!(consumer = %n, "consumer not answering; left out this time")
+                }
             }
         }
         *cache = Some((Instant::now(), list.clone()));
@@ -290,6 +303,7 @@ impl ClusterKv {
             for a in acks {
                 a.await.map_err(err)?;
             }
+            self.wake_members().await;
             Ok(None)
         })
     }
@@ -320,8 +334,19 @@ impl ClusterKv {
                         continue;
                     }
                 };
-                while let Some(m) = batch.next().await {
-                    let m = m.map_err(err)?;
+                loop {
+                    let m = match tokio::time::timeout(CONSUMER_ANSWER, batch.next()).await {
+                        Ok(Some(m)) => m.map_err(err)?,
+                        Ok(None) => break,
+                        Err(_) => {
+                            tracing::debug!(
+                                topic,
+                                subscriber,
+                                "no answer from the queue's consumer; next queue"
+                            );
+                            break;
+                        }
+                    };
                     let delivered = m.info().map(|i| i.delivered).unwrap_or(1);
                     let Ok(env) = serde_json::from_slice::<Envelope>(&m.payload) else {
                         tracing::warn!(topic, subscriber, "a queued message is not ours; dropped");
@@ -559,6 +584,9 @@ impl ClusterKv {
                     .map_err(err)?;
                 self.q().dlq.delete_message(d.seq).await.map_err(err)?;
                 n += 1;
+            }
+            if n > 0 {
+                self.wake_members().await;
             }
             Ok(n)
         })
