@@ -110,6 +110,16 @@ async fn read_claim(app: &Arc<App>, name: &str, at: i64) -> Result<Option<claims
         .map_err(|e| format!("the claim could not be read in the cluster: {e}"))
 }
 
+/// What a claim found under its key means for the claim with `token`:
+/// its own (a try that landed without answering), or another's.
+fn found(s: &claims::Stored, token: &str) -> Claimed {
+    if s.has_token(token) {
+        Claimed::Won(s.rev)
+    } else {
+        Claimed::Lost
+    }
+}
+
 /// Writes `claim` for job `name`'s fire `at` if the claim is still at
 /// `expect`, patiently; a try of its own that landed counts as won.
 pub async fn write_claim(
@@ -131,11 +141,7 @@ pub async fn write_claim(
             async move {
                 let token = claim.token.clone();
                 if settle && let Some(s) = settled(|| read_claim(&app, &name, at)).await? {
-                    return Ok(if s.has_token(&token) {
-                        Claimed::Won(s.rev)
-                    } else {
-                        Claimed::Lost
-                    });
+                    return Ok(found(&s, &token));
                 }
                 let got = tokio::task::spawn_blocking(move || {
                     app.engine.data.claim_job(&name, at, expect, &claim)
@@ -146,10 +152,9 @@ pub async fn write_claim(
                 Ok(match got {
                     None => Claimed::Alone,
                     Some(claims::Write::Written(rev)) => Claimed::Won(rev),
-                    Some(claims::Write::Refused(Some(s))) if s.has_token(&token) => {
-                        Claimed::Won(s.rev)
+                    Some(claims::Write::Refused(s)) => {
+                        s.map_or(Claimed::Lost, |s| found(&s, &token))
                     }
-                    Some(claims::Write::Refused(_)) => Claimed::Lost,
                 })
             }
         },
