@@ -40,6 +40,8 @@ enum Cmd {
         dev: bool,
         #[arg(long, hide = true)]
         under_init: bool,
+        #[arg(long, hide = true)]
+        set_hostname: bool,
         /// TOML file that seeds the first revision of an empty state dir.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -144,13 +146,14 @@ fn main() -> Result<()> {
             state_dir,
             dev,
             under_init,
+            set_hostname,
             config,
-        } => supervise(state_dir, dev, config, under_init),
+        } => supervise(state_dir, dev, config, under_init, set_hostname),
         Cmd::Run {
             state_dir,
             dev,
             config,
-        } => supervise(state_dir, dev, config, false),
+        } => supervise(state_dir, dev, config, false, false),
         Cmd::Agent(args) => {
             logging();
             alpharen_reaction::run_agent(args)
@@ -186,6 +189,7 @@ fn supervise(
     dev: bool,
     config: Option<PathBuf>,
     under_init: bool,
+    set_hostname: bool,
 ) -> Result<()> {
     logging();
     alpharen_supervisor::run(alpharen_supervisor::Options {
@@ -193,6 +197,7 @@ fn supervise(
         dev,
         config,
         under_init,
+        set_hostname,
     })
     .context("the supervisor stopped with an error")
 }

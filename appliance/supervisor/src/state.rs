@@ -26,8 +26,11 @@ pub struct Options {
     pub dev: bool,
     /// Seeds the first revision of an empty state directory.
     pub config: Option<PathBuf>,
-    /// Started by `alpharen init`: may set the hostname and reboot.
+    /// Started by `alpharen init`: may reboot.
     pub under_init: bool,
+    /// Started by `alpharen init` on a machine, not in a container: the
+    /// hostname is the node's to set, at start and on each change.
+    pub set_hostname: bool,
 }
 
 /// Services in start order, with their handles.
@@ -190,7 +193,7 @@ impl NodeState {
                 None => self.add(&mut services, spec, "extra"),
             }
         }
-        if self.opts.under_init
+        if self.opts.set_hostname
             && old.node.hostname != new.node.hostname
             && let Err(e) = nix::unistd::sethostname(&new.node.hostname)
         {

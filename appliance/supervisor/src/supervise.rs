@@ -64,6 +64,12 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
         seed(&mut store, path)?;
     }
     let logs = Arc::new(LogHub::new(opts.state_dir.join("log")));
+    if opts.set_hostname {
+        let name = store.current_config()?.node.hostname;
+        if let Err(e) = nix::unistd::sethostname(&name) {
+            logs.event(&format!("cannot set hostname {name}: {e}"));
+        }
+    }
     if let Some(what) = prepared {
         logs.event(&what);
     }
