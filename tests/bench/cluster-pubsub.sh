@@ -10,7 +10,10 @@
 # Ours: a service on A publishes N messages to a topic (one after another,
 # each answered once JetStream stored it, the topic's default max_depth
 # checked); the subscriber runs on every member (2 workers each) and
-# records each delivery's publish → handler latency in the cluster's KV.
+# records each delivery's publish → handler latency: RECORD=log (the
+# default) in its member's log, so like the reference's consumer it stores
+# nothing; RECORD=kv in the cluster's KV, a replicated write per delivery
+# on top (about half the publish rate on 2 cores: the nats-servers' CPU).
 # Publish rate (timed inside the publisher), end to end (first publish →
 # last handler start), latency p50/p99; RUNS runs of each side,
 # interleaved; medians, spread, ratios. Not pass/fail; errors are fatal.
@@ -21,6 +24,8 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 command -v openssl >/dev/null || fail "openssl missing"
 trap "exit 1" TERM INT
 N=${BENCH_MESSAGES:-2000}
+RECORD=${RECORD:-log}
+case $RECORD in log) SUB=cb.note ;; kv) SUB=cb.record ;; *) fail "RECORD is log or kv, not '$RECORD'" ;; esac
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "load average at start: $(load)"
 venv=$OUT/nats-venv
@@ -35,7 +40,7 @@ workers = 2
 timeout = 300
 [[integrator.topics]]
 name = "orders"
-subscribers = ["cb.record"]
+subscribers = ["$SUB"]
 TOML
   start $n
 done
@@ -46,7 +51,7 @@ for _ in $(seq 90); do [ "$(replicas)" = 3 ] && break; sleep 0.5; done
 # The integrator reaches the cluster's KV a little after the streams
 # are up (until then a deploy is refused as unavailable).
 wait_for 60 c A integrator deploy "$HERE/bench/cluster/pubsub_bench.py" || { c A integrator deploy "$HERE/bench/cluster/pubsub_bench.py"; fail "deploy the bench services on A"; }
-live() { c "$1" --json integrator list | jq -e 'any(.[]; .name == "cb.record")' >/dev/null; }
+live() { c "$1" --json integrator list | jq -e --arg s "$SUB" 'any(.[]; .name == $s)' >/dev/null; }
 for n in B C; do wait_for 20 live $n || fail "the services deployed on A are not live on $n"; done
 
 # The reference: its own nats-servers beside ours, other ports.
@@ -80,13 +85,21 @@ ref_ready() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:$MP/jsz" | jq 
 wait_for 60 ref_ready || { cat "$W/ref-a/nats.log"; fail "the reference nats-servers did not form a cluster"; }
 echo "cluster of 3 formed, queues at R3; reference: 3 nats-servers ($(nats-server --version)); load average $(load)"
 
+# records RUN: one RUN.ID.LATENCY_MS.AT_MS.TAIL line per delivery so far.
+records() {
+  if [ "$RECORD" = kv ]; then
+    c A --json integrator kv list "$1." --ns cb | jq -r '.keys[]'
+  else
+    cat "$W"/{a,b,c}/log/integrator.log* | { grep -o "cbrec $1[.][^ ]*" || true; } | cut -d' ' -f2
+  fi
+}
 # ours RUN: sets o_pub o_e2e o_p50 o_p99.
 ours() {
   local run=$1 out keys got
   out=$(c A --json integrator invoke cb.publish "{\"topic\": \"orders\", \"n\": $N, \"run\": \"$run\"}") || fail "publish on A: $out"
   out=$(jq -ce '.. | objects | select(.published == '"$N"')' <<<"$out") || fail "publish on A: $out"
   for ((i = 0; i < 600; i++)); do
-    keys=$(c A --json integrator kv list "$run." --ns cb | jq -r '.keys[]') || fail "kv list on A"
+    keys=$(records "$run") || fail "$run: cannot read the deliveries' records"
     got=$(cut -d. -f2 <<<"$keys" | sort -u | sed '/^$/d' | wc -l)
     [ "$got" = "$N" ] && break
     sleep 0.5
@@ -129,4 +142,4 @@ echo "== $N messages, 3 members, $RUNS runs each, interleaved; load average at t
   echo "jetstream publish->consumer ms p50 $(stats ${v[t_p50]}); p99 $(stats ${v[t_p99]})"
   echo "ratio alpharen/jetstream (medians): publish $(ratio "$(median ${v[o_pub]})" "$(median ${v[t_pub]})"), end to end $(ratio "$(median ${v[o_e2e]})" "$(median ${v[t_e2e]})"), p50 latency $(ratio "$(median ${v[o_p50]})" "$(median ${v[t_p50]})")"
 }
-echo "(ours: publisher and subscriber are Python workers, the subscriber writes a KV entry (R3) per message; theirs: one asyncio process on A)"
+echo "(ours: publisher and subscriber are Python workers, the subscriber records each message $([ "$RECORD" = kv ] && echo "in the cluster's KV (R3)" || echo "in its member's log"); theirs: one asyncio process on A)"

@@ -1,7 +1,9 @@
 """Services for tests/bench/cluster-pubsub.sh: a publisher that times its
-own publishes and a subscriber that records each delivery in the cluster's
-KV with its latency and time in the key, so one `kv list RUN.` reads a
-whole run back."""
+own publishes and two subscribers that record each delivery with its
+latency and time: cb.note in its member's log (nothing replicated, like
+the reference's consumer, which only acks), cb.record in the cluster's
+KV (a replicated write per delivery), so one `kv list RUN.` reads a whole
+run back."""
 import time
 import uuid
 
@@ -22,13 +24,25 @@ class Publish(Service):
         self.response.payload = {'published': p['n'], 'started': t0, 'seconds': time.time() - t0}
 
 
+def record(m):
+    """RUN.ID.LATENCY_MS.AT_MS.TAIL of one delivery (a duplicate is a
+    second record of the same RUN.ID)."""
+    now = time.time()
+    return '%s.%d.%.3f.%d.%s' % (m['run'], m['id'], (now - m['sent']) * 1000,
+                                 int(now * 1000), uuid.uuid4().hex[:6])
+
+
 class Record(Service):
-    """Subscriber: key RUN.ID.LATENCY_MS.AT_MS.TAIL per delivery (a
-    duplicate is a second key of the same RUN.ID)."""
+    """Subscriber: the record as a key in the cluster's KV."""
     name = 'cb.record'
 
     def handle(self):
-        m = self.request.payload
-        now = time.time()
-        self.kv.ns('cb').set('%s.%d.%.3f.%d.%s' % (m['run'], m['id'], (now - m['sent']) * 1000,
-                                                    int(now * 1000), uuid.uuid4().hex[:6]), 1)
+        self.kv.ns('cb').set(record(self.request.payload), 1)
+
+
+class Note(Service):
+    """Subscriber: the record as a line in this member's integrator log."""
+    name = 'cb.note'
+
+    def handle(self):
+        self.logger.info('cbrec %s', record(self.request.payload))
