@@ -168,16 +168,21 @@ impl Link {
         };
         let mut out = serde_json::Map::new();
         for name in [PG, BACKUP] {
-            let holder = match s.leases() {
+            // `known` false: the lease could not be read just now (no
+            // quorum, an election), which is not "nobody holds it".
+            let (holder, known) = match s.leases() {
                 Some(l) => match l.read(name).await {
-                    Read::Found { lease, .. } if !lease.holder.is_empty() => Some(lease.holder),
-                    _ => None,
+                    Read::Found { lease, .. } if !lease.holder.is_empty() => {
+                        (Some(lease.holder), true)
+                    }
+                    Read::Unknown => (None, false),
+                    _ => (None, true),
                 },
-                None => None,
+                None => (None, false),
             };
             out.insert(
                 name.into(),
-                json!({ "here": s.held(name).is_some(), "epoch": s.held(name), "holder": holder, "member": c.me }),
+                json!({ "here": s.held(name).is_some(), "epoch": s.held(name), "holder": holder, "holder_known": known, "member": c.me }),
             );
         }
         out.into()

@@ -94,6 +94,9 @@ impl PghaCmd {
                         let s = &v["singletons"][name];
                         (s.is_object() && s["here"] != true).then(|| match s["holder"].as_str() {
                             Some(h) => format!("{name} runs on cluster member {h}"),
+                            None if s["holder_known"] == false => format!(
+                                "{name}: where it runs cannot be read just now (the cluster's KV did not answer); ask again"
+                            ),
                             None => format!("{name} runs on no member yet (waiting for its lease)"),
                         })
                     };
