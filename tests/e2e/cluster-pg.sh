@@ -88,7 +88,7 @@ group_on() { ps_of "$1" | jq -r ".groups[0].$2"; }
 healthy_on() { [ "$(group_on "$1" situation)" = healthy ] && [ "$(group_on "$1" master)" = "$2" ]; }
 wait_for 60 healthy_on $H 0 || { ps_of $H; fail "group not healthy with A as master on the holder $H"; }
 # A lease read during an election answers "cannot be read just now".
-says_holder() { c $1 pgha status | grep -q "pg_controller runs on cluster member ${H,,}"; }
+says_holder() { c $1 pgha status | has "pg_controller runs on cluster member ${H,,}"; }
 for n in "${NODES[@]}"; do
   [ $n = $H ] && continue
   [ "$(ps_of $n | jq '.groups | length')" = 0 ] || fail "$n runs the group though $H holds the lease"
