@@ -64,12 +64,6 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
         seed(&mut store, path)?;
     }
     let logs = Arc::new(LogHub::new(opts.state_dir.join("log")));
-    if opts.set_hostname {
-        let name = store.current_config()?.node.hostname;
-        if let Err(e) = nix::unistd::sethostname(&name) {
-            logs.event(&format!("cannot set hostname {name}: {e}"));
-        }
-    }
     if let Some(what) = prepared {
         logs.event(&what);
     }
@@ -101,7 +95,16 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
     let (events, mut events_rx) = mpsc::channel(16);
     let setup = setup::SetupState::init(&store, &opts.state_dir)?;
     let shared = Arc::new(crate::shared::Shared::default());
-    shared.retarget(&store.current_config()?, &store);
+    let current = store.current_config()?;
+    if opts.set_hostname
+        && let Err(e) = nix::unistd::sethostname(&current.node.hostname)
+    {
+        logs.event(&format!(
+            "cannot set hostname {}: {e}",
+            current.node.hostname
+        ));
+    }
+    shared.retarget(&current, &store);
     store.set_share(Box::new(crate::shared::Hook(shared.clone())));
     let node = Arc::new(NodeState {
         exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
