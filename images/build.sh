@@ -37,9 +37,7 @@ kpkg=$(apt-cache depends "$KERNEL_PACKAGE" | sed -n 's/^ *Depends: \(linux-image
 PYTHON_DEBS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib"
 # The data partition's first-boot tools: grow (sfdisk, partx), format, check.
 DISK_DEBS="fdisk e2fsprogs util-linux"
-# The cluster service's engine (docs/cluster.md): one static binary.
-NATS_DEB=nats-server
-for p in "$kpkg" systemd-boot-efi busybox-static $PYTHON_DEBS $DISK_DEBS $NATS_DEB; do
+for p in "$kpkg" systemd-boot-efi busybox-static $PYTHON_DEBS $DISK_DEBS; do
   ls "$CACHE/${p}_"*.deb >/dev/null 2>&1 || (cd "$CACHE" && apt-get download "$p" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
 done
 dpkg-deb -x "$(ls "$CACHE/${kpkg}_"*.deb | head -n 1)" "$WORK/kernel"
@@ -108,7 +106,11 @@ ln -sf python3.11 "$rf/usr/bin/python3"
 mkdir -p "$WORK/disk"
 for p in $DISK_DEBS; do dpkg-deb -x "$(ls "$CACHE/${p}_"*.deb | head -n 1)" "$WORK/disk"; done
 mkdir -p "$WORK/nats"
-dpkg-deb -x "$(ls "$CACHE/${NATS_DEB}_"*.deb | head -n 1)" "$WORK/nats"
+# The cluster service's engine (docs/cluster.md): one static binary, from
+# Debian forky (scripts/nats-server.sh says why).
+# shellcheck source=scripts/nats-server.sh
+. scripts/nats-server.sh
+dpkg-deb -x "$(nats_deb "$CACHE")" "$WORK/nats"
 install -m 0755 "$WORK/nats/usr/sbin/nats-server" "$rf/usr/sbin/"
 install -m 0755 "$WORK/disk/sbin/sfdisk" "$WORK/disk/sbin/mke2fs" "$WORK/disk/sbin/e2fsck" "$WORK/disk/usr/bin/partx" "$rf/usr/sbin/"
 # Shared libraries of everything we ship, taken from this build machine

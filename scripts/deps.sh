@@ -18,17 +18,23 @@ test_wheels() {
   echo "downloading the test wheels (requests, SQLAlchemy and their dependencies) into $dir"
   timeout 300 python3 -m pip download -q --only-binary=:all: --python-version 3.11 --dest "$dir" requests 'SQLAlchemy==2.0.*'
 }
-if [ ${#missing[@]} -eq 0 ]; then test_wheels; exit 0; fi
+# shellcheck source=scripts/nats-server.sh
+. ./nats-server.sh
+nats_ok=true
+nats_host_ok || nats_ok=false
+if [ ${#missing[@]} -eq 0 ] && $nats_ok; then test_wheels; exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
+  $nats_ok || missing+=("nats-server (>= $NATS_MIN_VERSION, Debian forky's, as $NATS_HOST)")
   echo "missing Debian packages: ${missing[*]}; run as root (or install them) first" >&2
   exit 1
 fi
-echo "installing: ${missing[*]}"
+[ ${#missing[@]} -eq 0 ] || echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 stamp=/var/lib/apt/periodic/alpharen-update-stamp
 if [ ! -e "$stamp" ] || [ -n "$(find "$stamp" -mmin +720 2>/dev/null)" ]; then
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   mkdir -p "$(dirname "$stamp")" && touch "$stamp"
 fi
-apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+[ ${#missing[@]} -eq 0 ] || apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+$nats_ok || nats_host_install
 test_wheels

@@ -70,7 +70,7 @@ for n in A B C; do
 server_name: ref-${n,,}
 listen: 127.0.0.1:$CP
 http: 127.0.0.1:$MP
-jetstream { store_dir: "$d/js", max_memory_store: 64MB, max_file_store: 2GB }
+jetstream { store_dir: "$d/js", max_memory_store: 64MB, max_file_store: 2GB, sync_interval: always }
 cluster {
   name: ref
   listen: ${IP[$n]}:$RP
@@ -83,7 +83,7 @@ CONF
 done
 ref_ready() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:$MP/jsz" | jq -e '.meta_cluster.leader != null and (.meta_cluster.cluster_size // 0) == 3' >/dev/null; }
 wait_for 60 ref_ready || { cat "$W/ref-a/nats.log"; fail "the reference nats-servers did not form a cluster"; }
-echo "cluster of 3 formed, queues at R3; reference: 3 nats-servers ($(nats-server --version)); load average $(load)"
+echo "cluster of 3 formed, queues at R3; reference: 3 nats-servers ($(nats-server --version), sync_interval: always like the members'); load average $(load)"
 
 # records RUN: one RUN.ID.LATENCY_MS.AT_MS.TAIL line per delivery so far.
 records() {

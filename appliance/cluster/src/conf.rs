@@ -81,8 +81,10 @@ pub fn render(s: &Settings) -> String {
     } else {
         "js-single"
     };
+    // Every write fsynced before it is acknowledged (the default syncs
+    // every 2 minutes, so a power cut could lose acknowledged writes).
     out += &format!(
-        "jetstream {{ store_dir: {}, domain: {}, max_memory_store: 64MB, max_file_store: 2GB }}\n",
+        "jetstream {{ store_dir: {}, domain: {}, max_memory_store: 64MB, max_file_store: 2GB, sync_interval: always }}\n",
         path(store),
         q(s.cluster)
     );
@@ -139,6 +141,7 @@ mod tests {
         assert!(c.contains("listen: \"127.0.0.1:4222\""), "{c}");
         assert!(c.contains("password: \"pw\\\"x\""), "{c}");
         assert!(c.contains("/data/cluster/js-single"), "{c}");
+        assert!(c.contains("sync_interval: always"), "{c}");
         // Each cluster is its own JetStream domain (links keep them apart).
         assert!(c.contains("domain: \"lan1\""), "{c}");
         // A deploy record carries a whole project unit (up to 5.5 MiB).

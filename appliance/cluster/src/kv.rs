@@ -384,7 +384,8 @@ pub(crate) struct Bucket<'a> {
 /// Writes `body` under `k` (`None`: a delete marker) only if the
 /// key's last message, as the stream's leader has it, is what
 /// `expect` accepts, and nothing at all was written to the bucket
-/// since it was read. Debian 12's nats-server (2.9) checks a
+/// since it was read. nats-server 2.9 (Debian 12's, still on members
+/// updated from an older firmware) checks a
 /// per-subject expectation (what `kv.update` sends) against the
 /// messages it has applied, not those still being replicated, so two
 /// members could both update from the same revision; the check of the

@@ -1,5 +1,5 @@
 //! ARCLST: this node as a member of a cluster of nodes on NATS JetStream.
-//! `alpharen serve cluster` runs Debian's nats-server as its child with a
+//! `alpharen serve cluster` runs nats-server (2.15, Debian forky's) as its child with a
 //! configuration rendered from `[cluster]` and the `cluster.*` secrets
 //! ([`conf`]), puts this member's heartbeat into the membership bucket
 //! ([`members`]), and answers `cluster.*` on its socket ([`control`]):

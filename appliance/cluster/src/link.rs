@@ -16,6 +16,11 @@
 //! prefix, so no other reply subject has to cross). The hub enforces it
 //! with the link user's permissions; the leaf side also refuses the
 //! node's own subjects in both directions (`deny_imports`/`deny_exports`).
+//! The link user may subscribe to every link subject: nats-server (2.11
+//! on) tells a leaf about the hub's queue groups only on subjects it may
+//! subscribe to, and the hub's members answer in one. So the clusters
+//! linked to one hub can read each other's link traffic with it
+//! (docs/cluster.md).
 
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +109,7 @@ fn list(items: &[String]) -> String {
 
 /// The `authorization` block: the node's client user, and with a leaf
 /// port the link user, who may send only requests for this cluster and
-/// answers to it, and receive only what is for other clusters.
+/// answers to it, and receive link subjects.
 pub fn authorization(user: &str, password: &str, cluster: &str, listen: Option<&Listen>) -> String {
     let Some(l) = listen else {
         return format!(
@@ -115,14 +120,13 @@ pub fn authorization(user: &str, password: &str, cluster: &str, listen: Option<&
     };
     let mine = [subject(cluster, ">"), format!("{}.>", inbox(cluster))];
     format!(
-        "authorization {{ users: [\n  {{ user: {}, password: {} }},\n  {{ user: {}, password: {}, permissions: {{ publish: {{ allow: {} }}, subscribe: {{ allow: {}, deny: {} }} }} }}\n] }}\n",
+        "authorization {{ users: [\n  {{ user: {}, password: {} }},\n  {{ user: {}, password: {}, permissions: {{ publish: {{ allow: {} }}, subscribe: {{ allow: {} }} }} }}\n] }}\n",
         q(user),
         q(password),
         q(LINK_USER),
         q(l.password),
         list(&mine),
         list(&["arlink.>".to_string(), "_ARL.>".to_string()]),
-        list(&mine),
     )
 }
 
@@ -200,7 +204,7 @@ mod tests {
             "{a}"
         );
         assert!(
-            a.contains("deny: [\"arlink.lan-b.>\", \"_ARL.lan-b.>\"]"),
+            a.contains("subscribe: { allow: [\"arlink.>\", \"_ARL.>\"] }"),
             "{a}"
         );
         let c = leafnodes(Some(&l), &[], path);

@@ -224,16 +224,22 @@ pub fn start(node: &Arc<Node>, wanted: Wanted) -> Result<Running, Error> {
     })
 }
 
-/// The nats-server program: `ALPHAREN_NATS_SERVER`, else Debian's.
+/// The nats-server program: `ALPHAREN_NATS_SERVER`, else a local
+/// administrator's (where scripts/deps.sh puts a build machine's, newer
+/// than Debian 12's), else the image's.
 fn program() -> PathBuf {
     if let Some(p) = std::env::var_os("ALPHAREN_NATS_SERVER") {
         return PathBuf::from(p);
     }
-    ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("nats-server"))
+    [
+        "/usr/local/sbin/nats-server",
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .unwrap_or_else(|| PathBuf::from("nats-server"))
 }
 
 async fn keep(node: Arc<Node>, conf: PathBuf) {
@@ -316,7 +322,8 @@ fn rss_kib(pid: Option<u32>) -> u64 {
 
 /// A KV bucket of one value per key, made as a KV stream directly:
 /// async-nats's `create_key_value` first asks for account limits in a
-/// shape that Debian 12's nats-server (2.9) does not answer with.
+/// shape that nats-server 2.9 (Debian 12's, still on members updated
+/// from an older firmware) does not answer with.
 /// An append-only log stream (every record kept, none deleted) for
 /// `subject`, made if it is missing with one replica until the heartbeat
 /// raises it with the buckets.

@@ -80,9 +80,10 @@ pub enum Claimed {
 /// Whether a new claim (nothing expected under its key) first reads the
 /// key twice, [`SETTLE`] apart: when it is tried again after a failure or
 /// made late, it likely meets a stream leader elected moments ago, and
-/// nats-server 2.9 lets such a leader answer reads and conditional writes
-/// before it has applied the entries in its log, so "nothing there" may
-/// overwrite a claim made just before the election (docs/cluster.md).
+/// nats-server 2.9 (still on members updated from an older firmware)
+/// lets such a leader answer reads and conditional writes before it has
+/// applied the entries in its log, so "nothing there" may overwrite a
+/// claim made just before the election (docs/cluster.md).
 fn careful(tries: u32, at: i64, now: i64) -> bool {
     tries > 0 || now - at > LATE_S
 }
