@@ -75,7 +75,7 @@ sample() {
 cluster_net A B C
 for n in A B C; do
   mkdir -p "$W/bin-${n,,}"
-  cp "$ALPHAREN" "$(command -v nats-server)" "$W/bin-${n,,}/" || fail "copy the binaries for $n"
+  { cp "$ALPHAREN" "$W/bin-${n,,}/alpharen" && cp "$(command -v nats-server)" "$W/bin-${n,,}/nats-server"; } || fail "copy the binaries for $n"
 done
 # node NODE: start NODE on its own copies.
 node() { ALPHAREN=$W/bin-${1,,}/alpharen ALPHAREN_NATS_SERVER=$W/bin-${1,,}/nats-server start "$1"; }
