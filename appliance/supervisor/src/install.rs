@@ -19,15 +19,15 @@
 //! Any failure in 3 leaves the target without an entry (invalid); the
 //! booted slot's files and entry are never opened for writing.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use alpharen_update::{Accept, BundleReader, Running, TrustedKeys};
 use serde::{Deserialize, Serialize};
 
 use crate::setup::Staged;
+use crate::slotfile::{Dest, SlotFile};
 use crate::slots::{self, Plan, PlanError, SlotState};
 
 /// Overrides /etc/os-release, where the image says its board and version.
@@ -227,13 +227,11 @@ pub fn install<R: Read>(
     ));
     let (bytes, files) = write_parts(&mut reader, log, |part| {
         if part == "rootfs" {
-            return open_device(&dev);
+            return Dest::device(&dev);
         }
         let dir = target.esp.join(plan.target.to_string());
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let path = dir.join(part);
-        let f = File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
-        Ok((path, f))
+        Dest::create(dir.join(part))
     })?;
     let record = finish(reader, &manifest, kept, log)?;
     let json = serde_json::to_vec_pretty(&record).unwrap_or_default();
@@ -260,15 +258,6 @@ pub fn install<R: Read>(
     })
 }
 
-/// Opens a rootfs partition (or its stand-in file) for writing in place.
-pub(crate) fn open_device(dev: &Path) -> Result<(PathBuf, File), InstallError> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(dev)
-        .map_err(io_err(format!("opening {}", dev.display())))?;
-    Ok((dev.to_path_buf(), f))
-}
-
 /// Streams every part of the bundle into the file `dest` opens for its
 /// name, each block verified before it is written. Returns the bytes
 /// written and the files, not yet synced: the caller syncs them
@@ -276,21 +265,25 @@ pub(crate) fn open_device(dev: &Path) -> Result<(PathBuf, File), InstallError> {
 pub(crate) fn write_parts<R: Read>(
     reader: &mut BundleReader<R>,
     log: &dyn Fn(&str),
-    mut dest: impl FnMut(&str) -> Result<(PathBuf, File), InstallError>,
+    mut dest: impl FnMut(&str) -> Result<Dest, InstallError>,
 ) -> Result<(u64, Vec<(PathBuf, File)>), InstallError> {
     let mut bytes = 0;
     let mut files = Vec::new();
     while let Some(part) = reader.next_part().cloned() {
-        let (path, file) = dest(&part.name)?;
-        let mut out = SlotFile { file, at: 0 };
+        let (path, mut out) = SlotFile::new(dest(&part.name)?);
         bytes += reader.copy_part(&mut out)?;
+        let how = match out.direct_bytes {
+            0 => "through the page cache".to_string(),
+            n if n == part.size => "with direct I/O".to_string(),
+            n => format!("{n} of them with direct I/O"),
+        };
         log(&format!(
-            "update: part {} ({} bytes) written to {}",
+            "update: part {} ({} bytes) written to {} {how}",
             part.name,
             part.size,
             path.display()
         ));
-        files.push((path, out.file));
+        files.push((path, out.into_file()));
     }
     Ok((bytes, files))
 }
@@ -360,46 +353,6 @@ pub(crate) fn check_room(
             room,
         }),
         _ => Ok(()),
-    }
-}
-
-/// A part's destination, written front to back. Each write also starts
-/// the write-out of its bytes (`sync_file_range` with
-/// `SYNC_FILE_RANGE_WRITE`, which does not wait for the disk), so the disk
-/// works while the reader checks the next groups, and the `fsync` after
-/// the last part ([`sync_together`]) has little left to wait for (it is
-/// still what makes the part durable).
-struct SlotFile {
-    file: File,
-    /// Offset of the next write.
-    at: u64,
-}
-
-impl Write for SlotFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        start_writeout(&self.file, self.at, n)?;
-        self.at += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-fn start_writeout(file: &File, at: u64, len: usize) -> io::Result<()> {
-    let (Ok(at), Ok(len)) = (i64::try_from(at), i64::try_from(len)) else {
-        return Ok(());
-    };
-    // SAFETY: a system call on a descriptor `file` keeps open; no memory
-    // is passed to it.
-    let r =
-        unsafe { libc::sync_file_range(file.as_raw_fd(), at, len, libc::SYNC_FILE_RANGE_WRITE) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 

@@ -32,6 +32,7 @@ mod procstat;
 mod service;
 mod setup;
 mod shared;
+mod slotfile;
 mod slots;
 mod state;
 mod supervise;

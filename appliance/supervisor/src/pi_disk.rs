@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::boot::FailedSlot;
 use crate::install::{self, Done, InstallError, SlotRecord, io_err};
 use crate::pi::{self, Autoboot, Trial};
+use crate::slotfile::Dest;
 use crate::slots::{PlanError, other};
 
 /// The Pi's disk as an install sees it.
@@ -178,15 +179,13 @@ pub fn install<R: Read>(
     let boot = &t.boot[idx(plan.target)];
     let (bytes, files) = install::write_parts(&mut reader, log, |part| {
         if part == "rootfs" {
-            return install::open_device(dev);
+            return Dest::device(dev);
         }
         let path = boot.join(pi::boot_path(part).unwrap_or_default());
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
         }
-        let f =
-            std::fs::File::create(&path).map_err(io_err(format!("creating {}", path.display())))?;
-        Ok((path, f))
+        Dest::create(path)
     })?;
     install::sync_together(files.iter().map(|(p, f)| (p.as_path(), f)))?;
     let record = install::finish(reader, &manifest, kept, log)?;

@@ -28,7 +28,11 @@ const MAX_HASHERS: usize = 4;
 /// checked against the manifest), its data, and where it is.
 pub(crate) struct Group {
     pub(crate) table: Vec<u8>,
-    pub(crate) data: Vec<u8>,
+    /// Holds the data at `start`, which is [`BLOCK_SIZE`]-aligned in
+    /// memory: a slot opened for direct I/O takes the data as it is.
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
     /// Its number in the part.
     pub(crate) index: u64,
     /// Offset of its data in the part and in the bundle.
@@ -38,14 +42,28 @@ pub(crate) struct Group {
 
 impl Group {
     pub(crate) fn new() -> Group {
+        // Zeroed by the kernel as it is first touched, not by a memset.
+        let buf = vec![0; GROUP_SIZE + BLOCK_SIZE];
+        let start = (BLOCK_SIZE - buf.as_ptr().addr() % BLOCK_SIZE) % BLOCK_SIZE;
         Group {
             table: Vec::with_capacity(GROUP_BLOCKS * 32),
-            // Zeroed by the kernel as it is first touched, not by a memset.
-            data: vec![0; GROUP_SIZE],
+            buf,
+            start,
+            len: 0,
             index: 0,
             part_at: 0,
             bundle_at: 0,
         }
+    }
+
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+
+    /// The group's data, `len` bytes (at most [`GROUP_SIZE`]) from now on.
+    pub(crate) fn data_mut(&mut self, len: usize) -> &mut [u8] {
+        self.len = len.min(GROUP_SIZE);
+        &mut self.buf[self.start..self.start + self.len]
     }
 }
 
@@ -140,7 +158,7 @@ fn check(part: &str, jobs: Receiver<Group>, checked: SyncSender<Result<Group, Er
 /// The first block of the group whose SHA-256 is not its table's entry.
 fn first_bad(group: &Group) -> Option<usize> {
     group
-        .data
+        .data()
         .chunks(BLOCK_SIZE)
         .zip(group.table.chunks_exact(32))
         .position(|(block, hash)| digest(&SHA256, block).as_ref() != hash)
@@ -148,7 +166,7 @@ fn first_bad(group: &Group) -> Option<usize> {
 
 fn mismatch(part: &str, group: &Group, i: usize) -> Error {
     let start = group.part_at + (i * BLOCK_SIZE) as u64;
-    let end = (start + BLOCK_SIZE as u64).min(group.part_at + group.data.len() as u64);
+    let end = (start + BLOCK_SIZE as u64).min(group.part_at + group.data().len() as u64);
     Error::BlockMismatch {
         part: part.to_string(),
         block: group.index * GROUP_BLOCKS as u64 + i as u64,
@@ -180,8 +198,8 @@ fn write_in_order<W: Write>(
             break;
         };
         let group = group?;
-        out.write_all(&group.data).map_err(failed(written))?;
-        written += group.data.len() as u64;
+        out.write_all(group.data()).map_err(failed(written))?;
+        written += group.data().len() as u64;
         // The reader may have finished (or failed) already.
         let _ = free.send(group);
     }
@@ -197,17 +215,16 @@ mod tests {
         let data: Vec<u8> = (0..len)
             .map(|i| (i * 7 % 251) as u8 ^ index as u8)
             .collect();
-        let table = data
+        let mut g = Group::new();
+        g.table = data
             .chunks(BLOCK_SIZE)
             .flat_map(|b| digest(&SHA256, b).as_ref().to_vec())
             .collect();
-        Group {
-            table,
-            data,
-            index,
-            part_at: index * GROUP_SIZE as u64,
-            bundle_at: 1000 + index * (GROUP_SIZE as u64 + 8192),
-        }
+        g.data_mut(len).copy_from_slice(&data);
+        g.index = index;
+        g.part_at = index * GROUP_SIZE as u64;
+        g.bundle_at = 1000 + index * (GROUP_SIZE as u64 + 8192);
+        g
     }
 
     /// Runs `groups` through a pipeline of `hashers`; answers what it
@@ -235,14 +252,14 @@ mod tests {
     fn groups_are_written_in_order_and_the_first_bad_block_stops_them() {
         for hashers in 1..=MAX_HASHERS {
             let groups: Vec<Group> = (0..7).map(|g| group(g, GROUP_SIZE)).collect();
-            let whole: Vec<u8> = groups.iter().flat_map(|g| g.data.clone()).collect();
+            let whole: Vec<u8> = groups.iter().flat_map(|g| g.data().to_vec()).collect();
             let (r, out) = run(hashers, groups);
             assert_eq!(r.expect("good"), whole.len() as u64, "{hashers}");
             assert_eq!(out, whole, "{hashers} hashers");
 
             let mut groups: Vec<Group> = (0..7).map(|g| group(g, GROUP_SIZE)).collect();
-            groups[3].data[5 * BLOCK_SIZE + 1] ^= 1;
-            groups[5].data[2] ^= 1;
+            groups[3].data_mut(GROUP_SIZE)[5 * BLOCK_SIZE + 1] ^= 1;
+            groups[5].data_mut(GROUP_SIZE)[2] ^= 1;
             let (r, out) = run(hashers, groups);
             match r {
                 Err(Error::BlockMismatch {
@@ -258,12 +275,24 @@ mod tests {
         }
     }
 
+    /// Every group's data starts on a block boundary in memory, as direct
+    /// I/O needs, however the allocator placed its buffer.
+    #[test]
+    fn a_groups_data_is_block_aligned() {
+        let groups: Vec<Group> = (0..8).map(|_| Group::new()).collect();
+        for mut g in groups {
+            assert_eq!(g.data_mut(GROUP_SIZE).as_ptr().addr() % BLOCK_SIZE, 0);
+            assert_eq!(g.data().len(), GROUP_SIZE);
+            assert_eq!(g.data_mut(GROUP_SIZE + 1).len(), GROUP_SIZE);
+        }
+    }
+
     /// The short last block of a part is checked, and its error gives
     /// the part's end as the block's end.
     #[test]
     fn a_short_last_block_is_checked() {
         let mut last = group(1, 3 * BLOCK_SIZE + 100);
-        last.data[3 * BLOCK_SIZE + 99] ^= 1;
+        last.data_mut(3 * BLOCK_SIZE + 100)[3 * BLOCK_SIZE + 99] ^= 1;
         let (r, out) = run(2, vec![group(0, GROUP_SIZE), last]);
         match r {
             Err(Error::BlockMismatch { block, end, .. }) => {

@@ -143,9 +143,8 @@ impl<R: Read> BundleReader<R> {
             }
             root.update(&group.table);
             let len = (part.size - done).min(GROUP_SIZE as u64) as usize;
-            group.data.resize(len, 0);
             let data_at = self.offset;
-            let read = self.read_full(&mut group.data, || name.clone());
+            let read = self.read_full(group.data_mut(len), || name.clone());
             if let Err(Error::Truncated { at, .. }) = read {
                 let block = g * GROUP_BLOCKS as u64 + (at - data_at) / BLOCK_SIZE as u64;
                 return Err(Error::Truncated {
