@@ -10,8 +10,10 @@
 # over the control socket, as the ssh door sends them), in bundle bytes
 # per second from ctl's start to the installed answer: verification of
 # every 4 KiB block (SHA-256, each byte hashed once: bundle format 2),
-# writes, the parts, record and entry fsynced; `dd bs=1M conv=fsync`
-# writes the same squashfs onto the same file RUNS times. Both read from the page cache (each source read
+# writes (the rootfs with direct I/O where the disk takes it), the parts,
+# record and entry fsynced; `dd bs=1M conv=fsync` writes the same
+# squashfs onto the same file RUNS times, and so does `dd bs=1M
+# oflag=direct conv=fsync` (direct I/O like ours). Both read from the page cache (each source read
 # once first). Also: the supervisor's resident memory sampled every 50 ms
 # during each install (peak over its idle RSS), and once more with a
 # bundle twice the size, to show it does not grow with the bundle.
@@ -71,7 +73,7 @@ install() {
   kill "$sampler"; wait "$sampler" 2>/dev/null || true
   PEAK_KIB=$(( $(sort -n "$W/rss" | tail -n 1) - idle ))
 }
-ours=(); piped=(); dds=(); peaks=()
+ours=(); piped=(); dds=(); ddds=(); peaks=()
 asz=$(stat -c %s "$aru"); ssz=$(stat -c %s "$sq")
 mibs() { python3 -c "import sys; print(int(sys.argv[1]) / float(sys.argv[2]) / 1048576)" "$asz" "$SECS"; }
 for _ in $(seq 1 "$RUNS"); do
@@ -81,17 +83,23 @@ for _ in $(seq 1 "$RUNS"); do
   install "$aru" -
   piped+=("$(mibs)")
   peaks+=("$PEAK_KIB")
-  t0=$(date +%s.%N)
-  dd if="$sq" of="$disk/rootfs-b" bs=1M conv=fsync,notrunc status=none || fail "dd"
-  dds+=("$(python3 -c "import sys; print(int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 1048576)" "$ssz" "$t0" "$(date +%s.%N)")")
+  for flags in "" oflag=direct; do
+    t0=$(date +%s.%N)
+    # shellcheck disable=SC2086 # no flags, or one
+    dd if="$sq" of="$disk/rootfs-b" bs=1M conv=fsync,notrunc $flags status=none || fail "dd $flags"
+    rate=$(python3 -c "import sys; print(int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 1048576)" "$ssz" "$t0" "$(date +%s.%N)")
+    if [ -z "$flags" ]; then dds+=("$rate"); else ddds+=("$rate"); fi
+  done
 done
 install "$big"
 big_peak=$PEAK_KIB
 echo "bundle $((asz / 1048576)) MiB (squashfs $((ssz / 1048576)) MiB + boot files 10 MB), disk files under ${BENCH_DIR:-/var/tmp}"
-echo "install (ctl system update FILE, the file passed to the supervisor: every block's SHA-256 checked before it is written, parts, record and entry fsynced), MiB/s of bundle: $(stats "${ours[@]}")"
+echo "install (ctl system update FILE, the file passed to the supervisor: every block's SHA-256 checked before it is written, the rootfs with direct I/O where the disk takes it, parts, record and entry fsynced), MiB/s of bundle: $(stats "${ours[@]}")"
 echo "install from standard input (ctl system update - < FILE, frames over the socket as over ssh), MiB/s of bundle: $(stats "${piped[@]}")"
 echo "dd bs=1M conv=fsync of the squashfs, MiB/s:    $(stats "${dds[@]}")"
+echo "dd bs=1M oflag=direct conv=fsync, MiB/s:  $(stats "${ddds[@]}")"
 echo "ratio install/dd (medians): FILE $(ratio "$(median "${ours[@]}")" "$(median "${dds[@]}")"), standard input $(ratio "$(median "${piped[@]}")" "$(median "${dds[@]}")")"
+echo "ratio install/dd oflag=direct (medians): FILE $(ratio "$(median "${ours[@]}")" "$(median "${ddds[@]}")"), standard input $(ratio "$(median "${piped[@]}")" "$(median "${ddds[@]}")")"
 echo "supervisor RSS above idle while installing, KiB: $(stats "${peaks[@]}"); with a bundle twice the size: $big_peak"
 
 # --- RAUC side by side
