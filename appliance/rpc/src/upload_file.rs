@@ -105,14 +105,24 @@ impl FileFrames {
         Ok(FileFrames(Arc::new(file)))
     }
 
-    /// The next frame, read into `buf` (its capacity kept, its bytes not
-    /// zeroed first) on a blocking thread.
+    /// The next frame, read into `buf` on a blocking thread with one read
+    /// of a whole frame where the file gives it (`read_to_end` would probe
+    /// with reads from 8 KiB up). A spent frame comes back full, so only a
+    /// new buffer, or one after a short frame, has bytes zeroed first.
     pub(crate) async fn next(&self, mut buf: Vec<u8>) -> Chunk {
         let file = self.0.clone();
         tokio::task::spawn_blocking(move || {
-            buf.clear();
-            buf.reserve_exact(MAX_FRAME);
-            (&*file).take(MAX_FRAME as u64).read_to_end(&mut buf)?;
+            buf.resize(MAX_FRAME, 0);
+            let mut n = 0;
+            while n < MAX_FRAME {
+                match (&*file).read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            buf.truncate(n);
             Ok(buf)
         })
         .await
