@@ -158,15 +158,21 @@ mod tests {
         (v, start)
     }
 
+    /// An empty stand-in disk file, opened as a rootfs partition.
+    fn standin() -> (tempfile::TempDir, PathBuf, SlotFile) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("slot");
+        std::fs::write(&path, b"").expect("stand-in");
+        let (_, out) = SlotFile::new(Dest::device(&path).expect("open"));
+        (dir, path, out)
+    }
+
     /// Aligned blocks go with direct I/O where the file system takes it,
     /// the unaligned tail through the page cache; the file holds every
     /// byte in order either way.
     #[test]
     fn aligned_blocks_go_direct_and_the_tail_through_the_page_cache() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("slot");
-        std::fs::write(&path, b"").expect("stand-in");
-        let (_, mut out) = SlotFile::new(Dest::device(&path).expect("open"));
+        let (_dir, path, mut out) = standin();
         let could = out.direct.is_some();
         let data: Vec<u8> = (0..3 * ALIGN + 100).map(|i| (i % 251) as u8).collect();
         let (mut v, s) = aligned(data.len());
@@ -183,10 +189,7 @@ mod tests {
     /// page cache whole.
     #[test]
     fn an_unaligned_buffer_goes_through_the_page_cache() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("slot");
-        std::fs::write(&path, b"").expect("stand-in");
-        let (_, mut out) = SlotFile::new(Dest::device(&path).expect("open"));
+        let (_dir, path, mut out) = standin();
         let (v, s) = aligned(2 * ALIGN + 1);
         out.write_all(&v[s + 1..s + 1 + 2 * ALIGN]).expect("write");
         assert_eq!(out.direct_bytes, 0);
