@@ -43,7 +43,10 @@ pass "cluster of C, D and E formed"
 # cluster runs it on its own.
 pgha_conf $GRACE >"$T/pgha.toml"
 : >"$T/authorized_keys"; chmod 644 "$T/authorized_keys"
-c C config apply -f "$T/pgha.toml" >/dev/null || fail "[pgha] not applied on C"
+# Until C has applied the cluster's revision of [pgha] (its configuration
+# log is followed a moment after the members agree), the apply answers
+# "conflict" and changes nothing: try again.
+wait_for 60 c C config apply -f "$T/pgha.toml" || { c C config apply -f "$T/pgha.toml"; fail "[pgha] not applied on C"; }
 # has_group N: N's [pgha] is C's (group main, C's grace); its replication
 # password is a stored secret there, or the revision would not apply.
 has_group() {
