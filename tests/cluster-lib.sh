@@ -7,7 +7,10 @@
 #   c A ARGS..., st A        ctl on A; A's `cluster status` as JSON
 #   lb_load_start NS N URL.. load on :11223 from namespace NS (lb_* below)
 # Sets W (work dir), IP, NS, PID, TOKEN.
-[ -x /usr/sbin/nats-server ] || fail "nats-server missing (scripts/deps.d/cluster.list)"
+# The members run the nats-server the cluster service finds first:
+# scripts/deps.sh puts Debian forky's there.
+. "$ROOT/scripts/nats-server.sh"
+nats_host_ok || fail "nats-server >= $NATS_MIN_VERSION missing at $NATS_HOST (scripts/deps.sh)"
 command -v jq >/dev/null || fail "jq missing (scripts/deps.sh)"
 
 SFX=$$
@@ -40,11 +43,17 @@ start() {
   local n=$1 dir=$W/${1,,}
   mkdir -p "$dir"
   [ -e "$W/$n.toml" ] || printf '[node]\nhostname = "%s"\n[network]\nmanage = false\n' "${1,,}" >"$W/$n.toml"
+  local seen=0
+  if [ -e "$dir/console.log" ]; then seen=$(wc -l <"$dir/console.log"); fi
   ip netns exec "${NS[$n]}" "$ALPHAREN" run --state-dir "$dir" --config "$W/$n.toml" >>"$dir/console.log" 2>&1 &
   PID[$n]=$!
   [[ " ${_node_dirs[*]} " == *" $dir "* ]] || _node_dirs+=("$dir")
   on_exit "kill ${PID[$n]} 2>/dev/null; wait ${PID[$n]} 2>/dev/null"
-  wait_for 30 "$ALPHAREN" ctl --state-dir "$dir" status || { cat "$dir/console.log"; fail "node $n did not start"; }
+  # The control socket answers before the services do (CI-18 asked a
+  # vpn service too early, CI-19 a cluster member): wait for this run's
+  # "ready" line, every built-in service serving.
+  wait_for 60 bash -c "tail -n +$((seen + 1)) '$dir/console.log' | grep -q '^alpharen: ready: every service is serving'" ||
+    { tail -n +$((seen + 1)) "$dir/console.log"; fail "node $n: its services were not all serving after 60 s"; }
 }
 # member_config NAME: writes $W/NAME.toml: the member's host name, its
 # network left alone, then what comes on stdin.

@@ -350,12 +350,20 @@ impl ClusterKv {
 
     /// Every live (namespace, key).
     fn scan(&self, now: i64) -> Result<Vec<(String, String)>, Error> {
-        let kv = &self.h.kv;
+        let (kv, stream) = (&self.h.kv, &self.h.stream);
         self.run(async move {
             let mut names = match kv.keys().await {
                 Ok(k) => k,
-                // An empty bucket answers "no keys" as an error on 2.9.
-                Err(_) => return Ok(Vec::new()),
+                // nats-server 2.9 answers an empty bucket's keys with an
+                // error; any other failure is one.
+                Err(e) => {
+                    let mut stream = stream.clone();
+                    let info = stream.info().await.map_err(kv_err)?;
+                    if info.state.messages == 0 {
+                        return Ok(Vec::new());
+                    }
+                    return Err(kv_err(e));
+                }
             };
             let mut raw = Vec::new();
             while let Some(k) = names.next().await {
