@@ -272,13 +272,8 @@ pub(crate) fn write_parts<R: Read>(
     while let Some(part) = reader.next_part().cloned() {
         let (path, mut out) = SlotFile::new(dest(&part.name)?);
         bytes += reader.copy_part(&mut out)?;
-        let how = match out.direct_bytes {
-            0 => "through the page cache".to_string(),
-            n if n == part.size => "with direct I/O".to_string(),
-            n => format!("{n} of them with direct I/O"),
-        };
         log(&format!(
-            "update: part {} ({} bytes) written to {} {how}",
+            "update: part {} ({} bytes) written to {}",
             part.name,
             part.size,
             path.display()
@@ -300,7 +295,10 @@ pub(crate) fn sync_together<'a>(
             .map(|(path, file)| {
                 s.spawn(move || {
                     file.sync_all()
-                        .map_err(io_err(format!("syncing {}", path.display())))
+                        .map_err(io_err(format!("syncing {}", path.display())))?;
+                    // Clean now: what the writes left cached goes too.
+                    crate::slotfile::drop_cached(file, 0, 0);
+                    Ok(())
                 })
             })
             .collect();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -48,22 +48,21 @@ pub(super) async fn front(State(app): State<Arc<App>>, req: Request, next: Next)
 }
 
 /// Headers every answer of the node's own carries: no framing, no
-/// sniffing, HTTPS only, and API answers are never cached.
+/// sniffing, HTTPS only, and API answers are never cached. The names are
+/// `http`'s constants: a name given as a string is parsed on every insert.
 fn security_headers(api: bool, resp: &mut Response) {
+    use axum::http::header;
+    const CSP: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
     let h = resp.headers_mut();
-    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+    let mut set = |k: header::HeaderName, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
     };
-    set(h, "x-content-type-options", "nosniff");
-    set(h, "x-frame-options", "DENY");
-    set(h, "referrer-policy", "no-referrer");
-    set(h, "strict-transport-security", "max-age=31536000");
-    set(
-        h,
-        "content-security-policy",
-        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    );
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::X_FRAME_OPTIONS, "DENY");
+    set(header::REFERRER_POLICY, "no-referrer");
+    set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    set(header::CONTENT_SECURITY_POLICY, CSP);
     if api {
-        set(h, "cache-control", "no-store");
+        set(header::CACHE_CONTROL, "no-store");
     }
 }
