@@ -21,11 +21,19 @@ newest_nats_deb() {
   fi
 }
 
-# nats_deb DIR: the forky nats-server .deb in DIR (downloaded once);
-# prints its path.
+# Where scripts/deps.sh keeps the package it installed from.
+NATS_HOST_CACHE=/var/cache/alpharen-nats
+
+# nats_deb DIR: the forky nats-server .deb in DIR (downloaded once, or
+# copied from NATS_HOST_CACHE when scripts/deps.sh has it); prints its
+# path.
 nats_deb() {
-  local dir=$1 deb
+  local dir=$1 deb kept
   deb=$(newest_nats_deb "$dir")
+  kept=$(newest_nats_deb "$NATS_HOST_CACHE")
+  if [ -z "$deb" ] && [ -n "$kept" ] && mkdir -p "$dir" && cp "$kept" "$dir/"; then
+    deb=$(newest_nats_deb "$dir")
+  fi
   if [ -z "$deb" ]; then
     mkdir -p "$NATS_APT"/{lists/partial,cache/archives/partial} "$dir"
     echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian forky main" >"$NATS_APT/sources.list"
@@ -55,7 +63,7 @@ nats_host_ok() {
 
 # nats_host_install: NATS_HOST from the forky package (as root).
 nats_host_install() {
-  local deb tmp; deb=$(nats_deb /var/cache/alpharen-nats) || return 1
+  local deb tmp; deb=$(nats_deb "$NATS_HOST_CACHE") || return 1
   tmp=$(mktemp -d) && dpkg-deb -x "$deb" "$tmp" &&
     install -D -m 0755 "$tmp/usr/sbin/nats-server" "$NATS_HOST" && rm -rf "$tmp" &&
     echo "installed $NATS_HOST from $(basename "$deb") (scripts/nats-server.sh says why)"
