@@ -30,9 +30,11 @@ NATS_HOST_CACHE=/var/cache/alpharen-nats
 nats_deb() {
   local dir=$1 deb kept
   deb=$(newest_nats_deb "$dir")
-  kept=$(newest_nats_deb "$NATS_HOST_CACHE")
-  if [ -z "$deb" ] && [ -n "$kept" ] && mkdir -p "$dir" && cp "$kept" "$dir/"; then
-    deb=$(newest_nats_deb "$dir")
+  if [ -z "$deb" ]; then
+    kept=$(newest_nats_deb "$NATS_HOST_CACHE")
+    if [ -n "$kept" ] && mkdir -p "$dir" && cp "$kept" "$dir/"; then
+      deb=$(newest_nats_deb "$dir")
+    fi
   fi
   if [ -z "$deb" ]; then
     mkdir -p "$NATS_APT"/{lists/partial,cache/archives/partial} "$dir"

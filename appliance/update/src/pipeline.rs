@@ -54,8 +54,8 @@ impl Group {
 
     /// The group's data, `len` bytes (at most [`GROUP_SIZE`]) from now on.
     pub(crate) fn data_mut(&mut self, len: usize) -> &mut [u8] {
-        // Within the capacity: no allocation, and no zeroing past the
-        // bytes the group had.
+        // Within the capacity: no allocation. Only bytes beyond the
+        // group's last length are zeroed (after a part's short last group).
         self.buf.resize(len.min(GROUP_SIZE), 0);
         &mut self.buf
     }
