@@ -7,7 +7,7 @@
 //! [`MAX_FRAME`]) and N bytes, and ends them with a frame of length 0; the
 //! server answers the request and closes the connection. Or, for a local
 //! file, it sends one header with the file attached instead of any frame
-//! ([`crate::upload_file`]).
+//! ([`crate::upload_file`]), and the consumer reads the file itself.
 //!
 //! No base64 and no JSON per chunk, and no answer per frame: the socket's
 //! own flow control paces the client. The server holds one frame being read plus the
@@ -19,26 +19,39 @@
 //! reaches the consumer as an error naming the bytes received, so it
 //! cannot take a cut-off upload for a complete one.
 
+use std::fs::File;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader, Chain};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
 use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::mpsc;
 
 use crate::protocol::{Response, RpcError};
 use crate::server::write_line;
-use crate::upload_file::{self, FILE_FRAME, FileFrames};
+use crate::upload_file::{self, FILE_FRAME};
 
 /// Largest frame; a client sends frames of at most this.
 pub const MAX_FRAME: usize = 1 << 20;
 
-/// What the consumer of an upload receives, in order: each frame's bytes,
-/// or why the upload broke off. The end is the sender being dropped after
-/// the end frame.
-pub type Chunk = Result<Vec<u8>, io::Error>;
+/// What the consumer of an upload receives, in order: each piece, or why
+/// the upload broke off. The end is the sender being dropped after the
+/// end frame (or after the file).
+pub type Chunk = Result<Piece, io::Error>;
+
+/// A piece of an upload.
+#[derive(Debug)]
+pub enum Piece {
+    /// A frame's bytes, never empty.
+    Frame(Vec<u8>),
+    /// The regular file the client passed instead of frames, at the
+    /// client's offset: the only piece, the rest of the upload from that
+    /// offset to the file's end. The consumer reads it straight into its
+    /// own buffers, so no byte goes through a frame.
+    File(File),
+}
 
 /// A handler's answer to a request that takes an upload
 /// ([`crate::Reply::Upload`]).
@@ -87,7 +100,11 @@ fn broke_off(received: u64, inside: &str) -> io::Error {
 
 /// The next frame's bytes, read into `buf` (a spent frame, or empty);
 /// empty at the end frame.
-async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, received: u64, mut buf: Vec<u8>) -> Chunk {
+async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    received: u64,
+    mut buf: Vec<u8>,
+) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len).await.map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => broke_off(received, ""),
@@ -116,24 +133,8 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, received: u64, mut buf: Vec
     Ok(buf)
 }
 
-/// Where an upload's frames come from: the socket, or the file the
-/// client passed instead ([`crate::upload_file`]).
-enum Source<'a, R> {
-    Socket(Chain<&'a [u8], &'a mut R>),
-    File(FileFrames),
-}
-
-impl<R: AsyncRead + Unpin> Source<'_, R> {
-    async fn next(&mut self, received: u64, buf: Vec<u8>) -> Chunk {
-        match self {
-            Source::Socket(r) => read_frame(r, received, buf).await,
-            Source::File(f) => f.next(buf).await,
-        }
-    }
-}
-
 /// Serves one upload on a connection: `ready`, the frames (or the passed
-/// file's bytes) into the sink, then the answer. The connection is closed
+/// file) into the sink, then the answer. The connection is closed
 /// afterwards.
 pub(crate) async fn receive<W>(
     reader: &mut BufReader<OwnedReadHalf>,
@@ -160,17 +161,15 @@ where
         r = &mut done => return write_line(w, &answer(r)).await,
         f = upload_file::first(reader) => f?,
     };
-    let mut source = match file {
-        Some(file) if head == FILE_FRAME => match FileFrames::new(file) {
-            Ok(f) => Source::File(f),
-            Err(e) => {
-                let _stopped = sink.send(Err(e)).await;
-                drop(sink);
-                return write_line(w, &answer(done.await)).await;
-            }
-        },
-        _ => Source::Socket(AsyncReadExt::chain(&head[..], reader)),
-    };
+    if let Some(file) = file
+        && head == FILE_FRAME
+    {
+        // A consumer that stopped already answers through `done`.
+        let _stopped = sink.send(upload_file::regular(file).map(Piece::File)).await;
+        drop(sink);
+        return write_line(w, &answer(done.await)).await;
+    }
+    let mut source = AsyncReadExt::chain(&head[..], reader);
     let mut received = 0u64;
     loop {
         let buf = match spent.as_mut() {
@@ -183,7 +182,7 @@ where
         };
         let frame = tokio::select! {
             r = &mut done => return write_line(w, &answer(r)).await,
-            f = source.next(received, buf) => f,
+            f = read_frame(&mut source, received, buf) => f,
         };
         match frame {
             Ok(bytes) if bytes.is_empty() => break,
@@ -191,7 +190,7 @@ where
                 received += bytes.len() as u64;
                 tokio::select! {
                     r = &mut done => return write_line(w, &answer(r)).await,
-                    sent = sink.send(Ok(bytes)) => if sent.is_err() {
+                    sent = sink.send(Ok(Piece::Frame(bytes))) => if sent.is_err() {
                         // The consumer stopped: its answer says why.
                         return write_line(w, &answer(done.await)).await;
                     }
@@ -267,9 +266,15 @@ mod round_trip {
             let done = async move {
                 let mut n = 0usize;
                 while let Some(c) = rx.recv().await {
-                    let c = c.map_err(|e| RpcError::new("truncated", e.to_string()))?;
-                    n += c.len();
-                    spend.try_send(c).unwrap();
+                    match c.map_err(|e| RpcError::new("truncated", e.to_string()))? {
+                        Piece::Frame(c) => {
+                            n += c.len();
+                            spend.try_send(c).unwrap();
+                        }
+                        Piece::File(mut f) => {
+                            n += std::io::copy(&mut f, &mut std::io::sink()).unwrap() as usize;
+                        }
+                    }
                     if limit.is_some_and(|l| n >= l) {
                         return Err(RpcError::new("refused", format!("enough at {n}")));
                     }

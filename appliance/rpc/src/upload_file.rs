@@ -1,29 +1,27 @@
 //! An upload of a local file without its bytes crossing the socket: in
 //! place of the first frame the client sends the header [`FILE_FRAME`]
-//! with the open file attached (`SCM_RIGHTS`), and the server reads the
-//! file itself, from the client's offset to its end, into the same
-//! frames a socket upload gives its consumer. That spares two copies of
-//! every byte and the client's own reading and writing (an update
-//! bundle of hundreds of MiB from `ctl system update FILE`).
+//! with the open file attached (`SCM_RIGHTS`), and the server hands the
+//! file to the upload's consumer ([`crate::upload::Piece::File`]), which
+//! reads it from the client's offset to its end straight into its own
+//! buffers. That spares three copies of every byte (into the socket, out
+//! of it, out of a frame) and the client's own reading and writing (an
+//! update bundle of hundreds of MiB from `ctl system update FILE`).
 //!
 //! The server reads only what the client could read: the descriptor is
 //! the client's own, opened with its rights. It must be a regular file
 //! (a pipe or socket could keep a reader waiting forever).
 
 use std::fs::File;
-use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream as StdStream;
-use std::sync::Arc;
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use tokio::io::{BufReader, Interest};
 use tokio::net::unix::OwnedReadHalf;
 
-use crate::upload::{Chunk, MAX_FRAME};
-
 /// The header of the file frame: no socket frame is this long (at most
-/// [`MAX_FRAME`]).
+/// [`crate::upload::MAX_FRAME`]).
 pub(crate) const FILE_FRAME: [u8; 4] = u32::MAX.to_be_bytes();
 
 /// Sends the file frame with `file` attached on `stream`.
@@ -89,50 +87,23 @@ fn receive(socket: RawFd) -> io::Result<(Vec<u8>, Option<File>)> {
     Ok((header[..n].to_vec(), fds.into_iter().next().map(File::from)))
 }
 
-/// The file as frames: each read fills a spent frame up to [`MAX_FRAME`];
-/// an empty one is the end.
-pub(crate) struct FileFrames(Arc<File>);
-
-impl FileFrames {
-    /// `file`, if it is a regular file.
-    pub(crate) fn new(file: File) -> io::Result<FileFrames> {
-        if !file.metadata()?.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the file passed with the upload is not a regular file",
-            ));
-        }
-        Ok(FileFrames(Arc::new(file)))
+/// `file`, if it is a regular file.
+pub(crate) fn regular(file: File) -> io::Result<File> {
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the file passed with the upload is not a regular file",
+        ));
     }
-
-    /// The next frame, read into `buf` on a blocking thread with one read
-    /// of a whole frame where the file gives it (`read_to_end` would probe
-    /// with reads from 8 KiB up). A spent frame comes back full, so only a
-    /// new buffer, or one after a short frame, has bytes zeroed first.
-    pub(crate) async fn next(&self, mut buf: Vec<u8>) -> Chunk {
-        let file = self.0.clone();
-        tokio::task::spawn_blocking(move || {
-            buf.resize(MAX_FRAME, 0);
-            let mut n = 0;
-            while n < MAX_FRAME {
-                match (&*file).read(&mut buf[n..]) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            buf.truncate(n);
-            Ok(buf)
-        })
-        .await
-        .map_err(io::Error::other)?
-    }
+    Ok(file)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
+    use crate::upload::MAX_FRAME;
 
     #[tokio::test]
     async fn a_file_frame_carries_its_file_and_only_a_regular_file_is_read() {
@@ -154,16 +125,9 @@ mod tests {
         drop(file);
         let (head, got) = first(&mut reader).await.unwrap();
         assert_eq!(head, FILE_FRAME);
-        let frames = FileFrames::new(got.expect("a file came with the frame")).unwrap();
+        let mut got = regular(got.expect("a file came with the frame")).unwrap();
         let mut all = Vec::new();
-        loop {
-            let f = frames.next(Vec::new()).await.unwrap();
-            assert!(f.len() <= MAX_FRAME);
-            if f.is_empty() {
-                break;
-            }
-            all.extend_from_slice(&f);
-        }
+        got.read_to_end(&mut all).unwrap();
         assert_eq!(all, data[10..]);
 
         // A plain header: no file, the bytes as they came.
@@ -174,9 +138,7 @@ mod tests {
         assert!(got.is_none());
 
         let (pipe, _keep) = std::io::pipe().unwrap();
-        let e = FileFrames::new(File::from(OwnedFd::from(pipe)))
-            .err()
-            .unwrap();
+        let e = regular(File::from(OwnedFd::from(pipe))).err().unwrap();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 }

@@ -7,10 +7,13 @@
 //! (`alpharen_rpc::upload`: length-prefixed frames after the request), and
 //! the supervisor feeds the frames through a small bounded channel straight
 //! into the installer thread, which verifies and writes as they arrive.
+//! `ctl system update FILE` on the node passes its open file instead,
+//! which the installer thread reads itself.
 //! Memory stays bounded whatever the bundle's size, nothing is staged on
 //! disk, and a refused bundle is answered at most the channel's few frames
 //! after the bad bytes.
 
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use alpharen_rpc::system::{self, Installed, UpdateStatus, Upload as UploadReady};
-use alpharen_rpc::upload::{Chunk, Upload as RawUpload};
+use alpharen_rpc::upload::{Chunk, Piece, Upload as RawUpload};
 use alpharen_rpc::{Call, Reply, RpcError};
 use alpharen_update::{Running, TrustedKeys};
 use serde_json::json;
@@ -124,6 +127,7 @@ async fn upload(node: &Arc<NodeState>) -> Result<RawUpload, RpcError> {
     let reader = ChannelReader {
         rx,
         spend,
+        file: None,
         chunk: Vec::new(),
         at: 0,
         received: received.clone(),
@@ -190,10 +194,12 @@ fn install_from(
 /// The installer's input: frames from the channel, end of input when the
 /// sender is dropped after the end frame, an error when the upload broke
 /// off or nothing comes for [`STALL`]. Each frame read goes back through
-/// `spend` to be read into again.
+/// `spend` to be read into again. A passed file, once it comes, is read
+/// directly to its end.
 struct ChannelReader {
     rx: mpsc::Receiver<Chunk>,
     spend: mpsc::Sender<Vec<u8>>,
+    file: Option<File>,
     chunk: Vec<u8>,
     at: usize,
     received: Arc<AtomicU64>,
@@ -202,6 +208,11 @@ struct ChannelReader {
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(file) = &mut self.file {
+            let n = file.read(buf)?;
+            self.received.fetch_add(n as u64, Ordering::Relaxed);
+            return Ok(n);
+        }
         while self.at >= self.chunk.len() {
             let next = self
                 .rt
@@ -212,9 +223,13 @@ impl Read for ChannelReader {
                         format!("the upload sent nothing for {} s", STALL.as_secs()),
                     )
                 })?;
-            match next {
-                Some(c) => {
-                    let spent = std::mem::replace(&mut self.chunk, c?);
+            match next.transpose()? {
+                Some(Piece::File(file)) => {
+                    self.file = Some(file);
+                    return self.read(buf);
+                }
+                Some(Piece::Frame(c)) => {
+                    let spent = std::mem::replace(&mut self.chunk, c);
                     if spent.capacity() > 0 {
                         // Never full: FRAMES buffers in all.
                         let _ = self.spend.try_send(spent);
@@ -244,6 +259,7 @@ mod tests {
         let reader = ChannelReader {
             rx,
             spend,
+            file: None,
             chunk: Vec::new(),
             at: 0,
             received: Arc::new(AtomicU64::new(0)),
@@ -254,8 +270,8 @@ mod tests {
             let mut reader = reader;
             reader.read_to_end(&mut all).map(|_| all)
         });
-        for c in [&b"ARB"[..], b"", b"UNDLE", b"!"] {
-            tx.send(Ok(c.to_vec())).await.expect("send");
+        for c in [&b"ARB"[..], b"UNDLE", b"!"] {
+            tx.send(Ok(Piece::Frame(c.to_vec()))).await.expect("send");
         }
         drop(tx);
         let all = read.await.expect("join").expect("read");
@@ -276,12 +292,15 @@ mod tests {
         let mut reader = ChannelReader {
             rx,
             spend: mpsc::channel(FRAMES).0,
+            file: None,
             chunk: Vec::new(),
             at: 0,
             received: received.clone(),
             rt: tokio::runtime::Handle::current(),
         };
-        tx.send(Ok(b"ARB".to_vec())).await.expect("send");
+        tx.send(Ok(Piece::Frame(b"ARB".to_vec())))
+            .await
+            .expect("send");
         let broke = io::Error::new(io::ErrorKind::UnexpectedEof, "the upload broke off");
         tx.send(Err(broke)).await.expect("send");
         drop(tx);
@@ -292,5 +311,34 @@ mod tests {
         let e = read.await.expect("join").expect_err("broken");
         assert_eq!(e.to_string(), "the upload broke off");
         assert_eq!(received.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_passed_file_is_read_to_its_end_and_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bundle");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).expect("write");
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let received = Arc::new(AtomicU64::new(0));
+        let mut reader = ChannelReader {
+            rx,
+            spend: mpsc::channel(FRAMES).0,
+            file: None,
+            chunk: Vec::new(),
+            at: 0,
+            received: received.clone(),
+            rt: tokio::runtime::Handle::current(),
+        };
+        let file = File::open(&path).expect("open");
+        tx.send(Ok(Piece::File(file))).await.expect("send");
+        drop(tx);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).map(|_| all)
+        });
+        let all = read.await.expect("join").expect("read");
+        assert!(all == data, "the file's bytes, in order");
+        assert_eq!(received.load(Ordering::Relaxed), data.len() as u64);
     }
 }
