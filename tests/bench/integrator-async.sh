@@ -53,8 +53,8 @@ url_path = "/t.publish"
 service = "t.publish"
 TOML
 start_integrator "$OUT/bench-async.toml"
+ctl integrator deploy "$HERE/e2e/integrator/async_services.py" >/dev/null || fail "deploy"
 wait_for 30 bash -c "ctl --json integrator status | grep -q '\"idle_workers\": 2'" || fail "workers did not start"
-ctl integrator deploy "$HERE/e2e/integrator/async_services.py" >/dev/null
 
 echo "== KV from a service, $N_KV ops each (same worker process), $RUNS runs =="
 declare -A kv

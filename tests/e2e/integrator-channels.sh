@@ -92,9 +92,9 @@ seed_ports "$STATE/seed.toml"
 LB=http://127.0.0.1:$LB_PORT
 console_node "$STATE" ch1
 ctl() { "$ALPHAREN" ctl --state-dir "$STATE" "$@"; }
-wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$STATE' --json integrator status | has '\"idle_workers\": 2'" \
-  || fail "integrator workers did not start"
 ctl integrator deploy "$HERE/integrator/channels.py" >/dev/null || fail "deploy channels.py"
+wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$STATE' --json integrator status | has '\"idle_workers\": 2'" \
+  || fail "the deploy did not start the integrator workers"
 pass "node up, channels.py deployed"
 
 # --- templated paths, typed input, most specific wins ------------------------

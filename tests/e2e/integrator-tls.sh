@@ -90,9 +90,9 @@ service = "tls.whoami"
 TOML
 seed_ports "$STATE/seed.toml"
 start_node "$STATE" --config "$STATE/seed.toml"
-wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$STATE' --json integrator status | grep -q '\"idle_workers\": 1'" \
-  || fail "integrator workers did not start"
 ctl integrator deploy "$HERE/integrator/tlscert.py" >/dev/null || fail "deploy tlscert.py"
+wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$STATE' --json integrator status | grep -q '\"idle_workers\": 1'" \
+  || fail "the deploy did not start the integrator workers"
 LB=https://127.0.0.1:$LB_PORT
 pass "node up with two tls_client_cert definitions, tlscert.py deployed"
 

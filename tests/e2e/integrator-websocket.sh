@@ -56,10 +56,10 @@ TOML
 seed_ports "$STATE/seed.toml"
 sed -i "s/@LB_PORT@/$LB_PORT/" "$STATE/seed.toml"
 start_node "$STATE" --config "$STATE/seed.toml"
-wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$STATE' --json integrator status | has '\"idle_workers\": 2'" \
-  || fail "integrator workers did not start"
 wait_for 20 curl -sfk "https://127.0.0.1:$HTTPS_PORT/api/v1/health" || fail "web (the proxy) not up"
 ctl integrator deploy "$HERE/integrator/wsx.py" >/dev/null || fail "deploy wsx.py (self.wsx must pass the deploy check)"
+wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$STATE' --json integrator status | has '\"idle_workers\": 2'" \
+  || fail "the deploy did not start the integrator workers"
 pass "node up, wsx.py (using self.wsx) deployed"
 
 WS=ws://127.0.0.1:$LB_PORT

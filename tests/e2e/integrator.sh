@@ -93,16 +93,18 @@ url_path = "/{name}"
 TOML
 
 start_integrator "$OUT/config.toml"
-wait_for 20 bash -c "ctl --json integrator status | has '\"idle_workers\": 2'" || { ctl integrator status; fail "workers did not start"; }
-pass "integrator up with 2 workers"
+wait_for 20 bash -c "ctl --json integrator status >/dev/null" || fail "integrator status does not answer"
+ctl --json integrator status | jq -e '.workers == 0' >/dev/null || { ctl integrator status; fail "Python workers run with nothing deployed"; }
+pass "integrator up; nothing deployed, so no Python worker runs"
 
 # --- the seed's service, byte for byte, through the pickup directory ------
 PICKUP=$STATE/integrator/pickup/incoming/services
 cp "$HERE/integrator/get_user_details.py" "$PICKUP/"
 wait_for 15 bash -c "ctl --json integrator list | has api.user.get-details" || fail "pickup deploy did not happen"
+wait_for 20 bash -c "ctl --json integrator status | has '\"idle_workers\": 2'" || { ctl integrator status; fail "the first deploy did not start the 2 workers"; }
 ctl integrator source api.user.get-details >"$OUT/source.py"
 cmp "$OUT/source.py" "$HERE/integrator/get_user_details.py" || fail "stored source differs from the file"
-pass "pickup deploy; stored source is byte-for-byte the file"
+pass "pickup deploy, which started the 2 workers; stored source is byte-for-byte the file"
 
 PW=$(ctl integrator password cust.basic)
 [[ $PW =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]] || fail "generated password is not a uuid4: $PW"

@@ -361,12 +361,16 @@ impl App {
                 v
             })
             .collect();
+        let deployed = !modules.is_empty();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         self.pool.set_code(CodeSet {
             generation,
             sync: json!({"op": "sync", "modules": modules, "outgoing": *outgoing,
                          "connectors": *connectors}),
         });
+        if deployed {
+            self.pool.wake();
+        }
         Ok(())
     }
 
@@ -482,7 +486,7 @@ impl App {
     /// The balancer's view: index 0 is this server, then the remotes.
     pub fn candidates(&self, remotes: &[Arc<Remote>]) -> Vec<lb::Candidate> {
         let mut out = vec![lb::Candidate {
-            healthy: self.pool.alive() > 0,
+            healthy: self.pool.can_serve(),
             in_flight: self.local_in_flight.load(Ordering::Relaxed),
             rtt_us: self.local_rtt_us.lock().map(|v| *v).unwrap_or(0.0),
         }];

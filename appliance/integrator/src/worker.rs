@@ -247,6 +247,11 @@ pub struct Pool {
     permits: Semaphore,
     code: RwLock<Arc<CodeSet>>,
     target: AtomicUsize,
+    /// Whether workers run: from the first message to run or the first
+    /// deployed service on ([`Pool::wake`]). An integrator with nothing
+    /// deployed runs no Python at all: no interpreter starts at boot and
+    /// none sits idle in memory.
+    woken: AtomicBool,
     alive: AtomicUsize,
     pub replaced: AtomicU64,
     stopping: AtomicBool,
@@ -270,6 +275,7 @@ impl Pool {
             permits: Semaphore::new(0),
             code: RwLock::new(Arc::new(code)),
             target: AtomicUsize::new(target),
+            woken: AtomicBool::new(false),
             alive: AtomicUsize::new(0),
             replaced: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
@@ -314,6 +320,10 @@ impl Pool {
     pub fn restart(self: &Arc<Self>, spec: Spec) {
         self.set_spec(spec);
         self.spec_generation.fetch_add(1, Ordering::Relaxed);
+        if !self.woken.load(Ordering::Relaxed) {
+            // No worker to replace: the first ones start on the new spec.
+            return;
+        }
         let alive = self.alive.load(Ordering::Relaxed);
         self.stale.store(alive, Ordering::Relaxed);
         let target = self.target.load(Ordering::Relaxed);
@@ -331,10 +341,33 @@ impl Pool {
         self.idle.lock().map(|v| v.len()).unwrap_or(0)
     }
 
-    /// Brings the worker count up to `target` (down happens as workers
-    /// come back idle).
+    /// Whether a message can run here: a worker is alive, or the first
+    /// ones start when it comes.
+    pub fn can_serve(&self) -> bool {
+        self.alive() > 0
+            || (!self.woken.load(Ordering::Relaxed) && self.target.load(Ordering::Relaxed) > 0)
+    }
+
+    /// Sets the worker count to `target`: brought up at once once the
+    /// pool is woken (down happens as workers come back idle).
     pub fn resize(self: &Arc<Self>, target: usize) {
         self.target.store(target, Ordering::Relaxed);
+        if self.woken.load(Ordering::Relaxed) {
+            self.fill();
+        }
+    }
+
+    /// Starts the workers, once: on the first message to run, or when a
+    /// service is deployed (so its first call does not wait for them).
+    pub fn wake(self: &Arc<Self>) {
+        if !self.woken.swap(true, Ordering::Relaxed) {
+            self.fill();
+        }
+    }
+
+    /// Starts workers up to the target.
+    fn fill(self: &Arc<Self>) {
+        let target = self.target.load(Ordering::Relaxed);
         let alive = self.alive.load(Ordering::Relaxed);
         for _ in alive..target {
             self.alive.fetch_add(1, Ordering::Relaxed);
@@ -483,6 +516,7 @@ impl Pool {
 
     /// Runs one message (a call or a validation) in a pooled worker.
     pub async fn run(self: &Arc<Self>, msg: &Value, deadline: Instant) -> Outcome {
+        self.wake();
         let Some(mut w) = self.checkout(deadline).await else {
             return Outcome::Busy;
         };
@@ -526,4 +560,39 @@ pub async fn in_fresh_worker(spec: &Spec, msg: &Value, limit: Duration) -> Resul
         .await
         .map_err(|e| Failure::Died(e.to_string()))?;
     w.roundtrip(msg, limit).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        Spec {
+            python: PathBuf::from("/nonexistent/python3"),
+            sdk_dir: PathBuf::new(),
+            packages: Vec::new(),
+            memory_limit: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn workers_start_only_once_woken_then_follow_the_target() {
+        let code = CodeSet {
+            generation: 0,
+            sync: json!({}),
+        };
+        let p = Pool::new(spec(), 0, code);
+        assert!(!p.can_serve(), "no worker wanted");
+        p.resize(2);
+        p.restart(spec());
+        assert_eq!(p.alive(), 0, "nothing deployed, nothing run: no worker");
+        assert!(p.can_serve(), "the first message starts them");
+        p.wake();
+        assert_eq!(p.alive(), 2);
+        p.wake();
+        assert_eq!(p.alive(), 2, "woken once");
+        p.resize(3);
+        assert_eq!(p.alive(), 3);
+        p.stop();
+    }
 }
