@@ -79,9 +79,12 @@ if bad:
     sys.exit("\n".join(bad))
 PY
 pass "on the node every service runs as its own user with only its capabilities"
+# The workers start with the first deployed service: deployed over ssh.
+"${SSH[@]}" integrator deploy - --name get_user_details.py <"$ROOT/tests/e2e/integrator/get_user_details.py" >"$OUT/deploy.txt" 2>&1 \
+  || fail "integrator deploy over ssh: $(cat "$OUT/deploy.txt")"
 wait_for 60 bash -c "${SSH[*]} logs integrator | grep -q 'confined by Landlock'" \
   || fail "python workers not confined by Landlock on the node: $("${SSH[@]}" logs integrator | tail -5)"
-pass "on the node python workers are confined by Landlock"
+pass "a service deployed over ssh; on the node python workers are confined by Landlock"
 mem=$(echo "$status" | sed -n 's/^memory *//p')
 [ -n "$mem" ] || fail "status does not report memory: $status"
 pass "idle after boot, read over ssh: $mem"
