@@ -124,15 +124,7 @@ async fn upload(node: &Arc<NodeState>) -> Result<RawUpload, RpcError> {
     }
     let received = Arc::new(AtomicU64::new(0));
     let finished = Arc::new(AtomicBool::new(false));
-    let reader = ChannelReader {
-        rx,
-        spend,
-        file: None,
-        chunk: Vec::new(),
-        at: 0,
-        received: received.clone(),
-        rt: tokio::runtime::Handle::current(),
-    };
+    let reader = ChannelReader::new(rx, spend, received.clone());
     let me = node.clone();
     let over = Finished(finished.clone());
     let task = tokio::task::spawn_blocking(move || {
@@ -206,6 +198,27 @@ struct ChannelReader {
     rt: tokio::runtime::Handle,
 }
 
+impl ChannelReader {
+    /// Reads what `rx` brings, handing spent frames to `spend` and
+    /// counting the bytes in `received`; on a thread of the runtime's
+    /// blocking pool.
+    fn new(
+        rx: mpsc::Receiver<Chunk>,
+        spend: mpsc::Sender<Vec<u8>>,
+        received: Arc<AtomicU64>,
+    ) -> ChannelReader {
+        ChannelReader {
+            rx,
+            spend,
+            file: None,
+            chunk: Vec::new(),
+            at: 0,
+            received,
+            rt: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(file) = &mut self.file {
@@ -252,24 +265,19 @@ impl Read for ChannelReader {
 mod tests {
     use super::*;
 
+    /// Everything `reader` gives, read on a blocking thread.
+    fn read_all(mut reader: ChannelReader) -> tokio::task::JoinHandle<io::Result<Vec<u8>>> {
+        tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).map(|_| all)
+        })
+    }
+
     #[tokio::test]
     async fn chunks_become_one_stream_that_ends_with_the_sender() {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (spend, mut spent) = mpsc::channel(FRAMES);
-        let reader = ChannelReader {
-            rx,
-            spend,
-            file: None,
-            chunk: Vec::new(),
-            at: 0,
-            received: Arc::new(AtomicU64::new(0)),
-            rt: tokio::runtime::Handle::current(),
-        };
-        let read = tokio::task::spawn_blocking(move || {
-            let mut all = Vec::new();
-            let mut reader = reader;
-            reader.read_to_end(&mut all).map(|_| all)
-        });
+        let read = read_all(ChannelReader::new(rx, spend, Arc::default()));
         for c in [&b"ARB"[..], b"UNDLE", b"!"] {
             tx.send(Ok(Piece::Frame(c.to_vec()))).await.expect("send");
         }
@@ -289,26 +297,14 @@ mod tests {
     async fn a_broken_upload_is_a_read_error_not_the_end() {
         let (tx, rx) = mpsc::channel(QUEUE);
         let received = Arc::new(AtomicU64::new(0));
-        let mut reader = ChannelReader {
-            rx,
-            spend: mpsc::channel(FRAMES).0,
-            file: None,
-            chunk: Vec::new(),
-            at: 0,
-            received: received.clone(),
-            rt: tokio::runtime::Handle::current(),
-        };
+        let reader = ChannelReader::new(rx, mpsc::channel(FRAMES).0, received.clone());
         tx.send(Ok(Piece::Frame(b"ARB".to_vec())))
             .await
             .expect("send");
         let broke = io::Error::new(io::ErrorKind::UnexpectedEof, "the upload broke off");
         tx.send(Err(broke)).await.expect("send");
         drop(tx);
-        let read = tokio::task::spawn_blocking(move || {
-            let mut all = Vec::new();
-            reader.read_to_end(&mut all).map(|_| all)
-        });
-        let e = read.await.expect("join").expect_err("broken");
+        let e = read_all(reader).await.expect("join").expect_err("broken");
         assert_eq!(e.to_string(), "the upload broke off");
         assert_eq!(received.load(Ordering::Relaxed), 3);
     }
@@ -321,23 +317,11 @@ mod tests {
         std::fs::write(&path, &data).expect("write");
         let (tx, rx) = mpsc::channel(QUEUE);
         let received = Arc::new(AtomicU64::new(0));
-        let mut reader = ChannelReader {
-            rx,
-            spend: mpsc::channel(FRAMES).0,
-            file: None,
-            chunk: Vec::new(),
-            at: 0,
-            received: received.clone(),
-            rt: tokio::runtime::Handle::current(),
-        };
+        let reader = ChannelReader::new(rx, mpsc::channel(FRAMES).0, received.clone());
         let file = File::open(&path).expect("open");
         tx.send(Ok(Piece::File(file))).await.expect("send");
         drop(tx);
-        let read = tokio::task::spawn_blocking(move || {
-            let mut all = Vec::new();
-            reader.read_to_end(&mut all).map(|_| all)
-        });
-        let all = read.await.expect("join").expect("read");
+        let all = read_all(reader).await.expect("join").expect("read");
         assert!(all == data, "the file's bytes, in order");
         assert_eq!(received.load(Ordering::Relaxed), data.len() as u64);
     }
