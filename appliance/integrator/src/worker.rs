@@ -360,7 +360,9 @@ impl Pool {
     /// Starts the workers, once: on the first message to run, or when a
     /// service is deployed (so its first call does not wait for them).
     pub fn wake(self: &Arc<Self>) {
-        if !self.woken.swap(true, Ordering::Relaxed) {
+        // Every call comes through here: a load, not a write to the shared
+        // line, once the pool is awake.
+        if !self.woken.load(Ordering::Relaxed) && !self.woken.swap(true, Ordering::Relaxed) {
             self.fill();
         }
     }
