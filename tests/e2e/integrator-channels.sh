@@ -92,6 +92,7 @@ seed_ports "$STATE/seed.toml"
 LB=http://127.0.0.1:$LB_PORT
 console_node "$STATE" ch1
 ctl() { "$ALPHAREN" ctl --state-dir "$STATE" "$@"; }
+wait_for 20 ctl integrator status >/dev/null || fail "integrator control socket not reachable"
 ctl integrator deploy "$HERE/integrator/channels.py" >/dev/null || fail "deploy channels.py"
 wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$STATE' --json integrator status | has '\"idle_workers\": 2'" \
   || fail "the deploy did not start the integrator workers"

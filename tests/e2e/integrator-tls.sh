@@ -90,6 +90,7 @@ service = "tls.whoami"
 TOML
 seed_ports "$STATE/seed.toml"
 start_node "$STATE" --config "$STATE/seed.toml"
+wait_for 20 ctl integrator status >/dev/null || fail "integrator control socket not reachable"
 ctl integrator deploy "$HERE/integrator/tlscert.py" >/dev/null || fail "deploy tlscert.py"
 wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$STATE' --json integrator status | grep -q '\"idle_workers\": 1'" \
   || fail "the deploy did not start the integrator workers"

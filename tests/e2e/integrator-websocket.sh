@@ -57,6 +57,7 @@ seed_ports "$STATE/seed.toml"
 sed -i "s/@LB_PORT@/$LB_PORT/" "$STATE/seed.toml"
 start_node "$STATE" --config "$STATE/seed.toml"
 wait_for 20 curl -sfk "https://127.0.0.1:$HTTPS_PORT/api/v1/health" || fail "web (the proxy) not up"
+wait_for 20 ctl integrator status >/dev/null || fail "integrator control socket not reachable"
 ctl integrator deploy "$HERE/integrator/wsx.py" >/dev/null || fail "deploy wsx.py (self.wsx must pass the deploy check)"
 wait_for 20 bash -c "'$ALPHAREN' ctl --state-dir '$STATE' --json integrator status | has '\"idle_workers\": 2'" \
   || fail "the deploy did not start the integrator workers"
