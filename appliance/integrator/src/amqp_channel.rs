@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::amqp::{self, BACKOFF_FIRST, PublishError};
 use crate::app::App;
-use crate::worker::Outcome;
+use crate::pool::Outcome;
 
 /// The header that counts a message's failed calls.
 pub const ATTEMPTS_HEADER: &str = "x-alpharen-attempts";

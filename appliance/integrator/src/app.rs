@@ -17,12 +17,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
+use crate::pool::{CodeSet, Pool};
 use crate::registry;
 use crate::remote::{self, Remote};
 use crate::routes::{self, Route, Selected};
 use crate::security::{ReplayCache, Rule};
 use crate::stats::Stats;
-use crate::worker::{CodeSet, Pool, Spec, python};
+use crate::worker::{Spec, python};
 use crate::{Error, lb};
 
 mod deploys;

@@ -17,9 +17,10 @@ use tokio::sync::Notify;
 
 use crate::app::App;
 use crate::data::{Data, DataError, KvValue, Route, now_ms};
+use crate::pool::Outcome;
 use crate::retry;
 use crate::sched::Plan;
-use crate::worker::{BoxFuture, CallHost, Host, Outcome};
+use crate::worker::{BoxFuture, CallHost, Host};
 use alpharen_store::uuid4;
 
 mod claim;

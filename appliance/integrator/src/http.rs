@@ -21,10 +21,11 @@ use crate::app::App;
 use crate::clientcert::Chain;
 use crate::door::Door;
 use crate::lb;
+use crate::pool::Outcome;
 use crate::remote::{Remote, SendError};
 use crate::routes::Selected;
 use crate::security::{self, AuthError, Parts, Passed};
-use crate::worker::{Failure, Outcome};
+use crate::worker::Failure;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 10 << 20;

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::engine::call_msg;
-use crate::worker::{Failure, Outcome};
+use crate::pool::Outcome;
+use crate::worker::Failure;
 
 /// Runs `service` with `payload` on a worker within the configured
 /// timeout. A service error is an answer (its status and body), like a

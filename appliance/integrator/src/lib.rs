@@ -29,6 +29,7 @@ mod package_sets;
 mod packagelog;
 mod packages;
 mod pickup;
+mod pool;
 mod project;
 pub mod registry;
 mod remote;

@@ -4,7 +4,7 @@
 //! new set version, kept in `integrator_package_sets`; rollback in
 //! `package_sets.rs`); the wheels themselves stay in the integrator's
 //! database, so a lost directory is unpacked again at start. A change restarts the workers gracefully
-//! ([`crate::worker::Pool::restart`]): imported modules cannot be unloaded
+//! ([`crate::pool::Pool::restart`]): imported modules cannot be unloaded
 //! from a running interpreter.
 //!
 //! On a member of a cluster, a change is the cluster's

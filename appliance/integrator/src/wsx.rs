@@ -30,8 +30,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::app::App;
+use crate::pool::Outcome;
 use crate::routes::Route;
-use crate::worker::{Failure, Outcome};
+use crate::worker::Failure;
 
 /// Defaults of the channel keys (docs/integrator.md).
 const DEFAULT_MAX_MESSAGE: u64 = 1 << 20;
