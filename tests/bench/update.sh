@@ -6,16 +6,17 @@
 # a stand-in disk (ALPHAREN_UPDATE_TARGET, files under $BENCH_DIR, default
 # /var/tmp: a real disk, not tmpfs) installs it RUNS times with `ctl
 # system update FILE` (the file passed to the supervisor, which reads it)
-# and RUNS times with `ctl system update - < FILE` (its bytes as frames
-# over the control socket, as the ssh door sends them), in bundle bytes
+# and RUNS times with `cat FILE | ctl system update -` (a pipe, as the
+# ssh door's: the supervisor reads the pipe ctl passes), in bundle bytes
 # per second from ctl's start to the installed answer: verification of
 # every 4 KiB block (SHA-256, each byte hashed once: bundle format 2),
 # writes (through the page cache, each range waited for and dropped
 # from it 16 MiB behind the writes), the parts, record and entry fsynced;
 # `dd bs=1M conv=fsync` writes the same squashfs onto the same file RUNS
 # times, and so does `dd bs=1M oflag=direct conv=fsync` (which keeps
-# the page cache out, as ours does). Both read from the page cache
-# (each source read once first). Also: the supervisor's resident memory sampled every 50 ms
+# the page cache out, as ours does), and `cat | dd bs=1M iflag=fullblock
+# conv=fsync` (through a pipe, the peer of the piped install). All read
+# from the page cache (each source read once first). Also: the supervisor's resident memory sampled every 50 ms
 # during each install (peak over its idle RSS), and once more with a
 # bundle twice the size, to show it does not grow with the bundle.
 # Last, RAUC (Debian's `rauc`, if installed) side by side: `rauc bundle`
@@ -66,21 +67,28 @@ cat "$aru" "$big" "$sq" >/dev/null   # into the page cache, for both sides
 # charged to the first install; a node's ESP is a file system of its own).
 sync
 
+# rate_since BYTES T0: MiB/s of BYTES from T0 (date +%s.%N) to now.
+rate_since() { python3 -c "import sys; print(int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 1048576)" "$1" "$2" "$(date +%s.%N)"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$NODE_PID/status"; }
 # install FILE [-]: one install of FILE (passed to the supervisor open),
-# or with "-" of FILE's bytes on standard input (sent as frames, as over
-# the ssh door); sets SECS and PEAK_KIB (supervisor RSS above idle).
+# or with "-" of FILE's bytes piped into standard input (as from the ssh
+# door); sets SECS and PEAK_KIB (supervisor RSS above idle).
 install() {
   local idle; idle=$(rss_kib)
   : >"$W/rss"
   ( while :; do rss_kib >>"$W/rss"; sleep 0.05; done ) &
   local sampler=$! t0; t0=$(date +%s.%N)
-  ctl --json system update "${2:-$1}" <"$1" >"$W/install.json" 2>"$W/install.err" || { kill "$sampler"; cat "$W/install.err"; fail "install of $1"; }
+  if [ "${2:-}" = - ]; then
+    # shellcheck disable=SC2002 # a pipe, as from the ssh door
+    cat "$1" | ctl --json system update - >"$W/install.json" 2>"$W/install.err" || { kill "$sampler"; cat "$W/install.err"; fail "install of $1 from a pipe"; }
+  else
+    ctl --json system update "$1" >"$W/install.json" 2>"$W/install.err" || { kill "$sampler"; cat "$W/install.err"; fail "install of $1"; }
+  fi
   SECS=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)")
   kill "$sampler"; wait "$sampler" 2>/dev/null || true
   PEAK_KIB=$(( $(sort -n "$W/rss" | tail -n 1) - idle ))
 }
-ours=(); piped=(); dds=(); ddds=(); peaks=()
+ours=(); piped=(); dds=(); ddds=(); ddps=(); peaks=()
 asz=$(stat -c %s "$aru"); ssz=$(stat -c %s "$sq")
 mibs() { python3 -c "import sys; print(int(sys.argv[1]) / float(sys.argv[2]) / 1048576)" "$asz" "$SECS"; }
 for _ in $(seq 1 "$RUNS"); do
@@ -94,9 +102,13 @@ for _ in $(seq 1 "$RUNS"); do
     t0=$(date +%s.%N)
     # shellcheck disable=SC2086 # no flags, or one
     dd if="$sq" of="$disk/rootfs-b" bs=1M conv=fsync,notrunc $flags status=none || fail "dd $flags"
-    rate=$(python3 -c "import sys; print(int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 1048576)" "$ssz" "$t0" "$(date +%s.%N)")
+    rate=$(rate_since "$ssz" "$t0")
     if [ -z "$flags" ]; then dds+=("$rate"); else ddds+=("$rate"); fi
   done
+  # The pipe's peer: dd taking the squashfs through a pipe too.
+  t0=$(date +%s.%N)
+  cat "$sq" | dd of="$disk/rootfs-b" bs=1M iflag=fullblock conv=fsync,notrunc status=none || fail "dd from a pipe"
+  ddps+=("$(rate_since "$ssz" "$t0")")
 done
 # What each leaves of the new system in the page cache (fincore: resident
 # bytes of the slot's file).
@@ -109,11 +121,13 @@ install "$big"
 big_peak=$PEAK_KIB
 echo "bundle $((asz / 1048576)) MiB (squashfs $((ssz / 1048576)) MiB + boot files 10 MB), disk files under ${BENCH_DIR:-/var/tmp}"
 echo "install (ctl system update FILE, the file passed to the supervisor: every block's SHA-256 checked before it is written, the page cache dropped behind the writes, parts, record and entry fsynced), MiB/s of bundle: $(stats "${ours[@]}")"
-echo "install from standard input (ctl system update - < FILE, frames over the socket as over ssh), MiB/s of bundle: $(stats "${piped[@]}")"
+echo "install from a pipe (cat FILE | ctl system update -, as over ssh; the supervisor reads the pipe), MiB/s of bundle: $(stats "${piped[@]}")"
 echo "dd bs=1M conv=fsync of the squashfs, MiB/s:    $(stats "${dds[@]}")"
 echo "dd bs=1M oflag=direct conv=fsync, MiB/s:  $(stats "${ddds[@]}")"
-echo "ratio install/dd (medians): FILE $(ratio "$(median "${ours[@]}")" "$(median "${dds[@]}")"), standard input $(ratio "$(median "${piped[@]}")" "$(median "${dds[@]}")")"
-echo "ratio install/dd oflag=direct (medians): FILE $(ratio "$(median "${ours[@]}")" "$(median "${ddds[@]}")"), standard input $(ratio "$(median "${piped[@]}")" "$(median "${ddds[@]}")")"
+echo "ratio install/dd (medians): FILE $(ratio "$(median "${ours[@]}")" "$(median "${dds[@]}")"), pipe $(ratio "$(median "${piped[@]}")" "$(median "${dds[@]}")")"
+echo "dd from a pipe (cat squashfs | dd bs=1M iflag=fullblock conv=fsync), MiB/s: $(stats "${ddps[@]}")"
+echo "ratio pipe install / dd from a pipe (medians): $(ratio "$(median "${piped[@]}")" "$(median "${ddps[@]}")")"
+echo "ratio install/dd oflag=direct (medians): FILE $(ratio "$(median "${ours[@]}")" "$(median "${ddds[@]}")"), pipe $(ratio "$(median "${piped[@]}")" "$(median "${ddds[@]}")")"
 echo "slot's bytes left in the page cache after one install: ours $ours_cached, dd conv=fsync $dd_cached (of $ssz)"
 echo "supervisor RSS above idle while installing, KiB: $(stats "${peaks[@]}"); with a bundle twice the size: $big_peak"
 
@@ -160,7 +174,7 @@ for _ in $(seq 1 "$RUNS"); do
   if ! timeout 600 rauc install "$R/b.raucb" >"$R/install.log" 2>&1; then
     echo "RAUC install: failed here: $(tail -3 "$R/install.log" | tr '\n' ' ')"; exit 0
   fi
-  ri+=("$(python3 -c "import sys; print(int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 1048576)" "$(stat -c %s "$R/b.raucb")" "$t0" "$(date +%s.%N)")")
+  ri+=("$(rate_since "$(stat -c %s "$R/b.raucb")" "$t0")")
 done
 echo "rauc install, MiB/s of bundle: $(stats "${ri[@]}")"
 echo "ratio ours/rauc install (medians): $(ratio "$(median "${ours[@]}")" "$(median "${ri[@]}")")"

@@ -84,7 +84,13 @@ head -c 5000000 "$aru" >"$T/short.aru"
 if ctl system update - <"$T/short.aru" >"$T/short.out" 2>&1; then fail "a truncated bundle was installed"; fi
 has "the bundle is truncated: it ends at byte 5000000" "$T/short.out" || fail "truncated: $(cat "$T/short.out")"
 [ "$(entries)" = "alpharen-a.conf " ] || fail "entries after a truncated bundle: $(entries)"
-pass "a truncated upload is refused; b stays invalid"
+# The same through a pipe (the supervisor reads it until its writer closes).
+if head -c 5000000 "$aru" | ctl system update - >"$T/short-pipe.out" 2>&1; then fail "a truncated bundle was installed from a pipe"; fi
+has "the bundle is truncated: it ends at byte 5000000" "$T/short-pipe.out" || fail "truncated, piped: $(cat "$T/short-pipe.out")"
+# A terminal for standard input: refused before anything is sent.
+script -qec "'$ALPHAREN' ctl --state-dir '$STATE' system update -" /dev/null </dev/null >"$T/tty.out" 2>&1 && fail "system update - from a terminal did not fail"
+has "standard input is a terminal" "$T/tty.out" || fail "terminal: $(cat "$T/tty.out")"
+pass "a truncated upload (redirected or piped) is refused; b stays invalid; a terminal is refused"
 
 # Another key: refused before anything is written.
 minisign -G -W -p "$T/other.pub" -s "$T/other.key" >/dev/null

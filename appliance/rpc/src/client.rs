@@ -164,9 +164,10 @@ impl Client {
         self.answer()
     }
 
-    /// [`Client::upload`] of a local file without sending its bytes: the
-    /// server reads them from `file` (from its offset to its end), which
-    /// goes to it with the request ([`crate::upload_file`]).
+    /// [`Client::upload`] of a local file, pipe or socket without sending
+    /// its bytes: the server reads them from `file` (a file from its
+    /// offset to its end, a pipe or socket until its writer closes it),
+    /// which goes to it with the request ([`crate::upload_file`]).
     pub fn upload_file(
         &mut self,
         method: &str,

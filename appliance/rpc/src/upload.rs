@@ -6,8 +6,9 @@
 //! bytes as frames, each a 4-byte big-endian length N (1 ≤ N ≤
 //! [`MAX_FRAME`]) and N bytes, and ends them with a frame of length 0; the
 //! server answers the request and closes the connection. Or, for a local
-//! file, it sends one header with the file attached instead of any frame
-//! ([`crate::upload_file`]), and the consumer reads the file itself.
+//! file or its standard input, it sends one header with the descriptor
+//! attached instead of any frame ([`crate::upload_file`]), and the
+//! consumer reads from it itself.
 //!
 //! No base64 and no JSON per chunk, and no answer per frame: the socket's
 //! own flow control paces the client. The server holds one frame being read plus the
@@ -38,7 +39,7 @@ pub const MAX_FRAME: usize = 1 << 20;
 
 /// What the consumer of an upload receives, in order: each piece, or why
 /// the upload broke off. The end is the sender being dropped after the
-/// end frame (or after the file).
+/// end frame (or after the passed file or stream).
 pub type Chunk = Result<Piece, io::Error>;
 
 /// A piece of an upload.
@@ -51,6 +52,12 @@ pub enum Piece {
     /// offset to the file's end. The consumer reads it straight into its
     /// own buffers, so no byte goes through a frame.
     File(File),
+    /// The pipe or socket the client passed instead of frames (its
+    /// standard input, over ssh a pipe from the ssh door): the only
+    /// piece, the rest of the upload until its writer closes it. As with
+    /// frames, a writer can stall: the consumer waits for each read only
+    /// as long as it waits for a frame.
+    Stream(File),
 }
 
 /// A handler's answer to a request that takes an upload
@@ -165,7 +172,7 @@ where
         && head == FILE_FRAME
     {
         // A consumer that stopped already answers through `done`.
-        let _stopped = sink.send(upload_file::regular(file).map(Piece::File)).await;
+        let _stopped = sink.send(upload_file::piece(file)).await;
         drop(sink);
         return write_line(w, &answer(done.await)).await;
     }
@@ -271,7 +278,7 @@ mod round_trip {
                             n += c.len();
                             spend.try_send(c).unwrap();
                         }
-                        Piece::File(mut f) => {
+                        Piece::File(mut f) | Piece::Stream(mut f) => {
                             n += std::io::copy(&mut f, &mut std::io::sink()).unwrap() as usize;
                         }
                     }
@@ -352,7 +359,7 @@ mod round_trip {
     }
 
     #[tokio::test]
-    async fn a_passed_file_is_read_by_the_server_and_must_be_a_regular_file() {
+    async fn a_passed_file_or_pipe_is_read_by_the_server_and_nothing_else() {
         let (_d, ok) = serve(None);
         let (_d2, no) = serve(Some(2 * MAX_FRAME));
         tokio::task::spawn_blocking(move || {
@@ -371,12 +378,23 @@ mod round_trip {
                 other => panic!("{other:?}"),
             }
 
-            let (pipe, _writer) = std::io::pipe().unwrap();
+            // Standard input: a pipe, read until its writer closes it.
+            let (pipe, mut writer) = std::io::pipe().unwrap();
             let pipe = std::fs::File::from(std::os::fd::OwnedFd::from(pipe));
+            let feeder = std::thread::spawn(move || {
+                use std::io::Write;
+                writer.write_all(&vec![5u8; 2 * MAX_FRAME + 9]).unwrap();
+            });
             let mut c = Client::connect(&ok).unwrap();
-            match c.upload_file("x", json!({}), &pipe) {
+            let v = c.upload_file("x", json!({}), &pipe).unwrap();
+            feeder.join().unwrap();
+            assert_eq!(v["bytes"], 2 * MAX_FRAME + 9);
+
+            let directory = std::fs::File::open(dir.path()).unwrap();
+            let mut c = Client::connect(&ok).unwrap();
+            match c.upload_file("x", json!({}), &directory) {
                 Err(ClientError::Rpc(e)) => {
-                    assert!(e.message.contains("not a regular file"), "{e}")
+                    assert!(e.message.contains("neither a regular file"), "{e}")
                 }
                 other => panic!("{other:?}"),
             }

@@ -1,24 +1,32 @@
-//! An upload of a local file without its bytes crossing the socket: in
-//! place of the first frame the client sends the header [`FILE_FRAME`]
-//! with the open file attached (`SCM_RIGHTS`), and the server hands the
-//! file to the upload's consumer ([`crate::upload::Piece::File`]), which
-//! reads it from the client's offset to its end straight into its own
+//! An upload of a local file, or of the client's standard input, without
+//! its bytes crossing the socket: in place of the first frame the client
+//! sends the header [`FILE_FRAME`] with the open descriptor attached
+//! (`SCM_RIGHTS`), and the server hands it to the upload's consumer
+//! ([`crate::upload::Piece`]), which reads from it straight into its own
 //! buffers. That spares three copies of every byte (into the socket, out
 //! of it, out of a frame) and the client's own reading and writing (an
-//! update bundle of hundreds of MiB from `ctl system update FILE`).
+//! update bundle of hundreds of MiB from `ctl system update FILE`, or
+//! `ssh admin@node system update - < bundle`, whose standard input is a
+//! pipe from the ssh door).
 //!
 //! The server reads only what the client could read: the descriptor is
 //! the client's own, opened with its rights. It must be a regular file
-//! (a pipe or socket could keep a reader waiting forever).
+//! (read from the client's offset to its end), a pipe or a socket (read
+//! until the writer closes it; the consumer bounds the wait for each
+//! read, as it does for a frame). Anything else (a terminal, a directory,
+//! a device) is refused.
 
 use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream as StdStream;
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use tokio::io::{BufReader, Interest};
 use tokio::net::unix::OwnedReadHalf;
+
+use crate::upload::Piece;
 
 /// The header of the file frame: no socket frame is this long (at most
 /// [`crate::upload::MAX_FRAME`]).
@@ -87,15 +95,20 @@ fn receive(socket: RawFd) -> io::Result<(Vec<u8>, Option<File>)> {
     Ok((header[..n].to_vec(), fds.into_iter().next().map(File::from)))
 }
 
-/// `file`, if it is a regular file.
-pub(crate) fn regular(file: File) -> io::Result<File> {
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
+/// The piece a passed descriptor is: a regular file, or a pipe or
+/// socket to read as a stream; an error for anything else.
+pub(crate) fn piece(file: File) -> io::Result<Piece> {
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        Ok(Piece::File(file))
+    } else if kind.is_fifo() || kind.is_socket() {
+        Ok(Piece::Stream(file))
+    } else {
+        Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "the file passed with the upload is not a regular file",
-        ));
+            "what was passed with the upload is neither a regular file, a pipe nor a socket",
+        ))
     }
-    Ok(file)
 }
 
 #[cfg(test)]
@@ -106,7 +119,7 @@ mod tests {
     use crate::upload::MAX_FRAME;
 
     #[tokio::test]
-    async fn a_file_frame_carries_its_file_and_only_a_regular_file_is_read() {
+    async fn a_file_frame_carries_its_descriptor_a_file_pipe_or_socket() {
         let (client, server) = StdStream::pair().unwrap();
         server.set_nonblocking(true).unwrap();
         let server = tokio::net::UnixStream::from_std(server).unwrap();
@@ -125,7 +138,9 @@ mod tests {
         drop(file);
         let (head, got) = first(&mut reader).await.unwrap();
         assert_eq!(head, FILE_FRAME);
-        let mut got = regular(got.expect("a file came with the frame")).unwrap();
+        let Ok(Piece::File(mut got)) = piece(got.expect("a file came with the frame")) else {
+            panic!("a regular file is a file piece");
+        };
         let mut all = Vec::new();
         got.read_to_end(&mut all).unwrap();
         assert_eq!(all, data[10..]);
@@ -138,7 +153,16 @@ mod tests {
         assert!(got.is_none());
 
         let (pipe, _keep) = std::io::pipe().unwrap();
-        let e = regular(File::from(OwnedFd::from(pipe))).err().unwrap();
+        assert!(matches!(
+            piece(File::from(OwnedFd::from(pipe))),
+            Ok(Piece::Stream(_))
+        ));
+        let (socket, _peer) = StdStream::pair().unwrap();
+        assert!(matches!(
+            piece(File::from(OwnedFd::from(socket))),
+            Ok(Piece::Stream(_))
+        ));
+        let e = piece(File::open(dir.path()).unwrap()).err().unwrap();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 }

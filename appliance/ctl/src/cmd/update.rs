@@ -5,8 +5,12 @@
 //! admin@node system update - < bundle.aru` works with no file on the
 //! node, and a URL is streamed (resuming broken connections,
 //! `crate::download`) without being stored. A FILE on the node's own
-//! machine goes to the supervisor open, for it to read itself (no copy
-//! through the socket). The reboot that tries it is `reboot`.
+//! machine, or standard input (a file or a pipe), goes to the supervisor
+//! open, for it to read itself (no copy through the socket). The reboot
+//! that tries it is `reboot`.
+
+use std::io::IsTerminal;
+use std::os::fd::AsFd;
 
 use alpharen_rpc::ClientError;
 use alpharen_rpc::system::{self, ScheduleReboot};
@@ -173,11 +177,7 @@ fn update(client: &mut NodeClient, out: &Output, source: &str) -> Result<(), Ctl
         }
     };
     let sent = if source == "-" {
-        client.upload(
-            system::UPDATE_UPLOAD,
-            &mut std::io::stdin().lock(),
-            &mut progress,
-        )
+        client.upload_file(system::UPDATE_UPLOAD, standard_input()?, &mut progress)
     } else if source.starts_with("http://") || source.starts_with("https://") {
         let mut download = Download::new(
             source,
@@ -209,6 +209,22 @@ fn update(client: &mut NodeClient, out: &Output, source: &str) -> Result<(), Ctl
         );
     });
     Ok(())
+}
+
+/// Standard input, to be passed on as it is (a file, or a pipe as over
+/// ssh); a terminal is refused, since a bundle cannot be typed.
+fn standard_input() -> Result<std::fs::File, CtlError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Err(CtlError::Usage(
+            "standard input is a terminal: redirect or pipe the bundle into it (system update - < bundle.aru)".into(),
+        ));
+    }
+    stdin
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .map_err(|e| CtlError::Io(format!("cannot read standard input: {e}")))
 }
 
 #[cfg(test)]

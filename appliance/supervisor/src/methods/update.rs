@@ -7,14 +7,16 @@
 //! (`alpharen_rpc::upload`: length-prefixed frames after the request), and
 //! the supervisor feeds the frames through a small bounded channel straight
 //! into the installer thread, which verifies and writes as they arrive.
-//! `ctl system update FILE` on the node passes its open file instead,
-//! which the installer thread reads itself.
+//! `ctl system update FILE` on the node passes its open file instead, and
+//! `ctl system update -` its standard input (over ssh a pipe from the ssh
+//! door), which the installer thread reads itself.
 //! Memory stays bounded whatever the bundle's size, nothing is staged on
 //! disk, and a refused bundle is answered at most the channel's few frames
 //! after the bad bytes.
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +25,10 @@ use std::time::Duration;
 use alpharen_rpc::system::{self, Installed, UpdateStatus, Upload as UploadReady};
 use alpharen_rpc::upload::{Chunk, Piece, Upload as RawUpload};
 use alpharen_rpc::{Call, Reply, RpcError};
-use alpharen_update::{Running, TrustedKeys};
+use alpharen_update::{GROUP_SIZE, Running, TrustedKeys};
+use nix::errno::Errno;
+use nix::fcntl::FcntlArg;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -186,12 +191,12 @@ fn install_from(
 /// The installer's input: frames from the channel, end of input when the
 /// sender is dropped after the end frame, an error when the upload broke
 /// off or nothing comes for [`STALL`]. Each frame read goes back through
-/// `spend` to be read into again. A passed file, once it comes, is read
-/// directly to its end.
+/// `spend` to be read into again. A passed file or stream, once it comes,
+/// is read directly to its end.
 struct ChannelReader {
     rx: mpsc::Receiver<Chunk>,
     spend: mpsc::Sender<Vec<u8>>,
-    file: Option<File>,
+    passed: Option<Passed>,
     chunk: Vec<u8>,
     at: usize,
     received: Arc<AtomicU64>,
@@ -210,7 +215,7 @@ impl ChannelReader {
         ChannelReader {
             rx,
             spend,
-            file: None,
+            passed: None,
             chunk: Vec::new(),
             at: 0,
             received,
@@ -221,8 +226,8 @@ impl ChannelReader {
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(file) = &mut self.file {
-            let n = file.read(buf)?;
+        if let Some(passed) = &mut self.passed {
+            let n = passed.read(buf)?;
             self.received.fetch_add(n as u64, Ordering::Relaxed);
             return Ok(n);
         }
@@ -230,15 +235,14 @@ impl Read for ChannelReader {
             let next = self
                 .rt
                 .block_on(tokio::time::timeout(STALL, self.rx.recv()))
-                .map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("the upload sent nothing for {} s", STALL.as_secs()),
-                    )
-                })?;
+                .map_err(|_| stalled(STALL))?;
             match next.transpose()? {
                 Some(Piece::File(file)) => {
-                    self.file = Some(file);
+                    self.passed = Some(Passed::file(file));
+                    return self.read(buf);
+                }
+                Some(Piece::Stream(file)) => {
+                    self.passed = Some(Passed::stream(file, STALL));
                     return self.read(buf);
                 }
                 Some(Piece::Frame(c)) => {
@@ -258,6 +262,53 @@ impl Read for ChannelReader {
         buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
         self.at += n;
         Ok(n)
+    }
+}
+
+fn stalled(stall: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("the upload sent nothing for {} s", stall.as_secs_f32()),
+    )
+}
+
+/// What the client passed instead of frames: a regular file, or a pipe
+/// or socket, whose writer may stall as a sender of frames can: each
+/// read of a stream waits at most `stall`.
+struct Passed {
+    file: File,
+    stall: Option<Duration>,
+}
+
+impl Passed {
+    fn file(file: File) -> Passed {
+        Passed { file, stall: None }
+    }
+
+    /// A pipe is widened to a group's megabyte where the kernel lets it,
+    /// so each read can take a whole group, not 64 KiB of it.
+    fn stream(file: File, stall: Duration) -> Passed {
+        let _narrow = nix::fcntl::fcntl(&file, FcntlArg::F_SETPIPE_SZ(GROUP_SIZE as i32));
+        Passed {
+            file,
+            stall: Some(stall),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(stall) = self.stall {
+            let mut fds = [PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];
+            let within = PollTimeout::try_from(stall).unwrap_or(PollTimeout::MAX);
+            loop {
+                match poll(&mut fds, within) {
+                    Ok(0) => return Err(stalled(stall)),
+                    Ok(_) => break,
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        self.file.read(buf)
     }
 }
 
@@ -324,5 +375,41 @@ mod tests {
         let all = read_all(reader).await.expect("join").expect("read");
         assert!(all == data, "the file's bytes, in order");
         assert_eq!(received.load(Ordering::Relaxed), data.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_passed_pipe_is_read_until_its_writer_closes_it() {
+        let (pipe, mut writer) = std::io::pipe().expect("pipe");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 249) as u8).collect();
+        let feed = data.clone();
+        let feeder = std::thread::spawn(move || {
+            use std::io::Write;
+            writer.write_all(&feed).expect("write");
+        });
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let received = Arc::new(AtomicU64::new(0));
+        let reader = ChannelReader::new(rx, mpsc::channel(FRAMES).0, received.clone());
+        let pipe = File::from(std::os::fd::OwnedFd::from(pipe));
+        tx.send(Ok(Piece::Stream(pipe))).await.expect("send");
+        drop(tx);
+        let all = read_all(reader).await.expect("join").expect("read");
+        feeder.join().expect("feeder");
+        assert!(all == data, "the pipe's bytes, in order");
+        assert_eq!(received.load(Ordering::Relaxed), data.len() as u64);
+    }
+
+    #[test]
+    fn a_stream_whose_writer_stalls_times_out() {
+        let (pipe, mut writer) = std::io::pipe().expect("pipe");
+        use std::io::Write;
+        writer.write_all(b"ARB").expect("write");
+        let pipe = File::from(std::os::fd::OwnedFd::from(pipe));
+        let mut passed = Passed::stream(pipe, Duration::from_millis(50));
+        let mut buf = [0u8; 16];
+        assert_eq!(passed.read(&mut buf).expect("read"), 3);
+        let e = passed.read(&mut buf).expect_err("stalled");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("sent nothing for 0.05 s"), "{e}");
+        drop(writer);
     }
 }
