@@ -4,8 +4,9 @@
 # over HTTPS, v2 uploaded with curl to POST /api/v1/system/update (its
 # progress in GET /api/v1/system/update), reboot: slot B
 # runs v2 with config and ssh host key kept and is committed (good) by the
-# health gate. Then a bundle with a flipped byte, one for another board and
-# a truncated upload are each refused with their reason, the other slot is
+# health gate. Then a bundle with a flipped byte, one for another board,
+# one with a bad signature and a truncated upload are each refused with
+# their reason, the other slot is
 # left invalid (these over ssh's stdin), v2 keeps running and still boots.
 # Last, a v3 whose alpharen exits at start is installed: three tries,
 # then v2 boots again and reports the failed slot with v3's version; and
@@ -135,10 +136,23 @@ pass "a flipped byte refused naming its block; slot A left invalid, v2 keeps run
 
 if timeout 120 "${SSH[@]}" system update - <"$v2out/alpharen-pc-x86_64-$V2.aru" >"$OUT/board.out" 2>&1; then fail "a bundle for another board was installed"; fi
 has "the bundle is for board pc-x86_64, this node is a qemu-x86_64" "$OUT/board.out" || fail "board: $(cat "$OUT/board.out")"
+# A bad signature: one character of the signed manifest changed (its
+# build id's first), so the signature of the manifest no longer verifies.
+python3 - "$aru" "$OUT/badsig.aru" <<'PY' || fail "making the bundle with a bad signature"
+import re, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+m = int.from_bytes(b[12:16], 'big')
+at = 16 + re.search(rb'"build_id"\s*:\s*"', bytes(b[16:16 + m])).end()
+b[at] = ord('0') if b[at] != ord('0') else ord('1')
+open(sys.argv[2], 'wb').write(b)
+PY
+if timeout 120 "${SSH[@]}" system update - <"$OUT/badsig.aru" >"$OUT/badsig.out" 2>&1; then fail "a bundle with a bad signature was installed"; fi
+rm -f "$OUT/badsig.aru"
+has "bad signature: the manifest does not verify with" "$OUT/badsig.out" || fail "bad signature: $(cat "$OUT/badsig.out")"
 if head -c 9000000 "$aru" | timeout 120 "${SSH[@]}" system update - >"$OUT/short.out" 2>&1; then fail "a truncated upload was installed"; fi
 has "the bundle is truncated: it ends at byte 9000000" "$OUT/short.out" || fail "truncated: $(cat "$OUT/short.out")"
 "${SSH[@]}" system slots --json | jq -e '.[0].state == "invalid" and .[1].booted and .[1].state == "good"' >/dev/null || fail "slots after the refusals"
-pass "a bundle for another board and a truncated upload refused with their reasons"
+pass "a bundle for another board, one with a bad signature and a truncated upload refused with their reasons"
 "${SSH[@]}" reboot >/dev/null 2>&1 || true
 wait_for 120 grep -q "SIGTERM received" "$LOG" || fail "reboot over ssh did not reach init"
 stop_hard
