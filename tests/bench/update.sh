@@ -67,8 +67,11 @@ cat "$aru" "$big" "$sq" >/dev/null   # into the page cache, for both sides
 # charged to the first install; a node's ESP is a file system of its own).
 sync
 
-# rate_since BYTES T0: MiB/s of BYTES from T0 (date +%s.%N) to now.
-rate_since() { python3 -c "import sys; print(int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])) / 1048576)" "$1" "$2" "$(date +%s.%N)"; }
+# secs_since T0: seconds from T0 (date +%s.%N) to now. mib_per_s BYTES
+# SECS: MiB/s. rate_since BYTES T0: MiB/s of BYTES from T0 to now.
+secs_since() { python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$1" "$(date +%s.%N)"; }
+mib_per_s() { python3 -c "import sys; print(int(sys.argv[1]) / float(sys.argv[2]) / 1048576)" "$1" "$2"; }
+rate_since() { mib_per_s "$1" "$(secs_since "$2")"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$NODE_PID/status"; }
 # install FILE [-]: one install of FILE (passed to the supervisor open),
 # or with "-" of FILE's bytes piped into standard input (as from the ssh
@@ -84,13 +87,13 @@ install() {
   else
     ctl --json system update "$1" >"$W/install.json" 2>"$W/install.err" || { kill "$sampler"; cat "$W/install.err"; fail "install of $1"; }
   fi
-  SECS=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)")
+  SECS=$(secs_since "$t0")
   kill "$sampler"; wait "$sampler" 2>/dev/null || true
   PEAK_KIB=$(( $(sort -n "$W/rss" | tail -n 1) - idle ))
 }
 ours=(); piped=(); dds=(); ddds=(); ddps=(); peaks=()
 asz=$(stat -c %s "$aru"); ssz=$(stat -c %s "$sq")
-mibs() { python3 -c "import sys; print(int(sys.argv[1]) / float(sys.argv[2]) / 1048576)" "$asz" "$SECS"; }
+mibs() { mib_per_s "$asz" "$SECS"; }
 for _ in $(seq 1 "$RUNS"); do
   install "$aru"
   ours+=("$(mibs)")
@@ -145,11 +148,11 @@ for i in $(seq 1 "$RUNS"); do
   rm -f "$R/b.raucb"
   t0=$(date +%s.%N)
   rauc bundle --cert="$R/cert.pem" --key="$R/key.pem" "$R/content" "$R/b.raucb" >"$R/bundle.log" 2>&1 || { cat "$R/bundle.log"; fail "rauc bundle"; }
-  rb+=("$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)")")
+  rb+=("$(secs_since "$t0")")
   rm -f "$W/ours.aru"
   t0=$(date +%s.%N)
   IMAGES_OUT=$W/v2 "$ROOT/images/bundle.sh" qemu-x86_64 >/dev/null 2>&1 || fail "images/bundle.sh"
-  ab+=("$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)")")
+  ab+=("$(secs_since "$t0")")
 done
 echo "bundle size: ours $asz bytes, RAUC (plain) $(stat -c %s "$R/b.raucb") bytes (squashfs $ssz; ours also carries 10 MB of boot files)"
 echo "make the bundle, s: ours (images/bundle.sh: manifest, sign, pack, verify) $(stats "${ab[@]}"); rauc bundle $(stats "${rb[@]}")"
