@@ -46,7 +46,6 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
 /// Longest a control call may take (a config apply reconciles services).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -292,6 +291,7 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let shared = Arc::new(Shared {
         acceptor,
         acme: app.acme.clone(),
+        app: app.clone(),
         router,
         graceful: Mutex::new(Some(graceful)),
         workers,
@@ -409,6 +409,8 @@ struct Shared {
     acceptor: tokio_rustls::TlsAcceptor,
     /// TLS-ALPN-01 answers.
     acme: Arc<acme::Acme>,
+    app: Arc<App>,
+    /// The node's own routes, for requests that no proxy route takes.
     router: Router,
     graceful: Mutex<Option<hyper_util::server::graceful::GracefulShutdown>>,
     workers: workers::Workers,
@@ -478,13 +480,14 @@ async fn accept_https(listener: TcpListener, shared: Arc<Shared>) {
                 return;
             };
             let ip = ClientIp(peer.ip());
-            let svc = shared.router.clone().map_request(
+            let svc = hyper::service::service_fn(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ip);
-                    req
+                    let req = req.map(axum::body::Body::new);
+                    let front = api::front(shared.app.clone(), shared.router.clone(), req);
+                    async move { Ok::<_, std::convert::Infallible>(front.await) }
                 },
             );
-            let svc = hyper_util::service::TowerToHyperService::new(svc);
             let builder = auto::Builder::new(TokioExecutor::new());
             // With upgrades: proxied WebSockets take over the connection.
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);

@@ -1,17 +1,21 @@
-//! The one layer around every request, reverse-proxied ones included
-//! (each layer of its own would cost allocations and reference counts on
-//! every request): timed and counted for `/metrics`, capped in number
-//! (`crate::limits`), forwarded when a `[[dpx.routes]]` entry matches
-//! (`crate::proxy`), else the node's own routes behind
-//! `crate::limits::guard` with the security headers.
+//! The front of every HTTPS request, reverse-proxied ones included: timed
+//! and counted for `/metrics`, capped in number (`crate::limits`),
+//! forwarded when a `[[dpx.routes]]` entry matches (`crate::proxy`), else
+//! handed to the node's own router. It runs outside axum, so a proxied
+//! request costs no route matching and no middleware boxing; the router's
+//! one layer, [`own`], adds `crate::limits::guard` and the security
+//! headers (each layer of its own would cost allocations and reference
+//! counts on every request).
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use tower::ServiceExt as _;
 
 use crate::App;
 use crate::metrics::http::route_class;
@@ -20,7 +24,7 @@ use crate::metrics::http::route_class;
 /// seems to hang shows up in the web service's log.
 const SLOW_SECS: f64 = 5.0;
 
-pub(super) async fn front(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+pub(crate) async fn front(app: Arc<App>, router: Router, req: Request) -> Response {
     let start = Instant::now();
     let class = route_class(req.uri().path());
     let (class, resp) = match app.limits.admit() {
@@ -28,12 +32,10 @@ pub(super) async fn front(State(app): State<Arc<App>>, req: Request, next: Next)
         // Held until the answer's head is ready.
         Some(_in_flight) => match crate::proxy::forward_if_routed(&app, req).await {
             Ok(resp) => ("proxy", resp),
-            Err(req) => {
-                let api = req.uri().path().starts_with("/api/");
-                let mut resp = crate::limits::guard(&app, req, next).await;
-                security_headers(api, &mut resp);
-                (class, resp)
-            }
+            Err(req) => match router.oneshot(req).await {
+                Ok(resp) => (class, resp),
+                Err(never) => match never {},
+            },
         },
     };
     // A streamed body, such as a log follow, is not waited for.
@@ -44,6 +46,14 @@ pub(super) async fn front(State(app): State<Arc<App>>, req: Request, next: Next)
         // the log's business (a KV key, a user).
         tracing::warn!(class, status = resp.status().as_u16(), secs, "slow answer");
     }
+    resp
+}
+
+/// The node's own routes: their body checks, then the security headers.
+pub(super) async fn own(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut resp = crate::limits::guard(&app, req, next).await;
+    security_headers(api, &mut resp);
     resp
 }
 
