@@ -13,12 +13,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::HttpBody as _;
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+use tower::ServiceExt as _;
 
 use crate::App;
 use crate::auth::Need;
@@ -200,25 +201,32 @@ async fn drain_if_small(body: axum::body::Body) {
 /// bodies, then the body, read completely within the budget. A request
 /// without a body (a GET) goes straight to its route (which answers 404
 /// for an unknown path whoever asks), with no budget and no deadline
-/// timer; the body's path is boxed, as axum allocates the middleware's
-/// future whole on every request and that path would make it kilobytes
-/// larger.
-pub async fn guard(app: &App, req: Request, next: Next) -> Response {
+/// timer; the body's path is boxed, so that it does not make every
+/// request's future kilobytes larger.
+pub async fn guard(app: &App, req: Request, routes: Router) -> Response {
     if req.body().size_hint().exact() == Some(0) {
-        return next.run(req).await;
+        return own(routes, req).await;
     }
-    Box::pin(guard_body(app, req, next)).await
+    Box::pin(guard_body(app, req, routes)).await
+}
+
+/// The node's own routes, which answer every request (404 included).
+async fn own(routes: Router, req: Request) -> Response {
+    match routes.oneshot(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
 }
 
 /// A request that brings a body.
-async fn guard_body(app: &App, req: Request, next: Next) -> Response {
+async fn guard_body(app: &App, req: Request, routes: Router) -> Response {
     match body_rule(req.uri().path()) {
-        BodyRule::Public(limit) => read_then_run(app, req, limit, next).await,
+        BodyRule::Public(limit) => read_then_run(app, req, limit, routes).await,
         BodyRule::AfterAuth(limit) => match authenticated(app, req, Need::Read).await {
-            Ok(req) => read_then_run(app, req, limit, next).await,
+            Ok(req) => read_then_run(app, req, limit, routes).await,
             Err(refused) => refused,
         },
-        BodyRule::Stream => stream_then_run(app, req, next).await,
+        BodyRule::Stream => stream_then_run(app, req, routes).await,
     }
 }
 
@@ -237,7 +245,7 @@ async fn authenticated(app: &App, req: Request, need: Need) -> Result<Request, R
 
 /// An update upload: an admin only, checked before a byte is read; the
 /// body goes to the handler unread, holding [`STREAM_HOLD`] of the budget.
-async fn stream_then_run(app: &App, req: Request, next: Next) -> Response {
+async fn stream_then_run(app: &App, req: Request, routes: Router) -> Response {
     let req = match authenticated(app, req, Need::Admin).await {
         Ok(req) => req,
         Err(refused) => return refused,
@@ -251,10 +259,10 @@ async fn stream_then_run(app: &App, req: Request, next: Next) -> Response {
         drain_if_small(req.into_body()).await;
         return busy("uploads");
     };
-    next.run(req).await
+    own(routes, req).await
 }
 
-async fn read_then_run(app: &App, req: Request, limit: usize, next: Next) -> Response {
+async fn read_then_run(app: &App, req: Request, limit: usize, routes: Router) -> Response {
     let (parts, body) = req.into_parts();
     // A declared length over the limit is refused before anything is kept.
     if body.size_hint().lower() > limit as u64 {
@@ -263,8 +271,11 @@ async fn read_then_run(app: &App, req: Request, limit: usize, next: Next) -> Res
     }
     match read_body(body, limit, &app.limits.body_bytes).await {
         Ok((bytes, _held)) => {
-            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-                .await
+            own(
+                routes,
+                Request::from_parts(parts, axum::body::Body::from(bytes)),
+            )
+            .await
         }
         Err(Unread::TooLarge) => too_large(limit),
         Err(Unread::OverBudget) => busy("uploads"),

@@ -1,21 +1,18 @@
 //! The front of every HTTPS request, reverse-proxied ones included: timed
 //! and counted for `/metrics`, capped in number (`crate::limits`),
 //! forwarded when a `[[dpx.routes]]` entry matches (`crate::proxy`), else
-//! handed to the node's own router. It runs outside axum, so a proxied
-//! request costs no route matching and no middleware boxing; the router's
-//! one layer, [`own`], adds `crate::limits::guard` and the security
-//! headers (each layer of its own would cost allocations and reference
-//! counts on every request).
+//! handed to the node's own router behind `crate::limits::guard`, and
+//! given the security headers. It runs outside axum, as the connection's
+//! hyper service: the router has no layer, so no request pays for
+//! middleware boxing, and a proxied one not even for route matching.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::Response;
-use tower::ServiceExt as _;
 
 use crate::App;
 use crate::metrics::http::route_class;
@@ -32,10 +29,12 @@ pub(crate) async fn front(app: Arc<App>, router: Router, req: Request) -> Respon
         // Held until the answer's head is ready.
         Some(_in_flight) => match crate::proxy::forward_if_routed(&app, req).await {
             Ok(resp) => ("proxy", resp),
-            Err(req) => match router.oneshot(req).await {
-                Ok(resp) => (class, resp),
-                Err(never) => match never {},
-            },
+            Err(req) => {
+                let api = req.uri().path().starts_with("/api/");
+                let mut resp = crate::limits::guard(&app, req, router).await;
+                security_headers(api, &mut resp);
+                (class, resp)
+            }
         },
     };
     // A streamed body, such as a log follow, is not waited for.
@@ -46,14 +45,6 @@ pub(crate) async fn front(app: Arc<App>, router: Router, req: Request) -> Respon
         // the log's business (a KV key, a user).
         tracing::warn!(class, status = resp.status().as_u16(), secs, "slow answer");
     }
-    resp
-}
-
-/// The node's own routes: their body checks, then the security headers.
-pub(super) async fn own(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let api = req.uri().path().starts_with("/api/");
-    let mut resp = crate::limits::guard(&app, req, next).await;
-    security_headers(api, &mut resp);
     resp
 }
 

@@ -6,7 +6,7 @@
 //!
 //! One file per resource (`config.rs`, `users.rs`, ...), like
 //! `ctl/src/cmd/`; `extract.rs` holds the extractors, `openapi.rs` the
-//! document, `middleware.rs` the front of every request and the router's layer, and this file the router.
+//! document, `middleware.rs` the front of every request, and this file the router.
 
 mod backup;
 mod cluster;
@@ -47,8 +47,8 @@ use crate::error::ApiError;
 use crate::limits::{MAX_BACKUP, MAX_BODY};
 
 pub use extract::{Admin, Authed, Body, Operator, Q, Reader, authenticate};
-pub(crate) use middleware::front;
 use extract::{cookies, header_str};
+pub(crate) use middleware::front;
 pub use openapi::openapi;
 pub use redirect::redirect_router;
 
@@ -280,9 +280,5 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/nic/update", get(crate::dyndns::nic_update))
         .route("/metrics", get(crate::metrics::scrape))
         .merge(crate::console::routes())
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            middleware::own,
-        ))
         .with_state(app)
 }
