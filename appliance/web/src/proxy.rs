@@ -319,16 +319,21 @@ pub fn in_vpn(nets: &[(IpAddr, u8)], ip: IpAddr) -> bool {
 }
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Names, not strings: a string is parsed again at every use, and these
+/// are looked up twice per proxied request.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     let named: Vec<HeaderName> = h
@@ -449,7 +454,7 @@ async fn forward(
     let (mut parts, body) = req.into_parts();
     let prior_xff = parts
         .headers
-        .get("x-forwarded-for")
+        .get(X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     strip_hop_by_hop(&mut parts.headers);
@@ -460,12 +465,12 @@ async fn forward(
             None => ip.to_string(),
         };
         if let Ok(v) = HeaderValue::from_str(&xff) {
-            h.insert("x-forwarded-for", v);
+            h.insert(X_FORWARDED_FOR, v);
         }
     }
-    h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     if let Ok(v) = HeaderValue::from_str(host) {
-        h.insert("x-forwarded-host", v.clone());
+        h.insert(X_FORWARDED_HOST, v.clone());
         // Over HTTP/2 the host is the URL's authority (`:authority`).
         if h2.is_some() {
             h.remove(header::HOST);

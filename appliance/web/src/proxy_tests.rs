@@ -77,9 +77,19 @@ fn vpn_membership_and_hop_by_hop_headers() {
     assert!(in_vpn(&nets, "::ffff:10.8.0.7".parse().unwrap()));
     assert!(!in_vpn(&nets, "10.9.0.7".parse().unwrap()));
     let mut h = HeaderMap::new();
-    h.insert(header::CONNECTION, "keep-alive, x-private".parse().unwrap());
+    h.insert(header::CONNECTION, "x-private".parse().unwrap());
     h.insert("x-private", "1".parse().unwrap());
     h.insert("x-kept", "1".parse().unwrap());
+    // Hop-by-hop whether or not Connection names them.
+    for name in [
+        "keep-alive",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "upgrade",
+    ] {
+        h.insert(name, "1".parse().unwrap());
+    }
     strip_hop_by_hop(&mut h);
     assert_eq!(h.len(), 1);
     assert!(h.contains_key("x-kept"));
