@@ -484,8 +484,7 @@ async fn accept_https(listener: TcpListener, shared: Arc<Shared>) {
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ip);
                     let req = req.map(axum::body::Body::new);
-                    let front = api::front(shared.app.clone(), shared.router.clone(), req);
-                    async move { Ok::<_, std::convert::Infallible>(front.await) }
+                    api::front(shared.app.clone(), shared.router.clone(), req)
                 },
             );
             let builder = auto::Builder::new(TokioExecutor::new());

@@ -231,9 +231,10 @@ async fn reload_keeps_unchanged_upstreams_and_stops_dropped_checkers() {
     );
 }
 
-/// Every proxied request's future is allocated whole (axum boxes the
-/// middleware's), so what it holds inline is paid on each request. An
-/// HTTP/2 connect (TCP, TLS, handshake) inline made it 10 KB.
+/// Every proxied request's future is held whole by its connection and
+/// moved into place on each request, so what it holds inline is paid on
+/// each request. An HTTP/2 connect (TCP, TLS, handshake) inline made it
+/// 10 KB.
 #[tokio::test]
 async fn a_proxied_request_does_not_carry_a_connect_inline() {
     let r = route("a.example", None, "https://127.0.0.1:1");

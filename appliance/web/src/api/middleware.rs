@@ -6,6 +6,7 @@
 //! hyper service: the router has no layer, so no request pays for
 //! middleware boxing, and a proxied one not even for route matching.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,7 +22,12 @@ use crate::metrics::http::route_class;
 /// seems to hang shows up in the web service's log.
 const SLOW_SECS: f64 = 5.0;
 
-pub(crate) async fn front(app: Arc<App>, router: Router, req: Request) -> Response {
+/// Never fails: the error type is what hyper's service wants.
+pub(crate) async fn front(
+    app: Arc<App>,
+    router: Router,
+    req: Request,
+) -> Result<Response, Infallible> {
     let start = Instant::now();
     let class = route_class(req.uri().path());
     let (class, resp) = match app.limits.admit() {
@@ -45,7 +51,7 @@ pub(crate) async fn front(app: Arc<App>, router: Router, req: Request) -> Respon
         // the log's business (a KV key, a user).
         tracing::warn!(class, status = resp.status().as_u16(), secs, "slow answer");
     }
-    resp
+    Ok(resp)
 }
 
 /// Headers every answer of the node's own carries: no framing, no
