@@ -290,13 +290,12 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let shared = Arc::new(Shared {
         acceptor,
-        acme: app.acme.clone(),
         app: app.clone(),
         router,
         graceful: Mutex::new(Some(graceful)),
         workers,
     });
-    let mut listeners = start(&shared, &app, ports(&config, dev)).await?;
+    let mut listeners = start(&shared, ports(&config, dev)).await?;
     alpharen_rpc::view::ready(state_dir, "web").await;
     let mut term = signal(SignalKind::terminate()).map_err(|e| Error::Io("SIGTERM".into(), e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::Io("SIGHUP".into(), e))?;
@@ -363,7 +362,7 @@ async fn reload(
     let addrs = ports(&config, dev);
     if addrs != listeners.addrs {
         listeners.stop().await;
-        *listeners = start(shared, app, addrs).await?;
+        *listeners = start(shared, addrs).await?;
     }
     Ok(())
 }
@@ -384,7 +383,7 @@ async fn handshake(
             return None;
         }
     };
-    if let Some(cfg) = shared.acme.alpn_config(&start.client_hello()) {
+    if let Some(cfg) = shared.app.acme.alpn_config(&start.client_hello()) {
         match start.into_stream(cfg).await {
             Ok(mut tls) => {
                 tracing::info!(peer = %peer, "ACME: answered a TLS-ALPN-01 validation");
@@ -407,8 +406,7 @@ async fn handshake(
 
 struct Shared {
     acceptor: tokio_rustls::TlsAcceptor,
-    /// TLS-ALPN-01 answers.
-    acme: Arc<acme::Acme>,
+    /// Its `acme` answers TLS-ALPN-01.
     app: Arc<App>,
     /// The node's own routes, for requests that no proxy route takes.
     router: Router,
@@ -428,7 +426,7 @@ fn serving(
     }
 }
 
-async fn start(shared: &Arc<Shared>, app: &App, addrs: Addrs) -> Result<Listeners, Error> {
+async fn start(shared: &Arc<Shared>, addrs: Addrs) -> Result<Listeners, Error> {
     let mut tasks = shared
         .workers
         .listen(addrs.https, |l| accept_https(l, shared.clone()))?;
@@ -443,7 +441,7 @@ async fn start(shared: &Arc<Shared>, app: &App, addrs: Addrs) -> Result<Listener
         };
         tracing::info!(addr = %a, redirect = addrs.redirect, "HTTP listening");
         let redirect = addrs.redirect.then_some(addrs.https.port());
-        let acme = app.acme.clone();
+        let acme = shared.app.acme.clone();
         tasks.push(tokio::spawn(async move {
             let app = api::redirect_router(redirect, acme);
             if let Err(e) = axum::serve(http, app).await {
