@@ -6,9 +6,9 @@
 //!
 //! Routing is a pure function ([`choose`]); each route's clients, timeouts
 //! and health checker live in its [`Upstream`]; this module does the I/O.
-//! Each HTTPS worker ([`crate::workers`]) has its own pool of kept-alive
-//! backend connections per route, so a request never waits on a
-//! connection task of another thread; a backend that speaks HTTP/2 gets
+//! Each HTTPS worker ([`crate::workers`]) keeps its own kept-alive
+//! HTTP/1.1 connections per route ([`h1`]), so a request never waits on
+//! a connection task of another thread; a backend that speaks HTTP/2 gets
 //! one multiplexed connection per worker instead ([`h2`]).
 
 use std::error::Error as StdError;
@@ -21,30 +21,20 @@ use axum::extract::Request;
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::task::JoinHandle;
 
 use crate::health::{self, Health};
 use crate::{App, ClientIp};
 
-/// Pooled keep-alive HTTP/1.1 connections to one route's backend, over
-/// TLS for an `https://` backend.
-pub type Backends = Client<HttpsConnector<HttpConnector>, Body>;
-
 /// A route as served: its client and, with a health block, its checker.
 /// Kept across reloads while the route is unchanged.
 pub struct Upstream {
     pub route: ProxyRoute,
-    /// `backend` as a URL (`None` if it is not one), whose scheme and
-    /// authority each request's URL reuses.
-    base: Option<Uri>,
-    /// The route's clients, one per worker, or why they could not be
-    /// made (a bad `ca_file`).
-    clients: Result<Vec<Backends>, String>,
+    /// The route's HTTP/1.1 connections, or why there can be none (a
+    /// bad `ca_file`).
+    h1: Result<Arc<h1::H1>, String>,
     /// HTTP/2 to the backend, unless the route is HTTP/1.1 only.
     h2: Option<h2::H2>,
     health: Arc<Health>,
@@ -64,23 +54,37 @@ impl Upstream {
     /// client of its own, its connections on this runtime).
     fn new(route: ProxyRoute, workers: usize) -> Upstream {
         let tls = client_tls(&route);
-        let make = tls.clone().map(|(config, name)| backends(config, name));
-        if let Err(e) = &make {
+        let h1 = tls
+            .clone()
+            .and_then(|tls| h1::H1::new(&route, tls, workers))
+            .map(Arc::new);
+        if let Err(e) = &h1 {
             tracing::error!(host = %route.host, error = %e, "proxy route cannot be served");
         }
         let health = Arc::new(Health::default());
-        let checker = match (&route.health, &make) {
-            (Some(check), Ok(make)) => {
-                let c = make();
-                let target =
-                    backend_uri(&route, &check.path).zip(HeaderValue::from_str(&route.host).ok());
-                target.map(|(uri, host)| {
-                    let (c, expect) = (c.clone(), check.expect_status);
+        let checker = match (&route.health, &h1) {
+            (Some(check), Ok(h1)) => {
+                let target = check
+                    .path
+                    .parse::<PathAndQuery>()
+                    .ok()
+                    .zip(HeaderValue::from_str(&route.host).ok());
+                target.map(|(path, host)| {
+                    let (h1, probed, expect) =
+                        (h1.clone(), Arc::new(route.clone()), check.expect_status);
                     tokio::spawn(health::watch(
                         route.host.clone(),
                         check.clone(),
                         health.clone(),
-                        move || probe(c.clone(), uri.clone(), host.clone(), expect),
+                        move || {
+                            probe(
+                                h1.clone(),
+                                probed.clone(),
+                                path.clone(),
+                                host.clone(),
+                                expect,
+                            )
+                        },
                     ))
                 })
             }
@@ -94,10 +98,9 @@ impl Upstream {
             Some((config, name))
         });
         Upstream {
-            base: backend_uri(&route, "/"),
             h2: h2::H2::new(&route, h2.filter(|_| route.backend_tls()), workers),
             route,
-            clients: make.map(|m| (0..workers.max(1)).map(|_| m()).collect()),
+            h1,
             health,
             checker,
         }
@@ -108,11 +111,7 @@ impl Upstream {
     /// The route as `web.status` shows it: `up`, `down` (with why) or
     /// `unchecked` (no health block), or `unusable` (no client).
     pub fn status(&self) -> serde_json::Value {
-        let (state, reason) = match (
-            &self.clients,
-            self.route.health.is_some(),
-            self.health.down(),
-        ) {
+        let (state, reason) = match (&self.h1, self.route.health.is_some(), self.health.down()) {
             (Err(e), _, _) => ("unusable", Some(e.clone())),
             (Ok(_), false, _) => ("unchecked", None),
             (Ok(_), true, None) => ("up", None),
@@ -172,72 +171,27 @@ fn client_tls(
     Ok((tls, name))
 }
 
-/// Makes HTTP/1.1 clients for one route, each with its own connection pool.
-fn backends(
-    tls: rustls::ClientConfig,
-    name: Option<ServerName<'static>>,
-) -> impl Fn() -> Backends + use<> {
-    move || {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls.clone())
-            .https_or_http();
-        let builder = match &name {
-            Some(name) => {
-                builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone()))
-            }
-            None => builder,
-        };
-        Client::builder(TokioExecutor::new()).build(builder.enable_http1().wrap_connector(http))
-    }
-}
-
-/// The backend URL for a request path (`/x?y`).
-fn backend_uri(route: &ProxyRoute, path: &str) -> Option<Uri> {
-    let (host, port) = route.backend_authority()?;
-    let scheme = if route.backend_tls() { "https" } else { "http" };
-    let uri = if host.contains(':') {
-        format!("{scheme}://[{host}]:{port}{path}")
-    } else {
-        format!("{scheme}://{host}:{port}{path}")
-    };
-    uri.parse().ok()
-}
-
-/// The backend URL for a request: `base`'s scheme and authority (shared,
-/// not copied) with the request's path and query.
-fn rebase(base: &Uri, path: Option<&PathAndQuery>) -> Option<Uri> {
-    let mut parts = base.clone().into_parts();
-    parts.path_and_query = Some(
-        path.cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    );
-    Uri::from_parts(parts).ok()
-}
-
 /// One health probe: `GET path` with the route's host; healthy on the
 /// expected status, else on any 2xx or 3xx.
 async fn probe(
-    client: Backends,
-    uri: Uri,
+    h1: Arc<h1::H1>,
+    route: Arc<ProxyRoute>,
+    path: PathAndQuery,
     host: HeaderValue,
     expect: Option<u16>,
 ) -> Result<(), String> {
-    let path = uri.path().to_string();
     let mut req = Request::new(Body::empty());
-    *req.uri_mut() = uri;
+    *req.uri_mut() = Uri::from(path.clone());
     req.headers_mut().insert(header::HOST, host);
     req.headers_mut().insert(
         header::USER_AGENT,
         HeaderValue::from_static("alpharen-health-check"),
     );
-    let status = client
-        .request(req)
+    let (resp, _lease) = h1
+        .send(h1::Pool::Checker, &route, req)
         .await
-        .map_err(|e| format!("GET {path}: {}", cause(&e)))?
-        .status();
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    let status = resp.status();
     let healthy = match expect {
         Some(code) => status.as_u16() == code,
         None => status.is_success() || status.is_redirection(),
@@ -403,8 +357,8 @@ async fn proxied(app: &App, upstream: &Upstream, host: &str, req: Request) -> Re
             ),
         );
     }
-    let backends = match &upstream.clients {
-        Ok(c) => &c[crate::workers::index() % c.len().max(1)],
+    let h1 = match &upstream.h1 {
+        Ok(h1) => h1,
         Err(e) => {
             return page(
                 StatusCode::BAD_GATEWAY,
@@ -413,11 +367,11 @@ async fn proxied(app: &App, upstream: &Upstream, host: &str, req: Request) -> Re
             );
         }
     };
-    forward(backends, upstream, host, client, req).await
+    forward(h1, upstream, host, client, req).await
 }
 
 async fn forward(
-    backends: &Backends,
+    h1: &Arc<h1::H1>,
     upstream: &Upstream,
     host: &str,
     client: Option<IpAddr>,
@@ -437,9 +391,14 @@ async fn forward(
         _ => None,
     };
     let path = req.uri().path_and_query();
+    // Over HTTP/1.1 in origin form, the path alone (the backend's host
+    // is in `Host`).
     let uri = match &h2 {
         Some((h2, _)) => h2.uri(path),
-        None => upstream.base.as_ref().and_then(|base| rebase(base, path)),
+        None => Some(Uri::from(
+            path.cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        )),
     };
     let Some(uri) = uri else {
         return page(
@@ -506,10 +465,15 @@ async fn forward(
     let sent = match h2 {
         // Boxed: the HTTP/2 path with its retry would make every
         // request's future (allocated whole by axum) kilobytes larger.
-        Some((h2, sender)) => Box::pin(send_over_h2(h2, sender, route, out, replay)).await,
-        None => send(backends, route, out).await,
+        Some((h2, sender)) => Box::pin(send_over_h2(h2, sender, route, out, replay))
+            .await
+            .map(|r| (r, None)),
+        None => h1
+            .send(h1::Pool::Worker(crate::workers::index()), route, out)
+            .await
+            .map(|(r, lease)| (r, Some(lease))),
     };
-    let resp = match sent {
+    let (resp, lease) = match sent {
         Ok(r) => {
             after_upload(request_read).await;
             r
@@ -522,11 +486,14 @@ async fn forward(
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_side) = client_side
     {
+        if let Some(lease) = lease {
+            lease.keep();
+        }
         return splice(resp, client_side);
     }
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, Body::new(body))
+    Response::from_parts(parts, Body::new(h1::Answer::new(body, lease)))
 }
 
 /// Sends over the worker's HTTP/2 connection; once more on a new one
@@ -546,22 +513,22 @@ async fn send_over_h2(
                 h2.retire(crate::workers::index(), id);
                 match h2.sender(crate::workers::index(), route).await {
                     Ok(Some((_, sender))) => send_h2(sender, route, out).await,
-                    Ok(None) => Err(H2Error::Failed(Failure::Unreachable(
+                    Ok(None) => Err(SendError::Failed(Failure::Unreachable(
                         "the backend stopped speaking HTTP/2".into(),
                     ))),
-                    Err(f) => Err(H2Error::Failed(f)),
+                    Err(f) => Err(SendError::Failed(f)),
                 }
             }
-            Err(f) => Err(H2Error::Failed(f)),
+            Err(f) => Err(SendError::Failed(f)),
         },
         ok => ok,
     };
     sent.map_err(|e| {
         let f = match e {
-            H2Error::Unsent(_) => {
+            SendError::Unsent(_) => {
                 Failure::Unreachable("the connection closed before the request went out".into())
             }
-            H2Error::Refused(f) | H2Error::Failed(f) => f,
+            SendError::Refused(f) | SendError::Failed(f) => f,
         };
         if let Failure::Unreachable(_) = &f {
             h2.forget();
@@ -592,12 +559,14 @@ fn splice(
     Response::from_parts(parts, Body::empty())
 }
 
+#[path = "proxy_h1.rs"]
+mod h1;
 #[path = "proxy_h2.rs"]
 mod h2;
 #[path = "proxy_send.rs"]
 mod send;
 pub(crate) use send::{Failure, failure};
-use send::{H2Error, Lingering, after_upload, again, replayable, send, send_h2};
+use send::{Lingering, SendError, after_upload, again, answer, replayable, send_h2};
 
 #[cfg(test)]
 #[path = "proxy_tests.rs"]

@@ -193,7 +193,7 @@ impl H2 {
 
     /// A new HTTP/2 connection, or `None` when the backend turned HTTP/2 down.
     async fn connect(&self, timeout: Duration) -> Result<Option<SendRequest<Body>>, Failure> {
-        let tcp = self.tcp().await?;
+        let tcp = super::h1::tcp(&self.host, self.port).await?;
         match &self.tls {
             Some((connector, name)) => {
                 let tls = connector
@@ -206,21 +206,14 @@ impl H2 {
                 handshake(tls).await.map(Some)
             }
             None => {
-                if self.speaks() == Speaks::Unknown && !speaks_h2c(self.tcp().await?, timeout).await
+                if self.speaks() == Speaks::Unknown
+                    && !speaks_h2c(super::h1::tcp(&self.host, self.port).await?, timeout).await
                 {
                     return Ok(None);
                 }
                 handshake(tcp).await.map(Some)
             }
         }
-    }
-
-    async fn tcp(&self) -> Result<TcpStream, Failure> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| super::failure(&e))?;
-        let _ = tcp.set_nodelay(true);
-        Ok(tcp)
     }
 }
 

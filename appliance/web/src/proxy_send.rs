@@ -14,10 +14,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use futures_util::StreamExt;
 use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
-use hyper_util::client::legacy::connect::capture_connection;
+use hyper::client::conn::TrySendError;
 use tokio::sync::oneshot;
 
-use super::{Backends, cause, causes, page};
+use super::{cause, causes, page};
 
 /// How long the rest of a request body the backend did not read is
 /// still taken from the client and discarded (nginx's `lingering_time`).
@@ -62,42 +62,6 @@ impl Failure {
     }
 }
 
-/// Sends with the route's two deadlines: `connect_timeout` until a
-/// connection (TCP and TLS) is ready, then `response_timeout` until the
-/// response headers.
-pub(super) async fn send(
-    backends: &Backends,
-    route: &ProxyRoute,
-    mut out: Request,
-) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
-    let mut connected = capture_connection(&mut out);
-    let sent = backends.request(out);
-    tokio::pin!(sent);
-    // The first poll checks a kept-alive connection out of the pool and
-    // sends on it: then there is nothing to connect and no connect timer
-    // to arm (a timer per request costs the runtime a wake-up).
-    let first = std::future::poll_fn(|cx| Poll::Ready(sent.as_mut().poll(cx))).await;
-    let early = match first {
-        Poll::Ready(r) => Some(r),
-        Poll::Pending if connected.connection_metadata().is_some() => None,
-        Poll::Pending => tokio::time::timeout(Duration::from_secs(route.connect_timeout), async {
-            tokio::select! {
-                r = &mut sent => Some(r),
-                _ = connected.wait_for_connection_metadata() => None,
-            }
-        })
-        .await
-        .map_err(|_| Failure::ConnectTimeout(route.connect_timeout))?,
-    };
-    let result = match early {
-        Some(r) => r,
-        None => tokio::time::timeout(Duration::from_secs(route.response_timeout), sent)
-            .await
-            .map_err(|_| Failure::ResponseTimeout(route.response_timeout))?,
-    };
-    result.map_err(|e| failure(&e))
-}
-
 /// Request bodies of a known length up to this are read before they go
 /// to an HTTP/2 backend, and kept to be sent again if it refuses them.
 const REPLAY_LIMIT: usize = 64 * 1024;
@@ -127,9 +91,9 @@ pub(super) async fn replayable(body: Body) -> (Body, Option<Body>) {
     }
 }
 
-/// Why a request over HTTP/2 got no answer.
+/// Why a request handed to a backend connection got no answer.
 #[derive(Debug)]
-pub(super) enum H2Error {
+pub(super) enum SendError {
     /// The connection closed before the request went out.
     Unsent(Box<Request>),
     /// The backend left it unprocessed: its stream was above a GOAWAY's
@@ -144,11 +108,11 @@ pub(super) enum H2Error {
 /// that was not sent, or one the backend refused unprocessed when it can
 /// be sent again (`replay`, a copy, see [`replayable`]), as
 /// hyper-util's pool and nginx retry such requests.
-pub(super) fn again(e: H2Error, replay: Option<Request>) -> Result<Request, Failure> {
+pub(super) fn again(e: SendError, replay: Option<Request>) -> Result<Request, Failure> {
     match e {
-        H2Error::Unsent(out) => Ok(*out),
-        H2Error::Refused(f) => replay.ok_or(f),
-        H2Error::Failed(f) => Err(f),
+        SendError::Unsent(out) => Ok(*out),
+        SendError::Refused(f) => replay.ok_or(f),
+        SendError::Failed(f) => Err(f),
     }
 }
 
@@ -158,20 +122,29 @@ pub(super) async fn send_h2(
     mut sender: hyper::client::conn::http2::SendRequest<Body>,
     route: &ProxyRoute,
     out: Request,
-) -> Result<hyper::Response<hyper::body::Incoming>, H2Error> {
+) -> Result<hyper::Response<hyper::body::Incoming>, SendError> {
     if sender.is_closed() {
-        return Err(H2Error::Unsent(Box::new(out)));
+        return Err(SendError::Unsent(Box::new(out)));
     }
-    let answer = sender.try_send_request(out);
-    match tokio::time::timeout(Duration::from_secs(route.response_timeout), answer).await {
-        Err(_) => Err(H2Error::Failed(Failure::ResponseTimeout(
+    answer(sender.try_send_request(out), route).await
+}
+
+/// Waits the route's `response_timeout` for the response headers of a
+/// request handed to a connection (HTTP/1.1 or HTTP/2), and says what
+/// became of one that got none.
+pub(super) async fn answer(
+    sent: impl Future<Output = Result<hyper::Response<hyper::body::Incoming>, TrySendError<Request>>>,
+    route: &ProxyRoute,
+) -> Result<hyper::Response<hyper::body::Incoming>, SendError> {
+    match tokio::time::timeout(Duration::from_secs(route.response_timeout), sent).await {
+        Err(_) => Err(SendError::Failed(Failure::ResponseTimeout(
             route.response_timeout,
         ))),
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(mut e)) => match e.take_message() {
-            Some(out) => Err(H2Error::Unsent(Box::new(out))),
-            None if refused(e.error()) => Err(H2Error::Refused(failure(e.error()))),
-            None => Err(H2Error::Failed(failure(e.error()))),
+            Some(out) => Err(SendError::Unsent(Box::new(out))),
+            None if refused(e.error()) => Err(SendError::Refused(failure(e.error()))),
+            None => Err(SendError::Failed(failure(e.error()))),
         },
     }
 }
@@ -341,8 +314,8 @@ mod tests {
         let mut req = Request::new(Body::from("kept"));
         *req.uri_mut() = "http://a.test/x".parse().unwrap();
         match send_h2(sender, &route, req).await {
-            Err(H2Error::Unsent(req)) => assert_eq!(req.uri().path(), "/x"),
-            Err(H2Error::Failed(f) | H2Error::Refused(f)) => panic!("not given back: {f}"),
+            Err(SendError::Unsent(req)) => assert_eq!(req.uri().path(), "/x"),
+            Err(SendError::Failed(f) | SendError::Refused(f)) => panic!("not given back: {f}"),
             Ok(_) => panic!("answered"),
         }
     }
@@ -351,14 +324,14 @@ mod tests {
     fn only_unsent_or_replayable_refused_requests_go_again() {
         let req = || Request::new(Body::empty());
         let failed = || Failure::Unreachable("reset".into());
-        assert!(again(H2Error::Unsent(Box::new(req())), None).is_ok());
-        assert!(again(H2Error::Refused(failed()), Some(req())).is_ok());
+        assert!(again(SendError::Unsent(Box::new(req())), None).is_ok());
+        assert!(again(SendError::Refused(failed()), Some(req())).is_ok());
         assert!(
-            again(H2Error::Refused(failed()), None).is_err(),
+            again(SendError::Refused(failed()), None).is_err(),
             "body gone"
         );
         assert!(
-            again(H2Error::Failed(failed()), Some(req())).is_err(),
+            again(SendError::Failed(failed()), Some(req())).is_err(),
             "processed"
         );
     }

@@ -5,9 +5,21 @@ use alpharen_store::config::HealthCheck;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// One client of the route, as each worker gets.
-fn client(r: &ProxyRoute) -> Result<Backends, String> {
-    client_tls(r).map(|(config, name)| backends(config, name)())
+/// The route's HTTP/1.1 connections, for one worker.
+fn client(r: &ProxyRoute) -> Result<Arc<h1::H1>, String> {
+    client_tls(r)
+        .and_then(|tls| h1::H1::new(r, tls, 1))
+        .map(Arc::new)
+}
+
+async fn send(
+    c: &Arc<h1::H1>,
+    r: &ProxyRoute,
+    req: Request,
+) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
+    c.send(h1::Pool::Worker(0), r, req)
+        .await
+        .map(|(resp, _)| resp)
 }
 
 pub(super) fn route(host: &str, prefix: Option<&str>, backend: &str) -> ProxyRoute {
@@ -40,37 +52,6 @@ fn longest_prefix_on_segment_boundaries() {
 }
 
 #[test]
-fn backend_urls_keep_scheme_and_bracket_ipv6() {
-    let uri = |b| backend_uri(&route("a", None, b), "/x?y=1").map(|u| u.to_string());
-    assert_eq!(
-        uri("http://10.0.0.1:8080"),
-        Some("http://10.0.0.1:8080/x?y=1".into())
-    );
-    assert_eq!(
-        uri("https://app.lan"),
-        Some("https://app.lan:443/x?y=1".into())
-    );
-    assert_eq!(
-        uri("http://[fd00::1]:80/"),
-        Some("http://[fd00::1]:80/x?y=1".into())
-    );
-    // Each request's URL: the route's base with the request's path.
-    let rebased = |b, p: Option<&str>| {
-        let base = backend_uri(&route("a", None, b), "/").unwrap();
-        let p = p.map(|p| p.parse::<PathAndQuery>().unwrap());
-        rebase(&base, p.as_ref()).map(|u| u.to_string())
-    };
-    assert_eq!(
-        rebased("http://[fd00::1]:80/", Some("/x?y=1")),
-        Some("http://[fd00::1]:80/x?y=1".into())
-    );
-    assert_eq!(
-        rebased("https://app.lan", None),
-        Some("https://app.lan:443/".into())
-    );
-}
-
-#[test]
 fn vpn_membership_and_hop_by_hop_headers() {
     let nets = vec![("10.8.0.0".parse().unwrap(), 24)];
     assert!(in_vpn(&nets, "10.8.0.7".parse().unwrap()));
@@ -95,9 +76,9 @@ fn vpn_membership_and_hop_by_hop_headers() {
     assert!(h.contains_key("x-kept"));
 }
 
-fn get(r: &ProxyRoute) -> Request {
+fn get() -> Request {
     let mut req = Request::new(Body::empty());
-    *req.uri_mut() = backend_uri(r, "/").unwrap();
+    *req.uri_mut() = Uri::from_static("/");
     req
 }
 
@@ -114,14 +95,14 @@ async fn silent_and_absent_backends_give_504_and_502() {
     let mut r = route("a", None, &format!("http://127.0.0.1:{port}"));
     r.response_timeout = 1;
     let c = client(&r).unwrap();
-    let e = send(&c, &r, get(&r)).await.unwrap_err();
+    let e = send(&c, &r, get()).await.unwrap_err();
     assert!(matches!(e, Failure::ResponseTimeout(1)), "{e}");
     holder.abort();
 
     let gone = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let r = route("a", None, &format!("http://{}", gone.local_addr().unwrap()));
     drop(gone);
-    let e = send(&c, &r, get(&r)).await.unwrap_err();
+    let e = send(&client(&r).unwrap(), &r, get()).await.unwrap_err();
     assert!(matches!(e, Failure::Unreachable(_)), "{e}");
     assert!(e.to_string().contains("refused"), "{e}");
 }
@@ -165,17 +146,18 @@ async fn https_backends_are_verified_with_the_routes_ca() {
     let mut r = route("a", None, &format!("https://127.0.0.1:{port}"));
     r.tls_server_name = Some("backend.test".into());
 
-    let e = send(&client(&r).unwrap(), &r, get(&r)).await.unwrap_err();
+    let e = send(&client(&r).unwrap(), &r, get()).await.unwrap_err();
     assert!(matches!(e, Failure::Tls(_)), "{e}");
     assert!(e.to_string().contains("UnknownIssuer"), "{e}");
 
     r.ca_file = Some(ca.display().to_string());
-    let resp = send(&client(&r).unwrap(), &r, get(&r)).await.unwrap();
+    let resp = send(&client(&r).unwrap(), &r, get()).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
         probe(
             client(&r).unwrap(),
-            backend_uri(&r, "/").unwrap(),
+            Arc::new(r.clone()),
+            PathAndQuery::from_static("/"),
             HeaderValue::from_static("a"),
             Some(204)
         )
@@ -184,7 +166,7 @@ async fn https_backends_are_verified_with_the_routes_ca() {
     );
 
     r.tls_server_name = Some("other.test".into());
-    let e = send(&client(&r).unwrap(), &r, get(&r)).await.unwrap_err();
+    let e = send(&client(&r).unwrap(), &r, get()).await.unwrap_err();
     assert!(matches!(e, Failure::Tls(_)), "name checked: {e}");
 
     r.ca_file = Some(dir.path().join("missing.pem").display().to_string());
@@ -207,9 +189,9 @@ async fn reload_keeps_unchanged_upstreams_and_stops_dropped_checkers() {
     let health = first[1].health.clone();
     assert!(first[1].checker.is_some() && first[0].checker.is_none());
     assert_eq!(
-        first[0].clients.as_ref().map(Vec::len),
-        Ok(2),
-        "a pool per worker"
+        first[0].h1.as_ref().map(|h1| h1.pools()),
+        Ok(3),
+        "a pool per worker and the checker's"
     );
 
     let mut changed = checked.clone();
@@ -243,4 +225,63 @@ async fn a_proxied_request_does_not_carry_a_connect_inline() {
     let f = forward(&c, &u, "a.example", None, Request::new(Body::empty()));
     let size = std::mem::size_of_val(&f);
     assert!(size < 4096, "the forward future holds {size} bytes");
+}
+
+/// A plain HTTP/1.1 backend answering `ok` to each request; `close`
+/// ends each connection after its answer. Counts the connections made.
+async fn counting_backend(close: bool) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while let Ok(n @ 1..) = c.read(&mut buf).await {
+                    seen.extend_from_slice(&buf[..n]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let head = if close { "connection: close\r\n" } else { "" };
+                        let answer =
+                            format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n{head}\r\nok");
+                        if c.write_all(answer.as_bytes()).await.is_err() || close {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+/// Sends `get()` through the worker's pool and reads the answer's body
+/// to its end, as the client's connection does.
+async fn fetch(c: &Arc<h1::H1>, r: &ProxyRoute) -> String {
+    let (resp, lease) = c.send(h1::Pool::Worker(0), r, get()).await.unwrap();
+    let body = h1::Answer::new(resp.into_body(), Some(lease));
+    let bytes = axum::body::to_bytes(Body::new(body), 100).await.unwrap();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_is_used_again_and_a_closed_one_replaced() {
+    let (port, accepted) = counting_backend(false).await;
+    let r = route("a", None, &format!("http://127.0.0.1:{port}"));
+    let c = client(&r).unwrap();
+    for _ in 0..3 {
+        assert_eq!(fetch(&c, &r).await, "ok");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let (port, accepted) = counting_backend(true).await;
+    let r = route("a", None, &format!("http://127.0.0.1:{port}"));
+    let c = client(&r).unwrap();
+    for _ in 0..3 {
+        assert_eq!(fetch(&c, &r).await, "ok");
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
