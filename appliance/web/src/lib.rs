@@ -43,6 +43,7 @@ use alpharen_store::{Role, View};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
@@ -287,12 +288,14 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
         .map_err(|e| Error::Io("web.sock".into(), e))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())?));
     let router = api::router(app.clone());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let graceful = (0..workers.count())
+        .map(|_| Mutex::new(Some(GracefulShutdown::new())))
+        .collect();
     let shared = Arc::new(Shared {
         acceptor,
         app: app.clone(),
         router,
-        graceful: Mutex::new(Some(graceful)),
+        graceful,
         workers,
     });
     let mut listeners = start(&shared, ports(&config, dev)).await?;
@@ -317,10 +320,12 @@ async fn run(state_dir: &Path, dev: bool) -> Result<(), Error> {
     }
     tracing::info!("stopping: draining connections");
     listeners.stop().await;
-    let graceful = shared.graceful.lock().ok().and_then(|mut g| g.take());
-    if let Some(g) = graceful {
-        let _ = tokio::time::timeout(DRAIN, g.shutdown()).await;
-    }
+    let draining = shared
+        .graceful
+        .iter()
+        .filter_map(|g| g.lock().ok().and_then(|mut g| g.take()))
+        .map(GracefulShutdown::shutdown);
+    let _ = tokio::time::timeout(DRAIN, futures_util::future::join_all(draining)).await;
     Ok(())
 }
 
@@ -410,7 +415,9 @@ struct Shared {
     app: Arc<App>,
     /// The node's own routes, for requests that no proxy route takes.
     router: Router,
-    graceful: Mutex<Option<hyper_util::server::graceful::GracefulShutdown>>,
+    /// One per worker: a connection's poll checks its worker's only
+    /// (a shared one is a lock taken from every core on every poll).
+    graceful: Vec<Mutex<Option<GracefulShutdown>>>,
     workers: workers::Workers,
 }
 
@@ -463,7 +470,8 @@ async fn accept_https(listener: TcpListener, shared: Arc<Shared>) {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let watcher = match shared.graceful.lock() {
+        let graceful = &shared.graceful[workers::index() % shared.graceful.len()];
+        let watcher = match graceful.lock() {
             Ok(g) => match g.as_ref() {
                 Some(g) => g.watcher(),
                 None => return,

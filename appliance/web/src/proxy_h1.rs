@@ -3,7 +3,7 @@
 //! for a request, and has it back once the answer's body has gone on to
 //! the client ([`Lease`]). No pool shared between threads, no timer or
 //! task per request: a connection's task also closes it once it has been
-//! unused for [`IDLE_TIMEOUT`].
+//! unused through one of its [`IDLE_TIMEOUT`] looks (60 to 120 s).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +20,6 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use super::{Failure, SendError, answer, failure};
@@ -50,7 +49,7 @@ pub struct H1 {
 
 struct Idle {
     sender: SendRequest<Body>,
-    since: Arc<Since>,
+    uses: Arc<Uses>,
 }
 
 impl H1 {
@@ -107,18 +106,18 @@ impl H1 {
         mut out: Request,
     ) -> Result<(hyper::Response<Incoming>, Lease), Failure> {
         let slot = self.slot(pool);
-        if let Some((mut sender, since)) = self.checkout(slot) {
+        if let Some((mut sender, uses)) = self.checkout(slot) {
             match answer(sender.try_send_request(out), route).await {
-                Ok(resp) => return Ok((resp, self.lease(slot, sender, since))),
+                Ok(resp) => return Ok((resp, self.lease(slot, sender, uses))),
                 Err(SendError::Unsent(again)) => out = *again,
                 Err(SendError::Refused(f) | SendError::Failed(f)) => return Err(f),
             }
         }
         // Boxed: connecting (TCP, TLS, handshake) is a future of
         // kilobytes that every proxied request's future would carry.
-        let (mut sender, since) = Box::pin(self.connect(route)).await?;
+        let (mut sender, uses) = Box::pin(self.connect(route)).await?;
         match answer(sender.try_send_request(out), route).await {
-            Ok(resp) => Ok((resp, self.lease(slot, sender, since))),
+            Ok(resp) => Ok((resp, self.lease(slot, sender, uses))),
             Err(SendError::Unsent(_)) => Err(Failure::Unreachable(
                 "the connection closed before the request went out".into(),
             )),
@@ -126,18 +125,18 @@ impl H1 {
         }
     }
 
-    fn lease(self: &Arc<Self>, slot: usize, sender: SendRequest<Body>, since: Arc<Since>) -> Lease {
+    fn lease(self: &Arc<Self>, slot: usize, sender: SendRequest<Body>, uses: Arc<Uses>) -> Lease {
         Lease {
             h1: self.clone(),
             slot,
-            conn: Some(Idle { sender, since }),
+            conn: Some(Idle { sender, uses }),
         }
     }
 
     /// The idle connection used last that can take a request. One still
     /// finishing its last exchange (sending an upload the backend
     /// answered early) stays for later; closed ones go.
-    fn checkout(&self, slot: usize) -> Option<(SendRequest<Body>, Arc<Since>)> {
+    fn checkout(&self, slot: usize) -> Option<(SendRequest<Body>, Arc<Uses>)> {
         let mut idle = self.idle[slot].lock().ok()?;
         let mut busy = Vec::new();
         let mut found = None;
@@ -151,26 +150,23 @@ impl H1 {
             }
         }
         idle.extend(busy.into_iter().rev());
-        let Idle { sender, since } = found?;
-        since.taken();
-        Some((sender, since))
+        let Idle { sender, uses } = found?;
+        uses.taken();
+        Some((sender, uses))
     }
 
     fn give_back(&self, slot: usize, conn: Idle) {
         if conn.sender.is_closed() {
             return;
         }
-        conn.since.given_back();
+        conn.uses.given_back();
         if let Ok(mut idle) = self.idle[slot].lock() {
             idle.push(conn);
         }
     }
 
     /// A new connection (TCP, TLS, handshake) within `connect_timeout`.
-    async fn connect(
-        &self,
-        route: &ProxyRoute,
-    ) -> Result<(SendRequest<Body>, Arc<Since>), Failure> {
+    async fn connect(&self, route: &ProxyRoute) -> Result<(SendRequest<Body>, Arc<Uses>), Failure> {
         let made = async {
             let tcp = tcp(&self.host, self.port).await?;
             match &self.tls {
@@ -199,19 +195,19 @@ pub(super) async fn tcp(host: &str, port: u16) -> Result<TcpStream, Failure> {
     Ok(tcp)
 }
 
-async fn handshake<T>(io: T) -> Result<(SendRequest<Body>, Arc<Since>), Failure>
+async fn handshake<T>(io: T) -> Result<(SendRequest<Body>, Arc<Uses>), Failure>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| failure(&e))?;
-    let since = Arc::new(Since(AtomicU64::new(IN_USE)));
-    let watched = since.clone();
+    let uses = Arc::new(Uses::in_use());
+    let watched = uses.clone();
     tokio::spawn(async move {
         let mut conn = std::pin::pin!(conn.with_upgrades());
-        // Dropping the connection closes it.
-        while let Some(wait) = next_check(watched.idle_for()) {
+        let mut looked = watched.count();
+        loop {
             tokio::select! {
                 biased;
                 ended = conn.as_mut() => {
@@ -220,52 +216,49 @@ where
                     }
                     return;
                 }
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(IDLE_TIMEOUT) => {}
             }
+            let now = watched.count();
+            if unused(looked, now) {
+                return; // dropping the connection closes it
+            }
+            looked = now;
         }
     });
     sender.ready().await.map_err(|e| failure(&e))?;
-    Ok((sender, since))
+    Ok((sender, uses))
 }
 
-/// When to look again whether an unused connection is to be closed
-/// (`None`: now), given how long it has been unused (`None`: in use).
-fn next_check(idle_for: Option<Duration>) -> Option<Duration> {
-    match idle_for {
-        None => Some(IDLE_TIMEOUT),
-        Some(d) => IDLE_TIMEOUT.checked_sub(d).filter(|left| !left.is_zero()),
+/// How a connection has been used: a count that is odd while it has a
+/// request. One relaxed add per checkout and per give-back; read by the
+/// connection's task once per [`IDLE_TIMEOUT`] (no clock read per
+/// request).
+struct Uses(AtomicU64);
+
+impl Uses {
+    /// A new connection, made for a request.
+    fn in_use() -> Uses {
+        Uses(AtomicU64::new(1))
     }
-}
 
-/// Since when a connection has been idle, in milliseconds from the
-/// process's first use of it ([`IN_USE`] while it has a request): one
-/// relaxed store per checkout and give-back, read by the connection's
-/// task once per [`IDLE_TIMEOUT`].
-struct Since(AtomicU64);
-
-const IN_USE: u64 = u64::MAX;
-
-fn now_ms() -> u64 {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(IN_USE - 1)
-}
-
-impl Since {
     fn taken(&self) {
-        self.0.store(IN_USE, Ordering::Relaxed);
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
 
     fn given_back(&self) {
-        self.0.store(now_ms(), Ordering::Relaxed);
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn idle_for(&self) -> Option<Duration> {
-        match self.0.load(Ordering::Relaxed) {
-            IN_USE => None,
-            at => Some(Duration::from_millis(now_ms().saturating_sub(at))),
-        }
+    fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
+}
+
+/// Whether a connection is to be closed: idle now, and not used since
+/// the last look one [`IDLE_TIMEOUT`] ago. So it goes 60 to 120 s after
+/// its last use.
+fn unused(before: u64, now: u64) -> bool {
+    before == now && now.is_multiple_of(2)
 }
 
 /// A connection out of its pool for one request, back in when dropped
@@ -333,29 +326,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unused_connections_close_after_the_idle_timeout() {
-        assert_eq!(next_check(None), Some(IDLE_TIMEOUT), "in use: kept");
-        assert_eq!(next_check(Some(Duration::ZERO)), Some(IDLE_TIMEOUT));
-        assert_eq!(
-            next_check(Some(Duration::from_secs(45))),
-            Some(Duration::from_secs(15))
-        );
-        assert_eq!(next_check(Some(IDLE_TIMEOUT)), None);
-        assert_eq!(next_check(Some(Duration::from_secs(600))), None);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_connection_given_back_counts_as_idle_until_taken() {
-        let since = Since(AtomicU64::new(IN_USE));
-        assert_eq!(since.idle_for(), None);
-        since.given_back();
-        tokio::time::advance(Duration::from_secs(30)).await;
-        assert!(
-            since
-                .idle_for()
-                .is_some_and(|d| d >= Duration::from_secs(30))
-        );
-        since.taken();
-        assert_eq!(since.idle_for(), None);
+    fn a_connection_closes_when_idle_and_unused_since_the_last_look() {
+        let u = Uses::in_use();
+        let first = u.count();
+        assert!(!unused(first, u.count()), "in use");
+        u.given_back();
+        assert!(!unused(first, u.count()), "used since the last look");
+        let second = u.count();
+        assert!(unused(second, u.count()), "idle since the last look");
+        u.taken();
+        u.given_back();
+        assert!(!unused(second, u.count()), "used in between");
+        u.taken();
+        let third = u.count();
+        assert!(!unused(third, u.count()), "in use all along");
     }
 }
