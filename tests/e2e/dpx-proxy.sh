@@ -7,8 +7,9 @@
 # console stays on the node's own name, a slow backend gives 504 at the
 # route's response_timeout, a health-checked backend is taken out of service
 # and brought back, HTTPS backends are verified against the route's
-# ca_file, a stopped backend gives 502, and a config change that drops a
-# route's health check stops its checker.
+# ca_file, a stopped backend gives 502, a config change that drops a
+# route's health check stops its checker, and a request in flight when the
+# web service stops is answered first.
 . "$(dirname "$0")/../lib.sh"
 . "$ROOT/tests/dpx-lib.sh"
 PY=/usr/bin/python3   # Debian's, with python3-websockets
@@ -185,3 +186,14 @@ for _ in 1 2 3 4 5; do
 done
 [ -n "$stopped" ] || fail "health probes went on after the check was removed from the route"
 pass "config change: the route drops its health check on reload, its checker stops and it serves again"
+
+# A request in flight when the web service stops (each worker drains its
+# own connections) is answered before the service goes.
+app "$BASE/slow" >"$STATE/drain.out" &
+SLOW=$!
+sleep 1
+ctl restart web >/dev/null || fail "restart web"
+wait "$SLOW" || fail "the request in flight failed when the web service stopped"
+[ "$(cat "$STATE/drain.out")" = slow ] || fail "the request in flight got $(cat "$STATE/drain.out"), not its answer"
+wait_for 20 bash -c '[ "$(code app.dpx.test /echo)" = 200 ]' || fail "the proxy did not come back after the restart"
+pass "stopping: a proxied request in flight is answered before the web service goes"
