@@ -187,11 +187,15 @@ async fn probe(
         header::USER_AGENT,
         HeaderValue::from_static("alpharen-health-check"),
     );
-    let (resp, _lease) = h1
+    let (resp, lease) = h1
         .send(h1::Pool::Checker, &route, req)
         .await
         .map_err(|e| format!("GET {path}: {e}"))?;
-    let status = resp.status();
+    let (parts, body) = resp.into_parts();
+    // Read to its end, so that the connection serves the next probe (a
+    // body larger than this closes it instead).
+    let _ = axum::body::to_bytes(Body::new(h1::Answer::new(body, Some(lease))), 64 * 1024).await;
+    let status = parts.status;
     let healthy = match expect {
         Some(code) => status.as_u16() == code,
         None => status.is_success() || status.is_redirection(),

@@ -227,7 +227,8 @@ async fn a_proxied_request_does_not_carry_a_connect_inline() {
     assert!(size < 4096, "the forward future holds {size} bytes");
 }
 
-/// A plain HTTP/1.1 backend answering `ok` to each request; `close`
+/// A plain HTTP/1.1 backend answering `ok` to each request, the `k` 20 ms
+/// after the rest; `close`
 /// ends each connection after its answer. Counts the connections made.
 async fn counting_backend(close: bool) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -245,9 +246,14 @@ async fn counting_backend(close: bool) -> (u16, Arc<std::sync::atomic::AtomicUsi
                     while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
                         seen.drain(..end + 4);
                         let head = if close { "connection: close\r\n" } else { "" };
-                        let answer =
-                            format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n{head}\r\nok");
-                        if c.write_all(answer.as_bytes()).await.is_err() || close {
+                        // The body's end comes later: an answer read only
+                        // in part holds its connection.
+                        let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n{head}\r\no");
+                        if c.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        if c.write_all(b"k").await.is_err() || close {
                             return;
                         }
                     }
@@ -268,7 +274,7 @@ async fn fetch(c: &Arc<h1::H1>, r: &ProxyRoute) -> String {
 }
 
 #[tokio::test]
-async fn a_kept_alive_connection_is_used_again_and_a_closed_one_replaced() {
+async fn kept_alive_connections_are_used_again_and_closed_ones_replaced() {
     let (port, accepted) = counting_backend(false).await;
     let r = route("a", None, &format!("http://127.0.0.1:{port}"));
     let c = client(&r).unwrap();
@@ -276,6 +282,14 @@ async fn a_kept_alive_connection_is_used_again_and_a_closed_one_replaced() {
         assert_eq!(fetch(&c, &r).await, "ok");
     }
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Health probes keep one connection of their own.
+    for _ in 0..2 {
+        let path = PathAndQuery::from_static("/health");
+        let host = HeaderValue::from_static("a");
+        let probed = probe(c.clone(), Arc::new(r.clone()), path, host, None).await;
+        assert_eq!(probed, Ok(()));
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 
     let (port, accepted) = counting_backend(true).await;
     let r = route("a", None, &format!("http://127.0.0.1:{port}"));
