@@ -528,12 +528,7 @@ async fn send_over_h2(
         ok => ok,
     };
     sent.map_err(|e| {
-        let f = match e {
-            SendError::Unsent(_) => {
-                Failure::Unreachable("the connection closed before the request went out".into())
-            }
-            SendError::Refused(f) | SendError::Failed(f) => f,
-        };
+        let f = e.failure();
         if let Failure::Unreachable(_) = &f {
             h2.forget();
         }
@@ -570,7 +565,7 @@ mod h2;
 #[path = "proxy_send.rs"]
 mod send;
 pub(crate) use send::{Failure, failure};
-use send::{Lingering, SendError, after_upload, again, answer, replayable, send_h2};
+use send::{Lingering, SendError, after_upload, again, answer, replayable, send_h2, tcp};
 
 #[cfg(test)]
 #[path = "proxy_tests.rs"]

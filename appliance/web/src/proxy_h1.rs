@@ -19,10 +19,9 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::{Failure, SendError, answer, failure};
+use super::{Failure, SendError, answer, failure, tcp};
 
 /// How long an unused connection is kept open (nginx's upstream
 /// `keepalive_timeout`).
@@ -110,19 +109,16 @@ impl H1 {
             match answer(sender.try_send_request(out), route).await {
                 Ok(resp) => return Ok((resp, self.lease(slot, sender, uses))),
                 Err(SendError::Unsent(again)) => out = *again,
-                Err(SendError::Refused(f) | SendError::Failed(f)) => return Err(f),
+                Err(e) => return Err(e.failure()),
             }
         }
         // Boxed: connecting (TCP, TLS, handshake) is a future of
         // kilobytes that every proxied request's future would carry.
         let (mut sender, uses) = Box::pin(self.connect(route)).await?;
-        match answer(sender.try_send_request(out), route).await {
-            Ok(resp) => Ok((resp, self.lease(slot, sender, uses))),
-            Err(SendError::Unsent(_)) => Err(Failure::Unreachable(
-                "the connection closed before the request went out".into(),
-            )),
-            Err(SendError::Refused(f) | SendError::Failed(f)) => Err(f),
-        }
+        let resp = answer(sender.try_send_request(out), route)
+            .await
+            .map_err(SendError::failure)?;
+        Ok((resp, self.lease(slot, sender, uses)))
     }
 
     fn lease(self: &Arc<Self>, slot: usize, sender: SendRequest<Body>, uses: Arc<Uses>) -> Lease {
@@ -184,15 +180,6 @@ impl H1 {
             .await
             .map_err(|_| Failure::ConnectTimeout(route.connect_timeout))?
     }
-}
-
-/// A TCP connection to a backend, without Nagle's delay.
-pub(super) async fn tcp(host: &str, port: u16) -> Result<TcpStream, Failure> {
-    let tcp = TcpStream::connect((host, port))
-        .await
-        .map_err(|e| failure(&e))?;
-    let _ = tcp.set_nodelay(true);
-    Ok(tcp)
 }
 
 async fn handshake<T>(io: T) -> Result<(SendRequest<Body>, Arc<Uses>), Failure>

@@ -193,7 +193,7 @@ impl H2 {
 
     /// A new HTTP/2 connection, or `None` when the backend turned HTTP/2 down.
     async fn connect(&self, timeout: Duration) -> Result<Option<SendRequest<Body>>, Failure> {
-        let tcp = super::h1::tcp(&self.host, self.port).await?;
+        let tcp = super::tcp(&self.host, self.port).await?;
         match &self.tls {
             Some((connector, name)) => {
                 let tls = connector
@@ -207,7 +207,7 @@ impl H2 {
             }
             None => {
                 if self.speaks() == Speaks::Unknown
-                    && !speaks_h2c(super::h1::tcp(&self.host, self.port).await?, timeout).await
+                    && !speaks_h2c(super::tcp(&self.host, self.port).await?, timeout).await
                 {
                     return Ok(None);
                 }

@@ -15,6 +15,7 @@ use axum::response::Response;
 use futures_util::StreamExt;
 use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
 use hyper::client::conn::TrySendError;
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use super::{cause, causes, page};
@@ -102,6 +103,28 @@ pub(super) enum SendError {
     /// may have been taken ([`replayable`] keeps small ones).
     Refused(Failure),
     Failed(Failure),
+}
+
+impl SendError {
+    /// What the client is told when the request is not sent again.
+    pub(super) fn failure(self) -> Failure {
+        match self {
+            SendError::Unsent(_) => {
+                Failure::Unreachable("the connection closed before the request went out".into())
+            }
+            SendError::Refused(f) | SendError::Failed(f) => f,
+        }
+    }
+}
+
+/// A TCP connection to a backend, without Nagle's delay (HTTP/1.1 and
+/// HTTP/2 alike).
+pub(super) async fn tcp(host: &str, port: u16) -> Result<TcpStream, Failure> {
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| failure(&e))?;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
 }
 
 /// The request to send once more after `e`, on a new connection: one
