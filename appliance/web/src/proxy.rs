@@ -180,15 +180,18 @@ async fn probe(
     host: HeaderValue,
     expect: Option<u16>,
 ) -> Result<(), String> {
-    let mut req = Request::new(Body::empty());
-    *req.uri_mut() = Uri::from(path.clone());
-    req.headers_mut().insert(header::HOST, host);
-    req.headers_mut().insert(
-        header::USER_AGENT,
-        HeaderValue::from_static("alpharen-health-check"),
-    );
+    let request = || {
+        let mut req = Request::new(Body::empty());
+        *req.uri_mut() = Uri::from(path.clone());
+        req.headers_mut().insert(header::HOST, host.clone());
+        req.headers_mut().insert(
+            header::USER_AGENT,
+            HeaderValue::from_static("alpharen-health-check"),
+        );
+        req
+    };
     let (resp, lease) = h1
-        .send(h1::Pool::Checker, &route, req)
+        .send(h1::Pool::Checker, &route, request(), Some(request()))
         .await
         .map_err(|e| format!("GET {path}: {e}"))?;
     let (parts, body) = resp.into_parts();
@@ -451,9 +454,12 @@ async fn forward(
     } else {
         axum::http::Version::HTTP_11
     };
-    let (body, replay) = match &h2 {
-        Some(_) => replayable(body).await,
-        None => (body, None),
+    // Over HTTP/1.1 a copy is kept only where it may be sent again
+    // (idempotent methods); over HTTP/2 also for a refused stream.
+    let (body, replay) = if h2.is_some() || parts.method.is_idempotent() {
+        replayable(body).await
+    } else {
+        (body, None)
     };
     let (body, request_read) = Lingering::new(body);
     let replay = replay.map(|body| {
@@ -473,7 +479,12 @@ async fn forward(
             .await
             .map(|r| (r, None)),
         None => h1
-            .send(h1::Pool::Worker(crate::workers::index()), route, out)
+            .send(
+                h1::Pool::Worker(crate::workers::index()),
+                route,
+                out,
+                replay,
+            )
             .await
             .map(|(r, lease)| (r, Some(lease))),
     };

@@ -21,7 +21,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 
-use super::{Failure, SendError, answer, failure, tcp};
+use super::{Failure, SendError, again, answer, failure, tcp};
 
 /// How long an unused connection is kept open (nginx's upstream
 /// `keepalive_timeout`).
@@ -97,19 +97,24 @@ impl H1 {
     /// Sends on a kept-alive connection of `pool`, or on a new one
     /// (within `connect_timeout`), then waits `response_timeout` for the
     /// response headers. A request a kept-alive connection closed
-    /// before it went out goes once more on a new one.
+    /// before it went out goes once more on a new one, and so does
+    /// `replay`, its copy, when the connection dropped under an
+    /// idempotent request ([`again`]).
     pub async fn send(
         self: &Arc<Self>,
         pool: Pool,
         route: &ProxyRoute,
         mut out: Request,
+        replay: Option<Request>,
     ) -> Result<(hyper::Response<Incoming>, Lease), Failure> {
         let slot = self.slot(pool);
         if let Some((mut sender, uses)) = self.checkout(slot) {
             match answer(sender.try_send_request(out), route).await {
                 Ok(resp) => return Ok((resp, self.lease(slot, sender, uses))),
-                Err(SendError::Unsent(again)) => out = *again,
-                Err(e) => return Err(e.failure()),
+                Err(e) => {
+                    out = again(e, replay)?;
+                    tracing::debug!(backend = %route.backend, "kept-alive connection dropped; sending again on a new one");
+                }
             }
         }
         // Boxed: connecting (TCP, TLS, handshake) is a future of

@@ -102,6 +102,12 @@ pub(super) enum SendError {
     /// (REFUSED_STREAM). RFC 9113 §8.7: safe to send again, but its body
     /// may have been taken ([`replayable`] keeps small ones).
     Refused(Failure),
+    /// The connection closed or was reset before the answer's head: the
+    /// backend may have closed a kept-alive connection as the request
+    /// went out (its own idle timeout), or failed while working on it.
+    /// Sent again only with an idempotent method (RFC 9110 §9.2.2), as
+    /// nginx (on its cached connections) and Go's client do.
+    Dropped(Failure),
     Failed(Failure),
 }
 
@@ -112,7 +118,7 @@ impl SendError {
             SendError::Unsent(_) => {
                 Failure::Unreachable("the connection closed before the request went out".into())
             }
-            SendError::Refused(f) | SendError::Failed(f) => f,
+            SendError::Refused(f) | SendError::Dropped(f) | SendError::Failed(f) => f,
         }
     }
 }
@@ -128,13 +134,15 @@ pub(super) async fn tcp(host: &str, port: u16) -> Result<TcpStream, Failure> {
 }
 
 /// The request to send once more after `e`, on a new connection: one
-/// that was not sent, or one the backend refused unprocessed when it can
-/// be sent again (`replay`, a copy, see [`replayable`]), as
-/// hyper-util's pool and nginx retry such requests.
+/// that was not sent, one the backend refused unprocessed, or an
+/// idempotent one whose connection dropped, when it can be sent again
+/// (`replay`, a copy, see [`replayable`]), as hyper-util's pool and
+/// nginx retry such requests.
 pub(super) fn again(e: SendError, replay: Option<Request>) -> Result<Request, Failure> {
     match e {
         SendError::Unsent(out) => Ok(*out),
         SendError::Refused(f) => replay.ok_or(f),
+        SendError::Dropped(f) => replay.filter(|r| r.method().is_idempotent()).ok_or(f),
         SendError::Failed(f) => Err(f),
     }
 }
@@ -167,6 +175,7 @@ pub(super) async fn answer(
         Ok(Err(mut e)) => match e.take_message() {
             Some(out) => Err(SendError::Unsent(Box::new(out))),
             None if refused(e.error()) => Err(SendError::Refused(failure(e.error()))),
+            None if dropped(e.error()) => Err(SendError::Dropped(failure(e.error()))),
             None => Err(SendError::Failed(failure(e.error()))),
         },
     }
@@ -179,6 +188,21 @@ fn refused(e: &(dyn StdError + 'static)) -> bool {
         .any(|h| {
             h.is_remote() && (h.is_go_away() || h.reason() == Some(h2::Reason::REFUSED_STREAM))
         })
+}
+
+/// Whether the connection ended under a request, before its answer's
+/// head: closed (hyper's incomplete message) or reset.
+fn dropped(e: &hyper::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    e.is_incomplete_message()
+        || causes(e)
+            .filter_map(|c| c.downcast_ref::<std::io::Error>())
+            .any(|io| {
+                matches!(
+                    io.kind(),
+                    ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+                )
+            })
 }
 
 /// A refused certificate, or else the innermost cause.
@@ -338,15 +362,55 @@ mod tests {
         *req.uri_mut() = "http://a.test/x".parse().unwrap();
         match send_h2(sender, &route, req).await {
             Err(SendError::Unsent(req)) => assert_eq!(req.uri().path(), "/x"),
-            Err(SendError::Failed(f) | SendError::Refused(f)) => panic!("not given back: {f}"),
+            Err(SendError::Failed(f) | SendError::Refused(f) | SendError::Dropped(f)) => {
+                panic!("not given back: {f}")
+            }
+            Ok(_) => panic!("answered"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_under_which_the_connection_dropped_is_told_apart() {
+        let (client, server) = tokio::io::duplex(4096);
+        let backend = tokio::spawn(async move {
+            let mut conn = h2::server::handshake(server).await.unwrap();
+            // Takes the request, then the connection goes.
+            let _ = conn.accept().await;
+        });
+        let (sender, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake(hyper_util::rt::TokioIo::new(client))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let route = super::super::tests::route("a.test", None, "http://127.0.0.1:9");
+        let mut req = Request::new(Body::empty());
+        *req.uri_mut() = "http://a.test/x".parse().unwrap();
+        let sent = send_h2(sender, &route, req).await;
+        backend.await.unwrap();
+        match sent {
+            Err(SendError::Dropped(_)) => {}
+            Err(SendError::Failed(f) | SendError::Refused(f)) => panic!("not as dropped: {f}"),
+            Err(SendError::Unsent(_)) => panic!("not sent"),
             Ok(_) => panic!("answered"),
         }
     }
 
     #[test]
-    fn only_unsent_or_replayable_refused_requests_go_again() {
+    fn only_unsent_refused_or_idempotent_dropped_requests_go_again() {
         let req = || Request::new(Body::empty());
         let failed = || Failure::Unreachable("reset".into());
+        assert!(again(SendError::Dropped(failed()), Some(req())).is_ok());
+        let mut post = req();
+        *post.method_mut() = axum::http::Method::POST;
+        assert!(
+            again(SendError::Dropped(failed()), Some(post)).is_err(),
+            "not idempotent"
+        );
+        assert!(
+            again(SendError::Dropped(failed()), None).is_err(),
+            "body gone"
+        );
         assert!(again(SendError::Unsent(Box::new(req())), None).is_ok());
         assert!(again(SendError::Refused(failed()), Some(req())).is_ok());
         assert!(

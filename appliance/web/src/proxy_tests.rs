@@ -17,7 +17,7 @@ async fn send(
     r: &ProxyRoute,
     req: Request,
 ) -> Result<hyper::Response<hyper::body::Incoming>, Failure> {
-    c.send(h1::Pool::Worker(0), r, req)
+    c.send(h1::Pool::Worker(0), r, req, None)
         .await
         .map(|(resp, _)| resp)
 }
@@ -267,10 +267,72 @@ async fn counting_backend(close: bool) -> (u16, Arc<std::sync::atomic::AtomicUsi
 /// Sends `get()` through the worker's pool and reads the answer's body
 /// to its end, as the client's connection does.
 async fn fetch(c: &Arc<h1::H1>, r: &ProxyRoute) -> String {
-    let (resp, lease) = c.send(h1::Pool::Worker(0), r, get()).await.unwrap();
+    fetch_with(c, r, get(), Some(get())).await.unwrap()
+}
+
+async fn fetch_with(
+    c: &Arc<h1::H1>,
+    r: &ProxyRoute,
+    req: Request,
+    replay: Option<Request>,
+) -> Result<String, Failure> {
+    let (resp, lease) = c.send(h1::Pool::Worker(0), r, req, replay).await?;
     let body = h1::Answer::new(resp.into_body(), Some(lease));
     let bytes = axum::body::to_bytes(Body::new(body), 100).await.unwrap();
-    String::from_utf8_lossy(&bytes).into_owned()
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A plain HTTP/1.1 backend that answers `ok` to the first request of
+/// each connection and drops the connection when the second arrives, as
+/// a backend does whose idle timeout ends just as a request goes out:
+/// with a FIN after reading it, or (`reset`) with a RST, unread.
+async fn dropping_backend(reset: bool) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                if c.read(&mut buf).await.is_err() {
+                    return;
+                }
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                if c.write_all(answer).await.is_err() {
+                    return;
+                }
+                if reset {
+                    // Closing with unread data sends a RST.
+                    let _ = c.readable().await;
+                } else {
+                    let _ = c.read(&mut buf).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn an_idempotent_request_a_kept_alive_connection_dropped_goes_again() {
+    let post = || {
+        let mut req = Request::new(Body::from("form=1"));
+        *req.method_mut() = axum::http::Method::POST;
+        *req.uri_mut() = Uri::from_static("/");
+        req
+    };
+    for reset in [false, true] {
+        let port = dropping_backend(reset).await;
+        let r = route("a", None, &format!("http://127.0.0.1:{port}"));
+        let c = client(&r).unwrap();
+        for _ in 0..3 {
+            assert_eq!(fetch(&c, &r).await, "ok", "reset: {reset}");
+        }
+        // A POST may have been processed: its dropped connection is the
+        // client's answer.
+        let e = fetch_with(&c, &r, post(), Some(post())).await.unwrap_err();
+        assert!(matches!(e, Failure::Unreachable(_)), "reset: {reset}: {e}");
+        assert_eq!(fetch_with(&c, &r, post(), None).await.unwrap(), "ok");
+    }
 }
 
 #[tokio::test]
