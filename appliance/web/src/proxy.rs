@@ -430,12 +430,19 @@ async fn forward(
             Some(p) => format!("{p}, {ip}"),
             None => ip.to_string(),
         };
-        if let Ok(v) = HeaderValue::from_str(&xff) {
+        // The string's buffer itself, not a copy.
+        if let Ok(v) = HeaderValue::from_maybe_shared(hyper::body::Bytes::from(xff)) {
             h.insert(X_FORWARDED_FOR, v);
         }
     }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-    if let Ok(v) = HeaderValue::from_str(host) {
+    // The client's `Host` when it is the host as routed (the usual case:
+    // lower case, no port) is shared, not copied.
+    let host_value = match h.get(header::HOST) {
+        Some(v) if v.as_bytes() == host.as_bytes() => Ok(v.clone()),
+        _ => HeaderValue::from_str(host),
+    };
+    if let Ok(v) = host_value {
         h.insert(X_FORWARDED_HOST, v.clone());
         // Over HTTP/2 the host is the URL's authority (`:authority`).
         if h2.is_some() {
