@@ -13,6 +13,22 @@ start_node "$STATE" --config "$STATE/seed.toml"
 BASE=https://127.0.0.1:$HTTPS_PORT
 wait_for 20 curl -skf "$BASE/api/v1/health" || { cat "$STATE/console.log"; fail "web did not come up"; }
 pass "health answers over HTTPS"
+# Security headers: on every answer of the node's own; API answers are
+# never cached, console pages may be.
+heads() { curl -sk -o /dev/null -D - "$BASE$1" | tr -d '\r' | tr 'A-Z' 'a-z'; }
+for p in /api/v1/health /api/v1/no-such-route /; do
+  h=$(heads "$p")
+  for want in "x-content-type-options: nosniff" "x-frame-options: deny" "referrer-policy: no-referrer" \
+    "strict-transport-security: max-age=31536000" "content-security-policy: default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"; do
+    grep -qxF "$want" <<<"$h" || fail "$p: no '$want' header in: $h"
+  done
+  case $p in
+    /api/*) grep -qxF "cache-control: no-store" <<<"$h" || fail "$p: not marked no-store: $h" ;;
+    *) ! grep -q "^cache-control: no-store" <<<"$h" || fail "$p: a console page marked no-store: $h" ;;
+  esac
+done
+grep -qxF "content-type: application/json" <<<"$(heads /api/v1/health)" || fail "health is not JSON"
+pass "security headers on API answers (no-store) and console pages"
 
 JAR=$STATE/cookies VJAR=$STATE/vcookies
 # req METHOD PATH [BODY [CURL ARGS...]]: sets CODE and BODY.

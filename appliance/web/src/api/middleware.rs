@@ -55,21 +55,34 @@ pub(crate) async fn front(
 }
 
 /// Headers every answer of the node's own carries: no framing, no
-/// sniffing, HTTPS only, and API answers are never cached. The names are
-/// `http`'s constants: a name given as a string is parsed on every insert.
+/// sniffing, HTTPS only, and API answers are never cached. Names and
+/// values are constants: a name given as a string is parsed on every
+/// insert, and a value made with `from_static` outside a constant is
+/// checked byte by byte on every answer.
 fn security_headers(api: bool, resp: &mut Response) {
     use axum::http::header;
-    const CSP: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+    const fn value(v: &'static str) -> HeaderValue {
+        HeaderValue::from_static(v)
+    }
+    const SET: [(header::HeaderName, HeaderValue); 5] = [
+        (header::X_CONTENT_TYPE_OPTIONS, value("nosniff")),
+        (header::X_FRAME_OPTIONS, value("DENY")),
+        (header::REFERRER_POLICY, value("no-referrer")),
+        (header::STRICT_TRANSPORT_SECURITY, value("max-age=31536000")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            value(
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        ),
+    ];
+    const NO_STORE: HeaderValue = value("no-store");
     let h = resp.headers_mut();
-    let mut set = |k: header::HeaderName, v: &'static str| {
-        h.insert(k, HeaderValue::from_static(v));
-    };
-    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(header::X_FRAME_OPTIONS, "DENY");
-    set(header::REFERRER_POLICY, "no-referrer");
-    set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
-    set(header::CONTENT_SECURITY_POLICY, CSP);
+    h.reserve(SET.len() + usize::from(api));
+    for (k, v) in SET {
+        h.insert(k, v);
+    }
     if api {
-        set(header::CACHE_CONTROL, "no-store");
+        h.insert(header::CACHE_CONTROL, NO_STORE);
     }
 }

@@ -3,7 +3,7 @@
 use alpharen_rpc::{services, system};
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use serde_json::json;
 
@@ -15,7 +15,10 @@ use super::{Admin, ApiResult, AppState, Body, Reader, rpc};
 /// A fixed body: monitors poll this often, so it builds no JSON value.
 pub(super) async fn health() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/json")],
+        [(
+            header::CONTENT_TYPE,
+            const { HeaderValue::from_static("application/json") },
+        )],
         r#"{"status":"ok"}"#,
     )
 }
