@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Web and ssh benchmark, side by side in one run:
 #  - wrk GET /api/v1/health over HTTPS keep-alive: alpharen web vs nginx
-#    (Debian) serving the same body with the same certificate, RUNS runs
+#    (Debian) serving the same answer (body and security headers) with
+#    the same certificate, RUNS runs
 #    each, interleaved -> medians, spread and the ratio of the medians
 #  - idle RSS of the web and ssh service processes
 # Not pass/fail, but a wrk error or failed command stops it.
@@ -38,7 +39,18 @@ http {
     ssl_certificate_key $STATE/tls/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
     keepalive_requests 100000;
-    location = /api/v1/health { default_type application/json; return 200 '{"status":"ok"}'; }
+    # The same answer as ours: body and the security headers every API
+    # answer of the node carries (src/api/middleware.rs), checked below.
+    location = /api/v1/health {
+      default_type application/json;
+      add_header X-Content-Type-Options nosniff always;
+      add_header X-Frame-Options DENY always;
+      add_header Referrer-Policy no-referrer always;
+      add_header Strict-Transport-Security max-age=31536000 always;
+      add_header Content-Security-Policy "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'" always;
+      add_header Cache-Control no-store always;
+      return 200 '{"status":"ok"}';
+    }
   }
 }
 NGINX
@@ -48,6 +60,11 @@ on_exit "kill $NGPID 2>/dev/null; wait $NGPID 2>/dev/null"
 NGINX_URL=https://127.0.0.1:$NGINX_PORT/api/v1/health
 wait_for 10 curl -skf "$NGINX_URL" || fail "nginx did not come up"
 [ "$(curl -sk "$BASE/api/v1/health")" = "$(curl -sk "$NGINX_URL")" ] || fail "bodies differ"
+# Header lines (lower-case names) of ours that nginx's answer lacks; the
+# date and nginx's own (server, connection) aside.
+heads() { curl -sk -o /dev/null -D - "$1" | tr -d '\r' | sed -n 's/^\([^:]*\): /\L\1\E: /p' | grep -v '^date: ' | sort; }
+missing=$(comm -23 <(heads "$BASE/api/v1/health") <(heads "$NGINX_URL"))
+[ -z "$missing" ] || fail "nginx's answer lacks these headers of ours: $missing"
 
 echo "wrk -t$THREADS -c$CONNS -d${DURATION}s GET /api/v1/health over HTTPS keep-alive, $WORKERS workers each, $RUNS runs each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 curl -skf -o /dev/null "$BASE/api/v1/health" || fail "warm-up request"
