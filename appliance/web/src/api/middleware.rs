@@ -16,7 +16,7 @@ use axum::http::HeaderValue;
 use axum::response::Response;
 
 use crate::App;
-use crate::metrics::http::route_class;
+use crate::metrics::http::{RouteClass, route_class};
 
 /// An answer whose head took this long is logged: a console that
 /// seems to hang shows up in the web service's log.
@@ -34,7 +34,7 @@ pub(crate) async fn front(
         None => (class, crate::limits::busy("requests")),
         // Held until the answer's head is ready.
         Some(_in_flight) => match crate::proxy::forward_if_routed(&app, req).await {
-            Ok(resp) => ("proxy", resp),
+            Ok(resp) => (RouteClass::PROXY, resp),
             Err(req) => {
                 let api = req.uri().path().starts_with("/api/");
                 let mut resp = crate::limits::guard(&app, req, router).await;
@@ -49,6 +49,7 @@ pub(crate) async fn front(
     if secs >= SLOW_SECS {
         // The route's class, not its path: a path may name what is not
         // the log's business (a KV key, a user).
+        let class = class.name();
         tracing::warn!(class, status = resp.status().as_u16(), secs, "slow answer");
     }
     Ok(resp)

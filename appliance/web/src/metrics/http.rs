@@ -4,6 +4,8 @@
 //! count too. Routes are grouped into a fixed set of classes, never the
 //! raw path, so a client cannot make the series grow without bound.
 
+use std::sync::{Arc, OnceLock};
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -20,9 +22,15 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-/// The classes of the first path segments under `/api/v1/` that are
-/// routes (`api/<seg>`); anything else there is `api/other`.
-const API_ROUTES: &[&str] = &[
+/// Every route class: the fixed ones, then the first path segments
+/// under `/api/v1/` that are routes (`api/<seg>`); anything else there
+/// is `api/other`.
+const CLASSES: [&str; 20] = [
+    "proxy",
+    "metrics",
+    "dyndns",
+    "console",
+    "api/other",
     "api/health",
     "api/setup",
     "api/session",
@@ -39,6 +47,24 @@ const API_ROUTES: &[&str] = &[
     "api/metrics",
     "api/openapi.json",
 ];
+const FIRST_API_ROUTE: usize = 5;
+
+/// A request's route class, the `route` label of its figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteClass(usize);
+
+impl RouteClass {
+    /// A request forwarded by a `[[dpx.routes]]` entry.
+    pub const PROXY: RouteClass = RouteClass(0);
+    const METRICS: RouteClass = RouteClass(1);
+    const DYNDNS: RouteClass = RouteClass(2);
+    const CONSOLE: RouteClass = RouteClass(3);
+    const API_OTHER: RouteClass = RouteClass(4);
+
+    pub fn name(self) -> &'static str {
+        CLASSES[self.0]
+    }
+}
 
 /// Shared by every request; the families are handles on the same counts,
 /// so each scrape registers clones of them.
@@ -48,6 +74,18 @@ pub struct Http {
     pub duration: Family<RouteLabels, Histogram>,
     /// All requests, for the dashboard's requests/s chart (`history`).
     pub answered: Counter,
+    /// Per class, handles on its series in the families, taken on first
+    /// use: counting a request then hashes no labels and takes no
+    /// family's lock.
+    hot: Arc<[Hot; CLASSES.len()]>,
+}
+
+#[derive(Default)]
+struct Hot {
+    duration: OnceLock<Histogram>,
+    /// Its `200` answers, by far the most common; other statuses are
+    /// looked up in the family.
+    ok: OnceLock<Counter>,
 }
 
 impl Default for Http {
@@ -56,18 +94,26 @@ impl Default for Http {
             requests: Family::default(),
             duration: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
             answered: Counter::default(),
+            hot: Arc::new(std::array::from_fn(|_| Hot::default())),
         }
     }
 }
 
 impl Http {
-    pub fn observe(&self, route: &'static str, status: u16, seconds: f64) {
-        self.requests
-            .get_or_create(&([("route", route)], [("status", status)]))
-            .inc();
-        self.duration
-            .get_or_create(&[("route", route)])
+    pub fn observe(&self, class: RouteClass, status: u16, seconds: f64) {
+        let route = class.name();
+        let hot = &self.hot[class.0];
+        hot.duration
+            .get_or_init(|| self.duration.get_or_create(&[("route", route)]).clone())
             .observe(seconds);
+        let labels = ([("route", route)], [("status", status)]);
+        match status {
+            200 => hot
+                .ok
+                .get_or_init(|| self.requests.get_or_create(&labels).clone())
+                .inc(),
+            _ => self.requests.get_or_create(&labels).inc(),
+        };
         self.answered.inc();
     }
 }
@@ -75,25 +121,24 @@ impl Http {
 /// The class of a request's path: `metrics`, `dyndns`, `api/<route>`,
 /// `api/other` or `console` (the static files and anything else); a
 /// proxied request is counted as `proxy` instead.
-pub fn route_class(path: &str) -> &'static str {
+pub fn route_class(path: &str) -> RouteClass {
     if path == "/metrics" {
-        return "metrics";
+        return RouteClass::METRICS;
     }
     if path == "/nic/update" {
-        return "dyndns";
+        return RouteClass::DYNDNS;
     }
     if let Some(rest) = path.strip_prefix("/api/v1/") {
         let seg = rest.split('/').next().unwrap_or_default();
-        return API_ROUTES
+        return CLASSES[FIRST_API_ROUTE..]
             .iter()
-            .find(|r| r.strip_prefix("api/") == Some(seg))
-            .copied()
-            .unwrap_or("api/other");
+            .position(|r| r.strip_prefix("api/") == Some(seg))
+            .map_or(RouteClass::API_OTHER, |i| RouteClass(FIRST_API_ROUTE + i));
     }
     if path.starts_with("/api/") {
-        return "api/other";
+        return RouteClass::API_OTHER;
     }
-    "console"
+    RouteClass::CONSOLE
 }
 
 #[cfg(test)]
@@ -102,6 +147,7 @@ mod tests {
 
     #[test]
     fn paths_fall_into_few_classes() {
+        let route_class = |p: &str| route_class(p).name();
         assert_eq!(route_class("/metrics"), "metrics");
         assert_eq!(route_class("/nic/update"), "dyndns");
         assert_eq!(route_class("/api/v1/metrics/history"), "api/metrics");

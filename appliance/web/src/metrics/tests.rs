@@ -211,8 +211,11 @@ fn statuses_become_series() {
 #[test]
 fn rendered_text_is_prometheus_0_0_4() {
     let http = Http::default();
-    http.observe("api/status", 200, 0.003);
-    http.observe("api/status", 401, 0.001);
+    let status = super::http::route_class("/api/v1/status");
+    for _ in 0..3 {
+        http.observe(status, 200, 0.003);
+    }
+    http.observe(status, 401, 0.001);
     let snap = Snapshot {
         services: vec![svc("web", "running", true), svc("mail", "failed", false)],
         statuses: vec![
@@ -231,10 +234,12 @@ fn rendered_text_is_prometheus_0_0_4() {
         "alpharen_service_resident_memory_bytes{service=\"web\"} 4096.0",
         "alpharen_service_status_ok{service=\"vpn\"} 0.0",
         "alpharen_mail_queued_messages 7.0",
+        "alpharen_http_requests_total{route=\"api/status\",status=\"200\"} 3",
         "alpharen_http_requests_total{route=\"api/status\",status=\"401\"} 1",
         "# TYPE alpharen_http_request_duration_seconds histogram",
-        "alpharen_http_request_duration_seconds_bucket{route=\"api/status\",le=\"0.005\"} 2",
-        "alpharen_http_request_duration_seconds_count{route=\"api/status\"} 2",
+        "alpharen_http_request_duration_seconds_bucket{route=\"api/status\",le=\"0.001\"} 1",
+        "alpharen_http_request_duration_seconds_bucket{route=\"api/status\",le=\"0.005\"} 4",
+        "alpharen_http_request_duration_seconds_count{route=\"api/status\"} 4",
     ] {
         assert!(
             text.lines().any(|l| l == line),
