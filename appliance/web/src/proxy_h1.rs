@@ -113,7 +113,7 @@ impl H1 {
                 Ok(resp) => return Ok((resp, self.lease(slot, sender, uses))),
                 Err(e) => {
                     out = again(e, replay)?;
-                    tracing::debug!(backend = %route.backend, "kept-alive connection dropped; sending again on a new one");
+                    tracing::debug!(backend = %route.backend, "kept-alive connection closed under the request; sending it again on a new one");
                 }
             }
         }
