@@ -159,5 +159,8 @@ mod tests {
         assert_eq!(route_class("/api/v2/x"), "api/other");
         assert_eq!(route_class("/"), "console");
         assert_eq!(route_class("/app.js"), "console");
+        // The classes are numbered by hand: each number names its class.
+        assert_eq!(route_class("/api/v1/health"), "api/health");
+        assert_eq!(RouteClass::PROXY.name(), "proxy");
     }
 }
