@@ -15,15 +15,27 @@ if [ "$(id -u)" = 0 ]; then
     _d=$(dirname "$_d")
   done
 fi
+# A command failing outside a condition ends the test (set -e) without a
+# word; the ERR trap keeps which one (set -E: also inside functions), and
+# the exit reports it as a failure. Only kept, not printed: a command
+# substitution runs the trap too, where a failure ends nothing.
+set -E
+_err= _failed=
+trap '_err="\`$BASH_COMMAND\` exited $? (line $LINENO of ${BASH_SOURCE[0]##*/})"' ERR
 _cleanups=()
-cleanup() { local i; for ((i=${#_cleanups[@]}-1; i>=0; i--)); do eval "${_cleanups[i]}" || true; done; }
+cleanup() {
+  local rc=$? i
+  [ "$rc" != 0 ] && [ -z "$_failed" ] && [ -n "$_err" ] && report "$_err"
+  for ((i=${#_cleanups[@]}-1; i>=0; i--)); do eval "${_cleanups[i]}" || true; done
+}
 trap cleanup EXIT
 on_exit() { _cleanups+=("$*"); }
 # The state directories of the nodes this test started (start_node,
 # start_node_in): a failure ends with their web service's last warnings
 # and the supervisor's last events, the evidence CI's summary shows.
 _node_dirs=()
-fail() {
+fail() { _failed=1; report "$@"; exit 1; }
+report() {
   echo "FAIL: $*" >&2
   set +e  # the evidence below may be missing; the test ends either way
   local d
@@ -34,7 +46,6 @@ fail() {
     grep -hE " (WARN|ERROR) " "$d/log/integrator.log" 2>/dev/null | tail -n 4 | cut -c1-300 >&2
     grep -h " event " "$d/log/supervisor.log" 2>/dev/null | tail -n 4 | cut -c1-300 >&2
   done
-  exit 1
 }
 pass() { echo "ok: $*"; }
 # wait_for SECONDS CMD...: run CMD every 0.1 s until it succeeds or time runs out.

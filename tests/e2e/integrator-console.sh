@@ -48,7 +48,11 @@ svc() { # svc GREETING: a service file answering {"hi": GREETING}
 }
 FILES=$STATE/files; mkdir -p "$FILES/hello2"
 svc one >"$FILES/hello.py"
-{ svc two | head -n 7; printf '        self.response.payload = {"hi": "two"\n'; } >"$FILES/broken.py"
+# Not `svc two | head -n 7`: printf writes line by line, and under load head
+# can exit before the last write, which then kills the test by SIGPIPE.
+svc two >"$FILES/broken.py"
+sed -i '$d' "$FILES/broken.py"
+printf '        self.response.payload = {"hi": "two"\n' >>"$FILES/broken.py"
 printf 'import redis\nimport xmltodict\n' >"$FILES/needs.py"
 svc two >"$FILES/hello2/hello.py"
 cat >"$FILES/logs.py" <<'PY'
