@@ -47,7 +47,7 @@ perf() {
   QPS=$(awk '/Queries per second/ {print $4}' "$log"); LOST=$(awk '/Queries lost/ {print $3}' "$log")
   [ -n "$QPS" ] && [ -n "$LOST" ] || { cat "$log"; fail "dnsperf on port $port: no result"; }
 }
-up() { dig @127.0.0.1 -p "$1" +short +time=1 +tries=1 "h1.$ZONE" A | grep -q .; }
+up() { dig @127.0.0.1 -p "$1" +short +time=1 +tries=1 "h1.$ZONE" A | has .; }
 
 for RECORDS in $SIZES; do
 [[ $RECORDS =~ ^[1-9][0-9]*$ ]] || fail "SIZES must be positive numbers, not '$RECORDS'"
@@ -156,7 +156,7 @@ for q in "h7.$ZONE A" "www.$ZONE A" "$ZONE MX" "_arsrv._tcp.$ZONE SRV"; do
   [ "$a" = "$b" ] && [ "$a" = "$c" ] || fail "answers differ for $q: ours=[$a] nsd=[$b] knot=[$c]"
 done
 for p in "$OUR" "$NSD" "$KNOT"; do
-  dig @127.0.0.1 -p "$p" "nx-check.$ZONE" A | grep -q 'status: NXDOMAIN' || fail "no NXDOMAIN from port $p"
+  dig @127.0.0.1 -p "$p" "nx-check.$ZONE" A | has 'status: NXDOMAIN' || fail "no NXDOMAIN from port $p"
 done
 
 for MIX in $MIXES; do

@@ -148,10 +148,10 @@ pass "the right secret: pebble issued *.$ZONE and $ZONE over DNS-01 through BIND
 ctl config export --with-secrets | has -F "$SECRET" || fail "the TSIG secret is not in the secret store"
 for what in "config show" "config export"; do
   # shellcheck disable=SC2086
-  if ctl $what | grep -q -F -e "$SECRET" -e "$WRONG"; then fail "the TSIG secret in ctl $what"; fi
+  if ctl $what | has -F -e "$SECRET" -e "$WRONG"; then fail "the TSIG secret in ctl $what"; fi
 done
 ctl --json config history -n 100 | jq -r '.revisions[].id' | while read -r r; do
-  if ctl --json config show --revision "$r" | grep -q -F -e "$SECRET" -e "$WRONG"; then fail "the TSIG secret in revision $r"; fi
+  if ctl --json config show --revision "$r" | has -F -e "$SECRET" -e "$WRONG"; then fail "the TSIG secret in revision $r"; fi
 done
 PASSWORD="correct horse"
 curl -skf -H 'content-type: application/json' \
@@ -169,7 +169,7 @@ curl -skf -b "$STATE/jar" "https://127.0.0.1:$HTTPS_PORT/api/v1/config" | jq -en
   || fail "GET /api/v1/config does not show [acme.rfc2136]"
 if grep -rq -F -e "$SECRET" -e "$WRONG" "$STATE/log" "$STATE/console.log"; then fail "the TSIG secret in a log file"; fi
 for svc in web supervisor; do
-  if ctl logs "$svc" -n 2000 | grep -q -F -e "$SECRET" -e "$WRONG"; then fail "the TSIG secret in ctl logs $svc"; fi
+  if ctl logs "$svc" -n 2000 | has -F -e "$SECRET" -e "$WRONG"; then fail "the TSIG secret in ctl logs $svc"; fi
 done
 pass "the TSIG secret is in the secret store only (not in config show/export, revisions, API answers or logs)"
 

@@ -133,16 +133,16 @@ KEYLINE=$(ctl config export --with-secrets | grep -A1 "BEGIN PRIVATE KEY" | tail
 [ -n "$KEYLINE" ] || fail "no key line to look for"
 for what in "config show" "config export"; do
   # shellcheck disable=SC2086
-  if ctl $what | grep -q -e "PRIVATE KEY" -e "web.acme" -e "$KEYLINE"; then fail "a key in ctl $what"; fi
+  if ctl $what | has -e "PRIVATE KEY" -e "web.acme" -e "$KEYLINE"; then fail "a key in ctl $what"; fi
 done
 ctl --json config history -n 100 | jq -r '.revisions[].id' | while read -r r; do
-  if ctl --json config show --revision "$r" | grep -q -e "PRIVATE KEY" -e "$KEYLINE"; then fail "a key in revision $r"; fi
+  if ctl --json config show --revision "$r" | has -e "PRIVATE KEY" -e "$KEYLINE"; then fail "a key in revision $r"; fi
 done
 if grep -rq -e "PRIVATE KEY" -e "$KEYLINE" -e "key_pkcs8" "$STATE/tls/acme.pem" "$STATE/log" "$STATE/console.log"; then
   fail "a key in the certificate file or a log"
 fi
 for svc in web supervisor; do
-  if ctl logs "$svc" -n 2000 | grep -q -e "PRIVATE KEY" -e "$KEYLINE" -e "key_pkcs8"; then fail "a key in ctl logs $svc"; fi
+  if ctl logs "$svc" -n 2000 | has -e "PRIVATE KEY" -e "$KEYLINE" -e "key_pkcs8"; then fail "a key in ctl logs $svc"; fi
 done
 pass "the certificate key and the account are in the secret store only (not in config, revisions, files or logs)"
 

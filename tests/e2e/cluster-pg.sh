@@ -163,7 +163,7 @@ pass "$M took over from the killed $N and resumed from the cluster's state: B ma
 
 touch "$T/stop"; wait $SAMPLER
 [ "$(wc -l <"$T/holders")" -gt 10 ] || fail "too few samples of the holders"
-if awk '$2 > 1' "$T/holders" | grep -q .; then
+if awk '$2 > 1' "$T/holders" | has .; then
   awk '$2 > 1' "$T/holders" | head; fail "two members ran pg_controller at once"
 fi
 pass "no sample of $(wc -l <"$T/holders") showed two members running pg_controller"

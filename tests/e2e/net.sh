@@ -95,7 +95,7 @@ LEASED=$(inN ip -o -4 addr show dev eth0 | awk '{print $4}')
 pass "DHCP address $LEASED on eth0"
 wait_for 5 bash -c "ip netns exec $N ip route show default | grep -c >/dev/null 'via 10.77.0.1 dev eth0'" || { dump; fail "no DHCP default route"; }
 wait_for 5 bash -c "ip netns exec $N ip route show 198.18.0.0/15 | grep -c >/dev/null 'via 10.77.0.254 dev eth0'" || { dump; fail "no classless static route (option 121)"; }
-inN ip route show default | grep -q "via 10.77.0.2 " && fail "router option 3 used although option 121 was sent"
+inN ip route show default | has "via 10.77.0.2 " && fail "router option 3 used although option 121 was sent"
 pass "default route via 10.77.0.1 and 198.18.0.0/15 via 10.77.0.254 from option 121 (option 3 ignored, RFC 3442)"
 [ "$(inN cat /sys/class/net/eth0/mtu)" = 1400 ] || fail "MTU from DHCP not applied"
 pass "MTU 1400 from DHCP"

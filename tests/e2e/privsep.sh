@@ -147,5 +147,5 @@ field_of integrator_environ | has "PermissionError" || fail "a worker read the i
 pass "worker cannot read the integrator's /proc/$IPID/environ ($(field_of integrator_environ))"
 field_of db | has "PermissionError" || fail "a worker opened alpharen.db: $(field_of db)"
 pass "worker cannot open alpharen.db ($(field_of db))"
-field_of control | grep -Eq 'PermissionError|"forbidden"' || fail "a worker got an answer on the control socket: $(field_of control)"
+field_of control | has -E 'PermissionError|"forbidden"' || fail "a worker got an answer on the control socket: $(field_of control)"
 pass "worker gets no answer on the control socket ($(field_of control | cut -c1-120))"

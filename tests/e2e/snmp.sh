@@ -35,7 +35,7 @@ export ALPHAREN STATE
 export -f ctl
 printf '[secrets]\n"snmp.community" = "%s"\n' "$COMMUNITY" >"$STATE/secret.toml"
 ctl config apply -f "$STATE/secret.toml" -m "snmp community" >/dev/null || fail "config apply [secrets]"
-if ctl config show | grep -q "$COMMUNITY"; then fail "the community is in ctl config show"; fi
+if ctl config show | has "$COMMUNITY"; then fail "the community is in ctl config show"; fi
 wait_for 20 bash -o pipefail -c "ctl --json syslog status | jq -e '.traps.targets == [\"127.0.0.1:$TRAP_PORT\"]'" \
   || fail "logfwd does not list the trap target"
 # The [secrets] apply reaches logfwd as SIGHUP; give it that reload.

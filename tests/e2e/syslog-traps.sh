@@ -76,7 +76,7 @@ ctl config apply -f "$STATE/secret.toml" -m "snmp community" >/dev/null || fail 
 wait_for 20 bash -c "ctl logs logfwd | grep -q 'reloading the syslog and snmp sections'" \
   || fail "logfwd was not told about the community"
 for p in "$COMMUNITY" "$AUTH1" "$PRIV2"; do
-  if ctl config show | grep -q -- "$p"; then fail "a secret is in ctl config show"; fi
+  if ctl config show | has -- "$p"; then fail "a secret is in ctl config show"; fi
 done
 ctl --json syslog status | jq -e --arg e "${ENGINE#0x}" '.traps.engine_id == $e' >/dev/null \
   || { ctl --json syslog status | jq .traps; fail "ctl syslog status does not show the engine ID $ENGINE"; }

@@ -36,7 +36,7 @@ inns curl -sk --max-time 30 -H 'content-type: application/json' \
 # Chromium runs in the node's namespace (the dev port is on loopback) and
 # aborts what it loads with ERR_NETWORK_CHANGED when an address or link
 # there changes: it starts only once arvpn0 is up with its address.
-tunnel_up() { ip -n "$NODE" link show arvpn0 | grep -q '[<,]UP[,>]' && ip -n "$NODE" -br addr show arvpn0 | grep -q ' 10\.8\.0\.1/24'; }
+tunnel_up() { ip -n "$NODE" link show arvpn0 | has '[<,]UP[,>]' && ip -n "$NODE" -br addr show arvpn0 | has ' 10\.8\.0\.1/24'; }
 wait_for 20 tunnel_up || { ip -n "$NODE" addr show arvpn0; tail -20 "$STATE/console.log"; fail "arvpn0 did not come up with 10.8.0.1/24"; }
 wait_for 20 net_settled "$NODE" || { ip -n "$NODE" addr; fail "addresses in $NODE still tentative after 20 s"; }
 pass "node set up, tunnel up"
