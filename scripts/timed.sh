@@ -78,6 +78,7 @@ if [ -f tests/out/summary.tsv ]; then
     [ "$res" = ok ] && continue
     echo; echo "== e2e/$test $res; the end of tests/out/$test/output.txt:"
     tail -n 12 "tests/out/$test/output.txt"
+    [ -s "tests/out/$test/output.txt" ] || echo "(it printed nothing)"
   done <tests/out/summary.tsv
 fi
 exit "$status"

@@ -75,9 +75,13 @@ reap() {
     result[$n]=ok
     echo "== $n: ok (${secs[$n]} s)"; tail -n 3 "tests/out/$n/output.txt"
   else
-    result[$n]=FAILED; [ "$rc" = 124 ] && result[$n]="FAILED (timeout ${limit_of[$n]} s)"
+    # The status says what a test that printed nothing died of (141: SIGPIPE).
+    result[$n]="FAILED (exit $rc)"
+    [ "$rc" -gt 128 ] && result[$n]="FAILED (exit $rc, SIG$(kill -l "$((rc - 128))"))"
+    [ "$rc" = 124 ] && result[$n]="FAILED (timeout ${limit_of[$n]} s)"
     echo "== $n: ${result[$n]} (${secs[$n]} s; output below, also in tests/out/$n/output.txt)"
     tail -n 40 "tests/out/$n/output.txt"
+    [ -s "tests/out/$n/output.txt" ] || echo "(it printed nothing)"
   fi
 }
 stop_all() { local p; for p in "${pid_of[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done; exit 130; }
