@@ -20,7 +20,7 @@ fi
 # the exit reports it as a failure. Only kept, not printed: a command
 # substitution runs the trap too, where a failure ends nothing.
 set -E
-_err= _failed=
+_err='' _failed=''
 trap '_err="\`$BASH_COMMAND\` exited $? (line $LINENO of ${BASH_SOURCE[0]##*/})"' ERR
 _cleanups=()
 cleanup() {

@@ -66,7 +66,7 @@ start() {
 }
 # reap: waits for one running script to end and reports it.
 reap() {
-  local done_pid n rc
+  local done_pid n rc sig
   wait -n -p done_pid "${pid_of[@]}"; rc=$?
   for n in "${!pid_of[@]}"; do [ "${pid_of[$n]}" = "$done_pid" ] && break; done
   unset "pid_of[$n]"
@@ -77,7 +77,7 @@ reap() {
   else
     # The status says what a test that printed nothing died of (141: SIGPIPE).
     result[$n]="FAILED (exit $rc)"
-    [ "$rc" -gt 128 ] && result[$n]="FAILED (exit $rc, SIG$(kill -l "$((rc - 128))"))"
+    [ "$rc" -gt 128 ] && sig=$(kill -l "$((rc - 128))" 2>/dev/null) && result[$n]="FAILED (exit $rc, SIG$sig)"
     [ "$rc" = 124 ] && result[$n]="FAILED (timeout ${limit_of[$n]} s)"
     echo "== $n: ${result[$n]} (${secs[$n]} s; output below, also in tests/out/$n/output.txt)"
     tail -n 40 "tests/out/$n/output.txt"
