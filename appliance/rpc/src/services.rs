@@ -12,17 +12,36 @@ pub const LIST: &str = "services.list";
 pub const RESTART: &str = "services.restart";
 
 /// `services.restart`'s params: answers [`Restarted`]; `no_such_service`
-/// if there is none of that name.
+/// if there is none of that name. With `wait`, also `not_started` if the
+/// new process could not be started, and `not_serving` if a built-in did
+/// not say it serves within [`RESTART_WAIT_SECS`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Name {
+pub struct Restart {
     pub name: String,
+    /// Answer once the old process is gone and the new one runs, and for a
+    /// built-in, once it says it is serving (its listeners bound), as `ctl
+    /// restart` does. Without it the answer comes at once: the web API's
+    /// way, since a restart of the web service itself would otherwise wait
+    /// on the request it is answering.
+    #[serde(default)]
+    pub wait: bool,
 }
+
+/// How long `services.restart` with `wait` waits for a built-in to serve.
+pub const RESTART_WAIT_SECS: u64 = 60;
 
 /// What `services.restart` answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Restarted {
     pub restarted: String,
+    /// The new process, when waited for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// It said it is serving: `None` when not waited for, or for a service
+    /// that does not say (one from `[services]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<bool>,
 }
 
 /// What each supervised service costs, for the web service's `/metrics`:

@@ -240,11 +240,11 @@ pub const BUILTINS: &[Builtin] = &[
 ];
 
 /// The built-ins not in `serving`, in start order.
-pub fn waiting_for(serving: &std::collections::BTreeSet<&str>) -> Vec<&'static str> {
+pub fn waiting_for(serving: &crate::state::Serving) -> Vec<&'static str> {
     BUILTINS
         .iter()
         .map(|b| b.name)
-        .filter(|n| !serving.contains(n))
+        .filter(|n| !serving.contains_key(n))
         .collect()
 }
 
@@ -252,19 +252,53 @@ pub fn find(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
 }
 
+/// Waits up to `within` for process group `pid` to say `name` is serving;
+/// the word of an earlier process of that name does not count.
+pub async fn serves(
+    mut serving: tokio::sync::watch::Receiver<crate::state::Serving>,
+    name: &str,
+    pid: u32,
+    within: std::time::Duration,
+) -> bool {
+    let said = serving.wait_for(|s| s.get(name) == Some(&i32::try_from(pid).ok()));
+    matches!(tokio::time::timeout(within, said).await, Ok(Ok(_)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_waits_for_the_new_process_to_serve() {
+        use std::time::Duration;
+        let (tx, _) = tokio::sync::watch::channel(crate::state::Serving::new());
+        tx.send_modify(|s| {
+            s.insert("dpx", Some(100));
+        });
+        // The old process's word is not the new one's.
+        assert!(!serves(tx.subscribe(), "dpx", 200, Duration::from_secs(60)).await);
+        let waiting = tokio::spawn(serves(tx.subscribe(), "dpx", 200, Duration::from_secs(60)));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        tx.send_modify(|s| {
+            s.insert("web", Some(200));
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!waiting.is_finished());
+        tx.send_modify(|s| {
+            s.insert("dpx", Some(200));
+        });
+        assert!(matches!(waiting.await, Ok(true)));
+    }
+
     #[test]
     fn the_node_waits_for_every_builtin_to_serve() {
-        let mut serving = std::collections::BTreeSet::new();
+        let mut serving = crate::state::Serving::new();
         assert_eq!(waiting_for(&serving).len(), BUILTINS.len());
         for b in BUILTINS.iter().filter(|b| b.name != "mail") {
-            serving.insert(b.name);
+            serving.insert(b.name, None);
         }
         assert_eq!(waiting_for(&serving), vec!["mail"]);
-        serving.insert("mail");
+        serving.insert("mail", Some(1));
         assert!(waiting_for(&serving).is_empty());
     }
 

@@ -49,7 +49,9 @@ pub struct ServiceStatus {
 }
 
 pub enum Cmd {
-    Restart,
+    /// Hears the new process's pid once it runs (`None`: it could not be
+    /// started).
+    Restart(oneshot::Sender<Option<u32>>),
     Reload,
     Replace(ServiceSpec),
     Stop(oneshot::Sender<()>),
@@ -101,6 +103,7 @@ pub fn spawn(
         status: status.clone(),
         logs,
         events,
+        restarted: None,
     };
     tokio::spawn(runner.run(rx));
     ServiceHandle { spec, status, tx }
@@ -111,6 +114,8 @@ struct Runner {
     status: Arc<Mutex<ServiceStatus>>,
     logs: Arc<LogHub>,
     events: mpsc::Sender<Event>,
+    /// Who asked for the restart in progress, told the new pid.
+    restarted: Option<oneshot::Sender<Option<u32>>>,
 }
 
 /// What to do after the child is gone.
@@ -202,7 +207,11 @@ impl Runner {
         let mut policy = RestartPolicy::new(self.spec.restart);
         loop {
             let started = Instant::now();
-            let exit = match self.start() {
+            let child = self.start();
+            if let Some(asked) = self.restarted.take() {
+                let _ = asked.send(child.as_ref().ok().and_then(Child::id));
+            }
+            let exit = match child {
                 Ok(mut child) => {
                     let pid = child.id();
                     self.set("running", pid, None);
@@ -283,8 +292,9 @@ impl Runner {
                             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGHUP);
                         }
                     }
-                    Some(Cmd::Restart) => {
+                    Some(Cmd::Restart(asked)) => {
                         terminate(child).await;
+                        self.restarted = Some(asked);
                         policy.reset();
                         return Some(Next::Start);
                     }
@@ -313,7 +323,8 @@ impl Runner {
     /// A command arriving while no child runs.
     fn idle_command(&mut self, cmd: Option<Cmd>, policy: &mut RestartPolicy) -> Next {
         match cmd {
-            Some(Cmd::Restart) => {
+            Some(Cmd::Restart(asked)) => {
+                self.restarted = Some(asked);
                 policy.reset();
                 Next::Start
             }

@@ -11,13 +11,16 @@ use std::sync::{Arc, Mutex};
 use alpharen_store::config::ExtraService;
 use alpharen_store::{Config, Section, Store};
 use serde_json::json;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::builtin::{BUILTINS, Builtin};
 use crate::logs::LogHub;
 use crate::privsep::Drop;
 use crate::service::{self, Cmd, Event, ServiceHandle, ServiceSpec};
 use crate::setup;
+
+/// Who said they are serving: a built-in's name and its process group.
+pub type Serving = std::collections::BTreeMap<&'static str, Option<i32>>;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -57,9 +60,10 @@ pub(crate) struct NodeState {
     pub exe: PathBuf,
     /// Built-in services run as their own users (the supervisor is root).
     pub separate: bool,
-    /// The built-ins that said they are serving (`services.ready`).
-    pub serving: Mutex<std::collections::BTreeSet<&'static str>>,
-    pub serving_changed: Notify,
+    /// The built-ins that said they are serving (`services.ready`), each
+    /// with the process group of the process that said it, so a restart
+    /// can tell the new process's word from the old one's.
+    pub serving: watch::Sender<Serving>,
     /// The scheduled reboot: its Unix time and the task that does it.
     pub reboot_at: Mutex<Option<(i64, tokio::task::AbortHandle)>>,
     /// The link to the cluster's configuration log (`shared.rs`).
@@ -215,18 +219,25 @@ impl NodeState {
         }
     }
 
-    /// `name` is serving (again, after a restart).
-    pub fn serving(&self, name: &'static str) {
-        if let Ok(mut s) = self.serving.lock() {
-            s.insert(name);
-        }
-        self.serving_changed.notify_one();
+    /// `name` is serving (again, after a restart), said by process `pid`.
+    pub fn serving(&self, name: &'static str, pid: Option<i32>) {
+        let group = pid
+            .and_then(|p| nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(p))).ok())
+            .map(|g| g.as_raw());
+        self.serving.send_modify(|s| {
+            s.insert(name, group);
+        });
     }
 
     /// The built-ins not yet serving, in start order.
     pub fn not_serving(&self) -> Vec<&'static str> {
-        let serving = self.serving.lock().map(|s| s.clone()).unwrap_or_default();
-        crate::builtin::waiting_for(&serving)
+        crate::builtin::waiting_for(&self.serving.borrow())
+    }
+
+    /// Waits up to `within` for the service whose process group is `pid`
+    /// (every service leads its own) to say `name` is serving.
+    pub async fn serves(&self, name: &str, pid: u32, within: std::time::Duration) -> bool {
+        crate::builtin::serves(self.serving.subscribe(), name, pid, within).await
     }
 
     pub fn on_event(&self, ev: Event) {

@@ -115,8 +115,7 @@ async fn supervise(opts: Options) -> Result<(), SupervisorError> {
         started_at: now_unix(),
         pending_changed: Notify::new(),
         shutdown: Notify::new(),
-        serving: Mutex::new(Default::default()),
-        serving_changed: Notify::new(),
+        serving: tokio::sync::watch::Sender::new(Default::default()),
         setup: Mutex::new(setup),
         logins: login::Logins::default(),
         update: tokio::sync::Mutex::new(None),
@@ -172,6 +171,7 @@ async fn announce_ready(node: Arc<NodeState>) {
     let socket = alpharen_rpc::control_socket(&node.opts.state_dir);
     let deadline = started + READY_WITHIN;
     let mut late = false;
+    let mut changed = node.serving.subscribe();
     let mut before = node.not_serving();
     let mut came = Vec::new();
     loop {
@@ -193,19 +193,24 @@ async fn announce_ready(node: Arc<NodeState>) {
             ));
             return;
         }
-        if late {
-            node.serving_changed.notified().await;
-        } else if tokio::time::timeout_at(deadline, node.serving_changed.notified())
-            .await
-            .is_err()
-        {
-            late = true;
-            node.logs.event(&format!(
-                "not ready: after {} s, still not serving: {}; control socket {}",
-                READY_WITHIN.as_secs(),
-                waiting.join(", "),
-                socket.display()
-            ));
+        let heard = if late {
+            Ok(changed.changed().await)
+        } else {
+            tokio::time::timeout_at(deadline, changed.changed()).await
+        };
+        match heard {
+            Ok(Ok(())) => {}
+            // The node's state is gone: nothing is left to announce.
+            Ok(Err(_)) => return,
+            Err(_) => {
+                late = true;
+                node.logs.event(&format!(
+                    "not ready: after {} s, still not serving: {}; control socket {}",
+                    READY_WITHIN.as_secs(),
+                    waiting.join(", "),
+                    socket.display()
+                ));
+            }
         }
     }
 }

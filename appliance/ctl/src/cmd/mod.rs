@@ -40,7 +40,8 @@ pub enum Command {
     Status,
     /// Every service with its state, pid and restarts.
     Services,
-    /// Restart a service (also revives one marked failed).
+    /// Restart a service (also revives one marked failed); returns once
+    /// the new process runs and, for a built-in, says it is serving.
     Restart { service: String },
     /// Show captured service output.
     Logs(system::Logs),

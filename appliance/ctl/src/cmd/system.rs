@@ -95,11 +95,18 @@ pub fn services(client: &mut NodeClient, out: &Output) -> Result<(), CtlError> {
 pub fn restart(client: &mut NodeClient, out: &Output, name: &str) -> Result<(), CtlError> {
     let v = client.call(
         services::RESTART,
-        services::Name {
+        services::Restart {
             name: name.to_string(),
+            wait: true,
         },
     )?;
-    out.show(&v, |_| println!("{name} restarting"));
+    out.show(&v, |v| {
+        let pid = v.get("pid").and_then(|p| p.as_u64()).unwrap_or_default();
+        match v.get("serving") {
+            Some(_) => println!("{name} restarted (pid {pid}) and serving"),
+            None => println!("{name} restarted (pid {pid})"),
+        }
+    });
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use alpharen_rpc::logs::{self, Logs};
-use alpharen_rpc::services::{self as m, Name, Restarted};
+use alpharen_rpc::services::{self as m, RESTART_WAIT_SECS, Restart, Restarted};
 use alpharen_rpc::system::{self, Stopping};
 use alpharen_rpc::{Call, Reply, RpcError};
 use alpharen_store::now_unix;
@@ -23,6 +23,64 @@ async fn statuses(node: &NodeState) -> Vec<ServiceStatus> {
         .iter()
         .filter_map(|n| services.handles.get(n).and_then(|h| h.status()))
         .collect()
+}
+
+/// Restarts a service; with `wait`, answers once the old process is gone
+/// and the new one runs, and once a built-in said it is serving again.
+async fn restart(node: &NodeState, p: Restart) -> Result<Restarted, RpcError> {
+    let tx = {
+        let services = node.services.lock().await;
+        let h = services.handles.get(&p.name).ok_or_else(|| {
+            RpcError::new(
+                "no_such_service",
+                format!(
+                    "there is no service {:?}; `alpharen ctl services` lists them",
+                    p.name
+                ),
+            )
+        })?;
+        h.tx.clone()
+    };
+    let gone = || RpcError::new("internal_error", "the service task is gone");
+    let (asked, started) = tokio::sync::oneshot::channel();
+    tx.send(Cmd::Restart(asked)).await.map_err(|_| gone())?;
+    if !p.wait {
+        return Ok(Restarted {
+            restarted: p.name,
+            pid: None,
+            serving: None,
+        });
+    }
+    let pid = started.await.map_err(|_| gone())?.ok_or_else(|| {
+        RpcError::new(
+            "not_started",
+            format!(
+                "{} could not be started again; `alpharen ctl logs {}` says why",
+                p.name, p.name
+            ),
+        )
+    })?;
+    let serving = match crate::builtin::find(&p.name) {
+        Some(b) => {
+            let within = std::time::Duration::from_secs(RESTART_WAIT_SECS);
+            if !node.serves(b.name, pid, within).await {
+                return Err(RpcError::new(
+                    "not_serving",
+                    format!(
+                        "{} restarted (pid {pid}) but did not say it is serving within {RESTART_WAIT_SECS} s; `alpharen ctl logs {}` says why",
+                        p.name, p.name
+                    ),
+                ));
+            }
+            Some(true)
+        }
+        _ => None,
+    };
+    Ok(Restarted {
+        restarted: p.name,
+        pid: Some(pid),
+        serving,
+    })
 }
 
 /// Rss and Pss of a process in KiB, from /proc/PID/smaps_rollup.
@@ -124,21 +182,8 @@ pub async fn call(node: &Arc<NodeState>, call: Call) -> Result<Reply, RpcError> 
             json!(list)
         }
         m::RESTART => {
-            let p: Name = call.params()?;
-            let services = node.services.lock().await;
-            let h = services.handles.get(&p.name).ok_or_else(|| {
-                RpcError::new(
-                    "no_such_service",
-                    format!(
-                        "there is no service {:?}; `alpharen ctl services` lists them",
-                        p.name
-                    ),
-                )
-            })?;
-            h.tx.send(Cmd::Restart)
-                .await
-                .map_err(|_| RpcError::new("internal_error", "the service task is gone"))?;
-            json!(Restarted { restarted: p.name })
+            let p: Restart = call.params()?;
+            json!(restart(node, p).await?)
         }
         logs::READ => {
             let p: Logs = call.params()?;

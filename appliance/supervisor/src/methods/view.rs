@@ -96,7 +96,7 @@ pub fn call(node: &NodeState, call: &Call) -> Result<Value, RpcError> {
         READY => {
             let p: ViewParams = call.params()?;
             let b = asking_for(node, call, &p.service)?;
-            node.serving(b.name);
+            node.serving(b.name, call.peer.pid);
             Ok(json!({}))
         }
         ALERT => {

@@ -1,7 +1,7 @@
 //! `/api/v1/services`: the supervised services, each one's own status,
 //! and restarting one.
 
-use alpharen_rpc::services::{LIST, Name, RESTART};
+use alpharen_rpc::services::{LIST, RESTART, Restart};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -45,5 +45,7 @@ pub(super) async fn service_restart(
     _c: Admin,
     Path(name): Path<String>,
 ) -> ApiResult {
-    Ok(Json(rpc(&app, RESTART, Name { name }).await?))
+    Ok(Json(
+        rpc(&app, RESTART, Restart { name, wait: false }).await?,
+    ))
 }
