@@ -318,3 +318,20 @@ c B cluster leave >/dev/null || fail "B did not leave"
 wait_for 15 bash -c "! pgrep -f '$W/b/cluster/nats[.]conf' >/dev/null" || { c B logs cluster | grep -v 'nats: ' | tail -15; pgrep -af '$W/b/cluster'; fail "B's nats-server still runs after leave"; }
 st B | jq -e '.name == null' >/dev/null || fail "B still reports a cluster"
 pass "B left: nats-server stopped"
+
+# --- A listing of the KV while the member's nats-server does not answer
+# (stopped, not gone, so nothing restarts it): an error, not an empty list.
+nats_a=$(nats_of A) || fail "A runs no nats-server"
+kvlist() { timeout 90 "$ALPHAREN" ctl --state-dir "$W/a" --json integrator kv list --ns orders; }
+kill -STOP "$nats_a"
+if out=$(kvlist 2>&1); then
+  kill -CONT "$nats_a"
+  fail "kv list on A answered while its nats-server was stopped: $out"
+fi
+kill -CONT "$nats_a"
+# The integrator answered: the error is the cluster's, not "not answering".
+has 'cluster KV' <<<"$out" && ! has 'integrator service is not answering' <<<"$out" \
+  || fail "kv list on A with its nats-server stopped said: $out"
+wait_for 60 bash -c "$(declare -f kvlist); ALPHAREN='$ALPHAREN' W='$W' kvlist | jq -e '.keys | index(\"o1\")' >/dev/null" \
+  || fail "kv list on A after its nats-server went on: $(kvlist 2>&1)"
+pass "kv list on A while its nats-server is stopped fails ($(tail -n 1 <<<"$out")); o1 listed again once it goes on"

@@ -13,12 +13,14 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::protocol::{MAX_LINE, Request, Response, RpcError};
 
-/// The code of every failure to reach the peer or hear its answer.
-pub const UNAVAILABLE: &str = "unavailable";
+/// The code of every failure to reach the peer or hear its answer; not
+/// `unavailable`, which a service that answered may use for what it
+/// depends on (the integrator for the cluster's KV).
+pub const UNREACHABLE: &str = "unreachable";
 
 fn unavailable(socket: &Path, e: impl std::fmt::Display) -> RpcError {
     RpcError::new(
-        UNAVAILABLE,
+        UNREACHABLE,
         format!("{} cannot be reached: {e}", socket.display()),
     )
 }

@@ -32,7 +32,7 @@ mod upload_file;
 pub mod users;
 pub mod view;
 
-pub use call::{Stream, UNAVAILABLE, Uploader, call, call_stream, control_socket, upload};
+pub use call::{Stream, UNREACHABLE, Uploader, call, call_stream, control_socket, upload};
 pub use client::{Client, ClientError};
 pub use protocol::{Call, ErrorObject, MAX_ARCHIVE, MAX_LINE, Reply, Request, Response, RpcError};
 pub use server::{

@@ -91,7 +91,7 @@ pub fn status_for(code: &str) -> StatusCode {
         // refused, or could not be reached.
         "join_failed" | "link_failed" => StatusCode::BAD_GATEWAY,
         "not_supported" | "unsupported" => StatusCode::NOT_IMPLEMENTED,
-        "unavailable" | "service_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable" | "service_unavailable" | "unreachable" => StatusCode::SERVICE_UNAVAILABLE,
         "method_not_found" | "no_config" | "not_found" => StatusCode::NOT_FOUND,
         c if c.starts_with("no_such_") => StatusCode::NOT_FOUND,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -190,10 +190,9 @@ mod tests {
             status_for("update_failed"),
             StatusCode::INTERNAL_SERVER_ERROR
         );
-        assert_eq!(
-            status_for("service_unavailable"),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
+        for code in ["service_unavailable", "unavailable", "unreachable"] {
+            assert_eq!(status_for(code), StatusCode::SERVICE_UNAVAILABLE, "{code}");
+        }
         assert_eq!(
             status_for("something_new"),
             StatusCode::INTERNAL_SERVER_ERROR

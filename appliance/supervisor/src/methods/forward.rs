@@ -22,7 +22,7 @@ pub async fn forward(
     alpharen_rpc::call(&path, method, params, FORWARD_TIMEOUT)
         .await
         .map_err(|e| {
-            if e.code == alpharen_rpc::UNAVAILABLE {
+            if e.code == alpharen_rpc::UNREACHABLE {
                 RpcError::new(
                     "service_unavailable",
                     format!(
