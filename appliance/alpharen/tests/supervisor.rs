@@ -39,6 +39,12 @@ args = ["-c", "echo boom; exit 3"]
 
     let out = node.ctl(&["restart", "crasher"]);
     assert!(out.status.success(), "{:?}", text(&out));
+    // An extra service does not say it serves: answered once it runs.
+    assert!(
+        text(&out).0.starts_with("crasher restarted (pid "),
+        "{:?}",
+        text(&out)
+    );
     wait_until(Duration::from_secs(10), || {
         node.service("crasher").filter(|s| s["state"] != "failed")
     })
