@@ -323,6 +323,7 @@ pass "B left: nats-server stopped"
 # (stopped, not gone, so nothing restarts it): an error, not an empty list.
 nats_a=$(nats_of A) || fail "A runs no nats-server"
 kvlist() { timeout 90 "$ALPHAREN" ctl --state-dir "$W/a" --json integrator kv list --ns orders; }
+export -f kvlist; export ALPHAREN W   # also inside the `bash -c` wait below
 kill -STOP "$nats_a"
 if out=$(kvlist 2>&1); then
   kill -CONT "$nats_a"
@@ -332,6 +333,6 @@ kill -CONT "$nats_a"
 # The integrator answered: the error is the cluster's, not "not answering".
 has 'cluster KV' <<<"$out" && ! has 'integrator service is not answering' <<<"$out" \
   || fail "kv list on A with its nats-server stopped said: $out"
-wait_for 60 bash -c "$(declare -f kvlist); ALPHAREN='$ALPHAREN' W='$W' kvlist | jq -e '.keys | index(\"o1\")' >/dev/null" \
+wait_for 60 bash -c "kvlist | jq -e '.keys | index(\"o1\")' >/dev/null" \
   || fail "kv list on A after its nats-server went on: $(kvlist 2>&1)"
 pass "kv list on A while its nats-server is stopped fails ($(tail -n 1 <<<"$out")); o1 listed again once it goes on"

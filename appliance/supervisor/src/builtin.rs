@@ -252,8 +252,9 @@ pub fn find(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
 }
 
-/// Waits up to `within` for process group `pid` to say `name` is serving;
-/// the word of an earlier process of that name does not count.
+/// Waits up to `within` for process group `pid` (every service leads its
+/// own) to say `name` is serving; the word of an earlier process of that
+/// name does not count.
 pub async fn serves(
     mut serving: tokio::sync::watch::Receiver<crate::state::Serving>,
     name: &str,

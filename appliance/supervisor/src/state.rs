@@ -234,12 +234,6 @@ impl NodeState {
         crate::builtin::waiting_for(&self.serving.borrow())
     }
 
-    /// Waits up to `within` for the service whose process group is `pid`
-    /// (every service leads its own) to say `name` is serving.
-    pub async fn serves(&self, name: &str, pid: u32, within: std::time::Duration) -> bool {
-        crate::builtin::serves(self.serving.subscribe(), name, pid, within).await
-    }
-
     pub fn on_event(&self, ev: Event) {
         match ev {
             Event::Failed { name, last_exit } => {

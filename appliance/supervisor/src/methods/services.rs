@@ -63,7 +63,7 @@ async fn restart(node: &NodeState, p: Restart) -> Result<Restarted, RpcError> {
     let serving = match crate::builtin::find(&p.name) {
         Some(b) => {
             let within = std::time::Duration::from_secs(RESTART_WAIT_SECS);
-            if !node.serves(b.name, pid, within).await {
+            if !crate::builtin::serves(node.serving.subscribe(), b.name, pid, within).await {
                 return Err(RpcError::new(
                     "not_serving",
                     format!(
