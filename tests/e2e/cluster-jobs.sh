@@ -123,7 +123,8 @@ while [ "$(date +%s)" -lt $((killed_at + 30)) ]; do sleep 1; done
 # many runs (0 = lost, 2+ = run twice). A second run is allowed only
 # with the evidence of the one window where the code runs a fire twice:
 # its first run was posted by a member that was killed before posting
-# anything else, and the second is a takeover logged by another member.
+# anything else, and the second is a takeover logged after that kill, by
+# another member or by the killed one once restarted.
 cat >"$W/check.py" <<'PY'
 import collections, re, sys
 w, last = sys.argv[1], int(sys.argv[2])
@@ -139,30 +140,44 @@ for line in open(w + '/kills.txt'):
     when, what, node = line.split()
     if what == 'kill':
         kills[node.lower()].append(float(when))
-def took_over(node, at):
+def took_over(node, at, after):
+    """Whether NODE's integrator logged taking the claim of fire AT over
+    after AFTER (Unix seconds); its log lines begin with milliseconds."""
     try:
         log = open('%s/%s/log/integrator.log' % (w, node), errors='replace').read()
     except OSError:
         return False
-    return re.search(r'took over the claim .*\bat=%d\b' % at, log) is not None
+    return any(int(m.group(1)) / 1000 > after
+               for m in re.finditer(r'^(\d+) .*took over the claim .*\bat=%d\b' % at, log, re.M))
 def killed_in_flight(node, posted):
+    """When NODE was killed after posting at POSTED with nothing posted
+    in between, or None."""
     after = [k for k in kills[node] if k >= posted]
-    return bool(after) and not any(posted < p < min(after) for p in posts[node])
+    if after and not any(posted < p < min(after) for p in posts[node]):
+        return min(after)
+    return None
+def excused(r, t):
+    """Two runs of fire T: the first member was killed in flight and the
+    second run is a takeover logged after that kill, by another member
+    or by the killed one once restarted (it watches recent fire times)."""
+    (posted, first), (_, second) = r
+    killed = killed_in_flight(first, posted)
+    return killed is not None and took_over(second, t, killed)
 first = min(t for t in runs if t < last)
-once, lost, twice, excused = 0, [], [], []
+once, lost, twice, excused_times = 0, [], [], []
 for t in range(first, last):
     r = sorted(runs.get(t, []))
     if len(r) == 1:
         once += 1
     elif not r:
         lost.append(t)
-    elif len(r) == 2 and r[0][1] != r[1][1] and killed_in_flight(*reversed(r[0])) and took_over(r[1][1], t):
-        excused.append(t)
+    elif len(r) == 2 and excused(r, t):
+        excused_times.append(t)
     else:
         twice.append(t)
 print('fire times %d..%d: %d run once; run 0 times: %s; run 2+ times: %s; run twice after a kill in flight: %s'
-      % (first, last - 1, once, lost, twice, excused))
-for t in lost + twice + excused:
+      % (first, last - 1, once, lost, twice, excused_times))
+for t in lost + twice + excused_times:
     print('  %d: %s' % (t, sorted(runs.get(t, []))))
 sys.exit(1 if lost or twice else 0)
 PY
