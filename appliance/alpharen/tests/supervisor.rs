@@ -52,6 +52,35 @@ args = ["-c", "echo boom; exit 3"]
 }
 
 #[test]
+fn restart_of_a_builtin_that_exits_at_once_fails_at_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    let program = bin.path().join("alpharen");
+    std::fs::copy(common::BIN, &program).unwrap();
+    let node = TestNode::start_from(&program, None);
+    wait_until(Duration::from_secs(30), || {
+        node.service("mail").filter(|s| s["state"] == "running")
+    })
+    .expect("mail never ran");
+    // The node starts its services from this path: the next mail process
+    // is a program that exits at once, never saying it serves.
+    let broken = bin.path().join("broken");
+    std::fs::write(&broken, "#!/bin/sh\nexit 7\n").unwrap();
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&broken, &program).unwrap();
+    let out = node.ctl(&["restart", "mail"]);
+    assert!(!out.status.success(), "{:?}", text(&out));
+    // Not "did not say it is serving within 60 s": the wait ended when the
+    // process exited.
+    let err = text(&out).1;
+    assert!(
+        err.contains("mail restarted (pid ")
+            && err.contains("but exited with status 7 before it said it is serving"),
+        "{err}"
+    );
+}
+
+#[test]
 fn extra_services_follow_the_config() {
     let node = TestNode::start(None);
     let cfg = "[[node.extra_services]]\nname = \"sleeper\"\ncommand = \"/bin/sleep\"\nargs = [\"1000\"]\n";

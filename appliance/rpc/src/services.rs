@@ -14,7 +14,8 @@ pub const RESTART: &str = "services.restart";
 /// `services.restart`'s params: answers [`Restarted`]; `no_such_service`
 /// if there is none of that name. With `wait`, also `not_started` if the
 /// new process could not be started, and `not_serving` if a built-in did
-/// not say it serves within [`RESTART_WAIT_SECS`].
+/// not say it serves within [`RESTART_WAIT_SECS`] (at once if it exited
+/// first).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Restart {

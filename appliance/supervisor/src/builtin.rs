@@ -252,17 +252,40 @@ pub fn find(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
 }
 
+/// What became of a restarted built-in.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Restart {
+    Serving,
+    /// It exited by itself first (how, e.g. "exited with status 1").
+    Exited(String),
+    /// A command stopped or replaced it first.
+    Replaced,
+    /// It did not say it serves in time.
+    Silent,
+}
+
 /// Waits up to `within` for process group `pid` (every service leads its
 /// own) to say `name` is serving; the word of an earlier process of that
-/// name does not count.
+/// name does not count. A process that exits first ends the wait at once.
 pub async fn serves(
     mut serving: tokio::sync::watch::Receiver<crate::state::Serving>,
     name: &str,
     pid: u32,
+    exited: tokio::sync::oneshot::Receiver<String>,
     within: std::time::Duration,
-) -> bool {
-    let said = serving.wait_for(|s| s.get(name) == Some(&i32::try_from(pid).ok()));
-    matches!(tokio::time::timeout(within, said).await, Ok(Ok(_)))
+) -> Restart {
+    let waited = async {
+        tokio::select! {
+            biased;
+            said = serving.wait_for(|s| s.get(name) == Some(&i32::try_from(pid).ok())) => {
+                if said.is_ok() { Restart::Serving } else { Restart::Silent }
+            }
+            how = exited => how.map_or(Restart::Replaced, Restart::Exited),
+        }
+    };
+    tokio::time::timeout(within, waited)
+        .await
+        .unwrap_or(Restart::Silent)
 }
 
 #[cfg(test)]
@@ -272,13 +295,20 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_restart_waits_for_the_new_process_to_serve() {
         use std::time::Duration;
+        use tokio::sync::oneshot;
+        let minute = Duration::from_secs(60);
         let (tx, _) = tokio::sync::watch::channel(crate::state::Serving::new());
         tx.send_modify(|s| {
             s.insert("dpx", Some(100));
         });
         // The old process's word is not the new one's.
-        assert!(!serves(tx.subscribe(), "dpx", 200, Duration::from_secs(60)).await);
-        let waiting = tokio::spawn(serves(tx.subscribe(), "dpx", 200, Duration::from_secs(60)));
+        let (_alive, exited) = oneshot::channel();
+        assert_eq!(
+            serves(tx.subscribe(), "dpx", 200, exited, minute).await,
+            Restart::Silent
+        );
+        let (alive, exited) = oneshot::channel::<String>();
+        let waiting = tokio::spawn(serves(tx.subscribe(), "dpx", 200, exited, minute));
         tokio::time::sleep(Duration::from_secs(5)).await;
         tx.send_modify(|s| {
             s.insert("web", Some(200));
@@ -288,7 +318,33 @@ mod tests {
         tx.send_modify(|s| {
             s.insert("dpx", Some(200));
         });
-        assert!(matches!(waiting.await, Ok(true)));
+        assert_eq!(waiting.await.ok(), Some(Restart::Serving));
+        drop(alive);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restarted_process_that_exits_ends_the_wait_at_once() {
+        use std::time::Duration;
+        use tokio::sync::oneshot;
+        let minute = Duration::from_secs(60);
+        let (tx, _) = tokio::sync::watch::channel(crate::state::Serving::new());
+        let started = tokio::time::Instant::now();
+        let (exit, exited) = oneshot::channel();
+        let waiting = tokio::spawn(serves(tx.subscribe(), "dpx", 200, exited, minute));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = exit.send("exited with status 1".to_string());
+        assert_eq!(
+            waiting.await.ok(),
+            Some(Restart::Exited("exited with status 1".into()))
+        );
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+        // Stopped by a command: the sender goes without a word.
+        let (exit, exited) = oneshot::channel::<String>();
+        drop(exit);
+        assert_eq!(
+            serves(tx.subscribe(), "dpx", 200, exited, minute).await,
+            Restart::Replaced
+        );
     }
 
     #[test]

@@ -48,10 +48,18 @@ pub struct ServiceStatus {
     pub last_exit: Option<String>,
 }
 
+/// A process started by a restart, for the one who asked.
+pub struct Started {
+    pub pid: u32,
+    /// How it exited, if it exits by itself; closed without a word when a
+    /// command stops or replaces it.
+    pub exited: oneshot::Receiver<String>,
+}
+
 pub enum Cmd {
-    /// Hears the new process's pid once it runs (`None`: it could not be
+    /// Hears of the new process once it runs (`None`: it could not be
     /// started).
-    Restart(oneshot::Sender<Option<u32>>),
+    Restart(oneshot::Sender<Option<Started>>),
     Reload,
     Replace(ServiceSpec),
     Stop(oneshot::Sender<()>),
@@ -114,8 +122,8 @@ struct Runner {
     status: Arc<Mutex<ServiceStatus>>,
     logs: Arc<LogHub>,
     events: mpsc::Sender<Event>,
-    /// Who asked for the restart in progress, told the new pid.
-    restarted: Option<oneshot::Sender<Option<u32>>>,
+    /// Who asked for the restart in progress, told of the new process.
+    restarted: Option<oneshot::Sender<Option<Started>>>,
 }
 
 /// What to do after the child is gone.
@@ -208,8 +216,14 @@ impl Runner {
         loop {
             let started = Instant::now();
             let child = self.start();
+            let mut exited = None;
             if let Some(asked) = self.restarted.take() {
-                let _ = asked.send(child.as_ref().ok().and_then(Child::id));
+                let started = child.as_ref().ok().and_then(Child::id).map(|pid| {
+                    let (tx, rx) = oneshot::channel();
+                    exited = Some(tx);
+                    Started { pid, exited: rx }
+                });
+                let _ = asked.send(started);
             }
             let exit = match child {
                 Ok(mut child) => {
@@ -232,8 +246,11 @@ impl Runner {
                 }
                 Err(e) => Err(e),
             };
-            let (success, what) = describe(&exit);
-            let what = format!("{} {what}", self.spec.name);
+            let (success, how) = describe(&exit);
+            if let Some(tx) = exited.take() {
+                let _ = tx.send(how.clone());
+            }
+            let what = format!("{} {how}", self.spec.name);
             self.logs.event(&what);
             if let Ok(mut s) = self.status.lock() {
                 s.restarts += 1;

@@ -19,17 +19,26 @@ pub struct TestNode {
 
 impl TestNode {
     pub fn start(config: Option<&str>) -> TestNode {
+        Self::start_from(Path::new(BIN), config)
+    }
+
+    /// A node run from `program`, a copy of the binary a test may replace.
+    pub fn start_from(program: &Path, config: Option<&str>) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let mut node = TestNode { dir, child: None };
         if let Some(text) = config {
             std::fs::write(node.dir.path().join("seed.toml"), text).unwrap();
         }
-        node.spawn(config.is_some());
+        node.spawn_from(program, config.is_some());
         node
     }
 
     pub fn spawn(&mut self, seed: bool) {
-        let mut cmd = Command::new(BIN);
+        self.spawn_from(Path::new(BIN), seed);
+    }
+
+    fn spawn_from(&mut self, program: &Path, seed: bool) {
+        let mut cmd = Command::new(program);
         cmd.args(["run", "--dev", "--state-dir"])
             .arg(self.dir.path());
         if seed {

@@ -51,7 +51,7 @@ async fn restart(node: &NodeState, p: Restart) -> Result<Restarted, RpcError> {
             serving: None,
         });
     }
-    let pid = started.await.map_err(|_| gone())?.ok_or_else(|| {
+    let started = started.await.map_err(|_| gone())?.ok_or_else(|| {
         RpcError::new(
             "not_started",
             format!(
@@ -60,14 +60,34 @@ async fn restart(node: &NodeState, p: Restart) -> Result<Restarted, RpcError> {
             ),
         )
     })?;
+    let pid = started.pid;
     let serving = match crate::builtin::find(&p.name) {
         Some(b) => {
+            use crate::builtin::Restart as R;
             let within = std::time::Duration::from_secs(RESTART_WAIT_SECS);
-            if !crate::builtin::serves(node.serving.subscribe(), b.name, pid, within).await {
+            let then = match crate::builtin::serves(
+                node.serving.subscribe(),
+                b.name,
+                pid,
+                started.exited,
+                within,
+            )
+            .await
+            {
+                R::Serving => None,
+                R::Exited(how) => Some(format!("{how} before it said it is serving")),
+                R::Replaced => {
+                    Some("was stopped or restarted again before it said it is serving".into())
+                }
+                R::Silent => Some(format!(
+                    "did not say it is serving within {RESTART_WAIT_SECS} s"
+                )),
+            };
+            if let Some(then) = then {
                 return Err(RpcError::new(
                     "not_serving",
                     format!(
-                        "{} restarted (pid {pid}) but did not say it is serving within {RESTART_WAIT_SECS} s; `alpharen ctl logs {}` says why",
+                        "{} restarted (pid {pid}) but {then}; `alpharen ctl logs {}` says why",
                         p.name, p.name
                     ),
                 ));
