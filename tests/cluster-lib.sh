@@ -6,6 +6,7 @@
 #   cluster_form A B C       init on A, join the rest, wait until they agree
 #   c A ARGS..., st A        ctl on A; A's `cluster status` as JSON
 #   lb_load_start NS N URL.. load on :11223 from namespace NS (lb_* below)
+#   nats_reference A B C     the benches' plain nats-servers beside the members'
 # Sets W (work dir), IP, NS, PID, TOKEN.
 # The members run the nats-server the cluster service finds first:
 # scripts/deps.sh puts Debian forky's there.
@@ -130,6 +131,43 @@ lan_pair() {
 }
 
 # Load through the balancers, for draining and joining under load.
+# nats_reference NODE...: the benches' reference, plain nats-servers in the
+# members' namespaces beside theirs (client port CP=14222 on loopback,
+# routes on RP with mutual TLS like the members', `sync_interval: always`
+# like theirs), one cluster; waits until it has a meta leader.
+nats_reference() {
+  local n m d routes
+  CP=14222 RP=16222 MP=18222
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=ref-ca \
+    -keyout "$W/ref-ca.key" -out "$W/ref-ca.pem" 2>/dev/null || fail "reference CA"
+  for n in "$@"; do
+    d=$W/ref-${n,,}; mkdir -p "$d"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=ref-${n,,}" \
+      -keyout "$d/node.key" -out "$d/node.csr" 2>/dev/null || fail "reference key $n"
+    openssl x509 -req -in "$d/node.csr" -CA "$W/ref-ca.pem" -CAkey "$W/ref-ca.key" -CAcreateserial -days 1 \
+      -extfile <(printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "${IP[$n]}") \
+      -out "$d/node.pem" 2>/dev/null || fail "reference certificate $n"
+    routes=$(for m in "$@"; do [ "$m" = "$n" ] || printf '"nats-route://%s:%s", ' "${IP[$m]}" $RP; done)
+    cat >"$d/nats.conf" <<CONF
+server_name: ref-${n,,}
+listen: 127.0.0.1:$CP
+http: 127.0.0.1:$MP
+jetstream { store_dir: "$d/js", max_memory_store: 64MB, max_file_store: 2GB, sync_interval: always }
+cluster {
+  name: ref
+  listen: ${IP[$n]}:$RP
+  routes: [${routes%, }]
+  tls { cert_file: "$d/node.pem", key_file: "$d/node.key", ca_file: "$W/ref-ca.pem", verify: true, timeout: 5 }
+}
+CONF
+    ip netns exec "${NS[$n]}" nats-server -c "$d/nats.conf" >"$d/nats.log" 2>&1 &
+    on_exit "kill $! 2>/dev/null"
+  done
+  _ref_size=$# _ref_first=$1
+  wait_for 60 _ref_ready || { cat "$W/ref-${1,,}/nats.log"; fail "the reference nats-servers did not form a cluster"; }
+}
+_ref_ready() { ip netns exec "${NS[$_ref_first]}" curl -sf "http://127.0.0.1:$MP/jsz" | jq -e --argjson n "$_ref_size" '.meta_cluster.leader != null and (.meta_cluster.cluster_size // 0) == $n' >/dev/null; }
+
 # lb_load_start NS NAME URL [NAME URL]...: one client per NAME in the
 # namespace NS, each sending GET URL one after the other until
 # lb_load_stop; every answer is a line "PHASE CODE SERVER" in

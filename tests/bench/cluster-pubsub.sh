@@ -54,35 +54,7 @@ wait_for 60 c A integrator deploy "$HERE/bench/cluster/pubsub_bench.py" || { c A
 live() { c "$1" --json integrator list | jq -e --arg s "$SUB" 'any(.[]; .name == $s)' >/dev/null; }
 for n in B C; do wait_for 20 live $n || fail "the services deployed on A are not live on $n"; done
 
-# The reference: its own nats-servers beside ours, other ports.
-CP=14222 RP=16222 MP=18222
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=ref-ca \
-  -keyout "$W/ref-ca.key" -out "$W/ref-ca.pem" 2>/dev/null || fail "reference CA"
-for n in A B C; do
-  d=$W/ref-${n,,}; mkdir -p "$d"
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=ref-${n,,}" \
-    -keyout "$d/node.key" -out "$d/node.csr" 2>/dev/null || fail "reference key $n"
-  openssl x509 -req -in "$d/node.csr" -CA "$W/ref-ca.pem" -CAkey "$W/ref-ca.key" -CAcreateserial -days 1 \
-    -extfile <(printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "${IP[$n]}") \
-    -out "$d/node.pem" 2>/dev/null || fail "reference certificate $n"
-  routes=$(for m in A B C; do [ $m = "$n" ] || printf '"nats-route://%s:%s", ' "${IP[$m]}" $RP; done)
-  cat >"$d/nats.conf" <<CONF
-server_name: ref-${n,,}
-listen: 127.0.0.1:$CP
-http: 127.0.0.1:$MP
-jetstream { store_dir: "$d/js", max_memory_store: 64MB, max_file_store: 2GB, sync_interval: always }
-cluster {
-  name: ref
-  listen: ${IP[$n]}:$RP
-  routes: [${routes%, }]
-  tls { cert_file: "$d/node.pem", key_file: "$d/node.key", ca_file: "$W/ref-ca.pem", verify: true, timeout: 5 }
-}
-CONF
-  ip netns exec "${NS[$n]}" nats-server -c "$d/nats.conf" >"$d/nats.log" 2>&1 &
-  on_exit "kill $! 2>/dev/null"
-done
-ref_ready() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:$MP/jsz" | jq -e '.meta_cluster.leader != null and (.meta_cluster.cluster_size // 0) == 3' >/dev/null; }
-wait_for 60 ref_ready || { cat "$W/ref-a/nats.log"; fail "the reference nats-servers did not form a cluster"; }
+nats_reference A B C
 echo "cluster of 3 formed, queues at R3; reference: 3 nats-servers ($(nats-server --version), sync_interval: always like the members'); load average $(load)"
 
 # records RUN: one RUN.ID.LATENCY_MS.AT_MS.TAIL line per delivery so far.

@@ -69,6 +69,16 @@ c A integrator kv set --ns orders o1 '{"qty": 3}' >/dev/null || fail "kv set on 
 kvget() { "$ALPHAREN" ctl --state-dir "$W/$1" --json integrator kv get --ns orders o1; }
 for _ in $(seq 40); do kvget c 2>/dev/null | jq -e '.. | objects | select(.qty == 3)' >/dev/null && break; sleep 0.5; done
 kvget c | jq -e '.. | objects | select(.qty == 3)' >/dev/null || { kvget c; c C logs integrator | tail -5; fail "C does not read the key A wrote"; }
+# A listing reads each key's last message in one pass over its namespace:
+# a deleted key, an expired one and another namespace's keys are not in
+# it, and the namespaces count live keys only.
+{ c A integrator kv set --ns orders o2 gone && c A integrator kv del --ns orders o2 \
+  && c A integrator kv set --ns orders --ttl 1 o3 brief && c A integrator kv set --ns orders-x x1 other; } >/dev/null \
+  || fail "kv set and del of o2, o3 and x1 on A"
+sleep 1.5   # o3's second
+listing=$(c C --json integrator kv list --ns orders) || fail "kv list on C: $listing"
+echo "$listing" | jq -e '.keys == ["o1"] and ([.namespaces[] | select(.ns | startswith("orders"))] == [{ns: "orders", keys: 1}, {ns: "orders-x", keys: 1}])' >/dev/null \
+  || fail "kv list of orders on C, after o2 was deleted and o3 expired, beside orders-x: $listing"
 cat >"$W/race.py" <<'PY'
 from zato.server.service import Service
 

@@ -60,11 +60,15 @@ impl Record {
 /// Whether a stream message of the bucket holds a live value (not a
 /// delete marker, not expired).
 fn holds_value(m: &StreamMessage, now: i64) -> bool {
-    let deleted = m
-        .headers
-        .get("KV-Operation")
+    live_value(Some(&m.headers), &m.payload, now)
+}
+
+/// [`holds_value`] of a message's headers and payload.
+fn live_value(headers: Option<&async_nats::HeaderMap>, payload: &[u8], now: i64) -> bool {
+    let deleted = headers
+        .and_then(|h| h.get("KV-Operation"))
         .is_some_and(|op| op.as_str() != "PUT");
-    !deleted && serde_json::from_slice::<Record>(&m.payload).is_ok_and(|r| r.live(now))
+    !deleted && serde_json::from_slice::<Record>(payload).is_ok_and(|r| r.live(now))
 }
 
 /// The NATS key of `ns`/`key`.
@@ -328,7 +332,7 @@ impl ClusterKv {
         now: i64,
         limit: usize,
     ) -> Result<Vec<String>, Error> {
-        let all = self.scan(now)?;
+        let all = self.scan(&format!("n{}.>", B64.encode(ns)), now)?;
         let mut out: Vec<String> = all
             .into_iter()
             .filter(|(n, k)| n == ns && k.starts_with(prefix))
@@ -342,37 +346,44 @@ impl ClusterKv {
     /// Every namespace with its live key count.
     pub fn namespaces(&self, now: i64) -> Result<Vec<(String, i64)>, Error> {
         let mut counts = std::collections::BTreeMap::new();
-        for (ns, _) in self.scan(now)? {
+        for (ns, _) in self.scan(">", now)? {
             *counts.entry(ns).or_insert(0i64) += 1;
         }
         Ok(counts.into_iter().collect())
     }
 
-    /// Every live (namespace, key).
-    fn scan(&self, now: i64) -> Result<Vec<(String, String)>, Error> {
-        let (kv, stream) = (&self.h.kv, &self.h.stream);
+    /// Every live (namespace, key) whose NATS key matches `filter` (`>`
+    /// for all): one ordered consumer delivers the last message of each
+    /// key, values included, so a listing is one pass over the bucket and
+    /// not a read per key (which made a listing of some thousands of keys
+    /// run out of [`TIMEOUT`]).
+    fn scan(&self, filter: &str, now: i64) -> Result<Vec<(String, String)>, Error> {
+        let (js, stream) = (&self.h.js, &self.h.stream);
+        let prefix = format!("$KV.{BUCKET}.");
+        let config = jetstream::consumer::push::OrderedConfig {
+            deliver_subject: js.client().new_inbox(),
+            description: Some("key listing".into()),
+            filter_subject: format!("{prefix}{filter}"),
+            deliver_policy: jetstream::consumer::DeliverPolicy::LastPerSubject,
+            replay_policy: jetstream::consumer::ReplayPolicy::Instant,
+            ..Default::default()
+        };
         self.run(async move {
-            let mut names = match kv.keys().await {
-                Ok(k) => k,
-                // nats-server 2.9 answers an empty bucket's keys with an
-                // error; any other failure is one.
-                Err(e) => {
-                    let mut stream = stream.clone();
-                    let info = stream.info().await.map_err(kv_err)?;
-                    if info.state.messages == 0 {
-                        return Ok(Vec::new());
-                    }
-                    return Err(kv_err(e));
-                }
-            };
-            let mut raw = Vec::new();
-            while let Some(k) = names.next().await {
-                raw.push(k.map_err(kv_err)?);
-            }
+            // nats-server 2.9.10 and 2.15.1 both make it on an empty
+            // bucket or namespace, with nothing pending.
+            let consumer = stream.create_consumer(config).await.map_err(kv_err)?;
+            let mut pending = consumer.cached_info().num_pending;
+            let mut messages = consumer.messages().await.map_err(kv_err)?;
             let mut out = Vec::new();
-            for k in raw {
-                if let Some(pair) = decode_key(&k)
-                    && Self::entry(kv, &k).await?.is_some_and(|(r, _)| r.live(now))
+            while pending > 0 {
+                let m = messages
+                    .next()
+                    .await
+                    .ok_or_else(|| kv_err("the key listing ended before its last key"))?
+                    .map_err(kv_err)?;
+                pending = m.info().map_err(kv_err)?.pending;
+                if let Some(pair) = m.subject.strip_prefix(prefix.as_str()).and_then(decode_key)
+                    && live_value(m.headers.as_ref(), &m.payload, now)
                 {
                     out.push(pair);
                 }

@@ -1,0 +1,29 @@
+"""tests/bench/cluster-kv.sh's reference: a JetStream KV bucket at three
+replicas on the reference nats-servers, filled with the same keys and
+values as ours; `list` times nats-py's `keys()` (the last message of each
+key, headers only) inside the process and prints JSON.
+Usage: nats_kv_keys.py PORT fill START END | PORT list"""
+import asyncio, json, sys, time
+
+import nats
+from nats.js.api import KeyValueConfig, StorageType
+
+
+async def main(port: int, what: str, args: list[str]) -> None:
+    nc = await nats.connect(f"nats://127.0.0.1:{port}")
+    js = nc.jetstream()
+    kv = await js.create_key_value(KeyValueConfig(bucket="bench", history=1, replicas=3, storage=StorageType.FILE))
+    if what == "fill":
+        pad = "x" * 100
+        for i in range(int(args[0]), int(args[1])):
+            await kv.put("k%06d" % i, json.dumps({"i": i, "pad": pad}).encode())
+        out = {"set": int(args[1]) - int(args[0])}
+    else:
+        started = time.perf_counter()
+        keys = await kv.keys()
+        out = {"keys": len(keys), "seconds": time.perf_counter() - started}
+    await nc.close()
+    print(json.dumps(out))
+
+
+asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3:]))
