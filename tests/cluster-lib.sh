@@ -131,6 +131,15 @@ lan_pair() {
 }
 
 # Load through the balancers, for draining and joining under load.
+# all_r3 NODE STREAM...: whether NODE's nats-server has every STREAM at
+# three replicas (`wait_for 45 all_r3 A KV_ar_kv`).
+all_r3() {
+  local n=$1; shift
+  ip netns exec "${NS[$n]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" \
+    | jq -e --args '[.account_details[].stream_detail[] | select(.name | IN($ARGS.positional[])) | .config.num_replicas]
+      | length == ($ARGS.positional | length) and all(. == 3)' "$@" >/dev/null
+}
+
 # nats_reference NODE...: the benches' reference, plain nats-servers in the
 # members' namespaces beside theirs (client port CP=14222 on loopback,
 # routes on RP with mutual TLS like the members', `sync_interval: always`

@@ -36,9 +36,7 @@ TOML
   start $n
 done
 cluster_form A B C
-replicas() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" | jq -r '[.account_details[].stream_detail[] | select(.name == "KV_ar_kv") | .config.num_replicas] | if length == 1 then .[0] else 0 end'; }
-for _ in $(seq 90); do [ "$(replicas)" = 3 ] && break; sleep 0.5; done
-[ "$(replicas)" = 3 ] || fail "the KV did not go to three replicas"
+wait_for 45 all_r3 A KV_ar_kv || fail "the KV did not go to three replicas"
 wait_for 60 c A integrator deploy "$HERE/bench/cluster/kv_bench.py" || { c A integrator deploy "$HERE/bench/cluster/kv_bench.py"; fail "deploy the bench services on A"; }
 nats_reference A B C
 echo "cluster of 3 formed, KV at R3; reference: 3 nats-servers ($(nats-server --version)); load average $(load)"

@@ -45,9 +45,7 @@ TOML
   start $n
 done
 cluster_form A B C
-replicas() { ip netns exec "${NS[A]}" curl -sf "http://127.0.0.1:8222/jsz?streams=true&config=true" | jq -r '[.account_details[].stream_detail[] | select(.name == "AR_QUEUES" or .name == "KV_ar_kv") | .config.num_replicas] | if length == 2 then min else 0 end'; }
-for _ in $(seq 90); do [ "$(replicas)" = 3 ] && break; sleep 0.5; done
-[ "$(replicas)" = 3 ] || fail "the queue stream and the KV did not go to three replicas"
+wait_for 45 all_r3 A AR_QUEUES KV_ar_kv || fail "the queue stream and the KV did not go to three replicas"
 # The integrator reaches the cluster's KV a little after the streams
 # are up (until then a deploy is refused as unavailable).
 wait_for 60 c A integrator deploy "$HERE/bench/cluster/pubsub_bench.py" || { c A integrator deploy "$HERE/bench/cluster/pubsub_bench.py"; fail "deploy the bench services on A"; }
