@@ -6,8 +6,9 @@
 # nats_reference), both filled with the same keys (k000000...) and values
 # (about 120 bytes of JSON). Ours: a service on A lists the namespace's
 # keys (`self.kv.ns(ns).keys()`: live keys only, so every value is read
-# for its expiry), timed inside the worker; theirs: nats-py's `keys()` on
-# A, timed inside its process (names only: headers, no values). At each
+# for its expiry), timed inside the worker; theirs: on A, what nats-py's
+# `keys()` does (names only: headers, no values), timed inside its
+# process (tests/bench/nats_kv_keys.py says why not `keys()` itself). At each
 # size of SIZES (filled in turn, so each size holds the previous), RUNS
 # listings of each side, interleaved; medians, spread, ratios. Not
 # pass/fail; errors (a listing that fails or misses keys) are fatal.
@@ -48,6 +49,7 @@ invoke() {
   jq -ce '.. | objects | select(has("keys") or has("set"))' <<<"$out" || fail "$1 on A answered: $out"
 }
 ref() { ip netns exec "${NS[A]}" "$venv/bin/python" "$HERE/bench/nats_kv_keys.py" $CP "$@" || fail "nats_kv_keys.py $*"; }
+ms() { python3 -c 'import sys; print(" ".join("%.1f" % (float(x) * 1000) for x in sys.argv[1:]))' "$@"; }
 # seconds ANSWER N: the listing's time, once it is sure it listed N keys.
 seconds() { jq -e --argjson n "$2" 'select(.keys == $n) | .seconds' <<<"$1" || fail "a listing of $2 keys answered $1"; }
 
@@ -58,16 +60,16 @@ for size in $SIZES; do
   ref fill "$have" "$size" >/dev/null
   have=$size
   ours=() theirs=()
+  # Assigned one by one, so that a failed helper stops the bench (set -e).
   for _ in $(seq 1 "$RUNS"); do
-    ours+=("$(seconds "$(invoke kvb.list '{"ns": "bulk"}')" "$size")")
-    theirs+=("$(seconds "$(ref list)" "$size")")
+    a=$(invoke kvb.list '{"ns": "bulk"}'); a=$(seconds "$a" "$size"); ours+=("$a")
+    a=$(ref list); a=$(seconds "$a" "$size"); theirs+=("$a")
   done
-  ms() { python3 -c 'import sys; print(" ".join("%.1f" % (float(x) * 1000) for x in sys.argv[1:]))' "$@"; }
   # shellcheck disable=SC2046 # the lists split into values on purpose
-  {
-    echo "== $size keys, $RUNS listings each, interleaved; load average $(load)"
-    echo "alpharen  self.kv.ns('bulk').keys() ms $(stats $(ms "${ours[@]}"))"
-    echo "nats-py   kv.keys()                 ms $(stats $(ms "${theirs[@]}"))"
-    echo "ratio alpharen/nats-py (medians, lower is faster): $(ratio "$(median "${ours[@]}")" "$(median "${theirs[@]}")")"
-  }
+  a=$(stats $(ms "${ours[@]}")); b=$(stats $(ms "${theirs[@]}"))
+  c=$(ratio "$(median "${ours[@]}")" "$(median "${theirs[@]}")")
+  echo "== $size keys, $RUNS listings each, interleaved; load average $(load)"
+  echo "alpharen  self.kv.ns('bulk').keys() ms $a"
+  echo "nats-py   keys() as kv.keys() does  ms $b"
+  echo "ratio alpharen/nats-py (medians, lower is faster): $c"
 done
