@@ -130,7 +130,6 @@ lan_pair() {
   ip -n "${NS[$1]}" link set wan0 up; ip -n "${NS[$2]}" link set wan0 up
 }
 
-# Load through the balancers, for draining and joining under load.
 # all_r3 NODE STREAM...: whether NODE's nats-server has every STREAM at
 # three replicas (`wait_for 45 all_r3 A KV_ar_kv`).
 all_r3() {
@@ -177,6 +176,7 @@ CONF
 }
 _ref_ready() { ip netns exec "${NS[$_ref_first]}" curl -sf "http://127.0.0.1:$MP/jsz" | jq -e --argjson n "$_ref_size" '.meta_cluster.leader != null and (.meta_cluster.cluster_size // 0) == $n' >/dev/null; }
 
+# Load through the balancers, for draining and joining under load.
 # lb_load_start NS NAME URL [NAME URL]...: one client per NAME in the
 # namespace NS, each sending GET URL one after the other until
 # lb_load_stop; every answer is a line "PHASE CODE SERVER" in
