@@ -59,6 +59,16 @@ start() {
 # member_config NAME: writes $W/NAME.toml: the member's host name, its
 # network left alone, then what comes on stdin.
 member_config() { { printf '[node]\nhostname = "%s"\n[network]\nmanage = false\n' "${1,,}"; cat; } >"$W/$1.toml"; }
+# start_members NODE...: each NODE started (start) with member_config and
+# the same TOML, read once from stdin.
+start_members() {
+  local n toml
+  toml=$(cat)
+  for n in "$@"; do
+    member_config "$n" <<<"$toml"
+    start "$n"
+  done
+}
 c() { local n=$1; shift; "$ALPHAREN" ctl --state-dir "$W/${n,,}" "$@"; }
 st() { c "$1" --json cluster status; }
 nats_of() { pgrep -f "$W/${1,,}/cluster/nats[.]conf"; }

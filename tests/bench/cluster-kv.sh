@@ -28,14 +28,11 @@ venv=$OUT/nats-venv
 py_venv "$venv" nats nats-py
 
 cluster_net A B C
-for n in A B C; do
-  member_config $n <<TOML
+start_members A B C <<TOML
 [integrator]
 tls = "off"
 timeout = 600
 TOML
-  start $n
-done
 cluster_form A B C
 wait_for 45 all_r3 A KV_ar_kv || fail "the KV did not go to three replicas"
 wait_for 60 c A integrator deploy "$HERE/bench/cluster/kv_bench.py" || { c A integrator deploy "$HERE/bench/cluster/kv_bench.py"; fail "deploy the bench services on A"; }

@@ -19,8 +19,7 @@ node_red_install
 
 # O alone; A, B, C together; R runs Node-RED; X runs wrk.
 cluster_net O A B C R X
-for n in O A B C; do
-  member_config $n <<TOML
+start_members O A B C <<TOML
 [integrator]
 # Plain HTTP, as Node-RED is measured: the channel, not TLS.
 tls = "off"
@@ -29,8 +28,6 @@ name = "open.user.get"
 url_path = "/open/user/get-details"
 service = "api.user.get-details"
 TOML
-  start $n
-done
 cluster_init O one
 cluster_form A B C
 for n in O A; do c $n integrator deploy "$ROOT/tests/e2e/integrator/get_user_details.py" >/dev/null || fail "deploy on $n"; done

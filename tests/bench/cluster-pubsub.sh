@@ -32,8 +32,7 @@ venv=$OUT/nats-venv
 py_venv "$venv" nats nats-py
 
 cluster_net A B C
-for n in A B C; do
-  member_config $n <<TOML
+start_members A B C <<TOML
 [integrator]
 tls = "off"
 workers = 2
@@ -42,8 +41,6 @@ timeout = 300
 name = "orders"
 subscribers = ["$SUB"]
 TOML
-  start $n
-done
 cluster_form A B C
 wait_for 45 all_r3 A AR_QUEUES KV_ar_kv || fail "the queue stream and the KV did not go to three replicas"
 # The integrator reaches the cluster's KV a little after the streams

@@ -15,8 +15,7 @@ trap "exit 1" TERM INT
 N=2000
 
 cluster_net A B C
-for n in A B C; do
-  member_config $n <<TOML
+start_members A B C <<TOML
 [integrator]
 tls = "off"
 workers = 2
@@ -41,8 +40,6 @@ subscribers = ["ps.fail"]
 max_attempts = 3
 backoff_ms = 100
 TOML
-  start $n
-done
 cluster_form A B C
 pass "cluster of a, b, c formed"
 
