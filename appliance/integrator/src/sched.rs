@@ -235,7 +235,7 @@ pub struct Plan {
 }
 
 /// Local `YYYY-MM-DDTHH:MM[:SS]` in a zone → unix seconds.
-fn local_to_unix(s: &str, zone: Zone) -> Option<i64> {
+fn local_to_unix(s: &str, zone: &Zone) -> Option<i64> {
     let ((y, m, d), secs) = parse_datetime(s)?;
     Some(zone.to_utc(day_number(y, m, d)? * 86_400 + i64::from(secs)))
 }
@@ -246,7 +246,7 @@ pub fn plan(job: &Job, calendar_dates: Option<&[String]>, first_seen: i64) -> Re
     let time = |v: &Option<String>, what: &str| -> Result<Option<i64>, String> {
         match v {
             None => Ok(None),
-            Some(s) => local_to_unix(s, zone)
+            Some(s) => local_to_unix(s, &zone)
                 .map(Some)
                 .ok_or_else(|| format!("{what}: {s:?} is not YYYY-MM-DDTHH:MM[:SS]")),
         }

@@ -3,7 +3,7 @@
 use super::*;
 
 fn ts(s: &str) -> i64 {
-    local_to_unix(s, Zone::Fixed(0)).unwrap_or_else(|| panic!("bad test time {s}"))
+    local_to_unix(s, &Zone::Fixed(0)).unwrap_or_else(|| panic!("bad test time {s}"))
 }
 
 fn cron_plan(expr: &str) -> Plan {
@@ -125,7 +125,7 @@ fn cron_across_daylight_saving_in_a_named_zone() {
     let berlin = parse_tz("Europe/Berlin").unwrap();
     let next = |expr: &str, after: &str| {
         let mut p = cron_plan(expr);
-        p.zone = berlin;
+        p.zone = berlin.clone();
         p.next_after(ts(after)).map(format_utc)
     };
     // 09:00 Berlin is 08:00Z in winter, 07:00Z in summer (2026-03-29).

@@ -161,7 +161,7 @@ impl Node {
                 if rule.start == ReactionStart::Scheduled {
                     // The timer's clock, so the start and its check agree.
                     inc.at_ms = self.clock.now_ms();
-                    self.schedule_incident(rule, &inc, s.tz)?;
+                    self.schedule_incident(rule, &inc, &s.tz)?;
                     continue;
                 }
                 let mut db = self.db();
@@ -188,7 +188,7 @@ impl Node {
         &self,
         rule: &alpharen_store::config::ReactionRule,
         inc: &Incident,
-        tz: Zone,
+        tz: &Zone,
     ) -> Result<(), DbError> {
         let at = alpharen_store::config::rule_when(rule.at.as_deref(), rule.cron.as_deref())
             .ok()

@@ -89,7 +89,7 @@ pub async fn tick(node: &Node) -> Result<u64, DbError> {
     let mut started = Vec::new();
     for f in &s.reaction.flows {
         if let Some(expr) = f.schedule.as_deref().and_then(schedule_cron) {
-            if let Some(run) = cron_tick(node, f, expr, s.tz, now, &mut dues)? {
+            if let Some(run) = cron_tick(node, f, expr, &s.tz, now, &mut dues)? {
                 started.push(run);
             }
             continue;
@@ -140,7 +140,7 @@ fn cron_tick(
     node: &Node,
     f: &ReactionFlow,
     expr: &str,
-    tz: Zone,
+    tz: &Zone,
     now: i64,
     dues: &mut Vec<i64>,
 ) -> Result<Option<i64>, DbError> {

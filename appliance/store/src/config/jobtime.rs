@@ -53,50 +53,51 @@ pub fn parse_datetime(s: &str) -> Option<((i32, u32, u32), u32)> {
 }
 
 /// A job's time zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Zone {
     /// Seconds east of UTC.
     Fixed(i64),
-    Named(chrono_tz::Tz),
+    /// An IANA zone, from the tz database built into the program.
+    Named(jiff::tz::TimeZone),
 }
 
 impl Zone {
     /// Seconds east of UTC at the instant `utc`.
     pub fn offset_at(&self, utc: i64) -> i64 {
-        use chrono::{Offset, TimeZone};
         match self {
             Zone::Fixed(o) => *o,
-            Zone::Named(tz) => chrono::DateTime::from_timestamp(utc, 0)
-                .map(|t| {
-                    i64::from(
-                        tz.offset_from_utc_datetime(&t.naive_utc())
-                            .fix()
-                            .local_minus_utc(),
-                    )
-                })
+            Zone::Named(tz) => jiff::Timestamp::from_second(utc)
+                .map(|t| i64::from(tz.to_offset(t).seconds()))
                 .unwrap_or(0),
         }
     }
 
     /// The instant of a local wall-clock time (seconds since 1970-01-01
     /// local). Twice in the autumn: the first one. Skipped in the spring:
-    /// read with the offset before the jump, so it lands just after it.
+    /// read with the offset before the jump, so it lands just after it
+    /// (what jiff and RFC 5545 call "compatible").
     pub fn to_utc(&self, local: i64) -> i64 {
-        use chrono::TimeZone;
         let Zone::Named(tz) = self else {
             return local - self.offset_at(local);
         };
-        let Some(naive) = chrono::DateTime::from_timestamp(local, 0).map(|t| t.naive_utc()) else {
+        let Ok(wall) =
+            jiff::Timestamp::from_second(local).map(|t| jiff::tz::Offset::UTC.to_datetime(t))
+        else {
             return local;
         };
-        match tz.from_local_datetime(&naive) {
-            chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => t.timestamp(),
-            chrono::LocalResult::None => {
-                // A day earlier the offset is the one before the jump
-                // (transitions are months apart).
-                let earlier = local - 86_400;
-                local - self.offset_at(earlier - self.offset_at(earlier))
+        tz.to_ambiguous_timestamp(wall)
+            .compatible()
+            .map_or(local, |t| t.as_second())
+    }
+
+    /// The zone as jiff's, for the cron schedules of reactions.
+    pub fn to_jiff(&self) -> Option<jiff::tz::TimeZone> {
+        match self {
+            Zone::Fixed(o) => {
+                let offset = jiff::tz::Offset::from_seconds(i32::try_from(*o).ok()?).ok()?;
+                Some(jiff::tz::TimeZone::fixed(offset))
             }
+            Zone::Named(tz) => Some(tz.clone()),
         }
     }
 }
@@ -109,7 +110,7 @@ pub fn parse_tz(s: &str) -> Option<Zone> {
     let sign = match s.as_bytes().first()? {
         b'+' => 1,
         b'-' => -1,
-        _ => return s.parse::<chrono_tz::Tz>().ok().map(Zone::Named),
+        _ => return jiff::tz::TimeZone::get(s).ok().map(Zone::Named),
     };
     let (h, m) = s.get(1..)?.split_once(':')?;
     let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);

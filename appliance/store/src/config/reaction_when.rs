@@ -48,21 +48,13 @@ pub fn rule_when(at: Option<&str>, cron: Option<&str>) -> Result<Cron, String> {
 
 /// The first instant (unix ms) at or after `now_ms` that `when` names,
 /// read in `zone`; None when it names none (`0 0 30 2 *`).
-pub fn next_start(when: &Cron, zone: Zone, now_ms: i64) -> Option<i64> {
-    let secs = now_ms.div_euclid(1000);
-    let utc = chrono::DateTime::from_timestamp(secs, 0)?;
-    let next = match zone {
-        Zone::Fixed(o) => {
-            let off = chrono::FixedOffset::east_opt(i32::try_from(o).ok()?)?;
-            when.find_next_occurrence(&utc.with_timezone(&off), true)
-                .ok()?
-                .timestamp()
-        }
-        Zone::Named(tz) => when
-            .find_next_occurrence(&utc.with_timezone(&tz), true)
-            .ok()?
-            .timestamp(),
-    };
+pub fn next_start(when: &Cron, zone: &Zone, now_ms: i64) -> Option<i64> {
+    let now = jiff::Timestamp::from_second(now_ms.div_euclid(1000)).ok()?;
+    let next = when
+        .find_next_occurrence(&now.to_zoned(zone.to_jiff()?), true)
+        .ok()?
+        .timestamp()
+        .as_second();
     // The same second as now counts as now.
     Some((next * 1000).max(now_ms))
 }
@@ -73,9 +65,7 @@ mod tests {
     use crate::config::parse_tz;
 
     fn ms(s: &str) -> i64 {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .unwrap()
-            .timestamp_millis()
+        s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
     }
 
     #[test]
@@ -84,16 +74,16 @@ mod tests {
         let utc = parse_tz("UTC").unwrap();
         // Later today, or tomorrow once passed.
         assert_eq!(
-            next_start(&w, utc, ms("2026-12-03T01:00:00Z")),
+            next_start(&w, &utc, ms("2026-12-03T01:00:00Z")),
             Some(ms("2026-12-03T02:30:00Z"))
         );
         assert_eq!(
-            next_start(&w, utc, ms("2026-12-03T02:30:01Z")),
+            next_start(&w, &utc, ms("2026-12-03T02:30:01Z")),
             Some(ms("2026-12-04T02:30:00Z"))
         );
         // Exactly at the time (within its second): now.
         let now = ms("2026-12-03T02:30:00Z") + 400;
-        assert_eq!(next_start(&w, utc, now), Some(now));
+        assert_eq!(next_start(&w, &utc, now), Some(now));
     }
 
     #[test]
@@ -102,12 +92,12 @@ mod tests {
         let berlin = parse_tz("Europe/Berlin").unwrap();
         // Winter: UTC+1.
         assert_eq!(
-            next_start(&w, berlin, ms("2026-12-03T00:00:00Z")),
+            next_start(&w, &berlin, ms("2026-12-03T00:00:00Z")),
             Some(ms("2026-12-03T01:30:15Z"))
         );
         let plus2 = parse_tz("+02:00").unwrap();
         assert_eq!(
-            next_start(&w, plus2, ms("2026-12-03T00:00:00Z")),
+            next_start(&w, &plus2, ms("2026-12-03T00:00:00Z")),
             Some(ms("2026-12-03T00:30:15Z"))
         );
     }
@@ -118,12 +108,12 @@ mod tests {
         let w = rule_when(None, Some("15 3 * * MON")).unwrap();
         // 2026-12-03 is a Thursday.
         assert_eq!(
-            next_start(&w, utc, ms("2026-12-03T12:00:00Z")),
+            next_start(&w, &utc, ms("2026-12-03T12:00:00Z")),
             Some(ms("2026-12-07T03:15:00Z"))
         );
         let w = rule_when(None, Some("*/20 * * * * *")).unwrap();
         assert_eq!(
-            next_start(&w, utc, ms("2026-12-03T12:00:01Z")),
+            next_start(&w, &utc, ms("2026-12-03T12:00:01Z")),
             Some(ms("2026-12-03T12:00:20Z"))
         );
     }
