@@ -43,7 +43,7 @@ cluster_net() {
 start() {
   local n=$1 dir=$W/${1,,}
   mkdir -p "$dir"
-  [ -e "$W/$n.toml" ] || printf '[node]\nhostname = "%s"\n[network]\nmanage = false\n' "${1,,}" >"$W/$n.toml"
+  [ -e "$W/$n.toml" ] || member_config "$n" </dev/null
   local seen=0
   if [ -e "$dir/console.log" ]; then seen=$(wc -l <"$dir/console.log"); fi
   ip netns exec "${NS[$n]}" "$ALPHAREN" run --state-dir "$dir" --config "$W/$n.toml" >>"$dir/console.log" 2>&1 &

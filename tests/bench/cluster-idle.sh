@@ -80,7 +80,11 @@ done
 # node NODE: start NODE on its own copies.
 node() { ALPHAREN=$W/bin-${1,,}/alpharen ALPHAREN_NATS_SERVER=$W/bin-${1,,}/nats-server start "$1"; }
 for n in A B C; do
-  printf '[node]\nhostname = "%s"\n[network]\nmanage = false\n[integrator]\ntls = "off"\nworkers = 2\n' "${n,,}" >"$W/$n.toml"
+  member_config $n <<'TOML'
+[integrator]
+tls = "off"
+workers = 2
+TOML
 done
 : >"$OUT/cluster-idle.txt"
 for r in $(seq 1 "$RUNS"); do

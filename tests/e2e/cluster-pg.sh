@@ -32,10 +32,10 @@ referee
 sql A "CREATE TABLE t (i int PRIMARY KEY)" >/dev/null
 sql A "INSERT INTO t SELECT generate_series(1, 100)" >/dev/null
 
-for n in "${NODES[@]}"; do
-  printf '[node]\nhostname = "%s"\n[network]\nmanage = false\n[dpx]\nzone = "%s."\n' "${n,,}" "$ZONE" >"$W/$n.toml"
-  start $n
-done
+start_members "${NODES[@]}" <<TOML
+[dpx]
+zone = "$ZONE."
+TOML
 cluster_form C D E
 pass "cluster of C, D and E formed"
 
